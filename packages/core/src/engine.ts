@@ -1,0 +1,1228 @@
+/**
+ * The trading engine: `execute(command)` decides, emits events and folds each one as it is
+ * emitted (state.ts `applyEvent`), so the live state is always the fold of its events.
+ * A rejected command emits nothing and changes nothing. No IO, no clock: time is the command's.
+ *
+ * Market data (quotes and the liquidity left at each book level) is input, not state: it is not
+ * journaled or hashed; every event that depended on it carries the prices it used.
+ */
+import { Rounding, multiplyDivide, powerOfTen } from "./fixed.ts";
+import { currencyDigits, isAccountCurrency, isSessionOpen, weekdayOf, type InstrumentSpec } from "./instruments.ts";
+import {
+  commissionInAccountCurrency,
+  marginInAccountCurrency,
+  profitInAccountCurrency,
+  proRata,
+  swapInAccountCurrency,
+  type ConversionRate,
+} from "./money.ts";
+import { isWorkingStatus } from "./order-status.ts";
+import { reject, type Rejection, type RejectionCode } from "./rejections.ts";
+import {
+  EngineState,
+  applyEvent,
+  reinsertOrder,
+  reinsertPositionStop,
+  stateHash,
+  type ClientOrderMemory,
+} from "./state.ts";
+import type {
+  Account,
+  BalanceCommand,
+  BookLevel,
+  ChangeAccountCommand,
+  ClosePositionCommand,
+  CloseAllPositionsCommand,
+  Command,
+  Deal,
+  DealEntry,
+  EngineConfig,
+  EngineEvent,
+  ModifyOrderCommand,
+  ModifyPositionCommand,
+  OpenAccountCommand,
+  Order,
+  OrderReason,
+  OrderStatus,
+  PlaceOrderCommand,
+  Position,
+  PositionEffect,
+  Side,
+  TickCommand,
+  TimeInForce,
+} from "./types.ts";
+
+const DAY_MS = 86_400_000;
+const UNLIMITED = Number.POSITIVE_INFINITY;
+/** Bound on book levels per side a tick may carry. */
+export const MAX_BOOK_LEVELS = 50;
+
+export interface CommandSuccess {
+  readonly ok: true;
+  readonly events: readonly EngineEvent[];
+  readonly accountId?: number;
+  readonly orderId?: number;
+  readonly positionId?: number;
+  readonly operationId?: number;
+  /** The order as it stands after the command (placeOrder), or as first placed (a duplicate client order id). */
+  readonly order?: Readonly<Order>;
+  readonly dealIds?: readonly number[];
+  /** True when a client order id repeated an earlier order: nothing was done again. */
+  readonly duplicate?: boolean;
+}
+
+export type CommandResult = CommandSuccess | Rejection;
+
+/** A book level with the volume still available on this quote (consumed by fills until the next tick). */
+interface LiveLevel {
+  readonly price: number;
+  volume: number;
+}
+
+export interface MarketQuote {
+  readonly symbol: string;
+  readonly bid: number;
+  readonly ask: number;
+  readonly time: number;
+  readonly bids: LiveLevel[];
+  readonly asks: LiveLevel[];
+}
+
+export interface AccountMetrics {
+  readonly accountId: number;
+  readonly currency: string;
+  readonly balance: number;
+  readonly credit: number;
+  /** balance + credit + profit. */
+  readonly equity: number;
+  readonly margin: number;
+  readonly freeMargin: number;
+  /** Equity / margin in basis points of a percent ×100 (10000 = 100 %), rounded down; null without margin. */
+  readonly marginLevelBasisPoints: number | null;
+  /** Floating profit of open positions including their accrued swaps. */
+  readonly profit: number;
+}
+
+interface Fill {
+  readonly price: number;
+  readonly volume: number;
+}
+
+interface PlannedDeal {
+  readonly deal: Deal;
+  readonly effect: PositionEffect;
+}
+
+/** A position as a plan sees it while it walks the fills of one order. */
+interface SimulatedPosition {
+  id: number;
+  side: Side;
+  volume: number;
+  openCost: number;
+  margin: number;
+  swap: number;
+}
+
+interface FillRequest {
+  readonly account: Account;
+  readonly instrument: InstrumentSpec;
+  readonly orderId: number;
+  readonly side: Side;
+  readonly closePositionId: number | null;
+  readonly reason: OrderReason;
+  readonly sl: number | null;
+  readonly tp: number | null;
+  readonly trailingDistance: number | null;
+  readonly comment: string;
+  readonly magic: number;
+  readonly time: number;
+}
+
+export const DEFAULT_ENGINE_CONFIG_VALUES = {
+  defaultGroup: "standard",
+  rolloverMinuteOfDay: 22 * 60,
+  tripleSwapWeekday: 3,
+  leverageMin: 1,
+  leverageMax: 1000,
+  maxWorkingOrdersPerAccount: 500,
+  clientOrderIdMemoryPerAccount: 10_000,
+} as const;
+
+function opposite(side: Side): Side {
+  return side === "BUY" ? "SELL" : "BUY";
+}
+
+function isPositiveInteger(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
+}
+
+export class TradingEngine {
+  readonly state: EngineState;
+  private readonly quotes = new Map<string, MarketQuote>();
+  private clock = Number.NEGATIVE_INFINITY;
+  private events: EngineEvent[] = [];
+  private readonly quoteLookup = (symbol: string): MarketQuote | undefined => this.quotes.get(symbol);
+
+  constructor(readonly config: EngineConfig) {
+    this.state = new EngineState(config);
+  }
+
+  /** Builds an engine whose state is the fold of `events`: recovery and the replay check. */
+  static replay(config: EngineConfig, events: Iterable<EngineEvent>): TradingEngine {
+    const engine = new TradingEngine(config);
+    for (const event of events) engine.applyRecovered(event);
+    return engine;
+  }
+
+  /** Folds a journaled event (recovery). */
+  applyRecovered(event: EngineEvent): void {
+    applyEvent(this.state, event);
+    if (event.time > this.clock) this.clock = event.time;
+  }
+
+  stateHash(): string {
+    return stateHash(this.state);
+  }
+
+  /** The engine's clock: the latest time it has seen. */
+  get time(): number {
+    return this.clock;
+  }
+
+  quote(symbol: string): Readonly<MarketQuote> | undefined {
+    return this.quotes.get(symbol);
+  }
+
+  execute(command: Command): CommandResult {
+    if (!Number.isSafeInteger(command.time) || command.time < 0) return reject("INVALID_DATA", "time must be a non-negative integer of milliseconds");
+    // A command older than the clock runs at the clock's time: time never goes backwards inside the engine.
+    const time = Math.max(command.time, this.clock);
+    this.events = [];
+    const result = this.decide(command, time);
+    if (!result.ok) {
+      if (this.events.length > 0) throw new Error(`engine bug: ${command.kind} rejected after emitting events`);
+      return result;
+    }
+    this.clock = time;
+    this.evaluateDirtyAccounts(time);
+    const events = this.events;
+    this.events = [];
+    return { ...result, events };
+  }
+
+  private emit(event: EngineEvent): void {
+    applyEvent(this.state, event);
+    this.events.push(event);
+  }
+
+  private decide(command: Command, time: number): CommandResult {
+    switch (command.kind) {
+      case "tick":
+        return this.tick(command, time);
+      case "advanceTime":
+        this.advanceClock(time);
+        return { ok: true, events: [] };
+      case "openAccount":
+        this.advanceClock(time);
+        return this.openAccount(command, time);
+      case "deposit":
+      case "withdraw":
+      case "credit":
+        this.advanceClock(time);
+        return this.balanceOperation(command, time);
+      case "changeAccount":
+        return this.changeAccount(command, time);
+      case "placeOrder":
+        return this.placeOrder(command, time);
+      case "modifyOrder":
+        return this.modifyOrder(command, time);
+      case "cancelOrder": {
+        const order = this.ownedOrder(command.accountId, command.orderId);
+        if (!order.ok) return order;
+        this.advanceClock(time);
+        if (!this.state.orders.has(order.order.id)) return reject("ORDER_NOT_MODIFIABLE");
+        this.setStatus(order.order, "CANCELLED", "CLIENT_CANCEL", time);
+        return { ok: true, events: [], orderId: order.order.id };
+      }
+      case "modifyPosition":
+        return this.modifyPosition(command, time);
+      case "closePosition":
+        return this.closePositionByClient(command, time);
+      case "closeAllPositions":
+        return this.closeAllPositions(command, time);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Accounts and balance
+
+  private openAccount(command: OpenAccountCommand, time: number): CommandResult {
+    if (!isAccountCurrency(command.currency)) return reject("INVALID_CURRENCY");
+    if (!Number.isSafeInteger(command.leverage) || command.leverage < this.config.leverageMin || command.leverage > this.config.leverageMax)
+      return reject("INVALID_LEVERAGE");
+    if (command.mode !== "HEDGING" && command.mode !== "NETTING") return reject("INVALID_DATA", "mode must be HEDGING or NETTING");
+    const group = command.group ?? this.config.defaultGroup;
+    if (!this.config.groups.some((candidate) => candidate.name === group)) return reject("INVALID_GROUP");
+    if (typeof command.userId !== "string" || command.userId.length === 0) return reject("INVALID_DATA", "userId is required");
+    const accountId = command.accountId ?? this.state.nextAccountId;
+    if (!isPositiveInteger(accountId)) return reject("INVALID_DATA", "accountId must be a positive integer");
+    if (this.state.accounts.has(accountId)) return reject("ACCOUNT_EXISTS");
+    this.emit({ type: "AccountOpened", time, accountId, userId: command.userId, currency: command.currency, leverage: command.leverage, mode: command.mode, group });
+    return { ok: true, events: [], accountId };
+  }
+
+  private changeAccount(command: ChangeAccountCommand, time: number): CommandResult {
+    const account = this.state.accounts.get(command.accountId);
+    if (!account) return reject("ACCOUNT_NOT_FOUND");
+    const leverage = command.leverage ?? account.leverage;
+    if (!Number.isSafeInteger(leverage) || leverage < this.config.leverageMin || leverage > this.config.leverageMax) return reject("INVALID_LEVERAGE");
+    const group = command.group ?? account.group;
+    if (!this.config.groups.some((candidate) => candidate.name === group)) return reject("INVALID_GROUP");
+    const tradingEnabled = command.tradingEnabled ?? account.tradingEnabled;
+    if (leverage === account.leverage && group === account.group && tradingEnabled === account.tradingEnabled) return reject("NO_CHANGES");
+    this.advanceClock(time);
+    // Existing positions keep the margin they were opened with; the new leverage applies to new deals.
+    this.emit({ type: "AccountChanged", time, accountId: account.id, leverage, group, tradingEnabled });
+    return { ok: true, events: [], accountId: account.id };
+  }
+
+  private balanceOperation(command: BalanceCommand, time: number): CommandResult {
+    const account = this.state.accounts.get(command.accountId);
+    if (!account) return reject("ACCOUNT_NOT_FOUND");
+    if (!Number.isSafeInteger(command.amount) || command.amount === 0) return reject("INVALID_AMOUNT");
+    const comment = command.comment ?? "";
+    const operationId = this.state.nextOperationId;
+    if (command.kind === "deposit") {
+      if (command.amount < 0) return reject("INVALID_AMOUNT");
+      this.emit({ type: "BalanceOperation", time, accountId: account.id, operationId, kind: "DEPOSIT", amount: command.amount, comment });
+    } else if (command.kind === "withdraw") {
+      if (command.amount < 0) return reject("INVALID_AMOUNT");
+      // Never below used margin: what is withdrawn must be free margin and balance (not credit).
+      const metrics = this.accountMetrics(account.id);
+      if (command.amount > account.balance || command.amount > metrics.freeMargin) return reject("NO_MONEY", "The withdrawal exceeds the free margin or the balance");
+      this.emit({ type: "BalanceOperation", time, accountId: account.id, operationId, kind: "WITHDRAWAL", amount: -command.amount, comment });
+    } else {
+      if (account.credit + command.amount < 0) return reject("INVALID_AMOUNT", "Credit cannot become negative");
+      if (command.amount < 0 && -command.amount > this.accountMetrics(account.id).freeMargin)
+        return reject("NO_MONEY", "Removing this credit would leave less than the used margin");
+      this.emit({ type: "BalanceOperation", time, accountId: account.id, operationId, kind: "CREDIT", amount: command.amount, comment });
+    }
+    return { ok: true, events: [], accountId: account.id, operationId };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Metrics
+
+  /** Floating profit of one position at the current top of book, in account minor units (0 without a quote). */
+  positionProfit(position: Position): number {
+    const quote = this.quotes.get(position.symbol);
+    const account = this.state.accounts.get(position.accountId);
+    if (!quote || !account) return 0;
+    const instrument = this.state.instrument(position.symbol);
+    const rate = this.state.converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
+    if (!rate) return 0;
+    const closePrice = position.side === "BUY" ? quote.bid : quote.ask;
+    return profitInAccountCurrency(instrument, position.side, position.openCost, closePrice * position.volume, rate, currencyDigits(account.currency));
+  }
+
+  accountMetrics(accountId: number): AccountMetrics {
+    const account = this.state.accounts.get(accountId);
+    if (!account) throw new Error(`no account ${accountId}`);
+    let profit = 0;
+    for (const positionId of this.state.accountPositions.get(accountId) ?? []) {
+      const position = this.state.positions.get(positionId);
+      if (position) profit += this.positionProfit(position) + position.swap;
+    }
+    const margin = this.state.usedMargin(accountId);
+    const equity = account.balance + account.credit + profit;
+    return {
+      accountId,
+      currency: account.currency,
+      balance: account.balance,
+      credit: account.credit,
+      equity,
+      margin,
+      freeMargin: equity - margin,
+      // Margin level is informational: rounded down so a displayed level never overstates safety.
+      marginLevelBasisPoints: margin === 0 ? null : multiplyDivide([equity, 10_000], [margin], Rounding.FLOOR),
+      profit,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Orders
+
+  private ownedAccount(accountId: number): { ok: true; account: Account } | Rejection {
+    const account = this.state.accounts.get(accountId);
+    if (!account) return reject("ACCOUNT_NOT_FOUND");
+    return { ok: true, account };
+  }
+
+  private ownedOrder(accountId: number, orderId: number): { ok: true; order: Order } | Rejection {
+    const order = this.state.orders.get(orderId);
+    if (!order || order.accountId !== accountId || order.type === "MARKET") return reject("ORDER_NOT_FOUND");
+    return { ok: true, order };
+  }
+
+  private tradable(instrument: InstrumentSpec | undefined, time: number): Rejection | null {
+    if (!instrument) return reject("UNKNOWN_SYMBOL");
+    if (instrument.tradeMode === "DISABLED") return reject("TRADE_DISABLED");
+    if (!isSessionOpen(instrument.sessions, time)) return reject("MARKET_CLOSED");
+    if (!this.quotes.has(instrument.symbol)) return reject("NO_QUOTES");
+    return null;
+  }
+
+  private validVolume(instrument: InstrumentSpec, volume: number): boolean {
+    return (
+      Number.isSafeInteger(volume) &&
+      volume >= instrument.volumeMin &&
+      volume <= instrument.volumeMax &&
+      volume % instrument.volumeStep === 0
+    );
+  }
+
+  /**
+   * SL/TP rule (MetaTrader's): for a buy, SL below and TP above the reference price; for a sell the reverse;
+   * each at least the instrument's stops level away (and at least one point).
+   */
+  private stopsValid(instrument: InstrumentSpec, side: Side, reference: number, sl: number | null, tp: number | null): boolean {
+    const distance = Math.max(instrument.stopsLevelPoints, 1);
+    if (sl !== null && (!isPositiveInteger(sl) || (side === "BUY" ? reference - sl < distance : sl - reference < distance))) return false;
+    if (tp !== null && (!isPositiveInteger(tp) || (side === "BUY" ? tp - reference < distance : reference - tp < distance))) return false;
+    return true;
+  }
+
+  /** The end of the trading day that contains `time`: the next rollover instant. */
+  private nextRolloverAfter(time: number): number {
+    const offset = this.config.rolloverMinuteOfDay * 60_000;
+    const dayStart = Math.floor((time - offset) / DAY_MS) * DAY_MS + offset;
+    return dayStart + DAY_MS;
+  }
+
+  private placeOrder(command: PlaceOrderCommand, time: number): CommandResult {
+    const owned = this.ownedAccount(command.accountId);
+    if (!owned.ok) return owned;
+    const account = owned.account;
+    const clientOrderId = command.clientOrderId ?? null;
+    if (clientOrderId !== null) {
+      if (typeof clientOrderId !== "string" || clientOrderId.length === 0 || clientOrderId.length > 64)
+        return reject("INVALID_DATA", "clientOrderId must be 1 to 64 characters");
+      const memory = this.state.clientOrders.get(account.id)?.get(clientOrderId);
+      if (memory) return this.duplicateResult(command, memory);
+    }
+    if (!account.tradingEnabled) return reject("ACCOUNT_DISABLED");
+    const instrument = this.state.instruments.get(command.symbol);
+    const closed = this.tradable(instrument, time);
+    if (closed) return closed;
+    if (!instrument) return reject("UNKNOWN_SYMBOL");
+    if (command.side !== "BUY" && command.side !== "SELL") return reject("INVALID_DATA", "side must be BUY or SELL");
+    if (!this.validVolume(instrument, command.volume)) return reject("INVALID_VOLUME");
+    const quote = this.quotes.get(instrument.symbol) as MarketQuote;
+    const type = command.type;
+    const side = command.side;
+    const price = command.price ?? null;
+    const stopLimitPrice = command.stopLimitPrice ?? null;
+    const sl = command.sl ?? null;
+    const tp = command.tp ?? null;
+    const trailingDistance = command.trailingDistance ?? null;
+    const deviation = command.deviation ?? null;
+    const comment = command.comment ?? "";
+    const magic = command.magic ?? 0;
+    if (typeof comment !== "string" || comment.length > 64) return reject("INVALID_DATA", "comment is at most 64 characters");
+    if (!Number.isSafeInteger(magic) || magic < 0) return reject("INVALID_DATA", "magic must be a non-negative integer");
+    if (price !== null && !isPositiveInteger(price)) return reject("INVALID_PRICE");
+    if (stopLimitPrice !== null && !isPositiveInteger(stopLimitPrice)) return reject("INVALID_PRICE");
+    if (deviation !== null && (!Number.isSafeInteger(deviation) || deviation < 0)) return reject("INVALID_DATA", "deviation must be a non-negative number of points");
+    if (trailingDistance !== null && (!isPositiveInteger(trailingDistance) || trailingDistance < instrument.stopsLevelPoints)) return reject("INVALID_STOPS");
+
+    let timeInForce: TimeInForce;
+    switch (type) {
+      case "MARKET":
+        // Market orders fill completely or not at all unless the client asks for IOC.
+        timeInForce = command.timeInForce ?? "FOK";
+        if (timeInForce !== "FOK" && timeInForce !== "IOC") return reject("INVALID_FILL_POLICY");
+        if (stopLimitPrice !== null) return reject("INVALID_PRICE", "stopLimitPrice applies to STOP_LIMIT orders");
+        break;
+      case "LIMIT":
+        timeInForce = command.timeInForce ?? "GTC";
+        if (price === null) return reject("INVALID_PRICE", "A limit order needs a price");
+        if (stopLimitPrice !== null) return reject("INVALID_PRICE", "stopLimitPrice applies to STOP_LIMIT orders");
+        break;
+      case "STOP":
+      case "STOP_LIMIT":
+        timeInForce = command.timeInForce ?? "GTC";
+        if (timeInForce === "IOC" || timeInForce === "FOK") return reject("INVALID_FILL_POLICY");
+        if (price === null) return reject("INVALID_PRICE", "A stop order needs a stop price");
+        if (type === "STOP_LIMIT") {
+          if (stopLimitPrice === null) return reject("INVALID_PRICE", "A stop-limit order needs stopLimitPrice");
+          // The limit placed at the stop must not be marketable beyond the stop: buy limit ≤ stop, sell limit ≥ stop.
+          if (side === "BUY" ? stopLimitPrice > price : stopLimitPrice < price) return reject("INVALID_PRICE", "stopLimitPrice is on the wrong side of the stop price");
+        } else if (stopLimitPrice !== null) return reject("INVALID_PRICE", "stopLimitPrice applies to STOP_LIMIT orders");
+        break;
+      default:
+        return reject("INVALID_ORDER_TYPE");
+    }
+    if (!["GTC", "DAY", "GTD", "IOC", "FOK"].includes(timeInForce)) return reject("INVALID_FILL_POLICY");
+    let expiration: number | null = command.expiration ?? null;
+    if (timeInForce === "GTD") {
+      if (expiration === null || !Number.isSafeInteger(expiration) || expiration <= time) return reject("INVALID_EXPIRATION");
+    } else {
+      if (expiration !== null) return reject("INVALID_EXPIRATION", "expiration applies to GTD orders only");
+      if (timeInForce === "DAY") expiration = this.nextRolloverAfter(time);
+    }
+
+    const immediate = type === "MARKET" || timeInForce === "IOC" || timeInForce === "FOK";
+    const stopsLevel = instrument.stopsLevelPoints;
+    if (!immediate) {
+      const market = side === "BUY" ? quote.ask : quote.bid;
+      const entry = price as number;
+      // Pending prices must sit on the waiting side of the market by at least the stops level (MetaTrader's rule).
+      const gap = Math.max(stopsLevel, 1);
+      const limitOk = side === "BUY" ? market - entry >= gap : entry - market >= gap;
+      const stopOk = side === "BUY" ? entry - market >= gap : market - entry >= gap;
+      if (type === "LIMIT" ? !limitOk : !stopOk) return reject("INVALID_PRICE");
+      if ((this.state.accountWorkingOrders.get(account.id)?.size ?? 0) >= this.config.maxWorkingOrdersPerAccount) return reject("TOO_MANY_ORDERS");
+    }
+    const stopsReference = type === "MARKET" ? (side === "BUY" ? quote.bid : quote.ask) : type === "STOP_LIMIT" ? (stopLimitPrice as number) : type === "LIMIT" && immediate ? (side === "BUY" ? quote.bid : quote.ask) : (price as number);
+    if (!this.stopsValid(instrument, side, stopsReference, sl, tp)) return reject("INVALID_STOPS");
+
+    const orderId = this.state.nextOrderId;
+    const order: Order = {
+      id: orderId,
+      accountId: account.id,
+      symbol: instrument.symbol,
+      side,
+      type,
+      volume: command.volume,
+      filledVolume: 0,
+      price,
+      stopLimitPrice,
+      sl,
+      tp,
+      trailingDistance,
+      timeInForce,
+      expiration,
+      deviation,
+      clientOrderId,
+      comment,
+      magic,
+      status: "PLACED",
+      triggered: false,
+      closePositionId: null,
+      reason: "CLIENT",
+      createdAt: time,
+      updatedAt: time,
+      statusReason: null,
+    };
+
+    if (!immediate) {
+      this.advanceClock(time);
+      this.emit({ type: "OrderAccepted", time, order });
+      return { ok: true, events: [], orderId, order: { ...(this.state.orders.get(orderId) ?? order) } };
+    }
+
+    // Immediate execution: market (bounded by price ± deviation when a price is given) or a marketable IOC/FOK limit.
+    let worst: number | null = null;
+    if (type === "LIMIT") worst = price;
+    else if (price !== null) worst = side === "BUY" ? price + (deviation ?? 0) : price - (deviation ?? 0);
+    const levels = side === "BUY" ? quote.asks : quote.bids;
+    const fills = this.planFills(levels, side, command.volume, worst, false);
+    const filled = fills.reduce((sum, fill) => sum + fill.volume, 0);
+    const firstLevel = levels.find((level) => level.volume > 0);
+    const topOutOfBound = worst !== null && firstLevel !== undefined && (side === "BUY" ? firstLevel.price > worst : firstLevel.price < worst);
+    if (filled === 0 || (timeInForce === "FOK" && filled < command.volume)) return reject(topOutOfBound || (worst !== null && filled > 0) ? "PRICE_OFF" : "NO_LIQUIDITY");
+    const request = this.fillRequest(account, instrument, order, time);
+    const plan = this.planDeals(request, fills);
+    if (!plan.ok) return plan;
+    const marginProblem = this.checkMargin(account, instrument, plan.deals);
+    if (marginProblem) return marginProblem;
+    this.advanceClock(time);
+    this.emit({ type: "OrderAccepted", time, order });
+    this.commitFills(levels, fills);
+    const dealIds = this.emitDeals(plan.deals, time);
+    if (filled === command.volume) this.setStatus(this.requireOrder(orderId), "FILLED", null, time, filled);
+    else {
+      this.setStatus(this.requireOrder(orderId), "PARTIALLY_FILLED", null, time, filled);
+      this.setStatus(this.requireOrder(orderId), "CANCELLED", "IOC_REMAINDER", time, filled);
+    }
+    const finalOrder = { ...order, filledVolume: filled, status: (filled === command.volume ? "FILLED" : "CANCELLED") as OrderStatus, statusReason: filled === command.volume ? null : ("IOC_REMAINDER" as const), updatedAt: time };
+    const positionId = plan.deals[plan.deals.length - 1]?.deal.positionId;
+    return { ok: true, events: [], orderId, order: finalOrder, dealIds, ...(positionId === undefined ? {} : { positionId }) };
+  }
+
+  private duplicateResult(command: PlaceOrderCommand, memory: ClientOrderMemory): CommandResult {
+    const first = memory.order;
+    const same = first.symbol === command.symbol && first.side === command.side && first.type === command.type && first.volume === command.volume;
+    if (!same) return reject("DUPLICATE_CLIENT_ORDER_ID");
+    return { ok: true, events: [], orderId: first.id, order: { ...first }, dealIds: [...memory.dealIds], duplicate: true };
+  }
+
+  private requireOrder(orderId: number): Order {
+    const order = this.state.orders.get(orderId);
+    if (!order) throw new Error(`engine bug: order ${orderId} is not working`);
+    return order;
+  }
+
+  private setStatus(order: Order, status: OrderStatus, reason: Order["statusReason"], time: number, filledVolume = order.filledVolume): void {
+    this.emit({ type: "OrderStatusChanged", time, orderId: order.id, status, filledVolume, reason });
+  }
+
+  private fillRequest(account: Account, instrument: InstrumentSpec, order: Order, time: number): FillRequest {
+    return {
+      account,
+      instrument,
+      orderId: order.id,
+      side: order.side,
+      closePositionId: order.closePositionId,
+      reason: order.reason,
+      sl: order.sl,
+      tp: order.tp,
+      trailingDistance: order.trailingDistance,
+      comment: order.comment,
+      magic: order.magic,
+      time,
+    };
+  }
+
+  /**
+   * Walks book levels best first, taking what each offers within `worst` (null: no bound).
+   * `guaranteed` (closing a position): a remainder the book cannot take fills at the worst level offered.
+   */
+  private planFills(levels: readonly LiveLevel[], side: Side, volume: number, worst: number | null, guaranteed: boolean): Fill[] {
+    const fills: Fill[] = [];
+    let remaining = volume;
+    for (const level of levels) {
+      if (remaining === 0) break;
+      if (worst !== null && (side === "BUY" ? level.price > worst : level.price < worst)) break;
+      if (level.volume <= 0) continue;
+      const take = Math.min(remaining, level.volume);
+      fills.push({ price: level.price, volume: take });
+      remaining -= take;
+    }
+    if (remaining > 0 && guaranteed && levels.length > 0) {
+      const worstLevel = levels[levels.length - 1] as LiveLevel;
+      const last = fills[fills.length - 1];
+      if (last && last.price === worstLevel.price) fills[fills.length - 1] = { price: last.price, volume: last.volume + remaining };
+      else fills.push({ price: worstLevel.price, volume: remaining });
+    }
+    return fills;
+  }
+
+  private commitFills(levels: LiveLevel[], fills: readonly Fill[]): void {
+    for (const fill of fills) {
+      const level = levels.find((candidate) => candidate.price === fill.price);
+      if (level && level.volume !== UNLIMITED) level.volume = Math.max(0, level.volume - fill.volume);
+    }
+  }
+
+  private rates(account: Account, instrument: InstrumentSpec): { profit: ConversionRate; margin: ConversionRate; commission: ConversionRate } | null {
+    const converter = this.state.converter;
+    const profit = converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
+    const margin = converter.rate(instrument.marginCurrency, account.currency, this.quoteLookup);
+    const commission = converter.rate(instrument.commissionCurrency, account.currency, this.quoteLookup);
+    if (!profit || !margin || !commission) return null;
+    return { profit, margin, commission };
+  }
+
+  /** Turns fills into deals: which position each opens, increases or decreases, with its money. Changes nothing. */
+  private planDeals(request: FillRequest, fills: readonly Fill[]): { ok: true; deals: PlannedDeal[] } | Rejection {
+    const { account, instrument } = request;
+    const rates = this.rates(account, instrument);
+    if (!rates) return reject("NO_QUOTES", "A quote needed to convert into the account currency is missing");
+    const digits = currencyDigits(account.currency);
+    let simulated: SimulatedPosition | null = null;
+    let closing = false;
+    if (request.closePositionId !== null) {
+      const position = this.state.positions.get(request.closePositionId);
+      if (!position) return reject("POSITION_NOT_FOUND");
+      simulated = { id: position.id, side: position.side, volume: position.volume, openCost: position.openCost, margin: position.margin, swap: position.swap };
+      closing = true;
+    } else if (account.mode === "NETTING") {
+      const positionId = this.state.nettingPositions.get(`${account.id}:${instrument.symbol}`);
+      const position = positionId === undefined ? undefined : this.state.positions.get(positionId);
+      if (position) simulated = { id: position.id, side: position.side, volume: position.volume, openCost: position.openCost, margin: position.margin, swap: position.swap };
+    }
+    let nextDealId = this.state.nextDealId;
+    let nextPositionId = this.state.nextPositionId;
+    let openedByThisOrder = false;
+    const deals: PlannedDeal[] = [];
+    const makeDeal = (positionId: number, entry: DealEntry, volume: number, price: number, profit: number, commission: number, swap: number): Deal => ({
+      id: nextDealId++,
+      orderId: request.orderId,
+      positionId,
+      accountId: account.id,
+      symbol: instrument.symbol,
+      side: request.side,
+      entry,
+      volume,
+      price,
+      profit,
+      commission,
+      swap,
+      reason: request.reason,
+      time: request.time,
+    });
+    for (const fill of fills) {
+      let volume = fill.volume;
+      if (simulated && simulated.side !== request.side && simulated.volume > 0) {
+        const closeVolume = Math.min(volume, simulated.volume);
+        const closedCost = proRata(simulated.openCost, closeVolume, simulated.volume);
+        const marginReleased = proRata(simulated.margin, closeVolume, simulated.volume);
+        const swap = proRata(simulated.swap, closeVolume, simulated.volume);
+        const profit = profitInAccountCurrency(instrument, simulated.side, closedCost, fill.price * closeVolume, rates.profit, digits);
+        const commission = commissionInAccountCurrency(instrument, closeVolume, rates.commission, digits);
+        deals.push({ deal: makeDeal(simulated.id, "OUT", closeVolume, fill.price, profit, commission, swap), effect: { kind: "DECREASE", closedCost, marginReleased } });
+        simulated.volume -= closeVolume;
+        simulated.openCost -= closedCost;
+        simulated.margin -= marginReleased;
+        simulated.swap -= swap;
+        if (simulated.volume === 0) simulated = null;
+        volume -= closeVolume;
+      }
+      if (volume === 0) continue;
+      if (closing) throw new Error("engine bug: a closing order exceeded its position");
+      const cost = fill.price * volume;
+      const margin = marginInAccountCurrency(instrument, volume, cost, account.leverage, rates.margin, digits);
+      const commission = commissionInAccountCurrency(instrument, volume, rates.commission, digits);
+      if (simulated && simulated.side === request.side) {
+        // Netting adds to its position; a hedging order's later fills add to the position its first fill opened.
+        const setStops = account.mode === "NETTING" && !openedByThisOrder;
+        deals.push({
+          deal: makeDeal(simulated.id, "IN", volume, fill.price, 0, commission, 0),
+          effect: { kind: "INCREASE", margin, sl: setStops ? request.sl : null, tp: setStops ? request.tp : null },
+        });
+        simulated.volume += volume;
+        simulated.openCost += cost;
+        simulated.margin += margin;
+      } else {
+        const positionId = nextPositionId++;
+        openedByThisOrder = true;
+        deals.push({
+          deal: makeDeal(positionId, "IN", volume, fill.price, 0, commission, 0),
+          effect: { kind: "OPEN", margin, sl: request.sl, tp: request.tp, trailingDistance: request.trailingDistance, comment: request.comment, magic: request.magic },
+        });
+        simulated = { id: positionId, side: request.side, volume, openCost: cost, margin, swap: 0 };
+      }
+    }
+    return { ok: true, deals };
+  }
+
+  /** Margin rule: a deal that raises used margin must leave free margin ≥ 0 after its commissions. */
+  private checkMargin(account: Account, instrument: InstrumentSpec, deals: readonly PlannedDeal[]): Rejection | null {
+    const current = this.state.symbolMargin(account.id, instrument.symbol);
+    let buy = current.buy;
+    let sell = current.sell;
+    let commissions = 0;
+    for (const { deal, effect } of deals) {
+      commissions += deal.commission;
+      if (effect.kind === "DECREASE") {
+        const position = this.state.positions.get(deal.positionId);
+        const side = position ? position.side : opposite(deal.side);
+        if (side === "BUY") buy -= effect.marginReleased;
+        else sell -= effect.marginReleased;
+      } else if (deal.side === "BUY") buy += effect.margin;
+      else sell += effect.margin;
+    }
+    const used = this.state.usedMargin(account.id);
+    const usedAfter = used - Math.max(current.buy, current.sell) + Math.max(buy, sell);
+    if (usedAfter <= used) return null;
+    const metrics = this.accountMetrics(account.id);
+    if (metrics.equity - commissions - usedAfter < 0) return reject("NO_MONEY");
+    return null;
+  }
+
+  private emitDeals(deals: readonly PlannedDeal[], time: number): number[] {
+    const ids: number[] = [];
+    for (const planned of deals) {
+      this.emit({ type: "DealExecuted", time, deal: planned.deal, effect: planned.effect });
+      ids.push(planned.deal.id);
+    }
+    return ids;
+  }
+
+  private modifyOrder(command: ModifyOrderCommand, time: number): CommandResult {
+    const owned = this.ownedOrder(command.accountId, command.orderId);
+    if (!owned.ok) return owned;
+    const order = owned.order;
+    const instrument = this.state.instrument(order.symbol);
+    const closed = this.tradable(instrument, time);
+    if (closed) return closed;
+    const quote = this.quotes.get(order.symbol) as MarketQuote;
+    const price = command.price ?? order.price;
+    const stopLimitPrice = command.stopLimitPrice ?? order.stopLimitPrice;
+    const sl = command.sl === undefined ? order.sl : command.sl;
+    const tp = command.tp === undefined ? order.tp : command.tp;
+    const trailingDistance = command.trailingDistance === undefined ? order.trailingDistance : command.trailingDistance;
+    let expiration = command.expiration === undefined ? order.expiration : command.expiration;
+    if (price !== order.price || stopLimitPrice !== order.stopLimitPrice) {
+      if (order.triggered && price !== order.price) return reject("ORDER_NOT_MODIFIABLE", "The stop price was already reached");
+      if (!isPositiveInteger(price) || (stopLimitPrice !== null && !isPositiveInteger(stopLimitPrice))) return reject("INVALID_PRICE");
+      const market = order.side === "BUY" ? quote.ask : quote.bid;
+      const gap = Math.max(instrument.stopsLevelPoints, 1);
+      if (!order.triggered) {
+        const limitOk = order.side === "BUY" ? market - price >= gap : price - market >= gap;
+        const stopOk = order.side === "BUY" ? price - market >= gap : market - price >= gap;
+        if (order.type === "LIMIT" ? !limitOk : !stopOk) return reject("INVALID_PRICE");
+      }
+      if (order.type === "STOP_LIMIT" && stopLimitPrice !== null && (order.side === "BUY" ? stopLimitPrice > price : stopLimitPrice < price))
+        return reject("INVALID_PRICE", "stopLimitPrice is on the wrong side of the stop price");
+    }
+    if (order.timeInForce === "GTD") {
+      if (expiration === null || !Number.isSafeInteger(expiration) || expiration <= time) return reject("INVALID_EXPIRATION");
+    } else if (command.expiration !== undefined && command.expiration !== order.expiration) return reject("INVALID_EXPIRATION", "expiration applies to GTD orders only");
+    if (trailingDistance !== null && (!isPositiveInteger(trailingDistance) || trailingDistance < instrument.stopsLevelPoints)) return reject("INVALID_STOPS");
+    const reference = order.type === "STOP_LIMIT" ? (stopLimitPrice as number) : (price as number);
+    if (!this.stopsValid(instrument, order.side, reference, sl, tp)) return reject("INVALID_STOPS");
+    if (price === order.price && stopLimitPrice === order.stopLimitPrice && sl === order.sl && tp === order.tp && trailingDistance === order.trailingDistance && expiration === order.expiration)
+      return reject("NO_CHANGES");
+    expiration = expiration ?? null;
+    this.advanceClock(time);
+    if (!this.state.orders.has(order.id)) return reject("ORDER_NOT_MODIFIABLE");
+    this.emit({ type: "OrderChanged", time, orderId: order.id, price, stopLimitPrice, sl, tp, trailingDistance, expiration, triggered: order.triggered });
+    return { ok: true, events: [], orderId: order.id, order: { ...order } };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Positions
+
+  private ownedPosition(accountId: number, positionId: number): { ok: true; position: Position } | Rejection {
+    const position = this.state.positions.get(positionId);
+    if (!position || position.accountId !== accountId) return reject("POSITION_NOT_FOUND");
+    return { ok: true, position };
+  }
+
+  private modifyPosition(command: ModifyPositionCommand, time: number): CommandResult {
+    const owned = this.ownedPosition(command.accountId, command.positionId);
+    if (!owned.ok) return owned;
+    const position = owned.position;
+    const instrument = this.state.instrument(position.symbol);
+    const closed = this.tradable(instrument, time);
+    if (closed) return closed;
+    const quote = this.quotes.get(position.symbol) as MarketQuote;
+    const sl = command.sl === undefined ? position.sl : command.sl;
+    const tp = command.tp === undefined ? position.tp : command.tp;
+    const trailingDistance = command.trailingDistance === undefined ? position.trailingDistance : command.trailingDistance;
+    if (trailingDistance !== null && (!isPositiveInteger(trailingDistance) || trailingDistance < instrument.stopsLevelPoints)) return reject("INVALID_STOPS");
+    const reference = position.side === "BUY" ? quote.bid : quote.ask;
+    if (!this.stopsValid(instrument, position.side, reference, sl === position.sl ? null : sl, tp === position.tp ? null : tp)) return reject("INVALID_STOPS");
+    if (sl === position.sl && tp === position.tp && trailingDistance === position.trailingDistance) return reject("NO_CHANGES");
+    this.advanceClock(time);
+    if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
+    this.emit({ type: "PositionChanged", time, positionId: position.id, sl, tp, trailingDistance, reason: "CLIENT" });
+    return { ok: true, events: [], positionId: position.id };
+  }
+
+  private closePositionByClient(command: ClosePositionCommand, time: number): CommandResult {
+    const owned = this.ownedPosition(command.accountId, command.positionId);
+    if (!owned.ok) return owned;
+    const position = owned.position;
+    const instrument = this.state.instrument(position.symbol);
+    const closed = this.tradable(instrument, time);
+    if (closed) return closed;
+    const volume = command.volume ?? position.volume;
+    if (!Number.isSafeInteger(volume) || volume <= 0 || volume > position.volume || volume % instrument.volumeStep !== 0) return reject("INVALID_VOLUME");
+    const remainder = position.volume - volume;
+    if (remainder !== 0 && remainder < instrument.volumeMin) return reject("INVALID_VOLUME", "The volume left open would be below the minimum");
+    const comment = command.comment ?? "";
+    if (typeof comment !== "string" || comment.length > 64) return reject("INVALID_DATA", "comment is at most 64 characters");
+    if (!this.rates(this.state.accounts.get(position.accountId) as Account, instrument)) return reject("NO_QUOTES");
+    this.advanceClock(time);
+    if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
+    return this.closePosition(position, volume, "CLIENT", comment, time);
+  }
+
+  private closeAllPositions(command: CloseAllPositionsCommand, time: number): CommandResult {
+    const owned = this.ownedAccount(command.accountId);
+    if (!owned.ok) return owned;
+    if (command.symbol !== undefined && !this.state.instruments.has(command.symbol)) return reject("UNKNOWN_SYMBOL");
+    const positions = [...(this.state.accountPositions.get(owned.account.id) ?? [])]
+      .map((id) => this.state.positions.get(id) as Position)
+      .filter((position) => command.symbol === undefined || position.symbol === command.symbol)
+      .sort((a, b) => a.id - b.id);
+    // All or nothing at the validation stage: every position must be closable now.
+    for (const position of positions) {
+      const closed = this.tradable(this.state.instrument(position.symbol), time);
+      if (closed) return closed;
+      if (!this.rates(owned.account, this.state.instrument(position.symbol))) return reject("NO_QUOTES");
+    }
+    this.advanceClock(time);
+    const dealIds: number[] = [];
+    for (const position of positions) {
+      if (!this.state.positions.has(position.id)) continue;
+      const result = this.closePosition(position, position.volume, "CLIENT", "", time);
+      if (result.ok) dealIds.push(...(result.dealIds ?? []));
+    }
+    return { ok: true, events: [], accountId: owned.account.id, dealIds };
+  }
+
+  /**
+   * Closes `volume` of a position with a closing market order. Closes always complete: the book is
+   * walked best first and any remainder fills at the worst level the quote offers (CLOSE RULE).
+   */
+  private closePosition(position: Position, volume: number, reason: OrderReason, comment: string, time: number): CommandResult {
+    const account = this.state.accounts.get(position.accountId) as Account;
+    const instrument = this.state.instrument(position.symbol);
+    const quote = this.quotes.get(position.symbol);
+    if (!quote) return reject("NO_QUOTES");
+    const side = opposite(position.side);
+    const levels = side === "BUY" ? quote.asks : quote.bids;
+    const fills = this.planFills(levels, side, volume, null, true);
+    const orderId = this.state.nextOrderId;
+    const order: Order = {
+      id: orderId,
+      accountId: account.id,
+      symbol: position.symbol,
+      side,
+      type: "MARKET",
+      volume,
+      filledVolume: 0,
+      price: null,
+      stopLimitPrice: null,
+      sl: null,
+      tp: null,
+      trailingDistance: null,
+      timeInForce: "FOK",
+      expiration: null,
+      deviation: null,
+      clientOrderId: null,
+      comment,
+      magic: position.magic,
+      status: "PLACED",
+      triggered: false,
+      closePositionId: position.id,
+      reason,
+      createdAt: time,
+      updatedAt: time,
+      statusReason: null,
+    };
+    const plan = this.planDeals(this.fillRequest(account, instrument, order, time), fills);
+    if (!plan.ok) return plan;
+    this.emit({ type: "OrderAccepted", time, order });
+    this.commitFills(levels, fills);
+    const dealIds = this.emitDeals(plan.deals, time);
+    this.setStatus(this.requireOrder(orderId), "FILLED", null, time, volume);
+    return { ok: true, events: [], orderId, positionId: position.id, dealIds };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Ticks, triggers and time
+
+  private tick(command: TickCommand, time: number): CommandResult {
+    const instrument = this.state.instruments.get(command.symbol);
+    if (!instrument) return reject("UNKNOWN_SYMBOL");
+    const { bid, ask } = command;
+    if (!isPositiveInteger(bid) || !isPositiveInteger(ask) || ask < bid) return reject("INVALID_PRICE", "bid and ask must be positive points with ask ≥ bid");
+    const bids = this.bookSide(command.bids, bid, "SELL");
+    const asks = this.bookSide(command.asks, ask, "BUY");
+    if (!bids || !asks) return reject("INVALID_PRICE", "book levels must start at the quote, be ordered best first and carry positive volumes");
+    this.advanceClock(time);
+    this.quotes.set(instrument.symbol, { symbol: instrument.symbol, bid, ask, time, bids, asks });
+    this.processTriggers(instrument.symbol, time);
+    this.evaluateRiskForSymbol(instrument.symbol, time);
+    return { ok: true, events: [] };
+  }
+
+  /** Validates one side of a book; without levels the top of book has unlimited volume. */
+  private bookSide(levels: readonly BookLevel[] | undefined, top: number, side: Side): LiveLevel[] | null {
+    if (levels === undefined || levels.length === 0) return [{ price: top, volume: UNLIMITED }];
+    if (levels.length > MAX_BOOK_LEVELS) return null;
+    const result: LiveLevel[] = [];
+    let previous: number | null = null;
+    for (const level of levels) {
+      if (!isPositiveInteger(level.price) || !isPositiveInteger(level.volume)) return null;
+      if (previous === null ? level.price !== top : side === "BUY" ? level.price <= previous : level.price >= previous) return null;
+      result.push({ price: level.price, volume: level.volume });
+      previous = level.price;
+    }
+    return result;
+  }
+
+  private processTriggers(symbol: string, time: number): void {
+    const index = this.state.symbolIndex(symbol);
+    const quote = this.quotes.get(symbol) as MarketQuote;
+    const { bid, ask } = quote;
+
+    // 1. Trailing stops follow the price before SL is checked (MetaTrader: trail once in profit by the distance).
+    if (index.trailingPositions.size > 0) {
+      for (const positionId of [...index.trailingPositions].sort((a, b) => a - b)) {
+        const position = this.state.positions.get(positionId);
+        if (!position || position.trailingDistance === null) continue;
+        const distance = position.trailingDistance;
+        if (position.side === "BUY") {
+          const candidate = bid - distance;
+          if (candidate * position.volume >= position.openCost && (position.sl === null || candidate > position.sl))
+            this.emit({ type: "PositionChanged", time, positionId, sl: candidate, tp: position.tp, trailingDistance: distance, reason: "TRAILING" });
+        } else {
+          const candidate = ask + distance;
+          if (candidate * position.volume <= position.openCost && (position.sl === null || candidate < position.sl))
+            this.emit({ type: "PositionChanged", time, positionId, sl: candidate, tp: position.tp, trailingDistance: distance, reason: "TRAILING" });
+        }
+      }
+    }
+
+    // 2. Position SL and TP: a buy closes at the bid, a sell at the ask.
+    const stopLosses: number[] = [];
+    const takeProfits: number[] = [];
+    index.buyStopLosses.popWhile((sl) => bid <= sl, stopLosses);
+    index.sellStopLosses.popWhile((sl) => ask >= sl, stopLosses);
+    index.buyTakeProfits.popWhile((tp) => bid >= tp, takeProfits);
+    index.sellTakeProfits.popWhile((tp) => ask <= tp, takeProfits);
+    for (const positionId of stopLosses) this.closeByTrigger(positionId, "STOP_LOSS", time);
+    for (const positionId of takeProfits) this.closeByTrigger(positionId, "TAKE_PROFIT", time);
+
+    // 3. Stops already triggered that wait for liquidity, oldest first.
+    if (index.triggeredStops.size > 0) {
+      for (const orderId of [...index.triggeredStops].sort((a, b) => a - b)) {
+        const order = this.state.orders.get(orderId);
+        if (order) this.fillWorkingOrder(order, time, false);
+      }
+    }
+
+    // 4. Pending orders, each exactly on its side of the quote (DESIGN.md section 3).
+    const triggered: number[] = [];
+    index.buyLimits.popWhile((price) => ask <= price, triggered);
+    index.sellLimits.popWhile((price) => bid >= price, triggered);
+    index.buyStops.popWhile((price) => ask >= price, triggered);
+    index.sellStops.popWhile((price) => bid <= price, triggered);
+    for (const orderId of triggered) {
+      const order = this.state.orders.get(orderId);
+      if (!order) continue;
+      // Popped from its heap: if it keeps working it must go back in, unless triggering re-indexes it.
+      let popped = true;
+      if ((order.type === "STOP" || order.type === "STOP_LIMIT") && !order.triggered) {
+        popped = false;
+        this.emit({ type: "OrderChanged", time, orderId, price: order.price, stopLimitPrice: order.stopLimitPrice, sl: order.sl, tp: order.tp, trailingDistance: order.trailingDistance, expiration: order.expiration, triggered: true });
+        const limit = order.stopLimitPrice;
+        // A stop-limit becomes a limit: it fills now only if the market is already at its limit.
+        if (order.type === "STOP_LIMIT" && limit !== null && (order.side === "BUY" ? ask > limit : bid < limit)) continue;
+      }
+      this.fillWorkingOrder(order, time, popped);
+    }
+  }
+
+  private closeByTrigger(positionId: number, reason: "STOP_LOSS" | "TAKE_PROFIT", time: number): void {
+    const position = this.state.positions.get(positionId);
+    if (!position) return;
+    const result = this.closePosition(position, position.volume, reason, reason === "STOP_LOSS" ? "sl" : "tp", time);
+    // A close that could not be priced (a conversion quote is missing) waits for the next tick.
+    if (!result.ok) reinsertPositionStop(this.state, position, reason === "STOP_LOSS" ? "SL" : "TP");
+  }
+
+  /** Fills what the book offers for a triggered pending order; the rest keeps working. */
+  private fillWorkingOrder(order: Order, time: number, popped: boolean): void {
+    const quote = this.quotes.get(order.symbol) as MarketQuote;
+    const account = this.state.accounts.get(order.accountId) as Account;
+    const instrument = this.state.instrument(order.symbol);
+    const remaining = order.volume - order.filledVolume;
+    const isStopMarket = order.type === "STOP";
+    const limit = order.type === "LIMIT" ? order.price : order.type === "STOP_LIMIT" ? order.stopLimitPrice : null;
+    const levels = order.side === "BUY" ? quote.asks : quote.bids;
+    const fills = this.planFills(levels, order.side, remaining, isStopMarket ? null : limit, false);
+    const filled = fills.reduce((sum, fill) => sum + fill.volume, 0);
+    if (filled === 0) {
+      if (popped) reinsertOrder(this.state, order);
+      return;
+    }
+    const plan = this.planDeals(this.fillRequest(account, instrument, order, time), fills);
+    const problem: RejectionCode | null = !plan.ok ? plan.code : this.checkMargin(account, instrument, plan.deals)?.code ?? null;
+    if (problem === "NO_QUOTES") {
+      if (popped) reinsertOrder(this.state, order);
+      return;
+    }
+    if (problem !== null || !plan.ok || !account.tradingEnabled) {
+      const code = problem ?? "ACCOUNT_DISABLED";
+      if (order.status === "PLACED") this.setStatus(order, "REJECTED", code, time);
+      else this.setStatus(order, "CANCELLED", code, time);
+      return;
+    }
+    this.commitFills(levels, fills);
+    this.emitDeals(plan.deals, time);
+    const totalFilled = order.filledVolume + filled;
+    if (totalFilled === order.volume) this.setStatus(order, "FILLED", null, time, totalFilled);
+    else {
+      this.setStatus(order, "PARTIALLY_FILLED", null, time, totalFilled);
+      const still = this.state.orders.get(order.id);
+      if (still && popped) reinsertOrder(this.state, still);
+    }
+  }
+
+  /** Runs expirations and rollovers due up to `time`, in time order. */
+  private advanceClock(time: number): void {
+    const state = this.state;
+    if (state.lastRolloverAt === null) {
+      // The first command anchors the rollover calendar: the last rollover before it counts as done.
+      this.emit({ type: "Rollover", time, rolloverTime: this.nextRolloverAfter(time) - DAY_MS, multiplier: 0, charges: [] });
+    }
+    for (;;) {
+      const nextRollover = (state.lastRolloverAt as number) + DAY_MS;
+      const nextExpiration = state.expirations.peekPrice();
+      const rolloverDue = nextRollover <= time;
+      const expirationDue = nextExpiration !== null && nextExpiration <= time;
+      if (!rolloverDue && !expirationDue) return;
+      if (expirationDue && (!rolloverDue || (nextExpiration as number) <= nextRollover)) {
+        const due: number[] = [];
+        const at = nextExpiration as number;
+        state.expirations.popWhile((expiration) => expiration <= at, due);
+        for (const orderId of due) {
+          const order = state.orders.get(orderId);
+          if (order && isWorkingStatus(order.status)) this.setStatus(order, "EXPIRED", "EXPIRED", at);
+        }
+      } else {
+        this.rollover(nextRollover);
+      }
+    }
+  }
+
+  private rollover(rolloverTime: number): void {
+    // The trading day that ends at this rollover decides the multiplier: none for Saturday and Sunday, triple on the configured day.
+    const weekday = weekdayOf(rolloverTime - 1);
+    const multiplier = weekday === 0 || weekday === 6 ? 0 : weekday === this.config.tripleSwapWeekday ? 3 : 1;
+    const charges: { positionId: number; amount: number }[] = [];
+    if (multiplier > 0) {
+      for (const position of [...this.state.positions.values()].sort((a, b) => a.id - b.id)) {
+        const account = this.state.accounts.get(position.accountId) as Account;
+        const instrument = this.state.instrument(position.symbol);
+        const rate = this.state.converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
+        if (!rate) continue;
+        const amount = swapInAccountCurrency(instrument, position.side, position.volume, multiplier, rate, currencyDigits(account.currency));
+        if (amount !== 0) charges.push({ positionId: position.id, amount });
+      }
+    }
+    this.emit({ type: "Rollover", time: rolloverTime, rolloverTime, multiplier, charges });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Risk: margin call and stop-out
+  //
+  // Evaluating every account on every tick does not scale, so each evaluation registers, per symbol
+  // leg the account holds, the price at which that leg alone would have lost its share of the
+  // account's slack (equity above the margin-call level, less a rounding allowance). No combination
+  // of moves short of those thresholds can reach the level, so an account is re-evaluated only when
+  // a threshold is crossed, when an event touches it, or on every tick of a symbol its profit
+  // conversion reads. Accounts in margin call are evaluated on every tick of their symbols.
+
+  private evaluateRiskForSymbol(symbol: string, time: number): void {
+    const index = this.state.symbolIndex(symbol);
+    const quote = this.quotes.get(symbol) as MarketQuote;
+    const due = new Set<number>();
+    const crossed: number[] = [];
+    index.riskBidFloors.popWhile((floor) => quote.bid <= floor, crossed);
+    index.riskAskCeilings.popWhile((ceiling) => quote.ask >= ceiling, crossed);
+    for (const accountId of crossed) due.add(accountId);
+    for (const accountId of index.conversionDependents.keys()) due.add(accountId);
+    for (const accountId of this.state.riskDirty) due.add(accountId);
+    for (const accountId of [...due].sort((a, b) => a - b)) this.evaluateAccount(accountId, time);
+    this.state.riskDirty.clear();
+  }
+
+  private evaluateDirtyAccounts(time: number): void {
+    if (this.state.riskDirty.size === 0) return;
+    const accounts = [...this.state.riskDirty].sort((a, b) => a - b);
+    for (const accountId of accounts) this.evaluateAccount(accountId, time);
+    // An evaluation's own events (stop-out deals) mark its account again; it has just been settled.
+    this.state.riskDirty.clear();
+  }
+
+  private group(account: Account): { marginCallLevelPercent: number; stopOutLevelPercent: number } {
+    const group = this.config.groups.find((candidate) => candidate.name === account.group);
+    if (!group) throw new Error(`account ${account.id} has unknown group ${account.group}`);
+    return group;
+  }
+
+  private evaluateAccount(accountId: number, time: number): void {
+    const account = this.state.accounts.get(accountId);
+    if (!account) return;
+    const group = this.group(account);
+    let metrics = this.accountMetrics(accountId);
+    // Stop-out: close the most losing position, again and again, until the level is restored.
+    let stoppedOut = false;
+    while (metrics.margin > 0 && metrics.equity * 100 <= group.stopOutLevelPercent * metrics.margin) {
+      const victim = this.mostLosingPosition(accountId);
+      if (!victim) break;
+      stoppedOut = true;
+      this.emit({ type: "StopOut", time, accountId, equity: metrics.equity, margin: metrics.margin, positionId: victim.id });
+      const result = this.closePosition(victim, victim.volume, "STOP_OUT", "so", time);
+      if (!result.ok) break;
+      metrics = this.accountMetrics(accountId);
+    }
+    if (stoppedOut && account.balance < 0) {
+      // Negative balance protection: the client never owes more than the account held.
+      this.emit({ type: "BalanceOperation", time, accountId, operationId: this.state.nextOperationId, kind: "CORRECTION", amount: -account.balance, comment: "negative balance correction after stop-out" });
+      metrics = this.accountMetrics(accountId);
+    }
+    const inCall = metrics.margin > 0 && metrics.equity * 100 <= group.marginCallLevelPercent * metrics.margin;
+    if (inCall && !account.marginCall) this.emit({ type: "MarginCallEntered", time, accountId, equity: metrics.equity, margin: metrics.margin });
+    else if (!inCall && account.marginCall) this.emit({ type: "MarginCallCleared", time, accountId, equity: metrics.equity, margin: metrics.margin });
+    this.registerRiskThresholds(account, metrics, group.marginCallLevelPercent);
+  }
+
+  private mostLosingPosition(accountId: number): Position | null {
+    let victim: Position | null = null;
+    let worst = 0;
+    for (const positionId of this.state.accountPositions.get(accountId) ?? []) {
+      const position = this.state.positions.get(positionId);
+      if (!position || !this.quotes.has(position.symbol)) continue;
+      const profit = this.positionProfit(position) + position.swap;
+      if (victim === null || profit < worst || (profit === worst && position.id < victim.id)) {
+        victim = position;
+        worst = profit;
+      }
+    }
+    return victim;
+  }
+
+  private registerRiskThresholds(account: Account, metrics: AccountMetrics, marginCallLevelPercent: number): void {
+    const version = this.state.nextVersion();
+    this.state.riskVersions.set(account.id, version);
+    if (metrics.margin === 0 || account.marginCall) {
+      if (account.marginCall) for (const symbol of this.accountSymbols(account.id)) this.state.symbolIndex(symbol).riskAskCeilings.push(0, account.id, version);
+      return;
+    }
+    const positions = this.state.accountPositions.get(account.id) ?? new Set<number>();
+    // Slack above the margin-call level, less one minor unit per position for per-position profit rounding.
+    const slack = multiplyDivide([metrics.equity * 100 - marginCallLevelPercent * metrics.margin], [100], Rounding.FLOOR) - positions.size - 1;
+    const legs = new Map<string, { buy: number; sell: number }>();
+    for (const positionId of positions) {
+      const position = this.state.positions.get(positionId) as Position;
+      let leg = legs.get(position.symbol);
+      if (!leg) legs.set(position.symbol, (leg = { buy: 0, sell: 0 }));
+      if (position.side === "BUY") leg.buy += position.volume;
+      else leg.sell += position.volume;
+    }
+    let legCount = 0;
+    for (const leg of legs.values()) legCount += (leg.buy > 0 ? 1 : 0) + (leg.sell > 0 ? 1 : 0);
+    const digits = currencyDigits(account.currency);
+    for (const [symbol, leg] of legs) {
+      const index = this.state.symbolIndex(symbol);
+      const quote = this.quotes.get(symbol);
+      const instrument = this.state.instrument(symbol);
+      const rate = this.state.converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
+      if (!quote || !rate || slack <= 0) {
+        // Unpriced or without slack: look again on the next tick of the symbol.
+        index.riskAskCeilings.push(0, account.id, version);
+        continue;
+      }
+      for (const side of ["BUY", "SELL"] as const) {
+        const units = side === "BUY" ? leg.buy : leg.sell;
+        if (units === 0) continue;
+        // Points this leg may move against the account before losing slack / legCount.
+        const allowedPoints = multiplyDivide(
+          [slack, powerOfTen(instrument.digits), powerOfTen(instrument.volumeDigits), ...rate.divisors],
+          [legCount, units, instrument.contractSize, powerOfTen(digits), ...rate.factors],
+          Rounding.FLOOR,
+        );
+        if (side === "BUY") index.riskBidFloors.push(quote.bid - allowedPoints, account.id, version);
+        else index.riskAskCeilings.push(quote.ask + allowedPoints, account.id, version);
+      }
+    }
+  }
+
+  private accountSymbols(accountId: number): Set<string> {
+    const symbols = new Set<string>();
+    for (const positionId of this.state.accountPositions.get(accountId) ?? []) {
+      const position = this.state.positions.get(positionId);
+      if (position) symbols.add(position.symbol);
+    }
+    return symbols;
+  }
+}

@@ -1,0 +1,378 @@
+import { decimalToInteger, powerOfTen } from "./fixed.ts";
+
+/** Currencies an account may be kept in, and every currency an instrument may price or margin in. */
+export const Currencies = {
+  USD: { digits: 2 },
+  EUR: { digits: 2 },
+  GBP: { digits: 2 },
+  JPY: { digits: 0 },
+  CHF: { digits: 2 },
+  AUD: { digits: 2 },
+  CAD: { digits: 2 },
+  // Not account currencies: the base "currencies" of metals and coins, needed for margin conversion.
+  XAU: { digits: 2 },
+  XAG: { digits: 2 },
+  BTC: { digits: 8 },
+  ETH: { digits: 8 },
+} as const satisfies Record<string, { digits: number }>;
+export type CurrencyCode = keyof typeof Currencies;
+export const ACCOUNT_CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CHF", "AUD", "CAD"] as const;
+export type AccountCurrency = (typeof ACCOUNT_CURRENCIES)[number];
+
+export function currencyDigits(currency: string): number {
+  const known = (Currencies as Record<string, { digits: number }>)[currency];
+  if (!known) throw new Error(`unknown currency ${currency}`);
+  return known.digits;
+}
+
+export function isAccountCurrency(value: string): value is AccountCurrency {
+  return (ACCOUNT_CURRENCIES as readonly string[]).includes(value);
+}
+
+export type AssetClass = "forex" | "metal" | "index" | "crypto" | "stock" | "energy";
+
+/**
+ * How margin is computed (MetaTrader 5's calculation modes):
+ * - FOREX: lots × contract size / leverage × margin rate, in the margin (base) currency.
+ * - CFD: lots × contract size × open price × margin rate, in the profit currency; leverage does not apply.
+ * - CFD_LEVERAGE: as CFD, divided by the account's leverage.
+ */
+export type MarginMode = "FOREX" | "CFD" | "CFD_LEVERAGE";
+export type TradeMode = "FULL" | "CLOSE_ONLY" | "DISABLED";
+
+/** One weekday's open intervals as [fromMinute, toMinute) in UTC minutes of the day (0..1440). */
+export type DaySessions = readonly (readonly [number, number])[];
+/** Index 0 is Sunday, as `Date.getUTCDay` counts. */
+export type WeekSessions = readonly [DaySessions, DaySessions, DaySessions, DaySessions, DaySessions, DaySessions, DaySessions];
+
+/** The full contract specification of an instrument, all integers (DESIGN.md section 3). */
+export interface InstrumentSpec {
+  readonly symbol: string;
+  readonly description: string;
+  readonly assetClass: AssetClass;
+  /** Price decimals: a price is held as points = price × 10^digits. */
+  readonly digits: number;
+  /** Units of the base asset in one lot. */
+  readonly contractSize: number;
+  /** Volume decimals: a volume is held as volume units = lots × 10^volumeDigits. */
+  readonly volumeDigits: number;
+  readonly volumeMin: number;
+  readonly volumeMax: number;
+  readonly volumeStep: number;
+  readonly baseCurrency: CurrencyCode;
+  readonly quoteCurrency: CurrencyCode;
+  readonly marginCurrency: CurrencyCode;
+  readonly profitCurrency: CurrencyCode;
+  readonly marginMode: MarginMode;
+  /** Initial margin rate in parts per million (1,000,000 = 100 %). */
+  readonly marginRatePpm: number;
+  readonly tradeMode: TradeMode;
+  readonly sessions: WeekSessions;
+  /** Minimal distance in points between the market and a pending price, SL or TP. */
+  readonly stopsLevelPoints: number;
+  /** Daily swap per lot in thousandths of a point (MetaTrader's "swap in points", to three decimals). */
+  readonly swapLongMilliPoints: number;
+  readonly swapShortMilliPoints: number;
+  /** Commission per lot per deal side, in minor units of `commissionCurrency`. */
+  readonly commissionPerLot: number;
+  readonly commissionCurrency: CurrencyCode;
+}
+
+const MINUTES_PER_DAY = 1440;
+const FULL_DAY: DaySessions = [[0, MINUTES_PER_DAY]];
+const CLOSED: DaySessions = [];
+
+function hoursToMinutes(text: string): number {
+  const [hours = "0", minutes = "0"] = text.split(":");
+  return Number(hours) * 60 + Number(minutes);
+}
+
+/**
+ * A week that opens on Sunday at `open` and closes on Friday at `close` (UTC), with an optional daily
+ * break [breakFrom, breakTo) on the days in between, as forex, metals and index futures trade.
+ */
+function sundayToFriday(open: string, close: string, dailyBreak?: readonly [string, string]): WeekSessions {
+  const openMinute = hoursToMinutes(open);
+  const closeMinute = hoursToMinutes(close);
+  const weekday = (): DaySessions => {
+    if (!dailyBreak) return FULL_DAY;
+    const from = hoursToMinutes(dailyBreak[0]);
+    const to = hoursToMinutes(dailyBreak[1]);
+    return [
+      [0, from],
+      [to, MINUTES_PER_DAY],
+    ];
+  };
+  const friday: DaySessions = dailyBreak ? [[0, Math.min(closeMinute, hoursToMinutes(dailyBreak[0]))]] : [[0, closeMinute]];
+  return [[[openMinute, MINUTES_PER_DAY]], weekday(), weekday(), weekday(), weekday(), friday, CLOSED];
+}
+
+/** Monday to Friday, one session a day. */
+function weekdaysOnly(from: string, to: string): WeekSessions {
+  const day: DaySessions = [[hoursToMinutes(from), hoursToMinutes(to)]];
+  return [CLOSED, day, day, day, day, day, CLOSED];
+}
+
+export const ALWAYS_OPEN: WeekSessions = [FULL_DAY, FULL_DAY, FULL_DAY, FULL_DAY, FULL_DAY, FULL_DAY, FULL_DAY];
+const FOREX_WEEK = sundayToFriday("22:00", "22:00");
+const CME_WEEK = sundayToFriday("23:00", "22:00", ["22:00", "23:00"]);
+
+interface InstrumentDefinition {
+  symbol: string;
+  description: string;
+  assetClass: AssetClass;
+  digits: number;
+  contractSize: number;
+  /** Volume bounds in lots, as a dealer writes them. */
+  lots: { min: string; max: string; step: string };
+  base: CurrencyCode;
+  quote: CurrencyCode;
+  marginMode: MarginMode;
+  /** Margin rate as a percentage string, e.g. "100" or "5". */
+  marginRatePercent: string;
+  sessions: WeekSessions;
+  stopsLevelPoints: number;
+  /** Swaps in points per lot per day, as decimals. */
+  swapLong: string;
+  swapShort: string;
+  /** Commission per lot per side in the commission currency, as a decimal. */
+  commission: string;
+  commissionCurrency?: CurrencyCode;
+}
+
+function decimalsOf(text: string): number {
+  const dot = text.indexOf(".");
+  return dot < 0 ? 0 : text.length - dot - 1;
+}
+
+/** Turns a dealer-facing definition into the integer specification the engine uses. */
+export function defineInstrument(definition: InstrumentDefinition): InstrumentSpec {
+  const volumeDigits = Math.max(decimalsOf(definition.lots.min), decimalsOf(definition.lots.step));
+  const commissionCurrency = definition.commissionCurrency ?? definition.quote;
+  const marginCurrency = definition.marginMode === "FOREX" ? definition.base : definition.quote;
+  return {
+    symbol: definition.symbol,
+    description: definition.description,
+    assetClass: definition.assetClass,
+    digits: definition.digits,
+    contractSize: definition.contractSize,
+    volumeDigits,
+    volumeMin: decimalToInteger(definition.lots.min, volumeDigits),
+    volumeMax: decimalToInteger(definition.lots.max, volumeDigits),
+    volumeStep: decimalToInteger(definition.lots.step, volumeDigits),
+    baseCurrency: definition.base,
+    quoteCurrency: definition.quote,
+    marginCurrency,
+    profitCurrency: definition.quote,
+    marginMode: definition.marginMode,
+    marginRatePpm: decimalToInteger(definition.marginRatePercent, 4),
+    tradeMode: "FULL",
+    sessions: definition.sessions,
+    stopsLevelPoints: definition.stopsLevelPoints,
+    swapLongMilliPoints: decimalToInteger(definition.swapLong, 3),
+    swapShortMilliPoints: decimalToInteger(definition.swapShort, 3),
+    commissionPerLot: decimalToInteger(definition.commission, currencyDigits(commissionCurrency)),
+    commissionCurrency,
+  };
+}
+
+const forex = (
+  symbol: string,
+  description: string,
+  digits: number,
+  swapLong: string,
+  swapShort: string,
+): InstrumentDefinition => ({
+  symbol,
+  description,
+  assetClass: "forex",
+  digits,
+  contractSize: 100_000,
+  lots: { min: "0.01", max: "100", step: "0.01" },
+  base: symbol.slice(0, 3) as CurrencyCode,
+  quote: symbol.slice(3, 6) as CurrencyCode,
+  marginMode: "FOREX",
+  marginRatePercent: "100",
+  sessions: FOREX_WEEK,
+  stopsLevelPoints: 0,
+  swapLong,
+  swapShort,
+  commission: "0",
+});
+
+/**
+ * The instrument set a broker would ship on day one. Figures are typical retail-CFD values
+ * (contract sizes and margin modes as MetaTrader 5 brokers publish them); a broker overrides them
+ * in its own instrument file.
+ */
+export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
+  forex("EURUSD", "Euro vs US Dollar", 5, "-7.2", "2.1"),
+  forex("GBPUSD", "Great Britain Pound vs US Dollar", 5, "-4.9", "0.8"),
+  forex("USDJPY", "US Dollar vs Japanese Yen", 3, "14.6", "-27.3"),
+  forex("USDCHF", "US Dollar vs Swiss Franc", 5, "6.1", "-12.4"),
+  forex("AUDUSD", "Australian Dollar vs US Dollar", 5, "-3.2", "-1.1"),
+  forex("USDCAD", "US Dollar vs Canadian Dollar", 5, "1.7", "-8.9"),
+  forex("EURJPY", "Euro vs Japanese Yen", 3, "9.8", "-21.5"),
+  // Crosses the conversion needs so that EUR, GBP, JPY and CHF accounts convert directly.
+  forex("EURGBP", "Euro vs Great Britain Pound", 5, "-5.6", "1.2"),
+  {
+    symbol: "XAUUSD",
+    description: "Gold vs US Dollar",
+    assetClass: "metal",
+    digits: 2,
+    contractSize: 100,
+    lots: { min: "0.01", max: "50", step: "0.01" },
+    base: "XAU",
+    quote: "USD",
+    marginMode: "FOREX",
+    marginRatePercent: "100",
+    sessions: CME_WEEK,
+    stopsLevelPoints: 10,
+    swapLong: "-45.3",
+    swapShort: "22.6",
+    commission: "0",
+  },
+  {
+    symbol: "XAGUSD",
+    description: "Silver vs US Dollar",
+    assetClass: "metal",
+    digits: 3,
+    contractSize: 5000,
+    lots: { min: "0.01", max: "50", step: "0.01" },
+    base: "XAG",
+    quote: "USD",
+    marginMode: "FOREX",
+    marginRatePercent: "100",
+    sessions: CME_WEEK,
+    stopsLevelPoints: 10,
+    swapLong: "-5.1",
+    swapShort: "1.4",
+    commission: "0",
+  },
+  {
+    symbol: "US500",
+    description: "US 500 Index CFD",
+    assetClass: "index",
+    digits: 2,
+    contractSize: 1,
+    lots: { min: "0.1", max: "500", step: "0.1" },
+    base: "USD",
+    quote: "USD",
+    marginMode: "CFD",
+    marginRatePercent: "5",
+    sessions: CME_WEEK,
+    stopsLevelPoints: 50,
+    swapLong: "-92.5",
+    swapShort: "31.2",
+    commission: "0",
+  },
+  {
+    symbol: "NAS100",
+    description: "US Tech 100 Index CFD",
+    assetClass: "index",
+    digits: 2,
+    contractSize: 1,
+    lots: { min: "0.1", max: "500", step: "0.1" },
+    base: "USD",
+    quote: "USD",
+    marginMode: "CFD",
+    marginRatePercent: "5",
+    sessions: CME_WEEK,
+    stopsLevelPoints: 100,
+    swapLong: "-310.4",
+    swapShort: "105.7",
+    commission: "0",
+  },
+  {
+    symbol: "GER40",
+    description: "Germany 40 Index CFD",
+    assetClass: "index",
+    digits: 2,
+    contractSize: 1,
+    lots: { min: "0.1", max: "500", step: "0.1" },
+    base: "EUR",
+    quote: "EUR",
+    marginMode: "CFD",
+    marginRatePercent: "5",
+    sessions: weekdaysOnly("06:00", "21:00"),
+    stopsLevelPoints: 100,
+    swapLong: "-280.0",
+    swapShort: "60.0",
+    commission: "0",
+  },
+  {
+    symbol: "USOIL",
+    description: "WTI Crude Oil CFD",
+    assetClass: "energy",
+    digits: 2,
+    contractSize: 1000,
+    lots: { min: "0.01", max: "100", step: "0.01" },
+    base: "USD",
+    quote: "USD",
+    marginMode: "CFD",
+    marginRatePercent: "10",
+    sessions: CME_WEEK,
+    stopsLevelPoints: 10,
+    swapLong: "-3.5",
+    swapShort: "1.0",
+    commission: "0",
+  },
+  {
+    symbol: "BTCUSD",
+    description: "Bitcoin vs US Dollar CFD",
+    assetClass: "crypto",
+    digits: 2,
+    contractSize: 1,
+    lots: { min: "0.01", max: "20", step: "0.01" },
+    base: "BTC",
+    quote: "USD",
+    marginMode: "CFD",
+    marginRatePercent: "50",
+    sessions: ALWAYS_OPEN,
+    stopsLevelPoints: 0,
+    swapLong: "-2000",
+    swapShort: "-2000",
+    commission: "5.00",
+    commissionCurrency: "USD",
+  },
+  {
+    symbol: "ETHUSD",
+    description: "Ethereum vs US Dollar CFD",
+    assetClass: "crypto",
+    digits: 2,
+    contractSize: 1,
+    lots: { min: "0.01", max: "200", step: "0.01" },
+    base: "ETH",
+    quote: "USD",
+    marginMode: "CFD",
+    marginRatePercent: "50",
+    sessions: ALWAYS_OPEN,
+    stopsLevelPoints: 0,
+    swapLong: "-150",
+    swapShort: "-150",
+    commission: "1.00",
+    commissionCurrency: "USD",
+  },
+];
+
+export const DEFAULT_INSTRUMENTS: readonly InstrumentSpec[] = DEFAULT_INSTRUMENT_DEFINITIONS.map(defineInstrument);
+
+/** A lot count in volume units for an instrument (10^volumeDigits units per lot). */
+export function volumeUnitsPerLot(instrument: InstrumentSpec): number {
+  return powerOfTen(instrument.volumeDigits);
+}
+
+/** Whether `time` (ms since the epoch, UTC) falls inside one of the instrument's sessions. Pure calendar arithmetic. */
+export function isSessionOpen(sessions: WeekSessions, timeMs: number): boolean {
+  const dayNumber = Math.floor(timeMs / 86_400_000);
+  // 1970-01-01 was a Thursday (weekday 4 when Sunday is 0).
+  const weekday = (((dayNumber + 4) % 7) + 7) % 7;
+  const minute = Math.floor((timeMs - dayNumber * 86_400_000) / 60_000);
+  const day = sessions[weekday as 0] ?? CLOSED;
+  for (const [from, to] of day) if (minute >= from && minute < to) return true;
+  return false;
+}
+
+export function weekdayOf(timeMs: number): number {
+  return (((Math.floor(timeMs / 86_400_000) + 4) % 7) + 7) % 7;
+}

@@ -1,0 +1,539 @@
+/**
+ * Engine state and the fold: `applyEvent(state, event)` is the only code that changes state.
+ * The live engine folds each event as it emits it, and recovery folds the journal, so both
+ * reach the same state (and the same `stateHash`) by construction.
+ *
+ * The state has two parts: the hashed records (accounts, working orders, open positions,
+ * counters, remembered client order ids) and derived indexes (price heaps, per-account sets)
+ * that are rebuilt by the same fold and never hashed.
+ */
+import { CurrencyConverter } from "./money.ts";
+import { currencyDigits, type InstrumentSpec } from "./instruments.ts";
+import { assertOrderTransition, isWorkingStatus } from "./order-status.ts";
+import { PriceHeap } from "./price-heap.ts";
+import type { Account, EngineConfig, EngineEvent, Order, Position, Side } from "./types.ts";
+
+/** What the engine remembers of an order placed with a client order id: its latest record and deals. */
+export interface ClientOrderMemory {
+  order: Order;
+  dealIds: number[];
+}
+
+/** Price indexes of one symbol. */
+export class SymbolIndex {
+  readonly buyLimits: PriceHeap;
+  readonly sellLimits: PriceHeap;
+  readonly buyStops: PriceHeap;
+  readonly sellStops: PriceHeap;
+  readonly buyStopLosses: PriceHeap;
+  readonly buyTakeProfits: PriceHeap;
+  readonly sellStopLosses: PriceHeap;
+  readonly sellTakeProfits: PriceHeap;
+  /** STOP orders whose stop price was reached and that still wait for liquidity, by id. */
+  readonly triggeredStops = new Set<number>();
+  /** Positions with a trailing stop. */
+  readonly trailingPositions = new Set<number>();
+  /**
+   * Accounts whose profit conversion reads this symbol's quote, with a count of the positions that make it so.
+   * They are evaluated on every tick of the symbol (a moving rate rescales all their floating profit).
+   */
+  readonly conversionDependents = new Map<number, number>();
+  /** Risk thresholds (see engine.ts): re-evaluate an account when the bid falls to its floor... */
+  readonly riskBidFloors: PriceHeap;
+  /** ...or the ask rises to its ceiling. */
+  readonly riskAskCeilings: PriceHeap;
+
+  constructor(
+    orderLive: (id: number, version: number) => boolean,
+    stopLive: (id: number, version: number) => boolean,
+    riskLive: (id: number, version: number) => boolean,
+  ) {
+    this.riskBidFloors = new PriceHeap("MAX", riskLive);
+    this.riskAskCeilings = new PriceHeap("MIN", riskLive);
+    // Buy limit: ask ≤ price, the highest price first. Sell limit: bid ≥ price, the lowest first.
+    this.buyLimits = new PriceHeap("MAX", orderLive);
+    this.sellLimits = new PriceHeap("MIN", orderLive);
+    // Buy stop: ask ≥ price, the lowest first. Sell stop: bid ≤ price, the highest first.
+    this.buyStops = new PriceHeap("MIN", orderLive);
+    this.sellStops = new PriceHeap("MAX", orderLive);
+    // A buy position closes at the bid: SL when bid ≤ sl, TP when bid ≥ tp; a sell position at the ask.
+    this.buyStopLosses = new PriceHeap("MAX", stopLive);
+    this.buyTakeProfits = new PriceHeap("MIN", stopLive);
+    this.sellStopLosses = new PriceHeap("MIN", stopLive);
+    this.sellTakeProfits = new PriceHeap("MAX", stopLive);
+  }
+}
+
+interface SymbolMargin {
+  buy: number;
+  sell: number;
+}
+
+export class EngineState {
+  // ---- hashed records ----
+  nextAccountId = 100_001;
+  nextOrderId = 1;
+  nextDealId = 1;
+  nextPositionId = 1;
+  nextOperationId = 1;
+  lastRolloverAt: number | null = null;
+  readonly accounts = new Map<number, Account>();
+  /** Working orders only; finished orders live in the journal and the read models. */
+  readonly orders = new Map<number, Order>();
+  readonly positions = new Map<number, Position>();
+  /** Per account, client order id → memory, oldest first (bounded by config). */
+  readonly clientOrders = new Map<number, Map<string, ClientOrderMemory>>();
+
+  // ---- derived indexes ----
+  readonly instruments: ReadonlyMap<string, InstrumentSpec>;
+  readonly converter: CurrencyConverter;
+  readonly symbolIndexes = new Map<string, SymbolIndex>();
+  readonly orderVersions = new Map<number, number>();
+  readonly stopVersions = new Map<number, number>();
+  readonly expirations: PriceHeap;
+  readonly accountPositions = new Map<number, Set<number>>();
+  readonly accountWorkingOrders = new Map<number, Set<number>>();
+  /** Netting accounts: "accountId:symbol" → the one position. */
+  readonly nettingPositions = new Map<string, number>();
+  readonly symbolMargins = new Map<number, Map<string, SymbolMargin>>();
+  readonly usedMargins = new Map<number, number>();
+  /** Account id → version of its registered risk thresholds. */
+  readonly riskVersions = new Map<number, number>();
+  /** Accounts whose equity or margin changed by an event and must be risk-checked before the command ends. */
+  readonly riskDirty = new Set<number>();
+  private versionCounter = 0;
+
+  constructor(readonly config: EngineConfig) {
+    this.instruments = new Map(config.instruments.map((instrument) => [instrument.symbol, instrument]));
+    this.converter = new CurrencyConverter(config.instruments);
+    const orderLive = (id: number, version: number): boolean => this.orderVersions.get(id) === version;
+    this.expirations = new PriceHeap("MIN", orderLive);
+  }
+
+  symbolIndex(symbol: string): SymbolIndex {
+    let index = this.symbolIndexes.get(symbol);
+    if (!index) {
+      index = new SymbolIndex(
+        (id, version) => this.orderVersions.get(id) === version,
+        (id, version) => this.stopVersions.get(id) === version,
+        (id, version) => this.riskVersions.get(id) === version,
+      );
+      this.symbolIndexes.set(symbol, index);
+    }
+    return index;
+  }
+
+  instrument(symbol: string): InstrumentSpec {
+    const instrument = this.instruments.get(symbol);
+    if (!instrument) throw new Error(`unknown instrument ${symbol}`);
+    return instrument;
+  }
+
+  /** The account's used margin: per symbol, the larger of the buy and sell legs (hedged margin). */
+  usedMargin(accountId: number): number {
+    return this.usedMargins.get(accountId) ?? 0;
+  }
+
+  symbolMargin(accountId: number, symbol: string): SymbolMargin {
+    return this.symbolMargins.get(accountId)?.get(symbol) ?? { buy: 0, sell: 0 };
+  }
+
+  nextVersion(): number {
+    return ++this.versionCounter;
+  }
+}
+
+function requireAccount(state: EngineState, accountId: number): Account {
+  const account = state.accounts.get(accountId);
+  if (!account) throw new Error(`event for unknown account ${accountId}`);
+  return account;
+}
+
+function requirePosition(state: EngineState, positionId: number): Position {
+  const position = state.positions.get(positionId);
+  if (!position) throw new Error(`event for unknown position ${positionId}`);
+  return position;
+}
+
+function addToSetMap(map: Map<number, Set<number>>, key: number, value: number): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(value);
+}
+
+function indexOrder(state: EngineState, order: Order): void {
+  const version = state.nextVersion();
+  const previous = state.orderVersions.get(order.id);
+  state.orderVersions.set(order.id, version);
+  const index = state.symbolIndex(order.symbol);
+  if (previous !== undefined) noteOrderStale(state, index);
+  if (order.expiration !== null) state.expirations.push(order.expiration, order.id, version);
+  const buy = order.side === "BUY";
+  if (order.type === "LIMIT") {
+    (buy ? index.buyLimits : index.sellLimits).push(order.price as number, order.id, version);
+  } else if (order.type === "STOP_LIMIT") {
+    if (order.triggered) (buy ? index.buyLimits : index.sellLimits).push(order.stopLimitPrice as number, order.id, version);
+    else (buy ? index.buyStops : index.sellStops).push(order.price as number, order.id, version);
+  } else if (order.type === "STOP") {
+    if (order.triggered) index.triggeredStops.add(order.id);
+    else (buy ? index.buyStops : index.sellStops).push(order.price as number, order.id, version);
+  }
+}
+
+/** Puts a popped but still working order back into its price index (an index-only operation). */
+export function reinsertOrder(state: EngineState, order: Order): void {
+  const version = state.orderVersions.get(order.id);
+  if (version === undefined) return;
+  const index = state.symbolIndex(order.symbol);
+  const buy = order.side === "BUY";
+  if (order.type === "LIMIT" || (order.type === "STOP_LIMIT" && order.triggered)) {
+    const price = (order.type === "LIMIT" ? order.price : order.stopLimitPrice) as number;
+    (buy ? index.buyLimits : index.sellLimits).push(price, order.id, version);
+  } else if (!order.triggered) {
+    (buy ? index.buyStops : index.sellStops).push(order.price as number, order.id, version);
+  }
+}
+
+/** Puts a popped position's SL or TP back into the index (an index-only operation). */
+export function reinsertPositionStop(state: EngineState, position: Position, which: "SL" | "TP"): void {
+  const version = state.stopVersions.get(position.id);
+  if (version === undefined) return;
+  const index = state.symbolIndex(position.symbol);
+  const buy = position.side === "BUY";
+  if (which === "SL" && position.sl !== null)
+    (buy ? index.buyStopLosses : index.sellStopLosses).push(position.sl, position.id, version);
+  if (which === "TP" && position.tp !== null)
+    (buy ? index.buyTakeProfits : index.sellTakeProfits).push(position.tp, position.id, version);
+}
+
+function noteOrderStale(state: EngineState, index: SymbolIndex): void {
+  index.buyLimits.noteStale();
+  index.sellLimits.noteStale();
+  index.buyStops.noteStale();
+  index.sellStops.noteStale();
+  state.expirations.noteStale();
+}
+
+function unindexOrder(state: EngineState, order: Order): void {
+  state.orderVersions.delete(order.id);
+  const index = state.symbolIndex(order.symbol);
+  index.triggeredStops.delete(order.id);
+  noteOrderStale(state, index);
+}
+
+function indexPositionStops(state: EngineState, position: Position): void {
+  const index = state.symbolIndex(position.symbol);
+  const previous = state.stopVersions.get(position.id);
+  if (previous !== undefined) noteStopsStale(index);
+  const version = state.nextVersion();
+  state.stopVersions.set(position.id, version);
+  const buy = position.side === "BUY";
+  if (position.sl !== null) (buy ? index.buyStopLosses : index.sellStopLosses).push(position.sl, position.id, version);
+  if (position.tp !== null) (buy ? index.buyTakeProfits : index.sellTakeProfits).push(position.tp, position.id, version);
+  if (position.trailingDistance !== null) index.trailingPositions.add(position.id);
+  else index.trailingPositions.delete(position.id);
+}
+
+function noteStopsStale(index: SymbolIndex): void {
+  index.buyStopLosses.noteStale();
+  index.buyTakeProfits.noteStale();
+  index.sellStopLosses.noteStale();
+  index.sellTakeProfits.noteStale();
+}
+
+function changeSymbolMargin(state: EngineState, accountId: number, symbol: string, side: Side, delta: number): void {
+  if (delta === 0) return;
+  let perSymbol = state.symbolMargins.get(accountId);
+  if (!perSymbol) state.symbolMargins.set(accountId, (perSymbol = new Map()));
+  let margin = perSymbol.get(symbol);
+  if (!margin) perSymbol.set(symbol, (margin = { buy: 0, sell: 0 }));
+  const before = Math.max(margin.buy, margin.sell);
+  if (side === "BUY") margin.buy += delta;
+  else margin.sell += delta;
+  const after = Math.max(margin.buy, margin.sell);
+  state.usedMargins.set(accountId, (state.usedMargins.get(accountId) ?? 0) + after - before);
+  if (margin.buy === 0 && margin.sell === 0) perSymbol.delete(symbol);
+}
+
+/** The symbols a position's profit conversion reads (none when it is priced in the account currency). */
+export function conversionDependencies(state: EngineState, position: Position, account: Account): string[] {
+  const instrument = state.instrument(position.symbol);
+  return state.converter.symbolsFor(instrument.profitCurrency, account.currency);
+}
+
+function trackDependencies(state: EngineState, position: Position, delta: 1 | -1): void {
+  const account = requireAccount(state, position.accountId);
+  for (const symbol of conversionDependencies(state, position, account)) {
+    const dependents = state.symbolIndex(symbol).conversionDependents;
+    const count = (dependents.get(account.id) ?? 0) + delta;
+    if (count <= 0) dependents.delete(account.id);
+    else dependents.set(account.id, count);
+  }
+}
+
+function rememberClientOrder(state: EngineState, order: Order): void {
+  if (order.clientOrderId === null) return;
+  let memory = state.clientOrders.get(order.accountId);
+  if (!memory) state.clientOrders.set(order.accountId, (memory = new Map()));
+  memory.set(order.clientOrderId, { order: { ...order }, dealIds: [] });
+  // Bounded: forget the oldest ids first (Map iteration is insertion order, identical on replay).
+  while (memory.size > state.config.clientOrderIdMemoryPerAccount) {
+    const oldest = memory.keys().next().value as string;
+    memory.delete(oldest);
+  }
+}
+
+function clientOrderMemory(state: EngineState, order: Order): ClientOrderMemory | undefined {
+  if (order.clientOrderId === null) return undefined;
+  const memory = state.clientOrders.get(order.accountId)?.get(order.clientOrderId);
+  return memory && memory.order.id === order.id ? memory : undefined;
+}
+
+/** Folds one event into the state. Deterministic; reads nothing but the state and the event. */
+export function applyEvent(state: EngineState, event: EngineEvent): void {
+  switch (event.type) {
+    case "AccountOpened": {
+      state.accounts.set(event.accountId, {
+        id: event.accountId,
+        userId: event.userId,
+        currency: event.currency,
+        leverage: event.leverage,
+        mode: event.mode,
+        group: event.group,
+        balance: 0,
+        credit: 0,
+        ledger: { deposits: 0, withdrawals: 0, realisedProfit: 0, commissions: 0, swaps: 0, corrections: 0 },
+        tradingEnabled: true,
+        marginCall: false,
+        createdAt: event.time,
+      });
+      state.nextAccountId = Math.max(state.nextAccountId, event.accountId + 1);
+      return;
+    }
+    case "AccountChanged": {
+      const account = requireAccount(state, event.accountId);
+      account.leverage = event.leverage;
+      account.group = event.group;
+      account.tradingEnabled = event.tradingEnabled;
+      state.riskDirty.add(account.id);
+      return;
+    }
+    case "BalanceOperation": {
+      const account = requireAccount(state, event.accountId);
+      switch (event.kind) {
+        case "DEPOSIT":
+          account.balance += event.amount;
+          account.ledger.deposits += event.amount;
+          break;
+        case "WITHDRAWAL":
+          // amount is the signed change: negative.
+          account.balance += event.amount;
+          account.ledger.withdrawals -= event.amount;
+          break;
+        case "CORRECTION":
+          account.balance += event.amount;
+          account.ledger.corrections += event.amount;
+          break;
+        case "CREDIT":
+          account.credit += event.amount;
+          break;
+      }
+      state.nextOperationId = Math.max(state.nextOperationId, event.operationId + 1);
+      state.riskDirty.add(account.id);
+      return;
+    }
+    case "OrderAccepted": {
+      const order: Order = { ...event.order };
+      state.orders.set(order.id, order);
+      state.nextOrderId = Math.max(state.nextOrderId, order.id + 1);
+      if (order.type !== "MARKET") {
+        addToSetMap(state.accountWorkingOrders, order.accountId, order.id);
+        indexOrder(state, order);
+      }
+      rememberClientOrder(state, order);
+      return;
+    }
+    case "OrderChanged": {
+      const order = state.orders.get(event.orderId);
+      if (!order) throw new Error(`event for unknown order ${event.orderId}`);
+      order.price = event.price;
+      order.stopLimitPrice = event.stopLimitPrice;
+      order.sl = event.sl;
+      order.tp = event.tp;
+      order.trailingDistance = event.trailingDistance;
+      order.expiration = event.expiration;
+      order.triggered = event.triggered;
+      order.updatedAt = event.time;
+      indexOrder(state, order);
+      const memory = clientOrderMemory(state, order);
+      if (memory) memory.order = { ...order };
+      return;
+    }
+    case "OrderStatusChanged": {
+      const order = state.orders.get(event.orderId);
+      if (!order) throw new Error(`event for unknown order ${event.orderId}`);
+      assertOrderTransition(order.id, order.status, event.status);
+      order.status = event.status;
+      order.filledVolume = event.filledVolume;
+      order.statusReason = event.reason;
+      order.updatedAt = event.time;
+      if (!isWorkingStatus(event.status)) {
+        state.orders.delete(order.id);
+        state.accountWorkingOrders.get(order.accountId)?.delete(order.id);
+        if (order.type !== "MARKET") unindexOrder(state, order);
+      }
+      const memory = clientOrderMemory(state, order);
+      if (memory) memory.order = { ...order };
+      return;
+    }
+    case "DealExecuted": {
+      const { deal, effect } = event;
+      const account = requireAccount(state, deal.accountId);
+      account.balance += deal.profit - deal.commission + deal.swap;
+      account.ledger.realisedProfit += deal.profit;
+      account.ledger.commissions += deal.commission;
+      account.ledger.swaps += deal.swap;
+      state.riskDirty.add(account.id);
+      state.nextDealId = Math.max(state.nextDealId, deal.id + 1);
+      const working = state.orders.get(deal.orderId);
+      if (working) {
+        const memory = clientOrderMemory(state, working);
+        if (memory) memory.dealIds.push(deal.id);
+      }
+      if (effect.kind === "OPEN") {
+        const position: Position = {
+          id: deal.positionId,
+          accountId: deal.accountId,
+          symbol: deal.symbol,
+          side: deal.side,
+          volume: deal.volume,
+          openCost: deal.price * deal.volume,
+          margin: effect.margin,
+          swap: 0,
+          commission: deal.commission,
+          sl: effect.sl,
+          tp: effect.tp,
+          trailingDistance: effect.trailingDistance,
+          comment: effect.comment,
+          magic: effect.magic,
+          openOrderId: deal.orderId,
+          openTime: event.time,
+          updatedAt: event.time,
+        };
+        state.positions.set(position.id, position);
+        state.nextPositionId = Math.max(state.nextPositionId, position.id + 1);
+        addToSetMap(state.accountPositions, account.id, position.id);
+        if (account.mode === "NETTING") state.nettingPositions.set(`${account.id}:${position.symbol}`, position.id);
+        changeSymbolMargin(state, account.id, position.symbol, position.side, effect.margin);
+        trackDependencies(state, position, 1);
+        indexPositionStops(state, position);
+        return;
+      }
+      const position = requirePosition(state, deal.positionId);
+      position.updatedAt = event.time;
+      if (effect.kind === "INCREASE") {
+        position.volume += deal.volume;
+        position.openCost += deal.price * deal.volume;
+        position.margin += effect.margin;
+        position.commission += deal.commission;
+        changeSymbolMargin(state, account.id, position.symbol, position.side, effect.margin);
+        if (effect.sl !== null || effect.tp !== null) {
+          if (effect.sl !== null) position.sl = effect.sl;
+          if (effect.tp !== null) position.tp = effect.tp;
+          indexPositionStops(state, position);
+        }
+        return;
+      }
+      position.volume -= deal.volume;
+      position.openCost -= effect.closedCost;
+      position.margin -= effect.marginReleased;
+      position.swap -= deal.swap;
+      position.commission += deal.commission;
+      changeSymbolMargin(state, account.id, position.symbol, position.side, -effect.marginReleased);
+      if (position.volume === 0) {
+        state.positions.delete(position.id);
+        state.accountPositions.get(account.id)?.delete(position.id);
+        if (account.mode === "NETTING") state.nettingPositions.delete(`${account.id}:${position.symbol}`);
+        state.stopVersions.delete(position.id);
+        const index = state.symbolIndex(position.symbol);
+        index.trailingPositions.delete(position.id);
+        noteStopsStale(index);
+        trackDependencies(state, position, -1);
+      }
+      return;
+    }
+    case "PositionChanged": {
+      const position = requirePosition(state, event.positionId);
+      position.sl = event.sl;
+      position.tp = event.tp;
+      position.trailingDistance = event.trailingDistance;
+      position.updatedAt = event.time;
+      indexPositionStops(state, position);
+      return;
+    }
+    case "Rollover": {
+      for (const charge of event.charges) {
+        const position = requirePosition(state, charge.positionId);
+        position.swap += charge.amount;
+        state.riskDirty.add(position.accountId);
+      }
+      state.lastRolloverAt = event.rolloverTime;
+      return;
+    }
+    case "MarginCallEntered":
+      requireAccount(state, event.accountId).marginCall = true;
+      state.riskDirty.add(event.accountId);
+      return;
+    case "MarginCallCleared":
+      requireAccount(state, event.accountId).marginCall = false;
+      state.riskDirty.add(event.accountId);
+      return;
+    case "StopOut":
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The state hash: a canonical rendering of the hashed records, so a live engine and any replay
+// of its journal can be compared in one string.
+
+function sortedById<T extends { id: number }>(values: Iterable<T>): T[] {
+  return [...values].sort((a, b) => a.id - b.id);
+}
+
+export function canonicalState(state: EngineState): string {
+  const clientOrders = [...state.clientOrders.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([accountId, memory]) => [accountId, [...memory.entries()]]);
+  return JSON.stringify({
+    counters: [state.nextAccountId, state.nextOrderId, state.nextDealId, state.nextPositionId, state.nextOperationId],
+    lastRolloverAt: state.lastRolloverAt,
+    accounts: sortedById(state.accounts.values()),
+    orders: sortedById(state.orders.values()),
+    positions: sortedById(state.positions.values()),
+    clientOrders,
+  });
+}
+
+/** A 64-bit hash (two 32-bit FNV-1a-style lanes) of the canonical state, as 16 hex digits. Not cryptographic: a fingerprint for replay checks. */
+export function hashText(text: string): string {
+  let first = 0x811c9dc5;
+  let second = 0x01000193 ^ 0x5bd1e995;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    first = Math.imul(first ^ code, 0x01000193);
+    second = Math.imul(second ^ code, 0x5bd1e995);
+    second ^= second >>> 15;
+  }
+  const hex = (value: number): string => (value >>> 0).toString(16).padStart(8, "0");
+  return hex(first) + hex(second);
+}
+
+export function stateHash(state: EngineState): string {
+  return hashText(canonicalState(state));
+}
+
+/** Account currency digits, cached per currency code. */
+export function accountDigits(account: Account): number {
+  return currencyDigits(account.currency);
+}

@@ -1,0 +1,10 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["packages/*/test/**/*.test.ts"],
+    // Two cores on the reference machine: keep the worker count small and predictable.
+    maxWorkers: 2,
+    testTimeout: 60_000,
+  },
+});
