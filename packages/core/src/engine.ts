@@ -194,7 +194,8 @@ export class TradingEngine {
   }
 
   execute(command: Command): CommandResult {
-    if (!Number.isSafeInteger(command.time) || command.time < 0) return reject("INVALID_DATA", "time must be a non-negative integer of milliseconds");
+    if (!Number.isSafeInteger(command.time) || command.time < 0)
+      return reject("INVALID_DATA", "time must be a non-negative integer of milliseconds");
     // A command older than the clock runs at the clock's time: time never goes backwards inside the engine.
     const time = Math.max(command.time, this.clock);
     this.events = [];
@@ -258,16 +259,31 @@ export class TradingEngine {
 
   private openAccount(command: OpenAccountCommand, time: number): CommandResult {
     if (!isAccountCurrency(command.currency)) return reject("INVALID_CURRENCY");
-    if (!Number.isSafeInteger(command.leverage) || command.leverage < this.config.leverageMin || command.leverage > this.config.leverageMax)
+    if (
+      !Number.isSafeInteger(command.leverage) ||
+      command.leverage < this.config.leverageMin ||
+      command.leverage > this.config.leverageMax
+    )
       return reject("INVALID_LEVERAGE");
-    if (command.mode !== "HEDGING" && command.mode !== "NETTING") return reject("INVALID_DATA", "mode must be HEDGING or NETTING");
+    if (command.mode !== "HEDGING" && command.mode !== "NETTING")
+      return reject("INVALID_DATA", "mode must be HEDGING or NETTING");
     const group = command.group ?? this.config.defaultGroup;
     if (!this.config.groups.some((candidate) => candidate.name === group)) return reject("INVALID_GROUP");
-    if (typeof command.userId !== "string" || command.userId.length === 0) return reject("INVALID_DATA", "userId is required");
+    if (typeof command.userId !== "string" || command.userId.length === 0)
+      return reject("INVALID_DATA", "userId is required");
     const accountId = command.accountId ?? this.state.nextAccountId;
     if (!isPositiveInteger(accountId)) return reject("INVALID_DATA", "accountId must be a positive integer");
     if (this.state.accounts.has(accountId)) return reject("ACCOUNT_EXISTS");
-    this.emit({ type: "AccountOpened", time, accountId, userId: command.userId, currency: command.currency, leverage: command.leverage, mode: command.mode, group });
+    this.emit({
+      type: "AccountOpened",
+      time,
+      accountId,
+      userId: command.userId,
+      currency: command.currency,
+      leverage: command.leverage,
+      mode: command.mode,
+      group,
+    });
     return { ok: true, events: [], accountId };
   }
 
@@ -275,11 +291,13 @@ export class TradingEngine {
     const account = this.state.accounts.get(command.accountId);
     if (!account) return reject("ACCOUNT_NOT_FOUND");
     const leverage = command.leverage ?? account.leverage;
-    if (!Number.isSafeInteger(leverage) || leverage < this.config.leverageMin || leverage > this.config.leverageMax) return reject("INVALID_LEVERAGE");
+    if (!Number.isSafeInteger(leverage) || leverage < this.config.leverageMin || leverage > this.config.leverageMax)
+      return reject("INVALID_LEVERAGE");
     const group = command.group ?? account.group;
     if (!this.config.groups.some((candidate) => candidate.name === group)) return reject("INVALID_GROUP");
     const tradingEnabled = command.tradingEnabled ?? account.tradingEnabled;
-    if (leverage === account.leverage && group === account.group && tradingEnabled === account.tradingEnabled) return reject("NO_CHANGES");
+    if (leverage === account.leverage && group === account.group && tradingEnabled === account.tradingEnabled)
+      return reject("NO_CHANGES");
     this.advanceClock(time);
     // Existing positions keep the margin they were opened with; the new leverage applies to new deals.
     this.emit({ type: "AccountChanged", time, accountId: account.id, leverage, group, tradingEnabled });
@@ -294,18 +312,43 @@ export class TradingEngine {
     const operationId = this.state.nextOperationId;
     if (command.kind === "deposit") {
       if (command.amount < 0) return reject("INVALID_AMOUNT");
-      this.emit({ type: "BalanceOperation", time, accountId: account.id, operationId, kind: "DEPOSIT", amount: command.amount, comment });
+      this.emit({
+        type: "BalanceOperation",
+        time,
+        accountId: account.id,
+        operationId,
+        kind: "DEPOSIT",
+        amount: command.amount,
+        comment,
+      });
     } else if (command.kind === "withdraw") {
       if (command.amount < 0) return reject("INVALID_AMOUNT");
       // Never below used margin: what is withdrawn must be free margin and balance (not credit).
       const metrics = this.accountMetrics(account.id);
-      if (command.amount > account.balance || command.amount > metrics.freeMargin) return reject("NO_MONEY", "The withdrawal exceeds the free margin or the balance");
-      this.emit({ type: "BalanceOperation", time, accountId: account.id, operationId, kind: "WITHDRAWAL", amount: -command.amount, comment });
+      if (command.amount > account.balance || command.amount > metrics.freeMargin)
+        return reject("NO_MONEY", "The withdrawal exceeds the free margin or the balance");
+      this.emit({
+        type: "BalanceOperation",
+        time,
+        accountId: account.id,
+        operationId,
+        kind: "WITHDRAWAL",
+        amount: -command.amount,
+        comment,
+      });
     } else {
       if (account.credit + command.amount < 0) return reject("INVALID_AMOUNT", "Credit cannot become negative");
       if (command.amount < 0 && -command.amount > this.accountMetrics(account.id).freeMargin)
         return reject("NO_MONEY", "Removing this credit would leave less than the used margin");
-      this.emit({ type: "BalanceOperation", time, accountId: account.id, operationId, kind: "CREDIT", amount: command.amount, comment });
+      this.emit({
+        type: "BalanceOperation",
+        time,
+        accountId: account.id,
+        operationId,
+        kind: "CREDIT",
+        amount: command.amount,
+        comment,
+      });
     }
     return { ok: true, events: [], accountId: account.id, operationId };
   }
@@ -322,7 +365,14 @@ export class TradingEngine {
     const rate = this.state.converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
     if (!rate) return 0;
     const closePrice = position.side === "BUY" ? quote.bid : quote.ask;
-    return profitInAccountCurrency(instrument, position.side, position.openCost, closePrice * position.volume, rate, currencyDigits(account.currency));
+    return profitInAccountCurrency(
+      instrument,
+      position.side,
+      position.openCost,
+      closePrice * position.volume,
+      rate,
+      currencyDigits(account.currency),
+    );
   }
 
   accountMetrics(accountId: number): AccountMetrics {
@@ -385,10 +435,24 @@ export class TradingEngine {
    * SL/TP rule (MetaTrader's): for a buy, SL below and TP above the reference price; for a sell the reverse;
    * each at least the instrument's stops level away (and at least one point).
    */
-  private stopsValid(instrument: InstrumentSpec, side: Side, reference: number, sl: number | null, tp: number | null): boolean {
+  private stopsValid(
+    instrument: InstrumentSpec,
+    side: Side,
+    reference: number,
+    sl: number | null,
+    tp: number | null,
+  ): boolean {
     const distance = Math.max(instrument.stopsLevelPoints, 1);
-    if (sl !== null && (!isPositiveInteger(sl) || (side === "BUY" ? reference - sl < distance : sl - reference < distance))) return false;
-    if (tp !== null && (!isPositiveInteger(tp) || (side === "BUY" ? tp - reference < distance : reference - tp < distance))) return false;
+    if (
+      sl !== null &&
+      (!isPositiveInteger(sl) || (side === "BUY" ? reference - sl < distance : sl - reference < distance))
+    )
+      return false;
+    if (
+      tp !== null &&
+      (!isPositiveInteger(tp) || (side === "BUY" ? tp - reference < distance : reference - tp < distance))
+    )
+      return false;
     return true;
   }
 
@@ -428,12 +492,19 @@ export class TradingEngine {
     const deviation = command.deviation ?? null;
     const comment = command.comment ?? "";
     const magic = command.magic ?? 0;
-    if (typeof comment !== "string" || comment.length > 64) return reject("INVALID_DATA", "comment is at most 64 characters");
-    if (!Number.isSafeInteger(magic) || magic < 0) return reject("INVALID_DATA", "magic must be a non-negative integer");
+    if (typeof comment !== "string" || comment.length > 64)
+      return reject("INVALID_DATA", "comment is at most 64 characters");
+    if (!Number.isSafeInteger(magic) || magic < 0)
+      return reject("INVALID_DATA", "magic must be a non-negative integer");
     if (price !== null && !isPositiveInteger(price)) return reject("INVALID_PRICE");
     if (stopLimitPrice !== null && !isPositiveInteger(stopLimitPrice)) return reject("INVALID_PRICE");
-    if (deviation !== null && (!Number.isSafeInteger(deviation) || deviation < 0)) return reject("INVALID_DATA", "deviation must be a non-negative number of points");
-    if (trailingDistance !== null && (!isPositiveInteger(trailingDistance) || trailingDistance < instrument.stopsLevelPoints)) return reject("INVALID_STOPS");
+    if (deviation !== null && (!Number.isSafeInteger(deviation) || deviation < 0))
+      return reject("INVALID_DATA", "deviation must be a non-negative number of points");
+    if (
+      trailingDistance !== null &&
+      (!isPositiveInteger(trailingDistance) || trailingDistance < instrument.stopsLevelPoints)
+    )
+      return reject("INVALID_STOPS");
 
     let timeInForce: TimeInForce;
     switch (type) {
@@ -456,8 +527,10 @@ export class TradingEngine {
         if (type === "STOP_LIMIT") {
           if (stopLimitPrice === null) return reject("INVALID_PRICE", "A stop-limit order needs stopLimitPrice");
           // The limit placed at the stop must not be marketable beyond the stop: buy limit ≤ stop, sell limit ≥ stop.
-          if (side === "BUY" ? stopLimitPrice > price : stopLimitPrice < price) return reject("INVALID_PRICE", "stopLimitPrice is on the wrong side of the stop price");
-        } else if (stopLimitPrice !== null) return reject("INVALID_PRICE", "stopLimitPrice applies to STOP_LIMIT orders");
+          if (side === "BUY" ? stopLimitPrice > price : stopLimitPrice < price)
+            return reject("INVALID_PRICE", "stopLimitPrice is on the wrong side of the stop price");
+        } else if (stopLimitPrice !== null)
+          return reject("INVALID_PRICE", "stopLimitPrice applies to STOP_LIMIT orders");
         break;
       default:
         return reject("INVALID_ORDER_TYPE");
@@ -465,7 +538,8 @@ export class TradingEngine {
     if (!["GTC", "DAY", "GTD", "IOC", "FOK"].includes(timeInForce)) return reject("INVALID_FILL_POLICY");
     let expiration: number | null = command.expiration ?? null;
     if (timeInForce === "GTD") {
-      if (expiration === null || !Number.isSafeInteger(expiration) || expiration <= time) return reject("INVALID_EXPIRATION");
+      if (expiration === null || !Number.isSafeInteger(expiration) || expiration <= time)
+        return reject("INVALID_EXPIRATION");
     } else {
       if (expiration !== null) return reject("INVALID_EXPIRATION", "expiration applies to GTD orders only");
       if (timeInForce === "DAY") expiration = this.nextRolloverAfter(time);
@@ -481,9 +555,21 @@ export class TradingEngine {
       const limitOk = side === "BUY" ? market - entry >= gap : entry - market >= gap;
       const stopOk = side === "BUY" ? entry - market >= gap : market - entry >= gap;
       if (type === "LIMIT" ? !limitOk : !stopOk) return reject("INVALID_PRICE");
-      if ((this.state.accountWorkingOrders.get(account.id)?.size ?? 0) >= this.config.maxWorkingOrdersPerAccount) return reject("TOO_MANY_ORDERS");
+      if ((this.state.accountWorkingOrders.get(account.id)?.size ?? 0) >= this.config.maxWorkingOrdersPerAccount)
+        return reject("TOO_MANY_ORDERS");
     }
-    const stopsReference = type === "MARKET" ? (side === "BUY" ? quote.bid : quote.ask) : type === "STOP_LIMIT" ? (stopLimitPrice as number) : type === "LIMIT" && immediate ? (side === "BUY" ? quote.bid : quote.ask) : (price as number);
+    const stopsReference =
+      type === "MARKET"
+        ? side === "BUY"
+          ? quote.bid
+          : quote.ask
+        : type === "STOP_LIMIT"
+          ? (stopLimitPrice as number)
+          : type === "LIMIT" && immediate
+            ? side === "BUY"
+              ? quote.bid
+              : quote.ask
+            : (price as number);
     if (!this.stopsValid(instrument, side, stopsReference, sl, tp)) return reject("INVALID_STOPS");
 
     const orderId = this.state.nextOrderId;
@@ -529,8 +615,12 @@ export class TradingEngine {
     const fills = this.planFills(levels, side, command.volume, worst, false);
     const filled = fills.reduce((sum, fill) => sum + fill.volume, 0);
     const firstLevel = levels.find((level) => level.volume > 0);
-    const topOutOfBound = worst !== null && firstLevel !== undefined && (side === "BUY" ? firstLevel.price > worst : firstLevel.price < worst);
-    if (filled === 0 || (timeInForce === "FOK" && filled < command.volume)) return reject(topOutOfBound || (worst !== null && filled > 0) ? "PRICE_OFF" : "NO_LIQUIDITY");
+    const topOutOfBound =
+      worst !== null &&
+      firstLevel !== undefined &&
+      (side === "BUY" ? firstLevel.price > worst : firstLevel.price < worst);
+    if (filled === 0 || (timeInForce === "FOK" && filled < command.volume))
+      return reject(topOutOfBound || (worst !== null && filled > 0) ? "PRICE_OFF" : "NO_LIQUIDITY");
     const request = this.fillRequest(account, instrument, order, time);
     const plan = this.planDeals(request, fills);
     if (!plan.ok) return plan;
@@ -545,16 +635,40 @@ export class TradingEngine {
       this.setStatus(this.requireOrder(orderId), "PARTIALLY_FILLED", null, time, filled);
       this.setStatus(this.requireOrder(orderId), "CANCELLED", "IOC_REMAINDER", time, filled);
     }
-    const finalOrder = { ...order, filledVolume: filled, status: (filled === command.volume ? "FILLED" : "CANCELLED") as OrderStatus, statusReason: filled === command.volume ? null : ("IOC_REMAINDER" as const), updatedAt: time };
+    const finalOrder = {
+      ...order,
+      filledVolume: filled,
+      status: (filled === command.volume ? "FILLED" : "CANCELLED") as OrderStatus,
+      statusReason: filled === command.volume ? null : ("IOC_REMAINDER" as const),
+      updatedAt: time,
+    };
     const positionId = plan.deals[plan.deals.length - 1]?.deal.positionId;
-    return { ok: true, events: [], orderId, order: finalOrder, dealIds, ...(positionId === undefined ? {} : { positionId }) };
+    return {
+      ok: true,
+      events: [],
+      orderId,
+      order: finalOrder,
+      dealIds,
+      ...(positionId === undefined ? {} : { positionId }),
+    };
   }
 
   private duplicateResult(command: PlaceOrderCommand, memory: ClientOrderMemory): CommandResult {
     const first = memory.order;
-    const same = first.symbol === command.symbol && first.side === command.side && first.type === command.type && first.volume === command.volume;
+    const same =
+      first.symbol === command.symbol &&
+      first.side === command.side &&
+      first.type === command.type &&
+      first.volume === command.volume;
     if (!same) return reject("DUPLICATE_CLIENT_ORDER_ID");
-    return { ok: true, events: [], orderId: first.id, order: { ...first }, dealIds: [...memory.dealIds], duplicate: true };
+    return {
+      ok: true,
+      events: [],
+      orderId: first.id,
+      order: { ...first },
+      dealIds: [...memory.dealIds],
+      duplicate: true,
+    };
   }
 
   private requireOrder(orderId: number): Order {
@@ -563,7 +677,13 @@ export class TradingEngine {
     return order;
   }
 
-  private setStatus(order: Order, status: OrderStatus, reason: Order["statusReason"], time: number, filledVolume = order.filledVolume): void {
+  private setStatus(
+    order: Order,
+    status: OrderStatus,
+    reason: Order["statusReason"],
+    time: number,
+    filledVolume = order.filledVolume,
+  ): void {
     this.emit({ type: "OrderStatusChanged", time, orderId: order.id, status, filledVolume, reason });
   }
 
@@ -588,7 +708,13 @@ export class TradingEngine {
    * Walks book levels best first, taking what each offers within `worst` (null: no bound).
    * `guaranteed` (closing a position): a remainder the book cannot take fills at the worst level offered.
    */
-  private planFills(levels: readonly LiveLevel[], side: Side, volume: number, worst: number | null, guaranteed: boolean): Fill[] {
+  private planFills(
+    levels: readonly LiveLevel[],
+    side: Side,
+    volume: number,
+    worst: number | null,
+    guaranteed: boolean,
+  ): Fill[] {
     const fills: Fill[] = [];
     let remaining = volume;
     for (const level of levels) {
@@ -602,7 +728,8 @@ export class TradingEngine {
     if (remaining > 0 && guaranteed && levels.length > 0) {
       const worstLevel = levels[levels.length - 1] as LiveLevel;
       const last = fills[fills.length - 1];
-      if (last && last.price === worstLevel.price) fills[fills.length - 1] = { price: last.price, volume: last.volume + remaining };
+      if (last && last.price === worstLevel.price)
+        fills[fills.length - 1] = { price: last.price, volume: last.volume + remaining };
       else fills.push({ price: worstLevel.price, volume: remaining });
     }
     return fills;
@@ -615,7 +742,10 @@ export class TradingEngine {
     }
   }
 
-  private rates(account: Account, instrument: InstrumentSpec): { profit: ConversionRate; margin: ConversionRate; commission: ConversionRate } | null {
+  private rates(
+    account: Account,
+    instrument: InstrumentSpec,
+  ): { profit: ConversionRate; margin: ConversionRate; commission: ConversionRate } | null {
     const converter = this.state.converter;
     const profit = converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
     const margin = converter.rate(instrument.marginCurrency, account.currency, this.quoteLookup);
@@ -635,18 +765,41 @@ export class TradingEngine {
     if (request.closePositionId !== null) {
       const position = this.state.positions.get(request.closePositionId);
       if (!position) return reject("POSITION_NOT_FOUND");
-      simulated = { id: position.id, side: position.side, volume: position.volume, openCost: position.openCost, margin: position.margin, swap: position.swap };
+      simulated = {
+        id: position.id,
+        side: position.side,
+        volume: position.volume,
+        openCost: position.openCost,
+        margin: position.margin,
+        swap: position.swap,
+      };
       closing = true;
     } else if (account.mode === "NETTING") {
       const positionId = this.state.nettingPositions.get(`${account.id}:${instrument.symbol}`);
       const position = positionId === undefined ? undefined : this.state.positions.get(positionId);
-      if (position) simulated = { id: position.id, side: position.side, volume: position.volume, openCost: position.openCost, margin: position.margin, swap: position.swap };
+      if (position)
+        simulated = {
+          id: position.id,
+          side: position.side,
+          volume: position.volume,
+          openCost: position.openCost,
+          margin: position.margin,
+          swap: position.swap,
+        };
     }
     let nextDealId = this.state.nextDealId;
     let nextPositionId = this.state.nextPositionId;
     let openedByThisOrder = false;
     const deals: PlannedDeal[] = [];
-    const makeDeal = (positionId: number, entry: DealEntry, volume: number, price: number, profit: number, commission: number, swap: number): Deal => ({
+    const makeDeal = (
+      positionId: number,
+      entry: DealEntry,
+      volume: number,
+      price: number,
+      profit: number,
+      commission: number,
+      swap: number,
+    ): Deal => ({
       id: nextDealId++,
       orderId: request.orderId,
       positionId,
@@ -669,9 +822,19 @@ export class TradingEngine {
         const closedCost = proRata(simulated.openCost, closeVolume, simulated.volume);
         const marginReleased = proRata(simulated.margin, closeVolume, simulated.volume);
         const swap = proRata(simulated.swap, closeVolume, simulated.volume);
-        const profit = profitInAccountCurrency(instrument, simulated.side, closedCost, fill.price * closeVolume, rates.profit, digits);
+        const profit = profitInAccountCurrency(
+          instrument,
+          simulated.side,
+          closedCost,
+          fill.price * closeVolume,
+          rates.profit,
+          digits,
+        );
         const commission = commissionInAccountCurrency(instrument, closeVolume, rates.commission, digits);
-        deals.push({ deal: makeDeal(simulated.id, "OUT", closeVolume, fill.price, profit, commission, swap), effect: { kind: "DECREASE", closedCost, marginReleased } });
+        deals.push({
+          deal: makeDeal(simulated.id, "OUT", closeVolume, fill.price, profit, commission, swap),
+          effect: { kind: "DECREASE", closedCost, marginReleased },
+        });
         simulated.volume -= closeVolume;
         simulated.openCost -= closedCost;
         simulated.margin -= marginReleased;
@@ -699,7 +862,15 @@ export class TradingEngine {
         openedByThisOrder = true;
         deals.push({
           deal: makeDeal(positionId, "IN", volume, fill.price, 0, commission, 0),
-          effect: { kind: "OPEN", margin, sl: request.sl, tp: request.tp, trailingDistance: request.trailingDistance, comment: request.comment, magic: request.magic },
+          effect: {
+            kind: "OPEN",
+            margin,
+            sl: request.sl,
+            tp: request.tp,
+            trailingDistance: request.trailingDistance,
+            comment: request.comment,
+            magic: request.magic,
+          },
         });
         simulated = { id: positionId, side: request.side, volume, openCost: cost, margin, swap: 0 };
       }
@@ -755,8 +926,10 @@ export class TradingEngine {
     const trailingDistance = command.trailingDistance === undefined ? order.trailingDistance : command.trailingDistance;
     let expiration = command.expiration === undefined ? order.expiration : command.expiration;
     if (price !== order.price || stopLimitPrice !== order.stopLimitPrice) {
-      if (order.triggered && price !== order.price) return reject("ORDER_NOT_MODIFIABLE", "The stop price was already reached");
-      if (!isPositiveInteger(price) || (stopLimitPrice !== null && !isPositiveInteger(stopLimitPrice))) return reject("INVALID_PRICE");
+      if (order.triggered && price !== order.price)
+        return reject("ORDER_NOT_MODIFIABLE", "The stop price was already reached");
+      if (!isPositiveInteger(price) || (stopLimitPrice !== null && !isPositiveInteger(stopLimitPrice)))
+        return reject("INVALID_PRICE");
       const market = order.side === "BUY" ? quote.ask : quote.bid;
       const gap = Math.max(instrument.stopsLevelPoints, 1);
       if (!order.triggered) {
@@ -764,21 +937,49 @@ export class TradingEngine {
         const stopOk = order.side === "BUY" ? price - market >= gap : market - price >= gap;
         if (order.type === "LIMIT" ? !limitOk : !stopOk) return reject("INVALID_PRICE");
       }
-      if (order.type === "STOP_LIMIT" && stopLimitPrice !== null && (order.side === "BUY" ? stopLimitPrice > price : stopLimitPrice < price))
+      if (
+        order.type === "STOP_LIMIT" &&
+        stopLimitPrice !== null &&
+        (order.side === "BUY" ? stopLimitPrice > price : stopLimitPrice < price)
+      )
         return reject("INVALID_PRICE", "stopLimitPrice is on the wrong side of the stop price");
     }
     if (order.timeInForce === "GTD") {
-      if (expiration === null || !Number.isSafeInteger(expiration) || expiration <= time) return reject("INVALID_EXPIRATION");
-    } else if (command.expiration !== undefined && command.expiration !== order.expiration) return reject("INVALID_EXPIRATION", "expiration applies to GTD orders only");
-    if (trailingDistance !== null && (!isPositiveInteger(trailingDistance) || trailingDistance < instrument.stopsLevelPoints)) return reject("INVALID_STOPS");
+      if (expiration === null || !Number.isSafeInteger(expiration) || expiration <= time)
+        return reject("INVALID_EXPIRATION");
+    } else if (command.expiration !== undefined && command.expiration !== order.expiration)
+      return reject("INVALID_EXPIRATION", "expiration applies to GTD orders only");
+    if (
+      trailingDistance !== null &&
+      (!isPositiveInteger(trailingDistance) || trailingDistance < instrument.stopsLevelPoints)
+    )
+      return reject("INVALID_STOPS");
     const reference = order.type === "STOP_LIMIT" ? (stopLimitPrice as number) : (price as number);
     if (!this.stopsValid(instrument, order.side, reference, sl, tp)) return reject("INVALID_STOPS");
-    if (price === order.price && stopLimitPrice === order.stopLimitPrice && sl === order.sl && tp === order.tp && trailingDistance === order.trailingDistance && expiration === order.expiration)
+    if (
+      price === order.price &&
+      stopLimitPrice === order.stopLimitPrice &&
+      sl === order.sl &&
+      tp === order.tp &&
+      trailingDistance === order.trailingDistance &&
+      expiration === order.expiration
+    )
       return reject("NO_CHANGES");
     expiration = expiration ?? null;
     this.advanceClock(time);
     if (!this.state.orders.has(order.id)) return reject("ORDER_NOT_MODIFIABLE");
-    this.emit({ type: "OrderChanged", time, orderId: order.id, price, stopLimitPrice, sl, tp, trailingDistance, expiration, triggered: order.triggered });
+    this.emit({
+      type: "OrderChanged",
+      time,
+      orderId: order.id,
+      price,
+      stopLimitPrice,
+      sl,
+      tp,
+      trailingDistance,
+      expiration,
+      triggered: order.triggered,
+    });
     return { ok: true, events: [], orderId: order.id, order: { ...order } };
   }
 
@@ -801,11 +1002,26 @@ export class TradingEngine {
     const quote = this.quotes.get(position.symbol) as MarketQuote;
     const sl = command.sl === undefined ? position.sl : command.sl;
     const tp = command.tp === undefined ? position.tp : command.tp;
-    const trailingDistance = command.trailingDistance === undefined ? position.trailingDistance : command.trailingDistance;
-    if (trailingDistance !== null && (!isPositiveInteger(trailingDistance) || trailingDistance < instrument.stopsLevelPoints)) return reject("INVALID_STOPS");
+    const trailingDistance =
+      command.trailingDistance === undefined ? position.trailingDistance : command.trailingDistance;
+    if (
+      trailingDistance !== null &&
+      (!isPositiveInteger(trailingDistance) || trailingDistance < instrument.stopsLevelPoints)
+    )
+      return reject("INVALID_STOPS");
     const reference = position.side === "BUY" ? quote.bid : quote.ask;
-    if (!this.stopsValid(instrument, position.side, reference, sl === position.sl ? null : sl, tp === position.tp ? null : tp)) return reject("INVALID_STOPS");
-    if (sl === position.sl && tp === position.tp && trailingDistance === position.trailingDistance) return reject("NO_CHANGES");
+    if (
+      !this.stopsValid(
+        instrument,
+        position.side,
+        reference,
+        sl === position.sl ? null : sl,
+        tp === position.tp ? null : tp,
+      )
+    )
+      return reject("INVALID_STOPS");
+    if (sl === position.sl && tp === position.tp && trailingDistance === position.trailingDistance)
+      return reject("NO_CHANGES");
     this.advanceClock(time);
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
     this.emit({ type: "PositionChanged", time, positionId: position.id, sl, tp, trailingDistance, reason: "CLIENT" });
@@ -820,11 +1036,19 @@ export class TradingEngine {
     const closed = this.tradable(instrument, time);
     if (closed) return closed;
     const volume = command.volume ?? position.volume;
-    if (!Number.isSafeInteger(volume) || volume <= 0 || volume > position.volume || volume % instrument.volumeStep !== 0) return reject("INVALID_VOLUME");
+    if (
+      !Number.isSafeInteger(volume) ||
+      volume <= 0 ||
+      volume > position.volume ||
+      volume % instrument.volumeStep !== 0
+    )
+      return reject("INVALID_VOLUME");
     const remainder = position.volume - volume;
-    if (remainder !== 0 && remainder < instrument.volumeMin) return reject("INVALID_VOLUME", "The volume left open would be below the minimum");
+    if (remainder !== 0 && remainder < instrument.volumeMin)
+      return reject("INVALID_VOLUME", "The volume left open would be below the minimum");
     const comment = command.comment ?? "";
-    if (typeof comment !== "string" || comment.length > 64) return reject("INVALID_DATA", "comment is at most 64 characters");
+    if (typeof comment !== "string" || comment.length > 64)
+      return reject("INVALID_DATA", "comment is at most 64 characters");
     if (!this.rates(this.state.accounts.get(position.accountId) as Account, instrument)) return reject("NO_QUOTES");
     this.advanceClock(time);
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
@@ -859,7 +1083,13 @@ export class TradingEngine {
    * Closes `volume` of a position with a closing market order. Closes always complete: the book is
    * walked best first and any remainder fills at the worst level the quote offers (CLOSE RULE).
    */
-  private closePosition(position: Position, volume: number, reason: OrderReason, comment: string, time: number): CommandResult {
+  private closePosition(
+    position: Position,
+    volume: number,
+    reason: OrderReason,
+    comment: string,
+    time: number,
+  ): CommandResult {
     const account = this.state.accounts.get(position.accountId) as Account;
     const instrument = this.state.instrument(position.symbol);
     const quote = this.quotes.get(position.symbol);
@@ -911,10 +1141,15 @@ export class TradingEngine {
     const instrument = this.state.instruments.get(command.symbol);
     if (!instrument) return reject("UNKNOWN_SYMBOL");
     const { bid, ask } = command;
-    if (!isPositiveInteger(bid) || !isPositiveInteger(ask) || ask < bid) return reject("INVALID_PRICE", "bid and ask must be positive points with ask ≥ bid");
+    if (!isPositiveInteger(bid) || !isPositiveInteger(ask) || ask < bid)
+      return reject("INVALID_PRICE", "bid and ask must be positive points with ask ≥ bid");
     const bids = this.bookSide(command.bids, bid, "SELL");
     const asks = this.bookSide(command.asks, ask, "BUY");
-    if (!bids || !asks) return reject("INVALID_PRICE", "book levels must start at the quote, be ordered best first and carry positive volumes");
+    if (!bids || !asks)
+      return reject(
+        "INVALID_PRICE",
+        "book levels must start at the quote, be ordered best first and carry positive volumes",
+      );
     this.advanceClock(time);
     this.quotes.set(instrument.symbol, { symbol: instrument.symbol, bid, ask, time, bids, asks });
     this.processTriggers(instrument.symbol, time);
@@ -930,7 +1165,8 @@ export class TradingEngine {
     let previous: number | null = null;
     for (const level of levels) {
       if (!isPositiveInteger(level.price) || !isPositiveInteger(level.volume)) return null;
-      if (previous === null ? level.price !== top : side === "BUY" ? level.price <= previous : level.price >= previous) return null;
+      if (previous === null ? level.price !== top : side === "BUY" ? level.price <= previous : level.price >= previous)
+        return null;
       result.push({ price: level.price, volume: level.volume });
       previous = level.price;
     }
@@ -951,11 +1187,27 @@ export class TradingEngine {
         if (position.side === "BUY") {
           const candidate = bid - distance;
           if (candidate * position.volume >= position.openCost && (position.sl === null || candidate > position.sl))
-            this.emit({ type: "PositionChanged", time, positionId, sl: candidate, tp: position.tp, trailingDistance: distance, reason: "TRAILING" });
+            this.emit({
+              type: "PositionChanged",
+              time,
+              positionId,
+              sl: candidate,
+              tp: position.tp,
+              trailingDistance: distance,
+              reason: "TRAILING",
+            });
         } else {
           const candidate = ask + distance;
           if (candidate * position.volume <= position.openCost && (position.sl === null || candidate < position.sl))
-            this.emit({ type: "PositionChanged", time, positionId, sl: candidate, tp: position.tp, trailingDistance: distance, reason: "TRAILING" });
+            this.emit({
+              type: "PositionChanged",
+              time,
+              positionId,
+              sl: candidate,
+              tp: position.tp,
+              trailingDistance: distance,
+              reason: "TRAILING",
+            });
         }
       }
     }
@@ -991,10 +1243,22 @@ export class TradingEngine {
       let popped = true;
       if ((order.type === "STOP" || order.type === "STOP_LIMIT") && !order.triggered) {
         popped = false;
-        this.emit({ type: "OrderChanged", time, orderId, price: order.price, stopLimitPrice: order.stopLimitPrice, sl: order.sl, tp: order.tp, trailingDistance: order.trailingDistance, expiration: order.expiration, triggered: true });
+        this.emit({
+          type: "OrderChanged",
+          time,
+          orderId,
+          price: order.price,
+          stopLimitPrice: order.stopLimitPrice,
+          sl: order.sl,
+          tp: order.tp,
+          trailingDistance: order.trailingDistance,
+          expiration: order.expiration,
+          triggered: true,
+        });
         const limit = order.stopLimitPrice;
         // A stop-limit becomes a limit: it fills now only if the market is already at its limit.
-        if (order.type === "STOP_LIMIT" && limit !== null && (order.side === "BUY" ? ask > limit : bid < limit)) continue;
+        if (order.type === "STOP_LIMIT" && limit !== null && (order.side === "BUY" ? ask > limit : bid < limit))
+          continue;
       }
       this.fillWorkingOrder(order, time, popped);
     }
@@ -1024,7 +1288,9 @@ export class TradingEngine {
       return;
     }
     const plan = this.planDeals(this.fillRequest(account, instrument, order, time), fills);
-    const problem: RejectionCode | null = !plan.ok ? plan.code : this.checkMargin(account, instrument, plan.deals)?.code ?? null;
+    const problem: RejectionCode | null = !plan.ok
+      ? plan.code
+      : (this.checkMargin(account, instrument, plan.deals)?.code ?? null);
     if (problem === "NO_QUOTES") {
       if (popped) reinsertOrder(this.state, order);
       return;
@@ -1051,7 +1317,13 @@ export class TradingEngine {
     const state = this.state;
     if (state.lastRolloverAt === null) {
       // The first command anchors the rollover calendar: the last rollover before it counts as done.
-      this.emit({ type: "Rollover", time, rolloverTime: this.nextRolloverAfter(time) - DAY_MS, multiplier: 0, charges: [] });
+      this.emit({
+        type: "Rollover",
+        time,
+        rolloverTime: this.nextRolloverAfter(time) - DAY_MS,
+        multiplier: 0,
+        charges: [],
+      });
     }
     for (;;) {
       const nextRollover = (state.lastRolloverAt as number) + DAY_MS;
@@ -1084,7 +1356,14 @@ export class TradingEngine {
         const instrument = this.state.instrument(position.symbol);
         const rate = this.state.converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
         if (!rate) continue;
-        const amount = swapInAccountCurrency(instrument, position.side, position.volume, multiplier, rate, currencyDigits(account.currency));
+        const amount = swapInAccountCurrency(
+          instrument,
+          position.side,
+          position.volume,
+          multiplier,
+          rate,
+          currencyDigits(account.currency),
+        );
         if (amount !== 0) charges.push({ positionId: position.id, amount });
       }
     }
@@ -1140,19 +1419,36 @@ export class TradingEngine {
       const victim = this.mostLosingPosition(accountId);
       if (!victim) break;
       stoppedOut = true;
-      this.emit({ type: "StopOut", time, accountId, equity: metrics.equity, margin: metrics.margin, positionId: victim.id });
+      this.emit({
+        type: "StopOut",
+        time,
+        accountId,
+        equity: metrics.equity,
+        margin: metrics.margin,
+        positionId: victim.id,
+      });
       const result = this.closePosition(victim, victim.volume, "STOP_OUT", "so", time);
       if (!result.ok) break;
       metrics = this.accountMetrics(accountId);
     }
     if (stoppedOut && account.balance < 0) {
       // Negative balance protection: the client never owes more than the account held.
-      this.emit({ type: "BalanceOperation", time, accountId, operationId: this.state.nextOperationId, kind: "CORRECTION", amount: -account.balance, comment: "negative balance correction after stop-out" });
+      this.emit({
+        type: "BalanceOperation",
+        time,
+        accountId,
+        operationId: this.state.nextOperationId,
+        kind: "CORRECTION",
+        amount: -account.balance,
+        comment: "negative balance correction after stop-out",
+      });
       metrics = this.accountMetrics(accountId);
     }
     const inCall = metrics.margin > 0 && metrics.equity * 100 <= group.marginCallLevelPercent * metrics.margin;
-    if (inCall && !account.marginCall) this.emit({ type: "MarginCallEntered", time, accountId, equity: metrics.equity, margin: metrics.margin });
-    else if (!inCall && account.marginCall) this.emit({ type: "MarginCallCleared", time, accountId, equity: metrics.equity, margin: metrics.margin });
+    if (inCall && !account.marginCall)
+      this.emit({ type: "MarginCallEntered", time, accountId, equity: metrics.equity, margin: metrics.margin });
+    else if (!inCall && account.marginCall)
+      this.emit({ type: "MarginCallCleared", time, accountId, equity: metrics.equity, margin: metrics.margin });
     this.registerRiskThresholds(account, metrics, group.marginCallLevelPercent);
   }
 
@@ -1175,12 +1471,17 @@ export class TradingEngine {
     const version = this.state.nextVersion();
     this.state.riskVersions.set(account.id, version);
     if (metrics.margin === 0 || account.marginCall) {
-      if (account.marginCall) for (const symbol of this.accountSymbols(account.id)) this.state.symbolIndex(symbol).riskAskCeilings.push(0, account.id, version);
+      if (account.marginCall)
+        for (const symbol of this.accountSymbols(account.id))
+          this.state.symbolIndex(symbol).riskAskCeilings.push(0, account.id, version);
       return;
     }
     const positions = this.state.accountPositions.get(account.id) ?? new Set<number>();
     // Slack above the margin-call level, less one minor unit per position for per-position profit rounding.
-    const slack = multiplyDivide([metrics.equity * 100 - marginCallLevelPercent * metrics.margin], [100], Rounding.FLOOR) - positions.size - 1;
+    const slack =
+      multiplyDivide([metrics.equity * 100 - marginCallLevelPercent * metrics.margin], [100], Rounding.FLOOR) -
+      positions.size -
+      1;
     const legs = new Map<string, { buy: number; sell: number }>();
     for (const positionId of positions) {
       const position = this.state.positions.get(positionId) as Position;

@@ -85,15 +85,19 @@ function roundQuotientBig(numerator: bigint, denominator: bigint, rounding: Roun
 function roundQuotientNumber(numerator: number, denominator: number, rounding: Rounding): number {
   let quotient = Math.trunc(numerator / denominator);
   let remainder = numerator - quotient * denominator;
-  if (!Number.isSafeInteger(remainder)) return Number(roundQuotientBig(BigInt(numerator), BigInt(denominator), rounding));
+  if (!Number.isSafeInteger(remainder))
+    return Number(roundQuotientBig(BigInt(numerator), BigInt(denominator), rounding));
   // The float quotient can be one off near an integer; the exact remainder corrects it.
+  let correction = 0;
   if (numerator >= 0) {
-    if (remainder < 0) (quotient -= 1), (remainder += denominator);
-    else if (remainder >= denominator) (quotient += 1), (remainder -= denominator);
+    if (remainder < 0) correction = -1;
+    else if (remainder >= denominator) correction = 1;
   } else {
-    if (remainder > 0) (quotient += 1), (remainder -= denominator);
-    else if (-remainder >= denominator) (quotient -= 1), (remainder += denominator);
+    if (remainder > 0) correction = 1;
+    else if (-remainder >= denominator) correction = -1;
   }
+  quotient += correction;
+  remainder -= correction * denominator;
   if (remainder === 0) return quotient === 0 ? 0 : quotient;
   const negative = numerator < 0;
   const awayFromZero = negative ? quotient - 1 : quotient + 1;

@@ -43,7 +43,15 @@ export type TradeMode = "FULL" | "CLOSE_ONLY" | "DISABLED";
 /** One weekday's open intervals as [fromMinute, toMinute) in UTC minutes of the day (0..1440). */
 export type DaySessions = readonly (readonly [number, number])[];
 /** Index 0 is Sunday, as `Date.getUTCDay` counts. */
-export type WeekSessions = readonly [DaySessions, DaySessions, DaySessions, DaySessions, DaySessions, DaySessions, DaySessions];
+export type WeekSessions = readonly [
+  DaySessions,
+  DaySessions,
+  DaySessions,
+  DaySessions,
+  DaySessions,
+  DaySessions,
+  DaySessions,
+];
 
 /** The full contract specification of an instrument, all integers (DESIGN.md section 3). */
 export interface InstrumentSpec {
@@ -103,7 +111,9 @@ function sundayToFriday(open: string, close: string, dailyBreak?: readonly [stri
       [to, MINUTES_PER_DAY],
     ];
   };
-  const friday: DaySessions = dailyBreak ? [[0, Math.min(closeMinute, hoursToMinutes(dailyBreak[0]))]] : [[0, closeMinute]];
+  const friday: DaySessions = dailyBreak
+    ? [[0, Math.min(closeMinute, hoursToMinutes(dailyBreak[0]))]]
+    : [[0, closeMinute]];
   return [[[openMinute, MINUTES_PER_DAY]], weekday(), weekday(), weekday(), weekday(), friday, CLOSED];
 }
 

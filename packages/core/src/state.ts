@@ -172,7 +172,8 @@ function indexOrder(state: EngineState, order: Order): void {
   if (order.type === "LIMIT") {
     (buy ? index.buyLimits : index.sellLimits).push(order.price as number, order.id, version);
   } else if (order.type === "STOP_LIMIT") {
-    if (order.triggered) (buy ? index.buyLimits : index.sellLimits).push(order.stopLimitPrice as number, order.id, version);
+    if (order.triggered)
+      (buy ? index.buyLimits : index.sellLimits).push(order.stopLimitPrice as number, order.id, version);
     else (buy ? index.buyStops : index.sellStops).push(order.price as number, order.id, version);
   } else if (order.type === "STOP") {
     if (order.triggered) index.triggeredStops.add(order.id);
@@ -229,7 +230,8 @@ function indexPositionStops(state: EngineState, position: Position): void {
   state.stopVersions.set(position.id, version);
   const buy = position.side === "BUY";
   if (position.sl !== null) (buy ? index.buyStopLosses : index.sellStopLosses).push(position.sl, position.id, version);
-  if (position.tp !== null) (buy ? index.buyTakeProfits : index.sellTakeProfits).push(position.tp, position.id, version);
+  if (position.tp !== null)
+    (buy ? index.buyTakeProfits : index.sellTakeProfits).push(position.tp, position.id, version);
   if (position.trailingDistance !== null) index.trailingPositions.add(position.id);
   else index.trailingPositions.delete(position.id);
 }

@@ -1,0 +1,735 @@
+/**
+ * Scenario tests with hand-computed expectations to the cent (issue: trading core).
+ * Every amount in a comment is worked out by hand from the contract specification.
+ */
+import { describe, expect, it } from "vitest";
+import { IllegalOrderTransitionError, assertOrderTransition, defaultEngineConfig } from "../src/index.ts";
+import { Scenario, TUESDAY_NOON, lots, money, points } from "./helpers.ts";
+
+describe("profit and margin", () => {
+  it("EURUSD 1 lot bought at ask 1.08440 and closed at bid 1.08540 gives +100.00 USD", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const opened = s.buy(account, "EURUSD", "1");
+    expect(s.deals()[0]).toMatchObject({ price: points("EURUSD", "1.08440"), volume: 100, entry: "IN", side: "BUY" });
+    // Margin: 1 lot × 100,000 EUR / 100 = 1,000 EUR, at the EURUSD bid 1.08430 = 1,084.30 USD.
+    expect(s.engine.accountMetrics(account).margin).toBe(money("1084.30"));
+    s.quote("EURUSD", "1.08540", "1.08550");
+    expect(s.engine.accountMetrics(account).profit).toBe(money("100.00"));
+    s.ok({ kind: "closePosition", accountId: account, positionId: opened.positionId as number });
+    expect(s.deals()[1]).toMatchObject({
+      price: points("EURUSD", "1.08540"),
+      entry: "OUT",
+      side: "SELL",
+      profit: money("100.00"),
+    });
+    expect(s.get(account).balance).toBe(money("10100.00"));
+    expect(s.engine.accountMetrics(account).margin).toBe(0);
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("the same trade in a EUR account is converted into EUR at the close", () => {
+    const s = new Scenario();
+    const account = s.account("EUR", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const opened = s.buy(account, "EURUSD", "1");
+    // Margin is in the base currency EUR, the account currency: 100,000 / 100 = 1,000.00 EUR.
+    expect(s.engine.accountMetrics(account).margin).toBe(money("1000.00"));
+    s.quote("EURUSD", "1.08540", "1.08550");
+    s.ok({ kind: "closePosition", accountId: account, positionId: opened.positionId as number });
+    // 100.00 USD → EUR through EURUSD, buying EUR at the ask: 100 / 1.08550 = 92.1234… → 92.12 EUR.
+    expect(s.deals()[1]?.profit).toBe(money("92.12"));
+    expect(s.get(account).balance).toBe(money("10092.12"));
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("USDJPY profit is in JPY and converts to USD at the close; margin is in USD", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("USDJPY", "150.230", "150.250");
+    const opened = s.buy(account, "USDJPY", "1");
+    // Margin: 100,000 USD / 100 = 1,000.00 USD (the base currency is the account currency).
+    expect(s.engine.accountMetrics(account).margin).toBe(money("1000.00"));
+    s.quote("USDJPY", "150.750", "150.770");
+    s.ok({ kind: "closePosition", accountId: account, positionId: opened.positionId as number });
+    // (150.750 − 150.250) × 100,000 = 50,000 JPY; / 150.770 (USDJPY ask) = 331.6309… → 331.63 USD.
+    expect(s.deals()[1]?.profit).toBe(money("331.63"));
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("USDJPY in a JPY account: profit 50,000 JPY exactly, margin converted at the bid", () => {
+    const s = new Scenario();
+    const account = s.account("JPY", "10000000");
+    s.quote("USDJPY", "150.230", "150.250");
+    const opened = s.buy(account, "USDJPY", "1");
+    // 1,000 USD × 150.230 = 150,230 JPY (JPY has no minor unit).
+    expect(s.engine.accountMetrics(account).margin).toBe(150_230);
+    s.quote("USDJPY", "150.750", "150.770");
+    s.ok({ kind: "closePosition", accountId: account, positionId: opened.positionId as number });
+    expect(s.deals()[1]?.profit).toBe(50_000);
+    expect(s.get(account).balance).toBe(10_050_000);
+  });
+
+  it("USDJPY profit in a EUR account converts through EURJPY", () => {
+    const s = new Scenario();
+    const account = s.account("EUR", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("USDJPY", "150.230", "150.250");
+    s.quote("EURJPY", "162.900", "162.950");
+    const opened = s.buy(account, "USDJPY", "1");
+    // Margin: 1,000 USD → EUR dividing by the EURUSD ask 1.08440 = 922.168… → up to 922.17 EUR.
+    expect(s.engine.accountMetrics(account).margin).toBe(money("922.17"));
+    s.quote("USDJPY", "150.750", "150.770");
+    s.ok({ kind: "closePosition", accountId: account, positionId: opened.positionId as number });
+    // 50,000 JPY / 162.950 (EURJPY ask) = 306.843… → 306.84 EUR.
+    expect(s.deals()[1]?.profit).toBe(money("306.84"));
+  });
+
+  it("XAUUSD profit and margin", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("XAUUSD", "2350.20", "2350.50");
+    const opened = s.buy(account, "XAUUSD", "0.10");
+    // 0.1 lot × 100 oz / 100 = 0.1 oz of gold at 2,350.20 = 235.02 USD.
+    expect(s.engine.accountMetrics(account).margin).toBe(money("235.02"));
+    s.quote("XAUUSD", "2360.00", "2360.30");
+    s.ok({ kind: "closePosition", accountId: account, positionId: opened.positionId as number });
+    // (2,360.00 − 2,350.50) × 100 oz × 0.1 = 95.00 USD.
+    expect(s.deals()[1]?.profit).toBe(money("95.00"));
+  });
+
+  it("CFD margin ignores leverage and commissions are charged per side (BTCUSD)", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "50000");
+    s.quote("BTCUSD", "60000.00", "60010.00");
+    const opened = s.buy(account, "BTCUSD", "0.5");
+    // 0.5 × 1 × 60,010.00 × 50 % = 15,002.50 USD; commission 5.00 × 0.5 = 2.50 USD.
+    expect(s.engine.accountMetrics(account).margin).toBe(money("15002.50"));
+    expect(s.deals()[0]?.commission).toBe(money("2.50"));
+    expect(s.get(account).balance).toBe(money("49997.50"));
+    s.quote("BTCUSD", "61000.00", "61010.00");
+    s.ok({ kind: "closePosition", accountId: account, positionId: opened.positionId as number });
+    // (61,000 − 60,010) × 0.5 = 495.00 profit, 2.50 commission again.
+    expect(s.deals()[1]).toMatchObject({ profit: money("495.00"), commission: money("2.50") });
+    expect(s.get(account).balance).toBe(money("50490.00"));
+    expect(s.get(account).ledger.commissions).toBe(money("5.00"));
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("a partial close realises its share and keeps the rest with its margin", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const opened = s.buy(account, "EURUSD", "1");
+    const positionId = opened.positionId as number;
+    s.quote("EURUSD", "1.08540", "1.08550");
+    s.ok({ kind: "closePosition", accountId: account, positionId, volume: lots("EURUSD", "0.4") });
+    expect(s.deals()[1]).toMatchObject({ volume: 40, profit: money("40.00") });
+    const [position] = s.positions(account);
+    expect(position).toMatchObject({ id: positionId, volume: 60, openCost: points("EURUSD", "1.08440") * 60 });
+    // 40 % of 1,084.30 = 433.72 released; 650.58 held.
+    expect(position?.margin).toBe(money("650.58"));
+    expect(s.engine.accountMetrics(account).profit).toBe(money("60.00"));
+    expect(s.rejected({ kind: "closePosition", accountId: account, positionId, volume: lots("EURUSD", "0.7") })).toBe(
+      "INVALID_VOLUME",
+    );
+  });
+});
+
+describe("position modes", () => {
+  it("netting: buy 1 then sell 0.4 leaves one 0.6 position; sell 1.5 reverses it", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000", { mode: "NETTING" });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1");
+    s.sell(account, "EURUSD", "0.4");
+    expect(s.positions(account)).toHaveLength(1);
+    expect(s.positions(account)[0]).toMatchObject({ side: "BUY", volume: 60 });
+    // Sold 0.4 at the bid 1.08430 against a buy at 1.08440: −0.00010 × 40,000 = −4.00.
+    expect(s.deals()[1]).toMatchObject({ entry: "OUT", profit: money("-4.00") });
+    s.sell(account, "EURUSD", "1.5");
+    const positions = s.positions(account);
+    expect(positions).toHaveLength(1);
+    expect(positions[0]).toMatchObject({ side: "SELL", volume: 90, openCost: points("EURUSD", "1.08430") * 90 });
+    const [closing, opening] = s.deals().slice(2);
+    expect(closing).toMatchObject({ entry: "OUT", volume: 60, profit: money("-6.00") });
+    expect(opening).toMatchObject({ entry: "IN", volume: 90 });
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("hedging: opposite positions coexist, margin is the larger leg", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1");
+    s.sell(account, "EURUSD", "0.5");
+    const positions = s.positions(account);
+    expect(positions.map((position) => [position.side, position.volume])).toEqual([
+      ["BUY", 100],
+      ["SELL", 50],
+    ]);
+    expect(s.engine.accountMetrics(account).margin).toBe(money("1084.30"));
+  });
+});
+
+describe("pending orders trigger exactly on their side of the quote", () => {
+  const cases = [
+    {
+      type: "LIMIT",
+      side: "BUY",
+      price: "1.08300",
+      near: ["1.08291", "1.08301"],
+      hit: ["1.08290", "1.08300"],
+      fill: "1.08300",
+    },
+    {
+      type: "LIMIT",
+      side: "SELL",
+      price: "1.08600",
+      near: ["1.08599", "1.08609"],
+      hit: ["1.08600", "1.08610"],
+      fill: "1.08600",
+    },
+    {
+      type: "STOP",
+      side: "BUY",
+      price: "1.08600",
+      near: ["1.08589", "1.08599"],
+      hit: ["1.08590", "1.08600"],
+      fill: "1.08600",
+    },
+    {
+      type: "STOP",
+      side: "SELL",
+      price: "1.08300",
+      near: ["1.08301", "1.08311"],
+      hit: ["1.08300", "1.08310"],
+      fill: "1.08300",
+    },
+  ] as const;
+  for (const { type, side, price, near, hit, fill } of cases) {
+    it(`${side} ${type} at ${price} waits one point away and fills at ${fill}`, () => {
+      const s = new Scenario();
+      const account = s.account();
+      s.quote("EURUSD", "1.08430", "1.08440");
+      const placed = s.ok({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side,
+        type,
+        volume: 100,
+        price: points("EURUSD", price),
+      });
+      s.quote("EURUSD", near[0], near[1]);
+      expect(s.positions(account)).toHaveLength(0);
+      expect(s.engine.state.orders.get(placed.orderId as number)?.status).toBe("PLACED");
+      s.quote("EURUSD", hit[0], hit[1]);
+      expect(s.positions(account)).toHaveLength(1);
+      expect(s.deals()[0]).toMatchObject({ orderId: placed.orderId, side, price: points("EURUSD", fill) });
+      expect(s.engine.state.orders.has(placed.orderId as number)).toBe(false);
+      expect(s.replayMatches()).toBe(true);
+    });
+  }
+
+  it("a buy stop fills at the ask after a gap, never at a price the quote did not offer", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "STOP",
+      volume: 100,
+      price: points("EURUSD", "1.08600"),
+    });
+    s.quote("EURUSD", "1.08700", "1.08710");
+    expect(s.deals()[0]?.price).toBe(points("EURUSD", "1.08710"));
+  });
+
+  it("a buy stop-limit becomes a limit at the stop and fills only at or below its limit", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const placed = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "STOP_LIMIT",
+      volume: 100,
+      price: points("EURUSD", "1.08600"),
+      stopLimitPrice: points("EURUSD", "1.08550"),
+    });
+    s.quote("EURUSD", "1.08610", "1.08620");
+    expect(s.engine.state.orders.get(placed.orderId as number)).toMatchObject({ triggered: true, status: "PLACED" });
+    expect(s.positions(account)).toHaveLength(0);
+    s.quote("EURUSD", "1.08541", "1.08551");
+    expect(s.positions(account)).toHaveLength(0);
+    s.quote("EURUSD", "1.08540", "1.08550");
+    expect(s.deals()[0]?.price).toBe(points("EURUSD", "1.08550"));
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("rejects pending prices on the wrong side of the market", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const base = { kind: "placeOrder", accountId: account, symbol: "EURUSD", volume: 100 } as const;
+    expect(s.rejected({ ...base, side: "BUY", type: "LIMIT", price: points("EURUSD", "1.08440") })).toBe(
+      "INVALID_PRICE",
+    );
+    expect(s.rejected({ ...base, side: "BUY", type: "STOP", price: points("EURUSD", "1.08440") })).toBe(
+      "INVALID_PRICE",
+    );
+    expect(s.rejected({ ...base, side: "SELL", type: "LIMIT", price: points("EURUSD", "1.08430") })).toBe(
+      "INVALID_PRICE",
+    );
+    expect(s.rejected({ ...base, side: "SELL", type: "STOP", price: points("EURUSD", "1.08430") })).toBe(
+      "INVALID_PRICE",
+    );
+    expect(s.events.filter((event) => event.type === "OrderAccepted")).toHaveLength(0);
+  });
+});
+
+describe("stop loss, take profit and trailing stop", () => {
+  it("SL closes a buy at the bid when the bid reaches it, not one point before", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1", { sl: points("EURUSD", "1.08300"), tp: points("EURUSD", "1.08600") });
+    s.quote("EURUSD", "1.08301", "1.08311");
+    expect(s.positions(account)).toHaveLength(1);
+    s.quote("EURUSD", "1.08300", "1.08310");
+    expect(s.positions(account)).toHaveLength(0);
+    // (1.08300 − 1.08440) × 100,000 = −140.00.
+    expect(s.deals()[1]).toMatchObject({
+      reason: "STOP_LOSS",
+      price: points("EURUSD", "1.08300"),
+      profit: money("-140.00"),
+    });
+  });
+
+  it("TP closes a sell at the ask", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.sell(account, "EURUSD", "1", { tp: points("EURUSD", "1.08200") });
+    s.quote("EURUSD", "1.08191", "1.08201");
+    expect(s.positions(account)).toHaveLength(1);
+    s.quote("EURUSD", "1.08190", "1.08200");
+    // (1.08430 − 1.08200) × 100,000 = 230.00.
+    expect(s.deals()[1]).toMatchObject({
+      reason: "TAKE_PROFIT",
+      price: points("EURUSD", "1.08200"),
+      profit: money("230.00"),
+    });
+  });
+
+  it("rejects SL/TP on the wrong side", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    expect(
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "MARKET",
+        volume: 100,
+        sl: points("EURUSD", "1.08500"),
+      }),
+    ).toBe("INVALID_STOPS");
+    expect(
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "SELL",
+        type: "MARKET",
+        volume: 100,
+        tp: points("EURUSD", "1.08500"),
+      }),
+    ).toBe("INVALID_STOPS");
+  });
+
+  it("a trailing stop starts once in profit by its distance, only tightens, then closes", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const opened = s.buy(account, "EURUSD", "1", { trailingDistance: 100 });
+    const positionId = opened.positionId as number;
+    s.quote("EURUSD", "1.08500", "1.08510");
+    expect(s.engine.state.positions.get(positionId)?.sl).toBeNull();
+    s.quote("EURUSD", "1.08540", "1.08550");
+    expect(s.engine.state.positions.get(positionId)?.sl).toBe(points("EURUSD", "1.08440"));
+    s.quote("EURUSD", "1.08600", "1.08610");
+    expect(s.engine.state.positions.get(positionId)?.sl).toBe(points("EURUSD", "1.08500"));
+    s.quote("EURUSD", "1.08550", "1.08560");
+    expect(s.engine.state.positions.get(positionId)?.sl).toBe(points("EURUSD", "1.08500"));
+    s.quote("EURUSD", "1.08500", "1.08510");
+    expect(s.positions(account)).toHaveLength(0);
+    expect(s.deals()[1]).toMatchObject({ reason: "STOP_LOSS", profit: money("60.00") });
+    expect(s.replayMatches()).toBe(true);
+  });
+});
+
+describe("depth, IOC and FOK", () => {
+  const thinBook = (s: Scenario) =>
+    s.ok({
+      kind: "tick",
+      symbol: "EURUSD",
+      bid: points("EURUSD", "1.08430"),
+      ask: points("EURUSD", "1.08440"),
+      bids: [{ price: points("EURUSD", "1.08430"), volume: 50 }],
+      asks: [
+        { price: points("EURUSD", "1.08440"), volume: 30 },
+        { price: points("EURUSD", "1.08450"), volume: 20 },
+      ],
+    });
+
+  it("IOC fills what the book offers, level by level, and cancels the rest", () => {
+    const s = new Scenario();
+    const account = s.account();
+    thinBook(s);
+    const result = s.buy(account, "EURUSD", "1", { timeInForce: "IOC" });
+    expect(s.deals().map((deal) => [deal.price, deal.volume])).toEqual([
+      [points("EURUSD", "1.08440"), 30],
+      [points("EURUSD", "1.08450"), 20],
+    ]);
+    expect(result.order).toMatchObject({ status: "CANCELLED", statusReason: "IOC_REMAINDER", filledVolume: 50 });
+    expect(s.positions(account)).toEqual([
+      expect.objectContaining({ volume: 50, openCost: 108440 * 30 + 108450 * 20 }),
+    ]);
+    // The book is consumed until the next tick.
+    expect(
+      s.rejected({ kind: "placeOrder", accountId: account, symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 10 }),
+    ).toBe("NO_LIQUIDITY");
+  });
+
+  it("FOK rejects on thin depth and changes nothing", () => {
+    const s = new Scenario();
+    const account = s.account();
+    thinBook(s);
+    const hash = s.engine.stateHash();
+    expect(
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "MARKET",
+        volume: 100,
+        timeInForce: "FOK",
+      }),
+    ).toBe("NO_LIQUIDITY");
+    expect(s.engine.stateHash()).toBe(hash);
+  });
+
+  it("a requested price with a deviation bounds slippage", () => {
+    const s = new Scenario();
+    const account = s.account();
+    thinBook(s);
+    expect(
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "MARKET",
+        volume: 10,
+        price: points("EURUSD", "1.08420"),
+        deviation: 10,
+      }),
+    ).toBe("PRICE_OFF");
+    s.buy(account, "EURUSD", "0.4", { price: points("EURUSD", "1.08440"), deviation: 10 });
+    expect(s.deals().map((deal) => deal.price)).toEqual([points("EURUSD", "1.08440"), points("EURUSD", "1.08450")]);
+  });
+});
+
+describe("risk", () => {
+  it("rejects an order the free margin cannot carry", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "1000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const hash = s.engine.stateHash();
+    expect(
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "MARKET",
+        volume: 100,
+      }),
+    ).toBe("NO_MONEY");
+    expect(s.engine.stateHash()).toBe(hash);
+    s.buy(account, "EURUSD", "0.5");
+  });
+
+  it("withdrawal never goes below used margin", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "2000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1");
+    // Equity 1,990.00 (spread) − margin 1,084.30 = 905.70 free.
+    expect(s.rejected({ kind: "withdraw", accountId: account, amount: money("905.71") })).toBe("NO_MONEY");
+    s.ok({ kind: "withdraw", accountId: account, amount: money("905.70") });
+    expect(s.engine.accountMetrics(account).freeMargin).toBe(0);
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("stop-out closes the most losing position first, repeatedly, until the level is restored", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "1000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("GBPUSD", "1.27000", "1.27010");
+    s.quote("AUDUSD", "0.66000", "0.66010");
+    const a = s.buy(account, "EURUSD", "0.3").positionId;
+    const b = s.buy(account, "GBPUSD", "0.3").positionId;
+    const c = s.sell(account, "AUDUSD", "0.2").positionId;
+    // Margins 325.29 + 381.00 + 132.00 = 838.29.
+    expect(s.engine.accountMetrics(account).margin).toBe(money("838.29"));
+    s.quote("GBPUSD", "1.25700", "1.25710");
+    // Equity 1,000 − 3 − 393 − 2 = 602.00: margin call (≤ 100 %), no stop-out.
+    expect(s.get(account).marginCall).toBe(true);
+    expect(s.positions(account)).toHaveLength(3);
+    s.quote("EURUSD", "1.06840", "1.06850");
+    // Equity 125.00 against 838.29 (14.9 %): close A (−480), level 125/513 = 24 %: close B (−393), level 125/132 = 94.7 %: stop.
+    const stopOuts = s.events
+      .filter((event) => event.type === "StopOut")
+      .map((event) => (event.type === "StopOut" ? event.positionId : 0));
+    expect(stopOuts).toEqual([a, b]);
+    expect(s.positions(account).map((position) => position.id)).toEqual([c]);
+    expect(
+      s
+        .deals()
+        .filter((deal) => deal.reason === "STOP_OUT")
+        .map((deal) => deal.profit),
+    ).toEqual([money("-480.00"), money("-393.00")]);
+    expect(s.get(account).balance).toBe(money("127.00"));
+    expect(s.get(account).marginCall).toBe(true);
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("a negative balance after stop-out is corrected to zero with a recorded correction", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "1000", { leverage: 200 });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1");
+    s.quote("EURUSD", "1.06000", "1.06010");
+    // Loss (1.06000 − 1.08440) × 100,000 = −2,440.00 → balance −1,440.00 → correction +1,440.00.
+    expect(s.positions(account)).toHaveLength(0);
+    expect(s.get(account).balance).toBe(0);
+    expect(s.get(account).ledger.corrections).toBe(money("1440.00"));
+    const correction = s.events.find((event) => event.type === "BalanceOperation" && event.kind === "CORRECTION");
+    expect(correction).toMatchObject({ amount: money("1440.00") });
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+});
+
+describe("time: swaps, expirations, sessions", () => {
+  it("charges daily swap at rollover, triple on Wednesday, and realises it at the close", () => {
+    const s = new Scenario();
+    expect(new Date(TUESDAY_NOON).getUTCDay()).toBe(2);
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const positionId = s.buy(account, "EURUSD", "1").positionId as number;
+    // Rollovers at Tuesday 22:00 (×1) and Wednesday 22:00 (×3): −7.2 points × 100,000 × 0.00001 = −7.20 per day.
+    s.ok({ kind: "advanceTime" }, Date.UTC(2026, 5, 3, 23, 0));
+    expect(s.engine.state.positions.get(positionId)?.swap).toBe(money("-28.80"));
+    expect(s.engine.accountMetrics(account).profit).toBe(money("-10.00") + money("-28.80"));
+    s.ok({ kind: "closePosition", accountId: account, positionId });
+    expect(s.get(account).ledger.swaps).toBe(money("-28.80"));
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("DAY orders expire at the rollover, GTD orders at their time", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const day = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 100,
+      price: 108000,
+      timeInForce: "DAY",
+    });
+    const gtd = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 100,
+      price: 108000,
+      timeInForce: "GTD",
+      expiration: TUESDAY_NOON + 3_600_000,
+    });
+    s.ok({ kind: "advanceTime" }, TUESDAY_NOON + 3_600_000);
+    expect(s.engine.state.orders.has(gtd.orderId as number)).toBe(false);
+    expect(s.engine.state.orders.has(day.orderId as number)).toBe(true);
+    s.ok({ kind: "advanceTime" }, Date.UTC(2026, 5, 2, 22, 0));
+    expect(s.engine.state.orders.has(day.orderId as number)).toBe(false);
+    const expired = s.events.filter((event) => event.type === "OrderStatusChanged" && event.status === "EXPIRED");
+    expect(expired.map((event) => (event.type === "OrderStatusChanged" ? event.orderId : 0))).toEqual([
+      gtd.orderId,
+      day.orderId,
+    ]);
+    expect(
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "LIMIT",
+        volume: 100,
+        price: 108000,
+        timeInForce: "GTD",
+        expiration: s.time,
+      }),
+    ).toBe("INVALID_EXPIRATION");
+  });
+
+  it("rejects trading when the market is closed", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.time = Date.UTC(2026, 5, 6, 12, 0); // Saturday
+    expect(
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "MARKET",
+        volume: 100,
+      }),
+    ).toBe("MARKET_CLOSED");
+    // Crypto trades all week.
+    s.quote("BTCUSD", "60000.00", "60010.00", s.time + 1000);
+    s.buy(account, "BTCUSD", "0.01");
+  });
+});
+
+describe("orders", () => {
+  it("a retried order with the same client order id returns the first result and does nothing again", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const first = s.buy(account, "EURUSD", "1", { clientOrderId: "abc-1" });
+    const again = s.buy(account, "EURUSD", "1", { clientOrderId: "abc-1" });
+    expect(again.duplicate).toBe(true);
+    expect(again.events).toHaveLength(0);
+    expect(again.orderId).toBe(first.orderId);
+    expect(again.order).toMatchObject({ status: "FILLED", filledVolume: 100 });
+    expect(again.dealIds).toEqual(first.dealIds);
+    expect(s.positions(account)).toHaveLength(1);
+    expect(
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "SELL",
+        type: "MARKET",
+        volume: 100,
+        clientOrderId: "abc-1",
+      }),
+    ).toBe("DUPLICATE_CLIENT_ORDER_ID");
+  });
+
+  it("modify and cancel a pending order", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const placed = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 100,
+      price: 108000,
+    });
+    const orderId = placed.orderId as number;
+    s.ok({ kind: "modifyOrder", accountId: account, orderId, price: 108100, sl: 107900 });
+    expect(s.engine.state.orders.get(orderId)).toMatchObject({ price: 108100, sl: 107900 });
+    expect(s.rejected({ kind: "modifyOrder", accountId: account, orderId, price: 108100, sl: 107900 })).toBe(
+      "NO_CHANGES",
+    );
+    // The old price no longer triggers; the new one does.
+    s.quote("EURUSD", "1.08090", "1.08100");
+    expect(s.positions(account)).toHaveLength(1);
+    const second = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 100,
+      price: 107000,
+    });
+    s.ok({ kind: "cancelOrder", accountId: account, orderId: second.orderId as number });
+    expect(s.rejected({ kind: "cancelOrder", accountId: account, orderId: second.orderId as number })).toBe(
+      "ORDER_NOT_FOUND",
+    );
+    s.quote("EURUSD", "1.06990", "1.07000");
+    expect(s.deals().filter((deal) => deal.orderId === second.orderId)).toHaveLength(0);
+  });
+
+  it("another account's order or position is not found", () => {
+    const s = new Scenario();
+    const mine = s.account();
+    const theirs = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const position = s.buy(theirs, "EURUSD", "1").positionId as number;
+    expect(s.rejected({ kind: "closePosition", accountId: mine, positionId: position })).toBe("POSITION_NOT_FOUND");
+  });
+
+  it("validates volume against min, max and step", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("US500", "5000.00", "5000.50");
+    // US500 trades 0.1 to 500 lots in steps of 0.1: volume units of 0.1 lot.
+    for (const volume of [0, 5001, -10, 1.5]) {
+      expect(
+        s.rejected({ kind: "placeOrder", accountId: account, symbol: "US500", side: "BUY", type: "MARKET", volume }),
+      ).toBe("INVALID_VOLUME");
+    }
+    s.buy(account, "US500", "0.2");
+  });
+
+  it("the order-status table refuses illegal transitions with a typed error", () => {
+    expect(() => assertOrderTransition(1, "FILLED", "CANCELLED")).toThrow(IllegalOrderTransitionError);
+    expect(() => assertOrderTransition(1, "PLACED", "FILLED")).not.toThrow();
+  });
+
+  it("the working-order limit is enforced", () => {
+    const s = new Scenario(defaultEngineConfig({ maxWorkingOrdersPerAccount: 2 }));
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const order = {
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 100,
+      price: 108000,
+    } as const;
+    s.ok(order);
+    s.ok(order);
+    expect(s.rejected(order)).toBe("TOO_MANY_ORDERS");
+  });
+});
