@@ -15,12 +15,25 @@ export default tseslint.config(
     // The core is pure: no clock reads, no randomness, no IO (DESIGN.md section 2).
     files: ["packages/core/src/**/*.ts"],
     rules: {
-      "no-restricted-globals": ["error", "Date", "setTimeout", "setInterval", "setImmediate", "performance", "process", "fetch", "crypto"],
+      "no-restricted-globals": [
+        "error",
+        "Date",
+        "setTimeout",
+        "setInterval",
+        "setImmediate",
+        "performance",
+        "process",
+        "fetch",
+        "crypto",
+      ],
       "no-restricted-properties": [
         "error",
         { object: "Math", property: "random", message: "The core is deterministic: randomness is an input." },
       ],
-      "no-restricted-imports": ["error", { patterns: ["node:*", "fs", "path", "os", "net", "http", "crypto", "child_process"] }],
+      "no-restricted-imports": [
+        "error",
+        { patterns: ["node:*", "fs", "path", "os", "net", "http", "crypto", "child_process"] },
+      ],
     },
   },
 );

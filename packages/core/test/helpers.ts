@@ -1,3 +1,4 @@
+import type { EngineEvent } from "../src/index.ts";
 import {
   DEFAULT_INSTRUMENTS,
   TradingEngine,

@@ -1,0 +1,144 @@
+import { describe, expect, it } from "vitest";
+import { CurrencyConverter, DEFAULT_INSTRUMENTS, PriceHeap, isSessionOpen, weekdayOf } from "../src/index.ts";
+
+describe("default instruments", () => {
+  it("ships the set a broker needs on day one, with consistent integer specifications", () => {
+    const symbols = DEFAULT_INSTRUMENTS.map((instrument) => instrument.symbol);
+    for (const symbol of [
+      "EURUSD",
+      "GBPUSD",
+      "USDJPY",
+      "USDCHF",
+      "AUDUSD",
+      "USDCAD",
+      "EURJPY",
+      "XAUUSD",
+      "XAGUSD",
+      "US500",
+      "NAS100",
+      "GER40",
+      "USOIL",
+      "BTCUSD",
+      "ETHUSD",
+    ]) {
+      expect(symbols).toContain(symbol);
+    }
+    expect(new Set(symbols).size).toBe(symbols.length);
+    for (const instrument of DEFAULT_INSTRUMENTS) {
+      for (const value of [
+        instrument.digits,
+        instrument.contractSize,
+        instrument.volumeMin,
+        instrument.volumeMax,
+        instrument.volumeStep,
+        instrument.marginRatePpm,
+        instrument.swapLongMilliPoints,
+        instrument.swapShortMilliPoints,
+        instrument.commissionPerLot,
+      ]) {
+        expect(Number.isSafeInteger(value)).toBe(true);
+      }
+      expect(instrument.volumeMin % instrument.volumeStep).toBe(0);
+      expect(instrument.volumeMax).toBeGreaterThan(instrument.volumeMin);
+      expect(instrument.marginRatePpm).toBeGreaterThan(0);
+    }
+  });
+
+  it("has realistic digits and contract sizes", () => {
+    const spec = (symbol: string) => DEFAULT_INSTRUMENTS.find((instrument) => instrument.symbol === symbol);
+    expect(spec("EURUSD")).toMatchObject({
+      digits: 5,
+      contractSize: 100_000,
+      volumeMin: 1,
+      volumeStep: 1,
+      volumeDigits: 2,
+      marginMode: "FOREX",
+      marginCurrency: "EUR",
+      profitCurrency: "USD",
+    });
+    expect(spec("USDJPY")).toMatchObject({ digits: 3, profitCurrency: "JPY", marginCurrency: "USD" });
+    expect(spec("XAUUSD")).toMatchObject({ digits: 2, contractSize: 100, marginCurrency: "XAU" });
+    expect(spec("US500")).toMatchObject({ marginMode: "CFD", marginRatePpm: 50_000, marginCurrency: "USD" });
+    expect(spec("GER40")).toMatchObject({ profitCurrency: "EUR" });
+    expect(spec("EURUSD")?.swapLongMilliPoints).toBe(-7200);
+  });
+});
+
+describe("sessions", () => {
+  const eurusd = DEFAULT_INSTRUMENTS.find((instrument) => instrument.symbol === "EURUSD")!;
+  const ger40 = DEFAULT_INSTRUMENTS.find((instrument) => instrument.symbol === "GER40")!;
+  const btcusd = DEFAULT_INSTRUMENTS.find((instrument) => instrument.symbol === "BTCUSD")!;
+
+  it("counts weekdays from the epoch", () => {
+    expect(weekdayOf(Date.UTC(2026, 5, 2))).toBe(new Date(Date.UTC(2026, 5, 2)).getUTCDay());
+    expect(weekdayOf(Date.UTC(1969, 11, 31, 23))).toBe(3);
+  });
+
+  it("forex trades from Sunday 22:00 to Friday 22:00 UTC", () => {
+    expect(isSessionOpen(eurusd.sessions, Date.UTC(2026, 5, 7, 21, 59))).toBe(false); // Sunday
+    expect(isSessionOpen(eurusd.sessions, Date.UTC(2026, 5, 7, 22, 0))).toBe(true);
+    expect(isSessionOpen(eurusd.sessions, Date.UTC(2026, 5, 5, 21, 59))).toBe(true); // Friday
+    expect(isSessionOpen(eurusd.sessions, Date.UTC(2026, 5, 5, 22, 0))).toBe(false);
+    expect(isSessionOpen(eurusd.sessions, Date.UTC(2026, 5, 6, 12, 0))).toBe(false); // Saturday
+  });
+
+  it("an index has its own hours and crypto never closes", () => {
+    expect(isSessionOpen(ger40.sessions, Date.UTC(2026, 5, 2, 5, 59))).toBe(false);
+    expect(isSessionOpen(ger40.sessions, Date.UTC(2026, 5, 2, 6, 0))).toBe(true);
+    expect(isSessionOpen(btcusd.sessions, Date.UTC(2026, 5, 6, 3, 0))).toBe(true);
+  });
+});
+
+describe("currency conversion paths", () => {
+  const converter = new CurrencyConverter(DEFAULT_INSTRUMENTS);
+  it("uses a direct pair, an inverse pair, or goes through USD", () => {
+    expect(converter.symbolsFor("EUR", "USD")).toEqual(["EURUSD"]);
+    expect(converter.symbolsFor("USD", "EUR")).toEqual(["EURUSD"]);
+    expect(converter.symbolsFor("JPY", "EUR")).toEqual(["EURJPY"]);
+    expect(converter.symbolsFor("JPY", "GBP")).toEqual(["USDJPY", "GBPUSD"]);
+    expect(converter.symbolsFor("USD", "USD")).toEqual([]);
+  });
+
+  it("multiplies by the bid of a direct pair and divides by the ask of an inverse pair", () => {
+    const quotes = (symbol: string) => (symbol === "EURUSD" ? { bid: 108430, ask: 108440 } : undefined);
+    expect(converter.rate("EUR", "USD", quotes)).toEqual({ factors: [108430], divisors: [100000] });
+    expect(converter.rate("USD", "EUR", quotes)).toEqual({ factors: [100000], divisors: [108440] });
+    expect(converter.rate("JPY", "EUR", quotes)).toBeNull();
+  });
+});
+
+describe("price heap", () => {
+  it("pops every reached price best first, ties by id, and skips stale entries", () => {
+    const versions = new Map<number, number>([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [4, 2],
+    ]);
+    const heap = new PriceHeap("MAX", (id, version) => versions.get(id) === version);
+    heap.push(100, 1, 1);
+    heap.push(105, 3, 1);
+    heap.push(105, 2, 1);
+    heap.push(110, 4, 1); // stale: its owner is at version 2
+    heap.push(90, 4, 2);
+    const popped: number[] = [];
+    heap.popWhile((price) => price >= 100, popped);
+    expect(popped).toEqual([2, 3, 1]);
+    expect(heap.peekPrice()).toBe(90);
+  });
+
+  it("compacts when stale entries outnumber live ones", () => {
+    const live = new Set<number>();
+    const heap = new PriceHeap("MIN", (id) => live.has(id));
+    for (let id = 0; id < 1000; id++) {
+      live.add(id);
+      heap.push(id, id, 0);
+    }
+    for (let id = 0; id < 900; id++) {
+      live.delete(id);
+      heap.noteStale();
+    }
+    expect(heap.size).toBeLessThan(1000);
+    expect(heap.peekPrice()).toBe(900);
+  });
+});
