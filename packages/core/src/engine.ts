@@ -71,7 +71,15 @@ export interface CommandSuccess {
   readonly duplicate?: boolean;
 }
 
-export type CommandResult = CommandSuccess | Rejection;
+/** A rejection, with the time-driven events (expirations, rollovers) that fell due before it, if any. */
+export interface CommandRejection extends Rejection {
+  readonly events: readonly EngineEvent[];
+}
+
+export type CommandResult = CommandSuccess | CommandRejection;
+
+/** What the deciding methods return; `execute` attaches the events. */
+type Decision = CommandSuccess | Rejection;
 
 /** A book level with the volume still available on this quote (consumed by fills until the next tick). */
 interface LiveLevel {
@@ -195,16 +203,24 @@ export class TradingEngine {
 
   execute(command: Command): CommandResult {
     if (!Number.isSafeInteger(command.time) || command.time < 0)
-      return reject("INVALID_DATA", "time must be a non-negative integer of milliseconds");
+      return { ...reject("INVALID_DATA", "time must be a non-negative integer of milliseconds"), events: [] };
     // A command older than the clock runs at the clock's time: time never goes backwards inside the engine.
     const time = Math.max(command.time, this.clock);
     this.events = [];
+    // Time passes whatever the command's fate: expirations and rollovers due by now happen first, and are
+    // reported (and must be journaled) even when the command itself is rejected.
+    this.advanceClock(time);
+    this.clock = time;
+    const timeEvents = this.events.length;
     const result = this.decide(command, time);
     if (!result.ok) {
-      if (this.events.length > 0) throw new Error(`engine bug: ${command.kind} rejected after emitting events`);
-      return result;
+      if (this.events.length > timeEvents)
+        throw new Error(`engine bug: ${command.kind} rejected after emitting events`);
+      this.evaluateDirtyAccounts(time);
+      const events = this.events;
+      this.events = [];
+      return { ...result, events };
     }
-    this.clock = time;
     this.evaluateDirtyAccounts(time);
     const events = this.events;
     this.events = [];
@@ -216,20 +232,17 @@ export class TradingEngine {
     this.events.push(event);
   }
 
-  private decide(command: Command, time: number): CommandResult {
+  private decide(command: Command, time: number): Decision {
     switch (command.kind) {
       case "tick":
         return this.tick(command, time);
       case "advanceTime":
-        this.advanceClock(time);
         return { ok: true, events: [] };
       case "openAccount":
-        this.advanceClock(time);
         return this.openAccount(command, time);
       case "deposit":
       case "withdraw":
       case "credit":
-        this.advanceClock(time);
         return this.balanceOperation(command, time);
       case "changeAccount":
         return this.changeAccount(command, time);
@@ -240,7 +253,6 @@ export class TradingEngine {
       case "cancelOrder": {
         const order = this.ownedOrder(command.accountId, command.orderId);
         if (!order.ok) return order;
-        this.advanceClock(time);
         if (!this.state.orders.has(order.order.id)) return reject("ORDER_NOT_MODIFIABLE");
         this.setStatus(order.order, "CANCELLED", "CLIENT_CANCEL", time);
         return { ok: true, events: [], orderId: order.order.id };
@@ -257,7 +269,7 @@ export class TradingEngine {
   // -------------------------------------------------------------------------------------------
   // Accounts and balance
 
-  private openAccount(command: OpenAccountCommand, time: number): CommandResult {
+  private openAccount(command: OpenAccountCommand, time: number): Decision {
     if (!isAccountCurrency(command.currency)) return reject("INVALID_CURRENCY");
     if (
       !Number.isSafeInteger(command.leverage) ||
@@ -287,7 +299,7 @@ export class TradingEngine {
     return { ok: true, events: [], accountId };
   }
 
-  private changeAccount(command: ChangeAccountCommand, time: number): CommandResult {
+  private changeAccount(command: ChangeAccountCommand, time: number): Decision {
     const account = this.state.accounts.get(command.accountId);
     if (!account) return reject("ACCOUNT_NOT_FOUND");
     const leverage = command.leverage ?? account.leverage;
@@ -298,13 +310,12 @@ export class TradingEngine {
     const tradingEnabled = command.tradingEnabled ?? account.tradingEnabled;
     if (leverage === account.leverage && group === account.group && tradingEnabled === account.tradingEnabled)
       return reject("NO_CHANGES");
-    this.advanceClock(time);
     // Existing positions keep the margin they were opened with; the new leverage applies to new deals.
     this.emit({ type: "AccountChanged", time, accountId: account.id, leverage, group, tradingEnabled });
     return { ok: true, events: [], accountId: account.id };
   }
 
-  private balanceOperation(command: BalanceCommand, time: number): CommandResult {
+  private balanceOperation(command: BalanceCommand, time: number): Decision {
     const account = this.state.accounts.get(command.accountId);
     if (!account) return reject("ACCOUNT_NOT_FOUND");
     if (!Number.isSafeInteger(command.amount) || command.amount === 0) return reject("INVALID_AMOUNT");
@@ -463,7 +474,7 @@ export class TradingEngine {
     return dayStart + DAY_MS;
   }
 
-  private placeOrder(command: PlaceOrderCommand, time: number): CommandResult {
+  private placeOrder(command: PlaceOrderCommand, time: number): Decision {
     const owned = this.ownedAccount(command.accountId);
     if (!owned.ok) return owned;
     const account = owned.account;
@@ -602,7 +613,6 @@ export class TradingEngine {
     };
 
     if (!immediate) {
-      this.advanceClock(time);
       this.emit({ type: "OrderAccepted", time, order });
       return { ok: true, events: [], orderId, order: { ...(this.state.orders.get(orderId) ?? order) } };
     }
@@ -626,7 +636,6 @@ export class TradingEngine {
     if (!plan.ok) return plan;
     const marginProblem = this.checkMargin(account, instrument, plan.deals);
     if (marginProblem) return marginProblem;
-    this.advanceClock(time);
     this.emit({ type: "OrderAccepted", time, order });
     this.commitFills(levels, fills);
     const dealIds = this.emitDeals(plan.deals, time);
@@ -653,7 +662,7 @@ export class TradingEngine {
     };
   }
 
-  private duplicateResult(command: PlaceOrderCommand, memory: ClientOrderMemory): CommandResult {
+  private duplicateResult(command: PlaceOrderCommand, memory: ClientOrderMemory): Decision {
     const first = memory.order;
     const same =
       first.symbol === command.symbol &&
@@ -911,7 +920,7 @@ export class TradingEngine {
     return ids;
   }
 
-  private modifyOrder(command: ModifyOrderCommand, time: number): CommandResult {
+  private modifyOrder(command: ModifyOrderCommand, time: number): Decision {
     const owned = this.ownedOrder(command.accountId, command.orderId);
     if (!owned.ok) return owned;
     const order = owned.order;
@@ -966,7 +975,6 @@ export class TradingEngine {
     )
       return reject("NO_CHANGES");
     expiration = expiration ?? null;
-    this.advanceClock(time);
     if (!this.state.orders.has(order.id)) return reject("ORDER_NOT_MODIFIABLE");
     this.emit({
       type: "OrderChanged",
@@ -992,7 +1000,7 @@ export class TradingEngine {
     return { ok: true, position };
   }
 
-  private modifyPosition(command: ModifyPositionCommand, time: number): CommandResult {
+  private modifyPosition(command: ModifyPositionCommand, time: number): Decision {
     const owned = this.ownedPosition(command.accountId, command.positionId);
     if (!owned.ok) return owned;
     const position = owned.position;
@@ -1022,13 +1030,12 @@ export class TradingEngine {
       return reject("INVALID_STOPS");
     if (sl === position.sl && tp === position.tp && trailingDistance === position.trailingDistance)
       return reject("NO_CHANGES");
-    this.advanceClock(time);
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
     this.emit({ type: "PositionChanged", time, positionId: position.id, sl, tp, trailingDistance, reason: "CLIENT" });
     return { ok: true, events: [], positionId: position.id };
   }
 
-  private closePositionByClient(command: ClosePositionCommand, time: number): CommandResult {
+  private closePositionByClient(command: ClosePositionCommand, time: number): Decision {
     const owned = this.ownedPosition(command.accountId, command.positionId);
     if (!owned.ok) return owned;
     const position = owned.position;
@@ -1050,12 +1057,11 @@ export class TradingEngine {
     if (typeof comment !== "string" || comment.length > 64)
       return reject("INVALID_DATA", "comment is at most 64 characters");
     if (!this.rates(this.state.accounts.get(position.accountId) as Account, instrument)) return reject("NO_QUOTES");
-    this.advanceClock(time);
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
     return this.closePosition(position, volume, "CLIENT", comment, time);
   }
 
-  private closeAllPositions(command: CloseAllPositionsCommand, time: number): CommandResult {
+  private closeAllPositions(command: CloseAllPositionsCommand, time: number): Decision {
     const owned = this.ownedAccount(command.accountId);
     if (!owned.ok) return owned;
     if (command.symbol !== undefined && !this.state.instruments.has(command.symbol)) return reject("UNKNOWN_SYMBOL");
@@ -1069,7 +1075,6 @@ export class TradingEngine {
       if (closed) return closed;
       if (!this.rates(owned.account, this.state.instrument(position.symbol))) return reject("NO_QUOTES");
     }
-    this.advanceClock(time);
     const dealIds: number[] = [];
     for (const position of positions) {
       if (!this.state.positions.has(position.id)) continue;
@@ -1089,7 +1094,7 @@ export class TradingEngine {
     reason: OrderReason,
     comment: string,
     time: number,
-  ): CommandResult {
+  ): Decision {
     const account = this.state.accounts.get(position.accountId) as Account;
     const instrument = this.state.instrument(position.symbol);
     const quote = this.quotes.get(position.symbol);
@@ -1137,7 +1142,7 @@ export class TradingEngine {
   // -------------------------------------------------------------------------------------------
   // Ticks, triggers and time
 
-  private tick(command: TickCommand, time: number): CommandResult {
+  private tick(command: TickCommand, time: number): Decision {
     const instrument = this.state.instruments.get(command.symbol);
     if (!instrument) return reject("UNKNOWN_SYMBOL");
     const { bid, ask } = command;
@@ -1150,7 +1155,6 @@ export class TradingEngine {
         "INVALID_PRICE",
         "book levels must start at the quote, be ordered best first and carry positive volumes",
       );
-    this.advanceClock(time);
     this.quotes.set(instrument.symbol, { symbol: instrument.symbol, bid, ask, time, bids, asks });
     this.processTriggers(instrument.symbol, time);
     this.evaluateRiskForSymbol(instrument.symbol, time);

@@ -552,6 +552,55 @@ describe("time: swaps, expirations, sessions", () => {
     expect(s.replayMatches()).toBe(true);
   });
 
+  it("a rollover that falls due with a closing command is charged before the close and realised by it", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const positionId = s.buy(account, "EURUSD", "1").positionId as number;
+    // No command between noon and 23:00: the 22:00 rollover falls due with the close itself.
+    const closed = s.ok({ kind: "closePosition", accountId: account, positionId }, Date.UTC(2026, 5, 2, 23, 0));
+    expect(closed.events.map((event) => event.type)).toEqual([
+      "Rollover",
+      "OrderAccepted",
+      "DealExecuted",
+      "OrderStatusChanged",
+    ]);
+    expect(s.get(account).ledger.swaps).toBe(money("-7.20"));
+    expect(s.get(account).balance).toBe(money("10000") - money("10.00") - money("7.20"));
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("a rejected command still reports the expirations that fell due before it", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 100,
+      price: 108000,
+      timeInForce: "GTD",
+      expiration: s.time + 5000,
+    });
+    s.time += 10_000;
+    const result = s.run({
+      kind: "placeOrder",
+      time: s.time,
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "MARKET",
+      volume: 0,
+    });
+    expect(result.ok).toBe(false);
+    expect(result.events.map((event) => event.type)).toEqual(["OrderStatusChanged"]);
+    expect(s.engine.state.orders.size).toBe(0);
+    expect(s.replayMatches()).toBe(true);
+  });
+
   it("DAY orders expire at the rollover, GTD orders at their time", () => {
     const s = new Scenario();
     const account = s.account();

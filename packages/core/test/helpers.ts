@@ -47,7 +47,7 @@ export class Scenario {
 
   run(command: Command): CommandResult {
     const result = this.engine.execute(command);
-    if (result.ok) this.events.push(...result.events);
+    this.events.push(...result.events);
     return result;
   }
 
