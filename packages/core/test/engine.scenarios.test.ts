@@ -519,6 +519,43 @@ describe("risk", () => {
     expect(s.replayMatches()).toBe(true);
   });
 
+  it("enters margin call at the group's level and clears it when equity recovers", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "1500");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1");
+    // Margin 1,084.30: the 100 % call comes when equity falls to 1,084.30 or below.
+    s.quote("EURUSD", "1.08025", "1.08035");
+    // Equity 1,500 + (1.08025 − 1.08440) × 100,000 = 1,085.00 > 1,084.30: not yet.
+    expect(s.get(account).marginCall).toBe(false);
+    s.quote("EURUSD", "1.08024", "1.08034");
+    // 1,084.00 ≤ 1,084.30: margin call.
+    expect(s.get(account).marginCall).toBe(true);
+    s.quote("EURUSD", "1.08200", "1.08210");
+    expect(s.get(account).marginCall).toBe(false);
+    expect(s.events.filter((event) => event.type.startsWith("MarginCall")).map((event) => event.type)).toEqual([
+      "MarginCallEntered",
+      "MarginCallCleared",
+    ]);
+  });
+
+  it("credit counts towards equity and margin but cannot be withdrawn", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "500");
+    s.ok({ kind: "credit", accountId: account, amount: money("1000") });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1");
+    expect(s.engine.accountMetrics(account)).toMatchObject({
+      balance: money("500"),
+      credit: money("1000"),
+      equity: money("1490.00"),
+    });
+    expect(s.rejected({ kind: "withdraw", accountId: account, amount: money("500.01") })).toBe("NO_MONEY");
+    expect(s.rejected({ kind: "credit", accountId: account, amount: money("-1000") })).toBe("NO_MONEY");
+    expect(s.rejected({ kind: "credit", accountId: account, amount: money("-1000.01") })).toBe("INVALID_AMOUNT");
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
   it("a negative balance after stop-out is corrected to zero with a recorded correction", () => {
     const s = new Scenario();
     const account = s.account("USD", "1000", { leverage: 200 });
