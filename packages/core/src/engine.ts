@@ -23,7 +23,10 @@ import {
   applyEvent,
   reinsertOrder,
   reinsertPositionStop,
+  restoreState,
+  snapshotState,
   stateHash,
+  type StateSnapshot,
   type ClientOrderMemory,
 } from "./state.ts";
 import type {
@@ -180,6 +183,17 @@ export class TradingEngine {
     const engine = new TradingEngine(config);
     for (const event of events) engine.applyRecovered(event);
     return engine;
+  }
+
+  /** Builds an engine from a snapshot; fold the journal's later events into it with `applyRecovered`. */
+  static fromSnapshot(config: EngineConfig, snapshot: StateSnapshot): TradingEngine {
+    const engine = new TradingEngine(config);
+    restoreState(engine.state, snapshot);
+    return engine;
+  }
+
+  snapshot(): StateSnapshot {
+    return snapshotState(this.state);
   }
 
   /** Folds a journaled event (recovery). */
