@@ -1,7 +1,9 @@
 /**
  * The trading engine: `execute(command)` decides, emits events and folds each one as it is
  * emitted (state.ts `applyEvent`), so the live state is always the fold of its events.
- * A rejected command emits nothing and changes nothing. No IO, no clock: time is the command's.
+ * Time passes first: expirations and rollovers due by a command's time are emitted before it is
+ * decided, whatever its fate. Beyond those, a rejected command emits nothing and changes nothing.
+ * No IO, no clock: time is the command's.
  *
  * Market data (quotes and the liquidity left at each book level) is input, not state: it is not
  * journaled or hashed; every event that depended on it carries the prices it used.
@@ -147,6 +149,8 @@ interface FillRequest {
   readonly comment: string;
   readonly magic: number;
   readonly time: number;
+  /** The order already has fills (a working order filled again). */
+  readonly continuesFill: boolean;
 }
 
 export const DEFAULT_ENGINE_CONFIG_VALUES = {
@@ -724,6 +728,7 @@ export class TradingEngine {
       comment: order.comment,
       magic: order.magic,
       time,
+      continuesFill: order.filledVolume > 0,
     };
   }
 
@@ -783,32 +788,30 @@ export class TradingEngine {
     const rates = this.rates(account, instrument);
     if (!rates) return reject("NO_QUOTES", "A quote needed to convert into the account currency is missing");
     const digits = currencyDigits(account.currency);
+    const simulate = (position: Position | undefined): SimulatedPosition | null =>
+      position
+        ? {
+            id: position.id,
+            side: position.side,
+            volume: position.volume,
+            openCost: position.openCost,
+            margin: position.margin,
+            swap: position.swap,
+          }
+        : null;
     let simulated: SimulatedPosition | null = null;
-    let closing = false;
+    const closing = request.closePositionId !== null;
     if (request.closePositionId !== null) {
-      const position = this.state.positions.get(request.closePositionId);
-      if (!position) return reject("POSITION_NOT_FOUND");
-      simulated = {
-        id: position.id,
-        side: position.side,
-        volume: position.volume,
-        openCost: position.openCost,
-        margin: position.margin,
-        swap: position.swap,
-      };
-      closing = true;
+      simulated = simulate(this.state.positions.get(request.closePositionId));
+      if (!simulated) return reject("POSITION_NOT_FOUND");
     } else if (account.mode === "NETTING") {
+      // Netting: the symbol's one position.
       const positionId = this.state.nettingPositions.get(`${account.id}:${instrument.symbol}`);
-      const position = positionId === undefined ? undefined : this.state.positions.get(positionId);
-      if (position)
-        simulated = {
-          id: position.id,
-          side: position.side,
-          volume: position.volume,
-          openCost: position.openCost,
-          margin: position.margin,
-          swap: position.swap,
-        };
+      simulated = positionId === undefined ? null : simulate(this.state.positions.get(positionId));
+    } else if (request.continuesFill) {
+      // Hedging: later fills of a partly filled order add to the position its first fill opened.
+      const positionId = this.positionOpenedBy(account.id, request.orderId);
+      simulated = positionId === undefined ? null : simulate(this.state.positions.get(positionId));
     }
     let nextDealId = this.state.nextDealId;
     let nextPositionId = this.state.nextPositionId;
@@ -899,6 +902,13 @@ export class TradingEngine {
       }
     }
     return { ok: true, deals };
+  }
+
+  private positionOpenedBy(accountId: number, orderId: number): number | undefined {
+    for (const positionId of this.state.accountPositions.get(accountId) ?? []) {
+      if (this.state.positions.get(positionId)?.openOrderId === orderId) return positionId;
+    }
+    return undefined;
   }
 
   /** Margin rule: a deal that raises used margin must leave free margin ≥ 0 after its commissions. */
@@ -1231,14 +1241,7 @@ export class TradingEngine {
     }
 
     // 2. Position SL and TP: a buy closes at the bid, a sell at the ask.
-    const stopLosses: number[] = [];
-    const takeProfits: number[] = [];
-    index.buyStopLosses.popWhile((sl) => bid <= sl, stopLosses);
-    index.sellStopLosses.popWhile((sl) => ask >= sl, stopLosses);
-    index.buyTakeProfits.popWhile((tp) => bid >= tp, takeProfits);
-    index.sellTakeProfits.popWhile((tp) => ask <= tp, takeProfits);
-    for (const positionId of stopLosses) this.closeByTrigger(positionId, "STOP_LOSS", time);
-    for (const positionId of takeProfits) this.closeByTrigger(positionId, "TAKE_PROFIT", time);
+    this.processStops(symbol, time);
 
     // 3. Stops already triggered that wait for liquidity, oldest first.
     if (index.triggeredStops.size > 0) {
@@ -1280,6 +1283,22 @@ export class TradingEngine {
       }
       this.fillWorkingOrder(order, time, popped);
     }
+
+    // 5. A position those fills opened or grew may already be past its SL or TP on this very quote.
+    this.processStops(symbol, time);
+  }
+
+  private processStops(symbol: string, time: number): void {
+    const index = this.state.symbolIndex(symbol);
+    const { bid, ask } = this.quotes.get(symbol) as MarketQuote;
+    const stopLosses: number[] = [];
+    const takeProfits: number[] = [];
+    index.buyStopLosses.popWhile((sl) => bid <= sl, stopLosses);
+    index.sellStopLosses.popWhile((sl) => ask >= sl, stopLosses);
+    index.buyTakeProfits.popWhile((tp) => bid >= tp, takeProfits);
+    index.sellTakeProfits.popWhile((tp) => ask <= tp, takeProfits);
+    for (const positionId of stopLosses) this.closeByTrigger(positionId, "STOP_LOSS", time);
+    for (const positionId of takeProfits) this.closeByTrigger(positionId, "TAKE_PROFIT", time);
   }
 
   private closeByTrigger(positionId: number, reason: "STOP_LOSS" | "TAKE_PROFIT", time: number): void {
@@ -1429,6 +1448,15 @@ export class TradingEngine {
   private evaluateAccount(accountId: number, time: number): void {
     const account = this.state.accounts.get(accountId);
     if (!account) return;
+    if (!this.accountPriced(account)) {
+      // After a restart the feed re-quotes symbols one by one: an account is judged only once every
+      // position it holds can be priced (an unpriced position would count as zero profit).
+      const version = this.state.nextVersion();
+      this.state.riskVersions.set(account.id, version);
+      for (const symbol of this.accountSymbols(account.id))
+        this.state.symbolIndex(symbol).riskAskCeilings.push(0, account.id, version);
+      return;
+    }
     const group = this.group(account);
     let metrics = this.accountMetrics(accountId);
     // Stop-out: close the most losing position, again and again, until the level is restored.
@@ -1468,6 +1496,18 @@ export class TradingEngine {
     else if (!inCall && account.marginCall)
       this.emit({ type: "MarginCallCleared", time, accountId, equity: metrics.equity, margin: metrics.margin });
     this.registerRiskThresholds(account, metrics, group.marginCallLevelPercent);
+  }
+
+  /** Whether every open position of the account has a quote and a conversion rate. */
+  private accountPriced(account: Account): boolean {
+    for (const positionId of this.state.accountPositions.get(account.id) ?? []) {
+      const position = this.state.positions.get(positionId);
+      if (!position) continue;
+      if (!this.quotes.has(position.symbol)) return false;
+      const instrument = this.state.instrument(position.symbol);
+      if (!this.state.converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup)) return false;
+    }
+    return true;
   }
 
   private mostLosingPosition(accountId: number): Position | null {
