@@ -19,6 +19,7 @@ import {
   type ConversionRate,
 } from "./money.ts";
 import { isWorkingStatus } from "./order-status.ts";
+import type { PriceHeap } from "./price-heap.ts";
 import { reject, type Rejection, type RejectionCode } from "./rejections.ts";
 import {
   EngineState,
@@ -163,6 +164,36 @@ export const DEFAULT_ENGINE_CONFIG_VALUES = {
   clientOrderIdMemoryPerAccount: 10_000,
 } as const;
 
+/** A deal record of one fill; module-level so the hot path allocates only the record itself. */
+function newDeal(
+  request: FillRequest,
+  id: number,
+  positionId: number,
+  entry: DealEntry,
+  volume: number,
+  price: number,
+  profit: number,
+  commission: number,
+  swap: number,
+): Deal {
+  return {
+    id,
+    orderId: request.orderId,
+    positionId,
+    accountId: request.account.id,
+    symbol: request.instrument.symbol,
+    side: request.side,
+    entry,
+    volume,
+    price,
+    profit,
+    commission,
+    swap,
+    reason: request.reason,
+    time: request.time,
+  };
+}
+
 function opposite(side: Side): Side {
   return side === "BUY" ? "SELL" : "BUY";
 }
@@ -176,6 +207,8 @@ export class TradingEngine {
   private readonly quotes = new Map<string, MarketQuote>();
   private clock = Number.NEGATIVE_INFINITY;
   private events: EngineEvent[] = [];
+  /** A reused id buffer for the per-tick risk scan (no allocation on the common path). */
+  private readonly scratchIds: number[] = [];
   private readonly quoteLookup = (symbol: string): MarketQuote | undefined => this.quotes.get(symbol);
 
   constructor(readonly config: EngineConfig) {
@@ -817,30 +850,6 @@ export class TradingEngine {
     let nextPositionId = this.state.nextPositionId;
     let openedByThisOrder = false;
     const deals: PlannedDeal[] = [];
-    const makeDeal = (
-      positionId: number,
-      entry: DealEntry,
-      volume: number,
-      price: number,
-      profit: number,
-      commission: number,
-      swap: number,
-    ): Deal => ({
-      id: nextDealId++,
-      orderId: request.orderId,
-      positionId,
-      accountId: account.id,
-      symbol: instrument.symbol,
-      side: request.side,
-      entry,
-      volume,
-      price,
-      profit,
-      commission,
-      swap,
-      reason: request.reason,
-      time: request.time,
-    });
     for (const fill of fills) {
       let volume = fill.volume;
       if (simulated && simulated.side !== request.side && simulated.volume > 0) {
@@ -858,7 +867,7 @@ export class TradingEngine {
         );
         const commission = commissionInAccountCurrency(instrument, closeVolume, rates.commission, digits);
         deals.push({
-          deal: makeDeal(simulated.id, "OUT", closeVolume, fill.price, profit, commission, swap),
+          deal: newDeal(request, nextDealId++, simulated.id, "OUT", closeVolume, fill.price, profit, commission, swap),
           effect: { kind: "DECREASE", closedCost, marginReleased },
         });
         simulated.volume -= closeVolume;
@@ -877,7 +886,7 @@ export class TradingEngine {
         // Netting adds to its position; a hedging order's later fills add to the position its first fill opened.
         const setStops = account.mode === "NETTING" && !openedByThisOrder;
         deals.push({
-          deal: makeDeal(simulated.id, "IN", volume, fill.price, 0, commission, 0),
+          deal: newDeal(request, nextDealId++, simulated.id, "IN", volume, fill.price, 0, commission, 0),
           effect: { kind: "INCREASE", margin, sl: setStops ? request.sl : null, tp: setStops ? request.tp : null },
         });
         simulated.volume += volume;
@@ -887,7 +896,7 @@ export class TradingEngine {
         const positionId = nextPositionId++;
         openedByThisOrder = true;
         deals.push({
-          deal: makeDeal(positionId, "IN", volume, fill.price, 0, commission, 0),
+          deal: newDeal(request, nextDealId++, positionId, "IN", volume, fill.price, 0, commission, 0),
           effect: {
             kind: "OPEN",
             margin,
@@ -1253,10 +1262,10 @@ export class TradingEngine {
 
     // 4. Pending orders, each exactly on its side of the quote (DESIGN.md section 3).
     const triggered: number[] = [];
-    index.buyLimits.popWhile((price) => ask <= price, triggered);
-    index.sellLimits.popWhile((price) => bid >= price, triggered);
-    index.buyStops.popWhile((price) => ask >= price, triggered);
-    index.sellStops.popWhile((price) => bid <= price, triggered);
+    index.buyLimits.popReached(ask, triggered);
+    index.sellLimits.popReached(bid, triggered);
+    index.buyStops.popReached(ask, triggered);
+    index.sellStops.popReached(bid, triggered);
     for (const orderId of triggered) {
       const order = this.state.orders.get(orderId);
       if (!order) continue;
@@ -1293,10 +1302,10 @@ export class TradingEngine {
     const { bid, ask } = this.quotes.get(symbol) as MarketQuote;
     const stopLosses: number[] = [];
     const takeProfits: number[] = [];
-    index.buyStopLosses.popWhile((sl) => bid <= sl, stopLosses);
-    index.sellStopLosses.popWhile((sl) => ask >= sl, stopLosses);
-    index.buyTakeProfits.popWhile((tp) => bid >= tp, takeProfits);
-    index.sellTakeProfits.popWhile((tp) => ask <= tp, takeProfits);
+    index.buyStopLosses.popReached(bid, stopLosses);
+    index.sellStopLosses.popReached(ask, stopLosses);
+    index.buyTakeProfits.popReached(bid, takeProfits);
+    index.sellTakeProfits.popReached(ask, takeProfits);
     for (const positionId of stopLosses) this.closeByTrigger(positionId, "STOP_LOSS", time);
     for (const positionId of takeProfits) this.closeByTrigger(positionId, "TAKE_PROFIT", time);
   }
@@ -1371,7 +1380,7 @@ export class TradingEngine {
       if (expirationDue && (!rolloverDue || (nextExpiration as number) <= nextRollover)) {
         const due: number[] = [];
         const at = nextExpiration as number;
-        state.expirations.popWhile((expiration) => expiration <= at, due);
+        state.expirations.popReached(at, due);
         for (const orderId of due) {
           const order = state.orders.get(orderId);
           if (order && isWorkingStatus(order.status)) this.setStatus(order, "EXPIRED", "EXPIRED", at);
@@ -1420,23 +1429,29 @@ export class TradingEngine {
   private evaluateRiskForSymbol(symbol: string, time: number): void {
     const index = this.state.symbolIndex(symbol);
     const quote = this.quotes.get(symbol) as MarketQuote;
-    const due = new Set<number>();
-    const crossed: number[] = [];
-    index.riskBidFloors.popWhile((floor) => quote.bid <= floor, crossed);
-    index.riskAskCeilings.popWhile((ceiling) => quote.ask >= ceiling, crossed);
-    for (const accountId of crossed) due.add(accountId);
-    for (const accountId of index.conversionDependents.keys()) due.add(accountId);
-    for (const accountId of this.state.riskDirty) due.add(accountId);
-    for (const accountId of [...due].sort((a, b) => a - b)) this.evaluateAccount(accountId, time);
-    this.state.riskDirty.clear();
+    const crossed = this.scratchIds;
+    crossed.length = 0;
+    index.riskBidFloors.popReached(quote.bid, crossed);
+    index.riskAskCeilings.popReached(quote.ask, crossed);
+    const dirty = this.state.riskDirty;
+    // The common tick: no threshold crossed, nobody converts through this symbol, nothing changed.
+    if (crossed.length === 0 && index.conversionDependents.size === 0 && dirty.size === 0) return;
+    for (const accountId of index.conversionDependents.keys()) crossed.push(accountId);
+    for (const accountId of dirty) crossed.push(accountId);
+    dirty.clear();
+    const due = [...new Set(crossed)].sort((a, b) => a - b);
+    for (const accountId of due) this.evaluateAccount(accountId, time);
+    // An evaluation's own events (stop-out deals) mark its account again; it has just been settled.
+    if (dirty.size > 0) dirty.clear();
   }
 
   private evaluateDirtyAccounts(time: number): void {
-    if (this.state.riskDirty.size === 0) return;
-    const accounts = [...this.state.riskDirty].sort((a, b) => a - b);
+    const dirty = this.state.riskDirty;
+    if (dirty.size === 0) return;
+    const accounts = dirty.size === 1 ? [dirty.values().next().value as number] : [...dirty].sort((a, b) => a - b);
+    dirty.clear();
     for (const accountId of accounts) this.evaluateAccount(accountId, time);
-    // An evaluation's own events (stop-out deals) mark its account again; it has just been settled.
-    this.state.riskDirty.clear();
+    if (dirty.size > 0) dirty.clear();
   }
 
   private group(account: Account): { marginCallLevelPercent: number; stopOutLevelPercent: number } {
@@ -1451,10 +1466,9 @@ export class TradingEngine {
     if (!this.accountPriced(account)) {
       // After a restart the feed re-quotes symbols one by one: an account is judged only once every
       // position it holds can be priced (an unpriced position would count as zero profit).
-      const version = this.state.nextVersion();
-      this.state.riskVersions.set(account.id, version);
+      const version = this.newRiskVersion(account.id);
       for (const symbol of this.accountSymbols(account.id))
-        this.state.symbolIndex(symbol).riskAskCeilings.push(0, account.id, version);
+        this.pushRiskEntry(account.id, this.state.symbolIndex(symbol).riskAskCeilings, 0, version);
       return;
     }
     const group = this.group(account);
@@ -1526,12 +1540,11 @@ export class TradingEngine {
   }
 
   private registerRiskThresholds(account: Account, metrics: AccountMetrics, marginCallLevelPercent: number): void {
-    const version = this.state.nextVersion();
-    this.state.riskVersions.set(account.id, version);
+    const version = this.newRiskVersion(account.id);
     if (metrics.margin === 0 || account.marginCall) {
       if (account.marginCall)
         for (const symbol of this.accountSymbols(account.id))
-          this.state.symbolIndex(symbol).riskAskCeilings.push(0, account.id, version);
+          this.pushRiskEntry(account.id, this.state.symbolIndex(symbol).riskAskCeilings, 0, version);
       return;
     }
     const positions = this.state.accountPositions.get(account.id) ?? new Set<number>();
@@ -1558,7 +1571,7 @@ export class TradingEngine {
       const rate = this.state.converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
       if (!quote || !rate || slack <= 0) {
         // Unpriced or without slack: look again on the next tick of the symbol.
-        index.riskAskCeilings.push(0, account.id, version);
+        this.pushRiskEntry(account.id, index.riskAskCeilings, 0, version);
         continue;
       }
       for (const side of ["BUY", "SELL"] as const) {
@@ -1570,10 +1583,29 @@ export class TradingEngine {
           [legCount, units, instrument.contractSize, powerOfTen(digits), ...rate.factors],
           Rounding.FLOOR,
         );
-        if (side === "BUY") index.riskBidFloors.push(quote.bid - allowedPoints, account.id, version);
-        else index.riskAskCeilings.push(quote.ask + allowedPoints, account.id, version);
+        if (side === "BUY") this.pushRiskEntry(account.id, index.riskBidFloors, quote.bid - allowedPoints, version);
+        else this.pushRiskEntry(account.id, index.riskAskCeilings, quote.ask + allowedPoints, version);
       }
     }
+  }
+
+  /** Retires the account's registered thresholds (their heaps learn they are stale) and returns the new version. */
+  private newRiskVersion(accountId: number): number {
+    const previous = this.state.riskEntries.get(accountId);
+    if (previous) {
+      for (const heap of previous) heap.noteStale();
+      previous.length = 0;
+    }
+    const version = this.state.nextVersion();
+    this.state.riskVersions.set(accountId, version);
+    return version;
+  }
+
+  private pushRiskEntry(accountId: number, heap: PriceHeap, price: number, version: number): void {
+    heap.push(price, accountId, version);
+    let entries = this.state.riskEntries.get(accountId);
+    if (!entries) this.state.riskEntries.set(accountId, (entries = []));
+    entries.push(heap);
   }
 
   private accountSymbols(accountId: number): Set<string> {

@@ -50,7 +50,8 @@ interface ConversionStep {
  */
 export class CurrencyConverter {
   private readonly pairs = new Map<string, InstrumentSpec>();
-  private readonly paths = new Map<string, readonly ConversionStep[] | null>();
+  /** from → to → path, so a lookup builds no key string. */
+  private readonly paths = new Map<string, Map<string, readonly ConversionStep[] | null>>();
 
   constructor(instruments: readonly InstrumentSpec[]) {
     for (const instrument of instruments) {
@@ -63,11 +64,12 @@ export class CurrencyConverter {
 
   /** The steps from `from` to `to`, or null when the table has no path. */
   path(from: string, to: string): readonly ConversionStep[] | null {
-    const key = `${from}>${to}`;
-    const known = this.paths.get(key);
+    let fromPaths = this.paths.get(from);
+    if (!fromPaths) this.paths.set(from, (fromPaths = new Map()));
+    const known = fromPaths.get(to);
     if (known !== undefined) return known;
     const path = this.findPath(from, to);
-    this.paths.set(key, path);
+    fromPaths.set(to, path);
     return path;
   }
 

@@ -99,6 +99,8 @@ export class EngineState {
   readonly usedMargins = new Map<number, number>();
   /** Account id → version of its registered risk thresholds. */
   readonly riskVersions = new Map<number, number>();
+  /** Account id → the heaps holding its registered thresholds (one element per entry), to retire them. */
+  readonly riskEntries = new Map<number, PriceHeap[]>();
   /** Accounts whose equity or margin changed by an event and must be risk-checked before the command ends. */
   readonly riskDirty = new Set<number>();
   private versionCounter = 0;

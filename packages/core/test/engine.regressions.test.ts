@@ -185,3 +185,36 @@ describe("a working order filled over several ticks", () => {
     expect(s.positions(account)).toHaveLength(0);
   });
 });
+
+describe("risk thresholds", () => {
+  it("the risk-threshold heaps stay bounded while accounts trade over and over", () => {
+    const s = new Scenario();
+    const holder = s.account();
+    const trader = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(holder, "EURUSD", "0.01");
+    for (let round = 0; round < 20_000; round++) {
+      const opened = s.engine.execute({
+        kind: "placeOrder",
+        time: s.time,
+        accountId: trader,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "MARKET",
+        volume: 1,
+      });
+      if (!opened.ok) throw new Error(opened.code);
+      s.engine.execute({
+        kind: "closePosition",
+        time: s.time,
+        accountId: trader,
+        positionId: opened.positionId as number,
+      });
+      if (round % 100 === 0)
+        s.engine.execute({ kind: "tick", time: s.time, symbol: "EURUSD", bid: 108430, ask: 108440 });
+    }
+    const index = s.engine.state.symbolIndex("EURUSD");
+    // Before the fix every evaluation left its entries behind: about 40,000 here.
+    expect(index.riskBidFloors.size + index.riskAskCeilings.size).toBeLessThan(1_000);
+  });
+});

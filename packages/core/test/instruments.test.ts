@@ -122,7 +122,7 @@ describe("price heap", () => {
     heap.push(110, 4, 1); // stale: its owner is at version 2
     heap.push(90, 4, 2);
     const popped: number[] = [];
-    heap.popWhile((price) => price >= 100, popped);
+    heap.popReached(100, popped);
     expect(popped).toEqual([2, 3, 1]);
     expect(heap.peekPrice()).toBe(90);
   });
