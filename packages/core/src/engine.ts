@@ -59,6 +59,7 @@ import type {
 } from "./types.ts";
 
 const DAY_MS = 86_400_000;
+const TIMES_IN_FORCE: ReadonlySet<string> = new Set<TimeInForce>(["GTC", "DAY", "GTD", "IOC", "FOK"]);
 const UNLIMITED = Number.POSITIVE_INFINITY;
 /** Bound on book levels per side a tick may carry. */
 export const MAX_BOOK_LEVELS = 50;
@@ -194,6 +195,20 @@ function newDeal(
   };
 }
 
+/** The plan's working copy of a position (null when there is none). */
+function simulate(position: Position | undefined): SimulatedPosition | null {
+  return position
+    ? {
+        id: position.id,
+        side: position.side,
+        volume: position.volume,
+        openCost: position.openCost,
+        margin: position.margin,
+        swap: position.swap,
+      }
+    : null;
+}
+
 function opposite(side: Side): Side {
   return side === "BUY" ? "SELL" : "BUY";
 }
@@ -268,14 +283,18 @@ export class TradingEngine {
       if (this.events.length > timeEvents)
         throw new Error(`engine bug: ${command.kind} rejected after emitting events`);
       this.evaluateDirtyAccounts(time);
-      const events = this.events;
-      this.events = [];
-      return { ...result, events };
+      return this.withEvents(result);
     }
     this.evaluateDirtyAccounts(time);
+    return this.withEvents(result);
+  }
+
+  /** Attaches the command's events to its (freshly built) result, without copying it on the hot path. */
+  private withEvents<T extends Decision>(result: T): T & { events: readonly EngineEvent[] } {
     const events = this.events;
     this.events = [];
-    return { ...result, events };
+    (result as { events: readonly EngineEvent[] }).events = events;
+    return result as T & { events: readonly EngineEvent[] };
   }
 
   private emit(event: EngineEvent): void {
@@ -438,15 +457,7 @@ export class TradingEngine {
   }
 
   accountMetrics(accountId: number): AccountMetrics {
-    const account = this.state.accounts.get(accountId);
-    if (!account) throw new Error(`no account ${accountId}`);
-    let profit = 0;
-    for (const positionId of this.state.accountPositions.get(accountId) ?? []) {
-      const position = this.state.positions.get(positionId);
-      if (position) profit += this.positionProfit(position) + position.swap;
-    }
-    const margin = this.state.usedMargin(accountId);
-    const equity = account.balance + account.credit + profit;
+    const { account, equity, margin, profit } = this.equityAndMargin(accountId);
     return {
       accountId,
       currency: account.currency,
@@ -457,6 +468,26 @@ export class TradingEngine {
       freeMargin: equity - margin,
       // Margin level is informational: rounded down so a displayed level never overstates safety.
       marginLevelBasisPoints: margin === 0 ? null : multiplyDivide([equity, 10_000], [margin], Rounding.FLOOR),
+      profit,
+    };
+  }
+
+  /** What the risk rules need, without the display-only margin level. */
+  private equityAndMargin(accountId: number): { account: Account; equity: number; margin: number; profit: number } {
+    const account = this.state.accounts.get(accountId);
+    if (!account) throw new Error(`no account ${accountId}`);
+    let profit = 0;
+    const positions = this.state.accountPositions.get(accountId);
+    if (positions) {
+      for (const positionId of positions) {
+        const position = this.state.positions.get(positionId);
+        if (position) profit += this.positionProfit(position) + position.swap;
+      }
+    }
+    return {
+      account,
+      equity: account.balance + account.credit + profit,
+      margin: this.state.usedMargin(accountId),
       profit,
     };
   }
@@ -597,7 +628,7 @@ export class TradingEngine {
       default:
         return reject("INVALID_ORDER_TYPE");
     }
-    if (!["GTC", "DAY", "GTD", "IOC", "FOK"].includes(timeInForce)) return reject("INVALID_FILL_POLICY");
+    if (!TIMES_IN_FORCE.has(timeInForce)) return reject("INVALID_FILL_POLICY");
     let expiration: number | null = command.expiration ?? null;
     if (timeInForce === "GTD") {
       if (expiration === null || !Number.isSafeInteger(expiration) || expiration <= time)
@@ -821,17 +852,6 @@ export class TradingEngine {
     const rates = this.rates(account, instrument);
     if (!rates) return reject("NO_QUOTES", "A quote needed to convert into the account currency is missing");
     const digits = currencyDigits(account.currency);
-    const simulate = (position: Position | undefined): SimulatedPosition | null =>
-      position
-        ? {
-            id: position.id,
-            side: position.side,
-            volume: position.volume,
-            openCost: position.openCost,
-            margin: position.margin,
-            swap: position.swap,
-          }
-        : null;
     let simulated: SimulatedPosition | null = null;
     const closing = request.closePositionId !== null;
     if (request.closePositionId !== null) {
@@ -939,8 +959,7 @@ export class TradingEngine {
     const used = this.state.usedMargin(account.id);
     const usedAfter = used - Math.max(current.buy, current.sell) + Math.max(buy, sell);
     if (usedAfter <= used) return null;
-    const metrics = this.accountMetrics(account.id);
-    if (metrics.equity - commissions - usedAfter < 0) return reject("NO_MONEY");
+    if (this.equityAndMargin(account.id).equity - commissions - usedAfter < 0) return reject("NO_MONEY");
     return null;
   }
 
@@ -1471,8 +1490,13 @@ export class TradingEngine {
         this.pushRiskEntry(account.id, this.state.symbolIndex(symbol).riskAskCeilings, 0, version);
       return;
     }
+    if (this.state.usedMargin(accountId) === 0 && !account.marginCall) {
+      // Nothing held and no call to clear: nothing to watch until the account trades again.
+      this.newRiskVersion(accountId);
+      return;
+    }
     const group = this.group(account);
-    let metrics = this.accountMetrics(accountId);
+    let metrics = this.equityAndMargin(accountId);
     // Stop-out: close the most losing position, again and again, until the level is restored.
     let stoppedOut = false;
     while (metrics.margin > 0 && metrics.equity * 100 <= group.stopOutLevelPercent * metrics.margin) {
@@ -1489,7 +1513,7 @@ export class TradingEngine {
       });
       const result = this.closePosition(victim, victim.volume, "STOP_OUT", "so", time);
       if (!result.ok) break;
-      metrics = this.accountMetrics(accountId);
+      metrics = this.equityAndMargin(accountId);
     }
     if (stoppedOut && account.balance < 0) {
       // Negative balance protection: the client never owes more than the account held.
@@ -1502,7 +1526,7 @@ export class TradingEngine {
         amount: -account.balance,
         comment: "negative balance correction after stop-out",
       });
-      metrics = this.accountMetrics(accountId);
+      metrics = this.equityAndMargin(accountId);
     }
     const inCall = metrics.margin > 0 && metrics.equity * 100 <= group.marginCallLevelPercent * metrics.margin;
     if (inCall && !account.marginCall)
@@ -1539,7 +1563,11 @@ export class TradingEngine {
     return victim;
   }
 
-  private registerRiskThresholds(account: Account, metrics: AccountMetrics, marginCallLevelPercent: number): void {
+  private registerRiskThresholds(
+    account: Account,
+    metrics: { equity: number; margin: number },
+    marginCallLevelPercent: number,
+  ): void {
     const version = this.newRiskVersion(account.id);
     if (metrics.margin === 0 || account.marginCall) {
       if (account.marginCall)

@@ -52,6 +52,7 @@ export class CurrencyConverter {
   private readonly pairs = new Map<string, InstrumentSpec>();
   /** from → to → path, so a lookup builds no key string. */
   private readonly paths = new Map<string, Map<string, readonly ConversionStep[] | null>>();
+  private readonly symbolLists = new Map<string, Map<string, readonly string[]>>();
 
   constructor(instruments: readonly InstrumentSpec[]) {
     for (const instrument of instruments) {
@@ -74,8 +75,12 @@ export class CurrencyConverter {
   }
 
   /** The symbols whose quotes a from→to conversion reads. */
-  symbolsFor(from: string, to: string): string[] {
-    return (this.path(from, to) ?? []).map((step) => step.symbol);
+  symbolsFor(from: string, to: string): readonly string[] {
+    let fromSymbols = this.symbolLists.get(from);
+    if (!fromSymbols) this.symbolLists.set(from, (fromSymbols = new Map()));
+    let symbols = fromSymbols.get(to);
+    if (!symbols) fromSymbols.set(to, (symbols = (this.path(from, to) ?? []).map((step) => step.symbol)));
+    return symbols;
   }
 
   /** The current rate, or null when a quote on the path is missing. */

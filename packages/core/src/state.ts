@@ -255,12 +255,12 @@ function changeSymbolMargin(state: EngineState, accountId: number, symbol: strin
   if (side === "BUY") margin.buy += delta;
   else margin.sell += delta;
   const after = Math.max(margin.buy, margin.sell);
+  // The record stays when it reaches zero: at most one per symbol, and no churn on every round trip.
   state.usedMargins.set(accountId, (state.usedMargins.get(accountId) ?? 0) + after - before);
-  if (margin.buy === 0 && margin.sell === 0) perSymbol.delete(symbol);
 }
 
 /** The symbols a position's profit conversion reads (none when it is priced in the account currency). */
-export function conversionDependencies(state: EngineState, position: Position, account: Account): string[] {
+export function conversionDependencies(state: EngineState, position: Position, account: Account): readonly string[] {
   const instrument = state.instrument(position.symbol);
   return state.converter.symbolsFor(instrument.profitCurrency, account.currency);
 }
