@@ -6,5 +6,6 @@ export default defineConfig({
     // Two cores on the reference machine: keep the worker count small and predictable.
     maxWorkers: 2,
     testTimeout: 60_000,
+    reporters: ["default", "./scripts/summary-reporter.ts"],
   },
 });

@@ -775,7 +775,15 @@ export class TradingEngine {
     time: number,
     filledVolume = order.filledVolume,
   ): void {
-    this.emit({ type: "OrderStatusChanged", time, orderId: order.id, status, filledVolume, reason });
+    this.emit({
+      type: "OrderStatusChanged",
+      time,
+      accountId: order.accountId,
+      orderId: order.id,
+      status,
+      filledVolume,
+      reason,
+    });
   }
 
   private fillRequest(account: Account, instrument: InstrumentSpec, order: Order, time: number): FillRequest {
@@ -1031,6 +1039,7 @@ export class TradingEngine {
     this.emit({
       type: "OrderChanged",
       time,
+      accountId: order.accountId,
       orderId: order.id,
       price,
       stopLimitPrice,
@@ -1083,7 +1092,16 @@ export class TradingEngine {
     if (sl === position.sl && tp === position.tp && trailingDistance === position.trailingDistance)
       return reject("NO_CHANGES");
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
-    this.emit({ type: "PositionChanged", time, positionId: position.id, sl, tp, trailingDistance, reason: "CLIENT" });
+    this.emit({
+      type: "PositionChanged",
+      time,
+      accountId: position.accountId,
+      positionId: position.id,
+      sl,
+      tp,
+      trailingDistance,
+      reason: "CLIENT",
+    });
     return { ok: true, events: [], positionId: position.id };
   }
 
@@ -1246,6 +1264,7 @@ export class TradingEngine {
             this.emit({
               type: "PositionChanged",
               time,
+              accountId: position.accountId,
               positionId,
               sl: candidate,
               tp: position.tp,
@@ -1258,6 +1277,7 @@ export class TradingEngine {
             this.emit({
               type: "PositionChanged",
               time,
+              accountId: position.accountId,
               positionId,
               sl: candidate,
               tp: position.tp,
@@ -1295,6 +1315,7 @@ export class TradingEngine {
         this.emit({
           type: "OrderChanged",
           time,
+          accountId: order.accountId,
           orderId,
           price: order.price,
           stopLimitPrice: order.stopLimitPrice,
@@ -1414,7 +1435,7 @@ export class TradingEngine {
     // The trading day that ends at this rollover decides the multiplier: none for Saturday and Sunday, triple on the configured day.
     const weekday = weekdayOf(rolloverTime - 1);
     const multiplier = weekday === 0 || weekday === 6 ? 0 : weekday === this.config.tripleSwapWeekday ? 3 : 1;
-    const charges: { positionId: number; amount: number }[] = [];
+    const charges: { accountId: number; positionId: number; amount: number }[] = [];
     if (multiplier > 0) {
       for (const position of [...this.state.positions.values()].sort((a, b) => a.id - b.id)) {
         const account = this.state.accounts.get(position.accountId) as Account;
@@ -1429,7 +1450,7 @@ export class TradingEngine {
           rate,
           currencyDigits(account.currency),
         );
-        if (amount !== 0) charges.push({ positionId: position.id, amount });
+        if (amount !== 0) charges.push({ accountId: position.accountId, positionId: position.id, amount });
       }
     }
     this.emit({ type: "Rollover", time: rolloverTime, rolloverTime, multiplier, charges });

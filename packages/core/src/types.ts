@@ -297,6 +297,7 @@ export interface OrderAcceptedEvent extends EventBase {
 
 export interface OrderChangedEvent extends EventBase {
   readonly type: "OrderChanged";
+  readonly accountId: number;
   readonly orderId: number;
   readonly price: number | null;
   readonly stopLimitPrice: number | null;
@@ -309,6 +310,7 @@ export interface OrderChangedEvent extends EventBase {
 
 export interface OrderStatusChangedEvent extends EventBase {
   readonly type: "OrderStatusChanged";
+  readonly accountId: number;
   readonly orderId: number;
   readonly status: OrderStatus;
   readonly filledVolume: number;
@@ -337,6 +339,7 @@ export interface DealExecutedEvent extends EventBase {
 
 export interface PositionChangedEvent extends EventBase {
   readonly type: "PositionChanged";
+  readonly accountId: number;
   readonly positionId: number;
   readonly sl: number | null;
   readonly tp: number | null;
@@ -350,7 +353,7 @@ export interface RolloverEvent extends EventBase {
   readonly rolloverTime: number;
   /** 0 on weekends, 3 on the triple-swap day, else 1. */
   readonly multiplier: number;
-  readonly charges: readonly { readonly positionId: number; readonly amount: number }[];
+  readonly charges: readonly { readonly accountId: number; readonly positionId: number; readonly amount: number }[];
 }
 
 export interface MarginCallEvent extends EventBase {

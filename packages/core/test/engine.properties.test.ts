@@ -1316,7 +1316,9 @@ const ledgerObserver: Observer = {
             currency,
             step.ticksBefore,
           );
-          return amount === null || amount === 0 ? [] : [{ positionId: position.id, amount }];
+          return amount === null || amount === 0
+            ? []
+            : [{ accountId: position.accountId, positionId: position.id, amount }];
         });
         must(
           JSON.stringify(event.charges) === JSON.stringify(expected),

@@ -31,7 +31,9 @@ describe("regressions found by the property tests", () => {
     );
     const rollover = closed.events.find((event) => event.type === "Rollover");
     const deal = closed.events.find((event) => event.type === "DealExecuted");
-    expect(rollover?.type === "Rollover" && rollover.charges).toEqual([{ positionId: 1, amount: money("-7.20") }]);
+    expect(rollover?.type === "Rollover" && rollover.charges).toEqual([
+      { accountId: account, positionId: 1, amount: money("-7.20") },
+    ]);
     expect(deal?.type === "DealExecuted" && deal.deal.swap).toBe(money("-7.20"));
     expect(s.get(account).ledger.swaps).toBe(money("-7.20"));
     expect(s.engine.state.positions.size).toBe(0);

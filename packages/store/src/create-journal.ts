@@ -1,0 +1,18 @@
+import type { EventJournal } from "./journal.ts";
+import { PostgresJournal } from "./postgres-journal.ts";
+import { SqliteJournal } from "./sqlite-journal.ts";
+
+export interface CreateJournalOptions {
+  /** PostgreSQL only: the schema the tables live in (default "bourse"). */
+  readonly postgresSchema?: string;
+}
+
+/**
+ * The journal a URL names: `postgres://…` or `postgresql://…` is PostgreSQL, anything else is the path
+ * of a SQLite file (or ':memory:'). Call `open()` on the result before using it.
+ */
+export function createJournal(url: string, options: CreateJournalOptions = {}): EventJournal {
+  if (/^postgres(ql)?:\/\//i.test(url))
+    return new PostgresJournal({ connectionString: url, schema: options.postgresSchema });
+  return new SqliteJournal({ path: url });
+}

@@ -1,0 +1,94 @@
+/**
+ * The event journal: the engine's events are the source of truth (DESIGN.md section 2).
+ * Each record carries a global sequence number and a checksum of its payload; a command is
+ * acknowledged only after the batch holding its events is durable.
+ *
+ * Drivers implement `EventJournal`; one contract suite (test/journal.contract.ts) runs
+ * against every driver.
+ */
+import type { EngineEvent, StateSnapshot } from "@bourse/core";
+
+export interface JournalRecord {
+  /** Global sequence, 1, 2, 3, … without gaps. */
+  readonly sequence: number;
+  readonly event: EngineEvent;
+}
+
+export interface SnapshotRecord {
+  /** The sequence of the last event folded into the snapshot. */
+  readonly sequence: number;
+  readonly stateHash: string;
+  readonly state: StateSnapshot;
+  readonly createdAt: number;
+}
+
+/** What a journal found when it opened: how its tail looked and what it did about it. */
+export interface JournalOpenReport {
+  readonly lastSequence: number;
+  /** Records at the very end whose checksum failed (a torn, never acknowledged write), dropped. */
+  readonly droppedTornRecords: number;
+  /**
+   * Sequences of snapshots whose checksum failed, newest first. They are skipped (`latestSnapshot`
+   * returns the newest sound one, recovery replays more events): the events are the truth.
+   */
+  readonly damagedSnapshots: readonly number[];
+}
+
+/** A record before the tail is damaged: the journal refuses to open. */
+export class JournalCorruptionError extends Error {
+  override readonly name = "JournalCorruptionError";
+  constructor(
+    readonly sequence: number,
+    readonly detail: string,
+  ) {
+    super(`journal corrupt at sequence ${sequence}: ${detail}`);
+  }
+}
+
+/**
+ * The records given to `append` (or the snapshot given to `saveSnapshot`) do not fit the journal:
+ * a sequence gap or duplicate, a snapshot past the last record, or a value JSON cannot keep exactly.
+ * Nothing was written. A caller bug, or a second writer on the same journal.
+ */
+export class JournalRecordError extends Error {
+  override readonly name = "JournalRecordError";
+  constructor(
+    readonly sequence: number,
+    readonly detail: string,
+  ) {
+    super(`journal record ${sequence} refused: ${detail}`);
+  }
+}
+
+/** The storage refused a write (disk full, database down); nothing of the batch is durable. */
+export class JournalWriteError extends Error {
+  override readonly name = "JournalWriteError";
+  constructor(
+    message: string,
+    /** True when the outcome is unknown (the connection dropped after the commit was sent). */
+    readonly outcomeUnknown: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface EventJournal {
+  /** Creates or migrates the schema, checks the tail and reports it. Must be called first. */
+  open(): Promise<JournalOpenReport>;
+  /**
+   * Appends records in one transaction and makes them durable before resolving.
+   * Sequences must continue from the last one without gaps, or it rejects with
+   * `JournalRecordError` and writes nothing. A storage failure rejects with `JournalWriteError`.
+   * Calls made before an earlier one resolved are applied in call order.
+   */
+  append(records: readonly JournalRecord[]): Promise<void>;
+  lastSequence(): Promise<number>;
+  /** Up to `limit` records with sequence > `afterSequence`, in order, checksums verified. */
+  read(afterSequence: number, limit: number): Promise<JournalRecord[]>;
+  /** Stores a snapshot (replacing one at the same sequence); its sequence must be journaled already. */
+  saveSnapshot(snapshot: SnapshotRecord): Promise<void>;
+  /** The snapshot with the highest sequence whose checksum holds, or null. */
+  latestSnapshot(): Promise<SnapshotRecord | null>;
+  close(): Promise<void>;
+}

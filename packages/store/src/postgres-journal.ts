@@ -1,0 +1,445 @@
+/**
+ * The production journal driver: PostgreSQL through a `pg` pool. One transaction per append, committed
+ * with synchronous_commit on, so an acknowledged batch is on the server's disk. The pool outlives the
+ * server: connections that die (a restart, a terminated backend) are dropped and the next call opens
+ * new ones.
+ */
+import pg from "pg";
+import {
+  JournalRecordError,
+  JournalWriteError,
+  type EventJournal,
+  type JournalOpenReport,
+  type JournalRecord,
+  type SnapshotRecord,
+} from "./journal.ts";
+import {
+  DEFAULT_VERIFICATION_BATCH_SIZE,
+  assertReadArguments,
+  decodeRecords,
+  decodeSnapshot,
+  encodeRecords,
+  encodeSnapshot,
+  integerColumn,
+  isSoundSnapshot,
+  sequenceColumn,
+  sequenceMismatch,
+  verifyTail,
+  type JournalRow,
+  type StoredRecord,
+  type StoredSnapshot,
+} from "./records.ts";
+
+const { DatabaseError, Pool } = pg;
+
+export interface PostgresJournalOptions {
+  /** postgres://user:password@host:port/database */
+  readonly connectionString: string;
+  /** The schema the tables live in, created if missing (tests use a fresh one per run). Default "bourse". */
+  readonly schema?: string;
+  /** Connections in the pool. Default 4: the journal has one writer; the rest serve reads. */
+  readonly poolSize?: number;
+  /** How long opening a connection may take before the call fails, in milliseconds. Default 5000. */
+  readonly connectTimeoutMilliseconds?: number;
+  /** Records read per query while `open()` verifies the tail. */
+  readonly verificationBatchSize?: number;
+  /** The name the connections show in pg_stat_activity. Default "bourse-journal". */
+  readonly applicationName?: string;
+  /**
+   * Told about errors of idle pooled connections (the server restarted, a backend was terminated).
+   * The pool has already discarded the connection; nothing needs doing, but an operator may want the log line.
+   */
+  readonly onIdleConnectionError?: (error: Error) => void;
+}
+
+interface Migration {
+  readonly version: number;
+  readonly name: string;
+  /** SQL with `{schema}` standing for the quoted schema name. */
+  readonly sql: string;
+}
+
+/** Applied in order, each once, recorded in schema_migrations. Never edit one that has shipped: add the next. */
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "journal and snapshots",
+    sql: `
+      CREATE TABLE {schema}.journal (
+        sequence bigint PRIMARY KEY,
+        time bigint NOT NULL,
+        type text NOT NULL,
+        account_id bigint,
+        payload text NOT NULL,
+        checksum bigint NOT NULL
+      );
+      CREATE INDEX journal_account_sequence ON {schema}.journal (account_id, sequence) WHERE account_id IS NOT NULL;
+      CREATE TABLE {schema}.snapshots (
+        sequence bigint PRIMARY KEY,
+        state_hash text NOT NULL,
+        created_at bigint NOT NULL,
+        payload text NOT NULL,
+        checksum bigint NOT NULL
+      );
+    `,
+  },
+];
+
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** SQLSTATEs the server sends as it drops the connection: the session is gone, not the statement refused. */
+const CONNECTION_ENDING_STATES = new Set(["57P01", "57P02", "57P03"]);
+
+/** True when the error is the connection failing (socket, timeout, server shutting the session) rather than an answer. */
+export function isConnectionFailure(error: unknown): boolean {
+  if (!(error instanceof DatabaseError)) return true;
+  const state = error.code ?? "";
+  return state.startsWith("08") || CONNECTION_ENDING_STATES.has(state);
+}
+
+function ignoreClientError(): void {
+  // The failed query reports the error; see open().
+}
+
+interface StatementTexts {
+  readonly lockMigrations: string;
+  readonly lastSequence: string;
+  readonly insert: string;
+  readonly read: string;
+  readonly deleteFrom: string;
+  readonly saveSnapshot: string;
+  readonly latestSnapshotBefore: string;
+}
+
+function statementTexts(schema: string): StatementTexts {
+  const journal = `${schema}.journal`;
+  const snapshots = `${schema}.snapshots`;
+  const snapshotColumns = 'sequence, state_hash AS "stateHash", created_at AS "createdAt", payload, checksum';
+  return {
+    lockMigrations: "SELECT pg_advisory_xact_lock(hashtext('bourse.migrations'), hashtext($1))",
+    lastSequence: `SELECT coalesce(max(sequence), 0) AS sequence FROM ${journal}`,
+    // One statement for the whole batch, guarded by the last sequence: a batch that does not continue the
+    // journal inserts nothing. A concurrent writer that races past the guard hits the primary key instead.
+    insert: `
+      INSERT INTO ${journal} (sequence, time, type, account_id, payload, checksum)
+      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::bigint[])
+      WHERE (SELECT coalesce(max(sequence), 0) FROM ${journal}) = $7`,
+    read: `SELECT sequence, payload, checksum FROM ${journal} WHERE sequence > $1 ORDER BY sequence LIMIT $2`,
+    deleteFrom: `DELETE FROM ${journal} WHERE sequence >= $1`,
+    // Only over a journaled sequence (0 is the empty journal): a snapshot of events not yet durable
+    // would outlive them if they were lost.
+    saveSnapshot: `
+      INSERT INTO ${snapshots} (sequence, state_hash, created_at, payload, checksum)
+      SELECT $1::bigint, $2::text, $3::bigint, $4::text, $5::bigint
+      WHERE $1::bigint = 0 OR EXISTS (SELECT 1 FROM ${journal} WHERE sequence = $1::bigint)
+      ON CONFLICT (sequence) DO UPDATE SET
+        state_hash = excluded.state_hash, created_at = excluded.created_at,
+        payload = excluded.payload, checksum = excluded.checksum`,
+    latestSnapshotBefore: `
+      SELECT ${snapshotColumns} FROM ${snapshots} WHERE sequence < $1 ORDER BY sequence DESC LIMIT 1`,
+  };
+}
+
+function storedRecord(row: Record<string, unknown>): StoredRecord {
+  return { sequence: sequenceColumn(row.sequence), payload: row.payload, checksum: integerColumn(row.checksum) };
+}
+
+function storedSnapshot(row: Record<string, unknown>): StoredSnapshot {
+  return {
+    sequence: sequenceColumn(row.sequence),
+    stateHash: row.stateHash,
+    createdAt: integerColumn(row.createdAt),
+    payload: row.payload,
+    checksum: integerColumn(row.checksum),
+  };
+}
+
+export class PostgresJournal implements EventJournal {
+  readonly schema: string;
+  private readonly quotedSchema: string;
+  private readonly statements: StatementTexts;
+  private pool: pg.Pool | null = null;
+  /** Appends run one after another in call order, as the interface promises. */
+  private appendQueue: Promise<unknown> = Promise.resolve();
+  /**
+   * Connections that have served a statement. One of these failing may just have died while idle in the pool
+   * (a server restart), so the statement is retried on another; a new connection failing means the server
+   * is unreachable, and retrying would only add delay.
+   */
+  private readonly provenClients = new WeakSet<pg.PoolClient>();
+  private readonly poolSize: number;
+
+  constructor(readonly options: PostgresJournalOptions) {
+    this.schema = options.schema ?? "bourse";
+    if (!SCHEMA_NAME.test(this.schema))
+      throw new RangeError(
+        `schema must be a plain identifier (letters, digits, _), got ${JSON.stringify(this.schema)}`,
+      );
+    this.quotedSchema = `"${this.schema}"`;
+    this.statements = statementTexts(this.quotedSchema);
+    this.poolSize = options.poolSize ?? 4;
+    if (!Number.isSafeInteger(this.poolSize) || this.poolSize < 1)
+      throw new RangeError(`poolSize must be a positive integer, got ${this.poolSize}`);
+  }
+
+  /** Whether a statement that failed on `client` before anything could be committed should run again on another connection. */
+  private worthRetrying(client: pg.PoolClient, error: unknown, attempt: number): boolean {
+    // Every pooled connection may be stale at once: one attempt more than the pool holds reaches a new one.
+    return isConnectionFailure(error) && this.provenClients.has(client) && attempt <= this.poolSize;
+  }
+
+  async open(): Promise<JournalOpenReport> {
+    if (this.pool) throw new Error("the journal is already open");
+    const pool = new Pool({
+      connectionString: this.options.connectionString,
+      max: this.poolSize,
+      connectionTimeoutMillis: this.options.connectTimeoutMilliseconds ?? 5000,
+      application_name: this.options.applicationName ?? "bourse-journal",
+      // Finds a silently dead connection (a server host gone) instead of waiting on it forever.
+      keepAlive: true,
+    });
+    // Without a listener an idle connection's error (a server restart) would be thrown as an uncaught exception.
+    pool.on("error", (error) => this.options.onIdleConnectionError?.(error));
+    // A connection that dies while checked out fails its query (which is how we learn of it) and also emits
+    // 'error' on the client, which the pool only listens to while the client is idle: without this, Node
+    // would throw that second copy as an uncaught exception and bring the server down.
+    pool.on("connect", (client) => client.on("error", ignoreClientError));
+    this.pool = pool;
+    try {
+      await this.migrate(pool);
+      return await this.verifyOnOpen();
+    } catch (error) {
+      this.pool = null;
+      await pool.end();
+      throw error;
+    }
+  }
+
+  private async migrate(pool: pg.Pool): Promise<void> {
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      // Serialises servers starting at once on the same schema: one migrates, the others then find it done.
+      await client.query(this.statements.lockMigrations, [this.schema]);
+      // Created only when missing: CREATE SCHEMA IF NOT EXISTS would still demand the CREATE privilege on the
+      // database, which a production role given a ready schema need not have.
+      const existing = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [this.schema]);
+      if (existing.rowCount === 0) await client.query(`CREATE SCHEMA ${this.quotedSchema}`);
+      await client.query(`
+        CREATE TABLE IF NOT EXISTS ${this.quotedSchema}.schema_migrations (
+          version integer PRIMARY KEY,
+          name text NOT NULL,
+          applied_at bigint NOT NULL
+        )`);
+      const applied = new Set(
+        (
+          await client.query<{ version: number }>(`SELECT version FROM ${this.quotedSchema}.schema_migrations`)
+        ).rows.map((row) => row.version),
+      );
+      const newest = Math.max(0, ...applied);
+      const known = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+      if (newest > known)
+        throw new Error(
+          `schema ${this.schema} has version ${newest}, newer than this build knows (${known}): upgrade it`,
+        );
+      for (const migration of MIGRATIONS) {
+        if (applied.has(migration.version)) continue;
+        await client.query(migration.sql.replaceAll("{schema}", this.quotedSchema));
+        await client.query(
+          `INSERT INTO ${this.quotedSchema}.schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+          [migration.version, migration.name, Date.now()],
+        );
+      }
+      await client.query("COMMIT");
+      this.provenClients.add(client);
+      client.release();
+    } catch (error) {
+      // Destroyed rather than returned: it may sit in an aborted transaction.
+      client.release(true);
+      throw error;
+    }
+  }
+
+  private async verifyOnOpen(): Promise<JournalOpenReport> {
+    const damagedSnapshots: number[] = [];
+    let snapshotSequence = 0;
+    for (let before = Number.MAX_SAFE_INTEGER; ;) {
+      const { rows } = await this.query(this.statements.latestSnapshotBefore, [before]);
+      if (rows.length === 0) break;
+      const stored = storedSnapshot(rows[0]!);
+      if (isSoundSnapshot(stored)) {
+        snapshotSequence = stored.sequence;
+        break;
+      }
+      damagedSnapshots.push(stored.sequence);
+      before = stored.sequence;
+    }
+    const verdict = await verifyTail(
+      (afterSequence, limit) => this.readStored(afterSequence, limit),
+      snapshotSequence,
+      this.options.verificationBatchSize ?? DEFAULT_VERIFICATION_BATCH_SIZE,
+    );
+    let droppedTornRecords = 0;
+    if (verdict.firstTornSequence !== null)
+      droppedTornRecords = (await this.query(this.statements.deleteFrom, [verdict.firstTornSequence])).rowCount ?? 0;
+    return { lastSequence: verdict.lastSequence, droppedTornRecords, damagedSnapshots };
+  }
+
+  append(records: readonly JournalRecord[]): Promise<void> {
+    let rows: JournalRow[];
+    try {
+      this.requirePool();
+      rows = encodeRecords(records);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    if (rows.length === 0) return Promise.resolve();
+    const appended = this.appendQueue.then(() => this.appendNow(rows));
+    this.appendQueue = appended.catch(() => undefined);
+    return appended;
+  }
+
+  private async appendNow(rows: readonly JournalRow[]): Promise<void> {
+    const pool = this.requirePool();
+    const firstSequence = rows[0]!.sequence;
+    const parameters = [
+      rows.map((row) => row.sequence),
+      rows.map((row) => row.time),
+      rows.map((row) => row.type),
+      rows.map((row) => row.accountId),
+      rows.map((row) => row.payload),
+      rows.map((row) => row.checksum),
+      firstSequence - 1,
+    ];
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        throw new JournalWriteError(`PostgreSQL is unreachable: ${String(error)}`, false, { cause: error });
+      }
+      let committing = false;
+      try {
+        // SET LOCAL: durable on commit whatever the server's or role's default says.
+        await client.query("BEGIN; SET LOCAL synchronous_commit TO on");
+        const inserted = await client.query(this.statements.insert, parameters);
+        if (inserted.rowCount !== rows.length) {
+          const { rows: last } = await client.query(this.statements.lastSequence);
+          throw sequenceMismatch(firstSequence, sequenceColumn(last[0]?.sequence));
+        }
+        committing = true;
+        await client.query("COMMIT");
+        this.provenClients.add(client);
+        client.release();
+        return;
+      } catch (error) {
+        // Destroyed rather than returned: it may sit in an aborted transaction or on a dead socket.
+        client.release(true);
+        if (error instanceof JournalRecordError) throw error;
+        if (error instanceof DatabaseError && error.code === "23505")
+          throw new JournalRecordError(firstSequence, "a sequence of the batch is already journaled (another writer?)");
+        if (committing) {
+          // The COMMIT may have been applied before the connection died: only a refusal from the server is a known outcome.
+          const outcomeUnknown = isConnectionFailure(error);
+          throw new JournalWriteError(
+            outcomeUnknown
+              ? `the connection failed while committing: the batch from ${firstSequence} may or may not be durable`
+              : `PostgreSQL refused to commit the batch from ${firstSequence}: ${String(error)}`,
+            outcomeUnknown,
+            { cause: error },
+          );
+        }
+        // Before COMMIT nothing can have been committed: a pooled connection that died while idle is retried on a new one.
+        if (this.worthRetrying(client, error, attempt)) continue;
+        throw new JournalWriteError(`PostgreSQL refused the batch from ${firstSequence}: ${String(error)}`, false, {
+          cause: error,
+        });
+      }
+    }
+  }
+
+  async lastSequence(): Promise<number> {
+    const { rows } = await this.query(this.statements.lastSequence, []);
+    return sequenceColumn(rows[0]!.sequence);
+  }
+
+  async read(afterSequence: number, limit: number): Promise<JournalRecord[]> {
+    assertReadArguments(afterSequence, limit);
+    return decodeRecords(afterSequence, await this.readStored(afterSequence, limit));
+  }
+
+  private async readStored(afterSequence: number, limit: number): Promise<StoredRecord[]> {
+    const { rows } = await this.query(this.statements.read, [afterSequence, limit]);
+    return rows.map(storedRecord);
+  }
+
+  async saveSnapshot(snapshot: SnapshotRecord): Promise<void> {
+    const row = encodeSnapshot(snapshot);
+    let inserted: number;
+    try {
+      const result = await this.query(this.statements.saveSnapshot, [
+        row.sequence,
+        row.stateHash,
+        row.createdAt,
+        row.payload,
+        row.checksum,
+      ]);
+      inserted = result.rowCount ?? 0;
+    } catch (error) {
+      // Saving a snapshot again is harmless, so the caller may simply retry an unknown outcome.
+      throw new JournalWriteError(
+        `PostgreSQL refused the snapshot at ${row.sequence}: ${String(error)}`,
+        isConnectionFailure(error),
+        {
+          cause: error,
+        },
+      );
+    }
+    if (inserted === 0) throw new JournalRecordError(row.sequence, "a snapshot must be taken at a journaled sequence");
+  }
+
+  async latestSnapshot(): Promise<SnapshotRecord | null> {
+    for (let before = Number.MAX_SAFE_INTEGER; ;) {
+      const { rows } = await this.query(this.statements.latestSnapshotBefore, [before]);
+      if (rows.length === 0) return null;
+      const stored = storedSnapshot(rows[0]!);
+      const snapshot = decodeSnapshot(stored);
+      if (snapshot) return snapshot;
+      before = stored.sequence;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.pool) return;
+    // Lets the queued appends finish first: closing must not cut a commit in half.
+    await this.appendQueue;
+    const pool = this.pool;
+    this.pool = null;
+    await pool?.end();
+  }
+
+  /**
+   * Runs one statement that is safe to repeat (a read, or a single self-contained write), retrying on a new
+   * connection when a pooled one turns out to have died while idle.
+   */
+  private async query(text: string, values: readonly unknown[]): Promise<pg.QueryResult<Record<string, unknown>>> {
+    const pool = this.requirePool();
+    for (let attempt = 1; ; attempt++) {
+      const client = await pool.connect();
+      try {
+        const result = await client.query<Record<string, unknown>>(text, values as unknown[]);
+        this.provenClients.add(client);
+        client.release();
+        return result;
+      } catch (error) {
+        client.release(isConnectionFailure(error));
+        if (!this.worthRetrying(client, error, attempt)) throw error;
+      }
+    }
+  }
+
+  private requirePool(): pg.Pool {
+    if (!this.pool) throw new Error("the journal is not open: call open() first");
+    return this.pool;
+  }
+}

@@ -1,0 +1,410 @@
+/**
+ * The contract every journal driver keeps (DESIGN.md section 2), run against each driver by its own
+ * test file with a factory for fresh, empty storage.
+ */
+import { TradingEngine, defaultEngineConfig, type EngineEvent } from "@bourse/core";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  JournalCorruptionError,
+  JournalRecordError,
+  type EventJournal,
+  type JournalRecord,
+  type SnapshotRecord,
+} from "../src/index.ts";
+import { depositSession, toRecords, tradingSession } from "./trading-session.ts";
+
+/** Fresh, empty storage for one test, and a way to reach it behind the journal's back. */
+export interface JournalStorage {
+  /** A new, unopened journal over this storage; each call is a process starting again. */
+  journal(): EventJournal;
+  /** Runs SQL on the storage directly (unqualified table names), as damage or another program would. */
+  query(sql: string): Promise<Record<string, unknown>[]>;
+  dispose(): Promise<void>;
+}
+
+export type JournalStorageFactory = () => Promise<JournalStorage>;
+
+/**
+ * Records per query while a journal verifies its tail: drivers under test are built with this small
+ * batch so that every test crosses batch boundaries.
+ */
+export const TEST_VERIFICATION_BATCH_SIZE = 4;
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a rejection");
+}
+
+function snapshotAt(events: readonly EngineEvent[], sequence: number, config = defaultEngineConfig()): SnapshotRecord {
+  const engine = TradingEngine.replay(config, events.slice(0, sequence));
+  return { sequence, stateHash: engine.stateHash(), state: engine.snapshot(), createdAt: 1_780_000_000_000 + sequence };
+}
+
+/** Registers the contract's describe blocks for one driver. */
+export function journalContract(factory: JournalStorageFactory): void {
+  let storage: JournalStorage | null = null;
+  const opened: EventJournal[] = [];
+
+  async function freshStorage(): Promise<JournalStorage> {
+    storage = await factory();
+    return storage;
+  }
+
+  /** Opens a journal over the storage and closes it after the test. */
+  async function openJournal(over: JournalStorage): Promise<EventJournal> {
+    const journal = over.journal();
+    await journal.open();
+    opened.push(journal);
+    return journal;
+  }
+
+  async function reopen(over: JournalStorage, journal: EventJournal): Promise<EventJournal> {
+    await journal.close();
+    return openJournal(over);
+  }
+
+  afterEach(async () => {
+    for (const journal of opened.splice(0)) await journal.close();
+    await storage?.dispose();
+    storage = null;
+  });
+
+  describe("schema", () => {
+    it("open() creates the schema and records migration 1 once, however often it opens", async () => {
+      const over = await freshStorage();
+      const journal = await openJournal(over);
+      await reopen(over, journal);
+      const versions = await over.query("SELECT version FROM schema_migrations ORDER BY version");
+      expect(versions.map((row) => Number(row.version))).toEqual([1]);
+    });
+
+    it("refuses storage whose schema is newer than this build knows", async () => {
+      const over = await freshStorage();
+      await (await openJournal(over)).close();
+      await over.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'from the future', 0)");
+      await expect(over.journal().open()).rejects.toThrow(/newer than this build/);
+    });
+
+    it("a new journal is empty and opens clean", async () => {
+      const over = await freshStorage();
+      const journal = over.journal();
+      expect(await journal.open()).toEqual({ lastSequence: 0, droppedTornRecords: 0, damagedSnapshots: [] });
+      opened.push(journal);
+      expect(await journal.lastSequence()).toBe(0);
+      expect(await journal.read(0, 100)).toEqual([]);
+      expect(await journal.latestSnapshot()).toBeNull();
+    });
+
+    it("refuses to be used before open()", async () => {
+      const over = await freshStorage();
+      const journal = over.journal();
+      await expect(journal.lastSequence()).rejects.toThrow(/not open/);
+      await expect(journal.append(toRecords(tradingSession().events))).rejects.toThrow(/not open/);
+    });
+  });
+
+  describe("append and read", () => {
+    it("reads back what was appended, in order, from any point", async () => {
+      const { events } = tradingSession();
+      const records = toRecords(events);
+      const journal = await openJournal(await freshStorage());
+      await journal.append(records.slice(0, 3));
+      await journal.append(records.slice(3, 4));
+      await journal.append(records.slice(4));
+      expect(await journal.lastSequence()).toBe(records.length);
+      expect(await journal.read(0, 1000)).toEqual(records);
+      expect(await journal.read(2, 3)).toEqual(records.slice(2, 5));
+      expect(await journal.read(records.length, 10)).toEqual([]);
+      await expect(journal.read(-1, 10)).rejects.toThrow(RangeError);
+      await expect(journal.read(0, 0)).rejects.toThrow(RangeError);
+    });
+
+    it("events round-trip exactly: the same JSON, every type the session made", async () => {
+      const { events } = tradingSession();
+      const types = new Set(events.map((event) => event.type));
+      for (const type of ["AccountOpened", "BalanceOperation", "OrderAccepted", "DealExecuted", "OrderStatusChanged"])
+        expect(types).toContain(type);
+      const journal = await openJournal(await freshStorage());
+      await journal.append(toRecords(events));
+      const read = await journal.read(0, 1000);
+      expect(read.map((record) => record.event)).toEqual(events);
+      expect(read.map((record) => JSON.stringify(record.event))).toEqual(events.map((event) => JSON.stringify(event)));
+    });
+
+    it("replaying the journaled events gives the live engine's state hash", async () => {
+      const { config, engine, events } = tradingSession();
+      const journal = await openJournal(await freshStorage());
+      await journal.append(toRecords(events));
+      const replayed = TradingEngine.replay(
+        config,
+        (await journal.read(0, 1000)).map((record) => record.event),
+      );
+      expect(replayed.stateHash()).toBe(engine.stateHash());
+    });
+
+    it("stores the account each event belongs to, where it names one", async () => {
+      const { events } = tradingSession();
+      const over = await freshStorage();
+      const journal = await openJournal(over);
+      await journal.append(toRecords(events));
+      const rows = await over.query("SELECT sequence, type, account_id FROM journal ORDER BY sequence");
+      const byType = new Map<string, Set<number | null>>();
+      for (const row of rows) {
+        const accounts = byType.get(String(row.type)) ?? new Set();
+        accounts.add(row.account_id === null ? null : Number(row.account_id));
+        byType.set(String(row.type), accounts);
+      }
+      const accounts = new Set(events.flatMap((event) => (event.type === "AccountOpened" ? [event.accountId] : [])));
+      expect(accounts.size).toBe(2);
+      expect(byType.get("AccountOpened")).toEqual(accounts);
+      expect(byType.get("BalanceOperation")).toEqual(accounts);
+      expect(byType.get("DealExecuted")).toEqual(accounts);
+      expect(byType.get("OrderAccepted")).toEqual(accounts);
+      expect(byType.get("OrderStatusChanged")).toEqual(accounts);
+    });
+
+    it("appends made without waiting land in call order", async () => {
+      const records = toRecords(depositSession(30).events);
+      const journal = await openJournal(await freshStorage());
+      await Promise.all([
+        journal.append(records.slice(0, 10)),
+        journal.append(records.slice(10, 20)),
+        journal.append(records.slice(20)),
+      ]);
+      expect(await journal.read(0, 100)).toEqual(records);
+    });
+
+    it("an empty batch is a no-op", async () => {
+      const journal = await openJournal(await freshStorage());
+      await journal.append([]);
+      expect(await journal.lastSequence()).toBe(0);
+    });
+  });
+
+  describe("sequences: gaps and duplicates are refused and nothing is written", () => {
+    const records = toRecords(depositSession(10).events);
+
+    async function journalWithThree(): Promise<EventJournal> {
+      const journal = await openJournal(await freshStorage());
+      await journal.append(records.slice(0, 3));
+      return journal;
+    }
+
+    it("a batch that skips past the next sequence", async () => {
+      const journal = await journalWithThree();
+      const error = await rejection(journal.append(records.slice(4, 6)));
+      expect(error).toBeInstanceOf(JournalRecordError);
+      expect((error as JournalRecordError).sequence).toBe(5);
+      expect(await journal.lastSequence()).toBe(3);
+      expect(await journal.read(0, 100)).toEqual(records.slice(0, 3));
+    });
+
+    it("a batch that repeats journaled sequences", async () => {
+      const journal = await journalWithThree();
+      await expect(journal.append(records.slice(2, 6))).rejects.toBeInstanceOf(JournalRecordError);
+      await expect(journal.append(records.slice(0, 1))).rejects.toBeInstanceOf(JournalRecordError);
+      expect(await journal.read(0, 100)).toEqual(records.slice(0, 3));
+    });
+
+    it("a batch with a gap or a repeat inside it", async () => {
+      const journal = await journalWithThree();
+      const gapped = [records[3]!, records[5]!];
+      const repeated = [records[3]!, records[3]!];
+      await expect(journal.append(gapped)).rejects.toBeInstanceOf(JournalRecordError);
+      await expect(journal.append(repeated)).rejects.toBeInstanceOf(JournalRecordError);
+      expect(await journal.lastSequence()).toBe(3);
+    });
+
+    it("a journal that starts anywhere but 1", async () => {
+      const journal = await openJournal(await freshStorage());
+      await expect(journal.append(records.slice(1, 3))).rejects.toBeInstanceOf(JournalRecordError);
+      await expect(journal.append([{ ...records[0]!, sequence: 0 }])).rejects.toBeInstanceOf(JournalRecordError);
+      expect(await journal.lastSequence()).toBe(0);
+    });
+
+    it("a batch holding a value JSON would not keep exactly is refused whole", async () => {
+      const journal = await journalWithThree();
+      const fractional = { ...records[4]!, event: { ...records[4]!.event, amount: 1.5 } } as JournalRecord;
+      const infinite = {
+        ...records[4]!,
+        event: { ...records[4]!.event, time: Number.POSITIVE_INFINITY },
+      } as JournalRecord;
+      await expect(journal.append([records[3]!, fractional])).rejects.toBeInstanceOf(JournalRecordError);
+      await expect(journal.append([records[3]!, infinite])).rejects.toBeInstanceOf(JournalRecordError);
+      expect(await journal.lastSequence()).toBe(3);
+      await journal.append(records.slice(3));
+      expect(await journal.read(0, 100)).toEqual(records);
+    });
+  });
+
+  describe("snapshots", () => {
+    it("saves snapshots and returns the latest; one at the same sequence is replaced", async () => {
+      const { events } = tradingSession();
+      const journal = await openJournal(await freshStorage());
+      await journal.append(toRecords(events));
+      const early = snapshotAt(events, 3);
+      const later = snapshotAt(events, 9);
+      await journal.saveSnapshot(later);
+      await journal.saveSnapshot(early);
+      expect(await journal.latestSnapshot()).toEqual(later);
+      const replacement = { ...later, createdAt: later.createdAt + 1 };
+      await journal.saveSnapshot(replacement);
+      expect(await journal.latestSnapshot()).toEqual(replacement);
+    });
+
+    it("refuses a snapshot past the last journaled record", async () => {
+      const { events } = tradingSession();
+      const journal = await openJournal(await freshStorage());
+      await journal.append(toRecords(events.slice(0, 5)));
+      const error = await rejection(journal.saveSnapshot(snapshotAt(events, 6)));
+      expect(error).toBeInstanceOf(JournalRecordError);
+      expect(await journal.latestSnapshot()).toBeNull();
+    });
+
+    it("the latest snapshot plus the events after it recovers the live engine's state hash", async () => {
+      const { config, engine, events } = tradingSession();
+      const journal = await openJournal(await freshStorage());
+      await journal.append(toRecords(events));
+      await journal.saveSnapshot(snapshotAt(events, 7, config));
+      const snapshot = (await journal.latestSnapshot())!;
+      const recovered = TradingEngine.fromSnapshot(config, snapshot.state);
+      expect(recovered.stateHash()).toBe(snapshot.stateHash);
+      for (const record of await journal.read(snapshot.sequence, 1000)) recovered.applyRecovered(record.event);
+      expect(recovered.stateHash()).toBe(engine.stateHash());
+    });
+  });
+
+  describe("reopening", () => {
+    it("keeps every record and snapshot, and the journal carries on from its last sequence", async () => {
+      const records = toRecords(depositSession(12).events);
+      const over = await freshStorage();
+      const first = await openJournal(over);
+      await first.append(records.slice(0, 10));
+      const snapshot = snapshotAt(
+        records.map((record) => record.event),
+        6,
+      );
+      await first.saveSnapshot(snapshot);
+      await first.close();
+      const second = over.journal();
+      expect(await second.open()).toEqual({ lastSequence: 10, droppedTornRecords: 0, damagedSnapshots: [] });
+      opened.push(second);
+      expect(await second.read(0, 100)).toEqual(records.slice(0, 10));
+      expect(await second.latestSnapshot()).toEqual(snapshot);
+      await second.append(records.slice(10));
+      expect(await second.read(0, 100)).toEqual(records);
+    });
+  });
+
+  describe("checksums", () => {
+    const records = toRecords(depositSession(10).events);
+    /** A torn write: the record's text cut short, its checksum still that of the whole. */
+    const truncate = (sequence: number) =>
+      `UPDATE journal SET payload = substr(payload, 1, length(payload) / 2) WHERE sequence = ${sequence}`;
+    /** A damaged byte in the middle of a record. */
+    const alter = (sequence: number) =>
+      `UPDATE journal SET payload = substr(payload, 1, 20) || 'X' || substr(payload, 22) WHERE sequence = ${sequence}`;
+
+    async function closedJournalOfTen(): Promise<JournalStorage> {
+      const over = await freshStorage();
+      const journal = over.journal();
+      await journal.open();
+      await journal.append(records);
+      await journal.close();
+      return over;
+    }
+
+    it("a damaged last record is a torn write: dropped, reported, and the journal carries on", async () => {
+      const over = await closedJournalOfTen();
+      await over.query(truncate(10));
+      const journal = over.journal();
+      expect(await journal.open()).toEqual({ lastSequence: 9, droppedTornRecords: 1, damagedSnapshots: [] });
+      opened.push(journal);
+      expect(await journal.lastSequence()).toBe(9);
+      expect(await journal.read(0, 100)).toEqual(records.slice(0, 9));
+      await journal.append(records.slice(9));
+      expect(await journal.read(0, 100)).toEqual(records);
+    });
+
+    it("the last few damaged records at the very end are dropped together", async () => {
+      const over = await closedJournalOfTen();
+      for (const sequence of [7, 8, 9, 10]) await over.query(sequence % 2 === 0 ? truncate(sequence) : alter(sequence));
+      const journal = over.journal();
+      expect(await journal.open()).toMatchObject({ lastSequence: 6, droppedTornRecords: 4 });
+      opened.push(journal);
+      expect(await journal.read(0, 100)).toEqual(records.slice(0, 6));
+    });
+
+    it("a damaged record followed by sound ones is corruption: open() refuses, naming it, and drops nothing", async () => {
+      const over = await closedJournalOfTen();
+      await over.query(alter(5));
+      await over.query(truncate(10));
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const error = await rejection(over.journal().open());
+        expect(error).toBeInstanceOf(JournalCorruptionError);
+        expect((error as JournalCorruptionError).sequence).toBe(5);
+        expect((error as Error).message).toMatch(/sequence 5/);
+      }
+      expect(Number((await over.query("SELECT count(*) AS records FROM journal"))[0]!.records)).toBe(10);
+    });
+
+    it("a missing record in the middle is corruption", async () => {
+      const over = await closedJournalOfTen();
+      await over.query("DELETE FROM journal WHERE sequence = 4");
+      const error = await rejection(over.journal().open());
+      expect(error).toBeInstanceOf(JournalCorruptionError);
+      expect((error as JournalCorruptionError).sequence).toBe(4);
+    });
+
+    it("a damaged record a snapshot covers is corruption, even at the end", async () => {
+      const over = await freshStorage();
+      const journal = await openJournal(over);
+      await journal.append(records);
+      await journal.saveSnapshot(
+        snapshotAt(
+          records.map((record) => record.event),
+          10,
+        ),
+      );
+      await journal.close();
+      await over.query(truncate(10));
+      const error = await rejection(over.journal().open());
+      expect(error).toBeInstanceOf(JournalCorruptionError);
+      expect((error as JournalCorruptionError).sequence).toBe(10);
+    });
+
+    it("read() verifies checksums and refuses a damaged or missing record, naming it", async () => {
+      const over = await freshStorage();
+      const journal = await openJournal(over);
+      await journal.append(records);
+      await over.query(alter(3));
+      const damaged = await rejection(journal.read(0, 100));
+      expect(damaged).toBeInstanceOf(JournalCorruptionError);
+      expect((damaged as JournalCorruptionError).sequence).toBe(3);
+      expect(await journal.read(3, 100)).toEqual(records.slice(3));
+      await over.query("DELETE FROM journal WHERE sequence = 6");
+      const missing = await rejection(journal.read(3, 100));
+      expect(missing).toBeInstanceOf(JournalCorruptionError);
+      expect((missing as JournalCorruptionError).sequence).toBe(6);
+    });
+
+    it("a damaged snapshot is reported and skipped: the older one is used", async () => {
+      const events = records.map((record) => record.event);
+      const over = await freshStorage();
+      const journal = await openJournal(over);
+      await journal.append(records);
+      await journal.saveSnapshot(snapshotAt(events, 3));
+      await journal.saveSnapshot(snapshotAt(events, 6));
+      await journal.close();
+      await over.query("UPDATE snapshots SET state_hash = 'damaged' WHERE sequence = 6");
+      const reopened = over.journal();
+      expect(await reopened.open()).toEqual({ lastSequence: 10, droppedTornRecords: 0, damagedSnapshots: [6] });
+      opened.push(reopened);
+      expect(await reopened.latestSnapshot()).toEqual(snapshotAt(events, 3));
+    });
+  });
+}

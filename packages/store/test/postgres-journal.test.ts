@@ -1,0 +1,280 @@
+/**
+ * The contract against a real PostgreSQL (BOURSE_TEST_PG_URL; `.ci/run` sets it to the local server),
+ * each test in a schema of its own that is dropped afterwards. Connection faults are made without
+ * touching the server: backends are terminated from another connection, or the journal talks through
+ * a TCP proxy that the test cuts.
+ */
+import { createServer, connect, type Server, type Socket } from "node:net";
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import { JournalWriteError, PostgresJournal, isConnectionFailure } from "../src/index.ts";
+import { TEST_VERIFICATION_BATCH_SIZE, journalContract, type JournalStorage } from "./journal.contract.ts";
+import { depositSession, toRecords } from "./trading-session.ts";
+
+const connectionString = process.env.BOURSE_TEST_PG_URL;
+if (!connectionString)
+  console.warn(
+    "PostgresJournal tests skipped: BOURSE_TEST_PG_URL is unset (e.g. postgres://postgres@127.0.0.1:5432/test)",
+  );
+
+let schemaCounter = 0;
+
+/** A schema name no other run or test uses. */
+function freshSchemaName(): string {
+  schemaCounter++;
+  return `bourse_test_${process.pid}_${Date.now()}_${schemaCounter}`;
+}
+
+async function withClient<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  await withClient((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+}
+
+async function postgresStorage(): Promise<JournalStorage> {
+  const schema = freshSchemaName();
+  return {
+    journal: () =>
+      new PostgresJournal({
+        connectionString: connectionString!,
+        schema,
+        poolSize: 2,
+        verificationBatchSize: TEST_VERIFICATION_BATCH_SIZE,
+      }),
+    query: (sql) =>
+      withClient(async (client) => {
+        await client.query(`SET search_path TO "${schema}"`);
+        return (await client.query<Record<string, unknown>>(sql)).rows;
+      }),
+    dispose: () => dropSchema(schema),
+  };
+}
+
+/** Where a proxy cuts a connection that carries a COMMIT: before it reaches the server, or after. */
+type CommitCut = "before" | "after" | null;
+
+/**
+ * A TCP proxy in front of the server, so a test can make the server vanish (refuse and cut every
+ * connection) and come back, or cut a connection exactly as a COMMIT passes.
+ */
+class FaultyProxy {
+  private readonly sockets = new Set<Socket>();
+  private severed = new Set<Socket>();
+  private server: Server | null = null;
+  port = 0;
+  cutAtCommit: CommitCut = null;
+
+  constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+  ) {}
+
+  async start(port = 0): Promise<void> {
+    const server = createServer((client) => this.accept(client));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => resolve());
+    });
+    this.server = server;
+    this.port = (server.address() as { port: number }).port;
+  }
+
+  /**
+   * The server restarted behind the pool's back: every open connection is cut the moment it is next
+   * used, as a connection to a dead backend fails on first use; new connections work.
+   */
+  severOnNextUse(): void {
+    this.severed = new Set(this.sockets);
+  }
+
+  /** The server goes away: no new connections, and every open one is cut. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private accept(client: Socket): void {
+    const upstream = connect(this.targetPort, this.targetHost);
+    this.sockets.add(client);
+    this.sockets.add(upstream);
+    const cut = () => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    client.on("error", cut).on("close", cut);
+    upstream.on("error", cut).on("close", cut);
+    upstream.on("data", (chunk: Buffer) => client.write(chunk));
+    client.on("data", (chunk: Buffer) => {
+      if (this.severed.has(client)) return cut();
+      // A simple-protocol Query message ('Q') whose text is COMMIT.
+      const isCommit = chunk[0] === 0x51 && chunk.subarray(5).toString("latin1").startsWith("COMMIT");
+      if (isCommit && this.cutAtCommit === "before") return cut();
+      if (isCommit && this.cutAtCommit === "after") {
+        // Let the COMMIT reach the server, then cut before its answer can come back.
+        upstream.write(chunk, () => setTimeout(cut, 50));
+        upstream.removeAllListeners("data");
+        return;
+      }
+      upstream.write(chunk);
+    });
+  }
+}
+
+describe.skipIf(!connectionString)("PostgresJournal", () => {
+  journalContract(postgresStorage);
+
+  describe("PostgreSQL only", () => {
+    const cleanups: (() => Promise<void>)[] = [];
+    afterEach(async () => {
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    });
+
+    async function openJournal(options: { port?: number; applicationName?: string } = {}): Promise<PostgresJournal> {
+      const schema = freshSchemaName();
+      const url = new URL(connectionString!);
+      if (options.port !== undefined) {
+        url.hostname = "127.0.0.1";
+        url.port = String(options.port);
+      }
+      const journal = new PostgresJournal({
+        connectionString: url.toString(),
+        schema,
+        connectTimeoutMilliseconds: 2000,
+        applicationName: options.applicationName,
+      });
+      cleanups.push(() => dropSchema(schema));
+      await journal.open();
+      cleanups.push(() => journal.close());
+      return journal;
+    }
+
+    async function startProxy(): Promise<FaultyProxy> {
+      const target = new URL(connectionString!);
+      const proxy = new FaultyProxy(target.hostname, Number(target.port || 5432));
+      await proxy.start();
+      cleanups.push(() => proxy.stop());
+      return proxy;
+    }
+
+    it("keeps working after the server terminates its pool's connections", async () => {
+      const records = toRecords(depositSession(30).events);
+      // Its own application name, so the termination below reaches this journal's connections and no one else's.
+      const applicationName = `bourse-terminate-${process.pid}-${Date.now()}`;
+      const journal = await openJournal({ applicationName });
+      await journal.append(records.slice(0, 10));
+      await Promise.all([journal.read(0, 5), journal.read(5, 5), journal.lastSequence()]);
+      const terminated = await withClient(
+        async (client) =>
+          (
+            await client.query(
+              `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+               WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = $1`,
+              [applicationName],
+            )
+          ).rowCount,
+      );
+      expect(terminated).toBeGreaterThan(0);
+      await journal.append(records.slice(10, 20));
+      expect(await journal.lastSequence()).toBe(20);
+      await journal.append(records.slice(20));
+      expect(await journal.read(0, 100)).toEqual(records);
+    });
+
+    it("connections that died in the pool are replaced on use: the next append and read succeed", async () => {
+      const records = toRecords(depositSession(30).events);
+      const proxy = await startProxy();
+      const journal = await openJournal({ port: proxy.port });
+      await journal.append(records.slice(0, 10));
+      await Promise.all([journal.read(0, 5), journal.read(5, 5), journal.lastSequence(), journal.lastSequence()]);
+      proxy.severOnNextUse();
+      await journal.append(records.slice(10, 20));
+      proxy.severOnNextUse();
+      expect(await journal.read(0, 100)).toEqual(records.slice(0, 20));
+      await journal.append(records.slice(20));
+      expect(await journal.lastSequence()).toBe(30);
+    });
+
+    it("while the server is away appends fail with a known outcome and write nothing; once it is back, they go on", async () => {
+      const records = toRecords(depositSession(30).events);
+      const proxy = await startProxy();
+      const journal = await openJournal({ port: proxy.port });
+      await journal.append(records.slice(0, 10));
+      const port = proxy.port;
+      await proxy.stop();
+      const error = await journal.append(records.slice(10, 20)).then(
+        () => null,
+        (rejected: unknown) => rejected,
+      );
+      expect(error).toBeInstanceOf(JournalWriteError);
+      expect((error as JournalWriteError).outcomeUnknown).toBe(false);
+      await proxy.start(port);
+      expect(await journal.lastSequence()).toBe(10);
+      await journal.append(records.slice(10));
+      expect(await journal.read(0, 100)).toEqual(records);
+    });
+
+    for (const cut of ["before", "after"] as const) {
+      it(`a connection lost during COMMIT (cut ${cut} the server has it) is an unknown outcome, resolved by reading back`, async () => {
+        const records = toRecords(depositSession(30).events);
+        const proxy = await startProxy();
+        const journal = await openJournal({ port: proxy.port });
+        await journal.append(records.slice(0, 10));
+        proxy.cutAtCommit = cut;
+        const error = await journal.append(records.slice(10, 20)).then(
+          () => null,
+          (rejected: unknown) => rejected,
+        );
+        proxy.cutAtCommit = null;
+        expect(error).toBeInstanceOf(JournalWriteError);
+        expect((error as JournalWriteError).outcomeUnknown).toBe(true);
+        // All or nothing, and which one the journal now says: the engine's recovery reads it back the same way.
+        const lastSequence = await journal.lastSequence();
+        expect(lastSequence).toBe(cut === "before" ? 10 : 20);
+        await journal.append(records.slice(lastSequence));
+        expect(await journal.read(0, 100)).toEqual(records);
+      });
+    }
+
+    it("an unreachable server fails open() within the connect timeout", async () => {
+      const proxy = await startProxy();
+      const port = proxy.port;
+      await proxy.stop();
+      const journal = new PostgresJournal({
+        connectionString: `postgres://postgres@127.0.0.1:${port}/test`,
+        schema: freshSchemaName(),
+        connectTimeoutMilliseconds: 1000,
+      });
+      await expect(journal.open()).rejects.toThrow();
+    });
+
+    it("tells connection failures from statement errors", async () => {
+      expect(isConnectionFailure(new Error("Connection terminated unexpectedly"))).toBe(true);
+      const refused = await withClient((client) =>
+        client.query("SELECT 1/0").then(
+          () => null,
+          (error: unknown) => error,
+        ),
+      );
+      expect(isConnectionFailure(refused)).toBe(false);
+    });
+
+    it("refuses a schema name that is not a plain identifier", () => {
+      expect(
+        () => new PostgresJournal({ connectionString: connectionString!, schema: 'x"; DROP TABLE y; --' }),
+      ).toThrow(RangeError);
+    });
+  });
+});
