@@ -1258,33 +1258,24 @@ export class TradingEngine {
         const position = this.state.positions.get(positionId);
         if (!position || position.trailingDistance === null) continue;
         const distance = position.trailingDistance;
-        if (position.side === "BUY") {
-          const candidate = bid - distance;
-          if (candidate * position.volume >= position.openCost && (position.sl === null || candidate > position.sl))
-            this.emit({
-              type: "PositionChanged",
-              time,
-              accountId: position.accountId,
-              positionId,
-              sl: candidate,
-              tp: position.tp,
-              trailingDistance: distance,
-              reason: "TRAILING",
-            });
-        } else {
-          const candidate = ask + distance;
-          if (candidate * position.volume <= position.openCost && (position.sl === null || candidate < position.sl))
-            this.emit({
-              type: "PositionChanged",
-              time,
-              accountId: position.accountId,
-              positionId,
-              sl: candidate,
-              tp: position.tp,
-              trailingDistance: distance,
-              reason: "TRAILING",
-            });
-        }
+        const buy = position.side === "BUY";
+        // The stop sits `distance` behind the closing price; it moves only once it locks in the open price, and only forward.
+        const candidate = buy ? bid - distance : ask + distance;
+        const lockedIn = buy
+          ? candidate * position.volume >= position.openCost
+          : candidate * position.volume <= position.openCost;
+        const tighter = position.sl === null || (buy ? candidate > position.sl : candidate < position.sl);
+        if (lockedIn && tighter)
+          this.emit({
+            type: "PositionChanged",
+            time,
+            accountId: position.accountId,
+            positionId,
+            sl: candidate,
+            tp: position.tp,
+            trailingDistance: distance,
+            reason: "TRAILING",
+          });
       }
     }
 

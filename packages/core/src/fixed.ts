@@ -54,31 +54,38 @@ function bigPowerOfTen(exponent: number): bigint {
   return power;
 }
 
+/**
+ * The one rounding decision, shared by the BigInt and Number paths: given an inexact quotient,
+ * whether to move it one step away from zero. `half` compares twice the remainder with the
+ * denominator (−1 below half, 0 exactly half, 1 above).
+ */
+function roundsAwayFromZero(rounding: Rounding, negative: boolean, half: -1 | 0 | 1, quotientIsEven: boolean): boolean {
+  switch (rounding) {
+    case Rounding.DOWN:
+      return false;
+    case Rounding.UP:
+      return true;
+    case Rounding.FLOOR:
+      return negative;
+    case Rounding.CEILING:
+      return !negative;
+    case Rounding.HALF_UP:
+      return half >= 0;
+    case Rounding.HALF_EVEN:
+      return half > 0 || (half === 0 && !quotientIsEven);
+  }
+}
+
 /** Rounds the exact quotient numerator/denominator (denominator > 0) with the named rule. */
 function roundQuotientBig(numerator: bigint, denominator: bigint, rounding: Rounding): bigint {
   const quotient = numerator / denominator; // truncates toward zero
   const remainder = numerator - quotient * denominator;
   if (remainder === 0n) return quotient;
   const negative = numerator < 0n;
-  const awayFromZero = negative ? quotient - 1n : quotient + 1n;
-  switch (rounding) {
-    case Rounding.DOWN:
-      return quotient;
-    case Rounding.UP:
-      return awayFromZero;
-    case Rounding.FLOOR:
-      return negative ? awayFromZero : quotient;
-    case Rounding.CEILING:
-      return negative ? quotient : awayFromZero;
-    case Rounding.HALF_UP:
-    case Rounding.HALF_EVEN: {
-      const twiceRemainder = (remainder < 0n ? -remainder : remainder) * 2n;
-      if (twiceRemainder > denominator) return awayFromZero;
-      if (twiceRemainder < denominator) return quotient;
-      if (rounding === Rounding.HALF_UP) return awayFromZero;
-      return quotient % 2n === 0n ? quotient : awayFromZero;
-    }
-  }
+  const twiceRemainder = (remainder < 0n ? -remainder : remainder) * 2n;
+  const half = twiceRemainder > denominator ? 1 : twiceRemainder < denominator ? -1 : 0;
+  if (!roundsAwayFromZero(rounding, negative, half, quotient % 2n === 0n)) return quotient;
+  return negative ? quotient - 1n : quotient + 1n;
 }
 
 /** Same rule as `roundQuotientBig` for safe integers (|numerator|, denominator < 2^53), without BigInt. */
@@ -100,25 +107,10 @@ function roundQuotientNumber(numerator: number, denominator: number, rounding: R
   remainder -= correction * denominator;
   if (remainder === 0) return quotient === 0 ? 0 : quotient;
   const negative = numerator < 0;
-  const awayFromZero = negative ? quotient - 1 : quotient + 1;
-  switch (rounding) {
-    case Rounding.DOWN:
-      return quotient;
-    case Rounding.UP:
-      return awayFromZero;
-    case Rounding.FLOOR:
-      return negative ? awayFromZero : quotient;
-    case Rounding.CEILING:
-      return negative ? quotient : awayFromZero;
-    case Rounding.HALF_UP:
-    case Rounding.HALF_EVEN: {
-      const twiceRemainder = Math.abs(remainder) * 2;
-      if (twiceRemainder > denominator) return awayFromZero;
-      if (twiceRemainder < denominator) return quotient;
-      if (rounding === Rounding.HALF_UP) return awayFromZero;
-      return quotient % 2 === 0 ? quotient : awayFromZero;
-    }
-  }
+  const twiceRemainder = Math.abs(remainder) * 2;
+  const half = twiceRemainder > denominator ? 1 : twiceRemainder < denominator ? -1 : 0;
+  if (!roundsAwayFromZero(rounding, negative, half, quotient % 2 === 0)) return quotient;
+  return negative ? quotient - 1 : quotient + 1;
 }
 
 /**
