@@ -87,6 +87,33 @@ describe("profit and margin", () => {
     expect(s.deals()[1]?.profit).toBe(money("306.84"));
   });
 
+  it("a GBP account margins EURUSD through EURGBP and converts its USD profit through GBPUSD", () => {
+    const s = new Scenario();
+    const account = s.account("GBP", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("GBPUSD", "1.27000", "1.27010");
+    // Without a EURGBP quote the margin cannot be converted: refused, nothing changes.
+    expect(
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "MARKET",
+        volume: 100,
+      }),
+    ).toBe("NO_QUOTES");
+    s.quote("EURGBP", "0.85370", "0.85380");
+    const opened = s.buy(account, "EURUSD", "1");
+    // 1,000 EUR × 0.85370 = 853.70 GBP.
+    expect(s.engine.accountMetrics(account).margin).toBe(money("853.70"));
+    s.quote("EURUSD", "1.08540", "1.08550");
+    s.ok({ kind: "closePosition", accountId: account, positionId: opened.positionId as number });
+    // 100.00 USD / 1.27010 (GBPUSD ask) = 78.7339… → 78.73 GBP.
+    expect(s.deals()[1]?.profit).toBe(money("78.73"));
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
   it("XAUUSD profit and margin", () => {
     const s = new Scenario();
     const account = s.account("USD", "10000");
