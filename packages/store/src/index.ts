@@ -4,3 +4,7 @@ export { eventAccountId } from "./records.ts";
 export * from "./sqlite-journal.ts";
 export * from "./postgres-journal.ts";
 export * from "./create-journal.ts";
+export * from "./recovery.ts";
+export * from "./durable-engine.ts";
+export * from "./verify.ts";
+export * from "./read-models.ts";

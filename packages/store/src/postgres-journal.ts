@@ -29,6 +29,23 @@ import {
   type StoredRecord,
   type StoredSnapshot,
 } from "./records.ts";
+import type {
+  DealHistoryRow,
+  HistoryPage,
+  HistoryQuery,
+  LedgerRow,
+  OrderHistoryRow,
+  PositionHistoryRow,
+  ReadModels,
+} from "./read-models.ts";
+import {
+  POSTGRES_READ_MODELS_MIGRATION,
+  applyReadModels,
+  postgresHistoryPage,
+  postgresReadModelTexts,
+  recordsOfRows,
+  type PostgresReadModelTexts,
+} from "./postgres-read-models.ts";
 
 const { DatabaseError, Pool } = pg;
 
@@ -83,7 +100,11 @@ const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  { version: 2, name: "read models", sql: POSTGRES_READ_MODELS_MIGRATION },
 ];
+
+/** Journal records projected per transaction when open() catches the read models up. */
+const READ_MODEL_CATCH_UP_BATCH_SIZE = 1000;
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -154,10 +175,11 @@ function storedSnapshot(row: Record<string, unknown>): StoredSnapshot {
   };
 }
 
-export class PostgresJournal implements EventJournal {
+export class PostgresJournal implements EventJournal, ReadModels {
   readonly schema: string;
   private readonly quotedSchema: string;
   private readonly statements: StatementTexts;
+  private readonly readModelTexts: PostgresReadModelTexts;
   private pool: pg.Pool | null = null;
   /** Appends run one after another in call order, as the interface promises. */
   private appendQueue: Promise<unknown> = Promise.resolve();
@@ -177,6 +199,7 @@ export class PostgresJournal implements EventJournal {
       );
     this.quotedSchema = `"${this.schema}"`;
     this.statements = statementTexts(this.quotedSchema);
+    this.readModelTexts = postgresReadModelTexts(this.quotedSchema);
     this.poolSize = options.poolSize ?? 4;
     if (!Number.isSafeInteger(this.poolSize) || this.poolSize < 1)
       throw new RangeError(`poolSize must be a positive integer, got ${this.poolSize}`);
@@ -207,7 +230,9 @@ export class PostgresJournal implements EventJournal {
     this.pool = pool;
     try {
       await this.migrate(pool);
-      return await this.verifyOnOpen();
+      const report = await this.verifyOnOpen();
+      await this.catchUpReadModels(report.lastSequence);
+      return report;
     } catch (error) {
       this.pool = null;
       await pool.end();
@@ -285,6 +310,49 @@ export class PostgresJournal implements EventJournal {
     return { lastSequence: verdict.lastSequence, droppedTornRecords, damagedSnapshots };
   }
 
+  /**
+   * Brings the read models to the journal's last sequence: after migration 2 on an existing journal they
+   * start empty, and after a torn tail was dropped they reflect records that are gone, so they are rebuilt.
+   */
+  private async catchUpReadModels(lastSequence: number): Promise<void> {
+    const progress = async () => sequenceColumn((await this.query(this.readModelTexts.progress, [])).rows[0]?.sequence);
+    if ((await progress()) > lastSequence)
+      await this.inTransaction((client) => client.query(this.readModelTexts.clear));
+    for (let done = await progress(); done < lastSequence; done = await progress()) {
+      const records = await this.read(done, READ_MODEL_CATCH_UP_BATCH_SIZE);
+      await this.inTransaction((client) => applyReadModels(client, this.readModelTexts, records));
+    }
+  }
+
+  private async inTransaction(work: (client: pg.PoolClient) => Promise<unknown>): Promise<void> {
+    const client = await this.requirePool().connect();
+    try {
+      await client.query("BEGIN");
+      await work(client);
+      await client.query("COMMIT");
+      client.release();
+    } catch (error) {
+      client.release(true);
+      throw error;
+    }
+  }
+
+  async orderHistory(query: HistoryQuery): Promise<HistoryPage<OrderHistoryRow>> {
+    return postgresHistoryPage(this.query.bind(this), this.readModelTexts, "orders", query);
+  }
+
+  async dealHistory(query: HistoryQuery): Promise<HistoryPage<DealHistoryRow>> {
+    return postgresHistoryPage(this.query.bind(this), this.readModelTexts, "deals", query);
+  }
+
+  async positionHistory(query: HistoryQuery): Promise<HistoryPage<PositionHistoryRow>> {
+    return postgresHistoryPage(this.query.bind(this), this.readModelTexts, "positions", query);
+  }
+
+  async ledger(query: HistoryQuery): Promise<HistoryPage<LedgerRow>> {
+    return postgresHistoryPage(this.query.bind(this), this.readModelTexts, "ledger", query);
+  }
+
   append(records: readonly JournalRecord[]): Promise<void> {
     let rows: JournalRow[];
     try {
@@ -327,6 +395,8 @@ export class PostgresJournal implements EventJournal {
           const { rows: last } = await client.query(this.statements.lastSequence);
           throw sequenceMismatch(firstSequence, sequenceColumn(last[0]?.sequence));
         }
+        // The read models in the same transaction: they commit, or roll back, with the records.
+        await applyReadModels(client, this.readModelTexts, recordsOfRows(rows));
         committing = true;
         await client.query("COMMIT");
         this.provenClients.add(client);

@@ -29,6 +29,16 @@ import {
   type StoredRecord,
   type StoredSnapshot,
 } from "./records.ts";
+import type {
+  DealHistoryRow,
+  HistoryPage,
+  HistoryQuery,
+  LedgerRow,
+  OrderHistoryRow,
+  PositionHistoryRow,
+  ReadModels,
+} from "./read-models.ts";
+import { SQLITE_READ_MODELS_MIGRATION, SqliteReadModelStatements } from "./sqlite-read-models.ts";
 
 export interface SqliteJournalOptions {
   /** The database file, created if missing; ':memory:' for a journal that lives and dies with the process. */
@@ -74,7 +84,11 @@ const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  { version: 2, name: "read models", sql: SQLITE_READ_MODELS_MIGRATION },
 ];
+
+/** Journal records projected per transaction when open() catches the read models up. */
+const READ_MODEL_CATCH_UP_BATCH_SIZE = 1000;
 
 interface Statements {
   readonly begin: Database.Statement;
@@ -93,9 +107,10 @@ function sqliteCode(error: unknown): string {
   return error instanceof Database.SqliteError ? error.code : "";
 }
 
-export class SqliteJournal implements EventJournal {
+export class SqliteJournal implements EventJournal, ReadModels {
   private database: Database.Database | null = null;
   private statements: Statements | null = null;
+  private readModels: SqliteReadModelStatements | null = null;
   private readonly verificationBatchSize: number;
 
   constructor(readonly options: SqliteJournalOptions) {
@@ -125,10 +140,14 @@ export class SqliteJournal implements EventJournal {
       migrate(database);
       this.database = database;
       this.statements = prepareStatements(database);
-      return await this.verifyOnOpen();
+      this.readModels = new SqliteReadModelStatements(database);
+      const report = await this.verifyOnOpen();
+      this.catchUpReadModels();
+      return report;
     } catch (error) {
       this.database = null;
       this.statements = null;
+      this.readModels = null;
       database.close();
       throw error;
     }
@@ -156,6 +175,22 @@ export class SqliteJournal implements EventJournal {
     return { lastSequence: verdict.lastSequence, droppedTornRecords, damagedSnapshots };
   }
 
+  /**
+   * Brings the read models to the journal's last sequence: after migration 2 on an existing journal they
+   * start empty, and after a torn tail was dropped they reflect records that are gone, so they are rebuilt.
+   */
+  private catchUpReadModels(): void {
+    const statements = this.requireStatements();
+    const readModels = this.requireReadModels();
+    const database = this.requireDatabase();
+    const lastSequence = statements.lastSequence.get()!.sequence;
+    if (readModels.progress() > lastSequence) database.transaction(() => readModels.clear()).immediate();
+    for (let progress = readModels.progress(); progress < lastSequence; progress = readModels.progress()) {
+      const records = decodeRecords(progress, readStored(statements, progress, READ_MODEL_CATCH_UP_BATCH_SIZE));
+      database.transaction(() => readModels.apply(records)).immediate();
+    }
+  }
+
   async append(records: readonly JournalRecord[]): Promise<void> {
     const statements = this.requireStatements();
     const database = this.requireDatabase();
@@ -168,6 +203,8 @@ export class SqliteJournal implements EventJournal {
       const lastSequence = statements.lastSequence.get()!.sequence;
       if (rows[0]!.sequence !== lastSequence + 1) throw sequenceMismatch(rows[0]!.sequence, lastSequence);
       for (const row of rows) insertRow(statements, row);
+      // The read models in the same transaction: they commit, or roll back, with the records.
+      this.requireReadModels().apply(records);
       committing = true;
       statements.commit.run();
     } catch (error) {
@@ -211,7 +248,24 @@ export class SqliteJournal implements EventJournal {
     const database = this.database;
     this.database = null;
     this.statements = null;
+    this.readModels = null;
     database?.close();
+  }
+
+  async orderHistory(query: HistoryQuery): Promise<HistoryPage<OrderHistoryRow>> {
+    return this.requireReadModels().page("orders", query);
+  }
+
+  async dealHistory(query: HistoryQuery): Promise<HistoryPage<DealHistoryRow>> {
+    return this.requireReadModels().page("deals", query);
+  }
+
+  async positionHistory(query: HistoryQuery): Promise<HistoryPage<PositionHistoryRow>> {
+    return this.requireReadModels().page("positions", query);
+  }
+
+  async ledger(query: HistoryQuery): Promise<HistoryPage<LedgerRow>> {
+    return this.requireReadModels().page("ledger", query);
   }
 
   /** The database size in pages (for tests that cap it with `setMaxPageCount`). */
@@ -229,6 +283,11 @@ export class SqliteJournal implements EventJournal {
   private requireDatabase(): Database.Database {
     if (!this.database) throw new Error("the journal is not open: call open() first");
     return this.database;
+  }
+
+  private requireReadModels(): SqliteReadModelStatements {
+    if (!this.readModels) throw new Error("the journal is not open: call open() first");
+    return this.readModels;
   }
 
   private requireStatements(): Statements {

@@ -9,6 +9,7 @@ import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { JournalWriteError, PostgresJournal, isConnectionFailure } from "../src/index.ts";
 import { TEST_VERIFICATION_BATCH_SIZE, journalContract, type JournalStorage } from "./journal.contract.ts";
+import { readModelsContract } from "./read-models.contract.ts";
 import { depositSession, toRecords } from "./trading-session.ts";
 
 const connectionString = process.env.BOURSE_TEST_PG_URL;
@@ -135,6 +136,7 @@ class FaultyProxy {
 
 describe.skipIf(!connectionString)("PostgresJournal", () => {
   journalContract(postgresStorage);
+  readModelsContract(postgresStorage);
 
   describe("PostgreSQL only", () => {
     const cleanups: (() => Promise<void>)[] = [];

@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { JournalWriteError, PostgresJournal, SqliteJournal, createJournal } from "../src/index.ts";
 import { TEST_VERIFICATION_BATCH_SIZE, journalContract, type JournalStorage } from "./journal.contract.ts";
+import { readModelsContract } from "./read-models.contract.ts";
 import { depositSession, toRecords } from "./trading-session.ts";
 
 const directories: string[] = [];
@@ -42,6 +43,7 @@ async function sqliteStorage(): Promise<JournalStorage> {
 
 describe("SqliteJournal", () => {
   journalContract(sqliteStorage);
+  readModelsContract(sqliteStorage);
 
   describe("SQLite only", () => {
     const opened: SqliteJournal[] = [];
@@ -95,7 +97,8 @@ describe("SqliteJournal", () => {
 
     it("the maxPageCount option caps a journal from the start", async () => {
       const records = toRecords(depositSession(300).events);
-      const journal = await openSqlite(temporaryJournalPath(), 8);
+      // Room for the schema (about a page per table and index) and little more.
+      const journal = await openSqlite(temporaryJournalPath(), 32);
       await expect(journal.append(records)).rejects.toBeInstanceOf(JournalWriteError);
       expect(await journal.lastSequence()).toBe(0);
       journal.setMaxPageCount(10_000);

@@ -1,0 +1,431 @@
+/**
+ * The engine's durable command path (DESIGN.md section 2): the one writer in front of a journal.
+ *
+ * Group commit: the commands submitted in one event-loop turn run synchronously, in arrival order,
+ * against the engine; their events take consecutive global sequences and go to the journal in one
+ * `append` (one transaction, one fsync). Only when it resolves are the commands answered, so an
+ * acknowledged command's events are durable. One append is in flight at a time: commands submitted
+ * meanwhile wait for the next batch.
+ *
+ * If an append fails, its commands are answered with `EngineUnavailableError` (never a success), the
+ * engine refuses commands, rebuilds its state from the journal (dropping the events that never became
+ * durable, or keeping them if a write of unknown outcome did commit) and then serves again. Quotes are
+ * not journaled (they are not part of the state), so a rebuilt engine, like a restarted one, trades
+ * again after the feed's next tick.
+ */
+import type { Command, CommandResult, EngineConfig, TradingEngine } from "@bourse/core";
+import {
+  JournalRecordError,
+  JournalWriteError,
+  type EventJournal,
+  type JournalOpenReport,
+  type JournalRecord,
+} from "./journal.ts";
+import { DEFAULT_RECOVERY_BATCH_SIZE, recoverEngine } from "./recovery.ts";
+
+export const DEFAULT_SNAPSHOT_EVERY_EVENTS = 100_000;
+export const DEFAULT_MAX_WAITING_COMMANDS = 10_000;
+export const DEFAULT_MAX_BATCH_COMMANDS = 5_000;
+/** A batch closes once it holds this many events (a command's events are never split between batches). */
+export const DEFAULT_MAX_BATCH_EVENTS = 50_000;
+export const DEFAULT_REBUILD_RETRY_MILLISECONDS = 1_000;
+
+/**
+ * The engine cannot take or could not complete the command: a journal write failed, the engine is
+ * rebuilding its state from the journal, or it is closed. Faces answer 503.
+ */
+export class EngineUnavailableError extends Error {
+  override readonly name = "EngineUnavailableError";
+  constructor(
+    message: string,
+    /**
+     * True when the command ran and its batch was being written when the storage failed in a way that
+     * leaves the outcome unknown (the connection dropped after the commit was sent): it may be durable.
+     * The journal decides; the client should look before retrying (client order ids make a retry safe).
+     * False means the command did not happen.
+     */
+    readonly outcomeUnknown: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Too many commands are waiting for the journal: this one was not taken (it did not happen). Faces answer 503. */
+export class EngineOverloadedError extends Error {
+  override readonly name = "EngineOverloadedError";
+  constructor(readonly maxWaitingCommands: number) {
+    super(`the engine is overloaded: ${maxWaitingCommands} commands are already waiting for the journal`);
+  }
+}
+
+export type DurableEngineState = "ready" | "rebuilding" | "closing" | "closed";
+
+export interface DurableEngineOptions {
+  /** An unopened journal: `open` opens it and recovers from it. */
+  readonly journal: EventJournal;
+  readonly config: EngineConfig;
+  /** A snapshot is saved once this many events have been journaled since the last one. */
+  readonly snapshotEveryEvents?: number;
+  readonly log?: (line: string) => void;
+  readonly maxWaitingCommands?: number;
+  readonly maxBatchCommands?: number;
+  readonly maxBatchEvents?: number;
+  readonly recoveryBatchSize?: number;
+  /** How long to wait before trying a failed rebuild again (the storage is still down). */
+  readonly rebuildRetryMilliseconds?: number;
+  /** The clock for snapshots' createdAt, in milliseconds since the epoch (tests pin it). */
+  readonly now?: () => number;
+}
+
+/** What `open` found and did. */
+export interface RecoveryReport {
+  readonly journal: JournalOpenReport;
+  readonly snapshotSequence: number | null;
+  readonly replayedEvents: number;
+  readonly lastSequence: number;
+  readonly stateHash: string;
+}
+
+/** A command's result, with the journal sequences its events were given (in order; empty when it made none). */
+export type DurableCommandResult = CommandResult & { readonly sequences: readonly number[] };
+
+interface PendingCommand {
+  readonly command: Command;
+  readonly resolve: (result: DurableCommandResult) => void;
+  readonly reject: (error: Error) => void;
+}
+
+function positiveInteger(value: number | undefined, fallback: number, name: string): number {
+  const chosen = value ?? fallback;
+  if (!Number.isSafeInteger(chosen) || chosen < 1)
+    throw new RangeError(`${name} must be a positive integer, got ${chosen}`);
+  return chosen;
+}
+
+export class DurableEngine {
+  private engineInstance: TradingEngine;
+  private sequence: number;
+  private currentState: DurableEngineState = "ready";
+  private readonly waiting: PendingCommand[] = [];
+  private flushScheduled = false;
+  private writing = false;
+  private eventsSinceSnapshot = 0;
+  private snapshotInFlight: Promise<void> | null = null;
+  private rebuildInFlight: Promise<void> | null = null;
+  private rebuildTimer: NodeJS.Timeout | null = null;
+  private readyWaiters: (() => void)[] = [];
+  private idleWaiters: (() => void)[] = [];
+  private readonly journal: EventJournal;
+  private readonly config: EngineConfig;
+  private readonly log: (line: string) => void;
+  private readonly snapshotEveryEvents: number;
+  private readonly maxWaitingCommands: number;
+  private readonly maxBatchCommands: number;
+  private readonly maxBatchEvents: number;
+  private readonly recoveryBatchSize: number;
+  private readonly rebuildRetryMilliseconds: number;
+  private readonly now: () => number;
+
+  private constructor(
+    options: DurableEngineOptions,
+    recovered: { engine: TradingEngine; lastSequence: number },
+    readonly recoveryReport: RecoveryReport,
+  ) {
+    this.journal = options.journal;
+    this.config = options.config;
+    this.log = options.log ?? ((line) => console.warn(line));
+    this.snapshotEveryEvents = positiveInteger(
+      options.snapshotEveryEvents,
+      DEFAULT_SNAPSHOT_EVERY_EVENTS,
+      "snapshotEveryEvents",
+    );
+    this.maxWaitingCommands = positiveInteger(
+      options.maxWaitingCommands,
+      DEFAULT_MAX_WAITING_COMMANDS,
+      "maxWaitingCommands",
+    );
+    this.maxBatchCommands = positiveInteger(options.maxBatchCommands, DEFAULT_MAX_BATCH_COMMANDS, "maxBatchCommands");
+    this.maxBatchEvents = positiveInteger(options.maxBatchEvents, DEFAULT_MAX_BATCH_EVENTS, "maxBatchEvents");
+    this.recoveryBatchSize = positiveInteger(
+      options.recoveryBatchSize,
+      DEFAULT_RECOVERY_BATCH_SIZE,
+      "recoveryBatchSize",
+    );
+    this.rebuildRetryMilliseconds = positiveInteger(
+      options.rebuildRetryMilliseconds,
+      DEFAULT_REBUILD_RETRY_MILLISECONDS,
+      "rebuildRetryMilliseconds",
+    );
+    this.now = options.now ?? Date.now;
+    this.engineInstance = recovered.engine;
+    this.sequence = recovered.lastSequence;
+  }
+
+  /**
+   * Opens the journal and recovers: the latest snapshot (its state hash checked) plus the events after
+   * it, or the whole journal without one. Throws when the journal is corrupt or the snapshot does not
+   * match its hash: a server must not start on a state it cannot vouch for.
+   */
+  static async open(options: DurableEngineOptions): Promise<DurableEngine> {
+    const log = options.log ?? ((line: string) => console.warn(line));
+    const journalReport = await options.journal.open();
+    try {
+      if (journalReport.droppedTornRecords > 0)
+        log(
+          `journal: dropped ${journalReport.droppedTornRecords} torn record(s) after sequence ${journalReport.lastSequence} (a write that was never acknowledged)`,
+        );
+      if (journalReport.damagedSnapshots.length > 0)
+        log(`journal: skipped damaged snapshot(s) at sequence ${journalReport.damagedSnapshots.join(", ")}`);
+      const recovered = await recoverEngine(options.journal, options.config, { batchSize: options.recoveryBatchSize });
+      const report: RecoveryReport = {
+        journal: journalReport,
+        snapshotSequence: recovered.snapshotSequence,
+        replayedEvents: recovered.replayedEvents,
+        lastSequence: recovered.lastSequence,
+        stateHash: recovered.engine.stateHash(),
+      };
+      log(
+        `engine recovered to sequence ${report.lastSequence} (${report.snapshotSequence === null ? "no snapshot" : `snapshot ${report.snapshotSequence}`}, ${report.replayedEvents} events replayed), state hash ${report.stateHash}`,
+      );
+      return new DurableEngine({ ...options, log }, recovered, report);
+    } catch (error) {
+      await options.journal.close();
+      throw error;
+    }
+  }
+
+  get state(): DurableEngineState {
+    return this.currentState;
+  }
+
+  /** True when commands are taken. */
+  get ready(): boolean {
+    return this.currentState === "ready";
+  }
+
+  /** The sequence of the last durable event. */
+  get lastSequence(): number {
+    return this.sequence;
+  }
+
+  /**
+   * The engine, for reads (quotes, metrics). While a batch is being written its state already holds that
+   * batch's events, which are not durable yet: what leaves the process must come from `submit` answers.
+   * It must never be given commands directly, or their events would bypass the journal.
+   */
+  get engine(): TradingEngine {
+    return this.engineInstance;
+  }
+
+  stateHash(): string {
+    return this.engineInstance.stateHash();
+  }
+
+  /** Resolves when the engine takes commands again (at once if it does), or rejects once it is closed. */
+  whenReady(): Promise<void> {
+    if (this.currentState === "ready") return Promise.resolve();
+    if (this.currentState !== "rebuilding")
+      return Promise.reject(new EngineUnavailableError("the engine is closed", false));
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  /**
+   * Runs a command and resolves with its result once its events are durable. Rejects with
+   * `EngineUnavailableError` or `EngineOverloadedError`; a rejection by the trading rules is a
+   * resolved `{ ok: false }` result, durable like any other (its time-driven events are journaled).
+   */
+  submit(command: Command): Promise<DurableCommandResult> {
+    if (this.currentState !== "ready") return Promise.reject(this.unavailable());
+    if (this.waiting.length >= this.maxWaitingCommands)
+      return Promise.reject(new EngineOverloadedError(this.maxWaitingCommands));
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ command, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  /** Answers the waiting commands, waits for the write in flight and a snapshot being saved, and closes the journal. */
+  async close(): Promise<void> {
+    if (this.currentState === "closed" || this.currentState === "closing") return;
+    const rebuilding = this.currentState === "rebuilding";
+    this.currentState = "closing";
+    if (this.rebuildTimer) clearTimeout(this.rebuildTimer);
+    this.rebuildTimer = null;
+    if (rebuilding) this.refuseWaiting(this.unavailable());
+    if (!rebuilding) await new Promise<void>((resolve) => this.whenIdle(resolve));
+    await this.rebuildInFlight;
+    await this.snapshotInFlight;
+    this.currentState = "closed";
+    for (const waiter of this.readyWaiters.splice(0)) waiter();
+    await this.journal.close();
+  }
+
+  private unavailable(): EngineUnavailableError {
+    return this.currentState === "rebuilding"
+      ? new EngineUnavailableError("the engine is rebuilding its state from the journal after a failed write", false)
+      : new EngineUnavailableError("the engine is closed", false);
+  }
+
+  private whenIdle(resolve: () => void): void {
+    if (!this.writing && this.waiting.length === 0) resolve();
+    else this.idleWaiters.push(resolve);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.writing) return;
+    this.flushScheduled = true;
+    // setImmediate, not a microtask: commands arriving from every I/O callback of this loop turn join the batch.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.writing || this.waiting.length === 0) return this.notifyIdle();
+    if (this.currentState !== "ready" && this.currentState !== "closing") return;
+    this.writing = true;
+    const batch: { pending: PendingCommand; result: DurableCommandResult }[] = [];
+    const records: JournalRecord[] = [];
+    let engineFailure: { pending: PendingCommand; error: unknown } | null = null;
+    while (this.waiting.length > 0 && batch.length < this.maxBatchCommands && records.length < this.maxBatchEvents) {
+      const pending = this.waiting.shift()!;
+      let result: CommandResult;
+      try {
+        result = this.engineInstance.execute(pending.command);
+      } catch (error) {
+        // The engine threw mid-command: its state may hold events that were never returned. Journal
+        // what came before, then rebuild from the journal to drop the rest.
+        engineFailure = { pending, error };
+        break;
+      }
+      const sequences: number[] = [];
+      for (const event of result.events) {
+        const sequence = this.sequence + records.length + 1;
+        records.push({ sequence, event });
+        sequences.push(sequence);
+      }
+      batch.push({ pending, result: { ...result, sequences } });
+    }
+
+    let writeError: unknown = null;
+    if (records.length > 0) {
+      try {
+        await this.journal.append(records);
+      } catch (error) {
+        writeError = error;
+      }
+    }
+
+    if (writeError !== null) {
+      const outcomeUnknown =
+        writeError instanceof JournalWriteError
+          ? writeError.outcomeUnknown
+          : !(writeError instanceof JournalRecordError);
+      const failure = new EngineUnavailableError(
+        `the journal refused the batch of sequences ${records[0]!.sequence}-${records[records.length - 1]!.sequence}${outcomeUnknown ? " (its outcome is unknown)" : ""}: ${errorMessage(writeError)}`,
+        outcomeUnknown,
+        { cause: writeError },
+      );
+      this.log(`engine: ${failure.message}; refusing commands while the state is rebuilt from the journal`);
+      for (const { pending } of batch) pending.reject(failure);
+      engineFailure?.pending.reject(failure);
+      this.writing = false;
+      this.startRebuild();
+      return;
+    }
+
+    this.sequence += records.length;
+    this.eventsSinceSnapshot += records.length;
+    for (const { pending, result } of batch) pending.resolve(result);
+    if (this.eventsSinceSnapshot >= this.snapshotEveryEvents) this.takeSnapshot();
+    this.writing = false;
+    if (engineFailure) {
+      this.log(`engine: a command threw (${errorMessage(engineFailure.error)}); rebuilding the state from the journal`);
+      engineFailure.pending.reject(
+        new EngineUnavailableError(`the engine failed on the command: ${errorMessage(engineFailure.error)}`, false, {
+          cause: engineFailure.error,
+        }),
+      );
+      this.startRebuild();
+      return;
+    }
+    if (this.waiting.length > 0) this.scheduleFlush();
+    else this.notifyIdle();
+  }
+
+  private notifyIdle(): void {
+    if (this.writing || this.waiting.length > 0) return;
+    for (const waiter of this.idleWaiters.splice(0)) waiter();
+  }
+
+  /** Called right after a batch is durable, before the next one runs, so the state is exactly `sequence`. */
+  private takeSnapshot(): void {
+    // One at a time: if the last one is still being written, the next batch tries again.
+    if (this.snapshotInFlight) return;
+    const sequence = this.sequence;
+    const snapshot = {
+      sequence,
+      stateHash: this.engineInstance.stateHash(),
+      state: this.engineInstance.snapshot(),
+      createdAt: this.now(),
+    };
+    this.eventsSinceSnapshot = 0;
+    this.snapshotInFlight = this.journal
+      .saveSnapshot(snapshot)
+      .catch((error: unknown) => {
+        // Commands do not depend on snapshots: recovery only replays more events without this one.
+        this.log(`engine: the snapshot at sequence ${sequence} was not saved: ${errorMessage(error)}`);
+      })
+      .finally(() => {
+        this.snapshotInFlight = null;
+      });
+  }
+
+  private refuseWaiting(error: Error): void {
+    for (const pending of this.waiting.splice(0)) pending.reject(error);
+  }
+
+  private startRebuild(): void {
+    if (this.currentState === "ready") this.currentState = "rebuilding";
+    // Commands that waited behind the failed batch never ran: they did not happen.
+    this.refuseWaiting(this.unavailable());
+    this.notifyIdle();
+    if (this.currentState !== "rebuilding") return;
+    this.rebuildInFlight = this.rebuild().finally(() => {
+      this.rebuildInFlight = null;
+    });
+  }
+
+  private async rebuild(): Promise<void> {
+    try {
+      const recovered = await recoverEngine(this.journal, this.config, { batchSize: this.recoveryBatchSize });
+      if (this.currentState !== "rebuilding") return;
+      const dropped = this.engineInstance.stateHash() !== recovered.engine.stateHash();
+      this.engineInstance = recovered.engine;
+      this.sequence = recovered.lastSequence;
+      this.eventsSinceSnapshot = 0;
+      this.currentState = "ready";
+      this.log(
+        `engine: rebuilt from the journal at sequence ${this.sequence}${dropped ? " (unjournaled events dropped)" : ""}; taking commands again`,
+      );
+      for (const waiter of this.readyWaiters.splice(0)) waiter();
+    } catch (error) {
+      if (this.currentState !== "rebuilding") return;
+      this.log(
+        `engine: rebuilding from the journal failed (${errorMessage(error)}); trying again in ${this.rebuildRetryMilliseconds} ms`,
+      );
+      this.rebuildTimer = setTimeout(() => {
+        this.rebuildTimer = null;
+        this.rebuildInFlight = this.rebuild().finally(() => {
+          this.rebuildInFlight = null;
+        });
+      }, this.rebuildRetryMilliseconds);
+    }
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

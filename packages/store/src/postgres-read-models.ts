@@ -1,0 +1,260 @@
+/**
+ * The read models in PostgreSQL: the tables of migration 2 and the two statements an append adds to its
+ * transaction, one that loads the rows the batch touches and one that writes what it changes (data-modifying
+ * CTEs over jsonb_to_recordset), so the read models cost two round trips per batch whatever its size.
+ */
+import type pg from "pg";
+import type { EngineEvent } from "@bourse/core";
+import type { JournalRecord } from "./journal.ts";
+import type { JournalRow } from "./records.ts";
+import {
+  BALANCE_COLUMNS,
+  DEAL_COLUMNS,
+  LEDGER_COLUMNS,
+  ORDER_COLUMNS,
+  POSITION_COLUMNS,
+  TABLES,
+  fromSqlRow,
+  projectBatch,
+  projectionKeys,
+  resolveHistoryQuery,
+  snakeCase,
+  toPage,
+  toSqlRow,
+  type HistoryPage,
+  type HistoryQuery,
+  type LedgerBalanceRow,
+  type OrderHistoryRow,
+  type PositionHistoryRow,
+} from "./read-models.ts";
+
+/** The tables of migration 2, `{schema}` standing for the quoted schema. Never edit once shipped: add a migration. */
+export const POSTGRES_READ_MODELS_MIGRATION = `
+
+  CREATE TABLE {schema}.order_history (
+    id bigint PRIMARY KEY,
+    account_id bigint NOT NULL,
+    symbol text NOT NULL,
+    side text NOT NULL,
+    type text NOT NULL,
+    volume bigint NOT NULL,
+    filled_volume bigint NOT NULL,
+    price bigint,
+    stop_limit_price bigint,
+    sl bigint,
+    tp bigint,
+    time_in_force text NOT NULL,
+    expiration bigint,
+    status text NOT NULL,
+    status_reason text,
+    reason text NOT NULL,
+    client_order_id text,
+    comment text NOT NULL,
+    magic bigint NOT NULL,
+    close_position_id bigint,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL
+  );
+  CREATE INDEX order_history_account_id ON {schema}.order_history (account_id, id);
+  CREATE INDEX order_history_account_time ON {schema}.order_history (account_id, created_at);
+  CREATE TABLE {schema}.deal_history (
+    id bigint PRIMARY KEY,
+    order_id bigint NOT NULL,
+    position_id bigint NOT NULL,
+    account_id bigint NOT NULL,
+    symbol text NOT NULL,
+    side text NOT NULL,
+    entry text NOT NULL,
+    volume bigint NOT NULL,
+    price bigint NOT NULL,
+    profit bigint NOT NULL,
+    commission bigint NOT NULL,
+    swap bigint NOT NULL,
+    reason text NOT NULL,
+    time bigint NOT NULL
+  );
+  CREATE INDEX deal_history_account_id ON {schema}.deal_history (account_id, id);
+  CREATE INDEX deal_history_account_time ON {schema}.deal_history (account_id, time);
+  CREATE INDEX deal_history_position ON {schema}.deal_history (position_id);
+  CREATE TABLE {schema}.position_history (
+    id bigint PRIMARY KEY,
+    account_id bigint NOT NULL,
+    symbol text NOT NULL,
+    side text NOT NULL,
+    volume bigint NOT NULL,
+    open_cost bigint NOT NULL,
+    margin bigint NOT NULL,
+    swap bigint NOT NULL,
+    commission bigint NOT NULL,
+    opened_volume bigint NOT NULL,
+    opened_cost bigint NOT NULL,
+    closed_volume bigint NOT NULL,
+    closed_cost bigint NOT NULL,
+    realised_profit bigint NOT NULL,
+    realised_swap bigint NOT NULL,
+    sl bigint,
+    tp bigint,
+    comment text NOT NULL,
+    magic bigint NOT NULL,
+    open_order_id bigint NOT NULL,
+    open_time bigint NOT NULL,
+    close_time bigint,
+    updated_at bigint NOT NULL
+  );
+  CREATE INDEX position_history_account_id ON {schema}.position_history (account_id, id);
+  CREATE INDEX position_history_account_time ON {schema}.position_history (account_id, open_time);
+  CREATE TABLE {schema}.balance_ledger (
+    id bigint PRIMARY KEY,
+    sequence bigint NOT NULL,
+    account_id bigint NOT NULL,
+    kind text NOT NULL,
+    amount bigint NOT NULL,
+    balance_after bigint NOT NULL,
+    credit_after bigint NOT NULL,
+    deal_id bigint,
+    operation_id bigint,
+    comment text NOT NULL,
+    time bigint NOT NULL
+  );
+  CREATE INDEX balance_ledger_account_id ON {schema}.balance_ledger (account_id, id);
+  CREATE INDEX balance_ledger_account_time ON {schema}.balance_ledger (account_id, time);
+  CREATE TABLE {schema}.ledger_balances (
+    account_id bigint PRIMARY KEY,
+    balance bigint NOT NULL,
+    credit bigint NOT NULL
+  );
+  -- The last journal sequence the read models reflect: open() catches them up (or rebuilds them) from it.
+  CREATE TABLE {schema}.read_model_progress (
+    singleton integer PRIMARY KEY CHECK (singleton = 1),
+    sequence bigint NOT NULL
+  );
+  INSERT INTO {schema}.read_model_progress (singleton, sequence) VALUES (1, 0);
+`;
+
+/** Columns that hold text; every other read-model column is a bigint. */
+const TEXT_COLUMNS = new Set([
+  "symbol",
+  "side",
+  "type",
+  "timeInForce",
+  "status",
+  "statusReason",
+  "reason",
+  "clientOrderId",
+  "comment",
+  "entry",
+  "kind",
+]);
+
+function recordsetSql(parameter: number, columns: readonly string[]): string {
+  const definitions = columns.map((column) => `${snakeCase(column)} ${TEXT_COLUMNS.has(column) ? "text" : "bigint"}`);
+  return `SELECT ${columns.map(snakeCase).join(", ")} FROM jsonb_to_recordset($${parameter}::jsonb) AS r(${definitions.join(", ")})`;
+}
+
+function upsertSql(table: string, parameter: number, columns: readonly string[], key: string): string {
+  const names = columns.map(snakeCase);
+  const updates = names.filter((name) => name !== key).map((name) => `${name} = excluded.${name}`);
+  return `INSERT INTO ${table} (${names.join(", ")}) ${recordsetSql(parameter, columns)}
+    ON CONFLICT (${key}) DO UPDATE SET ${updates.join(", ")}`;
+}
+
+export interface PostgresReadModelTexts {
+  readonly load: string;
+  readonly write: string;
+  readonly progress: string;
+  readonly clear: string;
+  readonly history: Record<keyof typeof TABLES, string>;
+}
+
+export function postgresReadModelTexts(schema: string): PostgresReadModelTexts {
+  const table = (name: string) => `${schema}.${name}`;
+  const history = (spec: (typeof TABLES)[keyof typeof TABLES]) => `
+    SELECT coalesce(json_agg(t ORDER BY t.id), '[]'::json) AS rows FROM (
+      SELECT * FROM ${table(spec.name)}
+      WHERE account_id = $1 AND id > $2 AND ${spec.timeColumn} >= $3 AND ${spec.timeColumn} < $4
+        ${spec.hasSymbol ? "AND ($6::text IS NULL OR symbol = $6::text)" : ""}
+      ORDER BY id LIMIT $5
+    ) t`;
+  return {
+    // json_agg: bigints come back as JSON numbers, which JSON.parse keeps exactly (they are safe integers).
+    load: `SELECT
+      (SELECT coalesce(json_agg(o), '[]'::json) FROM ${table("order_history")} o WHERE o.id = ANY($1::bigint[])) AS orders,
+      (SELECT coalesce(json_agg(p), '[]'::json) FROM ${table("position_history")} p WHERE p.id = ANY($2::bigint[])) AS positions,
+      (SELECT coalesce(json_agg(b), '[]'::json) FROM ${table("ledger_balances")} b WHERE b.account_id = ANY($3::bigint[])) AS balances`,
+    write: `
+      WITH
+        orders AS (${upsertSql(table("order_history"), 1, ORDER_COLUMNS, "id")}),
+        positions AS (${upsertSql(table("position_history"), 2, POSITION_COLUMNS, "id")}),
+        balances AS (${upsertSql(table("ledger_balances"), 3, BALANCE_COLUMNS, "account_id")}),
+        deals AS (INSERT INTO ${table("deal_history")} (${DEAL_COLUMNS.map(snakeCase).join(", ")}) ${recordsetSql(4, DEAL_COLUMNS)}),
+        ledger AS (INSERT INTO ${table("balance_ledger")} (${LEDGER_COLUMNS.map(snakeCase).join(", ")}) ${recordsetSql(5, LEDGER_COLUMNS)})
+      UPDATE ${table("read_model_progress")} SET sequence = $6 WHERE singleton = 1`,
+    progress: `SELECT sequence FROM ${table("read_model_progress")} WHERE singleton = 1`,
+    clear: `
+      TRUNCATE ${table("order_history")}, ${table("deal_history")}, ${table("position_history")},
+        ${table("balance_ledger")}, ${table("ledger_balances")};
+      UPDATE ${table("read_model_progress")} SET sequence = 0 WHERE singleton = 1`,
+    history: {
+      orders: history(TABLES.orders),
+      deals: history(TABLES.deals),
+      positions: history(TABLES.positions),
+      ledger: history(TABLES.ledger),
+    },
+  };
+}
+
+/** The records as the journal stores them: the read models derive from exactly what was written. */
+export function recordsOfRows(rows: readonly JournalRow[]): JournalRecord[] {
+  return rows.map((row) => ({ sequence: row.sequence, event: JSON.parse(row.payload) as EngineEvent }));
+}
+
+/** Writes what `records` change, on `client`, inside the transaction that appends them. */
+export async function applyReadModels(
+  client: pg.PoolClient,
+  texts: PostgresReadModelTexts,
+  records: readonly JournalRecord[],
+): Promise<void> {
+  if (records.length === 0) return;
+  const keys = projectionKeys(records);
+  const { rows } = await client.query<{ orders: unknown[]; positions: unknown[]; balances: unknown[] }>(texts.load, [
+    keys.orderIds,
+    keys.positionIds,
+    keys.accountIds,
+  ]);
+  const loaded = rows[0]!;
+  const output = projectBatch(records, {
+    orders: loaded.orders.map((row) => fromSqlRow<OrderHistoryRow>(ORDER_COLUMNS, row as Record<string, unknown>)),
+    positions: loaded.positions.map((row) =>
+      fromSqlRow<PositionHistoryRow>(POSITION_COLUMNS, row as Record<string, unknown>),
+    ),
+    balances: loaded.balances.map((row) =>
+      fromSqlRow<LedgerBalanceRow>(BALANCE_COLUMNS, row as Record<string, unknown>),
+    ),
+  });
+  await client.query(texts.write, [
+    JSON.stringify(output.orders.map((row) => toSqlRow(ORDER_COLUMNS, row))),
+    JSON.stringify(output.positions.map((row) => toSqlRow(POSITION_COLUMNS, row))),
+    JSON.stringify(output.balances.map((row) => toSqlRow(BALANCE_COLUMNS, row))),
+    JSON.stringify(output.deals.map((row) => toSqlRow(DEAL_COLUMNS, row))),
+    JSON.stringify(output.ledger.map((row) => toSqlRow(LEDGER_COLUMNS, row))),
+    records[records.length - 1]!.sequence,
+  ]);
+}
+
+/** One page of a history, through `run` (the journal's retrying single-statement query). */
+export async function postgresHistoryPage<Row extends { readonly id: number }>(
+  run: (text: string, values: readonly unknown[]) => Promise<pg.QueryResult<Record<string, unknown>>>,
+  texts: PostgresReadModelTexts,
+  table: keyof typeof TABLES,
+  query: HistoryQuery,
+): Promise<HistoryPage<Row>> {
+  const resolved = resolveHistoryQuery(query);
+  const values: unknown[] = [resolved.accountId, resolved.afterId, resolved.from, resolved.to, resolved.limit + 1];
+  if (TABLES[table].hasSymbol) values.push(resolved.symbol);
+  const { rows } = await run(texts.history[table], values);
+  const found = (rows[0]?.rows ?? []) as Record<string, unknown>[];
+  return toPage(
+    found.map((row) => fromSqlRow<Row>(TABLES[table].columns, row)),
+    resolved.limit,
+  );
+}

@@ -1,0 +1,234 @@
+/**
+ * The read models in SQLite: statements over the tables of migration 2, used by `SqliteJournal` inside
+ * its append transaction. better-sqlite3 is synchronous, so everything here is too.
+ */
+import type Database from "better-sqlite3";
+import type { JournalRecord } from "./journal.ts";
+import {
+  BALANCE_COLUMNS,
+  DEAL_COLUMNS,
+  LEDGER_COLUMNS,
+  ORDER_COLUMNS,
+  POSITION_COLUMNS,
+  TABLES,
+  fromSqlRow,
+  projectBatch,
+  projectionKeys,
+  resolveHistoryQuery,
+  snakeCase,
+  toPage,
+  type HistoryPage,
+  type HistoryQuery,
+  type LedgerBalanceRow,
+  type OrderHistoryRow,
+  type PositionHistoryRow,
+  type TableSpec,
+} from "./read-models.ts";
+
+/** The tables of migration 2, in SQLite's dialect. Never edit once shipped: add a migration. */
+export const SQLITE_READ_MODELS_MIGRATION = `
+  CREATE TABLE order_history (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    type TEXT NOT NULL,
+    volume INTEGER NOT NULL,
+    filled_volume INTEGER NOT NULL,
+    price INTEGER,
+    stop_limit_price INTEGER,
+    sl INTEGER,
+    tp INTEGER,
+    time_in_force TEXT NOT NULL,
+    expiration INTEGER,
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    reason TEXT NOT NULL,
+    client_order_id TEXT,
+    comment TEXT NOT NULL,
+    magic INTEGER NOT NULL,
+    close_position_id INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE INDEX order_history_account_id ON order_history (account_id, id);
+  CREATE INDEX order_history_account_time ON order_history (account_id, created_at);
+  CREATE TABLE deal_history (
+    id INTEGER PRIMARY KEY,
+    order_id INTEGER NOT NULL,
+    position_id INTEGER NOT NULL,
+    account_id INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    volume INTEGER NOT NULL,
+    price INTEGER NOT NULL,
+    profit INTEGER NOT NULL,
+    commission INTEGER NOT NULL,
+    swap INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    time INTEGER NOT NULL
+  );
+  CREATE INDEX deal_history_account_id ON deal_history (account_id, id);
+  CREATE INDEX deal_history_account_time ON deal_history (account_id, time);
+  CREATE INDEX deal_history_position ON deal_history (position_id);
+  CREATE TABLE position_history (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    volume INTEGER NOT NULL,
+    open_cost INTEGER NOT NULL,
+    margin INTEGER NOT NULL,
+    swap INTEGER NOT NULL,
+    commission INTEGER NOT NULL,
+    opened_volume INTEGER NOT NULL,
+    opened_cost INTEGER NOT NULL,
+    closed_volume INTEGER NOT NULL,
+    closed_cost INTEGER NOT NULL,
+    realised_profit INTEGER NOT NULL,
+    realised_swap INTEGER NOT NULL,
+    sl INTEGER,
+    tp INTEGER,
+    comment TEXT NOT NULL,
+    magic INTEGER NOT NULL,
+    open_order_id INTEGER NOT NULL,
+    open_time INTEGER NOT NULL,
+    close_time INTEGER,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE INDEX position_history_account_id ON position_history (account_id, id);
+  CREATE INDEX position_history_account_time ON position_history (account_id, open_time);
+  CREATE TABLE balance_ledger (
+    id INTEGER PRIMARY KEY,
+    sequence INTEGER NOT NULL,
+    account_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    balance_after INTEGER NOT NULL,
+    credit_after INTEGER NOT NULL,
+    deal_id INTEGER,
+    operation_id INTEGER,
+    comment TEXT NOT NULL,
+    time INTEGER NOT NULL
+  );
+  CREATE INDEX balance_ledger_account_id ON balance_ledger (account_id, id);
+  CREATE INDEX balance_ledger_account_time ON balance_ledger (account_id, time);
+  CREATE TABLE ledger_balances (
+    account_id INTEGER PRIMARY KEY,
+    balance INTEGER NOT NULL,
+    credit INTEGER NOT NULL
+  );
+  -- The last journal sequence the read models reflect: open() catches them up (or rebuilds them) from it.
+  CREATE TABLE read_model_progress (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    sequence INTEGER NOT NULL
+  );
+  INSERT INTO read_model_progress (singleton, sequence) VALUES (1, 0);
+`;
+
+type Row = Record<string, unknown>;
+
+function upsertSql(table: string, columns: readonly string[], key: string): string {
+  const names = columns.map(snakeCase);
+  const updates = names.filter((name) => name !== key).map((name) => `${name} = excluded.${name}`);
+  return `INSERT INTO ${table} (${names.join(", ")}) VALUES (${columns.map((column) => `@${column}`).join(", ")})
+    ON CONFLICT (${key}) DO UPDATE SET ${updates.join(", ")}`;
+}
+
+function insertSql(table: string, columns: readonly string[]): string {
+  return `INSERT INTO ${table} (${columns.map(snakeCase).join(", ")}) VALUES (${columns.map((column) => `@${column}`).join(", ")})`;
+}
+
+function historySql(table: TableSpec): string {
+  return `SELECT * FROM ${table.name}
+    WHERE account_id = @accountId AND id > @afterId AND ${table.timeColumn} >= @from AND ${table.timeColumn} < @to
+      ${table.hasSymbol ? "AND (@symbol IS NULL OR symbol = @symbol)" : ""}
+    ORDER BY id LIMIT @fetch`;
+}
+
+export class SqliteReadModelStatements {
+  private readonly loadOrders: Database.Statement<[string], Row>;
+  private readonly loadPositions: Database.Statement<[string], Row>;
+  private readonly loadBalances: Database.Statement<[string], Row>;
+  private readonly upsertOrder: Database.Statement<[object]>;
+  private readonly upsertPosition: Database.Statement<[object]>;
+  private readonly upsertBalance: Database.Statement<[object]>;
+  private readonly insertDeal: Database.Statement<[object]>;
+  private readonly insertLedger: Database.Statement<[object]>;
+  private readonly setProgress: Database.Statement<[number]>;
+  private readonly getProgress: Database.Statement<[], { sequence: number }>;
+  private readonly history: Record<keyof typeof TABLES, Database.Statement<[object], Row>>;
+
+  constructor(private readonly database: Database.Database) {
+    // json_each: one statement loads any number of ids.
+    const byIds = (table: string, key: string) =>
+      database.prepare<[string], Row>(`SELECT * FROM ${table} WHERE ${key} IN (SELECT value FROM json_each(?))`);
+    this.loadOrders = byIds("order_history", "id");
+    this.loadPositions = byIds("position_history", "id");
+    this.loadBalances = byIds("ledger_balances", "account_id");
+    this.upsertOrder = database.prepare(upsertSql("order_history", ORDER_COLUMNS, "id"));
+    this.upsertPosition = database.prepare(upsertSql("position_history", POSITION_COLUMNS, "id"));
+    this.upsertBalance = database.prepare(upsertSql("ledger_balances", BALANCE_COLUMNS, "account_id"));
+    this.insertDeal = database.prepare(insertSql("deal_history", DEAL_COLUMNS));
+    this.insertLedger = database.prepare(insertSql("balance_ledger", LEDGER_COLUMNS));
+    this.setProgress = database.prepare("UPDATE read_model_progress SET sequence = ? WHERE singleton = 1");
+    this.getProgress = database.prepare("SELECT sequence FROM read_model_progress WHERE singleton = 1");
+    this.history = {
+      orders: database.prepare(historySql(TABLES.orders)),
+      deals: database.prepare(historySql(TABLES.deals)),
+      positions: database.prepare(historySql(TABLES.positions)),
+      ledger: database.prepare(historySql(TABLES.ledger)),
+    };
+  }
+
+  /** Writes what `records` change. Call inside the transaction that appends them. */
+  apply(records: readonly JournalRecord[]): void {
+    if (records.length === 0) return;
+    const keys = projectionKeys(records);
+    const output = projectBatch(records, {
+      orders: this.loadOrders
+        .all(JSON.stringify(keys.orderIds))
+        .map((row) => fromSqlRow<OrderHistoryRow>(ORDER_COLUMNS, row)),
+      positions: this.loadPositions
+        .all(JSON.stringify(keys.positionIds))
+        .map((row) => fromSqlRow<PositionHistoryRow>(POSITION_COLUMNS, row)),
+      balances: this.loadBalances
+        .all(JSON.stringify(keys.accountIds))
+        .map((row) => fromSqlRow<LedgerBalanceRow>(BALANCE_COLUMNS, row)),
+    });
+    for (const row of output.orders) this.upsertOrder.run(row);
+    for (const row of output.positions) this.upsertPosition.run(row);
+    for (const row of output.balances) this.upsertBalance.run(row);
+    for (const row of output.deals) this.insertDeal.run(row);
+    for (const row of output.ledger) this.insertLedger.run(row);
+    this.setProgress.run(records[records.length - 1]!.sequence);
+  }
+
+  progress(): number {
+    return this.getProgress.get()?.sequence ?? 0;
+  }
+
+  /** Empties the read models, to rebuild them from the journal. */
+  clear(): void {
+    this.database.exec(`
+      DELETE FROM order_history; DELETE FROM deal_history; DELETE FROM position_history;
+      DELETE FROM balance_ledger; DELETE FROM ledger_balances;
+      UPDATE read_model_progress SET sequence = 0 WHERE singleton = 1;
+    `);
+  }
+
+  page<Row extends { readonly id: number }>(table: keyof typeof TABLES, query: HistoryQuery): HistoryPage<Row> {
+    const resolved = resolveHistoryQuery(query);
+    const parameters: Record<string, unknown> = {
+      accountId: resolved.accountId,
+      afterId: resolved.afterId,
+      from: resolved.from,
+      to: resolved.to,
+      fetch: resolved.limit + 1,
+    };
+    if (TABLES[table].hasSymbol) parameters.symbol = resolved.symbol;
+    const rows = this.history[table].all(parameters).map((row) => fromSqlRow<Row>(TABLES[table].columns, row));
+    return toPage(rows, resolved.limit);
+  }
+}

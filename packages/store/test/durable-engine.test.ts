@@ -1,0 +1,535 @@
+/**
+ * The durable command path against real storage: SQLite files in a temporary directory, and
+ * PostgreSQL when BOURSE_TEST_PG_URL is set (each test in a schema of its own).
+ */
+import Database from "better-sqlite3";
+import { defaultEngineConfig, type Command, type EngineEvent } from "@bourse/core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  DurableEngine,
+  EngineOverloadedError,
+  EngineUnavailableError,
+  JournalWriteError,
+  PostgresJournal,
+  SnapshotMismatchError,
+  SqliteJournal,
+  ledgerBalance,
+  recoverEngine,
+  verify,
+  type DurableCommandResult,
+  type DurableEngineOptions,
+  type EventJournal,
+  type JournalRecord,
+} from "../src/index.ts";
+import { TUESDAY_NOON } from "./trading-session.ts";
+
+const config = defaultEngineConfig();
+const postgresUrl = process.env.BOURSE_TEST_PG_URL;
+if (!postgresUrl)
+  console.warn(
+    "DurableEngine PostgreSQL tests skipped: BOURSE_TEST_PG_URL is unset (e.g. postgres://postgres@127.0.0.1:5432/test)",
+  );
+
+interface Storage {
+  /** A new, unopened journal over this storage: each call is a process starting again. */
+  journal(): EventJournal;
+  dispose(): Promise<void>;
+}
+
+function sqliteStorage(): Storage & { path: string } {
+  const directory = mkdtempSync(join(tmpdir(), "bourse-durable-engine-"));
+  const path = join(directory, "journal.db");
+  return {
+    path,
+    journal: () => new SqliteJournal({ path }),
+    async dispose() {
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+let schemaCounter = 0;
+function postgresStorage(): Storage {
+  schemaCounter++;
+  const schema = `bourse_durable_${process.pid}_${Date.now()}_${schemaCounter}`;
+  return {
+    journal: () => new PostgresJournal({ connectionString: postgresUrl!, schema, poolSize: 2 }),
+    async dispose() {
+      const client = new pg.Client({ connectionString: postgresUrl });
+      await client.connect();
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+/** Counts appends and the records in each, and how many were in flight at once. */
+class CountingJournal implements EventJournal {
+  readonly appendSizes: number[] = [];
+  readonly appendedSequences: number[] = [];
+  inFlight = 0;
+  maxInFlight = 0;
+  /** Set to make appends slow, so that commands arrive while one is being written. */
+  appendDelayMilliseconds = 0;
+  /** Set to make the next append commit and then report an unknown outcome (a connection cut after COMMIT). */
+  failNextAfterCommit = false;
+
+  constructor(readonly inner: EventJournal) {}
+
+  open() {
+    return this.inner.open();
+  }
+  async append(records: readonly JournalRecord[]): Promise<void> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      if (this.appendDelayMilliseconds > 0)
+        await new Promise((resolve) => setTimeout(resolve, this.appendDelayMilliseconds));
+      await this.inner.append(records);
+      this.appendSizes.push(records.length);
+      this.appendedSequences.push(...records.map((record) => record.sequence));
+      if (this.failNextAfterCommit) {
+        this.failNextAfterCommit = false;
+        throw new JournalWriteError("connection lost after COMMIT was sent", true);
+      }
+    } finally {
+      this.inFlight--;
+    }
+  }
+  lastSequence() {
+    return this.inner.lastSequence();
+  }
+  read(afterSequence: number, limit: number) {
+    return this.inner.read(afterSequence, limit);
+  }
+  saveSnapshot(...args: Parameters<EventJournal["saveSnapshot"]>) {
+    return this.inner.saveSnapshot(...args);
+  }
+  latestSnapshot() {
+    return this.inner.latestSnapshot();
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+/** Commands with increasing times from Tuesday noon (every default instrument in session). */
+function clock() {
+  let time = TUESDAY_NOON;
+  return <C extends Record<string, unknown>>(command: C): Command =>
+    ({ ...command, time: (time += 1000) }) as unknown as Command;
+}
+
+async function allEvents(journal: EventJournal): Promise<EngineEvent[]> {
+  return (await journal.read(0, 1_000_000)).map((record) => record.event);
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a rejection");
+}
+
+function expectOk(result: DurableCommandResult): DurableCommandResult & { ok: true } {
+  if (!result.ok) throw new Error(`rejected: ${result.code} ${result.message}`);
+  return result;
+}
+
+const drivers: [string, () => Storage, boolean][] = [
+  ["SQLite", sqliteStorage, true],
+  ["PostgreSQL", postgresStorage, postgresUrl !== undefined],
+];
+
+for (const [driverName, makeStorage, enabled] of drivers) {
+  describe.skipIf(!enabled)(`DurableEngine on ${driverName}`, () => {
+    const storages: Storage[] = [];
+    const engines: DurableEngine[] = [];
+    afterEach(async () => {
+      for (const engine of engines.splice(0)) await engine.close();
+      for (const storage of storages.splice(0)) await storage.dispose();
+    });
+
+    function freshStorage(): Storage {
+      const storage = makeStorage();
+      storages.push(storage);
+      return storage;
+    }
+
+    async function openEngine(
+      journal: EventJournal,
+      options: Partial<Omit<DurableEngineOptions, "journal" | "config">> = {},
+    ): Promise<DurableEngine> {
+      const engine = await DurableEngine.open({ journal, config, log: options.log ?? (() => {}), ...options });
+      engines.push(engine);
+      return engine;
+    }
+
+    async function closeEngine(engine: DurableEngine): Promise<void> {
+      engines.splice(engines.indexOf(engine), 1);
+      await engine.close();
+    }
+
+    it("group commit: 100 commands of one turn make one append, all acknowledged with consecutive sequences", async () => {
+      const journal = new CountingJournal(freshStorage().journal());
+      const engine = await openEngine(journal);
+      const at = clock();
+      const { accountId } = expectOk(
+        await engine.submit(
+          at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
+        ),
+      );
+      const appendsBefore = journal.appendSizes.length;
+      const sequenceBefore = engine.lastSequence;
+      const submitted = Array.from({ length: 100 }, (_, index) =>
+        engine.submit(at({ kind: "deposit", accountId, amount: 100 + index })),
+      );
+      const results = await Promise.all(submitted);
+      expect(journal.appendSizes.length).toBe(appendsBefore + 1);
+      expect(journal.appendSizes.at(-1)).toBe(100);
+      const sequences = results.flatMap((result) => expectOk(result).sequences);
+      expect(sequences).toEqual(Array.from({ length: 100 }, (_, index) => sequenceBefore + 1 + index));
+      expect(journal.appendedSequences.slice(-100)).toEqual(sequences);
+      expect(engine.lastSequence).toBe(sequenceBefore + 100);
+    });
+
+    it("never has two appends in flight: commands that arrive during a write wait for the next batch", async () => {
+      const journal = new CountingJournal(freshStorage().journal());
+      const engine = await openEngine(journal);
+      const at = clock();
+      journal.appendDelayMilliseconds = 30;
+      const first = engine.submit(
+        at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const later = Array.from({ length: 10 }, (_, index) =>
+        engine.submit(at({ kind: "deposit", accountId: 100_001, amount: 1 + index })),
+      );
+      await first;
+      await Promise.all(later);
+      expect(journal.maxInFlight).toBe(1);
+      // The first command may bring the day's rollover too: count the second batch's records.
+      expect(journal.appendSizes).toHaveLength(2);
+      expect(journal.appendSizes[1]).toBe(10);
+    });
+
+    it("bounds a batch: commands past maxBatchCommands go in the next append, in order", async () => {
+      const journal = new CountingJournal(freshStorage().journal());
+      const engine = await openEngine(journal, { maxBatchCommands: 30 });
+      const at = clock();
+      const { accountId } = expectOk(
+        await engine.submit(
+          at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
+        ),
+      );
+      const appendsBefore = journal.appendSizes.length;
+      const results = await Promise.all(
+        Array.from({ length: 100 }, (_, index) => engine.submit(at({ kind: "deposit", accountId, amount: 1 + index }))),
+      );
+      expect(journal.appendSizes.slice(appendsBefore)).toEqual([30, 30, 30, 10]);
+      const sequences = results.flatMap((result) => result.sequences);
+      expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
+      expect(engine.engine.state.accounts.get(accountId!)!.balance).toBe(5050);
+    });
+
+    it("an acknowledged command is durable: a new engine on the same storage has every acknowledged order and deal once", async () => {
+      const storage = freshStorage();
+      const engine = await openEngine(storage.journal());
+      const at = clock();
+      const { accountId } = expectOk(
+        await engine.submit(
+          at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
+        ),
+      );
+      await engine.submit(at({ kind: "deposit", accountId: accountId!, amount: 10_000_000 }));
+      await engine.submit(at({ kind: "tick", symbol: "EURUSD", bid: 108430, ask: 108440 }));
+      const placed = await Promise.all(
+        Array.from({ length: 40 }, (_, index) =>
+          engine.submit(
+            at({
+              kind: "placeOrder",
+              accountId,
+              symbol: "EURUSD",
+              side: index % 2 === 0 ? "BUY" : "SELL",
+              type: "MARKET",
+              volume: 10,
+              clientOrderId: `order-${index}`,
+            }),
+          ),
+        ),
+      );
+      const closed = await Promise.all(
+        placed
+          .slice(0, 20)
+          .map((result) =>
+            engine.submit(at({ kind: "closePosition", accountId, positionId: expectOk(result).positionId! })),
+          ),
+      );
+      const dealIds = [...placed, ...closed].flatMap((result) => expectOk(result).dealIds ?? []);
+      expect(dealIds.length).toBe(60);
+      const hash = engine.stateHash();
+      await closeEngine(engine);
+
+      const reopened = await openEngine(storage.journal());
+      expect(reopened.stateHash()).toBe(hash);
+      expect(reopened.recoveryReport.stateHash).toBe(hash);
+      const events = await allEvents(reopened["journal"]);
+      for (let index = 0; index < 40; index++)
+        expect(
+          events.filter((event) => event.type === "OrderAccepted" && event.order.clientOrderId === `order-${index}`),
+        ).toHaveLength(1);
+      for (const dealId of dealIds)
+        expect(events.filter((event) => event.type === "DealExecuted" && event.deal.id === dealId)).toHaveLength(1);
+    });
+
+    it("recovery from a snapshot equals recovery from the whole journal", async () => {
+      const storage = freshStorage();
+      const engine = await openEngine(storage.journal(), { snapshotEveryEvents: 25 });
+      const at = clock();
+      const { accountId } = expectOk(
+        await engine.submit(at({ kind: "openAccount", userId: "bob", currency: "EUR", leverage: 30, mode: "NETTING" })),
+      );
+      await engine.submit(at({ kind: "deposit", accountId, amount: 5_000_000 }));
+      for (let round = 0; round < 10; round++) {
+        await engine.submit(at({ kind: "tick", symbol: "EURUSD", bid: 108430 + round * 7, ask: 108440 + round * 7 }));
+        await Promise.all([
+          engine.submit(
+            at({ kind: "placeOrder", accountId, symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 20 }),
+          ),
+          engine.submit(at({ kind: "deposit", accountId, amount: 1_000 + round })),
+          engine.submit(
+            at({ kind: "placeOrder", accountId, symbol: "EURUSD", side: "SELL", type: "MARKET", volume: 10 }),
+          ),
+        ]);
+      }
+      const hash = engine.stateHash();
+      await closeEngine(engine);
+
+      const reopened = await openEngine(storage.journal());
+      expect(reopened.recoveryReport.snapshotSequence).not.toBeNull();
+      expect(reopened.recoveryReport.snapshotSequence).toBeGreaterThan(0);
+      expect(reopened.stateHash()).toBe(hash);
+      const journal = reopened["journal"];
+      const withoutSnapshot = await recoverEngine(journal, config, { withoutSnapshot: true, batchSize: 7 });
+      expect(withoutSnapshot.snapshotSequence).toBeNull();
+      expect(withoutSnapshot.engine.stateHash()).toBe(hash);
+      const report = await verify(journal, config, { batchSize: 7 });
+      expect(report.differences).toEqual([]);
+      expect(report.stateHash).toBe(hash);
+      expect(report.snapshotSequence).toBe(reopened.recoveryReport.snapshotSequence);
+    });
+
+    it("a snapshot whose state does not match its hash stops the start, naming its sequence", async () => {
+      const storage = freshStorage();
+      const engine = await openEngine(storage.journal());
+      const at = clock();
+      await engine.submit(
+        at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
+      );
+      await engine.submit(at({ kind: "deposit", accountId: 100_001, amount: 500 }));
+      const sequence = engine.lastSequence;
+      const journal = engine["journal"];
+      await journal.saveSnapshot({
+        sequence,
+        stateHash: "0000000000000000",
+        state: engine.engine.snapshot(),
+        createdAt: 1,
+      });
+      await closeEngine(engine);
+      const error = await rejection(DurableEngine.open({ journal: storage.journal(), config, log: () => {} }));
+      expect(error).toBeInstanceOf(SnapshotMismatchError);
+      expect((error as Error).message).toContain(`sequence ${sequence}`);
+    });
+
+    it("a write of unknown outcome is answered as unknown, and the rebuild from the journal keeps what committed", async () => {
+      const journal = new CountingJournal(freshStorage().journal());
+      const engine = await openEngine(journal);
+      const at = clock();
+      await engine.submit(
+        at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
+      );
+      journal.failNextAfterCommit = true;
+      const error = await rejection(engine.submit(at({ kind: "deposit", accountId: 100_001, amount: 700 })));
+      expect(error).toBeInstanceOf(EngineUnavailableError);
+      expect((error as EngineUnavailableError).outcomeUnknown).toBe(true);
+      expect(engine.ready).toBe(false);
+      await expect(engine.submit(at({ kind: "deposit", accountId: 100_001, amount: 1 }))).rejects.toBeInstanceOf(
+        EngineUnavailableError,
+      );
+      await engine.whenReady();
+      // The deposit did commit: the journal says so, and the rebuilt engine has it.
+      expect(engine.engine.state.accounts.get(100_001)!.balance).toBe(700);
+      expectOk(await engine.submit(at({ kind: "deposit", accountId: 100_001, amount: 300 })));
+      expect(engine.engine.state.accounts.get(100_001)!.balance).toBe(1000);
+      expect((await verify(journal, config)).differences).toEqual([]);
+    });
+
+    it("bounds the commands waiting for the journal", async () => {
+      const engine = await openEngine(freshStorage().journal(), { maxWaitingCommands: 5 });
+      const at = clock();
+      const accepted = Array.from({ length: 5 }, () =>
+        engine.submit(at({ kind: "openAccount", userId: "u", currency: "USD", leverage: 100, mode: "HEDGING" })),
+      );
+      const refused = await rejection(
+        engine.submit(at({ kind: "openAccount", userId: "u", currency: "USD", leverage: 100, mode: "HEDGING" })),
+      );
+      expect(refused).toBeInstanceOf(EngineOverloadedError);
+      expect((await Promise.all(accepted)).every((result) => result.ok)).toBe(true);
+      expect(engine.engine.state.accounts.size).toBe(5);
+    });
+  });
+}
+
+describe("DurableEngine on SQLite only", () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  it("disk full: commands are refused with a typed error, nothing unacknowledged survives, and it works again when space returns", async () => {
+    const storage = sqliteStorage();
+    cleanups.push(() => storage.dispose());
+    const journal = new SqliteJournal({ path: storage.path });
+    const lines: string[] = [];
+    const engine = await DurableEngine.open({
+      journal,
+      config,
+      log: (line) => lines.push(line),
+      rebuildRetryMilliseconds: 10,
+    });
+    cleanups.push(() => engine.close());
+    const at = clock();
+    const { accountId } = expectOk(
+      await engine.submit(
+        at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
+      ),
+    );
+    await engine.submit(at({ kind: "deposit", accountId, amount: 1_000_000 }));
+    await engine.submit(at({ kind: "tick", symbol: "EURUSD", bid: 108430, ask: 108440 }));
+    const bought = expectOk(
+      await engine.submit(
+        at({ kind: "placeOrder", accountId, symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 100 }),
+      ),
+    );
+    const durableHash = engine.stateHash();
+    const durableSequence = engine.lastSequence;
+
+    // Cap the file at its size: the next batch needs pages it cannot have.
+    journal.setMaxPageCount(journal.pageCount());
+    const padding = "x".repeat(2000);
+    const refused = await Promise.allSettled(
+      Array.from({ length: 200 }, (_, index) =>
+        engine.submit(at({ kind: "deposit", accountId, amount: 1 + index, comment: `lost-${index} ${padding}` })),
+      ),
+    );
+    for (const outcome of refused) {
+      expect(outcome.status).toBe("rejected");
+      const reason = (outcome as PromiseRejectedResult).reason as EngineUnavailableError;
+      expect(reason).toBeInstanceOf(EngineUnavailableError);
+      expect(reason.outcomeUnknown).toBe(false);
+      expect(reason.message).toMatch(/full/);
+    }
+    // While it rebuilds, it refuses at once.
+    await expect(engine.submit(at({ kind: "deposit", accountId, amount: 5 }))).rejects.toBeInstanceOf(
+      EngineUnavailableError,
+    );
+    await engine.whenReady();
+    expect(engine.stateHash()).toBe(durableHash);
+    expect(engine.lastSequence).toBe(durableSequence);
+
+    // Still full: refused again, and rebuilt again.
+    const refusedAgain = await Promise.allSettled(
+      Array.from({ length: 200 }, (_, index) =>
+        engine.submit(at({ kind: "deposit", accountId, amount: 1 + index, comment: `lost-again-${index} ${padding}` })),
+      ),
+    );
+    expect(refusedAgain.every((outcome) => outcome.status === "rejected")).toBe(true);
+    await engine.whenReady();
+    expect(engine.stateHash()).toBe(durableHash);
+
+    // Space returns: the same commands now succeed (quotes are not journaled: the feed quotes again first).
+    journal.setMaxPageCount(1_000_000);
+    expectOk(await engine.submit(at({ kind: "tick", symbol: "EURUSD", bid: 108530, ask: 108540 })));
+    const deposited = expectOk(
+      await engine.submit(at({ kind: "deposit", accountId, amount: 12_345, comment: "kept" })),
+    );
+    const closed = expectOk(
+      await engine.submit(at({ kind: "closePosition", accountId, positionId: bought.positionId!, comment: "closed" })),
+    );
+    const hash = engine.stateHash();
+    await engine.close();
+
+    const reopenedJournal = new SqliteJournal({ path: storage.path });
+    const reopened = await DurableEngine.open({ journal: reopenedJournal, config, log: () => {} });
+    cleanups.push(() => reopened.close());
+    expect(reopened.stateHash()).toBe(hash);
+    const events = await allEvents(reopenedJournal);
+    expect(events.filter((event) => event.type === "BalanceOperation" && event.comment.startsWith("lost"))).toEqual([]);
+    expect(
+      events.filter((event) => event.type === "BalanceOperation" && event.operationId === deposited.operationId),
+    ).toHaveLength(1);
+    expect(
+      events.filter((event) => event.type === "DealExecuted" && closed.dealIds!.includes(event.deal.id)),
+    ).toHaveLength(1);
+    const account = reopened.engine.state.accounts.get(accountId!)!;
+    expect(account.balance).toBe(ledgerBalance(account.ledger));
+    expect(account.ledger.deposits).toBe(1_000_000 + 12_345);
+    expect((await verify(reopenedJournal, config)).differences).toEqual([]);
+    expect(lines.some((line) => /full/.test(line))).toBe(true);
+  });
+
+  it("logs the torn records the journal dropped at start", async () => {
+    const storage = sqliteStorage();
+    const engine = await DurableEngine.open({ journal: storage.journal(), config, log: () => {} });
+    const at = clock();
+    await engine.submit(at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }));
+    await engine.submit(at({ kind: "deposit", accountId: 100_001, amount: 500 }));
+    const lastSequence = engine.lastSequence;
+    await engine.close();
+    // A torn last write: the checksum of the final record no longer holds.
+    const database = new Database(storage.path);
+    database.prepare("UPDATE journal SET checksum = checksum + 1 WHERE sequence = ?").run(lastSequence);
+    database.close();
+    const lines: string[] = [];
+    const reopened = await DurableEngine.open({ journal: storage.journal(), config, log: (line) => lines.push(line) });
+    expect(reopened.recoveryReport.journal.droppedTornRecords).toBe(1);
+    expect(reopened.lastSequence).toBe(lastSequence - 1);
+    expect(lines.some((line) => line.includes("dropped 1 torn record"))).toBe(true);
+    await reopened.close();
+    await storage.dispose();
+  });
+
+  it("verify reports a ledger that does not add up", async () => {
+    const storage = sqliteStorage();
+    cleanups.push(() => storage.dispose());
+    const engine = await DurableEngine.open({ journal: storage.journal(), config, log: () => {} });
+    const at = clock();
+    await engine.submit(at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }));
+    await engine.submit(at({ kind: "deposit", accountId: 100_001, amount: 500 }));
+    await engine.close();
+    // A snapshot whose account balance was changed behind the ledger's back (hash computed over it, so it restores).
+    const journal = storage.journal();
+    await journal.open();
+    cleanups.push(() => journal.close());
+    const recovered = await recoverEngine(journal, config);
+    recovered.engine.state.accounts.get(100_001)!.balance += 1;
+    await journal.saveSnapshot({
+      sequence: recovered.lastSequence,
+      stateHash: recovered.engine.stateHash(),
+      state: recovered.engine.snapshot(),
+      createdAt: 1,
+    });
+    const report = await verify(journal, config);
+    expect(report.differences.length).toBeGreaterThan(0);
+    expect(report.differences.some((difference) => difference.subject.startsWith("snapshot"))).toBe(true);
+  });
+});
