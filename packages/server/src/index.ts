@@ -1,0 +1,2 @@
+export * from "./settings.ts";
+export { main as runCommandLine, ExitCode } from "./cli.ts";

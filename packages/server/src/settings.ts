@@ -1,0 +1,25 @@
+/**
+ * Server settings from the environment (a configuration file joins them with the server, issue 4).
+ * Unset BOURSE_DATABASE_URL means the embedded SQLite database in the data directory.
+ */
+import path from "node:path";
+
+export interface StorageSettings {
+  readonly dataDirectory: string;
+  /** A `postgres://` URL, or the path of the SQLite journal file. */
+  readonly databaseUrl: string;
+}
+
+export function storageSettings(environment: NodeJS.ProcessEnv = process.env): StorageSettings {
+  const dataDirectory = path.resolve(environment.BOURSE_DATA_DIR ?? "data");
+  const databaseUrl = environment.BOURSE_DATABASE_URL ?? path.join(dataDirectory, "bourse.sqlite");
+  return { dataDirectory, databaseUrl };
+}
+
+/** A database URL fit for a log line: a PostgreSQL password is never printed. */
+export function describeDatabase(databaseUrl: string): string {
+  if (!/^postgres(ql)?:\/\//i.test(databaseUrl)) return `SQLite ${databaseUrl}`;
+  const url = new URL(databaseUrl);
+  if (url.password) url.password = "***";
+  return `PostgreSQL ${url.toString()}`;
+}
