@@ -12,6 +12,11 @@ export default tseslint.config(
     },
   },
   {
+    // Plain JavaScript entry points run on Node.
+    files: ["**/*.mjs"],
+    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+  },
+  {
     // The core is pure: no clock reads, no randomness, no IO (DESIGN.md section 2).
     files: ["packages/core/src/**/*.ts"],
     rules: {
