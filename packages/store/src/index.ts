@@ -8,3 +8,7 @@ export * from "./recovery.ts";
 export * from "./durable-engine.ts";
 export * from "./verify.ts";
 export * from "./read-models.ts";
+export * from "./platform-store.ts";
+export * from "./sqlite-platform-store.ts";
+export * from "./postgres-platform-store.ts";
+export * from "./create-platform-store.ts";

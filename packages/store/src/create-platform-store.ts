@@ -1,0 +1,18 @@
+import type { PlatformStore } from "./platform-store.ts";
+import { PostgresPlatformStore } from "./postgres-platform-store.ts";
+import { SqlitePlatformStore } from "./sqlite-platform-store.ts";
+
+export interface CreatePlatformStoreOptions {
+  /** PostgreSQL only: the schema the tables live in (default "bourse"). */
+  readonly postgresSchema?: string;
+}
+
+/**
+ * The platform store a URL names: `postgres://…` or `postgresql://…` is PostgreSQL, anything else is the
+ * path of a SQLite file (or ':memory:'). Call `open()` on the result before using it.
+ */
+export function createPlatformStore(url: string, options: CreatePlatformStoreOptions = {}): PlatformStore {
+  if (/^postgres(ql)?:\/\//i.test(url))
+    return new PostgresPlatformStore({ connectionString: url, schema: options.postgresSchema });
+  return new SqlitePlatformStore({ path: url });
+}

@@ -1,0 +1,525 @@
+/**
+ * The platform's other data (issue 3): users, sessions, API keys, watchlists, scripts, settings, price
+ * alerts and their logs, notifications and candles, behind one interface with a SQLite and a PostgreSQL
+ * driver. Money and prices are integers (points, minor units), times are integer milliseconds.
+ *
+ * Every read or write of a user's rows takes the user id, and a row of another user is treated as absent
+ * (null, false or NotFoundError), never returned. Every list and every stored size has a bound.
+ */
+
+/** The base of the typed errors below. `field` names the input at fault, where there is one. */
+export class PlatformStoreError extends Error {
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** An input is malformed, out of range, or would take a list or a document past its bound. */
+export class ValidationError extends PlatformStoreError {}
+
+/** The row named does not exist, or belongs to another user. */
+export class NotFoundError extends PlatformStoreError {}
+
+/** A value that must be unique (an id, an email, an API key prefix, a watchlist symbol) is taken. */
+export class DuplicateError extends PlatformStoreError {}
+
+export const PLATFORM_LIMITS = {
+  /** Symbols in one user's watchlist. */
+  watchlistSymbols: 200,
+  /** Scripts one user may keep. */
+  scriptsPerUser: 100,
+  /** A script's source, in UTF-8 bytes (256 KiB). */
+  scriptSourceBytes: 256 * 1024,
+  /** A user's settings document as JSON, in UTF-8 bytes (64 KiB). */
+  settingsBytes: 64 * 1024,
+  /** Price alerts one user may keep, whatever their status. */
+  alertsPerUser: 500,
+  /** API keys one user may hold unrevoked. */
+  activeApiKeysPerUser: 50,
+  /** API keys returned by listApiKeys (the newest first, revoked ones included). */
+  apiKeysListed: 200,
+  /** Sessions one user may hold unrevoked and unexpired (the oldest must be revoked to open more). */
+  activeSessionsPerUser: 100,
+  /** Rows per page of alert logs and notifications. */
+  pageLimit: 1000,
+  /** Candles per range query and per upsert batch. */
+  candleLimit: 5000,
+  /** Active alerts returned by listActiveAlertsBySymbol. */
+  activeAlertsBySymbol: 10_000,
+  /** Names, titles, messages: characters. */
+  nameLength: 100,
+  messageLength: 1000,
+  descriptionLength: 2000,
+  notificationBodyLength: 4000,
+  /** Opaque hashes (argon2id strings, key hashes). */
+  hashLength: 1024,
+} as const;
+
+export const API_KEY_SCOPES = ["read", "trade", "full"] as const;
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
+
+export const ALERT_SIDES = ["BID", "ASK"] as const;
+export type AlertSide = (typeof ALERT_SIDES)[number];
+
+/** The 13 conditions of API.md, indexed by their numeric codes. */
+export const ALERT_CONDITIONS = [
+  "CROSSING_UP",
+  "CROSSING_DOWN",
+  "GREATER_THAN",
+  "LESS_THAN",
+  "ENTERING_CHANNEL",
+  "EXITING_CHANNEL",
+  "INSIDE_CHANNEL",
+  "OUTSIDE_CHANNEL",
+  "MOVING_UP",
+  "MOVING_DOWN",
+  "MOVING_UP_PERCENT",
+  "MOVING_DOWN_PERCENT",
+  "CROSSING_EITHER",
+] as const;
+export type AlertCondition = (typeof ALERT_CONDITIONS)[number];
+
+export const ALERT_STATUSES = ["active", "triggered", "disabled", "expired"] as const;
+export type AlertStatus = (typeof ALERT_STATUSES)[number];
+
+export const NOTIFICATION_LEVELS = ["info", "warning", "error"] as const;
+export type NotificationLevel = (typeof NOTIFICATION_LEVELS)[number];
+
+export const NOTIFICATION_STATUSES = ["unread", "read"] as const;
+export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
+
+export const CANDLE_TIMEFRAMES = ["M1", "M5", "M15", "M30", "H1", "H4", "D1", "W1", "MN1"] as const;
+export type CandleTimeframe = (typeof CANDLE_TIMEFRAMES)[number];
+
+export interface User {
+  readonly id: string;
+  /** As given at sign-up; lookups ignore case. */
+  readonly email: string;
+  readonly name: string;
+  /** Opaque: the server hashes (argon2id) and verifies. */
+  readonly passwordHash: string;
+  readonly createdAt: number;
+  readonly failedLoginCount: number;
+  readonly lockedUntil: number | null;
+}
+
+export interface NewUser {
+  readonly id: string;
+  readonly email: string;
+  readonly name: string;
+  readonly passwordHash: string;
+  readonly createdAt: number;
+}
+
+export interface FailedLoginPolicy {
+  readonly now: number;
+  /** The failure count (after this one) at which the account locks. */
+  readonly maxFailures: number;
+  readonly lockMilliseconds: number;
+}
+
+export interface Session {
+  readonly id: string;
+  readonly userId: string;
+  readonly accountId: number | null;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly revokedAt: number | null;
+}
+
+export interface NewSession {
+  readonly id: string;
+  readonly userId: string;
+  readonly accountId: number | null;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+}
+
+export interface ApiKey {
+  readonly id: string;
+  readonly userId: string;
+  readonly accountId: number;
+  readonly name: string;
+  readonly scope: ApiKeyScope;
+  /** The public part of the key the lookup uses (unique). */
+  readonly prefix: string;
+  /** Opaque: the secret is shown once and only its hash is kept. */
+  readonly secretHash: string;
+  readonly createdAt: number;
+  readonly lastUsedAt: number | null;
+  readonly revokedAt: number | null;
+  /** The key this one replaced by rotation. */
+  readonly rotatedFrom: string | null;
+}
+
+export interface NewApiKey {
+  readonly id: string;
+  readonly userId: string;
+  readonly accountId: number;
+  readonly name: string;
+  readonly scope: ApiKeyScope;
+  readonly prefix: string;
+  readonly secretHash: string;
+  readonly createdAt: number;
+}
+
+/** The new key of a rotation: it inherits user, account, name and scope from the old one. */
+export interface RotatedApiKey {
+  readonly id: string;
+  readonly prefix: string;
+  readonly secretHash: string;
+  readonly createdAt: number;
+}
+
+export interface Script {
+  readonly id: string;
+  readonly userId: string;
+  readonly name: string;
+  readonly language: string;
+  readonly source: string;
+  readonly description: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export type ScriptSummary = Omit<Script, "source">;
+
+export interface NewScript {
+  readonly id: string;
+  readonly userId: string;
+  readonly name: string;
+  readonly language: string;
+  readonly source: string;
+  readonly description?: string;
+  readonly createdAt: number;
+}
+
+export interface ScriptPatch {
+  readonly name?: string;
+  readonly language?: string;
+  readonly source?: string;
+  readonly description?: string;
+}
+
+export type SettingsDocument = Record<string, unknown>;
+
+export interface PriceAlert {
+  readonly id: string;
+  readonly userId: string;
+  readonly accountId: number | null;
+  readonly symbol: string;
+  readonly side: AlertSide;
+  readonly condition: AlertCondition;
+  readonly targetPrice: number | null;
+  readonly channelLow: number | null;
+  readonly channelHigh: number | null;
+  readonly moveThreshold: number | null;
+  readonly referencePrice: number | null;
+  readonly repeating: boolean;
+  readonly expiration: number | null;
+  readonly message: string;
+  readonly status: AlertStatus;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export interface NewPriceAlert {
+  readonly id: string;
+  readonly userId: string;
+  readonly accountId?: number | null;
+  readonly symbol: string;
+  readonly side: AlertSide;
+  readonly condition: AlertCondition;
+  readonly targetPrice?: number | null;
+  readonly channelLow?: number | null;
+  readonly channelHigh?: number | null;
+  readonly moveThreshold?: number | null;
+  readonly referencePrice?: number | null;
+  readonly repeating?: boolean;
+  readonly expiration?: number | null;
+  readonly message?: string;
+  readonly status?: AlertStatus;
+  readonly createdAt: number;
+}
+
+export type PriceAlertPatch = Partial<
+  Pick<
+    PriceAlert,
+    | "accountId"
+    | "side"
+    | "condition"
+    | "targetPrice"
+    | "channelLow"
+    | "channelHigh"
+    | "moveThreshold"
+    | "referencePrice"
+    | "repeating"
+    | "expiration"
+    | "message"
+    | "status"
+  >
+>;
+
+export interface AlertLog {
+  /** Assigned by the store, increasing. */
+  readonly id: number;
+  readonly alertId: string;
+  readonly userId: string;
+  readonly symbol: string;
+  readonly side: AlertSide;
+  readonly condition: AlertCondition;
+  readonly target: number | null;
+  readonly triggeredPrice: number;
+  readonly triggeredAt: number;
+}
+
+export type NewAlertLog = Omit<AlertLog, "id">;
+
+export interface Notification {
+  /** Assigned by the store, increasing. */
+  readonly id: number;
+  readonly userId: string;
+  readonly accountId: number | null;
+  readonly level: NotificationLevel;
+  readonly status: NotificationStatus;
+  readonly title: string;
+  readonly body: string;
+  readonly createdAt: number;
+}
+
+export interface NewNotification {
+  readonly userId: string;
+  readonly accountId?: number | null;
+  readonly level: NotificationLevel;
+  readonly title: string;
+  readonly body?: string;
+  readonly createdAt: number;
+}
+
+/** Newest first: rows with an id below `cursor` (all rows when it is absent), at most `limit` (≤ 1,000). */
+export interface PageQuery {
+  readonly cursor?: number | null;
+  readonly limit: number;
+}
+
+export interface Page<T> {
+  readonly rows: T[];
+  /** Pass as `cursor` for the next page; null when this page is the last. */
+  readonly nextCursor: number | null;
+}
+
+export interface Candle {
+  readonly symbol: string;
+  readonly timeframe: CandleTimeframe;
+  readonly openTime: number;
+  readonly open: number;
+  readonly high: number;
+  readonly low: number;
+  readonly close: number;
+  readonly tickVolume: number;
+}
+
+export interface CandleQuery {
+  readonly symbol: string;
+  readonly timeframe: CandleTimeframe;
+  /** Inclusive bounds on open_time. */
+  readonly from: number;
+  readonly to: number;
+  /** At most 5,000. */
+  readonly limit: number;
+}
+
+export interface PlatformStore {
+  /** Connects and runs the store's migrations. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  createUser(user: NewUser): Promise<User>;
+  findUserById(id: string): Promise<User | null>;
+  /** Case-insensitive. */
+  findUserByEmail(email: string): Promise<User | null>;
+  updatePasswordHash(userId: string, passwordHash: string): Promise<void>;
+  /** Counts a failure; locks the user until now + lockMilliseconds when the count reaches maxFailures. */
+  recordFailedLogin(userId: string, policy: FailedLoginPolicy): Promise<User>;
+  /** Resets the failure count and the lock. */
+  recordSuccessfulLogin(userId: string): Promise<User>;
+
+  createSession(session: NewSession): Promise<Session>;
+  /** The session as stored, revoked or expired ones included: the caller checks `revokedAt` and `expiresAt`. */
+  findSession(id: string): Promise<Session | null>;
+  setSessionAccount(userId: string, sessionId: string, accountId: number | null): Promise<Session>;
+  /** False when the session is absent, another user's, or already revoked. */
+  revokeSession(userId: string, sessionId: string, now: number): Promise<boolean>;
+  /** Revokes every unrevoked session of the user but `exceptSessionId` (a password change); returns how many. */
+  revokeOtherSessions(userId: string, exceptSessionId: string | null, now: number): Promise<number>;
+  /** Deletes sessions that expired, or were revoked, before `now`; returns how many. */
+  purgeExpiredSessions(now: number): Promise<number>;
+
+  createApiKey(key: NewApiKey): Promise<ApiKey>;
+  /** The unrevoked key with this prefix. */
+  findActiveApiKeyByPrefix(prefix: string): Promise<ApiKey | null>;
+  listApiKeys(userId: string): Promise<ApiKey[]>;
+  revokeApiKey(userId: string, keyId: string, now: number): Promise<boolean>;
+  /** Revokes the old key and inserts the new one in one transaction: both happen or neither. */
+  rotateApiKey(userId: string, keyId: string, next: RotatedApiKey): Promise<ApiKey>;
+  touchApiKey(keyId: string, now: number): Promise<void>;
+
+  getWatchlist(userId: string): Promise<string[]>;
+  /** Appends; DuplicateError when the symbol is already there; ValidationError when the list is full. */
+  addToWatchlist(userId: string, symbol: string): Promise<string[]>;
+  /** Replaces the order; the symbols must be a permutation of the current list. */
+  reorderWatchlist(userId: string, symbols: readonly string[]): Promise<string[]>;
+  removeFromWatchlist(userId: string, symbol: string): Promise<boolean>;
+
+  createScript(script: NewScript): Promise<Script>;
+  getScript(userId: string, scriptId: string): Promise<Script | null>;
+  listScripts(userId: string): Promise<ScriptSummary[]>;
+  updateScript(userId: string, scriptId: string, patch: ScriptPatch, now: number): Promise<Script | null>;
+  deleteScript(userId: string, scriptId: string): Promise<boolean>;
+
+  /** `{}` for a user who never saved any. */
+  getSettings(userId: string): Promise<SettingsDocument>;
+  replaceSettings(userId: string, document: SettingsDocument, now: number): Promise<SettingsDocument>;
+  /** Shallow merge: the patch's top-level keys replace the stored ones. */
+  mergeSettings(userId: string, patch: SettingsDocument, now: number): Promise<SettingsDocument>;
+
+  createAlert(alert: NewPriceAlert): Promise<PriceAlert>;
+  getAlert(userId: string, alertId: string): Promise<PriceAlert | null>;
+  listAlerts(userId: string): Promise<PriceAlert[]>;
+  updateAlert(userId: string, alertId: string, patch: PriceAlertPatch, now: number): Promise<PriceAlert | null>;
+  deleteAlert(userId: string, alertId: string): Promise<boolean>;
+  listActiveAlertsBySymbol(symbol: string): Promise<PriceAlert[]>;
+
+  addAlertLog(log: NewAlertLog): Promise<AlertLog>;
+  listAlertLogs(userId: string, query: PageQuery): Promise<Page<AlertLog>>;
+  deleteAlertLog(userId: string, logId: number): Promise<boolean>;
+  deleteAllAlertLogs(userId: string): Promise<number>;
+
+  addNotification(notification: NewNotification): Promise<Notification>;
+  listNotifications(userId: string, query: PageQuery): Promise<Page<Notification>>;
+  markNotificationRead(userId: string, notificationId: number): Promise<boolean>;
+
+  /**
+   * Inserts each bar, or merges it into the stored bar of the same symbol, timeframe and open time as the
+   * later part of that bar: open stays, high is the max, low the min, close is the new one, volumes add.
+   */
+  upsertCandles(candles: readonly Candle[]): Promise<void>;
+  /** Oldest first, open_time within [from, to], at most `limit` (≤ 5,000). */
+  candles(query: CandleQuery): Promise<Candle[]>;
+}
+
+// ---- validation, shared by the drivers ----
+
+const ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+const SYMBOL = /^[A-Za-z0-9._#+-]{1,32}$/;
+const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
+const LANGUAGE = /^[A-Za-z0-9_.+-]{1,32}$/;
+const PREFIX = /^[A-Za-z0-9_-]{4,64}$/;
+
+function fail(field: string, message: string): never {
+  throw new ValidationError(`${field}: ${message}`, field);
+}
+
+export function checkId(field: string, value: unknown): string {
+  if (typeof value !== "string" || !ID.test(value)) fail(field, "must be 1-128 characters of A-Z a-z 0-9 _ . : -");
+  return value;
+}
+
+export function checkSymbol(field: string, value: unknown): string {
+  if (typeof value !== "string" || !SYMBOL.test(value)) fail(field, "must be a symbol of 1-32 characters");
+  return value;
+}
+
+export function checkEmail(value: unknown): string {
+  if (typeof value !== "string" || value.length > 320 || !EMAIL.test(value)) fail("email", "must be an email address");
+  return value;
+}
+
+export function checkText(field: string, value: unknown, maxLength: number, allowEmpty = false): string {
+  if (typeof value !== "string") fail(field, "must be a string");
+  if (!allowEmpty && value.trim().length === 0) fail(field, "must not be empty");
+  if (value.length > maxLength) fail(field, `must be at most ${maxLength} characters`);
+  return value;
+}
+
+export function checkLanguage(value: unknown): string {
+  if (typeof value !== "string" || !LANGUAGE.test(value)) fail("language", "must be 1-32 characters");
+  return value;
+}
+
+export function checkPrefix(value: unknown): string {
+  if (typeof value !== "string" || !PREFIX.test(value)) fail("prefix", "must be 4-64 characters of A-Z a-z 0-9 _ -");
+  return value;
+}
+
+export function checkInteger(field: string, value: unknown, min = Number.MIN_SAFE_INTEGER): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min)
+    fail(
+      field,
+      min === 0 ? "must be a non-negative integer" : min === 1 ? "must be a positive integer" : "must be an integer",
+    );
+  return value;
+}
+
+export function checkOptionalInteger(field: string, value: unknown, min?: number): number | null {
+  return value === null || value === undefined ? null : checkInteger(field, value, min);
+}
+
+export function checkTime(field: string, value: unknown): number {
+  return checkInteger(field, value, 0);
+}
+
+export function checkOneOf<T extends string>(field: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value))
+    fail(field, `must be one of ${allowed.join(", ")}`);
+  return value as T;
+}
+
+export function checkLimit(value: unknown, max: number): number {
+  const limit = checkInteger("limit", value, 1);
+  if (limit > max) fail("limit", `must be at most ${max}`);
+  return limit;
+}
+
+export function utf8Length(text: string): number {
+  return Buffer.byteLength(text, "utf8");
+}
+
+/** A plain JSON object within the settings bound; returns its JSON text. */
+export function settingsJson(field: string, document: unknown): string {
+  if (typeof document !== "object" || document === null || Array.isArray(document))
+    fail(field, "must be a JSON object");
+  let json: string;
+  try {
+    json = JSON.stringify(document);
+  } catch {
+    fail(field, "must be serialisable as JSON");
+  }
+  if (utf8Length(json) > PLATFORM_LIMITS.settingsBytes)
+    fail(field, `must be at most ${PLATFORM_LIMITS.settingsBytes} bytes as JSON`);
+  return json;
+}
+
+/** The parameters each condition needs (API.md): a target, a channel with low < high, or a positive move. */
+export function checkAlertParameters(alert: {
+  condition: AlertCondition;
+  targetPrice: number | null;
+  channelLow: number | null;
+  channelHigh: number | null;
+  moveThreshold: number | null;
+}): void {
+  const code = ALERT_CONDITIONS.indexOf(alert.condition);
+  if (code <= 3 || code === 12) {
+    if (alert.targetPrice === null) fail("targetPrice", `${alert.condition} needs a target price`);
+  } else if (code <= 7) {
+    if (alert.channelLow === null || alert.channelHigh === null)
+      fail("channelLow", `${alert.condition} needs channelLow and channelHigh`);
+    if (alert.channelLow >= alert.channelHigh) fail("channelLow", "channelLow must be below channelHigh");
+  } else if (alert.moveThreshold === null || alert.moveThreshold <= 0) {
+    fail("moveThreshold", `${alert.condition} needs a positive moveThreshold`);
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * The PlatformStore on PostgreSQL through a `pg` pool, in a schema of its choosing (default "bourse", the
+ * journal's: the table names do not clash, and the migrations are recorded apart, in platform_migrations).
+ * A transaction runs on one pooled connection; the bounded per-user lists lock the user's row (FOR UPDATE)
+ * so that concurrent writers cannot take a list past its bound.
+ */
+import pg from "pg";
+import {
+  ConstraintViolation,
+  PLATFORM_SCHEMA_SQL,
+  SqlPlatformStore,
+  type Row,
+  type SqlDatabase,
+  type SqlDialect,
+  type SqlExecutor,
+} from "./sql-platform-store.ts";
+
+const { DatabaseError, Pool } = pg;
+
+export interface PostgresPlatformStoreOptions {
+  /** postgres://user:password@host:port/database */
+  readonly connectionString: string;
+  /** The schema the tables live in, created if missing. Default "bourse". */
+  readonly schema?: string;
+  /** Connections in the pool. Default 4. */
+  readonly poolSize?: number;
+  /** How long opening a connection may take before the call fails, in milliseconds. Default 5000. */
+  readonly connectTimeoutMilliseconds?: number;
+  /** Told about errors of idle pooled connections (already discarded by the pool). */
+  readonly onIdleConnectionError?: (error: Error) => void;
+}
+
+interface Migration {
+  readonly version: number;
+  readonly name: string;
+  /** SQL with `{s}` standing for the quoted schema name and a dot. */
+  readonly sql: string;
+}
+
+/** Applied in order, each once, recorded in platform_migrations. Never edit one that has shipped: add the next. */
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "platform data",
+    sql: PLATFORM_SCHEMA_SQL.replaceAll("{int}", "bigint").replaceAll(
+      "{serial}",
+      "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    ),
+  },
+];
+
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** `?` placeholders to `$1`, `$2`, …: the store's statements have no `?` inside literals. */
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+function translate(error: unknown): unknown {
+  if (error instanceof DatabaseError) {
+    if (error.code === "23505")
+      return new ConstraintViolation("unique", error.detail ?? error.message, { cause: error });
+    if (error.code === "23503")
+      return new ConstraintViolation("foreign", error.detail ?? error.message, { cause: error });
+  }
+  return error;
+}
+
+class PostgresExecutor implements SqlExecutor {
+  private readonly texts = new Map<string, string>();
+
+  constructor(private readonly target: pg.Pool | pg.PoolClient) {}
+
+  private text(sql: string): string {
+    let text = this.texts.get(sql);
+    if (text === undefined) {
+      text = numbered(sql);
+      this.texts.set(sql, text);
+    }
+    return text;
+  }
+
+  async all(sql: string, params: readonly unknown[] = []): Promise<Row[]> {
+    try {
+      return (await this.target.query<Row>(this.text(sql), params as unknown[])).rows;
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  async run(sql: string, params: readonly unknown[] = []): Promise<number> {
+    try {
+      return (await this.target.query(this.text(sql), params as unknown[])).rowCount ?? 0;
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+}
+
+class PostgresDatabase extends PostgresExecutor implements SqlDatabase {
+  constructor(private readonly pool: pg.Pool) {
+    super(pool);
+  }
+
+  async transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const result = await work(new PostgresExecutor(client));
+      await client.query("COMMIT");
+      client.release();
+      return result;
+    } catch (error) {
+      // A refused statement (a bound, a duplicate) leaves a healthy connection: roll back and return it. If the
+      // rollback fails too, the connection is dead or stuck, and is destroyed rather than returned.
+      try {
+        await client.query("ROLLBACK");
+        client.release();
+      } catch {
+        client.release(true);
+      }
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+function ignoreClientError(): void {}
+
+export class PostgresPlatformStore extends SqlPlatformStore {
+  readonly schema: string;
+  protected readonly dialect: SqlDialect;
+
+  constructor(readonly options: PostgresPlatformStoreOptions) {
+    super();
+    this.schema = options.schema ?? "bourse";
+    if (!SCHEMA_NAME.test(this.schema))
+      throw new RangeError(
+        `schema must be a plain identifier (letters, digits, _), got ${JSON.stringify(this.schema)}`,
+      );
+    this.dialect = { schemaPrefix: `"${this.schema}".`, greatest: "GREATEST", least: "LEAST", lock: " FOR UPDATE" };
+  }
+
+  protected async connect(): Promise<SqlDatabase> {
+    const pool = new Pool({
+      connectionString: this.options.connectionString,
+      max: this.options.poolSize ?? 4,
+      connectionTimeoutMillis: this.options.connectTimeoutMilliseconds ?? 5000,
+      application_name: "bourse-platform",
+      keepAlive: true,
+    });
+    pool.on("error", (error) => this.options.onIdleConnectionError?.(error));
+    pool.on("connect", (client) => client.on("error", ignoreClientError));
+    try {
+      await this.migrate(pool);
+      return new PostgresDatabase(pool);
+    } catch (error) {
+      await pool.end();
+      throw error;
+    }
+  }
+
+  private async migrate(pool: pg.Pool): Promise<void> {
+    const quoted = `"${this.schema}"`;
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      // Serialises servers starting at once on the same schema: one migrates, the others then find it done.
+      await client.query("SELECT pg_advisory_xact_lock(hashtext('bourse.platform-migrations'), hashtext($1))", [
+        this.schema,
+      ]);
+      const existing = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [this.schema]);
+      if (existing.rowCount === 0) await client.query(`CREATE SCHEMA ${quoted}`);
+      await client.query(`
+        CREATE TABLE IF NOT EXISTS ${quoted}.platform_migrations (
+          version integer PRIMARY KEY,
+          name text NOT NULL,
+          applied_at bigint NOT NULL
+        )`);
+      const applied = new Set(
+        (await client.query<{ version: number }>(`SELECT version FROM ${quoted}.platform_migrations`)).rows.map(
+          (row) => row.version,
+        ),
+      );
+      const newest = Math.max(0, ...applied);
+      const known = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+      if (newest > known)
+        throw new Error(
+          `schema ${this.schema} has platform version ${newest}, newer than this build knows (${known}): upgrade it`,
+        );
+      for (const migration of MIGRATIONS) {
+        if (applied.has(migration.version)) continue;
+        await client.query(migration.sql.replaceAll("{s}", `${quoted}.`));
+        await client.query(
+          `INSERT INTO ${quoted}.platform_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+          [migration.version, migration.name, Date.now()],
+        );
+      }
+      await client.query("COMMIT");
+      client.release();
+    } catch (error) {
+      client.release(true);
+      throw error;
+    }
+  }
+}

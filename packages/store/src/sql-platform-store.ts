@@ -1,0 +1,1152 @@
+/**
+ * The PlatformStore written once over a small SQL executor that each driver provides (SQLite, PostgreSQL).
+ * Statements use `?` placeholders and `{s}` before table names (the schema prefix, empty for SQLite),
+ * `{greatest}` / `{least}` for the two-argument max/min and `{lock}` for a row lock (FOR UPDATE).
+ */
+import {
+  ALERT_CONDITIONS,
+  ALERT_SIDES,
+  ALERT_STATUSES,
+  API_KEY_SCOPES,
+  CANDLE_TIMEFRAMES,
+  DuplicateError,
+  NOTIFICATION_LEVELS,
+  NotFoundError,
+  PLATFORM_LIMITS,
+  ValidationError,
+  checkAlertParameters,
+  checkEmail,
+  checkId,
+  checkInteger,
+  checkLanguage,
+  checkLimit,
+  checkOneOf,
+  checkOptionalInteger,
+  checkPrefix,
+  checkSymbol,
+  checkText,
+  checkTime,
+  settingsJson,
+  utf8Length,
+  type AlertLog,
+  type ApiKey,
+  type ApiKeyScope,
+  type Candle,
+  type CandleQuery,
+  type FailedLoginPolicy,
+  type NewAlertLog,
+  type NewApiKey,
+  type NewNotification,
+  type NewPriceAlert,
+  type NewScript,
+  type NewSession,
+  type NewUser,
+  type Notification,
+  type Page,
+  type PageQuery,
+  type PlatformStore,
+  type PriceAlert,
+  type PriceAlertPatch,
+  type RotatedApiKey,
+  type Script,
+  type ScriptPatch,
+  type ScriptSummary,
+  type Session,
+  type SettingsDocument,
+  type User,
+} from "./platform-store.ts";
+
+export type Row = Record<string, unknown>;
+
+/** A unique or foreign-key violation, as each driver's executor reports it. */
+export class ConstraintViolation extends Error {
+  constructor(
+    readonly kind: "unique" | "foreign",
+    readonly detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${kind} constraint violated: ${detail}`, options);
+  }
+}
+
+export interface SqlExecutor {
+  all(sql: string, params?: readonly unknown[]): Promise<Row[]>;
+  /** Returns the number of rows changed. */
+  run(sql: string, params?: readonly unknown[]): Promise<number>;
+}
+
+export interface SqlDatabase extends SqlExecutor {
+  transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Turns a column (a number, or a bigint string from pg) into a number; null stays null. */
+function num(value: unknown): number {
+  return typeof value === "number" ? value : Number(value);
+}
+function optNum(value: unknown): number | null {
+  return value === null || value === undefined ? null : num(value);
+}
+function str(value: unknown): string {
+  return String(value);
+}
+function optStr(value: unknown): string | null {
+  return value === null || value === undefined ? null : String(value);
+}
+
+const USER_COLUMNS = "id, email, name, password_hash, created_at, failed_login_count, locked_until";
+function toUser(row: Row): User {
+  return {
+    id: str(row.id),
+    email: str(row.email),
+    name: str(row.name),
+    passwordHash: str(row.password_hash),
+    createdAt: num(row.created_at),
+    failedLoginCount: num(row.failed_login_count),
+    lockedUntil: optNum(row.locked_until),
+  };
+}
+
+const SESSION_COLUMNS = "id, user_id, account_id, created_at, expires_at, revoked_at";
+function toSession(row: Row): Session {
+  return {
+    id: str(row.id),
+    userId: str(row.user_id),
+    accountId: optNum(row.account_id),
+    createdAt: num(row.created_at),
+    expiresAt: num(row.expires_at),
+    revokedAt: optNum(row.revoked_at),
+  };
+}
+
+const API_KEY_COLUMNS =
+  "id, user_id, account_id, name, scope, prefix, secret_hash, created_at, last_used_at, revoked_at, rotated_from";
+function toApiKey(row: Row): ApiKey {
+  return {
+    id: str(row.id),
+    userId: str(row.user_id),
+    accountId: num(row.account_id),
+    name: str(row.name),
+    scope: str(row.scope) as ApiKeyScope,
+    prefix: str(row.prefix),
+    secretHash: str(row.secret_hash),
+    createdAt: num(row.created_at),
+    lastUsedAt: optNum(row.last_used_at),
+    revokedAt: optNum(row.revoked_at),
+    rotatedFrom: optStr(row.rotated_from),
+  };
+}
+
+const SCRIPT_SUMMARY_COLUMNS = "id, user_id, name, language, description, created_at, updated_at";
+const SCRIPT_COLUMNS = `${SCRIPT_SUMMARY_COLUMNS}, source`;
+function toScriptSummary(row: Row): ScriptSummary {
+  return {
+    id: str(row.id),
+    userId: str(row.user_id),
+    name: str(row.name),
+    language: str(row.language),
+    description: str(row.description),
+    createdAt: num(row.created_at),
+    updatedAt: num(row.updated_at),
+  };
+}
+function toScript(row: Row): Script {
+  return { ...toScriptSummary(row), source: str(row.source) };
+}
+
+const ALERT_COLUMNS =
+  "id, user_id, account_id, symbol, side, condition, target_price, channel_low, channel_high, move_threshold, " +
+  "reference_price, repeating, expiration, message, status, created_at, updated_at";
+function toAlert(row: Row): PriceAlert {
+  return {
+    id: str(row.id),
+    userId: str(row.user_id),
+    accountId: optNum(row.account_id),
+    symbol: str(row.symbol),
+    side: str(row.side) as PriceAlert["side"],
+    condition: str(row.condition) as PriceAlert["condition"],
+    targetPrice: optNum(row.target_price),
+    channelLow: optNum(row.channel_low),
+    channelHigh: optNum(row.channel_high),
+    moveThreshold: optNum(row.move_threshold),
+    referencePrice: optNum(row.reference_price),
+    repeating: num(row.repeating) !== 0,
+    expiration: optNum(row.expiration),
+    message: str(row.message),
+    status: str(row.status) as PriceAlert["status"],
+    createdAt: num(row.created_at),
+    updatedAt: num(row.updated_at),
+  };
+}
+
+const ALERT_LOG_COLUMNS = "id, alert_id, user_id, symbol, side, condition, target, triggered_price, triggered_at";
+function toAlertLog(row: Row): AlertLog {
+  return {
+    id: num(row.id),
+    alertId: str(row.alert_id),
+    userId: str(row.user_id),
+    symbol: str(row.symbol),
+    side: str(row.side) as AlertLog["side"],
+    condition: str(row.condition) as AlertLog["condition"],
+    target: optNum(row.target),
+    triggeredPrice: num(row.triggered_price),
+    triggeredAt: num(row.triggered_at),
+  };
+}
+
+const NOTIFICATION_COLUMNS = "id, user_id, account_id, level, status, title, body, created_at";
+function toNotification(row: Row): Notification {
+  return {
+    id: num(row.id),
+    userId: str(row.user_id),
+    accountId: optNum(row.account_id),
+    level: str(row.level) as Notification["level"],
+    status: str(row.status) as Notification["status"],
+    title: str(row.title),
+    body: str(row.body),
+    createdAt: num(row.created_at),
+  };
+}
+
+const CANDLE_COLUMNS = "symbol, timeframe, open_time, open, high, low, close, tick_volume";
+function toCandle(row: Row): Candle {
+  return {
+    symbol: str(row.symbol),
+    timeframe: str(row.timeframe) as Candle["timeframe"],
+    openTime: num(row.open_time),
+    open: num(row.open),
+    high: num(row.high),
+    low: num(row.low),
+    close: num(row.close),
+    tickVolume: num(row.tick_volume),
+  };
+}
+
+export interface SqlDialect {
+  /** Prefix of table names: `"schema".` or empty. */
+  readonly schemaPrefix: string;
+  readonly greatest: string;
+  readonly least: string;
+  /** Appended to a SELECT that locks the rows it reads until the transaction ends (empty where writes serialise anyway). */
+  readonly lock: string;
+}
+
+/** The tables, with `{s}` for the schema prefix and `{int}` / `{serial}` for the dialect's integer types. */
+export const PLATFORM_SCHEMA_SQL = `
+  CREATE TABLE {s}users (
+    id text PRIMARY KEY,
+    email text NOT NULL,
+    email_key text NOT NULL UNIQUE,
+    name text NOT NULL,
+    password_hash text NOT NULL,
+    created_at {int} NOT NULL,
+    failed_login_count {int} NOT NULL DEFAULT 0,
+    locked_until {int}
+  );
+  CREATE TABLE {s}sessions (
+    id text PRIMARY KEY,
+    user_id text NOT NULL REFERENCES {s}users (id) ON DELETE CASCADE,
+    account_id {int},
+    created_at {int} NOT NULL,
+    expires_at {int} NOT NULL,
+    revoked_at {int}
+  );
+  CREATE INDEX sessions_user ON {s}sessions (user_id);
+  CREATE INDEX sessions_expires ON {s}sessions (expires_at);
+  CREATE TABLE {s}api_keys (
+    id text PRIMARY KEY,
+    user_id text NOT NULL REFERENCES {s}users (id) ON DELETE CASCADE,
+    account_id {int} NOT NULL,
+    name text NOT NULL,
+    scope text NOT NULL,
+    prefix text NOT NULL UNIQUE,
+    secret_hash text NOT NULL,
+    created_at {int} NOT NULL,
+    last_used_at {int},
+    revoked_at {int},
+    rotated_from text
+  );
+  CREATE INDEX api_keys_user ON {s}api_keys (user_id, created_at);
+  CREATE TABLE {s}watchlist_items (
+    user_id text NOT NULL REFERENCES {s}users (id) ON DELETE CASCADE,
+    symbol text NOT NULL,
+    position {int} NOT NULL,
+    PRIMARY KEY (user_id, symbol)
+  );
+  CREATE TABLE {s}scripts (
+    id text PRIMARY KEY,
+    user_id text NOT NULL REFERENCES {s}users (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    language text NOT NULL,
+    source text NOT NULL,
+    description text NOT NULL,
+    created_at {int} NOT NULL,
+    updated_at {int} NOT NULL
+  );
+  CREATE INDEX scripts_user ON {s}scripts (user_id);
+  CREATE TABLE {s}settings (
+    user_id text PRIMARY KEY REFERENCES {s}users (id) ON DELETE CASCADE,
+    document text NOT NULL,
+    updated_at {int} NOT NULL
+  );
+  CREATE TABLE {s}price_alerts (
+    id text PRIMARY KEY,
+    user_id text NOT NULL REFERENCES {s}users (id) ON DELETE CASCADE,
+    account_id {int},
+    symbol text NOT NULL,
+    side text NOT NULL,
+    condition text NOT NULL,
+    target_price {int},
+    channel_low {int},
+    channel_high {int},
+    move_threshold {int},
+    reference_price {int},
+    repeating {int} NOT NULL,
+    expiration {int},
+    message text NOT NULL,
+    status text NOT NULL,
+    created_at {int} NOT NULL,
+    updated_at {int} NOT NULL
+  );
+  CREATE INDEX price_alerts_user ON {s}price_alerts (user_id);
+  CREATE INDEX price_alerts_symbol_status ON {s}price_alerts (symbol, status);
+  CREATE TABLE {s}alert_logs (
+    id {serial},
+    alert_id text NOT NULL,
+    user_id text NOT NULL REFERENCES {s}users (id) ON DELETE CASCADE,
+    symbol text NOT NULL,
+    side text NOT NULL,
+    condition text NOT NULL,
+    target {int},
+    triggered_price {int} NOT NULL,
+    triggered_at {int} NOT NULL
+  );
+  CREATE INDEX alert_logs_user ON {s}alert_logs (user_id, id);
+  CREATE TABLE {s}notifications (
+    id {serial},
+    user_id text NOT NULL REFERENCES {s}users (id) ON DELETE CASCADE,
+    account_id {int},
+    level text NOT NULL,
+    status text NOT NULL,
+    title text NOT NULL,
+    body text NOT NULL,
+    created_at {int} NOT NULL
+  );
+  CREATE INDEX notifications_user ON {s}notifications (user_id, id);
+  CREATE TABLE {s}candles (
+    symbol text NOT NULL,
+    timeframe text NOT NULL,
+    open_time {int} NOT NULL,
+    open {int} NOT NULL,
+    high {int} NOT NULL,
+    low {int} NOT NULL,
+    close {int} NOT NULL,
+    tick_volume {int} NOT NULL,
+    PRIMARY KEY (symbol, timeframe, open_time)
+  );
+`;
+
+function page<T extends { id: number }>(rows: T[], limit: number): Page<T> {
+  const more = rows.length > limit;
+  const kept = more ? rows.slice(0, limit) : rows;
+  return { rows: kept, nextCursor: more ? kept[kept.length - 1]!.id : null };
+}
+
+function checkCursor(cursor: unknown): number | null {
+  return cursor === null || cursor === undefined ? null : checkInteger("cursor", cursor, 1);
+}
+
+function checkSource(source: unknown): string {
+  const text = checkText("source", source, PLATFORM_LIMITS.scriptSourceBytes, true);
+  if (utf8Length(text) > PLATFORM_LIMITS.scriptSourceBytes)
+    throw new ValidationError(`source: must be at most ${PLATFORM_LIMITS.scriptSourceBytes} bytes`, "source");
+  return text;
+}
+
+function checkHash(field: string, value: unknown): string {
+  return checkText(field, value, PLATFORM_LIMITS.hashLength);
+}
+
+function checkCandle(candle: Candle): Candle {
+  const open = checkInteger("open", candle.open, 0);
+  const high = checkInteger("high", candle.high, 0);
+  const low = checkInteger("low", candle.low, 0);
+  const close = checkInteger("close", candle.close, 0);
+  if (low > high || open < low || open > high || close < low || close > high)
+    throw new ValidationError("high: a candle needs low ≤ open, close ≤ high", "high");
+  return {
+    symbol: checkSymbol("symbol", candle.symbol),
+    timeframe: checkOneOf("timeframe", candle.timeframe, CANDLE_TIMEFRAMES),
+    openTime: checkTime("openTime", candle.openTime),
+    open,
+    high,
+    low,
+    close,
+    tickVolume: checkInteger("tickVolume", candle.tickVolume, 0),
+  };
+}
+
+export abstract class SqlPlatformStore implements PlatformStore {
+  private database: SqlDatabase | null = null;
+  private readonly texts = new Map<string, string>();
+
+  protected abstract readonly dialect: SqlDialect;
+  /** Connects and migrates. */
+  protected abstract connect(): Promise<SqlDatabase>;
+
+  async open(): Promise<void> {
+    if (this.database) throw new Error("the platform store is already open");
+    this.database = await this.connect();
+  }
+
+  async close(): Promise<void> {
+    const database = this.database;
+    this.database = null;
+    await database?.close();
+  }
+
+  private get db(): SqlDatabase {
+    if (!this.database) throw new Error("the platform store is not open: call open() first");
+    return this.database;
+  }
+
+  /** The statement in this dialect (cached). */
+  private q(text: string): string {
+    let done = this.texts.get(text);
+    if (done === undefined) {
+      done = text
+        .replaceAll("{s}", this.dialect.schemaPrefix)
+        .replaceAll("{greatest}", this.dialect.greatest)
+        .replaceAll("{least}", this.dialect.least)
+        .replaceAll("{lock}", this.dialect.lock);
+      this.texts.set(text, done);
+    }
+    return done;
+  }
+
+  private async all(sql: string, params: readonly unknown[] = [], on: SqlExecutor = this.db): Promise<Row[]> {
+    return on.all(this.q(sql), params);
+  }
+
+  private async run(sql: string, params: readonly unknown[] = [], on: SqlExecutor = this.db): Promise<number> {
+    return on.run(this.q(sql), params);
+  }
+
+  /** Runs a write, turning constraint violations into the store's typed errors. */
+  private async guarded<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof ConstraintViolation) {
+        if (error.kind === "unique") throw new DuplicateError(`${what}: already exists (${error.detail})`);
+        throw new NotFoundError(`${what}: the user does not exist`, "userId");
+      }
+      throw error;
+    }
+  }
+
+  /** Locks the user's row for the rest of the transaction (serialises a user's bounded lists); NotFoundError if absent. */
+  private async lockUser(tx: SqlExecutor, userId: string): Promise<void> {
+    const rows = await this.all("SELECT id FROM {s}users WHERE id = ?{lock}", [userId], tx);
+    if (rows.length === 0) throw new NotFoundError(`user ${userId} does not exist`, "userId");
+  }
+
+  private async count(tx: SqlExecutor, sql: string, params: readonly unknown[]): Promise<number> {
+    const rows = await this.all(sql, params, tx);
+    return num(rows[0]?.n ?? 0);
+  }
+
+  // ---- users ----
+
+  async createUser(user: NewUser): Promise<User> {
+    const id = checkId("id", user.id);
+    const email = checkEmail(user.email);
+    const name = checkText("name", user.name, PLATFORM_LIMITS.nameLength);
+    const passwordHash = checkHash("passwordHash", user.passwordHash);
+    const createdAt = checkTime("createdAt", user.createdAt);
+    const rows = await this.guarded(`user ${email}`, () =>
+      this.all(
+        `INSERT INTO {s}users (id, email, email_key, name, password_hash, created_at, failed_login_count)
+         VALUES (?, ?, ?, ?, ?, ?, 0) RETURNING ${USER_COLUMNS}`,
+        [id, email, email.toLowerCase(), name, passwordHash, createdAt],
+      ),
+    );
+    return toUser(rows[0]!);
+  }
+
+  async findUserById(id: string): Promise<User | null> {
+    const rows = await this.all(`SELECT ${USER_COLUMNS} FROM {s}users WHERE id = ?`, [checkId("id", id)]);
+    return rows[0] ? toUser(rows[0]) : null;
+  }
+
+  async findUserByEmail(email: string): Promise<User | null> {
+    if (typeof email !== "string") throw new ValidationError("email: must be a string", "email");
+    const rows = await this.all(`SELECT ${USER_COLUMNS} FROM {s}users WHERE email_key = ?`, [email.toLowerCase()]);
+    return rows[0] ? toUser(rows[0]) : null;
+  }
+
+  async updatePasswordHash(userId: string, passwordHash: string): Promise<void> {
+    const changed = await this.run("UPDATE {s}users SET password_hash = ? WHERE id = ?", [
+      checkHash("passwordHash", passwordHash),
+      checkId("userId", userId),
+    ]);
+    if (changed === 0) throw new NotFoundError(`user ${userId} does not exist`, "userId");
+  }
+
+  async recordFailedLogin(userId: string, policy: FailedLoginPolicy): Promise<User> {
+    const now = checkTime("now", policy.now);
+    const maxFailures = checkInteger("maxFailures", policy.maxFailures, 1);
+    const lockMilliseconds = checkInteger("lockMilliseconds", policy.lockMilliseconds, 0);
+    // One statement: concurrent failures each count (the right-hand sides read the row before the update).
+    const rows = await this.all(
+      `UPDATE {s}users SET failed_login_count = failed_login_count + 1,
+         locked_until = CASE WHEN failed_login_count + 1 >= ? THEN ? ELSE locked_until END
+       WHERE id = ? RETURNING ${USER_COLUMNS}`,
+      [maxFailures, now + lockMilliseconds, checkId("userId", userId)],
+    );
+    if (!rows[0]) throw new NotFoundError(`user ${userId} does not exist`, "userId");
+    return toUser(rows[0]);
+  }
+
+  async recordSuccessfulLogin(userId: string): Promise<User> {
+    const rows = await this.all(
+      `UPDATE {s}users SET failed_login_count = 0, locked_until = NULL WHERE id = ? RETURNING ${USER_COLUMNS}`,
+      [checkId("userId", userId)],
+    );
+    if (!rows[0]) throw new NotFoundError(`user ${userId} does not exist`, "userId");
+    return toUser(rows[0]);
+  }
+
+  // ---- sessions ----
+
+  async createSession(session: NewSession): Promise<Session> {
+    const id = checkId("id", session.id);
+    const userId = checkId("userId", session.userId);
+    const accountId = checkOptionalInteger("accountId", session.accountId, 1);
+    const createdAt = checkTime("createdAt", session.createdAt);
+    const expiresAt = checkTime("expiresAt", session.expiresAt);
+    if (expiresAt <= createdAt) throw new ValidationError("expiresAt: must be after createdAt", "expiresAt");
+    return this.guarded(`session ${id}`, () =>
+      this.db.transaction(async (tx) => {
+        await this.lockUser(tx, userId);
+        const active = await this.count(
+          tx,
+          "SELECT count(*) AS n FROM {s}sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?",
+          [userId, createdAt],
+        );
+        if (active >= PLATFORM_LIMITS.activeSessionsPerUser)
+          throw new ValidationError(
+            `userId: at most ${PLATFORM_LIMITS.activeSessionsPerUser} active sessions per user`,
+            "userId",
+          );
+        const rows = await this.all(
+          `INSERT INTO {s}sessions (id, user_id, account_id, created_at, expires_at)
+           VALUES (?, ?, ?, ?, ?) RETURNING ${SESSION_COLUMNS}`,
+          [id, userId, accountId, createdAt, expiresAt],
+          tx,
+        );
+        return toSession(rows[0]!);
+      }),
+    );
+  }
+
+  async findSession(id: string): Promise<Session | null> {
+    const rows = await this.all(`SELECT ${SESSION_COLUMNS} FROM {s}sessions WHERE id = ?`, [checkId("id", id)]);
+    return rows[0] ? toSession(rows[0]) : null;
+  }
+
+  async setSessionAccount(userId: string, sessionId: string, accountId: number | null): Promise<Session> {
+    const rows = await this.all(
+      `UPDATE {s}sessions SET account_id = ? WHERE id = ? AND user_id = ? RETURNING ${SESSION_COLUMNS}`,
+      [checkOptionalInteger("accountId", accountId, 1), checkId("sessionId", sessionId), checkId("userId", userId)],
+    );
+    if (!rows[0]) throw new NotFoundError(`session ${sessionId} does not exist`, "sessionId");
+    return toSession(rows[0]);
+  }
+
+  async revokeSession(userId: string, sessionId: string, now: number): Promise<boolean> {
+    const changed = await this.run(
+      "UPDATE {s}sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+      [checkTime("now", now), checkId("sessionId", sessionId), checkId("userId", userId)],
+    );
+    return changed > 0;
+  }
+
+  async revokeOtherSessions(userId: string, exceptSessionId: string | null, now: number): Promise<number> {
+    const except = exceptSessionId === null ? "" : checkId("exceptSessionId", exceptSessionId);
+    return this.run("UPDATE {s}sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL", [
+      checkTime("now", now),
+      checkId("userId", userId),
+      except,
+    ]);
+  }
+
+  async purgeExpiredSessions(now: number): Promise<number> {
+    const at = checkTime("now", now);
+    return this.run("DELETE FROM {s}sessions WHERE expires_at <= ? OR revoked_at <= ?", [at, at]);
+  }
+
+  // ---- API keys ----
+
+  async createApiKey(key: NewApiKey): Promise<ApiKey> {
+    const id = checkId("id", key.id);
+    const userId = checkId("userId", key.userId);
+    const values = [
+      id,
+      userId,
+      checkInteger("accountId", key.accountId, 1),
+      checkText("name", key.name, PLATFORM_LIMITS.nameLength),
+      checkOneOf("scope", key.scope, API_KEY_SCOPES),
+      checkPrefix(key.prefix),
+      checkHash("secretHash", key.secretHash),
+      checkTime("createdAt", key.createdAt),
+    ];
+    return this.guarded(`API key ${id}`, () =>
+      this.db.transaction(async (tx) => {
+        await this.lockUser(tx, userId);
+        await this.checkActiveKeyRoom(tx, userId);
+        const rows = await this.all(
+          `INSERT INTO {s}api_keys (id, user_id, account_id, name, scope, prefix, secret_hash, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${API_KEY_COLUMNS}`,
+          values,
+          tx,
+        );
+        return toApiKey(rows[0]!);
+      }),
+    );
+  }
+
+  private async checkActiveKeyRoom(tx: SqlExecutor, userId: string): Promise<void> {
+    const active = await this.count(
+      tx,
+      "SELECT count(*) AS n FROM {s}api_keys WHERE user_id = ? AND revoked_at IS NULL",
+      [userId],
+    );
+    if (active >= PLATFORM_LIMITS.activeApiKeysPerUser)
+      throw new ValidationError(
+        `userId: at most ${PLATFORM_LIMITS.activeApiKeysPerUser} active API keys per user`,
+        "userId",
+      );
+  }
+
+  async findActiveApiKeyByPrefix(prefix: string): Promise<ApiKey | null> {
+    const rows = await this.all(`SELECT ${API_KEY_COLUMNS} FROM {s}api_keys WHERE prefix = ? AND revoked_at IS NULL`, [
+      checkPrefix(prefix),
+    ]);
+    return rows[0] ? toApiKey(rows[0]) : null;
+  }
+
+  async listApiKeys(userId: string): Promise<ApiKey[]> {
+    const rows = await this.all(
+      `SELECT ${API_KEY_COLUMNS} FROM {s}api_keys WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
+      [checkId("userId", userId), PLATFORM_LIMITS.apiKeysListed],
+    );
+    return rows.map(toApiKey);
+  }
+
+  async revokeApiKey(userId: string, keyId: string, now: number): Promise<boolean> {
+    const changed = await this.run(
+      "UPDATE {s}api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+      [checkTime("now", now), checkId("keyId", keyId), checkId("userId", userId)],
+    );
+    return changed > 0;
+  }
+
+  async rotateApiKey(userId: string, keyId: string, next: RotatedApiKey): Promise<ApiKey> {
+    checkId("userId", userId);
+    checkId("keyId", keyId);
+    const id = checkId("id", next.id);
+    const prefix = checkPrefix(next.prefix);
+    const secretHash = checkHash("secretHash", next.secretHash);
+    const createdAt = checkTime("createdAt", next.createdAt);
+    return this.guarded(`API key ${id}`, () =>
+      this.db.transaction(async (tx) => {
+        // The UPDATE locks the old row: of two concurrent rotations, the second finds it revoked.
+        const old = await this.all(
+          `UPDATE {s}api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL
+           RETURNING ${API_KEY_COLUMNS}`,
+          [createdAt, keyId, userId],
+          tx,
+        );
+        if (!old[0]) throw new NotFoundError(`API key ${keyId} does not exist or is revoked`, "keyId");
+        const previous = toApiKey(old[0]);
+        const rows = await this.all(
+          `INSERT INTO {s}api_keys (id, user_id, account_id, name, scope, prefix, secret_hash, created_at, rotated_from)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${API_KEY_COLUMNS}`,
+          [id, userId, previous.accountId, previous.name, previous.scope, prefix, secretHash, createdAt, keyId],
+          tx,
+        );
+        return toApiKey(rows[0]!);
+      }),
+    );
+  }
+
+  async touchApiKey(keyId: string, now: number): Promise<void> {
+    await this.run("UPDATE {s}api_keys SET last_used_at = {greatest}(coalesce(last_used_at, 0), ?) WHERE id = ?", [
+      checkTime("now", now),
+      checkId("keyId", keyId),
+    ]);
+  }
+
+  // ---- watchlists ----
+
+  private async watchlist(userId: string, on: SqlExecutor = this.db): Promise<string[]> {
+    const rows = await this.all(
+      "SELECT symbol FROM {s}watchlist_items WHERE user_id = ? ORDER BY position LIMIT ?",
+      [userId, PLATFORM_LIMITS.watchlistSymbols],
+      on,
+    );
+    return rows.map((row) => str(row.symbol));
+  }
+
+  async getWatchlist(userId: string): Promise<string[]> {
+    return this.watchlist(checkId("userId", userId));
+  }
+
+  async addToWatchlist(userId: string, symbol: string): Promise<string[]> {
+    checkId("userId", userId);
+    checkSymbol("symbol", symbol);
+    return this.guarded(`watchlist symbol ${symbol}`, () =>
+      this.db.transaction(async (tx) => {
+        await this.lockUser(tx, userId);
+        const current = await this.watchlist(userId, tx);
+        if (current.includes(symbol)) throw new DuplicateError(`${symbol} is already in the watchlist`, "symbol");
+        if (current.length >= PLATFORM_LIMITS.watchlistSymbols)
+          throw new ValidationError(`symbol: a watchlist holds at most ${PLATFORM_LIMITS.watchlistSymbols}`, "symbol");
+        await this.run(
+          `INSERT INTO {s}watchlist_items (user_id, symbol, position)
+           VALUES (?, ?, (SELECT coalesce(max(position), 0) + 1 FROM {s}watchlist_items WHERE user_id = ?))`,
+          [userId, symbol, userId],
+          tx,
+        );
+        return [...current, symbol];
+      }),
+    );
+  }
+
+  async reorderWatchlist(userId: string, symbols: readonly string[]): Promise<string[]> {
+    checkId("userId", userId);
+    if (!Array.isArray(symbols) || symbols.length > PLATFORM_LIMITS.watchlistSymbols)
+      throw new ValidationError(`symbols: must be a list of at most ${PLATFORM_LIMITS.watchlistSymbols}`, "symbols");
+    symbols.forEach((symbol) => checkSymbol("symbols", symbol));
+    return this.db.transaction(async (tx) => {
+      await this.lockUser(tx, userId);
+      const current = await this.watchlist(userId, tx);
+      const wanted = new Set(symbols);
+      if (wanted.size !== symbols.length || symbols.length !== current.length || current.some((s) => !wanted.has(s)))
+        throw new ValidationError("symbols: must be a permutation of the current watchlist", "symbols");
+      for (const [index, symbol] of symbols.entries())
+        await this.run(
+          "UPDATE {s}watchlist_items SET position = ? WHERE user_id = ? AND symbol = ?",
+          [index + 1, userId, symbol],
+          tx,
+        );
+      return [...symbols];
+    });
+  }
+
+  async removeFromWatchlist(userId: string, symbol: string): Promise<boolean> {
+    const changed = await this.run("DELETE FROM {s}watchlist_items WHERE user_id = ? AND symbol = ?", [
+      checkId("userId", userId),
+      checkSymbol("symbol", symbol),
+    ]);
+    return changed > 0;
+  }
+
+  // ---- scripts ----
+
+  async createScript(script: NewScript): Promise<Script> {
+    const id = checkId("id", script.id);
+    const userId = checkId("userId", script.userId);
+    const createdAt = checkTime("createdAt", script.createdAt);
+    const values = [
+      id,
+      userId,
+      checkText("name", script.name, PLATFORM_LIMITS.nameLength),
+      checkLanguage(script.language),
+      checkSource(script.source),
+      checkText("description", script.description ?? "", PLATFORM_LIMITS.descriptionLength, true),
+      createdAt,
+      createdAt,
+    ];
+    return this.guarded(`script ${id}`, () =>
+      this.db.transaction(async (tx) => {
+        await this.lockUser(tx, userId);
+        const count = await this.count(tx, "SELECT count(*) AS n FROM {s}scripts WHERE user_id = ?", [userId]);
+        if (count >= PLATFORM_LIMITS.scriptsPerUser)
+          throw new ValidationError(`userId: at most ${PLATFORM_LIMITS.scriptsPerUser} scripts per user`, "userId");
+        const rows = await this.all(
+          `INSERT INTO {s}scripts (id, user_id, name, language, source, description, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${SCRIPT_COLUMNS}`,
+          values,
+          tx,
+        );
+        return toScript(rows[0]!);
+      }),
+    );
+  }
+
+  async getScript(userId: string, scriptId: string): Promise<Script | null> {
+    const rows = await this.all(`SELECT ${SCRIPT_COLUMNS} FROM {s}scripts WHERE id = ? AND user_id = ?`, [
+      checkId("scriptId", scriptId),
+      checkId("userId", userId),
+    ]);
+    return rows[0] ? toScript(rows[0]) : null;
+  }
+
+  async listScripts(userId: string): Promise<ScriptSummary[]> {
+    const rows = await this.all(
+      `SELECT ${SCRIPT_SUMMARY_COLUMNS} FROM {s}scripts WHERE user_id = ? ORDER BY created_at, id LIMIT ?`,
+      [checkId("userId", userId), PLATFORM_LIMITS.scriptsPerUser],
+    );
+    return rows.map(toScriptSummary);
+  }
+
+  async updateScript(userId: string, scriptId: string, patch: ScriptPatch, now: number): Promise<Script | null> {
+    checkId("userId", userId);
+    checkId("scriptId", scriptId);
+    const at = checkTime("now", now);
+    const name = patch.name === undefined ? null : checkText("name", patch.name, PLATFORM_LIMITS.nameLength);
+    const language = patch.language === undefined ? null : checkLanguage(patch.language);
+    const source = patch.source === undefined ? null : checkSource(patch.source);
+    const description =
+      patch.description === undefined
+        ? null
+        : checkText("description", patch.description, PLATFORM_LIMITS.descriptionLength, true);
+    const rows = await this.all(
+      `UPDATE {s}scripts SET name = coalesce(?, name), language = coalesce(?, language), source = coalesce(?, source),
+         description = coalesce(?, description), updated_at = ?
+       WHERE id = ? AND user_id = ? RETURNING ${SCRIPT_COLUMNS}`,
+      [name, language, source, description, at, scriptId, userId],
+    );
+    return rows[0] ? toScript(rows[0]) : null;
+  }
+
+  async deleteScript(userId: string, scriptId: string): Promise<boolean> {
+    const changed = await this.run("DELETE FROM {s}scripts WHERE id = ? AND user_id = ?", [
+      checkId("scriptId", scriptId),
+      checkId("userId", userId),
+    ]);
+    return changed > 0;
+  }
+
+  // ---- settings ----
+
+  private async settings(userId: string, on: SqlExecutor): Promise<SettingsDocument> {
+    const rows = await this.all("SELECT document FROM {s}settings WHERE user_id = ?", [userId], on);
+    return rows[0] ? (JSON.parse(str(rows[0].document)) as SettingsDocument) : {};
+  }
+
+  async getSettings(userId: string): Promise<SettingsDocument> {
+    return this.settings(checkId("userId", userId), this.db);
+  }
+
+  private async saveSettings(tx: SqlExecutor, userId: string, json: string, now: number): Promise<void> {
+    await this.run(
+      `INSERT INTO {s}settings (user_id, document, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (user_id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at`,
+      [userId, json, now],
+      tx,
+    );
+  }
+
+  async replaceSettings(userId: string, document: SettingsDocument, now: number): Promise<SettingsDocument> {
+    checkId("userId", userId);
+    const at = checkTime("now", now);
+    const json = settingsJson("document", document);
+    await this.guarded("settings", () =>
+      this.db.transaction(async (tx) => {
+        await this.lockUser(tx, userId);
+        await this.saveSettings(tx, userId, json, at);
+      }),
+    );
+    return JSON.parse(json) as SettingsDocument;
+  }
+
+  async mergeSettings(userId: string, patch: SettingsDocument, now: number): Promise<SettingsDocument> {
+    checkId("userId", userId);
+    const at = checkTime("now", now);
+    settingsJson("patch", patch);
+    return this.db.transaction(async (tx) => {
+      await this.lockUser(tx, userId);
+      const merged = { ...(await this.settings(userId, tx)), ...patch };
+      const json = settingsJson("document", merged);
+      await this.saveSettings(tx, userId, json, at);
+      return JSON.parse(json) as SettingsDocument;
+    });
+  }
+
+  // ---- price alerts ----
+
+  private checkedAlert(alert: Omit<PriceAlert, "id" | "userId" | "symbol" | "createdAt" | "updatedAt">) {
+    const checked = {
+      accountId: checkOptionalInteger("accountId", alert.accountId, 1),
+      side: checkOneOf("side", alert.side, ALERT_SIDES),
+      condition: checkOneOf("condition", alert.condition, ALERT_CONDITIONS),
+      targetPrice: checkOptionalInteger("targetPrice", alert.targetPrice, 0),
+      channelLow: checkOptionalInteger("channelLow", alert.channelLow, 0),
+      channelHigh: checkOptionalInteger("channelHigh", alert.channelHigh, 0),
+      moveThreshold: checkOptionalInteger("moveThreshold", alert.moveThreshold, 0),
+      referencePrice: checkOptionalInteger("referencePrice", alert.referencePrice, 0),
+      repeating: alert.repeating,
+      expiration: checkOptionalInteger("expiration", alert.expiration, 0),
+      message: checkText("message", alert.message, PLATFORM_LIMITS.messageLength, true),
+      status: checkOneOf("status", alert.status, ALERT_STATUSES),
+    };
+    if (typeof checked.repeating !== "boolean") throw new ValidationError("repeating: must be a boolean", "repeating");
+    checkAlertParameters(checked);
+    return checked;
+  }
+
+  async createAlert(alert: NewPriceAlert): Promise<PriceAlert> {
+    const id = checkId("id", alert.id);
+    const userId = checkId("userId", alert.userId);
+    const symbol = checkSymbol("symbol", alert.symbol);
+    const createdAt = checkTime("createdAt", alert.createdAt);
+    const a = this.checkedAlert({
+      accountId: alert.accountId ?? null,
+      side: alert.side,
+      condition: alert.condition,
+      targetPrice: alert.targetPrice ?? null,
+      channelLow: alert.channelLow ?? null,
+      channelHigh: alert.channelHigh ?? null,
+      moveThreshold: alert.moveThreshold ?? null,
+      referencePrice: alert.referencePrice ?? null,
+      repeating: alert.repeating ?? false,
+      expiration: alert.expiration ?? null,
+      message: alert.message ?? "",
+      status: alert.status ?? "active",
+    });
+    return this.guarded(`alert ${id}`, () =>
+      this.db.transaction(async (tx) => {
+        await this.lockUser(tx, userId);
+        const count = await this.count(tx, "SELECT count(*) AS n FROM {s}price_alerts WHERE user_id = ?", [userId]);
+        if (count >= PLATFORM_LIMITS.alertsPerUser)
+          throw new ValidationError(`userId: at most ${PLATFORM_LIMITS.alertsPerUser} alerts per user`, "userId");
+        const rows = await this.all(
+          `INSERT INTO {s}price_alerts (${ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           RETURNING ${ALERT_COLUMNS}`,
+          [
+            id,
+            userId,
+            a.accountId,
+            symbol,
+            a.side,
+            a.condition,
+            a.targetPrice,
+            a.channelLow,
+            a.channelHigh,
+            a.moveThreshold,
+            a.referencePrice,
+            a.repeating ? 1 : 0,
+            a.expiration,
+            a.message,
+            a.status,
+            createdAt,
+            createdAt,
+          ],
+          tx,
+        );
+        return toAlert(rows[0]!);
+      }),
+    );
+  }
+
+  async getAlert(userId: string, alertId: string): Promise<PriceAlert | null> {
+    const rows = await this.all(`SELECT ${ALERT_COLUMNS} FROM {s}price_alerts WHERE id = ? AND user_id = ?`, [
+      checkId("alertId", alertId),
+      checkId("userId", userId),
+    ]);
+    return rows[0] ? toAlert(rows[0]) : null;
+  }
+
+  async listAlerts(userId: string): Promise<PriceAlert[]> {
+    const rows = await this.all(
+      `SELECT ${ALERT_COLUMNS} FROM {s}price_alerts WHERE user_id = ? ORDER BY created_at, id LIMIT ?`,
+      [checkId("userId", userId), PLATFORM_LIMITS.alertsPerUser],
+    );
+    return rows.map(toAlert);
+  }
+
+  async updateAlert(userId: string, alertId: string, patch: PriceAlertPatch, now: number): Promise<PriceAlert | null> {
+    checkId("userId", userId);
+    checkId("alertId", alertId);
+    const at = checkTime("now", now);
+    return this.db.transaction(async (tx) => {
+      const rows = await this.all(
+        `SELECT ${ALERT_COLUMNS} FROM {s}price_alerts WHERE id = ? AND user_id = ?{lock}`,
+        [alertId, userId],
+        tx,
+      );
+      if (!rows[0]) return null;
+      const current = toAlert(rows[0]);
+      const defined = Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined));
+      const a = this.checkedAlert({ ...current, ...defined });
+      const updated = await this.all(
+        `UPDATE {s}price_alerts SET account_id = ?, side = ?, condition = ?, target_price = ?, channel_low = ?,
+           channel_high = ?, move_threshold = ?, reference_price = ?, repeating = ?, expiration = ?, message = ?,
+           status = ?, updated_at = ?
+         WHERE id = ? AND user_id = ? RETURNING ${ALERT_COLUMNS}`,
+        [
+          a.accountId,
+          a.side,
+          a.condition,
+          a.targetPrice,
+          a.channelLow,
+          a.channelHigh,
+          a.moveThreshold,
+          a.referencePrice,
+          a.repeating ? 1 : 0,
+          a.expiration,
+          a.message,
+          a.status,
+          at,
+          alertId,
+          userId,
+        ],
+        tx,
+      );
+      return toAlert(updated[0]!);
+    });
+  }
+
+  async deleteAlert(userId: string, alertId: string): Promise<boolean> {
+    const changed = await this.run("DELETE FROM {s}price_alerts WHERE id = ? AND user_id = ?", [
+      checkId("alertId", alertId),
+      checkId("userId", userId),
+    ]);
+    return changed > 0;
+  }
+
+  async listActiveAlertsBySymbol(symbol: string): Promise<PriceAlert[]> {
+    const rows = await this.all(
+      `SELECT ${ALERT_COLUMNS} FROM {s}price_alerts WHERE symbol = ? AND status = 'active' ORDER BY id LIMIT ?`,
+      [checkSymbol("symbol", symbol), PLATFORM_LIMITS.activeAlertsBySymbol],
+    );
+    return rows.map(toAlert);
+  }
+
+  // ---- alert logs ----
+
+  async addAlertLog(log: NewAlertLog): Promise<AlertLog> {
+    const values = [
+      checkId("alertId", log.alertId),
+      checkId("userId", log.userId),
+      checkSymbol("symbol", log.symbol),
+      checkOneOf("side", log.side, ALERT_SIDES),
+      checkOneOf("condition", log.condition, ALERT_CONDITIONS),
+      checkOptionalInteger("target", log.target, 0),
+      checkInteger("triggeredPrice", log.triggeredPrice, 0),
+      checkTime("triggeredAt", log.triggeredAt),
+    ];
+    const rows = await this.guarded("alert log", () =>
+      this.all(
+        `INSERT INTO {s}alert_logs (alert_id, user_id, symbol, side, condition, target, triggered_price, triggered_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${ALERT_LOG_COLUMNS}`,
+        values,
+      ),
+    );
+    return toAlertLog(rows[0]!);
+  }
+
+  async listAlertLogs(userId: string, query: PageQuery): Promise<Page<AlertLog>> {
+    const limit = checkLimit(query.limit, PLATFORM_LIMITS.pageLimit);
+    const cursor = checkCursor(query.cursor);
+    const rows = await this.all(
+      `SELECT ${ALERT_LOG_COLUMNS} FROM {s}alert_logs WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+      [checkId("userId", userId), cursor ?? Number.MAX_SAFE_INTEGER, limit + 1],
+    );
+    return page(rows.map(toAlertLog), limit);
+  }
+
+  async deleteAlertLog(userId: string, logId: number): Promise<boolean> {
+    const changed = await this.run("DELETE FROM {s}alert_logs WHERE id = ? AND user_id = ?", [
+      checkInteger("logId", logId, 1),
+      checkId("userId", userId),
+    ]);
+    return changed > 0;
+  }
+
+  async deleteAllAlertLogs(userId: string): Promise<number> {
+    return this.run("DELETE FROM {s}alert_logs WHERE user_id = ?", [checkId("userId", userId)]);
+  }
+
+  // ---- notifications ----
+
+  async addNotification(notification: NewNotification): Promise<Notification> {
+    const values = [
+      checkId("userId", notification.userId),
+      checkOptionalInteger("accountId", notification.accountId, 1),
+      checkOneOf("level", notification.level, NOTIFICATION_LEVELS),
+      checkText("title", notification.title, PLATFORM_LIMITS.nameLength * 2),
+      checkText("body", notification.body ?? "", PLATFORM_LIMITS.notificationBodyLength, true),
+      checkTime("createdAt", notification.createdAt),
+    ];
+    const rows = await this.guarded("notification", () =>
+      this.all(
+        `INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at)
+         VALUES (?, ?, ?, 'unread', ?, ?, ?) RETURNING ${NOTIFICATION_COLUMNS}`,
+        [values[0], values[1], values[2], values[3], values[4], values[5]],
+      ),
+    );
+    return toNotification(rows[0]!);
+  }
+
+  async listNotifications(userId: string, query: PageQuery): Promise<Page<Notification>> {
+    const limit = checkLimit(query.limit, PLATFORM_LIMITS.pageLimit);
+    const cursor = checkCursor(query.cursor);
+    const rows = await this.all(
+      `SELECT ${NOTIFICATION_COLUMNS} FROM {s}notifications WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+      [checkId("userId", userId), cursor ?? Number.MAX_SAFE_INTEGER, limit + 1],
+    );
+    return page(rows.map(toNotification), limit);
+  }
+
+  async markNotificationRead(userId: string, notificationId: number): Promise<boolean> {
+    const changed = await this.run(
+      "UPDATE {s}notifications SET status = 'read' WHERE id = ? AND user_id = ? AND status = 'unread'",
+      [checkInteger("notificationId", notificationId, 1), checkId("userId", userId)],
+    );
+    return changed > 0;
+  }
+
+  // ---- candles ----
+
+  async upsertCandles(candles: readonly Candle[]): Promise<void> {
+    if (!Array.isArray(candles) || candles.length > PLATFORM_LIMITS.candleLimit)
+      throw new ValidationError(`candles: must be a list of at most ${PLATFORM_LIMITS.candleLimit}`, "candles");
+    const checked = candles.map(checkCandle);
+    if (checked.length === 0) return;
+    await this.db.transaction(async (tx) => {
+      for (const c of checked)
+        await this.run(
+          `INSERT INTO {s}candles AS stored (${CANDLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (symbol, timeframe, open_time) DO UPDATE SET
+             high = {greatest}(stored.high, excluded.high),
+             low = {least}(stored.low, excluded.low),
+             close = excluded.close,
+             tick_volume = stored.tick_volume + excluded.tick_volume`,
+          [c.symbol, c.timeframe, c.openTime, c.open, c.high, c.low, c.close, c.tickVolume],
+          tx,
+        );
+    });
+  }
+
+  async candles(query: CandleQuery): Promise<Candle[]> {
+    const from = checkTime("from", query.from);
+    const to = checkTime("to", query.to);
+    if (to < from) throw new ValidationError("to: must not be before from", "to");
+    const rows = await this.all(
+      `SELECT ${CANDLE_COLUMNS} FROM {s}candles WHERE symbol = ? AND timeframe = ? AND open_time >= ? AND open_time <= ?
+       ORDER BY open_time LIMIT ?`,
+      [
+        checkSymbol("symbol", query.symbol),
+        checkOneOf("timeframe", query.timeframe, CANDLE_TIMEFRAMES),
+        from,
+        to,
+        checkLimit(query.limit, PLATFORM_LIMITS.candleLimit),
+      ],
+    );
+    return rows.map(toCandle);
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * The embedded PlatformStore: SQLite through better-sqlite3. By default it has a database file of its own
+ * (e.g. `data/platform.db` beside `data/journal.db`), so that the platform's reads and writes never hold the
+ * journal's write lock; pointing it at the journal's file also works, since its tables (and its migration
+ * table, `platform_migrations`) do not clash with the journal's. WAL, synchronous=FULL, foreign keys on.
+ *
+ * better-sqlite3 is synchronous: every call, and every transaction as a whole, runs one at a time through
+ * a queue, so the awaits inside a transaction never let another call's statements into it.
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import {
+  ConstraintViolation,
+  PLATFORM_SCHEMA_SQL,
+  SqlPlatformStore,
+  type Row,
+  type SqlDatabase,
+  type SqlDialect,
+  type SqlExecutor,
+} from "./sql-platform-store.ts";
+
+export interface SqlitePlatformStoreOptions {
+  /** The database file, created if missing (with its directory); ':memory:' for one that dies with the process. */
+  readonly path: string;
+  /** How long a write waits for another connection's lock before it fails, in milliseconds. Default 5000. */
+  readonly busyTimeoutMilliseconds?: number;
+}
+
+interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/** Applied in order, each once, recorded in platform_migrations. Never edit one that has shipped: add the next. */
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "platform data",
+    sql: PLATFORM_SCHEMA_SQL.replaceAll("{s}", "")
+      .replaceAll("{int}", "INTEGER")
+      .replaceAll("{serial}", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+  },
+];
+
+function translate(error: unknown): unknown {
+  if (error instanceof Database.SqliteError) {
+    if (error.code === "SQLITE_CONSTRAINT_UNIQUE" || error.code === "SQLITE_CONSTRAINT_PRIMARYKEY")
+      return new ConstraintViolation("unique", error.message, { cause: error });
+    if (error.code === "SQLITE_CONSTRAINT_FOREIGNKEY")
+      return new ConstraintViolation("foreign", error.message, { cause: error });
+  }
+  return error;
+}
+
+class SqliteDatabase implements SqlDatabase {
+  private readonly statements = new Map<string, Database.Statement>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly direct: SqlExecutor = {
+    all: async (sql, params = []) => this.allNow(sql, params),
+    run: async (sql, params = []) => this.runNow(sql, params),
+  };
+
+  constructor(private readonly database: Database.Database) {}
+
+  private statement(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.database.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  private allNow(sql: string, params: readonly unknown[]): Row[] {
+    try {
+      return this.statement(sql).all(...params) as Row[];
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  private runNow(sql: string, params: readonly unknown[]): number {
+    try {
+      return this.statement(sql).run(...params).changes;
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(work);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  all(sql: string, params: readonly unknown[] = []): Promise<Row[]> {
+    return this.exclusive(async () => this.allNow(sql, params));
+  }
+
+  run(sql: string, params: readonly unknown[] = []): Promise<number> {
+    return this.exclusive(async () => this.runNow(sql, params));
+  }
+
+  transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.exclusive(async () => {
+      this.statement("BEGIN IMMEDIATE").run();
+      try {
+        const result = await work(this.direct);
+        this.statement("COMMIT").run();
+        return result;
+      } catch (error) {
+        if (this.database.inTransaction) this.statement("ROLLBACK").run();
+        throw error;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+    this.database.close();
+  }
+}
+
+export class SqlitePlatformStore extends SqlPlatformStore {
+  protected readonly dialect: SqlDialect = { schemaPrefix: "", greatest: "max", least: "min", lock: "" };
+
+  constructor(readonly options: SqlitePlatformStoreOptions) {
+    super();
+  }
+
+  protected async connect(): Promise<SqlDatabase> {
+    const inMemory = this.options.path === ":memory:" || this.options.path === "";
+    if (!inMemory) mkdirSync(dirname(this.options.path), { recursive: true });
+    const database = new Database(this.options.path, { timeout: this.options.busyTimeoutMilliseconds ?? 5000 });
+    try {
+      database.pragma("journal_mode = WAL");
+      database.pragma("synchronous = FULL");
+      database.pragma("foreign_keys = ON");
+      migrate(database);
+      return new SqliteDatabase(database);
+    } catch (error) {
+      database.close();
+      throw error;
+    }
+  }
+}
+
+function migrate(database: Database.Database): void {
+  database.exec(`
+    CREATE TABLE IF NOT EXISTS platform_migrations (
+      version INTEGER PRIMARY KEY,
+      name TEXT NOT NULL,
+      applied_at INTEGER NOT NULL
+    )
+  `);
+  const run = database.transaction(() => {
+    const applied = new Set(
+      database
+        .prepare<[], { version: number }>("SELECT version FROM platform_migrations")
+        .all()
+        .map((row) => row.version),
+    );
+    const newest = Math.max(0, ...applied);
+    const known = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+    if (newest > known)
+      throw new Error(
+        `the platform tables have schema version ${newest}, newer than this build knows (${known}): upgrade it`,
+      );
+    const record = database.prepare("INSERT INTO platform_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      database.exec(migration.sql);
+      record.run(migration.version, migration.name, Date.now());
+    }
+  });
+  // IMMEDIATE: two processes opening the same new file must not both try to create the tables.
+  run.immediate();
+}

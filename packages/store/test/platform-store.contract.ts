@@ -1,0 +1,750 @@
+/**
+ * The PlatformStore's contract (issue 3: users, sessions, API keys, watchlists, scripts, settings, price
+ * alerts and logs, notifications, candles), run against each driver by its own test file with a factory
+ * for fresh, empty storage.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  ALERT_CONDITIONS,
+  DuplicateError,
+  NotFoundError,
+  PLATFORM_LIMITS,
+  ValidationError,
+  type NewPriceAlert,
+  type PlatformStore,
+} from "../src/index.ts";
+
+/** Fresh, empty storage for one test. */
+export interface PlatformStorage {
+  /** A new, unopened store over this storage; each call is a process starting again. */
+  store(): PlatformStore;
+  dispose(): Promise<void>;
+}
+
+export type PlatformStorageFactory = () => Promise<PlatformStorage>;
+
+const T0 = 1_780_000_000_000;
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a rejection");
+}
+
+/** Registers the contract's describe blocks for one driver. */
+export function platformStoreContract(factory: PlatformStorageFactory): void {
+  let storage: PlatformStorage | null = null;
+  const opened: PlatformStore[] = [];
+
+  afterEach(async () => {
+    for (const store of opened.splice(0)) await store.close();
+    await storage?.dispose();
+    storage = null;
+  });
+
+  async function openStore(over?: PlatformStorage): Promise<PlatformStore> {
+    storage = over ?? storage ?? (await factory());
+    const store = storage.store();
+    await store.open();
+    opened.push(store);
+    return store;
+  }
+
+  /** A store with two users, alice and bob. */
+  async function withUsers(): Promise<PlatformStore> {
+    const store = await openStore();
+    await store.createUser({
+      id: "alice",
+      email: "Alice@Example.com",
+      name: "Alice",
+      passwordHash: "h1",
+      createdAt: T0,
+    });
+    await store.createUser({ id: "bob", email: "bob@example.com", name: "Bob", passwordHash: "h2", createdAt: T0 });
+    return store;
+  }
+
+  describe("PlatformStore: migrations", () => {
+    it("opens an existing store again and keeps its data", async () => {
+      const store = await withUsers();
+      await store.close();
+      opened.splice(opened.indexOf(store), 1);
+      const again = await openStore();
+      expect((await again.findUserById("alice"))?.name).toBe("Alice");
+    });
+  });
+
+  describe("PlatformStore: users", () => {
+    it("creates a user and finds it by id and by email, whatever the case", async () => {
+      const store = await withUsers();
+      const alice = await store.findUserById("alice");
+      expect(alice).toEqual({
+        id: "alice",
+        email: "Alice@Example.com",
+        name: "Alice",
+        passwordHash: "h1",
+        createdAt: T0,
+        failedLoginCount: 0,
+        lockedUntil: null,
+      });
+      expect(await store.findUserByEmail("alice@example.COM")).toEqual(alice);
+      expect(await store.findUserByEmail("nobody@example.com")).toBeNull();
+      expect(await store.findUserById("nobody")).toBeNull();
+    });
+
+    it("refuses a duplicate email (case-insensitive) or id with DuplicateError", async () => {
+      const store = await withUsers();
+      const email = await rejection(
+        store.createUser({ id: "alice2", email: "ALICE@example.com", name: "A", passwordHash: "h", createdAt: T0 }),
+      );
+      expect(email).toBeInstanceOf(DuplicateError);
+      const id = await rejection(
+        store.createUser({ id: "alice", email: "other@example.com", name: "A", passwordHash: "h", createdAt: T0 }),
+      );
+      expect(id).toBeInstanceOf(DuplicateError);
+    });
+
+    it("validates its inputs", async () => {
+      const store = await openStore();
+      const good = { id: "u", email: "u@example.com", name: "U", passwordHash: "h", createdAt: T0 };
+      for (const bad of [
+        { ...good, id: "" },
+        { ...good, id: "has space" },
+        { ...good, email: "not-an-email" },
+        { ...good, name: "" },
+        { ...good, name: "x".repeat(PLATFORM_LIMITS.nameLength + 1) },
+        { ...good, passwordHash: "" },
+        { ...good, createdAt: -1 },
+        { ...good, createdAt: 1.5 },
+      ])
+        expect(await rejection(store.createUser(bad))).toBeInstanceOf(ValidationError);
+      expect(await store.findUserById("u")).toBeNull();
+    });
+
+    it("updates the password hash", async () => {
+      const store = await withUsers();
+      await store.updatePasswordHash("alice", "new-hash");
+      expect((await store.findUserById("alice"))?.passwordHash).toBe("new-hash");
+      expect(await rejection(store.updatePasswordHash("nobody", "x"))).toBeInstanceOf(NotFoundError);
+    });
+
+    it("counts failed logins, locks at the limit, and a success resets both", async () => {
+      const store = await withUsers();
+      const policy = { now: T0, maxFailures: 3, lockMilliseconds: 60_000 };
+      expect(await store.recordFailedLogin("alice", policy)).toMatchObject({ failedLoginCount: 1, lockedUntil: null });
+      await store.recordFailedLogin("alice", policy);
+      expect(await store.recordFailedLogin("alice", policy)).toMatchObject({
+        failedLoginCount: 3,
+        lockedUntil: T0 + 60_000,
+      });
+      expect((await store.findUserById("bob"))?.failedLoginCount).toBe(0);
+      expect(await store.recordSuccessfulLogin("alice")).toMatchObject({ failedLoginCount: 0, lockedUntil: null });
+      expect(await rejection(store.recordFailedLogin("nobody", policy))).toBeInstanceOf(NotFoundError);
+    });
+
+    it("counts concurrent failures exactly", async () => {
+      const store = await withUsers();
+      const policy = { now: T0, maxFailures: 100, lockMilliseconds: 1 };
+      await Promise.all(Array.from({ length: 20 }, () => store.recordFailedLogin("alice", policy)));
+      expect((await store.findUserById("alice"))?.failedLoginCount).toBe(20);
+    });
+  });
+
+  describe("PlatformStore: sessions", () => {
+    it("creates, finds, switches account and revokes a session, scoped by user", async () => {
+      const store = await withUsers();
+      const session = await store.createSession({
+        id: "s1",
+        userId: "alice",
+        accountId: 1001,
+        createdAt: T0,
+        expiresAt: T0 + 3_600_000,
+      });
+      expect(session).toEqual({
+        id: "s1",
+        userId: "alice",
+        accountId: 1001,
+        createdAt: T0,
+        expiresAt: T0 + 3_600_000,
+        revokedAt: null,
+      });
+      expect(await store.findSession("s1")).toEqual(session);
+      expect(await store.findSession("s2")).toBeNull();
+      expect((await store.setSessionAccount("alice", "s1", 1002)).accountId).toBe(1002);
+      expect(await rejection(store.setSessionAccount("bob", "s1", 7))).toBeInstanceOf(NotFoundError);
+      expect(await store.revokeSession("bob", "s1", T0 + 1)).toBe(false);
+      expect((await store.findSession("s1"))?.revokedAt).toBeNull();
+      expect(await store.revokeSession("alice", "s1", T0 + 1)).toBe(true);
+      expect(await store.revokeSession("alice", "s1", T0 + 2)).toBe(false);
+      expect((await store.findSession("s1"))?.revokedAt).toBe(T0 + 1);
+    });
+
+    it("refuses a duplicate id, an unknown user and an expiry before creation", async () => {
+      const store = await withUsers();
+      const session = { id: "s1", userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 1000 };
+      await store.createSession(session);
+      expect(await rejection(store.createSession(session))).toBeInstanceOf(DuplicateError);
+      expect(await rejection(store.createSession({ ...session, id: "s2", userId: "nobody" }))).toBeInstanceOf(
+        NotFoundError,
+      );
+      expect(await rejection(store.createSession({ ...session, id: "s3", expiresAt: T0 }))).toBeInstanceOf(
+        ValidationError,
+      );
+    });
+
+    it("revokes all of a user's sessions but one, and no one else's", async () => {
+      const store = await withUsers();
+      for (const id of ["a1", "a2", "a3"])
+        await store.createSession({ id, userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 1000 });
+      await store.createSession({ id: "b1", userId: "bob", accountId: null, createdAt: T0, expiresAt: T0 + 1000 });
+      expect(await store.revokeOtherSessions("alice", "a2", T0 + 5)).toBe(2);
+      expect((await store.findSession("a1"))?.revokedAt).toBe(T0 + 5);
+      expect((await store.findSession("a2"))?.revokedAt).toBeNull();
+      expect((await store.findSession("a3"))?.revokedAt).toBe(T0 + 5);
+      expect((await store.findSession("b1"))?.revokedAt).toBeNull();
+      expect(await store.revokeOtherSessions("alice", null, T0 + 6)).toBe(1);
+    });
+
+    it("purges expired and revoked sessions", async () => {
+      const store = await withUsers();
+      await store.createSession({ id: "old", userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 10 });
+      await store.createSession({ id: "gone", userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 99 });
+      await store.createSession({ id: "live", userId: "bob", accountId: null, createdAt: T0, expiresAt: T0 + 99 });
+      await store.revokeSession("alice", "gone", T0 + 5);
+      expect(await store.purgeExpiredSessions(T0 + 50)).toBe(2);
+      expect(await store.findSession("old")).toBeNull();
+      expect(await store.findSession("gone")).toBeNull();
+      expect(await store.findSession("live")).not.toBeNull();
+    });
+
+    it("bounds a user's active sessions", async () => {
+      const store = await withUsers();
+      for (let i = 0; i < PLATFORM_LIMITS.activeSessionsPerUser; i++)
+        await store.createSession({ id: `s${i}`, userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 9 });
+      const more = { id: "more", userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 9 };
+      expect(await rejection(store.createSession(more))).toBeInstanceOf(ValidationError);
+      await store.revokeSession("alice", "s0", T0);
+      await store.createSession(more);
+    });
+  });
+
+  describe("PlatformStore: API keys", () => {
+    const key = {
+      id: "k1",
+      userId: "alice",
+      accountId: 1001,
+      name: "bot",
+      scope: "trade" as const,
+      prefix: "tk_live_aaaa",
+      secretHash: "hash-1",
+      createdAt: T0,
+    };
+
+    it("creates a key, finds it by prefix while active, lists it for its owner only", async () => {
+      const store = await withUsers();
+      const created = await store.createApiKey(key);
+      expect(created).toEqual({ ...key, lastUsedAt: null, revokedAt: null, rotatedFrom: null });
+      expect(await store.findActiveApiKeyByPrefix("tk_live_aaaa")).toEqual(created);
+      expect(await store.findActiveApiKeyByPrefix("tk_live_bbbb")).toBeNull();
+      expect(await store.listApiKeys("alice")).toEqual([created]);
+      expect(await store.listApiKeys("bob")).toEqual([]);
+      await store.touchApiKey("k1", T0 + 100);
+      await store.touchApiKey("k1", T0 + 50);
+      expect((await store.findActiveApiKeyByPrefix("tk_live_aaaa"))?.lastUsedAt).toBe(T0 + 100);
+    });
+
+    it("refuses a duplicate prefix or id, an unknown user, a bad scope", async () => {
+      const store = await withUsers();
+      await store.createApiKey(key);
+      expect(await rejection(store.createApiKey({ ...key, id: "k2" }))).toBeInstanceOf(DuplicateError);
+      expect(await rejection(store.createApiKey({ ...key, prefix: "tk_live_cccc" }))).toBeInstanceOf(DuplicateError);
+      expect(
+        await rejection(store.createApiKey({ ...key, id: "k3", prefix: "tk_live_dddd", userId: "nobody" })),
+      ).toBeInstanceOf(NotFoundError);
+      expect(
+        await rejection(store.createApiKey({ ...key, id: "k4", prefix: "tk_live_eeee", scope: "admin" as "read" })),
+      ).toBeInstanceOf(ValidationError);
+    });
+
+    it("revokes only the owner's key; a revoked key is not found by prefix", async () => {
+      const store = await withUsers();
+      await store.createApiKey(key);
+      expect(await store.revokeApiKey("bob", "k1", T0 + 1)).toBe(false);
+      expect(await store.findActiveApiKeyByPrefix(key.prefix)).not.toBeNull();
+      expect(await store.revokeApiKey("alice", "k1", T0 + 1)).toBe(true);
+      expect(await store.revokeApiKey("alice", "k1", T0 + 2)).toBe(false);
+      expect(await store.findActiveApiKeyByPrefix(key.prefix)).toBeNull();
+      expect((await store.listApiKeys("alice"))[0]?.revokedAt).toBe(T0 + 1);
+    });
+
+    it("rotates: the old key is revoked and the new one inherits account, name and scope", async () => {
+      const store = await withUsers();
+      await store.createApiKey(key);
+      const next = { id: "k2", prefix: "tk_live_bbbb", secretHash: "hash-2", createdAt: T0 + 10 };
+      const rotated = await store.rotateApiKey("alice", "k1", next);
+      expect(rotated).toEqual({
+        ...next,
+        userId: "alice",
+        accountId: 1001,
+        name: "bot",
+        scope: "trade",
+        lastUsedAt: null,
+        revokedAt: null,
+        rotatedFrom: "k1",
+      });
+      expect(await store.findActiveApiKeyByPrefix(key.prefix)).toBeNull();
+      expect(await store.findActiveApiKeyByPrefix(next.prefix)).toEqual(rotated);
+      expect((await store.listApiKeys("alice")).map((k) => [k.id, k.revokedAt])).toEqual([
+        ["k2", null],
+        ["k1", T0 + 10],
+      ]);
+    });
+
+    it("rotation is atomic: when the new key cannot be inserted, the old one stays active", async () => {
+      const store = await withUsers();
+      await store.createApiKey(key);
+      await store.createApiKey({ ...key, id: "other", prefix: "tk_live_taken" });
+      const error = await rejection(
+        store.rotateApiKey("alice", "k1", { id: "k2", prefix: "tk_live_taken", secretHash: "h", createdAt: T0 + 1 }),
+      );
+      expect(error).toBeInstanceOf(DuplicateError);
+      expect((await store.findActiveApiKeyByPrefix(key.prefix))?.revokedAt).toBeNull();
+      expect((await store.listApiKeys("alice")).map((k) => k.id).sort()).toEqual(["k1", "other"]);
+    });
+
+    it("rotation refuses another user's key, a revoked key, and concurrent rotations yield one winner", async () => {
+      const store = await withUsers();
+      await store.createApiKey(key);
+      const next = (n: number) => ({ id: `n${n}`, prefix: `tk_live_n${n}xx`, secretHash: "h", createdAt: T0 + n });
+      expect(await rejection(store.rotateApiKey("bob", "k1", next(0)))).toBeInstanceOf(NotFoundError);
+      const results = await Promise.allSettled([1, 2, 3, 4].map((n) => store.rotateApiKey("alice", "k1", next(n))));
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(NotFoundError);
+      expect((await store.listApiKeys("alice")).filter((k) => k.revokedAt === null)).toHaveLength(1);
+    });
+
+    it("bounds a user's active keys", async () => {
+      const store = await withUsers();
+      for (let i = 0; i < PLATFORM_LIMITS.activeApiKeysPerUser; i++)
+        await store.createApiKey({ ...key, id: `k${i}`, prefix: `tk_live_${i}xxx` });
+      expect(await rejection(store.createApiKey({ ...key, id: "kx", prefix: "tk_live_more" }))).toBeInstanceOf(
+        ValidationError,
+      );
+      expect(await store.listApiKeys("alice")).toHaveLength(PLATFORM_LIMITS.activeApiKeysPerUser);
+    });
+  });
+
+  describe("PlatformStore: watchlists", () => {
+    it("appends, refuses duplicates, reorders by permutation and removes, per user", async () => {
+      const store = await withUsers();
+      expect(await store.getWatchlist("alice")).toEqual([]);
+      await store.addToWatchlist("alice", "EURUSD");
+      await store.addToWatchlist("alice", "USDJPY");
+      expect(await store.addToWatchlist("alice", "XAUUSD")).toEqual(["EURUSD", "USDJPY", "XAUUSD"]);
+      expect(await rejection(store.addToWatchlist("alice", "USDJPY"))).toBeInstanceOf(DuplicateError);
+      await store.addToWatchlist("bob", "EURUSD");
+      expect(await store.reorderWatchlist("alice", ["XAUUSD", "EURUSD", "USDJPY"])).toEqual([
+        "XAUUSD",
+        "EURUSD",
+        "USDJPY",
+      ]);
+      expect(await store.getWatchlist("alice")).toEqual(["XAUUSD", "EURUSD", "USDJPY"]);
+      for (const bad of [
+        ["XAUUSD", "EURUSD"],
+        ["XAUUSD", "EURUSD", "EURUSD"],
+        ["XAUUSD", "EURUSD", "GBPUSD"],
+      ])
+        expect(await rejection(store.reorderWatchlist("alice", bad))).toBeInstanceOf(ValidationError);
+      expect(await store.removeFromWatchlist("alice", "EURUSD")).toBe(true);
+      expect(await store.removeFromWatchlist("alice", "EURUSD")).toBe(false);
+      expect(await store.addToWatchlist("alice", "EURUSD")).toEqual(["XAUUSD", "USDJPY", "EURUSD"]);
+      expect(await store.getWatchlist("bob")).toEqual(["EURUSD"]);
+      expect(await rejection(store.addToWatchlist("alice", "bad symbol"))).toBeInstanceOf(ValidationError);
+      expect(await rejection(store.addToWatchlist("nobody", "EURUSD"))).toBeInstanceOf(NotFoundError);
+    });
+
+    it(`holds at most ${PLATFORM_LIMITS.watchlistSymbols} symbols, even under concurrent adds`, async () => {
+      const store = await withUsers();
+      const symbols = Array.from({ length: PLATFORM_LIMITS.watchlistSymbols + 10 }, (_, i) => `SYM${i}`);
+      const results = await Promise.allSettled(symbols.map((symbol) => store.addToWatchlist("alice", symbol)));
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(PLATFORM_LIMITS.watchlistSymbols);
+      for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(ValidationError);
+      expect(await store.getWatchlist("alice")).toHaveLength(PLATFORM_LIMITS.watchlistSymbols);
+    });
+  });
+
+  describe("PlatformStore: scripts", () => {
+    const script = {
+      id: "sc1",
+      userId: "alice",
+      name: "MA cross",
+      language: "javascript",
+      source: "export default () => 1;",
+      description: "two moving averages",
+      createdAt: T0,
+    };
+
+    it("creates, reads, lists, updates and deletes a script, never another user's", async () => {
+      const store = await withUsers();
+      const created = await store.createScript(script);
+      expect(created).toEqual({ ...script, updatedAt: T0 });
+      expect(await store.getScript("alice", "sc1")).toEqual(created);
+      expect(await store.getScript("bob", "sc1")).toBeNull();
+      const { source: _source, ...summary } = created;
+      expect(await store.listScripts("alice")).toEqual([summary]);
+      expect(await store.listScripts("bob")).toEqual([]);
+      expect(await store.updateScript("bob", "sc1", { name: "stolen" }, T0 + 1)).toBeNull();
+      const updated = await store.updateScript("alice", "sc1", { source: "// v2", description: "" }, T0 + 2);
+      expect(updated).toEqual({ ...created, source: "// v2", description: "", updatedAt: T0 + 2 });
+      expect(await store.deleteScript("bob", "sc1")).toBe(false);
+      expect(await store.deleteScript("alice", "sc1")).toBe(true);
+      expect(await store.getScript("alice", "sc1")).toBeNull();
+    });
+
+    it("bounds the source size and the number of scripts; refuses a duplicate id", async () => {
+      const store = await withUsers();
+      const big = "x".repeat(PLATFORM_LIMITS.scriptSourceBytes + 1);
+      expect(await rejection(store.createScript({ ...script, source: big }))).toBeInstanceOf(ValidationError);
+      // Multi-byte characters count in bytes.
+      const wide = "é".repeat(PLATFORM_LIMITS.scriptSourceBytes / 2 + 1);
+      expect(await rejection(store.createScript({ ...script, source: wide }))).toBeInstanceOf(ValidationError);
+      await store.createScript({ ...script, source: "x".repeat(PLATFORM_LIMITS.scriptSourceBytes) });
+      expect(await rejection(store.updateScript("alice", "sc1", { source: big }, T0))).toBeInstanceOf(ValidationError);
+      expect(await rejection(store.createScript(script))).toBeInstanceOf(DuplicateError);
+      for (let i = 1; i < PLATFORM_LIMITS.scriptsPerUser; i++)
+        await store.createScript({ ...script, id: `sc${i + 1}` });
+      expect(await rejection(store.createScript({ ...script, id: "one-more" }))).toBeInstanceOf(ValidationError);
+      expect(await store.listScripts("alice")).toHaveLength(PLATFORM_LIMITS.scriptsPerUser);
+      await store.createScript({ ...script, id: "bobs", userId: "bob" });
+    });
+  });
+
+  describe("PlatformStore: settings", () => {
+    it("reads {} at first, replaces, merges top-level keys, per user", async () => {
+      const store = await withUsers();
+      expect(await store.getSettings("alice")).toEqual({});
+      await store.replaceSettings("alice", { theme: "dark", chart: { type: "candles" } }, T0);
+      expect(await store.mergeSettings("alice", { chart: { type: "line" }, lang: "en" }, T0 + 1)).toEqual({
+        theme: "dark",
+        chart: { type: "line" },
+        lang: "en",
+      });
+      expect(await store.getSettings("alice")).toEqual({ theme: "dark", chart: { type: "line" }, lang: "en" });
+      expect(await store.getSettings("bob")).toEqual({});
+      expect(await store.mergeSettings("bob", { a: 1 }, T0)).toEqual({ a: 1 });
+      await store.replaceSettings("alice", { only: true }, T0 + 2);
+      expect(await store.getSettings("alice")).toEqual({ only: true });
+    });
+
+    it("refuses a non-object, an oversized document, and an unknown user", async () => {
+      const store = await withUsers();
+      for (const bad of [null, [1, 2], "text", 5])
+        expect(await rejection(store.replaceSettings("alice", bad as never, T0))).toBeInstanceOf(ValidationError);
+      const big = { blob: "x".repeat(PLATFORM_LIMITS.settingsBytes) };
+      expect(await rejection(store.replaceSettings("alice", big, T0))).toBeInstanceOf(ValidationError);
+      // Each half fits; merged they do not.
+      const half = "x".repeat(PLATFORM_LIMITS.settingsBytes / 2);
+      await store.replaceSettings("alice", { a: half }, T0);
+      expect(await rejection(store.mergeSettings("alice", { b: half }, T0))).toBeInstanceOf(ValidationError);
+      expect(await store.getSettings("alice")).toEqual({ a: half });
+      expect(await rejection(store.replaceSettings("nobody", {}, T0))).toBeInstanceOf(NotFoundError);
+      expect(await rejection(store.mergeSettings("nobody", {}, T0))).toBeInstanceOf(NotFoundError);
+    });
+  });
+
+  describe("PlatformStore: price alerts", () => {
+    const alert: NewPriceAlert = {
+      id: "al1",
+      userId: "alice",
+      accountId: 1001,
+      symbol: "EURUSD",
+      side: "BID",
+      condition: "CROSSING_UP",
+      targetPrice: 108500,
+      message: "breakout",
+      createdAt: T0,
+    };
+
+    it("creates, reads, lists, updates and deletes an alert, never another user's", async () => {
+      const store = await withUsers();
+      const created = await store.createAlert(alert);
+      expect(created).toEqual({
+        ...alert,
+        channelLow: null,
+        channelHigh: null,
+        moveThreshold: null,
+        referencePrice: null,
+        repeating: false,
+        expiration: null,
+        status: "active",
+        updatedAt: T0,
+      });
+      expect(await store.getAlert("alice", "al1")).toEqual(created);
+      expect(await store.getAlert("bob", "al1")).toBeNull();
+      expect(await store.listAlerts("alice")).toEqual([created]);
+      expect(await store.listAlerts("bob")).toEqual([]);
+      expect(await store.updateAlert("bob", "al1", { status: "disabled" }, T0 + 1)).toBeNull();
+      const updated = await store.updateAlert("alice", "al1", { status: "triggered", repeating: true }, T0 + 2);
+      expect(updated).toEqual({ ...created, status: "triggered", repeating: true, updatedAt: T0 + 2 });
+      expect(await store.deleteAlert("bob", "al1")).toBe(false);
+      expect(await store.deleteAlert("alice", "al1")).toBe(true);
+      expect(await store.getAlert("alice", "al1")).toBeNull();
+    });
+
+    it("accepts each of the 13 conditions with its parameters and refuses them without", async () => {
+      const store = await withUsers();
+      for (const [index, condition] of ALERT_CONDITIONS.entries()) {
+        const needs =
+          index <= 3 || index === 12
+            ? { targetPrice: 100 }
+            : index <= 7
+              ? { channelLow: 100, channelHigh: 200 }
+              : { moveThreshold: 50, referencePrice: 1000 };
+        const base = { ...alert, id: `c${index}`, condition, targetPrice: null };
+        expect(await rejection(store.createAlert(base))).toBeInstanceOf(ValidationError);
+        expect((await store.createAlert({ ...base, ...needs })).condition).toBe(condition);
+      }
+      const channel = { ...alert, id: "ch", condition: "INSIDE_CHANNEL" as const, channelLow: 200, channelHigh: 100 };
+      expect(await rejection(store.createAlert(channel))).toBeInstanceOf(ValidationError);
+      const move = { ...alert, id: "mv", condition: "MOVING_UP" as const, moveThreshold: 0 };
+      expect(await rejection(store.createAlert(move))).toBeInstanceOf(ValidationError);
+      for (const bad of [
+        { ...alert, id: "b1", condition: "SIDEWAYS" as "CROSSING_UP" },
+        { ...alert, id: "b2", side: "MID" as "BID" },
+        { ...alert, id: "b3", targetPrice: 1.5 },
+        { ...alert, id: "b4", status: "armed" as "active" },
+        { ...alert, id: "b5", symbol: "" },
+      ])
+        expect(await rejection(store.createAlert(bad))).toBeInstanceOf(ValidationError);
+      // An update is checked as the alert it would make.
+      await store.createAlert(alert);
+      expect(await rejection(store.updateAlert("alice", "al1", { condition: "INSIDE_CHANNEL" }, T0))).toBeInstanceOf(
+        ValidationError,
+      );
+      expect((await store.getAlert("alice", "al1"))?.condition).toBe("CROSSING_UP");
+    });
+
+    it("refuses a duplicate id and an unknown user; bounds the alerts per user", async () => {
+      const store = await withUsers();
+      await store.createAlert(alert);
+      expect(await rejection(store.createAlert(alert))).toBeInstanceOf(DuplicateError);
+      expect(await rejection(store.createAlert({ ...alert, id: "x", userId: "nobody" }))).toBeInstanceOf(NotFoundError);
+      for (let i = 1; i < PLATFORM_LIMITS.alertsPerUser; i++) await store.createAlert({ ...alert, id: `a${i}` });
+      expect(await rejection(store.createAlert({ ...alert, id: "over" }))).toBeInstanceOf(ValidationError);
+      expect(await store.listAlerts("alice")).toHaveLength(PLATFORM_LIMITS.alertsPerUser);
+    });
+
+    it("lists the active alerts of a symbol, of every user", async () => {
+      const store = await withUsers();
+      await store.createAlert(alert);
+      await store.createAlert({ ...alert, id: "al2", userId: "bob" });
+      await store.createAlert({ ...alert, id: "al3", status: "disabled" });
+      await store.createAlert({ ...alert, id: "al4", symbol: "USDJPY" });
+      expect((await store.listActiveAlertsBySymbol("EURUSD")).map((a) => a.id).sort()).toEqual(["al1", "al2"]);
+      await store.updateAlert("alice", "al1", { status: "triggered" }, T0 + 1);
+      expect((await store.listActiveAlertsBySymbol("EURUSD")).map((a) => a.id)).toEqual(["al2"]);
+    });
+  });
+
+  describe("PlatformStore: alert logs", () => {
+    const log = {
+      alertId: "al1",
+      userId: "alice",
+      symbol: "EURUSD",
+      side: "BID" as const,
+      condition: "CROSSING_UP" as const,
+      target: 108500,
+      triggeredPrice: 108501,
+      triggeredAt: T0,
+    };
+
+    it("adds logs and pages through them newest first, every row exactly once", async () => {
+      const store = await withUsers();
+      const added = [];
+      for (let i = 0; i < 23; i++) {
+        added.push(await store.addAlertLog({ ...log, triggeredAt: T0 + i }));
+        if (i % 5 === 0) await store.addAlertLog({ ...log, userId: "bob" });
+      }
+      expect(added[0]).toEqual({ ...log, id: added[0]!.id });
+      const seen: number[] = [];
+      let cursor: number | null = null;
+      for (let pages = 0; pages < 10; pages++) {
+        const page: Awaited<ReturnType<PlatformStore["listAlertLogs"]>> = await store.listAlertLogs("alice", {
+          cursor,
+          limit: 5,
+        });
+        expect(page.rows.length).toBeLessThanOrEqual(5);
+        for (const row of page.rows) expect(row.userId).toBe("alice");
+        seen.push(...page.rows.map((row) => row.id));
+        cursor = page.nextCursor;
+        if (cursor === null) break;
+      }
+      expect(cursor).toBeNull();
+      expect(seen).toEqual(added.map((row) => row.id).reverse());
+      const exact = await store.listAlertLogs("bob", { limit: 5 });
+      expect(exact.rows).toHaveLength(5);
+      expect(exact.nextCursor).toBeNull();
+    });
+
+    it("bounds the page size and validates the cursor", async () => {
+      const store = await withUsers();
+      for (const limit of [0, -1, PLATFORM_LIMITS.pageLimit + 1, 1.5])
+        expect(await rejection(store.listAlertLogs("alice", { limit }))).toBeInstanceOf(ValidationError);
+      expect(await rejection(store.listAlertLogs("alice", { limit: 5, cursor: -3 }))).toBeInstanceOf(ValidationError);
+      expect((await store.listAlertLogs("alice", { limit: PLATFORM_LIMITS.pageLimit })).rows).toEqual([]);
+    });
+
+    it("deletes one log, or all of a user's, never another user's", async () => {
+      const store = await withUsers();
+      const a1 = await store.addAlertLog(log);
+      await store.addAlertLog(log);
+      const b1 = await store.addAlertLog({ ...log, userId: "bob" });
+      expect(await store.deleteAlertLog("bob", a1.id)).toBe(false);
+      expect(await store.deleteAlertLog("alice", a1.id)).toBe(true);
+      expect(await store.deleteAlertLog("alice", a1.id)).toBe(false);
+      expect(await store.deleteAllAlertLogs("alice")).toBe(1);
+      expect((await store.listAlertLogs("alice", { limit: 10 })).rows).toEqual([]);
+      expect((await store.listAlertLogs("bob", { limit: 10 })).rows).toEqual([b1]);
+      expect(await rejection(store.addAlertLog({ ...log, userId: "nobody" }))).toBeInstanceOf(NotFoundError);
+    });
+  });
+
+  describe("PlatformStore: notifications", () => {
+    it("adds, pages through every row once, and marks read only the owner's", async () => {
+      const store = await withUsers();
+      const added = [];
+      for (let i = 0; i < 12; i++) {
+        added.push(
+          await store.addNotification({
+            userId: "alice",
+            accountId: i % 2 ? 1001 : null,
+            level: i % 3 === 0 ? "warning" : "info",
+            title: `n${i}`,
+            body: "body",
+            createdAt: T0 + i,
+          }),
+        );
+        await store.addNotification({ userId: "bob", level: "error", title: "b", createdAt: T0 });
+      }
+      expect(added[1]).toEqual({
+        id: added[1]!.id,
+        userId: "alice",
+        accountId: 1001,
+        level: "info",
+        status: "unread",
+        title: "n1",
+        body: "body",
+        createdAt: T0 + 1,
+      });
+      const seen: number[] = [];
+      let cursor: number | null = null;
+      do {
+        const page: Awaited<ReturnType<PlatformStore["listNotifications"]>> = await store.listNotifications("alice", {
+          cursor,
+          limit: 4,
+        });
+        for (const row of page.rows) expect(row.userId).toBe("alice");
+        seen.push(...page.rows.map((row) => row.id));
+        cursor = page.nextCursor;
+      } while (cursor !== null && seen.length < 100);
+      expect(seen).toEqual(added.map((n) => n.id).reverse());
+      const first = added[0]!.id;
+      expect(await store.markNotificationRead("bob", first)).toBe(false);
+      expect(await store.markNotificationRead("alice", first)).toBe(true);
+      expect(await store.markNotificationRead("alice", first)).toBe(false);
+      const all = (await store.listNotifications("alice", { limit: 100 })).rows;
+      expect(all.find((n) => n.id === first)?.status).toBe("read");
+      expect(all.filter((n) => n.status === "read")).toHaveLength(1);
+    });
+
+    it("validates level, title and limit; refuses an unknown user", async () => {
+      const store = await withUsers();
+      const good = { userId: "alice", level: "info" as const, title: "t", createdAt: T0 };
+      for (const bad of [
+        { ...good, level: "debug" as "info" },
+        { ...good, title: "" },
+        { ...good, body: "x".repeat(PLATFORM_LIMITS.notificationBodyLength + 1) },
+      ])
+        expect(await rejection(store.addNotification(bad))).toBeInstanceOf(ValidationError);
+      expect(await rejection(store.addNotification({ ...good, userId: "nobody" }))).toBeInstanceOf(NotFoundError);
+      expect(
+        await rejection(store.listNotifications("alice", { limit: PLATFORM_LIMITS.pageLimit + 1 })),
+      ).toBeInstanceOf(ValidationError);
+    });
+  });
+
+  describe("PlatformStore: candles", () => {
+    const bar = {
+      symbol: "EURUSD",
+      timeframe: "M1" as const,
+      openTime: T0,
+      open: 108400,
+      high: 108450,
+      low: 108390,
+      close: 108420,
+      tickVolume: 10,
+    };
+
+    it("inserts bars and merges an upsert into an existing bar", async () => {
+      const store = await openStore();
+      await store.upsertCandles([bar, { ...bar, openTime: T0 + 60_000 }, { ...bar, timeframe: "M5" }]);
+      await store.upsertCandles([{ ...bar, open: 108430, high: 108500, low: 108410, close: 108480, tickVolume: 4 }]);
+      await store.upsertCandles([{ ...bar, open: 108300, high: 108310, low: 108300, close: 108305, tickVolume: 1 }]);
+      const rows = await store.candles({ symbol: "EURUSD", timeframe: "M1", from: T0, to: T0 + 60_000, limit: 10 });
+      expect(rows).toEqual([
+        { ...bar, high: 108500, low: 108300, close: 108305, tickVolume: 15 },
+        { ...bar, openTime: T0 + 60_000 },
+      ]);
+      expect(await store.candles({ symbol: "EURUSD", timeframe: "M5", from: 0, to: T0 * 2, limit: 10 })).toEqual([
+        { ...bar, timeframe: "M5" },
+      ]);
+    });
+
+    it("answers a range oldest first, within [from, to], at most limit", async () => {
+      const store = await openStore();
+      await store.upsertCandles(
+        Array.from({ length: 50 }, (_, i) => ({ ...bar, openTime: T0 + i * 60_000, close: 108400 + i })),
+      );
+      const range = await store.candles({
+        symbol: "EURUSD",
+        timeframe: "M1",
+        from: T0 + 10 * 60_000,
+        to: T0 + 19 * 60_000,
+        limit: 100,
+      });
+      expect(range.map((c) => c.close)).toEqual(Array.from({ length: 10 }, (_, i) => 108410 + i));
+      const limited = await store.candles({ symbol: "EURUSD", timeframe: "M1", from: 0, to: T0 * 2, limit: 3 });
+      expect(limited.map((c) => c.openTime)).toEqual([T0, T0 + 60_000, T0 + 120_000]);
+      expect(await store.candles({ symbol: "USDJPY", timeframe: "M1", from: 0, to: T0 * 2, limit: 3 })).toEqual([]);
+    });
+
+    it("validates bars, timeframes, ranges, limits and batch sizes", async () => {
+      const store = await openStore();
+      for (const bad of [
+        { ...bar, timeframe: "M2" as "M1" },
+        { ...bar, high: 108000 },
+        { ...bar, open: 108400.5 },
+        { ...bar, tickVolume: -1 },
+        { ...bar, symbol: "" },
+      ])
+        expect(await rejection(store.upsertCandles([bar, bad]))).toBeInstanceOf(ValidationError);
+      expect(await store.candles({ symbol: "EURUSD", timeframe: "M1", from: 0, to: T0 * 2, limit: 10 })).toEqual([]);
+      const tooMany = Array.from({ length: PLATFORM_LIMITS.candleLimit + 1 }, (_, i) => ({
+        ...bar,
+        openTime: T0 + i,
+      }));
+      expect(await rejection(store.upsertCandles(tooMany))).toBeInstanceOf(ValidationError);
+      const query = { symbol: "EURUSD", timeframe: "M1" as const, from: 0, to: T0, limit: 10 };
+      for (const bad of [
+        { ...query, limit: PLATFORM_LIMITS.candleLimit + 1 },
+        { ...query, limit: 0 },
+        { ...query, from: T0 + 1 },
+        { ...query, timeframe: "H2" as "H1" },
+      ])
+        expect(await rejection(store.candles(bad))).toBeInstanceOf(ValidationError);
+    });
+  });
+}

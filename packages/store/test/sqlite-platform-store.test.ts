@@ -1,0 +1,92 @@
+import Database from "better-sqlite3";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { PostgresPlatformStore, SqliteJournal, SqlitePlatformStore, createPlatformStore } from "../src/index.ts";
+import { platformStoreContract, type PlatformStorage } from "./platform-store.contract.ts";
+
+const directories: string[] = [];
+
+function temporaryPath(name = "platform.db"): string {
+  const directory = mkdtempSync(join(tmpdir(), "bourse-sqlite-platform-"));
+  directories.push(directory);
+  return join(directory, name);
+}
+
+function removeTemporaryDirectories(): void {
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
+}
+
+async function sqliteStorage(): Promise<PlatformStorage> {
+  const path = temporaryPath();
+  return {
+    store: () => new SqlitePlatformStore({ path }),
+    async dispose() {
+      removeTemporaryDirectories();
+    },
+  };
+}
+
+describe("SqlitePlatformStore", () => {
+  platformStoreContract(sqliteStorage);
+
+  describe("SQLite only", () => {
+    afterEach(removeTemporaryDirectories);
+
+    it("shares the journal's file without clashing, and both reopen", async () => {
+      const path = temporaryPath("bourse.db");
+      const journal = new SqliteJournal({ path });
+      await journal.open();
+      const store = new SqlitePlatformStore({ path });
+      await store.open();
+      await store.createUser({ id: "u", email: "u@example.com", name: "U", passwordHash: "h", createdAt: 1 });
+      await store.close();
+      await journal.close();
+      const database = new Database(path, { readonly: true });
+      const tables = database
+        .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .all()
+        .map((row) => row.name);
+      database.close();
+      expect(tables).toEqual(expect.arrayContaining(["journal", "schema_migrations", "users", "platform_migrations"]));
+      const again = new SqlitePlatformStore({ path });
+      await again.open();
+      expect((await again.findUserById("u"))?.email).toBe("u@example.com");
+      await again.close();
+      const journalAgain = new SqliteJournal({ path });
+      await journalAgain.open();
+      await journalAgain.close();
+    });
+
+    it("refuses a file whose platform schema is newer than this build", async () => {
+      const path = temporaryPath();
+      const store = new SqlitePlatformStore({ path });
+      await store.open();
+      await store.close();
+      const database = new Database(path);
+      database.prepare("INSERT INTO platform_migrations (version, name, applied_at) VALUES (99, 'future', 0)").run();
+      database.close();
+      await expect(new SqlitePlatformStore({ path }).open()).rejects.toThrow(/newer than this build/);
+    });
+
+    it("runs in memory", async () => {
+      const store = createPlatformStore(":memory:");
+      expect(store).toBeInstanceOf(SqlitePlatformStore);
+      await store.open();
+      await store.createUser({ id: "u", email: "u@example.com", name: "U", passwordHash: "h", createdAt: 1 });
+      expect(await store.findUserByEmail("U@EXAMPLE.COM")).not.toBeNull();
+      await store.close();
+    });
+  });
+});
+
+describe("createPlatformStore", () => {
+  it("postgres:// and postgresql:// URLs make a PostgresPlatformStore, anything else a SQLite file", () => {
+    expect(createPlatformStore("postgres://user@127.0.0.1:5432/bourse")).toBeInstanceOf(PostgresPlatformStore);
+    expect(createPlatformStore("postgresql://user@127.0.0.1/bourse", { postgresSchema: "other" })).toMatchObject({
+      schema: "other",
+    });
+    expect(createPlatformStore("data/platform.db")).toBeInstanceOf(SqlitePlatformStore);
+  });
+});
