@@ -4,7 +4,7 @@
  * `start`, `user create`, `deposit` and `withdraw` come with the server.
  */
 import { defaultEngineConfig } from "@bourse/core";
-import { createJournal, verify } from "@bourse/store";
+import { createJournal, createPlatformStore, verify } from "@bourse/store";
 import { mkdirSync } from "node:fs";
 import { describeDatabase, storageSettings } from "./settings.ts";
 
@@ -60,7 +60,16 @@ export async function main(
     );
     if (report.droppedTornRecords > 0)
       output.info(`dropped ${report.droppedTornRecords} torn record(s) at the end of the journal`);
-    if (command === "migrate") return ExitCode.OK;
+    if (command === "migrate") {
+      const platform = createPlatformStore(settings.platformDatabaseUrl);
+      try {
+        await platform.open();
+        output.info(`${describeDatabase(settings.platformDatabaseUrl)}: platform schema up to date`);
+      } finally {
+        await platform.close();
+      }
+      return ExitCode.OK;
+    }
     const result = await verify(journal, defaultEngineConfig());
     output.info(`verified ${result.lastSequence} events, ${result.accounts} accounts, state hash ${result.stateHash}`);
     if (result.differences.length === 0) {

@@ -8,12 +8,18 @@ export interface StorageSettings {
   readonly dataDirectory: string;
   /** A `postgres://` URL, or the path of the SQLite journal file. */
   readonly databaseUrl: string;
+  /**
+   * Where users, sessions, keys and the rest live: the same PostgreSQL database, or, on SQLite, a file of
+   * its own beside the journal so their writes never wait on the journal's write lock.
+   */
+  readonly platformDatabaseUrl: string;
 }
 
 export function storageSettings(environment: NodeJS.ProcessEnv = process.env): StorageSettings {
   const dataDirectory = path.resolve(environment.BOURSE_DATA_DIR ?? "data");
   const databaseUrl = environment.BOURSE_DATABASE_URL ?? path.join(dataDirectory, "bourse.sqlite");
-  return { dataDirectory, databaseUrl };
+  const platformDatabaseUrl = environment.BOURSE_DATABASE_URL ?? path.join(dataDirectory, "platform.sqlite");
+  return { dataDirectory, databaseUrl, platformDatabaseUrl };
 }
 
 /** A database URL fit for a log line: a PostgreSQL password is never printed. */
