@@ -36,7 +36,7 @@ import {
 } from "./harness.ts";
 
 /** Tuesday 2 June 2026, 12:00 UTC: every symbol used here is in session, and the next rollover (22:00) is hours away. */
-const START = Date.UTC(2026, 5, 2, 12, 0);
+export const START = Date.UTC(2026, 5, 2, 12, 0);
 
 /** Goals stated by the issue. */
 export const TICK_GOAL = 1_000_000;
@@ -102,7 +102,7 @@ function mustSucceed(result: CommandResult, what: string): CommandSuccess {
   return result;
 }
 
-function quoteAll(engine: TradingEngine, time: number, markets: readonly Market[] = MARKETS): void {
+export function quoteAll(engine: TradingEngine, time: number, markets: readonly Market[] = MARKETS): void {
   for (const market of markets)
     mustSucceed(
       engine.execute({
@@ -116,7 +116,7 @@ function quoteAll(engine: TradingEngine, time: number, markets: readonly Market[
     );
 }
 
-function openFundedAccounts(engine: TradingEngine, count: number, time: number): number[] {
+export function openFundedAccounts(engine: TradingEngine, count: number, time: number): number[] {
   const ids: number[] = [];
   for (let index = 0; index < count; index++) {
     const opened = mustSucceed(

@@ -221,6 +221,52 @@ export function measureTogether(subjects: readonly Subject[], options: MeasureOp
   return subjects.map((subject, index) => summarise(subject.name, samples[index] ?? [], series));
 }
 
+/** Something asynchronous to time (IO: a journal, a database): `fn` does one batch of work and says how much. */
+export interface AsyncSubject {
+  readonly name: string;
+  readonly fn: () => number | RunCount | Promise<number | RunCount>;
+}
+
+async function runOnceAsync(subject: AsyncSubject): Promise<Sample> {
+  const cpuStart = process.cpuUsage();
+  const start = performance.now();
+  const result = await subject.fn();
+  const seconds = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  const count: RunCount = typeof result === "number" ? { operations: result } : result;
+  if (!(seconds > 0)) throw new Error(`${subject.name}: a run took no measurable time; give it more work`);
+  return {
+    operations: count.operations,
+    seconds,
+    perSecond: count.operations / seconds,
+    perCpuSecond: cpuSeconds > 0 ? count.operations / cpuSeconds : Number.POSITIVE_INFINITY,
+    counters: count.counters ?? {},
+  };
+}
+
+/**
+ * `measureTogether` for subjects that wait on IO: the same warm-up, interleaved rounds and forced
+ * collections, each run awaited before the next starts. Not profiled (the waits would dominate).
+ */
+export async function measureTogetherAsync(
+  subjects: readonly AsyncSubject[],
+  options: MeasureOptions = {},
+): Promise<Measurement[]> {
+  const warmupRuns = options.warmupRuns ?? 1;
+  const runs = options.runs ?? 5;
+  if (runs < 1) throw new Error("measure needs at least one timed run");
+  const series = ++seriesCounter;
+  for (let run = 0; run < warmupRuns; run++) for (const subject of subjects) await subject.fn();
+  const samples: Sample[][] = subjects.map(() => []);
+  for (let run = 0; run < runs; run++)
+    for (const [index, subject] of subjects.entries()) {
+      collectGarbage();
+      samples[index]?.push(await runOnceAsync(subject));
+    }
+  return subjects.map((subject, index) => summarise(subject.name, samples[index] ?? [], series));
+}
+
 /** Times one subject (see `measureTogether`). */
 export function measure(name: string, fn: () => number | RunCount, options: MeasureOptions = {}): Measurement {
   return measureTogether([{ name, fn }], options)[0] as Measurement;

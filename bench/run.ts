@@ -14,6 +14,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { engineConversionGroup, engineOrdersGroup, engineTicksGroup } from "./engine.ts";
+import { storeOrdersGroup, storeRecoveryGroup } from "./store.ts";
 import {
   formatRate,
   machineDescription,
@@ -23,7 +24,13 @@ import {
   type Row,
 } from "./harness.ts";
 
-const GROUPS: readonly BenchGroup[] = [engineTicksGroup, engineOrdersGroup, engineConversionGroup];
+const GROUPS: readonly BenchGroup[] = [
+  engineTicksGroup,
+  engineOrdersGroup,
+  engineConversionGroup,
+  storeOrdersGroup,
+  storeRecoveryGroup,
+];
 
 interface Options {
   readonly filters: readonly string[];

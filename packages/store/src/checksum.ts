@@ -5,6 +5,7 @@
  * A checksum is there to catch torn writes and damaged bytes, not tampering: a CRC is the right tool
  * (cheap, and any burst of up to 32 damaged bits is always detected).
  */
+import * as zlib from "node:zlib";
 
 const POLYNOMIAL_REFLECTED = 0xedb88320;
 const TABLE_COUNT = 8;
@@ -53,6 +54,12 @@ export function crc32(bytes: Uint8Array, previous = 0, length = bytes.length): n
   return ~crc >>> 0;
 }
 
+/**
+ * zlib's native CRC-32 (Node 20.15 and later): the same polynomial, several times faster than the
+ * table-driven code above on the records recovery verifies. Strings are checksummed as UTF-8.
+ */
+const nativeCrc32 = (zlib as { crc32?: (data: string | Uint8Array, value?: number) => number }).crc32;
+
 /** Reused between calls: encoding a record's text must not allocate per record on recovery. */
 let scratch = Buffer.allocUnsafe(64 * 1024);
 
@@ -67,6 +74,7 @@ const UTF8_BYTES_PER_CODE_UNIT_MAX = 3;
 
 /** The CRC-32 of the UTF-8 bytes of `text`. */
 export function crc32Text(text: string, previous = 0): number {
+  if (nativeCrc32) return nativeCrc32(text, previous);
   const buffer = ensureScratch(text.length * UTF8_BYTES_PER_CODE_UNIT_MAX);
   return crc32(buffer, previous, buffer.write(text, 0, "utf8"));
 }
@@ -78,6 +86,7 @@ export function crc32Text(text: string, previous = 0): number {
  */
 export function recordChecksum(sequence: number, payload: string): number {
   const prefix = `${sequence}:`;
+  if (nativeCrc32) return nativeCrc32(payload, nativeCrc32(prefix));
   const buffer = ensureScratch((prefix.length + payload.length) * UTF8_BYTES_PER_CODE_UNIT_MAX);
   const prefixLength = buffer.write(prefix, 0, "latin1");
   return crc32(buffer, 0, prefixLength + buffer.write(payload, prefixLength, "utf8"));

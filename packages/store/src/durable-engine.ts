@@ -21,7 +21,7 @@ import {
   type JournalOpenReport,
   type JournalRecord,
 } from "./journal.ts";
-import { DEFAULT_RECOVERY_BATCH_SIZE, recoverEngine } from "./recovery.ts";
+import { DEFAULT_RECOVERY_BATCH_SIZE, openAndRecover, recoverEngine } from "./recovery.ts";
 
 export const DEFAULT_SNAPSHOT_EVERY_EVENTS = 100_000;
 export const DEFAULT_MAX_WAITING_COMMANDS = 10_000;
@@ -169,30 +169,27 @@ export class DurableEngine {
    */
   static async open(options: DurableEngineOptions): Promise<DurableEngine> {
     const log = options.log ?? ((line: string) => console.warn(line));
-    const journalReport = await options.journal.open();
-    try {
-      if (journalReport.droppedTornRecords > 0)
-        log(
-          `journal: dropped ${journalReport.droppedTornRecords} torn record(s) after sequence ${journalReport.lastSequence} (a write that was never acknowledged)`,
-        );
-      if (journalReport.damagedSnapshots.length > 0)
-        log(`journal: skipped damaged snapshot(s) at sequence ${journalReport.damagedSnapshots.join(", ")}`);
-      const recovered = await recoverEngine(options.journal, options.config, { batchSize: options.recoveryBatchSize });
-      const report: RecoveryReport = {
-        journal: journalReport,
-        snapshotSequence: recovered.snapshotSequence,
-        replayedEvents: recovered.replayedEvents,
-        lastSequence: recovered.lastSequence,
-        stateHash: recovered.engine.stateHash(),
-      };
+    // One pass: the journal's check of its records on open folds them too (recovery.ts, `openAndRecover`).
+    const { report: journalReport, recovered } = await openAndRecover(options.journal, options.config, {
+      batchSize: options.recoveryBatchSize,
+    });
+    if (journalReport.droppedTornRecords > 0)
       log(
-        `engine recovered to sequence ${report.lastSequence} (${report.snapshotSequence === null ? "no snapshot" : `snapshot ${report.snapshotSequence}`}, ${report.replayedEvents} events replayed), state hash ${report.stateHash}`,
+        `journal: dropped ${journalReport.droppedTornRecords} torn record(s) after sequence ${journalReport.lastSequence} (a write that was never acknowledged)`,
       );
-      return new DurableEngine({ ...options, log }, recovered, report);
-    } catch (error) {
-      await options.journal.close();
-      throw error;
-    }
+    if (journalReport.damagedSnapshots.length > 0)
+      log(`journal: skipped damaged snapshot(s) at sequence ${journalReport.damagedSnapshots.join(", ")}`);
+    const report: RecoveryReport = {
+      journal: journalReport,
+      snapshotSequence: recovered.snapshotSequence,
+      replayedEvents: recovered.replayedEvents,
+      lastSequence: recovered.lastSequence,
+      stateHash: recovered.engine.stateHash(),
+    };
+    log(
+      `engine recovered to sequence ${report.lastSequence} (${report.snapshotSequence === null ? "no snapshot" : `snapshot ${report.snapshotSequence}`}, ${report.replayedEvents} events replayed), state hash ${report.stateHash}`,
+    );
+    return new DurableEngine({ ...options, log }, recovered, report);
   }
 
   get state(): DurableEngineState {

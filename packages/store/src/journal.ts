@@ -73,9 +73,32 @@ export class JournalWriteError extends Error {
   }
 }
 
+/**
+ * Recovery in the same pass as `open()`'s check of the journal (see `JournalOpenOptions.fold`), so a
+ * large journal is read once, not once to check it and again to replay it.
+ */
+export interface JournalFold {
+  /** Called once, before any record, with the newest sound snapshot the check starts from (null: from the start). */
+  start(snapshot: SnapshotRecord | null): void;
+  /**
+   * Every sound record after that snapshot, in order, checksum verified, up to the last record `open()`
+   * keeps: never one of a torn tail it drops. If `open()` then throws, what was folded must be discarded.
+   */
+  apply(record: JournalRecord): void;
+}
+
+export interface JournalOpenOptions {
+  /** Fold the records while they are checked (recovery at start); without it `open()` only checks them. */
+  readonly fold?: JournalFold;
+}
+
 export interface EventJournal {
-  /** Creates or migrates the schema, checks the tail and reports it. Must be called first. */
-  open(): Promise<JournalOpenReport>;
+  /**
+   * Creates or migrates the schema, checks the tail and reports it. Must be called first. The check
+   * reads every record from the latest sound snapshot to the end; `options.fold` is given them as they
+   * are read, so recovery needs no second read.
+   */
+  open(options?: JournalOpenOptions): Promise<JournalOpenReport>;
   /**
    * Appends records in one transaction and makes them durable before resolving.
    * Sequences must continue from the last one without gaps, or it rejects with

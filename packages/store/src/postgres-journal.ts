@@ -9,6 +9,7 @@ import {
   JournalRecordError,
   JournalWriteError,
   type EventJournal,
+  type JournalOpenOptions,
   type JournalOpenReport,
   type JournalRecord,
   type SnapshotRecord,
@@ -211,7 +212,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
     return isConnectionFailure(error) && this.provenClients.has(client) && attempt <= this.poolSize;
   }
 
-  async open(): Promise<JournalOpenReport> {
+  async open(options: JournalOpenOptions = {}): Promise<JournalOpenReport> {
     if (this.pool) throw new Error("the journal is already open");
     const pool = new Pool({
       connectionString: this.options.connectionString,
@@ -230,7 +231,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
     this.pool = pool;
     try {
       await this.migrate(pool);
-      const report = await this.verifyOnOpen();
+      const report = await this.verifyOnOpen(options);
       await this.catchUpReadModels(report.lastSequence);
       return report;
     } catch (error) {
@@ -285,24 +286,29 @@ export class PostgresJournal implements EventJournal, ReadModels {
     }
   }
 
-  private async verifyOnOpen(): Promise<JournalOpenReport> {
+  private async verifyOnOpen({ fold }: JournalOpenOptions): Promise<JournalOpenReport> {
     const damagedSnapshots: number[] = [];
     let snapshotSequence = 0;
+    let snapshot: SnapshotRecord | null = null;
     for (let before = Number.MAX_SAFE_INTEGER; ;) {
       const { rows } = await this.query(this.statements.latestSnapshotBefore, [before]);
       if (rows.length === 0) break;
       const stored = storedSnapshot(rows[0]!);
       if (isSoundSnapshot(stored)) {
         snapshotSequence = stored.sequence;
+        // Decoded (its state parsed) only for a fold to start from.
+        if (fold) snapshot = decodeSnapshot(stored);
         break;
       }
       damagedSnapshots.push(stored.sequence);
       before = stored.sequence;
     }
+    fold?.start(snapshot);
     const verdict = await verifyTail(
       (afterSequence, limit) => this.readStored(afterSequence, limit),
       snapshotSequence,
       this.options.verificationBatchSize ?? DEFAULT_VERIFICATION_BATCH_SIZE,
+      fold,
     );
     let droppedTornRecords = 0;
     if (verdict.firstTornSequence !== null)

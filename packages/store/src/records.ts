@@ -4,7 +4,13 @@
  */
 import type { EngineEvent, StateSnapshot } from "@bourse/core";
 import { recordChecksum } from "./checksum.ts";
-import { JournalCorruptionError, JournalRecordError, type JournalRecord, type SnapshotRecord } from "./journal.ts";
+import {
+  JournalCorruptionError,
+  JournalRecordError,
+  type JournalFold,
+  type JournalRecord,
+  type SnapshotRecord,
+} from "./journal.ts";
 
 /** A journal record as stored: the event's JSON plus the columns later queries select on. */
 export interface JournalRow {
@@ -177,16 +183,18 @@ export function decodeRecords(afterSequence: number, rows: readonly StoredRecord
   for (const row of rows) {
     if (row.sequence !== expected) throw new JournalCorruptionError(expected, "the record is missing");
     if (!isSound(row)) throw new JournalCorruptionError(row.sequence, "checksum mismatch");
-    let event: EngineEvent;
-    try {
-      event = JSON.parse(row.payload) as EngineEvent;
-    } catch (error) {
-      throw new JournalCorruptionError(row.sequence, `payload is not JSON: ${String(error)}`);
-    }
-    records.push({ sequence: row.sequence, event });
+    records.push({ sequence: row.sequence, event: parsePayload(row.sequence, row.payload) });
     expected++;
   }
   return records;
+}
+
+function parsePayload(sequence: number, payload: string): EngineEvent {
+  try {
+    return JSON.parse(payload) as EngineEvent;
+  } catch (error) {
+    throw new JournalCorruptionError(sequence, `payload is not JSON: ${String(error)}`);
+  }
 }
 
 export function assertReadArguments(afterSequence: number, limit: number): void {
@@ -206,11 +214,16 @@ export interface TailVerdict {
  * records that reaches the very end is a torn write that was never acknowledged: reported, for the
  * driver to delete. A damaged record followed by a sound one, a missing record, or a damaged record
  * a snapshot already covers (a snapshot is only saved over durable records) is corruption: throws.
+ *
+ * With `fold`, every sound record after the snapshot is decoded and given to `fold.apply` as it is
+ * checked (recovery in the same pass); a record after the first damaged one never is (it is either
+ * torn, or the scan throws). `fold.start` must have been called by the driver.
  */
 export async function verifyTail(
   readStored: (afterSequence: number, limit: number) => Promise<readonly StoredRecord[]>,
   snapshotSequence: number,
   batchSize: number,
+  fold?: JournalFold,
 ): Promise<TailVerdict> {
   // Start at the snapshot's own record: it must be there and sound, which checks the seam.
   const fromSequence = Math.max(snapshotSequence, 1);
@@ -226,6 +239,8 @@ export async function verifyTail(
             firstDamagedSequence,
             `checksum mismatch before sound record ${row.sequence}: damage inside the journal, not a torn write`,
           );
+        if (fold && row.sequence > snapshotSequence)
+          fold.apply({ sequence: row.sequence, event: parsePayload(row.sequence, row.payload) });
       } else {
         if (row.sequence <= snapshotSequence)
           throw new JournalCorruptionError(

@@ -10,6 +10,7 @@ import {
   JournalRecordError,
   JournalWriteError,
   type EventJournal,
+  type JournalOpenOptions,
   type JournalOpenReport,
   type JournalRecord,
   type SnapshotRecord,
@@ -119,7 +120,7 @@ export class SqliteJournal implements EventJournal, ReadModels {
       throw new RangeError(`maxPageCount must be a positive integer, got ${options.maxPageCount}`);
   }
 
-  async open(): Promise<JournalOpenReport> {
+  async open(options: JournalOpenOptions = {}): Promise<JournalOpenReport> {
     if (this.database) throw new Error("the journal is already open");
     const inMemory = this.options.path === ":memory:" || this.options.path === "";
     // The data directory of a first start may not exist yet.
@@ -141,7 +142,7 @@ export class SqliteJournal implements EventJournal, ReadModels {
       this.database = database;
       this.statements = prepareStatements(database);
       this.readModels = new SqliteReadModelStatements(database);
-      const report = await this.verifyOnOpen();
+      const report = await this.verifyOnOpen(options);
       this.catchUpReadModels();
       return report;
     } catch (error) {
@@ -153,21 +154,26 @@ export class SqliteJournal implements EventJournal, ReadModels {
     }
   }
 
-  private async verifyOnOpen(): Promise<JournalOpenReport> {
+  private async verifyOnOpen({ fold }: JournalOpenOptions): Promise<JournalOpenReport> {
     const statements = this.requireStatements();
     const damagedSnapshots: number[] = [];
     let snapshotSequence = 0;
+    let snapshot: SnapshotRecord | null = null;
     for (const stored of statements.snapshotsNewestFirst.iterate()) {
       if (isSoundSnapshot(stored)) {
         snapshotSequence = stored.sequence;
+        // Decoded (its state parsed) only for a fold to start from.
+        if (fold) snapshot = decodeSnapshot(stored);
         break;
       }
       damagedSnapshots.push(stored.sequence);
     }
+    fold?.start(snapshot);
     const verdict = await verifyTail(
       async (afterSequence, limit) => readStored(statements, afterSequence, limit),
       snapshotSequence,
       this.verificationBatchSize,
+      fold,
     );
     let droppedTornRecords = 0;
     if (verdict.firstTornSequence !== null)
