@@ -1,0 +1,15 @@
+import { defineConfig } from "vitest/config";
+
+/**
+ * Fault tests that disturb shared services (stopping the PostgreSQL server): run alone, one file at a
+ * time, after the main suite.
+ */
+export default defineConfig({
+  test: {
+    include: ["packages/*/test/faults/**/*.test.ts"],
+    maxWorkers: 1,
+    fileParallelism: false,
+    testTimeout: 120_000,
+    reporters: ["default", "./scripts/summary-reporter.ts"],
+  },
+});
