@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 /**
  * Fault tests that disturb shared services (stopping the PostgreSQL server): run alone, one file at a
- * time, after the main suite.
+ * time, before the main suite.
  */
 export default defineConfig({
   test: {

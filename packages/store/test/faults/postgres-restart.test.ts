@@ -5,7 +5,7 @@
  * a false success; the engine rebuilds and carries on by itself once the server is back; every
  * acknowledged deposit is in the journal exactly once, no refused one is, and `verify` finds nothing.
  *
- * It stops a shared server, so it runs on its own after the main suite (vitest.faults.config.ts), and
+ * It stops a shared server, so it runs on its own before the main suite (vitest.faults.config.ts), and
  * only where it can: BOURSE_TEST_PG_URL set, pg_ctlcluster present, running as root.
  */
 import { defaultEngineConfig } from "@bourse/core";
