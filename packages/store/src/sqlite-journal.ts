@@ -3,6 +3,7 @@
  * set-up. better-sqlite3 is synchronous; the methods are async only to share the `EventJournal`
  * interface with drivers that do IO, and each runs to completion before it returns.
  */
+import { runSqliteMigrations, type SqliteMigration } from "./sqlite-migrations.ts";
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -55,11 +56,7 @@ export interface SqliteJournalOptions {
   readonly busyTimeoutMilliseconds?: number;
 }
 
-interface Migration {
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-}
+type Migration = SqliteMigration;
 
 /** Applied in order, each once, recorded in schema_migrations. Never edit one that has shipped: add the next. */
 const MIGRATIONS: readonly Migration[] = [
@@ -341,33 +338,7 @@ function appendFailure(error: unknown, firstSequence: number, committing: boolea
 }
 
 function migrate(database: Database.Database): void {
-  database.exec(`
-    CREATE TABLE IF NOT EXISTS schema_migrations (
-      version INTEGER PRIMARY KEY,
-      name TEXT NOT NULL,
-      applied_at INTEGER NOT NULL
-    )
-  `);
-  const run = database.transaction(() => {
-    const applied = new Set(
-      database
-        .prepare<[], { version: number }>("SELECT version FROM schema_migrations")
-        .all()
-        .map((row) => row.version),
-    );
-    const newest = Math.max(0, ...applied);
-    const known = MIGRATIONS[MIGRATIONS.length - 1]!.version;
-    if (newest > known)
-      throw new Error(`the database has schema version ${newest}, newer than this build knows (${known}): upgrade it`);
-    const record = database.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
-    for (const migration of MIGRATIONS) {
-      if (applied.has(migration.version)) continue;
-      database.exec(migration.sql);
-      record.run(migration.version, migration.name, Date.now());
-    }
-  });
-  // IMMEDIATE: two processes opening the same new file must not both try to create the tables.
-  run.immediate();
+  runSqliteMigrations(database, "schema_migrations", MIGRATIONS, "the database");
 }
 
 function prepareStatements(database: Database.Database): Statements {

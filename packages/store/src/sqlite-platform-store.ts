@@ -7,6 +7,7 @@
  * better-sqlite3 is synchronous: every call, and every transaction as a whole, runs one at a time through
  * a queue, so the awaits inside a transaction never let another call's statements into it.
  */
+import { runSqliteMigrations, type SqliteMigration } from "./sqlite-migrations.ts";
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -27,11 +28,7 @@ export interface SqlitePlatformStoreOptions {
   readonly busyTimeoutMilliseconds?: number;
 }
 
-interface Migration {
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-}
+type Migration = SqliteMigration;
 
 /** Applied in order, each once, recorded in platform_migrations. Never edit one that has shipped: add the next. */
 const MIGRATIONS: readonly Migration[] = [
@@ -148,33 +145,5 @@ export class SqlitePlatformStore extends SqlPlatformStore {
 }
 
 function migrate(database: Database.Database): void {
-  database.exec(`
-    CREATE TABLE IF NOT EXISTS platform_migrations (
-      version INTEGER PRIMARY KEY,
-      name TEXT NOT NULL,
-      applied_at INTEGER NOT NULL
-    )
-  `);
-  const run = database.transaction(() => {
-    const applied = new Set(
-      database
-        .prepare<[], { version: number }>("SELECT version FROM platform_migrations")
-        .all()
-        .map((row) => row.version),
-    );
-    const newest = Math.max(0, ...applied);
-    const known = MIGRATIONS[MIGRATIONS.length - 1]!.version;
-    if (newest > known)
-      throw new Error(
-        `the platform tables have schema version ${newest}, newer than this build knows (${known}): upgrade it`,
-      );
-    const record = database.prepare("INSERT INTO platform_migrations (version, name, applied_at) VALUES (?, ?, ?)");
-    for (const migration of MIGRATIONS) {
-      if (applied.has(migration.version)) continue;
-      database.exec(migration.sql);
-      record.run(migration.version, migration.name, Date.now());
-    }
-  });
-  // IMMEDIATE: two processes opening the same new file must not both try to create the tables.
-  run.immediate();
+  runSqliteMigrations(database, "platform_migrations", MIGRATIONS, "the platform tables");
 }
