@@ -28,6 +28,8 @@ export const DEFAULT_MAX_WAITING_COMMANDS = 10_000;
 export const DEFAULT_MAX_BATCH_COMMANDS = 5_000;
 /** A batch closes once it holds this many events (a command's events are never split between batches). */
 export const DEFAULT_MAX_BATCH_EVENTS = 50_000;
+/** Five minutes: a quiet server still snapshots what it journaled, so a restart replays little. */
+export const DEFAULT_SNAPSHOT_EVERY_MILLISECONDS = 300_000;
 export const DEFAULT_REBUILD_RETRY_MILLISECONDS = 1_000;
 
 /**
@@ -65,8 +67,10 @@ export interface DurableEngineOptions {
   /** An unopened journal: `open` opens it and recovers from it. */
   readonly journal: EventJournal;
   readonly config: EngineConfig;
-  /** A snapshot is saved once this many events have been journaled since the last one. */
+  /** A snapshot is saved once this many events have been journaled since the last one... */
   readonly snapshotEveryEvents?: number;
+  /** ...or once this long has passed since the last one and events have been journaled since. */
+  readonly snapshotEveryMilliseconds?: number;
   readonly log?: (line: string) => void;
   readonly maxWaitingCommands?: number;
   readonly maxBatchCommands?: number;
@@ -120,6 +124,8 @@ export class DurableEngine {
   private readonly config: EngineConfig;
   private readonly log: (line: string) => void;
   private readonly snapshotEveryEvents: number;
+  private readonly snapshotEveryMilliseconds: number;
+  private lastSnapshotAt: number;
   private readonly maxWaitingCommands: number;
   private readonly maxBatchCommands: number;
   private readonly maxBatchEvents: number;
@@ -158,6 +164,12 @@ export class DurableEngine {
       "rebuildRetryMilliseconds",
     );
     this.now = options.now ?? Date.now;
+    this.snapshotEveryMilliseconds = positiveInteger(
+      options.snapshotEveryMilliseconds,
+      DEFAULT_SNAPSHOT_EVERY_MILLISECONDS,
+      "snapshotEveryMilliseconds",
+    );
+    this.lastSnapshotAt = this.now();
     this.engineInstance = recovered.engine;
     this.sequence = recovered.lastSequence;
   }
@@ -336,7 +348,11 @@ export class DurableEngine {
     this.sequence += records.length;
     this.eventsSinceSnapshot += records.length;
     for (const { pending, result } of batch) pending.resolve(result);
-    if (this.eventsSinceSnapshot >= this.snapshotEveryEvents) this.takeSnapshot();
+    if (
+      this.eventsSinceSnapshot >= this.snapshotEveryEvents ||
+      (this.eventsSinceSnapshot > 0 && this.now() - this.lastSnapshotAt >= this.snapshotEveryMilliseconds)
+    )
+      this.takeSnapshot();
     this.writing = false;
     if (engineFailure) {
       this.log(`engine: a command threw (${errorMessage(engineFailure.error)}); rebuilding the state from the journal`);
@@ -369,6 +385,7 @@ export class DurableEngine {
       createdAt: this.now(),
     };
     this.eventsSinceSnapshot = 0;
+    this.lastSnapshotAt = snapshot.createdAt;
     this.snapshotInFlight = this.journal
       .saveSnapshot(snapshot)
       .catch((error: unknown) => {

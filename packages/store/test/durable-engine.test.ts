@@ -291,6 +291,38 @@ for (const [driverName, makeStorage, enabled] of drivers) {
         expect(events.filter((event) => event.type === "DealExecuted" && event.deal.id === dealId)).toHaveLength(1);
     });
 
+    it("snapshots after a while even when few events were journaled, and not when none were", async () => {
+      const storage = freshStorage();
+      let wallClock = 1_000_000;
+      const engine = await openEngine(storage.journal(), {
+        snapshotEveryEvents: 1_000_000,
+        snapshotEveryMilliseconds: 60_000,
+        now: () => wallClock,
+      });
+      const at = clock();
+      const { accountId } = expectOk(
+        await engine.submit(
+          at({ kind: "openAccount", userId: "tim", currency: "USD", leverage: 100, mode: "HEDGING" }),
+        ),
+      );
+      expect(await engine["journal"].latestSnapshot()).toBeNull();
+      wallClock += 60_000;
+      expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 1_000 })));
+      await engine["snapshotInFlight"];
+      const first = await engine["journal"].latestSnapshot();
+      expect(first).toMatchObject({
+        sequence: engine.lastSequence,
+        createdAt: wallClock,
+        stateHash: engine.stateHash(),
+      });
+      // Time alone, with nothing journaled since, takes no snapshot; the next batch after the interval does.
+      wallClock += 120_000;
+      expect((await engine["journal"].latestSnapshot())?.sequence).toBe(first?.sequence);
+      expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 1_000 })));
+      await engine["snapshotInFlight"];
+      expect((await engine["journal"].latestSnapshot())?.sequence).toBe(engine.lastSequence);
+    });
+
     it("recovery from a snapshot equals recovery from the whole journal", async () => {
       const storage = freshStorage();
       const engine = await openEngine(storage.journal(), { snapshotEveryEvents: 25 });
