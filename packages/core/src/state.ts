@@ -11,7 +11,7 @@ import { CurrencyConverter } from "./money.ts";
 import { currencyDigits, type InstrumentSpec } from "./instruments.ts";
 import { assertOrderTransition, isWorkingStatus } from "./order-status.ts";
 import { PriceHeap } from "./price-heap.ts";
-import type { Account, EngineConfig, EngineEvent, Order, Position, Side } from "./types.ts";
+import type { Account, EngineConfig, EngineEvent, LedgerTotals, Order, Position, Side } from "./types.ts";
 
 /** What the engine remembers of an order placed with a client order id: its latest record and deals. */
 export interface ClientOrderMemory {
@@ -535,6 +535,22 @@ export function hashText(text: string): string {
 
 export function stateHash(state: EngineState): string {
   return hashText(canonicalState(state));
+}
+
+/**
+ * The ledger invariant of DESIGN.md section 3: the balance an account must have given its ledger,
+ * deposits − withdrawals + realised profit − commissions + swaps + corrections. The one definition;
+ * tests, `verify` and the crash checks all compare against it.
+ */
+export function ledgerBalance(ledger: LedgerTotals): number {
+  return (
+    ledger.deposits -
+    ledger.withdrawals +
+    ledger.realisedProfit -
+    ledger.commissions +
+    ledger.swaps +
+    ledger.corrections
+  );
 }
 
 /** Account currency digits, cached per currency code. */

@@ -39,6 +39,7 @@ import {
   TradingEngine,
   defaultEngineConfig,
   isRejectionCode,
+  ledgerBalance,
   marginInAccountCurrency,
   type BookLevel,
   type Command,
@@ -1362,13 +1363,7 @@ const ledgerObserver: Observer = {
       const values = { balance: account.balance, credit: account.credit, ...ledger };
       for (const [name, value] of Object.entries(values))
         must(Number.isSafeInteger(value), h, () => `account ${accountId}: ${name} ${value} is not a safe integer`);
-      const identity =
-        ledger.deposits -
-        ledger.withdrawals +
-        ledger.realisedProfit -
-        ledger.commissions +
-        ledger.swaps +
-        ledger.corrections;
+      const identity = ledgerBalance(ledger);
       must(
         account.balance === identity,
         h,

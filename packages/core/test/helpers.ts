@@ -4,6 +4,7 @@ import {
   TradingEngine,
   decimalToInteger,
   defaultEngineConfig,
+  ledgerBalance,
   type Command,
   type CommandResult,
   type CommandSuccess,
@@ -133,15 +134,7 @@ export class Scenario {
   /** The ledger invariant of DESIGN.md section 3. */
   ledgerHolds(accountId: number): boolean {
     const { balance, ledger } = this.get(accountId);
-    return (
-      balance ===
-      ledger.deposits -
-        ledger.withdrawals +
-        ledger.realisedProfit -
-        ledger.commissions +
-        ledger.swaps +
-        ledger.corrections
-    );
+    return balance === ledgerBalance(ledger);
   }
 
   replayMatches(): boolean {

@@ -3,7 +3,7 @@
  * fold) and reports every difference from what a replay of the journal holds, the ledger invariant,
  * and whether the latest snapshot matches a replay to its sequence.
  */
-import { TradingEngine, type EngineConfig, type LedgerTotals } from "@bourse/core";
+import { TradingEngine, ledgerBalance, type EngineConfig, type LedgerTotals } from "@bourse/core";
 import type { EventJournal } from "./journal.ts";
 import { DEFAULT_RECOVERY_BATCH_SIZE, recoverEngine } from "./recovery.ts";
 
@@ -44,17 +44,8 @@ function emptyLedger(): EventLedger {
 
 const LEDGER_FIELDS = ["deposits", "withdrawals", "realisedProfit", "commissions", "swaps", "corrections"] as const;
 
-/** The balance the ledger invariant says an account must have. */
-export function ledgerBalance(ledger: LedgerTotals): number {
-  return (
-    ledger.deposits -
-    ledger.withdrawals +
-    ledger.realisedProfit -
-    ledger.commissions +
-    ledger.swaps +
-    ledger.corrections
-  );
-}
+/** The ledger invariant's balance: the core's one definition, re-exported for the store's callers. */
+export { ledgerBalance };
 
 /** Verifies an open journal (it is only read). */
 export async function verify(

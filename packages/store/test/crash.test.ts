@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { SqliteJournal, verify } from "../src/index.ts";
+import { SqliteJournal, ledgerBalance, verify } from "../src/index.ts";
 import { TUESDAY_NOON } from "./trading-session.ts";
 
 const cycles = Number(process.env.BOURSE_CRASH_CYCLES ?? 5);
@@ -170,14 +170,7 @@ async function checkRecovery(path: string, ready: Ready, told: Ledger, context: 
     expect(report.differences, `${context}: verify`).toEqual([]);
     for (const account of TradingEngine.replay(config, events).state.accounts.values()) {
       const { ledger } = account;
-      expect(account.balance, `${context}: ledger invariant of account ${account.id}`).toBe(
-        ledger.deposits -
-          ledger.withdrawals +
-          ledger.realisedProfit -
-          ledger.commissions +
-          ledger.swaps +
-          ledger.corrections,
-      );
+      expect(account.balance, `${context}: ledger invariant of account ${account.id}`).toBe(ledgerBalance(ledger));
     }
   } finally {
     await journal.close();
