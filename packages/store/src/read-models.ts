@@ -9,7 +9,7 @@
  */
 import type {
   BalanceOperationKind,
-  DealEntry,
+  Deal,
   OrderReason,
   OrderStatus,
   OrderType,
@@ -44,22 +44,8 @@ export interface OrderHistoryRow {
   readonly updatedAt: number;
 }
 
-export interface DealHistoryRow {
-  readonly id: number;
-  readonly orderId: number;
-  readonly positionId: number;
-  readonly accountId: number;
-  readonly symbol: string;
-  readonly side: Side;
-  readonly entry: DealEntry;
-  readonly volume: number;
-  readonly price: number;
-  readonly profit: number;
-  readonly commission: number;
-  readonly swap: number;
-  readonly reason: OrderReason;
-  readonly time: number;
-}
+/** A deal row is the engine's deal record as `DealExecuted` carries it. */
+export type DealHistoryRow = Deal;
 
 export interface PositionHistoryRow {
   readonly id: number;
