@@ -4,6 +4,7 @@
  * server: connections that die (a restart, a terminated backend) are dropped and the next call opens
  * new ones.
  */
+import { runPostgresMigrations, type PostgresMigration } from "./postgres-migrations.ts";
 import pg from "pg";
 import {
   JournalRecordError,
@@ -70,12 +71,8 @@ export interface PostgresJournalOptions {
   readonly onIdleConnectionError?: (error: Error) => void;
 }
 
-interface Migration {
-  readonly version: number;
-  readonly name: string;
-  /** SQL with `{schema}` standing for the quoted schema name. */
-  readonly sql: string;
-}
+/** A migration whose SQL has `{schema}` standing for the quoted schema name. */
+type Migration = PostgresMigration;
 
 /** Applied in order, each once, recorded in schema_migrations. Never edit one that has shipped: add the next. */
 const MIGRATIONS: readonly Migration[] = [
@@ -124,7 +121,6 @@ function ignoreClientError(): void {
 }
 
 interface StatementTexts {
-  readonly lockMigrations: string;
   readonly lastSequence: string;
   readonly insert: string;
   readonly read: string;
@@ -138,7 +134,6 @@ function statementTexts(schema: string): StatementTexts {
   const snapshots = `${schema}.snapshots`;
   const snapshotColumns = 'sequence, state_hash AS "stateHash", created_at AS "createdAt", payload, checksum';
   return {
-    lockMigrations: "SELECT pg_advisory_xact_lock(hashtext('bourse.migrations'), hashtext($1))",
     lastSequence: `SELECT coalesce(max(sequence), 0) AS sequence FROM ${journal}`,
     // One statement for the whole batch, guarded by the last sequence: a batch that does not continue the
     // journal inserts nothing. A concurrent writer that races past the guard hits the primary key instead.
@@ -244,39 +239,14 @@ export class PostgresJournal implements EventJournal, ReadModels {
   private async migrate(pool: pg.Pool): Promise<void> {
     const client = await pool.connect();
     try {
-      await client.query("BEGIN");
-      // Serialises servers starting at once on the same schema: one migrates, the others then find it done.
-      await client.query(this.statements.lockMigrations, [this.schema]);
-      // Created only when missing: CREATE SCHEMA IF NOT EXISTS would still demand the CREATE privilege on the
-      // database, which a production role given a ready schema need not have.
-      const existing = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [this.schema]);
-      if (existing.rowCount === 0) await client.query(`CREATE SCHEMA ${this.quotedSchema}`);
-      await client.query(`
-        CREATE TABLE IF NOT EXISTS ${this.quotedSchema}.schema_migrations (
-          version integer PRIMARY KEY,
-          name text NOT NULL,
-          applied_at bigint NOT NULL
-        )`);
-      const applied = new Set(
-        (
-          await client.query<{ version: number }>(`SELECT version FROM ${this.quotedSchema}.schema_migrations`)
-        ).rows.map((row) => row.version),
-      );
-      const newest = Math.max(0, ...applied);
-      const known = MIGRATIONS[MIGRATIONS.length - 1]!.version;
-      if (newest > known)
-        throw new Error(
-          `schema ${this.schema} has version ${newest}, newer than this build knows (${known}): upgrade it`,
-        );
-      for (const migration of MIGRATIONS) {
-        if (applied.has(migration.version)) continue;
-        await client.query(migration.sql.replaceAll("{schema}", this.quotedSchema));
-        await client.query(
-          `INSERT INTO ${this.quotedSchema}.schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-          [migration.version, migration.name, Date.now()],
-        );
-      }
-      await client.query("COMMIT");
+      await runPostgresMigrations(client, {
+        schema: this.schema,
+        table: "schema_migrations",
+        lockName: "bourse.migrations",
+        migrations: MIGRATIONS,
+        render: (sql) => sql.replaceAll("{schema}", this.quotedSchema),
+        what: "version",
+      });
       this.provenClients.add(client);
       client.release();
     } catch (error) {

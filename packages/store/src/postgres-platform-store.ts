@@ -4,6 +4,7 @@
  * A transaction runs on one pooled connection; the bounded per-user lists lock the user's row (FOR UPDATE)
  * so that concurrent writers cannot take a list past its bound.
  */
+import { runPostgresMigrations, type PostgresMigration } from "./postgres-migrations.ts";
 import pg from "pg";
 import {
   ConstraintViolation,
@@ -30,12 +31,8 @@ export interface PostgresPlatformStoreOptions {
   readonly onIdleConnectionError?: (error: Error) => void;
 }
 
-interface Migration {
-  readonly version: number;
-  readonly name: string;
-  /** SQL with `{s}` standing for the quoted schema name and a dot. */
-  readonly sql: string;
-}
+/** A migration whose SQL has `{s}` standing for the quoted schema name and a dot. */
+type Migration = PostgresMigration;
 
 /** Applied in order, each once, recorded in platform_migrations. Never edit one that has shipped: add the next. */
 const MIGRATIONS: readonly Migration[] = [
@@ -165,44 +162,19 @@ export class PostgresPlatformStore extends SqlPlatformStore {
   }
 
   private async migrate(pool: pg.Pool): Promise<void> {
-    const quoted = `"${this.schema}"`;
     const client = await pool.connect();
     try {
-      await client.query("BEGIN");
-      // Serialises servers starting at once on the same schema: one migrates, the others then find it done.
-      await client.query("SELECT pg_advisory_xact_lock(hashtext('bourse.platform-migrations'), hashtext($1))", [
-        this.schema,
-      ]);
-      const existing = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [this.schema]);
-      if (existing.rowCount === 0) await client.query(`CREATE SCHEMA ${quoted}`);
-      await client.query(`
-        CREATE TABLE IF NOT EXISTS ${quoted}.platform_migrations (
-          version integer PRIMARY KEY,
-          name text NOT NULL,
-          applied_at bigint NOT NULL
-        )`);
-      const applied = new Set(
-        (await client.query<{ version: number }>(`SELECT version FROM ${quoted}.platform_migrations`)).rows.map(
-          (row) => row.version,
-        ),
-      );
-      const newest = Math.max(0, ...applied);
-      const known = MIGRATIONS[MIGRATIONS.length - 1]!.version;
-      if (newest > known)
-        throw new Error(
-          `schema ${this.schema} has platform version ${newest}, newer than this build knows (${known}): upgrade it`,
-        );
-      for (const migration of MIGRATIONS) {
-        if (applied.has(migration.version)) continue;
-        await client.query(migration.sql.replaceAll("{s}", `${quoted}.`));
-        await client.query(
-          `INSERT INTO ${quoted}.platform_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-          [migration.version, migration.name, Date.now()],
-        );
-      }
-      await client.query("COMMIT");
+      await runPostgresMigrations(client, {
+        schema: this.schema,
+        table: "platform_migrations",
+        lockName: "bourse.platform-migrations",
+        migrations: MIGRATIONS,
+        render: (sql) => sql.replaceAll("{s}", `"${this.schema}".`),
+        what: "platform version",
+      });
       client.release();
     } catch (error) {
+      // Destroyed rather than returned: it may sit in an aborted transaction.
       client.release(true);
       throw error;
     }

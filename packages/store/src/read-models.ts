@@ -7,15 +7,7 @@
  * them to `projectBatch` with the batch, and writes the rows it returns. Every number is an integer:
  * prices in points, volumes in volume units, money in account minor units, times in ms since the epoch.
  */
-import type {
-  BalanceOperationKind,
-  Deal,
-  OrderReason,
-  OrderStatus,
-  OrderType,
-  Side,
-  TimeInForce,
-} from "@bourse/core";
+import type { BalanceOperationKind, Deal, OrderReason, OrderStatus, OrderType, Side, TimeInForce } from "@bourse/core";
 import type { JournalRecord } from "./journal.ts";
 
 export interface OrderHistoryRow {
