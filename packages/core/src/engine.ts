@@ -50,6 +50,7 @@ import type {
   Order,
   OrderReason,
   OrderStatus,
+  OrderType,
   PlaceOrderCommand,
   Position,
   PositionEffect,
@@ -207,6 +208,11 @@ function simulate(position: Position | undefined): SimulatedPosition | null {
         swap: position.swap,
       }
     : null;
+}
+
+/** The limit a stop-limit places must not be marketable beyond its stop: a buy limit ≤ the stop, a sell limit ≥ it. */
+function stopLimitBeyondStop(side: Side, stopPrice: number, stopLimitPrice: number): boolean {
+  return side === "BUY" ? stopLimitPrice > stopPrice : stopLimitPrice < stopPrice;
 }
 
 function opposite(side: Side): Side {
@@ -524,6 +530,29 @@ export class TradingEngine {
     );
   }
 
+  /** A trailing distance is a positive number of points, at least the stops level. */
+  private trailingValid(instrument: InstrumentSpec, distance: number | null): boolean {
+    return distance === null || (isPositiveInteger(distance) && distance >= instrument.stopsLevelPoints);
+  }
+
+  /**
+   * Pending prices must sit on the waiting side of the market by at least the stops level (MetaTrader's
+   * rule): a buy limit below the ask, a buy stop (or stop-limit) above it; a sell the reverse at the bid.
+   */
+  private pendingPriceValid(
+    instrument: InstrumentSpec,
+    quote: MarketQuote,
+    side: Side,
+    type: OrderType,
+    price: number,
+  ): boolean {
+    const market = side === "BUY" ? quote.ask : quote.bid;
+    const gap = Math.max(instrument.stopsLevelPoints, 1);
+    const below = market - price >= gap;
+    const above = price - market >= gap;
+    return type === "LIMIT" ? (side === "BUY" ? below : above) : side === "BUY" ? above : below;
+  }
+
   /**
    * SL/TP rule (MetaTrader's): for a buy, SL below and TP above the reference price; for a sell the reverse;
    * each at least the instrument's stops level away (and at least one point).
@@ -593,11 +622,7 @@ export class TradingEngine {
     if (stopLimitPrice !== null && !isPositiveInteger(stopLimitPrice)) return reject("INVALID_PRICE");
     if (deviation !== null && (!Number.isSafeInteger(deviation) || deviation < 0))
       return reject("INVALID_DATA", "deviation must be a non-negative number of points");
-    if (
-      trailingDistance !== null &&
-      (!isPositiveInteger(trailingDistance) || trailingDistance < instrument.stopsLevelPoints)
-    )
-      return reject("INVALID_STOPS");
+    if (!this.trailingValid(instrument, trailingDistance)) return reject("INVALID_STOPS");
 
     let timeInForce: TimeInForce;
     switch (type) {
@@ -620,7 +645,7 @@ export class TradingEngine {
         if (type === "STOP_LIMIT") {
           if (stopLimitPrice === null) return reject("INVALID_PRICE", "A stop-limit order needs stopLimitPrice");
           // The limit placed at the stop must not be marketable beyond the stop: buy limit ≤ stop, sell limit ≥ stop.
-          if (side === "BUY" ? stopLimitPrice > price : stopLimitPrice < price)
+          if (stopLimitBeyondStop(side, price, stopLimitPrice))
             return reject("INVALID_PRICE", "stopLimitPrice is on the wrong side of the stop price");
         } else if (stopLimitPrice !== null)
           return reject("INVALID_PRICE", "stopLimitPrice applies to STOP_LIMIT orders");
@@ -639,15 +664,8 @@ export class TradingEngine {
     }
 
     const immediate = type === "MARKET" || timeInForce === "IOC" || timeInForce === "FOK";
-    const stopsLevel = instrument.stopsLevelPoints;
     if (!immediate) {
-      const market = side === "BUY" ? quote.ask : quote.bid;
-      const entry = price as number;
-      // Pending prices must sit on the waiting side of the market by at least the stops level (MetaTrader's rule).
-      const gap = Math.max(stopsLevel, 1);
-      const limitOk = side === "BUY" ? market - entry >= gap : entry - market >= gap;
-      const stopOk = side === "BUY" ? entry - market >= gap : market - entry >= gap;
-      if (type === "LIMIT" ? !limitOk : !stopOk) return reject("INVALID_PRICE");
+      if (!this.pendingPriceValid(instrument, quote, side, type, price as number)) return reject("INVALID_PRICE");
       if ((this.state.accountWorkingOrders.get(account.id)?.size ?? 0) >= this.config.maxWorkingOrdersPerAccount)
         return reject("TOO_MANY_ORDERS");
     }
@@ -999,17 +1017,12 @@ export class TradingEngine {
         return reject("ORDER_NOT_MODIFIABLE", "The stop price was already reached");
       if (!isPositiveInteger(price) || (stopLimitPrice !== null && !isPositiveInteger(stopLimitPrice)))
         return reject("INVALID_PRICE");
-      const market = order.side === "BUY" ? quote.ask : quote.bid;
-      const gap = Math.max(instrument.stopsLevelPoints, 1);
-      if (!order.triggered) {
-        const limitOk = order.side === "BUY" ? market - price >= gap : price - market >= gap;
-        const stopOk = order.side === "BUY" ? price - market >= gap : market - price >= gap;
-        if (order.type === "LIMIT" ? !limitOk : !stopOk) return reject("INVALID_PRICE");
-      }
+      if (!order.triggered && !this.pendingPriceValid(instrument, quote, order.side, order.type, price))
+        return reject("INVALID_PRICE");
       if (
         order.type === "STOP_LIMIT" &&
         stopLimitPrice !== null &&
-        (order.side === "BUY" ? stopLimitPrice > price : stopLimitPrice < price)
+        stopLimitBeyondStop(order.side, price, stopLimitPrice)
       )
         return reject("INVALID_PRICE", "stopLimitPrice is on the wrong side of the stop price");
     }
@@ -1018,11 +1031,7 @@ export class TradingEngine {
         return reject("INVALID_EXPIRATION");
     } else if (command.expiration !== undefined && command.expiration !== order.expiration)
       return reject("INVALID_EXPIRATION", "expiration applies to GTD orders only");
-    if (
-      trailingDistance !== null &&
-      (!isPositiveInteger(trailingDistance) || trailingDistance < instrument.stopsLevelPoints)
-    )
-      return reject("INVALID_STOPS");
+    if (!this.trailingValid(instrument, trailingDistance)) return reject("INVALID_STOPS");
     const reference = order.type === "STOP_LIMIT" ? (stopLimitPrice as number) : (price as number);
     if (!this.stopsValid(instrument, order.side, reference, sl, tp)) return reject("INVALID_STOPS");
     if (
@@ -1073,11 +1082,7 @@ export class TradingEngine {
     const tp = command.tp === undefined ? position.tp : command.tp;
     const trailingDistance =
       command.trailingDistance === undefined ? position.trailingDistance : command.trailingDistance;
-    if (
-      trailingDistance !== null &&
-      (!isPositiveInteger(trailingDistance) || trailingDistance < instrument.stopsLevelPoints)
-    )
-      return reject("INVALID_STOPS");
+    if (!this.trailingValid(instrument, trailingDistance)) return reject("INVALID_STOPS");
     const reference = position.side === "BUY" ? quote.bid : quote.ask;
     if (
       !this.stopsValid(
