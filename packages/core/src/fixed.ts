@@ -247,8 +247,3 @@ export function formatDecimal(value: number, digits: number): string {
 export function toDecimalNumber(value: number, digits: number): number {
   return Number(formatDecimal(value, digits));
 }
-
-/** Integer minimum / maximum helpers used where the intent is clearer by name. */
-export function clampInteger(value: number, minimum: number, maximum: number): number {
-  return value < minimum ? minimum : value > maximum ? maximum : value;
-}

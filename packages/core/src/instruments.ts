@@ -1,4 +1,4 @@
-import { decimalToInteger, powerOfTen } from "./fixed.ts";
+import { decimalToInteger } from "./fixed.ts";
 
 /** Currencies an account may be kept in, and every currency an instrument may price or margin in. */
 export const Currencies = {
@@ -366,11 +366,6 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
 ];
 
 export const DEFAULT_INSTRUMENTS: readonly InstrumentSpec[] = DEFAULT_INSTRUMENT_DEFINITIONS.map(defineInstrument);
-
-/** A lot count in volume units for an instrument (10^volumeDigits units per lot). */
-export function volumeUnitsPerLot(instrument: InstrumentSpec): number {
-  return powerOfTen(instrument.volumeDigits);
-}
 
 /** Whether `time` (ms since the epoch, UTC) falls inside one of the instrument's sessions. Pure calendar arithmetic. */
 export function isSessionOpen(sessions: WeekSessions, timeMs: number): boolean {

@@ -13,8 +13,6 @@ export const ORDER_STATUS_TRANSITIONS: Readonly<Record<OrderStatus, readonly Ord
   REJECTED: [],
 };
 
-export const WORKING_ORDER_STATUSES: readonly OrderStatus[] = ["PLACED", "PARTIALLY_FILLED"];
-
 export function isWorkingStatus(status: OrderStatus): boolean {
   return status === "PLACED" || status === "PARTIALLY_FILLED";
 }

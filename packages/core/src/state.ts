@@ -8,7 +8,7 @@
  * that are rebuilt by the same fold and never hashed.
  */
 import { CurrencyConverter } from "./money.ts";
-import { currencyDigits, type InstrumentSpec } from "./instruments.ts";
+import type { InstrumentSpec } from "./instruments.ts";
 import { assertOrderTransition, isWorkingStatus } from "./order-status.ts";
 import { PriceHeap } from "./price-heap.ts";
 import type { Account, EngineConfig, EngineEvent, LedgerTotals, Order, Position, Side } from "./types.ts";
@@ -551,11 +551,6 @@ export function ledgerBalance(ledger: LedgerTotals): number {
     ledger.swaps +
     ledger.corrections
   );
-}
-
-/** Account currency digits, cached per currency code. */
-export function accountDigits(account: Account): number {
-  return currencyDigits(account.currency);
 }
 
 // ---------------------------------------------------------------------------------------------

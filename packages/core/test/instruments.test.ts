@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { CurrencyConverter, DEFAULT_INSTRUMENTS, PriceHeap, isSessionOpen, weekdayOf } from "../src/index.ts";
+import {
+  CurrencyConverter,
+  DEFAULT_INSTRUMENTS,
+  convertAmount,
+  PriceHeap,
+  isSessionOpen,
+  weekdayOf,
+} from "../src/index.ts";
 
 describe("default instruments", () => {
   it("ships the set a broker needs on day one, with consistent integer specifications", () => {
@@ -104,6 +111,18 @@ describe("currency conversion paths", () => {
     expect(converter.rate("EUR", "USD", quotes)).toEqual({ factors: [108430], divisors: [100000] });
     expect(converter.rate("USD", "EUR", quotes)).toEqual({ factors: [100000], divisors: [108440] });
     expect(converter.rate("JPY", "EUR", quotes)).toBeNull();
+  });
+
+  it("converts an amount between minor units with the CONVERSION rule (half up)", () => {
+    const quotes = (symbol: string) => (symbol === "EURUSD" ? { bid: 108430, ask: 108440 } : undefined);
+    // 100.00 EUR × 1.08430 = 108.43 USD exactly.
+    expect(convertAmount(10_000, "EUR", "USD", converter.rate("EUR", "USD", quotes)!)).toBe(10_843);
+    // 100.00 USD / 1.08440 = 92.2168… EUR → 92.22; 1 cent / 1.0844 = 0.922… → 1 cent (half up).
+    expect(convertAmount(10_000, "USD", "EUR", converter.rate("USD", "EUR", quotes)!)).toBe(9_222);
+    expect(convertAmount(1, "USD", "EUR", converter.rate("USD", "EUR", quotes)!)).toBe(1);
+    // JPY has no minor unit: 1.00 USD at USDJPY bid 150.230 = 150 yen (150.23 rounds down).
+    const yen = (symbol: string) => (symbol === "USDJPY" ? { bid: 150230, ask: 150250 } : undefined);
+    expect(convertAmount(100, "USD", "JPY", converter.rate("USD", "JPY", yen)!)).toBe(150);
   });
 });
 
