@@ -1,0 +1,238 @@
+/**
+ * The HTTP application, built by a factory (`buildApp`) and listened on elsewhere (server.ts), so tests
+ * drive it with `inject`. Fastify with TypeBox: one schema per route validates the request and becomes
+ * the OpenAPI 3.1 document at `/docs`.
+ *
+ * Every route declares how it is authorised in its config (`auth`): `public`, `user` (a Client API
+ * JWT, the default, so a route that forgets is closed), `admin` (the back office token) or `apiKey`.
+ * Every route is recorded in `app.routeRegistry`, which the authorization matrix test walks.
+ */
+import rateLimit from "@fastify/rate-limit";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { DuplicateError, NotFoundError, ValidationError } from "@bourse/store";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from "fastify";
+import { timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { tokenFromAuthorization, type AuthService, type Principal } from "./auth.ts";
+import { ApiError, ApiErrorCodes, type ApiErrorCode } from "./errors.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Platform } from "./platform.ts";
+
+export type AuthMode = "public" | "user" | "admin" | "apiKey";
+
+/** The API a route belongs to: decides the error envelope (seed 001 vs seed 003). */
+export type Face = "client" | "automation" | "admin" | "system";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    auth?: AuthMode;
+    face?: Face;
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+  interface FastifyInstance {
+    routeRegistry: RegisteredRoute[];
+  }
+}
+
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+  readonly auth: AuthMode;
+  readonly face: Face;
+}
+
+export type App = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+/** What route modules get: the platform and its services. */
+export interface ServerContext {
+  readonly platform: Platform;
+  readonly auth: AuthService;
+  readonly metrics: Metrics;
+}
+
+export type RouteModule = (app: App, context: ServerContext) => void | Promise<void>;
+
+export interface BuildAppOptions {
+  readonly logger?: boolean | { level: string };
+  /** Route modules to register (server.ts passes the full set). */
+  readonly routes: readonly RouteModule[];
+  readonly context: ServerContext;
+}
+
+function errorBody(code: ApiErrorCode | string, message: string): { error: string; message: string } {
+  return { error: code, message };
+}
+
+/** Maps anything thrown by a handler or hook to the registry's code and status. Never a 500 for bad input. */
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  const fastifyError = error as FastifyError & { validationContext?: string };
+  if (fastifyError?.validation) {
+    const context = fastifyError.validationContext ?? "request";
+    return new ApiError(
+      "INVALID_DATA",
+      `${context}${fastifyError.message.replace(/^(body|querystring|params|headers)/, "")}`,
+    );
+  }
+  if (error instanceof ValidationError) return new ApiError("INVALID_DATA", error.message);
+  if (error instanceof NotFoundError) return new ApiError("NOT_FOUND", error.message);
+  if (error instanceof DuplicateError) return new ApiError("CONFLICT", error.message);
+  switch (fastifyError?.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new ApiError("PAYLOAD_TOO_LARGE");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return new ApiError("UNSUPPORTED_MEDIA_TYPE");
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+    case "FST_ERR_VALIDATION":
+      return new ApiError("INVALID_DATA", fastifyError.message);
+  }
+  if (fastifyError?.statusCode === 429) return new ApiError("RATE_LIMITED", fastifyError.message);
+  if (typeof fastifyError?.statusCode === "number" && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500)
+    return new ApiError("INVALID_DATA", fastifyError.message);
+  return new ApiError("INTERNAL_ERROR");
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function errorCodesDescription(): string {
+  const lines = Object.entries(ApiErrorCodes).map(
+    ([code, definition]) => `| \`${code}\` | ${definition.status} | ${definition.message} |`,
+  );
+  return [
+    'Errors answer `{"error": CODE, "message": text}` (Client API, seed 001). Codes are stable:',
+    "",
+    "| code | status | meaning |",
+    "| --- | --- | --- |",
+    ...lines,
+  ].join("\n");
+}
+
+export async function buildApp(options: BuildAppOptions): Promise<App> {
+  const { platform } = options.context;
+  const config = platform.config;
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: config.bodyLimitBytes,
+    return503OnClosing: true,
+    ajv: {
+      customOptions: {
+        // Unknown fields are refused, never silently dropped: no client can slip in a balance.
+        removeAdditional: false,
+        coerceTypes: "array",
+        useDefaults: true,
+        allErrors: false,
+      },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+
+  app.decorate("routeRegistry", [] as RegisteredRoute[]);
+  app.decorateRequest("principal", null);
+  app.addHook("onRoute", (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (route.url.startsWith("/docs")) {
+      // The documentation is public: a developer reads it before they have an account.
+      route.config = { ...route.config, auth: "public", face: "system" };
+      return;
+    }
+    for (const method of methods) {
+      if (method === "HEAD") continue;
+      app.routeRegistry.push({
+        method,
+        url: route.url,
+        auth: route.config?.auth ?? "user",
+        face: route.config?.face ?? "client",
+      });
+    }
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Bourse API",
+        version: "1.0.0",
+        description: [
+          "The Client API (seeds 000, 001, 002) and the broker's admin API.",
+          "",
+          "Decimals (prices, lots, money) travel as JSON numbers with the instrument's or currency's digits;",
+          "more decimals than that are refused, never rounded. Times are ISO 8601 UTC strings (inputs also",
+          "take epoch milliseconds). Tables answer `{structure, rows}`, objects `{data}`, acknowledgements",
+          '`{"data":"OK"}`.',
+          "",
+          errorCodesDescription(),
+        ].join("\n"),
+      },
+      components: {
+        securitySchemes: {
+          jwt: {
+            type: "apiKey",
+            in: "header",
+            name: "Authorization",
+            description: "The token from signup or login, as `<JWT>` (seed 000) or `Bearer <JWT>`",
+          },
+          admin: { type: "http", scheme: "bearer", description: "BOURSE_ADMIN_TOKEN" },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+
+  await app.register(rateLimit, {
+    global: true,
+    hook: "preHandler",
+    max: config.rateLimitPerSecond,
+    timeWindow: 1000,
+    enableDraftSpec: true,
+    keyGenerator: (request) => (request.principal ? `user:${request.principal.userId}` : `address:${request.ip}`),
+    errorResponseBuilder: (_request, context) => {
+      const error = new ApiError("RATE_LIMITED", `Rate limit of ${context.max} requests per second exceeded`);
+      return Object.assign(error, { statusCode: context.statusCode });
+    },
+  });
+
+  app.addHook("onRequest", async (request: FastifyRequest) => {
+    if (request.is404) return;
+    const mode = request.routeOptions.config.auth ?? "user";
+    if (mode === "public" || mode === "apiKey") return;
+    if (mode === "admin") {
+      const token = tokenFromAuthorization(request.headers.authorization);
+      if (token === null || !sameSecret(token, config.adminToken))
+        throw new ApiError("UNAUTHORIZED", "The admin API needs Authorization: Bearer <BOURSE_ADMIN_TOKEN>");
+      return;
+    }
+    const token = tokenFromAuthorization(request.headers.authorization);
+    if (token === null) throw new ApiError("UNAUTHORIZED", "Missing Authorization header");
+    request.principal = await options.context.auth.authenticate(token);
+  });
+
+  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const apiError = toApiError(error);
+    if (apiError.code === "INTERNAL_ERROR") request.log.error({ err: error }, "unexpected error");
+    for (const [name, value] of Object.entries(apiError.headers)) void reply.header(name, value);
+    return reply.status(apiError.statusCode).send(errorBody(apiError.code, apiError.message));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .status(ApiErrorCodes.ROUTE_NOT_FOUND.status)
+      .send(errorBody("ROUTE_NOT_FOUND", `No route ${request.method} ${request.url.split("?")[0]}`)),
+  );
+
+  for (const register of options.routes) await register(app, options.context);
+  return app;
+}

@@ -1,0 +1,220 @@
+/**
+ * Users, passwords and sessions (DESIGN.md section 4).
+ * - Passwords: argon2id with OWASP's minimum parameters (19 MiB, 2 passes, 1 lane).
+ * - Tokens: JWT signed HS256 with the server's secret; the algorithm is pinned on verify, so a token
+ *   claiming `none` or another algorithm is refused. Each token names its session (`jti`); the session
+ *   row is checked on every request, so logout and a password change revoke at once.
+ * - Sign-in answers the same error, after the same work, for an unknown email and a wrong password:
+ *   an unknown email is verified against a dummy hash.
+ * - Lockout: after `loginMaxFailures` failures in a row a user is locked for `loginLockSeconds`.
+ */
+import { hash, verify, type Algorithm } from "@node-rs/argon2";
+import { decimalToInteger, currencyDigits, type Account } from "@bourse/core";
+import { DuplicateError, type Session, type User } from "@bourse/store";
+import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { randomUUID } from "node:crypto";
+import { ApiError } from "./errors.ts";
+import type { Platform } from "./platform.ts";
+
+/** OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1. */
+// 2 is Algorithm.Argon2id (a const enum, which isolated modules cannot read).
+const ARGON2_OPTIONS = { algorithm: 2 as Algorithm.Argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
+const JWT_ALGORITHM = "HS256";
+const JWT_ISSUER = "bourse";
+const JWT_AUDIENCE = "bourse-client";
+
+export const PASSWORD_MIN_LENGTH = 8;
+export const PASSWORD_MAX_LENGTH = 128;
+
+/** Who a Client API request acts for. */
+export interface Principal {
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly expiresAt: number;
+}
+
+export interface IssuedSession {
+  readonly token: string;
+  readonly session: Session;
+  readonly user: User;
+}
+
+export class AuthService {
+  private dummyHash: Promise<string> | null = null;
+
+  constructor(private readonly platform: Platform) {}
+
+  private get config() {
+    return this.platform.config;
+  }
+
+  hashPassword(password: string): Promise<string> {
+    return hash(password, ARGON2_OPTIONS);
+  }
+
+  private async verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+    try {
+      return await verify(passwordHash, password);
+    } catch {
+      return false;
+    }
+  }
+
+  /** A real argon2id hash of a random secret: unknown users cost the same verify as known ones. */
+  private equalWorkHash(): Promise<string> {
+    this.dummyHash ??= this.hashPassword(randomUUID());
+    return this.dummyHash;
+  }
+
+  /** Creates the user, opens their demo account funded with the configured balance, and signs them in. */
+  async signup(input: {
+    email: string;
+    password: string;
+    name: string;
+  }): Promise<IssuedSession & { account: Account }> {
+    const now = this.platform.clock.now();
+    if (await this.platform.store.findUserByEmail(input.email)) throw new ApiError("EMAIL_TAKEN");
+    const user = await this.platform.store
+      .createUser({
+        id: randomUUID(),
+        email: input.email,
+        name: input.name,
+        passwordHash: await this.hashPassword(input.password),
+        createdAt: now,
+      })
+      .catch((error: unknown) => {
+        // Two sign-ups racing for one email: the store's unique index decides.
+        if (error instanceof DuplicateError) throw new ApiError("EMAIL_TAKEN");
+        throw error;
+      });
+    const account = await this.openDemoAccount(user.id);
+    const issued = await this.issueSession(user, account.id);
+    return { ...issued, account };
+  }
+
+  /** Opens an account for the user and deposits the demo balance (both durable before this returns). */
+  async openDemoAccount(
+    userId: string,
+    options: { currency?: string; leverage?: number; mode?: "HEDGING" | "NETTING" } = {},
+  ): Promise<Account> {
+    const currency = options.currency ?? this.config.demoCurrency;
+    const opened = await this.platform.execute({
+      kind: "openAccount",
+      userId,
+      currency,
+      leverage: options.leverage ?? this.config.demoLeverage,
+      mode: options.mode ?? "HEDGING",
+    });
+    const accountId = opened.accountId!;
+    const amount = decimalToInteger(this.config.demoBalance, currencyDigits(currency));
+    if (amount > 0)
+      await this.platform.execute({ kind: "deposit", accountId, amount, comment: "Demo account funding" });
+    return this.platform.engine.state.accounts.get(accountId)!;
+  }
+
+  /**
+   * Signs in by email or by account login. Unknown user and wrong password are the same 401 after the
+   * same argon2 work; a locked user gets LOGIN_LOCKED (429) with Retry-After, without a password check.
+   */
+  async login(input: { email?: string; login?: number; password: string }): Promise<IssuedSession> {
+    const now = this.platform.clock.now();
+    let user: User | null = null;
+    let accountId: number | null = null;
+    if (input.email !== undefined) user = await this.platform.store.findUserByEmail(input.email);
+    else if (input.login !== undefined) {
+      const account = this.platform.engine.state.accounts.get(input.login);
+      if (account) {
+        user = await this.platform.store.findUserById(account.userId);
+        accountId = account.id;
+      }
+    }
+    if (!user) {
+      await this.verifyPassword(await this.equalWorkHash(), input.password);
+      throw new ApiError("INVALID_CREDENTIALS");
+    }
+    if (user.lockedUntil !== null && user.lockedUntil > now) {
+      const retryAfterSeconds = Math.ceil((user.lockedUntil - now) / 1000);
+      throw new ApiError("LOGIN_LOCKED", undefined, { "retry-after": String(retryAfterSeconds) });
+    }
+    if (!(await this.verifyPassword(user.passwordHash, input.password))) {
+      await this.platform.store.recordFailedLogin(user.id, {
+        now,
+        maxFailures: this.config.loginMaxFailures,
+        lockMilliseconds: this.config.loginLockSeconds * 1000,
+      });
+      throw new ApiError("INVALID_CREDENTIALS");
+    }
+    if (user.failedLoginCount > 0 || user.lockedUntil !== null)
+      user = await this.platform.store.recordSuccessfulLogin(user.id);
+    return this.issueSession(user, accountId ?? this.platform.accountIdsOf(user.id)[0] ?? null);
+  }
+
+  async issueSession(user: User, accountId: number | null): Promise<IssuedSession> {
+    const now = this.platform.clock.now();
+    const session = await this.platform.store.createSession({
+      id: randomUUID(),
+      userId: user.id,
+      accountId,
+      createdAt: now,
+      expiresAt: now + this.config.sessionTtlSeconds * 1000,
+    });
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: JWT_ALGORITHM, typ: "JWT" })
+      .setSubject(user.id)
+      .setJti(session.id)
+      .setIssuer(JWT_ISSUER)
+      .setAudience(JWT_AUDIENCE)
+      .setIssuedAt(Math.floor(now / 1000))
+      .setExpirationTime(Math.floor(session.expiresAt / 1000))
+      .sign(this.config.jwtSecret);
+    return { token, session, user };
+  }
+
+  /** The principal of a token, or UNAUTHORIZED / TOKEN_EXPIRED / SESSION_REVOKED. */
+  async authenticate(token: string): Promise<Principal> {
+    const now = this.platform.clock.now();
+    let subject: string;
+    let sessionId: string;
+    try {
+      const { payload } = await jwtVerify(token, this.config.jwtSecret, {
+        algorithms: [JWT_ALGORITHM],
+        issuer: JWT_ISSUER,
+        audience: JWT_AUDIENCE,
+        currentDate: new Date(now),
+        requiredClaims: ["sub", "jti", "exp"],
+      });
+      subject = payload.sub!;
+      sessionId = payload.jti!;
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) throw new ApiError("TOKEN_EXPIRED");
+      throw new ApiError("UNAUTHORIZED", "The token is not valid");
+    }
+    const session = await this.platform.store.findSession(sessionId);
+    if (!session || session.userId !== subject) throw new ApiError("UNAUTHORIZED", "The token is not valid");
+    if (session.revokedAt !== null) throw new ApiError("SESSION_REVOKED");
+    if (session.expiresAt <= now) throw new ApiError("TOKEN_EXPIRED");
+    return { userId: session.userId, sessionId: session.id, expiresAt: session.expiresAt };
+  }
+
+  async logout(principal: Principal): Promise<void> {
+    await this.platform.store.revokeSession(principal.userId, principal.sessionId, this.platform.clock.now());
+  }
+
+  /** Checks the current password, stores the new hash and ends every other session of the user. */
+  async changePassword(principal: Principal, currentPassword: string, newPassword: string): Promise<void> {
+    const user = await this.platform.store.findUserById(principal.userId);
+    if (!user || !(await this.verifyPassword(user.passwordHash, currentPassword)))
+      throw new ApiError("INVALID_CREDENTIALS", "The current password is wrong");
+    await this.platform.store.updatePasswordHash(user.id, await this.hashPassword(newPassword));
+    await this.platform.store.revokeOtherSessions(user.id, principal.sessionId, this.platform.clock.now());
+  }
+}
+
+/** Seed 000 sends `Authorization: <JWT>`; `Bearer <JWT>` is accepted too. Null when the header is absent. */
+export function tokenFromAuthorization(header: string | undefined): string | null {
+  if (header === undefined) return null;
+  const trimmed = header.trim();
+  if (trimmed === "") return null;
+  const bearer = /^Bearer\s+(.+)$/i.exec(trimmed);
+  return bearer ? bearer[1]!.trim() : trimmed;
+}

@@ -1,0 +1,182 @@
+/**
+ * The server's configuration: defaults, then an optional JSON file, then environment variables
+ * (the environment wins, so a container can override a shipped file). Secrets left unset are generated
+ * once and kept in the data directory, so a restart keeps sessions and the admin token valid.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { storageSettings, type StorageSettings } from "./settings.ts";
+
+export type FeedSettings =
+  | { readonly kind: "simulator"; readonly seed: number }
+  | { readonly kind: "push" }
+  | { readonly kind: "csv"; readonly path: string };
+
+export interface ServerConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly storage: StorageSettings;
+  readonly feed: FeedSettings;
+  /** The back office's bearer token (`/admin/v1`). */
+  readonly adminToken: string;
+  readonly jwtSecret: Uint8Array;
+  /** How long a Client API token lives. */
+  readonly sessionTtlSeconds: number;
+  /** A new demo account's first deposit, as a decimal in the account currency. */
+  readonly demoBalance: string;
+  readonly demoCurrency: string;
+  readonly demoLeverage: number;
+  /** Client API requests per user (or per address before sign-in) per second. */
+  readonly rateLimitPerSecond: number;
+  /** Failed logins in a row that lock a user out, and for how long. */
+  readonly loginMaxFailures: number;
+  readonly loginLockSeconds: number;
+  /** The largest request body any route takes. */
+  readonly bodyLimitBytes: number;
+  /** The dedicated Automation API listener (seed 003's custom port); null: main listener only. */
+  readonly automationPort: number | null;
+  /** Automation API requests per key per second (seed 003: 100 req/s). */
+  readonly automationRateLimitPerSecond: number;
+}
+
+/** The keys a configuration file may hold (camelCase, as in `ServerConfig`; `automation.port` nests). */
+interface ConfigFile {
+  port?: number;
+  host?: string;
+  dataDir?: string;
+  databaseUrl?: string;
+  feed?: string;
+  feedSeed?: number;
+  adminToken?: string;
+  jwtSecret?: string;
+  sessionTtlSeconds?: number;
+  demoBalance?: string | number;
+  demoCurrency?: string;
+  demoLeverage?: number;
+  rateLimitPerSecond?: number;
+  loginMaxFailures?: number;
+  loginLockSeconds?: number;
+  bodyLimitBytes?: number;
+  automation?: { port?: number; rateLimitPerSecond?: number };
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+const SECRET_FILE_MODE = 0o600;
+
+function integerSetting(name: string, value: unknown, min: number, max: number): number {
+  const number = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+  if (typeof number !== "number" || !Number.isSafeInteger(number) || number < min || number > max)
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  return number;
+}
+
+function parseFeed(text: string, seed: number): FeedSettings {
+  if (text === "simulator") return { kind: "simulator", seed };
+  if (text === "push") return { kind: "push" };
+  if (text.startsWith("csv:") && text.length > 4) return { kind: "csv", path: path.resolve(text.slice(4)) };
+  throw new ConfigError(`BOURSE_FEED must be simulator, push or csv:PATH, got ${JSON.stringify(text)}`);
+}
+
+/** A secret from the setting, or the one kept in the data directory, or a new one written there. */
+function keptSecret(directory: string, fileName: string, given: string | undefined): string {
+  if (given !== undefined && given !== "") return given;
+  const file = path.join(directory, fileName);
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  mkdirSync(directory, { recursive: true });
+  const secret = randomBytes(32).toString("base64url");
+  writeFileSync(file, secret + "\n", { mode: SECRET_FILE_MODE });
+  return secret;
+}
+
+function readConfigFile(file: string): ConfigFile {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new ConfigError(`cannot read the configuration file ${file}: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new ConfigError(`the configuration file ${file} must hold a JSON object`);
+  return parsed as ConfigFile;
+}
+
+/**
+ * Reads the configuration. `BOURSE_CONFIG` names the file; without it `bourse.config.json` in the
+ * working directory is read when present.
+ */
+export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const fileName = environment.BOURSE_CONFIG ?? (existsSync("bourse.config.json") ? "bourse.config.json" : undefined);
+  const file: ConfigFile = fileName ? readConfigFile(fileName) : {};
+  const pick = (variable: string, fromFile: unknown): string | undefined => {
+    const value = environment[variable];
+    if (value !== undefined && value !== "") return value;
+    return fromFile === undefined ? undefined : String(fromFile);
+  };
+  const storage = storageSettings({
+    ...environment,
+    BOURSE_DATA_DIR: pick("BOURSE_DATA_DIR", file.dataDir),
+    BOURSE_DATABASE_URL: pick("BOURSE_DATABASE_URL", file.databaseUrl),
+  });
+  const seed = integerSetting("BOURSE_FEED_SEED", pick("BOURSE_FEED_SEED", file.feedSeed) ?? "1", 0, 2 ** 31 - 1);
+  const automationPortText = pick("BOURSE_AUTOMATION_PORT", file.automation?.port);
+  return {
+    port: integerSetting("BOURSE_PORT", pick("BOURSE_PORT", file.port) ?? "8080", 0, 65_535),
+    host: pick("BOURSE_HOST", file.host) ?? "127.0.0.1",
+    storage,
+    feed: parseFeed(pick("BOURSE_FEED", file.feed) ?? "simulator", seed),
+    adminToken: keptSecret(storage.dataDirectory, "admin-token", pick("BOURSE_ADMIN_TOKEN", file.adminToken)),
+    jwtSecret: new TextEncoder().encode(
+      keptSecret(storage.dataDirectory, "jwt-secret", pick("BOURSE_JWT_SECRET", file.jwtSecret)),
+    ),
+    sessionTtlSeconds: integerSetting(
+      "BOURSE_SESSION_TTL_SECONDS",
+      pick("BOURSE_SESSION_TTL_SECONDS", file.sessionTtlSeconds) ?? "3600",
+      60,
+      7 * 86_400,
+    ),
+    demoBalance: pick("BOURSE_DEMO_BALANCE", file.demoBalance) ?? "10000",
+    demoCurrency: pick("BOURSE_DEMO_CURRENCY", file.demoCurrency) ?? "USD",
+    demoLeverage: integerSetting(
+      "BOURSE_DEMO_LEVERAGE",
+      pick("BOURSE_DEMO_LEVERAGE", file.demoLeverage) ?? "100",
+      1,
+      10_000,
+    ),
+    rateLimitPerSecond: integerSetting(
+      "BOURSE_RATE_LIMIT_PER_SECOND",
+      pick("BOURSE_RATE_LIMIT_PER_SECOND", file.rateLimitPerSecond) ?? "100",
+      1,
+      1_000_000,
+    ),
+    loginMaxFailures: integerSetting(
+      "BOURSE_LOGIN_MAX_FAILURES",
+      pick("BOURSE_LOGIN_MAX_FAILURES", file.loginMaxFailures) ?? "5",
+      1,
+      1000,
+    ),
+    loginLockSeconds: integerSetting(
+      "BOURSE_LOGIN_LOCK_SECONDS",
+      pick("BOURSE_LOGIN_LOCK_SECONDS", file.loginLockSeconds) ?? "900",
+      1,
+      86_400,
+    ),
+    bodyLimitBytes: integerSetting(
+      "BOURSE_BODY_LIMIT_BYTES",
+      pick("BOURSE_BODY_LIMIT_BYTES", file.bodyLimitBytes) ?? String(512 * 1024),
+      1024,
+      16 * 1024 * 1024,
+    ),
+    automationPort:
+      automationPortText === undefined ? null : integerSetting("BOURSE_AUTOMATION_PORT", automationPortText, 0, 65_535),
+    automationRateLimitPerSecond: integerSetting(
+      "BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND",
+      pick("BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND", file.automation?.rateLimitPerSecond) ?? "100",
+      1,
+      1_000_000,
+    ),
+  };
+}

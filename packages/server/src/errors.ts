@@ -1,0 +1,130 @@
+/**
+ * The one registry of the faces' error codes: every code a client can receive, its HTTP status and
+ * its default message (like Fastify's lib/errors.js). The engine's rejection codes (core
+ * `RejectionCodes`) are part of it, each with the status its meaning calls for. Codes are never
+ * renamed or reused: clients switch on them. `/docs` publishes the table.
+ */
+import { RejectionCodes, type RejectionCode } from "@bourse/core";
+
+const HttpStatus = {
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  TOO_MANY_REQUESTS: 429,
+  INTERNAL_SERVER_ERROR: 500,
+  SERVICE_UNAVAILABLE: 503,
+} as const;
+
+export type HttpStatusCode = (typeof HttpStatus)[keyof typeof HttpStatus];
+
+interface ErrorDefinition {
+  readonly status: HttpStatusCode;
+  readonly message: string;
+}
+
+/** The HTTP status of each engine rejection: not found for a missing record, conflict for a repeat, else 400. */
+const REJECTION_STATUS: Record<RejectionCode, HttpStatusCode> = {
+  INVALID_DATA: HttpStatus.BAD_REQUEST,
+  ACCOUNT_NOT_FOUND: HttpStatus.NOT_FOUND,
+  ACCOUNT_EXISTS: HttpStatus.CONFLICT,
+  ACCOUNT_DISABLED: HttpStatus.FORBIDDEN,
+  INVALID_CURRENCY: HttpStatus.BAD_REQUEST,
+  INVALID_LEVERAGE: HttpStatus.BAD_REQUEST,
+  INVALID_GROUP: HttpStatus.BAD_REQUEST,
+  UNKNOWN_SYMBOL: HttpStatus.NOT_FOUND,
+  TRADE_DISABLED: HttpStatus.BAD_REQUEST,
+  MARKET_CLOSED: HttpStatus.BAD_REQUEST,
+  NO_QUOTES: HttpStatus.BAD_REQUEST,
+  INVALID_VOLUME: HttpStatus.BAD_REQUEST,
+  INVALID_PRICE: HttpStatus.BAD_REQUEST,
+  INVALID_STOPS: HttpStatus.BAD_REQUEST,
+  INVALID_EXPIRATION: HttpStatus.BAD_REQUEST,
+  INVALID_FILL_POLICY: HttpStatus.BAD_REQUEST,
+  INVALID_ORDER_TYPE: HttpStatus.BAD_REQUEST,
+  PRICE_OFF: HttpStatus.BAD_REQUEST,
+  NO_LIQUIDITY: HttpStatus.BAD_REQUEST,
+  NO_MONEY: HttpStatus.BAD_REQUEST,
+  INVALID_AMOUNT: HttpStatus.BAD_REQUEST,
+  ORDER_NOT_FOUND: HttpStatus.NOT_FOUND,
+  ORDER_NOT_MODIFIABLE: HttpStatus.CONFLICT,
+  POSITION_NOT_FOUND: HttpStatus.NOT_FOUND,
+  DUPLICATE_CLIENT_ORDER_ID: HttpStatus.CONFLICT,
+  NO_CHANGES: HttpStatus.BAD_REQUEST,
+  TOO_MANY_ORDERS: HttpStatus.CONFLICT,
+  TIME_WENT_BACKWARDS: HttpStatus.SERVICE_UNAVAILABLE,
+};
+
+const rejectionDefinitions = Object.fromEntries(
+  (Object.keys(RejectionCodes) as RejectionCode[]).map((code) => [
+    code,
+    { status: REJECTION_STATUS[code], message: RejectionCodes[code] },
+  ]),
+) as Record<RejectionCode, ErrorDefinition>;
+
+export const ApiErrorCodes = {
+  ...rejectionDefinitions,
+  // Requests
+  ROUTE_NOT_FOUND: { status: HttpStatus.NOT_FOUND, message: "No such route" },
+  NOT_FOUND: { status: HttpStatus.NOT_FOUND, message: "No such resource" },
+  PAYLOAD_TOO_LARGE: { status: HttpStatus.PAYLOAD_TOO_LARGE, message: "The request body is too large" },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: HttpStatus.UNSUPPORTED_MEDIA_TYPE,
+    message: "The request body must be application/json",
+  },
+  CONFLICT: { status: HttpStatus.CONFLICT, message: "The resource already exists or changed meanwhile" },
+  LIMIT_REACHED: { status: HttpStatus.CONFLICT, message: "The limit of this kind of resource is reached" },
+  RATE_LIMITED: { status: HttpStatus.TOO_MANY_REQUESTS, message: "Too many requests: slow down" },
+  // Auth
+  UNAUTHORIZED: { status: HttpStatus.UNAUTHORIZED, message: "Missing or invalid authorization" },
+  TOKEN_EXPIRED: { status: HttpStatus.UNAUTHORIZED, message: "The token has expired: sign in again" },
+  SESSION_REVOKED: { status: HttpStatus.UNAUTHORIZED, message: "The session has ended: sign in again" },
+  INVALID_CREDENTIALS: { status: HttpStatus.UNAUTHORIZED, message: "Wrong email, login or password" },
+  LOGIN_LOCKED: {
+    status: HttpStatus.TOO_MANY_REQUESTS,
+    message: "Too many failed sign-ins: try again later",
+  },
+  EMAIL_TAKEN: { status: HttpStatus.CONFLICT, message: "A user with this email already exists" },
+  FORBIDDEN: { status: HttpStatus.FORBIDDEN, message: "Not allowed to access this resource" },
+  // Engine
+  ENGINE_UNAVAILABLE: {
+    status: HttpStatus.SERVICE_UNAVAILABLE,
+    message: "The trading engine is not available; the command was not executed",
+  },
+  OUTCOME_UNKNOWN: {
+    status: HttpStatus.SERVICE_UNAVAILABLE,
+    message: "The storage failed while the command was being saved: look it up before retrying",
+  },
+  ENGINE_OVERLOADED: {
+    status: HttpStatus.SERVICE_UNAVAILABLE,
+    message: "The trading engine is overloaded; the command was not executed",
+  },
+  INTERNAL_ERROR: { status: HttpStatus.INTERNAL_SERVER_ERROR, message: "Internal server error" },
+} as const satisfies Record<string, ErrorDefinition>;
+
+export type ApiErrorCode = keyof typeof ApiErrorCodes;
+
+/** An error a face answers with: a code of the registry, its status, and a message for people. */
+export class ApiError extends Error {
+  override readonly name = "ApiError";
+  readonly statusCode: HttpStatusCode;
+  constructor(
+    readonly code: ApiErrorCode,
+    message?: string,
+    /** Extra response headers (Retry-After). */
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message ?? ApiErrorCodes[code].message);
+    this.statusCode = ApiErrorCodes[code].status;
+  }
+}
+
+export function isApiErrorCode(value: string): value is ApiErrorCode {
+  return Object.prototype.hasOwnProperty.call(ApiErrorCodes, value);
+}
+
+export { HttpStatus };

@@ -1,0 +1,278 @@
+/**
+ * The application layer every face calls (DESIGN.md section 1: faces are thin adapters; a rule lives
+ * once, here or in the core). It owns the durable engine, the journal's read models, the platform store
+ * and the bus, and gives the faces:
+ * - `execute`: a command stamped with the server's clock, run durably, its rejection turned into an
+ *   `ApiError` with the registry's code; its events published in journal order;
+ * - `pushQuote`: the one way quotes enter (simulator, CSV replay, admin push);
+ * - ownership: the accounts a user owns, and a 403 for any other.
+ *
+ * The HTTP listener starts before recovery (`/readyz` answers 503 meanwhile); every engine call made
+ * before `start` finishes answers ENGINE_UNAVAILABLE.
+ */
+import {
+  defaultEngineConfig,
+  type Account,
+  type BookLevel,
+  type Command,
+  type CommandSuccess,
+  type EngineConfig,
+  type EngineEvent,
+  type InstrumentSpec,
+  type TradingEngine,
+} from "@bourse/core";
+import {
+  DurableEngine,
+  EngineOverloadedError,
+  EngineUnavailableError,
+  PostgresJournal,
+  SqliteJournal,
+  createPlatformStore,
+  type EventJournal,
+  type JournalRecord,
+  type PlatformStore,
+  type ReadModels,
+} from "@bourse/store";
+import { mkdirSync } from "node:fs";
+import { Bus } from "./bus.ts";
+import { systemClock, type Clock } from "./clock.ts";
+import type { ServerConfig } from "./config.ts";
+import { ApiError } from "./errors.ts";
+
+/** Every command but its time: the platform stamps it with its clock. */
+export type UntimedCommand = Command extends infer Each ? (Each extends Command ? Omit<Each, "time"> : never) : never;
+
+export interface QuoteInput {
+  readonly symbol: string;
+  /** Points. */
+  readonly bid: number;
+  readonly ask: number;
+  readonly bids?: readonly BookLevel[];
+  readonly asks?: readonly BookLevel[];
+}
+
+/** A quote the engine took, as the rest of the platform sees it. */
+export interface AcceptedQuote extends QuoteInput {
+  readonly time: number;
+}
+
+export type QuoteListener = (quote: AcceptedQuote) => void;
+export type EventListener = (records: readonly JournalRecord[]) => void;
+
+export interface PlatformLog {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface PlatformOptions {
+  readonly config: ServerConfig;
+  readonly engineConfig?: EngineConfig;
+  readonly clock?: Clock;
+  readonly log?: PlatformLog;
+  /** Tests: journal snapshots more or less often. */
+  readonly snapshotEveryEvents?: number;
+}
+
+export type PlatformState = "starting" | "recovering" | "ready" | "failed" | "closed";
+
+function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(url);
+}
+
+/** Both journal drivers serve the read models from the tables they write in the same transaction. */
+function openJournal(url: string): EventJournal & ReadModels {
+  return isPostgresUrl(url) ? new PostgresJournal({ connectionString: url }) : new SqliteJournal({ path: url });
+}
+
+const consoleLog: PlatformLog = {
+  info: (message) => console.log(message),
+  warn: (message) => console.warn(message),
+  error: (message) => console.error(message),
+};
+
+export class Platform {
+  readonly bus: Bus;
+  readonly clock: Clock;
+  readonly log: PlatformLog;
+  readonly engineConfig: EngineConfig;
+  readonly instruments: ReadonlyMap<string, InstrumentSpec>;
+  readonly store: PlatformStore;
+  readonly readModels: ReadModels;
+  private readonly journal: EventJournal & ReadModels;
+  private durable: DurableEngine | null = null;
+  private currentState: PlatformState = "starting";
+  private readonly quoteListeners: QuoteListener[] = [];
+  private readonly eventListeners: EventListener[] = [];
+  private readonly closeHooks: (() => Promise<void> | void)[] = [];
+  /** User id → the logins of their accounts, in opening order (built at recovery, kept by AccountOpened). */
+  private readonly accountsByUser = new Map<string, number[]>();
+
+  constructor(
+    readonly config: ServerConfig,
+    private readonly options: PlatformOptions,
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.log = options.log ?? consoleLog;
+    this.engineConfig = options.engineConfig ?? defaultEngineConfig();
+    this.instruments = new Map(this.engineConfig.instruments.map((instrument) => [instrument.symbol, instrument]));
+    this.bus = new Bus((error, topic) => this.log.error(`bus: a subscriber of ${topic} failed: ${String(error)}`));
+    const storage = config.storage;
+    if (!isPostgresUrl(storage.databaseUrl) || !isPostgresUrl(storage.platformDatabaseUrl))
+      mkdirSync(storage.dataDirectory, { recursive: true });
+    this.journal = openJournal(storage.databaseUrl);
+    this.readModels = this.journal;
+    this.store = createPlatformStore(storage.platformDatabaseUrl);
+  }
+
+  get state(): PlatformState {
+    return this.currentState;
+  }
+
+  /** True when the engine takes commands. */
+  get ready(): boolean {
+    return this.currentState === "ready" && this.durable !== null && this.durable.ready;
+  }
+
+  /** Opens the stores and recovers the engine from the journal. */
+  async start(): Promise<void> {
+    this.currentState = "recovering";
+    try {
+      await this.store.open();
+      this.durable = await DurableEngine.open({
+        journal: this.journal,
+        config: this.engineConfig,
+        log: (line) => this.log.info(line),
+        snapshotEveryEvents: this.options.snapshotEveryEvents,
+      });
+    } catch (error) {
+      this.currentState = "failed";
+      throw error;
+    }
+    for (const account of this.durable.engine.state.accounts.values()) this.indexAccount(account.userId, account.id);
+    this.currentState = "ready";
+  }
+
+  async close(): Promise<void> {
+    if (this.currentState === "closed") return;
+    this.currentState = "closed";
+    for (const hook of this.closeHooks.splice(0).reverse()) await hook();
+    if (this.durable) await this.durable.close();
+    else await this.journal.close().catch(() => undefined);
+    await this.store.close();
+  }
+
+  /** Runs `hook` when the platform closes (feeds, timers, flushes), in reverse order of registration. */
+  onClose(hook: () => Promise<void> | void): void {
+    this.closeHooks.push(hook);
+  }
+
+  /** The engine, for reads. Throws ENGINE_UNAVAILABLE before recovery has finished. */
+  get engine(): TradingEngine {
+    if (!this.durable || this.currentState !== "ready")
+      throw new ApiError("ENGINE_UNAVAILABLE", "The trading engine is starting: try again shortly");
+    return this.durable.engine;
+  }
+
+  /** The durable engine (health and metrics), or null before recovery. */
+  get durableEngine(): DurableEngine | null {
+    return this.durable;
+  }
+
+  instrument(symbol: string): InstrumentSpec {
+    const instrument = this.instruments.get(symbol);
+    if (!instrument) throw new ApiError("UNKNOWN_SYMBOL", `No such instrument: ${symbol}`);
+    return instrument;
+  }
+
+  // ---- commands ----
+
+  /**
+   * Runs a command at the server's time and resolves once its events are durable. A rejection by the
+   * trading rules throws `ApiError` with its code (its time-driven events are journaled and published
+   * all the same); a storage failure throws ENGINE_UNAVAILABLE or OUTCOME_UNKNOWN (503).
+   */
+  async execute(command: UntimedCommand): Promise<CommandSuccess> {
+    const durable = this.durable;
+    if (!durable || this.currentState !== "ready")
+      throw new ApiError("ENGINE_UNAVAILABLE", "The trading engine is starting: try again shortly");
+    let result;
+    try {
+      result = await durable.submit({ ...command, time: this.clock.now() } as Command);
+    } catch (error) {
+      if (error instanceof EngineUnavailableError)
+        throw new ApiError(error.outcomeUnknown ? "OUTCOME_UNKNOWN" : "ENGINE_UNAVAILABLE");
+      if (error instanceof EngineOverloadedError) throw new ApiError("ENGINE_OVERLOADED");
+      throw error;
+    }
+    if (result.events.length > 0) this.publishEvents(result.events, result.sequences);
+    if (!result.ok) throw new ApiError(result.code, result.message);
+    return result;
+  }
+
+  /**
+   * Feeds a quote to the engine (pending orders, SL/TP and risk run on it) and, once its events are
+   * durable, to the quote listeners (market data, alerts, the bus). Invalid quotes throw INVALID_PRICE.
+   */
+  async pushQuote(quote: QuoteInput): Promise<AcceptedQuote> {
+    this.instrument(quote.symbol);
+    const time = this.clock.now();
+    await this.execute({ kind: "tick", ...quote });
+    const accepted: AcceptedQuote = { ...quote, time };
+    for (const listener of this.quoteListeners) {
+      try {
+        listener(accepted);
+      } catch (error) {
+        this.log.error(`a quote listener failed on ${quote.symbol}: ${String(error)}`);
+      }
+    }
+    return accepted;
+  }
+
+  onQuote(listener: QuoteListener): void {
+    this.quoteListeners.push(listener);
+  }
+
+  /** Called with every batch of durable events of one command, in journal order. */
+  onEvents(listener: EventListener): void {
+    this.eventListeners.push(listener);
+  }
+
+  private publishEvents(events: readonly EngineEvent[], sequences: readonly number[]): void {
+    const records: JournalRecord[] = events.map((event, index) => ({ sequence: sequences[index]!, event }));
+    for (const { event } of records) {
+      if (event.type === "AccountOpened") this.indexAccount(event.userId, event.accountId);
+    }
+    for (const listener of this.eventListeners) {
+      try {
+        listener(records);
+      } catch (error) {
+        this.log.error(`an event listener failed: ${String(error)}`);
+      }
+    }
+  }
+
+  // ---- ownership ----
+
+  private indexAccount(userId: string, accountId: number): void {
+    const list = this.accountsByUser.get(userId);
+    if (!list) this.accountsByUser.set(userId, [accountId]);
+    else if (!list.includes(accountId)) list.push(accountId);
+  }
+
+  /** The logins of the user's accounts, oldest first. */
+  accountIdsOf(userId: string): readonly number[] {
+    return this.accountsByUser.get(userId) ?? [];
+  }
+
+  /**
+   * The account, when `userId` owns it. Anything else (another user's account, a login that does not
+   * exist) is the same 403, so a client cannot probe which logins exist.
+   */
+  ownedAccount(userId: string, accountId: number): Account {
+    const account = this.engine.state.accounts.get(accountId);
+    if (!account || account.userId !== userId)
+      throw new ApiError("FORBIDDEN", "This account does not belong to the signed-in user");
+    return account;
+  }
+}

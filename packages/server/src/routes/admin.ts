@@ -1,0 +1,262 @@
+/**
+ * The broker's back office and feed bridge at `/admin/v1` (`Authorization: Bearer <BOURSE_ADMIN_TOKEN>`):
+ * push quotes with depth, deposit and withdraw, list and inspect users and accounts, change an
+ * account's leverage, group or trading permission, create users. Tests drive prices exactly through it.
+ */
+import { MAX_BOOK_LEVELS, type Account, type BookLevel, type InstrumentSpec } from "@bourse/core";
+import { Type, type Static } from "@sinclair/typebox";
+import type { RouteModule } from "../app.ts";
+import { ApiError } from "../errors.ts";
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../auth.ts";
+import {
+  AccountIdParams,
+  Closed,
+  DataResponse,
+  Decimal,
+  Email,
+  ErrorResponse,
+  TableResponse,
+  toTable,
+} from "../schemas.ts";
+import { ACCOUNT_COLUMNS, AccountViewSchema, UserViewSchema, accountView, userView } from "../views.ts";
+import { lotsFromWire, moneyFromWire, priceFromWire, timeToWire } from "../wire.ts";
+
+/** Quotes one push may carry: a feed bridge batches, but a request stays bounded. */
+export const MAX_QUOTES_PER_PUSH = 1000;
+
+const BookLevelInput = Closed({ price: Decimal, volume: Decimal });
+const QuoteInputSchema = Closed({
+  symbol: Type.String({ minLength: 1, maxLength: 32 }),
+  bid: Decimal,
+  ask: Decimal,
+  bids: Type.Optional(
+    Type.Array(BookLevelInput, { maxItems: MAX_BOOK_LEVELS, description: "Best first; volumes in lots" }),
+  ),
+  asks: Type.Optional(Type.Array(BookLevelInput, { maxItems: MAX_BOOK_LEVELS })),
+});
+type QuoteBody = Static<typeof QuoteInputSchema>;
+
+const adminErrors = {
+  400: ErrorResponse,
+  401: ErrorResponse,
+  403: ErrorResponse,
+  404: ErrorResponse,
+  503: ErrorResponse,
+} as const;
+const AdminAccount = Type.Intersect([AccountViewSchema, Type.Object({ userId: Type.String() })]);
+
+function bookFromWire(levels: QuoteBody["bids"], instrument: InstrumentSpec, field: string): BookLevel[] | undefined {
+  return levels?.map((level, index) => ({
+    price: priceFromWire(level.price, instrument, `${field}[${index}].price`),
+    volume: lotsFromWire(level.volume, instrument, `${field}[${index}].volume`),
+  }));
+}
+
+export const adminRoutes: RouteModule = (app, { platform, auth }) => {
+  const config = { auth: "admin", face: "admin", rateLimit: false } as const;
+  const security = [{ admin: [] }];
+  const adminAccount = (account: Account) => ({ ...accountView(platform, account), userId: account.userId });
+  const accountOf = (accountId: string): Account => {
+    const account = platform.engine.state.accounts.get(Number(accountId));
+    if (!account) throw new ApiError("ACCOUNT_NOT_FOUND");
+    return account;
+  };
+
+  app.post(
+    "/admin/v1/quotes",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        security,
+        summary: "Push one quote or many (in order): the engine fills, triggers and re-prices on each",
+        body: Type.Union([
+          QuoteInputSchema,
+          Closed({ quotes: Type.Array(QuoteInputSchema, { minItems: 1, maxItems: MAX_QUOTES_PER_PUSH }) }),
+        ]),
+        response: {
+          200: DataResponse(Type.Object({ accepted: Type.Integer(), time: Type.String({ format: "date-time" }) })),
+          ...adminErrors,
+        },
+      },
+    },
+    async (request) => {
+      const quotes = "quotes" in request.body ? request.body.quotes : [request.body];
+      // Read every quote before pushing any: a bad one refuses the whole push, nothing half-applied.
+      const inputs = quotes.map((quote, index) => {
+        const instrument = platform.instrument(quote.symbol);
+        const field = quotes.length > 1 ? `quotes[${index}]` : "quote";
+        return {
+          symbol: instrument.symbol,
+          bid: priceFromWire(quote.bid, instrument, `${field}.bid`),
+          ask: priceFromWire(quote.ask, instrument, `${field}.ask`),
+          bids: bookFromWire(quote.bids, instrument, `${field}.bids`),
+          asks: bookFromWire(quote.asks, instrument, `${field}.asks`),
+        };
+      });
+      let time = platform.clock.now();
+      for (const input of inputs) time = (await platform.pushQuote(input)).time;
+      return { data: { accepted: inputs.length, time: timeToWire(time) } };
+    },
+  );
+
+  const BalanceBody = Closed({ amount: Decimal, comment: Type.Optional(Type.String({ maxLength: 200 })) });
+  for (const [path, kind] of [
+    ["deposit", "deposit"],
+    ["withdraw", "withdraw"],
+    ["credit", "credit"],
+  ] as const) {
+    app.post(
+      `/admin/v1/accounts/:accountId/${path}`,
+      {
+        config,
+        schema: {
+          tags: ["Admin"],
+          security,
+          summary: `${kind === "credit" ? "Grant credit to" : kind === "deposit" ? "Deposit to" : "Withdraw from"} an account (amount in the account currency)`,
+          params: AccountIdParams,
+          body: BalanceBody,
+          response: { 200: DataResponse(AdminAccount), ...adminErrors },
+        },
+      },
+      async (request) => {
+        const account = accountOf(request.params.accountId);
+        await platform.execute({
+          kind,
+          accountId: account.id,
+          amount: moneyFromWire(request.body.amount, account.currency),
+          comment: request.body.comment,
+        });
+        return { data: adminAccount(account) };
+      },
+    );
+  }
+
+  app.get(
+    "/admin/v1/accounts",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        security,
+        summary: "Every trading account (table)",
+        response: { 200: TableResponse, ...adminErrors },
+      },
+    },
+    async () => {
+      const rows = [...platform.engine.state.accounts.values()].map(adminAccount);
+      return toTable([...ACCOUNT_COLUMNS, "userId"], rows);
+    },
+  );
+
+  app.get(
+    "/admin/v1/accounts/:accountId",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        security,
+        summary: "One account",
+        params: AccountIdParams,
+        response: { 200: DataResponse(AdminAccount), ...adminErrors },
+      },
+    },
+    async (request) => ({ data: adminAccount(accountOf(request.params.accountId)) }),
+  );
+
+  app.post(
+    "/admin/v1/accounts/:accountId",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        security,
+        summary: "Change an account's leverage, group or trading permission",
+        params: AccountIdParams,
+        body: Closed({
+          leverage: Type.Optional(Type.Integer({ minimum: 1 })),
+          group: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+          tradingEnabled: Type.Optional(Type.Boolean()),
+        }),
+        response: { 200: DataResponse(AdminAccount), ...adminErrors },
+      },
+    },
+    async (request) => {
+      const account = accountOf(request.params.accountId);
+      await platform.execute({ kind: "changeAccount", accountId: account.id, ...request.body });
+      return { data: adminAccount(account) };
+    },
+  );
+
+  app.get(
+    "/admin/v1/users",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        security,
+        summary: "Users with trading accounts (table)",
+        response: { 200: TableResponse, ...adminErrors },
+      },
+    },
+    async () => {
+      const userIds = [...new Set([...platform.engine.state.accounts.values()].map((account) => account.userId))];
+      const users = await Promise.all(userIds.map((id) => platform.store.findUserById(id)));
+      const rows = users
+        .filter((user) => user !== null)
+        .map((user) => ({ ...userView(user), accounts: [...platform.accountIdsOf(user.id)] }));
+      return toTable(["id", "email", "name", "createdAt", "accounts"], rows);
+    },
+  );
+
+  app.get(
+    "/admin/v1/users/:userId",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        security,
+        summary: "One user and their accounts",
+        params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
+        response: {
+          200: DataResponse(Type.Object({ user: UserViewSchema, accounts: Type.Array(AdminAccount) })),
+          ...adminErrors,
+        },
+      },
+    },
+    async (request) => {
+      const user = await platform.store.findUserById(request.params.userId);
+      if (!user) throw new ApiError("NOT_FOUND", "No such user");
+      const accounts = platform
+        .accountIdsOf(user.id)
+        .map((id) => adminAccount(platform.engine.state.accounts.get(id)!));
+      return { data: { user: userView(user), accounts } };
+    },
+  );
+
+  app.put(
+    "/admin/v1/users",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        security,
+        summary: "Create a user with a funded account (the back office's sign-up)",
+        body: Closed({
+          email: Email,
+          password: Type.String({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH }),
+          name: Type.String({ minLength: 1, maxLength: 100 }),
+        }),
+        response: {
+          200: DataResponse(Type.Object({ user: UserViewSchema, account: AdminAccount })),
+          ...adminErrors,
+          409: ErrorResponse,
+        },
+      },
+    },
+    async (request) => {
+      const { user, account } = await auth.signup(request.body);
+      return { data: { user: userView(user), account: adminAccount(account) } };
+    },
+  );
+};

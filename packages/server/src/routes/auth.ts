@@ -1,0 +1,168 @@
+/**
+ * Auth (seed 000 "Auth", API.md): sign up, sign in, check the session, change the password, sign out.
+ * Sign-up and sign-in are public and rate limited per address like every route.
+ */
+import { Type } from "@sinclair/typebox";
+import type { RouteModule } from "../app.ts";
+import { ApiError } from "../errors.ts";
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../auth.ts";
+import { Closed, DataResponse, Email, ErrorResponse, OkResponse, authenticatedErrors } from "../schemas.ts";
+import { AccountViewSchema, UserViewSchema, accountView, userView } from "../views.ts";
+import { timeToWire } from "../wire.ts";
+
+const Password = Type.String({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH });
+
+const TokenData = Type.Object({
+  token: Type.String({ description: "Send as `Authorization: <token>` or `Authorization: Bearer <token>`" }),
+  expiresAt: Type.String({ format: "date-time" }),
+  user: UserViewSchema,
+  account: Type.Union([AccountViewSchema, Type.Null()], { description: "The session's current account" }),
+});
+
+export const authRoutes: RouteModule = (app, { platform, auth }) => {
+  app.post(
+    "/api/v1/signup",
+    {
+      config: { auth: "public" },
+      schema: {
+        tags: ["Auth"],
+        summary: "Sign up: creates the user and a funded demo account, and signs in",
+        body: Closed({ email: Email, password: Password, name: Type.String({ minLength: 1, maxLength: 100 }) }),
+        response: {
+          200: DataResponse(TokenData),
+          400: ErrorResponse,
+          409: ErrorResponse,
+          429: ErrorResponse,
+          503: ErrorResponse,
+        },
+      },
+    },
+    async (request) => {
+      const { token, session, user, account } = await auth.signup(request.body);
+      return {
+        data: {
+          token,
+          expiresAt: timeToWire(session.expiresAt),
+          user: userView(user),
+          account: accountView(platform, account),
+        },
+      };
+    },
+  );
+
+  app.post(
+    "/api/v1/login",
+    {
+      config: { auth: "public" },
+      schema: {
+        tags: ["Auth"],
+        summary: "Sign in with email or account login, and password",
+        body: Type.Union([
+          Closed({ email: Email, password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }) }),
+          Closed({
+            login: Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: "^[0-9]{1,15}$" })]),
+            password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }),
+          }),
+        ]),
+        response: {
+          200: DataResponse(TokenData),
+          400: ErrorResponse,
+          401: ErrorResponse,
+          429: ErrorResponse,
+          503: ErrorResponse,
+        },
+      },
+    },
+    async (request) => {
+      const body = request.body;
+      const credentials =
+        "email" in body
+          ? { email: body.email, password: body.password }
+          : { login: Number(body.login), password: body.password };
+      const { token, session, user } = await auth.login(credentials);
+      const account =
+        session.accountId === null ? null : (platform.engine.state.accounts.get(session.accountId) ?? null);
+      return {
+        data: {
+          token,
+          expiresAt: timeToWire(session.expiresAt),
+          user: userView(user),
+          account: account ? accountView(platform, account) : null,
+        },
+      };
+    },
+  );
+
+  app.get(
+    "/api/v1/session",
+    {
+      schema: {
+        tags: ["Auth"],
+        summary: "Check the session: its user, current account and expiry",
+        response: {
+          200: DataResponse(
+            Type.Object({
+              user: UserViewSchema,
+              account: Type.Union([AccountViewSchema, Type.Null()]),
+              accounts: Type.Array(Type.Integer(), { description: "Logins of every account of the user" }),
+              expiresAt: Type.String({ format: "date-time" }),
+            }),
+          ),
+          ...authenticatedErrors,
+        },
+      },
+    },
+    async (request) => {
+      const principal = request.principal!;
+      const [user, session] = await Promise.all([
+        platform.store.findUserById(principal.userId),
+        platform.store.findSession(principal.sessionId),
+      ]);
+      if (!user || !session) throw new ApiError("UNAUTHORIZED", "The token is not valid");
+      const account =
+        session.accountId === null ? null : (platform.engine.state.accounts.get(session.accountId) ?? null);
+      return {
+        data: {
+          user: userView(user),
+          account: account ? accountView(platform, account) : null,
+          accounts: [...platform.accountIdsOf(user.id)],
+          expiresAt: timeToWire(principal.expiresAt),
+        },
+      };
+    },
+  );
+
+  app.post(
+    "/api/v1/password",
+    {
+      schema: {
+        tags: ["Auth"],
+        summary: "Change the password; every other session of the user ends",
+        body: Closed({
+          currentPassword: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }),
+          newPassword: Password,
+        }),
+        response: { 200: OkResponse, ...authenticatedErrors },
+      },
+    },
+    async (request) => {
+      await auth.changePassword(request.principal!, request.body.currentPassword, request.body.newPassword);
+      return { data: "OK" as const };
+    },
+  );
+
+  app.post(
+    "/api/v1/logout",
+    {
+      schema: {
+        tags: ["Auth"],
+        summary: "End this session: its token stops working at once",
+        response: { 200: OkResponse, ...authenticatedErrors },
+      },
+    },
+    async (request) => {
+      await auth.logout(request.principal!);
+      return { data: "OK" as const };
+    },
+  );
+};

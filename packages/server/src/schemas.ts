@@ -1,0 +1,77 @@
+/**
+ * Shared TypeBox pieces of the Client API's wire shapes (seed 001): tables as `structure`+`rows`,
+ * objects as `data`, acknowledgements as `{"data":"OK"}`, errors as `{"error","message"}`.
+ * Request objects are closed (`additionalProperties: false`): an unknown field is a 400.
+ */
+import { Type, type TObject, type TProperties, type TSchema } from "@sinclair/typebox";
+
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.String({ description: "A code of the error registry (see the API description)" }),
+    message: Type.String(),
+  },
+  { $id: "ErrorResponse", description: "An error: a stable machine-readable code and a message for people" },
+);
+
+export const OkResponse = Type.Object({ data: Type.Literal("OK") }, { description: "Acknowledgement" });
+
+export function DataResponse<Schema extends TSchema>(schema: Schema) {
+  return Type.Object({ data: schema });
+}
+
+export const TableResponse = Type.Object(
+  {
+    structure: Type.Array(Type.String(), { description: "Column names, in row order" }),
+    rows: Type.Array(Type.Array(Type.Unknown())),
+    nextCursor: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  },
+  { description: "A table (seed 001): column names and rows of values in that order" },
+);
+
+export interface Table {
+  structure: string[];
+  rows: unknown[][];
+  nextCursor?: string | null;
+}
+
+/** Builds a table from objects: the columns in the given order. */
+export function toTable<Row>(
+  columns: readonly (keyof Row & string)[],
+  rows: readonly Row[],
+  nextCursor?: string | null,
+): Table {
+  const table: Table = { structure: [...columns], rows: rows.map((row) => columns.map((column) => row[column])) };
+  if (nextCursor !== undefined) table.nextCursor = nextCursor;
+  return table;
+}
+
+/** A closed request object: unknown properties are refused. */
+export function Closed<Properties extends TProperties>(
+  properties: Properties,
+  options: { description?: string } = {},
+): TObject<Properties> {
+  return Type.Object(properties, { ...options, additionalProperties: false });
+}
+
+/** A decimal as a JSON number or a string ("1.0844"); the handler reads it exactly (wire.ts). */
+export const Decimal = Type.Union([Type.Number(), Type.String({ pattern: "^-?[0-9]{1,17}(\\.[0-9]{1,17})?$" })]);
+
+/** ISO 8601 with a zone, or epoch milliseconds. */
+export const TimeInput = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ maxLength: 40 })]);
+
+/** A trading account's login in a path. */
+export const AccountIdParams = Closed({
+  accountId: Type.String({ pattern: "^[0-9]{1,15}$", description: "The account's login" }),
+});
+
+export const Email = Type.String({ format: "email", maxLength: 254, minLength: 3 });
+
+/** The error statuses most authenticated routes can answer, for the OpenAPI document. */
+export const authenticatedErrors = {
+  400: ErrorResponse,
+  401: ErrorResponse,
+  403: ErrorResponse,
+  404: ErrorResponse,
+  429: ErrorResponse,
+  503: ErrorResponse,
+} as const;

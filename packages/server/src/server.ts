@@ -1,0 +1,72 @@
+/**
+ * Puts the server together: the platform (engine, stores, bus), its services, the HTTP app with every
+ * route module, and the quote feed. `listen` lives here, apart from the app factory (app.ts).
+ *
+ * Start order: the listener comes up first (`/healthz` answers, `/readyz` says 503), then the engine
+ * recovers from the journal, then the feed starts.
+ */
+import type { EngineConfig } from "@bourse/core";
+import { buildApp, type App, type RouteModule, type ServerContext } from "./app.ts";
+import { AuthService } from "./auth.ts";
+import type { Clock } from "./clock.ts";
+import type { ServerConfig } from "./config.ts";
+import { Metrics } from "./metrics.ts";
+import { Platform, type PlatformLog } from "./platform.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { authRoutes } from "./routes/auth.ts";
+import { healthRoutes } from "./routes/health.ts";
+
+/** Every route module of the server, in registration order. */
+export const ROUTE_MODULES: readonly RouteModule[] = [healthRoutes, authRoutes, adminRoutes];
+
+export interface CreateServerOptions {
+  readonly config: ServerConfig;
+  readonly engineConfig?: EngineConfig;
+  readonly clock?: Clock;
+  readonly log?: PlatformLog;
+  /** Fastify's request log (pino); off by default, `{ level }` turns it on. */
+  readonly httpLog?: boolean | { level: string };
+}
+
+export interface BourseServer {
+  readonly app: App;
+  readonly platform: Platform;
+  readonly context: ServerContext;
+  /** Recovers the engine and starts the feed (without listening: tests use `app.inject`). */
+  start(): Promise<void>;
+  /** Listens, then starts; resolves with the address once the engine is ready. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function createServer(options: CreateServerOptions): Promise<BourseServer> {
+  const platform = new Platform(options.config, {
+    config: options.config,
+    engineConfig: options.engineConfig,
+    clock: options.clock,
+    log: options.log,
+  });
+  const context: ServerContext = { platform, auth: new AuthService(platform), metrics: new Metrics() };
+  const app = await buildApp({ routes: ROUTE_MODULES, context, logger: options.httpLog });
+  let started = false;
+  const start = async (): Promise<void> => {
+    if (started) return;
+    started = true;
+    await platform.start();
+  };
+  return {
+    app,
+    platform,
+    context,
+    start,
+    async listen() {
+      const address = await app.listen({ port: options.config.port, host: options.config.host });
+      await start();
+      return address;
+    },
+    async close() {
+      await app.close();
+      await platform.close();
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * What the faces show of engine records: integers turned into decimals with the right digits
+ * (wire.ts), times into ISO strings. One view per record, shared by every face that shows it.
+ */
+import type { Account } from "@bourse/core";
+import type { User } from "@bourse/store";
+import { Type, type Static } from "@sinclair/typebox";
+import type { Platform } from "./platform.ts";
+import { marginLevelToWire, moneyToWire, timeToWire } from "./wire.ts";
+
+export const AccountViewSchema = Type.Object({
+  login: Type.Integer(),
+  currency: Type.String(),
+  leverage: Type.Integer(),
+  mode: Type.Union([Type.Literal("HEDGING"), Type.Literal("NETTING")]),
+  group: Type.String(),
+  balance: Type.Number(),
+  credit: Type.Number(),
+  equity: Type.Number(),
+  margin: Type.Number(),
+  freeMargin: Type.Number(),
+  marginLevel: Type.Union([Type.Number(), Type.Null()], { description: "Percent; null without margin" }),
+  profit: Type.Number(),
+  tradingEnabled: Type.Boolean(),
+  marginCall: Type.Boolean(),
+  createdAt: Type.String({ format: "date-time" }),
+});
+
+export type AccountView = Static<typeof AccountViewSchema>;
+
+export const ACCOUNT_COLUMNS = [
+  "login",
+  "currency",
+  "leverage",
+  "mode",
+  "group",
+  "balance",
+  "credit",
+  "equity",
+  "margin",
+  "freeMargin",
+  "marginLevel",
+  "profit",
+  "tradingEnabled",
+  "marginCall",
+  "createdAt",
+] as const satisfies readonly (keyof AccountView)[];
+
+export function accountView(platform: Platform, account: Account): AccountView {
+  const metrics = platform.engine.accountMetrics(account.id);
+  const money = (value: number) => moneyToWire(value, account.currency);
+  return {
+    login: account.id,
+    currency: account.currency,
+    leverage: account.leverage,
+    mode: account.mode,
+    group: account.group,
+    balance: money(metrics.balance),
+    credit: money(metrics.credit),
+    equity: money(metrics.equity),
+    margin: money(metrics.margin),
+    freeMargin: money(metrics.freeMargin),
+    marginLevel: marginLevelToWire(metrics.marginLevelBasisPoints),
+    profit: money(metrics.profit),
+    tradingEnabled: account.tradingEnabled,
+    marginCall: account.marginCall,
+    createdAt: timeToWire(account.createdAt),
+  };
+}
+
+export const UserViewSchema = Type.Object({
+  id: Type.String(),
+  email: Type.String(),
+  name: Type.String(),
+  createdAt: Type.String({ format: "date-time" }),
+});
+
+export function userView(user: User): Static<typeof UserViewSchema> {
+  return { id: user.id, email: user.email, name: user.name, createdAt: timeToWire(user.createdAt) };
+}

@@ -1,0 +1,123 @@
+/**
+ * Decimals at the faces (API.md: prices, lots and money travel as JSON numbers rounded to the
+ * instrument's or currency's digits; inside they are integers, DESIGN.md section 3). Reading is strict:
+ * a price with more decimals than the instrument has is refused, never rounded, so what a client sends
+ * is exactly what the engine gets. Times travel as ISO 8601 UTC strings; inputs also take epoch ms.
+ */
+import {
+  currencyDigits,
+  parseDecimal,
+  toDecimalNumber,
+  type DecimalParseFailure,
+  type InstrumentSpec,
+} from "@bourse/core";
+import { ApiError, type ApiErrorCode } from "./errors.ts";
+
+const PARSE_FAILURE_TEXT: Record<DecimalParseFailure, string> = {
+  NOT_A_NUMBER: "must be a decimal number",
+  TOO_MANY_DECIMALS: "has more decimals than allowed",
+  OUT_OF_RANGE: "is out of range",
+};
+
+function readDecimal(
+  value: number | string,
+  digits: number,
+  field: string,
+  code: ApiErrorCode,
+  allowedDecimals = digits,
+): number {
+  const result = parseDecimal(value, digits);
+  if (!result.ok) {
+    const detail =
+      result.reason === "TOO_MANY_DECIMALS"
+        ? `has more than ${allowedDecimals} decimals`
+        : PARSE_FAILURE_TEXT[result.reason];
+    throw new ApiError(code, `${field} ${detail}`);
+  }
+  return result.value;
+}
+
+export function priceToWire(points: number, instrument: InstrumentSpec): number {
+  return toDecimalNumber(points, instrument.digits);
+}
+
+export function optionalPriceToWire(points: number | null, instrument: InstrumentSpec): number | null {
+  return points === null ? null : priceToWire(points, instrument);
+}
+
+/** A price (or a price distance: deviation, trailing distance) in the instrument's points. */
+export function priceFromWire(value: number | string, instrument: InstrumentSpec, field: string): number {
+  const points = readDecimal(value, instrument.digits, field, "INVALID_PRICE");
+  if (points < 0) throw new ApiError("INVALID_PRICE", `${field} must not be negative`);
+  return points;
+}
+
+export function lotsToWire(volumeUnits: number, instrument: InstrumentSpec): number {
+  return toDecimalNumber(volumeUnits, instrument.volumeDigits);
+}
+
+export function lotsFromWire(value: number | string, instrument: InstrumentSpec, field = "volume"): number {
+  const units = readDecimal(value, instrument.volumeDigits, field, "INVALID_VOLUME");
+  if (units <= 0) throw new ApiError("INVALID_VOLUME", `${field} must be positive`);
+  return units;
+}
+
+/**
+ * A quantity in units of the base asset (seed 002's `quantity`) as volume units:
+ * quantity × 10^volumeDigits / contractSize, which must come out whole.
+ */
+export function quantityFromWire(value: number | string, instrument: InstrumentSpec, field = "quantity"): number {
+  // Units of the base asset may themselves be fractional (0.5 BTC): read them at the volume's precision.
+  const scale = instrument.volumeDigits;
+  const scaledQuantity = readDecimal(value, scale, field, "INVALID_VOLUME");
+  if (scaledQuantity <= 0) throw new ApiError("INVALID_VOLUME", `${field} must be positive`);
+  if (scaledQuantity % instrument.contractSize !== 0)
+    throw new ApiError(
+      "INVALID_VOLUME",
+      `${field} must be a multiple of ${toDecimalNumber(instrument.contractSize, scale)} (one volume step of ${instrument.symbol})`,
+    );
+  return scaledQuantity / instrument.contractSize;
+}
+
+export function quantityToWire(volumeUnits: number, instrument: InstrumentSpec): number {
+  return toDecimalNumber(volumeUnits * instrument.contractSize, instrument.volumeDigits);
+}
+
+export function moneyToWire(minorUnits: number, currency: string): number {
+  return toDecimalNumber(minorUnits, currencyDigits(currency));
+}
+
+export function moneyFromWire(value: number | string, currency: string, field = "amount"): number {
+  const digits = currencyDigits(currency);
+  const minor = readDecimal(value, digits, field, "INVALID_AMOUNT");
+  if (minor <= 0) throw new ApiError("INVALID_AMOUNT", `${field} must be positive`);
+  return minor;
+}
+
+/** Margin level as a percent with two decimals (engine: basis points of a percent ×100, rounded down). */
+export function marginLevelToWire(basisPoints: number | null): number | null {
+  return basisPoints === null ? null : toDecimalNumber(basisPoints, 2);
+}
+
+export function timeToWire(milliseconds: number): string {
+  return new Date(milliseconds).toISOString();
+}
+
+export function optionalTimeToWire(milliseconds: number | null): string | null {
+  return milliseconds === null ? null : timeToWire(milliseconds);
+}
+
+/** ISO 8601 with a zone, or epoch milliseconds. */
+export function timeFromWire(value: number | string, field: string): number {
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value) || value < 0)
+      throw new ApiError("INVALID_DATA", `${field} must be epoch milliseconds or an ISO 8601 time`);
+    return value;
+  }
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/.test(value))
+    throw new ApiError("INVALID_DATA", `${field} must be an ISO 8601 time with a zone, e.g. 2026-06-01T12:00:00Z`);
+  const milliseconds = Date.parse(value);
+  if (!Number.isFinite(milliseconds) || milliseconds < 0)
+    throw new ApiError("INVALID_DATA", `${field} is not a valid time`);
+  return milliseconds;
+}

@@ -1,0 +1,183 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, signUp, startTestServer, type TestServer } from "./helpers.ts";
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer({ environment: { BOURSE_LOGIN_MAX_FAILURES: "3" } });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+describe("sign up", () => {
+  it("creates the user and a demo account funded with the configured balance", async () => {
+    const response = await call(server, "POST", "/api/v1/signup", {
+      body: { email: "ada@example.com", password: "difference engine", name: "Ada" },
+    });
+    expect(response.status).toBe(200);
+    expect(response.body.data.user).toMatchObject({ email: "ada@example.com", name: "Ada" });
+    expect(response.body.data.account).toMatchObject({
+      login: expect.any(Number),
+      currency: "USD",
+      leverage: 100,
+      mode: "HEDGING",
+      balance: 10000,
+      equity: 10000,
+      margin: 0,
+      freeMargin: 10000,
+      marginLevel: null,
+    });
+    expect(response.body.data.user).not.toHaveProperty("passwordHash");
+    expect(typeof response.body.data.token).toBe("string");
+  });
+
+  it("refuses a second user with the same email, whatever its case", async () => {
+    await signUp(server, { email: "twice@example.com" });
+    const response = await call(server, "POST", "/api/v1/signup", {
+      body: { email: "TWICE@example.com", password: "another password", name: "Copy" },
+    });
+    expect(response.status).toBe(409);
+    expect(response.body).toEqual({ error: "EMAIL_TAKEN", message: expect.any(String) });
+  });
+
+  it("refuses unknown fields, a short password and a bad email with INVALID_DATA", async () => {
+    for (const body of [
+      { email: "x@example.com", password: "long enough pass", name: "X", balance: 1_000_000 },
+      { email: "y@example.com", password: "short", name: "Y" },
+      { email: "not-an-email", password: "long enough pass", name: "Z" },
+    ]) {
+      const response = await call(server, "POST", "/api/v1/signup", { body });
+      expect(response.status).toBe(400);
+      expect(response.body.error).toBe("INVALID_DATA");
+    }
+  });
+});
+
+describe("sign in and sessions", () => {
+  it("signs in by email or by login, with the raw token and with Bearer", async () => {
+    const user = await signUp(server);
+    const byEmail = await call(server, "POST", "/api/v1/login", {
+      body: { email: user.email, password: user.password },
+    });
+    expect(byEmail.status).toBe(200);
+    const byLogin = await call(server, "POST", "/api/v1/login", {
+      body: { login: user.login, password: user.password },
+    });
+    expect(byLogin.status).toBe(200);
+    const raw = await call(server, "GET", "/api/v1/session", { token: byEmail.body.data.token });
+    expect(raw.status).toBe(200);
+    expect(raw.body.data.user.email).toBe(user.email);
+    expect(raw.body.data.accounts).toEqual([user.login]);
+    const bearer = await call(server, "GET", "/api/v1/session", { token: `Bearer ${byLogin.body.data.token}` });
+    expect(bearer.status).toBe(200);
+    expect(bearer.body.data.account.login).toBe(user.login);
+  });
+
+  it("answers an unknown email and a wrong password the same way", async () => {
+    const user = await signUp(server);
+    const unknown = await call(server, "POST", "/api/v1/login", {
+      body: { email: "nobody@example.com", password: "whatever pass" },
+    });
+    const wrong = await call(server, "POST", "/api/v1/login", {
+      body: { email: user.email, password: "wrong password" },
+    });
+    expect(unknown.status).toBe(401);
+    expect(wrong.status).toBe(401);
+    expect(unknown.body).toEqual(wrong.body);
+  });
+
+  it("locks a user after repeated failures, even for the right password, and says when to retry", async () => {
+    const user = await signUp(server);
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const response = await call(server, "POST", "/api/v1/login", {
+        body: { email: user.email, password: "wrong password" },
+      });
+      expect(response.status).toBe(401);
+    }
+    const locked = await call(server, "POST", "/api/v1/login", {
+      body: { email: user.email, password: user.password },
+    });
+    expect(locked.status).toBe(429);
+    expect(locked.body.error).toBe("LOGIN_LOCKED");
+    expect(Number(locked.headers["retry-after"])).toBeGreaterThan(0);
+    server.clock.advance(server.config.loginLockSeconds * 1000 + 1);
+    const after = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+    expect(after.status).toBe(200);
+  });
+
+  it("revokes the token on logout", async () => {
+    const user = await signUp(server);
+    expect((await call(server, "POST", "/api/v1/logout", { token: user.token })).body).toEqual({ data: "OK" });
+    const after = await call(server, "GET", "/api/v1/session", { token: user.token });
+    expect(after.status).toBe(401);
+    expect(after.body.error).toBe("SESSION_REVOKED");
+  });
+
+  it("ends the other sessions on a password change, keeps this one, and takes the new password", async () => {
+    const user = await signUp(server);
+    const other = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+    const changed = await call(server, "POST", "/api/v1/password", {
+      token: user.token,
+      body: { currentPassword: user.password, newPassword: "a brand new password" },
+    });
+    expect(changed.body).toEqual({ data: "OK" });
+    expect((await call(server, "GET", "/api/v1/session", { token: other.body.data.token })).body.error).toBe(
+      "SESSION_REVOKED",
+    );
+    expect((await call(server, "GET", "/api/v1/session", { token: user.token })).status).toBe(200);
+    expect(
+      (await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } })).status,
+    ).toBe(401);
+    expect(
+      (await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: "a brand new password" } }))
+        .status,
+    ).toBe(200);
+  });
+
+  it("refuses a wrong current password on a password change", async () => {
+    const user = await signUp(server);
+    const response = await call(server, "POST", "/api/v1/password", {
+      token: user.token,
+      body: { currentPassword: "not the password", newPassword: "a brand new password" },
+    });
+    expect(response.status).toBe(401);
+    expect(response.body.error).toBe("INVALID_CREDENTIALS");
+  });
+
+  it("says an expired token is expired", async () => {
+    const user = await signUp(server);
+    server.clock.advance(server.config.sessionTtlSeconds * 1000 + 1000);
+    const response = await call(server, "GET", "/api/v1/session", { token: user.token });
+    expect(response.status).toBe(401);
+    expect(response.body.error).toBe("TOKEN_EXPIRED");
+  });
+
+  it("refuses a token signed with another algorithm or secret, and a missing header", async () => {
+    const unsigned =
+      Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url") +
+      "." +
+      Buffer.from(JSON.stringify({ sub: "x", jti: "y", exp: 9_999_999_999 })).toString("base64url") +
+      ".";
+    expect((await call(server, "GET", "/api/v1/session", { token: unsigned })).body.error).toBe("UNAUTHORIZED");
+    expect((await call(server, "GET", "/api/v1/session")).status).toBe(401);
+  });
+});
+
+describe("system routes", () => {
+  it("answers health, readiness, metrics and the OpenAPI document", async () => {
+    expect((await call(server, "GET", "/healthz")).body).toEqual({ status: "ok" });
+    expect((await call(server, "GET", "/readyz")).body).toMatchObject({ status: "ready" });
+    const metrics = await call(server, "GET", "/metrics");
+    expect(metrics.body).toContain("bourse_engine_ready 1");
+    const document = await call(server, "GET", "/docs/json");
+    expect(document.body.openapi).toBe("3.1.0");
+    expect(Object.keys(document.body.paths)).toContain("/api/v1/signup");
+    expect((await call(server, "GET", "/docs")).status).toBeLessThan(400);
+  });
+
+  it("answers an unknown route with ROUTE_NOT_FOUND", async () => {
+    const response = await call(server, "GET", "/api/v1/nothing-here");
+    expect(response.status).toBe(404);
+    expect(response.body.error).toBe("ROUTE_NOT_FOUND");
+  });
+});
