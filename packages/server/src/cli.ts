@@ -1,11 +1,16 @@
 /**
- * The `bourse` command line. Commands so far: `migrate` (create or upgrade the schema) and
- * `verify` (recompute every account's ledger from the journal and report any difference).
- * `start`, `user create`, `deposit` and `withdraw` come with the server.
+ * The `bourse` command line.
+ * - `start`: the server (engine, storage, feed, APIs) in this process, until SIGINT or SIGTERM.
+ * - `migrate`: create or upgrade the database schema (also done at every start).
+ * - `verify`: recompute every account's ledger from the journal and report any difference.
+ * - `user create`, `deposit`, `withdraw`: back-office actions, sent to the running server's admin API
+ *   (the engine is the one writer of the journal: a second process must not write it).
  */
 import { defaultEngineConfig } from "@bourse/core";
 import { createJournal, createPlatformStore, verify } from "@bourse/store";
 import { mkdirSync } from "node:fs";
+import { ConfigError, loadServerConfig, type ServerConfig } from "./config.ts";
+import { createServer } from "./server.ts";
 import { describeDatabase, storageSettings } from "./settings.ts";
 
 /** Process exit codes of the command line, by meaning. */
@@ -19,11 +24,22 @@ export const ExitCode = {
 const USAGE = `usage: bourse <command>
 
 commands:
-  migrate   create or upgrade the database schema (also done at every start)
-  verify    recompute every account's ledger from the journal and report any difference
+  start                                   run the server (Client API, admin API, engine, quote feed)
+  migrate                                 create or upgrade the database schema (also done at every start)
+  verify                                  recompute every account's ledger from the journal, report differences
+  user create --email E --password P [--name N]
+                                          create a user with a funded demo account (server must be running)
+  deposit <login> <amount> [--comment C]  deposit to an account, amount in its currency (server must be running)
+  withdraw <login> <amount> [--comment C] withdraw from an account (server must be running)
 
-environment:
-  BOURSE_DATABASE_URL   postgres://… for PostgreSQL; unset: SQLite in BOURSE_DATA_DIR (default ./data)
+environment (or a JSON file named by BOURSE_CONFIG, default ./bourse.config.json):
+  BOURSE_PORT (8080)  BOURSE_HOST (127.0.0.1)  BOURSE_DATA_DIR (./data)
+  BOURSE_DATABASE_URL   postgres://… for PostgreSQL; unset: SQLite in BOURSE_DATA_DIR
+  BOURSE_FEED           simulator (default) | push | csv:PATH
+  BOURSE_ADMIN_TOKEN    the admin API's bearer token (unset: generated and kept in the data directory)
+  BOURSE_JWT_SECRET     the token signing secret (unset: generated and kept in the data directory)
+  BOURSE_DEMO_BALANCE   a new demo account's first deposit (10000)
+  BOURSE_URL            where the back-office commands find the server (http://127.0.0.1:BOURSE_PORT)
 `;
 
 export interface Output {
@@ -36,6 +52,88 @@ const consoleOutput: Output = {
   error: (line) => process.stderr.write(line + "\n"),
 };
 
+class UsageError extends Error {}
+
+/** `--name value` options and positional arguments. */
+function parseArguments(argumentsList: readonly string[]): { positional: string[]; options: Map<string, string> } {
+  const positional: string[] = [];
+  const options = new Map<string, string>();
+  for (let index = 0; index < argumentsList.length; index += 1) {
+    const argument = argumentsList[index]!;
+    if (argument.startsWith("--")) {
+      const value = argumentsList[index + 1];
+      if (value === undefined || value.startsWith("--")) throw new UsageError(`${argument} needs a value`);
+      options.set(argument.slice(2), value);
+      index += 1;
+    } else positional.push(argument);
+  }
+  return { positional, options };
+}
+
+function requireOption(options: Map<string, string>, name: string): string {
+  const value = options.get(name);
+  if (value === undefined) throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+/** Calls the running server's admin API; throws with the server's error code and message. */
+async function adminCall(
+  config: ServerConfig,
+  environment: NodeJS.ProcessEnv,
+  method: string,
+  path: string,
+  body: unknown,
+) {
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  const base = environment.BOURSE_URL ?? `http://${host.includes(":") ? `[${host}]` : host}:${config.port}`;
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, base), {
+      method,
+      headers: { authorization: `Bearer ${config.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  } catch (error) {
+    throw new Error(`cannot reach the server at ${base} (is \`bourse start\` running?): ${(error as Error).message}`);
+  }
+  const answer = (await response.json().catch(() => null)) as {
+    data?: unknown;
+    error?: string;
+    message?: string;
+  } | null;
+  if (!response.ok) throw new Error(`${answer?.error ?? response.status}: ${answer?.message ?? response.statusText}`);
+  return answer?.data as Record<string, unknown>;
+}
+
+async function startServer(config: ServerConfig, output: Output): Promise<number> {
+  const server = await createServer({
+    config,
+    log: { info: output.info, warn: output.error, error: output.error },
+  });
+  const stop = new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  output.info(`Bourse: ${describeDatabase(config.storage.databaseUrl)}, feed ${config.feed.kind}`);
+  const address = await server.listen();
+  const base = address.replace("://0.0.0.0", "://127.0.0.1").replace("://[::]", "://127.0.0.1");
+  output.info(
+    [
+      "",
+      `Bourse is running at ${base}`,
+      `  browser:     ${base}/docs            (the API reference, try it out)`,
+      `  client API:  ${base}/api/v1          (POST /api/v1/signup to get a token and a funded demo account)`,
+      `  admin API:   ${base}/admin/v1        (Authorization: Bearer <token in ${config.storage.dataDirectory}/admin-token or BOURSE_ADMIN_TOKEN>)`,
+      `  health:      ${base}/healthz  ${base}/readyz  ${base}/metrics`,
+      "Stop with Ctrl+C.",
+    ].join("\n"),
+  );
+  await stop;
+  output.info("Bourse: stopping (answering the commands in flight, closing the journal)");
+  await server.close();
+  return ExitCode.OK;
+}
+
 export async function main(
   argumentsList: readonly string[],
   output: Output = consoleOutput,
@@ -46,10 +144,71 @@ export async function main(
     output.info(USAGE);
     return command === undefined ? ExitCode.USAGE : ExitCode.OK;
   }
-  if (rest.length > 0 || (command !== "migrate" && command !== "verify")) {
-    output.error(`unknown command: ${argumentsList.join(" ")}\n\n${USAGE}`);
-    return ExitCode.USAGE;
+  try {
+    switch (command) {
+      case "migrate":
+      case "verify":
+        if (rest.length > 0) throw new UsageError(`${command} takes no arguments`);
+        return await storageCommand(command, output, environment);
+      case "start":
+        if (rest.length > 0) throw new UsageError("start takes no arguments: configure it with the environment");
+        return await startServer(loadServerConfig(environment), output);
+      case "user": {
+        const { positional, options } = parseArguments(rest);
+        if (positional.length !== 1 || positional[0] !== "create")
+          throw new UsageError("usage: bourse user create --email E --password P");
+        const data = await adminCall(loadServerConfig(environment), environment, "PUT", "/admin/v1/users", {
+          email: requireOption(options, "email"),
+          password: requireOption(options, "password"),
+          name: options.get("name") ?? requireOption(options, "email").split("@")[0],
+        });
+        const account = data.account as { login: number; balance: number; currency: string };
+        output.info(
+          `created user ${requireOption(options, "email")} with account ${account.login} (${account.balance} ${account.currency})`,
+        );
+        return ExitCode.OK;
+      }
+      case "deposit":
+      case "withdraw": {
+        const { positional, options } = parseArguments(rest);
+        const [login, amount] = positional;
+        if (positional.length !== 2 || !/^[0-9]{1,15}$/.test(login!))
+          throw new UsageError(`usage: bourse ${command} <login> <amount>`);
+        const data = await adminCall(
+          loadServerConfig(environment),
+          environment,
+          "POST",
+          `/admin/v1/accounts/${login}/${command}`,
+          {
+            amount: amount!,
+            ...(options.has("comment") ? { comment: options.get("comment") } : {}),
+          },
+        );
+        output.info(`account ${login}: balance ${String(data.balance)} ${String(data.currency)}`);
+        return ExitCode.OK;
+      }
+      default:
+        throw new UsageError(`unknown command: ${argumentsList.join(" ")}`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      output.error(`${error.message}\n\n${USAGE}`);
+      return ExitCode.USAGE;
+    }
+    if (error instanceof ConfigError) {
+      output.error(`bourse ${command}: configuration error: ${error.message}`);
+      return ExitCode.USAGE;
+    }
+    output.error(`bourse ${command} failed: ${error instanceof Error ? error.message : String(error)}`);
+    return ExitCode.FAILED;
   }
+}
+
+async function storageCommand(
+  command: "migrate" | "verify",
+  output: Output,
+  environment: NodeJS.ProcessEnv,
+): Promise<number> {
   const settings = storageSettings(environment);
   if (!/^postgres(ql)?:\/\//i.test(settings.databaseUrl)) mkdirSync(settings.dataDirectory, { recursive: true });
   const journal = createJournal(settings.databaseUrl);
@@ -78,9 +237,6 @@ export async function main(
     }
     for (const difference of result.differences) output.error(`${difference.subject}: ${difference.detail}`);
     return ExitCode.DIFFERENCES_FOUND;
-  } catch (error) {
-    output.error(`bourse ${command} failed: ${error instanceof Error ? error.message : String(error)}`);
-    return ExitCode.FAILED;
   } finally {
     await journal.close();
   }

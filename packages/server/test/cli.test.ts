@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -74,5 +75,61 @@ describe("bourse command line", () => {
     const result = await run(["frobnicate"], { BOURSE_DATA_DIR: dataDirectory() });
     expect(result.code).toBe(ExitCode.USAGE);
     expect(result.err).toContain("usage: bourse <command>");
+  });
+});
+
+describe("bourse start and the back-office commands", () => {
+  it("starts the server, creates a user, deposits and withdraws through it, and stops on SIGTERM", async () => {
+    const directory = dataDirectory();
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const environment = {
+      ...process.env,
+      BOURSE_DATA_DIR: directory,
+      BOURSE_PORT: String(port),
+      BOURSE_FEED: "push",
+    };
+    const child = spawn(process.execPath, [path.join(import.meta.dirname, "../bin/bourse.mjs"), "start"], {
+      env: environment,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let printed = "";
+    child.stdout.on("data", (chunk: Buffer) => (printed += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (printed += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      for (let waited = 0; !printed.includes("Bourse is running at") && waited < 30_000; waited += 50)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(printed).toContain(`Bourse is running at http://127.0.0.1:${port}`);
+      expect(printed).toContain("/docs");
+
+      const created = await run(
+        ["user", "create", "--email", "desk@example.com", "--password", "back office pass"],
+        environment,
+      );
+      expect(created.err).toBe("");
+      const login = Number(/account (\d+)/.exec(created.out)?.[1]);
+      expect(created.out).toContain(`created user desk@example.com with account ${login} (10000 USD)`);
+      const deposited = await run(["deposit", String(login), "250.50", "--comment", "wire"], environment);
+      expect(deposited.out).toBe(`account ${login}: balance 10250.5 USD`);
+      const withdrawn = await run(["withdraw", String(login), "0.50"], environment);
+      expect(withdrawn.out).toBe(`account ${login}: balance 10250 USD`);
+      const refused = await run(["withdraw", String(login), "1000000"], environment);
+      expect(refused.code).toBe(ExitCode.FAILED);
+      expect(refused.err).toContain("NO_MONEY");
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it("says the server cannot be reached when it is not running", async () => {
+    const result = await run(["deposit", "100001", "10"], { BOURSE_DATA_DIR: dataDirectory(), BOURSE_PORT: "1" });
+    expect(result.code).toBe(ExitCode.FAILED);
+    expect(result.err).toContain("cannot reach the server");
+  });
+
+  it("answers a malformed back-office command with the usage", async () => {
+    const result = await run(["deposit", "abc"], { BOURSE_DATA_DIR: dataDirectory() });
+    expect(result.code).toBe(ExitCode.USAGE);
   });
 });
