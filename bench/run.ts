@@ -14,6 +14,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { engineConversionGroup, engineOrdersGroup, engineTicksGroup } from "./engine.ts";
+import { httpOrdersGroup } from "./http.ts";
 import { storeOrdersGroup, storeRecoveryGroup } from "./store.ts";
 import {
   formatRate,
@@ -30,6 +31,7 @@ const GROUPS: readonly BenchGroup[] = [
   engineConversionGroup,
   storeOrdersGroup,
   storeRecoveryGroup,
+  httpOrdersGroup,
 ];
 
 interface Options {

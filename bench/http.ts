@@ -1,0 +1,179 @@
+/**
+ * HTTP benchmarks (issue 4), on one real server listening on a local port (SQLite journal in a temp
+ * directory, synchronous=FULL: every order is durable before its answer), driven by autocannon in a
+ * child process (so the load generator does not share the server's JavaScript thread):
+ *
+ * - http.orders, throughput: market orders through `POST /api/v1/accounts/{login}/orders` with a JWT
+ *   (authentication, ownership, validation, engine, journal and response all included), keep-alive,
+ *   50 connections, beside an empty route (`GET /bench/empty`, no auth) on the same server in the same
+ *   run. Goal: at least 50 % of the empty route's requests/s.
+ * - http.orders, latency at a fixed rate: 2,000 orders/s for the same duration; goal p99 under 5 ms.
+ *
+ * Orders alternate BUY and SELL 0.01 lot on netting accounts, so positions open and close and no
+ * margin builds up, however long it runs. The clock is pinned to a Tuesday noon (markets open).
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { ManualClock } from "../packages/server/src/clock.ts";
+import { loadServerConfig } from "../packages/server/src/config.ts";
+import { createServer } from "../packages/server/src/server.ts";
+import type { BenchContext, BenchGroup, Row } from "./harness.ts";
+
+export const HTTP_THROUGHPUT_RATIO_GOAL = 0.5;
+export const HTTP_FIXED_RATE_ORDERS_PER_SECOND = 2_000;
+export const HTTP_P99_GOAL_MILLISECONDS = 5;
+
+const CONNECTIONS = 50;
+const ACCOUNTS = 10;
+const DURATION_SECONDS = Number(process.env.BOURSE_BENCH_HTTP_SECONDS ?? 8);
+const TUESDAY_NOON = Date.UTC(2026, 5, 2, 12, 0);
+
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; average: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+const execFileAsync = promisify(execFile);
+const loadGenerator = join(import.meta.dirname, "load-generator.mjs");
+
+interface LoadOptions {
+  readonly url: string;
+  readonly connections: number;
+  readonly duration: number;
+  /** Requests per second over all connections; absent: as fast as the server answers. */
+  readonly overallRate?: number;
+  readonly requests?: readonly { method: string; path: string; headers: Record<string, string>; body: string }[];
+}
+
+/** Runs autocannon in a child process (bench/load-generator.mjs) and returns its summary. */
+async function autocannon(directory: string, options: LoadOptions): Promise<AutocannonResult> {
+  const optionsFile = join(directory, `load-${Date.now()}.json`);
+  writeFileSync(optionsFile, JSON.stringify(options));
+  const { stdout } = await execFileAsync(process.execPath, [loadGenerator, optionsFile], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return JSON.parse(stdout) as AutocannonResult;
+}
+
+async function httpOrders(context: BenchContext): Promise<Row[]> {
+  const dataDirectory = mkdtempSync(join(tmpdir(), "bourse-bench-http-"));
+  const config = loadServerConfig({
+    BOURSE_DATA_DIR: dataDirectory,
+    BOURSE_FEED: "push",
+    BOURSE_PORT: "0",
+    BOURSE_ADMIN_TOKEN: "bench-admin-token",
+    BOURSE_JWT_SECRET: "bench-jwt-secret-bench-jwt-secret",
+    // The per-user limit protects a real server; the benchmark measures the path behind it.
+    BOURSE_RATE_LIMIT_PER_SECOND: "1000000",
+  });
+  const server = await createServer({
+    config,
+    clock: new ManualClock(TUESDAY_NOON),
+    log: { info: () => undefined, warn: (line) => context.log(line), error: (line) => context.log(line) },
+  });
+  server.app.get("/bench/empty", { config: { auth: "public", rateLimit: false } }, async () => ({ data: "OK" }));
+  try {
+    const address = await server.listen();
+    await server.platform.pushQuote({ symbol: "EURUSD", bid: 108_430, ask: 108_440 });
+    const orderRequests: { method: "POST"; path: string; headers: Record<string, string>; body: string }[] = [];
+    for (let index = 0; index < ACCOUNTS; index += 1) {
+      const signup = await server.app.inject({
+        method: "POST",
+        url: "/api/v1/signup",
+        payload: { email: `bench${index}@example.com`, password: "benchmark password", name: `Bench ${index}` },
+      });
+      const token = (signup.json() as { data: { token: string; user: { id: string } } }).data.token;
+      const userId = (signup.json() as { data: { user: { id: string } } }).data.user.id;
+      const account = await server.context.auth.openDemoAccount(userId, { mode: "NETTING" });
+      await server.platform.execute({ kind: "deposit", accountId: account.id, amount: 100_000_000_00 });
+      for (const side of ["BUY", "SELL"]) {
+        orderRequests.push({
+          method: "POST",
+          path: `/api/v1/accounts/${account.id}/orders`,
+          headers: { authorization: token, "content-type": "application/json" },
+          body: JSON.stringify({ symbol: "EURUSD", side, type: "MARKET", volume: 0.01 }),
+        });
+      }
+    }
+    const check = await server.app.inject({
+      method: "POST",
+      url: orderRequests[0]!.path,
+      headers: orderRequests[0]!.headers,
+      payload: orderRequests[0]!.body,
+    });
+    if (check.statusCode !== 200) throw new Error(`the order route answered ${check.statusCode}: ${check.body}`);
+
+    // Each connection cycles through the list: every account's BUY then SELL, so nets stay near zero.
+    const load = { connections: CONNECTIONS, duration: DURATION_SECONDS };
+    context.log(`http: empty route, ${CONNECTIONS} connections, ${DURATION_SECONDS} s`);
+    const empty = await autocannon(dataDirectory, { ...load, url: `${address}/bench/empty` });
+    context.log(`http: orders, ${CONNECTIONS} connections, ${DURATION_SECONDS} s`);
+    const orders = await autocannon(dataDirectory, { ...load, url: address, requests: orderRequests });
+    context.log(`http: orders at a fixed ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${DURATION_SECONDS} s`);
+    const fixedRate = await autocannon(dataDirectory, {
+      ...load,
+      url: address,
+      requests: orderRequests,
+      overallRate: HTTP_FIXED_RATE_ORDERS_PER_SECOND,
+    });
+    const failures = orders.non2xx + orders.errors + fixedRate.non2xx + fixedRate.errors;
+    if (failures > 0) context.log(`http: ${failures} order requests failed or answered non-2xx`);
+    const emptyRate = empty.requests.average;
+    const baseline = { name: "empty route (GET, no auth)", perSecond: emptyRate };
+    const latency = (result: AutocannonResult) => `p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms`;
+    return [
+      {
+        group: "http.orders",
+        name: "empty route (GET, no auth)",
+        unit: "req/s",
+        perSecond: emptyRate,
+        perCpuSecond: Number.NaN,
+        spread: 0,
+        samples: [emptyRate],
+        baseline,
+        ratio: 1,
+        note: latency(empty),
+      },
+      {
+        group: "http.orders",
+        name: `market orders, ${CONNECTIONS} connections (durable, JWT)`,
+        unit: "orders/s",
+        perSecond: orders.requests.average,
+        perCpuSecond: Number.NaN,
+        spread: 0,
+        samples: [orders.requests.average],
+        baseline,
+        ratio: orders.requests.average / emptyRate,
+        goal: emptyRate * HTTP_THROUGHPUT_RATIO_GOAL,
+        note: `${latency(orders)}; goal ≥ ${HTTP_THROUGHPUT_RATIO_GOAL * 100} % of the empty route; ${orders.non2xx} non-2xx`,
+      },
+      {
+        group: "http.orders",
+        name: `market orders at ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s (durable, JWT)`,
+        unit: "orders/s",
+        perSecond: fixedRate.requests.average,
+        perCpuSecond: Number.NaN,
+        spread: 0,
+        samples: [fixedRate.requests.average],
+        baseline,
+        ratio: fixedRate.requests.average / emptyRate,
+        note: `${latency(fixedRate)} (goal p99 < ${HTTP_P99_GOAL_MILLISECONDS} ms: ${fixedRate.latency.p99 < HTTP_P99_GOAL_MILLISECONDS ? "met" : "not met"}); ${fixedRate.non2xx} non-2xx`,
+      },
+    ];
+  } finally {
+    await server.close();
+    rmSync(dataDirectory, { recursive: true, force: true });
+  }
+}
+
+export const httpOrdersGroup: BenchGroup = {
+  name: "http.orders",
+  description: "Order placement over HTTP (autocannon, keep-alive) beside an empty route on the same server",
+  run: httpOrders,
+};
