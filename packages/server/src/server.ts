@@ -12,12 +12,20 @@ import type { Clock } from "./clock.ts";
 import type { ServerConfig } from "./config.ts";
 import { Metrics } from "./metrics.ts";
 import { Platform, type PlatformLog } from "./platform.ts";
+import { accountRoutes } from "./routes/accounts.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { tradeRoutes } from "./routes/trade.ts";
 
 /** Every route module of the server, in registration order. */
-export const ROUTE_MODULES: readonly RouteModule[] = [healthRoutes, authRoutes, adminRoutes];
+export const ROUTE_MODULES: readonly RouteModule[] = [
+  healthRoutes,
+  authRoutes,
+  adminRoutes,
+  accountRoutes,
+  tradeRoutes,
+];
 
 export interface CreateServerOptions {
   readonly config: ServerConfig;

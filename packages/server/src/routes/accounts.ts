@@ -1,0 +1,167 @@
+/**
+ * Account (seed 000 "Account", API.md): the user's trading accounts, opening another one, the session's
+ * current account, one account's profile and balance snapshot, and its balance ledger.
+ * Every account-scoped route checks ownership first: another user's login is a 403, never data.
+ */
+import { ACCOUNT_CURRENCIES, type Account } from "@bourse/core";
+import { Type } from "@sinclair/typebox";
+import type { RouteModule } from "../app.ts";
+import { ApiError } from "../errors.ts";
+import type { Platform } from "../platform.ts";
+import {
+  AccountIdParams,
+  Closed,
+  DataResponse,
+  ErrorResponse,
+  TableResponse,
+  authenticatedErrors,
+  toTable,
+} from "../schemas.ts";
+import { LEDGER_COLUMNS, LedgerQuerySchema, ledgerView, readHistoryQuery } from "../trading-views.ts";
+import { ACCOUNT_COLUMNS, AccountViewSchema, accountView } from "../views.ts";
+
+/** Bound on the trading accounts one user may hold (the sign-up account included). */
+export const MAX_ACCOUNTS_PER_USER = 10;
+
+const AccountDetailSchema = Type.Intersect([
+  AccountViewSchema,
+  Type.Object({
+    openPositions: Type.Integer({ description: "Positions open now" }),
+    workingOrders: Type.Integer({ description: "Pending orders working now" }),
+  }),
+]);
+
+function accountDetail(platform: Platform, account: Account) {
+  const state = platform.engine.state;
+  return {
+    ...accountView(platform, account),
+    openPositions: state.accountPositions.get(account.id)?.size ?? 0,
+    workingOrders: state.accountWorkingOrders.get(account.id)?.size ?? 0,
+  };
+}
+
+export const accountRoutes: RouteModule = (app, { platform, auth }) => {
+  /** One account opening at a time per user, so two racing requests cannot pass the limit together. */
+  const openings = new Map<string, Promise<unknown>>();
+  const serialized = async <T>(userId: string, task: () => Promise<T>): Promise<T> => {
+    const previous = openings.get(userId) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(task);
+    openings.set(userId, next);
+    try {
+      return await next;
+    } finally {
+      if (openings.get(userId) === next) openings.delete(userId);
+    }
+  };
+
+  app.get(
+    "/api/v1/accounts",
+    {
+      schema: {
+        tags: ["Account"],
+        summary: "The user's trading accounts (table), oldest first",
+        response: { 200: TableResponse, ...authenticatedErrors },
+      },
+    },
+    async (request) => {
+      const accounts = platform.engine.state.accounts;
+      const rows = platform
+        .accountIdsOf(request.principal!.userId)
+        .map((id) => accounts.get(id))
+        .filter((account): account is Account => account !== undefined)
+        .map((account) => accountView(platform, account));
+      return toTable(ACCOUNT_COLUMNS, rows);
+    },
+  );
+
+  app.put(
+    "/api/v1/accounts",
+    {
+      schema: {
+        tags: ["Account"],
+        summary: `Open another demo account, funded like the sign-up one (at most ${MAX_ACCOUNTS_PER_USER} per user)`,
+        description:
+          "currency, leverage and mode default to the server's demo settings (USD, 1:100, HEDGING). " +
+          "The demo balance is deposited in the account's currency. The session's current account does not change.",
+        body: Closed({
+          currency: Type.Optional(Type.Union(ACCOUNT_CURRENCIES.map((currency) => Type.Literal(currency)))),
+          leverage: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: "1:leverage" })),
+          mode: Type.Optional(Type.Union([Type.Literal("HEDGING"), Type.Literal("NETTING")])),
+        }),
+        response: { 200: DataResponse(AccountViewSchema), ...authenticatedErrors, 409: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const userId = request.principal!.userId;
+      const account = await serialized(userId, async () => {
+        if (platform.accountIdsOf(userId).length >= MAX_ACCOUNTS_PER_USER)
+          throw new ApiError("LIMIT_REACHED", `A user may hold at most ${MAX_ACCOUNTS_PER_USER} trading accounts`);
+        return auth.openDemoAccount(userId, request.body);
+      });
+      return { data: accountView(platform, account) };
+    },
+  );
+
+  app.get(
+    "/api/v1/account",
+    {
+      schema: {
+        tags: ["Account"],
+        summary: "The session's current account: profile and balance snapshot",
+        description: "The account the session signed in to (by login), else the user's first account.",
+        response: { 200: DataResponse(AccountDetailSchema), ...authenticatedErrors },
+      },
+    },
+    async (request) => {
+      const principal = request.principal!;
+      const session = await platform.store.findSession(principal.sessionId);
+      if (!session) throw new ApiError("UNAUTHORIZED", "The token is not valid");
+      const accountId = session.accountId ?? platform.accountIdsOf(principal.userId)[0];
+      if (accountId === undefined) throw new ApiError("NOT_FOUND", "The user has no trading account");
+      return { data: accountDetail(platform, platform.ownedAccount(principal.userId, accountId)) };
+    },
+  );
+
+  app.get(
+    "/api/v1/accounts/:accountId",
+    {
+      schema: {
+        tags: ["Account"],
+        summary:
+          "One account: login, currency, leverage, mode, balance, credit, equity, margin, free margin, margin level, profit",
+        params: AccountIdParams,
+        response: { 200: DataResponse(AccountDetailSchema), ...authenticatedErrors },
+      },
+    },
+    async (request) => {
+      const account = platform.ownedAccount(request.principal!.userId, Number(request.params.accountId));
+      return { data: accountDetail(platform, account) };
+    },
+  );
+
+  app.get(
+    "/api/v1/accounts/:accountId/ledger",
+    {
+      schema: {
+        tags: ["Account"],
+        summary:
+          "Balance operations (table, paged): deposits, withdrawals, credit, realised profit, commissions, swaps, corrections",
+        description:
+          "Oldest first. `from` (inclusive) and `to` (exclusive) bound the time; `limit` rows per page; " +
+          "pass `nextCursor` back as `cursor` for the next page (null on the last one).",
+        params: AccountIdParams,
+        querystring: LedgerQuerySchema,
+        response: { 200: TableResponse, ...authenticatedErrors },
+      },
+    },
+    async (request) => {
+      const account = platform.ownedAccount(request.principal!.userId, Number(request.params.accountId));
+      const page = await platform.readModels.ledger(readHistoryQuery(account.id, request.query));
+      return toTable(
+        LEDGER_COLUMNS,
+        page.rows.map((row) => ledgerView(account, row)),
+        page.nextCursor,
+      );
+    },
+  );
+};
