@@ -91,3 +91,15 @@ export function recordChecksum(sequence: number, payload: string): number {
   const prefixLength = buffer.write(prefix, 0, "latin1");
   return crc32(buffer, 0, prefixLength + buffer.write(payload, prefixLength, "utf8"));
 }
+
+/**
+ * The checksum a journal row (the events of one append) is stored with: the CRC-32 of the UTF-8 text
+ * `<first>:<payload>` for a row of one event, `<first>-<last>:<payload>` for more. The sequences are inside
+ * so that a sound payload found under the wrong sequences (a misdirected or duplicated write, a damaged
+ * sequence column) fails too; a row of one event is checksummed exactly as a record of schema 2 was, so
+ * migration 3 moves those rows as they are.
+ */
+export function batchChecksum(firstSequence: number, lastSequence: number, payload: string): number {
+  if (firstSequence === lastSequence) return recordChecksum(firstSequence, payload);
+  return crc32Text(payload, crc32Text(`${firstSequence}-${lastSequence}:`));
+}

@@ -21,6 +21,7 @@ import {
   type JournalOpenReport,
   type JournalRecord,
 } from "./journal.ts";
+import { MAX_APPEND_RECORDS } from "./records.ts";
 import { DEFAULT_RECOVERY_BATCH_SIZE, openAndRecover, recoverEngine } from "./recovery.ts";
 
 export const DEFAULT_SNAPSHOT_EVERY_EVENTS = 100_000;
@@ -153,6 +154,9 @@ export class DurableEngine {
     );
     this.maxBatchCommands = positiveInteger(options.maxBatchCommands, DEFAULT_MAX_BATCH_COMMANDS, "maxBatchCommands");
     this.maxBatchEvents = positiveInteger(options.maxBatchEvents, DEFAULT_MAX_BATCH_EVENTS, "maxBatchEvents");
+    // Half the journal's limit: the command that crosses maxBatchEvents still joins the batch.
+    if (this.maxBatchEvents > MAX_APPEND_RECORDS / 2)
+      throw new RangeError(`maxBatchEvents must be at most ${MAX_APPEND_RECORDS / 2}, got ${this.maxBatchEvents}`);
     this.recoveryBatchSize = positiveInteger(
       options.recoveryBatchSize,
       DEFAULT_RECOVERY_BATCH_SIZE,

@@ -18,17 +18,18 @@ import {
 import {
   DEFAULT_VERIFICATION_BATCH_SIZE,
   assertReadArguments,
-  decodeRecords,
   decodeSnapshot,
-  encodeRecords,
+  encodeBatch,
   encodeSnapshot,
   integerColumn,
   isSoundSnapshot,
+  readRecords,
   sequenceColumn,
   sequenceMismatch,
   verifyTail,
-  type JournalRow,
-  type StoredRecord,
+  type BatchRowSource,
+  type JournalBatchRow,
+  type StoredBatch,
   type StoredSnapshot,
 } from "./records.ts";
 import type {
@@ -45,7 +46,6 @@ import {
   applyReadModels,
   postgresHistoryPage,
   postgresReadModelTexts,
-  recordsOfRows,
   type PostgresReadModelTexts,
 } from "./postgres-read-models.ts";
 
@@ -99,6 +99,38 @@ const MIGRATIONS: readonly Migration[] = [
     `,
   },
   { version: 2, name: "read models", sql: POSTGRES_READ_MODELS_MIGRATION },
+  {
+    version: 3,
+    name: "one journal row per append",
+    // Rows of schema 2 move as they are, as rows of one event: their checksum is the same (batchChecksum).
+    sql: `
+      CREATE TABLE {schema}.journal_batches (
+        first_sequence bigint PRIMARY KEY,
+        last_sequence bigint NOT NULL,
+        payload text NOT NULL,
+        checksum bigint NOT NULL
+      );
+      INSERT INTO {schema}.journal_batches (first_sequence, last_sequence, payload, checksum)
+        SELECT sequence, sequence, payload, checksum FROM {schema}.journal ORDER BY sequence;
+      DROP TABLE {schema}.journal;
+      ALTER TABLE {schema}.journal_batches RENAME TO journal;
+      -- One line per event, for people and programs that read the database; the journal itself never reads it.
+      -- The account is the one eventAccountId (records.ts) names.
+      CREATE VIEW {schema}.journal_events AS
+        SELECT journal.first_sequence + event.ordinality - 1 AS sequence,
+          event.value ->> 'type' AS type,
+          (event.value ->> 'time')::bigint AS time,
+          coalesce(
+            event.value ->> 'accountId',
+            event.value #>> '{order,accountId}',
+            event.value #>> '{deal,accountId}'
+          )::bigint AS account_id,
+          event.value::text AS payload
+        FROM {schema}.journal, jsonb_array_elements(
+          CASE WHEN left(journal.payload, 1) = '{' THEN ('[' || journal.payload || ']')::jsonb ELSE journal.payload::jsonb END
+        ) WITH ORDINALITY AS event(value, ordinality);
+    `,
+  },
 ];
 
 /** Journal records projected per transaction when open() catches the read models up. */
@@ -123,7 +155,8 @@ function ignoreClientError(): void {
 interface StatementTexts {
   readonly lastSequence: string;
   readonly insert: string;
-  readonly read: string;
+  readonly rowStart: string;
+  readonly rows: string;
   readonly deleteFrom: string;
   readonly saveSnapshot: string;
   readonly latestSnapshotBefore: string;
@@ -133,22 +166,26 @@ function statementTexts(schema: string): StatementTexts {
   const journal = `${schema}.journal`;
   const snapshots = `${schema}.snapshots`;
   const snapshotColumns = 'sequence, state_hash AS "stateHash", created_at AS "createdAt", payload, checksum';
+  const lastSequence = `(SELECT coalesce((SELECT last_sequence FROM ${journal} ORDER BY first_sequence DESC LIMIT 1), 0))`;
   return {
-    lastSequence: `SELECT coalesce(max(sequence), 0) AS sequence FROM ${journal}`,
-    // One statement for the whole batch, guarded by the last sequence: a batch that does not continue the
-    // journal inserts nothing. A concurrent writer that races past the guard hits the primary key instead.
+    lastSequence: `SELECT ${lastSequence} AS sequence`,
+    // The batch's one row, guarded by the last sequence: a batch that does not continue the journal inserts
+    // nothing. A concurrent writer that races past the guard hits the primary key instead.
     insert: `
-      INSERT INTO ${journal} (sequence, time, type, account_id, payload, checksum)
-      SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::bigint[])
-      WHERE (SELECT coalesce(max(sequence), 0) FROM ${journal}) = $7`,
-    read: `SELECT sequence, payload, checksum FROM ${journal} WHERE sequence > $1 ORDER BY sequence LIMIT $2`,
-    deleteFrom: `DELETE FROM ${journal} WHERE sequence >= $1`,
+      INSERT INTO ${journal} (first_sequence, last_sequence, payload, checksum)
+      SELECT $1::bigint, $2::bigint, $3::text, $4::bigint
+      WHERE ${lastSequence} = $5`,
+    rowStart: `SELECT first_sequence FROM ${journal} WHERE first_sequence <= $1 ORDER BY first_sequence DESC LIMIT 1`,
+    rows: `
+      SELECT first_sequence, last_sequence, payload, checksum FROM ${journal}
+      WHERE first_sequence >= $1 ORDER BY first_sequence LIMIT $2`,
+    deleteFrom: `DELETE FROM ${journal} WHERE first_sequence >= $1`,
     // Only over a journaled sequence (0 is the empty journal): a snapshot of events not yet durable
     // would outlive them if they were lost.
     saveSnapshot: `
       INSERT INTO ${snapshots} (sequence, state_hash, created_at, payload, checksum)
       SELECT $1::bigint, $2::text, $3::bigint, $4::text, $5::bigint
-      WHERE $1::bigint = 0 OR EXISTS (SELECT 1 FROM ${journal} WHERE sequence = $1::bigint)
+      WHERE $1::bigint <= ${lastSequence}
       ON CONFLICT (sequence) DO UPDATE SET
         state_hash = excluded.state_hash, created_at = excluded.created_at,
         payload = excluded.payload, checksum = excluded.checksum`,
@@ -157,8 +194,13 @@ function statementTexts(schema: string): StatementTexts {
   };
 }
 
-function storedRecord(row: Record<string, unknown>): StoredRecord {
-  return { sequence: sequenceColumn(row.sequence), payload: row.payload, checksum: integerColumn(row.checksum) };
+function storedBatch(row: Record<string, unknown>): StoredBatch {
+  return {
+    firstSequence: sequenceColumn(row.first_sequence),
+    lastSequence: integerColumn(row.last_sequence),
+    payload: row.payload,
+    checksum: integerColumn(row.checksum),
+  };
 }
 
 function storedSnapshot(row: Record<string, unknown>): StoredSnapshot {
@@ -186,6 +228,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
    */
   private readonly provenClients = new WeakSet<pg.PoolClient>();
   private readonly poolSize: number;
+  private readonly recordsPerRead: number;
 
   constructor(readonly options: PostgresJournalOptions) {
     this.schema = options.schema ?? "bourse";
@@ -197,6 +240,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
     this.statements = statementTexts(this.quotedSchema);
     this.readModelTexts = postgresReadModelTexts(this.quotedSchema);
     this.poolSize = options.poolSize ?? 4;
+    this.recordsPerRead = options.verificationBatchSize ?? DEFAULT_VERIFICATION_BATCH_SIZE;
     if (!Number.isSafeInteger(this.poolSize) || this.poolSize < 1)
       throw new RangeError(`poolSize must be a positive integer, got ${this.poolSize}`);
   }
@@ -274,16 +318,9 @@ export class PostgresJournal implements EventJournal, ReadModels {
       before = stored.sequence;
     }
     fold?.start(snapshot);
-    const verdict = await verifyTail(
-      (afterSequence, limit) => this.readStored(afterSequence, limit),
-      snapshotSequence,
-      this.options.verificationBatchSize ?? DEFAULT_VERIFICATION_BATCH_SIZE,
-      fold,
-    );
-    let droppedTornRecords = 0;
-    if (verdict.firstTornSequence !== null)
-      droppedTornRecords = (await this.query(this.statements.deleteFrom, [verdict.firstTornSequence])).rowCount ?? 0;
-    return { lastSequence: verdict.lastSequence, droppedTornRecords, damagedSnapshots };
+    const verdict = await verifyTail(this.rowSource, snapshotSequence, this.recordsPerRead, fold);
+    if (verdict.firstTornSequence !== null) await this.query(this.statements.deleteFrom, [verdict.firstTornSequence]);
+    return { lastSequence: verdict.lastSequence, droppedTornRecords: verdict.tornRecords, damagedSnapshots };
   }
 
   /**
@@ -330,31 +367,24 @@ export class PostgresJournal implements EventJournal, ReadModels {
   }
 
   append(records: readonly JournalRecord[]): Promise<void> {
-    let rows: JournalRow[];
+    let row: JournalBatchRow;
     try {
       this.requirePool();
-      rows = encodeRecords(records);
+      if (records.length === 0) return Promise.resolve();
+      row = encodeBatch(records);
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    if (rows.length === 0) return Promise.resolve();
-    const appended = this.appendQueue.then(() => this.appendNow(rows));
+    const appended = this.appendQueue.then(() => this.appendNow(row, records));
     this.appendQueue = appended.catch(() => undefined);
     return appended;
   }
 
-  private async appendNow(rows: readonly JournalRow[]): Promise<void> {
+  /** `records` are what `row` encodes (encodeBatch checked that JSON keeps them exactly): the read models project them. */
+  private async appendNow(row: JournalBatchRow, records: readonly JournalRecord[]): Promise<void> {
     const pool = this.requirePool();
-    const firstSequence = rows[0]!.sequence;
-    const parameters = [
-      rows.map((row) => row.sequence),
-      rows.map((row) => row.time),
-      rows.map((row) => row.type),
-      rows.map((row) => row.accountId),
-      rows.map((row) => row.payload),
-      rows.map((row) => row.checksum),
-      firstSequence - 1,
-    ];
+    const firstSequence = row.firstSequence;
+    const parameters = [row.firstSequence, row.lastSequence, row.payload, row.checksum, firstSequence - 1];
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient;
       try {
@@ -367,12 +397,12 @@ export class PostgresJournal implements EventJournal, ReadModels {
         // SET LOCAL: durable on commit whatever the server's or role's default says.
         await client.query("BEGIN; SET LOCAL synchronous_commit TO on");
         const inserted = await client.query(this.statements.insert, parameters);
-        if (inserted.rowCount !== rows.length) {
+        if (inserted.rowCount !== 1) {
           const { rows: last } = await client.query(this.statements.lastSequence);
           throw sequenceMismatch(firstSequence, sequenceColumn(last[0]?.sequence));
         }
         // The read models in the same transaction: they commit, or roll back, with the records.
-        await applyReadModels(client, this.readModelTexts, recordsOfRows(rows));
+        await applyReadModels(client, this.readModelTexts, records);
         committing = true;
         await client.query("COMMIT");
         this.provenClients.add(client);
@@ -411,13 +441,17 @@ export class PostgresJournal implements EventJournal, ReadModels {
 
   async read(afterSequence: number, limit: number): Promise<JournalRecord[]> {
     assertReadArguments(afterSequence, limit);
-    return decodeRecords(afterSequence, await this.readStored(afterSequence, limit));
+    return readRecords(this.rowSource, afterSequence, limit, this.recordsPerRead);
   }
 
-  private async readStored(afterSequence: number, limit: number): Promise<StoredRecord[]> {
-    const { rows } = await this.query(this.statements.read, [afterSequence, limit]);
-    return rows.map(storedRecord);
-  }
+  private readonly rowSource: BatchRowSource = {
+    rowStart: async (sequence) => {
+      const { rows } = await this.query(this.statements.rowStart, [sequence]);
+      return rows.length === 0 ? null : sequenceColumn(rows[0]!.first_sequence);
+    },
+    rows: async (firstSequence, limit) =>
+      (await this.query(this.statements.rows, [firstSequence, limit])).rows.map(storedBatch),
+  };
 
   async saveSnapshot(snapshot: SnapshotRecord): Promise<void> {
     const row = encodeSnapshot(snapshot);

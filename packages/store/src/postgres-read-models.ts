@@ -4,9 +4,7 @@
  * CTEs over jsonb_to_recordset), so the read models cost two round trips per batch whatever its size.
  */
 import type pg from "pg";
-import type { EngineEvent } from "@bourse/core";
 import type { JournalRecord } from "./journal.ts";
-import type { JournalRow } from "./records.ts";
 import {
   BALANCE_COLUMNS,
   DEAL_COLUMNS,
@@ -201,11 +199,6 @@ export function postgresReadModelTexts(schema: string): PostgresReadModelTexts {
       ledger: history(TABLES.ledger),
     },
   };
-}
-
-/** The records as the journal stores them: the read models derive from exactly what was written. */
-export function recordsOfRows(rows: readonly JournalRow[]): JournalRecord[] {
-  return rows.map((row) => ({ sequence: row.sequence, event: JSON.parse(row.payload) as EngineEvent }));
 }
 
 /** Writes what `records` change, on `client`, inside the transaction that appends them. */

@@ -3,7 +3,7 @@
  * and judging a journal's tail when it opens. The drivers only move rows.
  */
 import type { EngineEvent, StateSnapshot } from "@bourse/core";
-import { recordChecksum } from "./checksum.ts";
+import { batchChecksum, recordChecksum } from "./checksum.ts";
 import {
   JournalCorruptionError,
   JournalRecordError,
@@ -12,19 +12,24 @@ import {
   type SnapshotRecord,
 } from "./journal.ts";
 
-/** A journal record as stored: the event's JSON plus the columns later queries select on. */
-export interface JournalRow {
-  readonly sequence: number;
-  readonly time: number;
-  readonly type: string;
-  readonly accountId: number | null;
+/**
+ * A journal row as stored: the events of one append (one group-commit batch), in sequence order, as one
+ * JSON array, with one checksum over it and its sequences. One row per append means one insert and one
+ * checksum per batch instead of one per event, and it bounds the torn-tail rule: only the last append can
+ * have been cut short by a crash, so only the last row may be dropped as torn.
+ */
+export interface JournalBatchRow {
+  readonly firstSequence: number;
+  readonly lastSequence: number;
+  /** `[event, event, …]`; a row moved from schema 2 holds one event's object without the brackets. */
   readonly payload: string;
   readonly checksum: number;
 }
 
-/** A row as read back, before anything about it is trusted. */
-export interface StoredRecord {
-  readonly sequence: number;
+/** A row as read back, before anything about it is trusted (the first sequence is the primary key). */
+export interface StoredBatch {
+  readonly firstSequence: number;
+  readonly lastSequence: unknown;
   readonly payload: unknown;
   readonly checksum: unknown;
 }
@@ -45,8 +50,20 @@ export interface StoredSnapshot {
   readonly checksum: unknown;
 }
 
-/** Records read per query when a journal verifies its tail on open. */
+/**
+ * Records read per query, about, when a journal reads or verifies its rows (never less than one row):
+ * bounds the memory recovery holds at once, however many events each row carries.
+ */
 export const DEFAULT_VERIFICATION_BATCH_SIZE = 10_000;
+
+/**
+ * Records one append may hold. Its row is written and read whole, so this bounds a row (about 320 bytes an
+ * event, so some 32 MB); the durable engine's batches stay below it (`DEFAULT_MAX_BATCH_EVENTS`).
+ */
+export const MAX_APPEND_RECORDS = 100_000;
+
+/** Rows read per query at most, however small they are. */
+const MAX_ROWS_PER_READ = 10_000;
 
 /**
  * The account an event belongs to, for read-by-account queries; null for a rollover, which spans
@@ -125,11 +142,16 @@ function assertSequence(sequence: unknown, what: string): asserts sequence is nu
 }
 
 /**
- * Checks a batch holds consecutive sequences and exact values, and encodes it. Whether the first
- * sequence continues the journal is for the driver to check inside its transaction.
+ * Checks a batch holds consecutive sequences and exact values, and encodes it as one row. Whether the
+ * first sequence continues the journal is for the driver to check inside its transaction.
  */
-export function encodeRecords(records: readonly JournalRecord[]): JournalRow[] {
-  const rows: JournalRow[] = [];
+export function encodeBatch(records: readonly JournalRecord[]): JournalBatchRow {
+  if (records.length > MAX_APPEND_RECORDS)
+    throw new JournalRecordError(
+      records[0]!.sequence,
+      `an append holds at most ${MAX_APPEND_RECORDS} records, this one ${records.length}`,
+    );
+  const events: EngineEvent[] = [];
   let previous: number | null = null;
   for (const record of records) {
     const { sequence, event } = record;
@@ -141,18 +163,13 @@ export function encodeRecords(records: readonly JournalRecord[]): JournalRow[] {
     assertExactJson(event, sequence, "event");
     if (typeof event.type !== "string") throw new JournalRecordError(sequence, "the event has no type");
     if (!Number.isSafeInteger(event.time)) throw new JournalRecordError(sequence, "the event has no integer time");
-    const payload = JSON.stringify(event);
-    rows.push({
-      sequence,
-      time: event.time,
-      type: event.type,
-      // `?? null`: an event type this build does not know names no account.
-      accountId: eventAccountId(event) ?? null,
-      payload,
-      checksum: recordChecksum(sequence, payload),
-    });
+    events.push(event);
   }
-  return rows;
+  const firstSequence = records[0]!.sequence;
+  const lastSequence = records[records.length - 1]!.sequence;
+  // One JSON.stringify for the whole batch: cheaper than one per event, and recovery parses one string per row.
+  const payload = JSON.stringify(events);
+  return { firstSequence, lastSequence, payload, checksum: batchChecksum(firstSequence, lastSequence, payload) };
 }
 
 /** The refusal for a batch whose first sequence does not follow the journal's last one. */
@@ -165,36 +182,106 @@ export function sequenceMismatch(firstSequence: number, lastSequence: number): J
   );
 }
 
-function isSound(stored: StoredRecord): stored is StoredRecord & { payload: string; checksum: number } {
+type SoundBatch = StoredBatch & { lastSequence: number; payload: string; checksum: number };
+
+function isSoundBatch(stored: StoredBatch): stored is SoundBatch {
   return (
     typeof stored.payload === "string" &&
     typeof stored.checksum === "number" &&
-    recordChecksum(stored.sequence, stored.payload) === stored.checksum
+    typeof stored.lastSequence === "number" &&
+    Number.isSafeInteger(stored.lastSequence) &&
+    stored.lastSequence >= stored.firstSequence &&
+    batchChecksum(stored.firstSequence, stored.lastSequence, stored.payload) === stored.checksum
   );
 }
 
-/**
- * Decodes rows read for `read(afterSequence, …)`: checksums verified, and no sequence missing between
- * `afterSequence` and the last row (a deleted row would otherwise replay as if it never happened).
- */
-export function decodeRecords(afterSequence: number, rows: readonly StoredRecord[]): JournalRecord[] {
-  const records: JournalRecord[] = [];
-  let expected = afterSequence + 1;
-  for (const row of rows) {
-    if (row.sequence !== expected) throw new JournalCorruptionError(expected, "the record is missing");
-    if (!isSound(row)) throw new JournalCorruptionError(row.sequence, "checksum mismatch");
-    records.push({ sequence: row.sequence, event: parsePayload(row.sequence, row.payload) });
-    expected++;
+const OPENING_BRACE = 0x7b;
+
+/** The events of a sound row; a payload the checksum vouches for but that does not hold them is a writer's bug. */
+function parseBatch(row: SoundBatch): EngineEvent[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(row.payload);
+  } catch (error) {
+    throw new JournalCorruptionError(row.firstSequence, `payload is not JSON: ${String(error)}`);
   }
-  return records;
+  // A row moved from schema 2 holds one event's object.
+  const events = row.payload.charCodeAt(0) === OPENING_BRACE ? [parsed] : parsed;
+  const expected = row.lastSequence - row.firstSequence + 1;
+  if (!Array.isArray(events) || events.length !== expected)
+    throw new JournalCorruptionError(
+      row.firstSequence,
+      `the row of sequences ${row.firstSequence}-${row.lastSequence} does not hold ${expected} events`,
+    );
+  return events as EngineEvent[];
 }
 
-function parsePayload(sequence: number, payload: string): EngineEvent {
-  try {
-    return JSON.parse(payload) as EngineEvent;
-  } catch (error) {
-    throw new JournalCorruptionError(sequence, `payload is not JSON: ${String(error)}`);
+/** How a driver hands its rows to the shared code: by primary key, in order. */
+export interface BatchRowSource {
+  /** The first sequence of the row holding `sequence` (the greatest first sequence ≤ it), or null. */
+  rowStart(sequence: number): Promise<number | null>;
+  /** Up to `limit` rows whose first sequence is ≥ `firstSequence`, in order. */
+  rows(firstSequence: number, limit: number): Promise<readonly StoredBatch[]>;
+}
+
+/**
+ * Visits the rows from the one holding `fromSequence` (or the first after it) to the end, in order, until
+ * `visit` returns false. Each query asks for about `recordsPerRead` records' worth of rows, judged from
+ * the rows seen so far, and never less than one row.
+ */
+async function scanRows(
+  source: BatchRowSource,
+  fromSequence: number,
+  recordsPerRead: number,
+  visit: (row: StoredBatch) => boolean,
+): Promise<void> {
+  let next = (await source.rowStart(fromSequence)) ?? fromSequence;
+  let rowsSeen = 0;
+  let recordsSeen = 0;
+  let rowsPerRead = 1;
+  for (;;) {
+    const rows = await source.rows(next, rowsPerRead);
+    for (const row of rows) {
+      if (!visit(row)) return;
+      rowsSeen++;
+      const span = typeof row.lastSequence === "number" ? row.lastSequence - row.firstSequence + 1 : 1;
+      recordsSeen += Number.isSafeInteger(span) && span > 0 ? span : 1;
+      next = row.firstSequence + 1;
+    }
+    if (rows.length < rowsPerRead) return;
+    rowsPerRead = Math.min(MAX_ROWS_PER_READ, Math.max(1, Math.floor((recordsPerRead * rowsSeen) / recordsSeen)));
   }
+}
+
+/**
+ * `read(afterSequence, limit)` for every driver: the records after `afterSequence`, checksums verified, and no
+ * sequence missing between `afterSequence` and the last one (a deleted row would otherwise replay as if it
+ * never happened).
+ */
+export async function readRecords(
+  source: BatchRowSource,
+  afterSequence: number,
+  limit: number,
+  recordsPerRead: number,
+): Promise<JournalRecord[]> {
+  assertReadArguments(afterSequence, limit);
+  const records: JournalRecord[] = [];
+  let expected = afterSequence + 1;
+  let first = true;
+  await scanRows(source, expected, Math.min(limit, recordsPerRead), (row) => {
+    if (first ? row.firstSequence > expected : row.firstSequence !== expected)
+      throw new JournalCorruptionError(expected, "the record is missing");
+    if (!isSoundBatch(row)) throw new JournalCorruptionError(row.firstSequence, "checksum mismatch");
+    // The journal ends before `afterSequence + 1`.
+    if (first && row.lastSequence < expected) return false;
+    first = false;
+    const events = parseBatch(row);
+    for (let index = expected - row.firstSequence; index < events.length && records.length < limit; index++)
+      records.push({ sequence: row.firstSequence + index, event: events[index]! });
+    expected = row.lastSequence + 1;
+    return records.length < limit;
+  });
+  return records;
 }
 
 export function assertReadArguments(afterSequence: number, limit: number): void {
@@ -203,61 +290,76 @@ export function assertReadArguments(afterSequence: number, limit: number): void 
   if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
 }
 
-/** What a tail scan found: the last sound sequence, and where a torn tail starts (null if none). */
+/** What a tail scan found: the last sound sequence, and the torn row at the end, if any. */
 export interface TailVerdict {
   readonly lastSequence: number;
+  /** The first sequence of the torn last row (the driver deletes from it), or null. */
   readonly firstTornSequence: number | null;
+  /** The records the torn row claims to hold (its sequence columns are not trusted: at least 1). */
+  readonly tornRecords: number;
 }
 
 /**
- * Verifies every record from the latest snapshot's (or from 1) to the end, `batchSize` rows per read. A run of damaged
- * records that reaches the very end is a torn write that was never acknowledged: reported, for the
- * driver to delete. A damaged record followed by a sound one, a missing record, or a damaged record
- * a snapshot already covers (a snapshot is only saved over durable records) is corruption: throws.
+ * Verifies every row from the one holding the latest snapshot's sequence (or from 1) to the end. A damaged
+ * last row is a torn append that was never acknowledged (each append is one row, and an append starts
+ * only once the one before it is durable): reported, for the driver to delete. A damaged row before the
+ * last, a missing record, or a damaged row a snapshot already covers (a snapshot is only saved over
+ * durable records) is corruption: throws.
  *
- * With `fold`, every sound record after the snapshot is decoded and given to `fold.apply` as it is
- * checked (recovery in the same pass); a record after the first damaged one never is (it is either
- * torn, or the scan throws). `fold.start` must have been called by the driver.
+ * With `fold`, every record after the snapshot is decoded and given to `fold.apply` as its row is checked
+ * (recovery in the same pass); a torn row's never is. `fold.start` must have been called by the driver.
  */
 export async function verifyTail(
-  readStored: (afterSequence: number, limit: number) => Promise<readonly StoredRecord[]>,
+  source: BatchRowSource,
   snapshotSequence: number,
-  batchSize: number,
+  recordsPerRead: number,
   fold?: JournalFold,
 ): Promise<TailVerdict> {
   // Start at the snapshot's own record: it must be there and sound, which checks the seam.
   const fromSequence = Math.max(snapshotSequence, 1);
   let expected = fromSequence;
-  let firstDamagedSequence: number | null = null;
-  for (;;) {
-    const rows = await readStored(expected - 1, batchSize);
-    for (const row of rows) {
-      if (row.sequence !== expected) throw new JournalCorruptionError(expected, "the record is missing");
-      if (isSound(row)) {
-        if (firstDamagedSequence !== null)
-          throw new JournalCorruptionError(
-            firstDamagedSequence,
-            `checksum mismatch before sound record ${row.sequence}: damage inside the journal, not a torn write`,
-          );
-        if (fold && row.sequence > snapshotSequence)
-          fold.apply({ sequence: row.sequence, event: parsePayload(row.sequence, row.payload) });
-      } else {
-        if (row.sequence <= snapshotSequence)
-          throw new JournalCorruptionError(
-            row.sequence,
-            `checksum mismatch in a record snapshot ${snapshotSequence} covers: it was durable, so this is damage`,
-          );
-        firstDamagedSequence ??= row.sequence;
-      }
-      expected++;
+  let first = true;
+  let damaged: StoredBatch | null = null;
+  await scanRows(source, fromSequence, recordsPerRead, (row) => {
+    if (damaged !== null)
+      throw new JournalCorruptionError(
+        damaged.firstSequence,
+        `checksum mismatch in the row from ${damaged.firstSequence}, before the row from ${row.firstSequence}: only the last append can be torn, so this is damage`,
+      );
+    if (first ? row.firstSequence > expected : row.firstSequence !== expected)
+      throw new JournalCorruptionError(expected, "the record is missing");
+    if (!isSoundBatch(row)) {
+      if (row.firstSequence <= snapshotSequence)
+        throw new JournalCorruptionError(
+          row.firstSequence,
+          `checksum mismatch in a row snapshot ${snapshotSequence} covers: it was durable, so this is damage`,
+        );
+      damaged = row;
+      return true;
     }
-    if (rows.length < batchSize) break;
-  }
-  if (snapshotSequence > 0 && expected === fromSequence)
+    if (first && row.lastSequence < expected) {
+      // The journal ends before the snapshot's record (or is empty before 1): nothing to check.
+      return false;
+    }
+    first = false;
+    if (fold && row.lastSequence > snapshotSequence) {
+      const events = parseBatch(row);
+      for (let index = Math.max(0, snapshotSequence + 1 - row.firstSequence); index < events.length; index++)
+        fold.apply({ sequence: row.firstSequence + index, event: events[index]! });
+    }
+    expected = row.lastSequence + 1;
+    return true;
+  });
+  if (snapshotSequence > 0 && expected <= snapshotSequence)
     throw new JournalCorruptionError(snapshotSequence, "the record the latest snapshot was taken at is missing");
-  return firstDamagedSequence === null
-    ? { lastSequence: expected - 1, firstTornSequence: null }
-    : { lastSequence: firstDamagedSequence - 1, firstTornSequence: firstDamagedSequence };
+  const torn = damaged as StoredBatch | null;
+  if (torn === null) return { lastSequence: expected - 1, firstTornSequence: null, tornRecords: 0 };
+  const claimed = typeof torn.lastSequence === "number" ? torn.lastSequence - torn.firstSequence + 1 : 1;
+  return {
+    lastSequence: torn.firstSequence - 1,
+    firstTornSequence: torn.firstSequence,
+    tornRecords: Number.isSafeInteger(claimed) && claimed >= 1 && claimed <= MAX_APPEND_RECORDS ? claimed : 1,
+  };
 }
 
 function snapshotChecksum(sequence: number, stateHash: string, createdAt: number, payload: string): number {

@@ -19,16 +19,16 @@ import {
 import {
   DEFAULT_VERIFICATION_BATCH_SIZE,
   assertReadArguments,
-  decodeRecords,
   decodeSnapshot,
-  encodeRecords,
+  encodeBatch,
   encodeSnapshot,
   isSoundSnapshot,
+  readRecords,
   sequenceMismatch,
   verifyTail,
-  type JournalRow,
+  type BatchRowSource,
   type SnapshotRow,
-  type StoredRecord,
+  type StoredBatch,
   type StoredSnapshot,
 } from "./records.ts";
 import type {
@@ -83,6 +83,38 @@ const MIGRATIONS: readonly Migration[] = [
     `,
   },
   { version: 2, name: "read models", sql: SQLITE_READ_MODELS_MIGRATION },
+  {
+    version: 3,
+    name: "one journal row per append",
+    // Rows of schema 2 move as they are, as rows of one event: their checksum is the same (batchChecksum).
+    sql: `
+      CREATE TABLE journal_batches (
+        first_sequence INTEGER PRIMARY KEY,
+        last_sequence INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        checksum INTEGER NOT NULL
+      );
+      INSERT INTO journal_batches (first_sequence, last_sequence, payload, checksum)
+        SELECT sequence, sequence, payload, checksum FROM journal ORDER BY sequence;
+      DROP TABLE journal;
+      ALTER TABLE journal_batches RENAME TO journal;
+      -- One line per event, for people and programs that read the file; the journal itself never reads it.
+      -- The account is the one eventAccountId (records.ts) names.
+      CREATE VIEW journal_events AS
+        SELECT journal.first_sequence + event.key AS sequence,
+          json_extract(event.value, '$.type') AS type,
+          json_extract(event.value, '$.time') AS time,
+          coalesce(
+            json_extract(event.value, '$.accountId'),
+            json_extract(event.value, '$.order.accountId'),
+            json_extract(event.value, '$.deal.accountId')
+          ) AS account_id,
+          event.value AS payload
+        FROM journal, json_each(
+          CASE WHEN substr(journal.payload, 1, 1) = '{' THEN '[' || journal.payload || ']' ELSE journal.payload END
+        ) AS event;
+    `,
+  },
 ];
 
 /** Journal records projected per transaction when open() catches the read models up. */
@@ -93,9 +125,10 @@ interface Statements {
   readonly commit: Database.Statement;
   readonly rollback: Database.Statement;
   readonly lastSequence: Database.Statement<[], { sequence: number }>;
-  readonly insert: Database.Statement<[number, number, string, number | null, string, number]>;
-  /** Raw mode (rows as arrays: sequence, payload, checksum): recovery reads millions of rows. */
-  readonly read: Database.Statement<[number, number], [number, unknown, unknown]>;
+  readonly insert: Database.Statement<[number, number, string, number]>;
+  readonly rowStart: Database.Statement<[number], number>;
+  /** Raw mode (rows as arrays: first sequence, last sequence, payload, checksum). */
+  readonly rows: Database.Statement<[number, number], [number, unknown, unknown, unknown]>;
   readonly deleteFrom: Database.Statement<[number]>;
   readonly saveSnapshot: Database.Statement<[SnapshotRow]>;
   readonly snapshotsNewestFirst: Database.Statement<[], StoredSnapshot>;
@@ -140,7 +173,7 @@ export class SqliteJournal implements EventJournal, ReadModels {
       this.statements = prepareStatements(database);
       this.readModels = new SqliteReadModelStatements(database);
       const report = await this.verifyOnOpen(options);
-      this.catchUpReadModels();
+      await this.catchUpReadModels();
       return report;
     } catch (error) {
       this.database = null;
@@ -166,30 +199,23 @@ export class SqliteJournal implements EventJournal, ReadModels {
       damagedSnapshots.push(stored.sequence);
     }
     fold?.start(snapshot);
-    const verdict = await verifyTail(
-      async (afterSequence, limit) => readStored(statements, afterSequence, limit),
-      snapshotSequence,
-      this.verificationBatchSize,
-      fold,
-    );
-    let droppedTornRecords = 0;
-    if (verdict.firstTornSequence !== null)
-      droppedTornRecords = statements.deleteFrom.run(verdict.firstTornSequence).changes;
-    return { lastSequence: verdict.lastSequence, droppedTornRecords, damagedSnapshots };
+    const verdict = await verifyTail(rowSource(statements), snapshotSequence, this.verificationBatchSize, fold);
+    if (verdict.firstTornSequence !== null) statements.deleteFrom.run(verdict.firstTornSequence);
+    return { lastSequence: verdict.lastSequence, droppedTornRecords: verdict.tornRecords, damagedSnapshots };
   }
 
   /**
    * Brings the read models to the journal's last sequence: after migration 2 on an existing journal they
    * start empty, and after a torn tail was dropped they reflect records that are gone, so they are rebuilt.
    */
-  private catchUpReadModels(): void {
+  private async catchUpReadModels(): Promise<void> {
     const statements = this.requireStatements();
     const readModels = this.requireReadModels();
     const database = this.requireDatabase();
     const lastSequence = statements.lastSequence.get()!.sequence;
     if (readModels.progress() > lastSequence) database.transaction(() => readModels.clear()).immediate();
     for (let progress = readModels.progress(); progress < lastSequence; progress = readModels.progress()) {
-      const records = decodeRecords(progress, readStored(statements, progress, READ_MODEL_CATCH_UP_BATCH_SIZE));
+      const records = await this.read(progress, READ_MODEL_CATCH_UP_BATCH_SIZE);
       database.transaction(() => readModels.apply(records)).immediate();
     }
   }
@@ -198,21 +224,21 @@ export class SqliteJournal implements EventJournal, ReadModels {
     const statements = this.requireStatements();
     const database = this.requireDatabase();
     if (records.length === 0) return;
-    const rows = encodeRecords(records);
+    const row = encodeBatch(records);
     let committing = false;
     try {
       // IMMEDIATE takes the write lock now, so the last-sequence check below cannot go stale before the insert.
       statements.begin.run();
       const lastSequence = statements.lastSequence.get()!.sequence;
-      if (rows[0]!.sequence !== lastSequence + 1) throw sequenceMismatch(rows[0]!.sequence, lastSequence);
-      for (const row of rows) insertRow(statements, row);
+      if (row.firstSequence !== lastSequence + 1) throw sequenceMismatch(row.firstSequence, lastSequence);
+      statements.insert.run(row.firstSequence, row.lastSequence, row.payload, row.checksum);
       // The read models in the same transaction: they commit, or roll back, with the records.
       this.requireReadModels().apply(records);
       committing = true;
       statements.commit.run();
     } catch (error) {
       rollbackQuietly(database, statements);
-      throw appendFailure(error, rows[0]!.sequence, committing);
+      throw appendFailure(error, row.firstSequence, committing);
     }
   }
 
@@ -222,7 +248,7 @@ export class SqliteJournal implements EventJournal, ReadModels {
 
   async read(afterSequence: number, limit: number): Promise<JournalRecord[]> {
     assertReadArguments(afterSequence, limit);
-    return decodeRecords(afterSequence, readStored(this.requireStatements(), afterSequence, limit));
+    return readRecords(rowSource(this.requireStatements()), afterSequence, limit, this.verificationBatchSize);
   }
 
   async saveSnapshot(snapshot: SnapshotRecord): Promise<void> {
@@ -299,14 +325,17 @@ export class SqliteJournal implements EventJournal, ReadModels {
   }
 }
 
-function readStored(statements: Statements, afterSequence: number, limit: number): StoredRecord[] {
-  return statements.read
-    .all(afterSequence, limit)
-    .map(([sequence, payload, checksum]) => ({ sequence, payload, checksum }));
-}
-
-function insertRow(statements: Statements, row: JournalRow): void {
-  statements.insert.run(row.sequence, row.time, row.type, row.accountId, row.payload, row.checksum);
+function rowSource(statements: Statements): BatchRowSource {
+  return {
+    rowStart: async (sequence) => statements.rowStart.get(sequence) ?? null,
+    rows: async (firstSequence, limit) =>
+      statements.rows.all(firstSequence, limit).map(([first, lastSequence, payload, checksum]): StoredBatch => ({
+        firstSequence: first,
+        lastSequence,
+        payload,
+        checksum,
+      })),
+  };
 }
 
 function rollbackQuietly(database: Database.Database, statements: Statements): void {
@@ -346,22 +375,29 @@ function prepareStatements(database: Database.Database): Statements {
     begin: database.prepare("BEGIN IMMEDIATE"),
     commit: database.prepare("COMMIT"),
     rollback: database.prepare("ROLLBACK"),
-    lastSequence: database.prepare("SELECT coalesce(max(sequence), 0) AS sequence FROM journal"),
-    insert: database.prepare(
-      "INSERT INTO journal (sequence, time, type, account_id, payload, checksum) VALUES (?, ?, ?, ?, ?, ?)",
+    lastSequence: database.prepare(
+      "SELECT coalesce((SELECT last_sequence FROM journal ORDER BY first_sequence DESC LIMIT 1), 0) AS sequence",
     ),
-    read: database
-      .prepare<[number, number], [number, unknown, unknown]>(
-        "SELECT sequence, payload, checksum FROM journal WHERE sequence > ? ORDER BY sequence LIMIT ?",
+    insert: database.prepare(
+      "INSERT INTO journal (first_sequence, last_sequence, payload, checksum) VALUES (?, ?, ?, ?)",
+    ),
+    rowStart: database
+      .prepare<[number], number>(
+        "SELECT first_sequence FROM journal WHERE first_sequence <= ? ORDER BY first_sequence DESC LIMIT 1",
+      )
+      .pluck(),
+    rows: database
+      .prepare<[number, number], [number, unknown, unknown, unknown]>(
+        "SELECT first_sequence, last_sequence, payload, checksum FROM journal WHERE first_sequence >= ? ORDER BY first_sequence LIMIT ?",
       )
       .raw(),
-    deleteFrom: database.prepare("DELETE FROM journal WHERE sequence >= ?"),
+    deleteFrom: database.prepare("DELETE FROM journal WHERE first_sequence >= ?"),
     // Only over a journaled sequence (0 is the empty journal): a snapshot of events not yet durable
     // would outlive them if they were lost.
     saveSnapshot: database.prepare(`
       INSERT INTO snapshots (sequence, state_hash, created_at, payload, checksum)
       SELECT @sequence, @stateHash, @createdAt, @payload, @checksum
-      WHERE @sequence = 0 OR EXISTS (SELECT 1 FROM journal WHERE sequence = @sequence)
+      WHERE @sequence <= (SELECT coalesce((SELECT last_sequence FROM journal ORDER BY first_sequence DESC LIMIT 1), 0))
       ON CONFLICT (sequence) DO UPDATE SET
         state_hash = excluded.state_hash, created_at = excluded.created_at,
         payload = excluded.payload, checksum = excluded.checksum

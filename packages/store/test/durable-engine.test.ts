@@ -527,9 +527,9 @@ describe("DurableEngine on SQLite only", () => {
     await engine.submit(at({ kind: "deposit", accountId: 100_001, amount: 500 }));
     const lastSequence = engine.lastSequence;
     await engine.close();
-    // A torn last write: the checksum of the final record no longer holds.
+    // A torn last write (the deposit's batch, one event): the checksum of the final row no longer holds.
     const database = new Database(storage.path);
-    database.prepare("UPDATE journal SET checksum = checksum + 1 WHERE sequence = ?").run(lastSequence);
+    database.prepare("UPDATE journal SET checksum = checksum + 1 WHERE first_sequence = ?").run(lastSequence);
     database.close();
     const lines: string[] = [];
     const reopened = await DurableEngine.open({ journal: storage.journal(), config, log: (line) => lines.push(line) });

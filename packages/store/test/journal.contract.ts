@@ -79,7 +79,7 @@ export function journalContract(factory: JournalStorageFactory): void {
       const journal = await openJournal(over);
       await reopen(over, journal);
       const versions = await over.query("SELECT version FROM schema_migrations ORDER BY version");
-      expect(versions.map((row) => Number(row.version))).toEqual([1, 2]);
+      expect(versions.map((row) => Number(row.version))).toEqual([1, 2, 3]);
     });
 
     it("refuses storage whose schema is newer than this build knows", async () => {
@@ -146,12 +146,16 @@ export function journalContract(factory: JournalStorageFactory): void {
       expect(replayed.stateHash()).toBe(engine.stateHash());
     });
 
-    it("stores the account each event belongs to, where it names one", async () => {
+    it("shows the account each event belongs to, where it names one, in the journal_events view", async () => {
       const { events } = tradingSession();
       const over = await freshStorage();
       const journal = await openJournal(over);
-      await journal.append(toRecords(events));
-      const rows = await over.query("SELECT sequence, type, account_id FROM journal ORDER BY sequence");
+      const records = toRecords(events);
+      await journal.append(records.slice(0, 5));
+      await journal.append(records.slice(5));
+      const rows = await over.query("SELECT sequence, type, account_id FROM journal_events ORDER BY sequence");
+      expect(rows.map((row) => Number(row.sequence))).toEqual(records.map((record) => record.sequence));
+      expect(rows.map((row) => row.type)).toEqual(events.map((event) => event.type));
       const byType = new Map<string, Set<number | null>>();
       for (const row of rows) {
         const accounts = byType.get(String(row.type)) ?? new Set();
@@ -302,18 +306,25 @@ export function journalContract(factory: JournalStorageFactory): void {
 
   describe("checksums", () => {
     const records = toRecords(depositSession(10).events);
-    /** A torn write: the record's text cut short, its checksum still that of the whole. */
+    /** The row (the append) holding `sequence`. */
+    const rowOf = (sequence: number) => `first_sequence <= ${sequence} AND last_sequence >= ${sequence}`;
+    /** A torn write: the row's text cut short, its checksum still that of the whole. */
     const truncate = (sequence: number) =>
-      `UPDATE journal SET payload = substr(payload, 1, length(payload) / 2) WHERE sequence = ${sequence}`;
-    /** A damaged byte in the middle of a record. */
+      `UPDATE journal SET payload = substr(payload, 1, length(payload) / 2) WHERE ${rowOf(sequence)}`;
+    /** A damaged byte in the middle of a row. */
     const alter = (sequence: number) =>
-      `UPDATE journal SET payload = substr(payload, 1, 20) || 'X' || substr(payload, 22) WHERE sequence = ${sequence}`;
+      `UPDATE journal SET payload = substr(payload, 1, 20) || 'X' || substr(payload, 22) WHERE ${rowOf(sequence)}`;
+
+    /** Appends the records one by one: each is its own append, so its own row. */
+    async function appendOneByOne(journal: EventJournal, from: number, to: number): Promise<void> {
+      for (const record of records.slice(from, to)) await journal.append([record]);
+    }
 
     async function closedJournalOfTen(): Promise<JournalStorage> {
       const over = await freshStorage();
       const journal = over.journal();
       await journal.open();
-      await journal.append(records);
+      await appendOneByOne(journal, 0, 10);
       await journal.close();
       return over;
     }
@@ -330,13 +341,28 @@ export function journalContract(factory: JournalStorageFactory): void {
       expect(await journal.read(0, 100)).toEqual(records);
     });
 
-    it("the last few damaged records at the very end are dropped together", async () => {
-      const over = await closedJournalOfTen();
-      for (const sequence of [7, 8, 9, 10]) await over.query(sequence % 2 === 0 ? truncate(sequence) : alter(sequence));
+    it("the records of a damaged last append are dropped together", async () => {
+      const over = await freshStorage();
       const journal = over.journal();
-      expect(await journal.open()).toMatchObject({ lastSequence: 6, droppedTornRecords: 4 });
-      opened.push(journal);
-      expect(await journal.read(0, 100)).toEqual(records.slice(0, 6));
+      await journal.open();
+      await appendOneByOne(journal, 0, 6);
+      await journal.append(records.slice(6));
+      await journal.close();
+      await over.query(alter(8));
+      const reopened = over.journal();
+      expect(await reopened.open()).toMatchObject({ lastSequence: 6, droppedTornRecords: 4 });
+      opened.push(reopened);
+      expect(await reopened.read(0, 100)).toEqual(records.slice(0, 6));
+    });
+
+    it("only the last append can be torn: damage in the two last rows is corruption, named at the first", async () => {
+      const over = await closedJournalOfTen();
+      await over.query(truncate(9));
+      await over.query(alter(10));
+      const error = await rejection(over.journal().open());
+      expect(error).toBeInstanceOf(JournalCorruptionError);
+      expect((error as JournalCorruptionError).sequence).toBe(9);
+      expect(Number((await over.query("SELECT count(*) AS records FROM journal"))[0]!.records)).toBe(10);
     });
 
     it("a damaged record followed by sound ones is corruption: open() refuses, naming it, and drops nothing", async () => {
@@ -354,7 +380,7 @@ export function journalContract(factory: JournalStorageFactory): void {
 
     it("a missing record in the middle is corruption", async () => {
       const over = await closedJournalOfTen();
-      await over.query("DELETE FROM journal WHERE sequence = 4");
+      await over.query(`DELETE FROM journal WHERE ${rowOf(4)}`);
       const error = await rejection(over.journal().open());
       expect(error).toBeInstanceOf(JournalCorruptionError);
       expect((error as JournalCorruptionError).sequence).toBe(4);
@@ -363,7 +389,7 @@ export function journalContract(factory: JournalStorageFactory): void {
     it("a damaged record a snapshot covers is corruption, even at the end", async () => {
       const over = await freshStorage();
       const journal = await openJournal(over);
-      await journal.append(records);
+      await appendOneByOne(journal, 0, 10);
       await journal.saveSnapshot(
         snapshotAt(
           records.map((record) => record.event),
@@ -377,16 +403,29 @@ export function journalContract(factory: JournalStorageFactory): void {
       expect((error as JournalCorruptionError).sequence).toBe(10);
     });
 
+    it("a damaged sequence column fails the checksum too", async () => {
+      const over = await freshStorage();
+      const journal = over.journal();
+      await journal.open();
+      await journal.append(records.slice(0, 5));
+      await journal.append(records.slice(5));
+      await journal.close();
+      await over.query(`UPDATE journal SET last_sequence = 4 WHERE first_sequence = 1`);
+      const error = await rejection(over.journal().open());
+      expect(error).toBeInstanceOf(JournalCorruptionError);
+      expect((error as JournalCorruptionError).sequence).toBe(1);
+    });
+
     it("read() verifies checksums and refuses a damaged or missing record, naming it", async () => {
       const over = await freshStorage();
       const journal = await openJournal(over);
-      await journal.append(records);
+      await appendOneByOne(journal, 0, 10);
       await over.query(alter(3));
       const damaged = await rejection(journal.read(0, 100));
       expect(damaged).toBeInstanceOf(JournalCorruptionError);
       expect((damaged as JournalCorruptionError).sequence).toBe(3);
       expect(await journal.read(3, 100)).toEqual(records.slice(3));
-      await over.query("DELETE FROM journal WHERE sequence = 6");
+      await over.query(`DELETE FROM journal WHERE ${rowOf(6)}`);
       const missing = await rejection(journal.read(3, 100));
       expect(missing).toBeInstanceOf(JournalCorruptionError);
       expect((missing as JournalCorruptionError).sequence).toBe(6);

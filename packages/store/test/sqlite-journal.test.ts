@@ -3,7 +3,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { JournalWriteError, PostgresJournal, SqliteJournal, createJournal } from "../src/index.ts";
+import {
+  JournalWriteError,
+  PostgresJournal,
+  SqliteJournal,
+  createJournal,
+  eventAccountId,
+  recordChecksum,
+} from "../src/index.ts";
+import { SQLITE_READ_MODELS_MIGRATION } from "../src/sqlite-read-models.ts";
 import { TEST_VERIFICATION_BATCH_SIZE, journalContract, type JournalStorage } from "./journal.contract.ts";
 import { readModelsContract } from "./read-models.contract.ts";
 import { depositSession, toRecords } from "./trading-session.ts";
@@ -132,5 +140,47 @@ describe("createJournal", () => {
       schema: "other",
     });
     expect(createJournal("data/journal.db")).toBeInstanceOf(SqliteJournal);
+  });
+});
+
+describe("SqliteJournal migration 3", () => {
+  afterEach(removeTemporaryDirectories);
+
+  it("moves the one-event rows of schema 2 as they are: they read back, fold into the read models, and the journal carries on", async () => {
+    const records = toRecords(depositSession(6).events);
+    const path = temporaryJournalPath();
+    // A journal file as schema 2 wrote it: one row per event, checksummed as `<sequence>:<payload>`.
+    const database = new Database(path);
+    database.exec(`
+      CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL);
+      INSERT INTO schema_migrations VALUES (1, 'journal and snapshots', 0), (2, 'read models', 0);
+      CREATE TABLE journal (
+        sequence INTEGER PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, account_id INTEGER,
+        payload TEXT NOT NULL, checksum INTEGER NOT NULL
+      );
+      CREATE TABLE snapshots (
+        sequence INTEGER PRIMARY KEY, state_hash TEXT NOT NULL, created_at INTEGER NOT NULL,
+        payload TEXT NOT NULL, checksum INTEGER NOT NULL
+      );
+      ${SQLITE_READ_MODELS_MIGRATION}
+    `);
+    const insert = database.prepare("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?)");
+    for (const { sequence, event } of records.slice(0, 4)) {
+      const payload = JSON.stringify(event);
+      insert.run(sequence, event.time, event.type, eventAccountId(event), payload, recordChecksum(sequence, payload));
+    }
+    database.close();
+    const journal = new SqliteJournal({ path });
+    expect(await journal.open()).toEqual({ lastSequence: 4, droppedTornRecords: 0, damagedSnapshots: [] });
+    try {
+      expect(await journal.read(0, 100)).toEqual(records.slice(0, 4));
+      await journal.append(records.slice(4));
+      expect(await journal.read(2, 100)).toEqual(records.slice(2));
+      const accountId = eventAccountId(records.find(({ event }) => event.type === "AccountOpened")!.event)!;
+      const deposits = records.filter(({ event }) => event.type === "BalanceOperation").length;
+      expect((await journal.ledger({ accountId })).rows).toHaveLength(deposits);
+    } finally {
+      await journal.close();
+    }
   });
 });
