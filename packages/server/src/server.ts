@@ -10,12 +10,15 @@ import { buildApp, type App, type RouteModule, type ServerContext } from "./app.
 import { AuthService } from "./auth.ts";
 import type { Clock } from "./clock.ts";
 import type { ServerConfig } from "./config.ts";
+import { startFeed } from "./feed/index.ts";
+import { marketDataOf } from "./market-data.ts";
 import { Metrics } from "./metrics.ts";
 import { Platform, type PlatformLog } from "./platform.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { marketRoutes } from "./routes/market.ts";
 import { tradeRoutes } from "./routes/trade.ts";
 
 /** Every route module of the server, in registration order. */
@@ -25,6 +28,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   adminRoutes,
   accountRoutes,
   tradeRoutes,
+  marketRoutes,
 ];
 
 export interface CreateServerOptions {
@@ -61,6 +65,9 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
     if (started) return;
     started = true;
     await platform.start();
+    // The day's bars survive a restart; then the feed (stopped on close, before the last candle flush).
+    await marketDataOf(platform).load();
+    platform.onClose(startFeed(platform, options.config.feed));
   };
   return {
     app,

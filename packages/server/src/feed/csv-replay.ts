@@ -1,0 +1,261 @@
+/**
+ * CSV replay (`BOURSE_FEED=csv:PATH`): a tick file pushed through `platform.pushQuote` in file order.
+ *
+ * Format: a header naming the columns (any order) `time,symbol,bid,ask`, optionally `bids,asks`; then one
+ * tick per line. `time` is ISO 8601 with a zone or epoch milliseconds; `bid`/`ask` decimals with at most
+ * the instrument's digits; `bids`/`asks` book levels best first as `price:lots` separated by `;`
+ * (e.g. `1.08500:1.5;1.08490:3`). Blank lines and lines starting with `#` are ignored.
+ *
+ * The quotes are stamped with the server's clock (the engine's time never goes back): the file's times
+ * give the spacing, replayed as recorded (`speed` 1), faster (`speed` 10) or as fast as the engine takes
+ * them (`speed` Infinity). A bad line (unknown symbol, a bad number, time going back, a quote the engine
+ * refuses) is reported with its line number and skipped. The file is streamed: memory stays bounded
+ * whatever its size (a line longer than 64 KiB is a bad line).
+ */
+import { parseDecimal, type BookLevel, type InstrumentSpec } from "@bourse/core";
+import { createReadStream } from "node:fs";
+import type { Platform, QuoteInput } from "../platform.ts";
+import type { FeedHandle } from "./simulator.ts";
+
+export const MAX_CSV_LINE_LENGTH = 64 * 1024;
+/** Bad lines reported one by one; after that only counted. */
+export const REPORTED_BAD_LINES = 100;
+const MAX_LEVELS = 50;
+
+export interface CsvColumns {
+  readonly time: number;
+  readonly symbol: number;
+  readonly bid: number;
+  readonly ask: number;
+  readonly bids: number | null;
+  readonly asks: number | null;
+}
+
+export interface CsvTick {
+  readonly time: number;
+  readonly quote: QuoteInput;
+}
+
+export type CsvLineResult = { ok: true; tick: CsvTick } | { ok: false; reason: string };
+
+export class CsvFormatError extends Error {
+  override readonly name = "CsvFormatError";
+}
+
+/** Reads the header line: the column index of each field. */
+export function parseCsvHeader(line: string): CsvColumns {
+  const names = line.split(",").map((name) => name.trim().toLowerCase());
+  const index = (name: string, required: boolean): number | null => {
+    const at = names.indexOf(name);
+    if (at < 0 && required)
+      throw new CsvFormatError(`the header must name the columns time,symbol,bid,ask (got "${line.slice(0, 200)}")`);
+    return at < 0 ? null : at;
+  };
+  return {
+    time: index("time", true)!,
+    symbol: index("symbol", true)!,
+    bid: index("bid", true)!,
+    ask: index("ask", true)!,
+    bids: index("bids", false),
+    asks: index("asks", false),
+  };
+}
+
+function parseTime(text: string): number | null {
+  if (/^\d{1,15}$/.test(text)) return Number(text);
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/.test(text)) return null;
+  const time = Date.parse(text);
+  return Number.isFinite(time) && time >= 0 ? time : null;
+}
+
+function parsePrice(text: string, instrument: InstrumentSpec): number | null {
+  const result = parseDecimal(text, instrument.digits);
+  return result.ok && result.value > 0 ? result.value : null;
+}
+
+function parseLevels(text: string, instrument: InstrumentSpec, field: string): BookLevel[] | string {
+  if (text === "") return [];
+  const parts = text.split(";");
+  if (parts.length > MAX_LEVELS) return `${field} has more than ${MAX_LEVELS} levels`;
+  const levels: BookLevel[] = [];
+  for (const [index, part] of parts.entries()) {
+    const [priceText = "", volumeText = ""] = part.split(":").map((piece) => piece.trim());
+    const price = parsePrice(priceText, instrument);
+    const volume = parseDecimal(volumeText, instrument.volumeDigits);
+    if (price === null || !volume.ok || volume.value <= 0)
+      return `${field}[${index}] must be price:lots with positive numbers, got "${part.slice(0, 60)}"`;
+    levels.push({ price, volume: volume.value });
+  }
+  return levels;
+}
+
+/** Reads one data line. Pure: the columns and the instruments in, a tick or a reason out. */
+export function parseCsvLine(
+  line: string,
+  columns: CsvColumns,
+  instruments: ReadonlyMap<string, InstrumentSpec>,
+): CsvLineResult {
+  const cells = line.split(",").map((cell) => cell.trim());
+  const cell = (index: number | null) => (index === null ? "" : (cells[index] ?? ""));
+  const time = parseTime(cell(columns.time));
+  if (time === null) return { ok: false, reason: `bad time "${cell(columns.time).slice(0, 60)}"` };
+  const symbol = cell(columns.symbol);
+  const instrument = instruments.get(symbol);
+  if (!instrument) return { ok: false, reason: `unknown symbol "${symbol.slice(0, 60)}"` };
+  const bid = parsePrice(cell(columns.bid), instrument);
+  if (bid === null) return { ok: false, reason: `bad bid "${cell(columns.bid).slice(0, 60)}"` };
+  const ask = parsePrice(cell(columns.ask), instrument);
+  if (ask === null) return { ok: false, reason: `bad ask "${cell(columns.ask).slice(0, 60)}"` };
+  if (ask < bid) return { ok: false, reason: "ask below bid" };
+  const bids = parseLevels(cell(columns.bids), instrument, "bids");
+  if (typeof bids === "string") return { ok: false, reason: bids };
+  const asks = parseLevels(cell(columns.asks), instrument, "asks");
+  if (typeof asks === "string") return { ok: false, reason: asks };
+  const quote: QuoteInput = {
+    symbol,
+    bid,
+    ask,
+    ...(bids.length > 0 ? { bids } : {}),
+    ...(asks.length > 0 ? { asks } : {}),
+  };
+  return { ok: true, tick: { time, quote } };
+}
+
+export interface CsvReplayOptions {
+  /** 1: as recorded; 10: ten times faster; Infinity: no waiting. Default 1. */
+  readonly speed?: number;
+  /** Where bad lines are reported; default the platform's log (warn). */
+  readonly report?: (line: number, reason: string) => void;
+}
+
+export interface CsvReplaySummary {
+  /** Data lines read (header, blank and comment lines excluded). */
+  readonly lines: number;
+  readonly pushed: number;
+  readonly badLines: number;
+  /** True when `stop` ended the replay before the end of the file. */
+  readonly stopped: boolean;
+}
+
+export interface CsvReplayHandle extends FeedHandle {
+  /** Resolves at the end of the file (or on stop); rejects if the file cannot be read or has no header. */
+  readonly done: Promise<CsvReplaySummary>;
+}
+
+/** Splits a byte stream into lines (bounded: an overlong line comes out as null, its length known). */
+async function* linesOf(path: string): AsyncGenerator<string | null> {
+  let carry = "";
+  let overlong = false;
+  for await (const chunk of createReadStream(path, { encoding: "utf8", highWaterMark: 64 * 1024 })) {
+    let text = carry + (chunk as string);
+    let newline: number;
+    while ((newline = text.indexOf("\n")) >= 0) {
+      const line = text.slice(0, newline);
+      text = text.slice(newline + 1);
+      if (overlong) {
+        overlong = false;
+        yield null;
+      } else yield line.length > MAX_CSV_LINE_LENGTH ? null : line.replace(/\r$/, "");
+    }
+    if (text.length > MAX_CSV_LINE_LENGTH) {
+      overlong = true;
+      text = "";
+    }
+    carry = text;
+  }
+  if (overlong) yield null;
+  else if (carry !== "") yield carry.replace(/\r$/, "");
+}
+
+/** Replays a tick file through the platform; `stop` ends it early. */
+export function startCsvReplay(platform: Platform, path: string, options: CsvReplayOptions = {}): CsvReplayHandle {
+  const speed = options.speed ?? 1;
+  if (!(speed > 0)) throw new Error(`the replay speed must be positive, got ${speed}`);
+  let reported = 0;
+  const report =
+    options.report ??
+    ((line: number, reason: string) => {
+      reported += 1;
+      if (reported <= REPORTED_BAD_LINES) platform.log.warn(`csv feed: ${path}:${line}: ${reason}; line skipped`);
+      else if (reported === REPORTED_BAD_LINES + 1)
+        platform.log.warn(`csv feed: ${path}: more bad lines; counting them without reporting each`);
+    });
+  let stopped = false;
+  let wake: (() => void) | null = null;
+  let timer: NodeJS.Timeout | null = null;
+
+  const sleep = (milliseconds: number) =>
+    new Promise<void>((resolve) => {
+      wake = resolve;
+      timer = setTimeout(resolve, milliseconds);
+    }).finally(() => {
+      wake = null;
+      timer = null;
+    });
+
+  const run = async (): Promise<CsvReplaySummary> => {
+    let lineNumber = 0;
+    let columns: CsvColumns | null = null;
+    let lines = 0;
+    let pushed = 0;
+    let badLines = 0;
+    let previousTime: number | null = null;
+    const bad = (reason: string) => {
+      badLines += 1;
+      report(lineNumber, reason);
+    };
+    for await (const line of linesOf(path)) {
+      lineNumber += 1;
+      if (stopped) break;
+      if (line === null) {
+        if (columns === null) throw new CsvFormatError(`${path}:${lineNumber}: the header line is too long`);
+        lines += 1;
+        bad(`longer than ${MAX_CSV_LINE_LENGTH} characters`);
+        continue;
+      }
+      const trimmed = line.trim();
+      if (trimmed === "" || trimmed.startsWith("#")) continue;
+      if (columns === null) {
+        columns = parseCsvHeader(trimmed.replace(/^\uFEFF/, ""));
+        continue;
+      }
+      lines += 1;
+      const parsed = parseCsvLine(trimmed, columns, platform.instruments);
+      if (!parsed.ok) {
+        bad(parsed.reason);
+        continue;
+      }
+      const { time, quote } = parsed.tick;
+      if (previousTime !== null && time < previousTime) {
+        bad(`time goes back (${new Date(time).toISOString()} after ${new Date(previousTime).toISOString()})`);
+        continue;
+      }
+      if (previousTime !== null && time > previousTime && Number.isFinite(speed)) {
+        await sleep((time - previousTime) / speed);
+        if (stopped) break;
+      }
+      previousTime = time;
+      try {
+        await platform.pushQuote(quote);
+        pushed += 1;
+      } catch (error) {
+        bad(`quote refused: ${(error as Error).message}`);
+      }
+    }
+    if (columns === null && !stopped) throw new CsvFormatError(`${path}: no header line (time,symbol,bid,ask)`);
+    return { lines, pushed, badLines, stopped };
+  };
+
+  const done = run();
+  // A caller that only stops must not see an unhandled rejection: the server logs it.
+  done.catch((error: unknown) => platform.log.error(`csv feed: ${String((error as Error).message ?? error)}`));
+  return {
+    done,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      wake?.();
+      await done.catch(() => undefined);
+    },
+  };
+}

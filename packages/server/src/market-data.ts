@@ -1,0 +1,449 @@
+/**
+ * Market data: what the platform knows of prices beyond the engine's current quote.
+ *
+ * The service listens to every accepted quote (`platform.onQuote`) and keeps:
+ * - the last quote per symbol;
+ * - candles M1 … MN1 aggregated from the bid (OHLC and tick volume), bucket starts in UTC (H4 at 00, 04,
+ *   …; W1 on Monday 00:00; MN1 on the 1st). The live bar of each symbol and timeframe is in memory; what
+ *   changed since the last flush is a per-bar *delta* (first, high, low and last price of the ticks since,
+ *   and their count) that `flush` hands to `platform.store.upsertCandles`, which merges it into the stored
+ *   bar (open kept, high max, low min, close replaced, volumes added). Flushes run every second, when
+ *   many bars wait, and on close. A candle query reads the store and merges the deltas not yet flushed,
+ *   so a read right after a tick sees it. Store writes and the reads that merge deltas are serialized, so
+ *   a bar is never counted twice or missed;
+ * - daily statistics: the live D1 bar (open of the UTC day, high, low, by bid) and the change of the last
+ *   bid from the day's open in percent, computed from integers.
+ *
+ * It publishes to the bus, as decimals with the instrument's digits and ISO times:
+ * `quoteEvent` {symbol, bid, ask, ts} on `quotes.{SYMBOL}`, `depthEvent` {symbol, bids, asks, ts} on
+ * `depth.{SYMBOL}`, and `candleEvent` {symbol, timeframe, time, open, high, low, close, tickVolume, closed}
+ * on `candles.{SYMBOL}.{TF}`: the updated live bar on every tick, and the finished bar (`closed: true`)
+ * when the first tick of the next bar arrives.
+ */
+import {
+  Rounding,
+  divideRounded,
+  isSessionOpen,
+  weekdayOf,
+  type BookLevel,
+  type InstrumentSpec,
+  type WeekSessions,
+} from "@bourse/core";
+import { CANDLE_TIMEFRAMES, PLATFORM_LIMITS, type Candle, type CandleTimeframe } from "@bourse/store";
+import { BusTopics } from "./bus.ts";
+import type { AcceptedQuote, Platform } from "./platform.ts";
+import { lotsToWire, priceToWire, timeToWire } from "./wire.ts";
+
+export { CANDLE_TIMEFRAMES, type CandleTimeframe };
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+
+/** Fixed bar lengths; W1 and MN1 by the calendar (W1 is 7 days; months vary). */
+export const TIMEFRAME_MS: Readonly<Record<CandleTimeframe, number>> = {
+  M1: MINUTE_MS,
+  M5: 5 * MINUTE_MS,
+  M15: 15 * MINUTE_MS,
+  M30: 30 * MINUTE_MS,
+  H1: 60 * MINUTE_MS,
+  H4: 240 * MINUTE_MS,
+  D1: DAY_MS,
+  W1: 7 * DAY_MS,
+  MN1: 31 * DAY_MS,
+};
+
+/** The start (UTC) of the bar of `timeframe` that holds `time`. */
+export function bucketStart(timeframe: CandleTimeframe, time: number): number {
+  if (timeframe === "MN1") {
+    const date = new Date(time);
+    return Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1);
+  }
+  if (timeframe === "W1") {
+    const day = Math.floor(time / DAY_MS);
+    const sinceMonday = (weekdayOf(time) + 6) % 7;
+    return (day - sinceMonday) * DAY_MS;
+  }
+  const length = TIMEFRAME_MS[timeframe];
+  return Math.floor(time / length) * length;
+}
+
+/** The start of the bar `count` bars before the one starting at `start` (never before the epoch). */
+export function barsBefore(timeframe: CandleTimeframe, start: number, count: number): number {
+  if (timeframe === "MN1") {
+    const date = new Date(start);
+    return Math.max(0, Date.UTC(date.getUTCFullYear(), date.getUTCMonth() - count, 1));
+  }
+  return Math.max(0, start - count * TIMEFRAME_MS[timeframe]);
+}
+
+// ---- sessions ----
+
+const WEEKDAY_NAMES = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"] as const;
+
+/** The next time after `time` when the session opens or closes; null when it never changes (always open or never). */
+export function nextSessionChange(sessions: WeekSessions, time: number): number | null {
+  const openNow = isSessionOpen(sessions, time);
+  const today = Math.floor(time / DAY_MS);
+  const candidates: number[] = [];
+  for (let offset = 0; offset <= 7; offset++) {
+    const dayStart = (today + offset) * DAY_MS;
+    for (const [from, to] of sessions[weekdayOf(dayStart) as 0]) {
+      for (const minute of [from, to]) {
+        const candidate = dayStart + minute * MINUTE_MS;
+        if (candidate > time) candidates.push(candidate);
+      }
+    }
+  }
+  candidates.sort((a, b) => a - b);
+  for (const candidate of candidates) if (isSessionOpen(sessions, candidate) !== openNow) return candidate;
+  return null;
+}
+
+function minuteText(minute: number): string {
+  return `${String(Math.floor(minute / 60)).padStart(2, "0")}:${String(minute % 60).padStart(2, "0")}`;
+}
+
+/** One day's sessions as "22:00-24:00" strings (UTC). */
+export function daySessionsText(sessions: WeekSessions, weekday: number): string[] {
+  return (sessions[weekday as 0] ?? []).map(([from, to]) => `${minuteText(from)}-${minuteText(to)}`);
+}
+
+/** The week's sessions, day by day, as readable UTC intervals. */
+export function weekSessionsView(sessions: WeekSessions): { day: string; intervals: string[] }[] {
+  return WEEKDAY_NAMES.map((day, weekday) => ({ day, intervals: daySessionsText(sessions, weekday) }));
+}
+
+// ---- the service ----
+
+interface Bar {
+  symbol: string;
+  timeframe: CandleTimeframe;
+  openTime: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  tickVolume: number;
+}
+
+export interface DailyStats {
+  /** Points: the day's first bid, highest and lowest bid. */
+  readonly open: number;
+  readonly high: number;
+  readonly low: number;
+  /** (last bid − open) / open in hundredths of a percent, rounded half away from zero. */
+  readonly changeHundredths: number;
+  /** Start of the UTC day. */
+  readonly day: number;
+}
+
+export interface CandleRequest {
+  readonly symbol: string;
+  readonly timeframe: CandleTimeframe;
+  /** Inclusive bounds on the bar's open time. */
+  readonly from: number;
+  readonly to: number;
+  readonly limit: number;
+}
+
+export interface MarketDataOptions {
+  /** How often the deltas are written to the store. Default 1 s. */
+  readonly flushIntervalMs?: number;
+  /** Deltas waiting that trigger a flush at once. Default 1,000. */
+  readonly flushThreshold?: number;
+}
+
+/** Deltas kept at most while the store fails; beyond, the oldest are dropped (and logged). */
+const MAX_PENDING_BARS = 100_000;
+
+function barKey(symbol: string, timeframe: string): string {
+  return `${symbol}\u0000${timeframe}`;
+}
+
+function deltaKey(symbol: string, timeframe: string, openTime: number): string {
+  return `${symbol}\u0000${timeframe}\u0000${openTime}`;
+}
+
+function newBar(symbol: string, timeframe: CandleTimeframe, openTime: number, price: number): Bar {
+  return { symbol, timeframe, openTime, open: price, high: price, low: price, close: price, tickVolume: 1 };
+}
+
+function addPrice(bar: Bar, price: number): void {
+  if (price > bar.high) bar.high = price;
+  if (price < bar.low) bar.low = price;
+  bar.close = price;
+  bar.tickVolume += 1;
+}
+
+/** `older` then `newer` of the same bar, as the store merges them. */
+function mergeBars(older: Candle | Bar, newer: Candle | Bar): Bar {
+  return {
+    symbol: older.symbol,
+    timeframe: older.timeframe,
+    openTime: older.openTime,
+    open: older.open,
+    high: Math.max(older.high, newer.high),
+    low: Math.min(older.low, newer.low),
+    close: newer.close,
+    tickVolume: older.tickVolume + newer.tickVolume,
+  };
+}
+
+function toCandle(bar: Bar): Candle {
+  return { ...bar };
+}
+
+export function levelsToWire(levels: readonly BookLevel[], instrument: InstrumentSpec) {
+  return levels.map((level) => ({
+    price: priceToWire(level.price, instrument),
+    // The engine's top of book without levels has unlimited volume: null on the wire.
+    volume: Number.isFinite(level.volume) ? lotsToWire(level.volume, instrument) : null,
+  }));
+}
+
+export class MarketDataService {
+  private readonly last = new Map<string, AcceptedQuote>();
+  /** The live bar per symbol and timeframe: complete (stored part included once `load` ran). */
+  private readonly bars = new Map<string, Bar>();
+  /** What changed since the last flush, per bar. */
+  private pending = new Map<string, Bar>();
+  /** Store writes and delta-merging reads, one at a time. */
+  private exclusive: Promise<unknown> = Promise.resolve();
+  private readonly timer: NodeJS.Timeout;
+  private readonly flushThreshold: number;
+  private flushRequested = false;
+  private closed = false;
+  private droppedDeltas = 0;
+
+  constructor(
+    private readonly platform: Platform,
+    options: MarketDataOptions = {},
+  ) {
+    this.flushThreshold = options.flushThreshold ?? 1000;
+    platform.onQuote((quote) => this.ingest(quote));
+    this.timer = setInterval(() => void this.flush(), options.flushIntervalMs ?? 1000);
+    this.timer.unref();
+    platform.onClose(() => this.close());
+  }
+
+  /** The last accepted quote of `symbol`. */
+  lastQuote(symbol: string): AcceptedQuote | undefined {
+    return this.last.get(symbol);
+  }
+
+  /** The statistics of the day of the last quote; undefined before the first quote. */
+  dailyStats(symbol: string): DailyStats | undefined {
+    const quote = this.last.get(symbol);
+    const bar = this.bars.get(barKey(symbol, "D1"));
+    if (!quote || !bar || bar.open <= 0) return undefined;
+    return {
+      open: bar.open,
+      high: bar.high,
+      low: bar.low,
+      changeHundredths: divideRounded((quote.bid - bar.open) * 10_000, bar.open, Rounding.HALF_UP),
+      day: bar.openTime,
+    };
+  }
+
+  /** The live (latest) bar of a symbol and timeframe. */
+  liveBar(symbol: string, timeframe: CandleTimeframe): Candle | undefined {
+    const bar = this.bars.get(barKey(symbol, timeframe));
+    return bar ? toCandle(bar) : undefined;
+  }
+
+  /** Takes one accepted quote (called by the platform for every quote; tests call it directly). */
+  ingest(quote: AcceptedQuote): void {
+    const instrument = this.platform.instruments.get(quote.symbol);
+    if (!instrument || this.closed) return;
+    this.last.set(quote.symbol, quote);
+    const price = quote.bid;
+    for (const timeframe of CANDLE_TIMEFRAMES) {
+      const openTime = bucketStart(timeframe, quote.time);
+      const key = deltaKey(quote.symbol, timeframe, openTime);
+      const delta = this.pending.get(key);
+      if (delta) addPrice(delta, price);
+      else this.pending.set(key, newBar(quote.symbol, timeframe, openTime, price));
+
+      const liveKey = barKey(quote.symbol, timeframe);
+      let bar = this.bars.get(liveKey);
+      if (bar && openTime === bar.openTime) addPrice(bar, price);
+      else if (!bar || openTime > bar.openTime) {
+        if (bar) this.publishCandle(instrument, bar, true);
+        bar = newBar(quote.symbol, timeframe, openTime, price);
+        this.bars.set(liveKey, bar);
+      } else continue; // A quote older than the live bar (a clock set back): stored, not streamed.
+      this.publishCandle(instrument, bar, false);
+    }
+    this.publishQuote(instrument, quote);
+    if (this.pending.size >= this.flushThreshold && !this.flushRequested) {
+      this.flushRequested = true;
+      void this.flush();
+    }
+    if (this.pending.size > MAX_PENDING_BARS) this.dropOldestDeltas();
+  }
+
+  /**
+   * Candles of a symbol and timeframe with open times in [from, to], oldest first, at most `limit`:
+   * the stored bars with the deltas not yet flushed merged in.
+   */
+  candles(request: CandleRequest): Promise<Candle[]> {
+    return this.serialized(async () => {
+      const stored = await this.platform.store.candles(request);
+      const byTime = new Map<number, Candle | Bar>(stored.map((candle) => [candle.openTime, candle]));
+      // Read the deltas after the store answered: none of them is in the rows read.
+      for (const delta of this.pending.values()) {
+        if (delta.symbol !== request.symbol || delta.timeframe !== request.timeframe) continue;
+        if (delta.openTime < request.from || delta.openTime > request.to) continue;
+        const storedBar = byTime.get(delta.openTime);
+        byTime.set(delta.openTime, storedBar ? mergeBars(storedBar, delta) : delta);
+      }
+      return [...byTime.values()]
+        .sort((a, b) => a.openTime - b.openTime)
+        .slice(0, request.limit)
+        .map((bar) => ({ ...bar }));
+    });
+  }
+
+  /**
+   * Reads the live bars of the current period of every symbol from the store (after a restart the
+   * day's open, high and low survive). Run once the store is open, before the feed starts.
+   */
+  load(): Promise<void> {
+    return this.serialized(async () => {
+      const now = this.platform.clock.now();
+      for (const symbol of this.platform.instruments.keys()) {
+        for (const timeframe of CANDLE_TIMEFRAMES) {
+          const openTime = bucketStart(timeframe, now);
+          const [stored] = await this.platform.store.candles({
+            symbol,
+            timeframe,
+            from: openTime,
+            to: openTime,
+            limit: 1,
+          });
+          if (!stored) continue;
+          const liveKey = barKey(symbol, timeframe);
+          const live = this.bars.get(liveKey);
+          if (live && live.openTime > openTime) continue;
+          // Under the lock the store holds everything flushed; the deltas hold the rest.
+          const delta = this.pending.get(deltaKey(symbol, timeframe, openTime));
+          this.bars.set(liveKey, delta ? mergeBars(stored, delta) : { ...stored });
+        }
+      }
+    });
+  }
+
+  /** Writes the deltas to the store (the store merges each into its bar). */
+  flush(): Promise<void> {
+    return this.serialized(async () => {
+      this.flushRequested = false;
+      if (this.pending.size === 0) return;
+      const batch = [...this.pending.values()];
+      this.pending = new Map();
+      const chunk = PLATFORM_LIMITS.candleLimit;
+      for (let index = 0; index < batch.length; index += chunk) {
+        const part = batch.slice(index, index + chunk);
+        try {
+          await this.platform.store.upsertCandles(part.map(toCandle));
+        } catch (error) {
+          // Not written: back in front of whatever came meanwhile, for the next flush.
+          this.restore(batch.slice(index));
+          this.platform.log.error(`market data: candles not saved, kept for the next flush: ${String(error)}`);
+          return;
+        }
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    await this.flush().catch((error: unknown) =>
+      this.platform.log.error(`market data: last flush failed: ${String(error)}`),
+    );
+  }
+
+  private restore(deltas: readonly Bar[]): void {
+    for (const delta of deltas) {
+      const key = deltaKey(delta.symbol, delta.timeframe, delta.openTime);
+      const newer = this.pending.get(key);
+      this.pending.set(key, newer ? mergeBars(delta, newer) : delta);
+    }
+  }
+
+  private dropOldestDeltas(): void {
+    const excess = this.pending.size - MAX_PENDING_BARS;
+    const oldest = [...this.pending.entries()].sort((a, b) => a[1].openTime - b[1].openTime).slice(0, excess);
+    for (const [key] of oldest) this.pending.delete(key);
+    this.droppedDeltas += oldest.length;
+    this.platform.log.error(`market data: the store is failing; ${this.droppedDeltas} candle updates dropped so far`);
+  }
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.exclusive.then(work);
+    this.exclusive = result.catch(() => undefined);
+    return result;
+  }
+
+  private publishQuote(instrument: InstrumentSpec, quote: AcceptedQuote): void {
+    const bus = this.platform.bus;
+    const ts = timeToWire(quote.time);
+    const quoteTopic = BusTopics.quotes(instrument.symbol);
+    if (bus.hasSubscribers(quoteTopic))
+      bus.publish(quoteTopic, {
+        type: "quoteEvent",
+        payload: {
+          symbol: instrument.symbol,
+          bid: priceToWire(quote.bid, instrument),
+          ask: priceToWire(quote.ask, instrument),
+          ts,
+        },
+      });
+    const depthTopic = BusTopics.depth(instrument.symbol);
+    if (bus.hasSubscribers(depthTopic)) {
+      const side = (levels: readonly BookLevel[] | undefined, top: number) =>
+        levelsToWire(levels && levels.length > 0 ? levels : [{ price: top, volume: Infinity }], instrument);
+      bus.publish(depthTopic, {
+        type: "depthEvent",
+        payload: {
+          symbol: instrument.symbol,
+          bids: side(quote.bids, quote.bid),
+          asks: side(quote.asks, quote.ask),
+          ts,
+        },
+      });
+    }
+  }
+
+  private publishCandle(instrument: InstrumentSpec, bar: Bar, closed: boolean): void {
+    const topic = BusTopics.candles(bar.symbol, bar.timeframe);
+    if (!this.platform.bus.hasSubscribers(topic)) return;
+    this.platform.bus.publish(topic, {
+      type: "candleEvent",
+      payload: {
+        symbol: bar.symbol,
+        timeframe: bar.timeframe,
+        time: timeToWire(bar.openTime),
+        open: priceToWire(bar.open, instrument),
+        high: priceToWire(bar.high, instrument),
+        low: priceToWire(bar.low, instrument),
+        close: priceToWire(bar.close, instrument),
+        tickVolume: bar.tickVolume,
+        closed,
+      },
+    });
+  }
+}
+
+const services = new WeakMap<Platform, MarketDataService>();
+
+/**
+ * The platform's market data service, created on first use (one per platform): the market routes,
+ * the Automation API's quote and candles, and the streams share it.
+ */
+export function marketDataOf(platform: Platform): MarketDataService {
+  let service = services.get(platform);
+  if (!service) services.set(platform, (service = new MarketDataService(platform)));
+  return service;
+}
