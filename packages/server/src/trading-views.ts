@@ -544,3 +544,6 @@ export function readHistoryQuery(accountId: number, input: HistoryQueryInput): H
     ...(input.cursor === undefined ? {} : { cursor: input.cursor }),
   };
 }
+
+/** The query of a route that takes none: an unknown parameter is a 400 like an unknown body field. */
+export const NoQuery = Closed({});

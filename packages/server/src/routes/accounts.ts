@@ -17,7 +17,7 @@ import {
   authenticatedErrors,
   toTable,
 } from "../schemas.ts";
-import { LEDGER_COLUMNS, LedgerQuerySchema, ledgerView, readHistoryQuery } from "../trading-views.ts";
+import { LEDGER_COLUMNS, LedgerQuerySchema, NoQuery, ledgerView, readHistoryQuery } from "../trading-views.ts";
 import { ACCOUNT_COLUMNS, AccountViewSchema, accountView } from "../views.ts";
 
 /** Bound on the trading accounts one user may hold (the sign-up account included). */
@@ -60,6 +60,7 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Account"],
         summary: "The user's trading accounts (table), oldest first",
+        querystring: NoQuery,
         response: { 200: TableResponse, ...authenticatedErrors },
       },
     },
@@ -109,6 +110,7 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Account"],
         summary: "The session's current account: profile and balance snapshot",
         description: "The account the session signed in to (by login), else the user's first account.",
+        querystring: NoQuery,
         response: { 200: DataResponse(AccountDetailSchema), ...authenticatedErrors },
       },
     },
@@ -130,6 +132,7 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
         summary:
           "One account: login, currency, leverage, mode, balance, credit, equity, margin, free margin, margin level, profit",
         params: AccountIdParams,
+        querystring: NoQuery,
         response: { 200: DataResponse(AccountDetailSchema), ...authenticatedErrors },
       },
     },
