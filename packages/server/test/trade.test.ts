@@ -144,6 +144,35 @@ describe("market orders", () => {
     expect(await positions(user)).toHaveLength(1);
   });
 
+  it("walks the book: one deal per level, and IOC fills what the bound allows", async () => {
+    const user = await signUp(server);
+    const depth = {
+      symbol: "EURUSD",
+      bid: "1.08430",
+      ask: "1.08440",
+      bids: [{ price: "1.08430", volume: 1 }],
+      asks: [
+        { price: "1.08440", volume: 0.1 },
+        { price: "1.08450", volume: 0.1 },
+      ],
+    };
+    expect((await admin(server, "POST", "/admin/v1/quotes", depth)).status).toBe(200);
+    const walked = await marketBuy(user, 0.15);
+    expect(walked.order).toMatchObject({ status: "FILLED", filledVolume: 0.15 });
+    expect(walked.deals.map((deal: { price: number; volume: number }) => [deal.price, deal.volume])).toEqual([
+      [1.0844, 0.1],
+      [1.0845, 0.05],
+    ]);
+    expect((await positions(user))[0]).toMatchObject({ volume: 0.15, openPrice: 1.08443 });
+    expect((await admin(server, "POST", "/admin/v1/quotes", depth)).status).toBe(200);
+    const ioc = await marketBuy(user, 0.3, { timeInForce: "IOC", price: 1.0844, deviation: 0 });
+    expect(ioc.order).toMatchObject({ status: "CANCELLED", statusReason: "IOC_REMAINDER", filledVolume: 0.1 });
+    expect(ioc.deals).toEqual([expect.objectContaining({ price: 1.0844, volume: 0.1 })]);
+    const fok = await placeOrder(user, { symbol: "EURUSD", cmd: 0, volume: 0.5, price: 1.0845, deviation: 0 });
+    expect(fok.status).toBe(400);
+    expect(fok.body.error).toBe("PRICE_OFF");
+  });
+
   it("answers a retried clientOrderId with the first result and does nothing again", async () => {
     const user = await signUp(server);
     await pushQuote(server, "EURUSD", "1.08430", "1.08440");
@@ -591,6 +620,16 @@ describe("rejections", () => {
       [{ symbol: "EURUSD", side: "BUY", type: "LIMIT", volume: 0.1, price: 1.09 }, 400, "INVALID_PRICE"],
       [{ symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1, sl: 1.085 }, 400, "INVALID_STOPS"],
       [{ symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1, timeInForce: "GTC" }, 400, "INVALID_FILL_POLICY"],
+      [
+        { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1, price: 1.084, deviation: 0.0002 },
+        400,
+        "PRICE_OFF",
+      ],
+      [
+        { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1, price: 1.084, deviation: 0.000001 },
+        400,
+        "INVALID_PRICE",
+      ],
       [{ symbol: "NOPE", side: "BUY", type: "MARKET", volume: 0.1 }, 404, "UNKNOWN_SYMBOL"],
       [{ symbol: "EURUSD", type: "MARKET", volume: 0.1 }, 400, "INVALID_DATA"],
       [{ symbol: "EURUSD", side: "HOLD", type: "MARKET", volume: 0.1 }, 400, "INVALID_DATA"],
@@ -605,6 +644,10 @@ describe("rejections", () => {
     }
     expect(await positions(user)).toEqual([]);
     expect((await account(user)).balance).toBe(10000);
+    // Within the deviation the market order fills at the ask.
+    const bounded = await marketBuy(user, 0.1, { price: 1.084, deviation: "0.0004" });
+    expect(bounded.order).toMatchObject({ price: 1.084, deviation: 0.0004, status: "FILLED" });
+    expect(bounded.deals[0].price).toBe(1.0844);
   });
 
   it("refuses a market order with MARKET_CLOSED when the clock is at a Saturday", async () => {
