@@ -3,7 +3,8 @@
  * to topics; faces subscribe to topics and never read the engine directly, so a face does not care
  * where the engine runs (in one process this bus is in memory; scaled out, NATS carries the topics).
  *
- * Topic names: `quotes.{SYMBOL}`, `depth.{SYMBOL}`, `candles.{SYMBOL}.{TIMEFRAME}`, `account.{login}`.
+ * Topic names: `quotes.{SYMBOL}`, `depth.{SYMBOL}`, `candles.{SYMBOL}.{TIMEFRAME}`, `account.{login}`,
+ * `user.{userId}`.
  */
 export interface BusMessage {
   /** The event's type on the wire (`quoteEvent`, `executionEvent`, ...). */
@@ -20,6 +21,8 @@ export const BusTopics = {
   depth: (symbol: string) => `depth.${symbol}`,
   candles: (symbol: string, timeframe: string) => `candles.${symbol}.${timeframe}`,
   account: (accountId: number) => `account.${accountId}`,
+  /** Per-user streams: `notificationEvent` and `priceAlertEvent` (they belong to a user, not an account). */
+  user: (userId: string) => `user.${userId}`,
 } as const;
 
 export class Bus {

@@ -20,6 +20,14 @@ import { authRoutes } from "./routes/auth.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { marketRoutes } from "./routes/market.ts";
 import { tradeRoutes } from "./routes/trade.ts";
+import { AlertEngine } from "./alert-engine.ts";
+import { NotificationService } from "./notifications.ts";
+import { alertRoutes } from "./routes/alerts.ts";
+import { apiKeyRoutes } from "./routes/api-keys.ts";
+import { notificationRoutes } from "./routes/notifications.ts";
+import { scriptRoutes } from "./routes/scripts.ts";
+import { settingsRoutes } from "./routes/settings.ts";
+import { watchlistRoutes } from "./routes/watchlist.ts";
 
 /** Every route module of the server, in registration order. */
 export const ROUTE_MODULES: readonly RouteModule[] = [
@@ -29,6 +37,12 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   accountRoutes,
   tradeRoutes,
   marketRoutes,
+  watchlistRoutes,
+  scriptRoutes,
+  settingsRoutes,
+  alertRoutes,
+  notificationRoutes,
+  apiKeyRoutes,
 ];
 
 export interface CreateServerOptions {
@@ -65,6 +79,9 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
     if (started) return;
     started = true;
     await platform.start();
+    // Notifications and price alerts follow the engine from its first event and quote on.
+    NotificationService.for(platform).start();
+    await AlertEngine.for(platform).start();
     // The day's bars survive a restart; then the feed (stopped on close, before the last candle flush).
     await marketDataOf(platform).load();
     platform.onClose(startFeed(platform, options.config.feed));

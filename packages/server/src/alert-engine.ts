@@ -1,0 +1,624 @@
+/**
+ * Price alerts (API.md "Alerts"), evaluated on every quote through a price index, never a scan.
+ *
+ * Every condition is one or two "legs", each a zone of prices (`p ≥ x`, `p ≤ x`, inside or outside a
+ * channel). A leg fires when the price is in its zone while the leg is armed, and disarms; it re-arms
+ * when the price leaves the zone. Level conditions (GREATER_THAN, LESS_THAN, INSIDE/OUTSIDE_CHANNEL,
+ * MOVING_*) start armed: they fire at the first quote that satisfies them. Crossing conditions
+ * (CROSSING_*, ENTERING/EXITING_CHANNEL) start armed only when the price is outside their zone: they
+ * need the price to come from the other side. So a repeating GREATER_THAN fires once, then again only
+ * after the price went back to the target or below. A repeating MOVING_* measures its next move from
+ * the price it fired at (its referencePrice moves there).
+ *
+ * Index: per symbol and side (BID/ASK) two PriceHeaps (core), one of "up" thresholds (a min-heap: the
+ * price at or above which the alert's zone membership may change) and one of "down" thresholds (a
+ * max-heap). A quote pops only the entries it reached; each popped alert is re-evaluated exactly and
+ * re-indexed at its next thresholds. `evaluations` counts the alerts a quote looked at.
+ *
+ * Thresholds are integers (points), so strict comparisons are exact: GREATER_THAN t is `p ≥ t + 1`.
+ * MOVING_UP/DOWN's moveThreshold is a price distance in points; MOVING_*_PERCENT's is in hundredths of
+ * a percent (basis points), so the threshold is ref ± ceil(ref × bp / 10,000).
+ *
+ * Triggers write through the notifications' ordered queue (never blocking the quote path): the log row
+ * (store.addAlertLog), the status (once → triggered), the notification, then `priceAlertEvent` on the
+ * user's topic. Routes keep the index in sync: `invalidate` before a store write, `sync` or `forget`
+ * after it; a trigger's status write is skipped when the user changed the alert meanwhile.
+ */
+import { PriceHeap, formatDecimal, type InstrumentSpec } from "@bourse/core";
+import {
+  ALERT_CONDITIONS,
+  PLATFORM_LIMITS,
+  type AlertCondition,
+  type AlertLog,
+  type AlertSide,
+  type NewAlertLog,
+  type PriceAlert,
+  type PriceAlertPatch,
+} from "@bourse/store";
+import { Type, type Static } from "@sinclair/typebox";
+import { BusTopics } from "./bus.ts";
+import { NotificationService, formatPrice } from "./notifications.ts";
+import type { AcceptedQuote, Platform } from "./platform.ts";
+import { optionalTimeToWire, timeToWire } from "./wire.ts";
+
+// ---- the conditions ----
+
+type Zone =
+  | { readonly kind: "above"; readonly x: number }
+  | { readonly kind: "below"; readonly x: number }
+  | { readonly kind: "inside"; readonly low: number; readonly high: number }
+  | { readonly kind: "outside"; readonly low: number; readonly high: number };
+
+interface Leg {
+  readonly zone: Zone;
+  armed: boolean;
+}
+
+const CROSSING_CONDITIONS: ReadonlySet<AlertCondition> = new Set([
+  "CROSSING_UP",
+  "CROSSING_DOWN",
+  "CROSSING_EITHER",
+  "ENTERING_CHANNEL",
+  "EXITING_CHANNEL",
+]);
+
+export const TARGET_CONDITIONS: ReadonlySet<AlertCondition> = new Set([
+  "CROSSING_UP",
+  "CROSSING_DOWN",
+  "GREATER_THAN",
+  "LESS_THAN",
+  "CROSSING_EITHER",
+]);
+export const CHANNEL_CONDITIONS: ReadonlySet<AlertCondition> = new Set([
+  "ENTERING_CHANNEL",
+  "EXITING_CHANNEL",
+  "INSIDE_CHANNEL",
+  "OUTSIDE_CHANNEL",
+]);
+export const MOVE_CONDITIONS: ReadonlySet<AlertCondition> = new Set(["MOVING_UP", "MOVING_DOWN"]);
+export const PERCENT_CONDITIONS: ReadonlySet<AlertCondition> = new Set(["MOVING_UP_PERCENT", "MOVING_DOWN_PERCENT"]);
+
+export function isMovingCondition(condition: AlertCondition): boolean {
+  return MOVE_CONDITIONS.has(condition) || PERCENT_CONDITIONS.has(condition);
+}
+
+/** The move of a percent condition in points: ceil(ref × bp / 10,000), exact for any size. */
+function percentMove(reference: number, basisPoints: number): number {
+  const product = BigInt(reference) * BigInt(basisPoints);
+  return Number((product + 9_999n) / 10_000n);
+}
+
+/** The legs of a condition; null when it needs a reference price that is not known yet. */
+function zonesOf(alert: PriceAlert): Zone[] | null {
+  const target = alert.targetPrice ?? 0;
+  const low = alert.channelLow ?? 0;
+  const high = alert.channelHigh ?? 0;
+  const move = alert.moveThreshold ?? 0;
+  const reference = alert.referencePrice;
+  switch (alert.condition) {
+    case "CROSSING_UP":
+      return [{ kind: "above", x: target }];
+    case "CROSSING_DOWN":
+      return [{ kind: "below", x: target }];
+    case "GREATER_THAN":
+      return [{ kind: "above", x: target + 1 }];
+    case "LESS_THAN":
+      return [{ kind: "below", x: target - 1 }];
+    case "CROSSING_EITHER":
+      return [
+        { kind: "above", x: target },
+        { kind: "below", x: target },
+      ];
+    case "ENTERING_CHANNEL":
+    case "INSIDE_CHANNEL":
+      return [{ kind: "inside", low, high }];
+    case "EXITING_CHANNEL":
+    case "OUTSIDE_CHANNEL":
+      return [{ kind: "outside", low, high }];
+    case "MOVING_UP":
+      return reference === null ? null : [{ kind: "above", x: reference + move }];
+    case "MOVING_DOWN":
+      return reference === null ? null : [{ kind: "below", x: reference - move }];
+    case "MOVING_UP_PERCENT":
+      return reference === null ? null : [{ kind: "above", x: reference + percentMove(reference, move) }];
+    case "MOVING_DOWN_PERCENT":
+      return reference === null ? null : [{ kind: "below", x: reference - percentMove(reference, move) }];
+  }
+}
+
+function inZone(zone: Zone, price: number): boolean {
+  switch (zone.kind) {
+    case "above":
+      return price >= zone.x;
+    case "below":
+      return price <= zone.x;
+    case "inside":
+      return price >= zone.low && price <= zone.high;
+    case "outside":
+      return price < zone.low || price > zone.high;
+  }
+}
+
+/** The prices at (or beyond) which the zone membership of `price` may change: up (≥) and down (≤). */
+function thresholds(zone: Zone, price: number): { up: number | null; down: number | null } {
+  switch (zone.kind) {
+    case "above":
+      return price >= zone.x ? { up: null, down: zone.x - 1 } : { up: zone.x, down: null };
+    case "below":
+      return price <= zone.x ? { up: zone.x + 1, down: null } : { up: null, down: zone.x };
+    case "inside":
+    case "outside":
+      if (price < zone.low) return { up: zone.low, down: null };
+      if (price > zone.high) return { up: null, down: zone.high };
+      return { up: zone.high + 1, down: zone.low - 1 };
+  }
+}
+
+/** The level the log names as the alert's target: the target, the channel edge reached, or the move's price. */
+function targetOf(alert: PriceAlert, zone: Zone, price: number): number | null {
+  if (TARGET_CONDITIONS.has(alert.condition)) return alert.targetPrice;
+  if (zone.kind === "above" || zone.kind === "below") return Math.max(0, zone.x);
+  return Math.abs(price - zone.low) <= Math.abs(price - zone.high) ? zone.low : zone.high;
+}
+
+// ---- wire views (shared by the routes and the stream events) ----
+
+export const AlertViewSchema = Type.Object({
+  id: Type.String(),
+  symbol: Type.String(),
+  side: Type.Union([Type.Literal("BID"), Type.Literal("ASK")]),
+  condition: Type.String({ description: "One of the 13 condition names" }),
+  conditionCode: Type.Integer({ description: "The condition's code, 0-12" }),
+  targetPrice: Type.Union([Type.Number(), Type.Null()]),
+  channelLow: Type.Union([Type.Number(), Type.Null()]),
+  channelHigh: Type.Union([Type.Number(), Type.Null()]),
+  moveThreshold: Type.Union([Type.Number(), Type.Null()], {
+    description: "MOVING_UP/DOWN: a price distance; MOVING_*_PERCENT: a percent (2 decimals)",
+  }),
+  referencePrice: Type.Union([Type.Number(), Type.Null()]),
+  repeating: Type.Boolean(),
+  expiration: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+  message: Type.String(),
+  status: Type.Union([
+    Type.Literal("active"),
+    Type.Literal("triggered"),
+    Type.Literal("disabled"),
+    Type.Literal("expired"),
+  ]),
+  accountId: Type.Union([Type.Integer(), Type.Null()]),
+  createdAt: Type.String({ format: "date-time" }),
+  updatedAt: Type.String({ format: "date-time" }),
+});
+export type AlertView = Static<typeof AlertViewSchema>;
+
+export const ALERT_COLUMNS = Object.keys(AlertViewSchema.properties) as (keyof AlertView)[];
+
+export const AlertLogViewSchema = Type.Object({
+  id: Type.Integer(),
+  alertId: Type.String(),
+  symbol: Type.String(),
+  side: Type.Union([Type.Literal("BID"), Type.Literal("ASK")]),
+  condition: Type.String(),
+  conditionCode: Type.Integer(),
+  target: Type.Union([Type.Number(), Type.Null()]),
+  triggeredPrice: Type.Number(),
+  triggeredAt: Type.String({ format: "date-time" }),
+});
+export type AlertLogView = Static<typeof AlertLogViewSchema>;
+
+export const ALERT_LOG_COLUMNS = Object.keys(AlertLogViewSchema.properties) as (keyof AlertLogView)[];
+
+function priceView(points: number | null, instrument: InstrumentSpec | undefined): number | null {
+  if (points === null) return null;
+  return Number(formatDecimal(points, instrument?.digits ?? 0));
+}
+
+export function alertView(alert: PriceAlert, instrument: InstrumentSpec | undefined): AlertView {
+  const price = (points: number | null) => priceView(points, instrument);
+  return {
+    id: alert.id,
+    symbol: alert.symbol,
+    side: alert.side,
+    condition: alert.condition,
+    conditionCode: ALERT_CONDITIONS.indexOf(alert.condition),
+    targetPrice: price(alert.targetPrice),
+    channelLow: price(alert.channelLow),
+    channelHigh: price(alert.channelHigh),
+    moveThreshold:
+      alert.moveThreshold === null
+        ? null
+        : PERCENT_CONDITIONS.has(alert.condition)
+          ? Number(formatDecimal(alert.moveThreshold, 2))
+          : price(alert.moveThreshold),
+    referencePrice: price(alert.referencePrice),
+    repeating: alert.repeating,
+    expiration: optionalTimeToWire(alert.expiration),
+    message: alert.message,
+    status: alert.status,
+    accountId: alert.accountId,
+    createdAt: timeToWire(alert.createdAt),
+    updatedAt: timeToWire(alert.updatedAt),
+  };
+}
+
+export function alertLogView(log: AlertLog, instrument: InstrumentSpec | undefined): AlertLogView {
+  return {
+    id: log.id,
+    alertId: log.alertId,
+    symbol: log.symbol,
+    side: log.side,
+    condition: log.condition,
+    conditionCode: ALERT_CONDITIONS.indexOf(log.condition),
+    target: priceView(log.target, instrument),
+    triggeredPrice: priceView(log.triggeredPrice, instrument)!,
+    triggeredAt: timeToWire(log.triggeredAt),
+  };
+}
+
+// ---- the engine ----
+
+interface Book {
+  readonly symbol: string;
+  readonly side: AlertSide;
+  readonly up: PriceHeap;
+  readonly down: PriceHeap;
+  /** The last price of this side the engine saw, or null. */
+  last: number | null;
+  /** Alerts synced since the last quote: evaluated directly by the next one. */
+  readonly fresh: Set<number>;
+}
+
+interface Tracked {
+  readonly handle: number;
+  alert: PriceAlert;
+  readonly book: Book;
+  /** Null until a price is known for an alert that needs one to start (a MOVING_* without reference). */
+  legs: Leg[] | null;
+  version: number;
+  inUp: boolean;
+  inDown: boolean;
+  expiryVersion: number;
+  inExpiry: boolean;
+}
+
+const engines = new WeakMap<Platform, AlertEngine>();
+
+/** How often expirations are swept without quotes. */
+const EXPIRY_SWEEP_MS = 1000;
+
+export class AlertEngine {
+  /** Alerts looked at (evaluated) by quotes since start: the index's work, for tests and metrics. */
+  evaluations = 0;
+  /** Triggers since start. */
+  triggers = 0;
+
+  private readonly books = new Map<string, Book>();
+  private readonly byHandle = new Map<number, Tracked>();
+  private readonly byId = new Map<string, Tracked>();
+  /** Bumped whenever the user changes an alert: a queued trigger write of an older generation is skipped. */
+  private readonly generations = new Map<string, number>();
+  private readonly expiry: PriceHeap;
+  private nextHandle = 1;
+  private state: "idle" | "loading" | "running" | "closed" = "idle";
+  private readonly pendingWhileLoading = new Map<string, PriceAlert | null>();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly notifications: NotificationService;
+
+  /** The one engine of a platform (routes and server.ts share it). */
+  static for(platform: Platform): AlertEngine {
+    let engine = engines.get(platform);
+    if (!engine) engines.set(platform, (engine = new AlertEngine(platform)));
+    return engine;
+  }
+
+  private constructor(private readonly platform: Platform) {
+    this.notifications = NotificationService.for(platform);
+    this.expiry = new PriceHeap("MIN", (handle, version) => this.byHandle.get(handle)?.expiryVersion === version);
+  }
+
+  /** Active alerts in the index. */
+  get trackedCount(): number {
+    return this.byId.size;
+  }
+
+  /** Loads every active alert of every instrument, then evaluates each quote. */
+  async start(): Promise<void> {
+    if (this.state !== "idle") return;
+    this.state = "loading";
+    for (const symbol of this.platform.instruments.keys()) {
+      const alerts = await this.platform.store.listActiveAlertsBySymbol(symbol);
+      if (alerts.length >= PLATFORM_LIMITS.activeAlertsBySymbol)
+        this.platform.log.warn(
+          `alerts: ${symbol} has more than ${PLATFORM_LIMITS.activeAlertsBySymbol} active alerts; only the first are evaluated`,
+        );
+      for (const alert of alerts) if (!this.pendingWhileLoading.has(alert.id)) this.track(alert);
+    }
+    this.state = "running";
+    for (const [id, alert] of this.pendingWhileLoading) {
+      if (alert) this.track(alert);
+      else this.untrack(id);
+    }
+    this.pendingWhileLoading.clear();
+    this.platform.onQuote((quote) => this.onQuote(quote));
+    this.timer = setInterval(() => this.sweepExpired(this.platform.clock.now()), EXPIRY_SWEEP_MS);
+    this.timer.unref();
+    this.platform.onClose(() => this.close());
+  }
+
+  close(): void {
+    this.state = "closed";
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Call before writing a user's change of the alert to the store (queued trigger writes then skip it). */
+  invalidate(alertId: string): void {
+    this.generations.set(alertId, (this.generations.get(alertId) ?? 0) + 1);
+  }
+
+  /** The alert as stored after a user's change: indexed when active, dropped from the index otherwise. */
+  sync(alert: PriceAlert): void {
+    this.invalidate(alert.id);
+    if (this.state === "loading") this.pendingWhileLoading.set(alert.id, alert);
+    else if (this.state === "running") this.track(alert);
+  }
+
+  /** The alert was deleted. */
+  forget(alertId: string): void {
+    this.generations.delete(alertId);
+    if (this.state === "loading") this.pendingWhileLoading.set(alertId, null);
+    else if (this.state === "running") this.untrack(alertId);
+  }
+
+  /** The current price of a symbol's side: the last quote seen, else the engine's, else null. */
+  currentPrice(symbol: string, side: AlertSide): number | null {
+    const book = this.books.get(`${symbol}:${side}`);
+    if (book?.last != null) return book.last;
+    try {
+      const quote = this.platform.engine.quote(symbol);
+      return quote ? (side === "BID" ? quote.bid : quote.ask) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Expires every alert whose expiration is at or before `now`. */
+  sweepExpired(now: number): void {
+    const due: number[] = [];
+    this.expiry.popReached(now, due);
+    for (const handle of due) {
+      const tracked = this.byHandle.get(handle);
+      if (!tracked) continue;
+      tracked.inExpiry = false;
+      this.remove(tracked);
+      this.persist(tracked.alert, { status: "expired" });
+    }
+  }
+
+  private book(symbol: string, side: AlertSide): Book {
+    const key = `${symbol}:${side}`;
+    let book = this.books.get(key);
+    if (!book) {
+      const live = (handle: number, version: number) => this.byHandle.get(handle)?.version === version;
+      book = {
+        symbol,
+        side,
+        up: new PriceHeap("MIN", live),
+        down: new PriceHeap("MAX", live),
+        last: null,
+        fresh: new Set(),
+      };
+      this.books.set(key, book);
+    }
+    return book;
+  }
+
+  private track(alert: PriceAlert): void {
+    this.untrack(alert.id);
+    if (alert.status !== "active") return;
+    const book = this.book(alert.symbol, alert.side);
+    const tracked: Tracked = {
+      handle: this.nextHandle++,
+      alert,
+      book,
+      legs: null,
+      version: 0,
+      inUp: false,
+      inDown: false,
+      expiryVersion: 0,
+      inExpiry: false,
+    };
+    this.byHandle.set(tracked.handle, tracked);
+    this.byId.set(alert.id, tracked);
+    const price = this.currentPrice(alert.symbol, alert.side);
+    if (price !== null) this.initialise(tracked, price);
+    book.fresh.add(tracked.handle);
+    if (alert.expiration !== null) {
+      tracked.inExpiry = true;
+      this.expiry.push(alert.expiration, tracked.handle, tracked.expiryVersion);
+    }
+  }
+
+  private untrack(alertId: string): void {
+    const tracked = this.byId.get(alertId);
+    if (tracked) this.remove(tracked);
+  }
+
+  private remove(tracked: Tracked): void {
+    this.unindex(tracked);
+    tracked.book.fresh.delete(tracked.handle);
+    if (tracked.inExpiry) this.expiry.noteStale();
+    tracked.inExpiry = false;
+    tracked.expiryVersion += 1;
+    this.byHandle.delete(tracked.handle);
+    if (this.byId.get(tracked.alert.id) === tracked) this.byId.delete(tracked.alert.id);
+  }
+
+  /** Makes the alert's heap entries stale. */
+  private unindex(tracked: Tracked): void {
+    tracked.version += 1;
+    if (tracked.inUp) tracked.book.up.noteStale();
+    if (tracked.inDown) tracked.book.down.noteStale();
+    tracked.inUp = false;
+    tracked.inDown = false;
+  }
+
+  /** Arms the legs from the price the alert starts at; a MOVING_* without reference takes this price. */
+  private initialise(tracked: Tracked, price: number): void {
+    if (isMovingCondition(tracked.alert.condition) && tracked.alert.referencePrice === null) {
+      tracked.alert = { ...tracked.alert, referencePrice: price };
+      this.persist(tracked.alert, { referencePrice: price });
+    }
+    const zones = zonesOf(tracked.alert) ?? [];
+    const crossing = CROSSING_CONDITIONS.has(tracked.alert.condition);
+    tracked.legs = zones.map((zone) => ({ zone, armed: !crossing || !inZone(zone, price) }));
+  }
+
+  /** Indexes the alert at the thresholds around `price`. */
+  private index(tracked: Tracked, price: number): void {
+    this.unindex(tracked);
+    let up: number | null = null;
+    let down: number | null = null;
+    for (const leg of tracked.legs ?? []) {
+      const next = thresholds(leg.zone, price);
+      if (next.up !== null) up = up === null ? next.up : Math.min(up, next.up);
+      if (next.down !== null) down = down === null ? next.down : Math.max(down, next.down);
+    }
+    if (up !== null) {
+      tracked.book.up.push(up, tracked.handle, tracked.version);
+      tracked.inUp = true;
+    }
+    if (down !== null) {
+      tracked.book.down.push(down, tracked.handle, tracked.version);
+      tracked.inDown = true;
+    }
+  }
+
+  private onQuote(quote: AcceptedQuote): void {
+    if (this.state !== "running") return;
+    if (this.expiry.size > 0) this.sweepExpired(quote.time);
+    this.onPrice(this.books.get(`${quote.symbol}:BID`), quote.bid, quote.time);
+    this.onPrice(this.books.get(`${quote.symbol}:ASK`), quote.ask, quote.time);
+  }
+
+  private onPrice(book: Book | undefined, price: number, time: number): void {
+    if (!book) return;
+    book.last = price;
+    const touched: number[] = [];
+    if (book.fresh.size > 0) {
+      touched.push(...book.fresh);
+      book.fresh.clear();
+    }
+    const fromUp = touched.length;
+    book.up.popReached(price, touched);
+    const fromDown = touched.length;
+    book.down.popReached(price, touched);
+    for (let index = 0; index < touched.length; index++) {
+      const tracked = this.byHandle.get(touched[index]!);
+      if (!tracked) continue;
+      if (index >= fromUp && index < fromDown) tracked.inUp = false;
+      else if (index >= fromDown) tracked.inDown = false;
+    }
+    const seen = new Set<number>();
+    for (const handle of touched) {
+      if (seen.has(handle)) continue;
+      seen.add(handle);
+      const tracked = this.byHandle.get(handle);
+      if (!tracked) continue;
+      this.evaluations += 1;
+      this.evaluate(tracked, price, time);
+    }
+  }
+
+  private evaluate(tracked: Tracked, price: number, time: number): void {
+    if (tracked.legs === null) this.initialise(tracked, price);
+    let fired: Leg | null = null;
+    for (const leg of tracked.legs!) {
+      const inside = inZone(leg.zone, price);
+      if (inside && leg.armed) {
+        leg.armed = false;
+        fired ??= leg;
+      } else if (!inside && !leg.armed) {
+        leg.armed = true;
+      }
+    }
+    if (fired) this.trigger(tracked, fired, price, time);
+    if (this.byHandle.get(tracked.handle) === tracked) this.index(tracked, price);
+  }
+
+  private trigger(tracked: Tracked, leg: Leg, price: number, time: number): void {
+    this.triggers += 1;
+    const alert = tracked.alert;
+    const log: NewAlertLog = {
+      alertId: alert.id,
+      userId: alert.userId,
+      symbol: alert.symbol,
+      side: alert.side,
+      condition: alert.condition,
+      target: targetOf(alert, leg.zone, price),
+      triggeredPrice: price,
+      triggeredAt: time,
+    };
+    let patch: PriceAlertPatch | null = null;
+    let after: PriceAlert = alert;
+    if (!alert.repeating) {
+      this.remove(tracked);
+      patch = { status: "triggered" };
+      after = { ...alert, status: "triggered", updatedAt: time };
+    } else if (isMovingCondition(alert.condition)) {
+      // The next move is measured from here.
+      tracked.alert = after = { ...alert, referencePrice: price };
+      tracked.legs = (zonesOf(after) ?? []).map((zone) => ({ zone, armed: true }));
+      patch = { referencePrice: price };
+    }
+    const generation = this.generations.get(alert.id);
+    this.notifications.queue.push(async () => {
+      const stored = await this.platform.store.addAlertLog(log);
+      if (patch && this.generations.get(alert.id) === generation)
+        await this.platform.store.updateAlert(alert.userId, alert.id, patch, time);
+      const instrument = this.platform.instruments.get(alert.symbol);
+      const view = alertLogView(stored, instrument);
+      await this.notifications.write({
+        userId: alert.userId,
+        accountId: alert.accountId,
+        level: "info",
+        title: `Price alert: ${alert.symbol} ${alert.side.toLowerCase()} ${describe(alert, instrument)}`,
+        body:
+          `${alert.symbol} ${alert.side.toLowerCase()} at ${instrument ? formatPrice(price, instrument) : price}` +
+          (alert.message ? `: ${alert.message}` : ""),
+        createdAt: time,
+      });
+      this.platform.bus.publish(BusTopics.user(alert.userId), {
+        type: "priceAlertEvent",
+        payload: {
+          ...view,
+          message: alert.message,
+          repeating: alert.repeating,
+          status: after.status,
+          accountId: alert.accountId,
+        },
+        seq: stored.id,
+      });
+    });
+  }
+
+  /** Writes an engine-made change of the alert, unless the user changed the alert since. */
+  private persist(alert: PriceAlert, patch: PriceAlertPatch): void {
+    const generation = this.generations.get(alert.id);
+    this.notifications.queue.push(async () => {
+      if (this.generations.get(alert.id) !== generation) return;
+      await this.platform.store.updateAlert(alert.userId, alert.id, patch, this.platform.clock.now());
+    });
+  }
+}
+
+function describe(alert: PriceAlert, instrument: InstrumentSpec | undefined): string {
+  const price = (points: number | null) =>
+    points === null ? "" : instrument ? formatPrice(points, instrument) : String(points);
+  const words = alert.condition.toLowerCase().replaceAll("_", " ");
+  if (TARGET_CONDITIONS.has(alert.condition)) return `${words} ${price(alert.targetPrice)}`;
+  if (CHANNEL_CONDITIONS.has(alert.condition)) return `${words} ${price(alert.channelLow)}-${price(alert.channelHigh)}`;
+  if (PERCENT_CONDITIONS.has(alert.condition))
+    return `${words.replace(" percent", "")} ${formatDecimal(alert.moveThreshold ?? 0, 2)}%`;
+  return `${words} ${price(alert.moveThreshold)}`;
+}

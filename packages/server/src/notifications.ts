@@ -1,0 +1,281 @@
+/**
+ * Platform notifications (API.md "Notifications"): fills, SL/TP and stop-out closes, margin calls and
+ * stop-outs become a notification of the account's user, stored (PlatformStore) and published as a
+ * `notificationEvent` on the user's topic (`user.{userId}`). Price alerts add theirs through `notify`.
+ *
+ * The engine's event path never waits for the store: each write is a task of one ordered, bounded
+ * queue (`WriteQueue`). Tasks run one at a time in the order they were queued, so notifications of
+ * one command are stored, and published, in journal order. When the queue is full new tasks are
+ * dropped and counted, and the drop is logged: a slow store cannot make the server run out of memory.
+ */
+import {
+  currencyDigits,
+  formatDecimal,
+  type Account,
+  type DealExecutedEvent,
+  type InstrumentSpec,
+  type MarginCallEvent,
+  type StopOutEvent,
+  toDecimalNumber,
+} from "@bourse/core";
+import type { JournalRecord, NewNotification, Notification, NotificationLevel } from "@bourse/store";
+import { Type, type Static } from "@sinclair/typebox";
+import { BusTopics } from "./bus.ts";
+import type { Platform, PlatformLog } from "./platform.ts";
+import { timeToWire } from "./wire.ts";
+
+/** Store writes waiting at most (alert triggers and notifications share the queue). */
+export const WRITE_QUEUE_LIMIT = 10_000;
+
+/** Runs async tasks one at a time, in order, with at most `limit` waiting. */
+export class WriteQueue {
+  private tasks: (() => Promise<void>)[] = [];
+  private head = 0;
+  private running = false;
+  private idleWaiters: (() => void)[] = [];
+  /** Tasks refused because the queue was full. */
+  dropped = 0;
+  /** Tasks that threw (logged). */
+  failed = 0;
+
+  constructor(
+    private readonly name: string,
+    private readonly limit: number,
+    private readonly log: PlatformLog,
+  ) {}
+
+  /** Tasks waiting or running. */
+  get size(): number {
+    return this.tasks.length - this.head + (this.running ? 1 : 0);
+  }
+
+  /** Queues `task`; false (and a log line every 1,000 drops) when the queue is full. */
+  push(task: () => Promise<void>): boolean {
+    if (this.tasks.length - this.head >= this.limit) {
+      if (this.dropped % 1000 === 0)
+        this.log.warn(
+          `${this.name}: write queue full (${this.limit} waiting), dropping writes (${this.dropped + 1} so far)`,
+        );
+      this.dropped += 1;
+      return false;
+    }
+    this.tasks.push(task);
+    if (!this.running) void this.run();
+    return true;
+  }
+
+  /** Resolves once every task queued so far (and any they queue) has run. */
+  drain(): Promise<void> {
+    if (!this.running && this.head >= this.tasks.length) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    while (this.head < this.tasks.length) {
+      const task = this.tasks[this.head]!;
+      this.head += 1;
+      if (this.head > 1024 && this.head * 2 > this.tasks.length) {
+        this.tasks = this.tasks.slice(this.head);
+        this.head = 0;
+      }
+      try {
+        await task();
+      } catch (error) {
+        this.failed += 1;
+        this.log.error(`${this.name}: a write failed: ${String(error)}`);
+      }
+    }
+    this.tasks = [];
+    this.head = 0;
+    this.running = false;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}
+
+export const NotificationViewSchema = Type.Object({
+  id: Type.Integer(),
+  accountId: Type.Union([Type.Integer(), Type.Null()], { description: "The account it is about, if any" }),
+  level: Type.Union([Type.Literal("info"), Type.Literal("warning"), Type.Literal("error")]),
+  status: Type.Union([Type.Literal("unread"), Type.Literal("read")]),
+  title: Type.String(),
+  body: Type.String(),
+  createdAt: Type.String({ format: "date-time" }),
+});
+export type NotificationView = Static<typeof NotificationViewSchema>;
+
+export const NOTIFICATION_COLUMNS = [
+  "id",
+  "accountId",
+  "level",
+  "status",
+  "title",
+  "body",
+  "createdAt",
+] as const satisfies readonly (keyof NotificationView)[];
+
+export function notificationView(notification: Notification): NotificationView {
+  return {
+    id: notification.id,
+    accountId: notification.accountId,
+    level: notification.level,
+    status: notification.status,
+    title: notification.title,
+    body: notification.body,
+    createdAt: timeToWire(notification.createdAt),
+  };
+}
+
+const services = new WeakMap<Platform, NotificationService>();
+
+const DEAL_TITLES = {
+  CLIENT: null,
+  STOP_LOSS: "Stop loss",
+  TAKE_PROFIT: "Take profit",
+  STOP_OUT: "Stop out",
+} as const;
+
+const DEAL_LEVELS: Record<DealExecutedEvent["deal"]["reason"], NotificationLevel> = {
+  CLIENT: "info",
+  TAKE_PROFIT: "info",
+  STOP_LOSS: "warning",
+  STOP_OUT: "error",
+};
+
+export class NotificationService {
+  readonly queue: WriteQueue;
+  private started = false;
+
+  /** The one service of a platform (route modules, the alert engine and server.ts share it). */
+  static for(platform: Platform): NotificationService {
+    let service = services.get(platform);
+    if (!service) services.set(platform, (service = new NotificationService(platform)));
+    return service;
+  }
+
+  private constructor(private readonly platform: Platform) {
+    this.queue = new WriteQueue("notifications", WRITE_QUEUE_LIMIT, platform.log);
+  }
+
+  /** Listens to the engine's events; the queue is drained when the platform closes. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.platform.onEvents((records) => this.onEvents(records));
+    this.platform.onClose(() => this.queue.drain());
+  }
+
+  /** Stores the notification, then publishes it on the user's topic; queued, never awaited by the caller. */
+  notify(notification: NewNotification): boolean {
+    return this.queue.push(async () => {
+      await this.write(notification);
+    });
+  }
+
+  /** The store write and the publish, for callers already running inside the queue (the alert engine). */
+  async write(notification: NewNotification): Promise<Notification> {
+    const stored = await this.platform.store.addNotification(notification);
+    this.platform.bus.publish(BusTopics.user(stored.userId), {
+      type: "notificationEvent",
+      payload: notificationView(stored),
+      seq: stored.id,
+    });
+    return stored;
+  }
+
+  /** Every notification the events of one command call for, in journal order. */
+  onEvents(records: readonly JournalRecord[]): void {
+    for (const { event } of records) {
+      let notification: NewNotification | null = null;
+      if (event.type === "DealExecuted") notification = this.dealNotification(event);
+      else if (event.type === "MarginCallEntered" || event.type === "MarginCallCleared")
+        notification = this.marginCallNotification(event);
+      else if (event.type === "StopOut") notification = this.stopOutNotification(event);
+      if (notification) this.notify(notification);
+    }
+  }
+
+  private account(accountId: number): Account | undefined {
+    try {
+      return this.platform.engine.state.accounts.get(accountId);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private money(amount: number, account: Account): string {
+    return `${formatDecimal(amount, currencyDigits(account.currency))} ${account.currency}`;
+  }
+
+  private dealNotification(event: DealExecutedEvent): NewNotification | null {
+    const { deal } = event;
+    const account = this.account(deal.accountId);
+    const instrument = this.platform.instruments.get(deal.symbol);
+    if (!account || !instrument) return null;
+    const lots = String(toDecimalNumber(deal.volume, instrument.volumeDigits));
+    const price = formatPrice(deal.price, instrument);
+    const verb = deal.side === "BUY" ? "Bought" : "Sold";
+    const trade = `${verb} ${lots} ${lots === "1" ? "lot" : "lots"} ${deal.symbol} at ${price}`;
+    const outcome = deal.entry === "OUT" ? `; profit ${this.money(deal.profit + deal.swap, account)}` : "";
+    const special = DEAL_TITLES[deal.reason];
+    let title: string;
+    let body: string;
+    if (special) {
+      title = `${special}: position #${deal.positionId} ${deal.symbol} closed`;
+      body = `Position #${deal.positionId} closed by ${special.toLowerCase()}: ${trade.charAt(0).toLowerCase()}${trade.slice(1)}${outcome}`;
+    } else if (deal.entry === "IN") {
+      title = `Order #${deal.orderId} filled`;
+      body = `${trade} (deal #${deal.id}, position #${deal.positionId})`;
+    } else {
+      title = `Position #${deal.positionId} closed`;
+      body = `${trade} (deal #${deal.id})${outcome}`;
+    }
+    return {
+      userId: account.userId,
+      accountId: account.id,
+      level: DEAL_LEVELS[deal.reason],
+      title,
+      body,
+      createdAt: event.time,
+    };
+  }
+
+  private levelText(equity: number, margin: number, account: Account): string {
+    const level = margin > 0 ? formatDecimal(Number((BigInt(equity) * 10_000n) / BigInt(margin)), 2) : null;
+    return `equity ${this.money(equity, account)}, margin ${this.money(margin, account)}${level === null ? "" : `, margin level ${level}%`}`;
+  }
+
+  private marginCallNotification(event: MarginCallEvent): NewNotification | null {
+    const account = this.account(event.accountId);
+    if (!account) return null;
+    const entered = event.type === "MarginCallEntered";
+    return {
+      userId: account.userId,
+      accountId: account.id,
+      level: entered ? "warning" : "info",
+      title: entered ? `Margin call on account ${account.id}` : `Margin call cleared on account ${account.id}`,
+      body: entered
+        ? `The margin level reached the margin-call level: ${this.levelText(event.equity, event.margin, account)}. Deposit funds or close positions to avoid a stop-out.`
+        : `The margin level is back above the margin-call level: ${this.levelText(event.equity, event.margin, account)}.`,
+      createdAt: event.time,
+    };
+  }
+
+  private stopOutNotification(event: StopOutEvent): NewNotification | null {
+    const account = this.account(event.accountId);
+    if (!account) return null;
+    return {
+      userId: account.userId,
+      accountId: account.id,
+      level: "error",
+      title: `Stop out on account ${account.id}`,
+      body: `The margin level fell to the stop-out level (${this.levelText(event.equity, event.margin, account)}): position #${event.positionId} is closed.`,
+      createdAt: event.time,
+    };
+  }
+}
+
+/** A price with exactly the instrument's digits ("1.08000"). */
+export function formatPrice(points: number, instrument: InstrumentSpec): string {
+  return formatDecimal(points, instrument.digits);
+}

@@ -1,0 +1,66 @@
+/**
+ * Platform notifications (seed 000 "Notifications", API.md): margin calls, stop-outs, fills, SL/TP and
+ * price alerts, each with a level (info, warning, error) and a status (unread, read). Newest first, by
+ * pages; the same rows stream live as `notificationEvent` (notifications.ts).
+ */
+import { PLATFORM_LIMITS } from "@bourse/store";
+import { Type } from "@sinclair/typebox";
+import type { RouteModule } from "../app.ts";
+import { ApiError } from "../errors.ts";
+import { NOTIFICATION_COLUMNS, notificationView } from "../notifications.ts";
+import { Closed, OkResponse, TableResponse, authenticatedErrors, toTable } from "../schemas.ts";
+
+const DEFAULT_PAGE = 100;
+
+export const notificationRoutes: RouteModule = (app, { platform }) => {
+  app.get(
+    "/api/v1/notifications",
+    {
+      schema: {
+        tags: ["Notifications"],
+        summary: "The user's notifications, newest first, by pages (table with nextCursor)",
+        description: `Columns: ${NOTIFICATION_COLUMNS.join(", ")}. Pass \`nextCursor\` as \`cursor\` for the next page; null on the last.`,
+        querystring: Closed({
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PLATFORM_LIMITS.pageLimit, default: DEFAULT_PAGE })),
+          cursor: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),
+        }),
+        response: { 200: TableResponse, ...authenticatedErrors },
+      },
+    },
+    async (request) => {
+      const { limit = DEFAULT_PAGE, cursor } = request.query;
+      const page = await platform.store.listNotifications(request.principal!.userId, {
+        limit,
+        cursor: cursor === undefined ? null : Number(cursor),
+      });
+      return toTable(
+        NOTIFICATION_COLUMNS,
+        page.rows.map(notificationView),
+        page.nextCursor === null ? null : String(page.nextCursor),
+      );
+    },
+  );
+
+  app.post(
+    "/api/v1/notifications/:id/read",
+    {
+      schema: {
+        tags: ["Notifications"],
+        summary: "Mark a notification read (again is fine)",
+        params: Closed({ id: Type.String({ pattern: "^[0-9]{1,15}$" }) }),
+        response: { 200: OkResponse, ...authenticatedErrors },
+      },
+    },
+    async (request) => {
+      const userId = request.principal!.userId;
+      const id = Number(request.params.id);
+      if (id < 1) throw new ApiError("NOT_FOUND", "No such notification");
+      if (!(await platform.store.markNotificationRead(userId, id))) {
+        // Already read, or not the user's: the newest of the user's rows at or below `id` tells which.
+        const page = await platform.store.listNotifications(userId, { cursor: id + 1, limit: 1 });
+        if (page.rows[0]?.id !== id) throw new ApiError("NOT_FOUND", "No such notification");
+      }
+      return { data: "OK" as const };
+    },
+  );
+};
