@@ -202,6 +202,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
           "Columns: symbol, description, assetClass, digits, tradeMode (FULL, CLOSE_ONLY, DISABLED), status (OPEN, " +
           "CLOSE_ONLY, CLOSED, DISABLED), session (today's UTC intervals HH:MM-HH:MM), nextChange (when the session " +
           "next opens or closes; null if never).",
+        querystring: Closed({}),
         response: { 200: TableResponse, ...authenticatedErrors },
       },
     },
@@ -231,6 +232,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
           "Columns: symbol, bid, ask, change (percent from the day's open, 2 decimals), high, low (the day's " +
           "highest and lowest bid), time (of the last quote). The day is the UTC day of the last quote; a " +
           "symbol without quotes yet has nulls.",
+        querystring: Closed({}),
         response: { 200: TableResponse, ...authenticatedErrors },
       },
     },

@@ -1,0 +1,189 @@
+import { DEFAULT_INSTRUMENTS } from "@bourse/core";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CsvFormatError, parseCsvHeader, parseCsvLine, startCsvReplay } from "../src/feed/csv-replay.ts";
+import { startFeed } from "../src/feed/index.ts";
+import { marketDataOf } from "../src/market-data.ts";
+import type { AcceptedQuote } from "../src/platform.ts";
+import { startTestServer, type TestServer } from "./helpers.ts";
+
+const instruments = new Map(DEFAULT_INSTRUMENTS.map((spec) => [spec.symbol, spec]));
+
+let server: TestServer;
+let directory: string;
+const received: AcceptedQuote[] = [];
+beforeAll(async () => {
+  server = await startTestServer();
+  directory = mkdtempSync(path.join(tmpdir(), "bourse-csv-"));
+  server.platform.onQuote((quote) => received.push(quote));
+});
+afterAll(async () => {
+  await server.close();
+  rmSync(directory, { recursive: true, force: true });
+});
+
+function file(name: string, text: string): string {
+  const target = path.join(directory, name);
+  writeFileSync(target, text);
+  return target;
+}
+
+describe("parsing", () => {
+  it("reads the header in any order and a line into integers", () => {
+    const columns = parseCsvHeader("symbol,ask,bid,time,bids");
+    expect(columns).toEqual({ symbol: 0, ask: 1, bid: 2, time: 3, bids: 4, asks: null });
+    expect(parseCsvLine("EURUSD,1.08012,1.08000,1780401600000,1.08000:1.5;1.07990:3", columns, instruments)).toEqual({
+      ok: true,
+      tick: {
+        time: 1780401600000,
+        quote: {
+          symbol: "EURUSD",
+          bid: 108000,
+          ask: 108012,
+          bids: [
+            { price: 108000, volume: 150 },
+            { price: 107990, volume: 300 },
+          ],
+        },
+      },
+    });
+    expect(() => parseCsvHeader("when,symbol,bid,ask")).toThrow(CsvFormatError);
+  });
+
+  it("says why a line is bad", () => {
+    const columns = parseCsvHeader("time,symbol,bid,ask");
+    const reason = (line: string) => {
+      const result = parseCsvLine(line, columns, instruments);
+      return result.ok ? null : result.reason;
+    };
+    expect(reason("2026-06-02T12:00:00Z,NOPE,1,2")).toMatch(/unknown symbol "NOPE"/);
+    expect(reason("yesterday,EURUSD,1.08,1.09")).toMatch(/bad time/);
+    expect(reason("2026-06-02T12:00:00Z,EURUSD,1.080001,1.09")).toMatch(/bad bid/);
+    expect(reason("2026-06-02T12:00:00Z,EURUSD,1.08,")).toMatch(/bad ask/);
+    expect(reason("2026-06-02T12:00:00Z,EURUSD,1.09,1.08")).toMatch(/ask below bid/);
+    expect(reason("2026-06-02T12:00:00Z,EURUSD,-1.08,1.08")).toMatch(/bad bid/);
+    expect(reason("2026-06-02T12:00:00+02:00,EURUSD,1.08,1.0801")).toBeNull();
+  });
+});
+
+describe("replay", () => {
+  it("pushes a good file in order and reports bad lines by number, skipping them", async () => {
+    received.length = 0;
+    const reports: [number, string][] = [];
+    const target = file(
+      "ticks.csv",
+      [
+        "time,symbol,bid,ask",
+        "2026-06-02T12:00:00.000Z,EURUSD,1.08000,1.08010",
+        "2026-06-02T12:00:00.250Z,GBPUSD,1.27000,1.27012",
+        "",
+        "# a comment",
+        "2026-06-02T12:00:00.500Z,NOPE,1.0,1.1",
+        "1780401600600,EURUSD,1.08005,1.08013",
+        "2026-06-02T12:00:00.700Z,EURUSD,abc,1.08013",
+        "2026-06-02T12:00:00.100Z,EURUSD,1.08005,1.08013",
+        "2026-06-02T12:00:00.800Z,USDJPY,155.120,155.130\r",
+        "2026-06-02T12:00:00.900Z,USDJPY,155.125,155.135",
+      ].join("\n"),
+    );
+    const replay = startCsvReplay(server.platform, target, {
+      speed: Infinity,
+      report: (line, why) => reports.push([line, why]),
+    });
+    const summary = await replay.done;
+    expect(summary).toEqual({ lines: 8, pushed: 5, badLines: 3, stopped: false });
+    expect(reports.map(([line]) => line)).toEqual([6, 8, 9]);
+    expect(reports[0]![1]).toMatch(/unknown symbol/);
+    expect(reports[1]![1]).toMatch(/bad bid/);
+    expect(reports[2]![1]).toMatch(/time goes back/);
+    expect(received.map((quote) => [quote.symbol, quote.bid, quote.ask])).toEqual([
+      ["EURUSD", 108000, 108010],
+      ["GBPUSD", 127000, 127012],
+      ["EURUSD", 108005, 108013],
+      ["USDJPY", 155120, 155130],
+      ["USDJPY", 155125, 155135],
+    ]);
+    expect(server.platform.engine.quote("USDJPY")).toMatchObject({ bid: 155125, ask: 155135 });
+    expect(marketDataOf(server.platform).lastQuote("EURUSD")).toMatchObject({ bid: 108005 });
+  });
+
+  it("waits the recorded spacing, and stops cleanly in the middle of a wait", async () => {
+    received.length = 0;
+    const target = file(
+      "slow.csv",
+      [
+        "time,symbol,bid,ask",
+        "2026-06-02T12:00:00Z,EURUSD,1.08000,1.08010",
+        "2026-06-02T13:00:00Z,EURUSD,1.08100,1.08110",
+      ].join("\n"),
+    );
+    const replay = startCsvReplay(server.platform, target, { speed: 1 });
+    const deadline = Date.now() + 5000;
+    while (received.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(received).toHaveLength(1);
+    await replay.stop();
+    expect(await replay.done).toEqual({ lines: 2, pushed: 1, badLines: 0, stopped: true });
+    expect(received).toHaveLength(1);
+  });
+
+  it("replays at a speed: a 200 ms gap at ×10 waits about 20 ms", async () => {
+    received.length = 0;
+    const target = file(
+      "fast.csv",
+      [
+        "time,symbol,bid,ask,asks",
+        "1780401600000,EURGBP,0.85500,0.85512,",
+        "1780401600200,EURGBP,0.85501,0.85513,0.85513:2;0.85520:4",
+      ].join("\n"),
+    );
+    const started = performance.now();
+    const summary = await startCsvReplay(server.platform, target, { speed: 10 }).done;
+    const elapsed = performance.now() - started;
+    expect(summary.pushed).toBe(2);
+    expect(elapsed).toBeGreaterThanOrEqual(15);
+    expect(elapsed).toBeLessThan(2000);
+    expect(server.platform.engine.quote("EURGBP")!.asks).toEqual([
+      { price: 85513, volume: 200 },
+      { price: 85520, volume: 400 },
+    ]);
+  });
+
+  it("refuses a file without a header, and a missing file, without stopping the server", async () => {
+    const noHeader = startCsvReplay(server.platform, file("none.csv", "\n# nothing\n"), { speed: Infinity });
+    await expect(noHeader.done).rejects.toThrow(/no header/);
+    const badHeader = startCsvReplay(server.platform, file("bad.csv", "a,b,c\n1,2,3\n"), { speed: Infinity });
+    await expect(badHeader.done).rejects.toThrow(CsvFormatError);
+    const missing = startCsvReplay(server.platform, path.join(directory, "missing.csv"), { speed: Infinity });
+    await expect(missing.done).rejects.toThrow(/ENOENT/);
+    // startFeed with csv logs the failure and its stop still resolves.
+    const stop = startFeed(
+      server.platform,
+      { kind: "csv", path: path.join(directory, "missing.csv") },
+      { rate: 1, replaySpeed: Infinity },
+    );
+    await stop();
+    expect(server.platform.ready).toBe(true);
+  });
+
+  it("reports an overlong line and goes on", async () => {
+    received.length = 0;
+    const reports: number[] = [];
+    const target = file(
+      "long.csv",
+      [
+        "time,symbol,bid,ask",
+        `2026-06-02T12:00:00Z,EURUSD,1.08000,1.08010,${"x".repeat(70_000)}`,
+        "2026-06-02T12:00:01Z,EURUSD,1.08001,1.08011",
+      ].join("\n"),
+    );
+    const summary = await startCsvReplay(server.platform, target, {
+      speed: Infinity,
+      report: (line) => reports.push(line),
+    }).done;
+    expect(summary).toEqual({ lines: 2, pushed: 1, badLines: 1, stopped: false });
+    expect(reports).toEqual([2]);
+    expect(received.map((quote) => quote.bid)).toEqual([108001]);
+  });
+});

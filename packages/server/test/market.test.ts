@@ -1,0 +1,369 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TUESDAY_NOON, admin, call, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
+
+let server: TestServer;
+let user: Awaited<ReturnType<typeof signUp>>;
+beforeAll(async () => {
+  // The tests move the clock through the afternoon: a day-long session keeps the token valid.
+  server = await startTestServer({ environment: { BOURSE_SESSION_TTL_SECONDS: "86400" } });
+  user = await signUp(server);
+});
+afterAll(async () => {
+  await server.close();
+});
+
+const get = (url: string, token: string | null = user.token) => call(server, "GET", url, { token });
+
+/** A market route shows nothing of any user: no email, user id or login anywhere in the body. */
+function expectNoUserData(body: unknown): void {
+  const text = JSON.stringify(body);
+  expect(text).not.toContain(user.email);
+  expect(text).not.toContain(user.userId);
+  expect(text).not.toMatch(new RegExp(`\\b${user.login}\\b`));
+}
+
+/** Rows of a table as objects keyed by its structure. */
+function rowsOf(body: { structure: string[]; rows: unknown[][] }): Record<string, unknown>[] {
+  return body.rows.map((row) => Object.fromEntries(body.structure.map((column, index) => [column, row[index]])));
+}
+
+describe("GET /api/v1/market", () => {
+  it("lists every instrument with its status now, today's session and the next change", async () => {
+    const response = await get("/api/v1/market");
+    expect(response.status).toBe(200);
+    expect(response.body.structure).toEqual([
+      "symbol",
+      "description",
+      "assetClass",
+      "digits",
+      "tradeMode",
+      "status",
+      "session",
+      "nextChange",
+    ]);
+    const rows = rowsOf(response.body);
+    expect(rows).toHaveLength(16);
+    const bySymbol = Object.fromEntries(rows.map((row) => [row.symbol, row]));
+    expect(bySymbol.EURUSD).toEqual({
+      symbol: "EURUSD",
+      description: "Euro vs US Dollar",
+      assetClass: "forex",
+      digits: 5,
+      tradeMode: "FULL",
+      status: "OPEN",
+      session: ["00:00-24:00"],
+      nextChange: "2026-06-05T22:00:00.000Z",
+    });
+    expect(bySymbol.XAUUSD).toMatchObject({
+      session: ["00:00-22:00", "23:00-24:00"],
+      nextChange: "2026-06-02T22:00:00.000Z",
+      status: "OPEN",
+    });
+    expect(bySymbol.GER40).toMatchObject({ session: ["06:00-21:00"], nextChange: "2026-06-02T21:00:00.000Z" });
+    expect(bySymbol.BTCUSD).toMatchObject({ digits: 2, assetClass: "crypto", nextChange: null, status: "OPEN" });
+    expectNoUserData(response.body);
+  });
+
+  it("says CLOSED outside the session (Tuesday 22:30: gold's daily break, GER40 after hours)", async () => {
+    server.clock.set(Date.UTC(2026, 5, 2, 22, 30));
+    try {
+      const rows = rowsOf((await get("/api/v1/market")).body);
+      const status = Object.fromEntries(rows.map((row) => [row.symbol, [row.status, row.nextChange]]));
+      expect(status.XAUUSD).toEqual(["CLOSED", "2026-06-02T23:00:00.000Z"]);
+      expect(status.GER40).toEqual(["CLOSED", "2026-06-03T06:00:00.000Z"]);
+      expect(status.EURUSD![0]).toBe("OPEN");
+    } finally {
+      server.clock.set(TUESDAY_NOON);
+    }
+  });
+
+  it("refuses unknown query fields and requests without a token", async () => {
+    const invalid = await get("/api/v1/market?foo=1");
+    expect(invalid.status).toBe(400);
+    expect(invalid.body.error).toBe("INVALID_DATA");
+    const anonymous = await get("/api/v1/market", null);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body.error).toBe("UNAUTHORIZED");
+    const forged = await get("/api/v1/market", "Bearer not-a-token");
+    expect(forged.status).toBe(401);
+  });
+});
+
+describe("GET /api/v1/market/shortlist", () => {
+  it("answers bid, ask, the day's change in percent, high, low and time; nulls before any quote", async () => {
+    server.clock.set(TUESDAY_NOON + 1_000);
+    await pushQuote(server, "EURUSD", "1.08000", "1.08010");
+    server.clock.set(TUESDAY_NOON + 2_000);
+    await pushQuote(server, "EURUSD", "1.08500", "1.08512");
+    server.clock.set(TUESDAY_NOON + 3_000);
+    await pushQuote(server, "EURUSD", "1.07900", "1.07911");
+    const response = await get("/api/v1/market/shortlist");
+    expect(response.status).toBe(200);
+    expect(response.body.structure).toEqual(["symbol", "bid", "ask", "change", "high", "low", "time"]);
+    const rows = rowsOf(response.body);
+    expect(rows).toHaveLength(16);
+    // (107900 − 108000) / 108000 = −0.0926 % → −0.09
+    expect(rows.find((row) => row.symbol === "EURUSD")).toEqual({
+      symbol: "EURUSD",
+      bid: 1.079,
+      ask: 1.07911,
+      change: -0.09,
+      high: 1.085,
+      low: 1.079,
+      time: "2026-06-02T12:00:03.000Z",
+    });
+    expect(rows.find((row) => row.symbol === "NAS100")).toEqual({
+      symbol: "NAS100",
+      bid: null,
+      ask: null,
+      change: null,
+      high: null,
+      low: null,
+      time: null,
+    });
+    expectNoUserData(response.body);
+  });
+
+  it("refuses unknown query fields (400) and a missing token (401)", async () => {
+    expect((await get("/api/v1/market/shortlist?symbols=EURUSD")).status).toBe(400);
+    expect((await get("/api/v1/market/shortlist", null)).status).toBe(401);
+  });
+});
+
+describe("GET /api/v1/market/{symbol}", () => {
+  it("answers the whole contract specification as decimals", async () => {
+    const response = await get("/api/v1/market/EURUSD");
+    expect(response.status).toBe(200);
+    expect(response.body.data).toEqual({
+      symbol: "EURUSD",
+      description: "Euro vs US Dollar",
+      assetClass: "forex",
+      digits: 5,
+      point: 0.00001,
+      contractSize: 100000,
+      volumeMin: 0.01,
+      volumeMax: 100,
+      volumeStep: 0.01,
+      baseCurrency: "EUR",
+      quoteCurrency: "USD",
+      marginCurrency: "EUR",
+      profitCurrency: "USD",
+      marginMode: "FOREX",
+      marginRate: 100,
+      tradeMode: "FULL",
+      status: "OPEN",
+      nextChange: "2026-06-05T22:00:00.000Z",
+      timezone: "UTC",
+      sessions: [
+        { day: "Sunday", intervals: ["22:00-24:00"] },
+        { day: "Monday", intervals: ["00:00-24:00"] },
+        { day: "Tuesday", intervals: ["00:00-24:00"] },
+        { day: "Wednesday", intervals: ["00:00-24:00"] },
+        { day: "Thursday", intervals: ["00:00-24:00"] },
+        { day: "Friday", intervals: ["00:00-22:00"] },
+        { day: "Saturday", intervals: [] },
+      ],
+      stopsLevel: 0,
+      swapMode: "POINTS",
+      swapLong: -7.2,
+      swapShort: 2.1,
+      commission: 0,
+      commissionCurrency: "USD",
+    });
+    expectNoUserData(response.body);
+  });
+
+  it("shows CFD figures (margin rate in percent, commission, lots) and takes a lower-case symbol", async () => {
+    const btc = await get("/api/v1/market/btcusd");
+    expect(btc.status).toBe(200);
+    expect(btc.body.data).toMatchObject({
+      symbol: "BTCUSD",
+      digits: 2,
+      point: 0.01,
+      contractSize: 1,
+      volumeMax: 20,
+      marginMode: "CFD",
+      marginRate: 50,
+      marginCurrency: "USD",
+      swapLong: -2000,
+      commission: 5,
+      commissionCurrency: "USD",
+      nextChange: null,
+    });
+    const us500 = await get("/api/v1/market/US500");
+    expect(us500.body.data).toMatchObject({ volumeMin: 0.1, volumeStep: 0.1, marginRate: 5, stopsLevel: 50 });
+  });
+
+  it("answers 404 UNKNOWN_SYMBOL, 400 for a malformed symbol and 401 without a token", async () => {
+    const unknown = await get("/api/v1/market/NOPE");
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toEqual({ error: "UNKNOWN_SYMBOL", message: expect.any(String) });
+    const malformed = await get(`/api/v1/market/${"X".repeat(33)}`);
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error).toBe("INVALID_DATA");
+    expect((await get("/api/v1/market/EUR$USD")).status).toBe(400);
+    expect((await get("/api/v1/market/EURUSD", null)).status).toBe(401);
+  });
+});
+
+describe("GET /api/v1/market/{symbol}/candles", () => {
+  beforeAll(async () => {
+    // GBPUSD ticks in three minutes of Tuesday 12:10 … 12:12 and one at 13:05.
+    const ticks: [number, string][] = [
+      [Date.UTC(2026, 5, 2, 12, 10, 5), "1.27000"],
+      [Date.UTC(2026, 5, 2, 12, 10, 20), "1.27040"],
+      [Date.UTC(2026, 5, 2, 12, 10, 40), "1.26980"],
+      [Date.UTC(2026, 5, 2, 12, 10, 55), "1.27010"],
+      [Date.UTC(2026, 5, 2, 12, 11, 1), "1.27020"],
+      [Date.UTC(2026, 5, 2, 12, 12, 30), "1.27100"],
+      [Date.UTC(2026, 5, 2, 13, 5, 0), "1.26900"],
+    ];
+    for (const [time, bid] of ticks) {
+      server.clock.set(time);
+      await pushQuote(server, "GBPUSD", bid, (Number(bid) + 0.00012).toFixed(5));
+    }
+  });
+
+  it("answers exact M1 and H1 bars by bid with tick volumes, oldest first", async () => {
+    const m1 = await get("/api/v1/market/GBPUSD/candles?timeframe=M1");
+    expect(m1.status).toBe(200);
+    expect(m1.body).toEqual({
+      structure: ["time", "open", "high", "low", "close", "tickVolume"],
+      rows: [
+        ["2026-06-02T12:10:00.000Z", 1.27, 1.2704, 1.2698, 1.2701, 4],
+        ["2026-06-02T12:11:00.000Z", 1.2702, 1.2702, 1.2702, 1.2702, 1],
+        ["2026-06-02T12:12:00.000Z", 1.271, 1.271, 1.271, 1.271, 1],
+        ["2026-06-02T13:05:00.000Z", 1.269, 1.269, 1.269, 1.269, 1],
+      ],
+    });
+    const h1 = await get("/api/v1/market/GBPUSD/candles?timeframe=H1");
+    expect(h1.body.rows).toEqual([
+      ["2026-06-02T12:00:00.000Z", 1.27, 1.271, 1.2698, 1.271, 6],
+      ["2026-06-02T13:00:00.000Z", 1.269, 1.269, 1.269, 1.269, 1],
+    ]);
+    const w1 = await get("/api/v1/market/GBPUSD/candles?timeframe=W1");
+    expect(w1.body.rows).toEqual([["2026-06-01T00:00:00.000Z", 1.27, 1.271, 1.269, 1.269, 7]]);
+    expectNoUserData(m1.body);
+  });
+
+  it("gives the latest bars without from, the first ones from `from`, and respects `to`", async () => {
+    const latest = await get("/api/v1/market/GBPUSD/candles?timeframe=M1&limit=2");
+    expect(latest.body.rows.map((row: unknown[]) => row[0])).toEqual([
+      "2026-06-02T12:12:00.000Z",
+      "2026-06-02T13:05:00.000Z",
+    ]);
+    const forward = await get(
+      `/api/v1/market/GBPUSD/candles?timeframe=M1&limit=2&from=${Date.UTC(2026, 5, 2, 12, 10, 30)}`,
+    );
+    expect(forward.body.rows.map((row: unknown[]) => row[0])).toEqual([
+      "2026-06-02T12:11:00.000Z",
+      "2026-06-02T12:12:00.000Z",
+    ]);
+    const bounded = await get(
+      "/api/v1/market/GBPUSD/candles?timeframe=M1&from=2026-06-02T12:00:00Z&to=2026-06-02T12:11:00Z",
+    );
+    expect(bounded.body.rows.map((row: unknown[]) => row[0])).toEqual([
+      "2026-06-02T12:10:00.000Z",
+      "2026-06-02T12:11:00.000Z",
+    ]);
+    const empty = await get("/api/v1/market/EURGBP/candles?timeframe=D1");
+    expect(empty.body).toEqual({ structure: ["time", "open", "high", "low", "close", "tickVolume"], rows: [] });
+  });
+
+  it("refuses a bad timeframe, a limit over 5,000, bad times and unknown fields with INVALID_DATA", async () => {
+    for (const query of [
+      "timeframe=M2",
+      "",
+      "timeframe=M1&limit=5001",
+      "timeframe=M1&limit=0",
+      "timeframe=M1&from=yesterday",
+      "timeframe=M1&from=2026-06-02T13:00:00Z&to=2026-06-02T12:00:00Z",
+      "timeframe=M1&count=5",
+    ]) {
+      const response = await get(`/api/v1/market/GBPUSD/candles?${query}`);
+      expect(response.status, query).toBe(400);
+      expect(response.body.error, query).toBe("INVALID_DATA");
+    }
+  });
+
+  it("answers 404 UNKNOWN_SYMBOL and 401 without a token", async () => {
+    const unknown = await get("/api/v1/market/NOPE/candles?timeframe=M1");
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toBe("UNKNOWN_SYMBOL");
+    expect((await get("/api/v1/market/GBPUSD/candles?timeframe=M1", null)).status).toBe(401);
+  });
+});
+
+describe("GET /api/v1/market/{symbol}/depth", () => {
+  it("answers the book with the volume left at each level in lots", async () => {
+    server.clock.set(Date.UTC(2026, 5, 2, 14, 0));
+    const push = await admin(server, "POST", "/admin/v1/quotes", {
+      symbol: "USDJPY",
+      bid: "155.100",
+      ask: "155.110",
+      bids: [
+        { price: "155.100", volume: "1.5" },
+        { price: "155.095", volume: "3" },
+        { price: "155.090", volume: "6" },
+      ],
+      asks: [
+        { price: "155.110", volume: "2" },
+        { price: "155.115", volume: "4" },
+      ],
+    });
+    expect(push.status).toBe(200);
+    const response = await get("/api/v1/market/USDJPY/depth");
+    expect(response.status).toBe(200);
+    expect(response.body.data).toEqual({
+      symbol: "USDJPY",
+      bid: 155.1,
+      ask: 155.11,
+      time: "2026-06-02T14:00:00.000Z",
+      bids: [
+        { price: 155.1, volume: 1.5 },
+        { price: 155.095, volume: 3 },
+        { price: 155.09, volume: 6 },
+      ],
+      asks: [
+        { price: 155.11, volume: 2 },
+        { price: 155.115, volume: 4 },
+      ],
+    });
+    // A market buy of 0.5 lot takes from the best ask: 1.5 lots left there.
+    await server.platform.execute({
+      kind: "placeOrder",
+      accountId: user.login,
+      symbol: "USDJPY",
+      side: "BUY",
+      type: "MARKET",
+      volume: 50,
+    });
+    const after = await get("/api/v1/market/USDJPY/depth?depth=1");
+    expect(after.body.data.asks).toEqual([{ price: 155.11, volume: 1.5 }]);
+    expect(after.body.data.bids).toEqual([{ price: 155.1, volume: 1.5 }]);
+    expectNoUserData(after.body);
+  });
+
+  it("answers null volumes for a quote without levels, and an empty book before any quote", async () => {
+    await pushQuote(server, "USDCHF", "0.90000", "0.90014");
+    const unlimited = await get("/api/v1/market/USDCHF/depth");
+    expect(unlimited.body.data).toMatchObject({
+      bids: [{ price: 0.9, volume: null }],
+      asks: [{ price: 0.90014, volume: null }],
+    });
+    const none = await get("/api/v1/market/NAS100/depth");
+    expect(none.status).toBe(200);
+    expect(none.body.data).toEqual({ symbol: "NAS100", bid: null, ask: null, time: null, bids: [], asks: [] });
+  });
+
+  it("refuses a bad depth (400), an unknown symbol (404) and a missing token (401)", async () => {
+    for (const query of ["depth=0", "depth=51", "depth=two", "levels=3"]) {
+      const response = await get(`/api/v1/market/USDJPY/depth?${query}`);
+      expect(response.status, query).toBe(400);
+      expect(response.body.error).toBe("INVALID_DATA");
+    }
+    expect((await get("/api/v1/market/NOPE/depth")).body.error).toBe("UNKNOWN_SYMBOL");
+    expect((await get("/api/v1/market/NOPE/depth")).status).toBe(404);
+    expect((await get("/api/v1/market/USDJPY/depth", null)).status).toBe(401);
+  });
+});
