@@ -8,6 +8,7 @@ import path from "node:path";
 import type { EngineConfig } from "@bourse/core";
 import { ManualClock } from "../src/clock.ts";
 import { loadServerConfig, type ServerConfig } from "../src/config.ts";
+import { NotificationService } from "../src/notifications.ts";
 import { createServer, type BourseServer } from "../src/server.ts";
 
 /** Tuesday 2 June 2026, 12:00 UTC. */
@@ -108,4 +109,14 @@ export async function pushQuote(server: BourseServer, symbol: string, bid: numbe
   const response = await admin(server, "POST", "/admin/v1/quotes", { symbol, bid, ask });
   if (response.status !== 200)
     throw new Error(`quote push failed: ${response.status} ${JSON.stringify(response.body)}`);
+}
+
+/** Waits until the queued store writes of notifications and price alerts have run (they never block a request). */
+export async function settle(server: BourseServer): Promise<void> {
+  await NotificationService.for(server.platform).queue.drain();
+}
+
+/** A table's rows as objects keyed by its structure. */
+export function tableObjects(table: { structure: string[]; rows: unknown[][] }): Record<string, unknown>[] {
+  return table.rows.map((row) => Object.fromEntries(table.structure.map((column, index) => [column, row[index]])));
 }
