@@ -5,12 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BusMessage } from "../src/bus.ts";
 import { ManualClock } from "../src/clock.ts";
 import {
-  CANDLE_TIMEFRAMES,
   barsBefore,
   bucketStart,
   marketDataOf,
   nextSessionChange,
   weekSessionsView,
+  type CandleTimeframe,
 } from "../src/market-data.ts";
 import { DEFAULT_INSTRUMENTS } from "@bourse/core";
 import { TUESDAY_NOON, startTestServer, type TestServer } from "./helpers.ts";
@@ -88,8 +88,7 @@ describe("the market data service", () => {
       tick("EURUSD", "2026-07-01T00:00:40Z", 108100),
     ];
     for (const quote of ticks) market.ingest(quote);
-    const query = (timeframe: (typeof CANDLE_TIMEFRAMES)[number]) =>
-      market.candles({ symbol: "EURUSD", timeframe, ...ALL });
+    const query = (timeframe: CandleTimeframe) => market.candles({ symbol: "EURUSD", timeframe, ...ALL });
     const strip = (candles: Awaited<ReturnType<typeof query>>) =>
       candles.map(({ openTime, open, high, low, close, tickVolume }) => ({
         openTime,

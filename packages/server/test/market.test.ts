@@ -241,6 +241,8 @@ describe("GET /api/v1/market/{symbol}/candles", () => {
       ["2026-06-02T12:00:00.000Z", 1.27, 1.271, 1.2698, 1.271, 6],
       ["2026-06-02T13:00:00.000Z", 1.269, 1.269, 1.269, 1.269, 1],
     ]);
+    // H1 is the default timeframe.
+    expect((await get("/api/v1/market/GBPUSD/candles")).body.rows).toEqual(h1.body.rows);
     const w1 = await get("/api/v1/market/GBPUSD/candles?timeframe=W1");
     expect(w1.body.rows).toEqual([["2026-06-01T00:00:00.000Z", 1.27, 1.271, 1.269, 1.269, 7]]);
     expectNoUserData(m1.body);
@@ -273,7 +275,7 @@ describe("GET /api/v1/market/{symbol}/candles", () => {
   it("refuses a bad timeframe, a limit over 5,000, bad times and unknown fields with INVALID_DATA", async () => {
     for (const query of [
       "timeframe=M2",
-      "",
+      "timeframe=m1",
       "timeframe=M1&limit=5001",
       "timeframe=M1&limit=0",
       "timeframe=M1&from=yesterday",

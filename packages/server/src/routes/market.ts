@@ -45,6 +45,7 @@ import { lotsToWire, optionalTimeToWire, priceToWire, timeFromWire, timeToWire }
 
 export const MAX_CANDLES = 5000;
 export const DEFAULT_CANDLES = 500;
+export const DEFAULT_TIMEFRAME: CandleTimeframe = "H1";
 
 const SymbolParams = Closed({
   symbol: Type.String({ minLength: 1, maxLength: 32, pattern: "^[A-Za-z0-9._#-]+$", description: "e.g. EURUSD" }),
@@ -57,9 +58,11 @@ const TimeQuery = Type.String({
 });
 
 const CandlesQuery = Closed({
-  timeframe: Type.Union(
-    CANDLE_TIMEFRAMES.map((timeframe) => Type.Literal(timeframe)),
-    { description: "M1 M5 M15 M30 H1 H4 D1 W1 MN1" },
+  timeframe: Type.Optional(
+    Type.Union(
+      CANDLE_TIMEFRAMES.map((timeframe) => Type.Literal(timeframe)),
+      { description: "M1 M5 M15 M30 H1 H4 D1 W1 MN1 (default H1)" },
+    ),
   ),
   from: Type.Optional(TimeQuery),
   to: Type.Optional(TimeQuery),
@@ -286,7 +289,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
     },
     async (request) => {
       const instrument = instrumentOf(platform, request.params.symbol);
-      const timeframe: CandleTimeframe = request.query.timeframe;
+      const timeframe: CandleTimeframe = request.query.timeframe ?? DEFAULT_TIMEFRAME;
       const limit = request.query.limit ?? DEFAULT_CANDLES;
       const to = request.query.to === undefined ? platform.clock.now() : readTime(request.query.to, "to");
       let from: number;
