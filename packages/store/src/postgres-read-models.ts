@@ -6,7 +6,10 @@
 import type pg from "pg";
 import type { JournalRecord } from "./journal.ts";
 import {
+  BALANCE_CHANGING_COLUMNS,
   BALANCE_COLUMNS,
+  ORDER_CHANGING_COLUMNS,
+  POSITION_CHANGING_COLUMNS,
   DEAL_COLUMNS,
   LEDGER_COLUMNS,
   ORDER_COLUMNS,
@@ -149,10 +152,16 @@ function recordsetSql(parameter: number, columns: readonly string[]): string {
   return `SELECT ${columns.map(snakeCase).join(", ")} FROM jsonb_to_recordset($${parameter}::jsonb) AS r(${definitions.join(", ")})`;
 }
 
-function upsertSql(table: string, parameter: number, columns: readonly string[], key: string): string {
-  const names = columns.map(snakeCase);
-  const updates = names.filter((name) => name !== key).map((name) => `${name} = excluded.${name}`);
-  return `INSERT INTO ${table} (${names.join(", ")}) ${recordsetSql(parameter, columns)}
+/** `changing`: the columns updated in a row that exists (see ORDER_CHANGING_COLUMNS). */
+function upsertSql(
+  table: string,
+  parameter: number,
+  columns: readonly string[],
+  key: string,
+  changing: readonly string[],
+): string {
+  const updates = changing.map(snakeCase).map((name) => `${name} = excluded.${name}`);
+  return `INSERT INTO ${table} (${columns.map(snakeCase).join(", ")}) ${recordsetSql(parameter, columns)}
     ON CONFLICT (${key}) DO UPDATE SET ${updates.join(", ")}`;
 }
 
@@ -181,9 +190,9 @@ export function postgresReadModelTexts(schema: string): PostgresReadModelTexts {
       (SELECT coalesce(json_agg(b), '[]'::json) FROM ${table("ledger_balances")} b WHERE b.account_id = ANY($3::bigint[])) AS balances`,
     write: `
       WITH
-        orders AS (${upsertSql(table("order_history"), 1, ORDER_COLUMNS, "id")}),
-        positions AS (${upsertSql(table("position_history"), 2, POSITION_COLUMNS, "id")}),
-        balances AS (${upsertSql(table("ledger_balances"), 3, BALANCE_COLUMNS, "account_id")}),
+        orders AS (${upsertSql(table("order_history"), 1, ORDER_COLUMNS, "id", ORDER_CHANGING_COLUMNS)}),
+        positions AS (${upsertSql(table("position_history"), 2, POSITION_COLUMNS, "id", POSITION_CHANGING_COLUMNS)}),
+        balances AS (${upsertSql(table("ledger_balances"), 3, BALANCE_COLUMNS, "account_id", BALANCE_CHANGING_COLUMNS)}),
         deals AS (INSERT INTO ${table("deal_history")} (${DEAL_COLUMNS.map(snakeCase).join(", ")}) ${recordsetSql(4, DEAL_COLUMNS)}),
         ledger AS (INSERT INTO ${table("balance_ledger")} (${LEDGER_COLUMNS.map(snakeCase).join(", ")}) ${recordsetSql(5, LEDGER_COLUMNS)})
       UPDATE ${table("read_model_progress")} SET sequence = $6 WHERE singleton = 1`,

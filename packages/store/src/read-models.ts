@@ -301,6 +301,45 @@ export const BALANCE_COLUMNS = [
   "credit",
 ] as const satisfies readonly (keyof LedgerBalanceRow)[];
 
+/**
+ * The columns the projection may change in an order, position or balance row that already exists: an upsert
+ * updates only these. SQLite rewrites an index entry whenever its column is in the SET list, even to the same
+ * value, and every account's entries sit on a page of their own, so setting the unchanging columns (account,
+ * creation time) cost two scattered index pages per updated row for nothing. read-models.test.ts checks the
+ * projection changes nothing else.
+ */
+export const ORDER_CHANGING_COLUMNS = [
+  "filledVolume",
+  "price",
+  "stopLimitPrice",
+  "sl",
+  "tp",
+  "expiration",
+  "status",
+  "statusReason",
+  "updatedAt",
+] as const satisfies readonly (keyof OrderHistoryRow)[];
+
+export const POSITION_CHANGING_COLUMNS = [
+  "volume",
+  "openCost",
+  "margin",
+  "swap",
+  "commission",
+  "openedVolume",
+  "openedCost",
+  "closedVolume",
+  "closedCost",
+  "realisedProfit",
+  "realisedSwap",
+  "sl",
+  "tp",
+  "closeTime",
+  "updatedAt",
+] as const satisfies readonly (keyof PositionHistoryRow)[];
+
+export const BALANCE_CHANGING_COLUMNS = ["balance", "credit"] as const satisfies readonly (keyof LedgerBalanceRow)[];
+
 export const TABLES = {
   orders: { name: "order_history", timeColumn: "created_at", hasSymbol: true, columns: ORDER_COLUMNS },
   deals: { name: "deal_history", timeColumn: "time", hasSymbol: true, columns: DEAL_COLUMNS },

@@ -5,7 +5,10 @@
 import type Database from "better-sqlite3";
 import type { JournalRecord } from "./journal.ts";
 import {
+  BALANCE_CHANGING_COLUMNS,
   BALANCE_COLUMNS,
+  ORDER_CHANGING_COLUMNS,
+  POSITION_CHANGING_COLUMNS,
   DEAL_COLUMNS,
   LEDGER_COLUMNS,
   ORDER_COLUMNS,
@@ -147,17 +150,16 @@ class BulkInsert {
     private readonly database: Database.Database,
     table: string,
     private readonly columns: readonly string[],
-    /** The upsert's key, or null for a plain insert. */
-    key: string | null,
+    /** For an upsert, its key and the columns it updates in a row that exists; null for a plain insert. */
+    upsert: { key: string; changing: readonly string[] } | null,
   ) {
     this.head = `INSERT INTO ${table} (${columns.map(snakeCase).join(", ")}) VALUES `;
     this.placeholders = `(${columns.map(() => "?").join(", ")})`;
     this.tail =
-      key === null
+      upsert === null
         ? ""
-        : ` ON CONFLICT (${key}) DO UPDATE SET ${columns
+        : ` ON CONFLICT (${upsert.key}) DO UPDATE SET ${upsert.changing
             .map(snakeCase)
-            .filter((name) => name !== key)
             .map((name) => `${name} = excluded.${name}`)
             .join(", ")}`;
   }
@@ -213,9 +215,18 @@ export class SqliteReadModelStatements {
     this.loadOrders = byIds("order_history", "id");
     this.loadPositions = byIds("position_history", "id");
     this.loadBalances = byIds("ledger_balances", "account_id");
-    this.upsertOrders = new BulkInsert(database, "order_history", ORDER_COLUMNS, "id");
-    this.upsertPositions = new BulkInsert(database, "position_history", POSITION_COLUMNS, "id");
-    this.upsertBalances = new BulkInsert(database, "ledger_balances", BALANCE_COLUMNS, "account_id");
+    this.upsertOrders = new BulkInsert(database, "order_history", ORDER_COLUMNS, {
+      key: "id",
+      changing: ORDER_CHANGING_COLUMNS,
+    });
+    this.upsertPositions = new BulkInsert(database, "position_history", POSITION_COLUMNS, {
+      key: "id",
+      changing: POSITION_CHANGING_COLUMNS,
+    });
+    this.upsertBalances = new BulkInsert(database, "ledger_balances", BALANCE_COLUMNS, {
+      key: "account_id",
+      changing: BALANCE_CHANGING_COLUMNS,
+    });
     this.insertDeals = new BulkInsert(database, "deal_history", DEAL_COLUMNS, null);
     this.insertLedger = new BulkInsert(database, "balance_ledger", LEDGER_COLUMNS, null);
     this.setProgress = database.prepare("UPDATE read_model_progress SET sequence = ? WHERE singleton = 1");

@@ -38,7 +38,7 @@ interface Scenario {
  * Market orders, a partial close, a hedge, TP and SL triggered by ticks, a netting reversal, a rollover
  * with swap, then closes, a cancelled limit order, a withdrawal and a credit.
  */
-function tradingScenario(): Scenario {
+export function tradingScenario(): Scenario {
   const engine = new TradingEngine(defaultEngineConfig());
   const events: EngineEvent[] = [];
   let time = TUESDAY_NOON;
