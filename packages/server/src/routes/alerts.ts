@@ -41,11 +41,9 @@ import type { Platform } from "../platform.ts";
 import {
   Closed,
   DataResponse,
-  Decimal,
   ErrorResponse,
   OkResponse,
   TableResponse,
-  TimeInput,
   authenticatedErrors,
   toTable,
 } from "../schemas.ts";
@@ -62,7 +60,17 @@ const ConditionInput = Type.Union(
   [...ALERT_CONDITIONS.map((condition) => Type.Literal(condition)), Type.Integer({ minimum: 0, maximum: 12 })],
   { description: "A condition name, or its code 0-12" },
 );
-const OptionalPrice = Type.Optional(Type.Union([Decimal, Type.Null()]));
+/*
+ * Nullable inputs as one `type` list, not a union: with the server's type coercion, ajv coerces only
+ * when no listed type matches, so null stays null and 0 stays 0 (a union would coerce in its first branch).
+ */
+const NullableDecimal = (description?: string) =>
+  Type.Unsafe<number | string | null>({
+    type: ["number", "string", "null"],
+    pattern: "^-?[0-9]{1,17}(\\.[0-9]{1,17})?$",
+    ...(description ? { description } : {}),
+  });
+const OptionalPrice = Type.Optional(NullableDecimal());
 const StatusInput = Type.Union([Type.Literal("active"), Type.Literal("disabled")], {
   description: "active (re-arms the alert) or disabled",
 });
@@ -72,17 +80,24 @@ const parameterFields = {
   channelLow: OptionalPrice,
   channelHigh: OptionalPrice,
   moveThreshold: Type.Optional(
-    Type.Union([Decimal, Type.Null()], {
-      description: "MOVING_UP/DOWN: a price distance; MOVING_*_PERCENT: a percent with up to 2 decimals",
-    }),
+    NullableDecimal("MOVING_UP/DOWN: a price distance; MOVING_*_PERCENT: a percent with up to 2 decimals"),
   ),
   referencePrice: OptionalPrice,
   repeating: Type.Optional(Type.Boolean({ description: "false (default): fires once; true: re-arms after firing" })),
-  expiration: Type.Optional(Type.Union([TimeInput, Type.Null()])),
+  expiration: Type.Optional(
+    Type.Unsafe<number | string | null>({
+      type: ["integer", "string", "null"],
+      minimum: 0,
+      maxLength: 40,
+      description: "ISO 8601 with a zone, or epoch milliseconds; null: never",
+    }),
+  ),
   message: Type.Optional(Type.String({ maxLength: PLATFORM_LIMITS.messageLength })),
   status: Type.Optional(StatusInput),
   accountId: Type.Optional(
-    Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], {
+    Type.Unsafe<number | null>({
+      type: ["integer", "null"],
+      minimum: 1,
       description: "One of the user's accounts, which the notifications then name",
     }),
   ),

@@ -1,0 +1,683 @@
+/**
+ * Price alerts: the routes (create, list, update, delete, logs) and the alert engine (each of the 13
+ * conditions with pushed quotes, once and repeating, expiration, re-arming, logs, notifications, bus
+ * events, and a price index that looks only at the alerts a quote crossed).
+ */
+import type { PriceAlert } from "@bourse/store";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AlertEngine } from "../src/alert-engine.ts";
+import { BusTopics, type BusMessage } from "../src/bus.ts";
+import { ManualClock } from "../src/clock.ts";
+import {
+  call,
+  pushQuote,
+  settle,
+  signUp,
+  startTestServer,
+  tableObjects,
+  TUESDAY_NOON,
+  type TestServer,
+} from "./helpers.ts";
+
+type User = Awaited<ReturnType<typeof signUp>>;
+
+let server: TestServer;
+let user: User;
+beforeAll(async () => {
+  server = await startTestServer();
+  user = await signUp(server);
+});
+afterAll(async () => {
+  await server.close();
+});
+
+const iso = (time: number) => new Date(time).toISOString();
+
+/** Sets EURUSD's bid (ask one point of 0.0001 above). */
+async function bid(price: number, symbol = "EURUSD") {
+  await pushQuote(server, symbol, price.toFixed(5), (price + 0.0001).toFixed(5));
+}
+
+async function createAlert(body: Record<string, unknown>, who: User = user) {
+  const response = await call(server, "PUT", "/api/v1/alerts", {
+    token: who.token,
+    body: { symbol: "EURUSD", side: "BID", ...body },
+  });
+  expect(response.status, JSON.stringify(response.body)).toBe(200);
+  return response.body.data as Record<string, unknown> & { id: string };
+}
+
+async function logsOf(alertId: string, who: User = user) {
+  await settle(server);
+  const response = await call(server, "GET", "/api/v1/alerts/logs?limit=1000", { token: who.token });
+  expect(response.status).toBe(200);
+  return tableObjects(response.body).filter((log) => log.alertId === alertId);
+}
+
+async function alertOf(alertId: string, who: User = user) {
+  await settle(server);
+  const response = await call(server, "GET", "/api/v1/alerts", { token: who.token });
+  return tableObjects(response.body).find((alert) => alert.id === alertId);
+}
+
+describe("alert routes", () => {
+  it("creates an alert and answers it with prices at the instrument's digits", async () => {
+    await bid(1.08);
+    const response = await call(server, "PUT", "/api/v1/alerts", {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "BID", condition: "CROSSING_UP", targetPrice: 1.081, message: "breakout" },
+    });
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({
+      data: {
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        symbol: "EURUSD",
+        side: "BID",
+        condition: "CROSSING_UP",
+        conditionCode: 0,
+        targetPrice: 1.081,
+        channelLow: null,
+        channelHigh: null,
+        moveThreshold: null,
+        referencePrice: null,
+        repeating: false,
+        expiration: null,
+        message: "breakout",
+        status: "active",
+        accountId: null,
+        createdAt: iso(server.clock.now()),
+        updatedAt: iso(server.clock.now()),
+      },
+    });
+  });
+
+  it("takes the side and the condition as codes, and defaults a move's reference to the current price", async () => {
+    await bid(1.08);
+    const data = await createAlert({ side: 1, condition: 10, moveThreshold: 0.5, repeating: true });
+    expect(data).toMatchObject({
+      side: "ASK",
+      condition: "MOVING_UP_PERCENT",
+      conditionCode: 10,
+      moveThreshold: 0.5,
+      referencePrice: 1.0801,
+      repeating: true,
+    });
+    const channel = await createAlert({
+      condition: "INSIDE_CHANNEL",
+      channelLow: "1.07000",
+      channelHigh: 1.09,
+      accountId: user.login,
+      expiration: iso(server.clock.now() + 3_600_000),
+    });
+    const fromZero = await createAlert({
+      condition: "ENTERING_CHANNEL",
+      channelLow: 0,
+      channelHigh: 1,
+      accountId: null,
+    });
+    expect(fromZero).toMatchObject({ channelLow: 0, channelHigh: 1, accountId: null });
+    expect(channel).toMatchObject({
+      channelLow: 1.07,
+      channelHigh: 1.09,
+      accountId: user.login,
+      expiration: iso(server.clock.now() + 3_600_000),
+    });
+  });
+
+  it("lists the user's alerts as a table", async () => {
+    const owner = await signUp(server);
+    const created = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.5 }, owner);
+    const response = await call(server, "GET", "/api/v1/alerts", { token: owner.token });
+    expect(response.status).toBe(200);
+    expect(response.body.structure).toEqual([
+      "id",
+      "symbol",
+      "side",
+      "condition",
+      "conditionCode",
+      "targetPrice",
+      "channelLow",
+      "channelHigh",
+      "moveThreshold",
+      "referencePrice",
+      "repeating",
+      "expiration",
+      "message",
+      "status",
+      "accountId",
+      "createdAt",
+      "updatedAt",
+    ]);
+    expect(tableObjects(response.body)).toEqual([created]);
+  });
+
+  it("refuses missing or foreign parameters, bad prices, bad codes, a past expiration and another user's account", async () => {
+    const other = await signUp(server);
+    const cases: [Record<string, unknown>, number, string][] = [
+      [{ condition: "CROSSING_UP" }, 400, "INVALID_DATA"],
+      [{ condition: "ENTERING_CHANNEL", channelLow: 1.1, channelHigh: 1.1 }, 400, "INVALID_DATA"],
+      [{ condition: "ENTERING_CHANNEL", channelLow: 1.1 }, 400, "INVALID_DATA"],
+      [{ condition: "MOVING_UP", moveThreshold: 0 }, 400, "INVALID_DATA"],
+      [{ condition: "MOVING_DOWN_PERCENT", moveThreshold: 0.001 }, 400, "INVALID_DATA"],
+      [{ condition: "INSIDE_CHANNEL", channelLow: 1, channelHigh: 2, targetPrice: 1.5 }, 400, "INVALID_DATA"],
+      [{ condition: "GREATER_THAN", targetPrice: 1.5, referencePrice: 1.4 }, 400, "INVALID_DATA"],
+      [{ condition: "GREATER_THAN", targetPrice: 1.000001 }, 400, "INVALID_PRICE"],
+      [{ condition: "GREATER_THAN", targetPrice: -1 }, 400, "INVALID_PRICE"],
+      [{ condition: 13, targetPrice: 1.1 }, 400, "INVALID_DATA"],
+      [{ condition: "ABOVE", targetPrice: 1.1 }, 400, "INVALID_DATA"],
+      [{ condition: "GREATER_THAN", targetPrice: 1.1, side: "MID" }, 400, "INVALID_DATA"],
+      [{ condition: "GREATER_THAN", targetPrice: 1.1, colour: "red" }, 400, "INVALID_DATA"],
+      [{ condition: "GREATER_THAN", targetPrice: 1.1, expiration: iso(TUESDAY_NOON - 1) }, 400, "INVALID_EXPIRATION"],
+      [{ condition: "GREATER_THAN", targetPrice: 1.1, message: "x".repeat(1001) }, 400, "INVALID_DATA"],
+      [{ condition: "GREATER_THAN", targetPrice: 1.1, symbol: "NOSUCH" }, 404, "UNKNOWN_SYMBOL"],
+      [{ condition: "GREATER_THAN", targetPrice: 1.1, accountId: other.login }, 403, "FORBIDDEN"],
+    ];
+    const before = (await call(server, "GET", "/api/v1/alerts", { token: user.token })).body;
+    for (const [body, status, error] of cases) {
+      const response = await call(server, "PUT", "/api/v1/alerts", {
+        token: user.token,
+        body: { symbol: "EURUSD", side: "BID", ...body },
+      });
+      expect(response.status, JSON.stringify(body)).toBe(status);
+      expect(response.body.error, JSON.stringify(body)).toBe(error);
+    }
+    expect((await call(server, "GET", "/api/v1/alerts", { token: user.token })).body).toEqual(before);
+  });
+
+  it("updates an alert: the fields given replace the stored ones; a new condition clears the old parameters", async () => {
+    await bid(1.08);
+    const created = await createAlert({ condition: "CROSSING_UP", targetPrice: 1.2, message: "old" });
+    server.clock.advance(1000);
+    const response = await call(server, "POST", `/api/v1/alerts/${created.id}`, {
+      token: user.token,
+      body: { targetPrice: 1.25, message: "new", repeating: true },
+    });
+    expect(response.status).toBe(200);
+    expect(response.body.data).toEqual({
+      ...created,
+      targetPrice: 1.25,
+      message: "new",
+      repeating: true,
+      updatedAt: iso(server.clock.now()),
+    });
+    const channel = await call(server, "POST", `/api/v1/alerts/${created.id}`, {
+      token: user.token,
+      body: { condition: 7, channelLow: 1.0, channelHigh: 1.3 },
+    });
+    expect(channel.body.data).toMatchObject({
+      condition: "OUTSIDE_CHANNEL",
+      targetPrice: null,
+      channelLow: 1,
+      channelHigh: 1.3,
+    });
+    const moving = await call(server, "POST", `/api/v1/alerts/${created.id}`, {
+      token: user.token,
+      body: { condition: "MOVING_DOWN", moveThreshold: 0.002 },
+    });
+    expect(moving.body.data).toMatchObject({
+      condition: "MOVING_DOWN",
+      channelLow: null,
+      channelHigh: null,
+      moveThreshold: 0.002,
+      referencePrice: 1.08,
+    });
+    for (const body of [
+      {},
+      { targetPrice: 1.1 },
+      { status: "triggered" },
+      { symbol: "GBPUSD" },
+      { moveThreshold: -1 },
+    ]) {
+      const refused = await call(server, "POST", `/api/v1/alerts/${created.id}`, { token: user.token, body });
+      expect(refused.status, JSON.stringify(body)).toBe(400);
+    }
+    expect(await alertOf(created.id)).toEqual(moving.body.data);
+  });
+
+  it("deletes an alert; its logs stay", async () => {
+    await bid(1.08);
+    const created = await createAlert({ condition: "LESS_THAN", targetPrice: 1.0805 });
+    await bid(1.0801);
+    expect(await logsOf(created.id)).toHaveLength(1);
+    const response = await call(server, "DELETE", `/api/v1/alerts/${created.id}`, { token: user.token });
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({ data: "OK" });
+    expect(await alertOf(created.id)).toBeUndefined();
+    expect(await logsOf(created.id)).toHaveLength(1);
+    expect((await call(server, "DELETE", `/api/v1/alerts/${created.id}`, { token: user.token })).status).toBe(404);
+  });
+
+  it("lists, pages and deletes trigger logs", async () => {
+    const owner = await signUp(server);
+    await bid(1.08);
+    const alert = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.0805, repeating: true }, owner);
+    for (const price of [1.0806, 1.08, 1.0807, 1.08, 1.0808]) await bid(price);
+    await settle(server);
+    const first = await call(server, "GET", "/api/v1/alerts/logs?limit=2", { token: owner.token });
+    expect(first.status).toBe(200);
+    expect(first.body.structure).toEqual([
+      "id",
+      "alertId",
+      "symbol",
+      "side",
+      "condition",
+      "conditionCode",
+      "target",
+      "triggeredPrice",
+      "triggeredAt",
+    ]);
+    expect(first.body.rows.map((row: unknown[]) => row[7])).toEqual([1.0808, 1.0807]);
+    expect(first.body.rows[0]).toEqual([
+      expect.any(Number),
+      alert.id,
+      "EURUSD",
+      "BID",
+      "GREATER_THAN",
+      2,
+      1.0805,
+      1.0808,
+      iso(server.clock.now()),
+    ]);
+    const second = await call(server, "GET", `/api/v1/alerts/logs?limit=2&cursor=${first.body.nextCursor}`, {
+      token: owner.token,
+    });
+    expect(second.body.rows.map((row: unknown[]) => row[7])).toEqual([1.0806]);
+    expect(second.body.nextCursor).toBeNull();
+
+    const logId = first.body.rows[0][0] as number;
+    expect((await call(server, "DELETE", `/api/v1/alerts/logs/${logId}`, { token: owner.token })).body).toEqual({
+      data: "OK",
+    });
+    expect((await call(server, "DELETE", `/api/v1/alerts/logs/${logId}`, { token: owner.token })).status).toBe(404);
+    expect(await logsOf(alert.id, owner)).toHaveLength(2);
+    expect((await call(server, "DELETE", "/api/v1/alerts/logs", { token: owner.token })).body).toEqual({ data: "OK" });
+    expect(await logsOf(alert.id, owner)).toHaveLength(0);
+
+    for (const query of ["limit=0", "limit=1001", "cursor=abc", "page=2"]) {
+      const response = await call(server, "GET", `/api/v1/alerts/logs?${query}`, { token: owner.token });
+      expect(response.status, query).toBe(400);
+      expect(response.body.error).toBe("INVALID_DATA");
+    }
+    expect((await call(server, "DELETE", "/api/v1/alerts/logs/abc", { token: owner.token })).status).toBe(400);
+  });
+
+  it("never shows or changes another user's alert or log (404), nor their data in any answer", async () => {
+    const owner = await signUp(server);
+    const other = await signUp(server);
+    await bid(1.08);
+    const alert = await createAlert({ condition: "LESS_THAN", targetPrice: 1.0805, message: "owner-secret" }, owner);
+    const kept = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.5, message: "owner-secret" }, owner);
+    await bid(1.0801);
+    const [log] = await logsOf(alert.id, owner);
+    const before = {
+      alerts: (await call(server, "GET", "/api/v1/alerts", { token: owner.token })).body,
+      logs: (await call(server, "GET", "/api/v1/alerts/logs", { token: owner.token })).body,
+    };
+    const attempts = [
+      await call(server, "POST", `/api/v1/alerts/${kept.id}`, { token: other.token, body: { status: "disabled" } }),
+      await call(server, "DELETE", `/api/v1/alerts/${kept.id}`, { token: other.token }),
+      await call(server, "DELETE", `/api/v1/alerts/logs/${log!.id}`, { token: other.token }),
+    ];
+    for (const response of attempts) {
+      expect(response.status).toBe(404);
+      expect(response.body.error).toBe("NOT_FOUND");
+    }
+    await call(server, "DELETE", "/api/v1/alerts/logs", { token: other.token });
+    for (const path of ["/api/v1/alerts", "/api/v1/alerts/logs"]) {
+      const answer = await call(server, "GET", path, { token: other.token });
+      expect(answer.body.rows).toEqual([]);
+      expect(JSON.stringify(answer.body)).not.toContain("owner-secret");
+    }
+    expect({
+      alerts: (await call(server, "GET", "/api/v1/alerts", { token: owner.token })).body,
+      logs: (await call(server, "GET", "/api/v1/alerts/logs", { token: owner.token })).body,
+    }).toEqual(before);
+  });
+
+  it("answers 401 without a token on every route", async () => {
+    for (const [method, url, body] of [
+      ["GET", "/api/v1/alerts", undefined],
+      ["PUT", "/api/v1/alerts", { symbol: "EURUSD", side: "BID", condition: 2, targetPrice: 1 }],
+      ["POST", "/api/v1/alerts/abc", { status: "disabled" }],
+      ["DELETE", "/api/v1/alerts/abc", undefined],
+      ["GET", "/api/v1/alerts/logs", undefined],
+      ["DELETE", "/api/v1/alerts/logs/1", undefined],
+      ["DELETE", "/api/v1/alerts/logs", undefined],
+    ] as const) {
+      const response = await call(server, method, url, { body });
+      expect(response.status, `${method} ${url}`).toBe(401);
+    }
+  });
+});
+
+/** Creates the alert at `start`, then pushes each price: `fires` lists the price indexes after which a log appears. */
+async function scenario(
+  body: Record<string, unknown>,
+  start: number,
+  prices: readonly number[],
+  expectedFires: readonly number[],
+) {
+  await bid(start);
+  const alert = await createAlert(body);
+  const fired: number[] = [];
+  let count = 0;
+  for (const [index, price] of prices.entries()) {
+    await bid(price);
+    const logs = await logsOf(alert.id);
+    if (logs.length > count) fired.push(index);
+    expect(logs.length - count, `at most one trigger per quote (${price})`).toBeLessThanOrEqual(1);
+    count = logs.length;
+  }
+  expect(fired, JSON.stringify(body)).toEqual(expectedFires);
+  return alert;
+}
+
+describe("the 13 conditions, once", () => {
+  it("0 CROSSING_UP fires when the bid reaches the target from below, not when it starts above", async () => {
+    await scenario({ condition: "CROSSING_UP", targetPrice: 1.1 }, 1.095, [1.0999, 1.1, 1.101, 1.09, 1.11], [1]);
+    await scenario({ condition: 0, targetPrice: 1.1 }, 1.105, [1.106, 1.1, 1.0999, 1.1001], [3]);
+  });
+
+  it("1 CROSSING_DOWN fires when the bid reaches the target from above", async () => {
+    await scenario({ condition: "CROSSING_DOWN", targetPrice: 1.1 }, 1.105, [1.1001, 1.1, 1.09], [1]);
+    await scenario({ condition: 1, targetPrice: 1.1 }, 1.095, [1.09, 1.1001, 1.0999], [2]);
+  });
+
+  it("2 GREATER_THAN fires at the first bid strictly above the target, at once if already above", async () => {
+    await scenario({ condition: "GREATER_THAN", targetPrice: 1.1 }, 1.09, [1.1, 1.10001, 1.2], [1]);
+    await scenario({ condition: 2, targetPrice: 1.1 }, 1.15, [1.151, 1.2], [0]);
+  });
+
+  it("3 LESS_THAN fires at the first bid strictly below the target", async () => {
+    await scenario({ condition: "LESS_THAN", targetPrice: 1.1 }, 1.11, [1.1, 1.09999, 1.05], [1]);
+  });
+
+  it("4 ENTERING_CHANNEL fires when the bid comes into [low, high] from outside", async () => {
+    const body = { condition: "ENTERING_CHANNEL", channelLow: 1.1, channelHigh: 1.2 };
+    await scenario(body, 1.05, [1.0999, 1.1, 1.15], [1]);
+    await scenario(body, 1.25, [1.2001, 1.2, 1.1], [1]);
+    await scenario(body, 1.15, [1.16, 1.21, 1.19], [2]);
+  });
+
+  it("5 EXITING_CHANNEL fires when the bid leaves [low, high] from inside", async () => {
+    const body = { condition: "EXITING_CHANNEL", channelLow: 1.1, channelHigh: 1.2 };
+    await scenario(body, 1.15, [1.19, 1.2, 1.2001, 1.25], [2]);
+    await scenario(body, 1.15, [1.1, 1.0999], [1]);
+    await scenario(body, 1.05, [1.06, 1.25, 1.15, 1.05], [3]);
+  });
+
+  it("6 INSIDE_CHANNEL fires at the first bid inside [low, high]", async () => {
+    await scenario({ condition: 6, channelLow: 1.1, channelHigh: 1.2 }, 1.05, [1.09, 1.2, 1.15], [1]);
+    await scenario({ condition: "INSIDE_CHANNEL", channelLow: 1.1, channelHigh: 1.2 }, 1.15, [1.16], [0]);
+  });
+
+  it("7 OUTSIDE_CHANNEL fires at the first bid outside [low, high]", async () => {
+    await scenario({ condition: 7, channelLow: 1.1, channelHigh: 1.2 }, 1.15, [1.1, 1.2, 1.0999], [2]);
+    await scenario({ condition: "OUTSIDE_CHANNEL", channelLow: 1.1, channelHigh: 1.2 }, 1.25, [1.26], [0]);
+  });
+
+  it("8 MOVING_UP fires once the bid rose by the distance from the reference (the price when armed)", async () => {
+    const alert = await scenario({ condition: "MOVING_UP", moveThreshold: 0.005 }, 1.1, [1.104, 1.1049, 1.105], [2]);
+    expect(alert.referencePrice).toBe(1.1);
+    await scenario({ condition: 8, moveThreshold: 0.005, referencePrice: 1.09 }, 1.1, [1.0949, 1.095], [1]);
+  });
+
+  it("9 MOVING_DOWN fires once the bid fell by the distance", async () => {
+    await scenario({ condition: "MOVING_DOWN", moveThreshold: 0.005 }, 1.1, [1.096, 1.0951, 1.095], [2]);
+  });
+
+  it("10 MOVING_UP_PERCENT fires once the bid rose by the percent (1.1 → 1% → 1.111)", async () => {
+    await scenario({ condition: "MOVING_UP_PERCENT", moveThreshold: 1 }, 1.1, [1.11, 1.11099, 1.111], [2]);
+  });
+
+  it("11 MOVING_DOWN_PERCENT fires once the bid fell by the percent (1.1 → 0.5% → 1.0945)", async () => {
+    await scenario({ condition: 11, moveThreshold: "0.5" }, 1.1, [1.0946, 1.0945, 1.09], [1]);
+  });
+
+  it("12 CROSSING_EITHER fires at the first crossing, in either direction", async () => {
+    await scenario({ condition: "CROSSING_EITHER", targetPrice: 1.1 }, 1.09, [1.095, 1.1, 1.09], [1]);
+    await scenario({ condition: 12, targetPrice: 1.1 }, 1.11, [1.105, 1.0999, 1.11], [1]);
+  });
+
+  it("watches the ask when side is ASK", async () => {
+    await bid(1.0995); // ask 1.0996
+    const onAsk = await createAlert({ side: "ASK", condition: "GREATER_THAN", targetPrice: 1.1 });
+    const onBid = await createAlert({ side: 0, condition: "GREATER_THAN", targetPrice: 1.1 });
+    await pushQuote(server, "EURUSD", "1.09990", "1.10010");
+    expect(await logsOf(onAsk.id)).toEqual([expect.objectContaining({ side: "ASK", triggeredPrice: 1.1001 })]);
+    expect(await logsOf(onBid.id)).toEqual([]);
+  });
+
+  it("a once alert becomes triggered, writes one log and one notification, and publishes both events", async () => {
+    const owner = await signUp(server);
+    const events: BusMessage[] = [];
+    const unsubscribe = server.platform.bus.subscribe(BusTopics.user(owner.userId), (_topic, message) =>
+      events.push(message),
+    );
+    await bid(1.095);
+    const alert = await createAlert({ condition: "CROSSING_UP", targetPrice: 1.1, message: "EUR breakout" }, owner);
+    await bid(1.1002);
+    await bid(1.09);
+    await bid(1.1003);
+    unsubscribe();
+    const logs = await logsOf(alert.id, owner);
+    expect(logs).toEqual([
+      {
+        id: expect.any(Number),
+        alertId: alert.id,
+        symbol: "EURUSD",
+        side: "BID",
+        condition: "CROSSING_UP",
+        conditionCode: 0,
+        target: 1.1,
+        triggeredPrice: 1.1002,
+        triggeredAt: iso(server.clock.now()),
+      },
+    ]);
+    expect(await alertOf(alert.id, owner)).toMatchObject({ status: "triggered" });
+    const notifications = await call(server, "GET", "/api/v1/notifications", { token: owner.token });
+    const alertNotifications = tableObjects(notifications.body).filter((row) =>
+      String(row.title).startsWith("Price alert"),
+    );
+    expect(alertNotifications).toEqual([
+      {
+        id: expect.any(Number),
+        accountId: null,
+        level: "info",
+        status: "unread",
+        title: "Price alert: EURUSD bid crossing up 1.10000",
+        body: "EURUSD bid at 1.10020: EUR breakout",
+        createdAt: iso(server.clock.now()),
+      },
+    ]);
+    expect(events.map((event) => event.type)).toEqual(["notificationEvent", "priceAlertEvent"]);
+    expect(events[1]).toEqual({
+      type: "priceAlertEvent",
+      seq: logs[0]!.id,
+      payload: expect.objectContaining({
+        alertId: alert.id,
+        triggeredPrice: 1.1002,
+        message: "EUR breakout",
+        status: "triggered",
+      }),
+    });
+  });
+});
+
+describe("repeating alerts, expiration and re-arming", () => {
+  it("a repeating GREATER_THAN fires again only after the bid went back to the target or below", async () => {
+    const alert = await scenario(
+      { condition: "GREATER_THAN", targetPrice: 1.1, repeating: true },
+      1.09,
+      [1.101, 1.102, 1.103, 1.1, 1.101, 1.2, 1.0, 1.3],
+      [0, 4, 7],
+    );
+    expect(await alertOf(alert.id)).toMatchObject({ status: "active" });
+  });
+
+  it("a repeating crossing fires at every crossing; a repeating channel at every entry", async () => {
+    await scenario(
+      { condition: "CROSSING_EITHER", targetPrice: 1.1, repeating: true },
+      1.09,
+      [1.11, 1.12, 1.09, 1.095, 1.1, 1.1, 1.12],
+      [0, 2, 4],
+    );
+    await scenario(
+      { condition: "INSIDE_CHANNEL", channelLow: 1.1, channelHigh: 1.2, repeating: true },
+      1.05,
+      [1.15, 1.16, 1.25, 1.19, 1.05, 1.1],
+      [0, 3, 5],
+    );
+  });
+
+  it("a repeating MOVING_UP measures each next move from the price it fired at", async () => {
+    const alert = await scenario(
+      { condition: "MOVING_UP", moveThreshold: 0.005, repeating: true },
+      1.1,
+      [1.105, 1.106, 1.1099, 1.11, 1.2],
+      [0, 3, 4],
+    );
+    expect(await alertOf(alert.id)).toMatchObject({ status: "active", referencePrice: 1.2 });
+  });
+
+  it("expires at its expiration: no trigger after it, status expired", async () => {
+    await bid(1.09);
+    const alert = await createAlert({
+      condition: "GREATER_THAN",
+      targetPrice: 1.1,
+      expiration: server.clock.now() + 60_000,
+    });
+    server.clock.advance(60_000);
+    await bid(1.2);
+    expect(await logsOf(alert.id)).toEqual([]);
+    expect(await alertOf(alert.id)).toMatchObject({ status: "expired" });
+  });
+
+  it("a disabled alert does not fire; setting it active re-arms it, a move from the current price", async () => {
+    await bid(1.1);
+    const alert = await createAlert({ condition: "MOVING_UP", moveThreshold: 0.005, status: "disabled" });
+    expect(alert.referencePrice).toBeNull();
+    await bid(1.2);
+    expect(await logsOf(alert.id)).toEqual([]);
+    const rearmed = await call(server, "POST", `/api/v1/alerts/${alert.id}`, {
+      token: user.token,
+      body: { status: "active" },
+    });
+    expect(rearmed.body.data).toMatchObject({ status: "active", referencePrice: 1.2 });
+    await bid(1.2049);
+    expect(await logsOf(alert.id)).toEqual([]);
+    await bid(1.205);
+    expect(await logsOf(alert.id)).toHaveLength(1);
+    expect(await alertOf(alert.id)).toMatchObject({ status: "triggered" });
+    // A triggered alert re-armed fires again; an expired one needs a new expiration.
+    await call(server, "POST", `/api/v1/alerts/${alert.id}`, { token: user.token, body: { status: "active" } });
+    expect(await alertOf(alert.id)).toMatchObject({ status: "active", referencePrice: 1.205 });
+    await bid(1.21);
+    expect(await logsOf(alert.id)).toHaveLength(2);
+
+    await bid(1.09);
+    const expiring = await createAlert({
+      condition: "GREATER_THAN",
+      targetPrice: 1.5,
+      expiration: server.clock.now() + 1000,
+    });
+    server.clock.advance(1000);
+    await bid(1.091);
+    expect(await alertOf(expiring.id)).toMatchObject({ status: "expired" });
+    const stale = await call(server, "POST", `/api/v1/alerts/${expiring.id}`, {
+      token: user.token,
+      body: { status: "active" },
+    });
+    expect(stale.status).toBe(400);
+    expect(stale.body.error).toBe("INVALID_EXPIRATION");
+    const renewed = await call(server, "POST", `/api/v1/alerts/${expiring.id}`, {
+      token: user.token,
+      body: { status: "active", expiration: null, targetPrice: 1.095 },
+    });
+    expect(renewed.body.data).toMatchObject({ status: "active", expiration: null });
+    await bid(1.096);
+    expect(await logsOf(expiring.id)).toHaveLength(1);
+  });
+
+  it("an update of the target re-indexes the alert, a delete removes it from the index", async () => {
+    await bid(1.09);
+    const moved = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.3 });
+    const deleted = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.095 });
+    await call(server, "POST", `/api/v1/alerts/${moved.id}`, { token: user.token, body: { targetPrice: 1.095 } });
+    await call(server, "DELETE", `/api/v1/alerts/${deleted.id}`, { token: user.token });
+    await bid(1.096);
+    expect(await logsOf(moved.id)).toHaveLength(1);
+    expect(await logsOf(deleted.id)).toEqual([]);
+  });
+
+  it("loads the active alerts of the store when the platform starts again", async () => {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-alerts-"));
+    try {
+      const first = await startTestServer({ dataDirectory });
+      const owner = await signUp(first);
+      await pushQuote(first, "EURUSD", "1.09000", "1.09010");
+      const created = await call(first, "PUT", "/api/v1/alerts", {
+        token: owner.token,
+        body: { symbol: "EURUSD", side: "BID", condition: "GREATER_THAN", targetPrice: 1.095 },
+      });
+      expect(created.status).toBe(200);
+      await first.close();
+      const second = await startTestServer({ dataDirectory, clock: new ManualClock(TUESDAY_NOON + 60_000) });
+      try {
+        expect(AlertEngine.for(second.platform).trackedCount).toBe(1);
+        await pushQuote(second, "EURUSD", "1.09600", "1.09610");
+        await settle(second);
+        const logs = await call(second, "GET", "/api/v1/alerts/logs", { token: owner.token });
+        expect(tableObjects(logs.body)).toEqual([
+          expect.objectContaining({ alertId: created.body.data.id, triggeredPrice: 1.096 }),
+        ]);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the price index", () => {
+  it("a quote looks only at the alerts it crossed, not at the 10,000 others", async () => {
+    const engine = AlertEngine.for(server.platform);
+    await bid(1.25, "GBPUSD");
+    const owner = await signUp(server);
+    const crossedUp = await createAlert({ symbol: "GBPUSD", condition: "CROSSING_UP", targetPrice: 1.2505 }, owner);
+    const crossedOver = await createAlert({ symbol: "GBPUSD", condition: "GREATER_THAN", targetPrice: 1.2506 }, owner);
+    const notCrossed = await createAlert({ symbol: "GBPUSD", condition: "GREATER_THAN", targetPrice: 1.2512 }, owner);
+    // 10,000 alerts far from the price, straight into the index (the store's per-user bound is 500).
+    const base = { ...(await server.platform.store.getAlert(owner.userId, notCrossed.id))! };
+    for (let index = 0; index < 10_000; index++) {
+      const above = index % 2 === 0;
+      const alert: PriceAlert = {
+        ...base,
+        id: `bulk-${index}`,
+        condition: above ? "GREATER_THAN" : "LESS_THAN",
+        targetPrice: above ? 130_000 + index : 120_000 - index,
+      };
+      engine.sync(alert);
+    }
+    expect(engine.trackedCount).toBeGreaterThanOrEqual(10_003);
+    await bid(1.25, "GBPUSD"); // the first quote after they were added looks at each once
+    const before = engine.evaluations;
+    await bid(1.2508, "GBPUSD");
+    expect(engine.evaluations - before).toBe(2);
+    expect(await logsOf(crossedUp.id, owner)).toHaveLength(1);
+    expect(await logsOf(crossedOver.id, owner)).toHaveLength(1);
+    expect(await logsOf(notCrossed.id, owner)).toEqual([]);
+    const quiet = engine.evaluations;
+    await bid(1.2509, "GBPUSD");
+    await bid(1.2502, "GBPUSD");
+    expect(engine.evaluations - quiet).toBe(0);
+    await bid(1.2513, "GBPUSD");
+    expect(engine.evaluations - quiet).toBe(1);
+    expect(await logsOf(notCrossed.id, owner)).toHaveLength(1);
+    for (let index = 0; index < 10_000; index++) engine.forget(`bulk-${index}`);
+  });
+});
