@@ -254,6 +254,14 @@ describe("GET /api/v1/market/{symbol}/candles", () => {
       "2026-06-02T12:12:00.000Z",
       "2026-06-02T13:05:00.000Z",
     ]);
+    const one = await get("/api/v1/market/GBPUSD/candles?timeframe=M1&limit=1&to=2026-06-02T12:11:30Z");
+    expect(one.body.rows).toEqual([["2026-06-02T12:11:00.000Z", 1.2702, 1.2702, 1.2702, 1.2702, 1]]);
+    const three = await get("/api/v1/market/GBPUSD/candles?timeframe=M1&limit=3&to=2026-06-02T12:12:00Z");
+    expect(three.body.rows.map((row: unknown[]) => row[0])).toEqual([
+      "2026-06-02T12:10:00.000Z",
+      "2026-06-02T12:11:00.000Z",
+      "2026-06-02T12:12:00.000Z",
+    ]);
     const forward = await get(
       `/api/v1/market/GBPUSD/candles?timeframe=M1&limit=2&from=${Date.UTC(2026, 5, 2, 12, 10, 30)}`,
     );

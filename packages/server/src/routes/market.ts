@@ -292,24 +292,36 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
       const timeframe: CandleTimeframe = request.query.timeframe ?? DEFAULT_TIMEFRAME;
       const limit = request.query.limit ?? DEFAULT_CANDLES;
       const to = request.query.to === undefined ? platform.clock.now() : readTime(request.query.to, "to");
-      let from: number;
-      let latest = false;
+      const symbol = instrument.symbol;
+      let selected;
       if (request.query.from !== undefined) {
-        from = readTime(request.query.from, "from");
+        const from = readTime(request.query.from, "from");
         if (from > to) throw new ApiError("INVALID_DATA", "from must not be after to");
+        selected = await marketData.candles({ symbol, timeframe, from, to, limit });
       } else {
-        // A window of at most 5,000 bars holds at most 5,000 rows: one read, then the last `limit`.
-        from = barsBefore(timeframe, bucketStart(timeframe, to), MAX_CANDLES - 1);
-        latest = true;
+        // The latest bars: a window of exactly `limit` bars cannot hold more than `limit` rows, so when it
+        // is full it is the answer; with gaps (weekends), one read of a 5,000-bar window and its last `limit`.
+        const last = bucketStart(timeframe, to);
+        const window = await marketData.candles({
+          symbol,
+          timeframe,
+          from: barsBefore(timeframe, last, limit - 1),
+          to,
+          limit,
+        });
+        selected =
+          window.length === limit || limit === MAX_CANDLES
+            ? window
+            : (
+                await marketData.candles({
+                  symbol,
+                  timeframe,
+                  from: barsBefore(timeframe, last, MAX_CANDLES - 1),
+                  to,
+                  limit: MAX_CANDLES,
+                })
+              ).slice(-limit);
       }
-      const candles = await marketData.candles({
-        symbol: instrument.symbol,
-        timeframe,
-        from,
-        to,
-        limit: latest ? MAX_CANDLES : limit,
-      });
-      const selected = latest ? candles.slice(-limit) : candles;
       return toTable(
         CANDLE_COLUMNS,
         selected.map((candle) => ({
