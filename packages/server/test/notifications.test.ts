@@ -1,0 +1,219 @@
+/**
+ * Notifications: fills, SL/TP closes, margin calls and stop-outs become notifications of the account's
+ * user with the right level and text, stored in order and published on the user's topic; the routes
+ * list them by pages and mark them read; the write queue is ordered and bounded.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { BusTopics, type BusMessage } from "../src/bus.ts";
+import { WriteQueue } from "../src/notifications.ts";
+import {
+  call,
+  pushQuote,
+  settle,
+  signUp,
+  startTestServer,
+  tableObjects,
+  TUESDAY_NOON,
+  type TestServer,
+} from "./helpers.ts";
+
+type User = Awaited<ReturnType<typeof signUp>>;
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+async function order(user: User, body: Record<string, unknown>) {
+  const response = await call(server, "POST", `/api/v1/accounts/${user.login}/orders`, {
+    token: user.token,
+    body: { symbol: "EURUSD", type: "MARKET", ...body },
+  });
+  expect(response.status, JSON.stringify(response.body)).toBe(200);
+  return response.body.data;
+}
+
+async function positionIds(user: User): Promise<number[]> {
+  const response = await call(server, "GET", `/api/v1/accounts/${user.login}/positions`, { token: user.token });
+  return tableObjects(response.body).map((row) => row.id as number);
+}
+
+async function notifications(user: User, query = "") {
+  await settle(server);
+  const response = await call(server, "GET", `/api/v1/notifications${query}`, { token: user.token });
+  expect(response.status).toBe(200);
+  return response;
+}
+
+describe("notifications from the engine's events", () => {
+  it("a fill is an info notification naming the order, the volume, the price and the position", async () => {
+    const user = await signUp(server);
+    const events: BusMessage[] = [];
+    const unsubscribe = server.platform.bus.subscribe(BusTopics.user(user.userId), (_topic, message) =>
+      events.push(message),
+    );
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const placed = await order(user, { side: "BUY", volume: 0.1 });
+    const [positionId] = await positionIds(user);
+    const response = await notifications(user);
+    unsubscribe();
+    expect(response.body.structure).toEqual(["id", "accountId", "level", "status", "title", "body", "createdAt"]);
+    const rows = tableObjects(response.body);
+    expect(rows).toEqual([
+      {
+        id: expect.any(Number),
+        accountId: user.login,
+        level: "info",
+        status: "unread",
+        title: `Order #${placed.order.id} filled`,
+        body: expect.stringMatching(
+          new RegExp(`^Bought 0\\.1 lots EURUSD at 1\\.08440 \\(deal #\\d+, position #${positionId}\\)$`),
+        ),
+        createdAt: new Date(TUESDAY_NOON).toISOString(),
+      },
+    ]);
+    expect(events).toEqual([{ type: "notificationEvent", seq: rows[0]!.id, payload: { ...rows[0] } }]);
+  });
+
+  it("a stop loss close is a warning, a take profit close is info, each with the realised profit", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    await order(user, { side: "BUY", volume: 0.1, sl: 1.08 });
+    await order(user, { side: "SELL", volume: 0.2, tp: 1.08 });
+    const [first, second] = await positionIds(user);
+    await pushQuote(server, "EURUSD", "1.07990", "1.07995");
+    const rows = tableObjects((await notifications(user)).body);
+    const closes = rows.filter((row) => String(row.title).includes("closed"));
+    expect(closes).toEqual([
+      expect.objectContaining({
+        level: "info",
+        title: `Take profit: position #${second} EURUSD closed`,
+        body: `Position #${second} closed by take profit: bought 0.2 lots EURUSD at 1.07995; profit 87.00 USD`,
+      }),
+      expect.objectContaining({
+        level: "warning",
+        title: `Stop loss: position #${first} EURUSD closed`,
+        body: `Position #${first} closed by stop loss: sold 0.1 lots EURUSD at 1.07990; profit -45.00 USD`,
+      }),
+    ]);
+  });
+
+  it("a margin call is a warning and a stop-out an error, for the account's user only", async () => {
+    const user = await signUp(server);
+    const bystander = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    await order(user, { side: "BUY", volume: 9 });
+    await pushQuote(server, "EURUSD", "1.08140", "1.08150");
+    let rows = tableObjects((await notifications(user)).body);
+    expect(rows[0]).toMatchObject({
+      level: "warning",
+      accountId: user.login,
+      title: `Margin call on account ${user.login}`,
+      body: expect.stringMatching(
+        /^The margin level reached the margin-call level: equity .* USD, margin .* USD, margin level \d+\.\d\d%/,
+      ),
+    });
+    await pushQuote(server, "EURUSD", "1.07800", "1.07810");
+    rows = tableObjects((await notifications(user)).body);
+    expect(rows.some((row) => row.level === "error" && row.title === `Stop out on account ${user.login}`)).toBe(true);
+    expect(rows.some((row) => row.level === "error" && String(row.title).startsWith("Stop out: position #"))).toBe(
+      true,
+    );
+    expect((await notifications(bystander)).body.rows).toEqual([]);
+  });
+});
+
+describe("notification routes", () => {
+  it("pages newest first and marks one read (again is fine)", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    for (let index = 0; index < 3; index++) await order(user, { side: "BUY", volume: 0.01 });
+    const first = await notifications(user, "?limit=2");
+    expect(first.body.rows).toHaveLength(2);
+    expect(first.body.nextCursor).toEqual(expect.stringMatching(/^\d+$/));
+    const second = await notifications(user, `?limit=2&cursor=${first.body.nextCursor}`);
+    expect(second.body.rows).toHaveLength(1);
+    expect(second.body.nextCursor).toBeNull();
+    const ids = [...tableObjects(first.body), ...tableObjects(second.body)].map((row) => row.id as number);
+    expect(ids).toEqual([...ids].sort((a, b) => b - a));
+
+    const read = await call(server, "POST", `/api/v1/notifications/${ids[1]}/read`, { token: user.token });
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual({ data: "OK" });
+    expect((await call(server, "POST", `/api/v1/notifications/${ids[1]}/read`, { token: user.token })).body).toEqual({
+      data: "OK",
+    });
+    const statuses = tableObjects((await notifications(user)).body).map((row) => row.status);
+    expect(statuses).toEqual(["unread", "read", "unread"]);
+  });
+
+  it("refuses bad ids and queries, and another user's notification (404, nothing changed)", async () => {
+    const owner = await signUp(server);
+    const other = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    await order(owner, { side: "BUY", volume: 0.01 });
+    const [row] = tableObjects((await notifications(owner)).body);
+    const foreign = await call(server, "POST", `/api/v1/notifications/${row!.id}/read`, { token: other.token });
+    expect(foreign.status).toBe(404);
+    expect(foreign.body.error).toBe("NOT_FOUND");
+    expect(tableObjects((await notifications(owner)).body)[0]!.status).toBe("unread");
+    expect((await call(server, "POST", "/api/v1/notifications/999999999/read", { token: owner.token })).status).toBe(
+      404,
+    );
+    for (const url of [
+      "/api/v1/notifications?limit=0",
+      "/api/v1/notifications?limit=5000",
+      "/api/v1/notifications?cursor=x",
+      "/api/v1/notifications?status=unread",
+    ]) {
+      const response = await call(server, "GET", url, { token: owner.token });
+      expect(response.status, url).toBe(400);
+      expect(response.body.error).toBe("INVALID_DATA");
+    }
+    const badId = await call(server, "POST", "/api/v1/notifications/abc/read", { token: owner.token });
+    expect(badId.status).toBe(400);
+  });
+
+  it("answers 401 without a token", async () => {
+    expect((await call(server, "GET", "/api/v1/notifications")).status).toBe(401);
+    expect((await call(server, "POST", "/api/v1/notifications/1/read")).status).toBe(401);
+  });
+});
+
+describe("the write queue", () => {
+  it("runs tasks one at a time in order, refuses past its limit and logs the drop", async () => {
+    const log = { info: vi.fn(), warn: vi.fn(), error: vi.fn() };
+    const queue = new WriteQueue("test", 2, log);
+    const done: number[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    expect(
+      queue.push(async () => {
+        await gate;
+        done.push(1);
+      }),
+    ).toBe(true);
+    expect(queue.push(async () => void done.push(2))).toBe(true);
+    expect(queue.push(async () => void done.push(3))).toBe(true);
+    expect(queue.push(async () => void done.push(4))).toBe(false);
+    expect(queue.dropped).toBe(1);
+    expect(log.warn).toHaveBeenCalledTimes(1);
+    expect(
+      queue.push(async () => {
+        throw new Error("boom");
+      }),
+    ).toBe(false);
+    release();
+    await queue.drain();
+    expect(done).toEqual([1, 2, 3]);
+    expect(queue.push(async () => Promise.reject(new Error("boom")))).toBe(true);
+    expect(queue.push(async () => void done.push(5))).toBe(true);
+    await queue.drain();
+    expect(done).toEqual([1, 2, 3, 5]);
+    expect(queue.failed).toBe(1);
+    expect(log.error).toHaveBeenCalledTimes(1);
+  });
+});
