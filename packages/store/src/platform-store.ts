@@ -55,6 +55,8 @@ export const PLATFORM_LIMITS = {
   messageLength: 1000,
   descriptionLength: 2000,
   notificationBodyLength: 4000,
+  /** Notifications inserted by one addNotifications call (one transaction). */
+  notificationBatch: 1000,
   /** Opaque hashes (argon2id strings, key hashes). */
   hashLength: 1024,
 } as const;
@@ -400,6 +402,8 @@ export interface PlatformStore {
   deleteAllAlertLogs(userId: string): Promise<number>;
 
   addNotification(notification: NewNotification): Promise<Notification>;
+  /** Inserts up to PLATFORM_LIMITS.notificationBatch notifications in one transaction, in order. */
+  addNotifications(notifications: readonly NewNotification[]): Promise<Notification[]>;
   listNotifications(userId: string, query: PageQuery): Promise<Page<Notification>>;
   markNotificationRead(userId: string, notificationId: number): Promise<boolean>;
 

@@ -1092,6 +1092,42 @@ export abstract class SqlPlatformStore implements PlatformStore {
     return toNotification(rows[0]!);
   }
 
+  /**
+   * Inserts the notifications in one transaction, in order: one commit (one fsync on SQLite) for a
+   * whole batch, so a burst of fills does not cost a disk flush each.
+   */
+  async addNotifications(notifications: readonly NewNotification[]): Promise<Notification[]> {
+    if (notifications.length === 0) return [];
+    if (notifications.length > PLATFORM_LIMITS.notificationBatch)
+      throw new ValidationError(
+        `notifications: at most ${PLATFORM_LIMITS.notificationBatch} per batch, got ${notifications.length}`,
+        "notifications",
+      );
+    const checked = notifications.map((notification) => [
+      checkId("userId", notification.userId),
+      checkOptionalInteger("accountId", notification.accountId, 1),
+      checkOneOf("level", notification.level, NOTIFICATION_LEVELS),
+      checkText("title", notification.title, PLATFORM_LIMITS.nameLength * 2),
+      checkText("body", notification.body ?? "", PLATFORM_LIMITS.notificationBodyLength, true),
+      checkTime("createdAt", notification.createdAt),
+    ]);
+    return this.guarded("notifications", () =>
+      this.db.transaction(async (tx) => {
+        const stored: Notification[] = [];
+        for (const values of checked) {
+          const rows = await this.all(
+            `INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at)
+             VALUES (?, ?, ?, 'unread', ?, ?, ?) RETURNING ${NOTIFICATION_COLUMNS}`,
+            values,
+            tx,
+          );
+          stored.push(toNotification(rows[0]!));
+        }
+        return stored;
+      }),
+    );
+  }
+
   async listNotifications(userId: string, query: PageQuery): Promise<Page<Notification>> {
     const limit = checkLimit(query.limit, PLATFORM_LIMITS.pageLimit);
     const cursor = checkCursor(query.cursor);

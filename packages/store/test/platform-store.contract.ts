@@ -660,6 +660,37 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(all.filter((n) => n.status === "read")).toHaveLength(1);
     });
 
+    it("adds a batch in one transaction, in order; a bad or unknown-user row refuses the whole batch", async () => {
+      const store = await withUsers();
+      const batch = [
+        { userId: "alice", level: "info" as const, title: "first", createdAt: T0 },
+        { userId: "bob", accountId: 7, level: "warning" as const, title: "second", body: "b", createdAt: T0 + 1 },
+        { userId: "alice", level: "error" as const, title: "third", createdAt: T0 + 2 },
+      ];
+      const stored = await store.addNotifications(batch);
+      expect(stored.map((n) => [n.userId, n.title, n.status])).toEqual([
+        ["alice", "first", "unread"],
+        ["bob", "second", "unread"],
+        ["alice", "third", "unread"],
+      ]);
+      expect(stored[0]!.id).toBeLessThan(stored[1]!.id);
+      expect(stored[1]!.id).toBeLessThan(stored[2]!.id);
+      expect(await store.addNotifications([])).toEqual([]);
+      expect(await rejection(store.addNotifications([batch[0]!, { ...batch[0]!, title: "" }]))).toBeInstanceOf(
+        ValidationError,
+      );
+      expect(await rejection(store.addNotifications([batch[0]!, { ...batch[0]!, userId: "nobody" }]))).toBeInstanceOf(
+        NotFoundError,
+      );
+      expect(
+        await rejection(
+          store.addNotifications(Array.from({ length: PLATFORM_LIMITS.notificationBatch + 1 }, () => batch[0]!)),
+        ),
+      ).toBeInstanceOf(ValidationError);
+      const titles = (await store.listNotifications("alice", { limit: 100 })).rows.map((n) => n.title);
+      expect(titles).toEqual(["third", "first"]);
+    });
+
     it("validates level, title and limit; refuses an unknown user", async () => {
       const store = await withUsers();
       const good = { userId: "alice", level: "info" as const, title: "t", createdAt: T0 };
