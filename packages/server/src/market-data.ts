@@ -36,6 +36,9 @@ import { lotsToWire, priceToWire, timeToWire } from "./wire.ts";
 
 export { CANDLE_TIMEFRAMES, type CandleTimeframe };
 
+/** Candles one query answers at most (the store's bound). */
+export const MAX_CANDLES_PER_QUERY = PLATFORM_LIMITS.candleLimit;
+
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
 
@@ -302,6 +305,25 @@ export class MarketDataService {
         .slice(0, request.limit)
         .map((bar) => ({ ...bar }));
     });
+  }
+
+  /**
+   * The latest `limit` bars with open times up to `to`, oldest first, looking back at most 5,000 bars.
+   * A window of exactly `limit` bars cannot hold more than `limit` rows, so when it is full it is the
+   * answer; across gaps (weekends, closed sessions) one read of the 5,000-bar window, then its last `limit`.
+   */
+  async latestCandles(symbol: string, timeframe: CandleTimeframe, to: number, limit: number): Promise<Candle[]> {
+    const last = bucketStart(timeframe, to);
+    const window = await this.candles({ symbol, timeframe, from: barsBefore(timeframe, last, limit - 1), to, limit });
+    if (window.length === limit || limit >= MAX_CANDLES_PER_QUERY) return window;
+    const wide = await this.candles({
+      symbol,
+      timeframe,
+      from: barsBefore(timeframe, last, MAX_CANDLES_PER_QUERY - 1),
+      to,
+      limit: MAX_CANDLES_PER_QUERY,
+    });
+    return wide.slice(-limit);
   }
 
   /**

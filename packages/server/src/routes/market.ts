@@ -30,8 +30,7 @@ import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import {
   CANDLE_TIMEFRAMES,
-  barsBefore,
-  bucketStart,
+  MAX_CANDLES_PER_QUERY,
   daySessionsText,
   levelsToWire,
   marketDataOf,
@@ -43,7 +42,7 @@ import type { Platform } from "../platform.ts";
 import { Closed, DataResponse, TableResponse, authenticatedErrors, toTable } from "../schemas.ts";
 import { lotsToWire, optionalTimeToWire, priceToWire, timeFromWire, timeToWire } from "../wire.ts";
 
-export const MAX_CANDLES = 5000;
+export const MAX_CANDLES = MAX_CANDLES_PER_QUERY;
 export const DEFAULT_CANDLES = 500;
 export const DEFAULT_TIMEFRAME: CandleTimeframe = "H1";
 
@@ -293,35 +292,12 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
       const limit = request.query.limit ?? DEFAULT_CANDLES;
       const to = request.query.to === undefined ? platform.clock.now() : readTime(request.query.to, "to");
       const symbol = instrument.symbol;
-      let selected;
-      if (request.query.from !== undefined) {
-        const from = readTime(request.query.from, "from");
-        if (from > to) throw new ApiError("INVALID_DATA", "from must not be after to");
-        selected = await marketData.candles({ symbol, timeframe, from, to, limit });
-      } else {
-        // The latest bars: a window of exactly `limit` bars cannot hold more than `limit` rows, so when it
-        // is full it is the answer; with gaps (weekends), one read of a 5,000-bar window and its last `limit`.
-        const last = bucketStart(timeframe, to);
-        const window = await marketData.candles({
-          symbol,
-          timeframe,
-          from: barsBefore(timeframe, last, limit - 1),
-          to,
-          limit,
-        });
-        selected =
-          window.length === limit || limit === MAX_CANDLES
-            ? window
-            : (
-                await marketData.candles({
-                  symbol,
-                  timeframe,
-                  from: barsBefore(timeframe, last, MAX_CANDLES - 1),
-                  to,
-                  limit: MAX_CANDLES,
-                })
-              ).slice(-limit);
-      }
+      const from = request.query.from === undefined ? null : readTime(request.query.from, "from");
+      if (from !== null && from > to) throw new ApiError("INVALID_DATA", "from must not be after to");
+      const selected =
+        from === null
+          ? await marketData.latestCandles(symbol, timeframe, to, limit)
+          : await marketData.candles({ symbol, timeframe, from, to, limit });
       return toTable(
         CANDLE_COLUMNS,
         selected.map((candle) => ({
