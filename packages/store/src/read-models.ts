@@ -351,21 +351,35 @@ export function snakeCase(name: string): string {
   return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 }
 
+/** The snake_case names of a column list, computed once per list: rows are converted by the thousand per batch. */
+const sqlNamesOfColumns = new WeakMap<readonly string[], readonly string[]>();
+
+function sqlNames(columns: readonly string[]): readonly string[] {
+  let names = sqlNamesOfColumns.get(columns);
+  if (!names) {
+    names = columns.map(snakeCase);
+    sqlNamesOfColumns.set(columns, names);
+  }
+  return names;
+}
+
 /**
  * A row as SQL returned it (snake_case keys) to the TS shape. Both drivers hand integers over as numbers:
  * SQLite does, and the PostgreSQL queries return their rows through json_agg, whose numbers JSON.parse keeps.
  */
 export function fromSqlRow<Row>(columns: readonly string[], row: Record<string, unknown>): Row {
+  const names = sqlNames(columns);
   const result: Record<string, unknown> = {};
-  for (const column of columns) result[column] = row[snakeCase(column)];
+  for (let index = 0; index < columns.length; index++) result[columns[index]!] = row[names[index]!];
   return result as Row;
 }
 
 /** A TS row to snake_case keys, for PostgreSQL's jsonb_to_recordset. */
 export function toSqlRow(columns: readonly string[], row: object): Record<string, unknown> {
+  const names = sqlNames(columns);
   const source = row as Record<string, unknown>;
   const result: Record<string, unknown> = {};
-  for (const column of columns) result[snakeCase(column)] = source[column];
+  for (let index = 0; index < columns.length; index++) result[names[index]!] = source[columns[index]!];
   return result;
 }
 
