@@ -18,7 +18,13 @@ import {
   type StopOutEvent,
   toDecimalNumber,
 } from "@bourse/core";
-import type { JournalRecord, NewNotification, Notification, NotificationLevel } from "@bourse/store";
+import {
+  PLATFORM_LIMITS,
+  type JournalRecord,
+  type NewNotification,
+  type Notification,
+  type NotificationLevel,
+} from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
 import { BusTopics } from "./bus.ts";
 import type { Platform, PlatformLog } from "./platform.ts";
@@ -52,16 +58,21 @@ export class WriteQueue {
   /** Queues `task`; false (and a log line every 1,000 drops) when the queue is full. */
   push(task: () => Promise<void>): boolean {
     if (this.tasks.length - this.head >= this.limit) {
-      if (this.dropped % 1000 === 0)
-        this.log.warn(
-          `${this.name}: write queue full (${this.limit} waiting), dropping writes (${this.dropped + 1} so far)`,
-        );
-      this.dropped += 1;
+      this.refuse();
       return false;
     }
     this.tasks.push(task);
     if (!this.running) void this.run();
     return true;
+  }
+
+  /** Counts (and every 1,000th time logs) a write dropped because too many are waiting. */
+  refuse(): void {
+    if (this.dropped % 1000 === 0)
+      this.log.warn(
+        `${this.name}: write queue full (${this.limit} waiting), dropping writes (${this.dropped + 1} so far)`,
+      );
+    this.dropped += 1;
   }
 
   /** Resolves once every task queued so far (and any they queue) has run. */
@@ -165,22 +176,43 @@ export class NotificationService {
     this.platform.onClose(() => this.queue.drain());
   }
 
-  /** Stores the notification, then publishes it on the user's topic; queued, never awaited by the caller. */
+  /**
+   * Stores the notification, then publishes it on the user's topic; queued, never awaited by the caller.
+   * Notifications queued while a write is in flight are stored together by the next task, in one
+   * transaction (one commit for a burst of fills instead of one each); the order stays the queue's.
+   */
   notify(notification: NewNotification): boolean {
+    if (this.pending.length >= WRITE_QUEUE_LIMIT) {
+      this.queue.refuse();
+      return false;
+    }
+    this.pending.push(notification);
+    if (this.pending.length > 1) return true;
     return this.queue.push(async () => {
-      await this.write(notification);
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0, PLATFORM_LIMITS.notificationBatch);
+        const stored = await this.platform.store.addNotifications(batch);
+        for (const notification of stored) this.publish(notification);
+      }
     });
   }
+
+  /** Notifications waiting for the next batch write. */
+  private readonly pending: NewNotification[] = [];
 
   /** The store write and the publish, for callers already running inside the queue (the alert engine). */
   async write(notification: NewNotification): Promise<Notification> {
     const stored = await this.platform.store.addNotification(notification);
+    this.publish(stored);
+    return stored;
+  }
+
+  private publish(stored: Notification): void {
     this.platform.bus.publish(BusTopics.user(stored.userId), {
       type: "notificationEvent",
       payload: notificationView(stored),
       seq: stored.id,
     });
-    return stored;
   }
 
   /** Every notification the events of one command call for, in journal order. */

@@ -217,3 +217,38 @@ describe("the write queue", () => {
     expect(log.error).toHaveBeenCalledTimes(1);
   });
 });
+
+describe("batched notification writes", () => {
+  it("stores a burst of fills' notifications in few transactions, all of them, in order", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const store = server.platform.store;
+    const batchSizes: number[] = [];
+    const original = store.addNotifications.bind(store);
+    const spy = vi.spyOn(store, "addNotifications").mockImplementation(async (batch) => {
+      batchSizes.push(batch.length);
+      return original(batch);
+    });
+    try {
+      const orders = await Promise.all(
+        Array.from({ length: 40 }, () =>
+          call(server, "POST", `/api/v1/accounts/${user.login}/orders`, {
+            token: user.token,
+            body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 },
+          }),
+        ),
+      );
+      expect(orders.every((answer) => answer.status === 200)).toBe(true);
+      await settle(server);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(batchSizes.reduce((sum, size) => sum + size, 0)).toBe(40);
+    // One group-committed batch of orders makes one burst of events: far fewer writes than fills.
+    expect(batchSizes.length).toBeLessThan(10);
+    const response = await call(server, "GET", "/api/v1/notifications?limit=100", { token: user.token });
+    const ids = tableObjects(response.body).map((row) => row.id as number);
+    expect(ids).toHaveLength(40);
+    expect([...ids].sort((a, b) => b - a)).toEqual(ids);
+  });
+});
