@@ -374,7 +374,7 @@ export function fromSqlRow<Row>(columns: readonly string[], row: Record<string, 
   return result as Row;
 }
 
-/** A TS row to snake_case keys, for PostgreSQL's jsonb_to_recordset. */
+/** A TS row to snake_case keys, for PostgreSQL's json_to_recordset. */
 export function toSqlRow(columns: readonly string[], row: object): Record<string, unknown> {
   const names = sqlNames(columns);
   const source = row as Record<string, unknown>;
