@@ -252,6 +252,18 @@ export class Platform {
     }
   }
 
+  // ---- journal reads (stream resume) ----
+
+  /** Up to `limit` journal records after `afterSequence`, in order (the streams' replay on resume). */
+  async readJournal(afterSequence: number, limit: number): Promise<JournalRecord[]> {
+    return this.journal.read(afterSequence, limit);
+  }
+
+  /** The sequence of the last journaled event (0 for an empty journal). */
+  async lastJournalSequence(): Promise<number> {
+    return this.journal.lastSequence();
+  }
+
   // ---- ownership ----
 
   private indexAccount(userId: string, accountId: number): void {

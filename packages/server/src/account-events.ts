@@ -1,0 +1,396 @@
+/**
+ * Account events on the bus (DESIGN.md sections 2 and 6): the engine's journaled events, turned into
+ * protocol-neutral payloads and published on `account.{login}` with the journal sequence as `seq`. Every
+ * stream adapter (the native stream of ws-stream.ts, the Pusher endpoint) reads them from the bus only;
+ * the same builder serves the replay of a resuming client from the journal, so a replayed event is the
+ * very payload the live one was.
+ *
+ * Payloads are a pure function of the journal record (plus the static instrument table and the account's
+ * currency): nothing depends on the engine's state at publish time, which a replay after a restart could
+ * not reproduce. The few events that do not name their symbol (OrderChanged, OrderStatusChanged,
+ * PositionChanged) resolve it from the engine's working orders and open positions, from a small map of
+ * the orders and positions seen since start, and, when replaying finished ones, from the read models.
+ *
+ * Types and payloads (every one has `accountId`, `seq`, `time`, `event`):
+ * - `executionEvent`: `ORDER_ACCEPTED` {orderId, symbol, status: "PLACED", order}, `ORDER_STATUS` {orderId,
+ *   symbol, status (PARTIALLY_FILLED, FILLED, CANCELLED, EXPIRED, REJECTED), filledVolume, reason},
+ *   `DEAL` {orderId, symbol, deal} (each fill; the order's PARTIALLY_FILLED / FILLED status follows),
+ *   `ORDER_MODIFIED` {orderId, symbol, price, stopLimitPrice, sl, tp, trailingDistance, expiration,
+ *   triggered}, and `ORDER_REJECTED` for a rejected order command (see below);
+ * - `portfolioEvent`: `DEAL` {positionId, symbol, side, entry, effect (OPEN, INCREASE, DECREASE), volume,
+ *   price, balanceChange}, `POSITION_MODIFIED` {positionId, symbol, sl, tp, trailingDistance, reason},
+ *   `BALANCE` {operationId, kind, amount, balanceChange, creditChange}, `SWAP` {positionId, amount},
+ *   `MARGIN_CALL_ENTERED` / `MARGIN_CALL_CLEARED` / `STOP_OUT` {equity, margin}, `ACCOUNT_CHANGED` {leverage,
+ *   group, tradingEnabled};
+ * - `balanceEvent` (seed 000's balance stream): {operationId, kind, amount, comment} for every balance
+ *   operation (deposit, withdrawal, credit, correction).
+ * Money is in the account currency's digits, prices and lots in the instrument's, times ISO 8601.
+ *
+ * A journal event may give one `executionEvent` and one `portfolioEvent` with the same `seq` (a deal);
+ * `seq` orders each account's events and is the resume point (`sinceSeq`), it is not unique per message.
+ *
+ * Rejected order commands: the engine journals nothing for them (the command is refused before any
+ * state changes), so the service layer (trading-service.ts) publishes a live-only `executionEvent`
+ * `ORDER_REJECTED` with `seq: null`: the requester also gets the error answer, and a replay cannot
+ * return it. Orders the engine rejects later (a triggered stop without margin) are journaled
+ * `OrderStatusChanged` REJECTED events and carry their seq like any other.
+ */
+import type { EngineEvent, InstrumentSpec, PlaceOrderCommand } from "@bourse/core";
+import { encodeCursor, type JournalRecord } from "@bourse/store";
+import { BusTopics, type BusMessage } from "./bus.ts";
+import type { ApiError } from "./errors.ts";
+import type { Platform, UntimedCommand } from "./platform.ts";
+import { dealView, orderView } from "./trading-views.ts";
+import { lotsToWire, moneyToWire, optionalPriceToWire, optionalTimeToWire, priceToWire, timeToWire } from "./wire.ts";
+
+export type AccountEventType = "executionEvent" | "portfolioEvent" | "balanceEvent";
+export const ACCOUNT_EVENT_TYPES: readonly AccountEventType[] = ["executionEvent", "portfolioEvent", "balanceEvent"];
+
+export interface AccountEventPayload {
+  readonly accountId: number;
+  /** The journal sequence of the event; null for a live-only rejection of an order command. */
+  readonly seq: number | null;
+  readonly event: string;
+  readonly time: string;
+  readonly symbol?: string;
+  readonly [field: string]: unknown;
+}
+
+export interface AccountBusMessage extends BusMessage {
+  readonly type: AccountEventType;
+  readonly payload: AccountEventPayload;
+}
+
+/** Resolves the symbol of an order or position the event does not name. */
+export interface SymbolResolver {
+  order(accountId: number, orderId: number): string | undefined | Promise<string | undefined>;
+  position(accountId: number, positionId: number): string | undefined | Promise<string | undefined>;
+}
+
+interface Built {
+  readonly accountId: number;
+  readonly message: AccountBusMessage;
+}
+
+function message(
+  type: AccountEventType,
+  accountId: number,
+  seq: number | null,
+  time: number,
+  event: string,
+  fields: Record<string, unknown>,
+): Built {
+  return {
+    accountId,
+    message: { type, seq: seq ?? undefined, payload: { accountId, seq, event, time: timeToWire(time), ...fields } },
+  };
+}
+
+/**
+ * The account events one journal record gives, in order. `symbols` resolves what the event does not
+ * name (synchronously for live events; a replay may wait on the read models).
+ */
+export async function accountEventsOf(
+  platform: Platform,
+  record: JournalRecord,
+  symbols: SymbolResolver,
+): Promise<Built[]> {
+  const { event, sequence } = record;
+  switch (event.type) {
+    case "OrderChanged":
+      return buildWithSymbol(platform, event, sequence, await symbols.order(event.accountId, event.orderId));
+    case "OrderStatusChanged":
+      return buildWithSymbol(platform, event, sequence, await symbols.order(event.accountId, event.orderId));
+    case "PositionChanged":
+      return buildWithSymbol(platform, event, sequence, await symbols.position(event.accountId, event.positionId));
+    default:
+      return buildWithSymbol(platform, event, sequence, undefined);
+  }
+}
+
+/** The same, synchronously: live events always resolve from the engine or the map of seen records. */
+export function accountEventsOfSync(platform: Platform, record: JournalRecord, symbols: SyncResolver): Built[] {
+  const { event, sequence } = record;
+  switch (event.type) {
+    case "OrderChanged":
+    case "OrderStatusChanged":
+      return buildWithSymbol(platform, event, sequence, symbols.order(event.accountId, event.orderId));
+    case "PositionChanged":
+      return buildWithSymbol(platform, event, sequence, symbols.position(event.accountId, event.positionId));
+    default:
+      return buildWithSymbol(platform, event, sequence, undefined);
+  }
+}
+
+interface SyncResolver {
+  order(accountId: number, orderId: number): string | undefined;
+  position(accountId: number, positionId: number): string | undefined;
+}
+
+function currencyOf(platform: Platform, accountId: number) {
+  return platform.engine.state.accounts.get(accountId)?.currency;
+}
+
+function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, symbol: string | undefined): Built[] {
+  const instrument: InstrumentSpec | undefined = symbol === undefined ? undefined : platform.instruments.get(symbol);
+  const price = (points: number | null) => (instrument ? optionalPriceToWire(points, instrument) : points);
+  switch (event.type) {
+    case "OrderAccepted": {
+      const order = event.order;
+      return [
+        message("executionEvent", order.accountId, seq, event.time, "ORDER_ACCEPTED", {
+          orderId: order.id,
+          symbol: order.symbol,
+          status: "PLACED",
+          order: orderView(platform, order),
+        }),
+      ];
+    }
+    case "OrderStatusChanged":
+      return [
+        message("executionEvent", event.accountId, seq, event.time, "ORDER_STATUS", {
+          orderId: event.orderId,
+          ...(symbol === undefined ? {} : { symbol }),
+          status: event.status,
+          filledVolume: instrument ? lotsToWire(event.filledVolume, instrument) : event.filledVolume,
+          reason: event.reason,
+        }),
+      ];
+    case "OrderChanged":
+      return [
+        message("executionEvent", event.accountId, seq, event.time, "ORDER_MODIFIED", {
+          orderId: event.orderId,
+          ...(symbol === undefined ? {} : { symbol }),
+          price: price(event.price),
+          stopLimitPrice: price(event.stopLimitPrice),
+          sl: price(event.sl),
+          tp: price(event.tp),
+          trailingDistance: price(event.trailingDistance),
+          expiration: optionalTimeToWire(event.expiration),
+          triggered: event.triggered,
+        }),
+      ];
+    case "DealExecuted": {
+      const deal = event.deal;
+      const account = platform.engine.state.accounts.get(deal.accountId);
+      if (!account) return [];
+      const dealInstrument = platform.instrument(deal.symbol);
+      return [
+        message("executionEvent", deal.accountId, seq, event.time, "DEAL", {
+          orderId: deal.orderId,
+          symbol: deal.symbol,
+          deal: dealView(platform, account, deal),
+        }),
+        message("portfolioEvent", deal.accountId, seq, event.time, "DEAL", {
+          positionId: deal.positionId,
+          symbol: deal.symbol,
+          side: deal.side,
+          entry: deal.entry,
+          effect: event.effect.kind,
+          volume: lotsToWire(deal.volume, dealInstrument),
+          price: priceToWire(deal.price, dealInstrument),
+          balanceChange: moneyToWire(deal.profit - deal.commission + deal.swap, account.currency),
+        }),
+      ];
+    }
+    case "PositionChanged":
+      return [
+        message("portfolioEvent", event.accountId, seq, event.time, "POSITION_MODIFIED", {
+          positionId: event.positionId,
+          ...(symbol === undefined ? {} : { symbol }),
+          sl: price(event.sl),
+          tp: price(event.tp),
+          trailingDistance: price(event.trailingDistance),
+          reason: event.reason,
+        }),
+      ];
+    case "BalanceOperation": {
+      const currency = currencyOf(platform, event.accountId);
+      if (!currency) return [];
+      const amount = moneyToWire(event.amount, currency);
+      const credit = event.kind === "CREDIT";
+      return [
+        message("balanceEvent", event.accountId, seq, event.time, "BALANCE_OPERATION", {
+          operationId: event.operationId,
+          kind: event.kind,
+          amount,
+          comment: event.comment,
+        }),
+        message("portfolioEvent", event.accountId, seq, event.time, "BALANCE", {
+          operationId: event.operationId,
+          kind: event.kind,
+          amount,
+          balanceChange: credit ? 0 : amount,
+          creditChange: credit ? amount : 0,
+        }),
+      ];
+    }
+    case "Rollover": {
+      const built: Built[] = [];
+      for (const charge of event.charges) {
+        const currency = currencyOf(platform, charge.accountId);
+        if (!currency) continue;
+        built.push(
+          message("portfolioEvent", charge.accountId, seq, event.time, "SWAP", {
+            positionId: charge.positionId,
+            amount: moneyToWire(charge.amount, currency),
+          }),
+        );
+      }
+      return built;
+    }
+    case "MarginCallEntered":
+    case "MarginCallCleared":
+    case "StopOut": {
+      const currency = currencyOf(platform, event.accountId);
+      if (!currency) return [];
+      const name =
+        event.type === "StopOut"
+          ? "STOP_OUT"
+          : event.type === "MarginCallEntered"
+            ? "MARGIN_CALL_ENTERED"
+            : "MARGIN_CALL_CLEARED";
+      return [
+        message("portfolioEvent", event.accountId, seq, event.time, name, {
+          equity: moneyToWire(event.equity, currency),
+          margin: moneyToWire(event.margin, currency),
+          ...(event.type === "StopOut" ? { positionId: event.positionId } : {}),
+        }),
+      ];
+    }
+    case "AccountChanged":
+      return [
+        message("portfolioEvent", event.accountId, seq, event.time, "ACCOUNT_CHANGED", {
+          leverage: event.leverage,
+          group: event.group,
+          tradingEnabled: event.tradingEnabled,
+        }),
+      ];
+    case "AccountOpened":
+      return [];
+  }
+}
+
+/** Terminal order statuses: the order leaves the engine's working set. */
+const FINISHED = new Set(["FILLED", "CANCELLED", "EXPIRED", "REJECTED"]);
+
+/**
+ * Publishes the engine's events on the account topics, in journal order, and resolves symbols for
+ * replays. One per platform (`accountEventsOf(platform)` below).
+ */
+export class AccountEvents {
+  /** Orders and positions seen since start that may have left the engine's state: id → symbol. */
+  private readonly orderSymbols = new Map<number, string>();
+  private readonly positionSymbols = new Map<number, string>();
+  private started = false;
+
+  constructor(private readonly platform: Platform) {}
+
+  static for(platform: Platform): AccountEvents {
+    let service = registry.get(platform);
+    if (!service) registry.set(platform, (service = new AccountEvents(platform)));
+    return service;
+  }
+
+  /** Follows the engine from now on. Call once the engine has recovered. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.platform.onEvents((records) => this.publish(records));
+  }
+
+  private readonly liveResolver: SyncResolver = {
+    order: (_accountId, orderId) =>
+      this.platform.engine.state.orders.get(orderId)?.symbol ?? this.orderSymbols.get(orderId),
+    position: (_accountId, positionId) =>
+      this.platform.engine.state.positions.get(positionId)?.symbol ?? this.positionSymbols.get(positionId),
+  };
+
+  private publish(records: readonly JournalRecord[]): void {
+    const bus = this.platform.bus;
+    // Remember what this batch names first: an order accepted and filled in one command is gone from the
+    // engine's state by now.
+    for (const { event } of records) {
+      if (event.type === "OrderAccepted") this.orderSymbols.set(event.order.id, event.order.symbol);
+      else if (event.type === "DealExecuted") this.positionSymbols.set(event.deal.positionId, event.deal.symbol);
+    }
+    for (const record of records) {
+      for (const { accountId, message } of accountEventsOfSync(this.platform, record, this.liveResolver)) {
+        const topic = BusTopics.account(accountId);
+        if (bus.hasSubscribers(topic)) bus.publish(topic, message);
+      }
+    }
+    // Forget what has left the engine (bounded by the working orders and open positions).
+    const state = this.platform.engine.state;
+    for (const { event } of records) {
+      if (event.type === "OrderStatusChanged" && FINISHED.has(event.status) && !state.orders.has(event.orderId))
+        this.orderSymbols.delete(event.orderId);
+      else if (event.type === "DealExecuted" && !state.positions.has(event.deal.positionId))
+        this.positionSymbols.delete(event.deal.positionId);
+    }
+  }
+
+  /**
+   * A resolver for a replay: the engine, what the replay itself has seen, then the read models (an
+   * order or position finished before the replay's window).
+   */
+  replayResolver(): SymbolResolver & { note(record: JournalRecord): void } {
+    const platform = this.platform;
+    const orders = new Map<number, string>();
+    const positions = new Map<number, string>();
+    return {
+      note(record) {
+        const event = record.event;
+        if (event.type === "OrderAccepted") orders.set(event.order.id, event.order.symbol);
+        else if (event.type === "DealExecuted") positions.set(event.deal.positionId, event.deal.symbol);
+      },
+      order: async (accountId, orderId) => {
+        const known = platform.engine.state.orders.get(orderId)?.symbol ?? orders.get(orderId);
+        if (known !== undefined) return known;
+        const page = await platform.readModels.orderHistory({ accountId, cursor: encodeCursor(orderId - 1), limit: 1 });
+        const row = page.rows[0];
+        return row && row.id === orderId ? row.symbol : undefined;
+      },
+      position: async (accountId, positionId) => {
+        const known = platform.engine.state.positions.get(positionId)?.symbol ?? positions.get(positionId);
+        if (known !== undefined) return known;
+        const page = await platform.readModels.positionHistory({
+          accountId,
+          cursor: encodeCursor(positionId - 1),
+          limit: 1,
+        });
+        const row = page.rows[0];
+        return row && row.id === positionId ? row.symbol : undefined;
+      },
+    };
+  }
+}
+
+const registry = new WeakMap<Platform, AccountEvents>();
+
+/**
+ * Publishes the live-only `executionEvent` of a refused order command (no journal event, `seq: null`).
+ * Only trading-rule rejections (the engine's codes) are published; an unavailable engine is not an
+ * execution.
+ */
+export function publishRejectedOrder(platform: Platform, command: UntimedCommand, error: ApiError): void {
+  if (command.kind !== "placeOrder") return;
+  if (error.code === "ENGINE_UNAVAILABLE" || error.code === "OUTCOME_UNKNOWN" || error.code === "ENGINE_OVERLOADED")
+    return;
+  const topic = BusTopics.account(command.accountId);
+  if (!platform.bus.hasSubscribers(topic)) return;
+  const order = command as Omit<PlaceOrderCommand, "time">;
+  const instrument = platform.instruments.get(order.symbol);
+  const built = message("executionEvent", order.accountId, null, platform.clock.now(), "ORDER_REJECTED", {
+    orderId: null,
+    symbol: order.symbol,
+    side: order.side,
+    type: order.type,
+    volume: instrument ? lotsToWire(order.volume, instrument) : order.volume,
+    status: "REJECTED",
+    reason: error.code,
+    message: error.message,
+    clientOrderId: order.clientOrderId ?? null,
+  });
+  platform.bus.publish(topic, built.message);
+}

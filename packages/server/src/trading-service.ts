@@ -1,0 +1,486 @@
+/**
+ * The trading application service (DESIGN.md section 1: faces are thin adapters). Every face that trades
+ * or reads trading history — the REST routes of routes/trade.ts, the native stream (ws-stream.ts), later
+ * the Pusher adapter — calls these functions with (platform, userId, accountId, wire input) and gets the
+ * wire answer back, so a rule or a validation lives once. The TypeBox schemas of the inputs are exported
+ * here: Fastify validates REST bodies with them, the stream compiles them with TypeBox's TypeCompiler.
+ *
+ * Every function checks that `userId` owns `accountId` first (403 FORBIDDEN for anything else); an order
+ * or position of another account is the engine's 404 (ORDER_NOT_FOUND / POSITION_NOT_FOUND).
+ *
+ * Prices, price distances (deviation, trailing distance) and lots are read strictly with the instrument's
+ * digits: more decimals than it has are a 400, never rounded. Rejections by the trading rules answer the
+ * engine's code (NO_MONEY, MARKET_CLOSED, INVALID_VOLUME, ...) with the registry's status. A rejected
+ * order command has no journal event; `placeOrder` publishes a live-only `executionEvent` (status
+ * REJECTED, `seq: null`) for it on the account's topic (account-events.ts).
+ */
+import type { Account, CommandSuccess, Deal, EngineEvent, InstrumentSpec, Order } from "@bourse/core";
+import { encodeCursor } from "@bourse/store";
+import { Type, type Static } from "@sinclair/typebox";
+import { publishRejectedOrder } from "./account-events.ts";
+import { ApiError } from "./errors.ts";
+import type { Platform } from "./platform.ts";
+import { AccountIdParams, Closed, Decimal, TimeInput, toTable, type Table } from "./schemas.ts";
+import {
+  CMD_TO_ORDER,
+  DEAL_COLUMNS,
+  DealViewSchema,
+  HistoryQuerySchema,
+  ORDER_HISTORY_COLUMNS,
+  OrderViewSchema,
+  POSITION_COLUMNS,
+  POSITION_HISTORY_COLUMNS,
+  PositionViewSchema,
+  WORKING_ORDER_COLUMNS,
+  dealView,
+  orderHistoryView,
+  orderView,
+  positionHistoryView,
+  positionView,
+  readHistoryQuery,
+  type HistoryQueryInput,
+  type OrderView,
+  type PositionView,
+  type DealView,
+} from "./trading-views.ts";
+import { lotsFromWire, priceFromWire, quantityFromWire, timeFromWire } from "./wire.ts";
+
+export { HistoryQuerySchema, type HistoryQueryInput };
+
+/** Ids in paths: a ticket number. */
+export const Ticket = Type.String({ pattern: "^[0-9]{1,15}$" });
+export const OrderParams = Closed({ accountId: AccountIdParams.properties.accountId, orderId: Ticket });
+export const PositionParams = Closed({ accountId: AccountIdParams.properties.accountId, positionId: Ticket });
+
+const Stop = (what: string) =>
+  Type.Optional(Type.Union([Decimal, Type.Null()], { description: `${what}; null or 0 for none` }));
+
+export const PlaceOrderBody = Closed(
+  {
+    accountId: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: "^[0-9]{1,15}$" })], {
+        description: "Optional (seed 002's stream form): must be the path's account",
+      }),
+    ),
+    symbol: Type.String({ minLength: 1, maxLength: 32 }),
+    side: Type.Optional(Type.Union([Type.Literal("BUY"), Type.Literal("SELL")])),
+    type: Type.Optional(
+      Type.Union([Type.Literal("MARKET"), Type.Literal("LIMIT"), Type.Literal("STOP"), Type.Literal("STOP_LIMIT")]),
+    ),
+    cmd: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 5,
+        description:
+          "Instead of side and type (seed 003): 0 Buy, 1 Sell, 2 Buy Limit, 3 Sell Limit, 4 Buy Stop, 5 Sell Stop",
+      }),
+    ),
+    volume: Type.Optional(Type.Union([Decimal], { description: "Lots (give volume or quantity)" })),
+    quantity: Type.Optional(
+      Type.Union([Decimal], { description: "Units of the base asset, e.g. 10000 EUR = 0.1 lot of EURUSD" }),
+    ),
+    price: Type.Optional(
+      Type.Union([Decimal], {
+        description: "Limit or stop price; for a market order an optional requested price bounded by deviation",
+      }),
+    ),
+    stopLimitPrice: Type.Optional(Type.Union([Decimal], { description: "STOP_LIMIT: the limit price" })),
+    sl: Stop("Stop loss price"),
+    tp: Stop("Take profit price"),
+    trailingDistance: Stop("Trailing stop distance (a price distance, e.g. 0.0020)"),
+    timeInForce: Type.Optional(
+      Type.Union(
+        ["GTC", "DAY", "GTD", "IOC", "FOK"].map((value) => Type.Literal(value)),
+        {
+          description:
+            "Market orders: FOK (default) or IOC. Pending orders: GTC (default), DAY, GTD (needs expiration)",
+        },
+      ),
+    ),
+    expiration: Type.Optional(Type.Union([TimeInput, Type.Null()], { description: "GTD: ISO 8601 or epoch ms" })),
+    deviation: Type.Optional(
+      Type.Union([Decimal], { description: "Market orders with a price: the largest slippage, as a price distance" }),
+    ),
+    clientOrderId: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description: "Unique per account: a retry with the same id answers the first order, nothing is done again",
+      }),
+    ),
+    comment: Type.Optional(Type.String({ maxLength: 64 })),
+    magic: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+  },
+  { description: "Give side and type, or cmd; volume in lots, or quantity in units of the base asset" },
+);
+export type PlaceOrderInput = Static<typeof PlaceOrderBody>;
+
+export const ModifyOrderBody = Closed({
+  price: Type.Optional(Decimal),
+  stopLimitPrice: Type.Optional(Decimal),
+  sl: Stop("Stop loss price"),
+  tp: Stop("Take profit price"),
+  trailingDistance: Stop("Trailing stop distance"),
+  expiration: Type.Optional(Type.Union([TimeInput, Type.Null()], { description: "GTD orders only" })),
+});
+
+export const ModifyPositionBody = Closed({
+  sl: Stop("Stop loss price"),
+  tp: Stop("Take profit price"),
+  trailingDistance: Stop("Trailing stop distance"),
+});
+
+export const ClosePositionBody = Closed({
+  volume: Type.Optional(Type.Union([Decimal], { description: "Lots to close; the whole position when omitted" })),
+  comment: Type.Optional(Type.String({ maxLength: 64 })),
+});
+
+export const OrderResult = Type.Object({
+  order: OrderViewSchema,
+  deals: Type.Array(DealViewSchema, { description: "The deals the order made (market orders), with their prices" }),
+  positionId: Type.Union([Type.Integer(), Type.Null()], { description: "The position the last deal touched" }),
+  duplicate: Type.Boolean({ description: "True when clientOrderId repeated an earlier order: its result, again" }),
+});
+
+export const CloseResult = Type.Object({
+  positionId: Type.Integer(),
+  orderId: Type.Integer({ description: "The closing order" }),
+  deals: Type.Array(DealViewSchema, { description: "The closing deals, with price and realised profit" }),
+  position: Type.Union([PositionViewSchema, Type.Null()], {
+    description: "What is left open after a partial close; null once closed",
+  }),
+});
+
+/** A price distance or stop level where null or 0 means none. */
+function optionalPrice(
+  value: number | string | null | undefined,
+  instrument: InstrumentSpec,
+  field: string,
+): number | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === null) return null;
+  const points = priceFromWire(value, instrument, field);
+  return points === 0 ? null : points;
+}
+
+function optionalTime(value: number | string | null | undefined, field: string): number | null | undefined {
+  if (value === undefined || value === null) return value;
+  return timeFromWire(value, field);
+}
+
+function dealsOf(events: readonly EngineEvent[], predicate: (deal: Deal) => boolean): Deal[] {
+  const deals: Deal[] = [];
+  for (const event of events) if (event.type === "DealExecuted" && predicate(event.deal)) deals.push(event.deal);
+  return deals;
+}
+
+/** Deals by id from the read models (a retried order's fills): pages from the first id until all are found. */
+async function dealsById(platform: Platform, accountId: number, ids: readonly number[]): Promise<Deal[]> {
+  if (ids.length === 0) return [];
+  const wanted = new Set(ids);
+  const found: Deal[] = [];
+  let cursor: string | null = encodeCursor(Math.min(...ids) - 1);
+  const last = Math.max(...ids);
+  for (let page = 0; page < 10 && cursor !== null; page += 1) {
+    const result = await platform.readModels.dealHistory({ accountId, cursor, limit: 1000 });
+    for (const deal of result.rows) if (wanted.has(deal.id)) found.push(deal);
+    if (result.rows.some((deal) => deal.id >= last)) break;
+    cursor = result.nextCursor;
+  }
+  return found;
+}
+
+export type ModifyOrderInput = Static<typeof ModifyOrderBody>;
+export type ModifyPositionInput = Static<typeof ModifyPositionBody>;
+export type ClosePositionInput = Static<typeof ClosePositionBody>;
+
+export interface OrderAnswer {
+  data: { order: OrderView; deals: DealView[]; positionId: number | null; duplicate: boolean };
+}
+
+export interface CloseAnswer {
+  data: { positionId: number; orderId: number; deals: DealView[]; position: PositionView | null };
+}
+
+/** The account, when `userId` owns it; 403 otherwise (before anything else is looked at). */
+function owned(platform: Platform, userId: string, accountId: number): Account {
+  return platform.ownedAccount(userId, accountId);
+}
+
+/** A working order of the account, or the engine's 404. */
+function workingOrder(platform: Platform, account: Account, orderId: number): Order {
+  const order = platform.engine.state.orders.get(orderId);
+  if (!order || order.accountId !== account.id || order.type === "MARKET")
+    throw new ApiError("ORDER_NOT_FOUND", "No working order with this id in this account");
+  return order;
+}
+
+function ownedPosition(platform: Platform, account: Account, positionId: number) {
+  const position = platform.engine.state.positions.get(positionId);
+  if (!position || position.accountId !== account.id)
+    throw new ApiError("POSITION_NOT_FOUND", "No open position with this id in this account");
+  return position;
+}
+
+function placeCommand(platform: Platform, account: Account, body: PlaceOrderInput) {
+  if (body.accountId !== undefined && Number(body.accountId) !== account.id) {
+    // Another user's login in the body is a 403 like in the path; one of the user's own, a mismatch.
+    platform.ownedAccount(account.userId, Number(body.accountId));
+    throw new ApiError("INVALID_DATA", "accountId in the body must be the account of the path");
+  }
+  let side: "BUY" | "SELL";
+  let type: Order["type"];
+  if (body.cmd !== undefined) {
+    if (body.side !== undefined || body.type !== undefined)
+      throw new ApiError("INVALID_DATA", "Give cmd, or side and type, not both");
+    ({ side, type } = CMD_TO_ORDER[body.cmd]!);
+  } else {
+    if (body.side === undefined || body.type === undefined)
+      throw new ApiError("INVALID_DATA", "side and type are required (or cmd)");
+    side = body.side;
+    type = body.type;
+  }
+  const instrument = platform.instrument(body.symbol);
+  if ((body.volume === undefined) === (body.quantity === undefined))
+    throw new ApiError("INVALID_DATA", "Give volume (lots) or quantity (units of the base asset), one of them");
+  const volume =
+    body.volume !== undefined
+      ? lotsFromWire(body.volume, instrument, "volume")
+      : quantityFromWire(body.quantity!, instrument, "quantity");
+  const price = (value: number | string | undefined, field: string) =>
+    value === undefined ? undefined : priceFromWire(value, instrument, field);
+  return {
+    kind: "placeOrder" as const,
+    accountId: account.id,
+    symbol: instrument.symbol,
+    side,
+    type,
+    volume,
+    price: price(body.price, "price"),
+    stopLimitPrice: price(body.stopLimitPrice, "stopLimitPrice"),
+    sl: optionalPrice(body.sl, instrument, "sl"),
+    tp: optionalPrice(body.tp, instrument, "tp"),
+    trailingDistance: optionalPrice(body.trailingDistance, instrument, "trailingDistance"),
+    timeInForce: body.timeInForce as Order["timeInForce"] | undefined,
+    expiration: optionalTime(body.expiration, "expiration"),
+    deviation: price(body.deviation, "deviation"),
+    clientOrderId: body.clientOrderId,
+    comment: body.comment,
+    magic: body.magic,
+  };
+}
+
+async function orderAnswer(platform: Platform, account: Account, result: CommandSuccess): Promise<OrderAnswer> {
+  const order = result.order!;
+  const deals = result.duplicate
+    ? await dealsById(platform, account.id, result.dealIds ?? [])
+    : dealsOf(result.events, (deal) => deal.orderId === order.id);
+  const positionId = deals.length > 0 ? deals[deals.length - 1]!.positionId : (result.positionId ?? null);
+  return {
+    data: {
+      order: orderView(platform, order),
+      deals: deals.map((deal) => dealView(platform, account, deal)),
+      positionId,
+      duplicate: result.duplicate === true,
+    },
+  };
+}
+
+// ---- orders ----
+
+/** Places an order; a rejection by the trading rules throws its ApiError and publishes a REJECTED executionEvent. */
+export async function placeOrder(
+  platform: Platform,
+  userId: string,
+  accountId: number,
+  body: PlaceOrderInput,
+): Promise<OrderAnswer> {
+  const account = owned(platform, userId, accountId);
+  const command = placeCommand(platform, account, body);
+  let result: CommandSuccess;
+  try {
+    result = await platform.execute(command);
+  } catch (error) {
+    if (error instanceof ApiError) publishRejectedOrder(platform, command, error);
+    throw error;
+  }
+  return orderAnswer(platform, account, result);
+}
+
+/** Working (pending) orders, oldest first (table). */
+export function workingOrders(platform: Platform, userId: string, accountId: number): Table {
+  const account = owned(platform, userId, accountId);
+  const state = platform.engine.state;
+  const orders = [...(state.accountWorkingOrders.get(account.id) ?? [])]
+    .map((id) => state.orders.get(id))
+    .filter((order): order is Order => order !== undefined)
+    .sort((a, b) => a.id - b.id);
+  return toTable(
+    WORKING_ORDER_COLUMNS,
+    orders.map((order) => orderView(platform, order)),
+  );
+}
+
+export async function modifyOrder(
+  platform: Platform,
+  userId: string,
+  accountId: number,
+  orderId: number,
+  body: ModifyOrderInput,
+): Promise<{ data: OrderView }> {
+  const account = owned(platform, userId, accountId);
+  const order = workingOrder(platform, account, orderId);
+  const instrument = platform.instrument(order.symbol);
+  const price = (value: number | string | undefined, field: string) =>
+    value === undefined ? undefined : priceFromWire(value, instrument, field);
+  const result = await platform.execute({
+    kind: "modifyOrder",
+    accountId: account.id,
+    orderId: order.id,
+    price: price(body.price, "price"),
+    stopLimitPrice: price(body.stopLimitPrice, "stopLimitPrice"),
+    sl: optionalPrice(body.sl, instrument, "sl"),
+    tp: optionalPrice(body.tp, instrument, "tp"),
+    trailingDistance: optionalPrice(body.trailingDistance, instrument, "trailingDistance"),
+    expiration: optionalTime(body.expiration, "expiration"),
+  });
+  const current = platform.engine.state.orders.get(order.id) ?? result.order!;
+  return { data: orderView(platform, current) };
+}
+
+export async function cancelOrder(
+  platform: Platform,
+  userId: string,
+  accountId: number,
+  orderId: number,
+): Promise<{ data: OrderView }> {
+  const account = owned(platform, userId, accountId);
+  const before: Order = { ...workingOrder(platform, account, orderId) };
+  const result = await platform.execute({ kind: "cancelOrder", accountId: account.id, orderId: before.id });
+  const after = { ...before };
+  for (const event of result.events) {
+    if (event.type === "OrderStatusChanged" && event.orderId === before.id) {
+      after.status = event.status;
+      after.filledVolume = event.filledVolume;
+      after.statusReason = event.reason;
+      after.updatedAt = event.time;
+    }
+  }
+  return { data: orderView(platform, after) };
+}
+
+// ---- positions ----
+
+/** Open positions with current price and floating profit (table). */
+export function openPositions(platform: Platform, userId: string, accountId: number): Table {
+  const account = owned(platform, userId, accountId);
+  const state = platform.engine.state;
+  const positions = [...(state.accountPositions.get(account.id) ?? [])]
+    .map((id) => state.positions.get(id))
+    .filter((position) => position !== undefined)
+    .sort((a, b) => a.id - b.id);
+  return toTable(
+    POSITION_COLUMNS,
+    positions.map((position) => positionView(platform, account, position)),
+  );
+}
+
+export async function modifyPosition(
+  platform: Platform,
+  userId: string,
+  accountId: number,
+  positionId: number,
+  body: ModifyPositionInput,
+): Promise<{ data: PositionView }> {
+  const account = owned(platform, userId, accountId);
+  const position = ownedPosition(platform, account, positionId);
+  const instrument = platform.instrument(position.symbol);
+  await platform.execute({
+    kind: "modifyPosition",
+    accountId: account.id,
+    positionId: position.id,
+    sl: optionalPrice(body.sl, instrument, "sl"),
+    tp: optionalPrice(body.tp, instrument, "tp"),
+    trailingDistance: optionalPrice(body.trailingDistance, instrument, "trailingDistance"),
+  });
+  const current = platform.engine.state.positions.get(position.id);
+  if (!current) throw new ApiError("POSITION_NOT_FOUND", "The position was closed meanwhile");
+  return { data: positionView(platform, account, current) };
+}
+
+export async function closePosition(
+  platform: Platform,
+  userId: string,
+  accountId: number,
+  positionId: number,
+  body: ClosePositionInput,
+): Promise<CloseAnswer> {
+  const account = owned(platform, userId, accountId);
+  const position = ownedPosition(platform, account, positionId);
+  const instrument = platform.instrument(position.symbol);
+  const result = await platform.execute({
+    kind: "closePosition",
+    accountId: account.id,
+    positionId: position.id,
+    volume: body.volume === undefined ? undefined : lotsFromWire(body.volume, instrument, "volume"),
+    comment: body.comment,
+  });
+  const dealIds = new Set(result.dealIds ?? []);
+  const deals = dealsOf(result.events, (deal) => dealIds.has(deal.id));
+  const remaining = platform.engine.state.positions.get(position.id);
+  return {
+    data: {
+      positionId: position.id,
+      orderId: result.orderId!,
+      deals: deals.map((deal) => dealView(platform, account, deal)),
+      position: remaining ? positionView(platform, account, remaining) : null,
+    },
+  };
+}
+
+// ---- history ----
+
+export async function orderHistory(
+  platform: Platform,
+  userId: string,
+  accountId: number,
+  query: HistoryQueryInput,
+): Promise<Table> {
+  const account = owned(platform, userId, accountId);
+  const page = await platform.readModels.orderHistory(readHistoryQuery(account.id, query));
+  return toTable(
+    ORDER_HISTORY_COLUMNS,
+    page.rows.map((row) => orderHistoryView(platform, row)),
+    page.nextCursor,
+  );
+}
+
+export async function dealHistory(
+  platform: Platform,
+  userId: string,
+  accountId: number,
+  query: HistoryQueryInput,
+): Promise<Table> {
+  const account = owned(platform, userId, accountId);
+  const page = await platform.readModels.dealHistory(readHistoryQuery(account.id, query));
+  return toTable(
+    DEAL_COLUMNS,
+    page.rows.map((row) => dealView(platform, account, row)),
+    page.nextCursor,
+  );
+}
+
+export async function positionHistory(
+  platform: Platform,
+  userId: string,
+  accountId: number,
+  query: HistoryQueryInput,
+): Promise<Table> {
+  const account = owned(platform, userId, accountId);
+  const page = await platform.readModels.positionHistory(readHistoryQuery(account.id, query));
+  return toTable(
+    POSITION_HISTORY_COLUMNS,
+    page.rows.map((row) => positionHistoryView(platform, account, row)),
+    page.nextCursor,
+  );
+}
