@@ -43,6 +43,7 @@ import type {
 } from "./read-models.ts";
 import {
   POSTGRES_READ_MODELS_MIGRATION,
+  POSTGRES_READ_MODEL_TIME_INDEXES_MIGRATION,
   applyReadModels,
   postgresHistoryPage,
   postgresReadModelTexts,
@@ -137,6 +138,7 @@ const MIGRATIONS: readonly Migration[] = [
         ) WITH ORDINALITY AS event(value, ordinality);
     `,
   },
+  { version: 4, name: "read-model time indexes by time", sql: POSTGRES_READ_MODEL_TIME_INDEXES_MIGRATION },
 ];
 
 /** Journal records projected per transaction when open() catches the read models up. */

@@ -16,6 +16,7 @@ import {
   POSITION_COLUMNS,
   TABLES,
   fromSqlRow,
+  historyCondition,
   projectBatch,
   projectionKeys,
   resolveHistoryQuery,
@@ -132,6 +133,21 @@ export const POSTGRES_READ_MODELS_MIGRATION = `
   INSERT INTO {schema}.read_model_progress (singleton, sequence) VALUES (1, 0);
 `;
 
+/**
+ * Migration 4: the (account, time) indexes become (time, id) ones, which grow at their end only
+ * (see historyCondition in read-models.ts). Never edit once shipped: add a migration.
+ */
+export const POSTGRES_READ_MODEL_TIME_INDEXES_MIGRATION = `
+  DROP INDEX {schema}.order_history_account_time;
+  DROP INDEX {schema}.deal_history_account_time;
+  DROP INDEX {schema}.position_history_account_time;
+  DROP INDEX {schema}.balance_ledger_account_time;
+  CREATE INDEX order_history_time ON {schema}.order_history (created_at, id);
+  CREATE INDEX deal_history_time ON {schema}.deal_history (time, id);
+  CREATE INDEX position_history_time ON {schema}.position_history (open_time, id);
+  CREATE INDEX balance_ledger_time ON {schema}.balance_ledger (time, id);
+`;
+
 /** Columns that hold text; every other read-model column is a bigint. */
 const TEXT_COLUMNS = new Set([
   "symbol",
@@ -179,7 +195,7 @@ export function postgresReadModelTexts(schema: string): PostgresReadModelTexts {
   const history = (spec: (typeof TABLES)[keyof typeof TABLES]) => `
     SELECT coalesce(json_agg(t ORDER BY t.id), '[]'::json) AS rows FROM (
       SELECT * FROM ${table(spec.name)}
-      WHERE account_id = $1 AND id > $2 AND ${spec.timeColumn} >= $3 AND ${spec.timeColumn} < $4
+      WHERE ${historyCondition(spec, table(spec.name), { accountId: "$1", afterId: "$2", from: "$3", to: "$4" })}
         ${spec.hasSymbol ? "AND ($6::text IS NULL OR symbol = $6::text)" : ""}
       ORDER BY id LIMIT $5
     ) t`;

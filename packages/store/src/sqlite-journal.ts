@@ -40,7 +40,11 @@ import type {
   PositionHistoryRow,
   ReadModels,
 } from "./read-models.ts";
-import { SQLITE_READ_MODELS_MIGRATION, SqliteReadModelStatements } from "./sqlite-read-models.ts";
+import {
+  SQLITE_READ_MODELS_MIGRATION,
+  SQLITE_READ_MODEL_TIME_INDEXES_MIGRATION,
+  SqliteReadModelStatements,
+} from "./sqlite-read-models.ts";
 
 export interface SqliteJournalOptions {
   /** The database file, created if missing; ':memory:' for a journal that lives and dies with the process. */
@@ -115,6 +119,7 @@ const MIGRATIONS: readonly Migration[] = [
         ) AS event;
     `,
   },
+  { version: 4, name: "read-model time indexes by time", sql: SQLITE_READ_MODEL_TIME_INDEXES_MIGRATION },
 ];
 
 /** WAL pages (4 KiB each, SQLite's default page size) after which a commit checkpoints them: 64 MiB. */

@@ -15,6 +15,7 @@ import {
   POSITION_COLUMNS,
   TABLES,
   fromSqlRow,
+  historyCondition,
   projectBatch,
   projectionKeys,
   resolveHistoryQuery,
@@ -130,6 +131,21 @@ export const SQLITE_READ_MODELS_MIGRATION = `
   INSERT INTO read_model_progress (singleton, sequence) VALUES (1, 0);
 `;
 
+/**
+ * Migration 4: the (account, time) indexes become (time, id) ones, which grow at their end only
+ * (see historyCondition in read-models.ts). Never edit once shipped: add a migration.
+ */
+export const SQLITE_READ_MODEL_TIME_INDEXES_MIGRATION = `
+  DROP INDEX order_history_account_time;
+  DROP INDEX deal_history_account_time;
+  DROP INDEX position_history_account_time;
+  DROP INDEX balance_ledger_account_time;
+  CREATE INDEX order_history_time ON order_history (created_at, id);
+  CREATE INDEX deal_history_time ON deal_history (time, id);
+  CREATE INDEX position_history_time ON position_history (open_time, id);
+  CREATE INDEX balance_ledger_time ON balance_ledger (time, id);
+`;
+
 type Row = Record<string, unknown>;
 
 /** Rows one INSERT statement carries at most: one native call and one statement step for many rows. */
@@ -190,7 +206,7 @@ class BulkInsert {
 
 function historySql(table: TableSpec): string {
   return `SELECT * FROM ${table.name}
-    WHERE account_id = @accountId AND id > @afterId AND ${table.timeColumn} >= @from AND ${table.timeColumn} < @to
+    WHERE ${historyCondition(table, table.name, { accountId: "@accountId", afterId: "@afterId", from: "@from", to: "@to" })}
       ${table.hasSymbol ? "AND (@symbol IS NULL OR symbol = @symbol)" : ""}
     ORDER BY id LIMIT @fetch`;
 }

@@ -316,6 +316,29 @@ export function readModelsContract(factory: JournalStorageFactory): void {
       expect(ledger).toEqual({ rows: [], nextCursor: null });
     });
 
+    it("a time range in the middle of every history, paged, gives exactly the rows inside it", async () => {
+      const { journal, scenario } = await journalWithScenario();
+      const histories = [
+        [(query: HistoryQuery) => journal.orderHistory(query), (row: { createdAt: number }) => row.createdAt],
+        [(query: HistoryQuery) => journal.dealHistory(query), (row: { time: number }) => row.time],
+        [(query: HistoryQuery) => journal.positionHistory(query), (row: { openTime: number }) => row.openTime],
+        [(query: HistoryQuery) => journal.ledger(query), (row: { time: number }) => row.time],
+      ] as const;
+      for (const [fetch, timeOf] of histories) {
+        for (const accountId of [scenario.hedging, scenario.netting]) {
+          const every = (await allPages(fetch as never, { accountId, limit: MAX_HISTORY_LIMIT })).rows;
+          const times = [...new Set(every.map((row) => timeOf(row as never)))].sort((left, right) => left - right);
+          // Bounds on row times and between them, so both the inclusive and the exclusive end are exercised.
+          for (const from of [times[1] ?? 0, (times[1] ?? 0) + 1])
+            for (const to of [times.at(-2) ?? 0, (times.at(-2) ?? 0) + 1]) {
+              const inside = every.filter((row) => timeOf(row as never) >= from && timeOf(row as never) < to);
+              const paged = await allPages(fetch as never, { accountId, from, to, limit: 2 });
+              expect(paged.rows).toEqual(inside);
+            }
+        }
+      }
+    });
+
     it("refuses a limit out of bounds and a cursor it did not issue", async () => {
       const { journal, scenario } = await journalWithScenario();
       const accountId = scenario.hedging;
