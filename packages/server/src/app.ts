@@ -4,14 +4,17 @@
  * the OpenAPI 3.1 document at `/docs`.
  *
  * Every route declares how it is authorised in its config (`auth`): `public`, `user` (a Client API
- * JWT, the default, so a route that forgets is closed), `admin` (the back office token) or `apiKey`.
+ * JWT, the default, so a route that forgets is closed), `admin` (the back office token) or `apiKey`
+ * (an Automation API key, `Authorization: Bearer tk_live_...`, whose scope must reach the route's
+ * `apiKeyScope`: `full` when the route says nothing). Its `face` picks the error envelope: the Client
+ * API's `{error, message}` or the Automation API's `{success: false, error, code}`.
  * Every route is recorded in `app.routeRegistry`, which the authorization matrix test walks.
  */
 import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import { DuplicateError, NotFoundError, ValidationError } from "@bourse/store";
+import { DuplicateError, NotFoundError, ValidationError, type ApiKeyScope } from "@bourse/store";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -21,6 +24,7 @@ import Fastify, {
 } from "fastify";
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { ApiKeyService, isApiKeyFormat, type ApiKeyPrincipal } from "./api-keys.ts";
 import { tokenFromAuthorization, type AuthService, type Principal } from "./auth.ts";
 import { ApiError, ApiErrorCodes, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
@@ -35,9 +39,13 @@ declare module "fastify" {
   interface FastifyContextConfig {
     auth?: AuthMode;
     face?: Face;
+    /** `apiKey` routes: the least scope a key needs (default `full`). */
+    apiKeyScope?: ApiKeyScope;
   }
   interface FastifyRequest {
     principal: Principal | null;
+    /** `apiKey` routes: the key the request was authorised with (its user, account and scope). */
+    apiKey: ApiKeyPrincipal | null;
   }
   interface FastifyInstance {
     routeRegistry: RegisteredRoute[];
@@ -67,6 +75,28 @@ export interface BuildAppOptions {
   /** Route modules to register (server.ts passes the full set). */
   readonly routes: readonly RouteModule[];
   readonly context: ServerContext;
+  /** Serve `/docs` (default true; the dedicated Automation API listener serves nothing but its API). */
+  readonly docs?: boolean;
+  /** The envelope of unknown routes outside `/v1/api` (default `client`; the dedicated listener: `automation`). */
+  readonly notFoundFace?: Face;
+}
+
+const SCOPE_RANK: Readonly<Record<ApiKeyScope, number>> = { read: 0, trade: 1, full: 2 };
+
+/** `read` < `trade` < `full`: a key may call the routes that need its scope or less. */
+export function scopeAllows(scope: ApiKeyScope, needed: ApiKeyScope): boolean {
+  return SCOPE_RANK[scope] >= SCOPE_RANK[needed];
+}
+
+/** The statuses seed 003 lists (and 429); any other client error is answered as 400 with its code. */
+const AUTOMATION_STATUSES: ReadonlySet<number> = new Set([400, 401, 403, 404, 429, 500, 503]);
+
+function automationStatus(status: number): number {
+  return AUTOMATION_STATUSES.has(status) ? status : 400;
+}
+
+function isAutomationPath(url: string): boolean {
+  return url === "/v1/api" || url.startsWith("/v1/api/") || url.startsWith("/v1/api?");
 }
 
 function errorBody(code: ApiErrorCode | string, message: string): { error: string; message: string } {
@@ -143,6 +173,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
 
   app.decorate("routeRegistry", [] as RegisteredRoute[]);
   app.decorateRequest("principal", null);
+  app.decorateRequest("apiKey", null);
   app.addHook("onRoute", (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     if (route.url.startsWith("/docs")) {
@@ -168,7 +199,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         title: "Bourse API",
         version: "1.0.0",
         description: [
-          "The Client API (seeds 000, 001, 002) and the broker's admin API.",
+          "The Client API (seeds 000, 001, 002), the Automation API (seed 003, `/v1/api`) and the broker's admin API.",
           "",
           "Decimals (prices, lots, money) travel as JSON numbers with the instrument's or currency's digits;",
           "more decimals than that are refused, never rounded. Times are ISO 8601 UTC strings (inputs also",
@@ -187,11 +218,16 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
             description: "The token from signup or login, as `<JWT>` (seed 000) or `Bearer <JWT>`",
           },
           admin: { type: "http", scheme: "bearer", description: "BOURSE_ADMIN_TOKEN" },
+          apiKey: {
+            type: "http",
+            scheme: "bearer",
+            description: "Automation API: an API key from `PUT /api/v1/api-keys`, `Bearer tk_live_...`",
+          },
         },
       },
     },
   });
-  await app.register(swaggerUi, { routePrefix: "/docs" });
+  if (options.docs !== false) await app.register(swaggerUi, { routePrefix: "/docs" });
 
   await app.register(rateLimit, {
     global: true,
@@ -209,7 +245,26 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   app.addHook("onRequest", async (request: FastifyRequest) => {
     if (request.is404) return;
     const mode = request.routeOptions.config.auth ?? "user";
-    if (mode === "public" || mode === "apiKey") return;
+    if (mode === "public") return;
+    if (mode === "apiKey") {
+      // Seed 003: 401 without the header, 403 for a key that is not one (malformed, unknown, revoked,
+      // rotated away) or whose scope is too small, 503 while the engine is not ready.
+      const token = tokenFromAuthorization(request.headers.authorization);
+      if (token === null) throw new ApiError("UNAUTHORIZED", "Missing authorization header");
+      if (!isApiKeyFormat(token)) throw new ApiError("INVALID_API_KEY");
+      if (!platform.ready)
+        throw new ApiError("ENGINE_UNAVAILABLE", "Not connected to the trading server: try again shortly");
+      const result = await ApiKeyService.for(platform).authenticate(token);
+      if (!result.ok) throw new ApiError("INVALID_API_KEY");
+      const needed = request.routeOptions.config.apiKeyScope ?? "full";
+      if (!scopeAllows(result.scope, needed))
+        throw new ApiError(
+          "INSUFFICIENT_SCOPE",
+          `This request needs an API key with scope ${needed} (this key: ${result.scope})`,
+        );
+      request.apiKey = { key: result.key, userId: result.userId, accountId: result.accountId, scope: result.scope };
+      return;
+    }
     if (mode === "admin") {
       const token = tokenFromAuthorization(request.headers.authorization);
       if (token === null || !sameSecret(token, config.adminToken))
@@ -225,13 +280,19 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     const apiError = toApiError(error);
     if (apiError.code === "INTERNAL_ERROR") request.log.error({ err: error }, "unexpected error");
     for (const [name, value] of Object.entries(apiError.headers)) void reply.header(name, value);
+    if (request.routeOptions.config?.face === "automation" || isAutomationPath(request.url))
+      return reply
+        .status(automationStatus(apiError.statusCode))
+        .send({ success: false, error: apiError.message, code: apiError.code });
     return reply.status(apiError.statusCode).send(errorBody(apiError.code, apiError.message));
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply
-      .status(ApiErrorCodes.ROUTE_NOT_FOUND.status)
-      .send(errorBody("ROUTE_NOT_FOUND", `No route ${request.method} ${request.url.split("?")[0]}`)),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const message = `No route ${request.method} ${request.url.split("?")[0]}`;
+    const status = ApiErrorCodes.ROUTE_NOT_FOUND.status;
+    if (options.notFoundFace === "automation" || isAutomationPath(request.url))
+      return reply.status(status).send({ success: false, error: message, code: "ROUTE_NOT_FOUND" });
+    return reply.status(status).send(errorBody("ROUTE_NOT_FOUND", message));
+  });
 
   for (const register of options.routes) await register(app, options.context);
   return app;

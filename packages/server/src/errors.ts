@@ -90,6 +90,8 @@ export const ApiErrorCodes = {
   },
   EMAIL_TAKEN: { status: HttpStatus.CONFLICT, message: "A user with this email already exists" },
   FORBIDDEN: { status: HttpStatus.FORBIDDEN, message: "Not allowed to access this resource" },
+  INVALID_API_KEY: { status: HttpStatus.FORBIDDEN, message: "Invalid API key" },
+  INSUFFICIENT_SCOPE: { status: HttpStatus.FORBIDDEN, message: "The API key's scope does not allow this request" },
   // Engine
   ENGINE_UNAVAILABLE: {
     status: HttpStatus.SERVICE_UNAVAILABLE,

@@ -24,6 +24,7 @@ import { AlertEngine } from "./alert-engine.ts";
 import { NotificationService } from "./notifications.ts";
 import { alertRoutes } from "./routes/alerts.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
+import { AUTOMATION_ROUTE_MODULES, automationRoutes } from "./routes/automation.ts";
 import { notificationRoutes } from "./routes/notifications.ts";
 import { scriptRoutes } from "./routes/scripts.ts";
 import { settingsRoutes } from "./routes/settings.ts";
@@ -43,6 +44,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   alertRoutes,
   notificationRoutes,
   apiKeyRoutes,
+  automationRoutes,
 ];
 
 export interface CreateServerOptions {
@@ -56,11 +58,16 @@ export interface CreateServerOptions {
 
 export interface BourseServer {
   readonly app: App;
+  /** The dedicated Automation API listener's app (`automation.port`), or null when not configured. */
+  readonly automationApp: App | null;
   readonly platform: Platform;
   readonly context: ServerContext;
   /** Recovers the engine and starts the feed (without listening: tests use `app.inject`). */
   start(): Promise<void>;
-  /** Listens, then starts; resolves with the address once the engine is ready. */
+  /**
+   * Listens (and on `automation.port` too, when set), then starts; resolves with the main address once the
+   * engine is ready.
+   */
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -74,6 +81,17 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
   });
   const context: ServerContext = { platform, auth: new AuthService(platform), metrics: new Metrics() };
   const app = await buildApp({ routes: ROUTE_MODULES, context, logger: options.httpLog });
+  // Seed 003's custom port: the Automation API alone, on the same platform.
+  const automationApp =
+    options.config.automationPort === null
+      ? null
+      : await buildApp({
+          routes: AUTOMATION_ROUTE_MODULES,
+          context,
+          logger: options.httpLog,
+          docs: false,
+          notFoundFace: "automation",
+        });
   let started = false;
   const start = async (): Promise<void> => {
     if (started) return;
@@ -88,15 +106,19 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
   };
   return {
     app,
+    automationApp,
     platform,
     context,
     start,
     async listen() {
       const address = await app.listen({ port: options.config.port, host: options.config.host });
+      if (automationApp)
+        await automationApp.listen({ port: options.config.automationPort!, host: options.config.host });
       await start();
       return address;
     },
     async close() {
+      if (automationApp) await automationApp.close();
       await app.close();
       await platform.close();
     },

@@ -120,3 +120,24 @@ export async function settle(server: BourseServer): Promise<void> {
 export function tableObjects(table: { structure: string[]; rows: unknown[][] }): Record<string, unknown>[] {
   return table.rows.map((row) => Object.fromEntries(table.structure.map((column, index) => [column, row[index]])));
 }
+
+/** Creates an API key for the user's account through the Client API; returns its id and the whole key. */
+export async function createApiKey(
+  server: BourseServer,
+  user: { token: string; login: number },
+  scope: "read" | "trade" | "full",
+  accountId: number = user.login,
+): Promise<{ id: string; key: string }> {
+  const response = await call(server, "PUT", "/api/v1/api-keys", {
+    token: user.token,
+    body: { name: `${scope} bot`, accountId, scope },
+  });
+  if (response.status !== 200)
+    throw new Error(`api key creation failed: ${response.status} ${JSON.stringify(response.body)}`);
+  return { id: response.body.data.id as string, key: response.body.data.key as string };
+}
+
+/** Calls the Automation API with an API key (`Authorization: Bearer <key>`; null: no header). */
+export function automation(server: BourseServer, method: string, url: string, key: string | null, body?: unknown) {
+  return call(server, method, url, { token: key === null ? null : `Bearer ${key}`, body });
+}

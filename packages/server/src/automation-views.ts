@@ -1,0 +1,422 @@
+/**
+ * What the Automation API (seed 003) shows: its own field names (ticket, type "buy"/"sell", order types
+ * 2-5 with their MetaTrader meaning, volume in lots), built from the Client API's views where the fields
+ * are the same (trading-views.ts, views.ts), so a number is converted once, in one place (wire.ts).
+ *
+ * Envelope: `{"success": true, "data": ...}` or `{"success": false, "error": "<message>", "code": "<CODE>"}`:
+ * `error` is the message for people, as seed 003's example (`"Insufficient margin"`), and `code` the
+ * stable code of the error registry (errors.ts) that programs switch on.
+ */
+import {
+  currencyDigits,
+  isSessionOpen,
+  toDecimalNumber,
+  type Account,
+  type Deal,
+  type InstrumentSpec,
+  type Order,
+  type Position,
+} from "@bourse/core";
+import type { LedgerRow } from "@bourse/store";
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { nextSessionChange, weekSessionsView } from "./market-data.ts";
+import type { Platform } from "./platform.ts";
+import { positionView } from "./trading-views.ts";
+import { accountView } from "./views.ts";
+import { lotsToWire, moneyToWire, optionalPriceToWire, optionalTimeToWire, priceToWire, timeToWire } from "./wire.ts";
+
+const Nullable = <Schema extends TSchema>(schema: Schema, description?: string) =>
+  Type.Union([schema, Type.Null()], description === undefined ? {} : { description });
+const Time = Type.String({ format: "date-time" });
+
+// ---------------------------------------------------------------------------------------------
+// Envelope
+
+export function Success<Schema extends TSchema>(schema: Schema) {
+  return Type.Object({ success: Type.Literal(true), data: schema });
+}
+
+export const AutomationErrorSchema = Type.Object(
+  {
+    success: Type.Literal(false),
+    error: Type.String({ description: "What went wrong, for people (seed 003: e.g. `Insufficient margin`)" }),
+    code: Type.String({ description: "The stable code of the error registry (e.g. `NO_MONEY`), for programs" }),
+  },
+  { description: "An Automation API error" },
+);
+export type AutomationError = Static<typeof AutomationErrorSchema>;
+
+/** The error statuses every Automation API route can answer (seed 003's table, plus 429). */
+export const automationErrors = {
+  400: AutomationErrorSchema,
+  401: AutomationErrorSchema,
+  403: AutomationErrorSchema,
+  404: AutomationErrorSchema,
+  429: AutomationErrorSchema,
+  503: AutomationErrorSchema,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Order types (seed 003, MetaTrader's ORDER_TYPE_*)
+
+export const ORDER_TYPE = {
+  BUY: 0,
+  SELL: 1,
+  BUY_LIMIT: 2,
+  SELL_LIMIT: 3,
+  BUY_STOP: 4,
+  SELL_STOP: 5,
+  /** Placed through the Client API only; MetaTrader 5's numbers. */
+  BUY_STOP_LIMIT: 6,
+  SELL_STOP_LIMIT: 7,
+} as const;
+
+/** The pending types POST /v1/api/order takes: 2 Buy Limit, 3 Sell Limit, 4 Buy Stop, 5 Sell Stop. */
+export const PENDING_TYPES: Readonly<Record<number, { side: "BUY" | "SELL"; type: "LIMIT" | "STOP" }>> = {
+  2: { side: "BUY", type: "LIMIT" },
+  3: { side: "SELL", type: "LIMIT" },
+  4: { side: "BUY", type: "STOP" },
+  5: { side: "SELL", type: "STOP" },
+};
+
+export function orderTypeCode(side: "BUY" | "SELL", type: Order["type"]): number {
+  const buy = side === "BUY";
+  switch (type) {
+    case "MARKET":
+      return buy ? ORDER_TYPE.BUY : ORDER_TYPE.SELL;
+    case "LIMIT":
+      return buy ? ORDER_TYPE.BUY_LIMIT : ORDER_TYPE.SELL_LIMIT;
+    case "STOP":
+      return buy ? ORDER_TYPE.BUY_STOP : ORDER_TYPE.SELL_STOP;
+    case "STOP_LIMIT":
+      return buy ? ORDER_TYPE.BUY_STOP_LIMIT : ORDER_TYPE.SELL_STOP_LIMIT;
+  }
+}
+
+const sideName = (side: "BUY" | "SELL") => (side === "BUY" ? ("buy" as const) : ("sell" as const));
+const SideSchema = Type.Union([Type.Literal("buy"), Type.Literal("sell")]);
+
+// ---------------------------------------------------------------------------------------------
+// Account
+
+export const AutomationAccountSchema = Type.Object({
+  login: Type.Integer({ description: "The account's number (its id)" }),
+  currency: Type.String(),
+  leverage: Type.Integer({ description: "1:leverage" }),
+  mode: Type.Union([Type.Literal("hedging"), Type.Literal("netting")]),
+  balance: Type.Number(),
+  credit: Type.Number(),
+  equity: Type.Number({ description: "balance + credit + floating profit (swaps included)" }),
+  margin: Type.Number(),
+  freeMargin: Type.Number(),
+  marginLevel: Nullable(Type.Number(), "Percent, 2 decimals; null without margin in use"),
+  profit: Type.Number({ description: "Floating profit of the open positions, swaps included" }),
+});
+export type AutomationAccount = Static<typeof AutomationAccountSchema>;
+
+export function automationAccountView(platform: Platform, account: Account): AutomationAccount {
+  const view = accountView(platform, account);
+  return {
+    login: view.login,
+    currency: view.currency,
+    leverage: view.leverage,
+    mode: view.mode === "HEDGING" ? "hedging" : "netting",
+    balance: view.balance,
+    credit: view.credit,
+    equity: view.equity,
+    margin: view.margin,
+    freeMargin: view.freeMargin,
+    marginLevel: view.marginLevel,
+    profit: view.profit,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Positions
+
+export const AutomationPositionSchema = Type.Object({
+  ticket: Type.Integer({ description: "The position's ticket" }),
+  symbol: Type.String(),
+  type: SideSchema,
+  volume: Type.Number({ description: "Lots open" }),
+  openPrice: Type.Number({ description: "Volume-weighted open price" }),
+  currentPrice: Nullable(Type.Number(), "The price it would close at: bid for buy, ask for sell"),
+  sl: Nullable(Type.Number()),
+  tp: Nullable(Type.Number()),
+  profit: Type.Number({ description: "Floating profit at currentPrice, account currency (swap apart)" }),
+  swap: Type.Number({ description: "Swap accrued, account currency" }),
+  commission: Type.Number({ description: "Commission charged on opening, account currency" }),
+  openTime: Time,
+  comment: Type.String(),
+  magic: Type.Integer(),
+});
+export type AutomationPosition = Static<typeof AutomationPositionSchema>;
+
+export function automationPositionView(
+  platform: Platform,
+  account: Account,
+  position: Readonly<Position>,
+): AutomationPosition {
+  const view = positionView(platform, account, position);
+  return {
+    ticket: view.id,
+    symbol: view.symbol,
+    type: sideName(view.side),
+    volume: view.volume,
+    openPrice: view.openPrice,
+    currentPrice: view.currentPrice,
+    sl: view.sl,
+    tp: view.tp,
+    profit: view.profit,
+    swap: view.swap,
+    commission: view.commission,
+    openTime: view.openTime,
+    comment: view.comment,
+    magic: view.magic,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders
+
+const OrderStatusSchema = Type.Union(
+  ["placed", "partially_filled", "filled", "cancelled", "expired", "rejected"].map((value) => Type.Literal(value)),
+);
+
+export const AutomationOrderSchema = Type.Object({
+  ticket: Type.Integer({ description: "The order's ticket" }),
+  symbol: Type.String(),
+  type: Type.Integer({
+    minimum: 0,
+    maximum: 7,
+    description:
+      "0 Buy, 1 Sell, 2 Buy Limit, 3 Sell Limit, 4 Buy Stop, 5 Sell Stop (6 Buy Stop Limit, 7 Sell Stop Limit: " +
+      "placed through the Client API)",
+  }),
+  volume: Type.Number({ description: "Lots" }),
+  filledVolume: Type.Number({ description: "Lots filled so far" }),
+  price: Nullable(Type.Number(), "The limit or stop price"),
+  stopLimitPrice: Nullable(Type.Number(), "Types 6 and 7: the limit price placed once the stop is reached"),
+  currentPrice: Nullable(Type.Number(), "The price the order triggers on: ask for buy types, bid for sell types"),
+  sl: Nullable(Type.Number()),
+  tp: Nullable(Type.Number()),
+  expiration: Nullable(Time, "null: good till cancelled"),
+  status: OrderStatusSchema,
+  openTime: Time,
+  comment: Type.String(),
+  magic: Type.Integer(),
+});
+export type AutomationOrder = Static<typeof AutomationOrderSchema>;
+
+export function automationOrderView(platform: Platform, order: Readonly<Order>): AutomationOrder {
+  const instrument = platform.instrument(order.symbol);
+  const price = (points: number | null) => optionalPriceToWire(points, instrument);
+  const quote = platform.engine.quote(order.symbol);
+  const current = quote ? (order.side === "BUY" ? quote.ask : quote.bid) : null;
+  return {
+    ticket: order.id,
+    symbol: order.symbol,
+    type: orderTypeCode(order.side, order.type),
+    volume: lotsToWire(order.volume, instrument),
+    filledVolume: lotsToWire(order.filledVolume, instrument),
+    price: price(order.price),
+    stopLimitPrice: price(order.stopLimitPrice),
+    currentPrice: price(current),
+    sl: price(order.sl),
+    tp: price(order.tp),
+    expiration: optionalTimeToWire(order.expiration),
+    status: order.status.toLowerCase() as AutomationOrder["status"],
+    openTime: timeToWire(order.createdAt),
+    comment: order.comment,
+    magic: order.magic,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// History: deals and balance operations
+
+export const AutomationDealSchema = Type.Object({
+  ticket: Type.Integer({ description: "The deal's ticket" }),
+  order: Type.Integer({ description: "The order that made it" }),
+  position: Type.Integer({ description: "The position it opened, changed or closed" }),
+  symbol: Type.String(),
+  type: SideSchema,
+  entry: Type.Union([Type.Literal("in"), Type.Literal("out")], {
+    description: "in opens or increases a position, out decreases or closes it",
+  }),
+  volume: Type.Number({ description: "Lots" }),
+  price: Type.Number(),
+  profit: Type.Number({ description: "Realised profit (out deals), account currency" }),
+  commission: Type.Number({ description: "Commission charged, account currency" }),
+  swap: Type.Number({ description: "Swap realised, account currency" }),
+  reason: Type.Union(
+    ["client", "stop_loss", "take_profit", "stop_out"].map((value) => Type.Literal(value)),
+    { description: "client, or the server for a stop loss, take profit or stop-out" },
+  ),
+  time: Time,
+});
+export type AutomationDeal = Static<typeof AutomationDealSchema>;
+
+export function automationDealView(platform: Platform, account: Account, deal: Deal): AutomationDeal {
+  const instrument = platform.instrument(deal.symbol);
+  const money = (value: number) => moneyToWire(value, account.currency);
+  return {
+    ticket: deal.id,
+    order: deal.orderId,
+    position: deal.positionId,
+    symbol: deal.symbol,
+    type: sideName(deal.side),
+    entry: deal.entry === "IN" ? "in" : "out",
+    volume: lotsToWire(deal.volume, instrument),
+    price: priceToWire(deal.price, instrument),
+    profit: money(deal.profit),
+    commission: money(deal.commission),
+    swap: money(deal.swap),
+    reason: deal.reason.toLowerCase() as AutomationDeal["reason"],
+    time: timeToWire(deal.time),
+  };
+}
+
+/** Ledger kinds that are balance operations (the others are parts of deals, shown with the deals). */
+export const BALANCE_OPERATION_KINDS: ReadonlySet<string> = new Set(["DEPOSIT", "WITHDRAWAL", "CREDIT", "CORRECTION"]);
+
+export const AutomationOperationSchema = Type.Object({
+  ticket: Type.Integer({ description: "The ledger row's id: unique, increasing in the order of the operations" }),
+  type: Type.Union(["deposit", "withdrawal", "credit", "correction"].map((value) => Type.Literal(value))),
+  amount: Type.Number({ description: "Signed change of the balance (of the credit for credit), account currency" }),
+  balance: Type.Number({ description: "The balance after the operation" }),
+  credit: Type.Number({ description: "The credit after the operation" }),
+  comment: Type.String(),
+  time: Time,
+});
+export type AutomationOperation = Static<typeof AutomationOperationSchema>;
+
+export function automationOperationView(account: Account, row: LedgerRow): AutomationOperation {
+  const money = (value: number) => moneyToWire(value, account.currency);
+  return {
+    ticket: row.id,
+    type: row.kind.toLowerCase() as AutomationOperation["type"],
+    amount: money(row.amount),
+    balance: money(row.balanceAfter),
+    credit: money(row.creditAfter),
+    comment: row.comment,
+    time: timeToWire(row.time),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Market data
+
+const StatusSchema = Type.Union(
+  ["open", "close_only", "closed", "disabled"].map((value) => Type.Literal(value)),
+  { description: "open: trading now; close_only: closing only; closed: outside the session; disabled" },
+);
+type SymbolStatus = Static<typeof StatusSchema>;
+
+export function symbolStatus(instrument: InstrumentSpec, now: number): SymbolStatus {
+  if (instrument.tradeMode === "DISABLED") return "disabled";
+  if (!isSessionOpen(instrument.sessions, now)) return "closed";
+  return instrument.tradeMode === "CLOSE_ONLY" ? "close_only" : "open";
+}
+
+export const AutomationSymbolSchema = Type.Object({
+  symbol: Type.String(),
+  description: Type.String(),
+  assetClass: Type.String(),
+  digits: Type.Integer(),
+  bid: Nullable(Type.Number(), "null before the first quote"),
+  ask: Nullable(Type.Number()),
+  status: StatusSchema,
+});
+export type AutomationSymbol = Static<typeof AutomationSymbolSchema>;
+
+export function automationSymbolView(platform: Platform, instrument: InstrumentSpec, now: number): AutomationSymbol {
+  const quote = platform.engine.quote(instrument.symbol);
+  return {
+    symbol: instrument.symbol,
+    description: instrument.description,
+    assetClass: instrument.assetClass,
+    digits: instrument.digits,
+    bid: quote ? priceToWire(quote.bid, instrument) : null,
+    ask: quote ? priceToWire(quote.ask, instrument) : null,
+    status: symbolStatus(instrument, now),
+  };
+}
+
+export const AutomationSpecificationSchema = Type.Object({
+  symbol: Type.String(),
+  description: Type.String(),
+  assetClass: Type.String(),
+  digits: Type.Integer({ description: "Price decimals" }),
+  point: Type.Number({ description: "The smallest price change, 10^-digits" }),
+  contractSize: Type.Number({ description: "Units of the base asset in one lot" }),
+  volumeMin: Type.Number({ description: "Lots" }),
+  volumeMax: Type.Number({ description: "Lots" }),
+  volumeStep: Type.Number({ description: "Lots" }),
+  baseCurrency: Type.String(),
+  quoteCurrency: Type.String(),
+  marginCurrency: Type.String(),
+  profitCurrency: Type.String(),
+  marginMode: Type.String({ description: "FOREX, CFD or CFD_LEVERAGE (MetaTrader 5's calculation modes)" }),
+  marginRate: Type.Number({ description: "Initial margin rate in percent" }),
+  tradeMode: Type.String({ description: "FULL, CLOSE_ONLY or DISABLED" }),
+  status: StatusSchema,
+  nextChange: Nullable(Time, "When the session next opens or closes; null: never"),
+  sessions: Type.Array(Type.Object({ day: Type.String(), intervals: Type.Array(Type.String()) }), {
+    description: "Sunday first; UTC intervals HH:MM-HH:MM",
+  }),
+  stopsLevel: Type.Integer({
+    description: "Points: the minimal distance of pending prices, SL and TP from the market",
+  }),
+  swapLong: Type.Number({ description: "Points per lot per day (negative: charged)" }),
+  swapShort: Type.Number({ description: "Points per lot per day (negative: charged)" }),
+  commission: Type.Number({ description: "Per lot per deal side, in commissionCurrency" }),
+  commissionCurrency: Type.String(),
+});
+export type AutomationSpecification = Static<typeof AutomationSpecificationSchema>;
+
+export function automationSpecificationView(instrument: InstrumentSpec, now: number): AutomationSpecification {
+  return {
+    symbol: instrument.symbol,
+    description: instrument.description,
+    assetClass: instrument.assetClass,
+    digits: instrument.digits,
+    point: toDecimalNumber(1, instrument.digits),
+    contractSize: instrument.contractSize,
+    volumeMin: lotsToWire(instrument.volumeMin, instrument),
+    volumeMax: lotsToWire(instrument.volumeMax, instrument),
+    volumeStep: lotsToWire(instrument.volumeStep, instrument),
+    baseCurrency: instrument.baseCurrency,
+    quoteCurrency: instrument.quoteCurrency,
+    marginCurrency: instrument.marginCurrency,
+    profitCurrency: instrument.profitCurrency,
+    marginMode: instrument.marginMode,
+    marginRate: toDecimalNumber(instrument.marginRatePpm, 4),
+    tradeMode: instrument.tradeMode,
+    status: symbolStatus(instrument, now),
+    nextChange: optionalTimeToWire(nextSessionChange(instrument.sessions, now)),
+    sessions: weekSessionsView(instrument.sessions),
+    stopsLevel: instrument.stopsLevelPoints,
+    swapLong: toDecimalNumber(instrument.swapLongMilliPoints, 3),
+    swapShort: toDecimalNumber(instrument.swapShortMilliPoints, 3),
+    commission: toDecimalNumber(instrument.commissionPerLot, currencyDigits(instrument.commissionCurrency)),
+    commissionCurrency: instrument.commissionCurrency,
+  };
+}
+
+export const AutomationQuoteSchema = Type.Object({
+  symbol: Type.String(),
+  bid: Type.Number(),
+  ask: Type.Number(),
+  spread: Type.Integer({ description: "ask − bid in points (MetaTrader's spread)" }),
+  time: Time,
+});
+
+export const AutomationCandleSchema = Type.Object({
+  time: Type.String({ format: "date-time", description: "The bar's open time (UTC)" }),
+  open: Type.Number(),
+  high: Type.Number(),
+  low: Type.Number(),
+  close: Type.Number(),
+  tickVolume: Type.Integer({ description: "Ticks in the bar" }),
+});

@@ -1,0 +1,964 @@
+/**
+ * The Automation API (seed 003, API.md "Automation API", DESIGN.md section 5): the REST API traders'
+ * bots call with an API key, `Authorization: Bearer tk_live_...`, under `/v1/api`, on the main listener
+ * and, when `automation.port` is set, on a dedicated listener that serves nothing else.
+ *
+ * - Auth (app.ts): 401 without the header; 403 for a malformed, unknown, revoked or rotated-away key
+ *   (INVALID_API_KEY) or a scope too small (INSUFFICIENT_SCOPE); 503 while the engine is not ready.
+ *   Scopes: `read` calls the GETs; `trade` the GETs and trading; `full` everything (today the same
+ *   routes as `trade`: every route is a read or a trading action).
+ * - A key is bound to one account: every route acts on it alone. A ticket of another account is the same
+ *   404 as a ticket that does not exist.
+ * - Per-key rate limit: `automation.rateLimitPerSecond` (default 100) requests per key per one-second
+ *   window, counted across both listeners; every answer carries `RateLimit-Limit`, `RateLimit-Remaining`,
+ *   `RateLimit-Reset` (seconds), and a 429 also `Retry-After`. Independent of the Client API's per-user
+ *   limit and of other keys.
+ * - Envelope: `{"success":true,"data":...}`; errors `{"success":false,"error":"<message>","code":"<CODE>"}`
+ *   with seed 003's statuses 400, 401, 403, 404, 429, 503 (a registry code whose own status is another,
+ *   such as 409 ORDER_NOT_MODIFIABLE, is answered as 400 with its code).
+ *
+ * Units and choices where seed 003 is silent: prices and lots are JSON numbers with the instrument's
+ * digits (more decimals are refused, never rounded), money with the currency's digits, times ISO 8601 UTC
+ * (inputs also take epoch milliseconds). `deviation` is in points, as in MetaTrader: the market order is
+ * bounded to `deviation` points from the price quoted when it arrives. `sl`/`tp` 0 or null mean none.
+ */
+import {
+  Rounding,
+  divideRounded,
+  type Account,
+  type CommandSuccess,
+  type Deal,
+  type EngineEvent,
+  type InstrumentSpec,
+  type Order,
+  type Position,
+} from "@bourse/core";
+import { MAX_HISTORY_LIMIT, type LedgerRow } from "@bourse/store";
+import { Type } from "@sinclair/typebox";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { RouteModule } from "../app.ts";
+import {
+  AutomationAccountSchema,
+  AutomationCandleSchema,
+  AutomationDealSchema,
+  AutomationOperationSchema,
+  AutomationOrderSchema,
+  AutomationPositionSchema,
+  AutomationQuoteSchema,
+  AutomationSpecificationSchema,
+  AutomationSymbolSchema,
+  BALANCE_OPERATION_KINDS,
+  PENDING_TYPES,
+  Success,
+  automationAccountView,
+  automationDealView,
+  automationErrors,
+  automationOperationView,
+  automationOrderView,
+  automationPositionView,
+  automationSpecificationView,
+  automationSymbolView,
+} from "../automation-views.ts";
+import { ApiError } from "../errors.ts";
+import { CANDLE_TIMEFRAMES, MAX_CANDLES_PER_QUERY, marketDataOf, type CandleTimeframe } from "../market-data.ts";
+import type { Platform } from "../platform.ts";
+import { Closed, Decimal, TimeInput } from "../schemas.ts";
+import {
+  lotsFromWire,
+  lotsToWire,
+  moneyToWire,
+  priceFromWire,
+  priceToWire,
+  timeFromWire,
+  timeToWire,
+} from "../wire.ts";
+
+// ---------------------------------------------------------------------------------------------
+// The per-key rate limit
+
+export interface RateLimitState {
+  readonly limit: number;
+  readonly remaining: number;
+  /** Seconds until the window resets (rounded up). */
+  readonly resetSeconds: number;
+  readonly exceeded: boolean;
+}
+
+/** Windows remembered at most; past this, expired ones are dropped, then the oldest (a fresh window). */
+const MAX_RATE_WINDOWS = 10_000;
+
+/**
+ * A fixed one-second window per API key, like @fastify/rate-limit's local store, but one per platform:
+ * the main and the dedicated listener count the same key together, and every route of the API shares
+ * the key's budget (the plugin's per-route configuration keeps one counter per route).
+ */
+export class AutomationRateLimiter {
+  private readonly windows = new Map<string, { start: number; count: number }>();
+
+  constructor(
+    readonly limit: number,
+    readonly windowMs = 1000,
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  hit(keyId: string): RateLimitState {
+    const now = this.now();
+    let window = this.windows.get(keyId);
+    if (!window || now - window.start >= this.windowMs || now < window.start) {
+      if (window) this.windows.delete(keyId);
+      window = { start: now, count: 0 };
+      this.windows.set(keyId, window);
+      if (this.windows.size > MAX_RATE_WINDOWS) this.forget(now);
+    }
+    window.count += 1;
+    return {
+      limit: this.limit,
+      remaining: Math.max(0, this.limit - window.count),
+      resetSeconds: Math.max(1, Math.ceil((window.start + this.windowMs - now) / 1000)),
+      exceeded: window.count > this.limit,
+    };
+  }
+
+  private forget(now: number): void {
+    for (const [key, window] of this.windows) if (now - window.start >= this.windowMs) this.windows.delete(key);
+    while (this.windows.size > MAX_RATE_WINDOWS) this.windows.delete(this.windows.keys().next().value!);
+  }
+}
+
+const limiters = new WeakMap<Platform, AutomationRateLimiter>();
+
+/** The platform's one limiter (both listeners share it). */
+export function automationRateLimiterOf(platform: Platform): AutomationRateLimiter {
+  let limiter = limiters.get(platform);
+  if (!limiter)
+    limiters.set(platform, (limiter = new AutomationRateLimiter(platform.config.automationRateLimitPerSecond)));
+  return limiter;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request shapes
+
+const TicketParams = Closed({ ticket: Type.String({ pattern: "^[0-9]{1,15}$", description: "A ticket number" }) });
+const SymbolText = Type.String({
+  minLength: 1,
+  maxLength: 32,
+  pattern: "^[A-Za-z0-9._#-]+$",
+  description: "e.g. EURUSD",
+});
+const SymbolParams = Closed({ symbol: SymbolText });
+const SymbolFilter = Closed({ symbol: Type.Optional(SymbolText) });
+const NoQuery = Closed({});
+
+const Stop = (what: string) =>
+  Type.Optional(Type.Union([Decimal, Type.Null()], { description: `${what}; 0 or null for none` }));
+const Comment = Type.Optional(Type.String({ maxLength: 64 }));
+const Magic = Type.Optional(
+  Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: "The bot's own number (Expert ID)" }),
+);
+const Expiration = Type.Optional(
+  Type.Union([TimeInput, Type.Null()], {
+    description: "ISO 8601 with a zone or epoch milliseconds; null or omitted: good till cancelled",
+  }),
+);
+
+const TradeBody = Closed({
+  symbol: SymbolText,
+  action: Type.Union([Type.Literal("buy"), Type.Literal("sell")], { description: "buy at the ask, sell at the bid" }),
+  volume: Type.Union([Decimal], { description: "Lots" }),
+  sl: Stop("Stop loss price"),
+  tp: Stop("Take profit price"),
+  deviation: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: 1_000_000,
+      description: "Largest slippage in points from the price quoted when the order arrives (MetaTrader's deviation)",
+    }),
+  ),
+  comment: Comment,
+  magic: Magic,
+});
+
+const PendingBody = Closed({
+  symbol: SymbolText,
+  type: Type.Integer({ minimum: 2, maximum: 5, description: "2 Buy Limit, 3 Sell Limit, 4 Buy Stop, 5 Sell Stop" }),
+  volume: Type.Union([Decimal], { description: "Lots" }),
+  price: Type.Union([Decimal], { description: "The limit or stop price" }),
+  sl: Stop("Stop loss price"),
+  tp: Stop("Take profit price"),
+  expiration: Expiration,
+  comment: Comment,
+  magic: Magic,
+});
+
+const ModifyOrderBody = Closed({
+  price: Type.Optional(Decimal),
+  sl: Stop("Stop loss price"),
+  tp: Stop("Take profit price"),
+  expiration: Expiration,
+});
+
+const ModifyPositionBody = Closed({ sl: Stop("Stop loss price"), tp: Stop("Take profit price") });
+
+const ClosePositionBody = Closed({
+  volume: Type.Optional(Type.Union([Decimal], { description: "Lots to close; the whole position when omitted" })),
+  comment: Comment,
+});
+
+const CloseAllBody = Closed({
+  symbol: Type.Optional(Type.Union([SymbolText], { description: "Only the positions of this symbol" })),
+});
+
+const HistoryQuery = Closed({
+  from: Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: "Inclusive: ISO 8601 or epoch ms" })),
+  to: Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: "Exclusive: ISO 8601 or epoch ms" })),
+  limit: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: MAX_HISTORY_LIMIT, default: 100, description: "Rows per list, at most 1,000" }),
+  ),
+});
+
+const DEFAULT_CANDLE_COUNT = 100;
+const CandlesQuery = Closed({
+  timeframe: Type.Optional(
+    Type.Union(
+      CANDLE_TIMEFRAMES.map((timeframe) => Type.Literal(timeframe)),
+      { description: "M1 M5 M15 M30 H1 H4 D1 W1 MN1 (default H1)" },
+    ),
+  ),
+  count: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: MAX_CANDLES_PER_QUERY,
+      default: DEFAULT_CANDLE_COUNT,
+      description: `The latest bars, 1 to ${MAX_CANDLES_PER_QUERY} (default ${DEFAULT_CANDLE_COUNT})`,
+    }),
+  ),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+
+const TradeResult = Type.Object({
+  ticket: Type.Integer({
+    description: "The position the order opened (or, netting, changed): use it to close or modify",
+  }),
+  order: Type.Integer({ description: "The market order's ticket" }),
+  deal: Type.Integer({ description: "The (last) deal's ticket" }),
+  price: Type.Number({ description: "The fill price (volume-weighted when the order walked the book)" }),
+  volume: Type.Number({ description: "Lots filled" }),
+});
+
+const CloseResult = Type.Object({
+  ticket: Type.Integer({ description: "The position" }),
+  order: Type.Integer({ description: "The closing order" }),
+  volume: Type.Number({ description: "Lots closed" }),
+  price: Type.Number({ description: "The close price (volume-weighted over the closing deals)" }),
+  profit: Type.Number({ description: "Realised profit of the closing deals, account currency" }),
+  remainingVolume: Type.Number({ description: "Lots still open (0: the position is closed)" }),
+});
+
+const CloseAllResult = Type.Object({
+  closed: Type.Integer({ description: "Positions closed" }),
+  tickets: Type.Array(Type.Integer(), { description: "Their tickets" }),
+  profit: Type.Number({ description: "Realised profit of the closing deals, account currency" }),
+});
+
+const HistoryResult = Type.Object({
+  deals: Type.Array(AutomationDealSchema, { description: "Executed deals, oldest first (in and out)" }),
+  operations: Type.Array(AutomationOperationSchema, {
+    description: "Balance operations (deposits, withdrawals, credit, corrections), oldest first",
+  }),
+  more: Type.Boolean({ description: "True when `limit` cut a list: ask again from the last time shown" }),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+function dealsOf(events: readonly EngineEvent[], predicate: (deal: Deal) => boolean): Deal[] {
+  const deals: Deal[] = [];
+  for (const event of events) if (event.type === "DealExecuted" && predicate(event.deal)) deals.push(event.deal);
+  return deals;
+}
+
+/** Σ price × volume / Σ volume, rounded half up to the instrument's points. */
+function averagePrice(deals: readonly Deal[]): number {
+  const volume = deals.reduce((sum, deal) => sum + deal.volume, 0);
+  const cost = deals.reduce((sum, deal) => sum + deal.price * deal.volume, 0);
+  return volume === 0 ? 0 : divideRounded(cost, volume, Rounding.HALF_UP);
+}
+
+/** A stop level where null or 0 means none. */
+function stopLevel(
+  value: number | string | null | undefined,
+  instrument: InstrumentSpec,
+  field: string,
+): number | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === null) return null;
+  const points = priceFromWire(value, instrument, field);
+  return points === 0 ? null : points;
+}
+
+function expirationOf(value: number | string | null | undefined): number | null | undefined {
+  if (value === undefined || value === null) return value;
+  return timeFromWire(value, "expiration");
+}
+
+function queryTime(text: string, field: string): number {
+  return timeFromWire(/^\d{1,15}$/.test(text) ? Number(text) : text, field);
+}
+
+/** The instrument of a symbol: as written, else upper-cased (eurusd); 404 UNKNOWN_SYMBOL otherwise. */
+function instrumentOf(platform: Platform, symbol: string): InstrumentSpec {
+  return platform.instruments.get(symbol) ?? platform.instrument(symbol.toUpperCase());
+}
+
+/** An empty POST (no body, as `requests.post(url)` sends) is an empty object. */
+const emptyBodyIsObject = async (request: FastifyRequest) => {
+  if (request.body === undefined || request.body === null) request.body = {};
+};
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+export const automationRoutes: RouteModule = (app, { platform }) => {
+  const limiter = automationRateLimiterOf(platform);
+  const marketData = marketDataOf(platform);
+  const tags = ["Automation API"];
+
+  /** Runs after the key is authenticated (app.ts): counts the request against the key's budget. */
+  const rateLimit = async (request: FastifyRequest, reply: FastifyReply) => {
+    const state = limiter.hit(request.apiKey!.key.id);
+    void reply.header("ratelimit-limit", state.limit);
+    void reply.header("ratelimit-remaining", state.remaining);
+    void reply.header("ratelimit-reset", state.resetSeconds);
+    if (state.exceeded) {
+      void reply.header("retry-after", state.resetSeconds);
+      throw new ApiError("RATE_LIMITED", `Rate limit of ${state.limit} requests per second per API key exceeded`);
+    }
+  };
+
+  const read = { auth: "apiKey", face: "automation", apiKeyScope: "read", rateLimit: false } as const;
+  const trade = { auth: "apiKey", face: "automation", apiKeyScope: "trade", rateLimit: false } as const;
+  const security = [{ apiKey: [] }];
+
+  /** The key's account (a key outlives nothing: an account gone or of another user refuses the key). */
+  const accountOf = (request: FastifyRequest): Account => {
+    const principal = request.apiKey!;
+    const account = platform.engine.state.accounts.get(principal.accountId);
+    if (!account || account.userId !== principal.userId)
+      throw new ApiError("INVALID_API_KEY", "The API key's account does not exist");
+    return account;
+  };
+
+  const positionOf = (account: Account, ticket: string): Position => {
+    const position = platform.engine.state.positions.get(Number(ticket));
+    if (!position || position.accountId !== account.id)
+      throw new ApiError("POSITION_NOT_FOUND", `No open position #${ticket} in this account`);
+    return position;
+  };
+
+  const workingOrderOf = (account: Account, ticket: string): Order => {
+    const order = platform.engine.state.orders.get(Number(ticket));
+    if (!order || order.accountId !== account.id || order.type === "MARKET")
+      throw new ApiError("ORDER_NOT_FOUND", `No pending order #${ticket} in this account`);
+    return order;
+  };
+
+  const openPositions = (account: Account, symbol?: string): Position[] => {
+    const state = platform.engine.state;
+    return [...(state.accountPositions.get(account.id) ?? [])]
+      .map((id) => state.positions.get(id))
+      .filter((position): position is Position => position !== undefined)
+      .filter((position) => symbol === undefined || position.symbol === symbol)
+      .sort((a, b) => a.id - b.id);
+  };
+
+  const workingOrders = (account: Account, symbol?: string): Order[] => {
+    const state = platform.engine.state;
+    return [...(state.accountWorkingOrders.get(account.id) ?? [])]
+      .map((id) => state.orders.get(id))
+      .filter((order): order is Order => order !== undefined)
+      .filter((order) => symbol === undefined || order.symbol === symbol)
+      .sort((a, b) => a.id - b.id);
+  };
+
+  // ---- account ----
+
+  app.get(
+    "/v1/api/account",
+    {
+      config: read,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "The key's account: balance, equity, margin, free margin, margin level, floating profit",
+        querystring: NoQuery,
+        response: { 200: Success(AutomationAccountSchema), ...automationErrors },
+      },
+    },
+    async (request) => ({ success: true as const, data: automationAccountView(platform, accountOf(request)) }),
+  );
+
+  app.get(
+    "/v1/api/account/history",
+    {
+      config: read,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "Executed deals and balance operations between from (inclusive) and to (exclusive), oldest first",
+        description:
+          "Each list holds at most `limit` rows (default 100, at most 1,000); `more` is true when either was cut: " +
+          "ask again from the last time shown.",
+        querystring: HistoryQuery,
+        response: { 200: Success(HistoryResult), ...automationErrors },
+      },
+    },
+    async (request) => {
+      const account = accountOf(request);
+      const from = request.query.from === undefined ? undefined : queryTime(request.query.from, "from");
+      const to = request.query.to === undefined ? undefined : queryTime(request.query.to, "to");
+      if (from !== undefined && to !== undefined && from > to)
+        throw new ApiError("INVALID_DATA", "from must not be later than to");
+      const limit = request.query.limit ?? 100;
+      const range = {
+        accountId: account.id,
+        ...(from === undefined ? {} : { from }),
+        ...(to === undefined ? {} : { to }),
+      };
+      const deals = await platform.readModels.dealHistory({ ...range, limit });
+      // The ledger also holds each deal's profit, commission and swap: keep the balance operations only,
+      // reading at most ten pages.
+      const operations: LedgerRow[] = [];
+      let cursor: string | null | undefined;
+      let more = deals.nextCursor !== null;
+      for (let page = 0; page < 10; page += 1) {
+        const rows = await platform.readModels.ledger({ ...range, limit: MAX_HISTORY_LIMIT, cursor });
+        for (const row of rows.rows) if (BALANCE_OPERATION_KINDS.has(row.kind)) operations.push(row);
+        cursor = rows.nextCursor;
+        if (cursor === null || operations.length > limit) break;
+        if (page === 9) more = true;
+      }
+      if (operations.length > limit) more = true;
+      return {
+        success: true as const,
+        data: {
+          deals: deals.rows.map((deal) => automationDealView(platform, account, deal)),
+          operations: operations.slice(0, limit).map((row) => automationOperationView(account, row)),
+          more,
+        },
+      };
+    },
+  );
+
+  // ---- positions ----
+
+  app.get(
+    "/v1/api/positions",
+    {
+      config: read,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "Open positions with their floating P&L, oldest ticket first (optionally of one symbol)",
+        querystring: SymbolFilter,
+        response: { 200: Success(Type.Array(AutomationPositionSchema)), ...automationErrors },
+      },
+    },
+    async (request) => {
+      const account = accountOf(request);
+      return {
+        success: true as const,
+        data: openPositions(account, request.query.symbol).map((position) =>
+          automationPositionView(platform, account, position),
+        ),
+      };
+    },
+  );
+
+  app.get(
+    "/v1/api/positions/:ticket",
+    {
+      config: read,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "One open position",
+        params: TicketParams,
+        querystring: NoQuery,
+        response: { 200: Success(AutomationPositionSchema), ...automationErrors },
+      },
+    },
+    async (request) => {
+      const account = accountOf(request);
+      const position = positionOf(account, request.params.ticket);
+      return { success: true as const, data: automationPositionView(platform, account, position) };
+    },
+  );
+
+  app.post(
+    "/v1/api/positions/:ticket/close",
+    {
+      config: trade,
+      onRequest: rateLimit,
+      preValidation: emptyBodyIsObject,
+      schema: {
+        tags,
+        security,
+        summary: "Close a position, whole or `volume` lots of it, at the bid (buy) or ask (sell)",
+        params: TicketParams,
+        body: ClosePositionBody,
+        response: { 200: Success(CloseResult), ...automationErrors },
+      },
+    },
+    async (request) => {
+      const account = accountOf(request);
+      const position = positionOf(account, request.params.ticket);
+      const instrument = platform.instrument(position.symbol);
+      const body = request.body ?? {};
+      const result = await platform.execute({
+        kind: "closePosition",
+        accountId: account.id,
+        positionId: position.id,
+        volume: body.volume === undefined ? undefined : lotsFromWire(body.volume, instrument, "volume"),
+        comment: body.comment,
+      });
+      const dealIds = new Set(result.dealIds ?? []);
+      const deals = dealsOf(result.events, (deal) => dealIds.has(deal.id));
+      const remaining = platform.engine.state.positions.get(position.id);
+      return {
+        success: true as const,
+        data: {
+          ticket: position.id,
+          order: result.orderId!,
+          volume: lotsToWire(
+            deals.reduce((sum, deal) => sum + deal.volume, 0),
+            instrument,
+          ),
+          price: priceToWire(averagePrice(deals), instrument),
+          profit: moneyToWire(
+            deals.reduce((sum, deal) => sum + deal.profit, 0),
+            account.currency,
+          ),
+          remainingVolume: lotsToWire(remaining?.volume ?? 0, instrument),
+        },
+      };
+    },
+  );
+
+  app.post(
+    "/v1/api/positions/:ticket/modify",
+    {
+      config: trade,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "Change a position's stop loss and take profit (omitted: kept; 0 or null: removed)",
+        params: TicketParams,
+        body: ModifyPositionBody,
+        response: { 200: Success(AutomationPositionSchema), ...automationErrors },
+      },
+    },
+    async (request) => {
+      const account = accountOf(request);
+      const position = positionOf(account, request.params.ticket);
+      const instrument = platform.instrument(position.symbol);
+      await platform.execute({
+        kind: "modifyPosition",
+        accountId: account.id,
+        positionId: position.id,
+        sl: stopLevel(request.body.sl, instrument, "sl"),
+        tp: stopLevel(request.body.tp, instrument, "tp"),
+      });
+      const current = platform.engine.state.positions.get(position.id);
+      if (!current) throw new ApiError("POSITION_NOT_FOUND", "The position was closed meanwhile");
+      return { success: true as const, data: automationPositionView(platform, account, current) };
+    },
+  );
+
+  // ---- orders ----
+
+  app.get(
+    "/v1/api/orders",
+    {
+      config: read,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "Pending orders (type 2-5), oldest ticket first (optionally of one symbol)",
+        querystring: SymbolFilter,
+        response: { 200: Success(Type.Array(AutomationOrderSchema)), ...automationErrors },
+      },
+    },
+    async (request) => {
+      const account = accountOf(request);
+      return {
+        success: true as const,
+        data: workingOrders(account, request.query.symbol).map((order) => automationOrderView(platform, order)),
+      };
+    },
+  );
+
+  app.get(
+    "/v1/api/orders/:ticket",
+    {
+      config: read,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "One pending order",
+        params: TicketParams,
+        querystring: NoQuery,
+        response: { 200: Success(AutomationOrderSchema), ...automationErrors },
+      },
+    },
+    async (request) => ({
+      success: true as const,
+      data: automationOrderView(platform, workingOrderOf(accountOf(request), request.params.ticket)),
+    }),
+  );
+
+  app.post(
+    "/v1/api/orders/:ticket/modify",
+    {
+      config: trade,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "Change a pending order's price, stop loss, take profit and expiration (omitted: kept)",
+        description: "sl and tp take 0 or null to remove; expiration null makes the order good till cancelled.",
+        params: TicketParams,
+        body: ModifyOrderBody,
+        response: { 200: Success(AutomationOrderSchema), ...automationErrors },
+      },
+    },
+    async (request) => {
+      const account = accountOf(request);
+      const order = workingOrderOf(account, request.params.ticket);
+      const instrument = platform.instrument(order.symbol);
+      const body = request.body;
+      const result = await platform.execute({
+        kind: "modifyOrder",
+        accountId: account.id,
+        orderId: order.id,
+        price: body.price === undefined ? undefined : priceFromWire(body.price, instrument, "price"),
+        sl: stopLevel(body.sl, instrument, "sl"),
+        tp: stopLevel(body.tp, instrument, "tp"),
+        expiration: expirationOf(body.expiration),
+      });
+      const current = platform.engine.state.orders.get(order.id) ?? result.order!;
+      return { success: true as const, data: automationOrderView(platform, current) };
+    },
+  );
+
+  app.delete(
+    "/v1/api/orders/:ticket",
+    {
+      config: trade,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "Cancel a pending order; answers it as cancelled",
+        params: TicketParams,
+        querystring: NoQuery,
+        response: { 200: Success(AutomationOrderSchema), ...automationErrors },
+      },
+    },
+    async (request) => {
+      const account = accountOf(request);
+      const before: Order = { ...workingOrderOf(account, request.params.ticket) };
+      const result = await platform.execute({ kind: "cancelOrder", accountId: account.id, orderId: before.id });
+      const after = { ...before };
+      for (const event of result.events) {
+        if (event.type === "OrderStatusChanged" && event.orderId === before.id) {
+          after.status = event.status;
+          after.filledVolume = event.filledVolume;
+          after.updatedAt = event.time;
+        }
+      }
+      return { success: true as const, data: automationOrderView(platform, after) };
+    },
+  );
+
+  // ---- trading ----
+
+  app.post(
+    "/v1/api/trade",
+    {
+      config: trade,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "Market order: buy at the ask or sell at the bid, filled at once or rejected",
+        description:
+          "Answers the position ticket (close or modify it with /v1/api/positions/{ticket}), the order and deal " +
+          "tickets, the fill price and the lots filled. Rejections answer the reason, e.g. `Insufficient margin` " +
+          "(code NO_MONEY), `The market is closed` (MARKET_CLOSED), `Stop loss or take profit is invalid or too " +
+          "close to the market` (INVALID_STOPS).",
+        body: TradeBody,
+        response: { 200: Success(TradeResult), ...automationErrors },
+      },
+    },
+    async (request) => {
+      const account = accountOf(request);
+      const body = request.body;
+      const instrument = instrumentOf(platform, body.symbol);
+      const side = body.action === "buy" ? ("BUY" as const) : ("SELL" as const);
+      const volume = lotsFromWire(body.volume, instrument, "volume");
+      // MetaTrader's deviation: points from the price quoted now.
+      const quote = body.deviation === undefined ? undefined : platform.engine.quote(instrument.symbol);
+      const result: CommandSuccess = await platform.execute({
+        kind: "placeOrder",
+        accountId: account.id,
+        symbol: instrument.symbol,
+        side,
+        type: "MARKET",
+        volume,
+        sl: stopLevel(body.sl, instrument, "sl"),
+        tp: stopLevel(body.tp, instrument, "tp"),
+        ...(quote && body.deviation !== undefined
+          ? { price: side === "BUY" ? quote.ask : quote.bid, deviation: body.deviation }
+          : {}),
+        comment: body.comment,
+        magic: body.magic,
+      });
+      const order = result.order!;
+      const deals = dealsOf(result.events, (deal) => deal.orderId === order.id);
+      const last = deals[deals.length - 1];
+      if (!last) throw new ApiError("NO_LIQUIDITY", "The order was not filled");
+      return {
+        success: true as const,
+        data: {
+          ticket: last.positionId,
+          order: order.id,
+          deal: last.id,
+          price: priceToWire(averagePrice(deals), instrument),
+          volume: lotsToWire(
+            deals.reduce((sum, deal) => sum + deal.volume, 0),
+            instrument,
+          ),
+        },
+      };
+    },
+  );
+
+  app.post(
+    "/v1/api/order",
+    {
+      config: trade,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "Pending order: 2 Buy Limit, 3 Sell Limit, 4 Buy Stop, 5 Sell Stop; answers it with its ticket",
+        description:
+          "Buy Limit triggers when the ask falls to the price, Sell Limit when the bid rises to it, Buy Stop when " +
+          "the ask rises to it, Sell Stop when the bid falls to it. With an expiration the order is cancelled then.",
+        body: PendingBody,
+        response: { 200: Success(AutomationOrderSchema), ...automationErrors },
+      },
+    },
+    async (request) => {
+      const account = accountOf(request);
+      const body = request.body;
+      const instrument = instrumentOf(platform, body.symbol);
+      const { side, type } = PENDING_TYPES[body.type]!;
+      const expiration = expirationOf(body.expiration);
+      const result = await platform.execute({
+        kind: "placeOrder",
+        accountId: account.id,
+        symbol: instrument.symbol,
+        side,
+        type,
+        volume: lotsFromWire(body.volume, instrument, "volume"),
+        price: priceFromWire(body.price, instrument, "price"),
+        sl: stopLevel(body.sl, instrument, "sl"),
+        tp: stopLevel(body.tp, instrument, "tp"),
+        timeInForce: expiration === undefined || expiration === null ? "GTC" : "GTD",
+        expiration: expiration ?? null,
+        comment: body.comment,
+        magic: body.magic,
+      });
+      const order = platform.engine.state.orders.get(result.order!.id) ?? result.order!;
+      return { success: true as const, data: automationOrderView(platform, order) };
+    },
+  );
+
+  app.post(
+    "/v1/api/close-all",
+    {
+      config: trade,
+      onRequest: rateLimit,
+      preValidation: emptyBodyIsObject,
+      schema: {
+        tags,
+        security,
+        summary: "Close every open position, or those of one symbol",
+        description: "All or nothing: when one of them cannot be closed now (market closed), none is.",
+        body: CloseAllBody,
+        response: { 200: Success(CloseAllResult), ...automationErrors },
+      },
+    },
+    async (request) => {
+      const account = accountOf(request);
+      const symbol =
+        request.body?.symbol === undefined ? undefined : instrumentOf(platform, request.body.symbol).symbol;
+      const result = await platform.execute({ kind: "closeAllPositions", accountId: account.id, symbol });
+      const dealIds = new Set(result.dealIds ?? []);
+      const deals = dealsOf(result.events, (deal) => dealIds.has(deal.id));
+      const tickets = [...new Set(deals.map((deal) => deal.positionId))];
+      return {
+        success: true as const,
+        data: {
+          closed: tickets.length,
+          tickets,
+          profit: moneyToWire(
+            deals.reduce((sum, deal) => sum + deal.profit, 0),
+            account.currency,
+          ),
+        },
+      };
+    },
+  );
+
+  // ---- market data ----
+
+  app.get(
+    "/v1/api/symbols",
+    {
+      config: read,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "Tradable symbols (every instrument not disabled) with their last bid and ask and status now",
+        querystring: NoQuery,
+        response: { 200: Success(Type.Array(AutomationSymbolSchema)), ...automationErrors },
+      },
+    },
+    async (request) => {
+      accountOf(request);
+      const now = platform.clock.now();
+      return {
+        success: true as const,
+        data: [...platform.instruments.values()]
+          .filter((instrument) => instrument.tradeMode !== "DISABLED")
+          .map((instrument) => automationSymbolView(platform, instrument, now)),
+      };
+    },
+  );
+
+  app.get(
+    "/v1/api/symbols/:symbol",
+    {
+      config: read,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "A symbol's contract specification",
+        params: SymbolParams,
+        querystring: NoQuery,
+        response: { 200: Success(AutomationSpecificationSchema), ...automationErrors },
+      },
+    },
+    async (request) => {
+      accountOf(request);
+      return {
+        success: true as const,
+        data: automationSpecificationView(instrumentOf(platform, request.params.symbol), platform.clock.now()),
+      };
+    },
+  );
+
+  app.get(
+    "/v1/api/quote/:symbol",
+    {
+      config: read,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "The current bid, ask, spread (points) and quote time; 404 before the symbol's first quote",
+        params: SymbolParams,
+        querystring: NoQuery,
+        response: { 200: Success(AutomationQuoteSchema), ...automationErrors },
+      },
+    },
+    async (request) => {
+      accountOf(request);
+      const instrument = instrumentOf(platform, request.params.symbol);
+      const quote = platform.engine.quote(instrument.symbol);
+      if (!quote) throw new ApiError("NOT_FOUND", `No quote for ${instrument.symbol} yet`);
+      return {
+        success: true as const,
+        data: {
+          symbol: instrument.symbol,
+          bid: priceToWire(quote.bid, instrument),
+          ask: priceToWire(quote.ask, instrument),
+          spread: quote.ask - quote.bid,
+          time: timeToWire(quote.time),
+        },
+      };
+    },
+  );
+
+  app.get(
+    "/v1/api/candles/:symbol",
+    {
+      config: read,
+      onRequest: rateLimit,
+      schema: {
+        tags,
+        security,
+        summary: "The latest `count` OHLC bars (by bid) of a timeframe, oldest first; the live bar last",
+        params: SymbolParams,
+        querystring: CandlesQuery,
+        response: { 200: Success(Type.Array(AutomationCandleSchema)), ...automationErrors },
+      },
+    },
+    async (request) => {
+      accountOf(request);
+      const instrument = instrumentOf(platform, request.params.symbol);
+      const timeframe: CandleTimeframe = request.query.timeframe ?? "H1";
+      const count = request.query.count ?? DEFAULT_CANDLE_COUNT;
+      const candles = await marketData.latestCandles(instrument.symbol, timeframe, platform.clock.now(), count);
+      return {
+        success: true as const,
+        data: candles.map((candle) => ({
+          time: timeToWire(candle.openTime),
+          open: priceToWire(candle.open, instrument),
+          high: priceToWire(candle.high, instrument),
+          low: priceToWire(candle.low, instrument),
+          close: priceToWire(candle.close, instrument),
+          tickVolume: candle.tickVolume,
+        })),
+      };
+    },
+  );
+};
+
+/** The dedicated listener's liveness probe: nothing else of the server is served there. */
+export const automationHealthRoutes: RouteModule = (app) => {
+  app.get(
+    "/healthz",
+    {
+      config: { auth: "public", face: "system", rateLimit: false },
+      schema: { tags: ["System"], summary: "Liveness", response: { 200: Type.Object({ status: Type.Literal("ok") }) } },
+    },
+    async () => ({ status: "ok" as const }),
+  );
+};
+
+/** What the dedicated Automation API listener serves. */
+export const AUTOMATION_ROUTE_MODULES: readonly RouteModule[] = [automationHealthRoutes, automationRoutes];
