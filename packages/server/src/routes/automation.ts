@@ -634,7 +634,9 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
         tags,
         security,
         summary: "Change a pending order's price, stop loss, take profit and expiration (omitted: kept)",
-        description: "sl and tp take 0 or null to remove; expiration null makes the order good till cancelled.",
+        description:
+          "sl and tp take 0 or null to remove. expiration applies to orders placed with one (a new time in the " +
+          "future); an order placed without one stays good till cancelled (INVALID_EXPIRATION otherwise).",
         params: TicketParams,
         body: ModifyOrderBody,
         response: { 200: Success(AutomationOrderSchema), ...automationErrors },
