@@ -167,6 +167,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         coerceTypes: "array",
         useDefaults: true,
         allErrors: false,
+        // Nullable inputs are written as type lists (["number", "null"]) so coercion never turns null into 0.
+        allowUnionTypes: true,
       },
     },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;

@@ -12,7 +12,7 @@ import { hash, verify, type Algorithm } from "@node-rs/argon2";
 import { decimalToInteger, currencyDigits, type Account } from "@bourse/core";
 import { DuplicateError, type Session, type User } from "@bourse/store";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
-import { randomUUID } from "node:crypto";
+import { createSecretKey, randomUUID, type KeyObject } from "node:crypto";
 import { ApiError } from "./errors.ts";
 import type { Platform } from "./platform.ts";
 
@@ -25,6 +25,16 @@ const JWT_AUDIENCE = "bourse-client";
 
 export const PASSWORD_MIN_LENGTH = 8;
 export const PASSWORD_MAX_LENGTH = 128;
+
+/** Tokens whose verified claims are remembered at most (a few MB). */
+const VERIFIED_TOKENS_REMEMBERED = 10_000;
+
+interface VerifiedClaims {
+  readonly subject: string;
+  readonly sessionId: string;
+  /** The token's `exp`, in ms. */
+  readonly expiresAt: number;
+}
 
 /** Who a Client API request acts for. */
 export interface Principal {
@@ -41,8 +51,14 @@ export interface IssuedSession {
 
 export class AuthService {
   private dummyHash: Promise<string> | null = null;
+  /** The signing key, imported once (jose would import a raw secret again on every sign and verify). */
+  private readonly signingKey: KeyObject;
+  /** Token → its verified claims (see `verifiedClaims`). */
+  private readonly verifiedTokens = new Map<string, VerifiedClaims>();
 
-  constructor(private readonly platform: Platform) {}
+  constructor(private readonly platform: Platform) {
+    this.signingKey = createSecretKey(platform.config.jwtSecret);
+  }
 
   private get config() {
     return this.platform.config;
@@ -166,34 +182,53 @@ export class AuthService {
       .setAudience(JWT_AUDIENCE)
       .setIssuedAt(Math.floor(now / 1000))
       .setExpirationTime(Math.floor(session.expiresAt / 1000))
-      .sign(this.config.jwtSecret);
+      .sign(this.signingKey);
     return { token, session, user };
   }
 
   /** The principal of a token, or UNAUTHORIZED / TOKEN_EXPIRED / SESSION_REVOKED. */
   async authenticate(token: string): Promise<Principal> {
     const now = this.platform.clock.now();
-    let subject: string;
-    let sessionId: string;
+    const claims = await this.verifiedClaims(token, now);
+    if (claims.expiresAt <= now) throw new ApiError("TOKEN_EXPIRED");
+    const { subject, sessionId } = claims;
+    const session = await this.platform.store.findSession(sessionId);
+    if (!session || session.userId !== subject) throw new ApiError("UNAUTHORIZED", "The token is not valid");
+    if (session.revokedAt !== null) throw new ApiError("SESSION_REVOKED");
+    if (session.expiresAt <= now) throw new ApiError("TOKEN_EXPIRED");
+    return { userId: session.userId, sessionId: session.id, expiresAt: session.expiresAt };
+  }
+
+  /**
+   * The claims of a correctly signed token. A token is verified once and its claims remembered (bounded,
+   * keyed by the whole token string, so only the exact bytes that verified can hit): clients send the
+   * same token with every request, and the signature check is the costliest step of authentication.
+   * Expiry is checked by the caller on every use; the session row (revocation) is always read.
+   */
+  private async verifiedClaims(token: string, now: number): Promise<VerifiedClaims> {
+    const remembered = this.verifiedTokens.get(token);
+    if (remembered) return remembered;
+    let claims: VerifiedClaims;
     try {
-      const { payload } = await jwtVerify(token, this.config.jwtSecret, {
+      const { payload } = await jwtVerify(token, this.signingKey, {
         algorithms: [JWT_ALGORITHM],
         issuer: JWT_ISSUER,
         audience: JWT_AUDIENCE,
         currentDate: new Date(now),
         requiredClaims: ["sub", "jti", "exp"],
       });
-      subject = payload.sub!;
-      sessionId = payload.jti!;
+      claims = { subject: payload.sub!, sessionId: payload.jti!, expiresAt: payload.exp! * 1000 };
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) throw new ApiError("TOKEN_EXPIRED");
       throw new ApiError("UNAUTHORIZED", "The token is not valid");
     }
-    const session = await this.platform.store.findSession(sessionId);
-    if (!session || session.userId !== subject) throw new ApiError("UNAUTHORIZED", "The token is not valid");
-    if (session.revokedAt !== null) throw new ApiError("SESSION_REVOKED");
-    if (session.expiresAt <= now) throw new ApiError("TOKEN_EXPIRED");
-    return { userId: session.userId, sessionId: session.id, expiresAt: session.expiresAt };
+    if (this.verifiedTokens.size >= VERIFIED_TOKENS_REMEMBERED) {
+      // Forget the oldest entry (Map iterates in insertion order).
+      const oldest = this.verifiedTokens.keys().next().value;
+      if (oldest !== undefined) this.verifiedTokens.delete(oldest);
+    }
+    this.verifiedTokens.set(token, claims);
+    return claims;
   }
 
   async logout(principal: Principal): Promise<void> {
