@@ -26,11 +26,6 @@ export interface SqlitePlatformStoreOptions {
   readonly path: string;
   /** How long a write waits for another connection's lock before it fails, in milliseconds. Default 5000. */
   readonly busyTimeoutMilliseconds?: number;
-  /**
-   * FULL (default): every commit is on disk before it returns. NORMAL: in WAL mode a commit survives a
-   * crash of the process but may be lost, never corrupted, on a power failure; no fsync per commit.
-   */
-  readonly synchronous?: "FULL" | "NORMAL";
 }
 
 type Migration = SqliteMigration;
@@ -138,7 +133,7 @@ export class SqlitePlatformStore extends SqlPlatformStore {
     const database = new Database(this.options.path, { timeout: this.options.busyTimeoutMilliseconds ?? 5000 });
     try {
       database.pragma("journal_mode = WAL");
-      database.pragma(`synchronous = ${this.options.synchronous ?? "FULL"}`);
+      database.pragma("synchronous = FULL");
       database.pragma("foreign_keys = ON");
       migrate(database);
       return new SqliteDatabase(database);
