@@ -119,9 +119,12 @@ export class AutomationRateLimiter {
     };
   }
 
+  /** Windows are kept in the order they started (a new window is re-inserted): expired ones come first. */
   private forget(now: number): void {
-    for (const [key, window] of this.windows) if (now - window.start >= this.windowMs) this.windows.delete(key);
-    while (this.windows.size > MAX_RATE_WINDOWS) this.windows.delete(this.windows.keys().next().value!);
+    for (const [key, window] of this.windows) {
+      if (now - window.start < this.windowMs && this.windows.size <= MAX_RATE_WINDOWS) break;
+      this.windows.delete(key);
+    }
   }
 }
 
