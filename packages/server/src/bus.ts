@@ -23,23 +23,34 @@ export const BusTopics = {
   account: (accountId: number) => `account.${accountId}`,
   /** Per-user streams: `notificationEvent` and `priceAlertEvent` (they belong to a user, not an account). */
   user: (userId: string) => `user.${userId}`,
+  /** `metricsEvent` of one account, published while someone subscribes (account-metrics.ts). */
+  metrics: (accountId: number) => `metrics.${accountId}`,
 } as const;
+
+/** Called when a topic gets its first subscriber (`active`) or loses its last one (publishers that work on demand). */
+export type InterestListener = (topic: string, active: boolean) => void;
 
 export class Bus {
   private readonly handlers = new Map<string, Set<BusHandler>>();
+  private readonly interestListeners: InterestListener[] = [];
 
   constructor(private readonly onHandlerError: (error: unknown, topic: string) => void = () => {}) {}
 
   /** Calls `handler` for every message published to `topic` from now on; returns the unsubscribe. */
   subscribe(topic: string, handler: BusHandler): () => void {
     let set = this.handlers.get(topic);
-    if (!set) this.handlers.set(topic, (set = new Set()));
+    if (!set) {
+      this.handlers.set(topic, (set = new Set()));
+      this.interest(topic, true);
+    }
     set.add(handler);
     return () => {
       const current = this.handlers.get(topic);
-      if (!current) return;
-      current.delete(handler);
-      if (current.size === 0) this.handlers.delete(topic);
+      if (!current || !current.delete(handler)) return;
+      if (current.size === 0) {
+        this.handlers.delete(topic);
+        this.interest(topic, false);
+      }
     };
   }
 
@@ -51,6 +62,28 @@ export class Bus {
         handler(topic, message);
       } catch (error) {
         // One failing subscriber must not stop the others (or the publisher: the engine's event path).
+        this.onHandlerError(error, topic);
+      }
+    }
+  }
+
+  /**
+   * Interest in topics (like NATS's): `listener` hears when a topic gets its first subscriber or loses its
+   * last one, so a publisher computes only what someone reads. Returns the removal.
+   */
+  onInterest(listener: InterestListener): () => void {
+    this.interestListeners.push(listener);
+    return () => {
+      const index = this.interestListeners.indexOf(listener);
+      if (index >= 0) this.interestListeners.splice(index, 1);
+    };
+  }
+
+  private interest(topic: string, active: boolean): void {
+    for (const listener of this.interestListeners) {
+      try {
+        listener(topic, active);
+      } catch (error) {
         this.onHandlerError(error, topic);
       }
     }

@@ -29,6 +29,11 @@ import { notificationRoutes } from "./routes/notifications.ts";
 import { scriptRoutes } from "./routes/scripts.ts";
 import { settingsRoutes } from "./routes/settings.ts";
 import { watchlistRoutes } from "./routes/watchlist.ts";
+import { AccountEvents } from "./account-events.ts";
+import { MetricsPublisher } from "./account-metrics.ts";
+import { streamRoutes } from "./routes/stream.ts";
+import { UpgradeRouter } from "./upgrade-router.ts";
+import { NATIVE_STREAM_PATH, NativeStream, type NativeStreamLimits } from "./ws-stream.ts";
 
 /** Every route module of the server, in registration order. */
 export const ROUTE_MODULES: readonly RouteModule[] = [
@@ -45,6 +50,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   notificationRoutes,
   apiKeyRoutes,
   automationRoutes,
+  streamRoutes,
 ];
 
 export interface CreateServerOptions {
@@ -54,6 +60,8 @@ export interface CreateServerOptions {
   readonly log?: PlatformLog;
   /** Fastify's request log (pino); off by default, `{ level }` turns it on. */
   readonly httpLog?: boolean | { level: string };
+  /** The native stream's limits (tests, benchmarks); the defaults otherwise. */
+  readonly stream?: Partial<NativeStreamLimits>;
 }
 
 export interface BourseServer {
@@ -62,6 +70,9 @@ export interface BourseServer {
   readonly automationApp: App | null;
   readonly platform: Platform;
   readonly context: ServerContext;
+  /** WebSocket upgrades by path: stream adapters register here (the native stream at /api/v1/ws). */
+  readonly upgrades: UpgradeRouter;
+  readonly nativeStream: NativeStream;
   /** Recovers the engine and starts the feed (without listening: tests use `app.inject`). */
   start(): Promise<void>;
   /**
@@ -92,11 +103,19 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
           docs: false,
           notFoundFace: "automation",
         });
+  // The stream adapters, on the main listener's upgrades by path.
+  const upgrades = new UpgradeRouter();
+  const nativeStream = new NativeStream(platform, context.auth, options.stream);
+  upgrades.register(NATIVE_STREAM_PATH, nativeStream);
+  upgrades.attach(app.server);
   let started = false;
   const start = async (): Promise<void> => {
     if (started) return;
     started = true;
     await platform.start();
+    // Account events and metrics on the bus (the streams' topics) from the first event on.
+    AccountEvents.for(platform).start();
+    MetricsPublisher.for(platform).start();
     // Notifications and price alerts follow the engine from its first event and quote on.
     NotificationService.for(platform).start();
     await AlertEngine.for(platform).start();
@@ -109,6 +128,8 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
     automationApp,
     platform,
     context,
+    upgrades,
+    nativeStream,
     start,
     async listen() {
       const address = await app.listen({ port: options.config.port, host: options.config.host });
@@ -119,6 +140,7 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
     },
     async close() {
       if (automationApp) await automationApp.close();
+      await upgrades.close();
       await app.close();
       await platform.close();
     },

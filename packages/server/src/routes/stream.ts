@@ -1,0 +1,65 @@
+/**
+ * The native stream's page in `/docs`: `GET /api/v1/ws` without a WebSocket upgrade answers 400 and
+ * documents the protocol (the upgrade itself never reaches Fastify: the upgrade router takes it).
+ */
+import type { RouteModule } from "../app.ts";
+import { ApiError } from "../errors.ts";
+import { ErrorResponse } from "../schemas.ts";
+import { wsCloseCodesDescription } from "../ws-codes.ts";
+
+export const STREAM_DESCRIPTION = [
+  "WebSocket: `wss://<host>/api/v1/ws?token=<JWT or API key>`, or connect and send",
+  '`{"type":"authorize","payload":{"token":"..."}}` within 5 s (answered `authorized` {accountIds, scope}).',
+  "An invalid token closes the socket at once (an `error` message, then close code 4001).",
+  'Envelope both ways: `{"type","payload","id"?}`; replies echo `id`. API keys stream their one account;',
+  "scope `read` gets market data, account events and history, `trade`/`full` may also trade.",
+  "",
+  "| client → server | payload | answer |",
+  "| --- | --- | --- |",
+  "| `subscribe` | `{symbols?, events, accountId?, sinceSeq?}`; events `quoteEvent` (needs symbols), `executionEvent`, " +
+    "`portfolioEvent`, `balanceEvent` (account: default the first account, symbols filter executions), " +
+    "`notificationEvent`, `priceAlertEvent` (the user) | `subscribed` echoing the payload; then the missed " +
+    "account events after `sinceSeq`, or `resyncRequired` {accountId, sinceSeq, lastSeq, windowEvents} |",
+  "| `unsubscribe` | `{symbols?, events, accountId?}` | `unsubscribed` echoing the payload |",
+  "| `depthSubscribe` / `depthUnsubscribe` | `{symbol, depth?}` (1-50 levels, default 10) | `subscribed` / `unsubscribed` |",
+  "| `metricsSubscribe` / `metricsUnsubscribe` | `{accountId}` | `subscribed` / `unsubscribed` |",
+  "| `createOrder`, `cancelOrder`, `amendOrder`, `closePosition`, `amendPosition` | the REST body plus " +
+    "`accountId` (optional) and `orderId` / `positionId` | `result` with the REST answer when the request has " +
+    "an `id`; `error` {code, message} on failure |",
+  "| `orderHistory`, `dealHistory`, `positionHistory` | the REST query plus `accountId` | `result` (a table) |",
+  "| `ping` | `{}` | `pong` |",
+  "",
+  "Server → client: `quoteEvent` {symbol, bid, ask, ts} (conflated per socket: the latest per symbol), " +
+    "`depthEvent` {symbol, bids, asks, ts} ([{price, volume}], volume null for unlimited), `metricsEvent` " +
+    "{accountId, balance, credit, equity, margin, freeMargin, marginLevel, profit, ts}, `executionEvent`, " +
+    "`portfolioEvent`, `balanceEvent` (each with accountId, seq, event, time; see account-events.ts), " +
+    "`notificationEvent`, `priceAlertEvent` (seq = notification id / alert log id), `result`, `error`.",
+  "Every account event carries `seq` (the journal sequence, increasing per account; a deal gives an " +
+    "executionEvent and a portfolioEvent with the same seq). Reconnect with `sinceSeq` = the last seq seen to " +
+    "get what was missed, once and in order, across server restarts, within the last 10,000 journal events. " +
+    "A rejected order command gives a live-only executionEvent `ORDER_REJECTED` with `seq: null`.",
+  "",
+  "Limits per socket: 64 KiB per message (close 1009), 50 messages/s (`error` RATE_LIMITED; close 4029 when " +
+    "it goes on), 200 subscriptions (`error` LIMIT_REACHED), send buffer 4 MiB (close 4008). The server pings " +
+    "every 20 s; no pong by the next ping closes with 4009.",
+  "",
+  wsCloseCodesDescription(),
+].join("\n");
+
+export const streamRoutes: RouteModule = (app) => {
+  app.get(
+    "/api/v1/ws",
+    {
+      config: { auth: "public" },
+      schema: {
+        tags: ["Stream"],
+        summary: "The native WebSocket stream (seeds 000 and 002): connect with a WebSocket upgrade",
+        description: STREAM_DESCRIPTION,
+        response: { 400: ErrorResponse },
+      },
+    },
+    async () => {
+      throw new ApiError("INVALID_DATA", "This is a WebSocket endpoint: connect with an upgrade (see /docs)");
+    },
+  );
+};

@@ -1,0 +1,63 @@
+/**
+ * WebSocket upgrades by path: every stream adapter (the native stream at `/api/v1/ws`, the Pusher
+ * endpoint at `/app/{appKey}`) registers the paths it serves; the router listens once to the HTTP
+ * server's `upgrade` event and hands each request to the adapter of its path. An upgrade for a path no
+ * adapter serves is answered 404 and its socket destroyed. Adapters close their sockets on `close`.
+ */
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
+
+export interface UpgradeAdapter {
+  /** Takes the upgrade (it now owns `socket`). */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void;
+  /** Closes every socket of the adapter (server shutdown). */
+  close(): Promise<void>;
+}
+
+type PathMatch = string | RegExp | ((pathname: string) => boolean);
+
+function matches(match: PathMatch, pathname: string): boolean {
+  if (typeof match === "string") return match === pathname;
+  if (match instanceof RegExp) return match.test(pathname);
+  return match(pathname);
+}
+
+export class UpgradeRouter {
+  private readonly routes: { match: PathMatch; adapter: UpgradeAdapter }[] = [];
+  private attached: Server | null = null;
+
+  /** Registers `adapter` for the paths `match` accepts (exact string, pattern or predicate); first match wins. */
+  register(match: PathMatch, adapter: UpgradeAdapter): void {
+    this.routes.push({ match, adapter });
+  }
+
+  /** Listens to the server's upgrades (once). */
+  attach(server: Server): void {
+    if (this.attached === server) return;
+    this.attached = server;
+    server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      let url: URL;
+      try {
+        url = new URL(request.url ?? "/", "http://localhost");
+      } catch {
+        return reject(socket, 400, "Bad Request");
+      }
+      const route = this.routes.find((each) => matches(each.match, url.pathname));
+      if (!route) return reject(socket, 404, "Not Found");
+      try {
+        route.adapter.handleUpgrade(request, socket, head, url);
+      } catch {
+        reject(socket, 500, "Internal Server Error");
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.routes.map((route) => route.adapter.close()));
+  }
+}
+
+function reject(socket: Duplex, status: number, text: string): void {
+  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.destroy();
+}

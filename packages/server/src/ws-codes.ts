@@ -1,0 +1,76 @@
+/**
+ * The close codes of the stream endpoints: the sibling of errors.ts's registry (which it extends: the
+ * `error` messages a stream sends carry the codes of `ApiErrorCodes`, a closing socket one of these).
+ * A socket is closed with a code of this table, after an `error` message naming the registry code
+ * when one applies. Codes are never renamed or reused: clients switch on them. README ("Native stream")
+ * and `/docs` (GET /api/v1/ws) publish the table.
+ *
+ * 1000-1015 are the protocol's (RFC 6455); 4000-4999 are the application's.
+ */
+import type { ApiErrorCode } from "./errors.ts";
+
+interface CloseDefinition {
+  readonly code: number;
+  readonly reason: string;
+  /** The error registry's code sent in the `error` message before the close, when there is one. */
+  readonly error?: ApiErrorCode;
+  /** What a client should do. */
+  readonly action: string;
+}
+
+export const WsCloseCodes = {
+  NORMAL: { code: 1000, reason: "Closed", action: "Nothing: the client or the server ended the session" },
+  GOING_AWAY: { code: 1001, reason: "Server shutting down", action: "Reconnect with backoff and resume (sinceSeq)" },
+  MESSAGE_TOO_BIG: {
+    code: 1009,
+    reason: "Message too big",
+    action: "Send smaller messages (the limit is the stream's maxPayload, 64 KiB by default)",
+  },
+  UNAUTHORIZED: {
+    code: 4001,
+    reason: "Unauthorized",
+    error: "UNAUTHORIZED",
+    action: "Missing, invalid, revoked or expired token, or a message before `authorize`: sign in again",
+  },
+  AUTH_TIMEOUT: {
+    code: 4002,
+    reason: "Authorization timeout",
+    error: "UNAUTHORIZED",
+    action: "Send `authorize` within 5 s of connecting, or pass ?token=",
+  },
+  TOKEN_EXPIRED: {
+    code: 4003,
+    reason: "Session expired",
+    error: "TOKEN_EXPIRED",
+    action: "The JWT's session expired while connected: sign in again and reconnect",
+  },
+  SLOW_CONSUMER: {
+    code: 4008,
+    reason: "Slow consumer",
+    action:
+      "The client did not read fast enough (send buffer over its limit, or stalled too long): read faster or " +
+      "subscribe to less, reconnect and resume with sinceSeq",
+  },
+  PING_TIMEOUT: {
+    code: 4009,
+    reason: "Ping timeout",
+    action: "The client did not answer the server's ping with a pong: answer pings (browsers do)",
+  },
+  RATE_LIMITED: {
+    code: 4029,
+    reason: "Rate limit exceeded",
+    error: "RATE_LIMITED",
+    action: "The client kept sending over its message rate after RATE_LIMITED errors: slow down",
+  },
+} as const satisfies Record<string, CloseDefinition>;
+
+export type WsCloseName = keyof typeof WsCloseCodes;
+
+/** The table for `/docs` and the README. */
+export function wsCloseCodesDescription(): string {
+  const lines = Object.entries(WsCloseCodes).map(
+    ([name, definition]) =>
+      `| ${definition.code} | \`${name}\` | ${"error" in definition ? `\`${definition.error}\`` : ""} | ${definition.action} |`,
+  );
+  return ["| close code | name | error before it | meaning |", "| --- | --- | --- | --- |", ...lines].join("\n");
+}

@@ -1,0 +1,1084 @@
+/**
+ * The native stream (seeds 000 and 002, DESIGN.md section 6, API.md "Native stream"): `/api/v1/ws`.
+ *
+ * An adapter over the bus: it reads quotes, depth, account events, metrics and the user streams from
+ * their topics only (quotes.X, depth.X, account.{login}, metrics.{login}, user.{userId}), so it does not
+ * care where the engine runs. Trading and history requests call the shared application service
+ * (trading-service.ts) with the same TypeBox schemas as REST, compiled with TypeBox's TypeCompiler
+ * (no type coercion: JSON clients send JSON types).
+ *
+ * Envelope `{"type","payload","id"?}` both ways; replies echo `id`. Authorization by `?token=` (JWT or
+ * API key) or a first `authorize` message within 5 s. Close codes: ws-codes.ts; error codes: errors.ts.
+ *
+ * Fan-out: one bus subscription per topic for all sockets; a bus message is serialised once, into a
+ * ready WebSocket frame, for all its subscribers (depth: once per requested depth). Each socket has a
+ * queue (replies and account events: never dropped) and a conflation map (quotes, depth and metrics:
+ * the latest per topic); sockets with something to send are flushed once per event-loop turn, every
+ * frame of a flush written corked (one writev). When a socket's send buffer passes `highWaterBytes`,
+ * conflated data waits for it to drain (a slow reader gets the latest quote, not a backlog); when its
+ * buffer plus queue passes `maxBufferedBytes`, or it stays stalled `slowConsumerMs`, it is closed with
+ * SLOW_CONSUMER (4008).
+ */
+import type { EngineEvent } from "@bourse/core";
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import {
+  ACCOUNT_EVENT_TYPES,
+  AccountEvents,
+  accountEventsOf,
+  type AccountBusMessage,
+  type AccountEventType,
+} from "./account-events.ts";
+import { metricsPayload } from "./account-metrics.ts";
+import { ApiKeyService, isApiKeyFormat } from "./api-keys.ts";
+import { toApiError } from "./app.ts";
+import type { AuthService } from "./auth.ts";
+import { BusTopics, type BusMessage } from "./bus.ts";
+import { ApiError, type ApiErrorCode } from "./errors.ts";
+import { levelsToWire, marketDataOf } from "./market-data.ts";
+import type { Platform } from "./platform.ts";
+import { Closed } from "./schemas.ts";
+import {
+  ClosePositionBody,
+  HistoryQuerySchema,
+  ModifyOrderBody,
+  ModifyPositionBody,
+  PlaceOrderBody,
+  cancelOrder,
+  closePosition,
+  dealHistory,
+  modifyOrder,
+  modifyPosition,
+  orderHistory,
+  placeOrder,
+  positionHistory,
+} from "./trading-service.ts";
+import type { UpgradeAdapter } from "./upgrade-router.ts";
+import { WsCloseCodes, type WsCloseName } from "./ws-codes.ts";
+import { priceToWire, timeToWire } from "./wire.ts";
+
+export const NATIVE_STREAM_PATH = "/api/v1/ws";
+
+export interface NativeStreamLimits {
+  /** Largest client message (ws maxPayload); larger ones close the socket with 1009. */
+  maxPayloadBytes: number;
+  /** Time to send `authorize` when connecting without ?token=. */
+  authTimeoutMs: number;
+  /** Server pings this often; a socket that did not pong since the last ping is closed (PING_TIMEOUT). */
+  pingIntervalMs: number;
+  /** After a close frame, the socket is destroyed if the close handshake has not finished by then. */
+  closeGraceMs: number;
+  /** Topics one socket may hold (each quote symbol, depth symbol, account, metrics account and user stream). */
+  maxSubscriptions: number;
+  /** Client messages per second (token bucket, burst of the same size); more answer RATE_LIMITED. */
+  messagesPerSecond: number;
+  /** Above this many bytes waiting in the send buffer, conflated data (quotes, depth, metrics) waits. */
+  highWaterBytes: number;
+  /** Send buffer plus queue above this: closed with SLOW_CONSUMER. */
+  maxBufferedBytes: number;
+  /** Stalled above the high-water mark this long: closed with SLOW_CONSUMER. */
+  slowConsumerMs: number;
+  /** `sinceSeq` older than this many journal events (or ahead of the journal) answers `resyncRequired`. */
+  replayWindowEvents: number;
+  /** Depth levels when depthSubscribe gives none, and the most it may ask for. */
+  defaultDepthLevels: number;
+  maxDepthLevels: number;
+}
+
+export const DEFAULT_STREAM_LIMITS: Readonly<NativeStreamLimits> = {
+  maxPayloadBytes: 64 * 1024,
+  authTimeoutMs: 5_000,
+  pingIntervalMs: 20_000,
+  closeGraceMs: 5_000,
+  maxSubscriptions: 200,
+  messagesPerSecond: 50,
+  highWaterBytes: 256 * 1024,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  slowConsumerMs: 30_000,
+  replayWindowEvents: 10_000,
+  defaultDepthLevels: 10,
+  maxDepthLevels: 50,
+};
+
+const REPLAY_PAGE = 1000;
+const MAX_PENDING_MESSAGES = 100;
+
+/** Who a socket acts for: a JWT session (all the user's accounts, trading) or an API key (one account, its scope). */
+interface StreamPrincipal {
+  readonly userId: string;
+  readonly kind: "jwt" | "apiKey";
+  /** The API key's account; null for a JWT. */
+  readonly accountId: number | null;
+  readonly scope: "read" | "trade" | "full";
+  readonly expiresAt: number | null;
+}
+
+// ---- frames ----
+
+/** A complete unmasked text frame (server → client) holding `text`: built once, written to every subscriber. */
+export function textFrame(text: string): Buffer {
+  const length = Buffer.byteLength(text);
+  const header = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(header + length);
+  frame[0] = 0x81;
+  if (header === 2) frame[1] = length;
+  else if (header === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    frame.writeUInt32BE(length >>> 0, 6);
+  }
+  frame.write(text, header);
+  return frame;
+}
+
+function envelope(type: string, payload: unknown, id?: string | number): string {
+  return JSON.stringify(id === undefined ? { type, payload } : { type, payload, id });
+}
+
+// ---- message schemas ----
+
+const AccountIdWire = Type.Union([
+  Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+  Type.String({ pattern: "^[0-9]{1,15}$" }),
+]);
+const TicketWire = Type.Union([
+  Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+  Type.String({ pattern: "^[0-9]{1,15}$" }),
+]);
+const STREAM_EVENTS = [
+  "quoteEvent",
+  "executionEvent",
+  "portfolioEvent",
+  "balanceEvent",
+  "notificationEvent",
+  "priceAlertEvent",
+] as const;
+type StreamEvent = (typeof STREAM_EVENTS)[number];
+const USER_EVENTS: readonly StreamEvent[] = ["notificationEvent", "priceAlertEvent"];
+const SymbolName = Type.String({ minLength: 1, maxLength: 32 });
+
+const SubscribePayload = Closed({
+  symbols: Type.Optional(Type.Array(SymbolName, { maxItems: 100 })),
+  events: Type.Array(Type.Union(STREAM_EVENTS.map((name) => Type.Literal(name))), { minItems: 1, maxItems: 6 }),
+  accountId: Type.Optional(AccountIdWire),
+  sinceSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+});
+const UnsubscribePayload = Closed({
+  symbols: SubscribePayload.properties.symbols,
+  events: SubscribePayload.properties.events,
+  accountId: Type.Optional(AccountIdWire),
+});
+const DepthSubscribePayload = Closed({ symbol: SymbolName, depth: Type.Optional(Type.Integer({ minimum: 1 })) });
+const DepthUnsubscribePayload = Closed({ symbol: SymbolName });
+const MetricsPayloadSchema = Closed({ accountId: AccountIdWire });
+const AUTHORIZE = TypeCompiler.Compile(Closed({ token: Type.String({ minLength: 1, maxLength: 4096 }) }));
+const PingPayload = Closed({});
+const CancelOrderPayload = Closed({ accountId: Type.Optional(AccountIdWire), orderId: TicketWire });
+const AmendOrderPayload = Closed({
+  accountId: Type.Optional(AccountIdWire),
+  orderId: TicketWire,
+  ...ModifyOrderBody.properties,
+});
+const ClosePositionPayload = Closed({
+  accountId: Type.Optional(AccountIdWire),
+  positionId: TicketWire,
+  ...ClosePositionBody.properties,
+});
+const AmendPositionPayload = Closed({
+  accountId: Type.Optional(AccountIdWire),
+  positionId: TicketWire,
+  ...ModifyPositionBody.properties,
+});
+const HistoryPayload = Closed({ accountId: Type.Optional(AccountIdWire), ...HistoryQuerySchema.properties });
+
+interface Handler<Schema extends TSchema> {
+  readonly check: TypeCheck<Schema>;
+  /** Trading needs a JWT or an API key of scope trade/full. */
+  readonly trading?: boolean;
+  /** Answers `result` even without an id (history reads: they are useless otherwise). */
+  readonly alwaysAnswer?: boolean;
+  run(connection: Connection, payload: Static<Schema>, id: string | number | undefined): Promise<unknown>;
+}
+
+function handler<Schema extends TSchema>(
+  schema: Schema,
+  run: Handler<Schema>["run"],
+  options: { trading?: boolean; alwaysAnswer?: boolean } = {},
+): Handler<Schema> {
+  return { check: TypeCompiler.Compile(schema), run, ...options };
+}
+
+/** Every client message type but `authorize` (handled before them) and its handler. */
+const HANDLERS: Readonly<Record<string, Handler<TSchema>>> = {
+  subscribe: handler(SubscribePayload, (c, p, id) => c.subscribe(p, id)),
+  unsubscribe: handler(UnsubscribePayload, (c, p, id) => c.unsubscribe(p, id)),
+  depthSubscribe: handler(DepthSubscribePayload, (c, p, id) => c.depthSubscribe(p, id)),
+  depthUnsubscribe: handler(DepthUnsubscribePayload, (c, p, id) => c.depthUnsubscribe(p, id)),
+  metricsSubscribe: handler(MetricsPayloadSchema, (c, p, id) => c.metricsSubscribe(p, id)),
+  metricsUnsubscribe: handler(MetricsPayloadSchema, (c, p, id) => c.metricsUnsubscribe(p, id)),
+  ping: handler(PingPayload, async (c, _p, id) => c.reply("pong", {}, id)),
+  createOrder: handler(PlaceOrderBody, async (c, p) => placeOrder(c.platform, c.userId, c.accountFor(p.accountId), p), {
+    trading: true,
+  }),
+  cancelOrder: handler(
+    CancelOrderPayload,
+    async (c, p) => cancelOrder(c.platform, c.userId, c.accountFor(p.accountId), Number(p.orderId)),
+    { trading: true },
+  ),
+  amendOrder: handler(
+    AmendOrderPayload,
+    async (c, { accountId, orderId, ...body }) =>
+      modifyOrder(c.platform, c.userId, c.accountFor(accountId), Number(orderId), body),
+    { trading: true },
+  ),
+  closePosition: handler(
+    ClosePositionPayload,
+    async (c, { accountId, positionId, ...body }) =>
+      closePosition(c.platform, c.userId, c.accountFor(accountId), Number(positionId), body),
+    { trading: true },
+  ),
+  amendPosition: handler(
+    AmendPositionPayload,
+    async (c, { accountId, positionId, ...body }) =>
+      modifyPosition(c.platform, c.userId, c.accountFor(accountId), Number(positionId), body),
+    { trading: true },
+  ),
+  orderHistory: handler(
+    HistoryPayload,
+    async (c, { accountId, ...query }) => orderHistory(c.platform, c.userId, c.accountFor(accountId), query),
+    { alwaysAnswer: true },
+  ),
+  dealHistory: handler(
+    HistoryPayload,
+    async (c, { accountId, ...query }) => dealHistory(c.platform, c.userId, c.accountFor(accountId), query),
+    { alwaysAnswer: true },
+  ),
+  positionHistory: handler(
+    HistoryPayload,
+    async (c, { accountId, ...query }) => positionHistory(c.platform, c.userId, c.accountFor(accountId), query),
+    { alwaysAnswer: true },
+  ),
+} as unknown as Record<string, Handler<TSchema>>;
+
+/** The client message types (for /docs and tests). */
+export const CLIENT_MESSAGE_TYPES: readonly string[] = ["authorize", ...Object.keys(HANDLERS)];
+
+function firstError(check: TypeCheck<TSchema>, value: unknown): string {
+  const error = check.Errors(value).First();
+  return error ? `payload${error.path.replace(/\//g, ".")}: ${error.message}` : "payload is not valid";
+}
+
+// ---- topics ----
+
+type TopicKind = "quotes" | "depth" | "account" | "user" | "metrics";
+
+interface Topic {
+  readonly name: string;
+  readonly kind: TopicKind;
+  readonly subscribers: Set<Connection>;
+  readonly unsubscribe: () => void;
+}
+
+interface AccountSubscription {
+  /** Event type → the symbols it is limited to, or null for all. */
+  readonly filters: Map<AccountEventType, Set<string> | null>;
+  /** The highest seq delivered (resume skips what was sent already). */
+  lastSeq: number;
+  /** While a replay runs: live messages wait here, then those past the replay are delivered. */
+  replay: { message: AccountBusMessage; frame: Buffer }[] | null;
+  replayBytes: number;
+}
+
+// ---- the adapter ----
+
+export class NativeStream implements UpgradeAdapter {
+  readonly limits: NativeStreamLimits;
+  private readonly server: WebSocketServer;
+  private readonly topics = new Map<string, Topic>();
+  private readonly connections = new Set<Connection>();
+  private readonly dirty = new Set<Connection>();
+  private flushScheduled = false;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** Sockets closed as slow consumers, ping timeouts, rate limits (metrics, tests). */
+  readonly closes: Record<string, number> = {};
+
+  constructor(
+    readonly platform: Platform,
+    readonly auth: AuthService,
+    limits: Partial<NativeStreamLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_STREAM_LIMITS, ...limits };
+    this.server = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.limits.maxPayloadBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    registry.set(platform, this);
+    this.setPingInterval(this.limits.pingIntervalMs);
+  }
+
+  /** Restarts the ping timer with a new interval (tests). */
+  setPingInterval(ms: number): void {
+    this.limits.pingIntervalMs = ms;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => {
+      for (const connection of this.connections) connection.heartbeat();
+    }, ms);
+    this.pingTimer.unref();
+  }
+
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    this.server.handleUpgrade(request, socket, head, (ws) => {
+      const connection = new Connection(this, ws);
+      this.connections.add(connection);
+      connection.start(url.searchParams.get("token"));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    const all = [...this.connections];
+    await Promise.all(all.map((connection) => connection.shutdown()));
+    this.server.close();
+  }
+
+  /** Connections open now and topics held (tests, metrics). */
+  stats(): { connections: number; topics: number; maxQueuedBytes: number; maxBufferedBytes: number } {
+    let maxQueuedBytes = 0;
+    let maxBufferedBytes = 0;
+    for (const connection of this.connections) {
+      maxQueuedBytes = Math.max(maxQueuedBytes, connection.queuedBytes);
+      maxBufferedBytes = Math.max(maxBufferedBytes, connection.bufferedAmount);
+    }
+    return { connections: this.connections.size, topics: this.topics.size, maxQueuedBytes, maxBufferedBytes };
+  }
+
+  // ---- topics (one bus subscription per topic for all sockets) ----
+
+  join(connection: Connection, name: string, kind: TopicKind): void {
+    let topic = this.topics.get(name);
+    if (!topic) {
+      const subscribers = new Set<Connection>();
+      const created: Topic = {
+        name,
+        kind,
+        subscribers,
+        unsubscribe: this.platform.bus.subscribe(name, (_name, message) => this.dispatch(created, message)),
+      };
+      this.topics.set(name, (topic = created));
+    }
+    topic.subscribers.add(connection);
+  }
+
+  leave(connection: Connection, name: string): void {
+    const topic = this.topics.get(name);
+    if (!topic || !topic.subscribers.delete(connection)) return;
+    if (topic.subscribers.size === 0) {
+      topic.unsubscribe();
+      this.topics.delete(name);
+    }
+  }
+
+  /** One bus message to every subscriber of its topic: serialised once (per depth for depth). */
+  private dispatch(topic: Topic, message: BusMessage): void {
+    switch (topic.kind) {
+      case "quotes":
+      case "metrics": {
+        const frame = textFrame(envelope(message.type, message.payload));
+        for (const connection of topic.subscribers) connection.conflate(topic.name, frame);
+        return;
+      }
+      case "depth": {
+        const frames = new Map<number, Buffer>();
+        for (const connection of topic.subscribers) {
+          const levels = connection.depthLevels(topic.name);
+          let frame = frames.get(levels);
+          if (!frame) frames.set(levels, (frame = textFrame(envelope(message.type, truncateDepth(message, levels)))));
+          connection.conflate(topic.name, frame);
+        }
+        return;
+      }
+      case "account": {
+        const frame = textFrame(envelope(message.type, message.payload));
+        for (const connection of topic.subscribers) connection.accountMessage(message as AccountBusMessage, frame);
+        return;
+      }
+      case "user": {
+        const frame = textFrame(envelope(message.type, message.payload));
+        for (const connection of topic.subscribers) connection.userMessage(message, frame);
+        return;
+      }
+    }
+  }
+
+  // ---- flushing: once per event-loop turn for every socket with something to send ----
+
+  markDirty(connection: Connection): void {
+    this.dirty.add(connection);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const dirty = [...this.dirty];
+      this.dirty.clear();
+      for (const each of dirty) each.flush();
+    });
+  }
+
+  forget(connection: Connection): void {
+    this.connections.delete(connection);
+    this.dirty.delete(connection);
+  }
+
+  noteClose(name: WsCloseName): void {
+    this.closes[name] = (this.closes[name] ?? 0) + 1;
+  }
+}
+
+function truncateDepth(message: BusMessage, levels: number): unknown {
+  const payload = message.payload as { bids: unknown[]; asks: unknown[] };
+  if (payload.bids.length <= levels && payload.asks.length <= levels) return payload;
+  return { ...payload, bids: payload.bids.slice(0, levels), asks: payload.asks.slice(0, levels) };
+}
+
+const registry = new WeakMap<Platform, NativeStream>();
+
+/** The platform's native stream (tests and benchmarks tune its limits). */
+export function nativeStreamOf(platform: Platform): NativeStream | undefined {
+  return registry.get(platform);
+}
+
+// ---- one socket ----
+
+class Connection {
+  readonly platform: Platform;
+  private principal: StreamPrincipal | null = null;
+  private readonly raw: Socket;
+  /** Topics held: name → kind. */
+  private readonly topics = new Map<string, TopicKind>();
+  private readonly accounts = new Map<number, AccountSubscription>();
+  private readonly userEvents = new Set<string>();
+  private readonly depth = new Map<string, number>();
+  private queue: Buffer[] = [];
+  queuedBytes = 0;
+  private readonly conflated = new Map<string, Buffer>();
+  private waitingDrain = false;
+  private stallTimer: NodeJS.Timeout | null = null;
+  private authTimer: NodeJS.Timeout | null = null;
+  private expiryTimer: NodeJS.Timeout | null = null;
+  private closeTimer: NodeJS.Timeout | null = null;
+  private alive = true;
+  private closing = false;
+  private chain: Promise<void> = Promise.resolve();
+  private pending = 0;
+  private tokens: number;
+  private refilledAt = performance.now();
+  private violations = 0;
+  private readonly closedPromise: Promise<void>;
+
+  constructor(
+    private readonly stream: NativeStream,
+    private readonly ws: WebSocket,
+  ) {
+    this.platform = stream.platform;
+    this.raw = (ws as unknown as { _socket: Socket })._socket;
+    this.tokens = stream.limits.messagesPerSecond;
+    this.closedPromise = new Promise((resolve) => ws.once("close", () => resolve()));
+  }
+
+  get userId(): string {
+    return this.principal!.userId;
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  start(token: string | null): void {
+    const ws = this.ws;
+    ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on("pong", () => {
+      this.alive = true;
+    });
+    ws.on("error", () => undefined);
+    ws.once("close", () => this.cleanup());
+    if (token !== null) {
+      this.chain = this.authorize(token, undefined, false);
+    } else {
+      this.authTimer = setTimeout(() => {
+        if (!this.principal) this.closeWith("AUTH_TIMEOUT", "UNAUTHORIZED", "No authorize message within 5 s");
+      }, this.stream.limits.authTimeoutMs);
+      this.authTimer.unref();
+    }
+  }
+
+  // ---- incoming ----
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.closing) return;
+    const limits = this.stream.limits;
+    const now = performance.now();
+    this.tokens = Math.min(
+      limits.messagesPerSecond,
+      this.tokens + ((now - this.refilledAt) / 1000) * limits.messagesPerSecond,
+    );
+    this.refilledAt = now;
+    if (this.tokens < 1 || this.pending >= MAX_PENDING_MESSAGES) {
+      this.violations += 1;
+      if (this.violations > limits.messagesPerSecond) {
+        this.closeWith("RATE_LIMITED", "RATE_LIMITED", "Message rate exceeded again and again");
+        return;
+      }
+      this.error("RATE_LIMITED", `At most ${limits.messagesPerSecond} messages per second`, undefined);
+      return;
+    }
+    this.tokens -= 1;
+    this.violations = Math.max(0, this.violations - 1);
+    this.pending += 1;
+    this.chain = this.chain
+      .then(() => this.handle(data, isBinary))
+      .catch(() => undefined)
+      .finally(() => {
+        this.pending -= 1;
+      });
+  }
+
+  private async handle(data: RawData, isBinary: boolean): Promise<void> {
+    if (this.closing) return;
+    let message: unknown;
+    try {
+      if (isBinary) throw new Error("binary");
+      message = JSON.parse(data.toString());
+    } catch {
+      if (!this.principal) return this.closeWith("UNAUTHORIZED", "UNAUTHORIZED", "Send authorize first");
+      return this.error("INVALID_DATA", "Messages are JSON text envelopes {type, payload, id?}", undefined);
+    }
+    if (typeof message !== "object" || message === null || Array.isArray(message)) {
+      if (!this.principal) return this.closeWith("UNAUTHORIZED", "UNAUTHORIZED", "Send authorize first");
+      return this.error("INVALID_DATA", "Messages are JSON objects {type, payload, id?}", undefined);
+    }
+    const { type, payload = {}, id, ...extra } = message as Record<string, unknown>;
+    const validId =
+      id === undefined ||
+      (typeof id === "string" && id.length <= 64) ||
+      (typeof id === "number" && Number.isSafeInteger(id));
+    const replyId = validId ? (id as string | number | undefined) : undefined;
+    if (!this.principal) {
+      if (type !== "authorize")
+        return this.closeWith("UNAUTHORIZED", "UNAUTHORIZED", "The first message must be authorize {token}");
+      if (!AUTHORIZE.Check(payload)) return this.closeWith("UNAUTHORIZED", "UNAUTHORIZED", "authorize needs {token}");
+      return this.authorize(payload.token, replyId, true);
+    }
+    if (typeof type !== "string" || !validId || Object.keys(extra).length > 0)
+      return this.error(
+        "INVALID_DATA",
+        "An envelope has type (string), payload (object) and an optional id (string of at most 64 characters or integer)",
+        replyId,
+      );
+    if (type === "authorize") return this.error("INVALID_DATA", "This socket is authorized already", replyId);
+    const handler = HANDLERS[type];
+    if (!handler) return this.error("INVALID_DATA", `Unknown message type: ${type.slice(0, 64)}`, replyId);
+    if (!handler.check.Check(payload)) return this.error("INVALID_DATA", firstError(handler.check, payload), replyId);
+    try {
+      if (handler.trading && this.principal.scope === "read")
+        throw new ApiError("FORBIDDEN", "This API key's scope (read) does not allow trading");
+      const result = await handler.run(this, payload, replyId);
+      if (result !== undefined && (replyId !== undefined || handler.alwaysAnswer))
+        this.reply("result", result, replyId);
+    } catch (error) {
+      const apiError = toApiError(error);
+      if (apiError.code === "INTERNAL_ERROR")
+        this.platform.log.error(`native stream: ${type} failed: ${String((error as Error)?.stack ?? error)}`);
+      this.error(apiError.code, apiError.message, replyId);
+    }
+  }
+
+  private async authorize(token: string, id: string | number | undefined, byMessage: boolean): Promise<void> {
+    let principal: StreamPrincipal;
+    try {
+      principal = await this.authenticate(token);
+    } catch (error) {
+      const apiError = toApiError(error);
+      const code = apiError.code === "INTERNAL_ERROR" ? "UNAUTHORIZED" : apiError.code;
+      return this.closeWith("UNAUTHORIZED", code, apiError.message, id);
+    }
+    if (this.closing) return;
+    this.principal = principal;
+    if (this.authTimer) clearTimeout(this.authTimer);
+    if (principal.expiresAt !== null) {
+      const left = Math.min(Math.max(0, principal.expiresAt - this.platform.clock.now()), 2 ** 31 - 1);
+      this.expiryTimer = setTimeout(
+        () => this.closeWith("TOKEN_EXPIRED", "TOKEN_EXPIRED", "The session expired"),
+        left,
+      );
+      this.expiryTimer.unref();
+    }
+    if (byMessage)
+      this.reply(
+        "authorized",
+        {
+          accountIds:
+            principal.accountId !== null ? [principal.accountId] : this.platform.accountIdsOf(principal.userId),
+          scope: principal.scope,
+        },
+        id,
+      );
+  }
+
+  private async authenticate(token: string): Promise<StreamPrincipal> {
+    if (isApiKeyFormat(token)) {
+      const result = await ApiKeyService.for(this.platform).authenticate(token);
+      if (!result.ok) throw new ApiError("UNAUTHORIZED", "The API key is not valid");
+      return {
+        userId: result.userId,
+        kind: "apiKey",
+        accountId: result.accountId,
+        scope: result.scope,
+        expiresAt: null,
+      };
+    }
+    const principal = await this.stream.auth.authenticate(token);
+    return { userId: principal.userId, kind: "jwt", accountId: null, scope: "full", expiresAt: principal.expiresAt };
+  }
+
+  /** The account a message acts on: the given one if the principal may use it, else its default. */
+  accountFor(requested: number | string | undefined): number {
+    const principal = this.principal!;
+    if (requested === undefined) {
+      if (principal.accountId !== null) return principal.accountId;
+      const first = this.platform.accountIdsOf(principal.userId)[0];
+      if (first === undefined) throw new ApiError("INVALID_DATA", "accountId is required");
+      return first;
+    }
+    const accountId = Number(requested);
+    if (principal.accountId !== null && accountId !== principal.accountId)
+      throw new ApiError("FORBIDDEN", "This API key is bound to another account");
+    this.platform.ownedAccount(principal.userId, accountId);
+    return accountId;
+  }
+
+  // ---- subscriptions ----
+
+  private reserve(names: readonly string[]): void {
+    const adding = names.filter((name) => !this.topics.has(name)).length;
+    if (this.topics.size + adding > this.stream.limits.maxSubscriptions)
+      throw new ApiError(
+        "LIMIT_REACHED",
+        `At most ${this.stream.limits.maxSubscriptions} subscriptions (symbols, accounts, streams) per socket`,
+      );
+  }
+
+  private join(name: string, kind: TopicKind): void {
+    if (this.topics.has(name)) return;
+    this.topics.set(name, kind);
+    this.stream.join(this, name, kind);
+  }
+
+  private leave(name: string): void {
+    if (!this.topics.delete(name)) return;
+    this.stream.leave(this, name);
+    this.conflated.delete(name);
+  }
+
+  async subscribe(payload: Static<typeof SubscribePayload>, id: string | number | undefined): Promise<undefined> {
+    const events = new Set<StreamEvent>(payload.events);
+    const symbols = payload.symbols ?? [];
+    for (const symbol of symbols) this.platform.instrument(symbol);
+    if (events.has("quoteEvent") && symbols.length === 0)
+      throw new ApiError("INVALID_DATA", "quoteEvent needs symbols");
+    const accountTypes = ACCOUNT_EVENT_TYPES.filter((type) => events.has(type));
+    const userTypes = USER_EVENTS.filter((type) => events.has(type));
+    if (payload.sinceSeq !== undefined && accountTypes.length === 0)
+      throw new ApiError(
+        "INVALID_DATA",
+        "sinceSeq resumes account events: executionEvent, portfolioEvent, balanceEvent",
+      );
+    const accountId =
+      accountTypes.length > 0 || payload.accountId !== undefined ? this.accountFor(payload.accountId) : null;
+    const names: string[] = [];
+    if (events.has("quoteEvent")) for (const symbol of symbols) names.push(BusTopics.quotes(symbol));
+    if (accountId !== null && accountTypes.length > 0) names.push(BusTopics.account(accountId));
+    if (userTypes.length > 0) names.push(BusTopics.user(this.userId));
+    this.reserve(names);
+
+    // Account events first (a replay buffers live events before the topic is joined), then the rest.
+    let replayFrom: number | null = null;
+    if (accountId !== null && accountTypes.length > 0) {
+      let subscription = this.accounts.get(accountId);
+      if (!subscription) {
+        subscription = { filters: new Map(), lastSeq: 0, replay: null, replayBytes: 0 };
+        this.accounts.set(accountId, subscription);
+      }
+      for (const type of accountTypes) {
+        const current = subscription.filters.get(type);
+        if (payload.symbols === undefined || current === null) subscription.filters.set(type, null);
+        else subscription.filters.set(type, new Set([...(current ?? []), ...symbols]));
+      }
+      if (payload.sinceSeq !== undefined) {
+        subscription.replay = [];
+        subscription.replayBytes = 0;
+        replayFrom = payload.sinceSeq;
+      }
+      this.join(BusTopics.account(accountId), "account");
+    }
+    if (userTypes.length > 0) {
+      for (const type of userTypes) this.userEvents.add(type);
+      this.join(BusTopics.user(this.userId), "user");
+    }
+    if (events.has("quoteEvent")) {
+      const marketData = marketDataOf(this.platform);
+      for (const symbol of symbols) {
+        const name = BusTopics.quotes(symbol);
+        const fresh = !this.topics.has(name);
+        this.join(name, "quotes");
+        const last = marketData.lastQuote(symbol);
+        if (fresh && last) {
+          const instrument = this.platform.instrument(symbol);
+          const snapshot = {
+            symbol,
+            bid: priceToWire(last.bid, instrument),
+            ask: priceToWire(last.ask, instrument),
+            ts: timeToWire(last.time),
+          };
+          this.conflate(name, textFrame(envelope("quoteEvent", snapshot)));
+        }
+      }
+    }
+    this.reply("subscribed", payload, id);
+    if (accountId !== null && replayFrom !== null) await this.replay(accountId, replayFrom);
+    return undefined;
+  }
+
+  /** Sends the account's journaled events after `sinceSeq`, then the live ones that waited meanwhile. */
+  private async replay(accountId: number, sinceSeq: number): Promise<void> {
+    const subscription = this.accounts.get(accountId);
+    if (!subscription || subscription.replay === null) return;
+    let after = Math.max(sinceSeq, subscription.lastSeq);
+    try {
+      const last = await this.platform.lastJournalSequence();
+      const window = this.stream.limits.replayWindowEvents;
+      if (after > last || last - after > window) {
+        this.reply("resyncRequired", { accountId, sinceSeq, lastSeq: last, windowEvents: window }, undefined);
+      } else {
+        const resolver = AccountEvents.for(this.platform).replayResolver();
+        for (;;) {
+          const records = await this.platform.readJournal(after, REPLAY_PAGE);
+          for (const record of records) {
+            resolver.note(record);
+            if (touchesAccount(record.event, accountId)) {
+              for (const built of await accountEventsOf(this.platform, record, resolver)) {
+                if (built.accountId !== accountId) continue;
+                this.deliverAccount(
+                  subscription,
+                  built.message,
+                  textFrame(envelope(built.message.type, built.message.payload)),
+                );
+              }
+            }
+            after = record.sequence;
+          }
+          if (records.length < REPLAY_PAGE || this.closing) break;
+        }
+      }
+    } finally {
+      const waiting = subscription.replay ?? [];
+      subscription.replay = null;
+      subscription.replayBytes = 0;
+      for (const { message, frame } of waiting)
+        if (message.seq === undefined || message.seq > after) this.deliverAccount(subscription, message, frame);
+    }
+  }
+
+  async unsubscribe(payload: Static<typeof UnsubscribePayload>, id: string | number | undefined): Promise<undefined> {
+    const events = new Set<StreamEvent>(payload.events);
+    const symbols = payload.symbols;
+    if (events.has("quoteEvent")) {
+      const names = symbols
+        ? symbols.map((symbol) => BusTopics.quotes(symbol))
+        : [...this.topics].filter(([, kind]) => kind === "quotes").map(([name]) => name);
+      for (const name of names) this.leave(name);
+    }
+    const accountTypes = ACCOUNT_EVENT_TYPES.filter((type) => events.has(type));
+    if (accountTypes.length > 0) {
+      const accountId = this.accountFor(payload.accountId);
+      const subscription = this.accounts.get(accountId);
+      if (subscription) {
+        for (const type of accountTypes) {
+          const current = subscription.filters.get(type);
+          if (symbols === undefined) subscription.filters.delete(type);
+          else if (current) {
+            for (const symbol of symbols) current.delete(symbol);
+            if (current.size === 0) subscription.filters.delete(type);
+          }
+        }
+        if (subscription.filters.size === 0) {
+          this.accounts.delete(accountId);
+          this.leave(BusTopics.account(accountId));
+        }
+      }
+    }
+    const userTypes = USER_EVENTS.filter((type) => events.has(type));
+    if (userTypes.length > 0) {
+      for (const type of userTypes) this.userEvents.delete(type);
+      if (this.userEvents.size === 0) this.leave(BusTopics.user(this.userId));
+    }
+    this.reply("unsubscribed", payload, id);
+    return undefined;
+  }
+
+  async depthSubscribe(
+    payload: Static<typeof DepthSubscribePayload>,
+    id: string | number | undefined,
+  ): Promise<undefined> {
+    const instrument = this.platform.instrument(payload.symbol);
+    const limits = this.stream.limits;
+    const levels = payload.depth ?? limits.defaultDepthLevels;
+    if (levels > limits.maxDepthLevels)
+      throw new ApiError("INVALID_DATA", `depth is at most ${limits.maxDepthLevels} levels`);
+    const name = BusTopics.depth(payload.symbol);
+    this.reserve([name]);
+    this.depth.set(name, levels);
+    this.join(name, "depth");
+    this.reply("subscribed", payload, id);
+    const last = marketDataOf(this.platform).lastQuote(payload.symbol);
+    if (last) {
+      const side = (book: typeof last.bids, top: number) =>
+        levelsToWire(book && book.length > 0 ? book : [{ price: top, volume: Infinity }], instrument).slice(0, levels);
+      const snapshot = {
+        symbol: payload.symbol,
+        bids: side(last.bids, last.bid),
+        asks: side(last.asks, last.ask),
+        ts: timeToWire(last.time),
+      };
+      this.conflate(name, textFrame(envelope("depthEvent", snapshot)));
+    }
+    return undefined;
+  }
+
+  async depthUnsubscribe(
+    payload: Static<typeof DepthUnsubscribePayload>,
+    id: string | number | undefined,
+  ): Promise<undefined> {
+    const name = BusTopics.depth(payload.symbol);
+    this.leave(name);
+    this.depth.delete(name);
+    this.reply("unsubscribed", payload, id);
+    return undefined;
+  }
+
+  depthLevels(name: string): number {
+    return this.depth.get(name) ?? this.stream.limits.defaultDepthLevels;
+  }
+
+  async metricsSubscribe(
+    payload: Static<typeof MetricsPayloadSchema>,
+    id: string | number | undefined,
+  ): Promise<undefined> {
+    const accountId = this.accountFor(payload.accountId);
+    const name = BusTopics.metrics(accountId);
+    this.reserve([name]);
+    this.join(name, "metrics");
+    this.reply("subscribed", payload, id);
+    const snapshot = metricsPayload(this.platform, accountId);
+    if (snapshot) this.conflate(name, textFrame(envelope("metricsEvent", snapshot)));
+    return undefined;
+  }
+
+  async metricsUnsubscribe(
+    payload: Static<typeof MetricsPayloadSchema>,
+    id: string | number | undefined,
+  ): Promise<undefined> {
+    const accountId = this.accountFor(payload.accountId);
+    this.leave(BusTopics.metrics(accountId));
+    this.reply("unsubscribed", payload, id);
+    return undefined;
+  }
+
+  // ---- outgoing ----
+
+  reply(type: string, payload: unknown, id: string | number | undefined): undefined {
+    this.enqueue(textFrame(envelope(type, payload, id)));
+    return undefined;
+  }
+
+  private error(code: ApiErrorCode, message: string, id: string | number | undefined): void {
+    this.reply("error", { code, message }, id);
+  }
+
+  /** An account event from the bus (the frame is shared by every subscriber). */
+  accountMessage(message: AccountBusMessage, frame: Buffer): void {
+    const subscription = this.accounts.get(message.payload.accountId);
+    if (!subscription) return;
+    if (subscription.replay !== null) {
+      subscription.replay.push({ message, frame });
+      subscription.replayBytes += frame.length;
+      this.checkBudget(subscription.replayBytes);
+      return;
+    }
+    this.deliverAccount(subscription, message, frame);
+  }
+
+  private deliverAccount(subscription: AccountSubscription, message: AccountBusMessage, frame: Buffer): void {
+    const filter = subscription.filters.get(message.type);
+    if (filter === undefined) return;
+    const symbol = message.payload.symbol;
+    if (filter !== null && symbol !== undefined && !filter.has(symbol)) return;
+    if (message.seq !== undefined) subscription.lastSeq = Math.max(subscription.lastSeq, message.seq);
+    this.enqueue(frame);
+  }
+
+  userMessage(message: BusMessage, frame: Buffer): void {
+    if (!this.userEvents.has(message.type)) return;
+    const bound = this.principal?.accountId ?? null;
+    const accountId = (message.payload as { accountId?: unknown }).accountId;
+    if (bound !== null && accountId !== undefined && accountId !== null && accountId !== bound) return;
+    this.enqueue(frame);
+  }
+
+  /** Never dropped: queued until the next flush; a queue over the budget closes the socket. */
+  private enqueue(frame: Buffer): void {
+    if (this.closing) return;
+    this.queue.push(frame);
+    this.queuedBytes += frame.length;
+    if (this.checkBudget(0)) this.stream.markDirty(this);
+  }
+
+  /** The latest frame of a topic replaces the one not sent yet. */
+  conflate(topic: string, frame: Buffer): void {
+    if (this.closing) return;
+    this.conflated.set(topic, frame);
+    if (!this.waitingDrain) this.stream.markDirty(this);
+  }
+
+  /** False (and closing) when the socket's buffer and queue pass the limit. */
+  private checkBudget(extra: number): boolean {
+    if (this.ws.bufferedAmount + this.queuedBytes + extra <= this.stream.limits.maxBufferedBytes) return true;
+    this.closeWith("SLOW_CONSUMER");
+    return false;
+  }
+
+  flush(): void {
+    if (this.closing || this.ws.readyState !== this.ws.OPEN) return;
+    const raw = this.raw;
+    const sendConflated = this.conflated.size > 0 && this.ws.bufferedAmount <= this.stream.limits.highWaterBytes;
+    if (this.queue.length === 0 && !sendConflated) {
+      if (this.conflated.size > 0) this.awaitDrain();
+      return;
+    }
+    raw.cork();
+    for (const frame of this.queue) raw.write(frame);
+    this.queue = [];
+    this.queuedBytes = 0;
+    if (sendConflated) {
+      for (const frame of this.conflated.values()) raw.write(frame);
+      this.conflated.clear();
+    }
+    raw.uncork();
+    if (!this.checkBudget(0)) return;
+    if (this.conflated.size > 0) this.awaitDrain();
+  }
+
+  /** Conflated data waits for the send buffer to drain; stalled too long is a slow consumer. */
+  private awaitDrain(): void {
+    if (this.waitingDrain) return;
+    this.waitingDrain = true;
+    this.raw.once("drain", () => {
+      this.waitingDrain = false;
+      if (this.stallTimer) clearTimeout(this.stallTimer);
+      this.stallTimer = null;
+      this.stream.markDirty(this);
+    });
+    if (!this.stallTimer) {
+      this.stallTimer = setTimeout(() => this.closeWith("SLOW_CONSUMER"), this.stream.limits.slowConsumerMs);
+      this.stallTimer.unref();
+    }
+  }
+
+  // ---- liveness and closing ----
+
+  heartbeat(): void {
+    if (this.closing) return;
+    if (!this.alive) {
+      this.closeWith("PING_TIMEOUT");
+      return;
+    }
+    this.alive = false;
+    try {
+      this.ws.ping();
+    } catch {
+      // The socket is closing: the close event cleans up.
+    }
+  }
+
+  /**
+   * Sends the `error` (when given) and the close frame now, ahead of anything queued; destroys the socket
+   * if the close handshake has not finished after the grace period.
+   */
+  closeWith(name: WsCloseName, code?: ApiErrorCode, message?: string, id?: string | number): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.stream.noteClose(name);
+    const definition = WsCloseCodes[name];
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.conflated.clear();
+    try {
+      if (code !== undefined && this.ws.readyState === this.ws.OPEN)
+        this.raw.write(textFrame(envelope("error", { code, message: message ?? definition.reason }, id)));
+      this.ws.close(definition.code, definition.reason);
+    } catch {
+      this.ws.terminate();
+    }
+    this.closeTimer = setTimeout(() => this.ws.terminate(), this.stream.limits.closeGraceMs);
+    this.closeTimer.unref();
+  }
+
+  async shutdown(): Promise<void> {
+    this.closeWith("GOING_AWAY");
+    const timer = setTimeout(() => this.ws.terminate(), 1000);
+    await this.closedPromise;
+    clearTimeout(timer);
+  }
+
+  private cleanup(): void {
+    this.closing = true;
+    for (const timer of [this.authTimer, this.expiryTimer, this.stallTimer, this.closeTimer])
+      if (timer) clearTimeout(timer);
+    for (const name of this.topics.keys()) this.stream.leave(this, name);
+    this.topics.clear();
+    this.accounts.clear();
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.conflated.clear();
+    this.stream.forget(this);
+  }
+}
+
+/** Whether a journal event concerns the account (a cheap filter before building payloads). */
+function touchesAccount(event: EngineEvent, accountId: number): boolean {
+  switch (event.type) {
+    case "OrderAccepted":
+      return event.order.accountId === accountId;
+    case "DealExecuted":
+      return event.deal.accountId === accountId;
+    case "Rollover":
+      return event.charges.some((charge) => charge.accountId === accountId);
+    default:
+      return event.accountId === accountId;
+  }
+}
