@@ -4,7 +4,7 @@
  * with REST's validation, partial fills on a thin book, and errors for bad messages.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { admin, call, pushQuote, settle, signUp, startTestServer, type TestServer } from "./helpers.ts";
 import { listenStream, StreamClient, type Message } from "./ws-helpers.ts";
 
 type User = Awaited<ReturnType<typeof signUp>>;
@@ -182,5 +182,408 @@ describe("authorization", () => {
     const other = await signUp(server);
     const elsewhere = await trader.request("subscribe", { events: ["executionEvent"], accountId: other.login });
     expect(elsewhere.payload.code).toBe("FORBIDDEN");
+  });
+});
+
+describe("bad messages and limits", () => {
+  it("answers INVALID_DATA for bad JSON, a bad envelope, an unknown type and a payload REST would refuse", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.ws.send("{not json");
+    expect((await client.nextOf("error")).payload.code).toBe("INVALID_DATA");
+    client.ws.send(JSON.stringify({ type: "subscribe", payload: {}, extra: 1, id: 3 }));
+    expect(await client.nextOf("error")).toMatchObject({ payload: { code: "INVALID_DATA" }, id: 3 });
+    const unknown = await client.request("fly", {});
+    expect(unknown.payload).toEqual({ code: "INVALID_DATA", message: "Unknown message type: fly" });
+    const extraField = await client.request("createOrder", {
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "MARKET",
+      volume: 0.01,
+      balance: 1e9,
+    });
+    expect(extraField.payload.code).toBe("INVALID_DATA");
+    // The same answer as REST for the same body.
+    for (const body of [
+      { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.001 },
+      { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: "0.0100000001" },
+      { symbol: "EURUSD", side: "BUY", volume: 0.01 },
+      { symbol: "EURUSD", cmd: 0, side: "BUY", volume: 0.01 },
+      { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01, quantity: 1000 },
+    ]) {
+      const rest = await call(server, "POST", `/api/v1/accounts/${user.login}/orders`, { token: user.token, body });
+      const socket = await client.request("createOrder", body);
+      expect(rest.status).toBeGreaterThanOrEqual(400);
+      expect(socket.payload).toEqual({ code: rest.body.error, message: rest.body.message });
+    }
+    const unknownSymbol = await client.request("depthSubscribe", { symbol: "NOPE" });
+    expect(unknownSymbol.payload.code).toBe("UNKNOWN_SYMBOL");
+    const noSymbols = await client.request("subscribe", { events: ["quoteEvent"] });
+    expect(noSymbols.payload.code).toBe("INVALID_DATA");
+    const badEvent = await client.request("subscribe", { symbols: ["EURUSD"], events: ["tradeEvent"] });
+    expect(badEvent.payload.code).toBe("INVALID_DATA");
+    const badHistory = await client.request("dealHistory", { limit: 0 });
+    expect(badHistory.payload.code).toBe("INVALID_DATA");
+    client.ws.send(Buffer.from([1, 2, 3]));
+    expect((await client.nextOf("error")).payload.code).toBe("INVALID_DATA");
+    // Still open and serving.
+    client.send("ping", {}, "alive");
+    expect((await client.nextOf("pong")).id).toBe("alive");
+  });
+
+  it("limits subscriptions per socket with LIMIT_REACHED and subscribes nothing of the refused request", async () => {
+    const limits = server.nativeStream.limits;
+    const previous = limits.maxSubscriptions;
+    limits.maxSubscriptions = 2;
+    try {
+      const client = await connect(await signUp(server));
+      client.send("subscribe", { symbols: ["EURUSD"], events: ["quoteEvent"] });
+      await client.nextOf("subscribed");
+      const refused = await client.request("subscribe", { symbols: ["GBPUSD", "USDJPY"], events: ["quoteEvent"] });
+      expect(refused.payload.code).toBe("LIMIT_REACHED");
+      await pushQuote(server, "GBPUSD", "1.26500", "1.26520");
+      await pushQuote(server, "EURUSD", "1.08431", "1.08441");
+      await client.nextOf("quoteEvent", (message) => message.payload.bid === 1.08431);
+      expect(client.all("quoteEvent").some((message) => message.payload.symbol !== "EURUSD")).toBe(false);
+    } finally {
+      limits.maxSubscriptions = previous;
+    }
+  });
+
+  it("answers RATE_LIMITED over the message rate and closes with 4029 when it goes on", async () => {
+    const limits = server.nativeStream.limits;
+    const previous = limits.messagesPerSecond;
+    limits.messagesPerSecond = 5;
+    try {
+      const client = await connect(await signUp(server));
+      for (let index = 0; index < 8; index += 1) client.send("ping", {}, index);
+      const limited = await client.nextOf("error");
+      expect(limited.payload.code).toBe("RATE_LIMITED");
+      expect(client.all("pong").length).toBeLessThanOrEqual(5);
+      for (let index = 0; index < 20; index += 1) client.send("ping", {});
+      expect((await client.closed).code).toBe(4029);
+    } finally {
+      limits.messagesPerSecond = previous;
+    }
+  });
+
+  it("closes with 1009 on a message over the size limit", async () => {
+    const client = await connect(await signUp(server));
+    client.send("ping", { padding: "x".repeat(70 * 1024) });
+    expect((await client.closed).code).toBe(1009);
+  });
+
+  it("closes a client that does not answer pings with 4009", async () => {
+    const user = await signUp(server);
+    const silent = await StreamClient.connect(`${url}?token=${user.token}`, null, { autoPong: false });
+    clients.push(silent);
+    server.nativeStream.setPingInterval(40);
+    try {
+      expect((await silent.closed).code).toBe(4009);
+    } finally {
+      server.nativeStream.setPingInterval(20_000);
+    }
+  });
+});
+
+describe("market data", () => {
+  it("streams depth with the requested levels, conflated, and stops after depthUnsubscribe", async () => {
+    const client = await connect(await signUp(server));
+    client.send("depthSubscribe", { symbol: "EURUSD", depth: 2 }, "d");
+    expect(await client.nextOf("subscribed")).toEqual({
+      type: "subscribed",
+      payload: { symbol: "EURUSD", depth: 2 },
+      id: "d",
+    });
+    await client.nextOf("depthEvent"); // the current book at once
+    const book = {
+      symbol: "EURUSD",
+      bid: "1.08430",
+      ask: "1.08440",
+      bids: [
+        { price: "1.08430", volume: 1 },
+        { price: "1.08420", volume: 2 },
+        { price: "1.08410", volume: 3 },
+      ],
+      asks: [
+        { price: "1.08440", volume: 0.5 },
+        { price: "1.08450", volume: 1.5 },
+        { price: "1.08460", volume: 2.5 },
+      ],
+    };
+    expect((await admin(server, "POST", "/admin/v1/quotes", book)).status).toBe(200);
+    const depth = await client.nextOf("depthEvent");
+    expect(depth.payload).toEqual({
+      symbol: "EURUSD",
+      bids: [
+        { price: 1.0843, volume: 1 },
+        { price: 1.0842, volume: 2 },
+      ],
+      asks: [
+        { price: 1.0844, volume: 0.5 },
+        { price: 1.0845, volume: 1.5 },
+      ],
+      ts: "2026-06-02T12:00:00.000Z",
+    });
+    client.send("depthUnsubscribe", { symbol: "EURUSD" });
+    expect((await client.nextOf("unsubscribed")).payload).toEqual({ symbol: "EURUSD" });
+    const seen = client.all("depthEvent").length;
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    client.send("ping", {}, "after");
+    await client.nextOf("pong");
+    expect(client.all("depthEvent").length).toBe(seen);
+  });
+
+  it("stops quotes after unsubscribe", async () => {
+    const client = await connect(await signUp(server));
+    client.send("subscribe", { symbols: ["EURUSD"], events: ["quoteEvent"] });
+    await client.nextOf("subscribed");
+    await client.nextOf("quoteEvent");
+    client.send("unsubscribe", { symbols: ["EURUSD"], events: ["quoteEvent"] }, 9);
+    expect(await client.nextOf("unsubscribed")).toEqual({
+      type: "unsubscribed",
+      payload: { symbols: ["EURUSD"], events: ["quoteEvent"] },
+      id: 9,
+    });
+    await pushQuote(server, "EURUSD", "1.08432", "1.08442");
+    client.send("ping", {}, "after");
+    await client.nextOf("pong");
+    expect(client.all("quoteEvent").length).toBe(1);
+  });
+});
+
+describe("account streams", () => {
+  it("streams metrics: a snapshot at once, then the changes to the cent", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.send("metricsSubscribe", { accountId: user.login });
+    await client.nextOf("subscribed");
+    const first = await client.nextOf("metricsEvent");
+    expect(first.payload).toMatchObject({
+      accountId: user.login,
+      balance: 10000,
+      equity: 10000,
+      margin: 0,
+      freeMargin: 10000,
+      marginLevel: null,
+      profit: 0,
+    });
+    const { MetricsPublisher } = await import("../src/account-metrics.ts");
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    await client.request("createOrder", { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 1 }, "buy");
+    await pushQuote(server, "EURUSD", "1.08530", "1.08540");
+    MetricsPublisher.for(server.platform).publishChanges();
+    const after = await client.nextOf("metricsEvent", (message) => message.payload.profit !== 0);
+    // 1 lot bought at 1.08440, bid now 1.08530: +90 points × 100,000 units = 90.00 USD.
+    expect(after.payload).toMatchObject({ accountId: user.login, profit: 90, equity: 10090, balance: 10000 });
+    client.send("metricsUnsubscribe", { accountId: user.login });
+    await client.nextOf("unsubscribed");
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+  });
+
+  it("streams portfolio and balance events with seq, and the seed 000 notification stream", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.send("subscribe", { events: ["portfolioEvent", "balanceEvent", "notificationEvent"] });
+    await client.nextOf("subscribed");
+    expect((await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount: "250.50" })).status).toBe(
+      200,
+    );
+    const balance = await client.nextOf("balanceEvent");
+    expect(balance.payload).toMatchObject({
+      accountId: user.login,
+      event: "BALANCE_OPERATION",
+      kind: "DEPOSIT",
+      amount: 250.5,
+    });
+    const portfolio = await client.nextOf("portfolioEvent");
+    expect(portfolio.payload).toMatchObject({ event: "BALANCE", balanceChange: 250.5, seq: balance.payload.seq });
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    await client.request("createOrder", { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1 }, "b");
+    const opened = await client.nextOf("portfolioEvent", (message) => message.payload.event === "DEAL");
+    expect(opened.payload).toMatchObject({
+      symbol: "EURUSD",
+      side: "BUY",
+      entry: "IN",
+      effect: "OPEN",
+      volume: 0.1,
+      price: 1.0844,
+    });
+    await settle(server);
+    const notification = await client.nextOf("notificationEvent");
+    expect(notification.payload).toMatchObject({ accountId: user.login, status: "unread" });
+    expect(typeof notification.payload.title).toBe("string");
+  });
+
+  it("streams price alerts (seed 000)", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.send("subscribe", { events: ["priceAlertEvent"] });
+    await client.nextOf("subscribed");
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const created = await call(server, "PUT", "/api/v1/alerts", {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "BID", condition: "GREATER_THAN", targetPrice: 1.085, message: "up" },
+    });
+    expect(created.status).toBe(200);
+    await pushQuote(server, "EURUSD", "1.08600", "1.08610");
+    await settle(server);
+    const alert = await client.nextOf("priceAlertEvent");
+    expect(alert.payload).toMatchObject({ symbol: "EURUSD", side: "BID", message: "up", repeating: false });
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+  });
+});
+
+describe("trading over the socket", () => {
+  it("places, amends and cancels a pending order with results and execution events", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.send("subscribe", { symbols: ["EURUSD"], events: ["executionEvent"] });
+    await client.nextOf("subscribed");
+    const placed = await client.request(
+      "createOrder",
+      { accountId: user.login, symbol: "EURUSD", side: "BUY", type: "LIMIT", volume: 0.2, price: 1.08 },
+      "place",
+    );
+    expect(placed.payload.data.order).toMatchObject({ status: "PLACED", price: 1.08, volume: 0.2 });
+    const orderId = placed.payload.data.order.id;
+    expect((await client.next(execution("ORDER_ACCEPTED"))).payload.orderId).toBe(orderId);
+    const amended = await client.request("amendOrder", { orderId: String(orderId), price: 1.079, sl: 1.07 });
+    expect(amended.payload.data).toMatchObject({ id: orderId, price: 1.079, sl: 1.07 });
+    const modified = await client.next(execution("ORDER_MODIFIED"));
+    expect(modified.payload).toMatchObject({ orderId, symbol: "EURUSD", price: 1.079, sl: 1.07, tp: null });
+    const cancelled = await client.request("cancelOrder", { orderId });
+    expect(cancelled.payload.data).toMatchObject({ id: orderId, status: "CANCELLED" });
+    const status = await client.next(execution("ORDER_STATUS"));
+    expect(status.payload).toMatchObject({ orderId, symbol: "EURUSD", status: "CANCELLED", reason: "CLIENT_CANCEL" });
+    const missing = await client.request("cancelOrder", { orderId });
+    expect(missing.payload.code).toBe("ORDER_NOT_FOUND");
+    const orders = await client.request("orderHistory", { symbol: "EURUSD" });
+    expect(orders.payload.structure).toContain("status");
+    expect(orders.payload.rows.length).toBe(1);
+  });
+
+  it("amends and closes a position partly then wholly; SL triggers an execution", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.send("subscribe", { events: ["executionEvent", "portfolioEvent"] });
+    await client.nextOf("subscribed");
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const placed = await client.request("createOrder", {
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "MARKET",
+      volume: 0.3,
+    });
+    const positionId = placed.payload.data.positionId;
+    const amended = await client.request("amendPosition", { positionId, sl: 1.08, tp: 1.09 });
+    expect(amended.payload.data).toMatchObject({ id: positionId, sl: 1.08, tp: 1.09 });
+    const modified = await client.nextOf("portfolioEvent", (message) => message.payload.event === "POSITION_MODIFIED");
+    expect(modified.payload).toMatchObject({ positionId, symbol: "EURUSD", sl: 1.08, tp: 1.09, reason: "CLIENT" });
+    const partial = await client.request("closePosition", { positionId, volume: 0.1 });
+    expect(partial.payload.data).toMatchObject({ positionId, position: { volume: 0.2 } });
+    expect(partial.payload.data.deals[0]).toMatchObject({ entry: "OUT", volume: 0.1, price: 1.0843, profit: -1 });
+    // The stop loss closes the rest while the client watches.
+    await pushQuote(server, "EURUSD", "1.07990", "1.08000");
+    const stopped = await client.next(
+      execution(
+        "DEAL",
+        (message) => message.payload.deal.reason === "STOP_LOSS" && message.payload.deal.entry === "OUT",
+      ),
+    );
+    expect(stopped.payload.deal).toMatchObject({ volume: 0.2, positionId });
+    const deals = await client.request("dealHistory", {});
+    expect(deals.payload.rows.length).toBe(3);
+    const positions = await client.request("positionHistory", { limit: 10 });
+    expect(positions.payload.rows.length).toBe(1);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+  });
+
+  it("publishes a rejected order as a REJECTED execution without seq, beside the error", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.send("subscribe", { events: ["executionEvent"] });
+    await client.nextOf("subscribed");
+    const refused = await client.request("createOrder", { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 50 });
+    expect(refused.payload.code).toBe("NO_MONEY");
+    const rejected = await client.next(execution("ORDER_REJECTED"));
+    expect(rejected.payload).toMatchObject({
+      accountId: user.login,
+      seq: null,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "MARKET",
+      volume: 50,
+      status: "REJECTED",
+      reason: "NO_MONEY",
+    });
+  });
+
+  it("fills partly on a thin book: one deal per level, then the IOC remainder cancelled", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.send("subscribe", { symbols: ["EURUSD"], events: ["executionEvent"] });
+    await client.nextOf("subscribed");
+    const thin = {
+      symbol: "EURUSD",
+      bid: "1.08430",
+      ask: "1.08440",
+      bids: [{ price: "1.08430", volume: 1 }],
+      asks: [
+        { price: "1.08440", volume: 0.1 },
+        { price: "1.08450", volume: 0.1 },
+      ],
+    };
+    expect((await admin(server, "POST", "/admin/v1/quotes", thin)).status).toBe(200);
+    const answer = await client.request("createOrder", {
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "MARKET",
+      volume: 0.5,
+      timeInForce: "IOC",
+    });
+    expect(answer.payload.data.order).toMatchObject({
+      status: "CANCELLED",
+      statusReason: "IOC_REMAINDER",
+      filledVolume: 0.2,
+    });
+    const orderId = answer.payload.data.order.id;
+    const fills = [await client.next(execution("DEAL")), await client.next(execution("DEAL"))];
+    expect(fills.map((fill) => [fill.payload.deal.price, fill.payload.deal.volume])).toEqual([
+      [1.0844, 0.1],
+      [1.0845, 0.1],
+    ]);
+    const statuses: Message[] = [];
+    while (statuses.length === 0 || statuses[statuses.length - 1]!.payload.status !== "CANCELLED")
+      statuses.push(await client.next(execution("ORDER_STATUS", (message) => message.payload.orderId === orderId)));
+    expect(statuses.map((status) => [status.payload.status, status.payload.filledVolume])).toContainEqual([
+      "CANCELLED",
+      0.2,
+    ]);
+    expect(statuses.some((status) => status.payload.status === "PARTIALLY_FILLED")).toBe(true);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+  });
+
+  it("reports an expired GTD order", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.send("subscribe", { events: ["executionEvent"] });
+    await client.nextOf("subscribed");
+    const start = server.clock.now();
+    const placed = await client.request("createOrder", {
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 0.1,
+      price: 1.07,
+      timeInForce: "GTD",
+      expiration: start + 60_000,
+    });
+    expect(placed.type).toBe("result");
+    // Time only moves forward: this is the file's last test.
+    server.clock.advance(120_000);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const expired = await client.next(execution("ORDER_STATUS", (message) => message.payload.status === "EXPIRED"));
+    expect(expired.payload).toMatchObject({ orderId: placed.payload.data.order.id, symbol: "EURUSD" });
   });
 });
