@@ -1,0 +1,147 @@
+/**
+ * Resume after reconnect: a client goes away, orders fill and a stop loss triggers meanwhile, the server
+ * even restarts on the same data directory; reconnecting with `sinceSeq` it receives every missed account
+ * event once, in order, exactly as a client that stayed connected received them, and then the live ones.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ManualClock } from "../src/clock.ts";
+import { admin, call, pushQuote, signUp, startTestServer, TUESDAY_NOON, type TestServer } from "./helpers.ts";
+import { listenStream, StreamClient, type Message } from "./ws-helpers.ts";
+
+const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-ws-resume-"));
+const servers: TestServer[] = [];
+afterAll(async () => {
+  for (const server of servers) await server.close().catch(() => undefined);
+  rmSync(dataDirectory, { recursive: true, force: true });
+});
+
+const ACCOUNT_EVENTS = ["executionEvent", "portfolioEvent", "balanceEvent"];
+const accountEvents = (client: StreamClient) =>
+  client.messages.filter((message) => ACCOUNT_EVENTS.includes(message.type));
+const key = (message: Message) => `${message.type}:${message.payload.event}:${message.payload.seq}`;
+
+describe("resume with sinceSeq", () => {
+  it("replays what a client missed across a restart, once and in order, then streams live", async () => {
+    const clock = new ManualClock(TUESDAY_NOON);
+    let server = await startTestServer({ dataDirectory, clock });
+    servers.push(server);
+    let url = await listenStream(server);
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const base = `/api/v1/accounts/${user.login}`;
+
+    const subscribe = { events: ACCOUNT_EVENTS };
+    const witness = await StreamClient.connect(url, user.token);
+    witness.send("subscribe", subscribe);
+    await witness.nextOf("subscribed");
+    const client = await StreamClient.connect(url, user.token);
+    client.send("subscribe", subscribe);
+    await client.nextOf("subscribed");
+
+    // Seen by both: a market buy with a stop loss.
+    const buy = await call(server, "POST", `${base}/orders`, {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.5, sl: 1.08 },
+    });
+    expect(buy.status).toBe(200);
+    await client.next((message) => message.type === "executionEvent" && message.payload.status === "FILLED");
+    const lastSeen = Math.max(...accountEvents(client).map((message) => message.payload.seq));
+    await client.close();
+
+    // While away: a limit order placed and filled, the stop loss triggered, a deposit.
+    const limit = await call(server, "POST", `${base}/orders`, {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "SELL", type: "LIMIT", volume: 0.2, price: 1.085 },
+    });
+    expect(limit.status).toBe(200);
+    await pushQuote(server, "EURUSD", "1.08510", "1.08520");
+    await pushQuote(server, "EURUSD", "1.07990", "1.08000");
+    expect(
+      (await admin(server, "POST", `${base.replace("/api/v1", "/admin/v1")}/deposit`, { amount: 100 })).status,
+    ).toBe(200);
+    await witness.next((message) => message.type === "balanceEvent");
+    const missedBeforeRestart = accountEvents(witness).filter((message) => message.payload.seq > lastSeen);
+    const events = missedBeforeRestart.map((message) => message.payload.event);
+    expect(events).toContain("ORDER_ACCEPTED");
+    expect(missedBeforeRestart.some((message) => message.payload.deal?.reason === "STOP_LOSS")).toBe(true);
+
+    // The server restarts on the same data directory.
+    await server.close();
+    expect((await witness.closed).code).toBe(1001);
+    server = await startTestServer({ dataDirectory, clock });
+    servers.push(server);
+    url = await listenStream(server);
+    // One more while still away, after the restart.
+    const withdrawal = await admin(server, "POST", `/admin/v1/accounts/${user.login}/withdraw`, { amount: 30 });
+    expect(withdrawal.status).toBe(200);
+
+    const back = await StreamClient.connect(url, user.token);
+    back.send("subscribe", { ...subscribe, sinceSeq: lastSeen }, "resume");
+    expect(await back.nextOf("subscribed")).toEqual({
+      type: "subscribed",
+      payload: { ...subscribe, sinceSeq: lastSeen },
+      id: "resume",
+    });
+    await back.next((message) => message.type === "balanceEvent" && message.payload.kind === "WITHDRAWAL");
+    const replayed = accountEvents(back);
+    // Exactly what the connected witness got, in the same order, then the withdrawal after the restart.
+    expect(replayed.slice(0, missedBeforeRestart.length)).toEqual(missedBeforeRestart);
+    const afterRestart = replayed.slice(missedBeforeRestart.length);
+    expect(afterRestart.map((message) => [message.type, message.payload.event])).toEqual([
+      ["balanceEvent", "BALANCE_OPERATION"],
+      ["portfolioEvent", "BALANCE"],
+    ]);
+    expect(afterRestart[0]!.payload).toMatchObject({ kind: "WITHDRAWAL", amount: -30 });
+    // Once each, in journal order.
+    const keys = replayed.map(key);
+    expect(new Set(keys).size).toBe(keys.length);
+    const seqs = replayed.map((message) => message.payload.seq);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+
+    // Live from here, with events racing the replay of a second resuming socket: no duplicate, no gap.
+    const racer = await StreamClient.connect(url, user.token);
+    racer.send("subscribe", { ...subscribe, sinceSeq: lastSeen });
+    const deposits = [1, 2, 3].map((amount) =>
+      admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount }),
+    );
+    await Promise.all(deposits);
+    await back.next((message) => message.type === "balanceEvent" && message.payload.amount === 3);
+    await racer.next((message) => message.type === "balanceEvent" && message.payload.amount === 3);
+    const live = accountEvents(back).slice(replayed.length);
+    expect(live.map((message) => message.payload.amount).filter((amount) => amount !== undefined)).toEqual([
+      1, 1, 2, 2, 3, 3,
+    ]);
+    const raced = accountEvents(racer);
+    expect(raced).toEqual(accountEvents(back));
+
+    await back.close();
+    await racer.close();
+  });
+
+  it("answers resyncRequired beyond the replay window, then streams live", async () => {
+    const server = await startTestServer();
+    servers.push(server);
+    const url = await listenStream(server);
+    const user = await signUp(server);
+    for (let index = 0; index < 5; index += 1)
+      await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount: 1 });
+    server.nativeStream.limits.replayWindowEvents = 3;
+    const client = await StreamClient.connect(url, user.token);
+    client.send("subscribe", { events: ["balanceEvent"], sinceSeq: 0 });
+    await client.nextOf("subscribed");
+    const resync = await client.nextOf("resyncRequired");
+    expect(resync.payload).toMatchObject({ accountId: user.login, sinceSeq: 0, windowEvents: 3 });
+    expect(resync.payload.lastSeq).toBeGreaterThanOrEqual(5);
+    const future = await StreamClient.connect(url, user.token);
+    future.send("subscribe", { events: ["balanceEvent"], sinceSeq: 1_000_000 });
+    expect((await future.nextOf("resyncRequired")).payload.sinceSeq).toBe(1_000_000);
+    await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount: 7 });
+    expect((await client.nextOf("balanceEvent")).payload.amount).toBe(7);
+    expect(client.all("balanceEvent")).toHaveLength(1);
+    await client.close();
+    await future.close();
+  });
+});
