@@ -1,7 +1,8 @@
 /**
  * The event journal: the engine's events are the source of truth (DESIGN.md section 2).
- * Each record carries a global sequence number and a checksum of its payload; a command is
- * acknowledged only after the batch holding its events is durable.
+ * Each record carries a global sequence number; the records of one append are stored together, under
+ * one checksum that covers their sequences and payload (records.ts); a command is acknowledged only
+ * after the batch holding its events is durable.
  *
  * Drivers implement `EventJournal`; one contract suite (test/journal.contract.ts) runs
  * against every driver.
@@ -25,7 +26,10 @@ export interface SnapshotRecord {
 /** What a journal found when it opened: how its tail looked and what it did about it. */
 export interface JournalOpenReport {
   readonly lastSequence: number;
-  /** Records at the very end whose checksum failed (a torn, never acknowledged write), dropped. */
+  /**
+   * Records of the last append, dropped because its checksum failed (a torn, never acknowledged write). Only
+   * the last append can be torn: damage to any earlier one is corruption.
+   */
   readonly droppedTornRecords: number;
   /**
    * Sequences of snapshots whose checksum failed, newest first. They are skipped (`latestSnapshot`
@@ -34,7 +38,7 @@ export interface JournalOpenReport {
   readonly damagedSnapshots: readonly number[];
 }
 
-/** A record before the tail is damaged: the journal refuses to open. */
+/** A record before the last append is damaged or missing: the journal refuses to open. */
 export class JournalCorruptionError extends Error {
   override readonly name = "JournalCorruptionError";
   constructor(
@@ -102,7 +106,8 @@ export interface EventJournal {
   /**
    * Appends records in one transaction and makes them durable before resolving.
    * Sequences must continue from the last one without gaps, or it rejects with
-   * `JournalRecordError` and writes nothing. A storage failure rejects with `JournalWriteError`.
+   * `JournalRecordError` and writes nothing; so does a batch of more than `MAX_APPEND_RECORDS`.
+   * A storage failure rejects with `JournalWriteError`.
    * Calls made before an earlier one resolved are applied in call order.
    */
   append(records: readonly JournalRecord[]): Promise<void>;
