@@ -30,7 +30,11 @@ import { ApiError, ApiErrorCodes, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Platform } from "./platform.ts";
 
-export type AuthMode = "public" | "user" | "admin" | "apiKey";
+/**
+ * `userOrApiKey`: a Client API JWT or an API key (any scope) in `Authorization` (the Pusher endpoint's
+ * REST routes): `request.principal` or `request.apiKey` is set; a bad token or key is 401.
+ */
+export type AuthMode = "public" | "user" | "admin" | "apiKey" | "userOrApiKey";
 
 /** The API a route belongs to: decides the error envelope (seed 001 vs seed 003). */
 export type Face = "client" | "automation" | "admin" | "system";
@@ -275,6 +279,12 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     }
     const token = tokenFromAuthorization(request.headers.authorization);
     if (token === null) throw new ApiError("UNAUTHORIZED", "Missing Authorization header");
+    if (mode === "userOrApiKey" && isApiKeyFormat(token)) {
+      const result = await ApiKeyService.for(platform).authenticate(token);
+      if (!result.ok) throw new ApiError("UNAUTHORIZED", "The API key is not valid (unknown, revoked or rotated)");
+      request.apiKey = { key: result.key, userId: result.userId, accountId: result.accountId, scope: result.scope };
+      return;
+    }
     request.principal = await options.context.auth.authenticate(token);
   });
 

@@ -38,6 +38,9 @@ export interface ServerConfig {
   readonly automationPort: number | null;
   /** Automation API requests per key per second (seed 003: 100 req/s). */
   readonly automationRateLimitPerSecond: number;
+  /** The Pusher endpoint's app key (public: clients connect to `/app/{appKey}`) and secret (signs channel auth). */
+  readonly pusherAppKey: string;
+  readonly pusherAppSecret: string;
 }
 
 /** The keys a configuration file may hold (camelCase, as in `ServerConfig`; `automation.port` nests). */
@@ -59,6 +62,7 @@ interface ConfigFile {
   loginLockSeconds?: number;
   bodyLimitBytes?: number;
   automation?: { port?: number; rateLimitPerSecond?: number };
+  pusher?: { appKey?: string; appSecret?: string };
 }
 
 export class ConfigError extends Error {
@@ -178,5 +182,20 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
       1,
       1_000_000,
     ),
+    pusherAppKey: pusherAppKey(
+      keptSecret(storage.dataDirectory, "pusher-app-key", pick("BOURSE_PUSHER_APP_KEY", file.pusher?.appKey)),
+    ),
+    pusherAppSecret: keptSecret(
+      storage.dataDirectory,
+      "pusher-app-secret",
+      pick("BOURSE_PUSHER_APP_SECRET", file.pusher?.appSecret),
+    ),
   };
+}
+
+/** An app key travels in the socket's path: letters, digits, `-` and `_` only. */
+function pusherAppKey(value: string): string {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(value))
+    throw new ConfigError("BOURSE_PUSHER_APP_KEY must be 1 to 128 letters, digits, - or _");
+  return value;
 }

@@ -34,6 +34,8 @@ import { MetricsPublisher } from "./account-metrics.ts";
 import { streamRoutes } from "./routes/stream.ts";
 import { UpgradeRouter } from "./upgrade-router.ts";
 import { NATIVE_STREAM_PATH, NativeStream, type NativeStreamLimits } from "./ws-stream.ts";
+import { PusherStream, type PusherStreamLimits } from "./pusher-stream.ts";
+import { pusherRoutes } from "./routes/pusher.ts";
 
 /** Every route module of the server, in registration order. */
 export const ROUTE_MODULES: readonly RouteModule[] = [
@@ -51,6 +53,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   apiKeyRoutes,
   automationRoutes,
   streamRoutes,
+  pusherRoutes,
 ];
 
 export interface CreateServerOptions {
@@ -62,6 +65,8 @@ export interface CreateServerOptions {
   readonly httpLog?: boolean | { level: string };
   /** The native stream's limits (tests, benchmarks); the defaults otherwise. */
   readonly stream?: Partial<NativeStreamLimits>;
+  /** The Pusher endpoint's limits and timings (tests); the defaults otherwise. */
+  readonly pusher?: Partial<PusherStreamLimits>;
 }
 
 export interface BourseServer {
@@ -73,6 +78,8 @@ export interface BourseServer {
   /** WebSocket upgrades by path: stream adapters register here (the native stream at /api/v1/ws). */
   readonly upgrades: UpgradeRouter;
   readonly nativeStream: NativeStream;
+  /** The Pusher endpoint at /app/{appKey} (seed 004). */
+  readonly pusherStream: PusherStream;
   /** Recovers the engine and starts the feed (without listening: tests use `app.inject`). */
   start(): Promise<void>;
   /**
@@ -107,6 +114,12 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
   const upgrades = new UpgradeRouter();
   const nativeStream = new NativeStream(platform, context.auth, options.stream);
   upgrades.register(NATIVE_STREAM_PATH, nativeStream);
+  const pusherStream = new PusherStream(
+    platform,
+    { appKey: options.config.pusherAppKey, appSecret: options.config.pusherAppSecret },
+    options.pusher,
+  );
+  upgrades.register(PusherStream.matches, pusherStream);
   upgrades.attach(app.server);
   let started = false;
   const start = async (): Promise<void> => {
@@ -130,6 +143,7 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
     context,
     upgrades,
     nativeStream,
+    pusherStream,
     start,
     async listen() {
       const address = await app.listen({ port: options.config.port, host: options.config.host });

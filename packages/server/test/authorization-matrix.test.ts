@@ -8,7 +8,7 @@
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RegisteredRoute } from "../src/app.ts";
-import { admin, call, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { admin, call, createApiKey, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
 
 interface Victim {
   email: string;
@@ -40,6 +40,9 @@ async function attackerSignIn(): Promise<string> {
 }
 let expiredToken: string;
 let revokedToken: string;
+/** The attacker's own API key (a valid key of another user) and a well-formed key that does not exist. */
+let attackerApiKey: string;
+const UNKNOWN_API_KEY = `tk_live_0123456789abcdef_${"A".repeat(43)}`;
 
 /** Strings only the victim's data contains: none may appear in an answer to anyone else. */
 const VICTIM_MARKERS = ["victim-order-comment", "victim-script-name", "victim-alert-message", "victim-key-name"];
@@ -66,6 +69,13 @@ function exampleBody(route: RegisteredRoute): unknown {
     "PUT /api/v1/alerts": { symbol: "EURUSD", side: "BID", condition: "GREATER_THAN", targetPrice: 1.2 },
     "POST /api/v1/alerts/:id": { status: "disabled" },
     "PUT /api/v1/api-keys": { name: "attacker key", accountId: victim.login, scope: "full" },
+    "POST /api/v2/ws/session": {
+      streams: [
+        { name: "quotes", filters: { symbol: "EURUSD" } },
+        { name: "account", filters: { accountId: victim.login } },
+      ],
+    },
+    "POST /api/v2/ws/auth": { socket_id: "1234.5678", channel_name: `presence-account.${victim.login}` },
     // Routes that take no body.
     "POST /api/v1/logout": NO_BODY,
     "POST /api/v1/notifications/:id/read": NO_BODY,
@@ -107,7 +117,12 @@ function concreteUrl(route: RegisteredRoute): string {
 }
 
 /** Routes whose example body names the victim's account. */
-const BODY_TARGETS_VICTIM = new Set(["PUT /api/v1/api-keys"]);
+const BODY_TARGETS_VICTIM = new Set(["PUT /api/v1/api-keys", "POST /api/v2/ws/session", "POST /api/v2/ws/auth"]);
+
+/** Routes a user's JWT opens (`userOrApiKey` also takes an API key: the attacker's own key is tried too). */
+function takesUserToken(route: RegisteredRoute): boolean {
+  return route.auth === "user" || route.auth === "userOrApiKey";
+}
 
 /** True when the route's parameters (or its example body) point at the victim's data (not a public symbol). */
 function targetsVictimData(route: RegisteredRoute): boolean {
@@ -144,6 +159,7 @@ beforeAll(async () => {
   attackerEmail = attacker.email;
   attackerToken = attacker.token;
   attackerLogin = attacker.login;
+  attackerApiKey = (await createApiKey(server, attacker, "read")).key;
   const token = victimUser.token;
   const login = victimUser.login;
   const ok = (response: { status: number; body: unknown }) => {
@@ -270,7 +286,7 @@ describe("authorization matrix", () => {
       const url = concreteUrl(route);
       const example = exampleBody(route);
       const body = example === NO_BODY ? undefined : example;
-      if (route.auth === "user" && (route.method === "POST" || route.method === "PUT") && example === undefined)
+      if (takesUserToken(route) && (route.method === "POST" || route.method === "PUT") && example === undefined)
         failures.push(`${route.method} ${route.url}: no example body in the matrix`);
       const attempts: [string, string | null][] = [
         ["no token", null],
@@ -282,14 +298,20 @@ describe("authorization matrix", () => {
       if ((await call(server, "GET", "/api/v1/session", { token: attackerToken })).status !== 200)
         attackerToken = await attackerSignIn();
       attempts[3] = ["another user's token", attackerToken];
+      if (route.auth === "userOrApiKey")
+        attempts.push(
+          ["another user's API key", `Bearer ${attackerApiKey}`],
+          ["an unknown API key", `Bearer ${UNKNOWN_API_KEY}`],
+        );
       for (const [who, token] of attempts) {
         const answer = await call(server, route.method, url, { token, body });
         const text = typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body);
         const label = `${route.method} ${url} with ${who}: ${answer.status} ${text.slice(0, 200)}`;
         if (answer.status >= 500) failures.push(`${label} (server error)`);
-        const mayPass = route.auth === "user" && token === attackerToken && !targetsVictimData(route);
+        const attackerOwn = token === attackerToken || token === `Bearer ${attackerApiKey}`;
+        const mayPass = takesUserToken(route) && attackerOwn && !targetsVictimData(route);
         if (answer.status < 300 && !mayPass) failures.push(`${label} (allowed)`);
-        if (answer.status === 400 && token === attackerToken && route.auth === "user" && targetsVictimData(route))
+        if (answer.status === 400 && attackerOwn && takesUserToken(route) && targetsVictimData(route))
           failures.push(`${label} (stopped by validation: fix the example body so ownership is tested)`);
         for (const marker of [...VICTIM_MARKERS, victim.email, victim.userId])
           if (text.includes(marker)) failures.push(`${label} (leaks ${marker})`);
