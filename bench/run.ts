@@ -16,6 +16,7 @@ import { writeFileSync } from "node:fs";
 import { engineConversionGroup, engineOrdersGroup, engineTicksGroup } from "./engine.ts";
 import { httpOrdersGroup } from "./http.ts";
 import { storeOrdersGroup, storeRecoveryGroup } from "./store.ts";
+import { wsFanoutGroup } from "./ws.ts";
 import {
   formatRate,
   machineDescription,
@@ -32,6 +33,7 @@ const GROUPS: readonly BenchGroup[] = [
   storeOrdersGroup,
   storeRecoveryGroup,
   httpOrdersGroup,
+  wsFanoutGroup,
 ];
 
 interface Options {
