@@ -11,8 +11,11 @@
 //                                             its latency (payload.sentAt: epoch ms, high resolution)
 //   {cmd: "report"}                          → {messages, latencies}
 //   {cmd: "close"}                           destroys every socket and exits
+import { Buffer } from "node:buffer";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
+import { performance } from "node:perf_hooks";
+import { URL } from "node:url";
 
 const sockets = [];
 let messages = 0;
