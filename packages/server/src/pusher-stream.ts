@@ -357,7 +357,11 @@ class PusherConnection {
     if (this.closing) return;
     this.active();
     if (!this.rate.take()) {
-      if (this.rate.violations > this.stream.limits.messagesPerSecond) return this.closeWith("OVER_CAPACITY");
+      if (this.rate.violations > this.stream.limits.messagesPerSecond) {
+        // What was answered so far (the 4301 errors included) goes out before the close.
+        this.outbound.flush();
+        return this.closeWith("OVER_CAPACITY", "Message rate exceeded again and again");
+      }
       return this.error(
         PusherCodes.RATE_LIMITED.code,
         `At most ${this.stream.limits.messagesPerSecond} messages per second`,
