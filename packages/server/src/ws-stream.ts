@@ -14,7 +14,7 @@
  * ready WebSocket frame, for all its subscribers (depth: once per requested depth). Each socket has a
  * queue (replies and account events: never dropped) and a conflation map (quotes, depth and metrics:
  * the latest per topic); sockets with something to send are flushed once per event-loop turn, every
- * frame of a flush written corked (one writev). When a socket's send buffer passes `highWaterBytes`,
+ * frame of a flush written at once (one write). When a socket's send buffer passes `highWaterBytes`,
  * conflated data waits for it to drain (a slow reader gets the latest quote, not a backlog); when its
  * buffer plus queue passes `maxBufferedBytes`, or it stays stalled `slowConsumerMs`, it is closed with
  * SLOW_CONSUMER (4008).
@@ -980,15 +980,19 @@ class Connection {
       if (this.conflated.size > 0) this.awaitDrain();
       return;
     }
-    raw.cork();
-    for (const frame of this.queue) raw.write(frame);
+    // One write per flush: small frames copied into one buffer cost less than one stream write each.
+    const frames = this.queue;
+    let bytes = this.queuedBytes;
     this.queue = [];
     this.queuedBytes = 0;
     if (sendConflated) {
-      for (const frame of this.conflated.values()) raw.write(frame);
+      for (const frame of this.conflated.values()) {
+        frames.push(frame);
+        bytes += frame.length;
+      }
       this.conflated.clear();
     }
-    raw.uncork();
+    raw.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes));
     if (!this.checkBudget(0)) return;
     if (this.conflated.size > 0) this.awaitDrain();
   }
