@@ -3,6 +3,9 @@
  * its default message (like Fastify's lib/errors.js). The engine's rejection codes (core
  * `RejectionCodes`) are part of it, each with the status its meaning calls for. Codes are never
  * renamed or reused: clients switch on them. `/docs` publishes the table.
+ *
+ * The streams send these codes in their `error` messages; the close codes of a WebSocket are the
+ * sibling registry ws-codes.ts (`WsCloseCodes`: each close code with the error code sent before it).
  */
 import { RejectionCodes, type RejectionCode } from "@bourse/core";
 
