@@ -1093,8 +1093,8 @@ export abstract class SqlPlatformStore implements PlatformStore {
   }
 
   /**
-   * Inserts the notifications in one transaction, in order: one commit (one fsync on SQLite) for a
-   * whole batch, so a burst of fills does not cost a disk flush each.
+   * Inserts the notifications in one statement, in order: one commit (one fsync on SQLite) for a whole
+   * batch, so a burst of fills does not cost a disk flush and a statement each.
    */
   async addNotifications(notifications: readonly NewNotification[]): Promise<Notification[]> {
     if (notifications.length === 0) return [];
@@ -1111,21 +1111,17 @@ export abstract class SqlPlatformStore implements PlatformStore {
       checkText("body", notification.body ?? "", PLATFORM_LIMITS.notificationBodyLength, true),
       checkTime("createdAt", notification.createdAt),
     ]);
-    return this.guarded("notifications", () =>
-      this.db.transaction(async (tx) => {
-        const stored: Notification[] = [];
-        for (const values of checked) {
-          const rows = await this.all(
-            `INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at)
-             VALUES (?, ?, ?, 'unread', ?, ?, ?) RETURNING ${NOTIFICATION_COLUMNS}`,
-            values,
-            tx,
-          );
-          stored.push(toNotification(rows[0]!));
-        }
-        return stored;
-      }),
+    // One multi-row INSERT: one statement and one commit for the whole batch. Ids are handed out in VALUES
+    // order; RETURNING does not promise an order, so the rows are sorted by id.
+    const placeholders = checked.map(() => "(?, ?, ?, 'unread', ?, ?, ?)").join(", ");
+    const rows = await this.guarded("notifications", () =>
+      this.all(
+        `INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at)
+         VALUES ${placeholders} RETURNING ${NOTIFICATION_COLUMNS}`,
+        checked.flat(),
+      ),
     );
+    return rows.map(toNotification).sort((a, b) => a.id - b.id);
   }
 
   async listNotifications(userId: string, query: PageQuery): Promise<Page<Notification>> {
