@@ -7,19 +7,10 @@
  * `error` is the message for people, as seed 003's example (`"Insufficient margin"`), and `code` the
  * stable code of the error registry (errors.ts) that programs switch on.
  */
-import {
-  currencyDigits,
-  isSessionOpen,
-  toDecimalNumber,
-  type Account,
-  type Deal,
-  type InstrumentSpec,
-  type Order,
-  type Position,
-} from "@bourse/core";
+import { type Account, type Deal, type InstrumentSpec, type Order, type Position } from "@bourse/core";
 import type { LedgerRow } from "@bourse/store";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
-import { nextSessionChange, weekSessionsView } from "./market-data.ts";
+import { marketStatus, specificationFields, specificationProperties, type MarketStatus } from "./market-views.ts";
 import type { Platform } from "./platform.ts";
 import { positionView } from "./trading-views.ts";
 import { accountView } from "./views.ts";
@@ -313,10 +304,11 @@ const StatusSchema = Type.Union(
 );
 type SymbolStatus = Static<typeof StatusSchema>;
 
+/** The market status (market-views.ts) in seed 003's lower case. */
+const statusName = (status: MarketStatus) => status.toLowerCase() as SymbolStatus;
+
 export function symbolStatus(instrument: InstrumentSpec, now: number): SymbolStatus {
-  if (instrument.tradeMode === "DISABLED") return "disabled";
-  if (!isSessionOpen(instrument.sessions, now)) return "closed";
-  return instrument.tradeMode === "CLOSE_ONLY" ? "close_only" : "open";
+  return statusName(marketStatus(instrument, now));
 }
 
 export const AutomationSymbolSchema = Type.Object({
@@ -343,65 +335,12 @@ export function automationSymbolView(platform: Platform, instrument: InstrumentS
   };
 }
 
-export const AutomationSpecificationSchema = Type.Object({
-  symbol: Type.String(),
-  description: Type.String(),
-  assetClass: Type.String(),
-  digits: Type.Integer({ description: "Price decimals" }),
-  point: Type.Number({ description: "The smallest price change, 10^-digits" }),
-  contractSize: Type.Number({ description: "Units of the base asset in one lot" }),
-  volumeMin: Type.Number({ description: "Lots" }),
-  volumeMax: Type.Number({ description: "Lots" }),
-  volumeStep: Type.Number({ description: "Lots" }),
-  baseCurrency: Type.String(),
-  quoteCurrency: Type.String(),
-  marginCurrency: Type.String(),
-  profitCurrency: Type.String(),
-  marginMode: Type.String({ description: "FOREX, CFD or CFD_LEVERAGE (MetaTrader 5's calculation modes)" }),
-  marginRate: Type.Number({ description: "Initial margin rate in percent" }),
-  tradeMode: Type.String({ description: "FULL, CLOSE_ONLY or DISABLED" }),
-  status: StatusSchema,
-  nextChange: Nullable(Time, "When the session next opens or closes; null: never"),
-  sessions: Type.Array(Type.Object({ day: Type.String(), intervals: Type.Array(Type.String()) }), {
-    description: "Sunday first; UTC intervals HH:MM-HH:MM",
-  }),
-  stopsLevel: Type.Integer({
-    description: "Points: the minimal distance of pending prices, SL and TP from the market",
-  }),
-  swapLong: Type.Number({ description: "Points per lot per day (negative: charged)" }),
-  swapShort: Type.Number({ description: "Points per lot per day (negative: charged)" }),
-  commission: Type.Number({ description: "Per lot per deal side, in commissionCurrency" }),
-  commissionCurrency: Type.String(),
-});
+export const AutomationSpecificationSchema = Type.Object(specificationProperties(StatusSchema));
 export type AutomationSpecification = Static<typeof AutomationSpecificationSchema>;
 
 export function automationSpecificationView(instrument: InstrumentSpec, now: number): AutomationSpecification {
-  return {
-    symbol: instrument.symbol,
-    description: instrument.description,
-    assetClass: instrument.assetClass,
-    digits: instrument.digits,
-    point: toDecimalNumber(1, instrument.digits),
-    contractSize: instrument.contractSize,
-    volumeMin: lotsToWire(instrument.volumeMin, instrument),
-    volumeMax: lotsToWire(instrument.volumeMax, instrument),
-    volumeStep: lotsToWire(instrument.volumeStep, instrument),
-    baseCurrency: instrument.baseCurrency,
-    quoteCurrency: instrument.quoteCurrency,
-    marginCurrency: instrument.marginCurrency,
-    profitCurrency: instrument.profitCurrency,
-    marginMode: instrument.marginMode,
-    marginRate: toDecimalNumber(instrument.marginRatePpm, 4),
-    tradeMode: instrument.tradeMode,
-    status: symbolStatus(instrument, now),
-    nextChange: optionalTimeToWire(nextSessionChange(instrument.sessions, now)),
-    sessions: weekSessionsView(instrument.sessions),
-    stopsLevel: instrument.stopsLevelPoints,
-    swapLong: toDecimalNumber(instrument.swapLongMilliPoints, 3),
-    swapShort: toDecimalNumber(instrument.swapShortMilliPoints, 3),
-    commission: toDecimalNumber(instrument.commissionPerLot, currencyDigits(instrument.commissionCurrency)),
-    commissionCurrency: instrument.commissionCurrency,
-  };
+  const fields = specificationFields(instrument, now);
+  return { ...fields, status: statusName(fields.status) };
 }
 
 export const AutomationQuoteSchema = Type.Object({

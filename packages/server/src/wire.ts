@@ -121,3 +121,8 @@ export function timeFromWire(value: number | string, field: string): number {
     throw new ApiError("INVALID_DATA", `${field} is not a valid time`);
   return milliseconds;
 }
+
+/** A time in a query string: epoch milliseconds (digits only), or ISO 8601 with a zone. */
+export function queryTimeFromWire(text: string, field: string): number {
+  return timeFromWire(/^\d{1,15}$/.test(text) ? Number(text) : text, field);
+}

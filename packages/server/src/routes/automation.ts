@@ -61,6 +61,7 @@ import {
 } from "../automation-views.ts";
 import { ApiError } from "../errors.ts";
 import { CANDLE_TIMEFRAMES, MAX_CANDLES_PER_QUERY, marketDataOf, type CandleTimeframe } from "../market-data.ts";
+import { candleView, instrumentOf } from "../market-views.ts";
 import type { Platform } from "../platform.ts";
 import { Closed, Decimal, TimeInput } from "../schemas.ts";
 import {
@@ -69,6 +70,7 @@ import {
   moneyToWire,
   priceFromWire,
   priceToWire,
+  queryTimeFromWire,
   timeFromWire,
   timeToWire,
 } from "../wire.ts";
@@ -306,15 +308,6 @@ function expirationOf(value: number | string | null | undefined): number | null 
   return timeFromWire(value, "expiration");
 }
 
-function queryTime(text: string, field: string): number {
-  return timeFromWire(/^\d{1,15}$/.test(text) ? Number(text) : text, field);
-}
-
-/** The instrument of a symbol: as written, else upper-cased (eurusd); 404 UNKNOWN_SYMBOL otherwise. */
-function instrumentOf(platform: Platform, symbol: string): InstrumentSpec {
-  return platform.instruments.get(symbol) ?? platform.instrument(symbol.toUpperCase());
-}
-
 /** An empty POST (no body, as `requests.post(url)` sends) is an empty object. */
 const emptyBodyIsObject = async (request: FastifyRequest) => {
   if (request.body === undefined || request.body === null) request.body = {};
@@ -421,8 +414,8 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
     },
     async (request) => {
       const account = accountOf(request);
-      const from = request.query.from === undefined ? undefined : queryTime(request.query.from, "from");
-      const to = request.query.to === undefined ? undefined : queryTime(request.query.to, "to");
+      const from = request.query.from === undefined ? undefined : queryTimeFromWire(request.query.from, "from");
+      const to = request.query.to === undefined ? undefined : queryTimeFromWire(request.query.to, "to");
       if (from !== undefined && to !== undefined && from > to)
         throw new ApiError("INVALID_DATA", "from must not be later than to");
       const limit = request.query.limit ?? 100;
@@ -940,14 +933,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const candles = await marketData.latestCandles(instrument.symbol, timeframe, platform.clock.now(), count);
       return {
         success: true as const,
-        data: candles.map((candle) => ({
-          time: timeToWire(candle.openTime),
-          open: priceToWire(candle.open, instrument),
-          high: priceToWire(candle.high, instrument),
-          low: priceToWire(candle.low, instrument),
-          close: priceToWire(candle.close, instrument),
-          tickVolume: candle.tickVolume,
-        })),
+        data: candles.map((candle) => candleView(candle, instrument)),
       };
     },
   );

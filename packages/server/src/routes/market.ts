@@ -16,15 +16,7 @@
  * - Depth volumes are in lots and are what is left at each level after fills on the current quote;
  *   null means the level has no volume limit (a quote pushed without book levels).
  */
-import {
-  MAX_BOOK_LEVELS,
-  currencyDigits,
-  isSessionOpen,
-  toDecimalNumber,
-  weekdayOf,
-  type BookLevel,
-  type InstrumentSpec,
-} from "@bourse/core";
+import { MAX_BOOK_LEVELS, toDecimalNumber, weekdayOf, type BookLevel, type InstrumentSpec } from "@bourse/core";
 import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
@@ -35,12 +27,17 @@ import {
   levelsToWire,
   marketDataOf,
   nextSessionChange,
-  weekSessionsView,
   type CandleTimeframe,
 } from "../market-data.ts";
-import type { Platform } from "../platform.ts";
+import {
+  candleView,
+  instrumentOf,
+  marketStatus,
+  specificationFields,
+  specificationProperties,
+} from "../market-views.ts";
 import { Closed, DataResponse, TableResponse, authenticatedErrors, toTable } from "../schemas.ts";
-import { lotsToWire, optionalTimeToWire, priceToWire, timeFromWire, timeToWire } from "../wire.ts";
+import { optionalTimeToWire, priceToWire, queryTimeFromWire, timeToWire } from "../wire.ts";
 
 export const MAX_CANDLES = MAX_CANDLES_PER_QUERY;
 export const DEFAULT_CANDLES = 500;
@@ -97,37 +94,19 @@ const Status = Type.Union([
   Type.Literal("DISABLED"),
 ]);
 
+// The shared fields, with this face's `timezone` and `swapMode` in their places.
+const { sessions, stopsLevel, swapLong, swapShort, commission, commissionCurrency, ...specificationHead } =
+  specificationProperties(Status);
 const SpecificationView = Type.Object({
-  symbol: Type.String(),
-  description: Type.String(),
-  assetClass: Type.String(),
-  digits: Type.Integer({ description: "Price decimals" }),
-  point: Type.Number({ description: "The smallest price change, 10^-digits" }),
-  contractSize: Type.Number({ description: "Units of the base asset in one lot" }),
-  volumeMin: Type.Number({ description: "Lots" }),
-  volumeMax: Type.Number({ description: "Lots" }),
-  volumeStep: Type.Number({ description: "Lots" }),
-  baseCurrency: Type.String(),
-  quoteCurrency: Type.String(),
-  marginCurrency: Type.String(),
-  profitCurrency: Type.String(),
-  marginMode: Type.String({ description: "FOREX, CFD or CFD_LEVERAGE (MetaTrader 5's calculation modes)" }),
-  marginRate: Type.Number({ description: "Initial margin rate in percent" }),
-  tradeMode: Type.String({ description: "FULL, CLOSE_ONLY or DISABLED" }),
-  status: Status,
-  nextChange: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+  ...specificationHead,
   timezone: Type.Literal("UTC"),
-  sessions: Type.Array(Type.Object({ day: Type.String(), intervals: Type.Array(Type.String()) }), {
-    description: "Sunday first; UTC intervals HH:MM-HH:MM",
-  }),
-  stopsLevel: Type.Integer({
-    description: "Points: the minimal distance of pending prices, SL and TP from the market",
-  }),
+  sessions,
+  stopsLevel,
   swapMode: Type.Literal("POINTS"),
-  swapLong: Type.Number({ description: "Points per lot per day (negative: charged)" }),
-  swapShort: Type.Number({ description: "Points per lot per day (negative: charged)" }),
-  commission: Type.Number({ description: "Per lot per deal side, in commissionCurrency" }),
-  commissionCurrency: Type.String(),
+  swapLong,
+  swapShort,
+  commission,
+  commissionCurrency,
 });
 type SpecificationView = Static<typeof SpecificationView>;
 
@@ -144,50 +123,8 @@ const MARKET_COLUMNS = [
 const SHORTLIST_COLUMNS = ["symbol", "bid", "ask", "change", "high", "low", "time"] as const;
 const CANDLE_COLUMNS = ["time", "open", "high", "low", "close", "tickVolume"] as const;
 
-function statusOf(instrument: InstrumentSpec, now: number): Static<typeof Status> {
-  if (instrument.tradeMode === "DISABLED") return "DISABLED";
-  if (!isSessionOpen(instrument.sessions, now)) return "CLOSED";
-  return instrument.tradeMode === "CLOSE_ONLY" ? "CLOSE_ONLY" : "OPEN";
-}
-
-/** The instrument of a path symbol: as written, else upper-cased (eurusd); 404 UNKNOWN_SYMBOL otherwise. */
-function instrumentOf(platform: Platform, symbol: string): InstrumentSpec {
-  return platform.instruments.get(symbol) ?? platform.instrument(symbol.toUpperCase());
-}
-
-function readTime(text: string, field: string): number {
-  return timeFromWire(/^\d{1,15}$/.test(text) ? Number(text) : text, field);
-}
-
 function specificationView(instrument: InstrumentSpec, now: number): SpecificationView {
-  return {
-    symbol: instrument.symbol,
-    description: instrument.description,
-    assetClass: instrument.assetClass,
-    digits: instrument.digits,
-    point: toDecimalNumber(1, instrument.digits),
-    contractSize: instrument.contractSize,
-    volumeMin: lotsToWire(instrument.volumeMin, instrument),
-    volumeMax: lotsToWire(instrument.volumeMax, instrument),
-    volumeStep: lotsToWire(instrument.volumeStep, instrument),
-    baseCurrency: instrument.baseCurrency,
-    quoteCurrency: instrument.quoteCurrency,
-    marginCurrency: instrument.marginCurrency,
-    profitCurrency: instrument.profitCurrency,
-    marginMode: instrument.marginMode,
-    marginRate: toDecimalNumber(instrument.marginRatePpm, 4),
-    tradeMode: instrument.tradeMode,
-    status: statusOf(instrument, now),
-    nextChange: optionalTimeToWire(nextSessionChange(instrument.sessions, now)),
-    timezone: "UTC",
-    sessions: weekSessionsView(instrument.sessions),
-    stopsLevel: instrument.stopsLevelPoints,
-    swapMode: "POINTS",
-    swapLong: toDecimalNumber(instrument.swapLongMilliPoints, 3),
-    swapShort: toDecimalNumber(instrument.swapShortMilliPoints, 3),
-    commission: toDecimalNumber(instrument.commissionPerLot, currencyDigits(instrument.commissionCurrency)),
-    commissionCurrency: instrument.commissionCurrency,
-  };
+  return { ...specificationFields(instrument, now), timezone: "UTC", swapMode: "POINTS" };
 }
 
 export const marketRoutes: RouteModule = (app, { platform }) => {
@@ -216,7 +153,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         assetClass: instrument.assetClass,
         digits: instrument.digits,
         tradeMode: instrument.tradeMode,
-        status: statusOf(instrument, now),
+        status: marketStatus(instrument, now),
         session: daySessionsText(instrument.sessions, weekdayOf(now)),
         nextChange: optionalTimeToWire(nextSessionChange(instrument.sessions, now)),
       }));
@@ -290,9 +227,9 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
       const instrument = instrumentOf(platform, request.params.symbol);
       const timeframe: CandleTimeframe = request.query.timeframe ?? DEFAULT_TIMEFRAME;
       const limit = request.query.limit ?? DEFAULT_CANDLES;
-      const to = request.query.to === undefined ? platform.clock.now() : readTime(request.query.to, "to");
+      const to = request.query.to === undefined ? platform.clock.now() : queryTimeFromWire(request.query.to, "to");
       const symbol = instrument.symbol;
-      const from = request.query.from === undefined ? null : readTime(request.query.from, "from");
+      const from = request.query.from === undefined ? null : queryTimeFromWire(request.query.from, "from");
       if (from !== null && from > to) throw new ApiError("INVALID_DATA", "from must not be after to");
       const selected =
         from === null
@@ -300,14 +237,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
           : await marketData.candles({ symbol, timeframe, from, to, limit });
       return toTable(
         CANDLE_COLUMNS,
-        selected.map((candle) => ({
-          time: timeToWire(candle.openTime),
-          open: priceToWire(candle.open, instrument),
-          high: priceToWire(candle.high, instrument),
-          low: priceToWire(candle.low, instrument),
-          close: priceToWire(candle.close, instrument),
-          tickVolume: candle.tickVolume,
-        })),
+        selected.map((candle) => candleView(candle, instrument)),
       );
     },
   );

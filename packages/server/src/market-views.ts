@@ -1,0 +1,107 @@
+/**
+ * Market views both faces show (the Client API's market routes, routes/market.ts, and the Automation API,
+ * automation-views.ts): a symbol's trading status, its contract specification, candles and the lookup of
+ * a path symbol. Each face keeps its own spelling at the edge (the Automation API's lower-case status, the
+ * Client API's `timezone` and `swapMode`), composed around the fields computed here once.
+ */
+import { currencyDigits, isSessionOpen, toDecimalNumber, type InstrumentSpec } from "@bourse/core";
+import type { Candle } from "@bourse/store";
+import { Type, type TSchema } from "@sinclair/typebox";
+import { nextSessionChange, weekSessionsView } from "./market-data.ts";
+import type { Platform } from "./platform.ts";
+import { lotsToWire, optionalTimeToWire, priceToWire, timeToWire } from "./wire.ts";
+
+/** OPEN (session open, trading allowed), CLOSE_ONLY (session open, closing only), CLOSED (outside the session), DISABLED. */
+export type MarketStatus = "OPEN" | "CLOSE_ONLY" | "CLOSED" | "DISABLED";
+
+export function marketStatus(instrument: InstrumentSpec, now: number): MarketStatus {
+  if (instrument.tradeMode === "DISABLED") return "DISABLED";
+  if (!isSessionOpen(instrument.sessions, now)) return "CLOSED";
+  return instrument.tradeMode === "CLOSE_ONLY" ? "CLOSE_ONLY" : "OPEN";
+}
+
+/** The instrument of a path symbol: as written, else upper-cased (eurusd); 404 UNKNOWN_SYMBOL otherwise. */
+export function instrumentOf(platform: Platform, symbol: string): InstrumentSpec {
+  return platform.instruments.get(symbol) ?? platform.instrument(symbol.toUpperCase());
+}
+
+/**
+ * The contract specification's fields both faces show, in their order; `status` is the face's own
+ * spelling of the status.
+ */
+export function specificationProperties<Status extends TSchema>(status: Status) {
+  return {
+    symbol: Type.String(),
+    description: Type.String(),
+    assetClass: Type.String(),
+    digits: Type.Integer({ description: "Price decimals" }),
+    point: Type.Number({ description: "The smallest price change, 10^-digits" }),
+    contractSize: Type.Number({ description: "Units of the base asset in one lot" }),
+    volumeMin: Type.Number({ description: "Lots" }),
+    volumeMax: Type.Number({ description: "Lots" }),
+    volumeStep: Type.Number({ description: "Lots" }),
+    baseCurrency: Type.String(),
+    quoteCurrency: Type.String(),
+    marginCurrency: Type.String(),
+    profitCurrency: Type.String(),
+    marginMode: Type.String({ description: "FOREX, CFD or CFD_LEVERAGE (MetaTrader 5's calculation modes)" }),
+    marginRate: Type.Number({ description: "Initial margin rate in percent" }),
+    tradeMode: Type.String({ description: "FULL, CLOSE_ONLY or DISABLED" }),
+    status,
+    nextChange: Type.Union([Type.String({ format: "date-time" }), Type.Null()], {
+      description: "When the session next opens or closes; null: never",
+    }),
+    sessions: Type.Array(Type.Object({ day: Type.String(), intervals: Type.Array(Type.String()) }), {
+      description: "Sunday first; UTC intervals HH:MM-HH:MM",
+    }),
+    stopsLevel: Type.Integer({
+      description: "Points: the minimal distance of pending prices, SL and TP from the market",
+    }),
+    swapLong: Type.Number({ description: "Points per lot per day (negative: charged)" }),
+    swapShort: Type.Number({ description: "Points per lot per day (negative: charged)" }),
+    commission: Type.Number({ description: "Per lot per deal side, in commissionCurrency" }),
+    commissionCurrency: Type.String(),
+  };
+}
+
+/** The values of specificationProperties (status spelled as MarketStatus). */
+export function specificationFields(instrument: InstrumentSpec, now: number) {
+  return {
+    symbol: instrument.symbol,
+    description: instrument.description,
+    assetClass: instrument.assetClass,
+    digits: instrument.digits,
+    point: toDecimalNumber(1, instrument.digits),
+    contractSize: instrument.contractSize,
+    volumeMin: lotsToWire(instrument.volumeMin, instrument),
+    volumeMax: lotsToWire(instrument.volumeMax, instrument),
+    volumeStep: lotsToWire(instrument.volumeStep, instrument),
+    baseCurrency: instrument.baseCurrency,
+    quoteCurrency: instrument.quoteCurrency,
+    marginCurrency: instrument.marginCurrency,
+    profitCurrency: instrument.profitCurrency,
+    marginMode: instrument.marginMode,
+    marginRate: toDecimalNumber(instrument.marginRatePpm, 4),
+    tradeMode: instrument.tradeMode,
+    status: marketStatus(instrument, now),
+    nextChange: optionalTimeToWire(nextSessionChange(instrument.sessions, now)),
+    sessions: weekSessionsView(instrument.sessions),
+    stopsLevel: instrument.stopsLevelPoints,
+    swapLong: toDecimalNumber(instrument.swapLongMilliPoints, 3),
+    swapShort: toDecimalNumber(instrument.swapShortMilliPoints, 3),
+    commission: toDecimalNumber(instrument.commissionPerLot, currencyDigits(instrument.commissionCurrency)),
+    commissionCurrency: instrument.commissionCurrency,
+  };
+}
+
+/** A bar on the wire: open time, OHLC by bid in the instrument's digits, ticks. */
+export function candleView(candle: Candle, instrument: InstrumentSpec) {
+  return {
+    time: timeToWire(candle.openTime),
+    open: priceToWire(candle.open, instrument),
+    high: priceToWire(candle.high, instrument),
+    low: priceToWire(candle.low, instrument),
+    close: priceToWire(candle.close, instrument),
+    tickVolume: candle.tickVolume,
+  };
+}
