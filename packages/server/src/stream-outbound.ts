@@ -1,18 +1,19 @@
 /**
- * The building blocks a stream adapter needs between the bus and its sockets, protocol-neutral (the
- * Pusher endpoint uses them; they are the native stream's mechanics of ws-stream.ts, factored out so both
- * adapters behave the same: one bus, two adapters):
+ * The building blocks a stream adapter needs between the bus and its sockets, protocol-neutral: the
+ * native stream (ws-stream.ts) and the Pusher endpoint (pusher-stream.ts) both use them, so both adapters
+ * behave the same (one bus, two adapters):
  *
  * - `TopicFanout`: one bus subscription per topic for all the adapter's sockets; a bus message is handed
  *   once to the adapter's dispatch with every subscriber, so a frame is serialised once for all of them.
  * - `Outbound`: one socket's sending side. A queue (replies, account events: never dropped) and a
  *   conflation map (quotes, depth, metrics: the latest frame per key replaces the one not sent yet).
  *   Sockets with something to send are flushed once per event-loop turn (`FlushScheduler`), every frame of
- *   a flush written corked (one writev). When the socket's send buffer passes `highWaterBytes`, conflated
+ *   a flush copied into one buffer (one write). When the socket's send buffer passes `highWaterBytes`, conflated
  *   data waits for it to drain (a slow reader gets the latest quote, not a backlog); when the buffer plus
  *   the queue passes `maxBufferedBytes`, or it stays stalled `slowConsumerMs`, `onSlowConsumer` is called
  *   (the adapter closes the socket with its protocol's code).
  * - `MessageRate`: a token bucket for the messages a client sends.
+ * - `textFrame`: a ready WebSocket text frame, built once for every subscriber.
  */
 import type { Socket } from "node:net";
 import type { WebSocket } from "ws";
@@ -132,16 +133,19 @@ export class Outbound implements Flushable {
       if (this.conflated.size > 0) this.awaitDrain();
       return;
     }
-    const raw = this.raw;
-    raw.cork();
-    for (const frame of this.queue) raw.write(frame);
+    // One write per flush: small frames copied into one buffer cost less than one stream write each.
+    const frames = this.queue;
+    let bytes = this.queuedBytes;
     this.queue = [];
     this.queuedBytes = 0;
     if (sendConflated) {
-      for (const frame of this.conflated.values()) raw.write(frame);
+      for (const frame of this.conflated.values()) {
+        frames.push(frame);
+        bytes += frame.length;
+      }
       this.conflated.clear();
     }
-    raw.uncork();
+    this.raw.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes));
     if (!this.withinBudget()) return;
     if (this.conflated.size > 0) this.awaitDrain();
   }
@@ -157,8 +161,9 @@ export class Outbound implements Flushable {
     this.scheduler.forget(this);
   }
 
-  private withinBudget(): boolean {
-    if (this.ws.bufferedAmount + this.queuedBytes <= this.limits.maxBufferedBytes) return true;
+  /** False (and onSlowConsumer called) when the send buffer, the queue and `extra` bytes held elsewhere pass the budget. */
+  withinBudget(extra = 0): boolean {
+    if (this.ws.bufferedAmount + this.queuedBytes + extra <= this.limits.maxBufferedBytes) return true;
     this.onSlowConsumer();
     return false;
   }
@@ -239,5 +244,11 @@ export class MessageRate {
     this.tokens -= 1;
     this.violations = Math.max(0, this.violations - 1);
     return true;
+  }
+
+  /** Counts a refusal for another reason than the rate (e.g. too many messages pending); false. */
+  refuse(): false {
+    this.violations += 1;
+    return false;
   }
 }

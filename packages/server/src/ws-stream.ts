@@ -10,20 +10,19 @@
  * Envelope `{"type","payload","id"?}` both ways; replies echo `id`. Authorization by `?token=` (JWT or
  * API key) or a first `authorize` message within 5 s. Close codes: ws-codes.ts; error codes: errors.ts.
  *
- * Fan-out: one bus subscription per topic for all sockets; a bus message is serialised once, into a
- * ready WebSocket frame, for all its subscribers (depth: once per requested depth). Each socket has a
- * queue (replies and account events: never dropped) and a conflation map (quotes, depth and metrics:
- * the latest per topic); sockets with something to send are flushed once per event-loop turn, every
- * frame of a flush written at once (one write). When a socket's send buffer passes `highWaterBytes`,
- * conflated data waits for it to drain (a slow reader gets the latest quote, not a backlog); when its
- * buffer plus queue passes `maxBufferedBytes`, or it stays stalled `slowConsumerMs`, it is closed with
- * SLOW_CONSUMER (4008).
+ * Fan-out, with the mechanics of stream-outbound.ts (shared with the Pusher endpoint): one bus
+ * subscription per topic for all sockets; a bus message is serialised once, into a ready WebSocket frame,
+ * for all its subscribers (depth: once per requested depth). Each socket has a queue (replies and account
+ * events: never dropped) and a conflation map (quotes, depth and metrics: the latest per topic); sockets
+ * with something to send are flushed once per event-loop turn, every frame of a flush written at once
+ * (one write). When a socket's send buffer passes `highWaterBytes`, conflated data waits for it to drain
+ * (a slow reader gets the latest quote, not a backlog); when its buffer plus queue passes
+ * `maxBufferedBytes`, or it stays stalled `slowConsumerMs`, it is closed with SLOW_CONSUMER (4008).
  */
 import type { EngineEvent } from "@bourse/core";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { IncomingMessage } from "node:http";
-import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import {
@@ -42,6 +41,7 @@ import { ApiError, type ApiErrorCode } from "./errors.ts";
 import { levelsToWire, marketDataOf } from "./market-data.ts";
 import type { Platform } from "./platform.ts";
 import { Closed } from "./schemas.ts";
+import { FlushScheduler, MessageRate, Outbound, TopicFanout, textFrame } from "./stream-outbound.ts";
 import {
   ClosePositionBody,
   HistoryQuerySchema,
@@ -118,25 +118,6 @@ interface StreamPrincipal {
 }
 
 // ---- frames ----
-
-/** A complete unmasked text frame (server → client) holding `text`: built once, written to every subscriber. */
-export function textFrame(text: string): Buffer {
-  const length = Buffer.byteLength(text);
-  const header = length < 126 ? 2 : length < 65_536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(header + length);
-  frame[0] = 0x81;
-  if (header === 2) frame[1] = length;
-  else if (header === 4) {
-    frame[1] = 126;
-    frame.writeUInt16BE(length, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
-    frame.writeUInt32BE(length >>> 0, 6);
-  }
-  frame.write(text, header);
-  return frame;
-}
 
 function envelope(type: string, payload: unknown, id?: string | number): string {
   return JSON.stringify(id === undefined ? { type, payload } : { type, payload, id });
@@ -279,13 +260,6 @@ function firstError(check: TypeCheck<TSchema>, value: unknown): string {
 
 type TopicKind = "quotes" | "depth" | "account" | "user" | "metrics";
 
-interface Topic {
-  readonly name: string;
-  readonly kind: TopicKind;
-  readonly subscribers: Set<Connection>;
-  readonly unsubscribe: () => void;
-}
-
 interface AccountSubscription {
   /** Event type → the symbols it is limited to, or null for all. */
   readonly filters: Map<AccountEventType, Set<string> | null>;
@@ -301,10 +275,10 @@ interface AccountSubscription {
 export class NativeStream implements UpgradeAdapter {
   readonly limits: NativeStreamLimits;
   private readonly server: WebSocketServer;
-  private readonly topics = new Map<string, Topic>();
+  /** One fan-out per topic kind (a topic's kind says how its messages are delivered). */
+  private readonly fanouts: Readonly<Record<TopicKind, TopicFanout<Connection>>>;
   private readonly connections = new Set<Connection>();
-  private readonly dirty = new Set<Connection>();
-  private flushScheduled = false;
+  readonly scheduler = new FlushScheduler();
   private pingTimer: NodeJS.Timeout | null = null;
   private closed = false;
   /** Sockets closed as slow consumers, ping timeouts, rate limits (metrics, tests). */
@@ -322,6 +296,17 @@ export class NativeStream implements UpgradeAdapter {
       perMessageDeflate: false,
       clientTracking: false,
     });
+    const fanout = (kind: TopicKind) =>
+      new TopicFanout<Connection>(platform.bus, (name, message, subscribers) =>
+        this.dispatch(kind, name, message, subscribers),
+      );
+    this.fanouts = {
+      quotes: fanout("quotes"),
+      depth: fanout("depth"),
+      account: fanout("account"),
+      user: fanout("user"),
+      metrics: fanout("metrics"),
+    };
     registry.set(platform, this);
     this.setPingInterval(this.limits.pingIntervalMs);
   }
@@ -362,87 +347,58 @@ export class NativeStream implements UpgradeAdapter {
     let maxQueuedBytes = 0;
     let maxBufferedBytes = 0;
     for (const connection of this.connections) {
-      maxQueuedBytes = Math.max(maxQueuedBytes, connection.queuedBytes);
-      maxBufferedBytes = Math.max(maxBufferedBytes, connection.bufferedAmount);
+      maxQueuedBytes = Math.max(maxQueuedBytes, connection.outbound.queuedBytes);
+      maxBufferedBytes = Math.max(maxBufferedBytes, connection.outbound.bufferedAmount);
     }
-    return { connections: this.connections.size, topics: this.topics.size, maxQueuedBytes, maxBufferedBytes };
+    let topics = 0;
+    for (const fanout of Object.values(this.fanouts)) topics += fanout.size;
+    return { connections: this.connections.size, topics, maxQueuedBytes, maxBufferedBytes };
   }
 
   // ---- topics (one bus subscription per topic for all sockets) ----
 
   join(connection: Connection, name: string, kind: TopicKind): void {
-    let topic = this.topics.get(name);
-    if (!topic) {
-      const subscribers = new Set<Connection>();
-      const created: Topic = {
-        name,
-        kind,
-        subscribers,
-        unsubscribe: this.platform.bus.subscribe(name, (_name, message) => this.dispatch(created, message)),
-      };
-      this.topics.set(name, (topic = created));
-    }
-    topic.subscribers.add(connection);
+    this.fanouts[kind].join(connection, name);
   }
 
-  leave(connection: Connection, name: string): void {
-    const topic = this.topics.get(name);
-    if (!topic || !topic.subscribers.delete(connection)) return;
-    if (topic.subscribers.size === 0) {
-      topic.unsubscribe();
-      this.topics.delete(name);
-    }
+  leave(connection: Connection, name: string, kind: TopicKind): void {
+    this.fanouts[kind].leave(connection, name);
   }
 
   /** One bus message to every subscriber of its topic: serialised once (per depth for depth). */
-  private dispatch(topic: Topic, message: BusMessage): void {
-    switch (topic.kind) {
+  private dispatch(kind: TopicKind, name: string, message: BusMessage, subscribers: ReadonlySet<Connection>): void {
+    switch (kind) {
       case "quotes":
       case "metrics": {
         const frame = textFrame(envelope(message.type, message.payload));
-        for (const connection of topic.subscribers) connection.conflate(topic.name, frame);
+        for (const connection of subscribers) connection.outbound.conflate(name, frame);
         return;
       }
       case "depth": {
         const frames = new Map<number, Buffer>();
-        for (const connection of topic.subscribers) {
-          const levels = connection.depthLevels(topic.name);
+        for (const connection of subscribers) {
+          const levels = connection.depthLevels(name);
           let frame = frames.get(levels);
           if (!frame) frames.set(levels, (frame = textFrame(envelope(message.type, truncateDepth(message, levels)))));
-          connection.conflate(topic.name, frame);
+          connection.outbound.conflate(name, frame);
         }
         return;
       }
       case "account": {
         const frame = textFrame(envelope(message.type, message.payload));
-        for (const connection of topic.subscribers) connection.accountMessage(message as AccountBusMessage, frame);
+        for (const connection of subscribers) connection.accountMessage(message as AccountBusMessage, frame);
         return;
       }
       case "user": {
         const frame = textFrame(envelope(message.type, message.payload));
-        for (const connection of topic.subscribers) connection.userMessage(message, frame);
+        for (const connection of subscribers) connection.userMessage(message, frame);
         return;
       }
     }
   }
 
-  // ---- flushing: once per event-loop turn for every socket with something to send ----
-
-  markDirty(connection: Connection): void {
-    this.dirty.add(connection);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      const dirty = [...this.dirty];
-      this.dirty.clear();
-      for (const each of dirty) each.flush();
-    });
-  }
-
   forget(connection: Connection): void {
     this.connections.delete(connection);
-    this.dirty.delete(connection);
   }
 
   noteClose(name: WsCloseName): void {
@@ -467,18 +423,13 @@ export function nativeStreamOf(platform: Platform): NativeStream | undefined {
 
 class Connection {
   readonly platform: Platform;
+  readonly outbound: Outbound;
   private principal: StreamPrincipal | null = null;
-  private readonly raw: Socket;
   /** Topics held: name → kind. */
   private readonly topics = new Map<string, TopicKind>();
   private readonly accounts = new Map<number, AccountSubscription>();
   private readonly userEvents = new Set<string>();
   private readonly depth = new Map<string, number>();
-  private queue: Buffer[] = [];
-  queuedBytes = 0;
-  private readonly conflated = new Map<string, Buffer>();
-  private waitingDrain = false;
-  private stallTimer: NodeJS.Timeout | null = null;
   private authTimer: NodeJS.Timeout | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
@@ -486,9 +437,7 @@ class Connection {
   private closing = false;
   private chain: Promise<void> = Promise.resolve();
   private pending = 0;
-  private tokens: number;
-  private refilledAt = performance.now();
-  private violations = 0;
+  private readonly rate: MessageRate;
   private readonly closedPromise: Promise<void>;
 
   constructor(
@@ -496,17 +445,13 @@ class Connection {
     private readonly ws: WebSocket,
   ) {
     this.platform = stream.platform;
-    this.raw = (ws as unknown as { _socket: Socket })._socket;
-    this.tokens = stream.limits.messagesPerSecond;
+    this.rate = new MessageRate(stream.limits.messagesPerSecond);
+    this.outbound = new Outbound(ws, stream.limits, stream.scheduler, () => this.closeWith("SLOW_CONSUMER"));
     this.closedPromise = new Promise((resolve) => ws.once("close", () => resolve()));
   }
 
   get userId(): string {
     return this.principal!.userId;
-  }
-
-  get bufferedAmount(): number {
-    return this.ws.bufferedAmount;
   }
 
   start(token: string | null): void {
@@ -532,23 +477,16 @@ class Connection {
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.closing) return;
     const limits = this.stream.limits;
-    const now = performance.now();
-    this.tokens = Math.min(
-      limits.messagesPerSecond,
-      this.tokens + ((now - this.refilledAt) / 1000) * limits.messagesPerSecond,
-    );
-    this.refilledAt = now;
-    if (this.tokens < 1 || this.pending >= MAX_PENDING_MESSAGES) {
-      this.violations += 1;
-      if (this.violations > limits.messagesPerSecond) {
+    // Too many messages still being handled count as a refusal too (no token is taken then).
+    const accepted = this.pending < MAX_PENDING_MESSAGES ? this.rate.take() : this.rate.refuse();
+    if (!accepted) {
+      if (this.rate.violations > limits.messagesPerSecond) {
         this.closeWith("RATE_LIMITED", "RATE_LIMITED", "Message rate exceeded again and again");
         return;
       }
       this.error("RATE_LIMITED", `At most ${limits.messagesPerSecond} messages per second`, undefined);
       return;
     }
-    this.tokens -= 1;
-    this.violations = Math.max(0, this.violations - 1);
     this.pending += 1;
     this.chain = this.chain
       .then(() => this.handle(data, isBinary))
@@ -690,9 +628,11 @@ class Connection {
   }
 
   private leave(name: string): void {
-    if (!this.topics.delete(name)) return;
-    this.stream.leave(this, name);
-    this.conflated.delete(name);
+    const kind = this.topics.get(name);
+    if (kind === undefined) return;
+    this.topics.delete(name);
+    this.stream.leave(this, name, kind);
+    this.outbound.drop(name);
   }
 
   async subscribe(payload: Static<typeof SubscribePayload>, id: string | number | undefined): Promise<undefined> {
@@ -755,7 +695,7 @@ class Connection {
             ask: priceToWire(last.ask, instrument),
             ts: timeToWire(last.time),
           };
-          this.conflate(name, textFrame(envelope("quoteEvent", snapshot)));
+          this.outbound.conflate(name, textFrame(envelope("quoteEvent", snapshot)));
         }
       }
     }
@@ -865,7 +805,7 @@ class Connection {
         asks: side(last.asks, last.ask),
         ts: timeToWire(last.time),
       };
-      this.conflate(name, textFrame(envelope("depthEvent", snapshot)));
+      this.outbound.conflate(name, textFrame(envelope("depthEvent", snapshot)));
     }
     return undefined;
   }
@@ -895,7 +835,7 @@ class Connection {
     this.join(name, "metrics");
     this.reply("subscribed", payload, id);
     const snapshot = metricsPayload(this.platform, accountId);
-    if (snapshot) this.conflate(name, textFrame(envelope("metricsEvent", snapshot)));
+    if (snapshot) this.outbound.conflate(name, textFrame(envelope("metricsEvent", snapshot)));
     return undefined;
   }
 
@@ -912,7 +852,7 @@ class Connection {
   // ---- outgoing ----
 
   reply(type: string, payload: unknown, id: string | number | undefined): undefined {
-    this.enqueue(textFrame(envelope(type, payload, id)));
+    this.outbound.enqueue(textFrame(envelope(type, payload, id)));
     return undefined;
   }
 
@@ -927,7 +867,7 @@ class Connection {
     if (subscription.replay !== null) {
       subscription.replay.push({ message, frame });
       subscription.replayBytes += frame.length;
-      this.checkBudget(subscription.replayBytes);
+      this.outbound.withinBudget(subscription.replayBytes);
       return;
     }
     this.deliverAccount(subscription, message, frame);
@@ -939,7 +879,7 @@ class Connection {
     const symbol = message.payload.symbol;
     if (filter !== null && symbol !== undefined && !filter.has(symbol)) return;
     if (message.seq !== undefined) subscription.lastSeq = Math.max(subscription.lastSeq, message.seq);
-    this.enqueue(frame);
+    this.outbound.enqueue(frame);
   }
 
   userMessage(message: BusMessage, frame: Buffer): void {
@@ -947,70 +887,7 @@ class Connection {
     const bound = this.principal?.accountId ?? null;
     const accountId = (message.payload as { accountId?: unknown }).accountId;
     if (bound !== null && accountId !== undefined && accountId !== null && accountId !== bound) return;
-    this.enqueue(frame);
-  }
-
-  /** Never dropped: queued until the next flush; a queue over the budget closes the socket. */
-  private enqueue(frame: Buffer): void {
-    if (this.closing) return;
-    this.queue.push(frame);
-    this.queuedBytes += frame.length;
-    if (this.checkBudget(0)) this.stream.markDirty(this);
-  }
-
-  /** The latest frame of a topic replaces the one not sent yet. */
-  conflate(topic: string, frame: Buffer): void {
-    if (this.closing) return;
-    this.conflated.set(topic, frame);
-    if (!this.waitingDrain) this.stream.markDirty(this);
-  }
-
-  /** False (and closing) when the socket's buffer and queue pass the limit. */
-  private checkBudget(extra: number): boolean {
-    if (this.ws.bufferedAmount + this.queuedBytes + extra <= this.stream.limits.maxBufferedBytes) return true;
-    this.closeWith("SLOW_CONSUMER");
-    return false;
-  }
-
-  flush(): void {
-    if (this.closing || this.ws.readyState !== this.ws.OPEN) return;
-    const raw = this.raw;
-    const sendConflated = this.conflated.size > 0 && this.ws.bufferedAmount <= this.stream.limits.highWaterBytes;
-    if (this.queue.length === 0 && !sendConflated) {
-      if (this.conflated.size > 0) this.awaitDrain();
-      return;
-    }
-    // One write per flush: small frames copied into one buffer cost less than one stream write each.
-    const frames = this.queue;
-    let bytes = this.queuedBytes;
-    this.queue = [];
-    this.queuedBytes = 0;
-    if (sendConflated) {
-      for (const frame of this.conflated.values()) {
-        frames.push(frame);
-        bytes += frame.length;
-      }
-      this.conflated.clear();
-    }
-    raw.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes));
-    if (!this.checkBudget(0)) return;
-    if (this.conflated.size > 0) this.awaitDrain();
-  }
-
-  /** Conflated data waits for the send buffer to drain; stalled too long is a slow consumer. */
-  private awaitDrain(): void {
-    if (this.waitingDrain) return;
-    this.waitingDrain = true;
-    this.raw.once("drain", () => {
-      this.waitingDrain = false;
-      if (this.stallTimer) clearTimeout(this.stallTimer);
-      this.stallTimer = null;
-      this.stream.markDirty(this);
-    });
-    if (!this.stallTimer) {
-      this.stallTimer = setTimeout(() => this.closeWith("SLOW_CONSUMER"), this.stream.limits.slowConsumerMs);
-      this.stallTimer.unref();
-    }
+    this.outbound.enqueue(frame);
   }
 
   // ---- liveness and closing ----
@@ -1038,12 +915,10 @@ class Connection {
     this.closing = true;
     this.stream.noteClose(name);
     const definition = WsCloseCodes[name];
-    this.queue = [];
-    this.queuedBytes = 0;
-    this.conflated.clear();
+    this.outbound.stop();
     try {
-      if (code !== undefined && this.ws.readyState === this.ws.OPEN)
-        this.raw.write(textFrame(envelope("error", { code, message: message ?? definition.reason }, id)));
+      if (code !== undefined)
+        this.outbound.writeNow(textFrame(envelope("error", { code, message: message ?? definition.reason }, id)));
       this.ws.close(definition.code, definition.reason);
     } catch {
       this.ws.terminate();
@@ -1061,14 +936,11 @@ class Connection {
 
   private cleanup(): void {
     this.closing = true;
-    for (const timer of [this.authTimer, this.expiryTimer, this.stallTimer, this.closeTimer])
-      if (timer) clearTimeout(timer);
-    for (const name of this.topics.keys()) this.stream.leave(this, name);
+    for (const timer of [this.authTimer, this.expiryTimer, this.closeTimer]) if (timer) clearTimeout(timer);
+    for (const [name, kind] of this.topics) this.stream.leave(this, name, kind);
     this.topics.clear();
     this.accounts.clear();
-    this.queue = [];
-    this.queuedBytes = 0;
-    this.conflated.clear();
+    this.outbound.stop();
     this.stream.forget(this);
   }
 }
