@@ -4,6 +4,9 @@
  * the Pusher adapter — calls these functions with (platform, userId, accountId, wire input) and gets the
  * wire answer back, so a rule or a validation lives once. The TypeBox schemas of the inputs are exported
  * here: Fastify validates REST bodies with them, the stream compiles them with TypeBox's TypeCompiler.
+ * The Automation API (routes/automation.ts), which answers its own views and field names, uses the steps
+ * below them (lookups of an account's orders and positions, changeOrder, cancelWorkingOrder,
+ * changePosition, closeOpenPosition, orderDeals, closingDeals), so an engine command is built once.
  *
  * Every function checks that `userId` owns `accountId` first (403 FORBIDDEN for anything else); an order
  * or position of another account is the engine's 404 (ORDER_NOT_FOUND / POSITION_NOT_FOUND).
@@ -14,7 +17,7 @@
  * order command has no journal event; `placeOrder` publishes a live-only `executionEvent` (status
  * REJECTED, `seq: null`) for it on the account's topic (account-events.ts).
  */
-import type { Account, CommandSuccess, Deal, EngineEvent, InstrumentSpec, Order } from "@bourse/core";
+import type { Account, CommandSuccess, Deal, EngineEvent, Order, Position } from "@bourse/core";
 import { encodeCursor } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
 import { publishRejectedOrder } from "./account-events.ts";
@@ -43,7 +46,7 @@ import {
   type PositionView,
   type DealView,
 } from "./trading-views.ts";
-import { lotsFromWire, priceFromWire, quantityFromWire, timeFromWire } from "./wire.ts";
+import { lotsFromWire, optionalTimeFromWire, priceFromWire, quantityFromWire, stopFromWire } from "./wire.ts";
 
 export { HistoryQuerySchema, type HistoryQueryInput };
 
@@ -151,27 +154,21 @@ export const CloseResult = Type.Object({
   }),
 });
 
-/** A price distance or stop level where null or 0 means none. */
-function optionalPrice(
-  value: number | string | null | undefined,
-  instrument: InstrumentSpec,
-  field: string,
-): number | null | undefined {
-  if (value === undefined) return undefined;
-  if (value === null) return null;
-  const points = priceFromWire(value, instrument, field);
-  return points === 0 ? null : points;
-}
-
-function optionalTime(value: number | string | null | undefined, field: string): number | null | undefined {
-  if (value === undefined || value === null) return value;
-  return timeFromWire(value, field);
-}
-
 function dealsOf(events: readonly EngineEvent[], predicate: (deal: Deal) => boolean): Deal[] {
   const deals: Deal[] = [];
   for (const event of events) if (event.type === "DealExecuted" && predicate(event.deal)) deals.push(event.deal);
   return deals;
+}
+
+/** The deals a (market) order made, from the command's events. */
+export function orderDeals(result: CommandSuccess, orderId: number): Deal[] {
+  return dealsOf(result.events, (deal) => deal.orderId === orderId);
+}
+
+/** The deals a close made (the result's dealIds), from the command's events. */
+export function closingDeals(result: CommandSuccess): Deal[] {
+  const dealIds = new Set(result.dealIds ?? []);
+  return dealsOf(result.events, (deal) => dealIds.has(deal.id));
 }
 
 /** Deals by id from the read models (a retried order's fills): pages from the first id until all are found. */
@@ -207,19 +204,128 @@ function owned(platform: Platform, userId: string, accountId: number): Account {
   return platform.ownedAccount(userId, accountId);
 }
 
-/** A working order of the account, or the engine's 404. */
-function workingOrder(platform: Platform, account: Account, orderId: number): Order {
+/** A working order of the account, or the engine's 404 (`notFound`: the face's message). */
+export function workingOrder(
+  platform: Platform,
+  account: Account,
+  orderId: number,
+  notFound = "No working order with this id in this account",
+): Order {
   const order = platform.engine.state.orders.get(orderId);
   if (!order || order.accountId !== account.id || order.type === "MARKET")
-    throw new ApiError("ORDER_NOT_FOUND", "No working order with this id in this account");
+    throw new ApiError("ORDER_NOT_FOUND", notFound);
   return order;
 }
 
-function ownedPosition(platform: Platform, account: Account, positionId: number) {
+/** An open position of the account, or the engine's 404 (`notFound`: the face's message). */
+export function ownedPosition(
+  platform: Platform,
+  account: Account,
+  positionId: number,
+  notFound = "No open position with this id in this account",
+): Position {
   const position = platform.engine.state.positions.get(positionId);
-  if (!position || position.accountId !== account.id)
-    throw new ApiError("POSITION_NOT_FOUND", "No open position with this id in this account");
+  if (!position || position.accountId !== account.id) throw new ApiError("POSITION_NOT_FOUND", notFound);
   return position;
+}
+
+/** The account's working orders, oldest first (optionally of one symbol). */
+export function accountWorkingOrders(platform: Platform, account: Account, symbol?: string): Order[] {
+  const state = platform.engine.state;
+  return [...(state.accountWorkingOrders.get(account.id) ?? [])]
+    .map((id) => state.orders.get(id))
+    .filter((order): order is Order => order !== undefined)
+    .filter((order) => symbol === undefined || order.symbol === symbol)
+    .sort((a, b) => a.id - b.id);
+}
+
+/** The account's open positions, oldest first (optionally of one symbol). */
+export function accountPositions(platform: Platform, account: Account, symbol?: string): Position[] {
+  const state = platform.engine.state;
+  return [...(state.accountPositions.get(account.id) ?? [])]
+    .map((id) => state.positions.get(id))
+    .filter((position): position is Position => position !== undefined)
+    .filter((position) => symbol === undefined || position.symbol === symbol)
+    .sort((a, b) => a.id - b.id);
+}
+
+/** Changes a working order (omitted fields kept; sl, tp, trailingDistance 0 or null removed); answers it as it is now. */
+export async function changeOrder(
+  platform: Platform,
+  account: Account,
+  order: Order,
+  body: ModifyOrderInput,
+): Promise<Order> {
+  const instrument = platform.instrument(order.symbol);
+  const price = (value: number | string | undefined, field: string) =>
+    value === undefined ? undefined : priceFromWire(value, instrument, field);
+  const result = await platform.execute({
+    kind: "modifyOrder",
+    accountId: account.id,
+    orderId: order.id,
+    price: price(body.price, "price"),
+    stopLimitPrice: price(body.stopLimitPrice, "stopLimitPrice"),
+    sl: stopFromWire(body.sl, instrument, "sl"),
+    tp: stopFromWire(body.tp, instrument, "tp"),
+    trailingDistance: stopFromWire(body.trailingDistance, instrument, "trailingDistance"),
+    expiration: optionalTimeFromWire(body.expiration, "expiration"),
+  });
+  return platform.engine.state.orders.get(order.id) ?? result.order!;
+}
+
+/** Cancels a working order; answers it as cancelled (the status changes of the command applied). */
+export async function cancelWorkingOrder(platform: Platform, account: Account, order: Order): Promise<Order> {
+  const before: Order = { ...order };
+  const result = await platform.execute({ kind: "cancelOrder", accountId: account.id, orderId: before.id });
+  const after = { ...before };
+  for (const event of result.events) {
+    if (event.type === "OrderStatusChanged" && event.orderId === before.id) {
+      after.status = event.status;
+      after.filledVolume = event.filledVolume;
+      after.statusReason = event.reason;
+      after.updatedAt = event.time;
+    }
+  }
+  return after;
+}
+
+/** Changes a position's stops (omitted kept; 0 or null removed); answers it as it is now. */
+export async function changePosition(
+  platform: Platform,
+  account: Account,
+  position: Position,
+  body: ModifyPositionInput,
+): Promise<Position> {
+  const instrument = platform.instrument(position.symbol);
+  await platform.execute({
+    kind: "modifyPosition",
+    accountId: account.id,
+    positionId: position.id,
+    sl: stopFromWire(body.sl, instrument, "sl"),
+    tp: stopFromWire(body.tp, instrument, "tp"),
+    trailingDistance: stopFromWire(body.trailingDistance, instrument, "trailingDistance"),
+  });
+  const current = platform.engine.state.positions.get(position.id);
+  if (!current) throw new ApiError("POSITION_NOT_FOUND", "The position was closed meanwhile");
+  return current;
+}
+
+/** Closes a position, whole or `volume` lots of it: the command's result, its closing deals, what is left open. */
+export async function closeOpenPosition(
+  platform: Platform,
+  account: Account,
+  position: Position,
+  body: ClosePositionInput,
+): Promise<{ result: CommandSuccess; deals: Deal[]; remaining: Position | undefined }> {
+  const instrument = platform.instrument(position.symbol);
+  const result = await platform.execute({
+    kind: "closePosition",
+    accountId: account.id,
+    positionId: position.id,
+    volume: body.volume === undefined ? undefined : lotsFromWire(body.volume, instrument, "volume"),
+    comment: body.comment,
+  });
+  return { result, deals: closingDeals(result), remaining: platform.engine.state.positions.get(position.id) };
 }
 
 function placeCommand(platform: Platform, account: Account, body: PlaceOrderInput) {
@@ -258,11 +364,11 @@ function placeCommand(platform: Platform, account: Account, body: PlaceOrderInpu
     volume,
     price: price(body.price, "price"),
     stopLimitPrice: price(body.stopLimitPrice, "stopLimitPrice"),
-    sl: optionalPrice(body.sl, instrument, "sl"),
-    tp: optionalPrice(body.tp, instrument, "tp"),
-    trailingDistance: optionalPrice(body.trailingDistance, instrument, "trailingDistance"),
+    sl: stopFromWire(body.sl, instrument, "sl"),
+    tp: stopFromWire(body.tp, instrument, "tp"),
+    trailingDistance: stopFromWire(body.trailingDistance, instrument, "trailingDistance"),
     timeInForce: body.timeInForce as Order["timeInForce"] | undefined,
-    expiration: optionalTime(body.expiration, "expiration"),
+    expiration: optionalTimeFromWire(body.expiration, "expiration"),
     deviation: price(body.deviation, "deviation"),
     clientOrderId: body.clientOrderId,
     comment: body.comment,
@@ -274,7 +380,7 @@ async function orderAnswer(platform: Platform, account: Account, result: Command
   const order = result.order!;
   const deals = result.duplicate
     ? await dealsById(platform, account.id, result.dealIds ?? [])
-    : dealsOf(result.events, (deal) => deal.orderId === order.id);
+    : orderDeals(result, order.id);
   const positionId = deals.length > 0 ? deals[deals.length - 1]!.positionId : (result.positionId ?? null);
   return {
     data: {
@@ -310,14 +416,9 @@ export async function placeOrder(
 /** Working (pending) orders, oldest first (table). */
 export function workingOrders(platform: Platform, userId: string, accountId: number): Table {
   const account = owned(platform, userId, accountId);
-  const state = platform.engine.state;
-  const orders = [...(state.accountWorkingOrders.get(account.id) ?? [])]
-    .map((id) => state.orders.get(id))
-    .filter((order): order is Order => order !== undefined)
-    .sort((a, b) => a.id - b.id);
   return toTable(
     WORKING_ORDER_COLUMNS,
-    orders.map((order) => orderView(platform, order)),
+    accountWorkingOrders(platform, account).map((order) => orderView(platform, order)),
   );
 }
 
@@ -329,23 +430,8 @@ export async function modifyOrder(
   body: ModifyOrderInput,
 ): Promise<{ data: OrderView }> {
   const account = owned(platform, userId, accountId);
-  const order = workingOrder(platform, account, orderId);
-  const instrument = platform.instrument(order.symbol);
-  const price = (value: number | string | undefined, field: string) =>
-    value === undefined ? undefined : priceFromWire(value, instrument, field);
-  const result = await platform.execute({
-    kind: "modifyOrder",
-    accountId: account.id,
-    orderId: order.id,
-    price: price(body.price, "price"),
-    stopLimitPrice: price(body.stopLimitPrice, "stopLimitPrice"),
-    sl: optionalPrice(body.sl, instrument, "sl"),
-    tp: optionalPrice(body.tp, instrument, "tp"),
-    trailingDistance: optionalPrice(body.trailingDistance, instrument, "trailingDistance"),
-    expiration: optionalTime(body.expiration, "expiration"),
-  });
-  const current = platform.engine.state.orders.get(order.id) ?? result.order!;
-  return { data: orderView(platform, current) };
+  const order = await changeOrder(platform, account, workingOrder(platform, account, orderId), body);
+  return { data: orderView(platform, order) };
 }
 
 export async function cancelOrder(
@@ -355,18 +441,8 @@ export async function cancelOrder(
   orderId: number,
 ): Promise<{ data: OrderView }> {
   const account = owned(platform, userId, accountId);
-  const before: Order = { ...workingOrder(platform, account, orderId) };
-  const result = await platform.execute({ kind: "cancelOrder", accountId: account.id, orderId: before.id });
-  const after = { ...before };
-  for (const event of result.events) {
-    if (event.type === "OrderStatusChanged" && event.orderId === before.id) {
-      after.status = event.status;
-      after.filledVolume = event.filledVolume;
-      after.statusReason = event.reason;
-      after.updatedAt = event.time;
-    }
-  }
-  return { data: orderView(platform, after) };
+  const order = await cancelWorkingOrder(platform, account, workingOrder(platform, account, orderId));
+  return { data: orderView(platform, order) };
 }
 
 // ---- positions ----
@@ -374,14 +450,9 @@ export async function cancelOrder(
 /** Open positions with current price and floating profit (table). */
 export function openPositions(platform: Platform, userId: string, accountId: number): Table {
   const account = owned(platform, userId, accountId);
-  const state = platform.engine.state;
-  const positions = [...(state.accountPositions.get(account.id) ?? [])]
-    .map((id) => state.positions.get(id))
-    .filter((position) => position !== undefined)
-    .sort((a, b) => a.id - b.id);
   return toTable(
     POSITION_COLUMNS,
-    positions.map((position) => positionView(platform, account, position)),
+    accountPositions(platform, account).map((position) => positionView(platform, account, position)),
   );
 }
 
@@ -393,19 +464,8 @@ export async function modifyPosition(
   body: ModifyPositionInput,
 ): Promise<{ data: PositionView }> {
   const account = owned(platform, userId, accountId);
-  const position = ownedPosition(platform, account, positionId);
-  const instrument = platform.instrument(position.symbol);
-  await platform.execute({
-    kind: "modifyPosition",
-    accountId: account.id,
-    positionId: position.id,
-    sl: optionalPrice(body.sl, instrument, "sl"),
-    tp: optionalPrice(body.tp, instrument, "tp"),
-    trailingDistance: optionalPrice(body.trailingDistance, instrument, "trailingDistance"),
-  });
-  const current = platform.engine.state.positions.get(position.id);
-  if (!current) throw new ApiError("POSITION_NOT_FOUND", "The position was closed meanwhile");
-  return { data: positionView(platform, account, current) };
+  const position = await changePosition(platform, account, ownedPosition(platform, account, positionId), body);
+  return { data: positionView(platform, account, position) };
 }
 
 export async function closePosition(
@@ -417,17 +477,7 @@ export async function closePosition(
 ): Promise<CloseAnswer> {
   const account = owned(platform, userId, accountId);
   const position = ownedPosition(platform, account, positionId);
-  const instrument = platform.instrument(position.symbol);
-  const result = await platform.execute({
-    kind: "closePosition",
-    accountId: account.id,
-    positionId: position.id,
-    volume: body.volume === undefined ? undefined : lotsFromWire(body.volume, instrument, "volume"),
-    comment: body.comment,
-  });
-  const dealIds = new Set(result.dealIds ?? []);
-  const deals = dealsOf(result.events, (deal) => dealIds.has(deal.id));
-  const remaining = platform.engine.state.positions.get(position.id);
+  const { result, deals, remaining } = await closeOpenPosition(platform, account, position, body);
   return {
     data: {
       positionId: position.id,

@@ -52,6 +52,18 @@ export function priceFromWire(value: number | string, instrument: InstrumentSpec
   return points;
 }
 
+/** A stop level or price distance where null or 0 means none (undefined: not given). */
+export function stopFromWire(
+  value: number | string | null | undefined,
+  instrument: InstrumentSpec,
+  field: string,
+): number | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === null) return null;
+  const points = priceFromWire(value, instrument, field);
+  return points === 0 ? null : points;
+}
+
 export function lotsToWire(volumeUnits: number, instrument: InstrumentSpec): number {
   return toDecimalNumber(volumeUnits, instrument.volumeDigits);
 }
@@ -120,6 +132,15 @@ export function timeFromWire(value: number | string, field: string): number {
   if (!Number.isFinite(milliseconds) || milliseconds < 0)
     throw new ApiError("INVALID_DATA", `${field} is not a valid time`);
   return milliseconds;
+}
+
+/** A time that may be null (none) or undefined (not given). */
+export function optionalTimeFromWire(
+  value: number | string | null | undefined,
+  field: string,
+): number | null | undefined {
+  if (value === undefined || value === null) return value;
+  return timeFromWire(value, field);
 }
 
 /** A time in a query string: epoch milliseconds (digits only), or ISO 8601 with a zone. */

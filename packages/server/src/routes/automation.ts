@@ -28,8 +28,6 @@ import {
   type Account,
   type CommandSuccess,
   type Deal,
-  type EngineEvent,
-  type InstrumentSpec,
   type Order,
   type Position,
 } from "@bourse/core";
@@ -65,13 +63,26 @@ import { candleView, instrumentOf } from "../market-views.ts";
 import type { Platform } from "../platform.ts";
 import { Closed, Decimal, TimeInput } from "../schemas.ts";
 import {
+  accountPositions,
+  accountWorkingOrders,
+  cancelWorkingOrder,
+  changeOrder,
+  changePosition,
+  closeOpenPosition,
+  closingDeals,
+  orderDeals,
+  ownedPosition,
+  workingOrder,
+} from "../trading-service.ts";
+import {
   lotsFromWire,
   lotsToWire,
   moneyToWire,
   priceFromWire,
+  optionalTimeFromWire,
   priceToWire,
   queryTimeFromWire,
-  timeFromWire,
+  stopFromWire,
   timeToWire,
 } from "../wire.ts";
 
@@ -278,34 +289,21 @@ const HistoryResult = Type.Object({
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-function dealsOf(events: readonly EngineEvent[], predicate: (deal: Deal) => boolean): Deal[] {
-  const deals: Deal[] = [];
-  for (const event of events) if (event.type === "DealExecuted" && predicate(event.deal)) deals.push(event.deal);
-  return deals;
+/** Σ volume of the deals (volume units). */
+function dealVolume(deals: readonly Deal[]): number {
+  return deals.reduce((sum, deal) => sum + deal.volume, 0);
+}
+
+/** Σ realised profit of the deals (minor units of the account currency). */
+function dealProfit(deals: readonly Deal[]): number {
+  return deals.reduce((sum, deal) => sum + deal.profit, 0);
 }
 
 /** Σ price × volume / Σ volume, rounded half up to the instrument's points. */
 function averagePrice(deals: readonly Deal[]): number {
-  const volume = deals.reduce((sum, deal) => sum + deal.volume, 0);
+  const volume = dealVolume(deals);
   const cost = deals.reduce((sum, deal) => sum + deal.price * deal.volume, 0);
   return volume === 0 ? 0 : divideRounded(cost, volume, Rounding.HALF_UP);
-}
-
-/** A stop level where null or 0 means none. */
-function stopLevel(
-  value: number | string | null | undefined,
-  instrument: InstrumentSpec,
-  field: string,
-): number | null | undefined {
-  if (value === undefined) return undefined;
-  if (value === null) return null;
-  const points = priceFromWire(value, instrument, field);
-  return points === 0 ? null : points;
-}
-
-function expirationOf(value: number | string | null | undefined): number | null | undefined {
-  if (value === undefined || value === null) return value;
-  return timeFromWire(value, "expiration");
 }
 
 /** An empty POST (no body, as `requests.post(url)` sends) is an empty object. */
@@ -346,37 +344,11 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
     return account;
   };
 
-  const positionOf = (account: Account, ticket: string): Position => {
-    const position = platform.engine.state.positions.get(Number(ticket));
-    if (!position || position.accountId !== account.id)
-      throw new ApiError("POSITION_NOT_FOUND", `No open position #${ticket} in this account`);
-    return position;
-  };
+  const positionOf = (account: Account, ticket: string): Position =>
+    ownedPosition(platform, account, Number(ticket), `No open position #${ticket} in this account`);
 
-  const workingOrderOf = (account: Account, ticket: string): Order => {
-    const order = platform.engine.state.orders.get(Number(ticket));
-    if (!order || order.accountId !== account.id || order.type === "MARKET")
-      throw new ApiError("ORDER_NOT_FOUND", `No pending order #${ticket} in this account`);
-    return order;
-  };
-
-  const openPositions = (account: Account, symbol?: string): Position[] => {
-    const state = platform.engine.state;
-    return [...(state.accountPositions.get(account.id) ?? [])]
-      .map((id) => state.positions.get(id))
-      .filter((position): position is Position => position !== undefined)
-      .filter((position) => symbol === undefined || position.symbol === symbol)
-      .sort((a, b) => a.id - b.id);
-  };
-
-  const workingOrders = (account: Account, symbol?: string): Order[] => {
-    const state = platform.engine.state;
-    return [...(state.accountWorkingOrders.get(account.id) ?? [])]
-      .map((id) => state.orders.get(id))
-      .filter((order): order is Order => order !== undefined)
-      .filter((order) => symbol === undefined || order.symbol === symbol)
-      .sort((a, b) => a.id - b.id);
-  };
+  const workingOrderOf = (account: Account, ticket: string): Order =>
+    workingOrder(platform, account, Number(ticket), `No pending order #${ticket} in this account`);
 
   // ---- account ----
 
@@ -468,7 +440,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const account = accountOf(request);
       return {
         success: true as const,
-        data: openPositions(account, request.query.symbol).map((position) =>
+        data: accountPositions(platform, account, request.query.symbol).map((position) =>
           automationPositionView(platform, account, position),
         ),
       };
@@ -515,31 +487,15 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const account = accountOf(request);
       const position = positionOf(account, request.params.ticket);
       const instrument = platform.instrument(position.symbol);
-      const body = request.body ?? {};
-      const result = await platform.execute({
-        kind: "closePosition",
-        accountId: account.id,
-        positionId: position.id,
-        volume: body.volume === undefined ? undefined : lotsFromWire(body.volume, instrument, "volume"),
-        comment: body.comment,
-      });
-      const dealIds = new Set(result.dealIds ?? []);
-      const deals = dealsOf(result.events, (deal) => dealIds.has(deal.id));
-      const remaining = platform.engine.state.positions.get(position.id);
+      const { result, deals, remaining } = await closeOpenPosition(platform, account, position, request.body ?? {});
       return {
         success: true as const,
         data: {
           ticket: position.id,
           order: result.orderId!,
-          volume: lotsToWire(
-            deals.reduce((sum, deal) => sum + deal.volume, 0),
-            instrument,
-          ),
+          volume: lotsToWire(dealVolume(deals), instrument),
           price: priceToWire(averagePrice(deals), instrument),
-          profit: moneyToWire(
-            deals.reduce((sum, deal) => sum + deal.profit, 0),
-            account.currency,
-          ),
+          profit: moneyToWire(dealProfit(deals), account.currency),
           remainingVolume: lotsToWire(remaining?.volume ?? 0, instrument),
         },
       };
@@ -562,17 +518,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
     },
     async (request) => {
       const account = accountOf(request);
-      const position = positionOf(account, request.params.ticket);
-      const instrument = platform.instrument(position.symbol);
-      await platform.execute({
-        kind: "modifyPosition",
-        accountId: account.id,
-        positionId: position.id,
-        sl: stopLevel(request.body.sl, instrument, "sl"),
-        tp: stopLevel(request.body.tp, instrument, "tp"),
-      });
-      const current = platform.engine.state.positions.get(position.id);
-      if (!current) throw new ApiError("POSITION_NOT_FOUND", "The position was closed meanwhile");
+      const current = await changePosition(platform, account, positionOf(account, request.params.ticket), request.body);
       return { success: true as const, data: automationPositionView(platform, account, current) };
     },
   );
@@ -596,7 +542,9 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const account = accountOf(request);
       return {
         success: true as const,
-        data: workingOrders(account, request.query.symbol).map((order) => automationOrderView(platform, order)),
+        data: accountWorkingOrders(platform, account, request.query.symbol).map((order) =>
+          automationOrderView(platform, order),
+        ),
       };
     },
   );
@@ -640,19 +588,12 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
     },
     async (request) => {
       const account = accountOf(request);
-      const order = workingOrderOf(account, request.params.ticket);
-      const instrument = platform.instrument(order.symbol);
-      const body = request.body;
-      const result = await platform.execute({
-        kind: "modifyOrder",
-        accountId: account.id,
-        orderId: order.id,
-        price: body.price === undefined ? undefined : priceFromWire(body.price, instrument, "price"),
-        sl: stopLevel(body.sl, instrument, "sl"),
-        tp: stopLevel(body.tp, instrument, "tp"),
-        expiration: expirationOf(body.expiration),
-      });
-      const current = platform.engine.state.orders.get(order.id) ?? result.order!;
+      const current = await changeOrder(
+        platform,
+        account,
+        workingOrderOf(account, request.params.ticket),
+        request.body,
+      );
       return { success: true as const, data: automationOrderView(platform, current) };
     },
   );
@@ -673,16 +614,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
     },
     async (request) => {
       const account = accountOf(request);
-      const before: Order = { ...workingOrderOf(account, request.params.ticket) };
-      const result = await platform.execute({ kind: "cancelOrder", accountId: account.id, orderId: before.id });
-      const after = { ...before };
-      for (const event of result.events) {
-        if (event.type === "OrderStatusChanged" && event.orderId === before.id) {
-          after.status = event.status;
-          after.filledVolume = event.filledVolume;
-          after.updatedAt = event.time;
-        }
-      }
+      const after = await cancelWorkingOrder(platform, account, workingOrderOf(account, request.params.ticket));
       return { success: true as const, data: automationOrderView(platform, after) };
     },
   );
@@ -722,8 +654,8 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
         side,
         type: "MARKET",
         volume,
-        sl: stopLevel(body.sl, instrument, "sl"),
-        tp: stopLevel(body.tp, instrument, "tp"),
+        sl: stopFromWire(body.sl, instrument, "sl"),
+        tp: stopFromWire(body.tp, instrument, "tp"),
         ...(quote && body.deviation !== undefined
           ? { price: side === "BUY" ? quote.ask : quote.bid, deviation: body.deviation }
           : {}),
@@ -731,7 +663,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
         magic: body.magic,
       });
       const order = result.order!;
-      const deals = dealsOf(result.events, (deal) => deal.orderId === order.id);
+      const deals = orderDeals(result, order.id);
       const last = deals[deals.length - 1];
       if (!last) throw new ApiError("NO_LIQUIDITY", "The order was not filled");
       return {
@@ -741,10 +673,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
           order: order.id,
           deal: last.id,
           price: priceToWire(averagePrice(deals), instrument),
-          volume: lotsToWire(
-            deals.reduce((sum, deal) => sum + deal.volume, 0),
-            instrument,
-          ),
+          volume: lotsToWire(dealVolume(deals), instrument),
         },
       };
     },
@@ -771,7 +700,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const body = request.body;
       const instrument = instrumentOf(platform, body.symbol);
       const { side, type } = PENDING_TYPES[body.type]!;
-      const expiration = expirationOf(body.expiration);
+      const expiration = optionalTimeFromWire(body.expiration, "expiration");
       const result = await platform.execute({
         kind: "placeOrder",
         accountId: account.id,
@@ -780,8 +709,8 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
         type,
         volume: lotsFromWire(body.volume, instrument, "volume"),
         price: priceFromWire(body.price, instrument, "price"),
-        sl: stopLevel(body.sl, instrument, "sl"),
-        tp: stopLevel(body.tp, instrument, "tp"),
+        sl: stopFromWire(body.sl, instrument, "sl"),
+        tp: stopFromWire(body.tp, instrument, "tp"),
         timeInForce: expiration === undefined || expiration === null ? "GTC" : "GTD",
         expiration: expiration ?? null,
         comment: body.comment,
@@ -812,18 +741,14 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const symbol =
         request.body?.symbol === undefined ? undefined : instrumentOf(platform, request.body.symbol).symbol;
       const result = await platform.execute({ kind: "closeAllPositions", accountId: account.id, symbol });
-      const dealIds = new Set(result.dealIds ?? []);
-      const deals = dealsOf(result.events, (deal) => dealIds.has(deal.id));
+      const deals = closingDeals(result);
       const tickets = [...new Set(deals.map((deal) => deal.positionId))];
       return {
         success: true as const,
         data: {
           closed: tickets.length,
           tickets,
-          profit: moneyToWire(
-            deals.reduce((sum, deal) => sum + deal.profit, 0),
-            account.currency,
-          ),
+          profit: moneyToWire(dealProfit(deals), account.currency),
         },
       };
     },
