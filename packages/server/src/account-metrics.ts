@@ -7,7 +7,8 @@
  */
 import { BusTopics } from "./bus.ts";
 import type { Platform } from "./platform.ts";
-import { marginLevelToWire, moneyToWire, timeToWire } from "./wire.ts";
+import { accountMoneyView } from "./views.ts";
+import { timeToWire } from "./wire.ts";
 
 export const METRICS_INTERVAL_MS = 250;
 
@@ -28,17 +29,9 @@ export function metricsPayload(platform: Platform, accountId: number): MetricsPa
   if (!platform.ready) return null;
   const account = platform.engine.state.accounts.get(accountId);
   if (!account) return null;
-  const metrics = platform.engine.accountMetrics(accountId);
-  const money = (value: number) => moneyToWire(value, account.currency);
   return {
     accountId,
-    balance: money(metrics.balance),
-    credit: money(metrics.credit),
-    equity: money(metrics.equity),
-    margin: money(metrics.margin),
-    freeMargin: money(metrics.freeMargin),
-    marginLevel: marginLevelToWire(metrics.marginLevelBasisPoints),
-    profit: money(metrics.profit),
+    ...accountMoneyView(platform, account),
     ts: timeToWire(platform.clock.now()),
   };
 }

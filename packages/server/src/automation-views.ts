@@ -13,7 +13,7 @@ import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { marketStatus, specificationFields, specificationProperties, type MarketStatus } from "./market-views.ts";
 import type { Platform } from "./platform.ts";
 import { positionView } from "./trading-views.ts";
-import { accountView } from "./views.ts";
+import { accountMoneyView } from "./views.ts";
 import { lotsToWire, moneyToWire, optionalPriceToWire, optionalTimeToWire, priceToWire, timeToWire } from "./wire.ts";
 
 const Nullable = <Schema extends TSchema>(schema: Schema, description?: string) =>
@@ -106,19 +106,12 @@ export const AutomationAccountSchema = Type.Object({
 export type AutomationAccount = Static<typeof AutomationAccountSchema>;
 
 export function automationAccountView(platform: Platform, account: Account): AutomationAccount {
-  const view = accountView(platform, account);
   return {
-    login: view.login,
-    currency: view.currency,
-    leverage: view.leverage,
-    mode: view.mode === "HEDGING" ? "hedging" : "netting",
-    balance: view.balance,
-    credit: view.credit,
-    equity: view.equity,
-    margin: view.margin,
-    freeMargin: view.freeMargin,
-    marginLevel: view.marginLevel,
-    profit: view.profit,
+    login: account.id,
+    currency: account.currency,
+    leverage: account.leverage,
+    mode: account.mode === "HEDGING" ? "hedging" : "netting",
+    ...accountMoneyView(platform, account),
   };
 }
 

@@ -131,37 +131,14 @@ export const WORKING_ORDER_COLUMNS = [
   "updatedAt",
 ] as const satisfies readonly (keyof OrderView)[];
 
+/** A live order: its history view's fields, then the ones only a working order has. */
 export function orderView(platform: Platform, order: Readonly<Order>): OrderView {
   const instrument = platform.instrument(order.symbol);
-  const price = (points: number | null) => optionalPriceToWire(points, instrument);
   return {
-    id: order.id,
-    accountId: order.accountId,
-    symbol: order.symbol,
-    side: order.side,
-    type: order.type,
-    cmd: orderCmd(order.side, order.type),
-    volume: lotsToWire(order.volume, instrument),
-    quantity: quantityToWire(order.volume, instrument),
-    filledVolume: lotsToWire(order.filledVolume, instrument),
-    price: price(order.price),
-    stopLimitPrice: price(order.stopLimitPrice),
-    sl: price(order.sl),
-    tp: price(order.tp),
-    trailingDistance: price(order.trailingDistance),
-    deviation: price(order.deviation),
-    timeInForce: order.timeInForce,
-    expiration: optionalTimeToWire(order.expiration),
-    status: order.status,
-    statusReason: order.statusReason,
-    reason: order.reason,
+    ...orderHistoryView(platform, order),
+    trailingDistance: optionalPriceToWire(order.trailingDistance, instrument),
+    deviation: optionalPriceToWire(order.deviation, instrument),
     triggered: order.triggered,
-    clientOrderId: order.clientOrderId,
-    comment: order.comment,
-    magic: order.magic,
-    closePositionId: order.closePositionId,
-    createdAt: timeToWire(order.createdAt),
-    updatedAt: timeToWire(order.updatedAt),
   };
 }
 

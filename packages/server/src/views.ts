@@ -46,15 +46,11 @@ export const ACCOUNT_COLUMNS = [
   "createdAt",
 ] as const satisfies readonly (keyof AccountView)[];
 
-export function accountView(platform: Platform, account: Account): AccountView {
+/** The account's money now (balance, credit, equity, margin, free margin, margin level, floating profit). */
+export function accountMoneyView(platform: Platform, account: Account) {
   const metrics = platform.engine.accountMetrics(account.id);
   const money = (value: number) => moneyToWire(value, account.currency);
   return {
-    login: account.id,
-    currency: account.currency,
-    leverage: account.leverage,
-    mode: account.mode,
-    group: account.group,
     balance: money(metrics.balance),
     credit: money(metrics.credit),
     equity: money(metrics.equity),
@@ -62,6 +58,17 @@ export function accountView(platform: Platform, account: Account): AccountView {
     freeMargin: money(metrics.freeMargin),
     marginLevel: marginLevelToWire(metrics.marginLevelBasisPoints),
     profit: money(metrics.profit),
+  };
+}
+
+export function accountView(platform: Platform, account: Account): AccountView {
+  return {
+    login: account.id,
+    currency: account.currency,
+    leverage: account.leverage,
+    mode: account.mode,
+    group: account.group,
+    ...accountMoneyView(platform, account),
     tradingEnabled: account.tradingEnabled,
     marginCall: account.marginCall,
     createdAt: timeToWire(account.createdAt),
