@@ -18,7 +18,7 @@
  * REJECTED, `seq: null`) for it on the account's topic (account-events.ts).
  */
 import type { Account, CommandSuccess, Deal, EngineEvent, Order, Position } from "@bourse/core";
-import { encodeCursor } from "@bourse/store";
+import { encodeCursor, type HistoryPage, type HistoryQuery } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
 import { publishRejectedOrder } from "./account-events.ts";
 import { ApiError } from "./errors.ts";
@@ -490,47 +490,72 @@ export async function closePosition(
 
 // ---- history ----
 
-export async function orderHistory(
+/** One page of an account's history as a table: read with the query, each row shown with `view`. */
+async function historyTable<Row, View>(
+  platform: Platform,
+  userId: string,
+  accountId: number,
+  query: HistoryQueryInput,
+  read: (query: HistoryQuery) => Promise<HistoryPage<Row>>,
+  columns: readonly (keyof View & string)[],
+  view: (account: Account, row: Row) => View,
+): Promise<Table> {
+  const account = owned(platform, userId, accountId);
+  const page = await read(readHistoryQuery(account.id, query));
+  return toTable(
+    columns,
+    page.rows.map((row) => view(account, row)),
+    page.nextCursor,
+  );
+}
+
+export function orderHistory(
   platform: Platform,
   userId: string,
   accountId: number,
   query: HistoryQueryInput,
 ): Promise<Table> {
-  const account = owned(platform, userId, accountId);
-  const page = await platform.readModels.orderHistory(readHistoryQuery(account.id, query));
-  return toTable(
+  return historyTable(
+    platform,
+    userId,
+    accountId,
+    query,
+    (page) => platform.readModels.orderHistory(page),
     ORDER_HISTORY_COLUMNS,
-    page.rows.map((row) => orderHistoryView(platform, row)),
-    page.nextCursor,
+    (_account, row) => orderHistoryView(platform, row),
   );
 }
 
-export async function dealHistory(
+export function dealHistory(
   platform: Platform,
   userId: string,
   accountId: number,
   query: HistoryQueryInput,
 ): Promise<Table> {
-  const account = owned(platform, userId, accountId);
-  const page = await platform.readModels.dealHistory(readHistoryQuery(account.id, query));
-  return toTable(
+  return historyTable(
+    platform,
+    userId,
+    accountId,
+    query,
+    (page) => platform.readModels.dealHistory(page),
     DEAL_COLUMNS,
-    page.rows.map((row) => dealView(platform, account, row)),
-    page.nextCursor,
+    (account, row) => dealView(platform, account, row),
   );
 }
 
-export async function positionHistory(
+export function positionHistory(
   platform: Platform,
   userId: string,
   accountId: number,
   query: HistoryQueryInput,
 ): Promise<Table> {
-  const account = owned(platform, userId, accountId);
-  const page = await platform.readModels.positionHistory(readHistoryQuery(account.id, query));
-  return toTable(
+  return historyTable(
+    platform,
+    userId,
+    accountId,
+    query,
+    (page) => platform.readModels.positionHistory(page),
     POSITION_HISTORY_COLUMNS,
-    page.rows.map((row) => positionHistoryView(platform, account, row)),
-    page.nextCursor,
+    (account, row) => positionHistoryView(platform, account, row),
   );
 }
