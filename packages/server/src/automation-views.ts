@@ -7,14 +7,14 @@
  * `error` is the message for people, as seed 003's example (`"Insufficient margin"`), and `code` the
  * stable code of the error registry (errors.ts) that programs switch on.
  */
-import { type Account, type Deal, type InstrumentSpec, type Order, type Position } from "@bourse/core";
+import type { Account, Deal, InstrumentSpec, Order, Position } from "@bourse/core";
 import type { LedgerRow } from "@bourse/store";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { marketStatus, specificationFields, specificationProperties, type MarketStatus } from "./market-views.ts";
 import type { Platform } from "./platform.ts";
-import { positionView } from "./trading-views.ts";
+import { dealView, orderCmd, orderView, positionView } from "./trading-views.ts";
 import { accountMoneyView } from "./views.ts";
-import { lotsToWire, moneyToWire, optionalPriceToWire, optionalTimeToWire, priceToWire, timeToWire } from "./wire.ts";
+import { moneyToWire, optionalPriceToWire, priceToWire, timeToWire } from "./wire.ts";
 
 const Nullable = <Schema extends TSchema>(schema: Schema, description?: string) =>
   Type.Union([schema, Type.Null()], description === undefined ? {} : { description });
@@ -50,38 +50,13 @@ export const automationErrors = {
 // ---------------------------------------------------------------------------------------------
 // Order types (seed 003, MetaTrader's ORDER_TYPE_*)
 
-export const ORDER_TYPE = {
-  BUY: 0,
-  SELL: 1,
-  BUY_LIMIT: 2,
-  SELL_LIMIT: 3,
-  BUY_STOP: 4,
-  SELL_STOP: 5,
-  /** Placed through the Client API only; MetaTrader 5's numbers. */
-  BUY_STOP_LIMIT: 6,
-  SELL_STOP_LIMIT: 7,
-} as const;
-
-/** The pending types POST /v1/api/order takes: 2 Buy Limit, 3 Sell Limit, 4 Buy Stop, 5 Sell Stop. */
-export const PENDING_TYPES: Readonly<Record<number, { side: "BUY" | "SELL"; type: "LIMIT" | "STOP" }>> = {
-  2: { side: "BUY", type: "LIMIT" },
-  3: { side: "SELL", type: "LIMIT" },
-  4: { side: "BUY", type: "STOP" },
-  5: { side: "SELL", type: "STOP" },
-};
-
+/**
+ * The order type code: seed 003's 0 Buy, 1 Sell, 2 Buy Limit, 3 Sell Limit, 4 Buy Stop, 5 Sell Stop (the
+ * Client API's `cmd`, trading-views.ts), and MetaTrader 5's 6 Buy Stop Limit, 7 Sell Stop Limit for the
+ * stop-limit orders placed through the Client API.
+ */
 export function orderTypeCode(side: "BUY" | "SELL", type: Order["type"]): number {
-  const buy = side === "BUY";
-  switch (type) {
-    case "MARKET":
-      return buy ? ORDER_TYPE.BUY : ORDER_TYPE.SELL;
-    case "LIMIT":
-      return buy ? ORDER_TYPE.BUY_LIMIT : ORDER_TYPE.SELL_LIMIT;
-    case "STOP":
-      return buy ? ORDER_TYPE.BUY_STOP : ORDER_TYPE.SELL_STOP;
-    case "STOP_LIMIT":
-      return buy ? ORDER_TYPE.BUY_STOP_LIMIT : ORDER_TYPE.SELL_STOP_LIMIT;
-  }
+  return orderCmd(side, type) ?? (side === "BUY" ? 6 : 7);
 }
 
 const sideName = (side: "BUY" | "SELL") => (side === "BUY" ? ("buy" as const) : ("sell" as const));
@@ -193,26 +168,25 @@ export const AutomationOrderSchema = Type.Object({
 export type AutomationOrder = Static<typeof AutomationOrderSchema>;
 
 export function automationOrderView(platform: Platform, order: Readonly<Order>): AutomationOrder {
-  const instrument = platform.instrument(order.symbol);
-  const price = (points: number | null) => optionalPriceToWire(points, instrument);
+  const view = orderView(platform, order);
   const quote = platform.engine.quote(order.symbol);
   const current = quote ? (order.side === "BUY" ? quote.ask : quote.bid) : null;
   return {
-    ticket: order.id,
-    symbol: order.symbol,
+    ticket: view.id,
+    symbol: view.symbol,
     type: orderTypeCode(order.side, order.type),
-    volume: lotsToWire(order.volume, instrument),
-    filledVolume: lotsToWire(order.filledVolume, instrument),
-    price: price(order.price),
-    stopLimitPrice: price(order.stopLimitPrice),
-    currentPrice: price(current),
-    sl: price(order.sl),
-    tp: price(order.tp),
-    expiration: optionalTimeToWire(order.expiration),
-    status: order.status.toLowerCase() as AutomationOrder["status"],
-    openTime: timeToWire(order.createdAt),
-    comment: order.comment,
-    magic: order.magic,
+    volume: view.volume,
+    filledVolume: view.filledVolume,
+    price: view.price,
+    stopLimitPrice: view.stopLimitPrice,
+    currentPrice: optionalPriceToWire(current, platform.instrument(order.symbol)),
+    sl: view.sl,
+    tp: view.tp,
+    expiration: view.expiration,
+    status: view.status.toLowerCase() as AutomationOrder["status"],
+    openTime: view.createdAt,
+    comment: view.comment,
+    magic: view.magic,
   };
 }
 
@@ -242,22 +216,21 @@ export const AutomationDealSchema = Type.Object({
 export type AutomationDeal = Static<typeof AutomationDealSchema>;
 
 export function automationDealView(platform: Platform, account: Account, deal: Deal): AutomationDeal {
-  const instrument = platform.instrument(deal.symbol);
-  const money = (value: number) => moneyToWire(value, account.currency);
+  const view = dealView(platform, account, deal);
   return {
-    ticket: deal.id,
-    order: deal.orderId,
-    position: deal.positionId,
-    symbol: deal.symbol,
-    type: sideName(deal.side),
-    entry: deal.entry === "IN" ? "in" : "out",
-    volume: lotsToWire(deal.volume, instrument),
-    price: priceToWire(deal.price, instrument),
-    profit: money(deal.profit),
-    commission: money(deal.commission),
-    swap: money(deal.swap),
-    reason: deal.reason.toLowerCase() as AutomationDeal["reason"],
-    time: timeToWire(deal.time),
+    ticket: view.id,
+    order: view.orderId,
+    position: view.positionId,
+    symbol: view.symbol,
+    type: sideName(view.side),
+    entry: view.entry === "IN" ? "in" : "out",
+    volume: view.volume,
+    price: view.price,
+    profit: view.profit,
+    commission: view.commission,
+    swap: view.swap,
+    reason: view.reason.toLowerCase() as AutomationDeal["reason"],
+    time: view.time,
   };
 }
 

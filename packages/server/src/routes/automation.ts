@@ -46,7 +46,6 @@ import {
   AutomationSpecificationSchema,
   AutomationSymbolSchema,
   BALANCE_OPERATION_KINDS,
-  PENDING_TYPES,
   Success,
   automationAccountView,
   automationDealView,
@@ -74,6 +73,7 @@ import {
   ownedPosition,
   workingOrder,
 } from "../trading-service.ts";
+import { CMD_TO_ORDER } from "../trading-views.ts";
 import {
   lotsFromWire,
   lotsToWire,
@@ -699,7 +699,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const account = accountOf(request);
       const body = request.body;
       const instrument = instrumentOf(platform, body.symbol);
-      const { side, type } = PENDING_TYPES[body.type]!;
+      const { side, type } = CMD_TO_ORDER[body.type]!;
       const expiration = optionalTimeFromWire(body.expiration, "expiration");
       const result = await platform.execute({
         kind: "placeOrder",
