@@ -1,7 +1,8 @@
 export * from "./journal.ts";
 export * from "./checksum.ts";
 export { eventAccountId } from "./records.ts";
-export * from "./sqlite-journal.ts";
+// Not the connection helpers it shares with its writer thread.
+export { SqliteJournal, type SqliteJournalOptions, type SqliteWriter } from "./sqlite-journal.ts";
 export * from "./postgres-journal.ts";
 export * from "./create-journal.ts";
 export * from "./recovery.ts";

@@ -1,7 +1,10 @@
 /**
  * The embedded journal driver: one SQLite file through better-sqlite3, the default that needs no
- * set-up. better-sqlite3 is synchronous; the methods are async only to share the `EventJournal`
- * interface with drivers that do IO, and each runs to completion before it returns.
+ * set-up. better-sqlite3 is synchronous: an append (its read-model writes, its COMMIT and fsync) blocks
+ * the thread that makes it. With `writer: "worker"` the appends and snapshots are written by a worker
+ * thread that owns the write connection (sqlite-writer-worker.ts), so the server's JavaScript thread keeps
+ * serving requests meanwhile; this thread keeps a connection for opening (recovery), reads and the read
+ * models' queries, which WAL lets run beside the writer's transactions.
  */
 import { runSqliteMigrations, type SqliteMigration } from "./sqlite-migrations.ts";
 import Database from "better-sqlite3";
@@ -29,6 +32,7 @@ import {
   type BatchRowSource,
   type SnapshotRow,
   type StoredBatch,
+  type JournalBatchRow,
   type StoredSnapshot,
 } from "./records.ts";
 import type {
@@ -45,6 +49,7 @@ import {
   SQLITE_READ_MODEL_TIME_INDEXES_MIGRATION,
   SqliteReadModelStatements,
 } from "./sqlite-read-models.ts";
+import { SqliteWriterThread } from "./sqlite-writer-thread.ts";
 
 export interface SqliteJournalOptions {
   /** The database file, created if missing; ':memory:' for a journal that lives and dies with the process. */
@@ -58,7 +63,15 @@ export interface SqliteJournalOptions {
   readonly verificationBatchSize?: number;
   /** How long a write waits for another connection's lock before it fails, in milliseconds. */
   readonly busyTimeoutMilliseconds?: number;
+  /**
+   * Where appends and snapshots are written: "worker", a worker thread that owns the write connection
+   * (the calling thread only encodes the batch and waits); "inline", on the calling thread. Default
+   * "inline". An in-memory database exists in one connection only, so it is always written inline.
+   */
+  readonly writer?: SqliteWriter;
 }
+
+export type SqliteWriter = "worker" | "inline";
 
 type Migration = SqliteMigration;
 
@@ -129,7 +142,8 @@ const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 /** Journal records projected per transaction when open() catches the read models up. */
 const READ_MODEL_CATCH_UP_BATCH_SIZE = 1000;
 
-interface Statements {
+/** The statements of a connection, prepared once. */
+export interface Statements {
   readonly begin: Database.Statement;
   readonly commit: Database.Statement;
   readonly rollback: Database.Statement;
@@ -147,10 +161,19 @@ function sqliteCode(error: unknown): string {
   return error instanceof Database.SqliteError ? error.code : "";
 }
 
+/** A connection that writes: the journal's statements and the read models', which an append writes together. */
+export interface SqliteWriteConnection {
+  readonly database: Database.Database;
+  readonly statements: Statements;
+  readonly readModels: SqliteReadModelStatements;
+}
+
 export class SqliteJournal implements EventJournal, ReadModels {
   private database: Database.Database | null = null;
   private statements: Statements | null = null;
   private readModels: SqliteReadModelStatements | null = null;
+  /** The writer thread while the journal is open with `writer: "worker"` on a file; null: writes run inline. */
+  private writerThread: SqliteWriterThread | null = null;
   private readonly verificationBatchSize: number;
 
   constructor(readonly options: SqliteJournalOptions) {
@@ -164,31 +187,19 @@ export class SqliteJournal implements EventJournal, ReadModels {
     const inMemory = this.options.path === ":memory:" || this.options.path === "";
     // The data directory of a first start may not exist yet.
     if (!inMemory) mkdirSync(dirname(this.options.path), { recursive: true });
-    const database = new Database(this.options.path, { timeout: this.options.busyTimeoutMilliseconds ?? 5000 });
+    const database = openConnection(this.options);
     try {
-      const journalMode = String(database.pragma("journal_mode = WAL", { simple: true }));
-      // An in-memory database has no WAL. A file that cannot have one (some network filesystems) would run in
-      // a mode this driver is neither tuned nor tested for: better to refuse at start and say why.
-      if (journalMode !== "wal" && !inMemory)
-        throw new Error(`SQLite refused WAL mode for ${this.options.path} (journal_mode is ${journalMode})`);
-      // FULL: every commit is fsynced before it returns, so an acknowledged batch survives a power cut.
-      database.pragma("synchronous = FULL");
-      // macOS fsync does not flush the drive's cache; F_FULLFSYNC does. Ignored elsewhere.
-      database.pragma("fullfsync = ON");
-      database.pragma("checkpoint_fullfsync = ON");
-      // A checkpoint copies the WAL's pages into the file. Each batch dirties pages all over the read models'
-      // indexes (one per account it touches); checkpointing after every ~4 MB (SQLite's default of 1000 pages)
-      // writes those pages again and again, while one checkpoint per WAL_CHECKPOINT_PAGES writes each once.
-      database.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
-      // After a checkpoint, the WAL file is cut back to this size: the disk holds no more than that of it idle.
-      database.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
-      if (this.options.maxPageCount !== undefined) database.pragma(`max_page_count = ${this.options.maxPageCount}`);
       migrate(database);
       this.database = database;
       this.statements = prepareStatements(database);
       this.readModels = new SqliteReadModelStatements(database);
       const report = await this.verifyOnOpen(options);
       await this.catchUpReadModels();
+      if (this.options.writer === "worker" && !inMemory) {
+        this.writerThread = await SqliteWriterThread.start(this.options);
+        // From here on this connection only reads: a write through it would race the writer thread's.
+        database.pragma("query_only = ON");
+      }
       return report;
     } catch (error) {
       this.database = null;
@@ -236,25 +247,13 @@ export class SqliteJournal implements EventJournal, ReadModels {
   }
 
   async append(records: readonly JournalRecord[]): Promise<void> {
-    const statements = this.requireStatements();
-    const database = this.requireDatabase();
+    const connection = this.requireConnection();
     if (records.length === 0) return;
+    // Encoded here either way: the checks refuse a bad batch before anything crosses to the writer thread, and
+    // the row's one string is all the thread needs (it parses the events back for the read models).
     const row = encodeBatch(records);
-    let committing = false;
-    try {
-      // IMMEDIATE takes the write lock now, so the last-sequence check below cannot go stale before the insert.
-      statements.begin.run();
-      const lastSequence = statements.lastSequence.get()!.sequence;
-      if (row.firstSequence !== lastSequence + 1) throw sequenceMismatch(row.firstSequence, lastSequence);
-      statements.insert.run(row.firstSequence, row.lastSequence, row.payload, row.checksum);
-      // The read models in the same transaction: they commit, or roll back, with the records.
-      this.requireReadModels().apply(records);
-      committing = true;
-      statements.commit.run();
-    } catch (error) {
-      rollbackQuietly(database, statements);
-      throw appendFailure(error, row.firstSequence, committing);
-    }
+    if (this.writerThread) return this.writerThread.append(row);
+    writeBatch(connection, row, records);
   }
 
   async lastSequence(): Promise<number> {
@@ -269,15 +268,8 @@ export class SqliteJournal implements EventJournal, ReadModels {
   async saveSnapshot(snapshot: SnapshotRecord): Promise<void> {
     const statements = this.requireStatements();
     const row = encodeSnapshot(snapshot);
-    let changes: number;
-    try {
-      changes = statements.saveSnapshot.run(row).changes;
-    } catch (error) {
-      throw new JournalWriteError(`SQLite refused the snapshot at ${row.sequence}: ${String(error)}`, false, {
-        cause: error,
-      });
-    }
-    if (changes === 0) throw new JournalRecordError(row.sequence, "a snapshot must be taken at a journaled sequence");
+    if (this.writerThread) return this.writerThread.saveSnapshot(row);
+    writeSnapshot(statements, row);
   }
 
   async latestSnapshot(): Promise<SnapshotRecord | null> {
@@ -288,12 +280,19 @@ export class SqliteJournal implements EventJournal, ReadModels {
     return null;
   }
 
+  /** Waits for the writes already made (the writer thread finishes them and stops), then closes. */
   async close(): Promise<void> {
     const database = this.database;
+    const writerThread = this.writerThread;
     this.database = null;
     this.statements = null;
     this.readModels = null;
-    database?.close();
+    this.writerThread = null;
+    try {
+      await writerThread?.close();
+    } finally {
+      database?.close();
+    }
   }
 
   async orderHistory(query: HistoryQuery): Promise<HistoryPage<OrderHistoryRow>> {
@@ -312,16 +311,31 @@ export class SqliteJournal implements EventJournal, ReadModels {
     return this.requireReadModels().page("ledger", query);
   }
 
-  /** The database size in pages (for tests that cap it with `setMaxPageCount`). */
+  /** The database size in pages, as of the last commit (for tests that cap it with `setMaxPageCount`). */
   pageCount(): number {
     return Number(this.requireDatabase().pragma("page_count", { simple: true }));
   }
 
-  /** Moves the size cap (PRAGMA max_page_count); returns the cap in force, never below the current size. */
+  /**
+   * Moves the size cap (PRAGMA max_page_count, a setting of the connection that writes); returns the cap in
+   * force, never below the current size. With the writer thread, the cap applies from the next write made
+   * after this call (writes reach the thread in call order), and the size is the one of the last commit.
+   */
   setMaxPageCount(pages: number): number {
     if (!Number.isSafeInteger(pages) || pages < 1)
       throw new RangeError(`pages must be a positive integer, got ${pages}`);
-    return Number(this.requireDatabase().pragma(`max_page_count = ${pages}`, { simple: true }));
+    const database = this.requireDatabase();
+    if (!this.writerThread) return Number(database.pragma(`max_page_count = ${pages}`, { simple: true }));
+    this.writerThread.setMaxPageCount(pages);
+    return Math.max(pages, this.pageCount());
+  }
+
+  private requireConnection(): SqliteWriteConnection {
+    return {
+      database: this.requireDatabase(),
+      statements: this.requireStatements(),
+      readModels: this.requireReadModels(),
+    };
   }
 
   private requireDatabase(): Database.Database {
@@ -351,6 +365,78 @@ function rowSource(statements: Statements): BatchRowSource {
         checksum,
       })),
   };
+}
+
+/**
+ * Opens a connection to the journal's file with the settings every connection to it needs (WAL, fsync on
+ * every commit, checkpoint sizes, the size cap). Used by the journal and by its writer thread.
+ */
+export function openConnection(options: SqliteJournalOptions): Database.Database {
+  const inMemory = options.path === ":memory:" || options.path === "";
+  const database = new Database(options.path, { timeout: options.busyTimeoutMilliseconds ?? 5000 });
+  try {
+    const journalMode = String(database.pragma("journal_mode = WAL", { simple: true }));
+    // An in-memory database has no WAL. A file that cannot have one (some network filesystems) would run in
+    // a mode this driver is neither tuned nor tested for: better to refuse at start and say why.
+    if (journalMode !== "wal" && !inMemory)
+      throw new Error(`SQLite refused WAL mode for ${options.path} (journal_mode is ${journalMode})`);
+    // FULL: every commit is fsynced before it returns, so an acknowledged batch survives a power cut.
+    database.pragma("synchronous = FULL");
+    // macOS fsync does not flush the drive's cache; F_FULLFSYNC does. Ignored elsewhere.
+    database.pragma("fullfsync = ON");
+    database.pragma("checkpoint_fullfsync = ON");
+    // A checkpoint copies the WAL's pages into the file. Each batch dirties pages all over the read models'
+    // indexes (one per account it touches); checkpointing after every ~4 MB (SQLite's default of 1000 pages)
+    // writes those pages again and again, while one checkpoint per WAL_CHECKPOINT_PAGES writes each once.
+    database.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+    // After a checkpoint, the WAL file is cut back to this size: the disk holds no more than that of it idle.
+    database.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+    if (options.maxPageCount !== undefined) database.pragma(`max_page_count = ${options.maxPageCount}`);
+    return database;
+  } catch (error) {
+    database.close();
+    throw error;
+  }
+}
+
+/**
+ * Writes an encoded batch and what it changes in the read models in one transaction, committed (and
+ * fsynced) before it returns. Throws `JournalRecordError` when the batch does not continue the journal,
+ * `JournalWriteError` when SQLite refuses it; either way nothing of it was written.
+ */
+export function writeBatch(
+  { database, statements, readModels }: SqliteWriteConnection,
+  row: JournalBatchRow,
+  records: readonly JournalRecord[],
+): void {
+  let committing = false;
+  try {
+    // IMMEDIATE takes the write lock now, so the last-sequence check below cannot go stale before the insert.
+    statements.begin.run();
+    const lastSequence = statements.lastSequence.get()!.sequence;
+    if (row.firstSequence !== lastSequence + 1) throw sequenceMismatch(row.firstSequence, lastSequence);
+    statements.insert.run(row.firstSequence, row.lastSequence, row.payload, row.checksum);
+    // The read models in the same transaction: they commit, or roll back, with the records.
+    readModels.apply(records);
+    committing = true;
+    statements.commit.run();
+  } catch (error) {
+    rollbackQuietly(database, statements);
+    throw appendFailure(error, row.firstSequence, committing);
+  }
+}
+
+/** Stores an encoded snapshot; throws `JournalRecordError` when its sequence is not journaled, `JournalWriteError` when SQLite refuses it. */
+export function writeSnapshot(statements: Statements, row: SnapshotRow): void {
+  let changes: number;
+  try {
+    changes = statements.saveSnapshot.run(row).changes;
+  } catch (error) {
+    throw new JournalWriteError(`SQLite refused the snapshot at ${row.sequence}: ${String(error)}`, false, {
+      cause: error,
+    });
+  }
+  if (changes === 0) throw new JournalRecordError(row.sequence, "a snapshot must be taken at a journaled sequence");
 }
 
 function rollbackQuietly(database: Database.Database, statements: Statements): void {
@@ -385,7 +471,7 @@ function migrate(database: Database.Database): void {
   runSqliteMigrations(database, "schema_migrations", MIGRATIONS, "the database");
 }
 
-function prepareStatements(database: Database.Database): Statements {
+export function prepareStatements(database: Database.Database): Statements {
   return {
     begin: database.prepare("BEGIN IMMEDIATE"),
     commit: database.prepare("COMMIT"),

@@ -7,6 +7,7 @@ import { defaultEngineConfig, type Command, type EngineEvent } from "@bourse/cor
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Worker } from "node:worker_threads";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -24,6 +25,7 @@ import {
   type DurableEngineOptions,
   type EventJournal,
   type JournalRecord,
+  type SqliteWriter,
 } from "../src/index.ts";
 import { TUESDAY_NOON } from "./trading-session.ts";
 
@@ -40,12 +42,12 @@ interface Storage {
   dispose(): Promise<void>;
 }
 
-function sqliteStorage(): Storage & { path: string } {
+function sqliteStorage(writer: SqliteWriter): Storage & { path: string } {
   const directory = mkdtempSync(join(tmpdir(), "bourse-durable-engine-"));
   const path = join(directory, "journal.db");
   return {
     path,
-    journal: () => new SqliteJournal({ path }),
+    journal: () => new SqliteJournal({ path, writer }),
     async dispose() {
       rmSync(directory, { recursive: true, force: true });
     },
@@ -145,8 +147,16 @@ function expectOk(result: DurableCommandResult): DurableCommandResult & { ok: tr
   return result;
 }
 
+/** The worker thread of a journal opened with `writer: "worker"`, to make it die. */
+function writerThreadOf(journal: SqliteJournal): Worker {
+  const thread = (journal as unknown as { writerThread: { worker: Worker | null } | null }).writerThread;
+  if (!thread?.worker) throw new Error("the journal has no writer thread");
+  return thread.worker;
+}
+
 const drivers: [string, () => Storage, boolean][] = [
-  ["SQLite", sqliteStorage, true],
+  ["SQLite, writer inline", () => sqliteStorage("inline"), true],
+  ["SQLite, writer thread", () => sqliteStorage("worker"), true],
   ["PostgreSQL", postgresStorage, postgresUrl !== undefined],
 ];
 
@@ -421,16 +431,16 @@ for (const [driverName, makeStorage, enabled] of drivers) {
   });
 }
 
-describe("DurableEngine on SQLite only", () => {
+describe.each(["inline", "worker"] as const)("DurableEngine on SQLite only, writer %s", (writer) => {
   const cleanups: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
   it("disk full: commands are refused with a typed error, nothing unacknowledged survives, and it works again when space returns", async () => {
-    const storage = sqliteStorage();
+    const storage = sqliteStorage(writer);
     cleanups.push(() => storage.dispose());
-    const journal = new SqliteJournal({ path: storage.path });
+    const journal = new SqliteJournal({ path: storage.path, writer });
     const lines: string[] = [];
     const engine = await DurableEngine.open({
       journal,
@@ -500,7 +510,7 @@ describe("DurableEngine on SQLite only", () => {
     const hash = engine.stateHash();
     await engine.close();
 
-    const reopenedJournal = new SqliteJournal({ path: storage.path });
+    const reopenedJournal = new SqliteJournal({ path: storage.path, writer });
     const reopened = await DurableEngine.open({ journal: reopenedJournal, config, log: () => {} });
     cleanups.push(() => reopened.close());
     expect(reopened.stateHash()).toBe(hash);
@@ -519,8 +529,58 @@ describe("DurableEngine on SQLite only", () => {
     expect(lines.some((line) => /full/.test(line))).toBe(true);
   });
 
+  it.runIf(writer === "worker")(
+    "a writer thread that dies refuses the batch in flight, the engine rebuilds, and a new thread takes the next batch",
+    async () => {
+      const storage = sqliteStorage(writer);
+      cleanups.push(() => storage.dispose());
+      const journal = new SqliteJournal({ path: storage.path, writer });
+      const lines: string[] = [];
+      const engine = await DurableEngine.open({ journal, config, log: (line) => lines.push(line) });
+      cleanups.push(() => engine.close());
+      const at = clock();
+      const { accountId } = expectOk(
+        await engine.submit(
+          at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
+        ),
+      );
+      await engine.submit(at({ kind: "deposit", accountId, amount: 1_000 }));
+      const durableSequence = engine.lastSequence;
+
+      // The thread dies while the batch is handed over: as an out-of-memory kill or a native crash would end it.
+      const deposits = Array.from({ length: 50 }, (_, index) =>
+        engine.submit(at({ kind: "deposit", accountId, amount: 1 + index })),
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+      await writerThreadOf(journal).terminate();
+      const outcomes = await Promise.allSettled(deposits);
+      for (const outcome of outcomes) {
+        expect(outcome.status).toBe("rejected");
+        expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(EngineUnavailableError);
+      }
+      await engine.whenReady();
+      expect(lines.some((line) => /writer thread ended/.test(line))).toBe(true);
+      // Whatever the dead thread committed, the rebuilt engine holds exactly what the journal holds.
+      expect(engine.lastSequence).toBe(await journal.lastSequence());
+      expect(engine.lastSequence).toBeGreaterThanOrEqual(durableSequence);
+
+      const kept = expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 7, comment: "kept" })));
+      const hash = engine.stateHash();
+      await engine.close();
+      const reopenedJournal = new SqliteJournal({ path: storage.path, writer });
+      const reopened = await DurableEngine.open({ journal: reopenedJournal, config, log: () => {} });
+      cleanups.push(() => reopened.close());
+      expect(reopened.stateHash()).toBe(hash);
+      const events = await allEvents(reopenedJournal);
+      expect(
+        events.filter((event) => event.type === "BalanceOperation" && event.operationId === kept.operationId),
+      ).toHaveLength(1);
+      expect((await verify(reopenedJournal, config)).differences).toEqual([]);
+    },
+  );
+
   it("logs the torn records the journal dropped at start", async () => {
-    const storage = sqliteStorage();
+    const storage = sqliteStorage(writer);
     const engine = await DurableEngine.open({ journal: storage.journal(), config, log: () => {} });
     const at = clock();
     await engine.submit(at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }));
@@ -541,7 +601,7 @@ describe("DurableEngine on SQLite only", () => {
   });
 
   it("verify reports a ledger that does not add up", async () => {
-    const storage = sqliteStorage();
+    const storage = sqliteStorage(writer);
     cleanups.push(() => storage.dispose());
     const engine = await DurableEngine.open({ journal: storage.journal(), config, log: () => {} });
     const at = clock();

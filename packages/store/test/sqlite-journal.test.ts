@@ -2,12 +2,14 @@ import Database from "better-sqlite3";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import type { Worker } from "node:worker_threads";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   JournalWriteError,
   PostgresJournal,
   SqliteJournal,
   createJournal,
+  type SqliteWriter,
   eventAccountId,
   recordChecksum,
 } from "../src/index.ts";
@@ -29,10 +31,10 @@ function removeTemporaryDirectories(): void {
   for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
 }
 
-async function sqliteStorage(): Promise<JournalStorage> {
+async function sqliteStorage(writer: SqliteWriter): Promise<JournalStorage> {
   const path = temporaryJournalPath();
   return {
-    journal: () => new SqliteJournal({ path, verificationBatchSize: TEST_VERIFICATION_BATCH_SIZE }),
+    journal: () => new SqliteJournal({ path, verificationBatchSize: TEST_VERIFICATION_BATCH_SIZE, writer }),
     async query(sql) {
       // A second connection, as another program (or damage) would reach the file.
       const database = new Database(path);
@@ -49,9 +51,9 @@ async function sqliteStorage(): Promise<JournalStorage> {
   };
 }
 
-describe("SqliteJournal", () => {
-  journalContract(sqliteStorage);
-  readModelsContract(sqliteStorage);
+describe.each(["inline", "worker"] as const)("SqliteJournal, writer %s", (writer) => {
+  journalContract(() => sqliteStorage(writer));
+  readModelsContract(() => sqliteStorage(writer));
 
   describe("SQLite only", () => {
     const opened: SqliteJournal[] = [];
@@ -61,7 +63,7 @@ describe("SqliteJournal", () => {
     });
 
     async function openSqlite(path: string, maxPageCount?: number): Promise<SqliteJournal> {
-      const journal = new SqliteJournal({ path, maxPageCount });
+      const journal = new SqliteJournal({ path, maxPageCount, writer });
       await journal.open();
       opened.push(journal);
       return journal;
@@ -97,7 +99,7 @@ describe("SqliteJournal", () => {
       await journal.append(records.slice(100));
       expect(await journal.read(0, 1000)).toEqual(records);
       await journal.close();
-      const reopened = new SqliteJournal({ path });
+      const reopened = new SqliteJournal({ path, writer });
       expect(await reopened.open()).toEqual({ lastSequence: 600, droppedTornRecords: 0, damagedSnapshots: [] });
       opened.push(reopened);
       expect(await reopened.read(0, 1000)).toEqual(records);
@@ -112,6 +114,51 @@ describe("SqliteJournal", () => {
       journal.setMaxPageCount(10_000);
       await journal.append(records);
       expect(await journal.lastSequence()).toBe(300);
+    });
+
+    it.runIf(writer === "worker")("close waits for the writes already handed to the writer thread", async () => {
+      const records = toRecords(depositSession(300).events);
+      const path = temporaryJournalPath();
+      const journal = new SqliteJournal({ path, writer });
+      await journal.open();
+      const appended = Promise.all([
+        journal.append(records.slice(0, 100)),
+        journal.append(records.slice(100, 200)),
+        journal.append(records.slice(200)),
+      ]);
+      await journal.close();
+      await appended;
+      const reopened = await openSqlite(path);
+      expect(await reopened.read(0, 1000)).toEqual(records);
+    });
+
+    it.runIf(writer === "worker")(
+      "a writer thread that dies refuses the writes it had not answered, and the next write starts a new one",
+      async () => {
+        const records = toRecords(depositSession(30).events);
+        const journal = await openSqlite(temporaryJournalPath());
+        await journal.append(records.slice(0, 10));
+        const thread = (journal as unknown as { writerThread: { worker: Worker } }).writerThread;
+        const inFlight = [journal.append(records.slice(10, 20)), journal.append(records.slice(20))];
+        await thread.worker.terminate();
+        const [first, second] = await Promise.allSettled(inFlight);
+        // The head may have committed before the thread died; the one behind it never started.
+        expect((first as PromiseRejectedResult).reason).toBeInstanceOf(JournalWriteError);
+        expect(((second as PromiseRejectedResult).reason as JournalWriteError).outcomeUnknown).toBe(false);
+        const lastSequence = await journal.lastSequence();
+        expect([10, 20]).toContain(lastSequence);
+        await journal.append(records.slice(lastSequence));
+        expect(await journal.read(0, 100)).toEqual(records);
+      },
+    );
+
+    it("writes inline in memory, whatever the writer option says (one connection holds the database)", async () => {
+      const records = toRecords(depositSession(5).events);
+      const journal = new SqliteJournal({ path: ":memory:", writer });
+      await journal.open();
+      opened.push(journal);
+      await journal.append(records);
+      expect(await journal.read(0, 10)).toEqual(records);
     });
 
     it("creates the data directory on first start", async () => {
