@@ -82,7 +82,9 @@ function isPostgresUrl(url: string): boolean {
 
 /** Both journal drivers serve the read models from the tables they write in the same transaction. */
 function openJournal(url: string): EventJournal & ReadModels {
-  return isPostgresUrl(url) ? new PostgresJournal({ connectionString: url }) : new SqliteJournal({ path: url });
+  return isPostgresUrl(url)
+    ? new PostgresJournal({ connectionString: url })
+    : new SqliteJournal({ path: url, writer: "worker" });
 }
 
 const consoleLog: PlatformLog = {
