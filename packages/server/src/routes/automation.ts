@@ -33,7 +33,7 @@ import {
 } from "@bourse/core";
 import { MAX_HISTORY_LIMIT, type LedgerRow } from "@bourse/store";
 import { Type } from "@sinclair/typebox";
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest, FastifySchema } from "fastify";
 import type { RouteModule } from "../app.ts";
 import {
   AutomationAccountSchema,
@@ -335,6 +335,13 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
   const trade = { auth: "apiKey", face: "automation", apiKeyScope: "trade", rateLimit: false } as const;
   const security = [{ apiKey: [] }];
 
+  /** A route of the API: key auth of the scope (app.ts), then the key's rate limit; documented under the tag. */
+  const options = <Schema extends FastifySchema>(
+    config: typeof read | typeof trade,
+    schema: Schema,
+    hooks: { preValidation?: typeof emptyBodyIsObject } = {},
+  ) => ({ config, onRequest: rateLimit, ...hooks, schema: { tags, security, ...schema } });
+
   /** The key's account (a key outlives nothing: an account gone or of another user refuses the key). */
   const accountOf = (request: FastifyRequest): Account => {
     const principal = request.apiKey!;
@@ -354,36 +361,24 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.get(
     "/v1/api/account",
-    {
-      config: read,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "The key's account: balance, equity, margin, free margin, margin level, floating profit",
-        querystring: NoQuery,
-        response: { 200: Success(AutomationAccountSchema), ...automationErrors },
-      },
-    },
+    options(read, {
+      summary: "The key's account: balance, equity, margin, free margin, margin level, floating profit",
+      querystring: NoQuery,
+      response: { 200: Success(AutomationAccountSchema), ...automationErrors },
+    }),
     async (request) => ({ success: true as const, data: automationAccountView(platform, accountOf(request)) }),
   );
 
   app.get(
     "/v1/api/account/history",
-    {
-      config: read,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "Executed deals and balance operations between from (inclusive) and to (exclusive), oldest first",
-        description:
-          "Each list holds at most `limit` rows (default 100, at most 1,000); `more` is true when either was cut: " +
-          "ask again from the last time shown.",
-        querystring: HistoryQuery,
-        response: { 200: Success(HistoryResult), ...automationErrors },
-      },
-    },
+    options(read, {
+      summary: "Executed deals and balance operations between from (inclusive) and to (exclusive), oldest first",
+      description:
+        "Each list holds at most `limit` rows (default 100, at most 1,000); `more` is true when either was cut: " +
+        "ask again from the last time shown.",
+      querystring: HistoryQuery,
+      response: { 200: Success(HistoryResult), ...automationErrors },
+    }),
     async (request) => {
       const account = accountOf(request);
       const from = request.query.from === undefined ? undefined : queryTimeFromWire(request.query.from, "from");
@@ -425,17 +420,11 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.get(
     "/v1/api/positions",
-    {
-      config: read,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "Open positions with their floating P&L, oldest ticket first (optionally of one symbol)",
-        querystring: SymbolFilter,
-        response: { 200: Success(Type.Array(AutomationPositionSchema)), ...automationErrors },
-      },
-    },
+    options(read, {
+      summary: "Open positions with their floating P&L, oldest ticket first (optionally of one symbol)",
+      querystring: SymbolFilter,
+      response: { 200: Success(Type.Array(AutomationPositionSchema)), ...automationErrors },
+    }),
     async (request) => {
       const account = accountOf(request);
       return {
@@ -449,18 +438,12 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.get(
     "/v1/api/positions/:ticket",
-    {
-      config: read,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "One open position",
-        params: TicketParams,
-        querystring: NoQuery,
-        response: { 200: Success(AutomationPositionSchema), ...automationErrors },
-      },
-    },
+    options(read, {
+      summary: "One open position",
+      params: TicketParams,
+      querystring: NoQuery,
+      response: { 200: Success(AutomationPositionSchema), ...automationErrors },
+    }),
     async (request) => {
       const account = accountOf(request);
       const position = positionOf(account, request.params.ticket);
@@ -470,19 +453,16 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.post(
     "/v1/api/positions/:ticket/close",
-    {
-      config: trade,
-      onRequest: rateLimit,
-      preValidation: emptyBodyIsObject,
-      schema: {
-        tags,
-        security,
+    options(
+      trade,
+      {
         summary: "Close a position, whole or `volume` lots of it, at the bid (buy) or ask (sell)",
         params: TicketParams,
         body: ClosePositionBody,
         response: { 200: Success(CloseResult), ...automationErrors },
       },
-    },
+      { preValidation: emptyBodyIsObject },
+    ),
     async (request) => {
       const account = accountOf(request);
       const position = positionOf(account, request.params.ticket);
@@ -504,18 +484,12 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.post(
     "/v1/api/positions/:ticket/modify",
-    {
-      config: trade,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "Change a position's stop loss and take profit (omitted: kept; 0 or null: removed)",
-        params: TicketParams,
-        body: ModifyPositionBody,
-        response: { 200: Success(AutomationPositionSchema), ...automationErrors },
-      },
-    },
+    options(trade, {
+      summary: "Change a position's stop loss and take profit (omitted: kept; 0 or null: removed)",
+      params: TicketParams,
+      body: ModifyPositionBody,
+      response: { 200: Success(AutomationPositionSchema), ...automationErrors },
+    }),
     async (request) => {
       const account = accountOf(request);
       const current = await changePosition(platform, account, positionOf(account, request.params.ticket), request.body);
@@ -527,17 +501,11 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.get(
     "/v1/api/orders",
-    {
-      config: read,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "Pending orders (type 2-5), oldest ticket first (optionally of one symbol)",
-        querystring: SymbolFilter,
-        response: { 200: Success(Type.Array(AutomationOrderSchema)), ...automationErrors },
-      },
-    },
+    options(read, {
+      summary: "Pending orders (type 2-5), oldest ticket first (optionally of one symbol)",
+      querystring: SymbolFilter,
+      response: { 200: Success(Type.Array(AutomationOrderSchema)), ...automationErrors },
+    }),
     async (request) => {
       const account = accountOf(request);
       return {
@@ -551,18 +519,12 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.get(
     "/v1/api/orders/:ticket",
-    {
-      config: read,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "One pending order",
-        params: TicketParams,
-        querystring: NoQuery,
-        response: { 200: Success(AutomationOrderSchema), ...automationErrors },
-      },
-    },
+    options(read, {
+      summary: "One pending order",
+      params: TicketParams,
+      querystring: NoQuery,
+      response: { 200: Success(AutomationOrderSchema), ...automationErrors },
+    }),
     async (request) => ({
       success: true as const,
       data: automationOrderView(platform, workingOrderOf(accountOf(request), request.params.ticket)),
@@ -571,21 +533,15 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.post(
     "/v1/api/orders/:ticket/modify",
-    {
-      config: trade,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "Change a pending order's price, stop loss, take profit and expiration (omitted: kept)",
-        description:
-          "sl and tp take 0 or null to remove. expiration applies to orders placed with one (a new time in the " +
-          "future); an order placed without one stays good till cancelled (INVALID_EXPIRATION otherwise).",
-        params: TicketParams,
-        body: ModifyOrderBody,
-        response: { 200: Success(AutomationOrderSchema), ...automationErrors },
-      },
-    },
+    options(trade, {
+      summary: "Change a pending order's price, stop loss, take profit and expiration (omitted: kept)",
+      description:
+        "sl and tp take 0 or null to remove. expiration applies to orders placed with one (a new time in the " +
+        "future); an order placed without one stays good till cancelled (INVALID_EXPIRATION otherwise).",
+      params: TicketParams,
+      body: ModifyOrderBody,
+      response: { 200: Success(AutomationOrderSchema), ...automationErrors },
+    }),
     async (request) => {
       const account = accountOf(request);
       const current = await changeOrder(
@@ -600,18 +556,12 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.delete(
     "/v1/api/orders/:ticket",
-    {
-      config: trade,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "Cancel a pending order; answers it as cancelled",
-        params: TicketParams,
-        querystring: NoQuery,
-        response: { 200: Success(AutomationOrderSchema), ...automationErrors },
-      },
-    },
+    options(trade, {
+      summary: "Cancel a pending order; answers it as cancelled",
+      params: TicketParams,
+      querystring: NoQuery,
+      response: { 200: Success(AutomationOrderSchema), ...automationErrors },
+    }),
     async (request) => {
       const account = accountOf(request);
       const after = await cancelWorkingOrder(platform, account, workingOrderOf(account, request.params.ticket));
@@ -623,22 +573,16 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.post(
     "/v1/api/trade",
-    {
-      config: trade,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "Market order: buy at the ask or sell at the bid, filled at once or rejected",
-        description:
-          "Answers the position ticket (close or modify it with /v1/api/positions/{ticket}), the order and deal " +
-          "tickets, the fill price and the lots filled. Rejections answer the reason, e.g. `Insufficient margin` " +
-          "(code NO_MONEY), `The market is closed` (MARKET_CLOSED), `Stop loss or take profit is invalid or too " +
-          "close to the market` (INVALID_STOPS).",
-        body: TradeBody,
-        response: { 200: Success(TradeResult), ...automationErrors },
-      },
-    },
+    options(trade, {
+      summary: "Market order: buy at the ask or sell at the bid, filled at once or rejected",
+      description:
+        "Answers the position ticket (close or modify it with /v1/api/positions/{ticket}), the order and deal " +
+        "tickets, the fill price and the lots filled. Rejections answer the reason, e.g. `Insufficient margin` " +
+        "(code NO_MONEY), `The market is closed` (MARKET_CLOSED), `Stop loss or take profit is invalid or too " +
+        "close to the market` (INVALID_STOPS).",
+      body: TradeBody,
+      response: { 200: Success(TradeResult), ...automationErrors },
+    }),
     async (request) => {
       const account = accountOf(request);
       const body = request.body;
@@ -681,20 +625,14 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.post(
     "/v1/api/order",
-    {
-      config: trade,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "Pending order: 2 Buy Limit, 3 Sell Limit, 4 Buy Stop, 5 Sell Stop; answers it with its ticket",
-        description:
-          "Buy Limit triggers when the ask falls to the price, Sell Limit when the bid rises to it, Buy Stop when " +
-          "the ask rises to it, Sell Stop when the bid falls to it. With an expiration the order is cancelled then.",
-        body: PendingBody,
-        response: { 200: Success(AutomationOrderSchema), ...automationErrors },
-      },
-    },
+    options(trade, {
+      summary: "Pending order: 2 Buy Limit, 3 Sell Limit, 4 Buy Stop, 5 Sell Stop; answers it with its ticket",
+      description:
+        "Buy Limit triggers when the ask falls to the price, Sell Limit when the bid rises to it, Buy Stop when " +
+        "the ask rises to it, Sell Stop when the bid falls to it. With an expiration the order is cancelled then.",
+      body: PendingBody,
+      response: { 200: Success(AutomationOrderSchema), ...automationErrors },
+    }),
     async (request) => {
       const account = accountOf(request);
       const body = request.body;
@@ -723,19 +661,16 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.post(
     "/v1/api/close-all",
-    {
-      config: trade,
-      onRequest: rateLimit,
-      preValidation: emptyBodyIsObject,
-      schema: {
-        tags,
-        security,
+    options(
+      trade,
+      {
         summary: "Close every open position, or those of one symbol",
         description: "All or nothing: when one of them cannot be closed now (market closed), none is.",
         body: CloseAllBody,
         response: { 200: Success(CloseAllResult), ...automationErrors },
       },
-    },
+      { preValidation: emptyBodyIsObject },
+    ),
     async (request) => {
       const account = accountOf(request);
       const symbol =
@@ -758,17 +693,11 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.get(
     "/v1/api/symbols",
-    {
-      config: read,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "Tradable symbols (every instrument not disabled) with their last bid and ask and status now",
-        querystring: NoQuery,
-        response: { 200: Success(Type.Array(AutomationSymbolSchema)), ...automationErrors },
-      },
-    },
+    options(read, {
+      summary: "Tradable symbols (every instrument not disabled) with their last bid and ask and status now",
+      querystring: NoQuery,
+      response: { 200: Success(Type.Array(AutomationSymbolSchema)), ...automationErrors },
+    }),
     async (request) => {
       accountOf(request);
       const now = platform.clock.now();
@@ -783,18 +712,12 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.get(
     "/v1/api/symbols/:symbol",
-    {
-      config: read,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "A symbol's contract specification",
-        params: SymbolParams,
-        querystring: NoQuery,
-        response: { 200: Success(AutomationSpecificationSchema), ...automationErrors },
-      },
-    },
+    options(read, {
+      summary: "A symbol's contract specification",
+      params: SymbolParams,
+      querystring: NoQuery,
+      response: { 200: Success(AutomationSpecificationSchema), ...automationErrors },
+    }),
     async (request) => {
       accountOf(request);
       return {
@@ -806,18 +729,12 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.get(
     "/v1/api/quote/:symbol",
-    {
-      config: read,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "The current bid, ask, spread (points) and quote time; 404 before the symbol's first quote",
-        params: SymbolParams,
-        querystring: NoQuery,
-        response: { 200: Success(AutomationQuoteSchema), ...automationErrors },
-      },
-    },
+    options(read, {
+      summary: "The current bid, ask, spread (points) and quote time; 404 before the symbol's first quote",
+      params: SymbolParams,
+      querystring: NoQuery,
+      response: { 200: Success(AutomationQuoteSchema), ...automationErrors },
+    }),
     async (request) => {
       accountOf(request);
       const instrument = instrumentOf(platform, request.params.symbol);
@@ -838,18 +755,12 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   app.get(
     "/v1/api/candles/:symbol",
-    {
-      config: read,
-      onRequest: rateLimit,
-      schema: {
-        tags,
-        security,
-        summary: "The latest `count` OHLC bars (by bid) of a timeframe, oldest first; the live bar last",
-        params: SymbolParams,
-        querystring: CandlesQuery,
-        response: { 200: Success(Type.Array(AutomationCandleSchema)), ...automationErrors },
-      },
-    },
+    options(read, {
+      summary: "The latest `count` OHLC bars (by bid) of a timeframe, oldest first; the live bar last",
+      params: SymbolParams,
+      querystring: CandlesQuery,
+      response: { 200: Success(Type.Array(AutomationCandleSchema)), ...automationErrors },
+    }),
     async (request) => {
       accountOf(request);
       const instrument = instrumentOf(platform, request.params.symbol);
