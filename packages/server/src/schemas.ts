@@ -4,6 +4,7 @@
  * Request objects are closed (`additionalProperties: false`): an unknown field is a 400.
  */
 import { Type, type TObject, type TProperties, type TSchema } from "@sinclair/typebox";
+import type { FastifyRequest } from "fastify";
 
 export const ErrorResponse = Type.Object(
   {
@@ -75,3 +76,8 @@ export const authenticatedErrors = {
   429: ErrorResponse,
   503: ErrorResponse,
 } as const;
+
+/** preValidation of POST routes whose body is optional: no body at all (as `requests.post(url)` sends) is `{}`. */
+export async function emptyBodyIsObject(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}

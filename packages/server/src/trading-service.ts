@@ -490,72 +490,40 @@ export async function closePosition(
 
 // ---- history ----
 
-/** One page of an account's history as a table: read with the query, each row shown with `view`. */
-async function historyTable<Row, View>(
-  platform: Platform,
-  userId: string,
-  accountId: number,
-  query: HistoryQueryInput,
-  read: (query: HistoryQuery) => Promise<HistoryPage<Row>>,
+/**
+ * A history reader of the faces: (platform, userId, accountId, query) → one page of the account's history
+ * as a table, read with `read` and each row shown with `view`.
+ */
+function historyTable<Row, View>(
+  read: (platform: Platform, query: HistoryQuery) => Promise<HistoryPage<Row>>,
   columns: readonly (keyof View & string)[],
-  view: (account: Account, row: Row) => View,
-): Promise<Table> {
-  const account = owned(platform, userId, accountId);
-  const page = await read(readHistoryQuery(account.id, query));
-  return toTable(
-    columns,
-    page.rows.map((row) => view(account, row)),
-    page.nextCursor,
-  );
+  view: (platform: Platform, account: Account, row: Row) => View,
+) {
+  return async (platform: Platform, userId: string, accountId: number, query: HistoryQueryInput): Promise<Table> => {
+    const account = owned(platform, userId, accountId);
+    const page = await read(platform, readHistoryQuery(account.id, query));
+    return toTable(
+      columns,
+      page.rows.map((row) => view(platform, account, row)),
+      page.nextCursor,
+    );
+  };
 }
 
-export function orderHistory(
-  platform: Platform,
-  userId: string,
-  accountId: number,
-  query: HistoryQueryInput,
-): Promise<Table> {
-  return historyTable(
-    platform,
-    userId,
-    accountId,
-    query,
-    (page) => platform.readModels.orderHistory(page),
-    ORDER_HISTORY_COLUMNS,
-    (_account, row) => orderHistoryView(platform, row),
-  );
-}
+export const orderHistory = historyTable(
+  (platform, query) => platform.readModels.orderHistory(query),
+  ORDER_HISTORY_COLUMNS,
+  (platform, _account, row) => orderHistoryView(platform, row),
+);
 
-export function dealHistory(
-  platform: Platform,
-  userId: string,
-  accountId: number,
-  query: HistoryQueryInput,
-): Promise<Table> {
-  return historyTable(
-    platform,
-    userId,
-    accountId,
-    query,
-    (page) => platform.readModels.dealHistory(page),
-    DEAL_COLUMNS,
-    (account, row) => dealView(platform, account, row),
-  );
-}
+export const dealHistory = historyTable(
+  (platform, query) => platform.readModels.dealHistory(query),
+  DEAL_COLUMNS,
+  dealView,
+);
 
-export function positionHistory(
-  platform: Platform,
-  userId: string,
-  accountId: number,
-  query: HistoryQueryInput,
-): Promise<Table> {
-  return historyTable(
-    platform,
-    userId,
-    accountId,
-    query,
-    (page) => platform.readModels.positionHistory(page),
-    POSITION_HISTORY_COLUMNS,
-    (account, row) => positionHistoryView(platform, account, row),
-  );
-}
+export const positionHistory = historyTable(
+  (platform, query) => platform.readModels.positionHistory(query),
+  POSITION_HISTORY_COLUMNS,
+  positionHistoryView,
+);

@@ -65,7 +65,7 @@ export function orderCmd(side: "BUY" | "SELL", type: Order["type"]): number | nu
 }
 
 /** An average price (Σ price × volume / Σ volume) rounded half up to the instrument's points. */
-function averagePrice(cost: number, volume: number): number | null {
+export function averagePrice(cost: number, volume: number): number | null {
   return volume === 0 ? null : divideRounded(cost, volume, Rounding.HALF_UP);
 }
 

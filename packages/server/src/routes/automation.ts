@@ -22,15 +22,7 @@
  * (inputs also take epoch milliseconds). `deviation` is in points, as in MetaTrader: the market order is
  * bounded to `deviation` points from the price quoted when it arrives. `sl`/`tp` 0 or null mean none.
  */
-import {
-  Rounding,
-  divideRounded,
-  type Account,
-  type CommandSuccess,
-  type Deal,
-  type Order,
-  type Position,
-} from "@bourse/core";
+import { type Account, type CommandSuccess, type Deal, type Order, type Position } from "@bourse/core";
 import { MAX_HISTORY_LIMIT, type LedgerRow } from "@bourse/store";
 import { Type } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest, FastifySchema } from "fastify";
@@ -60,7 +52,7 @@ import { ApiError } from "../errors.ts";
 import { CANDLE_TIMEFRAMES, MAX_CANDLES_PER_QUERY, marketDataOf, type CandleTimeframe } from "../market-data.ts";
 import { candleView, instrumentOf } from "../market-views.ts";
 import type { Platform } from "../platform.ts";
-import { Closed, Decimal, TimeInput } from "../schemas.ts";
+import { Closed, Decimal, TimeInput, emptyBodyIsObject } from "../schemas.ts";
 import {
   accountPositions,
   accountWorkingOrders,
@@ -73,7 +65,7 @@ import {
   ownedPosition,
   workingOrder,
 } from "../trading-service.ts";
-import { CMD_TO_ORDER } from "../trading-views.ts";
+import { CMD_TO_ORDER, averagePrice } from "../trading-views.ts";
 import {
   lotsFromWire,
   lotsToWire,
@@ -299,17 +291,11 @@ function dealProfit(deals: readonly Deal[]): number {
   return deals.reduce((sum, deal) => sum + deal.profit, 0);
 }
 
-/** Σ price × volume / Σ volume, rounded half up to the instrument's points. */
-function averagePrice(deals: readonly Deal[]): number {
-  const volume = dealVolume(deals);
+/** The deals' volume-weighted price (trading-views.ts's averagePrice); 0 without deals. */
+function dealsPrice(deals: readonly Deal[]): number {
   const cost = deals.reduce((sum, deal) => sum + deal.price * deal.volume, 0);
-  return volume === 0 ? 0 : divideRounded(cost, volume, Rounding.HALF_UP);
+  return averagePrice(cost, dealVolume(deals)) ?? 0;
 }
-
-/** An empty POST (no body, as `requests.post(url)` sends) is an empty object. */
-const emptyBodyIsObject = async (request: FastifyRequest) => {
-  if (request.body === undefined || request.body === null) request.body = {};
-};
 
 // ---------------------------------------------------------------------------------------------
 // Routes
@@ -474,7 +460,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
           ticket: position.id,
           order: result.orderId!,
           volume: lotsToWire(dealVolume(deals), instrument),
-          price: priceToWire(averagePrice(deals), instrument),
+          price: priceToWire(dealsPrice(deals), instrument),
           profit: moneyToWire(dealProfit(deals), account.currency),
           remainingVolume: lotsToWire(remaining?.volume ?? 0, instrument),
         },
@@ -616,7 +602,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
           ticket: last.positionId,
           order: order.id,
           deal: last.id,
-          price: priceToWire(averagePrice(deals), instrument),
+          price: priceToWire(dealsPrice(deals), instrument),
           volume: lotsToWire(dealVolume(deals), instrument),
         },
       };

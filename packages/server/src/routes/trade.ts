@@ -6,7 +6,14 @@
  * an order or position of another account is a 404 (the engine's ORDER_NOT_FOUND / POSITION_NOT_FOUND).
  */
 import type { RouteModule } from "../app.ts";
-import { AccountIdParams, DataResponse, ErrorResponse, TableResponse, authenticatedErrors } from "../schemas.ts";
+import {
+  AccountIdParams,
+  DataResponse,
+  ErrorResponse,
+  TableResponse,
+  authenticatedErrors,
+  emptyBodyIsObject,
+} from "../schemas.ts";
 import {
   CloseResult,
   ClosePositionBody,
@@ -154,9 +161,7 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
         response: { 200: DataResponse(CloseResult), ...authenticatedErrors },
       },
       // No body at all closes the whole position.
-      preValidation: async (request) => {
-        if (request.body === undefined || request.body === null) request.body = {};
-      },
+      preValidation: emptyBodyIsObject,
     },
     async (request) =>
       closePosition(
@@ -175,48 +180,28 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
     "positions: opened); `symbol` filters; `limit` rows per page (1 to 1000, default 100); pass `nextCursor` " +
     "back as `cursor` for the next page (null on the last one).";
 
-  app.get(
-    "/api/v1/accounts/:accountId/history/orders",
-    {
-      schema: {
-        tags: ["Trade"],
-        summary: "Order history (table, paged): every order, working or not",
-        description: historyDescription,
-        params: AccountIdParams,
-        querystring: HistoryQuerySchema,
-        response: { 200: TableResponse, ...authenticatedErrors },
+  const histories = [
+    ["orders", "Order history (table, paged): every order, working or not", orderHistory],
+    ["deals", "Deal history (table, paged): every fill with its price, profit, commission and swap", dealHistory],
+    [
+      "positions",
+      "Position history (table, paged): open and closed positions with average prices and realised profit",
+      positionHistory,
+    ],
+  ] as const;
+  for (const [kind, summary, history] of histories)
+    app.get(
+      `/api/v1/accounts/:accountId/history/${kind}`,
+      {
+        schema: {
+          tags: ["Trade"],
+          summary,
+          description: historyDescription,
+          params: AccountIdParams,
+          querystring: HistoryQuerySchema,
+          response: { 200: TableResponse, ...authenticatedErrors },
+        },
       },
-    },
-    async (request) => orderHistory(platform, userOf(request), Number(request.params.accountId), request.query),
-  );
-
-  app.get(
-    "/api/v1/accounts/:accountId/history/deals",
-    {
-      schema: {
-        tags: ["Trade"],
-        summary: "Deal history (table, paged): every fill with its price, profit, commission and swap",
-        description: historyDescription,
-        params: AccountIdParams,
-        querystring: HistoryQuerySchema,
-        response: { 200: TableResponse, ...authenticatedErrors },
-      },
-    },
-    async (request) => dealHistory(platform, userOf(request), Number(request.params.accountId), request.query),
-  );
-
-  app.get(
-    "/api/v1/accounts/:accountId/history/positions",
-    {
-      schema: {
-        tags: ["Trade"],
-        summary: "Position history (table, paged): open and closed positions with average prices and realised profit",
-        description: historyDescription,
-        params: AccountIdParams,
-        querystring: HistoryQuerySchema,
-        response: { 200: TableResponse, ...authenticatedErrors },
-      },
-    },
-    async (request) => positionHistory(platform, userOf(request), Number(request.params.accountId), request.query),
-  );
+      async (request) => history(platform, userOf(request), Number(request.params.accountId), request.query),
+    );
 };
