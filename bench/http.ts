@@ -13,9 +13,10 @@
  * margin builds up, however long it runs. The clock is pinned to a Tuesday noon (markets open).
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
 import { ManualClock } from "../packages/server/src/clock.ts";
 import { loadServerConfig } from "../packages/server/src/config.ts";
@@ -51,14 +52,69 @@ interface LoadOptions {
   readonly requests?: readonly { method: string; path: string; headers: Record<string, string>; body: string }[];
 }
 
+/** An autocannon summary with what the server process spent meanwhile. */
+interface LoadResult extends AutocannonResult {
+  /** Process CPU time (every thread: the JavaScript thread and the journal's writer thread), in seconds. */
+  readonly serverCpuSeconds: number;
+  /**
+   * CPU time of the server's JavaScript thread alone, in seconds (NaN where /proc is missing): what a
+   * request costs the one thread that parses, authenticates and answers every request.
+   */
+  readonly serverMainThreadCpuSeconds: number;
+  /**
+   * Time the JavaScript thread was not idle (event-loop utilisation), in seconds: its CPU time plus the
+   * waits inside synchronous calls (an inline journal's fsync) and the time other processes held its core.
+   */
+  readonly serverMainThreadBusySeconds: number;
+}
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux). */
+const PROC_TICKS_PER_SECOND = 100;
+
+/**
+ * CPU time of this process's main thread so far, in seconds, from /proc (Node 20 has no per-thread CPU
+ * time; `process.cpuUsage` adds up every thread, the journal's writer thread included). NaN off Linux.
+ */
+function mainThreadCpuSeconds(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8");
+    // The fields after the command name (in parentheses, which may hold spaces): utime and stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / PROC_TICKS_PER_SECOND;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** Runs autocannon in a child process (bench/load-generator.mjs) and returns its summary. */
-async function autocannon(directory: string, options: LoadOptions): Promise<AutocannonResult> {
+async function autocannon(directory: string, options: LoadOptions): Promise<LoadResult> {
   const optionsFile = join(directory, `load-${Date.now()}.json`);
   writeFileSync(optionsFile, JSON.stringify(options));
+  const mainThreadCpuStart = mainThreadCpuSeconds();
+  const eventLoopStart = performance.eventLoopUtilization();
+  const cpuStart = process.cpuUsage();
   const { stdout } = await execFileAsync(process.execPath, [loadGenerator, optionsFile], {
     maxBuffer: 64 * 1024 * 1024,
   });
-  return JSON.parse(stdout) as AutocannonResult;
+  const cpu = process.cpuUsage(cpuStart);
+  const mainThreadCpu = mainThreadCpuSeconds() - mainThreadCpuStart;
+  const eventLoop = performance.eventLoopUtilization(eventLoopStart);
+  return {
+    ...(JSON.parse(stdout) as AutocannonResult),
+    serverCpuSeconds: (cpu.user + cpu.system) / 1e6,
+    serverMainThreadCpuSeconds: mainThreadCpu,
+    serverMainThreadBusySeconds: eventLoop.active / 1000,
+  };
+}
+
+/** The server's cost per request of a run: its JavaScript thread's CPU and busy time, and the whole process's CPU. */
+function serverCost(result: LoadResult): string {
+  const perRequest = (seconds: number) => ((seconds * 1e6) / result.requests.total).toFixed(0);
+  return `server per request: JavaScript thread ${perRequest(result.serverMainThreadCpuSeconds)} µs CPU, ${perRequest(result.serverMainThreadBusySeconds)} µs busy; process ${perRequest(result.serverCpuSeconds)} µs CPU`;
+}
+
+function perCpuSecond(result: LoadResult): number {
+  return result.requests.total / result.serverCpuSeconds;
 }
 
 async function httpOrders(context: BenchContext): Promise<Row[]> {
@@ -126,14 +182,15 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
     if (failures > 0) context.log(`http: ${failures} order requests failed or answered non-2xx`);
     const emptyRate = empty.requests.average;
     const baseline = { name: "empty route (GET, no auth)", perSecond: emptyRate };
-    const latency = (result: AutocannonResult) => `p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms`;
+    const latency = (result: LoadResult) =>
+      `p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms; ${serverCost(result)}`;
     return [
       {
         group: "http.orders",
         name: "empty route (GET, no auth)",
         unit: "req/s",
         perSecond: emptyRate,
-        perCpuSecond: Number.NaN,
+        perCpuSecond: perCpuSecond(empty),
         spread: 0,
         samples: [emptyRate],
         baseline,
@@ -145,7 +202,7 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
         name: `market orders, ${CONNECTIONS} connections (durable, JWT)`,
         unit: "orders/s",
         perSecond: orders.requests.average,
-        perCpuSecond: Number.NaN,
+        perCpuSecond: perCpuSecond(orders),
         spread: 0,
         samples: [orders.requests.average],
         baseline,
@@ -158,7 +215,7 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
         name: `market orders at ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s (durable, JWT)`,
         unit: "orders/s",
         perSecond: fixedRate.requests.average,
-        perCpuSecond: Number.NaN,
+        perCpuSecond: perCpuSecond(fixedRate),
         spread: 0,
         samples: [fixedRate.requests.average],
         baseline,

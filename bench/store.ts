@@ -4,7 +4,8 @@
  * - store.orders, durable orders/s: 1,000 clients (one funded account each) open a market order and
  *   close its position again and again through `DurableEngine.submit`, each awaiting its own answer
  *   only, so 1,000 commands are always in flight and group commit gathers them into batches (one
- *   transaction and one fsync each). Over SQLite (a temp file, WAL, synchronous=FULL) and PostgreSQL
+ *   transaction and one fsync each). Over SQLite (a temp file, WAL, synchronous=FULL; written on the
+ *   engine's thread and by the journal's writer thread, one row each) and PostgreSQL
  *   (BOURSE_TEST_PG_URL, a fresh schema dropped afterwards; the row is skipped without it). Baseline:
  *   the same command mix through the in-memory engine (`tradeRoundTrips`), interleaved round by round.
  * - store.recovery, the time `DurableEngine.open` takes to recover a SQLite journal of 1,000,000
@@ -175,16 +176,22 @@ async function orderBenchmarks(context: BenchContext, directory: string): Promis
   const notes = new Map<string, string>();
   let skippedPostgres: string | null = null;
   try {
-    context.log(`store: SQLite journal in ${directory}, ${clients} funded accounts...`);
-    const sqlitePath = join(directory, "orders.sqlite");
-    const sqlite = await openDurable(new SqliteJournal({ path: sqlitePath }), config);
-    engines.push(sqlite);
-    const sqliteAccounts = await prepareDurable(sqlite, clients);
-    subjects.push({
-      name: "durable orders, SQLite (WAL, synchronous=FULL)",
-      fn: () => durableRoundTrips(sqlite, sqliteAccounts, roundTripsPerClient),
-    });
-    notes.set(subjects[1]!.name, "a temp file");
+    // Both ways of writing SQLite, side by side: on the engine's thread, and on a writer thread.
+    for (const writer of ["inline", "worker"] as const) {
+      const sqlitePath = join(directory, `orders-${writer}.sqlite`);
+      context.log(`store: SQLite journal ${sqlitePath} (writer ${writer}), ${clients} funded accounts...`);
+      const sqlite = await openDurable(new SqliteJournal({ path: sqlitePath, writer }), config);
+      engines.push(sqlite);
+      const sqliteAccounts = await prepareDurable(sqlite, clients);
+      const name = `durable orders, SQLite (WAL, synchronous=FULL), writer ${writer}`;
+      subjects.push({ name, fn: () => durableRoundTrips(sqlite, sqliteAccounts, roundTripsPerClient) });
+      notes.set(
+        name,
+        writer === "worker"
+          ? "a temp file, written by the journal's writer thread"
+          : "a temp file, written on the engine's thread",
+      );
+    }
 
     const url = process.env.BOURSE_TEST_PG_URL;
     if (url) {
