@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_ACCOUNTS_PER_USER } from "../src/routes/accounts.ts";
-import { admin, call, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { admin, call, pushQuote, signUp, startTestServer, tableObjects, type TestServer } from "./helpers.ts";
 
 type User = Awaited<ReturnType<typeof signUp>>;
 
@@ -12,10 +12,6 @@ afterAll(async () => {
   await server.close();
 });
 
-function objects(table: { structure: string[]; rows: unknown[][] }): Record<string, unknown>[] {
-  return table.rows.map((row) => Object.fromEntries(table.structure.map((column, index) => [column, row[index]])));
-}
-
 function openAccount(user: User, body: Record<string, unknown>) {
   return call(server, "PUT", "/api/v1/accounts", { token: user.token, body });
 }
@@ -26,7 +22,7 @@ describe("the user's accounts", () => {
     const before = await call(server, "GET", "/api/v1/accounts", { token: user.token });
     expect(before.status).toBe(200);
     expect(before.body.structure).toEqual(expect.arrayContaining(["login", "currency", "leverage", "mode", "balance"]));
-    expect(objects(before.body)).toEqual([
+    expect(tableObjects(before.body)).toEqual([
       expect.objectContaining({ login: user.login, currency: "USD", leverage: 100, mode: "HEDGING", balance: 10000 }),
     ]);
 
@@ -50,7 +46,7 @@ describe("the user's accounts", () => {
     expect(defaults.body.data).toMatchObject({ currency: "USD", leverage: 100, mode: "HEDGING" });
 
     const after = await call(server, "GET", "/api/v1/accounts", { token: user.token });
-    expect(objects(after.body).map((row) => row.login)).toEqual([
+    expect(tableObjects(after.body).map((row) => row.login)).toEqual([
       user.login,
       euro.body.data.login,
       yen.body.data.login,
@@ -59,7 +55,7 @@ describe("the user's accounts", () => {
     // Another user sees only their own.
     const other = await signUp(server);
     const theirs = await call(server, "GET", "/api/v1/accounts", { token: other.token });
-    expect(objects(theirs.body).map((row) => row.login)).toEqual([other.login]);
+    expect(tableObjects(theirs.body).map((row) => row.login)).toEqual([other.login]);
   });
 
   it(`refuses more than ${MAX_ACCOUNTS_PER_USER} accounts per user, even when asked at once`, async () => {
@@ -162,17 +158,17 @@ describe("ledger", () => {
     const url = `/api/v1/accounts/${user.login}/ledger`;
     const all = await call(server, "GET", url, { token: user.token });
     expect(all.status).toBe(200);
-    expect(objects(all.body)).toEqual([
+    expect(tableObjects(all.body)).toEqual([
       expect.objectContaining({ kind: "DEPOSIT", amount: 10000, balanceAfter: 10000, creditAfter: 0 }),
       expect.objectContaining({ kind: "DEPOSIT", amount: 1000.1, balanceAfter: 11000.1 }),
       expect.objectContaining({ kind: "WITHDRAWAL", amount: -300, balanceAfter: 10700.1, comment: "out" }),
       expect.objectContaining({ kind: "CREDIT", amount: 50, balanceAfter: 10700.1, creditAfter: 50 }),
     ]);
-    expect(objects(all.body).every((row) => row.time === "2026-06-02T12:00:00.000Z")).toBe(true);
+    expect(tableObjects(all.body).every((row) => row.time === "2026-06-02T12:00:00.000Z")).toBe(true);
     const page1 = await call(server, "GET", `${url}?limit=3`, { token: user.token });
     expect(page1.body.rows).toHaveLength(3);
     const page2 = await call(server, "GET", `${url}?limit=3&cursor=${page1.body.nextCursor}`, { token: user.token });
-    expect(objects(page2.body)).toEqual([expect.objectContaining({ kind: "CREDIT" })]);
+    expect(tableObjects(page2.body)).toEqual([expect.objectContaining({ kind: "CREDIT" })]);
     expect(page2.body.nextCursor).toBeNull();
     const later = await call(server, "GET", `${url}?from=2026-06-02T12:00:00.001Z`, { token: user.token });
     expect(later.body.rows).toEqual([]);
@@ -215,7 +211,7 @@ describe("every account route", () => {
     expect(missing.status).toBe(403);
     // The user-scoped routes show only the caller's own accounts.
     const list = await call(server, "GET", "/api/v1/accounts", { token: intruder.token });
-    expect(objects(list.body).map((row) => row.login)).toEqual([intruder.login]);
+    expect(tableObjects(list.body).map((row) => row.login)).toEqual([intruder.login]);
     const current = await call(server, "GET", "/api/v1/account", { token: intruder.token });
     expect(current.body.data.login).toBe(intruder.login);
   });

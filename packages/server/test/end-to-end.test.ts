@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ManualClock } from "../src/clock.ts";
-import { ADMIN_TOKEN, TUESDAY_NOON, startTestServer, type TestServer } from "./helpers.ts";
+import { ADMIN_TOKEN, TUESDAY_NOON, startTestServer, tableObjects, type TestServer } from "./helpers.ts";
 
 let server: TestServer;
 let base: string;
@@ -33,10 +33,6 @@ async function http(method: string, path: string, token: string | null, body?: u
   });
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   return { status: response.status, body: (await response.json()) as any };
-}
-
-function rows(table: { structure: string[]; rows: unknown[][] }): Record<string, unknown>[] {
-  return table.rows.map((row) => Object.fromEntries(table.structure.map((column, index) => [column, row[index]])));
 }
 
 async function pushQuote(bid: string, ask: string) {
@@ -79,29 +75,29 @@ it("trades a position from sign-up to take profit, and the money adds up to the 
   expect(bought.body.data.deals[0]).toMatchObject({ price: 1.0844, volume: 1, entry: "IN" });
   const positionId = bought.body.data.positionId as number;
 
-  let positions = rows((await http("GET", `${account}/positions`, token)).body);
+  let positions = tableObjects((await http("GET", `${account}/positions`, token)).body);
   expect(positions).toHaveLength(1);
   expect(positions[0]).toMatchObject({ id: positionId, openPrice: 1.0844, currentPrice: 1.0843, profit: -10 });
 
   // The bid moves up 7 pips: 1 lot × 100,000 × (1.08500 − 1.08440) = 60.00 USD.
   await pushQuote("1.08500", "1.08510");
-  positions = rows((await http("GET", `${account}/positions`, token)).body);
+  positions = tableObjects((await http("GET", `${account}/positions`, token)).body);
   expect(positions[0]).toMatchObject({ currentPrice: 1.085, profit: 60 });
   const metrics = (await http("GET", account, token)).body.data;
   expect(metrics).toMatchObject({ balance: 10000, profit: 60, equity: 10060 });
 
   const modified = await http("POST", `${account}/positions/${positionId}`, token, { sl: 1.08, tp: 1.087 });
   expect(modified.status).toBe(200);
-  positions = rows((await http("GET", `${account}/positions`, token)).body);
+  positions = tableObjects((await http("GET", `${account}/positions`, token)).body);
   expect(positions[0]).toMatchObject({ sl: 1.08, tp: 1.087 });
 
   // A quote below the TP leaves it open; one whose bid reaches it closes the position at that bid.
   await pushQuote("1.08690", "1.08700");
-  expect(rows((await http("GET", `${account}/positions`, token)).body)).toHaveLength(1);
+  expect(tableObjects((await http("GET", `${account}/positions`, token)).body)).toHaveLength(1);
   await pushQuote("1.08700", "1.08710");
-  expect(rows((await http("GET", `${account}/positions`, token)).body)).toHaveLength(0);
+  expect(tableObjects((await http("GET", `${account}/positions`, token)).body)).toHaveLength(0);
 
-  const deals = rows((await http("GET", `${account}/history/deals`, token)).body);
+  const deals = tableObjects((await http("GET", `${account}/history/deals`, token)).body);
   expect(deals).toHaveLength(2);
   expect(deals[1]).toMatchObject({
     positionId,
@@ -113,10 +109,10 @@ it("trades a position from sign-up to take profit, and the money adds up to the 
     // 1 lot × 100,000 × (1.08700 − 1.08440) = 260.00 USD.
     profit: 260,
   });
-  const positionHistory = rows((await http("GET", `${account}/history/positions`, token)).body);
+  const positionHistory = tableObjects((await http("GET", `${account}/history/positions`, token)).body);
   expect(positionHistory[0]).toMatchObject({ id: positionId, openPrice: 1.0844, closePrice: 1.087 });
 
-  const ledger = rows((await http("GET", `${account}/ledger`, token)).body);
+  const ledger = tableObjects((await http("GET", `${account}/ledger`, token)).body);
   expect(ledger.map((row) => [row.kind, row.amount, row.balanceAfter])).toEqual([
     ["DEPOSIT", 10000, 10000],
     ["PROFIT", 260, 10260],
@@ -128,7 +124,7 @@ it("trades a position from sign-up to take profit, and the money adds up to the 
   const takeProfitTitle = `Take profit: position #${positionId} EURUSD closed`;
   let titles: unknown[] = [];
   for (let attempt = 0; attempt < 50 && !titles.includes(takeProfitTitle); attempt += 1) {
-    titles = rows((await http("GET", "/api/v1/notifications", token)).body).map((row) => row.title);
+    titles = tableObjects((await http("GET", "/api/v1/notifications", token)).body).map((row) => row.title);
     if (!titles.includes(takeProfitTitle)) await new Promise((resolve) => setTimeout(resolve, 20));
   }
   expect(titles).toContain(takeProfitTitle);

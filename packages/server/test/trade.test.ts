@@ -1,6 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../src/clock.ts";
-import { admin, call, pushQuote, signUp, startTestServer, TUESDAY_NOON, type TestServer } from "./helpers.ts";
+import {
+  admin,
+  call,
+  pushQuote,
+  signUp,
+  startTestServer,
+  tableObjects,
+  TUESDAY_NOON,
+  type TestServer,
+} from "./helpers.ts";
 
 type User = Awaited<ReturnType<typeof signUp>>;
 
@@ -11,11 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
-
-/** A table's rows as objects keyed by its structure. */
-function objects(table: { structure: string[]; rows: unknown[][] }): Record<string, unknown>[] {
-  return table.rows.map((row) => Object.fromEntries(table.structure.map((column, index) => [column, row[index]])));
-}
 
 const base = (user: User) => `/api/v1/accounts/${user.login}`;
 
@@ -32,7 +36,7 @@ async function marketBuy(user: User, volume: number, extra: Record<string, unkno
 async function positions(user: User) {
   const response = await call(server, "GET", `${base(user)}/positions`, { token: user.token });
   expect(response.status).toBe(200);
-  return objects(response.body);
+  return tableObjects(response.body);
 }
 
 async function account(user: User) {
@@ -264,7 +268,7 @@ describe("seed 003 cmd codes", () => {
       expect(response.body.data.order).toMatchObject({ cmd, side, type, status, price: price ?? null });
     }
     const working = await call(server, "GET", `${base(user)}/orders`, { token: user.token });
-    expect(objects(working.body).map((order) => order.cmd)).toEqual([2, 3, 4, 5]);
+    expect(tableObjects(working.body).map((order) => order.cmd)).toEqual([2, 3, 4, 5]);
     const mixed = await placeOrder(user, { symbol: "EURUSD", cmd: 0, side: "BUY", volume: 0.01 });
     expect(mixed.status).toBe(400);
     expect(mixed.body.error).toBe("INVALID_DATA");
@@ -303,13 +307,15 @@ describe("pending orders", () => {
       magic: 7,
     });
     const working = await call(server, "GET", `${base(user)}/orders`, { token: user.token });
-    expect(objects(working.body)).toEqual([
+    expect(tableObjects(working.body)).toEqual([
       expect.objectContaining({ id: orderId, side: "BUY", type: "LIMIT", volume: 0.5, price: 1.083, status: "PLACED" }),
     ]);
     await pushQuote(server, "EURUSD", "1.08310", "1.08320");
-    expect(objects((await call(server, "GET", `${base(user)}/orders`, { token: user.token })).body)).toHaveLength(1);
+    expect(tableObjects((await call(server, "GET", `${base(user)}/orders`, { token: user.token })).body)).toHaveLength(
+      1,
+    );
     await pushQuote(server, "EURUSD", "1.08290", "1.08300");
-    expect(objects((await call(server, "GET", `${base(user)}/orders`, { token: user.token })).body)).toEqual([]);
+    expect(tableObjects((await call(server, "GET", `${base(user)}/orders`, { token: user.token })).body)).toEqual([]);
     const [position] = await positions(user);
     expect(position).toMatchObject({
       volume: 0.5,
@@ -323,7 +329,7 @@ describe("pending orders", () => {
       openOrderId: orderId,
     });
     const history = await call(server, "GET", `${base(user)}/history/orders`, { token: user.token });
-    expect(objects(history.body)).toEqual([
+    expect(tableObjects(history.body)).toEqual([
       expect.objectContaining({ id: orderId, status: "FILLED", filledVolume: 0.5, price: 1.083 }),
     ]);
   });
@@ -424,12 +430,12 @@ describe("pending orders", () => {
     const cancelled = await call(server, "DELETE", url, { token: user.token });
     expect(cancelled.status).toBe(200);
     expect(cancelled.body.data).toMatchObject({ id: orderId, status: "CANCELLED", statusReason: "CLIENT_CANCEL" });
-    expect(objects((await call(server, "GET", `${base(user)}/orders`, { token: user.token })).body)).toEqual([]);
+    expect(tableObjects((await call(server, "GET", `${base(user)}/orders`, { token: user.token })).body)).toEqual([]);
     const twice = await call(server, "DELETE", url, { token: user.token });
     expect(twice.status).toBe(404);
     expect(twice.body.error).toBe("ORDER_NOT_FOUND");
     const history = await call(server, "GET", `${base(user)}/history/orders`, { token: user.token });
-    expect(objects(history.body)[0]).toMatchObject({ id: orderId, status: "CANCELLED", price: 1.082, sl: null });
+    expect(tableObjects(history.body)[0]).toMatchObject({ id: orderId, status: "CANCELLED", price: 1.082, sl: null });
   });
 });
 
@@ -468,7 +474,7 @@ describe("positions", () => {
     expect(again.body.error).toBe("POSITION_NOT_FOUND");
 
     const history = await call(server, "GET", `${base(user)}/history/positions`, { token: user.token });
-    expect(objects(history.body)).toEqual([
+    expect(tableObjects(history.body)).toEqual([
       expect.objectContaining({
         id: opened.positionId,
         volume: 0,
@@ -505,7 +511,7 @@ describe("positions", () => {
 
     await pushQuote(server, "EURUSD", "1.09000", "1.09010");
     expect(await positions(user)).toEqual([]);
-    const deals = objects((await call(server, "GET", `${base(user)}/history/deals`, { token: user.token })).body);
+    const deals = tableObjects((await call(server, "GET", `${base(user)}/history/deals`, { token: user.token })).body);
     expect(deals.at(-1)).toMatchObject({ entry: "OUT", reason: "TAKE_PROFIT", price: 1.09, profit: 56 });
     expect(await account(user)).toMatchObject({ balance: 10056 });
   });
@@ -524,29 +530,29 @@ describe("history and ledger", () => {
 
     const page1 = await call(server, "GET", `${deals}?limit=2`, { token: user.token });
     expect(page1.status).toBe(200);
-    expect(objects(page1.body).map((deal) => deal.volume)).toEqual([0.01, 0.02]);
+    expect(tableObjects(page1.body).map((deal) => deal.volume)).toEqual([0.01, 0.02]);
     expect(typeof page1.body.nextCursor).toBe("string");
     const page2 = await call(server, "GET", `${deals}?limit=2&cursor=${page1.body.nextCursor}`, { token: user.token });
-    expect(objects(page2.body)).toEqual([
+    expect(tableObjects(page2.body)).toEqual([
       expect.objectContaining({ id: third.deals[0].id, volume: 0.03, price: 1.0844, orderId: third.order.id }),
     ]);
     expect(page2.body.nextCursor).toBeNull();
 
     const secondTime = second.deals[0].time as string;
     const fromIso = await call(server, "GET", `${deals}?from=${secondTime}`, { token: user.token });
-    expect(objects(fromIso.body).map((deal) => deal.orderId)).toEqual([second.order.id, third.order.id]);
+    expect(tableObjects(fromIso.body).map((deal) => deal.orderId)).toEqual([second.order.id, third.order.id]);
     const toMs = await call(server, "GET", `${deals}?to=${Date.parse(secondTime)}`, { token: user.token });
-    expect(objects(toMs.body).map((deal) => deal.orderId)).toEqual([first.order.id]);
+    expect(tableObjects(toMs.body).map((deal) => deal.orderId)).toEqual([first.order.id]);
     const gbp = await call(server, "GET", `${deals}?symbol=GBPUSD`, { token: user.token });
     expect(gbp.body.rows).toEqual([]);
 
     const orders = await call(server, "GET", `${base(user)}/history/orders?limit=1&symbol=EURUSD`, {
       token: user.token,
     });
-    expect(objects(orders.body)).toEqual([expect.objectContaining({ id: first.order.id, status: "FILLED" })]);
+    expect(tableObjects(orders.body)).toEqual([expect.objectContaining({ id: first.order.id, status: "FILLED" })]);
     expect(orders.body.nextCursor).toEqual(expect.any(String));
     const positionsPage = await call(server, "GET", `${base(user)}/history/positions?limit=5`, { token: user.token });
-    expect(objects(positionsPage.body).map((position) => position.volume)).toEqual([0.01, 0.02, 0.03]);
+    expect(tableObjects(positionsPage.body).map((position) => position.volume)).toEqual([0.01, 0.02, 0.03]);
     expect(positionsPage.body.nextCursor).toBeNull();
 
     for (const query of [
@@ -587,7 +593,7 @@ describe("history and ledger", () => {
       "comment",
       "time",
     ]);
-    expect(objects(ledger.body)).toEqual([
+    expect(tableObjects(ledger.body)).toEqual([
       expect.objectContaining({ kind: "DEPOSIT", amount: 10000, balanceAfter: 10000, comment: "Demo account funding" }),
       expect.objectContaining({ kind: "DEPOSIT", amount: 500.25, balanceAfter: 10500.25, comment: "wire" }),
       expect.objectContaining({ kind: "PROFIT", amount: 6, balanceAfter: 10506.25, dealId, operationId: null }),
@@ -598,7 +604,7 @@ describe("history and ledger", () => {
     const page2 = await call(server, "GET", `${base(user)}/ledger?limit=2&cursor=${page1.body.nextCursor}`, {
       token: user.token,
     });
-    expect(objects(page2.body)).toEqual([expect.objectContaining({ kind: "PROFIT", amount: 6 })]);
+    expect(tableObjects(page2.body)).toEqual([expect.objectContaining({ kind: "PROFIT", amount: 6 })]);
     expect((await account(user)).balance).toBe(10506.25);
     const symbol = await call(server, "GET", `${base(user)}/ledger?symbol=EURUSD`, { token: user.token });
     expect(symbol.status).toBe(400);
@@ -708,7 +714,7 @@ describe("every trade route", () => {
     }
     expect(await positions(owner)).toEqual([expect.objectContaining({ id: positionId, sl: null })]);
     const working = await call(server, "GET", `${base(owner)}/orders`, { token: owner.token });
-    expect(objects(working.body)).toEqual([expect.objectContaining({ id: orderId, price: 1.08 })]);
+    expect(tableObjects(working.body)).toEqual([expect.objectContaining({ id: orderId, price: 1.08 })]);
   });
 
   it("answers 400 INVALID_DATA for malformed paths, queries and bodies", async () => {
