@@ -120,15 +120,18 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     if (value !== undefined && value !== "") return value;
     return fromFile === undefined ? undefined : String(fromFile);
   };
+  /** An integer setting from the environment or the file, else `fallback`, within [min, max]. */
+  const integer = (variable: string, fromFile: unknown, fallback: string, min: number, max: number): number =>
+    integerSetting(variable, pick(variable, fromFile) ?? fallback, min, max);
   const storage = storageSettings({
     ...environment,
     BOURSE_DATA_DIR: pick("BOURSE_DATA_DIR", file.dataDir),
     BOURSE_DATABASE_URL: pick("BOURSE_DATABASE_URL", file.databaseUrl),
   });
-  const seed = integerSetting("BOURSE_FEED_SEED", pick("BOURSE_FEED_SEED", file.feedSeed) ?? "1", 0, 2 ** 31 - 1);
+  const seed = integer("BOURSE_FEED_SEED", file.feedSeed, "1", 0, 2 ** 31 - 1);
   const automationPortText = pick("BOURSE_AUTOMATION_PORT", file.automation?.port);
   return {
-    port: integerSetting("BOURSE_PORT", pick("BOURSE_PORT", file.port) ?? "8080", 0, 65_535),
+    port: integer("BOURSE_PORT", file.port, "8080", 0, 65_535),
     host: pick("BOURSE_HOST", file.host) ?? "127.0.0.1",
     storage,
     feed: parseFeed(pick("BOURSE_FEED", file.feed) ?? "simulator", seed),
@@ -136,49 +139,20 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     jwtSecret: new TextEncoder().encode(
       keptSecret(storage.dataDirectory, "jwt-secret", pick("BOURSE_JWT_SECRET", file.jwtSecret)),
     ),
-    sessionTtlSeconds: integerSetting(
-      "BOURSE_SESSION_TTL_SECONDS",
-      pick("BOURSE_SESSION_TTL_SECONDS", file.sessionTtlSeconds) ?? "3600",
-      60,
-      7 * 86_400,
-    ),
+    sessionTtlSeconds: integer("BOURSE_SESSION_TTL_SECONDS", file.sessionTtlSeconds, "3600", 60, 7 * 86_400),
     demoBalance: pick("BOURSE_DEMO_BALANCE", file.demoBalance) ?? "10000",
     demoCurrency: pick("BOURSE_DEMO_CURRENCY", file.demoCurrency) ?? "USD",
-    demoLeverage: integerSetting(
-      "BOURSE_DEMO_LEVERAGE",
-      pick("BOURSE_DEMO_LEVERAGE", file.demoLeverage) ?? "100",
-      1,
-      10_000,
-    ),
-    rateLimitPerSecond: integerSetting(
-      "BOURSE_RATE_LIMIT_PER_SECOND",
-      pick("BOURSE_RATE_LIMIT_PER_SECOND", file.rateLimitPerSecond) ?? "100",
-      1,
-      1_000_000,
-    ),
-    loginMaxFailures: integerSetting(
-      "BOURSE_LOGIN_MAX_FAILURES",
-      pick("BOURSE_LOGIN_MAX_FAILURES", file.loginMaxFailures) ?? "5",
-      1,
-      1000,
-    ),
-    loginLockSeconds: integerSetting(
-      "BOURSE_LOGIN_LOCK_SECONDS",
-      pick("BOURSE_LOGIN_LOCK_SECONDS", file.loginLockSeconds) ?? "900",
-      1,
-      86_400,
-    ),
-    bodyLimitBytes: integerSetting(
-      "BOURSE_BODY_LIMIT_BYTES",
-      pick("BOURSE_BODY_LIMIT_BYTES", file.bodyLimitBytes) ?? String(512 * 1024),
-      1024,
-      16 * 1024 * 1024,
-    ),
+    demoLeverage: integer("BOURSE_DEMO_LEVERAGE", file.demoLeverage, "100", 1, 10_000),
+    rateLimitPerSecond: integer("BOURSE_RATE_LIMIT_PER_SECOND", file.rateLimitPerSecond, "100", 1, 1_000_000),
+    loginMaxFailures: integer("BOURSE_LOGIN_MAX_FAILURES", file.loginMaxFailures, "5", 1, 1000),
+    loginLockSeconds: integer("BOURSE_LOGIN_LOCK_SECONDS", file.loginLockSeconds, "900", 1, 86_400),
+    bodyLimitBytes: integer("BOURSE_BODY_LIMIT_BYTES", file.bodyLimitBytes, String(512 * 1024), 1024, 16 * 1024 * 1024),
     automationPort:
       automationPortText === undefined ? null : integerSetting("BOURSE_AUTOMATION_PORT", automationPortText, 0, 65_535),
-    automationRateLimitPerSecond: integerSetting(
+    automationRateLimitPerSecond: integer(
       "BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND",
-      pick("BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND", file.automation?.rateLimitPerSecond) ?? "100",
+      file.automation?.rateLimitPerSecond,
+      "100",
       1,
       1_000_000,
     ),
