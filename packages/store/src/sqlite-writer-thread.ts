@@ -83,7 +83,6 @@ import(workerData.tsxApiUrl).then(({ register }) => {
   return import(workerData.entryUrl);
 });
 `;
-const TSX_API_URL = import.meta.resolve("tsx/esm/api");
 const ENTRY_URL = new URL("./sqlite-writer-worker.ts", import.meta.url).href;
 
 export class SqliteWriterThread {
@@ -161,7 +160,8 @@ export class SqliteWriterThread {
     const worker = new Worker(BOOTSTRAP, {
       eval: true,
       workerData: {
-        tsxApiUrl: TSX_API_URL,
+        // Resolved here, not when the module loads: a journal that never starts the thread does not need tsx.
+        tsxApiUrl: import.meta.resolve("tsx/esm/api"),
         entryUrl: ENTRY_URL,
         options: { ...this.options, maxPageCount: this.maxPageCount },
       },
