@@ -13,6 +13,7 @@ import { decimalToInteger, currencyDigits, type Account } from "@bourse/core";
 import { DuplicateError, type Session, type User } from "@bourse/store";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { createSecretKey, randomUUID, type KeyObject } from "node:crypto";
+import { BoundedMap } from "./bounded-map.ts";
 import { ApiError } from "./errors.ts";
 import type { Platform } from "./platform.ts";
 
@@ -28,6 +29,8 @@ export const PASSWORD_MAX_LENGTH = 128;
 
 /** Tokens whose verified claims are remembered at most (a few MB). */
 const VERIFIED_TOKENS_REMEMBERED = 10_000;
+/** Session rows remembered at most. */
+const SESSIONS_REMEMBERED = 10_000;
 
 interface VerifiedClaims {
   readonly subject: string;
@@ -54,7 +57,9 @@ export class AuthService {
   /** The signing key, imported once (jose would import a raw secret again on every sign and verify). */
   private readonly signingKey: KeyObject;
   /** Token → its verified claims (see `verifiedClaims`). */
-  private readonly verifiedTokens = new Map<string, VerifiedClaims>();
+  private readonly verifiedTokens = new BoundedMap<string, VerifiedClaims>(VERIFIED_TOKENS_REMEMBERED);
+  /** Session id → the session row (see `session`). */
+  private readonly sessions = new BoundedMap<string, Session>(SESSIONS_REMEMBERED);
 
   constructor(private readonly platform: Platform) {
     this.signingKey = createSecretKey(platform.config.jwtSecret);
@@ -192,7 +197,7 @@ export class AuthService {
     const claims = await this.verifiedClaims(token, now);
     if (claims.expiresAt <= now) throw new ApiError("TOKEN_EXPIRED");
     const { subject, sessionId } = claims;
-    const session = await this.platform.store.findSession(sessionId);
+    const session = await this.session(sessionId);
     if (!session || session.userId !== subject) throw new ApiError("UNAUTHORIZED", "The token is not valid");
     if (session.revokedAt !== null) throw new ApiError("SESSION_REVOKED");
     if (session.expiresAt <= now) throw new ApiError("TOKEN_EXPIRED");
@@ -203,7 +208,7 @@ export class AuthService {
    * The claims of a correctly signed token. A token is verified once and its claims remembered (bounded,
    * keyed by the whole token string, so only the exact bytes that verified can hit): clients send the
    * same token with every request, and the signature check is the costliest step of authentication.
-   * Expiry is checked by the caller on every use; the session row (revocation) is always read.
+   * Expiry is checked by the caller on every use, and the session (revocation) too.
    */
   private async verifiedClaims(token: string, now: number): Promise<VerifiedClaims> {
     const remembered = this.verifiedTokens.get(token);
@@ -222,17 +227,26 @@ export class AuthService {
       if (error instanceof joseErrors.JWTExpired) throw new ApiError("TOKEN_EXPIRED");
       throw new ApiError("UNAUTHORIZED", "The token is not valid");
     }
-    if (this.verifiedTokens.size >= VERIFIED_TOKENS_REMEMBERED) {
-      // Forget the oldest entry (Map iterates in insertion order).
-      const oldest = this.verifiedTokens.keys().next().value;
-      if (oldest !== undefined) this.verifiedTokens.delete(oldest);
-    }
     this.verifiedTokens.set(token, claims);
     return claims;
   }
 
+  /**
+   * The session row, remembered once read (bounded). Sessions change only through this service (logout,
+   * password change), which forgets what it changes, so a revocation takes effect on the next request.
+   * Several server processes sharing one database (scale-out) must broadcast revocations to each other.
+   */
+  private async session(sessionId: string): Promise<Session | null> {
+    const remembered = this.sessions.get(sessionId);
+    if (remembered) return remembered;
+    const session = await this.platform.store.findSession(sessionId);
+    if (session) this.sessions.set(sessionId, session);
+    return session;
+  }
+
   async logout(principal: Principal): Promise<void> {
     await this.platform.store.revokeSession(principal.userId, principal.sessionId, this.platform.clock.now());
+    this.sessions.delete(principal.sessionId);
   }
 
   /** Checks the current password, stores the new hash and ends every other session of the user. */
@@ -242,6 +256,7 @@ export class AuthService {
       throw new ApiError("INVALID_CREDENTIALS", "The current password is wrong");
     await this.platform.store.updatePasswordHash(user.id, await this.hashPassword(newPassword));
     await this.platform.store.revokeOtherSessions(user.id, principal.sessionId, this.platform.clock.now());
+    this.sessions.deleteWhere((session) => session.userId === user.id && session.id !== principal.sessionId);
   }
 }
 
