@@ -30,6 +30,12 @@ import { BusTopics } from "./bus.ts";
 import type { Platform, PlatformLog } from "./platform.ts";
 import { timeToWire } from "./wire.ts";
 
+/**
+ * How long a notification waits for others to share its store write: short next to what a person
+ * notices, long next to a group commit (so a stream of fills makes few commits).
+ */
+export const NOTIFICATION_BATCH_DELAY_MS = 20;
+
 /** Store writes waiting at most (alert triggers and notifications share the queue). */
 export const WRITE_QUEUE_LIMIT = 10_000;
 
@@ -178,8 +184,9 @@ export class NotificationService {
 
   /**
    * Stores the notification, then publishes it on the user's topic; queued, never awaited by the caller.
-   * Notifications queued while a write is in flight are stored together by the next task, in one
-   * transaction (one commit for a burst of fills instead of one each); the order stays the queue's.
+   * The first notification of a burst waits NOTIFICATION_BATCH_DELAY_MS for the others, and they are
+   * stored together in one statement: one commit (an fsync on the server's thread with SQLite) per
+   * burst instead of one per group-committed batch of fills. The order stays the queue's.
    */
   notify(notification: NewNotification): boolean {
     if (this.pending.length >= WRITE_QUEUE_LIMIT) {
@@ -189,6 +196,7 @@ export class NotificationService {
     this.pending.push(notification);
     if (this.pending.length > 1) return true;
     return this.queue.push(async () => {
+      await new Promise((resolve) => setTimeout(resolve, NOTIFICATION_BATCH_DELAY_MS));
       while (this.pending.length > 0) {
         const batch = this.pending.splice(0, PLATFORM_LIMITS.notificationBatch);
         const stored = await this.platform.store.addNotifications(batch);

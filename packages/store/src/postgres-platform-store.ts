@@ -14,6 +14,7 @@ import {
   type SqlDatabase,
   type SqlDialect,
   type SqlExecutor,
+  type TransactionOptions,
 } from "./sql-platform-store.ts";
 
 const { DatabaseError, Pool } = pg;
@@ -100,10 +101,10 @@ class PostgresDatabase extends PostgresExecutor implements SqlDatabase {
     super(pool);
   }
 
-  async transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  async transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const client = await this.pool.connect();
     try {
-      await client.query("BEGIN");
+      await client.query(options.relaxedDurability ? "BEGIN; SET LOCAL synchronous_commit TO off" : "BEGIN");
       const result = await work(new PostgresExecutor(client));
       await client.query("COMMIT");
       client.release();

@@ -75,8 +75,18 @@ export interface SqlExecutor {
   run(sql: string, params?: readonly unknown[]): Promise<number>;
 }
 
+export interface TransactionOptions {
+  /**
+   * For data derived from the journal or the feed (notifications, candles), which can be rebuilt: the
+   * commit does not wait for the disk (SQLite synchronous=NORMAL in WAL mode, PostgreSQL
+   * synchronous_commit off). A crash of the process loses nothing; a power failure may lose the last
+   * such commits, never corrupt anything. Everything a user or the back office writes stays fully durable.
+   */
+  readonly relaxedDurability?: boolean;
+}
+
 export interface SqlDatabase extends SqlExecutor {
-  transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options?: TransactionOptions): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -1115,10 +1125,16 @@ export abstract class SqlPlatformStore implements PlatformStore {
     // order; RETURNING does not promise an order, so the rows are sorted by id.
     const placeholders = checked.map(() => "(?, ?, ?, 'unread', ?, ?, ?)").join(", ");
     const rows = await this.guarded("notifications", () =>
-      this.all(
-        `INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at)
-         VALUES ${placeholders} RETURNING ${NOTIFICATION_COLUMNS}`,
-        checked.flat(),
+      this.db.transaction(
+        (tx) =>
+          this.all(
+            `INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at)
+             VALUES ${placeholders} RETURNING ${NOTIFICATION_COLUMNS}`,
+            checked.flat(),
+            tx,
+          ),
+        // Notifications are derived from journaled events: a power failure may cost the last ones, never a trade.
+        { relaxedDurability: true },
       ),
     );
     return rows.map(toNotification).sort((a, b) => a.id - b.id);
@@ -1149,19 +1165,23 @@ export abstract class SqlPlatformStore implements PlatformStore {
       throw new ValidationError(`candles: must be a list of at most ${PLATFORM_LIMITS.candleLimit}`, "candles");
     const checked = candles.map(checkCandle);
     if (checked.length === 0) return;
-    await this.db.transaction(async (tx) => {
-      for (const c of checked)
-        await this.run(
-          `INSERT INTO {s}candles AS stored (${CANDLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    await this.db.transaction(
+      async (tx) => {
+        for (const c of checked)
+          await this.run(
+            `INSERT INTO {s}candles AS stored (${CANDLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (symbol, timeframe, open_time) DO UPDATE SET
              high = {greatest}(stored.high, excluded.high),
              low = {least}(stored.low, excluded.low),
              close = excluded.close,
              tick_volume = stored.tick_volume + excluded.tick_volume`,
-          [c.symbol, c.timeframe, c.openTime, c.open, c.high, c.low, c.close, c.tickVolume],
-          tx,
-        );
-    });
+            [c.symbol, c.timeframe, c.openTime, c.open, c.high, c.low, c.close, c.tickVolume],
+            tx,
+          );
+      },
+      // Candles are aggregated from the feed's ticks: the last second's bars may be lost to a power failure.
+      { relaxedDurability: true },
+    );
   }
 
   async candles(query: CandleQuery): Promise<Candle[]> {

@@ -19,6 +19,7 @@ import {
   type SqlDatabase,
   type SqlDialect,
   type SqlExecutor,
+  type TransactionOptions,
 } from "./sql-platform-store.ts";
 
 export interface SqlitePlatformStoreOptions {
@@ -100,16 +101,22 @@ class SqliteDatabase implements SqlDatabase {
     return this.exclusive(async () => this.runNow(sql, params));
   }
 
-  transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     return this.exclusive(async () => {
-      this.statement("BEGIN IMMEDIATE").run();
+      // synchronous is per connection and applies to the next commit: NORMAL for this one, FULL again after.
+      if (options.relaxedDurability) this.database.pragma("synchronous = NORMAL");
       try {
-        const result = await work(this.direct);
-        this.statement("COMMIT").run();
-        return result;
-      } catch (error) {
-        if (this.database.inTransaction) this.statement("ROLLBACK").run();
-        throw error;
+        this.statement("BEGIN IMMEDIATE").run();
+        try {
+          const result = await work(this.direct);
+          this.statement("COMMIT").run();
+          return result;
+        } catch (error) {
+          if (this.database.inTransaction) this.statement("ROLLBACK").run();
+          throw error;
+        }
+      } finally {
+        if (options.relaxedDurability) this.database.pragma("synchronous = FULL");
       }
     });
   }

@@ -34,6 +34,27 @@ describe("SqlitePlatformStore", () => {
   describe("SQLite only", () => {
     afterEach(removeTemporaryDirectories);
 
+    it("writes notifications and candles with relaxed durability, then commits everything else with FULL again", async () => {
+      const store = new SqlitePlatformStore({ path: temporaryPath() });
+      await store.open();
+      // The connection the store writes with (private): its synchronous setting after each kind of write.
+      const database = (store as unknown as { db: { database: Database.Database } }).db.database;
+      const FULL = 2;
+      expect(database.pragma("synchronous", { simple: true })).toBe(FULL);
+      await store.createUser({ id: "u1", email: "u1@example.com", name: "U", passwordHash: "h", createdAt: 1 });
+      await store.addNotifications([{ userId: "u1", level: "info", title: "filled", createdAt: 2 }]);
+      expect(database.pragma("synchronous", { simple: true })).toBe(FULL);
+      await store.upsertCandles([
+        { symbol: "EURUSD", timeframe: "M1", openTime: 0, open: 1, high: 2, low: 1, close: 2, tickVolume: 1 },
+      ]);
+      expect(database.pragma("synchronous", { simple: true })).toBe(FULL);
+      await expect(
+        store.addNotifications([{ userId: "nobody", level: "info", title: "x", createdAt: 3 }]),
+      ).rejects.toThrow();
+      expect(database.pragma("synchronous", { simple: true })).toBe(FULL);
+      await store.close();
+    });
+
     it("shares the journal's file without clashing, and both reopen", async () => {
       const path = temporaryPath("bourse.db");
       const journal = new SqliteJournal({ path });
