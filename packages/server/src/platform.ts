@@ -99,8 +99,8 @@ export class Platform {
   readonly log: PlatformLog;
   readonly engineConfig: EngineConfig;
   readonly instruments: ReadonlyMap<string, InstrumentSpec>;
-  readonly store: PlatformStore;
-  readonly readModels: ReadModels;
+  private readonly platformStore: PlatformStore;
+  private storeOpen = false;
   private readonly journal: EventJournal & ReadModels;
   private durable: DurableEngine | null = null;
   private currentState: PlatformState = "starting";
@@ -123,8 +123,20 @@ export class Platform {
     if (!isPostgresUrl(storage.databaseUrl) || !isPostgresUrl(storage.platformDatabaseUrl))
       mkdirSync(storage.dataDirectory, { recursive: true });
     this.journal = openJournal(storage.databaseUrl);
-    this.readModels = this.journal;
-    this.store = createPlatformStore(storage.platformDatabaseUrl);
+    this.platformStore = createPlatformStore(storage.platformDatabaseUrl);
+  }
+
+  /** Users, sessions, keys and the rest. Throws ENGINE_UNAVAILABLE (503) until `start` has opened it. */
+  get store(): PlatformStore {
+    if (!this.storeOpen) throw new ApiError("ENGINE_UNAVAILABLE", "The server is starting: try again shortly");
+    return this.platformStore;
+  }
+
+  /** The journal's read models (histories, ledger). Throws ENGINE_UNAVAILABLE (503) before recovery has finished. */
+  get readModels(): ReadModels {
+    if (this.currentState !== "ready")
+      throw new ApiError("ENGINE_UNAVAILABLE", "The trading engine is starting: try again shortly");
+    return this.journal;
   }
 
   get state(): PlatformState {
@@ -140,7 +152,8 @@ export class Platform {
   async start(): Promise<void> {
     this.currentState = "recovering";
     try {
-      await this.store.open();
+      await this.platformStore.open();
+      this.storeOpen = true;
       this.durable = await DurableEngine.open({
         journal: this.journal,
         config: this.engineConfig,
@@ -161,7 +174,8 @@ export class Platform {
     for (const hook of this.closeHooks.splice(0).reverse()) await hook();
     if (this.durable) await this.durable.close();
     else await this.journal.close().catch(() => undefined);
-    await this.store.close();
+    if (this.storeOpen) await this.platformStore.close();
+    this.storeOpen = false;
   }
 
   /** Runs `hook` when the platform closes (feeds, timers, flushes), in reverse order of registration. */
