@@ -124,7 +124,10 @@ describe("replay", () => {
     while (received.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
     expect(received).toHaveLength(1);
     await replay.stop();
-    expect(await replay.done).toEqual({ lines: 2, pushed: 1, badLines: 0, stopped: true });
+    // The stop may come before or after the reader took the second line (it then waits an hour to push it).
+    const summary = await replay.done;
+    expect(summary).toMatchObject({ pushed: 1, badLines: 0, stopped: true });
+    expect([1, 2]).toContain(summary.lines);
     expect(received).toHaveLength(1);
   });
 
