@@ -29,6 +29,12 @@ export const HTTP_P99_GOAL_MILLISECONDS = 5;
 
 const CONNECTIONS = Number(process.env.BOURSE_BENCH_HTTP_CONNECTIONS ?? 50);
 const ACCOUNTS = 10;
+/**
+ * Connections of the fixed-rate runs. autocannon paces each connection on its own, so at 2,000/s over 50 connections
+ * the requests come in bursts and even the empty route shows a p99 of 10-60 ms; 10 connections (200 requests/s each)
+ * pace evenly enough that the empty route's p99 is ~3 ms, and still leave room for 5 ms answers.
+ */
+const FIXED_RATE_CONNECTIONS = Number(process.env.BOURSE_BENCH_HTTP_FIXED_CONNECTIONS ?? 10);
 const DURATION_SECONDS = Number(process.env.BOURSE_BENCH_HTTP_SECONDS ?? 8);
 const TUESDAY_NOON = Date.UTC(2026, 5, 2, 12, 0);
 
@@ -175,7 +181,16 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
     const fixedRate = await autocannon(dataDirectory, {
       ...load,
       url: address,
+      connections: FIXED_RATE_CONNECTIONS,
       requests: orderRequests,
+      overallRate: HTTP_FIXED_RATE_ORDERS_PER_SECOND,
+    });
+    // The same fixed rate on the empty route: the latency floor of the load generator and the server's HTTP layer.
+    context.log(`http: empty route at a fixed ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${DURATION_SECONDS} s`);
+    const emptyFixedRate = await autocannon(dataDirectory, {
+      ...load,
+      connections: FIXED_RATE_CONNECTIONS,
+      url: `${address}/bench/empty`,
       overallRate: HTTP_FIXED_RATE_ORDERS_PER_SECOND,
     });
     const failures = orders.non2xx + orders.errors + fixedRate.non2xx + fixedRate.errors;
@@ -212,7 +227,19 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
       },
       {
         group: "http.orders",
-        name: `market orders at ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s (durable, JWT)`,
+        name: `empty route at ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${FIXED_RATE_CONNECTIONS} connections`,
+        unit: "req/s",
+        perSecond: emptyFixedRate.requests.average,
+        perCpuSecond: perCpuSecond(emptyFixedRate),
+        spread: 0,
+        samples: [emptyFixedRate.requests.average],
+        baseline,
+        ratio: emptyFixedRate.requests.average / emptyRate,
+        note: `${latency(emptyFixedRate)} (the latency floor of the fixed-rate runs)`,
+      },
+      {
+        group: "http.orders",
+        name: `market orders at ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${FIXED_RATE_CONNECTIONS} connections (durable, JWT)`,
         unit: "orders/s",
         perSecond: fixedRate.requests.average,
         perCpuSecond: perCpuSecond(fixedRate),
