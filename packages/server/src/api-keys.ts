@@ -7,10 +7,14 @@
  * is shown once, when created or rotated; the store keeps only its SHA-256 (a fast hash is right for a
  * high-entropy secret: nothing to brute-force) beside the prefix. `authenticate` looks the prefix up,
  * compares hashes in constant time, and records the last use at most once a minute per key.
+ *
+ * Revoking or rotating a key is published on the bus (`apiKey.{keyId}`, after the store committed it), so
+ * the streams close the native sockets the key authorised and end the Pusher channels it authorised at once.
  */
 import type { ApiKey, ApiKeyScope } from "@bourse/store";
 import { DuplicateError } from "@bourse/store";
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
+import { publishRevocation } from "./bus.ts";
 import { ApiError } from "./errors.ts";
 import type { Platform } from "./platform.ts";
 
@@ -121,6 +125,7 @@ export class ApiKeyService {
       return { key, secret };
     });
     this.lastTouch.delete(keyId);
+    publishRevocation(this.platform.bus, { kind: "apiKey", id: keyId }, "apiKeyRotated");
     return issued;
   }
 
@@ -129,6 +134,7 @@ export class ApiKeyService {
     const revoked = await this.platform.store.revokeApiKey(userId, keyId, this.platform.clock.now());
     if (!revoked) throw new ApiError("NOT_FOUND", "No active API key with this id");
     this.lastTouch.delete(keyId);
+    publishRevocation(this.platform.bus, { kind: "apiKey", id: keyId }, "apiKeyRevoked");
   }
 
   /** Who a presented key acts for, or why it is refused. Never throws for a bad key. */

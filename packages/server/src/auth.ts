@@ -3,7 +3,9 @@
  * - Passwords: argon2id with OWASP's minimum parameters (19 MiB, 2 passes, 1 lane).
  * - Tokens: JWT signed HS256 with the server's secret; the algorithm is pinned on verify, so a token
  *   claiming `none` or another algorithm is refused. Each token names its session (`jti`); the session
- *   row is checked on every request, so logout and a password change revoke at once.
+ *   row is checked on every request, so logout and a password change revoke at once; each revocation is
+ *   published on the bus (`session.{sessionId}`), so the streams close the sockets it authorised at once.
+ * - Sessions per user are bounded by the store: signing in at the bound revokes the user's oldest session.
  * - Sign-in answers the same error, after the same work, for an unknown email and a wrong password:
  *   an unknown email is verified against a dummy hash.
  * - Lockout: after `loginMaxFailures` failures in a row a user is locked for `loginLockSeconds`.
@@ -14,6 +16,7 @@ import { DuplicateError, type Session, type User } from "@bourse/store";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { createSecretKey, randomUUID, type KeyObject } from "node:crypto";
 import { BoundedMap } from "./bounded-map.ts";
+import { publishRevocation, type RevocationReason } from "./bus.ts";
 import { ApiError } from "./errors.ts";
 import type { Platform } from "./platform.ts";
 
@@ -60,6 +63,8 @@ export class AuthService {
   private readonly verifiedTokens = new BoundedMap<string, VerifiedClaims>(VERIFIED_TOKENS_REMEMBERED);
   /** Session id → the session row (see `session`). */
   private readonly sessions = new BoundedMap<string, Session>(SESSIONS_REMEMBERED);
+  /** Counts revocations: a session row read before one finished is not remembered (it may be stale). */
+  private revocations = 0;
 
   constructor(private readonly platform: Platform) {
     this.signingKey = createSecretKey(platform.config.jwtSecret);
@@ -172,13 +177,15 @@ export class AuthService {
 
   async issueSession(user: User, accountId: number | null): Promise<IssuedSession> {
     const now = this.platform.clock.now();
-    const session = await this.platform.store.createSession({
+    const { session, revokedSessionIds } = await this.platform.store.createSession({
       id: randomUUID(),
       userId: user.id,
       accountId,
       createdAt: now,
       expiresAt: now + this.config.sessionTtlSeconds * 1000,
     });
+    // At the user's session bound the store revoked the oldest session(s) to make room.
+    this.revoked(revokedSessionIds, "sessionLimit");
     const token = await new SignJWT({})
       .setProtectedHeader({ alg: JWT_ALGORITHM, typ: "JWT" })
       .setSubject(user.id)
@@ -233,20 +240,35 @@ export class AuthService {
 
   /**
    * The session row, remembered once read (bounded). Sessions change only through this service (logout,
-   * password change), which forgets what it changes, so a revocation takes effect on the next request.
-   * Several server processes sharing one database (scale-out) must broadcast revocations to each other.
+   * password change, a sign-in past the session bound), which forgets what it changes, so a revocation
+   * takes effect on the next request. Several server processes sharing one database (scale-out) must
+   * broadcast revocations to each other: the `session.{id}` messages are that broadcast once the bus is
+   * NATS (each process would forget the session on hearing it).
    */
   private async session(sessionId: string): Promise<Session | null> {
     const remembered = this.sessions.get(sessionId);
     if (remembered) return remembered;
+    const revocations = this.revocations;
     const session = await this.platform.store.findSession(sessionId);
-    if (session) this.sessions.set(sessionId, session);
+    // A revocation that finished while the row was read may have made it stale: use it once, do not keep it.
+    if (session && revocations === this.revocations) this.sessions.set(sessionId, session);
     return session;
+  }
+
+  /**
+   * After the store committed the revocation of these sessions: forgets them, then tells the streams
+   * (the bus's `session.{id}`), which close or end what each authorised, at once.
+   */
+  private revoked(sessionIds: readonly string[], reason: RevocationReason): void {
+    if (sessionIds.length === 0) return;
+    this.revocations += 1;
+    for (const id of sessionIds) this.sessions.delete(id);
+    for (const id of sessionIds) publishRevocation(this.platform.bus, { kind: "session", id }, reason);
   }
 
   async logout(principal: Principal): Promise<void> {
     await this.platform.store.revokeSession(principal.userId, principal.sessionId, this.platform.clock.now());
-    this.sessions.delete(principal.sessionId);
+    this.revoked([principal.sessionId], "logout");
   }
 
   /** Checks the current password, stores the new hash and ends every other session of the user. */
@@ -255,8 +277,13 @@ export class AuthService {
     if (!user || !(await this.verifyPassword(user.passwordHash, currentPassword)))
       throw new ApiError("INVALID_CREDENTIALS", "The current password is wrong");
     await this.platform.store.updatePasswordHash(user.id, await this.hashPassword(newPassword));
-    await this.platform.store.revokeOtherSessions(user.id, principal.sessionId, this.platform.clock.now());
+    const revoked = await this.platform.store.revokeOtherSessions(
+      user.id,
+      principal.sessionId,
+      this.platform.clock.now(),
+    );
     this.sessions.deleteWhere((session) => session.userId === user.id && session.id !== principal.sessionId);
+    this.revoked(revoked, "passwordChange");
   }
 }
 

@@ -4,7 +4,8 @@
  * where the engine runs (in one process this bus is in memory; scaled out, NATS carries the topics).
  *
  * Topic names: `quotes.{SYMBOL}`, `depth.{SYMBOL}`, `candles.{SYMBOL}.{TIMEFRAME}`, `account.{login}`,
- * `user.{userId}`.
+ * `user.{userId}`, `metrics.{login}`; and the revocations of credentials, `session.{sessionId}` and
+ * `apiKey.{keyId}` (one `revoked` message each: the streams end what the session or key authorised).
  */
 export interface BusMessage {
   /** The event's type on the wire (`quoteEvent`, `executionEvent`, ...). */
@@ -25,7 +26,43 @@ export const BusTopics = {
   user: (userId: string) => `user.${userId}`,
   /** `metricsEvent` of one account, published while someone subscribes (account-metrics.ts). */
   metrics: (accountId: number) => `metrics.${accountId}`,
+  /**
+   * A session's revocation (logout, password change, a sign-in past the user's session bound): one
+   * `revoked` message (auth.ts); the streams close or end what the session authorised. A topic per session,
+   * so a socket hears only its own (scaled out, a NATS subject each).
+   */
+  session: (sessionId: string) => `session.${sessionId}`,
+  /** An API key's revocation (revoked or rotated away, api-keys.ts): one `revoked` message, as for sessions. */
+  apiKey: (keyId: string) => `apiKey.${keyId}`,
 } as const;
+
+/** Credentials a stream was authorised with: a Client API session (a JWT's `jti`) or an API key. */
+export interface Credential {
+  readonly kind: "session" | "apiKey";
+  readonly id: string;
+}
+
+export type RevocationReason = "logout" | "passwordChange" | "sessionLimit" | "apiKeyRevoked" | "apiKeyRotated";
+
+/** The `revoked` message of `session.{id}` and `apiKey.{id}`. */
+export interface RevokedMessage extends BusMessage {
+  readonly type: "revoked";
+  readonly payload: Credential & { readonly reason: RevocationReason };
+}
+
+/** The topic that announces the revocation of `credential`. */
+export function revocationTopic(credential: Credential): string {
+  return credential.kind === "session" ? BusTopics.session(credential.id) : BusTopics.apiKey(credential.id);
+}
+
+/** Announces that `credential` was revoked (after the store committed it): its open streams end at once. */
+export function publishRevocation(bus: Bus, credential: Credential, reason: RevocationReason): void {
+  const message: RevokedMessage = {
+    type: "revoked",
+    payload: { kind: credential.kind, id: credential.id, reason },
+  };
+  bus.publish(revocationTopic(credential), message);
+}
 
 /** Called when a topic gets its first subscriber (`active`) or loses its last one (publishers that work on demand). */
 export type InterestListener = (topic: string, active: boolean) => void;

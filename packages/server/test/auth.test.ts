@@ -1,3 +1,5 @@
+import { PLATFORM_LIMITS } from "@bourse/store";
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, signUp, startTestServer, type TestServer } from "./helpers.ts";
 
@@ -132,6 +134,37 @@ describe("sign in and sessions", () => {
       (await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: "a brand new password" } }))
         .status,
     ).toBe(200);
+  });
+
+  it("at the user's session bound, signs in anyway and revokes the oldest session (401 SESSION_REVOKED)", async () => {
+    const user = await signUp(server);
+    // Used once, so the server remembers its session row: the revocation must make it forget it.
+    expect((await call(server, "GET", "/api/v1/session", { token: user.token })).status).toBe(200);
+    // The sign-up's session is the oldest; fill the rest of the bound straight in the store (argon2 is slow).
+    const store = server.platform.store;
+    for (let i = 1; i < PLATFORM_LIMITS.activeSessionsPerUser; i++) {
+      server.clock.advance(1);
+      const now = server.clock.now();
+      await store.createSession({
+        id: randomUUID(),
+        userId: user.userId,
+        accountId: user.login,
+        createdAt: now,
+        expiresAt: now + 3_600_000,
+      });
+    }
+    const second = await call(server, "POST", "/api/v1/login", {
+      body: { email: user.email, password: user.password },
+    });
+    expect(second.status).toBe(200);
+    const oldest = await call(server, "GET", "/api/v1/session", { token: user.token });
+    expect(oldest.status).toBe(401);
+    expect(oldest.body.error).toBe("SESSION_REVOKED");
+    expect((await call(server, "GET", "/api/v1/session", { token: second.body.data.token })).status).toBe(200);
+    // Still at the bound: the next sign-in works too, and the previous one stays (it is not the oldest).
+    const third = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+    expect(third.status).toBe(200);
+    expect((await call(server, "GET", "/api/v1/session", { token: second.body.data.token })).status).toBe(200);
   });
 
   it("refuses a wrong current password on a password change", async () => {

@@ -42,7 +42,7 @@ export const PLATFORM_LIMITS = {
   activeApiKeysPerUser: 50,
   /** API keys returned by listApiKeys (the newest first, revoked ones included). */
   apiKeysListed: 200,
-  /** Sessions one user may hold unrevoked and unexpired (the oldest must be revoked to open more). */
+  /** Sessions one user may hold unrevoked and unexpired (opening one more revokes the oldest). */
   activeSessionsPerUser: 100,
   /** Rows per page of alert logs and notifications. */
   pageLimit: 1000,
@@ -139,6 +139,17 @@ export interface NewSession {
   readonly accountId: number | null;
   readonly createdAt: number;
   readonly expiresAt: number;
+}
+
+/** What createSession did: the new session, and the user's sessions it revoked to stay within the bound. */
+export interface OpenedSession {
+  readonly session: Session;
+  /**
+   * The user's oldest active sessions revoked in the same transaction, because the user was at
+   * PLATFORM_LIMITS.activeSessionsPerUser (usually none, at most one unless the bound was lowered): the
+   * caller forgets them from its caches and tells whoever holds them (open sockets).
+   */
+  readonly revokedSessionIds: readonly string[];
 }
 
 export interface ApiKey {
@@ -350,14 +361,19 @@ export interface PlatformStore {
   /** Resets the failure count and the lock. */
   recordSuccessfulLogin(userId: string): Promise<User>;
 
-  createSession(session: NewSession): Promise<Session>;
+  /**
+   * Opens a session. A user at PLATFORM_LIMITS.activeSessionsPerUser active (unrevoked, unexpired) sessions
+   * keeps signing in: the oldest active ones (by createdAt, then id) are revoked at `createdAt` in the same
+   * transaction, and named in `revokedSessionIds`.
+   */
+  createSession(session: NewSession): Promise<OpenedSession>;
   /** The session as stored, revoked or expired ones included: the caller checks `revokedAt` and `expiresAt`. */
   findSession(id: string): Promise<Session | null>;
   setSessionAccount(userId: string, sessionId: string, accountId: number | null): Promise<Session>;
   /** False when the session is absent, another user's, or already revoked. */
   revokeSession(userId: string, sessionId: string, now: number): Promise<boolean>;
-  /** Revokes every unrevoked session of the user but `exceptSessionId` (a password change); returns how many. */
-  revokeOtherSessions(userId: string, exceptSessionId: string | null, now: number): Promise<number>;
+  /** Revokes every unrevoked session of the user but `exceptSessionId` (a password change); returns their ids. */
+  revokeOtherSessions(userId: string, exceptSessionId: string | null, now: number): Promise<string[]>;
   /** Deletes sessions that expired, or were revoked, before `now`; returns how many. */
   purgeExpiredSessions(now: number): Promise<number>;
 

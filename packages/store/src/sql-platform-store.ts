@@ -40,6 +40,7 @@ import {
   type NewPriceAlert,
   type NewScript,
   type NewSession,
+  type OpenedSession,
   type NewUser,
   type Notification,
   type Page,
@@ -529,7 +530,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
 
   // ---- sessions ----
 
-  async createSession(session: NewSession): Promise<Session> {
+  async createSession(session: NewSession): Promise<OpenedSession> {
     const id = checkId("id", session.id);
     const userId = checkId("userId", session.userId);
     const accountId = checkOptionalInteger("accountId", session.accountId, 1);
@@ -538,24 +539,38 @@ export abstract class SqlPlatformStore implements PlatformStore {
     if (expiresAt <= createdAt) throw new ValidationError("expiresAt: must be after createdAt", "expiresAt");
     return this.guarded(`session ${id}`, () =>
       this.db.transaction(async (tx) => {
+        // The user's row lock serialises their sign-ins: the count and the revocation below see every
+        // session opened before, so the bound holds with concurrent sign-ins.
         await this.lockUser(tx, userId);
         const active = await this.count(
           tx,
           "SELECT count(*) AS n FROM {s}sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?",
           [userId, createdAt],
         );
-        if (active >= PLATFORM_LIMITS.activeSessionsPerUser)
-          throw new ValidationError(
-            `userId: at most ${PLATFORM_LIMITS.activeSessionsPerUser} active sessions per user`,
-            "userId",
+        // At the bound, the oldest active sessions make room (the common behaviour of session stores): the
+        // user can always sign in, and the sessions they forgot on other devices end first.
+        const excess = active - PLATFORM_LIMITS.activeSessionsPerUser + 1;
+        const revokedSessionIds: string[] = [];
+        if (excess > 0) {
+          const oldest = await this.all(
+            `SELECT id FROM {s}sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
+             ORDER BY created_at, id LIMIT ?`,
+            [userId, createdAt, excess],
+            tx,
           );
+          for (const row of oldest) {
+            const oldId = str(row.id);
+            await this.run("UPDATE {s}sessions SET revoked_at = ? WHERE id = ?", [createdAt, oldId], tx);
+            revokedSessionIds.push(oldId);
+          }
+        }
         const rows = await this.all(
           `INSERT INTO {s}sessions (id, user_id, account_id, created_at, expires_at)
            VALUES (?, ?, ?, ?, ?) RETURNING ${SESSION_COLUMNS}`,
           [id, userId, accountId, createdAt, expiresAt],
           tx,
         );
-        return toSession(rows[0]!);
+        return { session: toSession(rows[0]!), revokedSessionIds };
       }),
     );
   }
@@ -582,13 +597,13 @@ export abstract class SqlPlatformStore implements PlatformStore {
     return changed > 0;
   }
 
-  async revokeOtherSessions(userId: string, exceptSessionId: string | null, now: number): Promise<number> {
+  async revokeOtherSessions(userId: string, exceptSessionId: string | null, now: number): Promise<string[]> {
     const except = exceptSessionId === null ? "" : checkId("exceptSessionId", exceptSessionId);
-    return this.run("UPDATE {s}sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL", [
-      checkTime("now", now),
-      checkId("userId", userId),
-      except,
-    ]);
+    const rows = await this.all(
+      "UPDATE {s}sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL RETURNING id",
+      [checkTime("now", now), checkId("userId", userId), except],
+    );
+    return rows.map((row) => str(row.id));
   }
 
   async purgeExpiredSessions(now: number): Promise<number> {

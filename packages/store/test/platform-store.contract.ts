@@ -156,13 +156,14 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
   describe("PlatformStore: sessions", () => {
     it("creates, finds, switches account and revokes a session, scoped by user", async () => {
       const store = await withUsers();
-      const session = await store.createSession({
+      const { session, revokedSessionIds } = await store.createSession({
         id: "s1",
         userId: "alice",
         accountId: 1001,
         createdAt: T0,
         expiresAt: T0 + 3_600_000,
       });
+      expect(revokedSessionIds).toEqual([]);
       expect(session).toEqual({
         id: "s1",
         userId: "alice",
@@ -200,12 +201,12 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       for (const id of ["a1", "a2", "a3"])
         await store.createSession({ id, userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 1000 });
       await store.createSession({ id: "b1", userId: "bob", accountId: null, createdAt: T0, expiresAt: T0 + 1000 });
-      expect(await store.revokeOtherSessions("alice", "a2", T0 + 5)).toBe(2);
+      expect((await store.revokeOtherSessions("alice", "a2", T0 + 5)).sort()).toEqual(["a1", "a3"]);
       expect((await store.findSession("a1"))?.revokedAt).toBe(T0 + 5);
       expect((await store.findSession("a2"))?.revokedAt).toBeNull();
       expect((await store.findSession("a3"))?.revokedAt).toBe(T0 + 5);
       expect((await store.findSession("b1"))?.revokedAt).toBeNull();
-      expect(await store.revokeOtherSessions("alice", null, T0 + 6)).toBe(1);
+      expect(await store.revokeOtherSessions("alice", null, T0 + 6)).toEqual(["a2"]);
     });
 
     it("purges expired and revoked sessions", async () => {
@@ -220,14 +221,60 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(await store.findSession("live")).not.toBeNull();
     });
 
-    it("bounds a user's active sessions", async () => {
+    it("bounds a user's active sessions: the next one revokes the oldest, in the same transaction", async () => {
       const store = await withUsers();
-      for (let i = 0; i < PLATFORM_LIMITS.activeSessionsPerUser; i++)
-        await store.createSession({ id: `s${i}`, userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 9 });
-      const more = { id: "more", userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 9 };
-      expect(await rejection(store.createSession(more))).toBeInstanceOf(ValidationError);
-      await store.revokeSession("alice", "s0", T0);
-      await store.createSession(more);
+      const limit = PLATFORM_LIMITS.activeSessionsPerUser;
+      const open = (id: string, userId: string, createdAt: number, expiresAt = T0 + 1_000_000) =>
+        store.createSession({ id, userId, accountId: null, createdAt, expiresAt });
+      // s0 is the oldest but expired, s1 revoked: neither counts nor is revoked again.
+      await open("s0", "alice", T0, T0 + 1);
+      await open("s1", "alice", T0 + 1);
+      await store.revokeSession("alice", "s1", T0 + 2);
+      for (let i = 2; i < limit + 2; i++)
+        expect((await open(`s${i}`, "alice", T0 + 10 + i)).revokedSessionIds).toEqual([]);
+      await open("b0", "bob", T0 + 5);
+      // Alice is at the bound: her next session revokes her oldest active one (s2), nobody else's.
+      const opened = await open("more", "alice", T0 + 500);
+      expect(opened.revokedSessionIds).toEqual(["s2"]);
+      expect(opened.session.revokedAt).toBeNull();
+      expect((await store.findSession("s2"))?.revokedAt).toBe(T0 + 500);
+      expect((await store.findSession("s3"))?.revokedAt).toBeNull();
+      expect((await store.findSession("s1"))?.revokedAt).toBe(T0 + 2);
+      expect((await store.findSession("b0"))?.revokedAt).toBeNull();
+      // Still at the bound: the next one revokes the next oldest.
+      expect((await open("again", "alice", T0 + 600)).revokedSessionIds).toEqual(["s3"]);
+      // Below the bound (a logout made room), nothing is revoked.
+      await store.revokeSession("alice", "s4", T0 + 601);
+      expect((await open("room", "alice", T0 + 602)).revokedSessionIds).toEqual([]);
+      expect((await store.findSession("s5"))?.revokedAt).toBeNull();
+    });
+
+    it("keeps the bound with concurrent sign-ins at the limit", async () => {
+      const store = await withUsers();
+      const limit = PLATFORM_LIMITS.activeSessionsPerUser;
+      for (let i = 0; i < limit; i++)
+        await store.createSession({
+          id: `s${i}`,
+          userId: "alice",
+          accountId: null,
+          createdAt: T0 + i,
+          expiresAt: T0 + 9e6,
+        });
+      const opened = await Promise.all(
+        Array.from({ length: 5 }, (_, i) =>
+          store.createSession({
+            id: `n${i}`,
+            userId: "alice",
+            accountId: null,
+            createdAt: T0 + 1000,
+            expiresAt: T0 + 9e6,
+          }),
+        ),
+      );
+      const revoked = opened.flatMap((each) => each.revokedSessionIds).sort();
+      expect(revoked).toEqual(["s0", "s1", "s2", "s3", "s4"]);
+      for (const id of revoked) expect((await store.findSession(id))?.revokedAt).toBe(T0 + 1000);
+      expect((await store.findSession("s5"))?.revokedAt).toBeNull();
     });
   });
 
