@@ -20,6 +20,8 @@ export const PUSHER_CLUSTER = "bourse";
  * The codes of `pusher:error` and of the close frames, with pusher-js's semantics: 4000-4099 the client
  * does not reconnect, 4100-4199 it reconnects after a backoff, 4200-4299 it reconnects at once. Codes are
  * never renamed or reused (clients switch on them); README "Pusher endpoint" and `/docs` publish them.
+ * A revoked session or API key closes no connection: the channels it authorised end with
+ * `pusher:subscription_error` {type: "AuthError", status: 401} (pusher-stream.ts says why).
  */
 export const PusherCodes = {
   APP_NOT_FOUND: {

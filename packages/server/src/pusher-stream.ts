@@ -23,13 +23,27 @@
  *
  * Every `data` is a JSON-encoded string. Slow consumers are closed with 4100 (pusher-js reconnects after
  * a backoff), `reconnectAll` (and shutdown) close with 4200 (pusher-js reconnects at once and resubscribes).
+ *
+ * Revocation. The socket itself is not authenticated (the app key is public, public channels need nothing);
+ * each private or presence channel is authorised, per socket, by POST /api/v2/ws/auth with a session (JWT)
+ * or an API key. That route records the grant here (`grant`: socket id, channel → the credential), and a
+ * subscription is accepted only with the signature and a grant of this socket: so the stream knows which
+ * credential authorised each channel, and listens to its revocation topic (`session.{id}`, `apiKey.{id}`).
+ * When the session is revoked (logout, password change, the session bound) or the key revoked or rotated,
+ * every channel it authorised ends at once: it is released (no more events; presence members leave) and the
+ * client gets `pusher:subscription_error` {type: "AuthError", status: 401} on it (Echo's `.error()`); its
+ * grants not yet used are dropped. We end the channels rather than close the connection (with a 4000-4099
+ * code): authorisation in Pusher is per channel, not per connection, so the public channels and the channels
+ * another credential authorised on the same socket keep working, and a client that signs in again only
+ * re-authorises its channels. A later reconnect of pusher-js re-authorises every channel with its current
+ * token, which the auth route refuses (401) for a revoked one.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import type { AccountBusMessage } from "./account-events.ts";
 import { metricsPayload } from "./account-metrics.ts";
-import { BusTopics, type BusMessage } from "./bus.ts";
+import { BusTopics, revocationTopic, type BusMessage, type Credential } from "./bus.ts";
 import { marketDataOf } from "./market-data.ts";
 import type { Platform } from "./platform.ts";
 import {
@@ -95,7 +109,12 @@ interface HeldChannel {
   readonly parsed: ParsedChannel;
   readonly topics: readonly string[];
   readonly member: PresenceMember | null;
+  /** Private and presence channels: the session or API key that authorised it (its revocation ends it). */
+  readonly credential: Credential | null;
 }
+
+/** Channel grants one socket keeps at most (the oldest go first; a subscription needs its grant). */
+const GRANTS_PER_SOCKET = 256;
 
 /** Presence bookkeeping of one channel: members by user_id, each with the sockets that joined as them. */
 type PresenceRoster = Map<string, { info: Record<string, unknown>; sockets: Set<PusherConnection> }>;
@@ -104,6 +123,7 @@ export class PusherStream implements UpgradeAdapter {
   readonly limits: PusherStreamLimits;
   private readonly server: WebSocketServer;
   private readonly connections = new Set<PusherConnection>();
+  private readonly bySocketId = new Map<string, PusherConnection>();
   readonly scheduler = new FlushScheduler();
   readonly fanout: TopicFanout<PusherConnection>;
   private readonly presence = new Map<string, PresenceRoster>();
@@ -158,6 +178,7 @@ export class PusherStream implements UpgradeAdapter {
     this.server.handleUpgrade(request, socket, head, (ws) => {
       const connection = new PusherConnection(this, ws);
       this.connections.add(connection);
+      this.bySocketId.set(connection.socketId, connection);
       connection.start(url);
     });
   }
@@ -181,6 +202,17 @@ export class PusherStream implements UpgradeAdapter {
 
   forget(connection: PusherConnection): void {
     this.connections.delete(connection);
+    if (this.bySocketId.get(connection.socketId) === connection) this.bySocketId.delete(connection.socketId);
+  }
+
+  /**
+   * Records that `credential` authorised `channel` for the socket `socketId` (POST /api/v2/ws/auth, before it
+   * answers the signature): the subscription needs it, and the credential's revocation ends the channel.
+   * A socket id not connected here is ignored (its subscription, if it ever comes here, is refused: 401).
+   * Scaled out, the grant would travel with the signature's socket id to the node holding the socket.
+   */
+  grant(socketId: string, channel: string, credential: Credential): void {
+    this.bySocketId.get(socketId)?.grant(channel, credential);
   }
 
   noteClose(name: PusherCodeName | "NORMAL"): void {
@@ -280,6 +312,10 @@ class PusherConnection {
   readonly outbound: Outbound;
   private readonly platform: Platform;
   private readonly channels = new Map<string, HeldChannel>();
+  /** Channel → the credential that authorised it for this socket (POST /api/v2/ws/auth), until revoked. */
+  private readonly grants = new Map<string, Credential>();
+  /** Revocation topic → the bus unsubscribe, for every credential a grant or a held channel names. */
+  private readonly watches = new Map<string, () => void>();
   /** Topic → how many held channels read it. */
   private readonly topics = new Map<string, number>();
   private readonly rate: MessageRate;
@@ -404,6 +440,7 @@ class PusherConnection {
 
     let topics: string[];
     let member: PresenceMember | null = null;
+    let credential: Credential | null = null;
     if (parsed.kind === "public") {
       if (!this.platform.instruments.has(parsed.symbol)) return refuse("InvalidChannel", 404, "No such instrument");
       topics = [
@@ -428,6 +465,14 @@ class PusherConnection {
           return refuse("AuthError", 401, "Invalid signature for this socket and channel");
       } else if (!verifyChannelAuth(appKey, appSecret, this.socketId, channel, auth))
         return refuse("AuthError", 401, "Invalid signature for this socket and channel");
+      credential = this.grants.get(channel) ?? null;
+      if (!credential)
+        return refuse(
+          "AuthError",
+          401,
+          "No authorisation of this channel for this socket (or its session or API key was revoked): " +
+            "POST /api/v2/ws/auth again",
+        );
       if (!this.platform.ready) return refuse("Unavailable", 503, "The trading engine is starting: try again shortly");
       const account = this.platform.engine.state.accounts.get(parsed.accountId);
       if (!account) return refuse("InvalidChannel", 404, "No such account");
@@ -441,7 +486,7 @@ class PusherConnection {
     if (this.topics.size + adding > this.stream.limits.maxSubscriptions)
       return refuse("LimitReached", 429, `At most ${this.stream.limits.maxSubscriptions} topics per socket`);
 
-    const held: HeldChannel = { name: channel, parsed, topics, member };
+    const held: HeldChannel = { name: channel, parsed, topics, member, credential };
     this.channels.set(channel, held);
     for (const topic of topics) {
       const count = this.topics.get(topic) ?? 0;
@@ -513,6 +558,62 @@ class PusherConnection {
       }
     }
     this.outbound.drop(`${channel}:metrics`);
+    if (held.credential) this.unwatchUnused(revocationTopic(held.credential));
+  }
+
+  // ---- credentials: grants and revocation ----
+
+  grant(channel: string, credential: Credential): void {
+    if (this.closing) return;
+    const replaced = this.grants.get(channel);
+    this.grants.delete(channel);
+    if (this.grants.size >= GRANTS_PER_SOCKET) {
+      const [oldest, dropped] = this.grants.entries().next().value!;
+      this.grants.delete(oldest);
+      this.unwatchUnused(revocationTopic(dropped));
+    }
+    this.grants.set(channel, credential);
+    if (replaced) this.unwatchUnused(revocationTopic(replaced));
+    const topic = revocationTopic(credential);
+    if (!this.watches.has(topic))
+      this.watches.set(
+        topic,
+        this.platform.bus.subscribe(topic, () => this.revoked(topic)),
+      );
+  }
+
+  /** The credential of `topic` was revoked: its grants go, and every channel it authorised ends now. */
+  private revoked(topic: string): void {
+    for (const [channel, credential] of [...this.grants])
+      if (revocationTopic(credential) === topic) this.grants.delete(channel);
+    for (const held of [...this.channels.values()]) {
+      if (!held.credential || revocationTopic(held.credential) !== topic) continue;
+      this.release(held.name);
+      this.send(
+        "pusher:subscription_error",
+        {
+          type: "AuthError",
+          error:
+            held.credential.kind === "session"
+              ? "The session that authorised this channel was revoked: sign in again and resubscribe"
+              : "The API key that authorised this channel was revoked or rotated",
+          status: 401,
+        },
+        held.name,
+      );
+    }
+    this.unwatchUnused(topic);
+  }
+
+  /** Stops listening to a revocation topic no grant and no held channel names any more. */
+  private unwatchUnused(topic: string): void {
+    const unsubscribe = this.watches.get(topic);
+    if (!unsubscribe) return;
+    for (const credential of this.grants.values()) if (revocationTopic(credential) === topic) return;
+    for (const held of this.channels.values())
+      if (held.credential && revocationTopic(held.credential) === topic) return;
+    unsubscribe();
+    this.watches.delete(topic);
   }
 
   // ---- account channels ----
@@ -579,6 +680,9 @@ class PusherConnection {
     this.closing = true;
     if (this.closeTimer) clearTimeout(this.closeTimer);
     for (const channel of [...this.channels.keys()]) this.release(channel);
+    this.grants.clear();
+    for (const unsubscribe of this.watches.values()) unsubscribe();
+    this.watches.clear();
     this.outbound.stop();
     this.stream.forget(this);
   }

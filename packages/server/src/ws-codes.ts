@@ -44,6 +44,15 @@ export const WsCloseCodes = {
     error: "TOKEN_EXPIRED",
     action: "The JWT's session expired while connected: sign in again and reconnect",
   },
+  REVOKED: {
+    code: 4004,
+    reason: "Session revoked",
+    error: "SESSION_REVOKED",
+    action:
+      "The session that authorised the socket was revoked while connected (logout, a password change, or a " +
+      "sign-in past the user's 100 active sessions), or its API key was revoked or rotated (the error is then " +
+      "INVALID_API_KEY): do not reconnect with the same token; sign in again, or use the new key",
+  },
   SLOW_CONSUMER: {
     code: 4008,
     reason: "Slow consumer",

@@ -9,6 +9,9 @@
  *
  * Envelope `{"type","payload","id"?}` both ways; replies echo `id`. Authorization by `?token=` (JWT or
  * API key) or a first `authorize` message within 5 s. Close codes: ws-codes.ts; error codes: errors.ts.
+ * An authorised socket listens to its credential's revocation topic (`session.{id}` or `apiKey.{id}`): a
+ * logout, a password change, the session bound, or revoking or rotating the key closes it at once with
+ * REVOKED (4004), nothing queued sent after it.
  *
  * Fan-out, with the mechanics of stream-outbound.ts (shared with the Pusher endpoint): one bus
  * subscription per topic for all sockets; a bus message is serialised once, into a ready WebSocket frame,
@@ -20,6 +23,7 @@
  * `maxBufferedBytes`, or it stays stalled `slowConsumerMs`, it is closed with SLOW_CONSUMER (4008).
  */
 import type { EngineEvent } from "@bourse/core";
+import { PLATFORM_LIMITS } from "@bourse/store";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { IncomingMessage } from "node:http";
@@ -36,7 +40,7 @@ import { metricsPayload } from "./account-metrics.ts";
 import { ApiKeyService, isApiKeyFormat } from "./api-keys.ts";
 import { toApiError } from "./app.ts";
 import type { AuthService } from "./auth.ts";
-import { BusTopics, type BusMessage } from "./bus.ts";
+import { BusTopics, revocationTopic, type BusMessage, type Credential, type RevokedMessage } from "./bus.ts";
 import { ApiError, type ApiErrorCode } from "./errors.ts";
 import { levelsToWire, marketDataOf } from "./market-data.ts";
 import type { Platform } from "./platform.ts";
@@ -105,6 +109,13 @@ export const DEFAULT_STREAM_LIMITS: Readonly<NativeStreamLimits> = {
 };
 
 const REPLAY_PAGE = 1000;
+
+/** The `error` message before REVOKED (4004), by why the session was revoked. */
+const SESSION_REVOKED_MESSAGES: Partial<Record<RevokedMessage["payload"]["reason"], string>> = {
+  logout: "The session was ended by a logout: sign in again",
+  passwordChange: "The password was changed, which ended this session: sign in again",
+  sessionLimit: `A newer sign-in ended this session (at most ${PLATFORM_LIMITS.activeSessionsPerUser} active sessions per user): sign in again`,
+};
 const MAX_PENDING_MESSAGES = 100;
 
 /** Who a socket acts for: a JWT session (all the user's accounts, trading) or an API key (one account, its scope). */
@@ -115,6 +126,8 @@ interface StreamPrincipal {
   readonly accountId: number | null;
   readonly scope: "read" | "trade" | "full";
   readonly expiresAt: number | null;
+  /** The session or API key it was authorised with: its revocation closes the socket. */
+  readonly credential: Credential;
 }
 
 // ---- frames ----
@@ -433,6 +446,8 @@ class Connection {
   private authTimer: NodeJS.Timeout | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
+  /** Stops listening to the credential's revocation. */
+  private unwatch: (() => void) | null = null;
   private alive = true;
   private closing = false;
   private chain: Promise<void> = Promise.resolve();
@@ -550,6 +565,11 @@ class Connection {
     let principal: StreamPrincipal;
     try {
       principal = await this.authenticate(token);
+      if (this.closing) return;
+      // Listen to the credential's revocation first, then check it once more: a revocation that landed
+      // while the first check ran was published before the listening began, and the second check sees it.
+      this.watch(principal.credential);
+      await this.authenticate(token);
     } catch (error) {
       const apiError = toApiError(error);
       const code = apiError.code === "INTERNAL_ERROR" ? "UNAUTHORIZED" : apiError.code;
@@ -578,6 +598,21 @@ class Connection {
       );
   }
 
+  /** Closes the socket with REVOKED (4004) when `credential` is revoked (the bus's revocation topic). */
+  private watch(credential: Credential): void {
+    this.unwatch?.();
+    this.unwatch = this.platform.bus.subscribe(revocationTopic(credential), (_topic, message) => {
+      const { kind, reason } = (message as RevokedMessage).payload;
+      if (kind === "apiKey")
+        this.closeWith(
+          "REVOKED",
+          "INVALID_API_KEY",
+          reason === "apiKeyRotated" ? "The API key was rotated: use the new key" : "The API key was revoked",
+        );
+      else this.closeWith("REVOKED", "SESSION_REVOKED", SESSION_REVOKED_MESSAGES[reason] ?? "The session was revoked");
+    });
+  }
+
   private async authenticate(token: string): Promise<StreamPrincipal> {
     if (isApiKeyFormat(token)) {
       const result = await ApiKeyService.for(this.platform).authenticate(token);
@@ -588,10 +623,18 @@ class Connection {
         accountId: result.accountId,
         scope: result.scope,
         expiresAt: null,
+        credential: { kind: "apiKey", id: result.key.id },
       };
     }
     const principal = await this.stream.auth.authenticate(token);
-    return { userId: principal.userId, kind: "jwt", accountId: null, scope: "full", expiresAt: principal.expiresAt };
+    return {
+      userId: principal.userId,
+      kind: "jwt",
+      accountId: null,
+      scope: "full",
+      expiresAt: principal.expiresAt,
+      credential: { kind: "session", id: principal.sessionId },
+    };
   }
 
   /** The account a message acts on: the given one if the principal may use it, else its default. */
@@ -937,6 +980,8 @@ class Connection {
   private cleanup(): void {
     this.closing = true;
     for (const timer of [this.authTimer, this.expiryTimer, this.closeTimer]) if (timer) clearTimeout(timer);
+    this.unwatch?.();
+    this.unwatch = null;
     for (const [name, kind] of this.topics) this.stream.leave(this, name, kind);
     this.topics.clear();
     this.accounts.clear();

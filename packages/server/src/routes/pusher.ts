@@ -28,6 +28,7 @@ import {
   pusherCodesDescription,
   signChannel,
 } from "../pusher-protocol.ts";
+import { pusherStreamOf } from "../pusher-stream.ts";
 import { Closed, ErrorResponse, authenticatedErrors } from "../schemas.ts";
 
 export const PUSHER_AUTH_PATH = "/api/v2/ws/auth";
@@ -405,6 +406,14 @@ export const pusherRoutes: RouteModule = async (app, { platform }) => {
             "Only private-account.{login} and presence-account.{login} channels are authorised here",
           );
         streamAccount(platform, caller, parsed.accountId);
+        // The socket learns which credential authorised the channel: its revocation ends the channel.
+        pusherStreamOf(platform)?.grant(
+          socketId,
+          channel,
+          caller.apiKey
+            ? { kind: "apiKey", id: caller.apiKey.id }
+            : { kind: "session", id: request.principal!.sessionId },
+        );
         if (parsed.kind === "private") return { auth: signChannel(appKey, appSecret, socketId, channel) };
         const member = caller.apiKey
           ? { user_id: `key-${caller.apiKey.id}`, user_info: { kind: "apiKey", name: caller.apiKey.name } }
