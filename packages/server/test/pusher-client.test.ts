@@ -2,13 +2,14 @@
  * The Pusher endpoint driven by the real clients, unchanged: pusher-js 8 (its Node build, on the `ws`
  * transport) and Laravel Echo 2 on top of it. Bootstrap through /api/v2/ws/session, connect with what it
  * answers, receive a pushed quote on a public channel, authorise a presence channel at /api/v2/ws/auth
- * and receive the executions of an order placed over REST, fail to authorise another user's channel, and
- * survive a server-initiated reconnect (4200): pusher-js reconnects, resubscribes and receives again.
+ * and receive the executions of an order placed over REST, see a logout end that channel (and nothing
+ * after), fail to authorise another user's channel, and survive a server-initiated reconnect (4200):
+ * pusher-js reconnects, resubscribes and receives again.
  */
 import Echo from "laravel-echo";
 import PusherPackage, { type Channel, type Options } from "pusher-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { call, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { admin, call, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
 import { http, listenHttp, until } from "./pusher-helpers.ts";
 
 // The package's types declare an ES default export; its Node build is CommonJS whose module.exports is the class.
@@ -171,6 +172,39 @@ describe("pusher-js", () => {
     // The account's metrics arrive on the same channel (a snapshot on subscribe, then changes).
     await until(() => events.some((event) => event.name === "metricsEvent"), 3000, "metrics");
     expect(events.find((event) => event.name === "metricsEvent")!.data).toMatchObject({ accountId: alice.login });
+  });
+
+  it("a logout ends its presence channel: the channel's subscription_error fires, no event comes after", async () => {
+    const user = await signUp(server);
+    const { connection, channels } = await session(user.token, [
+      { name: "account" },
+      { name: "quotes", filters: { symbol: "EURUSD" } },
+    ]);
+    const pusher = new Pusher(connection.appKey, pusherOptions(connection, user.token));
+    clients.push(pusher);
+    const account = pusher.subscribe(`presence-account.${user.login}`);
+    const quotes = pusher.subscribe("quotes.EURUSD");
+    expect(channels).toEqual([account.name, quotes.name]);
+    await subscribed(account);
+    await subscribed(quotes);
+    const balances: unknown[] = [];
+    account.bind("balanceEvent", (data: unknown) => balances.push(data));
+    const bids: number[] = [];
+    quotes.bind("quoteEvent", (data: { bid: number }) => bids.push(data.bid));
+    const ended: { type: string; status: number }[] = [];
+    account.bind("pusher:subscription_error", (error: { type: string; status: number }) => ended.push(error));
+    await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount: "5" });
+    await until(() => balances.length === 1, 3000, "the deposit's balance event");
+
+    expect((await call(server, "POST", "/api/v1/logout", { token: user.token })).status).toBe(200);
+    await until(() => ended.length === 1, 3000, "the channel's end");
+    expect(ended[0]).toMatchObject({ type: "AuthError", status: 401 });
+    // A deposit, then a quote: once the quote came, the deposit would have come before it.
+    await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount: "5" });
+    await pushQuote(server, "EURUSD", "1.08777", "1.08787");
+    await until(() => bids.includes(1.08777), 3000, "the quote after the logout");
+    expect(balances).toHaveLength(1);
+    expect(pusher.connection.state).toBe("connected");
   });
 
   it("cannot authorise another user's account channel (403), and the socket refuses a forged auth", async () => {
