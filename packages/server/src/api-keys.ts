@@ -15,6 +15,7 @@ import type { ApiKey, ApiKeyScope } from "@bourse/store";
 import { DuplicateError } from "@bourse/store";
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import { publishRevocation } from "./bus.ts";
+import { BoundedMap } from "./bounded-map.ts";
 import { ApiError } from "./errors.ts";
 import type { Platform } from "./platform.ts";
 
@@ -70,7 +71,7 @@ function newSecret(): { prefix: string; secret: string; hash: string } {
 const services = new WeakMap<Platform, ApiKeyService>();
 
 export class ApiKeyService {
-  private readonly lastTouch = new Map<string, number>();
+  private readonly lastTouch = new BoundedMap<string, number>(TOUCH_MEMORY);
 
   /** The one service of a platform (the Client API's routes and the Automation API share it). */
   static for(platform: Platform): ApiKeyService {
@@ -156,7 +157,6 @@ export class ApiKeyService {
     if (last !== undefined && now - last < TOUCH_INTERVAL_MS && now >= last) return;
     this.lastTouch.delete(keyId);
     this.lastTouch.set(keyId, now);
-    if (this.lastTouch.size > TOUCH_MEMORY) this.lastTouch.delete(this.lastTouch.keys().next().value!);
     this.platform.store
       .touchApiKey(keyId, now)
       .catch((error: unknown) => this.platform.log.warn(`api keys: recording the last use failed: ${String(error)}`));
