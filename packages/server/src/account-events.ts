@@ -36,7 +36,7 @@
  * `OrderStatusChanged` REJECTED events and carry their seq like any other.
  */
 import type { EngineEvent, InstrumentSpec, PlaceOrderCommand } from "@bourse/core";
-import { encodeCursor, type JournalRecord } from "@bourse/store";
+import { encodeCursor, eventAccountId, type JournalRecord } from "@bourse/store";
 import { BusTopics, type BusMessage } from "./bus.ts";
 import type { ApiError } from "./errors.ts";
 import type { Platform, UntimedCommand } from "./platform.ts";
@@ -315,6 +315,9 @@ export class AccountEvents {
       else if (event.type === "DealExecuted") this.positionSymbols.set(event.deal.positionId, event.deal.symbol);
     }
     for (const record of records) {
+      // Most accounts have no socket listening: skip building their messages (a rollover names many accounts).
+      const single = eventAccountId(record.event);
+      if (single !== null && !bus.hasSubscribers(BusTopics.account(single))) continue;
       for (const { accountId, message } of accountEventsOfSync(this.platform, record, this.liveResolver)) {
         const topic = BusTopics.account(accountId);
         if (bus.hasSubscribers(topic)) bus.publish(topic, message);
