@@ -1099,28 +1099,10 @@ export abstract class SqlPlatformStore implements PlatformStore {
   // ---- notifications ----
 
   async addNotification(notification: NewNotification): Promise<Notification> {
-    const values = [
-      checkId("userId", notification.userId),
-      checkOptionalInteger("accountId", notification.accountId, 1),
-      checkOneOf("level", notification.level, NOTIFICATION_LEVELS),
-      checkText("title", notification.title, PLATFORM_LIMITS.nameLength * 2),
-      checkText("body", notification.body ?? "", PLATFORM_LIMITS.notificationBodyLength, true),
-      checkTime("createdAt", notification.createdAt),
-    ];
-    const rows = await this.guarded("notification", () =>
-      this.all(
-        `INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at)
-         VALUES (?, ?, ?, 'unread', ?, ?, ?) RETURNING ${NOTIFICATION_COLUMNS}`,
-        [values[0], values[1], values[2], values[3], values[4], values[5]],
-      ),
-    );
-    return toNotification(rows[0]!);
+    const [stored] = await this.insertNotifications([notification], "notification", {});
+    return stored!;
   }
 
-  /**
-   * Inserts the notifications in one statement, in order: one commit (one fsync on SQLite) for a whole
-   * batch, so a burst of fills does not cost a disk flush and a statement each.
-   */
   async addNotifications(notifications: readonly NewNotification[]): Promise<Notification[]> {
     if (notifications.length === 0) return [];
     if (notifications.length > PLATFORM_LIMITS.notificationBatch)
@@ -1128,6 +1110,20 @@ export abstract class SqlPlatformStore implements PlatformStore {
         `notifications: at most ${PLATFORM_LIMITS.notificationBatch} per batch, got ${notifications.length}`,
         "notifications",
       );
+    // Notifications are derived from journaled events: a power failure may cost the last ones, never a trade.
+    return this.insertNotifications(notifications, "notifications", { relaxedDurability: true });
+  }
+
+  /**
+   * Inserts the notifications in one statement, in order: one commit (one fsync on SQLite) for a whole
+   * batch, so a burst of fills does not cost a disk flush and a statement each. Ids are handed out in
+   * VALUES order; RETURNING does not promise an order, so the rows are sorted by id.
+   */
+  private async insertNotifications(
+    notifications: readonly NewNotification[],
+    what: string,
+    options: TransactionOptions,
+  ): Promise<Notification[]> {
     const checked = notifications.map((notification) => [
       checkId("userId", notification.userId),
       checkOptionalInteger("accountId", notification.accountId, 1),
@@ -1136,10 +1132,8 @@ export abstract class SqlPlatformStore implements PlatformStore {
       checkText("body", notification.body ?? "", PLATFORM_LIMITS.notificationBodyLength, true),
       checkTime("createdAt", notification.createdAt),
     ]);
-    // One multi-row INSERT: one statement and one commit for the whole batch. Ids are handed out in VALUES
-    // order; RETURNING does not promise an order, so the rows are sorted by id.
     const placeholders = checked.map(() => "(?, ?, ?, 'unread', ?, ?, ?)").join(", ");
-    const rows = await this.guarded("notifications", () =>
+    const rows = await this.guarded(what, () =>
       this.db.transaction(
         (tx) =>
           this.all(
@@ -1148,8 +1142,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
             checked.flat(),
             tx,
           ),
-        // Notifications are derived from journaled events: a power failure may cost the last ones, never a trade.
-        { relaxedDurability: true },
+        options,
       ),
     );
     return rows.map(toNotification).sort((a, b) => a.id - b.id);
