@@ -13,14 +13,11 @@
  * margin builds up, however long it runs. The clock is pinned to a Tuesday noon (markets open).
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
-import { ManualClock } from "../packages/server/src/clock.ts";
-import { loadServerConfig } from "../packages/server/src/config.ts";
-import { createServer } from "../packages/server/src/server.ts";
+import { createBenchServer } from "./bench-server.ts";
 import type { BenchContext, BenchGroup, Row } from "./harness.ts";
 
 export const HTTP_THROUGHPUT_RATIO_GOAL = 0.5;
@@ -36,7 +33,6 @@ const ACCOUNTS = 10;
  */
 const FIXED_RATE_CONNECTIONS = Number(process.env.BOURSE_BENCH_HTTP_FIXED_CONNECTIONS ?? 10);
 const DURATION_SECONDS = Number(process.env.BOURSE_BENCH_HTTP_SECONDS ?? 8);
-const TUESDAY_NOON = Date.UTC(2026, 5, 2, 12, 0);
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -124,21 +120,7 @@ function perCpuSecond(result: LoadResult): number {
 }
 
 async function httpOrders(context: BenchContext): Promise<Row[]> {
-  const dataDirectory = mkdtempSync(join(tmpdir(), "bourse-bench-http-"));
-  const config = loadServerConfig({
-    BOURSE_DATA_DIR: dataDirectory,
-    BOURSE_FEED: "push",
-    BOURSE_PORT: "0",
-    BOURSE_ADMIN_TOKEN: "bench-admin-token",
-    BOURSE_JWT_SECRET: "bench-jwt-secret-bench-jwt-secret",
-    // The per-user limit protects a real server; the benchmark measures the path behind it.
-    BOURSE_RATE_LIMIT_PER_SECOND: "1000000",
-  });
-  const server = await createServer({
-    config,
-    clock: new ManualClock(TUESDAY_NOON),
-    log: { info: () => undefined, warn: (line) => context.log(line), error: (line) => context.log(line) },
-  });
+  const { server, dataDirectory, dispose } = await createBenchServer(context, "http");
   server.app.get("/bench/empty", { config: { auth: "public", rateLimit: false } }, async () => ({ data: "OK" }));
   try {
     const address = await server.listen();
@@ -251,8 +233,7 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
       },
     ];
   } finally {
-    await server.close();
-    rmSync(dataDirectory, { recursive: true, force: true });
+    await dispose();
   }
 }
 

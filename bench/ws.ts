@@ -20,18 +20,14 @@
  * BOURSE_BENCH_WS_SOCKETS, BOURSE_BENCH_WS_SECONDS tune the size and the duration of each window.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
 import { defaultEngineConfig, type InstrumentSpec } from "../packages/core/src/index.ts";
 import { BusTopics, type Bus } from "../packages/server/src/bus.ts";
-import { ManualClock } from "../packages/server/src/clock.ts";
-import { loadServerConfig } from "../packages/server/src/config.ts";
-import { createServer } from "../packages/server/src/server.ts";
+import { BENCH_TUESDAY_NOON, createBenchServer } from "./bench-server.ts";
 import type { UpgradeAdapter } from "../packages/server/src/upgrade-router.ts";
 import type { BenchContext, BenchGroup, Row } from "./harness.ts";
 
@@ -44,7 +40,6 @@ const SYMBOL_COUNT = 20;
 const TICKS_PER_SYMBOL_PER_SECOND = 5;
 const CLIENT_PROCESSES = 2;
 const LATENCY_SAMPLE_EVERY = 10;
-const TUESDAY_NOON = Date.UTC(2026, 5, 2, 12, 0);
 
 const clientScript = join(import.meta.dirname, "ws-clients.mjs");
 const now = () => performance.timeOrigin + performance.now();
@@ -196,7 +191,7 @@ function publishQuote(bus: Bus, symbol: string, tick: number): void {
       symbol,
       bid: Number((1.0843 + wobble).toFixed(5)),
       ask: Number((1.0844 + wobble).toFixed(5)),
-      ts: new Date(TUESDAY_NOON).toISOString(),
+      ts: new Date(BENCH_TUESDAY_NOON).toISOString(),
       sentAt: now(),
     },
   });
@@ -208,7 +203,6 @@ interface AdapterResult {
 }
 
 async function wsFanout(context: BenchContext): Promise<Row[]> {
-  const dataDirectory = mkdtempSync(join(tmpdir(), "bourse-bench-ws-"));
   const base = defaultEngineConfig();
   const eurusd = base.instruments.find((instrument) => instrument.symbol === "EURUSD")!;
   const extra: InstrumentSpec[] = [];
@@ -216,19 +210,8 @@ async function wsFanout(context: BenchContext): Promise<Row[]> {
     extra.push({ ...eurusd, symbol: `EURUSD.${index}` });
   const engineConfig = { ...base, instruments: [...base.instruments, ...extra] };
   const symbols = engineConfig.instruments.slice(0, SYMBOL_COUNT).map((instrument) => instrument.symbol);
-  const config = loadServerConfig({
-    BOURSE_DATA_DIR: dataDirectory,
-    BOURSE_FEED: "push",
-    BOURSE_PORT: "0",
-    BOURSE_ADMIN_TOKEN: "bench-admin-token",
-    BOURSE_JWT_SECRET: "bench-jwt-secret-bench-jwt-secret",
-    BOURSE_RATE_LIMIT_PER_SECOND: "1000000",
-  });
-  const server = await createServer({
-    config,
+  const { server, dispose } = await createBenchServer(context, "ws", {
     engineConfig,
-    clock: new ManualClock(TUESDAY_NOON),
-    log: { info: () => undefined, warn: (line) => context.log(line), error: (line) => context.log(line) },
     stream: { pingIntervalMs: 600_000, maxPayloadBytes: 64 * 1024 },
   });
   const bus = server.platform.bus;
@@ -324,8 +307,7 @@ async function wsFanout(context: BenchContext): Promise<Row[]> {
       }),
     ];
   } finally {
-    await server.close();
-    rmSync(dataDirectory, { recursive: true, force: true });
+    await dispose();
   }
 }
 
