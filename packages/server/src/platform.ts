@@ -13,12 +13,12 @@
 import {
   defaultEngineConfig,
   type Account,
-  type BookLevel,
   type Command,
   type CommandSuccess,
   type EngineConfig,
   type EngineEvent,
   type InstrumentSpec,
+  type TickCommand,
   type TradingEngine,
 } from "@bourse/core";
 import {
@@ -42,14 +42,8 @@ import { ApiError } from "./errors.ts";
 /** Every command but its time: the platform stamps it with its clock. */
 export type UntimedCommand = Command extends infer Each ? (Each extends Command ? Omit<Each, "time"> : never) : never;
 
-export interface QuoteInput {
-  readonly symbol: string;
-  /** Points. */
-  readonly bid: number;
-  readonly ask: number;
-  readonly bids?: readonly BookLevel[];
-  readonly asks?: readonly BookLevel[];
-}
+/** A quote as the engine's tick takes it (prices in points, book volumes in volume units), without its time. */
+export type QuoteInput = Omit<TickCommand, "kind" | "time">;
 
 /** A quote the engine took, as the rest of the platform sees it. */
 export interface AcceptedQuote extends QuoteInput {
