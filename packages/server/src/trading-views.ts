@@ -25,7 +25,7 @@ import {
   optionalTimeToWire,
   priceToWire,
   quantityToWire,
-  timeFromWire,
+  queryTimeFromWire,
   timeToWire,
 } from "./wire.ts";
 
@@ -495,14 +495,10 @@ export const HistoryQuerySchema = Closed({
 export type HistoryQueryInput = Static<typeof HistoryQuerySchema>;
 
 /** A time from a query string: epoch milliseconds arrive as digit strings. */
-function queryTime(value: number | string, field: string): number {
-  return timeFromWire(typeof value === "string" && /^[0-9]+$/.test(value) ? Number(value) : value, field);
-}
-
 /** Reads a history query: times to ms, the cursor checked (a forged one is a 400, never a 500). */
 export function readHistoryQuery(accountId: number, input: HistoryQueryInput): HistoryQuery {
-  const from = input.from === undefined ? undefined : queryTime(input.from, "from");
-  const to = input.to === undefined ? undefined : queryTime(input.to, "to");
+  const from = input.from === undefined ? undefined : queryTimeFromWire(input.from, "from");
+  const to = input.to === undefined ? undefined : queryTimeFromWire(input.to, "to");
   if (from !== undefined && to !== undefined && from > to)
     throw new ApiError("INVALID_DATA", "from must not be later than to");
   if (input.cursor !== undefined) {

@@ -143,7 +143,10 @@ export function optionalTimeFromWire(
   return timeFromWire(value, field);
 }
 
-/** A time in a query string: epoch milliseconds (digits only), or ISO 8601 with a zone. */
-export function queryTimeFromWire(text: string, field: string): number {
-  return timeFromWire(/^\d{1,15}$/.test(text) ? Number(text) : text, field);
+/**
+ * A time in a query string: epoch milliseconds (digits only; too many digits is refused as out of range),
+ * or ISO 8601 with a zone. A number (a query coerced by its schema) is taken as epoch milliseconds.
+ */
+export function queryTimeFromWire(value: number | string, field: string): number {
+  return timeFromWire(typeof value === "string" && /^[0-9]+$/.test(value) ? Number(value) : value, field);
 }
