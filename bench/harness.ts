@@ -118,18 +118,40 @@ export function profileMeasurementsTo(directory: string): void {
 
 /** Runs `method` on the in-process inspector; same-thread sessions answer synchronously. */
 function inspector(method: string): unknown {
+  return inspectorWith(method, undefined);
+}
+
+function inspectorWith(method: string, parameters: object | undefined): unknown {
   if (!session) {
     session = new Session();
     session.connect();
   }
   let answer: unknown;
   let failure: Error | null = null;
-  session.post(method, (error, result) => {
+  session.post(method, parameters, (error, result) => {
     if (error) failure = error;
     answer = result;
   });
   if (failure) throw failure;
   return answer;
+}
+
+/**
+ * Runs `work` (a load phase driven from outside: HTTP, sockets) and, when profiling, writes the CPU
+ * profile of this thread during it to `directory/<name>.cpuprofile`.
+ */
+export async function profileWhile<T>(name: string, work: () => Promise<T>): Promise<T> {
+  if (profileDirectory === null) return work();
+  inspector("Profiler.enable");
+  // 100 µs instead of the default 1 ms: a load phase's stalls last a few milliseconds.
+  inspectorWith("Profiler.setSamplingInterval", { interval: 100 });
+  inspector("Profiler.start");
+  try {
+    return await work();
+  } finally {
+    const { profile } = inspector("Profiler.stop") as { profile: unknown };
+    writeFileSync(join(profileDirectory, `${fileName(name)}.cpuprofile`), JSON.stringify(profile));
+  }
 }
 
 function fileName(name: string): string {

@@ -15,10 +15,10 @@
 import { execFile } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance, PerformanceObserver } from "node:perf_hooks";
 import { promisify } from "node:util";
 import { createBenchServer } from "./bench-server.ts";
-import type { BenchContext, BenchGroup, Row } from "./harness.ts";
+import { profileWhile, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
 
 export const HTTP_THROUGHPUT_RATIO_GOAL = 0.5;
 export const HTTP_FIXED_RATE_ORDERS_PER_SECOND = 2_000;
@@ -68,6 +68,42 @@ interface LoadResult extends AutocannonResult {
    * waits inside synchronous calls (an inline journal's fsync) and the time other processes held its core.
    */
   readonly serverMainThreadBusySeconds: number;
+  /** The server's own time per request (Fastify's elapsed time, request received to response written), ms. */
+  readonly served: Percentiles;
+  /** How late the server's event loop ran a 1 ms timer during the run (ms): the stalls requests behind them wait out. */
+  readonly eventLoopDelay: Percentiles;
+  /** Garbage-collection pauses of the server's JavaScript thread during the run. */
+  readonly garbageCollection: {
+    readonly pauses: number;
+    readonly totalMilliseconds: number;
+    readonly maxMilliseconds: number;
+  };
+}
+
+interface Percentiles {
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** At most this many server-side timings are kept per run (a run at 100 k requests/s for 8 s fits). */
+const MAX_SERVED_TIMINGS = 1_000_000;
+
+/** The server's elapsed time of each answered request, collected by an onResponse hook between runs. */
+class ServedTimings {
+  private timings: number[] = [];
+
+  record(milliseconds: number): void {
+    if (this.timings.length < MAX_SERVED_TIMINGS) this.timings.push(milliseconds);
+  }
+
+  /** The percentiles of the timings since the last call, and a fresh start. */
+  take(): Percentiles {
+    const sorted = this.timings.sort((a, b) => a - b);
+    this.timings = [];
+    const at = (share: number) => sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))] ?? Number.NaN;
+    return { p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? Number.NaN };
+  }
 }
 
 /** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux). */
@@ -88,10 +124,21 @@ function mainThreadCpuSeconds(): number {
   }
 }
 
-/** Runs autocannon in a child process (bench/load-generator.mjs) and returns its summary. */
-async function autocannon(directory: string, options: LoadOptions): Promise<LoadResult> {
+/**
+ * Runs autocannon in a child process (bench/load-generator.mjs) and returns its summary with what the server
+ * spent and suffered meanwhile (CPU, its own time per request, event-loop delay, GC pauses).
+ */
+async function autocannon(directory: string, served: ServedTimings, options: LoadOptions): Promise<LoadResult> {
   const optionsFile = join(directory, `load-${Date.now()}.json`);
   writeFileSync(optionsFile, JSON.stringify(options));
+  served.take();
+  const pauses: number[] = [];
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) pauses.push(entry.duration);
+  });
+  gcObserver.observe({ entryTypes: ["gc"] });
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
   const mainThreadCpuStart = mainThreadCpuSeconds();
   const eventLoopStart = performance.eventLoopUtilization();
   const cpuStart = process.cpuUsage();
@@ -101,18 +148,39 @@ async function autocannon(directory: string, options: LoadOptions): Promise<Load
   const cpu = process.cpuUsage(cpuStart);
   const mainThreadCpu = mainThreadCpuSeconds() - mainThreadCpuStart;
   const eventLoop = performance.eventLoopUtilization(eventLoopStart);
+  delay.disable();
+  gcObserver.disconnect();
+  const nanosecondsToMilliseconds = 1e-6;
   return {
     ...(JSON.parse(stdout) as AutocannonResult),
     serverCpuSeconds: (cpu.user + cpu.system) / 1e6,
     serverMainThreadCpuSeconds: mainThreadCpu,
     serverMainThreadBusySeconds: eventLoop.active / 1000,
+    served: served.take(),
+    eventLoopDelay: {
+      p50: delay.percentile(50) * nanosecondsToMilliseconds,
+      p99: delay.percentile(99) * nanosecondsToMilliseconds,
+      max: delay.max * nanosecondsToMilliseconds,
+    },
+    garbageCollection: {
+      pauses: pauses.length,
+      totalMilliseconds: pauses.reduce((sum, pause) => sum + pause, 0),
+      maxMilliseconds: pauses.reduce((max, pause) => Math.max(max, pause), 0),
+    },
   };
 }
 
 /** The server's cost per request of a run: its JavaScript thread's CPU and busy time, and the whole process's CPU. */
 function serverCost(result: LoadResult): string {
   const perRequest = (seconds: number) => ((seconds * 1e6) / result.requests.total).toFixed(0);
-  return `server per request: JavaScript thread ${perRequest(result.serverMainThreadCpuSeconds)} µs CPU, ${perRequest(result.serverMainThreadBusySeconds)} µs busy; process ${perRequest(result.serverCpuSeconds)} µs CPU`;
+  const milliseconds = (value: number) => value.toFixed(2);
+  const { served, eventLoopDelay, garbageCollection } = result;
+  return (
+    `server per request: JavaScript thread ${perRequest(result.serverMainThreadCpuSeconds)} µs CPU, ${perRequest(result.serverMainThreadBusySeconds)} µs busy; process ${perRequest(result.serverCpuSeconds)} µs CPU; ` +
+    `server's own time p50 ${milliseconds(served.p50)} / p99 ${milliseconds(served.p99)} / max ${milliseconds(served.max)} ms; ` +
+    `event-loop delay p99 ${milliseconds(eventLoopDelay.p99)} / max ${milliseconds(eventLoopDelay.max)} ms; ` +
+    `${garbageCollection.pauses} GC pauses, ${garbageCollection.totalMilliseconds.toFixed(0)} ms in all, longest ${milliseconds(garbageCollection.maxMilliseconds)} ms`
+  );
 }
 
 function perCpuSecond(result: LoadResult): number {
@@ -121,6 +189,11 @@ function perCpuSecond(result: LoadResult): number {
 
 async function httpOrders(context: BenchContext): Promise<Row[]> {
   const { server, dataDirectory, dispose } = await createBenchServer(context, "http");
+  const served = new ServedTimings();
+  server.app.addHook("onResponse", (_request, reply, done) => {
+    served.record(reply.elapsedTime);
+    done();
+  });
   server.app.get("/bench/empty", { config: { auth: "public", rateLimit: false } }, async () => ({ data: "OK" }));
   try {
     const address = await server.listen();
@@ -156,20 +229,26 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
     // Each connection cycles through the list: every account's BUY then SELL, so nets stay near zero.
     const load = { connections: CONNECTIONS, duration: DURATION_SECONDS };
     context.log(`http: empty route, ${CONNECTIONS} connections, ${DURATION_SECONDS} s`);
-    const empty = await autocannon(dataDirectory, { ...load, url: `${address}/bench/empty` });
+    const empty = await profileWhile("http empty route", () =>
+      autocannon(dataDirectory, served, { ...load, url: `${address}/bench/empty` }),
+    );
     context.log(`http: orders, ${CONNECTIONS} connections, ${DURATION_SECONDS} s`);
-    const orders = await autocannon(dataDirectory, { ...load, url: address, requests: orderRequests });
+    const orders = await profileWhile("http orders", () =>
+      autocannon(dataDirectory, served, { ...load, url: address, requests: orderRequests }),
+    );
     context.log(`http: orders at a fixed ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${DURATION_SECONDS} s`);
-    const fixedRate = await autocannon(dataDirectory, {
-      ...load,
-      url: address,
-      connections: FIXED_RATE_CONNECTIONS,
-      requests: orderRequests,
-      overallRate: HTTP_FIXED_RATE_ORDERS_PER_SECOND,
-    });
+    const fixedRate = await profileWhile("http orders at a fixed rate", () =>
+      autocannon(dataDirectory, served, {
+        ...load,
+        url: address,
+        connections: FIXED_RATE_CONNECTIONS,
+        requests: orderRequests,
+        overallRate: HTTP_FIXED_RATE_ORDERS_PER_SECOND,
+      }),
+    );
     // The same fixed rate on the empty route: the latency floor of the load generator and the server's HTTP layer.
     context.log(`http: empty route at a fixed ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${DURATION_SECONDS} s`);
-    const emptyFixedRate = await autocannon(dataDirectory, {
+    const emptyFixedRate = await autocannon(dataDirectory, served, {
       ...load,
       connections: FIXED_RATE_CONNECTIONS,
       url: `${address}/bench/empty`,
