@@ -243,7 +243,15 @@ export function formatDecimal(value: number, digits: number): string {
   return (negative ? "-" : "") + (digits > 0 ? `${whole}.${fraction}` : whole);
 }
 
-/** A scaled integer as the nearest JSON number, for the wire (API.md: decimals travel as JSON numbers). */
+/**
+ * A scaled integer as the nearest JSON number, for the wire (API.md: decimals travel as JSON numbers).
+ * Rule "wire decimal": the double nearest to the exact decimal value / 10^digits, i.e. what
+ * `Number(formatDecimal(value, digits))` parses. A division does it without the string: the integer and
+ * 10^digits (digits ≤ 15) are exact doubles and IEEE 754 division rounds the exact quotient to the nearest
+ * double, as parsing the decimal text does (a property test pins the two together). Display only: nothing
+ * computes with the result.
+ */
 export function toDecimalNumber(value: number, digits: number): number {
-  return Number(formatDecimal(value, digits));
+  // + 0 turns -0 into 0, as the text "0.00" parses.
+  return checkedInteger(value, "value") / powerOfTen(digits) + 0;
 }

@@ -6,6 +6,7 @@ import {
   Rounding,
   checkedInteger,
   formatDecimal,
+  toDecimalNumber,
   multiplyDivide,
   parseDecimal,
   proRata,
@@ -113,6 +114,20 @@ describe("decimal parsing and formatting", () => {
     expect(formatDecimal(-5, 2)).toBe("-0.05");
     expect(formatDecimal(108440, 5)).toBe("1.08440");
     expect(formatDecimal(150230, 0)).toBe("150230");
+  });
+
+  it("puts a scaled integer on the wire as the number its decimal text parses to (rule: wire decimal)", () => {
+    fc.assert(
+      fc.property(fc.maxSafeInteger(), fc.integer({ min: 0, max: 15 }), (value, digits) => {
+        expect(Object.is(toDecimalNumber(value, digits), Number(formatDecimal(value, digits)) + 0)).toBe(true);
+      }),
+      { numRuns: 20_000 },
+    );
+    expect(toDecimalNumber(108440, 5)).toBe(1.0844);
+    expect(toDecimalNumber(-5, 2)).toBe(-0.05);
+    expect(Object.is(toDecimalNumber(-0, 2), 0)).toBe(true);
+    expect(toDecimalNumber(Number.MAX_SAFE_INTEGER, 15)).toBe(Number("9.007199254740991"));
+    expect(() => toDecimalNumber(1.5, 2)).toThrow(FixedPointError);
   });
 
   it("rescales between digit counts with a named rule", () => {
