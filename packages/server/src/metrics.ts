@@ -6,14 +6,14 @@ export class Metrics {
   private readonly counters = new Map<string, { help: string; values: Map<string, number> }>();
   private readonly gauges = new Map<string, { help: string; read: () => number }>();
 
-  /** Adds `by` to the counter for this label set (labels are rendered in the given order). */
-  increment(name: string, help: string, labels: Readonly<Record<string, string>> = {}, by = 1): void {
+  /**
+   * A counter with fixed label names (rendered in that order). Each distinct tuple of label values is
+   * escaped and rendered once: the request counter runs on every answer, so its hot path is one Map look-up.
+   */
+  counter(name: string, help: string, labelNames: readonly string[]): LabelledCounter {
     let counter = this.counters.get(name);
     if (!counter) this.counters.set(name, (counter = { help, values: new Map() }));
-    const key = Object.entries(labels)
-      .map(([label, value]) => `${label}="${value.replace(/["\\\n]/g, "_")}"`)
-      .join(",");
-    counter.values.set(key, (counter.values.get(key) ?? 0) + by);
+    return new LabelledCounter(counter.values, labelNames);
   }
 
   gauge(name: string, help: string, read: () => number): void {
@@ -30,5 +30,31 @@ export class Metrics {
       lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} gauge`, `${name} ${gauge.read()}`);
     }
     return lines.join("\n") + "\n";
+  }
+}
+
+/** At most this many label-value tuples per counter: label values come from requests, so they are bounded here too. */
+const MAX_LABEL_SETS = 10_000;
+
+export class LabelledCounter {
+  /** Label values joined by NUL (no method, route pattern or status code holds one) → the rendered label set. */
+  private readonly rendered = new Map<string, string>();
+
+  constructor(
+    private readonly values: Map<string, number>,
+    private readonly labelNames: readonly string[],
+  ) {}
+
+  increment(labelValues: readonly string[], by = 1): void {
+    const key = labelValues.join("\u0000");
+    let labels = this.rendered.get(key);
+    if (labels === undefined) {
+      if (this.rendered.size >= MAX_LABEL_SETS) return;
+      labels = this.labelNames
+        .map((label, index) => `${label}="${(labelValues[index] ?? "").replace(/["\\\n]/g, "_")}"`)
+        .join(",");
+      this.rendered.set(key, labels);
+    }
+    this.values.set(labels, (this.values.get(labels) ?? 0) + by);
   }
 }

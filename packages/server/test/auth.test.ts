@@ -202,6 +202,7 @@ describe("system routes", () => {
     expect((await call(server, "GET", "/readyz")).body).toMatchObject({ status: "ready" });
     const metrics = await call(server, "GET", "/metrics");
     expect(metrics.body).toContain("bourse_engine_ready 1");
+    expect(metrics.body).toMatch(/bourse_http_requests_total\{method="GET",route="\/readyz",status="200"\} [1-9]/);
     const document = await call(server, "GET", "/docs/json");
     expect(document.body.openapi).toBe("3.1.0");
     expect(Object.keys(document.body.paths)).toContain("/api/v1/signup");

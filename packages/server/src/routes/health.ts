@@ -8,12 +8,14 @@ import type { RouteModule } from "../app.ts";
 
 export const healthRoutes: RouteModule = (app, { platform, metrics }) => {
   const systemConfig = { auth: "public", face: "system", rateLimit: false } as const;
-  app.addHook("onResponse", async (request, reply) => {
-    metrics.increment("bourse_http_requests_total", "HTTP requests answered, by route and status", {
-      method: request.method,
-      route: request.routeOptions.url ?? "unmatched",
-      status: String(reply.statusCode),
-    });
+  const requestsAnswered = metrics.counter(
+    "bourse_http_requests_total",
+    "HTTP requests answered, by route and status",
+    ["method", "route", "status"],
+  );
+  app.addHook("onResponse", (request, reply, done) => {
+    requestsAnswered.increment([request.method, request.routeOptions.url ?? "unmatched", String(reply.statusCode)]);
+    done();
   });
   metrics.gauge("bourse_engine_ready", "1 when the engine takes commands", () => (platform.ready ? 1 : 0));
   metrics.gauge(
