@@ -172,7 +172,6 @@ export const ORDER_HISTORY_COLUMNS = [
 
 export function orderHistoryView(platform: Platform, row: OrderHistoryRow): OrderHistoryView {
   const instrument = platform.instrument(row.symbol);
-  const price = (points: number | null) => optionalPriceToWire(points, instrument);
   return {
     id: row.id,
     accountId: row.accountId,
@@ -183,10 +182,10 @@ export function orderHistoryView(platform: Platform, row: OrderHistoryRow): Orde
     volume: lotsToWire(row.volume, instrument),
     quantity: quantityToWire(row.volume, instrument),
     filledVolume: lotsToWire(row.filledVolume, instrument),
-    price: price(row.price),
-    stopLimitPrice: price(row.stopLimitPrice),
-    sl: price(row.sl),
-    tp: price(row.tp),
+    price: optionalPriceToWire(row.price, instrument),
+    stopLimitPrice: optionalPriceToWire(row.stopLimitPrice, instrument),
+    sl: optionalPriceToWire(row.sl, instrument),
+    tp: optionalPriceToWire(row.tp, instrument),
     timeInForce: row.timeInForce,
     expiration: optionalTimeToWire(row.expiration),
     status: row.status,

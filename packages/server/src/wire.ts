@@ -111,8 +111,13 @@ export function marginLevelToWire(basisPoints: number | null): number | null {
   return basisPoints === null ? null : toDecimalNumber(basisPoints, 2);
 }
 
+/** The last time formatted: an answer's times, and a batch's, are mostly the same millisecond. */
+let lastWireTime = { milliseconds: Number.NaN, text: "" };
+
 export function timeToWire(milliseconds: number): string {
-  return new Date(milliseconds).toISOString();
+  if (milliseconds !== lastWireTime.milliseconds)
+    lastWireTime = { milliseconds, text: new Date(milliseconds).toISOString() };
+  return lastWireTime.text;
 }
 
 export function optionalTimeToWire(milliseconds: number | null): string | null {
