@@ -36,7 +36,8 @@
  * code): authorisation in Pusher is per channel, not per connection, so the public channels and the channels
  * another credential authorised on the same socket keep working, and a client that signs in again only
  * re-authorises its channels. A later reconnect of pusher-js re-authorises every channel with its current
- * token, which the auth route refuses (401) for a revoked one.
+ * token, which the auth route refuses (401) for a revoked one. The session's expiry ends its channels the
+ * same way (the grant carries the session's end; the native stream closes with 4003 instead).
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -59,7 +60,7 @@ import {
   type PresenceMember,
   type PusherCodeName,
 } from "./pusher-protocol.ts";
-import { FlushScheduler, MessageRate, Outbound, TopicFanout, textFrame } from "./stream-outbound.ts";
+import { delayUntil, FlushScheduler, MessageRate, Outbound, TopicFanout, textFrame } from "./stream-outbound.ts";
 import type { UpgradeAdapter } from "./upgrade-router.ts";
 import { levelsToWire } from "./market-data.ts";
 import { priceToWire, timeToWire } from "./wire.ts";
@@ -111,7 +112,18 @@ interface HeldChannel {
   readonly member: PresenceMember | null;
   /** Private and presence channels: the session or API key that authorised it (its revocation ends it). */
   readonly credential: Credential | null;
+  /** When the session that authorised it expires (its end ends the channel); null: public, or an API key. */
+  readonly expiresAt: number | null;
 }
+
+/** What POST /api/v2/ws/auth recorded for one channel of one socket. */
+interface Grant {
+  readonly credential: Credential;
+  readonly expiresAt: number | null;
+}
+
+const SESSION_EXPIRED_MESSAGE =
+  "The session that authorised this channel expired: sign in again, then POST /api/v2/ws/auth and resubscribe";
 
 /** Channel grants one socket keeps at most (the oldest go first; a subscription needs its grant). */
 const GRANTS_PER_SOCKET = 256;
@@ -211,8 +223,8 @@ export class PusherStream implements UpgradeAdapter {
    * A socket id not connected here is ignored (its subscription, if it ever comes here, is refused: 401).
    * Scaled out, the grant would travel with the signature's socket id to the node holding the socket.
    */
-  grant(socketId: string, channel: string, credential: Credential): void {
-    this.bySocketId.get(socketId)?.grant(channel, credential);
+  grant(socketId: string, channel: string, credential: Credential, expiresAt: number | null): void {
+    this.bySocketId.get(socketId)?.grant(channel, { credential, expiresAt });
   }
 
   noteClose(name: PusherCodeName | "NORMAL"): void {
@@ -313,7 +325,9 @@ class PusherConnection {
   private readonly platform: Platform;
   private readonly channels = new Map<string, HeldChannel>();
   /** Channel → the credential that authorised it for this socket (POST /api/v2/ws/auth), until revoked. */
-  private readonly grants = new Map<string, Credential>();
+  private readonly grants = new Map<string, Grant>();
+  /** Ends the channels whose session expires first (the native stream closes with 4003 instead). */
+  private expiryTimer: NodeJS.Timeout | null = null;
   /** Revocation topic → the bus unsubscribe, for every credential a grant or a held channel names. */
   private readonly watches = new Map<string, () => void>();
   /** Topic → how many held channels read it. */
@@ -441,6 +455,7 @@ class PusherConnection {
     let topics: string[];
     let member: PresenceMember | null = null;
     let credential: Credential | null = null;
+    let expiresAt: number | null = null;
     if (parsed.kind === "public") {
       if (!this.platform.instruments.has(parsed.symbol)) return refuse("InvalidChannel", 404, "No such instrument");
       topics = [
@@ -465,14 +480,20 @@ class PusherConnection {
           return refuse("AuthError", 401, "Invalid signature for this socket and channel");
       } else if (!verifyChannelAuth(appKey, appSecret, this.socketId, channel, auth))
         return refuse("AuthError", 401, "Invalid signature for this socket and channel");
-      credential = this.grants.get(channel) ?? null;
-      if (!credential)
+      const grant = this.grants.get(channel);
+      if (!grant)
         return refuse(
           "AuthError",
           401,
           "No authorisation of this channel for this socket (or its session or API key was revoked): " +
             "POST /api/v2/ws/auth again",
         );
+      if (grant.expiresAt !== null && grant.expiresAt <= this.platform.clock.now()) {
+        this.grants.delete(channel);
+        this.unwatchUnused(revocationTopic(grant.credential));
+        return refuse("AuthError", 401, SESSION_EXPIRED_MESSAGE);
+      }
+      ({ credential, expiresAt } = grant);
       if (!this.platform.ready) return refuse("Unavailable", 503, "The trading engine is starting: try again shortly");
       const account = this.platform.engine.state.accounts.get(parsed.accountId);
       if (!account) return refuse("InvalidChannel", 404, "No such account");
@@ -486,8 +507,9 @@ class PusherConnection {
     if (this.topics.size + adding > this.stream.limits.maxSubscriptions)
       return refuse("LimitReached", 429, `At most ${this.stream.limits.maxSubscriptions} topics per socket`);
 
-    const held: HeldChannel = { name: channel, parsed, topics, member, credential };
+    const held: HeldChannel = { name: channel, parsed, topics, member, credential, expiresAt };
     this.channels.set(channel, held);
+    if (expiresAt !== null) this.scheduleExpiry();
     for (const topic of topics) {
       const count = this.topics.get(topic) ?? 0;
       this.topics.set(topic, count + 1);
@@ -563,18 +585,18 @@ class PusherConnection {
 
   // ---- credentials: grants and revocation ----
 
-  grant(channel: string, credential: Credential): void {
+  grant(channel: string, grant: Grant): void {
     if (this.closing) return;
     const replaced = this.grants.get(channel);
     this.grants.delete(channel);
     if (this.grants.size >= GRANTS_PER_SOCKET) {
       const [oldest, dropped] = this.grants.entries().next().value!;
       this.grants.delete(oldest);
-      this.unwatchUnused(revocationTopic(dropped));
+      this.unwatchUnused(revocationTopic(dropped.credential));
     }
-    this.grants.set(channel, credential);
-    if (replaced) this.unwatchUnused(revocationTopic(replaced));
-    const topic = revocationTopic(credential);
+    this.grants.set(channel, grant);
+    if (replaced) this.unwatchUnused(revocationTopic(replaced.credential));
+    const topic = revocationTopic(grant.credential);
     if (!this.watches.has(topic))
       this.watches.set(
         topic,
@@ -584,8 +606,8 @@ class PusherConnection {
 
   /** The credential of `topic` was revoked: its grants go, and every channel it authorised ends now. */
   private revoked(topic: string): void {
-    for (const [channel, credential] of [...this.grants])
-      if (revocationTopic(credential) === topic) this.grants.delete(channel);
+    for (const [channel, grant] of [...this.grants])
+      if (revocationTopic(grant.credential) === topic) this.grants.delete(channel);
     for (const held of [...this.channels.values()]) {
       if (!held.credential || revocationTopic(held.credential) !== topic) continue;
       this.release(held.name);
@@ -609,11 +631,44 @@ class PusherConnection {
   private unwatchUnused(topic: string): void {
     const unsubscribe = this.watches.get(topic);
     if (!unsubscribe) return;
-    for (const credential of this.grants.values()) if (revocationTopic(credential) === topic) return;
+    for (const grant of this.grants.values()) if (revocationTopic(grant.credential) === topic) return;
     for (const held of this.channels.values())
       if (held.credential && revocationTopic(held.credential) === topic) return;
     unsubscribe();
     this.watches.delete(topic);
+  }
+
+  /** Arms the timer for the channel whose session expires first (times from the platform clock). */
+  private scheduleExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    let first: number | null = null;
+    for (const held of this.channels.values())
+      if (held.expiresAt !== null && (first === null || held.expiresAt < first)) first = held.expiresAt;
+    if (first === null || this.closing) return;
+    const target = first;
+    this.expiryTimer = setTimeout(() => this.expire(target), delayUntil(target, this.platform.clock.now()));
+    this.expiryTimer.unref();
+  }
+
+  /** The sessions of the channels due at `target` expired: those channels end (401), as a revocation does. */
+  private expire(target: number): void {
+    this.expiryTimer = null;
+    for (const held of [...this.channels.values()]) {
+      if (held.expiresAt === null || held.expiresAt > target) continue;
+      this.release(held.name);
+      this.send(
+        "pusher:subscription_error",
+        { type: "AuthError", error: SESSION_EXPIRED_MESSAGE, status: 401 },
+        held.name,
+      );
+    }
+    for (const [channel, grant] of [...this.grants])
+      if (grant.expiresAt !== null && grant.expiresAt <= target) {
+        this.grants.delete(channel);
+        this.unwatchUnused(revocationTopic(grant.credential));
+      }
+    this.scheduleExpiry();
   }
 
   // ---- account channels ----
@@ -679,6 +734,7 @@ class PusherConnection {
     if (!this.closing) this.stream.noteClose("NORMAL");
     this.closing = true;
     if (this.closeTimer) clearTimeout(this.closeTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
     for (const channel of [...this.channels.keys()]) this.release(channel);
     this.grants.clear();
     for (const unsubscribe of this.watches.values()) unsubscribe();

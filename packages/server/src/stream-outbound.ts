@@ -223,6 +223,15 @@ export class TopicFanout<Subscriber> {
 }
 
 /** A token bucket: `perSecond` messages a second, in bursts of the same size. */
+/**
+ * The setTimeout delay that fires at `target` on the platform clock (`now`): never negative, and at most
+ * setTimeout's longest delay (2^31 − 1 ms; a longer one would fire at once). Both streams end what a
+ * session authorised when it expires.
+ */
+export function delayUntil(target: number, now: number): number {
+  return Math.min(Math.max(0, target - now), 2 ** 31 - 1);
+}
+
 export class MessageRate {
   private tokens: number;
   private refilledAt = performance.now();

@@ -45,7 +45,7 @@ import { ApiError, type ApiErrorCode } from "./errors.ts";
 import { levelsToWire, marketDataOf } from "./market-data.ts";
 import type { Platform } from "./platform.ts";
 import { Closed } from "./schemas.ts";
-import { FlushScheduler, MessageRate, Outbound, TopicFanout, textFrame } from "./stream-outbound.ts";
+import { delayUntil, FlushScheduler, MessageRate, Outbound, TopicFanout, textFrame } from "./stream-outbound.ts";
 import {
   ClosePositionBody,
   HistoryQuerySchema,
@@ -579,10 +579,9 @@ class Connection {
     this.principal = principal;
     if (this.authTimer) clearTimeout(this.authTimer);
     if (principal.expiresAt !== null) {
-      const left = Math.min(Math.max(0, principal.expiresAt - this.platform.clock.now()), 2 ** 31 - 1);
       this.expiryTimer = setTimeout(
         () => this.closeWith("TOKEN_EXPIRED", "TOKEN_EXPIRED", "The session expired"),
-        left,
+        delayUntil(principal.expiresAt, this.platform.clock.now()),
       );
       this.expiryTimer.unref();
     }

@@ -413,6 +413,7 @@ export const pusherRoutes: RouteModule = async (app, { platform }) => {
           caller.apiKey
             ? { kind: "apiKey", id: caller.apiKey.id }
             : { kind: "session", id: request.principal!.sessionId },
+          caller.apiKey ? null : request.principal!.expiresAt,
         );
         if (parsed.kind === "private") return { auth: signChannel(appKey, appSecret, socketId, channel) };
         const member = caller.apiKey
