@@ -292,9 +292,14 @@ export class Platform {
    * exist) is the same 403, so a client cannot probe which logins exist.
    */
   ownedAccount(userId: string, accountId: number): Account {
-    const account = this.engine.state.accounts.get(accountId);
-    if (!account || account.userId !== userId)
-      throw new ApiError("FORBIDDEN", "This account does not belong to the signed-in user");
+    const account = this.accountOwnedBy(userId, accountId);
+    if (!account) throw new ApiError("FORBIDDEN", "This account does not belong to the signed-in user");
     return account;
+  }
+
+  /** The account when `userId` owns it, else null: the one ownership rule; each face says no in its own words. */
+  accountOwnedBy(userId: string, accountId: number): Account | null {
+    const account = this.engine.state.accounts.get(accountId);
+    return account && account.userId === userId ? account : null;
   }
 }

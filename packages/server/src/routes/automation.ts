@@ -331,9 +331,8 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
   /** The key's account (a key outlives nothing: an account gone or of another user refuses the key). */
   const accountOf = (request: FastifyRequest): Account => {
     const principal = request.apiKey!;
-    const account = platform.engine.state.accounts.get(principal.accountId);
-    if (!account || account.userId !== principal.userId)
-      throw new ApiError("INVALID_API_KEY", "The API key's account does not exist");
+    const account = platform.accountOwnedBy(principal.userId, principal.accountId);
+    if (!account) throw new ApiError("INVALID_API_KEY", "The API key's account does not exist");
     return account;
   };
 
