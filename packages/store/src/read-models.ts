@@ -413,7 +413,11 @@ export function toSqlRow(columns: readonly string[], row: object): Record<string
 // ---------------------------------------------------------------------------------------------
 // Projection
 
-/** The existing rows a batch's events refer to: a driver loads these before projecting. */
+/**
+ * The existing rows a batch's events refer to: a driver loads these before projecting. A row the batch itself
+ * creates before referring to it (an order accepted, a position opened, an account opened earlier in the same
+ * batch) is not among them: it cannot exist yet, and the projection builds it from its creating event.
+ */
 export interface ProjectionKeys {
   readonly orderIds: number[];
   readonly positionIds: number[];
@@ -424,24 +428,43 @@ export function projectionKeys(records: readonly JournalRecord[]): ProjectionKey
   const orderIds = new Set<number>();
   const positionIds = new Set<number>();
   const accountIds = new Set<number>();
+  const createdOrders = new Set<number>();
+  const createdPositions = new Set<number>();
+  const openedAccounts = new Set<number>();
+  const order = (id: number) => {
+    if (!createdOrders.has(id)) orderIds.add(id);
+  };
+  const position = (id: number) => {
+    if (!createdPositions.has(id)) positionIds.add(id);
+  };
+  const account = (id: number) => {
+    if (!openedAccounts.has(id)) accountIds.add(id);
+  };
   for (const { event } of records) {
     switch (event.type) {
+      case "AccountOpened":
+        openedAccounts.add(event.accountId);
+        break;
+      case "OrderAccepted":
+        createdOrders.add(event.order.id);
+        break;
       case "OrderChanged":
       case "OrderStatusChanged":
-        orderIds.add(event.orderId);
+        order(event.orderId);
         break;
       case "DealExecuted":
-        positionIds.add(event.deal.positionId);
-        accountIds.add(event.deal.accountId);
+        if (event.effect.kind === "OPEN") createdPositions.add(event.deal.positionId);
+        else position(event.deal.positionId);
+        account(event.deal.accountId);
         break;
       case "PositionChanged":
-        positionIds.add(event.positionId);
+        position(event.positionId);
         break;
       case "Rollover":
-        for (const charge of event.charges) positionIds.add(charge.positionId);
+        for (const charge of event.charges) position(charge.positionId);
         break;
       case "BalanceOperation":
-        accountIds.add(event.accountId);
+        account(event.accountId);
         break;
       default:
         break;

@@ -242,7 +242,13 @@ export class SqliteJournal implements EventJournal, ReadModels {
     if (readModels.progress() > lastSequence) database.transaction(() => readModels.clear()).immediate();
     for (let progress = readModels.progress(); progress < lastSequence; progress = readModels.progress()) {
       const records = await this.read(progress, READ_MODEL_CATCH_UP_BATCH_SIZE);
-      database.transaction(() => readModels.apply(records)).immediate();
+      try {
+        database.transaction(() => readModels.apply(records)).immediate();
+      } catch (error) {
+        readModels.rolledBack();
+        throw error;
+      }
+      readModels.committed();
     }
   }
 
@@ -422,8 +428,11 @@ export function writeBatch(
     statements.commit.run();
   } catch (error) {
     rollbackQuietly(database, statements);
+    // Whatever the read models remembered of their rows may no longer be what the tables hold.
+    readModels.rolledBack();
     throw appendFailure(error, row.firstSequence, committing);
   }
+  readModels.committed();
 }
 
 /** Stores an encoded snapshot; throws `JournalRecordError` when its sequence is not journaled, `JournalWriteError` when SQLite refuses it. */

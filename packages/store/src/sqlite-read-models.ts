@@ -211,6 +211,52 @@ function historySql(table: TableSpec): string {
     ORDER BY id LIMIT @fetch`;
 }
 
+/**
+ * Rows of each kind (orders, positions, account balances) the writer remembers at most. Finished orders and
+ * closed positions leave at once; past the bound, the rows written longest ago do.
+ */
+export const WRITER_CACHE_ROWS = 100_000;
+
+/** Orders in these states change no more: their rows leave the writer's cache. */
+const FINISHED_ORDER_STATUSES: ReadonlySet<string> = new Set(["FILLED", "CANCELLED", "EXPIRED", "REJECTED"]);
+
+/** Rows as last committed, by key, the most recently written last (a Map keeps insertion order). */
+class RowCache<Row> {
+  private readonly rows = new Map<number, Row>();
+
+  constructor(private readonly capacity: number) {}
+
+  get(key: number): Row | undefined {
+    return this.rows.get(key);
+  }
+
+  set(key: number, row: Row): void {
+    this.rows.delete(key);
+    this.rows.set(key, row);
+    if (this.rows.size > this.capacity) this.rows.delete(this.rows.keys().next().value!);
+  }
+
+  delete(key: number): void {
+    this.rows.delete(key);
+  }
+
+  clear(): void {
+    this.rows.clear();
+  }
+
+  get size(): number {
+    return this.rows.size;
+  }
+}
+
+/** What an append's projection wrote, until its transaction commits (then the cache takes it) or not. */
+interface PendingRows {
+  readonly lastSequence: number;
+  readonly orders: readonly OrderHistoryRow[];
+  readonly positions: readonly PositionHistoryRow[];
+  readonly balances: readonly LedgerBalanceRow[];
+}
+
 export class SqliteReadModelStatements {
   private readonly loadOrders: Database.Statement<[string], Row>;
   private readonly loadPositions: Database.Statement<[string], Row>;
@@ -223,8 +269,27 @@ export class SqliteReadModelStatements {
   private readonly setProgress: Database.Statement<[number]>;
   private readonly getProgress: Database.Statement<[], { sequence: number }>;
   private readonly history: Record<keyof typeof TABLES, Database.Statement<[object], Row>>;
+  /**
+   * The rows this connection committed last, so an append does not read back what it wrote: the balance of every
+   * account, the working orders, the open positions. They are the tables' rows only while nothing else writes
+   * them, which holds for the connection that writes appends (the only one: the journal takes the write lock for
+   * each). Valid as of `cachedThrough`, the last sequence committed through it; an append that does not follow it,
+   * any failed or rolled-back one, and `clear` forget them all.
+   */
+  private readonly cachedOrders: RowCache<OrderHistoryRow>;
+  private readonly cachedPositions: RowCache<PositionHistoryRow>;
+  private readonly cachedBalances: RowCache<LedgerBalanceRow>;
+  private cachedThrough: number | null = null;
+  private pending: PendingRows | null = null;
 
-  constructor(private readonly database: Database.Database) {
+  /** `cachedRowsPerKind`: the bound of the writer's cache (tests make it small). */
+  constructor(
+    private readonly database: Database.Database,
+    cachedRowsPerKind: number = WRITER_CACHE_ROWS,
+  ) {
+    this.cachedOrders = new RowCache(cachedRowsPerKind);
+    this.cachedPositions = new RowCache(cachedRowsPerKind);
+    this.cachedBalances = new RowCache(cachedRowsPerKind);
     // json_each: one statement loads any number of ids.
     const byIds = (table: string, key: string) =>
       database.prepare<[string], Row>(`SELECT * FROM ${table} WHERE ${key} IN (SELECT value FROM json_each(?))`);
@@ -255,27 +320,81 @@ export class SqliteReadModelStatements {
     };
   }
 
-  /** Writes what `records` change. Call inside the transaction that appends them. */
+  /**
+   * Writes what `records` change. Call inside the transaction that appends them, then `committed()` once it has
+   * committed or `rolledBack()` if it did not.
+   */
   apply(records: readonly JournalRecord[]): void {
+    this.pending = null;
     if (records.length === 0) return;
+    // The cache holds the rows as of `cachedThrough`: for a batch that does not follow it, they may be stale.
+    if (this.cachedThrough !== records[0]!.sequence - 1) this.forgetCachedRows();
     const keys = projectionKeys(records);
     const output = projectBatch(records, {
-      orders: this.loadOrders
-        .all(JSON.stringify(keys.orderIds))
-        .map((row) => fromSqlRow<OrderHistoryRow>(ORDER_COLUMNS, row)),
-      positions: this.loadPositions
-        .all(JSON.stringify(keys.positionIds))
-        .map((row) => fromSqlRow<PositionHistoryRow>(POSITION_COLUMNS, row)),
-      balances: this.loadBalances
-        .all(JSON.stringify(keys.accountIds))
-        .map((row) => fromSqlRow<LedgerBalanceRow>(BALANCE_COLUMNS, row)),
+      orders: this.known(keys.orderIds, this.cachedOrders, this.loadOrders, ORDER_COLUMNS),
+      positions: this.known(keys.positionIds, this.cachedPositions, this.loadPositions, POSITION_COLUMNS),
+      balances: this.known(keys.accountIds, this.cachedBalances, this.loadBalances, BALANCE_COLUMNS),
     });
     this.upsertOrders.write(output.orders);
     this.upsertPositions.write(output.positions);
     this.upsertBalances.write(output.balances);
     this.insertDeals.write(output.deals);
     this.insertLedger.write(output.ledger);
-    this.setProgress.run(records[records.length - 1]!.sequence);
+    const lastSequence = records[records.length - 1]!.sequence;
+    this.setProgress.run(lastSequence);
+    this.pending = { lastSequence, orders: output.orders, positions: output.positions, balances: output.balances };
+  }
+
+  /** The transaction of the last `apply` committed: its rows are the tables' rows now. */
+  committed(): void {
+    const pending = this.pending;
+    this.pending = null;
+    if (!pending) return;
+    for (const row of pending.orders)
+      if (FINISHED_ORDER_STATUSES.has(row.status)) this.cachedOrders.delete(row.id);
+      else this.cachedOrders.set(row.id, row);
+    for (const row of pending.positions)
+      if (row.closeTime !== null) this.cachedPositions.delete(row.id);
+      else this.cachedPositions.set(row.id, row);
+    for (const row of pending.balances) this.cachedBalances.set(row.accountId, row);
+    this.cachedThrough = pending.lastSequence;
+  }
+
+  /** The transaction of the last `apply` failed or was rolled back (or may have been): forget every cached row. */
+  rolledBack(): void {
+    this.pending = null;
+    this.forgetCachedRows();
+  }
+
+  /** Rows the writer's cache holds, by kind (for tests). */
+  cachedRows(): { orders: number; positions: number; balances: number } {
+    return { orders: this.cachedOrders.size, positions: this.cachedPositions.size, balances: this.cachedBalances.size };
+  }
+
+  private forgetCachedRows(): void {
+    this.cachedOrders.clear();
+    this.cachedPositions.clear();
+    this.cachedBalances.clear();
+    this.cachedThrough = null;
+  }
+
+  /** The rows of `keys`, from the cache where it has them, the others in one query. */
+  private known<Known>(
+    keys: readonly number[],
+    cache: RowCache<Known>,
+    load: Database.Statement<[string], Row>,
+    columns: readonly string[],
+  ): Known[] {
+    const rows: Known[] = [];
+    const missing: number[] = [];
+    for (const key of keys) {
+      const row = cache.get(key);
+      if (row === undefined) missing.push(key);
+      else rows.push(row);
+    }
+    if (missing.length > 0)
+      for (const row of load.all(JSON.stringify(missing))) rows.push(fromSqlRow<Known>(columns, row));
+    return rows;
   }
 
   progress(): number {
@@ -284,6 +403,7 @@ export class SqliteReadModelStatements {
 
   /** Empties the read models, to rebuild them from the journal. */
   clear(): void {
+    this.rolledBack();
     this.database.exec(`
       DELETE FROM order_history; DELETE FROM deal_history; DELETE FROM position_history;
       DELETE FROM balance_ledger; DELETE FROM ledger_balances;

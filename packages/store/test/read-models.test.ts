@@ -67,3 +67,22 @@ describe("projectBatch", () => {
     expect(changed.positions.size).toBeGreaterThan(5);
   });
 });
+
+describe("projectionKeys", () => {
+  it("lists the rows a batch refers to that existed before it, not those it creates first", () => {
+    const records = toRecords(tradingScenario().events);
+    // All at once: everything the scenario refers to, it created itself.
+    expect(projectionKeys(records)).toEqual({ orderIds: [], positionIds: [], accountIds: [] });
+    // One event at a time: what an event changes without creating it comes from an earlier batch.
+    const referred = { orders: 0, positions: 0, accounts: 0 };
+    for (const record of records) {
+      const keys = projectionKeys([record]);
+      referred.orders += keys.orderIds.length;
+      referred.positions += keys.positionIds.length;
+      referred.accounts += keys.accountIds.length;
+    }
+    expect(referred.orders).toBeGreaterThan(5);
+    expect(referred.positions).toBeGreaterThan(5);
+    expect(referred.accounts).toBeGreaterThan(5);
+  });
+});

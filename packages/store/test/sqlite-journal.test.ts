@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  JournalRecordError,
   JournalWriteError,
   PostgresJournal,
   SqliteJournal,
@@ -15,7 +16,7 @@ import {
 } from "../src/index.ts";
 import { SQLITE_READ_MODELS_MIGRATION } from "../src/sqlite-read-models.ts";
 import { TEST_VERIFICATION_BATCH_SIZE, journalContract, type JournalStorage } from "./journal.contract.ts";
-import { readModelsContract } from "./read-models.contract.ts";
+import { readModelsContract, tradingScenario } from "./read-models.contract.ts";
 import { depositSession, toRecords } from "./trading-session.ts";
 
 const directories: string[] = [];
@@ -103,6 +104,70 @@ describe.each(["inline", "worker"] as const)("SqliteJournal, writer %s", (writer
       expect(await reopened.open()).toEqual({ lastSequence: 600, droppedTornRecords: 0, damagedSnapshots: [] });
       opened.push(reopened);
       expect(await reopened.read(0, 1000)).toEqual(records);
+    });
+
+    it("batches refused (sequence mismatch, full disk, an error after the read models were written) leave the read models of the batches after them right", async () => {
+      // The writer remembers the rows it wrote (balances, working orders, open positions): a batch that did not
+      // commit must leave nothing of itself in that memory, or the next batches would project from its rows.
+      const scenario = tradingScenario();
+      const records = toRecords(scenario.events);
+      const reference = await openSqlite(temporaryJournalPath());
+      await reference.append(records);
+      const path = temporaryJournalPath();
+      const journal = await openSqlite(path);
+      const other = new Database(path);
+      const batch = 4;
+      const refused = { mismatch: 0, space: 0, afterReadModels: 0 };
+      try {
+        for (let start = 0; start < records.length; start += batch) {
+          const index = start / batch;
+          if (index % 3 === 1) {
+            // A gap (the batch without its first record), then a batch already journaled.
+            await expect(journal.append(records.slice(start + 1, start + batch))).rejects.toBeInstanceOf(
+              JournalRecordError,
+            );
+            await expect(journal.append(records.slice(start - batch, start))).rejects.toBeInstanceOf(
+              JournalRecordError,
+            );
+            refused.mismatch++;
+          }
+          if (index % 3 === 2) {
+            // Everything left at once, on a disk with no page to spare: refused, nothing of it written.
+            journal.setMaxPageCount(journal.pageCount());
+            const error = await journal.append(records.slice(start)).then(
+              () => null,
+              (rejected: unknown) => rejected,
+            );
+            journal.setMaxPageCount(1_000_000);
+            if (error === null) break;
+            expect(error).toBeInstanceOf(JournalWriteError);
+            refused.space++;
+          }
+          if (index % 3 === 0 && start > 0) {
+            // Refused by the database once every read model of everything left is written (the progress row is
+            // the append's last write): its rows were projected, and must be forgotten with the rollback.
+            other.exec(`CREATE TRIGGER refuse BEFORE UPDATE ON read_model_progress
+              BEGIN SELECT RAISE(ABORT, 'refused for the test'); END`);
+            await expect(journal.append(records.slice(start))).rejects.toThrow(/SQLITE_CONSTRAINT_TRIGGER/);
+            other.exec("DROP TRIGGER refuse");
+            refused.afterReadModels++;
+          }
+          await journal.append(records.slice(start, start + batch));
+        }
+      } finally {
+        other.close();
+      }
+      expect(refused.mismatch).toBeGreaterThan(2);
+      expect(refused.space).toBeGreaterThan(2);
+      expect(refused.afterReadModels).toBeGreaterThan(2);
+      expect(await journal.lastSequence()).toBe(records.length);
+      for (const accountId of [scenario.hedging, scenario.netting]) {
+        const query = { accountId, limit: 1000 };
+        expect(await journal.orderHistory(query)).toEqual(await reference.orderHistory(query));
+        expect(await journal.dealHistory(query)).toEqual(await reference.dealHistory(query));
+        expect(await journal.positionHistory(query)).toEqual(await reference.positionHistory(query));
+        expect(await journal.ledger(query)).toEqual(await reference.ledger(query));
+      }
     });
 
     it("the maxPageCount option caps a journal from the start", async () => {
