@@ -17,6 +17,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { monitorEventLoopDelay, performance, PerformanceObserver } from "node:perf_hooks";
 import { promisify } from "node:util";
+import { AccountIdParams } from "../packages/server/src/schemas.ts";
+import { PlaceOrderBody } from "../packages/server/src/trading-service.ts";
 import { createBenchServer } from "./bench-server.ts";
 import { profileWhile, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
 
@@ -195,10 +197,21 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
     done();
   });
   server.app.get("/bench/empty", { config: { auth: "public", rateLimit: false } }, async () => ({ data: "OK" }));
+  // The order route's HTTP work without the platform's: the same path shape, authentication, ownership check,
+  // rate limit and body schema, answering {"data":"OK"}. Orders minus this is what placing the order costs.
+  server.app.post(
+    "/bench/accounts/:accountId/orders",
+    { schema: { params: AccountIdParams, body: PlaceOrderBody } },
+    async (request) => {
+      server.platform.ownedAccount(request.principal!.userId, Number(request.params.accountId));
+      return { data: "OK" };
+    },
+  );
   try {
     const address = await server.listen();
     await server.platform.pushQuote({ symbol: "EURUSD", bid: 108_430, ask: 108_440 });
     const orderRequests: { method: "POST"; path: string; headers: Record<string, string>; body: string }[] = [];
+    const noopRequests: typeof orderRequests = [];
     for (let index = 0; index < ACCOUNTS; index += 1) {
       const signup = await server.app.inject({
         method: "POST",
@@ -216,6 +229,7 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
           headers: { authorization: token, "content-type": "application/json" },
           body: JSON.stringify({ symbol: "EURUSD", side, type: "MARKET", volume: 0.01 }),
         });
+        noopRequests.push({ ...orderRequests.at(-1)!, path: `/bench/accounts/${account.id}/orders` });
       }
     }
     const check = await server.app.inject({
@@ -231,6 +245,10 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
     context.log(`http: empty route, ${CONNECTIONS} connections, ${DURATION_SECONDS} s`);
     const empty = await profileWhile("http empty route", () =>
       autocannon(dataDirectory, served, { ...load, url: `${address}/bench/empty` }),
+    );
+    context.log(`http: authenticated no-op POST, ${CONNECTIONS} connections, ${DURATION_SECONDS} s`);
+    const noop = await profileWhile("http authenticated no-op", () =>
+      autocannon(dataDirectory, served, { ...load, url: address, requests: noopRequests }),
     );
     context.log(`http: orders, ${CONNECTIONS} connections, ${DURATION_SECONDS} s`);
     const orders = await profileWhile("http orders", () =>
@@ -254,7 +272,7 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
       url: `${address}/bench/empty`,
       overallRate: HTTP_FIXED_RATE_ORDERS_PER_SECOND,
     });
-    const failures = orders.non2xx + orders.errors + fixedRate.non2xx + fixedRate.errors;
+    const failures = orders.non2xx + orders.errors + fixedRate.non2xx + fixedRate.errors + noop.non2xx + noop.errors;
     if (failures > 0) context.log(`http: ${failures} order requests failed or answered non-2xx`);
     const emptyRate = empty.requests.average;
     const baseline = { name: "empty route (GET, no auth)", perSecond: emptyRate };
@@ -272,6 +290,18 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
         baseline,
         ratio: 1,
         note: latency(empty),
+      },
+      {
+        group: "http.orders",
+        name: `authenticated no-op POST, ${CONNECTIONS} connections (the order route's HTTP work)`,
+        unit: "req/s",
+        perSecond: noop.requests.average,
+        perCpuSecond: perCpuSecond(noop),
+        spread: 0,
+        samples: [noop.requests.average],
+        baseline,
+        ratio: noop.requests.average / emptyRate,
+        note: `${latency(noop)}; same auth, ownership check, rate limit and body schema as the order route; ${noop.non2xx} non-2xx`,
       },
       {
         group: "http.orders",
