@@ -351,8 +351,9 @@ export const TABLES = {
 const NO_ID_BOUND = "9223372036854775807";
 
 /**
- * The WHERE condition of a history page, in the SQL both drivers speak, given the table's qualified name and the
- * parameters' placeholders. The tables have no (account, time) index: every account's entries of such an index sit
+ * The WHERE condition of a history page in PostgreSQL (SQLite reads its pages through one index of every account's
+ * rows since its migration 5: sqlite-read-models.ts), given the table's qualified name and the parameters'
+ * placeholders. The tables have no (account, time) index: every account's entries of such an index sit
  * on a page of their own, so each batch rewrote one page per account it touched (four tables: about half the
  * write cost of the read models). They have an (account, id) index and a (time, id) one, which grows at its end
  * only. Time never goes backwards inside the engine (a command older than its clock runs at the clock's time)
@@ -479,13 +480,35 @@ export interface ProjectionInput {
   readonly balances: readonly LedgerBalanceRow[];
 }
 
-/** What to write: orders, positions and balances upserted whole; deals and ledger rows inserted. */
+/** The history tables, numbered where a driver needs them as numbers. */
+export const HISTORY_KINDS = { orders: 0, deals: 1, positions: 2, ledger: 3 } as const satisfies Record<
+  keyof typeof TABLES,
+  number
+>;
+
+/**
+ * A history row the batch created: which table, its id, its account, its time (the value of the table's time
+ * column) and the journal sequence of the event that created it.
+ */
+export interface CreatedRow {
+  readonly kind: (typeof HISTORY_KINDS)[keyof typeof HISTORY_KINDS];
+  readonly id: number;
+  readonly accountId: number;
+  readonly time: number;
+  readonly sequence: number;
+}
+
+/**
+ * What to write: orders, positions and balances upserted whole; deals and ledger rows inserted. `created` lists the
+ * history rows among them that the batch created, in the order their events came.
+ */
 export interface ProjectionOutput {
   readonly orders: OrderHistoryRow[];
   readonly positions: PositionHistoryRow[];
   readonly balances: LedgerBalanceRow[];
   readonly deals: DealHistoryRow[];
   readonly ledger: LedgerRow[];
+  readonly created: CreatedRow[];
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -504,6 +527,17 @@ export function projectBatch(records: readonly JournalRecord[], input: Projectio
   const changedBalances = new Set<number>();
   const deals: DealHistoryRow[] = [];
   const ledger: LedgerRow[] = [];
+  const created: CreatedRow[] = [];
+  const addLedgerRow = (row: LedgerRow) => {
+    ledger.push(row);
+    created.push({
+      kind: HISTORY_KINDS.ledger,
+      id: row.id,
+      accountId: row.accountId,
+      time: row.time,
+      sequence: row.sequence,
+    });
+  };
 
   const balanceOf = (accountId: number): Mutable<LedgerBalanceRow> => {
     let balance = balances.get(accountId);
@@ -524,7 +558,7 @@ export function projectBatch(records: readonly JournalRecord[], input: Projectio
         const account = balanceOf(event.accountId);
         if (event.kind === "CREDIT") account.credit += event.amount;
         else account.balance += event.amount;
-        ledger.push({
+        addLedgerRow({
           id: sequence * LEDGER_PARTS_PER_EVENT + LEDGER_PART.OPERATION,
           sequence,
           accountId: event.accountId,
@@ -566,6 +600,13 @@ export function projectBatch(records: readonly JournalRecord[], input: Projectio
           updatedAt: order.updatedAt,
         });
         changedOrders.add(order.id);
+        created.push({
+          kind: HISTORY_KINDS.orders,
+          id: order.id,
+          accountId: order.accountId,
+          time: order.createdAt,
+          sequence,
+        });
         break;
       }
       case "OrderChanged": {
@@ -593,6 +634,7 @@ export function projectBatch(records: readonly JournalRecord[], input: Projectio
       case "DealExecuted": {
         const { deal, effect } = event;
         deals.push({ ...deal });
+        created.push({ kind: HISTORY_KINDS.deals, id: deal.id, accountId: deal.accountId, time: deal.time, sequence });
         const account = balanceOf(deal.accountId);
         // The same order as the engine's fold: balance += profit − commission + swap.
         const parts: [LedgerEntryKind, number, number][] = [
@@ -604,7 +646,7 @@ export function projectBatch(records: readonly JournalRecord[], input: Projectio
           // A zero changes nothing: a row for it would only pad the client's ledger.
           if (amount === 0) continue;
           account.balance += amount;
-          ledger.push({
+          addLedgerRow({
             id: sequence * LEDGER_PARTS_PER_EVENT + part,
             sequence,
             accountId: deal.accountId,
@@ -646,6 +688,13 @@ export function projectBatch(records: readonly JournalRecord[], input: Projectio
             updatedAt: event.time,
           });
           changedPositions.add(deal.positionId);
+          created.push({
+            kind: HISTORY_KINDS.positions,
+            id: deal.positionId,
+            accountId: deal.accountId,
+            time: event.time,
+            sequence,
+          });
           break;
         }
         const position = positions.get(deal.positionId);
@@ -701,5 +750,6 @@ export function projectBatch(records: readonly JournalRecord[], input: Projectio
     balances: [...changedBalances].map((id) => balances.get(id)!),
     deals,
     ledger,
+    created,
   };
 }

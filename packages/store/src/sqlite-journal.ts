@@ -45,6 +45,7 @@ import type {
   ReadModels,
 } from "./read-models.ts";
 import {
+  SQLITE_ACCOUNT_ROWS_MIGRATION,
   SQLITE_READ_MODELS_MIGRATION,
   SQLITE_READ_MODEL_TIME_INDEXES_MIGRATION,
   SqliteReadModelStatements,
@@ -76,7 +77,7 @@ export type SqliteWriter = "worker" | "inline";
 type Migration = SqliteMigration;
 
 /** Applied in order, each once, recorded in schema_migrations. Never edit one that has shipped: add the next. */
-const MIGRATIONS: readonly Migration[] = [
+export const SQLITE_JOURNAL_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: "journal and snapshots",
@@ -133,6 +134,7 @@ const MIGRATIONS: readonly Migration[] = [
     `,
   },
   { version: 4, name: "read-model time indexes by time", sql: SQLITE_READ_MODEL_TIME_INDEXES_MIGRATION },
+  { version: 5, name: "one index of every account's history rows", sql: SQLITE_ACCOUNT_ROWS_MIGRATION },
 ];
 
 /** WAL pages (4 KiB each, SQLite's default page size) after which a commit checkpoints them: 64 MiB. */
@@ -477,7 +479,7 @@ function appendFailure(error: unknown, firstSequence: number, committing: boolea
 }
 
 function migrate(database: Database.Database): void {
-  runSqliteMigrations(database, "schema_migrations", MIGRATIONS, "the database");
+  runSqliteMigrations(database, "schema_migrations", SQLITE_JOURNAL_MIGRATIONS, "the database");
 }
 
 export function prepareStatements(database: Database.Database): Statements {

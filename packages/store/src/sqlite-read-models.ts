@@ -13,15 +13,16 @@ import {
   LEDGER_COLUMNS,
   ORDER_COLUMNS,
   POSITION_COLUMNS,
+  HISTORY_KINDS,
   TABLES,
   fromSqlRow,
-  historyCondition,
   projectBatch,
   projectionKeys,
   resolveHistoryQuery,
   snakeCase,
   toPage,
   type HistoryPage,
+  type CreatedRow,
   type HistoryQuery,
   type LedgerBalanceRow,
   type OrderHistoryRow,
@@ -146,6 +147,56 @@ export const SQLITE_READ_MODEL_TIME_INDEXES_MIGRATION = `
   CREATE INDEX balance_ledger_time ON balance_ledger (time, id);
 `;
 
+/**
+ * Migration 5: one index of every account's history rows, `account_rows`, instead of an (account, id) and a
+ * (time, id) index per table. Its key is (account, time, creating journal sequence, id, table), so the rows an
+ * append creates for one account, whatever their table, sit side by side at the end of that account's range: an
+ * append dirties about one page of it per account instead of one per account and table (four), and no page
+ * of a time index. A history page seeks to (account, time, sequence, id) of its first row and reads in key
+ * order, which is id order: engine time never goes backwards, and ids and sequences are handed out in order.
+ * Orders, deals and positions keep the sequence of the event that created them for that seek (rows from before
+ * this migration have 0, which sorts them before every later row, as their ids do). The deals' position index
+ * goes too: nothing reads by it. Never edit once shipped: add a migration.
+ */
+export const SQLITE_ACCOUNT_ROWS_MIGRATION = `
+  ALTER TABLE order_history ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE deal_history ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE position_history ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE account_rows (
+    account_id INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    sequence INTEGER NOT NULL,
+    id INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    PRIMARY KEY (account_id, time, sequence, id, kind)
+  ) WITHOUT ROWID;
+  INSERT INTO account_rows (account_id, time, sequence, id, kind)
+    SELECT account_id, created_at, sequence, id, ${HISTORY_KINDS.orders} FROM order_history;
+  INSERT INTO account_rows (account_id, time, sequence, id, kind)
+    SELECT account_id, time, sequence, id, ${HISTORY_KINDS.deals} FROM deal_history;
+  INSERT INTO account_rows (account_id, time, sequence, id, kind)
+    SELECT account_id, open_time, sequence, id, ${HISTORY_KINDS.positions} FROM position_history;
+  INSERT INTO account_rows (account_id, time, sequence, id, kind)
+    SELECT account_id, time, sequence, id, ${HISTORY_KINDS.ledger} FROM balance_ledger;
+  DROP INDEX order_history_account_id;
+  DROP INDEX deal_history_account_id;
+  DROP INDEX position_history_account_id;
+  DROP INDEX balance_ledger_account_id;
+  DROP INDEX order_history_time;
+  DROP INDEX deal_history_time;
+  DROP INDEX position_history_time;
+  DROP INDEX balance_ledger_time;
+  DROP INDEX deal_history_position;
+`;
+
+const ACCOUNT_ROW_COLUMNS = [
+  "accountId",
+  "time",
+  "sequence",
+  "id",
+  "kind",
+] as const satisfies readonly (keyof CreatedRow)[];
+
 type Row = Record<string, unknown>;
 
 /** Rows one INSERT statement carries at most: one native call and one statement step for many rows. */
@@ -166,27 +217,38 @@ class BulkInsert {
     private readonly database: Database.Database,
     table: string,
     private readonly columns: readonly string[],
-    /** For an upsert, its key and the columns it updates in a row that exists; null for a plain insert. */
-    upsert: { key: string; changing: readonly string[] } | null,
+    /**
+     * For an upsert, its key and the columns it updates in a row that exists; "ignore" to skip a row that exists
+     * whole (every column in the key); null for a plain insert.
+     */
+    upsert: { key: string; changing: readonly string[] } | "ignore" | null,
+    /** A `sequence` column after `columns`, whose value `write` is given apart (it is not part of the rows). */
+    private readonly withSequence = false,
   ) {
-    this.head = `INSERT INTO ${table} (${columns.map(snakeCase).join(", ")}) VALUES `;
-    this.placeholders = `(${columns.map(() => "?").join(", ")})`;
+    const names = columns.map(snakeCase);
+    if (withSequence) names.push("sequence");
+    this.head = `INSERT INTO ${table} (${names.join(", ")}) VALUES `;
+    this.placeholders = `(${names.map(() => "?").join(", ")})`;
     this.tail =
       upsert === null
         ? ""
-        : ` ON CONFLICT (${upsert.key}) DO UPDATE SET ${upsert.changing
-            .map(snakeCase)
-            .map((name) => `${name} = excluded.${name}`)
-            .join(", ")}`;
+        : upsert === "ignore"
+          ? " ON CONFLICT DO NOTHING"
+          : ` ON CONFLICT (${upsert.key}) DO UPDATE SET ${upsert.changing
+              .map(snakeCase)
+              .map((name) => `${name} = excluded.${name}`)
+              .join(", ")}`;
   }
 
-  write(rows: readonly object[]): void {
+  /** `sequences`: for a table with a sequence column, each row's by id (absent: 0, a row that exists already). */
+  write(rows: readonly object[], sequences?: ReadonlyMap<number, number>): void {
     for (let start = 0; start < rows.length; start += ROWS_PER_STATEMENT) {
       const count = Math.min(ROWS_PER_STATEMENT, rows.length - start);
       const values: unknown[] = [];
       for (let index = start; index < start + count; index++) {
         const row = rows[index] as Row;
         for (const column of this.columns) values.push(row[column]);
+        if (this.withSequence) values.push(sequences?.get(row.id as number) ?? 0);
       }
       this.statement(count).run(values);
     }
@@ -204,11 +266,28 @@ class BulkInsert {
   }
 }
 
+/**
+ * A history page through `account_rows`: from the bound `page` computes (the first row the page may hold), in key
+ * order, up to `to`. The conditions on the table's own columns repeat what the key already says, so no row outside
+ * the query is ever returned whatever the index holds.
+ */
 function historySql(table: TableSpec): string {
-  return `SELECT * FROM ${table.name}
-    WHERE ${historyCondition(table, table.name, { accountId: "@accountId", afterId: "@afterId", from: "@from", to: "@to" })}
-      ${table.hasSymbol ? "AND (@symbol IS NULL OR symbol = @symbol)" : ""}
-    ORDER BY id LIMIT @fetch`;
+  return `SELECT t.* FROM account_rows a JOIN ${table.name} t ON t.id = a.id
+    WHERE a.account_id = @accountId
+      AND (a.time, a.sequence, a.id, a.kind) >= (@time, @sequence, @id, @kind) AND a.time < @to
+      AND a.kind = ${HISTORY_KINDS[tableKey(table)]} AND a.id > @afterId
+      AND t.account_id = @accountId AND t.${table.timeColumn} >= @from AND t.${table.timeColumn} < @to
+      ${table.hasSymbol ? "AND (@symbol IS NULL OR t.symbol = @symbol)" : ""}
+    ORDER BY a.time, a.sequence, a.id LIMIT @fetch`;
+}
+
+/** The first row of a table after an id (of any account), as [time, sequence, id]: where a page starts at the earliest. */
+function nextRowSql(table: TableSpec): string {
+  return `SELECT ${table.timeColumn}, sequence, id FROM ${table.name} WHERE id > ? ORDER BY id LIMIT 1`;
+}
+
+function tableKey(table: TableSpec): keyof typeof TABLES {
+  return (Object.keys(TABLES) as (keyof typeof TABLES)[]).find((key) => TABLES[key].name === table.name)!;
 }
 
 /**
@@ -268,7 +347,9 @@ export class SqliteReadModelStatements {
   private readonly insertLedger: BulkInsert;
   private readonly setProgress: Database.Statement<[number]>;
   private readonly getProgress: Database.Statement<[], { sequence: number }>;
+  private readonly insertAccountRows: BulkInsert;
   private readonly history: Record<keyof typeof TABLES, Database.Statement<[object], Row>>;
+  private readonly nextRow: Record<keyof typeof TABLES, Database.Statement<[number], [number, number, number]>>;
   /**
    * The rows this connection committed last, so an append does not read back what it wrote: the balance of every
    * account, the working orders, the open positions. They are the tables' rows only while nothing else writes
@@ -296,20 +377,29 @@ export class SqliteReadModelStatements {
     this.loadOrders = byIds("order_history", "id");
     this.loadPositions = byIds("position_history", "id");
     this.loadBalances = byIds("ledger_balances", "account_id");
-    this.upsertOrders = new BulkInsert(database, "order_history", ORDER_COLUMNS, {
-      key: "id",
-      changing: ORDER_CHANGING_COLUMNS,
-    });
-    this.upsertPositions = new BulkInsert(database, "position_history", POSITION_COLUMNS, {
-      key: "id",
-      changing: POSITION_CHANGING_COLUMNS,
-    });
+    this.upsertOrders = new BulkInsert(
+      database,
+      "order_history",
+      ORDER_COLUMNS,
+      { key: "id", changing: ORDER_CHANGING_COLUMNS },
+      true,
+    );
+    this.upsertPositions = new BulkInsert(
+      database,
+      "position_history",
+      POSITION_COLUMNS,
+      { key: "id", changing: POSITION_CHANGING_COLUMNS },
+      true,
+    );
     this.upsertBalances = new BulkInsert(database, "ledger_balances", BALANCE_COLUMNS, {
       key: "account_id",
       changing: BALANCE_CHANGING_COLUMNS,
     });
-    this.insertDeals = new BulkInsert(database, "deal_history", DEAL_COLUMNS, null);
+    this.insertDeals = new BulkInsert(database, "deal_history", DEAL_COLUMNS, null, true);
     this.insertLedger = new BulkInsert(database, "balance_ledger", LEDGER_COLUMNS, null);
+    // An entry that is there already is the same entry (its columns are its key): left as it is. Only a rebuild
+    // over tables emptied by hand, without `clear`, finds some.
+    this.insertAccountRows = new BulkInsert(database, "account_rows", ACCOUNT_ROW_COLUMNS, "ignore");
     this.setProgress = database.prepare("UPDATE read_model_progress SET sequence = ? WHERE singleton = 1");
     this.getProgress = database.prepare("SELECT sequence FROM read_model_progress WHERE singleton = 1");
     this.history = {
@@ -317,6 +407,13 @@ export class SqliteReadModelStatements {
       deals: database.prepare(historySql(TABLES.deals)),
       positions: database.prepare(historySql(TABLES.positions)),
       ledger: database.prepare(historySql(TABLES.ledger)),
+    };
+    const nextRow = (table: TableSpec) => database.prepare<[number], [number, number, number]>(nextRowSql(table)).raw();
+    this.nextRow = {
+      orders: nextRow(TABLES.orders),
+      deals: nextRow(TABLES.deals),
+      positions: nextRow(TABLES.positions),
+      ledger: nextRow(TABLES.ledger),
     };
   }
 
@@ -335,11 +432,15 @@ export class SqliteReadModelStatements {
       positions: this.known(keys.positionIds, this.cachedPositions, this.loadPositions, POSITION_COLUMNS),
       balances: this.known(keys.accountIds, this.cachedBalances, this.loadBalances, BALANCE_COLUMNS),
     });
-    this.upsertOrders.write(output.orders);
-    this.upsertPositions.write(output.positions);
+    const sequences = [new Map<number, number>(), new Map<number, number>(), new Map<number, number>()] as const;
+    for (const row of output.created)
+      if (row.kind !== HISTORY_KINDS.ledger) sequences[row.kind].set(row.id, row.sequence);
+    this.upsertOrders.write(output.orders, sequences[HISTORY_KINDS.orders]);
+    this.upsertPositions.write(output.positions, sequences[HISTORY_KINDS.positions]);
     this.upsertBalances.write(output.balances);
-    this.insertDeals.write(output.deals);
+    this.insertDeals.write(output.deals, sequences[HISTORY_KINDS.deals]);
     this.insertLedger.write(output.ledger);
+    this.insertAccountRows.write(output.created);
     const lastSequence = records[records.length - 1]!.sequence;
     this.setProgress.run(lastSequence);
     this.pending = { lastSequence, orders: output.orders, positions: output.positions, balances: output.balances };
@@ -406,19 +507,28 @@ export class SqliteReadModelStatements {
     this.rolledBack();
     this.database.exec(`
       DELETE FROM order_history; DELETE FROM deal_history; DELETE FROM position_history;
-      DELETE FROM balance_ledger; DELETE FROM ledger_balances;
+      DELETE FROM balance_ledger; DELETE FROM ledger_balances; DELETE FROM account_rows;
       UPDATE read_model_progress SET sequence = 0 WHERE singleton = 1;
     `);
   }
 
   page<Row extends { readonly id: number }>(table: keyof typeof TABLES, query: HistoryQuery): HistoryPage<Row> {
     const resolved = resolveHistoryQuery(query);
+    // The page starts at the first row after the cursor, or at `from` if that is later.
+    const next = this.nextRow[table].get(resolved.afterId);
+    if (next === undefined) return { rows: [], nextCursor: null };
+    const [time, sequence, id] = next;
+    const start =
+      time >= resolved.from
+        ? { time, sequence, id, kind: HISTORY_KINDS[table] }
+        : { time: resolved.from, sequence: 0, id: 0, kind: 0 };
     const parameters: Record<string, unknown> = {
       accountId: resolved.accountId,
       afterId: resolved.afterId,
       from: resolved.from,
       to: resolved.to,
       fetch: resolved.limit + 1,
+      ...start,
     };
     if (TABLES[table].hasSymbol) parameters.symbol = resolved.symbol;
     const rows = this.history[table].all(parameters).map((row) => fromSqlRow<Row>(TABLES[table].columns, row));

@@ -79,7 +79,10 @@ export function journalContract(factory: JournalStorageFactory): void {
       const journal = await openJournal(over);
       await reopen(over, journal);
       const versions = await over.query("SELECT version FROM schema_migrations ORDER BY version");
-      expect(versions.map((row) => Number(row.version))).toEqual([1, 2, 3, 4]);
+      // Each once, none skipped (the drivers' lists differ in length: SQLite has a fifth).
+      const numbers = versions.map((row) => Number(row.version));
+      expect(numbers).toEqual(numbers.map((_, index) => index + 1));
+      expect(numbers.length).toBeGreaterThanOrEqual(4);
     });
 
     it("refuses storage whose schema is newer than this build knows", async () => {

@@ -6,6 +6,7 @@ import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import type { JournalRecord } from "../src/index.ts";
 import {
+  SQLITE_ACCOUNT_ROWS_MIGRATION,
   SQLITE_READ_MODELS_MIGRATION,
   SQLITE_READ_MODEL_TIME_INDEXES_MIGRATION,
   SqliteReadModelStatements,
@@ -13,7 +14,14 @@ import {
 import { tradingScenario } from "./read-models.contract.ts";
 import { toRecords } from "./trading-session.ts";
 
-const TABLES = ["order_history", "deal_history", "position_history", "balance_ledger", "ledger_balances"] as const;
+const TABLES = [
+  "order_history",
+  "deal_history",
+  "position_history",
+  "balance_ledger",
+  "ledger_balances",
+  "account_rows",
+] as const;
 
 const databases: Database.Database[] = [];
 
@@ -29,6 +37,7 @@ function readModels(cachedRowsPerKind?: number): {
   databases.push(database);
   database.exec(SQLITE_READ_MODELS_MIGRATION);
   database.exec(SQLITE_READ_MODEL_TIME_INDEXES_MIGRATION);
+  database.exec(SQLITE_ACCOUNT_ROWS_MIGRATION);
   return { database, statements: new SqliteReadModelStatements(database, cachedRowsPerKind) };
 }
 
