@@ -199,8 +199,10 @@ export class SqliteJournal implements EventJournal, ReadModels {
       await this.catchUpReadModels();
       if (this.options.writer === "worker" && !inMemory) {
         this.writerThread = await SqliteWriterThread.start(this.options);
-        // From here on this connection only reads: a write through it would race the writer thread's.
+        // From here on this connection only reads: a write through it would race the writer thread's. What its
+        // read models remember of the rows the catch-up wrote is of no more use.
         database.pragma("query_only = ON");
+        this.readModels.forgetCachedRows();
       }
       return report;
     } catch (error) {

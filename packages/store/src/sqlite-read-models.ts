@@ -472,7 +472,8 @@ export class SqliteReadModelStatements {
     return { orders: this.cachedOrders.size, positions: this.cachedPositions.size, balances: this.cachedBalances.size };
   }
 
-  private forgetCachedRows(): void {
+  /** Forgets every cached row: for a connection that will write no more, or whose memory may be stale. */
+  forgetCachedRows(): void {
     this.cachedOrders.clear();
     this.cachedPositions.clear();
     this.cachedBalances.clear();

@@ -17,7 +17,7 @@ import {
 } from "../src/index.ts";
 import { runSqliteMigrations } from "../src/sqlite-migrations.ts";
 import { SQLITE_JOURNAL_MIGRATIONS } from "../src/sqlite-journal.ts";
-import { SQLITE_READ_MODELS_MIGRATION } from "../src/sqlite-read-models.ts";
+import { SQLITE_READ_MODELS_MIGRATION, type SqliteReadModelStatements } from "../src/sqlite-read-models.ts";
 import { TEST_VERIFICATION_BATCH_SIZE, journalContract, type JournalStorage } from "./journal.contract.ts";
 import { readModelsContract, tradingScenario } from "./read-models.contract.ts";
 import { depositSession, toRecords } from "./trading-session.ts";
@@ -173,6 +173,24 @@ describe.each(["inline", "worker"] as const)("SqliteJournal, writer %s", (writer
         expect(await journal.positionHistory(query)).toEqual(await reference.positionHistory(query));
         expect(await journal.ledger(query)).toEqual(await reference.ledger(query));
       }
+    });
+
+    it("the connection that catches the read models up keeps their rows in memory only if it goes on writing", async () => {
+      const scenario = tradingScenario();
+      const path = temporaryJournalPath();
+      const written = await openSqlite(path);
+      await written.append(toRecords(scenario.events));
+      await written.close();
+      // Read models to rebuild at the next open, on the calling thread's connection.
+      const other = new Database(path);
+      other.exec(`UPDATE read_model_progress SET sequence = ${scenario.events.length + 1}`);
+      other.close();
+      const journal = await openSqlite(path);
+      const readModels = (journal as unknown as { readModels: SqliteReadModelStatements }).readModels;
+      const cached = readModels.cachedRows();
+      if (writer === "worker") expect(cached).toEqual({ orders: 0, positions: 0, balances: 0 });
+      else expect(cached.balances).toBe(2);
+      expect((await journal.dealHistory({ accountId: scenario.hedging })).rows.length).toBeGreaterThan(5);
     });
 
     it("the maxPageCount option caps a journal from the start", async () => {
