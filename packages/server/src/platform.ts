@@ -117,7 +117,8 @@ export class Platform {
     if (!isPostgresUrl(storage.databaseUrl) || !isPostgresUrl(storage.platformDatabaseUrl))
       mkdirSync(storage.dataDirectory, { recursive: true });
     this.journal = openJournal(storage.databaseUrl);
-    this.platformStore = createPlatformStore(storage.platformDatabaseUrl);
+    // Notifications and candles are written by a thread of their own: their bursts never stop this one.
+    this.platformStore = createPlatformStore(storage.platformDatabaseUrl, { sqliteDerivedWrites: "worker" });
   }
 
   /** Users, sessions, keys and the rest. Throws ENGINE_UNAVAILABLE (503) until `start` has opened it. */

@@ -5,6 +5,8 @@ import { SqlitePlatformStore } from "./sqlite-platform-store.ts";
 export interface CreatePlatformStoreOptions {
   /** PostgreSQL only: the schema the tables live in (default "bourse"). */
   readonly postgresSchema?: string;
+  /** SQLite only: who writes notifications and candles (SqlitePlatformStoreOptions.derivedWrites). */
+  readonly sqliteDerivedWrites?: "inline" | "worker";
 }
 
 /**
@@ -14,5 +16,5 @@ export interface CreatePlatformStoreOptions {
 export function createPlatformStore(url: string, options: CreatePlatformStoreOptions = {}): PlatformStore {
   if (/^postgres(ql)?:\/\//i.test(url))
     return new PostgresPlatformStore({ connectionString: url, schema: options.postgresSchema });
-  return new SqlitePlatformStore({ path: url });
+  return new SqlitePlatformStore({ path: url, derivedWrites: options.sqliteDerivedWrites });
 }

@@ -13,6 +13,7 @@ import {
   type Row,
   type SqlDatabase,
   type SqlDialect,
+  type SqlStatement,
   type SqlExecutor,
   type TransactionOptions,
 } from "./sql-platform-store.ts";
@@ -120,6 +121,17 @@ class PostgresDatabase extends PostgresExecutor implements SqlDatabase {
       }
       throw error;
     }
+  }
+
+  derivedWrite(statements: readonly SqlStatement[]): Promise<Row[][]> {
+    return this.transaction(
+      async (tx) => {
+        const rows: Row[][] = [];
+        for (const { sql, params } of statements) rows.push(await tx.all(sql, params));
+        return rows;
+      },
+      { relaxedDurability: true },
+    );
   }
 
   async close(): Promise<void> {

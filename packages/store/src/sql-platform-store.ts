@@ -86,8 +86,20 @@ export interface TransactionOptions {
   readonly relaxedDurability?: boolean;
 }
 
+/** A statement of the store's (in the driver's dialect) with its parameters. */
+export interface SqlStatement {
+  readonly sql: string;
+  readonly params: readonly unknown[];
+}
+
 export interface SqlDatabase extends SqlExecutor {
   transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /**
+   * A write of derived data (notifications, candles): `statements` in one transaction with relaxed durability,
+   * each one's rows in order (none for a statement without RETURNING). A driver may run it off the caller's
+   * thread; it is ordered after the derived writes before it, not with the other calls.
+   */
+  derivedWrite(statements: readonly SqlStatement[]): Promise<Row[][]>;
   close(): Promise<void>;
 }
 
@@ -1099,7 +1111,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
   // ---- notifications ----
 
   async addNotification(notification: NewNotification): Promise<Notification> {
-    const [stored] = await this.insertNotifications([notification], "notification", {});
+    const [stored] = await this.insertNotifications([notification], "notification", "durable");
     return stored!;
   }
 
@@ -1111,7 +1123,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
         "notifications",
       );
     // Notifications are derived from journaled events: a power failure may cost the last ones, never a trade.
-    return this.insertNotifications(notifications, "notifications", { relaxedDurability: true });
+    return this.insertNotifications(notifications, "notifications", "derived");
   }
 
   /**
@@ -1122,7 +1134,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
   private async insertNotifications(
     notifications: readonly NewNotification[],
     what: string,
-    options: TransactionOptions,
+    write: "durable" | "derived",
   ): Promise<Notification[]> {
     const checked = notifications.map((notification) => [
       checkId("userId", notification.userId),
@@ -1133,17 +1145,15 @@ export abstract class SqlPlatformStore implements PlatformStore {
       checkTime("createdAt", notification.createdAt),
     ]);
     const placeholders = checked.map(() => "(?, ?, ?, 'unread', ?, ?, ?)").join(", ");
-    const rows = await this.guarded(what, () =>
-      this.db.transaction(
-        (tx) =>
-          this.all(
-            `INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at)
-             VALUES ${placeholders} RETURNING ${NOTIFICATION_COLUMNS}`,
-            checked.flat(),
-            tx,
-          ),
-        options,
-      ),
+    const statement = {
+      sql: this.q(`INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at)
+             VALUES ${placeholders} RETURNING ${NOTIFICATION_COLUMNS}`),
+      params: checked.flat(),
+    };
+    const rows = await this.guarded(what, async () =>
+      write === "derived"
+        ? ((await this.db.derivedWrite([statement]))[0] ?? [])
+        : this.db.transaction((tx) => tx.all(statement.sql, statement.params)),
     );
     return rows.map(toNotification).sort((a, b) => a.id - b.id);
   }
@@ -1173,22 +1183,18 @@ export abstract class SqlPlatformStore implements PlatformStore {
       throw new ValidationError(`candles: must be a list of at most ${PLATFORM_LIMITS.candleLimit}`, "candles");
     const checked = candles.map(checkCandle);
     if (checked.length === 0) return;
-    await this.db.transaction(
-      async (tx) => {
-        for (const c of checked)
-          await this.run(
-            `INSERT INTO {s}candles AS stored (${CANDLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    const sql = this.q(`INSERT INTO {s}candles AS stored (${CANDLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (symbol, timeframe, open_time) DO UPDATE SET
              high = {greatest}(stored.high, excluded.high),
              low = {least}(stored.low, excluded.low),
              close = excluded.close,
-             tick_volume = stored.tick_volume + excluded.tick_volume`,
-            [c.symbol, c.timeframe, c.openTime, c.open, c.high, c.low, c.close, c.tickVolume],
-            tx,
-          );
-      },
-      // Candles are aggregated from the feed's ticks: the last second's bars may be lost to a power failure.
-      { relaxedDurability: true },
+             tick_volume = stored.tick_volume + excluded.tick_volume`);
+    // Candles are aggregated from the feed's ticks: the last second's bars may be lost to a power failure.
+    await this.db.derivedWrite(
+      checked.map((c) => ({
+        sql,
+        params: [c.symbol, c.timeframe, c.openTime, c.open, c.high, c.low, c.close, c.tickVolume],
+      })),
     );
   }
 

@@ -19,14 +19,22 @@ import {
   type SqlDatabase,
   type SqlDialect,
   type SqlExecutor,
+  type SqlStatement,
   type TransactionOptions,
 } from "./sql-platform-store.ts";
+import { SqliteDerivedWriter } from "./sqlite-derived-writer.ts";
 
 export interface SqlitePlatformStoreOptions {
   /** The database file, created if missing (with its directory); ':memory:' for one that dies with the process. */
   readonly path: string;
   /** How long a write waits for another connection's lock before it fails, in milliseconds. Default 5000. */
   readonly busyTimeoutMilliseconds?: number;
+  /**
+   * Who writes derived data (notifications, candles): "inline" (default) on the calling thread, or "worker", a
+   * thread with its own connection (sqlite-derived-writer.ts), so a server's JavaScript thread never waits for
+   * those inserts and their COMMITs. Not for ':memory:' (a second connection would see another database).
+   */
+  readonly derivedWrites?: "inline" | "worker";
 }
 
 type Migration = SqliteMigration;
@@ -42,14 +50,17 @@ const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
+/** The constraint a SQLite error reports as broken, or null for any other error. */
+export function constraintKind(error: unknown): ConstraintViolation["kind"] | null {
+  if (!(error instanceof Database.SqliteError)) return null;
+  if (error.code === "SQLITE_CONSTRAINT_UNIQUE" || error.code === "SQLITE_CONSTRAINT_PRIMARYKEY") return "unique";
+  if (error.code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "foreign";
+  return null;
+}
+
 function translate(error: unknown): unknown {
-  if (error instanceof Database.SqliteError) {
-    if (error.code === "SQLITE_CONSTRAINT_UNIQUE" || error.code === "SQLITE_CONSTRAINT_PRIMARYKEY")
-      return new ConstraintViolation("unique", error.message, { cause: error });
-    if (error.code === "SQLITE_CONSTRAINT_FOREIGNKEY")
-      return new ConstraintViolation("foreign", error.message, { cause: error });
-  }
-  return error;
+  const kind = constraintKind(error);
+  return kind === null ? error : new ConstraintViolation(kind, (error as Error).message, { cause: error });
 }
 
 class SqliteDatabase implements SqlDatabase {
@@ -60,7 +71,10 @@ class SqliteDatabase implements SqlDatabase {
     run: async (sql, params = []) => this.runNow(sql, params),
   };
 
-  constructor(private readonly database: Database.Database) {}
+  constructor(
+    private readonly database: Database.Database,
+    private readonly derivedWriter: SqliteDerivedWriter | null,
+  ) {}
 
   private statement(sql: string): Database.Statement {
     let statement = this.statements.get(sql);
@@ -121,8 +135,30 @@ class SqliteDatabase implements SqlDatabase {
     });
   }
 
+  derivedWrite(statements: readonly SqlStatement[]): Promise<Row[][]> {
+    if (this.derivedWriter)
+      return this.derivedWriter.write(statements).catch((error: unknown) => {
+        throw error instanceof ConstraintViolation ? error : translate(error);
+      });
+    return this.transaction(
+      async () =>
+        statements.map(({ sql, params }) => {
+          const statement = this.statement(sql);
+          try {
+            if (statement.reader) return statement.all(...params) as Row[];
+            statement.run(...params);
+            return [];
+          } catch (error) {
+            throw translate(error);
+          }
+        }),
+      { relaxedDurability: true },
+    );
+  }
+
   async close(): Promise<void> {
     await this.queue;
+    await this.derivedWriter?.close();
     this.database.close();
   }
 }
@@ -137,13 +173,18 @@ export class SqlitePlatformStore extends SqlPlatformStore {
   protected async connect(): Promise<SqlDatabase> {
     const inMemory = this.options.path === ":memory:" || this.options.path === "";
     if (!inMemory) mkdirSync(dirname(this.options.path), { recursive: true });
-    const database = new Database(this.options.path, { timeout: this.options.busyTimeoutMilliseconds ?? 5000 });
+    const busyTimeout = this.options.busyTimeoutMilliseconds ?? 5000;
+    const database = new Database(this.options.path, { timeout: busyTimeout });
     try {
       database.pragma("journal_mode = WAL");
       database.pragma("synchronous = FULL");
       database.pragma("foreign_keys = ON");
       migrate(database);
-      return new SqliteDatabase(database);
+      const derivedWriter =
+        this.options.derivedWrites === "worker" && !inMemory
+          ? await SqliteDerivedWriter.start({ path: this.options.path, busyTimeoutMilliseconds: busyTimeout })
+          : null;
+      return new SqliteDatabase(database, derivedWriter);
     } catch (error) {
       database.close();
       throw error;

@@ -4,10 +4,11 @@
  * and answers each write once the worker has committed it. The worker takes requests in order, one at a
  * time, so its answers come back in the order of the requests.
  */
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { JournalRecordError, JournalWriteError } from "./journal.ts";
 import type { JournalBatchRow, SnapshotRow } from "./records.ts";
 import type { SqliteJournalOptions } from "./sqlite-journal.ts";
+import { startTypeScriptWorker } from "./worker-thread.ts";
 
 /**
  * Writes handed to the thread and not yet answered, at most. The durable engine has one append and one
@@ -72,17 +73,6 @@ interface PendingWrite {
   readonly reject: (error: Error) => void;
 }
 
-/**
- * The worker runs TypeScript without a build step: tsx's loader is registered inside it before the module
- * is imported (Node 20 does not hand a worker the loader of an `--import` flag in time for its entry module).
- */
-const BOOTSTRAP = `
-const { workerData } = require("node:worker_threads");
-import(workerData.tsxApiUrl).then(({ register }) => {
-  register();
-  return import(workerData.entryUrl);
-});
-`;
 const ENTRY_URL = new URL("./sqlite-writer-worker.ts", import.meta.url).href;
 
 export class SqliteWriterThread {
@@ -157,15 +147,7 @@ export class SqliteWriterThread {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(BOOTSTRAP, {
-      eval: true,
-      workerData: {
-        // Resolved here, not when the module loads: a journal that never starts the thread does not need tsx.
-        tsxApiUrl: import.meta.resolve("tsx/esm/api"),
-        entryUrl: ENTRY_URL,
-        options: { ...this.options, maxPageCount: this.maxPageCount },
-      },
-    });
+    const worker = startTypeScriptWorker(ENTRY_URL, { ...this.options, maxPageCount: this.maxPageCount });
     this.worker = worker;
     this.workerReady = false;
     worker.on("message", (reply: WriterReply) => this.answer(reply));

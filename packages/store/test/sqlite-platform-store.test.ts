@@ -3,7 +3,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { PostgresPlatformStore, SqliteJournal, SqlitePlatformStore, createPlatformStore } from "../src/index.ts";
+import type { Worker } from "node:worker_threads";
+import {
+  NotFoundError,
+  PostgresPlatformStore,
+  SqliteJournal,
+  SqlitePlatformStore,
+  createPlatformStore,
+} from "../src/index.ts";
 import { platformStoreContract, type PlatformStorage } from "./platform-store.contract.ts";
 
 const directories: string[] = [];
@@ -26,6 +33,22 @@ async function sqliteStorage(): Promise<PlatformStorage> {
       removeTemporaryDirectories();
     },
   };
+}
+
+async function sqliteWorkerStorage(): Promise<PlatformStorage> {
+  const path = temporaryPath();
+  return {
+    store: () => new SqlitePlatformStore({ path, derivedWrites: "worker" }),
+    async dispose() {
+      removeTemporaryDirectories();
+    },
+  };
+}
+
+/** The store's derived-data writer thread (private), to end it as a crash would. */
+function derivedWorkerOf(store: SqlitePlatformStore): Worker {
+  const db = (store as unknown as { db: { derivedWriter: { worker: Worker | null } } }).db;
+  return db.derivedWriter.worker!;
 }
 
 describe("SqlitePlatformStore", () => {
@@ -97,6 +120,76 @@ describe("SqlitePlatformStore", () => {
       await store.open();
       await store.createUser({ id: "u", email: "u@example.com", name: "U", passwordHash: "h", createdAt: 1 });
       expect(await store.findUserByEmail("U@EXAMPLE.COM")).not.toBeNull();
+      await store.close();
+    });
+  });
+});
+
+describe("SqlitePlatformStore, notifications and candles written by a thread of their own", () => {
+  platformStoreContract(sqliteWorkerStorage);
+
+  describe("the derived-data writer thread", () => {
+    afterEach(removeTemporaryDirectories);
+
+    const user = { id: "u1", email: "u1@example.com", name: "U", passwordHash: "h", createdAt: 1 };
+    const note = (title: string) => ({ userId: "u1", level: "info" as const, title, createdAt: 2 });
+
+    it("writes with its own connection: what it wrote is read at once on the caller's, which stays FULL", async () => {
+      const store = new SqlitePlatformStore({ path: temporaryPath(), derivedWrites: "worker" });
+      await store.open();
+      await store.createUser(user);
+      const stored = await store.addNotifications([note("a"), note("b")]);
+      expect(stored.map((notification) => notification.title)).toEqual(["a", "b"]);
+      expect((await store.listNotifications("u1", { limit: 10 })).rows.map((item) => item.title)).toEqual(["b", "a"]);
+      const database = (store as unknown as { db: { database: Database.Database } }).db.database;
+      expect(database.pragma("synchronous", { simple: true })).toBe(2);
+      await store.close();
+    });
+
+    it("refuses a notification of an unknown user with the store's typed error, and writes the next", async () => {
+      const store = new SqlitePlatformStore({ path: temporaryPath(), derivedWrites: "worker" });
+      await store.open();
+      await store.createUser(user);
+      await expect(store.addNotifications([{ ...note("x"), userId: "nobody" }])).rejects.toBeInstanceOf(NotFoundError);
+      expect(await store.addNotifications([note("after")])).toHaveLength(1);
+      await store.close();
+    });
+
+    it("refuses the writes a dead thread had not answered; the next write starts a new thread", async () => {
+      const store = new SqlitePlatformStore({ path: temporaryPath(), derivedWrites: "worker" });
+      await store.open();
+      await store.createUser(user);
+      const worker = derivedWorkerOf(store);
+      const exited = new Promise((resolve) => worker.once("exit", resolve));
+      const lost = store.addNotifications([note("lost")]);
+      await worker.terminate();
+      await exited;
+      await expect(lost).rejects.toThrow(/writer thread ended/);
+      expect(await store.addNotifications([note("after")])).toHaveLength(1);
+      expect(derivedWorkerOf(store)).not.toBe(worker);
+      await store.close();
+    });
+
+    it("close waits for the writes handed over", async () => {
+      const path = temporaryPath();
+      const store = new SqlitePlatformStore({ path, derivedWrites: "worker" });
+      await store.open();
+      await store.createUser(user);
+      const writes = Array.from({ length: 20 }, (_, index) => store.addNotifications([note(`n${index}`)]));
+      await store.close();
+      expect((await Promise.all(writes)).flat()).toHaveLength(20);
+      const again = new SqlitePlatformStore({ path });
+      await again.open();
+      expect((await again.listNotifications("u1", { limit: 100 })).rows).toHaveLength(20);
+      await again.close();
+    });
+
+    it("writes inline for an in-memory database (a second connection would see another one)", async () => {
+      const store = new SqlitePlatformStore({ path: ":memory:", derivedWrites: "worker" });
+      await store.open();
+      await store.createUser(user);
+      expect(await store.addNotifications([note("m")])).toHaveLength(1);
+      expect((store as unknown as { db: { derivedWriter: unknown } }).db.derivedWriter).toBeNull();
       await store.close();
     });
   });
