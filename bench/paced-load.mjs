@@ -10,7 +10,8 @@
 //
 // Reads {url, connections, duration (s), rate (requests/s), requests?: [{method, path, headers, body}]} as
 // JSON from argv[2] (a file path); prints {requests: {average, total}, latency: {p50, p90, p99, max, average}
-// (ms), non2xx, errors, timeouts} as JSON on stdout.
+// (ms), sendLateness: {p50, p99, max} (ms: how late requests left this process), non2xx, errors, timeouts}
+// as JSON on stdout.
 import http from "node:http";
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
@@ -40,6 +41,8 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections 
 const intervalMs = 1000 / options.rate;
 const total = Math.round(options.rate * options.duration);
 const latencies = new Float64Array(total);
+/** How late each request left this process after it was due: the client's own share of its latency. */
+const lateness = new Float64Array(total);
 /** The first request is due a little after start: time for the ticker thread to start. */
 const START_DELAY_MS = 100;
 let sent = 0;
@@ -56,6 +59,7 @@ const finished = new Promise((resolve) => {
   };
 
   function send(index, dueAt) {
+    lateness[index] = now() - dueAt;
     const request = requests[index % requests.length];
     const outgoing = http.request(
       {
@@ -102,7 +106,9 @@ const seconds = (now() - startedAt - START_DELAY_MS) / 1000;
 const measured = Array.from(latencies)
   .filter((latency) => !Number.isNaN(latency))
   .sort((a, b) => a - b);
-const at = (share) => measured[Math.min(measured.length - 1, Math.floor(share * measured.length))] ?? Number.NaN;
+const at = (share, sorted = measured) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))] ?? Number.NaN;
+const late = Array.from(lateness).sort((a, b) => a - b);
 agent.destroy();
 await ticker.terminate();
 process.stdout.write(
@@ -115,6 +121,7 @@ process.stdout.write(
       max: measured.at(-1) ?? Number.NaN,
       average: measured.reduce((sum, latency) => sum + latency, 0) / measured.length,
     },
+    sendLateness: { p50: at(0.5, late), p99: at(0.99, late), max: late.at(-1) ?? Number.NaN },
     non2xx,
     errors,
     timeouts: 0,
