@@ -4,11 +4,10 @@
  * and answers each write once the worker has committed it. The worker takes requests in order, one at a
  * time, so its answers come back in the order of the requests.
  */
-import type { Worker } from "node:worker_threads";
 import { JournalRecordError, JournalWriteError } from "./journal.ts";
 import type { JournalBatchRow, SnapshotRow } from "./records.ts";
 import type { SqliteJournalOptions } from "./sqlite-journal.ts";
-import { startTypeScriptWorker } from "./worker-thread.ts";
+import { OrderedWorker } from "./worker-thread.ts";
 
 /**
  * Writes handed to the thread and not yet answered, at most. The durable engine has one append and one
@@ -68,127 +67,59 @@ function failureError(failure: WriteFailure): Error {
     : new JournalWriteError(failure.message, failure.outcomeUnknown, { cause: failure.cause });
 }
 
-interface PendingWrite {
-  readonly resolve: () => void;
-  readonly reject: (error: Error) => void;
-}
-
 const ENTRY_URL = new URL("./sqlite-writer-worker.ts", import.meta.url).href;
 
 export class SqliteWriterThread {
-  private worker: Worker | null = null;
-  /** True once the worker has opened its connection: the write at the head of `pending` may then be under way. */
-  private workerReady = false;
-  private readonly pending: PendingWrite[] = [];
   private maxPageCount: number | undefined;
+  private readonly thread: OrderedWorker<WriterRequest, Exclude<WriterReply, { kind: "ready" }>>;
 
-  private constructor(private readonly options: SqliteJournalOptions) {
+  private constructor(options: SqliteJournalOptions) {
     this.maxPageCount = options.maxPageCount;
+    this.thread = new OrderedWorker({
+      name: "the SQLite writer thread",
+      entryUrl: ENTRY_URL,
+      data: () => ({ ...options, maxPageCount: this.maxPageCount }),
+      maxInFlight: MAX_WRITES_IN_FLIGHT,
+      overloaded: () =>
+        new JournalWriteError(`${MAX_WRITES_IN_FLIGHT} writes are already waiting for the SQLite writer thread`, false),
+      // Only the write at the head can have been under way (the thread takes them one at a time), and only once
+      // the thread was ready: it may have committed. The others never started.
+      ended: (exitCode, mayHaveRun) =>
+        new JournalWriteError(
+          `the SQLite writer thread ended (exit code ${exitCode}) before it answered the write${mayHaveRun ? "" : "; nothing of it was written"}`,
+          mayHaveRun,
+        ),
+    });
   }
 
   /** Starts the thread and resolves once it has opened its write connection. */
   static async start(options: SqliteJournalOptions): Promise<SqliteWriterThread> {
     const thread = new SqliteWriterThread(options);
-    const worker = thread.spawn();
-    await new Promise<void>((resolve, reject) => {
-      const failed = (error: unknown) => reject(error instanceof Error ? error : new Error(String(error)));
-      worker.once("error", failed);
-      worker.once("exit", (code) =>
-        failed(new Error(`the SQLite writer thread ended (exit code ${code}) before it opened the journal`)),
-      );
-      worker.once("message", () => {
-        worker.off("error", failed);
-        worker.removeAllListeners("exit");
-        worker.on("exit", (code) => thread.ended(worker, code));
-        worker.unref();
-        resolve();
-      });
-    });
+    await thread.thread.start();
     return thread;
   }
 
   append(row: JournalBatchRow): Promise<void> {
-    return this.request({ kind: "append", row });
+    return this.write({ kind: "append", row });
   }
 
   saveSnapshot(row: SnapshotRow): Promise<void> {
-    return this.request({ kind: "saveSnapshot", row });
+    return this.write({ kind: "saveSnapshot", row });
   }
 
   setMaxPageCount(pages: number): void {
     this.maxPageCount = pages;
-    this.worker?.postMessage({ kind: "setMaxPageCount", pages } satisfies WriterRequest);
+    this.thread.tell({ kind: "setMaxPageCount", pages });
   }
 
   /** Resolves once the writes already handed over are answered and the thread has ended. */
-  async close(): Promise<void> {
-    const worker = this.worker;
-    if (!worker) return;
-    worker.ref();
-    const ended = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
-    worker.postMessage({ kind: "close" } satisfies WriterRequest);
-    await ended;
+  close(): Promise<void> {
+    return this.thread.close({ kind: "close" });
   }
 
-  private request(request: WriterRequest): Promise<void> {
-    if (this.pending.length >= MAX_WRITES_IN_FLIGHT)
-      return Promise.reject(
-        new JournalWriteError(`${MAX_WRITES_IN_FLIGHT} writes are already waiting for the SQLite writer thread`, false),
-      );
-    // A thread that died (its writes were refused) is replaced at the next write: the journal works again.
-    const worker = this.worker ?? this.spawnAfterFailure();
-    return new Promise<void>((resolve, reject) => {
-      this.pending.push({ resolve, reject });
-      // Held while a write is in flight, so the process waits for it; not while idle, so an unclosed journal
-      // does not keep a process alive.
-      worker.ref();
-      worker.postMessage(request);
-    });
-  }
-
-  private spawn(): Worker {
-    const worker = startTypeScriptWorker(ENTRY_URL, { ...this.options, maxPageCount: this.maxPageCount });
-    this.worker = worker;
-    this.workerReady = false;
-    worker.on("message", (reply: WriterReply) => this.answer(reply));
-    // An uncaught error ends the thread: `exit` follows and refuses what was in flight.
-    worker.on("error", () => undefined);
-    return worker;
-  }
-
-  private spawnAfterFailure(): Worker {
-    const worker = this.spawn();
-    worker.on("exit", (code) => this.ended(worker, code));
-    return worker;
-  }
-
-  private answer(reply: WriterReply): void {
-    if (reply.kind === "ready") {
-      this.workerReady = true;
-      return;
-    }
-    const write = this.pending.shift();
-    if (this.pending.length === 0) this.worker?.unref();
-    if (!write) return;
-    if (reply.kind === "written") write.resolve();
-    else write.reject(failureError(reply));
-  }
-
-  /** The thread ended: after `close`, as asked; otherwise it died, and the writes it had not answered are refused. */
-  private ended(worker: Worker, exitCode: number): void {
-    if (this.worker !== worker) return;
-    this.worker = null;
-    const writes = this.pending.splice(0);
-    writes.forEach((write, index) => {
-      // Only the write at the head can have been under way (the thread takes them one at a time), and only
-      // once the thread was ready: it may have committed. The others never started.
-      const outcomeUnknown = index === 0 && this.workerReady;
-      write.reject(
-        new JournalWriteError(
-          `the SQLite writer thread ended (exit code ${exitCode}) before it answered the write${outcomeUnknown ? "" : "; nothing of it was written"}`,
-          outcomeUnknown,
-        ),
-      );
-    });
+  /** A write the thread refused comes back as the journal's own error (a thread that died: see `ended`). */
+  private async write(request: WriterRequest): Promise<void> {
+    const reply = await this.thread.request(request);
+    if (reply.kind !== "written") throw failureError(reply);
   }
 }

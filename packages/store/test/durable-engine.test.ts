@@ -149,9 +149,9 @@ function expectOk(result: DurableCommandResult): DurableCommandResult & { ok: tr
 
 /** The worker thread of a journal opened with `writer: "worker"`, to make it die. */
 function writerThreadOf(journal: SqliteJournal): Worker {
-  const thread = (journal as unknown as { writerThread: { worker: Worker | null } | null }).writerThread;
-  if (!thread?.worker) throw new Error("the journal has no writer thread");
-  return thread.worker;
+  const thread = (journal as unknown as { writerThread: { thread: { worker: Worker | null } } | null }).writerThread;
+  if (!thread?.thread.worker) throw new Error("the journal has no writer thread");
+  return thread.thread.worker;
 }
 
 const drivers: [string, () => Storage, boolean][] = [

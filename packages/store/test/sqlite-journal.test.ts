@@ -228,7 +228,7 @@ describe.each(["inline", "worker"] as const)("SqliteJournal, writer %s", (writer
         const records = toRecords(depositSession(30).events);
         const journal = await openSqlite(temporaryJournalPath());
         await journal.append(records.slice(0, 10));
-        const thread = (journal as unknown as { writerThread: { worker: Worker } }).writerThread;
+        const thread = (journal as unknown as { writerThread: { thread: { worker: Worker } } }).writerThread.thread;
         const inFlight = [journal.append(records.slice(10, 20)), journal.append(records.slice(20))];
         await thread.worker.terminate();
         const [first, second] = await Promise.allSettled(inFlight);

@@ -47,8 +47,8 @@ async function sqliteWorkerStorage(): Promise<PlatformStorage> {
 
 /** The store's derived-data writer thread (private), to end it as a crash would. */
 function derivedWorkerOf(store: SqlitePlatformStore): Worker {
-  const db = (store as unknown as { db: { derivedWriter: { worker: Worker | null } } }).db;
-  return db.derivedWriter.worker!;
+  const db = (store as unknown as { db: { derivedWriter: { thread: { worker: Worker | null } } } }).db;
+  return db.derivedWriter.thread.worker!;
 }
 
 describe("SqlitePlatformStore", () => {
