@@ -156,17 +156,24 @@ describe("SqlitePlatformStore, notifications and candles written by a thread of 
     });
 
     it("refuses the writes a dead thread had not answered; the next write starts a new thread", async () => {
-      const store = new SqlitePlatformStore({ path: temporaryPath(), derivedWrites: "worker" });
+      const path = temporaryPath();
+      const store = new SqlitePlatformStore({ path, derivedWrites: "worker", busyTimeoutMilliseconds: 300 });
       await store.open();
       await store.createUser(user);
+      // Another connection holds the write lock, so the thread is still waiting for it when it is ended.
+      const blocker = new Database(path);
+      blocker.prepare("BEGIN IMMEDIATE").run();
       const worker = derivedWorkerOf(store);
       const exited = new Promise((resolve) => worker.once("exit", resolve));
       const lost = store.addNotifications([note("lost")]);
       await worker.terminate();
       await exited;
       await expect(lost).rejects.toThrow(/writer thread ended/);
+      blocker.prepare("ROLLBACK").run();
+      blocker.close();
       expect(await store.addNotifications([note("after")])).toHaveLength(1);
       expect(derivedWorkerOf(store)).not.toBe(worker);
+      expect((await store.listNotifications("u1", { limit: 10 })).rows.map((row) => row.title)).toEqual(["after"]);
       await store.close();
     });
 
