@@ -8,7 +8,7 @@
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RegisteredRoute } from "../src/app.ts";
-import { admin, call, createApiKey, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { admin, call, createApiKey, pushQuote, settle, signUp, startTestServer, type TestServer } from "./helpers.ts";
 
 interface Victim {
   email: string;
@@ -222,6 +222,8 @@ beforeAll(async () => {
     }),
   );
   await pushQuote(server, "EURUSD", "1.08431", "1.08441");
+  // The trigger's log row and the notifications are written behind the notification queue: wait for it.
+  await settle(server);
   const logs = ok(await call(server, "GET", "/api/v1/alerts/logs", { token })) as unknown as {
     structure: string[];
     rows: unknown[][];
