@@ -489,8 +489,7 @@ class PusherConnection {
             "POST /api/v2/ws/auth again",
         );
       if (grant.expiresAt !== null && grant.expiresAt <= this.platform.clock.now()) {
-        this.grants.delete(channel);
-        this.unwatchUnused(revocationTopic(grant.credential));
+        this.dropGrants((candidate) => candidate === grant);
         return refuse("AuthError", 401, SESSION_EXPIRED_MESSAGE);
       }
       ({ credential, expiresAt } = grant);
@@ -606,25 +605,33 @@ class PusherConnection {
 
   /** The credential of `topic` was revoked: its grants go, and every channel it authorised ends now. */
   private revoked(topic: string): void {
-    for (const [channel, grant] of [...this.grants])
-      if (revocationTopic(grant.credential) === topic) this.grants.delete(channel);
-    for (const held of [...this.channels.values()]) {
-      if (!held.credential || revocationTopic(held.credential) !== topic) continue;
-      this.release(held.name);
-      this.send(
-        "pusher:subscription_error",
-        {
-          type: "AuthError",
-          error:
-            held.credential.kind === "session"
-              ? "The session that authorised this channel was revoked: sign in again and resubscribe"
-              : "The API key that authorised this channel was revoked or rotated",
-          status: 401,
-        },
-        held.name,
-      );
-    }
+    this.dropGrants((grant) => revocationTopic(grant.credential) === topic);
+    this.endChannels(
+      (held) => held.credential !== null && revocationTopic(held.credential) === topic,
+      (held) =>
+        held.credential!.kind === "session"
+          ? "The session that authorised this channel was revoked: sign in again and resubscribe"
+          : "The API key that authorised this channel was revoked or rotated",
+    );
     this.unwatchUnused(topic);
+  }
+
+  /** The authorisation of the channels `ending` picks has ended: each is released, then refused (401) to the client. */
+  private endChannels(ending: (held: HeldChannel) => boolean, error: (held: HeldChannel) => string): void {
+    for (const held of [...this.channels.values()]) {
+      if (!ending(held)) continue;
+      this.release(held.name);
+      this.send("pusher:subscription_error", { type: "AuthError", error: error(held), status: 401 }, held.name);
+    }
+  }
+
+  /** Drops the grants `ending` picks, and the revocation topics no grant or channel names any more. */
+  private dropGrants(ending: (grant: Grant) => boolean): void {
+    for (const [channel, grant] of [...this.grants])
+      if (ending(grant)) {
+        this.grants.delete(channel);
+        this.unwatchUnused(revocationTopic(grant.credential));
+      }
   }
 
   /** Stops listening to a revocation topic no grant and no held channel names any more. */
@@ -654,20 +661,12 @@ class PusherConnection {
   /** The sessions of the channels due at `target` expired: those channels end (401), as a revocation does. */
   private expire(target: number): void {
     this.expiryTimer = null;
-    for (const held of [...this.channels.values()]) {
-      if (held.expiresAt === null || held.expiresAt > target) continue;
-      this.release(held.name);
-      this.send(
-        "pusher:subscription_error",
-        { type: "AuthError", error: SESSION_EXPIRED_MESSAGE, status: 401 },
-        held.name,
-      );
-    }
-    for (const [channel, grant] of [...this.grants])
-      if (grant.expiresAt !== null && grant.expiresAt <= target) {
-        this.grants.delete(channel);
-        this.unwatchUnused(revocationTopic(grant.credential));
-      }
+    const due = (expiresAt: number | null) => expiresAt !== null && expiresAt <= target;
+    this.endChannels(
+      (held) => due(held.expiresAt),
+      () => SESSION_EXPIRED_MESSAGE,
+    );
+    this.dropGrants((grant) => due(grant.expiresAt));
     this.scheduleExpiry();
   }
 
