@@ -5,7 +5,7 @@
 import Database from "better-sqlite3";
 import { parentPort, workerData } from "node:worker_threads";
 import type { DerivedWriteReply, DerivedWriteRequest, DerivedWriterOptions } from "./sqlite-derived-writer.ts";
-import { constraintKind } from "./sqlite-platform-store.ts";
+import { constraintKind, runStatements } from "./sqlite-platform-store.ts";
 
 const port = parentPort;
 if (!port) throw new Error("sqlite-derived-writer-worker.ts runs in a worker thread started by SqliteDerivedWriter");
@@ -39,12 +39,7 @@ port.on("message", (request: DerivedWriteRequest) => {
   }
   try {
     begin.run();
-    const rows = request.statements.map(({ sql, params }) => {
-      const prepared = statement(sql);
-      if (prepared.reader) return prepared.all(...params) as Record<string, unknown>[];
-      prepared.run(...params);
-      return [];
-    });
+    const rows = runStatements(statement, request.statements);
     commit.run();
     reply({ kind: "written", rows });
   } catch (error) {

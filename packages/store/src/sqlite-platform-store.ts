@@ -58,6 +58,22 @@ export function constraintKind(error: unknown): ConstraintViolation["kind"] | nu
   return null;
 }
 
+/**
+ * Runs a derived write's statements on a connection, inside the caller's transaction: each one's rows (none for a
+ * statement without RETURNING: better-sqlite3 runs those with `run`). The derived-data thread runs them the same way.
+ */
+export function runStatements(
+  statementOf: (sql: string) => Database.Statement,
+  statements: readonly SqlStatement[],
+): Row[][] {
+  return statements.map(({ sql, params }) => {
+    const statement = statementOf(sql);
+    if (statement.reader) return statement.all(...params) as Row[];
+    statement.run(...params);
+    return [];
+  });
+}
+
 function translate(error: unknown): unknown {
   const kind = constraintKind(error);
   return kind === null ? error : new ConstraintViolation(kind, (error as Error).message, { cause: error });
@@ -136,22 +152,16 @@ class SqliteDatabase implements SqlDatabase {
   }
 
   derivedWrite(statements: readonly SqlStatement[]): Promise<Row[][]> {
-    if (this.derivedWriter)
-      return this.derivedWriter.write(statements).catch((error: unknown) => {
-        throw error instanceof ConstraintViolation ? error : translate(error);
-      });
+    // The thread answers with the store's ConstraintViolation already (a SqliteError does not cross threads).
+    if (this.derivedWriter) return this.derivedWriter.write(statements);
     return this.transaction(
-      async () =>
-        statements.map(({ sql, params }) => {
-          const statement = this.statement(sql);
-          try {
-            if (statement.reader) return statement.all(...params) as Row[];
-            statement.run(...params);
-            return [];
-          } catch (error) {
-            throw translate(error);
-          }
-        }),
+      async () => {
+        try {
+          return runStatements((sql) => this.statement(sql), statements);
+        } catch (error) {
+          throw translate(error);
+        }
+      },
       { relaxedDurability: true },
     );
   }
