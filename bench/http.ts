@@ -188,10 +188,15 @@ async function runLoad(
   };
 }
 
+/** Milliseconds as printed: whole ones as they are (autocannon reports whole milliseconds), others to 0.01 ms. */
+function formatMilliseconds(value: number): string {
+  return Number.isInteger(value) ? String(value) : value.toFixed(2);
+}
+
 /** The server's cost per request of a run: its JavaScript thread's CPU and busy time, and the whole process's CPU. */
 function serverCost(result: LoadResult): string {
   const perRequest = (seconds: number) => ((seconds * 1e6) / result.requests.total).toFixed(0);
-  const milliseconds = (value: number) => value.toFixed(2);
+  const milliseconds = formatMilliseconds;
   const { served, eventLoopDelay, garbageCollection } = result;
   return (
     `server per request: JavaScript thread ${perRequest(result.serverMainThreadCpuSeconds)} µs CPU, ${perRequest(result.serverMainThreadBusySeconds)} µs busy; process ${perRequest(result.serverCpuSeconds)} µs CPU; ` +
@@ -300,7 +305,7 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
       result.sendLateness
         ? `requests left the client late by p50 ${milliseconds(result.sendLateness.p50)} / p99 ${milliseconds(result.sendLateness.p99)} / max ${milliseconds(result.sendLateness.max)} ms`
         : "";
-    const milliseconds = (value: number) => (Number.isInteger(value) ? String(value) : value.toFixed(2));
+    const milliseconds = formatMilliseconds;
     const latency = (result: LoadResult) =>
       `p50 ${milliseconds(result.latency.p50)} ms, p99 ${milliseconds(result.latency.p99)} ms; ${serverCost(result)}`;
     return [
