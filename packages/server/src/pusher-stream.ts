@@ -41,7 +41,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import type { RawData, WebSocket, WebSocketServer } from "ws";
 import type { AccountBusMessage } from "./account-events.ts";
 import { metricsPayload } from "./account-metrics.ts";
 import { BusTopics, revocationTopic, type BusMessage, type Credential } from "./bus.ts";
@@ -60,7 +60,15 @@ import {
   type PresenceMember,
   type PusherCodeName,
 } from "./pusher-protocol.ts";
-import { delayUntil, FlushScheduler, MessageRate, Outbound, TopicFanout, textFrame } from "./stream-outbound.ts";
+import {
+  delayUntil,
+  FlushScheduler,
+  streamSocketServer,
+  MessageRate,
+  Outbound,
+  TopicFanout,
+  textFrame,
+} from "./stream-outbound.ts";
 import type { UpgradeAdapter } from "./upgrade-router.ts";
 import { levelsToWire } from "./market-data.ts";
 import { priceToWire, timeToWire } from "./wire.ts";
@@ -150,12 +158,7 @@ export class PusherStream implements UpgradeAdapter {
     limits: Partial<PusherStreamLimits> = {},
   ) {
     this.limits = { ...DEFAULT_PUSHER_LIMITS, ...limits };
-    this.server = new WebSocketServer({
-      noServer: true,
-      maxPayload: this.limits.maxPayloadBytes,
-      perMessageDeflate: false,
-      clientTracking: false,
-    });
+    this.server = streamSocketServer(this.limits.maxPayloadBytes);
     this.fanout = new TopicFanout(platform.bus, (topic, message, subscribers) =>
       this.dispatch(topic, message, subscribers),
     );

@@ -16,7 +16,7 @@
  * - `textFrame`: a ready WebSocket text frame, built once for every subscriber.
  */
 import type { Socket } from "node:net";
-import type { WebSocket } from "ws";
+import { WebSocketServer, type WebSocket } from "ws";
 import type { Bus, BusMessage } from "./bus.ts";
 
 export interface OutboundLimits {
@@ -223,6 +223,20 @@ export class TopicFanout<Subscriber> {
 }
 
 /** A token bucket: `perSecond` messages a second, in bursts of the same size. */
+/**
+ * The WebSocket server of a stream: upgrades are handed to it by the server's upgrade router (no server of its
+ * own), no compression (every frame is prepared once for all its subscribers), the stream tracks its own
+ * connections, and a client frame is at most `maxPayloadBytes`.
+ */
+export function streamSocketServer(maxPayloadBytes: number): WebSocketServer {
+  return new WebSocketServer({
+    noServer: true,
+    maxPayload: maxPayloadBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+}
+
 /**
  * The setTimeout delay that fires at `target` on the platform clock (`now`): never negative, and at most
  * setTimeout's longest delay (2^31 − 1 ms; a longer one would fire at once). Both streams end what a

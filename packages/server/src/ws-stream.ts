@@ -28,7 +28,7 @@ import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import type { RawData, WebSocket, WebSocketServer } from "ws";
 import {
   ACCOUNT_EVENT_TYPES,
   AccountEvents,
@@ -45,7 +45,15 @@ import { ApiError, type ApiErrorCode } from "./errors.ts";
 import { levelsToWire, marketDataOf } from "./market-data.ts";
 import type { Platform } from "./platform.ts";
 import { Closed } from "./schemas.ts";
-import { delayUntil, FlushScheduler, MessageRate, Outbound, TopicFanout, textFrame } from "./stream-outbound.ts";
+import {
+  delayUntil,
+  FlushScheduler,
+  streamSocketServer,
+  MessageRate,
+  Outbound,
+  TopicFanout,
+  textFrame,
+} from "./stream-outbound.ts";
 import {
   ClosePositionBody,
   HistoryQuerySchema,
@@ -303,12 +311,7 @@ export class NativeStream implements UpgradeAdapter {
     limits: Partial<NativeStreamLimits> = {},
   ) {
     this.limits = { ...DEFAULT_STREAM_LIMITS, ...limits };
-    this.server = new WebSocketServer({
-      noServer: true,
-      maxPayload: this.limits.maxPayloadBytes,
-      perMessageDeflate: false,
-      clientTracking: false,
-    });
+    this.server = streamSocketServer(this.limits.maxPayloadBytes);
     const fanout = (kind: TopicKind) =>
       new TopicFanout<Connection>(platform.bus, (name, message, subscribers) =>
         this.dispatch(kind, name, message, subscribers),
