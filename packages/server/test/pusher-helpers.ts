@@ -6,6 +6,7 @@
 import type { AddressInfo } from "node:net";
 import { WebSocket } from "ws";
 import type { BourseServer } from "../src/server.ts";
+import { RecordingSocket } from "./recording-socket.ts";
 
 /** Listens on a free local port (the server is started already); answers `http://127.0.0.1:PORT`. */
 export async function listenHttp(server: BourseServer): Promise<string> {
@@ -51,31 +52,13 @@ export interface PusherMessage {
 }
 
 /** A raw Pusher protocol client on the `ws` package: records frames, answers nothing by itself. */
-export class RawPusherClient {
-  readonly messages: PusherMessage[] = [];
-  private readonly taken = new Set<PusherMessage>();
-  private readonly waiters = new Set<() => void>();
-  readonly closed: Promise<{ code: number; reason: string }>;
-  readonly opened: Promise<void>;
-
-  private constructor(readonly ws: WebSocket) {
-    ws.on("message", (raw) => {
-      const frame = JSON.parse(raw.toString()) as { event: string; channel?: string; data: unknown };
+export class RawPusherClient extends RecordingSocket<PusherMessage> {
+  private constructor(ws: WebSocket) {
+    super(ws, (text) => {
+      const frame = JSON.parse(text) as { event: string; channel?: string; data: unknown };
       const data = typeof frame.data === "string" ? JSON.parse(frame.data) : frame.data;
-      this.messages.push({ event: frame.event, channel: frame.channel, rawData: frame.data, data });
-      for (const waiter of [...this.waiters]) waiter();
+      return { event: frame.event, channel: frame.channel, rawData: frame.data, data };
     });
-    this.closed = new Promise((resolve) =>
-      ws.on("close", (code, reason) => {
-        resolve({ code, reason: reason.toString() });
-        for (const waiter of [...this.waiters]) waiter();
-      }),
-    );
-    this.opened = new Promise((resolve, reject) => {
-      ws.once("open", () => resolve());
-      ws.once("error", reject);
-    });
-    ws.on("error", () => undefined);
   }
 
   /** Connects to `ws://host/app/{appKey}?protocol=7` (or the `path` given). */
@@ -87,33 +70,6 @@ export class RawPusherClient {
 
   send(event: string, data: unknown, channel?: string): void {
     this.ws.send(JSON.stringify(channel === undefined ? { event, data } : { event, data, channel }));
-  }
-
-  /** The first message not taken yet that `predicate` accepts, waiting for it. */
-  next(predicate: (message: PusherMessage) => boolean = () => true, timeoutMs = 3000): Promise<PusherMessage> {
-    return new Promise((resolve, reject) => {
-      const look = (): boolean => {
-        for (const message of this.messages) {
-          if (this.taken.has(message) || !predicate(message)) continue;
-          this.taken.add(message);
-          resolve(message);
-          return true;
-        }
-        return false;
-      };
-      if (look()) return;
-      const timer = setTimeout(() => {
-        this.waiters.delete(waiter);
-        reject(new Error(`no matching message within ${timeoutMs} ms; got ${JSON.stringify(this.messages)}`));
-      }, timeoutMs);
-      const waiter = () => {
-        if (look()) {
-          clearTimeout(timer);
-          this.waiters.delete(waiter);
-        }
-      };
-      this.waiters.add(waiter);
-    });
   }
 
   event(event: string, channel?: string, timeoutMs?: number): Promise<PusherMessage> {
