@@ -232,21 +232,27 @@ export function ownedPosition(
 /** The account's working orders, oldest first (optionally of one symbol). */
 export function accountWorkingOrders(platform: Platform, account: Account, symbol?: string): Order[] {
   const state = platform.engine.state;
-  return [...(state.accountWorkingOrders.get(account.id) ?? [])]
-    .map((id) => state.orders.get(id))
-    .filter((order): order is Order => order !== undefined)
-    .filter((order) => symbol === undefined || order.symbol === symbol)
-    .sort((a, b) => a.id - b.id);
+  return itemsOf(state.accountWorkingOrders.get(account.id), state.orders, symbol);
 }
 
 /** The account's open positions, oldest first (optionally of one symbol). */
 export function accountPositions(platform: Platform, account: Account, symbol?: string): Position[] {
   const state = platform.engine.state;
-  return [...(state.accountPositions.get(account.id) ?? [])]
-    .map((id) => state.positions.get(id))
-    .filter((position): position is Position => position !== undefined)
-    .filter((position) => symbol === undefined || position.symbol === symbol)
-    .sort((a, b) => a.id - b.id);
+  return itemsOf(state.accountPositions.get(account.id), state.positions, symbol);
+}
+
+/** The items of `ids` found in `byId`, of `symbol` if given, oldest (lowest id) first. */
+function itemsOf<Item extends { readonly id: number; readonly symbol: string }>(
+  ids: ReadonlySet<number> | undefined,
+  byId: ReadonlyMap<number, Item>,
+  symbol: string | undefined,
+): Item[] {
+  const items: Item[] = [];
+  for (const id of ids ?? []) {
+    const item = byId.get(id);
+    if (item !== undefined && (symbol === undefined || item.symbol === symbol)) items.push(item);
+  }
+  return items.sort((a, b) => a.id - b.id);
 }
 
 /** Changes a working order (omitted fields kept; sl, tp, trailingDistance 0 or null removed); answers it as it is now. */
