@@ -23,7 +23,7 @@ import { promisify } from "node:util";
 import { AccountIdParams } from "../packages/server/src/schemas.ts";
 import { PlaceOrderBody } from "../packages/server/src/trading-service.ts";
 import { createBenchServer } from "./bench-server.ts";
-import { profileWhile, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
+import { median, profileWhile, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
 
 export const HTTP_THROUGHPUT_RATIO_GOAL = 0.5;
 export const HTTP_FIXED_RATE_ORDERS_PER_SECOND = 2_000;
@@ -32,18 +32,34 @@ export const HTTP_P99_GOAL_MILLISECONDS = 5;
 const CONNECTIONS = Number(process.env.BOURSE_BENCH_HTTP_CONNECTIONS ?? 50);
 const ACCOUNTS = 10;
 /**
- * Connections of the fixed-rate runs. autocannon paces each connection on its own, so at 2,000/s over 50 connections
- * the requests come in bursts and even the empty route shows a p99 of 10-60 ms; 10 connections (200 requests/s each)
- * pace evenly enough that the empty route's p99 is ~3 ms, and still leave room for 5 ms answers.
+ * Connections of autocannon's rate-limited run. autocannon paces each connection on its own, so at 2,000/s over 50
+ * connections the requests come in bursts and even the empty route shows a p99 of 10-60 ms; 10 connections (200
+ * requests/s each) pace evenly enough that the empty route's p99 is ~3 ms, and still leave room for 5 ms answers.
  */
 const FIXED_RATE_CONNECTIONS = Number(process.env.BOURSE_BENCH_HTTP_FIXED_CONNECTIONS ?? 10);
+/**
+ * Connections of the steady client (bench/paced-load.mjs), which paces the whole run, not each connection. An open-loop
+ * client should not queue requests of its own: over 10 connections, a server answering in 2-3 ms (a slower machine)
+ * keeps 5 of them busy on average at 2,000/s, and any hiccup left the rest waiting in the client for a connection.
+ * As many as the throughput runs.
+ */
+const STEADY_CONNECTIONS = Number(process.env.BOURSE_BENCH_HTTP_STEADY_CONNECTIONS ?? 50);
 const DURATION_SECONDS = Number(process.env.BOURSE_BENCH_HTTP_SECONDS ?? 8);
+/**
+ * The throughput runs (empty route, no-op POST, orders) take turns, round after round, and each ratio is the median of
+ * the rounds' ratios: on a shared virtual machine the hypervisor's steal changes from one run to the next (0 to 50 % of
+ * the CPU time within a minute here), and one run per route compared routes measured under different neighbours.
+ */
+const THROUGHPUT_ROUNDS = Number(process.env.BOURSE_BENCH_HTTP_ROUNDS ?? 3);
+const THROUGHPUT_ROUND_SECONDS = Number(process.env.BOURSE_BENCH_HTTP_ROUND_SECONDS ?? 4);
 
 interface AutocannonResult {
   requests: { average: number; total: number };
   latency: { p50: number; p99: number; average: number; p90?: number; max?: number };
   /** The steady client: how late requests left it after they were due (its own share of the latency), ms. */
   sendLateness?: { p50: number; p99: number; max: number };
+  /** The steady client: its own CPU time during the run, in seconds. */
+  cpuSeconds?: number;
   non2xx: number;
   errors: number;
   timeouts: number;
@@ -85,6 +101,11 @@ interface LoadResult extends AutocannonResult {
   readonly served: Percentiles;
   /** How late the server's event loop ran a 1 ms timer during the run (ms): the stalls requests behind them wait out. */
   readonly eventLoopDelay: Percentiles;
+  /**
+   * Share of the machine's CPU time the hypervisor gave to others during the run (steal, from /proc/stat; NaN off
+   * Linux): on a shared virtual machine a run with much steal measured the neighbours as much as the server.
+   */
+  readonly stealShare: number;
   /** Garbage-collection pauses of the server's JavaScript thread during the run. */
   readonly garbageCollection: {
     readonly pauses: number;
@@ -137,6 +158,21 @@ function mainThreadCpuSeconds(): number {
   }
 }
 
+/** The machine's CPU times so far (/proc/stat's first line, in clock ticks), or null off Linux. */
+function machineCpuTicks(): { steal: number; total: number } | null {
+  try {
+    const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal guest guest_nice: guest time is already inside user.
+    const STEAL_FIELD = 7;
+    return {
+      steal: fields[STEAL_FIELD] ?? 0,
+      total: fields.slice(0, STEAL_FIELD + 1).reduce((sum, value) => sum + value, 0),
+    };
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Runs a load generator (autocannon, or the steady client for `rate`) in a child process (bench/load-generator.mjs) and returns its summary with what the server
  * spent and suffered meanwhile (CPU, its own time per request, event-loop delay, GC pauses).
@@ -160,10 +196,12 @@ async function runLoad(
   const mainThreadCpuStart = mainThreadCpuSeconds();
   const eventLoopStart = performance.eventLoopUtilization();
   const cpuStart = process.cpuUsage();
+  const machineStart = machineCpuTicks();
   const { stdout } = await execFileAsync(process.execPath, [LOAD_GENERATORS[generator], optionsFile], {
     maxBuffer: 64 * 1024 * 1024,
   });
   const cpu = process.cpuUsage(cpuStart);
+  const machineEnd = machineCpuTicks();
   const mainThreadCpu = mainThreadCpuSeconds() - mainThreadCpuStart;
   const eventLoop = performance.eventLoopUtilization(eventLoopStart);
   delay.disable();
@@ -175,6 +213,10 @@ async function runLoad(
     serverMainThreadCpuSeconds: mainThreadCpu,
     serverMainThreadBusySeconds: eventLoop.active / 1000,
     served: served.take(),
+    stealShare:
+      machineStart && machineEnd
+        ? (machineEnd.steal - machineStart.steal) / Math.max(1, machineEnd.total - machineStart.total)
+        : Number.NaN,
     eventLoopDelay: {
       p50: delay.percentile(50) * nanosecondsToMilliseconds,
       p99: delay.percentile(99) * nanosecondsToMilliseconds,
@@ -202,12 +244,65 @@ function serverCost(result: LoadResult): string {
     `server per request: JavaScript thread ${perRequest(result.serverMainThreadCpuSeconds)} µs CPU, ${perRequest(result.serverMainThreadBusySeconds)} µs busy; process ${perRequest(result.serverCpuSeconds)} µs CPU; ` +
     `server's own time p50 ${milliseconds(served.p50)} / p99 ${milliseconds(served.p99)} / max ${milliseconds(served.max)} ms; ` +
     `event-loop delay p99 ${milliseconds(eventLoopDelay.p99)} / max ${milliseconds(eventLoopDelay.max)} ms; ` +
-    `${garbageCollection.pauses} GC pauses, ${garbageCollection.totalMilliseconds.toFixed(0)} ms in all, longest ${milliseconds(garbageCollection.maxMilliseconds)} ms`
+    `${garbageCollection.pauses} GC pauses, ${garbageCollection.totalMilliseconds.toFixed(0)} ms in all, longest ${milliseconds(garbageCollection.maxMilliseconds)} ms` +
+    (result.cpuSeconds === undefined ? "" : `; client ${perRequest(result.cpuSeconds)} µs CPU per request`) +
+    (Number.isNaN(result.stealShare)
+      ? ""
+      : `; steal ${(result.stealShare * 100).toFixed(0)} % of the machine's CPU time`)
   );
 }
 
 function perCpuSecond(result: LoadResult): number {
   return result.requests.total / result.serverCpuSeconds;
+}
+
+/**
+ * One route's rounds as one result: totals and CPU summed, rates and percentiles the median of the rounds' (a
+ * percentile of all requests would need every round's latencies), maxima the largest, steal the mean.
+ */
+function combineRounds(rounds: readonly LoadResult[]): LoadResult {
+  const middle = (pick: (result: LoadResult) => number) => median(rounds.map(pick));
+  const largest = (pick: (result: LoadResult) => number) => Math.max(...rounds.map(pick));
+  const sum = (pick: (result: LoadResult) => number) => rounds.reduce((total, result) => total + pick(result), 0);
+  const percentiles = (pick: (result: LoadResult) => Percentiles): Percentiles => ({
+    p50: middle((result) => pick(result).p50),
+    p99: middle((result) => pick(result).p99),
+    max: largest((result) => pick(result).max),
+  });
+  return {
+    requests: { average: middle((result) => result.requests.average), total: sum((result) => result.requests.total) },
+    latency: {
+      p50: middle((result) => result.latency.p50),
+      p99: middle((result) => result.latency.p99),
+      average: middle((result) => result.latency.average),
+      max: largest((result) => result.latency.max ?? Number.NaN),
+    },
+    non2xx: sum((result) => result.non2xx),
+    errors: sum((result) => result.errors),
+    timeouts: sum((result) => result.timeouts),
+    serverCpuSeconds: sum((result) => result.serverCpuSeconds),
+    serverMainThreadCpuSeconds: sum((result) => result.serverMainThreadCpuSeconds),
+    serverMainThreadBusySeconds: sum((result) => result.serverMainThreadBusySeconds),
+    served: percentiles((result) => result.served),
+    eventLoopDelay: percentiles((result) => result.eventLoopDelay),
+    stealShare: sum((result) => result.stealShare) / rounds.length,
+    garbageCollection: {
+      pauses: sum((result) => result.garbageCollection.pauses),
+      totalMilliseconds: sum((result) => result.garbageCollection.totalMilliseconds),
+      maxMilliseconds: largest((result) => result.garbageCollection.maxMilliseconds),
+    },
+  };
+}
+
+/** (max − min) / median of the rounds' rates. */
+function spreadOfRates(rounds: readonly LoadResult[]): number {
+  const rates = rounds.map((result) => result.requests.average);
+  return (Math.max(...rates) - Math.min(...rates)) / median(rates);
+}
+
+/** The median over rounds of a route's rate divided by the baseline's rate in the same round. */
+function medianRatio(rounds: readonly LoadResult[], baselineRounds: readonly LoadResult[]): number {
+  return median(rounds.map((result, index) => result.requests.average / baselineRounds[index]!.requests.average));
 }
 
 async function httpOrders(context: BenchContext): Promise<Row[]> {
@@ -263,21 +358,37 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
 
     // Each connection cycles through the list: every account's BUY then SELL, so nets stay near zero.
     const load = { connections: CONNECTIONS, duration: DURATION_SECONDS };
-    context.log(`http: empty route, ${CONNECTIONS} connections, ${DURATION_SECONDS} s`);
-    const empty = await profileWhile("http empty route", () =>
-      runLoad("autocannon", dataDirectory, served, { ...load, url: `${address}/bench/empty` }),
-    );
-    context.log(`http: authenticated no-op POST, ${CONNECTIONS} connections, ${DURATION_SECONDS} s`);
-    const noop = await profileWhile("http authenticated no-op", () =>
-      runLoad("autocannon", dataDirectory, served, { ...load, url: address, requests: noopRequests }),
-    );
-    context.log(`http: orders, ${CONNECTIONS} connections, ${DURATION_SECONDS} s`);
-    const orders = await profileWhile("http orders", () =>
-      runLoad("autocannon", dataDirectory, served, { ...load, url: address, requests: orderRequests }),
-    );
+    const throughputLoad = { connections: CONNECTIONS, duration: THROUGHPUT_ROUND_SECONDS };
+    const emptyRounds: LoadResult[] = [];
+    const noopRounds: LoadResult[] = [];
+    const orderRounds: LoadResult[] = [];
+    for (let round = 1; round <= THROUGHPUT_ROUNDS; round += 1) {
+      const each = `${CONNECTIONS} connections, ${THROUGHPUT_ROUND_SECONDS} s, round ${round} of ${THROUGHPUT_ROUNDS}`;
+      context.log(`http: empty route, ${each}`);
+      emptyRounds.push(
+        await profileWhile(`http empty route round ${round}`, () =>
+          runLoad("autocannon", dataDirectory, served, { ...throughputLoad, url: `${address}/bench/empty` }),
+        ),
+      );
+      context.log(`http: authenticated no-op POST, ${each}`);
+      noopRounds.push(
+        await profileWhile(`http authenticated no-op round ${round}`, () =>
+          runLoad("autocannon", dataDirectory, served, { ...throughputLoad, url: address, requests: noopRequests }),
+        ),
+      );
+      context.log(`http: orders, ${each}`);
+      orderRounds.push(
+        await profileWhile(`http orders round ${round}`, () =>
+          runLoad("autocannon", dataDirectory, served, { ...throughputLoad, url: address, requests: orderRequests }),
+        ),
+      );
+    }
+    const empty = combineRounds(emptyRounds);
+    const noop = combineRounds(noopRounds);
+    const orders = combineRounds(orderRounds);
     // The goal's latency: a steady 2,000 orders/s, open loop (bench/paced-load.mjs says why not autocannon's rate
     // limit), beside the empty route at the same rate: the floor of the client, the loopback and the HTTP layer.
-    const fixedRate = { ...load, connections: FIXED_RATE_CONNECTIONS, rate: HTTP_FIXED_RATE_ORDERS_PER_SECOND };
+    const fixedRate = { ...load, connections: STEADY_CONNECTIONS, rate: HTTP_FIXED_RATE_ORDERS_PER_SECOND };
     context.log(`http: orders at a steady ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${DURATION_SECONDS} s`);
     const steady = await profileWhile("http orders at a steady rate", () =>
       runLoad("paced", dataDirectory, served, { ...fixedRate, url: address, requests: orderRequests }),
@@ -315,8 +426,8 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
         unit: "req/s",
         perSecond: emptyRate,
         perCpuSecond: perCpuSecond(empty),
-        spread: 0,
-        samples: [emptyRate],
+        spread: spreadOfRates(emptyRounds),
+        samples: emptyRounds.map((result) => result.requests.average),
         baseline,
         ratio: 1,
         note: latency(empty),
@@ -327,10 +438,10 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
         unit: "req/s",
         perSecond: noop.requests.average,
         perCpuSecond: perCpuSecond(noop),
-        spread: 0,
-        samples: [noop.requests.average],
+        spread: spreadOfRates(noopRounds),
+        samples: noopRounds.map((result) => result.requests.average),
         baseline,
-        ratio: noop.requests.average / emptyRate,
+        ratio: medianRatio(noopRounds, emptyRounds),
         note: `${latency(noop)}; same auth, ownership check, rate limit and body schema as the order route; ${noop.non2xx} non-2xx`,
       },
       {
@@ -339,16 +450,16 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
         unit: "orders/s",
         perSecond: orders.requests.average,
         perCpuSecond: perCpuSecond(orders),
-        spread: 0,
-        samples: [orders.requests.average],
+        spread: spreadOfRates(orderRounds),
+        samples: orderRounds.map((result) => result.requests.average),
         baseline,
-        ratio: orders.requests.average / emptyRate,
+        ratio: medianRatio(orderRounds, emptyRounds),
         goal: emptyRate * HTTP_THROUGHPUT_RATIO_GOAL,
         note: `${latency(orders)}; goal ≥ ${HTTP_THROUGHPUT_RATIO_GOAL * 100} % of the empty route; ${orders.non2xx} non-2xx`,
       },
       {
         group: "http.orders",
-        name: `empty route at a steady ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${FIXED_RATE_CONNECTIONS} connections`,
+        name: `empty route at a steady ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${STEADY_CONNECTIONS} connections`,
         unit: "req/s",
         perSecond: emptySteady.requests.average,
         perCpuSecond: perCpuSecond(emptySteady),
@@ -360,7 +471,7 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
       },
       {
         group: "http.orders",
-        name: `market orders at a steady ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${FIXED_RATE_CONNECTIONS} connections (durable, JWT)`,
+        name: `market orders at a steady ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${STEADY_CONNECTIONS} connections (durable, JWT)`,
         unit: "orders/s",
         perSecond: steady.requests.average,
         perCpuSecond: perCpuSecond(steady),
