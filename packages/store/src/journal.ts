@@ -108,7 +108,9 @@ export interface EventJournal {
    * Sequences must continue from the last one without gaps, or it rejects with
    * `JournalRecordError` and writes nothing; so does a batch of more than `MAX_APPEND_RECORDS`.
    * A storage failure rejects with `JournalWriteError`.
-   * Calls made before an earlier one resolved are applied in call order.
+   * Calls made before an earlier one resolved are applied in call order, one at a time (each begins once the
+   * one before it is durable or refused); one behind a refused call no longer follows the last record and is
+   * refused too, so a batch never commits without the batches before it.
    */
   append(records: readonly JournalRecord[]): Promise<void>;
   lastSequence(): Promise<number>;

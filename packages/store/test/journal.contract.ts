@@ -246,6 +246,25 @@ export function journalContract(factory: JournalStorageFactory): void {
       await journal.append(records.slice(3));
       expect(await journal.read(0, 100)).toEqual(records);
     });
+
+    // Whoever hands a batch over before the one ahead of it is durable must be able to count on this: a batch
+    // never commits without the one before it.
+    it("an append called behind a refused one, without waiting for it, is refused too and writes nothing", async () => {
+      const journal = await journalWithThree();
+      const fractional = { ...records[4]!, event: { ...records[4]!.event, amount: 1.5 } } as JournalRecord;
+      const outcomes = await Promise.allSettled([
+        journal.append(records.slice(2, 5)), // repeats sequence 3: refused by the storage
+        journal.append(records.slice(5, 7)),
+        journal.append([records[3]!, fractional]), // refused before it reaches the storage
+        journal.append(records.slice(5, 7)),
+      ]);
+      for (const outcome of outcomes) {
+        expect(outcome.status).toBe("rejected");
+        expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(JournalRecordError);
+      }
+      expect(await journal.lastSequence()).toBe(3);
+      expect(await journal.read(0, 100)).toEqual(records.slice(0, 3));
+    });
   });
 
   describe("snapshots", () => {
