@@ -5,7 +5,7 @@
  * A benchmark group is a module exporting a `BenchGroup`; bench/run.ts lists the groups. Absolute
  * rates depend on the machine and its load; ratios to a baseline measured in the same run hold up.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import os from "node:os";
 import { join } from "node:path";
@@ -420,6 +420,35 @@ export function resultsTable(rows: readonly Row[]): string {
 }
 
 /** One line describing the machine and runtime, printed with every table. */
+/** The machine's CPU time so far from /proc/stat's first line (clock ticks): stolen and in all; null off Linux. */
+function machineCpuTicks(): { steal: number; total: number } | null {
+  try {
+    const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal guest guest_nice: guest time is already counted in user.
+    const STEAL_FIELD = 7;
+    return {
+      steal: fields[STEAL_FIELD] ?? 0,
+      total: fields.slice(0, STEAL_FIELD + 1).reduce((sum, value) => sum + value, 0),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Starts measuring the hypervisor's steal: the returned function gives the share of the machine's CPU time given to
+ * other guests since the start (NaN off Linux). On a shared virtual machine a run with much steal measured the
+ * neighbours as much as the code.
+ */
+export function stealMeter(): () => number {
+  const start = machineCpuTicks();
+  return () => {
+    const end = machineCpuTicks();
+    if (!start || !end) return Number.NaN;
+    return (end.steal - start.steal) / Math.max(1, end.total - start.total);
+  };
+}
+
 export function machineDescription(): string {
   const cpus = os.cpus();
   const model = cpus[0]?.model.trim() ?? "unknown CPU";

@@ -23,7 +23,7 @@ import { promisify } from "node:util";
 import { AccountIdParams } from "../packages/server/src/schemas.ts";
 import { PlaceOrderBody } from "../packages/server/src/trading-service.ts";
 import { createBenchServer } from "./bench-server.ts";
-import { median, profileWhile, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
+import { median, profileWhile, stealMeter, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
 
 export const HTTP_THROUGHPUT_RATIO_GOAL = 0.5;
 export const HTTP_FIXED_RATE_ORDERS_PER_SECOND = 2_000;
@@ -158,21 +158,6 @@ function mainThreadCpuSeconds(): number {
   }
 }
 
-/** The machine's CPU times so far (/proc/stat's first line, in clock ticks), or null off Linux. */
-function machineCpuTicks(): { steal: number; total: number } | null {
-  try {
-    const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal guest guest_nice: guest time is already inside user.
-    const STEAL_FIELD = 7;
-    return {
-      steal: fields[STEAL_FIELD] ?? 0,
-      total: fields.slice(0, STEAL_FIELD + 1).reduce((sum, value) => sum + value, 0),
-    };
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Runs a load generator (autocannon, or the steady client for `rate`) in a child process (bench/load-generator.mjs) and returns its summary with what the server
  * spent and suffered meanwhile (CPU, its own time per request, event-loop delay, GC pauses).
@@ -196,12 +181,11 @@ async function runLoad(
   const mainThreadCpuStart = mainThreadCpuSeconds();
   const eventLoopStart = performance.eventLoopUtilization();
   const cpuStart = process.cpuUsage();
-  const machineStart = machineCpuTicks();
+  const steal = stealMeter();
   const { stdout } = await execFileAsync(process.execPath, [LOAD_GENERATORS[generator], optionsFile], {
     maxBuffer: 64 * 1024 * 1024,
   });
   const cpu = process.cpuUsage(cpuStart);
-  const machineEnd = machineCpuTicks();
   const mainThreadCpu = mainThreadCpuSeconds() - mainThreadCpuStart;
   const eventLoop = performance.eventLoopUtilization(eventLoopStart);
   delay.disable();
@@ -213,10 +197,7 @@ async function runLoad(
     serverMainThreadCpuSeconds: mainThreadCpu,
     serverMainThreadBusySeconds: eventLoop.active / 1000,
     served: served.take(),
-    stealShare:
-      machineStart && machineEnd
-        ? (machineEnd.steal - machineStart.steal) / Math.max(1, machineEnd.total - machineStart.total)
-        : Number.NaN,
+    stealShare: steal(),
     eventLoopDelay: {
       p50: delay.percentile(50) * nanosecondsToMilliseconds,
       p99: delay.percentile(99) * nanosecondsToMilliseconds,

@@ -22,6 +22,7 @@ import {
   machineDescription,
   profileMeasurementsTo,
   resultsTable,
+  stealMeter,
   type BenchGroup,
   type Row,
 } from "./harness.ts";
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
     );
   const context = { log: (message: string) => process.stderr.write(`${message}\n`) };
   const started = performance.now();
+  const steal = stealMeter();
   const rows: Row[] = [];
   for (const group of groups) {
     context.log(`== ${group.name}: ${group.description}`);
@@ -99,6 +101,7 @@ async function main(): Promise<void> {
     rows.push(...groupRows);
   }
   const seconds = (performance.now() - started) / 1000;
+  const stealShare = steal();
 
   const lines = [
     "",
@@ -113,7 +116,10 @@ async function main(): Promise<void> {
       .filter((result) => result.note !== undefined)
       .map((result) => `- ${result.name} (${formatRate(result.perSecond)} ${result.unit}): ${result.note}`),
     "",
-    `Total time ${seconds.toFixed(1)} s.`,
+    `Total time ${seconds.toFixed(1)} s.` +
+      (Number.isNaN(stealShare)
+        ? ""
+        : ` The hypervisor gave ${(stealShare * 100).toFixed(0)} % of the machine's CPU time to other guests meanwhile (steal).`),
     "",
   ];
   process.stdout.write(lines.join("\n"));
