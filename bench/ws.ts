@@ -145,7 +145,16 @@ async function quiesce(groups: readonly Clients[]): Promise<void> {
 
 interface Publisher {
   stop(): void;
+  /** Ticks a steady publisher skipped because it had fallen more than `MAX_STEADY_BACKLOG_SECONDS` behind. */
+  skipped(): number;
 }
+
+/**
+ * How far behind its rate a steady publisher may fall before it skips ticks. Without a bound, an adapter slower than
+ * the rate (the naive one on a slow machine) made each timer call owe more ticks than the last and never caught up:
+ * the thread stayed in the publisher and the run never ended.
+ */
+const MAX_STEADY_BACKLOG_SECONDS = 0.1;
 
 /** Every symbol once per event-loop turn, as fast as the server takes it. */
 function saturate(bus: Bus, symbols: readonly string[]): Publisher {
@@ -162,6 +171,7 @@ function saturate(bus: Bus, symbols: readonly string[]): Publisher {
     stop: () => {
       running = false;
     },
+    skipped: () => 0,
   };
 }
 
@@ -169,18 +179,24 @@ function saturate(bus: Bus, symbols: readonly string[]): Publisher {
 function steady(bus: Bus, symbols: readonly string[], perSecond: number): Publisher {
   let tick = 0;
   let owed = 0;
+  let skipped = 0;
   let last = performance.now();
+  const maxOwed = Math.max(1, MAX_STEADY_BACKLOG_SECONDS * perSecond);
   const timer = setInterval(() => {
     const current = performance.now();
     owed += ((current - last) / 1000) * perSecond;
     last = current;
+    if (owed > maxOwed) {
+      skipped += Math.floor(owed - maxOwed);
+      owed = maxOwed;
+    }
     while (owed >= 1) {
       owed -= 1;
       tick += 1;
       publishQuote(bus, symbols[tick % symbols.length]!, tick);
     }
   }, 10);
-  return { stop: () => clearInterval(timer) };
+  return { stop: () => clearInterval(timer), skipped: () => skipped };
 }
 
 function publishQuote(bus: Bus, symbol: string, tick: number): void {
@@ -200,6 +216,8 @@ function publishQuote(bus: Bus, symbol: string, tick: number): void {
 interface AdapterResult {
   readonly throughput: Window;
   readonly steady: Window;
+  /** Ticks the steady phase skipped (the adapter could not keep up with the rate). */
+  readonly skippedTicks: number;
 }
 
 async function wsFanout(context: BenchContext): Promise<Row[]> {
@@ -263,7 +281,7 @@ async function wsFanout(context: BenchContext): Promise<Row[]> {
         await new Promise((resolve) => setTimeout(resolve, 500));
         const fixed = await measureWindow(groups, SECONDS, LATENCY_SAMPLE_EVERY);
         publisher.stop();
-        results[name] = { throughput, steady: fixed };
+        results[name] = { throughput, steady: fixed, skippedTicks: publisher.skipped() };
         context.log(
           `ws: ${name}: ${Math.round(throughput.messagesPerSecond)} msg/s saturated; at ${rate} ticks/s ` +
             `${Math.round(fixed.messagesPerSecond)} msg/s, p50 ${fixed.p50.toFixed(2)} ms, p99 ${fixed.p99.toFixed(2)} ms, ` +
@@ -284,7 +302,8 @@ async function wsFanout(context: BenchContext): Promise<Row[]> {
       `saturated: ${result.throughput.cpuMicrosPerMessage.toFixed(2)} µs server CPU per message; ` +
       `at ${SYMBOL_COUNT * TICKS_PER_SYMBOL_PER_SECOND} ticks/s: ${Math.round(result.steady.messagesPerSecond)} msg/s ` +
       `delivered, tick-to-client p50 ${result.steady.p50.toFixed(2)} ms, p99 ${result.steady.p99.toFixed(2)} ms ` +
-      `(${result.steady.samples} samples), server ${(result.steady.serverCores * 100).toFixed(0)} % of a core`;
+      `(${result.steady.samples} samples), server ${(result.steady.serverCores * 100).toFixed(0)} % of a core` +
+      (result.skippedTicks > 0 ? `; could not keep up: ${result.skippedTicks} ticks skipped` : "");
     const row = (name: string, result: AdapterResult, extra: Partial<Row>): Row => ({
       group: "ws.fanout",
       name,
