@@ -116,6 +116,7 @@ function readAnswers(connection, data) {
     const end = headEnd + HEAD_END.length + Number(length[1]);
     if (data.length < end) return data;
     const index = connection.index;
+    if (index < 0) throw new Error(`an answer to no request: ${head.split("\r\n")[0]}`);
     latencies[index] = now() - dueAt(index);
     const status = Number(head.slice(9, 12));
     if (status < 200 || status > 299) non2xx += 1;
