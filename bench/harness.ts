@@ -419,7 +419,6 @@ export function resultsTable(rows: readonly Row[]): string {
   return renderTable(header, body, [false, false, true, false, true, true, false, true, true, true, false]);
 }
 
-/** One line describing the machine and runtime, printed with every table. */
 /** The machine's CPU time so far from /proc/stat's first line (clock ticks): stolen and in all; null off Linux. */
 function machineCpuTicks(): { steal: number; total: number } | null {
   try {
@@ -449,6 +448,7 @@ export function stealMeter(): () => number {
   };
 }
 
+/** One line describing the machine and runtime, printed with every table. */
 export function machineDescription(): string {
   const cpus = os.cpus();
   const model = cpus[0]?.model.trim() ?? "unknown CPU";
