@@ -5,32 +5,32 @@
  * manual clock: each test moves it to a little before the session's end, and the sockets' timers run out
  * in real time.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { admin, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
-import { RawPusherClient, http, listenHttp } from "./pusher-helpers.ts";
-import { listenStream, StreamClient } from "./ws-helpers.ts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signUp, type TestServer } from "./helpers.ts";
+import {
+  channelGrant,
+  deposit,
+  nextQuote,
+  pusherSocket,
+  socketsClosedAfterEach,
+  startStreamServers,
+  type StreamServers,
+} from "./stream-fixture.ts";
+import { StreamClient } from "./ws-helpers.ts";
 import { WsCloseCodes } from "../src/ws-codes.ts";
 
 /** How long before its end each test's session is used: long enough to subscribe, short enough to wait for. */
 const LEFT_MS = 1_200;
 const WAIT_MS = 5_000;
 
+let streams: StreamServers;
 let server: TestServer;
-let base: string;
-let url: string;
-let bid = 1.0843;
 
 beforeAll(async () => {
-  server = await startTestServer();
-  base = await listenHttp(server);
-  url = await listenStream(server);
-  await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+  streams = await startStreamServers();
+  server = streams.server;
 });
-
-const sockets: { close(): unknown }[] = [];
-afterEach(() => {
-  for (const socket of sockets.splice(0)) socket.close();
-});
+const sockets = socketsClosedAfterEach();
 afterAll(async () => {
   await server?.close();
 });
@@ -47,17 +47,11 @@ function within<T>(promise: Promise<T>, what: string): Promise<T> {
   ]);
 }
 
-async function nextQuote(): Promise<number> {
-  bid = Math.round((bid + 0.0001) * 1e5) / 1e5;
-  await pushQuote(server, "EURUSD", bid.toFixed(5), (bid + 0.0001).toFixed(5));
-  return bid;
-}
-
 describe("session expiry on open streams", () => {
   it("closes a native socket with 4003 (TOKEN_EXPIRED) when its session ends", async () => {
     const user = await signUp(server);
     nearlyExpire();
-    const client = await StreamClient.connect(url, user.token);
+    const client = await StreamClient.connect(streams.url, user.token);
     sockets.push(client);
     client.send("subscribe", { events: ["balanceEvent"] }, "balance");
     await client.nextOf("subscribed", (message) => message.id === "balance");
@@ -72,18 +66,12 @@ describe("session expiry on open streams", () => {
   it("ends the Pusher account channel a session authorised when the session ends; public channels go on", async () => {
     const user = await signUp(server);
     nearlyExpire();
-    const client = await RawPusherClient.connect(base, `/app/${server.config.pusherAppKey}?protocol=7&client=js`);
-    sockets.push(client);
-    const socketId = await client.socketId();
+    const { client, socketId } = await pusherSocket(streams, sockets);
     client.send("pusher:subscribe", { channel: "quotes.EURUSD" });
     await client.event("pusher_internal:subscription_succeeded", "quotes.EURUSD");
     const channel = `presence-account.${user.login}`;
-    const auth = await http(base, "POST", "/api/v2/ws/auth", {
-      token: user.token,
-      form: { socket_id: socketId, channel_name: channel },
-    });
-    expect(auth.status).toBe(200);
-    client.send("pusher:subscribe", { channel, auth: auth.body.auth, channel_data: auth.body.channel_data });
+    const grant = await channelGrant(streams.base, user.token, socketId, channel);
+    client.send("pusher:subscribe", { channel, auth: grant.auth, channel_data: grant.channel_data });
     await client.event("pusher_internal:subscription_succeeded", channel);
     expect(server.pusherStream.stats().presenceChannels).toBe(1);
 
@@ -91,10 +79,8 @@ describe("session expiry on open streams", () => {
     expect(ended.data).toEqual({ type: "AuthError", error: expect.stringContaining("expired"), status: 401 });
     expect(server.pusherStream.stats().presenceChannels).toBe(0);
     // Nothing more on the channel; the socket and its public channel carry on.
-    expect((await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount: "10" })).status).toBe(
-      200,
-    );
-    const quote = await nextQuote();
+    await deposit(server, user);
+    const quote = await nextQuote(server);
     await client.next((message) => message.event === "quoteEvent" && message.data.bid === quote);
     expect(client.messages.filter((message) => message.channel === channel).at(-1)!.event).toBe(
       "pusher:subscription_error",
@@ -105,17 +91,11 @@ describe("session expiry on open streams", () => {
   it("refuses to subscribe with a grant whose session ended after it was given", async () => {
     const user = await signUp(server);
     nearlyExpire();
-    const client = await RawPusherClient.connect(base, `/app/${server.config.pusherAppKey}?protocol=7&client=js`);
-    sockets.push(client);
-    const socketId = await client.socketId();
+    const { client, socketId } = await pusherSocket(streams, sockets);
     const channel = `private-account.${user.login}`;
-    const auth = await http(base, "POST", "/api/v2/ws/auth", {
-      token: user.token,
-      form: { socket_id: socketId, channel_name: channel },
-    });
-    expect(auth.status).toBe(200);
+    const grant = await channelGrant(streams.base, user.token, socketId, channel);
     server.clock.advance(LEFT_MS);
-    client.send("pusher:subscribe", { channel, auth: auth.body.auth });
+    client.send("pusher:subscribe", { channel, auth: grant.auth });
     const refused = await client.event("pusher:subscription_error", channel);
     expect(refused.data).toEqual({ type: "AuthError", error: expect.stringContaining("expired"), status: 401 });
     expect(client.messages.some((message) => message.event === "pusher_internal:subscription_succeeded")).toBe(false);

@@ -6,46 +6,34 @@
  */
 import { PLATFORM_LIMITS } from "@bourse/store";
 import { randomUUID } from "node:crypto";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { admin, call, createApiKey, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
-import { RawPusherClient, http, listenHttp, type PusherMessage } from "./pusher-helpers.ts";
-import { listenStream, StreamClient, type Message } from "./ws-helpers.ts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, createApiKey, signUp, type TestServer } from "./helpers.ts";
+import { type PusherMessage, type RawPusherClient } from "./pusher-helpers.ts";
+import {
+  channelGrant,
+  deposit,
+  nextQuote,
+  pusherSocket,
+  socketsClosedAfterEach,
+  startStreamServers,
+  type StreamServers,
+} from "./stream-fixture.ts";
+import { StreamClient, type Message } from "./ws-helpers.ts";
 import { WsCloseCodes } from "../src/ws-codes.ts";
 
 type User = Awaited<ReturnType<typeof signUp>>;
 
+let streams: StreamServers;
 let server: TestServer;
-let base: string;
-let url: string;
-let appKey: string;
-let bid = 1.0843;
 
 beforeAll(async () => {
-  server = await startTestServer();
-  base = await listenHttp(server);
-  url = await listenStream(server);
-  appKey = server.config.pusherAppKey;
-  await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+  streams = await startStreamServers();
+  server = streams.server;
 });
-
-const sockets: { close(): unknown }[] = [];
-afterEach(() => {
-  for (const socket of sockets.splice(0)) socket.close();
-});
+const sockets = socketsClosedAfterEach();
 afterAll(async () => {
   await server?.close();
 });
-
-/** A new EURUSD quote (each one differs from the last, so each is published). */
-async function nextQuote(): Promise<number> {
-  bid = Math.round((bid + 0.0001) * 1e5) / 1e5;
-  await pushQuote(server, "EURUSD", bid.toFixed(5), (bid + 0.0001).toFixed(5));
-  return bid;
-}
-
-async function deposit(user: User, amount = "10"): Promise<void> {
-  expect((await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount })).status).toBe(200);
-}
 
 async function login(user: User): Promise<string> {
   const response = await call(server, "POST", "/api/v1/login", {
@@ -59,7 +47,7 @@ async function login(user: User): Promise<string> {
 
 /** A socket authorised with `token`, subscribed to the account's balance events and EURUSD quotes. */
 async function nativeSocket(token: string): Promise<StreamClient> {
-  const client = await StreamClient.connect(url, token);
+  const client = await StreamClient.connect(streams.url, token);
   sockets.push(client);
   // Two subscriptions: `symbols` would also filter the account's events (a deposit names no symbol).
   client.send("subscribe", { symbols: ["EURUSD"], events: ["quoteEvent"] }, "quotes");
@@ -94,8 +82,8 @@ describe("native stream", () => {
     expect(code).toBe(4004);
     expect(error.payload).toEqual({ code: "SESSION_REVOKED", message: expect.stringContaining("logout") });
     const seen = client.messages.length;
-    await deposit(user);
-    const quote = await nextQuote();
+    await deposit(server, user);
+    const quote = await nextQuote(server);
     expect((await kept.nextOf("balanceEvent")).payload.accountId).toBe(user.login);
     expect((await kept.nextOf("quoteEvent", (message) => message.payload.bid === quote)).payload.symbol).toBe("EURUSD");
     expect(client.messages.length).toBe(seen);
@@ -115,9 +103,9 @@ describe("native stream", () => {
     expect(code).toBe(4004);
     expect(error.payload.code).toBe("SESSION_REVOKED");
     const seen = theirs.messages.length;
-    await deposit(user);
+    await deposit(server, user);
     expect((await mine.nextOf("balanceEvent")).payload.accountId).toBe(user.login);
-    const quote = await nextQuote();
+    const quote = await nextQuote(server);
     await mine.nextOf("quoteEvent", (message) => message.payload.bid === quote);
     expect(mine.ws.readyState).toBe(mine.ws.OPEN);
     expect(theirs.messages.length).toBe(seen);
@@ -141,7 +129,7 @@ describe("native stream", () => {
     const { code, error } = await revokedClose(oldest);
     expect(code).toBe(4004);
     expect(error.payload.code).toBe("SESSION_REVOKED");
-    await deposit(user);
+    await deposit(server, user);
     await newest.nextOf("balanceEvent");
   });
 
@@ -167,7 +155,7 @@ describe("native stream", () => {
     // The new key streams; the session's socket never noticed.
     const renewed = await nativeSocket(rotation.body.data.key as string);
     const seen = [revokedSocket.messages.length, rotatedSocket.messages.length];
-    await deposit(user);
+    await deposit(server, user);
     await renewed.nextOf("balanceEvent");
     await session.nextOf("balanceEvent");
     expect([revokedSocket.messages.length, rotatedSocket.messages.length]).toEqual(seen);
@@ -176,24 +164,14 @@ describe("native stream", () => {
 
 // ---- Pusher endpoint ----
 
-async function pusherSocket(): Promise<{ client: RawPusherClient; socketId: string }> {
-  const client = await RawPusherClient.connect(base, `/app/${appKey}?protocol=7&client=js&version=8.6.0`);
-  sockets.push(client);
-  return { client, socketId: await client.socketId() };
-}
-
 /** Authorises `channel` for the socket with `token` (JWT or API key) and subscribes; waits for success. */
 async function subscribeAccount(
   socket: { client: RawPusherClient; socketId: string },
   token: string,
   channel: string,
 ): Promise<void> {
-  const auth = await http(base, "POST", "/api/v2/ws/auth", {
-    token,
-    form: { socket_id: socket.socketId, channel_name: channel },
-  });
-  expect(auth.status).toBe(200);
-  socket.client.send("pusher:subscribe", { channel, auth: auth.body.auth, channel_data: auth.body.channel_data });
+  const grant = await channelGrant(streams.base, token, socket.socketId, channel);
+  socket.client.send("pusher:subscribe", { channel, auth: grant.auth, channel_data: grant.channel_data });
   await socket.client.event("pusher_internal:subscription_succeeded", channel);
 }
 
@@ -203,8 +181,8 @@ function eventsOn(client: RawPusherClient, channel: string, event: string): Push
 
 /** Publishes a deposit then a quote; once the quote arrived on `client`, the deposit would have too. */
 async function depositThenQuote(user: User, client: RawPusherClient): Promise<void> {
-  await deposit(user);
-  const quote = await nextQuote();
+  await deposit(server, user);
+  const quote = await nextQuote(server);
   await client.next((message) => message.event === "quoteEvent" && message.data.bid === quote);
 }
 
@@ -212,11 +190,11 @@ describe("Pusher endpoint", () => {
   it("a logout ends the account channel it authorised (subscription_error 401); public channels go on", async () => {
     const user = await signUp(server);
     const channel = `presence-account.${user.login}`;
-    const socket = await pusherSocket();
+    const socket = await pusherSocket(streams, sockets);
     socket.client.send("pusher:subscribe", { channel: "quotes.EURUSD" });
     await socket.client.event("pusher_internal:subscription_succeeded", "quotes.EURUSD");
     await subscribeAccount(socket, user.token, channel);
-    await deposit(user);
+    await deposit(server, user);
     await socket.client.event("balanceEvent", channel);
 
     expect((await call(server, "POST", "/api/v1/logout", { token: user.token })).status).toBe(200);
@@ -236,8 +214,8 @@ describe("Pusher endpoint", () => {
     const user = await signUp(server);
     const other = await login(user);
     const channel = `private-account.${user.login}`;
-    const mine = await pusherSocket();
-    const theirs = await pusherSocket();
+    const mine = await pusherSocket(streams, sockets);
+    const theirs = await pusherSocket(streams, sockets);
     mine.client.send("pusher:subscribe", { channel: "quotes.EURUSD" });
     await mine.client.event("pusher_internal:subscription_succeeded", "quotes.EURUSD");
     theirs.client.send("pusher:subscribe", { channel: "quotes.EURUSD" });
@@ -261,8 +239,8 @@ describe("Pusher endpoint", () => {
     const user = await signUp(server);
     const key = await createApiKey(server, user, "read");
     const channel = `presence-account.${user.login}`;
-    const bot = await pusherSocket();
-    const person = await pusherSocket();
+    const bot = await pusherSocket(streams, sockets);
+    const person = await pusherSocket(streams, sockets);
     bot.client.send("pusher:subscribe", { channel: "quotes.EURUSD" });
     await bot.client.event("pusher_internal:subscription_succeeded", "quotes.EURUSD");
     await subscribeAccount(person, user.token, channel);
@@ -286,14 +264,10 @@ describe("Pusher endpoint", () => {
   it("refuses a subscription whose authorisation was revoked before it came (401)", async () => {
     const user = await signUp(server);
     const channel = `private-account.${user.login}`;
-    const socket = await pusherSocket();
-    const auth = await http(base, "POST", "/api/v2/ws/auth", {
-      token: user.token,
-      form: { socket_id: socket.socketId, channel_name: channel },
-    });
-    expect(auth.status).toBe(200);
+    const socket = await pusherSocket(streams, sockets);
+    const grant = await channelGrant(streams.base, user.token, socket.socketId, channel);
     expect((await call(server, "POST", "/api/v1/logout", { token: user.token })).status).toBe(200);
-    socket.client.send("pusher:subscribe", { channel, auth: auth.body.auth });
+    socket.client.send("pusher:subscribe", { channel, auth: grant.auth });
     expect((await socket.client.event("pusher:subscription_error", channel)).data).toMatchObject({
       type: "AuthError",
       status: 401,
