@@ -278,7 +278,8 @@ function combineRounds(rounds: readonly LoadResult[]): LoadResult {
 /** (max − min) / median of the rounds' rates. */
 function spreadOfRates(rounds: readonly LoadResult[]): number {
   const rates = rounds.map((result) => result.requests.average);
-  return (Math.max(...rates) - Math.min(...rates)) / median(rates);
+  const range = Math.max(...rates) - Math.min(...rates);
+  return range === 0 ? 0 : range / median(rates);
 }
 
 /** The median over rounds of a route's rate divided by the baseline's rate in the same round. */
@@ -401,82 +402,73 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
     const milliseconds = formatMilliseconds;
     const latency = (result: LoadResult) =>
       `p50 ${milliseconds(result.latency.p50)} ms, p99 ${milliseconds(result.latency.p99)} ms; ${serverCost(result)}`;
+    /** A row of the table: `result` is the run (or the route's rounds combined), `rounds` its runs. */
+    const loadRow = (
+      name: string,
+      unit: string,
+      result: LoadResult,
+      rounds: readonly LoadResult[],
+      extra: { ratio: number; note: string; goal?: number },
+    ): Row => ({
+      group: "http.orders",
+      name,
+      unit,
+      perSecond: result.requests.average,
+      perCpuSecond: perCpuSecond(result),
+      spread: spreadOfRates(rounds),
+      samples: rounds.map((round) => round.requests.average),
+      baseline,
+      ...extra,
+    });
     return [
-      {
-        group: "http.orders",
-        name: "empty route (GET, no auth)",
-        unit: "req/s",
-        perSecond: emptyRate,
-        perCpuSecond: perCpuSecond(empty),
-        spread: spreadOfRates(emptyRounds),
-        samples: emptyRounds.map((result) => result.requests.average),
-        baseline,
-        ratio: 1,
-        note: latency(empty),
-      },
-      {
-        group: "http.orders",
-        name: `authenticated no-op POST, ${CONNECTIONS} connections (the order route's HTTP work)`,
-        unit: "req/s",
-        perSecond: noop.requests.average,
-        perCpuSecond: perCpuSecond(noop),
-        spread: spreadOfRates(noopRounds),
-        samples: noopRounds.map((result) => result.requests.average),
-        baseline,
-        ratio: medianRatio(noopRounds, emptyRounds),
-        note: `${latency(noop)}; same auth, ownership check, rate limit and body schema as the order route; ${noop.non2xx} non-2xx`,
-      },
-      {
-        group: "http.orders",
-        name: `market orders, ${CONNECTIONS} connections (durable, JWT)`,
-        unit: "orders/s",
-        perSecond: orders.requests.average,
-        perCpuSecond: perCpuSecond(orders),
-        spread: spreadOfRates(orderRounds),
-        samples: orderRounds.map((result) => result.requests.average),
-        baseline,
+      loadRow("empty route (GET, no auth)", "req/s", empty, emptyRounds, { ratio: 1, note: latency(empty) }),
+      loadRow(
+        `authenticated no-op POST, ${CONNECTIONS} connections (the order route's HTTP work)`,
+        "req/s",
+        noop,
+        noopRounds,
+        {
+          ratio: medianRatio(noopRounds, emptyRounds),
+          note: `${latency(noop)}; same auth, ownership check, rate limit and body schema as the order route; ${noop.non2xx} non-2xx`,
+        },
+      ),
+      loadRow(`market orders, ${CONNECTIONS} connections (durable, JWT)`, "orders/s", orders, orderRounds, {
         ratio: ordersRatio,
         // The goal is a ratio, judged on the median of the rounds' ratios; the table wants a rate, so this is the rate at
         // which that ratio would be the goal (the median rates of two routes need not come from the same round).
         goal: (orders.requests.average / ordersRatio) * HTTP_THROUGHPUT_RATIO_GOAL,
         note: `${latency(orders)}; goal ≥ ${HTTP_THROUGHPUT_RATIO_GOAL * 100} % of the empty route; ${orders.non2xx} non-2xx`,
-      },
-      {
-        group: "http.orders",
-        name: `empty route at a steady ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${STEADY_CONNECTIONS} connections`,
-        unit: "req/s",
-        perSecond: emptySteady.requests.average,
-        perCpuSecond: perCpuSecond(emptySteady),
-        spread: 0,
-        samples: [emptySteady.requests.average],
-        baseline,
-        ratio: emptySteady.requests.average / emptyRate,
-        note: `${latency(emptySteady)}; ${clientLateness(emptySteady)} (open loop, latency from when each request was due: the floor of the steady runs)`,
-      },
-      {
-        group: "http.orders",
-        name: `market orders at a steady ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${STEADY_CONNECTIONS} connections (durable, JWT)`,
-        unit: "orders/s",
-        perSecond: steady.requests.average,
-        perCpuSecond: perCpuSecond(steady),
-        spread: 0,
-        samples: [steady.requests.average],
-        baseline,
-        ratio: steady.requests.average / emptyRate,
-        note: `${latency(steady)}; p90 ${milliseconds(steady.latency.p90 ?? Number.NaN)} ms, max ${milliseconds(steady.latency.max ?? Number.NaN)} ms; ${clientLateness(steady)} (goal p99 < ${HTTP_P99_GOAL_MILLISECONDS} ms: ${steady.latency.p99 < HTTP_P99_GOAL_MILLISECONDS ? "met" : "not met"}); ${steady.non2xx} non-2xx`,
-      },
-      {
-        group: "http.orders",
-        name: `market orders, autocannon rate limit ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s (bursts), ${FIXED_RATE_CONNECTIONS} connections`,
-        unit: "orders/s",
-        perSecond: bursts.requests.average,
-        perCpuSecond: perCpuSecond(bursts),
-        spread: 0,
-        samples: [bursts.requests.average],
-        baseline,
-        ratio: bursts.requests.average / emptyRate,
-        note: `${latency(bursts)} (each second's quota sent back to back: the latency of bursts, not of a steady rate); ${bursts.non2xx} non-2xx`,
-      },
+      }),
+      loadRow(
+        `empty route at a steady ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${STEADY_CONNECTIONS} connections`,
+        "req/s",
+        emptySteady,
+        [emptySteady],
+        {
+          ratio: emptySteady.requests.average / emptyRate,
+          note: `${latency(emptySteady)}; ${clientLateness(emptySteady)} (open loop, latency from when each request was due: the floor of the steady runs)`,
+        },
+      ),
+      loadRow(
+        `market orders at a steady ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s, ${STEADY_CONNECTIONS} connections (durable, JWT)`,
+        "orders/s",
+        steady,
+        [steady],
+        {
+          ratio: steady.requests.average / emptyRate,
+          note: `${latency(steady)}; p90 ${milliseconds(steady.latency.p90 ?? Number.NaN)} ms, max ${milliseconds(steady.latency.max ?? Number.NaN)} ms; ${clientLateness(steady)} (goal p99 < ${HTTP_P99_GOAL_MILLISECONDS} ms: ${steady.latency.p99 < HTTP_P99_GOAL_MILLISECONDS ? "met" : "not met"}); ${steady.non2xx} non-2xx`,
+        },
+      ),
+      loadRow(
+        `market orders, autocannon rate limit ${HTTP_FIXED_RATE_ORDERS_PER_SECOND}/s (bursts), ${FIXED_RATE_CONNECTIONS} connections`,
+        "orders/s",
+        bursts,
+        [bursts],
+        {
+          ratio: bursts.requests.average / emptyRate,
+          note: `${latency(bursts)} (each second's quota sent back to back: the latency of bursts, not of a steady rate); ${bursts.non2xx} non-2xx`,
+        },
+      ),
     ];
   } finally {
     await dispose();
