@@ -78,7 +78,7 @@ function isPostgresUrl(url: string): boolean {
 function openJournal(url: string): EventJournal & ReadModels {
   return isPostgresUrl(url)
     ? new PostgresJournal({ connectionString: url })
-    : new SqliteJournal({ path: url, writer: "worker" });
+    : new SqliteJournal({ path: url, writer: "worker", checkpoints: "thread" });
 }
 
 const consoleLog: PlatformLog = {

@@ -2,7 +2,13 @@ export * from "./journal.ts";
 export * from "./checksum.ts";
 export { eventAccountId } from "./records.ts";
 // Not the connection helpers it shares with its writer thread.
-export { SqliteJournal, type SqliteJournalOptions, type SqliteWriter } from "./sqlite-journal.ts";
+export {
+  SqliteJournal,
+  type SqliteCheckpoints,
+  type SqliteJournalOptions,
+  type SqliteWriter,
+} from "./sqlite-journal.ts";
+export type { CheckpointReport } from "./sqlite-checkpointer.ts";
 export * from "./postgres-journal.ts";
 export * from "./create-journal.ts";
 export * from "./recovery.ts";

@@ -50,6 +50,7 @@ import {
   SQLITE_READ_MODEL_TIME_INDEXES_MIGRATION,
   SqliteReadModelStatements,
 } from "./sqlite-read-models.ts";
+import { SqliteCheckpointer, type CheckpointReport, type WalProgress } from "./sqlite-checkpointer.ts";
 import { SqliteWriterThread } from "./sqlite-writer-thread.ts";
 
 export interface SqliteJournalOptions {
@@ -70,9 +71,19 @@ export interface SqliteJournalOptions {
    * "inline". An in-memory database exists in one connection only, so it is always written inline.
    */
   readonly writer?: SqliteWriter;
+  /**
+   * Who copies the WAL into the database file: "commit", SQLite's automatic checkpoint inside the COMMIT
+   * that takes the WAL past WAL_CHECKPOINT_PAGES (that append waits for the copy); "thread", a thread of its
+   * own beside the writer (sqlite-checkpointer.ts says when), with the automatic checkpoint kept as a
+   * backstop at BACKSTOP_CHECKPOINT_PAGES. Default "commit". An in-memory database has no WAL.
+   */
+  readonly checkpoints?: SqliteCheckpoints;
+  /** With `checkpoints: "thread"`: WAL pages not yet copied at which the thread copies them. */
+  readonly backgroundCheckpointPages?: number;
 }
 
 export type SqliteWriter = "worker" | "inline";
+export type SqliteCheckpoints = "commit" | "thread";
 
 type Migration = SqliteMigration;
 
@@ -140,6 +151,13 @@ export const SQLITE_JOURNAL_MIGRATIONS: readonly Migration[] = [
 /** WAL pages (4 KiB each, SQLite's default page size) after which a commit checkpoints them: 64 MiB. */
 const WAL_CHECKPOINT_PAGES = 16_384;
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+/**
+ * With `checkpoints: "thread"`: WAL pages not yet copied at which the thread copies them (32 MiB), below the
+ * size limit, so the WAL file is not cut back and grown again every time; and the automatic checkpoint the
+ * writer keeps should the thread fail or fall behind (256 MiB).
+ */
+const BACKGROUND_CHECKPOINT_PAGES = 8_192;
+const BACKSTOP_CHECKPOINT_PAGES = 65_536;
 
 /** Journal records projected per transaction when open() catches the read models up. */
 const READ_MODEL_CATCH_UP_BATCH_SIZE = 1000;
@@ -176,12 +194,20 @@ export class SqliteJournal implements EventJournal, ReadModels {
   private readModels: SqliteReadModelStatements | null = null;
   /** The writer thread while the journal is open with `writer: "worker"` on a file; null: writes run inline. */
   private writerThread: SqliteWriterThread | null = null;
+  /** While the journal is open with `checkpoints: "thread"` on a file. */
+  private checkpointer: SqliteCheckpointer | null = null;
   private readonly verificationBatchSize: number;
 
   constructor(readonly options: SqliteJournalOptions) {
     this.verificationBatchSize = options.verificationBatchSize ?? DEFAULT_VERIFICATION_BATCH_SIZE;
     if (options.maxPageCount !== undefined && !(Number.isSafeInteger(options.maxPageCount) && options.maxPageCount > 0))
       throw new RangeError(`maxPageCount must be a positive integer, got ${options.maxPageCount}`);
+    const { backgroundCheckpointPages } = options;
+    if (
+      backgroundCheckpointPages !== undefined &&
+      !(Number.isSafeInteger(backgroundCheckpointPages) && backgroundCheckpointPages > 0)
+    )
+      throw new RangeError(`backgroundCheckpointPages must be a positive integer, got ${backgroundCheckpointPages}`);
   }
 
   async open(options: JournalOpenOptions = {}): Promise<JournalOpenReport> {
@@ -203,6 +229,15 @@ export class SqliteJournal implements EventJournal, ReadModels {
         // read models remember of the rows the catch-up wrote is of no more use.
         database.pragma("query_only = ON");
         this.readModels.forgetCachedRows();
+      }
+      if (this.options.checkpoints === "thread" && !inMemory) {
+        const writerThread = this.writerThread;
+        this.checkpointer = new SqliteCheckpointer(
+          this.options,
+          this.options.backgroundCheckpointPages ?? BACKGROUND_CHECKPOINT_PAGES,
+          // Between two writes: the writer thread takes its requests in order; inline, nothing else writes now.
+          async () => (writerThread ? writerThread.checkpoint() : checkpointPassively(database)),
+        );
       }
       return report;
     } catch (error) {
@@ -262,8 +297,9 @@ export class SqliteJournal implements EventJournal, ReadModels {
     // Encoded here either way: the checks refuse a bad batch before anything crosses to the writer thread, and
     // the row's one string is all the thread needs (it parses the events back for the read models).
     const row = encodeBatch(records);
-    if (this.writerThread) return this.writerThread.append(row);
-    writeBatch(connection, row, records);
+    if (this.writerThread) await this.writerThread.append(row);
+    else writeBatch(connection, row, records);
+    this.checkpointer?.afterWrite();
   }
 
   async lastSequence(): Promise<number> {
@@ -278,8 +314,9 @@ export class SqliteJournal implements EventJournal, ReadModels {
   async saveSnapshot(snapshot: SnapshotRecord): Promise<void> {
     const statements = this.requireStatements();
     const row = encodeSnapshot(snapshot);
-    if (this.writerThread) return this.writerThread.saveSnapshot(row);
-    writeSnapshot(statements, row);
+    if (this.writerThread) await this.writerThread.saveSnapshot(row);
+    else writeSnapshot(statements, row);
+    this.checkpointer?.afterWrite();
   }
 
   async latestSnapshot(): Promise<SnapshotRecord | null> {
@@ -290,19 +327,28 @@ export class SqliteJournal implements EventJournal, ReadModels {
     return null;
   }
 
-  /** Waits for the writes already made (the writer thread finishes them and stops), then closes. */
+  /** Waits for the checkpoint under way and the writes already made (the writer thread finishes them and stops), then closes. */
   async close(): Promise<void> {
     const database = this.database;
     const writerThread = this.writerThread;
+    const checkpointer = this.checkpointer;
     this.database = null;
     this.statements = null;
     this.readModels = null;
     this.writerThread = null;
+    this.checkpointer = null;
     try {
+      // The checkpointer first: a copy under way may be the writer's, queued behind the writes in flight.
+      await checkpointer?.close();
       await writerThread?.close();
     } finally {
       database?.close();
     }
+  }
+
+  /** What the checkpoints have done since open (`checkpoints: "thread"`); null with SQLite's own checkpoints. */
+  checkpointReport(): CheckpointReport | null {
+    return this.checkpointer?.report() ?? null;
   }
 
   async orderHistory(query: HistoryQuery): Promise<HistoryPage<OrderHistoryRow>> {
@@ -398,7 +444,9 @@ export function openConnection(options: SqliteJournalOptions): Database.Database
     // A checkpoint copies the WAL's pages into the file. Each batch dirties pages all over the read models'
     // indexes (one per account it touches); checkpointing after every ~4 MB (SQLite's default of 1000 pages)
     // writes those pages again and again, while one checkpoint per WAL_CHECKPOINT_PAGES writes each once.
-    database.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+    database.pragma(
+      `wal_autocheckpoint = ${options.checkpoints === "thread" ? BACKSTOP_CHECKPOINT_PAGES : WAL_CHECKPOINT_PAGES}`,
+    );
     // After a checkpoint, the WAL file is cut back to this size: the disk holds no more than that of it idle.
     database.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     if (options.maxPageCount !== undefined) database.pragma(`max_page_count = ${options.maxPageCount}`);
@@ -437,6 +485,20 @@ export function writeBatch(
     throw appendFailure(error, row.firstSequence, committing);
   }
   readModels.committed();
+}
+
+/**
+ * A PASSIVE checkpoint on `database`: copies the WAL's committed frames into the database file without taking
+ * the write lock (https://www.sqlite.org/c3ref/wal_checkpoint_v2.html). Returns the WAL's frames and those now
+ * copied; throws `JournalWriteError` when SQLite fails it (nothing is lost: the frames stay in the WAL).
+ */
+export function checkpointPassively(database: Database.Database): WalProgress {
+  try {
+    const [result] = database.pragma("wal_checkpoint(PASSIVE)") as { log: number; checkpointed: number }[];
+    return { walFrames: result!.log, copiedFrames: result!.checkpointed };
+  } catch (error) {
+    throw new JournalWriteError(`SQLite failed to checkpoint the WAL: ${String(error)}`, false, { cause: error });
+  }
 }
 
 /** Stores an encoded snapshot; throws `JournalRecordError` when its sequence is not journaled, `JournalWriteError` when SQLite refuses it. */

@@ -19,6 +19,8 @@ export const MAX_WRITES_IN_FLIGHT = 16;
 export type WriterRequest =
   | { readonly kind: "append"; readonly row: JournalBatchRow }
   | { readonly kind: "saveSnapshot"; readonly row: SnapshotRow }
+  /** A PASSIVE checkpoint on the write connection, between two writes (sqlite-checkpointer.ts says when). */
+  | { readonly kind: "checkpoint" }
   /** Not answered: the writes after it reach the thread after it. */
   | { readonly kind: "setMaxPageCount"; readonly pages: number }
   /** Answered by the thread ending, once the writes before it are done. */
@@ -105,6 +107,11 @@ export class SqliteWriterThread {
 
   saveSnapshot(row: SnapshotRow): Promise<void> {
     return this.write({ kind: "saveSnapshot", row });
+  }
+
+  /** Copies what is left of the WAL into the database file, between the writes before it and after it. */
+  checkpoint(): Promise<void> {
+    return this.write({ kind: "checkpoint" });
   }
 
   setMaxPageCount(pages: number): void {

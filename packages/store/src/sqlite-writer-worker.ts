@@ -8,6 +8,7 @@ import type { EngineEvent } from "@bourse/core";
 import { parentPort, workerData } from "node:worker_threads";
 import type { JournalRecord } from "./journal.ts";
 import {
+  checkpointPassively,
   openConnection,
   prepareStatements,
   writeBatch,
@@ -51,6 +52,14 @@ port.on("message", (request: WriterRequest) => {
     case "saveSnapshot":
       try {
         writeSnapshot(connection.statements, request.row);
+        reply({ kind: "written" });
+      } catch (error) {
+        reply(describeFailure(error));
+      }
+      return;
+    case "checkpoint":
+      try {
+        checkpointPassively(database);
         reply({ kind: "written" });
       } catch (error) {
         reply(describeFailure(error));

@@ -28,6 +28,7 @@ import {
   type SqliteWriter,
 } from "../src/index.ts";
 import { TUESDAY_NOON } from "./trading-session.ts";
+import { sqliteWriterOptions } from "./sqlite-writer-options.ts";
 
 const config = defaultEngineConfig();
 const postgresUrl = process.env.BOURSE_TEST_PG_URL;
@@ -47,7 +48,7 @@ function sqliteStorage(writer: SqliteWriter): Storage & { path: string } {
   const path = join(directory, "journal.db");
   return {
     path,
-    journal: () => new SqliteJournal({ path, writer }),
+    journal: () => new SqliteJournal({ path, ...sqliteWriterOptions(writer) }),
     async dispose() {
       rmSync(directory, { recursive: true, force: true });
     },
@@ -440,7 +441,7 @@ describe.each(["inline", "worker"] as const)("DurableEngine on SQLite only, writ
   it("disk full: commands are refused with a typed error, nothing unacknowledged survives, and it works again when space returns", async () => {
     const storage = sqliteStorage(writer);
     cleanups.push(() => storage.dispose());
-    const journal = new SqliteJournal({ path: storage.path, writer });
+    const journal = new SqliteJournal({ path: storage.path, ...sqliteWriterOptions(writer) });
     const lines: string[] = [];
     const engine = await DurableEngine.open({
       journal,
@@ -510,7 +511,7 @@ describe.each(["inline", "worker"] as const)("DurableEngine on SQLite only, writ
     const hash = engine.stateHash();
     await engine.close();
 
-    const reopenedJournal = new SqliteJournal({ path: storage.path, writer });
+    const reopenedJournal = new SqliteJournal({ path: storage.path, ...sqliteWriterOptions(writer) });
     const reopened = await DurableEngine.open({ journal: reopenedJournal, config, log: () => {} });
     cleanups.push(() => reopened.close());
     expect(reopened.stateHash()).toBe(hash);
@@ -534,7 +535,7 @@ describe.each(["inline", "worker"] as const)("DurableEngine on SQLite only, writ
     it("a writer thread that dies refuses the batch in flight, the engine rebuilds, and a new thread takes the next batch", async () => {
       const storage = sqliteStorage(writer);
       cleanups.push(() => storage.dispose());
-      const journal = new SqliteJournal({ path: storage.path, writer });
+      const journal = new SqliteJournal({ path: storage.path, ...sqliteWriterOptions(writer) });
       const lines: string[] = [];
       const engine = await DurableEngine.open({ journal, config, log: (line) => lines.push(line) });
       cleanups.push(() => engine.close());
@@ -567,7 +568,7 @@ describe.each(["inline", "worker"] as const)("DurableEngine on SQLite only, writ
       const kept = expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 7, comment: "kept" })));
       const hash = engine.stateHash();
       await engine.close();
-      const reopenedJournal = new SqliteJournal({ path: storage.path, writer });
+      const reopenedJournal = new SqliteJournal({ path: storage.path, ...sqliteWriterOptions(writer) });
       const reopened = await DurableEngine.open({ journal: reopenedJournal, config, log: () => {} });
       cleanups.push(() => reopened.close());
       expect(reopened.stateHash()).toBe(hash);

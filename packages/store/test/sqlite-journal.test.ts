@@ -21,6 +21,7 @@ import { SQLITE_READ_MODELS_MIGRATION, type SqliteReadModelStatements } from "..
 import { TEST_VERIFICATION_BATCH_SIZE, journalContract, type JournalStorage } from "./journal.contract.ts";
 import { readModelsContract, tradingScenario } from "./read-models.contract.ts";
 import { depositSession, toRecords } from "./trading-session.ts";
+import { sqliteWriterOptions } from "./sqlite-writer-options.ts";
 
 const directories: string[] = [];
 
@@ -38,7 +39,8 @@ function removeTemporaryDirectories(): void {
 async function sqliteStorage(writer: SqliteWriter): Promise<JournalStorage> {
   const path = temporaryJournalPath();
   return {
-    journal: () => new SqliteJournal({ path, verificationBatchSize: TEST_VERIFICATION_BATCH_SIZE, writer }),
+    journal: () =>
+      new SqliteJournal({ path, verificationBatchSize: TEST_VERIFICATION_BATCH_SIZE, ...sqliteWriterOptions(writer) }),
     async query(sql) {
       // A second connection, as another program (or damage) would reach the file.
       const database = new Database(path);
@@ -67,7 +69,7 @@ describe.each(["inline", "worker"] as const)("SqliteJournal, writer %s", (writer
     });
 
     async function openSqlite(path: string, maxPageCount?: number): Promise<SqliteJournal> {
-      const journal = new SqliteJournal({ path, maxPageCount, writer });
+      const journal = new SqliteJournal({ path, maxPageCount, ...sqliteWriterOptions(writer) });
       await journal.open();
       opened.push(journal);
       return journal;
@@ -103,7 +105,7 @@ describe.each(["inline", "worker"] as const)("SqliteJournal, writer %s", (writer
       await journal.append(records.slice(100));
       expect(await journal.read(0, 1000)).toEqual(records);
       await journal.close();
-      const reopened = new SqliteJournal({ path, writer });
+      const reopened = new SqliteJournal({ path, ...sqliteWriterOptions(writer) });
       expect(await reopened.open()).toEqual({ lastSequence: 600, droppedTornRecords: 0, damagedSnapshots: [] });
       opened.push(reopened);
       expect(await reopened.read(0, 1000)).toEqual(records);
@@ -209,7 +211,7 @@ describe.each(["inline", "worker"] as const)("SqliteJournal, writer %s", (writer
       it("close waits for the writes already handed to the writer thread", async () => {
         const records = toRecords(depositSession(300).events);
         const path = temporaryJournalPath();
-        const journal = new SqliteJournal({ path, writer });
+        const journal = new SqliteJournal({ path, ...sqliteWriterOptions(writer) });
         await journal.open();
         const appended = Promise.all([
           journal.append(records.slice(0, 100)),

@@ -1,0 +1,360 @@
+import Database from "better-sqlite3";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  CHECK_INTERVAL_MS,
+  FALLBACK_INTERVAL_MS,
+  SqliteCheckpointer,
+  readWalProgress,
+} from "../src/sqlite-checkpointer.ts";
+import { SqliteJournal, type CheckpointReport } from "../src/index.ts";
+import { checkpointPassively } from "../src/sqlite-journal.ts";
+import { depositSession, toRecords } from "./trading-session.ts";
+
+const directories: string[] = [];
+const databases: Database.Database[] = [];
+const checkpointers: SqliteCheckpointer[] = [];
+const journals: SqliteJournal[] = [];
+
+afterEach(async () => {
+  for (const checkpointer of checkpointers.splice(0)) await checkpointer.close();
+  for (const journal of journals.splice(0)) await journal.close();
+  for (const database of databases.splice(0)) database.close();
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
+});
+
+function temporaryPath(name = "journal.db"): string {
+  const directory = mkdtempSync(join(tmpdir(), "bourse-checkpointer-"));
+  directories.push(directory);
+  return join(directory, name);
+}
+
+/** A WAL database that never checkpoints by itself, with a table to write to. */
+function walDatabase(path: string): Database.Database {
+  const database = new Database(path);
+  databases.push(database);
+  database.pragma("journal_mode = WAL");
+  database.pragma("wal_autocheckpoint = 0");
+  database.exec("CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)");
+  return database;
+}
+
+/** Commits transactions of one 2 KiB row each until the WAL holds at least `frames` frames. */
+function writeUntil(database: Database.Database, path: string, frames: number): void {
+  const insert = database.prepare("INSERT INTO rows (payload) VALUES (?)");
+  while ((readWalProgress(`${path}-shm`)?.walFrames ?? 0) < frames) insert.run("x".repeat(2048));
+}
+
+function progressOf(path: string) {
+  const progress = readWalProgress(`${path}-shm`);
+  if (!progress) throw new Error("no readable WAL-index header");
+  return progress;
+}
+
+/** A checkpointer on `path` with a manual clock; `writerCopies` counts the copies it asks the writer for. */
+function checkpointerOn(path: string, thresholdPages: number, writer?: Database.Database) {
+  const clock = { now: 0 };
+  const calls = { writerCopies: 0 };
+  const checkpointer = new SqliteCheckpointer(
+    { path },
+    thresholdPages,
+    async () => {
+      calls.writerCopies += 1;
+      if (writer) checkpointPassively(writer);
+    },
+    () => clock.now,
+  );
+  checkpointers.push(checkpointer);
+  return { checkpointer, clock, calls };
+}
+
+describe("readWalProgress (the WAL-index header of the -shm file)", () => {
+  it("reads the frames in the WAL and those a checkpoint copied, as SQLite itself reports them", () => {
+    const path = temporaryPath();
+    const database = walDatabase(path);
+    writeUntil(database, path, 20);
+    const before = progressOf(path);
+    expect(before.walFrames).toBeGreaterThanOrEqual(20);
+    expect(before.copiedFrames).toBe(0);
+
+    const copied = checkpointPassively(database);
+    expect(copied.copiedFrames).toBe(copied.walFrames);
+    expect(progressOf(path)).toEqual(copied);
+  });
+
+  it("is null for a missing file, a short one, and a header of another WAL-index version", () => {
+    const path = temporaryPath("other.db");
+    expect(readWalProgress(`${path}-shm`)).toBeNull();
+    writeFileSync(`${path}-shm`, Buffer.alloc(40));
+    expect(readWalProgress(`${path}-shm`)).toBeNull();
+    const otherVersion = Buffer.alloc(136);
+    otherVersion.writeUInt32LE(3_007_001, 0);
+    otherVersion[12] = 1;
+    writeFileSync(`${path}-shm`, otherVersion);
+    expect(readWalProgress(`${path}-shm`)).toBeNull();
+  });
+});
+
+describe("SqliteCheckpointer", () => {
+  it("copies the WAL on its thread once the frames not yet copied reach the threshold, and the WAL starts over", async () => {
+    const path = temporaryPath();
+    const database = walDatabase(path);
+    const { checkpointer, clock, calls } = checkpointerOn(path, 40, database);
+
+    writeUntil(database, path, 10);
+    checkpointer.afterWrite();
+    await checkpointer.settled();
+    expect(checkpointer.report()).toMatchObject({ byThread: 0, byWriter: 0, failed: 0 });
+
+    writeUntil(database, path, 40);
+    const written = progressOf(path).walFrames;
+    clock.now += CHECK_INTERVAL_MS;
+    checkpointer.afterWrite();
+    await checkpointer.settled();
+    expect(checkpointer.report()).toMatchObject({ byThread: 1, byWriter: 0, failed: 0 });
+    expect(progressOf(path)).toEqual({ walFrames: written, copiedFrames: written });
+    expect(calls.writerCopies).toBe(0);
+
+    // Everything was copied: the next write starts the WAL from its beginning again.
+    database.prepare("INSERT INTO rows (payload) VALUES (?)").run("after the copy");
+    expect(progressOf(path).walFrames).toBeLessThan(written);
+    expect(progressOf(path).copiedFrames).toBe(0);
+  });
+
+  it("looks at the WAL at most every CHECK_INTERVAL_MS", async () => {
+    const path = temporaryPath();
+    const database = walDatabase(path);
+    const { checkpointer, clock } = checkpointerOn(path, 40, database);
+    checkpointer.afterWrite(); // the first look, nothing due
+    writeUntil(database, path, 40);
+    clock.now = CHECK_INTERVAL_MS - 1;
+    checkpointer.afterWrite();
+    await checkpointer.settled();
+    expect(checkpointer.report().byThread).toBe(0);
+    clock.now = CHECK_INTERVAL_MS;
+    checkpointer.afterWrite();
+    await checkpointer.settled();
+    expect(checkpointer.report().byThread).toBe(1);
+  });
+
+  it("leaves a small rest of a started copy to the writer, after which the WAL starts over", async () => {
+    const path = temporaryPath();
+    const database = walDatabase(path);
+    const { checkpointer, clock, calls } = checkpointerOn(path, 80, database);
+    writeUntil(database, path, 80);
+    // A reader pinned to this snapshot: the thread's PASSIVE copy cannot go past it.
+    const reader = new Database(path);
+    databases.push(reader);
+    reader.exec("BEGIN");
+    reader.prepare("SELECT count(*) FROM rows").get();
+    const pinned = progressOf(path).walFrames;
+    database.prepare("INSERT INTO rows (payload) VALUES (?)").run("after the reader");
+
+    clock.now += CHECK_INTERVAL_MS;
+    checkpointer.afterWrite();
+    await checkpointer.settled();
+    expect(checkpointer.report()).toMatchObject({ byThread: 1, byWriter: 0 });
+    const afterThread = progressOf(path);
+    expect(afterThread.copiedFrames).toBe(pinned);
+    expect(afterThread.walFrames - afterThread.copiedFrames).toBeLessThanOrEqual(10);
+
+    reader.exec("COMMIT");
+    clock.now += CHECK_INTERVAL_MS;
+    checkpointer.afterWrite();
+    await checkpointer.settled();
+    expect(checkpointer.report()).toMatchObject({ byThread: 1, byWriter: 1, failed: 0 });
+    expect(calls.writerCopies).toBe(1);
+    expect(progressOf(path).copiedFrames).toBe(afterThread.walFrames);
+
+    database.prepare("INSERT INTO rows (payload) VALUES (?)").run("after the copy");
+    expect(progressOf(path).walFrames).toBeLessThan(afterThread.walFrames);
+  });
+
+  it("copies with the thread, not the writer, while the rest of a started copy is large", async () => {
+    const path = temporaryPath();
+    const database = walDatabase(path);
+    const { checkpointer, clock, calls } = checkpointerOn(path, 40, database);
+    writeUntil(database, path, 40);
+    const reader = new Database(path);
+    databases.push(reader);
+    reader.exec("BEGIN");
+    reader.prepare("SELECT count(*) FROM rows").get();
+    writeUntil(database, path, progressOf(path).walFrames + 20); // more than 40 / 8 after the reader's snapshot
+    clock.now += CHECK_INTERVAL_MS;
+    checkpointer.afterWrite();
+    await checkpointer.settled();
+    reader.exec("COMMIT");
+    clock.now += CHECK_INTERVAL_MS;
+    checkpointer.afterWrite();
+    await checkpointer.settled();
+    expect(checkpointer.report()).toMatchObject({ byThread: 2, byWriter: 0 });
+    expect(calls.writerCopies).toBe(0);
+  });
+
+  it("without a WAL-index header it can read, copies every FALLBACK_INTERVAL_MS: the thread, then the writer", async () => {
+    const path = temporaryPath();
+    // A database in rollback-journal mode has no -shm file.
+    const database = new Database(path);
+    databases.push(database);
+    database.exec("CREATE TABLE rows (id INTEGER PRIMARY KEY)");
+    const { checkpointer, clock, calls } = checkpointerOn(path, 40);
+    clock.now = FALLBACK_INTERVAL_MS - CHECK_INTERVAL_MS;
+    checkpointer.afterWrite();
+    await checkpointer.settled();
+    expect(checkpointer.report()).toMatchObject({ byThread: 0, byWriter: 0 });
+    clock.now = FALLBACK_INTERVAL_MS;
+    checkpointer.afterWrite();
+    await checkpointer.settled();
+    expect(checkpointer.report()).toMatchObject({ byThread: 1, byWriter: 1, failed: 0 });
+    expect(calls.writerCopies).toBe(1);
+  });
+
+  it("reports a checkpoint thread that cannot start, never throws to the writer, and tries again later", async () => {
+    const path = temporaryPath();
+    mkdirSync(path); // a directory where the database file should be: the thread's connection fails to open
+    const { checkpointer, clock, calls } = checkpointerOn(path, 40);
+    clock.now = FALLBACK_INTERVAL_MS;
+    expect(() => checkpointer.afterWrite()).not.toThrow();
+    await checkpointer.settled();
+    expect(checkpointer.report()).toMatchObject({ byThread: 0, byWriter: 0, failed: 1 });
+    expect(checkpointer.report().lastFailure).toMatch(/checkpoint thread ended/);
+    // The writer's copy is not asked for after the thread's failed.
+    expect(calls.writerCopies).toBe(0);
+
+    clock.now = 2 * FALLBACK_INTERVAL_MS;
+    checkpointer.afterWrite();
+    await checkpointer.settled();
+    expect(checkpointer.report().failed).toBe(2);
+  });
+
+  it("after close, starts no copy", async () => {
+    const path = temporaryPath();
+    const database = walDatabase(path);
+    const { checkpointer, clock } = checkpointerOn(path, 10, database);
+    writeUntil(database, path, 10);
+    await checkpointer.close();
+    clock.now += CHECK_INTERVAL_MS;
+    checkpointer.afterWrite();
+    await checkpointer.settled();
+    expect(checkpointer.report().byThread).toBe(0);
+  });
+});
+
+describe.each(["worker", "inline"] as const)("SqliteJournal with checkpoints on a thread, writer %s", (writer) => {
+  async function openJournal(path: string, backgroundCheckpointPages: number): Promise<SqliteJournal> {
+    const journal = new SqliteJournal({ path, writer, checkpoints: "thread", backgroundCheckpointPages });
+    journals.push(journal);
+    await journal.open();
+    return journal;
+  }
+
+  const pause = () => new Promise((resolve) => setTimeout(resolve, CHECK_INTERVAL_MS + 1));
+
+  /** The first copy also starts the thread: waits for the report to show what is expected. */
+  async function reportShows(journal: SqliteJournal, expected: Partial<CheckpointReport>): Promise<void> {
+    for (let attempt = 0; attempt < 500 && !matches(journal.checkpointReport()!, expected); attempt++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(journal.checkpointReport()).toMatchObject(expected);
+  }
+
+  function matches(report: CheckpointReport, expected: Partial<CheckpointReport>): boolean {
+    return Object.entries(expected).every(([key, value]) => report[key as keyof CheckpointReport] === value);
+  }
+
+  /** Copies the frames open() wrote (migrations) and starts the WAL over, so a test counts its own frames. */
+  function startWalOver(path: string): void {
+    const other = new Database(path);
+    try {
+      other.pragma("wal_checkpoint(TRUNCATE)");
+    } finally {
+      other.close();
+    }
+  }
+
+  it("copies the WAL on the thread as appends go on, the WAL keeps starting over, and every record reads back after reopening", async () => {
+    const path = temporaryPath();
+    const journal = await openJournal(path, 16);
+    startWalOver(path);
+    const records = toRecords(depositSession(1000).events);
+    let framesWritten = 0;
+    const walFramesAfterEachAppend: number[] = [];
+    for (let start = 0; start < records.length; start += 20) {
+      const before = progressOf(path).walFrames;
+      await journal.append(records.slice(start, start + 20));
+      const after = progressOf(path).walFrames;
+      framesWritten += after > before ? after - before : after;
+      walFramesAfterEachAppend.push(after);
+      // Lets a check (at most every CHECK_INTERVAL_MS) and its copy happen between two appends.
+      await pause();
+    }
+    const report = journal.checkpointReport()!;
+    expect(report).toMatchObject({ failed: 0, lastFailure: null });
+    expect(report.byThread).toBeGreaterThanOrEqual(3);
+    // The WAL kept starting over. In the second half (the thread is up; its first copy also waited for it to
+    // start) it never held more than a few appends past the threshold, of the hundreds of frames written.
+    expect(framesWritten).toBeGreaterThan(300);
+    expect(Math.max(...walFramesAfterEachAppend.slice(walFramesAfterEachAppend.length / 2))).toBeLessThan(80);
+
+    await journal.close();
+    journals.splice(0);
+    const reopened = new SqliteJournal({ path });
+    journals.push(reopened);
+    expect((await reopened.open()).lastSequence).toBe(records.length);
+    expect(await reopened.read(0, records.length)).toEqual(records);
+  });
+
+  it("has the writer copy a small rest between two appends, and the WAL starts over after it", async () => {
+    const path = temporaryPath();
+    const threshold = 400;
+    const journal = await openJournal(path, threshold);
+    startWalOver(path);
+    const records = toRecords(depositSession(2000).events);
+    let next = 0;
+    const appendOne = () => journal.append(records.slice(next, ++next));
+    while (progressOf(path).walFrames < threshold - 20) await appendOne();
+    // A reader pinned here: the thread's copy stops at it, leaving a rest of less than threshold / 8.
+    const reader = new Database(path);
+    databases.push(reader);
+    reader.exec("BEGIN");
+    reader.prepare("SELECT count(*) FROM journal").get();
+    const pinned = progressOf(path).walFrames;
+    await pause();
+    while (progressOf(path).walFrames < threshold) await appendOne();
+    await pause();
+    await appendOne(); // its check starts the thread's copy
+    await reportShows(journal, { byThread: 1, byWriter: 0, failed: 0 });
+    expect(progressOf(path).copiedFrames).toBe(pinned);
+    const rest = progressOf(path);
+    expect(rest.walFrames - rest.copiedFrames).toBeLessThanOrEqual(threshold / 8);
+
+    reader.exec("COMMIT");
+    await pause();
+    await appendOne(); // its check finds the small rest: the writer copies it
+    await reportShows(journal, { byThread: 1, byWriter: 1, failed: 0 });
+    const copied = progressOf(path);
+    expect(copied.copiedFrames).toBe(copied.walFrames);
+    await appendOne();
+    expect(progressOf(path).walFrames).toBeLessThan(copied.walFrames);
+
+    await journal.close();
+    journals.splice(0);
+    const reopened = new SqliteJournal({ path });
+    journals.push(reopened);
+    expect((await reopened.open()).lastSequence).toBe(next);
+    expect(await reopened.read(0, next)).toEqual(records.slice(0, next));
+  });
+
+  it("reports no checkpoints with SQLite's own", async () => {
+    const journal = new SqliteJournal({ path: temporaryPath(), writer });
+    journals.push(journal);
+    await journal.open();
+    expect(journal.checkpointReport()).toBeNull();
+  });
+
+  it("refuses a background threshold that is not a positive integer", () => {
+    expect(() => new SqliteJournal({ path: temporaryPath(), backgroundCheckpointPages: 0 })).toThrow(RangeError);
+    expect(() => new SqliteJournal({ path: temporaryPath(), backgroundCheckpointPages: 1.5 })).toThrow(RangeError);
+  });
+});
