@@ -15,6 +15,7 @@
 import { writeFileSync } from "node:fs";
 import { engineConversionGroup, engineOrdersGroup, engineTicksGroup } from "./engine.ts";
 import { httpOrdersGroup } from "./http.ts";
+import { storeLatencyGroup } from "./store-latency.ts";
 import { storeOrdersGroup, storeRecoveryGroup } from "./store.ts";
 import { wsFanoutGroup } from "./ws.ts";
 import {
@@ -33,6 +34,7 @@ const GROUPS: readonly BenchGroup[] = [
   engineConversionGroup,
   storeOrdersGroup,
   storeRecoveryGroup,
+  storeLatencyGroup,
   httpOrdersGroup,
   wsFanoutGroup,
 ];

@@ -1,0 +1,227 @@
+/**
+ * store.latency: the latency of durable orders at a steady rate through `DurableEngine.submit` on the SQLite
+ * journal's writer thread, with the WAL copied into the database file by SQLite's automatic checkpoint inside
+ * a COMMIT (`checkpoints: "commit"`) and by a thread of its own (`checkpoints: "thread"`, the server's choice),
+ * interleaved round by round; and, as the floor of both, the disk alone in the same run: a 64 KiB write and an
+ * fdatasync at the rate the journal commits, on a preallocated file (as a reused WAL is).
+ *
+ * Open loop: each order is due at its time whatever the answers before it, and its latency counts from then.
+ * 1,000 funded accounts; each alternates a market order and the close of the position it opened. The files
+ * are in the system's temporary directory (TMPDIR=/dev/shm takes the disk out: what is left is the code's).
+ */
+import { closeSync, fdatasyncSync, openSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { defaultEngineConfig, type Command } from "@bourse/core";
+import { DurableEngine, SqliteJournal, type DurableCommandResult, type SqliteCheckpoints } from "@bourse/store";
+import { MARKETS, START } from "./engine.ts";
+import { median, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
+import { inTempDirectory, prepareDurable } from "./store.ts";
+
+const STEADY = {
+  ordersPerSecond: Number(process.env.BOURSE_BENCH_STORE_LATENCY_RATE ?? 2000),
+  seconds: Number(process.env.BOURSE_BENCH_STORE_LATENCY_SECONDS ?? 10),
+  rounds: 2,
+  accounts: 1000,
+};
+/** The disk probe: commits per second at 2,000 orders/s (about 3 orders an append, measured) and their size. */
+const DISK_PROBE = { writesPerSecond: 700, bytes: 64 * 1024, fileBytes: 64 * 1024 * 1024 };
+const GOAL_P99_MS = 5;
+
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+/** Percentiles of `sorted` (milliseconds, ascending) and the share over `over` ms. */
+function describe(sorted: readonly number[], over: number): string {
+  const late = sorted.length - sorted.findIndex((value) => value > over);
+  const share = sorted.findIndex((value) => value > over) === -1 ? 0 : late / sorted.length;
+  const ms = (q: number) => quantile(sorted, q).toFixed(2);
+  return `p50 ${ms(0.5)} / p90 ${ms(0.9)} / p99 ${ms(0.99)} / p99.9 ${ms(0.999)} / max ${sorted.at(-1)?.toFixed(1)} ms, ${(share * 100).toFixed(2)} % over ${over} ms (${sorted.length} samples)`;
+}
+
+/** Orders at a steady rate for `seconds` on a fresh journal; every answer's latency from its due time. */
+async function steadyOrders(
+  path: string,
+  checkpoints: SqliteCheckpoints,
+): Promise<{ run: Run; latencies: number[]; copies: string }> {
+  const journal = new SqliteJournal({ path, writer: "worker", checkpoints });
+  const engine = await DurableEngine.open({ journal, config: defaultEngineConfig(), log: () => undefined });
+  try {
+    const accounts = await prepareDurable(engine, STEADY.accounts);
+    const openPositions = new Map<number, number>();
+    const latencies: number[] = [];
+    const answered: Promise<void>[] = [];
+    let failures = 0;
+    let sent = 0;
+    const finish = startRun();
+    const start = performance.now();
+    const end = start + STEADY.seconds * 1000;
+    while (performance.now() < end) {
+      const due = Math.floor(((performance.now() - start) / 1000) * STEADY.ordersPerSecond);
+      for (; sent < due; sent++) {
+        const dueAt = start + (sent * 1000) / STEADY.ordersPerSecond;
+        const accountId = accounts[sent % accounts.length]!;
+        const market = MARKETS[Math.floor(sent / accounts.length) % MARKETS.length]!;
+        const positionId = openPositions.get(accountId);
+        openPositions.delete(accountId);
+        const command: Command =
+          positionId === undefined
+            ? {
+                kind: "placeOrder",
+                time: START,
+                accountId,
+                symbol: market.symbol,
+                side: "BUY",
+                type: "MARKET",
+                volume: 1,
+              }
+            : { kind: "closePosition", time: START, accountId, positionId };
+        answered.push(
+          engine.submit(command).then((result: DurableCommandResult) => {
+            latencies.push(performance.now() - dueAt);
+            if (!result.ok) failures += 1;
+            else if (positionId === undefined && result.positionId !== undefined)
+              openPositions.set(accountId, result.positionId);
+          }),
+        );
+      }
+      // Sleeps to the next millisecond (answers and the journal's replies run meanwhile), as a timer-driven client does.
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await Promise.all(answered);
+    const run = finish(sent);
+    // An order placed before its account's last answer came back finds no position to close: refused, not lost.
+    if (failures > sent / 100) throw new Error(`${failures} of ${sent} steady orders were refused`);
+    const report = journal.checkpointReport();
+    return {
+      run,
+      latencies,
+      copies: report
+        ? `WAL copies: ${report.byThread} by the thread, ${report.byWriter} rests by the writer, ${report.failed} failed`
+        : "WAL copies: in the COMMITs that crossed 64 MiB",
+    };
+  } finally {
+    await engine.close();
+  }
+}
+
+/** The disk alone: writes of DISK_PROBE.bytes, each followed by fdatasync, at a steady rate. */
+function diskProbe(path: string, seconds: number): { run: Run; latencies: number[] } {
+  const descriptor = openSync(path, "w");
+  try {
+    writeSync(descriptor, Buffer.alloc(DISK_PROBE.fileBytes));
+    fdatasyncSync(descriptor);
+    const block = Buffer.alloc(DISK_PROBE.bytes, 1);
+    const latencies: number[] = [];
+    const finish = startRun();
+    const start = performance.now();
+    for (let write = 0; performance.now() - start < seconds * 1000; write++) {
+      const dueAt = start + (write * 1000) / DISK_PROBE.writesPerSecond;
+      while (performance.now() < dueAt) {
+        // Busy-waits to the due time: a timer's granularity is the size of what is measured.
+      }
+      writeSync(descriptor, block, 0, block.length, (write * DISK_PROBE.bytes) % DISK_PROBE.fileBytes);
+      fdatasyncSync(descriptor);
+      latencies.push(performance.now() - dueAt);
+    }
+    return { run: finish(latencies.length), latencies };
+  } finally {
+    closeSync(descriptor);
+  }
+}
+
+/** One timed run: what it did, over how long, with how much of the process's CPU time. */
+interface Run {
+  readonly operations: number;
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+}
+
+/** Starts timing: the call it returns gives the run so far (CPU of every thread: the engine's, the writer's, the copies'). */
+function startRun(): (operations: number) => Run {
+  const cpuBefore = process.cpuUsage();
+  const start = performance.now();
+  return (operations) => {
+    const cpu = process.cpuUsage(cpuBefore);
+    return { operations, seconds: (performance.now() - start) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+  };
+}
+
+interface Pooled {
+  readonly latencies: number[];
+  readonly runs: Run[];
+  readonly notes: string[];
+}
+
+/** A row of rates (the steady rate held, per CPU second) whose note carries the latencies, the figure here. */
+function latencyRow(name: string, unit: string, pooled: Pooled, baseline: { name: string; perSecond: number }): Row {
+  const rates = pooled.runs.map((run) => run.operations / run.seconds);
+  const perSecond = median(rates);
+  const sorted = [...pooled.latencies].sort((a, b) => a - b);
+  const p99 = quantile(sorted, 0.99);
+  return {
+    group: "store.latency",
+    name,
+    unit,
+    perSecond,
+    perCpuSecond: median(pooled.runs.map((run) => run.operations / run.cpuSeconds)),
+    spread: (Math.max(...rates) - Math.min(...rates)) / perSecond,
+    samples: rates,
+    baseline,
+    ratio: perSecond / baseline.perSecond,
+    note: `${describe(sorted, GOAL_P99_MS)}; p99 ${p99 < GOAL_P99_MS ? "under" : "over"} ${GOAL_P99_MS} ms; ${pooled.notes.join("; ")}`,
+  };
+}
+
+async function latencyBenchmarks(context: BenchContext, directory: string): Promise<Row[]> {
+  const { ordersPerSecond, seconds, rounds } = STEADY;
+  const modes = ["commit", "thread"] as const;
+  const pooled = new Map<SqliteCheckpoints | "disk", Pooled>(
+    [...modes, "disk" as const].map((kind) => [kind, { latencies: [], runs: [], notes: [] }]),
+  );
+  const pool = (kind: SqliteCheckpoints | "disk", latencies: number[], run: Run, note: string) => {
+    const into = pooled.get(kind)!;
+    into.latencies.push(...latencies);
+    into.runs.push(run);
+    if (!into.notes.includes(note)) into.notes.push(note);
+  };
+  for (let round = 1; round <= rounds; round++) {
+    // Alternate which goes first: a run pays for the writeback of the files the run before it left behind.
+    for (const mode of round % 2 === 1 ? modes : [...modes].reverse()) {
+      context.log(
+        `store: ${ordersPerSecond} durable orders/s for ${seconds} s, checkpoints ${mode}, round ${round} of ${rounds}`,
+      );
+      const result = await steadyOrders(join(directory, `latency-${mode}-${round}.sqlite`), mode);
+      pool(mode, result.latencies, result.run, result.copies);
+    }
+    context.log(
+      `store: the disk alone, ${DISK_PROBE.writesPerSecond} writes of 64 KiB + fdatasync a second, ${seconds} s`,
+    );
+    const disk = diskProbe(join(directory, `disk-probe-${round}`), seconds);
+    pool("disk", disk.latencies, disk.run, "the floor under both: every append waits for one such fdatasync");
+  }
+  const rate = `${ordersPerSecond}/s`;
+  const commitName = `durable orders at a steady ${rate}, checkpoints in the COMMIT (SQLite's own)`;
+  const commitRates = pooled.get("commit")!.runs.map((run) => run.operations / run.seconds);
+  const commitBaseline = { name: commitName, perSecond: median(commitRates) };
+  const diskName = `the disk alone: 64 KiB write + fdatasync, ${DISK_PROBE.writesPerSecond}/s`;
+  return [
+    latencyRow(
+      `durable orders at a steady ${rate}, checkpoints on a thread (the server's)`,
+      "orders/s",
+      pooled.get("thread")!,
+      commitBaseline,
+    ),
+    latencyRow(commitName, "orders/s", pooled.get("commit")!, commitBaseline),
+    latencyRow(diskName, "syncs/s", pooled.get("disk")!, {
+      name: diskName,
+      perSecond: median(pooled.get("disk")!.runs.map((run) => run.operations / run.seconds)),
+    }),
+  ];
+}
+
+export const storeLatencyGroup: BenchGroup = {
+  name: "store.latency",
+  description: "durable orders at a steady 2,000/s: checkpoints on a thread vs in the COMMIT, beside the disk alone",
+  run: (context) => inTempDirectory((directory) => latencyBenchmarks(context, directory))(),
+};
