@@ -28,6 +28,7 @@ import {
   PostgresJournal,
   SqliteJournal,
   createPlatformStore,
+  type CheckpointReport,
   type EventJournal,
   type JournalRecord,
   type PlatformStore,
@@ -136,6 +137,11 @@ export class Platform {
 
   get state(): PlatformState {
     return this.currentState;
+  }
+
+  /** What the SQLite journal's checkpoints have done since start (metrics); null on PostgreSQL. */
+  journalCheckpoints(): CheckpointReport | null {
+    return this.journal instanceof SqliteJournal ? this.journal.checkpointReport() : null;
   }
 
   /** True when the engine takes commands. */

@@ -202,6 +202,8 @@ describe("system routes", () => {
     expect((await call(server, "GET", "/readyz")).body).toMatchObject({ status: "ready" });
     const metrics = await call(server, "GET", "/metrics");
     expect(metrics.body).toContain("bourse_engine_ready 1");
+    // The server's SQLite journal copies its WAL on a thread of its own: nothing failed, nothing due yet.
+    expect(metrics.body).toContain('bourse_journal_wal_copies_total{result="failed"} 0');
     expect(metrics.body).toMatch(/bourse_http_requests_total\{method="GET",route="\/readyz",status="200"\} [1-9]/);
     const document = await call(server, "GET", "/docs/json");
     expect(document.body.openapi).toBe("3.1.0");

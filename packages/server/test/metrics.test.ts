@@ -26,4 +26,15 @@ describe("metrics", () => {
     metrics.counter("twice_total", "Twice", ["route"]).increment(["/x"]);
     expect(metrics.render()).toContain('twice_total{route="/x"} 2\n');
   });
+
+  it("renders a counter another component keeps, read when scraped, one line per label value", () => {
+    const metrics = new Metrics();
+    let copies = { thread: 2, 'odd"value': 1 };
+    metrics.observedCounter("copies_total", "Copies", "by", () => copies);
+    expect(metrics.render()).toContain(
+      '# HELP copies_total Copies\n# TYPE copies_total counter\ncopies_total{by="thread"} 2\ncopies_total{by="odd_value"} 1\n',
+    );
+    copies = { thread: 5, 'odd"value': 1 };
+    expect(metrics.render()).toContain('copies_total{by="thread"} 5\n');
+  });
 });

@@ -23,6 +23,17 @@ export const healthRoutes: RouteModule = (app, { platform, metrics }) => {
     "Sequence of the last durable event",
     () => platform.durableEngine?.lastSequence ?? 0,
   );
+  metrics.observedCounter(
+    "bourse_journal_wal_copies_total",
+    "Copies of the SQLite journal's write-ahead log into its database file: by the checkpoint thread, small rests by the writer, and failed ones (the writer's own checkpoint at 256 MiB is the backstop); none on PostgreSQL",
+    "result",
+    (): Record<string, number> => {
+      const report = platform.journalCheckpoints();
+      return report
+        ? { copied_by_thread: report.byThread, copied_by_writer: report.byWriter, failed: report.failed }
+        : {};
+    },
+  );
   metrics.gauge("bourse_bus_topics", "Bus topics with at least one subscriber", () => platform.bus.topicCount);
   metrics.gauge("bourse_accounts", "Trading accounts", () =>
     platform.ready ? platform.engine.state.accounts.size : 0,
