@@ -371,9 +371,14 @@ describe("account streams", () => {
     const { MetricsPublisher } = await import("../src/account-metrics.ts");
     await pushQuote(server, "EURUSD", "1.08430", "1.08440");
     await client.request("createOrder", { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 1 }, "buy");
+    // The publisher's timer (every 250 ms) may publish between the order and the next quote; here it always does.
+    MetricsPublisher.for(server.platform).publishChanges();
+    const bought = await client.nextOf("metricsEvent", (message) => message.payload.profit !== 0);
+    // Bought at the ask 1.08440, valued at the bid 1.08430: -10 points × 100,000 units = -10.00 USD, the spread.
+    expect(bought.payload).toMatchObject({ accountId: user.login, profit: -10, equity: 9990, balance: 10000 });
     await pushQuote(server, "EURUSD", "1.08530", "1.08540");
     MetricsPublisher.for(server.platform).publishChanges();
-    const after = await client.nextOf("metricsEvent", (message) => message.payload.profit !== 0);
+    const after = await client.nextOf("metricsEvent", (message) => message.payload.profit > 0);
     // 1 lot bought at 1.08440, bid now 1.08530: +90 points × 100,000 units = 90.00 USD.
     expect(after.payload).toMatchObject({ accountId: user.login, profit: 90, equity: 10090, balance: 10000 });
     client.send("metricsUnsubscribe", { accountId: user.login });
