@@ -1,6 +1,6 @@
 import Database from "better-sqlite3";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { endianness, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -214,6 +214,23 @@ describe("SqliteCheckpointer", () => {
 
     await lookAt(2 * FALLBACK_INTERVAL_MS);
     expect(checkpointer.report().failed).toBe(2);
+  });
+
+  it("copies nothing when it reads the header while the WAL starts over (more copied than in the WAL)", async () => {
+    const path = temporaryPath();
+    // What a reader can see between the two stores of a restart: mxFrame already 0, nBackfill not yet.
+    const header = Buffer.alloc(136);
+    const write = endianness() === "LE" ? header.writeUInt32LE.bind(header) : header.writeUInt32BE.bind(header);
+    write(3_007_000, 0);
+    header[12] = 1;
+    write(0, 16);
+    write(50, 96);
+    writeFileSync(`${path}-shm`, header);
+    expect(readWalProgress(`${path}-shm`)).toEqual({ walFrames: 0, copiedFrames: 50 });
+    const { checkpointer, calls, lookAfterWrite } = checkpointerOn(path, 40);
+    await lookAfterWrite();
+    expect(checkpointer.report()).toMatchObject({ byThread: 0, byWriter: 0, failed: 0 });
+    expect(calls.writerCopies).toBe(0);
   });
 
   it("after close, starts no copy", async () => {
