@@ -158,6 +158,12 @@ function fileName(name: string): string {
   return name.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-|-$/g, "");
 }
 
+/** The value at `fraction` (0.99 for p99) of `sorted` (ascending): the one at that rank, NaN when empty. */
+export function percentile(sorted: readonly number[], fraction: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))]!;
+}
+
 export function median(values: readonly number[]): number {
   if (values.length === 0) throw new Error("median of nothing");
   const sorted = [...values].sort((a, b) => a - b);

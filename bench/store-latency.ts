@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { defaultEngineConfig, type Command } from "@bourse/core";
 import { DurableEngine, SqliteJournal, type DurableCommandResult, type SqliteCheckpoints } from "@bourse/store";
 import { MARKETS, START } from "./engine.ts";
-import { median, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
+import { median, percentile, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
 import { inTempDirectory, prepareDurable } from "./store.ts";
 
 const STEADY = {
@@ -27,15 +27,11 @@ const STEADY = {
 const DISK_PROBE = { writesPerSecond: 700, bytes: 64 * 1024, fileBytes: 64 * 1024 * 1024 };
 const GOAL_P99_MS = 5;
 
-function quantile(sorted: readonly number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
-
 /** Percentiles of `sorted` (milliseconds, ascending) and the share over `over` ms. */
 function describe(sorted: readonly number[], over: number): string {
   const late = sorted.length - sorted.findIndex((value) => value > over);
   const share = sorted.findIndex((value) => value > over) === -1 ? 0 : late / sorted.length;
-  const ms = (q: number) => quantile(sorted, q).toFixed(2);
+  const ms = (q: number) => percentile(sorted, q).toFixed(2);
   return `p50 ${ms(0.5)} / p90 ${ms(0.9)} / p99 ${ms(0.99)} / p99.9 ${ms(0.999)} / max ${sorted.at(-1)?.toFixed(1)} ms, ${(share * 100).toFixed(2)} % over ${over} ms (${sorted.length} samples)`;
 }
 
@@ -160,7 +156,7 @@ function latencyRow(name: string, unit: string, pooled: Pooled, baseline: { name
   const rates = pooled.runs.map((run) => run.operations / run.seconds);
   const perSecond = median(rates);
   const sorted = [...pooled.latencies].sort((a, b) => a - b);
-  const p99 = quantile(sorted, 0.99);
+  const p99 = percentile(sorted, 0.99);
   return {
     group: "store.latency",
     name,
@@ -186,7 +182,7 @@ async function latencyBenchmarks(context: BenchContext, directory: string): Prom
     into.latencies.push(...latencies);
     into.runs.push(run);
     const sorted = [...latencies].sort((a, b) => a - b);
-    into.rounds.push(`p99 ${quantile(sorted, 0.99).toFixed(2)} / max ${sorted.at(-1)?.toFixed(1)} ms`);
+    into.rounds.push(`p99 ${percentile(sorted, 0.99).toFixed(2)} / max ${sorted.at(-1)?.toFixed(1)} ms`);
     if (!into.notes.includes(note)) into.notes.push(note);
   };
   for (let round = 1; round <= rounds; round++) {

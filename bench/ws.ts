@@ -29,7 +29,7 @@ import { defaultEngineConfig, type InstrumentSpec } from "../packages/core/src/i
 import { BusTopics, type Bus } from "../packages/server/src/bus.ts";
 import { BENCH_TUESDAY_NOON, createBenchServer } from "./bench-server.ts";
 import type { UpgradeAdapter } from "../packages/server/src/upgrade-router.ts";
-import type { BenchContext, BenchGroup, Row } from "./harness.ts";
+import { percentile, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
 
 export const WS_THROUGHPUT_RATIO_GOAL = 5;
 export const WS_P99_GOAL_MILLISECONDS = 20;
@@ -104,11 +104,6 @@ interface Window {
   readonly p50: number;
   readonly p99: number;
   readonly samples: number;
-}
-
-function percentile(sorted: readonly number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))]!;
 }
 
 async function measureWindow(groups: readonly Clients[], seconds: number, sampleEvery: number): Promise<Window> {
