@@ -9,7 +9,7 @@ import {
   SqliteCheckpointer,
   readWalProgress,
 } from "../src/sqlite-checkpointer.ts";
-import { SqliteJournal, type CheckpointReport } from "../src/index.ts";
+import { SqliteJournal, type CheckpointReport, type JournalRecord } from "../src/index.ts";
 import { checkpointPassively } from "../src/sqlite-journal.ts";
 import { depositSession, toRecords } from "./trading-session.ts";
 
@@ -79,11 +79,11 @@ function checkpointerOn(path: string, thresholdPages: number, writer?: Database.
 }
 
 /** Another connection inside a read transaction: a PASSIVE copy cannot go past the snapshot it reads. */
-function pinnedReader(path: string): Database.Database {
+function pinnedReader(path: string, table = "rows"): Database.Database {
   const reader = new Database(path);
   databases.push(reader);
   reader.exec("BEGIN");
-  reader.prepare("SELECT count(*) FROM rows").get();
+  reader.prepare(`SELECT count(*) FROM ${table}`).get();
   return reader;
 }
 
@@ -254,6 +254,20 @@ describe.each(["worker", "inline"] as const)("SqliteJournal with checkpoints on 
 
   const pause = () => new Promise((resolve) => setTimeout(resolve, CHECK_INTERVAL_MS + 1));
 
+  /** Closes `journal`, opens its file again with SQLite's own checkpoints, and reads back exactly `written`. */
+  async function expectReadBackAfterReopening(
+    journal: SqliteJournal,
+    path: string,
+    written: readonly JournalRecord[],
+  ): Promise<void> {
+    await journal.close();
+    journals.splice(journals.indexOf(journal), 1);
+    const reopened = new SqliteJournal({ path });
+    journals.push(reopened);
+    expect((await reopened.open()).lastSequence).toBe(written.length);
+    expect(await reopened.read(0, written.length)).toEqual(written);
+  }
+
   /** The first copy also starts the thread: waits for the report to show what is expected. */
   async function reportShows(journal: SqliteJournal, expected: Partial<CheckpointReport>): Promise<void> {
     for (let attempt = 0; attempt < 500 && !matches(journal.checkpointReport()!, expected); attempt++)
@@ -315,12 +329,7 @@ describe.each(["worker", "inline"] as const)("SqliteJournal with checkpoints on 
     expect(startsOver).toBeGreaterThanOrEqual(2);
     expect(longestWal).toBeLessThan(4 * threshold);
 
-    await journal.close();
-    journals.splice(0);
-    const reopened = new SqliteJournal({ path });
-    journals.push(reopened);
-    expect((await reopened.open()).lastSequence).toBe(appended);
-    expect(await reopened.read(0, appended)).toEqual(records.slice(0, appended));
+    await expectReadBackAfterReopening(journal, path, records.slice(0, appended));
   });
 
   it("has the writer copy a small rest between two appends, and the WAL starts over after it", async () => {
@@ -333,10 +342,7 @@ describe.each(["worker", "inline"] as const)("SqliteJournal with checkpoints on 
     const appendOne = () => journal.append(records.slice(next, ++next));
     while (progressOf(path).walFrames < threshold - 20) await appendOne();
     // A reader pinned here: the thread's copy stops at it, leaving a rest of less than threshold / 8.
-    const reader = new Database(path);
-    databases.push(reader);
-    reader.exec("BEGIN");
-    reader.prepare("SELECT count(*) FROM journal").get();
+    const reader = pinnedReader(path, "journal");
     const pinned = progressOf(path).walFrames;
     await pause();
     while (progressOf(path).walFrames < threshold) await appendOne();
@@ -356,12 +362,7 @@ describe.each(["worker", "inline"] as const)("SqliteJournal with checkpoints on 
     await appendOne();
     expect(progressOf(path).walFrames).toBeLessThan(copied.walFrames);
 
-    await journal.close();
-    journals.splice(0);
-    const reopened = new SqliteJournal({ path });
-    journals.push(reopened);
-    expect((await reopened.open()).lastSequence).toBe(next);
-    expect(await reopened.read(0, next)).toEqual(records.slice(0, next));
+    await expectReadBackAfterReopening(journal, path, records.slice(0, next));
   });
 
   it("reports no checkpoints with SQLite's own", async () => {
