@@ -245,11 +245,23 @@ describe("SqliteCheckpointer", () => {
 });
 
 describe.each(["worker", "inline"] as const)("SqliteJournal with checkpoints on a thread, writer %s", (writer) => {
+  /** An open journal whose WAL holds none of open()'s frames (migrations), so a test counts its own. */
   async function openJournal(path: string, backgroundCheckpointPages: number): Promise<SqliteJournal> {
     const journal = new SqliteJournal({ path, writer, checkpoints: "thread", backgroundCheckpointPages });
     journals.push(journal);
     await journal.open();
+    startWalOver(path);
     return journal;
+  }
+
+  /** Copies the frames open() wrote (migrations) and starts the WAL over, so a test counts its own frames. */
+  function startWalOver(path: string): void {
+    const other = new Database(path);
+    try {
+      other.pragma("wal_checkpoint(TRUNCATE)");
+    } finally {
+      other.close();
+    }
   }
 
   const pause = () => new Promise((resolve) => setTimeout(resolve, CHECK_INTERVAL_MS + 1));
@@ -279,23 +291,12 @@ describe.each(["worker", "inline"] as const)("SqliteJournal with checkpoints on 
     return Object.entries(expected).every(([key, value]) => report[key as keyof CheckpointReport] === value);
   }
 
-  /** Copies the frames open() wrote (migrations) and starts the WAL over, so a test counts its own frames. */
-  function startWalOver(path: string): void {
-    const other = new Database(path);
-    try {
-      other.pragma("wal_checkpoint(TRUNCATE)");
-    } finally {
-      other.close();
-    }
-  }
-
   it("copies the WAL on the thread as appends go on, the WAL keeps starting over, and every record reads back after reopening", async () => {
     const path = temporaryPath();
     // A threshold a few appends of 20 records (about 9 frames each) cannot overshoot by much: should appends go
     // on during a copy, the rest it leaves stays under an eighth of it, which the writer finishes.
     const threshold = 240;
     const journal = await openJournal(path, threshold);
-    startWalOver(path);
     const records = toRecords(depositSession(8000).events);
     let appended = 0;
     /** Appends the next 20 records, then lets a look at the WAL (at most every CHECK_INTERVAL_MS) and its copy happen. */
@@ -336,7 +337,6 @@ describe.each(["worker", "inline"] as const)("SqliteJournal with checkpoints on 
     const path = temporaryPath();
     const threshold = 400;
     const journal = await openJournal(path, threshold);
-    startWalOver(path);
     const records = toRecords(depositSession(2000).events);
     let next = 0;
     const appendOne = () => journal.append(records.slice(next, ++next));
