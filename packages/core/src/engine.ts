@@ -226,6 +226,8 @@ function isPositiveInteger(value: unknown): value is number {
 export class TradingEngine {
   readonly state: EngineState;
   private readonly quotes = new Map<string, MarketQuote>();
+  /** Symbols whose quote or book liquidity changed since a follower last took them (bounded by the instruments). */
+  private readonly changedMarketData = new Set<string>();
   private clock = Number.NEGATIVE_INFINITY;
   private events: EngineEvent[] = [];
   /** A reused id buffer for the per-tick risk scan (no allocation on the common path). */
@@ -252,6 +254,42 @@ export class TradingEngine {
 
   snapshot(): StateSnapshot {
     return snapshotState(this.state);
+  }
+
+  /**
+   * A read-only copy of `source` to follow it with `followDurable`: a durable engine executes a batch
+   * before its events are journaled, and serves reads from a follower that folds each batch only once
+   * it is durable (DESIGN.md section 2: nothing that depends on an unjournaled event leaves the process).
+   * It must never be given commands.
+   */
+  static follower(source: TradingEngine): TradingEngine {
+    const follower = TradingEngine.fromSnapshot(source.config, source.snapshot());
+    for (const symbol of source.quotes.keys()) source.changedMarketData.add(symbol);
+    follower.followDurable([], source);
+    return follower;
+  }
+
+  /**
+   * Folds `events`, which `source` emitted and which are now durable, and takes `source`'s market data
+   * that changed since the last call, and its clock. Called when `source` has executed nothing beyond
+   * these events, so the follower's state and quotes are exactly `source`'s as of the last durable event.
+   */
+  followDurable(events: Iterable<EngineEvent>, source: TradingEngine): void {
+    for (const event of events) this.applyRecovered(event);
+    // A follower never evaluates risk (the executing engine did): nothing would drain this set.
+    this.state.riskDirty.clear();
+    for (const symbol of source.changedMarketData) {
+      const quote = source.quotes.get(symbol);
+      // Copies: the executing engine takes liquidity from its levels in place.
+      if (quote)
+        this.quotes.set(symbol, {
+          ...quote,
+          bids: quote.bids.map((level) => ({ ...level })),
+          asks: quote.asks.map((level) => ({ ...level })),
+        });
+    }
+    source.changedMarketData.clear();
+    if (source.clock > this.clock) this.clock = source.clock;
   }
 
   /** Folds a journaled event (recovery). */
@@ -737,7 +775,7 @@ export class TradingEngine {
     const marginProblem = this.checkMargin(account, instrument, plan.deals);
     if (marginProblem) return marginProblem;
     this.emit({ type: "OrderAccepted", time, order });
-    this.commitFills(levels, fills);
+    this.commitFills(quote.symbol, levels, fills);
     const dealIds = this.emitDeals(plan.deals, time);
     if (filled === command.volume) this.setStatus(this.requireOrder(orderId), "FILLED", null, time, filled);
     else {
@@ -853,7 +891,8 @@ export class TradingEngine {
     return fills;
   }
 
-  private commitFills(levels: LiveLevel[], fills: readonly Fill[]): void {
+  private commitFills(symbol: string, levels: LiveLevel[], fills: readonly Fill[]): void {
+    this.changedMarketData.add(symbol);
     for (const fill of fills) {
       const level = levels.find((candidate) => candidate.price === fill.price);
       if (level && level.volume !== UNLIMITED) level.volume = Math.max(0, level.volume - fill.volume);
@@ -1208,7 +1247,7 @@ export class TradingEngine {
     const plan = this.planDeals(this.fillRequest(account, instrument, order, time), fills);
     if (!plan.ok) return plan;
     this.emit({ type: "OrderAccepted", time, order });
-    this.commitFills(levels, fills);
+    this.commitFills(position.symbol, levels, fills);
     const dealIds = this.emitDeals(plan.deals, time);
     this.setStatus(this.requireOrder(orderId), "FILLED", null, time, volume);
     return { ok: true, events: [], orderId, positionId: position.id, dealIds };
@@ -1231,6 +1270,7 @@ export class TradingEngine {
         "book levels must start at the quote, be ordered best first and carry positive volumes",
       );
     this.quotes.set(instrument.symbol, { symbol: instrument.symbol, bid, ask, time, bids, asks });
+    this.changedMarketData.add(instrument.symbol);
     this.processTriggers(instrument.symbol, time);
     this.evaluateRiskForSymbol(instrument.symbol, time);
     return { ok: true, events: [] };
@@ -1383,7 +1423,7 @@ export class TradingEngine {
       else this.setStatus(order, "CANCELLED", code, time);
       return;
     }
-    this.commitFills(levels, fills);
+    this.commitFills(order.symbol, levels, fills);
     this.emitDeals(plan.deals, time);
     const totalFilled = order.filledVolume + filled;
     if (totalFilled === order.volume) this.setStatus(order, "FILLED", null, time, totalFilled);

@@ -23,7 +23,9 @@
  *     a stop-out never leaves a negative balance;
  *  7. (beyond the six asked for) a tick never leaves a reached SL/TP or a fully offered pending order unprocessed;
  *  8. (beyond the six asked for) a snapshot through JSON plus the later events folds to the live state, and an
- *     engine restored from it, primed with the current quotes, answers every later command as the live one does.
+ *     engine restored from it, primed with the current quotes, answers every later command as the live one does;
+ *  9. (the durable engine's reads) a follower folding batches of steps as each ends equals the live engine
+ *     then (hash, quotes with their liquidity, clock) and shows nothing of a batch before it ends.
  *
  * An exception from `execute` breaks property 5's contract (a command either succeeds or is rejected
  * cleanly); property 5 reports it. The other properties end the sequence at that step, since the
@@ -1796,6 +1798,55 @@ function snapshotObserver(): Observer {
   };
 }
 
+/**
+ * Property 9: a follower (what a durable engine serves reads from) that folds each batch of steps once
+ * the batch ends equals the live engine then (state hash, quotes with the liquidity left, clock), and
+ * shows nothing of a batch before it ends, not even liquidity taken from a book level in place.
+ */
+function followerObserver(): Observer {
+  let follower: TradingEngine | null = null;
+  let pending: EngineEvent[] = [];
+  let committed = { hash: "", quotes: "", time: 0 };
+  const view = (engine: TradingEngine) => ({
+    hash: engine.stateHash(),
+    quotes: JSON.stringify(MARKETS.map((market) => engine.quote(market.symbol) ?? null)),
+    time: engine.time,
+  });
+  return {
+    afterStep(h, step) {
+      if (!follower) {
+        follower = TradingEngine.follower(h.engine);
+        committed = view(h.engine);
+        must(
+          JSON.stringify(view(follower)) === JSON.stringify(committed),
+          h,
+          () => `a new follower differs from its engine`,
+        );
+        return;
+      }
+      pending.push(...step.events);
+      // Batches of 1 to 4 steps, as group commit makes them.
+      if (step.index % ((step.index % 4) + 1) !== 0) {
+        must(
+          JSON.stringify(view(follower)) === JSON.stringify(committed),
+          h,
+          () => `the follower shows a batch in flight at step ${step.index}`,
+        );
+        return;
+      }
+      follower.followDurable(pending, h.engine);
+      pending = [];
+      committed = view(h.engine);
+      must(
+        JSON.stringify(view(follower)) === JSON.stringify(committed),
+        h,
+        () =>
+          `after the batch ending at step ${step.index} the follower is ${JSON.stringify(view(follower!))}, the engine ${JSON.stringify(committed)}`,
+      );
+    },
+  };
+}
+
 /** Counts the situations a sequence reached, so the coverage test can show the properties are not vacuous. */
 function coverageObserver(seen: Map<string, number>): Observer {
   const bump = (key: string): void => void seen.set(key, (seen.get(key) ?? 0) + 1);
@@ -1919,6 +1970,10 @@ describe("trading engine properties over random command sequences", () => {
 
   it("8. a snapshot restores the live state, and the restored engine keeps trading exactly like the live one", () => {
     property(snapshotObserver);
+  });
+
+  it("9. a follower folding each batch once it ends equals the live engine then, and shows nothing of a batch before", () => {
+    property(followerObserver);
   });
 });
 

@@ -184,7 +184,10 @@ export class Platform {
     this.closeHooks.push(hook);
   }
 
-  /** The engine, for reads. Throws ENGINE_UNAVAILABLE before recovery has finished. */
+  /**
+   * The engine's state as of the last durable event, for reads (a batch being written is not in it, so
+   * no answer shows what the journal may still refuse). Throws ENGINE_UNAVAILABLE before recovery has finished.
+   */
   get engine(): TradingEngine {
     if (!this.durable || this.currentState !== "ready")
       throw new ApiError("ENGINE_UNAVAILABLE", "The trading engine is starting: try again shortly");

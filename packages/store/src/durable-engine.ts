@@ -7,13 +7,18 @@
  * acknowledged command's events are durable. One append is in flight at a time: commands submitted
  * meanwhile wait for the next batch.
  *
+ * Reads never see a batch in flight: the engine that executes runs a batch before its append, so reads
+ * (`engine`, `stateHash`, snapshots) come from a follower that folds each batch only once it is durable
+ * (`TradingEngine.follower`), before its commands are answered. It holds a second copy of the live
+ * state (accounts, working orders, open positions) and folds every event a second time.
+ *
  * If an append fails, its commands are answered with `EngineUnavailableError` (never a success), the
  * engine refuses commands, rebuilds its state from the journal (dropping the events that never became
  * durable, or keeping them if a write of unknown outcome did commit) and then serves again. Quotes are
  * not journaled (they are not part of the state), so a rebuilt engine, like a restarted one, trades
  * again after the feed's next tick.
  */
-import type { Command, CommandResult, EngineConfig, TradingEngine } from "@bourse/core";
+import { TradingEngine, type Command, type CommandResult, type EngineConfig } from "@bourse/core";
 import {
   JournalRecordError,
   JournalWriteError,
@@ -109,7 +114,10 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
 }
 
 export class DurableEngine {
-  private engineInstance: TradingEngine;
+  /** Runs the commands; holds the batch in flight, which is not durable yet. */
+  private executing: TradingEngine;
+  /** The state as of the last durable event, and the market data with it: what reads are served from. */
+  private durableState: TradingEngine;
   private sequence: number;
   private currentState: DurableEngineState = "ready";
   private readonly waiting: PendingCommand[] = [];
@@ -174,7 +182,8 @@ export class DurableEngine {
       "snapshotEveryMilliseconds",
     );
     this.lastSnapshotAt = this.now();
-    this.engineInstance = recovered.engine;
+    this.executing = recovered.engine;
+    this.durableState = TradingEngine.follower(recovered.engine);
     this.sequence = recovered.lastSequence;
   }
 
@@ -223,16 +232,17 @@ export class DurableEngine {
   }
 
   /**
-   * The engine, for reads (quotes, metrics). While a batch is being written its state already holds that
-   * batch's events, which are not durable yet: what leaves the process must come from `submit` answers.
-   * It must never be given commands directly, or their events would bypass the journal.
+   * The engine's state as of the last durable event, with the market data that came with it: for reads
+   * (snapshot routes, quotes, metrics). A batch being written is not in it; it is folded in once durable,
+   * before its commands are answered. It must never be given commands.
    */
   get engine(): TradingEngine {
-    return this.engineInstance;
+    return this.durableState;
   }
 
+  /** The state hash as of the last durable event. */
   stateHash(): string {
-    return this.engineInstance.stateHash();
+    return this.durableState.stateHash();
   }
 
   /** Resolves when the engine takes commands again (at once if it does), or rejects once it is closed. */
@@ -306,7 +316,7 @@ export class DurableEngine {
       const pending = this.waiting.shift()!;
       let result: CommandResult;
       try {
-        result = this.engineInstance.execute(pending.command);
+        result = this.executing.execute(pending.command);
       } catch (error) {
         // The engine threw mid-command: its state may hold events that were never returned. Journal
         // what came before, then rebuild from the journal to drop the rest.
@@ -351,6 +361,11 @@ export class DurableEngine {
 
     this.sequence += records.length;
     this.eventsSinceSnapshot += records.length;
+    // Before the answers: an answer, and any read after it, sees its own command's effects.
+    this.durableState.followDurable(
+      records.map((record) => record.event),
+      this.executing,
+    );
     for (const { pending, result } of batch) pending.resolve(result);
     if (
       this.eventsSinceSnapshot >= this.snapshotEveryEvents ||
@@ -377,15 +392,15 @@ export class DurableEngine {
     for (const waiter of this.idleWaiters.splice(0)) waiter();
   }
 
-  /** Called right after a batch is durable, before the next one runs, so the state is exactly `sequence`. */
+  /** Called right after a batch is durable: the durable state is exactly `sequence`. */
   private takeSnapshot(): void {
     // One at a time: if the last one is still being written, the next batch tries again.
     if (this.snapshotInFlight) return;
     const sequence = this.sequence;
     const snapshot = {
       sequence,
-      stateHash: this.engineInstance.stateHash(),
-      state: this.engineInstance.snapshot(),
+      stateHash: this.durableState.stateHash(),
+      state: this.durableState.snapshot(),
       createdAt: this.now(),
     };
     this.eventsSinceSnapshot = 0;
@@ -420,8 +435,9 @@ export class DurableEngine {
     try {
       const recovered = await recoverEngine(this.journal, this.config, { batchSize: this.recoveryBatchSize });
       if (this.currentState !== "rebuilding") return;
-      const dropped = this.engineInstance.stateHash() !== recovered.engine.stateHash();
-      this.engineInstance = recovered.engine;
+      const dropped = this.executing.stateHash() !== recovered.engine.stateHash();
+      this.executing = recovered.engine;
+      this.durableState = TradingEngine.follower(recovered.engine);
       this.sequence = recovered.lastSequence;
       this.eventsSinceSnapshot = 0;
       this.currentState = "ready";

@@ -83,6 +83,8 @@ class CountingJournal implements EventJournal {
   appendDelayMilliseconds = 0;
   /** Set to make the next append commit and then report an unknown outcome (a connection cut after COMMIT). */
   failNextAfterCommit = false;
+  /** Set to make the next append write nothing and fail (a full disk). */
+  refuseNext = false;
 
   constructor(readonly inner: EventJournal) {}
 
@@ -95,6 +97,10 @@ class CountingJournal implements EventJournal {
     try {
       if (this.appendDelayMilliseconds > 0)
         await new Promise((resolve) => setTimeout(resolve, this.appendDelayMilliseconds));
+      if (this.refuseNext) {
+        this.refuseNext = false;
+        throw new JournalWriteError("disk full (test)", false);
+      }
       await this.inner.append(records);
       this.appendSizes.push(records.length);
       this.appendedSequences.push(...records.map((record) => record.sequence));
@@ -132,6 +138,12 @@ function clock() {
 
 async function allEvents(journal: EventJournal): Promise<EngineEvent[]> {
   return (await journal.read(0, 1_000_000)).map((record) => record.event);
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let attempt = 0; attempt < 1000 && !condition(); attempt++)
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  expect(condition()).toBe(true);
 }
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -231,6 +243,41 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       // The first command may bring the day's rollover too: count the second batch's records.
       expect(journal.appendSizes).toHaveLength(2);
       expect(journal.appendSizes[1]).toBe(10);
+    });
+
+    it("reads show the state as of the last durable event: a batch being written is not in them, a refused one never", async () => {
+      const journal = new CountingJournal(freshStorage().journal());
+      const engine = await openEngine(journal);
+      const at = clock();
+      const { accountId } = expectOk(
+        await engine.submit(
+          at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
+        ),
+      );
+      expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 1000 })));
+      const balance = () => engine.engine.state.accounts.get(accountId!)!.balance;
+      const durableHash = engine.stateHash();
+
+      journal.appendDelayMilliseconds = 40;
+      const deposit = engine.submit(at({ kind: "deposit", accountId, amount: 500 }));
+      await until(() => journal.inFlight === 1);
+      expect(balance()).toBe(1000);
+      expect(engine.stateHash()).toBe(durableHash);
+      expectOk(await deposit);
+      expect(balance()).toBe(1500);
+      const afterDeposit = engine.stateHash();
+      expect(afterDeposit).not.toBe(durableHash);
+
+      journal.refuseNext = true;
+      const refused = rejection(engine.submit(at({ kind: "deposit", accountId, amount: 7 })));
+      await until(() => journal.inFlight === 1);
+      expect(balance()).toBe(1500);
+      expect(await refused).toBeInstanceOf(EngineUnavailableError);
+      expect(balance()).toBe(1500);
+      await engine.whenReady();
+      expect(balance()).toBe(1500);
+      expect(engine.stateHash()).toBe(afterDeposit);
+      expect(engine.stateHash()).toBe((await recoverEngine(journal, config)).engine.stateHash());
     });
 
     it("bounds a batch: commands past maxBatchCommands go in the next append, in order", async () => {
