@@ -21,25 +21,8 @@
 import { Buffer } from "node:buffer";
 import net from "node:net";
 import { readFileSync } from "node:fs";
-import { performance } from "node:perf_hooks";
 import { URL } from "node:url";
-import { Worker } from "node:worker_threads";
-
-/** Milliseconds on a clock both threads share (each thread's performance.now() has its own origin). */
-const now = () => performance.timeOrigin + performance.now();
-
-/** The ticker thread: posts the index of each request when it is due, in order. */
-const TICKER = `
-const { parentPort, workerData } = require("node:worker_threads");
-const { performance } = require("node:perf_hooks");
-const { start, intervalMs, total } = workerData;
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-for (let index = 0; index < total; index += 1) {
-  const wait = start + index * intervalMs - (performance.timeOrigin + performance.now());
-  if (wait > 0) Atomics.wait(sleeper, 0, 0, wait);
-  parentPort.postMessage(index);
-}
-`;
+import { sharedNow as now, startTicker } from "./ticker.mjs";
 
 /** The end of an answer's head (RFC 9112 section 2.1). */
 const HEAD_END = Buffer.from("\r\n\r\n");
@@ -160,11 +143,7 @@ function connect() {
 for (let opened = 0; opened < options.connections; opened += 1) idle.push(await connect());
 const cpuStart = process.cpuUsage();
 start = now() + START_DELAY_MS;
-// A thread of its own says when each request is due: Atomics.wait sleeps to within a few tens of
-// microseconds, where this thread's timers fire up to a millisecond late, which would add up to a
-// millisecond to every latency measured from the due time.
-const ticker = new Worker(TICKER, { eval: true, workerData: { start, intervalMs, total } });
-ticker.on("message", (due) => {
+const ticker = startTicker({ start, intervalMs, total }, (due) => {
   while (sent <= due) {
     const connection = idle.pop();
     if (connection) dispatch(connection, sent);

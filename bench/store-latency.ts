@@ -5,7 +5,9 @@
  * interleaved round by round; and, as the floor of both, the disk alone in the same run: a 64 KiB write and an
  * fdatasync at the rate the journal commits, on a preallocated file (as a reused WAL is).
  *
- * Open loop: each order is due at its time whatever the answers before it, and its latency counts from then.
+ * Open loop: each order is due at its time whatever the answers before it, a ticker thread says when (as for the
+ * HTTP steady runs, bench/ticker.mjs), and its latency counts from then; how late orders left the client is
+ * printed beside it (a timer-driven client, as this was before, added a millisecond to every order).
  * 1,000 funded accounts; each alternates a market order and the close of the position it opened. The files
  * are in the system's temporary directory (TMPDIR=/dev/shm takes the disk out: what is left is the code's).
  */
@@ -16,6 +18,7 @@ import { DurableEngine, SqliteJournal, type DurableCommandResult, type SqliteChe
 import { MARKETS, START } from "./engine.ts";
 import { median, percentile, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
 import { inTempDirectory, prepareDurable } from "./store.ts";
+import { sharedNow, startTicker } from "./ticker.mjs";
 
 const STEADY = {
   ordersPerSecond: Number(process.env.BOURSE_BENCH_STORE_LATENCY_RATE ?? 2000),
@@ -35,63 +38,74 @@ function describe(sorted: readonly number[], over: number): string {
   return `p50 ${ms(0.5)} / p90 ${ms(0.9)} / p99 ${ms(0.99)} / p99.9 ${ms(0.999)} / max ${sorted.at(-1)?.toFixed(1)} ms, ${(share * 100).toFixed(2)} % over ${over} ms (${sorted.length} samples)`;
 }
 
-/** Orders at a steady rate for `seconds` on a fresh journal; every answer's latency from its due time. */
+/** The first order is due a little after the ticker thread is asked to start. */
+const START_DELAY_MS = 50;
+
+/**
+ * Orders at a steady rate for `seconds` on a fresh journal; every answer's latency from its due time, and how
+ * late each order left the client (the ticker thread's wake-up and this thread's own delays: its share).
+ */
 async function steadyOrders(
   path: string,
   checkpoints: SqliteCheckpoints,
-): Promise<{ run: Run; latencies: number[]; copies: string }> {
+): Promise<{ run: Run; latencies: number[]; sendLateness: number[]; copies: string }> {
   const journal = new SqliteJournal({ path, writer: "worker", checkpoints });
   const engine = await DurableEngine.open({ journal, config: defaultEngineConfig(), log: () => undefined });
   try {
     const accounts = await prepareDurable(engine, STEADY.accounts);
     const openPositions = new Map<number, number>();
+    const total = Math.round(STEADY.ordersPerSecond * STEADY.seconds);
+    const intervalMs = 1000 / STEADY.ordersPerSecond;
     const latencies: number[] = [];
+    const sendLateness: number[] = [];
     const answered: Promise<void>[] = [];
     let failures = 0;
     let sent = 0;
     const finish = startRun();
-    const start = performance.now();
-    const end = start + STEADY.seconds * 1000;
-    while (performance.now() < end) {
-      const due = Math.floor(((performance.now() - start) / 1000) * STEADY.ordersPerSecond);
-      for (; sent < due; sent++) {
-        const dueAt = start + (sent * 1000) / STEADY.ordersPerSecond;
-        const accountId = accounts[sent % accounts.length]!;
-        const market = MARKETS[Math.floor(sent / accounts.length) % MARKETS.length]!;
-        const positionId = openPositions.get(accountId);
-        openPositions.delete(accountId);
-        const command: Command =
-          positionId === undefined
-            ? {
-                kind: "placeOrder",
-                time: START,
-                accountId,
-                symbol: market.symbol,
-                side: "BUY",
-                type: "MARKET",
-                volume: 1,
-              }
-            : { kind: "closePosition", time: START, accountId, positionId };
-        answered.push(
-          engine.submit(command).then((result: DurableCommandResult) => {
-            latencies.push(performance.now() - dueAt);
-            if (!result.ok) failures += 1;
-            else if (positionId === undefined && result.positionId !== undefined)
-              openPositions.set(accountId, result.positionId);
-          }),
-        );
-      }
-      // Sleeps to the next millisecond (answers and the journal's replies run meanwhile), as a timer-driven client does.
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
+    const start = sharedNow() + START_DELAY_MS;
+    const allSent = new Promise<void>((resolve) => {
+      const ticker = startTicker({ start, intervalMs, total }, (due) => {
+        for (; sent <= due; sent++) {
+          const dueAt = start + sent * intervalMs;
+          sendLateness.push(sharedNow() - dueAt);
+          const accountId = accounts[sent % accounts.length]!;
+          const market = MARKETS[Math.floor(sent / accounts.length) % MARKETS.length]!;
+          const positionId = openPositions.get(accountId);
+          openPositions.delete(accountId);
+          const command: Command =
+            positionId === undefined
+              ? {
+                  kind: "placeOrder",
+                  time: START,
+                  accountId,
+                  symbol: market.symbol,
+                  side: "BUY",
+                  type: "MARKET",
+                  volume: 1,
+                }
+              : { kind: "closePosition", time: START, accountId, positionId };
+          answered.push(
+            engine.submit(command).then((result: DurableCommandResult) => {
+              latencies.push(sharedNow() - dueAt);
+              if (!result.ok) failures += 1;
+              else if (positionId === undefined && result.positionId !== undefined)
+                openPositions.set(accountId, result.positionId);
+            }),
+          );
+        }
+        if (sent === total) void ticker.terminate().then(() => resolve());
+      });
+    });
+    await allSent;
     await Promise.all(answered);
     const run = finish(sent);
-    // An order placed before its account's last answer came back finds no position to close: refused, not lost.
+    // An order refused is not a latency: a few (a position closed by stop-out) would be noise, many a broken run.
     if (failures > sent / 100) throw new Error(`${failures} of ${sent} steady orders were refused`);
     const report = journal.checkpointReport();
     return {
       run,
       latencies,
+      sendLateness,
       copies: report
         ? `WAL copies: ${report.byThread} by the thread, ${report.byWriter} rests by the writer, ${report.failed} failed`
         : "WAL copies: in the COMMITs that crossed 64 MiB",
@@ -145,6 +159,8 @@ function startRun(): (operations: number) => Run {
 
 interface Pooled {
   readonly latencies: number[];
+  /** How late each order left the client (none for the disk alone). */
+  readonly sendLateness: number[];
   readonly runs: Run[];
   /** Each round's p99 and max: one stall of the disk can make a round, and the pooled figures with it. */
   readonly rounds: string[];
@@ -157,6 +173,11 @@ function latencyRow(name: string, unit: string, pooled: Pooled, baseline: { name
   const perSecond = median(rates);
   const sorted = [...pooled.latencies].sort((a, b) => a - b);
   const p99 = percentile(sorted, 0.99);
+  const late = [...pooled.sendLateness].sort((a, b) => a - b);
+  const lateness =
+    late.length === 0
+      ? ""
+      : `; orders left the client late by p50 ${percentile(late, 0.5).toFixed(2)} / p99 ${percentile(late, 0.99).toFixed(2)} / max ${late.at(-1)?.toFixed(1)} ms (its share of the latency)`;
   return {
     group: "store.latency",
     name,
@@ -167,7 +188,7 @@ function latencyRow(name: string, unit: string, pooled: Pooled, baseline: { name
     samples: rates,
     baseline,
     ratio: perSecond / baseline.perSecond,
-    note: `${describe(sorted, GOAL_P99_MS)}; p99 ${p99 < GOAL_P99_MS ? "under" : "over"} ${GOAL_P99_MS} ms; rounds ${pooled.rounds.join(", ")}; ${pooled.notes.join("; ")}`,
+    note: `${describe(sorted, GOAL_P99_MS)}; p99 ${p99 < GOAL_P99_MS ? "under" : "over"} ${GOAL_P99_MS} ms; rounds ${pooled.rounds.join(", ")}; ${pooled.notes.join("; ")}${lateness}`,
   };
 }
 
@@ -175,11 +196,21 @@ async function latencyBenchmarks(context: BenchContext, directory: string): Prom
   const { ordersPerSecond, seconds, rounds } = STEADY;
   const modes = ["commit", "thread"] as const;
   const pooled = new Map<SqliteCheckpoints | "disk", Pooled>(
-    [...modes, "disk" as const].map((kind) => [kind, { latencies: [], runs: [], rounds: [], notes: [] }]),
+    [...modes, "disk" as const].map((kind) => [
+      kind,
+      { latencies: [], sendLateness: [], runs: [], rounds: [], notes: [] },
+    ]),
   );
-  const pool = (kind: SqliteCheckpoints | "disk", latencies: number[], run: Run, note: string) => {
+  const pool = (
+    kind: SqliteCheckpoints | "disk",
+    latencies: number[],
+    run: Run,
+    note: string,
+    sendLateness: number[] = [],
+  ) => {
     const into = pooled.get(kind)!;
     into.latencies.push(...latencies);
+    into.sendLateness.push(...sendLateness);
     into.runs.push(run);
     const sorted = [...latencies].sort((a, b) => a - b);
     into.rounds.push(`p99 ${percentile(sorted, 0.99).toFixed(2)} / max ${sorted.at(-1)?.toFixed(1)} ms`);
@@ -192,7 +223,7 @@ async function latencyBenchmarks(context: BenchContext, directory: string): Prom
         `store: ${ordersPerSecond} durable orders/s for ${seconds} s, checkpoints ${mode}, round ${round} of ${rounds}`,
       );
       const result = await steadyOrders(join(directory, `latency-${mode}-${round}.sqlite`), mode);
-      pool(mode, result.latencies, result.run, result.copies);
+      pool(mode, result.latencies, result.run, result.copies, result.sendLateness);
     }
     context.log(
       `store: the disk alone, ${DISK_PROBE.writesPerSecond} writes of 64 KiB + fdatasync a second, ${seconds} s`,
