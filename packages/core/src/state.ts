@@ -574,8 +574,26 @@ export interface StateSnapshot {
   readonly clientOrders: readonly (readonly [number, readonly (readonly [string, ClientOrderMemory])[]])[];
 }
 
+/*
+ * Copies of the hashed records, so a snapshot and the state never share an object. Orders and positions
+ * hold only primitives, an account one nested object (its ledger), a client order memory an order and a
+ * list of deal ids: copied by hand, about ten times faster than structuredClone, which made a snapshot of
+ * a large book (100,000 working orders) stop the engine's thread for half a second. A nested field added
+ * to a record must be copied here too (the snapshot tests change a restored engine and compare).
+ */
+function copyAccount(account: Account): Account {
+  return { ...account, ledger: { ...account.ledger } };
+}
+
+function copyFlat<T extends Order | Position>(record: T): T {
+  return { ...record };
+}
+
+function copyMemory(memory: ClientOrderMemory): ClientOrderMemory {
+  return { order: { ...memory.order }, dealIds: [...memory.dealIds] };
+}
+
 export function snapshotState(state: EngineState): StateSnapshot {
-  const copy = <T>(value: T): T => structuredClone(value);
   return {
     version: 1,
     counters: {
@@ -586,14 +604,14 @@ export function snapshotState(state: EngineState): StateSnapshot {
       nextOperationId: state.nextOperationId,
     },
     lastRolloverAt: state.lastRolloverAt,
-    accounts: sortedById(state.accounts.values()).map(copy),
-    orders: sortedById(state.orders.values()).map(copy),
-    positions: sortedById(state.positions.values()).map(copy),
+    accounts: sortedById(state.accounts.values()).map(copyAccount),
+    orders: sortedById(state.orders.values()).map(copyFlat),
+    positions: sortedById(state.positions.values()).map(copyFlat),
     clientOrders: [...state.clientOrders.entries()]
       .sort(([a], [b]) => a - b)
       .map(
         ([accountId, memory]) =>
-          [accountId, [...memory.entries()].map(([id, entry]) => [id, copy(entry)] as const)] as const,
+          [accountId, [...memory.entries()].map(([id, entry]) => [id, copyMemory(entry)] as const)] as const,
       ),
   };
 }
@@ -610,11 +628,11 @@ export function restoreState(state: EngineState, snapshot: StateSnapshot): void 
   state.nextOperationId = snapshot.counters.nextOperationId;
   state.lastRolloverAt = snapshot.lastRolloverAt;
   for (const account of snapshot.accounts) {
-    state.accounts.set(account.id, structuredClone(account));
+    state.accounts.set(account.id, copyAccount(account));
     state.riskDirty.add(account.id);
   }
   for (const source of snapshot.orders) {
-    const order = structuredClone(source);
+    const order = copyFlat(source);
     state.orders.set(order.id, order);
     if (order.type !== "MARKET") {
       addToSetMap(state.accountWorkingOrders, order.accountId, order.id);
@@ -622,7 +640,7 @@ export function restoreState(state: EngineState, snapshot: StateSnapshot): void 
     }
   }
   for (const source of snapshot.positions) {
-    const position = structuredClone(source);
+    const position = copyFlat(source);
     const account = requireAccount(state, position.accountId);
     state.positions.set(position.id, position);
     addToSetMap(state.accountPositions, account.id, position.id);
@@ -632,6 +650,6 @@ export function restoreState(state: EngineState, snapshot: StateSnapshot): void 
     indexPositionStops(state, position);
   }
   for (const [accountId, entries] of snapshot.clientOrders) {
-    state.clientOrders.set(accountId, new Map(entries.map(([id, entry]) => [id, structuredClone(entry)])));
+    state.clientOrders.set(accountId, new Map(entries.map(([id, entry]) => [id, copyMemory(entry)])));
   }
 }

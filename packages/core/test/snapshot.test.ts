@@ -87,6 +87,77 @@ describe("snapshots", () => {
     expect(restored.stateHash()).toBe(scenario.engine.stateHash());
   });
 
+  it("a snapshot shares no object with its engine or with an engine restored from it", () => {
+    const { scenario } = busyScenario();
+    const [hedging, netting] = [100001, 100002];
+    scenario.quote("EURUSD", "1.08430", "1.08440");
+    scenario.quote("USDJPY", "150.230", "150.250");
+    scenario.buy(hedging, "EURUSD", "0.1", { clientOrderId: "resting-position" });
+    for (const [price, clientOrderId] of [
+      ["1.05000", "resting-limit"],
+      ["1.04000", undefined],
+    ] as const)
+      scenario.ok({
+        kind: "placeOrder",
+        accountId: hedging,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "LIMIT",
+        volume: 10,
+        price: points("EURUSD", price),
+        clientOrderId,
+      });
+    const snapshot = scenario.engine.snapshot(); // in memory, not through JSON
+    const text = JSON.stringify(snapshot);
+    const hash = scenario.engine.stateHash();
+    const restored = TradingEngine.fromSnapshot(scenario.engine.config, snapshot);
+    for (const symbol of ["EURUSD", "USDJPY", "EURJPY"]) {
+      const { bid, ask } = scenario.engine.quote(symbol)!;
+      expect(restored.execute({ kind: "tick", time: scenario.time, symbol, bid, ask }).ok).toBe(true);
+    }
+    // Every kind of record changes afterwards, in the live engine and in the restored one: ledgers (nested in
+    // accounts), working orders, positions, and the memories of client order ids (their orders and deal ids).
+    for (const engine of [scenario.engine, restored]) {
+      const time = scenario.time + 1000;
+      expect(engine.execute({ kind: "deposit", time, accountId: hedging, amount: 12_345 }).ok).toBe(true);
+      expect(engine.execute({ kind: "deposit", time, accountId: netting, amount: 678 }).ok).toBe(true);
+      const working = [...engine.state.orders.values()].find((order) => order.price === points("EURUSD", "1.04000"))!;
+      expect(engine.execute({ kind: "cancelOrder", time, accountId: working.accountId, orderId: working.id }).ok).toBe(
+        true,
+      );
+      const position = [...engine.state.positions.values()].find(
+        (open) => open.accountId === hedging && open.symbol === "EURUSD" && open.side === "BUY",
+      )!;
+      const tp = points("EURUSD", "1.20000");
+      expect(
+        engine.execute({ kind: "modifyPosition", time, accountId: hedging, positionId: position.id, tp }),
+      ).toMatchObject({ ok: true });
+      // Fills the limit order placed with a client order id: its memory gains a deal id.
+      const fill = engine.execute({
+        kind: "tick",
+        time,
+        symbol: "EURUSD",
+        bid: points("EURUSD", "1.04990"),
+        ask: points("EURUSD", "1.05000"),
+      });
+      expect(fill.events.some((event) => event.type === "DealExecuted")).toBe(true);
+      const remembered = engine.execute({
+        kind: "placeOrder",
+        time,
+        accountId: hedging,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "MARKET",
+        volume: 10,
+        clientOrderId: "second",
+      });
+      expect(remembered.ok).toBe(true);
+    }
+    expect(JSON.stringify(snapshot)).toBe(text);
+    expect(TradingEngine.fromSnapshot(scenario.engine.config, snapshot).stateHash()).toBe(hash);
+    expect(restored.stateHash()).toBe(scenario.engine.stateHash());
+  });
+
   it("remembers client order ids across a snapshot", () => {
     const { scenario, snapshot } = busyScenario();
     const restored = TradingEngine.fromSnapshot(scenario.engine.config, snapshot);
