@@ -16,6 +16,7 @@ import { writeFileSync } from "node:fs";
 import { engineConversionGroup, engineOrdersGroup, engineTicksGroup } from "./engine.ts";
 import { httpOrdersGroup } from "./http.ts";
 import { storeLatencyGroup } from "./store-latency.ts";
+import { storeSnapshotGroup } from "./store-snapshot.ts";
 import { storeOrdersGroup, storeRecoveryGroup } from "./store.ts";
 import { wsFanoutGroup } from "./ws.ts";
 import {
@@ -34,6 +35,7 @@ const GROUPS: readonly BenchGroup[] = [
   engineConversionGroup,
   storeOrdersGroup,
   storeRecoveryGroup,
+  storeSnapshotGroup,
   storeLatencyGroup,
   httpOrdersGroup,
   wsFanoutGroup,
