@@ -12,7 +12,8 @@
  *     total equal to an independent tally of commands and events; deal commissions and realised profit,
  *     and rollover swaps, equal a BigInt reference computation;
  *  2. equity = balance + credit + Σ (floating profit + swap), floating profit equal to the reference;
- *  3. replaying the journal (every event returned so far) gives the live state hash, every 20 steps and at the end;
+ *  3. replaying the journal (every event returned so far) gives the live state hash, every 20 steps and at the end,
+ *     and so does hashing a snapshot of the live state a part at a time (how a durable engine stores its snapshots);
  *  4. deals fill only at prices the latest tick offered on the side traded, within the order's own bound;
  *  5. a rejected command emits nothing of its own and changes nothing. Time passes whatever a command's fate
  *     (engine.ts `execute`): expirations and rollovers due by its time, and the risk checks they cause, happen
@@ -38,7 +39,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  TextHasher,
   TradingEngine,
+  canonicalStateParts,
   defaultEngineConfig,
   isRejectionCode,
   ledgerBalance,
@@ -1457,6 +1460,10 @@ const equityObserver: Observer = {
 /** Property 3: the fold of the journal is the live state, at checkpoints and at the end. */
 const replayObserver: Observer = {
   checkpoint(h, label) {
+    // The hash a snapshot is stored with, computed a part at a time from the snapshot, is the live one.
+    const hasher = new TextHasher();
+    for (const part of canonicalStateParts(h.engine.snapshot())) hasher.update(part);
+    must(hasher.digest() === h.engine.stateHash(), h, () => `the snapshot's hash in parts ${label} ≠ the live hash`);
     const replayed = TradingEngine.replay(CONFIG, h.journal);
     must(
       replayed.stateHash() === h.engine.stateHash(),

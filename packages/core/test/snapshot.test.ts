@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { TradingEngine, type StateSnapshot } from "../src/index.ts";
+import fc from "fast-check";
+import {
+  TextHasher,
+  TradingEngine,
+  canonicalState,
+  canonicalStateParts,
+  hashText,
+  type StateSnapshot,
+} from "../src/index.ts";
 import { Scenario, lots, points } from "./helpers.ts";
 
 function busyScenario(): { scenario: Scenario; midpoint: number; snapshot: StateSnapshot } {
@@ -156,6 +164,41 @@ describe("snapshots", () => {
     expect(JSON.stringify(snapshot)).toBe(text);
     expect(TradingEngine.fromSnapshot(scenario.engine.config, snapshot).stateHash()).toBe(hash);
     expect(restored.stateHash()).toBe(scenario.engine.stateHash());
+  });
+
+  it("the canonical text of a snapshot, a part per record, is the canonical text of its state", () => {
+    const { scenario } = busyScenario();
+    scenario.ok({
+      kind: "placeOrder",
+      accountId: 100001,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 10,
+      price: points("EURUSD", "1.05000"),
+      clientOrderId: "resting",
+    });
+    const parts = [...canonicalStateParts(scenario.engine.snapshot())];
+    expect(parts.length).toBeGreaterThan(10);
+    expect(parts.join("")).toBe(canonicalState(scenario.engine.state));
+    const hasher = new TextHasher();
+    for (const part of parts) hasher.update(part);
+    expect(hasher.digest()).toBe(scenario.engine.stateHash());
+  });
+
+  it("hashing text in parts gives the hash of the whole, wherever it is cut", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary" }), fc.array(fc.nat()), (text, cuts) => {
+        const hasher = new TextHasher();
+        let start = 0;
+        for (const cut of [...cuts.map((value) => value % (text.length + 1))].sort((a, b) => a - b)) {
+          hasher.update(text.slice(start, cut));
+          start = cut;
+        }
+        hasher.update(text.slice(start));
+        expect(hasher.digest()).toBe(hashText(text));
+      }),
+    );
   });
 
   it("remembers client order ids across a snapshot", () => {

@@ -1,6 +1,6 @@
 export * from "./journal.ts";
 export * from "./checksum.ts";
-export { eventAccountId } from "./records.ts";
+export { eventAccountId, encodeSnapshot, encodeSnapshotInSlices, type SnapshotRow } from "./records.ts";
 // Not the connection helpers it shares with its writer thread.
 export {
   SqliteJournal,

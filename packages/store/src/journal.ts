@@ -8,6 +8,7 @@
  * against every driver.
  */
 import type { EngineEvent, StateSnapshot } from "@bourse/core";
+import type { SnapshotRow } from "./records.ts";
 
 export interface JournalRecord {
   /** Global sequence, 1, 2, 3, … without gaps. */
@@ -118,6 +119,8 @@ export interface EventJournal {
   read(afterSequence: number, limit: number): Promise<JournalRecord[]>;
   /** Stores a snapshot (replacing one at the same sequence); its sequence must be journaled already. */
   saveSnapshot(snapshot: SnapshotRecord): Promise<void>;
+  /** `saveSnapshot` of a snapshot already encoded (`encodeSnapshot`, or `encodeSnapshotInSlices` off the hot path). */
+  saveSnapshotRow(row: SnapshotRow): Promise<void>;
   /** The snapshot with the highest sequence whose checksum holds, or null. */
   latestSnapshot(): Promise<SnapshotRecord | null>;
   close(): Promise<void>;

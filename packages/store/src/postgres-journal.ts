@@ -29,6 +29,7 @@ import {
   verifyTail,
   type BatchRowSource,
   type JournalBatchRow,
+  type SnapshotRow,
   type StoredBatch,
   type StoredSnapshot,
 } from "./records.ts";
@@ -462,7 +463,10 @@ export class PostgresJournal implements EventJournal, ReadModels {
   };
 
   async saveSnapshot(snapshot: SnapshotRecord): Promise<void> {
-    const row = encodeSnapshot(snapshot);
+    await this.saveSnapshotRow(encodeSnapshot(snapshot));
+  }
+
+  async saveSnapshotRow(row: SnapshotRow): Promise<void> {
     let inserted: number;
     try {
       const result = await this.query(this.statements.saveSnapshot, [

@@ -2,8 +2,8 @@
  * What every driver does the same way: turning records into rows (with their checksums) and back,
  * and judging a journal's tail when it opens. The drivers only move rows.
  */
-import type { EngineEvent, StateSnapshot } from "@bourse/core";
-import { batchChecksum, recordChecksum } from "./checksum.ts";
+import { TextHasher, canonicalStateParts, jsonArrayParts, type EngineEvent, type StateSnapshot } from "@bourse/core";
+import { batchChecksum, crc32Text, recordChecksum } from "./checksum.ts";
 import {
   JournalCorruptionError,
   JournalRecordError,
@@ -380,6 +380,79 @@ export function encodeSnapshot(snapshot: SnapshotRecord): SnapshotRow {
     payload,
     checksum: snapshotChecksum(sequence, stateHash, createdAt, payload),
   };
+}
+
+/** Yields to the event loop: other callbacks (requests, the journal's answers) run before the next slice. */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Work done between two yields of `encodeSnapshotInSlices`, at most about this long. */
+export const SNAPSHOT_SLICE_MILLISECONDS = 4;
+
+/**
+ * `encodeSnapshot` of `snapshot` with its state hash computed from it, a part (one record) at a time,
+ * yielding to the event loop every `sliceMilliseconds` or so: the same row, byte for byte, without stopping
+ * the engine's thread for the whole of it (three quarters of a second for a book of 100,000 working orders).
+ * `snapshot.state` must not change meanwhile: a copy (`TradingEngine.snapshot`) shares nothing with the engine.
+ */
+export async function encodeSnapshotInSlices(
+  snapshot: Omit<SnapshotRecord, "stateHash">,
+  options: { sliceMilliseconds?: number; pause?: () => Promise<void> } = {},
+): Promise<SnapshotRow> {
+  const { sequence, state, createdAt } = snapshot;
+  assertSequence(sequence, "a snapshot's sequence");
+  if (!Number.isSafeInteger(createdAt)) throw new JournalRecordError(sequence, "createdAt must be an integer");
+  const sliceMilliseconds = options.sliceMilliseconds ?? SNAPSHOT_SLICE_MILLISECONDS;
+  const pause = options.pause ?? yieldToEventLoop;
+  let sliceStart = performance.now();
+  let partsSinceClock = 0;
+  const sliceOver = (): boolean => {
+    // The clock is read every 64 parts: a part is one record, a few microseconds.
+    if (++partsSinceClock < 64) return false;
+    partsSinceClock = 0;
+    return performance.now() - sliceStart >= sliceMilliseconds;
+  };
+  const pauseNow = async (): Promise<void> => {
+    await pause();
+    sliceStart = performance.now();
+  };
+
+  const hasher = new TextHasher();
+  for (const part of canonicalStateParts(state)) {
+    hasher.update(part);
+    if (sliceOver()) await pauseNow();
+  }
+  const stateHash = hasher.digest();
+
+  // The payload is JSON.stringify(state) in parts, each value checked as encodeSnapshot checks the whole.
+  let checksum = crc32Text(`${stateHash}:${createdAt}:`, crc32Text(`${sequence}:`));
+  const payload: string[] = [];
+  const add = (part: string) => {
+    payload.push(part);
+    checksum = crc32Text(part, checksum);
+  };
+  let first = true;
+  for (const [key, value] of Object.entries(state)) {
+    if (value === undefined) continue;
+    add(`${first ? "{" : ","}${JSON.stringify(key)}:`);
+    first = false;
+    if (!Array.isArray(value)) {
+      assertExactJson(value, sequence, `snapshot.state.${key}`);
+      add(JSON.stringify(value));
+      continue;
+    }
+    const values = value as readonly unknown[];
+    // The parts: "[", then one per element in order, then "]".
+    let index = -1;
+    for (const part of jsonArrayParts(values)) {
+      if (index >= 0 && index < values.length)
+        assertExactJson(values[index], sequence, `snapshot.state.${key}[${index}]`);
+      index++;
+      add(part);
+      if (sliceOver()) await pauseNow();
+    }
+  }
+  add(first ? "{}" : "}");
+  return { sequence, stateHash, createdAt, payload: payload.join(""), checksum };
 }
 
 export function isSoundSnapshot(

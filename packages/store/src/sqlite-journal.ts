@@ -312,8 +312,12 @@ export class SqliteJournal implements EventJournal, ReadModels {
   }
 
   async saveSnapshot(snapshot: SnapshotRecord): Promise<void> {
+    this.requireStatements();
+    await this.saveSnapshotRow(encodeSnapshot(snapshot));
+  }
+
+  async saveSnapshotRow(row: SnapshotRow): Promise<void> {
     const statements = this.requireStatements();
-    const row = encodeSnapshot(snapshot);
     if (this.writerThread) await this.writerThread.saveSnapshot(row);
     else writeSnapshot(statements, row);
     this.checkpointer?.afterWrite();

@@ -3,7 +3,7 @@
  * PostgreSQL when BOURSE_TEST_PG_URL is set (each test in a schema of its own).
  */
 import Database from "better-sqlite3";
-import { defaultEngineConfig, type Command, type EngineEvent } from "@bourse/core";
+import { TradingEngine, defaultEngineConfig, type Command, type EngineEvent } from "@bourse/core";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -120,6 +120,9 @@ class CountingJournal implements EventJournal {
   }
   saveSnapshot(...args: Parameters<EventJournal["saveSnapshot"]>) {
     return this.inner.saveSnapshot(...args);
+  }
+  saveSnapshotRow(...args: Parameters<EventJournal["saveSnapshotRow"]>) {
+    return this.inner.saveSnapshotRow(...args);
   }
   latestSnapshot() {
     return this.inner.latestSnapshot();
@@ -379,6 +382,63 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 1_000 })));
       await engine["snapshotInFlight"];
       expect((await engine["journal"].latestSnapshot())?.sequence).toBe(engine.lastSequence);
+    });
+
+    it("a snapshot is the state at the sequence it was due, while batches commit during its encoding", async () => {
+      const storage = freshStorage();
+      const engine = await openEngine(storage.journal(), { snapshotEveryEvents: 400, snapshotSliceMilliseconds: 0 });
+      const at = clock();
+      await engine.submit(at({ kind: "tick", symbol: "EURUSD", bid: 108430, ask: 108440 }));
+      const accountIds: number[] = [];
+      for (let index = 0; index < 150; index++) {
+        const opened = expectOk(
+          await engine.submit(
+            at({ kind: "openAccount", userId: `u${index}`, currency: "USD", leverage: 100, mode: "HEDGING" }),
+          ),
+        );
+        accountIds.push(opened.accountId!);
+      }
+      // Deposits and resting orders in batches, until one crosses the interval and a snapshot starts.
+      let round = 0;
+      while (!engine["snapshotInFlight"]) {
+        await Promise.all(
+          accountIds.map((accountId) =>
+            engine.submit(
+              round === 0
+                ? at({ kind: "deposit", accountId, amount: 1_000_000 })
+                : at({
+                    kind: "placeOrder",
+                    accountId,
+                    symbol: "EURUSD",
+                    side: "BUY",
+                    type: "LIMIT",
+                    volume: 1,
+                    price: 100_000 - round,
+                  }),
+            ),
+          ),
+        );
+        round++;
+      }
+      const due = engine.lastSequence;
+      // While the snapshot is encoded (it yields every 64 records), more batches commit.
+      let committedDuring = 0;
+      while (engine["snapshotInFlight"]) {
+        expectOk(await engine.submit(at({ kind: "deposit", accountId: accountIds[0]!, amount: 1 })));
+        committedDuring++;
+      }
+      expect(committedDuring).toBeGreaterThan(0);
+      expect(engine.lastSequence).toBeGreaterThan(due);
+
+      const snapshot = (await engine["journal"].latestSnapshot())!;
+      expect(snapshot.sequence).toBe(due);
+      const events = await allEvents(engine["journal"]);
+      expect(snapshot.stateHash).toBe(TradingEngine.replay(config, events.slice(0, due)).stateHash());
+      const hash = engine.stateHash();
+      await closeEngine(engine);
+      const reopened = await openEngine(storage.journal());
+      expect(reopened.recoveryReport.snapshotSequence).toBe(due);
+      expect(reopened.stateHash()).toBe(hash);
     });
 
     it("recovery from a snapshot equals recovery from the whole journal", async () => {
