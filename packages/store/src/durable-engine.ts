@@ -183,7 +183,10 @@ export class DurableEngine {
       "rebuildRetryMilliseconds",
     );
     this.now = options.now ?? Date.now;
-    this.snapshotSliceMilliseconds = options.snapshotSliceMilliseconds;
+    const slice = options.snapshotSliceMilliseconds;
+    if (slice !== undefined && !(Number.isFinite(slice) && slice >= 0))
+      throw new RangeError(`snapshotSliceMilliseconds must be a non-negative number, got ${slice}`);
+    this.snapshotSliceMilliseconds = slice;
     this.snapshotEveryMilliseconds = positiveInteger(
       options.snapshotEveryMilliseconds,
       DEFAULT_SNAPSHOT_EVERY_MILLISECONDS,

@@ -441,6 +441,16 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       expect(reopened.stateHash()).toBe(hash);
     });
 
+    it("refuses a snapshot slice that is negative or not a number", async () => {
+      for (const snapshotSliceMilliseconds of [-1, Number.NaN]) {
+        const journal = freshStorage().journal();
+        await expect(DurableEngine.open({ journal, config, log: () => {}, snapshotSliceMilliseconds })).rejects.toThrow(
+          RangeError,
+        );
+        await journal.close();
+      }
+    });
+
     it("recovery from a snapshot equals recovery from the whole journal", async () => {
       const storage = freshStorage();
       const engine = await openEngine(storage.journal(), { snapshotEveryEvents: 25 });
