@@ -149,6 +149,14 @@ async function until(condition: () => boolean): Promise<void> {
   expect(condition()).toBe(true);
 }
 
+/** Opens alice's USD hedging account through `submit`; its id. */
+async function openAliceAccount(engine: DurableEngine, at: ReturnType<typeof clock>): Promise<number> {
+  const opened = expectOk(
+    await engine.submit(at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" })),
+  );
+  return opened.accountId!;
+}
+
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
     await promise;
@@ -209,11 +217,7 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       const journal = new CountingJournal(freshStorage().journal());
       const engine = await openEngine(journal);
       const at = clock();
-      const { accountId } = expectOk(
-        await engine.submit(
-          at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
-        ),
-      );
+      const accountId = await openAliceAccount(engine, at);
       const appendsBefore = journal.appendSizes.length;
       const sequenceBefore = engine.lastSequence;
       const submitted = Array.from({ length: 100 }, (_, index) =>
@@ -252,13 +256,9 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       const journal = new CountingJournal(freshStorage().journal());
       const engine = await openEngine(journal);
       const at = clock();
-      const { accountId } = expectOk(
-        await engine.submit(
-          at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
-        ),
-      );
+      const accountId = await openAliceAccount(engine, at);
       expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 1000 })));
-      const balance = () => engine.engine.state.accounts.get(accountId!)!.balance;
+      const balance = () => engine.engine.state.accounts.get(accountId)!.balance;
       const durableHash = engine.stateHash();
 
       journal.appendDelayMilliseconds = 40;
@@ -287,11 +287,7 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       const journal = new CountingJournal(freshStorage().journal());
       const engine = await openEngine(journal, { maxBatchCommands: 30 });
       const at = clock();
-      const { accountId } = expectOk(
-        await engine.submit(
-          at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
-        ),
-      );
+      const accountId = await openAliceAccount(engine, at);
       const appendsBefore = journal.appendSizes.length;
       const results = await Promise.all(
         Array.from({ length: 100 }, (_, index) => engine.submit(at({ kind: "deposit", accountId, amount: 1 + index }))),
@@ -299,18 +295,14 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       expect(journal.appendSizes.slice(appendsBefore)).toEqual([30, 30, 30, 10]);
       const sequences = results.flatMap((result) => result.sequences);
       expect(sequences).toEqual([...sequences].sort((a, b) => a - b));
-      expect(engine.engine.state.accounts.get(accountId!)!.balance).toBe(5050);
+      expect(engine.engine.state.accounts.get(accountId)!.balance).toBe(5050);
     });
 
     it("an acknowledged command is durable: a new engine on the same storage has every acknowledged order and deal once", async () => {
       const storage = freshStorage();
       const engine = await openEngine(storage.journal());
       const at = clock();
-      const { accountId } = expectOk(
-        await engine.submit(
-          at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
-        ),
-      );
+      const accountId = await openAliceAccount(engine, at);
       await engine.submit(at({ kind: "deposit", accountId: accountId!, amount: 10_000_000 }));
       await engine.submit(at({ kind: "tick", symbol: "EURUSD", bid: 108430, ask: 108440 }));
       const placed = await Promise.all(
@@ -568,11 +560,7 @@ describe.each(["inline", "worker"] as const)("DurableEngine on SQLite only, writ
     });
     cleanups.push(() => engine.close());
     const at = clock();
-    const { accountId } = expectOk(
-      await engine.submit(
-        at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
-      ),
-    );
+    const accountId = await openAliceAccount(engine, at);
     await engine.submit(at({ kind: "deposit", accountId, amount: 1_000_000 }));
     await engine.submit(at({ kind: "tick", symbol: "EURUSD", bid: 108430, ask: 108440 }));
     const bought = expectOk(
@@ -640,7 +628,7 @@ describe.each(["inline", "worker"] as const)("DurableEngine on SQLite only, writ
     expect(
       events.filter((event) => event.type === "DealExecuted" && closed.dealIds!.includes(event.deal.id)),
     ).toHaveLength(1);
-    const account = reopened.engine.state.accounts.get(accountId!)!;
+    const account = reopened.engine.state.accounts.get(accountId)!;
     expect(account.balance).toBe(ledgerBalance(account.ledger));
     expect(account.ledger.deposits).toBe(1_000_000 + 12_345);
     expect((await verify(reopenedJournal, config)).differences).toEqual([]);
@@ -657,11 +645,7 @@ describe.each(["inline", "worker"] as const)("DurableEngine on SQLite only, writ
       const engine = await DurableEngine.open({ journal, config, log: (line) => lines.push(line) });
       cleanups.push(() => engine.close());
       const at = clock();
-      const { accountId } = expectOk(
-        await engine.submit(
-          at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
-        ),
-      );
+      const accountId = await openAliceAccount(engine, at);
       await engine.submit(at({ kind: "deposit", accountId, amount: 1_000 }));
       const durableSequence = engine.lastSequence;
 
