@@ -554,42 +554,6 @@ export function hashText(text: string): string {
   return hasher.digest();
 }
 
-/**
- * JSON of an array a part per element (the first part opens it, the last closes it): joined, they are
- * `JSON.stringify(values)` for arrays of plain records.
- */
-export function* jsonArrayParts(values: readonly unknown[]): Generator<string> {
-  yield "[";
-  for (let index = 0; index < values.length; index++)
-    yield index === 0 ? JSON.stringify(values[index]) : `,${JSON.stringify(values[index])}`;
-  yield "]";
-}
-
-/**
- * The canonical text of the state `snapshot` was taken from, a part per record: joined, they are
- * `canonicalState` of that state (its records are copies in the same order), so its `stateHash` can be
- * computed with a `TextHasher` a part at a time instead of in one stop of the engine's thread.
- */
-export function* canonicalStateParts(snapshot: StateSnapshot): Generator<string> {
-  const { counters } = snapshot;
-  const counterList = [
-    counters.nextAccountId,
-    counters.nextOrderId,
-    counters.nextDealId,
-    counters.nextPositionId,
-    counters.nextOperationId,
-  ];
-  yield `{"counters":${JSON.stringify(counterList)},"lastRolloverAt":${JSON.stringify(snapshot.lastRolloverAt)},"accounts":`;
-  yield* jsonArrayParts(snapshot.accounts);
-  yield `,"orders":`;
-  yield* jsonArrayParts(snapshot.orders);
-  yield `,"positions":`;
-  yield* jsonArrayParts(snapshot.positions);
-  yield `,"clientOrders":`;
-  yield* jsonArrayParts(snapshot.clientOrders);
-  yield "}";
-}
-
 export function stateHash(state: EngineState): string {
   return hashText(canonicalState(state));
 }
@@ -608,6 +572,57 @@ export function ledgerBalance(ledger: LedgerTotals): number {
     ledger.swaps +
     ledger.corrections
   );
+}
+
+/** The record arrays of a snapshot, in the order both its canonical text and its JSON list them. */
+export const SNAPSHOT_RECORD_KEYS = ["accounts", "orders", "positions", "clientOrders"] as const;
+
+/**
+ * The records of `snapshot` as JSON, a part per record: `"accounts":[…],"orders":[…],"positions":[…],
+ * "clientOrders":[…]}`. Both texts made of a snapshot end with exactly these parts: its canonical text after
+ * `canonicalStateHead` (joined, `canonicalState` of the state it was taken from, whose records it copies in
+ * order) and its JSON after `snapshotJsonHead` (joined, `JSON.stringify(snapshot)`). So a snapshot's hash and
+ * its stored row are made from one JSON text per record, a part at a time (packages/store records.ts
+ * `encodeSnapshotInSlices`). `each` sees every record, with its path, before its part.
+ */
+export function* snapshotRecordParts(
+  snapshot: StateSnapshot,
+  each?: (record: unknown, path: string) => void,
+): Generator<string> {
+  for (const [keyIndex, key] of SNAPSHOT_RECORD_KEYS.entries()) {
+    const records: readonly unknown[] = snapshot[key];
+    yield `${keyIndex === 0 ? "" : ","}${JSON.stringify(key)}:[`;
+    for (let index = 0; index < records.length; index++) {
+      each?.(records[index], `${key}[${index}]`);
+      yield index === 0 ? JSON.stringify(records[index]) : `,${JSON.stringify(records[index])}`;
+    }
+    yield "]";
+  }
+  yield "}";
+}
+
+/** The canonical text of the state `snapshot` was taken from, up to its records (`snapshotRecordParts`). */
+export function canonicalStateHead(snapshot: StateSnapshot): string {
+  const { counters } = snapshot;
+  const head = JSON.stringify({
+    counters: [
+      counters.nextAccountId,
+      counters.nextOrderId,
+      counters.nextDealId,
+      counters.nextPositionId,
+      counters.nextOperationId,
+    ],
+    lastRolloverAt: snapshot.lastRolloverAt,
+  });
+  return `${head.slice(0, -1)},`;
+}
+
+/** `JSON.stringify(snapshot)` up to its records (`snapshotRecordParts`): every other field, in its order. */
+export function snapshotJsonHead(snapshot: StateSnapshot): string {
+  const rest: Record<string, unknown> = { ...snapshot };
+  for (const key of SNAPSHOT_RECORD_KEYS) delete rest[key];
+  const head = JSON.stringify(rest);
+  return head === "{}" ? "{" : `${head.slice(0, -1)},`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -41,11 +41,12 @@ import { describe, expect, it } from "vitest";
 import {
   TextHasher,
   TradingEngine,
-  canonicalStateParts,
+  canonicalStateHead,
   defaultEngineConfig,
   isRejectionCode,
   ledgerBalance,
   marginInAccountCurrency,
+  snapshotRecordParts,
   type BookLevel,
   type Command,
   type CommandResult,
@@ -1461,8 +1462,10 @@ const equityObserver: Observer = {
 const replayObserver: Observer = {
   checkpoint(h, label) {
     // The hash a snapshot is stored with, computed a part at a time from the snapshot, is the live one.
+    const snapshot = h.engine.snapshot();
     const hasher = new TextHasher();
-    for (const part of canonicalStateParts(h.engine.snapshot())) hasher.update(part);
+    hasher.update(canonicalStateHead(snapshot));
+    for (const part of snapshotRecordParts(snapshot)) hasher.update(part);
     must(hasher.digest() === h.engine.stateHash(), h, () => `the snapshot's hash in parts ${label} ≠ the live hash`);
     const replayed = TradingEngine.replay(CONFIG, h.journal);
     must(

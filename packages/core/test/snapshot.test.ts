@@ -4,8 +4,10 @@ import {
   TextHasher,
   TradingEngine,
   canonicalState,
-  canonicalStateParts,
+  canonicalStateHead,
   hashText,
+  snapshotJsonHead,
+  snapshotRecordParts,
   type StateSnapshot,
 } from "../src/index.ts";
 import { Scenario, lots, points } from "./helpers.ts";
@@ -166,7 +168,7 @@ describe("snapshots", () => {
     expect(restored.stateHash()).toBe(scenario.engine.stateHash());
   });
 
-  it("the canonical text of a snapshot, a part per record, is the canonical text of its state", () => {
+  it("the canonical text and the JSON of a snapshot, a part per record, are its state's canonical text and its JSON", () => {
     const { scenario } = busyScenario();
     scenario.ok({
       kind: "placeOrder",
@@ -178,12 +180,16 @@ describe("snapshots", () => {
       price: points("EURUSD", "1.05000"),
       clientOrderId: "resting",
     });
-    const parts = [...canonicalStateParts(scenario.engine.snapshot())];
-    expect(parts.length).toBeGreaterThan(10);
+    const snapshot = scenario.engine.snapshot();
+    const records = [...snapshotRecordParts(snapshot)];
+    expect(records.length).toBeGreaterThan(10);
+    const parts = [canonicalStateHead(snapshot), ...records];
     expect(parts.join("")).toBe(canonicalState(scenario.engine.state));
     const hasher = new TextHasher();
     for (const part of parts) hasher.update(part);
     expect(hasher.digest()).toBe(scenario.engine.stateHash());
+    // The same record parts end the snapshot's own JSON.
+    expect([snapshotJsonHead(snapshot), ...records].join("")).toBe(JSON.stringify(snapshot));
   });
 
   it("hashing text in parts gives the hash of the whole, wherever it is cut", () => {

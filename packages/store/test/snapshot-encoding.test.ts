@@ -64,4 +64,15 @@ describe("encodeSnapshotInSlices", () => {
     );
     expect((sliced as Error).message).toContain("snapshot.state.orders[7].price is 1.5");
   });
+
+  it("refuses an inexact value outside the records too (a counter), as encodeSnapshot does", async () => {
+    const state = busyEngine().snapshot();
+    const damaged = { ...state, counters: { ...state.counters, nextOrderId: Number.NaN } } as StateSnapshot;
+    const sliced = await encodeSnapshotInSlices({ sequence: 9, state: damaged, createdAt: 0 }).catch((error) => error);
+    expect(sliced).toBeInstanceOf(JournalRecordError);
+    expect(() => encodeSnapshot({ sequence: 9, stateHash: "x", state: damaged, createdAt: 0 })).toThrow(
+      (sliced as Error).message,
+    );
+    expect((sliced as Error).message).toContain("snapshot.state.counters.nextOrderId is NaN");
+  });
 });
