@@ -32,8 +32,8 @@ const GOAL_P99_MS = 5;
 
 /** Percentiles of `sorted` (milliseconds, ascending) and the share over `over` ms. */
 function describe(sorted: readonly number[], over: number): string {
-  const late = sorted.length - sorted.findIndex((value) => value > over);
-  const share = sorted.findIndex((value) => value > over) === -1 ? 0 : late / sorted.length;
+  const firstOver = sorted.findIndex((value) => value > over);
+  const share = firstOver === -1 ? 0 : (sorted.length - firstOver) / sorted.length;
   const ms = (q: number) => percentile(sorted, q).toFixed(2);
   return `p50 ${ms(0.5)} / p90 ${ms(0.9)} / p99 ${ms(0.99)} / p99.9 ${ms(0.999)} / max ${sorted.at(-1)?.toFixed(1)} ms, ${(share * 100).toFixed(2)} % over ${over} ms (${sorted.length} samples)`;
 }
