@@ -4,7 +4,7 @@
  * - store.orders, durable orders/s: 1,000 clients (one funded account each) open a market order and
  *   close its position again and again through `DurableEngine.submit`, each awaiting its own answer
  *   only, so 1,000 commands are always in flight and group commit gathers them into batches (one
- *   transaction and one fsync each). Over SQLite (a temp file, WAL, synchronous=FULL; written on the
+ *   transaction and one fsync each; at most 500 commands, the next handed over while one is written). Over SQLite (a temp file, WAL, synchronous=FULL; written on the
  *   engine's thread and by the journal's writer thread, one row each) and PostgreSQL
  *   (BOURSE_TEST_PG_URL, a fresh schema dropped afterwards; the row is skipped without it). Baseline:
  *   the same command mix through the in-memory engine (`tradeRoundTrips`), interleaved round by round.
@@ -15,7 +15,7 @@
  *   the goal (under 3 s) reads as ≥ 333 k events/s; the seconds are in the notes.
  *
  * Everything is built before timing. The journal of 1,000,000 events is built once: the events come
- * from the in-memory engine (the same order flow), and are appended in batches of 3,000 (one journal row
+ * from the in-memory engine (the same order flow), and are appended in batches of 1,500 (one journal row
  * each, as group commit makes them from 1,000 commands in flight).
  */
 import { copyFileSync, mkdtempSync, rmSync, statSync } from "node:fs";
@@ -69,10 +69,11 @@ export const RECOVERY = {
   /** Events after the snapshot in the "with snapshot" journal (the default snapshot interval). */
   eventsAfterSnapshot: 100_000,
   /**
-   * Events per append: what group commit makes of 1,000 commands in flight (store.orders), so the journal has
-   * the rows a server under that load writes (one row per append).
+   * Events per append: what group commit makes of 1,000 commands in flight (store.orders: batches of
+   * DEFAULT_MAX_BATCH_COMMANDS, 500 orders, 3 events each), so the journal has the rows a server under that load
+   * writes (one row per append).
    */
-  appendBatch: 3_000,
+  appendBatch: 1_500,
   runs: 3,
 };
 

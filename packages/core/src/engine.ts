@@ -104,6 +104,12 @@ export interface MarketQuote {
   readonly asks: LiveLevel[];
 }
 
+/** What a batch changed of the market data: see `TradingEngine.takeMarketDataChange`. */
+export interface MarketDataChange {
+  readonly quotes: readonly MarketQuote[];
+  readonly time: number;
+}
+
 export interface AccountMetrics {
   readonly accountId: number;
   readonly currency: string;
@@ -265,31 +271,42 @@ export class TradingEngine {
   static follower(source: TradingEngine): TradingEngine {
     const follower = TradingEngine.fromSnapshot(source.config, source.snapshot());
     for (const symbol of source.quotes.keys()) source.changedMarketData.add(symbol);
-    follower.followDurable([], source);
+    follower.followDurable([], source.takeMarketDataChange());
     return follower;
   }
 
   /**
-   * Folds `events`, which `source` emitted and which are now durable, and takes `source`'s market data
-   * that changed since the last call, and its clock. Called when `source` has executed nothing beyond
-   * these events, so the follower's state and quotes are exactly `source`'s as of the last durable event.
+   * The market data this engine's commands changed since the last call (quotes with the liquidity left at
+   * each level, copied) and its clock: taken when a batch ends, so a follower can fold the batch later,
+   * once it is durable, even after this engine has executed the next ones.
    */
-  followDurable(events: Iterable<EngineEvent>, source: TradingEngine): void {
-    for (const event of events) this.applyRecovered(event);
-    // A follower never evaluates risk (the executing engine did): nothing would drain this set.
-    this.state.riskDirty.clear();
-    for (const symbol of source.changedMarketData) {
-      const quote = source.quotes.get(symbol);
-      // Copies: the executing engine takes liquidity from its levels in place.
+  takeMarketDataChange(): MarketDataChange {
+    const quotes: MarketQuote[] = [];
+    for (const symbol of this.changedMarketData) {
+      const quote = this.quotes.get(symbol);
+      // Copies: this engine takes liquidity from its levels in place.
       if (quote)
-        this.quotes.set(symbol, {
+        quotes.push({
           ...quote,
           bids: quote.bids.map((level) => ({ ...level })),
           asks: quote.asks.map((level) => ({ ...level })),
         });
     }
-    source.changedMarketData.clear();
-    if (source.clock > this.clock) this.clock = source.clock;
+    this.changedMarketData.clear();
+    return { quotes, time: this.clock };
+  }
+
+  /**
+   * Folds `events`, a batch its source emitted and which is now durable, with the market data the source
+   * had when that batch ended (`takeMarketDataChange`): the follower's state, quotes and clock are then
+   * exactly the source's as of the batch's last event.
+   */
+  followDurable(events: Iterable<EngineEvent>, change: MarketDataChange): void {
+    for (const event of events) this.applyRecovered(event);
+    // A follower never evaluates risk (the executing engine did): nothing would drain this set.
+    this.state.riskDirty.clear();
+    for (const quote of change.quotes) this.quotes.set(quote.symbol, quote);
+    if (change.time > this.clock) this.clock = change.time;
   }
 
   /** Folds a journaled event (recovery). */

@@ -4,8 +4,11 @@
  * Group commit: the commands submitted in one event-loop turn run synchronously, in arrival order,
  * against the engine; their events take consecutive global sequences and go to the journal in one
  * `append` (one transaction, one fsync). Only when it resolves are the commands answered, so an
- * acknowledged command's events are durable. One append is in flight at a time: commands submitted
- * meanwhile wait for the next batch.
+ * acknowledged command's events are durable. Commands that arrive while an append is in flight wait for
+ * it and go in the next batch; a backlog of at least `maxBatchCommands` goes at once, behind it (up to
+ * `maxAppendsInFlight`, default two), so this thread executes the next batch while the journal writes one.
+ * The journal applies appends in call order and refuses one behind a refused one, so a batch never commits
+ * without the batches before it; batches are answered in order.
  *
  * Reads never see a batch in flight: the engine that executes runs a batch before its append, so reads
  * (`engine`, `stateHash`, snapshots) come from a follower that folds each batch only once it is durable
@@ -17,12 +20,19 @@
  * (a large book took three quarters of a second in one go; bench store.snapshot).
  *
  * If an append fails, its commands are answered with `EngineUnavailableError` (never a success), the
- * engine refuses commands, rebuilds its state from the journal (dropping the events that never became
- * durable, or keeping them if a write of unknown outcome did commit) and then serves again. Quotes are
+ * engine refuses commands, lets the appends behind it settle (refused, or durable if the failed write's
+ * outcome was unknown and it did commit), rebuilds its state from the journal (dropping the events that
+ * never became durable, or keeping them if they did) and then serves again. Quotes are
  * not journaled (they are not part of the state), so a rebuilt engine, like a restarted one, trades
  * again after the feed's next tick.
  */
-import { TradingEngine, type Command, type CommandResult, type EngineConfig } from "@bourse/core";
+import {
+  TradingEngine,
+  type Command,
+  type CommandResult,
+  type EngineConfig,
+  type MarketDataChange,
+} from "@bourse/core";
 import {
   JournalRecordError,
   JournalWriteError,
@@ -35,12 +45,19 @@ import { DEFAULT_RECOVERY_BATCH_SIZE, openAndRecover, recoverEngine } from "./re
 
 export const DEFAULT_SNAPSHOT_EVERY_EVENTS = 100_000;
 export const DEFAULT_MAX_WAITING_COMMANDS = 10_000;
-export const DEFAULT_MAX_BATCH_COMMANDS = 5_000;
+/**
+ * A backlog larger than this is written in several appends, handed over one behind the other (two in flight), so
+ * this thread executes the next batch while the journal writes one (bench store.orders, 1,000 commands in flight:
+ * about a third more orders/s than in one batch of 1,000); one COMMIT's fsync is still shared by hundreds.
+ */
+export const DEFAULT_MAX_BATCH_COMMANDS = 500;
 /** A batch closes once it holds this many events (a command's events are never split between batches). */
 export const DEFAULT_MAX_BATCH_EVENTS = 50_000;
 /** Five minutes: a quiet server still snapshots what it journaled, so a restart replays little. */
 export const DEFAULT_SNAPSHOT_EVERY_MILLISECONDS = 300_000;
 export const DEFAULT_REBUILD_RETRY_MILLISECONDS = 1_000;
+/** Two: one being written, the next one handed over behind it (more only deepens the journal's queue). */
+export const DEFAULT_MAX_APPENDS_IN_FLIGHT = 2;
 
 /**
  * The engine cannot take or could not complete the command: a journal write failed, the engine is
@@ -85,6 +102,8 @@ export interface DurableEngineOptions {
   readonly maxWaitingCommands?: number;
   readonly maxBatchCommands?: number;
   readonly maxBatchEvents?: number;
+  /** Appends handed to the journal and not yet settled, at most (1: each batch waits for the one before it). */
+  readonly maxAppendsInFlight?: number;
   readonly recoveryBatchSize?: number;
   /** How long to wait before trying a failed rebuild again (the storage is still down). */
   readonly rebuildRetryMilliseconds?: number;
@@ -112,6 +131,18 @@ interface PendingCommand {
   readonly reject: (error: Error) => void;
 }
 
+/** A batch that executed and was handed to the journal, until it settles. */
+interface BatchInFlight {
+  readonly answers: { pending: PendingCommand; result: DurableCommandResult }[];
+  readonly records: JournalRecord[];
+  /** The market data as the batch left it, for the follower once the batch is durable. */
+  readonly marketData: MarketDataChange;
+  /** A command that threw after the batch's other commands: refused once they are answered. */
+  readonly engineFailure: { pending: PendingCommand; error: unknown } | null;
+}
+
+type AppendOutcome = { readonly ok: true } | { readonly ok: false; readonly error: unknown };
+
 function positiveInteger(value: number | undefined, fallback: number, name: string): number {
   const chosen = value ?? fallback;
   if (!Number.isSafeInteger(chosen) || chosen < 1)
@@ -124,11 +155,21 @@ export class DurableEngine {
   private executing: TradingEngine;
   /** The state as of the last durable event, and the market data with it: what reads are served from. */
   private durableState: TradingEngine;
+  /** The last durable sequence. */
   private sequence: number;
+  /** The last sequence given to an executed event (ahead of `sequence` by the batches in flight). */
+  private executedSequence: number;
   private currentState: DurableEngineState = "ready";
   private readonly waiting: PendingCommand[] = [];
   private flushScheduled = false;
-  private writing = false;
+  /** Batches handed to the journal and not yet settled. */
+  private appendsInFlight = 0;
+  /** Settles once the last batch handed over has been answered: each batch settles after the one before it. */
+  private lastSettled: Promise<void> = Promise.resolve();
+  /** No batch executes until the rebuild: the journal refused a batch, or a command threw. */
+  private executionHalted = false;
+  /** The journal refused a batch: the ones behind it settle without being folded (the rebuild reads them). */
+  private journalRefused = false;
   private eventsSinceSnapshot = 0;
   private snapshotInFlight: Promise<void> | null = null;
   private rebuildInFlight: Promise<void> | null = null;
@@ -144,6 +185,7 @@ export class DurableEngine {
   private readonly maxWaitingCommands: number;
   private readonly maxBatchCommands: number;
   private readonly maxBatchEvents: number;
+  private readonly maxAppendsInFlight: number;
   private readonly recoveryBatchSize: number;
   private readonly rebuildRetryMilliseconds: number;
   private readonly now: () => number;
@@ -172,6 +214,11 @@ export class DurableEngine {
     // Half the journal's limit: the command that crosses maxBatchEvents still joins the batch.
     if (this.maxBatchEvents > MAX_APPEND_RECORDS / 2)
       throw new RangeError(`maxBatchEvents must be at most ${MAX_APPEND_RECORDS / 2}, got ${this.maxBatchEvents}`);
+    this.maxAppendsInFlight = positiveInteger(
+      options.maxAppendsInFlight,
+      DEFAULT_MAX_APPENDS_IN_FLIGHT,
+      "maxAppendsInFlight",
+    );
     this.recoveryBatchSize = positiveInteger(
       options.recoveryBatchSize,
       DEFAULT_RECOVERY_BATCH_SIZE,
@@ -196,6 +243,7 @@ export class DurableEngine {
     this.executing = recovered.engine;
     this.durableState = TradingEngine.follower(recovered.engine);
     this.sequence = recovered.lastSequence;
+    this.executedSequence = recovered.lastSequence;
   }
 
   /**
@@ -302,28 +350,46 @@ export class DurableEngine {
   }
 
   private whenIdle(resolve: () => void): void {
-    if (!this.writing && this.waiting.length === 0) resolve();
+    if (this.appendsInFlight === 0 && this.waiting.length === 0) resolve();
     else this.idleWaiters.push(resolve);
   }
 
   private scheduleFlush(): void {
-    if (this.flushScheduled || this.writing) return;
+    if (this.flushScheduled || !this.nextBatchGoesNow()) return;
     this.flushScheduled = true;
     // setImmediate, not a microtask: commands arriving from every I/O callback of this loop turn join the batch.
     setImmediate(() => {
       this.flushScheduled = false;
-      void this.flush();
+      this.flush();
     });
   }
 
-  private async flush(): Promise<void> {
-    if (this.writing || this.waiting.length === 0) return this.notifyIdle();
-    if (this.currentState !== "ready" && this.currentState !== "closing") return;
-    this.writing = true;
-    const batch: { pending: PendingCommand; result: DurableCommandResult }[] = [];
+  private flush(): void {
+    while (
+      this.nextBatchGoesNow() &&
+      !this.executionHalted &&
+      (this.currentState === "ready" || this.currentState === "closing")
+    )
+      this.executeBatch();
+    this.notifyIdle();
+  }
+
+  /**
+   * Whether the waiting commands make a batch to hand over now. Behind an append in flight only a full batch
+   * goes at once (a backlog: the journal then goes from one COMMIT to the next); fewer commands wait for the
+   * append ahead and gather the ones that arrive meanwhile, so a moderate rate still shares each fsync.
+   */
+  private nextBatchGoesNow(): boolean {
+    if (this.waiting.length === 0 || this.appendsInFlight >= this.maxAppendsInFlight) return false;
+    return this.appendsInFlight === 0 || this.waiting.length >= this.maxBatchCommands;
+  }
+
+  /** Runs the next batch of waiting commands and hands its events to the journal. */
+  private executeBatch(): void {
+    const answers: BatchInFlight["answers"] = [];
     const records: JournalRecord[] = [];
-    let engineFailure: { pending: PendingCommand; error: unknown } | null = null;
-    while (this.waiting.length > 0 && batch.length < this.maxBatchCommands && records.length < this.maxBatchEvents) {
+    let engineFailure: BatchInFlight["engineFailure"] = null;
+    while (this.waiting.length > 0 && answers.length < this.maxBatchCommands && records.length < this.maxBatchEvents) {
       const pending = this.waiting.shift()!;
       let result: CommandResult;
       try {
@@ -332,74 +398,96 @@ export class DurableEngine {
         // The engine threw mid-command: its state may hold events that were never returned. Journal
         // what came before, then rebuild from the journal to drop the rest.
         engineFailure = { pending, error };
+        this.executionHalted = true;
         break;
       }
       const sequences: number[] = [];
       for (const event of result.events) {
-        const sequence = this.sequence + records.length + 1;
+        const sequence = this.executedSequence + records.length + 1;
         records.push({ sequence, event });
         sequences.push(sequence);
       }
-      batch.push({ pending, result: { ...result, sequences } });
+      answers.push({ pending, result: { ...result, sequences } });
     }
+    this.executedSequence += records.length;
+    const batch: BatchInFlight = {
+      answers,
+      records,
+      marketData: this.executing.takeMarketDataChange(),
+      engineFailure,
+    };
+    const appended: Promise<AppendOutcome> =
+      records.length === 0
+        ? Promise.resolve({ ok: true })
+        : this.journal.append(records).then(
+            () => ({ ok: true }),
+            (error: unknown) => ({ ok: false, error }),
+          );
+    this.appendsInFlight += 1;
+    const previous = this.lastSettled;
+    // Answered in order: a batch's answers (even one without events, whose results may rest on the batch
+    // before it) wait for the batches ahead of it.
+    this.lastSettled = Promise.all([appended, previous]).then(([outcome]) => this.settle(batch, outcome));
+  }
 
-    let writeError: unknown = null;
-    if (records.length > 0) {
-      try {
-        await this.journal.append(records);
-      } catch (error) {
-        writeError = error;
-      }
-    }
-
-    if (writeError !== null) {
+  private settle(batch: BatchInFlight, outcome: AppendOutcome): void {
+    this.appendsInFlight -= 1;
+    const { answers, records } = batch;
+    if (!outcome.ok) {
+      const error = outcome.error;
       const outcomeUnknown =
-        writeError instanceof JournalWriteError
-          ? writeError.outcomeUnknown
-          : !(writeError instanceof JournalRecordError);
+        error instanceof JournalWriteError ? error.outcomeUnknown : !(error instanceof JournalRecordError);
       const failure = new EngineUnavailableError(
-        `the journal refused the batch of sequences ${records[0]!.sequence}-${records[records.length - 1]!.sequence}${outcomeUnknown ? " (its outcome is unknown)" : ""}: ${errorMessage(writeError)}`,
+        `the journal refused the batch of sequences ${records[0]!.sequence}-${records[records.length - 1]!.sequence}${outcomeUnknown ? " (its outcome is unknown)" : ""}: ${errorMessage(error)}`,
         outcomeUnknown,
-        { cause: writeError },
+        { cause: error },
       );
-      this.log(`engine: ${failure.message}; refusing commands while the state is rebuilt from the journal`);
-      for (const { pending } of batch) pending.reject(failure);
-      engineFailure?.pending.reject(failure);
-      this.writing = false;
+      // The batches behind the first refused one are refused by the journal as well (they no longer follow
+      // its last record), unless the refused write did commit: then they are durable, and answered so below.
+      if (!this.journalRefused)
+        this.log(`engine: ${failure.message}; refusing commands while the state is rebuilt from the journal`);
+      this.journalRefused = true;
+      this.executionHalted = true;
+      for (const { pending } of answers) pending.reject(failure);
+      batch.engineFailure?.pending.reject(failure);
       this.startRebuild();
       return;
     }
 
     this.sequence += records.length;
-    this.eventsSinceSnapshot += records.length;
-    // Before the answers: an answer, and any read after it, sees its own command's effects.
-    this.durableState.followDurable(
-      records.map((record) => record.event),
-      this.executing,
-    );
-    for (const { pending, result } of batch) pending.resolve(result);
+    if (!this.journalRefused) {
+      this.eventsSinceSnapshot += records.length;
+      // Before the answers: an answer, and any read after it, sees its own command's effects.
+      this.durableState.followDurable(
+        records.map((record) => record.event),
+        batch.marketData,
+      );
+    }
+    for (const { pending, result } of answers) pending.resolve(result);
     if (
-      this.eventsSinceSnapshot >= this.snapshotEveryEvents ||
-      (this.eventsSinceSnapshot > 0 && this.now() - this.lastSnapshotAt >= this.snapshotEveryMilliseconds)
+      !this.journalRefused &&
+      (this.eventsSinceSnapshot >= this.snapshotEveryEvents ||
+        (this.eventsSinceSnapshot > 0 && this.now() - this.lastSnapshotAt >= this.snapshotEveryMilliseconds))
     )
       this.takeSnapshot();
-    this.writing = false;
-    if (engineFailure) {
-      this.log(`engine: a command threw (${errorMessage(engineFailure.error)}); rebuilding the state from the journal`);
-      engineFailure.pending.reject(
-        new EngineUnavailableError(`the engine failed on the command: ${errorMessage(engineFailure.error)}`, false, {
-          cause: engineFailure.error,
+    if (batch.engineFailure) {
+      const { pending, error } = batch.engineFailure;
+      this.log(`engine: a command threw (${errorMessage(error)}); rebuilding the state from the journal`);
+      pending.reject(
+        new EngineUnavailableError(`the engine failed on the command: ${errorMessage(error)}`, false, {
+          cause: error,
         }),
       );
       this.startRebuild();
       return;
     }
+    if (this.journalRefused) return this.startRebuild();
     if (this.waiting.length > 0) this.scheduleFlush();
     else this.notifyIdle();
   }
 
   private notifyIdle(): void {
-    if (this.writing || this.waiting.length > 0) return;
+    if (this.appendsInFlight > 0 || this.waiting.length > 0) return;
     for (const waiter of this.idleWaiters.splice(0)) waiter();
   }
 
@@ -434,12 +522,14 @@ export class DurableEngine {
     for (const pending of this.waiting.splice(0)) pending.reject(error);
   }
 
+  /** Stops taking commands; once the appends in flight have settled, rebuilds the state from the journal. */
   private startRebuild(): void {
     if (this.currentState === "ready") this.currentState = "rebuilding";
-    // Commands that waited behind the failed batch never ran: they did not happen.
+    // Commands that waited behind the failure never ran: they did not happen.
     this.refuseWaiting(this.unavailable());
     this.notifyIdle();
-    if (this.currentState !== "rebuilding") return;
+    // The journal is read once nothing more can commit: a batch still in flight may yet become durable.
+    if (this.currentState !== "rebuilding" || this.appendsInFlight > 0 || this.rebuildInFlight) return;
     this.rebuildInFlight = this.rebuild().finally(() => {
       this.rebuildInFlight = null;
     });
@@ -453,6 +543,9 @@ export class DurableEngine {
       this.executing = recovered.engine;
       this.durableState = TradingEngine.follower(recovered.engine);
       this.sequence = recovered.lastSequence;
+      this.executedSequence = recovered.lastSequence;
+      this.executionHalted = false;
+      this.journalRefused = false;
       this.eventsSinceSnapshot = 0;
       this.currentState = "ready";
       this.log(

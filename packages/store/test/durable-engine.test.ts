@@ -232,24 +232,156 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       expect(engine.lastSequence).toBe(sequenceBefore + 100);
     });
 
-    it("never has two appends in flight: commands that arrive during a write wait for the next batch", async () => {
+    /** A journal whose appends take 30 ms (so commands arrive while one is written), an engine on it, and alice's account. */
+    async function slowJournalWithAlice(options: Partial<Omit<DurableEngineOptions, "journal" | "config">>) {
       const journal = new CountingJournal(freshStorage().journal());
-      const engine = await openEngine(journal);
+      const engine = await openEngine(journal, options);
       const at = clock();
+      const accountId = await openAliceAccount(engine, at);
       journal.appendDelayMilliseconds = 30;
-      const first = engine.submit(
-        at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
-      );
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      const later = Array.from({ length: 10 }, (_, index) =>
-        engine.submit(at({ kind: "deposit", accountId: 100_001, amount: 1 + index })),
-      );
-      await first;
-      await Promise.all(later);
-      expect(journal.maxInFlight).toBe(1);
-      // The first command may bring the day's rollover too: count the second batch's records.
-      expect(journal.appendSizes).toHaveLength(2);
-      expect(journal.appendSizes[1]).toBe(10);
+      return { journal, engine, at, accountId };
+    }
+
+    /** Submits `commands`, recording the order in which they are answered (by index) into `answered`. */
+    function submitRecording(engine: DurableEngine, commands: Command[], answered: number[], first = 0) {
+      return commands.map((command, index) => engine.submit(command).finally(() => answered.push(first + index)));
+    }
+
+    it("hands a full batch to the journal behind the one being written, at most two in flight, and answers in order", async () => {
+      const { journal, engine, at, accountId } = await slowJournalWithAlice({ maxBatchCommands: 2 });
+      const appendsBefore = journal.appendSizes.length;
+      const answered: number[] = [];
+      const deposit = (amount: number) => at({ kind: "deposit", accountId, amount });
+      const first = submitRecording(engine, [deposit(1)], answered);
+      await until(() => journal.inFlight === 1);
+      const second = submitRecording(engine, [deposit(2), deposit(3)], answered, 1);
+      await until(() => journal.inFlight === 2);
+      // Two are in flight: these wait; once the first is durable, a full batch of them goes, the rest waits.
+      const third = submitRecording(engine, [deposit(4), deposit(5), deposit(6)], answered, 3);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(journal.inFlight).toBe(2);
+      expect(engine.engine.state.accounts.get(accountId)!.balance).toBe(0);
+      const results = await Promise.all([...first, ...second, ...third]);
+      expect(journal.maxInFlight).toBe(2);
+      expect(journal.appendSizes.slice(appendsBefore)).toEqual([1, 2, 2, 1]);
+      expect(answered).toEqual([0, 1, 2, 3, 4, 5]);
+      const sequences = results.flatMap((result) => expectOk(result).sequences);
+      expect(sequences).toEqual(Array.from({ length: 6 }, (_, index) => sequences[0]! + index));
+      expect(engine.engine.state.accounts.get(accountId)!.balance).toBe(21);
+      expect(engine.stateHash()).toBe((await recoverEngine(journal, config)).engine.stateHash());
+    });
+
+    it("commands that arrive during a write, fewer than a full batch, wait for it and go in one batch (group commit)", async () => {
+      for (const options of [{}, { maxAppendsInFlight: 1, maxBatchCommands: 2 }]) {
+        const journal = new CountingJournal(freshStorage().journal());
+        const engine = await openEngine(journal, options);
+        const at = clock();
+        journal.appendDelayMilliseconds = 30;
+        const first = engine.submit(
+          at({ kind: "openAccount", userId: "alice", currency: "USD", leverage: 100, mode: "HEDGING" }),
+        );
+        await until(() => journal.inFlight === 1);
+        const later = Array.from({ length: 10 }, (_, index) =>
+          engine.submit(at({ kind: "deposit", accountId: 100_001, amount: 1 + index })),
+        );
+        await first;
+        await Promise.all(later);
+        expect(journal.maxInFlight).toBe(1);
+        // The first command may bring the day's rollover too: count the later batches' records.
+        expect(journal.appendSizes.slice(1)).toEqual(options.maxBatchCommands ? [2, 2, 2, 2, 2] : [10]);
+        await closeEngine(engine);
+      }
+    });
+
+    it("answers a batch without events only after the batch ahead of it is durable", async () => {
+      const { journal, engine, at, accountId } = await slowJournalWithAlice({ maxBatchCommands: 1 });
+      const answered: number[] = [];
+      const deposit = submitRecording(engine, [at({ kind: "deposit", accountId, amount: 100 })], answered);
+      await until(() => journal.inFlight === 1);
+      // Refused by the rules for a balance that only the deposit in flight gives: no event of its own.
+      const withdrawal = submitRecording(engine, [at({ kind: "withdraw", accountId, amount: 150 })], answered, 1);
+      const [withdrawn] = await Promise.all([...withdrawal, ...deposit]);
+      expect(withdrawn!.ok).toBe(false);
+      expect(withdrawn!.events).toEqual([]);
+      expect(answered).toEqual([0, 1]);
+    });
+
+    it("a command that throws: what ran before it is journaled and answered, it and the commands behind it are refused, the state rebuilt", async () => {
+      const journal = new CountingJournal(freshStorage().journal());
+      const lines: string[] = [];
+      const engine = await openEngine(journal, { log: (line) => lines.push(line) });
+      const at = clock();
+      const accountId = await openAliceAccount(engine, at);
+      // A fault in the engine (a bug), injected: the executing engine throws on a deposit of 13.
+      const executing = (engine as unknown as { executing: TradingEngine }).executing;
+      const execute = executing.execute.bind(executing);
+      executing.execute = (command) => {
+        if (command.kind === "deposit" && command.amount === 13) throw new Error("engine fault (test)");
+        return execute(command);
+      };
+      journal.appendDelayMilliseconds = 30;
+      const ahead = engine.submit(at({ kind: "deposit", accountId, amount: 1 }));
+      await until(() => journal.inFlight === 1);
+      const before = engine.submit(at({ kind: "deposit", accountId, amount: 2 }));
+      const thrower = rejection(engine.submit(at({ kind: "deposit", accountId, amount: 13 })));
+      const behind = rejection(engine.submit(at({ kind: "deposit", accountId, amount: 4 })));
+      expectOk(await ahead);
+      expectOk(await before);
+      for (const error of [await thrower, await behind]) {
+        expect(error).toBeInstanceOf(EngineUnavailableError);
+        expect((error as EngineUnavailableError).outcomeUnknown).toBe(false);
+      }
+      await engine.whenReady();
+      expect(lines.some((line) => line.includes("a command threw (engine fault (test))"))).toBe(true);
+      expect(engine.engine.state.accounts.get(accountId)!.balance).toBe(3);
+      expect(engine.stateHash()).toBe((await recoverEngine(journal, config)).engine.stateHash());
+      expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 13 })));
+      expect(engine.engine.state.accounts.get(accountId)!.balance).toBe(16);
+    });
+
+    it("a refused batch and the one handed over behind it are both refused as not done, and reads never show them", async () => {
+      const journal = new CountingJournal(freshStorage().journal());
+      const engine = await openEngine(journal, { maxBatchCommands: 1 });
+      const at = clock();
+      const accountId = await openAliceAccount(engine, at);
+      expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 1000 })));
+      const durableHash = engine.stateHash();
+      const balance = () => engine.engine.state.accounts.get(accountId)!.balance;
+      journal.appendDelayMilliseconds = 30;
+      journal.refuseNext = true;
+      const refused = rejection(engine.submit(at({ kind: "deposit", accountId, amount: 7 })));
+      await until(() => journal.inFlight === 1);
+      const behind = rejection(engine.submit(at({ kind: "deposit", accountId, amount: 9 })));
+      await until(() => journal.inFlight === 2);
+      expect(balance()).toBe(1000);
+      for (const error of [await refused, await behind]) {
+        expect(error).toBeInstanceOf(EngineUnavailableError);
+        expect((error as EngineUnavailableError).outcomeUnknown).toBe(false);
+      }
+      expect(balance()).toBe(1000);
+      await engine.whenReady();
+      expect(balance()).toBe(1000);
+      expect(engine.stateHash()).toBe(durableHash);
+      expect(engine.stateHash()).toBe((await recoverEngine(journal, config)).engine.stateHash());
+      expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 5 })));
+      expect(balance()).toBe(1005);
+    });
+
+    it("a write of unknown outcome that did commit: the batch behind it commits too, is answered as done, and the rebuild keeps both", async () => {
+      const { journal, engine, at, accountId } = await slowJournalWithAlice({ maxBatchCommands: 1 });
+      journal.failNextAfterCommit = true;
+      const unknown = rejection(engine.submit(at({ kind: "deposit", accountId, amount: 700 })));
+      await until(() => journal.inFlight === 1);
+      const behind = engine.submit(at({ kind: "deposit", accountId, amount: 300 }));
+      await until(() => journal.inFlight === 2);
+      const error = await unknown;
+      expect(error).toBeInstanceOf(EngineUnavailableError);
+      expect((error as EngineUnavailableError).outcomeUnknown).toBe(true);
+      expectOk(await behind);
+      await engine.whenReady();
+      expect(engine.engine.state.accounts.get(accountId)!.balance).toBe(1000);
+      expect(engine.stateHash()).toBe((await recoverEngine(journal, config)).engine.stateHash());
+      expect((await verify(journal, config)).differences).toEqual([]);
     });
 
     it("reads show the state as of the last durable event: a batch being written is not in them, a refused one never", async () => {
