@@ -304,7 +304,8 @@ async function wsFanout(context: BenchContext): Promise<Row[]> {
       name,
       unit: "msg/s",
       perSecond: result.throughput.messagesPerSecond,
-      perCpuSecond: Number.NaN,
+      // The server's CPU only (this process; the sockets' clients are other processes).
+      perCpuSecond: 1e6 / result.throughput.cpuMicrosPerMessage,
       spread: 0,
       samples: [result.throughput.messagesPerSecond],
       baseline,
