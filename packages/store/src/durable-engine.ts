@@ -433,6 +433,18 @@ export class DurableEngine {
   private settle(batch: BatchInFlight, outcome: AppendOutcome): void {
     this.appendsInFlight -= 1;
     const { answers, records } = batch;
+    if (outcome.ok && this.journalRefused && records.length === 0) {
+      // Behind a refused batch, a batch without events wrote nothing, and its answers (refusals by the trading
+      // rules) may rest on the refused batch's effects: they did not happen.
+      const failure = new EngineUnavailableError(
+        "the journal refused a batch ahead of this command, which ran on top of it; it did not happen",
+        false,
+      );
+      for (const { pending } of answers) pending.reject(failure);
+      batch.engineFailure?.pending.reject(failure);
+      this.startRebuild();
+      return;
+    }
     if (!outcome.ok) {
       const error = outcome.error;
       const outcomeUnknown =

@@ -367,6 +367,28 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       expect(balance()).toBe(1005);
     });
 
+    it("a refusal by the rules behind a refused batch is not answered: it rested on what the journal refused", async () => {
+      const { journal, engine, at, accountId } = await slowJournalWithAlice({ maxBatchCommands: 1 });
+      journal.appendDelayMilliseconds = 0;
+      expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 1000 })));
+      journal.appendDelayMilliseconds = 30;
+      journal.refuseNext = true;
+      const refused = rejection(engine.submit(at({ kind: "withdraw", accountId, amount: 600 })));
+      await until(() => journal.inFlight === 1);
+      // Executed on top of the withdrawal in flight (400 left): refused by the rules, with no event of its own.
+      const behind = rejection(engine.submit(at({ kind: "withdraw", accountId, amount: 500 })));
+      // It has no append of its own: it waits behind the one in flight.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(journal.inFlight).toBe(1);
+      for (const error of [await refused, await behind]) {
+        expect(error).toBeInstanceOf(EngineUnavailableError);
+        expect((error as EngineUnavailableError).outcomeUnknown).toBe(false);
+      }
+      await engine.whenReady();
+      expectOk(await engine.submit(at({ kind: "withdraw", accountId, amount: 500 })));
+      expect(engine.engine.state.accounts.get(accountId)!.balance).toBe(500);
+    });
+
     it("a write of unknown outcome that did commit: the batch behind it commits too, is answered as done, and the rebuild keeps both", async () => {
       const { journal, engine, at, accountId } = await slowJournalWithAlice({ maxBatchCommands: 1 });
       journal.failNextAfterCommit = true;
