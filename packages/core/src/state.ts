@@ -505,18 +505,34 @@ function sortedById<T extends { id: number }>(values: Iterable<T>): T[] {
   return [...values].sort((a, b) => a.id - b.id);
 }
 
-export function canonicalState(state: EngineState): string {
-  const clientOrders = [...state.clientOrders.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([accountId, memory]) => [accountId, [...memory.entries()]]);
-  return JSON.stringify({
-    counters: [state.nextAccountId, state.nextOrderId, state.nextDealId, state.nextPositionId, state.nextOperationId],
+/**
+ * The state's hashed records as a snapshot lists them (accounts, orders and positions by id, client order
+ * memories by account), not copied: what both its canonical text and its snapshots are made from.
+ */
+function stateRecords(state: EngineState): StateSnapshot {
+  return {
+    version: 1,
+    counters: {
+      nextAccountId: state.nextAccountId,
+      nextOrderId: state.nextOrderId,
+      nextDealId: state.nextDealId,
+      nextPositionId: state.nextPositionId,
+      nextOperationId: state.nextOperationId,
+    },
     lastRolloverAt: state.lastRolloverAt,
     accounts: sortedById(state.accounts.values()),
     orders: sortedById(state.orders.values()),
     positions: sortedById(state.positions.values()),
-    clientOrders,
-  });
+    clientOrders: [...state.clientOrders.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([accountId, memory]) => [accountId, [...memory.entries()]] as const),
+  };
+}
+
+/** The canonical text of the state: the text a snapshot of it hashes in parts (`canonicalStateHead`, `snapshotRecordParts`). */
+export function canonicalState(state: EngineState): string {
+  const records = stateRecords(state);
+  return canonicalStateHead(records) + [...snapshotRecordParts(records)].join("");
 }
 
 /**
@@ -554,8 +570,13 @@ export function hashText(text: string): string {
   return hasher.digest();
 }
 
+/** `hashText(canonicalState(state))`, fed a part at a time: the whole text is never built. */
 export function stateHash(state: EngineState): string {
-  return hashText(canonicalState(state));
+  const records = stateRecords(state);
+  const hasher = new TextHasher();
+  hasher.update(canonicalStateHead(records));
+  for (const part of snapshotRecordParts(records)) hasher.update(part);
+  return hasher.digest();
 }
 
 /**
@@ -666,25 +687,15 @@ function copyMemory(memory: ClientOrderMemory): ClientOrderMemory {
 }
 
 export function snapshotState(state: EngineState): StateSnapshot {
+  const records = stateRecords(state);
   return {
-    version: 1,
-    counters: {
-      nextAccountId: state.nextAccountId,
-      nextOrderId: state.nextOrderId,
-      nextDealId: state.nextDealId,
-      nextPositionId: state.nextPositionId,
-      nextOperationId: state.nextOperationId,
-    },
-    lastRolloverAt: state.lastRolloverAt,
-    accounts: sortedById(state.accounts.values()).map(copyAccount),
-    orders: sortedById(state.orders.values()).map(copyFlat),
-    positions: sortedById(state.positions.values()).map(copyFlat),
-    clientOrders: [...state.clientOrders.entries()]
-      .sort(([a], [b]) => a - b)
-      .map(
-        ([accountId, memory]) =>
-          [accountId, [...memory.entries()].map(([id, entry]) => [id, copyMemory(entry)] as const)] as const,
-      ),
+    ...records,
+    accounts: records.accounts.map(copyAccount),
+    orders: records.orders.map(copyFlat),
+    positions: records.positions.map(copyFlat),
+    clientOrders: records.clientOrders.map(
+      ([accountId, entries]) => [accountId, entries.map(([id, entry]) => [id, copyMemory(entry)] as const)] as const,
+    ),
   };
 }
 
