@@ -23,7 +23,15 @@ import { promisify } from "node:util";
 import { AccountIdParams } from "../packages/server/src/schemas.ts";
 import { PlaceOrderBody } from "../packages/server/src/trading-service.ts";
 import { createBenchServer } from "./bench-server.ts";
-import { median, profileWhile, stealMeter, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
+import {
+  median,
+  percentile,
+  profileWhile,
+  stealMeter,
+  type BenchContext,
+  type BenchGroup,
+  type Row,
+} from "./harness.ts";
 
 export const HTTP_THROUGHPUT_RATIO_GOAL = 0.5;
 export const HTTP_FIXED_RATE_ORDERS_PER_SECOND = 2_000;
@@ -135,8 +143,7 @@ class ServedTimings {
   take(): Percentiles {
     const sorted = this.timings.sort((a, b) => a - b);
     this.timings = [];
-    const at = (share: number) => sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))] ?? Number.NaN;
-    return { p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? Number.NaN };
+    return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? Number.NaN };
   }
 }
 
