@@ -314,10 +314,15 @@ export function counterMeasurement(measurement: Measurement, counter: string, na
   return summarise(name, samples, measurement.series);
 }
 
-/** The relative spread of a measurement's runs, (max − min) / median. */
+/** The relative spread of runs' rates, (max − min) / median; 0 when they are equal (without dividing). */
+export function spreadOfRates(rates: readonly number[]): number {
+  const range = Math.max(...rates) - Math.min(...rates);
+  return range === 0 ? 0 : range / median(rates);
+}
+
+/** The relative spread of a measurement's runs (`spreadOfRates`). */
 export function spreadOf(measurement: Measurement): number {
-  const rates = measurement.samples.map((sample) => sample.perSecond);
-  return (Math.max(...rates) - Math.min(...rates)) / measurement.perSecond;
+  return spreadOfRates(measurement.samples.map((sample) => sample.perSecond));
 }
 
 /** Rate / baseline rate (see `Row.ratio`). */

@@ -27,6 +27,7 @@ import {
   median,
   percentile,
   profileWhile,
+  spreadOfRates,
   stealMeter,
   type BenchContext,
   type BenchGroup,
@@ -282,13 +283,6 @@ function combineRounds(rounds: readonly LoadResult[]): LoadResult {
   };
 }
 
-/** (max − min) / median of the rounds' rates. */
-function spreadOfRates(rounds: readonly LoadResult[]): number {
-  const rates = rounds.map((result) => result.requests.average);
-  const range = Math.max(...rates) - Math.min(...rates);
-  return range === 0 ? 0 : range / median(rates);
-}
-
 /** The median over rounds of a route's rate divided by the baseline's rate in the same round. */
 function medianRatio(rounds: readonly LoadResult[], baselineRounds: readonly LoadResult[]): number {
   return median(rounds.map((result, index) => result.requests.average / baselineRounds[index]!.requests.average));
@@ -422,7 +416,7 @@ async function httpOrders(context: BenchContext): Promise<Row[]> {
       unit,
       perSecond: result.requests.average,
       perCpuSecond: perCpuSecond(result),
-      spread: spreadOfRates(rounds),
+      spread: spreadOfRates(rounds.map((result) => result.requests.average)),
       samples: rounds.map((round) => round.requests.average),
       baseline,
       ...extra,

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { defaultEngineConfig, type Command } from "@bourse/core";
 import { DurableEngine, SqliteJournal, type DurableCommandResult, type SqliteCheckpoints } from "@bourse/store";
 import { MARKETS, START } from "./engine.ts";
-import { median, percentile, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
+import { median, percentile, spreadOfRates, type BenchContext, type BenchGroup, type Row } from "./harness.ts";
 import { inTempDirectory, prepareDurable } from "./store.ts";
 import { sharedNow, startTicker } from "./ticker.mjs";
 
@@ -196,7 +196,7 @@ function latencyRow(name: string, unit: string, pooled: Pooled, baseline: { name
     unit,
     perSecond,
     perCpuSecond: median(pooled.runs.map((run) => run.operations / run.cpuSeconds)),
-    spread: (Math.max(...rates) - Math.min(...rates)) / perSecond,
+    spread: spreadOfRates(rates),
     samples: rates,
     baseline,
     ratio: perSecond / baseline.perSecond,
