@@ -15,6 +15,7 @@
 import { writeFileSync } from "node:fs";
 import { engineConversionGroup, engineOrdersGroup, engineTicksGroup } from "./engine.ts";
 import { httpOrdersGroup } from "./http.ts";
+import { storeBreakdownGroup } from "./store-breakdown.ts";
 import { storeLatencyGroup } from "./store-latency.ts";
 import { storeSnapshotGroup } from "./store-snapshot.ts";
 import { storeOrdersGroup, storeRecoveryGroup } from "./store.ts";
@@ -34,6 +35,7 @@ const GROUPS: readonly BenchGroup[] = [
   engineOrdersGroup,
   engineConversionGroup,
   storeOrdersGroup,
+  storeBreakdownGroup,
   storeRecoveryGroup,
   storeSnapshotGroup,
   storeLatencyGroup,

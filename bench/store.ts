@@ -129,7 +129,7 @@ export async function prepareDurable(engine: DurableEngine, clients: number): Pr
 }
 
 /** Every client opens and closes `roundTrips` times, awaiting only its own answers; both count as orders. */
-async function durableRoundTrips(
+export async function durableRoundTrips(
   engine: DurableEngine,
   accounts: readonly number[],
   roundTrips: number,

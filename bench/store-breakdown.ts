@@ -1,0 +1,178 @@
+/**
+ * store.breakdown: where a durable order's time goes, and the most any read-model work could give back.
+ *
+ * store.orders' flow (1,000 clients, one account each, open and close through `DurableEngine.submit`, each
+ * awaiting its own answer) over a SQLite journal written on the engine's thread, in three ways, interleaved
+ * round by round with the in-memory engine:
+ *
+ * - as the platform writes it: the journal's row and the read models in one transaction;
+ * - with the read models' writes skipped, the journal's rows alone. A diagnostic, not a configuration the
+ *   platform offers (issue 3 asks for the read models in the journal's transaction): its ratio to in-memory
+ *   is the ceiling of the durable rate on this machine whatever the read models cost.
+ *
+ * The first row's note gives the time spent in each kind of SQLite statement per order (COMMIT, the account
+ * index, each history table, the journal's row), timed around every `run` of the journal's prepared
+ * statements; what is left of an order's time is the engine, the batch's encoding and the durable engine's
+ * bookkeeping. The writer is inline here so both the skip and the timing see every statement (a writer
+ * thread runs them in another isolate).
+ */
+import { defaultEngineConfig } from "@bourse/core";
+import { DurableEngine, SqliteJournal } from "@bourse/store";
+import Database from "better-sqlite3";
+import { join } from "node:path";
+import { SqliteReadModelStatements } from "../packages/store/src/sqlite-read-models.ts";
+import { buildOrderFlow, tradeRoundTrips } from "./engine.ts";
+import {
+  measureTogetherAsync,
+  row,
+  type BenchContext,
+  type BenchGroup,
+  type Measurement,
+  type Row,
+} from "./harness.ts";
+import { DURABLE_FLOW, DURABLE_RATIO_GOAL, durableRoundTrips, inTempDirectory, prepareDurable } from "./store.ts";
+
+/** Nanoseconds and calls per kind of statement ("COMMIT", "insert into account_rows"...). */
+type StatementTimes = Map<string, { nanoseconds: bigint; calls: number }>;
+
+/** The kind of a statement, from its SQL: its verb, and the table it writes. */
+function statementKind(sql: string): string {
+  const write = /^\s*(INSERT INTO|UPDATE|DELETE FROM)\s+(\w+)/i.exec(sql);
+  if (write) return `${write[1]!.toLowerCase()} ${write[2]}`;
+  return sql.trim().split(/\s+/)[0]!.toUpperCase();
+}
+
+/**
+ * Times every `run` of the statements `Database.prototype.prepare` makes while `times` is being filled; call the
+ * returned function to stop (statements prepared meanwhile keep their timing wrapper, which then only adds up
+ * into `times` while `isTiming()` holds).
+ */
+function timeStatements(times: StatementTimes, isTiming: () => boolean): () => void {
+  const prepare = Database.prototype.prepare;
+  Database.prototype.prepare = function (this: Database.Database, source: string) {
+    const statement = prepare.call(this, source) as Database.Statement;
+    const kind = statementKind(source);
+    const run = statement.run;
+    statement.run = function (this: Database.Statement, ...parameters: unknown[]) {
+      if (!isTiming()) return run.apply(this, parameters);
+      const started = process.hrtime.bigint();
+      try {
+        return run.apply(this, parameters);
+      } finally {
+        const entry = times.get(kind) ?? { nanoseconds: 0n, calls: 0 };
+        entry.nanoseconds += process.hrtime.bigint() - started;
+        entry.calls++;
+        times.set(kind, entry);
+      }
+    } as typeof statement.run;
+    return statement;
+  } as typeof Database.prototype.prepare;
+  return () => {
+    Database.prototype.prepare = prepare;
+  };
+}
+
+/** Lets `apply` of the read models do nothing while `isSkipping()` holds; call the returned function to restore it. */
+function skipReadModels(isSkipping: () => boolean): () => void {
+  const apply = SqliteReadModelStatements.prototype.apply;
+  SqliteReadModelStatements.prototype.apply = function (this: SqliteReadModelStatements, records) {
+    if (!isSkipping()) apply.call(this, records);
+  };
+  return () => {
+    SqliteReadModelStatements.prototype.apply = apply;
+  };
+}
+
+async function breakdownBenchmarks(context: BenchContext, directory: string): Promise<Row[]> {
+  const { clients, roundTripsPerClient, runs } = DURABLE_FLOW;
+  const config = defaultEngineConfig();
+  const orders = clients * roundTripsPerClient * 2;
+  const flow = buildOrderFlow(clients);
+  const times: StatementTimes = new Map();
+  let timedOrders = 0;
+  let timing = false;
+  let skipping = false;
+  const restorers = [timeStatements(times, () => timing), skipReadModels(() => skipping)];
+  const engines: DurableEngine[] = [];
+  try {
+    const open = async (name: string) => {
+      const engine = await DurableEngine.open({
+        journal: new SqliteJournal({ path: join(directory, `${name}.sqlite`), writer: "inline" }),
+        config,
+        log: () => undefined,
+      });
+      engines.push(engine);
+      return { engine, accounts: await prepareDurable(engine, clients) };
+    };
+    context.log(`store.breakdown: two SQLite journals (inline writer), ${clients} funded accounts each...`);
+    const whole = await open("whole");
+    const journalOnly = await open("journal-only");
+    const wholeName = "durable orders, SQLite inline, journal and read models (as the platform writes them)";
+    const journalOnlyName =
+      "durable orders, SQLite inline, journal rows only (read models skipped: a diagnostic, the ceiling)";
+    const measured = await measureTogetherAsync(
+      [
+        { name: "in-memory engine, same orders", fn: () => tradeRoundTrips(flow, orders / 2).operations },
+        {
+          name: wholeName,
+          fn: async () => {
+            timing = true;
+            try {
+              const count = await durableRoundTrips(whole.engine, whole.accounts, roundTripsPerClient);
+              timedOrders += count;
+              return count;
+            } finally {
+              timing = false;
+            }
+          },
+        },
+        {
+          name: journalOnlyName,
+          fn: async () => {
+            skipping = true;
+            try {
+              return await durableRoundTrips(journalOnly.engine, journalOnly.accounts, roundTripsPerClient);
+            } finally {
+              skipping = false;
+            }
+          },
+        },
+      ],
+      { warmupRuns: 1, runs },
+    );
+    const [memory, wholeMeasurement, journalOnlyMeasurement] = measured as [Measurement, Measurement, Measurement];
+    const microsecondsPerOrder = (nanoseconds: bigint) => Number(nanoseconds) / 1000 / timedOrders;
+    const statementMicroseconds = [...times]
+      .map(([kind, entry]) => ({ kind, microseconds: microsecondsPerOrder(entry.nanoseconds) }))
+      .sort((left, right) => right.microseconds - left.microseconds);
+    const inStatements = statementMicroseconds.reduce((sum, entry) => sum + entry.microseconds, 0);
+    const perOrder = 1e6 / wholeMeasurement.perSecond;
+    const goal = DURABLE_RATIO_GOAL * memory.perSecond;
+    return [
+      row("store.breakdown", "orders/s", wholeMeasurement, memory, {
+        goal,
+        note:
+          `per order ${perOrder.toFixed(1)} µs, of which SQLite statements ${inStatements.toFixed(1)} µs: ` +
+          statementMicroseconds
+            .filter((entry) => entry.microseconds >= 0.05)
+            .map((entry) => `${entry.kind} ${entry.microseconds.toFixed(2)}`)
+            .join(", ") +
+          `; the rest (engine, encoding, bookkeeping) ${(perOrder - inStatements).toFixed(1)} µs (all runs, warm-up included)`,
+      }),
+      row("store.breakdown", "orders/s", journalOnlyMeasurement, memory, {
+        goal,
+        note: `per order ${(1e6 / journalOnlyMeasurement.perSecond).toFixed(1)} µs: the journal's row, its COMMIT and the durable engine's own work, nothing else; what no read-model work can beat on this machine`,
+      }),
+    ];
+  } finally {
+    for (const engine of engines) await engine.close();
+    for (const restore of restorers) restore();
+  }
+}
+
+export const storeBreakdownGroup: BenchGroup = {
+  name: "store.breakdown",
+  description:
+    "where a durable order's time goes (SQLite statements per order) and the journal alone, beside in-memory",
+  run: (context) => inTempDirectory((directory) => breakdownBenchmarks(context, directory))(),
+};
