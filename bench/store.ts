@@ -4,8 +4,9 @@
  * - store.orders, durable orders/s: 1,000 clients (one funded account each) open a market order and
  *   close its position again and again through `DurableEngine.submit`, each awaiting its own answer
  *   only, so 1,000 commands are always in flight and group commit gathers them into batches (one
- *   transaction and one fsync each; at most 500 commands, the next handed over while one is written). Over SQLite (a temp file, WAL, synchronous=FULL; written on the
- *   engine's thread and by the journal's writer thread, one row each) and PostgreSQL
+ *   transaction and one fsync each; at most 500 commands, the next handed over while one is written).
+ *   Over SQLite (a temp file, WAL, synchronous=FULL; written on the engine's thread and by the
+ *   journal's writer thread, one row each) and PostgreSQL
  *   (BOURSE_TEST_PG_URL, a fresh schema dropped afterwards; the row is skipped without it). Baseline:
  *   the same command mix through the in-memory engine (`tradeRoundTrips`), interleaved round by round.
  * - store.recovery, the time `DurableEngine.open` takes to recover a SQLite journal of 1,000,000
@@ -160,7 +161,7 @@ export async function durableRoundTrips(
   return accounts.length * roundTrips * 2;
 }
 
-async function openDurable(journal: EventJournal, config: EngineConfig): Promise<DurableEngine> {
+export async function openDurable(journal: EventJournal, config: EngineConfig): Promise<DurableEngine> {
   return DurableEngine.open({ journal, config, log: quiet });
 }
 
