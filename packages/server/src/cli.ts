@@ -3,11 +3,12 @@
  * - `start`: the server (engine, storage, feed, APIs) in this process, until SIGINT or SIGTERM.
  * - `migrate`: create or upgrade the database schema (also done at every start).
  * - `verify`: recompute every account's ledger from the journal and report any difference.
+ * - `journal`: print the journal's events, one JSON line each (the rows hold them in a binary form).
  * - `user create`, `deposit`, `withdraw`: back-office actions, sent to the running server's admin API
  *   (the engine is the one writer of the journal: a second process must not write it).
  */
 import { defaultEngineConfig } from "@bourse/core";
-import { createJournal, createPlatformStore, verify } from "@bourse/store";
+import { createJournal, createPlatformStore, eventAccountId, verify, type EventJournal } from "@bourse/store";
 import { mkdirSync } from "node:fs";
 import { ConfigError, loadServerConfig, type ServerConfig } from "./config.ts";
 import { createServer } from "./server.ts";
@@ -27,6 +28,8 @@ commands:
   start                                   run the server (Client API, admin API, engine, quote feed)
   migrate                                 create or upgrade the database schema (also done at every start)
   verify                                  recompute every account's ledger from the journal, report differences
+  journal [--after S] [--limit N]         print the journal's events after sequence S (0), N at most (all), as
+                                          JSON lines: {"sequence","type","time","accountId","event"}
   user create --email E --password P [--name N]
                                           create a user with a funded demo account (server must be running)
   deposit <login> <amount> [--comment C]  deposit to an account, amount in its currency (server must be running)
@@ -153,6 +156,13 @@ export async function main(
       case "verify":
         if (rest.length > 0) throw new UsageError(`${command} takes no arguments`);
         return await storageCommand(command, output, environment);
+      case "journal": {
+        const { positional, options } = parseArguments(rest);
+        if (positional.length > 0) throw new UsageError("usage: bourse journal [--after S] [--limit N]");
+        const after = sequenceOption(options, "after", 0);
+        const limit = sequenceOption(options, "limit", Number.MAX_SAFE_INTEGER);
+        return await storageCommand({ after, limit }, output, environment);
+      }
       case "start":
         if (rest.length > 0) throw new UsageError("start takes no arguments: configure it with the environment");
         return await startServer(loadServerConfig(environment), output);
@@ -207,8 +217,36 @@ export async function main(
   }
 }
 
+/** A non-negative whole number option (`--after`, `--limit`), or `fallback` when absent. */
+function sequenceOption(options: Map<string, string>, name: string, fallback: number): number {
+  const text = options.get(name);
+  if (text === undefined) return fallback;
+  if (!/^[0-9]{1,15}$/.test(text)) throw new UsageError(`--${name} takes a whole number, not ${text}`);
+  return Number(text);
+}
+
+/** Events read from the journal per query while printing it: bounds what the command holds at once. */
+const JOURNAL_PRINT_PAGE_EVENTS = 1000;
+
+/** Prints the journal's events after `after`, `limit` at most, one JSON line each; returns how many. */
+async function printJournal(journal: EventJournal, after: number, limit: number, output: Output): Promise<number> {
+  let printed = 0;
+  let last = after;
+  while (printed < limit) {
+    const records = await journal.read(last, Math.min(JOURNAL_PRINT_PAGE_EVENTS, limit - printed));
+    if (records.length === 0) break;
+    for (const { sequence, event } of records)
+      output.info(
+        JSON.stringify({ sequence, type: event.type, time: event.time, accountId: eventAccountId(event), event }),
+      );
+    printed += records.length;
+    last = records[records.length - 1]!.sequence;
+  }
+  return printed;
+}
+
 async function storageCommand(
-  command: "migrate" | "verify",
+  command: "migrate" | "verify" | { readonly after: number; readonly limit: number },
   output: Output,
   environment: NodeJS.ProcessEnv,
 ): Promise<number> {
@@ -217,6 +255,14 @@ async function storageCommand(
   const journal = createJournal(settings.databaseUrl);
   try {
     const report = await journal.open();
+    if (typeof command === "object") {
+      // The events alone on standard output, so that it pipes into other programs; what was opened on standard error.
+      output.error(`${describeDatabase(settings.databaseUrl)}: journal at sequence ${report.lastSequence}`);
+      if (report.droppedTornRecords > 0)
+        output.error(`dropped ${report.droppedTornRecords} torn record(s) at the end of the journal`);
+      await printJournal(journal, command.after, command.limit, output);
+      return ExitCode.OK;
+    }
     output.info(
       `${describeDatabase(settings.databaseUrl)}: schema up to date, journal at sequence ${report.lastSequence}`,
     );

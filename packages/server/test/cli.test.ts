@@ -65,13 +65,47 @@ describe("bourse command line", () => {
     const directory = dataDirectory();
     await journalWithSession(directory);
     const database = new Database(path.join(directory, "bourse.sqlite"));
+    // One byte of the first row changed (its events are in the binary form: substr counts bytes).
     database
-      .prepare("UPDATE journal SET payload = replace(payload, '\"amount\":', '\"amount\":9') WHERE first_sequence = 1")
+      .prepare(
+        "UPDATE journal SET payload = CAST(substr(payload, 1, 20) || x'FF' || substr(payload, 22) AS BLOB) WHERE first_sequence = 1",
+      )
       .run();
     database.close();
     const result = await run(["verify"], { BOURSE_DATA_DIR: directory });
     expect(result.code).toBe(ExitCode.FAILED);
     expect(result.err).toMatch(/journal corrupt at sequence 1/);
+  });
+
+  it("journal prints every event as a JSON line with its sequence, type, time and account", async () => {
+    const directory = dataDirectory();
+    const { events } = tradingSession();
+    await journalWithSession(directory);
+    const result = await run(["journal"], { BOURSE_DATA_DIR: directory });
+    expect(result.code).toBe(ExitCode.OK);
+    expect(result.err).toContain(`journal at sequence ${events.length}`);
+    const lines = result.out.split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((line) => line.sequence)).toEqual(events.map((_, index) => index + 1));
+    expect(lines.map((line) => line.event)).toEqual(events);
+    expect(lines.map((line) => line.type)).toEqual(events.map((event) => event.type));
+    expect(lines.map((line) => line.time)).toEqual(events.map((event) => event.time));
+    const deposit = events.findIndex((event) => event.type === "BalanceOperation");
+    const rollover = events.findIndex((event) => event.type === "Rollover");
+    expect(lines[deposit]!.accountId).toBe((events[deposit] as { accountId: number }).accountId);
+    if (rollover >= 0) expect(lines[rollover]!.accountId).toBeNull();
+  });
+
+  it("journal --after and --limit print a window of it; anything else is a usage error", async () => {
+    const directory = dataDirectory();
+    await journalWithSession(directory);
+    const result = await run(["journal", "--after", "3", "--limit", "4"], { BOURSE_DATA_DIR: directory });
+    expect(result.code).toBe(ExitCode.OK);
+    expect(result.out.split("\n").map((line) => (JSON.parse(line) as { sequence: number }).sequence)).toEqual([
+      4, 5, 6, 7,
+    ]);
+    expect((await run(["journal", "--after", "10000"], { BOURSE_DATA_DIR: directory })).out).toBe("");
+    for (const wrong of [["--after", "-1"], ["--limit", "x"], ["--after"], ["extra"]])
+      expect((await run(["journal", ...wrong], { BOURSE_DATA_DIR: directory })).code).toBe(ExitCode.USAGE);
   });
 
   it("answers an unknown command with the usage and exit code 2", async () => {

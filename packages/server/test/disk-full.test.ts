@@ -35,8 +35,9 @@ it("answers 503 while the journal cannot grow, changes nothing, and works again 
   const journal = journalOf(server);
   journal.setMaxPageCount(journal.pageCount());
   const padding = "x".repeat(50);
+  // Enough orders to outgrow the free pages the file keeps (the journal's rows are compact: ~200 bytes an order).
   const answers = await Promise.all(
-    Array.from({ length: 60 }, (_, index) =>
+    Array.from({ length: 200 }, (_, index) =>
       call(server, "POST", `/api/v1/accounts/${user.login}/orders`, {
         token: user.token,
         body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01, comment: `lost-${index}-${padding}` },

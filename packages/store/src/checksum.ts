@@ -93,13 +93,18 @@ export function recordChecksum(sequence: number, payload: string): number {
 }
 
 /**
- * The checksum a journal row (the events of one append) is stored with: the CRC-32 of the UTF-8 text
- * `<first>:<payload>` for a row of one event, `<first>-<last>:<payload>` for more. The sequences are inside
- * so that a sound payload found under the wrong sequences (a misdirected or duplicated write, a damaged
- * sequence column) fails too; a row of one event is checksummed exactly as a record of schema 2 was, so
- * migration 3 moves those rows as they are.
+ * The checksum a journal row (the events of one append) is stored with: the CRC-32 of `<first>:<payload>`
+ * for a row of one event, `<first>-<last>:<payload>` for more, the sequences as text and a JSON payload
+ * as its UTF-8 bytes (a binary payload as it is). The sequences are inside so that a sound payload found
+ * under the wrong sequences (a misdirected or duplicated write, a damaged sequence column) fails too; a row
+ * of one event in JSON is checksummed exactly as a record of schema 2 was, so migration 3 moves those rows
+ * as they are.
  */
-export function batchChecksum(firstSequence: number, lastSequence: number, payload: string): number {
-  if (firstSequence === lastSequence) return recordChecksum(firstSequence, payload);
-  return crc32Text(payload, crc32Text(`${firstSequence}-${lastSequence}:`));
+export function batchChecksum(firstSequence: number, lastSequence: number, payload: string | Uint8Array): number {
+  if (typeof payload === "string") {
+    if (firstSequence === lastSequence) return recordChecksum(firstSequence, payload);
+    return crc32Text(payload, crc32Text(`${firstSequence}-${lastSequence}:`));
+  }
+  const start = crc32Text(firstSequence === lastSequence ? `${firstSequence}:` : `${firstSequence}-${lastSequence}:`);
+  return nativeCrc32 ? nativeCrc32(payload, start) : crc32(payload, start);
 }

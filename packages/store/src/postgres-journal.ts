@@ -140,6 +140,25 @@ const MIGRATIONS: readonly Migration[] = [
     `,
   },
   { version: 4, name: "read-model time indexes by time", sql: POSTGRES_READ_MODEL_TIME_INDEXES_MIGRATION },
+  {
+    version: 5,
+    name: "events in the binary form",
+    // New rows hold their events in the event codec's binary form (event-codec.ts) in `events`; rows written
+    // before keep their JSON text in `payload`. Exactly one of the two per row (checked for new rows only:
+    // validating the old ones would read the whole journal at start). The view read the JSON: `bourse journal`
+    // prints the events instead.
+    sql: `
+      ALTER TABLE {schema}.journal ALTER COLUMN payload DROP NOT NULL;
+      ALTER TABLE {schema}.journal ADD COLUMN events bytea;
+      ALTER TABLE {schema}.journal ADD CONSTRAINT journal_one_payload
+        CHECK ((payload IS NULL) <> (events IS NULL)) NOT VALID;
+      DROP VIEW {schema}.journal_events;
+      DO $$ BEGIN
+        EXECUTE 'ALTER TABLE {schema}.journal ALTER COLUMN events SET COMPRESSION lz4';
+      EXCEPTION WHEN feature_not_supported OR invalid_parameter_value OR syntax_error THEN NULL;
+      END $$;
+    `,
+  },
 ];
 
 /** Journal records projected per transaction when open() catches the read models up. */
@@ -181,12 +200,12 @@ function statementTexts(schema: string): StatementTexts {
     // The batch's one row, guarded by the last sequence: a batch that does not continue the journal inserts
     // nothing. A concurrent writer that races past the guard hits the primary key instead.
     insert: `
-      INSERT INTO ${journal} (first_sequence, last_sequence, payload, checksum)
-      SELECT $1::bigint, $2::bigint, $3::text, $4::bigint
+      INSERT INTO ${journal} (first_sequence, last_sequence, events, checksum)
+      SELECT $1::bigint, $2::bigint, $3::bytea, $4::bigint
       WHERE ${lastSequence} = $5`,
     rowStart: `SELECT first_sequence FROM ${journal} WHERE first_sequence <= $1 ORDER BY first_sequence DESC LIMIT 1`,
     rows: `
-      SELECT first_sequence, last_sequence, payload, checksum FROM ${journal}
+      SELECT first_sequence, last_sequence, payload, events, checksum FROM ${journal}
       WHERE first_sequence >= $1 ORDER BY first_sequence LIMIT $2`,
     deleteFrom: `DELETE FROM ${journal} WHERE first_sequence >= $1`,
     // Only over a journaled sequence (0 is the empty journal): a snapshot of events not yet durable
@@ -207,7 +226,8 @@ function storedBatch(row: Record<string, unknown>): StoredBatch {
   return {
     firstSequence: sequenceColumn(row.first_sequence),
     lastSequence: integerColumn(row.last_sequence),
-    payload: row.payload,
+    // A row has events in the binary form, or (written before it) JSON text.
+    payload: row.events ?? row.payload,
     checksum: integerColumn(row.checksum),
   };
 }
@@ -389,7 +409,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
     return appended;
   }
 
-  /** `records` are what `row` encodes (encodeBatch checked that JSON keeps them exactly): the read models project them. */
+  /** `records` are what `row` encodes (encodeBatch checked that the row keeps them exactly): the read models project them. */
   private async appendNow(row: JournalBatchRow, records: readonly JournalRecord[]): Promise<void> {
     const pool = this.requirePool();
     const firstSequence = row.firstSequence;

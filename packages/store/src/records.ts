@@ -12,6 +12,7 @@ import {
   type StateSnapshot,
 } from "@bourse/core";
 import { batchChecksum, crc32Text } from "./checksum.ts";
+import { EventDecodingError, decodeEvents, encodeEvents, isBinaryPayload } from "./event-codec.ts";
 import {
   JournalCorruptionError,
   JournalRecordError,
@@ -21,16 +22,19 @@ import {
 } from "./journal.ts";
 
 /**
- * A journal row as stored: the events of one append (one group-commit batch), in sequence order, as one
- * JSON array, with one checksum over it and its sequences. One row per append means one insert and one
+ * A journal row as stored: the events of one append (one group-commit batch), in sequence order, in one
+ * payload, with one checksum over it and its sequences. One row per append means one insert and one
  * checksum per batch instead of one per event, and it bounds the torn-tail rule: only the last append can
  * have been cut short by a crash, so only the last row may be dropped as torn.
  */
 export interface JournalBatchRow {
   readonly firstSequence: number;
   readonly lastSequence: number;
-  /** `[event, event, …]`; a row moved from schema 2 holds one event's object without the brackets. */
-  readonly payload: string;
+  /**
+   * The events in the binary form of event-codec.ts (rows written since it; `encodeBatch` writes no other),
+   * or as text: `[event, event, …]` in JSON, or one event's object for a row moved from schema 2.
+   */
+  readonly payload: Buffer | string;
   readonly checksum: number;
 }
 
@@ -168,15 +172,15 @@ export function encodeBatch(records: readonly JournalRecord[]): JournalBatchRow 
     if (previous !== null && sequence !== previous + 1)
       throw new JournalRecordError(sequence, `the batch skips or repeats a sequence: ${sequence} after ${previous}`);
     previous = sequence;
-    assertExactJson(event, sequence, "event");
     if (typeof event.type !== "string") throw new JournalRecordError(sequence, "the event has no type");
     if (!Number.isSafeInteger(event.time)) throw new JournalRecordError(sequence, "the event has no integer time");
     events.push(event);
   }
   const firstSequence = records[0]!.sequence;
   const lastSequence = records[records.length - 1]!.sequence;
-  // One JSON.stringify for the whole batch: cheaper than one per event, and recovery parses one string per row.
-  const payload = JSON.stringify(events);
+  // The codec keeps exactly what it writes in its compact form; an event it writes as JSON text must pass the
+  // JSON exactness check first.
+  const payload = encodeEvents(events, (event, index) => assertExactJson(event, firstSequence + index, "event"));
   return { firstSequence, lastSequence, payload, checksum: batchChecksum(firstSequence, lastSequence, payload) };
 }
 
@@ -190,11 +194,11 @@ export function sequenceMismatch(firstSequence: number, lastSequence: number): J
   );
 }
 
-type SoundBatch = StoredBatch & { lastSequence: number; payload: string; checksum: number };
+type SoundBatch = StoredBatch & { lastSequence: number; payload: Buffer | string; checksum: number };
 
 function isSoundBatch(stored: StoredBatch): stored is SoundBatch {
   return (
-    typeof stored.payload === "string" &&
+    (typeof stored.payload === "string" || Buffer.isBuffer(stored.payload)) &&
     typeof stored.checksum === "number" &&
     typeof stored.lastSequence === "number" &&
     Number.isSafeInteger(stored.lastSequence) &&
@@ -207,6 +211,18 @@ const OPENING_BRACE = 0x7b;
 
 /** The events of a sound row; a payload the checksum vouches for but that does not hold them is a writer's bug. */
 function parseBatch(row: SoundBatch): EngineEvent[] {
+  const expected = row.lastSequence - row.firstSequence + 1;
+  if (typeof row.payload !== "string") {
+    if (!isBinaryPayload(row.payload))
+      throw new JournalCorruptionError(row.firstSequence, "the payload is bytes, but not events in the binary form");
+    try {
+      return decodeEvents(row.payload, expected);
+    } catch (error) {
+      if (error instanceof EventDecodingError)
+        throw new JournalCorruptionError(row.firstSequence, `the payload does not decode: ${error.message}`);
+      throw error;
+    }
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(row.payload);
@@ -215,13 +231,24 @@ function parseBatch(row: SoundBatch): EngineEvent[] {
   }
   // A row moved from schema 2 holds one event's object.
   const events = row.payload.charCodeAt(0) === OPENING_BRACE ? [parsed] : parsed;
-  const expected = row.lastSequence - row.firstSequence + 1;
   if (!Array.isArray(events) || events.length !== expected)
     throw new JournalCorruptionError(
       row.firstSequence,
       `the row of sequences ${row.firstSequence}-${row.lastSequence} does not hold ${expected} events`,
     );
   return events as EngineEvent[];
+}
+
+/**
+ * The events of a row `encodeBatch` made, as records: what the SQLite writer thread projects into the read
+ * models (it is handed the row, not the records).
+ */
+export function batchRowRecords(row: JournalBatchRow): JournalRecord[] {
+  const events = parseBatch(row);
+  const records: JournalRecord[] = [];
+  for (let index = 0; index < events.length; index++)
+    records.push({ sequence: row.firstSequence + index, event: events[index]! });
+  return records;
 }
 
 /** How a driver hands its rows to the shared code: by primary key, in order. */

@@ -146,6 +146,13 @@ export const SQLITE_JOURNAL_MIGRATIONS: readonly Migration[] = [
   },
   { version: 4, name: "read-model time indexes by time", sql: SQLITE_READ_MODEL_TIME_INDEXES_MIGRATION },
   { version: 5, name: "one index of every account's history rows", sql: SQLITE_ACCOUNT_ROWS_MIGRATION },
+  {
+    version: 6,
+    name: "events in the binary form",
+    // New rows hold a BLOB in the event codec's binary form (event-codec.ts; the column's TEXT affinity leaves
+    // a BLOB as it is), which the view's json_each cannot read: `bourse journal` prints the events instead.
+    sql: "DROP VIEW journal_events;",
+  },
 ];
 
 /** WAL pages (4 KiB each, SQLite's default page size) after which a commit checkpoints them: 64 MiB. */
@@ -168,7 +175,7 @@ export interface Statements {
   readonly commit: Database.Statement;
   readonly rollback: Database.Statement;
   readonly lastSequence: Database.Statement<[], { sequence: number }>;
-  readonly insert: Database.Statement<[number, number, string, number]>;
+  readonly insert: Database.Statement<[number, number, Buffer | string, number]>;
   readonly rowStart: Database.Statement<[number], number>;
   /** Raw mode (rows as arrays: first sequence, last sequence, payload, checksum). */
   readonly rows: Database.Statement<[number, number], [number, unknown, unknown, unknown]>;

@@ -4,9 +4,8 @@
  * read models, their projection, the insert and the COMMIT with its fsync. The same functions as an
  * inline append (`writeBatch`, `writeSnapshot`), so both write alike.
  */
-import type { EngineEvent } from "@bourse/core";
 import { parentPort, workerData } from "node:worker_threads";
-import type { JournalRecord } from "./journal.ts";
+import { batchRowRecords } from "./records.ts";
 import {
   checkpointPassively,
   openConnection,
@@ -37,12 +36,15 @@ function reply(message: WriterReply): void {
 port.on("message", (request: WriterRequest) => {
   switch (request.kind) {
     case "append": {
-      const { row } = request;
       try {
-        // The row's payload is the batch's events as `encodeBatch` wrote them: one JSON array, in sequence order.
-        const events = JSON.parse(row.payload) as EngineEvent[];
-        const records = events.map((event, index): JournalRecord => ({ sequence: row.firstSequence + index, event }));
-        writeBatch(connection, row, records);
+        // A Buffer arrives as a plain Uint8Array (structured clone), which SQLite would not bind: seen as a Buffer again.
+        const payload: Uint8Array | string = request.row.payload;
+        const row =
+          typeof payload === "string" || Buffer.isBuffer(payload)
+            ? request.row
+            : { ...request.row, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) };
+        // The row's payload is the batch's events as `encodeBatch` wrote them, decoded back for the read models.
+        writeBatch(connection, row, batchRowRecords(row));
         reply({ kind: "written" });
       } catch (error) {
         reply(describeFailure(error));

@@ -55,6 +55,11 @@ async function postgresStorage(): Promise<JournalStorage> {
         await client.query(`SET search_path TO "${schema}"`);
         return (await client.query<Record<string, unknown>>(sql)).rows;
       }),
+    damage: {
+      truncate: (where) => `UPDATE journal SET events = substr(events, 1, length(events) / 2) WHERE ${where}`,
+      alterByte: (where) =>
+        `UPDATE journal SET events = overlay(events PLACING '\\x58'::bytea FROM 21 FOR 1) WHERE ${where}`,
+    },
     dispose: () => dropSchema(schema),
   };
 }

@@ -51,6 +51,12 @@ async function sqliteStorage(writer: SqliteWriter): Promise<JournalStorage> {
         database.close();
       }
     },
+    damage: {
+      // substr of a BLOB counts bytes; || makes text, so the bytes are cast back to a BLOB.
+      truncate: (where) => `UPDATE journal SET payload = substr(payload, 1, length(payload) / 2) WHERE ${where}`,
+      alterByte: (where) =>
+        `UPDATE journal SET payload = CAST(substr(payload, 1, 20) || x'58' || substr(payload, 22) AS BLOB) WHERE ${where}`,
+    },
     async dispose() {
       removeTemporaryDirectories();
     },
@@ -115,7 +121,14 @@ describe.each(["inline", "worker"] as const)("SqliteJournal, writer %s", (writer
       // The writer remembers the rows it wrote (balances, working orders, open positions): a batch that did not
       // commit must leave nothing of itself in that memory, or the next batches would project from its rows.
       const scenario = tradingScenario();
-      const records = toRecords(scenario.events);
+      // Orders with long comments, so that what is left of the scenario always needs pages the cap refuses
+      // (its events in the binary form are small enough to fit in the free space of pages already there).
+      const longComment = "a comment long enough to need pages of its own ".repeat(40);
+      const records = toRecords(
+        scenario.events.map((event) =>
+          event.type === "OrderAccepted" ? { ...event, order: { ...event.order, comment: longComment } } : event,
+        ),
+      );
       const reference = await openSqlite(temporaryJournalPath());
       await reference.append(records);
       const path = temporaryJournalPath();
@@ -196,14 +209,14 @@ describe.each(["inline", "worker"] as const)("SqliteJournal, writer %s", (writer
     });
 
     it("the maxPageCount option caps a journal from the start", async () => {
-      const records = toRecords(depositSession(300).events);
+      const records = toRecords(depositSession(1000).events);
       // Room for the schema (about a page per table and index) and little more.
       const journal = await openSqlite(temporaryJournalPath(), 32);
       await expect(journal.append(records)).rejects.toBeInstanceOf(JournalWriteError);
       expect(await journal.lastSequence()).toBe(0);
       journal.setMaxPageCount(10_000);
       await journal.append(records);
-      expect(await journal.lastSequence()).toBe(300);
+      expect(await journal.lastSequence()).toBe(1000);
     });
 
     // Only the writer thread has a thread to lose or wait for: the test exists for that variant alone.

@@ -24,10 +24,11 @@ export interface TradingSession {
   readonly events: EngineEvent[];
 }
 
-function runner(session: TradingSession) {
+/** Runs commands that must succeed on the session's engine, a second apart from Tuesday noon unless `at` says when. */
+export function runner(session: TradingSession) {
   let time = TUESDAY_NOON;
-  return (command: Record<string, unknown>): CommandSuccess => {
-    time += 1000;
+  return (command: Record<string, unknown>, at?: number): CommandSuccess => {
+    time = at ?? time + 1000;
     const result = session.engine.execute({ ...command, time } as Command);
     session.events.push(...result.events);
     if (!result.ok) throw new Error(`${String(command.kind)} rejected: ${result.code} ${result.message}`);
