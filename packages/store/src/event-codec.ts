@@ -7,7 +7,7 @@
  * it key names and enum strings repeated in every event. Here each event is its shape's number followed by
  * its values in the shape's key order, small integers in one byte and the strings every event repeats
  * (symbols, sides, statuses…) as one byte: about 55 bytes an event, encoded in less than half the time and
- * decoded in about a fifth (BENCHMARKS.md, "The journal's binary events").
+ * decoded in about a fifth (BENCHMARKS.md, "the journal's events in a binary form").
  *
  * Exactness is the same rule as JSON's: only safe integers, strings, booleans and null (and the nested
  * records a shape names) go in, and what comes out is the same value, with its keys in the same order (the
