@@ -228,8 +228,8 @@ function sequenceOption(options: Map<string, string>, name: string, fallback: nu
 /** Events read from the journal per query while printing it: bounds what the command holds at once. */
 const JOURNAL_PRINT_PAGE_EVENTS = 1000;
 
-/** Prints the journal's events after `after`, `limit` at most, one JSON line each; returns how many. */
-async function printJournal(journal: EventJournal, after: number, limit: number, output: Output): Promise<number> {
+/** Prints the journal's events after `after`, `limit` at most, one JSON line each. */
+async function printJournal(journal: EventJournal, after: number, limit: number, output: Output): Promise<void> {
   let printed = 0;
   let last = after;
   while (printed < limit) {
@@ -242,7 +242,6 @@ async function printJournal(journal: EventJournal, after: number, limit: number,
     printed += records.length;
     last = records[records.length - 1]!.sequence;
   }
-  return printed;
 }
 
 async function storageCommand(
@@ -255,19 +254,16 @@ async function storageCommand(
   const journal = createJournal(settings.databaseUrl);
   try {
     const report = await journal.open();
+    // `journal` prints the events alone on standard output, so that it pipes into other programs: what it opened
+    // goes to standard error.
+    const tell = typeof command === "object" ? output.error : output.info;
+    tell(`${describeDatabase(settings.databaseUrl)}: schema up to date, journal at sequence ${report.lastSequence}`);
+    if (report.droppedTornRecords > 0)
+      tell(`dropped ${report.droppedTornRecords} torn record(s) at the end of the journal`);
     if (typeof command === "object") {
-      // The events alone on standard output, so that it pipes into other programs; what was opened on standard error.
-      output.error(`${describeDatabase(settings.databaseUrl)}: journal at sequence ${report.lastSequence}`);
-      if (report.droppedTornRecords > 0)
-        output.error(`dropped ${report.droppedTornRecords} torn record(s) at the end of the journal`);
       await printJournal(journal, command.after, command.limit, output);
       return ExitCode.OK;
     }
-    output.info(
-      `${describeDatabase(settings.databaseUrl)}: schema up to date, journal at sequence ${report.lastSequence}`,
-    );
-    if (report.droppedTornRecords > 0)
-      output.info(`dropped ${report.droppedTornRecords} torn record(s) at the end of the journal`);
     if (command === "migrate") {
       const platform = createPlatformStore(settings.platformDatabaseUrl);
       try {

@@ -101,10 +101,7 @@ export function recordChecksum(sequence: number, payload: string): number {
  * as they are.
  */
 export function batchChecksum(firstSequence: number, lastSequence: number, payload: string | Uint8Array): number {
-  if (typeof payload === "string") {
-    if (firstSequence === lastSequence) return recordChecksum(firstSequence, payload);
-    return crc32Text(payload, crc32Text(`${firstSequence}-${lastSequence}:`));
-  }
   const start = crc32Text(firstSequence === lastSequence ? `${firstSequence}:` : `${firstSequence}-${lastSequence}:`);
+  if (typeof payload === "string") return crc32Text(payload, start);
   return nativeCrc32 ? nativeCrc32(payload, start) : crc32(payload, start);
 }

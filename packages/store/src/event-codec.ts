@@ -368,7 +368,7 @@ class Writer {
       return;
     }
     const length = value.length;
-    this.ensure(5 + length * UTF8_BYTES_PER_CODE_UNIT_MAX);
+    this.ensure(5 + length);
     const bytes = this.bytes;
     const start = this.position + 5;
     let index = 0;
@@ -393,10 +393,16 @@ class Writer {
       this.position += 5 + length * 2;
       return;
     }
-    const written = this.text.write(value, start, "utf8");
-    bytes[this.position] = TAG.TEXT;
+    this.utf8(TAG.TEXT, value);
+  }
+
+  /** `tag`, then `text` as UTF-8 after its byte length (`text` holds no lone surrogate). */
+  utf8(tag: number, text: string): void {
+    this.ensure(5 + text.length * UTF8_BYTES_PER_CODE_UNIT_MAX);
+    const written = this.text.write(text, this.position + 5, "utf8");
+    this.bytes[this.position] = tag;
     this.view.setUint32(this.position + 1, written, true);
-    this.position = start + written;
+    this.position += 5 + written;
   }
 
   /** The bytes written, copied into a buffer of their own (the writer's is reused, unless it grew too large to keep). */
@@ -495,13 +501,19 @@ function writeList(shape: Shape, value: unknown): void {
   for (let index = 0; index < value.length; index++) writeRecord(shape, value[index]);
 }
 
-function writeJson(event: EngineEvent): void {
-  const text = JSON.stringify(event);
-  writer.ensure(5 + text.length * UTF8_BYTES_PER_CODE_UNIT_MAX);
-  writer.bytes[writer.position] = TAG.JSON;
-  const written = writer.text.write(text, writer.position + 5, "utf8");
-  writer.view.setUint32(writer.position + 1, written, true);
-  writer.position += 5 + written;
+/** Writes `event` in its shape; false, with nothing written, when the shapes do not fit it. */
+function writeCompact(event: EngineEvent): boolean {
+  const shape = EVENT_SHAPES.get(event.type);
+  if (shape === undefined) return false;
+  const start = writer.position;
+  try {
+    writeRecord(shape, event);
+    return true;
+  } catch (error) {
+    if (error !== DOES_NOT_FIT) throw error;
+    writer.position = start;
+    return false;
+  }
 }
 
 /**
@@ -516,17 +528,10 @@ export function encodeEvents(
   writer.byte(FORMAT_BINARY);
   for (let index = 0; index < events.length; index++) {
     const event = events[index]!;
-    const start = writer.position;
-    const shape = EVENT_SHAPES.get(event.type);
-    try {
-      if (shape === undefined) throw DOES_NOT_FIT;
-      writeRecord(shape, event);
-    } catch (error) {
-      if (error !== DOES_NOT_FIT) throw error;
-      writer.position = start;
-      assertExactJson(event, index);
-      writeJson(event);
-    }
+    if (writeCompact(event)) continue;
+    assertExactJson(event, index);
+    // JSON.stringify escapes lone surrogates: its text is always sound UTF-8.
+    writer.utf8(TAG.JSON, JSON.stringify(event));
   }
   return writer.take();
 }
@@ -535,15 +540,8 @@ export function encodeEvents(
 export function eventsFittingShapes(events: readonly EngineEvent[]): number {
   let fitting = 0;
   for (const event of events) {
-    const shape = EVENT_SHAPES.get(event.type);
-    if (shape === undefined) continue;
     writer.position = 0;
-    try {
-      writeRecord(shape, event);
-      fitting++;
-    } catch (error) {
-      if (error !== DOES_NOT_FIT) throw error;
-    }
+    if (writeCompact(event)) fitting++;
   }
   writer.position = 0;
   return fitting;
@@ -617,22 +615,10 @@ function readValue(): unknown {
         throw new EventDecodingError(`byte ${position} names string ${bytes[position + 1]}, unknown`);
       return name;
     }
-    case TAG.TEXT: {
-      const length = view.getUint32(position + 1, true);
-      const start = position + 5;
-      if (start + length > bytes.length)
-        throw new EventDecodingError(`the text at byte ${position} runs past the payload`);
-      reader.position = start + length;
-      return bytes.toString("utf8", start, start + length);
-    }
-    case TAG.TEXT16: {
-      const length = view.getUint32(position + 1, true);
-      const start = position + 5;
-      if (start + length * 2 > bytes.length)
-        throw new EventDecodingError(`the text at byte ${position} runs past the payload`);
-      reader.position = start + length * 2;
-      return bytes.toString("utf16le", start, start + length * 2);
-    }
+    case TAG.TEXT:
+      return bytes.toString("utf8", readSpan(position, 1), reader.position);
+    case TAG.TEXT16:
+      return bytes.toString("utf16le", readSpan(position, 2), reader.position);
     case TAG.RECORD: {
       const builder = BUILDERS[view.getUint8(position + 1)];
       if (builder === undefined)
@@ -650,16 +636,22 @@ function readValue(): unknown {
       for (let index = 0; index < count; index++) items.push(readValue());
       return items;
     }
-    case TAG.JSON: {
-      const length = view.getUint32(position + 1, true);
-      const start = position + 5;
-      if (start + length > bytes.length)
-        throw new EventDecodingError(`the JSON at byte ${position} runs past the payload`);
-      reader.position = start + length;
-      return JSON.parse(bytes.toString("utf8", start, start + length));
-    }
+    case TAG.JSON:
+      return JSON.parse(bytes.toString("utf8", readSpan(position, 1), reader.position));
   }
   throw new EventDecodingError(`byte ${position} holds tag ${tag}, unknown`);
+}
+
+/**
+ * The value after the tag at `position`: a u32 count of `unitBytes`-byte units, then the units. Returns where they
+ * start and moves the reader past their end; throws when they run past the payload.
+ */
+function readSpan(position: number, unitBytes: number): number {
+  const start = position + 5;
+  const end = start + reader.view.getUint32(position + 1, true) * unitBytes;
+  if (end > reader.bytes.length) throw new EventDecodingError(`the value at byte ${position} runs past the payload`);
+  reader.position = end;
+  return start;
 }
 
 /** True when `payload` is in this binary form (its first byte), false for a JSON payload. */
@@ -668,11 +660,8 @@ export function isBinaryPayload(payload: Uint8Array): boolean {
 }
 
 /** The events of a binary payload, exactly `count` of them; throws EventDecodingError when it holds anything else. */
-export function decodeEvents(payload: Uint8Array, count: number): EngineEvent[] {
-  if (!isBinaryPayload(payload)) throw new EventDecodingError("the payload is not in the binary form");
-  const bytes = Buffer.isBuffer(payload)
-    ? payload
-    : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+export function decodeEvents(bytes: Buffer, count: number): EngineEvent[] {
+  if (!isBinaryPayload(bytes)) throw new EventDecodingError("the payload is not in the binary form");
   const previous = reader;
   reader = { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), position: 1 };
   try {

@@ -239,7 +239,7 @@ describe("the binary event form", () => {
     const { events } = tradingSession();
     const payload = encodeEvents(events, noCheck);
     const decodes =
-      (bytes: Uint8Array, count = events.length) =>
+      (bytes: Buffer, count = events.length) =>
       () =>
         decodeEvents(bytes, count);
     expect(decodes(payload.subarray(0, payload.length - 1))).toThrow(EventDecodingError);
