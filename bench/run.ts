@@ -14,6 +14,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { engineConversionGroup, engineOrdersGroup, engineTicksGroup } from "./engine.ts";
+import { httpSerializerGroup } from "./http-serializer.ts";
 import { httpOrdersGroup } from "./http.ts";
 import { storeBreakdownGroup } from "./store-breakdown.ts";
 import { storeLatencyGroup } from "./store-latency.ts";
@@ -40,6 +41,7 @@ const GROUPS: readonly BenchGroup[] = [
   storeSnapshotGroup,
   storeLatencyGroup,
   httpOrdersGroup,
+  httpSerializerGroup,
   wsFanoutGroup,
 ];
 

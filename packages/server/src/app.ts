@@ -29,6 +29,7 @@ import { tokenFromAuthorization, type AuthService, type Principal } from "./auth
 import { ApiError, ApiErrorCodes, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Platform } from "./platform.ts";
+import { compileResponseSerializer } from "./response-serializer.ts";
 
 /**
  * `userOrApiKey`: a Client API JWT or an API key (any scope) in `Authorization` (the Pusher endpoint's
@@ -61,6 +62,8 @@ export interface RegisteredRoute {
   readonly url: string;
   readonly auth: AuthMode;
   readonly face: Face;
+  /** The route's response schemas by status, as written (what the serializer and the OpenAPI document start from). */
+  readonly responses: Readonly<Record<string, unknown>>;
 }
 
 export type App = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -177,6 +180,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
 
+  app.setSerializerCompiler(compileResponseSerializer);
   app.decorate("routeRegistry", [] as RegisteredRoute[]);
   app.decorateRequest("principal", null);
   app.decorateRequest("apiKey", null);
@@ -194,6 +198,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         url: route.url,
         auth: route.config?.auth ?? "user",
         face: route.config?.face ?? "client",
+        responses: (route.schema?.response as Record<string, unknown> | undefined) ?? {},
       });
     }
   });
