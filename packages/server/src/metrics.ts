@@ -1,13 +1,20 @@
 /**
- * Prometheus text exposition (format 0.0.4) of the server's counters and gauges at `/metrics`.
- * Counters are integers kept here; gauges are read when scraped.
+ * Prometheus text exposition (format 0.0.4) of the server's counters, gauges and histograms at `/metrics`.
+ * Counters are integers kept here; gauges are read when scraped; histograms of durations (`DurationHistogram`,
+ * kept in milliseconds) are rendered in seconds, Prometheus's base unit.
  */
+import { DurationHistogram, type DurationHistogramSnapshot } from "@bourse/store";
+
 export class Metrics {
   private readonly counters = new Map<string, { help: string; values: Map<string, number> }>();
   private readonly gauges = new Map<string, { help: string; read: () => number }>();
   private readonly observedCounters = new Map<
     string,
     { help: string; labelName: string; read: () => Readonly<Record<string, number>> }
+  >();
+  private readonly histograms = new Map<
+    string,
+    { help: string; read: () => Iterable<[string, DurationHistogramSnapshot]> }
   >();
 
   /**
@@ -32,6 +39,18 @@ export class Metrics {
     this.observedCounters.set(name, { help, labelName, read });
   }
 
+  /** A histogram of durations another component keeps, read when scraped. */
+  observedHistogram(name: string, help: string, read: () => DurationHistogramSnapshot): void {
+    this.histograms.set(name, { help, read: () => [["", read()]] });
+  }
+
+  /** A histogram of durations per tuple of label values (as `counter`), kept here. */
+  histogram(name: string, help: string, labelNames: readonly string[]): LabelledHistogram {
+    const histogram = new LabelledHistogram(labelNames);
+    this.histograms.set(name, { help, read: () => histogram.snapshots() });
+    return histogram;
+  }
+
   render(): string {
     const lines: string[] = [];
     for (const [name, counter] of this.counters) {
@@ -46,8 +65,25 @@ export class Metrics {
     for (const [name, gauge] of this.gauges) {
       lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} gauge`, `${name} ${gauge.read()}`);
     }
+    for (const [name, { help, read }] of this.histograms) {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+      for (const [labels, histogram] of read()) renderHistogram(lines, name, labels, histogram);
+    }
     return lines.join("\n") + "\n";
   }
+}
+
+/** A histogram's `_bucket` lines (cumulative, `le` in seconds, then `+Inf`), `_sum` (seconds) and `_count`. */
+function renderHistogram(lines: string[], name: string, labels: string, histogram: DurationHistogramSnapshot): void {
+  const prefix = labels === "" ? "" : `${labels},`;
+  let cumulative = 0;
+  histogram.boundsMilliseconds.forEach((bound, index) => {
+    cumulative += histogram.counts[index]!;
+    lines.push(`${name}_bucket{${prefix}le="${bound / 1000}"} ${cumulative}`);
+  });
+  lines.push(`${name}_bucket{${prefix}le="+Inf"} ${histogram.count}`);
+  const braces = labels === "" ? "" : `{${labels}}`;
+  lines.push(`${name}_sum${braces} ${histogram.sumMilliseconds / 1000}`, `${name}_count${braces} ${histogram.count}`);
 }
 
 /** A label value with what would break the exposition format (quote, backslash, newline) replaced. */
@@ -57,6 +93,11 @@ function escapeLabelValue(value: string): string {
 
 /** At most this many label-value tuples per counter: label values come from requests, so they are bounded here too. */
 const MAX_LABEL_SETS = 10_000;
+
+/** `name="value",...` for the label names and values given, escaped. */
+function renderLabels(labelNames: readonly string[], labelValues: readonly string[]): string {
+  return labelNames.map((label, index) => `${label}="${escapeLabelValue(labelValues[index] ?? "")}"`).join(",");
+}
 
 export class LabelledCounter {
   /** Label values joined by NUL (no method, route pattern or status code holds one) → the rendered label set. */
@@ -72,11 +113,31 @@ export class LabelledCounter {
     let labels = this.rendered.get(key);
     if (labels === undefined) {
       if (this.rendered.size >= MAX_LABEL_SETS) return;
-      labels = this.labelNames
-        .map((label, index) => `${label}="${escapeLabelValue(labelValues[index] ?? "")}"`)
-        .join(",");
+      labels = renderLabels(this.labelNames, labelValues);
       this.rendered.set(key, labels);
     }
     this.values.set(labels, (this.values.get(labels) ?? 0) + by);
+  }
+}
+
+export class LabelledHistogram {
+  /** Label values joined by NUL → the rendered label set and its histogram (at most MAX_LABEL_SETS). */
+  private readonly histograms = new Map<string, { labels: string; histogram: DurationHistogram }>();
+
+  constructor(private readonly labelNames: readonly string[]) {}
+
+  observe(labelValues: readonly string[], milliseconds: number): void {
+    const key = labelValues.join("\u0000");
+    let entry = this.histograms.get(key);
+    if (entry === undefined) {
+      if (this.histograms.size >= MAX_LABEL_SETS) return;
+      entry = { labels: renderLabels(this.labelNames, labelValues), histogram: new DurationHistogram() };
+      this.histograms.set(key, entry);
+    }
+    entry.histogram.observe(milliseconds);
+  }
+
+  *snapshots(): Iterable<[string, DurationHistogramSnapshot]> {
+    for (const { labels, histogram } of this.histograms.values()) yield [labels, histogram.snapshot()];
   }
 }

@@ -205,6 +205,14 @@ describe("system routes", () => {
     // The server's SQLite journal copies its WAL on a thread of its own: nothing failed, nothing due yet.
     expect(metrics.body).toContain('bourse_journal_wal_copies_total{result="failed"} 0');
     expect(metrics.body).toMatch(/bourse_http_requests_total\{method="GET",route="\/readyz",status="200"\} [1-9]/);
+    expect(metrics.body).toMatch(
+      /bourse_http_request_duration_seconds_bucket\{method="GET",route="\/readyz",le="\+Inf"\} [1-9]/,
+    );
+    // Signing up opened accounts: their events went through the journal, each append timed.
+    expect(metrics.body).toMatch(/bourse_journal_appends_total\{result="durable"\} [1-9]/);
+    expect(metrics.body).toContain('bourse_journal_appends_total{result="refused"} 0');
+    expect(metrics.body).toMatch(/bourse_journal_append_duration_seconds_count [1-9]/);
+    expect(metrics.body).toContain("bourse_engine_commands_waiting 0");
     const document = await call(server, "GET", "/docs/json");
     expect(document.body.openapi).toBe("3.1.0");
     expect(Object.keys(document.body.paths)).toContain("/api/v1/signup");

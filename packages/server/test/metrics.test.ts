@@ -1,3 +1,4 @@
+import { DurationHistogram } from "@bourse/store";
 import { describe, expect, it } from "vitest";
 import { Metrics } from "../src/metrics.ts";
 
@@ -36,5 +37,62 @@ describe("metrics", () => {
     );
     copies = { thread: 5, 'odd"value': 1 };
     expect(metrics.render()).toContain('copies_total{by="thread"} 5\n');
+  });
+
+  it("renders a histogram of durations in seconds: cumulative buckets up to +Inf, the sum and the count", () => {
+    const metrics = new Metrics();
+    const appends = new DurationHistogram([1, 10]);
+    metrics.observedHistogram("append_seconds", "Appends", () => appends.snapshot());
+    for (const milliseconds of [0.5, 1, 4, 250]) appends.observe(milliseconds);
+    expect(metrics.render()).toContain(
+      [
+        "# HELP append_seconds Appends",
+        "# TYPE append_seconds histogram",
+        'append_seconds_bucket{le="0.001"} 2',
+        'append_seconds_bucket{le="0.01"} 3',
+        'append_seconds_bucket{le="+Inf"} 4',
+        "append_seconds_sum 0.2555",
+        "append_seconds_count 4",
+      ].join("\n") + "\n",
+    );
+  });
+
+  it("keeps a histogram per label set, its labels before le", () => {
+    const metrics = new Metrics();
+    const requests = metrics.histogram("request_seconds", "Requests", ["method", "route"]);
+    requests.observe(["GET", "/a"], 0.2);
+    requests.observe(["GET", "/a"], 30);
+    requests.observe(["POST", "/b"], 3);
+    const text = metrics.render();
+    expect(text).toContain('request_seconds_bucket{method="GET",route="/a",le="0.00025"} 1\n');
+    expect(text).toContain('request_seconds_bucket{method="GET",route="/a",le="0.05"} 2\n');
+    expect(text).toContain('request_seconds_count{method="GET",route="/a"} 2\n');
+    expect(text).toContain('request_seconds_bucket{method="POST",route="/b",le="0.0025"} 0\n');
+    expect(text).toContain('request_seconds_bucket{method="POST",route="/b",le="0.005"} 1\n');
+    expect(text).toContain('request_seconds_sum{method="POST",route="/b"} 0.003\n');
+  });
+});
+
+describe("DurationHistogram", () => {
+  it("counts a duration in the first bucket whose bound it does not exceed, above every bound in the last", () => {
+    const histogram = new DurationHistogram([1, 2]);
+    for (const milliseconds of [0, 1, 1.5, 2, 2.5, 10_000]) histogram.observe(milliseconds);
+    expect(histogram.snapshot()).toEqual({
+      boundsMilliseconds: [1, 2],
+      counts: [2, 2, 2],
+      count: 6,
+      sumMilliseconds: 10_007,
+    });
+  });
+
+  it("counts a negative or non-finite duration (a clock gone wrong) as 0", () => {
+    const histogram = new DurationHistogram([1]);
+    for (const milliseconds of [-3, Number.NaN, Number.POSITIVE_INFINITY]) histogram.observe(milliseconds);
+    expect(histogram.snapshot()).toMatchObject({ counts: [3, 0], count: 3, sumMilliseconds: 0 });
+  });
+
+  it("refuses bounds that are not positive, finite and ascending", () => {
+    for (const bounds of [[0], [2, 1], [1, 1], [1, Number.POSITIVE_INFINITY], [Number.NaN]])
+      expect(() => new DurationHistogram(bounds)).toThrow(RangeError);
   });
 });

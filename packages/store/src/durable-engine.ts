@@ -40,6 +40,7 @@ import {
   type JournalOpenReport,
   type JournalRecord,
 } from "./journal.ts";
+import { DurationHistogram, type DurationHistogramSnapshot } from "./duration-histogram.ts";
 import { MAX_APPEND_RECORDS, encodeSnapshotInSlices } from "./records.ts";
 import { DEFAULT_RECOVERY_BATCH_SIZE, openAndRecover, recoverEngine } from "./recovery.ts";
 
@@ -111,6 +112,20 @@ export interface DurableEngineOptions {
   readonly now?: () => number;
   /** How long a slice of a snapshot's encoding may run before it yields (tests: 0, a yield every 64 records). */
   readonly snapshotSliceMilliseconds?: number;
+  /** A monotonic clock in milliseconds for the appends' durations (`journalStatistics`); `performance.now` by default. */
+  readonly elapsedMilliseconds?: () => number;
+}
+
+/** What the journal's appends have done since the engine opened, for the server's metrics. */
+export interface JournalStatistics {
+  /** Appends that became durable, and appends the journal refused (or whose outcome it could not tell). */
+  readonly appendsDurable: number;
+  readonly appendsRefused: number;
+  /** From handing a batch to the journal until it settled, each append with events. */
+  readonly appendDurations: DurationHistogramSnapshot;
+  /** Commands submitted and not yet executed (waiting for the batch ahead), and appends in flight. */
+  readonly commandsWaiting: number;
+  readonly appendsInFlight: number;
 }
 
 /** What `open` found and did. */
@@ -133,6 +148,8 @@ interface PendingCommand {
 
 /** A batch that executed and was handed to the journal, until it settles. */
 interface BatchInFlight {
+  /** When it was handed to the journal (`elapsedMilliseconds`). */
+  readonly handedOverAt: number;
   readonly answers: { pending: PendingCommand; result: DurableCommandResult }[];
   readonly records: JournalRecord[];
   /** The market data as the batch left it, for the follower once the batch is durable. */
@@ -189,6 +206,10 @@ export class DurableEngine {
   private readonly recoveryBatchSize: number;
   private readonly rebuildRetryMilliseconds: number;
   private readonly now: () => number;
+  private readonly elapsed: () => number;
+  private readonly appendDurations = new DurationHistogram();
+  private appendsDurable = 0;
+  private appendsRefused = 0;
   private readonly snapshotSliceMilliseconds: number | undefined;
 
   private constructor(
@@ -230,6 +251,7 @@ export class DurableEngine {
       "rebuildRetryMilliseconds",
     );
     this.now = options.now ?? Date.now;
+    this.elapsed = options.elapsedMilliseconds ?? (() => performance.now());
     const slice = options.snapshotSliceMilliseconds;
     if (slice !== undefined && !(Number.isFinite(slice) && slice >= 0))
       throw new RangeError(`snapshotSliceMilliseconds must be a non-negative number, got ${slice}`);
@@ -288,6 +310,16 @@ export class DurableEngine {
   /** The sequence of the last durable event. */
   get lastSequence(): number {
     return this.sequence;
+  }
+
+  get journalStatistics(): JournalStatistics {
+    return {
+      appendsDurable: this.appendsDurable,
+      appendsRefused: this.appendsRefused,
+      appendDurations: this.appendDurations.snapshot(),
+      commandsWaiting: this.waiting.length,
+      appendsInFlight: this.appendsInFlight,
+    };
   }
 
   /**
@@ -411,6 +443,7 @@ export class DurableEngine {
     }
     this.executedSequence += records.length;
     const batch: BatchInFlight = {
+      handedOverAt: this.elapsed(),
       answers,
       records,
       marketData: this.executing.takeMarketDataChange(),
@@ -433,6 +466,12 @@ export class DurableEngine {
   private settle(batch: BatchInFlight, outcome: AppendOutcome): void {
     this.appendsInFlight -= 1;
     const { answers, records } = batch;
+    if (records.length > 0) {
+      // Settled in order: a batch behind a slow one is timed until it could be answered, as its clients waited.
+      this.appendDurations.observe(this.elapsed() - batch.handedOverAt);
+      if (outcome.ok) this.appendsDurable += 1;
+      else this.appendsRefused += 1;
+    }
     if (outcome.ok && this.journalRefused && records.length === 0) {
       // Behind a refused batch, a batch without events wrote nothing, and its answers (refusals by the trading
       // rules) may rest on the refused batch's effects: they did not happen.

@@ -13,6 +13,7 @@ export * from "./postgres-journal.ts";
 export * from "./create-journal.ts";
 export * from "./recovery.ts";
 export * from "./durable-engine.ts";
+export * from "./duration-histogram.ts";
 export * from "./verify.ts";
 export * from "./read-models.ts";
 export * from "./platform-store.ts";

@@ -232,6 +232,35 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       expect(engine.lastSequence).toBe(sequenceBefore + 100);
     });
 
+    it("journal statistics: appends durable and refused, each timed from its hand-over until it settled", async () => {
+      const journal = new CountingJournal(freshStorage().journal());
+      // Read twice an append (hand-over, settled), 5 ms on each time: every append alone took 5 ms.
+      let elapsed = 0;
+      const engine = await openEngine(journal, { elapsedMilliseconds: () => (elapsed += 5) });
+      const at = clock();
+      const accountId = await openAliceAccount(engine, at);
+      expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 1000 })));
+      // A command refused by the trading rules writes nothing: no append to count.
+      expect((await engine.submit(at({ kind: "withdraw", accountId, amount: 10 ** 12 }))).ok).toBe(false);
+      journal.refuseNext = true;
+      expect(await rejection(engine.submit(at({ kind: "deposit", accountId, amount: 7 })))).toBeInstanceOf(
+        EngineUnavailableError,
+      );
+      await engine.whenReady();
+      const statistics = engine.journalStatistics;
+      expect(statistics).toMatchObject({
+        appendsDurable: 2,
+        appendsRefused: 1,
+        commandsWaiting: 0,
+        appendsInFlight: 0,
+      });
+      const durations = statistics.appendDurations;
+      expect(durations.count).toBe(3);
+      expect(durations.sumMilliseconds).toBe(15);
+      // Bounds 0.25, 0.5, 1, 2.5, 5, ...: 5 ms is counted in the bucket whose bound it equals (Prometheus's `le`).
+      expect(durations.counts).toEqual(durations.boundsMilliseconds.map((bound) => (bound === 5 ? 3 : 0)).concat(0));
+    });
+
     /** A journal whose appends take 30 ms (so commands arrive while one is written), an engine on it, and alice's account. */
     async function slowJournalWithAlice(options: Partial<Omit<DurableEngineOptions, "journal" | "config">>) {
       const journal = new CountingJournal(freshStorage().journal());

@@ -3,6 +3,7 @@
  * process runs, `/readyz` only once the engine has recovered and takes commands, `/metrics` in
  * Prometheus text format.
  */
+import { DurationHistogram } from "@bourse/store";
 import { Type } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 
@@ -13,8 +14,15 @@ export const healthRoutes: RouteModule = (app, { platform, metrics }) => {
     "HTTP requests answered, by route and status",
     ["method", "route", "status"],
   );
+  const requestDurations = metrics.histogram(
+    "bourse_http_request_duration_seconds",
+    "From a request's arrival until its answer was sent, by route (issue 4's latency, as a scrape sees it)",
+    ["method", "route"],
+  );
   app.addHook("onResponse", (request, reply, done) => {
-    requestsAnswered.increment([request.method, request.routeOptions.url ?? "unmatched", String(reply.statusCode)]);
+    const route = request.routeOptions.url ?? "unmatched";
+    requestsAnswered.increment([request.method, route, String(reply.statusCode)]);
+    requestDurations.observe([request.method, route], reply.elapsedTime);
     done();
   });
   metrics.gauge("bourse_engine_ready", "1 when the engine takes commands", () => (platform.ready ? 1 : 0));
@@ -22,6 +30,31 @@ export const healthRoutes: RouteModule = (app, { platform, metrics }) => {
     "bourse_journal_last_sequence",
     "Sequence of the last durable event",
     () => platform.durableEngine?.lastSequence ?? 0,
+  );
+  const noAppends = new DurationHistogram().snapshot();
+  metrics.observedCounter(
+    "bourse_journal_appends_total",
+    "The journal's appends (one per group commit) that became durable, and those it refused or could not confirm",
+    "result",
+    (): Record<string, number> => {
+      const statistics = platform.durableEngine?.journalStatistics;
+      return statistics ? { durable: statistics.appendsDurable, refused: statistics.appendsRefused } : {};
+    },
+  );
+  metrics.observedHistogram(
+    "bourse_journal_append_duration_seconds",
+    "From handing a batch of commands' events to the journal until they were durable (or refused): what every command of the batch waited",
+    () => platform.durableEngine?.journalStatistics.appendDurations ?? noAppends,
+  );
+  metrics.gauge(
+    "bourse_engine_commands_waiting",
+    "Commands submitted and waiting for the append ahead of them",
+    () => platform.durableEngine?.journalStatistics.commandsWaiting ?? 0,
+  );
+  metrics.gauge(
+    "bourse_journal_appends_in_flight",
+    "Appends handed to the journal and not yet durable",
+    () => platform.durableEngine?.journalStatistics.appendsInFlight ?? 0,
   );
   metrics.observedCounter(
     "bourse_journal_wal_copies_total",
