@@ -91,7 +91,7 @@ function escapeLabelValue(value: string): string {
   return value.replace(/["\\\n]/g, "_");
 }
 
-/** At most this many label-value tuples per counter: label values come from requests, so they are bounded here too. */
+/** At most this many label-value tuples per counter or histogram: label values come from requests, so they are bounded here too. */
 const MAX_LABEL_SETS = 10_000;
 
 /** `name="value",...` for the label names and values given, escaped. */

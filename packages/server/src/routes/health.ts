@@ -16,7 +16,7 @@ export const healthRoutes: RouteModule = (app, { platform, metrics }) => {
   );
   const requestDurations = metrics.histogram(
     "bourse_http_request_duration_seconds",
-    "From a request's arrival until its answer was sent, by route (issue 4's latency, as a scrape sees it)",
+    "From a request's arrival until its answer was sent, by route",
     ["method", "route"],
   );
   app.addHook("onResponse", (request, reply, done) => {
