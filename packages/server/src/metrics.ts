@@ -94,50 +94,68 @@ function escapeLabelValue(value: string): string {
 /** At most this many label-value tuples per counter or histogram: label values come from requests, so they are bounded here too. */
 const MAX_LABEL_SETS = 10_000;
 
-/** `name="value",...` for the label names and values given, escaped. */
-function renderLabels(labelNames: readonly string[], labelValues: readonly string[]): string {
-  return labelNames.map((label, index) => `${label}="${escapeLabelValue(labelValues[index] ?? "")}"`).join(",");
+/**
+ * What a counter or histogram keeps per tuple of label values, made once with the tuple's rendered label set
+ * (`name="value",...`, escaped): at most MAX_LABEL_SETS tuples, after which new ones are not counted.
+ */
+class LabelSets<Entry> {
+  /** Label values joined by NUL (no method, route pattern or status code holds one) → the tuple's entry. */
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly labelNames: readonly string[],
+    private readonly create: (labels: string) => Entry,
+  ) {}
+
+  /** The tuple's entry; undefined for a new tuple once the bound is reached. */
+  entryFor(labelValues: readonly string[]): Entry | undefined {
+    const key = labelValues.join("\u0000");
+    let entry = this.entries.get(key);
+    if (entry === undefined) {
+      if (this.entries.size >= MAX_LABEL_SETS) return undefined;
+      const labels = this.labelNames
+        .map((label, index) => `${label}="${escapeLabelValue(labelValues[index] ?? "")}"`)
+        .join(",");
+      entry = this.create(labels);
+      this.entries.set(key, entry);
+    }
+    return entry;
+  }
+
+  entriesMade(): Iterable<Entry> {
+    return this.entries.values();
+  }
 }
 
 export class LabelledCounter {
-  /** Label values joined by NUL (no method, route pattern or status code holds one) → the rendered label set. */
-  private readonly rendered = new Map<string, string>();
+  /** The rendered label set of each tuple: the key of its count in `values`. */
+  private readonly labelSets: LabelSets<string>;
 
   constructor(
     private readonly values: Map<string, number>,
-    private readonly labelNames: readonly string[],
-  ) {}
+    labelNames: readonly string[],
+  ) {
+    this.labelSets = new LabelSets(labelNames, (labels) => labels);
+  }
 
   increment(labelValues: readonly string[], by = 1): void {
-    const key = labelValues.join("\u0000");
-    let labels = this.rendered.get(key);
-    if (labels === undefined) {
-      if (this.rendered.size >= MAX_LABEL_SETS) return;
-      labels = renderLabels(this.labelNames, labelValues);
-      this.rendered.set(key, labels);
-    }
-    this.values.set(labels, (this.values.get(labels) ?? 0) + by);
+    const labels = this.labelSets.entryFor(labelValues);
+    if (labels !== undefined) this.values.set(labels, (this.values.get(labels) ?? 0) + by);
   }
 }
 
 export class LabelledHistogram {
-  /** Label values joined by NUL → the rendered label set and its histogram (at most MAX_LABEL_SETS). */
-  private readonly histograms = new Map<string, { labels: string; histogram: DurationHistogram }>();
+  private readonly labelSets: LabelSets<{ labels: string; histogram: DurationHistogram }>;
 
-  constructor(private readonly labelNames: readonly string[]) {}
+  constructor(labelNames: readonly string[]) {
+    this.labelSets = new LabelSets(labelNames, (labels) => ({ labels, histogram: new DurationHistogram() }));
+  }
 
   observe(labelValues: readonly string[], milliseconds: number): void {
-    const key = labelValues.join("\u0000");
-    let entry = this.histograms.get(key);
-    if (entry === undefined) {
-      if (this.histograms.size >= MAX_LABEL_SETS) return;
-      entry = { labels: renderLabels(this.labelNames, labelValues), histogram: new DurationHistogram() };
-      this.histograms.set(key, entry);
-    }
-    entry.histogram.observe(milliseconds);
+    this.labelSets.entryFor(labelValues)?.histogram.observe(milliseconds);
   }
 
   *snapshots(): Iterable<[string, DurationHistogramSnapshot]> {
-    for (const { labels, histogram } of this.histograms.values()) yield [labels, histogram.snapshot()];
+    for (const { labels, histogram } of this.labelSets.entriesMade()) yield [labels, histogram.snapshot()];
   }
 }

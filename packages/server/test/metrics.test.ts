@@ -73,6 +73,26 @@ describe("metrics", () => {
   });
 });
 
+describe("label sets", () => {
+  it("keep counting the first 10,000 tuples of a counter or histogram and ignore new ones beyond", () => {
+    const metrics = new Metrics();
+    const requests = metrics.counter("bounded_total", "Bounded", ["route"]);
+    const durations = metrics.histogram("bounded_seconds", "Bounded", ["route"]);
+    for (let index = 0; index < 10_001; index++) {
+      requests.increment([`/r${index}`]);
+      durations.observe([`/r${index}`], 1);
+    }
+    requests.increment(["/r0"]);
+    durations.observe(["/r0"], 1);
+    const text = metrics.render();
+    expect(text).toContain('bounded_total{route="/r9999"} 1\n');
+    expect(text).not.toContain('route="/r10000"');
+    expect(text).toContain('bounded_total{route="/r0"} 2\n');
+    expect(text).toContain('bounded_seconds_count{route="/r0"} 2\n');
+    expect(text).toContain('bounded_seconds_count{route="/r9999"} 1\n');
+  });
+});
+
 describe("DurationHistogram", () => {
   it("counts a duration in the first bucket whose bound it does not exceed, above every bound in the last", () => {
     const histogram = new DurationHistogram([1, 2]);
