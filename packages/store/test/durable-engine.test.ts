@@ -833,11 +833,21 @@ describe.each(["inline", "worker"] as const)("DurableEngine on SQLite only, writ
       const durableSequence = engine.lastSequence;
 
       // The thread dies while the batch is handed over: as an out-of-memory kill or a native crash would end it.
+      // The batch is held back from the thread, which ends without reading it. Killing the thread once the batch
+      // had reached it was a race: a fast thread now and then committed and answered the 50 deposits first, and a
+      // kill landing inside a better-sqlite3 call aborts the whole process (V8 fatal error: the addon cannot
+      // throw in a terminating isolate), a thing the server never does (it never terminates its writer).
+      const thread = writerThreadOf(journal);
+      const handedOver = new Promise<void>((resolve) => {
+        thread.postMessage = (message: { kind?: string }) => {
+          if (message.kind === "append") resolve();
+        };
+      });
       const deposits = Array.from({ length: 50 }, (_, index) =>
         engine.submit(at({ kind: "deposit", accountId, amount: 1 + index })),
       );
-      await new Promise((resolve) => setImmediate(resolve));
-      await writerThreadOf(journal).terminate();
+      await handedOver;
+      await thread.terminate();
       const outcomes = await Promise.allSettled(deposits);
       for (const outcome of outcomes) {
         expect(outcome.status).toBe("rejected");
