@@ -204,6 +204,39 @@ export function levelsToWire(levels: readonly BookLevel[], instrument: Instrumen
   }));
 }
 
+/** A `quoteEvent`'s payload (seed 002): the live stream's and a subscription's first one alike. */
+export function quotePayload(instrument: InstrumentSpec, quote: AcceptedQuote) {
+  return {
+    symbol: instrument.symbol,
+    bid: priceToWire(quote.bid, instrument),
+    ask: priceToWire(quote.ask, instrument),
+    ts: timeToWire(quote.time),
+  };
+}
+
+export type DepthPayload = ReturnType<typeof depthPayload>;
+
+/**
+ * A `depthEvent`'s payload (seed 002), at most `levels` a side: each side's book levels, or, when the feed sent
+ * none, the top of book alone as one level of unlimited volume (null on the wire).
+ */
+export function depthPayload(instrument: InstrumentSpec, quote: AcceptedQuote, levels = Infinity) {
+  const side = (book: readonly BookLevel[] | undefined, top: number) =>
+    levelsToWire((book && book.length > 0 ? book : [{ price: top, volume: Infinity }]).slice(0, levels), instrument);
+  return {
+    symbol: instrument.symbol,
+    bids: side(quote.bids, quote.bid),
+    asks: side(quote.asks, quote.ask),
+    ts: timeToWire(quote.time),
+  };
+}
+
+/** `payload` with at most `levels` a side; the same object when it has no more. */
+export function truncateDepth(payload: DepthPayload, levels: number): DepthPayload {
+  if (payload.bids.length <= levels && payload.asks.length <= levels) return payload;
+  return { ...payload, bids: payload.bids.slice(0, levels), asks: payload.asks.slice(0, levels) };
+}
+
 export class MarketDataService {
   private readonly last = new Map<string, AcceptedQuote>();
   /** The live bar per symbol and timeframe: complete (stored part included once `load` ran). */
@@ -410,32 +443,12 @@ export class MarketDataService {
 
   private publishQuote(instrument: InstrumentSpec, quote: AcceptedQuote): void {
     const bus = this.platform.bus;
-    const ts = timeToWire(quote.time);
     const quoteTopic = BusTopics.quotes(instrument.symbol);
     if (bus.hasSubscribers(quoteTopic))
-      bus.publish(quoteTopic, {
-        type: "quoteEvent",
-        payload: {
-          symbol: instrument.symbol,
-          bid: priceToWire(quote.bid, instrument),
-          ask: priceToWire(quote.ask, instrument),
-          ts,
-        },
-      });
+      bus.publish(quoteTopic, { type: "quoteEvent", payload: quotePayload(instrument, quote) });
     const depthTopic = BusTopics.depth(instrument.symbol);
-    if (bus.hasSubscribers(depthTopic)) {
-      const side = (levels: readonly BookLevel[] | undefined, top: number) =>
-        levelsToWire(levels && levels.length > 0 ? levels : [{ price: top, volume: Infinity }], instrument);
-      bus.publish(depthTopic, {
-        type: "depthEvent",
-        payload: {
-          symbol: instrument.symbol,
-          bids: side(quote.bids, quote.bid),
-          asks: side(quote.asks, quote.ask),
-          ts,
-        },
-      });
-    }
+    if (bus.hasSubscribers(depthTopic))
+      bus.publish(depthTopic, { type: "depthEvent", payload: depthPayload(instrument, quote) });
   }
 
   private publishCandle(instrument: InstrumentSpec, bar: Bar, closed: boolean): void {

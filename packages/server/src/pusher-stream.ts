@@ -45,7 +45,6 @@ import type { RawData, WebSocket, WebSocketServer } from "ws";
 import type { AccountBusMessage } from "./account-events.ts";
 import { metricsPayload } from "./account-metrics.ts";
 import { BusTopics, revocationTopic, type BusMessage, type Credential } from "./bus.ts";
-import { marketDataOf } from "./market-data.ts";
 import type { Platform } from "./platform.ts";
 import {
   PUSHER_PATH_PREFIX,
@@ -70,8 +69,7 @@ import {
   textFrame,
 } from "./stream-outbound.ts";
 import type { UpgradeAdapter } from "./upgrade-router.ts";
-import { levelsToWire } from "./market-data.ts";
-import { priceToWire, timeToWire } from "./wire.ts";
+import { depthPayload, marketDataOf, quotePayload, truncateDepth, type DepthPayload } from "./market-data.ts";
 import { DEFAULT_STREAM_LIMITS, type NativeStreamLimits } from "./ws-stream.ts";
 
 export interface PusherStreamLimits extends Pick<
@@ -241,7 +239,10 @@ export class PusherStream implements UpgradeAdapter {
     switch (kind) {
       case "quotes":
       case "depth": {
-        const payload = kind === "depth" ? truncateDepth(message.payload, this.limits.maxDepthLevels) : message.payload;
+        const payload =
+          kind === "depth"
+            ? truncateDepth(message.payload as DepthPayload, this.limits.maxDepthLevels)
+            : message.payload;
         const frame = textFrame(pusherFrame(message.type, payload, topic));
         for (const connection of subscribers) connection.outbound.conflate(topic, frame);
         return;
@@ -305,12 +306,6 @@ export class PusherStream implements UpgradeAdapter {
     const frame = textFrame(pusherFrame("pusher_internal:member_removed", { user_id: member.user_id }, channel));
     for (const [, other] of roster) for (const socket of other.sockets) socket.outbound.enqueue(frame);
   }
-}
-
-function truncateDepth(payload: unknown, levels: number): unknown {
-  const book = payload as { bids: unknown[]; asks: unknown[] };
-  if (book.bids.length <= levels && book.asks.length <= levels) return payload;
-  return { ...book, bids: book.bids.slice(0, levels), asks: book.asks.slice(0, levels) };
 }
 
 const registry = new WeakMap<Platform, PusherStream>();
@@ -542,22 +537,11 @@ class PusherConnection {
     const last = marketDataOf(this.platform).lastQuote(parsed.symbol);
     if (!last) return;
     const instrument = this.platform.instrument(parsed.symbol);
-    const ts = timeToWire(last.time);
-    if (parsed.stream === "quotes") {
-      const quote = {
-        symbol: parsed.symbol,
-        bid: priceToWire(last.bid, instrument),
-        ask: priceToWire(last.ask, instrument),
-        ts,
-      };
-      this.outbound.conflate(held.topics[0]!, textFrame(pusherFrame("quoteEvent", quote, held.name)));
-    } else {
-      const levels = this.stream.limits.maxDepthLevels;
-      const side = (book: typeof last.bids, top: number) =>
-        levelsToWire(book && book.length > 0 ? book : [{ price: top, volume: Infinity }], instrument).slice(0, levels);
-      const depth = { symbol: parsed.symbol, bids: side(last.bids, last.bid), asks: side(last.asks, last.ask), ts };
-      this.outbound.conflate(held.topics[0]!, textFrame(pusherFrame("depthEvent", depth, held.name)));
-    }
+    const [type, payload] =
+      parsed.stream === "quotes"
+        ? ["quoteEvent", quotePayload(instrument, last)]
+        : ["depthEvent", depthPayload(instrument, last, this.stream.limits.maxDepthLevels)];
+    this.outbound.conflate(held.topics[0]!, textFrame(pusherFrame(type, payload, held.name)));
   }
 
   private unsubscribe(data: Record<string, unknown> | null): void {

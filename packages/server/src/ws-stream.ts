@@ -42,7 +42,7 @@ import { toApiError } from "./app.ts";
 import type { AuthService } from "./auth.ts";
 import { BusTopics, revocationTopic, type BusMessage, type Credential, type RevokedMessage } from "./bus.ts";
 import { ApiError, type ApiErrorCode } from "./errors.ts";
-import { levelsToWire, marketDataOf } from "./market-data.ts";
+import { depthPayload, marketDataOf, quotePayload, truncateDepth, type DepthPayload } from "./market-data.ts";
 import type { Platform } from "./platform.ts";
 import { Closed } from "./schemas.ts";
 import {
@@ -71,7 +71,6 @@ import {
 } from "./trading-service.ts";
 import type { UpgradeAdapter } from "./upgrade-router.ts";
 import { WsCloseCodes, type WsCloseName } from "./ws-codes.ts";
-import { priceToWire, timeToWire } from "./wire.ts";
 
 export const NATIVE_STREAM_PATH = "/api/v1/ws";
 
@@ -395,7 +394,11 @@ export class NativeStream implements UpgradeAdapter {
         for (const connection of subscribers) {
           const levels = connection.depthLevels(name);
           let frame = frames.get(levels);
-          if (!frame) frames.set(levels, (frame = textFrame(envelope(message.type, truncateDepth(message, levels)))));
+          if (!frame)
+            frames.set(
+              levels,
+              (frame = textFrame(envelope(message.type, truncateDepth(message.payload as DepthPayload, levels)))),
+            );
           connection.outbound.conflate(name, frame);
         }
         return;
@@ -420,12 +423,6 @@ export class NativeStream implements UpgradeAdapter {
   noteClose(name: WsCloseName): void {
     this.closes[name] = (this.closes[name] ?? 0) + 1;
   }
-}
-
-function truncateDepth(message: BusMessage, levels: number): unknown {
-  const payload = message.payload as { bids: unknown[]; asks: unknown[] };
-  if (payload.bids.length <= levels && payload.asks.length <= levels) return payload;
-  return { ...payload, bids: payload.bids.slice(0, levels), asks: payload.asks.slice(0, levels) };
 }
 
 const registry = new WeakMap<Platform, NativeStream>();
@@ -733,13 +730,7 @@ class Connection {
         this.join(name, "quotes");
         const last = marketData.lastQuote(symbol);
         if (fresh && last) {
-          const instrument = this.platform.instrument(symbol);
-          const snapshot = {
-            symbol,
-            bid: priceToWire(last.bid, instrument),
-            ask: priceToWire(last.ask, instrument),
-            ts: timeToWire(last.time),
-          };
+          const snapshot = quotePayload(this.platform.instrument(symbol), last);
           this.outbound.conflate(name, textFrame(envelope("quoteEvent", snapshot)));
         }
       }
@@ -841,17 +832,7 @@ class Connection {
     this.join(name, "depth");
     this.reply("subscribed", payload, id);
     const last = marketDataOf(this.platform).lastQuote(payload.symbol);
-    if (last) {
-      const side = (book: typeof last.bids, top: number) =>
-        levelsToWire(book && book.length > 0 ? book : [{ price: top, volume: Infinity }], instrument).slice(0, levels);
-      const snapshot = {
-        symbol: payload.symbol,
-        bids: side(last.bids, last.bid),
-        asks: side(last.asks, last.ask),
-        ts: timeToWire(last.time),
-      };
-      this.outbound.conflate(name, textFrame(envelope("depthEvent", snapshot)));
-    }
+    if (last) this.outbound.conflate(name, textFrame(envelope("depthEvent", depthPayload(instrument, last, levels))));
     return undefined;
   }
 
