@@ -8,7 +8,7 @@
  * Market data (quotes and the liquidity left at each book level) is input, not state: it is not
  * journaled or hashed; every event that depended on it carries the prices it used.
  */
-import { Rounding, multiplyDivide, powerOfTen } from "./fixed.ts";
+import { Rounding, multiplyDivide, multiplyDivideAtMost, powerOfTen } from "./fixed.ts";
 import { currencyDigits, isAccountCurrency, isSessionOpen, weekdayOf, type InstrumentSpec } from "./instruments.ts";
 import {
   commissionInAccountCurrency,
@@ -64,6 +64,14 @@ const TIMES_IN_FORCE: ReadonlySet<string> = new Set<TimeInForce>(["GTC", "DAY", 
 const UNLIMITED = Number.POSITIVE_INFINITY;
 /** Bound on book levels per side a tick may carry. */
 export const MAX_BOOK_LEVELS = 50;
+/**
+ * The most an account's balance, or its credit, may reach through balance operations, in minor units: 10^13 (a
+ * hundred billion dollars in cents). Equity and the stop-out rule's `equity × 100` then stay safe integers; a
+ * deposit or credit that would pass it is refused (INVALID_AMOUNT) instead of overflowing later.
+ */
+export const MAX_ACCOUNT_MONEY = 10_000_000_000_000;
+/** The margin level shown at most, in basis points of a percent (10^15: ten trillion percent). */
+export const MAX_MARGIN_LEVEL_BASIS_POINTS = 1_000_000_000_000_000;
 
 export interface CommandSuccess {
   readonly ok: true;
@@ -452,8 +460,10 @@ export class TradingEngine {
     if (!Number.isSafeInteger(command.amount) || command.amount === 0) return reject("INVALID_AMOUNT");
     const comment = command.comment ?? "";
     const operationId = this.state.nextOperationId;
+    const overLimit = `The account would hold more than ${MAX_ACCOUNT_MONEY} minor units`;
     if (command.kind === "deposit") {
       if (command.amount < 0) return reject("INVALID_AMOUNT");
+      if (account.balance + command.amount > MAX_ACCOUNT_MONEY) return reject("INVALID_AMOUNT", overLimit);
       this.emit({
         type: "BalanceOperation",
         time,
@@ -480,6 +490,7 @@ export class TradingEngine {
       });
     } else {
       if (account.credit + command.amount < 0) return reject("INVALID_AMOUNT", "Credit cannot become negative");
+      if (account.credit + command.amount > MAX_ACCOUNT_MONEY) return reject("INVALID_AMOUNT", overLimit);
       if (command.amount < 0 && -command.amount > this.accountMetrics(account.id).freeMargin)
         return reject("NO_MONEY", "Removing this credit would leave less than the used margin");
       this.emit({
@@ -528,7 +539,11 @@ export class TradingEngine {
       margin,
       freeMargin: equity - margin,
       // Margin level is informational: rounded down so a displayed level never overstates safety.
-      marginLevelBasisPoints: margin === 0 ? null : multiplyDivide([equity, 10_000], [margin], Rounding.FLOOR),
+      // Saturating: a large equity over a margin of a few minor units is far past any safe integer, and means no risk.
+      marginLevelBasisPoints:
+        margin === 0
+          ? null
+          : multiplyDivideAtMost([equity, 10_000], [margin], Rounding.FLOOR, MAX_MARGIN_LEVEL_BASIS_POINTS),
       profit,
     };
   }

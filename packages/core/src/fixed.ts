@@ -118,6 +118,28 @@ function roundQuotientNumber(numerator: number, denominator: number, rounding: R
  * All inputs are integers; denominators are positive.
  */
 export function multiplyDivide(factors: readonly number[], divisors: readonly number[], rounding: Rounding): number {
+  const quotient = exactQuotient(factors, divisors, rounding);
+  return typeof quotient === "number" ? quotient : checkedInteger(Number(quotient), "result");
+}
+
+/**
+ * `multiplyDivide`, but a quotient above `limit` is `limit` (it saturates): for a ratio only
+ * shown, never used in a rule, whose huge values all mean the same (a margin level with a tiny margin).
+ */
+export function multiplyDivideAtMost(
+  factors: readonly number[],
+  divisors: readonly number[],
+  rounding: Rounding,
+  limit: number,
+): number {
+  checkedInteger(limit, "limit");
+  const quotient = exactQuotient(factors, divisors, rounding);
+  if (typeof quotient === "number") return Math.min(quotient, limit);
+  return quotient > BigInt(limit) ? limit : checkedInteger(Number(quotient), "result");
+}
+
+/** The rounded quotient: a number when every product stays a safe integer, else a bigint (not yet checked). */
+function exactQuotient(factors: readonly number[], divisors: readonly number[], rounding: Rounding): number | bigint {
   let numerator = 1;
   let safe = true;
   for (const factor of factors) {
@@ -147,8 +169,7 @@ export function multiplyDivide(factors: readonly number[], divisors: readonly nu
   let bigDenominator = 1n;
   for (const divisor of divisors) bigDenominator *= BigInt(divisor);
   if (bigDenominator <= 0n) throw new FixedPointError("division by a non-positive integer");
-  const result = Number(roundQuotientBig(bigNumerator, bigDenominator, rounding));
-  return checkedInteger(result, "result");
+  return roundQuotientBig(bigNumerator, bigDenominator, rounding);
 }
 
 /** Exact integer division with a named rounding. */

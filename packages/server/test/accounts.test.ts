@@ -175,6 +175,28 @@ describe("ledger", () => {
   });
 });
 
+describe("money bounds", () => {
+  // On 655e7b2 this deposit overflowed the balance inside the engine: 503 ENGINE_UNAVAILABLE, a rebuild from the
+  // journal, and every quote lost until the feed's next tick (market orders answered NO_QUOTES meanwhile).
+  it("a deposit past the account money bound answers 400 INVALID_AMOUNT, and the engine keeps serving with its quotes", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const deposit = await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, {
+      amount: 90071992547409.91,
+    });
+    expect(deposit.status).toBe(400);
+    expect(deposit.body).toEqual({ error: "INVALID_AMOUNT", message: expect.stringContaining("more than") });
+    const account = await call(server, "GET", `/api/v1/accounts/${user.login}`, { token: user.token });
+    expect(account.body.data.balance).toBe(10000);
+    const order = await call(server, "POST", `/api/v1/accounts/${user.login}/orders`, {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 },
+    });
+    expect(order.status).toBe(200);
+    expect(order.body.data.deals[0].price).toBe(1.0844);
+  });
+});
+
 describe("every account route", () => {
   let owner: User;
   let intruder: User;

@@ -1,0 +1,77 @@
+/**
+ * Bounds on account money (found by an audit of the admin API, not by the property tests): on 655e7b2 a deposit of
+ * 90,071,992,547,409.91 USD was accepted by the rules, folded into a balance past Number.MAX_SAFE_INTEGER, and the
+ * account's margin level then threw "result must be a safe integer" inside the command: the durable engine
+ * refused the batch and rebuilt its state from the journal, answering 503 for a bad request.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  MAX_ACCOUNT_MONEY,
+  MAX_MARGIN_LEVEL_BASIS_POINTS,
+  Rounding,
+  multiplyDivide,
+  multiplyDivideAtMost,
+} from "../src/index.ts";
+import { Scenario, money } from "./helpers.ts";
+
+describe("account money stays inside its bound", () => {
+  it("a deposit that would take the balance past MAX_ACCOUNT_MONEY is refused as INVALID_AMOUNT and changes nothing", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "0.01");
+    const before = s.engine.accountMetrics(account);
+    const result = s.run({ kind: "deposit", time: s.time + 1000, accountId: account, amount: 9_007_199_254_740_991 });
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.code).toBe("INVALID_AMOUNT");
+    expect(result.events).toEqual([]);
+    expect(s.engine.accountMetrics(account)).toEqual(before);
+    // Up to the bound exactly is allowed, and every figure of the account is still a safe integer.
+    s.ok({ kind: "deposit", accountId: account, amount: MAX_ACCOUNT_MONEY - s.get(account).balance });
+    expect(s.get(account).balance).toBe(MAX_ACCOUNT_MONEY);
+    const metrics = s.engine.accountMetrics(account);
+    for (const figure of [metrics.equity, metrics.freeMargin, metrics.marginLevelBasisPoints])
+      expect(Number.isSafeInteger(figure)).toBe(true);
+    expect(s.rejected({ kind: "deposit", accountId: account, amount: 1 })).toBe("INVALID_AMOUNT");
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("credit past MAX_ACCOUNT_MONEY is refused as INVALID_AMOUNT", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "100");
+    s.ok({ kind: "credit", accountId: account, amount: MAX_ACCOUNT_MONEY });
+    expect(s.rejected({ kind: "credit", accountId: account, amount: 1 })).toBe("INVALID_AMOUNT");
+    expect(s.get(account).credit).toBe(MAX_ACCOUNT_MONEY);
+  });
+
+  it("the margin level of a large equity over a margin of a few minor units saturates instead of throwing", () => {
+    // 10^13 × 10^4 / 7 is past any safe integer: multiplyDivide throws, the margin level must not.
+    expect(() => multiplyDivide([MAX_ACCOUNT_MONEY, 10_000], [7], Rounding.FLOOR)).toThrow(/safe integer/);
+    expect(multiplyDivideAtMost([MAX_ACCOUNT_MONEY, 10_000], [7], Rounding.FLOOR, MAX_MARGIN_LEVEL_BASIS_POINTS)).toBe(
+      MAX_MARGIN_LEVEL_BASIS_POINTS,
+    );
+  });
+});
+
+describe("multiplyDivideAtMost", () => {
+  it("is multiplyDivide under the limit, on the number and the bigint paths, and the limit above it", () => {
+    for (const rounding of Object.values(Rounding)) {
+      expect(multiplyDivideAtMost([7, 3], [2], rounding, 100)).toBe(multiplyDivide([7, 3], [2], rounding));
+      expect(multiplyDivideAtMost([-7, 3], [2], rounding, 100)).toBe(multiplyDivide([-7, 3], [2], rounding));
+      // Products past 2^53 take the bigint path; the quotient is small again.
+      const big = [9_007_199_254_740_991, 1_000];
+      expect(multiplyDivideAtMost(big, [3_000], rounding, Number.MAX_SAFE_INTEGER)).toBe(
+        multiplyDivide(big, [3_000], rounding),
+      );
+      expect(multiplyDivideAtMost(big, [3], rounding, 5)).toBe(5);
+      expect(multiplyDivideAtMost([11], [2], rounding, 5)).toBe(5);
+    }
+    expect(multiplyDivideAtMost([money("10.00")], [3], Rounding.HALF_EVEN, 1_000_000)).toBe(333);
+  });
+
+  it("refuses a limit that is not a safe integer, and a non-positive divisor, like multiplyDivide", () => {
+    expect(() => multiplyDivideAtMost([1], [1], Rounding.FLOOR, 1.5)).toThrow(/limit must be a safe integer/);
+    expect(() => multiplyDivideAtMost([1], [0], Rounding.FLOOR, 10)).toThrow(/non-positive/);
+  });
+});
