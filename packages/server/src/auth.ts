@@ -11,7 +11,7 @@
  * - Lockout: after `loginMaxFailures` failures in a row a user is locked for `loginLockSeconds`.
  */
 import { hash, verify, type Algorithm } from "@node-rs/argon2";
-import { decimalToInteger, currencyDigits, type Account } from "@bourse/core";
+import { Rounding, decimalToInteger, currencyDigits, type Account } from "@bourse/core";
 import { DuplicateError, type Session, type User } from "@bourse/store";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { createSecretKey, randomUUID, type KeyObject } from "node:crypto";
@@ -132,7 +132,8 @@ export class AuthService {
       mode: options.mode ?? "HEDGING",
     });
     const accountId = opened.accountId!;
-    const amount = decimalToInteger(this.config.demoBalance, currencyDigits(currency));
+    // The configured amount has at most the demo currency's decimals; another currency with fewer takes it rounded down.
+    const amount = decimalToInteger(this.config.demoBalance, currencyDigits(currency), Rounding.DOWN);
     if (amount > 0)
       await this.platform.execute({ kind: "deposit", accountId, amount, comment: "Demo account funding" });
     return this.platform.engine.state.accounts.get(accountId)!;

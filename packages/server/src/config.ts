@@ -3,6 +3,15 @@
  * (the environment wins, so a container can override a shipped file). Secrets left unset are generated
  * once and kept in the data directory, so a restart keeps sessions and the admin token valid.
  */
+import {
+  ACCOUNT_CURRENCIES,
+  MAX_ACCOUNT_MONEY,
+  currencyDigits,
+  defaultEngineConfig,
+  formatDecimal,
+  isAccountCurrency,
+  parseDecimal,
+} from "@bourse/core";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -78,6 +87,27 @@ function integerSetting(name: string, value: unknown, min: number, max: number):
   return number;
 }
 
+/** An account currency the engine keeps (sign-up and `PUT /api/v1/accounts` open accounts in it). */
+function currencySetting(name: string, value: string): string {
+  if (!isAccountCurrency(value))
+    throw new ConfigError(`${name} must be one of ${ACCOUNT_CURRENCIES.join(", ")}, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/**
+ * The demo funding: a plain decimal, no more decimals than `currency` has, at most the engine's account money
+ * bound. Checked here so that a bad value stops the start instead of failing every sign-up.
+ */
+function demoBalanceSetting(name: string, value: string, currency: string): string {
+  const digits = currencyDigits(currency);
+  const parsed = /^\d+(\.\d+)?$/.test(value) ? parseDecimal(value, digits) : null;
+  if (!parsed?.ok || parsed.value > MAX_ACCOUNT_MONEY)
+    throw new ConfigError(
+      `${name} must be an amount from 0 to ${formatDecimal(MAX_ACCOUNT_MONEY, digits)} ${currency} with at most ${digits} decimals, got ${JSON.stringify(value)}`,
+    );
+  return value;
+}
+
 function parseFeed(text: string, seed: number): FeedSettings {
   if (text === "simulator") return { kind: "simulator", seed };
   if (text === "push") return { kind: "push" };
@@ -130,6 +160,12 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
   });
   const seed = integer("BOURSE_FEED_SEED", file.feedSeed, "1", 0, 2 ** 31 - 1);
   const automationPortText = pick("BOURSE_AUTOMATION_PORT", file.automation?.port);
+  const demoCurrency = currencySetting(
+    "BOURSE_DEMO_CURRENCY",
+    pick("BOURSE_DEMO_CURRENCY", file.demoCurrency) ?? "USD",
+  );
+  // The engine's own bounds: a demo leverage outside them would make every sign-up fail.
+  const { leverageMin, leverageMax } = defaultEngineConfig();
   return {
     port: integer("BOURSE_PORT", file.port, "8080", 0, 65_535),
     host: pick("BOURSE_HOST", file.host) ?? "127.0.0.1",
@@ -140,9 +176,13 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
       keptSecret(storage.dataDirectory, "jwt-secret", pick("BOURSE_JWT_SECRET", file.jwtSecret)),
     ),
     sessionTtlSeconds: integer("BOURSE_SESSION_TTL_SECONDS", file.sessionTtlSeconds, "3600", 60, 7 * 86_400),
-    demoBalance: pick("BOURSE_DEMO_BALANCE", file.demoBalance) ?? "10000",
-    demoCurrency: pick("BOURSE_DEMO_CURRENCY", file.demoCurrency) ?? "USD",
-    demoLeverage: integer("BOURSE_DEMO_LEVERAGE", file.demoLeverage, "100", 1, 10_000),
+    demoBalance: demoBalanceSetting(
+      "BOURSE_DEMO_BALANCE",
+      pick("BOURSE_DEMO_BALANCE", file.demoBalance) ?? "10000",
+      demoCurrency,
+    ),
+    demoCurrency,
+    demoLeverage: integer("BOURSE_DEMO_LEVERAGE", file.demoLeverage, "100", leverageMin, leverageMax),
     rateLimitPerSecond: integer("BOURSE_RATE_LIMIT_PER_SECOND", file.rateLimitPerSecond, "100", 1, 1_000_000),
     loginMaxFailures: integer("BOURSE_LOGIN_MAX_FAILURES", file.loginMaxFailures, "5", 1, 1000),
     loginLockSeconds: integer("BOURSE_LOGIN_LOCK_SECONDS", file.loginLockSeconds, "900", 1, 86_400),

@@ -1,0 +1,47 @@
+/**
+ * Settings that sign-up depends on are checked when the configuration is read. On 655e7b2 BOURSE_DEMO_BALANCE was
+ * passed through as text and read only at each sign-up: "abc" (or "12.345" in USD) started a server whose every
+ * POST /api/v1/signup answered 500 after saving the user, and a demo leverage the engine refuses did the same.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadServerConfig } from "../src/config.ts";
+
+const dataDirectory = mkdtempSync(join(tmpdir(), "bourse-config-test-"));
+const load = (settings: Record<string, string>) =>
+  loadServerConfig({ BOURSE_DATA_DIR: dataDirectory, BOURSE_CONFIG: "", ...settings });
+
+describe("the demo account settings", () => {
+  it("accept amounts the demo currency can hold, up to the engine's money bound", () => {
+    expect(load({}).demoBalance).toBe("10000");
+    expect(load({ BOURSE_DEMO_BALANCE: "0" }).demoBalance).toBe("0");
+    expect(load({ BOURSE_DEMO_BALANCE: "2500.75" }).demoBalance).toBe("2500.75");
+    expect(load({ BOURSE_DEMO_BALANCE: "100000000000" }).demoBalance).toBe("100000000000");
+    expect(load({ BOURSE_DEMO_BALANCE: "5000", BOURSE_DEMO_CURRENCY: "JPY" }).demoCurrency).toBe("JPY");
+  });
+
+  it.each([
+    ["abc", "USD"],
+    ["-5", "USD"],
+    ["12.345", "USD"],
+    ["1e9", "USD"],
+    [" 10", "USD"],
+    ["100000000000.01", "USD"],
+    ["10.5", "JPY"],
+  ])("refuse BOURSE_DEMO_BALANCE=%j in %s at start, naming the setting", (balance, currency) => {
+    expect(() => load({ BOURSE_DEMO_BALANCE: balance, BOURSE_DEMO_CURRENCY: currency })).toThrow(ConfigError);
+    expect(() => load({ BOURSE_DEMO_BALANCE: balance, BOURSE_DEMO_CURRENCY: currency })).toThrow(
+      /BOURSE_DEMO_BALANCE must be an amount from 0 to /,
+    );
+  });
+
+  it("refuse a currency accounts cannot hold and a leverage the engine refuses", () => {
+    expect(() => load({ BOURSE_DEMO_CURRENCY: "XYZ" })).toThrow(/BOURSE_DEMO_CURRENCY must be one of USD, EUR/);
+    expect(() => load({ BOURSE_DEMO_LEVERAGE: "5000" })).toThrow(
+      /BOURSE_DEMO_LEVERAGE must be an integer from 1 to 1000/,
+    );
+    expect(load({ BOURSE_DEMO_LEVERAGE: "1000" }).demoLeverage).toBe(1000);
+  });
+});
