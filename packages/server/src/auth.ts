@@ -8,7 +8,9 @@
  * - Sessions per user are bounded by the store: signing in at the bound revokes the user's oldest session.
  * - Sign-in answers the same error, after the same work, for an unknown email and a wrong password:
  *   an unknown email is verified against a dummy hash.
- * - Lockout: after `loginMaxFailures` failures in a row a user is locked for `loginLockSeconds`.
+ * - Lockout: after `loginMaxFailures` failures in a row a user is locked for `loginLockSeconds`; so is an email
+ *   or login no user has (remembered in memory), so the lock does not tell which are registered. The attempts
+ *   for one identifier run one at a time, so attempts sent in parallel cannot pass the lock together.
  */
 import { hash, verify, type Algorithm } from "@node-rs/argon2";
 import { Rounding, decimalToInteger, currencyDigits, type Account } from "@bourse/core";
@@ -34,6 +36,16 @@ export const PASSWORD_MAX_LENGTH = 128;
 const VERIFIED_TOKENS_REMEMBERED = 10_000;
 /** Session rows remembered at most. */
 const SESSIONS_REMEMBERED = 10_000;
+/** Sign-in identifiers with no user behind them whose failures are remembered, at most. */
+const UNKNOWN_IDENTIFIERS_REMEMBERED = 10_000;
+/** Sign-in attempts for one identifier waiting behind the one under way, at most; more are refused as locked. */
+const SIGN_IN_ATTEMPTS_WAITING = 16;
+
+/** Failed sign-ins in a row for an identifier no user has, and the lock they led to (ms), as the store keeps a user's. */
+interface UnknownIdentifierFailures {
+  failures: number;
+  lockedUntil: number | null;
+}
 
 interface VerifiedClaims {
   readonly subject: string;
@@ -65,6 +77,12 @@ export class AuthService {
   private readonly sessions = new BoundedMap<string, Session>(SESSIONS_REMEMBERED);
   /** Counts revocations: a session row read before one finished is not remembered (it may be stale). */
   private revocations = 0;
+  /** Identifiers no user has → their failures, so they lock like a user's (see `login`). */
+  private readonly unknownIdentifiers = new BoundedMap<string, UnknownIdentifierFailures>(
+    UNKNOWN_IDENTIFIERS_REMEMBERED,
+  );
+  /** Identifier → the sign-in attempt under way for it and how many wait behind it (see `login`). */
+  private readonly signInQueues = new Map<string, { tail: Promise<unknown>; waiting: number }>();
 
   constructor(private readonly platform: Platform) {
     this.signingKey = createSecretKey(platform.config.jwtSecret);
@@ -144,6 +162,32 @@ export class AuthService {
    * same argon2 work; a locked user gets LOGIN_LOCKED (429) with Retry-After, without a password check.
    */
   async login(input: { email?: string; login?: number; password: string }): Promise<IssuedSession> {
+    // One attempt at a time per identifier: attempts sent in parallel each passed the lock check before any
+    // failure was counted, so 300 of them were 300 password checks against a lockout of 5.
+    const identifier = input.email !== undefined ? `email:${input.email.toLowerCase()}` : `login:${input.login}`;
+    return this.oneAttemptAtATime(identifier, () => this.attemptLogin(identifier, input));
+  }
+
+  private async oneAttemptAtATime<T>(identifier: string, attempt: () => Promise<T>): Promise<T> {
+    let queue = this.signInQueues.get(identifier);
+    if (queue && queue.waiting >= SIGN_IN_ATTEMPTS_WAITING)
+      throw new ApiError("LOGIN_LOCKED", "Too many sign-in attempts at once", { "retry-after": "1" });
+    if (!queue) this.signInQueues.set(identifier, (queue = { tail: Promise.resolve(), waiting: 0 }));
+    queue.waiting += 1;
+    const result = queue.tail.then(attempt);
+    queue.tail = result.catch(() => undefined);
+    try {
+      return await result;
+    } finally {
+      queue.waiting -= 1;
+      if (queue.waiting === 0) this.signInQueues.delete(identifier);
+    }
+  }
+
+  private async attemptLogin(
+    identifier: string,
+    input: { email?: string; login?: number; password: string },
+  ): Promise<IssuedSession> {
     const now = this.platform.clock.now();
     let user: User | null = null;
     let accountId: number | null = null;
@@ -156,13 +200,19 @@ export class AuthService {
       }
     }
     if (!user) {
+      // An identifier nobody has locks like a user's after the same failures, so the answers do not tell which
+      // emails are registered (the store keeps a user's failures; these are remembered here).
+      const failures = this.unknownIdentifiers.get(identifier) ?? { failures: 0, lockedUntil: null };
+      throwIfLocked(failures.lockedUntil, now);
       await this.verifyPassword(await this.equalWorkHash(), input.password);
+      // As the store counts a user's (recordFailedLogin): failures in a row, each one at the bound or past it locks.
+      failures.failures += 1;
+      if (failures.failures >= this.config.loginMaxFailures)
+        failures.lockedUntil = now + this.config.loginLockSeconds * 1000;
+      this.unknownIdentifiers.set(identifier, failures);
       throw new ApiError("INVALID_CREDENTIALS");
     }
-    if (user.lockedUntil !== null && user.lockedUntil > now) {
-      const retryAfterSeconds = Math.ceil((user.lockedUntil - now) / 1000);
-      throw new ApiError("LOGIN_LOCKED", undefined, { "retry-after": String(retryAfterSeconds) });
-    }
+    throwIfLocked(user.lockedUntil, now);
     if (!(await this.verifyPassword(user.passwordHash, input.password))) {
       await this.platform.store.recordFailedLogin(user.id, {
         now,
@@ -295,4 +345,11 @@ export function tokenFromAuthorization(header: string | undefined): string | nul
   if (trimmed === "") return null;
   const bearer = /^Bearer\s+(.+)$/i.exec(trimmed);
   return bearer ? bearer[1]!.trim() : trimmed;
+}
+
+/** LOGIN_LOCKED (429) with Retry-After while a lock runs: a user's and an unknown identifier's alike. */
+function throwIfLocked(lockedUntil: number | null, now: number): void {
+  if (lockedUntil === null || lockedUntil <= now) return;
+  const retryAfterSeconds = Math.ceil((lockedUntil - now) / 1000);
+  throw new ApiError("LOGIN_LOCKED", undefined, { "retry-after": String(retryAfterSeconds) });
 }

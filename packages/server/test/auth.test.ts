@@ -107,6 +107,49 @@ describe("sign in and sessions", () => {
     expect(after.status).toBe(200);
   });
 
+  // On a80df2a an unknown email answered 401 forever while a registered one locked (429): the lockout told which
+  // emails had accounts, and a locked account's answer skipped the password check's time too.
+  it("locks an email nobody has after the same failures, with the same answers as a registered one", async () => {
+    const user = await signUp(server);
+    const answers = async (email: string) => {
+      const seen: unknown[] = [];
+      for (let attempt = 0; attempt <= server.config.loginMaxFailures; attempt += 1) {
+        const response = await call(server, "POST", "/api/v1/login", { body: { email, password: "wrong password" } });
+        seen.push([response.status, response.body, response.headers["retry-after"]]);
+      }
+      return seen;
+    };
+    const registered = await answers(user.email);
+    const unknown = await answers(`nobody-${user.email}`);
+    expect(unknown).toEqual(registered);
+    expect(registered.at(-1)).toEqual([
+      429,
+      { error: "LOGIN_LOCKED", message: expect.any(String) },
+      String(server.config.loginLockSeconds),
+    ]);
+    server.clock.advance(server.config.loginLockSeconds * 1000 + 1);
+    const after = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+    expect(after.status).toBe(200);
+  });
+
+  // On a80df2a every attempt sent at once passed the lock check before any failure was counted: 30 parallel
+  // guesses were 30 password checks, and none was refused.
+  it("checks at most loginMaxFailures passwords of attempts sent in parallel, and refuses the rest as locked", async () => {
+    const user = await signUp(server);
+    const responses = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        call(server, "POST", "/api/v1/login", { body: { email: user.email, password: "wrong password" } }),
+      ),
+    );
+    const statuses = responses.map((response) => response.status);
+    expect(statuses.filter((status) => status === 401)).toHaveLength(server.config.loginMaxFailures);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(12 - server.config.loginMaxFailures);
+    const right = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+    expect(right.status).toBe(429);
+    expect(right.body.error).toBe("LOGIN_LOCKED");
+    server.clock.advance(server.config.loginLockSeconds * 1000 + 1);
+  });
+
   it("revokes the token on logout", async () => {
     const user = await signUp(server);
     expect((await call(server, "POST", "/api/v1/logout", { token: user.token })).body).toEqual({ data: "OK" });
