@@ -9,7 +9,14 @@
  * journaled or hashed; every event that depended on it carries the prices it used.
  */
 import { Rounding, multiplyDivide, multiplyDivideAtMost, powerOfTen } from "./fixed.ts";
-import { currencyDigits, isAccountCurrency, isSessionOpen, weekdayOf, type InstrumentSpec } from "./instruments.ts";
+import {
+  currencyDigits,
+  isAccountCurrency,
+  isSessionOpen,
+  maxPricePoints,
+  weekdayOf,
+  type InstrumentSpec,
+} from "./instruments.ts";
 import {
   commissionInAccountCurrency,
   marginInAccountCurrency,
@@ -247,6 +254,9 @@ export class TradingEngine {
   /** A reused id buffer for the per-tick risk scan (no allocation on the common path). */
   private readonly scratchIds: number[] = [];
   private readonly quoteLookup = (symbol: string): MarketQuote | undefined => this.quotes.get(symbol);
+
+  /** Each instrument's `maxPricePoints`, computed once. */
+  private readonly maxPriceBySymbol = new Map<string, number>();
 
   constructor(readonly config: EngineConfig) {
     this.state = new EngineState(config);
@@ -602,7 +612,15 @@ export class TradingEngine {
 
   /** A trailing distance is a positive number of points, at least the stops level. */
   private trailingValid(instrument: InstrumentSpec, distance: number | null): boolean {
-    return distance === null || (isPositiveInteger(distance) && distance >= instrument.stopsLevelPoints);
+    return distance === null || (this.isPrice(instrument, distance) && distance >= instrument.stopsLevelPoints);
+  }
+
+  /** A positive number of points within the instrument's price bound (`maxPricePoints`). */
+  private isPrice(instrument: InstrumentSpec, value: unknown): value is number {
+    if (!isPositiveInteger(value)) return false;
+    let bound = this.maxPriceBySymbol.get(instrument.symbol);
+    if (bound === undefined) this.maxPriceBySymbol.set(instrument.symbol, (bound = maxPricePoints(instrument)));
+    return value <= bound;
   }
 
   /**
@@ -637,12 +655,12 @@ export class TradingEngine {
     const distance = Math.max(instrument.stopsLevelPoints, 1);
     if (
       sl !== null &&
-      (!isPositiveInteger(sl) || (side === "BUY" ? reference - sl < distance : sl - reference < distance))
+      (!this.isPrice(instrument, sl) || (side === "BUY" ? reference - sl < distance : sl - reference < distance))
     )
       return false;
     if (
       tp !== null &&
-      (!isPositiveInteger(tp) || (side === "BUY" ? tp - reference < distance : reference - tp < distance))
+      (!this.isPrice(instrument, tp) || (side === "BUY" ? tp - reference < distance : reference - tp < distance))
     )
       return false;
     return true;
@@ -688,9 +706,9 @@ export class TradingEngine {
       return reject("INVALID_DATA", "comment is at most 64 characters");
     if (!Number.isSafeInteger(magic) || magic < 0)
       return reject("INVALID_DATA", "magic must be a non-negative integer");
-    if (price !== null && !isPositiveInteger(price)) return reject("INVALID_PRICE");
-    if (stopLimitPrice !== null && !isPositiveInteger(stopLimitPrice)) return reject("INVALID_PRICE");
-    if (deviation !== null && (!Number.isSafeInteger(deviation) || deviation < 0))
+    if (price !== null && !this.isPrice(instrument, price)) return reject("INVALID_PRICE");
+    if (stopLimitPrice !== null && !this.isPrice(instrument, stopLimitPrice)) return reject("INVALID_PRICE");
+    if (deviation !== null && deviation !== 0 && !this.isPrice(instrument, deviation))
       return reject("INVALID_DATA", "deviation must be a non-negative number of points");
     if (!this.trailingValid(instrument, trailingDistance)) return reject("INVALID_STOPS");
 
@@ -1086,7 +1104,7 @@ export class TradingEngine {
     if (price !== order.price || stopLimitPrice !== order.stopLimitPrice) {
       if (order.triggered && price !== order.price)
         return reject("ORDER_NOT_MODIFIABLE", "The stop price was already reached");
-      if (!isPositiveInteger(price) || (stopLimitPrice !== null && !isPositiveInteger(stopLimitPrice)))
+      if (!this.isPrice(instrument, price) || (stopLimitPrice !== null && !this.isPrice(instrument, stopLimitPrice)))
         return reject("INVALID_PRICE");
       if (!order.triggered && !this.pendingPriceValid(instrument, quote, order.side, order.type, price))
         return reject("INVALID_PRICE");
@@ -1292,10 +1310,13 @@ export class TradingEngine {
     const instrument = this.state.instruments.get(command.symbol);
     if (!instrument) return reject("UNKNOWN_SYMBOL");
     const { bid, ask } = command;
-    if (!isPositiveInteger(bid) || !isPositiveInteger(ask) || ask < bid)
-      return reject("INVALID_PRICE", "bid and ask must be positive points with ask ≥ bid");
+    if (!this.isPrice(instrument, bid) || !this.isPrice(instrument, ask) || ask < bid)
+      return reject("INVALID_PRICE", "bid and ask must be positive points within the instrument's bound, ask ≥ bid");
     const bids = this.bookSide(command.bids, bid, "SELL");
     const asks = this.bookSide(command.asks, ask, "BUY");
+    // Bids fall from the bid; asks rise from the ask, so the last must be within the bound too.
+    if (asks && !this.isPrice(instrument, asks[asks.length - 1]!.price))
+      return reject("INVALID_PRICE", "book levels must be within the instrument's price bound");
     if (!bids || !asks)
       return reject(
         "INVALID_PRICE",

@@ -1,4 +1,4 @@
-import { decimalToInteger } from "./fixed.ts";
+import { Rounding, decimalToInteger, divideRounded } from "./fixed.ts";
 
 /** Currencies an account may be kept in, and every currency an instrument may price or margin in. */
 export const Currencies = {
@@ -23,6 +23,20 @@ export function currencyDigits(currency: string): number {
   const known = (Currencies as Record<string, { digits: number }>)[currency];
   if (!known) throw new Error(`unknown currency ${currency}`);
   return known.digits;
+}
+
+/** What an instrument's largest order may cost, price points × volume units, at most: 2^50 (see `maxPricePoints`). */
+export const MAX_ORDER_COST = 2 ** 50;
+
+/**
+ * The largest price, in points, the engine takes for `instrument`: in a quote, a book level, an order's price,
+ * stop-limit price, SL or TP, a trailing distance or a deviation. An order of the largest volume at that price
+ * costs at most MAX_ORDER_COST, so costs, their sums and the profit and margin arithmetic keep room below 2^53
+ * (a price near 2^53 points was accepted, and the first fill at it threw inside the engine). Far above any real
+ * market: BTCUSD at 100 lots (10,000 volume units), 112,589,990,684 points, a billion dollars a coin.
+ */
+export function maxPricePoints(instrument: InstrumentSpec): number {
+  return divideRounded(MAX_ORDER_COST, instrument.volumeMax, Rounding.FLOOR);
 }
 
 export function isAccountCurrency(value: string): value is AccountCurrency {

@@ -2,17 +2,20 @@
  * Bounds on account money (found by an audit of the admin API, not by the property tests): on 655e7b2 a deposit of
  * 90,071,992,547,409.91 USD was accepted by the rules, folded into a balance past Number.MAX_SAFE_INTEGER, and the
  * account's margin level then threw "result must be a safe integer" inside the command: the durable engine
- * refused the batch and rebuilt its state from the journal, answering 503 for a bad request.
+ * refused the batch and rebuilt its state from the journal, answering 503 for a bad request. The same audit found
+ * prices near 2^53 points taken for orders, stops and quotes: the first fill at one threw inside a tick.
  */
 import { describe, expect, it } from "vitest";
 import {
   MAX_ACCOUNT_MONEY,
   MAX_MARGIN_LEVEL_BASIS_POINTS,
+  MAX_ORDER_COST,
   Rounding,
+  maxPricePoints,
   multiplyDivide,
   multiplyDivideAtMost,
 } from "../src/index.ts";
-import { Scenario, money } from "./helpers.ts";
+import { Scenario, instrumentOf, lots, money, points } from "./helpers.ts";
 
 describe("account money stays inside its bound", () => {
   it("a deposit that would take the balance past MAX_ACCOUNT_MONEY is refused as INVALID_AMOUNT and changes nothing", () => {
@@ -73,5 +76,85 @@ describe("multiplyDivideAtMost", () => {
   it("refuses a limit that is not a safe integer, and a non-positive divisor, like multiplyDivide", () => {
     expect(() => multiplyDivideAtMost([1], [1], Rounding.FLOOR, 1.5)).toThrow(/limit must be a safe integer/);
     expect(() => multiplyDivideAtMost([1], [0], Rounding.FLOOR, 10)).toThrow(/non-positive/);
+  });
+});
+
+describe("prices stay inside their bound", () => {
+  const btc = instrumentOf("BTCUSD");
+  const bound = maxPricePoints(btc);
+
+  it("maxPricePoints keeps the largest order's cost within MAX_ORDER_COST, and far above the market", () => {
+    expect(bound * btc.volumeMax).toBeLessThanOrEqual(MAX_ORDER_COST);
+    expect((bound + 1) * btc.volumeMax).toBeGreaterThan(MAX_ORDER_COST);
+    expect(bound).toBeGreaterThan(points("BTCUSD", "1000000000"));
+  });
+
+  // On 32210bd: a SELL LIMIT at 90,000,000,000,000 and a position's TP at it were taken; a quote at that price
+  // then closed the position (the balance became 9 × 10^13) and threw filling the limit, half folded.
+  it("orders, stops, trailing distances and quotes past the bound are refused, and nothing is half done", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("BTCUSD", "60000", "60010");
+    const place = (extra: Record<string, unknown>) =>
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "BTCUSD",
+        side: "SELL",
+        type: "LIMIT",
+        volume: lots("BTCUSD", "20"),
+        price: points("BTCUSD", "70000"),
+        ...extra,
+      } as never);
+    expect(place({ price: bound + 1 })).toBe("INVALID_PRICE");
+    expect(
+      place({ type: "STOP_LIMIT", side: "BUY", price: points("BTCUSD", "70000"), stopLimitPrice: bound + 1 }),
+    ).toBe("INVALID_PRICE");
+    expect(place({ sl: bound + 1 })).toBe("INVALID_STOPS");
+    expect(place({ type: "MARKET", side: "BUY", price: undefined, tp: bound + 1 })).toBe("INVALID_STOPS");
+    expect(place({ type: "MARKET", side: "BUY", price: undefined, trailingDistance: bound + 1 })).toBe("INVALID_STOPS");
+    expect(place({ type: "MARKET", side: "BUY", price: undefined, deviation: bound + 1 })).toBe("INVALID_DATA");
+    const order = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "BTCUSD",
+      side: "SELL",
+      type: "LIMIT",
+      volume: lots("BTCUSD", "0.01"),
+      price: bound,
+    });
+    expect(
+      s.rejected({ kind: "modifyOrder", accountId: account, orderId: order.orderId as number, price: bound + 1 }),
+    ).toBe("INVALID_PRICE");
+    const opened = s.buy(account, "BTCUSD", "0.01");
+    expect(
+      s.rejected({
+        kind: "modifyPosition",
+        accountId: account,
+        positionId: opened.positionId as number,
+        tp: bound + 1,
+      }),
+    ).toBe("INVALID_STOPS");
+    expect(s.rejected({ kind: "tick", symbol: "BTCUSD", bid: bound + 1, ask: bound + 1 })).toBe("INVALID_PRICE");
+    expect(
+      s.rejected({
+        kind: "tick",
+        symbol: "BTCUSD",
+        bid: points("BTCUSD", "60000"),
+        ask: points("BTCUSD", "60010"),
+        asks: [
+          { price: points("BTCUSD", "60010"), volume: 100 },
+          { price: bound + 1, volume: 100 },
+        ],
+      }),
+    ).toBe("INVALID_PRICE");
+    // At the bound exactly, a quote fills the limit at it: every figure is still a safe integer.
+    s.ok({ kind: "tick", symbol: "BTCUSD", bid: bound, ask: bound });
+    expect(s.engine.state.orders.get(order.orderId as number)).toBeUndefined();
+    const metrics = s.engine.accountMetrics(account);
+    for (const figure of [metrics.balance, metrics.equity, metrics.margin, metrics.freeMargin])
+      expect(Number.isSafeInteger(figure)).toBe(true);
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
   });
 });
