@@ -166,6 +166,9 @@ describe("alert routes", () => {
       [{ condition: "GREATER_THAN", targetPrice: 1.5, referencePrice: 1.4 }, 400, "INVALID_DATA"],
       [{ condition: "GREATER_THAN", targetPrice: 1.000001 }, 400, "INVALID_PRICE"],
       [{ condition: "GREATER_THAN", targetPrice: -1 }, 400, "INVALID_PRICE"],
+      // On 79aa3c9 a target of 0 was taken: CROSSING_UP then fired on the first tick.
+      [{ condition: "CROSSING_UP", targetPrice: 0 }, 400, "INVALID_PRICE"],
+      [{ condition: "MOVING_UP_PERCENT", moveThreshold: 1, referencePrice: 0 }, 400, "INVALID_PRICE"],
       [{ condition: 13, targetPrice: 1.1 }, 400, "INVALID_DATA"],
       [{ condition: "ABOVE", targetPrice: 1.1 }, 400, "INVALID_DATA"],
       [{ condition: "GREATER_THAN", targetPrice: 1.1, side: "MID" }, 400, "INVALID_DATA"],

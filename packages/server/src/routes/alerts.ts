@@ -165,7 +165,12 @@ function readParameters(
   const out: Partial<Record<ParameterName, number | null>> = {};
   for (const name of ["targetPrice", "channelLow", "channelHigh", "referencePrice"] as const) {
     const value = body[name];
-    if (value !== undefined) out[name] = value === null ? null : priceFromWire(value, instrument, name);
+    if (value === undefined) continue;
+    out[name] = value === null ? null : priceFromWire(value, instrument, name);
+    // A target or a reference is a price, which is positive: a target of 0 made CROSSING_UP fire on the first tick.
+    // A channel may start at 0 (below any price).
+    if ((name === "targetPrice" || name === "referencePrice") && out[name] !== null && out[name]! <= 0)
+      throw new ApiError("INVALID_PRICE", `${name} must be a positive price`);
   }
   const move = body.moveThreshold;
   if (move !== undefined && move !== null) {
