@@ -214,16 +214,21 @@ export class AuthService {
     }
     throwIfLocked(user.lockedUntil, now);
     if (!(await this.verifyPassword(user.passwordHash, input.password))) {
-      await this.platform.store.recordFailedLogin(user.id, {
-        now,
-        maxFailures: this.config.loginMaxFailures,
-        lockMilliseconds: this.config.loginLockSeconds * 1000,
-      });
+      await this.recordFailure(user.id, now);
       throw new ApiError("INVALID_CREDENTIALS");
     }
     if (user.failedLoginCount > 0 || user.lockedUntil !== null)
       user = await this.platform.store.recordSuccessfulLogin(user.id);
     return this.issueSession(user, accountId ?? this.platform.accountIdsOf(user.id)[0] ?? null);
+  }
+
+  /** A failed password check of a user: counted by the store, which locks at `loginMaxFailures` in a row. */
+  private async recordFailure(userId: string, now: number): Promise<void> {
+    await this.platform.store.recordFailedLogin(userId, {
+      now,
+      maxFailures: this.config.loginMaxFailures,
+      lockMilliseconds: this.config.loginLockSeconds * 1000,
+    });
   }
 
   async issueSession(user: User, accountId: number | null): Promise<IssuedSession> {
@@ -322,12 +327,29 @@ export class AuthService {
     this.revoked([principal.sessionId], "logout");
   }
 
-  /** Checks the current password, stores the new hash and ends every other session of the user. */
-  async changePassword(principal: Principal, currentPassword: string, newPassword: string): Promise<void> {
+  /**
+   * Checks the current password, stores the new hash and ends every other session of the user. A wrong current
+   * password counts as a failed sign-in and the lock applies, one attempt at a time: a stolen token must not
+   * become a way to guess the password without the lockout.
+   */
+  changePassword(principal: Principal, currentPassword: string, newPassword: string): Promise<void> {
+    return this.oneAttemptAtATime(`user:${principal.userId}`, () =>
+      this.attemptPasswordChange(principal, currentPassword, newPassword),
+    );
+  }
+
+  private async attemptPasswordChange(principal: Principal, currentPassword: string, newPassword: string) {
+    const now = this.platform.clock.now();
     const user = await this.platform.store.findUserById(principal.userId);
-    if (!user || !(await this.verifyPassword(user.passwordHash, currentPassword)))
-      throw new ApiError("INVALID_CREDENTIALS", "The current password is wrong");
+    if (!user) throw new ApiError("UNAUTHORIZED", "The token is not valid");
+    throwIfLocked(user.lockedUntil, now);
+    if (!(await this.verifyPassword(user.passwordHash, currentPassword))) {
+      await this.recordFailure(user.id, now);
+      throw new ApiError("WRONG_PASSWORD");
+    }
     await this.platform.store.updatePasswordHash(user.id, await this.hashPassword(newPassword));
+    if (user.failedLoginCount > 0 || user.lockedUntil !== null)
+      await this.platform.store.recordSuccessfulLogin(user.id);
     const revoked = await this.platform.store.revokeOtherSessions(
       user.id,
       principal.sessionId,

@@ -91,6 +91,8 @@ export const ApiErrorCodes = {
     status: HttpStatus.TOO_MANY_REQUESTS,
     message: "Too many failed sign-ins: try again later",
   },
+  // 403, not 401: the session is sound (a client that signs out on 401 must not lose it over a typo).
+  WRONG_PASSWORD: { status: HttpStatus.FORBIDDEN, message: "The current password is wrong" },
   EMAIL_TAKEN: { status: HttpStatus.CONFLICT, message: "A user with this email already exists" },
   FORBIDDEN: { status: HttpStatus.FORBIDDEN, message: "Not allowed to access this resource" },
   INVALID_API_KEY: { status: HttpStatus.FORBIDDEN, message: "Invalid API key" },

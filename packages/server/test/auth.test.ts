@@ -210,14 +210,29 @@ describe("sign in and sessions", () => {
     expect((await call(server, "GET", "/api/v1/session", { token: second.body.data.token })).status).toBe(200);
   });
 
-  it("refuses a wrong current password on a password change", async () => {
+  // On c80d170 a wrong current password answered 401 INVALID_CREDENTIALS (a client signing out on 401 lost a sound
+  // session over a typo) and was not counted: a stolen token could guess the password without any lockout.
+  it("refuses a wrong current password on a password change with 403, and counts it toward the lockout", async () => {
     const user = await signUp(server);
-    const response = await call(server, "POST", "/api/v1/password", {
-      token: user.token,
-      body: { currentPassword: "not the password", newPassword: "a brand new password" },
-    });
-    expect(response.status).toBe(401);
-    expect(response.body.error).toBe("INVALID_CREDENTIALS");
+    const change = (currentPassword: string) =>
+      call(server, "POST", "/api/v1/password", {
+        token: user.token,
+        body: { currentPassword, newPassword: "a brand new password" },
+      });
+    for (let attempt = 0; attempt < server.config.loginMaxFailures; attempt += 1) {
+      const response = await change("not the password");
+      expect(response.status).toBe(403);
+      expect(response.body).toEqual({ error: "WRONG_PASSWORD", message: "The current password is wrong" });
+    }
+    // Locked now, for the right password too, here and at sign-in; the session itself still works.
+    const locked = await change(user.password);
+    expect(locked.status).toBe(429);
+    expect(locked.body.error).toBe("LOGIN_LOCKED");
+    const login = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+    expect(login.status).toBe(429);
+    expect((await call(server, "GET", "/api/v1/session", { token: user.token })).status).toBe(200);
+    server.clock.advance(server.config.loginLockSeconds * 1000 + 1);
+    expect((await change(user.password)).body).toEqual({ data: "OK" });
   });
 
   it("says an expired token is expired", async () => {
