@@ -1625,15 +1625,19 @@ export class TradingEngine {
       if (!result.ok) break;
       metrics = this.equityAndMargin(accountId);
     }
-    if (stoppedOut && account.balance < 0) {
-      // Negative balance protection: the client never owes more than the account held.
+    // Negative balance protection: once the stop-out has closed everything, the client never owes more than the
+    // account held, credit included. Only then: a position still open after the level was restored means equity
+    // (balance + credit + its profit) is positive, nothing is owed, and a correction of the balance alone paid out
+    // money the client's open profit or the broker's credit already covered.
+    const debt = account.balance + account.credit;
+    if (stoppedOut && debt < 0 && (this.state.accountPositions.get(accountId)?.size ?? 0) === 0) {
       this.emit({
         type: "BalanceOperation",
         time,
         accountId,
         operationId: this.state.nextOperationId,
         kind: "CORRECTION",
-        amount: -account.balance,
+        amount: -debt,
         comment: "negative balance correction after stop-out",
       });
       metrics = this.equityAndMargin(accountId);

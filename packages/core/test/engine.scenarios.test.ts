@@ -597,6 +597,52 @@ describe("risk", () => {
     expect(correction).toMatchObject({ amount: money("1440.00") });
     expect(s.ledgerHolds(account)).toBe(true);
   });
+
+  // On 32210bd the correction looked at the balance alone: a stop-out that restored the level with a profitable
+  // position still open, or credit that covered the loss, got the negative balance paid out by the broker.
+  it("no correction while a stopped-out account still holds a profitable position: its equity covers the balance", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "1000", { leverage: 500 });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("GBPUSD", "1.27000", "1.27010");
+    s.buy(account, "EURUSD", "1");
+    s.buy(account, "GBPUSD", "0.1");
+    s.quote("GBPUSD", "2.50000", "2.50010"); // GBPUSD floats +12,299.00
+    s.quote("EURUSD", "0.95191", "0.95201"); // EURUSD floats −13,249.00: equity 50.00 against 242.26 of margin
+    // EURUSD is stopped out (−13,249.00); GBPUSD stays open, equity 50.00 against 25.40 of margin.
+    expect(s.positions(account).map((position) => position.symbol)).toEqual(["GBPUSD"]);
+    expect(s.get(account).balance).toBe(money("-12249.00"));
+    expect(s.get(account).ledger.corrections).toBe(0);
+    expect(s.engine.accountMetrics(account).equity).toBe(money("50.00"));
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("credit that covers a stop-out's loss is used before any correction", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "1000", { leverage: 200 });
+    s.ok({ kind: "credit", accountId: account, amount: money("2000") });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1");
+    s.quote("EURUSD", "1.05500", "1.05510");
+    // Loss (1.05500 − 1.08440) × 100,000 = −2,940.00: balance −1,940.00, credit 2,000.00, equity 60.00 (stopped out
+    // at 60.00 against 542.20 of margin: 11 %). Nothing is owed.
+    expect(s.positions(account)).toHaveLength(0);
+    expect(s.get(account).balance).toBe(money("-1940.00"));
+    expect(s.get(account).ledger.corrections).toBe(0);
+    expect(s.engine.accountMetrics(account).equity).toBe(money("60.00"));
+    // Past the credit, only the rest is corrected: equity exactly 0.
+    const deeper = new Scenario();
+    const other = deeper.account("USD", "1000", { leverage: 200 });
+    deeper.ok({ kind: "credit", accountId: other, amount: money("500") });
+    deeper.quote("EURUSD", "1.08430", "1.08440");
+    deeper.buy(other, "EURUSD", "1");
+    deeper.quote("EURUSD", "1.05500", "1.05510");
+    expect(deeper.positions(other)).toHaveLength(0);
+    expect(deeper.get(other).ledger.corrections).toBe(money("1440.00"));
+    expect(deeper.get(other).balance).toBe(money("-500.00"));
+    expect(deeper.engine.accountMetrics(other).equity).toBe(0);
+    expect(deeper.ledgerHolds(other)).toBe(true);
+  });
 });
 
 describe("time: swaps, expirations, sessions", () => {
