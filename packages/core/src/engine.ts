@@ -485,10 +485,11 @@ export class TradingEngine {
       });
     } else if (command.kind === "withdraw") {
       if (command.amount < 0) return reject("INVALID_AMOUNT");
-      // Never below used margin: what is withdrawn must be free margin and balance (not credit).
-      const metrics = this.accountMetrics(account.id);
-      if (command.amount > account.balance || command.amount > metrics.freeMargin)
-        return reject("NO_MONEY", "The withdrawal exceeds the free margin or the balance");
+      // Only the client's own money that no position needs: at most the balance, and at most the free margin
+      // left without the credit (the broker's credit may carry margin or losses, never leave as a withdrawal).
+      const { equity, margin } = this.equityAndMargin(account.id);
+      if (command.amount > account.balance || command.amount > equity - account.credit - margin)
+        return reject("NO_MONEY", "The withdrawal exceeds the balance or the free margin not held by credit");
       this.emit({
         type: "BalanceOperation",
         time,

@@ -583,6 +583,24 @@ describe("risk", () => {
     expect(s.ledgerHolds(account)).toBe(true);
   });
 
+  // On 2defd5c a withdrawal was checked against the free margin with the credit in it: 500.00 of own money left
+  // while the credit carried a 401.00 loss and the margin.
+  it("a withdrawal takes only own money no position needs: the credit never carries what leaves", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "500");
+    s.ok({ kind: "credit", accountId: account, amount: money("1000") });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "0.1"); // margin 108.44
+    s.quote("EURUSD", "1.04430", "1.04440"); // floating (1.04430 − 1.08440) × 10,000 = −401.00
+    // Own equity 500.00 − 401.00 = 99.00, under the margin: nothing may leave.
+    expect(s.rejected({ kind: "withdraw", accountId: account, amount: money("0.01") })).toBe("NO_MONEY");
+    s.quote("EURUSD", "1.10430", "1.10440"); // floating +199.00: own equity 699.00, margin 108.44
+    expect(s.rejected({ kind: "withdraw", accountId: account, amount: money("500.01") })).toBe("NO_MONEY");
+    s.ok({ kind: "withdraw", accountId: account, amount: money("500") });
+    expect(s.get(account).balance).toBe(0);
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
   it("a negative balance after stop-out is corrected to zero with a recorded correction", () => {
     const s = new Scenario();
     const account = s.account("USD", "1000", { leverage: 200 });
