@@ -412,6 +412,9 @@ export class TradingEngine {
         return this.closePositionByClient(command, time);
       case "closeAllPositions":
         return this.closeAllPositions(command, time);
+      default:
+        // The faces' schemas never send one; a command from elsewhere must still be refused, not throw.
+        return reject("INVALID_DATA", "unknown command kind");
     }
   }
 
@@ -457,6 +460,7 @@ export class TradingEngine {
     const group = command.group ?? account.group;
     if (!this.config.groups.some((candidate) => candidate.name === group)) return reject("INVALID_GROUP");
     const tradingEnabled = command.tradingEnabled ?? account.tradingEnabled;
+    if (typeof tradingEnabled !== "boolean") return reject("INVALID_DATA", "tradingEnabled must be true or false");
     if (leverage === account.leverage && group === account.group && tradingEnabled === account.tradingEnabled)
       return reject("NO_CHANGES");
     // Existing positions keep the margin they were opened with; the new leverage applies to new deals.
@@ -1332,16 +1336,18 @@ export class TradingEngine {
 
   /** Validates one side of a book; without levels the top of book has unlimited volume. */
   private bookSide(levels: readonly BookLevel[] | undefined, top: number, side: Side): LiveLevel[] | null {
-    if (levels === undefined || levels.length === 0) return [{ price: top, volume: UNLIMITED }];
-    if (levels.length > MAX_BOOK_LEVELS) return null;
+    if (levels === undefined || (Array.isArray(levels) && levels.length === 0))
+      return [{ price: top, volume: UNLIMITED }];
+    if (!Array.isArray(levels) || levels.length > MAX_BOOK_LEVELS) return null;
     const result: LiveLevel[] = [];
     let previous: number | null = null;
-    for (const level of levels) {
-      if (!isPositiveInteger(level.price) || !isPositiveInteger(level.volume)) return null;
-      if (previous === null ? level.price !== top : side === "BUY" ? level.price <= previous : level.price >= previous)
-        return null;
-      result.push({ price: level.price, volume: level.volume });
-      previous = level.price;
+    for (const level of levels as unknown[]) {
+      if (typeof level !== "object" || level === null) return null;
+      const { price, volume } = level as Partial<BookLevel>;
+      if (!isPositiveInteger(price) || !isPositiveInteger(volume)) return null;
+      if (previous === null ? price !== top : side === "BUY" ? price <= previous : price >= previous) return null;
+      result.push({ price, volume });
+      previous = price;
     }
     return result;
   }
