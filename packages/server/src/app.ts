@@ -10,6 +10,7 @@
  * API's `{error, message}` or the Automation API's `{success: false, error, code}`.
  * Every route is recorded in `app.routeRegistry`, which the authorization matrix test walks.
  */
+import AjvCompiler from "@fastify/ajv-compiler";
 import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
@@ -160,6 +161,23 @@ function errorCodesDescription(): string {
   ].join("\n");
 }
 
+const VALIDATION_OPTIONS = {
+  // Unknown fields are refused, never silently dropped: no client can slip in a balance.
+  removeAdditional: false,
+  useDefaults: true,
+  allErrors: false,
+  allowUnionTypes: true,
+} as const;
+const validatorsFromPool = AjvCompiler();
+/**
+ * JSON bodies are validated as sent: a `true`, an array or a number where the schema wants another type is refused.
+ * Coercion turned `"volume": true` into 1 lot and `"sl": false` into no stop loss. The path and the query string are
+ * text, so their schemas coerce ("5" to 5, one value to a list); nullable inputs there are type lists
+ * (["number", "null"]) so coercion never turns null into 0.
+ */
+const bodyValidators = validatorsFromPool({}, { customOptions: { ...VALIDATION_OPTIONS, coerceTypes: false } });
+const textValidators = validatorsFromPool({}, { customOptions: { ...VALIDATION_OPTIONS, coerceTypes: "array" } });
+
 export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { platform } = options.context;
   const config = platform.config;
@@ -167,19 +185,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     logger: options.logger ?? false,
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
-    ajv: {
-      customOptions: {
-        // Unknown fields are refused, never silently dropped: no client can slip in a balance.
-        removeAdditional: false,
-        coerceTypes: "array",
-        useDefaults: true,
-        allErrors: false,
-        // Nullable inputs are written as type lists (["number", "null"]) so coercion never turns null into 0.
-        allowUnionTypes: true,
-      },
-    },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
 
+  app.setValidatorCompiler((route) => (route.httpPart === "body" ? bodyValidators : textValidators)(route));
   app.setSerializerCompiler(compileResponseSerializer);
   app.decorate("routeRegistry", [] as RegisteredRoute[]);
   app.decorateRequest("principal", null);

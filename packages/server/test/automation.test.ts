@@ -609,6 +609,36 @@ describe("POST /v1/api/trade", () => {
     expect(sold.body.data.ticket).not.toBe(bought.body.data.ticket);
   });
 
+  // On a033f98 bodies were coerced to the schema's types: `"volume": true` filled 1 lot, `"price": true` placed a
+  // limit at 1.00, `"sl": false` opened without a stop loss, `["ETHUSD"]` read as a symbol. Seed 003: 400 for
+  // invalid parameters.
+  it("refuses values of the wrong JSON type (400) instead of converting them, and trades nothing", async () => {
+    const { key } = await trader();
+    const valid = { symbol: "EURUSD", action: "buy", volume: 0.1 };
+    for (const body of [
+      { ...valid, volume: true },
+      { ...valid, volume: [0.1] },
+      { ...valid, sl: false },
+      { ...valid, sl: true },
+      { ...valid, tp: [1.1] },
+      { ...valid, symbol: ["EURUSD"] },
+      { ...valid, action: ["buy"] },
+      { ...valid, deviation: true },
+      { ...valid, comment: 123 },
+      { ...valid, magic: "7" },
+    ])
+      expectError(await automation(server, "POST", "/v1/api/trade", key, body), 400, "INVALID_DATA");
+    const order = { symbol: "EURUSD", type: 2, volume: 0.1, price: 1.07 };
+    for (const body of [
+      { ...order, price: true },
+      { ...order, type: "2" },
+      { ...order, expiration: true },
+    ])
+      expectError(await automation(server, "POST", "/v1/api/order", key, body), 400, "INVALID_DATA");
+    expect((await automation(server, "GET", "/v1/api/positions", key)).body.data).toEqual([]);
+    expect((await automation(server, "GET", "/v1/api/orders", key)).body.data).toEqual([]);
+  });
+
   it("answers seed 003's error messages: Insufficient margin, bad volumes, stops, actions (400)", async () => {
     const { key } = await trader();
     const trade = (body: Record<string, unknown>) =>

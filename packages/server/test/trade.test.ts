@@ -248,6 +248,26 @@ describe("market orders", () => {
     expect(await positions(user)).toHaveLength(1);
     expect(await positions(other)).toHaveLength(0);
   });
+
+  // On a033f98 bodies were coerced to the schema's types: `"volume": true` was read as 1 lot.
+  it("refuses values of the wrong JSON type with 400 INVALID_DATA, placing nothing", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const valid = { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1 };
+    for (const body of [
+      { ...valid, volume: true },
+      { ...valid, volume: [0.1] },
+      { ...valid, sl: false },
+      { ...valid, symbol: ["EURUSD"] },
+      { ...valid, magic: "7" },
+      { ...valid, comment: 1 },
+    ]) {
+      const response = await placeOrder(user, body);
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      expect(response.body.error).toBe("INVALID_DATA");
+    }
+    expect(await positions(user)).toHaveLength(0);
+  });
 });
 
 describe("seed 003 cmd codes", () => {
