@@ -505,7 +505,11 @@ class Connection {
     this.pending += 1;
     this.chain = this.chain
       .then(() => this.handle(data, isBinary))
-      .catch(() => undefined)
+      // `handle` answers every failure it expects; anything else is a bug, said in the log and answered.
+      .catch((error: unknown) => {
+        this.platform.log.error(`native stream: a message failed: ${String((error as Error)?.stack ?? error)}`);
+        this.error("INTERNAL_ERROR", "The message could not be handled", undefined);
+      })
       .finally(() => {
         this.pending -= 1;
       });
@@ -544,7 +548,8 @@ class Connection {
         replyId,
       );
     if (type === "authorize") return this.error("INVALID_DATA", "This socket is authorized already", replyId);
-    const handler = HANDLERS[type];
+    // Own names only: "constructor" or "toString" found an object member, threw, and the socket got no answer.
+    const handler = Object.hasOwn(HANDLERS, type) ? HANDLERS[type] : undefined;
     if (!handler) return this.error("INVALID_DATA", `Unknown message type: ${type.slice(0, 64)}`, replyId);
     if (!handler.check.Check(payload)) return this.error("INVALID_DATA", firstError(handler.check, payload), replyId);
     try {

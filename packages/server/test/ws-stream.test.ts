@@ -195,6 +195,11 @@ describe("bad messages and limits", () => {
     expect(await client.nextOf("error")).toMatchObject({ payload: { code: "INVALID_DATA" }, id: 3 });
     const unknown = await client.request("fly", {});
     expect(unknown.payload).toEqual({ code: "INVALID_DATA", message: "Unknown message type: fly" });
+    // On 5de6eff the names of plain objects' members found no handler but a built-in: no answer at all.
+    for (const type of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+      const member = await client.request(type, {});
+      expect(member.payload, type).toEqual({ code: "INVALID_DATA", message: `Unknown message type: ${type}` });
+    }
     const extraField = await client.request("createOrder", {
       symbol: "EURUSD",
       side: "BUY",
