@@ -72,6 +72,27 @@ describe("POST /api/v2/ws/session", () => {
     expect(server.config.pusherAppKey).toMatch(/^[A-Za-z0-9_-]{20,}$/);
   });
 
+  // On 4782ae7 the Host header was handed back as it came: `a:99999999` gave wsPort 99999999, `[::1` wsPort 1.
+  it("answers where the client reached it, and refuses a Host header that is not a host and a port (400)", async () => {
+    const session = (host: string) =>
+      call(server, "POST", "/api/v2/ws/session", {
+        token: user.token,
+        headers: { host },
+        body: { streams: [{ name: "quotes", filters: { symbol: "EURUSD" } }] },
+      });
+    for (const [host, wsHost, wsPort] of [
+      ["bourse.example", "bourse.example", 80],
+      ["10.0.0.7:9000", "10.0.0.7", 9000],
+      ["[::1]:8080", "[::1]", 8080],
+    ] as const)
+      expect((await session(host)).body.connection).toMatchObject({ wsHost, wsPort });
+    for (const host of ["a:99999999", "a:0", "[::1", "bad host", "a:b"]) {
+      const refused = await session(host);
+      expect(refused.status, host).toBe(400);
+      expect(refused.body.error).toBe("INVALID_DATA");
+    }
+  });
+
   it("with an API key: its account by default, any other account refused (403)", async () => {
     const mine = await call(server, "POST", "/api/v2/ws/session", {
       token: `Bearer ${readKey.key}`,

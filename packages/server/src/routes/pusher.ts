@@ -298,12 +298,29 @@ function resolveChannel(platform: Platform, caller: Caller, stream: Static<typeo
   }
 }
 
+/** `host[:port]` of a Host header: a name or an IPv4 address, or an IPv6 address in brackets; a port 1 to 65535. */
+const HOST_HEADER = /^(?<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::(?<port>\d{1,5}))?$/;
+
+/**
+ * Where the client reached this API, which is where its socket goes. The Host header is the client's text: one
+ * that is not a host and a port (`a:99999999`, `[::1`) is refused instead of being handed back as a place to connect.
+ */
 function connectionOf(request: FastifyRequest, appKey: string, listenPort: number) {
   const forceTls = request.protocol === "https";
-  const port = request.port ?? (request.headers.host ? (forceTls ? 443 : 80) : listenPort);
+  let wsHost = "localhost";
+  let wsPort = listenPort;
+  const header = request.headers.host;
+  if (header !== undefined) {
+    const parsed = HOST_HEADER.exec(header)?.groups;
+    const port = parsed?.port === undefined ? (forceTls ? 443 : 80) : Number(parsed.port);
+    if (!parsed || port < 1 || port > 65_535)
+      throw new ApiError("INVALID_DATA", "The Host header must be a host name or address with an optional port");
+    wsHost = parsed.host!;
+    wsPort = port;
+  }
   return {
-    wsHost: request.hostname || "localhost",
-    wsPort: port,
+    wsHost,
+    wsPort,
     appKey,
     forceTls,
     cluster: PUSHER_CLUSTER,
