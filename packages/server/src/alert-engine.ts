@@ -10,6 +10,11 @@
  * after the price went back to the target or below. A repeating MOVING_* measures its next move from
  * the price it fired at (its referencePrice moves there).
  *
+ * Whether a leg is armed lives in memory. An alert changed without being set active again and with the same
+ * zones (its message, its expiration) keeps its legs: an edit of the message made a repeating GREATER_THAN fire
+ * again above its target. After a restart the alerts start as described above, so a repeating level alert whose
+ * price is inside its zone fires once more (whether it was armed is not stored).
+ *
  * Index: per symbol and side (BID/ASK) two PriceHeaps (core), one of "up" thresholds (a min-heap: the
  * price at or above which the alert's zone membership may change) and one of "down" thresholds (a
  * max-heap). A quote pops only the entries it reached; each popped alert is re-evaluated exactly and
@@ -89,6 +94,18 @@ function percentMove(reference: number, basisPoints: number): number {
 }
 
 /** The legs of a condition; null when it needs a reference price that is not known yet. */
+function sameZones(legs: readonly Leg[], zones: readonly Zone[] | null): boolean {
+  return (
+    zones !== null && legs.length === zones.length && legs.every((leg, index) => sameZone(leg.zone, zones[index]!))
+  );
+}
+
+function sameZone(a: Zone, b: Zone): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === "above" || a.kind === "below") return a.x === (b as typeof a).x;
+  return a.low === (b as typeof a).low && a.high === (b as typeof a).high;
+}
+
 function zonesOf(alert: PriceAlert): Zone[] | null {
   const target = alert.targetPrice ?? 0;
   const low = alert.channelLow ?? 0;
@@ -300,7 +317,7 @@ export class AlertEngine {
   private readonly expiry: PriceHeap;
   private nextHandle = 1;
   private state: "idle" | "loading" | "running" | "closed" = "idle";
-  private readonly pendingWhileLoading = new Map<string, PriceAlert | null>();
+  private readonly pendingWhileLoading = new Map<string, { alert: PriceAlert; rearm: boolean } | null>();
   private timer: NodeJS.Timeout | null = null;
   private readonly notifications: NotificationService;
 
@@ -331,11 +348,11 @@ export class AlertEngine {
         this.platform.log.warn(
           `alerts: ${symbol} has more than ${PLATFORM_LIMITS.activeAlertsBySymbol} active alerts; only the first are evaluated`,
         );
-      for (const alert of alerts) if (!this.pendingWhileLoading.has(alert.id)) this.track(alert);
+      for (const alert of alerts) if (!this.pendingWhileLoading.has(alert.id)) this.track(alert, false);
     }
     this.state = "running";
-    for (const [id, alert] of this.pendingWhileLoading) {
-      if (alert) this.track(alert);
+    for (const [id, change] of this.pendingWhileLoading) {
+      if (change) this.track(change.alert, change.rearm);
       else this.untrack(id);
     }
     this.pendingWhileLoading.clear();
@@ -356,11 +373,14 @@ export class AlertEngine {
     this.generations.set(alertId, (this.generations.get(alertId) ?? 0) + 1);
   }
 
-  /** The alert as stored after a user's change: indexed when active, dropped from the index otherwise. */
-  sync(alert: PriceAlert): void {
+  /**
+   * The alert as stored after a user's change: indexed when active, dropped from the index otherwise. `rearm`:
+   * created, or set active by this change (it starts afresh); otherwise it keeps whether it was armed.
+   */
+  sync(alert: PriceAlert, rearm: boolean): void {
     this.invalidate(alert.id);
-    if (this.state === "loading") this.pendingWhileLoading.set(alert.id, alert);
-    else if (this.state === "running") this.track(alert);
+    if (this.state === "loading") this.pendingWhileLoading.set(alert.id, { alert, rearm });
+    else if (this.state === "running") this.track(alert, rearm);
   }
 
   /** The alert was deleted. */
@@ -413,7 +433,8 @@ export class AlertEngine {
     return book;
   }
 
-  private track(alert: PriceAlert): void {
+  private track(alert: PriceAlert, rearm: boolean): void {
+    const previous = this.byId.get(alert.id);
     this.untrack(alert.id);
     if (alert.status !== "active") return;
     const book = this.book(alert.symbol, alert.side);
@@ -431,7 +452,9 @@ export class AlertEngine {
     this.byHandle.set(tracked.handle, tracked);
     this.byId.set(alert.id, tracked);
     const price = this.currentPrice(alert.symbol, alert.side);
-    if (price !== null) this.initialise(tracked, price);
+    if (!rearm && previous?.legs && previous.book === book && sameZones(previous.legs, zonesOf(alert)))
+      tracked.legs = previous.legs.map((leg) => ({ ...leg }));
+    else if (price !== null) this.initialise(tracked, price);
     book.fresh.add(tracked.handle);
     if (alert.expiration !== null) {
       tracked.inExpiry = true;

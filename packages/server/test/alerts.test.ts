@@ -521,6 +521,30 @@ describe("repeating alerts, expiration and re-arming", () => {
     expect(await alertOf(alert.id)).toMatchObject({ status: "active" });
   });
 
+  // On e3ed9bd an update rebuilt the alert's legs armed: renaming it fired it again above its target.
+  it("an update that does not set the alert active again keeps it disarmed; setting it active re-arms it", async () => {
+    await bid(1.09);
+    const alert = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.1, repeating: true });
+    await bid(1.105);
+    expect(await logsOf(alert.id)).toHaveLength(1);
+    const update = (body: Record<string, unknown>) =>
+      call(server, "POST", `/api/v1/alerts/${alert.id}`, { token: user.token, body });
+    expect((await update({ message: "renamed" })).status).toBe(200);
+    await bid(1.107);
+    expect((await update({ expiration: new Date(server.clock.now() + 3_600_000).toISOString() })).status).toBe(200);
+    await bid(1.108);
+    expect(await logsOf(alert.id)).toHaveLength(1);
+    // Set active again, it starts afresh: the bid is above the target, it fires.
+    expect((await update({ status: "active" })).status).toBe(200);
+    await bid(1.109);
+    expect(await logsOf(alert.id)).toHaveLength(2);
+    // A new target is a new level: it starts armed too.
+    expect((await update({ targetPrice: 1.105 })).status).toBe(200);
+    await bid(1.11);
+    expect(await logsOf(alert.id)).toHaveLength(3);
+    await bid(1.0);
+  });
+
   it("a repeating crossing fires at every crossing; a repeating channel at every entry", async () => {
     await scenario(
       { condition: "CROSSING_EITHER", targetPrice: 1.1, repeating: true },
@@ -664,7 +688,7 @@ describe("the price index", () => {
         condition: above ? "GREATER_THAN" : "LESS_THAN",
         targetPrice: above ? 130_000 + index : 120_000 - index,
       };
-      engine.sync(alert);
+      engine.sync(alert, true);
     }
     expect(engine.trackedCount).toBeGreaterThanOrEqual(10_003);
     await bid(1.25, "GBPUSD"); // the first quote after they were added looks at each once

@@ -284,7 +284,7 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
         status,
         createdAt: now,
       });
-      engine.sync(alert);
+      engine.sync(alert, true);
       return { data: view(alert) };
     },
   );
@@ -362,7 +362,7 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
         engine.forget(current.id);
         throw notFound();
       }
-      engine.sync(updated);
+      engine.sync(updated, body.status === "active");
       return { data: view(updated) };
     },
   );
