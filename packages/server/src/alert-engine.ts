@@ -57,6 +57,8 @@ type Zone =
 interface Leg {
   readonly zone: Zone;
   armed: boolean;
+  /** The last price this leg was seen outside its zone at: the side a price entering a channel came from. */
+  outsideAt: number | null;
 }
 
 const CROSSING_CONDITIONS: ReadonlySet<AlertCondition> = new Set([
@@ -172,9 +174,13 @@ function thresholds(zone: Zone, price: number): { up: number | null; down: numbe
 }
 
 /** The level the log names as the alert's target: the target, the channel edge reached, or the move's price. */
-function targetOf(alert: PriceAlert, zone: Zone, price: number): number | null {
+/** The level reached: the target, or the channel edge the price came through (entering) or is past (leaving). */
+function targetOf(alert: PriceAlert, leg: Leg, price: number): number | null {
+  const zone = leg.zone;
   if (TARGET_CONDITIONS.has(alert.condition)) return alert.targetPrice;
   if (zone.kind === "above" || zone.kind === "below") return Math.max(0, zone.x);
+  // Entering: the nearest edge to where it is now named 1.2 for a price that came in through 1.1 to 1.19.
+  if (zone.kind === "inside" && leg.outsideAt !== null) return leg.outsideAt < zone.low ? zone.low : zone.high;
   return Math.abs(price - zone.low) <= Math.abs(price - zone.high) ? zone.low : zone.high;
 }
 
@@ -494,7 +500,10 @@ export class AlertEngine {
     }
     const zones = zonesOf(tracked.alert) ?? [];
     const crossing = CROSSING_CONDITIONS.has(tracked.alert.condition);
-    tracked.legs = zones.map((zone) => ({ zone, armed: !crossing || !inZone(zone, price) }));
+    tracked.legs = zones.map((zone) => {
+      const inside = inZone(zone, price);
+      return { zone, armed: !crossing || !inside, outsideAt: inside ? null : price };
+    });
   }
 
   /** Indexes the alert at the thresholds around `price`. */
@@ -558,6 +567,7 @@ export class AlertEngine {
     let fired: Leg | null = null;
     for (const leg of tracked.legs!) {
       const inside = inZone(leg.zone, price);
+      if (!inside) leg.outsideAt = price;
       if (inside && leg.armed) {
         leg.armed = false;
         fired ??= leg;
@@ -578,7 +588,7 @@ export class AlertEngine {
       symbol: alert.symbol,
       side: alert.side,
       condition: alert.condition,
-      target: targetOf(alert, leg.zone, price),
+      target: targetOf(alert, leg, price),
       triggeredPrice: price,
       triggeredAt: time,
     };
@@ -591,7 +601,7 @@ export class AlertEngine {
     } else if (isMovingCondition(alert.condition)) {
       // The next move is measured from here.
       tracked.alert = after = { ...alert, referencePrice: price };
-      tracked.legs = (zonesOf(after) ?? []).map((zone) => ({ zone, armed: true }));
+      tracked.legs = (zonesOf(after) ?? []).map((zone) => ({ zone, armed: true, outsideAt: price }));
       patch = { referencePrice: price };
     }
     const generation = this.generations.get(alert.id);

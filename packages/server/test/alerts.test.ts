@@ -403,6 +403,13 @@ describe("the 13 conditions, once", () => {
     await scenario(body, 1.05, [1.0999, 1.1, 1.15], [1]);
     await scenario(body, 1.25, [1.2001, 1.2, 1.1], [1]);
     await scenario(body, 1.15, [1.16, 1.21, 1.19], [2]);
+    // The log names the edge the bid came through, not the nearest one (on 134eddd: 1.2 for 1.05 → 1.19).
+    const fromBelow = await scenario(body, 1.05, [1.19], [0]);
+    const fromAbove = await scenario(body, 1.25, [1.11], [0]);
+    const jumpedOver = await scenario(body, 1.05, [1.25, 1.19], [1]);
+    expect((await logsOf(fromBelow.id))[0]).toMatchObject({ target: 1.1, triggeredPrice: 1.19 });
+    expect((await logsOf(fromAbove.id))[0]).toMatchObject({ target: 1.2, triggeredPrice: 1.11 });
+    expect((await logsOf(jumpedOver.id))[0]).toMatchObject({ target: 1.2, triggeredPrice: 1.19 });
   });
 
   it("5 EXITING_CHANNEL fires when the bid leaves [low, high] from inside", async () => {
