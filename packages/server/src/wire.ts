@@ -125,17 +125,41 @@ export function optionalTimeToWire(milliseconds: number | null): string | null {
 }
 
 /** ISO 8601 with a zone, or epoch milliseconds. */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?(?:Z|([+-])(\d{2}):(\d{2}))$/;
+
+/**
+ * An ISO 8601 time with a zone (`2026-06-01T12:00:00Z`, `…+02:00`, seconds and milliseconds optional) as epoch
+ * milliseconds; null when it is not one, or names no real instant: `Date.parse` rolled 2026-06-31 over to
+ * July 1 and took hour 24. The API's times and the CSV replay's share it.
+ */
+export function parseIsoTime(text: string): number | null {
+  const match = ISO_TIME.exec(text);
+  if (!match) return null;
+  const [year, month, day, hour, minute] = match.slice(1, 6).map(Number) as [number, number, number, number, number];
+  const second = Number(match[6] ?? 0);
+  const millisecond = Number((match[7] ?? "0").padEnd(3, "0"));
+  const offsetHours = Number(match[9] ?? 0);
+  const offsetMinutes = Number(match[10] ?? 0);
+  if (hour > 23 || minute > 59 || second > 59 || offsetHours > 23 || offsetMinutes > 59) return null;
+  const local = Date.UTC(year, month - 1, day, hour, minute, second, millisecond);
+  const date = new Date(local);
+  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) return null;
+  const time = local - (match[8] === "-" ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
+  return time >= 0 ? time : null;
+}
+
 export function timeFromWire(value: number | string, field: string): number {
   if (typeof value === "number") {
     if (!Number.isSafeInteger(value) || value < 0)
       throw new ApiError("INVALID_DATA", `${field} must be epoch milliseconds or an ISO 8601 time`);
     return value;
   }
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/.test(value))
-    throw new ApiError("INVALID_DATA", `${field} must be an ISO 8601 time with a zone, e.g. 2026-06-01T12:00:00Z`);
-  const milliseconds = Date.parse(value);
-  if (!Number.isFinite(milliseconds) || milliseconds < 0)
-    throw new ApiError("INVALID_DATA", `${field} is not a valid time`);
+  const milliseconds = parseIsoTime(value);
+  if (milliseconds === null)
+    throw new ApiError(
+      "INVALID_DATA",
+      `${field} must be a real ISO 8601 time with a zone from 1970 on, e.g. 2026-06-01T12:00:00Z`,
+    );
   return milliseconds;
 }
 

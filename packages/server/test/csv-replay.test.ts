@@ -60,6 +60,8 @@ describe("parsing", () => {
     };
     expect(reason("2026-06-02T12:00:00Z,NOPE,1,2")).toMatch(/unknown symbol "NOPE"/);
     expect(reason("yesterday,EURUSD,1.08,1.09")).toMatch(/bad time/);
+    // On 88438e0 an impossible date was read as the next month's and reported as time going back.
+    expect(reason("2026-02-30T12:00:02Z,EURUSD,1.08,1.09")).toMatch(/bad time/);
     expect(reason("2026-06-02T12:00:00Z,EURUSD,1.080001,1.09")).toMatch(/bad bid/);
     expect(reason("2026-06-02T12:00:00Z,EURUSD,1.08,")).toMatch(/bad ask/);
     expect(reason("2026-06-02T12:00:00Z,EURUSD,1.09,1.08")).toMatch(/ask below bid/);

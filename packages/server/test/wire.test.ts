@@ -1,5 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { queryTimeFromWire, timeToWire } from "../src/wire.ts";
+import { parseIsoTime, queryTimeFromWire, timeFromWire, timeToWire } from "../src/wire.ts";
 
 describe("times on the wire", () => {
   it("writes ISO 8601 UTC with milliseconds, the same text for the same instant however often it is asked", () => {
@@ -18,5 +19,53 @@ describe("times on the wire", () => {
 
   it("reads back what it writes", () => {
     expect(queryTimeFromWire(timeToWire(1_763_467_200_123), "from")).toBe(1_763_467_200_123);
+  });
+});
+
+// On 88438e0 times were checked for their shape only, then read by Date.parse, which rolled impossible dates over:
+// an alert expiring on 2026-06-31 was stored as July 1, a candle window of 2026-06-31 answered July's bars.
+describe("parseIsoTime", () => {
+  it("reads every real instant as Date.parse does, in Z and with any offset", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: Date.UTC(9999, 11, 31, 23, 59, 59, 999) }),
+        fc.integer({ min: -14 * 60, max: 14 * 60 }),
+        (time, offsetMinutes) => {
+          const text = new Date(time).toISOString();
+          expect(parseIsoTime(text)).toBe(time);
+          // The same instant written with an offset: the local wall time, then ±hh:mm.
+          const wall = time + offsetMinutes * 60_000;
+          if (wall < 0 || wall > Date.UTC(9999, 11, 31, 23, 59, 59, 999)) return;
+          const sign = offsetMinutes < 0 ? "-" : "+";
+          const hours = String(Math.floor(Math.abs(offsetMinutes) / 60)).padStart(2, "0");
+          const minutes = String(Math.abs(offsetMinutes) % 60).padStart(2, "0");
+          const local = new Date(wall).toISOString().slice(0, 23);
+          expect(parseIsoTime(`${local}${sign}${hours}:${minutes}`)).toBe(time);
+        },
+      ),
+    );
+    expect(parseIsoTime("2026-06-01T12:00Z")).toBe(Date.UTC(2026, 5, 1, 12));
+    expect(parseIsoTime("2026-06-01T12:00:00.5Z")).toBe(Date.UTC(2026, 5, 1, 12, 0, 0, 500));
+    expect(parseIsoTime("2024-02-29T00:00:00Z")).toBe(Date.UTC(2024, 1, 29));
+  });
+
+  it("refuses dates and times that name no instant, and times before 1970", () => {
+    for (const text of [
+      "2026-06-31T00:00:00Z",
+      "2026-02-29T00:00:00Z",
+      "2026-13-01T00:00:00Z",
+      "2026-00-10T00:00:00Z",
+      "2026-06-00T00:00:00Z",
+      "2026-06-01T24:00:00Z",
+      "2026-06-01T12:60:00Z",
+      "2026-06-01T12:00:60Z",
+      "2026-06-01T12:00:00+24:00",
+      "2026-06-01T12:00:00+02:60",
+      "2026-06-01T12:00:00",
+      "1969-12-31T23:59:59Z",
+      "1970-01-01T00:30:00+01:00",
+    ])
+      expect(parseIsoTime(text), text).toBeNull();
+    expect(() => timeFromWire("2026-06-31T00:00:00Z", "expiration")).toThrow(/expiration must be a real ISO 8601/);
   });
 });

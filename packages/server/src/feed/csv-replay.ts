@@ -15,6 +15,7 @@
 import { parseDecimal, type BookLevel, type InstrumentSpec } from "@bourse/core";
 import { createReadStream } from "node:fs";
 import type { Platform, QuoteInput } from "../platform.ts";
+import { parseIsoTime } from "../wire.ts";
 import type { FeedHandle } from "./simulator.ts";
 
 export const MAX_CSV_LINE_LENGTH = 64 * 1024;
@@ -63,9 +64,7 @@ export function parseCsvHeader(line: string): CsvColumns {
 
 function parseTime(text: string): number | null {
   if (/^\d{1,15}$/.test(text)) return Number(text);
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/.test(text)) return null;
-  const time = Date.parse(text);
-  return Number.isFinite(time) && time >= 0 ? time : null;
+  return parseIsoTime(text);
 }
 
 function parsePrice(text: string, instrument: InstrumentSpec): number | null {
