@@ -110,14 +110,31 @@ export class AuthService {
     return this.dummyHash;
   }
 
-  /** Creates the user, opens their demo account funded with the configured balance, and signs them in. */
-  async signup(input: {
+  /**
+   * Creates the user, opens their demo account funded with the configured balance, and signs them in. The user is
+   * saved before the account is opened (two stores): a sign-up whose account could not be opened (the engine was
+   * unavailable, 503) left a user without an account whose every retry answered EMAIL_TAKEN. A retry with the same
+   * password now finishes it; attempts for one email run one at a time, so two retries open one account.
+   */
+  signup(input: { email: string; password: string; name: string }): Promise<IssuedSession & { account: Account }> {
+    return this.oneAttemptAtATime(`email:${input.email.toLowerCase()}`, () => this.attemptSignup(input));
+  }
+
+  private async attemptSignup(input: {
     email: string;
     password: string;
     name: string;
   }): Promise<IssuedSession & { account: Account }> {
     const now = this.platform.clock.now();
-    if (await this.platform.store.findUserByEmail(input.email)) throw new ApiError("EMAIL_TAKEN");
+    const existing = await this.platform.store.findUserByEmail(input.email);
+    if (existing) {
+      const unfinished =
+        this.platform.accountIdsOf(existing.id).length === 0 &&
+        (await this.verifyPassword(existing.passwordHash, input.password));
+      if (!unfinished) throw new ApiError("EMAIL_TAKEN");
+      const account = await this.openDemoAccount(existing.id);
+      return { ...(await this.issueSession(existing, account.id)), account };
+    }
     const user = await this.platform.store
       .createUser({
         id: randomUUID(),

@@ -1,6 +1,7 @@
 import { PLATFORM_LIMITS } from "@bourse/store";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiError } from "../src/errors.ts";
 import { call, signUp, startTestServer, type TestServer } from "./helpers.ts";
 
 let server: TestServer;
@@ -40,6 +41,39 @@ describe("sign up", () => {
     });
     expect(response.status).toBe(409);
     expect(response.body).toEqual({ error: "EMAIL_TAKEN", message: expect.any(String) });
+  });
+
+  // On 88e529f the user was saved, the account failed to open (503), and every retry answered EMAIL_TAKEN.
+  it("finishes a sign-up whose account could not be opened when it is retried with the same password", async () => {
+    const platform = server.platform;
+    const execute = platform.execute.bind(platform);
+    // The engine is unavailable for the first account opened (a journal that cannot write answers so).
+    let failures = 1;
+    platform.execute = async (command) => {
+      if (command.kind === "openAccount" && failures-- > 0) throw new ApiError("ENGINE_UNAVAILABLE");
+      return execute(command);
+    };
+    try {
+      const body = { email: "interrupted@example.com", password: "difference engine", name: "Ada" };
+      const first = await call(server, "POST", "/api/v1/signup", { body });
+      expect(first.status).toBe(503);
+      expect(first.body.error).toBe("ENGINE_UNAVAILABLE");
+      const otherPassword = await call(server, "POST", "/api/v1/signup", {
+        body: { ...body, password: "somebody else's" },
+      });
+      expect(otherPassword.status).toBe(409);
+      const [retry, again] = await Promise.all([
+        call(server, "POST", "/api/v1/signup", { body }),
+        call(server, "POST", "/api/v1/signup", { body }),
+      ]);
+      expect(retry.status).toBe(200);
+      expect(retry.body.data.account).toMatchObject({ balance: 10000, currency: "USD" });
+      expect(again.status).toBe(409);
+      const accounts = await call(server, "GET", "/api/v1/accounts", { token: retry.body.data.token });
+      expect(accounts.body.rows).toHaveLength(1);
+    } finally {
+      platform.execute = execute;
+    }
   });
 
   it("refuses unknown fields, a short password and a bad email with INVALID_DATA", async () => {
