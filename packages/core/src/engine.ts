@@ -622,10 +622,13 @@ export class TradingEngine {
 
   /** A positive number of points within the instrument's price bound (`maxPricePoints`). */
   private isPrice(instrument: InstrumentSpec, value: unknown): value is number {
-    if (!isPositiveInteger(value)) return false;
+    return isPositiveInteger(value) && value <= this.maxPrice(instrument);
+  }
+
+  private maxPrice(instrument: InstrumentSpec): number {
     let bound = this.maxPriceBySymbol.get(instrument.symbol);
     if (bound === undefined) this.maxPriceBySymbol.set(instrument.symbol, (bound = maxPricePoints(instrument)));
-    return value <= bound;
+    return bound;
   }
 
   /**
@@ -1315,12 +1318,13 @@ export class TradingEngine {
     const instrument = this.state.instruments.get(command.symbol);
     if (!instrument) return reject("UNKNOWN_SYMBOL");
     const { bid, ask } = command;
-    if (!this.isPrice(instrument, bid) || !this.isPrice(instrument, ask) || ask < bid)
+    // Bids fall from the bid; asks rise from the ask, so the last ask level must be within the bound too.
+    const bound = this.maxPrice(instrument);
+    if (!isPositiveInteger(bid) || !isPositiveInteger(ask) || ask < bid || ask > bound)
       return reject("INVALID_PRICE", "bid and ask must be positive points within the instrument's bound, ask ≥ bid");
     const bids = this.bookSide(command.bids, bid, "SELL");
     const asks = this.bookSide(command.asks, ask, "BUY");
-    // Bids fall from the bid; asks rise from the ask, so the last must be within the bound too.
-    if (asks && !this.isPrice(instrument, asks[asks.length - 1]!.price))
+    if (asks && asks[asks.length - 1]!.price > bound)
       return reject("INVALID_PRICE", "book levels must be within the instrument's price bound");
     if (!bids || !asks)
       return reject(
