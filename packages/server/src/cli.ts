@@ -113,12 +113,20 @@ async function startServer(config: ServerConfig, output: Output): Promise<number
     config,
     log: { info: output.info, warn: output.error, error: output.error },
   });
-  const stop = new Promise<void>((resolve) => {
-    process.once("SIGINT", resolve);
-    process.once("SIGTERM", resolve);
-  });
+  let stopped = (): void => undefined;
+  const stop = new Promise<void>((resolve) => (stopped = resolve));
+  process.once("SIGINT", stopped);
+  process.once("SIGTERM", stopped);
   output.info(`Bourse: ${describeDatabase(config.storage.databaseUrl)}, feed ${config.feed.kind}`);
-  const address = await server.listen();
+  let address: string;
+  try {
+    address = await server.listen();
+  } catch (error) {
+    // Not started: the signals end the process again, and nothing is left open to keep it alive.
+    process.off("SIGINT", stopped);
+    process.off("SIGTERM", stopped);
+    throw error;
+  }
   const base = address.replace("://0.0.0.0", "://127.0.0.1").replace("://[::]", "://127.0.0.1");
   output.info(
     [

@@ -136,6 +136,12 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
     await marketDataOf(platform).load();
     platform.onClose(startFeed(platform, options.config.feed));
   };
+  async function close(): Promise<void> {
+    if (automationApp) await automationApp.close();
+    await upgrades.close();
+    await app.close();
+    await platform.close();
+  }
   return {
     app,
     automationApp,
@@ -147,16 +153,18 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
     start,
     async listen() {
       const address = await app.listen({ port: options.config.port, host: options.config.host });
-      if (automationApp)
-        await automationApp.listen({ port: options.config.automationPort!, host: options.config.host });
-      await start();
+      try {
+        if (automationApp)
+          await automationApp.listen({ port: options.config.automationPort!, host: options.config.host });
+        await start();
+      } catch (error) {
+        // A start that failed (a corrupt journal, PostgreSQL unreachable) closes what it opened: the listener kept
+        // answering /healthz "ok" and the process never exited, so a supervisor saw a live server.
+        await close().catch(() => undefined);
+        throw error;
+      }
       return address;
     },
-    async close() {
-      if (automationApp) await automationApp.close();
-      await upgrades.close();
-      await app.close();
-      await platform.close();
-    },
+    close,
   };
 }

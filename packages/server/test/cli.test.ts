@@ -159,6 +159,37 @@ describe("bourse start and the back-office commands", () => {
     expect(await exited).toBe(0);
   });
 
+  // On be20657 a start that failed printed its error and stayed up: the listener answered /healthz "ok", the
+  // first SIGTERM was swallowed, and a supervisor saw a live server.
+  it("exits with FAILED and a message naming the damage when the journal is corrupt before its end", async () => {
+    const directory = dataDirectory();
+    await journalWithSession(directory);
+    const database = new Database(path.join(directory, "bourse.sqlite"));
+    database
+      .prepare(
+        "UPDATE journal SET payload = CAST(substr(payload, 1, 20) || x'FF' || substr(payload, 22) AS BLOB) WHERE first_sequence = 1",
+      )
+      .run();
+    database.close();
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const child = spawn(process.execPath, [path.join(import.meta.dirname, "../bin/bourse.mjs"), "start"], {
+      env: { ...process.env, BOURSE_DATA_DIR: directory, BOURSE_PORT: String(port), BOURSE_FEED: "push" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let printed = "";
+    child.stdout.on("data", (chunk: Buffer) => (printed += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (printed += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const timeout = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    try {
+      expect(await exited).toBe(ExitCode.FAILED);
+    } finally {
+      clearTimeout(timeout);
+    }
+    expect(printed).toMatch(/bourse start failed: .*journal corrupt at sequence 1/);
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  });
+
   it("says the server cannot be reached when it is not running", async () => {
     const result = await run(["deposit", "100001", "10"], { BOURSE_DATA_DIR: dataDirectory(), BOURSE_PORT: "1" });
     expect(result.code).toBe(ExitCode.FAILED);
