@@ -10,9 +10,9 @@
 import { defaultEngineConfig } from "@bourse/core";
 import { createJournal, createPlatformStore, eventAccountId, verify, type EventJournal } from "@bourse/store";
 import { mkdirSync } from "node:fs";
-import { ConfigError, loadServerConfig, type ServerConfig } from "./config.ts";
+import { ConfigError, loadServerConfig, loadStorageSettings, type ServerConfig } from "./config.ts";
 import { createServer } from "./server.ts";
-import { describeDatabase, storageSettings } from "./settings.ts";
+import { describeDatabase } from "./settings.ts";
 
 /** Process exit codes of the command line, by meaning. */
 export const ExitCode = {
@@ -257,7 +257,7 @@ async function storageCommand(
   output: Output,
   environment: NodeJS.ProcessEnv,
 ): Promise<number> {
-  const settings = storageSettings(environment);
+  const settings = loadStorageSettings(environment);
   if (!/^postgres(ql)?:\/\//i.test(settings.databaseUrl)) mkdirSync(settings.dataDirectory, { recursive: true });
   const journal = createJournal(settings.databaseUrl);
   try {

@@ -138,26 +138,48 @@ function readConfigFile(file: string): ConfigFile {
   return parsed as ConfigFile;
 }
 
+type Pick = (variable: string, fromFile: unknown) => string | undefined;
+
+/** The configuration file (`BOURSE_CONFIG`, else `bourse.config.json` when present) and the rule that the environment wins. */
+function configSources(environment: NodeJS.ProcessEnv): { file: ConfigFile; pick: Pick } {
+  const fileName = environment.BOURSE_CONFIG ?? (existsSync("bourse.config.json") ? "bourse.config.json" : undefined);
+  const file: ConfigFile = fileName ? readConfigFile(fileName) : {};
+  const pick: Pick = (variable, fromFile) => {
+    const value = environment[variable];
+    if (value !== undefined && value !== "") return value;
+    return fromFile === undefined ? undefined : String(fromFile);
+  };
+  return { file, pick };
+}
+
+function storageFrom(environment: NodeJS.ProcessEnv, file: ConfigFile, pick: Pick): StorageSettings {
+  return storageSettings({
+    ...environment,
+    BOURSE_DATA_DIR: pick("BOURSE_DATA_DIR", file.dataDir),
+    BOURSE_DATABASE_URL: pick("BOURSE_DATABASE_URL", file.databaseUrl),
+  });
+}
+
+/**
+ * Where the data is, from the environment and the configuration file like the server's: the storage commands
+ * (`migrate`, `verify`, `journal`) read only this (they read the environment alone, and with a file naming the
+ * data directory verified a new empty database elsewhere, answering "no differences").
+ */
+export function loadStorageSettings(environment: NodeJS.ProcessEnv = process.env): StorageSettings {
+  const { file, pick } = configSources(environment);
+  return storageFrom(environment, file, pick);
+}
+
 /**
  * Reads the configuration. `BOURSE_CONFIG` names the file; without it `bourse.config.json` in the
  * working directory is read when present.
  */
 export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const fileName = environment.BOURSE_CONFIG ?? (existsSync("bourse.config.json") ? "bourse.config.json" : undefined);
-  const file: ConfigFile = fileName ? readConfigFile(fileName) : {};
-  const pick = (variable: string, fromFile: unknown): string | undefined => {
-    const value = environment[variable];
-    if (value !== undefined && value !== "") return value;
-    return fromFile === undefined ? undefined : String(fromFile);
-  };
+  const { file, pick } = configSources(environment);
   /** An integer setting from the environment or the file, else `fallback`, within [min, max]. */
   const integer = (variable: string, fromFile: unknown, fallback: string, min: number, max: number): number =>
     integerSetting(variable, pick(variable, fromFile) ?? fallback, min, max);
-  const storage = storageSettings({
-    ...environment,
-    BOURSE_DATA_DIR: pick("BOURSE_DATA_DIR", file.dataDir),
-    BOURSE_DATABASE_URL: pick("BOURSE_DATABASE_URL", file.databaseUrl),
-  });
+  const storage = storageFrom(environment, file, pick);
   const seed = integer("BOURSE_FEED_SEED", file.feedSeed, "1", 0, 2 ** 31 - 1);
   const automationPortText = pick("BOURSE_AUTOMATION_PORT", file.automation?.port);
   const demoCurrency = currencySetting(

@@ -1,6 +1,6 @@
 import Database from "better-sqlite3";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -59,6 +59,21 @@ describe("bourse command line", () => {
     expect(result.code).toBe(ExitCode.OK);
     expect(result.out).toContain(`verified ${events} events, 2 accounts`);
     expect(result.out).toContain("no differences");
+  });
+
+  // On 2bafc6c the storage commands read the environment alone: with the data directory in the configuration file
+  // they opened a new empty database in ./data and verified it ("no differences").
+  it("verify, journal and migrate read the data directory from the configuration file, as the server does", async () => {
+    const directory = dataDirectory();
+    const events = await journalWithSession(directory);
+    const file = path.join(dataDirectory(), "bourse.config.json");
+    writeFileSync(file, JSON.stringify({ dataDir: directory }));
+    const verified = await run(["verify"], { BOURSE_CONFIG: file });
+    expect(verified.code).toBe(ExitCode.OK);
+    expect(verified.out).toContain(`verified ${events} events, 2 accounts`);
+    const printed = await run(["journal", "--limit", "1"], { BOURSE_CONFIG: file });
+    expect(printed.out.split("\n")).toHaveLength(1);
+    expect((await run(["migrate"], { BOURSE_CONFIG: file })).out).toContain(path.join(directory, "bourse.sqlite"));
   });
 
   it("verify refuses a journal damaged before its end and names the sequence", async () => {
