@@ -261,16 +261,25 @@ async function storageCommand(
   if (!/^postgres(ql)?:\/\//i.test(settings.databaseUrl)) mkdirSync(settings.dataDirectory, { recursive: true });
   const journal = createJournal(settings.databaseUrl);
   try {
-    const report = await journal.open();
+    // `verify` and `journal` inspect: a torn tail is reported, never dropped (they deleted an acknowledged record
+    // whose last row was damaged, then answered "no differences"). `migrate` prepares the start, which drops it.
+    const inspecting = command !== "migrate";
+    const report = await journal.open({ keepTornTail: inspecting });
     // `journal` prints the events alone on standard output, so that it pipes into other programs: what it opened
     // goes to standard error.
     const tell = typeof command === "object" ? output.error : output.info;
     tell(`${describeDatabase(settings.databaseUrl)}: schema up to date, journal at sequence ${report.lastSequence}`);
-    if (report.droppedTornRecords > 0)
-      tell(`dropped ${report.droppedTornRecords} torn record(s) at the end of the journal`);
+    const tornTail =
+      report.droppedTornRecords === 0
+        ? null
+        : `the last ${report.droppedTornRecords} record(s) after sequence ${report.lastSequence} fail their checksum: ` +
+          "a write that was never acknowledged, or damage to one that was";
+    if (tornTail !== null && !inspecting) tell(`dropped ${tornTail}`);
     if (typeof command === "object") {
-      await printJournal(journal, command.after, command.limit, output);
-      return ExitCode.OK;
+      await printJournal(journal, command.after, Math.min(command.limit, report.lastSequence - command.after), output);
+      if (tornTail === null) return ExitCode.OK;
+      output.error(`not printed: ${tornTail}`);
+      return ExitCode.DIFFERENCES_FOUND;
     }
     if (command === "migrate") {
       const platform = createPlatformStore(settings.platformDatabaseUrl);
@@ -282,13 +291,17 @@ async function storageCommand(
       }
       return ExitCode.OK;
     }
-    const result = await verify(journal, defaultEngineConfig());
+    const result = await verify(journal, defaultEngineConfig(), { through: report.lastSequence });
     output.info(`verified ${result.lastSequence} events, ${result.accounts} accounts, state hash ${result.stateHash}`);
-    if (result.differences.length === 0) {
+    const differences = [
+      ...result.differences,
+      ...(tornTail === null ? [] : [{ subject: "journal", detail: `${tornTail}; \`bourse start\` drops them` }]),
+    ];
+    if (differences.length === 0) {
       output.info("no differences");
       return ExitCode.OK;
     }
-    for (const difference of result.differences) output.error(`${difference.subject}: ${difference.detail}`);
+    for (const difference of differences) output.error(`${difference.subject}: ${difference.detail}`);
     return ExitCode.DIFFERENCES_FOUND;
   } finally {
     await journal.close();

@@ -92,6 +92,45 @@ describe("bourse command line", () => {
     expect(result.err).toMatch(/journal corrupt at sequence 1/);
   });
 
+  // On c3afa88 verify and journal opened the journal as the server does, which drops a torn tail: a damaged last
+  // record (an acknowledged deposit) was deleted, and verify then answered "no differences" with exit 0.
+  it("verify and journal report a damaged last record and leave it in place; migrate, like the start, drops it", async () => {
+    const directory = dataDirectory();
+    const events = await journalWithSession(directory);
+    const file = path.join(directory, "bourse.sqlite");
+    const damage = new Database(file);
+    const last = damage.prepare("SELECT max(first_sequence) AS first FROM journal").get() as { first: number };
+    damage
+      .prepare(
+        "UPDATE journal SET payload = CAST(substr(payload, 1, 20) || x'FF' || substr(payload, 22) AS BLOB) WHERE first_sequence = ?",
+      )
+      .run(last.first);
+    damage.close();
+    const rows = () => {
+      const database = new Database(file, { readonly: true });
+      try {
+        return (database.prepare("SELECT count(*) AS rows FROM journal").get() as { rows: number }).rows;
+      } finally {
+        database.close();
+      }
+    };
+    const verified = await run(["verify"], { BOURSE_DATA_DIR: directory });
+    expect(verified.code).toBe(ExitCode.DIFFERENCES_FOUND);
+    expect(verified.out).toContain(`verified ${last.first - 1} events`);
+    expect(verified.err).toContain(
+      `journal: the last ${events - last.first + 1} record(s) after sequence ${last.first - 1}`,
+    );
+    const printed = await run(["journal"], { BOURSE_DATA_DIR: directory });
+    expect(printed.code).toBe(ExitCode.DIFFERENCES_FOUND);
+    expect(printed.out.split("\n")).toHaveLength(last.first - 1);
+    expect(printed.err).toContain("not printed: the last");
+    expect(rows()).toBe(2);
+    const migrated = await run(["migrate"], { BOURSE_DATA_DIR: directory });
+    expect(migrated.out).toContain("dropped the last");
+    expect(rows()).toBe(1);
+    expect((await run(["verify"], { BOURSE_DATA_DIR: directory })).code).toBe(ExitCode.OK);
+  });
+
   it("journal prints every event as a JSON line with its sequence, type, time and account", async () => {
     const directory = dataDirectory();
     const { events } = tradingSession();

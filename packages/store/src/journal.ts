@@ -95,6 +95,13 @@ export interface JournalFold {
 export interface JournalOpenOptions {
   /** Fold the records while they are checked (recovery at start); without it `open()` only checks them. */
   readonly fold?: JournalFold;
+  /**
+   * Leave a torn tail in place and only report it (`droppedTornRecords` then counts the records found, not
+   * dropped), and leave the read models as they are: for commands that inspect a journal (`verify`, `journal`),
+   * which must not change what they check.
+   * The server drops it at start (DESIGN.md section 2).
+   */
+  readonly keepTornTail?: boolean;
 }
 
 export interface EventJournal {

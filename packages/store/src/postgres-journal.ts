@@ -300,7 +300,8 @@ export class PostgresJournal implements EventJournal, ReadModels {
     try {
       await this.migrate(pool);
       const report = await this.verifyOnOpen(options);
-      await this.catchUpReadModels(report.lastSequence);
+      // An inspection leaves the read models as they are: a kept torn tail is not the journal's to project.
+      if (!options.keepTornTail) await this.catchUpReadModels(report.lastSequence);
       return report;
     } catch (error) {
       this.pool = null;
@@ -329,7 +330,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
     }
   }
 
-  private async verifyOnOpen({ fold }: JournalOpenOptions): Promise<JournalOpenReport> {
+  private async verifyOnOpen({ fold, keepTornTail }: JournalOpenOptions): Promise<JournalOpenReport> {
     const damagedSnapshots: number[] = [];
     let snapshotSequence = 0;
     let snapshot: SnapshotRecord | null = null;
@@ -348,7 +349,8 @@ export class PostgresJournal implements EventJournal, ReadModels {
     }
     fold?.start(snapshot);
     const verdict = await verifyTail(this.rowSource, snapshotSequence, this.recordsPerRead, fold);
-    if (verdict.firstTornSequence !== null) await this.query(this.statements.deleteFrom, [verdict.firstTornSequence]);
+    if (verdict.firstTornSequence !== null && !keepTornTail)
+      await this.query(this.statements.deleteFrom, [verdict.firstTornSequence]);
     return { lastSequence: verdict.lastSequence, droppedTornRecords: verdict.tornRecords, damagedSnapshots };
   }
 

@@ -229,7 +229,8 @@ export class SqliteJournal implements EventJournal, ReadModels {
       this.statements = prepareStatements(database);
       this.readModels = new SqliteReadModelStatements(database);
       const report = await this.verifyOnOpen(options);
-      await this.catchUpReadModels();
+      // An inspection leaves the read models as they are: a kept torn tail is not the journal's to project.
+      if (!options.keepTornTail) await this.catchUpReadModels();
       if (this.options.writer === "worker" && !inMemory) {
         this.writerThread = await SqliteWriterThread.start(this.options);
         // From here on this connection only reads: a write through it would race the writer thread's. What its
@@ -256,7 +257,7 @@ export class SqliteJournal implements EventJournal, ReadModels {
     }
   }
 
-  private async verifyOnOpen({ fold }: JournalOpenOptions): Promise<JournalOpenReport> {
+  private async verifyOnOpen({ fold, keepTornTail }: JournalOpenOptions): Promise<JournalOpenReport> {
     const statements = this.requireStatements();
     const damagedSnapshots: number[] = [];
     let snapshotSequence = 0;
@@ -272,7 +273,7 @@ export class SqliteJournal implements EventJournal, ReadModels {
     }
     fold?.start(snapshot);
     const verdict = await verifyTail(rowSource(statements), snapshotSequence, this.verificationBatchSize, fold);
-    if (verdict.firstTornSequence !== null) statements.deleteFrom.run(verdict.firstTornSequence);
+    if (verdict.firstTornSequence !== null && !keepTornTail) statements.deleteFrom.run(verdict.firstTornSequence);
     return { lastSequence: verdict.lastSequence, droppedTornRecords: verdict.tornRecords, damagedSnapshots };
   }
 

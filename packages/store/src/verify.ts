@@ -51,9 +51,11 @@ export { ledgerBalance };
 export async function verify(
   journal: EventJournal,
   config: EngineConfig,
-  options: { batchSize?: number } = {},
+  /** `through`: the last sequence to read (a torn tail the caller found and kept stays unread). */
+  options: { batchSize?: number; through?: number } = {},
 ): Promise<VerifyReport> {
   const batchSize = options.batchSize ?? DEFAULT_RECOVERY_BATCH_SIZE;
+  const through = options.through ?? Number.MAX_SAFE_INTEGER;
   const differences: VerifyDifference[] = [];
   const ledgers = new Map<number, EventLedger>();
   const ledgerOf = (accountId: number, sequence: number): EventLedger => {
@@ -78,7 +80,9 @@ export async function verify(
   checkSnapshot();
   try {
     for (;;) {
-      const records = await journal.read(lastSequence, batchSize);
+      const wanted = Math.min(batchSize, through - lastSequence);
+      if (wanted <= 0) break;
+      const records = await journal.read(lastSequence, wanted);
       for (const { sequence, event } of records) {
         engine.applyRecovered(event);
         lastSequence = sequence;
@@ -104,7 +108,7 @@ export async function verify(
         }
         checkSnapshot();
       }
-      if (records.length < batchSize) break;
+      if (records.length < wanted) break;
     }
   } catch (error) {
     differences.push({

@@ -387,6 +387,11 @@ export function journalContract(factory: JournalStorageFactory): void {
       await journal.append(records.slice(6));
       await journal.close();
       await over.query(alter(8));
+      // Inspecting (verify, journal) reports the torn tail and leaves it: the rows are all still there after.
+      const inspected = over.journal();
+      expect(await inspected.open({ keepTornTail: true })).toMatchObject({ lastSequence: 6, droppedTornRecords: 4 });
+      expect(await inspected.read(0, 6)).toEqual(records.slice(0, 6));
+      await inspected.close();
       const reopened = over.journal();
       expect(await reopened.open()).toMatchObject({ lastSequence: 6, droppedTornRecords: 4 });
       opened.push(reopened);
