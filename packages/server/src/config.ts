@@ -147,7 +147,11 @@ function configSources(environment: NodeJS.ProcessEnv): { file: ConfigFile; pick
   const pick: Pick = (variable, fromFile) => {
     const value = environment[variable];
     if (value !== undefined && value !== "") return value;
-    return fromFile === undefined ? undefined : String(fromFile);
+    if (fromFile === undefined) return undefined;
+    // A list or an object was read as its text: `"host": {}` listened on "[object Object]", `"dataDir": ["a"]` used ./a.
+    if (typeof fromFile !== "string" && typeof fromFile !== "number" && typeof fromFile !== "boolean")
+      throw new ConfigError(`the configuration file's setting for ${variable} must be a string or a number`);
+    return String(fromFile);
   };
   return { file, pick };
 }

@@ -3,7 +3,7 @@
  * passed through as text and read only at each sign-up: "abc" (or "12.345" in USD) started a server whose every
  * POST /api/v1/signup answered 500 after saving the user, and a demo leverage the engine refuses did the same.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -43,5 +43,24 @@ describe("the demo account settings", () => {
       /BOURSE_DEMO_LEVERAGE must be an integer from 1 to 1000/,
     );
     expect(load({ BOURSE_DEMO_LEVERAGE: "1000" }).demoLeverage).toBe(1000);
+  });
+});
+
+describe("the configuration file", () => {
+  // On c54cc5e a list or an object was read as its text.
+  it("refuses a setting that is a list or an object, naming it", () => {
+    const file = join(dataDirectory, "bourse.config.json");
+    for (const [content, variable] of [
+      [{ host: {} }, "BOURSE_HOST"],
+      [{ dataDir: ["a"] }, "BOURSE_DATA_DIR"],
+      [{ port: [8080] }, "BOURSE_PORT"],
+    ] as const) {
+      writeFileSync(file, JSON.stringify(content));
+      expect(() => loadServerConfig({ BOURSE_CONFIG: file })).toThrow(
+        new RegExp(`setting for ${variable} must be a string or a number`),
+      );
+    }
+    writeFileSync(file, JSON.stringify({ dataDir: dataDirectory, port: 8181, host: "0.0.0.0" }));
+    expect(loadServerConfig({ BOURSE_CONFIG: file })).toMatchObject({ port: 8181, host: "0.0.0.0" });
   });
 });
