@@ -42,6 +42,28 @@ async function journalWithSession(directory: string): Promise<number> {
   return records.length;
 }
 
+/**
+ * Changes one byte of a journal row's events (binary form: substr counts bytes), so its checksum fails: the row
+ * starting at `firstSequence`, or the last row. Answers that row's first sequence.
+ */
+function damageJournalRow(directory: string, firstSequence: number | "last"): number {
+  const database = new Database(path.join(directory, "bourse.sqlite"));
+  try {
+    const first =
+      firstSequence === "last"
+        ? (database.prepare("SELECT max(first_sequence) AS first FROM journal").get() as { first: number }).first
+        : firstSequence;
+    database
+      .prepare(
+        "UPDATE journal SET payload = CAST(substr(payload, 1, 20) || x'FF' || substr(payload, 22) AS BLOB) WHERE first_sequence = ?",
+      )
+      .run(first);
+    return first;
+  } finally {
+    database.close();
+  }
+}
+
 describe("bourse command line", () => {
   it("migrate creates the schema in the data directory", async () => {
     const directory = path.join(dataDirectory(), "nested");
@@ -79,14 +101,7 @@ describe("bourse command line", () => {
   it("verify refuses a journal damaged before its end and names the sequence", async () => {
     const directory = dataDirectory();
     await journalWithSession(directory);
-    const database = new Database(path.join(directory, "bourse.sqlite"));
-    // One byte of the first row changed (its events are in the binary form: substr counts bytes).
-    database
-      .prepare(
-        "UPDATE journal SET payload = CAST(substr(payload, 1, 20) || x'FF' || substr(payload, 22) AS BLOB) WHERE first_sequence = 1",
-      )
-      .run();
-    database.close();
+    damageJournalRow(directory, 1);
     const result = await run(["verify"], { BOURSE_DATA_DIR: directory });
     expect(result.code).toBe(ExitCode.FAILED);
     expect(result.err).toMatch(/journal corrupt at sequence 1/);
@@ -98,14 +113,7 @@ describe("bourse command line", () => {
     const directory = dataDirectory();
     const events = await journalWithSession(directory);
     const file = path.join(directory, "bourse.sqlite");
-    const damage = new Database(file);
-    const last = damage.prepare("SELECT max(first_sequence) AS first FROM journal").get() as { first: number };
-    damage
-      .prepare(
-        "UPDATE journal SET payload = CAST(substr(payload, 1, 20) || x'FF' || substr(payload, 22) AS BLOB) WHERE first_sequence = ?",
-      )
-      .run(last.first);
-    damage.close();
+    const last = { first: damageJournalRow(directory, "last") };
     const rows = () => {
       const database = new Database(file, { readonly: true });
       try {
@@ -218,13 +226,7 @@ describe("bourse start and the back-office commands", () => {
   it("exits with FAILED and a message naming the damage when the journal is corrupt before its end", async () => {
     const directory = dataDirectory();
     await journalWithSession(directory);
-    const database = new Database(path.join(directory, "bourse.sqlite"));
-    database
-      .prepare(
-        "UPDATE journal SET payload = CAST(substr(payload, 1, 20) || x'FF' || substr(payload, 22) AS BLOB) WHERE first_sequence = 1",
-      )
-      .run();
-    database.close();
+    damageJournalRow(directory, 1);
     const port = 20_000 + Math.floor(Math.random() * 20_000);
     const child = spawn(process.execPath, [path.join(import.meta.dirname, "../bin/bourse.mjs"), "start"], {
       env: { ...process.env, BOURSE_DATA_DIR: directory, BOURSE_PORT: String(port), BOURSE_FEED: "push" },
