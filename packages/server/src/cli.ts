@@ -291,7 +291,7 @@ async function storageCommand(
       }
       return ExitCode.OK;
     }
-    const result = await verify(journal, defaultEngineConfig(), { through: report.lastSequence });
+    const result = await verify(journal, defaultEngineConfig(), { through: report.lastSequence, readModels: journal });
     output.info(`verified ${result.lastSequence} events, ${result.accounts} accounts, state hash ${result.stateHash}`);
     const differences = [
       ...result.differences,

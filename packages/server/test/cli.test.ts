@@ -98,6 +98,33 @@ describe("bourse command line", () => {
     expect((await run(["migrate"], { BOURSE_CONFIG: file })).out).toContain(path.join(directory, "bourse.sqlite"));
   });
 
+  // On 77d9dfd verify read the journal alone: a ledger row changed and a deal lost in the history the API serves passed.
+  it("verify checks the read models against the events: a damaged ledger row and a lost deal are differences", async () => {
+    const directory = dataDirectory();
+    await journalWithSession(directory);
+    expect((await run(["verify"], { BOURSE_DATA_DIR: directory })).code).toBe(ExitCode.OK);
+    const database = new Database(path.join(directory, "bourse.sqlite"));
+    const ledger = database.prepare("SELECT id, account_id FROM balance_ledger ORDER BY id LIMIT 1").get() as {
+      id: number;
+      account_id: number;
+    };
+    database.prepare("UPDATE balance_ledger SET amount = amount + 99999999 WHERE id = ?").run(ledger.id);
+    const deal = database.prepare("SELECT id, account_id FROM deal_history ORDER BY id LIMIT 1").get() as {
+      id: number;
+      account_id: number;
+    };
+    database.prepare("DELETE FROM deal_history WHERE id = ?").run(deal.id);
+    database.close();
+    const result = await run(["verify"], { BOURSE_DATA_DIR: directory });
+    expect(result.code).toBe(ExitCode.DIFFERENCES_FOUND);
+    expect(result.err).toMatch(
+      new RegExp(`account ${ledger.account_id} read models: the ledger's rows sum to balance \\d+ and credit`),
+    );
+    expect(result.err).toMatch(
+      new RegExp(`account ${deal.account_id} read models: \\d+ deals in the deal history, \\d+ in the events`),
+    );
+  });
+
   it("verify refuses a journal damaged before its end and names the sequence", async () => {
     const directory = dataDirectory();
     await journalWithSession(directory);

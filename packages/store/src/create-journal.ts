@@ -1,4 +1,5 @@
 import type { EventJournal } from "./journal.ts";
+import type { ReadModels } from "./read-models.ts";
 import { PostgresJournal } from "./postgres-journal.ts";
 import { SqliteJournal } from "./sqlite-journal.ts";
 
@@ -10,8 +11,9 @@ export interface CreateJournalOptions {
 /**
  * The journal a URL names: `postgres://…` or `postgresql://…` is PostgreSQL, anything else is the path
  * of a SQLite file (or ':memory:'). Call `open()` on the result before using it.
+ * Either driver serves the read models it writes in its transactions.
  */
-export function createJournal(url: string, options: CreateJournalOptions = {}): EventJournal {
+export function createJournal(url: string, options: CreateJournalOptions = {}): EventJournal & ReadModels {
   if (/^postgres(ql)?:\/\//i.test(url))
     return new PostgresJournal({ connectionString: url, schema: options.postgresSchema });
   return new SqliteJournal({ path: url });

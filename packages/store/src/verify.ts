@@ -5,6 +5,7 @@
  */
 import { TradingEngine, ledgerBalance, type EngineConfig, type LedgerTotals } from "@bourse/core";
 import type { EventJournal } from "./journal.ts";
+import { MAX_HISTORY_LIMIT, type HistoryPage, type HistoryQuery, type ReadModels } from "./read-models.ts";
 import { DEFAULT_RECOVERY_BATCH_SIZE, recoverEngine } from "./recovery.ts";
 
 export interface VerifyDifference {
@@ -51,8 +52,13 @@ export { ledgerBalance };
 export async function verify(
   journal: EventJournal,
   config: EngineConfig,
-  /** `through`: the last sequence to read (a torn tail the caller found and kept stays unread). */
-  options: { batchSize?: number; through?: number } = {},
+  /**
+   * `through`: the last sequence to read (a torn tail the caller found and kept stays unread). `readModels`: the
+   * history the API serves, checked against the events too (each account's ledger rows sum to its balance and
+   * credit and end at them; its deals are the events' deals): verify checked the journal alone, and a damaged
+   * ledger row or a lost deal served to clients passed.
+   */
+  options: { batchSize?: number; through?: number; readModels?: ReadModels } = {},
 ): Promise<VerifyReport> {
   const batchSize = options.batchSize ?? DEFAULT_RECOVERY_BATCH_SIZE;
   const through = options.through ?? Number.MAX_SAFE_INTEGER;
@@ -67,6 +73,7 @@ export async function verify(
     }
     return ledger;
   };
+  const dealsByAccount = new Map<number, number>();
   const snapshot = await journal.latestSnapshot();
   const engine = new TradingEngine(config);
   let lastSequence = 0;
@@ -100,6 +107,7 @@ export async function verify(
           else ledger.balance += event.amount;
         } else if (event.type === "DealExecuted") {
           const { deal } = event;
+          dealsByAccount.set(deal.accountId, (dealsByAccount.get(deal.accountId) ?? 0) + 1);
           const ledger = ledgerOf(deal.accountId, sequence);
           ledger.realisedProfit += deal.profit;
           ledger.commissions += deal.commission;
@@ -153,6 +161,11 @@ export async function verify(
         detail: `ledger invariant broken in the engine: balance ${account.balance} but the ledger sums to ${ledgerBalance(account.ledger)}`,
       });
   }
+  if (options.readModels)
+    for (const accountId of ledgers.keys()) {
+      const account = engine.state.accounts.get(accountId);
+      if (account) await verifyReadModels(options.readModels, account, dealsByAccount.get(accountId) ?? 0, differences);
+    }
   for (const accountId of engine.state.accounts.keys())
     if (!ledgers.has(accountId))
       differences.push({
@@ -183,4 +196,48 @@ export async function verify(
     stateHash: engine.stateHash(),
     differences,
   };
+}
+
+/** Every row of one account's history, page after page. */
+async function* allRows<Row>(
+  page: (query: HistoryQuery) => Promise<HistoryPage<Row>>,
+  accountId: number,
+): AsyncGenerator<Row> {
+  let cursor: string | null = null;
+  do {
+    const answer: HistoryPage<Row> = await page({ accountId, limit: MAX_HISTORY_LIMIT, cursor });
+    yield* answer.rows;
+    cursor = answer.nextCursor;
+  } while (cursor !== null);
+}
+
+async function verifyReadModels(
+  readModels: ReadModels,
+  account: { readonly id: number; readonly balance: number; readonly credit: number },
+  deals: number,
+  differences: VerifyDifference[],
+): Promise<void> {
+  const subject = `account ${account.id} read models`;
+  let balance = 0;
+  let credit = 0;
+  let last: { balanceAfter: number; creditAfter: number } | null = null;
+  for await (const row of allRows((query) => readModels.ledger(query), account.id)) {
+    if (row.kind === "CREDIT") credit += row.amount;
+    else balance += row.amount;
+    last = row;
+  }
+  if (balance !== account.balance || credit !== account.credit)
+    differences.push({
+      subject,
+      detail: `the ledger's rows sum to balance ${balance} and credit ${credit}; the events give ${account.balance} and ${account.credit}`,
+    });
+  if (last && (last.balanceAfter !== account.balance || last.creditAfter !== account.credit))
+    differences.push({
+      subject,
+      detail: `the ledger's last row ends at balance ${last.balanceAfter} and credit ${last.creditAfter}; the events give ${account.balance} and ${account.credit}`,
+    });
+  let rows = 0;
+  for await (const _row of allRows((query) => readModels.dealHistory(query), account.id)) rows += 1;
+  if (rows !== deals)
+    differences.push({ subject, detail: `${rows} deals in the deal history, ${deals} in the events` });
 }
