@@ -125,32 +125,34 @@ export class AuthService {
     password: string;
     name: string;
   }): Promise<IssuedSession & { account: Account }> {
-    const now = this.platform.clock.now();
     const existing = await this.platform.store.findUserByEmail(input.email);
-    if (existing) {
-      const unfinished =
-        this.platform.accountIdsOf(existing.id).length === 0 &&
-        (await this.verifyPassword(existing.passwordHash, input.password));
-      if (!unfinished) throw new ApiError("EMAIL_TAKEN");
-      const account = await this.openDemoAccount(existing.id);
-      return { ...(await this.issueSession(existing, account.id)), account };
-    }
-    const user = await this.platform.store
+    const user = existing ? await this.unfinishedSignup(existing, input.password) : await this.createUser(input);
+    const account = await this.openDemoAccount(user.id);
+    const issued = await this.issueSession(user, account.id);
+    return { ...issued, account };
+  }
+
+  /** The user of an earlier sign-up whose account was never opened, when the password is the same; else EMAIL_TAKEN. */
+  private async unfinishedSignup(user: User, password: string): Promise<User> {
+    if (this.platform.accountIdsOf(user.id).length > 0 || !(await this.verifyPassword(user.passwordHash, password)))
+      throw new ApiError("EMAIL_TAKEN");
+    return user;
+  }
+
+  private async createUser(input: { email: string; password: string; name: string }): Promise<User> {
+    return this.platform.store
       .createUser({
         id: randomUUID(),
         email: input.email,
         name: input.name,
         passwordHash: await this.hashPassword(input.password),
-        createdAt: now,
+        createdAt: this.platform.clock.now(),
       })
       .catch((error: unknown) => {
         // Two sign-ups racing for one email: the store's unique index decides.
         if (error instanceof DuplicateError) throw new ApiError("EMAIL_TAKEN");
         throw error;
       });
-    const account = await this.openDemoAccount(user.id);
-    const issued = await this.issueSession(user, account.id);
-    return { ...issued, account };
   }
 
   /** Opens an account for the user and deposits the demo balance (both durable before this returns). */
