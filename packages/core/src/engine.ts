@@ -38,6 +38,7 @@ import {
   stateHash,
   type StateSnapshot,
   type ClientOrderMemory,
+  type DeferredSwap,
 } from "./state.ts";
 import type {
   Account,
@@ -62,6 +63,7 @@ import type {
   Position,
   PositionEffect,
   Side,
+  SwapCharge,
   TickCommand,
   TimeInForce,
 } from "./types.ts";
@@ -1333,6 +1335,7 @@ export class TradingEngine {
       );
     this.quotes.set(instrument.symbol, { symbol: instrument.symbol, bid, ask, time, bids, asks });
     this.changedMarketData.add(instrument.symbol);
+    if (this.state.deferredSwapsByConversion.size > 0) this.chargeDeferredSwaps(time);
     this.processTriggers(instrument.symbol, time);
     this.evaluateRiskForSymbol(instrument.symbol, time);
     return { ok: true, events: [] };
@@ -1535,25 +1538,80 @@ export class TradingEngine {
     // The trading day that ends at this rollover decides the multiplier: none for Saturday and Sunday, triple on the configured day.
     const weekday = weekdayOf(rolloverTime - 1);
     const multiplier = weekday === 0 || weekday === 6 ? 0 : weekday === this.config.tripleSwapWeekday ? 3 : 1;
-    const charges: { accountId: number; positionId: number; amount: number }[] = [];
+    const charges: SwapCharge[] = [];
+    const deferrals: { accountId: number; positionId: number; days: number }[] = [];
     if (multiplier > 0) {
       for (const position of [...this.state.positions.values()].sort((a, b) => a.id - b.id)) {
-        const account = this.state.accounts.get(position.accountId) as Account;
-        const instrument = this.state.instrument(position.symbol);
-        const rate = this.state.converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
-        if (!rate) continue;
-        const amount = swapInAccountCurrency(
-          instrument,
-          position.side,
-          position.volume,
-          multiplier,
-          rate,
-          currencyDigits(account.currency),
-        );
+        const rate = this.swapConversion(position);
+        if (rate === null) {
+          // No rate to convert with: the position owes these days until the quote comes (DeferredSwapsCharged).
+          if (this.swapRateOf(position) !== 0)
+            deferrals.push({ accountId: position.accountId, positionId: position.id, days: multiplier });
+          continue;
+        }
+        const amount = this.swapOf(position, multiplier, rate);
         if (amount !== 0) charges.push({ accountId: position.accountId, positionId: position.id, amount });
       }
     }
     this.emit({ type: "Rollover", time: rolloverTime, rolloverTime, multiplier, charges });
+    if (deferrals.length > 0) this.emit({ type: "SwapsDeferred", time: rolloverTime, rolloverTime, deferrals });
+  }
+
+  /** The instrument's swap rate for the position's side, in thousandths of a point per lot and day. */
+  private swapRateOf(position: Position): number {
+    const instrument = this.state.instrument(position.symbol);
+    return position.side === "BUY" ? instrument.swapLongMilliPoints : instrument.swapShortMilliPoints;
+  }
+
+  /** The rate from the position's profit currency to its account's, or null while a quote it needs is missing. */
+  private swapConversion(position: Position): ConversionRate | null {
+    const account = this.state.accounts.get(position.accountId) as Account;
+    return this.state.converter.rate(
+      this.state.instrument(position.symbol).profitCurrency,
+      account.currency,
+      this.quoteLookup,
+    );
+  }
+
+  /** `days` of swap for the position in its account's currency. */
+  private swapOf(position: Position, days: number, rate: ConversionRate): number {
+    const account = this.state.accounts.get(position.accountId) as Account;
+    const instrument = this.state.instrument(position.symbol);
+    return swapInAccountCurrency(
+      instrument,
+      position.side,
+      position.volume,
+      days,
+      rate,
+      currencyDigits(account.currency),
+    );
+  }
+
+  /**
+   * Charges the deferred swaps whose conversion has a rate now, all the days each owes in one amount, at the
+   * current rate: run on every tick while any wait, before the tick can fill or close anything, so no deal
+   * ever meets a position that still owes swap. One rate lookup per conversion, not per position.
+   */
+  private chargeDeferredSwaps(time: number): void {
+    const state = this.state;
+    let charges: SwapCharge[] | null = null;
+    for (const positionIds of state.deferredSwapsByConversion.values()) {
+      // Every position of the group converts the same way: the first one asks for the group's rate.
+      const rate = this.swapConversion(state.positions.get(positionIds.values().next().value as number) as Position);
+      if (rate === null) continue;
+      for (const positionId of positionIds) {
+        const position = state.positions.get(positionId) as Position;
+        const deferred = state.deferredSwaps.get(positionId) as DeferredSwap;
+        (charges ??= []).push({
+          accountId: position.accountId,
+          positionId,
+          amount: this.swapOf(position, deferred.days, rate),
+        });
+      }
+    }
+    if (charges === null) return;
+    charges.sort((a, b) => a.positionId - b.positionId);
+    this.emit({ type: "DeferredSwapsCharged", time, charges });
   }
 
   // -------------------------------------------------------------------------------------------

@@ -64,6 +64,39 @@ export class SymbolIndex {
   }
 }
 
+/** Swap a position still owes for rollovers that had no conversion rate (`SwapsDeferred`). */
+export interface DeferredSwap {
+  readonly accountId: number;
+  days: number;
+}
+
+/** The key of `EngineState.deferredSwapsByConversion` for a position's swap in its account's currency. */
+export function swapConversionKey(state: EngineState, position: Position): string {
+  const account = requireAccount(state, position.accountId);
+  return `${state.instrument(position.symbol).profitCurrency}>${account.currency}`;
+}
+
+function addDeferredSwap(state: EngineState, positionId: number, accountId: number, days: number): void {
+  const deferred = state.deferredSwaps.get(positionId);
+  if (deferred) {
+    deferred.days += days;
+    return;
+  }
+  state.deferredSwaps.set(positionId, { accountId, days });
+  const key = swapConversionKey(state, requirePosition(state, positionId));
+  let group = state.deferredSwapsByConversion.get(key);
+  if (!group) state.deferredSwapsByConversion.set(key, (group = new Set()));
+  group.add(positionId);
+}
+
+function removeDeferredSwap(state: EngineState, position: Position): void {
+  if (!state.deferredSwaps.delete(position.id)) return;
+  const key = swapConversionKey(state, position);
+  const group = state.deferredSwapsByConversion.get(key);
+  group?.delete(position.id);
+  if (group?.size === 0) state.deferredSwapsByConversion.delete(key);
+}
+
 interface SymbolMargin {
   buy: number;
   sell: number;
@@ -83,6 +116,8 @@ export class EngineState {
   readonly positions = new Map<number, Position>();
   /** Per account, client order id → memory, oldest first (bounded by config). */
   readonly clientOrders = new Map<number, Map<string, ClientOrderMemory>>();
+  /** Position id → the days of swap rollovers could not charge yet (`SwapsDeferred`). */
+  readonly deferredSwaps = new Map<number, DeferredSwap>();
 
   // ---- derived indexes ----
   readonly instruments: ReadonlyMap<string, InstrumentSpec>;
@@ -103,6 +138,11 @@ export class EngineState {
   readonly riskEntries = new Map<number, PriceHeap[]>();
   /** Accounts whose equity or margin changed by an event and must be risk-checked before the command ends. */
   readonly riskDirty = new Set<number>();
+  /**
+   * The deferred swaps by the conversion they wait for ("JPY>USD": profit currency > account currency), so a
+   * tick asks for each missing rate once, not once per position.
+   */
+  readonly deferredSwapsByConversion = new Map<string, Set<number>>();
   private versionCounter = 0;
 
   constructor(readonly config: EngineConfig) {
@@ -455,6 +495,10 @@ export function applyEvent(state: EngineState, event: EngineEvent): void {
       position.commission += deal.commission;
       changeSymbolMargin(state, account.id, position.symbol, position.side, -effect.marginReleased);
       if (position.volume === 0) {
+        // Never holds a deferral here: a deal needs the rate the deferral waits for, and the tick that brought
+        // it charged the deferral first (engine.ts chargeDeferredSwaps). Dropped all the same, so no entry
+        // outlives its position.
+        removeDeferredSwap(state, position);
         state.positions.delete(position.id);
         state.accountPositions.get(account.id)?.delete(position.id);
         if (account.mode === "NETTING") state.nettingPositions.delete(`${account.id}:${position.symbol}`);
@@ -484,6 +528,18 @@ export function applyEvent(state: EngineState, event: EngineEvent): void {
       state.lastRolloverAt = event.rolloverTime;
       return;
     }
+    case "SwapsDeferred":
+      for (const deferral of event.deferrals)
+        addDeferredSwap(state, deferral.positionId, deferral.accountId, deferral.days);
+      return;
+    case "DeferredSwapsCharged":
+      for (const charge of event.charges) {
+        const position = requirePosition(state, charge.positionId);
+        position.swap += charge.amount;
+        removeDeferredSwap(state, position);
+        state.riskDirty.add(position.accountId);
+      }
+      return;
     case "MarginCallEntered":
       requireAccount(state, event.accountId).marginCall = true;
       state.riskDirty.add(event.accountId);
@@ -520,6 +576,13 @@ function stateRecords(state: EngineState): StateSnapshot {
       nextOperationId: state.nextOperationId,
     },
     lastRolloverAt: state.lastRolloverAt,
+    // Only when there are any, so the text of every state without deferrals (and its hash) is what it was
+    // before deferrals existed.
+    ...(state.deferredSwaps.size > 0 && {
+      deferredSwaps: [...state.deferredSwaps.entries()]
+        .sort(([a], [b]) => a - b)
+        .map(([positionId, deferred]) => [positionId, deferred.accountId, deferred.days] as const),
+    }),
     accounts: sortedById(state.accounts.values()),
     orders: sortedById(state.orders.values()),
     positions: sortedById(state.positions.values()),
@@ -634,6 +697,7 @@ export function canonicalStateHead(snapshot: StateSnapshot): string {
       counters.nextOperationId,
     ],
     lastRolloverAt: snapshot.lastRolloverAt,
+    ...(snapshot.deferredSwaps && { deferredSwaps: snapshot.deferredSwaps }),
   });
   return `${head.slice(0, -1)},`;
 }
@@ -660,6 +724,8 @@ export interface StateSnapshot {
     readonly nextOperationId: number;
   };
   readonly lastRolloverAt: number | null;
+  /** [position id, account id, days] of each deferred swap, by position id; absent when there are none. */
+  readonly deferredSwaps?: readonly (readonly [number, number, number])[];
   readonly accounts: readonly Account[];
   readonly orders: readonly Order[];
   readonly positions: readonly Position[];
@@ -735,4 +801,6 @@ export function restoreState(state: EngineState, snapshot: StateSnapshot): void 
   for (const [accountId, entries] of snapshot.clientOrders) {
     state.clientOrders.set(accountId, new Map(entries.map(([id, entry]) => [id, copyMemory(entry)])));
   }
+  for (const [positionId, accountId, days] of snapshot.deferredSwaps ?? [])
+    addDeferredSwap(state, positionId, accountId, days);
 }

@@ -353,7 +353,31 @@ export interface RolloverEvent extends EventBase {
   readonly rolloverTime: number;
   /** 0 on weekends, 3 on the triple-swap day, else 1. */
   readonly multiplier: number;
-  readonly charges: readonly { readonly accountId: number; readonly positionId: number; readonly amount: number }[];
+  readonly charges: readonly SwapCharge[];
+}
+
+/** A swap charged to (negative) or paid on (positive) an open position, in account minor units. */
+export interface SwapCharge {
+  readonly accountId: number;
+  readonly positionId: number;
+  readonly amount: number;
+}
+
+/**
+ * Positions a rollover could not charge because a quote its conversion needs was missing (after a restart
+ * across the rollover, before that quote's first tick): each owes `days` more days of swap, charged by a
+ * `DeferredSwapsCharged` on the first tick that brings the quote. Emitted right after its `Rollover`.
+ */
+export interface SwapsDeferredEvent extends EventBase {
+  readonly type: "SwapsDeferred";
+  readonly rolloverTime: number;
+  readonly deferrals: readonly { readonly accountId: number; readonly positionId: number; readonly days: number }[];
+}
+
+/** Deferred swaps charged: each charge covers every day its position owed (`SwapsDeferred`), at the current rate. */
+export interface DeferredSwapsChargedEvent extends EventBase {
+  readonly type: "DeferredSwapsCharged";
+  readonly charges: readonly SwapCharge[];
 }
 
 export interface MarginCallEvent extends EventBase {
@@ -382,6 +406,8 @@ export type EngineEvent =
   | DealExecutedEvent
   | PositionChangedEvent
   | RolloverEvent
+  | SwapsDeferredEvent
+  | DeferredSwapsChargedEvent
   | MarginCallEvent
   | StopOutEvent;
 

@@ -792,6 +792,7 @@ class Harness {
           if (event.kind === "CORRECTION") this.tally(event.accountId).corrections += event.amount;
           break;
         case "Rollover":
+        case "DeferredSwapsCharged":
           for (const charge of event.charges) {
             const owner = this.positionOwners.get(charge.positionId);
             if (owner === undefined) throw new Error(`rollover charge for unknown position ${charge.positionId}`);
@@ -1518,6 +1519,7 @@ const fillPriceObserver: Observer = {
 function isTimeDriven(event: EngineEvent, stopOutOrders: Set<number>): boolean {
   switch (event.type) {
     case "Rollover":
+    case "SwapsDeferred":
     case "StopOut":
     case "MarginCallEntered":
     case "MarginCallCleared":

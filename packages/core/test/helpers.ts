@@ -9,6 +9,7 @@ import {
   type CommandResult,
   type CommandSuccess,
   type EngineConfig,
+  type StateSnapshot,
 } from "../src/index.ts";
 
 /** Tuesday 2 June 2026, 12:00 UTC: every default instrument is in session. */
@@ -37,7 +38,7 @@ export function money(amount: string, digits = 2): number {
 
 /** An engine with a clock that steps one second per command, and assertions that fail loudly. */
 export class Scenario {
-  readonly engine: TradingEngine;
+  engine: TradingEngine;
   time: number;
   readonly events: EngineEvent[] = [];
 
@@ -135,6 +136,15 @@ export class Scenario {
   ledgerHolds(accountId: number): boolean {
     const { balance, ledger } = this.get(accountId);
     return balance === ledgerBalance(ledger);
+  }
+
+  /**
+   * A restart: the engine restored from a snapshot of its state (through JSON, as a store keeps it) at the
+   * same clock, with no quotes until the next ticks, as after a process restart.
+   */
+  restart(): void {
+    const snapshot = JSON.parse(JSON.stringify(this.engine.snapshot())) as StateSnapshot;
+    this.engine = TradingEngine.fromSnapshot(this.engine.config, snapshot);
   }
 
   replayMatches(): boolean {

@@ -19,7 +19,7 @@
  *   triggered}, and `ORDER_REJECTED` for a rejected order command (see below);
  * - `portfolioEvent`: `DEAL` {positionId, symbol, side, entry, effect (OPEN, INCREASE, DECREASE), volume,
  *   price, balanceChange}, `POSITION_MODIFIED` {positionId, symbol, sl, tp, trailingDistance, reason},
- *   `BALANCE` {operationId, kind, amount, balanceChange, creditChange}, `SWAP` {positionId, amount},
+ *   `BALANCE` {operationId, kind, amount, balanceChange, creditChange}, `SWAP` {positionId, amount} (a rollover's charge, or a deferred one's),
  *   `MARGIN_CALL_ENTERED` / `MARGIN_CALL_CLEARED` / `STOP_OUT` {equity, margin}, `ACCOUNT_CHANGED` {leverage,
  *   group, tradingEnabled};
  * - `balanceEvent` (seed 000's balance stream): {operationId, kind, amount, comment} for every balance
@@ -225,7 +225,11 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
         }),
       ];
     }
-    case "Rollover": {
+    case "SwapsDeferred":
+      // Moves no money: the charge is told when it comes.
+      return [];
+    case "Rollover":
+    case "DeferredSwapsCharged": {
       const built: Built[] = [];
       for (const charge of event.charges) {
         const currency = currencyOf(platform, charge.accountId);

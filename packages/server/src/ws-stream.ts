@@ -986,7 +986,11 @@ function touchesAccount(event: EngineEvent, accountId: number): boolean {
     case "DealExecuted":
       return event.deal.accountId === accountId;
     case "Rollover":
+    case "DeferredSwapsCharged":
       return event.charges.some((charge) => charge.accountId === accountId);
+    case "SwapsDeferred":
+      // Moves no money: the stream tells the charge when it comes (DeferredSwapsCharged).
+      return false;
     default:
       return event.accountId === accountId;
   }

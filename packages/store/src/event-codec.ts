@@ -167,6 +167,9 @@ const SHAPES: readonly ShapeSpec[] = [
   effect("INCREASE", ["margin", "sl", "tp"]),
   effect("DECREASE", ["closedCost", "marginReleased"]),
   { name: "charge", keys: ["accountId", "positionId", "amount"] },
+  event("SwapsDeferred", ["time", "rolloverTime", { key: "deferrals", listOf: "deferral" }]),
+  { name: "deferral", keys: ["accountId", "positionId", "days"] },
+  event("DeferredSwapsCharged", ["time", { key: "charges", listOf: "charge" }]),
 ];
 
 /** Strings events repeat (one byte each instead of their text). Append only. */

@@ -462,6 +462,7 @@ export function projectionKeys(records: readonly JournalRecord[]): ProjectionKey
         position(event.positionId);
         break;
       case "Rollover":
+      case "DeferredSwapsCharged":
         for (const charge of event.charges) position(charge.positionId);
         break;
       case "BalanceOperation":
@@ -733,6 +734,7 @@ export function projectBatch(records: readonly JournalRecord[], input: Projectio
         break;
       }
       case "Rollover":
+      case "DeferredSwapsCharged":
         for (const charge of event.charges) {
           const position = positions.get(charge.positionId);
           if (!position) continue;

@@ -78,8 +78,8 @@ export const MAX_APPEND_RECORDS = 100_000;
 const MAX_ROWS_PER_READ = 10_000;
 
 /**
- * The account an event belongs to, for read-by-account queries; null for a rollover, which spans
- * accounts (each of its charges names its own).
+ * The account an event belongs to, for read-by-account queries; null for a rollover and the swap events
+ * that follow one, which span accounts (each of their entries names its own).
  */
 export function eventAccountId(event: EngineEvent): number | null {
   switch (event.type) {
@@ -98,6 +98,8 @@ export function eventAccountId(event: EngineEvent): number | null {
     case "DealExecuted":
       return event.deal.accountId;
     case "Rollover":
+    case "SwapsDeferred":
+    case "DeferredSwapsCharged":
       return null;
   }
 }

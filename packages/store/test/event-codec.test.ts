@@ -36,6 +36,8 @@ const EVERY_EVENT_TYPE = [
   "DealExecuted",
   "PositionChanged",
   "Rollover",
+  "SwapsDeferred",
+  "DeferredSwapsCharged",
   "MarginCallEntered",
   "MarginCallCleared",
   "StopOut",
@@ -118,6 +120,19 @@ function everyKindOfEvent(): EngineEvent[] {
   quote(108700);
   quote(109010);
   quote(104000);
+  // A restart loses the quotes: the next rollover defers the USDJPY position's swap (its profit is in yen) until
+  // a USDJPY tick brings the rate back.
+  const twoDaysLater = TUESDAY_NOON + 2 * 24 * 60 * 60 * 1000;
+  run({ kind: "tick", symbol: "USDJPY", bid: 150230, ask: 150250 }, twoDaysLater);
+  run({ kind: "placeOrder", accountId: hedging, symbol: "USDJPY", side: "BUY", type: "MARKET", volume: 10 });
+  const restarted: TradingSession = {
+    config,
+    engine: TradingEngine.fromSnapshot(config, session.engine.snapshot()),
+    events: session.events,
+  };
+  const runRestarted = runner(restarted);
+  runRestarted({ kind: "advanceTime" }, twoDaysLater + 24 * 60 * 60 * 1000);
+  runRestarted({ kind: "tick", symbol: "USDJPY", bid: 150330, ask: 150350 });
   return session.events;
 }
 
@@ -278,28 +293,38 @@ describe("the binary event form", () => {
 });
 
 /**
- * Format 1's bytes for a known batch, pinned: a row written today must read the same in every later version,
+ * Format 1's bytes for known batches, pinned: a row written today must read the same in every later version,
  * so the shapes and names may only grow. If this fails after a change to SHAPES or NAMES, that change edited
- * what has shipped; add a new shape or name instead. The batch is every kind of event as the engine emitted
- * it when format 1 shipped (fixtures/events-format-1.json), fixed there so that engine changes do not move it.
+ * what has shipped; add a new shape or name instead. Each batch is fixed in its file so that engine changes do
+ * not move it: every kind of event as the engine emitted it when format 1 shipped (events-format-1.json), then
+ * the events of each shape added since, as the engine emitted them when the shape was added.
  */
 describe("format 1, pinned", () => {
-  const fixture = JSON.parse(readFileSync(new URL("./fixtures/events-format-1.json", import.meta.url), "utf8")) as {
-    events: EngineEvent[];
-    payloadBase64: string;
-  };
-  const pinned = Buffer.from(fixture.payloadBase64, "base64");
+  const FIXTURES = ["events-format-1.json", "events-format-1-deferred-swaps.json"];
+  const fixtures = FIXTURES.map(
+    (name) =>
+      [
+        name,
+        JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8")) as {
+          events: EngineEvent[];
+          payloadBase64: string;
+        },
+      ] as const,
+  );
 
-  it("encodes the batch to the bytes it always has", () => {
-    expect(encodeEvents(fixture.events, noCheck).toString("base64")).toBe(fixture.payloadBase64);
-  });
+  for (const [name, fixture] of fixtures) {
+    it(`encodes the batch of ${name} to the bytes it always has`, () => {
+      expect(encodeEvents(fixture.events, noCheck).toString("base64")).toBe(fixture.payloadBase64);
+    });
 
-  it("decodes those bytes to the batch", () => {
-    expectExactly(decodeEvents(pinned, fixture.events.length), fixture.events);
-  });
+    it(`decodes the bytes of ${name} to its batch`, () => {
+      expectExactly(decodeEvents(Buffer.from(fixture.payloadBase64, "base64"), fixture.events.length), fixture.events);
+      expect(eventsFittingShapes(fixture.events)).toBe(fixture.events.length);
+    });
+  }
 
   it("covers every shape of format 1", () => {
-    expect(new Set(fixture.events.map((event) => event.type)).size).toBe(EVERY_EVENT_TYPE.length);
-    expect(eventsFittingShapes(fixture.events)).toBe(fixture.events.length);
+    const types = new Set(fixtures.flatMap(([, fixture]) => fixture.events.map((event) => event.type)));
+    expect([...types].sort()).toEqual([...EVERY_EVENT_TYPE].sort());
   });
 });

@@ -39,7 +39,8 @@ interface Scenario {
  * with swap, then closes, a cancelled limit order, a withdrawal and a credit.
  */
 export function tradingScenario(): Scenario {
-  const engine = new TradingEngine(defaultEngineConfig());
+  const config = defaultEngineConfig();
+  let engine = new TradingEngine(config);
   const events: EngineEvent[] = [];
   let time = TUESDAY_NOON;
   const run = (command: Record<string, unknown>, at?: number): CommandSuccess => {
@@ -99,7 +100,10 @@ export function tradingScenario(): Scenario {
   // Reverses the netting position: 30 closed, 20 opened short.
   market(netting, "USDJPY", "SELL", 50);
 
-  // Past the next rollovers (22:00 UTC): swap accrues on what is open.
+  // A restart (no quotes until the feed sends them again), then past the next rollover (22:00 UTC): swap
+  // accrues on what is open. The EUR account's USDJPY position converts its yen with EURJPY, which has not
+  // ticked yet: its swap is deferred, and charged on the EURJPY tick.
+  engine = TradingEngine.fromSnapshot(config, engine.snapshot());
   run({ kind: "advanceTime" }, TUESDAY_NOON + 36 * HOUR);
   quotes();
   run({ kind: "closePosition", accountId: hedging, positionId: second });
@@ -278,6 +282,11 @@ export function readModelsContract(factory: JournalStorageFactory): void {
       expect(deals.some((deal) => deal.entry === "OUT" && deal.swap !== 0)).toBe(true);
       expect(
         events.some((event) => event.type === "Rollover" && event.charges.some((charge) => charge.amount !== 0)),
+      ).toBe(true);
+      expect(
+        events.some(
+          (event) => event.type === "DeferredSwapsCharged" && event.charges.some((charge) => charge.amount !== 0),
+        ),
       ).toBe(true);
       expect(events.some((event) => event.type === "OrderChanged")).toBe(true);
     });
