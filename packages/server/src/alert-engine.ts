@@ -10,10 +10,13 @@
  * after the price went back to the target or below. A repeating MOVING_* measures its next move from
  * the price it fired at (its referencePrice moves there).
  *
- * Whether a leg is armed lives in memory. An alert changed without being set active again and with the same
- * zones (its message, its expiration) keeps its legs: an edit of the message made a repeating GREATER_THAN fire
- * again above its target. After a restart the alerts start as described above, so a repeating level alert whose
- * price is inside its zone fires once more (whether it was armed is not stored).
+ * Whether each leg is armed is kept in memory and written to the store whenever it changes (`armedLegs`, a bit
+ * per leg, through `saveAlertArming`, which leaves the alert's `updatedAt` alone): after a restart an alert takes
+ * up its legs as they were, so a repeating GREATER_THAN that fired above its target does not fire again there,
+ * and a crossing whose price moved to the other side while the server was down fires at its first quote.
+ * An alert changed without being set active again and with the same zones (its message, its expiration) keeps
+ * its legs: an edit of the message made a repeating GREATER_THAN fire again above its target. Any change of
+ * what the legs are made of makes the store forget the arming, and the alert starts afresh.
  *
  * Index: per symbol and side (BID/ASK) two PriceHeaps (core), one of "up" thresholds (a min-heap: the
  * price at or above which the alert's zone membership may change) and one of "down" thresholds (a
@@ -458,8 +461,16 @@ export class AlertEngine {
     this.byHandle.set(tracked.handle, tracked);
     this.byId.set(alert.id, tracked);
     const price = this.currentPrice(alert.symbol, alert.side);
-    if (!rearm && previous?.legs && previous.book === book && sameZones(previous.legs, zonesOf(alert)))
+    const zones = zonesOf(alert);
+    if (!rearm && previous?.legs && previous.book === book && sameZones(previous.legs, zones))
       tracked.legs = previous.legs.map((leg) => ({ ...leg }));
+    else if (!rearm && alert.armedLegs !== null && zones !== null && alert.armedLegs >> zones.length === 0)
+      // As the store kept them (a restart): which legs are armed; where the price was outside is not kept.
+      tracked.legs = zones.map((zone, index) => ({
+        zone,
+        armed: (alert.armedLegs! & (1 << index)) !== 0,
+        outsideAt: null,
+      }));
     else if (price !== null) this.initialise(tracked, price);
     book.fresh.add(tracked.handle);
     if (alert.expiration !== null) {
@@ -495,7 +506,8 @@ export class AlertEngine {
   /** Arms the legs from the price the alert starts at; a MOVING_* without reference takes this price. */
   private initialise(tracked: Tracked, price: number): void {
     if (isMovingCondition(tracked.alert.condition) && tracked.alert.referencePrice === null) {
-      tracked.alert = { ...tracked.alert, referencePrice: price };
+      // updateAlert makes the store forget the arming, which saveArming below writes again.
+      tracked.alert = { ...tracked.alert, referencePrice: price, armedLegs: null };
       this.persist(tracked.alert, { referencePrice: price });
     }
     const zones = zonesOf(tracked.alert) ?? [];
@@ -504,6 +516,15 @@ export class AlertEngine {
       const inside = inZone(zone, price);
       return { zone, armed: !crossing || !inside, outsideAt: inside ? null : price };
     });
+    this.saveArming(tracked);
+  }
+
+  /** Writes which legs are armed when that differs from what the store has (`tracked.alert.armedLegs`). */
+  private saveArming(tracked: Tracked): void {
+    const armedLegs = (tracked.legs ?? []).reduce((bits, leg, index) => (leg.armed ? bits | (1 << index) : bits), 0);
+    if (tracked.legs === null || tracked.alert.armedLegs === armedLegs) return;
+    const alert = (tracked.alert = { ...tracked.alert, armedLegs });
+    this.writeUnlessChanged(alert, () => this.platform.store.saveAlertArming(alert.userId, alert.id, armedLegs));
   }
 
   /** Indexes the alert at the thresholds around `price`. */
@@ -576,7 +597,9 @@ export class AlertEngine {
       }
     }
     if (fired) this.trigger(tracked, fired, price, time);
-    if (this.byHandle.get(tracked.handle) === tracked) this.index(tracked, price);
+    if (this.byHandle.get(tracked.handle) !== tracked) return;
+    this.saveArming(tracked);
+    this.index(tracked, price);
   }
 
   private trigger(tracked: Tracked, leg: Leg, price: number, time: number): void {
@@ -599,8 +622,8 @@ export class AlertEngine {
       patch = { status: "triggered" };
       after = { ...alert, status: "triggered", updatedAt: time };
     } else if (isMovingCondition(alert.condition)) {
-      // The next move is measured from here.
-      tracked.alert = after = { ...alert, referencePrice: price };
+      // The next move is measured from here. The store forgets the arming with the old reference (updateAlert).
+      tracked.alert = after = { ...alert, referencePrice: price, armedLegs: null };
       tracked.legs = (zonesOf(after) ?? []).map((zone) => ({ zone, armed: true, outsideAt: price }));
       patch = { referencePrice: price };
     }
@@ -637,10 +660,17 @@ export class AlertEngine {
 
   /** Writes an engine-made change of the alert, unless the user changed the alert since. */
   private persist(alert: PriceAlert, patch: PriceAlertPatch): void {
+    this.writeUnlessChanged(alert, () =>
+      this.platform.store.updateAlert(alert.userId, alert.id, patch, this.platform.clock.now()),
+    );
+  }
+
+  /** Queues an engine-made write of the alert, skipped if the user changes the alert before it runs. */
+  private writeUnlessChanged(alert: PriceAlert, write: () => Promise<unknown>): void {
     const generation = this.generations.get(alert.id);
     this.notifications.queue.push(async () => {
       if (this.generations.get(alert.id) !== generation) return;
-      await this.platform.store.updateAlert(alert.userId, alert.id, patch, this.platform.clock.now());
+      await write();
     });
   }
 }

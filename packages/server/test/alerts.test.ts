@@ -677,6 +677,85 @@ describe("repeating alerts, expiration and re-arming", () => {
   });
 });
 
+describe("alerts across a restart", () => {
+  /** Runs `before` on a server, restarts it on the same data, and runs `after` on the second one. */
+  async function acrossRestart(
+    before: (first: TestServer, owner: User) => Promise<void>,
+    after: (second: TestServer, owner: User) => Promise<void>,
+  ): Promise<void> {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-alerts-"));
+    try {
+      const first = await startTestServer({ dataDirectory });
+      const owner = await signUp(first);
+      try {
+        await before(first, owner);
+        await settle(first);
+      } finally {
+        await first.close();
+      }
+      const second = await startTestServer({ dataDirectory, clock: new ManualClock(TUESDAY_NOON + 60_000) });
+      try {
+        await after(second, owner);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
+  }
+
+  async function logCount(on: TestServer, token: string): Promise<number> {
+    await settle(on);
+    const logs = await call(on, "GET", "/api/v1/alerts/logs", { token });
+    return tableObjects(logs.body).length;
+  }
+
+  // Whether a leg was armed used to live in memory only: the restarted server armed the alert afresh and the
+  // first quote above the target fired it a second time for the same move.
+  it("a repeating GREATER_THAN that fired does not fire again after a restart while the price stays above its target", async () => {
+    await acrossRestart(
+      async (first, owner) => {
+        await pushQuote(first, "EURUSD", "1.09000", "1.09010");
+        const created = await call(first, "PUT", "/api/v1/alerts", {
+          token: owner.token,
+          body: { symbol: "EURUSD", side: "BID", condition: "GREATER_THAN", targetPrice: 1.095, repeating: true },
+        });
+        expect(created.status).toBe(200);
+        await pushQuote(first, "EURUSD", "1.09600", "1.09610");
+        expect(await logCount(first, owner.token)).toBe(1);
+      },
+      async (second, owner) => {
+        await pushQuote(second, "EURUSD", "1.09650", "1.09660");
+        expect(await logCount(second, owner.token)).toBe(1);
+        // Back to the target and above again: a new move, a new trigger.
+        await pushQuote(second, "EURUSD", "1.09400", "1.09410");
+        await pushQuote(second, "EURUSD", "1.09700", "1.09710");
+        expect(await logCount(second, owner.token)).toBe(2);
+      },
+    );
+  });
+
+  it("a CROSSING_UP armed below its target fires at the first quote after a restart that finds the price above it", async () => {
+    await acrossRestart(
+      async (first, owner) => {
+        await pushQuote(first, "EURUSD", "1.09000", "1.09010");
+        const created = await call(first, "PUT", "/api/v1/alerts", {
+          token: owner.token,
+          body: { symbol: "EURUSD", side: "BID", condition: "CROSSING_UP", targetPrice: 1.095 },
+        });
+        expect(created.status).toBe(200);
+        await pushQuote(first, "EURUSD", "1.09100", "1.09110");
+        expect(await logCount(first, owner.token)).toBe(0);
+      },
+      async (second, owner) => {
+        // The price crossed while the server was down.
+        await pushQuote(second, "EURUSD", "1.09600", "1.09610");
+        expect(await logCount(second, owner.token)).toBe(1);
+      },
+    );
+  });
+});
+
 describe("the price index", () => {
   it("a quote looks only at the alerts it crossed, not at the 10,000 others", async () => {
     const engine = AlertEngine.for(server.platform);

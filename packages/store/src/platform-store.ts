@@ -236,6 +236,13 @@ export interface PriceAlert {
   readonly expiration: number | null;
   readonly message: string;
   readonly status: AlertStatus;
+  /**
+   * Which of the alert's legs (its one or two price zones; server alert-engine.ts) are armed, a bit per leg,
+   * bit 0 the first: what the alert engine knew when it last wrote it (`saveAlertArming`), so a restart does
+   * not fire a repeating alert again at a price it already fired at. Null when not known yet, and again
+   * after any change of what the legs are made of (side, condition, prices, status), which `updateAlert` makes.
+   */
+  readonly armedLegs: number | null;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -408,7 +415,16 @@ export interface PlatformStore {
   createAlert(alert: NewPriceAlert): Promise<PriceAlert>;
   getAlert(userId: string, alertId: string): Promise<PriceAlert | null>;
   listAlerts(userId: string): Promise<PriceAlert[]>;
+  /**
+   * Applies the patch; forgets the alert's arming (`armedLegs` null) when the patch changes its side, condition,
+   * any of its prices or its status, since arming belongs to the legs those make.
+   */
   updateAlert(userId: string, alertId: string, patch: PriceAlertPatch, now: number): Promise<PriceAlert | null>;
+  /**
+   * The alert engine's record of which legs are armed (`PriceAlert.armedLegs`, 0-3, or null); not a change the
+   * user made, so `updatedAt` stays. False when the alert is gone.
+   */
+  saveAlertArming(userId: string, alertId: string, armedLegs: number | null): Promise<boolean>;
   deleteAlert(userId: string, alertId: string): Promise<boolean>;
   listActiveAlertsBySymbol(symbol: string): Promise<PriceAlert[]>;
 

@@ -8,6 +8,7 @@ import { runPostgresMigrations, type PostgresMigration } from "./postgres-migrat
 import pg from "pg";
 import {
   ConstraintViolation,
+  PLATFORM_ALERT_ARMING_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -46,6 +47,7 @@ const MIGRATIONS: readonly Migration[] = [
       "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     ),
   },
+  { version: 2, name: "alert arming", sql: PLATFORM_ALERT_ARMING_SQL.replaceAll("{int}", "bigint") },
 ];
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;

@@ -179,7 +179,7 @@ function toScript(row: Row): Script {
 
 const ALERT_COLUMNS =
   "id, user_id, account_id, symbol, side, condition, target_price, channel_low, channel_high, move_threshold, " +
-  "reference_price, repeating, expiration, message, status, created_at, updated_at";
+  "reference_price, repeating, expiration, message, status, armed_legs, created_at, updated_at";
 function toAlert(row: Row): PriceAlert {
   return {
     id: str(row.id),
@@ -197,10 +197,26 @@ function toAlert(row: Row): PriceAlert {
     expiration: optNum(row.expiration),
     message: str(row.message),
     status: str(row.status) as PriceAlert["status"],
+    armedLegs: optNum(row.armed_legs),
     createdAt: num(row.created_at),
     updatedAt: num(row.updated_at),
   };
 }
+
+/** What an alert's legs are made of: a change to any of these forgets its arming (`PriceAlert.armedLegs`). */
+const ALERT_LEG_FIELDS = [
+  "side",
+  "condition",
+  "targetPrice",
+  "channelLow",
+  "channelHigh",
+  "moveThreshold",
+  "referencePrice",
+  "status",
+] as const satisfies readonly (keyof PriceAlert)[];
+
+/** Migration 2 of the platform tables: where the alert engine keeps which legs of an alert are armed. */
+export const PLATFORM_ALERT_ARMING_SQL = `ALTER TABLE {s}price_alerts ADD COLUMN armed_legs {int}`;
 
 const ALERT_LOG_COLUMNS = "id, alert_id, user_id, symbol, side, condition, target, triggered_price, triggered_at";
 function toAlertLog(row: Row): AlertLog {
@@ -915,7 +931,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
 
   // ---- price alerts ----
 
-  private checkedAlert(alert: Omit<PriceAlert, "id" | "userId" | "symbol" | "createdAt" | "updatedAt">) {
+  private checkedAlert(alert: Omit<PriceAlert, "id" | "userId" | "symbol" | "armedLegs" | "createdAt" | "updatedAt">) {
     const checked = {
       accountId: checkOptionalInteger("accountId", alert.accountId, 1),
       side: checkOneOf("side", alert.side, ALERT_SIDES),
@@ -961,7 +977,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
         if (count >= PLATFORM_LIMITS.alertsPerUser)
           throw new ValidationError(`userId: at most ${PLATFORM_LIMITS.alertsPerUser} alerts per user`, "userId");
         const rows = await this.all(
-          `INSERT INTO {s}price_alerts (${ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          `INSERT INTO {s}price_alerts (${ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)
            RETURNING ${ALERT_COLUMNS}`,
           [
             id,
@@ -1019,10 +1035,11 @@ export abstract class SqlPlatformStore implements PlatformStore {
       const current = toAlert(rows[0]);
       const defined = Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined));
       const a = this.checkedAlert({ ...current, ...defined });
+      const legsChanged = ALERT_LEG_FIELDS.some((field) => a[field] !== current[field]);
       const updated = await this.all(
         `UPDATE {s}price_alerts SET account_id = ?, side = ?, condition = ?, target_price = ?, channel_low = ?,
            channel_high = ?, move_threshold = ?, reference_price = ?, repeating = ?, expiration = ?, message = ?,
-           status = ?, updated_at = ?
+           status = ?, updated_at = ?${legsChanged ? ", armed_legs = NULL" : ""}
          WHERE id = ? AND user_id = ? RETURNING ${ALERT_COLUMNS}`,
         [
           a.accountId,
@@ -1045,6 +1062,18 @@ export abstract class SqlPlatformStore implements PlatformStore {
       );
       return toAlert(updated[0]!);
     });
+  }
+
+  async saveAlertArming(userId: string, alertId: string, armedLegs: number | null): Promise<boolean> {
+    const legs = checkOptionalInteger("armedLegs", armedLegs, 0);
+    // Two legs at most (CROSSING_EITHER), a bit each.
+    if (legs !== null && legs > 3) throw new ValidationError("armedLegs: must be 0 to 3, a bit per leg", "armedLegs");
+    const changed = await this.run("UPDATE {s}price_alerts SET armed_legs = ? WHERE id = ? AND user_id = ?", [
+      legs,
+      checkId("alertId", alertId),
+      checkId("userId", userId),
+    ]);
+    return changed > 0;
   }
 
   async deleteAlert(userId: string, alertId: string): Promise<boolean> {

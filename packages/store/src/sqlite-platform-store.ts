@@ -13,6 +13,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import {
   ConstraintViolation,
+  PLATFORM_ALERT_ARMING_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -47,6 +48,11 @@ const MIGRATIONS: readonly Migration[] = [
     sql: PLATFORM_SCHEMA_SQL.replaceAll("{s}", "")
       .replaceAll("{int}", "INTEGER")
       .replaceAll("{serial}", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+  },
+  {
+    version: 2,
+    name: "alert arming",
+    sql: PLATFORM_ALERT_ARMING_SQL.replaceAll("{s}", "").replaceAll("{int}", "INTEGER"),
   },
 ];
 

@@ -527,6 +527,7 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
         repeating: false,
         expiration: null,
         status: "active",
+        armedLegs: null,
         updatedAt: T0,
       });
       expect(await store.getAlert("alice", "al1")).toEqual(created);
@@ -582,6 +583,41 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       for (let i = 1; i < PLATFORM_LIMITS.alertsPerUser; i++) await store.createAlert({ ...alert, id: `a${i}` });
       expect(await rejection(store.createAlert({ ...alert, id: "over" }))).toBeInstanceOf(ValidationError);
       expect(await store.listAlerts("alice")).toHaveLength(PLATFORM_LIMITS.alertsPerUser);
+    });
+
+    it("keeps the alert engine's arming without touching updatedAt, and forgets it when what makes the legs changes", async () => {
+      const store = await withUsers();
+      const created = await store.createAlert({ ...alert, condition: "CROSSING_EITHER" });
+      expect(await store.saveAlertArming("alice", "al1", 2)).toBe(true);
+      expect(await store.getAlert("alice", "al1")).toEqual({ ...created, armedLegs: 2 });
+      expect((await store.listActiveAlertsBySymbol("EURUSD"))[0]?.armedLegs).toBe(2);
+      // Another user's alert, or none: nothing written.
+      expect(await store.saveAlertArming("bob", "al1", 0)).toBe(false);
+      expect(await store.saveAlertArming("alice", "missing", 0)).toBe(false);
+      expect((await store.getAlert("alice", "al1"))?.armedLegs).toBe(2);
+      for (const bad of [4, -1, 1.5, "1" as unknown as number])
+        expect(await rejection(store.saveAlertArming("alice", "al1", bad))).toBeInstanceOf(ValidationError);
+      // The message, the expiration, repeating: the same legs, the arming stays.
+      const edited = await store.updateAlert(
+        "alice",
+        "al1",
+        { message: "new", expiration: T0 + 60_000, repeating: true },
+        T0 + 1,
+      );
+      expect(edited?.armedLegs).toBe(2);
+      for (const patch of [
+        { targetPrice: 108600 },
+        { side: "ASK" as const },
+        { condition: "CROSSING_UP" as const },
+        { status: "disabled" as const },
+        { status: "active" as const },
+      ]) {
+        await store.saveAlertArming("alice", "al1", 1);
+        expect((await store.updateAlert("alice", "al1", patch, T0 + 2))?.armedLegs).toBeNull();
+      }
+      await store.saveAlertArming("alice", "al1", 1);
+      expect(await store.saveAlertArming("alice", "al1", null)).toBe(true);
+      expect((await store.getAlert("alice", "al1"))?.armedLegs).toBeNull();
     });
 
     it("lists the active alerts of a symbol, of every user", async () => {
