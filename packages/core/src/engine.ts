@@ -1029,7 +1029,10 @@ export class TradingEngine {
       const commission = commissionInAccountCurrency(instrument, volume, rates.commission, digits);
       if (simulated && simulated.side === request.side) {
         // Netting adds to its position; a hedging order's later fills add to the position its first fill opened.
-        const setStops = account.mode === "NETTING" && !openedByThisOrder;
+        // Either way the deal sets the position's SL/TP from the order when it carries them (MetaTrader's rule
+        // for a deal with stops), so an order's SL/TP changed after its first fill reach its position with the
+        // next fill; a fill right after this order's own opening fill has nothing new to set.
+        const setStops = !openedByThisOrder;
         deals.push({
           deal: newDeal(request, nextDealId++, simulated.id, "IN", volume, fill.price, 0, commission, 0),
           effect: { kind: "INCREASE", margin, sl: setStops ? request.sl : null, tp: setStops ? request.tp : null },

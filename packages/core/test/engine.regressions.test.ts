@@ -165,6 +165,48 @@ describe("a working order filled over several ticks", () => {
     expect(s.replayMatches()).toBe(true);
   });
 
+  // Found by the audit of 6 December: a hedging order's later fills never set stops (netting's did), so SL/TP
+  // changed on the working remainder after its first fill never reached the position it filled into.
+  it("applies SL/TP changed on the order after its first fill to its position with the next fill (hedging, as netting)", () => {
+    for (const mode of ["HEDGING", "NETTING"] as const) {
+      const s = new Scenario();
+      const account = s.account("USD", "10000", { mode });
+      s.quote("EURUSD", "1.08430", "1.08440");
+      const placed = s.ok({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "STOP",
+        volume: 100,
+        price: points("EURUSD", "1.08500"),
+        sl: points("EURUSD", "1.08000"),
+        tp: points("EURUSD", "1.08600"),
+      });
+      s.ok({ kind: "tick", symbol: "EURUSD", bid: 108500, ask: 108510, asks: [{ price: 108510, volume: 30 }] });
+      expect(s.positions(account)).toEqual([expect.objectContaining({ volume: 30, sl: 108000, tp: 108600 })]);
+      s.ok({
+        kind: "modifyOrder",
+        accountId: account,
+        orderId: placed.orderId as number,
+        sl: points("EURUSD", "1.08100"),
+        tp: points("EURUSD", "1.08900"),
+      });
+      s.ok({ kind: "tick", symbol: "EURUSD", bid: 108550, ask: 108560 });
+      expect(s.positions(account), mode).toEqual([
+        expect.objectContaining({ id: 1, volume: 100, sl: 108100, tp: 108900 }),
+      ]);
+      // The new stops work: the TP closes the whole position.
+      s.ok({ kind: "tick", symbol: "EURUSD", bid: 108900, ask: 108910 });
+      expect(s.positions(account), mode).toEqual([]);
+      expect(s.deals().at(-1), mode).toEqual(
+        expect.objectContaining({ entry: "OUT", volume: 100, reason: "TAKE_PROFIT" }),
+      );
+      expect(s.ledgerHolds(account)).toBe(true);
+      expect(s.replayMatches()).toBe(true);
+    }
+  });
+
   it("closes a position on the quote that opened it when that quote is already past its TP", () => {
     const s = new Scenario();
     const account = s.account();
