@@ -57,16 +57,28 @@ const consoleOutput: Output = {
 
 class UsageError extends Error {}
 
-/** `--name value` options and positional arguments. */
-function parseArguments(argumentsList: readonly string[]): { positional: string[]; options: Map<string, string> } {
+/**
+ * `--name value` options and positional arguments. An option the command does not take, or one given twice, is
+ * a usage error: a mistyped `--coment` must not be dropped in silence.
+ */
+function parseArguments(
+  argumentsList: readonly string[],
+  known: readonly string[],
+): { positional: string[]; options: Map<string, string> } {
   const positional: string[] = [];
   const options = new Map<string, string>();
   for (let index = 0; index < argumentsList.length; index += 1) {
     const argument = argumentsList[index]!;
     if (argument.startsWith("--")) {
+      const name = argument.slice(2);
+      if (!known.includes(name))
+        throw new UsageError(
+          `unknown option ${argument}${known.length > 0 ? ` (this command takes ${known.map((option) => `--${option}`).join(", ")})` : ""}`,
+        );
+      if (options.has(name)) throw new UsageError(`${argument} is given twice`);
       const value = argumentsList[index + 1];
       if (value === undefined || value.startsWith("--")) throw new UsageError(`${argument} needs a value`);
-      options.set(argument.slice(2), value);
+      options.set(name, value);
       index += 1;
     } else positional.push(argument);
   }
@@ -165,7 +177,7 @@ export async function main(
         if (rest.length > 0) throw new UsageError(`${command} takes no arguments`);
         return await storageCommand(command, output, environment);
       case "journal": {
-        const { positional, options } = parseArguments(rest);
+        const { positional, options } = parseArguments(rest, ["after", "limit"]);
         if (positional.length > 0) throw new UsageError("usage: bourse journal [--after S] [--limit N]");
         const after = sequenceOption(options, "after", 0);
         const limit = sequenceOption(options, "limit", Number.MAX_SAFE_INTEGER);
@@ -175,7 +187,7 @@ export async function main(
         if (rest.length > 0) throw new UsageError("start takes no arguments: configure it with the environment");
         return await startServer(loadServerConfig(environment), output);
       case "user": {
-        const { positional, options } = parseArguments(rest);
+        const { positional, options } = parseArguments(rest, ["email", "password", "name"]);
         if (positional.length !== 1 || positional[0] !== "create")
           throw new UsageError("usage: bourse user create --email E --password P");
         const data = await adminCall(loadServerConfig(environment), environment, "PUT", "/admin/v1/users", {
@@ -191,7 +203,7 @@ export async function main(
       }
       case "deposit":
       case "withdraw": {
-        const { positional, options } = parseArguments(rest);
+        const { positional, options } = parseArguments(rest, ["comment"]);
         const [login, amount] = positional;
         if (positional.length !== 2 || !/^[0-9]{1,15}$/.test(login!))
           throw new UsageError(`usage: bourse ${command} <login> <amount>`);

@@ -283,4 +283,22 @@ describe("bourse start and the back-office commands", () => {
     const result = await run(["deposit", "abc"], { BOURSE_DATA_DIR: dataDirectory() });
     expect(result.code).toBe(ExitCode.USAGE);
   });
+
+  // Unknown options were dropped in silence: `deposit 100001 10 --coment x` deposited without the comment.
+  it("refuses an option the command does not take, or one given twice, before doing anything", async () => {
+    // BOURSE_PORT 1: had the command gone on, it would have failed to reach the server instead.
+    const environment = { BOURSE_DATA_DIR: dataDirectory(), BOURSE_PORT: "1" };
+    const typo = await run(["deposit", "100001", "10", "--coment", "x"], environment);
+    expect(typo.code).toBe(ExitCode.USAGE);
+    expect(typo.err).toContain("unknown option --coment (this command takes --comment)");
+    const twice = await run(["withdraw", "100001", "10", "--comment", "a", "--comment", "b"], environment);
+    expect(twice.code).toBe(ExitCode.USAGE);
+    expect(twice.err).toContain("--comment is given twice");
+    const user = await run(
+      ["user", "create", "--email", "a@example.com", "--password", "p", "--admin", "yes"],
+      environment,
+    );
+    expect(user.code).toBe(ExitCode.USAGE);
+    expect((await run(["journal", "--from", "3"], environment)).code).toBe(ExitCode.USAGE);
+  });
 });
