@@ -69,6 +69,11 @@ import type {
 } from "./types.ts";
 
 const DAY_MS = 86_400_000;
+
+/** A quote and its levels, copied: an engine takes liquidity from its levels in place. */
+function copyQuote(quote: MarketQuote): MarketQuote {
+  return { ...quote, bids: quote.bids.map((level) => ({ ...level })), asks: quote.asks.map((level) => ({ ...level })) };
+}
 const TIMES_IN_FORCE: ReadonlySet<string> = new Set<TimeInForce>(["GTC", "DAY", "GTD", "IOC", "FOK"]);
 const UNLIMITED = Number.POSITIVE_INFINITY;
 /** Bound on book levels per side a tick may carry. */
@@ -304,13 +309,7 @@ export class TradingEngine {
     const quotes: MarketQuote[] = [];
     for (const symbol of this.changedMarketData) {
       const quote = this.quotes.get(symbol);
-      // Copies: this engine takes liquidity from its levels in place.
-      if (quote)
-        quotes.push({
-          ...quote,
-          bids: quote.bids.map((level) => ({ ...level })),
-          asks: quote.asks.map((level) => ({ ...level })),
-        });
+      if (quote) quotes.push(copyQuote(quote));
     }
     this.changedMarketData.clear();
     return { quotes, time: this.clock };
@@ -327,6 +326,18 @@ export class TradingEngine {
     this.state.riskDirty.clear();
     for (const quote of change.quotes) this.quotes.set(quote.symbol, quote);
     if (change.time > this.clock) this.clock = change.time;
+  }
+
+  /**
+   * Takes `source`'s quotes, copied, for the symbols this engine has none of, without running anything at them.
+   * Quotes are not state, so an engine rebuilt from the journal has none until the next ticks: a durable engine
+   * that rebuilds while the feed goes on gives it the quotes of its follower, the market as of the last durable
+   * batch, whose triggers have all run (packages/store durable-engine.ts). Its accounts are then risk-checked
+   * by the next command, at those prices.
+   */
+  adoptQuotes(source: TradingEngine): void {
+    for (const [symbol, quote] of source.quotes)
+      if (!this.quotes.has(symbol)) this.quotes.set(symbol, copyQuote(quote));
   }
 
   /** Folds a journaled event (recovery). */

@@ -591,6 +591,9 @@ export class DurableEngine {
       const recovered = await recoverEngine(this.journal, this.config, { batchSize: this.recoveryBatchSize });
       if (this.currentState !== "rebuilding") return;
       const dropped = this.executing.stateHash() !== recovered.engine.stateHash();
+      // The market goes on: without the last durable quotes every order would be refused NO_QUOTES until the
+      // feed's next tick of its symbol.
+      recovered.engine.adoptQuotes(this.durableState);
       this.executing = recovered.engine;
       this.durableState = TradingEngine.follower(recovered.engine);
       this.sequence = recovered.lastSequence;

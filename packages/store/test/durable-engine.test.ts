@@ -396,6 +396,30 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       expect(balance()).toBe(1005);
     });
 
+    // Quotes are not state: the rebuilt engine had none, and refused every order NO_QUOTES until the feed's next
+    // tick of its symbol, while the market data service kept showing the last quotes.
+    it("a rebuild keeps the last durable quotes: an order right after it fills at them, no tick needed", async () => {
+      const journal = new CountingJournal(freshStorage().journal());
+      const engine = await openEngine(journal, { maxBatchCommands: 1 });
+      const at = clock();
+      const accountId = await openAliceAccount(engine, at);
+      expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 10_000_000 })));
+      expectOk(await engine.submit(at({ kind: "tick", symbol: "EURUSD", bid: 108430, ask: 108440 })));
+      journal.refuseNext = true;
+      const refused = rejection(engine.submit(at({ kind: "deposit", accountId, amount: 7 })));
+      expect(await refused).toBeInstanceOf(EngineUnavailableError);
+      await engine.whenReady();
+      expect(engine.engine.quote("EURUSD")).toMatchObject({ bid: 108430, ask: 108440 });
+      const bought = expectOk(
+        await engine.submit(
+          at({ kind: "placeOrder", accountId, symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 10 }),
+        ),
+      );
+      const deal = bought.events.find((event) => event.type === "DealExecuted");
+      expect(deal?.type === "DealExecuted" && deal.deal.price).toBe(108440);
+      expect(engine.stateHash()).toBe((await recoverEngine(journal, config)).engine.stateHash());
+    });
+
     it("a refusal by the rules behind a refused batch is not answered: it rested on what the journal refused", async () => {
       const { journal, engine, at, accountId } = await slowJournalWithAlice({ maxBatchCommands: 1 });
       journal.appendDelayMilliseconds = 0;
