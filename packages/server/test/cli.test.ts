@@ -121,8 +121,51 @@ describe("bourse command line", () => {
       new RegExp(`account ${ledger.account_id} read models: the ledger's rows sum to balance \\d+ and credit`),
     );
     expect(result.err).toMatch(
-      new RegExp(`account ${deal.account_id} read models: \\d+ deals in the deal history, \\d+ in the events`),
+      new RegExp(
+        `account ${deal.account_id} read models: deal ${deal.id} of the events is missing from the deal history \\(\\d+ deals in the deal history, \\d+ in the events\\)`,
+      ),
     );
+  });
+
+  // On f992ff6 verify counted the deal rows and read no order or position row: a deal's price changed in the
+  // history, a position's stop loss or volume changed, an order row gone or shown working again all passed.
+  it("verify compares the order, deal and position histories row by row with the events and names the first difference", async () => {
+    const directory = dataDirectory();
+    await journalWithSession(directory);
+    const database = new Database(path.join(directory, "bourse.sqlite"));
+    const row = (sql: string) => database.prepare(sql).get() as { id: number; account_id: number };
+    const deal = row("SELECT id, account_id FROM deal_history ORDER BY id LIMIT 1");
+    database.prepare("UPDATE deal_history SET price = price + 1 WHERE id = ?").run(deal.id);
+    const open = row("SELECT id, account_id FROM position_history WHERE close_time IS NULL ORDER BY id LIMIT 1");
+    database.prepare("UPDATE position_history SET sl = 150000 WHERE id = ?").run(open.id);
+    const closed = row("SELECT id, account_id FROM position_history WHERE close_time IS NOT NULL ORDER BY id LIMIT 1");
+    database.prepare("UPDATE position_history SET volume = 10 WHERE id = ?").run(closed.id);
+    const cancelled = row("SELECT id, account_id FROM order_history WHERE status = 'CANCELLED' ORDER BY id LIMIT 1");
+    database.prepare("UPDATE order_history SET status = 'PLACED' WHERE id = ?").run(cancelled.id);
+    const gone = row("SELECT id, account_id FROM order_history WHERE status = 'FILLED' ORDER BY id DESC LIMIT 1");
+    database.prepare("DELETE FROM order_history WHERE id = ?").run(gone.id);
+    database.close();
+    const result = await run(["verify"], { BOURSE_DATA_DIR: directory });
+    expect(result.code).toBe(ExitCode.DIFFERENCES_FOUND);
+    const lines = result.err.split("\n");
+    const expectLine = (pattern: string) =>
+      expect(
+        lines.some((line) => new RegExp(pattern).test(line)),
+        pattern,
+      ).toBe(true);
+    expectLine(
+      `account ${deal.account_id} read models: deal ${deal.id} is \\[.*\\] in the deal history, \\[.*\\] in the events`,
+    );
+    expectLine(
+      `account ${open.account_id} read models: position ${open.id}: sl 150000 in the position history, null in the events`,
+    );
+    expectLine(
+      `account ${closed.account_id} read models: position ${closed.id}: volume 10 in the position history, closed in the events`,
+    );
+    expectLine(
+      `account ${cancelled.account_id} read models: order ${cancelled.id} is PLACED in the order history but not working in the events`,
+    );
+    expectLine(`account ${gone.account_id} read models: \\d+ orders in the order history, \\d+ in the events`);
   });
 
   it("verify refuses a journal damaged before its end and names the sequence", async () => {

@@ -3,9 +3,25 @@
  * fold) and reports every difference from what a replay of the journal holds, the ledger invariant,
  * and whether the latest snapshot matches a replay to its sequence.
  */
-import { TradingEngine, ledgerBalance, type EngineConfig, type LedgerTotals } from "@bourse/core";
+import {
+  TextHasher,
+  TradingEngine,
+  ledgerBalance,
+  type Deal,
+  type EngineConfig,
+  type LedgerTotals,
+  type Position,
+} from "@bourse/core";
 import type { EventJournal } from "./journal.ts";
-import { MAX_HISTORY_LIMIT, type HistoryPage, type HistoryQuery, type ReadModels } from "./read-models.ts";
+import {
+  DEAL_COLUMNS,
+  MAX_HISTORY_LIMIT,
+  ORDER_COLUMNS,
+  type HistoryPage,
+  type HistoryQuery,
+  type PositionHistoryRow,
+  type ReadModels,
+} from "./read-models.ts";
 import { DEFAULT_RECOVERY_BATCH_SIZE, recoverEngine } from "./recovery.ts";
 
 export interface VerifyDifference {
@@ -45,6 +61,40 @@ function emptyLedger(): EventLedger {
 
 const LEDGER_FIELDS = ["deposits", "withdrawals", "realisedProfit", "commissions", "swaps", "corrections"] as const;
 
+/** What the events say each account's history must hold: counted and hashed, so the pass holds no rows. */
+interface HistoryEvidence {
+  deals: number;
+  /** Every deal, in id order, as `dealText` gives it. */
+  readonly dealHash: TextHasher;
+  orders: number;
+  positions: number;
+}
+
+/** A deal as the deal history must hold it: its columns' values in order. */
+function dealText(deal: Deal): string {
+  return JSON.stringify(DEAL_COLUMNS.map((column) => deal[column]));
+}
+
+/** Accounts whose deal history differs that a second pass over the journal pins to the first differing deal. */
+const MAX_DEAL_DIFFERENCES_LOCATED = 10;
+
+/** The fields of an open position its history row must show as they are. */
+const OPEN_POSITION_FIELDS = [
+  "symbol",
+  "side",
+  "volume",
+  "openCost",
+  "margin",
+  "swap",
+  "commission",
+  "sl",
+  "tp",
+  "comment",
+  "magic",
+  "openOrderId",
+  "openTime",
+] as const satisfies readonly (keyof Position & keyof PositionHistoryRow)[];
+
 /** The ledger invariant's balance: the core's one definition, re-exported for the store's callers. */
 export { ledgerBalance };
 
@@ -73,7 +123,12 @@ export async function verify(
     }
     return ledger;
   };
-  const dealsByAccount = new Map<number, number>();
+  const evidence = new Map<number, HistoryEvidence>();
+  const evidenceOf = (accountId: number): HistoryEvidence => {
+    let found = evidence.get(accountId);
+    if (!found) evidence.set(accountId, (found = { deals: 0, dealHash: new TextHasher(), orders: 0, positions: 0 }));
+    return found;
+  };
   const snapshot = await journal.latestSnapshot();
   const engine = new TradingEngine(config);
   let lastSequence = 0;
@@ -105,9 +160,14 @@ export async function verify(
           else if (event.kind === "CORRECTION") ledger.corrections += event.amount;
           if (event.kind === "CREDIT") ledger.credit += event.amount;
           else ledger.balance += event.amount;
+        } else if (event.type === "OrderAccepted") {
+          evidenceOf(event.order.accountId).orders += 1;
         } else if (event.type === "DealExecuted") {
           const { deal } = event;
-          dealsByAccount.set(deal.accountId, (dealsByAccount.get(deal.accountId) ?? 0) + 1);
+          const history = evidenceOf(deal.accountId);
+          history.deals += 1;
+          history.dealHash.update(dealText(deal));
+          if (event.effect.kind === "OPEN") history.positions += 1;
           const ledger = ledgerOf(deal.accountId, sequence);
           ledger.realisedProfit += deal.profit;
           ledger.commissions += deal.commission;
@@ -161,11 +221,17 @@ export async function verify(
         detail: `ledger invariant broken in the engine: balance ${account.balance} but the ledger sums to ${ledgerBalance(account.ledger)}`,
       });
   }
-  if (options.readModels)
+  if (options.readModels) {
+    const dealsDiffer: number[] = [];
     for (const accountId of ledgers.keys()) {
       const account = engine.state.accounts.get(accountId);
-      if (account) await verifyReadModels(options.readModels, account, dealsByAccount.get(accountId) ?? 0, differences);
+      if (!account) continue;
+      const history = evidenceOf(accountId);
+      await verifyReadModels(options.readModels, engine, account, history, differences);
+      if (!(await dealHistoryMatches(options.readModels, accountId, history))) dealsDiffer.push(accountId);
     }
+    await locateDealDifferences(journal, options.readModels, dealsDiffer, lastSequence, batchSize, differences);
+  }
   for (const accountId of engine.state.accounts.keys())
     if (!ledgers.has(accountId))
       differences.push({
@@ -213,8 +279,9 @@ async function* allRows<Row>(
 
 async function verifyReadModels(
   readModels: ReadModels,
+  engine: TradingEngine,
   account: { readonly id: number; readonly balance: number; readonly credit: number },
-  deals: number,
+  history: HistoryEvidence,
   differences: VerifyDifference[],
 ): Promise<void> {
   const subject = `account ${account.id} read models`;
@@ -236,8 +303,121 @@ async function verifyReadModels(
       subject,
       detail: `the ledger's last row ends at balance ${last.balanceAfter} and credit ${last.creditAfter}; the events give ${account.balance} and ${account.credit}`,
     });
+  // Orders: one row per order the events accepted; a working order's row shows it as the engine has it.
+  let orderRows = 0;
+  for await (const row of allRows((query) => readModels.orderHistory(query), account.id)) {
+    orderRows += 1;
+    const working = engine.state.orders.get(row.id);
+    if (working) {
+      const field = firstDifferentField(working, row, ORDER_COLUMNS);
+      if (field !== null)
+        differences.push({
+          subject,
+          detail: `working order ${row.id}: ${field} ${JSON.stringify(row[field])} in the order history, ${JSON.stringify(working[field])} in the events`,
+        });
+    } else if (row.status === "PLACED" || row.status === "PARTIALLY_FILLED")
+      differences.push({
+        subject,
+        detail: `order ${row.id} is ${row.status} in the order history but not working in the events`,
+      });
+  }
+  if (orderRows !== history.orders)
+    differences.push({ subject, detail: `${orderRows} orders in the order history, ${history.orders} in the events` });
+  // Positions: one row per position the events opened; an open one's row shows it as the engine has it, a
+  // closed one's has nothing left open.
+  let positionRows = 0;
+  for await (const row of allRows((query) => readModels.positionHistory(query), account.id)) {
+    positionRows += 1;
+    const open = engine.state.positions.get(row.id);
+    const field = open
+      ? row.closeTime !== null
+        ? "closeTime"
+        : firstDifferentField(open, row, OPEN_POSITION_FIELDS)
+      : row.volume !== 0 || row.closeTime === null
+        ? "volume"
+        : null;
+    if (field !== null)
+      differences.push({
+        subject,
+        detail: `position ${row.id}: ${field} ${JSON.stringify(row[field])} in the position history, ${open ? JSON.stringify(open[field as keyof Position]) : "closed"} in the events`,
+      });
+  }
+  if (positionRows !== history.positions)
+    differences.push({
+      subject,
+      detail: `${positionRows} positions in the position history, ${history.positions} in the events`,
+    });
+}
+
+function firstDifferentField<Field extends string>(
+  expected: { readonly [key in Field]?: unknown },
+  actual: { readonly [key in Field]?: unknown },
+  fields: readonly Field[],
+): Field | null {
+  for (const field of fields) if (expected[field] !== actual[field]) return field;
+  return null;
+}
+
+/** Whether the account's deal history holds exactly the events' deals, in id order (by count and hash). */
+async function dealHistoryMatches(
+  readModels: ReadModels,
+  accountId: number,
+  history: HistoryEvidence,
+): Promise<boolean> {
+  const hasher = new TextHasher();
   let rows = 0;
-  for await (const _row of allRows((query) => readModels.dealHistory(query), account.id)) rows += 1;
-  if (rows !== deals)
-    differences.push({ subject, detail: `${rows} deals in the deal history, ${deals} in the events` });
+  for await (const row of allRows((query) => readModels.dealHistory(query), accountId)) {
+    rows += 1;
+    hasher.update(dealText(row));
+  }
+  return rows === history.deals && hasher.digest() === history.dealHash.digest();
+}
+
+/**
+ * For accounts whose deal history differs from the events (the first `MAX_DEAL_DIFFERENCES_LOCATED`), a second
+ * pass over the journal collects their deals and names the first deal that differs, missing or extra.
+ */
+async function locateDealDifferences(
+  journal: EventJournal,
+  readModels: ReadModels,
+  accountIds: readonly number[],
+  through: number,
+  batchSize: number,
+  differences: VerifyDifference[],
+): Promise<void> {
+  const located = accountIds.slice(0, MAX_DEAL_DIFFERENCES_LOCATED);
+  if (located.length === 0) return;
+  const deals = new Map<number, Map<number, string>>(located.map((accountId) => [accountId, new Map()]));
+  for (let after = 0; after < through;) {
+    const records = await journal.read(after, Math.min(batchSize, through - after));
+    if (records.length === 0) break;
+    for (const { event } of records)
+      if (event.type === "DealExecuted") deals.get(event.deal.accountId)?.set(event.deal.id, dealText(event.deal));
+    after = records[records.length - 1]!.sequence;
+  }
+  for (const accountId of located) {
+    const expected = deals.get(accountId)!;
+    const eventDeals = expected.size;
+    let detail: string | null = null;
+    let rows = 0;
+    for await (const row of allRows((query) => readModels.dealHistory(query), accountId)) {
+      rows += 1;
+      const text = expected.get(row.id);
+      expected.delete(row.id);
+      if (text === undefined) detail ??= `deal ${row.id} is in the deal history but not in the events`;
+      else if (text !== dealText(row))
+        detail ??= `deal ${row.id} is ${dealText(row)} in the deal history, ${text} in the events`;
+    }
+    const missing = expected.keys().next();
+    if (!missing.done) detail ??= `deal ${missing.value} of the events is missing from the deal history`;
+    differences.push({
+      subject: `account ${accountId} read models`,
+      detail: `${detail ?? "the deal history differs from the events"} (${rows} deals in the deal history, ${eventDeals} in the events)`,
+    });
+  }
+  if (accountIds.length > located.length)
+    differences.push({
+      subject: "read models",
+      detail: `${accountIds.length - located.length} more accounts' deal histories differ from the events`,
+    });
 }

@@ -25,6 +25,7 @@ import {
   type DurableEngineOptions,
   type EventJournal,
   type JournalRecord,
+  type ReadModels,
   type SqliteWriter,
 } from "../src/index.ts";
 import { TUESDAY_NOON } from "./trading-session.ts";
@@ -549,6 +550,10 @@ for (const [driverName, makeStorage, enabled] of drivers) {
         ).toHaveLength(1);
       for (const dealId of dealIds)
         expect(events.filter((event) => event.type === "DealExecuted" && event.deal.id === dealId)).toHaveLength(1);
+      // The histories the API serves agree with the events row by row: 20 positions still open, 20 closed.
+      const journal = reopened["journal"] as EventJournal & ReadModels;
+      const report = await verify(journal, config, { readModels: journal });
+      expect(report.differences).toEqual([]);
     });
 
     it("snapshots after a while even when few events were journaled, and not when none were", async () => {
