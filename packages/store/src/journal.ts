@@ -65,6 +65,15 @@ export class JournalRecordError extends Error {
   }
 }
 
+/**
+ * Another process holds the journal's writer lock: a journal has one writer (the engine, DESIGN.md section 2).
+ * Two servers on one database each ran an engine of their own: each refused the other's next write, served
+ * balances the other had changed without knowing it, and missed the other's logouts.
+ */
+export class JournalLockedError extends Error {
+  override readonly name = "JournalLockedError";
+}
+
 /** The storage refused a write (disk full, database down); nothing of the batch is durable. */
 export class JournalWriteError extends Error {
   override readonly name = "JournalWriteError";
@@ -100,6 +109,8 @@ export interface JournalOpenOptions {
    * dropped), and leave the read models as they are: for commands that inspect a journal (`verify`, `journal`),
    * which must not change what they check.
    * The server drops it at start (DESIGN.md section 2).
+   * Any other open takes the journal's writer lock and holds it until `close()`: while another process (or
+   * another open journal of this one) holds it, `open()` throws `JournalLockedError`. An inspection takes none.
    */
   readonly keepTornTail?: boolean;
 }

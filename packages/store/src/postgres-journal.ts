@@ -8,6 +8,7 @@ import { runPostgresMigrations, type PostgresMigration } from "./postgres-migrat
 import pg from "pg";
 import {
   JournalRecordError,
+  JournalLockedError,
   JournalWriteError,
   type EventJournal,
   type JournalOpenOptions,
@@ -166,6 +167,12 @@ const READ_MODEL_CATCH_UP_BATCH_SIZE = 1000;
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
+/**
+ * The first key of the writer lock's `pg_try_advisory_lock(key, hashtext(schema))`: "Bour" in ASCII, so the
+ * journal's lock does not meet another application's advisory locks in the same database.
+ */
+const WRITER_LOCK_KEY = 0x426f7572;
+
 /** SQLSTATEs the server sends as it drops the connection: the session is gone, not the statement refused. */
 const CONNECTION_ENDING_STATES = new Set(["57P01", "57P02", "57P03"]);
 
@@ -256,6 +263,14 @@ export class PostgresJournal implements EventJournal, ReadModels {
    * is unreachable, and retrying would only add delay.
    */
   private readonly provenClients = new WeakSet<pg.PoolClient>();
+  /**
+   * The writer lock (JournalOpenOptions.keepTornTail): a session advisory lock, held by a connection of its own
+   * for as long as the journal is open. PostgreSQL releases it when that session ends, however the process
+   * ends. Null for an inspection, and while the lock is lost (its connection died: a server restart), until
+   * the next append takes it again, or fails to.
+   */
+  private writerLock: pg.Client | null = null;
+  private writing = false;
   private readonly poolSize: number;
   private readonly recordsPerRead: number;
 
@@ -299,6 +314,8 @@ export class PostgresJournal implements EventJournal, ReadModels {
     this.pool = pool;
     try {
       await this.migrate(pool);
+      this.writing = !options.keepTornTail;
+      if (this.writing) await this.takeWriterLock();
       const report = await this.verifyOnOpen(options);
       // An inspection leaves the read models as they are: a kept torn tail is not the journal's to project.
       if (!options.keepTornTail) await this.catchUpReadModels(report.lastSequence);
@@ -306,8 +323,48 @@ export class PostgresJournal implements EventJournal, ReadModels {
     } catch (error) {
       this.pool = null;
       await pool.end();
+      await this.dropWriterLock();
       throw error;
     }
+  }
+
+  /** Takes the writer lock on a connection of its own, or throws JournalLockedError while another holds it. */
+  private async takeWriterLock(): Promise<void> {
+    await this.dropWriterLock();
+    const client = new pg.Client({
+      connectionString: this.options.connectionString,
+      connectionTimeoutMillis: this.options.connectTimeoutMilliseconds ?? 5000,
+      application_name: `${this.options.applicationName ?? "bourse-journal"} writer lock`,
+      keepAlive: true,
+    });
+    // The connection dying (a server restart) releases the lock: the next append takes it again.
+    const lost = (): void => {
+      if (this.writerLock === client) this.writerLock = null;
+    };
+    client.on("error", lost);
+    client.on("end", lost);
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ locked: boolean }>(
+        "SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked",
+        [WRITER_LOCK_KEY, this.schema],
+      );
+      if (rows[0]?.locked !== true)
+        throw new JournalLockedError(
+          `another Bourse engine is writing the journal in schema ${this.schema} of this PostgreSQL database (it holds the advisory lock ${WRITER_LOCK_KEY}, hashtext('${this.schema}')): a journal has one writer; stop the other server first`,
+        );
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    this.writerLock = client;
+  }
+
+  private async dropWriterLock(): Promise<void> {
+    const client = this.writerLock;
+    this.writerLock = null;
+    // Ending the session releases the lock.
+    await client?.end().catch(() => undefined);
   }
 
   private async migrate(pool: pg.Pool): Promise<void> {
@@ -415,6 +472,18 @@ export class PostgresJournal implements EventJournal, ReadModels {
   private async appendNow(row: JournalBatchRow, records: readonly JournalRecord[]): Promise<void> {
     const pool = this.requirePool();
     const firstSequence = row.firstSequence;
+    if (this.writing && this.writerLock === null) {
+      // Lost with its connection: nothing is written until this journal is the one writer again.
+      try {
+        await this.takeWriterLock();
+      } catch (error) {
+        throw new JournalWriteError(
+          `the batch from ${firstSequence} is not written: the journal's writer lock could not be taken again (${String(error)})`,
+          false,
+          { cause: error },
+        );
+      }
+    }
     const parameters = [row.firstSequence, row.lastSequence, row.payload, row.checksum, firstSequence - 1];
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient;
@@ -530,6 +599,8 @@ export class PostgresJournal implements EventJournal, ReadModels {
     const pool = this.pool;
     this.pool = null;
     await pool?.end();
+    // Last: the next writer may start once everything of this one is closed.
+    await this.dropWriterLock();
   }
 
   /**

@@ -51,6 +51,7 @@ import {
   SqliteReadModelStatements,
 } from "./sqlite-read-models.ts";
 import { SqliteCheckpointer, type CheckpointReport, type WalProgress } from "./sqlite-checkpointer.ts";
+import { SqliteWriterLock } from "./sqlite-writer-lock.ts";
 import { SqliteWriterThread } from "./sqlite-writer-thread.ts";
 
 export interface SqliteJournalOptions {
@@ -201,6 +202,8 @@ export class SqliteJournal implements EventJournal, ReadModels {
   private readModels: SqliteReadModelStatements | null = null;
   /** The writer thread while the journal is open with `writer: "worker"` on a file; null: writes run inline. */
   private writerThread: SqliteWriterThread | null = null;
+  /** Held from a writing open() until close() (sqlite-writer-lock.ts); none for an inspection. */
+  private writerLock: SqliteWriterLock | null = null;
   /** While the journal is open with `checkpoints: "thread"` on a file. */
   private checkpointer: SqliteCheckpointer | null = null;
   private readonly verificationBatchSize: number;
@@ -222,7 +225,15 @@ export class SqliteJournal implements EventJournal, ReadModels {
     const inMemory = this.options.path === ":memory:" || this.options.path === "";
     // The data directory of a first start may not exist yet.
     if (!inMemory) mkdirSync(dirname(this.options.path), { recursive: true });
-    const database = openConnection(this.options);
+    const writerLock = inMemory || options.keepTornTail ? null : SqliteWriterLock.acquire(this.options.path);
+    let database: Database.Database;
+    try {
+      database = openConnection(this.options);
+    } catch (error) {
+      writerLock?.release();
+      throw error;
+    }
+    this.writerLock = writerLock;
     try {
       migrate(database);
       this.database = database;
@@ -253,6 +264,8 @@ export class SqliteJournal implements EventJournal, ReadModels {
       this.statements = null;
       this.readModels = null;
       database.close();
+      this.writerLock?.release();
+      this.writerLock = null;
       throw error;
     }
   }
@@ -344,17 +357,21 @@ export class SqliteJournal implements EventJournal, ReadModels {
     const database = this.database;
     const writerThread = this.writerThread;
     const checkpointer = this.checkpointer;
+    const writerLock = this.writerLock;
     this.database = null;
     this.statements = null;
     this.readModels = null;
     this.writerThread = null;
     this.checkpointer = null;
+    this.writerLock = null;
     try {
       // The checkpointer first: a copy under way may be the writer's, queued behind the writes in flight.
       await checkpointer?.close();
       await writerThread?.close();
     } finally {
       database?.close();
+      // Last: the next writer may start once everything of this one is closed.
+      writerLock?.release();
     }
   }
 

@@ -6,6 +6,7 @@ import { TradingEngine, defaultEngineConfig, type EngineEvent } from "@bourse/co
 import { afterEach, describe, expect, it } from "vitest";
 import {
   JournalCorruptionError,
+  JournalLockedError,
   JournalRecordError,
   batchChecksum,
   type EventJournal,
@@ -341,6 +342,28 @@ export function journalContract(factory: JournalStorageFactory): void {
       expect(await second.latestSnapshot()).toEqual(snapshot);
       await second.append(records.slice(10));
       expect(await second.read(0, 100)).toEqual(records);
+    });
+
+    // Two servers on one database each ran an engine: each refused the other's next write, and served balances
+    // and sessions the other had changed without knowing it.
+    it("has one writer: a second writing open is refused while the first is open, an inspection is not, and close() lets the lock go", async () => {
+      const records = toRecords(depositSession(4).events);
+      const over = await freshStorage();
+      const first = await openJournal(over);
+      await first.append(records.slice(0, 2));
+      const refused = await rejection(over.journal().open());
+      expect(refused).toBeInstanceOf(JournalLockedError);
+      expect((refused as Error).message).toMatch(/another Bourse engine is writing the journal/);
+      // The refused open took nothing: the first writes on, and an inspection reads beside it.
+      await first.append(records.slice(2));
+      const inspector = over.journal();
+      expect(await inspector.open({ keepTornTail: true })).toMatchObject({ lastSequence: 4 });
+      expect(await inspector.read(0, 10)).toEqual(records);
+      await inspector.close();
+      await first.close();
+      const next = over.journal();
+      expect(await next.open()).toMatchObject({ lastSequence: 4 });
+      opened.push(next);
     });
   });
 

@@ -200,6 +200,56 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       expect(await journal.read(0, 100)).toEqual(records);
     });
 
+    it("the writer lock lost with its connection is taken again by the next append; taken by another writer meanwhile, the append is refused and writes nothing", async () => {
+      const records = toRecords(depositSession(30).events);
+      const applicationName = `bourse-lock-${process.pid}-${Date.now()}`;
+      const journal = await openJournal({ applicationName });
+      await journal.append(records.slice(0, 10));
+      const terminateLock = () =>
+        withClient(async (client) => {
+          await client.query(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = $1`,
+            [`${applicationName} writer lock`],
+          );
+        });
+      const lockHolders = () =>
+        withClient(
+          async (client) =>
+            (
+              await client.query(
+                `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND a.application_name = $1`,
+                [`${applicationName} writer lock`],
+              )
+            ).rows[0].n as number,
+        );
+      expect(await lockHolders()).toBe(1);
+      await terminateLock();
+      // The lock went with the session; the next append takes it again.
+      for (let attempt = 0; attempt < 100 && (await lockHolders()) > 0; attempt++)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await journal.append(records.slice(10, 20));
+      expect(await lockHolders()).toBe(1);
+      // Lost again, and another writer of the same journal takes it first: this one writes nothing more.
+      await terminateLock();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const other = new PostgresJournal({ connectionString: connectionString!, schema: journal.schema });
+      await other.open();
+      cleanups.push(() => other.close());
+      const refused = await journal.append(records.slice(20)).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(JournalWriteError);
+      expect((refused as JournalWriteError).outcomeUnknown).toBe(false);
+      expect((refused as Error).message).toMatch(/writer lock could not be taken again.*another Bourse engine/);
+      expect(await other.lastSequence()).toBe(20);
+      await other.append(records.slice(20));
+      expect(await other.read(0, 100)).toEqual(records);
+    });
+
     it("connections that died in the pool are replaced on use: the next append and read succeed", async () => {
       const records = toRecords(depositSession(30).events);
       const proxy = await startProxy();
