@@ -247,6 +247,50 @@ function opposite(side: Side): Side {
   return side === "BUY" ? "SELL" : "BUY";
 }
 
+/**
+ * A tick's quote as the engine takes it, or the rejection the engine answers it with: bid and ask positive
+ * points within `maxPrice` (the instrument's `maxPricePoints`), ask ≥ bid, and book levels that start at the
+ * quote, run best first, carry positive volumes and stay within the bound. A side without levels has unlimited
+ * volume at the top of book. Pure, so a feed bridge can check a whole batch before it pushes any of it.
+ */
+export function readTick(
+  tick: Pick<TickCommand, "bid" | "ask" | "bids" | "asks">,
+  maxPrice: number,
+): { readonly ok: true; readonly bids: LiveLevel[]; readonly asks: LiveLevel[] } | Rejection {
+  const { bid, ask } = tick;
+  // Bids fall from the bid; asks rise from the ask, so the last ask level must be within the bound too.
+  if (!isPositiveInteger(bid) || !isPositiveInteger(ask) || ask < bid || ask > maxPrice)
+    return reject("INVALID_PRICE", "bid and ask must be positive points within the instrument's bound, ask ≥ bid");
+  const bids = bookSide(tick.bids, bid, "SELL");
+  const asks = bookSide(tick.asks, ask, "BUY");
+  if (asks && asks[asks.length - 1]!.price > maxPrice)
+    return reject("INVALID_PRICE", "book levels must be within the instrument's price bound");
+  if (!bids || !asks)
+    return reject(
+      "INVALID_PRICE",
+      "book levels must start at the quote, be ordered best first and carry positive volumes",
+    );
+  return { ok: true, bids, asks };
+}
+
+/** Validates one side of a book; without levels the top of book has unlimited volume. */
+function bookSide(levels: readonly BookLevel[] | undefined, top: number, side: Side): LiveLevel[] | null {
+  if (levels === undefined || (Array.isArray(levels) && levels.length === 0))
+    return [{ price: top, volume: UNLIMITED }];
+  if (!Array.isArray(levels) || levels.length > MAX_BOOK_LEVELS) return null;
+  const result: LiveLevel[] = [];
+  let previous: number | null = null;
+  for (const level of levels as unknown[]) {
+    if (typeof level !== "object" || level === null) return null;
+    const { price, volume } = level as Partial<BookLevel>;
+    if (!isPositiveInteger(price) || !isPositiveInteger(volume)) return null;
+    if (previous === null ? price !== top : side === "BUY" ? price <= previous : price >= previous) return null;
+    result.push({ price, volume });
+    previous = price;
+  }
+  return result;
+}
+
 function isPositiveInteger(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
 }
@@ -1333,44 +1377,16 @@ export class TradingEngine {
   private tick(command: TickCommand, time: number): Decision {
     const instrument = this.state.instruments.get(command.symbol);
     if (!instrument) return reject("UNKNOWN_SYMBOL");
+    const book = readTick(command, this.maxPrice(instrument));
+    if (!book.ok) return book;
     const { bid, ask } = command;
-    // Bids fall from the bid; asks rise from the ask, so the last ask level must be within the bound too.
-    const bound = this.maxPrice(instrument);
-    if (!isPositiveInteger(bid) || !isPositiveInteger(ask) || ask < bid || ask > bound)
-      return reject("INVALID_PRICE", "bid and ask must be positive points within the instrument's bound, ask ≥ bid");
-    const bids = this.bookSide(command.bids, bid, "SELL");
-    const asks = this.bookSide(command.asks, ask, "BUY");
-    if (asks && asks[asks.length - 1]!.price > bound)
-      return reject("INVALID_PRICE", "book levels must be within the instrument's price bound");
-    if (!bids || !asks)
-      return reject(
-        "INVALID_PRICE",
-        "book levels must start at the quote, be ordered best first and carry positive volumes",
-      );
+    const { bids, asks } = book;
     this.quotes.set(instrument.symbol, { symbol: instrument.symbol, bid, ask, time, bids, asks });
     this.changedMarketData.add(instrument.symbol);
     if (this.state.deferredSwapsByConversion.size > 0) this.chargeDeferredSwaps(time);
     this.processTriggers(instrument.symbol, time);
     this.evaluateRiskForSymbol(instrument.symbol, time);
     return { ok: true, events: [] };
-  }
-
-  /** Validates one side of a book; without levels the top of book has unlimited volume. */
-  private bookSide(levels: readonly BookLevel[] | undefined, top: number, side: Side): LiveLevel[] | null {
-    if (levels === undefined || (Array.isArray(levels) && levels.length === 0))
-      return [{ price: top, volume: UNLIMITED }];
-    if (!Array.isArray(levels) || levels.length > MAX_BOOK_LEVELS) return null;
-    const result: LiveLevel[] = [];
-    let previous: number | null = null;
-    for (const level of levels as unknown[]) {
-      if (typeof level !== "object" || level === null) return null;
-      const { price, volume } = level as Partial<BookLevel>;
-      if (!isPositiveInteger(price) || !isPositiveInteger(volume)) return null;
-      if (previous === null ? price !== top : side === "BUY" ? price <= previous : price >= previous) return null;
-      result.push({ price, volume });
-      previous = price;
-    }
-    return result;
   }
 
   private processTriggers(symbol: string, time: number): void {

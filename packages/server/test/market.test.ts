@@ -377,3 +377,44 @@ describe("GET /api/v1/market/{symbol}/depth", () => {
     expect((await get("/api/v1/market/USDJPY/depth", null)).status).toBe(401);
   });
 });
+
+describe("POST /admin/v1/quotes", () => {
+  // Found by the audit of 6 December: the engine's own checks ran quote by quote as the batch was pushed, so a
+  // batch refused 400 for its second quote had already moved the market with its first, and closed a position
+  // at its stop loss: 10,000.00 became 8,560.00 on an answer that said nothing happened.
+  it("a batch with a quote the engine would refuse changes nothing, names the quote, and fires no stop", async () => {
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const account = `/api/v1/accounts/${user.login}`;
+    const opened = await call(server, "POST", `${account}/orders`, {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 1, sl: 1.08 },
+    });
+    expect(opened.status).toBe(200);
+    const balance = (await get(account)).body.data.balance as number;
+    const positions = rowsOf((await get(`${account}/positions`)).body);
+    const before = server.platform.engine.quote("EURUSD");
+    for (const second of [
+      { symbol: "EURUSD", bid: "1.07000", ask: "1.06000" },
+      { symbol: "EURUSD", bid: "1.07000", ask: "1.07010", bids: [{ price: "1.06990", volume: 1 }] },
+      {
+        symbol: "EURUSD",
+        bid: "1.07000",
+        ask: "1.07010",
+        asks: [
+          { price: "1.07010", volume: 1 },
+          { price: "1.07000", volume: 1 },
+        ],
+      },
+    ]) {
+      const push = await admin(server, "POST", "/admin/v1/quotes", {
+        quotes: [{ symbol: "EURUSD", bid: "1.07000", ask: "1.07010" }, second],
+      });
+      expect(push.status).toBe(400);
+      expect(push.body.error).toBe("INVALID_PRICE");
+      expect(push.body.message).toMatch(/^quotes\[1\]: /);
+      expect(server.platform.engine.quote("EURUSD")).toEqual(before);
+      expect(rowsOf((await get(`${account}/positions`)).body)).toEqual(positions);
+      expect((await get(account)).body.data.balance).toBe(balance);
+    }
+  });
+});

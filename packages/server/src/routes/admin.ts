@@ -3,7 +3,14 @@
  * push quotes with depth, deposit and withdraw, list and inspect users and accounts, change an
  * account's leverage, group or trading permission, create users. Tests drive prices exactly through it.
  */
-import { MAX_BOOK_LEVELS, type Account, type BookLevel, type InstrumentSpec } from "@bourse/core";
+import {
+  MAX_BOOK_LEVELS,
+  maxPricePoints,
+  readTick,
+  type Account,
+  type BookLevel,
+  type InstrumentSpec,
+} from "@bourse/core";
 import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
@@ -82,17 +89,23 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
     },
     async (request) => {
       const quotes = "quotes" in request.body ? request.body.quotes : [request.body];
-      // Read every quote before pushing any: a bad one refuses the whole push, nothing half-applied.
+      // Read and check every quote as the engine will before pushing any: a bad one refuses the whole push,
+      // nothing half-applied. (A refused quote inside the batch used to answer 400 after the quotes before it
+      // had moved the market and closed positions at their stops.) Only the storage failing part-way (503)
+      // can leave a batch half pushed.
       const inputs = quotes.map((quote, index) => {
         const instrument = platform.instrument(quote.symbol);
         const field = quotes.length > 1 ? `quotes[${index}]` : "quote";
-        return {
+        const input = {
           symbol: instrument.symbol,
           bid: priceFromWire(quote.bid, instrument, `${field}.bid`),
           ask: priceFromWire(quote.ask, instrument, `${field}.ask`),
           bids: bookFromWire(quote.bids, instrument, `${field}.bids`),
           asks: bookFromWire(quote.asks, instrument, `${field}.asks`),
         };
+        const checked = readTick(input, maxPricePoints(instrument));
+        if (!checked.ok) throw new ApiError(checked.code, `${field}: ${checked.message}`);
+        return input;
       });
       let time = platform.clock.now();
       for (const input of inputs) time = (await platform.pushQuote(input)).time;
