@@ -131,7 +131,8 @@ interface Ledger {
 
 async function readJournal(path: string): Promise<{ events: EngineEvent[]; journal: SqliteJournal }> {
   const journal = new SqliteJournal({ path });
-  await journal.open();
+  // Read beside the running child, which holds the writer lock: an inspection takes none.
+  await journal.open({ keepTornTail: true });
   const events: EngineEvent[] = [];
   for (;;) {
     const records = await journal.read(events.length, 10_000);
