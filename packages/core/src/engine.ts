@@ -84,6 +84,18 @@ export const MAX_BOOK_LEVELS = 50;
  * deposit or credit that would pass it is refused (INVALID_AMOUNT) instead of overflowing later.
  */
 export const MAX_ACCOUNT_MONEY = 10_000_000_000_000;
+/**
+ * The latest time the engine takes, in epoch milliseconds: 9999-12-31T23:59:59.999Z, the last instant an ISO 8601
+ * time with a four-digit year names. A safe integer may be far later (2^53 ms is year 287,396), past what a
+ * JavaScript date holds (8.64 × 10^15): a GTD expiration of 9 × 10^15 was journaled, and every view of the order
+ * then failed to write its time (500), after restarts too.
+ */
+export const MAX_TIME_MILLISECONDS = 253_402_300_799_999;
+
+/** Whether `value` is a time the engine takes: whole epoch milliseconds from 1970 to the end of year 9999. */
+export function isEngineTime(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= MAX_TIME_MILLISECONDS;
+}
 /** The margin level shown at most, in basis points of a percent (10^15: ten trillion percent). */
 export const MAX_MARGIN_LEVEL_BASIS_POINTS = 1_000_000_000_000_000;
 
@@ -404,8 +416,11 @@ export class TradingEngine {
   }
 
   execute(command: Command): CommandResult {
-    if (!Number.isSafeInteger(command.time) || command.time < 0)
-      return { ...reject("INVALID_DATA", "time must be a non-negative integer of milliseconds"), events: [] };
+    if (!isEngineTime(command.time))
+      return {
+        ...reject("INVALID_DATA", "time must be whole epoch milliseconds up to the end of year 9999"),
+        events: [],
+      };
     // A command older than the clock runs at the clock's time: time never goes backwards inside the engine.
     const time = Math.max(command.time, this.clock);
     this.events = [];
@@ -809,8 +824,7 @@ export class TradingEngine {
     if (!TIMES_IN_FORCE.has(timeInForce)) return reject("INVALID_FILL_POLICY");
     let expiration: number | null = command.expiration ?? null;
     if (timeInForce === "GTD") {
-      if (expiration === null || !Number.isSafeInteger(expiration) || expiration <= time)
-        return reject("INVALID_EXPIRATION");
+      if (expiration === null || !isEngineTime(expiration) || expiration <= time) return reject("INVALID_EXPIRATION");
     } else {
       if (expiration !== null) return reject("INVALID_EXPIRATION", "expiration applies to GTD orders only");
       if (timeInForce === "DAY") expiration = this.nextRolloverAfter(time);
@@ -1184,8 +1198,7 @@ export class TradingEngine {
         return reject("INVALID_PRICE", "stopLimitPrice is on the wrong side of the stop price");
     }
     if (order.timeInForce === "GTD") {
-      if (expiration === null || !Number.isSafeInteger(expiration) || expiration <= time)
-        return reject("INVALID_EXPIRATION");
+      if (expiration === null || !isEngineTime(expiration) || expiration <= time) return reject("INVALID_EXPIRATION");
     } else if (command.expiration !== undefined && command.expiration !== order.expiration)
       return reject("INVALID_EXPIRATION", "expiration applies to GTD orders only");
     if (!this.trailingValid(instrument, trailingDistance)) return reject("INVALID_STOPS");

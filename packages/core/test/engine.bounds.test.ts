@@ -11,6 +11,7 @@ import {
   MAX_ACCOUNT_MONEY,
   MAX_MARGIN_LEVEL_BASIS_POINTS,
   MAX_ORDER_COST,
+  MAX_TIME_MILLISECONDS,
   Rounding,
   maxPricePoints,
   multiplyDivide,
@@ -175,6 +176,44 @@ describe("malformed commands are refused as values", () => {
       "INVALID_DATA",
     );
     expect(s.get(account).tradingEnabled).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+});
+
+// The audit of 6 December: times up to 2^53 ms were taken, past what a JavaScript date holds (8.64 × 10^15 ms):
+// a GTD expiration of 9 × 10^15 was journaled and every face then failed to write the order's time.
+describe("times stay inside their bound", () => {
+  it("a command time or a GTD expiration past the end of year 9999 is refused, the last millisecond of it taken", () => {
+    expect(new Date(MAX_TIME_MILLISECONDS).toISOString()).toBe("9999-12-31T23:59:59.999Z");
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const gtd = (expiration: number) => ({
+      kind: "placeOrder" as const,
+      accountId: account,
+      symbol: "EURUSD",
+      side: "SELL" as const,
+      type: "LIMIT" as const,
+      volume: 10,
+      price: 109000,
+      timeInForce: "GTD" as const,
+      expiration,
+    });
+    for (const expiration of [MAX_TIME_MILLISECONDS + 1, 9_000_000_000_000_000])
+      expect(s.rejected(gtd(expiration))).toBe("INVALID_EXPIRATION");
+    expect(s.engine.state.orders.size).toBe(0);
+    const placed = s.ok(gtd(MAX_TIME_MILLISECONDS));
+    expect(
+      s.rejected({
+        kind: "modifyOrder",
+        accountId: account,
+        orderId: placed.orderId as number,
+        expiration: MAX_TIME_MILLISECONDS + 1,
+      }),
+    ).toBe("INVALID_EXPIRATION");
+    const late = s.run({ kind: "advanceTime", time: MAX_TIME_MILLISECONDS + 1 });
+    expect(!late.ok && late.code).toBe("INVALID_DATA");
+    expect(late.events).toEqual([]);
     expect(s.replayMatches()).toBe(true);
   });
 });

@@ -100,6 +100,8 @@ export class Platform {
   private durable: DurableEngine | null = null;
   private currentState: PlatformState = "starting";
   private readonly quoteListeners: QuoteListener[] = [];
+  /** The time of the last quote pushed: quote times never go back (pushQuote). */
+  private lastQuoteTime = 0;
   private readonly eventListeners: EventListener[] = [];
   private readonly closeHooks: (() => Promise<void> | void)[] = [];
   /** User id → the logins of their accounts, in opening order (built at recovery, kept by AccountOpened). */
@@ -236,7 +238,11 @@ export class Platform {
    */
   async pushQuote(quote: QuoteInput): Promise<AcceptedQuote> {
     this.instrument(quote.symbol);
-    const time = this.clock.now();
+    // Never before the last quote: the engine runs a command older than its clock at the clock's time, and a
+    // wall clock stepped back (NTP) stamped a quote into the day before, so the shortlist mixed two days (a
+    // bid outside the day's high and low).
+    const time = Math.max(this.clock.now(), this.lastQuoteTime);
+    this.lastQuoteTime = time;
     await this.execute({ kind: "tick", ...quote });
     const accepted: AcceptedQuote = { ...quote, time };
     for (const listener of this.quoteListeners) {

@@ -6,6 +6,7 @@
  */
 import {
   currencyDigits,
+  isEngineTime,
   parseDecimal,
   toDecimalNumber,
   type DecimalParseFailure,
@@ -145,13 +146,16 @@ export function parseIsoTime(text: string): number | null {
   const date = new Date(local);
   if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) return null;
   const time = local - (match[8] === "-" ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
-  return time >= 0 ? time : null;
+  return isEngineTime(time) ? time : null;
 }
 
 export function timeFromWire(value: number | string, field: string): number {
   if (typeof value === "number") {
-    if (!Number.isSafeInteger(value) || value < 0)
-      throw new ApiError("INVALID_DATA", `${field} must be epoch milliseconds or an ISO 8601 time`);
+    if (!isEngineTime(value))
+      throw new ApiError(
+        "INVALID_DATA",
+        `${field} must be epoch milliseconds from 1970 to the end of year 9999, or an ISO 8601 time`,
+      );
     return value;
   }
   const milliseconds = parseIsoTime(value);

@@ -68,6 +68,19 @@ describe("parsing", () => {
     expect(reason("2026-06-02T12:00:00Z,EURUSD,-1.08,1.08")).toMatch(/bad bid/);
     expect(reason("2026-06-02T12:00:00+02:00,EURUSD,1.08,1.0801")).toBeNull();
   });
+
+  // Found by the audit of 6 December: "1.08000:1:999" was read as 1 lot at 1.08000, and epoch times up to year
+  // 33658 were taken, so one mistyped line made every later one "time goes back".
+  it("refuses a level with more than price and lots, and a time past the end of year 9999", () => {
+    const columns = parseCsvHeader("time,symbol,bid,ask,bids");
+    const reason = (line: string) => {
+      const result = parseCsvLine(line, columns, instruments);
+      return result.ok ? null : result.reason;
+    };
+    expect(reason("1780401600000,EURUSD,1.08000,1.08012,1.08000:1:999")).toMatch(/bids\[0\] must be price:lots/);
+    expect(reason("999999999999999,EURUSD,1.08000,1.08012,")).toMatch(/bad time/);
+    expect(reason("253402300799999,EURUSD,1.08000,1.08012,")).toBeNull();
+  });
 });
 
 describe("replay", () => {
@@ -131,6 +144,26 @@ describe("replay", () => {
     expect(summary).toMatchObject({ pushed: 1, badLines: 0, stopped: true });
     expect([1, 2]).toContain(summary.lines);
     expect(received).toHaveLength(1);
+  });
+
+  // setTimeout fires at once past 2^31 − 1 ms: two ticks 38 days apart were pushed together.
+  it("waits a gap longer than setTimeout can hold, instead of pushing at once", async () => {
+    received.length = 0;
+    const target = file(
+      "gap.csv",
+      [
+        "time,symbol,bid,ask",
+        "2026-06-02T12:00:00Z,EURUSD,1.08000,1.08010",
+        "2026-07-10T12:00:00Z,EURUSD,1.08100,1.08110",
+      ].join("\n"),
+    );
+    const replay = startCsvReplay(server.platform, target, { speed: 1 });
+    const deadline = Date.now() + 5000;
+    while (received.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(received).toHaveLength(1);
+    await replay.stop();
+    expect(await replay.done).toMatchObject({ pushed: 1, stopped: true });
   });
 
   it("replays at a speed: a 200 ms gap at ×10 waits about 20 ms", async () => {

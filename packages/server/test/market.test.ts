@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ManualClock } from "../src/clock.ts";
 import { TUESDAY_NOON, admin, call, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
 
 let server: TestServer;
@@ -127,6 +128,33 @@ describe("GET /api/v1/market/shortlist", () => {
   it("refuses unknown query fields (400) and a missing token (401)", async () => {
     expect((await get("/api/v1/market/shortlist?symbols=EURUSD")).status).toBe(400);
     expect((await get("/api/v1/market/shortlist", null)).status).toBe(401);
+  });
+});
+
+describe("GET /api/v1/market/shortlist when the clock steps back", () => {
+  // Found by the audit of 6 December: a quote stamped by a wall clock stepped back across midnight went into
+  // the day before while the day's bar stayed the new one: bid 150 with high and low 200.
+  it("stamps a quote no earlier than the one before it, so the row keeps to one day", async () => {
+    const clock = new ManualClock(Date.parse("2026-06-02T23:59:59.000Z"));
+    const stepped = await startTestServer({ clock, environment: { BOURSE_SESSION_TTL_SECONDS: "86400" } });
+    try {
+      const trader = await signUp(stepped);
+      await pushQuote(stepped, "BTCUSD", "100.00", "101.00");
+      clock.set(Date.parse("2026-06-03T00:00:01.000Z"));
+      await pushQuote(stepped, "BTCUSD", "200.00", "201.00");
+      clock.set(Date.parse("2026-06-02T23:59:59.500Z"));
+      await pushQuote(stepped, "BTCUSD", "150.00", "151.00");
+      const rows = rowsOf((await call(stepped, "GET", "/api/v1/market/shortlist", { token: trader.token })).body);
+      expect(rows.find((row) => row.symbol === "BTCUSD")).toMatchObject({
+        bid: 150,
+        high: 200,
+        low: 150,
+        change: -25,
+        time: "2026-06-03T00:00:01.000Z",
+      });
+    } finally {
+      await stepped.close();
+    }
   });
 });
 

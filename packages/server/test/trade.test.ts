@@ -411,6 +411,47 @@ describe("pending orders", () => {
     expect(badTime.body.error).toBe("INVALID_DATA");
   });
 
+  // Found by the audit of 6 December: epoch milliseconds up to 2^53 were taken, past what a date holds (8.64 ×
+  // 10^15). A GTD expiration of 9 × 10^15 was journaled, the placing answered 500, and every read of the
+  // account's orders answered 500 from then on, restarts included.
+  it("refuses a time past the end of year 9999, as epoch milliseconds or ISO with an offset, and places nothing", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    for (const expiration of [9_000_000_000_000_000, 253_402_300_800_000, "9999-12-31T23:59:00-05:00"]) {
+      const placed = await placeOrder(user, {
+        symbol: "EURUSD",
+        side: "SELL",
+        type: "LIMIT",
+        volume: 0.1,
+        price: 1.09,
+        timeInForce: "GTD",
+        expiration,
+      });
+      expect(placed.status, String(expiration)).toBe(400);
+      expect(placed.body.error).toBe("INVALID_DATA");
+      expect(placed.body.message).toMatch(/^expiration must be/);
+    }
+    const orders = await call(server, "GET", `${base(user)}/orders`, { token: user.token });
+    expect(orders.status).toBe(200);
+    expect(orders.body.rows).toEqual([]);
+    const last = await placeOrder(user, {
+      symbol: "EURUSD",
+      side: "SELL",
+      type: "LIMIT",
+      volume: 0.1,
+      price: 1.09,
+      timeInForce: "GTD",
+      expiration: 253_402_300_799_999,
+    });
+    expect(last.status).toBe(200);
+    expect(last.body.data.order.expiration).toBe("9999-12-31T23:59:59.999Z");
+    const candles = await call(server, "GET", "/api/v1/market/EURUSD/candles?timeframe=MN1&to=9000000000000000", {
+      token: user.token,
+    });
+    expect(candles.status).toBe(400);
+    expect(candles.body.message).toMatch(/^to must be/);
+  });
+
   it("modifies price, SL and TP, clears SL with null, and cancels", async () => {
     const user = await signUp(server);
     const other = await signUp(server);

@@ -12,7 +12,7 @@
  * refuses) is reported with its line number and skipped. The file is streamed: memory stays bounded
  * whatever its size (a line longer than 64 KiB is a bad line).
  */
-import { parseDecimal, type BookLevel, type InstrumentSpec } from "@bourse/core";
+import { isEngineTime, parseDecimal, type BookLevel, type InstrumentSpec } from "@bourse/core";
 import { createReadStream } from "node:fs";
 import type { Platform, QuoteInput } from "../platform.ts";
 import { parseIsoTime } from "../wire.ts";
@@ -22,6 +22,8 @@ export const MAX_CSV_LINE_LENGTH = 64 * 1024;
 /** Bad lines reported one by one; after that only counted. */
 export const REPORTED_BAD_LINES = 100;
 const MAX_LEVELS = 50;
+/** The longest delay setTimeout keeps (Node's TimeoutOverflowWarning past it). */
+const MAX_TIMER_MILLISECONDS = 2 ** 31 - 1;
 
 export interface CsvColumns {
   readonly time: number;
@@ -63,7 +65,7 @@ export function parseCsvHeader(line: string): CsvColumns {
 }
 
 function parseTime(text: string): number | null {
-  if (/^\d{1,15}$/.test(text)) return Number(text);
+  if (/^\d{1,15}$/.test(text)) return isEngineTime(Number(text)) ? Number(text) : null;
   return parseIsoTime(text);
 }
 
@@ -78,10 +80,12 @@ function parseLevels(text: string, instrument: InstrumentSpec, field: string): B
   if (parts.length > MAX_LEVELS) return `${field} has more than ${MAX_LEVELS} levels`;
   const levels: BookLevel[] = [];
   for (const [index, part] of parts.entries()) {
-    const [priceText = "", volumeText = ""] = part.split(":").map((piece) => piece.trim());
+    const pieces = part.split(":").map((piece) => piece.trim());
+    const [priceText = "", volumeText = ""] = pieces;
     const price = parsePrice(priceText, instrument);
     const volume = parseDecimal(volumeText, instrument.volumeDigits);
-    if (price === null || !volume.ok || volume.value <= 0)
+    // Exactly two pieces: "1.08000:1:999" was read as 1 lot at 1.08000, its ":999" dropped.
+    if (pieces.length !== 2 || price === null || !volume.ok || volume.value <= 0)
       return `${field}[${index}] must be price:lots with positive numbers, got "${part.slice(0, 60)}"`;
     levels.push({ price, volume: volume.value });
   }
@@ -183,7 +187,7 @@ export function startCsvReplay(platform: Platform, path: string, options: CsvRep
   let wake: (() => void) | null = null;
   let timer: NodeJS.Timeout | null = null;
 
-  const sleep = (milliseconds: number) =>
+  const sleepOnce = (milliseconds: number) =>
     new Promise<void>((resolve) => {
       wake = resolve;
       timer = setTimeout(resolve, milliseconds);
@@ -191,6 +195,12 @@ export function startCsvReplay(platform: Platform, path: string, options: CsvRep
       wake = null;
       timer = null;
     });
+  // In pieces: setTimeout fires at once for a delay past 2^31 − 1 ms (24.8 days), so a longer gap between two
+  // ticks, or an hour at speed 0.001, was not waited at all.
+  const sleep = async (milliseconds: number) => {
+    for (let left = milliseconds; left > 0 && !stopped; left -= MAX_TIMER_MILLISECONDS)
+      await sleepOnce(Math.min(left, MAX_TIMER_MILLISECONDS));
+  };
 
   const run = async (): Promise<CsvReplaySummary> => {
     let lineNumber = 0;
