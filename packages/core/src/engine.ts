@@ -1098,10 +1098,11 @@ export class TradingEngine {
       const commission = commissionInAccountCurrency(instrument, volume, rates.commission, digits);
       if (simulated && simulated.side === request.side) {
         // Netting adds to its position; a hedging order's later fills add to the position its first fill opened.
-        // Either way the deal sets the position's SL/TP from the order when it carries them (MetaTrader's rule
-        // for a deal with stops), so an order's SL/TP changed after its first fill reach its position with the
-        // next fill; a fill right after this order's own opening fill has nothing new to set.
-        const setStops = !openedByThisOrder;
+        // A new order's deal sets the position's SL/TP from the order when it carries them (MetaTrader's rule
+        // for a deal with stops). A later fill of an order already filled into the position sets none: since
+        // its first fill the position's stops may have trailed or been moved by the client, and changes made
+        // to the order's own stops reached the position when they were made (modifyOrder).
+        const setStops = !openedByThisOrder && !request.continuesFill;
         deals.push({
           deal: newDeal(request, nextDealId++, simulated.id, "IN", volume, fill.price, 0, commission, 0),
           effect: { kind: "INCREASE", margin, sl: setStops ? request.sl : null, tp: setStops ? request.tp : null },
@@ -1128,6 +1129,35 @@ export class TradingEngine {
       }
     }
     return { ok: true, deals };
+  }
+
+  /** The position a partly filled order's fills went into, while it is open on the order's side. */
+  private positionFilledBy(order: Order): Position | undefined {
+    const account = this.state.accounts.get(order.accountId) as Account;
+    const positionId =
+      account.mode === "NETTING"
+        ? this.state.nettingPositions.get(`${account.id}:${order.symbol}`)
+        : this.positionOpenedBy(account.id, order.id);
+    const position = positionId === undefined ? undefined : this.state.positions.get(positionId);
+    return position && position.side === order.side ? position : undefined;
+  }
+
+  /** A position's new SL and TP against the market (only those that change are checked: MetaTrader's rule). */
+  private positionStopsValid(
+    instrument: InstrumentSpec,
+    position: Position,
+    quote: MarketQuote,
+    sl: number | null,
+    tp: number | null,
+  ): boolean {
+    const reference = position.side === "BUY" ? quote.bid : quote.ask;
+    return this.stopsValid(
+      instrument,
+      position.side,
+      reference,
+      sl === position.sl ? null : sl,
+      tp === position.tp ? null : tp,
+    );
   }
 
   private positionOpenedBy(accountId: number, orderId: number): number | undefined {
@@ -1215,6 +1245,26 @@ export class TradingEngine {
       return reject("NO_CHANGES");
     expiration = expiration ?? null;
     if (!this.state.orders.has(order.id)) return reject("ORDER_NOT_MODIFIABLE");
+    // A partly filled order's stops are also its position's: what changes on the order changes there now, the
+    // rest of the position's stops (trailed, or moved by the client) stays.
+    const filledInto = order.filledVolume > 0 ? this.positionFilledBy(order) : undefined;
+    let positionStops: { sl: number | null; tp: number | null; trailingDistance: number | null } | null = null;
+    if (filledInto) {
+      const next = {
+        sl: sl !== order.sl ? sl : filledInto.sl,
+        tp: tp !== order.tp ? tp : filledInto.tp,
+        trailingDistance: trailingDistance !== order.trailingDistance ? trailingDistance : filledInto.trailingDistance,
+      };
+      if (
+        next.sl !== filledInto.sl ||
+        next.tp !== filledInto.tp ||
+        next.trailingDistance !== filledInto.trailingDistance
+      ) {
+        if (!this.positionStopsValid(instrument, filledInto, quote, next.sl, next.tp))
+          return reject("INVALID_STOPS", "The new stops are invalid for the position the order has filled into");
+        positionStops = next;
+      }
+    }
     this.emit({
       type: "OrderChanged",
       time,
@@ -1228,6 +1278,15 @@ export class TradingEngine {
       expiration,
       triggered: order.triggered,
     });
+    if (filledInto && positionStops)
+      this.emit({
+        type: "PositionChanged",
+        time,
+        accountId: filledInto.accountId,
+        positionId: filledInto.id,
+        ...positionStops,
+        reason: "CLIENT",
+      });
     return { ok: true, events: [], orderId: order.id, order: { ...order } };
   }
 
@@ -1253,17 +1312,7 @@ export class TradingEngine {
     const trailingDistance =
       command.trailingDistance === undefined ? position.trailingDistance : command.trailingDistance;
     if (!this.trailingValid(instrument, trailingDistance)) return reject("INVALID_STOPS");
-    const reference = position.side === "BUY" ? quote.bid : quote.ask;
-    if (
-      !this.stopsValid(
-        instrument,
-        position.side,
-        reference,
-        sl === position.sl ? null : sl,
-        tp === position.tp ? null : tp,
-      )
-    )
-      return reject("INVALID_STOPS");
+    if (!this.positionStopsValid(instrument, position, quote, sl, tp)) return reject("INVALID_STOPS");
     if (sl === position.sl && tp === position.tp && trailingDistance === position.trailingDistance)
       return reject("NO_CHANGES");
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");

@@ -165,9 +165,11 @@ describe("a working order filled over several ticks", () => {
     expect(s.replayMatches()).toBe(true);
   });
 
-  // Found by the audit of 6 December: a hedging order's later fills never set stops (netting's did), so SL/TP
-  // changed on the working remainder after its first fill never reached the position it filled into.
-  it("applies SL/TP changed on the order after its first fill to its position with the next fill (hedging, as netting)", () => {
+  // Found by the audits of 6 December. First: SL/TP changed on a partly filled hedging order never reached the
+  // position its first fill opened (netting's later fills set them). Then, with later fills setting the order's
+  // stops (d861343), a later fill undid the position's trailed SL and the SL the client had set on it. Now the
+  // order's changes reach its position when they are made, and a later fill of the same order sets nothing.
+  it("SL/TP changed on a partly filled order reach its position at once, in both modes, and its new TP closes it", () => {
     for (const mode of ["HEDGING", "NETTING"] as const) {
       const s = new Scenario();
       const account = s.account("USD", "10000", { mode });
@@ -185,18 +187,19 @@ describe("a working order filled over several ticks", () => {
       });
       s.ok({ kind: "tick", symbol: "EURUSD", bid: 108500, ask: 108510, asks: [{ price: 108510, volume: 30 }] });
       expect(s.positions(account)).toEqual([expect.objectContaining({ volume: 30, sl: 108000, tp: 108600 })]);
-      s.ok({
+      const modified = s.ok({
         kind: "modifyOrder",
         accountId: account,
         orderId: placed.orderId as number,
         sl: points("EURUSD", "1.08100"),
         tp: points("EURUSD", "1.08900"),
       });
+      expect(modified.events.map((event) => event.type)).toEqual(["OrderChanged", "PositionChanged"]);
+      expect(s.positions(account), mode).toEqual([expect.objectContaining({ volume: 30, sl: 108100, tp: 108900 })]);
       s.ok({ kind: "tick", symbol: "EURUSD", bid: 108550, ask: 108560 });
       expect(s.positions(account), mode).toEqual([
         expect.objectContaining({ id: 1, volume: 100, sl: 108100, tp: 108900 }),
       ]);
-      // The new stops work: the TP closes the whole position.
       s.ok({ kind: "tick", symbol: "EURUSD", bid: 108900, ask: 108910 });
       expect(s.positions(account), mode).toEqual([]);
       expect(s.deals().at(-1), mode).toEqual(
@@ -204,6 +207,50 @@ describe("a working order filled over several ticks", () => {
       );
       expect(s.ledgerHolds(account)).toBe(true);
       expect(s.replayMatches()).toBe(true);
+    }
+  });
+
+  it("a later fill of the same order keeps the position's trailed SL and the SL the client set on it", () => {
+    for (const mode of ["HEDGING", "NETTING"] as const) {
+      const trailing = new Scenario();
+      const account = trailing.account("USD", "10000", { mode });
+      trailing.quote("EURUSD", "1.08430", "1.08440");
+      trailing.ok({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "STOP",
+        volume: 100,
+        price: points("EURUSD", "1.08500"),
+        sl: points("EURUSD", "1.08000"),
+        trailingDistance: 200,
+      });
+      trailing.ok({ kind: "tick", symbol: "EURUSD", bid: 108500, ask: 108510, asks: [{ price: 108510, volume: 30 }] });
+      // The SL trails to 1.08700 on this tick, then 10 more units fill.
+      trailing.ok({ kind: "tick", symbol: "EURUSD", bid: 108900, ask: 108910, asks: [{ price: 108910, volume: 10 }] });
+      expect(trailing.positions(account), mode).toEqual([expect.objectContaining({ volume: 40, sl: 108700 })]);
+      expect(trailing.replayMatches()).toBe(true);
+
+      const client = new Scenario();
+      const own = client.account("USD", "10000", { mode });
+      client.quote("EURUSD", "1.08430", "1.08440");
+      client.ok({
+        kind: "placeOrder",
+        accountId: own,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "STOP",
+        volume: 100,
+        price: points("EURUSD", "1.08500"),
+        sl: points("EURUSD", "1.08000"),
+      });
+      client.ok({ kind: "tick", symbol: "EURUSD", bid: 108500, ask: 108510, asks: [{ price: 108510, volume: 30 }] });
+      const [position] = client.positions(own);
+      client.ok({ kind: "modifyPosition", accountId: own, positionId: position!.id, sl: 108400 });
+      client.ok({ kind: "tick", symbol: "EURUSD", bid: 108600, ask: 108610 });
+      expect(client.positions(own), mode).toEqual([expect.objectContaining({ volume: 100, sl: 108400 })]);
+      expect(client.replayMatches()).toBe(true);
     }
   });
 
