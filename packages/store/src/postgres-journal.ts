@@ -313,9 +313,11 @@ export class PostgresJournal implements EventJournal, ReadModels {
     pool.on("connect", (client) => client.on("error", ignoreClientError));
     this.pool = pool;
     try {
-      await this.migrate(pool);
+      // The lock first: a second writer must not migrate the schema under the one that runs (its key is the
+      // schema's name, which needs no table).
       this.writing = !options.keepTornTail;
       if (this.writing) await this.takeWriterLock();
+      await this.migrate(pool);
       const report = await this.verifyOnOpen(options);
       // An inspection leaves the read models as they are: a kept torn tail is not the journal's to project.
       if (!options.keepTornTail) await this.catchUpReadModels(report.lastSequence);

@@ -7,7 +7,7 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { JournalWriteError, PostgresJournal, isConnectionFailure } from "../src/index.ts";
+import { JournalLockedError, JournalWriteError, PostgresJournal, isConnectionFailure } from "../src/index.ts";
 import { TEST_VERIFICATION_BATCH_SIZE, journalContract, type JournalStorage } from "./journal.contract.ts";
 import { readModelsContract } from "./read-models.contract.ts";
 import { depositSession, toRecords } from "./trading-session.ts";
@@ -248,6 +248,29 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       expect(await other.lastSequence()).toBe(20);
       await other.append(records.slice(20));
       expect(await other.read(0, 100)).toEqual(records);
+    });
+
+    // Found by review: the second writer ran the schema migrations before it found the lock taken, so a newer
+    // build started beside a running server upgraded the schema under it, then reported failure.
+    it("a second writer refused by the lock has migrated nothing", async () => {
+      const journal = await openJournal();
+      const newest = await withClient(
+        async (client) =>
+          (await client.query(`SELECT max(version) AS v FROM "${journal.schema}".schema_migrations`)).rows[0]
+            .v as number,
+      );
+      // As a newer build would see it: the newest migration not applied yet.
+      await withClient((client) =>
+        client.query(`DELETE FROM "${journal.schema}".schema_migrations WHERE version = $1`, [newest]),
+      );
+      const second = new PostgresJournal({ connectionString: connectionString!, schema: journal.schema });
+      await expect(second.open()).rejects.toBeInstanceOf(JournalLockedError);
+      const versions = await withClient(async (client) =>
+        (await client.query(`SELECT version FROM "${journal.schema}".schema_migrations`)).rows.map(
+          (row: { version: number }) => Number(row.version),
+        ),
+      );
+      expect(versions).not.toContain(Number(newest));
     });
 
     it("connections that died in the pool are replaced on use: the next append and read succeed", async () => {
