@@ -6,6 +6,7 @@
  */
 import {
   currencyDigits,
+  MAX_TIME_MILLISECONDS,
   isEngineTime,
   parseDecimal,
   toDecimalNumber,
@@ -115,9 +116,20 @@ export function marginLevelToWire(basisPoints: number | null): number | null {
 /** The last time formatted: an answer's times, and a batch's, are mostly the same millisecond. */
 let lastWireTime = { milliseconds: Number.NaN, text: "" };
 
+/**
+ * Epoch milliseconds as ISO 8601 (UTC, milliseconds). A time past the end of year 9999 is written as its last
+ * millisecond: journals written before times were bounded (MAX_TIME_MILLISECONDS) may hold a GTD expiration of
+ * 9 × 10^15 ms, which no date holds, and every view of that order answered 500. As an expiration it means the
+ * same: not before the end of 9999.
+ */
 export function timeToWire(milliseconds: number): string {
   if (milliseconds !== lastWireTime.milliseconds)
-    lastWireTime = { milliseconds, text: new Date(milliseconds).toISOString() };
+    lastWireTime = {
+      milliseconds,
+      text: new Date(
+        isEngineTime(milliseconds) ? milliseconds : Math.min(Math.max(milliseconds, 0), MAX_TIME_MILLISECONDS),
+      ).toISOString(),
+    };
   return lastWireTime.text;
 }
 
