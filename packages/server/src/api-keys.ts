@@ -8,6 +8,10 @@
  * high-entropy secret: nothing to brute-force) beside the prefix. `authenticate` looks the prefix up,
  * compares hashes in constant time, and records the last use at most once a minute per key.
  *
+ * Refused keys are counted per client address: past `apiKeyRefusalsPerSecond` (BOURSE_API_KEY_REFUSALS_PER_SECOND,
+ * 20) in a second, the address gets 429 for the rest of it without a lookup (a flood of made-up keys cost a store
+ * query each, unlimited).
+ *
  * Revoking or rotating a key is published on the bus (`apiKey.{keyId}`, after the store committed it), so
  * the streams close the native sockets the key authorised and end the Pusher channels it authorised at once.
  */
@@ -18,6 +22,7 @@ import { publishRevocation } from "./bus.ts";
 import { BoundedMap } from "./bounded-map.ts";
 import { ApiError } from "./errors.ts";
 import type { Platform } from "./platform.ts";
+import { FixedWindowLimiter } from "./rate-window.ts";
 
 export const API_KEY_PREFIX = "tk_live_";
 const KEY_PATTERN = /^tk_live_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -45,7 +50,19 @@ export interface ApiKeyPrincipal {
 export type ApiKeyAuthentication =
   | ({ readonly ok: true } & ApiKeyPrincipal)
   /** MALFORMED: not shaped like a key at all; INVALID: unknown, revoked, rotated away or wrong secret. */
-  | { readonly ok: false; readonly reason: "MALFORMED" | "INVALID" };
+  | { readonly ok: false; readonly reason: "MALFORMED" | "INVALID" }
+  /** The address presented too many refused keys this second: not looked at. */
+  | { readonly ok: false; readonly reason: "TOO_MANY_REFUSED"; readonly retryAfterSeconds: number };
+
+/** The error for a refused key: `refused` for a bad one, 429 RATE_LIMITED with Retry-After for a blocked address. */
+export function apiKeyRefusal(result: ApiKeyAuthentication & { ok: false }, refused: ApiError): ApiError {
+  if (result.reason !== "TOO_MANY_REFUSED") return refused;
+  return new ApiError(
+    "RATE_LIMITED",
+    `Too many invalid API keys a second from this address: try again in ${result.retryAfterSeconds} s`,
+    { "retry-after": String(result.retryAfterSeconds) },
+  );
+}
 
 /** True when `value` looks like one of our keys (the streams tell API keys from JWTs with it). */
 export function isApiKeyFormat(value: string): boolean {
@@ -72,6 +89,7 @@ const services = new WeakMap<Platform, ApiKeyService>();
 
 export class ApiKeyService {
   private readonly lastTouch = new BoundedMap<string, number>(TOUCH_MEMORY);
+  private readonly refusedByAddress: FixedWindowLimiter;
 
   /** The one service of a platform (the Client API's routes and the Automation API share it). */
   static for(platform: Platform): ApiKeyService {
@@ -80,7 +98,9 @@ export class ApiKeyService {
     return service;
   }
 
-  private constructor(private readonly platform: Platform) {}
+  private constructor(private readonly platform: Platform) {
+    this.refusedByAddress = new FixedWindowLimiter(platform.config.apiKeyRefusalsPerSecond);
+  }
 
   /** The user's keys, newest first, revoked ones included (at most 200). */
   list(userId: string): Promise<ApiKey[]> {
@@ -138,15 +158,25 @@ export class ApiKeyService {
     publishRevocation(this.platform.bus, { kind: "apiKey", id: keyId }, "apiKeyRevoked");
   }
 
-  /** Who a presented key acts for, or why it is refused. Never throws for a bad key. */
-  async authenticate(presented: string): Promise<ApiKeyAuthentication> {
+  /**
+   * Who a presented key acts for, or why it is refused. Never throws for a bad key. `address`, the client's,
+   * counts the refusals toward its limit.
+   */
+  async authenticate(presented: string, address: string): Promise<ApiKeyAuthentication> {
+    const blockedSeconds = this.refusedByAddress.blocked(address);
+    if (blockedSeconds !== null) return { ok: false, reason: "TOO_MANY_REFUSED", retryAfterSeconds: blockedSeconds };
     const match = typeof presented === "string" ? KEY_PATTERN.exec(presented) : null;
-    if (!match) return { ok: false, reason: "MALFORMED" };
+    if (!match) {
+      this.refusedByAddress.hit(address);
+      return { ok: false, reason: "MALFORMED" };
+    }
     const key = await this.platform.store.findActiveApiKeyByPrefix(match[1]!);
     // Hash even when the prefix is unknown, so both refusals cost the same.
     const presentedHash = hashApiKey(presented);
-    if (!key || !sameHash(presentedHash, key.secretHash) || key.revokedAt !== null)
+    if (!key || !sameHash(presentedHash, key.secretHash) || key.revokedAt !== null) {
+      this.refusedByAddress.hit(address);
       return { ok: false, reason: "INVALID" };
+    }
     this.touch(key.id);
     return { ok: true, key, userId: key.userId, accountId: key.accountId, scope: key.scope };
   }

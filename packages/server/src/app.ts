@@ -25,7 +25,7 @@ import Fastify, {
 } from "fastify";
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import { ApiKeyService, isApiKeyFormat, type ApiKeyPrincipal } from "./api-keys.ts";
+import { ApiKeyService, apiKeyRefusal, isApiKeyFormat, type ApiKeyPrincipal } from "./api-keys.ts";
 import { tokenFromAuthorization, type AuthService, type Principal } from "./auth.ts";
 import { ApiError, ApiErrorCodes, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
@@ -273,8 +273,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       if (!isApiKeyFormat(token)) throw new ApiError("INVALID_API_KEY");
       if (!platform.ready)
         throw new ApiError("ENGINE_UNAVAILABLE", "Not connected to the trading server: try again shortly");
-      const result = await ApiKeyService.for(platform).authenticate(token);
-      if (!result.ok) throw new ApiError("INVALID_API_KEY");
+      const result = await ApiKeyService.for(platform).authenticate(token, request.ip);
+      if (!result.ok) throw apiKeyRefusal(result, new ApiError("INVALID_API_KEY"));
       const needed = request.routeOptions.config.apiKeyScope ?? "full";
       if (!scopeAllows(result.scope, needed))
         throw new ApiError(
@@ -293,8 +293,12 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     const token = tokenFromAuthorization(request.headers.authorization);
     if (token === null) throw new ApiError("UNAUTHORIZED", "Missing Authorization header");
     if (mode === "userOrApiKey" && isApiKeyFormat(token)) {
-      const result = await ApiKeyService.for(platform).authenticate(token);
-      if (!result.ok) throw new ApiError("UNAUTHORIZED", "The API key is not valid (unknown, revoked or rotated)");
+      const result = await ApiKeyService.for(platform).authenticate(token, request.ip);
+      if (!result.ok)
+        throw apiKeyRefusal(
+          result,
+          new ApiError("UNAUTHORIZED", "The API key is not valid (unknown, revoked or rotated)"),
+        );
       request.apiKey = { key: result.key, userId: result.userId, accountId: result.accountId, scope: result.scope };
       return;
     }

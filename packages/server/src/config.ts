@@ -47,6 +47,8 @@ export interface ServerConfig {
   readonly automationPort: number | null;
   /** Automation API requests per key per second (seed 003: 100 req/s). */
   readonly automationRateLimitPerSecond: number;
+  /** Refused API keys one client address may present per second, on any face; then 429 for the rest of it. */
+  readonly apiKeyRefusalsPerSecond: number;
   /** The Pusher endpoint's app key (public: clients connect to `/app/{appKey}`) and secret (signs channel auth). */
   readonly pusherAppKey: string;
   readonly pusherAppSecret: string;
@@ -70,7 +72,7 @@ interface ConfigFile {
   loginMaxFailures?: number;
   loginLockSeconds?: number;
   bodyLimitBytes?: number;
-  automation?: { port?: number; rateLimitPerSecond?: number };
+  automation?: { port?: number; rateLimitPerSecond?: number; refusalsPerSecond?: number };
   pusher?: { appKey?: string; appSecret?: string };
 }
 
@@ -219,6 +221,13 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
       "BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND",
       file.automation?.rateLimitPerSecond,
       "100",
+      1,
+      1_000_000,
+    ),
+    apiKeyRefusalsPerSecond: integer(
+      "BOURSE_API_KEY_REFUSALS_PER_SECOND",
+      file.automation?.refusalsPerSecond,
+      "20",
       1,
       1_000_000,
     ),

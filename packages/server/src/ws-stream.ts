@@ -37,7 +37,7 @@ import {
   type AccountEventType,
 } from "./account-events.ts";
 import { metricsPayload } from "./account-metrics.ts";
-import { ApiKeyService, isApiKeyFormat } from "./api-keys.ts";
+import { ApiKeyService, apiKeyRefusal, isApiKeyFormat } from "./api-keys.ts";
 import { toApiError } from "./app.ts";
 import type { AuthService } from "./auth.ts";
 import { BusTopics, revocationTopic, type BusMessage, type Credential, type RevokedMessage } from "./bus.ts";
@@ -342,7 +342,7 @@ export class NativeStream implements UpgradeAdapter {
       return;
     }
     this.server.handleUpgrade(request, socket, head, (ws) => {
-      const connection = new Connection(this, ws);
+      const connection = new Connection(this, ws, request.socket.remoteAddress ?? "unknown");
       this.connections.add(connection);
       connection.start(url.searchParams.get("token"));
     });
@@ -458,6 +458,8 @@ class Connection {
   constructor(
     private readonly stream: NativeStream,
     private readonly ws: WebSocket,
+    /** The client's address: refused API keys count toward its limit (api-keys.ts). */
+    private readonly address: string,
   ) {
     this.platform = stream.platform;
     this.rate = new MessageRate(stream.limits.messagesPerSecond);
@@ -619,8 +621,8 @@ class Connection {
 
   private async authenticate(token: string): Promise<StreamPrincipal> {
     if (isApiKeyFormat(token)) {
-      const result = await ApiKeyService.for(this.platform).authenticate(token);
-      if (!result.ok) throw new ApiError("UNAUTHORIZED", "The API key is not valid");
+      const result = await ApiKeyService.for(this.platform).authenticate(token, this.address);
+      if (!result.ok) throw apiKeyRefusal(result, new ApiError("UNAUTHORIZED", "The API key is not valid"));
       return {
         userId: result.userId,
         kind: "apiKey",

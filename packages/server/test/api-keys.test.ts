@@ -21,6 +21,8 @@ afterAll(async () => {
   await server.close();
 });
 
+/** The client address the service counts refusals for (a documentation address, RFC 5737). */
+const ADDRESS = "192.0.2.1";
 const KEY = /^tk_live_([0-9a-f]{16})_[A-Za-z0-9_-]{43}$/;
 
 async function createKey(user: User, body: Record<string, unknown> = {}) {
@@ -136,16 +138,16 @@ describe("authenticate, rotate, revoke", () => {
   it("authenticates the key for its user, account and scope; refuses a wrong secret or a malformed key", async () => {
     const user = await signUp(server);
     const created = await createKey(user, { scope: "full" });
-    const result = await keys.authenticate(created.key);
+    const result = await keys.authenticate(created.key, ADDRESS);
     expect(result).toMatchObject({ ok: true, userId: user.userId, accountId: user.login, scope: "full" });
     const forged = created.key.slice(0, -4) + (created.key.endsWith("AAAA") ? "BBBB" : "AAAA");
-    expect(await keys.authenticate(forged)).toEqual({ ok: false, reason: "INVALID" });
-    expect(await keys.authenticate("tk_live_0000000000000000_" + "A".repeat(43))).toEqual({
+    expect(await keys.authenticate(forged, ADDRESS)).toEqual({ ok: false, reason: "INVALID" });
+    expect(await keys.authenticate("tk_live_0000000000000000_" + "A".repeat(43), ADDRESS)).toEqual({
       ok: false,
       reason: "INVALID",
     });
     for (const bad of ["", "Bearer x", "tk_live_", created.key + "x", created.key.replace("tk_live_", "tk_test_")])
-      expect(await keys.authenticate(bad)).toEqual({ ok: false, reason: "MALFORMED" });
+      expect(await keys.authenticate(bad, ADDRESS)).toEqual({ ok: false, reason: "MALFORMED" });
   });
 
   it("records the last use at most once a minute per key", async () => {
@@ -153,13 +155,13 @@ describe("authenticate, rotate, revoke", () => {
     const created = await createKey(user);
     const touch = vi.spyOn(server.platform.store, "touchApiKey");
     try {
-      for (let index = 0; index < 5; index++) expect((await keys.authenticate(created.key)).ok).toBe(true);
+      for (let index = 0; index < 5; index++) expect((await keys.authenticate(created.key, ADDRESS)).ok).toBe(true);
       expect(touch).toHaveBeenCalledTimes(1);
       await new Promise((resolve) => setImmediate(resolve));
       let [row] = tableObjects((await call(server, "GET", "/api/v1/api-keys", { token: user.token })).body);
       expect(row!.lastUsedAt).toBe(new Date(server.clock.now()).toISOString());
       server.clock.advance(61_000);
-      await keys.authenticate(created.key);
+      await keys.authenticate(created.key, ADDRESS);
       expect(touch).toHaveBeenCalledTimes(2);
       await new Promise((resolve) => setImmediate(resolve));
       [row] = tableObjects((await call(server, "GET", "/api/v1/api-keys", { token: user.token })).body);
@@ -172,7 +174,7 @@ describe("authenticate, rotate, revoke", () => {
   it("rotation answers a new key once and the old key fails at once", async () => {
     const user = await signUp(server);
     const created = await createKey(user, { name: "rotating", scope: "read" });
-    expect((await keys.authenticate(created.key)).ok).toBe(true);
+    expect((await keys.authenticate(created.key, ADDRESS)).ok).toBe(true);
     const response = await call(server, "POST", `/api/v1/api-keys/${created.id}/rotate`, { token: user.token });
     expect(response.status).toBe(200);
     const rotated = response.body.data;
@@ -185,8 +187,8 @@ describe("authenticate, rotate, revoke", () => {
       key: expect.stringMatching(KEY),
     });
     expect(rotated.id).not.toBe(created.id);
-    expect(await keys.authenticate(created.key)).toEqual({ ok: false, reason: "INVALID" });
-    expect(await keys.authenticate(rotated.key)).toMatchObject({ ok: true, userId: user.userId });
+    expect(await keys.authenticate(created.key, ADDRESS)).toEqual({ ok: false, reason: "INVALID" });
+    expect(await keys.authenticate(rotated.key, ADDRESS)).toMatchObject({ ok: true, userId: user.userId });
     const list = tableObjects((await call(server, "GET", "/api/v1/api-keys", { token: user.token })).body);
     expect(list.map((row) => [row.id, row.status])).toEqual(
       expect.arrayContaining([
@@ -204,7 +206,7 @@ describe("authenticate, rotate, revoke", () => {
     const response = await call(server, "DELETE", `/api/v1/api-keys/${created.id}`, { token: user.token });
     expect(response.status).toBe(200);
     expect(response.body).toEqual({ data: "OK" });
-    expect(await keys.authenticate(created.key)).toEqual({ ok: false, reason: "INVALID" });
+    expect(await keys.authenticate(created.key, ADDRESS)).toEqual({ ok: false, reason: "INVALID" });
     const [row] = tableObjects((await call(server, "GET", "/api/v1/api-keys", { token: user.token })).body);
     expect(row).toMatchObject({ status: "revoked", revokedAt: new Date(server.clock.now()).toISOString() });
     expect((await call(server, "DELETE", `/api/v1/api-keys/${created.id}`, { token: user.token })).status).toBe(404);
@@ -226,7 +228,7 @@ describe("authenticate, rotate, revoke", () => {
     const list = await call(server, "GET", "/api/v1/api-keys", { token: other.token });
     expect(list.body.rows).toEqual([]);
     expect(JSON.stringify(list.body)).not.toContain("owner-key");
-    expect(await keys.authenticate(created.key)).toMatchObject({ ok: true, userId: owner.userId });
+    expect(await keys.authenticate(created.key, ADDRESS)).toMatchObject({ ok: true, userId: owner.userId });
     const [row] = tableObjects((await call(server, "GET", "/api/v1/api-keys", { token: owner.token })).body);
     expect(row).toMatchObject({ id: created.id, status: "active" });
   });

@@ -4,7 +4,7 @@
  * is unaffected, and so is the user's Client API budget. The limiter itself is tested with a manual clock.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AutomationRateLimiter } from "../src/routes/automation.ts";
+import { FixedWindowLimiter } from "../src/rate-window.ts";
 import { automation, call, createApiKey, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
 
 let server: TestServer;
@@ -17,6 +17,40 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
+});
+
+// Refused keys cost a store lookup each and counted toward nothing: a flood of made-up keys was unlimited.
+describe("refused API keys per address", () => {
+  it("past the limit in a second an address gets 429 with Retry-After, even for a good key, until the second ends", async () => {
+    const strict = await startTestServer({ environment: { BOURSE_API_KEY_REFUSALS_PER_SECOND: "3" } });
+    try {
+      const user = await signUp(strict);
+      const good = await createApiKey(strict, user, "read");
+      const madeUp = `tk_live_0123456789abcdef_${"A".repeat(43)}`;
+      const started = performance.now();
+      const refused = [];
+      for (let attempt = 0; attempt < 3; attempt++)
+        refused.push((await automation(strict, "GET", "/v1/api/account", madeUp)).status);
+      const blocked = await automation(strict, "GET", "/v1/api/account", madeUp);
+      const goodWhileBlocked = await automation(strict, "GET", "/v1/api/account", good.key);
+      expect(performance.now() - started, "the attempts must fit in one second").toBeLessThan(1000);
+      expect(refused).toEqual([403, 403, 403]);
+      expect(blocked.status).toBe(429);
+      expect(blocked.body).toMatchObject({ success: false, code: "RATE_LIMITED" });
+      expect(Number(blocked.headers["retry-after"])).toBe(1);
+      expect(goodWhileBlocked.status).toBe(429);
+      // The Client API's key-or-token routes count the same refusals.
+      const session = await call(strict, "POST", "/api/v2/ws/session", {
+        token: `Bearer ${madeUp}`,
+        body: { streams: [] },
+      });
+      expect(session.status).toBe(429);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      expect((await automation(strict, "GET", "/v1/api/account", good.key)).status).toBe(200);
+    } finally {
+      await strict.close();
+    }
+  });
 });
 
 describe("per-key rate limit", () => {
@@ -90,10 +124,10 @@ describe("per-key rate limit", () => {
   });
 });
 
-describe("AutomationRateLimiter", () => {
+describe("FixedWindowLimiter", () => {
   it("counts per key in fixed one-second windows, and starts a new window after one", () => {
     let now = 1_000_000;
-    const limiter = new AutomationRateLimiter(3, 1000, () => now);
+    const limiter = new FixedWindowLimiter(3, 1000, () => now);
     expect([1, 2, 3, 4].map(() => limiter.hit("a"))).toEqual([
       { limit: 3, remaining: 2, resetSeconds: 1, exceeded: false },
       { limit: 3, remaining: 1, resetSeconds: 1, exceeded: false },
@@ -112,7 +146,7 @@ describe("AutomationRateLimiter", () => {
 
   it("stays bounded with very many keys", () => {
     let now = 0;
-    const limiter = new AutomationRateLimiter(1, 1000, () => now);
+    const limiter = new FixedWindowLimiter(1, 1000, () => now);
     for (let index = 0; index < 25_000; index++) {
       limiter.hit(`key-${index}`);
       now += 0.01;

@@ -49,6 +49,7 @@ import {
   automationSymbolView,
 } from "../automation-views.ts";
 import { ApiError } from "../errors.ts";
+import { FixedWindowLimiter } from "../rate-window.ts";
 import { CANDLE_TIMEFRAMES, MAX_CANDLES_PER_QUERY, marketDataOf, type CandleTimeframe } from "../market-data.ts";
 import { candleView, instrumentOf } from "../market-views.ts";
 import type { Platform } from "../platform.ts";
@@ -81,65 +82,13 @@ import {
 // ---------------------------------------------------------------------------------------------
 // The per-key rate limit
 
-export interface RateLimitState {
-  readonly limit: number;
-  readonly remaining: number;
-  /** Seconds until the window resets (rounded up). */
-  readonly resetSeconds: number;
-  readonly exceeded: boolean;
-}
-
-/** Windows remembered at most; past this, expired ones are dropped, then the oldest (a fresh window). */
-const MAX_RATE_WINDOWS = 10_000;
-
-/**
- * A fixed one-second window per API key, like @fastify/rate-limit's local store, but one per platform:
- * the main and the dedicated listener count the same key together, and every route of the API shares
- * the key's budget (the plugin's per-route configuration keeps one counter per route).
- */
-export class AutomationRateLimiter {
-  private readonly windows = new Map<string, { start: number; count: number }>();
-
-  constructor(
-    readonly limit: number,
-    readonly windowMs = 1000,
-    private readonly now: () => number = () => Date.now(),
-  ) {}
-
-  hit(keyId: string): RateLimitState {
-    const now = this.now();
-    let window = this.windows.get(keyId);
-    if (!window || now - window.start >= this.windowMs || now < window.start) {
-      if (window) this.windows.delete(keyId);
-      window = { start: now, count: 0 };
-      this.windows.set(keyId, window);
-      if (this.windows.size > MAX_RATE_WINDOWS) this.forget(now);
-    }
-    window.count += 1;
-    return {
-      limit: this.limit,
-      remaining: Math.max(0, this.limit - window.count),
-      resetSeconds: Math.max(1, Math.ceil((window.start + this.windowMs - now) / 1000)),
-      exceeded: window.count > this.limit,
-    };
-  }
-
-  /** Windows are kept in the order they started (a new window is re-inserted): expired ones come first. */
-  private forget(now: number): void {
-    for (const [key, window] of this.windows) {
-      if (now - window.start < this.windowMs && this.windows.size <= MAX_RATE_WINDOWS) break;
-      this.windows.delete(key);
-    }
-  }
-}
-
-const limiters = new WeakMap<Platform, AutomationRateLimiter>();
+const limiters = new WeakMap<Platform, FixedWindowLimiter>();
 
 /** The platform's one limiter (both listeners share it). */
-export function automationRateLimiterOf(platform: Platform): AutomationRateLimiter {
+export function automationRateLimiterOf(platform: Platform): FixedWindowLimiter {
   let limiter = limiters.get(platform);
   if (!limiter)
-    limiters.set(platform, (limiter = new AutomationRateLimiter(platform.config.automationRateLimitPerSecond)));
+    limiters.set(platform, (limiter = new FixedWindowLimiter(platform.config.automationRateLimitPerSecond)));
   return limiter;
 }
 
