@@ -69,11 +69,6 @@ import type {
 } from "./types.ts";
 
 const DAY_MS = 86_400_000;
-
-/** A quote and its levels, copied: an engine takes liquidity from its levels in place. */
-function copyQuote(quote: MarketQuote): MarketQuote {
-  return { ...quote, bids: quote.bids.map((level) => ({ ...level })), asks: quote.asks.map((level) => ({ ...level })) };
-}
 const TIMES_IN_FORCE: ReadonlySet<string> = new Set<TimeInForce>(["GTC", "DAY", "GTD", "IOC", "FOK"]);
 const UNLIMITED = Number.POSITIVE_INFINITY;
 /** Bound on book levels per side a tick may carry. */
@@ -301,6 +296,11 @@ function bookSide(levels: readonly BookLevel[] | undefined, top: number, side: S
     previous = price;
   }
   return result;
+}
+
+/** A quote and its levels, copied: an engine takes liquidity from its levels in place. */
+function copyQuote(quote: MarketQuote): MarketQuote {
+  return { ...quote, bids: quote.bids.map((level) => ({ ...level })), asks: quote.asks.map((level) => ({ ...level })) };
 }
 
 function isPositiveInteger(value: unknown): value is number {
