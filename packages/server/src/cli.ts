@@ -10,7 +10,7 @@
 import { defaultEngineConfig } from "@bourse/core";
 import { createJournal, createPlatformStore, eventAccountId, verify, type EventJournal } from "@bourse/store";
 import { mkdirSync } from "node:fs";
-import { ConfigError, loadServerConfig, loadStorageSettings, type ServerConfig } from "./config.ts";
+import { ConfigError, loadServerConfig, loadStorageSettings, unknownSettings, type ServerConfig } from "./config.ts";
 import { createServer } from "./server.ts";
 import { describeDatabase } from "./settings.ts";
 
@@ -183,9 +183,15 @@ export async function main(
         const limit = sequenceOption(options, "limit", Number.MAX_SAFE_INTEGER);
         return await storageCommand({ after, limit }, output, environment);
       }
-      case "start":
+      case "start": {
         if (rest.length > 0) throw new UsageError("start takes no arguments: configure it with the environment");
-        return await startServer(loadServerConfig(environment), output);
+        const config = loadServerConfig(environment);
+        for (const { name, meant } of unknownSettings(environment))
+          output.error(
+            `bourse start: warning: ${name} is not a setting and is ignored${meant ? ` (did you mean ${meant}?)` : ""}`,
+          );
+        return await startServer(config, output);
+      }
       case "user": {
         const { positional, options } = parseArguments(rest, ["email", "password", "name"]);
         if (positional.length !== 1 || positional[0] !== "create")

@@ -140,6 +140,76 @@ function readConfigFile(file: string): ConfigFile {
   return parsed as ConfigFile;
 }
 
+/** Every environment setting the server and the `bourse` command read: README.md's table. */
+export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
+  "BOURSE_CONFIG",
+  "BOURSE_PORT",
+  "BOURSE_HOST",
+  "BOURSE_DATA_DIR",
+  "BOURSE_DATABASE_URL",
+  "BOURSE_FEED",
+  "BOURSE_FEED_SEED",
+  "BOURSE_FEED_RATE",
+  "BOURSE_FEED_REPLAY_SPEED",
+  "BOURSE_ADMIN_TOKEN",
+  "BOURSE_JWT_SECRET",
+  "BOURSE_SESSION_TTL_SECONDS",
+  "BOURSE_DEMO_BALANCE",
+  "BOURSE_DEMO_CURRENCY",
+  "BOURSE_DEMO_LEVERAGE",
+  "BOURSE_RATE_LIMIT_PER_SECOND",
+  "BOURSE_LOGIN_MAX_FAILURES",
+  "BOURSE_LOGIN_LOCK_SECONDS",
+  "BOURSE_BODY_LIMIT_BYTES",
+  "BOURSE_AUTOMATION_PORT",
+  "BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND",
+  "BOURSE_API_KEY_REFUSALS_PER_SECOND",
+  "BOURSE_PUSHER_APP_KEY",
+  "BOURSE_PUSHER_APP_SECRET",
+  "BOURSE_URL",
+]);
+
+/** Prefixes of the project's own tooling (tests, benchmarks), which the server never reads. */
+const TOOLING_PREFIXES = ["BOURSE_TEST_", "BOURSE_BENCH_", "BOURSE_CRASH_"];
+
+/**
+ * `BOURSE_*` variables set in the environment that no setting reads, each with the setting it most likely means:
+ * a misspelt `BOURSE_DATABSE_URL` was ignored in silence, and the server ran on SQLite in ./data instead of the
+ * database the operator named. `bourse start` prints them as warnings.
+ */
+export function unknownSettings(environment: NodeJS.ProcessEnv): { name: string; meant: string | null }[] {
+  return Object.keys(environment)
+    .filter(
+      (name) =>
+        name.startsWith("BOURSE_") &&
+        !ENVIRONMENT_SETTINGS.has(name) &&
+        !TOOLING_PREFIXES.some((prefix) => name.startsWith(prefix)),
+    )
+    .sort()
+    .map((name) => ({ name, meant: nearestSetting(name) }));
+}
+
+/** The known setting within three single-character edits of `name`, the nearest first; null when none is. */
+function nearestSetting(name: string): string | null {
+  let best: { name: string; distance: number } | null = null;
+  for (const known of ENVIRONMENT_SETTINGS) {
+    const distance = editDistance(name, known);
+    if (distance <= 3 && (best === null || distance < best.distance)) best = { name: known, distance };
+  }
+  return best?.name ?? null;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++)
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
 type Pick = (variable: string, fromFile: unknown) => string | undefined;
 
 /** The configuration file (`BOURSE_CONFIG`, else `bourse.config.json` when present) and the rule that the environment wins. */
@@ -147,6 +217,8 @@ function configSources(environment: NodeJS.ProcessEnv): { file: ConfigFile; pick
   const fileName = environment.BOURSE_CONFIG ?? (existsSync("bourse.config.json") ? "bourse.config.json" : undefined);
   const file: ConfigFile = fileName ? readConfigFile(fileName) : {};
   const pick: Pick = (variable, fromFile) => {
+    // A setting read here and missing from the list would be warned about as unknown when it is set.
+    if (!ENVIRONMENT_SETTINGS.has(variable)) throw new Error(`${variable} is not in ENVIRONMENT_SETTINGS`);
     const value = environment[variable];
     if (value !== undefined && value !== "") return value;
     if (fromFile === undefined) return undefined;

@@ -3,11 +3,11 @@
  * passed through as text and read only at each sign-up: "abc" (or "12.345" in USD) started a server whose every
  * POST /api/v1/signup answered 500 after saving the user, and a demo leverage the engine refuses did the same.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadServerConfig } from "../src/config.ts";
+import { ConfigError, ENVIRONMENT_SETTINGS, loadServerConfig, unknownSettings } from "../src/config.ts";
 
 const dataDirectory = mkdtempSync(join(tmpdir(), "bourse-config-test-"));
 const load = (settings: Record<string, string>) =>
@@ -62,5 +62,31 @@ describe("the configuration file", () => {
     }
     writeFileSync(file, JSON.stringify({ dataDir: dataDirectory, port: 8181, host: "0.0.0.0" }));
     expect(loadServerConfig({ BOURSE_CONFIG: file })).toMatchObject({ port: 8181, host: "0.0.0.0" });
+  });
+});
+
+// A misspelt setting was ignored in silence: BOURSE_DATABSE_URL ran the server on SQLite in ./data instead of the
+// database it named. `bourse start` now warns of each BOURSE_* variable no setting reads.
+describe("unknown settings", () => {
+  it("names each BOURSE_* variable no setting reads, with the one it most likely means, and leaves the tooling's alone", () => {
+    expect(
+      unknownSettings({
+        BOURSE_DATABSE_URL: "postgres://db/prod",
+        BOURSE_NATS_URL: "nats://x",
+        BOURSE_PORT: "8080",
+        BOURSE_TEST_PG_URL: "postgres://test",
+        BOURSE_BENCH_HTTP_SECONDS: "5",
+        BOURSE_CRASH_CYCLES: "50",
+        PATH: "/usr/bin",
+      }),
+    ).toEqual([
+      { name: "BOURSE_DATABSE_URL", meant: "BOURSE_DATABASE_URL" },
+      { name: "BOURSE_NATS_URL", meant: null },
+    ]);
+  });
+
+  it("every setting the server reads is documented in the README", () => {
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
+    for (const name of ENVIRONMENT_SETTINGS) expect(readme, name).toContain(name);
   });
 });
