@@ -303,6 +303,27 @@ function copyQuote(quote: MarketQuote): MarketQuote {
   return { ...quote, bids: quote.bids.map((level) => ({ ...level })), asks: quote.asks.map((level) => ({ ...level })) };
 }
 
+/** A UTF-16 surrogate without its pair: text UTF-8 (and so PostgreSQL's text) cannot hold. */
+const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Whether `value` is text of at most `maxLength` UTF-16 units that every journal driver keeps exactly: no NUL
+ * and no lone surrogate, which PostgreSQL's text refuses. One order comment of "x\u0000y" made PostgreSQL refuse
+ * its whole group-committed batch: every command in it (other users' too) answered 503 and the engine rebuilt
+ * from the journal. The engine refuses such text in every string it journals.
+ */
+export function isPortableText(value: unknown, maxLength: number): value is string {
+  return (
+    typeof value === "string" &&
+    value.length <= maxLength &&
+    !value.includes("\u0000") &&
+    !UNPAIRED_SURROGATE.test(value)
+  );
+}
+
+/** The longest comment a balance operation takes (the admin API's bound). */
+export const MAX_BALANCE_COMMENT_LENGTH = 200;
+
 function isPositiveInteger(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
 }
@@ -505,8 +526,8 @@ export class TradingEngine {
       return reject("INVALID_DATA", "mode must be HEDGING or NETTING");
     const group = command.group ?? this.config.defaultGroup;
     if (!this.config.groups.some((candidate) => candidate.name === group)) return reject("INVALID_GROUP");
-    if (typeof command.userId !== "string" || command.userId.length === 0)
-      return reject("INVALID_DATA", "userId is required");
+    if (!isPortableText(command.userId, 200) || command.userId.length === 0)
+      return reject("INVALID_DATA", "userId is required: text without NUL or unpaired surrogates");
     const accountId = command.accountId ?? this.state.nextAccountId;
     if (!isPositiveInteger(accountId)) return reject("INVALID_DATA", "accountId must be a positive integer");
     if (this.state.accounts.has(accountId)) return reject("ACCOUNT_EXISTS");
@@ -545,6 +566,11 @@ export class TradingEngine {
     if (!account) return reject("ACCOUNT_NOT_FOUND");
     if (!Number.isSafeInteger(command.amount) || command.amount === 0) return reject("INVALID_AMOUNT");
     const comment = command.comment ?? "";
+    if (!isPortableText(comment, MAX_BALANCE_COMMENT_LENGTH))
+      return reject(
+        "INVALID_DATA",
+        `comment is text of at most ${MAX_BALANCE_COMMENT_LENGTH} characters, without NUL or unpaired surrogates`,
+      );
     const operationId = this.state.nextOperationId;
     const overLimit = `The account would hold more than ${MAX_ACCOUNT_MONEY} minor units`;
     if (command.kind === "deposit") {
@@ -759,8 +785,8 @@ export class TradingEngine {
     const account = owned.account;
     const clientOrderId = command.clientOrderId ?? null;
     if (clientOrderId !== null) {
-      if (typeof clientOrderId !== "string" || clientOrderId.length === 0 || clientOrderId.length > 64)
-        return reject("INVALID_DATA", "clientOrderId must be 1 to 64 characters");
+      if (!isPortableText(clientOrderId, 64) || clientOrderId.length === 0)
+        return reject("INVALID_DATA", "clientOrderId must be 1 to 64 characters, without NUL or unpaired surrogates");
       const memory = this.state.clientOrders.get(account.id)?.get(clientOrderId);
       if (memory) return this.duplicateResult(command, memory);
     }
@@ -782,8 +808,8 @@ export class TradingEngine {
     const deviation = command.deviation ?? null;
     const comment = command.comment ?? "";
     const magic = command.magic ?? 0;
-    if (typeof comment !== "string" || comment.length > 64)
-      return reject("INVALID_DATA", "comment is at most 64 characters");
+    if (!isPortableText(comment, 64))
+      return reject("INVALID_DATA", "comment is at most 64 characters, without NUL or unpaired surrogates");
     if (!Number.isSafeInteger(magic) || magic < 0)
       return reject("INVALID_DATA", "magic must be a non-negative integer");
     if (price !== null && !this.isPrice(instrument, price)) return reject("INVALID_PRICE");
@@ -1348,8 +1374,8 @@ export class TradingEngine {
     if (remainder !== 0 && remainder < instrument.volumeMin)
       return reject("INVALID_VOLUME", "The volume left open would be below the minimum");
     const comment = command.comment ?? "";
-    if (typeof comment !== "string" || comment.length > 64)
-      return reject("INVALID_DATA", "comment is at most 64 characters");
+    if (!isPortableText(comment, 64))
+      return reject("INVALID_DATA", "comment is at most 64 characters, without NUL or unpaired surrogates");
     if (!this.rates(this.state.accounts.get(position.accountId) as Account, instrument)) return reject("NO_QUOTES");
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
     return this.closePosition(position, volume, "CLIENT", comment, time);

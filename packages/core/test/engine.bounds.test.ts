@@ -13,6 +13,7 @@ import {
   MAX_ORDER_COST,
   MAX_TIME_MILLISECONDS,
   Rounding,
+  isPortableText,
   maxPricePoints,
   multiplyDivide,
   multiplyDivideAtMost,
@@ -215,5 +216,42 @@ describe("times stay inside their bound", () => {
     expect(!late.ok && late.code).toBe("INVALID_DATA");
     expect(late.events).toEqual([]);
     expect(s.replayMatches()).toBe(true);
+  });
+});
+
+// The audit of 6 December: PostgreSQL's text holds no NUL and no unpaired surrogate, and one such order comment
+// made it refuse a whole group-committed batch (other users' orders answered 503, the engine rebuilt).
+describe("journaled text stays portable", () => {
+  it("a NUL or an unpaired surrogate in a comment, a client order id, a balance comment or a user id is refused, and nothing happens", () => {
+    expect(isPortableText("plain, é € 😀", 64)).toBe(true);
+    for (const bad of ["x\u0000y", "x\ud800y", "x\udc00", "\ud83d"]) expect(isPortableText(bad, 64), bad).toBe(false);
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const market = {
+      kind: "placeOrder" as const,
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY" as const,
+      type: "MARKET" as const,
+      volume: 10,
+    };
+    const events = s.events.length;
+    expect(s.rejected({ ...market, comment: "x\u0000y" })).toBe("INVALID_DATA");
+    expect(s.rejected({ ...market, clientOrderId: "id\ud800" })).toBe("INVALID_DATA");
+    expect(s.rejected({ kind: "deposit", accountId: account, amount: 100, comment: "\u0000" })).toBe("INVALID_DATA");
+    expect(
+      s.rejected({ kind: "openAccount", userId: "u\u0000", currency: "USD", leverage: 100, mode: "HEDGING" }),
+    ).toBe("INVALID_DATA");
+    const opened = s.ok(market);
+    expect(
+      s.rejected({
+        kind: "closePosition",
+        accountId: account,
+        positionId: opened.positionId as number,
+        comment: "\udfff",
+      }),
+    ).toBe("INVALID_DATA");
+    expect(s.events.length).toBe(events + opened.events.length);
   });
 });

@@ -6,6 +6,7 @@
  */
 import { runPostgresMigrations, type PostgresMigration } from "./postgres-migrations.ts";
 import pg from "pg";
+import { ValidationError } from "./platform-store.ts";
 import {
   ConstraintViolation,
   PLATFORM_ALERT_ARMING_SQL,
@@ -64,6 +65,8 @@ function translate(error: unknown): unknown {
       return new ConstraintViolation("unique", error.detail ?? error.message, { cause: error });
     if (error.code === "23503")
       return new ConstraintViolation("foreign", error.detail ?? error.message, { cause: error });
+    // Text PostgreSQL cannot hold (a NUL, an unpaired surrogate): checkText refuses it first; this is the net.
+    if (error.code === "22021" || error.code === "22P05") return new ValidationError(`text: ${error.message}`, "text");
   }
   return error;
 }

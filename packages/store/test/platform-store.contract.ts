@@ -434,6 +434,19 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       createdAt: T0,
     };
 
+    // PostgreSQL refused a NUL (a 500 through the API) where SQLite kept it, and both changed an unpaired surrogate.
+    it("refuses text with a NUL or an unpaired surrogate, on every driver, and keeps the rest exactly", async () => {
+      const store = await withUsers();
+      for (const bad of ["a\u0000b", "a\ud800b", "\udc00"])
+        for (const field of ["name", "source", "description"] as const)
+          expect(
+            await rejection(store.createScript({ ...script, id: `bad-${field}`, [field]: bad })),
+            `${field} ${JSON.stringify(bad)}`,
+          ).toBeInstanceOf(ValidationError);
+      const exact = await store.createScript({ ...script, name: "é € 😀 \t\u0001" });
+      expect((await store.getScript("alice", exact.id))?.name).toBe("é € 😀 \t\u0001");
+    });
+
     it("creates, reads, lists, updates and deletes a script, never another user's", async () => {
       const store = await withUsers();
       const created = await store.createScript(script);

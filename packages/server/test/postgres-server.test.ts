@@ -1,0 +1,81 @@
+/**
+ * The server on PostgreSQL (BOURSE_DATABASE_URL), in a database of its own made for the run: what differs from
+ * SQLite. PostgreSQL's text holds no NUL and no unpaired surrogate, where SQLite keeps the first and changes the
+ * second. An order comment of "x\u0000y" made PostgreSQL refuse the whole group-committed batch it was in: every
+ * order of the batch, other users' included, answered 503, and the engine rebuilt itself from the journal
+ * (found by the audit of 6 December). A NUL in a script, an alert message, an API key's name or a user's name
+ * answered 500. Each is now 400 INVALID_DATA for its sender only, on both drivers.
+ */
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
+
+const connectionString = process.env.BOURSE_TEST_PG_URL;
+if (!connectionString) console.warn("postgres-server.test.ts: skipped, BOURSE_TEST_PG_URL is not set");
+
+const database = `bourse_server_test_${process.pid}_${Date.now()}`;
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+describe.skipIf(!connectionString)("the server on PostgreSQL", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    await admin(`CREATE DATABASE "${database}"`);
+    const url = new URL(connectionString!);
+    url.pathname = `/${database}`;
+    server = await startTestServer({ environment: { BOURSE_DATABASE_URL: url.toString() } });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await admin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+  });
+
+  it("an order whose comment PostgreSQL cannot hold is refused 400, and the order beside it in the batch fills", async () => {
+    const mallory = await signUp(server);
+    const alice = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const order = (user: { login: number; token: string }, comment: string) =>
+      call(server, "POST", `/api/v1/accounts/${user.login}/orders`, {
+        token: user.token,
+        body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01, comment },
+      });
+    for (const bad of ["x\u0000y", "x\ud800y"]) {
+      const [refused, filled] = await Promise.all([order(mallory, bad), order(alice, "fine")]);
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toBe("INVALID_DATA");
+      expect(filled.status).toBe(200);
+    }
+    const badClientId = await call(server, "POST", `/api/v1/accounts/${mallory.login}/orders`, {
+      token: mallory.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01, clientOrderId: "a\u0000" },
+    });
+    expect(badClientId.status).toBe(400);
+    expect(server.platform.ready).toBe(true);
+  });
+
+  it("platform text PostgreSQL cannot hold is refused 400, not 500", async () => {
+    const user = await signUp(server);
+    const script = await call(server, "PUT", "/api/v1/scripts", {
+      token: user.token,
+      body: { name: "a\u0000b", language: "javascript", source: "x" },
+    });
+    expect(script.status).toBe(400);
+    const alert = await call(server, "PUT", "/api/v1/alerts", {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "BID", condition: "GREATER_THAN", targetPrice: 1.2, message: "a\u0000b" },
+    });
+    expect(alert.status).toBe(400);
+    const signup = await call(server, "POST", "/api/v1/signup", {
+      body: { email: `nul-${Date.now()}@example.com`, password: "correct horse battery", name: "a\u0000b" },
+    });
+    expect(signup.status).toBe(400);
+  });
+});
