@@ -785,7 +785,8 @@ describe.each(["inline", "worker"] as const)("DurableEngine on SQLite only, writ
 
     // Cap the file at its size: the next batch needs pages it cannot have.
     journal.setMaxPageCount(journal.pageCount());
-    const padding = "x".repeat(2000);
+    // Balance comments are at most 200 characters (MAX_BALANCE_COMMENT_LENGTH): 200 of them still need new pages.
+    const padding = "x".repeat(180);
     const refused = await Promise.allSettled(
       Array.from({ length: 200 }, (_, index) =>
         engine.submit(at({ kind: "deposit", accountId, amount: 1 + index, comment: `lost-${index} ${padding}` })),
