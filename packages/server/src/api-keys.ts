@@ -10,7 +10,8 @@
  *
  * Refused keys are counted per client address: past `apiKeyRefusalsPerSecond` (BOURSE_API_KEY_REFUSALS_PER_SECOND,
  * 20) in a second, the address gets 429 for the rest of it without a lookup (a flood of made-up keys cost a store
- * query each, unlimited).
+ * query each, unlimited). A key this server has accepted before is still looked up: behind a proxy every client
+ * has the proxy's address, and one client's flood must not lock the others' working keys out.
  *
  * Revoking or rotating a key is published on the bus (`apiKey.{keyId}`, after the store committed it), so
  * the streams close the native sockets the key authorised and end the Pusher channels it authorised at once.
@@ -90,6 +91,8 @@ const services = new WeakMap<Platform, ApiKeyService>();
 export class ApiKeyService {
   private readonly lastTouch = new BoundedMap<string, number>(TOUCH_MEMORY);
   private readonly refusedByAddress: FixedWindowLimiter;
+  /** Prefixes of keys accepted since start (the latest 10,000): looked up even from a blocked address. */
+  private readonly acceptedPrefixes = new BoundedMap<string, true>(TOUCH_MEMORY);
 
   /** The one service of a platform (the Client API's routes and the Automation API share it). */
   static for(platform: Platform): ApiKeyService {
@@ -163,20 +166,23 @@ export class ApiKeyService {
    * counts the refusals toward its limit.
    */
   async authenticate(presented: string, address: string): Promise<ApiKeyAuthentication> {
-    const blockedSeconds = this.refusedByAddress.blocked(address);
-    if (blockedSeconds !== null) return { ok: false, reason: "TOO_MANY_REFUSED", retryAfterSeconds: blockedSeconds };
     const match = typeof presented === "string" ? KEY_PATTERN.exec(presented) : null;
     if (!match) {
       this.refusedByAddress.hit(address);
       return { ok: false, reason: "MALFORMED" };
     }
-    const key = await this.platform.store.findActiveApiKeyByPrefix(match[1]!);
+    const prefix = match[1]!;
+    const blockedSeconds = this.refusedByAddress.blocked(address);
+    if (blockedSeconds !== null && this.acceptedPrefixes.get(prefix) === undefined)
+      return { ok: false, reason: "TOO_MANY_REFUSED", retryAfterSeconds: blockedSeconds };
+    const key = await this.platform.store.findActiveApiKeyByPrefix(prefix);
     // Hash even when the prefix is unknown, so both refusals cost the same.
     const presentedHash = hashApiKey(presented);
     if (!key || !sameHash(presentedHash, key.secretHash) || key.revokedAt !== null) {
       this.refusedByAddress.hit(address);
       return { ok: false, reason: "INVALID" };
     }
+    this.acceptedPrefixes.set(prefix, true);
     this.touch(key.id);
     return { ok: true, key, userId: key.userId, accountId: key.accountId, scope: key.scope };
   }
