@@ -23,6 +23,7 @@ import {
   profitInAccountCurrency,
   proRata,
   swapInAccountCurrency,
+  swapMilliPoints,
   type ConversionRate,
 } from "./money.ts";
 import { isWorkingStatus } from "./order-status.ts";
@@ -1663,7 +1664,7 @@ export class TradingEngine {
         const rate = this.swapConversion(position);
         if (rate === null) {
           // No rate to convert with: the position owes these days until the quote comes (DeferredSwapsCharged).
-          if (this.swapRateOf(position) !== 0)
+          if (swapMilliPoints(this.state.instrument(position.symbol), position.side) !== 0)
             deferrals.push({ accountId: position.accountId, positionId: position.id, days: multiplier });
           continue;
         }
@@ -1673,12 +1674,6 @@ export class TradingEngine {
     }
     this.emit({ type: "Rollover", time: rolloverTime, rolloverTime, multiplier, charges });
     if (deferrals.length > 0) this.emit({ type: "SwapsDeferred", time: rolloverTime, rolloverTime, deferrals });
-  }
-
-  /** The instrument's swap rate for the position's side, in thousandths of a point per lot and day. */
-  private swapRateOf(position: Position): number {
-    const instrument = this.state.instrument(position.symbol);
-    return position.side === "BUY" ? instrument.swapLongMilliPoints : instrument.swapShortMilliPoints;
   }
 
   /** The rate from the position's profit currency to its account's, or null while a quote it needs is missing. */

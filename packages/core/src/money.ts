@@ -197,6 +197,11 @@ export function marginInAccountCurrency(
   }
 }
 
+/** The instrument's swap rate for a position of `side`, in thousandths of a point per lot and day. */
+export function swapMilliPoints(instrument: InstrumentSpec, side: Side): number {
+  return side === "BUY" ? instrument.swapLongMilliPoints : instrument.swapShortMilliPoints;
+}
+
 /** One rollover's swap for a position, in account minor units (rate: profit currency → account). */
 export function swapInAccountCurrency(
   instrument: InstrumentSpec,
@@ -206,7 +211,7 @@ export function swapInAccountCurrency(
   rate: ConversionRate,
   accountDigits: number,
 ): number {
-  const milliPoints = side === "BUY" ? instrument.swapLongMilliPoints : instrument.swapShortMilliPoints;
+  const milliPoints = swapMilliPoints(instrument, side);
   if (milliPoints === 0 || multiplier === 0) return 0;
   return multiplyDivide(
     [milliPoints, volume, instrument.contractSize, multiplier, ...rate.factors, powerOfTen(accountDigits)],

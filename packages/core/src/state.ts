@@ -71,7 +71,7 @@ export interface DeferredSwap {
 }
 
 /** The key of `EngineState.deferredSwapsByConversion` for a position's swap in its account's currency. */
-export function swapConversionKey(state: EngineState, position: Position): string {
+function swapConversionKey(state: EngineState, position: Position): string {
   const account = requireAccount(state, position.accountId);
   return `${state.instrument(position.symbol).profitCurrency}>${account.currency}`;
 }

@@ -124,12 +124,7 @@ let lastWireTime = { milliseconds: Number.NaN, text: "" };
  */
 export function timeToWire(milliseconds: number): string {
   if (milliseconds !== lastWireTime.milliseconds)
-    lastWireTime = {
-      milliseconds,
-      text: new Date(
-        isEngineTime(milliseconds) ? milliseconds : Math.min(Math.max(milliseconds, 0), MAX_TIME_MILLISECONDS),
-      ).toISOString(),
-    };
+    lastWireTime = { milliseconds, text: new Date(Math.min(milliseconds, MAX_TIME_MILLISECONDS)).toISOString() };
   return lastWireTime.text;
 }
 

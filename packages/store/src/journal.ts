@@ -72,6 +72,12 @@ export class JournalRecordError extends Error {
  */
 export class JournalLockedError extends Error {
   override readonly name = "JournalLockedError";
+  /** `journal` names the journal and the lock its holder keeps, for the operator. */
+  constructor(journal: string) {
+    super(
+      `another Bourse engine is writing the journal ${journal}: a journal has one writer; stop the other server first`,
+    );
+  }
 }
 
 /** The storage refused a write (disk full, database down); nothing of the batch is durable. */

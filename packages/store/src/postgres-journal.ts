@@ -353,7 +353,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
       );
       if (rows[0]?.locked !== true)
         throw new JournalLockedError(
-          `another Bourse engine is writing the journal in schema ${this.schema} of this PostgreSQL database (it holds the advisory lock ${WRITER_LOCK_KEY}, hashtext('${this.schema}')): a journal has one writer; stop the other server first`,
+          `in schema ${this.schema} of this PostgreSQL database (it holds the advisory lock ${WRITER_LOCK_KEY}, hashtext('${this.schema}'))`,
         );
     } catch (error) {
       await client.end().catch(() => undefined);

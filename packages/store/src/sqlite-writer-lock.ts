@@ -24,9 +24,7 @@ export class SqliteWriterLock {
     } catch (error) {
       database.close();
       if (error instanceof Database.SqliteError && error.code.startsWith("SQLITE_BUSY"))
-        throw new JournalLockedError(
-          `another Bourse engine is writing the journal ${journalPath} (it holds ${lockPath}): a journal has one writer; stop the other server first`,
-        );
+        throw new JournalLockedError(`${journalPath} (it holds ${lockPath})`);
       throw error;
     }
     return new SqliteWriterLock(database);

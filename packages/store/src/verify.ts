@@ -12,7 +12,7 @@ import {
   type LedgerTotals,
   type Position,
 } from "@bourse/core";
-import type { EventJournal } from "./journal.ts";
+import type { EventJournal, JournalRecord } from "./journal.ts";
 import {
   DEAL_COLUMNS,
   MAX_HISTORY_LIMIT,
@@ -141,10 +141,7 @@ export async function verify(
   };
   checkSnapshot();
   try {
-    for (;;) {
-      const wanted = Math.min(batchSize, through - lastSequence);
-      if (wanted <= 0) break;
-      const records = await journal.read(lastSequence, wanted);
+    for await (const records of journalBatches(journal, through, batchSize)) {
       for (const { sequence, event } of records) {
         engine.applyRecovered(event);
         lastSequence = sequence;
@@ -176,7 +173,6 @@ export async function verify(
         }
         checkSnapshot();
       }
-      if (records.length < wanted) break;
     }
   } catch (error) {
     differences.push({
@@ -262,6 +258,21 @@ export async function verify(
     stateHash: engine.stateHash(),
     differences,
   };
+}
+
+/** The journal's records from the start through sequence `through`, `batchSize` at most per read. */
+async function* journalBatches(
+  journal: EventJournal,
+  through: number,
+  batchSize: number,
+): AsyncGenerator<readonly JournalRecord[]> {
+  for (let after = 0; after < through;) {
+    const wanted = Math.min(batchSize, through - after);
+    const records = await journal.read(after, wanted);
+    if (records.length > 0) yield records;
+    if (records.length < wanted) return;
+    after = records[records.length - 1]!.sequence;
+  }
 }
 
 /** Every row of one account's history, page after page. */
@@ -388,13 +399,9 @@ async function locateDealDifferences(
   const located = accountIds.slice(0, MAX_DEAL_DIFFERENCES_LOCATED);
   if (located.length === 0) return;
   const deals = new Map<number, Map<number, string>>(located.map((accountId) => [accountId, new Map()]));
-  for (let after = 0; after < through;) {
-    const records = await journal.read(after, Math.min(batchSize, through - after));
-    if (records.length === 0) break;
+  for await (const records of journalBatches(journal, through, batchSize))
     for (const { event } of records)
       if (event.type === "DealExecuted") deals.get(event.deal.accountId)?.set(event.deal.id, dealText(event.deal));
-    after = records[records.length - 1]!.sequence;
-  }
   for (const accountId of located) {
     const expected = deals.get(accountId)!;
     const eventDeals = expected.size;
