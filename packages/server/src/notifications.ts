@@ -7,6 +7,11 @@
  * queue (`WriteQueue`). Tasks run one at a time in the order they were queued, so notifications of
  * one command are stored, and published, in journal order. When the queue is full new tasks are
  * dropped and counted, and the drop is logged: a slow store cannot make the server run out of memory.
+ *
+ * Notifications of journal events survive a crash: each batch is stored with the journal sequence its
+ * events reach (`addNotifications(batch, journalSequence)`, one transaction), and a start derives again
+ * the notifications of the events after that mark before any new one (`start`). A kill -9 between a
+ * fill's acknowledgement and its notification's write used to lose the notification for good.
  */
 import {
   currencyDigits,
@@ -38,6 +43,15 @@ export const NOTIFICATION_BATCH_DELAY_MS = 20;
 
 /** Store writes waiting at most (alert triggers and notifications share the queue). */
 export const WRITE_QUEUE_LIMIT = 10_000;
+
+/**
+ * Journal events a start may read again at most, besides those whose notifications a crash lost: while no
+ * event calls for a notification, the mark still moves forward once this many events have passed.
+ */
+export const NOTIFICATION_MARK_EVERY_EVENTS = 100_000;
+
+/** Journal records read per query when a start derives the notifications a crash lost. */
+export const NOTIFICATION_RECOVERY_PAGE_EVENTS = 10_000;
 
 /** Runs async tasks one at a time, in order, with at most `limit` waiting. */
 export class WriteQueue {
@@ -159,9 +173,19 @@ const DEAL_LEVELS: Record<DealExecutedEvent["deal"]["reason"], NotificationLevel
   STOP_OUT: "error",
 };
 
+/** A notification waiting for its batch write, with the journal sequence of the event it comes from. */
+interface PendingNotification {
+  readonly notification: NewNotification;
+  readonly sequence: number;
+}
+
 export class NotificationService {
   readonly queue: WriteQueue;
   private started = false;
+  /** The sequence of the last journal record `onEvents` has taken: its notifications are pending or stored. */
+  private seenThrough = 0;
+  /** The journal sequence of the last mark written or queued. */
+  private markedThrough = 0;
 
   /** The one service of a platform (route modules, the alert engine and server.ts share it). */
   static for(platform: Platform): NotificationService {
@@ -174,39 +198,94 @@ export class NotificationService {
     this.queue = new WriteQueue("notifications", WRITE_QUEUE_LIMIT, platform.log);
   }
 
-  /** Listens to the engine's events; the queue is drained when the platform closes. */
+  /**
+   * Listens to the engine's events from the recovered journal's end on, after deriving again (first in the
+   * queue) the notifications of the events before it that no batch stored; the queue is drained when the
+   * platform closes. Called once the platform is ready, before any command can run.
+   */
   start(): void {
     if (this.started) return;
     this.started = true;
+    const recoveredThrough = this.platform.durableEngine?.lastSequence ?? 0;
+    this.seenThrough = recoveredThrough;
+    this.markedThrough = recoveredThrough;
+    this.queue.push(() => this.recover(recoveredThrough));
     this.platform.onEvents((records) => this.onEvents(records));
     this.platform.onClose(() => this.queue.drain());
   }
 
   /**
-   * Stores the notification, then publishes it on the user's topic; queued, never awaited by the caller.
-   * The first notification of a burst waits NOTIFICATION_BATCH_DELAY_MS for the others, and they are
-   * stored together in one statement: one commit (an fsync on the server's thread with SQLite) per
-   * burst instead of one per group-committed batch of fills. The order stays the queue's.
+   * Stores the notifications of the journal events after the stored mark, through `through`, in order, as
+   * the live batches would have. A store with no mark (a new one, or one from before marks) starts at
+   * `through`: its history's notifications are stored already, or were never made.
    */
-  notify(notification: NewNotification): boolean {
+  private async recover(through: number): Promise<void> {
+    const store = this.platform.store;
+    const marked = await store.notificationJournalSequence();
+    if (marked === null || marked > through) {
+      if (marked !== null)
+        this.platform.log.warn(
+          `notifications: the stored mark (journal sequence ${marked}) is past the journal's end (${through}); starting from the end`,
+        );
+      await store.addNotifications([], through);
+      return;
+    }
+    let after = marked;
+    let derived = 0;
+    while (after < through) {
+      const records = await this.platform.journalRecords(after, NOTIFICATION_RECOVERY_PAGE_EVENTS);
+      if (records.length === 0) break;
+      const page = records.filter((record) => record.sequence <= through);
+      const found = this.derive(page);
+      after = page.at(-1)?.sequence ?? through;
+      derived += found.length;
+      await this.storeBatches(found, after);
+      if (page.length < records.length) break;
+    }
+    if (derived > 0)
+      this.platform.log.info(
+        `notifications: stored ${derived} notification(s) of journal events ${marked + 1}-${through} that the last stop had not stored`,
+      );
+  }
+
+  /**
+   * Stores `notifications` in batches, in order, each with the journal sequence its events reach: the last
+   * batch's is `through` (every event up to it has been derived), an earlier one's its last notification's.
+   */
+  private async storeBatches(notifications: PendingNotification[], through: number): Promise<void> {
+    do {
+      const batch = notifications.splice(0, PLATFORM_LIMITS.notificationBatch);
+      const reached = notifications.length === 0 ? through : batch.at(-1)!.sequence;
+      const stored = await this.platform.store.addNotifications(
+        batch.map((pending) => pending.notification),
+        reached,
+      );
+      this.markedThrough = Math.max(this.markedThrough, reached);
+      for (const notification of stored) this.publish(notification);
+    } while (notifications.length > 0);
+  }
+
+  /**
+   * Queues the notification of the journal event `sequence`: stored, then published on the user's topic;
+   * never awaited by the caller. The first notification of a burst waits NOTIFICATION_BATCH_DELAY_MS for the
+   * others, and they are stored together in one statement: one commit (an fsync on the server's thread with
+   * SQLite) per burst instead of one per group-committed batch of fills. The order stays the queue's.
+   */
+  private notify(pending: PendingNotification): void {
     if (this.pending.length >= WRITE_QUEUE_LIMIT) {
       this.queue.refuse();
-      return false;
+      return;
     }
-    this.pending.push(notification);
-    if (this.pending.length > 1) return true;
-    return this.queue.push(async () => {
+    this.pending.push(pending);
+    if (this.pending.length > 1) return;
+    this.queue.push(async () => {
       await new Promise((resolve) => setTimeout(resolve, NOTIFICATION_BATCH_DELAY_MS));
-      while (this.pending.length > 0) {
-        const batch = this.pending.splice(0, PLATFORM_LIMITS.notificationBatch);
-        const stored = await this.platform.store.addNotifications(batch);
-        for (const notification of stored) this.publish(notification);
-      }
+      if (this.pending.length > 0) await this.storeBatches(this.pending.splice(0), this.seenThrough);
     });
   }
 
   /** Notifications waiting for the next batch write. */
-  private readonly pending: NewNotification[] = [];
+  private pending: PendingNotification[] = [];
 
   /** The store write and the publish, for callers already running inside the queue (the alert engine). */
   async write(notification: NewNotification): Promise<Notification> {
@@ -225,14 +304,29 @@ export class NotificationService {
 
   /** Every notification the events of one command call for, in journal order. */
   onEvents(records: readonly JournalRecord[]): void {
-    for (const { event } of records) {
+    for (const pending of this.derive(records)) this.notify(pending);
+    const last = records.at(-1);
+    if (last) this.seenThrough = Math.max(this.seenThrough, last.sequence);
+    // Events that call for no notification move the mark too, now and then, so a start never reads far back.
+    if (this.pending.length === 0 && this.seenThrough - this.markedThrough >= NOTIFICATION_MARK_EVERY_EVENTS) {
+      const through = this.seenThrough;
+      this.markedThrough = through;
+      this.queue.push(() => this.storeBatches([], through));
+    }
+  }
+
+  /** The notifications `records` call for, in journal order. */
+  private derive(records: readonly JournalRecord[]): PendingNotification[] {
+    const found: PendingNotification[] = [];
+    for (const { sequence, event } of records) {
       let notification: NewNotification | null = null;
       if (event.type === "DealExecuted") notification = this.dealNotification(event);
       else if (event.type === "MarginCallEntered" || event.type === "MarginCallCleared")
         notification = this.marginCallNotification(event);
       else if (event.type === "StopOut") notification = this.stopOutNotification(event);
-      if (notification) this.notify(notification);
+      if (notification) found.push({ notification, sequence });
     }
+    return found;
   }
 
   private account(accountId: number): Account | undefined {

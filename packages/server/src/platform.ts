@@ -137,6 +137,16 @@ export class Platform {
     return this.journal;
   }
 
+  /**
+   * Durable journal records after `afterSequence`, at most `limit`, for data derived from them again after a
+   * stop (notifications). Throws ENGINE_UNAVAILABLE before recovery has finished.
+   */
+  journalRecords(afterSequence: number, limit: number): Promise<JournalRecord[]> {
+    if (this.currentState !== "ready")
+      throw new ApiError("ENGINE_UNAVAILABLE", "The trading engine is starting: try again shortly");
+    return this.journal.read(afterSequence, limit);
+  }
+
   get state(): PlatformState {
     return this.currentState;
   }

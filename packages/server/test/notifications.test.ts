@@ -5,7 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BusTopics, type BusMessage } from "../src/bus.ts";
-import { WriteQueue } from "../src/notifications.ts";
+import type { JournalRecord } from "@bourse/store";
+import Database from "better-sqlite3";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { NOTIFICATION_MARK_EVERY_EVENTS, NotificationService, WriteQueue } from "../src/notifications.ts";
 import {
   call,
   pushQuote,
@@ -180,6 +185,71 @@ describe("notification routes", () => {
   it("answers 401 without a token", async () => {
     expect((await call(server, "GET", "/api/v1/notifications")).status).toBe(401);
     expect((await call(server, "POST", "/api/v1/notifications/1/read")).status).toBe(401);
+  });
+});
+
+describe("the journal mark stored with the notifications", () => {
+  it("moves with each batch, and past NOTIFICATION_MARK_EVERY_EVENTS events that call for none, without one", async () => {
+    const own = await startTestServer();
+    try {
+      const user = await signUp(own);
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      const placed = await call(own, "POST", `/api/v1/accounts/${user.login}/orders`, {
+        token: user.token,
+        body: { symbol: "EURUSD", type: "MARKET", side: "BUY", volume: 0.01 },
+      });
+      expect(placed.status).toBe(200);
+      await settle(own);
+      const store = own.platform.store;
+      const durable = own.platform.durableEngine!.lastSequence;
+      expect(await store.notificationJournalSequence()).toBe(durable);
+      // Events that call for no notification (here a balance change) move the mark only now and then.
+      const quiet = (sequence: number) =>
+        ({ sequence, event: { type: "BalanceChanged", time: TUESDAY_NOON } }) as unknown as JournalRecord;
+      const service = NotificationService.for(own.platform);
+      service.onEvents([quiet(durable + NOTIFICATION_MARK_EVERY_EVENTS - 1)]);
+      await settle(own);
+      expect(await store.notificationJournalSequence()).toBe(durable);
+      service.onEvents([quiet(durable + NOTIFICATION_MARK_EVERY_EVENTS)]);
+      await settle(own);
+      expect(await store.notificationJournalSequence()).toBe(durable + NOTIFICATION_MARK_EVERY_EVENTS);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("a store without a mark (one from before marks) starts at the journal's end: no notification twice", async () => {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-notification-mark-"));
+    try {
+      let own = await startTestServer({ dataDirectory });
+      const user = await signUp(own);
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      for (let index = 0; index < 3; index++) {
+        const placed = await call(own, "POST", `/api/v1/accounts/${user.login}/orders`, {
+          token: user.token,
+          body: { symbol: "EURUSD", type: "MARKET", side: "BUY", volume: 0.01 },
+        });
+        expect(placed.status).toBe(200);
+      }
+      await settle(own);
+      const before = (await own.platform.store.listNotifications(user.userId, { limit: 100 })).rows;
+      expect(before).toHaveLength(3);
+      const platformDatabase = own.config.storage.platformDatabaseUrl;
+      await own.close();
+      const database = new Database(platformDatabase);
+      database.prepare("DELETE FROM derived_through").run();
+      database.close();
+      own = await startTestServer({ dataDirectory });
+      try {
+        await settle(own);
+        expect((await own.platform.store.listNotifications(user.userId, { limit: 100 })).rows).toEqual(before);
+        expect(await own.platform.store.notificationJournalSequence()).toBe(own.platform.durableEngine!.lastSequence);
+      } finally {
+        await own.close();
+      }
+    } finally {
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
   });
 });
 

@@ -435,8 +435,15 @@ export interface PlatformStore {
   deleteAllAlertLogs(userId: string): Promise<number>;
 
   addNotification(notification: NewNotification): Promise<Notification>;
-  /** Inserts up to PLATFORM_LIMITS.notificationBatch notifications in one transaction, in order. */
-  addNotifications(notifications: readonly NewNotification[]): Promise<Notification[]>;
+  /**
+   * Inserts up to PLATFORM_LIMITS.notificationBatch notifications in one transaction, in order. With
+   * `journalSequence`, the same transaction records that the notifications of every journal event up to that
+   * sequence are now stored (`notificationJournalSequence`): a restart derives again exactly those a crash
+   * lost, never one twice. An empty batch with a sequence records the sequence alone.
+   */
+  addNotifications(notifications: readonly NewNotification[], journalSequence?: number): Promise<Notification[]>;
+  /** The journal sequence recorded by the last `addNotifications` that gave one, or null when none did. */
+  notificationJournalSequence(): Promise<number | null>;
   listNotifications(userId: string, query: PageQuery): Promise<Page<Notification>>;
   markNotificationRead(userId: string, notificationId: number): Promise<boolean>;
 

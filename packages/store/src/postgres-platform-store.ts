@@ -10,6 +10,7 @@ import { ValidationError } from "./platform-store.ts";
 import {
   ConstraintViolation,
   PLATFORM_ALERT_ARMING_SQL,
+  PLATFORM_DERIVED_THROUGH_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -49,6 +50,7 @@ const MIGRATIONS: readonly Migration[] = [
     ),
   },
   { version: 2, name: "alert arming", sql: PLATFORM_ALERT_ARMING_SQL.replaceAll("{int}", "bigint") },
+  { version: 3, name: "derived through", sql: PLATFORM_DERIVED_THROUGH_SQL.replaceAll("{int}", "bigint") },
 ];
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;

@@ -218,6 +218,15 @@ const ALERT_LEG_FIELDS = [
 /** Migration 2 of the platform tables: where the alert engine keeps which legs of an alert are armed. */
 export const PLATFORM_ALERT_ARMING_SQL = `ALTER TABLE {s}price_alerts ADD COLUMN armed_legs {int}`;
 
+/**
+ * Migration 3 of the platform tables: how far in the journal each kind of derived data is stored
+ * (`addNotifications`' journal sequence), so a start derives again what a crash lost.
+ */
+export const PLATFORM_DERIVED_THROUGH_SQL = `CREATE TABLE {s}derived_through (
+    kind text PRIMARY KEY,
+    journal_sequence {int} NOT NULL
+  )`;
+
 const ALERT_LOG_COLUMNS = "id, alert_id, user_id, symbol, side, condition, target, triggered_price, triggered_at";
 function toAlertLog(row: Row): AlertLog {
   return {
@@ -1144,15 +1153,32 @@ export abstract class SqlPlatformStore implements PlatformStore {
     return stored!;
   }
 
-  async addNotifications(notifications: readonly NewNotification[]): Promise<Notification[]> {
-    if (notifications.length === 0) return [];
+  async addNotifications(notifications: readonly NewNotification[], journalSequence?: number): Promise<Notification[]> {
     if (notifications.length > PLATFORM_LIMITS.notificationBatch)
       throw new ValidationError(
         `notifications: at most ${PLATFORM_LIMITS.notificationBatch} per batch, got ${notifications.length}`,
         "notifications",
       );
-    // Notifications are derived from journaled events: a power failure may cost the last ones, never a trade.
-    return this.insertNotifications(notifications, "notifications", "derived");
+    const mark =
+      journalSequence === undefined
+        ? null
+        : {
+            sql: this.q(`INSERT INTO {s}derived_through (kind, journal_sequence) VALUES ('notifications', ?)
+                   ON CONFLICT (kind) DO UPDATE SET journal_sequence = excluded.journal_sequence`),
+            params: [checkInteger("journalSequence", journalSequence, 0)],
+          };
+    if (notifications.length === 0) {
+      if (mark) await this.guarded("notifications", () => this.db.derivedWrite([mark]));
+      return [];
+    }
+    // Notifications are derived from journaled events: a power failure may cost the last ones, never a trade,
+    // and the mark written with them makes the next start derive those again.
+    return this.insertNotifications(notifications, "notifications", "derived", mark);
+  }
+
+  async notificationJournalSequence(): Promise<number | null> {
+    const [row] = await this.all("SELECT journal_sequence FROM {s}derived_through WHERE kind = 'notifications'");
+    return row ? num(row.journal_sequence) : null;
   }
 
   /**
@@ -1164,6 +1190,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
     notifications: readonly NewNotification[],
     what: string,
     write: "durable" | "derived",
+    mark: SqlStatement | null = null,
   ): Promise<Notification[]> {
     const checked = notifications.map((notification) => [
       checkId("userId", notification.userId),
@@ -1181,7 +1208,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
     };
     const rows = await this.guarded(what, async () =>
       write === "derived"
-        ? ((await this.db.derivedWrite([statement]))[0] ?? [])
+        ? ((await this.db.derivedWrite(mark ? [statement, mark] : [statement]))[0] ?? [])
         : this.db.transaction((tx) => tx.all(statement.sql, statement.params)),
     );
     return rows.map(toNotification).sort((a, b) => a.id - b.id);

@@ -14,6 +14,7 @@ import { dirname } from "node:path";
 import {
   ConstraintViolation,
   PLATFORM_ALERT_ARMING_SQL,
+  PLATFORM_DERIVED_THROUGH_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -53,6 +54,11 @@ const MIGRATIONS: readonly Migration[] = [
     version: 2,
     name: "alert arming",
     sql: PLATFORM_ALERT_ARMING_SQL.replaceAll("{s}", "").replaceAll("{int}", "INTEGER"),
+  },
+  {
+    version: 3,
+    name: "derived through",
+    sql: PLATFORM_DERIVED_THROUGH_SQL.replaceAll("{s}", "").replaceAll("{int}", "INTEGER"),
   },
 ];
 

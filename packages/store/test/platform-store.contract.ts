@@ -787,6 +787,29 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(titles).toEqual(["third", "first"]);
     });
 
+    it("records the journal sequence a batch derives through in the batch's own transaction", async () => {
+      const store = await withUsers();
+      const note = { userId: "alice", level: "info" as const, title: "fill", createdAt: T0 };
+      expect(await store.notificationJournalSequence()).toBeNull();
+      await store.addNotifications([note], 7);
+      expect(await store.notificationJournalSequence()).toBe(7);
+      // An empty batch moves the mark alone; a batch without a sequence leaves it.
+      expect(await store.addNotifications([], 9)).toEqual([]);
+      expect(await store.notificationJournalSequence()).toBe(9);
+      await store.addNotifications([{ ...note, title: "alert" }]);
+      expect(await store.notificationJournalSequence()).toBe(9);
+      // A refused batch moves nothing: not its rows, not the mark.
+      expect(await rejection(store.addNotifications([note, { ...note, userId: "nobody" }], 12))).toBeInstanceOf(
+        NotFoundError,
+      );
+      expect(await store.notificationJournalSequence()).toBe(9);
+      for (const bad of [-1, 1.5, Number.NaN, "3" as unknown as number])
+        expect(await rejection(store.addNotifications([note], bad))).toBeInstanceOf(ValidationError);
+      expect(await store.notificationJournalSequence()).toBe(9);
+      const titles = (await store.listNotifications("alice", { limit: 100 })).rows.map((n) => n.title);
+      expect(titles).toEqual(["alert", "fill"]);
+    });
+
     it("validates level, title and limit; refuses an unknown user", async () => {
       const store = await withUsers();
       const good = { userId: "alice", level: "info" as const, title: "t", createdAt: T0 };

@@ -114,6 +114,26 @@ describe("SqlitePlatformStore", () => {
       await expect(new SqlitePlatformStore({ path }).open()).rejects.toThrow(/newer than this build/);
     });
 
+    it("upgrades a file of schema 2 (before the notifications' journal mark) and keeps its data", async () => {
+      const path = temporaryPath();
+      const store = new SqlitePlatformStore({ path });
+      await store.open();
+      await store.createUser({ id: "u", email: "u@example.com", name: "U", passwordHash: "h", createdAt: 1 });
+      await store.addNotification({ userId: "u", level: "info", title: "old", createdAt: 2 });
+      await store.close();
+      // What the build before this migration left: no table, no row for version 3.
+      const database = new Database(path);
+      database.exec("DROP TABLE derived_through; DELETE FROM platform_migrations WHERE version = 3");
+      database.close();
+      const upgraded = new SqlitePlatformStore({ path });
+      await upgraded.open();
+      expect(await upgraded.notificationJournalSequence()).toBeNull();
+      expect((await upgraded.listNotifications("u", { limit: 10 })).rows.map((n) => n.title)).toEqual(["old"]);
+      await upgraded.addNotifications([{ userId: "u", level: "info", title: "new", createdAt: 3 }], 5);
+      expect(await upgraded.notificationJournalSequence()).toBe(5);
+      await upgraded.close();
+    });
+
     it("runs in memory", async () => {
       const store = createPlatformStore(":memory:");
       expect(store).toBeInstanceOf(SqlitePlatformStore);
