@@ -10,8 +10,9 @@
  *
  * Refused keys are counted per client address: past `apiKeyRefusalsPerSecond` (BOURSE_API_KEY_REFUSALS_PER_SECOND,
  * 20) in a second, the address gets 429 for the rest of it without a lookup (a flood of made-up keys cost a store
- * query each, unlimited). A key this server has accepted before is still looked up: behind a proxy every client
- * has the proxy's address, and one client's flood must not lock the others' working keys out.
+ * query each, unlimited). The address is the client's by BOURSE_TRUST_PROXY (client-address.ts). A key this server
+ * has accepted before is still looked up: behind a proxy not named there (or one NAT) many clients share an address,
+ * and one client's flood must not lock the others' working keys out.
  *
  * Revoking or rotating a key is published on the bus (`apiKey.{keyId}`, after the store committed it), so
  * the streams close the native sockets the key authorised and end the Pusher channels it authorised at once.

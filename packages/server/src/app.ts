@@ -27,6 +27,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { ApiKeyService, apiKeyRefusal, isApiKeyFormat, type ApiKeyPrincipal } from "./api-keys.ts";
 import { tokenFromAuthorization, type AuthService, type Principal } from "./auth.ts";
+import { proxyTrust } from "./client-address.ts";
 import { ApiError, ApiErrorCodes, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Platform } from "./platform.ts";
@@ -185,6 +186,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     logger: options.logger ?? false,
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
+    // `request.ip`, which every per-address limit counts, by the rule of client-address.ts (false: the peer).
+    trustProxy: proxyTrust(config.trustedProxies) ?? false,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
 
   app.setValidatorCompiler((route) => (route.httpPart === "body" ? bodyValidators : textValidators)(route));

@@ -15,6 +15,7 @@ import {
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { parseTrustedProxies } from "./client-address.ts";
 import { storageSettings, type StorageSettings } from "./settings.ts";
 
 export type FeedSettings =
@@ -52,6 +53,11 @@ export interface ServerConfig {
   /** The Pusher endpoint's app key (public: clients connect to `/app/{appKey}`) and secret (signs channel auth). */
   readonly pusherAppKey: string;
   readonly pusherAppSecret: string;
+  /**
+   * The reverse proxies whose `X-Forwarded-For` names the client (addresses, CIDR ranges, named ranges);
+   * empty: none, every client is its socket's peer (client-address.ts).
+   */
+  readonly trustedProxies: readonly string[];
 }
 
 /** The keys a configuration file may hold (camelCase, as in `ServerConfig`; `automation.port` nests). */
@@ -74,6 +80,8 @@ interface ConfigFile {
   bodyLimitBytes?: number;
   automation?: { port?: number; rateLimitPerSecond?: number; refusalsPerSecond?: number };
   pusher?: { appKey?: string; appSecret?: string };
+  /** Text as in the environment, or a list of entries. */
+  trustProxy?: string | string[];
 }
 
 export class ConfigError extends Error {
@@ -166,6 +174,7 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_API_KEY_REFUSALS_PER_SECOND",
   "BOURSE_PUSHER_APP_KEY",
   "BOURSE_PUSHER_APP_SECRET",
+  "BOURSE_TRUST_PROXY",
   "BOURSE_URL",
 ]);
 
@@ -311,7 +320,35 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
       "pusher-app-secret",
       pick("BOURSE_PUSHER_APP_SECRET", file.pusher?.appSecret),
     ),
+    trustedProxies: trustedProxiesSetting(
+      "BOURSE_TRUST_PROXY",
+      pick("BOURSE_TRUST_PROXY", trustProxyFromFile(file.trustProxy)),
+    ),
   };
+}
+
+/**
+ * BOURSE_TRUST_PROXY: the proxies believed about the client's address. `true` and hop counts are refused: either
+ * lets a client that reaches the server directly pick its address with X-Forwarded-For, escaping the per-address limits.
+ */
+function trustedProxiesSetting(name: string, value: string | undefined): readonly string[] {
+  try {
+    return parseTrustedProxies(value ?? "");
+  } catch (error) {
+    throw new ConfigError(
+      `${name} must be a comma-separated list of proxy addresses or CIDR ranges (e.g. 127.0.0.1,10.0.0.0/8; also loopback, linklocal, uniquelocal), got ${JSON.stringify(value)}: ${(error as Error).message}`,
+    );
+  }
+}
+
+/** The file's `trustProxy`: its text, a list joined as the environment writes it. */
+function trustProxyFromFile(value: unknown): unknown {
+  if (!Array.isArray(value)) return value;
+  if (!value.every((entry) => typeof entry === "string"))
+    throw new ConfigError(
+      "the configuration file's setting for BOURSE_TRUST_PROXY must be a string or a list of strings",
+    );
+  return value.join(",");
 }
 
 /** An app key travels in the socket's path: letters, digits, `-` and `_` only. */

@@ -41,6 +41,7 @@ import { ApiKeyService, apiKeyRefusal, isApiKeyFormat } from "./api-keys.ts";
 import { toApiError } from "./app.ts";
 import type { AuthService } from "./auth.ts";
 import { BusTopics, revocationTopic, type BusMessage, type Credential, type RevokedMessage } from "./bus.ts";
+import { clientAddress, proxyTrust, type ProxyTrust } from "./client-address.ts";
 import { ApiError, type ApiErrorCode } from "./errors.ts";
 import { depthPayload, marketDataOf, quotePayload, truncateDepth, type DepthPayload } from "./market-data.ts";
 import type { Platform } from "./platform.ts";
@@ -298,6 +299,8 @@ export class NativeStream implements UpgradeAdapter {
   /** One fan-out per topic kind (a topic's kind says how its messages are delivered). */
   private readonly fanouts: Readonly<Record<TopicKind, TopicFanout<Connection>>>;
   private readonly connections = new Set<Connection>();
+  /** BOURSE_TRUST_PROXY, as the HTTP app applies it: a socket's client address. */
+  private readonly proxyTrust: ProxyTrust | null;
   readonly scheduler = new FlushScheduler();
   private pingTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -311,6 +314,7 @@ export class NativeStream implements UpgradeAdapter {
   ) {
     this.limits = { ...DEFAULT_STREAM_LIMITS, ...limits };
     this.server = streamSocketServer(this.limits.maxPayloadBytes);
+    this.proxyTrust = proxyTrust(platform.config.trustedProxies);
     const fanout = (kind: TopicKind) =>
       new TopicFanout<Connection>(platform.bus, (name, message, subscribers) =>
         this.dispatch(kind, name, message, subscribers),
@@ -341,8 +345,10 @@ export class NativeStream implements UpgradeAdapter {
       socket.destroy();
       return;
     }
+    // Read now: a socket that closes during the handshake no longer has its peer's address.
+    const address = clientAddress(request, this.proxyTrust);
     this.server.handleUpgrade(request, socket, head, (ws) => {
-      const connection = new Connection(this, ws, request.socket.remoteAddress ?? "unknown");
+      const connection = new Connection(this, ws, address);
       this.connections.add(connection);
       connection.start(url.searchParams.get("token"));
     });
