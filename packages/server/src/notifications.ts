@@ -25,6 +25,7 @@ import {
 } from "@bourse/core";
 import {
   PLATFORM_LIMITS,
+  PlatformStoreError,
   type JournalRecord,
   type NewNotification,
   type Notification,
@@ -52,6 +53,14 @@ export const NOTIFICATION_MARK_EVERY_EVENTS = 100_000;
 
 /** Journal records read per query when a start derives the notifications a crash lost. */
 export const NOTIFICATION_RECOVERY_PAGE_EVENTS = 10_000;
+
+/**
+ * A notification write the store failed for a reason of its own (disk full, PostgreSQL restarting) is tried
+ * again after this long, doubled each time up to NOTIFICATION_RETRY_MAX_MS, until it is stored or the server
+ * closes (then the journal mark brings it back at the next start). Writes behind it wait: order is kept.
+ */
+export const NOTIFICATION_RETRY_FIRST_MS = 100;
+export const NOTIFICATION_RETRY_MAX_MS = 5_000;
 
 /** Runs async tasks one at a time, in order, with at most `limit` waiting. */
 export class WriteQueue {
@@ -211,7 +220,11 @@ export class NotificationService {
     this.markedThrough = recoveredThrough;
     this.queue.push(() => this.recover(recoveredThrough));
     this.platform.onEvents((records) => this.onEvents(records));
-    this.platform.onClose(() => this.queue.drain());
+    this.platform.onClose(() => {
+      this.closing = true;
+      this.stopWaiting?.();
+      return this.queue.drain();
+    });
   }
 
   /**
@@ -256,7 +269,7 @@ export class NotificationService {
     do {
       const batch = notifications.splice(0, PLATFORM_LIMITS.notificationBatch);
       const reached = notifications.length === 0 ? through : batch.at(-1)!.sequence;
-      const stored = await this.platform.store.addNotifications(
+      const stored = await this.addUntilStored(
         batch.map((pending) => pending.notification),
         reached,
       );
@@ -264,6 +277,39 @@ export class NotificationService {
       for (const notification of stored) this.publish(notification);
     } while (notifications.length > 0);
   }
+
+  /**
+   * `addNotifications`, tried again while the store fails it for a reason of its own. A refusal of the
+   * notifications themselves (a `PlatformStoreError`) is final, and so is any failure once the server closes.
+   */
+  private async addUntilStored(batch: NewNotification[], journalSequence: number): Promise<Notification[]> {
+    for (let waitMs = NOTIFICATION_RETRY_FIRST_MS; ; waitMs = Math.min(waitMs * 2, NOTIFICATION_RETRY_MAX_MS)) {
+      try {
+        const stored = await this.platform.store.addNotifications(batch, journalSequence);
+        if (waitMs > NOTIFICATION_RETRY_FIRST_MS) this.platform.log.info("notifications: the store takes writes again");
+        return stored;
+      } catch (error) {
+        if (error instanceof PlatformStoreError || this.closing) throw error;
+        if (waitMs === NOTIFICATION_RETRY_FIRST_MS)
+          this.platform.log.warn(
+            `notifications: the store failed a write (${String(error)}); trying again until it takes it`,
+          );
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, waitMs);
+          this.stopWaiting = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.stopWaiting = null;
+      }
+    }
+  }
+
+  /** Set on close: no write is tried again (the next start brings back what is left). */
+  private closing = false;
+  /** Ends the wait before the next try at once (close). */
+  private stopWaiting: (() => void) | null = null;
 
   /**
    * Queues the notification of the journal event `sequence`: stored, then published on the user's topic;

@@ -188,6 +188,32 @@ describe("notification routes", () => {
   });
 });
 
+describe("a store that fails a notification write", () => {
+  it("is tried again until it takes it: nothing lost, nothing twice, the order kept", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const store = server.platform.store;
+    const add = store.addNotifications.bind(store);
+    let failures = 3;
+    const spy = vi.spyOn(store, "addNotifications").mockImplementation(async (...parameters) => {
+      if (failures > 0) {
+        failures -= 1;
+        throw new Error("SQLITE_FULL: database or disk is full");
+      }
+      return add(...parameters);
+    });
+    try {
+      const first = await order(user, { side: "BUY", volume: 0.01 });
+      const second = await order(user, { side: "SELL", volume: 0.02 });
+      const titles = tableObjects((await notifications(user)).body).map((row) => row.title);
+      expect(titles).toEqual([`Order #${second.order.id} filled`, `Order #${first.order.id} filled`]);
+      expect(failures).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
 describe("the journal mark stored with the notifications", () => {
   it("moves with each batch, and past NOTIFICATION_MARK_EVERY_EVENTS events that call for none, without one", async () => {
     const own = await startTestServer();
