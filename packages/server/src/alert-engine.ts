@@ -27,9 +27,9 @@
  * MOVING_UP/DOWN's moveThreshold is a price distance in points; MOVING_*_PERCENT's is in hundredths of
  * a percent (basis points), so the threshold is ref ± ceil(ref × bp / 10,000).
  *
- * Triggers write through the notifications' ordered queue (never blocking the quote path): the log row
- * (store.addAlertLog), the status (once → triggered), the notification, then `priceAlertEvent` on the
- * user's topic. Routes keep the index in sync: `invalidate` before a store write, `sync` or `forget`
+ * Triggers write through the notifications' ordered queue (never blocking the quote path): the log row,
+ * the status (once → triggered) and the notification in one transaction (store.recordAlertTrigger, tried
+ * again while the store fails it), then `notificationEvent` and `priceAlertEvent` on the user's topic. Routes keep the index in sync: `invalidate` before a store write, `sync` or `forget`
  * after it; a trigger's status write is skipped when the user changed the alert meanwhile.
  */
 import { PriceHeap, formatDecimal, type InstrumentSpec } from "@bourse/core";
@@ -40,6 +40,7 @@ import {
   type AlertLog,
   type AlertSide,
   type NewAlertLog,
+  type NewNotification,
   type PriceAlert,
   type PriceAlertPatch,
 } from "@bourse/store";
@@ -628,22 +629,31 @@ export class AlertEngine {
       patch = { referencePrice: price };
     }
     const generation = this.generations.get(alert.id);
+    const instrument = this.platform.instruments.get(alert.symbol);
+    const notification: NewNotification = {
+      userId: alert.userId,
+      accountId: alert.accountId,
+      level: "info",
+      title: `Price alert: ${alert.symbol} ${alert.side.toLowerCase()} ${describe(alert, instrument)}`,
+      body:
+        `${alert.symbol} ${alert.side.toLowerCase()} at ${instrument ? formatPrice(price, instrument) : price}` +
+        (alert.message ? `: ${alert.message}` : ""),
+      createdAt: time,
+    };
     this.notifications.queue.push(async () => {
-      const stored = await this.platform.store.addAlertLog(log);
-      if (patch && this.generations.get(alert.id) === generation)
-        await this.platform.store.updateAlert(alert.userId, alert.id, patch, time);
-      const instrument = this.platform.instruments.get(alert.symbol);
+      // The log, the alert's change and the notification in one transaction; the change is left out if the
+      // user changed the alert since (checked at each try).
+      const recorded = await this.notifications.untilStored(() =>
+        this.platform.store.recordAlertTrigger({
+          log,
+          patch: patch && this.generations.get(alert.id) === generation ? patch : null,
+          now: time,
+          notification,
+        }),
+      );
+      const stored = recorded.log;
       const view = alertLogView(stored, instrument);
-      await this.notifications.write({
-        userId: alert.userId,
-        accountId: alert.accountId,
-        level: "info",
-        title: `Price alert: ${alert.symbol} ${alert.side.toLowerCase()} ${describe(alert, instrument)}`,
-        body:
-          `${alert.symbol} ${alert.side.toLowerCase()} at ${instrument ? formatPrice(price, instrument) : price}` +
-          (alert.message ? `: ${alert.message}` : ""),
-        createdAt: time,
-      });
+      this.notifications.publish(recorded.notification);
       this.platform.bus.publish(BusTopics.user(alert.userId), {
         type: "priceAlertEvent",
         payload: {
@@ -668,10 +678,12 @@ export class AlertEngine {
   /** Queues an engine-made write of the alert, skipped if the user changes the alert before it runs. */
   private writeUnlessChanged(alert: PriceAlert, write: () => Promise<unknown>): void {
     const generation = this.generations.get(alert.id);
-    this.notifications.queue.push(async () => {
-      if (this.generations.get(alert.id) !== generation) return;
-      await write();
-    });
+    this.notifications.queue.push(() =>
+      this.notifications.untilStored(async () => {
+        if (this.generations.get(alert.id) !== generation) return;
+        await write();
+      }),
+    );
   }
 }
 

@@ -269,9 +269,11 @@ export class NotificationService {
     do {
       const batch = notifications.splice(0, PLATFORM_LIMITS.notificationBatch);
       const reached = notifications.length === 0 ? through : batch.at(-1)!.sequence;
-      const stored = await this.addUntilStored(
-        batch.map((pending) => pending.notification),
-        reached,
+      const stored = await this.untilStored(() =>
+        this.platform.store.addNotifications(
+          batch.map((pending) => pending.notification),
+          reached,
+        ),
       );
       this.markedThrough = Math.max(this.markedThrough, reached);
       for (const notification of stored) this.publish(notification);
@@ -279,15 +281,16 @@ export class NotificationService {
   }
 
   /**
-   * `addNotifications`, tried again while the store fails it for a reason of its own. A refusal of the
-   * notifications themselves (a `PlatformStoreError`) is final, and so is any failure once the server closes.
+   * `write`, tried again while the store fails it for a reason of its own (NOTIFICATION_RETRY_FIRST_MS, doubling).
+   * A refusal of what is written (a `PlatformStoreError`) is final, and so is any failure once the server closes.
+   * For the queue's tasks (the alert engine's too): the tasks behind one being tried again wait, so order is kept.
    */
-  private async addUntilStored(batch: NewNotification[], journalSequence: number): Promise<Notification[]> {
+  async untilStored<T>(write: () => Promise<T>): Promise<T> {
     for (let waitMs = NOTIFICATION_RETRY_FIRST_MS; ; waitMs = Math.min(waitMs * 2, NOTIFICATION_RETRY_MAX_MS)) {
       try {
-        const stored = await this.platform.store.addNotifications(batch, journalSequence);
+        const result = await write();
         if (waitMs > NOTIFICATION_RETRY_FIRST_MS) this.platform.log.info("notifications: the store takes writes again");
-        return stored;
+        return result;
       } catch (error) {
         if (error instanceof PlatformStoreError || this.closing) throw error;
         if (waitMs === NOTIFICATION_RETRY_FIRST_MS)
@@ -333,14 +336,8 @@ export class NotificationService {
   /** Notifications waiting for the next batch write. */
   private pending: PendingNotification[] = [];
 
-  /** The store write and the publish, for callers already running inside the queue (the alert engine). */
-  async write(notification: NewNotification): Promise<Notification> {
-    const stored = await this.platform.store.addNotification(notification);
-    this.publish(stored);
-    return stored;
-  }
-
-  private publish(stored: Notification): void {
+  /** Publishes a stored notification on its user's topic (`notificationEvent`). */
+  publish(stored: Notification): void {
     this.platform.bus.publish(BusTopics.user(stored.userId), {
       type: "notificationEvent",
       payload: notificationView(stored),

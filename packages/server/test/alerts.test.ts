@@ -7,7 +7,7 @@ import type { PriceAlert } from "@bourse/store";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AlertEngine } from "../src/alert-engine.ts";
 import { BusTopics, type BusMessage } from "../src/bus.ts";
 import { ManualClock } from "../src/clock.ts";
@@ -514,6 +514,36 @@ describe("the 13 conditions, once", () => {
         status: "triggered",
       }),
     });
+  });
+});
+
+describe("a store that fails a trigger's write", () => {
+  it("is tried again until it takes the log, the status and the notification, each once", async () => {
+    const owner = await signUp(server);
+    await bid(1.095);
+    const alert = await createAlert({ condition: "CROSSING_UP", targetPrice: 1.1 }, owner);
+    const store = server.platform.store;
+    const record = store.recordAlertTrigger.bind(store);
+    let failures = 2;
+    const spy = vi.spyOn(store, "recordAlertTrigger").mockImplementation(async (trigger) => {
+      if (failures > 0) {
+        failures -= 1;
+        throw new Error("SQLITE_IOERR: disk I/O error");
+      }
+      return record(trigger);
+    });
+    try {
+      await bid(1.1002);
+      expect(await logsOf(alert.id, owner)).toEqual([expect.objectContaining({ triggeredPrice: 1.1002 })]);
+      expect(failures).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await alertOf(alert.id, owner)).toMatchObject({ status: "triggered" });
+    const notifications = await call(server, "GET", "/api/v1/notifications", { token: owner.token });
+    expect(tableObjects(notifications.body).map((row) => row.title)).toEqual([
+      "Price alert: EURUSD bid crossing up 1.10000",
+    ]);
   });
 });
 

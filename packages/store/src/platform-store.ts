@@ -300,6 +300,21 @@ export interface AlertLog {
 
 export type NewAlertLog = Omit<AlertLog, "id">;
 
+export interface AlertTrigger {
+  readonly log: NewAlertLog;
+  readonly patch: PriceAlertPatch | null;
+  /** When the patch is made (the alert's `updatedAt`). */
+  readonly now: number;
+  readonly notification: NewNotification;
+}
+
+export interface RecordedAlertTrigger {
+  readonly log: AlertLog;
+  /** The alert after the patch; null when there was none or the alert is gone. */
+  readonly alert: PriceAlert | null;
+  readonly notification: Notification;
+}
+
 export interface Notification {
   /** Assigned by the store, increasing. */
   readonly id: number;
@@ -430,6 +445,13 @@ export interface PlatformStore {
   listActiveAlertsBySymbol(symbol: string): Promise<PriceAlert[]>;
 
   addAlertLog(log: NewAlertLog): Promise<AlertLog>;
+  /**
+   * A price alert's trigger in one transaction: its log entry, the change it makes to the alert (status
+   * `triggered` for a one-time alert, the new reference of a moving one; none when `patch` is null or the alert
+   * is gone) and the user's notification. A crash or a failed write leaves all three or none, so a trigger is
+   * never logged without its notification, nor fired again after a restart because only its log was kept.
+   */
+  recordAlertTrigger(trigger: AlertTrigger): Promise<RecordedAlertTrigger>;
   listAlertLogs(userId: string, query: PageQuery): Promise<Page<AlertLog>>;
   deleteAlertLog(userId: string, logId: number): Promise<boolean>;
   deleteAllAlertLogs(userId: string): Promise<number>;

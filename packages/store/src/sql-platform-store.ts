@@ -29,6 +29,7 @@ import {
   settingsJson,
   utf8Length,
   type AlertLog,
+  type AlertTrigger,
   type ApiKey,
   type ApiKeyScope,
   type Candle,
@@ -48,6 +49,7 @@ import {
   type PlatformStore,
   type PriceAlert,
   type PriceAlertPatch,
+  type RecordedAlertTrigger,
   type RotatedApiKey,
   type Script,
   type ScriptPatch,
@@ -1034,43 +1036,52 @@ export abstract class SqlPlatformStore implements PlatformStore {
     checkId("userId", userId);
     checkId("alertId", alertId);
     const at = checkTime("now", now);
-    return this.db.transaction(async (tx) => {
-      const rows = await this.all(
-        `SELECT ${ALERT_COLUMNS} FROM {s}price_alerts WHERE id = ? AND user_id = ?{lock}`,
-        [alertId, userId],
-        tx,
-      );
-      if (!rows[0]) return null;
-      const current = toAlert(rows[0]);
-      const defined = Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined));
-      const a = this.checkedAlert({ ...current, ...defined });
-      const legsChanged = ALERT_LEG_FIELDS.some((field) => a[field] !== current[field]);
-      const updated = await this.all(
-        `UPDATE {s}price_alerts SET account_id = ?, side = ?, condition = ?, target_price = ?, channel_low = ?,
+    return this.db.transaction((tx) => this.updateAlertIn(tx, userId, alertId, patch, at));
+  }
+
+  /** `updateAlert` inside the caller's transaction, its arguments checked. */
+  private async updateAlertIn(
+    tx: SqlExecutor,
+    userId: string,
+    alertId: string,
+    patch: PriceAlertPatch,
+    at: number,
+  ): Promise<PriceAlert | null> {
+    const rows = await this.all(
+      `SELECT ${ALERT_COLUMNS} FROM {s}price_alerts WHERE id = ? AND user_id = ?{lock}`,
+      [alertId, userId],
+      tx,
+    );
+    if (!rows[0]) return null;
+    const current = toAlert(rows[0]);
+    const defined = Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined));
+    const a = this.checkedAlert({ ...current, ...defined });
+    const legsChanged = ALERT_LEG_FIELDS.some((field) => a[field] !== current[field]);
+    const updated = await this.all(
+      `UPDATE {s}price_alerts SET account_id = ?, side = ?, condition = ?, target_price = ?, channel_low = ?,
            channel_high = ?, move_threshold = ?, reference_price = ?, repeating = ?, expiration = ?, message = ?,
            status = ?, updated_at = ?${legsChanged ? ", armed_legs = NULL" : ""}
          WHERE id = ? AND user_id = ? RETURNING ${ALERT_COLUMNS}`,
-        [
-          a.accountId,
-          a.side,
-          a.condition,
-          a.targetPrice,
-          a.channelLow,
-          a.channelHigh,
-          a.moveThreshold,
-          a.referencePrice,
-          a.repeating ? 1 : 0,
-          a.expiration,
-          a.message,
-          a.status,
-          at,
-          alertId,
-          userId,
-        ],
-        tx,
-      );
-      return toAlert(updated[0]!);
-    });
+      [
+        a.accountId,
+        a.side,
+        a.condition,
+        a.targetPrice,
+        a.channelLow,
+        a.channelHigh,
+        a.moveThreshold,
+        a.referencePrice,
+        a.repeating ? 1 : 0,
+        a.expiration,
+        a.message,
+        a.status,
+        at,
+        alertId,
+        userId,
+      ],
+      tx,
+    );
+    return toAlert(updated[0]!);
   }
 
   async saveAlertArming(userId: string, alertId: string, armedLegs: number | null): Promise<boolean> {
@@ -1104,24 +1115,43 @@ export abstract class SqlPlatformStore implements PlatformStore {
   // ---- alert logs ----
 
   async addAlertLog(log: NewAlertLog): Promise<AlertLog> {
-    const values = [
-      checkId("alertId", log.alertId),
-      checkId("userId", log.userId),
-      checkSymbol("symbol", log.symbol),
-      checkOneOf("side", log.side, ALERT_SIDES),
-      checkOneOf("condition", log.condition, ALERT_CONDITIONS),
-      checkOptionalInteger("target", log.target, 0),
-      checkInteger("triggeredPrice", log.triggeredPrice, 0),
-      checkTime("triggeredAt", log.triggeredAt),
-    ];
-    const rows = await this.guarded("alert log", () =>
-      this.all(
-        `INSERT INTO {s}alert_logs (alert_id, user_id, symbol, side, condition, target, triggered_price, triggered_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${ALERT_LOG_COLUMNS}`,
-        values,
-      ),
-    );
+    const insert = this.alertLogInsert(log);
+    const rows = await this.guarded("alert log", () => this.all(insert.sql, insert.params));
     return toAlertLog(rows[0]!);
+  }
+
+  /** The checked insert of an alert log entry, returning its row. */
+  private alertLogInsert(log: NewAlertLog): SqlStatement {
+    return {
+      sql: `INSERT INTO {s}alert_logs (alert_id, user_id, symbol, side, condition, target, triggered_price, triggered_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${ALERT_LOG_COLUMNS}`,
+      params: [
+        checkId("alertId", log.alertId),
+        checkId("userId", log.userId),
+        checkSymbol("symbol", log.symbol),
+        checkOneOf("side", log.side, ALERT_SIDES),
+        checkOneOf("condition", log.condition, ALERT_CONDITIONS),
+        checkOptionalInteger("target", log.target, 0),
+        checkInteger("triggeredPrice", log.triggeredPrice, 0),
+        checkTime("triggeredAt", log.triggeredAt),
+      ],
+    };
+  }
+
+  async recordAlertTrigger(trigger: AlertTrigger): Promise<RecordedAlertTrigger> {
+    const logInsert = this.alertLogInsert(trigger.log);
+    const notificationInsert = this.notificationInsert([trigger.notification]);
+    const at = checkTime("now", trigger.now);
+    return this.guarded("alert trigger", () =>
+      this.db.transaction(async (tx) => {
+        const [logRow] = await this.all(logInsert.sql, logInsert.params, tx);
+        const alert = trigger.patch
+          ? await this.updateAlertIn(tx, trigger.log.userId, trigger.log.alertId, trigger.patch, at)
+          : null;
+        const [notificationRow] = await this.all(notificationInsert.sql, notificationInsert.params, tx);
+        return { log: toAlertLog(logRow!), alert, notification: toNotification(notificationRow!) };
+      }),
+    );
   }
 
   async listAlertLogs(userId: string, query: PageQuery): Promise<Page<AlertLog>> {
@@ -1192,6 +1222,20 @@ export abstract class SqlPlatformStore implements PlatformStore {
     write: "durable" | "derived",
     mark: SqlStatement | null = null,
   ): Promise<Notification[]> {
+    const statement = this.notificationInsert(notifications);
+    const rows = await this.guarded(what, async () =>
+      write === "derived"
+        ? ((await this.db.derivedWrite(mark ? [statement, mark] : [statement]))[0] ?? [])
+        : this.db.transaction((tx) => tx.all(statement.sql, statement.params)),
+    );
+    return rows.map(toNotification).sort((a, b) => a.id - b.id);
+  }
+
+  /**
+   * The checked insert of notifications in one statement, returning their rows. Ids are handed out in VALUES order;
+   * RETURNING does not promise an order, so callers sort the rows by id.
+   */
+  private notificationInsert(notifications: readonly NewNotification[]): SqlStatement {
     const checked = notifications.map((notification) => [
       checkId("userId", notification.userId),
       checkOptionalInteger("accountId", notification.accountId, 1),
@@ -1201,17 +1245,11 @@ export abstract class SqlPlatformStore implements PlatformStore {
       checkTime("createdAt", notification.createdAt),
     ]);
     const placeholders = checked.map(() => "(?, ?, ?, 'unread', ?, ?, ?)").join(", ");
-    const statement = {
+    return {
       sql: this.q(`INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at)
              VALUES ${placeholders} RETURNING ${NOTIFICATION_COLUMNS}`),
       params: checked.flat(),
     };
-    const rows = await this.guarded(what, async () =>
-      write === "derived"
-        ? ((await this.db.derivedWrite(mark ? [statement, mark] : [statement]))[0] ?? [])
-        : this.db.transaction((tx) => tx.all(statement.sql, statement.params)),
-    );
-    return rows.map(toNotification).sort((a, b) => a.id - b.id);
   }
 
   async listNotifications(userId: string, query: PageQuery): Promise<Page<Notification>> {

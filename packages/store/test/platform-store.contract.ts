@@ -685,6 +685,63 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(exact.nextCursor).toBeNull();
     });
 
+    it("records a trigger's log, the alert's change and the notification together, or none of them", async () => {
+      const store = await withUsers();
+      await store.createAlert({
+        id: "al1",
+        userId: "alice",
+        accountId: 1001,
+        symbol: "EURUSD",
+        side: "BID",
+        condition: "CROSSING_UP",
+        targetPrice: 108500,
+        createdAt: T0,
+      });
+      const notification = {
+        userId: "alice",
+        accountId: 1001,
+        level: "info" as const,
+        title: "Price alert",
+        createdAt: T0 + 5,
+      };
+      // A notification the store refuses (an unknown user) refuses the log and the alert's change with it.
+      expect(
+        await rejection(
+          store.recordAlertTrigger({
+            log,
+            patch: { status: "triggered" },
+            now: T0 + 5,
+            notification: { ...notification, userId: "nobody" },
+          }),
+        ),
+      ).toBeInstanceOf(NotFoundError);
+      expect((await store.listAlertLogs("alice", { limit: 10 })).rows).toEqual([]);
+      expect((await store.getAlert("alice", "al1"))?.status).toBe("active");
+      expect(
+        await rejection(
+          store.recordAlertTrigger({ log: { ...log, triggeredPrice: -1 }, patch: null, now: T0, notification }),
+        ),
+      ).toBeInstanceOf(ValidationError);
+
+      const recorded = await store.recordAlertTrigger({
+        log,
+        patch: { status: "triggered" },
+        now: T0 + 5,
+        notification,
+      });
+      expect(recorded.log).toEqual({ ...log, id: recorded.log.id });
+      expect(recorded.alert).toMatchObject({ id: "al1", status: "triggered", updatedAt: T0 + 5 });
+      expect(recorded.notification).toMatchObject({ ...notification, body: "", status: "unread" });
+      expect((await store.listAlertLogs("alice", { limit: 10 })).rows).toEqual([recorded.log]);
+      expect((await store.getAlert("alice", "al1"))?.status).toBe("triggered");
+      expect((await store.listNotifications("alice", { limit: 10 })).rows).toEqual([recorded.notification]);
+      // No change asked for, or the alert gone: the log and the notification alone.
+      await store.deleteAlert("alice", "al1");
+      const again = await store.recordAlertTrigger({ log, patch: { status: "triggered" }, now: T0 + 6, notification });
+      expect(again.alert).toBeNull();
+      expect((await store.listAlertLogs("alice", { limit: 10 })).rows).toHaveLength(2);
+    });
+
     it("bounds the page size and validates the cursor", async () => {
       const store = await withUsers();
       for (const limit of [0, -1, PLATFORM_LIMITS.pageLimit + 1, 1.5])
