@@ -61,6 +61,22 @@ export const NOTIFICATION_RECOVERY_PAGE_EVENTS = 10_000;
  */
 export const NOTIFICATION_RETRY_FIRST_MS = 100;
 export const NOTIFICATION_RETRY_MAX_MS = 5_000;
+/** While a write is being tried again, a log line at most this often. */
+export const NOTIFICATION_RETRY_LOG_EVERY_MS = 60_000;
+
+/**
+ * Whether a failed write may succeed if tried again: the store's own trouble (disk full, I/O, a lost connection),
+ * not a refusal of what was written (`PlatformStoreError`) nor a fault of this program, which would fail forever.
+ */
+function isStoreOutage(error: unknown): boolean {
+  return !(
+    error instanceof PlatformStoreError ||
+    error instanceof TypeError ||
+    error instanceof RangeError ||
+    error instanceof ReferenceError ||
+    error instanceof SyntaxError
+  );
+}
 
 /** Runs async tasks one at a time, in order, with at most `limit` waiting. */
 export class WriteQueue {
@@ -281,8 +297,8 @@ export class NotificationService {
   }
 
   /**
-   * `write`, tried again while the store fails it for a reason of its own (NOTIFICATION_RETRY_FIRST_MS, doubling).
-   * A refusal of what is written (a `PlatformStoreError`) is final, and so is any failure once the server closes.
+   * `write`, tried again while the store fails it for a reason of its own (`isStoreOutage`;
+   * NOTIFICATION_RETRY_FIRST_MS, doubling). Any other failure is final, and so is any failure once the server closes.
    * For the queue's tasks (the alert engine's too): the tasks behind one being tried again wait, so order is kept.
    */
   async untilStored<T>(write: () => Promise<T>): Promise<T> {
@@ -292,11 +308,14 @@ export class NotificationService {
         if (waitMs > NOTIFICATION_RETRY_FIRST_MS) this.platform.log.info("notifications: the store takes writes again");
         return result;
       } catch (error) {
-        if (error instanceof PlatformStoreError || this.closing) throw error;
-        if (waitMs === NOTIFICATION_RETRY_FIRST_MS)
+        if (!isStoreOutage(error) || this.closing) throw error;
+        const now = this.platform.clock.now();
+        if (waitMs === NOTIFICATION_RETRY_FIRST_MS || now - this.lastRetryLogMs >= NOTIFICATION_RETRY_LOG_EVERY_MS) {
+          this.lastRetryLogMs = now;
           this.platform.log.warn(
             `notifications: the store failed a write (${String(error)}); trying again until it takes it`,
           );
+        }
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, waitMs);
           this.stopWaiting = () => {
@@ -309,6 +328,8 @@ export class NotificationService {
     }
   }
 
+  /** When the last "trying again" line was logged (the platform clock). */
+  private lastRetryLogMs = 0;
   /** Set on close: no write is tried again (the next start brings back what is left). */
   private closing = false;
   /** Ends the wait before the next try at once (close). */
