@@ -214,6 +214,34 @@ describe("a store that fails a notification write", () => {
   });
 });
 
+describe("a notification write that fails for a fault of the program", () => {
+  it("is not tried again: the queue goes on with the next write", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const store = server.platform.store;
+    const add = store.addNotifications.bind(store);
+    let calls = 0;
+    const spy = vi.spyOn(store, "addNotifications").mockImplementation(async (...parameters) => {
+      calls += 1;
+      if (calls === 1) throw new TypeError("a bug");
+      return add(...parameters);
+    });
+    const errors = vi.spyOn(server.platform.log, "error").mockImplementation(() => undefined);
+    try {
+      await order(user, { side: "BUY", volume: 0.01 });
+      await settle(server);
+      const second = await order(user, { side: "BUY", volume: 0.01 });
+      const titles = tableObjects((await notifications(user)).body).map((row) => row.title);
+      expect(titles).toEqual([`Order #${second.order.id} filled`]);
+      expect(calls).toBe(2);
+      expect(errors).toHaveBeenCalledWith(expect.stringContaining("TypeError: a bug"));
+    } finally {
+      spy.mockRestore();
+      errors.mockRestore();
+    }
+  });
+});
+
 describe("the journal mark stored with the notifications", () => {
   it("moves with each batch, and past NOTIFICATION_MARK_EVERY_EVENTS events that call for none, without one", async () => {
     const own = await startTestServer();
