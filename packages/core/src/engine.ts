@@ -418,6 +418,25 @@ export class TradingEngine {
       if (!this.quotes.has(symbol)) this.quotes.set(symbol, copyQuote(quote));
   }
 
+  /**
+   * Takes a quote kept from before a restart (the platform store's last quotes) for a symbol that has none, without
+   * running anything at it: quotes are not state, and its triggers ran when it first came (what a kill -9 lost of
+   * their events runs at the next tick). Positions show their profit and orders fill at it until the feed's next
+   * tick. Checked as a tick is (`readTick`), its time as the engine's; a symbol with a quote keeps it (newer).
+   */
+  restoreQuote(quote: Omit<TickCommand, "kind">): Rejection | null {
+    const instrument = this.state.instruments.get(quote.symbol);
+    if (!instrument) return reject("UNKNOWN_SYMBOL");
+    if (!isEngineTime(quote.time))
+      return reject("INVALID_DATA", "time must be whole epoch milliseconds up to the end of year 9999");
+    const book = readTick(quote, this.maxPrice(instrument));
+    if (!book.ok) return book;
+    if (this.quotes.has(instrument.symbol)) return null;
+    const { bid, ask, time } = quote;
+    this.quotes.set(instrument.symbol, { symbol: instrument.symbol, bid, ask, time, bids: book.bids, asks: book.asks });
+    return null;
+  }
+
   /** Folds a journaled event (recovery). */
   applyRecovered(event: EngineEvent): void {
     applyEvent(this.state, event);

@@ -309,3 +309,36 @@ describe("risk thresholds", () => {
     expect(index.riskBidFloors.size + index.riskAskCeilings.size).toBeLessThan(1_000);
   });
 });
+
+describe("restoreQuote: a quote kept from before a restart", () => {
+  it("is taken for a symbol without a quote, runs nothing at it, and is checked as a tick is", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1", { sl: points("EURUSD", "1.08000") });
+    s.restart();
+    expect(s.engine.quote("EURUSD")).toBeUndefined();
+    const hash = s.engine.stateHash();
+    // Below the stop loss: a tick would close the position; a restored quote closes nothing.
+    const kept = { symbol: "EURUSD", bid: points("EURUSD", "1.07900"), ask: points("EURUSD", "1.07910"), time: s.time };
+    expect(s.engine.restoreQuote(kept)).toBeNull();
+    expect(s.engine.quote("EURUSD")).toMatchObject({ bid: kept.bid, ask: kept.ask, time: kept.time });
+    expect(s.positions(account)).toHaveLength(1);
+    expect(s.engine.stateHash()).toBe(hash);
+    // A symbol that has a quote keeps it.
+    expect(s.engine.restoreQuote({ ...kept, bid: kept.bid - 10 })).toBeNull();
+    expect(s.engine.quote("EURUSD")!.bid).toBe(kept.bid);
+    // Refused as a tick would be, and nothing set.
+    expect(s.engine.restoreQuote({ ...kept, symbol: "NOPE" })?.code).toBe("UNKNOWN_SYMBOL");
+    for (const bad of [
+      { ...kept, symbol: "GBPUSD", ask: kept.bid - 1 },
+      { ...kept, symbol: "GBPUSD", bids: [{ price: kept.bid + 1, volume: 1 }] },
+      { ...kept, symbol: "GBPUSD", time: -1 },
+    ])
+      expect(s.engine.restoreQuote(bad)?.code, JSON.stringify(bad)).toMatch(/INVALID_PRICE|INVALID_DATA/);
+    expect(s.engine.quote("GBPUSD")).toBeUndefined();
+    // The next tick runs the stop loss as ever.
+    s.quote("EURUSD", "1.07900", "1.07910", s.time + 1000);
+    expect(s.positions(account)).toHaveLength(0);
+  });
+});

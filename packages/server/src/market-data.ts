@@ -239,6 +239,8 @@ export function truncateDepth(payload: DepthPayload, levels: number): DepthPaylo
 
 export class MarketDataService {
   private readonly last = new Map<string, AcceptedQuote>();
+  /** Symbols quoted since the last flush: their last quote is kept at the next (`flushLastQuotes`). */
+  private readonly changedQuotes = new Set<string>();
   /** The live bar per symbol and timeframe: complete (stored part included once `load` ran). */
   private readonly bars = new Map<string, Bar>();
   /** What changed since the last flush, per bar. */
@@ -292,6 +294,7 @@ export class MarketDataService {
     const instrument = this.platform.instruments.get(quote.symbol);
     if (!instrument || this.closed) return;
     this.last.set(quote.symbol, quote);
+    this.changedQuotes.add(quote.symbol);
     const price = quote.bid;
     for (const timeframe of CANDLE_TIMEFRAMES) {
       const openTime = bucketStart(timeframe, quote.time);
@@ -365,6 +368,9 @@ export class MarketDataService {
    */
   load(): Promise<void> {
     return this.serialized(async () => {
+      // The market as the last run left it: the engine and the shortlist have prices before the feed's first tick.
+      for (const quote of this.platform.restoreQuotes(await this.platform.store.lastQuotes()))
+        if (!this.last.has(quote.symbol)) this.last.set(quote.symbol, quote);
       const now = this.platform.clock.now();
       for (const symbol of this.platform.instruments.keys()) {
         for (const timeframe of CANDLE_TIMEFRAMES) {
@@ -388,10 +394,11 @@ export class MarketDataService {
     });
   }
 
-  /** Writes the deltas to the store (the store merges each into its bar). */
+  /** Writes the deltas to the store (the store merges each into its bar), and the last quotes that changed. */
   flush(): Promise<void> {
     return this.serialized(async () => {
       this.flushRequested = false;
+      await this.flushLastQuotes();
       if (this.pending.size === 0) return;
       const batch = [...this.pending.values()];
       this.pending = new Map();
@@ -408,6 +415,30 @@ export class MarketDataService {
         }
       }
     });
+  }
+
+  /** Keeps the last quote of each symbol quoted since the last flush (`saveLastQuotes`); on failure, the next flush. */
+  private async flushLastQuotes(): Promise<void> {
+    if (this.changedQuotes.size === 0) return;
+    const symbols = [...this.changedQuotes];
+    this.changedQuotes.clear();
+    const quotes = symbols
+      .map((symbol) => this.last.get(symbol)!)
+      .map(({ symbol, bid, ask, bids, asks, time }) => ({
+        symbol,
+        bid,
+        ask,
+        ...(bids ? { bids } : {}),
+        ...(asks ? { asks } : {}),
+        time,
+      }));
+    try {
+      for (let index = 0; index < quotes.length; index += PLATFORM_LIMITS.lastQuotesBatch)
+        await this.platform.store.saveLastQuotes(quotes.slice(index, index + PLATFORM_LIMITS.lastQuotesBatch));
+    } catch (error) {
+      for (const symbol of symbols) this.changedQuotes.add(symbol);
+      this.platform.log.error(`market data: last quotes not saved, kept for the next flush: ${String(error)}`);
+    }
   }
 
   async close(): Promise<void> {

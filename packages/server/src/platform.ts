@@ -265,6 +265,28 @@ export class Platform {
     return accepted;
   }
 
+  /**
+   * Gives the engine the quotes kept from before the restart (`MarketDataService.load`), for the symbols it has
+   * no quote of, without running anything at them (`TradingEngine.restoreQuote`); returns those it took. Quote
+   * times go on from the latest. Called once recovery has finished, before the feed starts.
+   */
+  restoreQuotes(quotes: readonly AcceptedQuote[]): AcceptedQuote[] {
+    if (!this.durable || this.currentState !== "ready")
+      throw new ApiError("ENGINE_UNAVAILABLE", "The trading engine is starting: try again shortly");
+    const taken: AcceptedQuote[] = [];
+    for (const quote of quotes) {
+      if (!this.instruments.has(quote.symbol) || this.durable.engine.quote(quote.symbol)) continue;
+      const refused = this.durable.restoreQuote(quote);
+      if (refused) {
+        this.log.warn(`market data: the kept quote of ${quote.symbol} is not taken: ${refused.message}`);
+        continue;
+      }
+      taken.push(quote);
+      this.lastQuoteTime = Math.max(this.lastQuoteTime, quote.time);
+    }
+    return taken;
+  }
+
   onQuote(listener: QuoteListener): void {
     this.quoteListeners.push(listener);
   }

@@ -191,6 +191,7 @@ describe("the driver", () => {
       instrument: () => spec,
       clock: { now: () => TUESDAY_NOON + calls.length * 1000 },
       log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      engine: { quote: () => undefined },
       pushQuote: (quote: QuoteInput) => {
         calls.push(quote);
         return new Promise<void>((resolve) => (release = resolve));

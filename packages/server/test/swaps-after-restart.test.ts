@@ -1,10 +1,12 @@
 /**
- * A restart across the daily rollover (22:00 UTC): the server comes back with no quotes until the feed sends
- * them, so the rollover that falls due with its first command cannot convert a USDJPY position's yen swap
- * into the account's dollars. That swap used to be lost for good; now it is owed, shown nowhere as money
- * until the first USDJPY quote charges it, and then it is in the position, the position history, the
- * account's stream and, once closed, the deal and the ledger, to the cent.
+ * A restart across the daily rollover (22:00 UTC). The server comes back with the last quotes it kept, so the
+ * rollover that falls due with its first command converts a USDJPY position's yen swap at the kept USDJPY
+ * price. Without a kept quote (a data directory from before quotes were kept, or a power failure that took the
+ * last second of derived data) it cannot convert it. That swap used to be lost for good; now it is owed, shown
+ * nowhere as money until the first USDJPY quote charges it, and then it is in the position, the position
+ * history, the account's stream and, once closed, the deal and the ledger, to the cent.
  */
+import Database from "better-sqlite3";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -26,7 +28,12 @@ it("a restart across the rollover defers a USDJPY position's swap until the firs
       body: { symbol: "USDJPY", side: "BUY", type: "MARKET", volume: 1 },
     });
     expect(bought.status).toBe(200);
+    const platformDatabase = first.config.storage.platformDatabaseUrl;
     await first.close();
+    // The kept USDJPY quote is gone, as after a power failure right after the first USDJPY quote.
+    const database = new Database(platformDatabase);
+    expect(database.prepare("DELETE FROM last_quotes WHERE symbol = 'USDJPY'").run().changes).toBe(1);
+    database.close();
 
     const second = await startTestServer({ dataDirectory, clock: new ManualClock(TUESDAY_23H) });
     try {
@@ -55,6 +62,39 @@ it("a restart across the rollover defers a USDJPY position's swap until the firs
       expect(history.map((row) => row.swap)).toEqual([9.71]);
       const ledger = tableObjects((await call(second, "GET", `${account}/ledger`, { token })).body);
       expect(ledger.filter((row) => row.kind === "SWAP").map((row) => row.amount)).toEqual([9.71]);
+    } finally {
+      await second.close();
+    }
+  } finally {
+    rmSync(dataDirectory, { recursive: true, force: true });
+  }
+});
+
+it("a restart across the rollover converts a USDJPY position's swap at the USDJPY quote kept from before it", async () => {
+  const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-swaps-"));
+  try {
+    const first = await startTestServer({ dataDirectory });
+    const trader = await signUp(first);
+    const account = `/api/v1/accounts/${trader.login}`;
+    await pushQuote(first, "USDJPY", "150.230", "150.250");
+    const bought = await call(first, "POST", `${account}/orders`, {
+      token: trader.token,
+      body: { symbol: "USDJPY", side: "BUY", type: "MARKET", volume: 1 },
+    });
+    expect(bought.status).toBe(200);
+    await first.close();
+
+    const second = await startTestServer({ dataDirectory, clock: new ManualClock(TUESDAY_23H) });
+    try {
+      const login = await call(second, "POST", "/api/v1/login", {
+        body: { email: trader.email, password: trader.password },
+      });
+      const token = login.body.data.token as string;
+      // The first command after the restart runs Tuesday's rollover at the kept quote.
+      await pushQuote(second, "EURUSD", "1.08430", "1.08440");
+      const positions = await call(second, "GET", `${account}/positions`, { token });
+      // 14.6 points a lot a day on 100,000 USD: 1,460 JPY at 150.25, 9.72 USD.
+      expect(tableObjects(positions.body)[0]).toMatchObject({ swap: 9.72, currentPrice: 150.23 });
     } finally {
       await second.close();
     }

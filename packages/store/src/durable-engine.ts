@@ -32,6 +32,8 @@ import {
   type CommandResult,
   type EngineConfig,
   type MarketDataChange,
+  type Rejection,
+  type TickCommand,
 } from "@bourse/core";
 import {
   JournalRecordError,
@@ -329,6 +331,16 @@ export class DurableEngine {
    */
   get engine(): TradingEngine {
     return this.durableState;
+  }
+
+  /**
+   * Gives both the executing engine and the durable state a quote kept from before a restart
+   * (`TradingEngine.restoreQuote`: nothing runs at it; a symbol that has a quote keeps it). Null when taken.
+   */
+  restoreQuote(quote: Omit<TickCommand, "kind">): Rejection | null {
+    const refused = this.durableState.restoreQuote(quote);
+    if (refused) return refused;
+    return this.executing.restoreQuote(quote);
   }
 
   /** The state hash as of the last durable event. */

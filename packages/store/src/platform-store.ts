@@ -6,7 +6,7 @@
  * Every read or write of a user's rows takes the user id, and a row of another user is treated as absent
  * (null, false or NotFoundError), never returned. Every list and every stored size has a bound.
  */
-import { isPortableText } from "@bourse/core";
+import { isPortableText, type BookLevel } from "@bourse/core";
 
 /** The base of the typed errors below. `field` names the input at fault, where there is one. */
 export class PlatformStoreError extends Error {
@@ -49,6 +49,8 @@ export const PLATFORM_LIMITS = {
   pageLimit: 1000,
   /** Candles per range query and per upsert batch. */
   candleLimit: 5000,
+  /** Last quotes kept by one saveLastQuotes call (one per symbol). */
+  lastQuotesBatch: 1000,
   /** Active alerts returned by listActiveAlertsBySymbol. */
   activeAlertsBySymbol: 10_000,
   /** Names, titles, messages: characters. */
@@ -348,6 +350,17 @@ export interface Page<T> {
   readonly nextCursor: number | null;
 }
 
+/** A symbol's last quote as the engine took it: prices in points, book volumes in volume units. */
+export interface LastQuote {
+  readonly symbol: string;
+  readonly bid: number;
+  readonly ask: number;
+  /** The book's levels, best first, as the feed gave them; absent when it gave none. */
+  readonly bids?: readonly BookLevel[];
+  readonly asks?: readonly BookLevel[];
+  readonly time: number;
+}
+
 export interface Candle {
   readonly symbol: string;
   readonly timeframe: CandleTimeframe;
@@ -476,6 +489,14 @@ export interface PlatformStore {
   upsertCandles(candles: readonly Candle[]): Promise<void>;
   /** Oldest first, open_time within [from, to], at most `limit` (≤ 5,000). */
   candles(query: CandleQuery): Promise<Candle[]>;
+
+  /**
+   * Keeps each symbol's last quote (replacing the one kept), at most PLATFORM_LIMITS.lastQuotesBatch a call, as
+   * derived data (written like candles). A restart shows the market as it was and the simulator goes on from it.
+   */
+  saveLastQuotes(quotes: readonly LastQuote[]): Promise<void>;
+  /** Every symbol's kept quote, by symbol. */
+  lastQuotes(): Promise<LastQuote[]>;
 }
 
 // ---- validation, shared by the drivers ----

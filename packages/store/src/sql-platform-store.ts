@@ -3,6 +3,7 @@
  * Statements use `?` placeholders and `{s}` before table names (the schema prefix, empty for SQLite),
  * `{greatest}` / `{least}` for the two-argument max/min and `{lock}` for a row lock (FOR UPDATE).
  */
+import { MAX_BOOK_LEVELS, type BookLevel } from "@bourse/core";
 import {
   ALERT_CONDITIONS,
   ALERT_SIDES,
@@ -33,6 +34,7 @@ import {
   type ApiKey,
   type ApiKeyScope,
   type Candle,
+  type LastQuote,
   type CandleQuery,
   type FailedLoginPolicy,
   type NewAlertLog,
@@ -228,6 +230,34 @@ export const PLATFORM_DERIVED_THROUGH_SQL = `CREATE TABLE {s}derived_through (
     kind text PRIMARY KEY,
     journal_sequence {int} NOT NULL
   )`;
+
+/** Migration 4 of the platform tables: each symbol's last quote (`saveLastQuotes`), its book as JSON text. */
+export const PLATFORM_LAST_QUOTES_SQL = `CREATE TABLE {s}last_quotes (
+    symbol text PRIMARY KEY,
+    bid {int} NOT NULL,
+    ask {int} NOT NULL,
+    bids text,
+    asks text,
+    quote_time {int} NOT NULL
+  )`;
+
+/** A book side as stored: `[[price, volume], …]`, or null for none. */
+function levelsToText(field: string, levels: readonly BookLevel[] | undefined): string | null {
+  if (levels === undefined) return null;
+  if (!Array.isArray(levels) || levels.length > MAX_BOOK_LEVELS)
+    throw new ValidationError(`${field}: must be a list of at most ${MAX_BOOK_LEVELS} levels`, field);
+  return JSON.stringify(
+    levels.map((level: BookLevel) => [
+      checkInteger(`${field}.price`, level?.price, 1),
+      checkInteger(`${field}.volume`, level?.volume, 1),
+    ]),
+  );
+}
+
+function levelsFromText(text: unknown): BookLevel[] | undefined {
+  if (text === null || text === undefined) return undefined;
+  return (JSON.parse(String(text)) as [number, number][]).map(([price, volume]) => ({ price, volume }));
+}
 
 const ALERT_LOG_COLUMNS = "id, alert_id, user_id, symbol, side, condition, target, triggered_price, triggered_at";
 function toAlertLog(row: Row): AlertLog {
@@ -1290,6 +1320,46 @@ export abstract class SqlPlatformStore implements PlatformStore {
         params: [c.symbol, c.timeframe, c.openTime, c.open, c.high, c.low, c.close, c.tickVolume],
       })),
     );
+  }
+
+  async saveLastQuotes(quotes: readonly LastQuote[]): Promise<void> {
+    if (!Array.isArray(quotes) || quotes.length > PLATFORM_LIMITS.lastQuotesBatch)
+      throw new ValidationError(`quotes: must be a list of at most ${PLATFORM_LIMITS.lastQuotesBatch}`, "quotes");
+    const sql = this.q(`INSERT INTO {s}last_quotes (symbol, bid, ask, bids, asks, quote_time) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (symbol) DO UPDATE SET bid = excluded.bid, ask = excluded.ask, bids = excluded.bids,
+             asks = excluded.asks, quote_time = excluded.quote_time`);
+    const statements = quotes.map((quote) => ({
+      sql,
+      params: [
+        checkSymbol("symbol", quote.symbol),
+        checkInteger("bid", quote.bid, 1),
+        checkInteger("ask", quote.ask, 1),
+        levelsToText("bids", quote.bids),
+        levelsToText("asks", quote.asks),
+        checkTime("time", quote.time),
+      ],
+    }));
+    if (statements.length === 0) return;
+    // Derived from the feed, like candles: a power failure may cost the last second's.
+    await this.db.derivedWrite(statements);
+  }
+
+  async lastQuotes(): Promise<LastQuote[]> {
+    const rows = await this.all(
+      `SELECT symbol, bid, ask, bids, asks, quote_time FROM {s}last_quotes ORDER BY symbol LIMIT ${PLATFORM_LIMITS.lastQuotesBatch}`,
+    );
+    return rows.map((row) => {
+      const bids = levelsFromText(row.bids);
+      const asks = levelsFromText(row.asks);
+      return {
+        symbol: str(row.symbol),
+        bid: num(row.bid),
+        ask: num(row.ask),
+        ...(bids ? { bids } : {}),
+        ...(asks ? { asks } : {}),
+        time: num(row.quote_time),
+      };
+    });
   }
 
   async candles(query: CandleQuery): Promise<Candle[]> {

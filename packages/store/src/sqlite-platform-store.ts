@@ -15,6 +15,7 @@ import {
   ConstraintViolation,
   PLATFORM_ALERT_ARMING_SQL,
   PLATFORM_DERIVED_THROUGH_SQL,
+  PLATFORM_LAST_QUOTES_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -59,6 +60,11 @@ const MIGRATIONS: readonly Migration[] = [
     version: 3,
     name: "derived through",
     sql: PLATFORM_DERIVED_THROUGH_SQL.replaceAll("{s}", "").replaceAll("{int}", "INTEGER"),
+  },
+  {
+    version: 4,
+    name: "last quotes",
+    sql: PLATFORM_LAST_QUOTES_SQL.replaceAll("{s}", "").replaceAll("{int}", "INTEGER"),
   },
 ];
 

@@ -4,6 +4,7 @@
  * for fresh, empty storage.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { MAX_BOOK_LEVELS } from "@bourse/core";
 import {
   ALERT_CONDITIONS,
   DuplicateError,
@@ -880,6 +881,51 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(
         await rejection(store.listNotifications("alice", { limit: PLATFORM_LIMITS.pageLimit + 1 })),
       ).toBeInstanceOf(ValidationError);
+    });
+  });
+
+  describe("PlatformStore: last quotes", () => {
+    it("keeps each symbol's last quote with its book, replacing the one kept; validates every field", async () => {
+      const store = await openStore();
+      expect(await store.lastQuotes()).toEqual([]);
+      const book = {
+        bids: [
+          { price: 108430, volume: 500 },
+          { price: 108420, volume: 900 },
+        ],
+        asks: [{ price: 108440, volume: 700 }],
+      };
+      await store.saveLastQuotes([
+        { symbol: "EURUSD", bid: 108430, ask: 108440, ...book, time: T0 },
+        { symbol: "BTCUSD", bid: 6000000, ask: 6001000, time: T0 + 1 },
+      ]);
+      await store.saveLastQuotes([{ symbol: "EURUSD", bid: 108431, ask: 108441, time: T0 + 2 }]);
+      expect(await store.lastQuotes()).toEqual([
+        { symbol: "BTCUSD", bid: 6000000, ask: 6001000, time: T0 + 1 },
+        { symbol: "EURUSD", bid: 108431, ask: 108441, time: T0 + 2 },
+      ]);
+      await store.saveLastQuotes([{ symbol: "EURUSD", bid: 108430, ask: 108440, ...book, time: T0 + 3 }]);
+      expect((await store.lastQuotes())[1]).toEqual({
+        symbol: "EURUSD",
+        bid: 108430,
+        ask: 108440,
+        ...book,
+        time: T0 + 3,
+      });
+      const good = { symbol: "EURUSD", bid: 1, ask: 2, time: T0 };
+      for (const bad of [
+        { ...good, symbol: "" },
+        { ...good, bid: 0 },
+        { ...good, ask: 1.5 },
+        { ...good, time: -1 },
+        { ...good, bids: [{ price: 1, volume: 0 }] },
+        { ...good, asks: Array.from({ length: MAX_BOOK_LEVELS + 1 }, (_, index) => ({ price: 2 + index, volume: 1 })) },
+      ])
+        expect(await rejection(store.saveLastQuotes([bad])), JSON.stringify(bad)).toBeInstanceOf(ValidationError);
+      expect(
+        await rejection(store.saveLastQuotes(Array.from({ length: PLATFORM_LIMITS.lastQuotesBatch + 1 }, () => good))),
+      ).toBeInstanceOf(ValidationError);
+      expect((await store.lastQuotes())[1]!.time).toBe(T0 + 3);
     });
   });
 

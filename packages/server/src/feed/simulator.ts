@@ -144,6 +144,17 @@ export function initialSimulatorState(seed: number, instrument: InstrumentSpec):
   return { rng, mid, anchor, lastTime: null };
 }
 
+/**
+ * The state that goes on from a quote kept from before a restart: the walk continues from its mid and its time
+ * (the first step spans the gap, as after a weekend), around the same anchor, instead of jumping back to the start.
+ */
+export function resumedSimulatorState(
+  state: SimulatorState,
+  quote: { readonly bid: number; readonly ask: number; readonly time: number },
+): SimulatorState {
+  return { ...state, mid: (quote.bid + quote.ask) / 2, lastTime: quote.time };
+}
+
 /** Approximately standard normal from four uniforms (Irwin–Hall): no transcendental functions, so exact everywhere. */
 function normalish(uniforms: readonly number[]): number {
   let sum = 0;
@@ -253,7 +264,11 @@ export function startSimulator(platform: Platform, options: SimulatorOptions): F
 
   for (const [index, symbol] of symbols.entries()) {
     const instrument = platform.instrument(symbol);
-    let state = initialSimulatorState(options.seed, instrument);
+    // After a restart the engine holds the last run's quote (MarketDataService.load): go on from there.
+    const kept = platform.engine.quote(symbol);
+    let state = kept
+      ? resumedSimulatorState(initialSimulatorState(options.seed, instrument), kept)
+      : initialSimulatorState(options.seed, instrument);
     let pushing = false;
     let waiting: QuoteInput | null = null;
     let failures = 0;

@@ -1,0 +1,120 @@
+/**
+ * A restart keeps the market as it was: each symbol's last quote is kept with the candles (platform store,
+ * `last_quotes`) and given back to the engine before the feed starts. Positions show their profit and the
+ * account its equity, the shortlist its prices, and a market order fills at the kept book, before any new tick;
+ * nothing runs at a kept quote (no event is journaled); and the simulator goes on from it instead of jumping
+ * back to its starting price. Before, every price was missing after a restart: profit 0, equity the balance,
+ * orders refused NO_QUOTES until the feed's next tick (on a weekend, until Monday).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { BusTopics, type BusMessage } from "../src/bus.ts";
+import { admin, call, signUp, startTestServer, tableObjects, type TestServer } from "./helpers.ts";
+
+const directories: string[] = [];
+afterAll(() => {
+  for (const directory of directories) rmSync(directory, { recursive: true, force: true });
+});
+
+function dataDirectory(): string {
+  const directory = mkdtempSync(path.join(tmpdir(), "bourse-quotes-restart-"));
+  directories.push(directory);
+  return directory;
+}
+
+async function quote(server: TestServer, body: Record<string, unknown>): Promise<void> {
+  const response = await admin(server, "POST", "/admin/v1/quotes", body);
+  expect(response.status, JSON.stringify(response.body)).toBe(200);
+}
+
+describe("quotes across a restart", () => {
+  it("shows the kept prices, fills at the kept book, and runs nothing at them", async () => {
+    const directory = dataDirectory();
+    const first = await startTestServer({ dataDirectory: directory });
+    const trader = await signUp(first);
+    const account = `/api/v1/accounts/${trader.login}`;
+    await quote(first, { symbol: "EURUSD", bid: "1.08430", ask: "1.08440" });
+    const bought = await call(first, "POST", `${account}/orders`, {
+      token: trader.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 1 },
+    });
+    expect(bought.status).toBe(200);
+    // The last EURUSD quote, with a book of two ask levels; a pending order far from it.
+    await quote(first, {
+      symbol: "EURUSD",
+      bid: "1.08530",
+      ask: "1.08540",
+      asks: [
+        { price: "1.08540", volume: 0.1 },
+        { price: "1.08550", volume: 5 },
+      ],
+    });
+    const limit = await call(first, "POST", `${account}/orders`, {
+      token: trader.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "LIMIT", price: 1.08, volume: 0.1 },
+    });
+    expect(limit.status).toBe(200);
+    const before = await call(first, "GET", account, { token: trader.token });
+    await first.close();
+
+    const second = await startTestServer({ dataDirectory: directory });
+    try {
+      const sequence = second.platform.durableEngine!.lastSequence;
+      const token = (
+        await call(second, "POST", "/api/v1/login", { body: { email: trader.email, password: trader.password } })
+      ).body.data.token as string;
+      // 1 lot bought at 1.08440, bid now 1.08530: 90 points of 1 USD.
+      const positions = tableObjects((await call(second, "GET", `${account}/positions`, { token })).body);
+      expect(positions).toEqual([expect.objectContaining({ currentPrice: 1.0853, profit: 90 })]);
+      const after = await call(second, "GET", account, { token });
+      expect(after.body.data).toMatchObject({ profit: 90, equity: before.body.data.equity });
+      const shortlist = tableObjects((await call(second, "GET", "/api/v1/market/shortlist", { token })).body);
+      expect(shortlist.find((row) => row.symbol === "EURUSD")).toMatchObject({ bid: 1.0853, ask: 1.0854 });
+      expect(shortlist.find((row) => row.symbol === "GBPUSD")).toMatchObject({ bid: null, ask: null });
+      // Nothing was journaled at the kept quote; the pending order still works.
+      expect(second.platform.durableEngine!.lastSequence).toBe(sequence);
+      const orders = tableObjects((await call(second, "GET", `${account}/orders`, { token })).body);
+      expect(orders.map((order) => order.id)).toEqual([limit.body.data.order.id]);
+      // The kept book: 0.1 lot at 1.08540, the rest at 1.08550.
+      const walked = await call(second, "POST", `${account}/orders`, {
+        token,
+        body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.3 },
+      });
+      expect(walked.status, JSON.stringify(walked.body)).toBe(200);
+      expect(
+        walked.body.data.deals.map((deal: { price: number; volume: number }) => [deal.price, deal.volume]),
+      ).toEqual([
+        [1.0854, 0.1],
+        [1.0855, 0.2],
+      ]);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("the simulator goes on from the kept quote instead of its starting price", async () => {
+    const directory = dataDirectory();
+    const first = await startTestServer({ dataDirectory: directory });
+    // Far from the simulator's EURUSD (about 1.08), so a jump back to it shows.
+    await quote(first, { symbol: "EURUSD", bid: "1.50000", ask: "1.50010" });
+    await first.close();
+
+    const second = await startTestServer({
+      dataDirectory: directory,
+      environment: { BOURSE_FEED: "simulator", BOURSE_FEED_RATE: "20" },
+    });
+    try {
+      const quotes: BusMessage[] = [];
+      second.platform.bus.subscribe(BusTopics.quotes("EURUSD"), (_topic, message) => quotes.push(message));
+      for (let waited = 0; quotes.length === 0 && waited < 5_000; waited += 20)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      const first = quotes[0]!.payload as { bid: number };
+      expect(first.bid).toBeGreaterThan(1.49);
+      expect(first.bid).toBeLessThan(1.51);
+    } finally {
+      await second.close();
+    }
+  });
+});
