@@ -103,7 +103,9 @@ export class ApiKeyService {
   }
 
   private constructor(private readonly platform: Platform) {
-    this.refusedByAddress = new FixedWindowLimiter(platform.config.apiKeyRefusalsPerSecond);
+    this.refusedByAddress = new FixedWindowLimiter(platform.config.apiKeyRefusalsPerSecond, 1000, () =>
+      platform.clock.now(),
+    );
   }
 
   /** The user's keys, newest first, revoked ones included (at most 200). */

@@ -29,7 +29,7 @@ describe("refused API keys per address", () => {
       const unused = await createApiKey(strict, user, "read");
       expect((await automation(strict, "GET", "/v1/api/account", known.key)).status).toBe(200);
       const madeUp = `tk_live_0123456789abcdef_${"A".repeat(43)}`;
-      const started = performance.now();
+      // Refusals are counted on the platform's clock, which the test server's ManualClock holds still.
       const refused = [];
       for (let attempt = 0; attempt < 3; attempt++)
         refused.push((await automation(strict, "GET", "/v1/api/account", madeUp)).status);
@@ -42,7 +42,6 @@ describe("refused API keys per address", () => {
         token: `Bearer ${madeUp}`,
         body: { streams: [] },
       });
-      expect(performance.now() - started, "the attempts must fit in one second").toBeLessThan(1000);
       expect(refused).toEqual([403, 403, 403]);
       expect(blocked.status).toBe(429);
       expect(blocked.body).toMatchObject({ success: false, code: "RATE_LIMITED" });
@@ -50,7 +49,7 @@ describe("refused API keys per address", () => {
       expect(knownWhileBlocked.status).toBe(200);
       expect(unusedWhileBlocked.status).toBe(429);
       expect(session.status).toBe(429);
-      await new Promise((resolve) => setTimeout(resolve, 1100));
+      strict.clock.advance(1000);
       expect((await automation(strict, "GET", "/v1/api/account", unused.key)).status).toBe(200);
     } finally {
       await strict.close();
