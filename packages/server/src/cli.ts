@@ -196,7 +196,7 @@ export async function main(
       case "user": {
         const { positional, options } = parseArguments(rest, ["email", "password", "name"]);
         if (positional.length !== 1 || positional[0] !== "create")
-          throw new UsageError("usage: bourse user create --email E --password P");
+          throw new UsageError("usage: bourse user create --email E --password P [--name N]");
         const data = await adminCall(loadServerConfig(environment), environment, "PUT", "/admin/v1/users", {
           email: requireOption(options, "email"),
           password: requireOption(options, "password"),
@@ -239,7 +239,9 @@ export async function main(
       output.error(`bourse ${command}: configuration error: ${error.message}`);
       return ExitCode.USAGE;
     }
-    output.error(`bourse ${command} failed: ${error instanceof Error ? error.message : String(error)}`);
+    // `user create`, not `user`: the command as the usage names it.
+    const named = command === "user" ? "user create" : command;
+    output.error(`bourse ${named} failed: ${error instanceof Error ? error.message : String(error)}`);
     return ExitCode.FAILED;
   }
 }

@@ -13,9 +13,10 @@ import {
   parseDecimal,
 } from "@bourse/core";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseTrustedProxies } from "./client-address.ts";
+import { feedTuning, type FeedTuning } from "./feed/index.ts";
 import { storageSettings, type StorageSettings } from "./settings.ts";
 
 export type FeedSettings =
@@ -28,6 +29,8 @@ export interface ServerConfig {
   readonly host: string;
   readonly storage: StorageSettings;
   readonly feed: FeedSettings;
+  /** The simulator's rate and the CSV replay's speed (BOURSE_FEED_RATE, BOURSE_FEED_REPLAY_SPEED). */
+  readonly feedTuning: FeedTuning;
   /** The back office's bearer token (`/admin/v1`). */
   readonly adminToken: string;
   readonly jwtSecret: Uint8Array;
@@ -60,29 +63,13 @@ export interface ServerConfig {
   readonly trustedProxies: readonly string[];
 }
 
-/** The keys a configuration file may hold (camelCase, as in `ServerConfig`; `automation.port` nests). */
-interface ConfigFile {
-  port?: number;
-  host?: string;
-  dataDir?: string;
-  databaseUrl?: string;
-  feed?: string;
-  feedSeed?: number;
-  adminToken?: string;
-  jwtSecret?: string;
-  sessionTtlSeconds?: number;
-  demoBalance?: string | number;
-  demoCurrency?: string;
-  demoLeverage?: number;
-  rateLimitPerSecond?: number;
-  loginMaxFailures?: number;
-  loginLockSeconds?: number;
-  bodyLimitBytes?: number;
-  automation?: { port?: number; rateLimitPerSecond?: number; refusalsPerSecond?: number };
-  pusher?: { appKey?: string; appSecret?: string };
-  /** Text as in the environment, or a list of entries. */
-  trustProxy?: string | string[];
-}
+/**
+ * The keys a configuration file may hold: each environment setting's name in camelCase without `BOURSE_`
+ * (`fileKey`: BOURSE_AUTOMATION_PORT is `automationPort`), and, as first documented, `automation.port`,
+ * `automation.rateLimitPerSecond`, `automation.refusalsPerSecond`, `pusher.appKey` and `pusher.appSecret`.
+ * Any other key stops the start (`readConfigFile`): a misspelt key used to be ignored in silence.
+ */
+type ConfigFile = Readonly<Record<string, unknown>>;
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -121,8 +108,31 @@ function demoBalanceSetting(name: string, value: string, currency: string): stri
 function parseFeed(text: string, seed: number): FeedSettings {
   if (text === "simulator") return { kind: "simulator", seed };
   if (text === "push") return { kind: "push" };
-  if (text.startsWith("csv:") && text.length > 4) return { kind: "csv", path: path.resolve(text.slice(4)) };
+  if (text.startsWith("csv:") && text.length > 4) {
+    // Checked now: a missing file used to start a server with no prices and a log line after "running".
+    const file = path.resolve(text.slice(4));
+    let isFile = false;
+    try {
+      isFile = statSync(file).isFile();
+    } catch {
+      isFile = false;
+    }
+    if (!isFile) throw new ConfigError(`BOURSE_FEED names ${file}, which is not a file that can be read`);
+    return { kind: "csv", path: file };
+  }
   throw new ConfigError(`BOURSE_FEED must be simulator, push or csv:PATH, got ${JSON.stringify(text)}`);
+}
+
+/** BOURSE_FEED_RATE and BOURSE_FEED_REPLAY_SPEED, checked at start like every setting (they stopped it late, exit 3). */
+function feedTuningSetting(pick: Pick): FeedTuning {
+  try {
+    return feedTuning({
+      BOURSE_FEED_RATE: pick("BOURSE_FEED_RATE"),
+      BOURSE_FEED_REPLAY_SPEED: pick("BOURSE_FEED_REPLAY_SPEED"),
+    });
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
 }
 
 /** A secret from the setting, or the one kept in the data directory, or a new one written there. */
@@ -145,8 +155,51 @@ function readConfigFile(file: string): ConfigFile {
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
     throw new ConfigError(`the configuration file ${file} must hold a JSON object`);
+  for (const [key, value] of Object.entries(parsed)) {
+    const nested = NESTED_FILE_KEYS[key];
+    if (nested) {
+      if (typeof value !== "object" || value === null || Array.isArray(value))
+        throw new ConfigError(`the configuration file ${file}: "${key}" must be an object`);
+      for (const inner of Object.keys(value))
+        if (!nested.includes(inner))
+          throw new ConfigError(
+            `the configuration file ${file} has an unknown key "${key}.${inner}" (${key} takes ${nested.join(", ")})`,
+          );
+    } else if (!FILE_KEYS.has(key)) {
+      const meant = nearest(key, [...FILE_KEYS, ...Object.keys(NESTED_FILE_KEYS)]);
+      throw new ConfigError(
+        `the configuration file ${file} has an unknown key "${key}"${meant ? ` (did you mean "${meant}"?)` : ""}`,
+      );
+    }
+  }
   return parsed as ConfigFile;
 }
+
+/** A setting's key in the configuration file: its name in camelCase without `BOURSE_` (BOURSE_DATA_DIR: dataDir). */
+export function fileKey(variable: string): string {
+  return variable
+    .slice("BOURSE_".length)
+    .toLowerCase()
+    .replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+/** Settings the file cannot hold: the file's own name, and where the back-office commands find the server. */
+const ENVIRONMENT_ONLY = new Set(["BOURSE_CONFIG", "BOURSE_URL"]);
+
+/** The nested keys of the first configuration files, still read. */
+const NESTED_FILE_KEYS: Readonly<Record<string, readonly string[]>> = {
+  automation: ["port", "rateLimitPerSecond", "refusalsPerSecond"],
+  pusher: ["appKey", "appSecret"],
+};
+
+/** The nested key each of them stands for. */
+const NESTED_ALIASES: Readonly<Record<string, readonly [string, string]>> = {
+  BOURSE_AUTOMATION_PORT: ["automation", "port"],
+  BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND: ["automation", "rateLimitPerSecond"],
+  BOURSE_API_KEY_REFUSALS_PER_SECOND: ["automation", "refusalsPerSecond"],
+  BOURSE_PUSHER_APP_KEY: ["pusher", "appKey"],
+  BOURSE_PUSHER_APP_SECRET: ["pusher", "appSecret"],
+};
 
 /** Every environment setting the server and the `bourse` command read: README.md's table. */
 export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
@@ -178,6 +231,11 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_URL",
 ]);
 
+/** The flat keys a configuration file may hold. */
+const FILE_KEYS: ReadonlySet<string> = new Set(
+  [...ENVIRONMENT_SETTINGS].filter((variable) => !ENVIRONMENT_ONLY.has(variable)).map(fileKey),
+);
+
 /** Prefixes of the project's own tooling (tests, benchmarks), which the server never reads. */
 const TOOLING_PREFIXES = ["BOURSE_TEST_", "BOURSE_BENCH_", "BOURSE_CRASH_"];
 
@@ -198,12 +256,17 @@ export function unknownSettings(environment: NodeJS.ProcessEnv): { name: string;
     .map((name) => ({ name, meant: nearestSetting(name) }));
 }
 
-/** The known setting within three single-character edits of `name`, the nearest first; null when none is. */
+/** The known setting within three single-character edits of `name`; null when none is. */
 function nearestSetting(name: string): string | null {
+  return nearest(name, ENVIRONMENT_SETTINGS);
+}
+
+/** The name of `known` within three single-character edits of `name`, the nearest first; null when none is. */
+function nearest(name: string, known: Iterable<string>): string | null {
   let best: { name: string; distance: number } | null = null;
-  for (const known of ENVIRONMENT_SETTINGS) {
-    const distance = editDistance(name, known);
-    if (distance <= 3 && (best === null || distance < best.distance)) best = { name: known, distance };
+  for (const candidate of known) {
+    const distance = editDistance(name, candidate);
+    if (distance <= 3 && (best === null || distance < best.distance)) best = { name: candidate, distance };
   }
   return best?.name ?? null;
 }
@@ -219,31 +282,46 @@ function editDistance(a: string, b: string): number {
   return previous[b.length]!;
 }
 
-type Pick = (variable: string, fromFile: unknown) => string | undefined;
+/** A setting's text from the environment, else from the configuration file (`fileKey`, or its nested alias). */
+type Pick = (variable: string) => string | undefined;
 
 /** The configuration file (`BOURSE_CONFIG`, else `bourse.config.json` when present) and the rule that the environment wins. */
-function configSources(environment: NodeJS.ProcessEnv): { file: ConfigFile; pick: Pick } {
+function configPick(environment: NodeJS.ProcessEnv): Pick {
   const fileName = environment.BOURSE_CONFIG ?? (existsSync("bourse.config.json") ? "bourse.config.json" : undefined);
   const file: ConfigFile = fileName ? readConfigFile(fileName) : {};
-  const pick: Pick = (variable, fromFile) => {
+  const pick: Pick = (variable) => {
     // A setting read here and missing from the list would be warned about as unknown when it is set.
     if (!ENVIRONMENT_SETTINGS.has(variable)) throw new Error(`${variable} is not in ENVIRONMENT_SETTINGS`);
     const value = environment[variable];
     if (value !== undefined && value !== "") return value;
+    const alias = NESTED_ALIASES[variable];
+    let fromFile = file[fileKey(variable)];
+    if (fromFile === undefined && alias) fromFile = (file[alias[0]] as Record<string, unknown> | undefined)?.[alias[1]];
+    if (variable === "BOURSE_TRUST_PROXY") fromFile = trustProxyFromFile(fromFile);
     if (fromFile === undefined) return undefined;
     // A list or an object was read as its text: `"host": {}` listened on "[object Object]", `"dataDir": ["a"]` used ./a.
     if (typeof fromFile !== "string" && typeof fromFile !== "number" && typeof fromFile !== "boolean")
       throw new ConfigError(`the configuration file's setting for ${variable} must be a string or a number`);
     return String(fromFile);
   };
-  return { file, pick };
+  return pick;
 }
 
-function storageFrom(environment: NodeJS.ProcessEnv, file: ConfigFile, pick: Pick): StorageSettings {
+function storageFrom(environment: NodeJS.ProcessEnv, pick: Pick): StorageSettings {
+  const databaseUrl = pick("BOURSE_DATABASE_URL");
+  // Any other scheme was taken for a SQLite path: `mysql://x` made a directory "mysql:" and ran on SQLite there.
+  if (
+    databaseUrl !== undefined &&
+    /^[a-z][a-z0-9+.-]*:\/\//i.test(databaseUrl) &&
+    !/^postgres(ql)?:\/\//i.test(databaseUrl)
+  )
+    throw new ConfigError(
+      `BOURSE_DATABASE_URL must be a postgres:// (or postgresql://) URL, or the path of a SQLite file, got ${JSON.stringify(databaseUrl.replace(/\/\/[^@/]*@/, "//***@"))}`,
+    );
   return storageSettings({
     ...environment,
-    BOURSE_DATA_DIR: pick("BOURSE_DATA_DIR", file.dataDir),
-    BOURSE_DATABASE_URL: pick("BOURSE_DATABASE_URL", file.databaseUrl),
+    BOURSE_DATA_DIR: pick("BOURSE_DATA_DIR"),
+    BOURSE_DATABASE_URL: databaseUrl,
   });
 }
 
@@ -253,8 +331,8 @@ function storageFrom(environment: NodeJS.ProcessEnv, file: ConfigFile, pick: Pic
  * data directory verified a new empty database elsewhere, answering "no differences").
  */
 export function loadStorageSettings(environment: NodeJS.ProcessEnv = process.env): StorageSettings {
-  const { file, pick } = configSources(environment);
-  return storageFrom(environment, file, pick);
+  const pick = configPick(environment);
+  return storageFrom(environment, pick);
 }
 
 /**
@@ -262,68 +340,39 @@ export function loadStorageSettings(environment: NodeJS.ProcessEnv = process.env
  * working directory is read when present.
  */
 export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const { file, pick } = configSources(environment);
+  const pick = configPick(environment);
   /** An integer setting from the environment or the file, else `fallback`, within [min, max]. */
-  const integer = (variable: string, fromFile: unknown, fallback: string, min: number, max: number): number =>
-    integerSetting(variable, pick(variable, fromFile) ?? fallback, min, max);
-  const storage = storageFrom(environment, file, pick);
-  const seed = integer("BOURSE_FEED_SEED", file.feedSeed, "1", 0, 2 ** 31 - 1);
-  const automationPortText = pick("BOURSE_AUTOMATION_PORT", file.automation?.port);
-  const demoCurrency = currencySetting(
-    "BOURSE_DEMO_CURRENCY",
-    pick("BOURSE_DEMO_CURRENCY", file.demoCurrency) ?? "USD",
-  );
+  const integer = (variable: string, fallback: string, min: number, max: number): number =>
+    integerSetting(variable, pick(variable) ?? fallback, min, max);
+  const storage = storageFrom(environment, pick);
+  const seed = integer("BOURSE_FEED_SEED", "1", 0, 2 ** 31 - 1);
+  const automationPortText = pick("BOURSE_AUTOMATION_PORT");
+  const demoCurrency = currencySetting("BOURSE_DEMO_CURRENCY", pick("BOURSE_DEMO_CURRENCY") ?? "USD");
   // The engine's own bounds: a demo leverage outside them would make every sign-up fail.
   const { leverageMin, leverageMax } = defaultEngineConfig();
   return {
-    port: integer("BOURSE_PORT", file.port, "8080", 0, 65_535),
-    host: pick("BOURSE_HOST", file.host) ?? "127.0.0.1",
+    port: integer("BOURSE_PORT", "8080", 0, 65_535),
+    host: pick("BOURSE_HOST") ?? "127.0.0.1",
     storage,
-    feed: parseFeed(pick("BOURSE_FEED", file.feed) ?? "simulator", seed),
-    adminToken: keptSecret(storage.dataDirectory, "admin-token", pick("BOURSE_ADMIN_TOKEN", file.adminToken)),
-    jwtSecret: new TextEncoder().encode(
-      keptSecret(storage.dataDirectory, "jwt-secret", pick("BOURSE_JWT_SECRET", file.jwtSecret)),
-    ),
-    sessionTtlSeconds: integer("BOURSE_SESSION_TTL_SECONDS", file.sessionTtlSeconds, "3600", 60, 7 * 86_400),
-    demoBalance: demoBalanceSetting(
-      "BOURSE_DEMO_BALANCE",
-      pick("BOURSE_DEMO_BALANCE", file.demoBalance) ?? "10000",
-      demoCurrency,
-    ),
+    feed: parseFeed(pick("BOURSE_FEED") ?? "simulator", seed),
+    feedTuning: feedTuningSetting(pick),
+    adminToken: keptSecret(storage.dataDirectory, "admin-token", pick("BOURSE_ADMIN_TOKEN")),
+    jwtSecret: new TextEncoder().encode(keptSecret(storage.dataDirectory, "jwt-secret", pick("BOURSE_JWT_SECRET"))),
+    sessionTtlSeconds: integer("BOURSE_SESSION_TTL_SECONDS", "3600", 60, 7 * 86_400),
+    demoBalance: demoBalanceSetting("BOURSE_DEMO_BALANCE", pick("BOURSE_DEMO_BALANCE") ?? "10000", demoCurrency),
     demoCurrency,
-    demoLeverage: integer("BOURSE_DEMO_LEVERAGE", file.demoLeverage, "100", leverageMin, leverageMax),
-    rateLimitPerSecond: integer("BOURSE_RATE_LIMIT_PER_SECOND", file.rateLimitPerSecond, "100", 1, 1_000_000),
-    loginMaxFailures: integer("BOURSE_LOGIN_MAX_FAILURES", file.loginMaxFailures, "5", 1, 1000),
-    loginLockSeconds: integer("BOURSE_LOGIN_LOCK_SECONDS", file.loginLockSeconds, "900", 1, 86_400),
-    bodyLimitBytes: integer("BOURSE_BODY_LIMIT_BYTES", file.bodyLimitBytes, String(512 * 1024), 1024, 16 * 1024 * 1024),
+    demoLeverage: integer("BOURSE_DEMO_LEVERAGE", "100", leverageMin, leverageMax),
+    rateLimitPerSecond: integer("BOURSE_RATE_LIMIT_PER_SECOND", "100", 1, 1_000_000),
+    loginMaxFailures: integer("BOURSE_LOGIN_MAX_FAILURES", "5", 1, 1000),
+    loginLockSeconds: integer("BOURSE_LOGIN_LOCK_SECONDS", "900", 1, 86_400),
+    bodyLimitBytes: integer("BOURSE_BODY_LIMIT_BYTES", String(512 * 1024), 1024, 16 * 1024 * 1024),
     automationPort:
       automationPortText === undefined ? null : integerSetting("BOURSE_AUTOMATION_PORT", automationPortText, 0, 65_535),
-    automationRateLimitPerSecond: integer(
-      "BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND",
-      file.automation?.rateLimitPerSecond,
-      "100",
-      1,
-      1_000_000,
-    ),
-    apiKeyRefusalsPerSecond: integer(
-      "BOURSE_API_KEY_REFUSALS_PER_SECOND",
-      file.automation?.refusalsPerSecond,
-      "20",
-      1,
-      1_000_000,
-    ),
-    pusherAppKey: pusherAppKey(
-      keptSecret(storage.dataDirectory, "pusher-app-key", pick("BOURSE_PUSHER_APP_KEY", file.pusher?.appKey)),
-    ),
-    pusherAppSecret: keptSecret(
-      storage.dataDirectory,
-      "pusher-app-secret",
-      pick("BOURSE_PUSHER_APP_SECRET", file.pusher?.appSecret),
-    ),
-    trustedProxies: trustedProxiesSetting(
-      "BOURSE_TRUST_PROXY",
-      pick("BOURSE_TRUST_PROXY", trustProxyFromFile(file.trustProxy)),
-    ),
+    automationRateLimitPerSecond: integer("BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND", "100", 1, 1_000_000),
+    apiKeyRefusalsPerSecond: integer("BOURSE_API_KEY_REFUSALS_PER_SECOND", "20", 1, 1_000_000),
+    pusherAppKey: pusherAppKey(keptSecret(storage.dataDirectory, "pusher-app-key", pick("BOURSE_PUSHER_APP_KEY"))),
+    pusherAppSecret: keptSecret(storage.dataDirectory, "pusher-app-secret", pick("BOURSE_PUSHER_APP_SECRET")),
+    trustedProxies: trustedProxiesSetting("BOURSE_TRUST_PROXY", pick("BOURSE_TRUST_PROXY")),
   };
 }
 

@@ -134,7 +134,7 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
     await AlertEngine.for(platform).start();
     // The day's bars survive a restart; then the feed (stopped on close, before the last candle flush).
     await marketDataOf(platform).load();
-    platform.onClose(startFeed(platform, options.config.feed));
+    platform.onClose(startFeed(platform, options.config.feed, options.config.feedTuning));
   };
   async function close(): Promise<void> {
     if (automationApp) await automationApp.close();

@@ -278,6 +278,13 @@ describe("bourse start and the back-office commands", () => {
       expect(created.err).toBe("");
       const login = Number(/account (\d+)/.exec(created.out)?.[1]);
       expect(created.out).toContain(`created user desk@example.com with account ${login} (10000 USD)`);
+      // The failure names the command as its usage does ("user create", not "user").
+      const again = await run(
+        ["user", "create", "--email", "desk@example.com", "--password", "back office pass"],
+        environment,
+      );
+      expect(again.code).toBe(ExitCode.FAILED);
+      expect(again.err).toMatch(/^bourse user create failed: EMAIL_TAKEN/);
       const deposited = await run(["deposit", String(login), "250.50", "--comment", "wire"], environment);
       expect(deposited.out).toBe(`account ${login}: balance 10250.5 USD`);
       const withdrawn = await run(["withdraw", String(login), "0.50"], environment);

@@ -65,6 +65,81 @@ describe("the configuration file", () => {
   });
 });
 
+// Found by a read of the README against the server: flat camelCase keys such as `automationPort` (as the README
+// says) and misspelt ones such as `prot` were ignored in silence; BOURSE_FEED_RATE had no file key.
+describe("the configuration file's keys", () => {
+  const file = join(dataDirectory, "keys.config.json");
+  const loadFile = (content: Record<string, unknown>, environment: Record<string, string> = {}) => {
+    writeFileSync(file, JSON.stringify({ dataDir: dataDirectory, ...content }));
+    return loadServerConfig({ BOURSE_CONFIG: file, ...environment });
+  };
+
+  it("takes every setting by its name in camelCase, and the first nested names", () => {
+    const config = loadFile({
+      automationPort: 18086,
+      automationRateLimitPerSecond: 7,
+      apiKeyRefusalsPerSecond: 9,
+      pusherAppKey: "flatkey",
+      feedRate: 2.5,
+      feedReplaySpeed: "max",
+      trustProxy: ["127.0.0.1"],
+    });
+    expect(config).toMatchObject({
+      automationPort: 18086,
+      automationRateLimitPerSecond: 7,
+      apiKeyRefusalsPerSecond: 9,
+      pusherAppKey: "flatkey",
+      feedTuning: { rate: 2.5, replaySpeed: Infinity },
+      trustedProxies: ["127.0.0.1"],
+    });
+    expect(
+      loadFile({ automation: { port: 18087, refusalsPerSecond: 4 }, pusher: { appKey: "nestedkey" } }),
+    ).toMatchObject({ automationPort: 18087, apiKeyRefusalsPerSecond: 4, pusherAppKey: "nestedkey" });
+    // The environment wins over either.
+    expect(loadFile({ automationPort: 18086 }, { BOURSE_AUTOMATION_PORT: "18090" }).automationPort).toBe(18090);
+  });
+
+  it("refuses a key it does not know, naming the nearest one", () => {
+    expect(() => loadFile({ prot: 1 })).toThrow(ConfigError);
+    expect(() => loadFile({ prot: 1 })).toThrow(/unknown key "prot" \(did you mean "port"\?\)/);
+    expect(() => loadFile({ automation: { prot: 1 } })).toThrow(
+      /unknown key "automation.prot" \(automation takes port, rateLimitPerSecond, refusalsPerSecond\)/,
+    );
+    expect(() => loadFile({ pusher: "x" })).toThrow(/"pusher" must be an object/);
+    // Settings of the environment alone are not file keys.
+    expect(() => loadFile({ url: "http://x" })).toThrow(/unknown key "url"/);
+  });
+});
+
+describe("settings checked at start", () => {
+  it("refuses a database URL of another scheme, without printing its password", () => {
+    expect(() => load({ BOURSE_DATABASE_URL: "mysql://user:secret@db/x" })).toThrow(ConfigError);
+    expect(() => load({ BOURSE_DATABASE_URL: "mysql://user:secret@db/x" })).toThrow(
+      /BOURSE_DATABASE_URL must be a postgres:\/\/ \(or postgresql:\/\/\) URL, or the path of a SQLite file, got "mysql:\/\/\*\*\*@db\/x"/,
+    );
+    expect(load({ BOURSE_DATABASE_URL: "postgresql://postgres@127.0.0.1/test" }).storage.databaseUrl).toBe(
+      "postgresql://postgres@127.0.0.1/test",
+    );
+    expect(load({ BOURSE_DATABASE_URL: join(dataDirectory, "one.sqlite") }).storage.databaseUrl).toBe(
+      join(dataDirectory, "one.sqlite"),
+    );
+  });
+
+  it("refuses a CSV feed whose file is missing, and bad feed tuning, as configuration errors", () => {
+    expect(() => load({ BOURSE_FEED: `csv:${join(dataDirectory, "missing.csv")}` })).toThrow(
+      /BOURSE_FEED names .*missing\.csv, which is not a file that can be read/,
+    );
+    expect(() => load({ BOURSE_FEED: `csv:${dataDirectory}` })).toThrow(ConfigError);
+    const csv = join(dataDirectory, "ticks.csv");
+    writeFileSync(csv, "time,symbol,bid,ask\n");
+    expect(load({ BOURSE_FEED: `csv:${csv}` }).feed).toEqual({ kind: "csv", path: csv });
+    expect(() => load({ BOURSE_FEED_RATE: "0" })).toThrow(ConfigError);
+    expect(() => load({ BOURSE_FEED_RATE: "0" })).toThrow(/BOURSE_FEED_RATE must be a number from 0.01 to 100/);
+    expect(() => load({ BOURSE_FEED_REPLAY_SPEED: "fast" })).toThrow(ConfigError);
+    expect(load({ BOURSE_FEED_RATE: "3" }).feedTuning).toEqual({ rate: 3, replaySpeed: 1 });
+  });
+});
+
 // A misspelt setting was ignored in silence: BOURSE_DATABSE_URL ran the server on SQLite in ./data instead of the
 // database it named. `bourse start` now warns of each BOURSE_* variable no setting reads.
 describe("unknown settings", () => {

@@ -212,7 +212,7 @@ describe("the driver", () => {
 
   it("startFeed: push runs nothing; the simulator starts and stops; tuning is read from the environment", async () => {
     const push: FeedSettings = { kind: "push" };
-    await startFeed(server.platform, push)();
+    await startFeed(server.platform, push, { rate: 1, replaySpeed: 1 })();
     expect(feedTuning({})).toEqual({ rate: 1, replaySpeed: 1 });
     expect(feedTuning({ BOURSE_FEED_RATE: "2.5", BOURSE_FEED_REPLAY_SPEED: "max" })).toEqual({
       rate: 2.5,

@@ -3,7 +3,7 @@
  * replay (`csv:PATH`), or `push` (nothing runs: quotes come through the admin API from the broker's
  * bridge). Every feed pushes through `platform.pushQuote`, the one way quotes enter.
  *
- * Tuning from the environment (read here, beside the feed they tune):
+ * Tuning (read by the configuration, checked here beside the feed they tune):
  * - `BOURSE_FEED_RATE`: multiplies the simulator's tick rates (default 1; 0.01 to 100);
  * - `BOURSE_FEED_REPLAY_SPEED`: the CSV replay's speed, `1` as recorded (default), `10` ten times faster,
  *   `max` as fast as the engine takes the quotes.
@@ -25,7 +25,7 @@ function positiveNumber(name: string, text: string, min: number, max: number): n
   return value;
 }
 
-export function feedTuning(environment: NodeJS.ProcessEnv = process.env): FeedTuning {
+export function feedTuning(environment: NodeJS.ProcessEnv): FeedTuning {
   const rate = environment.BOURSE_FEED_RATE;
   const speed = environment.BOURSE_FEED_REPLAY_SPEED;
   return {
@@ -39,11 +39,7 @@ export function feedTuning(environment: NodeJS.ProcessEnv = process.env): FeedTu
  * Starts the configured feed; returns its stop function (stops timers, waits for the pushes in flight).
  * The caller registers it with `platform.onClose`.
  */
-export function startFeed(
-  platform: Platform,
-  settings: FeedSettings,
-  tuning: FeedTuning = feedTuning(),
-): () => Promise<void> {
+export function startFeed(platform: Platform, settings: FeedSettings, tuning: FeedTuning): () => Promise<void> {
   switch (settings.kind) {
     case "push":
       return async () => undefined;
