@@ -26,6 +26,7 @@ import Fastify, {
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { ApiKeyService, apiKeyRefusal, isApiKeyFormat, type ApiKeyPrincipal } from "./api-keys.ts";
+import { AUTOMATION_STATUSES } from "./automation-views.ts";
 import { tokenFromAuthorization, type AuthService, type Principal } from "./auth.ts";
 import { proxyTrust } from "./client-address.ts";
 import { ApiError, ApiErrorCodes, type ApiErrorCode } from "./errors.ts";
@@ -96,9 +97,6 @@ const SCOPE_RANK: Readonly<Record<ApiKeyScope, number>> = { read: 0, trade: 1, f
 export function scopeAllows(scope: ApiKeyScope, needed: ApiKeyScope): boolean {
   return SCOPE_RANK[scope] >= SCOPE_RANK[needed];
 }
-
-/** The statuses seed 003 lists (and 429); any other client error is answered as 400 with its code. */
-const AUTOMATION_STATUSES: ReadonlySet<number> = new Set([400, 401, 403, 404, 429, 500, 503]);
 
 function automationStatus(status: number): number {
   return AUTOMATION_STATUSES.has(status) ? status : 400;

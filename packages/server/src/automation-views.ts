@@ -27,13 +27,21 @@ export function Success<Schema extends TSchema>(schema: Schema) {
   return Type.Object({ success: Type.Literal(true), data: schema });
 }
 
+/** The statuses seed 003 lists (and 429); any other client error is answered as 400 with its code. */
+export const AUTOMATION_STATUSES: ReadonlySet<number> = new Set([400, 401, 403, 404, 429, 500, 503]);
+
 export const AutomationErrorSchema = Type.Object(
   {
     success: Type.Literal(false),
     error: Type.String({ description: "What went wrong, for people (seed 003: e.g. `Insufficient margin`)" }),
     code: Type.String({ description: "The stable code of the error registry (e.g. `NO_MONEY`), for programs" }),
   },
-  { description: "An Automation API error" },
+  {
+    description:
+      `An Automation API error. Its statuses are seed 003's and 429 (${[...AUTOMATION_STATUSES].join(", ")}): ` +
+      "an error the Client API answers with another status (409 DUPLICATE_CLIENT_ORDER_ID, 413 PAYLOAD_TOO_LARGE, " +
+      "415 UNSUPPORTED_MEDIA_TYPE…) is answered 400 here, with the same registry code in `code`.",
+  },
 );
 export type AutomationError = Static<typeof AutomationErrorSchema>;
 

@@ -29,6 +29,11 @@ export const TableResponse = Type.Object(
   { description: "A table (seed 001): column names and rows of values in that order" },
 );
 
+/** A table route's description: its columns, in row order (the OpenAPI document names what `rows` hold). */
+export function columnsDescription(columns: readonly string[], more = ""): string {
+  return `Columns: ${columns.join(", ")}.${more ? ` ${more}` : ""}`;
+}
+
 export interface Table {
   structure: string[];
   rows: unknown[][];

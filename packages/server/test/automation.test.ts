@@ -849,6 +849,31 @@ describe("envelope and statuses", () => {
     }
   });
 
+  it("answers a Client API status seed 003 does not list as 400 with the registry's code, as /docs says", async () => {
+    const { key } = await trader();
+    const xml = await server.app.inject({
+      method: "POST",
+      url: "/v1/api/trade",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/xml" },
+      payload: "<trade/>",
+    });
+    expect(xml.statusCode).toBe(400);
+    expect(xml.json()).toMatchObject({ success: false, code: "UNSUPPORTED_MEDIA_TYPE" });
+    const clientApi = await server.app.inject({
+      method: "POST",
+      url: "/api/v1/login",
+      headers: { "content-type": "application/xml" },
+      payload: "<login/>",
+    });
+    expect(clientApi.statusCode).toBe(415);
+    const document = (await server.app.inject({ method: "GET", url: "/docs/json" })).json() as {
+      paths: Record<string, { post?: { responses: Record<string, { description: string }> } }>;
+    };
+    expect(JSON.stringify(document.paths["/v1/api/trade"]!.post!.responses["400"])).toContain(
+      "415 UNSUPPORTED_MEDIA_TYPE…) is answered 400 here",
+    );
+  });
+
   it("answers 503 while the engine is not ready (a key cannot even be checked), 401 without a key", async () => {
     const directory = mkdtempSync(path.join(tmpdir(), "bourse-automation-"));
     const idle = await createServer({

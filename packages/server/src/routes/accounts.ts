@@ -14,6 +14,7 @@ import {
   DataResponse,
   ErrorResponse,
   TableResponse,
+  columnsDescription,
   authenticatedErrors,
   toTable,
 } from "../schemas.ts";
@@ -60,6 +61,7 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Account"],
         summary: "The user's trading accounts (table), oldest first",
+        description: columnsDescription(ACCOUNT_COLUMNS),
         querystring: NoQuery,
         response: { 200: TableResponse, ...authenticatedErrors },
       },
@@ -149,9 +151,11 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Account"],
         summary:
           "Balance operations (table, paged): deposits, withdrawals, credit, realised profit, commissions, swaps, corrections",
-        description:
+        description: columnsDescription(
+          LEDGER_COLUMNS,
           "Oldest first. `from` (inclusive) and `to` (exclusive) bound the time; `limit` rows per page; " +
-          "pass `nextCursor` back as `cursor` for the next page (null on the last one).",
+            "pass `nextCursor` back as `cursor` for the next page (null on the last one).",
+        ),
         params: AccountIdParams,
         querystring: LedgerQuerySchema,
         response: { 200: TableResponse, ...authenticatedErrors },

@@ -23,9 +23,13 @@ import {
   Email,
   ErrorResponse,
   TableResponse,
+  columnsDescription,
   toTable,
 } from "../schemas.ts";
 import { ACCOUNT_COLUMNS, AccountViewSchema, UserViewSchema, accountView, userView } from "../views.ts";
+
+const ADMIN_ACCOUNT_COLUMNS = [...ACCOUNT_COLUMNS, "userId"] as const;
+const ADMIN_USER_COLUMNS = ["id", "email", "name", "createdAt", "accounts"] as const;
 import { lotsFromWire, moneyFromWire, priceFromWire, timeToWire } from "../wire.ts";
 
 /** Quotes one push may carry: a feed bridge batches, but a request stays bounded. */
@@ -153,12 +157,13 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Admin"],
         security,
         summary: "Every trading account (table)",
+        description: columnsDescription(ADMIN_ACCOUNT_COLUMNS),
         response: { 200: TableResponse, ...adminErrors },
       },
     },
     async () => {
       const rows = [...platform.engine.state.accounts.values()].map(adminAccount);
-      return toTable([...ACCOUNT_COLUMNS, "userId"], rows);
+      return toTable(ADMIN_ACCOUNT_COLUMNS, rows);
     },
   );
 
@@ -209,6 +214,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Admin"],
         security,
         summary: "Users with trading accounts (table)",
+        description: columnsDescription(ADMIN_USER_COLUMNS),
         response: { 200: TableResponse, ...adminErrors },
       },
     },
@@ -218,7 +224,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       const rows = users
         .filter((user) => user !== null)
         .map((user) => ({ ...userView(user), accounts: [...platform.accountIdsOf(user.id)] }));
-      return toTable(["id", "email", "name", "createdAt", "accounts"], rows);
+      return toTable(ADMIN_USER_COLUMNS, rows);
     },
   );
 

@@ -45,6 +45,7 @@ import {
   OkResponse,
   TableResponse,
   authenticatedErrors,
+  columnsDescription,
   toTable,
 } from "../schemas.ts";
 import { priceFromWire, timeFromWire } from "../wire.ts";
@@ -229,7 +230,7 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Alerts"],
         summary: `The user's price alerts, oldest first (table, at most ${PLATFORM_LIMITS.alertsPerUser})`,
-        description: `Columns: ${ALERT_COLUMNS.join(", ")}`,
+        description: columnsDescription(ALERT_COLUMNS),
         response: { 200: TableResponse, ...authenticatedErrors },
       },
     },
@@ -394,7 +395,10 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Alerts"],
         summary: "Trigger history, newest first, by pages (table with nextCursor)",
-        description: `Columns: ${ALERT_LOG_COLUMNS.join(", ")}. \`target\` is the level that was reached: the target price, the channel edge, or the reference price plus or minus the move.`,
+        description: columnsDescription(
+          ALERT_LOG_COLUMNS,
+          "`target` is the level that was reached: the target price, the channel edge, or the reference price plus or minus the move.",
+        ),
         querystring: PageQuery,
         response: { 200: TableResponse, ...authenticatedErrors },
       },

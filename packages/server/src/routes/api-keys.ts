@@ -15,6 +15,7 @@ import {
   OkResponse,
   TableResponse,
   authenticatedErrors,
+  columnsDescription,
   toTable,
 } from "../schemas.ts";
 import { optionalTimeToWire, timeToWire } from "../wire.ts";
@@ -77,7 +78,7 @@ export const apiKeyRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["API keys"],
         summary: `The user's API keys, newest first, revoked ones included (table, at most ${PLATFORM_LIMITS.apiKeysListed}); never their secrets`,
-        description: `Columns: ${API_KEY_COLUMNS.join(", ")}`,
+        description: columnsDescription(API_KEY_COLUMNS),
         response: { 200: TableResponse, ...authenticatedErrors },
       },
     },

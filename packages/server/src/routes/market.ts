@@ -36,7 +36,7 @@ import {
   specificationFields,
   specificationProperties,
 } from "../market-views.ts";
-import { Closed, DataResponse, TableResponse, authenticatedErrors, toTable } from "../schemas.ts";
+import { Closed, DataResponse, TableResponse, authenticatedErrors, columnsDescription, toTable } from "../schemas.ts";
 import { optionalTimeToWire, priceToWire, queryTimeFromWire, timeToWire } from "../wire.ts";
 
 export const MAX_CANDLES = MAX_CANDLES_PER_QUERY;
@@ -215,6 +215,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         tags,
         summary: "OHLC candles by bid, oldest first (table: time, open, high, low, close, tickVolume)",
         description:
+          `${columnsDescription(CANDLE_COLUMNS)} ` +
           "Bars start in UTC (W1 on Monday 00:00, MN1 on the 1st). Without `from`: the latest `limit` bars up to " +
           "`to` (default now), looking back at most 5,000 bars. With `from`: the first `limit` bars from `from` " +
           "(page forward from the last bar's time + 1 ms). The live bar is included as it stands.",

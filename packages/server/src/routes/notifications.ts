@@ -8,7 +8,7 @@ import { Type } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import { NOTIFICATION_COLUMNS, notificationView } from "../notifications.ts";
-import { Closed, OkResponse, TableResponse, authenticatedErrors, toTable } from "../schemas.ts";
+import { Closed, OkResponse, TableResponse, authenticatedErrors, columnsDescription, toTable } from "../schemas.ts";
 
 const DEFAULT_PAGE = 100;
 
@@ -19,7 +19,10 @@ export const notificationRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Notifications"],
         summary: "The user's notifications, newest first, by pages (table with nextCursor)",
-        description: `Columns: ${NOTIFICATION_COLUMNS.join(", ")}. Pass \`nextCursor\` as \`cursor\` for the next page; null on the last.`,
+        description: columnsDescription(
+          NOTIFICATION_COLUMNS,
+          "Pass `nextCursor` as `cursor` for the next page; null on the last.",
+        ),
         querystring: Closed({
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PLATFORM_LIMITS.pageLimit, default: DEFAULT_PAGE })),
           cursor: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),

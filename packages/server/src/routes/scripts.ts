@@ -13,6 +13,7 @@ import {
   ErrorResponse,
   OkResponse,
   TableResponse,
+  columnsDescription,
   authenticatedErrors,
   toTable,
 } from "../schemas.ts";
@@ -74,6 +75,7 @@ export const scriptRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Scripts"],
         summary: "The user's scripts, oldest first, without their source (table)",
+        description: columnsDescription(SCRIPT_COLUMNS),
         response: { 200: TableResponse, ...authenticatedErrors },
       },
     },

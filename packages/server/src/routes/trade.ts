@@ -12,6 +12,7 @@ import {
   ErrorResponse,
   TableResponse,
   authenticatedErrors,
+  columnsDescription,
   emptyBodyIsObject,
 } from "../schemas.ts";
 import {
@@ -35,7 +36,16 @@ import {
   positionHistory,
   workingOrders,
 } from "../trading-service.ts";
-import { NoQuery, OrderViewSchema, PositionViewSchema } from "../trading-views.ts";
+import {
+  DEAL_COLUMNS,
+  NoQuery,
+  ORDER_HISTORY_COLUMNS,
+  OrderViewSchema,
+  POSITION_COLUMNS,
+  POSITION_HISTORY_COLUMNS,
+  PositionViewSchema,
+  WORKING_ORDER_COLUMNS,
+} from "../trading-views.ts";
 
 export const tradeRoutes: RouteModule = (app, { platform }) => {
   const userOf = (request: { principal: { userId: string } | null }) => request.principal!.userId;
@@ -67,6 +77,7 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Trade"],
         summary: "Working (pending) orders (table), oldest first",
+        description: columnsDescription(WORKING_ORDER_COLUMNS),
         params: AccountIdParams,
         querystring: NoQuery,
         response: { 200: TableResponse, ...authenticatedErrors },
@@ -119,6 +130,7 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Trade"],
         summary: "Open positions (table) with current price and floating profit",
+        description: columnsDescription(POSITION_COLUMNS),
         params: AccountIdParams,
         querystring: NoQuery,
         response: { 200: TableResponse, ...authenticatedErrors },
@@ -181,22 +193,28 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
     "back as `cursor` for the next page (null on the last one).";
 
   const histories = [
-    ["orders", "Order history (table, paged): every order, working or not", orderHistory],
-    ["deals", "Deal history (table, paged): every fill with its price, profit, commission and swap", dealHistory],
+    ["orders", "Order history (table, paged): every order, working or not", ORDER_HISTORY_COLUMNS, orderHistory],
+    [
+      "deals",
+      "Deal history (table, paged): every fill with its price, profit, commission and swap",
+      DEAL_COLUMNS,
+      dealHistory,
+    ],
     [
       "positions",
       "Position history (table, paged): open and closed positions with average prices and realised profit",
+      POSITION_HISTORY_COLUMNS,
       positionHistory,
     ],
   ] as const;
-  for (const [kind, summary, history] of histories)
+  for (const [kind, summary, columns, history] of histories)
     app.get(
       `/api/v1/accounts/:accountId/history/${kind}`,
       {
         schema: {
           tags: ["Trade"],
           summary,
-          description: historyDescription,
+          description: columnsDescription(columns, historyDescription),
           params: AccountIdParams,
           querystring: HistoryQuerySchema,
           response: { 200: TableResponse, ...authenticatedErrors },
