@@ -16,18 +16,24 @@ import { TUESDAY_NOON, call, pushQuote, signUp, startTestServer, tableObjects } 
 
 const TUESDAY_23H = TUESDAY_NOON + 11 * 3_600_000;
 
+/** A server on `dataDirectory` with a trader holding 1 lot of USDJPY bought at 150.250 (USDJPY 150.230/150.250). */
+async function buyOneLotOfUsdJpy(dataDirectory: string) {
+  const first = await startTestServer({ dataDirectory });
+  const trader = await signUp(first);
+  const account = `/api/v1/accounts/${trader.login}`;
+  await pushQuote(first, "USDJPY", "150.230", "150.250");
+  const bought = await call(first, "POST", `${account}/orders`, {
+    token: trader.token,
+    body: { symbol: "USDJPY", side: "BUY", type: "MARKET", volume: 1 },
+  });
+  expect(bought.status).toBe(200);
+  return { first, trader, account };
+}
+
 it("a restart across the rollover defers a USDJPY position's swap until the first USDJPY quote, then charges it to the cent", async () => {
   const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-swaps-"));
   try {
-    const first = await startTestServer({ dataDirectory });
-    const trader = await signUp(first);
-    const account = `/api/v1/accounts/${trader.login}`;
-    await pushQuote(first, "USDJPY", "150.230", "150.250");
-    const bought = await call(first, "POST", `${account}/orders`, {
-      token: trader.token,
-      body: { symbol: "USDJPY", side: "BUY", type: "MARKET", volume: 1 },
-    });
-    expect(bought.status).toBe(200);
+    const { first, trader, account } = await buyOneLotOfUsdJpy(dataDirectory);
     const platformDatabase = first.config.storage.platformDatabaseUrl;
     await first.close();
     // The kept USDJPY quote is gone, as after a power failure right after the first USDJPY quote.
@@ -73,15 +79,7 @@ it("a restart across the rollover defers a USDJPY position's swap until the firs
 it("a restart across the rollover converts a USDJPY position's swap at the USDJPY quote kept from before it", async () => {
   const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-swaps-"));
   try {
-    const first = await startTestServer({ dataDirectory });
-    const trader = await signUp(first);
-    const account = `/api/v1/accounts/${trader.login}`;
-    await pushQuote(first, "USDJPY", "150.230", "150.250");
-    const bought = await call(first, "POST", `${account}/orders`, {
-      token: trader.token,
-      body: { symbol: "USDJPY", side: "BUY", type: "MARKET", volume: 1 },
-    });
-    expect(bought.status).toBe(200);
+    const { first, trader, account } = await buyOneLotOfUsdJpy(dataDirectory);
     await first.close();
 
     const second = await startTestServer({ dataDirectory, clock: new ManualClock(TUESDAY_23H) });
