@@ -35,7 +35,6 @@
 import { PriceHeap, formatDecimal, type InstrumentSpec } from "@bourse/core";
 import {
   ALERT_CONDITIONS,
-  PLATFORM_LIMITS,
   type AlertCondition,
   type AlertLog,
   type AlertSide,
@@ -343,6 +342,9 @@ export class AlertEngine {
     this.expiry = new PriceHeap("MIN", (handle, version) => this.byHandle.get(handle)?.expiryVersion === version);
   }
 
+  /** Triggers put off because the write queue was full (each fires at a later quote). */
+  deferredTriggers = 0;
+
   /** Active alerts in the index. */
   get trackedCount(): number {
     return this.byId.size;
@@ -353,12 +355,13 @@ export class AlertEngine {
     if (this.state !== "idle") return;
     this.state = "loading";
     for (const symbol of this.platform.instruments.keys()) {
-      const alerts = await this.platform.store.listActiveAlertsBySymbol(symbol);
-      if (alerts.length >= PLATFORM_LIMITS.activeAlertsBySymbol)
-        this.platform.log.warn(
-          `alerts: ${symbol} has more than ${PLATFORM_LIMITS.activeAlertsBySymbol} active alerts; only the first are evaluated`,
-        );
-      for (const alert of alerts) if (!this.pendingWhileLoading.has(alert.id)) this.track(alert, false);
+      // By pages: a start took the first 10,000 of a symbol only, and the others' alerts never fired again.
+      for (let afterId: string | null = null; ;) {
+        const alerts = await this.platform.store.listActiveAlertsBySymbol(symbol, afterId);
+        if (alerts.length === 0) break;
+        for (const alert of alerts) if (!this.pendingWhileLoading.has(alert.id)) this.track(alert, false);
+        afterId = alerts.at(-1)!.id;
+      }
     }
     this.state = "running";
     for (const [id, change] of this.pendingWhileLoading) {
@@ -587,15 +590,30 @@ export class AlertEngine {
   private evaluate(tracked: Tracked, price: number, time: number): void {
     if (tracked.legs === null) this.initialise(tracked, price);
     let fired: Leg | null = null;
+    const disarmed: Leg[] = [];
     for (const leg of tracked.legs!) {
       const inside = inZone(leg.zone, price);
       if (!inside) leg.outsideAt = price;
       if (inside && leg.armed) {
         leg.armed = false;
+        disarmed.push(leg);
         fired ??= leg;
       } else if (!inside && !leg.armed) {
         leg.armed = true;
       }
+    }
+    // A trigger the write queue cannot take (other users' alerts filled it) stays armed and fires at a later quote;
+    // it was dropped, and the alert, gone from the index, stayed active in the store and never fired again.
+    if (fired && this.notifications.queue.full) {
+      for (const leg of disarmed) leg.armed = true;
+      // Looked at again at the next price whatever it crosses, as a new alert is.
+      tracked.book.fresh.add(tracked.handle);
+      if (this.deferredTriggers % 1000 === 0)
+        this.platform.log.warn(
+          `alerts: the write queue is full; triggers wait for a later quote (${this.deferredTriggers + 1} so far)`,
+        );
+      this.deferredTriggers += 1;
+      fired = null;
     }
     if (fired) this.trigger(tracked, fired, price, time);
     if (this.byHandle.get(tracked.handle) !== tracked) return;

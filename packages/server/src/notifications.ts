@@ -95,6 +95,11 @@ export class WriteQueue {
     private readonly log: PlatformLog,
   ) {}
 
+  /** True when the next `push` would be refused. */
+  get full(): boolean {
+    return this.tasks.length - this.head >= this.limit;
+  }
+
   /** Tasks waiting or running. */
   get size(): number {
     return this.tasks.length - this.head + (this.running ? 1 : 0);
@@ -102,7 +107,7 @@ export class WriteQueue {
 
   /** Queues `task`; false (and a log line every 1,000 drops) when the queue is full. */
   push(task: () => Promise<void>): boolean {
-    if (this.tasks.length - this.head >= this.limit) {
+    if (this.full) {
       this.refuse();
       return false;
     }

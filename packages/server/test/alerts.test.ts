@@ -3,12 +3,13 @@
  * conditions with pushed quotes, once and repeating, expiration, re-arming, logs, notifications, bus
  * events, and a price index that looks only at the alerts a quote crossed).
  */
-import type { PriceAlert } from "@bourse/store";
+import { SqlitePlatformStore, type PriceAlert } from "@bourse/store";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AlertEngine } from "../src/alert-engine.ts";
+import { NotificationService } from "../src/notifications.ts";
 import { BusTopics, type BusMessage } from "../src/bus.ts";
 import { ManualClock } from "../src/clock.ts";
 import {
@@ -517,6 +518,32 @@ describe("the 13 conditions, once", () => {
   });
 });
 
+describe("a full write queue", () => {
+  // Other users' alerts firing in one quote filled the shared queue (10,000): a user's trigger was dropped, the
+  // alert left the index while the store kept it active, and it never fired again.
+  it("puts a trigger off to a later quote instead of dropping it", async () => {
+    const owner = await signUp(server);
+    await bid(1.095);
+    const alert = await createAlert({ condition: "CROSSING_UP", targetPrice: 1.1 }, owner);
+    const queue = NotificationService.for(server.platform).queue;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    queue.push(() => gate);
+    while (!queue.full) queue.push(async () => undefined);
+    const engine = AlertEngine.for(server.platform);
+    const deferred = engine.deferredTriggers;
+    await bid(1.1002);
+    expect(engine.deferredTriggers).toBe(deferred + 1);
+    release();
+    expect(await logsOf(alert.id, owner)).toEqual([]);
+    expect(await alertOf(alert.id, owner)).toMatchObject({ status: "active" });
+    // The next quote above the target fires it, once.
+    await bid(1.1003);
+    expect(await logsOf(alert.id, owner)).toEqual([expect.objectContaining({ triggeredPrice: 1.1003 })]);
+    expect(await alertOf(alert.id, owner)).toMatchObject({ status: "triggered" });
+  });
+});
+
 describe("a store that fails a trigger's write", () => {
   it("is tried again until it takes the log, the status and the notification, each once", async () => {
     const owner = await signUp(server);
@@ -733,6 +760,42 @@ describe("alerts across a restart", () => {
       rmSync(dataDirectory, { recursive: true, force: true });
     }
   }
+
+  // A start loaded the first 10,000 active alerts of a symbol only (ordered by id, a random UUID): other users'
+  // alerts past that bound pushed some of a user's out, and those never fired again. Pages of 2 here.
+  it("a start loads every active alert of a symbol, page after page", async () => {
+    const listActive = SqlitePlatformStore.prototype.listActiveAlertsBySymbol;
+    const spy = vi.spyOn(SqlitePlatformStore.prototype, "listActiveAlertsBySymbol").mockImplementation(function (
+      this: SqlitePlatformStore,
+      symbol: string,
+      afterId?: string | null,
+    ) {
+      return listActive.call(this, symbol, afterId, 2);
+    });
+    try {
+      await acrossRestart(
+        async (first, owner) => {
+          await pushQuote(first, "EURUSD", "1.09000", "1.09010");
+          for (let index = 0; index < 5; index++)
+            expect(
+              (
+                await call(first, "PUT", "/api/v1/alerts", {
+                  token: owner.token,
+                  body: { symbol: "EURUSD", side: "BID", condition: "GREATER_THAN", targetPrice: 1.1 },
+                })
+              ).status,
+            ).toBe(200);
+        },
+        async (second, owner) => {
+          expect(AlertEngine.for(second.platform).trackedCount).toBe(5);
+          await pushQuote(second, "EURUSD", "1.10020", "1.10030");
+          expect(await logCount(second, owner.token)).toBe(5);
+        },
+      );
+    } finally {
+      spy.mockRestore();
+    }
+  });
 
   async function logCount(on: TestServer, token: string): Promise<number> {
     await settle(on);

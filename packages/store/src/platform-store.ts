@@ -51,7 +51,7 @@ export const PLATFORM_LIMITS = {
   candleLimit: 5000,
   /** Last quotes kept by one saveLastQuotes call (one per symbol). */
   lastQuotesBatch: 1000,
-  /** Active alerts returned by listActiveAlertsBySymbol. */
+  /** Active alerts in one page of listActiveAlertsBySymbol. */
   activeAlertsBySymbol: 10_000,
   /** Names, titles, messages: characters. */
   nameLength: 100,
@@ -455,7 +455,11 @@ export interface PlatformStore {
    */
   saveAlertArming(userId: string, alertId: string, armedLegs: number | null): Promise<boolean>;
   deleteAlert(userId: string, alertId: string): Promise<boolean>;
-  listActiveAlertsBySymbol(symbol: string): Promise<PriceAlert[]>;
+  /**
+   * A page of a symbol's active alerts, of every user, by id: at most `limit` (≤ PLATFORM_LIMITS.activeAlertsBySymbol,
+   * the default) with an id after `afterId` (from the first when null). Page on with the last id until a page is empty.
+   */
+  listActiveAlertsBySymbol(symbol: string, afterId?: string | null, limit?: number): Promise<PriceAlert[]>;
 
   addAlertLog(log: NewAlertLog): Promise<AlertLog>;
   /**

@@ -1134,10 +1134,19 @@ export abstract class SqlPlatformStore implements PlatformStore {
     return changed > 0;
   }
 
-  async listActiveAlertsBySymbol(symbol: string): Promise<PriceAlert[]> {
+  async listActiveAlertsBySymbol(
+    symbol: string,
+    afterId: string | null = null,
+    limit: number = PLATFORM_LIMITS.activeAlertsBySymbol,
+  ): Promise<PriceAlert[]> {
     const rows = await this.all(
-      `SELECT ${ALERT_COLUMNS} FROM {s}price_alerts WHERE symbol = ? AND status = 'active' ORDER BY id LIMIT ?`,
-      [checkSymbol("symbol", symbol), PLATFORM_LIMITS.activeAlertsBySymbol],
+      `SELECT ${ALERT_COLUMNS} FROM {s}price_alerts WHERE symbol = ? AND status = 'active' AND id > ?
+       ORDER BY id LIMIT ?`,
+      [
+        checkSymbol("symbol", symbol),
+        afterId === null ? "" : checkId("afterId", afterId),
+        checkLimit(limit, PLATFORM_LIMITS.activeAlertsBySymbol),
+      ],
     );
     return rows.map(toAlert);
   }

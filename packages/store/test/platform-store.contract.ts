@@ -644,6 +644,23 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       await store.updateAlert("alice", "al1", { status: "triggered" }, T0 + 1);
       expect((await store.listActiveAlertsBySymbol("EURUSD")).map((a) => a.id)).toEqual(["al2"]);
     });
+
+    it("pages the active alerts of a symbol by id", async () => {
+      const store = await withUsers();
+      for (const id of ["al5", "al1", "al4", "al2", "al3"]) await store.createAlert({ ...alert, id });
+      const first = await store.listActiveAlertsBySymbol("EURUSD", null, 2);
+      const second = await store.listActiveAlertsBySymbol("EURUSD", first.at(-1)!.id, 2);
+      const third = await store.listActiveAlertsBySymbol("EURUSD", second.at(-1)!.id, 2);
+      expect([first, second, third].map((page) => page.map((a) => a.id))).toEqual([
+        ["al1", "al2"],
+        ["al3", "al4"],
+        ["al5"],
+      ]);
+      expect(await store.listActiveAlertsBySymbol("EURUSD", "al5", 2)).toEqual([]);
+      expect(await rejection(store.listActiveAlertsBySymbol("EURUSD", "bad id!"))).toBeInstanceOf(ValidationError);
+      for (const limit of [0, PLATFORM_LIMITS.activeAlertsBySymbol + 1])
+        expect(await rejection(store.listActiveAlertsBySymbol("EURUSD", null, limit))).toBeInstanceOf(ValidationError);
+    });
   });
 
   describe("PlatformStore: alert logs", () => {
