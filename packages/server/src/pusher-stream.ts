@@ -29,6 +29,9 @@
  * or an API key. That route records the grant here (`grant`: socket id, channel → the credential), and a
  * subscription is accepted only with the signature and a grant of this socket: so the stream knows which
  * credential authorised each channel, and listens to its revocation topic (`session.{id}`, `apiKey.{id}`).
+ * The route authenticated the credential before the socket listened: so, as the native stream does, it checks
+ * the credential again once the grant is recorded, and a revocation that landed in between ends the grant there
+ * (`revokedBeforeListening`, the route answers 401) instead of being missed.
  * When the session is revoked (logout, password change, the session bound) or the key revoked or rotated,
  * every channel it authorised ends at once: it is released (no more events; presence members leave) and the
  * client gets `pusher:subscription_error` {type: "AuthError", status: 401} on it (Echo's `.error()`); its
@@ -226,6 +229,15 @@ export class PusherStream implements UpgradeAdapter {
    */
   grant(socketId: string, channel: string, credential: Credential, expiresAt: number | null): void {
     this.bySocketId.get(socketId)?.grant(channel, { credential, expiresAt });
+  }
+
+  /**
+   * `credential`, which just authorised a channel of the socket `socketId`, proved revoked when checked again
+   * after `grant`: its revocation was published before the socket listened, so this does what hearing it would
+   * have done (its grants go; the channels it authorised on the socket end, one perhaps subscribed meanwhile).
+   */
+  revokedBeforeListening(socketId: string, credential: Credential): void {
+    this.bySocketId.get(socketId)?.revoked(revocationTopic(credential));
   }
 
   noteClose(name: PusherCodeName | "NORMAL"): void {
@@ -591,7 +603,7 @@ class PusherConnection {
   }
 
   /** The credential of `topic` was revoked: its grants go, and every channel it authorised ends now. */
-  private revoked(topic: string): void {
+  revoked(topic: string): void {
     this.dropGrants((grant) => revocationTopic(grant.credential) === topic);
     this.endChannels(
       (held) => held.credential !== null && revocationTopic(held.credential) === topic,

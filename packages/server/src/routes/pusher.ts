@@ -14,7 +14,8 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "@sinclair/typebox";
 import type { FastifyRequest } from "fastify";
-import { scopeAllows, type RouteModule } from "../app.ts";
+import { authenticateUserOrApiKey, scopeAllows, type RouteModule } from "../app.ts";
+import type { Credential } from "../bus.ts";
 import { ApiError } from "../errors.ts";
 import { CANDLE_TIMEFRAMES } from "../market-data.ts";
 import type { Platform } from "../platform.ts";
@@ -330,7 +331,8 @@ function connectionOf(request: FastifyRequest, appKey: string, listenPort: numbe
 
 // ---- routes ----
 
-export const pusherRoutes: RouteModule = async (app, { platform }) => {
+export const pusherRoutes: RouteModule = async (app, context) => {
+  const { platform } = context;
   const { pusherAppKey: appKey, pusherAppSecret: appSecret } = platform.config;
   // Encapsulated: the form parser (pusher-js posts channel auth form-encoded) serves these routes only.
   await app.register(async (plain) => {
@@ -424,14 +426,19 @@ export const pusherRoutes: RouteModule = async (app, { platform }) => {
           );
         streamAccount(platform, caller, parsed.accountId);
         // The socket learns which credential authorised the channel: its revocation ends the channel.
-        pusherStreamOf(platform)?.grant(
-          socketId,
-          channel,
-          caller.apiKey
-            ? { kind: "apiKey", id: caller.apiKey.id }
-            : { kind: "session", id: request.principal!.sessionId },
-          caller.apiKey ? null : request.principal!.expiresAt,
-        );
+        const stream = pusherStreamOf(platform);
+        const credential: Credential = caller.apiKey
+          ? { kind: "apiKey", id: caller.apiKey.id }
+          : { kind: "session", id: request.principal!.sessionId };
+        stream?.grant(socketId, channel, credential, caller.apiKey ? null : request.principal!.expiresAt);
+        // Listening began with the grant; check the credential once more: a revocation published since onRequest
+        // authenticated it was missed by the socket, and this check sees it (the native stream does the same).
+        try {
+          await authenticateUserOrApiKey(context, request);
+        } catch (error) {
+          stream?.revokedBeforeListening(socketId, credential);
+          throw error;
+        }
         if (parsed.kind === "private") return { auth: signChannel(appKey, appSecret, socketId, channel) };
         const member = caller.apiKey
           ? { user_id: `key-${caller.apiKey.id}`, user_info: { kind: "apiKey", name: caller.apiKey.name } }
