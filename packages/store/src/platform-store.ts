@@ -37,6 +37,8 @@ export const PLATFORM_LIMITS = {
   scriptSourceBytes: 256 * 1024,
   /** A user's settings document as JSON, in UTF-8 bytes (64 KiB). */
   settingsBytes: 64 * 1024,
+  /** Top-level keys of a user's settings document (a merge may not pass it either). */
+  settingsKeys: 1000,
   /** Price alerts one user may keep, whatever their status. */
   alertsPerUser: 500,
   /** API keys one user may hold unrevoked. */
@@ -594,6 +596,9 @@ export function settingsJson(field: string, document: unknown): string {
   }
   if (utf8Length(json) > PLATFORM_LIMITS.settingsBytes)
     fail(field, `must be at most ${PLATFORM_LIMITS.settingsBytes} bytes as JSON`);
+  // Checked on the document a merge makes too: five merges of 1,000 new keys each kept 5,000.
+  if (Object.keys(document).length > PLATFORM_LIMITS.settingsKeys)
+    fail(field, `must have at most ${PLATFORM_LIMITS.settingsKeys} top-level keys`);
   return json;
 }
 

@@ -514,6 +514,24 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(await rejection(store.replaceSettings("nobody", {}, T0))).toBeInstanceOf(NotFoundError);
       expect(await rejection(store.mergeSettings("nobody", {}, T0))).toBeInstanceOf(NotFoundError);
     });
+
+    // Found by an audit: five merges of 1,000 new keys each kept 5,000 keys (the bound was the route's, per body).
+    it("bounds the top-level keys of the document a merge makes", async () => {
+      const store = await withUsers();
+      const keys = (prefix: string, count: number) =>
+        Object.fromEntries(Array.from({ length: count }, (_, index) => [`${prefix}${index}`, 1]));
+      await store.replaceSettings("alice", keys("a", PLATFORM_LIMITS.settingsKeys - 1), T0);
+      expect(Object.keys(await store.mergeSettings("alice", keys("b", 1), T0))).toHaveLength(
+        PLATFORM_LIMITS.settingsKeys,
+      );
+      expect(await rejection(store.mergeSettings("alice", keys("c", 1), T0))).toBeInstanceOf(ValidationError);
+      expect(
+        await rejection(store.replaceSettings("bob", keys("d", PLATFORM_LIMITS.settingsKeys + 1), T0)),
+      ).toBeInstanceOf(ValidationError);
+      expect(Object.keys(await store.getSettings("alice"))).toHaveLength(PLATFORM_LIMITS.settingsKeys);
+      // Replacing a stored key is no new key.
+      expect(Object.keys(await store.mergeSettings("alice", { a0: 2 }, T0))).toHaveLength(PLATFORM_LIMITS.settingsKeys);
+    });
   });
 
   describe("PlatformStore: price alerts", () => {

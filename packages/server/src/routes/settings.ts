@@ -8,7 +8,7 @@ import { Type } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { DataResponse, authenticatedErrors } from "../schemas.ts";
 
-const MAX_KEYS = 1000;
+const MAX_KEYS = PLATFORM_LIMITS.settingsKeys;
 
 const Document = Type.Record(Type.String({ maxLength: 200 }), Type.Unknown(), {
   maxProperties: MAX_KEYS,
