@@ -10,7 +10,8 @@
  *   an unknown email is verified against a dummy hash.
  * - Lockout: after `loginMaxFailures` failures in a row a user is locked for `loginLockSeconds`; so is an email
  *   or login no user has (remembered in memory), so the lock does not tell which are registered. The attempts
- *   for one identifier run one at a time, so attempts sent in parallel cannot pass the lock together.
+ *   for one user (by email or by any account login), and their password changes, run one at a time (see
+ *   `oneAttemptPerUser`), so attempts sent in parallel cannot pass the lock together.
  */
 import { hash, verify, type Algorithm } from "@node-rs/argon2";
 import { Rounding, decimalToInteger, currencyDigits, type Account } from "@bourse/core";
@@ -38,13 +39,22 @@ const VERIFIED_TOKENS_REMEMBERED = 10_000;
 const SESSIONS_REMEMBERED = 10_000;
 /** Sign-in identifiers with no user behind them whose failures are remembered, at most. */
 const UNKNOWN_IDENTIFIERS_REMEMBERED = 10_000;
-/** Sign-in attempts for one identifier waiting behind the one under way, at most; more are refused as locked. */
+/** Attempts for one user (or identifier) waiting behind the one under way, at most; more are refused as locked. */
 const SIGN_IN_ATTEMPTS_WAITING = 16;
 
 /** Failed sign-ins in a row for an identifier no user has, and the lock they led to (ms), as the store keeps a user's. */
 interface UnknownIdentifierFailures {
   failures: number;
   lockedUntil: number | null;
+}
+
+/** How a request names a user: sign-in by email or account login, sign-up by email, password change by the user's id. */
+type UserReference = { readonly email: string } | { readonly login: number } | { readonly userId: string };
+
+/** The user a reference names, or null; and the account a sign-in by account login names. */
+interface FoundUser {
+  readonly user: User | null;
+  readonly accountId: number | null;
 }
 
 interface VerifiedClaims {
@@ -81,8 +91,8 @@ export class AuthService {
   private readonly unknownIdentifiers = new BoundedMap<string, UnknownIdentifierFailures>(
     UNKNOWN_IDENTIFIERS_REMEMBERED,
   );
-  /** Identifier → the sign-in attempt under way for it and how many wait behind it (see `login`). */
-  private readonly signInQueues = new Map<string, { tail: Promise<unknown>; waiting: number }>();
+  /** Queue key → the attempt under way for it and how many wait behind it (see `oneAttemptPerUser`). */
+  private readonly attemptQueues = new Map<string, { tail: Promise<unknown>; waiting: number }>();
 
   constructor(private readonly platform: Platform) {
     this.signingKey = createSecretKey(platform.config.jwtSecret);
@@ -117,15 +127,13 @@ export class AuthService {
    * password now finishes it; attempts for one email run one at a time, so two retries open one account.
    */
   signup(input: { email: string; password: string; name: string }): Promise<IssuedSession & { account: Account }> {
-    return this.oneAttemptAtATime(`email:${input.email.toLowerCase()}`, () => this.attemptSignup(input));
+    return this.oneAttemptPerUser({ email: input.email }, ({ user }) => this.attemptSignup(user, input));
   }
 
-  private async attemptSignup(input: {
-    email: string;
-    password: string;
-    name: string;
-  }): Promise<IssuedSession & { account: Account }> {
-    const existing = await this.platform.store.findUserByEmail(input.email);
+  private async attemptSignup(
+    existing: User | null,
+    input: { email: string; password: string; name: string },
+  ): Promise<IssuedSession & { account: Account }> {
     const user = existing ? await this.unfinishedSignup(existing, input.password) : await this.createUser(input);
     const account = await this.openDemoAccount(user.id);
     const issued = await this.issueSession(user, account.id);
@@ -180,18 +188,54 @@ export class AuthService {
    * Signs in by email or by account login. Unknown user and wrong password are the same 401 after the
    * same argon2 work; a locked user gets LOGIN_LOCKED (429) with Retry-After, without a password check.
    */
-  async login(input: { email?: string; login?: number; password: string }): Promise<IssuedSession> {
-    // One attempt at a time per identifier: attempts sent in parallel each passed the lock check before any
-    // failure was counted, so 300 of them were 300 password checks against a lockout of 5.
-    const identifier = input.email !== undefined ? `email:${input.email.toLowerCase()}` : `login:${input.login}`;
-    return this.oneAttemptAtATime(identifier, () => this.attemptLogin(identifier, input));
+  login(input: ({ email: string } | { login: number }) & { password: string }): Promise<IssuedSession> {
+    const reference = "email" in input ? { email: input.email } : { login: input.login };
+    return this.oneAttemptPerUser(reference, (found, key) => this.attemptLogin(found, key, input.password));
   }
 
-  private async oneAttemptAtATime<T>(identifier: string, attempt: () => Promise<T>): Promise<T> {
-    let queue = this.signInQueues.get(identifier);
+  /**
+   * Runs `attempt` one at a time per user, whichever identifier names them: sign-ins by email or by any account
+   * login, sign-ups and password changes of one user wait for each other. Otherwise parallel guesses each passed
+   * the lock check before any failure was counted (one per identifier, 300 per identifier before that), and a
+   * sign-in that read the old password hash opened its session after a password change had ended the others.
+   * An identifier no user has is queued on its own. The attempt gets the user as read in its turn (the attempt
+   * before may have changed the hash or the lock).
+   */
+  private async oneAttemptPerUser<T>(
+    reference: UserReference,
+    attempt: (found: FoundUser, key: string) => Promise<T>,
+  ): Promise<T> {
+    const key = queueKey(reference, (await this.findUser(reference)).user);
+    return this.oneAttemptAtATime(key, () => this.attemptInTurn(reference, key, attempt));
+  }
+
+  private async attemptInTurn<T>(
+    reference: UserReference,
+    key: string,
+    attempt: (found: FoundUser, key: string) => Promise<T>,
+  ): Promise<T> {
+    const found = await this.findUser(reference);
+    const userKey = queueKey(reference, found.user);
+    // A sign-up created the user while this attempt waited under the identifier: it queues for the user too,
+    // holding the identifier (always taken before the user's queue, so no two attempts wait on each other).
+    if (userKey !== key) return this.oneAttemptAtATime(userKey, () => this.attemptInTurn(reference, userKey, attempt));
+    return attempt(found, key);
+  }
+
+  private async findUser(reference: UserReference): Promise<FoundUser> {
+    const store = this.platform.store;
+    if ("email" in reference) return { user: await store.findUserByEmail(reference.email), accountId: null };
+    if ("userId" in reference) return { user: await store.findUserById(reference.userId), accountId: null };
+    const account = this.platform.engine.state.accounts.get(reference.login);
+    if (!account) return { user: null, accountId: null };
+    return { user: await store.findUserById(account.userId), accountId: account.id };
+  }
+
+  private async oneAttemptAtATime<T>(key: string, attempt: () => Promise<T>): Promise<T> {
+    let queue = this.attemptQueues.get(key);
     if (queue && queue.waiting >= SIGN_IN_ATTEMPTS_WAITING)
       throw new ApiError("LOGIN_LOCKED", "Too many sign-in attempts at once", { "retry-after": "1" });
-    if (!queue) this.signInQueues.set(identifier, (queue = { tail: Promise.resolve(), waiting: 0 }));
+    if (!queue) this.attemptQueues.set(key, (queue = { tail: Promise.resolve(), waiting: 0 }));
     queue.waiting += 1;
     const result = queue.tail.then(attempt);
     queue.tail = result.catch(() => undefined);
@@ -199,31 +243,23 @@ export class AuthService {
       return await result;
     } finally {
       queue.waiting -= 1;
-      if (queue.waiting === 0) this.signInQueues.delete(identifier);
+      if (queue.waiting === 0) this.attemptQueues.delete(key);
     }
   }
 
   private async attemptLogin(
+    { user: found, accountId }: FoundUser,
     identifier: string,
-    input: { email?: string; login?: number; password: string },
+    password: string,
   ): Promise<IssuedSession> {
     const now = this.platform.clock.now();
-    let user: User | null = null;
-    let accountId: number | null = null;
-    if (input.email !== undefined) user = await this.platform.store.findUserByEmail(input.email);
-    else if (input.login !== undefined) {
-      const account = this.platform.engine.state.accounts.get(input.login);
-      if (account) {
-        user = await this.platform.store.findUserById(account.userId);
-        accountId = account.id;
-      }
-    }
+    let user = found;
     if (!user) {
       // An identifier nobody has locks like a user's after the same failures, so the answers do not tell which
       // emails are registered (the store keeps a user's failures; these are remembered here).
       const failures = this.unknownIdentifiers.get(identifier) ?? { failures: 0, lockedUntil: null };
       throwIfLocked(failures.lockedUntil, now);
-      await this.verifyPassword(await this.equalWorkHash(), input.password);
+      await this.verifyPassword(await this.equalWorkHash(), password);
       // As the store counts a user's (recordFailedLogin): failures in a row, each one at the bound or past it locks.
       failures.failures += 1;
       if (failures.failures >= this.config.loginMaxFailures)
@@ -232,7 +268,7 @@ export class AuthService {
       throw new ApiError("INVALID_CREDENTIALS");
     }
     throwIfLocked(user.lockedUntil, now);
-    if (!(await this.verifyPassword(user.passwordHash, input.password))) {
+    if (!(await this.verifyPassword(user.passwordHash, password))) {
       await this.recordFailure(user.id, now);
       throw new ApiError("INVALID_CREDENTIALS");
     }
@@ -352,14 +388,18 @@ export class AuthService {
    * become a way to guess the password without the lockout.
    */
   changePassword(principal: Principal, currentPassword: string, newPassword: string): Promise<void> {
-    return this.oneAttemptAtATime(`user:${principal.userId}`, () =>
-      this.attemptPasswordChange(principal, currentPassword, newPassword),
+    return this.oneAttemptPerUser({ userId: principal.userId }, ({ user }) =>
+      this.attemptPasswordChange(user, principal, currentPassword, newPassword),
     );
   }
 
-  private async attemptPasswordChange(principal: Principal, currentPassword: string, newPassword: string) {
+  private async attemptPasswordChange(
+    user: User | null,
+    principal: Principal,
+    currentPassword: string,
+    newPassword: string,
+  ) {
     const now = this.platform.clock.now();
-    const user = await this.platform.store.findUserById(principal.userId);
     if (!user) throw new ApiError("UNAUTHORIZED", "The token is not valid");
     throwIfLocked(user.lockedUntil, now);
     if (!(await this.verifyPassword(user.passwordHash, currentPassword))) {
@@ -386,6 +426,14 @@ export function tokenFromAuthorization(header: string | undefined): string | nul
   if (trimmed === "") return null;
   const bearer = /^Bearer\s+(.+)$/i.exec(trimmed);
   return bearer ? bearer[1]!.trim() : trimmed;
+}
+
+/** The queue of a user's attempts (see `oneAttemptPerUser`), or of an identifier no user has. */
+function queueKey(reference: UserReference, user: User | null): string {
+  if (user) return `user:${user.id}`;
+  if ("email" in reference) return `email:${reference.email.toLowerCase()}`;
+  if ("login" in reference) return `login:${reference.login}`;
+  return `user:${reference.userId}`;
 }
 
 /** LOGIN_LOCKED (429) with Retry-After while a lock runs: a user's and an unknown identifier's alike. */

@@ -1,10 +1,18 @@
 import { PLATFORM_LIMITS } from "@bourse/store";
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ApiError } from "../src/errors.ts";
 import { call, signUp, startTestServer, type TestServer } from "./helpers.ts";
 
 let server: TestServer;
+
+/** A promise the test settles itself, to hold a request at a chosen step. */
+function signal(): { promise: Promise<void>; settle: () => void } {
+  let settle!: () => void;
+  const promise = new Promise<void>((resolve) => (settle = resolve));
+  return { promise, settle };
+}
+
 beforeAll(async () => {
   server = await startTestServer({ environment: { BOURSE_LOGIN_MAX_FAILURES: "3" } });
 });
@@ -184,6 +192,36 @@ describe("sign in and sessions", () => {
     server.clock.advance(server.config.loginLockSeconds * 1000 + 1);
   });
 
+  // Found by an audit: attempts ran one at a time per identifier, and a user's email and each of their account logins
+  // are identifiers of their own: 22 parallel guesses through the email and 10 logins were 15 password checks.
+  it("counts the failed sign-ins of a user however the attempts name them: by email and by each account login", async () => {
+    const user = await signUp(server);
+    const logins = [user.login];
+    while (logins.length < 10) {
+      const opened = await call(server, "PUT", "/api/v1/accounts", { token: user.token, body: {} });
+      expect(opened.status).toBe(200);
+      logins.push(opened.body.data.login);
+    }
+    const identifiers: Record<string, unknown>[] = [{ email: user.email }, ...logins.map((login) => ({ login }))];
+    const responses = await Promise.all(
+      identifiers.flatMap((identifier) =>
+        [1, 2].map(() =>
+          call(server, "POST", "/api/v1/login", { body: { ...identifier, password: "wrong password" } }),
+        ),
+      ),
+    );
+    const answers = responses.map((response) => `${response.status} ${response.body.error}`);
+    expect(answers.filter((answer) => answer === "401 INVALID_CREDENTIALS")).toHaveLength(
+      server.config.loginMaxFailures,
+    );
+    expect(answers.filter((answer) => answer === "429 LOGIN_LOCKED")).toHaveLength(
+      responses.length - server.config.loginMaxFailures,
+    );
+    const right = await call(server, "POST", "/api/v1/login", { body: { login: logins[9], password: user.password } });
+    expect(right.status).toBe(429);
+    server.clock.advance(server.config.loginLockSeconds * 1000 + 1);
+  });
+
   it("revokes the token on logout", async () => {
     const user = await signUp(server);
     expect((await call(server, "POST", "/api/v1/logout", { token: user.token })).body).toEqual({ data: "OK" });
@@ -211,6 +249,89 @@ describe("sign in and sessions", () => {
       (await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: "a brand new password" } }))
         .status,
     ).toBe(200);
+  });
+
+  // Found by an audit: sign-ins ran one at a time per email and password changes per user, so a sign-in could read
+  // the old password hash before the change stored the new one and open its session after the change had ended the
+  // others: a live session for the old password.
+  it("refuses a sign-in with the old password that read the user while a password change was under way", async () => {
+    const user = await signUp(server);
+    const store = server.platform.store;
+    const updatePasswordHash = store.updatePasswordHash.bind(store);
+    const findUserByEmail = store.findUserByEmail.bind(store);
+    const createSession = store.createSession.bind(store);
+    const changeStoring = signal();
+    const releaseChange = signal();
+    const signInRead = signal();
+    const changeAnswered = signal();
+    // The change holds before it stores the new hash; the sign-in reads the user meanwhile, and (if it may) opens
+    // its session only once the change answered.
+    const spies = [
+      vi.spyOn(store, "updatePasswordHash").mockImplementation(async (userId, passwordHash) => {
+        changeStoring.settle();
+        await releaseChange.promise;
+        return updatePasswordHash(userId, passwordHash);
+      }),
+      vi.spyOn(store, "findUserByEmail").mockImplementation(async (email) => {
+        const found = await findUserByEmail(email);
+        signInRead.settle();
+        return found;
+      }),
+      vi.spyOn(store, "createSession").mockImplementation(async (session) => {
+        await changeAnswered.promise;
+        return createSession(session);
+      }),
+    ];
+    try {
+      const change = call(server, "POST", "/api/v1/password", {
+        token: user.token,
+        body: { currentPassword: user.password, newPassword: "a brand new password" },
+      });
+      await changeStoring.promise;
+      const signIn = call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+      await signInRead.promise;
+      releaseChange.settle();
+      expect((await change).body).toEqual({ data: "OK" });
+      changeAnswered.settle();
+      const refused = await signIn;
+      expect([refused.status, refused.body.error]).toEqual([401, "INVALID_CREDENTIALS"]);
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    expect((await call(server, "GET", "/api/v1/session", { token: user.token })).status).toBe(200);
+  });
+
+  it("ends a session signed in with the old password whose sign-in was under way when the password changed", async () => {
+    const user = await signUp(server);
+    const store = server.platform.store;
+    const createSession = store.createSession.bind(store);
+    const signInOpening = signal();
+    const releaseSignIn = signal();
+    // The sign-in has checked the old password and holds before it opens its session.
+    const spy = vi.spyOn(store, "createSession").mockImplementation(async (session) => {
+      signInOpening.settle();
+      await releaseSignIn.promise;
+      return createSession(session);
+    });
+    try {
+      const signIn = call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+      await signInOpening.promise;
+      const change = call(server, "POST", "/api/v1/password", {
+        token: user.token,
+        body: { currentPassword: user.password, newPassword: "a brand new password" },
+      });
+      // The sign-in goes on once the change answered (it did on the defect) or had a second to (it waits for the
+      // sign-in now): either way the sign-in opens its session before the change ends the others.
+      await Promise.race([change, new Promise((resolve) => setTimeout(resolve, 1000))]);
+      releaseSignIn.settle();
+      const signedIn = await signIn;
+      expect(signedIn.status).toBe(200);
+      expect((await change).body).toEqual({ data: "OK" });
+      const ended = await call(server, "GET", "/api/v1/session", { token: signedIn.body.data.token });
+      expect([ended.status, ended.body.error]).toEqual([401, "SESSION_REVOKED"]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("at the user's session bound, signs in anyway and revokes the oldest session (401 SESSION_REVOKED)", async () => {
