@@ -126,6 +126,7 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
     if (started) return;
     started = true;
     await platform.start();
+    context.auth.startSessionPurge();
     // Account events and metrics on the bus (the streams' topics) from the first event on.
     AccountEvents.for(platform).start();
     MetricsPublisher.for(platform).start();

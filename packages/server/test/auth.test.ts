@@ -390,6 +390,33 @@ describe("sign in and sessions", () => {
     expect((await change(user.password)).body).toEqual({ data: "OK" });
   });
 
+  // Each sign-in added a session row and none was ever deleted (found by an audit: 251 logins, 251 rows).
+  it("deletes the rows of sessions expired or revoked a session lifetime ago; their tokens still say expired", async () => {
+    const own = await startTestServer();
+    try {
+      const user = await signUp(own);
+      const signIn = () => call(own, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+      const tokens = [user.token];
+      for (let index = 0; index < 3; index++) tokens.push((await signIn()).body.data.token as string);
+      expect((await call(own, "POST", "/api/v1/logout", { token: tokens[1]! })).status).toBe(200);
+      // Nothing is old enough yet: the revoked session still answers SESSION_REVOKED.
+      expect(await own.context.auth.purgeSessions()).toBe(0);
+      expect((await call(own, "GET", "/api/v1/session", { token: tokens[1]! })).body.error).toBe("SESSION_REVOKED");
+      own.clock.advance(2 * own.config.sessionTtlSeconds * 1000 + 1000);
+      const fresh = (await signIn()).body.data.token as string;
+      expect(await own.context.auth.purgeSessions()).toBe(4);
+      for (const token of tokens) {
+        const answer = await call(own, "GET", "/api/v1/session", { token });
+        expect(answer.status).toBe(401);
+        expect(answer.body.error).toBe("TOKEN_EXPIRED");
+      }
+      expect((await call(own, "GET", "/api/v1/session", { token: fresh })).status).toBe(200);
+      expect(await own.context.auth.purgeSessions()).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
+
   it("says an expired token is expired", async () => {
     const user = await signUp(server);
     server.clock.advance(server.config.sessionTtlSeconds * 1000 + 1000);
