@@ -43,7 +43,9 @@ export const PLATFORM_LIMITS = {
   alertsPerUser: 500,
   /** API keys one user may hold unrevoked. */
   activeApiKeysPerUser: 50,
-  /** API keys returned by listApiKeys (the newest first, revoked ones included). */
+  /** Revoked API keys kept per user (the newest revoked); older ones are deleted. */
+  revokedApiKeysKept: 100,
+  /** API keys returned by listApiKeys (the active ones, then the revoked, each newest first). */
   apiKeysListed: 200,
   /** Sessions one user may hold unrevoked and unexpired (opening one more revokes the oldest). */
   activeSessionsPerUser: 100,

@@ -731,19 +731,43 @@ export abstract class SqlPlatformStore implements PlatformStore {
   }
 
   async listApiKeys(userId: string): Promise<ApiKey[]> {
+    // The active keys first (at most activeApiKeysPerUser, fewer than the list's bound): a user's oldest working key
+    // dropped out of a list of the newest 200, revoked ones included, while it still worked.
     const rows = await this.all(
-      `SELECT ${API_KEY_COLUMNS} FROM {s}api_keys WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
+      `SELECT ${API_KEY_COLUMNS} FROM {s}api_keys WHERE user_id = ?
+       ORDER BY CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END, created_at DESC, id DESC LIMIT ?`,
       [checkId("userId", userId), PLATFORM_LIMITS.apiKeysListed],
     );
     return rows.map(toApiKey);
   }
 
   async revokeApiKey(userId: string, keyId: string, now: number): Promise<boolean> {
-    const changed = await this.run(
-      "UPDATE {s}api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
-      [checkTime("now", now), checkId("keyId", keyId), checkId("userId", userId)],
+    checkId("userId", userId);
+    const at = checkTime("now", now);
+    const id = checkId("keyId", keyId);
+    return this.db.transaction(async (tx) => {
+      const changed = await this.run(
+        "UPDATE {s}api_keys SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+        [at, id, userId],
+        tx,
+      );
+      if (changed > 0) await this.forgetOldRevokedKeys(tx, userId);
+      return changed > 0;
+    });
+  }
+
+  /**
+   * Deletes a user's revoked keys past the newest PLATFORM_LIMITS.revokedApiKeysKept: each create-and-revoke or
+   * rotation left a row for good (502 rows for one user in an audit). No revoked key authenticates anything.
+   */
+  private async forgetOldRevokedKeys(tx: SqlExecutor, userId: string): Promise<void> {
+    await this.run(
+      `DELETE FROM {s}api_keys WHERE user_id = ? AND revoked_at IS NOT NULL AND id NOT IN (
+         SELECT id FROM {s}api_keys WHERE user_id = ? AND revoked_at IS NOT NULL
+         ORDER BY revoked_at DESC, id DESC LIMIT ?)`,
+      [userId, userId, PLATFORM_LIMITS.revokedApiKeysKept],
+      tx,
     );
-    return changed > 0;
   }
 
   async rotateApiKey(userId: string, keyId: string, next: RotatedApiKey): Promise<ApiKey> {
@@ -770,6 +794,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
           [id, userId, previous.accountId, previous.name, previous.scope, prefix, secretHash, createdAt, keyId],
           tx,
         );
+        await this.forgetOldRevokedKeys(tx, userId);
         return toApiKey(rows[0]!);
       }),
     );

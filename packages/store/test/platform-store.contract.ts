@@ -374,6 +374,37 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect((await store.listApiKeys("alice")).filter((k) => k.revokedAt === null)).toHaveLength(1);
     });
 
+    // Found by an audit: create-and-revoke and rotations left every row (502 for one user), and the user's oldest
+    // active key dropped out of the list of the newest 200 rows while it still worked.
+    it("lists the active keys first and keeps the newest revoked ones only", async () => {
+      const store = await withUsers();
+      await store.createApiKey({ ...key, id: "first", prefix: "tk_live_first" });
+      const cycles = PLATFORM_LIMITS.revokedApiKeysKept + 5;
+      for (let i = 0; i < cycles; i++) {
+        await store.createApiKey({ ...key, id: `r${i}`, prefix: `tk_live_r${i}xx`, createdAt: T0 + 10 + i });
+        expect(await store.revokeApiKey("alice", `r${i}`, T0 + 10 + i)).toBe(true);
+      }
+      const listed = await store.listApiKeys("alice");
+      expect(listed[0]?.id).toBe("first");
+      expect(listed.slice(1).map((k) => k.id)).toEqual(
+        Array.from({ length: PLATFORM_LIMITS.revokedApiKeysKept }, (_, i) => `r${cycles - 1 - i}`),
+      );
+      // A rotation forgets the oldest revoked key too.
+      await store.rotateApiKey("alice", "first", {
+        id: "second",
+        prefix: "tk_live_second",
+        secretHash: "h",
+        createdAt: T0 + 500,
+      });
+      const after = await store.listApiKeys("alice");
+      expect(after[0]?.id).toBe("second");
+      expect(after).toHaveLength(1 + PLATFORM_LIMITS.revokedApiKeysKept);
+      // Kept by when they were revoked, listed by when they were made: "first" is the newest revoked, r5 went.
+      expect(after.at(-1)?.id).toBe("first");
+      expect(after.map((k) => k.id)).not.toContain("r5");
+      expect(await store.findActiveApiKeyByPrefix("tk_live_second")).not.toBeNull();
+    }, 30_000);
+
     it("bounds a user's active keys", async () => {
       const store = await withUsers();
       for (let i = 0; i < PLATFORM_LIMITS.activeApiKeysPerUser; i++)
