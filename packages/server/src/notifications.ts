@@ -42,6 +42,9 @@ import { timeToWire } from "./wire.ts";
  */
 export const NOTIFICATION_BATCH_DELAY_MS = 20;
 
+/** How often each user's notifications and alert logs are pruned to their newest (`pruneHistories`). */
+export const HISTORY_PRUNE_INTERVAL_MS = 3_600_000;
+
 /** Store writes waiting at most (alert triggers and notifications share the queue). */
 export const WRITE_QUEUE_LIMIT = 10_000;
 
@@ -241,6 +244,10 @@ export class NotificationService {
     this.markedThrough = recoveredThrough;
     this.queue.push(() => this.recover(recoveredThrough));
     this.platform.onEvents((records) => this.onEvents(records));
+    void this.pruneHistories();
+    const pruning = setInterval(() => void this.pruneHistories(), HISTORY_PRUNE_INTERVAL_MS);
+    pruning.unref();
+    this.platform.onClose(() => clearInterval(pruning));
     this.platform.onClose(() => {
       this.closing = true;
       this.stopWaiting?.();
@@ -361,6 +368,19 @@ export class NotificationService {
 
   /** Notifications waiting for the next batch write. */
   private pending: PendingNotification[] = [];
+
+  /**
+   * Keeps each user's newest PLATFORM_LIMITS.historyRowsKeptPerUser notifications and alert log entries; at start
+   * and every HISTORY_PRUNE_INTERVAL_MS. Both grew with every fill and trigger, for good (found by an audit).
+   */
+  async pruneHistories(): Promise<void> {
+    try {
+      const deleted = await this.platform.store.pruneUserHistories(PLATFORM_LIMITS.historyRowsKeptPerUser);
+      if (deleted > 0) this.platform.log.info(`notifications: pruned ${deleted} notification(s) and alert log entries`);
+    } catch (error) {
+      this.platform.log.warn(`notifications: pruning failed: ${String(error)}`);
+    }
+  }
 
   /** Publishes a stored notification on its user's topic (`notificationEvent`). */
   publish(stored: Notification): void {

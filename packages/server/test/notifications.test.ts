@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BusTopics, type BusMessage } from "../src/bus.ts";
-import type { JournalRecord } from "@bourse/store";
+import { PLATFORM_LIMITS, SqlitePlatformStore, type JournalRecord } from "@bourse/store";
 import Database from "better-sqlite3";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -303,6 +303,19 @@ describe("the journal mark stored with the notifications", () => {
       }
     } finally {
       rmSync(dataDirectory, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("retention", () => {
+  it("prunes each user's notifications and alert logs to their newest at start (and hourly)", async () => {
+    const prune = vi.spyOn(SqlitePlatformStore.prototype, "pruneUserHistories");
+    try {
+      const own = await startTestServer();
+      await own.close();
+      expect(prune).toHaveBeenCalledWith(PLATFORM_LIMITS.historyRowsKeptPerUser);
+    } finally {
+      prune.mockRestore();
     }
   });
 });

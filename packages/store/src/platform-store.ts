@@ -49,6 +49,8 @@ export const PLATFORM_LIMITS = {
   apiKeysListed: 200,
   /** Sessions one user may hold unrevoked and unexpired (opening one more revokes the oldest). */
   activeSessionsPerUser: 100,
+  /** Notifications and alert log entries kept per user, the newest (`pruneUserHistories`). */
+  historyRowsKeptPerUser: 1000,
   /** Rows per page of alert logs and notifications. */
   pageLimit: 1000,
   /** Candles per range query and per upsert batch. */
@@ -488,6 +490,11 @@ export interface PlatformStore {
   /** The journal sequence recorded by the last `addNotifications` that gave one, or null when none did. */
   notificationJournalSequence(): Promise<number | null>;
   listNotifications(userId: string, query: PageQuery): Promise<Page<Notification>>;
+  /**
+   * Deletes each user's notifications and alert log entries past their newest `keepPerUser` (at least 1); answers
+   * how many rows went. Run now and then: without it both grew with every fill and every trigger, for good.
+   */
+  pruneUserHistories(keepPerUser: number): Promise<number>;
   markNotificationRead(userId: string, notificationId: number): Promise<boolean>;
 
   /**

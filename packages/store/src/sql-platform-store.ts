@@ -1316,6 +1316,22 @@ export abstract class SqlPlatformStore implements PlatformStore {
     };
   }
 
+  async pruneUserHistories(keepPerUser: number): Promise<number> {
+    const keep = checkInteger("keepPerUser", keepPerUser, 1);
+    let deleted = 0;
+    for (const table of ["notifications", "alert_logs"] as const) {
+      // The users over the bound (one pass over the (user_id, id) index), then each one's older rows by the index.
+      const users = await this.all(`SELECT user_id FROM {s}${table} GROUP BY user_id HAVING count(*) > ?`, [keep]);
+      for (const { user_id: userId } of users)
+        deleted += await this.run(
+          `DELETE FROM {s}${table} WHERE user_id = ? AND id <= (
+             SELECT id FROM {s}${table} WHERE user_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+          [userId, userId, keep],
+        );
+    }
+    return deleted;
+  }
+
   async listNotifications(userId: string, query: PageQuery): Promise<Page<Notification>> {
     const limit = checkLimit(query.limit, PLATFORM_LIMITS.pageLimit);
     const cursor = checkCursor(query.cursor);

@@ -934,6 +934,34 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(titles).toEqual(["alert", "fill"]);
     });
 
+    // Found by an audit: notifications and alert logs grew with every fill and trigger, with no way to delete them.
+    it("prunes each user's notifications and alert logs to their newest rows", async () => {
+      const store = await withUsers();
+      const note = (userId: string, title: string) => ({ userId, level: "info" as const, title, createdAt: T0 });
+      await store.addNotifications(["a1", "a2", "a3", "a4"].map((title) => note("alice", title)));
+      await store.addNotifications(["b1", "b2"].map((title) => note("bob", title)));
+      const log = {
+        alertId: "al1",
+        side: "BID" as const,
+        condition: "CROSSING_UP" as const,
+        symbol: "EURUSD",
+        target: 1,
+        triggeredPrice: 2,
+      };
+      for (let index = 0; index < 4; index++)
+        await store.addAlertLog({ ...log, userId: "alice", triggeredAt: T0 + index });
+      expect(await store.pruneUserHistories(2)).toBe(2 + 2);
+      expect((await store.listNotifications("alice", { limit: 10 })).rows.map((n) => n.title)).toEqual(["a4", "a3"]);
+      expect((await store.listNotifications("bob", { limit: 10 })).rows.map((n) => n.title)).toEqual(["b2", "b1"]);
+      expect((await store.listAlertLogs("alice", { limit: 10 })).rows.map((l) => l.triggeredAt)).toEqual([
+        T0 + 3,
+        T0 + 2,
+      ]);
+      expect(await store.pruneUserHistories(2)).toBe(0);
+      for (const bad of [0, 1.5, -1])
+        expect(await rejection(store.pruneUserHistories(bad))).toBeInstanceOf(ValidationError);
+    });
+
     it("validates level, title and limit; refuses an unknown user", async () => {
       const store = await withUsers();
       const good = { userId: "alice", level: "info" as const, title: "t", createdAt: T0 };
