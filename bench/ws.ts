@@ -225,7 +225,14 @@ async function wsFanout(context: BenchContext): Promise<Row[]> {
   const symbols = engineConfig.instruments.slice(0, SYMBOL_COUNT).map((instrument) => instrument.symbol);
   const { server, dispose } = await createBenchServer(context, "ws", {
     engineConfig,
-    stream: { pingIntervalMs: 600_000, maxPayloadBytes: 64 * 1024 },
+    stream: {
+      pingIntervalMs: 600_000,
+      maxPayloadBytes: 64 * 1024,
+      // Every benchmark socket is the same user from one address, all connecting at once.
+      maxSocketsPerUser: SOCKETS,
+      maxSocketsPerAddress: SOCKETS,
+      maxUnauthorizedSocketsPerAddress: SOCKETS,
+    },
   });
   const bus = server.platform.bus;
   server.upgrades.register("/bench/naive", new NaiveAdapter(bus));

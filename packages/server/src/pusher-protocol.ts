@@ -49,8 +49,9 @@ export const PusherCodes = {
     close: true,
     message: "Over capacity",
     action:
-      "The client did not read fast enough (send buffer over its limit, or stalled too long), or kept sending " +
-      "over the message rate: pusher-js reconnects after a backoff and resubscribes",
+      "The client did not read fast enough (send buffer over its limit, or stalled too long), kept sending " +
+      "over the message rate, or its address holds as many open sockets as it may (100 by default, native " +
+      "stream included; refused at connect): pusher-js reconnects after a backoff and resubscribes",
   },
   RECONNECT: {
     code: 4200,

@@ -48,6 +48,7 @@ import type { RawData, WebSocket, WebSocketServer } from "ws";
 import type { AccountBusMessage } from "./account-events.ts";
 import { metricsPayload } from "./account-metrics.ts";
 import { BusTopics, revocationTopic, type BusMessage, type Credential } from "./bus.ts";
+import { clientAddress, proxyTrust, type ProxyTrust } from "./client-address.ts";
 import type { Platform } from "./platform.ts";
 import {
   PUSHER_PATH_PREFIX,
@@ -71,7 +72,7 @@ import {
   TopicFanout,
   textFrame,
 } from "./stream-outbound.ts";
-import type { UpgradeAdapter } from "./upgrade-router.ts";
+import { openSocketsByAddressOf, type OpenSocketCounts, type UpgradeAdapter } from "./upgrade-router.ts";
 import { depthPayload, marketDataOf, quotePayload, truncateDepth, type DepthPayload } from "./market-data.ts";
 import { DEFAULT_STREAM_LIMITS, type NativeStreamLimits } from "./ws-stream.ts";
 
@@ -85,6 +86,7 @@ export interface PusherStreamLimits extends Pick<
   | "maxBufferedBytes"
   | "slowConsumerMs"
   | "maxDepthLevels"
+  | "maxSocketsPerAddress"
 > {
   /** `activity_timeout` announced in connection_established (seconds): pusher-js pings after this much silence. */
   activityTimeoutSeconds: number;
@@ -103,6 +105,8 @@ export const DEFAULT_PUSHER_LIMITS: Readonly<PusherStreamLimits> = {
   maxBufferedBytes: DEFAULT_STREAM_LIMITS.maxBufferedBytes,
   slowConsumerMs: DEFAULT_STREAM_LIMITS.slowConsumerMs,
   maxDepthLevels: DEFAULT_STREAM_LIMITS.maxDepthLevels,
+  // One budget per address with the native stream (the counts are shared): no credential is needed to connect here.
+  maxSocketsPerAddress: DEFAULT_STREAM_LIMITS.maxSocketsPerAddress,
   activityTimeoutSeconds: 120,
   idlePingMs: 120_000,
   pongTimeoutMs: 30_000,
@@ -152,6 +156,10 @@ export class PusherStream implements UpgradeAdapter {
   private closed = false;
   /** Closes by code name (tests, metrics). */
   readonly closes: Record<string, number> = {};
+  /** Open sockets per client address, shared with the native stream. */
+  readonly socketsByAddress: OpenSocketCounts;
+  /** BOURSE_TRUST_PROXY, as the HTTP app applies it: a socket's client address. */
+  private readonly proxyTrust: ProxyTrust | null;
 
   constructor(
     readonly platform: Platform,
@@ -160,6 +168,8 @@ export class PusherStream implements UpgradeAdapter {
   ) {
     this.limits = { ...DEFAULT_PUSHER_LIMITS, ...limits };
     this.server = streamSocketServer(this.limits.maxPayloadBytes);
+    this.socketsByAddress = openSocketsByAddressOf(platform);
+    this.proxyTrust = proxyTrust(platform.config.trustedProxies);
     this.fanout = new TopicFanout(platform.bus, (topic, message, subscribers) =>
       this.dispatch(topic, message, subscribers),
     );
@@ -191,8 +201,10 @@ export class PusherStream implements UpgradeAdapter {
       socket.destroy();
       return;
     }
+    // Read now: a socket that closes during the handshake no longer has its peer's address.
+    const address = clientAddress(request, this.proxyTrust);
     this.server.handleUpgrade(request, socket, head, (ws) => {
-      const connection = new PusherConnection(this, ws);
+      const connection = new PusherConnection(this, ws, address);
       this.connections.add(connection);
       this.bySocketId.set(connection.socketId, connection);
       connection.start(url);
@@ -348,10 +360,14 @@ class PusherConnection {
   private closing = false;
   private closeTimer: NodeJS.Timeout | null = null;
   private readonly closedPromise: Promise<void>;
+  /** Gives back the socket's slot of its client address (once it closes); null when it holds none. */
+  private releaseAddress: (() => void) | null = null;
 
   constructor(
     private readonly stream: PusherStream,
     private readonly ws: WebSocket,
+    /** The client's address: its open sockets are limited (maxSocketsPerAddress). */
+    private readonly address: string,
   ) {
     this.platform = stream.platform;
     this.rate = new MessageRate(stream.limits.messagesPerSecond);
@@ -367,6 +383,14 @@ class PusherConnection {
     ws.once("close", () => this.cleanup());
     const refusal = this.refusal(url);
     if (refusal) return this.closeWith(refusal);
+    const limit = this.stream.limits.maxSocketsPerAddress;
+    this.releaseAddress = this.stream.socketsByAddress.take(this.address, limit);
+    // Pusher's 4100 "over capacity": pusher-js reconnects after a backoff, by when a socket may have closed.
+    if (!this.releaseAddress)
+      return this.closeWith(
+        "OVER_CAPACITY",
+        `Over capacity: at most ${limit} open sockets per client address (Pusher and native together)`,
+      );
     this.send("pusher:connection_established", {
       socket_id: this.socketId,
       activity_timeout: this.stream.limits.activityTimeoutSeconds,
@@ -738,6 +762,8 @@ class PusherConnection {
     for (const unsubscribe of this.watches.values()) unsubscribe();
     this.watches.clear();
     this.outbound.stop();
+    this.releaseAddress?.();
+    this.releaseAddress = null;
     this.stream.forget(this);
   }
 }

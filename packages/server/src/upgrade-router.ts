@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
+import type { Platform } from "./platform.ts";
 
 export interface UpgradeAdapter {
   /** Takes the upgrade (it now owns `socket`). */
@@ -60,4 +61,44 @@ export class UpgradeRouter {
 function reject(socket: Duplex, status: number, text: string): void {
   if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   socket.destroy();
+}
+
+/**
+ * Open sockets per key (a client address, a user, an API key), each key held to a limit its caller gives. A socket
+ * takes its slot right after the handshake and gives it back when it closes. Keys are dropped at zero, so the map
+ * holds at most one entry per open socket.
+ */
+export class OpenSocketCounts {
+  private readonly counts = new Map<string, number>();
+
+  /** Counts one more socket for `key` unless it holds `limit` already; answers its release (idempotent), or null. */
+  take(key: string, limit: number): (() => void) | null {
+    const count = this.counts.get(key) ?? 0;
+    if (count >= limit) return null;
+    this.counts.set(key, count + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.counts.get(key) ?? 1) - 1;
+      if (left <= 0) this.counts.delete(key);
+      else this.counts.set(key, left);
+    };
+  }
+
+  count(key: string): number {
+    return this.counts.get(key) ?? 0;
+  }
+}
+
+const socketsByAddress = new WeakMap<Platform, OpenSocketCounts>();
+
+/**
+ * The platform's open sockets per client address, every stream adapter together (the native stream and the Pusher
+ * endpoint): one address's budget is shared by both faces, as its requests are by the per-address rate limit.
+ */
+export function openSocketsByAddressOf(platform: Platform): OpenSocketCounts {
+  let counts = socketsByAddress.get(platform);
+  if (!counts) socketsByAddress.set(platform, (counts = new OpenSocketCounts()));
+  return counts;
 }

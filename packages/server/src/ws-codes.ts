@@ -71,6 +71,15 @@ export const WsCloseCodes = {
     error: "RATE_LIMITED",
     action: "The client kept sending over its message rate after RATE_LIMITED errors: slow down",
   },
+  TOO_MANY_SOCKETS: {
+    code: 4030,
+    reason: "Too many sockets",
+    error: "LIMIT_REACHED",
+    action:
+      "The user (20 sockets by default), the API key (10) or the client address (100 open, Pusher sockets " +
+      "included; 20 waiting for `authorize`) holds as many as it may: refused right after the handshake or at " +
+      "authorization. Close one, or reconnect after a backoff; one socket carries every subscription",
+  },
 } as const satisfies Record<string, CloseDefinition>;
 
 export type WsCloseName = keyof typeof WsCloseCodes;

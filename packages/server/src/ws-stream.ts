@@ -13,6 +13,12 @@
  * logout, a password change, the session bound, or revoking or rotating the key closes it at once with
  * REVOKED (4004), nothing queued sent after it.
  *
+ * Bounds beyond the socket's own: open sockets per client address (shared with the Pusher endpoint) and not yet
+ * authorised per address, taken right after the handshake; authorised sockets per user and per API key, taken at
+ * authorization; the next is closed with TOO_MANY_SOCKETS (4030). Trading and history requests spend the budget
+ * REST spends for the same credential (the user's, or the API key's Automation limiter), so a user's orders per
+ * second do not grow with their sockets.
+ *
  * Fan-out, with the mechanics of stream-outbound.ts (shared with the Pusher endpoint): one bus
  * subscription per topic for all sockets; a bus message is serialised once, into a ready WebSocket frame,
  * for all its subscribers (depth: once per requested depth). Each socket has a queue (replies and account
@@ -70,8 +76,10 @@ import {
   placeOrder,
   positionHistory,
 } from "./trading-service.ts";
-import type { UpgradeAdapter } from "./upgrade-router.ts";
+import { OpenSocketCounts, openSocketsByAddressOf, type UpgradeAdapter } from "./upgrade-router.ts";
 import { WsCloseCodes, type WsCloseName } from "./ws-codes.ts";
+import { FixedWindowLimiter } from "./rate-window.ts";
+import { automationRateLimiterOf } from "./routes/automation.ts";
 
 export const NATIVE_STREAM_PATH = "/api/v1/ws";
 
@@ -99,6 +107,14 @@ export interface NativeStreamLimits {
   /** Depth levels when depthSubscribe gives none, and the most it may ask for. */
   defaultDepthLevels: number;
   maxDepthLevels: number;
+  /** Authorised sockets one user holds, JWT and API-key sockets together; the next is closed with TOO_MANY_SOCKETS. */
+  maxSocketsPerUser: number;
+  /** Authorised sockets one API key holds (within its user's): a runaway bot leaves room for the terminal. */
+  maxSocketsPerApiKey: number;
+  /** Sockets one client address holds open, this stream's and the Pusher endpoint's together. */
+  maxSocketsPerAddress: number;
+  /** Sockets one client address holds before their `authorize` (each may wait authTimeoutMs). */
+  maxUnauthorizedSocketsPerAddress: number;
 }
 
 export const DEFAULT_STREAM_LIMITS: Readonly<NativeStreamLimits> = {
@@ -114,6 +130,12 @@ export const DEFAULT_STREAM_LIMITS: Readonly<NativeStreamLimits> = {
   replayWindowEvents: 10_000,
   defaultDepthLevels: 10,
   maxDepthLevels: 50,
+  // A terminal, a phone, a web page and a few bots, each with a socket or two; one socket carries every subscription.
+  maxSocketsPerUser: 20,
+  maxSocketsPerApiKey: 10,
+  // An office or a carrier's NAT shares one address; a legitimate client authorises within milliseconds.
+  maxSocketsPerAddress: 100,
+  maxUnauthorizedSocketsPerAddress: 20,
 };
 
 const REPLAY_PAGE = 1000;
@@ -206,13 +228,18 @@ interface Handler<Schema extends TSchema> {
   readonly trading?: boolean;
   /** Answers `result` even without an id (history reads: they are useless otherwise). */
   readonly alwaysAnswer?: boolean;
+  /**
+   * A request REST counts (trading and history): it spends the user's budget (JWT) or the key's Automation budget
+   * (API key), shared with REST, so more sockets do not buy more orders.
+   */
+  readonly rateLimited?: boolean;
   run(connection: Connection, payload: Static<Schema>, id: string | number | undefined): Promise<unknown>;
 }
 
 function handler<Schema extends TSchema>(
   schema: Schema,
   run: Handler<Schema>["run"],
-  options: { trading?: boolean; alwaysAnswer?: boolean } = {},
+  options: { trading?: boolean; alwaysAnswer?: boolean; rateLimited?: boolean } = {},
 ): Handler<Schema> {
   return { check: TypeCompiler.Compile(schema), run, ...options };
 }
@@ -228,44 +255,45 @@ const HANDLERS: Readonly<Record<string, Handler<TSchema>>> = {
   ping: handler(PingPayload, async (c, _p, id) => c.reply("pong", {}, id)),
   createOrder: handler(PlaceOrderBody, async (c, p) => placeOrder(c.platform, c.userId, c.accountFor(p.accountId), p), {
     trading: true,
+    rateLimited: true,
   }),
   cancelOrder: handler(
     CancelOrderPayload,
     async (c, p) => cancelOrder(c.platform, c.userId, c.accountFor(p.accountId), Number(p.orderId)),
-    { trading: true },
+    { trading: true, rateLimited: true },
   ),
   amendOrder: handler(
     AmendOrderPayload,
     async (c, { accountId, orderId, ...body }) =>
       modifyOrder(c.platform, c.userId, c.accountFor(accountId), Number(orderId), body),
-    { trading: true },
+    { trading: true, rateLimited: true },
   ),
   closePosition: handler(
     ClosePositionPayload,
     async (c, { accountId, positionId, ...body }) =>
       closePosition(c.platform, c.userId, c.accountFor(accountId), Number(positionId), body),
-    { trading: true },
+    { trading: true, rateLimited: true },
   ),
   amendPosition: handler(
     AmendPositionPayload,
     async (c, { accountId, positionId, ...body }) =>
       modifyPosition(c.platform, c.userId, c.accountFor(accountId), Number(positionId), body),
-    { trading: true },
+    { trading: true, rateLimited: true },
   ),
   orderHistory: handler(
     HistoryPayload,
     async (c, { accountId, ...query }) => orderHistory(c.platform, c.userId, c.accountFor(accountId), query),
-    { alwaysAnswer: true },
+    { alwaysAnswer: true, rateLimited: true },
   ),
   dealHistory: handler(
     HistoryPayload,
     async (c, { accountId, ...query }) => dealHistory(c.platform, c.userId, c.accountFor(accountId), query),
-    { alwaysAnswer: true },
+    { alwaysAnswer: true, rateLimited: true },
   ),
   positionHistory: handler(
     HistoryPayload,
     async (c, { accountId, ...query }) => positionHistory(c.platform, c.userId, c.accountFor(accountId), query),
-    { alwaysAnswer: true },
+    { alwaysAnswer: true, rateLimited: true },
   ),
 } as unknown as Record<string, Handler<TSchema>>;
 
@@ -306,6 +334,22 @@ export class NativeStream implements UpgradeAdapter {
   private closed = false;
   /** Sockets closed as slow consumers, ping timeouts, rate limits (metrics, tests). */
   readonly closes: Record<string, number> = {};
+  /** Open sockets per client address, shared with the Pusher endpoint. */
+  readonly socketsByAddress: OpenSocketCounts;
+  /** Sockets per client address not authorised yet. */
+  readonly unauthorizedByAddress = new OpenSocketCounts();
+  /** Authorised sockets per user (JWT and API key) and per API key. */
+  readonly socketsByUser = new OpenSocketCounts();
+  readonly socketsByApiKey = new OpenSocketCounts();
+  /**
+   * JWT sockets' trading and history requests per user per second: BOURSE_RATE_LIMIT_PER_SECOND, REST's per-user
+   * budget. REST's counter lives inside @fastify/rate-limit, which does not share it; this one counts the stream's
+   * requests of the same user against the same number (so the stream adds at most one more budget, not one per
+   * socket). On the platform's clock: tests hold it still.
+   */
+  readonly requestsByUser: FixedWindowLimiter;
+  /** API-key sockets' requests: the Automation API's per-key limiter itself (both faces spend one budget). */
+  readonly requestsByApiKey: FixedWindowLimiter;
 
   constructor(
     readonly platform: Platform,
@@ -315,6 +359,9 @@ export class NativeStream implements UpgradeAdapter {
     this.limits = { ...DEFAULT_STREAM_LIMITS, ...limits };
     this.server = streamSocketServer(this.limits.maxPayloadBytes);
     this.proxyTrust = proxyTrust(platform.config.trustedProxies);
+    this.socketsByAddress = openSocketsByAddressOf(platform);
+    this.requestsByUser = new FixedWindowLimiter(platform.config.rateLimitPerSecond, 1000, () => platform.clock.now());
+    this.requestsByApiKey = automationRateLimiterOf(platform);
     const fanout = (kind: TopicKind) =>
       new TopicFanout<Connection>(platform.bus, (name, message, subscribers) =>
         this.dispatch(kind, name, message, subscribers),
@@ -361,6 +408,17 @@ export class NativeStream implements UpgradeAdapter {
     const all = [...this.connections];
     await Promise.all(all.map((connection) => connection.shutdown()));
     this.server.close();
+  }
+
+  /** Open sockets counted for a client address (all, or not authorised yet), a user or an API key (tests, metrics). */
+  openSockets(scope: "address" | "unauthorized" | "user" | "apiKey", key: string): number {
+    const counts = {
+      address: this.socketsByAddress,
+      unauthorized: this.unauthorizedByAddress,
+      user: this.socketsByUser,
+      apiKey: this.socketsByApiKey,
+    }[scope];
+    return counts.count(key);
   }
 
   /** Connections open now and topics held (tests, metrics). */
@@ -460,6 +518,9 @@ class Connection {
   private pending = 0;
   private readonly rate: MessageRate;
   private readonly closedPromise: Promise<void>;
+  /** The socket counts it holds a slot in (address, unauthorised, user, API key): released when it closes. */
+  private readonly slots: (() => void)[] = [];
+  private releaseUnauthorized: (() => void) | null = null;
 
   constructor(
     private readonly stream: NativeStream,
@@ -485,6 +546,7 @@ class Connection {
     });
     ws.on("error", () => undefined);
     ws.once("close", () => this.cleanup());
+    if (!this.admit()) return;
     if (token !== null) {
       this.chain = this.authorize(token, undefined, false);
     } else {
@@ -493,6 +555,77 @@ class Connection {
       }, this.stream.limits.authTimeoutMs);
       this.authTimer.unref();
     }
+  }
+
+  /**
+   * Takes the socket's slots of its client address (all sockets, and those not authorised yet); closes it with
+   * TOO_MANY_SOCKETS when either is full.
+   */
+  private admit(): boolean {
+    const limits = this.stream.limits;
+    const address = this.stream.socketsByAddress.take(this.address, limits.maxSocketsPerAddress);
+    if (!address) {
+      this.closeWith(
+        "TOO_MANY_SOCKETS",
+        "LIMIT_REACHED",
+        `At most ${limits.maxSocketsPerAddress} open sockets per client address (native and Pusher together)`,
+      );
+      return false;
+    }
+    this.slots.push(address);
+    const unauthorized = this.stream.unauthorizedByAddress.take(this.address, limits.maxUnauthorizedSocketsPerAddress);
+    if (!unauthorized) {
+      this.closeWith(
+        "TOO_MANY_SOCKETS",
+        "LIMIT_REACHED",
+        `At most ${limits.maxUnauthorizedSocketsPerAddress} sockets per client address waiting for authorize`,
+      );
+      return false;
+    }
+    this.slots.push(unauthorized);
+    this.releaseUnauthorized = unauthorized;
+    return true;
+  }
+
+  /**
+   * Takes the authorised socket's slots of its user and API key, in the same turn as the check (no await between, so
+   * concurrent authorisations cannot pass the limit together); null when one is full, with the refusal's message.
+   */
+  private admitPrincipal(principal: StreamPrincipal): string | null {
+    const limits = this.stream.limits;
+    const user = this.stream.socketsByUser.take(principal.userId, limits.maxSocketsPerUser);
+    if (!user) return `At most ${limits.maxSocketsPerUser} sockets per user (JWT and API-key sockets together)`;
+    if (principal.credential.kind === "apiKey") {
+      const key = this.stream.socketsByApiKey.take(principal.credential.id, limits.maxSocketsPerApiKey);
+      if (!key) {
+        user();
+        return `At most ${limits.maxSocketsPerApiKey} sockets per API key`;
+      }
+      this.slots.push(key);
+    }
+    this.slots.push(user);
+    this.releaseUnauthorized?.();
+    this.releaseUnauthorized = null;
+    return null;
+  }
+
+  /**
+   * Spends one request of the principal's budget shared with REST: the user's (JWT) or the API key's Automation
+   * budget. Throws RATE_LIMITED past it (the message is answered; the socket stays open).
+   */
+  private spendRequest(principal: StreamPrincipal): void {
+    if (principal.credential.kind === "apiKey") {
+      const state = this.stream.requestsByApiKey.hit(principal.credential.id);
+      if (state.exceeded)
+        throw new ApiError(
+          "RATE_LIMITED",
+          `Rate limit of ${state.limit} requests per second per API key exceeded (the Automation API's budget)`,
+        );
+      return;
+    }
+    const state = this.stream.requestsByUser.hit(principal.userId);
+    if (state.exceeded)
+      throw new ApiError("RATE_LIMITED", `Rate limit of ${state.limit} requests per second per user exceeded`);
   }
 
   // ---- incoming ----
@@ -563,6 +696,7 @@ class Connection {
     try {
       if (handler.trading && this.principal.scope === "read")
         throw new ApiError("FORBIDDEN", "This API key's scope (read) does not allow trading");
+      if (handler.rateLimited) this.spendRequest(this.principal);
       const result = await handler.run(this, payload, replyId);
       if (result !== undefined && (replyId !== undefined || handler.alwaysAnswer))
         this.reply("result", result, replyId);
@@ -589,6 +723,8 @@ class Connection {
       return this.closeWith("UNAUTHORIZED", code, apiError.message, id);
     }
     if (this.closing) return;
+    const refusal = this.admitPrincipal(principal);
+    if (refusal !== null) return this.closeWith("TOO_MANY_SOCKETS", "LIMIT_REACHED", refusal, id);
     this.principal = principal;
     if (this.authTimer) clearTimeout(this.authTimer);
     if (principal.expiresAt !== null) {
@@ -982,6 +1118,7 @@ class Connection {
     this.topics.clear();
     this.accounts.clear();
     this.outbound.stop();
+    for (const release of this.slots.splice(0)) release();
     this.stream.forget(this);
   }
 }

@@ -4,7 +4,7 @@
  * for the ones a test expects.
  */
 import type { AddressInfo } from "node:net";
-import { WebSocket } from "ws";
+import { WebSocket, type ClientOptions } from "ws";
 import type { BourseServer } from "../src/server.ts";
 import { RecordingSocket } from "./recording-socket.ts";
 
@@ -61,9 +61,11 @@ export class RawPusherClient extends RecordingSocket<PusherMessage> {
     });
   }
 
-  /** Connects to `ws://host/app/{appKey}?protocol=7` (or the `path` given). */
-  static async connect(base: string, path: string): Promise<RawPusherClient> {
-    const client = new RawPusherClient(new WebSocket(base.replace(/^http/, "ws") + path, { autoPong: true }));
+  /** Connects to `ws://host/app/{appKey}?protocol=7` (or the `path` given); `options` adds headers and the like. */
+  static async connect(base: string, path: string, options: ClientOptions = {}): Promise<RawPusherClient> {
+    const client = new RawPusherClient(
+      new WebSocket(base.replace(/^http/, "ws") + path, { autoPong: true, ...options }),
+    );
     await client.opened;
     return client;
   }

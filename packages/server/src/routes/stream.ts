@@ -42,6 +42,11 @@ export const STREAM_DESCRIPTION = [
   "Limits per socket: 64 KiB per message (close 1009), 50 messages/s (`error` RATE_LIMITED; close 4029 when " +
     "it goes on), 200 subscriptions (`error` LIMIT_REACHED), send buffer 4 MiB (close 4008). The server pings " +
     "every 20 s; no pong by the next ping closes with 4009.",
+  "Trading and history requests spend a budget per second shared by every socket of the credential: the " +
+    "user's BOURSE_RATE_LIMIT_PER_SECOND (JWT) or the API key's Automation budget " +
+    "(BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND, with its REST calls); past it `error` RATE_LIMITED, the socket " +
+    "stays open. Sockets: 20 per user, 10 per API key, 100 open per client address (Pusher's included), 20 per " +
+    "address waiting for `authorize`; the next is closed with 4030 after `error` LIMIT_REACHED.",
   "",
   wsCloseCodesDescription(),
 ].join("\n");

@@ -1,0 +1,162 @@
+/**
+ * Open sockets were not limited (found by an audit): 500 native sockets on one JWT were all accepted and subscribed,
+ * 1,000 native sockets waiting for `authorize` and 1,000 Pusher sockets were open at once from one address. Now a
+ * user, an API key and a client address each hold a bounded number, and the next socket is refused right after the
+ * handshake with the registry's close code (native: an `error` LIMIT_REACHED, then 4030; Pusher: `pusher:error` and
+ * 4100, which pusher-js answers by reconnecting after a backoff).
+ *
+ * Every test speaks from an address of its own (X-Forwarded-For through the trusted loopback proxy, the rule of
+ * client-address.ts), so the per-address counts of one test do not reach another's.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { PusherCodes } from "../src/pusher-protocol.ts";
+import { WsCloseCodes } from "../src/ws-codes.ts";
+import { DEFAULT_STREAM_LIMITS } from "../src/ws-stream.ts";
+import { createApiKey, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { RawPusherClient, listenHttp, until } from "./pusher-helpers.ts";
+import { StreamClient, listenStream } from "./ws-helpers.ts";
+
+let server: TestServer;
+let url: string;
+let base: string;
+beforeAll(async () => {
+  server = await startTestServer({ environment: { BOURSE_TRUST_PROXY: "loopback" } });
+  url = await listenStream(server);
+  base = await listenHttp(server);
+});
+afterAll(async () => {
+  await server.close();
+});
+
+const sockets: { close(): unknown }[] = [];
+afterEach(() => {
+  for (const socket of sockets.splice(0)) socket.close();
+});
+
+let addressCounter = 0;
+/** A client address no other test uses. */
+function newAddress(): string {
+  addressCounter += 1;
+  return `203.0.113.${addressCounter}`;
+}
+
+async function native(address: string, token: string | null): Promise<StreamClient> {
+  const client = await StreamClient.connect(url, token, { headers: { "x-forwarded-for": address } });
+  sockets.push(client);
+  return client;
+}
+
+/** A native socket authorised by ?token= (its `pong` comes after the authorisation, or never). */
+async function authorised(address: string, token: string): Promise<StreamClient> {
+  const client = await native(address, token);
+  client.send("ping", {}, "alive");
+  await client.nextOf("pong");
+  return client;
+}
+
+async function expectRefused(client: StreamClient): Promise<void> {
+  const closed = await client.closed;
+  expect(closed.code).toBe(WsCloseCodes.TOO_MANY_SOCKETS.code);
+  expect(client.all("error").map((message) => message.payload.code)).toEqual(["LIMIT_REACHED"]);
+}
+
+async function pusher(address: string): Promise<RawPusherClient> {
+  const client = await RawPusherClient.connect(base, `/app/${server.config.pusherAppKey}?protocol=7`, {
+    headers: { "x-forwarded-for": address },
+  });
+  sockets.push(client);
+  return client;
+}
+
+const stream = () => server.nativeStream;
+
+describe("native sockets per user and per API key", () => {
+  it("a user's socket past 20 is refused with LIMIT_REACHED and 4030, by ?token= or by authorize; once one closes the next is accepted", async () => {
+    const user = await signUp(server);
+    const address = newAddress();
+    const limit = DEFAULT_STREAM_LIMITS.maxSocketsPerUser;
+    expect(limit).toBe(20);
+    const open: StreamClient[] = [];
+    for (let index = 0; index < limit; index += 1) open.push(await authorised(address, user.token));
+    expect(stream().openSockets("user", user.userId)).toBe(limit);
+
+    await expectRefused(await native(address, user.token));
+    const byMessage = await native(address, null);
+    byMessage.send("authorize", { token: user.token }, "a1");
+    await expectRefused(byMessage);
+    expect(byMessage.all("error")[0]!.id).toBe("a1");
+    // Another user from the same address is not affected.
+    const other = await signUp(server);
+    await authorised(address, other.token);
+
+    await open[0]!.close();
+    await until(() => stream().openSockets("user", user.userId) === limit - 1, 3000, "the closed socket released");
+    await authorised(address, user.token);
+    expect(stream().openSockets("user", user.userId)).toBe(limit);
+  });
+
+  it("an API key's socket past 10 is refused with 4030, and its sockets count toward its user's 20", async () => {
+    const user = await signUp(server);
+    const address = newAddress();
+    const key = await createApiKey(server, user, "trade");
+    const secondKey = await createApiKey(server, user, "read");
+    expect(DEFAULT_STREAM_LIMITS.maxSocketsPerApiKey).toBe(10);
+    for (let index = 0; index < 10; index += 1) await authorised(address, key.key);
+    await expectRefused(await native(address, key.key));
+    expect(stream().openSockets("apiKey", key.id)).toBe(10);
+    // The key's 10 and 10 sessions' sockets fill the user's 20: the second key gets none.
+    for (let index = 0; index < 10; index += 1) await authorised(address, user.token);
+    await expectRefused(await native(address, secondKey.key));
+    await expectRefused(await native(address, user.token));
+  });
+});
+
+describe("sockets per client address", () => {
+  it("past 20 sockets from one address waiting for authorize the next is refused with 4030; authorising one makes room", async () => {
+    const address = newAddress();
+    const limit = DEFAULT_STREAM_LIMITS.maxUnauthorizedSocketsPerAddress;
+    expect(limit).toBe(20);
+    const waiting: StreamClient[] = [];
+    for (let index = 0; index < limit; index += 1) waiting.push(await native(address, null));
+    expect(stream().openSockets("unauthorized", address)).toBe(limit);
+    await expectRefused(await native(address, null));
+    // Another address is not affected.
+    await native(newAddress(), null);
+
+    const user = await signUp(server);
+    waiting[0]!.send("authorize", { token: user.token }, "a1");
+    await waiting[0]!.nextOf("authorized");
+    expect(stream().openSockets("unauthorized", address)).toBe(limit - 1);
+    const accepted = await native(address, null);
+    await until(() => stream().openSockets("unauthorized", address) === limit, 3000, "the new socket counted");
+    expect(accepted.ws.readyState).toBe(accepted.ws.OPEN);
+  });
+
+  it("one address holds at most 100 sockets, Pusher and native together: the next Pusher socket gets pusher:error and 4100, the next native one 4030", async () => {
+    const address = newAddress();
+    const limit = DEFAULT_STREAM_LIMITS.maxSocketsPerAddress;
+    expect(limit).toBe(100);
+    const user = await signUp(server);
+    const open: RawPusherClient[] = [];
+    for (let index = 0; index < limit - 10; index += 1) {
+      const client = await pusher(address);
+      await client.socketId();
+      open.push(client);
+    }
+    for (let index = 0; index < 10; index += 1) await authorised(address, user.token);
+    expect(stream().openSockets("address", address)).toBe(limit);
+
+    const refused = await pusher(address);
+    const error = await refused.event("pusher:error");
+    expect(error.data.code).toBe(PusherCodes.OVER_CAPACITY.code);
+    expect((await refused.closed).code).toBe(PusherCodes.OVER_CAPACITY.code);
+    expect(refused.messages.some((message) => message.event === "pusher:connection_established")).toBe(false);
+    await expectRefused(await native(address, user.token));
+    // Another address is not affected.
+    await (await pusher(newAddress())).socketId();
+
+    open[0]!.close();
+    await until(() => stream().openSockets("address", address) === limit - 1, 3000, "the closed socket released");
+    await (await pusher(address)).socketId();
+  });
+});

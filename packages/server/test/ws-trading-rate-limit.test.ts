@@ -1,0 +1,108 @@
+/**
+ * Trading over the native stream ignored the per-user and per-key rate limits (found by an audit): with
+ * BOURSE_RATE_LIMIT_PER_SECOND=100, REST cut a burst of 200 orders at 100, but 20 sockets × 40 `createOrder` of one
+ * user filled 800 orders in 0.58 s, with the JWT or with an API key; the stream's only limit was 50 messages per
+ * second per socket. Now a JWT socket's trading and history requests count toward the user's budget of that
+ * setting, and an API-key socket's toward the key's Automation budget (the limiter the Automation API uses): past
+ * it the request answers `error` RATE_LIMITED, places nothing, and the socket stays open.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { automationRateLimiterOf } from "../src/routes/automation.ts";
+import { automation, call, createApiKey, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { StreamClient, listenStream, type Message } from "./ws-helpers.ts";
+
+const USER_LIMIT = 10;
+const KEY_LIMIT = 5;
+
+let server: TestServer;
+let url: string;
+beforeAll(async () => {
+  server = await startTestServer({
+    environment: {
+      BOURSE_RATE_LIMIT_PER_SECOND: String(USER_LIMIT),
+      BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND: String(KEY_LIMIT),
+    },
+  });
+  url = await listenStream(server);
+  await pushQuote(server, "EURUSD", "1.08000", "1.08010");
+});
+afterAll(async () => {
+  await server.close();
+});
+
+const clients: StreamClient[] = [];
+afterAll(async () => {
+  await Promise.all(clients.map((client) => client.close()));
+});
+
+async function connect(token: string): Promise<StreamClient> {
+  const client = await StreamClient.connect(url, token);
+  clients.push(client);
+  return client;
+}
+
+function order(client: StreamClient, accountId: number): Promise<Message> {
+  return client.request("createOrder", { accountId, symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 });
+}
+
+function outcomes(answers: Message[]): string[] {
+  return answers.map((answer) => (answer.type === "result" ? "result" : `error ${answer.payload.code}`));
+}
+
+async function openPositions(user: { token: string; login: number }): Promise<number> {
+  const positions = await call(server, "GET", `/api/v1/accounts/${user.login}/positions`, { token: user.token });
+  expect(positions.status).toBe(200);
+  return positions.body.rows.length as number;
+}
+
+async function stillOpen(client: StreamClient): Promise<void> {
+  client.send("ping", {}, "still open");
+  expect((await client.nextOf("pong")).id).toBe("still open");
+}
+
+describe("the per-user limit on JWT sockets", () => {
+  it("orders past the user's limit, over several sockets, answer RATE_LIMITED and place nothing; another user is unaffected; the next second trades again", async () => {
+    const user = await signUp(server);
+    const other = await signUp(server);
+    const sockets = [await connect(user.token), await connect(user.token), await connect(user.token)];
+    // The limiter counts on the platform's clock, which the test server holds still: one window for the burst.
+    const answers = await Promise.all(
+      Array.from({ length: USER_LIMIT + 5 }, (_, index) => order(sockets[index % sockets.length]!, user.login)),
+    );
+    const counted = outcomes(answers);
+    expect(counted.filter((outcome) => outcome === "result")).toHaveLength(USER_LIMIT);
+    expect(counted.filter((outcome) => outcome !== "result")).toEqual(Array(5).fill("error RATE_LIMITED"));
+    expect(await openPositions(user)).toBe(USER_LIMIT);
+    // History reads are requests REST counts too.
+    expect((await sockets[0]!.request("positionHistory", { accountId: user.login })).payload.code).toBe("RATE_LIMITED");
+    for (const socket of sockets) await stillOpen(socket);
+
+    const bystander = await connect(other.token);
+    expect((await order(bystander, other.login)).type).toBe("result");
+    expect(await openPositions(other)).toBe(1);
+
+    server.clock.advance(1000);
+    expect((await order(sockets[0]!, user.login)).type).toBe("result");
+    expect(await openPositions(user)).toBe(USER_LIMIT + 1);
+  });
+});
+
+describe("the per-key Automation limit on API-key sockets", () => {
+  it("an API-key socket spends the key's Automation budget with the REST calls: past it RATE_LIMITED on the stream and 429 on REST", async () => {
+    const user = await signUp(server);
+    const key = await createApiKey(server, user, "trade");
+    const socket = await connect(key.key);
+    await stillOpen(socket);
+    // The Automation limiter's window is one second from its first request; all of this takes a few milliseconds.
+    for (let index = 0; index < 2; index += 1)
+      expect((await automation(server, "GET", "/v1/api/account", key.key)).status).toBe(200);
+    const answers = await Promise.all(Array.from({ length: KEY_LIMIT }, () => order(socket, user.login)));
+    expect(outcomes(answers)).toEqual([...Array(KEY_LIMIT - 2).fill("result"), ...Array(2).fill("error RATE_LIMITED")]);
+    expect((await automation(server, "GET", "/v1/api/account", key.key)).status).toBe(429);
+    expect(automationRateLimiterOf(server.platform).blocked(key.id)).not.toBeNull();
+    expect(await openPositions(user)).toBe(KEY_LIMIT - 2);
+    await stillOpen(socket);
+    // The key's user, on a JWT socket, has a budget of their own.
+    expect((await order(await connect(user.token), user.login)).type).toBe("result");
+  });
+});
