@@ -242,7 +242,15 @@ export class NotificationService {
     const recoveredThrough = this.platform.durableEngine?.lastSequence ?? 0;
     this.seenThrough = recoveredThrough;
     this.markedThrough = recoveredThrough;
-    this.queue.push(() => this.recover(recoveredThrough));
+    this.queue.push(async () => {
+      try {
+        await this.recover(recoveredThrough);
+      } catch (error) {
+        // The mark stays where the last stop left it, so the next start derives these again.
+        this.marksHeld = true;
+        throw error;
+      }
+    });
     this.platform.onEvents((records) => this.onEvents(records));
     void this.pruneHistories();
     const pruning = setInterval(() => void this.pruneHistories(), HISTORY_PRUNE_INTERVAL_MS);
@@ -262,19 +270,21 @@ export class NotificationService {
    */
   private async recover(through: number): Promise<void> {
     const store = this.platform.store;
-    const marked = await store.notificationJournalSequence();
+    const marked = await this.untilStored(() => store.notificationJournalSequence());
     if (marked === null || marked > through) {
       if (marked !== null)
         this.platform.log.warn(
           `notifications: the stored mark (journal sequence ${marked}) is past the journal's end (${through}); starting from the end`,
         );
-      await store.addNotifications([], through);
+      await this.untilStored(() => store.addNotifications([], through));
       return;
     }
     let after = marked;
     let derived = 0;
     while (after < through) {
-      const records = await this.platform.journalRecords(after, NOTIFICATION_RECOVERY_PAGE_EVENTS);
+      const records = await this.untilStored(() =>
+        this.platform.journalRecords(after, NOTIFICATION_RECOVERY_PAGE_EVENTS),
+      );
       if (records.length === 0) break;
       const page = records.filter((record) => record.sequence <= through);
       const found = this.derive(page);
@@ -297,10 +307,11 @@ export class NotificationService {
     do {
       const batch = notifications.splice(0, PLATFORM_LIMITS.notificationBatch);
       const reached = notifications.length === 0 ? through : batch.at(-1)!.sequence;
+      const mark = this.marksHeld ? undefined : Math.min(reached, this.markCeiling);
       const stored = await this.untilStored(() =>
         this.platform.store.addNotifications(
           batch.map((pending) => pending.notification),
-          reached,
+          mark,
         ),
       );
       this.markedThrough = Math.max(this.markedThrough, reached);
@@ -356,15 +367,35 @@ export class NotificationService {
   private notify(pending: PendingNotification): void {
     if (this.pending.length >= WRITE_QUEUE_LIMIT) {
       this.queue.refuse();
+      this.dropped(pending.sequence);
       return;
     }
     this.pending.push(pending);
     if (this.pending.length > 1) return;
-    this.queue.push(async () => {
+    const queued = this.queue.push(async () => {
       await new Promise((resolve) => setTimeout(resolve, NOTIFICATION_BATCH_DELAY_MS));
       if (this.pending.length > 0) await this.storeBatches(this.pending.splice(0), this.seenThrough);
     });
+    // Refused (the queue is full): it must not stay pending, or every later one would wait for a batch task that
+    // never comes (they queue a task only when they are the first pending), and notifications stopped for good.
+    if (!queued) {
+      this.pending = [];
+      this.dropped(pending.sequence);
+    }
   }
+
+  /**
+   * A notification of the journal event `sequence` was dropped (the queue was full): no mark this run goes past the
+   * events before it, so the next start derives it again (adding none twice: `journalSequence`).
+   */
+  private dropped(sequence: number): void {
+    this.markCeiling = Math.min(this.markCeiling, sequence - 1);
+  }
+
+  /** The highest journal mark this run may store (`dropped`). */
+  private markCeiling = Number.POSITIVE_INFINITY;
+  /** Set when the start could not derive what the last stop had not stored: this run stores no mark at all. */
+  private marksHeld = false;
 
   /** Notifications waiting for the next batch write. */
   private pending: PendingNotification[] = [];
@@ -413,7 +444,7 @@ export class NotificationService {
       else if (event.type === "MarginCallEntered" || event.type === "MarginCallCleared")
         notification = this.marginCallNotification(event);
       else if (event.type === "StopOut") notification = this.stopOutNotification(event);
-      if (notification) found.push({ notification, sequence });
+      if (notification) found.push({ notification: { ...notification, journalSequence: sequence }, sequence });
     }
     return found;
   }

@@ -307,6 +307,52 @@ describe("the journal mark stored with the notifications", () => {
   });
 });
 
+describe("a full write queue", () => {
+  // Found by a review: a notification refused by the full queue stayed pending, and every later one waited for a
+  // batch task that never came: no notification was stored again until a restart.
+  it("drops what it cannot take, goes on with the next, and the next start stores the dropped one once", async () => {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-notification-queue-"));
+    try {
+      let own = await startTestServer({ dataDirectory });
+      const user = await signUp(own);
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      const place = async (on: TestServer) => {
+        const placed = await call(on, "POST", `/api/v1/accounts/${user.login}/orders`, {
+          token: user.token,
+          body: { symbol: "EURUSD", type: "MARKET", side: "BUY", volume: 0.01 },
+        });
+        expect(placed.status).toBe(200);
+        return `Order #${placed.body.data.order.id} filled`;
+      };
+      await settle(own);
+      const queue = NotificationService.for(own.platform).queue;
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      queue.push(() => gate);
+      while (!queue.full) queue.push(async () => undefined);
+      const dropped = await place(own);
+      release();
+      await settle(own);
+      const next = await place(own);
+      const titles = async (on: TestServer) => {
+        await settle(on);
+        return (await on.platform.store.listNotifications(user.userId, { limit: 100 })).rows.map((n) => n.title);
+      };
+      expect(await titles(own)).toEqual([next]);
+      await own.close();
+      own = await startTestServer({ dataDirectory });
+      try {
+        // Derived again from the journal, in journal order after the mark; the one stored is not added twice.
+        expect((await titles(own)).sort()).toEqual([dropped, next].sort());
+      } finally {
+        await own.close();
+      }
+    } finally {
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("retention", () => {
   it("prunes each user's notifications and alert logs to their newest at start (and hourly)", async () => {
     const prune = vi.spyOn(SqlitePlatformStore.prototype, "pruneUserHistories");

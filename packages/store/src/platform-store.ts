@@ -342,6 +342,11 @@ export interface NewNotification {
   readonly title: string;
   readonly body?: string;
   readonly createdAt: number;
+  /**
+   * The journal event it is derived from, if any: a notification of an event is stored once, whatever derives it
+   * again (a start after a crash, a write tried again); `addNotifications` answers only the ones it added.
+   */
+  readonly journalSequence?: number | null;
 }
 
 /** Newest first: rows with an id below `cursor` (all rows when it is absent), at most `limit` (≤ 1,000). */

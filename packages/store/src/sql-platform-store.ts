@@ -241,6 +241,14 @@ export const PLATFORM_LAST_QUOTES_SQL = `CREATE TABLE {s}last_quotes (
     quote_time {int} NOT NULL
   )`;
 
+/**
+ * Migration 5 of the platform tables: the journal event a notification was derived from, stored once. A start that
+ * derives again the notifications after the stored mark, or a write tried again after its outcome was lost, adds
+ * none twice (`ON CONFLICT DO NOTHING`). Notifications of no event (price alerts) have none.
+ */
+export const PLATFORM_NOTIFICATION_EVENTS_SQL = `ALTER TABLE {s}notifications ADD COLUMN journal_sequence {int};
+  CREATE UNIQUE INDEX notifications_journal_sequence ON {s}notifications (journal_sequence)`;
+
 /** A book side as stored: `[[price, volume], …]`, or null for none. */
 function levelsToText(field: string, levels: readonly BookLevel[] | undefined): string | null {
   if (levels === undefined) return null;
@@ -1307,11 +1315,13 @@ export abstract class SqlPlatformStore implements PlatformStore {
       checkText("title", notification.title, PLATFORM_LIMITS.nameLength * 2),
       checkText("body", notification.body ?? "", PLATFORM_LIMITS.notificationBodyLength, true),
       checkTime("createdAt", notification.createdAt),
+      checkOptionalInteger("journalSequence", notification.journalSequence, 1),
     ]);
-    const placeholders = checked.map(() => "(?, ?, ?, 'unread', ?, ?, ?)").join(", ");
+    const placeholders = checked.map(() => "(?, ?, ?, 'unread', ?, ?, ?, ?)").join(", ");
     return {
-      sql: this.q(`INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at)
-             VALUES ${placeholders} RETURNING ${NOTIFICATION_COLUMNS}`),
+      sql: this.q(`INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at,
+               journal_sequence)
+             VALUES ${placeholders} ON CONFLICT (journal_sequence) DO NOTHING RETURNING ${NOTIFICATION_COLUMNS}`),
       params: checked.flat(),
     };
   }

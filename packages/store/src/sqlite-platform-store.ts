@@ -16,6 +16,7 @@ import {
   PLATFORM_ALERT_ARMING_SQL,
   PLATFORM_DERIVED_THROUGH_SQL,
   PLATFORM_LAST_QUOTES_SQL,
+  PLATFORM_NOTIFICATION_EVENTS_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -65,6 +66,11 @@ const MIGRATIONS: readonly Migration[] = [
     version: 4,
     name: "last quotes",
     sql: PLATFORM_LAST_QUOTES_SQL.replaceAll("{s}", "").replaceAll("{int}", "INTEGER"),
+  },
+  {
+    version: 5,
+    name: "notification events",
+    sql: PLATFORM_NOTIFICATION_EVENTS_SQL.replaceAll("{s}", "").replaceAll("{int}", "INTEGER"),
   },
 ];
 

@@ -911,6 +911,32 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(titles).toEqual(["third", "first"]);
     });
 
+    it("stores the notification of a journal event once, whatever adds it again; answers only the ones added", async () => {
+      const store = await withUsers();
+      const note = (title: string, journalSequence?: number) => ({
+        userId: "alice",
+        level: "info" as const,
+        title,
+        createdAt: T0,
+        ...(journalSequence === undefined ? {} : { journalSequence }),
+      });
+      const first = await store.addNotifications([note("fill 7", 7), note("alert"), note("fill 9", 9)], 9);
+      expect(first.map((n) => n.title)).toEqual(["fill 7", "alert", "fill 9"]);
+      const again = await store.addNotifications(
+        [note("fill 7", 7), note("alert"), note("fill 9", 9), note("fill 12", 12)],
+        12,
+      );
+      expect(again.map((n) => n.title)).toEqual(["alert", "fill 12"]);
+      expect((await store.listNotifications("alice", { limit: 10 })).rows.map((n) => n.title)).toEqual([
+        "fill 12",
+        "alert",
+        "fill 9",
+        "alert",
+        "fill 7",
+      ]);
+      expect(await rejection(store.addNotifications([note("bad", 0)]))).toBeInstanceOf(ValidationError);
+    });
+
     it("records the journal sequence a batch derives through in the batch's own transaction", async () => {
       const store = await withUsers();
       const note = { userId: "alice", level: "info" as const, title: "fill", createdAt: T0 };
