@@ -252,6 +252,14 @@ export class PusherStream implements UpgradeAdapter {
     this.bySocketId.get(socketId)?.revoked(revocationTopic(credential));
   }
 
+  /**
+   * The grant of `channel` just made for the socket `socketId` goes, and nothing else: the check after it could not
+   * be made (the store failed), which says nothing of the credential, so the channels it authorised before stay.
+   */
+  withdrawGrant(socketId: string, channel: string): void {
+    this.bySocketId.get(socketId)?.withdrawGrant(channel);
+  }
+
   noteClose(name: PusherCodeName | "NORMAL"): void {
     this.closes[name] = (this.closes[name] ?? 0) + 1;
   }
@@ -649,6 +657,11 @@ class PusherConnection {
   }
 
   /** Drops the grants `ending` picks, and the revocation topics no grant or channel names any more. */
+  withdrawGrant(channel: string): void {
+    const grant = this.grants.get(channel);
+    if (grant) this.dropGrants((candidate) => candidate === grant);
+  }
+
   private dropGrants(ending: (grant: Grant) => boolean): void {
     for (const [channel, grant] of [...this.grants])
       if (ending(grant)) {

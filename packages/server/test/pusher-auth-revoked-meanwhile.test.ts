@@ -187,3 +187,35 @@ describe("POST /api/v2/ws/auth while the credential is revoked", () => {
     expect(eventsOn(socket.client, channel, "balanceEvent")).toHaveLength(0);
   });
 });
+
+// Found by a review: any failure of the second check ended every channel the credential had authorised on the
+// socket, a store error included, which says nothing of the credential.
+describe("POST /api/v2/ws/auth when the second check cannot be made", () => {
+  it("withdraws that grant only: a channel the key authorised before keeps its events", async () => {
+    const user = await signUp(server);
+    const key = await createApiKey(server, user, "read");
+    const channel = `private-account.${user.login}`;
+    const presence = `presence-account.${user.login}`;
+    const socket = await pusherSocket(streams, sockets);
+    const earlier = await channelGrant(streams.base, key.key, socket.socketId, channel);
+    socket.client.send("pusher:subscribe", { channel, auth: earlier.auth });
+    await socket.client.event("pusher_internal:subscription_succeeded", channel);
+
+    const service = ApiKeyService.for(server.platform);
+    const real = (Object.getPrototypeOf(service) as Authenticating).authenticate;
+    vi.spyOn(service, "authenticate")
+      .mockImplementationOnce((token, address) => real.call(service, token, address) as never)
+      .mockImplementationOnce(async () => {
+        throw new Error("SQLITE_IOERR: disk I/O error");
+      });
+    const answer = await channelAuth(key.key, socket.socketId, presence);
+    expect(answer.status).toBeGreaterThanOrEqual(500);
+
+    await deposit(server, user);
+    await within(
+      socket.client.next((message) => message.channel === channel && message.event === "balanceEvent"),
+      "the balanceEvent on the channel authorised before",
+    );
+    expect(eventsOn(socket.client, channel, "pusher:subscription_error")).toHaveLength(0);
+  });
+});

@@ -16,7 +16,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { FastifyRequest } from "fastify";
 import { authenticateUserOrApiKey, scopeAllows, type RouteModule } from "../app.ts";
 import type { Credential } from "../bus.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, HttpStatus } from "../errors.ts";
 import { CANDLE_TIMEFRAMES } from "../market-data.ts";
 import type { Platform } from "../platform.ts";
 import {
@@ -436,7 +436,13 @@ export const pusherRoutes: RouteModule = async (app, context) => {
         try {
           await authenticateUserOrApiKey(context, request);
         } catch (error) {
-          stream?.revokedBeforeListening(socketId, credential);
+          // A refusal (401/403) is the revocation the socket missed; any other failure (the store) proves nothing
+          // of the credential: only this grant goes, and the channels it authorised before stay.
+          const refused =
+            error instanceof ApiError &&
+            (error.statusCode === HttpStatus.UNAUTHORIZED || error.statusCode === HttpStatus.FORBIDDEN);
+          if (refused) stream?.revokedBeforeListening(socketId, credential);
+          else stream?.withdrawGrant(socketId, channel);
           throw error;
         }
         if (parsed.kind === "private") return { auth: signChannel(appKey, appSecret, socketId, channel) };
