@@ -67,7 +67,8 @@ export interface ServerConfig {
  * The keys a configuration file may hold: each environment setting's name in camelCase without `BOURSE_`
  * (`fileKey`: BOURSE_AUTOMATION_PORT is `automationPort`), and, as first documented, `automation.port`,
  * `automation.rateLimitPerSecond`, `automation.refusalsPerSecond`, `pusher.appKey` and `pusher.appSecret`.
- * Any other key stops the start (`readConfigFile`): a misspelt key used to be ignored in silence.
+ * Keys starting with `_` or `$` are the file's own (comments, `$schema`) and ignored; any other key stops the start
+ * (`readConfigFile`): a misspelt key used to be ignored in silence.
  */
 type ConfigFile = Readonly<Record<string, unknown>>;
 
@@ -165,7 +166,7 @@ function readConfigFile(file: string): ConfigFile {
           throw new ConfigError(
             `the configuration file ${file} has an unknown key "${key}.${inner}" (${key} takes ${nested.join(", ")})`,
           );
-    } else if (!FILE_KEYS.has(key)) {
+    } else if (!FILE_KEYS.has(key) && !/^[_$]/.test(key)) {
       const meant = nearest(key, [...FILE_KEYS, ...Object.keys(NESTED_FILE_KEYS)]);
       throw new ConfigError(
         `the configuration file ${file} has an unknown key "${key}"${meant ? ` (did you mean "${meant}"?)` : ""}`,

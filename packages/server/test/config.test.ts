@@ -108,6 +108,8 @@ describe("the configuration file's keys", () => {
     expect(() => loadFile({ pusher: "x" })).toThrow(/"pusher" must be an object/);
     // Settings of the environment alone are not file keys.
     expect(() => loadFile({ url: "http://x" })).toThrow(/unknown key "url"/);
+    // The file's own keys (comments, a schema) are left alone.
+    expect(loadFile({ _comment: "staging", $schema: "./schema.json", port: 8181 }).port).toBe(8181);
   });
 });
 

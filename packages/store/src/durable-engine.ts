@@ -335,7 +335,8 @@ export class DurableEngine {
 
   /**
    * Gives both the executing engine and the durable state a quote kept from before a restart
-   * (`TradingEngine.restoreQuote`: nothing runs at it; a symbol that has a quote keeps it). Null when taken.
+   * (`TradingEngine.restoreQuote`: nothing runs or trades at it until the symbol's next tick; a symbol that has a
+   * quote keeps it). Null when taken.
    */
   restoreQuote(quote: Omit<TickCommand, "kind">): Rejection | null {
     const refused = this.durableState.restoreQuote(quote);

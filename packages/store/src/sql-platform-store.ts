@@ -996,8 +996,14 @@ export abstract class SqlPlatformStore implements PlatformStore {
     settingsJson("patch", patch);
     return this.db.transaction(async (tx) => {
       await this.lockUser(tx, userId);
-      const merged = { ...(await this.settings(userId, tx)), ...patch };
-      const json = settingsJson("document", merged);
+      const current = await this.settings(userId, tx);
+      const merged = { ...current, ...patch };
+      // A document over the bound from before it held for merges may still change its keys, not add any.
+      const json = settingsJson(
+        "document",
+        merged,
+        Math.max(PLATFORM_LIMITS.settingsKeys, Object.keys(current).length),
+      );
       await this.saveSettings(tx, userId, json, at);
       return JSON.parse(json) as SettingsDocument;
     });

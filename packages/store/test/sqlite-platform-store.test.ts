@@ -6,9 +6,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Worker } from "node:worker_threads";
 import {
   NotFoundError,
+  PLATFORM_LIMITS,
   PostgresPlatformStore,
   SqliteJournal,
   SqlitePlatformStore,
+  ValidationError,
   createPlatformStore,
 } from "../src/index.ts";
 import { platformStoreContract, type PlatformStorage } from "./platform-store.contract.ts";
@@ -228,5 +230,30 @@ describe("createPlatformStore", () => {
       schema: "other",
     });
     expect(createPlatformStore("data/platform.db")).toBeInstanceOf(SqlitePlatformStore);
+  });
+});
+
+// A merge used to pass the 1,000-key bound; documents saved then may hold more. Such a document may still change
+// its keys by a merge (a merge only refuses to add keys past the bound).
+describe("SqlitePlatformStore: a settings document over the key bound from before", () => {
+  afterEach(removeTemporaryDirectories);
+
+  it("takes a merge that changes its keys, and refuses one that adds a key", async () => {
+    const path = temporaryPath();
+    const store = new SqlitePlatformStore({ path });
+    await store.open();
+    await store.createUser({ id: "u", email: "u@example.com", name: "U", passwordHash: "h", createdAt: 1 });
+    await store.replaceSettings("u", { a: 1 }, 1);
+    const over = Object.fromEntries(
+      Array.from({ length: PLATFORM_LIMITS.settingsKeys + 5 }, (_, index) => [`k${index}`, index]),
+    );
+    const database = new Database(path);
+    database.prepare("UPDATE settings SET document = ? WHERE user_id = 'u'").run(JSON.stringify(over));
+    database.close();
+    const changed = await store.mergeSettings("u", { k0: "changed" }, 2);
+    expect(Object.keys(changed)).toHaveLength(PLATFORM_LIMITS.settingsKeys + 5);
+    expect(changed.k0).toBe("changed");
+    await expect(store.mergeSettings("u", { extra: 1 }, 3)).rejects.toBeInstanceOf(ValidationError);
+    await store.close();
   });
 });
