@@ -132,6 +132,12 @@ export interface MarketQuote {
   readonly time: number;
   readonly bids: LiveLevel[];
   readonly asks: LiveLevel[];
+  /**
+   * Kept from before a restart (`restoreQuote`), not yet replaced by a live tick of its symbol: hours or days old,
+   * so it is for display, valuation and swap conversion only. No deal is priced or converted at it and no account
+   * is judged at it, else a client trades the gap to the live market, or a stop-out closes at the old price.
+   */
+  readonly restored?: true;
 }
 
 /** What a batch changed of the market data: see `TradingEngine.takeMarketDataChange`. */
@@ -299,7 +305,12 @@ function bookSide(levels: readonly BookLevel[] | undefined, top: number, side: S
   return result;
 }
 
-/** A quote and its levels, copied: an engine takes liquidity from its levels in place. */
+/** Refuses trading at a quote kept from before a restart (`MarketQuote.restored`) until the symbol ticks live. */
+function noLivePrice(symbol: string): Rejection {
+  return reject("NO_QUOTES", `No live price of ${symbol} since the restart yet`);
+}
+
+/** A quote and its levels, copied (a kept one stays `restored`): an engine takes liquidity from its levels in place. */
 function copyQuote(quote: MarketQuote): MarketQuote {
   return { ...quote, bids: quote.bids.map((level) => ({ ...level })), asks: quote.asks.map((level) => ({ ...level })) };
 }
@@ -339,6 +350,11 @@ export class TradingEngine {
   /** A reused id buffer for the per-tick risk scan (no allocation on the common path). */
   private readonly scratchIds: number[] = [];
   private readonly quoteLookup = (symbol: string): MarketQuote | undefined => this.quotes.get(symbol);
+  /** The quotes a deal or a risk judgement may use: live ones, not those kept from before a restart. */
+  private readonly liveQuoteLookup = (symbol: string): MarketQuote | undefined => {
+    const quote = this.quotes.get(symbol);
+    return quote === undefined || quote.restored ? undefined : quote;
+  };
 
   /** Each instrument's `maxPricePoints`, computed once. */
   private readonly maxPriceBySymbol = new Map<string, number>();
@@ -421,8 +437,10 @@ export class TradingEngine {
   /**
    * Takes a quote kept from before a restart (the platform store's last quotes) for a symbol that has none, without
    * running anything at it: quotes are not state, and its triggers ran when it first came (what a kill -9 lost of
-   * their events runs at the next tick). Positions show their profit and orders fill at it until the feed's next
-   * tick. Checked as a tick is (`readTick`), its time as the engine's; a symbol with a quote keeps it (newer).
+   * their events runs at the next tick). Marked `restored` until the symbol's next tick: positions show their profit
+   * at it and swaps convert at it, but nothing trades at it and no account is judged at it (`tradable`,
+   * `rates`, `accountPriced`). Checked as a tick is (`readTick`), its time as the engine's; a symbol with a quote
+   * keeps it (newer).
    */
   restoreQuote(quote: Omit<TickCommand, "kind">): Rejection | null {
     const instrument = this.state.instruments.get(quote.symbol);
@@ -433,7 +451,15 @@ export class TradingEngine {
     if (!book.ok) return book;
     if (this.quotes.has(instrument.symbol)) return null;
     const { bid, ask, time } = quote;
-    this.quotes.set(instrument.symbol, { symbol: instrument.symbol, bid, ask, time, bids: book.bids, asks: book.asks });
+    this.quotes.set(instrument.symbol, {
+      symbol: instrument.symbol,
+      bid,
+      ask,
+      time,
+      bids: book.bids,
+      asks: book.asks,
+      restored: true,
+    });
     return null;
   }
 
@@ -720,7 +746,10 @@ export class TradingEngine {
     if (!instrument) return reject("UNKNOWN_SYMBOL");
     if (instrument.tradeMode === "DISABLED") return reject("TRADE_DISABLED");
     if (!isSessionOpen(instrument.sessions, time)) return reject("MARKET_CLOSED");
-    if (!this.quotes.has(instrument.symbol)) return reject("NO_QUOTES");
+    const quote = this.quotes.get(instrument.symbol);
+    if (!quote) return reject("NO_QUOTES");
+    // Every order, close and stops change is decided against the current price: a kept one is no price to trade at.
+    if (quote.restored) return noLivePrice(instrument.symbol);
     return null;
   }
 
@@ -1074,23 +1103,39 @@ export class TradingEngine {
     }
   }
 
+  /**
+   * The rates a deal converts its money at, from live quotes only (a kept quote's rate is as old as its price).
+   * `lookup` other than the default serves `missingRates` alone.
+   */
   private rates(
     account: Account,
     instrument: InstrumentSpec,
+    lookup = this.liveQuoteLookup,
   ): { profit: ConversionRate; margin: ConversionRate; commission: ConversionRate } | null {
     const converter = this.state.converter;
-    const profit = converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
-    const margin = converter.rate(instrument.marginCurrency, account.currency, this.quoteLookup);
-    const commission = converter.rate(instrument.commissionCurrency, account.currency, this.quoteLookup);
+    const profit = converter.rate(instrument.profitCurrency, account.currency, lookup);
+    const margin = converter.rate(instrument.marginCurrency, account.currency, lookup);
+    const commission = converter.rate(instrument.commissionCurrency, account.currency, lookup);
     if (!profit || !margin || !commission) return null;
     return { profit, margin, commission };
+  }
+
+  /** Why `rates` has none: a conversion quote kept from before a restart and not yet live, or one missing. */
+  private missingRates(account: Account, instrument: InstrumentSpec, message?: string): Rejection {
+    if (this.rates(account, instrument, this.quoteLookup)) {
+      for (const currency of [instrument.profitCurrency, instrument.marginCurrency, instrument.commissionCurrency])
+        for (const symbol of this.state.converter.symbolsFor(currency, account.currency))
+          if (this.quotes.get(symbol)?.restored) return noLivePrice(symbol);
+    }
+    return reject("NO_QUOTES", message);
   }
 
   /** Turns fills into deals: which position each opens, increases or decreases, with its money. Changes nothing. */
   private planDeals(request: FillRequest, fills: readonly Fill[]): { ok: true; deals: PlannedDeal[] } | Rejection {
     const { account, instrument } = request;
     const rates = this.rates(account, instrument);
-    if (!rates) return reject("NO_QUOTES", "A quote needed to convert into the account currency is missing");
+    if (!rates)
+      return this.missingRates(account, instrument, "A quote needed to convert into the account currency is missing");
     const digits = currencyDigits(account.currency);
     let simulated: SimulatedPosition | null = null;
     const closing = request.closePositionId !== null;
@@ -1396,7 +1441,8 @@ export class TradingEngine {
     const comment = command.comment ?? "";
     if (!isPortableText(comment, 64))
       return reject("INVALID_DATA", "comment is at most 64 characters, without NUL or unpaired surrogates");
-    if (!this.rates(this.state.accounts.get(position.accountId) as Account, instrument)) return reject("NO_QUOTES");
+    const account = this.state.accounts.get(position.accountId) as Account;
+    if (!this.rates(account, instrument)) return this.missingRates(account, instrument);
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
     return this.closePosition(position, volume, "CLIENT", comment, time);
   }
@@ -1413,7 +1459,8 @@ export class TradingEngine {
     for (const position of positions) {
       const closed = this.tradable(this.state.instrument(position.symbol), time);
       if (closed) return closed;
-      if (!this.rates(owned.account, this.state.instrument(position.symbol))) return reject("NO_QUOTES");
+      const instrument = this.state.instrument(position.symbol);
+      if (!this.rates(owned.account, instrument)) return this.missingRates(owned.account, instrument);
     }
     const dealIds: number[] = [];
     for (const position of positions) {
@@ -1851,14 +1898,17 @@ export class TradingEngine {
     this.registerRiskThresholds(account, metrics, group.marginCallLevelPercent);
   }
 
-  /** Whether every open position of the account has a quote and a conversion rate. */
+  /**
+   * Whether every open position of the account has a live quote and a live conversion rate. A quote kept from
+   * before a restart does not count: the account is judged (margin call, stop-out) only once live ticks price it.
+   */
   private accountPriced(account: Account): boolean {
     for (const positionId of this.state.accountPositions.get(account.id) ?? []) {
       const position = this.state.positions.get(positionId);
       if (!position) continue;
-      if (!this.quotes.has(position.symbol)) return false;
+      if (!this.liveQuoteLookup(position.symbol)) return false;
       const instrument = this.state.instrument(position.symbol);
-      if (!this.state.converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup)) return false;
+      if (!this.state.converter.rate(instrument.profitCurrency, account.currency, this.liveQuoteLookup)) return false;
     }
     return true;
   }

@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { TradingEngine, type StateSnapshot } from "../src/index.ts";
-import { Scenario, TUESDAY_NOON, money, points } from "./helpers.ts";
+import { Scenario, TUESDAY_NOON, lots, money, points } from "./helpers.ts";
 
 const TUESDAY_23H = Date.UTC(2026, 5, 2, 23, 0);
 
@@ -340,5 +340,113 @@ describe("restoreQuote: a quote kept from before a restart", () => {
     // The next tick runs the stop loss as ever.
     s.quote("EURUSD", "1.07900", "1.07910", s.time + 1000);
     expect(s.positions(account)).toHaveLength(0);
+  });
+});
+
+// A kept quote may be hours or days old. It used to count as live: the first tick of another symbol judged the
+// account at it (a stop-out at the kept bid), and clients traded at the kept book until the feed re-quoted the
+// symbol (a free option on the gap). It is now for display and valuation only until a live tick replaces it.
+describe("restoreQuote: a kept quote is not a live price", () => {
+  const kept = (s: Scenario, symbol: string, bid: string, ask: string) => {
+    expect(
+      s.engine.restoreQuote({ symbol, bid: points(symbol, bid), ask: points(symbol, ask), time: s.time }),
+    ).toBeNull();
+  };
+
+  it("runs no stop-out at a kept quote when another symbol ticks; the account is judged at live prices", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "2000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("GBPUSD", "1.27000", "1.27010");
+    s.buy(account, "EURUSD", "1");
+    s.buy(account, "GBPUSD", "0.01");
+    s.restart();
+    // Kept EURUSD 154 points below the open: equity about 460 on a margin of about 1,097, under the 50% stop-out.
+    kept(s, "EURUSD", "1.06900", "1.06910");
+    expect(s.engine.accountMetrics(account).profit).toBeLessThan(money("-1500"));
+    s.quote("GBPUSD", "1.27000", "1.27010");
+    s.ok({ kind: "deposit", accountId: account, amount: 1 });
+    expect(s.events.filter((event) => event.type === "StopOut" || event.type === "MarginCallEntered")).toEqual([]);
+    expect(s.positions(account)).toHaveLength(2);
+    // The live EURUSD price is far from the kept one: nothing to do at it.
+    s.quote("EURUSD", "1.08500", "1.08510");
+    expect(s.events.filter((event) => event.type === "StopOut" || event.type === "MarginCallEntered")).toEqual([]);
+    expect(s.positions(account)).toHaveLength(2);
+    // And a live price that low does stop the account out, as ever.
+    s.quote("EURUSD", "1.06900", "1.06910");
+    expect(s.events.filter((event) => event.type === "StopOut").length).toBeGreaterThan(0);
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("refuses market orders, IOC/FOK, pending orders and closes at a kept quote, and takes them after a live tick", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const positionId = s.buy(account, "EURUSD", "1").positionId as number;
+    s.restart();
+    kept(s, "EURUSD", "1.09430", "1.09440");
+    const refusals: unknown[] = [];
+    const refused = (command: Record<string, unknown>) => {
+      s.time += 1000;
+      const result = s.run({ ...command, time: s.time } as never);
+      refusals.push(result.ok ? "filled" : [result.code, result.message]);
+    };
+    const order = { kind: "placeOrder", accountId: account, symbol: "EURUSD", volume: lots("EURUSD", "1") } as const;
+    refused({ ...order, side: "BUY", type: "MARKET" });
+    refused({ ...order, side: "SELL", type: "MARKET", timeInForce: "IOC" });
+    refused({ ...order, side: "SELL", type: "LIMIT", price: points("EURUSD", "1.09000"), timeInForce: "FOK" });
+    refused({ ...order, side: "BUY", type: "LIMIT", price: points("EURUSD", "1.09000") });
+    refused({ kind: "closePosition", accountId: account, positionId });
+    refused({ kind: "closeAllPositions", accountId: account });
+    refused({ kind: "modifyPosition", accountId: account, positionId, sl: points("EURUSD", "1.08000") });
+    expect(refusals).toEqual(Array(7).fill(["NO_QUOTES", "No live price of EURUSD since the restart yet"]));
+    expect(s.positions(account)).toHaveLength(1);
+    s.quote("EURUSD", "1.08530", "1.08540");
+    expect(s.buy(account, "EURUSD", "1").dealIds).toHaveLength(1);
+    s.ok({ kind: "closePosition", accountId: account, positionId });
+    expect(s.deals().at(-1)).toMatchObject({ positionId, price: points("EURUSD", "1.08530") });
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("refuses a deal converted at a kept quote (a cross converted through it), and takes it after a live tick", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("USDJPY", "150.230", "150.250");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("EURJPY", "162.000", "162.020");
+    const positionId = s.buy(account, "EURJPY", "0.1").positionId as number;
+    s.restart();
+    kept(s, "USDJPY", "150.230", "150.250");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("EURJPY", "162.100", "162.120");
+    // Shown at the kept conversion, traded only at a live one.
+    expect(s.engine.accountMetrics(account).profit).not.toBe(0);
+    const close = s.run({ kind: "closePosition", accountId: account, positionId, time: (s.time += 1000) });
+    expect(close.ok ? "closed" : [close.code, close.message]).toEqual([
+      "NO_QUOTES",
+      "No live price of USDJPY since the restart yet",
+    ]);
+    s.quote("USDJPY", "150.230", "150.250");
+    s.ok({ kind: "closePosition", accountId: account, positionId });
+    expect(s.positions(account)).toHaveLength(0);
+  });
+
+  it("changes neither the state hash nor the snapshot, and stays kept through a follower and a rebuild", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.restart();
+    const hash = s.engine.stateHash();
+    const snapshot = JSON.stringify(s.engine.snapshot());
+    kept(s, "EURUSD", "1.08430", "1.08440");
+    expect(s.engine.stateHash()).toBe(hash);
+    expect(JSON.stringify(s.engine.snapshot())).toBe(snapshot);
+    // A durable engine reads from a follower and rebuilds from its quotes (adoptQuotes): still not live.
+    const rebuilt = TradingEngine.fromSnapshot(s.engine.config, s.engine.snapshot());
+    rebuilt.adoptQuotes(TradingEngine.follower(s.engine));
+    const buy = { kind: "placeOrder", accountId: account, symbol: "EURUSD", side: "BUY", type: "MARKET" } as const;
+    const result = rebuilt.execute({ ...buy, volume: lots("EURUSD", "1"), time: s.time + 1000 });
+    expect(result.ok ? "filled" : result.code).toBe("NO_QUOTES");
+    expect(rebuilt.quote("EURUSD")).toMatchObject({ bid: points("EURUSD", "1.08430") });
   });
 });

@@ -267,8 +267,9 @@ export class Platform {
 
   /**
    * Gives the engine the quotes kept from before the restart (`MarketDataService.load`), for the symbols it has
-   * no quote of, without running anything at them (`TradingEngine.restoreQuote`); returns those it took. Quote
-   * times go on from the latest. Called once recovery has finished, before the feed starts.
+   * no quote of, without running anything at them (`TradingEngine.restoreQuote`: for display and valuation, no
+   * trading, until the feed's next tick of each symbol); returns those it took. Quote times go on from the latest.
+   * Called once recovery has finished, before the feed starts.
    */
   restoreQuotes(quotes: readonly AcceptedQuote[]): AcceptedQuote[] {
     if (!this.durable || this.currentState !== "ready")

@@ -1,10 +1,11 @@
 /**
  * A restart keeps the market as it was: each symbol's last quote is kept with the candles (platform store,
  * `last_quotes`) and given back to the engine before the feed starts. Positions show their profit and the
- * account its equity, the shortlist its prices, and a market order fills at the kept book, before any new tick;
- * nothing runs at a kept quote (no event is journaled); and the simulator goes on from it instead of jumping
- * back to its starting price. Before, every price was missing after a restart: profit 0, equity the balance,
- * orders refused NO_QUOTES until the feed's next tick (on a weekend, until Monday).
+ * account its equity, the shortlist its prices, before any new tick; nothing runs at a kept quote (no event is
+ * journaled); and the simulator goes on from it instead of jumping back to its starting price. Before, every
+ * price was missing after a restart: profit 0, equity the balance. A kept quote may be hours or days old, so
+ * nothing trades at it: orders are refused NO_QUOTES until the feed's next tick of the symbol (it once filled a
+ * market order at the kept book, a free option on the gap to the live market).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,7 +31,7 @@ async function quote(server: TestServer, body: Record<string, unknown>): Promise
 }
 
 describe("quotes across a restart", () => {
-  it("shows the kept prices, fills at the kept book, and runs nothing at them", async () => {
+  it("shows the kept prices, runs nothing at them, and trades only once a live quote replaces them", async () => {
     const directory = dataDirectory();
     const first = await startTestServer({ dataDirectory: directory });
     const trader = await signUp(first);
@@ -77,17 +78,29 @@ describe("quotes across a restart", () => {
       expect(second.platform.durableEngine!.lastSequence).toBe(sequence);
       const orders = tableObjects((await call(second, "GET", `${account}/orders`, { token })).body);
       expect(orders.map((order) => order.id)).toEqual([limit.body.data.order.id]);
-      // The kept book: 0.1 lot at 1.08540, the rest at 1.08550.
-      const walked = await call(second, "POST", `${account}/orders`, {
-        token,
-        body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.3 },
+      // No market order at the kept book (0.1 lot at 1.08540, the rest at 1.08550): it may be days old.
+      const order = { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.3 };
+      const refused = await call(second, "POST", `${account}/orders`, { token, body: order });
+      expect(refused.status).toBe(400);
+      expect(refused.body).toEqual({ error: "NO_QUOTES", message: "No live price of EURUSD since the restart yet" });
+      expect(second.platform.durableEngine!.lastSequence).toBe(sequence);
+      // A live quote of the symbol replaces it: the order fills at its book.
+      await quote(second, {
+        symbol: "EURUSD",
+        bid: "1.08630",
+        ask: "1.08640",
+        asks: [
+          { price: "1.08640", volume: 0.1 },
+          { price: "1.08650", volume: 5 },
+        ],
       });
+      const walked = await call(second, "POST", `${account}/orders`, { token, body: order });
       expect(walked.status, JSON.stringify(walked.body)).toBe(200);
       expect(
         walked.body.data.deals.map((deal: { price: number; volume: number }) => [deal.price, deal.volume]),
       ).toEqual([
-        [1.0854, 0.1],
-        [1.0855, 0.2],
+        [1.0864, 0.1],
+        [1.0865, 0.2],
       ]);
     } finally {
       await second.close();
