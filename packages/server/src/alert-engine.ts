@@ -658,11 +658,15 @@ export class AlertEngine {
         (alert.message ? `: ${alert.message}` : ""),
       createdAt: time,
     };
+    // The trigger's own key: a try tried again after its outcome was lost records it once (this.triggers counts
+    // this engine's triggers; with the time it tells apart two triggers of one alert within a millisecond).
+    const key = `${alert.id}:${time}:${this.triggers}`;
     this.notifications.queue.push(async () => {
       // The log, the alert's change and the notification in one transaction; the change is left out if the
       // user changed the alert since (checked at each try).
       const recorded = await this.notifications.untilStored(() =>
         this.platform.store.recordAlertTrigger({
+          key,
           log,
           patch: patch && this.generations.get(alert.id) === generation ? patch : null,
           now: time,
@@ -671,7 +675,7 @@ export class AlertEngine {
       );
       const stored = recorded.log;
       const view = alertLogView(stored, instrument);
-      this.notifications.publish(recorded.notification);
+      if (recorded.notification) this.notifications.publish(recorded.notification);
       this.platform.bus.publish(BusTopics.user(alert.userId), {
         type: "priceAlertEvent",
         payload: {

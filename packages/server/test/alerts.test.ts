@@ -544,6 +544,38 @@ describe("a full write queue", () => {
   });
 });
 
+describe("a trigger's write whose outcome was lost", () => {
+  // Found by a review: a write tried again after it had committed (the derived thread died after COMMIT, or a lost
+  // PostgreSQL acknowledgement) recorded the trigger twice: two logs, two notifications.
+  it("is tried again and recorded once", async () => {
+    const owner = await signUp(server);
+    await bid(1.095);
+    const alert = await createAlert({ condition: "CROSSING_UP", targetPrice: 1.1 }, owner);
+    const store = server.platform.store;
+    const record = store.recordAlertTrigger.bind(store);
+    let lost = true;
+    const spy = vi.spyOn(store, "recordAlertTrigger").mockImplementation(async (trigger) => {
+      const recorded = await record(trigger);
+      if (lost) {
+        lost = false;
+        throw new Error("the derived-data thread ended after COMMIT: outcome unknown");
+      }
+      return recorded;
+    });
+    try {
+      await bid(1.1002);
+      expect(await logsOf(alert.id, owner)).toHaveLength(1);
+      expect(spy).toHaveBeenCalledTimes(2);
+    } finally {
+      spy.mockRestore();
+    }
+    const notifications = await call(server, "GET", "/api/v1/notifications", { token: owner.token });
+    expect(tableObjects(notifications.body).map((row) => row.title)).toEqual([
+      "Price alert: EURUSD bid crossing up 1.10000",
+    ]);
+  });
+});
+
 describe("a store that fails a trigger's write", () => {
   it("is tried again until it takes the log, the status and the notification, each once", async () => {
     const owner = await signUp(server);

@@ -309,6 +309,11 @@ export interface AlertLog {
 export type NewAlertLog = Omit<AlertLog, "id">;
 
 export interface AlertTrigger {
+  /**
+   * The trigger's own key (the alert engine's: alert, time, count): a try whose outcome was lost and that is made
+   * again records the trigger once (the second answers the first's log, no change and no notification).
+   */
+  readonly key: string;
   readonly log: NewAlertLog;
   readonly patch: PriceAlertPatch | null;
   /** When the patch is made (the alert's `updatedAt`). */
@@ -320,7 +325,8 @@ export interface RecordedAlertTrigger {
   readonly log: AlertLog;
   /** The alert after the patch; null when there was none or the alert is gone. */
   readonly alert: PriceAlert | null;
-  readonly notification: Notification;
+  /** Null when the trigger was recorded already (its notification came with it then). */
+  readonly notification: Notification | null;
 }
 
 export interface Notification {

@@ -13,6 +13,7 @@ import {
   PLATFORM_DERIVED_THROUGH_SQL,
   PLATFORM_LAST_QUOTES_SQL,
   PLATFORM_NOTIFICATION_EVENTS_SQL,
+  PLATFORM_ALERT_TRIGGER_KEYS_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -55,6 +56,7 @@ const MIGRATIONS: readonly Migration[] = [
   { version: 3, name: "derived through", sql: PLATFORM_DERIVED_THROUGH_SQL.replaceAll("{int}", "bigint") },
   { version: 4, name: "last quotes", sql: PLATFORM_LAST_QUOTES_SQL.replaceAll("{int}", "bigint") },
   { version: 5, name: "notification events", sql: PLATFORM_NOTIFICATION_EVENTS_SQL.replaceAll("{int}", "bigint") },
+  { version: 6, name: "alert trigger keys", sql: PLATFORM_ALERT_TRIGGER_KEYS_SQL },
 ];
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;

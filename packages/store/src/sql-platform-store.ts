@@ -249,6 +249,13 @@ export const PLATFORM_LAST_QUOTES_SQL = `CREATE TABLE {s}last_quotes (
 export const PLATFORM_NOTIFICATION_EVENTS_SQL = `ALTER TABLE {s}notifications ADD COLUMN journal_sequence {int};
   CREATE UNIQUE INDEX notifications_journal_sequence ON {s}notifications (journal_sequence)`;
 
+/**
+ * Migration 6 of the platform tables: each alert trigger's own key (`AlertTrigger.key`), so a trigger tried again
+ * after its outcome was lost is recorded once. Rows from before have none.
+ */
+export const PLATFORM_ALERT_TRIGGER_KEYS_SQL = `ALTER TABLE {s}alert_logs ADD COLUMN trigger_key text;
+  CREATE UNIQUE INDEX alert_logs_trigger_key ON {s}alert_logs (trigger_key)`;
+
 /** A book side as stored: `[[price, volume], …]`, or null for none. */
 function levelsToText(field: string, levels: readonly BookLevel[] | undefined): string | null {
   if (levels === undefined) return null;
@@ -1198,11 +1205,12 @@ export abstract class SqlPlatformStore implements PlatformStore {
     return toAlertLog(rows[0]!);
   }
 
-  /** The checked insert of an alert log entry, returning its row. */
-  private alertLogInsert(log: NewAlertLog): SqlStatement {
+  /** The checked insert of an alert log entry, returning its row (none when its trigger key is stored already). */
+  private alertLogInsert(log: NewAlertLog, triggerKey: string | null = null): SqlStatement {
     return {
-      sql: `INSERT INTO {s}alert_logs (alert_id, user_id, symbol, side, condition, target, triggered_price, triggered_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${ALERT_LOG_COLUMNS}`,
+      sql: `INSERT INTO {s}alert_logs (alert_id, user_id, symbol, side, condition, target, triggered_price, triggered_at,
+           trigger_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trigger_key) DO NOTHING RETURNING ${ALERT_LOG_COLUMNS}`,
       params: [
         checkId("alertId", log.alertId),
         checkId("userId", log.userId),
@@ -1212,17 +1220,27 @@ export abstract class SqlPlatformStore implements PlatformStore {
         checkOptionalInteger("target", log.target, 0),
         checkInteger("triggeredPrice", log.triggeredPrice, 0),
         checkTime("triggeredAt", log.triggeredAt),
+        triggerKey === null ? null : checkText("key", triggerKey, PLATFORM_LIMITS.nameLength * 2),
       ],
     };
   }
 
   async recordAlertTrigger(trigger: AlertTrigger): Promise<RecordedAlertTrigger> {
-    const logInsert = this.alertLogInsert(trigger.log);
+    const logInsert = this.alertLogInsert(trigger.log, trigger.key);
     const notificationInsert = this.notificationInsert([trigger.notification]);
     const at = checkTime("now", trigger.now);
     return this.guarded("alert trigger", () =>
       this.db.transaction(async (tx) => {
         const [logRow] = await this.all(logInsert.sql, logInsert.params, tx);
+        if (!logRow) {
+          // Recorded already (a try whose outcome was lost committed): its change and notification came with it.
+          const [stored] = await this.all(
+            `SELECT ${ALERT_LOG_COLUMNS} FROM {s}alert_logs WHERE trigger_key = ?`,
+            [trigger.key],
+            tx,
+          );
+          return { log: toAlertLog(stored!), alert: null, notification: null };
+        }
         const alert = trigger.patch
           ? await this.updateAlertIn(tx, trigger.log.userId, trigger.log.alertId, trigger.patch, at)
           : null;

@@ -17,6 +17,7 @@ import {
   PLATFORM_DERIVED_THROUGH_SQL,
   PLATFORM_LAST_QUOTES_SQL,
   PLATFORM_NOTIFICATION_EVENTS_SQL,
+  PLATFORM_ALERT_TRIGGER_KEYS_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -71,6 +72,11 @@ const MIGRATIONS: readonly Migration[] = [
     version: 5,
     name: "notification events",
     sql: PLATFORM_NOTIFICATION_EVENTS_SQL.replaceAll("{s}", "").replaceAll("{int}", "INTEGER"),
+  },
+  {
+    version: 6,
+    name: "alert trigger keys",
+    sql: PLATFORM_ALERT_TRIGGER_KEYS_SQL.replaceAll("{s}", ""),
   },
 ];
 

@@ -754,6 +754,7 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
 
     it("records a trigger's log, the alert's change and the notification together, or none of them", async () => {
       const store = await withUsers();
+      let keys = 0;
       await store.createAlert({
         id: "al1",
         userId: "alice",
@@ -775,6 +776,7 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(
         await rejection(
           store.recordAlertTrigger({
+            key: `k${++keys}`,
             log,
             patch: { status: "triggered" },
             now: T0 + 5,
@@ -786,11 +788,18 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect((await store.getAlert("alice", "al1"))?.status).toBe("active");
       expect(
         await rejection(
-          store.recordAlertTrigger({ log: { ...log, triggeredPrice: -1 }, patch: null, now: T0, notification }),
+          store.recordAlertTrigger({
+            key: `k${++keys}`,
+            log: { ...log, triggeredPrice: -1 },
+            patch: null,
+            now: T0,
+            notification,
+          }),
         ),
       ).toBeInstanceOf(ValidationError);
 
       const recorded = await store.recordAlertTrigger({
+        key: `k${++keys}`,
         log,
         patch: { status: "triggered" },
         now: T0 + 5,
@@ -804,9 +813,26 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect((await store.listNotifications("alice", { limit: 10 })).rows).toEqual([recorded.notification]);
       // No change asked for, or the alert gone: the log and the notification alone.
       await store.deleteAlert("alice", "al1");
-      const again = await store.recordAlertTrigger({ log, patch: { status: "triggered" }, now: T0 + 6, notification });
+      const again = await store.recordAlertTrigger({
+        key: `k${++keys}`,
+        log,
+        patch: { status: "triggered" },
+        now: T0 + 6,
+        notification,
+      });
       expect(again.alert).toBeNull();
       expect((await store.listAlertLogs("alice", { limit: 10 })).rows).toHaveLength(2);
+      // The same trigger again (a try whose outcome was lost): recorded once, its log answered, nothing added.
+      const repeated = await store.recordAlertTrigger({
+        key: `k${keys}`,
+        log,
+        patch: { status: "triggered" },
+        now: T0 + 6,
+        notification,
+      });
+      expect(repeated).toEqual({ log: again.log, alert: null, notification: null });
+      expect((await store.listAlertLogs("alice", { limit: 10 })).rows).toHaveLength(2);
+      expect((await store.listNotifications("alice", { limit: 10 })).rows).toHaveLength(2);
     });
 
     it("bounds the page size and validates the cursor", async () => {
