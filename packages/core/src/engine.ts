@@ -205,6 +205,7 @@ export const DEFAULT_ENGINE_CONFIG_VALUES = {
   leverageMin: 1,
   leverageMax: 1000,
   maxWorkingOrdersPerAccount: 500,
+  maxPositionsAndOrdersPerAccount: 1000,
   clientOrderIdMemoryPerAccount: 10_000,
 } as const;
 
@@ -906,6 +907,14 @@ export class TradingEngine {
     }
 
     const immediate = type === "MARKET" || timeInForce === "IOC" || timeInForce === "FOK";
+    // A hedging account's new order opens a position of its own (a netting account holds one per symbol at most).
+    if (
+      account.mode === "HEDGING" &&
+      (this.state.accountPositions.get(account.id)?.size ?? 0) +
+        (this.state.accountWorkingOrders.get(account.id)?.size ?? 0) >=
+        this.config.maxPositionsAndOrdersPerAccount
+    )
+      return reject("TOO_MANY_POSITIONS");
     if (!immediate) {
       if (!this.pendingPriceValid(instrument, quote, side, type, price as number)) return reject("INVALID_PRICE");
       if ((this.state.accountWorkingOrders.get(account.id)?.size ?? 0) >= this.config.maxWorkingOrdersPerAccount)

@@ -32,6 +32,7 @@ export const RejectionCodes = {
   DUPLICATE_CLIENT_ORDER_ID: "The client order id was already used for a different order",
   NO_CHANGES: "The request changes nothing",
   TOO_MANY_ORDERS: "The limit of working orders for the account is reached",
+  TOO_MANY_POSITIONS: "The limit of open positions and working orders for the account is reached",
   TIME_WENT_BACKWARDS: "A command carries a time earlier than the engine's clock",
 } as const satisfies Record<string, string>;
 

@@ -428,6 +428,11 @@ export interface EngineConfig {
   readonly leverageMax: number;
   /** Bound on working (pending) orders per account. */
   readonly maxWorkingOrdersPerAccount: number;
+  /**
+   * Bound on a hedging account's open positions and working orders together (each order may open a position):
+   * every tick of a symbol values each of an account's positions, so one account's thousands slowed every tick.
+   */
+  readonly maxPositionsAndOrdersPerAccount: number;
   /** Bound on remembered client order ids per account (oldest forgotten first). */
   readonly clientOrderIdMemoryPerAccount: number;
 }

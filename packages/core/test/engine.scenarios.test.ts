@@ -909,4 +909,42 @@ describe("orders", () => {
     s.ok(order);
     expect(s.rejected(order)).toBe("TOO_MANY_ORDERS");
   });
+
+  // Found by an audit: a 1:1000 account opened 3,000 positions, limited by margin alone, and every tick of their
+  // symbol values each of an account's positions.
+  it("a hedging account's open positions and working orders together are bounded; closing makes room", () => {
+    const s = new Scenario(defaultEngineConfig({ maxPositionsAndOrdersPerAccount: 3 }));
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "0.01");
+    s.sell(account, "EURUSD", "0.01");
+    s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 1,
+      price: 108000,
+    });
+    const market = {
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "MARKET",
+      volume: 1,
+    } as const;
+    expect(s.rejected(market)).toBe("TOO_MANY_POSITIONS");
+    expect(s.positions(account)).toHaveLength(2);
+    const [first] = s.positions(account);
+    s.ok({ kind: "closePosition", accountId: account, positionId: first!.id });
+    s.ok(market);
+    expect(s.positions(account)).toHaveLength(2);
+    // A netting account holds one position per symbol whatever it orders.
+    const netting = s.account("USD", "10000", { mode: "NETTING" });
+    for (let index = 0; index < 5; index++) s.buy(netting, "EURUSD", "0.01");
+    expect(s.positions(netting)).toHaveLength(1);
+    expect(s.replayMatches()).toBe(true);
+  });
 });
