@@ -636,6 +636,8 @@ export class TradingEngine {
       if (command.amount < 0) return reject("INVALID_AMOUNT");
       // Only the client's own money that no position needs: at most the balance, and at most the free margin
       // left without the credit (the broker's credit may carry margin or losses, never leave as a withdrawal).
+      const unpriced = this.unpricedMoney(account);
+      if (unpriced) return unpriced;
       const { equity, margin } = this.equityAndMargin(account.id);
       if (command.amount > account.balance || command.amount > equity - account.credit - margin)
         return reject("NO_MONEY", "The withdrawal exceeds the balance or the free margin not held by credit");
@@ -651,8 +653,12 @@ export class TradingEngine {
     } else {
       if (account.credit + command.amount < 0) return reject("INVALID_AMOUNT", "Credit cannot become negative");
       if (account.credit + command.amount > MAX_ACCOUNT_MONEY) return reject("INVALID_AMOUNT", overLimit);
-      if (command.amount < 0 && -command.amount > this.accountMetrics(account.id).freeMargin)
-        return reject("NO_MONEY", "Removing this credit would leave less than the used margin");
+      if (command.amount < 0) {
+        const unpriced = this.unpricedMoney(account);
+        if (unpriced) return unpriced;
+        if (-command.amount > this.accountMetrics(account.id).freeMargin)
+          return reject("NO_MONEY", "Removing this credit would leave less than the used margin");
+      }
       this.emit({
         type: "BalanceOperation",
         time,
@@ -1286,6 +1292,8 @@ export class TradingEngine {
     const used = this.state.usedMargin(account.id);
     const usedAfter = used - Math.max(current.buy, current.sell) + Math.max(buy, sell);
     if (usedAfter <= used) return null;
+    const unpriced = this.unpricedMoney(account);
+    if (unpriced) return unpriced;
     if (this.equityAndMargin(account.id).equity - commissions - usedAfter < 0) return reject("NO_MONEY");
     return null;
   }
@@ -1911,13 +1919,28 @@ export class TradingEngine {
    * Whether every open position of the account has a live quote and a live conversion rate. A quote kept from
    * before a restart does not count: the account is judged (margin call, stop-out) only once live ticks price it.
    */
+  /**
+   * Refuses what takes money or margin out of an account whose equity cannot be valued at live prices (a position
+   * quoted only by a price kept from before a restart): found by a review, a withdrawal was taken against equity at
+   * an hours-old price and the first live tick stopped the account out.
+   */
+  private unpricedMoney(account: Account): Rejection | null {
+    if (this.accountPriced(account)) return null;
+    for (const positionId of this.state.accountPositions.get(account.id) ?? []) {
+      const position = this.state.positions.get(positionId);
+      if (position && this.quotes.get(position.symbol)?.restored) return noLivePrice(position.symbol);
+    }
+    return reject("NO_QUOTES", "A position of the account has no live price yet");
+  }
+
   private accountPriced(account: Account): boolean {
     for (const positionId of this.state.accountPositions.get(account.id) ?? []) {
       const position = this.state.positions.get(positionId);
       if (!position) continue;
       if (!this.liveQuoteLookup(position.symbol)) return false;
-      const instrument = this.state.instrument(position.symbol);
-      if (!this.state.converter.rate(instrument.profitCurrency, account.currency, this.liveQuoteLookup)) return false;
+      // Every conversion its close needs (profit, margin, commission), or a stop-out is emitted whose close is then
+      // refused, once a tick (found by a review: a kept EURUSD, EURJPY falling).
+      if (!this.rates(account, this.state.instrument(position.symbol))) return false;
     }
     return true;
   }

@@ -450,3 +450,76 @@ describe("restoreQuote: a kept quote is not a live price", () => {
     expect(rebuilt.quote("EURUSD")).toMatchObject({ bid: points("EURUSD", "1.08430") });
   });
 });
+
+// Found by a review of the kept quotes: money judged at an hours-old price.
+describe("kept quotes: nothing takes money or margin at them", () => {
+  const keep = (s: Scenario, symbol: string, bid: string, ask: string) =>
+    expect(
+      s.engine.restoreQuote({ symbol, bid: points(symbol, bid), ask: points(symbol, ask), time: s.time }),
+    ).toBeNull();
+
+  it("refuses a withdrawal and a credit removal until every position has a live price", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.ok({ kind: "credit", accountId: account, amount: money("100") });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1");
+    s.restart();
+    // Far above the live price: equity at it would let 9,500 out, and the first live tick would stop the account out.
+    keep(s, "EURUSD", "1.17000", "1.17010");
+    const withdraw = { kind: "withdraw", accountId: account, amount: money("9500") } as const;
+    expect(s.rejected(withdraw)).toBe("NO_QUOTES");
+    expect(s.rejected({ kind: "credit", accountId: account, amount: -money("50") })).toBe("NO_QUOTES");
+    expect(s.get(account).balance).toBe(money("10000"));
+    s.quote("EURUSD", "1.08430", "1.08440");
+    expect(s.rejected(withdraw)).toBe("NO_MONEY");
+    s.ok({ kind: "withdraw", accountId: account, amount: money("1000") });
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("refuses a margin-increasing order while another position is priced only by a kept quote", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "2000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("GBPUSD", "1.27000", "1.27010");
+    s.buy(account, "EURUSD", "1");
+    s.restart();
+    keep(s, "EURUSD", "1.17000", "1.17010");
+    s.quote("GBPUSD", "1.27000", "1.27010");
+    const order = {
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "GBPUSD",
+      side: "BUY",
+      type: "MARKET",
+      volume: lots("GBPUSD", "5"),
+    } as const;
+    expect(s.rejected(order)).toBe("NO_QUOTES");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    // At live prices the same order does not fit the margin.
+    expect(s.rejected(order)).toBe("NO_MONEY");
+  });
+
+  it("runs no stop-out while a conversion its close needs is only kept, then closes at the first live one", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "2000");
+    s.quote("USDJPY", "150.230", "150.250");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("EURJPY", "162.000", "162.020");
+    s.buy(account, "EURJPY", "1");
+    s.restart();
+    // EURJPY's margin currency is EUR: its close converts through EURUSD, which is only kept.
+    keep(s, "EURUSD", "1.08430", "1.08440");
+    s.quote("USDJPY", "150.230", "150.250");
+    const before = s.events.length;
+    s.quote("EURJPY", "159.500", "159.520");
+    s.quote("EURJPY", "159.490", "159.510");
+    expect(s.events.slice(before).map((event) => event.type)).toEqual([]);
+    expect(s.positions(account)).toHaveLength(1);
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("EURJPY", "159.480", "159.500");
+    expect(s.events.slice(before).map((event) => event.type)).toContain("StopOut");
+    expect(s.positions(account)).toHaveLength(0);
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+});

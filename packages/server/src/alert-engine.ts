@@ -33,6 +33,7 @@
  * after it; a trigger's status write is skipped when the user changed the alert meanwhile.
  */
 import { PriceHeap, formatDecimal, type InstrumentSpec } from "@bourse/core";
+import { randomUUID } from "node:crypto";
 import {
   ALERT_CONDITIONS,
   type AlertCondition,
@@ -658,9 +659,9 @@ export class AlertEngine {
         (alert.message ? `: ${alert.message}` : ""),
       createdAt: time,
     };
-    // The trigger's own key: a try tried again after its outcome was lost records it once (this.triggers counts
-    // this engine's triggers; with the time it tells apart two triggers of one alert within a millisecond).
-    const key = `${alert.id}:${time}:${this.triggers}`;
+    // The trigger's own key: a try made again after its outcome was lost records it once. Random, so no trigger of
+    // another run can share it (a count restarts at 0, and quote times can repeat across a restart).
+    const key = `${alert.id}:${randomUUID()}`;
     this.notifications.queue.push(async () => {
       // The log, the alert's change and the notification in one transaction; the change is left out if the
       // user changed the alert since (checked at each try).

@@ -310,7 +310,7 @@ export type NewAlertLog = Omit<AlertLog, "id">;
 
 export interface AlertTrigger {
   /**
-   * The trigger's own key (the alert engine's: alert, time, count): a try whose outcome was lost and that is made
+   * The trigger's own key (the alert engine's: the alert and a random id): a try whose outcome was lost and that is made
    * again records the trigger once (the second answers the first's log, no change and no notification).
    */
   readonly key: string;
