@@ -206,11 +206,8 @@ const DEAL_LEVELS: Record<DealExecutedEvent["deal"]["reason"], NotificationLevel
   STOP_OUT: "error",
 };
 
-/** A notification waiting for its batch write, with the journal sequence of the event it comes from. */
-interface PendingNotification {
-  readonly notification: NewNotification;
-  readonly sequence: number;
-}
+/** The notification of a journal event: `journalSequence` is the event's. */
+type EventNotification = NewNotification & { readonly journalSequence: number };
 
 export class NotificationService {
   readonly queue: WriteQueue;
@@ -255,8 +252,8 @@ export class NotificationService {
     void this.pruneHistories();
     const pruning = setInterval(() => void this.pruneHistories(), HISTORY_PRUNE_INTERVAL_MS);
     pruning.unref();
-    this.platform.onClose(() => clearInterval(pruning));
     this.platform.onClose(() => {
+      clearInterval(pruning);
       this.closing = true;
       this.stopWaiting?.();
       return this.queue.drain();
@@ -303,17 +300,12 @@ export class NotificationService {
    * Stores `notifications` in batches, in order, each with the journal sequence its events reach: the last
    * batch's is `through` (every event up to it has been derived), an earlier one's its last notification's.
    */
-  private async storeBatches(notifications: PendingNotification[], through: number): Promise<void> {
+  private async storeBatches(notifications: EventNotification[], through: number): Promise<void> {
     do {
       const batch = notifications.splice(0, PLATFORM_LIMITS.notificationBatch);
-      const reached = notifications.length === 0 ? through : batch.at(-1)!.sequence;
+      const reached = notifications.length === 0 ? through : batch.at(-1)!.journalSequence;
       const mark = this.marksHeld ? undefined : Math.min(reached, this.markCeiling);
-      const stored = await this.untilStored(() =>
-        this.platform.store.addNotifications(
-          batch.map((pending) => pending.notification),
-          mark,
-        ),
-      );
+      const stored = await this.untilStored(() => this.platform.store.addNotifications(batch, mark));
       this.markedThrough = Math.max(this.markedThrough, reached);
       for (const notification of stored) this.publish(notification);
     } while (notifications.length > 0);
@@ -359,15 +351,15 @@ export class NotificationService {
   private stopWaiting: (() => void) | null = null;
 
   /**
-   * Queues the notification of the journal event `sequence`: stored, then published on the user's topic;
+   * Queues the notification of a journal event: stored, then published on the user's topic;
    * never awaited by the caller. The first notification of a burst waits NOTIFICATION_BATCH_DELAY_MS for the
    * others, and they are stored together in one statement: one commit (an fsync on the server's thread with
    * SQLite) per burst instead of one per group-committed batch of fills. The order stays the queue's.
    */
-  private notify(pending: PendingNotification): void {
+  private notify(pending: EventNotification): void {
     if (this.pending.length >= WRITE_QUEUE_LIMIT) {
       this.queue.refuse();
-      this.dropped(pending.sequence);
+      this.dropped(pending.journalSequence);
       return;
     }
     this.pending.push(pending);
@@ -380,7 +372,7 @@ export class NotificationService {
     // never comes (they queue a task only when they are the first pending), and notifications stopped for good.
     if (!queued) {
       this.pending = [];
-      this.dropped(pending.sequence);
+      this.dropped(pending.journalSequence);
     }
   }
 
@@ -398,7 +390,7 @@ export class NotificationService {
   private marksHeld = false;
 
   /** Notifications waiting for the next batch write. */
-  private pending: PendingNotification[] = [];
+  private pending: EventNotification[] = [];
 
   /**
    * Keeps each user's newest PLATFORM_LIMITS.historyRowsKeptPerUser notifications and alert log entries; at start
@@ -436,15 +428,15 @@ export class NotificationService {
   }
 
   /** The notifications `records` call for, in journal order. */
-  private derive(records: readonly JournalRecord[]): PendingNotification[] {
-    const found: PendingNotification[] = [];
+  private derive(records: readonly JournalRecord[]): EventNotification[] {
+    const found: EventNotification[] = [];
     for (const { sequence, event } of records) {
       let notification: NewNotification | null = null;
       if (event.type === "DealExecuted") notification = this.dealNotification(event);
       else if (event.type === "MarginCallEntered" || event.type === "MarginCallCleared")
         notification = this.marginCallNotification(event);
       else if (event.type === "StopOut") notification = this.stopOutNotification(event);
-      if (notification) found.push({ notification: { ...notification, journalSequence: sequence }, sequence });
+      if (notification) found.push({ ...notification, journalSequence: sequence });
     }
     return found;
   }

@@ -490,7 +490,6 @@ export interface PlatformStore {
   deleteAlertLog(userId: string, logId: number): Promise<boolean>;
   deleteAllAlertLogs(userId: string): Promise<number>;
 
-  addNotification(notification: NewNotification): Promise<Notification>;
   /**
    * Inserts up to PLATFORM_LIMITS.notificationBatch notifications in one transaction, in order. With
    * `journalSequence`, the same transaction records that the notifications of every journal event up to that

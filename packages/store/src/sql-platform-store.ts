@@ -1274,57 +1274,34 @@ export abstract class SqlPlatformStore implements PlatformStore {
 
   // ---- notifications ----
 
-  async addNotification(notification: NewNotification): Promise<Notification> {
-    const [stored] = await this.insertNotifications([notification], "notification", "durable");
-    return stored!;
-  }
-
+  /**
+   * One statement for the whole batch, in order, and the journal mark with it: one commit (one fsync on SQLite)
+   * for a burst of fills, not a disk flush and a statement each. Notifications are derived from journaled events:
+   * a power failure may cost the last ones, never a trade, and the mark written with them makes the next start
+   * derive those again. Ids are handed out in VALUES order; RETURNING does not promise an order, so the rows are
+   * sorted by id.
+   */
   async addNotifications(notifications: readonly NewNotification[], journalSequence?: number): Promise<Notification[]> {
     if (notifications.length > PLATFORM_LIMITS.notificationBatch)
       throw new ValidationError(
         `notifications: at most ${PLATFORM_LIMITS.notificationBatch} per batch, got ${notifications.length}`,
         "notifications",
       );
-    const mark =
-      journalSequence === undefined
-        ? null
-        : {
-            sql: this.q(`INSERT INTO {s}derived_through (kind, journal_sequence) VALUES ('notifications', ?)
-                   ON CONFLICT (kind) DO UPDATE SET journal_sequence = excluded.journal_sequence`),
-            params: [checkInteger("journalSequence", journalSequence, 0)],
-          };
-    if (notifications.length === 0) {
-      if (mark) await this.guarded("notifications", () => this.db.derivedWrite([mark]));
-      return [];
-    }
-    // Notifications are derived from journaled events: a power failure may cost the last ones, never a trade,
-    // and the mark written with them makes the next start derive those again.
-    return this.insertNotifications(notifications, "notifications", "derived", mark);
+    const statements: SqlStatement[] = notifications.length > 0 ? [this.notificationInsert(notifications)] : [];
+    if (journalSequence !== undefined)
+      statements.push({
+        sql: this.q(`INSERT INTO {s}derived_through (kind, journal_sequence) VALUES ('notifications', ?)
+               ON CONFLICT (kind) DO UPDATE SET journal_sequence = excluded.journal_sequence`),
+        params: [checkInteger("journalSequence", journalSequence, 0)],
+      });
+    if (statements.length === 0) return [];
+    const [rows] = await this.guarded("notifications", () => this.db.derivedWrite(statements));
+    return notifications.length === 0 ? [] : (rows ?? []).map(toNotification).sort((a, b) => a.id - b.id);
   }
 
   async notificationJournalSequence(): Promise<number | null> {
     const [row] = await this.all("SELECT journal_sequence FROM {s}derived_through WHERE kind = 'notifications'");
     return row ? num(row.journal_sequence) : null;
-  }
-
-  /**
-   * Inserts the notifications in one statement, in order: one commit (one fsync on SQLite) for a whole
-   * batch, so a burst of fills does not cost a disk flush and a statement each. Ids are handed out in
-   * VALUES order; RETURNING does not promise an order, so the rows are sorted by id.
-   */
-  private async insertNotifications(
-    notifications: readonly NewNotification[],
-    what: string,
-    write: "durable" | "derived",
-    mark: SqlStatement | null = null,
-  ): Promise<Notification[]> {
-    const statement = this.notificationInsert(notifications);
-    const rows = await this.guarded(what, async () =>
-      write === "derived"
-        ? ((await this.db.derivedWrite(mark ? [statement, mark] : [statement]))[0] ?? [])
-        : this.db.transaction((tx) => tx.all(statement.sql, statement.params)),
-    );
-    return rows.map(toNotification).sort((a, b) => a.id - b.id);
   }
 
   /**

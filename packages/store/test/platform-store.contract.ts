@@ -863,17 +863,18 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       const store = await withUsers();
       const added = [];
       for (let i = 0; i < 12; i++) {
-        added.push(
-          await store.addNotification({
+        const [stored] = await store.addNotifications([
+          {
             userId: "alice",
             accountId: i % 2 ? 1001 : null,
             level: i % 3 === 0 ? "warning" : "info",
             title: `n${i}`,
             body: "body",
             createdAt: T0 + i,
-          }),
-        );
-        await store.addNotification({ userId: "bob", level: "error", title: "b", createdAt: T0 });
+          },
+        ]);
+        added.push(stored!);
+        await store.addNotifications([{ userId: "bob", level: "error", title: "b", createdAt: T0 }]);
       }
       expect(added[1]).toEqual({
         id: added[1]!.id,
@@ -1022,8 +1023,8 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
         { ...good, title: "" },
         { ...good, body: "x".repeat(PLATFORM_LIMITS.notificationBodyLength + 1) },
       ])
-        expect(await rejection(store.addNotification(bad))).toBeInstanceOf(ValidationError);
-      expect(await rejection(store.addNotification({ ...good, userId: "nobody" }))).toBeInstanceOf(NotFoundError);
+        expect(await rejection(store.addNotifications([bad]))).toBeInstanceOf(ValidationError);
+      expect(await rejection(store.addNotifications([{ ...good, userId: "nobody" }]))).toBeInstanceOf(NotFoundError);
       expect(
         await rejection(store.listNotifications("alice", { limit: PLATFORM_LIMITS.pageLimit + 1 })),
       ).toBeInstanceOf(ValidationError);

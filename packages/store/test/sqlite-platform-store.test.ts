@@ -121,7 +121,7 @@ describe("SqlitePlatformStore", () => {
       const store = new SqlitePlatformStore({ path });
       await store.open();
       await store.createUser({ id: "u", email: "u@example.com", name: "U", passwordHash: "h", createdAt: 1 });
-      await store.addNotification({ userId: "u", level: "info", title: "old", createdAt: 2 });
+      await store.addNotifications([{ userId: "u", level: "info", title: "old", createdAt: 2 }]);
       await store.close();
       // What the build before this migration left: no table, no row for version 3.
       const database = new Database(path);
