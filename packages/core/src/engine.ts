@@ -306,6 +306,11 @@ function bookSide(levels: readonly BookLevel[] | undefined, top: number, side: S
   return result;
 }
 
+/** A command's or a kept quote's time outside the engine's (`isEngineTime`). */
+function invalidTime(): Rejection {
+  return reject("INVALID_DATA", "time must be whole epoch milliseconds up to the end of year 9999");
+}
+
 /** Refuses trading at a quote kept from before a restart (`MarketQuote.restored`) until the symbol ticks live. */
 function noLivePrice(symbol: string): Rejection {
   return reject("NO_QUOTES", `No live price of ${symbol} since the restart yet`);
@@ -446,8 +451,7 @@ export class TradingEngine {
   restoreQuote(quote: Omit<TickCommand, "kind">): Rejection | null {
     const instrument = this.state.instruments.get(quote.symbol);
     if (!instrument) return reject("UNKNOWN_SYMBOL");
-    if (!isEngineTime(quote.time))
-      return reject("INVALID_DATA", "time must be whole epoch milliseconds up to the end of year 9999");
+    if (!isEngineTime(quote.time)) return invalidTime();
     const book = readTick(quote, this.maxPrice(instrument));
     if (!book.ok) return book;
     if (this.quotes.has(instrument.symbol)) return null;
@@ -486,7 +490,7 @@ export class TradingEngine {
   execute(command: Command): CommandResult {
     if (!isEngineTime(command.time))
       return {
-        ...reject("INVALID_DATA", "time must be whole epoch milliseconds up to the end of year 9999"),
+        ...invalidTime(),
         events: [],
       };
     // A command older than the clock runs at the clock's time: time never goes backwards inside the engine.

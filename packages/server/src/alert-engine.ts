@@ -29,8 +29,9 @@
  *
  * Triggers write through the notifications' ordered queue (never blocking the quote path): the log row,
  * the status (once → triggered) and the notification in one transaction (store.recordAlertTrigger, tried
- * again while the store fails it), then `notificationEvent` and `priceAlertEvent` on the user's topic. Routes keep the index in sync: `invalidate` before a store write, `sync` or `forget`
- * after it; a trigger's status write is skipped when the user changed the alert meanwhile.
+ * again while the store fails it), then `notificationEvent` and `priceAlertEvent` on the user's topic.
+ * Routes keep the index in sync: `invalidate` before a store write, `sync` or `forget` after it; a
+ * trigger's status write is skipped when the user changed the alert meanwhile.
  */
 import { PriceHeap, formatDecimal, type InstrumentSpec } from "@bourse/core";
 import { randomUUID } from "node:crypto";

@@ -178,17 +178,19 @@ const bodyValidators = validatorsFromPool({}, { customOptions: { ...VALIDATION_O
 const textValidators = validatorsFromPool({}, { customOptions: { ...VALIDATION_OPTIONS, coerceTypes: "array" } });
 
 /**
- * Who a `userOrApiKey` request acts for: its API key (401 unless active) or its JWT's session (401 unless live).
- * onRequest sets it on the request; POST /api/v2/ws/auth asks again once it listens to the credential's
- * revocation, so a revocation between the two is seen one way or the other.
+ * Who a `user` or `userOrApiKey` request acts for: its JWT's session (401 unless live) or, where API keys are
+ * taken, its API key (401 unless active). onRequest sets it on the request; POST /api/v2/ws/auth asks again once it
+ * listens to the credential's revocation, so a revocation between the two is seen one way or the other.
  */
 export async function authenticateUserOrApiKey(
   context: ServerContext,
   request: FastifyRequest,
+  takesApiKeys = true,
 ): Promise<Pick<FastifyRequest, "principal" | "apiKey">> {
   const token = tokenFromAuthorization(request.headers.authorization);
   if (token === null) throw new ApiError("UNAUTHORIZED", "Missing Authorization header");
-  if (!isApiKeyFormat(token)) return { principal: await context.auth.authenticate(token), apiKey: null };
+  if (!takesApiKeys || !isApiKeyFormat(token))
+    return { principal: await context.auth.authenticate(token), apiKey: null };
   const result = await ApiKeyService.for(context.platform).authenticate(token, request.ip);
   if (!result.ok)
     throw apiKeyRefusal(result, new ApiError("UNAUTHORIZED", "The API key is not valid (unknown, revoked or rotated)"));
@@ -312,16 +314,11 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         throw new ApiError("UNAUTHORIZED", "The admin API needs Authorization: Bearer <BOURSE_ADMIN_TOKEN>");
       return;
     }
-    if (mode === "userOrApiKey") {
-      ({ principal: request.principal, apiKey: request.apiKey } = await authenticateUserOrApiKey(
-        options.context,
-        request,
-      ));
-      return;
-    }
-    const token = tokenFromAuthorization(request.headers.authorization);
-    if (token === null) throw new ApiError("UNAUTHORIZED", "Missing Authorization header");
-    request.principal = await options.context.auth.authenticate(token);
+    ({ principal: request.principal, apiKey: request.apiKey } = await authenticateUserOrApiKey(
+      options.context,
+      request,
+      mode === "userOrApiKey",
+    ));
   });
 
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {

@@ -8,7 +8,14 @@
  *   (the engine is the one writer of the journal: a second process must not write it).
  */
 import { defaultEngineConfig } from "@bourse/core";
-import { createJournal, createPlatformStore, eventAccountId, verify, type EventJournal } from "@bourse/store";
+import {
+  createJournal,
+  createPlatformStore,
+  eventAccountId,
+  isPostgresUrl,
+  verify,
+  type EventJournal,
+} from "@bourse/store";
 import { mkdirSync } from "node:fs";
 import { ConfigError, loadServerConfig, loadStorageSettings, unknownSettings, type ServerConfig } from "./config.ts";
 import { createServer } from "./server.ts";
@@ -279,7 +286,7 @@ async function storageCommand(
   environment: NodeJS.ProcessEnv,
 ): Promise<number> {
   const settings = loadStorageSettings(environment);
-  if (!/^postgres(ql)?:\/\//i.test(settings.databaseUrl)) mkdirSync(settings.dataDirectory, { recursive: true });
+  if (!isPostgresUrl(settings.databaseUrl)) mkdirSync(settings.dataDirectory, { recursive: true });
   const journal = createJournal(settings.databaseUrl);
   try {
     // `verify` and `journal` inspect: a torn tail is reported, never dropped (they deleted an acknowledged record

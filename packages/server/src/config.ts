@@ -12,6 +12,7 @@ import {
   isAccountCurrency,
   parseDecimal,
 } from "@bourse/core";
+import { isPostgresUrl } from "@bourse/store";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -187,13 +188,7 @@ export function fileKey(variable: string): string {
 /** Settings the file cannot hold: the file's own name, and where the back-office commands find the server. */
 const ENVIRONMENT_ONLY = new Set(["BOURSE_CONFIG", "BOURSE_URL"]);
 
-/** The nested keys of the first configuration files, still read. */
-const NESTED_FILE_KEYS: Readonly<Record<string, readonly string[]>> = {
-  automation: ["port", "rateLimitPerSecond", "refusalsPerSecond"],
-  pusher: ["appKey", "appSecret"],
-};
-
-/** The nested key each of them stands for. */
+/** The nested keys of the first configuration files, still read: the setting each stands for. */
 const NESTED_ALIASES: Readonly<Record<string, readonly [string, string]>> = {
   BOURSE_AUTOMATION_PORT: ["automation", "port"],
   BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND: ["automation", "rateLimitPerSecond"],
@@ -201,6 +196,11 @@ const NESTED_ALIASES: Readonly<Record<string, readonly [string, string]>> = {
   BOURSE_PUSHER_APP_KEY: ["pusher", "appKey"],
   BOURSE_PUSHER_APP_SECRET: ["pusher", "appSecret"],
 };
+
+/** Each nested object of the file and its keys (from NESTED_ALIASES). */
+const NESTED_FILE_KEYS: Readonly<Record<string, readonly string[]>> = Object.values(NESTED_ALIASES).reduce<
+  Record<string, string[]>
+>((nested, [outer, inner]) => ({ ...nested, [outer]: [...(nested[outer] ?? []), inner] }), {});
 
 /** Every environment setting the server and the `bourse` command read: README.md's table. */
 export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
@@ -311,11 +311,7 @@ function configPick(environment: NodeJS.ProcessEnv): Pick {
 function storageFrom(environment: NodeJS.ProcessEnv, pick: Pick): StorageSettings {
   const databaseUrl = pick("BOURSE_DATABASE_URL");
   // Any other scheme was taken for a SQLite path: `mysql://x` made a directory "mysql:" and ran on SQLite there.
-  if (
-    databaseUrl !== undefined &&
-    /^[a-z][a-z0-9+.-]*:\/\//i.test(databaseUrl) &&
-    !/^postgres(ql)?:\/\//i.test(databaseUrl)
-  )
+  if (databaseUrl !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(databaseUrl) && !isPostgresUrl(databaseUrl))
     throw new ConfigError(
       `BOURSE_DATABASE_URL must be a postgres:// (or postgresql://) URL, or the path of a SQLite file, got ${JSON.stringify(databaseUrl.replace(/\/\/[^@/]*@/, "//***@"))}`,
     );

@@ -422,16 +422,8 @@ export class MarketDataService {
     if (this.changedQuotes.size === 0) return;
     const symbols = [...this.changedQuotes];
     this.changedQuotes.clear();
-    const quotes = symbols
-      .map((symbol) => this.last.get(symbol)!)
-      .map(({ symbol, bid, ask, bids, asks, time }) => ({
-        symbol,
-        bid,
-        ask,
-        ...(bids ? { bids } : {}),
-        ...(asks ? { asks } : {}),
-        time,
-      }));
+    // An accepted quote is a kept one's shape: symbol, bid, ask, its book if any, time.
+    const quotes = symbols.map((symbol) => this.last.get(symbol)!);
     try {
       for (let index = 0; index < quotes.length; index += PLATFORM_LIMITS.lastQuotesBatch)
         await this.platform.store.saveLastQuotes(quotes.slice(index, index + PLATFORM_LIMITS.lastQuotesBatch));

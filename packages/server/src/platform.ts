@@ -28,6 +28,7 @@ import {
   PostgresJournal,
   SqliteJournal,
   createPlatformStore,
+  isPostgresUrl,
   type CheckpointReport,
   type EventJournal,
   type JournalRecord,
@@ -70,10 +71,6 @@ export interface PlatformOptions {
 }
 
 export type PlatformState = "starting" | "recovering" | "ready" | "failed" | "closed";
-
-function isPostgresUrl(url: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(url);
-}
 
 /** Both journal drivers serve the read models from the tables they write in the same transaction. */
 function openJournal(url: string): EventJournal & ReadModels {
@@ -132,8 +129,7 @@ export class Platform {
 
   /** The journal's read models (histories, ledger). Throws ENGINE_UNAVAILABLE (503) before recovery has finished. */
   get readModels(): ReadModels {
-    if (this.currentState !== "ready")
-      throw new ApiError("ENGINE_UNAVAILABLE", "The trading engine is starting: try again shortly");
+    this.recovered();
     return this.journal;
   }
 
@@ -142,8 +138,7 @@ export class Platform {
    * stop (notifications). Throws ENGINE_UNAVAILABLE before recovery has finished.
    */
   journalRecords(afterSequence: number, limit: number): Promise<JournalRecord[]> {
-    if (this.currentState !== "ready")
-      throw new ApiError("ENGINE_UNAVAILABLE", "The trading engine is starting: try again shortly");
+    this.recovered();
     return this.journal.read(afterSequence, limit);
   }
 
@@ -201,9 +196,14 @@ export class Platform {
    * no answer shows what the journal may still refuse). Throws ENGINE_UNAVAILABLE before recovery has finished.
    */
   get engine(): TradingEngine {
+    return this.recovered().engine;
+  }
+
+  /** The durable engine once recovery has finished; ENGINE_UNAVAILABLE (503) before, and once closed. */
+  private recovered(): DurableEngine {
     if (!this.durable || this.currentState !== "ready")
       throw new ApiError("ENGINE_UNAVAILABLE", "The trading engine is starting: try again shortly");
-    return this.durable.engine;
+    return this.durable;
   }
 
   /** The durable engine (health and metrics), or null before recovery. */
@@ -225,9 +225,7 @@ export class Platform {
    * all the same); a storage failure throws ENGINE_UNAVAILABLE or OUTCOME_UNKNOWN (503).
    */
   async execute(command: UntimedCommand): Promise<CommandSuccess> {
-    const durable = this.durable;
-    if (!durable || this.currentState !== "ready")
-      throw new ApiError("ENGINE_UNAVAILABLE", "The trading engine is starting: try again shortly");
+    const durable = this.recovered();
     let result;
     try {
       result = await durable.submit({ ...command, time: this.clock.now() } as Command);
@@ -272,12 +270,11 @@ export class Platform {
    * Called once recovery has finished, before the feed starts.
    */
   restoreQuotes(quotes: readonly AcceptedQuote[]): AcceptedQuote[] {
-    if (!this.durable || this.currentState !== "ready")
-      throw new ApiError("ENGINE_UNAVAILABLE", "The trading engine is starting: try again shortly");
+    const durable = this.recovered();
     const taken: AcceptedQuote[] = [];
     for (const quote of quotes) {
-      if (!this.instruments.has(quote.symbol) || this.durable.engine.quote(quote.symbol)) continue;
-      const refused = this.durable.restoreQuote(quote);
+      if (!this.instruments.has(quote.symbol) || durable.engine.quote(quote.symbol)) continue;
+      const refused = durable.restoreQuote(quote);
       if (refused) {
         this.log.warn(`market data: the kept quote of ${quote.symbol} is not taken: ${refused.message}`);
         continue;

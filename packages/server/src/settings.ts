@@ -2,6 +2,7 @@
  * Server settings from the environment (a configuration file joins them with the server, issue 4).
  * Unset BOURSE_DATABASE_URL means the embedded SQLite database in the data directory.
  */
+import { isPostgresUrl } from "@bourse/store";
 import path from "node:path";
 
 export interface StorageSettings {
@@ -24,7 +25,7 @@ export function storageSettings(environment: NodeJS.ProcessEnv = process.env): S
 
 /** A database URL fit for a log line: a PostgreSQL password is never printed. */
 export function describeDatabase(databaseUrl: string): string {
-  if (!/^postgres(ql)?:\/\//i.test(databaseUrl)) return `SQLite ${databaseUrl}`;
+  if (!isPostgresUrl(databaseUrl)) return `SQLite ${databaseUrl}`;
   const url = new URL(databaseUrl);
   if (url.password) url.password = "***";
   return `PostgreSQL ${url.toString()}`;

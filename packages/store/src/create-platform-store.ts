@@ -1,3 +1,4 @@
+import { isPostgresUrl } from "./create-journal.ts";
 import type { PlatformStore } from "./platform-store.ts";
 import { PostgresPlatformStore } from "./postgres-platform-store.ts";
 import { SqlitePlatformStore } from "./sqlite-platform-store.ts";
@@ -14,7 +15,6 @@ export interface CreatePlatformStoreOptions {
  * path of a SQLite file (or ':memory:'). Call `open()` on the result before using it.
  */
 export function createPlatformStore(url: string, options: CreatePlatformStoreOptions = {}): PlatformStore {
-  if (/^postgres(ql)?:\/\//i.test(url))
-    return new PostgresPlatformStore({ connectionString: url, schema: options.postgresSchema });
+  if (isPostgresUrl(url)) return new PostgresPlatformStore({ connectionString: url, schema: options.postgresSchema });
   return new SqlitePlatformStore({ path: url, derivedWrites: options.sqliteDerivedWrites });
 }
