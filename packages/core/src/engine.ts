@@ -13,6 +13,7 @@ import {
   currencyDigits,
   isAccountCurrency,
   isSessionOpen,
+  isSessionOpenThroughout,
   maxPricePoints,
   weekdayOf,
   type InstrumentSpec,
@@ -761,7 +762,20 @@ export class TradingEngine {
     if (!quote) return reject("NO_QUOTES");
     // Every order, close and stops change is decided against the current price: a kept one is no price to trade at.
     if (quote.restored) return noLivePrice(instrument.symbol);
+    // Nor is one from before the market last closed (Friday's close at Sunday's open, or a quote sent while closed):
+    // a client traded the weekend gap at a two-day-old price. Trading waits for the session's first tick.
+    if (!this.priceOfOpenSession(instrument, time))
+      return reject("NO_QUOTES", `No price of ${instrument.symbol} since the market opened yet`);
     return null;
+  }
+
+  /**
+   * Whether the symbol's quote is a price to trade at `time`: live (not kept from before a restart), its market open
+   * now and open without a break since the quote came (isSessionOpenThroughout).
+   */
+  private priceOfOpenSession(instrument: InstrumentSpec, time: number): boolean {
+    const quote = this.quotes.get(instrument.symbol);
+    return quote !== undefined && !quote.restored && isSessionOpenThroughout(instrument.sessions, quote.time, time);
   }
 
   private validVolume(instrument: InstrumentSpec, volume: number): boolean {
@@ -1560,7 +1574,10 @@ export class TradingEngine {
     this.quotes.set(instrument.symbol, { symbol: instrument.symbol, bid, ask, time, bids, asks });
     this.changedMarketData.add(instrument.symbol);
     if (this.state.deferredSwapsByConversion.size > 0) this.chargeDeferredSwaps(time);
-    this.processTriggers(instrument.symbol, time);
+    // A quote while the market is closed (a feed stamping ticks with the server's clock on a weekend) is shown and
+    // values positions, but fills nothing: pending orders, SL, TP and trailing stops trigger inside the session only
+    // (MetaTrader 5's rule), as every client command there answers MARKET_CLOSED. The session's first tick runs them.
+    if (isSessionOpen(instrument.sessions, time)) this.processTriggers(instrument.symbol, time);
     this.evaluateRiskForSymbol(instrument.symbol, time);
     return { ok: true, events: [] };
   }
@@ -1879,7 +1896,7 @@ export class TradingEngine {
     // Stop-out: close the most losing position, again and again, until the level is restored.
     let stoppedOut = false;
     while (metrics.margin > 0 && metrics.equity * 100 <= group.stopOutLevelPercent * metrics.margin) {
-      const victim = this.mostLosingPosition(accountId);
+      const victim = this.mostLosingPosition(accountId, time);
       if (!victim) break;
       stoppedOut = true;
       this.emit({
@@ -1949,12 +1966,18 @@ export class TradingEngine {
     return true;
   }
 
-  private mostLosingPosition(accountId: number): Position | null {
+  /**
+   * The most losing position the stop-out can close now. A position whose market is closed, or has not ticked since
+   * it opened, is skipped (`tradable`): closed on a Saturday at Friday's last bid, a stop-out realised a price no
+   * market offered. It is judged again at its market's first tick of the session.
+   */
+  private mostLosingPosition(accountId: number, time: number): Position | null {
     let victim: Position | null = null;
     let worst = 0;
     for (const positionId of this.state.accountPositions.get(accountId) ?? []) {
       const position = this.state.positions.get(positionId);
       if (!position || !this.quotes.has(position.symbol)) continue;
+      if (!this.priceOfOpenSession(this.state.instrument(position.symbol), time)) continue;
       const profit = this.positionProfit(position) + position.swap;
       if (victim === null || profit < worst || (profit === worst && position.id < victim.id)) {
         victim = position;

@@ -392,6 +392,33 @@ export function isSessionOpen(sessions: WeekSessions, timeMs: number): boolean {
   return false;
 }
 
+/**
+ * Whether the instrument's session is open at every minute from `fromMs` to `toMs` (both included), i.e. it has not
+ * closed in between: a price that came at `fromMs` is still one of the session trading at `toMs`. Pure calendar
+ * arithmetic, at most eight days of intervals walked (a week repeats).
+ */
+export function isSessionOpenThroughout(sessions: WeekSessions, fromMs: number, toMs: number): boolean {
+  if (toMs < fromMs) return isSessionOpen(sessions, toMs);
+  const firstDay = Math.floor(fromMs / 86_400_000);
+  const lastDay = Math.floor(toMs / 86_400_000);
+  // Past eight days every weekday is crossed whole at least once: open throughout only if every day is open all day.
+  const days = Math.min(lastDay - firstDay, 8);
+  for (let offset = 0; offset <= days; offset++) {
+    const day = firstDay + offset;
+    const from = offset === 0 ? Math.floor((fromMs - day * 86_400_000) / 60_000) : 0;
+    const to = day === lastDay ? Math.floor((toMs - day * 86_400_000) / 60_000) : MINUTES_PER_DAY - 1;
+    const intervals = sessions[weekdayOf(day * 86_400_000) as 0] ?? CLOSED;
+    // Each minute from `from` to `to` must fall inside an interval: step from interval to interval.
+    let minute = from;
+    while (minute <= to) {
+      const covering = intervals.find(([start, end]) => minute >= start && minute < end);
+      if (!covering) return false;
+      minute = covering[1];
+    }
+  }
+  return true;
+}
+
 export function weekdayOf(timeMs: number): number {
   return (((Math.floor(timeMs / 86_400_000) + 4) % 7) + 7) % 7;
 }

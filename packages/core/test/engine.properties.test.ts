@@ -45,6 +45,8 @@ import {
   canonicalStateHead,
   defaultEngineConfig,
   isRejectionCode,
+  isSessionOpen,
+  isSessionOpenThroughout,
   ledgerBalance,
   marginInAccountCurrency,
   snapshotRecordParts,
@@ -1696,11 +1698,20 @@ const riskObserver: Observer = {
       if (!priced) continue;
       const group = GROUPS.get(account.group);
       if (!group) throw new Error(`unknown group ${account.group}`);
+      // A stop-out closes only positions whose market is open and has ticked since it opened (engine.ts
+      // `mostLosingPosition`): an account may stay at or below the level only while it holds no other.
+      const closable = positions.some((position) => {
+        const quote = h.engine.quote(position.symbol);
+        return (
+          quote !== undefined &&
+          isSessionOpenThroughout(instrumentOf(position.symbol).sessions, quote.time, h.engine.time)
+        );
+      });
       must(
-        metrics.equity * 100 > group.stopOutLevelPercent * metrics.margin,
+        !closable || metrics.equity * 100 > group.stopOutLevelPercent * metrics.margin,
         h,
         () =>
-          `account ${accountId}: equity ${metrics.equity} / margin ${metrics.margin} at or below the stop-out level ${group.stopOutLevelPercent} %`,
+          `account ${accountId}: equity ${metrics.equity} / margin ${metrics.margin} at or below the stop-out level ${group.stopOutLevelPercent} % with a position it could close`,
       );
       const inCall = metrics.equity * 100 <= group.marginCallLevelPercent * metrics.margin;
       must(
@@ -1723,6 +1734,8 @@ const triggerObserver: Observer = {
   afterStep(h, step) {
     const command = step.command;
     if (command.kind !== "tick" || !step.result?.ok) return;
+    // A tick while the symbol's market is closed triggers nothing (engine.ts `tick`): its session's first tick does.
+    if (!isSessionOpen(instrumentOf(command.symbol).sessions, h.engine.time)) return;
     const { bid, ask } = command;
     for (const position of h.engine.state.positions.values()) {
       if (position.symbol !== command.symbol) continue;

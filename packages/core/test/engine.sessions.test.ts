@@ -1,0 +1,192 @@
+/**
+ * Prices that jump across a market's closed hours (a weekend, a daily break), found by an audit of gaps and sessions.
+ *
+ * On the code before this file, with EURUSD closed from Friday 22:00 to Sunday 22:00 UTC:
+ * - a stop-out on Saturday (a BTCUSD tick) closed the EURUSD position at Friday's last bid, a price no market
+ *   offered on Saturday, in a market the client could not trade;
+ * - a EURUSD tick on Saturday (a CSV replay or an external feed stamps quotes with the server's clock) filled the
+ *   pending orders and closed the SL/TP it reached, while every client command on EURUSD answered MARKET_CLOSED;
+ * - at Sunday's open, before EURUSD's first tick of the session, a market order and a close filled at Friday's
+ *   quote: the client traded the weekend gap at a price two days old.
+ * The rule now: a price is one to trade at only while the market is open and has stayed open since the price came
+ * (MetaTrader 5 triggers pending orders, SL and TP only inside the trade session; a kept price from before a
+ * restart was already refused for the same reason, `MarketQuote.restored`).
+ */
+import { describe, expect, it } from "vitest";
+import { ALWAYS_OPEN, isSessionOpenThroughout } from "../src/index.ts";
+import { Scenario, instrumentOf, money, points } from "./helpers.ts";
+
+/** Friday 5 June 2026, 21:30 UTC: forex trades until 22:00, crypto all week. */
+const FRIDAY_2130 = Date.UTC(2026, 5, 5, 21, 30);
+const FRIDAY_2150 = Date.UTC(2026, 5, 5, 21, 50);
+const SATURDAY_NOON = Date.UTC(2026, 5, 6, 12, 0);
+/** Forex reopens on Sunday at 22:00 UTC. */
+const SUNDAY_2200 = Date.UTC(2026, 5, 7, 22, 0);
+
+describe("stop-out while a market is closed", () => {
+  it("a weekend stop-out closes the losing position it can trade, never a closed market's at Friday's price; that one closes at the first tick after the open", () => {
+    const s = new Scenario(undefined, FRIDAY_2130);
+    const account = s.account("USD", "1500");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("BTCUSD", "60000.00", "60010.00");
+    const eur = s.buy(account, "EURUSD", "0.5").positionId as number;
+    const btc = s.buy(account, "BTCUSD", "0.02").positionId as number;
+    // Margin: EURUSD 50,000 EUR / 100 × 1.08430 = 542.15; BTCUSD 0.02 × 60,010.00 × 50 % = 600.10. Commission 0.10.
+    expect(s.engine.accountMetrics(account)).toMatchObject({ balance: money("1499.90"), margin: money("1142.25") });
+    s.quote("EURUSD", "1.07440", "1.07450", FRIDAY_2150);
+    // Saturday: BTCUSD falls. Friday's 22:00 rollover charged EURUSD −3.60 (−7.2 points × 0.5 lot) and BTCUSD −0.40.
+    // Equity 1,499.90 − 500.00 − 440.20 − 3.60 − 0.40 = 555.70 ≤ 50 % of 1,142.25: stop-out. EURUSD loses most
+    // (−503.60) but its market is closed: the stop-out closes BTCUSD at the bid 38,000.00 (−440.20, swap −0.40,
+    // commission 0.10), which restores the level (555.60 / 542.15 = 102 %).
+    s.quote("BTCUSD", "38000.00", "38010.00", SATURDAY_NOON);
+    expect(s.deals().slice(2)).toEqual([
+      expect.objectContaining({
+        positionId: btc,
+        symbol: "BTCUSD",
+        reason: "STOP_OUT",
+        price: points("BTCUSD", "38000.00"),
+        profit: money("-440.20"),
+        swap: money("-0.40"),
+        commission: money("0.10"),
+      }),
+    ]);
+    expect(s.events.filter((event) => event.type === "StopOut")).toEqual([
+      expect.objectContaining({ positionId: btc, equity: money("555.70"), margin: money("1142.25") }),
+    ]);
+    expect(s.positions(account).map((position) => position.id)).toEqual([eur]);
+    expect(s.get(account).balance).toBe(money("1059.20"));
+    // Sunday's first EURUSD tick gaps down: equity 1,059.20 − 1,020.00 − 3.60 = 35.60, closed at that tick's bid.
+    s.quote("EURUSD", "1.06400", "1.06410", SUNDAY_2200 + 1000);
+    expect(s.deals().slice(3)).toEqual([
+      expect.objectContaining({
+        positionId: eur,
+        reason: "STOP_OUT",
+        price: points("EURUSD", "1.06400"),
+        profit: money("-1020.00"),
+        swap: money("-3.60"),
+        time: SUNDAY_2200 + 1000,
+      }),
+    ]);
+    expect(s.get(account).balance).toBe(money("35.60"));
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+});
+
+describe("ticks while a market is closed", () => {
+  it("a tick while the market is closed fills no pending order and closes no SL; the first tick of the session does, at its own prices", () => {
+    const s = new Scenario(undefined, FRIDAY_2130);
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const position = s.buy(account, "EURUSD", "1", { sl: points("EURUSD", "1.08300") }).positionId as number;
+    const limit = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 100,
+      price: points("EURUSD", "1.08200"),
+    }).orderId as number;
+    // Saturday: a quote below both the SL and the limit. The market is closed: the quote is shown, nothing trades.
+    s.quote("EURUSD", "1.08000", "1.08010", SATURDAY_NOON);
+    expect(s.engine.quote("EURUSD")).toMatchObject({ bid: points("EURUSD", "1.08000"), time: SATURDAY_NOON });
+    expect(s.deals()).toHaveLength(1);
+    expect(s.engine.state.positions.get(position)).toMatchObject({ sl: points("EURUSD", "1.08300") });
+    expect(s.engine.state.orders.get(limit)).toMatchObject({ status: "PLACED", triggered: false });
+    // Sunday's first tick: the SL is reached (bid 1.08250 ≤ 1.08300) and closes at that bid; the limit is not
+    // (ask 1.08260 > 1.08200). (1.08250 − 1.08440) × 100,000 = −190.00, swap −7.20 from Friday's rollover.
+    s.quote("EURUSD", "1.08250", "1.08260", SUNDAY_2200 + 5000);
+    expect(s.deals().slice(1)).toEqual([
+      expect.objectContaining({
+        positionId: position,
+        reason: "STOP_LOSS",
+        price: points("EURUSD", "1.08250"),
+        profit: money("-190.00"),
+        swap: money("-7.20"),
+      }),
+    ]);
+    expect(s.engine.state.orders.get(limit)).toMatchObject({ status: "PLACED" });
+    expect(s.get(account).balance).toBe(money("10000") - money("190.00") - money("7.20"));
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+});
+
+describe("the first minutes after a market opens", () => {
+  it("at the weekend open nothing trades at Friday's quote (NO_QUOTES) until the session's first tick, which it then fills at", () => {
+    const s = new Scenario(undefined, FRIDAY_2130);
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const position = s.buy(account, "EURUSD", "1").positionId as number;
+    s.time = SUNDAY_2200 + 500;
+    const sell = {
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "SELL",
+      type: "MARKET",
+      volume: 100,
+    };
+    expect(s.rejected(sell as never)).toBe("NO_QUOTES");
+    expect(s.rejected({ kind: "closePosition", accountId: account, positionId: position })).toBe("NO_QUOTES");
+    expect(
+      s.rejected({ kind: "modifyPosition", accountId: account, positionId: position, sl: points("EURUSD", "1.08000") }),
+    ).toBe("NO_QUOTES");
+    expect(s.deals()).toHaveLength(1);
+    s.quote("EURUSD", "1.07900", "1.07910");
+    s.ok({ kind: "closePosition", accountId: account, positionId: position });
+    // (1.07900 − 1.08440) × 100,000 = −540.00, swap −7.20.
+    expect(s.deals()[1]).toMatchObject({ price: points("EURUSD", "1.07900"), profit: money("-540.00") });
+    expect(s.get(account).balance).toBe(money("10000") - money("540.00") - money("7.20"));
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("a quote that came while the market was closed is no price to trade at after the open either", () => {
+    const s = new Scenario(undefined, FRIDAY_2130);
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("EURUSD", "1.08000", "1.08010", SATURDAY_NOON);
+    s.time = SUNDAY_2200 + 500;
+    expect(
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "MARKET",
+        volume: 100,
+      }),
+    ).toBe("NO_QUOTES");
+    s.quote("EURUSD", "1.08100", "1.08110");
+    s.buy(account, "EURUSD", "1");
+    expect(s.deals()[0]?.price).toBe(points("EURUSD", "1.08110"));
+  });
+
+  it("after gold's daily break (22:00–23:00 UTC) an order waits for the first tick after 23:00", () => {
+    const s = new Scenario(undefined, Date.UTC(2026, 5, 2, 21, 58));
+    const account = s.account();
+    s.quote("XAUUSD", "2350.00", "2350.30");
+    s.time = Date.UTC(2026, 5, 2, 23, 0, 30);
+    expect(
+      s.rejected({ kind: "placeOrder", accountId: account, symbol: "XAUUSD", side: "BUY", type: "MARKET", volume: 1 }),
+    ).toBe("NO_QUOTES");
+    s.quote("XAUUSD", "2361.00", "2361.30");
+    s.buy(account, "XAUUSD", "0.01");
+    expect(s.deals()[0]?.price).toBe(points("XAUUSD", "2361.30"));
+  });
+});
+
+describe("isSessionOpenThroughout", () => {
+  const forex = instrumentOf("EURUSD").sessions;
+  it("is true only when no minute between the two times (both included) is closed", () => {
+    expect(isSessionOpenThroughout(forex, FRIDAY_2130, Date.UTC(2026, 5, 5, 21, 59, 59, 999))).toBe(true);
+    expect(isSessionOpenThroughout(forex, FRIDAY_2130, Date.UTC(2026, 5, 5, 22, 0))).toBe(false);
+    expect(isSessionOpenThroughout(forex, FRIDAY_2130, SUNDAY_2200 + 1)).toBe(false);
+    // Sunday's session runs on into Monday's across midnight.
+    expect(isSessionOpenThroughout(forex, SUNDAY_2200, Date.UTC(2026, 5, 9, 12, 0))).toBe(true);
+    expect(isSessionOpenThroughout(forex, SATURDAY_NOON, SATURDAY_NOON)).toBe(false);
+    expect(isSessionOpenThroughout(ALWAYS_OPEN, FRIDAY_2130, FRIDAY_2130 + 30 * 86_400_000)).toBe(true);
+    expect(isSessionOpenThroughout(forex, SUNDAY_2200, SUNDAY_2200 + 30 * 86_400_000)).toBe(false);
+  });
+});
