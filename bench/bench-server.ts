@@ -34,6 +34,8 @@ export async function createBenchServer(
     BOURSE_ADMIN_TOKEN: "bench-admin-token",
     BOURSE_JWT_SECRET: "bench-jwt-secret-bench-jwt-secret",
     BOURSE_RATE_LIMIT_PER_SECOND: "1000000",
+    // The benches sign their users up from one address.
+    BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR: "1000000",
   });
   const server = await createServer({
     ...options,

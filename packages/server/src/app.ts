@@ -11,7 +11,6 @@
  * Every route is recorded in `app.routeRegistry`, which the authorization matrix test walks.
  */
 import AjvCompiler from "@fastify/ajv-compiler";
-import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -33,6 +32,8 @@ import { ApiError, ApiErrorCodes, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Platform } from "./platform.ts";
 import { compileResponseSerializer } from "./response-serializer.ts";
+import { clientRateLimiterOf, clientRequestKey } from "./rate-window.ts";
+import { ErrorResponse } from "./schemas.ts";
 
 /**
  * `userOrApiKey`: a Client API JWT or an API key (any scope) in `Authorization` (the Pusher endpoint's
@@ -49,6 +50,8 @@ declare module "fastify" {
     face?: Face;
     /** `apiKey` routes: the least scope a key needs (default `full`). */
     apiKeyScope?: ApiKeyScope;
+    /** false: outside the Client API's budget (the admin API, system routes, the Automation API's own limit). */
+    rateLimit?: false;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -141,6 +144,27 @@ export function toApiError(error: unknown): ApiError {
   return new ApiError("INTERNAL_ERROR");
 }
 
+/**
+ * A request with a body (any method but GET and HEAD, whether the route reads one or not) can be answered 413
+ * PAYLOAD_TOO_LARGE or 415 UNSUPPORTED_MEDIA_TYPE by Fastify's body parsing, before the handler: both are added to
+ * the route's documented responses, so /docs lists every status it answers. The Automation API answers them 400
+ * (seed 003's statuses), which its routes document.
+ */
+function documentBodyRefusals(route: {
+  method: string | string[];
+  schema?: { response?: unknown };
+  config?: unknown;
+}): void {
+  const methods = Array.isArray(route.method) ? route.method : [route.method];
+  const schema = route.schema;
+  if (!schema || methods.every((method) => method === "GET" || method === "HEAD")) return;
+  if ((route.config as { face?: Face } | undefined)?.face === "automation") return;
+  const responses = { ...(schema.response as Record<string, unknown> | undefined) };
+  for (const status of [ApiErrorCodes.PAYLOAD_TOO_LARGE.status, ApiErrorCodes.UNSUPPORTED_MEDIA_TYPE.status])
+    responses[String(status)] ??= ErrorResponse;
+  schema.response = responses;
+}
+
 function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
@@ -223,6 +247,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       route.config = { ...route.config, auth: "public", face: "system" };
       return;
     }
+    documentBodyRefusals(route);
     for (const method of methods) {
       if (method === "HEAD") continue;
       app.routeRegistry.push({
@@ -272,19 +297,6 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   });
   if (options.docs !== false) await app.register(swaggerUi, { routePrefix: "/docs" });
 
-  await app.register(rateLimit, {
-    global: true,
-    hook: "preHandler",
-    max: config.rateLimitPerSecond,
-    timeWindow: 1000,
-    enableDraftSpec: true,
-    keyGenerator: (request) => (request.principal ? `user:${request.principal.userId}` : `address:${request.ip}`),
-    errorResponseBuilder: (_request, context) => {
-      const error = new ApiError("RATE_LIMITED", `Rate limit of ${context.max} requests per second exceeded`);
-      return Object.assign(error, { statusCode: context.statusCode });
-    },
-  });
-
   app.addHook("onRequest", async (request: FastifyRequest) => {
     if (request.is404) return;
     const mode = request.routeOptions.config.auth ?? "user";
@@ -319,6 +331,24 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       request,
       mode === "userOrApiKey",
     ));
+  });
+
+  // The Client API's budget (rate-window.ts), counted once the caller is known and before the body is parsed, so a
+  // flood of malformed requests counts too. Every answer says where the caller stands (RateLimit-* headers, the
+  // IETF draft's names, as the Automation API sends them); a 429 also says when to retry.
+  const clientRequests = clientRateLimiterOf(platform);
+  app.addHook("onRequest", async (request: FastifyRequest, reply) => {
+    if (request.routeOptions.config?.rateLimit === false) return;
+    const state = clientRequests.hit(
+      clientRequestKey(request.principal ? { userId: request.principal.userId } : { address: request.ip }),
+    );
+    void reply.header("ratelimit-limit", state.limit);
+    void reply.header("ratelimit-remaining", state.remaining);
+    void reply.header("ratelimit-reset", state.resetSeconds);
+    if (state.exceeded) {
+      void reply.header("retry-after", state.resetSeconds);
+      throw new ApiError("RATE_LIMITED", `Rate limit of ${state.limit} requests per second exceeded`);
+    }
   });
 
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {

@@ -12,9 +12,9 @@ import {
   isAccountCurrency,
   parseDecimal,
 } from "@bourse/core";
-import { isPostgresUrl } from "@bourse/store";
+import { isPostgresUrl, makeDirectories } from "@bourse/store";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseTrustedProxies } from "./client-address.ts";
 import { feedTuning, type FeedTuning } from "./feed/index.ts";
@@ -43,6 +43,11 @@ export interface ServerConfig {
   readonly demoLeverage: number;
   /** Client API requests per user (or per address before sign-in) per second. */
   readonly rateLimitPerSecond: number;
+  /**
+   * Sign-ups one client address may make per hour (a fixed hour from its first), beyond the request rate: each makes
+   * a user, a funded demo account and an argon2 hash. The address is the client's by BOURSE_TRUST_PROXY.
+   */
+  readonly signupsPerAddressPerHour: number;
   /** Failed logins in a row that lock a user out, and for how long. */
   readonly loginMaxFailures: number;
   readonly loginLockSeconds: number;
@@ -142,7 +147,13 @@ function keptSecret(directory: string, fileName: string, given: string | undefin
   if (given !== undefined && given !== "") return given;
   const file = path.join(directory, fileName);
   if (existsSync(file)) return readFileSync(file, "utf8").trim();
-  mkdirSync(directory, { recursive: true });
+  try {
+    makeDirectories(directory);
+  } catch (error) {
+    throw new ConfigError(
+      `BOURSE_DATA_DIR: the data directory ${directory} cannot be created: ${(error as Error).message}`,
+    );
+  }
   const secret = randomBytes(32).toString("base64url");
   writeFileSync(file, secret + "\n", { mode: SECRET_FILE_MODE });
   return secret;
@@ -220,6 +231,7 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_DEMO_CURRENCY",
   "BOURSE_DEMO_LEVERAGE",
   "BOURSE_RATE_LIMIT_PER_SECOND",
+  "BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR",
   "BOURSE_LOGIN_MAX_FAILURES",
   "BOURSE_LOGIN_LOCK_SECONDS",
   "BOURSE_BODY_LIMIT_BYTES",
@@ -360,6 +372,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     demoCurrency,
     demoLeverage: integer("BOURSE_DEMO_LEVERAGE", "100", leverageMin, leverageMax),
     rateLimitPerSecond: integer("BOURSE_RATE_LIMIT_PER_SECOND", "100", 1, 1_000_000),
+    signupsPerAddressPerHour: integer("BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR", "30", 1, 1_000_000),
     loginMaxFailures: integer("BOURSE_LOGIN_MAX_FAILURES", "5", 1, 1000),
     loginLockSeconds: integer("BOURSE_LOGIN_LOCK_SECONDS", "900", 1, 86_400),
     bodyLimitBytes: integer("BOURSE_BODY_LIMIT_BYTES", String(512 * 1024), 1024, 16 * 1024 * 1024),

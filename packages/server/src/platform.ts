@@ -26,16 +26,17 @@ import {
   EngineOverloadedError,
   EngineUnavailableError,
   PostgresJournal,
+  StorageUnavailableError,
   SqliteJournal,
   createPlatformStore,
   isPostgresUrl,
+  makeDirectories,
   type CheckpointReport,
   type EventJournal,
   type JournalRecord,
   type PlatformStore,
   type ReadModels,
 } from "@bourse/store";
-import { mkdirSync } from "node:fs";
 import { Bus } from "./bus.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import type { ServerConfig } from "./config.ts";
@@ -79,6 +80,45 @@ function openJournal(url: string): EventJournal & ReadModels {
     : new SqliteJournal({ path: url, writer: "worker", checkpoints: "thread" });
 }
 
+/**
+ * The store as the faces use it: a call that PostgreSQL did not answer in time, or could not be reached for
+ * (StorageUnavailableError), answers 503 with a clear message instead of 500: OUTCOME_UNKNOWN when a write may have
+ * been saved, ENGINE_UNAVAILABLE when nothing was. Every other error passes as it is.
+ */
+function answeringStorageFailures(store: PlatformStore): PlatformStore {
+  const refusal = (error: unknown): never => {
+    if (!(error instanceof StorageUnavailableError)) throw error;
+    // Fixed texts: the error's own message may name the database's host, which is no client's business.
+    throw error.outcomeUnknown
+      ? new ApiError(
+          "OUTCOME_UNKNOWN",
+          "The database did not confirm the change in time: it may or may not have been saved; look before retrying",
+        )
+      : new ApiError(
+          "ENGINE_UNAVAILABLE",
+          "The database did not answer in time: nothing was changed; try again shortly",
+        );
+  };
+  // Keyed by the method itself, not its name: a method replaced on the store (a test's spy) is wrapped anew.
+  const wrapped = new WeakMap<(...parameters: unknown[]) => unknown, (...parameters: unknown[]) => unknown>();
+  return new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      const original = value as (...parameters: unknown[]) => unknown;
+      let method = wrapped.get(original);
+      if (method === undefined) {
+        method = (...args: unknown[]): unknown => {
+          const result = original.apply(target, args);
+          return result instanceof Promise ? result.catch(refusal) : result;
+        };
+        wrapped.set(original, method);
+      }
+      return method;
+    },
+  });
+}
+
 const consoleLog: PlatformLog = {
   info: (message) => console.log(message),
   warn: (message) => console.warn(message),
@@ -92,6 +132,8 @@ export class Platform {
   readonly engineConfig: EngineConfig;
   readonly instruments: ReadonlyMap<string, InstrumentSpec>;
   private readonly platformStore: PlatformStore;
+  /** `platformStore` as the faces get it (answeringStorageFailures). */
+  private readonly answeringStore: PlatformStore;
   private storeOpen = false;
   private readonly journal: EventJournal & ReadModels;
   private durable: DurableEngine | null = null;
@@ -115,16 +157,17 @@ export class Platform {
     this.bus = new Bus((error, topic) => this.log.error(`bus: a subscriber of ${topic} failed: ${String(error)}`));
     const storage = config.storage;
     if (!isPostgresUrl(storage.databaseUrl) || !isPostgresUrl(storage.platformDatabaseUrl))
-      mkdirSync(storage.dataDirectory, { recursive: true });
+      makeDirectories(storage.dataDirectory);
     this.journal = openJournal(storage.databaseUrl);
     // Notifications and candles are written by a thread of their own: their bursts never stop this one.
     this.platformStore = createPlatformStore(storage.platformDatabaseUrl, { sqliteDerivedWrites: "worker" });
+    this.answeringStore = answeringStorageFailures(this.platformStore);
   }
 
   /** Users, sessions, keys and the rest. Throws ENGINE_UNAVAILABLE (503) until `start` has opened it. */
   get store(): PlatformStore {
     if (!this.storeOpen) throw new ApiError("ENGINE_UNAVAILABLE", "The server is starting: try again shortly");
-    return this.platformStore;
+    return this.answeringStore;
   }
 
   /** The journal's read models (histories, ledger). Throws ENGINE_UNAVAILABLE (503) before recovery has finished. */

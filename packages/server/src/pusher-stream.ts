@@ -24,6 +24,13 @@
  * Every `data` is a JSON-encoded string. Slow consumers are closed with 4100 (pusher-js reconnects after
  * a backoff), `reconnectAll` (and shutdown) close with 4200 (pusher-js reconnects at once and resubscribes).
  *
+ * Sockets, counted with the native stream's (upgrade-router.ts): per client address from the handshake (the next
+ * is closed with 4100); per user while the socket holds a private or presence channel of one of the user's accounts,
+ * and per API key while it holds a channel the key granted, once however many such channels it holds, given back
+ * with the last of them (unsubscribe, revocation, expiry) or the close. A channel that would pass either bound is
+ * refused, `pusher:subscription_error` {type: "LimitReached", status: 429}, and changes nothing: the socket is not
+ * authenticated, its account channels are what a user holds through it.
+ *
  * Revocation. The socket itself is not authenticated (the app key is public, public channels need nothing);
  * each private or presence channel is authorised, per socket, by POST /api/v2/ws/auth with a session (JWT)
  * or an API key. That route records the grant here (`grant`: socket id, channel → the credential), and a
@@ -72,7 +79,13 @@ import {
   TopicFanout,
   textFrame,
 } from "./stream-outbound.ts";
-import { openSocketsByAddressOf, type OpenSocketCounts, type UpgradeAdapter } from "./upgrade-router.ts";
+import {
+  openSocketsByAddressOf,
+  openSocketsByApiKeyOf,
+  openSocketsByUserOf,
+  type OpenSocketCounts,
+  type UpgradeAdapter,
+} from "./upgrade-router.ts";
 import { depthPayload, marketDataOf, quotePayload, truncateDepth, type DepthPayload } from "./market-data.ts";
 import { DEFAULT_STREAM_LIMITS, type NativeStreamLimits } from "./ws-stream.ts";
 
@@ -87,6 +100,8 @@ export interface PusherStreamLimits extends Pick<
   | "slowConsumerMs"
   | "maxDepthLevels"
   | "maxSocketsPerAddress"
+  | "maxSocketsPerUser"
+  | "maxSocketsPerApiKey"
 > {
   /** `activity_timeout` announced in connection_established (seconds): pusher-js pings after this much silence. */
   activityTimeoutSeconds: number;
@@ -107,6 +122,9 @@ export const DEFAULT_PUSHER_LIMITS: Readonly<PusherStreamLimits> = {
   maxDepthLevels: DEFAULT_STREAM_LIMITS.maxDepthLevels,
   // One budget per address with the native stream (the counts are shared): no credential is needed to connect here.
   maxSocketsPerAddress: DEFAULT_STREAM_LIMITS.maxSocketsPerAddress,
+  // Counted with the native stream's sockets: a user spread over addresses or faces holds no more account channels.
+  maxSocketsPerUser: DEFAULT_STREAM_LIMITS.maxSocketsPerUser,
+  maxSocketsPerApiKey: DEFAULT_STREAM_LIMITS.maxSocketsPerApiKey,
   activityTimeoutSeconds: 120,
   idlePingMs: 120_000,
   pongTimeoutMs: 30_000,
@@ -127,6 +145,8 @@ interface HeldChannel {
   readonly credential: Credential | null;
   /** When the session that authorised it expires (its end ends the channel); null: public, or an API key. */
   readonly expiresAt: number | null;
+  /** Private and presence channels: the user owning the account (the socket counts toward their sockets). */
+  readonly userId: string | null;
 }
 
 /** What POST /api/v2/ws/auth recorded for one channel of one socket. */
@@ -158,6 +178,9 @@ export class PusherStream implements UpgradeAdapter {
   readonly closes: Record<string, number> = {};
   /** Open sockets per client address, shared with the native stream. */
   readonly socketsByAddress: OpenSocketCounts;
+  /** Sockets per user and per API key, shared with the native stream: here those holding an account channel. */
+  readonly socketsByUser: OpenSocketCounts;
+  readonly socketsByApiKey: OpenSocketCounts;
   /** BOURSE_TRUST_PROXY, as the HTTP app applies it: a socket's client address. */
   private readonly proxyTrust: ProxyTrust | null;
 
@@ -169,6 +192,8 @@ export class PusherStream implements UpgradeAdapter {
     this.limits = { ...DEFAULT_PUSHER_LIMITS, ...limits };
     this.server = streamSocketServer(this.limits.maxPayloadBytes);
     this.socketsByAddress = openSocketsByAddressOf(platform);
+    this.socketsByUser = openSocketsByUserOf(platform);
+    this.socketsByApiKey = openSocketsByApiKeyOf(platform);
     this.proxyTrust = proxyTrust(platform.config.trustedProxies);
     this.fanout = new TopicFanout(platform.bus, (topic, message, subscribers) =>
       this.dispatch(topic, message, subscribers),
@@ -370,6 +395,10 @@ class PusherConnection {
   private readonly closedPromise: Promise<void>;
   /** Gives back the socket's slot of its client address (once it closes); null when it holds none. */
   private releaseAddress: (() => void) | null = null;
+  /** User id → its slot's release, while the socket holds a channel of that user's accounts. */
+  private readonly userSlots = new Map<string, () => void>();
+  /** API key id → its slot's release, while the socket holds a channel that key granted. */
+  private readonly apiKeySlots = new Map<string, () => void>();
 
   constructor(
     private readonly stream: PusherStream,
@@ -498,6 +527,7 @@ class PusherConnection {
     let member: PresenceMember | null = null;
     let credential: Credential | null = null;
     let expiresAt: number | null = null;
+    let userId: string | null = null;
     if (parsed.kind === "public") {
       if (!this.platform.instruments.has(parsed.symbol)) return refuse("InvalidChannel", 404, "No such instrument");
       topics = [
@@ -538,6 +568,7 @@ class PusherConnection {
       if (!this.platform.ready) return refuse("Unavailable", 503, "The trading engine is starting: try again shortly");
       const account = this.platform.engine.state.accounts.get(parsed.accountId);
       if (!account) return refuse("InvalidChannel", 404, "No such account");
+      userId = account.userId;
       topics = [
         BusTopics.account(parsed.accountId),
         BusTopics.metrics(parsed.accountId),
@@ -547,8 +578,10 @@ class PusherConnection {
     const adding = topics.filter((topic) => !this.topics.has(topic)).length;
     if (this.topics.size + adding > this.stream.limits.maxSubscriptions)
       return refuse("LimitReached", 429, `At most ${this.stream.limits.maxSubscriptions} topics per socket`);
+    const slotRefusal = this.takeSlots(userId, credential);
+    if (slotRefusal !== null) return refuse("LimitReached", 429, slotRefusal);
 
-    const held: HeldChannel = { name: channel, parsed, topics, member, credential, expiresAt };
+    const held: HeldChannel = { name: channel, parsed, topics, member, credential, expiresAt, userId };
     this.channels.set(channel, held);
     if (expiresAt !== null) this.scheduleExpiry();
     for (const topic of topics) {
@@ -611,6 +644,54 @@ class PusherConnection {
     }
     this.outbound.drop(`${channel}:metrics`);
     if (held.credential) this.unwatchUnused(revocationTopic(held.credential));
+    this.releaseUnusedSlots();
+  }
+
+  // ---- sockets per user and per API key (counted with the native stream's) ----
+
+  /**
+   * Takes the socket's slots of the channel's user and granting API key, unless it holds them already (a socket
+   * counts once per user and per key, however many channels it holds); null when taken, else the refusal's message
+   * (nothing then is taken). In the same turn as the subscription: concurrent ones cannot pass the limit together.
+   */
+  private takeSlots(userId: string | null, credential: Credential | null): string | null {
+    const limits = this.stream.limits;
+    let user: (() => void) | null = null;
+    if (userId !== null && !this.userSlots.has(userId)) {
+      user = this.stream.socketsByUser.take(userId, limits.maxSocketsPerUser);
+      if (!user)
+        return `At most ${limits.maxSocketsPerUser} sockets per user (native sockets and Pusher sockets holding the user's account channels together)`;
+    }
+    const keyId = credential?.kind === "apiKey" ? credential.id : null;
+    if (keyId !== null && !this.apiKeySlots.has(keyId)) {
+      const key = this.stream.socketsByApiKey.take(keyId, limits.maxSocketsPerApiKey);
+      if (!key) {
+        user?.();
+        return `At most ${limits.maxSocketsPerApiKey} sockets per API key (native sockets and Pusher sockets holding channels it granted together)`;
+      }
+      this.apiKeySlots.set(keyId, key);
+    }
+    if (user) this.userSlots.set(userId!, user);
+    return null;
+  }
+
+  /** Gives back the user and API-key slots no held channel needs any more. */
+  private releaseUnusedSlots(): void {
+    const users = new Set<string>();
+    const keys = new Set<string>();
+    for (const held of this.channels.values()) {
+      if (held.userId !== null) users.add(held.userId);
+      if (held.credential?.kind === "apiKey") keys.add(held.credential.id);
+    }
+    for (const [slots, needed] of [
+      [this.userSlots, users],
+      [this.apiKeySlots, keys],
+    ] as const)
+      for (const [key, release] of slots)
+        if (!needed.has(key)) {
+          release();
+          slots.delete(key);
+        }
   }
 
   // ---- credentials: grants and revocation ----

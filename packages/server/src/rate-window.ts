@@ -1,4 +1,8 @@
-/** Fixed-window rate limits: the Automation API's per-key budget and the failed API keys per address. */
+/**
+ * Fixed-window rate limits: the Client API's per-user budget (per address before sign-in), the Automation API's
+ * per-key budget, the failed API keys and the sign-ups per address.
+ */
+import type { Platform } from "./platform.ts";
 
 export interface RateLimitState {
   readonly limit: number;
@@ -12,9 +16,9 @@ export interface RateLimitState {
 const MAX_RATE_WINDOWS = 10_000;
 
 /**
- * A fixed window per key, like @fastify/rate-limit's local store, shared by whoever holds it: the Automation
- * API's per-key budget (one per platform: both listeners and every route count the same key together, where
- * the plugin keeps one counter per route), and the failed API keys of each client address (api-keys.ts).
+ * A fixed window per key, shared by whoever holds it: the Client API's budget (every route and the native stream count
+ * a user together), the Automation API's per-key budget (both listeners, every route and the native stream count a
+ * key together), the failed API keys (api-keys.ts) and the sign-ups (routes/auth.ts) of each client address.
  */
 export class FixedWindowLimiter {
   private readonly windows = new Map<string, { start: number; count: number }>();
@@ -25,7 +29,14 @@ export class FixedWindowLimiter {
     private readonly now: () => number = () => Date.now(),
   ) {}
 
-  hit(keyId: string): RateLimitState {
+  /**
+   * Counts a request of `weight` units (a native stream replay spends one per journal page it reads); `exceeded`
+   * when it goes past the limit. An exceeded hit counts nothing: for a hit of one the window is full either way, and
+   * a heavy hit refused leaves the rest for smaller ones.
+   */
+  hit(keyId: string, weight = 1): RateLimitState {
+    if (!Number.isSafeInteger(weight) || weight < 1)
+      throw new RangeError(`A rate limit hit weighs a positive integer, not ${weight}`);
     const now = this.now();
     let window = this.windows.get(keyId);
     if (!window || now - window.start >= this.windowMs || now < window.start) {
@@ -34,12 +45,13 @@ export class FixedWindowLimiter {
       this.windows.set(keyId, window);
       if (this.windows.size > MAX_RATE_WINDOWS) this.forget(now);
     }
-    window.count += 1;
+    const exceeded = window.count + weight > this.limit;
+    if (!exceeded) window.count += weight;
     return {
       limit: this.limit,
-      remaining: Math.max(0, this.limit - window.count),
+      remaining: this.limit - window.count,
       resetSeconds: Math.max(1, Math.ceil((window.start + this.windowMs - now) / 1000)),
-      exceeded: window.count > this.limit,
+      exceeded,
     };
   }
 
@@ -61,4 +73,26 @@ export class FixedWindowLimiter {
       this.windows.delete(key);
     }
   }
+}
+
+const clientLimiters = new WeakMap<Platform, FixedWindowLimiter>();
+
+/**
+ * The Client API's budget, BOURSE_RATE_LIMIT_PER_SECOND requests a second per user once signed in and per client
+ * address before (`clientRequestKey`): one counter per platform for every Client API route (app.ts) and the trading
+ * and history messages of a user's JWT sockets (ws-stream.ts), so more faces or sockets buy no more requests.
+ */
+export function clientRateLimiterOf(platform: Platform): FixedWindowLimiter {
+  let limiter = clientLimiters.get(platform);
+  if (!limiter)
+    clientLimiters.set(
+      platform,
+      (limiter = new FixedWindowLimiter(platform.config.rateLimitPerSecond, 1000, () => platform.clock.now())),
+    );
+  return limiter;
+}
+
+/** A caller's key in the Client API's budget: its user once signed in, else its client address. */
+export function clientRequestKey(caller: { readonly userId: string } | { readonly address: string }): string {
+  return "userId" in caller ? `user:${caller.userId}` : `address:${caller.address}`;
 }

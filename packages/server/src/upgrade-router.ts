@@ -65,7 +65,8 @@ function reject(socket: Duplex, status: number, text: string): void {
 
 /**
  * Open sockets per key (a client address, a user, an API key), each key held to a limit its caller gives. A socket
- * takes its slot right after the handshake and gives it back when it closes. Keys are dropped at zero, so the map
+ * takes its slot when it comes to count (after the handshake, at authorization, with its first account channel) and
+ * gives it back when it stops counting or closes. Keys are dropped at zero, so the map
  * holds at most one entry per open socket.
  */
 export class OpenSocketCounts {
@@ -91,14 +92,46 @@ export class OpenSocketCounts {
   }
 }
 
-const socketsByAddress = new WeakMap<Platform, OpenSocketCounts>();
+/** The open sockets the platform counts for each kind of key, every stream adapter together. */
+interface PlatformSocketCounts {
+  readonly byAddress: OpenSocketCounts;
+  readonly byUser: OpenSocketCounts;
+  readonly byApiKey: OpenSocketCounts;
+}
+
+const platformSocketCounts = new WeakMap<Platform, PlatformSocketCounts>();
+
+function socketCountsOf(platform: Platform): PlatformSocketCounts {
+  let counts = platformSocketCounts.get(platform);
+  if (!counts)
+    platformSocketCounts.set(
+      platform,
+      (counts = {
+        byAddress: new OpenSocketCounts(),
+        byUser: new OpenSocketCounts(),
+        byApiKey: new OpenSocketCounts(),
+      }),
+    );
+  return counts;
+}
 
 /**
  * The platform's open sockets per client address, every stream adapter together (the native stream and the Pusher
  * endpoint): one address's budget is shared by both faces, as its requests are by the per-address rate limit.
  */
 export function openSocketsByAddressOf(platform: Platform): OpenSocketCounts {
-  let counts = socketsByAddress.get(platform);
-  if (!counts) socketsByAddress.set(platform, (counts = new OpenSocketCounts()));
-  return counts;
+  return socketCountsOf(platform).byAddress;
+}
+
+/**
+ * The platform's sockets per user, both faces together: a native socket authorised for the user, a Pusher socket
+ * holding a private or presence channel of one of the user's accounts. Spreading over faces or addresses buys no more.
+ */
+export function openSocketsByUserOf(platform: Platform): OpenSocketCounts {
+  return socketCountsOf(platform).byUser;
+}
+
+/** The platform's sockets per API key, both faces together: authorised by the key, or holding a channel it granted. */
+export function openSocketsByApiKeyOf(platform: Platform): OpenSocketCounts {
+  return socketCountsOf(platform).byApiKey;
 }

@@ -15,9 +15,12 @@
  *
  * Bounds beyond the socket's own: open sockets per client address (shared with the Pusher endpoint) and not yet
  * authorised per address, taken right after the handshake; authorised sockets per user and per API key, taken at
- * authorization; the next is closed with TOO_MANY_SOCKETS (4030). Trading and history requests spend the budget
+ * authorization and shared with the Pusher endpoint's sockets holding account channels (upgrade-router.ts); the next
+ * is closed with TOO_MANY_SOCKETS (4030). Trading and history requests spend the budget
  * REST spends for the same credential (the user's, or the API key's Automation limiter), so a user's orders per
- * second do not grow with their sockets.
+ * second do not grow with their sockets; a `subscribe` with `sinceSeq` spends one request of it per journal page its
+ * replay reads (REPLAY_PAGE events; a `resyncRequired` answer one), before it changes anything, so journal reads do
+ * not grow with the message rate either.
  *
  * Fan-out, with the mechanics of stream-outbound.ts (shared with the Pusher endpoint): one bus
  * subscription per topic for all sockets; a bus message is serialised once, into a ready WebSocket frame,
@@ -76,9 +79,15 @@ import {
   placeOrder,
   positionHistory,
 } from "./trading-service.ts";
-import { OpenSocketCounts, openSocketsByAddressOf, type UpgradeAdapter } from "./upgrade-router.ts";
+import {
+  OpenSocketCounts,
+  openSocketsByAddressOf,
+  openSocketsByApiKeyOf,
+  openSocketsByUserOf,
+  type UpgradeAdapter,
+} from "./upgrade-router.ts";
 import { WsCloseCodes, type WsCloseName } from "./ws-codes.ts";
-import { FixedWindowLimiter } from "./rate-window.ts";
+import { clientRateLimiterOf, clientRequestKey, type FixedWindowLimiter } from "./rate-window.ts";
 import { automationRateLimiterOf } from "./routes/automation.ts";
 
 export const NATIVE_STREAM_PATH = "/api/v1/ws";
@@ -107,9 +116,12 @@ export interface NativeStreamLimits {
   /** Depth levels when depthSubscribe gives none, and the most it may ask for. */
   defaultDepthLevels: number;
   maxDepthLevels: number;
-  /** Authorised sockets one user holds, JWT and API-key sockets together; the next is closed with TOO_MANY_SOCKETS. */
+  /**
+   * Sockets one user holds, JWT and API-key sockets together, with the Pusher sockets holding a channel of one of the
+   * user's accounts; the next is closed with TOO_MANY_SOCKETS (Pusher: its channel is refused).
+   */
   maxSocketsPerUser: number;
-  /** Authorised sockets one API key holds (within its user's): a runaway bot leaves room for the terminal. */
+  /** Sockets one API key holds (within its user's), native and Pusher: a runaway bot leaves room for the terminal. */
   maxSocketsPerApiKey: number;
   /** Sockets one client address holds open, this stream's and the Pusher endpoint's together. */
   maxSocketsPerAddress: number;
@@ -338,14 +350,15 @@ export class NativeStream implements UpgradeAdapter {
   readonly socketsByAddress: OpenSocketCounts;
   /** Sockets per client address not authorised yet. */
   readonly unauthorizedByAddress = new OpenSocketCounts();
-  /** Authorised sockets per user (JWT and API key) and per API key. */
-  readonly socketsByUser = new OpenSocketCounts();
-  readonly socketsByApiKey = new OpenSocketCounts();
   /**
-   * JWT sockets' trading and history requests per user per second: BOURSE_RATE_LIMIT_PER_SECOND, REST's per-user
-   * budget. REST's counter lives inside @fastify/rate-limit, which does not share it; this one counts the stream's
-   * requests of the same user against the same number (so the stream adds at most one more budget, not one per
-   * socket). On the platform's clock: tests hold it still.
+   * Sockets per user (JWT and API key) and per API key, shared with the Pusher endpoint (whose sockets count from
+   * their first channel of the user or the key).
+   */
+  readonly socketsByUser: OpenSocketCounts;
+  readonly socketsByApiKey: OpenSocketCounts;
+  /**
+   * JWT sockets' trading and history requests: the Client API's per-user budget itself (rate-window.ts), so REST and
+   * every socket of a user spend one BOURSE_RATE_LIMIT_PER_SECOND together.
    */
   readonly requestsByUser: FixedWindowLimiter;
   /** API-key sockets' requests: the Automation API's per-key limiter itself (both faces spend one budget). */
@@ -360,7 +373,9 @@ export class NativeStream implements UpgradeAdapter {
     this.server = streamSocketServer(this.limits.maxPayloadBytes);
     this.proxyTrust = proxyTrust(platform.config.trustedProxies);
     this.socketsByAddress = openSocketsByAddressOf(platform);
-    this.requestsByUser = new FixedWindowLimiter(platform.config.rateLimitPerSecond, 1000, () => platform.clock.now());
+    this.socketsByUser = openSocketsByUserOf(platform);
+    this.socketsByApiKey = openSocketsByApiKeyOf(platform);
+    this.requestsByUser = clientRateLimiterOf(platform);
     this.requestsByApiKey = automationRateLimiterOf(platform);
     const fanout = (kind: TopicKind) =>
       new TopicFanout<Connection>(platform.bus, (name, message, subscribers) =>
@@ -594,12 +609,13 @@ class Connection {
   private admitPrincipal(principal: StreamPrincipal): string | null {
     const limits = this.stream.limits;
     const user = this.stream.socketsByUser.take(principal.userId, limits.maxSocketsPerUser);
-    if (!user) return `At most ${limits.maxSocketsPerUser} sockets per user (JWT and API-key sockets together)`;
+    if (!user)
+      return `At most ${limits.maxSocketsPerUser} sockets per user (JWT and API-key sockets, native and Pusher, together)`;
     if (principal.credential.kind === "apiKey") {
       const key = this.stream.socketsByApiKey.take(principal.credential.id, limits.maxSocketsPerApiKey);
       if (!key) {
         user();
-        return `At most ${limits.maxSocketsPerApiKey} sockets per API key`;
+        return `At most ${limits.maxSocketsPerApiKey} sockets per API key (native and Pusher together)`;
       }
       this.slots.push(key);
     }
@@ -610,22 +626,28 @@ class Connection {
   }
 
   /**
-   * Spends one request of the principal's budget shared with REST: the user's (JWT) or the API key's Automation
-   * budget. Throws RATE_LIMITED past it (the message is answered; the socket stays open).
+   * Spends one request of the principal's budget shared with REST, the user's (JWT) or the API key's Automation
+   * budget, or for a replay one per journal page it will read (`replayPages`). Throws RATE_LIMITED past it, having
+   * spent nothing (the message is answered; the socket stays open).
    */
-  private spendRequest(principal: StreamPrincipal): void {
-    if (principal.credential.kind === "apiKey") {
-      const state = this.stream.requestsByApiKey.hit(principal.credential.id);
-      if (state.exceeded)
-        throw new ApiError(
-          "RATE_LIMITED",
-          `Rate limit of ${state.limit} requests per second per API key exceeded (the Automation API's budget)`,
-        );
-      return;
-    }
-    const state = this.stream.requestsByUser.hit(principal.userId);
-    if (state.exceeded)
-      throw new ApiError("RATE_LIMITED", `Rate limit of ${state.limit} requests per second per user exceeded`);
+  private spendRequest(principal: StreamPrincipal, replayPages?: number): void {
+    const byApiKey = principal.credential.kind === "apiKey";
+    const requests = replayPages ?? 1;
+    const state = byApiKey
+      ? this.stream.requestsByApiKey.hit(principal.credential.id, requests)
+      : this.stream.requestsByUser.hit(clientRequestKey({ userId: principal.userId }), requests);
+    if (!state.exceeded) return;
+    const budget = byApiKey
+      ? `Rate limit of ${state.limit} requests per second per API key exceeded (the Automation API's budget)`
+      : `Rate limit of ${state.limit} requests per second per user exceeded`;
+    if (replayPages === undefined) throw new ApiError("RATE_LIMITED", budget);
+    throw new ApiError(
+      "RATE_LIMITED",
+      `${budget}: this replay reads ${replayPages} journal pages of ${REPLAY_PAGE} events, one request each, and ` +
+        (replayPages > state.limit
+          ? "never fits the budget: resume from a later sinceSeq, or subscribe without one and reload the state"
+          : `the requests left in this second are ${state.remaining}`),
+    );
   }
 
   // ---- incoming ----
@@ -845,7 +867,19 @@ class Connection {
     if (events.has("quoteEvent")) for (const symbol of symbols) names.push(BusTopics.quotes(symbol));
     if (accountId !== null && accountTypes.length > 0) names.push(BusTopics.account(accountId));
     if (userTypes.length > 0) names.push(BusTopics.user(this.userId));
+    // The replay's cost, before anything changes: a refusal leaves the subscriptions as they were.
+    const replayPages =
+      accountId !== null && payload.sinceSeq !== undefined
+        ? replayPagesOf(
+            this.replayStart(accountId, payload.sinceSeq),
+            await this.platform.lastJournalSequence(),
+            this.stream.limits.replayWindowEvents,
+          )
+        : 0;
+    // The socket may have closed during the read: it must not join topics again after its cleanup.
+    if (this.closing) return undefined;
     this.reserve(names);
+    if (replayPages > 0) this.spendRequest(this.principal!, replayPages);
 
     // Account events first (a replay buffers live events before the topic is joined), then the rest.
     let replayFrom: number | null = null;
@@ -889,15 +923,20 @@ class Connection {
     return undefined;
   }
 
+  /** Where a replay of the account from `sinceSeq` starts: past what this socket delivered already. */
+  private replayStart(accountId: number, sinceSeq: number): number {
+    return Math.max(sinceSeq, this.accounts.get(accountId)?.lastSeq ?? 0);
+  }
+
   /** Sends the account's journaled events after `sinceSeq`, then the live ones that waited meanwhile. */
   private async replay(accountId: number, sinceSeq: number): Promise<void> {
     const subscription = this.accounts.get(accountId);
     if (!subscription || subscription.replay === null) return;
-    let after = Math.max(sinceSeq, subscription.lastSeq);
+    let after = this.replayStart(accountId, sinceSeq);
     try {
       const last = await this.platform.lastJournalSequence();
       const window = this.stream.limits.replayWindowEvents;
-      if (after > last || last - after > window) {
+      if (outsideReplayWindow(after, last, window)) {
         this.reply("resyncRequired", { accountId, sinceSeq, lastSeq: last, windowEvents: window }, undefined);
       } else {
         const resolver = AccountEvents.for(this.platform).replayResolver();
@@ -1121,6 +1160,17 @@ class Connection {
     for (const release of this.slots.splice(0)) release();
     this.stream.forget(this);
   }
+}
+
+/** Whether a replay after `after` cannot be served from a journal ending at `last`: answered `resyncRequired`. */
+function outsideReplayWindow(after: number, last: number, windowEvents: number): boolean {
+  return after > last || last - after > windowEvents;
+}
+
+/** The journal pages a replay after `after` reads, the requests it spends: a `resyncRequired` answer is one. */
+function replayPagesOf(after: number, last: number, windowEvents: number): number {
+  if (outsideReplayWindow(after, last, windowEvents)) return 1;
+  return Math.max(1, Math.ceil((last - after) / REPLAY_PAGE));
 }
 
 /** Whether a journal event concerns the account (a cheap filter before building payloads). */

@@ -2,7 +2,7 @@ import { PLATFORM_LIMITS } from "@bourse/store";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ApiError } from "../src/errors.ts";
-import { call, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { ADMIN_TOKEN, call, signUp, startTestServer, type TestServer } from "./helpers.ts";
 
 let server: TestServer;
 
@@ -81,6 +81,38 @@ describe("sign up", () => {
       expect(accounts.body.rows).toHaveLength(1);
     } finally {
       platform.execute = execute;
+    }
+  });
+
+  it("refuses sign-ups past BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR from one address with 429, creating nothing, for the hour", async () => {
+    const limited = await startTestServer({ environment: { BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR: "2" } });
+    try {
+      const signupFrom = (remoteAddress: string, email: string) =>
+        limited.app.inject({
+          method: "POST",
+          url: "/api/v1/signup",
+          remoteAddress,
+          payload: { email, password: "correct horse battery", name: "Someone" },
+        });
+      expect((await signupFrom("203.0.113.7", "one@example.com")).statusCode).toBe(200);
+      // A refused attempt (the email is taken) counts: it cost a password hash.
+      expect((await signupFrom("203.0.113.7", "one@example.com")).statusCode).toBe(409);
+      const refused = await signupFrom("203.0.113.7", "three@example.com");
+      expect(refused.statusCode).toBe(429);
+      expect(refused.json()).toEqual({
+        error: "RATE_LIMITED",
+        message: "At most 2 sign-ups per hour from one address: try again in 60 minutes",
+      });
+      expect(refused.headers["retry-after"]).toBe("3600");
+      // Nothing was created: the email is free once the hour has passed.
+      const users = await call(limited, "GET", "/admin/v1/users", { token: `Bearer ${ADMIN_TOKEN}` });
+      expect(JSON.stringify(users.body)).not.toContain("three@example.com");
+      // Another address has its own count.
+      expect((await signupFrom("198.51.100.9", "four@example.com")).statusCode).toBe(200);
+      limited.clock.advance(3_600_000);
+      expect((await signupFrom("203.0.113.7", "three@example.com")).statusCode).toBe(200);
+    } finally {
+      await limited.close();
     }
   });
 

@@ -127,6 +127,13 @@ describe("settings checked at start", () => {
     );
   });
 
+  it("refuses a data directory that cannot be created, at once (Node's recursive mkdir never returned under /proc)", () => {
+    expect(() => load({ BOURSE_DATA_DIR: "/proc/bourse-data" })).toThrow(ConfigError);
+    expect(() => load({ BOURSE_DATA_DIR: "/proc/bourse-data" })).toThrow(
+      /^BOURSE_DATA_DIR: the data directory \/proc\/bourse-data cannot be created: ENOENT/,
+    );
+  });
+
   it("refuses a CSV feed whose file is missing, and bad feed tuning, as configuration errors", () => {
     expect(() => load({ BOURSE_FEED: `csv:${join(dataDirectory, "missing.csv")}` })).toThrow(
       /BOURSE_FEED names .*missing\.csv, which is not a file that can be read/,

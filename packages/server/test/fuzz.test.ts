@@ -98,6 +98,7 @@ it("answers every route's random input without a 500, in the route's error envel
   const routes = server.app.routeRegistry;
   expect(routes.length).toBeGreaterThan(50);
   const failures: string[] = [];
+  const undocumented = new Set<string>();
   for (const route of routes) {
     // Logout or a password change among the random inputs would end the session: sign in again if so.
     if ((await call(server, "GET", "/api/v1/session", { token: userToken })).status !== 200) {
@@ -127,6 +128,9 @@ it("answers every route's random input without a 500, in the route's error envel
           });
           const label = `${route.method} ${url} ${JSON.stringify(body).slice(0, 120)} → ${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}`;
           if (answer.status >= 500 && answer.status !== 503) failures.push(label);
+          // The OpenAPI document is what integrators generate clients from: a status it does not list is a surprise.
+          else if (!Object.hasOwn(route.responses, String(answer.status)))
+            undocumented.add(`${route.method} ${route.url} answers ${answer.status}, which /docs does not list`);
           if (answer.status >= 400 && typeof answer.body === "object" && answer.body !== null) {
             const code = route.face === "automation" ? answer.body.code : answer.body.error;
             if (typeof code !== "string" || !isApiErrorCode(code))
@@ -138,6 +142,7 @@ it("answers every route's random input without a 500, in the route's error envel
     );
   }
   expect(failures).toEqual([]);
+  expect([...undocumented]).toEqual([]);
   // The server still works after all of it.
   expect((await call(server, "GET", `/api/v1/accounts/${login}`, { token: userToken })).status).toBe(200);
 });

@@ -38,6 +38,8 @@ export async function startTestServer(
     BOURSE_ADMIN_TOKEN: ADMIN_TOKEN,
     BOURSE_JWT_SECRET: "test-jwt-secret-of-enough-length-000000",
     BOURSE_RATE_LIMIT_PER_SECOND: "100000",
+    // Every test signs its users up from one address.
+    BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR: "100000",
     // The authorization matrix and the fuzz tests present thousands of refused keys from one address.
     BOURSE_API_KEY_REFUSALS_PER_SECOND: "100000",
     ...options.environment,

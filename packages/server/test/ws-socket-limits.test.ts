@@ -12,8 +12,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PusherCodes } from "../src/pusher-protocol.ts";
 import { WsCloseCodes } from "../src/ws-codes.ts";
 import { DEFAULT_STREAM_LIMITS } from "../src/ws-stream.ts";
-import { createApiKey, signUp, startTestServer, type TestServer } from "./helpers.ts";
-import { RawPusherClient, listenHttp, until } from "./pusher-helpers.ts";
+import { call, createApiKey, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { RawPusherClient, listenHttp, until, type PusherMessage } from "./pusher-helpers.ts";
+import { channelGrant } from "./stream-fixture.ts";
 import { StreamClient, listenStream } from "./ws-helpers.ts";
 
 let server: TestServer;
@@ -69,6 +70,33 @@ async function pusher(address: string): Promise<RawPusherClient> {
 }
 
 const stream = () => server.nativeStream;
+
+/** A Pusher socket from `address` once connected, with its socket id. */
+async function pusherSocket(address: string): Promise<{ client: RawPusherClient; socketId: string }> {
+  const client = await pusher(address);
+  return { client, socketId: await client.socketId() };
+}
+
+/** Grants `channel` to the socket with `token` and subscribes; answers the subscription's outcome. */
+async function subscribeChannel(
+  socket: { client: RawPusherClient; socketId: string },
+  token: string,
+  channel: string,
+): Promise<PusherMessage> {
+  const grant = await channelGrant(base, token, socket.socketId, channel);
+  socket.client.send("pusher:subscribe", { channel, auth: grant.auth, channel_data: grant.channel_data });
+  return socket.client.next(
+    (message) =>
+      message.channel === channel &&
+      (message.event === "pusher_internal:subscription_succeeded" || message.event === "pusher:subscription_error"),
+  );
+}
+
+function expectLimitReached(outcome: PusherMessage, limit: RegExp): void {
+  expect(outcome.event).toBe("pusher:subscription_error");
+  expect(outcome.data).toMatchObject({ type: "LimitReached", status: 429 });
+  expect(outcome.data.error).toMatch(limit);
+}
 
 describe("native sockets per user and per API key", () => {
   it("a user's socket past 20 is refused with LIMIT_REACHED and 4030, by ?token= or by authorize; once one closes the next is accepted", async () => {
@@ -158,5 +186,106 @@ describe("sockets per client address", () => {
     open[0]!.close();
     await until(() => stream().openSockets("address", address) === limit - 1, 3000, "the closed socket released");
     await (await pusher(address)).socketId();
+  });
+});
+
+describe("sockets per user and per API key, native and Pusher together", () => {
+  it("a Pusher socket takes a user slot with its first channel of the user, once however many it holds; the user's 21st socket is refused on either face; unsubscribing the last channel or closing frees the slot", async () => {
+    const user = await signUp(server);
+    const address = newAddress();
+    const limit = DEFAULT_STREAM_LIMITS.maxSocketsPerUser;
+    const privateChannel = `private-account.${user.login}`;
+    const presenceChannel = `presence-account.${user.login}`;
+    const open: StreamClient[] = [];
+    for (let index = 0; index < limit - 2; index += 1) open.push(await authorised(address, user.token));
+
+    // A public channel takes no user slot; two channels of the user take one.
+    const first = await pusherSocket(address);
+    first.client.send("pusher:subscribe", { channel: "quotes.EURUSD" });
+    await first.client.event("pusher_internal:subscription_succeeded", "quotes.EURUSD");
+    expect(stream().openSockets("user", user.userId)).toBe(limit - 2);
+    expect((await subscribeChannel(first, user.token, privateChannel)).event).toBe(
+      "pusher_internal:subscription_succeeded",
+    );
+    expect((await subscribeChannel(first, user.token, presenceChannel)).event).toBe(
+      "pusher_internal:subscription_succeeded",
+    );
+    expect(stream().openSockets("user", user.userId)).toBe(limit - 1);
+    const second = await pusherSocket(address);
+    expect((await subscribeChannel(second, user.token, privateChannel)).event).toBe(
+      "pusher_internal:subscription_succeeded",
+    );
+    expect(stream().openSockets("user", user.userId)).toBe(limit);
+
+    // Full: the next Pusher socket's channel is refused (the socket stays open), and the next native socket.
+    const third = await pusherSocket(address);
+    expectLimitReached(await subscribeChannel(third, user.token, privateChannel), /20 sockets per user/);
+    expect(stream().openSockets("user", user.userId)).toBe(limit);
+    third.client.send("pusher:ping", {});
+    await third.client.event("pusher:pong");
+    await expectRefused(await native(address, user.token));
+
+    // The second Pusher socket lets go of its only channel of the user: a native socket fits again.
+    second.client.send("pusher:unsubscribe", { channel: privateChannel });
+    await until(() => stream().openSockets("user", user.userId) === limit - 1, 3000, "the unsubscribed slot released");
+    open.push(await authorised(address, user.token));
+    expect(stream().openSockets("user", user.userId)).toBe(limit);
+    // The first lets go of one of its two channels: it still holds its slot.
+    first.client.send("pusher:unsubscribe", { channel: presenceChannel });
+    first.client.send("pusher:ping", {});
+    await first.client.event("pusher:pong");
+    expect(stream().openSockets("user", user.userId)).toBe(limit);
+
+    // A native socket closes: the third Pusher socket's channel fits; closing that socket frees its slot.
+    await open[0]!.close();
+    await until(() => stream().openSockets("user", user.userId) === limit - 1, 3000, "the closed socket released");
+    expect((await subscribeChannel(third, user.token, privateChannel)).event).toBe(
+      "pusher_internal:subscription_succeeded",
+    );
+    expect(stream().openSockets("user", user.userId)).toBe(limit);
+    third.client.close();
+    await until(
+      () => stream().openSockets("user", user.userId) === limit - 1,
+      3000,
+      "the closed Pusher socket released",
+    );
+  });
+
+  it("an API key's 11th socket across native and Pusher is refused, and the refusal keeps no user slot", async () => {
+    const user = await signUp(server);
+    const address = newAddress();
+    const key = await createApiKey(server, user, "read");
+    const limit = DEFAULT_STREAM_LIMITS.maxSocketsPerApiKey;
+    const channel = `private-account.${user.login}`;
+    for (let index = 0; index < limit - 1; index += 1) await authorised(address, key.key);
+    const first = await pusherSocket(address);
+    expect((await subscribeChannel(first, key.key, channel)).event).toBe("pusher_internal:subscription_succeeded");
+    expect(stream().openSockets("apiKey", key.id)).toBe(limit);
+    expect(stream().openSockets("user", user.userId)).toBe(limit);
+
+    const second = await pusherSocket(address);
+    expectLimitReached(await subscribeChannel(second, key.key, channel), /10 sockets per API key/);
+    expect(stream().openSockets("apiKey", key.id)).toBe(limit);
+    expect(stream().openSockets("user", user.userId)).toBe(limit);
+    await expectRefused(await native(address, key.key));
+    // The user's session is not the key: it authorises the same channel on that socket.
+    expect((await subscribeChannel(second, user.token, channel)).event).toBe("pusher_internal:subscription_succeeded");
+    expect(stream().openSockets("user", user.userId)).toBe(limit + 1);
+
+    first.client.close();
+    await until(() => stream().openSockets("apiKey", key.id) === limit - 1, 3000, "the closed Pusher socket released");
+    await authorised(address, key.key);
+    expect(stream().openSockets("apiKey", key.id)).toBe(limit);
+  });
+
+  it("a channel its session's logout ends gives back the Pusher socket's user slot", async () => {
+    const user = await signUp(server);
+    const socket = await pusherSocket(newAddress());
+    const channel = `private-account.${user.login}`;
+    expect((await subscribeChannel(socket, user.token, channel)).event).toBe("pusher_internal:subscription_succeeded");
+    expect(stream().openSockets("user", user.userId)).toBe(1);
+    expect((await call(server, "POST", "/api/v1/logout", { token: user.token })).status).toBe(200);
+    expect((await socket.client.event("pusher:subscription_error", channel)).data.status).toBe(401);
+    expect(stream().openSockets("user", user.userId)).toBe(0);
   });
 });

@@ -3,8 +3,9 @@
  * BOURSE_RATE_LIMIT_PER_SECOND=100, REST cut a burst of 200 orders at 100, but 20 sockets × 40 `createOrder` of one
  * user filled 800 orders in 0.58 s, with the JWT or with an API key; the stream's only limit was 50 messages per
  * second per socket. Now a JWT socket's trading and history requests count toward the user's budget of that
- * setting, and an API-key socket's toward the key's Automation budget (the limiter the Automation API uses): past
- * it the request answers `error` RATE_LIMITED, places nothing, and the socket stays open.
+ * setting (the very counter the user's REST requests spend), and an API-key socket's toward the key's Automation
+ * budget (the limiter the Automation API uses): past it the request answers `error` RATE_LIMITED, places nothing,
+ * and the socket stays open.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { automationRateLimiterOf } from "../src/routes/automation.ts";
@@ -72,18 +73,59 @@ describe("the per-user limit on JWT sockets", () => {
     const counted = outcomes(answers);
     expect(counted.filter((outcome) => outcome === "result")).toHaveLength(USER_LIMIT);
     expect(counted.filter((outcome) => outcome !== "result")).toEqual(Array(5).fill("error RATE_LIMITED"));
-    expect(await openPositions(user)).toBe(USER_LIMIT);
     // History reads are requests REST counts too.
     expect((await sockets[0]!.request("positionHistory", { accountId: user.login })).payload.code).toBe("RATE_LIMITED");
     for (const socket of sockets) await stillOpen(socket);
+    // One budget: the user's REST requests are past it in this second as well.
+    const rest = await call(server, "GET", `/api/v1/accounts/${user.login}/positions`, { token: user.token });
+    expect(rest.status).toBe(429);
+    expect(rest.body.error).toBe("RATE_LIMITED");
 
     const bystander = await connect(other.token);
     expect((await order(bystander, other.login)).type).toBe("result");
     expect(await openPositions(other)).toBe(1);
 
     server.clock.advance(1000);
+    expect(await openPositions(user)).toBe(USER_LIMIT);
     expect((await order(sockets[0]!, user.login)).type).toBe("result");
     expect(await openPositions(user)).toBe(USER_LIMIT + 1);
+  });
+
+  // REST's budget lived inside @fastify/rate-limit, and the stream counted the same user against a second one: a
+  // user spending both got twice BOURSE_RATE_LIMIT_PER_SECOND. Now there is one counter.
+  it("REST requests and stream requests of a user spend one budget, and every REST answer says what is left", async () => {
+    server.clock.advance(1000);
+    const user = await signUp(server);
+    const socket = await connect(user.token);
+    const remaining: number[] = [];
+    for (let index = 0; index < USER_LIMIT - 3; index += 1) {
+      const answer = await call(server, "GET", "/api/v1/accounts", { token: user.token });
+      expect(answer.status).toBe(200);
+      expect(answer.headers["ratelimit-limit"]).toBe(String(USER_LIMIT));
+      remaining.push(Number(answer.headers["ratelimit-remaining"]));
+    }
+    expect(remaining).toEqual(Array.from({ length: USER_LIMIT - 3 }, (_, index) => USER_LIMIT - 1 - index));
+    // A malformed body is refused after it counts: a flood of them is limited like any other request.
+    const malformed = await call(server, "POST", `/api/v1/accounts/${user.login}/orders`, {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "SIDEWAYS" },
+    });
+    expect(malformed.status).toBe(400);
+    expect(malformed.headers["ratelimit-remaining"]).toBe("2");
+    const answers = await Promise.all([
+      order(socket, user.login),
+      order(socket, user.login),
+      order(socket, user.login),
+    ]);
+    expect(outcomes(answers)).toEqual(["result", "result", "error RATE_LIMITED"]);
+    const refused = await call(server, "GET", "/api/v1/accounts", { token: user.token });
+    expect(refused.status).toBe(429);
+    expect(refused.body).toEqual({
+      error: "RATE_LIMITED",
+      message: `Rate limit of ${USER_LIMIT} requests per second exceeded`,
+    });
+    expect(refused.headers["ratelimit-remaining"]).toBe("0");
+    expect(refused.headers["retry-after"]).toBe("1");
   });
 });
 

@@ -20,3 +20,4 @@ export * from "./platform-store.ts";
 export * from "./sqlite-platform-store.ts";
 export * from "./postgres-platform-store.ts";
 export * from "./create-platform-store.ts";
+export * from "./directories.ts";

@@ -4,7 +4,13 @@
  * server: connections that die (a restart, a terminated backend) are dropped and the next call opens
  * new ones.
  */
-import { runPostgresMigrations, type PostgresMigration } from "./postgres-migrations.ts";
+import { runPostgresMigrationsOnOwnConnection, type PostgresMigration } from "./postgres-migrations.ts";
+import {
+  DEFAULT_STATEMENT_TIMEOUT_MILLISECONDS,
+  boundedConnectionSettings,
+  isAnswerTimeout,
+  isCheckoutTimeout,
+} from "./postgres-timeouts.ts";
 import pg from "pg";
 import {
   JournalRecordError,
@@ -63,6 +69,12 @@ export interface PostgresJournalOptions {
   readonly poolSize?: number;
   /** How long opening a connection may take before the call fails, in milliseconds. Default 5000. */
   readonly connectTimeoutMilliseconds?: number;
+  /**
+   * How long one statement may run before PostgreSQL cancels it, in milliseconds; the client gives up on a silent
+   * server a little later (postgres-timeouts.ts). A stalled append then fails (its outcome unknown if its COMMIT was
+   * sent), so the durable engine refuses commands with 503 and rebuilds, instead of hanging. Default 15000.
+   */
+  readonly statementTimeoutMilliseconds?: number;
   /** Records read per query while `open()` verifies the tail. */
   readonly verificationBatchSize?: number;
   /** The name the connections show in pg_stat_activity. Default "bourse-journal". */
@@ -273,6 +285,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
   private writing = false;
   private readonly poolSize: number;
   private readonly recordsPerRead: number;
+  private readonly connectionSettings: ReturnType<typeof boundedConnectionSettings>;
 
   constructor(readonly options: PostgresJournalOptions) {
     this.schema = options.schema ?? "bourse";
@@ -285,14 +298,24 @@ export class PostgresJournal implements EventJournal, ReadModels {
     this.readModelTexts = postgresReadModelTexts(this.quotedSchema);
     this.poolSize = options.poolSize ?? 4;
     this.recordsPerRead = options.verificationBatchSize ?? DEFAULT_VERIFICATION_BATCH_SIZE;
+    this.connectionSettings = boundedConnectionSettings(
+      options.statementTimeoutMilliseconds ?? DEFAULT_STATEMENT_TIMEOUT_MILLISECONDS,
+    );
     if (!Number.isSafeInteger(this.poolSize) || this.poolSize < 1)
       throw new RangeError(`poolSize must be a positive integer, got ${this.poolSize}`);
   }
 
   /** Whether a statement that failed on `client` before anything could be committed should run again on another connection. */
   private worthRetrying(client: pg.PoolClient, error: unknown, attempt: number): boolean {
-    // Every pooled connection may be stale at once: one attempt more than the pool holds reaches a new one.
-    return isConnectionFailure(error) && this.provenClients.has(client) && attempt <= this.poolSize;
+    // Every pooled connection may be stale at once: one attempt more than the pool holds reaches a new one. A
+    // statement that went unanswered is not a stale connection: the server stalls, and another try would only wait
+    // as long again (and, for an append, behind the first one's uncommitted row).
+    return (
+      isConnectionFailure(error) &&
+      !isAnswerTimeout(error) &&
+      this.provenClients.has(client) &&
+      attempt <= this.poolSize
+    );
   }
 
   async open(options: JournalOpenOptions = {}): Promise<JournalOpenReport> {
@@ -302,8 +325,9 @@ export class PostgresJournal implements EventJournal, ReadModels {
       max: this.poolSize,
       connectionTimeoutMillis: this.options.connectTimeoutMilliseconds ?? 5000,
       application_name: this.options.applicationName ?? "bourse-journal",
-      // Finds a silently dead connection (a server host gone) instead of waiting on it forever.
-      keepAlive: true,
+      // A statement timeout, a client-side answer timeout and keepalive: a stalled server fails the call instead of
+      // hanging it (postgres-timeouts.ts).
+      ...this.connectionSettings,
     });
     // Without a listener an idle connection's error (a server restart) would be thrown as an uncaught exception.
     pool.on("error", (error) => this.options.onIdleConnectionError?.(error));
@@ -317,7 +341,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
       // schema's name, which needs no table).
       this.writing = !options.keepTornTail;
       if (this.writing) await this.takeWriterLock();
-      await this.migrate(pool);
+      await this.migrate();
       const report = await this.verifyOnOpen(options);
       // An inspection leaves the read models as they are: a kept torn tail is not the journal's to project.
       if (!options.keepTornTail) await this.catchUpReadModels(report.lastSequence);
@@ -337,7 +361,8 @@ export class PostgresJournal implements EventJournal, ReadModels {
       connectionString: this.options.connectionString,
       connectionTimeoutMillis: this.options.connectTimeoutMilliseconds ?? 5000,
       application_name: `${this.options.applicationName ?? "bourse-journal"} writer lock`,
-      keepAlive: true,
+      // Taking the lock never waits (pg_try_advisory_lock), so a server that does not answer is stalled.
+      ...this.connectionSettings,
     });
     // The connection dying (a server restart) releases the lock: the next append takes it again.
     const lost = (): void => {
@@ -369,24 +394,22 @@ export class PostgresJournal implements EventJournal, ReadModels {
     await client?.end().catch(() => undefined);
   }
 
-  private async migrate(pool: pg.Pool): Promise<void> {
-    const client = await pool.connect();
-    try {
-      await runPostgresMigrations(client, {
+  private async migrate(): Promise<void> {
+    await runPostgresMigrationsOnOwnConnection(
+      {
+        connectionString: this.options.connectionString,
+        connectTimeoutMilliseconds: this.options.connectTimeoutMilliseconds ?? 5000,
+        applicationName: `${this.options.applicationName ?? "bourse-journal"} migrations`,
+      },
+      {
         schema: this.schema,
         table: "schema_migrations",
         lockName: "bourse.migrations",
         migrations: MIGRATIONS,
         render: (sql) => sql.replaceAll("{schema}", this.quotedSchema),
         what: "version",
-      });
-      this.provenClients.add(client);
-      client.release();
-    } catch (error) {
-      // Destroyed rather than returned: it may sit in an aborted transaction.
-      client.release(true);
-      throw error;
-    }
+      },
+    );
   }
 
   private async verifyOnOpen({ fold, keepTornTail }: JournalOpenOptions): Promise<JournalOpenReport> {
@@ -492,7 +515,13 @@ export class PostgresJournal implements EventJournal, ReadModels {
       try {
         client = await pool.connect();
       } catch (error) {
-        throw new JournalWriteError(`PostgreSQL is unreachable: ${String(error)}`, false, { cause: error });
+        throw new JournalWriteError(
+          isCheckoutTimeout(error)
+            ? `no connection to PostgreSQL came free or could be opened in time: the batch from ${firstSequence} is not written`
+            : `PostgreSQL is unreachable: ${String(error)}`,
+          false,
+          { cause: error },
+        );
       }
       let committing = false;
       try {
@@ -521,14 +550,23 @@ export class PostgresJournal implements EventJournal, ReadModels {
           const outcomeUnknown = isConnectionFailure(error);
           throw new JournalWriteError(
             outcomeUnknown
-              ? `the connection failed while committing: the batch from ${firstSequence} may or may not be durable`
+              ? isAnswerTimeout(error)
+                ? `PostgreSQL did not answer the COMMIT within ${this.connectionSettings.query_timeout} ms: the batch from ${firstSequence} may or may not be durable`
+                : `the connection failed while committing: the batch from ${firstSequence} may or may not be durable`
               : `PostgreSQL refused to commit the batch from ${firstSequence}: ${String(error)}`,
             outcomeUnknown,
             { cause: error },
           );
         }
-        // Before COMMIT nothing can have been committed: a pooled connection that died while idle is retried on a new one.
+        // Before COMMIT nothing can have been committed (a statement left unanswered has its connection destroyed just
+        // above, so the COMMIT is never sent): a pooled connection that died while idle is retried on a new one.
         if (this.worthRetrying(client, error, attempt)) continue;
+        if (isAnswerTimeout(error))
+          throw new JournalWriteError(
+            `PostgreSQL did not answer within ${this.connectionSettings.query_timeout} ms: the batch from ${firstSequence} is not written`,
+            false,
+            { cause: error },
+          );
         throw new JournalWriteError(`PostgreSQL refused the batch from ${firstSequence}: ${String(error)}`, false, {
           cause: error,
         });

@@ -4,7 +4,8 @@
  * when missing, and applies each numbered migration once, in order, recording it in `table`. Refuses a
  * schema newer than this build knows.
  */
-import type pg from "pg";
+import pg from "pg";
+import { KEEPALIVE_INITIAL_DELAY_MILLISECONDS } from "./postgres-timeouts.ts";
 
 export interface PostgresMigration {
   readonly version: number;
@@ -24,7 +25,44 @@ export interface PostgresMigrationRun {
   readonly what: string;
 }
 
-export async function runPostgresMigrations(client: pg.PoolClient, run: PostgresMigrationRun): Promise<void> {
+/** Where the migrations' own connection goes. */
+export interface PostgresMigrationConnection {
+  readonly connectionString: string;
+  readonly connectTimeoutMilliseconds: number;
+  readonly applicationName: string;
+}
+
+function ignoreClientError(): void {
+  // The failed query reports the error.
+}
+
+/**
+ * Runs the migrations on a connection of their own, opened for them and closed after (a failure rolls back with
+ * it). Not a pooled one: the pools' connections carry a statement timeout (postgres-timeouts.ts), and a migration may
+ * rewrite a large table, or wait on the advisory lock while another server migrates, for longer than that.
+ */
+export async function runPostgresMigrationsOnOwnConnection(
+  connection: PostgresMigrationConnection,
+  run: PostgresMigrationRun,
+): Promise<void> {
+  const client = new pg.Client({
+    connectionString: connection.connectionString,
+    connectionTimeoutMillis: connection.connectTimeoutMilliseconds,
+    application_name: connection.applicationName,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MILLISECONDS,
+  });
+  // A connection that dies mid-migration fails its query; this copy of the error would be thrown uncaught.
+  client.on("error", ignoreClientError);
+  try {
+    await client.connect();
+    await runPostgresMigrations(client, run);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export async function runPostgresMigrations(client: pg.ClientBase, run: PostgresMigrationRun): Promise<void> {
   const quoted = `"${run.schema}"`;
   await client.query("BEGIN");
   await client.query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", [run.lockName, run.schema]);

@@ -4,8 +4,16 @@
  * A transaction runs on one pooled connection; the bounded per-user lists lock the user's row (FOR UPDATE)
  * so that concurrent writers cannot take a list past its bound.
  */
-import { runPostgresMigrations, type PostgresMigration } from "./postgres-migrations.ts";
+import { runPostgresMigrationsOnOwnConnection, type PostgresMigration } from "./postgres-migrations.ts";
 import pg from "pg";
+import { isConnectionFailure } from "./postgres-journal.ts";
+import {
+  DEFAULT_STATEMENT_TIMEOUT_MILLISECONDS,
+  boundedConnectionSettings,
+  isAnswerTimeout,
+  isCheckoutTimeout,
+  isStatementTimeout,
+} from "./postgres-timeouts.ts";
 import { ValidationError } from "./platform-store.ts";
 import {
   ConstraintViolation,
@@ -33,8 +41,17 @@ export interface PostgresPlatformStoreOptions {
   readonly schema?: string;
   /** Connections in the pool. Default 4. */
   readonly poolSize?: number;
-  /** How long opening a connection may take before the call fails, in milliseconds. Default 5000. */
+  /**
+   * How long a call waits for a pooled connection (every one busy) or for a new one to open before it fails with
+   * StorageUnavailableError, in milliseconds. Default 5000.
+   */
   readonly connectTimeoutMilliseconds?: number;
+  /**
+   * How long one statement may run before PostgreSQL cancels it, in milliseconds; the client gives up on a silent
+   * server a little later (postgres-timeouts.ts). A stuck statement then fails with StorageUnavailableError and frees
+   * its connection, instead of holding it (and its locks) forever. Default 15000.
+   */
+  readonly statementTimeoutMilliseconds?: number;
   /** Told about errors of idle pooled connections (already discarded by the pool). */
   readonly onIdleConnectionError?: (error: Error) => void;
 }
@@ -67,6 +84,54 @@ function numbered(sql: string): string {
   return sql.replace(/\?/g, () => `$${++n}`);
 }
 
+/**
+ * PostgreSQL did not answer in time, or could not be reached: a stalled or lost server, not a refusal of the call.
+ * Faces answer 503. `outcomeUnknown` is true when the failure came after a write was sent for commit (a COMMIT, or a
+ * statement outside a transaction) and before its answer: the write may or may not have been applied.
+ */
+export class StorageUnavailableError extends Error {
+  override readonly name = "StorageUnavailableError";
+  constructor(
+    message: string,
+    readonly outcomeUnknown: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * Whether `error`, from a query of `pg`, is the server stalling or going away rather than an answer: an answer
+ * timeout, a statement timeout, a checkout timeout, or a failed connection (a `pg` error that is not the server's).
+ */
+function isStorageFailure(error: unknown): boolean {
+  if (error instanceof DatabaseError) return isStatementTimeout(error) || isConnectionFailure(error);
+  return isAnswerTimeout(error) || isCheckoutTimeout(error) || isPgConnectionError(error);
+}
+
+/** A socket error (ECONNREFUSED, ECONNRESET, …) or `pg`'s own word for a connection that ended. */
+function isPgConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (typeof (error as NodeJS.ErrnoException).syscall === "string") return true;
+  return /^Connection terminated|^Client has encountered a connection error|^Client was closed/.test(error.message);
+}
+
+/** A statement that only reads: when it goes unanswered, nothing is in doubt. */
+const READ_ONLY_STATEMENT = /^\s*SELECT\b(?![\s\S]*\bFOR\s+UPDATE\b)/i;
+
+function storageUnavailable(error: unknown, outcomeUnknown: boolean): StorageUnavailableError {
+  const reason = isCheckoutTimeout(error)
+    ? "no connection to PostgreSQL came free or could be opened in time"
+    : isAnswerTimeout(error) || isStatementTimeout(error)
+      ? "PostgreSQL did not answer in time"
+      : `the connection to PostgreSQL failed (${error instanceof Error ? error.message : String(error)})`;
+  return new StorageUnavailableError(
+    outcomeUnknown ? `${reason}: the change may or may not have been saved` : `${reason}: nothing was changed`,
+    outcomeUnknown,
+    { cause: error },
+  );
+}
+
 function translate(error: unknown): unknown {
   if (error instanceof DatabaseError) {
     if (error.code === "23505")
@@ -82,7 +147,21 @@ function translate(error: unknown): unknown {
 class PostgresExecutor implements SqlExecutor {
   private readonly texts = new Map<string, string>();
 
-  constructor(private readonly target: pg.Pool | pg.PoolClient) {}
+  /** `inTransaction`: nothing commits until the transaction's COMMIT, so a statement's failure leaves nothing in doubt. */
+  constructor(
+    private readonly target: pg.Pool | pg.PoolClient,
+    private readonly inTransaction: boolean,
+  ) {}
+
+  /**
+   * A failure of `sql` in the store's terms. On the pool, a statement commits by itself: one that was sent and went
+   * unanswered (not cancelled by the server, which rolls it back) may have been applied, unless it only reads.
+   */
+  private failure(sql: string, error: unknown): unknown {
+    if (!isStorageFailure(error)) return translate(error);
+    const sent = !isCheckoutTimeout(error) && !isStatementTimeout(error);
+    return storageUnavailable(error, sent && !this.inTransaction && !READ_ONLY_STATEMENT.test(sql));
+  }
 
   private text(sql: string): string {
     let text = this.texts.get(sql);
@@ -97,7 +176,7 @@ class PostgresExecutor implements SqlExecutor {
     try {
       return (await this.target.query<Row>(this.text(sql), params as unknown[])).rows;
     } catch (error) {
-      throw translate(error);
+      throw this.failure(sql, error);
     }
   }
 
@@ -105,25 +184,39 @@ class PostgresExecutor implements SqlExecutor {
     try {
       return (await this.target.query(this.text(sql), params as unknown[])).rowCount ?? 0;
     } catch (error) {
-      throw translate(error);
+      throw this.failure(sql, error);
     }
   }
 }
 
 class PostgresDatabase extends PostgresExecutor implements SqlDatabase {
   constructor(private readonly pool: pg.Pool) {
-    super(pool);
+    super(pool, false);
   }
 
   async transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-    const client = await this.pool.connect();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw isStorageFailure(error) ? storageUnavailable(error, false) : error;
+    }
+    let committing = false;
     try {
       await client.query(options.relaxedDurability ? "BEGIN; SET LOCAL synchronous_commit TO off" : "BEGIN");
-      const result = await work(new PostgresExecutor(client));
+      const result = await work(new PostgresExecutor(client, true));
+      committing = true;
       await client.query("COMMIT");
       client.release();
       return result;
     } catch (error) {
+      if (error instanceof StorageUnavailableError || isStorageFailure(error)) {
+        // Stalled or gone: a ROLLBACK would wait behind the unanswered statement as long again. Destroying the
+        // connection ends the transaction; only a COMMIT already sent (and not cancelled) leaves the outcome open.
+        client.release(true);
+        if (error instanceof StorageUnavailableError) throw error;
+        throw storageUnavailable(error, committing && !isStatementTimeout(error));
+      }
       // A refused statement (a bound, a duplicate) leaves a healthy connection: roll back and return it. If the
       // rollback fails too, the connection is dead or stuck, and is destroyed rather than returned.
       try {
@@ -132,7 +225,7 @@ class PostgresDatabase extends PostgresExecutor implements SqlDatabase {
       } catch {
         client.release(true);
       }
-      throw error;
+      throw translate(error);
     }
   }
 
@@ -169,17 +262,25 @@ export class PostgresPlatformStore extends SqlPlatformStore {
   }
 
   protected async connect(): Promise<SqlDatabase> {
+    // Validated before anything opens.
+    const connectionSettings = boundedConnectionSettings(
+      this.options.statementTimeoutMilliseconds ?? DEFAULT_STATEMENT_TIMEOUT_MILLISECONDS,
+    );
     const pool = new Pool({
       connectionString: this.options.connectionString,
+      // Also bounds how long a call waits for a connection when all are busy: pg-pool's queue of waiting calls has
+      // no length limit, but each waits this long at most, and every statement ends within the statement timeout.
       max: this.options.poolSize ?? 4,
       connectionTimeoutMillis: this.options.connectTimeoutMilliseconds ?? 5000,
       application_name: "bourse-platform",
-      keepAlive: true,
+      // A statement timeout, a client-side answer timeout and keepalive: a stalled server fails the call and frees
+      // its connection instead of holding it forever (postgres-timeouts.ts).
+      ...connectionSettings,
     });
     pool.on("error", (error) => this.options.onIdleConnectionError?.(error));
     pool.on("connect", (client) => client.on("error", ignoreClientError));
     try {
-      await this.migrate(pool);
+      await this.migrate();
       return new PostgresDatabase(pool);
     } catch (error) {
       await pool.end();
@@ -187,22 +288,21 @@ export class PostgresPlatformStore extends SqlPlatformStore {
     }
   }
 
-  private async migrate(pool: pg.Pool): Promise<void> {
-    const client = await pool.connect();
-    try {
-      await runPostgresMigrations(client, {
+  private async migrate(): Promise<void> {
+    await runPostgresMigrationsOnOwnConnection(
+      {
+        connectionString: this.options.connectionString,
+        connectTimeoutMilliseconds: this.options.connectTimeoutMilliseconds ?? 5000,
+        applicationName: "bourse-platform migrations",
+      },
+      {
         schema: this.schema,
         table: "platform_migrations",
         lockName: "bourse.platform-migrations",
         migrations: MIGRATIONS,
         render: (sql) => sql.replaceAll("{s}", `"${this.schema}".`),
         what: "platform version",
-      });
-      client.release();
-    } catch (error) {
-      // Destroyed rather than returned: it may sit in an aborted transaction.
-      client.release(true);
-      throw error;
-    }
+      },
+    );
   }
 }

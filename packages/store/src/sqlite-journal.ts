@@ -8,7 +8,7 @@
  */
 import { runSqliteMigrations, type SqliteMigration } from "./sqlite-migrations.ts";
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { makeDirectories } from "./directories.ts";
 import { dirname } from "node:path";
 import {
   JournalRecordError,
@@ -224,7 +224,7 @@ export class SqliteJournal implements EventJournal, ReadModels {
     if (this.database) throw new Error("the journal is already open");
     const inMemory = this.options.path === ":memory:" || this.options.path === "";
     // The data directory of a first start may not exist yet.
-    if (!inMemory) mkdirSync(dirname(this.options.path), { recursive: true });
+    if (!inMemory) makeDirectories(dirname(this.options.path));
     const writerLock = inMemory || options.keepTornTail ? null : SqliteWriterLock.acquire(this.options.path);
     let database: Database.Database;
     try {

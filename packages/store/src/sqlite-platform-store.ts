@@ -9,7 +9,7 @@
  */
 import { runSqliteMigrations, type SqliteMigration } from "./sqlite-migrations.ts";
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { makeDirectories } from "./directories.ts";
 import { dirname } from "node:path";
 import {
   ConstraintViolation,
@@ -212,7 +212,7 @@ export class SqlitePlatformStore extends SqlPlatformStore {
 
   protected async connect(): Promise<SqlDatabase> {
     const inMemory = this.options.path === ":memory:" || this.options.path === "";
-    if (!inMemory) mkdirSync(dirname(this.options.path), { recursive: true });
+    if (!inMemory) makeDirectories(dirname(this.options.path));
     const busyTimeout = this.options.busyTimeoutMilliseconds ?? 5000;
     const database = new Database(this.options.path, { timeout: busyTimeout });
     try {

@@ -1,10 +1,14 @@
 /**
  * Auth (seed 000 "Auth", API.md): sign up, sign in, check the session, change the password, sign out.
- * Sign-up and sign-in are public and rate limited per address like every route.
+ * Sign-up and sign-in are public and rate limited per address like every route; sign-ups also per address per hour
+ * (BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR): each makes a user and a funded demo account, which the request rate alone
+ * allowed by the hundred thousand an hour. Attempts count, refused ones too: each costs an argon2 hash. The back
+ * office's sign-ups (`/admin/v1`) are not counted.
  */
 import { Type } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
+import { FixedWindowLimiter } from "../rate-window.ts";
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../auth.ts";
 import { Closed, DataResponse, Email, ErrorResponse, OkResponse, authenticatedErrors } from "../schemas.ts";
 import { AccountViewSchema, UserViewSchema, accountView, userView } from "../views.ts";
@@ -19,7 +23,14 @@ const TokenData = Type.Object({
   account: Type.Union([AccountViewSchema, Type.Null()], { description: "The session's current account" }),
 });
 
+/** The window of BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR: an hour from an address's first sign-up. */
+const SIGNUP_WINDOW_MS = 3_600_000;
+
 export const authRoutes: RouteModule = (app, { platform, auth }) => {
+  const signupsByAddress = new FixedWindowLimiter(platform.config.signupsPerAddressPerHour, SIGNUP_WINDOW_MS, () =>
+    platform.clock.now(),
+  );
+
   app.post(
     "/api/v1/signup",
     {
@@ -27,6 +38,8 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Auth"],
         summary: "Sign up: creates the user and a funded demo account, and signs in",
+        description:
+          "One client address may attempt BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR sign-ups (default 30) in an hour counted from its first, refused ones included; the next answer 429 RATE_LIMITED with Retry-After.",
         body: Closed({ email: Email, password: Password, name: Type.String({ minLength: 1, maxLength: 100 }) }),
         response: {
           200: DataResponse(TokenData),
@@ -38,6 +51,13 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
       },
     },
     async (request) => {
+      const attempts = signupsByAddress.hit(request.ip);
+      if (attempts.exceeded)
+        throw new ApiError(
+          "RATE_LIMITED",
+          `At most ${attempts.limit} sign-ups per hour from one address: try again in ${Math.ceil(attempts.resetSeconds / 60)} minutes`,
+          { "retry-after": String(attempts.resetSeconds) },
+        );
       const { token, session, user, account } = await auth.signup(request.body);
       return {
         data: {

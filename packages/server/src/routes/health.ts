@@ -102,7 +102,20 @@ export const healthRoutes: RouteModule = (app, { platform, metrics }) => {
   );
   app.get(
     "/metrics",
-    { config: systemConfig, schema: { tags: ["System"], summary: "Prometheus metrics", produces: ["text/plain"] } },
+    {
+      config: systemConfig,
+      schema: {
+        tags: ["System"],
+        summary: "Prometheus metrics",
+        produces: ["text/plain"],
+        response: {
+          200: {
+            description: "The Prometheus text exposition format, version 0.0.4",
+            content: { "text/plain": { schema: Type.String() } },
+          },
+        },
+      },
+    },
     async (_request, reply) => reply.type("text/plain; version=0.0.4").send(metrics.render()),
   );
 };

@@ -1,0 +1,85 @@
+/**
+ * How long the PostgreSQL drivers wait for the server, and how they tell a stalled or vanished server from an answer.
+ *
+ * A server that fails (a restart, a refused connection) answers with an error at once; one that stalls does not
+ * answer at all: a lock held by another session, a network partition that drops packets without a reset, a server
+ * paused by SIGSTOP. `pg` waits for an answer forever by default, so before these limits a stalled append hung every
+ * command of its batch (and the ones queued behind it) with /readyz still ready, and a stuck platform query held its
+ * pooled connection forever; once all were held, every request waited out the pool's connection timeout and
+ * answered 500 (found by the audit of 6 December, tests postgres-stall.test.ts).
+ *
+ * Three limits, on every pooled connection:
+ * - the server cancels a statement that runs longer than the statement timeout (SQLSTATE 57014): a clean, known
+ *   outcome (nothing is committed by a statement that was cancelled before COMMIT);
+ * - the client gives up on an answer that has not come `ANSWER_GRACE_MILLISECONDS` after that (a partition or a
+ *   paused server cannot even send the cancellation): the connection is destroyed, and a COMMIT that was sent has an
+ *   unknown outcome;
+ * - the server ends a session left idle inside a transaction for as long (its client vanished mid-transaction
+ *   behind a partition): its locks, and its uncommitted journal row, which the next append's row would wait on,
+ *   are released.
+ * Keepalive probes start after `KEEPALIVE_INITIAL_DELAY_MILLISECONDS` of silence, so a connection to a host that
+ * is gone is noticed by the kernel rather than after its default two hours.
+ */
+import pg from "pg";
+
+const { DatabaseError } = pg;
+
+/**
+ * Fifteen seconds: a healthy statement of the journal or the platform store takes milliseconds (a group commit of
+ * 50,000 events about a second); anything slower is waiting on something that may never come.
+ */
+export const DEFAULT_STATEMENT_TIMEOUT_MILLISECONDS = 15_000;
+
+/**
+ * How much longer than the statement timeout the client waits for an answer: the server's own cancellation comes
+ * first whenever the server can still send it, and the client's limit only ends a connection that is truly silent.
+ */
+export const ANSWER_GRACE_MILLISECONDS = 2_000;
+
+/** Silence on a connection after which the kernel starts probing whether its peer is still there. */
+export const KEEPALIVE_INITIAL_DELAY_MILLISECONDS = 10_000;
+
+/** SQLSTATE query_canceled: the statement timeout expired (or an operator cancelled the statement). */
+const QUERY_CANCELED = "57014";
+
+/** The message `pg` gives a query whose `query_timeout` expired: it has no code to test instead. */
+const QUERY_READ_TIMEOUT_MESSAGE = "Query read timeout";
+
+/** The message `pg-pool` gives a checkout that found no connection free (or could not open one) in time. */
+const POOL_CHECKOUT_TIMEOUT_MESSAGE = "timeout exceeded when trying to connect";
+
+/** The `pg` settings that bound every statement of a pool's connections (see the file's comment). */
+export function boundedConnectionSettings(statementTimeoutMilliseconds: number): {
+  statement_timeout: number;
+  idle_in_transaction_session_timeout: number;
+  query_timeout: number;
+  keepAlive: true;
+  keepAliveInitialDelayMillis: number;
+} {
+  if (!Number.isSafeInteger(statementTimeoutMilliseconds) || statementTimeoutMilliseconds < 1)
+    throw new RangeError(
+      `statementTimeoutMilliseconds must be a positive integer, got ${statementTimeoutMilliseconds}`,
+    );
+  return {
+    statement_timeout: statementTimeoutMilliseconds,
+    idle_in_transaction_session_timeout: statementTimeoutMilliseconds,
+    query_timeout: statementTimeoutMilliseconds + ANSWER_GRACE_MILLISECONDS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MILLISECONDS,
+  };
+}
+
+/** The client stopped waiting for an answer that never came: the connection is stuck and must be destroyed. */
+export function isAnswerTimeout(error: unknown): boolean {
+  return error instanceof Error && !(error instanceof DatabaseError) && error.message === QUERY_READ_TIMEOUT_MESSAGE;
+}
+
+/** No pooled connection became free (or could be opened) in time: nothing was sent. */
+export function isCheckoutTimeout(error: unknown): boolean {
+  return error instanceof Error && !(error instanceof DatabaseError) && error.message === POOL_CHECKOUT_TIMEOUT_MESSAGE;
+}
+
+/** The server cancelled the statement (its statement timeout expired): nothing of it, nor of its transaction, was committed. */
+export function isStatementTimeout(error: unknown): boolean {
+  return error instanceof DatabaseError && error.code === QUERY_CANCELED;
+}
