@@ -240,8 +240,27 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   app.decorate("routeRegistry", [] as RegisteredRoute[]);
   app.decorateRequest("principal", null);
   app.decorateRequest("apiKey", null);
+  // The Client API's budget (rate-window.ts): a route hook of every route but those that opt out (`rateLimit: false`),
+  // so they pay nothing for it. It runs after the global authentication hook, once the caller is known, and before
+  // the body is parsed, so a flood of malformed requests counts too. Every answer says where the caller stands
+  // (RateLimit-* headers, the IETF draft's names, as the Automation API sends them); a 429 also says when to retry.
+  const clientRequests = clientRateLimiterOf(platform);
+  const spendClientBudget = (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void => {
+    const state = clientRequests.hit(
+      clientRequestKey(request.principal ? { userId: request.principal.userId } : { address: request.ip }),
+    );
+    void reply.header("ratelimit-limit", state.limit);
+    void reply.header("ratelimit-remaining", state.remaining);
+    void reply.header("ratelimit-reset", state.resetSeconds);
+    if (!state.exceeded) return done();
+    void reply.header("retry-after", state.resetSeconds);
+    done(new ApiError("RATE_LIMITED", `Rate limit of ${state.limit} requests per second exceeded`));
+  };
+
   app.addHook("onRoute", (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (route.config?.rateLimit !== false)
+      route.onRequest = [...(route.onRequest === undefined ? [] : [route.onRequest].flat()), spendClientBudget];
     if (route.url.startsWith("/docs")) {
       // The documentation is public: a developer reads it before they have an account.
       route.config = { ...route.config, auth: "public", face: "system" };
@@ -331,24 +350,6 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       request,
       mode === "userOrApiKey",
     ));
-  });
-
-  // The Client API's budget (rate-window.ts), counted once the caller is known and before the body is parsed, so a
-  // flood of malformed requests counts too. Every answer says where the caller stands (RateLimit-* headers, the
-  // IETF draft's names, as the Automation API sends them); a 429 also says when to retry.
-  const clientRequests = clientRateLimiterOf(platform);
-  app.addHook("onRequest", async (request: FastifyRequest, reply) => {
-    if (request.routeOptions.config?.rateLimit === false) return;
-    const state = clientRequests.hit(
-      clientRequestKey(request.principal ? { userId: request.principal.userId } : { address: request.ip }),
-    );
-    void reply.header("ratelimit-limit", state.limit);
-    void reply.header("ratelimit-remaining", state.remaining);
-    void reply.header("ratelimit-reset", state.resetSeconds);
-    if (state.exceeded) {
-      void reply.header("retry-after", state.resetSeconds);
-      throw new ApiError("RATE_LIMITED", `Rate limit of ${state.limit} requests per second exceeded`);
-    }
   });
 
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
