@@ -32,7 +32,7 @@ import { ApiError, ApiErrorCodes, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Platform } from "./platform.ts";
 import { compileResponseSerializer } from "./response-serializer.ts";
-import { clientRateLimiterOf, clientRequestKey } from "./rate-window.ts";
+import { clientRateLimiterOf, clientRequestKey, sendRateLimitHeaders } from "./rate-window.ts";
 import { ErrorResponse } from "./schemas.ts";
 
 /**
@@ -240,27 +240,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   app.decorate("routeRegistry", [] as RegisteredRoute[]);
   app.decorateRequest("principal", null);
   app.decorateRequest("apiKey", null);
-  // The Client API's budget (rate-window.ts): a route hook of every route but those that opt out (`rateLimit: false`),
-  // so they pay nothing for it. It runs after the global authentication hook, once the caller is known, and before
-  // the body is parsed, so a flood of malformed requests counts too. Every answer says where the caller stands
-  // (RateLimit-* headers, the IETF draft's names, as the Automation API sends them); a 429 also says when to retry.
-  const clientRequests = clientRateLimiterOf(platform);
-  const spendClientBudget = (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void => {
-    const state = clientRequests.hit(
-      clientRequestKey(request.principal ? { userId: request.principal.userId } : { address: request.ip }),
-    );
-    void reply.header("ratelimit-limit", state.limit);
-    void reply.header("ratelimit-remaining", state.remaining);
-    void reply.header("ratelimit-reset", state.resetSeconds);
-    if (!state.exceeded) return done();
-    void reply.header("retry-after", state.resetSeconds);
-    done(new ApiError("RATE_LIMITED", `Rate limit of ${state.limit} requests per second exceeded`));
-  };
-
   app.addHook("onRoute", (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    if (route.config?.rateLimit !== false)
-      route.onRequest = [...(route.onRequest === undefined ? [] : [route.onRequest].flat()), spendClientBudget];
     if (route.url.startsWith("/docs")) {
       // The documentation is public: a developer reads it before they have an account.
       route.config = { ...route.config, auth: "public", face: "system" };
@@ -316,7 +297,32 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   });
   if (options.docs !== false) await app.register(swaggerUi, { routePrefix: "/docs" });
 
-  app.addHook("onRequest", async (request: FastifyRequest) => {
+  // The Client API's budget (rate-window.ts), spent once the caller is known (its user, else its address) and before
+  // the body is parsed, so a flood of malformed requests counts too; a request whose credential is refused, and one
+  // for no route, spend their address's: a flood of bad tokens is limited like any other. Routes with
+  // `rateLimit: false` spend nothing. Every answer that spends says where the caller stands (RateLimit-* headers, as
+  // the Automation API sends them); past the budget the answer is 429 with Retry-After.
+  const clientRequests = clientRateLimiterOf(platform);
+  const spendClientBudget = (request: FastifyRequest, reply: FastifyReply): void => {
+    const state = clientRequests.hit(
+      clientRequestKey(request.principal ? { userId: request.principal.userId } : { address: request.ip }),
+    );
+    sendRateLimitHeaders(reply, state);
+    if (state.exceeded) throw new ApiError("RATE_LIMITED", `Rate limit of ${state.limit} requests per second exceeded`);
+  };
+  app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
+    const budgeted = request.routeOptions.config?.rateLimit !== false;
+    try {
+      await authenticateRequest(request);
+    } catch (error) {
+      if (budgeted) spendClientBudget(request, reply);
+      throw error;
+    }
+    if (budgeted) spendClientBudget(request, reply);
+  });
+
+  /** Sets `request.principal` or `request.apiKey` as the route's auth mode asks; throws the refusal. */
+  async function authenticateRequest(request: FastifyRequest): Promise<void> {
     if (request.is404) return;
     const mode = request.routeOptions.config.auth ?? "user";
     if (mode === "public") return;
@@ -350,7 +356,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       request,
       mode === "userOrApiKey",
     ));
-  });
+  }
 
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const apiError = toApiError(error);

@@ -13,11 +13,17 @@ import {
   createPlatformStore,
   eventAccountId,
   isPostgresUrl,
-  makeDirectories,
   verify,
   type EventJournal,
 } from "@bourse/store";
-import { ConfigError, loadServerConfig, loadStorageSettings, unknownSettings, type ServerConfig } from "./config.ts";
+import {
+  ConfigError,
+  loadServerConfig,
+  loadStorageSettings,
+  makeDataDirectory,
+  unknownSettings,
+  type ServerConfig,
+} from "./config.ts";
 import { createServer } from "./server.ts";
 import { describeDatabase } from "./settings.ts";
 
@@ -286,7 +292,7 @@ async function storageCommand(
   environment: NodeJS.ProcessEnv,
 ): Promise<number> {
   const settings = loadStorageSettings(environment);
-  if (!isPostgresUrl(settings.databaseUrl)) makeDirectories(settings.dataDirectory);
+  if (!isPostgresUrl(settings.databaseUrl)) makeDataDirectory(settings.dataDirectory);
   const journal = createJournal(settings.databaseUrl);
   try {
     // `verify` and `journal` inspect: a torn tail is reported, never dropped (they deleted an acknowledged record

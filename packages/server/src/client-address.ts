@@ -79,3 +79,24 @@ export function clientAddress(request: IncomingMessage, trust: ProxyTrust | null
   if (peer === undefined) return "unknown";
   return trust === null ? peer : proxyAddr(request, trust);
 }
+
+/**
+ * The block a client address stands for when counting what one subscriber may do: an IPv4 address itself (an IPv6
+ * form of one, `::ffff:a.b.c.d`, as IPv4), an IPv6 address's /64. A subscriber's line gets a whole /64 and picks
+ * any address in it, so counting single IPv6 addresses bounds nothing. Text that is no address is its own block.
+ */
+export function subscriberBlock(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (isIP(address) !== 6) return address;
+  const [head = "", tail = ""] = address.toLowerCase().split("::");
+  const headGroups = head === "" ? [] : head.split(":");
+  const tailGroups = tail === "" ? [] : tail.split(":");
+  const groups = address.includes("::")
+    ? [...headGroups, ...Array<string>(8 - headGroups.length - tailGroups.length).fill("0"), ...tailGroups]
+    : headGroups;
+  return `${groups
+    .slice(0, 4)
+    .map((group) => String(Number.parseInt(group, 16).toString(16)))
+    .join(":")}::/64`;
+}

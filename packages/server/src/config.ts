@@ -147,6 +147,14 @@ function keptSecret(directory: string, fileName: string, given: string | undefin
   if (given !== undefined && given !== "") return given;
   const file = path.join(directory, fileName);
   if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  makeDataDirectory(directory);
+  const secret = randomBytes(32).toString("base64url");
+  writeFileSync(file, secret + "\n", { mode: SECRET_FILE_MODE });
+  return secret;
+}
+
+/** Creates the data directory (BOURSE_DATA_DIR) if it is missing; one that cannot be is a configuration error. */
+export function makeDataDirectory(directory: string): void {
   try {
     makeDirectories(directory);
   } catch (error) {
@@ -154,9 +162,6 @@ function keptSecret(directory: string, fileName: string, given: string | undefin
       `BOURSE_DATA_DIR: the data directory ${directory} cannot be created: ${(error as Error).message}`,
     );
   }
-  const secret = randomBytes(32).toString("base64url");
-  writeFileSync(file, secret + "\n", { mode: SECRET_FILE_MODE });
-  return secret;
 }
 
 function readConfigFile(file: string): ConfigFile {

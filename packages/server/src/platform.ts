@@ -30,7 +30,6 @@ import {
   SqliteJournal,
   createPlatformStore,
   isPostgresUrl,
-  makeDirectories,
   type CheckpointReport,
   type EventJournal,
   type JournalRecord,
@@ -39,7 +38,7 @@ import {
 } from "@bourse/store";
 import { Bus } from "./bus.ts";
 import { systemClock, type Clock } from "./clock.ts";
-import type { ServerConfig } from "./config.ts";
+import { makeDataDirectory, type ServerConfig } from "./config.ts";
 import { ApiError } from "./errors.ts";
 
 /** Every command but its time: the platform stamps it with its clock. */
@@ -157,7 +156,7 @@ export class Platform {
     this.bus = new Bus((error, topic) => this.log.error(`bus: a subscriber of ${topic} failed: ${String(error)}`));
     const storage = config.storage;
     if (!isPostgresUrl(storage.databaseUrl) || !isPostgresUrl(storage.platformDatabaseUrl))
-      makeDirectories(storage.dataDirectory);
+      makeDataDirectory(storage.dataDirectory);
     this.journal = openJournal(storage.databaseUrl);
     // Notifications and candles are written by a thread of their own: their bursts never stop this one.
     this.platformStore = createPlatformStore(storage.platformDatabaseUrl, { sqliteDerivedWrites: "worker" });

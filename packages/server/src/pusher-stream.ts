@@ -81,8 +81,7 @@ import {
 } from "./stream-outbound.ts";
 import {
   openSocketsByAddressOf,
-  openSocketsByApiKeyOf,
-  openSocketsByUserOf,
+  takeUserAndApiKeySlots,
   type OpenSocketCounts,
   type UpgradeAdapter,
 } from "./upgrade-router.ts";
@@ -178,9 +177,6 @@ export class PusherStream implements UpgradeAdapter {
   readonly closes: Record<string, number> = {};
   /** Open sockets per client address, shared with the native stream. */
   readonly socketsByAddress: OpenSocketCounts;
-  /** Sockets per user and per API key, shared with the native stream: here those holding an account channel. */
-  readonly socketsByUser: OpenSocketCounts;
-  readonly socketsByApiKey: OpenSocketCounts;
   /** BOURSE_TRUST_PROXY, as the HTTP app applies it: a socket's client address. */
   private readonly proxyTrust: ProxyTrust | null;
 
@@ -192,8 +188,6 @@ export class PusherStream implements UpgradeAdapter {
     this.limits = { ...DEFAULT_PUSHER_LIMITS, ...limits };
     this.server = streamSocketServer(this.limits.maxPayloadBytes);
     this.socketsByAddress = openSocketsByAddressOf(platform);
-    this.socketsByUser = openSocketsByUserOf(platform);
-    this.socketsByApiKey = openSocketsByApiKeyOf(platform);
     this.proxyTrust = proxyTrust(platform.config.trustedProxies);
     this.fanout = new TopicFanout(platform.bus, (topic, message, subscribers) =>
       this.dispatch(topic, message, subscribers),
@@ -656,22 +650,16 @@ class PusherConnection {
    */
   private takeSlots(userId: string | null, credential: Credential | null): string | null {
     const limits = this.stream.limits;
-    let user: (() => void) | null = null;
-    if (userId !== null && !this.userSlots.has(userId)) {
-      user = this.stream.socketsByUser.take(userId, limits.maxSocketsPerUser);
-      if (!user)
-        return `At most ${limits.maxSocketsPerUser} sockets per user (native sockets and Pusher sockets holding the user's account channels together)`;
-    }
     const keyId = credential?.kind === "apiKey" ? credential.id : null;
-    if (keyId !== null && !this.apiKeySlots.has(keyId)) {
-      const key = this.stream.socketsByApiKey.take(keyId, limits.maxSocketsPerApiKey);
-      if (!key) {
-        user?.();
-        return `At most ${limits.maxSocketsPerApiKey} sockets per API key (native sockets and Pusher sockets holding channels it granted together)`;
-      }
-      this.apiKeySlots.set(keyId, key);
-    }
-    if (user) this.userSlots.set(userId!, user);
+    const newUser = userId !== null && !this.userSlots.has(userId) ? userId : null;
+    const newKey = keyId !== null && !this.apiKeySlots.has(keyId) ? keyId : null;
+    const slots = takeUserAndApiKeySlots(this.platform, newUser, newKey, limits);
+    if ("full" in slots)
+      return slots.full === "user"
+        ? `At most ${limits.maxSocketsPerUser} sockets per user (native sockets and Pusher sockets holding the user's account channels together)`
+        : `At most ${limits.maxSocketsPerApiKey} sockets per API key (native sockets and Pusher sockets holding channels it granted together)`;
+    if (slots.user) this.userSlots.set(newUser!, slots.user);
+    if (slots.apiKey) this.apiKeySlots.set(newKey!, slots.apiKey);
     return null;
   }
 

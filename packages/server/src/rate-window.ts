@@ -2,6 +2,7 @@
  * Fixed-window rate limits: the Client API's per-user budget (per address before sign-in), the Automation API's
  * per-key budget, the failed API keys and the sign-ups per address.
  */
+import type { FastifyReply } from "fastify";
 import type { Platform } from "./platform.ts";
 
 export interface RateLimitState {
@@ -95,4 +96,16 @@ export function clientRateLimiterOf(platform: Platform): FixedWindowLimiter {
 /** A caller's key in the Client API's budget: its user once signed in, else its client address. */
 export function clientRequestKey(caller: { readonly userId: string } | { readonly address: string }): string {
   return "userId" in caller ? `user:${caller.userId}` : `address:${caller.address}`;
+}
+
+/**
+ * Where the caller stands in a budget, on its answer: `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`
+ * (seconds; the IETF draft's names), and `Retry-After` when this request went past it. The Client API and the
+ * Automation API send the same headers.
+ */
+export function sendRateLimitHeaders(reply: FastifyReply, state: RateLimitState): void {
+  void reply.header("ratelimit-limit", state.limit);
+  void reply.header("ratelimit-remaining", state.remaining);
+  void reply.header("ratelimit-reset", state.resetSeconds);
+  if (state.exceeded) void reply.header("retry-after", state.resetSeconds);
 }

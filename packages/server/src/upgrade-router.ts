@@ -135,3 +135,28 @@ export function openSocketsByUserOf(platform: Platform): OpenSocketCounts {
 export function openSocketsByApiKeyOf(platform: Platform): OpenSocketCounts {
   return socketCountsOf(platform).byApiKey;
 }
+
+/** The slots `takeUserAndApiKeySlots` took (null where nothing was asked), or which bound was full. */
+export type UserAndApiKeySlots =
+  { readonly user: (() => void) | null; readonly apiKey: (() => void) | null } | { readonly full: "user" | "apiKey" };
+
+/**
+ * Takes a socket's slot of a user and of an API key (null: none to take), both or neither, in one turn (no await, so
+ * concurrent sockets cannot pass a bound together): a key refused gives the user's slot back. Both faces' sockets.
+ */
+export function takeUserAndApiKeySlots(
+  platform: Platform,
+  userId: string | null,
+  apiKeyId: string | null,
+  limits: { readonly maxSocketsPerUser: number; readonly maxSocketsPerApiKey: number },
+): UserAndApiKeySlots {
+  const counts = socketCountsOf(platform);
+  const user = userId === null ? null : counts.byUser.take(userId, limits.maxSocketsPerUser);
+  if (userId !== null && !user) return { full: "user" };
+  const apiKey = apiKeyId === null ? null : counts.byApiKey.take(apiKeyId, limits.maxSocketsPerApiKey);
+  if (apiKeyId !== null && !apiKey) {
+    user?.();
+    return { full: "apiKey" };
+  }
+  return { user, apiKey };
+}

@@ -84,6 +84,7 @@ import {
   openSocketsByAddressOf,
   openSocketsByApiKeyOf,
   openSocketsByUserOf,
+  takeUserAndApiKeySlots,
   type UpgradeAdapter,
 } from "./upgrade-router.ts";
 import { WsCloseCodes, type WsCloseName } from "./ws-codes.ts";
@@ -608,18 +609,17 @@ class Connection {
    */
   private admitPrincipal(principal: StreamPrincipal): string | null {
     const limits = this.stream.limits;
-    const user = this.stream.socketsByUser.take(principal.userId, limits.maxSocketsPerUser);
-    if (!user)
-      return `At most ${limits.maxSocketsPerUser} sockets per user (JWT and API-key sockets, native and Pusher, together)`;
-    if (principal.credential.kind === "apiKey") {
-      const key = this.stream.socketsByApiKey.take(principal.credential.id, limits.maxSocketsPerApiKey);
-      if (!key) {
-        user();
-        return `At most ${limits.maxSocketsPerApiKey} sockets per API key (native and Pusher together)`;
-      }
-      this.slots.push(key);
-    }
-    this.slots.push(user);
+    const slots = takeUserAndApiKeySlots(
+      this.platform,
+      principal.userId,
+      principal.credential.kind === "apiKey" ? principal.credential.id : null,
+      limits,
+    );
+    if ("full" in slots)
+      return slots.full === "user"
+        ? `At most ${limits.maxSocketsPerUser} sockets per user (JWT and API-key sockets, native and Pusher, together)`
+        : `At most ${limits.maxSocketsPerApiKey} sockets per API key (native and Pusher together)`;
+    for (const release of [slots.apiKey, slots.user]) if (release) this.slots.push(release);
     this.releaseUnauthorized?.();
     this.releaseUnauthorized = null;
     return null;

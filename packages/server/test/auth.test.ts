@@ -109,6 +109,11 @@ describe("sign up", () => {
       expect(JSON.stringify(users.body)).not.toContain("three@example.com");
       // Another address has its own count.
       expect((await signupFrom("198.51.100.9", "four@example.com")).statusCode).toBe(200);
+      // An IPv6 address counts with its /64: a subscriber's line picks any address in it.
+      expect((await signupFrom("2001:db8::1", "five@example.com")).statusCode).toBe(200);
+      expect((await signupFrom("2001:db8::2:1", "six@example.com")).statusCode).toBe(200);
+      expect((await signupFrom("2001:db8:0:0:ffff::9", "seven@example.com")).statusCode).toBe(429);
+      expect((await signupFrom("2001:db8:0:1::1", "seven@example.com")).statusCode).toBe(200);
       limited.clock.advance(3_600_000);
       expect((await signupFrom("203.0.113.7", "three@example.com")).statusCode).toBe(200);
     } finally {

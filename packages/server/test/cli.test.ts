@@ -240,6 +240,23 @@ describe("bourse command line", () => {
       expect((await run(["journal", ...wrong], { BOURSE_DATA_DIR: directory })).code).toBe(ExitCode.USAGE);
   });
 
+  it("refuses a data directory that cannot be created as a configuration error, with every secret given", async () => {
+    // With nothing to generate, the data directory was first created by the platform: a plain ENOENT, exit 3.
+    const result = await run(["start"], {
+      BOURSE_DATA_DIR: "/proc/bourse-cli-test",
+      BOURSE_ADMIN_TOKEN: "admin-token",
+      BOURSE_JWT_SECRET: "a-jwt-secret-of-enough-length-0000000000",
+      BOURSE_PUSHER_APP_KEY: "app-key",
+      BOURSE_PUSHER_APP_SECRET: "app-secret",
+      BOURSE_FEED: "push",
+      BOURSE_PORT: "0",
+    });
+    expect(result.code).toBe(ExitCode.USAGE);
+    expect(result.err).toContain(
+      "bourse start: configuration error: BOURSE_DATA_DIR: the data directory /proc/bourse-cli-test cannot be created: ENOENT",
+    );
+  });
+
   it("answers an unknown command with the usage and exit code 2", async () => {
     const result = await run(["frobnicate"], { BOURSE_DATA_DIR: dataDirectory() });
     expect(result.code).toBe(ExitCode.USAGE);

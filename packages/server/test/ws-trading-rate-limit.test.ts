@@ -129,6 +129,41 @@ describe("the per-user limit on JWT sockets", () => {
   });
 });
 
+describe("the address's budget before sign-in", () => {
+  // A route hook of each route ran after authentication: a refused token, and a request for no route, spent nothing,
+  // so a flood of bad tokens was never limited (the session's review). They spend their address's budget now.
+  it("requests refused by authentication and requests for no route spend their address's budget: past it, 429", async () => {
+    server.clock.advance(1000);
+    const from = (url: string, headers: Record<string, string> = {}) =>
+      server.app.inject({ method: "GET", url, remoteAddress: "198.51.100.77", headers });
+    const answers = [];
+    for (let index = 0; index < USER_LIMIT / 2; index += 1)
+      answers.push(await from("/api/v1/accounts", { authorization: "not-a-token" }));
+    for (let index = 0; index < USER_LIMIT / 2; index += 1) answers.push(await from("/api/v1/no-such-route"));
+    expect(answers.map((answer) => answer.statusCode)).toEqual([
+      ...Array(USER_LIMIT / 2).fill(401),
+      ...Array(USER_LIMIT / 2).fill(404),
+    ]);
+    expect(answers.map((answer) => answer.headers["ratelimit-remaining"])).toEqual(
+      Array.from({ length: USER_LIMIT }, (_, index) => String(USER_LIMIT - 1 - index)),
+    );
+    const refused = await from("/api/v1/accounts", { authorization: "not-a-token" });
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json()).toEqual({
+      error: "RATE_LIMITED",
+      message: `Rate limit of ${USER_LIMIT} requests per second exceeded`,
+    });
+    expect(refused.headers["retry-after"]).toBe("1");
+    // Another address has a budget of its own.
+    const elsewhere = await server.app.inject({
+      method: "GET",
+      url: "/api/v1/no-such-route",
+      remoteAddress: "198.51.100.78",
+    });
+    expect(elsewhere.statusCode).toBe(404);
+  });
+});
+
 describe("the per-key Automation limit on API-key sockets", () => {
   it("an API-key socket spends the key's Automation budget with the REST calls: past it RATE_LIMITED on the stream and 429 on REST", async () => {
     const user = await signUp(server);

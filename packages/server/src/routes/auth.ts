@@ -2,12 +2,14 @@
  * Auth (seed 000 "Auth", API.md): sign up, sign in, check the session, change the password, sign out.
  * Sign-up and sign-in are public and rate limited per address like every route; sign-ups also per address per hour
  * (BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR): each makes a user and a funded demo account, which the request rate alone
- * allowed by the hundred thousand an hour. Attempts count, refused ones too: each costs an argon2 hash. The back
- * office's sign-ups (`/admin/v1`) are not counted.
+ * allowed by the hundred thousand an hour. Attempts count, refused ones too: each costs an argon2 hash. An IPv6
+ * address counts with its /64 (`subscriberBlock`: one subscriber's line picks any address in it). The back office's
+ * sign-ups (`/admin/v1`) are not counted.
  */
 import { Type } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
+import { subscriberBlock } from "../client-address.ts";
 import { FixedWindowLimiter } from "../rate-window.ts";
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../auth.ts";
 import { Closed, DataResponse, Email, ErrorResponse, OkResponse, authenticatedErrors } from "../schemas.ts";
@@ -51,7 +53,7 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
       },
     },
     async (request) => {
-      const attempts = signupsByAddress.hit(request.ip);
+      const attempts = signupsByAddress.hit(subscriberBlock(request.ip));
       if (attempts.exceeded)
         throw new ApiError(
           "RATE_LIMITED",

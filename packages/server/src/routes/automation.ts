@@ -49,7 +49,7 @@ import {
   automationSymbolView,
 } from "../automation-views.ts";
 import { ApiError } from "../errors.ts";
-import { FixedWindowLimiter } from "../rate-window.ts";
+import { FixedWindowLimiter, sendRateLimitHeaders } from "../rate-window.ts";
 import { CANDLE_TIMEFRAMES, MAX_CANDLES_PER_QUERY, marketDataOf, type CandleTimeframe } from "../market-data.ts";
 import { candleView, instrumentOf } from "../market-views.ts";
 import type { Platform } from "../platform.ts";
@@ -257,13 +257,9 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
   /** Runs after the key is authenticated (app.ts): counts the request against the key's budget. */
   const rateLimit = async (request: FastifyRequest, reply: FastifyReply) => {
     const state = limiter.hit(request.apiKey!.key.id);
-    void reply.header("ratelimit-limit", state.limit);
-    void reply.header("ratelimit-remaining", state.remaining);
-    void reply.header("ratelimit-reset", state.resetSeconds);
-    if (state.exceeded) {
-      void reply.header("retry-after", state.resetSeconds);
+    sendRateLimitHeaders(reply, state);
+    if (state.exceeded)
       throw new ApiError("RATE_LIMITED", `Rate limit of ${state.limit} requests per second per API key exceeded`);
-    }
   };
 
   const read = { auth: "apiKey", face: "automation", apiKeyScope: "read", rateLimit: false } as const;
