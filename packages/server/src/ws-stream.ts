@@ -625,6 +625,15 @@ class Connection {
     return null;
   }
 
+  /** Whether the principal's budget has nothing left in this second: its next request would be refused. */
+  private budgetSpent(principal: StreamPrincipal): boolean {
+    const blocked =
+      principal.credential.kind === "apiKey"
+        ? this.stream.requestsByApiKey.blocked(principal.credential.id)
+        : this.stream.requestsByUser.blocked(clientRequestKey({ userId: principal.userId }));
+    return blocked !== null;
+  }
+
   /**
    * Spends one request of the principal's budget shared with REST, the user's (JWT) or the API key's Automation
    * budget, or for a replay one per journal page it will read (`replayPages`). Throws RATE_LIMITED past it, having
@@ -867,7 +876,10 @@ class Connection {
     if (events.has("quoteEvent")) for (const symbol of symbols) names.push(BusTopics.quotes(symbol));
     if (accountId !== null && accountTypes.length > 0) names.push(BusTopics.account(accountId));
     if (userTypes.length > 0) names.push(BusTopics.user(this.userId));
-    // The replay's cost, before anything changes: a refusal leaves the subscriptions as they were.
+    // The replay's cost, before anything changes: a refusal leaves the subscriptions as they were. A budget already
+    // spent is refused before the journal is read for the cost (a query each on PostgreSQL).
+    if (accountId !== null && payload.sinceSeq !== undefined && this.budgetSpent(this.principal!))
+      this.spendRequest(this.principal!);
     const replayPages =
       accountId !== null && payload.sinceSeq !== undefined
         ? replayPagesOf(

@@ -5,7 +5,7 @@
  * budget per journal page it will read (a `resyncRequired` answer one), before it changes anything: past the budget
  * it answers `error` RATE_LIMITED, subscribes to nothing, replays nothing, and the socket stays open.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { FixedWindowLimiter } from "../src/rate-window.ts";
 import { moneyFromWire } from "../src/wire.ts";
 import { admin, createApiKey, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
@@ -159,6 +159,22 @@ describe("the replay budget of a native subscribe with sinceSeq", () => {
     expect((await order(client, user.login)).type).toBe("result");
     expect((await order(client, user.login)).type).toBe("result");
     expect((await order(client, user.login)).payload.code).toBe("RATE_LIMITED");
+  });
+
+  it("with the budget spent, a replay is refused before the journal is read for its cost (a query each on PostgreSQL)", async () => {
+    nextWindow();
+    const client = await connect(user.token);
+    for (let index = 0; index < USER_LIMIT; index += 1) expect((await order(client, user.login)).type).toBe("result");
+    const reads = vi.spyOn(server.platform, "lastJournalSequence");
+    try {
+      const refused = await client.request("subscribe", { events: ["balanceEvent"], sinceSeq: 0 });
+      expect(refused.payload.code).toBe("RATE_LIMITED");
+      expect(reads).not.toHaveBeenCalled();
+    } finally {
+      reads.mockRestore();
+    }
+    expect(client.all("subscribed")).toHaveLength(0);
+    await stillOpen(client);
   });
 
   it("an API-key socket's replay spends the key's Automation budget", async () => {

@@ -185,8 +185,12 @@ const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
  */
 const WRITER_LOCK_KEY = 0x426f7572;
 
-/** SQLSTATEs the server sends as it drops the connection: the session is gone, not the statement refused. */
-const CONNECTION_ENDING_STATES = new Set(["57P01", "57P02", "57P03"]);
+/**
+ * SQLSTATEs the server sends as it drops the connection: the session is gone, not the statement refused. 57P01-03:
+ * terminated, crash, cannot connect now; 25P03: the session sat in a transaction past
+ * idle_in_transaction_session_timeout (postgres-timeouts.ts), and its transaction was rolled back.
+ */
+const CONNECTION_ENDING_STATES = new Set(["57P01", "57P02", "57P03", "25P03"]);
 
 /** True when the error is the connection failing (socket, timeout, server shutting the session) rather than an answer. */
 export function isConnectionFailure(error: unknown): boolean {

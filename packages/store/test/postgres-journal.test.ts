@@ -349,6 +349,10 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
         ),
       );
       expect(isConnectionFailure(refused)).toBe(false);
+      // The server ends a session left idle inside a transaction (idle_in_transaction_session_timeout).
+      const idleTimeout = new pg.DatabaseError("terminating connection due to idle-in-transaction timeout", 0, "error");
+      idleTimeout.code = "25P03";
+      expect(isConnectionFailure(idleTimeout)).toBe(true);
     });
 
     it("refuses a schema name that is not a plain identifier", () => {
