@@ -625,26 +625,30 @@ class Connection {
     return null;
   }
 
+  /**
+   * The budget a principal's requests spend, shared with REST: the user's (JWT; the Client API's limiter) or the API
+   * key's (the Automation API's limiter), and its key there.
+   */
+  private budgetOf(principal: StreamPrincipal): { limiter: FixedWindowLimiter; key: string; byApiKey: boolean } {
+    return principal.credential.kind === "apiKey"
+      ? { limiter: this.stream.requestsByApiKey, key: principal.credential.id, byApiKey: true }
+      : { limiter: this.stream.requestsByUser, key: clientRequestKey({ userId: principal.userId }), byApiKey: false };
+  }
+
   /** Whether the principal's budget has nothing left in this second: its next request would be refused. */
   private budgetSpent(principal: StreamPrincipal): boolean {
-    const blocked =
-      principal.credential.kind === "apiKey"
-        ? this.stream.requestsByApiKey.blocked(principal.credential.id)
-        : this.stream.requestsByUser.blocked(clientRequestKey({ userId: principal.userId }));
-    return blocked !== null;
+    const { limiter, key } = this.budgetOf(principal);
+    return limiter.blocked(key) !== null;
   }
 
   /**
-   * Spends one request of the principal's budget shared with REST, the user's (JWT) or the API key's Automation
-   * budget, or for a replay one per journal page it will read (`replayPages`). Throws RATE_LIMITED past it, having
-   * spent nothing (the message is answered; the socket stays open).
+   * Spends one request of the principal's budget (`budgetOf`), or for a replay one per journal page it will read
+   * (`replayPages`). Throws RATE_LIMITED past it, having spent nothing (the message is answered; the socket stays
+   * open).
    */
   private spendRequest(principal: StreamPrincipal, replayPages?: number): void {
-    const byApiKey = principal.credential.kind === "apiKey";
-    const requests = replayPages ?? 1;
-    const state = byApiKey
-      ? this.stream.requestsByApiKey.hit(principal.credential.id, requests)
-      : this.stream.requestsByUser.hit(clientRequestKey({ userId: principal.userId }), requests);
+    const { limiter, key, byApiKey } = this.budgetOf(principal);
+    const state = limiter.hit(key, replayPages ?? 1);
     if (!state.exceeded) return;
     const budget = byApiKey
       ? `Rate limit of ${state.limit} requests per second per API key exceeded (the Automation API's budget)`

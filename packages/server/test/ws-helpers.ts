@@ -52,6 +52,18 @@ export class StreamClient extends RecordingSocket<Message> {
     return this.next((message) => message.type === type && predicate(message), timeoutMs);
   }
 
+  /** A market buy of 0.01 lot of EURUSD for the account, and its answer (`result` or `error`). */
+  buyEurusd(accountId: number): Promise<Message> {
+    return this.request("createOrder", { accountId, symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 });
+  }
+
+  /** Pings and takes the next pong, which must echo the ping: the socket is open and still answers. */
+  async expectOpen(): Promise<void> {
+    this.send("ping", {}, "still open");
+    const pong = await this.nextOf("pong");
+    if (pong.id !== "still open") throw new Error(`the pong echoed ${JSON.stringify(pong.id)}, not "still open"`);
+  }
+
   /** Messages of a type received so far (taken or not). */
   all(type: string): Message[] {
     return this.messages.filter((message) => message.type === type);

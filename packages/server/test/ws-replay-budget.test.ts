@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { FixedWindowLimiter } from "../src/rate-window.ts";
 import { moneyFromWire } from "../src/wire.ts";
 import { admin, createApiKey, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
-import { StreamClient, listenStream, type Message } from "./ws-helpers.ts";
+import { StreamClient, listenStream } from "./ws-helpers.ts";
 
 const USER_LIMIT = 3;
 const KEY_LIMIT = 3;
@@ -53,15 +53,6 @@ async function deposits(accountId: number, count: number): Promise<void> {
         server.platform.execute({ kind: "deposit", accountId, amount }),
       ),
     );
-}
-
-function order(client: StreamClient, accountId: number): Promise<Message> {
-  return client.request("createOrder", { accountId, symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 });
-}
-
-async function stillOpen(client: StreamClient): Promise<void> {
-  client.send("ping", {}, "still open");
-  expect((await client.nextOf("pong")).id).toBe("still open");
 }
 
 /** Each test starts a fresh one-second window (the platform clock stands still otherwise). */
@@ -114,12 +105,12 @@ describe("the replay budget of a native subscribe with sinceSeq", () => {
     expect(refused.type).toBe("error");
     expect(refused.payload.code).toBe("RATE_LIMITED");
     expect(refused.payload.message).toMatch(/journal pages/);
-    await stillOpen(client);
+    await client.expectOpen();
 
     // Still subscribed as before, to the live balance events only: the next deposit comes, nothing replayed.
     await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount: 9 });
     expect((await client.nextOf("balanceEvent")).payload.amount).toBe(9);
-    await stillOpen(client);
+    await client.expectOpen();
     expect(client.all("subscribed").map((message) => message.id)).toEqual(["live"]);
     expect(client.all("balanceEvent")).toHaveLength(1);
     expect(client.all("quoteEvent")).toHaveLength(0);
@@ -144,11 +135,11 @@ describe("the replay budget of a native subscribe with sinceSeq", () => {
     ).toEqual([1, 2, 3]);
 
     // Two of three spent: one order goes through, the next is refused.
-    expect((await order(client, user.login)).type).toBe("result");
-    const refused = await order(client, user.login);
+    expect((await client.buyEurusd(user.login)).type).toBe("result");
+    const refused = await client.buyEurusd(user.login);
     expect(refused.type).toBe("error");
     expect(refused.payload.code).toBe("RATE_LIMITED");
-    await stillOpen(client);
+    await client.expectOpen();
   });
 
   it("a resyncRequired answer spends one request", async () => {
@@ -156,15 +147,16 @@ describe("the replay budget of a native subscribe with sinceSeq", () => {
     const client = await connect(user.token);
     client.send("subscribe", { events: ["balanceEvent"], sinceSeq: Number.MAX_SAFE_INTEGER }, "ahead");
     await client.nextOf("resyncRequired");
-    expect((await order(client, user.login)).type).toBe("result");
-    expect((await order(client, user.login)).type).toBe("result");
-    expect((await order(client, user.login)).payload.code).toBe("RATE_LIMITED");
+    expect((await client.buyEurusd(user.login)).type).toBe("result");
+    expect((await client.buyEurusd(user.login)).type).toBe("result");
+    expect((await client.buyEurusd(user.login)).payload.code).toBe("RATE_LIMITED");
   });
 
   it("with the budget spent, a replay is refused before the journal is read for its cost (a query each on PostgreSQL)", async () => {
     nextWindow();
     const client = await connect(user.token);
-    for (let index = 0; index < USER_LIMIT; index += 1) expect((await order(client, user.login)).type).toBe("result");
+    for (let index = 0; index < USER_LIMIT; index += 1)
+      expect((await client.buyEurusd(user.login)).type).toBe("result");
     const reads = vi.spyOn(server.platform, "lastJournalSequence");
     try {
       const refused = await client.request("subscribe", { events: ["balanceEvent"], sinceSeq: 0 });
@@ -174,7 +166,7 @@ describe("the replay budget of a native subscribe with sinceSeq", () => {
       reads.mockRestore();
     }
     expect(client.all("subscribed")).toHaveLength(0);
-    await stillOpen(client);
+    await client.expectOpen();
   });
 
   it("an API-key socket's replay spends the key's Automation budget", async () => {
@@ -185,6 +177,6 @@ describe("the replay budget of a native subscribe with sinceSeq", () => {
     expect(refused.payload.code).toBe("RATE_LIMITED");
     expect(refused.payload.message).toMatch(/API key/);
     expect(client.all("subscribed")).toHaveLength(0);
-    await stillOpen(client);
+    await client.expectOpen();
   });
 });

@@ -42,10 +42,6 @@ async function connect(token: string): Promise<StreamClient> {
   return client;
 }
 
-function order(client: StreamClient, accountId: number): Promise<Message> {
-  return client.request("createOrder", { accountId, symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 });
-}
-
 function outcomes(answers: Message[]): string[] {
   return answers.map((answer) => (answer.type === "result" ? "result" : `error ${answer.payload.code}`));
 }
@@ -56,11 +52,6 @@ async function openPositions(user: { token: string; login: number }): Promise<nu
   return positions.body.rows.length as number;
 }
 
-async function stillOpen(client: StreamClient): Promise<void> {
-  client.send("ping", {}, "still open");
-  expect((await client.nextOf("pong")).id).toBe("still open");
-}
-
 describe("the per-user limit on JWT sockets", () => {
   it("orders past the user's limit, over several sockets, answer RATE_LIMITED and place nothing; another user is unaffected; the next second trades again", async () => {
     const user = await signUp(server);
@@ -68,26 +59,26 @@ describe("the per-user limit on JWT sockets", () => {
     const sockets = [await connect(user.token), await connect(user.token), await connect(user.token)];
     // The limiter counts on the platform's clock, which the test server holds still: one window for the burst.
     const answers = await Promise.all(
-      Array.from({ length: USER_LIMIT + 5 }, (_, index) => order(sockets[index % sockets.length]!, user.login)),
+      Array.from({ length: USER_LIMIT + 5 }, (_, index) => sockets[index % sockets.length]!.buyEurusd(user.login)),
     );
     const counted = outcomes(answers);
     expect(counted.filter((outcome) => outcome === "result")).toHaveLength(USER_LIMIT);
     expect(counted.filter((outcome) => outcome !== "result")).toEqual(Array(5).fill("error RATE_LIMITED"));
     // History reads are requests REST counts too.
     expect((await sockets[0]!.request("positionHistory", { accountId: user.login })).payload.code).toBe("RATE_LIMITED");
-    for (const socket of sockets) await stillOpen(socket);
+    for (const socket of sockets) await socket.expectOpen();
     // One budget: the user's REST requests are past it in this second as well.
     const rest = await call(server, "GET", `/api/v1/accounts/${user.login}/positions`, { token: user.token });
     expect(rest.status).toBe(429);
     expect(rest.body.error).toBe("RATE_LIMITED");
 
     const bystander = await connect(other.token);
-    expect((await order(bystander, other.login)).type).toBe("result");
+    expect((await bystander.buyEurusd(other.login)).type).toBe("result");
     expect(await openPositions(other)).toBe(1);
 
     server.clock.advance(1000);
     expect(await openPositions(user)).toBe(USER_LIMIT);
-    expect((await order(sockets[0]!, user.login)).type).toBe("result");
+    expect((await sockets[0]!.buyEurusd(user.login)).type).toBe("result");
     expect(await openPositions(user)).toBe(USER_LIMIT + 1);
   });
 
@@ -113,9 +104,9 @@ describe("the per-user limit on JWT sockets", () => {
     expect(malformed.status).toBe(400);
     expect(malformed.headers["ratelimit-remaining"]).toBe("2");
     const answers = await Promise.all([
-      order(socket, user.login),
-      order(socket, user.login),
-      order(socket, user.login),
+      socket.buyEurusd(user.login),
+      socket.buyEurusd(user.login),
+      socket.buyEurusd(user.login),
     ]);
     expect(outcomes(answers)).toEqual(["result", "result", "error RATE_LIMITED"]);
     const refused = await call(server, "GET", "/api/v1/accounts", { token: user.token });
@@ -169,17 +160,17 @@ describe("the per-key Automation limit on API-key sockets", () => {
     const user = await signUp(server);
     const key = await createApiKey(server, user, "trade");
     const socket = await connect(key.key);
-    await stillOpen(socket);
+    await socket.expectOpen();
     // The Automation limiter's window is one second from its first request; all of this takes a few milliseconds.
     for (let index = 0; index < 2; index += 1)
       expect((await automation(server, "GET", "/v1/api/account", key.key)).status).toBe(200);
-    const answers = await Promise.all(Array.from({ length: KEY_LIMIT }, () => order(socket, user.login)));
+    const answers = await Promise.all(Array.from({ length: KEY_LIMIT }, () => socket.buyEurusd(user.login)));
     expect(outcomes(answers)).toEqual([...Array(KEY_LIMIT - 2).fill("result"), ...Array(2).fill("error RATE_LIMITED")]);
     expect((await automation(server, "GET", "/v1/api/account", key.key)).status).toBe(429);
     expect(automationRateLimiterOf(server.platform).blocked(key.id)).not.toBeNull();
     expect(await openPositions(user)).toBe(KEY_LIMIT - 2);
-    await stillOpen(socket);
+    await socket.expectOpen();
     // The key's user, on a JWT socket, has a budget of their own.
-    expect((await order(await connect(user.token), user.login)).type).toBe("result");
+    expect((await (await connect(user.token)).buyEurusd(user.login)).type).toBe("result");
   });
 });

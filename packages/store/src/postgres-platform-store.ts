@@ -59,21 +59,19 @@ export interface PostgresPlatformStoreOptions {
 /** A migration whose SQL has `{s}` standing for the quoted schema name and a dot. */
 type Migration = PostgresMigration;
 
+/** The shared schema text in PostgreSQL's integer and key types (the schema prefix is the migration runner's). */
+function postgresText(sql: string): string {
+  return sql.replaceAll("{int}", "bigint").replaceAll("{serial}", "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
+}
+
 /** Applied in order, each once, recorded in platform_migrations. Never edit one that has shipped: add the next. */
 const MIGRATIONS: readonly Migration[] = [
-  {
-    version: 1,
-    name: "platform data",
-    sql: PLATFORM_SCHEMA_SQL.replaceAll("{int}", "bigint").replaceAll(
-      "{serial}",
-      "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-    ),
-  },
-  { version: 2, name: "alert arming", sql: PLATFORM_ALERT_ARMING_SQL.replaceAll("{int}", "bigint") },
-  { version: 3, name: "derived through", sql: PLATFORM_DERIVED_THROUGH_SQL.replaceAll("{int}", "bigint") },
-  { version: 4, name: "last quotes", sql: PLATFORM_LAST_QUOTES_SQL.replaceAll("{int}", "bigint") },
-  { version: 5, name: "notification events", sql: PLATFORM_NOTIFICATION_EVENTS_SQL.replaceAll("{int}", "bigint") },
-  { version: 6, name: "alert trigger keys", sql: PLATFORM_ALERT_TRIGGER_KEYS_SQL },
+  { version: 1, name: "platform data", sql: postgresText(PLATFORM_SCHEMA_SQL) },
+  { version: 2, name: "alert arming", sql: postgresText(PLATFORM_ALERT_ARMING_SQL) },
+  { version: 3, name: "derived through", sql: postgresText(PLATFORM_DERIVED_THROUGH_SQL) },
+  { version: 4, name: "last quotes", sql: postgresText(PLATFORM_LAST_QUOTES_SQL) },
+  { version: 5, name: "notification events", sql: postgresText(PLATFORM_NOTIFICATION_EVENTS_SQL) },
+  { version: 6, name: "alert trigger keys", sql: postgresText(PLATFORM_ALERT_TRIGGER_KEYS_SQL) },
 ];
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;

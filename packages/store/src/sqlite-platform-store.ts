@@ -44,40 +44,22 @@ export interface SqlitePlatformStoreOptions {
 
 type Migration = SqliteMigration;
 
+/** The shared schema text in SQLite's terms: no schema prefix, its integer and key types. */
+function sqliteText(sql: string): string {
+  return sql
+    .replaceAll("{s}", "")
+    .replaceAll("{int}", "INTEGER")
+    .replaceAll("{serial}", "INTEGER PRIMARY KEY AUTOINCREMENT");
+}
+
 /** Applied in order, each once, recorded in platform_migrations. Never edit one that has shipped: add the next. */
 const MIGRATIONS: readonly Migration[] = [
-  {
-    version: 1,
-    name: "platform data",
-    sql: PLATFORM_SCHEMA_SQL.replaceAll("{s}", "")
-      .replaceAll("{int}", "INTEGER")
-      .replaceAll("{serial}", "INTEGER PRIMARY KEY AUTOINCREMENT"),
-  },
-  {
-    version: 2,
-    name: "alert arming",
-    sql: PLATFORM_ALERT_ARMING_SQL.replaceAll("{s}", "").replaceAll("{int}", "INTEGER"),
-  },
-  {
-    version: 3,
-    name: "derived through",
-    sql: PLATFORM_DERIVED_THROUGH_SQL.replaceAll("{s}", "").replaceAll("{int}", "INTEGER"),
-  },
-  {
-    version: 4,
-    name: "last quotes",
-    sql: PLATFORM_LAST_QUOTES_SQL.replaceAll("{s}", "").replaceAll("{int}", "INTEGER"),
-  },
-  {
-    version: 5,
-    name: "notification events",
-    sql: PLATFORM_NOTIFICATION_EVENTS_SQL.replaceAll("{s}", "").replaceAll("{int}", "INTEGER"),
-  },
-  {
-    version: 6,
-    name: "alert trigger keys",
-    sql: PLATFORM_ALERT_TRIGGER_KEYS_SQL.replaceAll("{s}", ""),
-  },
+  { version: 1, name: "platform data", sql: sqliteText(PLATFORM_SCHEMA_SQL) },
+  { version: 2, name: "alert arming", sql: sqliteText(PLATFORM_ALERT_ARMING_SQL) },
+  { version: 3, name: "derived through", sql: sqliteText(PLATFORM_DERIVED_THROUGH_SQL) },
+  { version: 4, name: "last quotes", sql: sqliteText(PLATFORM_LAST_QUOTES_SQL) },
+  { version: 5, name: "notification events", sql: sqliteText(PLATFORM_NOTIFICATION_EVENTS_SQL) },
+  { version: 6, name: "alert trigger keys", sql: sqliteText(PLATFORM_ALERT_TRIGGER_KEYS_SQL) },
 ];
 
 /** The constraint a SQLite error reports as broken, or null for any other error. */

@@ -236,21 +236,30 @@ describe.skipIf(!connectionString)("PostgreSQL that stalls", () => {
     expect(await journaled()).toEqual(["before", "after"]);
   });
 
-  it("a COMMIT lost in a partition (never reaches the server) is reported as an unknown outcome, and appends go on", async () => {
+  /**
+   * A deposit "before", then the deposit "in-doubt" whose COMMIT the proxy stalls as `stall` says: it must fail within
+   * the verdict time as an unknown outcome (the client cannot tell a COMMIT lost on the way from one whose answer was
+   * lost: no false success, no false refusal), and the engine be ready again.
+   */
+  async function commitInDoubt(stall: "commit-unsent" | "commit-unanswered") {
     const proxy = new StallingProxy();
     await proxy.start();
     cleanups.push(() => proxy.close());
-    const { engine, deposit, journaled } = await openEngine(proxy.url());
-    await deposit("before");
-    proxy.stall = "commit-unsent";
-    const stalled = await settledWithin(deposit("in-doubt"), STALL_VERDICT_MILLISECONDS);
+    const opened = await openEngine(proxy.url());
+    await opened.deposit("before");
+    proxy.stall = stall;
+    const stalled = await settledWithin(opened.deposit("in-doubt"), STALL_VERDICT_MILLISECONDS);
     proxy.stall = null;
     expect(stalled).not.toBe("still pending");
     const error = (stalled as { error: unknown }).error;
     expect(error).toBeInstanceOf(EngineUnavailableError);
-    // The client cannot tell a COMMIT lost on the way from one whose answer was lost: no false success, no false refusal.
     expect((error as EngineUnavailableError).outcomeUnknown).toBe(true);
-    await untilReady(engine);
+    await untilReady(opened.engine);
+    return opened;
+  }
+
+  it("a COMMIT lost in a partition (never reaches the server) is reported as an unknown outcome, and appends go on", async () => {
+    const { deposit, journaled } = await commitInDoubt("commit-unsent");
     // The server still holds the stalled session's uncommitted row until idle_in_transaction_session_timeout ends
     // it: without that, this append would wait on the row for as long as the partition lasts.
     const after = await settledWithin(deposit("after"), STALL_VERDICT_MILLISECONDS);
@@ -259,19 +268,7 @@ describe.skipIf(!connectionString)("PostgreSQL that stalls", () => {
   });
 
   it("a COMMIT whose answer is lost in a partition is reported as an unknown outcome, and the journal has it", async () => {
-    const proxy = new StallingProxy();
-    await proxy.start();
-    cleanups.push(() => proxy.close());
-    const { engine, deposit, journaled } = await openEngine(proxy.url());
-    await deposit("before");
-    proxy.stall = "commit-unanswered";
-    const stalled = await settledWithin(deposit("in-doubt"), STALL_VERDICT_MILLISECONDS);
-    proxy.stall = null;
-    expect(stalled).not.toBe("still pending");
-    const error = (stalled as { error: unknown }).error;
-    expect(error).toBeInstanceOf(EngineUnavailableError);
-    expect((error as EngineUnavailableError).outcomeUnknown).toBe(true);
-    await untilReady(engine);
+    const { engine, deposit, journaled } = await commitInDoubt("commit-unanswered");
     await deposit("after");
     // The rebuild read the journal: the deposit in doubt did commit, once, and the engine's state has it.
     expect(await journaled()).toEqual(["before", "in-doubt", "after"]);
