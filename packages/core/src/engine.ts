@@ -1569,15 +1569,17 @@ export class TradingEngine {
     if (!instrument) return reject("UNKNOWN_SYMBOL");
     const book = readTick(command, this.maxPrice(instrument));
     if (!book.ok) return book;
+    // A quote while the market is closed (a feed stamping ticks with the server's clock on a weekend) is not taken,
+    // as MetaTrader 5 takes no quote outside a symbol's quote sessions: it would be shown, and would value positions,
+    // at a price nobody can trade at, and its valuation could stop out positions of markets that are open.
+    if (!isSessionOpen(instrument.sessions, time))
+      return reject("MARKET_CLOSED", `${instrument.symbol} is closed: a quote outside its sessions is not taken`);
     const { bid, ask } = command;
     const { bids, asks } = book;
     this.quotes.set(instrument.symbol, { symbol: instrument.symbol, bid, ask, time, bids, asks });
     this.changedMarketData.add(instrument.symbol);
     if (this.state.deferredSwapsByConversion.size > 0) this.chargeDeferredSwaps(time);
-    // A quote while the market is closed (a feed stamping ticks with the server's clock on a weekend) is shown and
-    // values positions, but fills nothing: pending orders, SL, TP and trailing stops trigger inside the session only
-    // (MetaTrader 5's rule), as every client command there answers MARKET_CLOSED. The session's first tick runs them.
-    if (isSessionOpen(instrument.sessions, time)) this.processTriggers(instrument.symbol, time);
+    this.processTriggers(instrument.symbol, time);
     this.evaluateRiskForSymbol(instrument.symbol, time);
     return { ok: true, events: [] };
   }

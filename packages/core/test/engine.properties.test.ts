@@ -1776,7 +1776,8 @@ const triggerObserver: Observer = {
 };
 
 /**
- * Property 8 (beyond the six asked for): snapshots. At `forkAt` the live engine is first sent its current
+ * Property 8 (beyond the six asked for): snapshots. At `forkAt` (or the first step after it at which every market
+ * is open) the live engine is first sent its current
  * quotes again without depth (so no liquidity is left consumed and nothing reachable stays working), then
  * its state is snapshotted through JSON (as a store keeps it) and restored into a second engine. Both are
  * primed with the current quotes at the live clock (after a restart the feed sends them again): the live
@@ -1788,6 +1789,7 @@ function snapshotObserver(): Observer {
   let restored: TradingEngine | null = null;
   let snapshot: StateSnapshot | null = null;
   let journalAtSnapshot = 0;
+  let forking = false;
   const currentQuotes = (h: Harness): Command[] =>
     MARKETS.flatMap((market) => {
       const quote = h.engine.quote(market.symbol);
@@ -1807,7 +1809,16 @@ function snapshotObserver(): Observer {
         must(restored.stateHash() === h.engine.stateHash(), h, () => `the restored engine's state hash diverged`);
         return;
       }
-      if (step.index !== h.scenario.forkAt) return;
+      // Forked at the first step from `forkAt` on at which every market is open: only then can the feed send every
+      // quote again (a quote outside its session is not taken), as priming below needs.
+      if (
+        forking ||
+        step.index < h.scenario.forkAt ||
+        !MARKETS.every((market) => isSessionOpen(instrumentOf(market.symbol).sessions, h.engine.time))
+      )
+        return;
+      // The quotes sent below are steps too, and come back here.
+      forking = true;
       for (const settle of currentQuotes(h)) h.run(settle);
       if (h.stopped) return;
       snapshot = JSON.parse(JSON.stringify(h.engine.snapshot())) as StateSnapshot;

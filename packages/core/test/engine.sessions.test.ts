@@ -6,6 +6,9 @@
  *   offered on Saturday, in a market the client could not trade;
  * - a EURUSD tick on Saturday (a CSV replay or an external feed stamps quotes with the server's clock) filled the
  *   pending orders and closed the SL/TP it reached, while every client command on EURUSD answered MARKET_CLOSED;
+ *   once it no longer triggered anything, it still valued positions, and that valuation could stop out the
+ *   positions of markets that were open (a Saturday EURUSD tick closed BTCUSD). Such a tick is now not taken
+ *   (MARKET_CLOSED), as MetaTrader 5 takes no quote outside a symbol's sessions;
  * - at Sunday's open, before EURUSD's first tick of the session, a market order and a close filled at Friday's
  *   quote: the client traded the weekend gap at a price two days old.
  * The rule now: a price is one to trade at only while the market is open and has stayed open since the price came
@@ -74,7 +77,7 @@ describe("stop-out while a market is closed", () => {
 });
 
 describe("ticks while a market is closed", () => {
-  it("a tick while the market is closed fills no pending order and closes no SL; the first tick of the session does, at its own prices", () => {
+  it("a tick while the market is closed is refused (MARKET_CLOSED) and changes nothing: no quote, no fill, no SL; the first tick of the session runs them, at its own prices", () => {
     const s = new Scenario(undefined, FRIDAY_2130);
     const account = s.account();
     s.quote("EURUSD", "1.08430", "1.08440");
@@ -88,9 +91,21 @@ describe("ticks while a market is closed", () => {
       volume: 100,
       price: points("EURUSD", "1.08200"),
     }).orderId as number;
-    // Saturday: a quote below both the SL and the limit. The market is closed: the quote is shown, nothing trades.
-    s.quote("EURUSD", "1.08000", "1.08010", SATURDAY_NOON);
-    expect(s.engine.quote("EURUSD")).toMatchObject({ bid: points("EURUSD", "1.08000"), time: SATURDAY_NOON });
+    const eventsBefore = s.events.length;
+    // Saturday: a quote below both the SL and the limit. The market is closed: the quote is not taken.
+    s.time = SATURDAY_NOON;
+    expect(
+      s.rejected({
+        kind: "tick",
+        symbol: "EURUSD",
+        bid: points("EURUSD", "1.08000"),
+        ask: points("EURUSD", "1.08010"),
+      }),
+    ).toBe("MARKET_CLOSED");
+    expect(s.engine.quote("EURUSD")).toMatchObject({ bid: points("EURUSD", "1.08430") });
+    expect(s.engine.quote("EURUSD")!.time).toBeLessThan(FRIDAY_2150);
+    // Friday's 22:00 rollover (the clock passed it) is the only change: its swap event.
+    expect(s.events.slice(eventsBefore).map((event) => event.type)).not.toContain("DealExecuted");
     expect(s.deals()).toHaveLength(1);
     expect(s.engine.state.positions.get(position)).toMatchObject({ sl: points("EURUSD", "1.08300") });
     expect(s.engine.state.orders.get(limit)).toMatchObject({ status: "PLACED", triggered: false });
@@ -108,6 +123,35 @@ describe("ticks while a market is closed", () => {
     ]);
     expect(s.engine.state.orders.get(limit)).toMatchObject({ status: "PLACED" });
     expect(s.get(account).balance).toBe(money("10000") - money("190.00") - money("7.20"));
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("a closed market's tick cannot value an account into a stop-out that closes an open market's position", () => {
+    const s = new Scenario(undefined, FRIDAY_2130);
+    const account = s.account("USD", "1500");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("BTCUSD", "60000.00", "60010.00");
+    s.buy(account, "EURUSD", "0.5");
+    const btc = s.buy(account, "BTCUSD", "0.02").positionId as number;
+    // Margin 1,142.25 (as above). Saturday, a feed stamps a EURUSD quote of 1.05000: valued at it, EURUSD would lose
+    // (1.05000 − 1.08440) × 50,000 = −1,720.00 and equity would be below zero, a stop-out that (EURUSD being closed)
+    // would close BTCUSD, an open market, at its bid. The quote is not taken, so nothing is valued at it.
+    s.time = SATURDAY_NOON;
+    expect(
+      s.rejected({
+        kind: "tick",
+        symbol: "EURUSD",
+        bid: points("EURUSD", "1.05000"),
+        ask: points("EURUSD", "1.05010"),
+      }),
+    ).toBe("MARKET_CLOSED");
+    expect(s.events.filter((event) => event.type === "StopOut")).toEqual([]);
+    expect(s.positions(account).map((position) => position.id)).toContain(btc);
+    expect(s.engine.quote("EURUSD")).toMatchObject({ bid: points("EURUSD", "1.08430") });
+    // An open market's tick values the account at EURUSD's last price of its session: no stop-out either.
+    s.quote("BTCUSD", "60000.00", "60010.00", SATURDAY_NOON + 1000);
+    expect(s.events.filter((event) => event.type === "StopOut")).toEqual([]);
     expect(s.ledgerHolds(account)).toBe(true);
     expect(s.replayMatches()).toBe(true);
   });
@@ -142,11 +186,19 @@ describe("the first minutes after a market opens", () => {
     expect(s.ledgerHolds(account)).toBe(true);
   });
 
-  it("a quote that came while the market was closed is no price to trade at after the open either", () => {
+  it("a quote from before the close is no price to trade at after the open, and one sent while closed is not taken", () => {
     const s = new Scenario(undefined, FRIDAY_2130);
     const account = s.account();
     s.quote("EURUSD", "1.08430", "1.08440");
-    s.quote("EURUSD", "1.08000", "1.08010", SATURDAY_NOON);
+    s.time = SATURDAY_NOON;
+    expect(
+      s.rejected({
+        kind: "tick",
+        symbol: "EURUSD",
+        bid: points("EURUSD", "1.08000"),
+        ask: points("EURUSD", "1.08010"),
+      }),
+    ).toBe("MARKET_CLOSED");
     s.time = SUNDAY_2200 + 500;
     expect(
       s.rejected({

@@ -9,7 +9,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { canonicalState, swapInAccountCurrency, type EngineEvent } from "../src/index.ts";
+import { canonicalState, isSessionOpen, swapInAccountCurrency, type EngineEvent } from "../src/index.ts";
 import { Scenario, TUESDAY_NOON, instrumentOf, lots, money, points } from "./helpers.ts";
 
 const HOUR_MS = 3_600_000;
@@ -189,6 +189,9 @@ describe("swaps a rollover could not convert, as a property", () => {
           const restartedFrom = restarted.events.length;
           const until = TUESDAY_23H + days * DAY_MS;
           for (const s of engines) s.ok({ kind: "advanceTime" }, until);
+          // The ticks come at the first minute every symbol's market is open (a quote outside a session is not taken).
+          let tickTime = until + 60_000;
+          while (!SYMBOLS.every((symbol) => isSessionOpen(instrumentOf(symbol).sessions, tickTime))) tickTime += 60_000;
           for (const symbol of tickOrder)
             for (const s of engines)
               s.ok(
@@ -198,7 +201,7 @@ describe("swaps a rollover could not convert, as a property", () => {
                   bid: points(symbol, QUOTES[symbol]![0]),
                   ask: points(symbol, QUOTES[symbol]![1]),
                 },
-                until + 60_000,
+                tickTime,
               );
           const rollovers = ofType(control.events.slice(from), "Rollover").filter(
             (event) => event.multiplier > 0,

@@ -131,6 +131,14 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * Whether `error` is the refusal of a quote whose market is closed (`Platform.pushQuote`: the engine takes no quote
+ * outside its symbol's sessions). Feeds count such quotes as not taken, not as failures.
+ */
+export function isMarketClosed(error: unknown): boolean {
+  return error instanceof ApiError && error.code === "MARKET_CLOSED";
+}
+
 export function isApiErrorCode(value: string): value is ApiErrorCode {
   return Object.prototype.hasOwnProperty.call(ApiErrorCodes, value);
 }

@@ -108,7 +108,7 @@ describe("replay", () => {
       report: (line, why) => reports.push([line, why]),
     });
     const summary = await replay.done;
-    expect(summary).toEqual({ lines: 8, pushed: 5, badLines: 3, stopped: false });
+    expect(summary).toEqual({ lines: 8, pushed: 5, closed: 0, badLines: 3, stopped: false });
     expect(reports.map(([line]) => line)).toEqual([6, 8, 9]);
     expect(reports[0]![1]).toMatch(/unknown symbol/);
     expect(reports[1]![1]).toMatch(/bad bid/);
@@ -205,6 +205,36 @@ describe("replay", () => {
     expect(server.platform.ready).toBe(true);
   });
 
+  it("counts the quotes of markets closed at the server's time as closed, not as bad lines, and pushes the others", async () => {
+    // A server of its own: its clock goes to Saturday, and the platform's quote time never goes back.
+    const weekend = await startTestServer();
+    try {
+      weekend.clock.set(Date.UTC(2026, 5, 6, 12, 0)); // Saturday: forex closed, crypto open
+      const taken: AcceptedQuote[] = [];
+      weekend.platform.onQuote((quote) => taken.push(quote));
+      const reports: number[] = [];
+      const target = file(
+        "weekend.csv",
+        [
+          "time,symbol,bid,ask",
+          "2026-06-06T12:00:00Z,EURUSD,1.08000,1.08010",
+          "2026-06-06T12:00:01Z,BTCUSD,60000.00,60010.00",
+          "2026-06-06T12:00:02Z,EURUSD,1.08001,1.08011",
+        ].join("\n"),
+      );
+      const summary = await startCsvReplay(weekend.platform, target, {
+        speed: Infinity,
+        report: (line) => reports.push(line),
+      }).done;
+      expect(summary).toEqual({ lines: 3, pushed: 1, closed: 2, badLines: 0, stopped: false });
+      expect(reports).toEqual([]);
+      expect(taken.map((quote) => quote.symbol)).toEqual(["BTCUSD"]);
+      expect(weekend.platform.engine.quote("EURUSD")).toBeUndefined();
+    } finally {
+      await weekend.close();
+    }
+  });
+
   it("reports an overlong line and goes on", async () => {
     received.length = 0;
     const reports: number[] = [];
@@ -220,7 +250,7 @@ describe("replay", () => {
       speed: Infinity,
       report: (line) => reports.push(line),
     }).done;
-    expect(summary).toEqual({ lines: 2, pushed: 1, badLines: 1, stopped: false });
+    expect(summary).toEqual({ lines: 2, pushed: 1, closed: 0, badLines: 1, stopped: false });
     expect(reports).toEqual([2]);
     expect(received.map((quote) => quote.bid)).toEqual([108001]);
   });

@@ -111,7 +111,8 @@ export async function signUp(server: BourseServer, overrides: { email?: string; 
 /** Pushes one quote through the admin API (prices as decimals). */
 export async function pushQuote(server: BourseServer, symbol: string, bid: number | string, ask: number | string) {
   const response = await admin(server, "POST", "/admin/v1/quotes", { symbol, bid, ask });
-  if (response.status !== 200)
+  // A quote of a closed market answers 200 without being taken: a test pushing one would go on at the old price.
+  if (response.status !== 200 || response.body.data.accepted !== 1)
     throw new Error(`quote push failed: ${response.status} ${JSON.stringify(response.body)}`);
 }
 

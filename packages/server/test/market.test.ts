@@ -407,6 +407,42 @@ describe("GET /api/v1/market/{symbol}/depth", () => {
 });
 
 describe("POST /admin/v1/quotes", () => {
+  // Found by the review of 6 December: a feed's Saturday EURUSD quote was taken while EURUSD was closed; it traded
+  // nothing, but it valued positions, and that valuation could stop out an account's BTCUSD position, an open market.
+  it("a quote of a closed market is not taken: the push answers 200 naming it in `closed` and takes the others", async () => {
+    // A server of its own: its clock goes to Saturday, and the platform's quote time never goes back.
+    const weekend = await startTestServer();
+    try {
+      await pushQuote(weekend, "EURUSD", "1.08430", "1.08440");
+      await pushQuote(weekend, "BTCUSD", "60000.00", "60010.00");
+      weekend.clock.set(Date.UTC(2026, 5, 6, 12, 0)); // Saturday: forex closed, crypto open
+      const eurBefore = weekend.platform.engine.quote("EURUSD");
+      const push = await admin(weekend, "POST", "/admin/v1/quotes", {
+        quotes: [
+          { symbol: "EURUSD", bid: "1.05000", ask: "1.05010" },
+          { symbol: "BTCUSD", bid: "61000.00", ask: "61010.00" },
+        ],
+      });
+      expect(push.status).toBe(200);
+      expect(push.body.data).toEqual({ accepted: 1, closed: ["EURUSD"], time: "2026-06-06T12:00:00.000Z" });
+      expect(weekend.platform.engine.quote("EURUSD")).toEqual(eurBefore);
+      expect(weekend.platform.engine.quote("BTCUSD")).toMatchObject({ bid: 6_100_000 });
+      const single = await admin(weekend, "POST", "/admin/v1/quotes", {
+        symbol: "EURUSD",
+        bid: "1.05000",
+        ask: "1.05010",
+      });
+      expect(single.status).toBe(200);
+      expect(single.body.data).toMatchObject({ accepted: 0, closed: ["EURUSD"] });
+      expect(weekend.platform.engine.quote("EURUSD")).toEqual(eurBefore);
+      const trader = await signUp(weekend);
+      const shortlist = await call(weekend, "GET", "/api/v1/market/shortlist", { token: trader.token });
+      expect(rowsOf(shortlist.body).find((row) => row.symbol === "EURUSD")).toMatchObject({ bid: 1.0843 });
+    } finally {
+      await weekend.close();
+    }
+  });
+
   // Found by the audit of 6 December: the engine's own checks ran quote by quote as the batch was pushed, so a
   // batch refused 400 for its second quote had already moved the market with its first, and closed a position
   // at its stop loss: 10,000.00 became 8,560.00 on an answer that said nothing happened.

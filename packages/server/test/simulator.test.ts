@@ -10,6 +10,7 @@ import {
   simulateTicks,
   startSimulator,
 } from "../src/feed/simulator.ts";
+import { ApiError } from "../src/errors.ts";
 import { marketDataOf } from "../src/market-data.ts";
 import type { Platform, QuoteInput } from "../src/platform.ts";
 import { TUESDAY_NOON, startTestServer, type TestServer } from "./helpers.ts";
@@ -208,6 +209,34 @@ describe("the driver", () => {
     release();
     await stopping;
     expect(calls.length).toBeLessThanOrEqual(3);
+  });
+
+  it("a tick the engine refuses because its market closed meanwhile is not logged as a failure; other refusals are", async () => {
+    const spec = instrument("EURUSD");
+    const warnings: string[] = [];
+    let refusal = new ApiError("MARKET_CLOSED", "EURUSD is closed: a quote outside its sessions is not taken");
+    let calls = 0;
+    const fake = {
+      instruments: new Map([[spec.symbol, spec]]),
+      instrument: () => spec,
+      clock: { now: () => TUESDAY_NOON + calls * 1000 },
+      log: { info: () => undefined, warn: (line: string) => warnings.push(line), error: () => undefined },
+      engine: { quote: () => undefined },
+      pushQuote: () => {
+        calls += 1;
+        return Promise.reject(refusal);
+      },
+    } as unknown as Platform;
+    const feed = startSimulator(fake, { seed: 3, rate: 200 });
+    const deadline = Date.now() + 5000;
+    while (calls < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(calls).toBeGreaterThanOrEqual(3);
+    expect(warnings).toEqual([]);
+    refusal = new ApiError("INVALID_PRICE");
+    const before = calls;
+    while (calls < before + 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    await feed.stop();
+    expect(warnings[0]).toMatch(/^simulator: EURUSD quote not taken: /);
   });
 
   it("startFeed: push runs nothing; the simulator starts and stops; tuning is read from the environment", async () => {

@@ -14,6 +14,7 @@
  */
 import { isEngineTime, parseDecimal, type BookLevel, type InstrumentSpec } from "@bourse/core";
 import { createReadStream } from "node:fs";
+import { isMarketClosed } from "../errors.ts";
 import type { Platform, QuoteInput } from "../platform.ts";
 import { parseIsoTime } from "../wire.ts";
 import type { FeedHandle } from "./simulator.ts";
@@ -135,6 +136,11 @@ export interface CsvReplaySummary {
   /** Data lines read (header, blank and comment lines excluded). */
   readonly lines: number;
   readonly pushed: number;
+  /**
+   * Quotes not taken because their market was closed at the server's time (quotes take the server's clock, not the
+   * file's: a replay on a weekend moves only the markets open at weekends). Not bad lines.
+   */
+  readonly closed: number;
   readonly badLines: number;
   /** True when `stop` ended the replay before the end of the file. */
   readonly stopped: boolean;
@@ -207,6 +213,7 @@ export function startCsvReplay(platform: Platform, path: string, options: CsvRep
     let columns: CsvColumns | null = null;
     let lines = 0;
     let pushed = 0;
+    let closed = 0;
     let badLines = 0;
     let previousTime: number | null = null;
     const bad = (reason: string) => {
@@ -248,11 +255,15 @@ export function startCsvReplay(platform: Platform, path: string, options: CsvRep
         await platform.pushQuote(quote);
         pushed += 1;
       } catch (error) {
-        bad(`quote refused: ${(error as Error).message}`);
+        if (!isMarketClosed(error)) bad(`quote refused: ${(error as Error).message}`);
+        else if ((closed += 1) === 1)
+          platform.log.info(
+            `csv feed: ${path}:${lineNumber}: ${(error as Error).message}; quotes of closed markets are counted, not pushed`,
+          );
       }
     }
     if (columns === null && !stopped) throw new CsvFormatError(`${path}: no header line (time,symbol,bid,ask)`);
-    return { lines, pushed, badLines, stopped };
+    return { lines, pushed, closed, badLines, stopped };
   };
 
   const done = run();

@@ -17,6 +17,7 @@
  * while the instrument's session is closed.
  */
 import { isSessionOpen, type BookLevel, type InstrumentSpec } from "@bourse/core";
+import { isMarketClosed } from "../errors.ts";
 import type { Platform, QuoteInput } from "../platform.ts";
 import { nextSessionChange } from "../market-data.ts";
 
@@ -282,6 +283,8 @@ export function startSimulator(platform: Platform, options: SimulatorOptions): F
             failures = 0;
           },
           (error: unknown) => {
+            // A tick racing its market's close (the engine's time is the latest of every symbol's) is not a failure.
+            if (isMarketClosed(error)) return;
             failures += 1;
             if (failures <= LOGGED_FAILURES)
               platform.log.warn(`simulator: ${symbol} quote not taken: ${(error as Error).message}`);

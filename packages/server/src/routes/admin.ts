@@ -13,7 +13,7 @@ import {
 } from "@bourse/core";
 import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
-import { ApiError } from "../errors.ts";
+import { ApiError, isMarketClosed } from "../errors.ts";
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../auth.ts";
 import {
   AccountIdParams,
@@ -81,12 +81,23 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Admin"],
         security,
         summary: "Push one quote or many (in order): the engine fills, triggers and re-prices on each",
+        description:
+          "A quote of a symbol whose market is closed at the server's time is not taken (as MetaTrader 5 takes no quote " +
+          "outside a symbol's sessions): it is listed in `closed` and the push goes on with the others.",
         body: Type.Union([
           QuoteInputSchema,
           Closed({ quotes: Type.Array(QuoteInputSchema, { minItems: 1, maxItems: MAX_QUOTES_PER_PUSH }) }),
         ]),
         response: {
-          200: DataResponse(Type.Object({ accepted: Type.Integer(), time: Type.String({ format: "date-time" }) })),
+          200: DataResponse(
+            Type.Object({
+              accepted: Type.Integer({ description: "quotes taken" }),
+              closed: Type.Array(Type.String(), {
+                description: "the symbols of the quotes not taken because their market was closed, in push order",
+              }),
+              time: Type.String({ format: "date-time" }),
+            }),
+          ),
           ...adminErrors,
         },
       },
@@ -112,8 +123,18 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         return input;
       });
       let time = platform.clock.now();
-      for (const input of inputs) time = (await platform.pushQuote(input)).time;
-      return { data: { accepted: inputs.length, time: timeToWire(time) } };
+      let accepted = 0;
+      const closed: string[] = [];
+      for (const input of inputs) {
+        try {
+          time = (await platform.pushQuote(input)).time;
+          accepted += 1;
+        } catch (error) {
+          if (!isMarketClosed(error)) throw error;
+          closed.push(input.symbol);
+        }
+      }
+      return { data: { accepted, closed, time: timeToWire(time) } };
     },
   );
 
