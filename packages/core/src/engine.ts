@@ -208,6 +208,7 @@ export const DEFAULT_ENGINE_CONFIG_VALUES = {
   maxWorkingOrdersPerAccount: 500,
   maxPositionsAndOrdersPerAccount: 1000,
   clientOrderIdMemoryPerAccount: 10_000,
+  maxQuoteAgeMs: null,
 } as const;
 
 /** A deal record of one fill; module-level so the hot path allocates only the record itself. */
@@ -758,24 +759,30 @@ export class TradingEngine {
     if (!instrument) return reject("UNKNOWN_SYMBOL");
     if (instrument.tradeMode === "DISABLED") return reject("TRADE_DISABLED");
     if (!isSessionOpen(instrument.sessions, time)) return reject("MARKET_CLOSED");
-    const quote = this.quotes.get(instrument.symbol);
-    if (!quote) return reject("NO_QUOTES");
-    // Every order, close and stops change is decided against the current price: a kept one is no price to trade at.
-    if (quote.restored) return noLivePrice(instrument.symbol);
-    // Nor is one from before the market last closed (Friday's close at Sunday's open, or a quote sent while closed):
-    // a client traded the weekend gap at a two-day-old price. Trading waits for the session's first tick.
-    if (!this.priceOfOpenSession(instrument, time))
-      return reject("NO_QUOTES", `No price of ${instrument.symbol} since the market opened yet`);
-    return null;
+    return this.quoteRefusal(instrument, time);
   }
 
   /**
-   * Whether the symbol's quote is a price to trade at `time`: live (not kept from before a restart), its market open
-   * now and open without a break since the quote came (isSessionOpenThroughout).
+   * Why the symbol's quote is no price to trade at `time`, or null when it is one: every order, close and stops change
+   * is decided against the current price, and a stop-out closes only a position it can price so (`mostLosingPosition`).
    */
-  private priceOfOpenSession(instrument: InstrumentSpec, time: number): boolean {
+  private quoteRefusal(instrument: InstrumentSpec, time: number): Rejection | null {
     const quote = this.quotes.get(instrument.symbol);
-    return quote !== undefined && !quote.restored && isSessionOpenThroughout(instrument.sessions, quote.time, time);
+    if (!quote) return reject("NO_QUOTES");
+    // A quote kept from before a restart is not yet a live one.
+    if (quote.restored) return noLivePrice(instrument.symbol);
+    // Nor is one from before the market last closed (Friday's close at Sunday's open): a client traded the weekend
+    // gap at a two-day-old price. Trading waits for the session's first tick.
+    if (!isSessionOpenThroughout(instrument.sessions, quote.time, time))
+      return reject("NO_QUOTES", `No price of ${instrument.symbol} since the market opened yet`);
+    // Nor is one older than the limit in an open market: its feed has gone silent.
+    const limit = this.config.maxQuoteAgeMs;
+    if (limit !== null && time - quote.time > limit)
+      return reject(
+        "NO_QUOTES",
+        `The last price of ${instrument.symbol} is ${Math.floor((time - quote.time) / 1000)} s old, more than ${limit / 1000} s: trading waits for its next tick`,
+      );
+    return null;
   }
 
   private validVolume(instrument: InstrumentSpec, volume: number): boolean {
@@ -1969,17 +1976,16 @@ export class TradingEngine {
   }
 
   /**
-   * The most losing position the stop-out can close now. A position whose market is closed, or has not ticked since
-   * it opened, is skipped (`tradable`): closed on a Saturday at Friday's last bid, a stop-out realised a price no
-   * market offered. It is judged again at its market's first tick of the session.
+   * The most losing position the stop-out can close now. A position whose market is closed, has not ticked since it
+   * opened, or has not ticked for longer than `maxQuoteAgeMs`, is skipped (`quoteRefusal`): closed on a Saturday at
+   * Friday's last bid, a stop-out realised a price no market offered. It is judged again at its market's next tick.
    */
   private mostLosingPosition(accountId: number, time: number): Position | null {
     let victim: Position | null = null;
     let worst = 0;
     for (const positionId of this.state.accountPositions.get(accountId) ?? []) {
       const position = this.state.positions.get(positionId);
-      if (!position || !this.quotes.has(position.symbol)) continue;
-      if (!this.priceOfOpenSession(this.state.instrument(position.symbol), time)) continue;
+      if (!position || this.quoteRefusal(this.state.instrument(position.symbol), time) !== null) continue;
       const profit = this.positionProfit(position) + position.swap;
       if (victim === null || profit < worst || (profit === worst && position.id < victim.id)) {
         victim = position;

@@ -435,4 +435,10 @@ export interface EngineConfig {
   readonly maxPositionsAndOrdersPerAccount: number;
   /** Bound on remembered client order ids per account (oldest forgotten first). */
   readonly clientOrderIdMemoryPerAccount: number;
+  /**
+   * The oldest a quote may be, in milliseconds, for an order, a close or a stops change to be decided at it, and for
+   * a stop-out to close its position; null for no limit. An open market whose feed has gone silent keeps its last
+   * quote: without a limit, clients traded and stop-outs closed at a price hours old.
+   */
+  readonly maxQuoteAgeMs: number | null;
 }

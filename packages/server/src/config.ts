@@ -41,6 +41,11 @@ export interface ServerConfig {
   readonly demoBalance: string;
   readonly demoCurrency: string;
   readonly demoLeverage: number;
+  /**
+   * The oldest a quote may be for trading at it (the engine's `maxQuoteAgeMs`), in seconds; 0 for no limit. An open
+   * market whose feed went silent is then not traded, nor stopped out, at its last price.
+   */
+  readonly maxQuoteAgeSeconds: number;
   /** Client API requests per user (or per address before sign-in) per second. */
   readonly rateLimitPerSecond: number;
   /**
@@ -219,6 +224,13 @@ const NESTED_FILE_KEYS: Readonly<Record<string, readonly string[]>> = Object.val
 >((nested, [outer, inner]) => ({ ...nested, [outer]: [...(nested[outer] ?? []), inner] }), {});
 
 /** Every environment setting the server and the `bourse` command read: README.md's table. */
+/**
+ * BOURSE_MAX_QUOTE_AGE_SECONDS's default: an open market without a tick for five minutes has a silent feed (the
+ * simulator ticks every symbol within seconds; a feed that sends only changes sends quiet markets' quotes far more
+ * often than this).
+ */
+export const DEFAULT_MAX_QUOTE_AGE_SECONDS = 300;
+
 export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_CONFIG",
   "BOURSE_PORT",
@@ -235,6 +247,7 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_DEMO_BALANCE",
   "BOURSE_DEMO_CURRENCY",
   "BOURSE_DEMO_LEVERAGE",
+  "BOURSE_MAX_QUOTE_AGE_SECONDS",
   "BOURSE_RATE_LIMIT_PER_SECOND",
   "BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR",
   "BOURSE_LOGIN_MAX_FAILURES",
@@ -376,6 +389,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     demoBalance: demoBalanceSetting("BOURSE_DEMO_BALANCE", pick("BOURSE_DEMO_BALANCE") ?? "10000", demoCurrency),
     demoCurrency,
     demoLeverage: integer("BOURSE_DEMO_LEVERAGE", "100", leverageMin, leverageMax),
+    maxQuoteAgeSeconds: integer("BOURSE_MAX_QUOTE_AGE_SECONDS", String(DEFAULT_MAX_QUOTE_AGE_SECONDS), 0, 7 * 86_400),
     rateLimitPerSecond: integer("BOURSE_RATE_LIMIT_PER_SECOND", "100", 1, 1_000_000),
     signupsPerAddressPerHour: integer("BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR", "30", 1, 1_000_000),
     loginMaxFailures: integer("BOURSE_LOGIN_MAX_FAILURES", "5", 1, 1000),

@@ -46,6 +46,17 @@ describe("the demo account settings", () => {
   });
 });
 
+describe("BOURSE_MAX_QUOTE_AGE_SECONDS", () => {
+  it("is 300 by default, 0 for no limit, and refuses a negative or fractional value", () => {
+    expect(load({}).maxQuoteAgeSeconds).toBe(300);
+    expect(load({ BOURSE_MAX_QUOTE_AGE_SECONDS: "0" }).maxQuoteAgeSeconds).toBe(0);
+    expect(() => load({ BOURSE_MAX_QUOTE_AGE_SECONDS: "-1" })).toThrow(ConfigError);
+    expect(() => load({ BOURSE_MAX_QUOTE_AGE_SECONDS: "1.5" })).toThrow(
+      /BOURSE_MAX_QUOTE_AGE_SECONDS must be an integer from 0 to 604800/,
+    );
+  });
+});
+
 describe("the configuration file", () => {
   // On c54cc5e a list or an object was read as its text.
   it("refuses a setting that is a list or an object, naming it", () => {

@@ -270,6 +270,50 @@ describe("market orders", () => {
   });
 });
 
+describe("a silent feed (BOURSE_MAX_QUOTE_AGE_SECONDS)", () => {
+  it("by default (300 s) a quote older than five minutes is no price to trade at: 400 NO_QUOTES until the next tick", async () => {
+    const own = await startTestServer({ environment: { BOURSE_SESSION_TTL_SECONDS: "86400" } });
+    try {
+      const trader = await signUp(own);
+      const order = (body: Record<string, unknown>) =>
+        call(own, "POST", `${base(trader)}/orders`, { token: trader.token, body });
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      own.clock.set(TUESDAY_NOON + 300_000);
+      expect((await order({ symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1 })).status).toBe(200);
+      own.clock.set(TUESDAY_NOON + 301_000);
+      const stale = await order({ symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1 });
+      expect(stale.status).toBe(400);
+      expect(stale.body).toEqual({
+        error: "NO_QUOTES",
+        message: "The last price of EURUSD is 301 s old, more than 300 s: trading waits for its next tick",
+      });
+      await pushQuote(own, "EURUSD", "1.08500", "1.08510");
+      const fresh = await order({ symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1 });
+      expect(fresh.status).toBe(200);
+      expect(fresh.body.data.deals[0].price).toBe(1.0851);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("0 sets no limit", async () => {
+    const own = await startTestServer({
+      environment: { BOURSE_SESSION_TTL_SECONDS: "86400", BOURSE_MAX_QUOTE_AGE_SECONDS: "0" },
+    });
+    try {
+      const trader = await signUp(own);
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      own.clock.set(TUESDAY_NOON + 3_600_000);
+      const body = { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1 };
+      const answer = await call(own, "POST", `${base(trader)}/orders`, { token: trader.token, body });
+      expect(answer.status).toBe(200);
+      expect(answer.body.data.deals[0].price).toBe(1.0844);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe("seed 003 cmd codes", () => {
   it("maps 0-5 to market buy/sell, buy/sell limit and buy/sell stop", async () => {
     const user = await signUp(server);

@@ -1,0 +1,81 @@
+/**
+ * A feed that goes silent while its market is open (found by the audit of 6 December): the engine kept the last
+ * quote and, with no limit on its age, a client bought BTCUSD at a price 14 hours old, and a stop-out closed the
+ * position of that silent market at it. `maxQuoteAgeMs` is the limit: past it the quote is no price to trade at
+ * (NO_QUOTES) and a stop-out closes the account's other positions first; the symbol's next tick makes it one again.
+ */
+import { describe, expect, it } from "vitest";
+import { defaultEngineConfig } from "../src/index.ts";
+import { Scenario, money, points } from "./helpers.ts";
+
+const LIMIT_MS = 60_000;
+const config = defaultEngineConfig({ maxQuoteAgeMs: LIMIT_MS });
+
+describe("a quote older than maxQuoteAgeMs", () => {
+  it("is no price to trade at: orders, closes and stops changes answer NO_QUOTES until the next tick, which they then take", () => {
+    const s = new Scenario(config);
+    const account = s.account();
+    s.quote("BTCUSD", "60000.00", "60010.00");
+    const position = s.buy(account, "BTCUSD", "0.01").positionId as number;
+    // Exactly the limit is still fresh.
+    s.time += LIMIT_MS - 2000;
+    s.buy(account, "BTCUSD", "0.01");
+    const buy = { kind: "placeOrder", accountId: account, symbol: "BTCUSD", side: "BUY", type: "MARKET", volume: 1 };
+    const answer = s.run({ ...buy, time: (s.time += 1000) } as never);
+    expect(answer).toMatchObject({ ok: false, code: "NO_QUOTES" });
+    expect((answer as { message: string }).message).toBe(
+      "The last price of BTCUSD is 61 s old, more than 60 s: trading waits for its next tick",
+    );
+    expect(s.rejected({ kind: "closePosition", accountId: account, positionId: position })).toBe("NO_QUOTES");
+    expect(
+      s.rejected({
+        kind: "modifyPosition",
+        accountId: account,
+        positionId: position,
+        sl: points("BTCUSD", "59000.00"),
+      }),
+    ).toBe("NO_QUOTES");
+    expect(s.deals()).toHaveLength(2);
+    s.quote("BTCUSD", "59000.00", "59010.00");
+    s.ok({ kind: "closePosition", accountId: account, positionId: position });
+    // (59,000.00 − 60,010.00) × 0.01 = −10.10, at the fresh bid.
+    expect(s.deals()[2]).toMatchObject({ price: points("BTCUSD", "59000.00"), profit: money("-10.10") });
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("is no price for a stop-out either: the account's positions with a fresh price close first, the silent one at its next tick", () => {
+    const s = new Scenario(config);
+    const account = s.account("USD", "1500");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("BTCUSD", "60000.00", "60010.00");
+    const eur = s.buy(account, "EURUSD", "0.5").positionId as number;
+    const btc = s.buy(account, "BTCUSD", "0.02").positionId as number;
+    // Margin: EURUSD 542.15, BTCUSD 600.10 (engine.sessions.test.ts). EURUSD falls, then its feed goes silent.
+    s.quote("EURUSD", "1.07440", "1.07450");
+    s.time += 2 * LIMIT_MS;
+    // BTCUSD falls: equity 1,499.90 − 500.00 − 440.20 = 559.70 ≤ 50 % of 1,142.25, a stop-out. EURUSD loses most, but
+    // its quote is two minutes old: the stop-out closes BTCUSD at its bid (−440.20), which restores the level.
+    s.quote("BTCUSD", "38000.00", "38010.00");
+    expect(s.deals().slice(2)).toEqual([
+      expect.objectContaining({ positionId: btc, reason: "STOP_OUT", price: points("BTCUSD", "38000.00") }),
+    ]);
+    expect(s.positions(account).map((position) => position.id)).toEqual([eur]);
+    // EURUSD's next tick is judged at its own price: 1,059.60 − 1,020.00 = 39.60 ≤ 50 % of 542.15, closed at 1.06400.
+    s.quote("EURUSD", "1.06400", "1.06410");
+    expect(s.deals().slice(3)).toEqual([
+      expect.objectContaining({ positionId: eur, reason: "STOP_OUT", price: points("EURUSD", "1.06400") }),
+    ]);
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("has no limit by default (null), as before", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("BTCUSD", "60000.00", "60010.00");
+    s.time += 14 * 3_600_000;
+    s.buy(account, "BTCUSD", "0.01");
+    expect(s.deals()[0]).toMatchObject({ price: points("BTCUSD", "60010.00") });
+  });
+});
