@@ -64,7 +64,12 @@ import {
   type TimeInForce,
 } from "../src/index.ts";
 
-const CONFIG = defaultEngineConfig();
+/**
+ * With a quote age limit, as a server runs (BOURSE_MAX_QUOTE_AGE_SECONDS): the scenarios' gaps of hours and days
+ * leave always-open markets with old quotes, which must then be no price to trade or stop out at.
+ */
+const MAX_QUOTE_AGE_MS = 6 * 3_600_000;
+const CONFIG = defaultEngineConfig({ maxQuoteAgeMs: MAX_QUOTE_AGE_MS });
 const INSTRUMENTS = new Map(CONFIG.instruments.map((instrument) => [instrument.symbol, instrument]));
 const GROUPS = new Map(CONFIG.groups.map((group) => [group.name, group]));
 const MINUTE = 60_000;
@@ -1698,13 +1703,14 @@ const riskObserver: Observer = {
       if (!priced) continue;
       const group = GROUPS.get(account.group);
       if (!group) throw new Error(`unknown group ${account.group}`);
-      // A stop-out closes only positions whose market is open and has ticked since it opened (engine.ts
-      // `mostLosingPosition`): an account may stay at or below the level only while it holds no other.
+      // A stop-out closes only positions whose market is open and has ticked since it opened, within the quote age
+      // limit (engine.ts `mostLosingPosition`): an account may stay at or below the level only while it holds no other.
       const closable = positions.some((position) => {
         const quote = h.engine.quote(position.symbol);
         return (
           quote !== undefined &&
-          isSessionOpenThroughout(instrumentOf(position.symbol).sessions, quote.time, h.engine.time)
+          isSessionOpenThroughout(instrumentOf(position.symbol).sessions, quote.time, h.engine.time) &&
+          h.engine.time - quote.time <= MAX_QUOTE_AGE_MS
         );
       });
       must(
@@ -1921,6 +1927,7 @@ function coverageObserver(seen: Map<string, number>): Observer {
       if (!result) return;
       if (!result.ok)
         bump(result.events.length > 0 ? "rejection reporting time-driven events" : `rejection ${result.code}`);
+      if (!result.ok && result.message.startsWith("The last price of")) bump("quote too old to trade at");
       if (step.index === h.scenario.forkAt) bump("snapshot taken and restored");
       const accepted = new Map<number, Order>();
       const decreased = new Set<number>();
@@ -2076,6 +2083,7 @@ describe("the sequence generator", () => {
       "rejection NO_LIQUIDITY",
       "rejection MARKET_CLOSED",
       "rejection INVALID_STOPS",
+      "quote too old to trade at",
       "snapshot taken and restored",
     ];
     const missing = required.filter((situation) => (seen.get(situation) ?? 0) === 0);
