@@ -14,6 +14,7 @@ import {
   isAccountCurrency,
   isSessionOpen,
   isSessionOpenThroughout,
+  nextSessionChange,
   maxPricePoints,
   weekdayOf,
   type InstrumentSpec,
@@ -361,8 +362,24 @@ export class TradingEngine {
   /** The quotes a deal or a risk judgement may use: live ones, not those kept from before a restart. */
   private readonly liveQuoteLookup = (symbol: string): MarketQuote | undefined => {
     const quote = this.quotes.get(symbol);
-    return quote === undefined || quote.restored ? undefined : quote;
+    return quote === undefined || (quote.restored && !this.lastOfClosedSession(quote)) ? undefined : quote;
   };
+
+  /**
+   * Whether a quote kept from before a restart is its market's last price: it came inside a session that has closed
+   * since, and no session has opened after it. While the market stays closed no live tick can replace it (a quote
+   * outside the session is not taken), and a live engine values positions, and judges accounts, at exactly its last
+   * quote of the session; so does a restarted one. Nothing trades at it (`tradable`: the market is closed, then the
+   * session's first tick is awaited).
+   */
+  private lastOfClosedSession(quote: MarketQuote): boolean {
+    const sessions = this.state.instrument(quote.symbol).sessions;
+    if (!isSessionOpen(sessions, quote.time)) return false;
+    const closedAt = nextSessionChange(sessions, quote.time);
+    if (closedAt === null || closedAt > this.clock) return false;
+    const reopensAt = nextSessionChange(sessions, closedAt);
+    return reopensAt === null || reopensAt > this.clock;
+  }
 
   /** Each instrument's `maxPricePoints`, computed once. */
   private readonly maxPriceBySymbol = new Map<string, number>();
@@ -642,7 +659,7 @@ export class TradingEngine {
       if (command.amount < 0) return reject("INVALID_AMOUNT");
       // Only the client's own money that no position needs: at most the balance, and at most the free margin
       // left without the credit (the broker's credit may carry margin or losses, never leave as a withdrawal).
-      const unpriced = this.unpricedMoney(account);
+      const unpriced = this.unpricedMoney(account, true);
       if (unpriced) return unpriced;
       const { equity, margin } = this.equityAndMargin(account.id);
       if (command.amount > account.balance || command.amount > equity - account.credit - margin)
@@ -660,7 +677,7 @@ export class TradingEngine {
       if (account.credit + command.amount < 0) return reject("INVALID_AMOUNT", "Credit cannot become negative");
       if (account.credit + command.amount > MAX_ACCOUNT_MONEY) return reject("INVALID_AMOUNT", overLimit);
       if (command.amount < 0) {
-        const unpriced = this.unpricedMoney(account);
+        const unpriced = this.unpricedMoney(account, true);
         if (unpriced) return unpriced;
         if (-command.amount > this.accountMetrics(account.id).freeMargin)
           return reject("NO_MONEY", "Removing this credit would leave less than the used margin");
@@ -1016,7 +1033,7 @@ export class TradingEngine {
     const request = this.fillRequest(account, instrument, order, time);
     const plan = this.planDeals(request, fills);
     if (!plan.ok) return plan;
-    const marginProblem = this.checkMargin(account, instrument, plan.deals);
+    const marginProblem = this.checkMargin(account, instrument, plan.deals, true);
     if (marginProblem) return marginProblem;
     this.emit({ type: "OrderAccepted", time, order });
     this.commitFills(quote.symbol, levels, fills);
@@ -1298,8 +1315,16 @@ export class TradingEngine {
     return undefined;
   }
 
-  /** Margin rule: a deal that raises used margin must leave free margin ≥ 0 after its commissions. */
-  private checkMargin(account: Account, instrument: InstrumentSpec, deals: readonly PlannedDeal[]): Rejection | null {
+  /**
+   * Margin rule: a deal that raises used margin must leave free margin ≥ 0 after its commissions. `clientRequest`: a
+   * client's order, decided now, as opposed to a triggered pending order's fill (`unpricedMoney`).
+   */
+  private checkMargin(
+    account: Account,
+    instrument: InstrumentSpec,
+    deals: readonly PlannedDeal[],
+    clientRequest: boolean,
+  ): Rejection | null {
     const current = this.state.symbolMargin(account.id, instrument.symbol);
     let buy = current.buy;
     let sell = current.sell;
@@ -1317,7 +1342,7 @@ export class TradingEngine {
     const used = this.state.usedMargin(account.id);
     const usedAfter = used - Math.max(current.buy, current.sell) + Math.max(buy, sell);
     if (usedAfter <= used) return null;
-    const unpriced = this.unpricedMoney(account);
+    const unpriced = this.unpricedMoney(account, clientRequest);
     if (unpriced) return unpriced;
     if (this.equityAndMargin(account.id).equity - commissions - usedAfter < 0) return reject("NO_MONEY");
     return null;
@@ -1711,7 +1736,7 @@ export class TradingEngine {
     const plan = this.planDeals(this.fillRequest(account, instrument, order, time), fills);
     const problem: RejectionCode | null = !plan.ok
       ? plan.code
-      : (this.checkMargin(account, instrument, plan.deals)?.code ?? null);
+      : (this.checkMargin(account, instrument, plan.deals, false)?.code ?? null);
     if (problem === "NO_QUOTES") {
       if (popped) reinsertOrder(this.state, order);
       return;
@@ -1954,13 +1979,29 @@ export class TradingEngine {
    * quoted only by a price kept from before a restart): found by a review, a withdrawal was taken against equity at
    * an hours-old price and the first live tick stopped the account out.
    */
-  private unpricedMoney(account: Account): Rejection | null {
-    if (this.accountPriced(account)) return null;
+  private unpricedMoney(account: Account, clientRequest: boolean): Rejection | null {
+    if (!this.accountPriced(account)) {
+      for (const positionId of this.state.accountPositions.get(account.id) ?? []) {
+        const position = this.state.positions.get(positionId);
+        if (position && this.quotes.get(position.symbol)?.restored) return noLivePrice(position.symbol);
+      }
+      return reject("NO_QUOTES", "A position of the account has no live price yet");
+    }
+    // Nor, for a client's request, is equity valued at a quote no trade could be decided at while its market is open
+    // (older than the limit: a silent feed; or from before the session opened): found by a review, a withdrawal was
+    // taken against open profit at an hour-old price. A client can ask again after the next tick; a triggered pending
+    // order, whose price is live, is not held back by another symbol's silence (it could miss its price). A closed
+    // market's last quote is its price until it opens, and does not stop money here.
+    if (!clientRequest) return null;
     for (const positionId of this.state.accountPositions.get(account.id) ?? []) {
       const position = this.state.positions.get(positionId);
-      if (position && this.quotes.get(position.symbol)?.restored) return noLivePrice(position.symbol);
+      if (!position) continue;
+      const instrument = this.state.instrument(position.symbol);
+      if (!isSessionOpen(instrument.sessions, this.clock)) continue;
+      const refusal = this.quoteRefusal(instrument, this.clock);
+      if (refusal) return refusal;
     }
-    return reject("NO_QUOTES", "A position of the account has no live price yet");
+    return null;
   }
 
   private accountPriced(account: Account): boolean {

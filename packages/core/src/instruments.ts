@@ -419,6 +419,25 @@ export function isSessionOpenThroughout(sessions: WeekSessions, fromMs: number, 
   return true;
 }
 
+/** The next time after `time` when the session opens or closes; null when it never changes (always open or never). */
+export function nextSessionChange(sessions: WeekSessions, time: number): number | null {
+  const openNow = isSessionOpen(sessions, time);
+  const today = Math.floor(time / 86_400_000);
+  const candidates: number[] = [];
+  for (let offset = 0; offset <= 7; offset++) {
+    const dayStart = (today + offset) * 86_400_000;
+    for (const [from, to] of sessions[weekdayOf(dayStart) as 0] ?? CLOSED) {
+      for (const minute of [from, to]) {
+        const candidate = dayStart + minute * 60_000;
+        if (candidate > time) candidates.push(candidate);
+      }
+    }
+  }
+  candidates.sort((a, b) => a - b);
+  for (const candidate of candidates) if (isSessionOpen(sessions, candidate) !== openNow) return candidate;
+  return null;
+}
+
 export function weekdayOf(timeMs: number): number {
   return (((Math.floor(timeMs / 86_400_000) + 4) % 7) + 7) % 7;
 }

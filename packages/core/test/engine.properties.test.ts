@@ -1782,6 +1782,17 @@ const triggerObserver: Observer = {
 };
 
 /**
+ * Whether property 8 forks at this step: the first from `forkAt` on at which every market is open (only then can the
+ * feed send every quote again, a quote outside its session not being taken).
+ */
+function forkDue(h: Harness, index: number): boolean {
+  return (
+    index >= h.scenario.forkAt &&
+    MARKETS.every((market) => isSessionOpen(instrumentOf(market.symbol).sessions, h.engine.time))
+  );
+}
+
+/**
  * Property 8 (beyond the six asked for): snapshots. At `forkAt` (or the first step after it at which every market
  * is open) the live engine is first sent its current
  * quotes again without depth (so no liquidity is left consumed and nothing reachable stays working), then
@@ -1815,14 +1826,7 @@ function snapshotObserver(): Observer {
         must(restored.stateHash() === h.engine.stateHash(), h, () => `the restored engine's state hash diverged`);
         return;
       }
-      // Forked at the first step from `forkAt` on at which every market is open: only then can the feed send every
-      // quote again (a quote outside its session is not taken), as priming below needs.
-      if (
-        forking ||
-        step.index < h.scenario.forkAt ||
-        !MARKETS.every((market) => isSessionOpen(instrumentOf(market.symbol).sessions, h.engine.time))
-      )
-        return;
+      if (forking || !forkDue(h, step.index)) return;
       // The quotes sent below are steps too, and come back here.
       forking = true;
       for (const settle of currentQuotes(h)) h.run(settle);
@@ -1921,6 +1925,7 @@ function followerObserver(): Observer {
 /** Counts the situations a sequence reached, so the coverage test can show the properties are not vacuous. */
 function coverageObserver(seen: Map<string, number>): Observer {
   const bump = (key: string): void => void seen.set(key, (seen.get(key) ?? 0) + 1);
+  let forked = false;
   return {
     afterStep(h, step) {
       const result = step.result;
@@ -1928,7 +1933,10 @@ function coverageObserver(seen: Map<string, number>): Observer {
       if (!result.ok)
         bump(result.events.length > 0 ? "rejection reporting time-driven events" : `rejection ${result.code}`);
       if (!result.ok && result.message.startsWith("The last price of")) bump("quote too old to trade at");
-      if (step.index === h.scenario.forkAt) bump("snapshot taken and restored");
+      if (!forked && forkDue(h, step.index)) {
+        forked = true;
+        bump("snapshot taken and restored");
+      }
       const accepted = new Map<number, Order>();
       const decreased = new Set<number>();
       for (const event of step.events) {

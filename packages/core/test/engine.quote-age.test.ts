@@ -70,6 +70,63 @@ describe("a quote older than maxQuoteAgeMs", () => {
     expect(s.replayMatches()).toBe(true);
   });
 
+  // Found by the review of 7 December: the limit held for trading, but a withdrawal was still decided on equity
+  // valued at a silent feed's last price, the hazard `unpricedMoney` already refused for a quote kept from a restart.
+  it("values no equity for money or margin to leave: withdrawals, credit removals and orders needing margin wait for a tick", () => {
+    const s = new Scenario(config);
+    const account = s.account("USD", "1000");
+    s.quote("BTCUSD", "60000.00", "60010.00");
+    s.buy(account, "BTCUSD", "0.02");
+    // Margin 0.02 × 60,010.00 × 50 % = 600.10 of a 999.90 balance. At 80,000.00 the open profit is +399.80, free
+    // margin 799.60; then the feed goes silent for an hour: a withdrawal of 700.00 rests on that profit.
+    s.quote("BTCUSD", "80000.00", "80010.00");
+    s.time += 3_600_000;
+    expect(s.rejected({ kind: "withdraw", accountId: account, amount: money("700") })).toBe("NO_QUOTES");
+    s.ok({ kind: "credit", accountId: account, amount: money("100") });
+    expect(s.rejected({ kind: "credit", accountId: account, amount: money("-100") })).toBe("NO_QUOTES");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    expect(
+      s.rejected({ kind: "placeOrder", accountId: account, symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 1 }),
+    ).toBe("NO_QUOTES");
+    // A deposit needs no price. The next BTCUSD tick values the account again.
+    s.ok({ kind: "deposit", accountId: account, amount: money("1") });
+    s.quote("BTCUSD", "80000.00", "80010.00");
+    s.ok({ kind: "withdraw", accountId: account, amount: money("700") });
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("does not hold back a triggered pending order whose own price is live: another symbol's silence is no reason to miss it", () => {
+    const s = new Scenario(config);
+    const account = s.account("USD", "10000");
+    s.quote("BTCUSD", "60000.00", "60010.00");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "BTCUSD", "0.01");
+    const limit = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 100,
+      price: points("EURUSD", "1.08000"),
+    }).orderId as number;
+    s.time += 3_600_000; // BTCUSD's feed is silent from here on
+    s.quote("EURUSD", "1.07990", "1.08000");
+    expect(s.engine.state.orders.has(limit)).toBe(false);
+    expect(s.deals().at(-1)).toMatchObject({ orderId: limit, price: points("EURUSD", "1.08000") });
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("does not hold a closed market's last quote against money leaving: it is that market's price until it opens", () => {
+    const s = new Scenario(config, Date.UTC(2026, 5, 5, 21, 58)); // Friday, forex closes at 22:00
+    const account = s.account("USD", "1000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "0.01");
+    s.time = Date.UTC(2026, 5, 6, 12, 0); // Saturday
+    s.ok({ kind: "withdraw", accountId: account, amount: money("100") });
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
   it("has no limit by default (null), as before", () => {
     const s = new Scenario();
     const account = s.account();

@@ -157,6 +157,62 @@ describe("ticks while a market is closed", () => {
   });
 });
 
+describe("a restart while a market is closed", () => {
+  /** Restarts `s` with its quotes kept (as the server restores them from the platform store). */
+  function restartKeepingQuotes(s: Scenario, symbols: readonly string[]): void {
+    const kept = symbols.map((symbol) => {
+      const { bid, ask, time } = s.engine.quote(symbol)!;
+      return { symbol, bid, ask, time };
+    });
+    s.restart();
+    for (const quote of kept) expect(s.engine.restoreQuote(quote)).toBeNull();
+  }
+
+  // Found by the review of 7 December: after a weekend restart every kept quote waited for a live tick before an
+  // account holding it was judged, and a closed market's tick never comes before Sunday's open (such ticks are
+  // refused now), so BTCUSD fell to a negative equity with no stop-out and no margin call all weekend.
+  it("an account holding a closed market is still judged: its kept last quote of the session values it, and a stop-out closes what is open", () => {
+    const s = new Scenario(undefined, FRIDAY_2130);
+    const account = s.account("USD", "1500");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("BTCUSD", "60000.00", "60010.00");
+    s.buy(account, "EURUSD", "0.5");
+    const btc = s.buy(account, "BTCUSD", "0.02").positionId as number;
+    s.quote("EURUSD", "1.07440", "1.07450", FRIDAY_2150);
+    s.time = SATURDAY_NOON - 60_000;
+    restartKeepingQuotes(s, ["EURUSD", "BTCUSD"]);
+    s.quote("BTCUSD", "60000.00", "60010.00", SATURDAY_NOON);
+    // As on the live engine (the first test of this file): BTCUSD falls, equity 555.70 ≤ 50 % of 1,142.25, and the
+    // stop-out closes BTCUSD (EURUSD is closed) at its bid.
+    s.quote("BTCUSD", "38000.00", "38010.00");
+    expect(s.events.filter((event) => event.type === "StopOut")).toEqual([
+      expect.objectContaining({ positionId: btc, equity: money("555.70"), margin: money("1142.25") }),
+    ]);
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("a kept quote is not its market's last price when a session began after it: the account waits for a live one", () => {
+    // Gold breaks daily (22:00–23:00): Wednesday's quote is followed by Thursday's and Friday's sessions, missed.
+    // EURUSD's quote of the Friday before: the whole week's session came after it.
+    for (const [symbol, bid, ask, start] of [
+      ["XAUUSD", "2350.00", "2350.30", Date.UTC(2026, 5, 3, 12, 0)],
+      ["EURUSD", "1.08430", "1.08440", Date.UTC(2026, 4, 29, 21, 30)],
+    ] as const) {
+      const s = new Scenario(undefined, start);
+      const account = s.account("USD", "5000");
+      s.quote(symbol, bid, ask);
+      s.quote("BTCUSD", "60000.00", "60010.00");
+      s.buy(account, symbol, "0.01");
+      s.buy(account, "BTCUSD", "0.01");
+      s.time = SATURDAY_NOON - 60_000;
+      restartKeepingQuotes(s, [symbol, "BTCUSD"]);
+      s.quote("BTCUSD", "61000.00", "61010.00", SATURDAY_NOON);
+      // The account cannot be valued at live prices: nothing leaves it.
+      expect(s.rejected({ kind: "withdraw", accountId: account, amount: money("1") }), symbol).toBe("NO_QUOTES");
+    }
+  });
+});
+
 describe("the first minutes after a market opens", () => {
   it("at the weekend open nothing trades at Friday's quote (NO_QUOTES) until the session's first tick, which it then fills at", () => {
     const s = new Scenario(undefined, FRIDAY_2130);

@@ -23,7 +23,6 @@
 import {
   Rounding,
   divideRounded,
-  isSessionOpen,
   weekdayOf,
   type BookLevel,
   type InstrumentSpec,
@@ -82,25 +81,6 @@ export function barsBefore(timeframe: CandleTimeframe, start: number, count: num
 // ---- sessions ----
 
 const WEEKDAY_NAMES = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"] as const;
-
-/** The next time after `time` when the session opens or closes; null when it never changes (always open or never). */
-export function nextSessionChange(sessions: WeekSessions, time: number): number | null {
-  const openNow = isSessionOpen(sessions, time);
-  const today = Math.floor(time / DAY_MS);
-  const candidates: number[] = [];
-  for (let offset = 0; offset <= 7; offset++) {
-    const dayStart = (today + offset) * DAY_MS;
-    for (const [from, to] of sessions[weekdayOf(dayStart) as 0]) {
-      for (const minute of [from, to]) {
-        const candidate = dayStart + minute * MINUTE_MS;
-        if (candidate > time) candidates.push(candidate);
-      }
-    }
-  }
-  candidates.sort((a, b) => a - b);
-  for (const candidate of candidates) if (isSessionOpen(sessions, candidate) !== openNow) return candidate;
-  return null;
-}
 
 function minuteText(minute: number): string {
   return `${String(Math.floor(minute / 60)).padStart(2, "0")}:${String(minute % 60).padStart(2, "0")}`;

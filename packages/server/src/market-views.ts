@@ -4,10 +4,10 @@
  * a path symbol. Each face keeps its own spelling at the edge (the Automation API's lower-case status, the
  * Client API's `timezone` and `swapMode`), composed around the fields computed here once.
  */
-import { currencyDigits, isSessionOpen, toDecimalNumber, type InstrumentSpec } from "@bourse/core";
+import { currencyDigits, isSessionOpen, nextSessionChange, toDecimalNumber, type InstrumentSpec } from "@bourse/core";
 import type { Candle } from "@bourse/store";
 import { Type, type TSchema } from "@sinclair/typebox";
-import { nextSessionChange, weekSessionsView } from "./market-data.ts";
+import { weekSessionsView } from "./market-data.ts";
 import type { Platform } from "./platform.ts";
 import { lotsToWire, optionalTimeToWire, priceToWire, timeToWire } from "./wire.ts";
 

@@ -4,15 +4,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BusMessage } from "../src/bus.ts";
 import { ManualClock } from "../src/clock.ts";
-import {
-  barsBefore,
-  bucketStart,
-  marketDataOf,
-  nextSessionChange,
-  weekSessionsView,
-  type CandleTimeframe,
-} from "../src/market-data.ts";
-import { DEFAULT_INSTRUMENTS } from "@bourse/core";
+import { barsBefore, bucketStart, marketDataOf, weekSessionsView, type CandleTimeframe } from "../src/market-data.ts";
+import { DEFAULT_INSTRUMENTS, nextSessionChange } from "@bourse/core";
 import { TUESDAY_NOON, startTestServer, type TestServer } from "./helpers.ts";
 
 const at = (iso: string) => Date.parse(iso);

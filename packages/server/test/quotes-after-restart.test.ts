@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BusTopics, type BusMessage } from "../src/bus.ts";
+import { ManualClock } from "../src/clock.ts";
 import { admin, call, signUp, startTestServer, tableObjects, type TestServer } from "./helpers.ts";
 
 const directories: string[] = [];
@@ -126,6 +127,56 @@ describe("quotes across a restart", () => {
       const first = quotes[0]!.payload as { bid: number };
       expect(first.bid).toBeGreaterThan(1.49);
       expect(first.bid).toBeLessThan(1.51);
+    } finally {
+      await second.close();
+    }
+  });
+
+  // Found by the review of 7 December: after a weekend restart an account holding EURUSD was not judged until
+  // Sunday's open (EURUSD's kept quote waited for a live tick, and a closed market's tick is not taken), so a
+  // BTCUSD fall took its equity below zero with no stop-out and no margin call.
+  it("on a weekend restart a closed market's kept last quote still values its account: a stop-out closes what is open", async () => {
+    const directory = dataDirectory();
+    const friday = new ManualClock(Date.UTC(2026, 5, 5, 21, 30));
+    const first = await startTestServer({
+      dataDirectory: directory,
+      clock: friday,
+      environment: { BOURSE_SESSION_TTL_SECONDS: "86400" },
+    });
+    const trader = await signUp(first);
+    const account = `/api/v1/accounts/${trader.login}`;
+    await quote(first, { symbol: "EURUSD", bid: "1.08430", ask: "1.08440" });
+    await quote(first, { symbol: "BTCUSD", bid: "60000.00", ask: "60010.00" });
+    for (const [symbol, volume] of [
+      ["EURUSD", 1],
+      ["BTCUSD", 0.2],
+    ] as const) {
+      const bought = await call(first, "POST", `${account}/orders`, {
+        token: trader.token,
+        body: { symbol, side: "BUY", type: "MARKET", volume },
+      });
+      expect(bought.status, JSON.stringify(bought.body)).toBe(200);
+    }
+    await first.close();
+
+    const second = await startTestServer({
+      dataDirectory: directory,
+      clock: new ManualClock(Date.UTC(2026, 5, 6, 12, 0)), // Saturday: EURUSD closed, BTCUSD open
+      environment: { BOURSE_SESSION_TTL_SECONDS: "86400" },
+    });
+    try {
+      await quote(second, { symbol: "BTCUSD", bid: "60000.00", ask: "60010.00" });
+      // Margin: EURUSD 1,084.30, BTCUSD 0.2 × 60,010.00 × 50 % = 6,001.00. At 27,000.00 BTCUSD loses 6,602.00: equity
+      // about 3,387 ≤ 50 % of 7,085.30, a stop-out, which closes BTCUSD (EURUSD is closed) and restores the level.
+      await quote(second, { symbol: "BTCUSD", bid: "27000.00", ask: "27010.00" });
+      const after = await call(second, "GET", account, { token: trader.token });
+      expect(after.status).toBe(200);
+      expect(after.body.data).toMatchObject({ margin: 1084.3, openPositions: 1 });
+      expect(after.body.data.marginLevel).toBeGreaterThan(100);
+      const positions = await call(second, "GET", `${account}/positions`, { token: trader.token });
+      expect(tableObjects(positions.body).map((position) => position.symbol)).toEqual(["EURUSD"]);
+      const deals = await call(second, "GET", `${account}/history/deals`, { token: trader.token });
+      expect(tableObjects(deals.body).filter((deal) => deal.reason === "STOP_OUT")).toHaveLength(1);
     } finally {
       await second.close();
     }

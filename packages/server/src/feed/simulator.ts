@@ -16,10 +16,9 @@
  * ordered, with volumes growing away from the top, as the engine's tick validation requires. No ticks
  * while the instrument's session is closed.
  */
-import { isSessionOpen, type BookLevel, type InstrumentSpec } from "@bourse/core";
+import { isSessionOpen, nextSessionChange, type BookLevel, type InstrumentSpec } from "@bourse/core";
 import { isMarketClosed } from "../errors.ts";
 import type { Platform, QuoteInput } from "../platform.ts";
-import { nextSessionChange } from "../market-data.ts";
 
 /** How an instrument moves: a typical starting price, spread, daily volatility and tick rate. */
 export interface SimulationProfile {

@@ -16,7 +16,14 @@
  * - Depth volumes are in lots and are what is left at each level after fills on the current quote;
  *   null means the level has no volume limit (a quote pushed without book levels).
  */
-import { MAX_BOOK_LEVELS, toDecimalNumber, weekdayOf, type BookLevel, type InstrumentSpec } from "@bourse/core";
+import {
+  MAX_BOOK_LEVELS,
+  nextSessionChange,
+  toDecimalNumber,
+  weekdayOf,
+  type BookLevel,
+  type InstrumentSpec,
+} from "@bourse/core";
 import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
@@ -26,7 +33,6 @@ import {
   daySessionsText,
   levelsToWire,
   marketDataOf,
-  nextSessionChange,
   type CandleTimeframe,
 } from "../market-data.ts";
 import {
