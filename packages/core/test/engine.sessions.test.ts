@@ -26,14 +26,23 @@ const SATURDAY_NOON = Date.UTC(2026, 5, 6, 12, 0);
 /** Forex reopens on Sunday at 22:00 UTC. */
 const SUNDAY_2200 = Date.UTC(2026, 5, 7, 22, 0);
 
+/**
+ * Friday 21:30, half an hour before forex closes: a 1,500 USD account buys 0.5 lot of EURUSD at 1.08440 and 0.02 lot
+ * of BTCUSD (always open) at 60,010.00.
+ */
+function fridayBook(): { s: Scenario; account: number; eur: number; btc: number } {
+  const s = new Scenario(undefined, FRIDAY_2130);
+  const account = s.account("USD", "1500");
+  s.quote("EURUSD", "1.08430", "1.08440");
+  s.quote("BTCUSD", "60000.00", "60010.00");
+  const eur = s.buy(account, "EURUSD", "0.5").positionId as number;
+  const btc = s.buy(account, "BTCUSD", "0.02").positionId as number;
+  return { s, account, eur, btc };
+}
+
 describe("stop-out while a market is closed", () => {
   it("a weekend stop-out closes the losing position it can trade, never a closed market's at Friday's price; that one closes at the first tick after the open", () => {
-    const s = new Scenario(undefined, FRIDAY_2130);
-    const account = s.account("USD", "1500");
-    s.quote("EURUSD", "1.08430", "1.08440");
-    s.quote("BTCUSD", "60000.00", "60010.00");
-    const eur = s.buy(account, "EURUSD", "0.5").positionId as number;
-    const btc = s.buy(account, "BTCUSD", "0.02").positionId as number;
+    const { s, account, eur, btc } = fridayBook();
     // Margin: EURUSD 50,000 EUR / 100 × 1.08430 = 542.15; BTCUSD 0.02 × 60,010.00 × 50 % = 600.10. Commission 0.10.
     expect(s.engine.accountMetrics(account)).toMatchObject({ balance: money("1499.90"), margin: money("1142.25") });
     s.quote("EURUSD", "1.07440", "1.07450", FRIDAY_2150);
@@ -94,14 +103,7 @@ describe("ticks while a market is closed", () => {
     const eventsBefore = s.events.length;
     // Saturday: a quote below both the SL and the limit. The market is closed: the quote is not taken.
     s.time = SATURDAY_NOON;
-    expect(
-      s.rejected({
-        kind: "tick",
-        symbol: "EURUSD",
-        bid: points("EURUSD", "1.08000"),
-        ask: points("EURUSD", "1.08010"),
-      }),
-    ).toBe("MARKET_CLOSED");
+    expect(s.refusedQuote("EURUSD", "1.08000", "1.08010")).toBe("MARKET_CLOSED");
     expect(s.engine.quote("EURUSD")).toMatchObject({ bid: points("EURUSD", "1.08430") });
     expect(s.engine.quote("EURUSD")!.time).toBeLessThan(FRIDAY_2150);
     // Friday's 22:00 rollover (the clock passed it) is the only change: its swap event.
@@ -128,24 +130,12 @@ describe("ticks while a market is closed", () => {
   });
 
   it("a closed market's tick cannot value an account into a stop-out that closes an open market's position", () => {
-    const s = new Scenario(undefined, FRIDAY_2130);
-    const account = s.account("USD", "1500");
-    s.quote("EURUSD", "1.08430", "1.08440");
-    s.quote("BTCUSD", "60000.00", "60010.00");
-    s.buy(account, "EURUSD", "0.5");
-    const btc = s.buy(account, "BTCUSD", "0.02").positionId as number;
+    const { s, account, btc } = fridayBook();
     // Margin 1,142.25 (as above). Saturday, a feed stamps a EURUSD quote of 1.05000: valued at it, EURUSD would lose
     // (1.05000 − 1.08440) × 50,000 = −1,720.00 and equity would be below zero, a stop-out that (EURUSD being closed)
     // would close BTCUSD, an open market, at its bid. The quote is not taken, so nothing is valued at it.
     s.time = SATURDAY_NOON;
-    expect(
-      s.rejected({
-        kind: "tick",
-        symbol: "EURUSD",
-        bid: points("EURUSD", "1.05000"),
-        ask: points("EURUSD", "1.05010"),
-      }),
-    ).toBe("MARKET_CLOSED");
+    expect(s.refusedQuote("EURUSD", "1.05000", "1.05010")).toBe("MARKET_CLOSED");
     expect(s.events.filter((event) => event.type === "StopOut")).toEqual([]);
     expect(s.positions(account).map((position) => position.id)).toContain(btc);
     expect(s.engine.quote("EURUSD")).toMatchObject({ bid: points("EURUSD", "1.08430") });
@@ -172,12 +162,7 @@ describe("a restart while a market is closed", () => {
   // account holding it was judged, and a closed market's tick never comes before Sunday's open (such ticks are
   // refused now), so BTCUSD fell to a negative equity with no stop-out and no margin call all weekend.
   it("an account holding a closed market is still judged: its kept last quote of the session values it, and a stop-out closes what is open", () => {
-    const s = new Scenario(undefined, FRIDAY_2130);
-    const account = s.account("USD", "1500");
-    s.quote("EURUSD", "1.08430", "1.08440");
-    s.quote("BTCUSD", "60000.00", "60010.00");
-    s.buy(account, "EURUSD", "0.5");
-    const btc = s.buy(account, "BTCUSD", "0.02").positionId as number;
+    const { s, account, btc } = fridayBook();
     s.quote("EURUSD", "1.07440", "1.07450", FRIDAY_2150);
     s.time = SATURDAY_NOON - 60_000;
     restartKeepingQuotes(s, ["EURUSD", "BTCUSD"]);
@@ -247,14 +232,7 @@ describe("the first minutes after a market opens", () => {
     const account = s.account();
     s.quote("EURUSD", "1.08430", "1.08440");
     s.time = SATURDAY_NOON;
-    expect(
-      s.rejected({
-        kind: "tick",
-        symbol: "EURUSD",
-        bid: points("EURUSD", "1.08000"),
-        ask: points("EURUSD", "1.08010"),
-      }),
-    ).toBe("MARKET_CLOSED");
+    expect(s.refusedQuote("EURUSD", "1.08000", "1.08010")).toBe("MARKET_CLOSED");
     s.time = SUNDAY_2200 + 500;
     expect(
       s.rejected({

@@ -92,6 +92,11 @@ export class Scenario {
     return this.ok({ kind: "tick", symbol, bid: points(symbol, bid), ask: points(symbol, ask) }, time);
   }
 
+  /** A quote the engine must refuse; returns the code. */
+  refusedQuote(symbol: string, bid: string, ask: string): string {
+    return this.rejected({ kind: "tick", symbol, bid: points(symbol, bid), ask: points(symbol, ask) });
+  }
+
   buy(accountId: number, symbol: string, volume: string, extra: Record<string, unknown> = {}): CommandSuccess {
     return this.ok({
       kind: "placeOrder",
