@@ -1030,6 +1030,8 @@ export class TradingEngine {
       (side === "BUY" ? firstLevel.price > worst : firstLevel.price < worst);
     if (filled === 0 || (timeInForce === "FOK" && filled < command.volume))
       return reject(topOutOfBound || (worst !== null && filled > 0) ? "PRICE_OFF" : "NO_LIQUIDITY");
+    const staleRate = this.staleConversion(account, instrument, time);
+    if (staleRate) return staleRate;
     const request = this.fillRequest(account, instrument, order, time);
     const plan = this.planDeals(request, fills);
     if (!plan.ok) return plan;
@@ -1175,6 +1177,25 @@ export class TradingEngine {
     const commission = converter.rate(instrument.commissionCurrency, account.currency, lookup);
     if (!profit || !margin || !commission) return null;
     return { profit, margin, commission };
+  }
+
+  /**
+   * Why a client's deal on `instrument` cannot convert its money at current rates now, or null: a conversion quote of
+   * a market that is open but has not ticked since it opened, or not for longer than `maxQuoteAgeMs` (`quoteRefusal`),
+   * is no rate to decide a client's trade at, as the instrument's own quote is not a price. A closed market's last
+   * quote is its rate until it opens. A stop-out, SL, TP or triggered order still converts at such a rate rather
+   * than miss its price (found by the audit of 6 December: a silent USDJPY feed priced EURJPY deals of USD accounts).
+   */
+  private staleConversion(account: Account, instrument: InstrumentSpec, time: number): Rejection | null {
+    for (const currency of [instrument.profitCurrency, instrument.marginCurrency, instrument.commissionCurrency])
+      for (const symbol of this.state.converter.symbolsFor(currency, account.currency)) {
+        if (symbol === instrument.symbol) continue;
+        const conversion = this.state.instrument(symbol);
+        if (!isSessionOpen(conversion.sessions, time)) continue;
+        const refusal = this.quoteRefusal(conversion, time);
+        if (refusal) return refusal;
+      }
+    return null;
   }
 
   /** Why `rates` has none: a conversion quote kept from before a restart and not yet live, or one missing. */
@@ -1510,6 +1531,8 @@ export class TradingEngine {
       return reject("INVALID_DATA", "comment is at most 64 characters, without NUL or unpaired surrogates");
     const account = this.state.accounts.get(position.accountId) as Account;
     if (!this.rates(account, instrument)) return this.missingRates(account, instrument);
+    const staleRate = this.staleConversion(account, instrument, time);
+    if (staleRate) return staleRate;
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
     return this.closePosition(position, volume, "CLIENT", comment, time);
   }
@@ -1528,6 +1551,8 @@ export class TradingEngine {
       if (closed) return closed;
       const instrument = this.state.instrument(position.symbol);
       if (!this.rates(owned.account, instrument)) return this.missingRates(owned.account, instrument);
+      const staleRate = this.staleConversion(owned.account, instrument, time);
+      if (staleRate) return staleRate;
     }
     const dealIds: number[] = [];
     for (const position of positions) {

@@ -127,6 +127,33 @@ describe("a quote older than maxQuoteAgeMs", () => {
     expect(s.ledgerHolds(account)).toBe(true);
   });
 
+  it("holds for the rates a client's deal converts at: a USD account's EURJPY orders and closes wait for USDJPY's next tick; its SL does not", () => {
+    const s = new Scenario(config);
+    const account = s.account("USD", "10000");
+    // Profit in JPY converts through USDJPY, margin in EUR through EURUSD.
+    s.quote("USDJPY", "155.000", "155.010");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("EURJPY", "168.000", "168.020");
+    const position = s.buy(account, "EURJPY", "0.1", { sl: points("EURJPY", "167.000") }).positionId as number;
+    s.time += 2 * LIMIT_MS; // USDJPY's feed is silent from here on; EURJPY's and EURUSD's are not
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("EURJPY", "168.100", "168.120");
+    const buy = { kind: "placeOrder", accountId: account, symbol: "EURJPY", side: "BUY", type: "MARKET", volume: 10 };
+    const answer = s.run({ ...buy, time: (s.time += 1000) } as never);
+    expect(answer).toMatchObject({ ok: false, code: "NO_QUOTES" });
+    expect((answer as { message: string }).message).toMatch(/^The last price of USDJPY is 12\d s old/);
+    expect(s.rejected({ kind: "closePosition", accountId: account, positionId: position })).toBe("NO_QUOTES");
+    expect(s.rejected({ kind: "closeAllPositions", accountId: account })).toBe("NO_QUOTES");
+    // The SL is reached on EURJPY's own live tick: it closes, converting at the last USDJPY rate there is.
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("EURJPY", "166.900", "166.920");
+    expect(s.deals().at(-1)).toMatchObject({ positionId: position, reason: "STOP_LOSS" });
+    s.quote("USDJPY", "155.000", "155.010");
+    s.ok({ ...buy } as never);
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
   it("has no limit by default (null), as before", () => {
     const s = new Scenario();
     const account = s.account();
