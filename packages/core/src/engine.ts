@@ -314,6 +314,10 @@ function invalidTime(): Rejection {
   return reject("INVALID_DATA", "time must be whole epoch milliseconds up to the end of year 9999");
 }
 
+function capitalized(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 /** Refuses trading at a quote kept from before a restart (`MarketQuote.restored`) until the symbol ticks live. */
 function noLivePrice(symbol: string): Rejection {
   return reject("NO_QUOTES", `No live price of ${symbol} since the restart yet`);
@@ -373,13 +377,26 @@ export class TradingEngine {
    * session's first tick is awaited).
    */
   private lastOfClosedSession(quote: MarketQuote): boolean {
-    const sessions = this.state.instrument(quote.symbol).sessions;
-    if (!isSessionOpen(sessions, quote.time)) return false;
-    const closedAt = nextSessionChange(sessions, quote.time);
-    if (closedAt === null || closedAt > this.clock) return false;
-    const reopensAt = nextSessionChange(sessions, closedAt);
-    return reopensAt === null || reopensAt > this.clock;
+    let bounds = this.restoredSessionBounds.get(quote);
+    if (bounds === undefined) {
+      const sessions = this.state.instrument(quote.symbol).sessions;
+      const closedAt = isSessionOpen(sessions, quote.time) ? nextSessionChange(sessions, quote.time) : null;
+      bounds = { closedAt, reopensAt: closedAt === null ? null : nextSessionChange(sessions, closedAt) };
+      this.restoredSessionBounds.set(quote, bounds);
+    }
+    const { closedAt, reopensAt } = bounds;
+    return closedAt !== null && closedAt <= this.clock && (reopensAt === null || reopensAt > this.clock);
   }
+
+  /**
+   * When the session of each kept quote closed and next opens (`lastOfClosedSession`), worked out once per quote: it is
+   * asked on every tick that judges an account holding it, all weekend after a restart. Null closedAt: a quote from
+   * outside a session, or of a market that never closes.
+   */
+  private readonly restoredSessionBounds = new WeakMap<
+    MarketQuote,
+    { readonly closedAt: number | null; readonly reopensAt: number | null }
+  >();
 
   /** Each instrument's `maxPricePoints`, computed once. */
   private readonly maxPriceBySymbol = new Map<string, number>();
@@ -1030,11 +1047,15 @@ export class TradingEngine {
       (side === "BUY" ? firstLevel.price > worst : firstLevel.price < worst);
     if (filled === 0 || (timeInForce === "FOK" && filled < command.volume))
       return reject(topOutOfBound || (worst !== null && filled > 0) ? "PRICE_OFF" : "NO_LIQUIDITY");
-    const staleRate = this.staleConversion(account, instrument, time);
-    if (staleRate) return staleRate;
     const request = this.fillRequest(account, instrument, order, time);
     const plan = this.planDeals(request, fills);
     if (!plan.ok) return plan;
+    // A deal that opens or adds to exposure is not decided at a stale rate; one that only reduces it (a netting
+    // account's opposite order) converts at the last rate, as a close does: a client can always get out.
+    if (plan.deals.some(({ effect }) => effect.kind !== "DECREASE")) {
+      const staleRate = this.staleConversion(account, instrument, time);
+      if (staleRate) return staleRate;
+    }
     const marginProblem = this.checkMargin(account, instrument, plan.deals, true);
     if (marginProblem) return marginProblem;
     this.emit({ type: "OrderAccepted", time, order });
@@ -1180,20 +1201,29 @@ export class TradingEngine {
   }
 
   /**
-   * Why a client's deal on `instrument` cannot convert its money at current rates now, or null: a conversion quote of
-   * a market that is open but has not ticked since it opened, or not for longer than `maxQuoteAgeMs` (`quoteRefusal`),
-   * is no rate to decide a client's trade at, as the instrument's own quote is not a price. A closed market's last
-   * quote is its rate until it opens. A stop-out, SL, TP or triggered order still converts at such a rate rather
-   * than miss its price (found by the audit of 6 December: a silent USDJPY feed priced EURJPY deals of USD accounts).
+   * Why a deal on `instrument` that opens or adds to a client's exposure cannot convert its money at current rates now,
+   * or null: a conversion quote of a market that is open but has not ticked since it opened, or not for longer than
+   * `maxQuoteAgeMs`, is no rate to decide it at, as the instrument's own quote would be no price (found by the audit
+   * of 6 December: a silent USDJPY feed priced the EURJPY deals of USD accounts). A closed market's last quote is its
+   * rate until it opens; a missing or kept quote is `missingRates`'. Closes, reductions, stop-outs, SL, TP and
+   * triggered orders convert at the last rate there is: they must not be held back.
    */
   private staleConversion(account: Account, instrument: InstrumentSpec, time: number): Rejection | null {
+    const limit = this.config.maxQuoteAgeMs;
     for (const currency of [instrument.profitCurrency, instrument.marginCurrency, instrument.commissionCurrency])
       for (const symbol of this.state.converter.symbolsFor(currency, account.currency)) {
-        if (symbol === instrument.symbol) continue;
-        const conversion = this.state.instrument(symbol);
-        if (!isSessionOpen(conversion.sessions, time)) continue;
-        const refusal = this.quoteRefusal(conversion, time);
-        if (refusal) return refusal;
+        const quote = this.quotes.get(symbol);
+        if (symbol === instrument.symbol || quote === undefined || quote.restored) continue;
+        const sessions = this.state.instrument(symbol).sessions;
+        if (!isSessionOpen(sessions, time)) continue;
+        const converts = `the ${symbol} rate that converts ${instrument.symbol}'s money into ${account.currency}`;
+        if (!isSessionOpenThroughout(sessions, quote.time, time))
+          return reject("NO_QUOTES", `No ${converts} since its market opened yet`);
+        if (limit !== null && time - quote.time > limit)
+          return reject(
+            "NO_QUOTES",
+            `${capitalized(converts)} is ${Math.floor((time - quote.time) / 1000)} s old, more than ${limit / 1000} s: trading waits for its next tick`,
+          );
       }
     return null;
   }
@@ -1203,7 +1233,7 @@ export class TradingEngine {
     if (this.rates(account, instrument, this.quoteLookup)) {
       for (const currency of [instrument.profitCurrency, instrument.marginCurrency, instrument.commissionCurrency])
         for (const symbol of this.state.converter.symbolsFor(currency, account.currency))
-          if (this.quotes.get(symbol)?.restored) return noLivePrice(symbol);
+          if (this.quotes.get(symbol)?.restored && !this.liveQuoteLookup(symbol)) return noLivePrice(symbol);
     }
     return reject("NO_QUOTES", message);
   }
@@ -1531,8 +1561,6 @@ export class TradingEngine {
       return reject("INVALID_DATA", "comment is at most 64 characters, without NUL or unpaired surrogates");
     const account = this.state.accounts.get(position.accountId) as Account;
     if (!this.rates(account, instrument)) return this.missingRates(account, instrument);
-    const staleRate = this.staleConversion(account, instrument, time);
-    if (staleRate) return staleRate;
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
     return this.closePosition(position, volume, "CLIENT", comment, time);
   }
@@ -1551,8 +1579,6 @@ export class TradingEngine {
       if (closed) return closed;
       const instrument = this.state.instrument(position.symbol);
       if (!this.rates(owned.account, instrument)) return this.missingRates(owned.account, instrument);
-      const staleRate = this.staleConversion(owned.account, instrument, time);
-      if (staleRate) return staleRate;
     }
     const dealIds: number[] = [];
     for (const position of positions) {
@@ -2008,7 +2034,8 @@ export class TradingEngine {
     if (!this.accountPriced(account)) {
       for (const positionId of this.state.accountPositions.get(account.id) ?? []) {
         const position = this.state.positions.get(positionId);
-        if (position && this.quotes.get(position.symbol)?.restored) return noLivePrice(position.symbol);
+        if (position && this.quotes.get(position.symbol)?.restored && !this.liveQuoteLookup(position.symbol))
+          return noLivePrice(position.symbol);
       }
       return reject("NO_QUOTES", "A position of the account has no live price yet");
     }
@@ -2022,8 +2049,9 @@ export class TradingEngine {
       const position = this.state.positions.get(positionId);
       if (!position) continue;
       const instrument = this.state.instrument(position.symbol);
-      if (!isSessionOpen(instrument.sessions, this.clock)) continue;
-      const refusal = this.quoteRefusal(instrument, this.clock);
+      const refusal =
+        (isSessionOpen(instrument.sessions, this.clock) ? this.quoteRefusal(instrument, this.clock) : null) ??
+        this.staleConversion(account, instrument, this.clock);
       if (refusal) return refusal;
     }
     return null;

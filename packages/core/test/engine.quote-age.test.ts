@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { defaultEngineConfig } from "../src/index.ts";
-import { Scenario, money, points } from "./helpers.ts";
+import { Scenario, lots, money, points } from "./helpers.ts";
 
 const LIMIT_MS = 60_000;
 const config = defaultEngineConfig({ maxQuoteAgeMs: LIMIT_MS });
@@ -127,31 +127,65 @@ describe("a quote older than maxQuoteAgeMs", () => {
     expect(s.ledgerHolds(account)).toBe(true);
   });
 
-  it("holds for the rates a client's deal converts at: a USD account's EURJPY orders and closes wait for USDJPY's next tick; its SL does not", () => {
+  // Found by the reviews of 7 December: the first cut also refused the client's closes, the one way out of a loss
+  // (while SL, TP and stop-outs converted at that rate anyway), and valued equity for a withdrawal through the stale
+  // rate.
+  it("holds for the rates a client's new exposure converts at: a USD account's EURJPY buy and its withdrawals wait for USDJPY's next tick; closes and the SL do not", () => {
     const s = new Scenario(config);
     const account = s.account("USD", "10000");
     // Profit in JPY converts through USDJPY, margin in EUR through EURUSD.
     s.quote("USDJPY", "155.000", "155.010");
     s.quote("EURUSD", "1.08430", "1.08440");
     s.quote("EURJPY", "168.000", "168.020");
-    const position = s.buy(account, "EURJPY", "0.1", { sl: points("EURJPY", "167.000") }).positionId as number;
+    const position = s.buy(account, "EURJPY", "0.2", { sl: points("EURJPY", "167.000") }).positionId as number;
     s.time += 2 * LIMIT_MS; // USDJPY's feed is silent from here on; EURJPY's and EURUSD's are not
     s.quote("EURUSD", "1.08430", "1.08440");
     s.quote("EURJPY", "168.100", "168.120");
     const buy = { kind: "placeOrder", accountId: account, symbol: "EURJPY", side: "BUY", type: "MARKET", volume: 10 };
     const answer = s.run({ ...buy, time: (s.time += 1000) } as never);
     expect(answer).toMatchObject({ ok: false, code: "NO_QUOTES" });
-    expect((answer as { message: string }).message).toMatch(/^The last price of USDJPY is 12\d s old/);
-    expect(s.rejected({ kind: "closePosition", accountId: account, positionId: position })).toBe("NO_QUOTES");
-    expect(s.rejected({ kind: "closeAllPositions", accountId: account })).toBe("NO_QUOTES");
-    // The SL is reached on EURJPY's own live tick: it closes, converting at the last USDJPY rate there is.
+    expect((answer as { message: string }).message).toMatch(
+      /^The USDJPY rate that converts EURJPY's money into USD is 12\d s old, more than 60 s: trading waits for its next tick$/,
+    );
+    expect(s.rejected({ kind: "withdraw", accountId: account, amount: money("100") })).toBe("NO_QUOTES");
+    // A close converts at the last rate there is: half the position, at EURJPY's live bid.
+    s.ok({ kind: "closePosition", accountId: account, positionId: position, volume: lots("EURJPY", "0.1") });
+    expect(s.deals().at(-1)).toMatchObject({ positionId: position, entry: "OUT", price: points("EURJPY", "168.100") });
+    // The SL is reached on EURJPY's own live tick: it closes the rest, converting at that rate too.
     s.quote("EURUSD", "1.08430", "1.08440");
     s.quote("EURJPY", "166.900", "166.920");
     expect(s.deals().at(-1)).toMatchObject({ positionId: position, reason: "STOP_LOSS" });
     s.quote("USDJPY", "155.000", "155.010");
     s.ok({ ...buy } as never);
+    s.ok({ kind: "withdraw", accountId: account, amount: money("100") });
     expect(s.ledgerHolds(account)).toBe(true);
     expect(s.replayMatches()).toBe(true);
+  });
+
+  it("lets a netting account's order that only reduces its position convert at the last rate", () => {
+    const s = new Scenario(config);
+    const account = s.account("USD", "10000", { mode: "NETTING" });
+    s.quote("USDJPY", "155.000", "155.010");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("EURJPY", "168.000", "168.020");
+    s.buy(account, "EURJPY", "0.2");
+    s.time += 2 * LIMIT_MS;
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("EURJPY", "168.100", "168.120");
+    s.sell(account, "EURJPY", "0.1");
+    expect(s.deals().at(-1)).toMatchObject({ entry: "OUT", price: points("EURJPY", "168.100") });
+    // Past the position (a reversal) it adds exposure: the stale rate refuses it.
+    expect(
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURJPY",
+        side: "SELL",
+        type: "MARKET",
+        volume: 20,
+      }),
+    ).toBe("NO_QUOTES");
+    expect(s.ledgerHolds(account)).toBe(true);
   });
 
   it("has no limit by default (null), as before", () => {

@@ -176,6 +176,19 @@ describe("a restart while a market is closed", () => {
     expect(s.ledgerHolds(account)).toBe(true);
   });
 
+  it("names the symbol still waiting for a live price, not the closed market whose kept quote is its last", () => {
+    const { s, account } = fridayBook();
+    s.time = SATURDAY_NOON - 60_000;
+    restartKeepingQuotes(s, ["EURUSD", "BTCUSD"]);
+    s.time = SATURDAY_NOON;
+    const answer = s.run({ kind: "withdraw", accountId: account, amount: money("1"), time: (s.time += 1000) });
+    expect(answer).toMatchObject({
+      ok: false,
+      code: "NO_QUOTES",
+      message: "No live price of BTCUSD since the restart yet",
+    });
+  });
+
   it("a kept quote is not its market's last price when a session began after it: the account waits for a live one", () => {
     // Gold breaks daily (22:00–23:00): Wednesday's quote is followed by Thursday's and Friday's sessions, missed.
     // EURUSD's quote of the Friday before: the whole week's session came after it.
