@@ -1996,20 +1996,36 @@ export class TradingEngine {
       if (!result.ok) break;
       metrics = this.equityAndMargin(accountId);
     }
-    // Negative balance protection: once the stop-out has closed everything, the client never owes more than the
-    // account held, credit included. Only then: a position still open after the level was restored means equity
-    // (balance + credit + its profit) is positive, nothing is owed, and a correction of the balance alone paid out
-    // money the client's open profit or the broker's credit already covered.
-    const debt = account.balance + account.credit;
-    if (stoppedOut && debt < 0 && (this.state.accountPositions.get(accountId)?.size ?? 0) === 0) {
+    // Negative balance protection: once the stop-out has closed everything, the client owes nothing. The broker's
+    // credit covers the loss first: as much of it as the negative balance is taken back, then the balance is corrected
+    // to zero (the part the credit covered, and what neither covered). Found by an audit: the balance stayed negative
+    // beside a credit that covered it, and the client's next deposit silently repaid the broker's credit (nothing of
+    // it could be withdrawn). Only once everything is closed: a position still open after the level was restored
+    // means equity is positive, nothing is owed, and a correction then paid out what open profit already covered.
+    if (stoppedOut && account.balance < 0 && (this.state.accountPositions.get(accountId)?.size ?? 0) === 0) {
+      const owed = -account.balance;
+      const creditUsed = Math.min(account.credit, owed);
+      if (creditUsed > 0)
+        this.emit({
+          type: "BalanceOperation",
+          time,
+          accountId,
+          operationId: this.state.nextOperationId,
+          kind: "CREDIT",
+          amount: -creditUsed,
+          comment: "credit applied to the loss after stop-out",
+        });
       this.emit({
         type: "BalanceOperation",
         time,
         accountId,
         operationId: this.state.nextOperationId,
         kind: "CORRECTION",
-        amount: -debt,
-        comment: "negative balance correction after stop-out",
+        amount: owed,
+        comment:
+          creditUsed === owed
+            ? "credit applied to the negative balance after stop-out"
+            : "negative balance correction after stop-out",
       });
       metrics = this.equityAndMargin(accountId);
     }
@@ -2018,7 +2034,9 @@ export class TradingEngine {
       this.emit({ type: "MarginCallEntered", time, accountId, equity: metrics.equity, margin: metrics.margin });
     else if (!inCall && account.marginCall)
       this.emit({ type: "MarginCallCleared", time, accountId, equity: metrics.equity, margin: metrics.margin });
-    this.registerRiskThresholds(account, metrics, group.marginCallLevelPercent);
+    // Watched at the higher of the two levels: a group whose stop-out level is above its margin-call level (nothing
+    // refuses one) was stopped out only once the margin-call level was crossed (found by an audit).
+    this.registerRiskThresholds(account, metrics, Math.max(group.marginCallLevelPercent, group.stopOutLevelPercent));
   }
 
   /**

@@ -797,6 +797,8 @@ class Harness {
         }
         case "BalanceOperation":
           if (event.kind === "CORRECTION") this.tally(event.accountId).corrections += event.amount;
+          // Credit the engine takes back itself: what covered a stop-out's loss (not a credit command's).
+          if (event.kind === "CREDIT" && command.kind !== "credit") this.tally(event.accountId).credit += event.amount;
           break;
         case "Rollover":
         case "DeferredSwapsCharged":
@@ -1646,10 +1648,10 @@ const riskObserver: Observer = {
       );
       must(effect.margin === margin, h, () => `deal ${deal.id}: margin ${effect.margin}, expected ${margin}`);
     }
-    // Negative balance protection: a stop-out that closed everything leaves balance + credit at 0 or more (a
-    // correction makes up the rest); one that left positions open (the level restored) corrects nothing, since
-    // equity is positive then (on 32210bd a correction of the balance alone paid out what open profit or credit
-    // already covered).
+    // Negative balance protection: a stop-out that closed everything leaves the balance at 0 or more (the credit
+    // that covered the loss taken back, a correction making up the rest), the credit never below 0; one that left
+    // positions open (the level restored) corrects nothing, since equity is positive then (on 32210bd a correction of
+    // the balance alone paid out what open profit or credit already covered).
     const corrected = new Set<number>();
     for (const event of step.events)
       if (event.type === "BalanceOperation" && event.kind === "CORRECTION") corrected.add(event.accountId);
@@ -1659,10 +1661,10 @@ const riskObserver: Observer = {
       const open = positionsOf(h, accountId).length;
       if (open === 0)
         must(
-          account.balance + account.credit >= 0,
+          account.balance >= 0 && account.credit >= 0,
           h,
           () =>
-            `account ${accountId}: balance ${account.balance} + credit ${account.credit} left negative after a stop-out`,
+            `account ${accountId}: balance ${account.balance}, credit ${account.credit} after a stop-out that closed everything`,
         );
       else must(!corrected.has(accountId), h, () => `account ${accountId}: corrected with ${open} positions open`);
     }

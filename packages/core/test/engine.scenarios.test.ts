@@ -635,7 +635,9 @@ describe("risk", () => {
     expect(s.ledgerHolds(account)).toBe(true);
   });
 
-  it("credit that covers a stop-out's loss is used before any correction", () => {
+  // Found by the audit of 7 December: the balance stayed negative beside the credit that covered it (−1,940.00 and
+  // 2,000.00), so the client's next deposit silently repaid the broker's credit and could not be withdrawn.
+  it("credit that covers a stop-out's loss is taken back before any correction, and the balance ends at zero", () => {
     const s = new Scenario();
     const account = s.account("USD", "1000", { leverage: 200 });
     s.ok({ kind: "credit", accountId: account, amount: money("2000") });
@@ -643,12 +645,21 @@ describe("risk", () => {
     s.buy(account, "EURUSD", "1");
     s.quote("EURUSD", "1.05500", "1.05510");
     // Loss (1.05500 − 1.08440) × 100,000 = −2,940.00: balance −1,940.00, credit 2,000.00, equity 60.00 (stopped out
-    // at 60.00 against 542.20 of margin: 11 %). Nothing is owed.
+    // at 60.00 against 542.20 of margin: 11 %). The credit covers the −1,940.00: 1,940.00 of it is taken back and the
+    // balance corrected to 0; 60.00 of credit is left, and equity is 60.00 as before.
     expect(s.positions(account)).toHaveLength(0);
-    expect(s.get(account).balance).toBe(money("-1940.00"));
-    expect(s.get(account).ledger.corrections).toBe(0);
+    expect(s.events.filter((event) => event.type === "BalanceOperation").slice(-2)).toEqual([
+      expect.objectContaining({ kind: "CREDIT", amount: money("-1940.00") }),
+      expect.objectContaining({ kind: "CORRECTION", amount: money("1940.00") }),
+    ]);
+    expect(s.get(account)).toMatchObject({ balance: 0, credit: money("60.00") });
     expect(s.engine.accountMetrics(account).equity).toBe(money("60.00"));
-    // Past the credit, only the rest is corrected: equity exactly 0.
+    // The client's next deposit is the client's: all of it can be withdrawn.
+    s.ok({ kind: "deposit", accountId: account, amount: money("1000") });
+    s.ok({ kind: "withdraw", accountId: account, amount: money("1000") });
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+    // Past the credit, the credit is taken back whole and the balance corrected to zero: equity exactly 0.
     const deeper = new Scenario();
     const other = deeper.account("USD", "1000", { leverage: 200 });
     deeper.ok({ kind: "credit", accountId: other, amount: money("500") });
@@ -656,10 +667,35 @@ describe("risk", () => {
     deeper.buy(other, "EURUSD", "1");
     deeper.quote("EURUSD", "1.05500", "1.05510");
     expect(deeper.positions(other)).toHaveLength(0);
-    expect(deeper.get(other).ledger.corrections).toBe(money("1440.00"));
-    expect(deeper.get(other).balance).toBe(money("-500.00"));
+    expect(deeper.get(other)).toMatchObject({ balance: 0, credit: 0 });
+    expect(deeper.get(other).ledger.corrections).toBe(money("1940.00"));
     expect(deeper.engine.accountMetrics(other).equity).toBe(0);
     expect(deeper.ledgerHolds(other)).toBe(true);
+    expect(deeper.replayMatches()).toBe(true);
+  });
+});
+
+describe("a group whose stop-out level is above its margin-call level", () => {
+  // Found by the audit of 7 December: risk thresholds were registered at the margin-call level only, so with
+  // margin call 50 % and stop-out 80 % the stop-out waited until the level fell to 50 %.
+  it("is stopped out on the first tick at or below its stop-out level", () => {
+    const config = defaultEngineConfig({
+      groups: [
+        ...defaultEngineConfig().groups,
+        { name: "strict", marginCallLevelPercent: 50, stopOutLevelPercent: 80 },
+      ],
+    });
+    const s = new Scenario(config);
+    const account = s.account("USD", "1000", { group: "strict" });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "0.5");
+    for (let bid = 108_420; bid > 100_000 && s.positions(account).length > 0; bid -= 10) {
+      s.ok({ kind: "tick", symbol: "EURUSD", bid, ask: bid + 10 });
+      const { equity, margin } = s.engine.accountMetrics(account);
+      if (s.positions(account).length > 0) expect(equity * 100, `at bid ${bid}`).toBeGreaterThan(80 * margin);
+    }
+    expect(s.events.filter((event) => event.type === "StopOut")).toHaveLength(1);
+    expect(s.ledgerHolds(account)).toBe(true);
   });
 });
 

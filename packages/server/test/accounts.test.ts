@@ -149,6 +149,31 @@ describe("one account", () => {
   });
 });
 
+describe("POST /admin/v1/accounts/{accountId}/credit/remove", () => {
+  // Found by the audit of 7 December: the engine takes a signed credit, but the admin route refused every amount
+  // at or below zero, so a credit could be granted and never taken back.
+  it("takes credit back, at most the account's credit and not below the margin in use; the ledger shows it", async () => {
+    const user = await signUp(server);
+    const url = `/admin/v1/accounts/${user.login}`;
+    expect((await admin(server, "POST", `${url}/credit`, { amount: 500 })).status).toBe(200);
+    const removed = await admin(server, "POST", `${url}/credit/remove`, { amount: "200.25", comment: "bonus ends" });
+    expect(removed.status).toBe(200);
+    expect(removed.body.data).toMatchObject({ balance: 10000, credit: 299.75 });
+    const tooMuch = await admin(server, "POST", `${url}/credit/remove`, { amount: 300 });
+    expect(tooMuch.status).toBe(400);
+    expect(tooMuch.body.error).toBe("INVALID_AMOUNT");
+    expect((await admin(server, "POST", `${url}/credit/remove`, { amount: -1 })).status).toBe(400);
+    const ledger = await call(server, "GET", `/api/v1/accounts/${user.login}/ledger`, { token: user.token });
+    expect(tableObjects(ledger.body).at(-1)).toMatchObject({
+      kind: "CREDIT",
+      amount: -200.25,
+      creditAfter: 299.75,
+      comment: "bonus ends",
+    });
+    expect((await admin(server, "GET", url)).body.data.credit).toBe(299.75);
+  });
+});
+
 describe("ledger", () => {
   it("lists balance operations with the balance after each, paged with a cursor", async () => {
     const user = await signUp(server);

@@ -139,10 +139,18 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
   );
 
   const BalanceBody = Closed({ amount: Decimal, comment: Type.Optional(Type.String({ maxLength: 200 })) });
-  for (const [path, kind] of [
-    ["deposit", "deposit"],
-    ["withdraw", "withdraw"],
-    ["credit", "credit"],
+  // The engine's credit command is signed; the back office gives a positive amount to each route (found by an
+  // audit: a credit could be granted but never taken back, every negative amount being refused).
+  for (const [path, kind, sign, summary] of [
+    ["deposit", "deposit", 1, "Deposit to an account"],
+    ["withdraw", "withdraw", 1, "Withdraw from an account"],
+    ["credit", "credit", 1, "Grant credit to an account"],
+    [
+      "credit/remove",
+      "credit",
+      -1,
+      "Take credit back from an account (at most its credit, and not below the margin its positions use)",
+    ],
   ] as const) {
     app.post(
       `/admin/v1/accounts/:accountId/${path}`,
@@ -151,7 +159,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         schema: {
           tags: ["Admin"],
           security,
-          summary: `${kind === "credit" ? "Grant credit to" : kind === "deposit" ? "Deposit to" : "Withdraw from"} an account (amount in the account currency)`,
+          summary: `${summary} (amount in the account currency)`,
           params: AccountIdParams,
           body: BalanceBody,
           response: { 200: DataResponse(AdminAccount), ...adminErrors },
@@ -162,7 +170,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         await platform.execute({
           kind,
           accountId: account.id,
-          amount: moneyFromWire(request.body.amount, account.currency),
+          amount: sign * moneyFromWire(request.body.amount, account.currency),
           comment: request.body.comment,
         });
         return { data: adminAccount(account) };
