@@ -22,6 +22,7 @@ import {
 import {
   commissionInAccountCurrency,
   marginInAccountCurrency,
+  rescaledMargin,
   profitInAccountCurrency,
   proRata,
   swapInAccountCurrency,
@@ -643,8 +644,21 @@ export class TradingEngine {
     if (typeof tradingEnabled !== "boolean") return reject("INVALID_DATA", "tradingEnabled must be true or false");
     if (leverage === account.leverage && group === account.group && tradingEnabled === account.tradingEnabled)
       return reject("NO_CHANGES");
-    // Existing positions keep the margin they were opened with; the new leverage applies to new deals.
+    const previousLeverage = account.leverage;
     this.emit({ type: "AccountChanged", time, accountId: account.id, leverage, group, tradingEnabled });
+    // Open positions are margined at the new leverage (MetaTrader 5 margins them at the account's): found by an audit,
+    // lowering an account's leverage before news, a broker's risk control, did nothing to its open positions. Their
+    // margin is rescaled, not recomputed (the rate it was converted at is the opening deal's): MARGIN_RESCALE, the
+    // margin × old leverage / new leverage, rounded up as every margin is. The account is judged at once (the fold marks
+    // it), so a lower leverage can take it to a margin call or a stop-out in this command.
+    if (leverage !== previousLeverage)
+      for (const positionId of [...(this.state.accountPositions.get(account.id) ?? [])].sort((a, b) => a - b)) {
+        const position = this.state.positions.get(positionId) as Position;
+        if (this.state.instrument(position.symbol).marginMode === "CFD") continue;
+        const margin = rescaledMargin(position.margin, previousLeverage, leverage);
+        if (margin !== position.margin)
+          this.emit({ type: "PositionMarginChanged", time, accountId: account.id, positionId, margin });
+      }
     return { ok: true, events: [], accountId: account.id };
   }
 

@@ -20,6 +20,8 @@ export const MoneyRounding = {
   PRO_RATA: Rounding.HALF_EVEN,
   /** Converting an amount of one currency to another (e.g. a commission in USD for a EUR account). */
   CONVERSION: Rounding.HALF_UP,
+  /** An open position's margin rescaled to a new leverage (margin × old / new): up, as every margin. */
+  MARGIN_RESCALE: Rounding.CEILING,
 } as const;
 
 /** Top-of-book prices a conversion reads, by symbol. */
@@ -165,6 +167,11 @@ export function profitInAccountCurrency(
  * Margin for `volume` filled at total cost `cost` (Σ price × volume), in account minor units.
  * `rate` converts the instrument's margin currency to the account currency.
  */
+/** An open position's margin at a new leverage: `margin` × `fromLeverage` / `toLeverage` (MARGIN_RESCALE). */
+export function rescaledMargin(margin: number, fromLeverage: number, toLeverage: number): number {
+  return multiplyDivide([margin, fromLeverage], [toLeverage], MoneyRounding.MARGIN_RESCALE);
+}
+
 export function marginInAccountCurrency(
   instrument: InstrumentSpec,
   volume: number,

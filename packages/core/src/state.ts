@@ -519,6 +519,13 @@ export function applyEvent(state: EngineState, event: EngineEvent): void {
       indexPositionStops(state, position);
       return;
     }
+    case "PositionMarginChanged": {
+      const position = requirePosition(state, event.positionId);
+      changeSymbolMargin(state, position.accountId, position.symbol, position.side, event.margin - position.margin);
+      position.margin = event.margin;
+      state.riskDirty.add(position.accountId);
+      return;
+    }
     case "Rollover": {
       for (const charge of event.charges) {
         const position = requirePosition(state, charge.positionId);

@@ -280,6 +280,18 @@ export interface AccountChangedEvent extends EventBase {
   readonly tradingEnabled: boolean;
 }
 
+/**
+ * A position's margin set anew: a leverage change rescales the margin of the account's open positions whose margin
+ * depends on leverage (FOREX and CFD_LEVERAGE), as MetaTrader 5 margins them at the account's leverage. `margin` is
+ * the position's margin after, in the account currency's minor units.
+ */
+export interface PositionMarginChangedEvent extends EventBase {
+  readonly type: "PositionMarginChanged";
+  readonly accountId: number;
+  readonly positionId: number;
+  readonly margin: number;
+}
+
 export interface BalanceOperationEvent extends EventBase {
   readonly type: "BalanceOperation";
   readonly accountId: number;
@@ -405,6 +417,7 @@ export type EngineEvent =
   | OrderStatusChangedEvent
   | DealExecutedEvent
   | PositionChangedEvent
+  | PositionMarginChangedEvent
   | RolloverEvent
   | SwapsDeferredEvent
   | DeferredSwapsChargedEvent

@@ -984,3 +984,56 @@ describe("orders", () => {
     expect(s.replayMatches()).toBe(true);
   });
 });
+
+describe("a leverage change with positions open", () => {
+  // Found by the audit of 7 December: a leverage change kept the margin open positions were opened with, so lowering
+  // an account's leverage before news, a broker's risk control, did nothing to them (MetaTrader 5 margins open
+  // positions at the account's leverage).
+  it("rescales the margin of open positions, judges the account at once, and replays to the same state", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const eur = s.buy(account, "EURUSD", "1").positionId as number;
+    // 1 lot: 100,000 EUR / 100 × 1.08430 = 1,084.30.
+    expect(s.engine.state.positions.get(eur)?.margin).toBe(money("1084.30"));
+    const lowered = s.ok({ kind: "changeAccount", accountId: account, leverage: 10 });
+    expect(lowered.events).toEqual([
+      expect.objectContaining({ type: "AccountChanged", leverage: 10 }),
+      expect.objectContaining({ type: "PositionMarginChanged", positionId: eur, margin: money("10843.00") }),
+      expect.objectContaining({ type: "MarginCallEntered", margin: money("10843.00") }),
+    ]);
+    expect(s.engine.accountMetrics(account)).toMatchObject({ margin: money("10843.00") });
+    // Raised again: the margin comes back and the call clears in the same command.
+    const raised = s.ok({ kind: "changeAccount", accountId: account, leverage: 100 });
+    expect(raised.events.map((event) => event.type)).toEqual([
+      "AccountChanged",
+      "PositionMarginChanged",
+      "MarginCallCleared",
+    ]);
+    expect(s.engine.accountMetrics(account).margin).toBe(money("1084.30"));
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("can stop the account out at once at the new leverage; a hedge at the new leverage is margined like its leg", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000", { leverage: 500 });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "5");
+    // 5 lots at 1:500: 1,084.30 of margin. At 1:10 they need 54,215.00 against an equity of about 9,950: a stop-out.
+    const changed = s.ok({ kind: "changeAccount", accountId: account, leverage: 10 });
+    expect(changed.events.map((event) => event.type)).toContain("StopOut");
+    expect(s.positions(account)).toHaveLength(0);
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+    // A hedged account lowered to 1:10 can still hedge: both legs are margined at 1:10, the larger counts once.
+    const h = new Scenario();
+    const hedged = h.account("USD", "20000", { leverage: 100 });
+    h.quote("EURUSD", "1.08430", "1.08440");
+    h.buy(hedged, "EURUSD", "1");
+    h.ok({ kind: "changeAccount", accountId: hedged, leverage: 10 });
+    h.sell(hedged, "EURUSD", "1");
+    expect(h.engine.accountMetrics(hedged).margin).toBe(money("10843.00"));
+    expect(h.replayMatches()).toBe(true);
+  });
+});

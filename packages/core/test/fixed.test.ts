@@ -11,6 +11,7 @@ import {
   parseDecimal,
   proRata,
   rescale,
+  rescaledMargin,
 } from "../src/index.ts";
 
 describe("rounding rules", () => {
@@ -47,7 +48,15 @@ describe("rounding rules", () => {
       SWAP: "HALF_UP",
       PRO_RATA: "HALF_EVEN",
       CONVERSION: "HALF_UP",
+      MARGIN_RESCALE: "CEILING",
     });
+  });
+
+  it("rescales a margin to a new leverage exactly when it can, else up (MARGIN_RESCALE)", () => {
+    expect(rescaledMargin(108_430, 100, 10)).toBe(1_084_300);
+    expect(rescaledMargin(1_084_300, 10, 100)).toBe(108_430);
+    // 108,430 × 100 / 300 = 36,143.33…: up to 36,144, the broker never holding less than the leverage requires.
+    expect(rescaledMargin(108_430, 100, 300)).toBe(36_144);
   });
 
   it("agrees with exact BigInt arithmetic beyond 2^53 intermediates", () => {

@@ -21,7 +21,7 @@
  *   price, balanceChange}, `POSITION_MODIFIED` {positionId, symbol, sl, tp, trailingDistance, reason},
  *   `BALANCE` {operationId, kind, amount, balanceChange, creditChange}, `SWAP` {positionId, amount} (a rollover's charge, or a deferred one's),
  *   `MARGIN_CALL_ENTERED` / `MARGIN_CALL_CLEARED` / `STOP_OUT` {equity, margin}, `ACCOUNT_CHANGED` {leverage,
- *   group, tradingEnabled};
+ *   group, tradingEnabled}, `POSITION_MARGIN_CHANGED` {positionId, symbol, margin} (a leverage change rescales it);
  * - `balanceEvent` (seed 000's balance stream): {operationId, kind, amount, comment} for every balance
  *   operation (deposit, withdrawal, credit, correction).
  * Money is in the account currency's digits, prices and lots in the instrument's, times ISO 8601.
@@ -102,6 +102,7 @@ export async function accountEventsOf(
     case "OrderStatusChanged":
       return buildWithSymbol(platform, event, sequence, await symbols.order(event.accountId, event.orderId));
     case "PositionChanged":
+    case "PositionMarginChanged":
       return buildWithSymbol(platform, event, sequence, await symbols.position(event.accountId, event.positionId));
     default:
       return buildWithSymbol(platform, event, sequence, undefined);
@@ -116,6 +117,7 @@ export function accountEventsOfSync(platform: Platform, record: JournalRecord, s
     case "OrderStatusChanged":
       return buildWithSymbol(platform, event, sequence, symbols.order(event.accountId, event.orderId));
     case "PositionChanged":
+    case "PositionMarginChanged":
       return buildWithSymbol(platform, event, sequence, symbols.position(event.accountId, event.positionId));
     default:
       return buildWithSymbol(platform, event, sequence, undefined);
@@ -270,6 +272,17 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
           tradingEnabled: event.tradingEnabled,
         }),
       ];
+    case "PositionMarginChanged": {
+      const currency = currencyOf(platform, event.accountId);
+      if (!currency) return [];
+      return [
+        message("portfolioEvent", event.accountId, seq, event.time, "POSITION_MARGIN_CHANGED", {
+          positionId: event.positionId,
+          ...(symbol === undefined ? {} : { symbol }),
+          margin: moneyToWire(event.margin, currency),
+        }),
+      ];
+    }
     case "AccountOpened":
       return [];
   }

@@ -149,6 +149,25 @@ describe("one account", () => {
   });
 });
 
+describe("POST /admin/v1/accounts/{accountId} with a new leverage", () => {
+  // Found by the audit of 7 December: open positions kept the margin of the old leverage.
+  it("margins the open positions at the new leverage, shows it at once, and can put the account in margin call", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const bought = await call(server, "POST", `/api/v1/accounts/${user.login}/orders`, {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 1 },
+    });
+    expect(bought.status).toBe(200);
+    const changed = await admin(server, "POST", `/admin/v1/accounts/${user.login}`, { leverage: 10 });
+    expect(changed.status).toBe(200);
+    // 1 lot: 1,084.30 at 1:100, 10,843.00 at 1:10, above the equity of 9,990.00: a margin call (stop-out at 50 %).
+    expect(changed.body.data).toMatchObject({ leverage: 10, margin: 10843, marginCall: true });
+    const positions = await call(server, "GET", `/api/v1/accounts/${user.login}/positions`, { token: user.token });
+    expect(tableObjects(positions.body)[0]).toMatchObject({ margin: 10843 });
+  });
+});
+
 describe("POST /admin/v1/accounts/{accountId}/credit/remove", () => {
   // Found by the audit of 7 December: the engine takes a signed credit, but the admin route refused every amount
   // at or below zero, so a credit could be granted and never taken back.

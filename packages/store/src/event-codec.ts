@@ -170,6 +170,7 @@ const SHAPES: readonly ShapeSpec[] = [
   event("SwapsDeferred", ["time", "rolloverTime", { key: "deferrals", listOf: "deferral" }]),
   { name: "deferral", keys: ["accountId", "positionId", "days"] },
   event("DeferredSwapsCharged", ["time", { key: "charges", listOf: "charge" }]),
+  event("PositionMarginChanged", ["time", "accountId", "positionId", "margin"]),
 ];
 
 /** Strings events repeat (one byte each instead of their text). Append only. */

@@ -459,6 +459,7 @@ export function projectionKeys(records: readonly JournalRecord[]): ProjectionKey
         account(event.deal.accountId);
         break;
       case "PositionChanged":
+      case "PositionMarginChanged":
         position(event.positionId);
         break;
       case "Rollover":
@@ -730,6 +731,13 @@ export function projectBatch(records: readonly JournalRecord[], input: Projectio
         position.sl = event.sl;
         position.tp = event.tp;
         position.updatedAt = event.time;
+        changedPositions.add(position.id);
+        break;
+      }
+      case "PositionMarginChanged": {
+        const position = positions.get(event.positionId);
+        if (!position) break;
+        position.margin = event.margin;
         changedPositions.add(position.id);
         break;
       }

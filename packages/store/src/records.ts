@@ -92,6 +92,7 @@ export function eventAccountId(event: EngineEvent): number | null {
     case "OrderChanged":
     case "OrderStatusChanged":
     case "PositionChanged":
+    case "PositionMarginChanged":
       return event.accountId;
     case "OrderAccepted":
       return event.order.accountId;

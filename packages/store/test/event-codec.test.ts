@@ -35,6 +35,7 @@ const EVERY_EVENT_TYPE = [
   "OrderStatusChanged",
   "DealExecuted",
   "PositionChanged",
+  "PositionMarginChanged",
   "Rollover",
   "SwapsDeferred",
   "DeferredSwapsCharged",
@@ -58,7 +59,8 @@ function expectExactly(decoded: readonly unknown[], events: readonly unknown[]):
 /**
  * Every kind of event and deal effect the engine emits, from its own commands: accounts opened and changed,
  * every balance operation, orders placed, modified, triggered, cancelled and filled, positions opened,
- * increased, decreased, modified and trailed, a rollover that charges swap, a margin call entered and cleared,
+ * increased, decreased, modified, trailed and margined anew at a new leverage, a rollover that charges swap, a
+ * margin call entered and cleared,
  * and a stop-out with its negative-balance correction.
  */
 function everyKindOfEvent(): EngineEvent[] {
@@ -112,6 +114,8 @@ function everyKindOfEvent(): EngineEvent[] {
   market(netting, "BUY", 100);
   market(netting, "BUY", 50);
   market(netting, "SELL", 30);
+  // A leverage change with a position open rescales its margin.
+  run({ kind: "changeAccount", accountId: netting, leverage: 50 });
   // A rollover with positions open charges swap.
   run({ kind: "advanceTime" }, TUESDAY_NOON + 24 * 60 * 60 * 1000);
   // A small account on a large position: a margin call as the price falls, cleared as it returns, then a stop-out.
@@ -300,7 +304,11 @@ describe("the binary event form", () => {
  * the events of each shape added since, as the engine emitted them when the shape was added.
  */
 describe("format 1, pinned", () => {
-  const FIXTURES = ["events-format-1.json", "events-format-1-deferred-swaps.json"];
+  const FIXTURES = [
+    "events-format-1.json",
+    "events-format-1-deferred-swaps.json",
+    "events-format-1-position-margin.json",
+  ];
   const fixtures = FIXTURES.map(
     (name) =>
       [
