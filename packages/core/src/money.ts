@@ -164,14 +164,18 @@ export function profitInAccountCurrency(
 }
 
 /**
- * Margin for `volume` filled at total cost `cost` (Σ price × volume), in account minor units.
- * `rate` converts the instrument's margin currency to the account currency.
+ * An open position's margin at a new leverage: `margin` × `fromLeverage` / `toLeverage` (MARGIN_RESCALE). Rounded up
+ * each time, a margin taken back and forth between two leverages can end a few minor units above a fresh one at
+ * the same leverage (100 → 300 → 100: 1,084.30 → 361.44 → 1,084.32), never below what the leverage requires.
  */
-/** An open position's margin at a new leverage: `margin` × `fromLeverage` / `toLeverage` (MARGIN_RESCALE). */
 export function rescaledMargin(margin: number, fromLeverage: number, toLeverage: number): number {
   return multiplyDivide([margin, fromLeverage], [toLeverage], MoneyRounding.MARGIN_RESCALE);
 }
 
+/**
+ * Margin for `volume` filled at total cost `cost` (Σ price × volume), in account minor units.
+ * `rate` converts the instrument's margin currency to the account currency.
+ */
 export function marginInAccountCurrency(
   instrument: InstrumentSpec,
   volume: number,

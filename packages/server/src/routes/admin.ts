@@ -219,6 +219,10 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Admin"],
         security,
         summary: "Change an account's leverage, group or trading permission",
+        description:
+          "A new leverage margins the open positions at it (FOREX and CFD_LEVERAGE instruments); the account is then " +
+          "judged at once, at the new group's levels too, so the change may enter a margin call or stop the account " +
+          "out in this request (its answer shows the account after).",
         params: AccountIdParams,
         body: Closed({
           leverage: Type.Optional(Type.Integer({ minimum: 1 })),
