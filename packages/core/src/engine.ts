@@ -1733,6 +1733,12 @@ export class TradingEngine {
     for (const orderId of triggered) {
       const order = this.state.orders.get(orderId);
       if (!order) continue;
+      // Not even triggered while its account's trading is disabled: a stop triggered then would fill whenever trading
+      // is enabled again, at that day's price.
+      if (!(this.state.accounts.get(order.accountId) as Account).tradingEnabled) {
+        reinsertOrder(this.state, order);
+        continue;
+      }
       // Popped from its heap: if it keeps working it must go back in, unless triggering re-indexes it.
       let popped = true;
       if ((order.type === "STOP" || order.type === "STOP_LIMIT") && !order.triggered) {
@@ -1787,6 +1793,12 @@ export class TradingEngine {
   private fillWorkingOrder(order: Order, time: number, popped: boolean): void {
     const quote = this.quotes.get(order.symbol) as MarketQuote;
     const account = this.state.accounts.get(order.accountId) as Account;
+    // An account whose trading is disabled opens nothing: its reached orders wait, working, until it is enabled
+    // again (found by an audit: they were rejected and lost, a protective stop among them).
+    if (!account.tradingEnabled) {
+      if (popped) reinsertOrder(this.state, order);
+      return;
+    }
     const instrument = this.state.instrument(order.symbol);
     const remaining = order.volume - order.filledVolume;
     const isStopMarket = order.type === "STOP";
@@ -1806,8 +1818,8 @@ export class TradingEngine {
       if (popped) reinsertOrder(this.state, order);
       return;
     }
-    if (problem !== null || !plan.ok || !account.tradingEnabled) {
-      const code = problem ?? "ACCOUNT_DISABLED";
+    if (!plan.ok || problem !== null) {
+      const code = plan.ok ? (problem as RejectionCode) : plan.code;
       if (order.status === "PLACED") this.setStatus(order, "REJECTED", code, time);
       else this.setStatus(order, "CANCELLED", code, time);
       return;

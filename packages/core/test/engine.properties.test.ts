@@ -1759,6 +1759,9 @@ const triggerObserver: Observer = {
     }
     for (const order of h.engine.state.orders.values()) {
       if (order.symbol !== command.symbol) continue;
+      // An account whose trading is disabled opens nothing: its reached orders wait, working (engine.ts
+      // `fillWorkingOrder`).
+      if (!h.engine.state.accounts.get(order.accountId)?.tradingEnabled) continue;
       const unlimited = order.side === "BUY" ? command.asks === undefined : command.bids === undefined;
       if (!unlimited) continue;
       const market = order.side === "BUY" ? ask : bid;

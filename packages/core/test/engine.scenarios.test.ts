@@ -1037,3 +1037,56 @@ describe("a leverage change with positions open", () => {
     expect(h.replayMatches()).toBe(true);
   });
 });
+
+describe("an account whose trading is disabled", () => {
+  // Found by the audit of 7 December: a pending order reached while trading was disabled was rejected
+  // (ACCOUNT_DISABLED) and lost, a protective stop among them; a stop triggered then would have filled whenever
+  // trading came back, at that day's price.
+  it("is close-only: new orders are refused, pending orders wait unfilled and untriggered, SL and stop-outs still run; enabled again, they work", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const position = s.buy(account, "EURUSD", "0.1", { tp: points("EURUSD", "1.09000") }).positionId as number;
+    const limit = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 10,
+      price: points("EURUSD", "1.08000"),
+    }).orderId as number;
+    const stop = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "SELL",
+      type: "STOP",
+      volume: 10,
+      price: points("EURUSD", "1.08100"),
+    }).orderId as number;
+    s.ok({ kind: "changeAccount", accountId: account, tradingEnabled: false });
+    expect(
+      s.rejected({ kind: "placeOrder", accountId: account, symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 10 }),
+    ).toBe("ACCOUNT_DISABLED");
+    // Both pending orders are reached: they stay working, the stop not even triggered.
+    s.quote("EURUSD", "1.07990", "1.08000");
+    expect(s.engine.state.orders.get(limit)).toMatchObject({ status: "PLACED" });
+    expect(s.engine.state.orders.get(stop)).toMatchObject({ status: "PLACED", triggered: false });
+    expect(s.deals()).toHaveLength(1);
+    // The TP still closes the position.
+    s.quote("EURUSD", "1.09000", "1.09010");
+    expect(s.deals().at(-1)).toMatchObject({ positionId: position, reason: "TAKE_PROFIT" });
+    // Enabled again, the next tick that reaches them fills them at its prices.
+    s.ok({ kind: "changeAccount", accountId: account, tradingEnabled: true });
+    s.quote("EURUSD", "1.07950", "1.07960");
+    expect(s.engine.state.orders.has(limit)).toBe(false);
+    expect(s.engine.state.orders.has(stop)).toBe(false);
+    expect(s.deals().slice(-2)).toEqual([
+      expect.objectContaining({ orderId: limit, price: points("EURUSD", "1.07960") }),
+      expect.objectContaining({ orderId: stop, price: points("EURUSD", "1.07950") }),
+    ]);
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+});
