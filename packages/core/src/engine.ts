@@ -18,6 +18,7 @@ import {
   maxPricePoints,
   weekdayOf,
   type InstrumentSpec,
+  type WeekSessions,
 } from "./instruments.ts";
 import {
   commissionInAccountCurrency,
@@ -819,18 +820,31 @@ export class TradingEngine {
     if (!quote) return reject("NO_QUOTES");
     // A quote kept from before a restart is not yet a live one.
     if (quote.restored) return noLivePrice(instrument.symbol);
-    // Nor is one from before the market last closed (Friday's close at Sunday's open): a client traded the weekend
-    // gap at a two-day-old price. Trading waits for the session's first tick.
-    if (!isSessionOpenThroughout(instrument.sessions, quote.time, time))
-      return reject("NO_QUOTES", `No price of ${instrument.symbol} since the market opened yet`);
-    // Nor is one older than the limit in an open market: its feed has gone silent.
+    switch (this.staleness(quote, instrument.sessions, time)) {
+      case "BEFORE_OPEN":
+        return reject("NO_QUOTES", `No price of ${instrument.symbol} since the market opened yet`);
+      case "TOO_OLD":
+        return reject("NO_QUOTES", `The last price of ${instrument.symbol} is ${this.tooOld(quote, time)}`);
+      case null:
+        return null;
+    }
+  }
+
+  /**
+   * Whether a live quote is too old to decide at `time`: from before its market last closed (Friday's close at
+   * Sunday's open: a client traded the weekend gap at a two-day-old price; trading waits for the session's first
+   * tick), or older than `maxQuoteAgeMs` in an open market (its feed has gone silent). The one rule for a symbol's own
+   * price (`quoteRefusal`) and for a conversion rate (`staleConversion`).
+   */
+  private staleness(quote: MarketQuote, sessions: WeekSessions, time: number): "BEFORE_OPEN" | "TOO_OLD" | null {
+    if (!isSessionOpenThroughout(sessions, quote.time, time)) return "BEFORE_OPEN";
     const limit = this.config.maxQuoteAgeMs;
-    if (limit !== null && time - quote.time > limit)
-      return reject(
-        "NO_QUOTES",
-        `The last price of ${instrument.symbol} is ${Math.floor((time - quote.time) / 1000)} s old, more than ${limit / 1000} s: trading waits for its next tick`,
-      );
-    return null;
+    return limit !== null && time - quote.time > limit ? "TOO_OLD" : null;
+  }
+
+  /** The end of a TOO_OLD refusal: how old the quote is, against the limit. */
+  private tooOld(quote: MarketQuote, time: number): string {
+    return `${Math.floor((time - quote.time) / 1000)} s old, more than ${(this.config.maxQuoteAgeMs as number) / 1000} s: trading waits for its next tick`;
   }
 
   private validVolume(instrument: InstrumentSpec, volume: number): boolean {
@@ -1223,7 +1237,6 @@ export class TradingEngine {
    * triggered orders convert at the last rate there is: they must not be held back.
    */
   private staleConversion(account: Account, instrument: InstrumentSpec, time: number): Rejection | null {
-    const limit = this.config.maxQuoteAgeMs;
     for (const currency of [instrument.profitCurrency, instrument.marginCurrency, instrument.commissionCurrency])
       for (const symbol of this.state.converter.symbolsFor(currency, account.currency)) {
         const quote = this.quotes.get(symbol);
@@ -1231,13 +1244,12 @@ export class TradingEngine {
         const sessions = this.state.instrument(symbol).sessions;
         if (!isSessionOpen(sessions, time)) continue;
         const converts = `the ${symbol} rate that converts ${instrument.symbol}'s money into ${account.currency}`;
-        if (!isSessionOpenThroughout(sessions, quote.time, time))
-          return reject("NO_QUOTES", `No ${converts} since its market opened yet`);
-        if (limit !== null && time - quote.time > limit)
-          return reject(
-            "NO_QUOTES",
-            `${capitalized(converts)} is ${Math.floor((time - quote.time) / 1000)} s old, more than ${limit / 1000} s: trading waits for its next tick`,
-          );
+        switch (this.staleness(quote, sessions, time)) {
+          case "BEFORE_OPEN":
+            return reject("NO_QUOTES", `No ${converts} since its market opened yet`);
+          case "TOO_OLD":
+            return reject("NO_QUOTES", `${capitalized(converts)} is ${this.tooOld(quote, time)}`);
+        }
       }
     return null;
   }
