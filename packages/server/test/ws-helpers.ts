@@ -5,6 +5,8 @@
 import type { AddressInfo } from "node:net";
 import { WebSocket, type ClientOptions } from "ws";
 import type { BourseServer } from "../src/server.ts";
+import { afterAll, beforeAll } from "vitest";
+import { pushQuote, startTestServer, type TestServer } from "./helpers.ts";
 import { RecordingSocket } from "./recording-socket.ts";
 
 /** Listens on a free local port (the server is started already); answers the stream's URL. */
@@ -12,6 +14,41 @@ export async function listenStream(server: BourseServer): Promise<string> {
   if (!server.app.server.listening) await server.app.listen({ port: 0, host: "127.0.0.1" });
   const { port } = server.app.server.address() as AddressInfo;
   return `ws://127.0.0.1:${port}/api/v1/ws`;
+}
+
+export interface StreamServer {
+  /** The test server (set once the file's `beforeAll` has run). */
+  readonly server: TestServer;
+  readonly url: string;
+  /** A client signed in with `token`, closed when the file's tests end. */
+  connect(token: string): Promise<StreamClient>;
+}
+
+/**
+ * A test file's stream server, started in its `beforeAll` with `environment` and EURUSD quoted at 1.08000/1.08010,
+ * and closed in its `afterAll` with every client `connect` opened.
+ */
+export function streamServer(environment: NodeJS.ProcessEnv = {}): StreamServer {
+  const clients: StreamClient[] = [];
+  const fixture = {
+    server: undefined as unknown as TestServer,
+    url: "",
+    async connect(token: string): Promise<StreamClient> {
+      const client = await StreamClient.connect(fixture.url, token);
+      clients.push(client);
+      return client;
+    },
+  };
+  beforeAll(async () => {
+    fixture.server = await startTestServer({ environment });
+    fixture.url = await listenStream(fixture.server);
+    await pushQuote(fixture.server, "EURUSD", "1.08000", "1.08010");
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.close()));
+    await fixture.server.close();
+  });
+  return fixture;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

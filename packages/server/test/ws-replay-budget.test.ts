@@ -5,59 +5,38 @@
  * budget per journal page it will read (a `resyncRequired` answer one), before it changes anything: past the budget
  * it answers `error` RATE_LIMITED, subscribes to nothing, replays nothing, and the socket stays open.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { FixedWindowLimiter } from "../src/rate-window.ts";
 import { moneyFromWire } from "../src/wire.ts";
-import { admin, createApiKey, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
-import { StreamClient, listenStream } from "./ws-helpers.ts";
+import { admin, createApiKey, signUp } from "./helpers.ts";
+import { streamServer } from "./ws-helpers.ts";
 
 const USER_LIMIT = 3;
 const KEY_LIMIT = 3;
 /** The native stream's journal page (REPLAY_PAGE). */
 const PAGE_EVENTS = 1000;
 
-let server: TestServer;
-let url: string;
-beforeAll(async () => {
-  server = await startTestServer({
-    environment: {
-      BOURSE_RATE_LIMIT_PER_SECOND: String(USER_LIMIT),
-      BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND: String(KEY_LIMIT),
-    },
-  });
-  url = await listenStream(server);
-  await pushQuote(server, "EURUSD", "1.08000", "1.08010");
+const stream = streamServer({
+  BOURSE_RATE_LIMIT_PER_SECOND: String(USER_LIMIT),
+  BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND: String(KEY_LIMIT),
 });
-afterAll(async () => {
-  await server.close();
-});
-
-const clients: StreamClient[] = [];
-afterAll(async () => {
-  await Promise.all(clients.map((client) => client.close()));
-});
-
-async function connect(token: string): Promise<StreamClient> {
-  const client = await StreamClient.connect(url, token);
-  clients.push(client);
-  return client;
-}
+const connect = stream.connect;
 
 /** Journals `count` deposits into the account (straight to the platform: thousands of them in a few seconds). */
 async function deposits(accountId: number, count: number): Promise<void> {
-  const currency = server.platform.engine.state.accounts.get(accountId)!.currency;
+  const currency = stream.server.platform.engine.state.accounts.get(accountId)!.currency;
   const amount = moneyFromWire(1, currency);
   for (let done = 0; done < count; done += 500)
     await Promise.all(
       Array.from({ length: Math.min(500, count - done) }, () =>
-        server.platform.execute({ kind: "deposit", accountId, amount }),
+        stream.server.platform.execute({ kind: "deposit", accountId, amount }),
       ),
     );
 }
 
 /** Each test starts a fresh one-second window (the platform clock stands still otherwise). */
 function nextWindow(): void {
-  server.clock.advance(1000);
+  stream.server.clock.advance(1000);
 }
 
 describe("FixedWindowLimiter with weights", () => {
@@ -81,17 +60,19 @@ describe("FixedWindowLimiter with weights", () => {
 describe("the replay budget of a native subscribe with sinceSeq", () => {
   let user: Awaited<ReturnType<typeof signUp>>;
   beforeAll(async () => {
-    user = await signUp(server);
-    const filler = await signUp(server);
+    user = await signUp(stream.server);
+    const filler = await signUp(stream.server);
     // More than USER_LIMIT pages of journal, then three deposits of the user's.
     await deposits(filler.login, USER_LIMIT * PAGE_EVENTS + 100);
     for (const amount of [1, 2, 3])
-      expect((await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount })).status).toBe(200);
+      expect((await admin(stream.server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount })).status).toBe(
+        200,
+      );
   }, 120_000);
 
   it("a replay of more pages than the budget answers RATE_LIMITED: no subscribed, nothing replayed, the subscriptions as they were, the socket open", async () => {
     nextWindow();
-    const last = await server.platform.lastJournalSequence();
+    const last = await stream.server.platform.lastJournalSequence();
     expect(Math.ceil(last / PAGE_EVENTS)).toBeGreaterThan(USER_LIMIT);
     const client = await connect(user.token);
     client.send("subscribe", { events: ["balanceEvent"] }, "live");
@@ -108,7 +89,7 @@ describe("the replay budget of a native subscribe with sinceSeq", () => {
     await client.expectOpen();
 
     // Still subscribed as before, to the live balance events only: the next deposit comes, nothing replayed.
-    await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount: 9 });
+    await admin(stream.server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount: 9 });
     expect((await client.nextOf("balanceEvent")).payload.amount).toBe(9);
     await client.expectOpen();
     expect(client.all("subscribed").map((message) => message.id)).toEqual(["live"]);
@@ -119,7 +100,7 @@ describe("the replay budget of a native subscribe with sinceSeq", () => {
 
   it("a replay within the budget replays, and spends one request per page: the trading message past the budget is refused", async () => {
     nextWindow();
-    const last = await server.platform.lastJournalSequence();
+    const last = await stream.server.platform.lastJournalSequence();
     // Two pages: the user's deposits are in the last few events.
     const sinceSeq = last - PAGE_EVENTS - 10;
     const client = await connect(user.token);
@@ -157,7 +138,7 @@ describe("the replay budget of a native subscribe with sinceSeq", () => {
     const client = await connect(user.token);
     for (let index = 0; index < USER_LIMIT; index += 1)
       expect((await client.buyEurusd(user.login)).type).toBe("result");
-    const reads = vi.spyOn(server.platform, "lastJournalSequence");
+    const reads = vi.spyOn(stream.server.platform, "lastJournalSequence");
     try {
       const refused = await client.request("subscribe", { events: ["balanceEvent"], sinceSeq: 0 });
       expect(refused.payload.code).toBe("RATE_LIMITED");
@@ -171,7 +152,7 @@ describe("the replay budget of a native subscribe with sinceSeq", () => {
 
   it("an API-key socket's replay spends the key's Automation budget", async () => {
     nextWindow();
-    const key = await createApiKey(server, user, "trade");
+    const key = await createApiKey(stream.server, user, "trade");
     const client = await connect(key.key);
     const refused = await client.request("subscribe", { events: ["balanceEvent"], sinceSeq: 0 });
     expect(refused.payload.code).toBe("RATE_LIMITED");
