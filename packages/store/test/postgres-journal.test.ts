@@ -11,6 +11,7 @@ import { JournalLockedError, JournalWriteError, PostgresJournal, isConnectionFai
 import { TEST_VERIFICATION_BATCH_SIZE, journalContract, type JournalStorage } from "./journal.contract.ts";
 import { readModelsContract } from "./read-models.contract.ts";
 import { depositSession, toRecords } from "./trading-session.ts";
+import { dropSchema, freshSchemaName, withClient } from "./postgres-test.ts";
 
 const connectionString = process.env.BOURSE_TEST_PG_URL;
 if (!connectionString)
@@ -18,30 +19,8 @@ if (!connectionString)
     "PostgresJournal tests skipped: BOURSE_TEST_PG_URL is unset (e.g. postgres://postgres@127.0.0.1:5432/test)",
   );
 
-let schemaCounter = 0;
-
-/** A schema name no other run or test uses. */
-function freshSchemaName(): string {
-  schemaCounter++;
-  return `bourse_test_${process.pid}_${Date.now()}_${schemaCounter}`;
-}
-
-async function withClient<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function dropSchema(schema: string): Promise<void> {
-  await withClient((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
-}
-
 async function postgresStorage(): Promise<JournalStorage> {
-  const schema = freshSchemaName();
+  const schema = freshSchemaName("bourse_test");
   return {
     journal: () =>
       new PostgresJournal({
@@ -51,7 +30,7 @@ async function postgresStorage(): Promise<JournalStorage> {
         verificationBatchSize: TEST_VERIFICATION_BATCH_SIZE,
       }),
     query: (sql) =>
-      withClient(async (client) => {
+      withClient(connectionString, async (client) => {
         await client.query(`SET search_path TO "${schema}"`);
         return (await client.query<Record<string, unknown>>(sql)).rows;
       }),
@@ -60,7 +39,7 @@ async function postgresStorage(): Promise<JournalStorage> {
       alterByte: (where) =>
         `UPDATE journal SET events = overlay(events PLACING '\\x58'::bytea FROM 21 FOR 1) WHERE ${where}`,
     },
-    dispose: () => dropSchema(schema),
+    dispose: () => dropSchema(connectionString, schema),
   };
 }
 
@@ -150,7 +129,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
     });
 
     async function openJournal(options: { port?: number; applicationName?: string } = {}): Promise<PostgresJournal> {
-      const schema = freshSchemaName();
+      const schema = freshSchemaName("bourse_test");
       const url = new URL(connectionString!);
       if (options.port !== undefined) {
         url.hostname = "127.0.0.1";
@@ -162,7 +141,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
         connectTimeoutMilliseconds: 2000,
         applicationName: options.applicationName,
       });
-      cleanups.push(() => dropSchema(schema));
+      cleanups.push(() => dropSchema(connectionString, schema));
       await journal.open();
       cleanups.push(() => journal.close());
       return journal;
@@ -184,6 +163,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       await journal.append(records.slice(0, 10));
       await Promise.all([journal.read(0, 5), journal.read(5, 5), journal.lastSequence()]);
       const terminated = await withClient(
+        connectionString,
         async (client) =>
           (
             await client.query(
@@ -206,7 +186,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       const journal = await openJournal({ applicationName });
       await journal.append(records.slice(0, 10));
       const terminateLock = () =>
-        withClient(async (client) => {
+        withClient(connectionString, async (client) => {
           await client.query(
             `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
              WHERE datname = current_database() AND application_name = $1`,
@@ -215,6 +195,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
         });
       const lockHolders = () =>
         withClient(
+          connectionString,
           async (client) =>
             (
               await client.query(
@@ -255,17 +236,18 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
     it("a second writer refused by the lock has migrated nothing", async () => {
       const journal = await openJournal();
       const newest = await withClient(
+        connectionString,
         async (client) =>
           (await client.query(`SELECT max(version) AS v FROM "${journal.schema}".schema_migrations`)).rows[0]
             .v as number,
       );
       // As a newer build would see it: the newest migration not applied yet.
-      await withClient((client) =>
+      await withClient(connectionString, (client) =>
         client.query(`DELETE FROM "${journal.schema}".schema_migrations WHERE version = $1`, [newest]),
       );
       const second = new PostgresJournal({ connectionString: connectionString!, schema: journal.schema });
       await expect(second.open()).rejects.toBeInstanceOf(JournalLockedError);
-      const versions = await withClient(async (client) =>
+      const versions = await withClient(connectionString, async (client) =>
         (await client.query(`SELECT version FROM "${journal.schema}".schema_migrations`)).rows.map(
           (row: { version: number }) => Number(row.version),
         ),
@@ -334,7 +316,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       await proxy.stop();
       const journal = new PostgresJournal({
         connectionString: `postgres://postgres@127.0.0.1:${port}/test`,
-        schema: freshSchemaName(),
+        schema: freshSchemaName("bourse_test"),
         connectTimeoutMilliseconds: 1000,
       });
       await expect(journal.open()).rejects.toThrow();
@@ -342,7 +324,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
 
     it("tells connection failures from statement errors", async () => {
       expect(isConnectionFailure(new Error("Connection terminated unexpectedly"))).toBe(true);
-      const refused = await withClient((client) =>
+      const refused = await withClient(connectionString, (client) =>
         client.query("SELECT 1/0").then(
           () => null,
           (error: unknown) => error,

@@ -2,10 +2,10 @@
  * The PlatformStore contract against a real PostgreSQL (BOURSE_TEST_PG_URL; `.ci/run` sets it to the local
  * server), each test in a schema of its own that is dropped afterwards.
  */
-import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { PostgresJournal, PostgresPlatformStore } from "../src/index.ts";
 import { platformStoreContract, type PlatformStorage } from "./platform-store.contract.ts";
+import { dropSchema, freshSchemaName } from "./postgres-test.ts";
 
 const connectionString = process.env.BOURSE_TEST_PG_URL;
 if (!connectionString)
@@ -13,28 +13,11 @@ if (!connectionString)
     "PostgresPlatformStore tests skipped: BOURSE_TEST_PG_URL is unset (e.g. postgres://postgres@127.0.0.1:5432/test)",
   );
 
-let schemaCounter = 0;
-
-function freshSchemaName(): string {
-  schemaCounter++;
-  return `bourse_platform_test_${process.pid}_${Date.now()}_${schemaCounter}`;
-}
-
-async function dropSchema(schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString });
-  await client.connect();
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } finally {
-    await client.end();
-  }
-}
-
 async function postgresStorage(): Promise<PlatformStorage> {
-  const schema = freshSchemaName();
+  const schema = freshSchemaName("bourse_platform_test");
   return {
     store: () => new PostgresPlatformStore({ connectionString: connectionString!, schema, poolSize: 4 }),
-    dispose: () => dropSchema(schema),
+    dispose: () => dropSchema(connectionString, schema),
   };
 }
 
@@ -43,7 +26,7 @@ describe.skipIf(!connectionString)("PostgresPlatformStore", () => {
 
   describe("PostgreSQL only", () => {
     it("shares a schema with the journal without clashing", async () => {
-      const schema = freshSchemaName();
+      const schema = freshSchemaName("bourse_platform_test");
       try {
         const journal = new PostgresJournal({ connectionString: connectionString!, schema });
         await journal.open();
@@ -55,18 +38,18 @@ describe.skipIf(!connectionString)("PostgresPlatformStore", () => {
         await store.close();
         await journal.close();
       } finally {
-        await dropSchema(schema);
+        await dropSchema(connectionString, schema);
       }
     });
 
     it("two stores opening a new schema at once both succeed (migrations serialise)", async () => {
-      const schema = freshSchemaName();
+      const schema = freshSchemaName("bourse_platform_test");
       try {
         const stores = [1, 2, 3].map(() => new PostgresPlatformStore({ connectionString: connectionString!, schema }));
         await Promise.all(stores.map((store) => store.open()));
         await Promise.all(stores.map((store) => store.close()));
       } finally {
-        await dropSchema(schema);
+        await dropSchema(connectionString, schema);
       }
     });
 

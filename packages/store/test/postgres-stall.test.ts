@@ -21,6 +21,7 @@ import {
   type DurableCommandResult,
 } from "../src/index.ts";
 import { TUESDAY_NOON } from "./trading-session.ts";
+import { dropSchema, freshSchemaName, withClient } from "./postgres-test.ts";
 
 const connectionString = process.env.BOURSE_TEST_PG_URL;
 if (!connectionString)
@@ -32,22 +33,6 @@ if (!connectionString)
 const STATEMENT_TIMEOUT_MILLISECONDS = 500;
 /** Long enough for the client's answer timeout, the refusal and a rebuild; far below "forever". */
 const STALL_VERDICT_MILLISECONDS = 8_000;
-
-let schemaCounter = 0;
-function freshSchemaName(): string {
-  schemaCounter++;
-  return `bourse_stall_${process.pid}_${Date.now()}_${schemaCounter}`;
-}
-
-async function withClient<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 const sleep = (milliseconds: number) => new Promise((resolve) => setTimeout(resolve, milliseconds));
 
@@ -155,12 +140,12 @@ describe.skipIf(!connectionString)("PostgreSQL that stalls", () => {
 
   function dropLater(schema: string): void {
     cleanups.push(async () => {
-      await withClient((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+      await dropSchema(connectionString, schema);
     });
   }
 
   async function openEngine(url = connectionString!, applicationName?: string) {
-    const schema = freshSchemaName();
+    const schema = freshSchemaName("bourse_stall");
     dropLater(schema);
     const journal = new PostgresJournal({
       connectionString: url,
@@ -282,7 +267,7 @@ describe.skipIf(!connectionString)("PostgreSQL that stalls", () => {
       const applicationName = `bourse-stall-${process.pid}-${Date.now()}`;
       const { engine, deposit, journaled } = await openEngine(connectionString!, applicationName);
       await deposit("before");
-      const stopped: number[] = await withClient(async (client) => {
+      const stopped: number[] = await withClient(connectionString, async (client) => {
         const { rows } = await client.query<{ pid: number }>(
           "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
           [applicationName],
@@ -307,7 +292,7 @@ describe.skipIf(!connectionString)("PostgreSQL that stalls", () => {
   );
 
   async function openStore(url: string, poolSize: number) {
-    const schema = freshSchemaName();
+    const schema = freshSchemaName("bourse_stall");
     dropLater(schema);
     const store = new PostgresPlatformStore({
       connectionString: url,
