@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { EngineConfig } from "@bourse/core";
+import pg from "pg";
+import { afterAll, beforeAll } from "vitest";
 import { ManualClock } from "../src/clock.ts";
 import { loadServerConfig, type ServerConfig } from "../src/config.ts";
 import { NotificationService } from "../src/notifications.ts";
@@ -145,4 +147,44 @@ export async function createApiKey(
 /** Calls the Automation API with an API key (`Authorization: Bearer <key>`; null: no header). */
 export function automation(server: BourseServer, method: string, url: string, key: string | null, body?: unknown) {
   return call(server, method, url, { token: key === null ? null : `Bearer ${key}`, body });
+}
+
+/** Runs one statement on a connection of its own to `connectionString`. */
+async function runSql(connectionString: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+export interface PostgresTestServer {
+  /** Set once the file's `beforeAll` has run. */
+  readonly server: TestServer;
+  /** The URL of the server's own database. */
+  readonly databaseUrl: string;
+}
+
+/**
+ * A test server on a PostgreSQL database of its own (BOURSE_DATABASE_URL), named `database`, made on the server of
+ * `connectionString` in the suite's `beforeAll` and dropped with the server closed in its `afterAll`. `databaseUrl`
+ * is set in the `beforeAll` too.
+ */
+export function postgresTestServer(connectionString: string | undefined, database: string): PostgresTestServer {
+  const fixture = { server: undefined as unknown as TestServer, databaseUrl: "" };
+  // In the hooks: a suite skipped for want of a connection string is still collected, and runs neither.
+  beforeAll(async () => {
+    const url = new URL(connectionString!);
+    url.pathname = `/${database}`;
+    fixture.databaseUrl = url.toString();
+    await runSql(connectionString!, `CREATE DATABASE "${database}"`);
+    fixture.server = await startTestServer({ environment: { BOURSE_DATABASE_URL: fixture.databaseUrl } });
+  });
+  afterAll(async () => {
+    await fixture.server?.close();
+    await runSql(connectionString!, `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+  });
+  return fixture;
 }

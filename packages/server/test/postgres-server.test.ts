@@ -6,44 +6,23 @@
  * (found by the audit of 6 December). A NUL in a script, an alert message, an API key's name or a user's name
  * answered 500. Each is now 400 INVALID_DATA for its sender only, on both drivers.
  */
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { call, postgresTestServer, pushQuote, signUp } from "./helpers.ts";
 
 const connectionString = process.env.BOURSE_TEST_PG_URL;
 if (!connectionString) console.warn("postgres-server.test.ts: skipped, BOURSE_TEST_PG_URL is not set");
 
 const database = `bourse_server_test_${process.pid}_${Date.now()}`;
 
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
 describe.skipIf(!connectionString)("the server on PostgreSQL", () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    await admin(`CREATE DATABASE "${database}"`);
-    const url = new URL(connectionString!);
-    url.pathname = `/${database}`;
-    server = await startTestServer({ environment: { BOURSE_DATABASE_URL: url.toString() } });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await admin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-  });
+  const postgres = postgresTestServer(connectionString, database);
 
   it("an order whose comment PostgreSQL cannot hold is refused 400, and the order beside it in the batch fills", async () => {
-    const mallory = await signUp(server);
-    const alice = await signUp(server);
-    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const mallory = await signUp(postgres.server);
+    const alice = await signUp(postgres.server);
+    await pushQuote(postgres.server, "EURUSD", "1.08430", "1.08440");
     const order = (user: { login: number; token: string }, comment: string) =>
-      call(server, "POST", `/api/v1/accounts/${user.login}/orders`, {
+      call(postgres.server, "POST", `/api/v1/accounts/${user.login}/orders`, {
         token: user.token,
         body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01, comment },
       });
@@ -53,27 +32,27 @@ describe.skipIf(!connectionString)("the server on PostgreSQL", () => {
       expect(refused.body.error).toBe("INVALID_DATA");
       expect(filled.status).toBe(200);
     }
-    const badClientId = await call(server, "POST", `/api/v1/accounts/${mallory.login}/orders`, {
+    const badClientId = await call(postgres.server, "POST", `/api/v1/accounts/${mallory.login}/orders`, {
       token: mallory.token,
       body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01, clientOrderId: "a\u0000" },
     });
     expect(badClientId.status).toBe(400);
-    expect(server.platform.ready).toBe(true);
+    expect(postgres.server.platform.ready).toBe(true);
   });
 
   it("platform text PostgreSQL cannot hold is refused 400, not 500", async () => {
-    const user = await signUp(server);
-    const script = await call(server, "PUT", "/api/v1/scripts", {
+    const user = await signUp(postgres.server);
+    const script = await call(postgres.server, "PUT", "/api/v1/scripts", {
       token: user.token,
       body: { name: "a\u0000b", language: "javascript", source: "x" },
     });
     expect(script.status).toBe(400);
-    const alert = await call(server, "PUT", "/api/v1/alerts", {
+    const alert = await call(postgres.server, "PUT", "/api/v1/alerts", {
       token: user.token,
       body: { symbol: "EURUSD", side: "BID", condition: "GREATER_THAN", targetPrice: 1.2, message: "a\u0000b" },
     });
     expect(alert.status).toBe(400);
-    const signup = await call(server, "POST", "/api/v1/signup", {
+    const signup = await call(postgres.server, "POST", "/api/v1/signup", {
       body: { email: `nul-${Date.now()}@example.com`, password: "correct horse battery", name: "a\u0000b" },
     });
     expect(signup.status).toBe(400);

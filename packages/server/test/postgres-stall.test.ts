@@ -9,8 +9,8 @@
  * (packages/store/test/postgres-stall.test.ts).
  */
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { call, postgresTestServer, pushQuote, signUp } from "./helpers.ts";
 
 const connectionString = process.env.BOURSE_TEST_PG_URL;
 if (!connectionString) console.warn("postgres-stall.test.ts: skipped, BOURSE_TEST_PG_URL is not set");
@@ -18,16 +18,6 @@ if (!connectionString) console.warn("postgres-stall.test.ts: skipped, BOURSE_TES
 const database = `bourse_stall_test_${process.pid}_${Date.now()}`;
 /** The drivers' default statement timeout (15 s) plus their answer grace (2 s), and room for the answer. */
 const STALL_VERDICT_MILLISECONDS = 22_000;
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
 
 const sleep = (milliseconds: number) => new Promise((resolve) => setTimeout(resolve, milliseconds));
 
@@ -44,30 +34,19 @@ async function settledWithin<T>(promise: Promise<T>, milliseconds: number): Prom
 }
 
 describe.skipIf(!connectionString)("the server on a PostgreSQL that stalls", () => {
-  let server: TestServer;
-  let url: URL;
-  beforeAll(async () => {
-    await admin(`CREATE DATABASE "${database}"`);
-    url = new URL(connectionString!);
-    url.pathname = `/${database}`;
-    server = await startTestServer({ environment: { BOURSE_DATABASE_URL: url.toString() } });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await admin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-  });
+  const postgres = postgresTestServer(connectionString, database);
 
   it("answers 503, not never, while a lock stalls the journal and the platform store, and serves again once it is released", async () => {
-    const trader = await signUp(server);
-    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const trader = await signUp(postgres.server);
+    await pushQuote(postgres.server, "EURUSD", "1.08430", "1.08440");
     const order = () =>
-      call(server, "POST", `/api/v1/accounts/${trader.login}/orders`, {
+      call(postgres.server, "POST", `/api/v1/accounts/${trader.login}/orders`, {
         token: trader.token,
         body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 },
       });
     expect((await order()).status).toBe(200);
 
-    const locker = new pg.Client({ connectionString: url.toString() });
+    const locker = new pg.Client({ connectionString: postgres.databaseUrl });
     await locker.connect();
     try {
       await locker.query("BEGIN");
@@ -76,7 +55,7 @@ describe.skipIf(!connectionString)("the server on a PostgreSQL that stalls", () 
       const [ordered, signedIn] = await Promise.all([
         settledWithin(order(), STALL_VERDICT_MILLISECONDS),
         settledWithin(
-          call(server, "POST", "/api/v1/login", { body: { email: trader.email, password: trader.password } }),
+          call(postgres.server, "POST", "/api/v1/login", { body: { email: trader.email, password: trader.password } }),
           STALL_VERDICT_MILLISECONDS,
         ),
       ]);
@@ -88,18 +67,21 @@ describe.skipIf(!connectionString)("the server on a PostgreSQL that stalls", () 
       expect(signedIn).toMatchObject({ status: 503, body: { error: "ENGINE_UNAVAILABLE" } });
       expect((signedIn as { body: { message: string } }).body.message).toMatch(/database/i);
       // The engine rebuilds from the journal, which the lock still withholds: not ready.
-      expect((await call(server, "GET", "/readyz")).status).toBe(503);
+      expect((await call(postgres.server, "GET", "/readyz")).status).toBe(503);
     } finally {
       await locker.query("ROLLBACK").catch(() => undefined);
       await locker.end();
     }
     const deadline = Date.now() + 10_000;
-    while ((await call(server, "GET", "/readyz")).status !== 200 && Date.now() < deadline) await sleep(100);
-    expect((await call(server, "GET", "/readyz")).status).toBe(200);
+    while ((await call(postgres.server, "GET", "/readyz")).status !== 200 && Date.now() < deadline) await sleep(100);
+    expect((await call(postgres.server, "GET", "/readyz")).status).toBe(200);
     expect((await order()).status).toBe(200);
     expect(
-      (await call(server, "POST", "/api/v1/login", { body: { email: trader.email, password: trader.password } }))
-        .status,
+      (
+        await call(postgres.server, "POST", "/api/v1/login", {
+          body: { email: trader.email, password: trader.password },
+        })
+      ).status,
     ).toBe(200);
   });
 });
