@@ -151,7 +151,13 @@ export class Platform {
   ) {
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? consoleLog;
-    this.engineConfig = options.engineConfig ?? defaultEngineConfig();
+    const { maxQuoteAgeSeconds } = options.config;
+    // The quote age limit is the server's setting (BOURSE_MAX_QUOTE_AGE_SECONDS), whatever engine configuration a
+    // caller passes.
+    this.engineConfig = {
+      ...(options.engineConfig ?? defaultEngineConfig()),
+      maxQuoteAgeMs: maxQuoteAgeSeconds === 0 ? null : maxQuoteAgeSeconds * 1000,
+    };
     this.instruments = new Map(this.engineConfig.instruments.map((instrument) => [instrument.symbol, instrument]));
     this.bus = new Bus((error, topic) => this.log.error(`bus: a subscriber of ${topic} failed: ${String(error)}`));
     const storage = config.storage;

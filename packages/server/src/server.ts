@@ -5,7 +5,7 @@
  * Start order: the listener comes up first (`/healthz` answers, `/readyz` says 503), then the engine
  * recovers from the journal, then the feed starts.
  */
-import { defaultEngineConfig, type EngineConfig } from "@bourse/core";
+import type { EngineConfig } from "@bourse/core";
 import { buildApp, type App, type RouteModule, type ServerContext } from "./app.ts";
 import { AuthService } from "./auth.ts";
 import type { Clock } from "./clock.ts";
@@ -93,11 +93,7 @@ export interface BourseServer {
 export async function createServer(options: CreateServerOptions): Promise<BourseServer> {
   const platform = new Platform(options.config, {
     config: options.config,
-    // The quote age limit is the server's setting, whatever engine configuration a caller passes.
-    engineConfig: {
-      ...(options.engineConfig ?? defaultEngineConfig()),
-      maxQuoteAgeMs: options.config.maxQuoteAgeSeconds === 0 ? null : options.config.maxQuoteAgeSeconds * 1000,
-    },
+    engineConfig: options.engineConfig,
     clock: options.clock,
     log: options.log,
   });
