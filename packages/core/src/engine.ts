@@ -371,6 +371,11 @@ export class TradingEngine {
     return quote === undefined || (quote.restored && !this.lastOfClosedSession(quote)) ? undefined : quote;
   };
 
+  /** Whether the symbol's quote is one kept from before a restart that is not yet a live one (`liveQuoteLookup`). */
+  private keptNotLive(symbol: string): boolean {
+    return this.quotes.get(symbol)?.restored === true && !this.liveQuoteLookup(symbol);
+  }
+
   /**
    * Whether a quote kept from before a restart is its market's last price: it came inside a session that has closed
    * since, and no session has opened after it. While the market stays closed no live tick can replace it (a quote
@@ -1259,7 +1264,7 @@ export class TradingEngine {
     if (this.rates(account, instrument, this.quoteLookup)) {
       for (const currency of [instrument.profitCurrency, instrument.marginCurrency, instrument.commissionCurrency])
         for (const symbol of this.state.converter.symbolsFor(currency, account.currency))
-          if (this.quotes.get(symbol)?.restored && !this.liveQuoteLookup(symbol)) return noLivePrice(symbol);
+          if (this.keptNotLive(symbol)) return noLivePrice(symbol);
     }
     return reject("NO_QUOTES", message);
   }
@@ -2090,8 +2095,7 @@ export class TradingEngine {
     if (!this.accountPriced(account)) {
       for (const positionId of this.state.accountPositions.get(account.id) ?? []) {
         const position = this.state.positions.get(positionId);
-        if (position && this.quotes.get(position.symbol)?.restored && !this.liveQuoteLookup(position.symbol))
-          return noLivePrice(position.symbol);
+        if (position && this.keptNotLive(position.symbol)) return noLivePrice(position.symbol);
       }
       return reject("NO_QUOTES", "A position of the account has no live price yet");
     }
