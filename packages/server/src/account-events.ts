@@ -133,9 +133,13 @@ function currencyOf(platform: Platform, accountId: number) {
   return platform.engine.state.accounts.get(accountId)?.currency;
 }
 
+/** A price on the wire in the instrument's digits, or its points as they are when the symbol is unknown. */
+function priceOrPoints(points: number | null, instrument: InstrumentSpec | undefined): number | null {
+  return instrument ? optionalPriceToWire(points, instrument) : points;
+}
+
 function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, symbol: string | undefined): Built[] {
   const instrument: InstrumentSpec | undefined = symbol === undefined ? undefined : platform.instruments.get(symbol);
-  const price = (points: number | null) => (instrument ? optionalPriceToWire(points, instrument) : points);
   switch (event.type) {
     case "OrderAccepted": {
       const order = event.order;
@@ -163,11 +167,11 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
         message("executionEvent", event.accountId, seq, event.time, "ORDER_MODIFIED", {
           orderId: event.orderId,
           ...(symbol === undefined ? {} : { symbol }),
-          price: price(event.price),
-          stopLimitPrice: price(event.stopLimitPrice),
-          sl: price(event.sl),
-          tp: price(event.tp),
-          trailingDistance: price(event.trailingDistance),
+          price: priceOrPoints(event.price, instrument),
+          stopLimitPrice: priceOrPoints(event.stopLimitPrice, instrument),
+          sl: priceOrPoints(event.sl, instrument),
+          tp: priceOrPoints(event.tp, instrument),
+          trailingDistance: priceOrPoints(event.trailingDistance, instrument),
           expiration: optionalTimeToWire(event.expiration),
           triggered: event.triggered,
         }),
@@ -200,9 +204,9 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
         message("portfolioEvent", event.accountId, seq, event.time, "POSITION_MODIFIED", {
           positionId: event.positionId,
           ...(symbol === undefined ? {} : { symbol }),
-          sl: price(event.sl),
-          tp: price(event.tp),
-          trailingDistance: price(event.trailingDistance),
+          sl: priceOrPoints(event.sl, instrument),
+          tp: priceOrPoints(event.tp, instrument),
+          trailingDistance: priceOrPoints(event.trailingDistance, instrument),
           reason: event.reason,
         }),
       ];

@@ -242,23 +242,22 @@ function priceView(points: number | null, instrument: InstrumentSpec | undefined
 }
 
 export function alertView(alert: PriceAlert, instrument: InstrumentSpec | undefined): AlertView {
-  const price = (points: number | null) => priceView(points, instrument);
   return {
     id: alert.id,
     symbol: alert.symbol,
     side: alert.side,
     condition: alert.condition,
     conditionCode: ALERT_CONDITIONS.indexOf(alert.condition),
-    targetPrice: price(alert.targetPrice),
-    channelLow: price(alert.channelLow),
-    channelHigh: price(alert.channelHigh),
+    targetPrice: priceView(alert.targetPrice, instrument),
+    channelLow: priceView(alert.channelLow, instrument),
+    channelHigh: priceView(alert.channelHigh, instrument),
     moveThreshold:
       alert.moveThreshold === null
         ? null
         : PERCENT_CONDITIONS.has(alert.condition)
           ? Number(formatDecimal(alert.moveThreshold, 2))
-          : price(alert.moveThreshold),
-    referencePrice: price(alert.referencePrice),
+          : priceView(alert.moveThreshold, instrument),
+    referencePrice: priceView(alert.referencePrice, instrument),
     repeating: alert.repeating,
     expiration: optionalTimeToWire(alert.expiration),
     message: alert.message,

@@ -257,13 +257,12 @@ export const AutomationOperationSchema = Type.Object({
 export type AutomationOperation = Static<typeof AutomationOperationSchema>;
 
 export function automationOperationView(account: Account, row: LedgerRow): AutomationOperation {
-  const money = (value: number) => moneyToWire(value, account.currency);
   return {
     ticket: row.id,
     type: row.kind.toLowerCase() as AutomationOperation["type"],
-    amount: money(row.amount),
-    balance: money(row.balanceAfter),
-    credit: money(row.creditAfter),
+    amount: moneyToWire(row.amount, account.currency),
+    balance: moneyToWire(row.balanceAfter, account.currency),
+    credit: moneyToWire(row.creditAfter, account.currency),
     comment: row.comment,
     time: timeToWire(row.time),
   };

@@ -201,14 +201,20 @@ export type DepthPayload = ReturnType<typeof depthPayload>;
  * none, the top of book alone as one level of unlimited volume (null on the wire).
  */
 export function depthPayload(instrument: InstrumentSpec, quote: AcceptedQuote, levels = Infinity) {
-  const side = (book: readonly BookLevel[] | undefined, top: number) =>
-    levelsToWire((book && book.length > 0 ? book : [{ price: top, volume: Infinity }]).slice(0, levels), instrument);
   return {
     symbol: instrument.symbol,
-    bids: side(quote.bids, quote.bid),
-    asks: side(quote.asks, quote.ask),
+    bids: depthSide(quote.bids, quote.bid, levels, instrument),
+    asks: depthSide(quote.asks, quote.ask, levels, instrument),
     ts: timeToWire(quote.time),
   };
+}
+
+/** One side of a `depthEvent`: its book's first `levels` levels, or the top of book as one level. */
+function depthSide(book: readonly BookLevel[] | undefined, top: number, levels: number, instrument: InstrumentSpec) {
+  return levelsToWire(
+    (book && book.length > 0 ? book : [{ price: top, volume: Infinity }]).slice(0, levels),
+    instrument,
+  );
 }
 
 /** `payload` with at most `levels` a side; the same object when it has no more. */

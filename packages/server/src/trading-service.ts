@@ -46,7 +46,7 @@ import {
   type PositionView,
   type DealView,
 } from "./trading-views.ts";
-import { lotsFromWire, optionalTimeFromWire, priceFromWire, quantityFromWire, stopFromWire } from "./wire.ts";
+import { lotsFromWire, optionalPriceFromWire, optionalTimeFromWire, quantityFromWire, stopFromWire } from "./wire.ts";
 
 export { HistoryQuerySchema, type HistoryQueryInput };
 
@@ -263,14 +263,12 @@ export async function changeOrder(
   body: ModifyOrderInput,
 ): Promise<Order> {
   const instrument = platform.instrument(order.symbol);
-  const price = (value: number | string | undefined, field: string) =>
-    value === undefined ? undefined : priceFromWire(value, instrument, field);
   const result = await platform.execute({
     kind: "modifyOrder",
     accountId: account.id,
     orderId: order.id,
-    price: price(body.price, "price"),
-    stopLimitPrice: price(body.stopLimitPrice, "stopLimitPrice"),
+    price: optionalPriceFromWire(body.price, instrument, "price"),
+    stopLimitPrice: optionalPriceFromWire(body.stopLimitPrice, instrument, "stopLimitPrice"),
     sl: stopFromWire(body.sl, instrument, "sl"),
     tp: stopFromWire(body.tp, instrument, "tp"),
     trailingDistance: stopFromWire(body.trailingDistance, instrument, "trailingDistance"),
@@ -359,8 +357,6 @@ function placeCommand(platform: Platform, account: Account, body: PlaceOrderInpu
     body.volume !== undefined
       ? lotsFromWire(body.volume, instrument, "volume")
       : quantityFromWire(body.quantity!, instrument, "quantity");
-  const price = (value: number | string | undefined, field: string) =>
-    value === undefined ? undefined : priceFromWire(value, instrument, field);
   return {
     kind: "placeOrder" as const,
     accountId: account.id,
@@ -368,14 +364,14 @@ function placeCommand(platform: Platform, account: Account, body: PlaceOrderInpu
     side,
     type,
     volume,
-    price: price(body.price, "price"),
-    stopLimitPrice: price(body.stopLimitPrice, "stopLimitPrice"),
+    price: optionalPriceFromWire(body.price, instrument, "price"),
+    stopLimitPrice: optionalPriceFromWire(body.stopLimitPrice, instrument, "stopLimitPrice"),
     sl: stopFromWire(body.sl, instrument, "sl"),
     tp: stopFromWire(body.tp, instrument, "tp"),
     trailingDistance: stopFromWire(body.trailingDistance, instrument, "trailingDistance"),
     timeInForce: body.timeInForce as Order["timeInForce"] | undefined,
     expiration: optionalTimeFromWire(body.expiration, "expiration"),
-    deviation: price(body.deviation, "deviation"),
+    deviation: optionalPriceFromWire(body.deviation, instrument, "deviation"),
     clientOrderId: body.clientOrderId,
     comment: body.comment,
     magic: body.magic,

@@ -240,7 +240,6 @@ export const DEAL_COLUMNS = [
 
 export function dealView(platform: Platform, account: Account, deal: Deal): DealView {
   const instrument = platform.instrument(deal.symbol);
-  const money = (value: number) => moneyToWire(value, account.currency);
   return {
     id: deal.id,
     orderId: deal.orderId,
@@ -250,9 +249,9 @@ export function dealView(platform: Platform, account: Account, deal: Deal): Deal
     entry: deal.entry,
     volume: lotsToWire(deal.volume, instrument),
     price: priceToWire(deal.price, instrument),
-    profit: money(deal.profit),
-    commission: money(deal.commission),
-    swap: money(deal.swap),
+    profit: moneyToWire(deal.profit, account.currency),
+    commission: moneyToWire(deal.commission, account.currency),
+    swap: moneyToWire(deal.swap, account.currency),
     reason: deal.reason,
     time: timeToWire(deal.time),
   };
@@ -307,7 +306,6 @@ export const POSITION_COLUMNS = [
 export function positionView(platform: Platform, account: Account, position: Readonly<Position>): PositionView {
   const engine = platform.engine;
   const instrument = platform.instrument(position.symbol);
-  const money = (value: number) => moneyToWire(value, account.currency);
   const quote = engine.quote(position.symbol);
   const currentPrice = quote ? (position.side === "BUY" ? quote.bid : quote.ask) : null;
   return {
@@ -320,10 +318,10 @@ export function positionView(platform: Platform, account: Account, position: Rea
     sl: optionalPriceToWire(position.sl, instrument),
     tp: optionalPriceToWire(position.tp, instrument),
     trailingDistance: optionalPriceToWire(position.trailingDistance, instrument),
-    profit: money(engine.positionProfit(position as Position)),
-    swap: money(position.swap),
-    commission: money(position.commission),
-    margin: money(position.margin),
+    profit: moneyToWire(engine.positionProfit(position as Position), account.currency),
+    swap: moneyToWire(position.swap, account.currency),
+    commission: moneyToWire(position.commission, account.currency),
+    margin: moneyToWire(position.margin, account.currency),
     comment: position.comment,
     magic: position.magic,
     openOrderId: position.openOrderId,
@@ -383,7 +381,6 @@ export function positionHistoryView(
   row: PositionHistoryRow,
 ): PositionHistoryView {
   const instrument = platform.instrument(row.symbol);
-  const money = (value: number) => moneyToWire(value, account.currency);
   return {
     id: row.id,
     symbol: row.symbol,
@@ -393,9 +390,9 @@ export function positionHistoryView(
     openPrice: priceToWire(averagePrice(row.openedCost, row.openedVolume) ?? 0, instrument),
     closedVolume: lotsToWire(row.closedVolume, instrument),
     closePrice: optionalPriceToWire(averagePrice(row.closedCost, row.closedVolume), instrument),
-    profit: money(row.realisedProfit),
-    swap: money(row.realisedSwap + row.swap),
-    commission: money(row.commission),
+    profit: moneyToWire(row.realisedProfit, account.currency),
+    swap: moneyToWire(row.realisedSwap + row.swap, account.currency),
+    commission: moneyToWire(row.commission, account.currency),
     sl: optionalPriceToWire(row.sl, instrument),
     tp: optionalPriceToWire(row.tp, instrument),
     comment: row.comment,
@@ -441,13 +438,12 @@ export const LEDGER_COLUMNS = [
 ] as const satisfies readonly (keyof LedgerView)[];
 
 export function ledgerView(account: Account, row: LedgerRow): LedgerView {
-  const money = (value: number) => moneyToWire(value, account.currency);
   return {
     id: row.id,
     kind: row.kind,
-    amount: money(row.amount),
-    balanceAfter: money(row.balanceAfter),
-    creditAfter: money(row.creditAfter),
+    amount: moneyToWire(row.amount, account.currency),
+    balanceAfter: moneyToWire(row.balanceAfter, account.currency),
+    creditAfter: moneyToWire(row.creditAfter, account.currency),
     dealId: row.dealId,
     operationId: row.operationId,
     comment: row.comment,

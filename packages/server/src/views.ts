@@ -49,15 +49,14 @@ export const ACCOUNT_COLUMNS = [
 /** The account's money now (balance, credit, equity, margin, free margin, margin level, floating profit). */
 export function accountMoneyView(platform: Platform, account: Account) {
   const metrics = platform.engine.accountMetrics(account.id);
-  const money = (value: number) => moneyToWire(value, account.currency);
   return {
-    balance: money(metrics.balance),
-    credit: money(metrics.credit),
-    equity: money(metrics.equity),
-    margin: money(metrics.margin),
-    freeMargin: money(metrics.freeMargin),
+    balance: moneyToWire(metrics.balance, account.currency),
+    credit: moneyToWire(metrics.credit, account.currency),
+    equity: moneyToWire(metrics.equity, account.currency),
+    margin: moneyToWire(metrics.margin, account.currency),
+    freeMargin: moneyToWire(metrics.freeMargin, account.currency),
     marginLevel: marginLevelToWire(metrics.marginLevelBasisPoints),
-    profit: money(metrics.profit),
+    profit: moneyToWire(metrics.profit, account.currency),
   };
 }
 

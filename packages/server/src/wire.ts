@@ -54,6 +54,15 @@ export function priceFromWire(value: number | string, instrument: InstrumentSpec
   return points;
 }
 
+/** A price or price distance that may be left out (undefined: not given). */
+export function optionalPriceFromWire(
+  value: number | string | undefined,
+  instrument: InstrumentSpec,
+  field: string,
+): number | undefined {
+  return value === undefined ? undefined : priceFromWire(value, instrument, field);
+}
+
 /** A stop level or price distance where null or 0 means none (undefined: not given). */
 export function stopFromWire(
   value: number | string | null | undefined,
