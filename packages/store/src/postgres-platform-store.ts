@@ -47,6 +47,12 @@ export interface PostgresPlatformStoreOptions {
    */
   readonly connectTimeoutMilliseconds?: number;
   /**
+   * Calls that may wait for a pooled connection at once (every connection busy). One more is refused at once with
+   * StorageUnavailableError: pg-pool's queue has no bound of its own, and a stalled server would otherwise gather a
+   * waiting call, and the request behind it, for every request of the checkout timeout. Default 1000.
+   */
+  readonly maxWaitingCalls?: number;
+  /**
    * How long one statement may run before PostgreSQL cancels it, in milliseconds; the client gives up on a silent
    * server a little later (postgres-timeouts.ts). A stuck statement then fails with StorageUnavailableError and frees
    * its connection, instead of holding it (and its locks) forever. Default 15000.
@@ -130,6 +136,23 @@ function storageUnavailable(error: unknown, outcomeUnknown: boolean): StorageUna
   );
 }
 
+export const DEFAULT_MAX_WAITING_CALLS = 1000;
+
+/** A pool whose queue of calls waiting for a connection is bounded (see maxWaitingCalls). */
+interface BoundedPool {
+  readonly pool: pg.Pool;
+  readonly maxWaitingCalls: number;
+}
+
+/** Throws, before the call joins the pool's queue, when `maxWaitingCalls` calls wait there already. */
+function admit({ pool, maxWaitingCalls }: BoundedPool): void {
+  if (pool.waitingCount >= maxWaitingCalls)
+    throw new StorageUnavailableError(
+      `${maxWaitingCalls} calls are already waiting for a PostgreSQL connection: nothing was changed`,
+      false,
+    );
+}
+
 function translate(error: unknown): unknown {
   if (error instanceof DatabaseError) {
     if (error.code === "23505")
@@ -144,12 +167,24 @@ function translate(error: unknown): unknown {
 
 class PostgresExecutor implements SqlExecutor {
   private readonly texts = new Map<string, string>();
+  private readonly inTransaction: boolean;
 
-  /** `inTransaction`: nothing commits until the transaction's COMMIT, so a statement's failure leaves nothing in doubt. */
-  constructor(
-    private readonly target: pg.Pool | pg.PoolClient,
-    private readonly inTransaction: boolean,
-  ) {}
+  /**
+   * On the pool (`BoundedPool`) each statement takes a connection of its own, after the admission check; on a
+   * transaction's client (`inTransaction`) nothing commits until the transaction's COMMIT, so a statement's failure
+   * leaves nothing in doubt.
+   */
+  constructor(private readonly target: BoundedPool | pg.PoolClient) {
+    this.inTransaction = !("maxWaitingCalls" in target);
+  }
+
+  private query<R extends pg.QueryResultRow>(sql: string, params: readonly unknown[]): Promise<pg.QueryResult<R>> {
+    if ("maxWaitingCalls" in this.target) {
+      admit(this.target);
+      return this.target.pool.query<R>(this.text(sql), params as unknown[]);
+    }
+    return this.target.query<R>(this.text(sql), params as unknown[]);
+  }
 
   /**
    * A failure of `sql` in the store's terms. On the pool, a statement commits by itself: one that was sent and went
@@ -172,7 +207,7 @@ class PostgresExecutor implements SqlExecutor {
 
   async all(sql: string, params: readonly unknown[] = []): Promise<Row[]> {
     try {
-      return (await this.target.query<Row>(this.text(sql), params as unknown[])).rows;
+      return (await this.query<Row>(sql, params)).rows;
     } catch (error) {
       throw this.failure(sql, error);
     }
@@ -180,7 +215,7 @@ class PostgresExecutor implements SqlExecutor {
 
   async run(sql: string, params: readonly unknown[] = []): Promise<number> {
     try {
-      return (await this.target.query(this.text(sql), params as unknown[])).rowCount ?? 0;
+      return (await this.query(sql, params)).rowCount ?? 0;
     } catch (error) {
       throw this.failure(sql, error);
     }
@@ -188,21 +223,22 @@ class PostgresExecutor implements SqlExecutor {
 }
 
 class PostgresDatabase extends PostgresExecutor implements SqlDatabase {
-  constructor(private readonly pool: pg.Pool) {
-    super(pool, false);
+  constructor(private readonly bounded: BoundedPool) {
+    super(bounded);
   }
 
   async transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    admit(this.bounded);
     let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await this.bounded.pool.connect();
     } catch (error) {
       throw isStorageFailure(error) ? storageUnavailable(error, false) : error;
     }
     let committing = false;
     try {
       await client.query(options.relaxedDurability ? "BEGIN; SET LOCAL synchronous_commit TO off" : "BEGIN");
-      const result = await work(new PostgresExecutor(client, true));
+      const result = await work(new PostgresExecutor(client));
       committing = true;
       await client.query("COMMIT");
       client.release();
@@ -239,7 +275,7 @@ class PostgresDatabase extends PostgresExecutor implements SqlDatabase {
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    await this.bounded.pool.end();
   }
 }
 
@@ -261,13 +297,16 @@ export class PostgresPlatformStore extends SqlPlatformStore {
 
   protected async connect(): Promise<SqlDatabase> {
     // Validated before anything opens.
+    const maxWaitingCalls = this.options.maxWaitingCalls ?? DEFAULT_MAX_WAITING_CALLS;
+    if (!Number.isSafeInteger(maxWaitingCalls) || maxWaitingCalls < 0)
+      throw new RangeError(`maxWaitingCalls must be a non-negative integer, got ${maxWaitingCalls}`);
     const connectionSettings = boundedConnectionSettings(
       this.options.statementTimeoutMilliseconds ?? DEFAULT_STATEMENT_TIMEOUT_MILLISECONDS,
     );
     const pool = new Pool({
       connectionString: this.options.connectionString,
-      // Also bounds how long a call waits for a connection when all are busy: pg-pool's queue of waiting calls has
-      // no length limit, but each waits this long at most, and every statement ends within the statement timeout.
+      // Also bounds how long a call waits for a connection when all are busy (their number: maxWaitingCalls), and
+      // every statement ends within the statement timeout.
       max: this.options.poolSize ?? 4,
       connectionTimeoutMillis: this.options.connectTimeoutMilliseconds ?? 5000,
       application_name: "bourse-platform",
@@ -279,7 +318,7 @@ export class PostgresPlatformStore extends SqlPlatformStore {
     pool.on("connect", (client) => client.on("error", ignoreClientError));
     try {
       await this.migrate();
-      return new PostgresDatabase(pool);
+      return new PostgresDatabase({ pool, maxWaitingCalls });
     } catch (error) {
       await pool.end();
       throw error;

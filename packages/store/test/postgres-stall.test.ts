@@ -291,13 +291,14 @@ describe.skipIf(!connectionString)("PostgreSQL that stalls", () => {
     },
   );
 
-  async function openStore(url: string, poolSize: number) {
+  async function openStore(url: string, poolSize: number, maxWaitingCalls?: number) {
     const schema = freshSchemaName("bourse_stall");
     dropLater(schema);
     const store = new PostgresPlatformStore({
       connectionString: url,
       schema,
       poolSize,
+      maxWaitingCalls,
       connectTimeoutMilliseconds: 300,
       statementTimeoutMilliseconds: STATEMENT_TIMEOUT_MILLISECONDS,
     });
@@ -331,6 +332,53 @@ describe.skipIf(!connectionString)("PostgreSQL that stalls", () => {
       await locker.end();
     }
     expect(await store.addToWatchlist("u", "EURUSD")).toEqual(["EURUSD"]);
+  });
+
+  it("calls past the bound on those waiting for a platform connection are refused at once, and the others are served", async () => {
+    const { store, schema } = await openStore(connectionString!, 1, 2);
+    const locker = new pg.Client({ connectionString });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query(`SELECT id FROM "${schema}".users WHERE id = 'u' FOR UPDATE`);
+      // The pool's one connection waits on the lock; two calls wait for that connection, as many as the bound allows.
+      const holding = settledWithin(store.updatePasswordHash("u", "h2"), STALL_VERDICT_MILLISECONDS);
+      await sleep(50);
+      const waiting = [1, 2].map(() =>
+        settledWithin(store.findUserByEmail("u@example.com"), STALL_VERDICT_MILLISECONDS),
+      );
+      await sleep(20);
+      // Before the bound, this one joined pg-pool's queue too, as would every request of a stalled server's minutes.
+      const startedAt = performance.now();
+      const refused = await settledWithin(store.findUserById("u"), STALL_VERDICT_MILLISECONDS);
+      expect(performance.now() - startedAt).toBeLessThan(200);
+      const error = (refused as { error: unknown }).error;
+      expect(error).toBeInstanceOf(StorageUnavailableError);
+      expect((error as StorageUnavailableError).outcomeUnknown).toBe(false);
+      expect((error as Error).message).toBe(
+        "2 calls are already waiting for a PostgreSQL connection: nothing was changed",
+      );
+      // A transaction is refused alike, before it takes a connection.
+      await expect(store.addToWatchlist("u", "EURUSD")).rejects.toThrow(
+        "2 calls are already waiting for a PostgreSQL connection",
+      );
+      await locker.query("ROLLBACK");
+      // Done, or ended by the short statement timeout on a slow machine: either way it gave its connection back.
+      expect(await holding).not.toBe("still pending");
+      for (const outcome of await Promise.all(waiting))
+        expect((outcome as { value: { id: string } | null }).value?.id).toBe("u");
+    } finally {
+      await locker.query("ROLLBACK").catch(() => undefined);
+      await locker.end();
+    }
+    expect(await store.addToWatchlist("u", "EURUSD")).toEqual(["EURUSD"]);
+  });
+
+  it("a bound on waiting calls that is not a non-negative integer is refused before anything opens", async () => {
+    for (const maxWaitingCalls of [-1, 1.5])
+      await expect(
+        new PostgresPlatformStore({ connectionString: connectionString!, maxWaitingCalls }).open(),
+      ).rejects.toThrow(`maxWaitingCalls must be a non-negative integer, got ${maxWaitingCalls}`);
   });
 
   it("a platform connection silenced by a partition is given up, and calls waiting for the pool get a clear error", async () => {
