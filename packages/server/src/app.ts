@@ -14,7 +14,13 @@ import AjvCompiler from "@fastify/ajv-compiler";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import { DuplicateError, NotFoundError, ValidationError, type ApiKeyScope } from "@bourse/store";
+import {
+  DuplicateError,
+  NotFoundError,
+  StorageUnavailableError,
+  ValidationError,
+  type ApiKeyScope,
+} from "@bourse/store";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -28,7 +34,7 @@ import { ApiKeyService, apiKeyRefusal, isApiKeyFormat, type ApiKeyPrincipal } fr
 import { AUTOMATION_STATUSES } from "./automation-views.ts";
 import { tokenFromAuthorization, type AuthService, type Principal } from "./auth.ts";
 import { proxyTrust } from "./client-address.ts";
-import { ApiError, ApiErrorCodes, type ApiErrorCode } from "./errors.ts";
+import { ApiError, ApiErrorCodes, storageApiError, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Platform } from "./platform.ts";
 import { compileResponseSerializer } from "./response-serializer.ts";
@@ -127,6 +133,9 @@ export function toApiError(error: unknown): ApiError {
   if (error instanceof ValidationError) return new ApiError("INVALID_DATA", error.message);
   if (error instanceof NotFoundError) return new ApiError("NOT_FOUND", error.message);
   if (error instanceof DuplicateError) return new ApiError("CONFLICT", error.message);
+  // The journal's reads (histories, replays) on a stalled or unreachable PostgreSQL; the platform store's are
+  // turned into ApiErrors where they are called (Platform.store).
+  if (error instanceof StorageUnavailableError) return storageApiError(error);
   switch (fastifyError?.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return new ApiError("PAYLOAD_TOO_LARGE");

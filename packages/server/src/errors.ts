@@ -8,6 +8,7 @@
  * sibling registry ws-codes.ts (`WsCloseCodes`: each close code with the error code sent before it).
  */
 import { RejectionCodes, type RejectionCode } from "@bourse/core";
+import type { StorageUnavailableError } from "@bourse/store";
 
 const HttpStatus = {
   BAD_REQUEST: 400,
@@ -137,6 +138,20 @@ export class ApiError extends Error {
  */
 export function isMarketClosed(error: unknown): boolean {
   return error instanceof ApiError && error.code === "MARKET_CLOSED";
+}
+
+/**
+ * The answer to a call that PostgreSQL did not answer in time, or could not be reached for (StorageUnavailableError):
+ * 503, OUTCOME_UNKNOWN when a write may have been saved, ENGINE_UNAVAILABLE when nothing was. Fixed texts: the
+ * error's own message may name the database's host, which is no client's business.
+ */
+export function storageApiError(error: StorageUnavailableError): ApiError {
+  return error.outcomeUnknown
+    ? new ApiError(
+        "OUTCOME_UNKNOWN",
+        "The database did not confirm the change in time: it may or may not have been saved; look before retrying",
+      )
+    : new ApiError("ENGINE_UNAVAILABLE", "The database did not answer in time: nothing was changed; try again shortly");
 }
 
 export function isApiErrorCode(value: string): value is ApiErrorCode {

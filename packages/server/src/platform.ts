@@ -39,7 +39,7 @@ import {
 import { Bus } from "./bus.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { makeDataDirectory, type ServerConfig } from "./config.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, storageApiError } from "./errors.ts";
 
 /** Every command but its time: the platform stamps it with its clock. */
 export type UntimedCommand = Command extends infer Each ? (Each extends Command ? Omit<Each, "time"> : never) : never;
@@ -86,17 +86,7 @@ function openJournal(url: string): EventJournal & ReadModels {
  */
 function answeringStorageFailures(store: PlatformStore): PlatformStore {
   const refusal = (error: unknown): never => {
-    if (!(error instanceof StorageUnavailableError)) throw error;
-    // Fixed texts: the error's own message may name the database's host, which is no client's business.
-    throw error.outcomeUnknown
-      ? new ApiError(
-          "OUTCOME_UNKNOWN",
-          "The database did not confirm the change in time: it may or may not have been saved; look before retrying",
-        )
-      : new ApiError(
-          "ENGINE_UNAVAILABLE",
-          "The database did not answer in time: nothing was changed; try again shortly",
-        );
+    throw error instanceof StorageUnavailableError ? storageApiError(error) : error;
   };
   // Keyed by the method itself, not its name: a method replaced on the store (a test's spy) is wrapped anew.
   const wrapped = new WeakMap<(...parameters: unknown[]) => unknown, (...parameters: unknown[]) => unknown>();

@@ -1,7 +1,7 @@
 /**
  * The server on a PostgreSQL that stalls rather than fails (the audit of 6 December): another session holds the
  * journal's table and a user's row locked, so the order's append and the sign-in's update wait for locks that do
- * not come. Before the drivers bounded their waits (store postgres-timeouts.ts) the order request hung for as long
+ * not come (and the order history's table, which a history page waits on). Before the drivers bounded their waits (store postgres-timeouts.ts) the order request hung for as long
  * as the lock lasted, /readyz said ready all along, and the sign-in held a pooled connection as long; once the pool
  * was held, other requests answered 500 after the pool's checkout timeout. Now both answer 503 within the statement
  * timeout (15 s, the drivers' default), /readyz answers 503 while the engine rebuilds, and the server serves again
@@ -51,9 +51,14 @@ describe.skipIf(!connectionString)("the server on a PostgreSQL that stalls", () 
     try {
       await locker.query("BEGIN");
       await locker.query("LOCK TABLE bourse.journal IN ACCESS EXCLUSIVE MODE");
+      await locker.query("LOCK TABLE bourse.order_history IN ACCESS EXCLUSIVE MODE");
       await locker.query("SELECT id FROM bourse.users WHERE id = $1 FOR UPDATE", [trader.userId]);
-      const [ordered, signedIn] = await Promise.all([
+      const [ordered, history, signedIn] = await Promise.all([
         settledWithin(order(), STALL_VERDICT_MILLISECONDS),
+        settledWithin(
+          call(postgres.server, "GET", `/api/v1/accounts/${trader.login}/history/orders`, { token: trader.token }),
+          STALL_VERDICT_MILLISECONDS,
+        ),
         settledWithin(
           call(postgres.server, "POST", "/api/v1/login", { body: { email: trader.email, password: trader.password } }),
           STALL_VERDICT_MILLISECONDS,
@@ -62,6 +67,15 @@ describe.skipIf(!connectionString)("the server on a PostgreSQL that stalls", () 
       // The order did not happen (its statement was cancelled before COMMIT): 503 ENGINE_UNAVAILABLE.
       expect(ordered).not.toBe("still pending");
       expect(ordered).toMatchObject({ status: 503, body: { error: "ENGINE_UNAVAILABLE" } });
+      // The history read was cancelled too: 503, where the journal's read models answered pg's own error as a 500.
+      expect(history).not.toBe("still pending");
+      expect(history).toMatchObject({
+        status: 503,
+        body: {
+          error: "ENGINE_UNAVAILABLE",
+          message: "The database did not answer in time: nothing was changed; try again shortly",
+        },
+      });
       // The sign-in's update was cancelled: 503 with a message that says why, not a 500.
       expect(signedIn).not.toBe("still pending");
       expect(signedIn).toMatchObject({ status: 503, body: { error: "ENGINE_UNAVAILABLE" } });

@@ -10,7 +10,14 @@ import {
   boundedConnectionSettings,
   isAnswerTimeout,
   isCheckoutTimeout,
+  isConnectionFailure,
+  admit,
+  isStorageFailure,
+  storageUnavailable,
+  DEFAULT_MAX_WAITING_CALLS,
 } from "./postgres-timeouts.ts";
+
+export { isConnectionFailure } from "./postgres-timeouts.ts";
 import pg from "pg";
 import {
   JournalRecordError,
@@ -69,6 +76,12 @@ export interface PostgresJournalOptions {
   readonly poolSize?: number;
   /** How long opening a connection may take before the call fails, in milliseconds. Default 5000. */
   readonly connectTimeoutMilliseconds?: number;
+  /**
+   * Reads for clients (history pages, the streams' replays) that may wait for a pooled connection at once; one more
+   * is refused at once with StorageUnavailableError, as are reads that meet a stalled or vanished server. Appends
+   * are not counted (the durable engine bounds them). Default 1000.
+   */
+  readonly maxWaitingCalls?: number;
   /**
    * How long one statement may run before PostgreSQL cancels it, in milliseconds; the client gives up on a silent
    * server a little later (postgres-timeouts.ts). A stalled append then fails (its outcome unknown if its COMMIT was
@@ -185,20 +198,6 @@ const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
  */
 const WRITER_LOCK_KEY = 0x426f7572;
 
-/**
- * SQLSTATEs the server sends as it drops the connection: the session is gone, not the statement refused. 57P01-03:
- * terminated, crash, cannot connect now; 25P03: the session sat in a transaction past
- * idle_in_transaction_session_timeout (postgres-timeouts.ts), and its transaction was rolled back.
- */
-const CONNECTION_ENDING_STATES = new Set(["57P01", "57P02", "57P03", "25P03"]);
-
-/** True when the error is the connection failing (socket, timeout, server shutting the session) rather than an answer. */
-export function isConnectionFailure(error: unknown): boolean {
-  if (!(error instanceof DatabaseError)) return true;
-  const state = error.code ?? "";
-  return state.startsWith("08") || CONNECTION_ENDING_STATES.has(state);
-}
-
 function ignoreClientError(): void {
   // The failed query reports the error; see open().
 }
@@ -288,6 +287,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
   private writerLock: pg.Client | null = null;
   private writing = false;
   private readonly poolSize: number;
+  private readonly maxWaitingCalls: number;
   private readonly recordsPerRead: number;
   private readonly connectionSettings: ReturnType<typeof boundedConnectionSettings>;
 
@@ -307,6 +307,9 @@ export class PostgresJournal implements EventJournal, ReadModels {
     );
     if (!Number.isSafeInteger(this.poolSize) || this.poolSize < 1)
       throw new RangeError(`poolSize must be a positive integer, got ${this.poolSize}`);
+    this.maxWaitingCalls = options.maxWaitingCalls ?? DEFAULT_MAX_WAITING_CALLS;
+    if (!Number.isSafeInteger(this.maxWaitingCalls) || this.maxWaitingCalls < 0)
+      throw new RangeError(`maxWaitingCalls must be a non-negative integer, got ${this.maxWaitingCalls}`);
   }
 
   /** Whether a statement that failed on `client` before anything could be committed should run again on another connection. */
@@ -468,19 +471,19 @@ export class PostgresJournal implements EventJournal, ReadModels {
   }
 
   async orderHistory(query: HistoryQuery): Promise<HistoryPage<OrderHistoryRow>> {
-    return postgresHistoryPage(this.query.bind(this), this.readModelTexts, "orders", query);
+    return this.clientRead(() => postgresHistoryPage(this.query.bind(this), this.readModelTexts, "orders", query));
   }
 
   async dealHistory(query: HistoryQuery): Promise<HistoryPage<DealHistoryRow>> {
-    return postgresHistoryPage(this.query.bind(this), this.readModelTexts, "deals", query);
+    return this.clientRead(() => postgresHistoryPage(this.query.bind(this), this.readModelTexts, "deals", query));
   }
 
   async positionHistory(query: HistoryQuery): Promise<HistoryPage<PositionHistoryRow>> {
-    return postgresHistoryPage(this.query.bind(this), this.readModelTexts, "positions", query);
+    return this.clientRead(() => postgresHistoryPage(this.query.bind(this), this.readModelTexts, "positions", query));
   }
 
   async ledger(query: HistoryQuery): Promise<HistoryPage<LedgerRow>> {
-    return postgresHistoryPage(this.query.bind(this), this.readModelTexts, "ledger", query);
+    return this.clientRead(() => postgresHistoryPage(this.query.bind(this), this.readModelTexts, "ledger", query));
   }
 
   append(records: readonly JournalRecord[]): Promise<void> {
@@ -579,13 +582,28 @@ export class PostgresJournal implements EventJournal, ReadModels {
   }
 
   async lastSequence(): Promise<number> {
-    const { rows } = await this.query(this.statements.lastSequence, []);
-    return sequenceColumn(rows[0]!.sequence);
+    return this.clientRead(async () => {
+      const { rows } = await this.query(this.statements.lastSequence, []);
+      return sequenceColumn(rows[0]!.sequence);
+    });
   }
 
   async read(afterSequence: number, limit: number): Promise<JournalRecord[]> {
     assertReadArguments(afterSequence, limit);
-    return readRecords(this.rowSource, afterSequence, limit, this.recordsPerRead);
+    return this.clientRead(() => readRecords(this.rowSource, afterSequence, limit, this.recordsPerRead));
+  }
+
+  /**
+   * A read that may come from a client: refused at once past `maxWaitingCalls`, and a stalled or vanished server
+   * reported as StorageUnavailableError (faces answer 503) rather than as `pg`'s own error (a 500).
+   */
+  private async clientRead<T>(read: () => Promise<T>): Promise<T> {
+    admit({ pool: this.requirePool(), maxWaitingCalls: this.maxWaitingCalls });
+    try {
+      return await read();
+    } catch (error) {
+      throw isStorageFailure(error) ? storageUnavailable(error, false) : error;
+    }
   }
 
   private readonly rowSource: BatchRowSource = {

@@ -6,14 +6,20 @@
  */
 import { runPostgresMigrationsOnOwnConnection, type PostgresMigration } from "./postgres-migrations.ts";
 import pg from "pg";
-import { isConnectionFailure } from "./postgres-journal.ts";
 import {
+  DEFAULT_MAX_WAITING_CALLS,
   DEFAULT_STATEMENT_TIMEOUT_MILLISECONDS,
+  StorageUnavailableError,
+  admit,
   boundedConnectionSettings,
-  isAnswerTimeout,
   isCheckoutTimeout,
   isStatementTimeout,
+  isStorageFailure,
+  storageUnavailable,
+  type BoundedPool,
 } from "./postgres-timeouts.ts";
+
+export { DEFAULT_MAX_WAITING_CALLS, StorageUnavailableError } from "./postgres-timeouts.ts";
 import { ValidationError } from "./platform-store.ts";
 import {
   ConstraintViolation,
@@ -88,70 +94,8 @@ function numbered(sql: string): string {
   return sql.replace(/\?/g, () => `$${++n}`);
 }
 
-/**
- * PostgreSQL did not answer in time, or could not be reached: a stalled or lost server, not a refusal of the call.
- * Faces answer 503. `outcomeUnknown` is true when the failure came after a write was sent for commit (a COMMIT, or a
- * statement outside a transaction) and before its answer: the write may or may not have been applied.
- */
-export class StorageUnavailableError extends Error {
-  override readonly name = "StorageUnavailableError";
-  constructor(
-    message: string,
-    readonly outcomeUnknown: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
-
-/**
- * Whether `error`, from a query of `pg`, is the server stalling or going away rather than an answer: an answer
- * timeout, a statement timeout, a checkout timeout, or a failed connection (a `pg` error that is not the server's).
- */
-function isStorageFailure(error: unknown): boolean {
-  if (error instanceof DatabaseError) return isStatementTimeout(error) || isConnectionFailure(error);
-  return isAnswerTimeout(error) || isCheckoutTimeout(error) || isPgConnectionError(error);
-}
-
-/** A socket error (ECONNREFUSED, ECONNRESET, …) or `pg`'s own word for a connection that ended. */
-function isPgConnectionError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  if (typeof (error as NodeJS.ErrnoException).syscall === "string") return true;
-  return /^Connection terminated|^Client has encountered a connection error|^Client was closed/.test(error.message);
-}
-
 /** A statement that only reads: when it goes unanswered, nothing is in doubt. */
 const READ_ONLY_STATEMENT = /^\s*SELECT\b(?![\s\S]*\bFOR\s+UPDATE\b)/i;
-
-function storageUnavailable(error: unknown, outcomeUnknown: boolean): StorageUnavailableError {
-  const reason = isCheckoutTimeout(error)
-    ? "no connection to PostgreSQL came free or could be opened in time"
-    : isAnswerTimeout(error) || isStatementTimeout(error)
-      ? "PostgreSQL did not answer in time"
-      : `the connection to PostgreSQL failed (${error instanceof Error ? error.message : String(error)})`;
-  return new StorageUnavailableError(
-    outcomeUnknown ? `${reason}: the change may or may not have been saved` : `${reason}: nothing was changed`,
-    outcomeUnknown,
-    { cause: error },
-  );
-}
-
-export const DEFAULT_MAX_WAITING_CALLS = 1000;
-
-/** A pool whose queue of calls waiting for a connection is bounded (see maxWaitingCalls). */
-interface BoundedPool {
-  readonly pool: pg.Pool;
-  readonly maxWaitingCalls: number;
-}
-
-/** Throws, before the call joins the pool's queue, when `maxWaitingCalls` calls wait there already. */
-function admit({ pool, maxWaitingCalls }: BoundedPool): void {
-  if (pool.waitingCount >= maxWaitingCalls)
-    throw new StorageUnavailableError(
-      `${maxWaitingCalls} calls are already waiting for a PostgreSQL connection: nothing was changed`,
-      false,
-    );
-}
 
 function translate(error: unknown): unknown {
   if (error instanceof DatabaseError) {

@@ -83,3 +83,80 @@ export function isCheckoutTimeout(error: unknown): boolean {
 export function isStatementTimeout(error: unknown): boolean {
   return error instanceof DatabaseError && error.code === QUERY_CANCELED;
 }
+
+/**
+ * SQLSTATEs the server sends as it drops the connection: the session is gone, not the statement refused. 57P01-03:
+ * terminated, crash, cannot connect now; 25P03: the session sat in a transaction past
+ * idle_in_transaction_session_timeout (postgres-timeouts.ts), and its transaction was rolled back.
+ */
+const CONNECTION_ENDING_STATES = new Set(["57P01", "57P02", "57P03", "25P03"]);
+
+/** True when the error is the connection failing (socket, timeout, server shutting the session) rather than an answer. */
+export function isConnectionFailure(error: unknown): boolean {
+  if (!(error instanceof DatabaseError)) return true;
+  const state = error.code ?? "";
+  return state.startsWith("08") || CONNECTION_ENDING_STATES.has(state);
+}
+
+/**
+ * PostgreSQL did not answer in time, or could not be reached: a stalled or lost server, not a refusal of the call.
+ * Faces answer 503. `outcomeUnknown` is true when the failure came after a write was sent for commit (a COMMIT, or a
+ * statement outside a transaction) and before its answer: the write may or may not have been applied.
+ */
+export class StorageUnavailableError extends Error {
+  override readonly name = "StorageUnavailableError";
+  constructor(
+    message: string,
+    readonly outcomeUnknown: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * Whether `error`, from a query of `pg`, is the server stalling or going away rather than an answer: an answer
+ * timeout, a statement timeout, a checkout timeout, or a failed connection (a `pg` error that is not the server's).
+ */
+export function isStorageFailure(error: unknown): boolean {
+  if (error instanceof DatabaseError) return isStatementTimeout(error) || isConnectionFailure(error);
+  return isAnswerTimeout(error) || isCheckoutTimeout(error) || isPgConnectionError(error);
+}
+
+/** A socket error (ECONNREFUSED, ECONNRESET, …) or `pg`'s own word for a connection that ended. */
+function isPgConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (typeof (error as NodeJS.ErrnoException).syscall === "string") return true;
+  return /^Connection terminated|^Client has encountered a connection error|^Client was closed/.test(error.message);
+}
+
+/** The error for a call that met a stalled or vanished server (`isStorageFailure`), saying whether a write may have landed. */
+export function storageUnavailable(error: unknown, outcomeUnknown: boolean): StorageUnavailableError {
+  const reason = isCheckoutTimeout(error)
+    ? "no connection to PostgreSQL came free or could be opened in time"
+    : isAnswerTimeout(error) || isStatementTimeout(error)
+      ? "PostgreSQL did not answer in time"
+      : `the connection to PostgreSQL failed (${error instanceof Error ? error.message : String(error)})`;
+  return new StorageUnavailableError(
+    outcomeUnknown ? `${reason}: the change may or may not have been saved` : `${reason}: nothing was changed`,
+    outcomeUnknown,
+    { cause: error },
+  );
+}
+
+export const DEFAULT_MAX_WAITING_CALLS = 1000;
+
+/** A pool whose queue of calls waiting for a connection is bounded (see maxWaitingCalls). */
+export interface BoundedPool {
+  readonly pool: pg.Pool;
+  readonly maxWaitingCalls: number;
+}
+
+/** Throws, before the call joins the pool's queue, when `maxWaitingCalls` calls wait there already. */
+export function admit({ pool, maxWaitingCalls }: BoundedPool): void {
+  if (pool.waitingCount >= maxWaitingCalls)
+    throw new StorageUnavailableError(
+      `${maxWaitingCalls} calls are already waiting for a PostgreSQL connection: nothing was changed`,
+      false,
+    );
+}

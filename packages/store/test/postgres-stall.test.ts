@@ -381,6 +381,51 @@ describe.skipIf(!connectionString)("PostgreSQL that stalls", () => {
       ).rejects.toThrow(`maxWaitingCalls must be a non-negative integer, got ${maxWaitingCalls}`);
   });
 
+  it("a client's journal read stalled behind a lock is StorageUnavailableError, and past the bound on waiting reads one is refused at once", async () => {
+    const schema = freshSchemaName("bourse_stall");
+    dropLater(schema);
+    const journal = new PostgresJournal({
+      connectionString: connectionString!,
+      schema,
+      poolSize: 1,
+      maxWaitingCalls: 2,
+      statementTimeoutMilliseconds: STATEMENT_TIMEOUT_MILLISECONDS,
+    });
+    await journal.open();
+    cleanups.push(async () => void (await settledWithin(journal.close(), 5_000)));
+    const locker = new pg.Client({ connectionString });
+    await locker.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query(`LOCK TABLE "${schema}".order_history IN ACCESS EXCLUSIVE MODE`);
+      // The pool's one connection waits on the lock; two reads wait for that connection, as many as the bound allows.
+      const stalled = settledWithin(journal.orderHistory({ accountId: 1 }), STALL_VERDICT_MILLISECONDS);
+      await sleep(50);
+      const waiting = [1, 2].map(() => settledWithin(journal.lastSequence(), STALL_VERDICT_MILLISECONDS));
+      await sleep(20);
+      const startedAt = performance.now();
+      const refused = await settledWithin(journal.ledger({ accountId: 1 }), STALL_VERDICT_MILLISECONDS);
+      expect(performance.now() - startedAt).toBeLessThan(200);
+      const error = (refused as { error: unknown }).error;
+      expect(error).toBeInstanceOf(StorageUnavailableError);
+      expect((error as Error).message).toBe(
+        "2 calls are already waiting for a PostgreSQL connection: nothing was changed",
+      );
+      // The stalled read ends with the statement timeout, as the storage's failure (a 503), not as pg's own error.
+      const outcome = await stalled;
+      expect(outcome).not.toBe("still pending");
+      const failure = (outcome as { error: unknown }).error;
+      expect(failure).toBeInstanceOf(StorageUnavailableError);
+      expect((failure as StorageUnavailableError).outcomeUnknown).toBe(false);
+      expect((failure as Error).message).toBe("PostgreSQL did not answer in time: nothing was changed");
+      for (const read of await Promise.all(waiting)) expect(read).toEqual({ value: 0 });
+    } finally {
+      await locker.query("ROLLBACK").catch(() => undefined);
+      await locker.end();
+    }
+    expect((await journal.orderHistory({ accountId: 1 })).rows).toEqual([]);
+  });
+
   it("a platform connection silenced by a partition is given up, and calls waiting for the pool get a clear error", async () => {
     const proxy = new StallingProxy();
     await proxy.start();
