@@ -349,8 +349,9 @@ export class MarketDataService {
   }
 
   /**
-   * Reads the live bars of the current period of every symbol from the store (after a restart the
-   * day's open, high and low survive). Run once the store is open, before the feed starts.
+   * Reads the live bars of every symbol from the store: those of its last quote, as a server that never stopped
+   * has them (after a restart the day's open, high and low survive). Run once the store is open, before the feed
+   * starts.
    */
   load(): Promise<void> {
     return this.serialized(async () => {
@@ -359,8 +360,12 @@ export class MarketDataService {
         if (!this.last.has(quote.symbol)) this.last.set(quote.symbol, quote);
       const now = this.platform.clock.now();
       for (const symbol of this.platform.instruments.keys()) {
+        // The bars of the last quote's time, not of the clock's: the shortlist's day is the day of the last quote
+        // (a restart over a weekend showed no high, low or change until Sunday's open), and quote times never go
+        // back (a clock set back across a restart rebuilt the live bars from the next tick alone, on the streams).
+        const at = this.last.get(symbol)?.time ?? now;
         for (const timeframe of CANDLE_TIMEFRAMES) {
-          const openTime = bucketStart(timeframe, now);
+          const openTime = bucketStart(timeframe, at);
           const [stored] = await this.platform.store.candles({
             symbol,
             timeframe,

@@ -181,4 +181,65 @@ describe("quotes across a restart", () => {
       await second.close();
     }
   });
+
+  // Found by the audit of 7 December (second session): the live bars were loaded at the clock's time, not the last
+  // quote's. A restart on a later UTC day than the last quote (a weekend) showed the shortlist without the day's
+  // high, low and change, and a clock set back across a restart rebuilt the streamed M1 bar from the next tick alone.
+  it("keeps the last quote's bars live across a restart: the shortlist's day, and the streamed bar when the clock went back", async () => {
+    const directory = dataDirectory();
+    const clock = new ManualClock(Date.UTC(2026, 5, 2, 20, 0));
+    const environment = { BOURSE_SESSION_TTL_SECONDS: "604800" };
+    const first = await startTestServer({ dataDirectory: directory, clock, environment });
+    const trader = await signUp(first);
+    for (const [minute, bid, ask] of [
+      [0, "1.10000", "1.10010"],
+      [10, "1.10500", "1.10510"],
+      [20, "1.09500", "1.09510"],
+      [30, "1.10200", "1.10210"],
+    ] as const) {
+      clock.set(Date.UTC(2026, 5, 2, 20, minute));
+      await quote(first, { symbol: "EURUSD", bid, ask });
+    }
+    const shortlist = async (server: TestServer) =>
+      tableObjects(
+        (await call(server, "GET", "/api/v1/market/shortlist", { token: trader.token })).body as {
+          structure: string[];
+          rows: unknown[][];
+        },
+      ).find((row) => row.symbol === "EURUSD");
+    clock.set(Date.UTC(2026, 5, 3, 0, 30)); // the next UTC day
+    const before = await shortlist(first);
+    // (1.10200 − 1.10000) / 1.10000 = 0.18 %
+    expect(before).toMatchObject({ bid: 1.102, change: 0.18, high: 1.105, low: 1.095 });
+    await first.close();
+
+    const second = await startTestServer({ dataDirectory: directory, clock, environment });
+    try {
+      expect(await shortlist(second)).toEqual(before);
+    } finally {
+      await second.close();
+    }
+
+    // The clock set back across a restart: the next quote is stamped at the last one's time (12:05:10, not 12:03),
+    // into the bar the store holds, and the stream carries that bar, not one made of the new tick alone.
+    clock.set(Date.UTC(2026, 5, 3, 12, 5, 10));
+    const third = await startTestServer({ dataDirectory: directory, clock, environment });
+    await quote(third, { symbol: "EURUSD", bid: "1.10000", ask: "1.10010" });
+    await third.close();
+    clock.set(Date.UTC(2026, 5, 3, 12, 3));
+    const fourth = await startTestServer({ dataDirectory: directory, clock, environment });
+    try {
+      const streamed: BusMessage[] = [];
+      fourth.platform.bus.subscribe(BusTopics.candles("EURUSD", "M1"), (_topic, message) => streamed.push(message));
+      await quote(fourth, { symbol: "EURUSD", bid: "1.10100", ask: "1.10110" });
+      expect(streamed.at(-1)?.payload).toMatchObject({
+        time: "2026-06-03T12:05:00.000Z",
+        open: 1.1,
+        close: 1.101,
+        tickVolume: 2,
+      });
+    } finally {
+      await fourth.close();
+    }
+  });
 });
