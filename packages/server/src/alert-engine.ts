@@ -324,6 +324,14 @@ export class AlertEngine {
   private readonly byId = new Map<string, Tracked>();
   /** Bumped whenever the user changes an alert: a queued trigger write of an older generation is skipped. */
   private readonly generations = new Map<string, number>();
+  /**
+   * The engine's own changes of alerts (a once alert triggered or expired, a MOVING_* alert's new reference) that are
+   * queued for the store and not yet written, by alert id, with how many of their writes are still queued. A user's
+   * change starts from them (`withUnwrittenChanges`): it replaces the stored row, and the queued writes of older
+   * generations are skipped, so a change made from the stale row made a fired once alert active again (it fired
+   * twice) and put a MOVING_* alert's reference back.
+   */
+  private readonly unwritten = new Map<string, { patch: PriceAlertPatch; writes: number }>();
   private readonly expiry: PriceHeap;
   private nextHandle = 1;
   private state: "idle" | "loading" | "running" | "closed" = "idle";
@@ -382,9 +390,19 @@ export class AlertEngine {
     this.timer = null;
   }
 
-  /** Call before writing a user's change of the alert to the store (queued trigger writes then skip it). */
+  /**
+   * Call before writing a user's change of the alert to the store (queued trigger writes then skip it). The change
+   * was made from `withUnwrittenChanges`, so it carries the engine's unwritten changes, or replaces them.
+   */
   invalidate(alertId: string): void {
     this.generations.set(alertId, (this.generations.get(alertId) ?? 0) + 1);
+    this.unwritten.delete(alertId);
+  }
+
+  /** The alert as the engine knows it: the stored row with the engine's changes still queued for the store. */
+  withUnwrittenChanges(alert: PriceAlert): PriceAlert {
+    const entry = this.unwritten.get(alert.id);
+    return entry ? { ...alert, ...entry.patch } : alert;
   }
 
   /**
@@ -400,6 +418,7 @@ export class AlertEngine {
   /** The alert was deleted. */
   forget(alertId: string): void {
     this.generations.delete(alertId);
+    this.unwritten.delete(alertId);
     if (this.state === "loading") this.pendingWhileLoading.set(alertId, null);
     else if (this.state === "running") this.untrack(alertId);
   }
@@ -662,6 +681,7 @@ export class AlertEngine {
     // The trigger's own key: a try made again after its outcome was lost records it once. Random, so no trigger of
     // another run can share it (a count restarts at 0, and quote times can repeat across a restart).
     const key = `${alert.id}:${randomUUID()}`;
+    const written = patch ? this.noteUnwritten(alert.id, patch) : null;
     this.notifications.queue.push(async () => {
       // The log, the alert's change and the notification in one transaction; the change is left out if the
       // user changed the alert since (checked at each try).
@@ -674,6 +694,7 @@ export class AlertEngine {
           notification,
         }),
       );
+      written?.();
       const stored = recorded.log;
       const view = alertLogView(stored, instrument);
       if (recorded.notification) this.notifications.publish(recorded.notification);
@@ -693,20 +714,36 @@ export class AlertEngine {
 
   /** Writes an engine-made change of the alert, unless the user changed the alert since. */
   private persist(alert: PriceAlert, patch: PriceAlertPatch): void {
-    this.writeUnlessChanged(alert, () =>
-      this.platform.store.updateAlert(alert.userId, alert.id, patch, this.platform.clock.now()),
+    const written = this.noteUnwritten(alert.id, patch);
+    this.writeUnlessChanged(
+      alert,
+      () => this.platform.store.updateAlert(alert.userId, alert.id, patch, this.platform.clock.now()),
+      written,
     );
   }
 
+  /** Records an engine-made change queued for the store; the function it returns says the write is done. */
+  private noteUnwritten(alertId: string, patch: PriceAlertPatch): () => void {
+    const entry = this.unwritten.get(alertId) ?? { patch: {}, writes: 0 };
+    entry.patch = { ...entry.patch, ...patch };
+    entry.writes += 1;
+    this.unwritten.set(alertId, entry);
+    return () => {
+      entry.writes -= 1;
+      if (entry.writes === 0 && this.unwritten.get(alertId) === entry) this.unwritten.delete(alertId);
+    };
+  }
+
   /** Queues an engine-made write of the alert, skipped if the user changes the alert before it runs. */
-  private writeUnlessChanged(alert: PriceAlert, write: () => Promise<unknown>): void {
+  private writeUnlessChanged(alert: PriceAlert, write: () => Promise<unknown>, written?: () => void): void {
     const generation = this.generations.get(alert.id);
-    this.notifications.queue.push(() =>
-      this.notifications.untilStored(async () => {
+    this.notifications.queue.push(async () => {
+      await this.notifications.untilStored(async () => {
         if (this.generations.get(alert.id) !== generation) return;
         await write();
-      }),
-    );
+      });
+      written?.();
+    });
   }
 }
 

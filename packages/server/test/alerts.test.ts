@@ -606,6 +606,76 @@ describe("a store that fails a trigger's write", () => {
   });
 });
 
+describe("a user's change while the trigger's write waits in the queue", () => {
+  // Found by the audit of 7 December (second session): the change was made from the stored row, which did not have
+  // the trigger yet, and replaced it; the queued write then skipped its own change (the alert had changed since).
+  // A once alert was active again and fired a second time; a repeating MOVING_UP measured from its old reference.
+
+  /** Holds every trigger's write until the returned function is called (a busy queue, a slow PostgreSQL). */
+  function holdTriggerWrites() {
+    const store = server.platform.store;
+    const record = store.recordAlertTrigger.bind(store);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const spy = vi.spyOn(store, "recordAlertTrigger").mockImplementation(async (trigger) => {
+      await released;
+      return record(trigger);
+    });
+    return () => {
+      release();
+      spy.mockRestore();
+    };
+  }
+
+  it("a once alert that fired stays triggered when its message is changed, and does not fire again", async () => {
+    const owner = await signUp(server);
+    await bid(1.09);
+    const alert = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.1 }, owner);
+    const release = holdTriggerWrites();
+    try {
+      await bid(1.105);
+      const changed = await call(server, "POST", `/api/v1/alerts/${alert.id}`, {
+        token: owner.token,
+        body: { message: "renamed" },
+      });
+      expect(changed.status).toBe(200);
+      expect(changed.body.data).toMatchObject({ status: "triggered", message: "renamed" });
+    } finally {
+      release();
+    }
+    await bid(1.106);
+    await bid(1.107);
+    expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.105]);
+    expect(await alertOf(alert.id, owner)).toMatchObject({ status: "triggered", message: "renamed" });
+  });
+
+  it("a repeating MOVING_UP keeps the reference it fired at when its message is changed", async () => {
+    const owner = await signUp(server);
+    await bid(1.1);
+    const alert = await createAlert({ condition: "MOVING_UP", moveThreshold: 0.005, repeating: true }, owner);
+    expect(alert.referencePrice).toBe(1.1);
+    const release = holdTriggerWrites();
+    try {
+      await bid(1.105);
+      const changed = await call(server, "POST", `/api/v1/alerts/${alert.id}`, {
+        token: owner.token,
+        body: { message: "renamed" },
+      });
+      expect(changed.status).toBe(200);
+      expect(changed.body.data).toMatchObject({ status: "active", referencePrice: 1.105 });
+    } finally {
+      release();
+    }
+    // 0.001 above the new reference: no move of 0.005 yet.
+    await bid(1.106);
+    expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.105]);
+    expect(await alertOf(alert.id, owner)).toMatchObject({ status: "active", referencePrice: 1.105 });
+    await bid(1.11);
+    // Newest first.
+    expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.11, 1.105]);
+  });
+});
+
 describe("repeating alerts, expiration and re-arming", () => {
   it("a repeating GREATER_THAN fires again only after the bid went back to the target or below", async () => {
     const alert = await scenario(

@@ -234,7 +234,13 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
         response: { 200: TableResponse, ...authenticatedErrors },
       },
     },
-    async (request) => toTable(ALERT_COLUMNS, (await platform.store.listAlerts(request.principal!.userId)).map(view)),
+    async (request) =>
+      toTable(
+        ALERT_COLUMNS,
+        (await platform.store.listAlerts(request.principal!.userId)).map((alert) =>
+          view(engine.withUnwrittenChanges(alert)),
+        ),
+      ),
   );
 
   app.put(
@@ -308,8 +314,10 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
     async (request) => {
       const userId = request.principal!.userId;
       const body = request.body;
-      const current = await platform.store.getAlert(userId, request.params.id);
-      if (!current) throw notFound();
+      const stored = await platform.store.getAlert(userId, request.params.id);
+      if (!stored) throw notFound();
+      // What the engine did to it and has not yet written (it fired): the change replaces the stored row.
+      const current = engine.withUnwrittenChanges(stored);
       checkAccount(platform, userId, body.accountId);
       const instrument = platform.instrument(current.symbol);
       const now = platform.clock.now();
