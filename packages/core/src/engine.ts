@@ -526,6 +526,19 @@ export class TradingEngine {
     return this.clock;
   }
 
+  /**
+   * When the next expiration or rollover is due (engine time, ms), or null before the first command anchors the
+   * rollover calendar: a command at or after it, `advanceTime` among them, runs it. The server's clock sends
+   * `advanceTime` then, so an order expires on time and a day rolls over when no quote or request comes.
+   */
+  nextDueTime(): number | null {
+    const state = this.state;
+    if (state.lastRolloverAt === null) return null;
+    const nextRollover = state.lastRolloverAt + DAY_MS;
+    const nextExpiration = state.expirations.peekPrice();
+    return nextExpiration === null ? nextRollover : Math.min(nextRollover, nextExpiration);
+  }
+
   quote(symbol: string): Readonly<MarketQuote> | undefined {
     return this.quotes.get(symbol);
   }

@@ -765,6 +765,43 @@ describe("time: swaps, expirations, sessions", () => {
     expect(s.replayMatches()).toBe(true);
   });
 
+  // The server sends advanceTime at this time (found by the audit of 7 December, second session: nothing sent it, so
+  // an order past its expiration stayed working until the next quote or request).
+  it("says when the next expiration or rollover is due (nextDueTime): the earlier of the two", () => {
+    const s = new Scenario();
+    expect(s.engine.nextDueTime()).toBeNull();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const rollover = Date.UTC(2026, 5, 2, 22, 0);
+    expect(s.engine.nextDueTime()).toBe(rollover);
+    const gtd = (expiration: number) =>
+      s.ok({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "LIMIT",
+        volume: 100,
+        price: 108000,
+        timeInForce: "GTD",
+        expiration,
+      });
+    const cancelled = gtd(TUESDAY_NOON + 3_600_000);
+    expect(s.engine.nextDueTime()).toBe(TUESDAY_NOON + 3_600_000);
+    s.ok({ kind: "cancelOrder", accountId: account, orderId: cancelled.orderId as number });
+    expect(s.engine.nextDueTime()).toBe(rollover);
+    gtd(TUESDAY_NOON + 7_200_000);
+    gtd(rollover + 60_000);
+    expect(s.engine.nextDueTime()).toBe(TUESDAY_NOON + 7_200_000);
+    s.ok({ kind: "advanceTime" }, TUESDAY_NOON + 7_200_000);
+    expect(s.engine.nextDueTime()).toBe(rollover);
+    s.ok({ kind: "advanceTime" }, rollover);
+    expect(s.engine.nextDueTime()).toBe(rollover + 60_000);
+    s.ok({ kind: "advanceTime" }, rollover + 60_000);
+    expect(s.engine.nextDueTime()).toBe(rollover + 86_400_000);
+    expect(s.engine.state.orders.size).toBe(0);
+  });
+
   it("DAY orders expire at the rollover, GTD orders at their time", () => {
     const s = new Scenario();
     const account = s.account();

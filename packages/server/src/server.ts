@@ -21,6 +21,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { marketRoutes } from "./routes/market.ts";
 import { tradeRoutes } from "./routes/trade.ts";
 import { AlertEngine } from "./alert-engine.ts";
+import { EngineClock } from "./engine-clock.ts";
 import { NotificationService } from "./notifications.ts";
 import { alertRoutes } from "./routes/alerts.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
@@ -135,6 +136,8 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
     await AlertEngine.for(platform).start();
     // The day's bars survive a restart; then the feed (stopped on close, before the last candle flush).
     await marketDataOf(platform).load();
+    // Expirations and rollovers on time, quotes or not; after the kept quotes are back, which swaps convert at.
+    EngineClock.for(platform).start();
     platform.onClose(startFeed(platform, options.config.feed, options.config.feedTuning));
   };
   async function close(): Promise<void> {
