@@ -200,21 +200,48 @@ describe("GET /v1/api/account/history", () => {
           },
         ],
         more: false,
+        nextCursor: null,
       });
       // limit cuts both lists; a range after everything is empty.
       const cut = await automation(server, "GET", "/v1/api/account/history?limit=1", key);
       expect(cut.body.data.deals).toHaveLength(1);
       expect(cut.body.data.more).toBe(true);
       const later = await automation(server, "GET", `/v1/api/account/history?from=${TUESDAY_NOON + 1}`, key);
-      expect(later.body.data).toEqual({ deals: [], operations: [], more: false });
+      expect(later.body.data).toEqual({ deals: [], operations: [], more: false, nextCursor: null });
       const bounded = await automation(server, "GET", `/v1/api/account/history?from=${NOON}&to=${NOON}`, key);
-      expect(bounded.body.data).toEqual({ deals: [], operations: [], more: false });
+      expect(bounded.body.data).toEqual({ deals: [], operations: [], more: false, nextCursor: null });
     } finally {
       await pushQuote(server, "EURUSD", "1.08430", "1.08440");
     }
   });
 
-  it("refuses bad times, bounds and limits (400), and answers 401 without a key", async () => {
+  // Found by the audit of 7 December (second session): the history had no cursor, and its advice, "ask again from
+  // the last time shown", gave the same rows forever once more than `limit` deals shared a millisecond.
+  it("pages through deals that share one millisecond with nextCursor, each list on its own, every row once", async () => {
+    const { key } = await trader();
+    const tickets: number[] = [];
+    for (let order = 0; order < 7; order += 1) tickets.push((await buy(key, 0.01)).deal);
+    const deals: number[] = [];
+    const operations: number[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query: string = cursor === null ? "limit=3" : `limit=3&cursor=${cursor}`;
+      const page = await automation(server, "GET", `/v1/api/account/history?${query}`, key);
+      expect(page.status, JSON.stringify(page.body)).toBe(200);
+      deals.push(...page.body.data.deals.map((deal: { ticket: number }) => deal.ticket));
+      operations.push(...page.body.data.operations.map((operation: { ticket: number }) => operation.ticket));
+      cursor = page.body.data.nextCursor;
+      expect(page.body.data.more).toBe(cursor !== null);
+      pages += 1;
+    } while (cursor !== null && pages < 10);
+    // 7 deals by 3: three pages; the one deposit comes in the first, then its list is complete.
+    expect(pages).toBe(3);
+    expect(deals).toEqual(tickets);
+    expect(operations).toHaveLength(1);
+  });
+
+  it("refuses bad times, bounds, limits and cursors (400), and answers 401 without a key", async () => {
     const { key } = await trader();
     for (const query of [
       "from=yesterday",
@@ -222,6 +249,10 @@ describe("GET /v1/api/account/history", () => {
       "limit=1001",
       `from=${TUESDAY_NOON + 1}&to=${TUESDAY_NOON}`,
       "x=1",
+      "cursor=abc",
+      "cursor=abc.def",
+      "cursor=-.-.-",
+      `cursor=${Buffer.from("id:-1").toString("base64url")}.-`,
     ])
       expectError(await automation(server, "GET", `/v1/api/account/history?${query}`, key), 400, "INVALID_DATA");
     expectError(await automation(server, "GET", "/v1/api/account/history", null), 401, "UNAUTHORIZED");

@@ -23,7 +23,7 @@
  * bounded to `deviation` points from the price quoted when it arrives. `sl`/`tp` 0 or null mean none.
  */
 import { type Account, type CommandSuccess, type Deal, type Order, type Position } from "@bourse/core";
-import { MAX_HISTORY_LIMIT, type LedgerRow } from "@bourse/store";
+import { MAX_HISTORY_LIMIT, decodeCursor, encodeCursor, type LedgerRow } from "@bourse/store";
 import { Type } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest, FastifySchema } from "fastify";
 import type { RouteModule } from "../app.ts";
@@ -171,7 +171,38 @@ const HistoryQuery = Closed({
   limit: Type.Optional(
     Type.Integer({ minimum: 1, maximum: MAX_HISTORY_LIMIT, default: 100, description: "Rows per list, at most 1,000" }),
   ),
+  cursor: Type.Optional(
+    Type.String({
+      minLength: 3,
+      maxLength: 130,
+      pattern: "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$",
+      description: "The `nextCursor` of the previous answer, with the same from and to: the next rows of both lists",
+    }),
+  ),
 });
+
+/** A list of the history that has no rows left, in the automation history's cursor. */
+const LIST_DONE = "-";
+
+/**
+ * The automation history's cursor: where each of its two lists (deals, balance operations) goes on, each a read
+ * models' cursor or LIST_DONE, joined by a dot. Times alone cannot page: any number of deals share a millisecond (a
+ * close-all, a stop-out, an order walking the book), and "ask again from the last time shown" returned the same rows
+ * forever (found by the audit of 7 December, second session).
+ */
+function readHistoryCursor(cursor: string | undefined): { deals?: string; operations?: string } {
+  if (cursor === undefined) return {};
+  const [deals, operations] = cursor.split(".") as [string, string];
+  for (const part of [deals, operations])
+    if (part !== LIST_DONE) {
+      try {
+        decodeCursor(part);
+      } catch {
+        throw new ApiError("INVALID_DATA", "cursor is not one this server issued");
+      }
+    }
+  return { deals, operations };
+}
 
 const DEFAULT_CANDLE_COUNT = 100;
 const CandlesQuery = Closed({
@@ -224,7 +255,10 @@ const HistoryResult = Type.Object({
   operations: Type.Array(AutomationOperationSchema, {
     description: "Balance operations (deposits, withdrawals, credit, corrections), oldest first",
   }),
-  more: Type.Boolean({ description: "True when `limit` cut a list: ask again from the last time shown" }),
+  more: Type.Boolean({ description: "True when `limit` cut a list: ask again with `cursor` set to `nextCursor`" }),
+  nextCursor: Type.Union([Type.String(), Type.Null()], {
+    description: "The `cursor` of the next rows of both lists (null when neither was cut)",
+  }),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -305,7 +339,8 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       summary: "Executed deals and balance operations between from (inclusive) and to (exclusive), oldest first",
       description:
         "Each list holds at most `limit` rows (default 100, at most 1,000); `more` is true when either was cut: " +
-        "ask again from the last time shown.",
+        "ask again with the same from and to and `cursor` set to `nextCursor` for the next rows of both (a list " +
+        "already complete comes back empty).",
       querystring: HistoryQuery,
       response: { 200: Success(HistoryResult), ...automationErrors },
     }),
@@ -316,31 +351,41 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       if (from !== undefined && to !== undefined && from > to)
         throw new ApiError("INVALID_DATA", "from must not be later than to");
       const limit = request.query.limit ?? 100;
+      const after = readHistoryCursor(request.query.cursor);
       const range = {
         accountId: account.id,
         ...(from === undefined ? {} : { from }),
         ...(to === undefined ? {} : { to }),
       };
-      const deals = await platform.readModels.dealHistory({ ...range, limit });
+      const deals =
+        after.deals === LIST_DONE
+          ? { rows: [], nextCursor: null }
+          : await platform.readModels.dealHistory({ ...range, limit, cursor: after.deals });
       // The ledger also holds each deal's profit, commission and swap: keep the balance operations only,
-      // reading at most ten pages.
+      // reading at most ten pages; the list goes on after the last row read or shown.
       const operations: LedgerRow[] = [];
-      let cursor: string | null | undefined;
-      let more = deals.nextCursor !== null;
-      for (let page = 0; page < 10; page += 1) {
-        const rows = await platform.readModels.ledger({ ...range, limit: MAX_HISTORY_LIMIT, cursor });
-        for (const row of rows.rows) if (BALANCE_OPERATION_KINDS.has(row.kind)) operations.push(row);
-        cursor = rows.nextCursor;
-        if (cursor === null || operations.length > limit) break;
-        if (page === 9) more = true;
+      let operationsNext: string | null = null;
+      if (after.operations !== LIST_DONE) {
+        let cursor: string | null | undefined = after.operations;
+        for (let page = 0; page < 10 && cursor !== null; page += 1) {
+          const rows = await platform.readModels.ledger({ ...range, limit: MAX_HISTORY_LIMIT, cursor });
+          for (const row of rows.rows) if (BALANCE_OPERATION_KINDS.has(row.kind)) operations.push(row);
+          cursor = rows.nextCursor;
+          if (operations.length > limit) break;
+        }
+        operationsNext = operations.length > limit ? encodeCursor(operations[limit - 1]!.id) : (cursor ?? null);
       }
-      if (operations.length > limit) more = true;
+      const nextCursor =
+        deals.nextCursor === null && operationsNext === null
+          ? null
+          : `${deals.nextCursor ?? LIST_DONE}.${operationsNext ?? LIST_DONE}`;
       return {
         success: true as const,
         data: {
           deals: deals.rows.map((deal) => automationDealView(platform, account, deal)),
           operations: operations.slice(0, limit).map((row) => automationOperationView(account, row)),
-          more,
+          more: nextCursor !== null,
+          nextCursor,
         },
       };
     },
