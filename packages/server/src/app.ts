@@ -153,6 +153,16 @@ export function toApiError(error: unknown): ApiError {
   return new ApiError("INTERNAL_ERROR");
 }
 
+/** Answers `apiError` in the shape of the request's face: the Automation API's `{success, error, code}`, else `{error, message}`. */
+function sendApiError(request: FastifyRequest, reply: FastifyReply, apiError: ApiError): FastifyReply {
+  for (const [name, value] of Object.entries(apiError.headers)) void reply.header(name, value);
+  if (request.routeOptions?.config?.face === "automation" || isAutomationPath(request.url))
+    return reply
+      .status(automationStatus(apiError.statusCode))
+      .send({ success: false, error: apiError.message, code: apiError.code });
+  return reply.status(apiError.statusCode).send(errorBody(apiError.code, apiError.message));
+}
+
 /**
  * A request with a body (any method but GET and HEAD, whether the route reads one or not) can be answered 413
  * PAYLOAD_TOO_LARGE or 415 UNSUPPORTED_MEDIA_TYPE by Fastify's body parsing, before the handler: both are added to
@@ -238,6 +248,19 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const config = platform.config;
   const app = Fastify({
     logger: options.logger ?? false,
+    // A URL the router cannot read (a malformed percent-encoding, a path parameter past maxParamLength) is answered
+    // in the face's own error shape, as every other refusal, not in Fastify's.
+    frameworkErrors: (error, request, reply) =>
+      sendApiError(
+        request,
+        reply,
+        new ApiError(
+          "INVALID_DATA",
+          error.code === "FST_ERR_MAX_PARAM_LENGTH"
+            ? "A path parameter is longer than any this server has"
+            : "The URL is not valid: it has a malformed percent-encoding",
+        ),
+      ),
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,
     // `request.ip`, which every per-address limit counts, by the rule of client-address.ts (false: the peer).
@@ -370,12 +393,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const apiError = toApiError(error);
     if (apiError.code === "INTERNAL_ERROR") request.log.error({ err: error }, "unexpected error");
-    for (const [name, value] of Object.entries(apiError.headers)) void reply.header(name, value);
-    if (request.routeOptions.config?.face === "automation" || isAutomationPath(request.url))
-      return reply
-        .status(automationStatus(apiError.statusCode))
-        .send({ success: false, error: apiError.message, code: apiError.code });
-    return reply.status(apiError.statusCode).send(errorBody(apiError.code, apiError.message));
+    return sendApiError(request, reply, apiError);
   });
   app.setNotFoundHandler((request, reply) => {
     const message = `No route ${request.method} ${request.url.split("?")[0]}`;

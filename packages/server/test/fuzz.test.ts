@@ -146,3 +146,26 @@ it("answers every route's random input without a 500, in the route's error envel
   // The server still works after all of it.
   expect((await call(server, "GET", `/api/v1/accounts/${login}`, { token: userToken })).status).toBe(200);
 });
+
+// Found by the audit of 7 December (second session): a path the router cannot read was answered by Fastify itself,
+// in its own shape ({"error":"Bad Request","code":"FST_ERR_BAD_URL",...}, or 414 FST_ERR_MAX_PARAM_LENGTH), not in
+// the face's: no registry code for a client to act on, and no `success` field on the Automation API.
+it("answers a path the router cannot read (a malformed percent-encoding, an overlong parameter) in the route's envelope", async () => {
+  const failures: string[] = [];
+  for (const route of server.app.routeRegistry.filter((candidate) => candidate.url.includes(":"))) {
+    for (const segment of ["%E0%A4%A", "%ZZ", "A".repeat(150)]) {
+      const url = route.url.replace(/:[A-Za-z]+/g, segment);
+      const answer = await call(server, route.method, url, {
+        token: credentials(route),
+        body: route.method === "POST" || route.method === "PUT" ? {} : undefined,
+      });
+      const envelope =
+        route.face === "automation"
+          ? answer.body?.success === false && isApiErrorCode(answer.body.code)
+          : isApiErrorCode(answer.body?.error) && typeof answer.body?.message === "string";
+      if (answer.status < 400 || answer.status >= 500 || !envelope)
+        failures.push(`${route.method} ${url.slice(0, 60)} → ${answer.status} ${JSON.stringify(answer.body)}`);
+    }
+  }
+  expect(failures).toEqual([]);
+});
