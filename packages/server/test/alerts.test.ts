@@ -163,6 +163,10 @@ describe("alert routes", () => {
       [{ condition: "ENTERING_CHANNEL", channelLow: 1.1 }, 400, "INVALID_DATA"],
       [{ condition: "MOVING_UP", moveThreshold: 0 }, 400, "INVALID_DATA"],
       [{ condition: "MOVING_DOWN_PERCENT", moveThreshold: 0.001 }, 400, "INVALID_DATA"],
+      // A fall no price can make: taken before (the audit of 7 December, second session), it could never fire.
+      [{ condition: "MOVING_DOWN_PERCENT", moveThreshold: 100 }, 400, "INVALID_DATA"],
+      [{ condition: "MOVING_DOWN_PERCENT", moveThreshold: 500 }, 400, "INVALID_DATA"],
+      [{ condition: "MOVING_DOWN", moveThreshold: 1.1, referencePrice: 1.1 }, 400, "INVALID_DATA"],
       [{ condition: "INSIDE_CHANNEL", channelLow: 1, channelHigh: 2, targetPrice: 1.5 }, 400, "INVALID_DATA"],
       [{ condition: "GREATER_THAN", targetPrice: 1.5, referencePrice: 1.4 }, 400, "INVALID_DATA"],
       [{ condition: "GREATER_THAN", targetPrice: 1.000001 }, 400, "INVALID_PRICE"],

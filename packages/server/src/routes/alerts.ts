@@ -52,6 +52,7 @@ import { priceFromWire, timeFromWire } from "../wire.ts";
 
 /** A percent move may be at most 1,000 % (in basis points). */
 const MAX_PERCENT_BASIS_POINTS = 100_000;
+const ONE_HUNDRED_PERCENT_BASIS_POINTS = 10_000;
 const DEFAULT_PAGE = 100;
 
 const SideInput = Type.Union([Type.Literal("BID"), Type.Literal("ASK"), Type.Literal(0), Type.Literal(1)], {
@@ -205,6 +206,15 @@ function checkParameters(condition: AlertCondition, parameters: Parameters): voi
   }
   if (isMovingCondition(condition) && (parameters.moveThreshold === null || parameters.moveThreshold <= 0))
     throw new ApiError("INVALID_DATA", `${condition} needs moveThreshold above 0`);
+  // A fall the price cannot make: the alert could never fire (it was taken, and waited for ever).
+  if (condition === "MOVING_DOWN_PERCENT" && parameters.moveThreshold! >= ONE_HUNDRED_PERCENT_BASIS_POINTS)
+    throw new ApiError("INVALID_DATA", "MOVING_DOWN_PERCENT needs moveThreshold below 100: no price falls further");
+  if (
+    condition === "MOVING_DOWN" &&
+    parameters.referencePrice !== null &&
+    parameters.moveThreshold! >= parameters.referencePrice
+  )
+    throw new ApiError("INVALID_DATA", "MOVING_DOWN needs moveThreshold below referencePrice: no price falls to 0");
 }
 
 function readExpiration(value: number | string | null | undefined, now: number): number | null | undefined {
