@@ -615,8 +615,11 @@ describe("a user's change while the trigger's write waits in the queue", () => {
   // the trigger yet, and replaced it; the queued write then skipped its own change (the alert had changed since).
   // A once alert was active again and fired a second time; a repeating MOVING_UP measured from its old reference.
 
-  /** Holds every trigger's write until the returned function is called (a busy queue, a slow PostgreSQL). */
-  function holdTriggerWrites() {
+  /**
+   * Fires the alert at `firingBid` and changes its message while the trigger's write waits (held as a busy queue or
+   * a slow PostgreSQL would hold it), then lets the write go; answers the change's answer.
+   */
+  async function renameAsItFires(owner: User, alertId: string, firingBid: number) {
     const store = server.platform.store;
     const record = store.recordAlertTrigger.bind(store);
     let release!: () => void;
@@ -625,28 +628,25 @@ describe("a user's change while the trigger's write waits in the queue", () => {
       await released;
       return record(trigger);
     });
-    return () => {
+    try {
+      await bid(firingBid);
+      const changed = await call(server, "POST", `/api/v1/alerts/${alertId}`, {
+        token: owner.token,
+        body: { message: "renamed" },
+      });
+      expect(changed.status).toBe(200);
+      return changed.body.data as Record<string, unknown>;
+    } finally {
       release();
       spy.mockRestore();
-    };
+    }
   }
 
   it("a once alert that fired stays triggered when its message is changed, and does not fire again", async () => {
     const owner = await signUp(server);
     await bid(1.09);
     const alert = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.1 }, owner);
-    const release = holdTriggerWrites();
-    try {
-      await bid(1.105);
-      const changed = await call(server, "POST", `/api/v1/alerts/${alert.id}`, {
-        token: owner.token,
-        body: { message: "renamed" },
-      });
-      expect(changed.status).toBe(200);
-      expect(changed.body.data).toMatchObject({ status: "triggered", message: "renamed" });
-    } finally {
-      release();
-    }
+    expect(await renameAsItFires(owner, alert.id, 1.105)).toMatchObject({ status: "triggered", message: "renamed" });
     await bid(1.106);
     await bid(1.107);
     expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.105]);
@@ -658,18 +658,7 @@ describe("a user's change while the trigger's write waits in the queue", () => {
     await bid(1.1);
     const alert = await createAlert({ condition: "MOVING_UP", moveThreshold: 0.005, repeating: true }, owner);
     expect(alert.referencePrice).toBe(1.1);
-    const release = holdTriggerWrites();
-    try {
-      await bid(1.105);
-      const changed = await call(server, "POST", `/api/v1/alerts/${alert.id}`, {
-        token: owner.token,
-        body: { message: "renamed" },
-      });
-      expect(changed.status).toBe(200);
-      expect(changed.body.data).toMatchObject({ status: "active", referencePrice: 1.105 });
-    } finally {
-      release();
-    }
+    expect(await renameAsItFires(owner, alert.id, 1.105)).toMatchObject({ status: "active", referencePrice: 1.105 });
     // 0.001 above the new reference: no move of 0.005 yet.
     await bid(1.106);
     expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.105]);
