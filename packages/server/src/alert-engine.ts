@@ -42,6 +42,7 @@ import {
   type AlertSide,
   type NewAlertLog,
   type NewNotification,
+  type PlatformStore,
   type PriceAlert,
   type PriceAlertPatch,
 } from "@bourse/store";
@@ -399,10 +400,22 @@ export class AlertEngine {
     this.unwritten.delete(alertId);
   }
 
-  /** The alert as the engine knows it: the stored row with the engine's changes still queued for the store. */
-  withUnwrittenChanges(alert: PriceAlert): PriceAlert {
-    const entry = this.unwritten.get(alert.id);
-    return entry ? { ...alert, ...entry.patch } : alert;
+  /**
+   * The engine's changes of the alert still queued for the store, to take before reading the alert from the store
+   * and give to `withUnwrittenChanges` after: a write that lands while the read runs may or may not be in what the
+   * read returns (PostgreSQL, another connection), and it is no longer among the unwritten ones once it has landed.
+   */
+  unwrittenChanges(alertId: string): PriceAlertPatch | null {
+    return this.unwritten.get(alertId)?.patch ?? null;
+  }
+
+  /**
+   * The alert as the engine knows it: the stored row with the engine's changes queued for the store when the read
+   * began (`before`, from `unwrittenChanges`) and those still queued now.
+   */
+  withUnwrittenChanges(alert: PriceAlert, before: PriceAlertPatch | null): PriceAlert {
+    const now = this.unwritten.get(alert.id)?.patch;
+    return before || now ? { ...alert, ...before, ...now } : alert;
   }
 
   /**
@@ -682,19 +695,23 @@ export class AlertEngine {
     // another run can share it (a count restarts at 0, and quote times can repeat across a restart).
     const key = `${alert.id}:${randomUUID()}`;
     const written = patch ? this.noteUnwritten(alert.id, patch) : null;
-    this.notifications.queue.push(async () => {
+    const queued = this.notifications.queue.push(async () => {
       // The log, the alert's change and the notification in one transaction; the change is left out if the
       // user changed the alert since (checked at each try).
-      const recorded = await this.notifications.untilStored(() =>
-        this.platform.store.recordAlertTrigger({
-          key,
-          log,
-          patch: patch && this.generations.get(alert.id) === generation ? patch : null,
-          now: time,
-          notification,
-        }),
-      );
-      written?.();
+      let recorded: Awaited<ReturnType<PlatformStore["recordAlertTrigger"]>>;
+      try {
+        recorded = await this.notifications.untilStored(() =>
+          this.platform.store.recordAlertTrigger({
+            key,
+            log,
+            patch: patch && this.generations.get(alert.id) === generation ? patch : null,
+            now: time,
+            notification,
+          }),
+        );
+      } finally {
+        written?.();
+      }
       const stored = recorded.log;
       const view = alertLogView(stored, instrument);
       if (recorded.notification) this.notifications.publish(recorded.notification);
@@ -710,6 +727,8 @@ export class AlertEngine {
         seq: stored.id,
       });
     });
+    // Checked before the trigger (see evaluate), so this does not happen; were it refused, nothing would be unwritten.
+    if (!queued) written?.();
   }
 
   /** Writes an engine-made change of the alert, unless the user changed the alert since. */
@@ -737,13 +756,18 @@ export class AlertEngine {
   /** Queues an engine-made write of the alert, skipped if the user changes the alert before it runs. */
   private writeUnlessChanged(alert: PriceAlert, write: () => Promise<unknown>, written?: () => void): void {
     const generation = this.generations.get(alert.id);
-    this.notifications.queue.push(async () => {
-      await this.notifications.untilStored(async () => {
-        if (this.generations.get(alert.id) !== generation) return;
-        await write();
-      });
-      written?.();
+    const queued = this.notifications.queue.push(async () => {
+      try {
+        await this.notifications.untilStored(async () => {
+          if (this.generations.get(alert.id) !== generation) return;
+          await write();
+        });
+      } finally {
+        written?.();
+      }
     });
+    // A full queue drops the write (and counts it): it is not waiting to be written either.
+    if (!queued) written?.();
   }
 }
 

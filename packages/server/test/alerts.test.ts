@@ -167,6 +167,8 @@ describe("alert routes", () => {
       [{ condition: "MOVING_DOWN_PERCENT", moveThreshold: 100 }, 400, "INVALID_DATA"],
       [{ condition: "MOVING_DOWN_PERCENT", moveThreshold: 500 }, 400, "INVALID_DATA"],
       [{ condition: "MOVING_DOWN", moveThreshold: 1.1, referencePrice: 1.1 }, 400, "INVALID_DATA"],
+      // Its reference the current price (the review of the change above: the check ran before it was taken).
+      [{ condition: "MOVING_DOWN", moveThreshold: 2 }, 400, "INVALID_DATA"],
       [{ condition: "INSIDE_CHANNEL", channelLow: 1, channelHigh: 2, targetPrice: 1.5 }, 400, "INVALID_DATA"],
       [{ condition: "GREATER_THAN", targetPrice: 1.5, referencePrice: 1.4 }, 400, "INVALID_DATA"],
       [{ condition: "GREATER_THAN", targetPrice: 1.000001 }, 400, "INVALID_PRICE"],
@@ -651,6 +653,46 @@ describe("a user's change while the trigger's write waits in the queue", () => {
     await bid(1.107);
     expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.105]);
     expect(await alertOf(alert.id, owner)).toMatchObject({ status: "triggered", message: "renamed" });
+  });
+
+  // Found by the review of the fix above: the change read the row before the trigger's write landed, and the write
+  // landed (no longer unwritten) before the read returned, as a second PostgreSQL connection allows.
+  it("a once alert whose trigger's write lands while the change reads the row stays triggered", async () => {
+    const owner = await signUp(server);
+    await bid(1.09);
+    const alert = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.1 }, owner);
+    const store = server.platform.store;
+    const record = store.recordAlertTrigger.bind(store);
+    const get = store.getAlert.bind(store);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const spies = [
+      vi.spyOn(store, "recordAlertTrigger").mockImplementation(async (trigger) => {
+        await released;
+        return record(trigger);
+      }),
+      vi.spyOn(store, "getAlert").mockImplementation(async (userId, alertId) => {
+        const row = await get(userId, alertId);
+        release();
+        await NotificationService.for(server.platform).queue.drain();
+        return row;
+      }),
+    ];
+    try {
+      await bid(1.105);
+      const changed = await call(server, "POST", `/api/v1/alerts/${alert.id}`, {
+        token: owner.token,
+        body: { message: "renamed" },
+      });
+      expect(changed.status).toBe(200);
+      expect(changed.body.data).toMatchObject({ status: "triggered", message: "renamed" });
+    } finally {
+      release();
+      for (const spy of spies) spy.mockRestore();
+    }
+    await bid(1.106);
+    await bid(1.107);
+    expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.105]);
   });
 
   it("a repeating MOVING_UP keeps the reference it fired at when its message is changed", async () => {

@@ -209,6 +209,10 @@ function checkParameters(condition: AlertCondition, parameters: Parameters): voi
   // A fall the price cannot make: the alert could never fire (it was taken, and waited for ever).
   if (condition === "MOVING_DOWN_PERCENT" && parameters.moveThreshold! >= ONE_HUNDRED_PERCENT_BASIS_POINTS)
     throw new ApiError("INVALID_DATA", "MOVING_DOWN_PERCENT needs moveThreshold below 100: no price falls further");
+}
+
+/** Refuses a MOVING_DOWN the price cannot make from its reference (given, or the current price taken for it). */
+function checkReachable(condition: AlertCondition, parameters: Parameters): void {
   if (
     condition === "MOVING_DOWN" &&
     parameters.referencePrice !== null &&
@@ -244,13 +248,13 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
         response: { 200: TableResponse, ...authenticatedErrors },
       },
     },
-    async (request) =>
-      toTable(
+    async (request) => {
+      const alerts = await platform.store.listAlerts(request.principal!.userId);
+      return toTable(
         ALERT_COLUMNS,
-        (await platform.store.listAlerts(request.principal!.userId)).map((alert) =>
-          view(engine.withUnwrittenChanges(alert)),
-        ),
-      ),
+        alerts.map((alert) => view(engine.withUnwrittenChanges(alert, null))),
+      );
+    },
   );
 
   app.put(
@@ -285,6 +289,7 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
       const status = body.status ?? "active";
       if (isMovingCondition(condition) && parameters.referencePrice === null && status === "active")
         parameters.referencePrice = engine.currentPrice(instrument.symbol, side);
+      checkReachable(condition, parameters);
       if ((await platform.store.listAlerts(userId)).length >= PLATFORM_LIMITS.alertsPerUser)
         throw new ApiError("LIMIT_REACHED", `At most ${PLATFORM_LIMITS.alertsPerUser} alerts per user`);
       const alert = await platform.store.createAlert({
@@ -324,10 +329,12 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
     async (request) => {
       const userId = request.principal!.userId;
       const body = request.body;
+      // What the engine did to it and has not yet written (it fired): the change replaces the stored row. Taken
+      // before the read as well, in case that write lands while the read runs.
+      const before = engine.unwrittenChanges(request.params.id);
       const stored = await platform.store.getAlert(userId, request.params.id);
       if (!stored) throw notFound();
-      // What the engine did to it and has not yet written (it fired): the change replaces the stored row.
-      const current = engine.withUnwrittenChanges(stored);
+      const current = engine.withUnwrittenChanges(stored, before);
       checkAccount(platform, userId, body.accountId);
       const instrument = platform.instrument(current.symbol);
       const now = platform.clock.now();
@@ -365,6 +372,7 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
         )
           parameters.referencePrice = engine.currentPrice(current.symbol, side);
       }
+      checkReachable(condition, parameters);
       const patch: PriceAlertPatch = {
         side,
         condition,
