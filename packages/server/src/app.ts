@@ -153,10 +153,22 @@ export function toApiError(error: unknown): ApiError {
   return new ApiError("INTERNAL_ERROR");
 }
 
-/** Answers `apiError` in the shape of the request's face: the Automation API's `{success, error, code}`, else `{error, message}`. */
-function sendApiError(request: FastifyRequest, reply: FastifyReply, apiError: ApiError): FastifyReply {
+/**
+ * Answers `apiError` in the shape of the request's face: the Automation API's `{success, error, code}`, else
+ * `{error, message}`. A request no route took has the face of its path, or `unroutedFace` (a dedicated port's).
+ */
+function sendApiError(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  apiError: ApiError,
+  unroutedFace?: Face,
+): FastifyReply {
   for (const [name, value] of Object.entries(apiError.headers)) void reply.header(name, value);
-  if (request.routeOptions?.config?.face === "automation" || isAutomationPath(request.url))
+  if (
+    request.routeOptions?.config?.face === "automation" ||
+    isAutomationPath(request.url) ||
+    unroutedFace === "automation"
+  )
     return reply
       .status(automationStatus(apiError.statusCode))
       .send({ success: false, error: apiError.message, code: apiError.code });
@@ -258,8 +270,11 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
           "INVALID_DATA",
           error.code === "FST_ERR_MAX_PARAM_LENGTH"
             ? "A path parameter is longer than any this server has"
-            : "The URL is not valid: it has a malformed percent-encoding",
+            : error.code === "FST_ERR_BAD_URL"
+              ? "The URL is not valid: it has a malformed percent-encoding"
+              : "The URL is not valid",
         ),
+        options.notFoundFace,
       ),
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: true,

@@ -15,7 +15,8 @@ const clocks = new WeakMap<Platform, EngineClock>();
 
 export class EngineClock {
   private timer: NodeJS.Timeout | null = null;
-  private advancing = false;
+  /** The `advanceTime` being run, which `stop` waits for (its events are published before the platform closes). */
+  private advancing: Promise<boolean> | null = null;
 
   /** The one clock of a platform. */
   static for(platform: Platform): EngineClock {
@@ -34,17 +35,26 @@ export class EngineClock {
     this.platform.onClose(() => this.stop());
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.advancing;
   }
 
   /** Sends `advanceTime` when an expiration or a rollover is due; answers whether it ran one. */
-  async advanceIfDue(): Promise<boolean> {
-    if (this.advancing || !this.platform.ready) return false;
+  advanceIfDue(): Promise<boolean> {
+    if (this.advancing || !this.platform.ready) return Promise.resolve(false);
     const due = this.platform.engine.nextDueTime();
-    if (due === null || this.platform.clock.now() < due) return false;
-    this.advancing = true;
+    if (due === null || this.platform.clock.now() < due) return Promise.resolve(false);
+    const advancing = this.advance();
+    this.advancing = advancing;
+    void advancing.finally(() => {
+      if (this.advancing === advancing) this.advancing = null;
+    });
+    return advancing;
+  }
+
+  private async advance(): Promise<boolean> {
     try {
       await this.platform.execute({ kind: "advanceTime" });
       return true;
@@ -53,8 +63,6 @@ export class EngineClock {
       if (!(error instanceof ApiError))
         this.platform.log.error(`engine clock: advanceTime failed: ${String((error as Error)?.stack ?? error)}`);
       return false;
-    } finally {
-      this.advancing = false;
     }
   }
 }

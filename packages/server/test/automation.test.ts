@@ -985,6 +985,14 @@ describe("the dedicated listener (automation.port)", () => {
           });
         }
       }
+      // A URL the router cannot read, outside /v1/api, in this listener's envelope too (the review of 7 December).
+      const unreadable = await fetch(`${base}/api/v1/alerts/%E0%A4%A`, { headers });
+      expect(unreadable.status).toBe(400);
+      expect(await unreadable.json()).toEqual({
+        success: false,
+        error: "The URL is not valid: it has a malformed percent-encoding",
+        code: "INVALID_DATA",
+      });
       expect(
         dedicated.automationApp!.routeRegistry.map((route) => route.url).filter((url) => !url.startsWith("/v1/api/")),
       ).toEqual(["/healthz"]);

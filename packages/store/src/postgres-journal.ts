@@ -14,7 +14,7 @@ import {
   admit,
   isStorageFailure,
   storageUnavailable,
-  DEFAULT_MAX_WAITING_CALLS,
+  checkedMaxWaitingCalls,
 } from "./postgres-timeouts.ts";
 
 export { isConnectionFailure } from "./postgres-timeouts.ts";
@@ -77,9 +77,10 @@ export interface PostgresJournalOptions {
   /** How long opening a connection may take before the call fails, in milliseconds. Default 5000. */
   readonly connectTimeoutMilliseconds?: number;
   /**
-   * Reads for clients (history pages, the streams' replays) that may wait for a pooled connection at once; one more
-   * is refused at once with StorageUnavailableError, as are reads that meet a stalled or vanished server. Appends
-   * are not counted (the durable engine bounds them). Default 1000.
+   * Calls waiting for a pooled connection (every one busy) beyond which a history page (a client's read) is refused
+   * at once with StorageUnavailableError. Appends and the journal's own reads (recovery, a rebuild, the streams'
+   * replays, which the request budget bounds) are never refused for it, though they wait in the same queue and count
+   * in it. Default 1000.
    */
   readonly maxWaitingCalls?: number;
   /**
@@ -307,9 +308,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
     );
     if (!Number.isSafeInteger(this.poolSize) || this.poolSize < 1)
       throw new RangeError(`poolSize must be a positive integer, got ${this.poolSize}`);
-    this.maxWaitingCalls = options.maxWaitingCalls ?? DEFAULT_MAX_WAITING_CALLS;
-    if (!Number.isSafeInteger(this.maxWaitingCalls) || this.maxWaitingCalls < 0)
-      throw new RangeError(`maxWaitingCalls must be a non-negative integer, got ${this.maxWaitingCalls}`);
+    this.maxWaitingCalls = checkedMaxWaitingCalls(options.maxWaitingCalls);
   }
 
   /** Whether a statement that failed on `client` before anything could be committed should run again on another connection. */
@@ -471,19 +470,28 @@ export class PostgresJournal implements EventJournal, ReadModels {
   }
 
   async orderHistory(query: HistoryQuery): Promise<HistoryPage<OrderHistoryRow>> {
-    return this.clientRead(() => postgresHistoryPage(this.query.bind(this), this.readModelTexts, "orders", query));
+    return this.clientRead(
+      () => postgresHistoryPage(this.query.bind(this), this.readModelTexts, "orders", query),
+      true,
+    );
   }
 
   async dealHistory(query: HistoryQuery): Promise<HistoryPage<DealHistoryRow>> {
-    return this.clientRead(() => postgresHistoryPage(this.query.bind(this), this.readModelTexts, "deals", query));
+    return this.clientRead(() => postgresHistoryPage(this.query.bind(this), this.readModelTexts, "deals", query), true);
   }
 
   async positionHistory(query: HistoryQuery): Promise<HistoryPage<PositionHistoryRow>> {
-    return this.clientRead(() => postgresHistoryPage(this.query.bind(this), this.readModelTexts, "positions", query));
+    return this.clientRead(
+      () => postgresHistoryPage(this.query.bind(this), this.readModelTexts, "positions", query),
+      true,
+    );
   }
 
   async ledger(query: HistoryQuery): Promise<HistoryPage<LedgerRow>> {
-    return this.clientRead(() => postgresHistoryPage(this.query.bind(this), this.readModelTexts, "ledger", query));
+    return this.clientRead(
+      () => postgresHistoryPage(this.query.bind(this), this.readModelTexts, "ledger", query),
+      true,
+    );
   }
 
   append(records: readonly JournalRecord[]): Promise<void> {
@@ -594,11 +602,11 @@ export class PostgresJournal implements EventJournal, ReadModels {
   }
 
   /**
-   * A read that may come from a client: refused at once past `maxWaitingCalls`, and a stalled or vanished server
-   * reported as StorageUnavailableError (faces answer 503) rather than as `pg`'s own error (a 500).
+   * A read whose failure on a stalled or vanished server is StorageUnavailableError (faces answer 503) rather than
+   * `pg`'s own error (a 500); a history page (`admitted`) is refused at once past `maxWaitingCalls` as well.
    */
-  private async clientRead<T>(read: () => Promise<T>): Promise<T> {
-    admit({ pool: this.requirePool(), maxWaitingCalls: this.maxWaitingCalls });
+  private async clientRead<T>(read: () => Promise<T>, admitted = false): Promise<T> {
+    if (admitted) admit({ pool: this.requirePool(), maxWaitingCalls: this.maxWaitingCalls });
     try {
       return await read();
     } catch (error) {

@@ -7,11 +7,11 @@
 import { runPostgresMigrationsOnOwnConnection, type PostgresMigration } from "./postgres-migrations.ts";
 import pg from "pg";
 import {
-  DEFAULT_MAX_WAITING_CALLS,
   DEFAULT_STATEMENT_TIMEOUT_MILLISECONDS,
   StorageUnavailableError,
   admit,
   boundedConnectionSettings,
+  checkedMaxWaitingCalls,
   isCheckoutTimeout,
   isStatementTimeout,
   isStorageFailure,
@@ -241,9 +241,7 @@ export class PostgresPlatformStore extends SqlPlatformStore {
 
   protected async connect(): Promise<SqlDatabase> {
     // Validated before anything opens.
-    const maxWaitingCalls = this.options.maxWaitingCalls ?? DEFAULT_MAX_WAITING_CALLS;
-    if (!Number.isSafeInteger(maxWaitingCalls) || maxWaitingCalls < 0)
-      throw new RangeError(`maxWaitingCalls must be a non-negative integer, got ${maxWaitingCalls}`);
+    const maxWaitingCalls = checkedMaxWaitingCalls(this.options.maxWaitingCalls);
     const connectionSettings = boundedConnectionSettings(
       this.options.statementTimeoutMilliseconds ?? DEFAULT_STATEMENT_TIMEOUT_MILLISECONDS,
     );

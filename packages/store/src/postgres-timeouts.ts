@@ -152,9 +152,22 @@ export interface BoundedPool {
   readonly maxWaitingCalls: number;
 }
 
-/** Throws, before the call joins the pool's queue, when `maxWaitingCalls` calls wait there already. */
+/** A positive integer, or a RangeError that names the option. */
+export function checkedMaxWaitingCalls(value: number | undefined): number {
+  const chosen = value ?? DEFAULT_MAX_WAITING_CALLS;
+  if (!Number.isSafeInteger(chosen) || chosen < 1)
+    throw new RangeError(`maxWaitingCalls must be a positive integer, got ${chosen}`);
+  return chosen;
+}
+
+/**
+ * Throws, before the call joins the pool's queue, when `maxWaitingCalls` calls wait there already for a connection to
+ * come free. pg-pool queues every checkout until its next tick, also those an idle connection or one it may still
+ * open is about to take: they are not counted as waiting.
+ */
 export function admit({ pool, maxWaitingCalls }: BoundedPool): void {
-  if (pool.waitingCount >= maxWaitingCalls)
+  const servedSoon = pool.idleCount + Math.max(0, (pool.options.max ?? 10) - pool.totalCount);
+  if (pool.waitingCount - servedSoon >= maxWaitingCalls)
     throw new StorageUnavailableError(
       `${maxWaitingCalls} calls are already waiting for a PostgreSQL connection: nothing was changed`,
       false,

@@ -515,11 +515,6 @@ export interface ProjectionOutput {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/**
- * The rows a batch of records changes, given the existing rows it refers to. An event about a row the
- * read models lack (they can only lag the journal through a bug) is skipped rather than refused: the
- * journal is the truth, and a derived view must never stop a durable fact from being recorded.
- */
 function addLedgerRow(ledger: LedgerRow[], created: CreatedRow[], row: LedgerRow): void {
   ledger.push(row);
   created.push({
@@ -546,6 +541,11 @@ function balanceOf(
   return balance;
 }
 
+/**
+ * The rows a batch of records changes, given the existing rows it refers to. An event about a row the
+ * read models lack (they can only lag the journal through a bug) is skipped rather than refused: the
+ * journal is the truth, and a derived view must never stop a durable fact from being recorded.
+ */
 export function projectBatch(records: readonly JournalRecord[], input: ProjectionInput): ProjectionOutput {
   const orders = new Map<number, Mutable<OrderHistoryRow>>(input.orders.map((row) => [row.id, { ...row }]));
   const positions = new Map<number, Mutable<PositionHistoryRow>>(input.positions.map((row) => [row.id, { ...row }]));

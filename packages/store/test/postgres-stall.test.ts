@@ -374,11 +374,37 @@ describe.skipIf(!connectionString)("PostgreSQL that stalls", () => {
     expect(await store.addToWatchlist("u", "EURUSD")).toEqual(["EURUSD"]);
   });
 
-  it("a bound on waiting calls that is not a non-negative integer is refused before anything opens", async () => {
-    for (const maxWaitingCalls of [-1, 1.5])
+  it("a bound on waiting calls that is not a positive integer is refused before anything opens", async () => {
+    // 0 among them: pg-pool queues a call an idle connection takes too, so it refused every call (the review).
+    for (const maxWaitingCalls of [-1, 0, 1.5]) {
       await expect(
         new PostgresPlatformStore({ connectionString: connectionString!, maxWaitingCalls }).open(),
-      ).rejects.toThrow(`maxWaitingCalls must be a non-negative integer, got ${maxWaitingCalls}`);
+      ).rejects.toThrow(`maxWaitingCalls must be a positive integer, got ${maxWaitingCalls}`);
+      expect(() => new PostgresJournal({ connectionString: connectionString!, maxWaitingCalls })).toThrow(
+        `maxWaitingCalls must be a positive integer, got ${maxWaitingCalls}`,
+      );
+    }
+  });
+
+  it("calls an idle connection is about to take are not counted as waiting: a burst past the bound is served", async () => {
+    const { store } = await openStore(connectionString!, 4, 1);
+    const journalSchema = freshSchemaName("bourse_stall");
+    dropLater(journalSchema);
+    const journal = new PostgresJournal({
+      connectionString: connectionString!,
+      schema: journalSchema,
+      maxWaitingCalls: 1,
+    });
+    await journal.open();
+    cleanups.push(async () => void (await settledWithin(journal.close(), 5_000)));
+    // Warm: four connections open and idle in each pool.
+    await Promise.all([1, 2, 3, 4].map(() => store.findUserById("u")));
+    await Promise.all([1, 2, 3, 4].map(() => journal.orderHistory({ accountId: 1 })));
+    // Three calls in one tick: pg-pool queues each until its next tick though a connection is idle for it.
+    const users = await Promise.all([1, 2, 3].map(() => store.findUserById("u")));
+    expect(users.map((user) => user?.id)).toEqual(["u", "u", "u"]);
+    const pages = await Promise.all([1, 2, 3].map(() => journal.orderHistory({ accountId: 1 })));
+    expect(pages.map((page) => page.rows)).toEqual([[], [], []]);
   });
 
   it("a client's journal read stalled behind a lock is StorageUnavailableError, and past the bound on waiting reads one is refused at once", async () => {
