@@ -1079,10 +1079,15 @@ export class TradingEngine {
       return { ok: true, events: [], orderId, order: { ...(this.state.orders.get(orderId) ?? order) } };
     }
 
-    // Immediate execution: market (bounded by price ± deviation when a price is given) or a marketable IOC/FOK limit.
+    // Immediate execution: a marketable IOC/FOK limit, or a market order bounded by price ± deviation when either is
+    // given. A deviation without a price is MetaTrader's: points from the price quoted when the order arrives (it
+    // bounded nothing on the Client API, found by the audit of 7 December, second session).
     let worst: number | null = null;
     if (type === "LIMIT") worst = price;
-    else if (price !== null) worst = side === "BUY" ? price + (deviation ?? 0) : price - (deviation ?? 0);
+    else if (price !== null || deviation !== null) {
+      const reference = price ?? (side === "BUY" ? quote.ask : quote.bid);
+      worst = side === "BUY" ? reference + (deviation ?? 0) : reference - (deviation ?? 0);
+    }
     const levels = side === "BUY" ? quote.asks : quote.bids;
     const fills = this.planFills(levels, side, command.volume, worst, false);
     const filled = fills.reduce((sum, fill) => sum + fill.volume, 0);

@@ -478,6 +478,32 @@ describe("depth, IOC and FOK", () => {
     s.buy(account, "EURUSD", "0.4", { price: points("EURUSD", "1.08440"), deviation: 10 });
     expect(s.deals().map((deal) => deal.price)).toEqual([points("EURUSD", "1.08440"), points("EURUSD", "1.08450")]);
   });
+
+  // Found by the audit of 7 December (second session): without a price the deviation bounded nothing, and the order
+  // walked the whole book.
+  it("a deviation without a price bounds slippage from the price quoted when the order arrives", () => {
+    const s = new Scenario();
+    const account = s.account();
+    thinBook(s);
+    const order = (timeInForce: "FOK" | "IOC") =>
+      s.run({
+        kind: "placeOrder",
+        time: s.time,
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "MARKET",
+        volume: lots("EURUSD", "0.4"),
+        deviation: 5,
+        timeInForce,
+      });
+    const refused = order("FOK");
+    expect(refused.ok ? "filled" : refused.code).toBe("PRICE_OFF");
+    expect(order("IOC").ok).toBe(true);
+    // Within 1.08440 + 5 points: the top level's 0.3 lot, not the next level at 1.08450.
+    expect(s.deals().map((deal) => [deal.price, deal.volume])).toEqual([[points("EURUSD", "1.08440"), 30]]);
+    expect(s.replayMatches()).toBe(true);
+  });
 });
 
 describe("risk", () => {

@@ -102,7 +102,11 @@ export const PlaceOrderBody = Closed(
     ),
     expiration: Type.Optional(Type.Union([TimeInput, Type.Null()], { description: "GTD: ISO 8601 or epoch ms" })),
     deviation: Type.Optional(
-      Type.Union([Decimal], { description: "Market orders with a price: the largest slippage, as a price distance" }),
+      Type.Union([Decimal], {
+        description:
+          "Market orders: the largest slippage, as a price distance, from `price`, or without one from the price " +
+          "quoted when the order arrives",
+      }),
     ),
     clientOrderId: Type.Optional(
       Type.String({

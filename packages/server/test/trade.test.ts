@@ -175,6 +175,23 @@ describe("market orders", () => {
     const fok = await placeOrder(user, { symbol: "EURUSD", cmd: 0, volume: 0.5, price: 1.0845, deviation: 0 });
     expect(fok.status).toBe(400);
     expect(fok.body.error).toBe("PRICE_OFF");
+    // A deviation without a price counts from the ask when the order arrives (it bounded nothing before: the audit
+    // of 7 December, second session, saw a fill 100 pips away).
+    expect((await admin(server, "POST", "/admin/v1/quotes", depth)).status).toBe(200);
+    const unpriced = await placeOrder(user, {
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "MARKET",
+      volume: 0.15,
+      deviation: 0,
+    });
+    expect(unpriced.status).toBe(400);
+    expect(unpriced.body.error).toBe("PRICE_OFF");
+    const bounded = await marketBuy(user, 0.15, { timeInForce: "IOC", deviation: "0.0001" });
+    expect(bounded.deals.map((deal: { price: number; volume: number }) => [deal.price, deal.volume])).toEqual([
+      [1.0844, 0.1],
+      [1.0845, 0.05],
+    ]);
   });
 
   it("answers a retried clientOrderId with the first result and does nothing again", async () => {

@@ -564,8 +564,6 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const instrument = instrumentOf(platform, body.symbol);
       const side = body.action === "buy" ? ("BUY" as const) : ("SELL" as const);
       const volume = lotsFromWire(body.volume, instrument, "volume");
-      // MetaTrader's deviation: points from the price quoted now.
-      const quote = body.deviation === undefined ? undefined : platform.engine.quote(instrument.symbol);
       const result: CommandSuccess = await platform.execute({
         kind: "placeOrder",
         accountId: account.id,
@@ -575,9 +573,8 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
         volume,
         sl: stopFromWire(body.sl, instrument, "sl"),
         tp: stopFromWire(body.tp, instrument, "tp"),
-        ...(quote && body.deviation !== undefined
-          ? { price: side === "BUY" ? quote.ask : quote.bid, deviation: body.deviation }
-          : {}),
+        // MetaTrader's deviation: points from the price quoted when the order arrives (the engine's rule).
+        ...(body.deviation === undefined ? {} : { deviation: body.deviation }),
         comment: body.comment,
         magic: body.magic,
       });
