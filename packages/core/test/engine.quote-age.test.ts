@@ -101,15 +101,7 @@ describe("a quote older than maxQuoteAgeMs", () => {
     s.quote("BTCUSD", "60000.00", "60010.00");
     s.quote("EURUSD", "1.08430", "1.08440");
     s.buy(account, "BTCUSD", "0.01");
-    const limit = s.ok({
-      kind: "placeOrder",
-      accountId: account,
-      symbol: "EURUSD",
-      side: "BUY",
-      type: "LIMIT",
-      volume: 100,
-      price: points("EURUSD", "1.08000"),
-    }).orderId as number;
+    const limit = s.pending(account, "EURUSD", "BUY", "LIMIT", "1", "1.08000").orderId as number;
     s.time += 3_600_000; // BTCUSD's feed is silent from here on
     s.quote("EURUSD", "1.07990", "1.08000");
     expect(s.engine.state.orders.has(limit)).toBe(false);

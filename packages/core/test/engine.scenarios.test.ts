@@ -801,17 +801,7 @@ describe("time: swaps, expirations, sessions", () => {
     const rollover = Date.UTC(2026, 5, 2, 22, 0);
     expect(s.engine.nextDueTime()).toBe(rollover);
     const gtd = (expiration: number) =>
-      s.ok({
-        kind: "placeOrder",
-        accountId: account,
-        symbol: "EURUSD",
-        side: "BUY",
-        type: "LIMIT",
-        volume: 100,
-        price: 108000,
-        timeInForce: "GTD",
-        expiration,
-      });
+      s.pending(account, "EURUSD", "BUY", "LIMIT", "1", "1.08000", { timeInForce: "GTD", expiration });
     const cancelled = gtd(TUESDAY_NOON + 3_600_000);
     expect(s.engine.nextDueTime()).toBe(TUESDAY_NOON + 3_600_000);
     s.ok({ kind: "cancelOrder", accountId: account, orderId: cancelled.orderId as number });
@@ -1110,24 +1100,8 @@ describe("an account whose trading is disabled", () => {
     const account = s.account();
     s.quote("EURUSD", "1.08430", "1.08440");
     const position = s.buy(account, "EURUSD", "0.1", { tp: points("EURUSD", "1.09000") }).positionId as number;
-    const limit = s.ok({
-      kind: "placeOrder",
-      accountId: account,
-      symbol: "EURUSD",
-      side: "BUY",
-      type: "LIMIT",
-      volume: 10,
-      price: points("EURUSD", "1.08000"),
-    }).orderId as number;
-    const stop = s.ok({
-      kind: "placeOrder",
-      accountId: account,
-      symbol: "EURUSD",
-      side: "SELL",
-      type: "STOP",
-      volume: 10,
-      price: points("EURUSD", "1.08100"),
-    }).orderId as number;
+    const limit = s.pending(account, "EURUSD", "BUY", "LIMIT", "0.1", "1.08000").orderId as number;
+    const stop = s.pending(account, "EURUSD", "SELL", "STOP", "0.1", "1.08100").orderId as number;
     s.ok({ kind: "changeAccount", accountId: account, tradingEnabled: false });
     expect(
       s.rejected({ kind: "placeOrder", accountId: account, symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 10 }),

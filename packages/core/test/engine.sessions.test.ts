@@ -91,15 +91,7 @@ describe("ticks while a market is closed", () => {
     const account = s.account();
     s.quote("EURUSD", "1.08430", "1.08440");
     const position = s.buy(account, "EURUSD", "1", { sl: points("EURUSD", "1.08300") }).positionId as number;
-    const limit = s.ok({
-      kind: "placeOrder",
-      accountId: account,
-      symbol: "EURUSD",
-      side: "BUY",
-      type: "LIMIT",
-      volume: 100,
-      price: points("EURUSD", "1.08200"),
-    }).orderId as number;
+    const limit = s.pending(account, "EURUSD", "BUY", "LIMIT", "1", "1.08200").orderId as number;
     const eventsBefore = s.events.length;
     // Saturday: a quote below both the SL and the limit. The market is closed: the quote is not taken.
     s.time = SATURDAY_NOON;

@@ -121,6 +121,28 @@ export class Scenario {
     } as never);
   }
 
+  /** A pending order of `volume` lots at `price` (decimal text), with `extra` fields (timeInForce, expiration...). */
+  pending(
+    accountId: number,
+    symbol: string,
+    side: "BUY" | "SELL",
+    type: "LIMIT" | "STOP",
+    volume: string,
+    price: string,
+    extra: Record<string, unknown> = {},
+  ): CommandSuccess {
+    return this.ok({
+      kind: "placeOrder",
+      accountId,
+      symbol,
+      side,
+      type,
+      volume: lots(symbol, volume),
+      price: points(symbol, price),
+      ...extra,
+    } as never);
+  }
+
   get(accountId: number) {
     const account = this.engine.state.accounts.get(accountId);
     if (!account) throw new Error(`no account ${accountId}`);
