@@ -410,13 +410,14 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     if (apiError.code === "INTERNAL_ERROR") request.log.error({ err: error }, "unexpected error");
     return sendApiError(request, reply, apiError);
   });
-  app.setNotFoundHandler((request, reply) => {
-    const message = `No route ${request.method} ${request.url.split("?")[0]}`;
-    const status = ApiErrorCodes.ROUTE_NOT_FOUND.status;
-    if (options.notFoundFace === "automation" || isAutomationPath(request.url))
-      return reply.status(status).send({ success: false, error: message, code: "ROUTE_NOT_FOUND" });
-    return reply.status(status).send(errorBody("ROUTE_NOT_FOUND", message));
-  });
+  app.setNotFoundHandler((request, reply) =>
+    sendApiError(
+      request,
+      reply,
+      new ApiError("ROUTE_NOT_FOUND", `No route ${request.method} ${request.url.split("?")[0]}`),
+      options.notFoundFace,
+    ),
+  );
 
   for (const register of options.routes) await register(app, options.context);
   return app;
