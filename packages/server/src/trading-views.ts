@@ -489,20 +489,22 @@ export const HistoryQuerySchema = Closed({
 });
 export type HistoryQueryInput = Static<typeof HistoryQuerySchema>;
 
-/** A time from a query string: epoch milliseconds arrive as digit strings. */
+/** Refuses (400) a history cursor this server did not issue, before it reaches the read models (never a 500). */
+export function checkCursor(cursor: string): void {
+  try {
+    decodeCursor(cursor);
+  } catch {
+    throw new ApiError("INVALID_DATA", "cursor is not one this server issued");
+  }
+}
+
 /** Reads a history query: times to ms, the cursor checked (a forged one is a 400, never a 500). */
 export function readHistoryQuery(accountId: number, input: HistoryQueryInput): HistoryQuery {
   const from = input.from === undefined ? undefined : queryTimeFromWire(input.from, "from");
   const to = input.to === undefined ? undefined : queryTimeFromWire(input.to, "to");
   if (from !== undefined && to !== undefined && from > to)
     throw new ApiError("INVALID_DATA", "from must not be later than to");
-  if (input.cursor !== undefined) {
-    try {
-      decodeCursor(input.cursor);
-    } catch {
-      throw new ApiError("INVALID_DATA", "cursor is not one this server issued");
-    }
-  }
+  if (input.cursor !== undefined) checkCursor(input.cursor);
   return {
     accountId,
     ...(from === undefined ? {} : { from }),

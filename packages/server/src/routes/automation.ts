@@ -23,7 +23,7 @@
  * bounded to `deviation` points from the price quoted when it arrives. `sl`/`tp` 0 or null mean none.
  */
 import { type Account, type CommandSuccess, type Deal, type Order, type Position } from "@bourse/core";
-import { MAX_HISTORY_LIMIT, decodeCursor, encodeCursor, type LedgerRow } from "@bourse/store";
+import { MAX_HISTORY_LIMIT, encodeCursor, type LedgerRow } from "@bourse/store";
 import { Type } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest, FastifySchema } from "fastify";
 import type { RouteModule } from "../app.ts";
@@ -66,7 +66,7 @@ import {
   ownedPosition,
   workingOrder,
 } from "../trading-service.ts";
-import { CMD_TO_ORDER, averagePrice } from "../trading-views.ts";
+import { CMD_TO_ORDER, averagePrice, checkCursor } from "../trading-views.ts";
 import {
   lotsFromWire,
   lotsToWire,
@@ -193,14 +193,7 @@ const LIST_DONE = "-";
 function readHistoryCursor(cursor: string | undefined): { deals?: string; operations?: string } {
   if (cursor === undefined) return {};
   const [deals, operations] = cursor.split(".") as [string, string];
-  for (const part of [deals, operations])
-    if (part !== LIST_DONE) {
-      try {
-        decodeCursor(part);
-      } catch {
-        throw new ApiError("INVALID_DATA", "cursor is not one this server issued");
-      }
-    }
+  for (const part of [deals, operations]) if (part !== LIST_DONE) checkCursor(part);
   return { deals, operations };
 }
 
