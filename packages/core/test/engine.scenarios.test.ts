@@ -485,21 +485,19 @@ describe("depth, IOC and FOK", () => {
     const s = new Scenario();
     const account = s.account();
     thinBook(s);
-    const order = (timeInForce: "FOK" | "IOC") =>
-      s.run({
+    expect(
+      s.rejected({
         kind: "placeOrder",
-        time: s.time,
         accountId: account,
         symbol: "EURUSD",
         side: "BUY",
         type: "MARKET",
         volume: lots("EURUSD", "0.4"),
         deviation: 5,
-        timeInForce,
-      });
-    const refused = order("FOK");
-    expect(refused.ok ? "filled" : refused.code).toBe("PRICE_OFF");
-    expect(order("IOC").ok).toBe(true);
+        timeInForce: "FOK",
+      }),
+    ).toBe("PRICE_OFF");
+    s.buy(account, "EURUSD", "0.4", { deviation: 5, timeInForce: "IOC" });
     // Within 1.08440 + 5 points: the top level's 0.3 lot, not the next level at 1.08450.
     expect(s.deals().map((deal) => [deal.price, deal.volume])).toEqual([[points("EURUSD", "1.08440"), 30]]);
     expect(s.replayMatches()).toBe(true);
