@@ -394,8 +394,18 @@ export class AlertEngine {
   /**
    * Call before writing a user's change of the alert to the store (queued trigger writes then skip it). The change
    * was made from `withUnwrittenChanges`, so it carries the engine's unwritten changes, or replaces them.
+   * Answers what to call if the change's write fails: the engine's changes it took over are queued for the store
+   * again, merged with any the engine made since, so a once alert that fired is not left active in the store.
    */
-  invalidate(alertId: string): void {
+  invalidate(alert: Pick<PriceAlert, "id" | "userId">): () => void {
+    const taken = this.unwritten.get(alert.id)?.patch;
+    this.nextGeneration(alert.id);
+    if (!taken) return () => undefined;
+    return () => this.persist(alert, { ...taken, ...this.unwritten.get(alert.id)?.patch });
+  }
+
+  /** A user's change of the alert is written: queued engine writes of older generations skip their change. */
+  private nextGeneration(alertId: string): void {
     this.generations.set(alertId, (this.generations.get(alertId) ?? 0) + 1);
     this.unwritten.delete(alertId);
   }
@@ -423,7 +433,7 @@ export class AlertEngine {
    * created, or set active by this change (it starts afresh); otherwise it keeps whether it was armed.
    */
   sync(alert: PriceAlert, rearm: boolean): void {
-    this.invalidate(alert.id);
+    this.nextGeneration(alert.id);
     if (this.state === "loading") this.pendingWhileLoading.set(alert.id, { alert, rearm });
     else if (this.state === "running") this.track(alert, rearm);
   }
@@ -732,7 +742,7 @@ export class AlertEngine {
   }
 
   /** Writes an engine-made change of the alert, unless the user changed the alert since. */
-  private persist(alert: PriceAlert, patch: PriceAlertPatch): void {
+  private persist(alert: Pick<PriceAlert, "id" | "userId">, patch: PriceAlertPatch): void {
     const written = this.noteUnwritten(alert.id, patch);
     this.writeUnlessChanged(
       alert,
@@ -754,7 +764,7 @@ export class AlertEngine {
   }
 
   /** Queues an engine-made write of the alert, skipped if the user changes the alert before it runs. */
-  private writeUnlessChanged(alert: PriceAlert, write: () => Promise<unknown>, written?: () => void): void {
+  private writeUnlessChanged(alert: Pick<PriceAlert, "id">, write: () => Promise<unknown>, written?: () => void): void {
     const generation = this.generations.get(alert.id);
     const queued = this.notifications.queue.push(async () => {
       try {

@@ -3,7 +3,7 @@
  * conditions with pushed quotes, once and repeating, expiration, re-arming, logs, notifications, bus
  * events, and a price index that looks only at the alerts a quote crossed).
  */
-import { SqlitePlatformStore, type PriceAlert } from "@bourse/store";
+import { SqlitePlatformStore, StorageUnavailableError, type PriceAlert } from "@bourse/store";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -694,6 +694,44 @@ describe("a user's change while the trigger's write waits in the queue", () => {
     await bid(1.107);
     expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.105]);
   });
+
+  // Left by the review of 7 December (second session): the change took the engine's unwritten change over and made the
+  // queued write skip it; when the change's own write then failed, neither was written. The store kept the alert
+  // active, and a restart armed it again: a once alert fired a second time.
+  for (const failing of ["updateAlert", "deleteAlert"] as const) {
+    it(`a once alert that fired stays triggered in the store when the user's ${failing} fails while the trigger's write waits`, async () => {
+      const owner = await signUp(server);
+      await bid(1.09);
+      const alert = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.1 }, owner);
+      const store = server.platform.store;
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      // The trigger's write waits behind a busy queue (it has not yet chosen what to write when the change comes).
+      expect(NotificationService.for(server.platform).queue.push(() => released)).toBe(true);
+      const spies = [
+        vi.spyOn(store, failing).mockRejectedValue(new StorageUnavailableError("PostgreSQL did not answer", false)),
+      ];
+      try {
+        await bid(1.105);
+        const changed =
+          failing === "updateAlert"
+            ? await call(server, "POST", `/api/v1/alerts/${alert.id}`, {
+                token: owner.token,
+                body: { message: "renamed" },
+              })
+            : await call(server, "DELETE", `/api/v1/alerts/${alert.id}`, { token: owner.token });
+        expect(changed.status).toBe(503);
+      } finally {
+        release();
+        for (const spy of spies) spy.mockRestore();
+      }
+      await settle(server);
+      await NotificationService.for(server.platform).queue.drain();
+      expect(await store.getAlert(owner.userId, alert.id)).toMatchObject({ status: "triggered", message: "" });
+      expect(await alertOf(alert.id, owner)).toMatchObject({ status: "triggered" });
+      expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.105]);
+    });
+  }
 
   it("a repeating MOVING_UP keeps the reference it fired at when its message is changed", async () => {
     const owner = await signUp(server);

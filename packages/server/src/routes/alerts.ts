@@ -383,8 +383,11 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
         ...(body.message === undefined ? {} : { message: body.message }),
         ...(body.accountId === undefined ? {} : { accountId: body.accountId }),
       };
-      engine.invalidate(current.id);
-      const updated = await platform.store.updateAlert(userId, current.id, patch, now);
+      const restore = engine.invalidate(current);
+      const updated = await platform.store.updateAlert(userId, current.id, patch, now).catch((error: unknown) => {
+        restore();
+        throw error;
+      });
       if (!updated) {
         engine.forget(current.id);
         throw notFound();
@@ -408,8 +411,12 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
       const userId = request.principal!.userId;
       const current = await platform.store.getAlert(userId, request.params.id);
       if (!current) throw notFound();
-      engine.invalidate(current.id);
-      if (!(await platform.store.deleteAlert(userId, current.id))) throw notFound();
+      const restore = engine.invalidate(current);
+      const deleted = await platform.store.deleteAlert(userId, current.id).catch((error: unknown) => {
+        restore();
+        throw error;
+      });
+      if (!deleted) throw notFound();
       engine.forget(current.id);
       return { data: "OK" as const };
     },
