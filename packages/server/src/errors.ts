@@ -141,17 +141,20 @@ export function isMarketClosed(error: unknown): boolean {
 }
 
 /**
- * The answer to a call that PostgreSQL did not answer in time, or could not be reached for (StorageUnavailableError):
- * 503, OUTCOME_UNKNOWN when a write may have been saved, ENGINE_UNAVAILABLE when nothing was. Fixed texts: the
- * error's own message may name the database's host, which is no client's business.
+ * The answer to a call the database could not take (StorageUnavailableError: PostgreSQL stalled or unreachable,
+ * SQLite's disk full, an I/O error, a lock held elsewhere): 503, OUTCOME_UNKNOWN when a write may have been saved,
+ * ENGINE_UNAVAILABLE when nothing was. Fixed texts: the error's own message may name the database's host, which is
+ * no client's business.
  */
 export function storageApiError(error: StorageUnavailableError): ApiError {
+  if (error.diskFull)
+    return new ApiError("ENGINE_UNAVAILABLE", "The database's disk is full: nothing was changed; try again later");
   return error.outcomeUnknown
     ? new ApiError(
         "OUTCOME_UNKNOWN",
-        "The database did not confirm the change in time: it may or may not have been saved; look before retrying",
+        "The database did not confirm the change: it may or may not have been saved; look before retrying",
       )
-    : new ApiError("ENGINE_UNAVAILABLE", "The database did not answer in time: nothing was changed; try again shortly");
+    : new ApiError("ENGINE_UNAVAILABLE", "The database is unavailable: nothing was changed; try again shortly");
 }
 
 export function isApiErrorCode(value: string): value is ApiErrorCode {

@@ -4,6 +4,7 @@
  * nothing that was refused appears anywhere; when space returns the server takes commands again.
  */
 import type { SqliteJournal } from "@bourse/store";
+import type Database from "better-sqlite3";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { admin, call, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
 
@@ -89,4 +90,46 @@ it("answers 503 while the journal cannot grow, changes nothing, and works again 
   const after = await call(server, "GET", `/api/v1/accounts/${user.login}`, { token: user.token });
   expect(after.body.data.balance).toBe(10000 + 5 * (acceptedDeposits + 1));
   expect((await call(server, "GET", "/readyz")).status).toBe(200);
+});
+
+/** The better-sqlite3 connection of the platform store (users, sessions, watchlists, scripts…), reached as above. */
+function platformDatabaseOf(testServer: TestServer): Database.Database {
+  const platform = testServer.platform as unknown as { platformStore: { database: { database: Database.Database } } };
+  return platform.platformStore.database.database;
+}
+
+// Found on 7 December (third session): the platform store's own SQLite file, full, answered every write of user data
+// 500 INTERNAL_ERROR (the journal's refusals were 503 already).
+it("answers 503 when the platform store's disk is full, changes nothing, and takes writes again when space returns", async () => {
+  const user = await signUp(server);
+  const database = platformDatabaseOf(server);
+  const pages = Number(database.pragma("page_count", { simple: true }));
+  database.pragma(`max_page_count = ${pages}`);
+  try {
+    const source = "x".repeat(60_000);
+    const scripts = await Promise.all(
+      Array.from({ length: 4 }, (_, index) =>
+        call(server, "PUT", "/api/v1/scripts", {
+          token: user.token,
+          body: { name: `full-${index}`, language: "javascript", source },
+        }),
+      ),
+    );
+    const refused = scripts.filter((answer) => answer.status !== 200);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const answer of refused) {
+      expect(answer.status, JSON.stringify(answer.body)).toBe(503);
+      expect(answer.body).toEqual({ error: "ENGINE_UNAVAILABLE", message: expect.stringContaining("full") });
+    }
+    const listed = await call(server, "GET", "/api/v1/scripts", { token: user.token });
+    expect(listed.status).toBe(200);
+    expect(listed.body.rows).toHaveLength(scripts.length - refused.length);
+  } finally {
+    database.pragma("max_page_count = 1073741823");
+  }
+  const after = await call(server, "PUT", "/api/v1/scripts", {
+    token: user.token,
+    body: { name: "after", language: "javascript", source: "x".repeat(60_000) },
+  });
+  expect(after.status, JSON.stringify(after.body)).toBe(200);
 });

@@ -73,7 +73,7 @@ describe.skipIf(!connectionString)("the server on a PostgreSQL that stalls", () 
         status: 503,
         body: {
           error: "ENGINE_UNAVAILABLE",
-          message: "The database did not answer in time: nothing was changed; try again shortly",
+          message: "The database is unavailable: nothing was changed; try again shortly",
         },
       });
       // The sign-in's update was cancelled: 503 with a message that says why, not a 500.

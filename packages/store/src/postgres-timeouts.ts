@@ -105,12 +105,15 @@ export function isConnectionFailure(error: unknown): boolean {
  */
 export class StorageUnavailableError extends Error {
   override readonly name = "StorageUnavailableError";
+  /** The database's disk is full (SQLite): nothing was changed, and trying again helps only once space is freed. */
+  readonly diskFull: boolean;
   constructor(
     message: string,
     readonly outcomeUnknown: boolean,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; diskFull?: boolean },
   ) {
     super(message, options);
+    this.diskFull = options?.diskFull ?? false;
   }
 }
 

@@ -28,6 +28,7 @@ import {
   type TransactionOptions,
 } from "./sql-platform-store.ts";
 import { SqliteDerivedWriter } from "./sqlite-derived-writer.ts";
+import { StorageUnavailableError } from "./postgres-timeouts.ts";
 
 export interface SqlitePlatformStoreOptions {
   /** The database file, created if missing (with its directory); ':memory:' for one that dies with the process. */
@@ -86,9 +87,37 @@ export function runStatements(
   });
 }
 
-function translate(error: unknown): unknown {
+/**
+ * The store's own error for a SQLite error: a broken constraint as ConstraintViolation; a full disk, an I/O error or a
+ * lock another process held past the busy timeout as StorageUnavailableError (the faces answer 503, as the journal's
+ * do); anything else as it is. An I/O error while committing may have left the commit in the WAL, complete.
+ */
+function translate(error: unknown, committing = false): unknown {
   const kind = constraintKind(error);
-  return kind === null ? error : new ConstraintViolation(kind, (error as Error).message, { cause: error });
+  if (kind !== null) return new ConstraintViolation(kind, (error as Error).message, { cause: error });
+  if (!(error instanceof Database.SqliteError)) return error;
+  if (error.code === "SQLITE_FULL")
+    return new StorageUnavailableError("the platform database's disk is full: nothing was changed", false, {
+      cause: error,
+      diskFull: true,
+    });
+  if (error.code.startsWith("SQLITE_BUSY"))
+    return new StorageUnavailableError(
+      "another process held the platform database's lock: nothing was changed",
+      false,
+      {
+        cause: error,
+      },
+    );
+  if (error.code.startsWith("SQLITE_IOERR"))
+    return new StorageUnavailableError(
+      committing
+        ? "the platform database failed to commit: the change may or may not have been saved"
+        : "the platform database failed to read or write: nothing was changed",
+      committing,
+      { cause: error },
+    );
+  return error;
 }
 
 class SqliteDatabase implements SqlDatabase {
@@ -148,10 +177,14 @@ class SqliteDatabase implements SqlDatabase {
       // synchronous is per connection and applies to the next commit: NORMAL for this one, FULL again after.
       if (options.relaxedDurability) this.database.pragma("synchronous = NORMAL");
       try {
-        this.statement("BEGIN IMMEDIATE").run();
+        this.runNow("BEGIN IMMEDIATE", []);
         try {
           const result = await work(this.direct);
-          this.statement("COMMIT").run();
+          try {
+            this.statement("COMMIT").run();
+          } catch (error) {
+            throw translate(error, true);
+          }
           return result;
         } catch (error) {
           if (this.database.inTransaction) this.statement("ROLLBACK").run();
