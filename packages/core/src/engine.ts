@@ -1098,6 +1098,10 @@ export class TradingEngine {
       (side === "BUY" ? firstLevel.price > worst : firstLevel.price < worst);
     if (filled === 0 || (timeInForce === "FOK" && filled < command.volume))
       return reject(topOutOfBound || (worst !== null && filled > 0) ? "PRICE_OFF" : "NO_LIQUIDITY");
+    // The TP was checked against the quote; a fill of the walk past it would open a position already beyond its own
+    // take profit, which the next tick closes as TAKE_PROFIT at a loss (found by the audit of 7 December).
+    if (tp !== null && fills.some((fill) => (side === "BUY" ? fill.price > tp : fill.price < tp)))
+      return reject("INVALID_STOPS", "The order would fill beyond its take profit");
     const request = this.fillRequest(account, instrument, order, time);
     const plan = this.planDeals(request, fills);
     if (!plan.ok) return plan;

@@ -504,6 +504,52 @@ describe("depth, IOC and FOK", () => {
   });
 });
 
+describe("take profit and the book walk", () => {
+  // Found by the audit of 7 December (second session): the TP was checked against the quote before the walk, so a
+  // deep walk opened a position whose TP lay below its own price, and the next tick closed it as TAKE_PROFIT at a loss.
+  it("refuses an order that would fill beyond its own take profit, and changes nothing", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.ok({
+      kind: "tick",
+      symbol: "EURUSD",
+      bid: points("EURUSD", "1.08430"),
+      ask: points("EURUSD", "1.08440"),
+      bids: [
+        { price: points("EURUSD", "1.08430"), volume: 30 },
+        { price: points("EURUSD", "1.08420"), volume: 20 },
+      ],
+      asks: [
+        { price: points("EURUSD", "1.08440"), volume: 30 },
+        { price: points("EURUSD", "1.08450"), volume: 20 },
+      ],
+    });
+    const hash = s.engine.stateHash();
+    const order = (side: "BUY" | "SELL", tp: string) =>
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side,
+        type: "MARKET",
+        volume: lots("EURUSD", "0.5"),
+        tp: points("EURUSD", tp),
+      });
+    // The second level's 0.2 lot would fill at 1.08450, past a TP of 1.08445 (a sell at 1.08420, past 1.08425).
+    expect(order("BUY", "1.08445")).toBe("INVALID_STOPS");
+    expect(order("SELL", "1.08425")).toBe("INVALID_STOPS");
+    expect(s.engine.stateHash()).toBe(hash);
+    // A TP at the last level's price or beyond it is taken: no fill is past it.
+    s.buy(account, "EURUSD", "0.5", { tp: points("EURUSD", "1.08450") });
+    s.sell(account, "EURUSD", "0.5", { tp: points("EURUSD", "1.08420") });
+    expect(s.positions(account).map((position) => position.tp)).toEqual([
+      points("EURUSD", "1.08450"),
+      points("EURUSD", "1.08420"),
+    ]);
+    expect(s.replayMatches()).toBe(true);
+  });
+});
+
 describe("risk", () => {
   it("rejects an order the free margin cannot carry", () => {
     const s = new Scenario();
