@@ -27,6 +27,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  type FastifySchema,
 } from "fastify";
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
@@ -196,6 +197,50 @@ function documentBodyRefusals(route: {
   schema.response = responses;
 }
 
+/** The OpenAPI security requirement of each auth mode (the schemes of the document's `components.securitySchemes`). */
+const SECURITY_OF_AUTH: Readonly<Record<AuthMode, readonly Record<string, string[]>[]>> = {
+  public: [],
+  user: [{ jwt: [] }],
+  userOrApiKey: [{ jwt: [] }, { apiKey: [] }],
+  admin: [{ admin: [] }],
+  apiKey: [{ apiKey: [] }],
+};
+
+/**
+ * What the OpenAPI document says of how to call a route, from the route itself: the credential its auth mode takes
+ * (the /docs page's "Authorize" and generated clients send it), and an id from its method and path
+ * (`POST /api/v1/accounts/:accountId/orders` is `postApiV1AccountsByAccountIdOrders`), unique as the route is.
+ */
+function documentOperation(route: {
+  method: string | string[];
+  url: string;
+  schema?: FastifySchema & { security?: unknown };
+  config?: unknown;
+}): void {
+  const methods = Array.isArray(route.method) ? route.method : [route.method];
+  const [method] = methods;
+  // Fastify's HEAD twin of a GET route shares its schema: the GET names it.
+  if (methods.length !== 1 || method === undefined || method === "HEAD") return;
+  const auth = (route.config as { auth?: AuthMode } | undefined)?.auth ?? "user";
+  const words = route.url
+    .split("/")
+    .filter((segment) => segment !== "")
+    .map((segment) => (segment.startsWith(":") ? `By${camelWords(segment.slice(1))}` : camelWords(segment)));
+  route.schema = {
+    ...route.schema,
+    security: route.schema?.security ?? SECURITY_OF_AUTH[auth],
+    operationId: `${method.toLowerCase()}${words.join("")}`,
+  };
+}
+
+/** `close-all` → `CloseAll`, `accountId` → `AccountId`. */
+function camelWords(text: string): string {
+  return text
+    .split(/[^A-Za-z0-9]+/)
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join("");
+}
+
 function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
@@ -281,6 +326,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     // `request.ip`, which every per-address limit counts, by the rule of client-address.ts (false: the peer).
     trustProxy: proxyTrust(config.trustedProxies) ?? false,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+  // Every body is JSON (the Pusher channel auth adds its form encoding itself): Fastify's own text/plain parser read
+  // any text as a string, which a body-less route took and a body schema refused as 400 instead of 415.
+  app.removeContentTypeParser("text/plain");
 
   app.setValidatorCompiler((route) => (route.httpPart === "body" ? bodyValidators : textValidators)(route));
   app.setSerializerCompiler(compileResponseSerializer);
@@ -295,6 +343,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       return;
     }
     documentBodyRefusals(route);
+    documentOperation(route);
     for (const method of methods) {
       if (method === "HEAD") continue;
       app.routeRegistry.push({

@@ -65,7 +65,6 @@ function bookFromWire(levels: QuoteBody["bids"], instrument: InstrumentSpec, fie
 
 export const adminRoutes: RouteModule = (app, { platform, auth }) => {
   const config = { auth: "admin", face: "admin", rateLimit: false } as const;
-  const security = [{ admin: [] }];
   const adminAccount = (account: Account) => ({ ...accountView(platform, account), userId: account.userId });
   const accountOf = (accountId: string): Account => {
     const account = platform.engine.state.accounts.get(Number(accountId));
@@ -79,7 +78,6 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       config,
       schema: {
         tags: ["Admin"],
-        security,
         summary: "Push one quote or many (in order): the engine fills, triggers and re-prices on each",
         description:
           "A quote of a symbol whose market is closed at the server's time is not taken (as MetaTrader 5 takes no quote " +
@@ -158,7 +156,6 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         config,
         schema: {
           tags: ["Admin"],
-          security,
           summary: `${summary} (amount in the account currency)`,
           params: AccountIdParams,
           body: BalanceBody,
@@ -184,7 +181,6 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       config,
       schema: {
         tags: ["Admin"],
-        security,
         summary: "Every trading account (table)",
         description: columnsDescription(ADMIN_ACCOUNT_COLUMNS),
         response: { 200: TableResponse, ...adminErrors },
@@ -202,7 +198,6 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       config,
       schema: {
         tags: ["Admin"],
-        security,
         summary: "One account",
         params: AccountIdParams,
         response: { 200: DataResponse(AdminAccount), ...adminErrors },
@@ -217,7 +212,6 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       config,
       schema: {
         tags: ["Admin"],
-        security,
         summary: "Change an account's leverage, group or trading permission",
         description:
           "A new leverage margins the open positions at it (FOREX and CFD_LEVERAGE instruments); the account is then " +
@@ -245,7 +239,6 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       config,
       schema: {
         tags: ["Admin"],
-        security,
         summary: "Users with trading accounts (table)",
         description: columnsDescription(ADMIN_USER_COLUMNS),
         response: { 200: TableResponse, ...adminErrors },
@@ -267,7 +260,6 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       config,
       schema: {
         tags: ["Admin"],
-        security,
         summary: "One user and their accounts",
         params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
         response: {
@@ -292,7 +284,6 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       config,
       schema: {
         tags: ["Admin"],
-        security,
         summary: "Create a user with a funded account (the back office's sign-up)",
         body: Closed({
           email: Email,

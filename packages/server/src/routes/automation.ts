@@ -291,14 +291,13 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   const read = { auth: "apiKey", face: "automation", apiKeyScope: "read", rateLimit: false } as const;
   const trade = { auth: "apiKey", face: "automation", apiKeyScope: "trade", rateLimit: false } as const;
-  const security = [{ apiKey: [] }];
 
   /** A route of the API: key auth of the scope (app.ts), then the key's rate limit; documented under the tag. */
   const options = <Schema extends FastifySchema>(
     config: typeof read | typeof trade,
     schema: Schema,
     hooks: { preValidation?: typeof emptyBodyIsObject } = {},
-  ) => ({ config, onRequest: rateLimit, ...hooks, schema: { tags, security, ...schema } });
+  ) => ({ config, onRequest: rateLimit, ...hooks, schema: { tags, ...schema } });
 
   /** The key's account (a key outlives nothing: an account gone or of another user refuses the key). */
   const accountOf = (request: FastifyRequest): Account => {

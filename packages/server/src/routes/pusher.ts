@@ -411,6 +411,7 @@ export const pusherRoutes: RouteModule = async (app, context) => {
             "`presence-account.{login}` of the caller's own accounts (an API key: its account) are authorised: " +
             "403 for any other account. Presence members: `user_id` `user-{userId}` for a session, `key-{keyId}` " +
             "for an API key; `user_info` {kind, name?}.",
+          consumes: ["application/json", "application/x-www-form-urlencoded"],
           body: AuthBody,
           response: { 200: AuthResponse, ...authenticatedErrors, 415: ErrorResponse },
         },

@@ -60,7 +60,8 @@ export const streamRoutes: RouteModule = (app) => {
         tags: ["Stream"],
         summary: "The native WebSocket stream (seeds 000 and 002): connect with a WebSocket upgrade",
         description: STREAM_DESCRIPTION,
-        response: { 400: ErrorResponse },
+        // 429: the plain GET spends its address's share of the Client API's budget, as every public route does.
+        response: { 400: ErrorResponse, 429: ErrorResponse },
       },
     },
     async () => {

@@ -1,0 +1,104 @@
+/**
+ * The OpenAPI document describes how to call each route: the credential it takes, a stable operation id, the
+ * encodings its body may use, and the refusals it may answer. Found by the audit of the API contract of 7 December
+ * (third session): no JWT route declared its credential (the /docs page's "Authorize" sent none, and generated
+ * clients called them without one), no operation had an id, the Pusher channel auth route hid the form encoding
+ * pusher-js uses, and a `text/plain` body was parsed as a string where the registry promises 415.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AuthMode } from "../src/app.ts";
+import { call, signUp, startTestServer, type TestServer } from "./helpers.ts";
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+interface Operation {
+  readonly operationId?: string;
+  readonly security?: Record<string, string[]>[];
+  readonly requestBody?: { content: Record<string, unknown> };
+  readonly responses: Record<string, unknown>;
+}
+
+async function documentOperations(): Promise<Map<string, Operation>> {
+  const document = (await call(server, "GET", "/docs/json")).body as {
+    paths: Record<string, Record<string, Operation>>;
+  };
+  const operations = new Map<string, Operation>();
+  for (const [path, methods] of Object.entries(document.paths))
+    for (const [method, operation] of Object.entries(methods))
+      operations.set(`${method.toUpperCase()} ${path}`, operation);
+  return operations;
+}
+
+/** The path as the document writes it: `:accountId` becomes `{accountId}`. */
+function documentPath(url: string): string {
+  return url.replace(/:([A-Za-z0-9_]+)/g, "{$1}");
+}
+
+const SECURITY_OF: Record<AuthMode, Record<string, string[]>[]> = {
+  public: [],
+  user: [{ jwt: [] }],
+  userOrApiKey: [{ jwt: [] }, { apiKey: [] }],
+  admin: [{ admin: [] }],
+  apiKey: [{ apiKey: [] }],
+};
+
+describe("the OpenAPI document", () => {
+  it("declares on every route the credential the route takes, from the route's own auth mode", async () => {
+    const operations = await documentOperations();
+    let checked = 0;
+    for (const route of server.app.routeRegistry) {
+      const operation = operations.get(`${route.method} ${documentPath(route.url)}`);
+      if (!operation) continue;
+      expect(operation.security, `${route.method} ${route.url} (${route.auth})`).toEqual(SECURITY_OF[route.auth]);
+      checked += 1;
+    }
+    // Every face: the Client API, the Automation API, the admin API, the Pusher routes and the public ones.
+    expect(checked).toBeGreaterThan(80);
+    expect(operations.get("GET /api/v1/accounts")?.security).toEqual([{ jwt: [] }]);
+    expect(operations.get("POST /api/v2/ws/session")?.security).toEqual([{ jwt: [] }, { apiKey: [] }]);
+  });
+
+  it("gives every operation an id of its own", async () => {
+    const operations = await documentOperations();
+    const ids = [...operations.values()].map((operation) => operation.operationId);
+    for (const id of ids) expect(id).toMatch(/^[a-z][A-Za-z0-9]+$/);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(operations.get("POST /api/v1/accounts/{accountId}/orders")?.operationId).toBe(
+      "postApiV1AccountsByAccountIdOrders",
+    );
+  });
+
+  it("documents the form encoding of the Pusher channel auth and the 429 of the stream's plain GET", async () => {
+    const operations = await documentOperations();
+    expect(Object.keys(operations.get("POST /api/v2/ws/auth")?.requestBody?.content ?? {}).sort()).toEqual([
+      "application/json",
+      "application/x-www-form-urlencoded",
+    ]);
+    expect(Object.keys(operations.get("GET /api/v1/ws")?.responses ?? {})).toContain("429");
+  });
+});
+
+describe("a text/plain body", () => {
+  it("is refused 415 on the Client API, and changes nothing", async () => {
+    const user = await signUp(server);
+    const headers = { authorization: user.token, "content-type": "text/plain" };
+    const order = await server.app.inject({
+      method: "POST",
+      url: `/api/v1/accounts/${user.login}/orders`,
+      headers,
+      payload: "symbol=EURUSD",
+    });
+    expect(order.statusCode).toBe(415);
+    expect(order.json()).toEqual({ error: "UNSUPPORTED_MEDIA_TYPE", message: expect.any(String) });
+    const logout = await server.app.inject({ method: "POST", url: "/api/v1/logout", headers, payload: "hello" });
+    expect(logout.statusCode).toBe(415);
+    // The session was not ended by the refused logout.
+    expect((await call(server, "GET", "/api/v1/session", { token: user.token })).status).toBe(200);
+  });
+});
