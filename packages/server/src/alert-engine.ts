@@ -733,6 +733,8 @@ export class AlertEngine {
           repeating: alert.repeating,
           status: after.status,
           accountId: alert.accountId,
+          // API.md: seed 000's streams carry `seq`; here the alert log entry's id.
+          seq: stored.id,
         },
         seq: stored.id,
       });

@@ -409,7 +409,8 @@ export class NotificationService {
   publish(stored: Notification): void {
     this.platform.bus.publish(BusTopics.user(stored.userId), {
       type: "notificationEvent",
-      payload: notificationView(stored),
+      // API.md: seed 000's streams carry `seq`; here the notification's id.
+      payload: { ...notificationView(stored), seq: stored.id },
       seq: stored.id,
     });
   }

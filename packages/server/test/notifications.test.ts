@@ -80,7 +80,9 @@ describe("notifications from the engine's events", () => {
         createdAt: new Date(TUESDAY_NOON).toISOString(),
       },
     ]);
-    expect(events).toEqual([{ type: "notificationEvent", seq: rows[0]!.id, payload: { ...rows[0] } }]);
+    expect(events).toEqual([
+      { type: "notificationEvent", seq: rows[0]!.id, payload: { ...rows[0], seq: rows[0]!.id } },
+    ]);
   });
 
   it("a stop loss close is a warning, a take profit close is info, each with the realised profit", async () => {

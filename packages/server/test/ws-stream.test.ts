@@ -422,6 +422,8 @@ describe("account streams", () => {
     await settle(server);
     const notification = await client.nextOf("notificationEvent");
     expect(notification.payload).toMatchObject({ accountId: user.login, status: "unread" });
+    // API.md: seed 000's streams carry `seq` (found by the audit of the API contract: they did not).
+    expect(notification.payload.seq).toBe(notification.payload.id);
     expect(typeof notification.payload.title).toBe("string");
   });
 
@@ -440,6 +442,7 @@ describe("account streams", () => {
     await settle(server);
     const alert = await client.nextOf("priceAlertEvent");
     expect(alert.payload).toMatchObject({ symbol: "EURUSD", side: "BID", message: "up", repeating: false });
+    expect(alert.payload.seq).toBe(alert.payload.id);
     await pushQuote(server, "EURUSD", "1.08430", "1.08440");
   });
 });
