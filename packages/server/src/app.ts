@@ -35,7 +35,7 @@ import { ApiKeyService, apiKeyRefusal, isApiKeyFormat, type ApiKeyPrincipal } fr
 import { AUTOMATION_STATUSES } from "./automation-views.ts";
 import { tokenFromAuthorization, type AuthService, type Principal } from "./auth.ts";
 import { proxyTrust } from "./client-address.ts";
-import { ApiError, ApiErrorCodes, storageApiError, type ApiErrorCode } from "./errors.ts";
+import { ApiError, ApiErrorCodes, HttpStatus, storageApiError, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Platform } from "./platform.ts";
 import { compileResponseSerializer } from "./response-serializer.ts";
@@ -108,8 +108,17 @@ export function scopeAllows(scope: ApiKeyScope, needed: ApiKeyScope): boolean {
   return SCOPE_RANK[scope] >= SCOPE_RANK[needed];
 }
 
-function automationStatus(status: number): number {
-  return AUTOMATION_STATUSES.has(status) ? status : 400;
+/**
+ * The Automation API's status for a refusal: seed 003's statuses and 429; any other is 400. Its 403 means the key
+ * (seed 003: "Invalid API key"; a scope too small), so a bot may drop a key on it: any other 403 of the registry
+ * (a disabled account) is 400 here, with its code.
+ */
+function automationStatus(apiError: ApiError): number {
+  if (apiError.statusCode === HttpStatus.FORBIDDEN)
+    return apiError.code === "INVALID_API_KEY" || apiError.code === "INSUFFICIENT_SCOPE"
+      ? HttpStatus.FORBIDDEN
+      : HttpStatus.BAD_REQUEST;
+  return AUTOMATION_STATUSES.has(apiError.statusCode) ? apiError.statusCode : HttpStatus.BAD_REQUEST;
 }
 
 function isAutomationPath(url: string): boolean {
@@ -171,7 +180,7 @@ function sendApiError(
     unroutedFace === "automation"
   )
     return reply
-      .status(automationStatus(apiError.statusCode))
+      .status(automationStatus(apiError))
       .send({ success: false, error: apiError.message, code: apiError.code });
   return reply.status(apiError.statusCode).send(errorBody(apiError.code, apiError.message));
 }

@@ -40,7 +40,8 @@ export const AutomationErrorSchema = Type.Object(
     description:
       `An Automation API error. Its statuses are seed 003's and 429 (${[...AUTOMATION_STATUSES].join(", ")}): ` +
       "an error the Client API answers with another status (409 DUPLICATE_CLIENT_ORDER_ID, 413 PAYLOAD_TOO_LARGE, " +
-      "415 UNSUPPORTED_MEDIA_TYPE…) is answered 400 here, with the same registry code in `code`.",
+      "415 UNSUPPORTED_MEDIA_TYPE…) is answered 400 here, with the same registry code in `code`. 403 is the key's " +
+      "own refusal only (INVALID_API_KEY, INSUFFICIENT_SCOPE); a disabled account (ACCOUNT_DISABLED) is 400.",
   },
 );
 export type AutomationError = Static<typeof AutomationErrorSchema>;

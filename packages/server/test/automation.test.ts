@@ -13,6 +13,7 @@ import { loadServerConfig } from "../src/config.ts";
 import { createServer } from "../src/server.ts";
 import {
   TUESDAY_NOON,
+  admin,
   automation,
   call,
   createApiKey,
@@ -902,6 +903,26 @@ describe("envelope and statuses", () => {
     };
     expect(JSON.stringify(document.paths["/v1/api/trade"]!.post!.responses["400"])).toContain(
       "415 UNSUPPORTED_MEDIA_TYPE…) is answered 400 here",
+    );
+  });
+
+  // Found by the audit of the API contract of 7 December (third session): a disabled account's trade answered 403,
+  // which seed 003 gives to an invalid API key only; a bot that drops its key on 403 dropped a sound one.
+  it("answers 403 only for the key itself: a disabled account's trade is 400 ACCOUNT_DISABLED", async () => {
+    const { user, key } = await trader();
+    const disabled = await admin(server, "POST", `/admin/v1/accounts/${user.login}`, { tradingEnabled: false });
+    expect(disabled.status).toBe(200);
+    expectError(
+      await automation(server, "POST", "/v1/api/trade", key, { symbol: "EURUSD", action: "buy", volume: 0.1 }),
+      400,
+      "ACCOUNT_DISABLED",
+    );
+    expectError(await automation(server, "GET", "/v1/api/account", "tk_live_not-a-key"), 403, "INVALID_API_KEY");
+    const { key: readOnly } = await createApiKey(server, user, "read");
+    expectError(
+      await automation(server, "POST", "/v1/api/trade", readOnly, { symbol: "EURUSD", action: "buy", volume: 0.1 }),
+      403,
+      "INSUFFICIENT_SCOPE",
     );
   });
 
