@@ -16,6 +16,7 @@ import {
   isSessionOpenThroughout,
   nextSessionChange,
   maxPricePoints,
+  swapDaysAt,
   weekdayOf,
   type InstrumentSpec,
   type WeekSessions,
@@ -1908,23 +1909,26 @@ export class TradingEngine {
   }
 
   private rollover(rolloverTime: number): void {
-    // The trading day that ends at this rollover decides the multiplier: none for Saturday and Sunday, triple on the configured day.
+    // The trading day that ends at this rollover decides the days charged: the instrument's own calendar (swapDays),
+    // else the engine's, none for Saturday and Sunday and triple on the configured day. The event's `multiplier` is
+    // the engine's calendar; each charge holds its own days.
     const weekday = weekdayOf(rolloverTime - 1);
-    const multiplier = weekday === 0 || weekday === 6 ? 0 : weekday === this.config.tripleSwapWeekday ? 3 : 1;
+    const multiplier = swapDaysAt(null, weekday, this.config.tripleSwapWeekday);
     const charges: SwapCharge[] = [];
     const deferrals: { accountId: number; positionId: number; days: number }[] = [];
-    if (multiplier > 0) {
-      for (const position of [...this.state.positions.values()].sort((a, b) => a.id - b.id)) {
-        const rate = this.swapConversion(position);
-        if (rate === null) {
-          // No rate to convert with: the position owes these days until the quote comes (DeferredSwapsCharged).
-          if (swapMilliPoints(this.state.instrument(position.symbol), position.side) !== 0)
-            deferrals.push({ accountId: position.accountId, positionId: position.id, days: multiplier });
-          continue;
-        }
-        const amount = this.swapOf(position, multiplier, rate);
-        if (amount !== 0) charges.push({ accountId: position.accountId, positionId: position.id, amount });
+    for (const position of [...this.state.positions.values()].sort((a, b) => a.id - b.id)) {
+      const instrument = this.state.instrument(position.symbol);
+      const days = swapDaysAt(instrument, weekday, this.config.tripleSwapWeekday);
+      if (days === 0) continue;
+      const rate = this.swapConversion(position);
+      if (rate === null) {
+        // No rate to convert with: the position owes these days until the quote comes (DeferredSwapsCharged).
+        if (swapMilliPoints(instrument, position.side) !== 0)
+          deferrals.push({ accountId: position.accountId, positionId: position.id, days });
+        continue;
       }
+      const amount = this.swapOf(position, days, rate);
+      if (amount !== 0) charges.push({ accountId: position.accountId, positionId: position.id, amount });
     }
     this.emit({ type: "Rollover", time: rolloverTime, rolloverTime, multiplier, charges });
     if (deferrals.length > 0) this.emit({ type: "SwapsDeferred", time: rolloverTime, rolloverTime, deferrals });

@@ -67,6 +67,18 @@ export type WeekSessions = readonly [
   DaySessions,
 ];
 
+/**
+ * Days of swap charged at the rollover that ends each trading day, Sunday first (MetaTrader's per-symbol swap
+ * multipliers): forex charges the weekend on Wednesday (spot settles two days later), index CFDs on Friday,
+ * crypto every day alike. Each from 0 to 7.
+ */
+export type SwapDays = readonly [number, number, number, number, number, number, number];
+
+/** Index and energy CFDs: financing for the weekend is charged at Friday's rollover. */
+const WEEKEND_ON_FRIDAY: SwapDays = [0, 1, 1, 1, 1, 3, 0];
+/** Markets that trade every day (crypto): one day of swap at every rollover. */
+const EVERY_DAY: SwapDays = [1, 1, 1, 1, 1, 1, 1];
+
 /** The full contract specification of an instrument, all integers (DESIGN.md section 3). */
 export interface InstrumentSpec {
   readonly symbol: string;
@@ -95,6 +107,8 @@ export interface InstrumentSpec {
   /** Daily swap per lot in thousandths of a point (MetaTrader's "swap in points", to three decimals). */
   readonly swapLongMilliPoints: number;
   readonly swapShortMilliPoints: number;
+  /** The instrument's own swap calendar; absent: the engine's (none on Saturday and Sunday, triple on `tripleSwapWeekday`). */
+  readonly swapDays?: SwapDays;
   /** Commission per lot per deal side, in minor units of `commissionCurrency`. */
   readonly commissionPerLot: number;
   readonly commissionCurrency: CurrencyCode;
@@ -159,6 +173,7 @@ interface InstrumentDefinition {
   /** Swaps in points per lot per day, as decimals. */
   swapLong: string;
   swapShort: string;
+  swapDays?: SwapDays;
   /** Commission per lot per side in the commission currency, as a decimal. */
   commission: string;
   commissionCurrency?: CurrencyCode;
@@ -195,6 +210,7 @@ export function defineInstrument(definition: InstrumentDefinition): InstrumentSp
     stopsLevelPoints: definition.stopsLevelPoints,
     swapLongMilliPoints: decimalToInteger(definition.swapLong, 3),
     swapShortMilliPoints: decimalToInteger(definition.swapShort, 3),
+    ...(definition.swapDays === undefined ? {} : { swapDays: definition.swapDays }),
     commissionPerLot: decimalToInteger(definition.commission, currencyDigits(commissionCurrency)),
     commissionCurrency,
   };
@@ -288,6 +304,7 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
     stopsLevelPoints: 50,
     swapLong: "-92.5",
     swapShort: "31.2",
+    swapDays: WEEKEND_ON_FRIDAY,
     commission: "0",
   },
   {
@@ -305,6 +322,7 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
     stopsLevelPoints: 100,
     swapLong: "-310.4",
     swapShort: "105.7",
+    swapDays: WEEKEND_ON_FRIDAY,
     commission: "0",
   },
   {
@@ -322,6 +340,7 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
     stopsLevelPoints: 100,
     swapLong: "-280.0",
     swapShort: "60.0",
+    swapDays: WEEKEND_ON_FRIDAY,
     commission: "0",
   },
   {
@@ -339,6 +358,7 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
     stopsLevelPoints: 10,
     swapLong: "-3.5",
     swapShort: "1.0",
+    swapDays: WEEKEND_ON_FRIDAY,
     commission: "0",
   },
   {
@@ -356,6 +376,7 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
     stopsLevelPoints: 0,
     swapLong: "-2000",
     swapShort: "-2000",
+    swapDays: EVERY_DAY,
     commission: "5.00",
     commissionCurrency: "USD",
   },
@@ -374,6 +395,7 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
     stopsLevelPoints: 0,
     swapLong: "-150",
     swapShort: "-150",
+    swapDays: EVERY_DAY,
     commission: "1.00",
     commissionCurrency: "USD",
   },
@@ -436,6 +458,17 @@ export function nextSessionChange(sessions: WeekSessions, time: number): number 
   candidates.sort((a, b) => a - b);
   for (const candidate of candidates) if (isSessionOpen(sessions, candidate) !== openNow) return candidate;
   return null;
+}
+
+/**
+ * Days of swap charged at the rollover that ends a trading day of `weekday` (0 Sunday): the instrument's own calendar
+ * (`swapDays`), else the engine's (none on Saturday and Sunday, triple on `tripleSwapWeekday`); without an instrument,
+ * the engine's.
+ */
+export function swapDaysAt(instrument: InstrumentSpec | null, weekday: number, tripleSwapWeekday: number): number {
+  const own = instrument?.swapDays?.[weekday];
+  if (own !== undefined) return own;
+  return weekday === 0 || weekday === 6 ? 0 : weekday === tripleSwapWeekday ? 3 : 1;
 }
 
 export function weekdayOf(timeMs: number): number {

@@ -647,6 +647,12 @@ function referenceMultiplier(rolloverTime: number): number {
   return weekday === 0 || weekday === 6 ? 0 : weekday === 3 ? 3 : 1;
 }
 
+/** The days of swap a position in `symbol` pays at that rollover: its instrument's own calendar, else the engine's. */
+function referenceSwapDays(symbol: string, rolloverTime: number): number {
+  const weekday = new Date(rolloverTime - 1).getUTCDay();
+  return instrumentOf(symbol).swapDays?.[weekday] ?? referenceMultiplier(rolloverTime);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The harness: runs a scenario, keeps the journal, the ticks it sent and tallies of money.
 
@@ -1331,7 +1337,7 @@ const ledgerObserver: Observer = {
             position.symbol,
             position.side,
             position.volume,
-            multiplier,
+            referenceSwapDays(position.symbol, event.rolloverTime),
             currency,
             step.ticksBefore,
           );

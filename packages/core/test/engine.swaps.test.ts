@@ -222,3 +222,43 @@ describe("swaps a rollover could not convert, as a property", () => {
     );
   });
 });
+
+describe("an instrument's own swap calendar (swapDays)", () => {
+  // Found by the audit of money across currencies of 7 December (third session): every instrument took the forex
+  // calendar, so a crypto position held over a weekend paid no swap, and one held over Wednesday paid three days.
+  /** The days each rollover of a week charged a BUY of 1 lot of `symbol`, opened Tuesday noon, in order. */
+  function daysChargedOverAWeek(symbol: string, bid: string, ask: string): number[] {
+    const s = new Scenario();
+    const account = s.account("USD", "1000000");
+    s.quote(symbol, bid, ask);
+    const positionId = s.buy(account, symbol, "1").positionId as number;
+    const instrument = instrumentOf(symbol);
+    const rate = s.engine.state.converter.rate("USD", "USD", (name) => s.engine.quote(name))!;
+    const swapOfDays = (days: number) => swapInAccountCurrency(instrument, "BUY", lots(symbol, "1"), days, rate, 2);
+    expect(swapOfDays(1)).toBeLessThan(0);
+    const days: number[] = [];
+    // Tuesday 22:00 to the next Monday 22:00: seven rollovers, one a step.
+    for (let step = 0; step < 7; step += 1) {
+      const rollover = ofType(s.ok({ kind: "advanceTime" }, TUESDAY_23H + step * DAY_MS).events, "Rollover");
+      expect(rollover).toHaveLength(1);
+      const charge = rollover[0]!.charges.find((entry) => entry.positionId === positionId);
+      days.push(charge === undefined ? 0 : [1, 2, 3, 4, 5, 6, 7].find((count) => swapOfDays(count) === charge.amount)!);
+    }
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+    return days;
+  }
+
+  it("crypto trades every day: one day of swap at each rollover, weekends included, none tripled", () => {
+    // Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday, Monday.
+    expect(daysChargedOverAWeek("BTCUSD", "67000.00", "67010.00")).toEqual([1, 1, 1, 1, 1, 1, 1]);
+  });
+
+  it("an index CFD charges the weekend on Friday", () => {
+    expect(daysChargedOverAWeek("US500", "5300.0", "5300.5")).toEqual([1, 1, 1, 3, 0, 0, 1]);
+  });
+
+  it("forex keeps the engine's calendar: the weekend on Wednesday (spot settles two days later)", () => {
+    expect(daysChargedOverAWeek("GBPUSD", "1.27000", "1.27010")).toEqual([1, 3, 1, 1, 0, 0, 1]);
+  });
+});

@@ -312,8 +312,12 @@ export function automationSymbolView(platform: Platform, instrument: InstrumentS
 export const AutomationSpecificationSchema = Type.Object(specificationProperties(StatusSchema));
 export type AutomationSpecification = Static<typeof AutomationSpecificationSchema>;
 
-export function automationSpecificationView(instrument: InstrumentSpec, now: number): AutomationSpecification {
-  const fields = specificationFields(instrument, now);
+export function automationSpecificationView(
+  instrument: InstrumentSpec,
+  now: number,
+  tripleSwapWeekday: number,
+): AutomationSpecification {
+  const fields = specificationFields(instrument, now, tripleSwapWeekday);
   return { ...fields, status: statusName(fields.status) };
 }
 

@@ -4,7 +4,14 @@
  * a path symbol. Each face keeps its own spelling at the edge (the Automation API's lower-case status, the
  * Client API's `timezone` and `swapMode`), composed around the fields computed here once.
  */
-import { currencyDigits, isSessionOpen, nextSessionChange, toDecimalNumber, type InstrumentSpec } from "@bourse/core";
+import {
+  currencyDigits,
+  isSessionOpen,
+  nextSessionChange,
+  swapDaysAt,
+  toDecimalNumber,
+  type InstrumentSpec,
+} from "@bourse/core";
 import type { Candle } from "@bourse/store";
 import { Type, type TSchema } from "@sinclair/typebox";
 import { weekSessionsView } from "./market-data.ts";
@@ -59,13 +66,20 @@ export function specificationProperties<Status extends TSchema>(status: Status) 
     }),
     swapLong: Type.Number({ description: "Points per lot per day (negative: charged)" }),
     swapShort: Type.Number({ description: "Points per lot per day (negative: charged)" }),
+    swapDays: Type.Array(Type.Integer({ minimum: 0, maximum: 7 }), {
+      minItems: 7,
+      maxItems: 7,
+      description:
+        "Days of swap charged at the rollover that ends each trading day, Sunday first " +
+        "(forex [0,1,1,3,1,1,0]: the weekend on Wednesday; index CFDs on Friday; crypto every day)",
+    }),
     commission: Type.Number({ description: "Per lot per deal side, in commissionCurrency" }),
     commissionCurrency: Type.String(),
   };
 }
 
-/** The values of specificationProperties (status spelled as MarketStatus). */
-export function specificationFields(instrument: InstrumentSpec, now: number) {
+/** The values of specificationProperties (status spelled as MarketStatus); the engine's calendar from its configuration. */
+export function specificationFields(instrument: InstrumentSpec, now: number, tripleSwapWeekday: number) {
   return {
     symbol: instrument.symbol,
     description: instrument.description,
@@ -89,10 +103,13 @@ export function specificationFields(instrument: InstrumentSpec, now: number) {
     stopsLevel: instrument.stopsLevelPoints,
     swapLong: toDecimalNumber(instrument.swapLongMilliPoints, 3),
     swapShort: toDecimalNumber(instrument.swapShortMilliPoints, 3),
+    swapDays: WEEKDAYS.map((weekday) => swapDaysAt(instrument, weekday, tripleSwapWeekday)),
     commission: toDecimalNumber(instrument.commissionPerLot, currencyDigits(instrument.commissionCurrency)),
     commissionCurrency: instrument.commissionCurrency,
   };
 }
+
+const WEEKDAYS = [0, 1, 2, 3, 4, 5, 6] as const;
 
 /** A bar on the wire: open time, OHLC by bid in the instrument's digits, ticks. */
 export function candleView(candle: Candle, instrument: InstrumentSpec) {

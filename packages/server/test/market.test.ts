@@ -195,6 +195,8 @@ describe("GET /api/v1/market/{symbol}", () => {
       swapMode: "POINTS",
       swapLong: -7.2,
       swapShort: 2.1,
+      // Forex: the weekend's swap at Wednesday's rollover (spot settles two days later).
+      swapDays: [0, 1, 1, 3, 1, 1, 0],
       commission: 0,
       commissionCurrency: "USD",
     });
@@ -214,12 +216,20 @@ describe("GET /api/v1/market/{symbol}", () => {
       marginRate: 50,
       marginCurrency: "USD",
       swapLong: -2000,
+      // Crypto trades every day: a day of swap at every rollover.
+      swapDays: [1, 1, 1, 1, 1, 1, 1],
       commission: 5,
       commissionCurrency: "USD",
       nextChange: null,
     });
     const us500 = await get("/api/v1/market/US500");
-    expect(us500.body.data).toMatchObject({ volumeMin: 0.1, volumeStep: 0.1, marginRate: 5, stopsLevel: 50 });
+    expect(us500.body.data).toMatchObject({
+      volumeMin: 0.1,
+      volumeStep: 0.1,
+      marginRate: 5,
+      stopsLevel: 50,
+      swapDays: [0, 1, 1, 1, 1, 3, 0],
+    });
   });
 
   it("answers 404 UNKNOWN_SYMBOL, 400 for a malformed symbol and 401 without a token", async () => {

@@ -686,7 +686,11 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       accountOf(request);
       return {
         success: true as const,
-        data: automationSpecificationView(instrumentOf(platform, request.params.symbol), platform.clock.now()),
+        data: automationSpecificationView(
+          instrumentOf(platform, request.params.symbol),
+          platform.clock.now(),
+          platform.engineConfig.tripleSwapWeekday,
+        ),
       };
     },
   );

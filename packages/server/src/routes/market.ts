@@ -129,8 +129,8 @@ const MARKET_COLUMNS = [
 const SHORTLIST_COLUMNS = ["symbol", "bid", "ask", "change", "high", "low", "time"] as const;
 const CANDLE_COLUMNS = ["time", "open", "high", "low", "close", "tickVolume"] as const;
 
-function specificationView(instrument: InstrumentSpec, now: number): SpecificationView {
-  return { ...specificationFields(instrument, now), timezone: "UTC", swapMode: "POINTS" };
+function specificationView(instrument: InstrumentSpec, now: number, tripleSwapWeekday: number): SpecificationView {
+  return { ...specificationFields(instrument, now, tripleSwapWeekday), timezone: "UTC", swapMode: "POINTS" };
 }
 
 export const marketRoutes: RouteModule = (app, { platform }) => {
@@ -210,7 +210,11 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
       },
     },
     async (request) => ({
-      data: specificationView(instrumentOf(platform, request.params.symbol), platform.clock.now()),
+      data: specificationView(
+        instrumentOf(platform, request.params.symbol),
+        platform.clock.now(),
+        platform.engineConfig.tripleSwapWeekday,
+      ),
     }),
   );
 
