@@ -155,7 +155,7 @@ export const ALWAYS_OPEN: WeekSessions = [FULL_DAY, FULL_DAY, FULL_DAY, FULL_DAY
 const FOREX_WEEK = sundayToFriday("22:00", "22:00");
 const CME_WEEK = sundayToFriday("23:00", "22:00", ["22:00", "23:00"]);
 
-interface InstrumentDefinition {
+export interface InstrumentDefinition {
   symbol: string;
   description: string;
   assetClass: AssetClass;
@@ -177,6 +177,8 @@ interface InstrumentDefinition {
   /** Commission per lot per side in the commission currency, as a decimal. */
   commission: string;
   commissionCurrency?: CurrencyCode;
+  /** FULL when absent. */
+  tradeMode?: TradeMode;
 }
 
 function decimalsOf(text: string): number {
@@ -205,7 +207,7 @@ export function defineInstrument(definition: InstrumentDefinition): InstrumentSp
     profitCurrency: definition.quote,
     marginMode: definition.marginMode,
     marginRatePpm: decimalToInteger(definition.marginRatePercent, 4),
-    tradeMode: "FULL",
+    tradeMode: definition.tradeMode ?? "FULL",
     sessions: definition.sessions,
     stopsLevelPoints: definition.stopsLevelPoints,
     swapLongMilliPoints: decimalToInteger(definition.swapLong, 3),

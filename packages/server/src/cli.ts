@@ -4,6 +4,7 @@
  * - `migrate`: create or upgrade the database schema (also done at every start).
  * - `verify`: recompute every account's ledger from the journal and report any difference.
  * - `journal`: print the journal's events, one JSON line each (the rows hold them in a binary form).
+ * - `instruments`: print the default instrument set as an instruments file (BOURSE_INSTRUMENTS_FILE) to start from.
  * - `user create`, `deposit`, `withdraw`: back-office actions, sent to the running server's admin API
  *   (the engine is the one writer of the journal: a second process must not write it).
  */
@@ -18,12 +19,14 @@ import {
 } from "@bourse/store";
 import {
   ConfigError,
+  loadInstruments,
   loadServerConfig,
   loadStorageSettings,
   makeDataDirectory,
   unknownSettings,
   type ServerConfig,
 } from "./config.ts";
+import { defaultInstrumentsFile } from "./instruments-file.ts";
 import { createServer } from "./server.ts";
 import { describeDatabase } from "./settings.ts";
 
@@ -43,6 +46,7 @@ commands:
   verify                                  recompute every account's ledger from the journal, report differences
   journal [--after S] [--limit N]         print the journal's events after sequence S (0), N at most (all), as
                                           JSON lines: {"sequence","type","time","accountId","event"}
+  instruments                             print the default instruments as a file for BOURSE_INSTRUMENTS_FILE
   user create --email E --password P [--name N]
                                           create a user with a funded demo account (server must be running)
   deposit <login> <amount> [--comment C]  deposit to an account, amount in its currency (server must be running)
@@ -52,6 +56,7 @@ environment (or a JSON file named by BOURSE_CONFIG, default ./bourse.config.json
   BOURSE_PORT (8080)  BOURSE_HOST (127.0.0.1)  BOURSE_DATA_DIR (./data)
   BOURSE_DATABASE_URL   postgres://… for PostgreSQL; unset: SQLite in BOURSE_DATA_DIR
   BOURSE_FEED           simulator (default) | push | csv:PATH
+  BOURSE_INSTRUMENTS_FILE  the instruments traded, a JSON list (unset: the default set; see \`bourse instruments\`)
   BOURSE_ADMIN_TOKEN    the admin API's bearer token (unset: generated and kept in the data directory)
   BOURSE_JWT_SECRET     the token signing secret (unset: generated and kept in the data directory)
   BOURSE_DEMO_BALANCE   a new demo account's first deposit (10000)
@@ -197,6 +202,10 @@ export async function main(
         const limit = sequenceOption(options, "limit", Number.MAX_SAFE_INTEGER);
         return await storageCommand({ after, limit }, output, environment);
       }
+      case "instruments":
+        if (rest.length > 0) throw new UsageError("instruments takes no arguments");
+        output.info(defaultInstrumentsFile().trimEnd());
+        return ExitCode.OK;
       case "start": {
         if (rest.length > 0) throw new UsageError("start takes no arguments: configure it with the environment");
         const config = loadServerConfig(environment);
@@ -325,7 +334,8 @@ async function storageCommand(
       }
       return ExitCode.OK;
     }
-    const result = await verify(journal, defaultEngineConfig(), { through: report.lastSequence, readModels: journal });
+    const config = defaultEngineConfig({ instruments: loadInstruments(environment) });
+    const result = await verify(journal, config, { through: report.lastSequence, readModels: journal });
     output.info(`verified ${result.lastSequence} events, ${result.accounts} accounts, state hash ${result.stateHash}`);
     const differences = [
       ...result.differences,

@@ -5,12 +5,14 @@
  */
 import {
   ACCOUNT_CURRENCIES,
+  DEFAULT_INSTRUMENTS,
   MAX_ACCOUNT_MONEY,
   currencyDigits,
   defaultEngineConfig,
   formatDecimal,
   isAccountCurrency,
   parseDecimal,
+  type InstrumentSpec,
 } from "@bourse/core";
 import { isPostgresUrl, makeDirectories } from "@bourse/store";
 import { randomBytes } from "node:crypto";
@@ -18,6 +20,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseTrustedProxies } from "./client-address.ts";
 import { feedTuning, type FeedTuning } from "./feed/index.ts";
+import { InstrumentsFileError, readInstrumentsFile } from "./instruments-file.ts";
 import { storageSettings, type StorageSettings } from "./settings.ts";
 
 export type FeedSettings =
@@ -29,6 +32,8 @@ export interface ServerConfig {
   readonly port: number;
   readonly host: string;
   readonly storage: StorageSettings;
+  /** The instruments traded: BOURSE_INSTRUMENTS_FILE's, else the default set. */
+  readonly instruments: readonly InstrumentSpec[];
   readonly feed: FeedSettings;
   /** The simulator's rate and the CSV replay's speed (BOURSE_FEED_RATE, BOURSE_FEED_REPLAY_SPEED). */
   readonly feedTuning: FeedTuning;
@@ -241,6 +246,7 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_FEED_SEED",
   "BOURSE_FEED_RATE",
   "BOURSE_FEED_REPLAY_SPEED",
+  "BOURSE_INSTRUMENTS_FILE",
   "BOURSE_ADMIN_TOKEN",
   "BOURSE_JWT_SECRET",
   "BOURSE_SESSION_TTL_SECONDS",
@@ -362,6 +368,23 @@ export function loadStorageSettings(environment: NodeJS.ProcessEnv = process.env
   return storageFrom(environment, pick);
 }
 
+/** The instruments traded, for the commands that need them and not the rest (`verify`, `instruments`). */
+export function loadInstruments(environment: NodeJS.ProcessEnv = process.env): readonly InstrumentSpec[] {
+  return instrumentsSetting(configPick(environment));
+}
+
+/** BOURSE_INSTRUMENTS_FILE: a JSON list of instrument definitions (instruments-file.ts); unset, the default set. */
+function instrumentsSetting(pick: Pick): readonly InstrumentSpec[] {
+  const file = pick("BOURSE_INSTRUMENTS_FILE");
+  if (file === undefined) return DEFAULT_INSTRUMENTS;
+  try {
+    return readInstrumentsFile(path.resolve(file));
+  } catch (error) {
+    if (error instanceof InstrumentsFileError) throw new ConfigError(`BOURSE_INSTRUMENTS_FILE: ${error.message}`);
+    throw error;
+  }
+}
+
 /**
  * Reads the configuration. `BOURSE_CONFIG` names the file; without it `bourse.config.json` in the
  * working directory is read when present.
@@ -381,6 +404,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     port: integer("BOURSE_PORT", "8080", 0, 65_535),
     host: pick("BOURSE_HOST") ?? "127.0.0.1",
     storage,
+    instruments: instrumentsSetting(pick),
     feed: parseFeed(pick("BOURSE_FEED") ?? "simulator", seed),
     feedTuning: feedTuningSetting(pick),
     adminToken: keptSecret(storage.dataDirectory, "admin-token", pick("BOURSE_ADMIN_TOKEN")),

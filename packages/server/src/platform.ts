@@ -40,6 +40,7 @@ import { Bus } from "./bus.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { makeDataDirectory, type ServerConfig } from "./config.ts";
 import { ApiError, storageApiError } from "./errors.ts";
+import { checkInstrumentScales } from "./instruments-file.ts";
 
 /** Every command but its time: the platform stamps it with its clock. */
 export type UntimedCommand = Command extends infer Each ? (Each extends Command ? Omit<Each, "time"> : never) : never;
@@ -145,7 +146,7 @@ export class Platform {
     // The quote age limit is the server's setting (BOURSE_MAX_QUOTE_AGE_SECONDS), whatever engine configuration a
     // caller passes.
     this.engineConfig = {
-      ...(options.engineConfig ?? defaultEngineConfig()),
+      ...(options.engineConfig ?? defaultEngineConfig({ instruments: options.config.instruments })),
       maxQuoteAgeMs: maxQuoteAgeSeconds === 0 ? null : maxQuoteAgeSeconds * 1000,
     };
     this.instruments = new Map(this.engineConfig.instruments.map((instrument) => [instrument.symbol, instrument]));
@@ -200,6 +201,8 @@ export class Platform {
     try {
       await this.platformStore.open();
       this.storeOpen = true;
+      // Before recovery: the journal's integers are of the scales this database ran with.
+      await checkInstrumentScales(this.platformStore, this.engineConfig.instruments);
       this.durable = await DurableEngine.open({
         journal: this.journal,
         config: this.engineConfig,

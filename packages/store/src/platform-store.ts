@@ -57,6 +57,8 @@ export const PLATFORM_LIMITS = {
   candleLimit: 5000,
   /** Last quotes kept by one saveLastQuotes call (one per symbol). */
   lastQuotesBatch: 1000,
+  /** Instruments a platform may define, and so scales kept (`saveInstrumentScales`). */
+  instruments: 1000,
   /** Active alerts in one page of listActiveAlertsBySymbol. */
   activeAlertsBySymbol: 10_000,
   /** Names, titles, messages: characters. */
@@ -378,6 +380,20 @@ export interface LastQuote {
   readonly time: number;
 }
 
+/**
+ * What an instrument's integers mean (`saveInstrumentScales`): prices in points of `digits`, volumes in units of
+ * `volumeDigits`, `contractSize` units of `baseCurrency` a lot, priced in `quoteCurrency`. The journal, the
+ * histories and the kept quotes hold integers of this scale, so it may not change once a database has used it.
+ */
+export interface InstrumentScale {
+  readonly symbol: string;
+  readonly digits: number;
+  readonly volumeDigits: number;
+  readonly contractSize: number;
+  readonly baseCurrency: string;
+  readonly quoteCurrency: string;
+}
+
 export interface Candle {
   readonly symbol: string;
   readonly timeframe: CandleTimeframe;
@@ -522,6 +538,11 @@ export interface PlatformStore {
   saveLastQuotes(quotes: readonly LastQuote[]): Promise<void>;
   /** Every symbol's kept quote, by symbol. */
   lastQuotes(): Promise<LastQuote[]>;
+
+  /** Keeps each instrument's scale (replacing the one kept for its symbol), at most PLATFORM_LIMITS.instruments. */
+  saveInstrumentScales(scales: readonly InstrumentScale[]): Promise<void>;
+  /** Every instrument scale kept, by symbol. */
+  instrumentScales(): Promise<InstrumentScale[]>;
 }
 
 // ---- validation, shared by the drivers ----

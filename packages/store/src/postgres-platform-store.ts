@@ -28,6 +28,7 @@ import {
   PLATFORM_LAST_QUOTES_SQL,
   PLATFORM_NOTIFICATION_EVENTS_SQL,
   PLATFORM_ALERT_TRIGGER_KEYS_SQL,
+  PLATFORM_INSTRUMENT_SCALES_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -84,6 +85,7 @@ const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: "last quotes", sql: postgresText(PLATFORM_LAST_QUOTES_SQL) },
   { version: 5, name: "notification events", sql: postgresText(PLATFORM_NOTIFICATION_EVENTS_SQL) },
   { version: 6, name: "alert trigger keys", sql: postgresText(PLATFORM_ALERT_TRIGGER_KEYS_SQL) },
+  { version: 7, name: "instrument scales", sql: postgresText(PLATFORM_INSTRUMENT_SCALES_SQL) },
 ];
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;

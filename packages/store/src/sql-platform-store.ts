@@ -34,6 +34,7 @@ import {
   type ApiKey,
   type ApiKeyScope,
   type Candle,
+  type InstrumentScale,
   type LastQuote,
   type CandleQuery,
   type FailedLoginPolicy,
@@ -255,6 +256,16 @@ export const PLATFORM_NOTIFICATION_EVENTS_SQL = `ALTER TABLE {s}notifications AD
  */
 export const PLATFORM_ALERT_TRIGGER_KEYS_SQL = `ALTER TABLE {s}alert_logs ADD COLUMN trigger_key text;
   CREATE UNIQUE INDEX alert_logs_trigger_key ON {s}alert_logs (trigger_key)`;
+
+/** Migration 7 of the platform tables: the scale of every instrument the platform has run with (`saveInstrumentScales`). */
+export const PLATFORM_INSTRUMENT_SCALES_SQL = `CREATE TABLE {s}instrument_scales (
+    symbol text PRIMARY KEY,
+    digits {int} NOT NULL,
+    volume_digits {int} NOT NULL,
+    contract_size {int} NOT NULL,
+    base_currency text NOT NULL,
+    quote_currency text NOT NULL
+  )`;
 
 /** A book side as stored: `[[price, volume], …]`, or null for none. */
 function levelsToText(field: string, levels: readonly BookLevel[] | undefined): string | null {
@@ -1403,6 +1414,43 @@ export abstract class SqlPlatformStore implements PlatformStore {
     if (statements.length === 0) return;
     // Derived from the feed, like candles: a power failure may cost the last second's.
     await this.db.derivedWrite(statements);
+  }
+
+  async saveInstrumentScales(scales: readonly InstrumentScale[]): Promise<void> {
+    if (!Array.isArray(scales) || scales.length > PLATFORM_LIMITS.instruments)
+      throw new ValidationError(`scales: must be a list of at most ${PLATFORM_LIMITS.instruments}`, "scales");
+    const sql = `INSERT INTO {s}instrument_scales (symbol, digits, volume_digits, contract_size, base_currency, quote_currency)
+           VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (symbol) DO UPDATE SET digits = excluded.digits, volume_digits = excluded.volume_digits,
+             contract_size = excluded.contract_size, base_currency = excluded.base_currency,
+             quote_currency = excluded.quote_currency`;
+    const rows = scales.map((scale) => [
+      checkSymbol("symbol", scale.symbol),
+      checkInteger("digits", scale.digits, 0),
+      checkInteger("volumeDigits", scale.volumeDigits, 0),
+      checkInteger("contractSize", scale.contractSize, 1),
+      checkText("baseCurrency", scale.baseCurrency, 16),
+      checkText("quoteCurrency", scale.quoteCurrency, 16),
+    ]);
+    if (rows.length === 0) return;
+    await this.db.transaction(async (tx) => {
+      for (const params of rows) await this.run(sql, params, tx);
+    });
+  }
+
+  async instrumentScales(): Promise<InstrumentScale[]> {
+    const rows = await this.all(
+      `SELECT symbol, digits, volume_digits, contract_size, base_currency, quote_currency FROM {s}instrument_scales
+         ORDER BY symbol LIMIT ${PLATFORM_LIMITS.instruments}`,
+    );
+    return rows.map((row) => ({
+      symbol: str(row.symbol),
+      digits: num(row.digits),
+      volumeDigits: num(row.volume_digits),
+      contractSize: num(row.contract_size),
+      baseCurrency: str(row.base_currency),
+      quoteCurrency: str(row.quote_currency),
+    }));
   }
 
   async lastQuotes(): Promise<LastQuote[]> {

@@ -18,6 +18,7 @@ import {
   PLATFORM_LAST_QUOTES_SQL,
   PLATFORM_NOTIFICATION_EVENTS_SQL,
   PLATFORM_ALERT_TRIGGER_KEYS_SQL,
+  PLATFORM_INSTRUMENT_SCALES_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -61,6 +62,7 @@ const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: "last quotes", sql: sqliteText(PLATFORM_LAST_QUOTES_SQL) },
   { version: 5, name: "notification events", sql: sqliteText(PLATFORM_NOTIFICATION_EVENTS_SQL) },
   { version: 6, name: "alert trigger keys", sql: sqliteText(PLATFORM_ALERT_TRIGGER_KEYS_SQL) },
+  { version: 7, name: "instrument scales", sql: sqliteText(PLATFORM_INSTRUMENT_SCALES_SQL) },
 ];
 
 /** The constraint a SQLite error reports as broken, or null for any other error. */

@@ -1076,6 +1076,42 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
     });
   });
 
+  describe("PlatformStore: instrument scales", () => {
+    it("keeps each symbol's scale, replacing the one kept, all or none of a call; validates every field", async () => {
+      const store = await openStore();
+      expect(await store.instrumentScales()).toEqual([]);
+      const eurusd = {
+        symbol: "EURUSD",
+        digits: 5,
+        volumeDigits: 2,
+        contractSize: 100_000,
+        baseCurrency: "EUR",
+        quoteCurrency: "USD",
+      };
+      const btcusd = { ...eurusd, symbol: "BTCUSD", digits: 2, contractSize: 1, baseCurrency: "BTC" };
+      await store.saveInstrumentScales([eurusd, btcusd]);
+      await store.saveInstrumentScales([{ ...eurusd, digits: 4 }]);
+      expect(await store.instrumentScales()).toEqual([btcusd, { ...eurusd, digits: 4 }]);
+      for (const bad of [
+        { ...eurusd, symbol: "" },
+        { ...eurusd, digits: -1 },
+        { ...eurusd, volumeDigits: 1.5 },
+        { ...eurusd, contractSize: 0 },
+        { ...eurusd, baseCurrency: "" },
+      ]) {
+        // The bad scale comes second: the first of the call is not kept either.
+        const refused = await rejection(store.saveInstrumentScales([{ ...btcusd, digits: 3 }, bad]));
+        expect(refused, JSON.stringify(bad)).toBeInstanceOf(ValidationError);
+      }
+      expect(
+        await rejection(
+          store.saveInstrumentScales(Array.from({ length: PLATFORM_LIMITS.instruments + 1 }, () => eurusd)),
+        ),
+      ).toBeInstanceOf(ValidationError);
+      expect(await store.instrumentScales()).toEqual([btcusd, { ...eurusd, digits: 4 }]);
+    });
+  });
+
   describe("PlatformStore: candles", () => {
     const bar = {
       symbol: "EURUSD",

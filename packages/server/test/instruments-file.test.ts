@@ -1,0 +1,185 @@
+/**
+ * The broker's own instruments (DESIGN.md section 3: "from a config file; a default set ships"): BOURSE_INSTRUMENTS_FILE.
+ * Every server used to trade the built-in set, whatever the broker offered. The file is checked at start (each bad
+ * entry named), `bourse instruments` prints the default set in the file's form, and a database refuses a start that
+ * drops an instrument it ran with or changes its scale, since its journal and histories hold integers of that scale.
+ */
+import { DEFAULT_INSTRUMENTS, DEFAULT_INSTRUMENT_DEFINITIONS } from "@bourse/core";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { ManualClock } from "../src/clock.ts";
+import { ConfigError, loadServerConfig } from "../src/config.ts";
+import { runCommandLine } from "../src/index.ts";
+import {
+  InstrumentsFileError,
+  defaultInstrumentsFile,
+  instrumentFileEntry,
+  parseInstruments,
+  type InstrumentFileEntry,
+} from "../src/instruments-file.ts";
+import { call, pushQuote, signUp, startTestServer, tableObjects, TUESDAY_NOON } from "./helpers.ts";
+
+const directories: string[] = [];
+afterEach(() => {
+  for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
+});
+
+function temporaryDirectory(): string {
+  const directory = mkdtempSync(path.join(tmpdir(), "bourse-instruments-"));
+  directories.push(directory);
+  return directory;
+}
+
+const DEFAULT_ENTRIES = DEFAULT_INSTRUMENT_DEFINITIONS.map(instrumentFileEntry);
+const EURUSD = DEFAULT_ENTRIES.find((entry) => entry.symbol === "EURUSD")!;
+
+/** A broker's file: the default set, a raw-spread EURUSD with commission, and GBPUSD withdrawn. */
+function brokerEntries(overrides: Partial<InstrumentFileEntry> = {}): InstrumentFileEntry[] {
+  return [
+    ...DEFAULT_ENTRIES.map((entry) =>
+      entry.symbol === "GBPUSD" ? { ...entry, tradeMode: "DISABLED" as const } : entry,
+    ),
+    { ...EURUSD, symbol: "EURUSD.raw", description: "Euro vs US Dollar, raw spread", commission: "3.50", ...overrides },
+  ];
+}
+
+function writeFile(directory: string, entries: unknown): string {
+  const file = path.join(directory, "instruments.json");
+  writeFileSync(file, JSON.stringify(entries));
+  return file;
+}
+
+describe("the instruments file", () => {
+  it("the default set printed as a file reads back as the default instruments, exactly", () => {
+    expect(parseInstruments(defaultInstrumentsFile())).toEqual(DEFAULT_INSTRUMENTS);
+  });
+
+  it("refuses a bad entry and names it and its field", () => {
+    const refusal = (entries: unknown): string => {
+      try {
+        parseInstruments(JSON.stringify(entries));
+      } catch (error) {
+        expect(error).toBeInstanceOf(InstrumentsFileError);
+        return (error as Error).message;
+      }
+      throw new Error(`accepted ${JSON.stringify(entries)}`);
+    };
+    expect(refusal([])).toMatch(/^the file: .*1 to 1000 instrument definitions/);
+    expect(refusal({ EURUSD })).toMatch(/^the file: /);
+    expect(refusal([EURUSD, { ...EURUSD, spread: 2 }])).toMatch(/^entry 1.spread: Unexpected property/);
+    expect(refusal([{ ...EURUSD, symbol: "EUR/USD" }])).toMatch(/^entry 0\.symbol: /);
+    expect(refusal([{ ...EURUSD, base: "XYZ" }])).toMatch(/^entry 0\.base: /);
+    expect(refusal([{ ...EURUSD, digits: 9 }])).toMatch(/^entry 0\.digits: /);
+    expect(refusal([{ ...EURUSD, swapLong: -7.2 }])).toMatch(/^entry 0\.swapLong: /);
+    expect(refusal([{ ...EURUSD, sessions: EURUSD.sessions.slice(1) }])).toMatch(/^entry 0\.sessions: /);
+    expect(refusal([EURUSD, EURUSD])).toBe("entry 1 (EURUSD): the symbol is defined twice");
+    expect(refusal([{ ...EURUSD, lots: { min: "1", max: "0.5", step: "0.01" } }])).toBe(
+      "entry 0 (EURUSD): lots.max is below lots.min",
+    );
+    expect(refusal([{ ...EURUSD, lots: { min: "0.015", max: "100", step: "0.01" } }])).toBe(
+      "entry 0 (EURUSD): lots.min and lots.max must be whole steps of lots.step",
+    );
+    expect(refusal([{ ...EURUSD, marginRatePercent: "0" }])).toBe(
+      "entry 0 (EURUSD): marginRatePercent must be above 0",
+    );
+    expect(refusal([{ ...EURUSD, swapShort: "2.1234" }])).toMatch(/^entry 0\.swapShort: /);
+    expect(refusal([{ ...EURUSD, commission: "0.005" }])).toBe(
+      "entry 0 (EURUSD): commission 0.005 has more than 2 decimals",
+    );
+    const sessions = [...EURUSD.sessions];
+    sessions[2] = ["08:00-12:00", "11:00-14:00"];
+    expect(refusal([{ ...EURUSD, sessions }])).toBe(
+      "entry 0 (EURUSD): sessions[2]: 11:00-14:00 overlaps or touches the interval before it",
+    );
+    sessions[2] = ["12:00-08:00"];
+    expect(refusal([{ ...EURUSD, sessions }])).toBe("entry 0 (EURUSD): sessions[2]: 12:00-08:00 ends before it starts");
+  });
+
+  it("is read by the configuration; a bad one stops the start with a ConfigError naming the setting", () => {
+    const directory = temporaryDirectory();
+    const file = writeFile(directory, brokerEntries());
+    const config = loadServerConfig({ BOURSE_DATA_DIR: directory, BOURSE_INSTRUMENTS_FILE: file });
+    expect(config.instruments.map((instrument) => instrument.symbol)).toContain("EURUSD.raw");
+    expect(config.instruments.find((instrument) => instrument.symbol === "EURUSD.raw")?.commissionPerLot).toBe(350);
+    expect(loadServerConfig({ BOURSE_DATA_DIR: directory }).instruments).toBe(DEFAULT_INSTRUMENTS);
+    const bad = writeFile(temporaryDirectory(), [{ ...EURUSD, digits: -1 }]);
+    expect(() => loadServerConfig({ BOURSE_DATA_DIR: directory, BOURSE_INSTRUMENTS_FILE: bad })).toThrow(ConfigError);
+    expect(() => loadServerConfig({ BOURSE_DATA_DIR: directory, BOURSE_INSTRUMENTS_FILE: bad })).toThrow(
+      /^BOURSE_INSTRUMENTS_FILE: .*instruments\.json: entry 0\.digits: /,
+    );
+  });
+
+  it("`bourse instruments` prints the default set as a file", async () => {
+    const lines: string[] = [];
+    const code = await runCommandLine(
+      ["instruments"],
+      { info: (line) => lines.push(line), error: () => undefined },
+      {},
+    );
+    expect(code).toBe(0);
+    expect(parseInstruments(lines.join("\n"))).toEqual(DEFAULT_INSTRUMENTS);
+  });
+});
+
+describe("a server with the broker's instruments", () => {
+  it("lists and trades the file's instruments, refuses a withdrawn one, and keeps their scales across restarts", async () => {
+    const dataDirectory = temporaryDirectory();
+    const fileDirectory = temporaryDirectory();
+    const start = (entries: InstrumentFileEntry[]) =>
+      startTestServer({
+        dataDirectory,
+        clock: new ManualClock(TUESDAY_NOON),
+        environment: { BOURSE_INSTRUMENTS_FILE: writeFile(fileDirectory, entries) },
+      });
+
+    const server = await start(brokerEntries());
+    let login: number;
+    try {
+      const user = await signUp(server);
+      login = user.login;
+      const market = await call(server, "GET", "/api/v1/market", { token: user.token });
+      expect(tableObjects(market.body).map((row) => row.symbol)).toContain("EURUSD.raw");
+      await pushQuote(server, "EURUSD.raw", "1.08430", "1.08431");
+      // The margin (in euros) converts at the first EUR/USD instrument of the file: EURUSD.
+      await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+      const order = await call(server, "POST", `/api/v1/accounts/${user.login}/orders`, {
+        token: user.token,
+        body: { symbol: "EURUSD.raw", side: "BUY", type: "MARKET", volume: 1 },
+      });
+      expect(order.status, JSON.stringify(order.body)).toBe(200);
+      const account = await call(server, "GET", `/api/v1/accounts/${user.login}`, { token: user.token });
+      // The file's commission: 3.50 USD a lot a side.
+      expect(account.body.data.balance).toBe(10000 - 3.5);
+      await pushQuote(server, "GBPUSD", "1.27000", "1.27010");
+      const withdrawn = await call(server, "POST", `/api/v1/accounts/${user.login}/orders`, {
+        token: user.token,
+        body: { symbol: "GBPUSD", side: "BUY", type: "MARKET", volume: 0.1 },
+      });
+      expect(withdrawn.status).toBe(400);
+      const spec = await call(server, "GET", "/api/v1/market/GBPUSD", { token: user.token });
+      expect(spec.body.data).toMatchObject({ tradeMode: "DISABLED", status: "DISABLED" });
+    } finally {
+      await server.close();
+    }
+
+    // A changed scale or a dropped instrument: refused before recovery, naming the symbol and the field.
+    await expect(start(brokerEntries({ digits: 4 }))).rejects.toThrow(
+      /EURUSD\.raw: digits was 5, is now 4 \(a new scale needs a new symbol\)/,
+    );
+    await expect(start(DEFAULT_ENTRIES)).rejects.toThrow(/EURUSD\.raw is missing/);
+
+    // Anything else may change: a new commission, and the position is still there.
+    const again = await start(brokerEntries({ commission: "2.00" }));
+    try {
+      expect(again.platform.instruments.get("EURUSD.raw")?.commissionPerLot).toBe(200);
+      const kept = [...again.platform.engine.state.positions.values()].filter(
+        (position) => position.accountId === login,
+      );
+      expect(kept.map((position) => [position.symbol, position.volume])).toEqual([["EURUSD.raw", 100]]);
+    } finally {
+      await again.close();
+    }
+  });
+});
