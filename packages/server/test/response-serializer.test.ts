@@ -90,11 +90,11 @@ function valuesOf(schema: JsonSchema): fc.Arbitrary<unknown> {
         minLength: typeof schema.minLength === "number" ? schema.minLength : 0,
         maxLength: typeof schema.maxLength === "number" ? Math.min(schema.maxLength, 20) : 20,
       });
-    case "array":
-      return fc.array(valuesOf((schema.items ?? {}) as JsonSchema), {
-        minLength: typeof schema.minItems === "number" ? schema.minItems : 0,
-        maxLength: 3,
-      });
+    case "array": {
+      // A few items: at least as many as the schema asks (the contract specification's seven swapDays).
+      const minLength = typeof schema.minItems === "number" ? schema.minItems : 0;
+      return fc.array(valuesOf((schema.items ?? {}) as JsonSchema), { minLength, maxLength: Math.max(minLength, 3) });
+    }
     case "object": {
       const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
       const required = (schema.required ?? []) as string[];
