@@ -90,6 +90,9 @@ export interface ServerContext {
 
 export type RouteModule = (app: App, context: ServerContext) => void | Promise<void>;
 
+/** The longest a client may take to send one request, headers and body (Node's `server.requestTimeout`). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
 export interface BuildAppOptions {
   readonly logger?: boolean | { level: string };
   /** Route modules to register (server.ts passes the full set). */
@@ -331,6 +334,10 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         options.notFoundFace,
       ),
     bodyLimit: config.bodyLimitBytes,
+    // Receiving a request (headers and body) may take this long; then Node answers 408 and closes the connection.
+    // Unbounded (Fastify's default), a client sending a body byte by byte, or not at all, held its connection (and a
+    // close of the server) for as long as it liked.
+    requestTimeout: REQUEST_TIMEOUT_MS,
     return503OnClosing: true,
     // `request.ip`, which every per-address limit counts, by the rule of client-address.ts (false: the peer).
     trustProxy: proxyTrust(config.trustedProxies) ?? false,

@@ -68,7 +68,15 @@ export interface CreateServerOptions {
   readonly stream?: Partial<NativeStreamLimits>;
   /** The Pusher endpoint's limits and timings (tests); the defaults otherwise. */
   readonly pusher?: Partial<PusherStreamLimits>;
+  /** How long a close waits for connections with a request under way before it ends them (SHUTDOWN_GRACE_MS). */
+  readonly shutdownGraceMs?: number;
 }
+
+/**
+ * A close answers the requests under way, then ends the connections still open after this long: one that never
+ * finishes its request (a half-sent body) kept the process from exiting after SIGTERM for as long as its client liked.
+ */
+export const SHUTDOWN_GRACE_MS = 10_000;
 
 export interface BourseServer {
   readonly app: App;
@@ -141,9 +149,17 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
     platform.onClose(startFeed(platform, options.config.feed, options.config.feedTuning));
   };
   async function close(): Promise<void> {
-    if (automationApp) await automationApp.close();
-    await upgrades.close();
-    await app.close();
+    const listeners = automationApp ? [automationApp, app] : [app];
+    const deadline = setTimeout(() => {
+      for (const listener of listeners) listener.server.closeAllConnections();
+    }, options.shutdownGraceMs ?? SHUTDOWN_GRACE_MS);
+    try {
+      if (automationApp) await automationApp.close();
+      await upgrades.close();
+      await app.close();
+    } finally {
+      clearTimeout(deadline);
+    }
     await platform.close();
   }
   return {

@@ -31,6 +31,8 @@ export async function startTestServer(
     engineConfig?: EngineConfig;
     dataDirectory?: string;
     clock?: ManualClock;
+    /** How long a close waits for connections with a request under way (the server's default otherwise). */
+    shutdownGraceMs?: number;
   } = {},
 ): Promise<TestServer> {
   const dataDirectory = options.dataDirectory ?? mkdtempSync(path.join(tmpdir(), "bourse-server-"));
@@ -47,7 +49,13 @@ export async function startTestServer(
     ...options.environment,
   });
   const clock = options.clock ?? new ManualClock(TUESDAY_NOON);
-  const server = await createServer({ config, clock, log: quietLog, engineConfig: options.engineConfig });
+  const server = await createServer({
+    config,
+    clock,
+    log: quietLog,
+    engineConfig: options.engineConfig,
+    shutdownGraceMs: options.shutdownGraceMs,
+  });
   await server.start();
   return {
     ...server,
