@@ -16,7 +16,17 @@ import {
 } from "@bourse/core";
 import { isPostgresUrl, makeDirectories } from "@bourse/store";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import path from "node:path";
 import { parseTrustedProxies } from "./client-address.ts";
 import { feedTuning, type FeedTuning } from "./feed/index.ts";
@@ -152,15 +162,49 @@ function feedTuningSetting(pick: Pick): FeedTuning {
   }
 }
 
-/** A secret from the setting, or the one kept in the data directory, or a new one written there. */
+/**
+ * A secret from the setting, or the one kept in the data directory, or a new one written there. A kept file that is
+ * empty is refused, not taken: an empty JWT secret started a server that answered every sign-in 500. A new one is
+ * written whole or not at all (a temporary file renamed), and never over one another process wrote meanwhile.
+ */
 function keptSecret(directory: string, fileName: string, given: string | undefined): string {
   if (given !== undefined && given !== "") return given;
   const file = path.join(directory, fileName);
-  if (existsSync(file)) return readFileSync(file, "utf8").trim();
-  makeDataDirectory(directory);
-  const secret = randomBytes(32).toString("base64url");
-  writeFileSync(file, secret + "\n", { mode: SECRET_FILE_MODE });
+  if (!existsSync(file)) {
+    makeDataDirectory(directory);
+    const temporary = `${file}.${process.pid}.tmp`;
+    const descriptor = openSync(temporary, "wx", SECRET_FILE_MODE);
+    try {
+      writeSync(descriptor, randomBytes(32).toString("base64url") + "\n");
+      fsyncSync(descriptor);
+    } finally {
+      closeSync(descriptor);
+    }
+    try {
+      // A hard link fails if the file exists: a second process starting at once keeps the first one's secret.
+      linkSync(temporary, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    } finally {
+      rmSync(temporary, { force: true });
+    }
+  }
+  const secret = readFileSync(file, "utf8").trim();
+  if (secret === "")
+    throw new ConfigError(`${file} is empty: delete it to have a new secret generated, or set the secret`);
   return secret;
+}
+
+/** HS256 takes a key of at least the hash's size (RFC 7518, section 3.2): 32 bytes. */
+const MIN_JWT_SECRET_BYTES = 32;
+
+function jwtSecretSetting(secret: string): Uint8Array {
+  const bytes = new TextEncoder().encode(secret);
+  if (bytes.length < MIN_JWT_SECRET_BYTES)
+    throw new ConfigError(
+      `BOURSE_JWT_SECRET must be at least ${MIN_JWT_SECRET_BYTES} bytes (HS256, RFC 7518 section 3.2), got ${bytes.length}`,
+    );
+  return bytes;
 }
 
 /** Creates the data directory (BOURSE_DATA_DIR) if it is missing; one that cannot be is a configuration error. */
@@ -408,7 +452,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     feed: parseFeed(pick("BOURSE_FEED") ?? "simulator", seed),
     feedTuning: feedTuningSetting(pick),
     adminToken: keptSecret(storage.dataDirectory, "admin-token", pick("BOURSE_ADMIN_TOKEN")),
-    jwtSecret: new TextEncoder().encode(keptSecret(storage.dataDirectory, "jwt-secret", pick("BOURSE_JWT_SECRET"))),
+    jwtSecret: jwtSecretSetting(keptSecret(storage.dataDirectory, "jwt-secret", pick("BOURSE_JWT_SECRET"))),
     sessionTtlSeconds: integer("BOURSE_SESSION_TTL_SECONDS", "3600", 60, 7 * 86_400),
     demoBalance: demoBalanceSetting("BOURSE_DEMO_BALANCE", pick("BOURSE_DEMO_BALANCE") ?? "10000", demoCurrency),
     demoCurrency,

@@ -3,7 +3,7 @@
  * passed through as text and read only at each sign-up: "abc" (or "12.345" in USD) started a server whose every
  * POST /api/v1/signup answered 500 after saving the user, and a demo leverage the engine refuses did the same.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -162,6 +162,38 @@ describe("settings checked at start", () => {
 
 // A misspelt setting was ignored in silence: BOURSE_DATABSE_URL ran the server on SQLite in ./data instead of the
 // database it named. `bourse start` now warns of each BOURSE_* variable no setting reads.
+describe("the secrets", () => {
+  // Found by the audit of security and operations of 7 December (third session): an empty data/jwt-secret (a crash
+  // while it was first written leaves one) started a server that said ready and answered every sign-in 500, logging
+  // nothing; an empty admin-token locked the back office out in silence.
+  it("refuses an empty secret file and a JWT secret shorter than 32 bytes (RFC 7518 section 3.2), naming them", () => {
+    const directory = mkdtempSync(join(tmpdir(), "bourse-config-secrets-"));
+    writeFileSync(join(directory, "jwt-secret"), "\n");
+    const fromDirectory = () => loadServerConfig({ BOURSE_DATA_DIR: directory, BOURSE_CONFIG: "" });
+    expect(fromDirectory).toThrow(ConfigError);
+    expect(fromDirectory).toThrow(/jwt-secret is empty/);
+    writeFileSync(join(directory, "jwt-secret"), "short\n");
+    expect(fromDirectory).toThrow(/BOURSE_JWT_SECRET must be at least 32 bytes/);
+    writeFileSync(join(directory, "jwt-secret"), "x".repeat(32));
+    writeFileSync(join(directory, "admin-token"), "");
+    expect(fromDirectory).toThrow(/admin-token is empty/);
+    expect(() => load({ BOURSE_JWT_SECRET: "x".repeat(31) })).toThrow(/BOURSE_JWT_SECRET must be at least 32 bytes/);
+    expect(load({ BOURSE_JWT_SECRET: "x".repeat(32) }).jwtSecret).toHaveLength(32);
+  });
+
+  it("generates each missing secret once, long enough and readable by the owner alone", () => {
+    const directory = mkdtempSync(join(tmpdir(), "bourse-config-secrets-"));
+    const first = loadServerConfig({ BOURSE_DATA_DIR: directory, BOURSE_CONFIG: "" });
+    expect(first.jwtSecret.length).toBeGreaterThanOrEqual(32);
+    const again = loadServerConfig({ BOURSE_DATA_DIR: directory, BOURSE_CONFIG: "" });
+    expect(again.jwtSecret).toEqual(first.jwtSecret);
+    expect(again.adminToken).toBe(first.adminToken);
+    expect(statSync(join(directory, "jwt-secret")).mode & 0o777).toBe(0o600);
+    // Written whole or not at all: no temporary file is left beside it.
+    expect(readdirSync(directory).sort()).toEqual(["admin-token", "jwt-secret", "pusher-app-key", "pusher-app-secret"]);
+  });
+});
+
 describe("unknown settings", () => {
   it("names each BOURSE_* variable no setting reads, with the one it most likely means, and leaves the tooling's alone", () => {
     expect(
