@@ -472,7 +472,15 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
 
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const apiError = toApiError(error);
-    if (apiError.code === "INTERNAL_ERROR") request.log.error({ err: error }, "unexpected error");
+    if (apiError.code === "INTERNAL_ERROR") {
+      request.log.error({ err: error }, "unexpected error");
+      // The server's own log as well: `bourse start` runs without Fastify's request log, and a server answering 500
+      // printed nothing. The route's pattern, not the URL (whose query may hold a token); never the headers.
+      const route = request.routeOptions?.url ?? "(no route)";
+      options.context.platform.log.error(
+        `${request.method} ${route}: unexpected error answered 500: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
+    }
     return sendApiError(request, reply, apiError);
   });
   app.setNotFoundHandler((request, reply) =>
