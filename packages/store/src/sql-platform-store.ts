@@ -603,12 +603,18 @@ export abstract class SqlPlatformStore implements PlatformStore {
     const now = checkTime("now", policy.now);
     const maxFailures = checkInteger("maxFailures", policy.maxFailures, 1);
     const lockMilliseconds = checkInteger("lockMilliseconds", policy.lockMilliseconds, 0);
-    // One statement: concurrent failures each count (the right-hand sides read the row before the update).
+    // One statement: concurrent failures each count (the right-hand sides read the row before the update). A lock
+    // that has run out starts a new count: kept at the limit, one wrong guess each lock period (anyone's) locked
+    // the user out again for good.
     const rows = await this.all(
-      `UPDATE {s}users SET failed_login_count = failed_login_count + 1,
-         locked_until = CASE WHEN failed_login_count + 1 >= ? THEN ? ELSE locked_until END
+      `UPDATE {s}users SET
+         failed_login_count = CASE WHEN locked_until <= ? THEN 1 ELSE failed_login_count + 1 END,
+         locked_until = CASE
+           WHEN (CASE WHEN locked_until <= ? THEN 1 ELSE failed_login_count + 1 END) >= ? THEN ?
+           WHEN locked_until <= ? THEN NULL
+           ELSE locked_until END
        WHERE id = ? RETURNING ${USER_COLUMNS}`,
-      [maxFailures, now + lockMilliseconds, checkId("userId", userId)],
+      [now, now, maxFailures, now + lockMilliseconds, now, checkId("userId", userId)],
     );
     if (!rows[0]) throw new NotFoundError(`user ${userId} does not exist`, "userId");
     return toUser(rows[0]);

@@ -146,6 +146,21 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(await rejection(store.recordFailedLogin("nobody", policy))).toBeInstanceOf(NotFoundError);
     });
 
+    // Found by the audit of security and operations of 7 December (third session): the count stayed at the limit after
+    // the lock ran out, so one wrong guess every lock period (anyone's, from anywhere) kept the user locked out.
+    it("starts a new count once the lock has run out: one failure after it does not lock again", async () => {
+      const store = await withUsers();
+      const policy = { now: T0, maxFailures: 3, lockMilliseconds: 60_000 };
+      for (let failure = 0; failure < 3; failure += 1) await store.recordFailedLogin("alice", policy);
+      const later = { ...policy, now: T0 + 60_000 };
+      expect(await store.recordFailedLogin("alice", later)).toMatchObject({ failedLoginCount: 1, lockedUntil: null });
+      await store.recordFailedLogin("alice", later);
+      expect(await store.recordFailedLogin("alice", later)).toMatchObject({
+        failedLoginCount: 3,
+        lockedUntil: T0 + 120_000,
+      });
+    });
+
     it("counts concurrent failures exactly", async () => {
       const store = await withUsers();
       const policy = { now: T0, maxFailures: 100, lockMilliseconds: 1 };
