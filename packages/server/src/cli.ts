@@ -28,6 +28,7 @@ import {
 } from "./config.ts";
 import { defaultInstrumentsFile } from "./instruments-file.ts";
 import { createServer } from "./server.ts";
+import { existsSync } from "node:fs";
 import { describeDatabase } from "./settings.ts";
 
 /** Process exit codes of the command line, by meaning. */
@@ -301,6 +302,10 @@ async function storageCommand(
   environment: NodeJS.ProcessEnv,
 ): Promise<number> {
   const settings = loadStorageSettings(environment);
+  // `verify` and `journal` inspect a journal that is there: pointed at a mistyped directory they made a new, empty
+  // one and answered "no differences".
+  if (command !== "migrate" && !isPostgresUrl(settings.databaseUrl) && !existsSync(settings.databaseUrl))
+    throw new Error(`no journal at ${settings.databaseUrl}: check BOURSE_DATA_DIR or BOURSE_DATABASE_URL`);
   if (!isPostgresUrl(settings.databaseUrl)) makeDataDirectory(settings.dataDirectory);
   const journal = createJournal(settings.databaseUrl);
   try {

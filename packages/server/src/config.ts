@@ -103,6 +103,7 @@ export class ConfigError extends Error {
 }
 
 const SECRET_FILE_MODE = 0o600;
+const DATA_DIRECTORY_MODE = 0o700;
 
 function integerSetting(name: string, value: unknown, min: number, max: number): number {
   const number = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
@@ -210,7 +211,8 @@ function jwtSecretSetting(secret: string): Uint8Array {
 /** Creates the data directory (BOURSE_DATA_DIR) if it is missing; one that cannot be is a configuration error. */
 export function makeDataDirectory(directory: string): void {
   try {
-    makeDirectories(directory);
+    // The owner's alone: the databases in it hold emails, password hashes, sessions and balances.
+    makeDirectories(directory, DATA_DIRECTORY_MODE);
   } catch (error) {
     throw new ConfigError(
       `BOURSE_DATA_DIR: the data directory ${directory} cannot be created: ${(error as Error).message}`,

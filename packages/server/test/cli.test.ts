@@ -1,6 +1,6 @@
 import Database from "better-sqlite3";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -72,6 +72,18 @@ describe("bourse command line", () => {
     expect(result.out).toContain(
       `SQLite ${path.join(directory, "bourse.sqlite")}: schema up to date, journal at sequence 0`,
     );
+  });
+
+  // Found by the audit of security and operations of 7 December (third session): pointed at a mistyped directory,
+  // they made a new empty database there and answered "no differences".
+  it("verify and journal refuse a data directory without a journal, and make nothing there", async () => {
+    const directory = path.join(dataDirectory(), "typo");
+    for (const command of [["verify"], ["journal"]]) {
+      const result = await run(command, { BOURSE_DATA_DIR: directory });
+      expect(result.code).toBe(ExitCode.FAILED);
+      expect(result.err).toContain(`no journal at ${path.join(directory, "bourse.sqlite")}`);
+    }
+    expect(existsSync(directory)).toBe(false);
   });
 
   it("verify recomputes the ledgers of a real journal and finds no difference", async () => {

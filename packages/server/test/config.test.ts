@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, ENVIRONMENT_SETTINGS, loadServerConfig, unknownSettings } from "../src/config.ts";
+import { describeDatabase } from "../src/settings.ts";
 
 const dataDirectory = mkdtempSync(join(tmpdir(), "bourse-config-test-"));
 const load = (settings: Record<string, string>) =>
@@ -135,6 +136,24 @@ describe("settings checked at start", () => {
     );
     expect(load({ BOURSE_DATABASE_URL: join(dataDirectory, "one.sqlite") }).storage.databaseUrl).toBe(
       join(dataDirectory, "one.sqlite"),
+    );
+  });
+
+  // Found by the audit of security and operations of 7 December (third session): the data directory was made with the
+  // default mode (world-readable, as were the databases in it: emails, password hashes, balances), and a password in
+  // a PostgreSQL URL's query string was printed at every start.
+  it("makes the data directory readable by its owner alone", () => {
+    const directory = join(mkdtempSync(join(tmpdir(), "bourse-config-mode-")), "data");
+    loadServerConfig({ BOURSE_DATA_DIR: directory, BOURSE_CONFIG: "" });
+    expect(statSync(directory).mode & 0o777).toBe(0o700);
+  });
+
+  it("describes a PostgreSQL database without any password, in the user part or the query", () => {
+    expect(describeDatabase("postgres://bob:secret@db:5432/bourse")).toBe(
+      "PostgreSQL postgres://bob:***@db:5432/bourse",
+    );
+    expect(describeDatabase("postgres://bob@db/bourse?password=secret&sslpassword=key&sslmode=require")).toBe(
+      "PostgreSQL postgres://bob@db/bourse?password=***&sslpassword=***&sslmode=require",
     );
   });
 

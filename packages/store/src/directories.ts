@@ -7,15 +7,17 @@
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 
-export function makeDirectories(directory: string): void {
+/** `mode`: the directory's own, when this makes it (the folders above it get the default). */
+export function makeDirectories(directory: string, mode?: number): void {
   const missing: string[] = [];
   for (let current = path.resolve(directory); !existsSync(current); current = path.dirname(current)) {
     missing.push(current);
     if (path.dirname(current) === current) break;
   }
+  const target = path.resolve(directory);
   for (const folder of missing.reverse()) {
     try {
-      mkdirSync(folder);
+      mkdirSync(folder, folder === target && mode !== undefined ? { mode } : {});
     } catch (error) {
       // Made meanwhile by another process (two commands starting at once): what was asked for is there.
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
