@@ -221,11 +221,23 @@ export function makeDataDirectory(directory: string): void {
 }
 
 function readConfigFile(file: string): ConfigFile {
-  let parsed: unknown;
+  let text: string;
   try {
-    parsed = JSON.parse(readFileSync(file, "utf8"));
+    text = readFileSync(file, "utf8");
   } catch (error) {
     throw new ConfigError(`cannot read the configuration file ${file}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    // Where, not what: JSON.parse's message quotes the text around the mistake, which may be a secret.
+    const position = /position (\d+)/.exec((error as Error).message);
+    const offset = position ? Number(position[1]) : null;
+    const before = offset === null ? "" : text.slice(0, offset);
+    const where =
+      offset === null ? "" : ` (at line ${before.split("\n").length}, column ${offset - before.lastIndexOf("\n")})`;
+    throw new ConfigError(`the configuration file ${file} is not valid JSON${where}`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
     throw new ConfigError(`the configuration file ${file} must hold a JSON object`);

@@ -75,6 +75,18 @@ describe("the configuration file", () => {
     writeFileSync(file, JSON.stringify({ dataDir: dataDirectory, port: 8181, host: "0.0.0.0" }));
     expect(loadServerConfig({ BOURSE_CONFIG: file })).toMatchObject({ port: 8181, host: "0.0.0.0" });
   });
+
+  // Found by the audit of security and operations of 7 December (third session): JSON.parse's message quotes the
+  // text around the mistake, and a mistake beside a secret printed part of it.
+  it("says a file is not JSON (and where, when the parser says), without quoting its text", () => {
+    const file = join(dataDirectory, "broken.config.json");
+    writeFileSync(file, '{"port": 8080,\n "jwtSecret": TOPSECRET-jwt-value}');
+    expect(() => loadServerConfig({ BOURSE_CONFIG: file })).toThrow(ConfigError);
+    expect(() => loadServerConfig({ BOURSE_CONFIG: file })).toThrow(
+      /is not valid JSON( \(at line \d+, column \d+\))?$/,
+    );
+    expect(() => loadServerConfig({ BOURSE_CONFIG: file })).not.toThrow(/TOPSECRET/);
+  });
 });
 
 // Found by a read of the README against the server: flat camelCase keys such as `automationPort` (as the README
