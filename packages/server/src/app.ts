@@ -90,6 +90,13 @@ export interface ServerContext {
 
 export type RouteModule = (app: App, context: ServerContext) => void | Promise<void>;
 
+/** On every answer (OWASP REST Security Cheat Sheet, "Security headers"). */
+const SECURITY_HEADERS = {
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "cache-control": "no-store",
+} as const;
+
 /** The longest a client may take to send one request, headers and body (Node's `server.requestTimeout`). */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -338,7 +345,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     // Unbounded (Fastify's default), a client sending a body byte by byte, or not at all, held its connection (and a
     // close of the server) for as long as it liked.
     requestTimeout: REQUEST_TIMEOUT_MS,
-    return503OnClosing: true,
+    // While the server stops, the onRequest hook below refuses new requests in the face's envelope (Fastify's own
+    // refusal answered in its shape: `{"error":"Service Unavailable","statusCode":503}`).
+    return503OnClosing: false,
     // `request.ip`, which every per-address limit counts, by the rule of client-address.ts (false: the peer).
     trustProxy: proxyTrust(config.trustedProxies) ?? false,
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
@@ -423,6 +432,12 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     if (state.exceeded) throw new ApiError("RATE_LIMITED", `Rate limit of ${state.limit} requests per second exceeded`);
   };
   app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
+    // OWASP's REST headers: no sniffing a JSON answer into another type, no framing, no caching of account data.
+    void reply.headers(SECURITY_HEADERS);
+    if (platform.stopping) {
+      void reply.header("connection", "close");
+      throw new ApiError("ENGINE_UNAVAILABLE", "The server is stopping: try again shortly");
+    }
     const budgeted = request.routeOptions.config?.rateLimit !== false;
     try {
       await authenticateRequest(request);

@@ -128,6 +128,7 @@ export class Platform {
   private readonly journal: EventJournal & ReadModels;
   private durable: DurableEngine | null = null;
   private currentState: PlatformState = "starting";
+  private stoppingNow = false;
   private readonly quoteListeners: QuoteListener[] = [];
   /** The time of the last quote pushed: quote times never go back (pushQuote). */
   private lastQuoteTime = 0;
@@ -191,6 +192,18 @@ export class Platform {
   }
 
   /** True when the engine takes commands. */
+  /**
+   * The server is stopping (`beginStopping`, by its close): new requests are refused 503 in their face's envelope
+   * while those under way are answered.
+   */
+  get stopping(): boolean {
+    return this.stoppingNow;
+  }
+
+  beginStopping(): void {
+    this.stoppingNow = true;
+  }
+
   get ready(): boolean {
     return this.currentState === "ready" && this.durable !== null && this.durable.ready;
   }

@@ -149,6 +149,7 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
     platform.onClose(startFeed(platform, options.config.feed, options.config.feedTuning));
   };
   async function close(): Promise<void> {
+    platform.beginStopping();
     const listeners = automationApp ? [automationApp, app] : [app];
     const deadline = setTimeout(() => {
       for (const listener of listeners) listener.server.closeAllConnections();
