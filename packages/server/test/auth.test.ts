@@ -2,7 +2,7 @@ import { PLATFORM_LIMITS } from "@bourse/store";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ApiError } from "../src/errors.ts";
-import { ADMIN_TOKEN, call, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { ADMIN_TOKEN, admin, call, signUp, startTestServer, type TestServer } from "./helpers.ts";
 
 let server: TestServer;
 
@@ -184,6 +184,29 @@ describe("sign in and sessions", () => {
     server.clock.advance(server.config.loginLockSeconds * 1000 + 1);
     const after = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
     expect(after.status).toBe(200);
+  });
+
+  // Found by the audit of security and operations of 7 December (third session): nothing let the broker lift a lock
+  // (a client locked out by someone else's guesses waited it out), and one failure after a lock ran out locked again.
+  it("the back office lifts a lock (POST /admin/v1/users/{userId}/unlock); a failure after a lock ran out does not relock", async () => {
+    const user = await signUp(server);
+    const login = (password: string) =>
+      call(server, "POST", "/api/v1/login", { body: { email: user.email, password } });
+    for (let attempt = 0; attempt < 3; attempt += 1) expect((await login("wrong password")).status).toBe(401);
+    expect((await login(user.password)).status).toBe(429);
+    const unlocked = await admin(server, "POST", `/admin/v1/users/${user.userId}/unlock`);
+    expect(unlocked.status).toBe(200);
+    expect(unlocked.body).toEqual({ data: "OK" });
+    expect((await login(user.password)).status).toBe(200);
+    expect((await admin(server, "POST", "/admin/v1/users/no-such-user/unlock")).status).toBe(404);
+    expect((await call(server, "POST", `/admin/v1/users/${user.userId}/unlock`, { token: user.token })).status).toBe(
+      401,
+    );
+
+    for (let attempt = 0; attempt < 3; attempt += 1) expect((await login("wrong password")).status).toBe(401);
+    server.clock.advance(server.config.loginLockSeconds * 1000 + 1);
+    expect((await login("wrong password")).status).toBe(401);
+    expect((await login(user.password)).status).toBe(200);
   });
 
   // On a80df2a an unknown email answered 401 forever while a registered one locked (429): the lockout told which

@@ -22,6 +22,7 @@ import {
   Decimal,
   Email,
   ErrorResponse,
+  OkResponse,
   TableResponse,
   columnsDescription,
   toTable,
@@ -275,6 +276,25 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         .accountIdsOf(user.id)
         .map((id) => adminAccount(platform.engine.state.accounts.get(id)!));
       return { data: { user: userView(user), accounts } };
+    },
+  );
+
+  app.post(
+    "/admin/v1/users/:userId/unlock",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        summary: "Lift a user's sign-in lock and clear their count of failed sign-ins",
+        params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
+        response: { 200: OkResponse, ...adminErrors },
+      },
+    },
+    async (request) => {
+      const user = await platform.store.findUserById(request.params.userId);
+      if (!user) throw new ApiError("NOT_FOUND", "No such user");
+      await platform.store.recordSuccessfulLogin(user.id);
+      return { data: "OK" as const };
     },
   );
 
