@@ -30,7 +30,7 @@ import {
 import path from "node:path";
 import { parseTrustedProxies } from "./client-address.ts";
 import { feedTuning, type FeedTuning } from "./feed/index.ts";
-import { InstrumentsFileError, readInstrumentsFile } from "./instruments-file.ts";
+import { InstrumentsFileError, checkConversions, readInstrumentsFile } from "./instruments-file.ts";
 import { storageSettings, type StorageSettings } from "./settings.ts";
 
 export type FeedSettings =
@@ -458,11 +458,18 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
   const demoCurrency = currencySetting("BOURSE_DEMO_CURRENCY", pick("BOURSE_DEMO_CURRENCY") ?? "USD");
   // The engine's own bounds: a demo leverage outside them would make every sign-up fail.
   const { leverageMin, leverageMax } = defaultEngineConfig();
+  const instruments = instrumentsSetting(pick);
+  try {
+    checkConversions(instruments, demoCurrency);
+  } catch (error) {
+    if (error instanceof InstrumentsFileError) throw new ConfigError(`BOURSE_INSTRUMENTS_FILE: ${error.message}`);
+    throw error;
+  }
   return {
     port: integer("BOURSE_PORT", "8080", 0, 65_535),
     host: pick("BOURSE_HOST") ?? "127.0.0.1",
     storage,
-    instruments: instrumentsSetting(pick),
+    instruments,
     feed: parseFeed(pick("BOURSE_FEED") ?? "simulator", seed),
     feedTuning: feedTuningSetting(pick),
     adminToken: keptSecret(storage.dataDirectory, "admin-token", pick("BOURSE_ADMIN_TOKEN")),

@@ -2,13 +2,14 @@
  * The broker's instruments (DESIGN.md section 3: "from a config file; a default set ships"): a JSON list of
  * definitions named by BOURSE_INSTRUMENTS_FILE, in the dealer's terms (decimals as strings, sessions as UTC
  * intervals), checked at start so that a bad entry stops it with the entry and field named instead of failing
- * orders later. `bourse instruments` prints the set in use in this form, the default set without a file.
+ * orders later. `bourse instruments` prints the default set in this form, for a broker's file to start from.
  *
  * Once a database has run with an instrument, its scale (digits, volume digits, contract size, currencies) is fixed:
  * the journal, the histories and the kept quotes hold integers of that scale (`checkInstrumentScales`).
  */
 import {
   Currencies,
+  CurrencyConverter,
   DEFAULT_INSTRUMENT_DEFINITIONS,
   defineInstrument,
   parseDecimal,
@@ -31,8 +32,11 @@ const ASSET_CLASSES: readonly AssetClass[] = ["forex", "metal", "index", "crypto
 const MARGIN_MODES: readonly MarginMode[] = ["FOREX", "CFD", "CFD_LEVERAGE"];
 const TRADE_MODES: readonly TradeMode[] = ["FULL", "CLOSE_ONLY", "DISABLED"];
 const CURRENCY_CODES = Object.keys(Currencies) as CurrencyCode[];
-/** The symbols the market routes take in a path (routes/market.ts). */
-const SYMBOL_PATTERN = "^[A-Za-z0-9._#-]{1,32}$";
+/**
+ * Letters, digits, `.`, `_` and `-`: what every face takes in a symbol (a Pusher channel name such as
+ * `quotes.{SYMBOL}` has no `#`, nor does the histories' symbol filter).
+ */
+const SYMBOL_PATTERN = "^[A-Za-z0-9._-]{1,32}$";
 const UNSIGNED_DECIMAL = "^[0-9]{1,12}(\\.[0-9]{1,8})?$";
 const SIGNED_DECIMAL = "^-?[0-9]{1,12}(\\.[0-9]{1,3})?$";
 const INTERVAL = /^([01][0-9]|2[0-3]):([0-5][0-9])-(([01][0-9]|2[0-3]):([0-5][0-9])|24:00)$/;
@@ -208,6 +212,25 @@ export function readInstrumentsFile(file: string): InstrumentSpec[] {
   }
 }
 
+/**
+ * Refuses instruments whose money cannot be converted into `accountCurrency` (the demo accounts', every sign-up's)
+ * through the instruments themselves: every order of them would answer NO_QUOTES, for good. Profit, margin and a
+ * commission's currency each need a path (a pair, or two through USD; CurrencyConverter).
+ */
+export function checkConversions(instruments: readonly InstrumentSpec[], accountCurrency: string): void {
+  const converter = new CurrencyConverter(instruments);
+  for (const instrument of instruments) {
+    const currencies = new Set([instrument.profitCurrency, instrument.marginCurrency]);
+    if (instrument.commissionPerLot > 0) currencies.add(instrument.commissionCurrency);
+    for (const currency of currencies)
+      if (currency !== accountCurrency && converter.path(currency, accountCurrency) === null)
+        throw new InstrumentsFileError(
+          `${instrument.symbol}: no instrument converts ${currency} into ${accountCurrency}, the demo accounts' ` +
+            `currency (add a ${currency}${accountCurrency} or ${accountCurrency}${currency} pair, or both through USD)`,
+        );
+  }
+}
+
 /** A definition as the file writes it (`bourse instruments`): the inverse of the file's parsing. */
 export function instrumentFileEntry(definition: InstrumentDefinition): InstrumentFileEntry {
   return {
@@ -252,9 +275,9 @@ const SCALE_FIELDS = ["digits", "volumeDigits", "contractSize", "baseCurrency", 
 
 /**
  * Refuses a start whose instruments drop one this database has run with or change its scale (the journal's and the
- * histories' integers would then mean other prices, volumes or money); then keeps the scales of the instruments in use.
- * Anything else (swaps, commission, sessions, margin, volume bounds, trade mode) may change between starts; an
- * instrument is withdrawn with `tradeMode` DISABLED, and a new scale needs a new symbol.
+ * histories' integers would then mean other prices, volumes or money). Anything else (swaps, commission, sessions,
+ * margin, volume bounds, trade mode) may change between starts; an instrument is withdrawn with `tradeMode`
+ * DISABLED, and a new scale needs a new symbol. Before recovery: the journal is read at these scales.
  */
 export async function checkInstrumentScales(
   store: PlatformStore,
@@ -278,5 +301,15 @@ export async function checkInstrumentScales(
     throw new InstrumentsFileError(
       `the instruments do not match those this database has run with: ${problems.join("; ")}`,
     );
-  await store.saveInstrumentScales([...configured.values()]);
+}
+
+/**
+ * Keeps the scales of the instruments this start runs with: once it holds the journal and has recovered (a start
+ * refused before, by another server on the journal say, has run with nothing).
+ */
+export async function keepInstrumentScales(
+  store: PlatformStore,
+  instruments: readonly InstrumentSpec[],
+): Promise<void> {
+  await store.saveInstrumentScales(instruments.map(scaleOf));
 }

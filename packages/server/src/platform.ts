@@ -40,7 +40,7 @@ import { Bus } from "./bus.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { makeDataDirectory, type ServerConfig } from "./config.ts";
 import { ApiError, storageApiError } from "./errors.ts";
-import { checkInstrumentScales } from "./instruments-file.ts";
+import { checkInstrumentScales, keepInstrumentScales } from "./instruments-file.ts";
 
 /** Every command but its time: the platform stamps it with its clock. */
 export type UntimedCommand = Command extends infer Each ? (Each extends Command ? Omit<Each, "time"> : never) : never;
@@ -222,6 +222,7 @@ export class Platform {
         log: (line) => this.log.info(line),
         snapshotEveryEvents: this.options.snapshotEveryEvents,
       });
+      await keepInstrumentScales(this.platformStore, this.engineConfig.instruments);
     } catch (error) {
       this.currentState = "failed";
       throw error;

@@ -119,7 +119,8 @@ export type ParsedChannel =
 /** A channel name is at most 164 characters (Pusher's limit): letters, digits and `_-=@,.;`. */
 export const CHANNEL_NAME_PATTERN = "^[A-Za-z0-9_\\-=@,.;]{1,164}$";
 const CHANNEL_NAME = new RegExp(CHANNEL_NAME_PATTERN);
-const SYMBOL = "([A-Za-z0-9_]{1,32})";
+/** A symbol as an instruments file may write it (instruments-file.ts): the candles' timeframe is matched last. */
+const SYMBOL = "([A-Za-z0-9._-]{1,32})";
 const TIMEFRAMES: ReadonlySet<string> = new Set(CANDLE_TIMEFRAMES);
 
 /**

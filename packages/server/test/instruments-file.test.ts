@@ -4,7 +4,8 @@
  * entry named), `bourse instruments` prints the default set in the file's form, and a database refuses a start that
  * drops an instrument it ran with or changes its scale, since its journal and histories hold integers of that scale.
  */
-import { DEFAULT_INSTRUMENTS, DEFAULT_INSTRUMENT_DEFINITIONS } from "@bourse/core";
+import { ACCOUNT_CURRENCIES, DEFAULT_INSTRUMENTS, DEFAULT_INSTRUMENT_DEFINITIONS } from "@bourse/core";
+import Database from "better-sqlite3";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -12,8 +13,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../src/clock.ts";
 import { ConfigError, loadServerConfig } from "../src/config.ts";
 import { runCommandLine } from "../src/index.ts";
+import { Channels, parseChannel } from "../src/pusher-protocol.ts";
 import {
   InstrumentsFileError,
+  checkConversions,
   defaultInstrumentsFile,
   instrumentFileEntry,
   parseInstruments,
@@ -70,6 +73,8 @@ describe("the instruments file", () => {
     expect(refusal({ EURUSD })).toMatch(/^the file: /);
     expect(refusal([EURUSD, { ...EURUSD, spread: 2 }])).toMatch(/^entry 1.spread: Unexpected property/);
     expect(refusal([{ ...EURUSD, symbol: "EUR/USD" }])).toMatch(/^entry 0\.symbol: /);
+    // Not a character of a Pusher channel name (quotes.{SYMBOL}), nor of the history's symbol filter.
+    expect(refusal([{ ...EURUSD, symbol: "US30#" }])).toMatch(/^entry 0\.symbol: /);
     expect(refusal([{ ...EURUSD, base: "XYZ" }])).toMatch(/^entry 0\.base: /);
     expect(refusal([{ ...EURUSD, digits: 9 }])).toMatch(/^entry 0\.digits: /);
     expect(refusal([{ ...EURUSD, swapLong: -7.2 }])).toMatch(/^entry 0\.swapLong: /);
@@ -111,6 +116,27 @@ describe("the instruments file", () => {
     );
   });
 
+  // Found by the review of 7 December (third session): a file whose money no instrument converts into the demo
+  // accounts' currency started, and every order of it answered NO_QUOTES, for good.
+  it("refuses instruments whose money cannot be converted into the demo accounts' currency", () => {
+    const directory = temporaryDirectory();
+    const eurjpy = DEFAULT_ENTRIES.find((entry) => entry.symbol === "EURJPY")!;
+    const file = writeFile(temporaryDirectory(), [eurjpy]);
+    expect(() => loadServerConfig({ BOURSE_DATA_DIR: directory, BOURSE_INSTRUMENTS_FILE: file })).toThrow(
+      "BOURSE_INSTRUMENTS_FILE: EURJPY: no instrument converts JPY into USD, the demo accounts' currency",
+    );
+    // In JPY accounts, EURJPY's yen need no conversion, and its euros convert through EURJPY itself.
+    const inYen = loadServerConfig({
+      BOURSE_DATA_DIR: directory,
+      BOURSE_INSTRUMENTS_FILE: file,
+      BOURSE_DEMO_CURRENCY: "JPY",
+    });
+    expect(inYen.instruments.map((instrument) => instrument.symbol)).toEqual(["EURJPY"]);
+    // The default set converts into every currency an account may have.
+    for (const currency of ACCOUNT_CURRENCIES)
+      expect(() => checkConversions(DEFAULT_INSTRUMENTS, currency)).not.toThrow();
+  });
+
   it("`bourse instruments` prints the default set as a file", async () => {
     const lines: string[] = [];
     const code = await runCommandLine(
@@ -120,6 +146,69 @@ describe("the instruments file", () => {
     );
     expect(code).toBe(0);
     expect(parseInstruments(lines.join("\n"))).toEqual(DEFAULT_INSTRUMENTS);
+  });
+});
+
+describe("a symbol with dots or dashes", () => {
+  // Found by the review of 7 December (third session): the Pusher endpoint took letters, digits and `_` only, so the
+  // session named channels such as quotes.EURUSD.raw that a subscription then refused as InvalidChannel.
+  it("names Pusher channels that read back as the same symbol and timeframe", () => {
+    for (const symbol of ["EURUSD.raw", "BRENT-F", "US_30", "X.M1"]) {
+      expect(parseChannel(Channels.quotes(symbol))).toEqual({ kind: "public", stream: "quotes", symbol });
+      expect(parseChannel(Channels.depth(symbol))).toEqual({ kind: "public", stream: "depth", symbol });
+      expect(parseChannel(Channels.candles(symbol, "H1"))).toEqual({
+        kind: "public",
+        stream: "candles",
+        symbol,
+        timeframe: "H1",
+      });
+    }
+  });
+});
+
+describe("the scales a database keeps", () => {
+  // Found by the review of 7 December (third session): a database from before the scales were kept had none, so the
+  // first start with a file took the file's word for what the journal's integers mean (EURUSD at 4 digits read an
+  // open price of 1.08440 as 10.844), and then refused the right file.
+  it("a database that ran before scales were kept is taken to have run with the default set", async () => {
+    const dataDirectory = temporaryDirectory();
+    const first = await startTestServer({ dataDirectory, clock: new ManualClock(TUESDAY_NOON) });
+    await signUp(first);
+    await first.close();
+    // As the database was before migration 7.
+    const database = new Database(path.join(dataDirectory, "platform.sqlite"));
+    database.exec("DROP TABLE instrument_scales; DELETE FROM platform_migrations WHERE version = 7");
+    database.close();
+    const fourDigits = DEFAULT_ENTRIES.map((entry) => (entry.symbol === "EURUSD" ? { ...entry, digits: 4 } : entry));
+    await expect(
+      startTestServer({
+        dataDirectory,
+        environment: { BOURSE_INSTRUMENTS_FILE: writeFile(temporaryDirectory(), fourDigits) },
+      }),
+    ).rejects.toThrow(/EURUSD: digits was 5, is now 4/);
+    const again = await startTestServer({ dataDirectory });
+    await again.close();
+  });
+
+  it("a start refused before it recovered (another server holds the journal) keeps no scale", async () => {
+    const dataDirectory = temporaryDirectory();
+    const running = await startTestServer({ dataDirectory });
+    try {
+      await expect(
+        startTestServer({
+          dataDirectory,
+          environment: { BOURSE_INSTRUMENTS_FILE: writeFile(temporaryDirectory(), brokerEntries({ digits: 3 })) },
+        }),
+      ).rejects.toThrow(/another Bourse engine/);
+    } finally {
+      await running.close();
+    }
+    const later = await startTestServer({
+      dataDirectory,
+      environment: { BOURSE_INSTRUMENTS_FILE: writeFile(temporaryDirectory(), brokerEntries()) },
+    });
+    expect(later.platform.instruments.get("EURUSD.raw")?.digits).toBe(5);
+    await later.close();
   });
 });
 

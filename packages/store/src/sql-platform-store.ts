@@ -3,6 +3,7 @@
  * Statements use `?` placeholders and `{s}` before table names (the schema prefix, empty for SQLite),
  * `{greatest}` / `{least}` for the two-argument max/min and `{lock}` for a row lock (FOR UPDATE).
  */
+import { DEFAULT_INSTRUMENTS } from "@bourse/core";
 import { MAX_BOOK_LEVELS, type BookLevel } from "@bourse/core";
 import {
   ALERT_CONDITIONS,
@@ -257,15 +258,27 @@ export const PLATFORM_NOTIFICATION_EVENTS_SQL = `ALTER TABLE {s}notifications AD
 export const PLATFORM_ALERT_TRIGGER_KEYS_SQL = `ALTER TABLE {s}alert_logs ADD COLUMN trigger_key text;
   CREATE UNIQUE INDEX alert_logs_trigger_key ON {s}alert_logs (trigger_key)`;
 
-/** Migration 7 of the platform tables: the scale of every instrument the platform has run with (`saveInstrumentScales`). */
-export const PLATFORM_INSTRUMENT_SCALES_SQL = `CREATE TABLE {s}instrument_scales (
+/**
+ * Migration 7 of the platform tables: the scale of every instrument the platform has run with (`saveInstrumentScales`).
+ * A database that has run before (it has users) ran with the default instruments, the only set there was: their
+ * scales are kept at once, so that the first start with an instruments file is checked against them.
+ */
+export const PLATFORM_INSTRUMENT_SCALES_SQL = [
+  `CREATE TABLE {s}instrument_scales (
     symbol text PRIMARY KEY,
     digits {int} NOT NULL,
     volume_digits {int} NOT NULL,
     contract_size {int} NOT NULL,
     base_currency text NOT NULL,
     quote_currency text NOT NULL
-  )`;
+  )`,
+  ...DEFAULT_INSTRUMENTS.map(
+    (instrument) =>
+      `INSERT INTO {s}instrument_scales (symbol, digits, volume_digits, contract_size, base_currency, quote_currency)
+    SELECT '${instrument.symbol}', ${instrument.digits}, ${instrument.volumeDigits}, ${instrument.contractSize},
+      '${instrument.baseCurrency}', '${instrument.quoteCurrency}' WHERE EXISTS (SELECT 1 FROM {s}users)`,
+  ),
+].join(";\n");
 
 /** A book side as stored: `[[price, volume], …]`, or null for none. */
 function levelsToText(field: string, levels: readonly BookLevel[] | undefined): string | null {

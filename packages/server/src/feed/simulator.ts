@@ -67,7 +67,10 @@ function fallbackProfile(instrument: InstrumentSpec): SimulationProfile {
 }
 
 export function simulationProfile(instrument: InstrumentSpec): SimulationProfile {
-  return SIMULATION_PROFILES[instrument.symbol] ?? fallbackProfile(instrument);
+  // Own properties only: a broker's symbol may be named like an object's (`constructor`).
+  return Object.hasOwn(SIMULATION_PROFILES, instrument.symbol)
+    ? SIMULATION_PROFILES[instrument.symbol]!
+    : fallbackProfile(instrument);
 }
 
 /** Book levels per side. */
