@@ -281,8 +281,10 @@ export class AuthService {
     if (!user) {
       // An identifier nobody has locks like a user's after the same failures, so the answers do not tell which
       // emails are registered (the store keeps a user's failures; these are remembered here).
-      const failures = this.unknownIdentifiers.get(identifier) ?? { failures: 0, lockedUntil: null };
+      let failures = this.unknownIdentifiers.get(identifier) ?? { failures: 0, lockedUntil: null };
       throwIfLocked(failures.lockedUntil, now);
+      // A lock that has run out starts a new count, as the store's does.
+      if (failures.lockedUntil !== null) failures = { failures: 0, lockedUntil: null };
       await this.verifyPassword(await this.equalWorkHash(), password);
       // As the store counts a user's (recordFailedLogin): failures in a row, each one at the bound or past it locks.
       failures.failures += 1;

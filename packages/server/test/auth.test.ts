@@ -229,6 +229,13 @@ describe("sign in and sessions", () => {
       { error: "LOGIN_LOCKED", message: expect.any(String) },
       String(server.config.loginLockSeconds),
     ]);
+    // And once the locks have run out (found by the review of 7 December, third session: a registered email started a
+    // new count, an unknown one locked again at its first failure).
+    server.clock.advance(server.config.loginLockSeconds * 1000 + 1);
+    const registeredAfter = await answers(user.email);
+    const unknownAfter = await answers(`nobody-${user.email}`);
+    expect(unknownAfter).toEqual(registeredAfter);
+    expect(registeredAfter[0]).toEqual([401, expect.anything(), undefined]);
     server.clock.advance(server.config.loginLockSeconds * 1000 + 1);
     const after = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
     expect(after.status).toBe(200);
