@@ -173,7 +173,9 @@ function keptSecret(directory: string, fileName: string, given: string | undefin
   const file = path.join(directory, fileName);
   if (!existsSync(file)) {
     makeDataDirectory(directory);
-    const temporary = `${file}.${process.pid}.tmp`;
+    // Random, not the process id: a crash before the removal below, then a restart under the same id (PID 1 in a
+    // container), would find it there.
+    const temporary = `${file}.${randomBytes(6).toString("hex")}.tmp`;
     const descriptor = openSync(temporary, "wx", SECRET_FILE_MODE);
     try {
       writeSync(descriptor, randomBytes(32).toString("base64url") + "\n");

@@ -150,9 +150,16 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
   };
   async function close(): Promise<void> {
     platform.beginStopping();
+    upgrades.refuseNew();
     const listeners = automationApp ? [automationApp, app] : [app];
-    const deadline = setTimeout(() => {
+    const endConnections = (): void => {
       for (const listener of listeners) listener.server.closeAllConnections();
+    };
+    let ending: NodeJS.Timeout | null = null;
+    const deadline = setTimeout(() => {
+      endConnections();
+      // And every second after, until the listeners are closed: one not closed yet may still take a connection.
+      ending = setInterval(endConnections, 1000);
     }, options.shutdownGraceMs ?? SHUTDOWN_GRACE_MS);
     try {
       if (automationApp) await automationApp.close();
@@ -160,6 +167,7 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
       await app.close();
     } finally {
       clearTimeout(deadline);
+      if (ending) clearInterval(ending);
     }
     await platform.close();
   }

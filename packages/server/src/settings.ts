@@ -28,9 +28,7 @@ export function describeDatabase(databaseUrl: string): string {
   if (!isPostgresUrl(databaseUrl)) return `SQLite ${databaseUrl}`;
   const url = new URL(databaseUrl);
   if (url.password) url.password = "***";
-  // pg also takes a password (and a TLS key's) from the query string.
-  let text = url.toString();
-  for (const name of ["password", "sslpassword"])
-    if (url.searchParams.has(name)) text = text.replace(new RegExp(`([?&]${name}=)[^&]*`), "$1***");
-  return `PostgreSQL ${text}`;
+  // pg also takes a password (and a TLS key's) from the query string, by its decoded name, the last one given.
+  for (const name of ["password", "sslpassword"]) if (url.searchParams.has(name)) url.searchParams.set(name, "***");
+  return `PostgreSQL ${url.toString()}`;
 }

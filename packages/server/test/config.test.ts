@@ -167,6 +167,12 @@ describe("settings checked at start", () => {
     expect(describeDatabase("postgres://bob@db/bourse?password=secret&sslpassword=key&sslmode=require")).toBe(
       "PostgreSQL postgres://bob@db/bourse?password=***&sslpassword=***&sslmode=require",
     );
+    // Found by the review of 7 December (third session): an encoded name, and a second value, which pg takes.
+    for (const url of [
+      "postgres://bob@db/bourse?pass%77ord=secret",
+      "postgres://bob@db/bourse?password=a&password=secret",
+    ])
+      expect(describeDatabase(url)).not.toContain("secret");
   });
 
   it("refuses a data directory that cannot be created, at once (Node's recursive mkdir never returned under /proc)", () => {

@@ -5,6 +5,7 @@
  * for every connection to end and nothing bounded how long receiving a request may take.
  */
 import { connect, type Socket } from "node:net";
+import { WebSocket } from "ws";
 import { describe, expect, it } from "vitest";
 import { startTestServer } from "./helpers.ts";
 
@@ -38,6 +39,22 @@ describe("closing the server", () => {
     await closed;
     expect(tookMs).toBeLessThan(10_000);
     for (const client of clients) client.destroy();
+  });
+
+  it("refuses a WebSocket upgrade that comes while the server stops with 503", async () => {
+    const server = await startTestServer();
+    await server.app.listen({ port: 0, host: "127.0.0.1" });
+    const port = (server.app.server.address() as { port: number }).port;
+    server.upgrades.refuseNew();
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/api/v1/ws`);
+    const status = await new Promise<number>((resolve) => {
+      socket.once("unexpected-response", (_request, response) => resolve(response.statusCode ?? 0));
+      socket.once("open", () => resolve(101));
+      socket.once("error", () => undefined);
+    });
+    expect(status).toBe(503);
+    socket.terminate();
+    await server.close();
   });
 
   it("bounds the time a request may take to arrive (Node answers 408 and closes the connection)", async () => {
