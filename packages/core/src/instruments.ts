@@ -186,9 +186,14 @@ function decimalsOf(text: string): number {
   return dot < 0 ? 0 : text.length - dot - 1;
 }
 
+/** The volume decimals of lots as a dealer writes them: the finer of the minimum and the step. */
+export function volumeDigitsOf(lots: InstrumentDefinition["lots"]): number {
+  return Math.max(decimalsOf(lots.min), decimalsOf(lots.step));
+}
+
 /** Turns a dealer-facing definition into the integer specification the engine uses. */
 export function defineInstrument(definition: InstrumentDefinition): InstrumentSpec {
-  const volumeDigits = Math.max(decimalsOf(definition.lots.min), decimalsOf(definition.lots.step));
+  const volumeDigits = volumeDigitsOf(definition.lots);
   const commissionCurrency = definition.commissionCurrency ?? definition.quote;
   const marginCurrency = definition.marginMode === "FOREX" ? definition.base : definition.quote;
   return {

@@ -22,6 +22,7 @@ import {
   type SwapDays,
   type TradeMode,
   type WeekSessions,
+  volumeDigitsOf,
 } from "@bourse/core";
 import { PLATFORM_LIMITS, type InstrumentScale, type PlatformStore } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
@@ -125,14 +126,9 @@ function decimal(text: string, digits: number, where: string, what: string): num
   return parsed.value;
 }
 
-function decimalsOf(text: string): number {
-  const dot = text.indexOf(".");
-  return dot < 0 ? 0 : text.length - dot - 1;
-}
-
 /** One checked entry as the engine's specification. */
 function instrumentOf(entry: InstrumentFileEntry, where: string): InstrumentSpec {
-  const volumeDigits = Math.max(decimalsOf(entry.lots.min), decimalsOf(entry.lots.step));
+  const volumeDigits = volumeDigitsOf(entry.lots);
   if (volumeDigits > MAX_DIGITS) throw new InstrumentsFileError(`${where}: lots take at most ${MAX_DIGITS} decimals`);
   const min = decimal(entry.lots.min, volumeDigits, where, "lots.min");
   const max = decimal(entry.lots.max, volumeDigits, where, "lots.max");
@@ -150,25 +146,12 @@ function instrumentOf(entry: InstrumentFileEntry, where: string): InstrumentSpec
   const sessions = entry.sessions.map((intervals, weekday) =>
     daySessions(intervals, `${where}: sessions[${weekday}]`),
   ) as unknown as WeekSessions;
+  const { swapDays, ...fields } = entry;
   const definition: InstrumentDefinition = {
-    symbol: entry.symbol,
-    description: entry.description,
-    assetClass: entry.assetClass,
-    digits: entry.digits,
-    contractSize: entry.contractSize,
-    lots: entry.lots,
-    base: entry.base,
-    quote: entry.quote,
-    marginMode: entry.marginMode,
-    marginRatePercent: entry.marginRatePercent,
+    ...fields,
     sessions,
-    stopsLevelPoints: entry.stopsLevelPoints,
-    swapLong: entry.swapLong,
-    swapShort: entry.swapShort,
-    ...(entry.swapDays === undefined ? {} : { swapDays: entry.swapDays as unknown as SwapDays }),
-    commission: entry.commission,
     commissionCurrency,
-    ...(entry.tradeMode === undefined ? {} : { tradeMode: entry.tradeMode }),
+    ...(swapDays === undefined ? {} : { swapDays: swapDays as unknown as SwapDays }),
   };
   return defineInstrument(definition);
 }
