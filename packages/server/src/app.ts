@@ -183,6 +183,8 @@ function sendApiError(
   apiError: ApiError,
   unroutedFace?: Face,
 ): FastifyReply {
+  // Also here: a URL the router cannot read is answered without the onRequest hook that sets them.
+  void reply.headers(SECURITY_HEADERS);
   for (const [name, value] of Object.entries(apiError.headers)) void reply.header(name, value);
   if (
     request.routeOptions?.config?.face === "automation" ||

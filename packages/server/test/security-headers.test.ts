@@ -28,6 +28,8 @@ describe("every answer", () => {
       await call(server, "GET", `/api/v1/accounts/${user.login}`, { token: user.token }),
       await call(server, "GET", `/api/v1/accounts/${user.login}`),
       await call(server, "GET", "/api/v1/nowhere"),
+      // Refused by the router itself (a malformed percent-encoding), before any hook.
+      await call(server, "GET", "/api/v1/market/%zz"),
     ])
       expect(answer.headers).toMatchObject(SECURITY_HEADERS);
   });
