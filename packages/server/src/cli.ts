@@ -19,6 +19,7 @@ import {
 } from "@bourse/store";
 import {
   ConfigError,
+  dataDirectoryWarning,
   loadInstruments,
   loadServerConfig,
   loadStorageSettings,
@@ -150,6 +151,8 @@ async function startServer(config: ServerConfig, output: Output): Promise<number
   process.once("SIGINT", stopped);
   process.once("SIGTERM", stopped);
   output.info(`Bourse: ${describeDatabase(config.storage.databaseUrl)}, feed ${config.feed.kind}`);
+  const exposed = dataDirectoryWarning(config.storage.dataDirectory);
+  if (exposed) output.error(`bourse start: warning: ${exposed}`);
   let address: string;
   try {
     address = await server.listen();

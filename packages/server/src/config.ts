@@ -210,6 +210,24 @@ function jwtSecretSetting(secret: string): Uint8Array {
   return bytes;
 }
 
+/**
+ * A warning when the data directory can be read by others than its owner (one made before it was made 0700, or by
+ * hand): it holds the secrets and, with SQLite, the databases (emails, password hashes, sessions, balances).
+ */
+export function dataDirectoryWarning(directory: string): string | null {
+  let mode: number;
+  try {
+    mode = statSync(directory).mode & 0o777;
+  } catch {
+    return null;
+  }
+  if ((mode & 0o077) === 0) return null;
+  return (
+    `the data directory ${directory} can be read by others than its owner (mode ${mode.toString(8)}): ` +
+    `it holds the secrets and the databases; chmod 700 it`
+  );
+}
+
 /** Creates the data directory (BOURSE_DATA_DIR) if it is missing; one that cannot be is a configuration error. */
 export function makeDataDirectory(directory: string): void {
   try {

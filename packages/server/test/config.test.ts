@@ -3,11 +3,17 @@
  * passed through as text and read only at each sign-up: "abc" (or "12.345" in USD) started a server whose every
  * POST /api/v1/signup answered 500 after saving the user, and a demo leverage the engine refuses did the same.
  */
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, ENVIRONMENT_SETTINGS, loadServerConfig, unknownSettings } from "../src/config.ts";
+import {
+  ConfigError,
+  ENVIRONMENT_SETTINGS,
+  dataDirectoryWarning,
+  loadServerConfig,
+  unknownSettings,
+} from "../src/config.ts";
 import { describeDatabase } from "../src/settings.ts";
 
 const dataDirectory = mkdtempSync(join(tmpdir(), "bourse-config-test-"));
@@ -154,10 +160,15 @@ describe("settings checked at start", () => {
   // Found by the audit of security and operations of 7 December (third session): the data directory was made with the
   // default mode (world-readable, as were the databases in it: emails, password hashes, balances), and a password in
   // a PostgreSQL URL's query string was printed at every start.
-  it("makes the data directory readable by its owner alone", () => {
+  it("makes the data directory readable by its owner alone, and warns of one others can read", () => {
     const directory = join(mkdtempSync(join(tmpdir(), "bourse-config-mode-")), "data");
     loadServerConfig({ BOURSE_DATA_DIR: directory, BOURSE_CONFIG: "" });
     expect(statSync(directory).mode & 0o777).toBe(0o700);
+    expect(dataDirectoryWarning(directory)).toBeNull();
+    chmodSync(directory, 0o755);
+    expect(dataDirectoryWarning(directory)).toBe(
+      `the data directory ${directory} can be read by others than its owner (mode 755): it holds the secrets and the databases; chmod 700 it`,
+    );
   });
 
   it("describes a PostgreSQL database without any password, in the user part or the query", () => {
