@@ -71,6 +71,8 @@ export interface Principal {
   readonly userId: string;
   readonly sessionId: string;
   readonly expiresAt: number;
+  /** The account the session signed in to (by login); null: signed in by email, the user's first account. */
+  readonly accountId: number | null;
 }
 
 export interface IssuedSession {
@@ -345,7 +347,12 @@ export class AuthService {
     if (!session || session.userId !== subject) throw new ApiError("UNAUTHORIZED", "The token is not valid");
     if (session.revokedAt !== null) throw new ApiError("SESSION_REVOKED");
     if (session.expiresAt <= now) throw new ApiError("TOKEN_EXPIRED");
-    return { userId: session.userId, sessionId: session.id, expiresAt: session.expiresAt };
+    return {
+      userId: session.userId,
+      sessionId: session.id,
+      expiresAt: session.expiresAt,
+      accountId: session.accountId,
+    };
   }
 
   /**

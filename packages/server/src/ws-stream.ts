@@ -165,8 +165,10 @@ const MAX_PENDING_MESSAGES = 100;
 interface StreamPrincipal {
   readonly userId: string;
   readonly kind: "jwt" | "apiKey";
-  /** The API key's account; null for a JWT. */
+  /** The API key's account, the only one it may use; null for a JWT. */
   readonly accountId: number | null;
+  /** A JWT's session's account (the one it signed in to), what a message without accountId acts on. */
+  readonly sessionAccountId: number | null;
   readonly scope: "read" | "trade" | "full";
   readonly expiresAt: number | null;
   /** The session or API key it was authorised with: its revocation closes the socket. */
@@ -804,6 +806,7 @@ class Connection {
         userId: result.userId,
         kind: "apiKey",
         accountId: result.accountId,
+        sessionAccountId: null,
         scope: result.scope,
         expiresAt: null,
         credential: { kind: "apiKey", id: result.key.id },
@@ -814,17 +817,22 @@ class Connection {
       userId: principal.userId,
       kind: "jwt",
       accountId: null,
+      sessionAccountId: principal.accountId,
       scope: "full",
       expiresAt: principal.expiresAt,
       credential: { kind: "session", id: principal.sessionId },
     };
   }
 
-  /** The account a message acts on: the given one if the principal may use it, else its default. */
+  /**
+   * The account a message acts on: the given one if the principal may use it, else its default: an API key's
+   * account, the account the session signed in to (as GET /api/v1/account answers), else the user's first.
+   */
   accountFor(requested: number | string | undefined): number {
     const principal = this.principal!;
     if (requested === undefined) {
       if (principal.accountId !== null) return principal.accountId;
+      if (principal.sessionAccountId !== null) return principal.sessionAccountId;
       const first = this.platform.accountIdsOf(principal.userId)[0];
       if (first === undefined) throw new ApiError("INVALID_DATA", "accountId is required");
       return first;

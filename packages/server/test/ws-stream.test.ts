@@ -447,6 +447,39 @@ describe("account streams", () => {
   });
 });
 
+describe("the account a message without accountId acts on", () => {
+  // Found by the audit of accounts of 7 December (third session): a session signed in to the user's second account
+  // (GET /api/v1/account answers it) traded the first one when createOrder named no account, and the Pusher session
+  // streamed the first one's channel.
+  it("is the account the session signed in to, on the native stream and the Pusher session", async () => {
+    const user = await signUp(server);
+    const opened = await call(server, "PUT", "/api/v1/accounts", { token: user.token, body: {} });
+    const second = opened.body.data.login as number;
+    const signedIn = await call(server, "POST", "/api/v1/login", { body: { login: second, password: user.password } });
+    const token = signedIn.body.data.token as string;
+    expect((await call(server, "GET", "/api/v1/account", { token })).body.data.login).toBe(second);
+
+    const client = await connect(token);
+    const placed = await client.request("createOrder", { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 });
+    expect(placed.type, JSON.stringify(placed.payload)).toBe("result");
+    expect(placed.payload.data.order.accountId).toBe(second);
+    const positions = async (login: number) =>
+      (await call(server, "GET", `/api/v1/accounts/${login}/positions`, { token })).body.rows.length;
+    expect([await positions(user.login), await positions(second)]).toEqual([0, 1]);
+
+    const session = await call(server, "POST", "/api/v2/ws/session", {
+      token: `Bearer ${token}`,
+      body: { streams: [{ name: "account" }] },
+    });
+    expect(session.status).toBe(200);
+    expect(session.body.channels).toEqual([`presence-account.${second}`]);
+    // Signed in by email: the first account, as before.
+    const client2 = await connect(user);
+    const first = await client2.request("createOrder", { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 });
+    expect(first.payload.data.order.accountId).toBe(user.login);
+  });
+});
+
 describe("trading over the socket", () => {
   it("places, amends and cancels a pending order with results and execution events", async () => {
     const user = await signUp(server);

@@ -65,7 +65,8 @@ const ACCOUNT_FILTERS: readonly FilterDefinition[] = [
     name: "accountId",
     type: "integer",
     required: false,
-    description: "The account's login; default: an API key's account, or the user's first account",
+    description:
+      "The account's login; default: an API key's account, else the account the session signed in to, else the user's first",
   },
   {
     name: "channelType",
@@ -248,6 +249,8 @@ const SOCKET_DESCRIPTION = [
 interface Caller {
   readonly userId: string;
   readonly apiKey: { readonly id: string; readonly name: string; readonly accountId: number } | null;
+  /** A session's account (the one it signed in to); null for an API key or a session signed in by email. */
+  readonly sessionAccountId: number | null;
 }
 
 function callerOf(request: FastifyRequest): Caller {
@@ -255,9 +258,10 @@ function callerOf(request: FastifyRequest): Caller {
     const { key, userId, accountId, scope } = request.apiKey;
     if (!scopeAllows(scope, "read"))
       throw new ApiError("INSUFFICIENT_SCOPE", "This API key's scope does not allow reading streams");
-    return { userId, apiKey: { id: key.id, name: key.name, accountId } };
+    return { userId, apiKey: { id: key.id, name: key.name, accountId }, sessionAccountId: null };
   }
-  return { userId: request.principal!.userId, apiKey: null };
+  const principal = request.principal!;
+  return { userId: principal.userId, apiKey: null, sessionAccountId: principal.accountId };
 }
 
 /** The account a caller may stream: `requested` if theirs (403 otherwise), else their default. */
@@ -272,6 +276,7 @@ function streamAccount(platform: Platform, caller: Caller, requested: number | u
     platform.ownedAccount(caller.userId, requested);
     return requested;
   }
+  if (caller.sessionAccountId !== null) return caller.sessionAccountId;
   const first = platform.accountIdsOf(caller.userId)[0];
   if (first === undefined) throw new ApiError("INVALID_DATA", "filters.accountId is required: no account yet");
   return first;

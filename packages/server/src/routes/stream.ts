@@ -17,7 +17,7 @@ export const STREAM_DESCRIPTION = [
   "| client → server | payload | answer |",
   "| --- | --- | --- |",
   "| `subscribe` | `{symbols?, events, accountId?, sinceSeq?}`; events `quoteEvent` (needs symbols), `executionEvent`, " +
-    "`portfolioEvent`, `balanceEvent` (account: default the first account, symbols filter executions), " +
+    "`portfolioEvent`, `balanceEvent` (account: default the API key's, else the session's (the one it signed in to), else the first; symbols filter executions), " +
     "`notificationEvent`, `priceAlertEvent` (the user) | `subscribed` echoing the payload; then the missed " +
     "account events after `sinceSeq`, or `resyncRequired` {accountId, sinceSeq, lastSeq, windowEvents} |",
   "| `unsubscribe` | `{symbols?, events, accountId?}` | `unsubscribed` echoing the payload |",
