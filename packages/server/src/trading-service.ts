@@ -58,6 +58,21 @@ export const PositionParams = Closed({ accountId: AccountIdParams.properties.acc
 const Stop = (what: string) =>
   Type.Optional(Type.Union([Decimal, Type.Null()], { description: `${what}; null or 0 for none` }));
 
+/**
+ * A client's id of an order, unique per account on every face (the engine remembers the last 10,000 of an account):
+ * a retry answers the first order and does nothing again; another order with it is refused.
+ */
+export const ClientOrderId = Type.Optional(
+  Type.String({
+    minLength: 1,
+    maxLength: 64,
+    description:
+      "Unique per account (the last 10,000 are remembered): a retry with the same symbol, side, type and volume " +
+      "answers the first order and nothing is done again, whatever its other fields; another order with it is " +
+      "DUPLICATE_CLIENT_ORDER_ID. A rejected order is not remembered: its retry is decided anew",
+  }),
+);
+
 export const PlaceOrderBody = Closed(
   {
     accountId: Type.Optional(
@@ -108,13 +123,7 @@ export const PlaceOrderBody = Closed(
           "quoted when the order arrives",
       }),
     ),
-    clientOrderId: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 64,
-        description: "Unique per account: a retry with the same id answers the first order, nothing is done again",
-      }),
-    ),
+    clientOrderId: ClientOrderId,
     comment: Type.Optional(Type.String({ maxLength: 64 })),
     magic: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   },
@@ -382,11 +391,16 @@ function placeCommand(platform: Platform, account: Account, body: PlaceOrderInpu
   };
 }
 
+/** The deals an order placed by `result` made: from its events, or a retry's (duplicate) from the read models. */
+export function placedOrderDeals(platform: Platform, accountId: number, result: CommandSuccess): Promise<Deal[]> {
+  return result.duplicate
+    ? dealsById(platform, accountId, result.dealIds ?? [])
+    : Promise.resolve(orderDeals(result, result.order!.id));
+}
+
 async function orderAnswer(platform: Platform, account: Account, result: CommandSuccess): Promise<OrderAnswer> {
   const order = result.order!;
-  const deals = result.duplicate
-    ? await dealsById(platform, account.id, result.dealIds ?? [])
-    : orderDeals(result, order.id);
+  const deals = await placedOrderDeals(platform, account.id, result);
   const positionId = deals.length > 0 ? deals[deals.length - 1]!.positionId : (result.positionId ?? null);
   return {
     data: {
@@ -413,7 +427,10 @@ export async function placeOrder(
   try {
     result = await platform.execute(command);
   } catch (error) {
-    if (error instanceof ApiError) publishRejectedOrder(platform, command, error);
+    // A clientOrderId already taken: no order was attempted, and the one that has it is not rejected (found by the
+    // audit of idempotency of 7 December: the stream said REJECTED for a filled order's id).
+    if (error instanceof ApiError && error.code !== "DUPLICATE_CLIENT_ORDER_ID")
+      publishRejectedOrder(platform, command, error);
     throw error;
   }
   return orderAnswer(platform, account, result);

@@ -641,6 +641,35 @@ describe("POST /v1/api/trade", () => {
     expect(sold.body.data.ticket).not.toBe(bought.body.data.ticket);
   });
 
+  // Found by the audit of idempotency of 7 December (third session): the Automation API took no client order id, so a
+  // bot that retried a trade after a lost answer or a 503 could open two positions.
+  it("takes a clientOrderId: a retry answers the first trade and trades nothing; another order with it is refused", async () => {
+    const { user, key } = await trader();
+    const trade = { symbol: "EURUSD", action: "buy", volume: 0.1, clientOrderId: "bot-1" };
+    const first = await automation(server, "POST", "/v1/api/trade", key, trade);
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    const again = await automation(server, "POST", "/v1/api/trade", key, trade);
+    expect(again.body).toEqual(first.body);
+    const positions = await automation(server, "GET", "/v1/api/positions", key);
+    expect(positions.body.data).toHaveLength(1);
+    expectError(
+      await automation(server, "POST", "/v1/api/trade", key, { ...trade, volume: 0.2 }),
+      400,
+      "DUPLICATE_CLIENT_ORDER_ID",
+    );
+    const pending = { symbol: "EURUSD", type: 2, volume: 0.1, price: 1.07, clientOrderId: "bot-2" };
+    const placed = await automation(server, "POST", "/v1/api/order", key, pending);
+    expect(placed.status, JSON.stringify(placed.body)).toBe(200);
+    expect((await automation(server, "POST", "/v1/api/order", key, pending)).body).toEqual(placed.body);
+    expect((await automation(server, "GET", "/v1/api/orders", key)).body.data).toHaveLength(1);
+    // The id is the account's, whichever face placed it first.
+    const viaClientApi = await call(server, "POST", `/api/v1/accounts/${user.login}/orders`, {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1, clientOrderId: "bot-1" },
+    });
+    expect(viaClientApi.body.data).toMatchObject({ duplicate: true, positionId: first.body.data.ticket });
+  });
+
   // On a033f98 bodies were coerced to the schema's types: `"volume": true` filled 1 lot, `"price": true` placed a
   // limit at 1.00, `"sl": false` opened without a stop loss, `["ETHUSD"]` read as a symbol. Seed 003: 400 for
   // invalid parameters.

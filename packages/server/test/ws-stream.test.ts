@@ -447,6 +447,25 @@ describe("account streams", () => {
   });
 });
 
+describe("a clientOrderId taken already", () => {
+  // Found by the audit of idempotency of 7 December (third session): the 409 published ORDER_REJECTED with the id of
+  // an order that had filled, so the last status every socket of the account saw for it was REJECTED.
+  it("is refused 409 without an ORDER_REJECTED on the stream for the order that has it", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.send("subscribe", { events: ["executionEvent"] });
+    await client.nextOf("subscribed");
+    const body = { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01, clientOrderId: "X-1" };
+    const orders = `/api/v1/accounts/${user.login}/orders`;
+    expect((await call(server, "POST", orders, { token: user.token, body })).status).toBe(200);
+    await client.nextOf("executionEvent", (message) => message.payload.status === "FILLED");
+    const conflicting = await call(server, "POST", orders, { token: user.token, body: { ...body, volume: 0.02 } });
+    expect(conflicting.status).toBe(409);
+    await client.expectOpen();
+    expect(client.all("executionEvent").map((message) => message.payload.event)).not.toContain("ORDER_REJECTED");
+  });
+});
+
 describe("the account a message without accountId acts on", () => {
   // Found by the audit of accounts of 7 December (third session): a session signed in to the user's second account
   // (GET /api/v1/account answers it) traded the first one when createOrder named no account, and the Pusher session

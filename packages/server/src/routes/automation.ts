@@ -55,6 +55,7 @@ import { candleView, instrumentOf } from "../market-views.ts";
 import type { Platform } from "../platform.ts";
 import { Closed, Decimal, TimeInput, emptyBodyIsObject } from "../schemas.ts";
 import {
+  ClientOrderId,
   accountPositions,
   accountWorkingOrders,
   cancelWorkingOrder,
@@ -62,7 +63,7 @@ import {
   changePosition,
   closeOpenPosition,
   closingDeals,
-  orderDeals,
+  placedOrderDeals,
   ownedPosition,
   workingOrder,
 } from "../trading-service.ts";
@@ -131,6 +132,7 @@ const TradeBody = Closed({
       description: "Largest slippage in points from the price quoted when the order arrives (MetaTrader's deviation)",
     }),
   ),
+  clientOrderId: ClientOrderId,
   comment: Comment,
   magic: Magic,
 });
@@ -143,6 +145,7 @@ const PendingBody = Closed({
   sl: Stop("Stop loss price"),
   tp: Stop("Take profit price"),
   expiration: Expiration,
+  clientOrderId: ClientOrderId,
   comment: Comment,
   magic: Magic,
 });
@@ -567,11 +570,12 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
         tp: stopFromWire(body.tp, instrument, "tp"),
         // MetaTrader's deviation: points from the price quoted when the order arrives (the engine's rule).
         ...(body.deviation === undefined ? {} : { deviation: body.deviation }),
+        clientOrderId: body.clientOrderId,
         comment: body.comment,
         magic: body.magic,
       });
       const order = result.order!;
-      const deals = orderDeals(result, order.id);
+      const deals = await placedOrderDeals(platform, account.id, result);
       const last = deals[deals.length - 1];
       if (!last) throw new ApiError("NO_LIQUIDITY", "The order was not filled");
       return {
@@ -615,6 +619,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
         tp: stopFromWire(body.tp, instrument, "tp"),
         timeInForce: expiration === undefined || expiration === null ? "GTC" : "GTD",
         expiration: expiration ?? null,
+        clientOrderId: body.clientOrderId,
         comment: body.comment,
         magic: body.magic,
       });
