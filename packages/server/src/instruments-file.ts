@@ -8,6 +8,7 @@
  * the journal, the histories and the kept quotes hold integers of that scale (`checkInstrumentScales`).
  */
 import {
+  ACCOUNT_CURRENCIES,
   Currencies,
   CurrencyConverter,
   DEFAULT_INSTRUMENT_DEFINITIONS,
@@ -201,17 +202,34 @@ export function readInstrumentsFile(file: string): InstrumentSpec[] {
  * commission's currency each need a path (a pair, or two through USD; CurrencyConverter).
  */
 export function checkConversions(instruments: readonly InstrumentSpec[], accountCurrency: string): void {
+  const missing = missingConversion(instruments, accountCurrency);
+  if (missing)
+    throw new InstrumentsFileError(
+      `${missing.symbol}: no instrument converts ${missing.currency} into ${accountCurrency}, the demo accounts' ` +
+        `currency (add a ${missing.currency}${accountCurrency} or ${accountCurrency}${missing.currency} pair, or both ` +
+        "through USD)",
+    );
+}
+
+/** The account currencies every instrument's money converts into: those an account may be opened in. */
+export function convertibleAccountCurrencies(instruments: readonly InstrumentSpec[]): string[] {
+  return ACCOUNT_CURRENCIES.filter((currency) => missingConversion(instruments, currency) === null);
+}
+
+/** The first instrument whose profit, margin or commission currency has no path into `accountCurrency`. */
+function missingConversion(
+  instruments: readonly InstrumentSpec[],
+  accountCurrency: string,
+): { symbol: string; currency: string } | null {
   const converter = new CurrencyConverter(instruments);
   for (const instrument of instruments) {
     const currencies = new Set([instrument.profitCurrency, instrument.marginCurrency]);
     if (instrument.commissionPerLot > 0) currencies.add(instrument.commissionCurrency);
     for (const currency of currencies)
       if (currency !== accountCurrency && converter.path(currency, accountCurrency) === null)
-        throw new InstrumentsFileError(
-          `${instrument.symbol}: no instrument converts ${currency} into ${accountCurrency}, the demo accounts' ` +
-            `currency (add a ${currency}${accountCurrency} or ${accountCurrency}${currency} pair, or both through USD)`,
-        );
+        return { symbol: instrument.symbol, currency };
   }
+  return null;
 }
 
 /** A definition as the file writes it (`bourse instruments`): the inverse of the file's parsing. */

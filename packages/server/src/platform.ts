@@ -40,7 +40,7 @@ import { Bus } from "./bus.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { makeDataDirectory, type ServerConfig } from "./config.ts";
 import { ApiError, storageApiError } from "./errors.ts";
-import { checkInstrumentScales, keepInstrumentScales } from "./instruments-file.ts";
+import { checkInstrumentScales, convertibleAccountCurrencies, keepInstrumentScales } from "./instruments-file.ts";
 
 /** Every command but its time: the platform stamps it with its clock. */
 export type UntimedCommand = Command extends infer Each ? (Each extends Command ? Omit<Each, "time"> : never) : never;
@@ -121,6 +121,8 @@ export class Platform {
   readonly log: PlatformLog;
   readonly engineConfig: EngineConfig;
   readonly instruments: ReadonlyMap<string, InstrumentSpec>;
+  /** The currencies an account may be opened in: those every instrument's money converts into. */
+  readonly accountCurrencies: readonly string[];
   private readonly platformStore: PlatformStore;
   /** `platformStore` as the faces get it (answeringStorageFailures). */
   private readonly answeringStore: PlatformStore;
@@ -151,6 +153,7 @@ export class Platform {
       maxQuoteAgeMs: maxQuoteAgeSeconds === 0 ? null : maxQuoteAgeSeconds * 1000,
     };
     this.instruments = new Map(this.engineConfig.instruments.map((instrument) => [instrument.symbol, instrument]));
+    this.accountCurrencies = convertibleAccountCurrencies(this.engineConfig.instruments);
     this.bus = new Bus((error, topic) => this.log.error(`bus: a subscriber of ${topic} failed: ${String(error)}`));
     const storage = config.storage;
     if (!isPostgresUrl(storage.databaseUrl) || !isPostgresUrl(storage.platformDatabaseUrl))

@@ -149,6 +149,29 @@ describe("the instruments file", () => {
   });
 });
 
+describe("an account in a currency the instruments cannot convert into", () => {
+  // Found by the audit of accounts of 7 December (third session): PUT /api/v1/accounts opened and funded it, and
+  // every order of it then answered NO_QUOTES, for good.
+  it("is refused INVALID_CURRENCY when opened; the currencies the instruments convert into are taken", async () => {
+    const eurusd = DEFAULT_ENTRIES.filter((entry) => entry.symbol === "EURUSD");
+    const server = await startTestServer({
+      environment: { BOURSE_INSTRUMENTS_FILE: writeFile(temporaryDirectory(), eurusd) },
+    });
+    try {
+      const user = await signUp(server);
+      const open = (currency: string) =>
+        call(server, "PUT", "/api/v1/accounts", { token: user.token, body: { currency } });
+      const yen = await open("JPY");
+      expect(yen.status).toBe(400);
+      expect(yen.body).toEqual({ error: "INVALID_CURRENCY", message: expect.stringContaining("USD, EUR") });
+      expect((await open("EUR")).status).toBe(200);
+      expect((await call(server, "GET", "/api/v1/accounts", { token: user.token })).body.rows).toHaveLength(2);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("a symbol with dots or dashes", () => {
   // Found by the review of 7 December (third session): the Pusher endpoint took letters, digits and `_` only, so the
   // session named channels such as quotes.EURUSD.raw that a subscription then refused as InvalidChannel.

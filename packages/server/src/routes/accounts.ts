@@ -88,7 +88,13 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
           "The demo balance is deposited in the account's currency. The session's current account does not change.",
         body: Closed({
           currency: Type.Optional(Type.Union(ACCOUNT_CURRENCIES.map((currency) => Type.Literal(currency)))),
-          leverage: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: "1:leverage" })),
+          leverage: Type.Optional(
+            Type.Integer({
+              minimum: platform.engineConfig.leverageMin,
+              maximum: platform.engineConfig.leverageMax,
+              description: "1:leverage",
+            }),
+          ),
           mode: Type.Optional(Type.Union([Type.Literal("HEDGING"), Type.Literal("NETTING")])),
         }),
         response: { 200: DataResponse(AccountViewSchema), ...authenticatedErrors, 409: ErrorResponse },
@@ -97,6 +103,13 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
     async (request) => {
       const userId = request.principal!.userId;
       const account = await serialized(userId, async () => {
+        const currency = request.body.currency;
+        // Orders of an account whose money no instrument converts into would all answer NO_QUOTES, for good.
+        if (currency !== undefined && !platform.accountCurrencies.includes(currency))
+          throw new ApiError(
+            "INVALID_CURRENCY",
+            `Accounts are kept in ${platform.accountCurrencies.join(", ")} here: the instruments convert into those`,
+          );
         if (platform.accountIdsOf(userId).length >= MAX_ACCOUNTS_PER_USER)
           throw new ApiError("LIMIT_REACHED", `A user may hold at most ${MAX_ACCOUNTS_PER_USER} trading accounts`);
         return auth.openDemoAccount(userId, request.body);

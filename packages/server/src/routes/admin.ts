@@ -220,7 +220,9 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
           "out in this request (its answer shows the account after).",
         params: AccountIdParams,
         body: Closed({
-          leverage: Type.Optional(Type.Integer({ minimum: 1 })),
+          leverage: Type.Optional(
+            Type.Integer({ minimum: platform.engineConfig.leverageMin, maximum: platform.engineConfig.leverageMax }),
+          ),
           group: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
           tradingEnabled: Type.Optional(Type.Boolean()),
         }),
