@@ -18,7 +18,8 @@
  *   `ORDER_MODIFIED` {orderId, symbol, price, stopLimitPrice, sl, tp, trailingDistance, expiration,
  *   triggered}, and `ORDER_REJECTED` for a rejected order command (see below);
  * - `portfolioEvent`: `DEAL` {positionId, symbol, side, entry, effect (OPEN, INCREASE, DECREASE), volume,
- *   price, balanceChange}, `POSITION_MODIFIED` {positionId, symbol, sl, tp, trailingDistance, reason},
+ *   price, balanceChange, and the stops the deal set on the position, when it set some: sl, tp (OPEN and a netting
+ *   INCREASE), trailingDistance (OPEN)}, `POSITION_MODIFIED` {positionId, symbol, sl, tp, trailingDistance, reason},
  *   `BALANCE` {operationId, kind, amount, balanceChange, creditChange}, `SWAP` {positionId, amount} (a rollover's charge, or a deferred one's),
  *   `MARGIN_CALL_ENTERED` / `MARGIN_CALL_CLEARED` / `STOP_OUT` {equity, margin}, `ACCOUNT_CHANGED` {leverage,
  *   group, tradingEnabled}, `POSITION_MARGIN_CHANGED` {positionId, symbol, margin} (a leverage change rescales it);
@@ -35,7 +36,7 @@
  * return it. Orders the engine rejects later (a triggered stop without margin) are journaled
  * `OrderStatusChanged` REJECTED events and carry their seq like any other.
  */
-import type { EngineEvent, InstrumentSpec, PlaceOrderCommand } from "@bourse/core";
+import type { EngineEvent, InstrumentSpec, PlaceOrderCommand, PositionEffect } from "@bourse/core";
 import { encodeCursor, eventAccountId, type JournalRecord } from "@bourse/store";
 import { BusTopics, type BusMessage } from "./bus.ts";
 import type { ApiError } from "./errors.ts";
@@ -70,6 +71,21 @@ export interface SymbolResolver {
 interface Built {
   readonly accountId: number;
   readonly message: AccountBusMessage;
+}
+
+/**
+ * The stops a deal set on its position, as the DEAL portfolioEvent shows them: an opening deal's, and a netting
+ * increase's that carried its own (the position takes them; found by the audit of accounts of 7 December, when no
+ * event said so). None when it set none.
+ */
+function stopsSetBy(effect: PositionEffect, instrument: InstrumentSpec): Record<string, number> {
+  const stops: Record<string, number> = {};
+  if (effect.kind !== "OPEN" && effect.kind !== "INCREASE") return stops;
+  if (effect.sl !== null) stops.sl = priceToWire(effect.sl, instrument);
+  if (effect.tp !== null) stops.tp = priceToWire(effect.tp, instrument);
+  if (effect.kind === "OPEN" && effect.trailingDistance !== null)
+    stops.trailingDistance = priceToWire(effect.trailingDistance, instrument);
+  return stops;
 }
 
 function message(
@@ -196,6 +212,7 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
           volume: lotsToWire(deal.volume, dealInstrument),
           price: priceToWire(deal.price, dealInstrument),
           balanceChange: moneyToWire(deal.profit - deal.commission + deal.swap, account.currency),
+          ...stopsSetBy(event.effect, dealInstrument),
         }),
       ];
     }

@@ -447,6 +447,38 @@ describe("account streams", () => {
   });
 });
 
+describe("a netting order that adds to its position with stops", () => {
+  // Found by the audit of accounts of 7 December (third session): the position took the order's SL and TP, and no
+  // stream event said so (the DEAL portfolioEvent carried no stops, and no POSITION_MODIFIED came).
+  it("says the position's new SL and TP in its DEAL portfolioEvent", async () => {
+    const user = await signUp(server);
+    const opened = await call(server, "PUT", "/api/v1/accounts", { token: user.token, body: { mode: "NETTING" } });
+    const netting = opened.body.data.login as number;
+    const client = await connect(user);
+    client.send("subscribe", { events: ["portfolioEvent"], accountId: netting });
+    await client.nextOf("subscribed");
+    const buy = (extra: Record<string, unknown>) =>
+      client.request("createOrder", {
+        accountId: netting,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "MARKET",
+        volume: 0.1,
+        ...extra,
+      });
+    expect((await buy({})).type).toBe("result");
+    const first = await client.nextOf("portfolioEvent", (message) => message.payload.event === "DEAL");
+    expect(first.payload).toMatchObject({ effect: "OPEN" });
+    expect(first.payload).not.toHaveProperty("sl");
+    expect((await buy({ sl: 1.07, tp: 1.1 })).type).toBe("result");
+    const added = await client.nextOf(
+      "portfolioEvent",
+      (message) => message.payload.event === "DEAL" && message.payload.effect === "INCREASE",
+    );
+    expect(added.payload).toMatchObject({ effect: "INCREASE", sl: 1.07, tp: 1.1 });
+  });
+});
+
 describe("a clientOrderId taken already", () => {
   // Found by the audit of idempotency of 7 December (third session): the 409 published ORDER_REJECTED with the id of
   // an order that had filled, so the last status every socket of the account saw for it was REJECTED.
