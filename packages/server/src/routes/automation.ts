@@ -547,7 +547,10 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       summary: "Market order: buy at the ask or sell at the bid, filled at once or rejected",
       description:
         "Answers the position ticket (close or modify it with /v1/api/positions/{ticket}), the order and deal " +
-        "tickets, the fill price and the lots filled. Rejections answer the reason, e.g. `Insufficient margin` " +
+        "tickets, the fill price and the lots filled. On a netting account a trade against the position reduces " +
+        "it, and the ticket is that position's: closed (404 on /v1/api/positions/{ticket}) when the trade closed " +
+        "it whole, the new one's when it reversed it. Retrying with the same clientOrderId answers the first " +
+        "trade again and trades nothing. Rejections answer the reason, e.g. `Insufficient margin` " +
         "(code NO_MONEY), `The market is closed` (MARKET_CLOSED), `Stop loss or take profit is invalid or too " +
         "close to the market` (INVALID_STOPS).",
       body: TradeBody,
