@@ -71,7 +71,7 @@ export interface Principal {
   readonly userId: string;
   readonly sessionId: string;
   readonly expiresAt: number;
-  /** The account the session signed in to (by login); null: signed in by email, the user's first account. */
+  /** The session's account: the one it signed in to by login, else the user's first at sign-in; null: none yet. */
   readonly accountId: number | null;
 }
 

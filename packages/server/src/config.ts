@@ -215,6 +215,8 @@ function jwtSecretSetting(secret: string): Uint8Array {
  * hand): it holds the secrets and, with SQLite, the databases (emails, password hashes, sessions, balances).
  */
 export function dataDirectoryWarning(directory: string): string | null {
+  // Windows keeps no such mode bits.
+  if (process.platform === "win32") return null;
   let mode: number;
   try {
     mode = statSync(directory).mode & 0o777;

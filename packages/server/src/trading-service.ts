@@ -185,18 +185,24 @@ export function closingDeals(result: CommandSuccess): Deal[] {
 }
 
 /**
- * Deals by id from the read models (a retried order's fills), each read as the one-row page that starts at it. Paging
+ * Deals by id from the read models (a retried order's fills), read from the page that starts at the first one not
+ * found yet (a page holds the fills close behind it too). Paging
  * the account's deals from the first id, ten pages at most, lost the later fills of an order with 10,000 of the
  * account's deals between them (found by the audit of idempotency of 7 December).
  */
 async function dealsById(platform: Platform, accountId: number, ids: readonly number[]): Promise<Deal[]> {
-  const found: Deal[] = [];
-  for (const id of ids) {
-    const page = await platform.readModels.dealHistory({ accountId, cursor: encodeCursor(id - 1), limit: 1 });
-    const deal = page.rows[0];
-    if (deal?.id === id) found.push(deal);
+  const found = new Map<number, Deal>();
+  const wanted = new Set(ids);
+  for (const id of [...wanted].sort((a, b) => a - b)) {
+    if (found.has(id)) continue;
+    // The page that starts at this id holds the fills that follow it closely too: one query for those.
+    const page = await platform.readModels.dealHistory({ accountId, cursor: encodeCursor(id - 1), limit: 1000 });
+    for (const deal of page.rows) if (wanted.has(deal.id)) found.set(deal.id, deal);
   }
-  return found;
+  return ids.flatMap((id) => {
+    const deal = found.get(id);
+    return deal ? [deal] : [];
+  });
 }
 
 export type ModifyOrderInput = Static<typeof ModifyOrderBody>;

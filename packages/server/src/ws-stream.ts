@@ -167,7 +167,7 @@ interface StreamPrincipal {
   readonly kind: "jwt" | "apiKey";
   /** The API key's account, the only one it may use; null for a JWT. */
   readonly accountId: number | null;
-  /** A JWT's session's account (the one it signed in to), what a message without accountId acts on. */
+  /** A JWT's session's account (the one it signed in to, else the user's first at sign-in): a message's default. */
   readonly sessionAccountId: number | null;
   readonly scope: "read" | "trade" | "full";
   readonly expiresAt: number | null;
@@ -831,8 +831,13 @@ class Connection {
   accountFor(requested: number | string | undefined): number {
     const principal = this.principal!;
     if (requested === undefined) {
-      if (principal.accountId !== null) return principal.accountId;
-      if (principal.sessionAccountId !== null) return principal.sessionAccountId;
+      // Checked like a requested one: a session row and the journal out of step (a store restored from an older
+      // backup) must not stream another user's account (found by the review of 7 December).
+      const chosen = principal.accountId ?? principal.sessionAccountId;
+      if (chosen !== null) {
+        this.platform.ownedAccount(principal.userId, chosen);
+        return chosen;
+      }
       const first = this.platform.accountIdsOf(principal.userId)[0];
       if (first === undefined) throw new ApiError("INVALID_DATA", "accountId is required");
       return first;

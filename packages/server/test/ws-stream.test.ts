@@ -524,6 +524,16 @@ describe("the account a message without accountId acts on", () => {
     });
     expect(session.status).toBe(200);
     expect(session.body.channels).toEqual([`presence-account.${second}`]);
+    // A session row that names another user's account (a platform store restored out of step with the journal) is
+    // refused like a requested one, never streamed (found by the review of 7 December, third session).
+    const stranger = await signUp(server);
+    const sessionId = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString("utf8")).jti as string;
+    await server.platform.store.setSessionAccount(user.userId, sessionId, stranger.login);
+    // The sign-in service remembers session rows it has read; it must read this one again.
+    (server.context.auth as unknown as { sessions: { delete(id: string): void } }).sessions.delete(sessionId);
+    const stale = await connect(token);
+    stale.send("subscribe", { events: ["executionEvent"] }, "s");
+    expect((await stale.nextOf("error")).payload.code).toBe("FORBIDDEN");
     // Signed in by email: the first account, as before.
     const client2 = await connect(user);
     const first = await client2.request("createOrder", { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 });

@@ -249,7 +249,7 @@ const SOCKET_DESCRIPTION = [
 interface Caller {
   readonly userId: string;
   readonly apiKey: { readonly id: string; readonly name: string; readonly accountId: number } | null;
-  /** A session's account (the one it signed in to); null for an API key or a session signed in by email. */
+  /** A session's account (the one it signed in to, else the user's first at sign-in); null for an API key. */
   readonly sessionAccountId: number | null;
 }
 
@@ -276,7 +276,10 @@ function streamAccount(platform: Platform, caller: Caller, requested: number | u
     platform.ownedAccount(caller.userId, requested);
     return requested;
   }
-  if (caller.sessionAccountId !== null) return caller.sessionAccountId;
+  if (caller.sessionAccountId !== null) {
+    platform.ownedAccount(caller.userId, caller.sessionAccountId);
+    return caller.sessionAccountId;
+  }
   const first = platform.accountIdsOf(caller.userId)[0];
   if (first === undefined) throw new ApiError("INVALID_DATA", "filters.accountId is required: no account yet");
   return first;
