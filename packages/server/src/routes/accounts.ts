@@ -87,7 +87,16 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
           "currency, leverage and mode default to the server's demo settings (USD, 1:100, HEDGING). " +
           "The demo balance is deposited in the account's currency. The session's current account does not change.",
         body: Closed({
-          currency: Type.Optional(Type.Union(ACCOUNT_CURRENCIES.map((currency) => Type.Literal(currency)))),
+          currency: Type.Optional(
+            Type.Union(
+              ACCOUNT_CURRENCIES.map((currency) => Type.Literal(currency)),
+              {
+                description:
+                  `Taken here: ${platform.accountCurrencies.join(", ")}, the currencies every instrument's money ` +
+                  "converts into (another is INVALID_CURRENCY)",
+              },
+            ),
+          ),
           leverage: Type.Optional(
             Type.Integer({
               minimum: platform.engineConfig.leverageMin,
