@@ -118,7 +118,8 @@ const MINUTES_PER_DAY = 1440;
 const FULL_DAY: DaySessions = [[0, MINUTES_PER_DAY]];
 const CLOSED: DaySessions = [];
 
-function hoursToMinutes(text: string): number {
+/** "HH:MM" as minutes of the day ("24:00" is 1440). */
+export function hoursToMinutes(text: string): number {
   const [hours = "0", minutes = "0"] = text.split(":");
   return Number(hours) * 60 + Number(minutes);
 }
@@ -186,6 +187,11 @@ function decimalsOf(text: string): number {
   return dot < 0 ? 0 : text.length - dot - 1;
 }
 
+/** The currency commission is charged in: the definition's own, else the quote currency. */
+export function commissionCurrencyOf(definition: Pick<InstrumentDefinition, "commissionCurrency" | "quote">) {
+  return definition.commissionCurrency ?? definition.quote;
+}
+
 /** The volume decimals of lots as a dealer writes them: the finer of the minimum and the step. */
 export function volumeDigitsOf(lots: InstrumentDefinition["lots"]): number {
   return Math.max(decimalsOf(lots.min), decimalsOf(lots.step));
@@ -194,7 +200,7 @@ export function volumeDigitsOf(lots: InstrumentDefinition["lots"]): number {
 /** Turns a dealer-facing definition into the integer specification the engine uses. */
 export function defineInstrument(definition: InstrumentDefinition): InstrumentSpec {
   const volumeDigits = volumeDigitsOf(definition.lots);
-  const commissionCurrency = definition.commissionCurrency ?? definition.quote;
+  const commissionCurrency = commissionCurrencyOf(definition);
   const marginCurrency = definition.marginMode === "FOREX" ? definition.base : definition.quote;
   return {
     symbol: definition.symbol,

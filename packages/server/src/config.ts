@@ -457,8 +457,13 @@ export function loadInstruments(environment: NodeJS.ProcessEnv = process.env): r
 function instrumentsSetting(pick: Pick): readonly InstrumentSpec[] {
   const file = pick("BOURSE_INSTRUMENTS_FILE");
   if (file === undefined) return DEFAULT_INSTRUMENTS;
+  return asInstrumentsSetting(() => readInstrumentsFile(path.resolve(file)));
+}
+
+/** `work`, its InstrumentsFileError a ConfigError naming BOURSE_INSTRUMENTS_FILE. */
+function asInstrumentsSetting<T>(work: () => T): T {
   try {
-    return readInstrumentsFile(path.resolve(file));
+    return work();
   } catch (error) {
     if (error instanceof InstrumentsFileError) throw new ConfigError(`BOURSE_INSTRUMENTS_FILE: ${error.message}`);
     throw error;
@@ -481,12 +486,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
   // The engine's own bounds: a demo leverage outside them would make every sign-up fail.
   const { leverageMin, leverageMax } = defaultEngineConfig();
   const instruments = instrumentsSetting(pick);
-  try {
-    checkConversions(instruments, demoCurrency);
-  } catch (error) {
-    if (error instanceof InstrumentsFileError) throw new ConfigError(`BOURSE_INSTRUMENTS_FILE: ${error.message}`);
-    throw error;
-  }
+  asInstrumentsSetting(() => checkConversions(instruments, demoCurrency));
   return {
     port: integer("BOURSE_PORT", "8080", 0, 65_535),
     host: pick("BOURSE_HOST") ?? "127.0.0.1",

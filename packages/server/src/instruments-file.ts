@@ -11,8 +11,10 @@ import {
   ACCOUNT_CURRENCIES,
   Currencies,
   CurrencyConverter,
+  commissionCurrencyOf,
   DEFAULT_INSTRUMENT_DEFINITIONS,
   defineInstrument,
+  hoursToMinutes,
   parseDecimal,
   type AssetClass,
   type CurrencyCode,
@@ -29,6 +31,7 @@ import { PLATFORM_LIMITS, type InstrumentScale, type PlatformStore } from "@bour
 import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { readFileSync } from "node:fs";
+import { daySessionsText } from "./market-data.ts";
 
 const ASSET_CLASSES: readonly AssetClass[] = ["forex", "metal", "index", "crypto", "stock", "energy"];
 const MARGIN_MODES: readonly MarginMode[] = ["FOREX", "CFD", "CFD_LEVERAGE"];
@@ -97,20 +100,11 @@ export class InstrumentsFileError extends Error {
   override readonly name = "InstrumentsFileError";
 }
 
-function minuteOf(text: string): number {
-  const [hours, minutes] = text.split(":");
-  return Number(hours) * 60 + Number(minutes);
-}
-
-function minuteText(minute: number): string {
-  return `${String(Math.floor(minute / 60)).padStart(2, "0")}:${String(minute % 60).padStart(2, "0")}`;
-}
-
 /** A day's intervals, each [from, to) with from < to, in order and apart. */
 function daySessions(intervals: readonly string[], where: string): DaySessions {
   const day: [number, number][] = [];
   for (const interval of intervals) {
-    const [from, to] = interval.split("-").map(minuteOf) as [number, number];
+    const [from, to] = interval.split("-").map(hoursToMinutes) as [number, number];
     if (from >= to) throw new InstrumentsFileError(`${where}: ${interval} ends before it starts`);
     const previous = day.at(-1);
     if (previous && from <= previous[1])
@@ -142,7 +136,7 @@ function instrumentOf(entry: InstrumentFileEntry, where: string): InstrumentSpec
   if (marginRate === 0) throw new InstrumentsFileError(`${where}: marginRatePercent must be above 0`);
   decimal(entry.swapLong, 3, where, "swapLong");
   decimal(entry.swapShort, 3, where, "swapShort");
-  const commissionCurrency = entry.commissionCurrency ?? entry.quote;
+  const commissionCurrency = commissionCurrencyOf(entry);
   decimal(entry.commission, Currencies[commissionCurrency].digits, where, "commission");
   const sessions = entry.sessions.map((intervals, weekday) =>
     daySessions(intervals, `${where}: sessions[${weekday}]`),
@@ -245,13 +239,13 @@ export function instrumentFileEntry(definition: InstrumentDefinition): Instrumen
     quote: definition.quote,
     marginMode: definition.marginMode,
     marginRatePercent: definition.marginRatePercent,
-    sessions: definition.sessions.map((day) => day.map(([from, to]) => `${minuteText(from)}-${minuteText(to)}`)),
+    sessions: definition.sessions.map((_, weekday) => daySessionsText(definition.sessions, weekday)),
     stopsLevelPoints: definition.stopsLevelPoints,
     swapLong: definition.swapLong,
     swapShort: definition.swapShort,
     ...(definition.swapDays === undefined ? {} : { swapDays: [...definition.swapDays] }),
     commission: definition.commission,
-    commissionCurrency: definition.commissionCurrency ?? definition.quote,
+    commissionCurrency: commissionCurrencyOf(definition),
     ...(definition.tradeMode === undefined ? {} : { tradeMode: definition.tradeMode }),
   };
 }
