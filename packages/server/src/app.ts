@@ -232,17 +232,14 @@ const SECURITY_OF_AUTH: Readonly<Record<AuthMode, readonly Record<string, string
  * (the /docs page's "Authorize" and generated clients send it), and an id from its method and path
  * (`POST /api/v1/accounts/:accountId/orders` is `postApiV1AccountsByAccountIdOrders`), unique as the route is.
  */
-function documentOperation(route: {
-  method: string | string[];
-  url: string;
-  schema?: FastifySchema & { security?: unknown };
-  config?: unknown;
-}): void {
+function documentOperation(
+  route: { method: string | string[]; url: string; schema?: FastifySchema & { security?: unknown } },
+  auth: AuthMode,
+): void {
   const methods = Array.isArray(route.method) ? route.method : [route.method];
   const [method] = methods;
   // Fastify's HEAD twin of a GET route shares its schema: the GET names it.
   if (methods.length !== 1 || method === undefined || method === "HEAD") return;
-  const auth = (route.config as { auth?: AuthMode } | undefined)?.auth ?? "user";
   const words = route.url
     .split("/")
     .filter((segment) => segment !== "")
@@ -369,14 +366,16 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       route.config = { ...route.config, auth: "public", face: "system" };
       return;
     }
+    // A route that names no auth mode takes a JWT, so a route that forgets is closed.
+    const auth = route.config?.auth ?? "user";
     documentBodyRefusals(route);
-    documentOperation(route);
+    documentOperation(route, auth);
     for (const method of methods) {
       if (method === "HEAD") continue;
       app.routeRegistry.push({
         method,
         url: route.url,
-        auth: route.config?.auth ?? "user",
+        auth,
         face: route.config?.face ?? "client",
         responses: (route.schema?.response as Record<string, unknown> | undefined) ?? {},
       });

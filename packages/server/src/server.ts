@@ -120,7 +120,7 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
           notFoundFace: "automation",
         });
   // The stream adapters, on the main listener's upgrades by path.
-  const upgrades = new UpgradeRouter();
+  const upgrades = new UpgradeRouter(() => platform.stopping);
   const nativeStream = new NativeStream(platform, context.auth, options.stream);
   upgrades.register(NATIVE_STREAM_PATH, nativeStream);
   const pusherStream = new PusherStream(
@@ -150,7 +150,6 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
   };
   async function close(): Promise<void> {
     platform.beginStopping();
-    upgrades.refuseNew();
     const listeners = automationApp ? [automationApp, app] : [app];
     const endConnections = (): void => {
       for (const listener of listeners) listener.server.closeAllConnections();

@@ -26,12 +26,12 @@ function matches(match: PathMatch, pathname: string): boolean {
 export class UpgradeRouter {
   private readonly routes: { match: PathMatch; adapter: UpgradeAdapter }[] = [];
   private attached: Server | null = null;
-  private refusing = false;
 
-  /** The server is stopping: a new upgrade is answered 503, as a new request is (found by the review of 7 December). */
-  refuseNew(): void {
-    this.refusing = true;
-  }
+  /**
+   * `stopping`: whether the server is stopping; a new upgrade is then answered 503, as a new request is (found by the
+   * review of 7 December).
+   */
+  constructor(private readonly stopping: () => boolean = () => false) {}
 
   /** Registers `adapter` for the paths `match` accepts (exact string, pattern or predicate); first match wins. */
   register(match: PathMatch, adapter: UpgradeAdapter): void {
@@ -49,7 +49,7 @@ export class UpgradeRouter {
       } catch {
         return reject(socket, 400, "Bad Request");
       }
-      if (this.refusing) return reject(socket, 503, "Service Unavailable");
+      if (this.stopping()) return reject(socket, 503, "Service Unavailable");
       const route = this.routes.find((each) => matches(each.match, url.pathname));
       if (!route) return reject(socket, 404, "Not Found");
       try {
@@ -61,7 +61,6 @@ export class UpgradeRouter {
   }
 
   async close(): Promise<void> {
-    this.refusing = true;
     await Promise.all(this.routes.map((route) => route.adapter.close()));
   }
 }

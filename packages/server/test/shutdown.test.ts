@@ -45,7 +45,7 @@ describe("closing the server", () => {
     const server = await startTestServer();
     await server.app.listen({ port: 0, host: "127.0.0.1" });
     const port = (server.app.server.address() as { port: number }).port;
-    server.upgrades.refuseNew();
+    server.platform.beginStopping();
     const socket = new WebSocket(`ws://127.0.0.1:${port}/api/v1/ws`);
     const status = await new Promise<number>((resolve) => {
       socket.once("unexpected-response", (_request, response) => resolve(response.statusCode ?? 0));
