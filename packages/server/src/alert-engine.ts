@@ -30,7 +30,7 @@
  * Triggers write through the notifications' ordered queue (never blocking the quote path): the log row,
  * the status (once → triggered) and the notification in one transaction (store.recordAlertTrigger, tried
  * again while the store fails it), then `notificationEvent` and `priceAlertEvent` on the user's topic.
- * Routes keep the index in sync: `invalidate` before a store write, `sync` or `forget` after it; a
+ * Routes keep the index in sync: a store write through `writeUserChange`, then `sync` or `forget`; a
  * trigger's status write is skipped when the user changed the alert meanwhile.
  */
 import { PriceHeap, formatDecimal, type InstrumentSpec } from "@bourse/core";
@@ -392,16 +392,20 @@ export class AlertEngine {
   }
 
   /**
-   * Call before writing a user's change of the alert to the store (queued trigger writes then skip it). The change
-   * was made from `withUnwrittenChanges`, so it carries the engine's unwritten changes, or replaces them.
-   * Answers what to call if the change's write fails: the engine's changes it took over are queued for the store
-   * again, merged with any the engine made since, so a once alert that fired is not left active in the store.
+   * Writes a user's change of the alert (`write`, its update or delete in the store); queued trigger writes then skip
+   * theirs. The change was made from `withUnwrittenChanges`, so it carries the engine's unwritten changes, or replaces
+   * them. If the write fails, the engine's changes it took over are queued for the store again, merged with any the
+   * engine made since, so a once alert that fired is not left active in the store.
    */
-  invalidate(alert: Pick<PriceAlert, "id" | "userId">): () => void {
+  async writeUserChange<T>(alert: Pick<PriceAlert, "id" | "userId">, write: () => Promise<T>): Promise<T> {
     const taken = this.unwritten.get(alert.id)?.patch;
     this.nextGeneration(alert.id);
-    if (!taken) return () => undefined;
-    return () => this.persist(alert, { ...taken, ...this.unwritten.get(alert.id)?.patch });
+    try {
+      return await write();
+    } catch (error) {
+      if (taken) this.persist(alert, { ...taken, ...this.unwritten.get(alert.id)?.patch });
+      throw error;
+    }
   }
 
   /** A user's change of the alert is written: queued engine writes of older generations skip their change. */

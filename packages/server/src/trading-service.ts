@@ -186,9 +186,9 @@ export function closingDeals(result: CommandSuccess): Deal[] {
 
 /**
  * Deals by id from the read models (a retried order's fills), read from the page that starts at the first one not
- * found yet (a page holds the fills close behind it too). Paging
- * the account's deals from the first id, ten pages at most, lost the later fills of an order with 10,000 of the
- * account's deals between them (found by the audit of idempotency of 7 December).
+ * found yet (a page holds the fills close behind it too). Paging the account's deals from the first id, ten pages at
+ * most, lost the later fills of an order with 10,000 of the account's deals between them (found by the audit of
+ * idempotency of 7 December).
  */
 async function dealsById(platform: Platform, accountId: number, ids: readonly number[]): Promise<Deal[]> {
   const found = new Map<number, Deal>();

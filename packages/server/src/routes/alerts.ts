@@ -383,11 +383,9 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
         ...(body.message === undefined ? {} : { message: body.message }),
         ...(body.accountId === undefined ? {} : { accountId: body.accountId }),
       };
-      const restore = engine.invalidate(current);
-      const updated = await platform.store.updateAlert(userId, current.id, patch, now).catch((error: unknown) => {
-        restore();
-        throw error;
-      });
+      const updated = await engine.writeUserChange(current, () =>
+        platform.store.updateAlert(userId, current.id, patch, now),
+      );
       if (!updated) {
         engine.forget(current.id);
         throw notFound();
@@ -411,12 +409,8 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
       const userId = request.principal!.userId;
       const current = await platform.store.getAlert(userId, request.params.id);
       if (!current) throw notFound();
-      const restore = engine.invalidate(current);
-      const deleted = await platform.store.deleteAlert(userId, current.id).catch((error: unknown) => {
-        restore();
-        throw error;
-      });
-      if (!deleted) throw notFound();
+      if (!(await engine.writeUserChange(current, () => platform.store.deleteAlert(userId, current.id))))
+        throw notFound();
       engine.forget(current.id);
       return { data: "OK" as const };
     },
