@@ -92,6 +92,7 @@ const closeAnswer: { data: Static<typeof CloseResult> } = {
     orderId: 3001,
     deals: [{ ...deal, id: 3001, orderId: 3001, side: "SELL", entry: "OUT", profit: 0.7 }],
     position,
+    duplicate: false,
   },
 };
 

@@ -947,10 +947,9 @@ export class TradingEngine {
     const account = owned.account;
     const clientOrderId = command.clientOrderId ?? null;
     if (clientOrderId !== null) {
-      if (!isPortableText(clientOrderId, 64) || clientOrderId.length === 0)
-        return reject("INVALID_DATA", "clientOrderId must be 1 to 64 characters, without NUL or unpaired surrogates");
-      const memory = this.state.clientOrders.get(account.id)?.get(clientOrderId);
-      if (memory) return this.duplicateResult(command, memory);
+      const memory = this.clientOrderMemory(account, clientOrderId);
+      if (!memory.ok) return memory;
+      if (memory.memory) return this.duplicateResult(command, memory.memory);
     }
     if (!account.tradingEnabled) return reject("ACCOUNT_DISABLED");
     const instrument = this.state.instruments.get(command.symbol);
@@ -1140,9 +1139,20 @@ export class TradingEngine {
     };
   }
 
+  /** What the account remembers of a client order id (a valid one), or its refusal. */
+  private clientOrderMemory(
+    account: Account,
+    clientOrderId: string,
+  ): { ok: true; memory: ClientOrderMemory | undefined } | Rejection {
+    if (!isPortableText(clientOrderId, 64) || clientOrderId.length === 0)
+      return reject("INVALID_DATA", "clientOrderId must be 1 to 64 characters, without NUL or unpaired surrogates");
+    return { ok: true, memory: this.state.clientOrders.get(account.id)?.get(clientOrderId) };
+  }
+
   private duplicateResult(command: PlaceOrderCommand, memory: ClientOrderMemory): Decision {
     const first = memory.order;
     const same =
+      first.closePositionId === null &&
       first.symbol === command.symbol &&
       first.side === command.side &&
       first.type === command.type &&
@@ -1593,6 +1603,15 @@ export class TradingEngine {
   }
 
   private closePositionByClient(command: ClosePositionCommand, time: number): Decision {
+    const clientOrderId = command.clientOrderId ?? null;
+    if (clientOrderId !== null) {
+      // Before the position is looked up: a retry of a close that closed it whole finds no position any more.
+      const account = this.ownedAccount(command.accountId);
+      if (!account.ok) return account;
+      const memory = this.clientOrderMemory(account.account, clientOrderId);
+      if (!memory.ok) return memory;
+      if (memory.memory) return this.duplicateCloseResult(command, memory.memory);
+    }
     const owned = this.ownedPosition(command.accountId, command.positionId);
     if (!owned.ok) return owned;
     const position = owned.position;
@@ -1616,7 +1635,30 @@ export class TradingEngine {
     const account = this.state.accounts.get(position.accountId) as Account;
     if (!this.rates(account, instrument)) return this.missingRates(account, instrument);
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
-    return this.closePosition(position, volume, "CLIENT", comment, time);
+    return this.closePosition(position, volume, "CLIENT", comment, time, clientOrderId);
+  }
+
+  /**
+   * A close whose client order id the account already used: the first close's result when it closed the same
+   * position by the same volume, else DUPLICATE_CLIENT_ORDER_ID. A retry without a volume (the whole position)
+   * is the same close while the position is closed; while some of it is open, the first close was a part and
+   * the retry asks for more.
+   */
+  private duplicateCloseResult(command: ClosePositionCommand, memory: ClientOrderMemory): Decision {
+    const first = memory.order;
+    const same =
+      first.closePositionId === command.positionId &&
+      (command.volume === undefined ? !this.state.positions.has(command.positionId) : first.volume === command.volume);
+    if (!same) return reject("DUPLICATE_CLIENT_ORDER_ID");
+    return {
+      ok: true,
+      events: [],
+      orderId: first.id,
+      order: { ...first },
+      positionId: command.positionId,
+      dealIds: [...memory.dealIds],
+      duplicate: true,
+    };
   }
 
   private closeAllPositions(command: CloseAllPositionsCommand, time: number): Decision {
@@ -1653,6 +1695,7 @@ export class TradingEngine {
     reason: OrderReason,
     comment: string,
     time: number,
+    clientOrderId: string | null = null,
   ): Decision {
     const account = this.state.accounts.get(position.accountId) as Account;
     const instrument = this.state.instrument(position.symbol);
@@ -1678,7 +1721,7 @@ export class TradingEngine {
       timeInForce: "FOK",
       expiration: null,
       deviation: null,
-      clientOrderId: null,
+      clientOrderId,
       comment,
       magic: position.magic,
       status: "PLACED",

@@ -219,6 +219,11 @@ export interface ClosePositionCommand extends CommandBase {
   /** Volume units to close; the whole position when omitted. */
   readonly volume?: number;
   readonly comment?: string;
+  /**
+   * The client's id of the close, unique per account among orders and closes alike: a retry answers the first
+   * close and closes nothing again.
+   */
+  readonly clientOrderId?: string | null;
 }
 
 export interface CloseAllPositionsCommand extends CommandBase {

@@ -959,6 +959,73 @@ describe("orders", () => {
     ).toBe("DUPLICATE_CLIENT_ORDER_ID");
   });
 
+  it("a retried close with the same client order id answers the first close and closes nothing again", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const positionId = s.buy(account, "EURUSD", "1").positionId as number;
+    const close = { kind: "closePosition", accountId: account, positionId } as const;
+    const part = s.ok({ ...close, volume: lots("EURUSD", "0.4"), clientOrderId: "close-1" });
+    const balance = s.get(account).balance;
+    s.quote("EURUSD", "1.08500", "1.08510");
+    const again = s.ok({ ...close, volume: lots("EURUSD", "0.4"), clientOrderId: "close-1" });
+    expect(again).toMatchObject({ duplicate: true, orderId: part.orderId, positionId, dealIds: part.dealIds });
+    expect(again.events).toHaveLength(0);
+    expect(again.order).toMatchObject({ closePositionId: positionId, clientOrderId: "close-1", status: "FILLED" });
+    expect(s.engine.state.positions.get(positionId)?.volume).toBe(lots("EURUSD", "0.6"));
+    expect(s.get(account).balance).toBe(balance);
+    // The same id for another volume, for the whole of what is left, or for another position is another close.
+    expect(s.rejected({ ...close, volume: lots("EURUSD", "0.2"), clientOrderId: "close-1" })).toBe(
+      "DUPLICATE_CLIENT_ORDER_ID",
+    );
+    expect(s.rejected({ ...close, clientOrderId: "close-1" })).toBe("DUPLICATE_CLIENT_ORDER_ID");
+    // Orders and closes share the account's ids, both ways.
+    expect(
+      s.rejected({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "SELL",
+        type: "MARKET",
+        volume: lots("EURUSD", "0.4"),
+        clientOrderId: "close-1",
+      }),
+    ).toBe("DUPLICATE_CLIENT_ORDER_ID");
+    const other = s.buy(account, "EURUSD", "0.5", { clientOrderId: "open-2" });
+    expect(
+      s.rejected({
+        ...close,
+        positionId: other.positionId as number,
+        volume: lots("EURUSD", "0.5"),
+        clientOrderId: "open-2",
+      }),
+    ).toBe("DUPLICATE_CLIENT_ORDER_ID");
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("a retried whole close answers the first one after the position is gone, across a restart", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const positionId = s.buy(account, "EURUSD", "1").positionId as number;
+    const first = s.ok({ kind: "closePosition", accountId: account, positionId, clientOrderId: "flat" });
+    expect(s.engine.state.positions.has(positionId)).toBe(false);
+    s.restart();
+    const again = s.ok({ kind: "closePosition", accountId: account, positionId, clientOrderId: "flat" });
+    expect(again).toMatchObject({ duplicate: true, orderId: first.orderId, dealIds: first.dealIds });
+    expect(s.deals().filter((deal) => deal.positionId === positionId)).toHaveLength(2);
+    // Without an id, a closed position is not found; another account cannot use the id to learn of it.
+    expect(s.rejected({ kind: "closePosition", accountId: account, positionId })).toBe("POSITION_NOT_FOUND");
+    const stranger = s.account();
+    expect(s.rejected({ kind: "closePosition", accountId: stranger, positionId, clientOrderId: "flat" })).toBe(
+      "POSITION_NOT_FOUND",
+    );
+    expect(s.rejected({ kind: "closePosition", accountId: account, positionId, clientOrderId: "" })).toBe(
+      "INVALID_DATA",
+    );
+  });
+
   it("modify and cancel a pending order", () => {
     const s = new Scenario();
     const account = s.account();

@@ -17,7 +17,7 @@
  * order command has no journal event; `placeOrder` publishes a live-only `executionEvent` (status
  * REJECTED, `seq: null`) for it on the account's topic (account-events.ts).
  */
-import type { Account, CommandSuccess, Deal, EngineEvent, Order, Position } from "@bourse/core";
+import type { Account, CommandSuccess, Deal, EngineEvent, InstrumentSpec, Order, Position } from "@bourse/core";
 import { encodeCursor, type HistoryPage, type HistoryQuery } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
 import { publishRejectedOrder } from "./account-events.ts";
@@ -58,19 +58,24 @@ export const PositionParams = Closed({ accountId: AccountIdParams.properties.acc
 const Stop = (what: string) =>
   Type.Optional(Type.Union([Decimal, Type.Null()], { description: `${what}; null or 0 for none` }));
 
-/**
- * A client's id of an order, unique per account on every face (the engine remembers the last 10,000 of an account):
- * a retry answers the first order and does nothing again; another order with it is refused.
- */
-export const ClientOrderId = Type.Optional(
-  Type.String({
-    minLength: 1,
-    maxLength: 64,
-    description:
-      "Unique per account (the last 10,000 are remembered): a retry with the same symbol, side, type and volume " +
-      "answers the first order and nothing is done again, whatever its other fields; another order with it is " +
-      "DUPLICATE_CLIENT_ORDER_ID. A rejected order is not remembered: its retry is decided anew",
-  }),
+/** A client's id of an order or a close, unique per account on every face (the engine remembers the last 10,000). */
+function clientOrderIdSchema(description: string) {
+  return Type.Optional(Type.String({ minLength: 1, maxLength: 64, description }));
+}
+
+/** A placed order's client id: a retry answers the first order and does nothing again. */
+export const ClientOrderId = clientOrderIdSchema(
+  "Unique per account among orders and closes (the last 10,000 are remembered): a retry with the same symbol, " +
+    "side, type and volume answers the first order and nothing is done again, whatever its other fields; another " +
+    "order with it is DUPLICATE_CLIENT_ORDER_ID. A rejected order is not remembered: its retry is decided anew",
+);
+
+/** A close's client id: a retry answers the first close and closes nothing again. */
+export const CloseClientOrderId = clientOrderIdSchema(
+  "Unique per account among orders and closes (the last 10,000 are remembered): a retry of the close of the same " +
+    "position with the same volume (or again without one, once the position is closed) answers the first close and " +
+    "closes nothing again, also after the position is closed; any other use of it is DUPLICATE_CLIENT_ORDER_ID. " +
+    "A refused close is not remembered",
 );
 
 export const PlaceOrderBody = Closed(
@@ -149,6 +154,7 @@ export const ModifyPositionBody = Closed({
 export const ClosePositionBody = Closed({
   volume: Type.Optional(Type.Union([Decimal], { description: "Lots to close; the whole position when omitted" })),
   comment: Type.Optional(Type.String({ maxLength: 64 })),
+  clientOrderId: CloseClientOrderId,
 });
 
 export const OrderResult = Type.Object({
@@ -165,6 +171,7 @@ export const CloseResult = Type.Object({
   position: Type.Union([PositionViewSchema, Type.Null()], {
     description: "What is left open after a partial close; null once closed",
   }),
+  duplicate: Type.Boolean({ description: "True when clientOrderId repeated an earlier close: its result, again" }),
 });
 
 function dealsOf(events: readonly EngineEvent[], predicate: (deal: Deal) => boolean): Deal[] {
@@ -214,7 +221,7 @@ export interface OrderAnswer {
 }
 
 export interface CloseAnswer {
-  data: { positionId: number; orderId: number; deals: DealView[]; position: PositionView | null };
+  data: { positionId: number; orderId: number; deals: DealView[]; position: PositionView | null; duplicate: boolean };
 }
 
 /** The account, when `userId` owns it; 403 otherwise (before anything else is looked at). */
@@ -332,22 +339,43 @@ export async function changePosition(
   return current;
 }
 
-/** Closes a position, whole or `volume` lots of it: the command's result, its closing deals, what is left open. */
+/**
+ * Closes a position of the account, whole or `volume` lots of it: the command's result, its closing deals, what is
+ * left open. A retry with the first close's clientOrderId answers that close, also once the position is closed.
+ */
 export async function closeOpenPosition(
   platform: Platform,
   account: Account,
-  position: Position,
+  positionId: number,
   body: ClosePositionInput,
-): Promise<{ result: CommandSuccess; deals: Deal[]; remaining: Position | undefined }> {
-  const instrument = platform.instrument(position.symbol);
+  notFound?: string,
+): Promise<{ result: CommandSuccess; deals: Deal[]; remaining: Position | undefined; instrument: InstrumentSpec }> {
+  const symbol =
+    retriedClose(platform, account, positionId, body.clientOrderId)?.symbol ??
+    ownedPosition(platform, account, positionId, notFound).symbol;
+  const instrument = platform.instrument(symbol);
   const result = await platform.execute({
     kind: "closePosition",
     accountId: account.id,
-    positionId: position.id,
+    positionId,
     volume: body.volume === undefined ? undefined : lotsFromWire(body.volume, instrument, "volume"),
     comment: body.comment,
+    clientOrderId: body.clientOrderId,
   });
-  return { result, deals: closingDeals(result), remaining: platform.engine.state.positions.get(position.id) };
+  const deals = result.duplicate ? await dealsById(platform, account.id, result.dealIds ?? []) : closingDeals(result);
+  return { result, deals, remaining: platform.engine.state.positions.get(positionId), instrument };
+}
+
+/** The order of the account's close of `positionId` that had this client order id, if the engine remembers one. */
+function retriedClose(
+  platform: Platform,
+  account: Account,
+  positionId: number,
+  clientOrderId: string | undefined,
+): Order | undefined {
+  if (clientOrderId === undefined) return undefined;
+  const first = platform.engine.state.clientOrders.get(account.id)?.get(clientOrderId)?.order;
+  return first?.closePositionId === positionId ? first : undefined;
 }
 
 function placeCommand(platform: Platform, account: Account, body: PlaceOrderInput) {
@@ -504,14 +532,14 @@ export async function closePosition(
   body: ClosePositionInput,
 ): Promise<CloseAnswer> {
   const account = owned(platform, userId, accountId);
-  const position = ownedPosition(platform, account, positionId);
-  const { result, deals, remaining } = await closeOpenPosition(platform, account, position, body);
+  const { result, deals, remaining } = await closeOpenPosition(platform, account, positionId, body);
   return {
     data: {
-      positionId: position.id,
+      positionId,
       orderId: result.orderId!,
       deals: deals.map((deal) => dealView(platform, account, deal)),
       position: remaining ? positionView(platform, account, remaining) : null,
+      duplicate: result.duplicate === true,
     },
   };
 }

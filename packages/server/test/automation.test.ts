@@ -366,6 +366,32 @@ describe("positions", () => {
     }
   });
 
+  it("close takes a clientOrderId: a retry answers the first close and closes nothing again", async () => {
+    const { key } = await trader();
+    const opened = await buy(key);
+    await pushQuote(server, "EURUSD", "1.08530", "1.08540");
+    try {
+      const url = `/v1/api/positions/${opened.ticket}/close`;
+      const first = await automation(server, "POST", url, key, { volume: 0.04, clientOrderId: "bot-close" });
+      expect(first.status, JSON.stringify(first.body)).toBe(200);
+      await pushQuote(server, "EURUSD", "1.08630", "1.08640");
+      const again = await automation(server, "POST", url, key, { volume: 0.04, clientOrderId: "bot-close" });
+      expect(again.body).toEqual(first.body);
+      expect(again.body.data).toMatchObject({ volume: 0.04, price: 1.0853, profit: 3.6, remainingVolume: 0.06 });
+      expectError(
+        await automation(server, "POST", url, key, { volume: 0.05, clientOrderId: "bot-close" }),
+        400,
+        "DUPLICATE_CLIENT_ORDER_ID",
+      );
+      const rest = await automation(server, "POST", url, key, { clientOrderId: "bot-rest" });
+      expect(rest.body.data).toMatchObject({ volume: 0.06, remainingVolume: 0 });
+      expect((await automation(server, "POST", url, key, { clientOrderId: "bot-rest" })).body).toEqual(rest.body);
+      expect((await automation(server, "GET", "/v1/api/account", key)).body.data.balance).toBe(10015); // 3.60 on the first 0.04, (1.0863 - 1.0844) × 6,000 = 11.40 on the rest
+    } finally {
+      await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    }
+  });
+
   it("close refuses bad volumes (400), another account's ticket (404, the position stays open) and no key (401)", async () => {
     const { key } = await trader();
     const opened = await buy(key);

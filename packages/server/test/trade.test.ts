@@ -611,6 +611,42 @@ describe("positions", () => {
     ]);
   });
 
+  // A partial close took no id: a client that retried one after a lost answer closed the volume again (the
+  // idempotency audit of 7 December left it documented; closes take a clientOrderId now).
+  it("answers a retried close with the same clientOrderId with the first close, also once the position is closed", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const opened = await marketBuy(user, 0.3);
+    await pushQuote(server, "EURUSD", "1.08500", "1.08510");
+    const url = `${base(user)}/positions/${opened.positionId}/close`;
+    const part = { volume: 0.1, clientOrderId: "close-part" };
+    const first = await call(server, "POST", url, { token: user.token, body: part });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    expect(first.body.data.duplicate).toBe(false);
+    await pushQuote(server, "EURUSD", "1.08600", "1.08610");
+    const again = await call(server, "POST", url, { token: user.token, body: part });
+    expect(again.status).toBe(200);
+    expect(again.body.data).toMatchObject({ duplicate: true, orderId: first.body.data.orderId });
+    expect(again.body.data.deals).toEqual(first.body.data.deals);
+    expect(again.body.data.deals[0]).toMatchObject({ volume: 0.1, price: 1.085, profit: 6 });
+    expect(again.body.data.position).toMatchObject({ volume: 0.2 });
+    expect(await account(user)).toMatchObject({ balance: 10006 });
+    const otherVolume = await call(server, "POST", url, { token: user.token, body: { ...part, volume: 0.2 } });
+    expect(otherVolume.status).toBe(409);
+    expect(otherVolume.body.error).toBe("DUPLICATE_CLIENT_ORDER_ID");
+
+    const whole = await call(server, "POST", url, { token: user.token, body: { clientOrderId: "close-rest" } });
+    expect(whole.body.data).toMatchObject({ position: null, duplicate: false });
+    const wholeAgain = await call(server, "POST", url, { token: user.token, body: { clientOrderId: "close-rest" } });
+    expect(wholeAgain.status).toBe(200);
+    expect(wholeAgain.body.data).toMatchObject({ position: null, duplicate: true, orderId: whole.body.data.orderId });
+    expect(wholeAgain.body.data.deals).toEqual(whole.body.data.deals);
+    expect(await account(user)).toMatchObject({ balance: 10006 + 32 });
+    const unknown = await call(server, "POST", url, { token: user.token, body: { clientOrderId: "never-used" } });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toBe("POSITION_NOT_FOUND");
+  });
+
   it("modifies SL and TP, refuses stops on the wrong side, clears with null, and closes at the TP", async () => {
     const user = await signUp(server);
     await pushQuote(server, "EURUSD", "1.08430", "1.08440");

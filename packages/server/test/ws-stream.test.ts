@@ -587,9 +587,12 @@ describe("trading over the socket", () => {
     expect(amended.payload.data).toMatchObject({ id: positionId, sl: 1.08, tp: 1.09 });
     const modified = await client.nextOf("portfolioEvent", (message) => message.payload.event === "POSITION_MODIFIED");
     expect(modified.payload).toMatchObject({ positionId, symbol: "EURUSD", sl: 1.08, tp: 1.09, reason: "CLIENT" });
-    const partial = await client.request("closePosition", { positionId, volume: 0.1 });
-    expect(partial.payload.data).toMatchObject({ positionId, position: { volume: 0.2 } });
+    const partial = await client.request("closePosition", { positionId, volume: 0.1, clientOrderId: "ws-close" });
+    expect(partial.payload.data).toMatchObject({ positionId, position: { volume: 0.2 }, duplicate: false });
     expect(partial.payload.data.deals[0]).toMatchObject({ entry: "OUT", volume: 0.1, price: 1.0843, profit: -1 });
+    const retried = await client.request("closePosition", { positionId, volume: 0.1, clientOrderId: "ws-close" });
+    expect(retried.payload.data).toMatchObject({ position: { volume: 0.2 }, duplicate: true });
+    expect(retried.payload.data.deals).toEqual(partial.payload.data.deals);
     // The stop loss closes the rest while the client watches.
     await pushQuote(server, "EURUSD", "1.07990", "1.08000");
     const stopped = await client.next(

@@ -56,6 +56,7 @@ import type { Platform } from "../platform.ts";
 import { Closed, Decimal, TimeInput, emptyBodyIsObject } from "../schemas.ts";
 import {
   ClientOrderId,
+  CloseClientOrderId,
   accountPositions,
   accountWorkingOrders,
   cancelWorkingOrder,
@@ -162,6 +163,7 @@ const ModifyPositionBody = Closed({ sl: Stop("Stop loss price"), tp: Stop("Take 
 const ClosePositionBody = Closed({
   volume: Type.Optional(Type.Union([Decimal], { description: "Lots to close; the whole position when omitted" })),
   comment: Comment,
+  clientOrderId: CloseClientOrderId,
 });
 
 const CloseAllBody = Closed({
@@ -435,13 +437,18 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
     ),
     async (request) => {
       const account = accountOf(request);
-      const position = positionOf(account, request.params.ticket);
-      const instrument = platform.instrument(position.symbol);
-      const { result, deals, remaining } = await closeOpenPosition(platform, account, position, request.body ?? {});
+      const ticket = Number(request.params.ticket);
+      const { result, deals, remaining, instrument } = await closeOpenPosition(
+        platform,
+        account,
+        ticket,
+        request.body ?? {},
+        `No open position #${ticket} in this account`,
+      );
       return {
         success: true as const,
         data: {
-          ticket: position.id,
+          ticket,
           order: result.orderId!,
           volume: lotsToWire(dealVolume(deals), instrument),
           price: priceToWire(dealsPrice(deals), instrument),
