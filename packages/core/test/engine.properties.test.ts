@@ -222,7 +222,14 @@ type Intent =
       readonly tp: Change;
       readonly trailing: Change;
     }
-  | { readonly k: "close"; readonly dt: number; readonly pick: number; readonly permille: number | null }
+  | {
+      readonly k: "close";
+      readonly dt: number;
+      readonly pick: number;
+      readonly permille: number | null;
+      /** Shared with the market orders' ids: a retry, or another order's id (DUPLICATE_CLIENT_ORDER_ID). */
+      readonly clientOrderId: number | null;
+    }
   | { readonly k: "closeAll"; readonly dt: number; readonly account: number; readonly market: number | null }
   | {
       readonly k: "changeAccount";
@@ -450,6 +457,7 @@ const intentArb: fc.Arbitrary<Intent> = fc.oneof(
       dt: dtArb,
       pick: fc.nat(),
       permille: fc.option(fc.integer({ min: 1, max: 1_000 })),
+      clientOrderId: fc.option(fc.nat({ max: 9 }), { freq: 5 }),
     }),
   },
   {
@@ -895,6 +903,15 @@ class Harness {
     return TRADED[index] as MarketModel;
   }
 
+  /** A close the engine remembers under this client order id, in the lowest account that has one. */
+  private rememberedClose(clientOrderId: string): Order | undefined {
+    for (const accountId of [...this.engine.state.clientOrders.keys()].sort((a, b) => a - b)) {
+      const order = this.engine.state.clientOrders.get(accountId)?.get(clientOrderId)?.order;
+      if (order?.closePositionId != null) return order;
+    }
+    return undefined;
+  }
+
   private accountAt(pick: number): number {
     return this.accountIds.length === 0 ? 100_001 : (this.accountIds[pick % this.accountIds.length] as number);
   }
@@ -1228,6 +1245,20 @@ class Harness {
         return;
       }
       case "close": {
+        const clientOrderId = intent.clientOrderId === null ? null : `c${intent.clientOrderId}`;
+        const retried = clientOrderId === null ? undefined : this.rememberedClose(clientOrderId);
+        if (retried) {
+          // A client retrying a close it sent before, as sent: the whole position when the first omitted a volume.
+          this.run({
+            kind: "closePosition",
+            time,
+            accountId: retried.accountId,
+            positionId: retried.closePositionId!,
+            ...(intent.permille === null ? {} : { volume: retried.volume }),
+            clientOrderId: clientOrderId!,
+          });
+          return;
+        }
         const positions = [...this.engine.state.positions.values()].sort((a, b) => a.id - b.id);
         const position = positions[intent.pick % Math.max(1, positions.length)];
         if (!position) {
@@ -1243,6 +1274,7 @@ class Harness {
           accountId: position.accountId,
           positionId: position.id,
           ...(volume === undefined ? {} : { volume }),
+          ...(clientOrderId === null ? {} : { clientOrderId }),
         });
         return;
       }
@@ -1944,6 +1976,7 @@ function coverageObserver(seen: Map<string, number>): Observer {
       if (!result.ok)
         bump(result.events.length > 0 ? "rejection reporting time-driven events" : `rejection ${result.code}`);
       if (!result.ok && result.message.startsWith("The last price of")) bump("quote too old to trade at");
+      if (result.ok && result.duplicate) bump(`retried ${step.command.kind} answered again`);
       if (!forked && forkDue(h, step.index)) {
         forked = true;
         bump("snapshot taken and restored");
@@ -2104,6 +2137,9 @@ describe("the sequence generator", () => {
       "rejection INVALID_STOPS",
       "quote too old to trade at",
       "snapshot taken and restored",
+      "retried placeOrder answered again",
+      "retried closePosition answered again",
+      "rejection DUPLICATE_CLIENT_ORDER_ID",
     ];
     const missing = required.filter((situation) => (seen.get(situation) ?? 0) === 0);
     expect(missing).toEqual([]);

@@ -49,8 +49,10 @@ commands:
   journal [--after S] [--limit N]         print the journal's events after sequence S (0), N at most (all), as
                                           JSON lines: {"sequence","type","time","accountId","event"}
   instruments                             print the default instruments as a file for BOURSE_INSTRUMENTS_FILE
-  user create --email E --password P [--name N]
-                                          create a user with a funded demo account (server must be running)
+  user create --email E (--password-stdin | --password P) [--name N]
+                                          create a user with a funded demo account (server must be running);
+                                          --password-stdin reads the password from the first line of standard
+                                          input (a --password argument is visible to every user of the machine)
   deposit <login> <amount> [--comment C]  deposit to an account, amount in its currency (server must be running)
   withdraw <login> <amount> [--comment C] withdraw from an account (server must be running)
 
@@ -71,6 +73,31 @@ export interface Output {
   error(line: string): void;
 }
 
+/** Standard input, whole, as text: where `--password-stdin` reads from. */
+export type InputReader = () => Promise<string>;
+
+/** Standard input, at most MAX_STANDARD_INPUT_BYTES of it (a password is a line, not a file). */
+const MAX_STANDARD_INPUT_BYTES = 64 * 1024;
+
+async function readStandardInput(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_STANDARD_INPUT_BYTES)
+      throw new UsageError(`standard input is over ${MAX_STANDARD_INPUT_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The first line of standard input without its line ending: `printf '%s\n' "$PASSWORD" | bourse ...`. */
+async function passwordFromInput(input: InputReader): Promise<string> {
+  const password = (await input()).split(/\r?\n/, 1)[0]!;
+  if (password === "") throw new UsageError("--password-stdin read no password: its first line is empty");
+  return password;
+}
+
 const consoleOutput: Output = {
   info: (line) => process.stdout.write(line + "\n"),
   error: (line) => process.stderr.write(line + "\n"),
@@ -85,18 +112,25 @@ class UsageError extends Error {}
 function parseArguments(
   argumentsList: readonly string[],
   known: readonly string[],
+  /** Options without a value, present or not (their value is ""). */
+  flags: readonly string[] = [],
 ): { positional: string[]; options: Map<string, string> } {
   const positional: string[] = [];
   const options = new Map<string, string>();
+  const taken = [...known, ...flags];
   for (let index = 0; index < argumentsList.length; index += 1) {
     const argument = argumentsList[index]!;
     if (argument.startsWith("--")) {
       const name = argument.slice(2);
-      if (!known.includes(name))
+      if (!taken.includes(name))
         throw new UsageError(
-          `unknown option ${argument}${known.length > 0 ? ` (this command takes ${known.map((option) => `--${option}`).join(", ")})` : ""}`,
+          `unknown option ${argument}${taken.length > 0 ? ` (this command takes ${taken.map((option) => `--${option}`).join(", ")})` : ""}`,
         );
       if (options.has(name)) throw new UsageError(`${argument} is given twice`);
+      if (flags.includes(name)) {
+        options.set(name, "");
+        continue;
+      }
       const value = argumentsList[index + 1];
       if (value === undefined || value.startsWith("--")) throw new UsageError(`${argument} needs a value`);
       options.set(name, value);
@@ -187,6 +221,7 @@ export async function main(
   argumentsList: readonly string[],
   output: Output = consoleOutput,
   environment: NodeJS.ProcessEnv = process.env,
+  input: InputReader = readStandardInput,
 ): Promise<number> {
   const [command, ...rest] = argumentsList;
   if (command === undefined || command === "help" || command === "--help") {
@@ -220,13 +255,18 @@ export async function main(
         return await startServer(config, output);
       }
       case "user": {
-        const { positional, options } = parseArguments(rest, ["email", "password", "name"]);
-        if (positional.length !== 1 || positional[0] !== "create")
-          throw new UsageError("usage: bourse user create --email E --password P [--name N]");
-        const data = await adminCall(loadServerConfig(environment), environment, "PUT", "/admin/v1/users", {
-          email: requireOption(options, "email"),
-          password: requireOption(options, "password"),
-          name: options.get("name") ?? requireOption(options, "email").split("@")[0],
+        const usage = "usage: bourse user create --email E (--password-stdin | --password P) [--name N]";
+        const { positional, options } = parseArguments(rest, ["email", "password", "name"], ["password-stdin"]);
+        if (positional.length !== 1 || positional[0] !== "create") throw new UsageError(usage);
+        if (options.has("password") === options.has("password-stdin"))
+          throw new UsageError(`one of --password-stdin and --password is required\n${usage}`);
+        const email = requireOption(options, "email");
+        const config = loadServerConfig(environment);
+        const password = options.has("password") ? requireOption(options, "password") : await passwordFromInput(input);
+        const data = await adminCall(config, environment, "PUT", "/admin/v1/users", {
+          email,
+          password,
+          name: options.get("name") ?? email.split("@")[0],
         });
         const account = data.account as { login: number; balance: number; currency: string };
         output.info(

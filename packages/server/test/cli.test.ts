@@ -19,13 +19,15 @@ function dataDirectory(): string {
   return directory;
 }
 
-async function run(argumentsList: string[], environment: NodeJS.ProcessEnv) {
+/** Runs the command line in this process; `input` is its standard input (none read unless given). */
+async function run(argumentsList: string[], environment: NodeJS.ProcessEnv, input?: string) {
   const lines: string[] = [];
   const errors: string[] = [];
   const code = await runCommandLine(
     argumentsList,
     { info: (line) => lines.push(line), error: (line) => errors.push(line) },
     environment,
+    () => (input === undefined ? Promise.reject(new Error("the test gave no standard input")) : Promise.resolve(input)),
   );
   return { code, out: lines.join("\n"), err: errors.join("\n") };
 }
@@ -307,6 +309,24 @@ describe("bourse start and the back-office commands", () => {
       expect(created.err).toBe("");
       const login = Number(/account (\d+)/.exec(created.out)?.[1]);
       expect(created.out).toContain(`created user desk@example.com with account ${login} (10000 USD)`);
+      // A password on the command line is in the process list for every user of the machine: --password-stdin
+      // takes it from the first line of standard input instead.
+      const piped = await run(
+        ["user", "create", "--email", "piped@example.com", "--password-stdin"],
+        environment,
+        "piped pass phrase\nsecond line\n",
+      );
+      expect(piped.err).toBe("");
+      const pipedLogin = Number(/account (\d+)/.exec(piped.out)?.[1]);
+      const signIn = (password: string) =>
+        fetch(`http://127.0.0.1:${port}/api/v1/login`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ email: "piped@example.com", password }),
+        });
+      expect((await signIn("piped pass phrase")).status).toBe(200);
+      expect((await signIn("piped pass phrase\nsecond line")).status).toBe(401);
+      expect(pipedLogin).toBeGreaterThan(login);
       // The failure names the command as its usage does ("user create", not "user").
       const again = await run(
         ["user", "create", "--email", "desk@example.com", "--password", "back office pass"],
@@ -379,5 +399,23 @@ describe("bourse start and the back-office commands", () => {
     );
     expect(user.code).toBe(ExitCode.USAGE);
     expect((await run(["journal", "--from", "3"], environment)).code).toBe(ExitCode.USAGE);
+  });
+
+  it("user create takes exactly one of --password-stdin and --password, and refuses an empty first line", async () => {
+    const environment = { BOURSE_DATA_DIR: dataDirectory(), BOURSE_PORT: "1" };
+    const create = ["user", "create", "--email", "a@example.com"];
+    const neither = await run(create, environment);
+    expect(neither.code).toBe(ExitCode.USAGE);
+    expect(neither.err).toContain("one of --password-stdin and --password is required");
+    const both = await run([...create, "--password-stdin", "--password", "p"], environment, "p\n");
+    expect(both.code).toBe(ExitCode.USAGE);
+    expect(both.err).toContain("one of --password-stdin and --password is required");
+    const empty = await run([...create, "--password-stdin"], environment, "\nlater line\n");
+    expect(empty.code).toBe(ExitCode.USAGE);
+    expect(empty.err).toContain("--password-stdin read no password: its first line is empty");
+    // With a password read, it goes on to the server (here: none listening).
+    const read = await run([...create, "--password-stdin"], environment, "secret\r\n");
+    expect(read.code).toBe(ExitCode.FAILED);
+    expect(read.err).toContain("cannot reach the server");
   });
 });
