@@ -23,8 +23,9 @@
  *   `BALANCE` {operationId, kind, amount, balanceChange, creditChange}, `SWAP` {positionId, amount} (a rollover's charge, or a deferred one's),
  *   `MARGIN_CALL_ENTERED` / `MARGIN_CALL_CLEARED` / `STOP_OUT` {equity, margin}, `ACCOUNT_CHANGED` {leverage,
  *   group, tradingEnabled}, `POSITION_MARGIN_CHANGED` {positionId, symbol, margin} (a leverage change rescales it);
- * - `balanceEvent` (seed 000's balance stream): {operationId, kind, amount, comment} for every balance
- *   operation (deposit, withdrawal, credit, correction).
+ * - `balanceEvent` (seed 000's balance stream), every change of the balance or credit: `BALANCE_OPERATION`
+ *   {operationId, kind, amount, comment} (deposit, withdrawal, credit, correction), `DEAL` {dealId, positionId,
+ *   amount} (a deal's profit − commission + swap, when not 0), `SWAP` {positionId, amount} (a rollover's charge).
  * Money is in the account currency's digits, prices and lots in the instrument's, times ISO 8601.
  *
  * A journal event may give one `executionEvent` and one `portfolioEvent` with the same `seq` (a deal);
@@ -214,6 +215,18 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
           balanceChange: moneyToWire(deal.profit - deal.commission + deal.swap, account.currency),
           ...stopsSetBy(event.effect, dealInstrument),
         }),
+        ...balanceChange(
+          deal.accountId,
+          seq,
+          event.time,
+          "DEAL",
+          deal.profit - deal.commission + deal.swap,
+          {
+            dealId: deal.id,
+            positionId: deal.positionId,
+          },
+          account.currency,
+        ),
       ];
     }
     case "PositionChanged":
@@ -262,6 +275,17 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
             positionId: charge.positionId,
             amount: moneyToWire(charge.amount, currency),
           }),
+          ...balanceChange(
+            charge.accountId,
+            seq,
+            event.time,
+            "SWAP",
+            charge.amount,
+            {
+              positionId: charge.positionId,
+            },
+            currency,
+          ),
         );
       }
       return built;
@@ -307,6 +331,24 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
     case "AccountOpened":
       return [];
   }
+}
+
+/**
+ * The `balanceEvent` of a deal's or a swap charge's change to the balance, none when it changes nothing. Seed 000's
+ * balance stream is every balance update: it told only balance operations, not a close's profit, a commission or
+ * a swap (found by the audit of the stream of 7 December). No symbol, so a symbol filter never hides one.
+ */
+function balanceChange(
+  accountId: number,
+  seq: number,
+  time: number,
+  event: "DEAL" | "SWAP",
+  amount: number,
+  fields: Record<string, unknown>,
+  currency: string,
+): Built[] {
+  if (amount === 0) return [];
+  return [message("balanceEvent", accountId, seq, time, event, { ...fields, amount: moneyToWire(amount, currency) })];
 }
 
 /** Terminal order statuses: the order leaves the engine's working set. */

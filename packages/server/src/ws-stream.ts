@@ -204,7 +204,8 @@ const USER_EVENTS: readonly StreamEvent[] = ["notificationEvent", "priceAlertEve
 const SymbolName = Type.String({ minLength: 1, maxLength: 32 });
 
 const SubscribePayload = Closed({
-  symbols: Type.Optional(Type.Array(SymbolName, { maxItems: 100 })),
+  // At least one: an empty list subscribed account events to no symbol at all (found by the audit of 7 December).
+  symbols: Type.Optional(Type.Array(SymbolName, { minItems: 1, maxItems: 100 })),
   events: Type.Array(Type.Union(STREAM_EVENTS.map((name) => Type.Literal(name))), { minItems: 1, maxItems: 6 }),
   accountId: Type.Optional(AccountIdWire),
   sinceSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
@@ -327,11 +328,38 @@ type TopicKind = "quotes" | "depth" | "account" | "user" | "metrics";
 interface AccountSubscription {
   /** Event type → the symbols it is limited to, or null for all. */
   readonly filters: Map<AccountEventType, Set<string> | null>;
-  /** The highest seq delivered (resume skips what was sent already). */
-  lastSeq: number;
-  /** While a replay runs: live messages wait here, then those past the replay are delivered. */
+  /**
+   * Per stream (an event type and the symbol its messages name, if any): the highest seq delivered, and by which
+   * pass (LIVE, or a replay's number), so nothing is sent twice. A replay and the live bus may both carry a record
+   * (the journal is readable before its batch is published); the messages of one record come together from one
+   * pass, so a seq equal to the last one is a sibling from the same pass or a copy from another. One number for
+   * all streams skipped a new type's or symbol's missed events on a second subscribe with sinceSeq (found by the
+   * audit of the stream of 7 December). Bounded by the event types × the instruments.
+   */
+  readonly delivered: Map<string, { seq: number; pass: number }>;
+  /** While a replay runs: live messages wait here, then are delivered (less what the replay sent). */
   replay: { message: AccountBusMessage; frame: Buffer }[] | null;
   replayBytes: number;
+}
+
+/** The pass of live messages from the bus; replays number theirs from 1. */
+const LIVE_PASS = 0;
+
+/** An envelope's id as replies echo it: a string of at most 64 characters, or a safe integer. */
+function isEnvelopeId(id: unknown): id is string | number {
+  return (typeof id === "string" && id.length <= 64) || (typeof id === "number" && Number.isSafeInteger(id));
+}
+
+/** The id of a message refused before it is handled, if it is a JSON envelope with a valid one. */
+function envelopeIdOf(data: RawData, isBinary: boolean): string | number | undefined {
+  if (isBinary) return undefined;
+  try {
+    const message: unknown = JSON.parse(data.toString());
+    const id = typeof message === "object" && message !== null ? (message as { id?: unknown }).id : undefined;
+    return isEnvelopeId(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 // ---- the adapter ----
@@ -534,6 +562,8 @@ class Connection {
   private closing = false;
   private chain: Promise<void> = Promise.resolve();
   private pending = 0;
+  /** Replays this socket has run: each numbers its pass (see AccountSubscription.delivered). */
+  private replays = LIVE_PASS;
   private readonly rate: MessageRate;
   private readonly closedPromise: Promise<void>;
   /** The socket counts it holds a slot in (address, unauthorised, user, API key): released when it closes. */
@@ -677,7 +707,12 @@ class Connection {
         this.closeWith("RATE_LIMITED", "RATE_LIMITED", "Message rate exceeded again and again");
         return;
       }
-      this.error("RATE_LIMITED", `At most ${limits.messagesPerSecond} messages per second`, undefined);
+      // The refusal names the message it refuses, so a client waiting on that id learns it was dropped.
+      this.error(
+        "RATE_LIMITED",
+        `At most ${limits.messagesPerSecond} messages per second`,
+        envelopeIdOf(data, isBinary),
+      );
       return;
     }
     this.pending += 1;
@@ -708,10 +743,7 @@ class Connection {
       return this.error("INVALID_DATA", "Messages are JSON objects {type, payload, id?}", undefined);
     }
     const { type, payload = {}, id, ...extra } = message as Record<string, unknown>;
-    const validId =
-      id === undefined ||
-      (typeof id === "string" && id.length <= 64) ||
-      (typeof id === "number" && Number.isSafeInteger(id));
+    const validId = id === undefined || isEnvelopeId(id);
     const replyId = validId ? (id as string | number | undefined) : undefined;
     if (!this.principal) {
       if (type !== "authorize")
@@ -900,7 +932,7 @@ class Connection {
     const replayPages =
       accountId !== null && payload.sinceSeq !== undefined
         ? replayPagesOf(
-            this.replayStart(accountId, payload.sinceSeq),
+            payload.sinceSeq,
             await this.platform.lastJournalSequence(),
             this.stream.limits.replayWindowEvents,
           )
@@ -915,7 +947,7 @@ class Connection {
     if (accountId !== null && accountTypes.length > 0) {
       let subscription = this.accounts.get(accountId);
       if (!subscription) {
-        subscription = { filters: new Map(), lastSeq: 0, replay: null, replayBytes: 0 };
+        subscription = { filters: new Map(), delivered: new Map(), replay: null, replayBytes: 0 };
         this.accounts.set(accountId, subscription);
       }
       for (const type of accountTypes) {
@@ -948,25 +980,24 @@ class Connection {
       }
     }
     this.reply("subscribed", payload, id);
-    if (accountId !== null && replayFrom !== null) await this.replay(accountId, replayFrom);
+    if (accountId !== null && replayFrom !== null) await this.replay(accountId, replayFrom, id);
     return undefined;
   }
 
-  /** Where a replay of the account from `sinceSeq` starts: past what this socket delivered already. */
-  private replayStart(accountId: number, sinceSeq: number): number {
-    return Math.max(sinceSeq, this.accounts.get(accountId)?.lastSeq ?? 0);
-  }
-
-  /** Sends the account's journaled events after `sinceSeq`, then the live ones that waited meanwhile. */
-  private async replay(accountId: number, sinceSeq: number): Promise<void> {
+  /**
+   * Sends the account's journaled events after `sinceSeq` that this socket has not sent (per stream: see
+   * `delivered`), then the live ones that waited meanwhile. `id`: the subscribe's, which `resyncRequired` echoes.
+   */
+  private async replay(accountId: number, sinceSeq: number, id: string | number | undefined): Promise<void> {
     const subscription = this.accounts.get(accountId);
     if (!subscription || subscription.replay === null) return;
-    let after = this.replayStart(accountId, sinceSeq);
+    const pass = (this.replays += 1);
+    let after = sinceSeq;
     try {
       const last = await this.platform.lastJournalSequence();
       const window = this.stream.limits.replayWindowEvents;
       if (outsideReplayWindow(after, last, window)) {
-        this.reply("resyncRequired", { accountId, sinceSeq, lastSeq: last, windowEvents: window }, undefined);
+        this.reply("resyncRequired", { accountId, sinceSeq, lastSeq: last, windowEvents: window }, id);
       } else {
         const resolver = AccountEvents.for(this.platform).replayResolver();
         for (;;) {
@@ -980,6 +1011,7 @@ class Connection {
                   subscription,
                   built.message,
                   textFrame(envelope(built.message.type, built.message.payload)),
+                  pass,
                 );
               }
             }
@@ -992,8 +1024,7 @@ class Connection {
       const waiting = subscription.replay ?? [];
       subscription.replay = null;
       subscription.replayBytes = 0;
-      for (const { message, frame } of waiting)
-        if (message.seq === undefined || message.seq > after) this.deliverAccount(subscription, message, frame);
+      for (const { message, frame } of waiting) this.deliverAccount(subscription, message, frame, LIVE_PASS);
     }
   }
 
@@ -1011,6 +1042,16 @@ class Connection {
       const accountId = this.accountFor(payload.accountId);
       const subscription = this.accounts.get(accountId);
       if (subscription) {
+        for (const type of accountTypes) {
+          const current = subscription.filters.get(type);
+          // Acknowledged and ignored before (found by the audit of the stream of 7 December): "all symbols but
+          // these" is no filter the stream keeps.
+          if (symbols !== undefined && current === null)
+            throw new ApiError(
+              "INVALID_DATA",
+              `${type} is subscribed for every symbol: unsubscribe it without symbols, then subscribe the symbols wanted`,
+            );
+        }
         for (const type of accountTypes) {
           const current = subscription.filters.get(type);
           if (symbols === undefined) subscription.filters.delete(type);
@@ -1113,15 +1154,25 @@ class Connection {
       this.outbound.withinBudget(subscription.replayBytes);
       return;
     }
-    this.deliverAccount(subscription, message, frame);
+    this.deliverAccount(subscription, message, frame, LIVE_PASS);
   }
 
-  private deliverAccount(subscription: AccountSubscription, message: AccountBusMessage, frame: Buffer): void {
+  private deliverAccount(
+    subscription: AccountSubscription,
+    message: AccountBusMessage,
+    frame: Buffer,
+    pass: number,
+  ): void {
     const filter = subscription.filters.get(message.type);
     if (filter === undefined) return;
     const symbol = message.payload.symbol;
     if (filter !== null && symbol !== undefined && !filter.has(symbol)) return;
-    if (message.seq !== undefined) subscription.lastSeq = Math.max(subscription.lastSeq, message.seq);
+    if (message.seq !== undefined) {
+      const stream = symbol === undefined ? message.type : `${message.type} ${symbol}`;
+      const last = subscription.delivered.get(stream);
+      if (last && (message.seq < last.seq || (message.seq === last.seq && pass !== last.pass))) return;
+      subscription.delivered.set(stream, { seq: message.seq, pass });
+    }
     this.outbound.enqueue(frame);
   }
 

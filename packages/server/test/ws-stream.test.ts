@@ -264,6 +264,10 @@ describe("bad messages and limits", () => {
       for (let index = 0; index < 8; index += 1) client.send("ping", {}, index);
       const limited = await client.nextOf("error");
       expect(limited.payload.code).toBe("RATE_LIMITED");
+      // The refusal echoes the refused message's id, so a client waiting on it learns it was dropped (it had none).
+      // (The first five fit the burst; a token comes back every 200 ms.)
+      expect(limited.id).toBeGreaterThanOrEqual(5);
+      expect(limited.id).toBeLessThan(8);
       expect(client.all("pong").length).toBeLessThanOrEqual(5);
       for (let index = 0; index < 20; index += 1) client.send("ping", {});
       expect((await client.closed).code).toBe(4029);
@@ -357,7 +361,55 @@ describe("market data", () => {
   });
 });
 
+describe("account stream filters", () => {
+  // Found by the audit of the stream of 7 December: removing symbols from an every-symbol subscription was
+  // acknowledged and changed nothing, and an empty symbol list subscribed to nothing at all.
+  it("refuses to unsubscribe symbols from an every-symbol subscription, and an empty symbol list", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.send("subscribe", { events: ["executionEvent"] }, 1);
+    await client.nextOf("subscribed");
+    const partial = await client.request("unsubscribe", { symbols: ["EURUSD"], events: ["executionEvent"] });
+    expect(partial.type).toBe("error");
+    expect(partial.payload.code).toBe("INVALID_DATA");
+    expect(partial.payload.message).toContain("executionEvent is subscribed for every symbol");
+    const empty = await client.request("subscribe", { symbols: [], events: ["executionEvent"] });
+    expect(empty.payload.code).toBe("INVALID_DATA");
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    expect((await client.buyEurusd(user.login)).type).toBe("result");
+    await client.nextOf("executionEvent", (message) => message.payload.event === "DEAL");
+    client.send("unsubscribe", { events: ["executionEvent"] }, 2);
+    await client.nextOf("unsubscribed");
+  });
+});
+
 describe("account streams", () => {
+  // Seed 000's balance stream told deposits, withdrawals, credit and corrections only: a close's profit changed the
+  // balance without a balanceEvent (found by the audit of the stream of 7 December).
+  it("streams a balanceEvent for every change of the balance: a close's profit, not the opening deal's nothing", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.send("subscribe", { events: ["balanceEvent"], symbols: ["GBPUSD"] });
+    await client.nextOf("subscribed");
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const bought = await client.buyEurusd(user.login);
+    await pushQuote(server, "EURUSD", "1.08540", "1.08550");
+    const closed = await client.request("closePosition", { positionId: bought.payload.data.positionId });
+    const change = await client.nextOf("balanceEvent");
+    expect(change.payload).toMatchObject({
+      accountId: user.login,
+      event: "DEAL",
+      dealId: closed.payload.data.deals[0].id,
+      positionId: bought.payload.data.positionId,
+      amount: 1,
+    });
+    expect(change.payload.seq).toBeGreaterThan(0);
+    await client.expectOpen();
+    // The opening deal moved no money: no event for it; the symbol filter (GBPUSD) hides none of them.
+    expect(client.all("balanceEvent")).toHaveLength(1);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+  });
+
   it("streams metrics: a snapshot at once, then the changes to the cent", async () => {
     const user = await signUp(server);
     const client = await connect(user);

@@ -35,8 +35,10 @@ export const STREAM_DESCRIPTION = [
     "`portfolioEvent`, `balanceEvent` (each with accountId, seq, event, time; see account-events.ts), " +
     "`notificationEvent`, `priceAlertEvent` (seq = notification id / alert log id), `result`, `error`.",
   "Every account event carries `seq` (the journal sequence, increasing per account; a deal gives an " +
-    "executionEvent and a portfolioEvent with the same seq). Reconnect with `sinceSeq` = the last seq seen to " +
-    "get what was missed, once and in order, across server restarts, within the last 10,000 journal events. " +
+    "executionEvent, a portfolioEvent and, when it moves money, a balanceEvent with the same seq). Reconnect " +
+    "with `sinceSeq` = the last seq seen on an account event to get what was missed, once and in order, across " +
+    "server restarts, within the last 10,000 journal events; a later subscribe with `sinceSeq` for more types or " +
+    "symbols replays theirs and sends nothing twice. " +
     "A rejected order command gives a live-only executionEvent `ORDER_REJECTED` with `seq: null`.",
   "",
   "Limits per socket: 64 KiB per message (close 1009), 50 messages/s (`error` RATE_LIMITED; close 4029 when " +
