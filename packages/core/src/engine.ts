@@ -823,9 +823,20 @@ export class TradingEngine {
     return { ok: true, order };
   }
 
-  private tradable(instrument: InstrumentSpec | undefined, time: number): Rejection | null {
+  /**
+   * Why the symbol cannot be traded at `time`, or null. `opens`: the command could open or add to a position (a new
+   * order), which a CLOSE_ONLY instrument refuses (MetaTrader's SYMBOL_TRADE_MODE_CLOSEONLY: closes and changes of
+   * what is open only). The README documented the mode and the market view showed it, but orders were taken
+   * (found by the audit of the order lifecycle of 7 December).
+   */
+  private tradable(instrument: InstrumentSpec | undefined, time: number, opens = false): Rejection | null {
     if (!instrument) return reject("UNKNOWN_SYMBOL");
     if (instrument.tradeMode === "DISABLED") return reject("TRADE_DISABLED");
+    if (opens && instrument.tradeMode === "CLOSE_ONLY")
+      return reject(
+        "TRADE_DISABLED",
+        `${instrument.symbol} is close-only: positions may be closed and their stops changed, no order placed`,
+      );
     if (!isSessionOpen(instrument.sessions, time)) return reject("MARKET_CLOSED");
     return this.quoteRefusal(instrument, time);
   }
@@ -953,7 +964,7 @@ export class TradingEngine {
     }
     if (!account.tradingEnabled) return reject("ACCOUNT_DISABLED");
     const instrument = this.state.instruments.get(command.symbol);
-    const closed = this.tradable(instrument, time);
+    const closed = this.tradable(instrument, time, true);
     if (closed) return closed;
     if (!instrument) return reject("UNKNOWN_SYMBOL");
     if (command.side !== "BUY" && command.side !== "SELL") return reject("INVALID_DATA", "side must be BUY or SELL");
@@ -1479,6 +1490,9 @@ export class TradingEngine {
     const instrument = this.state.instrument(order.symbol);
     const closed = this.tradable(instrument, time);
     if (closed) return closed;
+    // As placeOrder refuses it: a LIMIT or STOP record kept a stop-limit price (found by the audit of 7 December).
+    if (command.stopLimitPrice !== undefined && order.type !== "STOP_LIMIT")
+      return reject("INVALID_PRICE", "stopLimitPrice applies to STOP_LIMIT orders");
     const quote = this.quotes.get(order.symbol) as MarketQuote;
     const price = command.price ?? order.price;
     const stopLimitPrice = command.stopLimitPrice ?? order.stopLimitPrice;
@@ -1799,6 +1813,11 @@ export class TradingEngine {
     // 2. Position SL and TP: a buy closes at the bid, a sell at the ask.
     this.processStops(symbol, time);
 
+    // An instrument that takes no new orders (CLOSE_ONLY, DISABLED) fills none of its working ones either: they wait,
+    // untriggered (or triggered, waiting as they do for liquidity), until it trades again. They filled into positions
+    // nobody could then close (found by the audit of the order lifecycle of 7 December).
+    if (this.state.instrument(symbol).tradeMode !== "FULL") return;
+
     // 3. Stops already triggered that wait for liquidity, oldest first.
     if (index.triggeredStops.size > 0) {
       for (const orderId of [...index.triggeredStops].sort((a, b) => a - b)) {
@@ -1882,6 +1901,14 @@ export class TradingEngine {
       if (popped) reinsertOrder(this.state, order);
       return;
     }
+    // The rest of a partly filled order does not enter where its own stop loss or take profit would close it on the
+    // same quote: after its position closed at its SL or TP, each tick filled it again into a new position that
+    // closed at once at a loss (found by the audit of the order lifecycle of 7 December). It waits for the market
+    // to come back between its stops. (A first fill past them on a gap still happens, as MetaTrader's does.)
+    if (order.filledVolume > 0 && this.beyondOwnStops(order, quote)) {
+      if (popped) reinsertOrder(this.state, order);
+      return;
+    }
     const instrument = this.state.instrument(order.symbol);
     const remaining = order.volume - order.filledVolume;
     const isStopMarket = order.type === "STOP";
@@ -1916,6 +1943,15 @@ export class TradingEngine {
       const still = this.state.orders.get(order.id);
       if (still && popped) reinsertOrder(this.state, still);
     }
+  }
+
+  /** Whether a position the order opened now would be at or past its SL or TP at once (on its closing side). */
+  private beyondOwnStops(order: Order, quote: MarketQuote): boolean {
+    const closing = order.side === "BUY" ? quote.bid : quote.ask;
+    const buy = order.side === "BUY";
+    const stopLossHit = order.sl !== null && (buy ? closing <= order.sl : closing >= order.sl);
+    const takeProfitHit = order.tp !== null && (buy ? closing >= order.tp : closing <= order.tp);
+    return stopLossHit || takeProfitHit;
   }
 
   /** Runs expirations and rollovers due up to `time`, in time order. */

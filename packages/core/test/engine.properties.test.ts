@@ -1800,6 +1800,15 @@ const triggerObserver: Observer = {
       // An account whose trading is disabled opens nothing: its reached orders wait, working (engine.ts
       // `fillWorkingOrder`).
       if (!h.engine.state.accounts.get(order.accountId)?.tradingEnabled) continue;
+      // The rest of a partly filled order waits while the quote is at or past its own SL or TP on its closing side
+      // (engine.ts `beyondOwnStops`): it would open a position that closes at once.
+      if (order.filledVolume > 0) {
+        const closing = order.side === "BUY" ? bid : ask;
+        const buy = order.side === "BUY";
+        const slHit = order.sl !== null && (buy ? closing <= order.sl : closing >= order.sl);
+        const tpHit = order.tp !== null && (buy ? closing >= order.tp : closing <= order.tp);
+        if (slHit || tpHit) continue;
+      }
       const unlimited = order.side === "BUY" ? command.asks === undefined : command.bids === undefined;
       if (!unlimited) continue;
       const market = order.side === "BUY" ? ask : bid;

@@ -10,7 +10,7 @@
  * already passed was left for the next tick.
  */
 import { describe, expect, it } from "vitest";
-import { TradingEngine, type StateSnapshot } from "../src/index.ts";
+import { TradingEngine, defaultEngineConfig, type StateSnapshot } from "../src/index.ts";
 import { Scenario, TUESDAY_NOON, lots, money, points } from "./helpers.ts";
 
 const TUESDAY_23H = Date.UTC(2026, 5, 2, 23, 0);
@@ -521,5 +521,156 @@ describe("kept quotes: nothing takes money or margin at them", () => {
     expect(s.events.slice(before).map((event) => event.type)).toContain("StopOut");
     expect(s.positions(account)).toHaveLength(0);
     expect(s.ledgerHolds(account)).toBe(true);
+  });
+});
+
+/** The default configuration with one instrument's trade mode changed, as a broker's instruments file sets it. */
+function withTradeMode(symbol: string, tradeMode: "FULL" | "CLOSE_ONLY" | "DISABLED") {
+  const config = defaultEngineConfig();
+  return {
+    ...config,
+    instruments: config.instruments.map((instrument) =>
+      instrument.symbol === symbol ? { ...instrument, tradeMode } : instrument,
+    ),
+  };
+}
+
+/** The scenario's engine restarted from its snapshot with another configuration (a restart with a new file). */
+function restartWith(s: Scenario, config: ReturnType<typeof defaultEngineConfig>): void {
+  const snapshot = JSON.parse(JSON.stringify(s.engine.snapshot())) as StateSnapshot;
+  s.engine = TradingEngine.fromSnapshot(config, snapshot);
+}
+
+describe("found by the audit of the order lifecycle of 7 December", () => {
+  // The README documents CLOSE_ONLY and the market view shows it, but the engine only refused DISABLED: a client of
+  // a close-only instrument opened new positions, and working orders kept filling.
+  it("a CLOSE_ONLY instrument takes no order and fills no working one; positions close and their stops change", () => {
+    const s = new Scenario();
+    const hedging = s.account();
+    const netting = s.account("USD", "10000", { mode: "NETTING" });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const held = s.buy(hedging, "EURUSD", "1").positionId as number;
+    s.buy(netting, "EURUSD", "1");
+    const limit = s.ok({
+      kind: "placeOrder",
+      accountId: hedging,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 100,
+      price: points("EURUSD", "1.08300"),
+    }).orderId as number;
+    restartWith(s, withTradeMode("EURUSD", "CLOSE_ONLY"));
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const market = { kind: "placeOrder", symbol: "EURUSD", type: "MARKET", volume: 100 } as const;
+    expect(s.rejected({ ...market, accountId: hedging, side: "BUY" })).toBe("TRADE_DISABLED");
+    expect(s.rejected({ ...market, accountId: netting, side: "BUY" })).toBe("TRADE_DISABLED");
+    expect(s.rejected({ ...market, accountId: netting, side: "SELL" })).toBe("TRADE_DISABLED");
+    expect(
+      s.rejected({ ...market, accountId: hedging, side: "SELL", type: "LIMIT", price: points("EURUSD", "1.09") }),
+    ).toBe("TRADE_DISABLED");
+    // The working limit is reached and waits, untriggered.
+    s.quote("EURUSD", "1.08290", "1.08300");
+    expect(s.engine.state.orders.get(limit)?.status).toBe("PLACED");
+    expect(s.positions(hedging)).toHaveLength(1);
+    s.ok({ kind: "modifyPosition", accountId: hedging, positionId: held, sl: points("EURUSD", "1.08000") });
+    s.ok({ kind: "closePosition", accountId: hedging, positionId: held });
+    s.ok({ kind: "cancelOrder", accountId: hedging, orderId: limit });
+    expect(s.positions(hedging)).toHaveLength(0);
+    expect(s.ledgerHolds(hedging)).toBe(true);
+  });
+
+  // A withdrawn instrument's reached orders filled into positions the client could then neither close nor protect.
+  it("a DISABLED instrument's reached orders wait, and fill once it trades again", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const limit = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 100,
+      price: points("EURUSD", "1.08300"),
+    }).orderId as number;
+    restartWith(s, withTradeMode("EURUSD", "DISABLED"));
+    s.quote("EURUSD", "1.08290", "1.08300");
+    expect(s.deals()).toHaveLength(0);
+    expect(s.engine.state.orders.get(limit)?.status).toBe("PLACED");
+    restartWith(s, defaultEngineConfig());
+    s.quote("EURUSD", "1.08280", "1.08290");
+    expect(s.engine.state.orders.has(limit)).toBe(false);
+    expect(s.deals().map((deal) => [deal.orderId, deal.price])).toEqual([[limit, points("EURUSD", "1.08290")]]);
+  });
+
+  // After the position a partly filled stop had opened closed at the order's stop loss, every tick filled the rest
+  // into a new position that its stop loss closed at once, at a loss, over and over.
+  it("the rest of a partly filled order does not enter where its own stop loss would close it at once", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const tick = (bid: string, ask: string, askVolume: number) =>
+      s.ok({
+        kind: "tick",
+        symbol: "EURUSD",
+        bid: points("EURUSD", bid),
+        ask: points("EURUSD", ask),
+        asks: [{ price: points("EURUSD", ask), volume: askVolume }],
+      });
+    const stop = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "STOP",
+      volume: 100,
+      price: points("EURUSD", "1.08600"),
+      sl: points("EURUSD", "1.08400"),
+    }).orderId as number;
+    tick("1.08600", "1.08610", 10);
+    expect(s.engine.state.orders.get(stop)).toMatchObject({ status: "PARTIALLY_FILLED", filledVolume: 10 });
+    // The market falls through the stop loss: the position closes, and the rest of the order stays out.
+    tick("1.08300", "1.08320", 10);
+    tick("1.08300", "1.08320", 10);
+    const deals = () => s.deals().map((deal) => [deal.entry, deal.reason, deal.volume]);
+    expect(deals()).toEqual([
+      ["IN", "CLIENT", 10],
+      ["OUT", "STOP_LOSS", 10],
+    ]);
+    expect(s.engine.state.orders.get(stop)).toMatchObject({ status: "PARTIALLY_FILLED", filledVolume: 10 });
+    // Back between its stops, the rest fills.
+    tick("1.08500", "1.08510", 90);
+    expect(deals()).toEqual([
+      ["IN", "CLIENT", 10],
+      ["OUT", "STOP_LOSS", 10],
+      ["IN", "CLIENT", 90],
+    ]);
+    expect(s.engine.state.orders.has(stop)).toBe(false);
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  it("a LIMIT or STOP order takes no stop-limit price on modify, as on placing", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    for (const [type, price] of [
+      ["LIMIT", "1.08300"],
+      ["STOP", "1.08600"],
+    ] as const) {
+      const orderId = s.ok({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type,
+        volume: 100,
+        price: points("EURUSD", price),
+      }).orderId as number;
+      expect(
+        s.rejected({ kind: "modifyOrder", accountId: account, orderId, stopLimitPrice: points("EURUSD", "1.08") }),
+      ).toBe("INVALID_PRICE");
+      expect(s.engine.state.orders.get(orderId)?.stopLimitPrice).toBeNull();
+    }
   });
 });
