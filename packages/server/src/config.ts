@@ -71,6 +71,12 @@ export interface ServerConfig {
   /** Failed logins in a row that lock a user out, and for how long. */
   readonly loginMaxFailures: number;
   readonly loginLockSeconds: number;
+  /**
+   * Failed logins one client address may make in a lock period (counted from its first), whichever users they name:
+   * past it, the address's sign-ins answer LOGIN_LOCKED until the period ends. A user's lock stops guesses at one
+   * password; this stops one address guessing a common password across many users (password spraying).
+   */
+  readonly loginAddressMaxFailures: number;
   /** The largest request body any route takes. */
   readonly bodyLimitBytes: number;
   /** The dedicated Automation API listener (seed 003's custom port); null: main listener only. */
@@ -338,6 +344,7 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR",
   "BOURSE_LOGIN_MAX_FAILURES",
   "BOURSE_LOGIN_LOCK_SECONDS",
+  "BOURSE_LOGIN_ADDRESS_MAX_FAILURES",
   "BOURSE_BODY_LIMIT_BYTES",
   "BOURSE_AUTOMATION_PORT",
   "BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND",
@@ -505,6 +512,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     signupsPerAddressPerHour: integer("BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR", "30", 1, 1_000_000),
     loginMaxFailures: integer("BOURSE_LOGIN_MAX_FAILURES", "5", 1, 1000),
     loginLockSeconds: integer("BOURSE_LOGIN_LOCK_SECONDS", "900", 1, 86_400),
+    loginAddressMaxFailures: integer("BOURSE_LOGIN_ADDRESS_MAX_FAILURES", "100", 1, 1_000_000),
     bodyLimitBytes: integer("BOURSE_BODY_LIMIT_BYTES", String(512 * 1024), 1024, 16 * 1024 * 1024),
     automationPort:
       automationPortText === undefined ? null : integerSetting("BOURSE_AUTOMATION_PORT", automationPortText, 0, 65_535),

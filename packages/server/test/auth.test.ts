@@ -241,6 +241,36 @@ describe("sign in and sessions", () => {
     expect(after.status).toBe(200);
   });
 
+  // The lock was per user only: one address could try a common password on every user in turn (password spraying),
+  // each user's count staying under the bound.
+  it("locks a client address after BOURSE_LOGIN_ADDRESS_MAX_FAILURES failed sign-ins across users, for the lock period", async () => {
+    const limited = await startTestServer({
+      environment: { BOURSE_LOGIN_ADDRESS_MAX_FAILURES: "3", BOURSE_LOGIN_MAX_FAILURES: "5" },
+    });
+    try {
+      const users = [await signUp(limited), await signUp(limited), await signUp(limited), await signUp(limited)];
+      const loginFrom = (remoteAddress: string, email: string, password: string) =>
+        limited.app.inject({ method: "POST", url: "/api/v1/login", remoteAddress, payload: { email, password } });
+      for (const user of users.slice(0, 3))
+        expect((await loginFrom("203.0.113.7", user.email, "Summer2026!")).statusCode).toBe(401);
+      // A right password from that address is refused too, before any password is checked, with when to retry.
+      const locked = await loginFrom("203.0.113.7", users[3]!.email, users[3]!.password);
+      expect(locked.statusCode).toBe(429);
+      expect(locked.json()).toEqual({
+        error: "LOGIN_LOCKED",
+        message: `Too many failed sign-ins from this address: try again in ${limited.config.loginLockSeconds} s`,
+      });
+      expect(locked.headers["retry-after"]).toBe(String(limited.config.loginLockSeconds));
+      // Another address, and the same users, are not locked (each user failed once).
+      expect((await loginFrom("198.51.100.9", users[0]!.email, users[0]!.password)).statusCode).toBe(200);
+      // Successes do not reset the count; the period's end does.
+      limited.clock.advance(limited.config.loginLockSeconds * 1000);
+      expect((await loginFrom("203.0.113.7", users[3]!.email, users[3]!.password)).statusCode).toBe(200);
+    } finally {
+      await limited.close();
+    }
+  });
+
   // On a80df2a every attempt sent at once passed the lock check before any failure was counted: 30 parallel
   // guesses were 30 password checks, and none was refused.
   it("checks at most loginMaxFailures passwords of attempts sent in parallel, and refuses the rest as locked", async () => {

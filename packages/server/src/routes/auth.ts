@@ -32,6 +32,13 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
   const signupsByAddress = new FixedWindowLimiter(platform.config.signupsPerAddressPerHour, SIGNUP_WINDOW_MS, () =>
     platform.clock.now(),
   );
+  // Failed sign-ins per client address in a lock period (BOURSE_LOGIN_ADDRESS_MAX_FAILURES): the lockout per user
+  // alone let one address try a common password on every user in turn.
+  const failedLoginsByAddress = new FixedWindowLimiter(
+    platform.config.loginAddressMaxFailures,
+    platform.config.loginLockSeconds * 1000,
+    () => platform.clock.now(),
+  );
 
   app.post(
     "/api/v1/signup",
@@ -79,6 +86,11 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Auth"],
         summary: "Sign in with email or account login, and password",
+        description:
+          "BOURSE_LOGIN_MAX_FAILURES wrong passwords in a row lock the user (or an identifier no user has) for " +
+          "BOURSE_LOGIN_LOCK_SECONDS; BOURSE_LOGIN_ADDRESS_MAX_FAILURES failed sign-ins from one client address in such " +
+          "a period, whichever users they name, lock the address until it ends. Both answer 429 LOGIN_LOCKED with " +
+          "Retry-After.",
         body: Type.Union([
           Closed({ email: Email, password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }) }),
           Closed({
@@ -101,7 +113,23 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
         "email" in body
           ? { email: body.email, password: body.password }
           : { login: Number(body.login), password: body.password };
-      const { token, session, user } = await auth.login(credentials);
+      const address = subscriberBlock(request.ip);
+      // Refused before any password work: a locked address costs no argon2 either.
+      const lockedSeconds = failedLoginsByAddress.blocked(address);
+      if (lockedSeconds !== null)
+        throw new ApiError(
+          "LOGIN_LOCKED",
+          `Too many failed sign-ins from this address: try again in ${lockedSeconds} s`,
+          { "retry-after": String(lockedSeconds) },
+        );
+      let signedIn: Awaited<ReturnType<typeof auth.login>>;
+      try {
+        signedIn = await auth.login(credentials);
+      } catch (error) {
+        if (error instanceof ApiError && error.code === "INVALID_CREDENTIALS") failedLoginsByAddress.hit(address);
+        throw error;
+      }
+      const { token, session, user } = signedIn;
       const account =
         session.accountId === null ? null : (platform.engine.state.accounts.get(session.accountId) ?? null);
       return {
