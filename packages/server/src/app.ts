@@ -97,6 +97,30 @@ const SECURITY_HEADERS = {
   "cache-control": "no-store",
 } as const;
 
+/**
+ * CORS (the Fetch standard): a page of an origin in BOURSE_CORS_ORIGINS may call the API from a browser. Requests carry
+ * their token in a header, never a cookie, so no credentials mode is needed, and `*` is safe to offer. The answers say
+ * which origin may read them, and let it read the rate-limit headers.
+ */
+const CORS_EXPOSED_HEADERS = "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After";
+const CORS_ALLOWED_METHODS = "GET, POST, PUT, DELETE";
+const CORS_ALLOWED_HEADERS = "Authorization, Content-Type";
+/** How long a browser may keep a preflight's answer. */
+const CORS_PREFLIGHT_MAX_AGE_SECONDS = 600;
+
+/** The CORS headers of an answer to `request`, none when its origin is not allowed (or it sends none). */
+function corsHeaders(request: FastifyRequest, allowed: readonly string[]): Record<string, string> | null {
+  const origin = request.headers.origin;
+  if (origin === undefined || allowed.length === 0) return null;
+  const any = allowed[0] === "*";
+  if (!any && !allowed.includes(origin)) return null;
+  return {
+    "access-control-allow-origin": any ? "*" : origin,
+    "access-control-expose-headers": CORS_EXPOSED_HEADERS,
+    ...(any ? {} : { vary: "Origin" }),
+  };
+}
+
 /** The longest a client may take to send one request, headers and body (Node's `server.requestTimeout`). */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -182,9 +206,12 @@ function sendApiError(
   reply: FastifyReply,
   apiError: ApiError,
   unroutedFace?: Face,
+  corsOrigins: readonly string[] = [],
 ): FastifyReply {
   // Also here: a URL the router cannot read is answered without the onRequest hook that sets them.
   void reply.headers(SECURITY_HEADERS);
+  const cors = corsHeaders(request, corsOrigins);
+  if (cors) void reply.headers(cors);
   for (const [name, value] of Object.entries(apiError.headers)) void reply.header(name, value);
   if (
     request.routeOptions?.config?.face === "automation" ||
@@ -338,6 +365,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
               : "The URL is not valid",
         ),
         options.notFoundFace,
+        config.corsOrigins,
       ),
     bodyLimit: config.bodyLimitBytes,
     // Receiving a request (headers and body) may take this long; then Node answers 408 and closes the connection.
@@ -435,6 +463,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
     // OWASP's REST headers: no sniffing a JSON answer into another type, no framing, no caching of account data.
     void reply.headers(SECURITY_HEADERS);
+    const cors = corsHeaders(request, config.corsOrigins);
+    if (cors) void reply.headers(cors);
     if (platform.stopping) {
       void reply.header("connection", "close");
       throw new ApiError("ENGINE_UNAVAILABLE", "The server is stopping: try again shortly");
@@ -497,16 +527,29 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         `${request.method} ${route}: unexpected error answered 500: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
       );
     }
-    return sendApiError(request, reply, apiError);
+    return sendApiError(request, reply, apiError, undefined, config.corsOrigins);
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendApiError(
+  app.setNotFoundHandler((request, reply) => {
+    // A CORS preflight (no route has OPTIONS): allowed origins are told what they may send; others get the 404.
+    const cors = corsHeaders(request, config.corsOrigins);
+    if (cors && request.method === "OPTIONS" && request.headers["access-control-request-method"] !== undefined)
+      return reply
+        .status(204)
+        .headers({
+          ...cors,
+          "access-control-allow-methods": CORS_ALLOWED_METHODS,
+          "access-control-allow-headers": CORS_ALLOWED_HEADERS,
+          "access-control-max-age": String(CORS_PREFLIGHT_MAX_AGE_SECONDS),
+        })
+        .send();
+    return sendApiError(
       request,
       reply,
       new ApiError("ROUTE_NOT_FOUND", `No route ${request.method} ${request.url.split("?")[0]}`),
       options.notFoundFace,
-    ),
-  );
+      config.corsOrigins,
+    );
+  });
 
   for (const register of options.routes) await register(app, options.context);
   return app;

@@ -77,6 +77,11 @@ export interface ServerConfig {
    * password; this stops one address guessing a common password across many users (password spraying).
    */
   readonly loginAddressMaxFailures: number;
+  /**
+   * Web origins whose pages may call the HTTP API from a browser (CORS), e.g. a terminal or cabinet on another
+   * domain; ["*"] for any; empty (the default): none, same origin only.
+   */
+  readonly corsOrigins: readonly string[];
   /** The largest request body any route takes. */
   readonly bodyLimitBytes: number;
   /** The dedicated Automation API listener (seed 003's custom port); null: main listener only. */
@@ -352,6 +357,7 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_PUSHER_APP_KEY",
   "BOURSE_PUSHER_APP_SECRET",
   "BOURSE_TRUST_PROXY",
+  "BOURSE_CORS_ORIGINS",
   "BOURSE_URL",
 ]);
 
@@ -521,7 +527,33 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     pusherAppKey: pusherAppKey(keptSecret(storage.dataDirectory, "pusher-app-key", pick("BOURSE_PUSHER_APP_KEY"))),
     pusherAppSecret: keptSecret(storage.dataDirectory, "pusher-app-secret", pick("BOURSE_PUSHER_APP_SECRET")),
     trustedProxies: trustedProxiesSetting("BOURSE_TRUST_PROXY", pick("BOURSE_TRUST_PROXY")),
+    corsOrigins: corsOriginsSetting("BOURSE_CORS_ORIGINS", pick("BOURSE_CORS_ORIGINS")),
   };
+}
+
+/** Origins a browser sends (scheme, host and port, nothing after), comma-separated, or `*` alone. */
+function corsOriginsSetting(name: string, value: string | undefined): readonly string[] {
+  const origins = (value ?? "")
+    .split(",")
+    .map((origin) => origin.trim())
+    .filter((origin) => origin !== "");
+  if (origins.includes("*")) {
+    if (origins.length > 1) throw new ConfigError(`${name}: "*" allows every origin and stands alone`);
+    return origins;
+  }
+  for (const origin of origins) {
+    let parsed: URL | null = null;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = null;
+    }
+    if (!parsed || (parsed.protocol !== "https:" && parsed.protocol !== "http:") || parsed.origin !== origin)
+      throw new ConfigError(
+        `${name}: ${JSON.stringify(origin)} is not an origin as a browser sends it (scheme://host[:port], no path or trailing slash)`,
+      );
+  }
+  return origins;
 }
 
 /**
