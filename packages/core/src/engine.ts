@@ -356,6 +356,18 @@ function isPositiveInteger(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
 }
 
+/** The answer to a retried client order id: the first order or close as remembered, nothing done again. */
+function duplicateAnswer(memory: ClientOrderMemory): CommandSuccess {
+  return {
+    ok: true,
+    events: [],
+    orderId: memory.order.id,
+    order: { ...memory.order },
+    dealIds: [...memory.dealIds],
+    duplicate: true,
+  };
+}
+
 export class TradingEngine {
   readonly state: EngineState;
   private readonly quotes = new Map<string, MarketQuote>();
@@ -1169,14 +1181,7 @@ export class TradingEngine {
       first.type === command.type &&
       first.volume === command.volume;
     if (!same) return reject("DUPLICATE_CLIENT_ORDER_ID");
-    return {
-      ok: true,
-      events: [],
-      orderId: first.id,
-      order: { ...first },
-      dealIds: [...memory.dealIds],
-      duplicate: true,
-    };
+    return duplicateAnswer(memory);
   }
 
   private requireOrder(orderId: number): Order {
@@ -1664,15 +1669,7 @@ export class TradingEngine {
       first.closePositionId === command.positionId &&
       (command.volume === undefined ? !this.state.positions.has(command.positionId) : first.volume === command.volume);
     if (!same) return reject("DUPLICATE_CLIENT_ORDER_ID");
-    return {
-      ok: true,
-      events: [],
-      orderId: first.id,
-      order: { ...first },
-      positionId: command.positionId,
-      dealIds: [...memory.dealIds],
-      duplicate: true,
-    };
+    return { ...duplicateAnswer(memory), positionId: command.positionId };
   }
 
   private closeAllPositions(command: CloseAllPositionsCommand, time: number): Decision {
@@ -1901,11 +1898,12 @@ export class TradingEngine {
       if (popped) reinsertOrder(this.state, order);
       return;
     }
-    // The rest of a partly filled order does not enter where its own stop loss or take profit would close it on the
-    // same quote: after its position closed at its SL or TP, each tick filled it again into a new position that
+    // The rest of a partly filled order does not open a position (or set its stops on one) where they would close it on
+    // the same quote: after its position closed at its SL or TP, each tick filled it again into a new position that
     // closed at once at a loss (found by the audit of the order lifecycle of 7 December). It waits for the market
-    // to come back between its stops. (A first fill past them on a gap still happens, as MetaTrader's does.)
-    if (order.filledVolume > 0 && this.beyondOwnStops(order, quote)) {
+    // to come back between its stops. A fill into the position it opened, whose own stops rule, goes on. (A first
+    // fill past them on a gap still happens, as MetaTrader's does.)
+    if (order.filledVolume > 0 && this.beyondOwnStops(order, quote) && this.fillTakesOrderStops(order, account)) {
       if (popped) reinsertOrder(this.state, order);
       return;
     }
@@ -1943,6 +1941,19 @@ export class TradingEngine {
       const still = this.state.orders.get(order.id);
       if (still && popped) reinsertOrder(this.state, still);
     }
+  }
+
+  /**
+   * Whether the order's next fill gives a position the order's SL and TP: a hedging order's when the position it
+   * opened is gone; a netting order's unless it only reduces the symbol's position (an increase sets the stops it
+   * carries, a reversal opens a position with them).
+   */
+  private fillTakesOrderStops(order: Order, account: Account): boolean {
+    if (account.mode === "HEDGING") return this.positionFilledBy(order) === undefined;
+    const positionId = this.state.nettingPositions.get(`${account.id}:${order.symbol}`);
+    const position = positionId === undefined ? undefined : this.state.positions.get(positionId);
+    if (!position || position.side === order.side) return true;
+    return order.volume - order.filledVolume > position.volume;
   }
 
   /** Whether a position the order opened now would be at or past its SL or TP at once (on its closing side). */

@@ -1248,7 +1248,9 @@ class Harness {
         const clientOrderId = intent.clientOrderId === null ? null : `c${intent.clientOrderId}`;
         const retried = clientOrderId === null ? undefined : this.rememberedClose(clientOrderId);
         if (retried) {
-          // A client retrying a close it sent before, as sent: the whole position when the first omitted a volume.
+          // A client retrying a close it sent before: the same position, with the first close's volume when this
+          // intent names one, else the whole of it (so some retries differ from the first close: refused, or the
+          // same close once the position is gone).
           this.run({
             kind: "closePosition",
             time,
@@ -1800,14 +1802,24 @@ const triggerObserver: Observer = {
       // An account whose trading is disabled opens nothing: its reached orders wait, working (engine.ts
       // `fillWorkingOrder`).
       if (!h.engine.state.accounts.get(order.accountId)?.tradingEnabled) continue;
-      // The rest of a partly filled order waits while the quote is at or past its own SL or TP on its closing side
-      // (engine.ts `beyondOwnStops`): it would open a position that closes at once.
+      // The rest of a partly filled order waits while the quote is at or past its own SL or TP on its closing side,
+      // when its fill would give a position those stops (engine.ts `beyondOwnStops`, `fillTakesOrderStops`): a
+      // hedging order whose position is gone, a netting order that does not only reduce the symbol's position.
       if (order.filledVolume > 0) {
         const closing = order.side === "BUY" ? bid : ask;
         const buy = order.side === "BUY";
         const slHit = order.sl !== null && (buy ? closing <= order.sl : closing >= order.sl);
         const tpHit = order.tp !== null && (buy ? closing >= order.tp : closing <= order.tp);
-        if (slHit || tpHit) continue;
+        const account = h.engine.state.accounts.get(order.accountId)!;
+        const positions = [...h.engine.state.positions.values()];
+        const netting = positions.find(
+          (position) => position.accountId === order.accountId && position.symbol === order.symbol,
+        );
+        const takesStops =
+          account.mode === "HEDGING"
+            ? !positions.some((position) => position.openOrderId === order.id && position.side === order.side)
+            : !netting || netting.side === order.side || order.volume - order.filledVolume > netting.volume;
+        if ((slHit || tpHit) && takesStops) continue;
       }
       const unlimited = order.side === "BUY" ? command.asks === undefined : command.bids === undefined;
       if (!unlimited) continue;

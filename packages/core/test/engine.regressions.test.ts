@@ -535,12 +535,6 @@ function withTradeMode(symbol: string, tradeMode: "FULL" | "CLOSE_ONLY" | "DISAB
   };
 }
 
-/** The scenario's engine restarted from its snapshot with another configuration (a restart with a new file). */
-function restartWith(s: Scenario, config: ReturnType<typeof defaultEngineConfig>): void {
-  const snapshot = JSON.parse(JSON.stringify(s.engine.snapshot())) as StateSnapshot;
-  s.engine = TradingEngine.fromSnapshot(config, snapshot);
-}
-
 describe("found by the audit of the order lifecycle of 7 December", () => {
   // The README documents CLOSE_ONLY and the market view shows it, but the engine only refused DISABLED: a client of
   // a close-only instrument opened new positions, and working orders kept filling.
@@ -551,16 +545,8 @@ describe("found by the audit of the order lifecycle of 7 December", () => {
     s.quote("EURUSD", "1.08430", "1.08440");
     const held = s.buy(hedging, "EURUSD", "1").positionId as number;
     s.buy(netting, "EURUSD", "1");
-    const limit = s.ok({
-      kind: "placeOrder",
-      accountId: hedging,
-      symbol: "EURUSD",
-      side: "BUY",
-      type: "LIMIT",
-      volume: 100,
-      price: points("EURUSD", "1.08300"),
-    }).orderId as number;
-    restartWith(s, withTradeMode("EURUSD", "CLOSE_ONLY"));
+    const limit = s.pending(hedging, "EURUSD", "BUY", "LIMIT", "1", "1.08300").orderId as number;
+    s.restart(withTradeMode("EURUSD", "CLOSE_ONLY"));
     s.quote("EURUSD", "1.08430", "1.08440");
     const market = { kind: "placeOrder", symbol: "EURUSD", type: "MARKET", volume: 100 } as const;
     expect(s.rejected({ ...market, accountId: hedging, side: "BUY" })).toBe("TRADE_DISABLED");
@@ -585,20 +571,12 @@ describe("found by the audit of the order lifecycle of 7 December", () => {
     const s = new Scenario();
     const account = s.account();
     s.quote("EURUSD", "1.08430", "1.08440");
-    const limit = s.ok({
-      kind: "placeOrder",
-      accountId: account,
-      symbol: "EURUSD",
-      side: "BUY",
-      type: "LIMIT",
-      volume: 100,
-      price: points("EURUSD", "1.08300"),
-    }).orderId as number;
-    restartWith(s, withTradeMode("EURUSD", "DISABLED"));
+    const limit = s.pending(account, "EURUSD", "BUY", "LIMIT", "1", "1.08300").orderId as number;
+    s.restart(withTradeMode("EURUSD", "DISABLED"));
     s.quote("EURUSD", "1.08290", "1.08300");
     expect(s.deals()).toHaveLength(0);
     expect(s.engine.state.orders.get(limit)?.status).toBe("PLACED");
-    restartWith(s, defaultEngineConfig());
+    s.restart(defaultEngineConfig());
     s.quote("EURUSD", "1.08280", "1.08290");
     expect(s.engine.state.orders.has(limit)).toBe(false);
     expect(s.deals().map((deal) => [deal.orderId, deal.price])).toEqual([[limit, points("EURUSD", "1.08290")]]);
@@ -648,6 +626,30 @@ describe("found by the audit of the order lifecycle of 7 December", () => {
     ]);
     expect(s.engine.state.orders.has(stop)).toBe(false);
     expect(s.ledgerHolds(account)).toBe(true);
+  });
+
+  // The review of 7 December: the first version read the order's stops even where the rest only adds to the position
+  // the order opened, whose own stops rule (here removed by the client).
+  it("the rest of a partly filled order fills into its open position whose stops were changed, past the order's", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const tick = (bid: string, ask: string, askVolume: number) =>
+      s.ok({
+        kind: "tick",
+        symbol: "EURUSD",
+        bid: points("EURUSD", bid),
+        ask: points("EURUSD", ask),
+        asks: [{ price: points("EURUSD", ask), volume: askVolume }],
+      });
+    const stop = s.pending(account, "EURUSD", "BUY", "STOP", "1", "1.08600", { sl: points("EURUSD", "1.08400") })
+      .orderId as number;
+    tick("1.08600", "1.08610", 10);
+    const positionId = s.positions(account)[0]!.id;
+    s.ok({ kind: "modifyPosition", accountId: account, positionId, sl: null });
+    tick("1.08390", "1.08400", 90);
+    expect(s.engine.state.orders.has(stop)).toBe(false);
+    expect(s.positions(account)).toMatchObject([{ id: positionId, volume: 100, sl: null }]);
   });
 
   it("a LIMIT or STOP order takes no stop-limit price on modify, as on placing", () => {

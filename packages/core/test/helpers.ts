@@ -167,11 +167,12 @@ export class Scenario {
 
   /**
    * A restart: the engine restored from a snapshot of its state (through JSON, as a store keeps it) at the
-   * same clock, with no quotes until the next ticks, as after a process restart.
+   * same clock, with no quotes until the next ticks, as after a process restart; `config`: a restart with another
+   * configuration (an instruments file changed meanwhile).
    */
-  restart(): void {
+  restart(config: EngineConfig = this.engine.config): void {
     const snapshot = JSON.parse(JSON.stringify(this.engine.snapshot())) as StateSnapshot;
-    this.engine = TradingEngine.fromSnapshot(this.engine.config, snapshot);
+    this.engine = TradingEngine.fromSnapshot(config, snapshot);
   }
 
   replayMatches(): boolean {

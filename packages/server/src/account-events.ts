@@ -25,10 +25,12 @@
  *   group, tradingEnabled}, `POSITION_MARGIN_CHANGED` {positionId, symbol, margin} (a leverage change rescales it);
  * - `balanceEvent` (seed 000's balance stream), every change of the balance or credit: `BALANCE_OPERATION`
  *   {operationId, kind, amount, comment} (deposit, withdrawal, credit, correction), `DEAL` {dealId, positionId,
- *   amount} (a deal's profit − commission + swap, when not 0), `SWAP` {positionId, amount} (a rollover's charge).
+ *   amount} (a deal's profit − commission + swap, when not 0). A rollover's charge accrues on its position (the
+ *   portfolioEvent `SWAP`) and reaches the balance in the closing deal, so it is no balanceEvent of its own.
  * Money is in the account currency's digits, prices and lots in the instrument's, times ISO 8601.
  *
- * A journal event may give one `executionEvent` and one `portfolioEvent` with the same `seq` (a deal);
+ * A journal event may give several messages with the same `seq` (a deal: an `executionEvent`, a `portfolioEvent`
+ * and, when it moves money, a `balanceEvent`; a rollover: a `portfolioEvent` per position charged);
  * `seq` orders each account's events and is the resume point (`sinceSeq`), it is not unique per message.
  *
  * Rejected order commands: the engine journals nothing for them (the command is refused before any
@@ -275,17 +277,6 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
             positionId: charge.positionId,
             amount: moneyToWire(charge.amount, currency),
           }),
-          ...balanceChange(
-            charge.accountId,
-            seq,
-            event.time,
-            "SWAP",
-            charge.amount,
-            {
-              positionId: charge.positionId,
-            },
-            currency,
-          ),
         );
       }
       return built;
@@ -342,7 +333,7 @@ function balanceChange(
   accountId: number,
   seq: number,
   time: number,
-  event: "DEAL" | "SWAP",
+  event: "DEAL",
   amount: number,
   fields: Record<string, unknown>,
   currency: string,

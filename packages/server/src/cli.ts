@@ -79,10 +79,17 @@ export type InputReader = () => Promise<string>;
 /** Standard input, at most MAX_STANDARD_INPUT_BYTES of it (a password is a line, not a file). */
 const MAX_STANDARD_INPUT_BYTES = 64 * 1024;
 
-async function readStandardInput(): Promise<string> {
+export async function readStandardInput(
+  input: AsyncIterable<Buffer> & { readonly isTTY?: boolean } = process.stdin,
+): Promise<string> {
+  // From a terminal it would wait for the end of input with the password shown as typed (found by the review).
+  if (input.isTTY)
+    throw new UsageError(
+      `standard input is a terminal: pipe the password in, e.g. printf '%s\\n' "$PASSWORD" | bourse ...`,
+    );
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+  for await (const chunk of input) {
     size += chunk.length;
     if (size > MAX_STANDARD_INPUT_BYTES)
       throw new UsageError(`standard input is over ${MAX_STANDARD_INPUT_BYTES} bytes`);

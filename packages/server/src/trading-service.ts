@@ -74,7 +74,8 @@ export const ClientOrderId = clientOrderIdSchema(
 export const CloseClientOrderId = clientOrderIdSchema(
   "Unique per account among orders and closes (the last 10,000 are remembered): a retry of the close of the same " +
     "position with the same volume (or again without one, once the position is closed) answers the first close and " +
-    "closes nothing again, also after the position is closed; any other use of it is DUPLICATE_CLIENT_ORDER_ID. " +
+    "closes nothing again, also after the position is closed; any other use of it is DUPLICATE_CLIENT_ORDER_ID " +
+    "(POSITION_NOT_FOUND first when the position named is not open). " +
     "A refused close is not remembered",
 );
 

@@ -1031,39 +1031,37 @@ class Connection {
   async unsubscribe(payload: Static<typeof UnsubscribePayload>, id: string | number | undefined): Promise<undefined> {
     const events = new Set<StreamEvent>(payload.events);
     const symbols = payload.symbols;
+    const accountTypes = ACCOUNT_EVENT_TYPES.filter((type) => events.has(type));
+    // Every check before anything changes: a refusal leaves the subscriptions as they were.
+    const accountId = accountTypes.length > 0 ? this.accountFor(payload.accountId) : null;
+    const subscription = accountId === null ? undefined : this.accounts.get(accountId);
+    if (subscription && symbols !== undefined)
+      for (const type of accountTypes)
+        // Acknowledged and ignored before (found by the audit of the stream of 7 December): "all symbols but these"
+        // is no filter the stream keeps.
+        if (subscription.filters.get(type) === null)
+          throw new ApiError(
+            "INVALID_DATA",
+            `${type} is subscribed for every symbol: unsubscribe it without symbols, then subscribe the symbols wanted`,
+          );
     if (events.has("quoteEvent")) {
       const names = symbols
         ? symbols.map((symbol) => BusTopics.quotes(symbol))
         : [...this.topics].filter(([, kind]) => kind === "quotes").map(([name]) => name);
       for (const name of names) this.leave(name);
     }
-    const accountTypes = ACCOUNT_EVENT_TYPES.filter((type) => events.has(type));
-    if (accountTypes.length > 0) {
-      const accountId = this.accountFor(payload.accountId);
-      const subscription = this.accounts.get(accountId);
-      if (subscription) {
-        for (const type of accountTypes) {
-          const current = subscription.filters.get(type);
-          // Acknowledged and ignored before (found by the audit of the stream of 7 December): "all symbols but
-          // these" is no filter the stream keeps.
-          if (symbols !== undefined && current === null)
-            throw new ApiError(
-              "INVALID_DATA",
-              `${type} is subscribed for every symbol: unsubscribe it without symbols, then subscribe the symbols wanted`,
-            );
+    if (accountId !== null && subscription) {
+      for (const type of accountTypes) {
+        const current = subscription.filters.get(type);
+        if (symbols === undefined) subscription.filters.delete(type);
+        else if (current) {
+          for (const symbol of symbols) current.delete(symbol);
+          if (current.size === 0) subscription.filters.delete(type);
         }
-        for (const type of accountTypes) {
-          const current = subscription.filters.get(type);
-          if (symbols === undefined) subscription.filters.delete(type);
-          else if (current) {
-            for (const symbol of symbols) current.delete(symbol);
-            if (current.size === 0) subscription.filters.delete(type);
-          }
-        }
-        if (subscription.filters.size === 0) {
-          this.accounts.delete(accountId);
-          this.leave(BusTopics.account(accountId));
-        }
+      }
+      if (subscription.filters.size === 0) {
+        this.accounts.delete(accountId);
+        this.leave(BusTopics.account(accountId));
       }
     }
     const userTypes = USER_EVENTS.filter((type) => events.has(type));

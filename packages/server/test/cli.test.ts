@@ -6,6 +6,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createJournal } from "@bourse/store";
 import { tradingSession, toRecords } from "../../store/test/trading-session.ts";
+import { readStandardInput } from "../src/cli.ts";
 import { ExitCode, runCommandLine } from "../src/index.ts";
 
 const directories: string[] = [];
@@ -399,6 +400,16 @@ describe("bourse start and the back-office commands", () => {
     );
     expect(user.code).toBe(ExitCode.USAGE);
     expect((await run(["journal", "--from", "3"], environment)).code).toBe(ExitCode.USAGE);
+  });
+
+  it("--password-stdin reads a pipe to its end, and refuses a terminal (it would wait, showing what is typed)", async () => {
+    async function* chunks() {
+      yield Buffer.from("pass ");
+      yield Buffer.from("phrase\n");
+    }
+    expect(await readStandardInput(chunks())).toBe("pass phrase\n");
+    const terminal = Object.assign(chunks(), { isTTY: true });
+    await expect(readStandardInput(terminal)).rejects.toThrow("standard input is a terminal: pipe the password in");
   });
 
   it("user create takes exactly one of --password-stdin and --password, and refuses an empty first line", async () => {

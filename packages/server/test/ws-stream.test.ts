@@ -369,13 +369,21 @@ describe("account stream filters", () => {
     const client = await connect(user);
     client.send("subscribe", { events: ["executionEvent"] }, 1);
     await client.nextOf("subscribed");
-    const partial = await client.request("unsubscribe", { symbols: ["EURUSD"], events: ["executionEvent"] });
+    client.send("subscribe", { events: ["quoteEvent"], symbols: ["EURUSD"] }, 3);
+    await client.next((message) => message.type === "subscribed" && message.id === 3);
+    // Refused whole: the quotes named beside the account events stay subscribed (the review of 7 December found
+    // them left before the refusal).
+    const partial = await client.request("unsubscribe", {
+      symbols: ["EURUSD"],
+      events: ["quoteEvent", "executionEvent"],
+    });
     expect(partial.type).toBe("error");
     expect(partial.payload.code).toBe("INVALID_DATA");
     expect(partial.payload.message).toContain("executionEvent is subscribed for every symbol");
     const empty = await client.request("subscribe", { symbols: [], events: ["executionEvent"] });
     expect(empty.payload.code).toBe("INVALID_DATA");
-    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    await pushQuote(server, "EURUSD", "1.08431", "1.08441");
+    await client.nextOf("quoteEvent", (message) => message.payload.bid === 1.08431);
     expect((await client.buyEurusd(user.login)).type).toBe("result");
     await client.nextOf("executionEvent", (message) => message.payload.event === "DEAL");
     client.send("unsubscribe", { events: ["executionEvent"] }, 2);
@@ -408,6 +416,37 @@ describe("account streams", () => {
     // The opening deal moved no money: no event for it; the symbol filter (GBPUSD) hides none of them.
     expect(client.all("balanceEvent")).toHaveLength(1);
     await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+  });
+
+  // Found by the review of 7 December: a rollover's charge was told as a balance change of its own, though it accrues
+  // on the position and reaches the balance in the closing deal, which told it again.
+  it("tells a rollover's swap once, in the closing deal's balanceEvent: the events add up to the balance", async () => {
+    const own = await startTestServer();
+    try {
+      const ownUrl = await listenStream(own);
+      const user = await signUp(own);
+      const client = await StreamClient.connect(ownUrl, user.token);
+      clients.push(client);
+      client.send("subscribe", { events: ["balanceEvent", "portfolioEvent"] });
+      await client.nextOf("subscribed");
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      const bought = await client.request("createOrder", { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 1 });
+      own.clock.advance(11 * 3_600_000); // past the 22:00 rollover
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      const swap = await client.nextOf("portfolioEvent", (message) => message.payload.event === "SWAP");
+      expect(swap.payload.amount).toBe(-7.2);
+      await client.request("closePosition", { positionId: bought.payload.data.positionId });
+      await client.nextOf("balanceEvent");
+      await client.expectOpen();
+      // (The user's token has expired meanwhile: the back office reads the account.)
+      const account = await admin(own, "GET", `/admin/v1/accounts/${user.login}`);
+      const told = client.all("balanceEvent").map((message) => message.payload.amount as number);
+      // 1 lot bought at the ask, sold at the bid 10 points lower (-10.00), and the rollover's -7.20.
+      expect(told).toEqual([-17.2]);
+      expect(account.body.data.balance).toBe(10000 - 17.2);
+    } finally {
+      await own.close();
+    }
   });
 
   it("streams metrics: a snapshot at once, then the changes to the cent", async () => {

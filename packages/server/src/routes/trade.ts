@@ -167,10 +167,14 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Trade"],
         summary: "Close a position, whole or partly (volume in lots)",
-        description: "Closes fill at the bid (buy positions) or ask (sell positions); answers the closing deals.",
+        description:
+          "Closes fill at the bid (buy positions) or ask (sell positions); answers the closing deals. With a " +
+          "clientOrderId, a retry answers the first close (`duplicate: true`) and closes nothing again, also once the " +
+          "position is closed; the id used otherwise is DUPLICATE_CLIENT_ORDER_ID (409), or POSITION_NOT_FOUND when the " +
+          "position named is not open.",
         params: PositionParams,
         body: ClosePositionBody,
-        response: { 200: DataResponse(CloseResult), ...authenticatedErrors },
+        response: { 200: DataResponse(CloseResult), ...authenticatedErrors, 409: ErrorResponse },
       },
       // No body at all closes the whole position.
       preValidation: emptyBodyIsObject,
