@@ -33,7 +33,7 @@ function file(name: string, text: string): string {
 describe("parsing", () => {
   it("reads the header in any order and a line into integers", () => {
     const columns = parseCsvHeader("symbol,ask,bid,time,bids");
-    expect(columns).toEqual({ symbol: 0, ask: 1, bid: 2, time: 3, bids: 4, asks: null });
+    expect(columns).toEqual({ count: 5, symbol: 0, ask: 1, bid: 2, time: 3, bids: 4, asks: null });
     expect(parseCsvLine("EURUSD,1.08012,1.08000,1780401600000,1.08000:1.5;1.07990:3", columns, instruments)).toEqual({
       ok: true,
       tick: {
@@ -67,6 +67,27 @@ describe("parsing", () => {
     expect(reason("2026-06-02T12:00:00Z,EURUSD,1.09,1.08")).toMatch(/ask below bid/);
     expect(reason("2026-06-02T12:00:00Z,EURUSD,-1.08,1.08")).toMatch(/bad bid/);
     expect(reason("2026-06-02T12:00:00+02:00,EURUSD,1.08,1.0801")).toBeNull();
+  });
+
+  // Found by the audit of market data of 7 December: a line with a decimal comma was read with its cells shifted
+  // (bid 1, ask 8500), replayed and traded: a stop loss closed at 1.00000; and epoch seconds were read as
+  // milliseconds of January 1970, so the file replayed a thousand times too fast.
+  it("refuses a line whose cells do not match the header, and epoch seconds", () => {
+    const columns = parseCsvHeader("time,symbol,bid,ask");
+    const reason = (line: string) => {
+      const result = parseCsvLine(line, columns, instruments);
+      return result.ok ? null : result.reason;
+    };
+    expect(reason("2026-06-02T12:00:00Z,EURUSD,1,08500,1,08510")).toBe(
+      "6 cells where the header names 4 (a decimal comma, or a stray comma?)",
+    );
+    expect(reason("2026-06-02T12:00:00Z,EURUSD,1.08500,1.08510,extra")).toMatch(/5 cells where the header names 4/);
+    expect(reason("2026-06-02T12:00:00Z,EURUSD,1.08500")).toMatch(/3 cells where the header names 4/);
+    expect(reason("1717329600,EURUSD,1.08500,1.08510")).toMatch(/bad time "1717329600" \(ISO 8601 with a zone/);
+    expect(reason("1717329600000,EURUSD,1.08500,1.08510")).toBeNull();
+    // A header may name columns the replay does not read; its lines have as many cells.
+    const wider = parseCsvHeader("time,symbol,bid,ask,volume");
+    expect(parseCsvLine("2026-06-02T12:00:00Z,EURUSD,1.08500,1.08510,17", wider, instruments).ok).toBe(true);
   });
 
   // Found by the audit of 6 December: "1.08000:1:999" was read as 1 lot at 1.08000, and epoch times up to year

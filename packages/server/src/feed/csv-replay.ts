@@ -2,7 +2,8 @@
  * CSV replay (`BOURSE_FEED=csv:PATH`): a tick file pushed through `platform.pushQuote` in file order.
  *
  * Format: a header naming the columns (any order) `time,symbol,bid,ask`, optionally `bids,asks`; then one
- * tick per line. `time` is ISO 8601 with a zone or epoch milliseconds; `bid`/`ask` decimals with at most
+ * tick per line, as many cells as the header. `time` is ISO 8601 with a zone or epoch milliseconds (from 1973 on:
+ * seconds are refused); `bid`/`ask` decimals with at most
  * the instrument's digits; `bids`/`asks` book levels best first as `price:lots` separated by `;`
  * (e.g. `1.08500:1.5;1.08490:3`). Blank lines and lines starting with `#` are ignored.
  *
@@ -27,6 +28,8 @@ const MAX_LEVELS = 50;
 const MAX_TIMER_MILLISECONDS = 2 ** 31 - 1;
 
 export interface CsvColumns {
+  /** The header's cells: every line has as many (a line with more or fewer is a bad one). */
+  readonly count: number;
   readonly time: number;
   readonly symbol: number;
   readonly bid: number;
@@ -56,6 +59,7 @@ export function parseCsvHeader(line: string): CsvColumns {
     return at < 0 ? null : at;
   };
   return {
+    count: names.length,
     time: index("time", true)!,
     symbol: index("symbol", true)!,
     bid: index("bid", true)!,
@@ -65,8 +69,17 @@ export function parseCsvHeader(line: string): CsvColumns {
   };
 }
 
+/**
+ * Epoch times below this are refused: read as milliseconds they fall before 3 March 1973, and a file in epoch
+ * seconds (a common export) would otherwise replay a thousand times faster than recorded, without a word.
+ */
+const EARLIEST_EPOCH_MILLISECONDS = 100_000_000_000;
+
 function parseTime(text: string): number | null {
-  if (/^\d{1,15}$/.test(text)) return isEngineTime(Number(text)) ? Number(text) : null;
+  if (/^\d{1,15}$/.test(text)) {
+    const time = Number(text);
+    return isEngineTime(time) && time >= EARLIEST_EPOCH_MILLISECONDS ? time : null;
+  }
   return parseIsoTime(text);
 }
 
@@ -100,9 +113,20 @@ export function parseCsvLine(
   instruments: ReadonlyMap<string, InstrumentSpec>,
 ): CsvLineResult {
   const cells = line.split(",").map((cell) => cell.trim());
+  // A decimal comma (1,08500) or a stray separator shifts every cell after it: the shifted ones would be read as
+  // prices and traded (found by the audit of market data of 7 December: 1,08500,1,08510 became bid 1, ask 8500).
+  if (cells.length !== columns.count)
+    return {
+      ok: false,
+      reason: `${cells.length} cells where the header names ${columns.count} (a decimal comma, or a stray comma?)`,
+    };
   const cell = (index: number | null) => (index === null ? "" : (cells[index] ?? ""));
   const time = parseTime(cell(columns.time));
-  if (time === null) return { ok: false, reason: `bad time "${cell(columns.time).slice(0, 60)}"` };
+  if (time === null)
+    return {
+      ok: false,
+      reason: `bad time "${cell(columns.time).slice(0, 60)}" (ISO 8601 with a zone, or epoch milliseconds)`,
+    };
   const symbol = cell(columns.symbol);
   const instrument = instruments.get(symbol);
   if (!instrument) return { ok: false, reason: `unknown symbol "${symbol.slice(0, 60)}"` };
