@@ -318,6 +318,19 @@ describe("GET /api/v1/market/{symbol}/candles", () => {
     expect(empty.body).toEqual({ structure: ["time", "open", "high", "low", "close", "tickVolume"], rows: [] });
   });
 
+  // Found by the audit of market data of 7 December: a `to` far ahead (a chart's "up to now") found no bar, since the
+  // look-back counted 5,000 bars back from it; a `from` past the clock without `to` was refused as after `to`.
+  it("finds the latest bars with a `to` far ahead, and answers a `from` past the clock with an empty page", async () => {
+    const latest = await get("/api/v1/market/GBPUSD/candles?timeframe=M1&limit=2");
+    for (const to of ["2026-06-09T12:00:00Z", "2099-01-01T00:00:00Z"]) {
+      const ahead = await get(`/api/v1/market/GBPUSD/candles?timeframe=M1&limit=2&to=${to}`);
+      expect(ahead.body.rows, to).toEqual(latest.body.rows);
+    }
+    const future = await get(`/api/v1/market/GBPUSD/candles?timeframe=M1&from=${server.clock.now() + 1}`);
+    expect(future.status).toBe(200);
+    expect(future.body.rows).toEqual([]);
+  });
+
   it("refuses a bad timeframe, a limit over 5,000, bad times and unknown fields with INVALID_DATA", async () => {
     for (const query of [
       "timeframe=M2",

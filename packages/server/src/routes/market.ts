@@ -227,7 +227,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         description:
           `${columnsDescription(CANDLE_COLUMNS)} ` +
           "Bars start in UTC (W1 on Monday 00:00, MN1 on the 1st). Without `from`: the latest `limit` bars up to " +
-          "`to` (default now), looking back at most 5,000 bars. With `from`: the first `limit` bars from `from` " +
+          "`to` (default now; a later one counts as now), looking back at most 5,000 bars. With `from`: the first `limit` bars from `from` " +
           "(page forward from the last bar's time + 1 ms). The live bar is included as it stands.",
         params: SymbolParams,
         querystring: CandlesQuery,
@@ -238,13 +238,18 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
       const instrument = instrumentOf(platform, request.params.symbol);
       const timeframe: CandleTimeframe = request.query.timeframe ?? DEFAULT_TIMEFRAME;
       const limit = request.query.limit ?? DEFAULT_CANDLES;
-      const to = request.query.to === undefined ? platform.clock.now() : queryTimeFromWire(request.query.to, "to");
+      const now = platform.clock.now();
       const symbol = instrument.symbol;
       const from = request.query.from === undefined ? null : queryTimeFromWire(request.query.from, "from");
+      // Without `to`, a `from` past the clock (paging forward from the last bar) is an empty page, not a refusal.
+      const to =
+        request.query.to === undefined ? Math.max(now, from ?? now) : queryTimeFromWire(request.query.to, "to");
       if (from !== null && from > to) throw new ApiError("INVALID_DATA", "from must not be after to");
+      // No bar starts after the clock: the look-back counts from it, so a `to` far ahead ("up to now") still finds
+      // the latest bars (it looked back 5,000 bars from `to` and found none: the audit of market data, 7 December).
       const selected =
         from === null
-          ? await marketData.latestCandles(symbol, timeframe, to, limit)
+          ? await marketData.latestCandles(symbol, timeframe, Math.min(to, now), limit)
           : await marketData.candles({ symbol, timeframe, from, to, limit });
       return toTable(
         CANDLE_COLUMNS,
