@@ -52,6 +52,9 @@ import { NotificationService, formatPrice } from "./notifications.ts";
 import type { AcceptedQuote, Platform } from "./platform.ts";
 import { optionalTimeToWire, timeToWire } from "./wire.ts";
 
+/** Writes of a user's update at most: the update, then the engine's changes made during the write before. */
+const MAX_USER_UPDATE_ROUNDS = 3;
+
 // ---- the conditions ----
 
 type Zone =
@@ -333,6 +336,8 @@ export class AlertEngine {
    * twice) and put a MOVING_* alert's reference back.
    */
   private readonly unwritten = new Map<string, { patch: PriceAlertPatch; writes: number }>();
+  /** Alerts a user's write is under way for: the engine's changes made meanwhile (see writeUserUpdate). */
+  private readonly userWrites = new Map<string, { patch: PriceAlertPatch | null }>();
   private readonly expiry: PriceHeap;
   private nextHandle = 1;
   private state: "idle" | "loading" | "running" | "closed" = "idle";
@@ -398,13 +403,55 @@ export class AlertEngine {
    * engine made since, so a once alert that fired is not left active in the store.
    */
   async writeUserChange<T>(alert: Pick<PriceAlert, "id" | "userId">, write: () => Promise<T>): Promise<T> {
+    return (await this.writeWatched(alert, write)).result;
+  }
+
+  /**
+   * Writes a user's update of the alert (`patch`, made from the row as read with `withUnwrittenChanges`). The engine's
+   * own changes made while it was being written (the alert fired or expired, a MOVING_* alert took a new reference) are
+   * applied after it, but for the fields the user set (`userSet`): the trigger came first, then the user's change.
+   * Before, the update put a once alert that fired meanwhile back in the index as active, from the row read before the
+   * trigger, and it fired a second time (found by the audit of alerts of 7 December).
+   */
+  async writeUserUpdate(
+    alert: Pick<PriceAlert, "id" | "userId">,
+    patch: PriceAlertPatch,
+    userSet: ReadonlySet<keyof PriceAlertPatch>,
+    now: number,
+  ): Promise<PriceAlert | null> {
+    const store = this.platform.store;
+    let { result: updated, during } = await this.writeWatched(alert, () =>
+      store.updateAlert(alert.userId, alert.id, patch, now),
+    );
+    // Each round writes what the engine changed during the one before; a repeating alert may fire again meanwhile.
+    for (let round = 0; updated && during && round < MAX_USER_UPDATE_ROUNDS; round += 1) {
+      const engineChanges = Object.fromEntries(
+        Object.entries(during).filter(([field]) => !userSet.has(field as keyof PriceAlertPatch)),
+      ) as PriceAlertPatch;
+      if (Object.keys(engineChanges).length === 0) break;
+      ({ result: updated, during } = await this.writeWatched(alert, () =>
+        store.updateAlert(alert.userId, alert.id, engineChanges, now),
+      ));
+    }
+    return updated;
+  }
+
+  /** Runs a user's write of the alert (see writeUserChange) and returns the engine's own changes made meanwhile. */
+  private async writeWatched<T>(
+    alert: Pick<PriceAlert, "id" | "userId">,
+    write: () => Promise<T>,
+  ): Promise<{ result: T; during: PriceAlertPatch | null }> {
     const taken = this.unwritten.get(alert.id)?.patch;
     this.nextGeneration(alert.id);
+    const watch: { patch: PriceAlertPatch | null } = { patch: null };
+    this.userWrites.set(alert.id, watch);
     try {
-      return await write();
+      return { result: await write(), during: watch.patch };
     } catch (error) {
       if (taken) this.persist(alert, { ...taken, ...this.unwritten.get(alert.id)?.patch });
       throw error;
+    } finally {
+      if (this.userWrites.get(alert.id) === watch) this.userWrites.delete(alert.id);
     }
   }
 
@@ -759,6 +806,8 @@ export class AlertEngine {
 
   /** Records an engine-made change queued for the store; the function it returns says the write is done. */
   private noteUnwritten(alertId: string, patch: PriceAlertPatch): () => void {
+    const watch = this.userWrites.get(alertId);
+    if (watch) watch.patch = { ...watch.patch, ...patch };
     const entry = this.unwritten.get(alertId) ?? { patch: {}, writes: 0 };
     entry.patch = { ...entry.patch, ...patch };
     entry.writes += 1;

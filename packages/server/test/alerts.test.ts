@@ -695,6 +695,83 @@ describe("a user's change while the trigger's write waits in the queue", () => {
     expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.105]);
   });
 
+  // Found by the audit of alerts of 7 December (third session): the trigger landed while the change's own write was
+  // under way (the row was read before it); the change answered the alert active, put it back in the index, and it
+  // fired a second time. Each of the two orders of the writes' commits.
+  for (const triggerWrite of ["before", "after"] as const)
+    it(`a once alert that fires while its change is written stays triggered (trigger's write ${triggerWrite} the change's)`, async () => {
+      const owner = await signUp(server);
+      await bid(1.09);
+      const alert = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.1 }, owner);
+      const store = server.platform.store;
+      const update = store.updateAlert.bind(store);
+      let writing!: () => void;
+      const underWay = new Promise<void>((resolve) => (writing = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const spy = vi.spyOn(store, "updateAlert").mockImplementation(async (...parameters) => {
+        if (parameters[2].message !== "renamed") return update(...parameters);
+        writing();
+        if (triggerWrite === "before") await released;
+        const row = await update(...parameters);
+        if (triggerWrite === "after") await released;
+        return row;
+      });
+      try {
+        const change = call(server, "POST", `/api/v1/alerts/${alert.id}`, {
+          token: owner.token,
+          body: { message: "renamed" },
+        });
+        await underWay;
+        await bid(1.105);
+        await NotificationService.for(server.platform).queue.drain();
+        release();
+        const changed = await change;
+        expect(changed.status).toBe(200);
+        expect(changed.body.data).toMatchObject({ status: "triggered", message: "renamed" });
+      } finally {
+        release();
+        spy.mockRestore();
+      }
+      await bid(1.09);
+      await bid(1.106);
+      expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.105]);
+      expect(await alertOf(alert.id, owner)).toMatchObject({ status: "triggered", message: "renamed" });
+    });
+
+  it("a change that sets the alert active again while it fires re-arms it: the user's status wins", async () => {
+    const owner = await signUp(server);
+    await bid(1.09);
+    const alert = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.1 }, owner);
+    const store = server.platform.store;
+    const update = store.updateAlert.bind(store);
+    let writing!: () => void;
+    const underWay = new Promise<void>((resolve) => (writing = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const spy = vi.spyOn(store, "updateAlert").mockImplementation(async (...parameters) => {
+      if (parameters[2].message !== "again") return update(...parameters);
+      writing();
+      await released;
+      return update(...parameters);
+    });
+    try {
+      const change = call(server, "POST", `/api/v1/alerts/${alert.id}`, {
+        token: owner.token,
+        body: { message: "again", status: "active", targetPrice: 1.2 },
+      });
+      await underWay;
+      await bid(1.105);
+      release();
+      expect((await change).body.data).toMatchObject({ status: "active", message: "again" });
+    } finally {
+      release();
+      spy.mockRestore();
+    }
+    await bid(1.21);
+    expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.21, 1.105]); // newest first
+  });
+
   // Left by the review of 7 December (second session): the change took the engine's unwritten change over and made the
   // queued write skip it; when the change's own write then failed, neither was written. The store kept the alert
   // active, and a restart armed it again: a once alert fired a second time.

@@ -383,9 +383,12 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
         ...(body.message === undefined ? {} : { message: body.message }),
         ...(body.accountId === undefined ? {} : { accountId: body.accountId }),
       };
-      const updated = await engine.writeUserChange(current, () =>
-        platform.store.updateAlert(userId, current.id, patch, now),
-      );
+      // What the user set outright wins over what the engine did to the alert while this was written.
+      const userSet = new Set<keyof PriceAlertPatch>();
+      if (body.status !== undefined) userSet.add("status");
+      if (given.referencePrice !== undefined || (status === "active" && body.status === "active"))
+        userSet.add("referencePrice");
+      const updated = await engine.writeUserUpdate(current, patch, userSet, now);
       if (!updated) {
         engine.forget(current.id);
         throw notFound();
