@@ -431,12 +431,31 @@ export class NotificationService {
   /** The notifications `records` call for, in journal order. */
   private derive(records: readonly JournalRecord[]): EventNotification[] {
     const found: EventNotification[] = [];
+    // How each order the batch changed ends in it: an order whose fill leaves it FILLED is "filled", else "partly".
+    const finalStatus = new Map<number, string>();
+    for (const { event } of records)
+      if (event.type === "OrderStatusChanged") finalStatus.set(event.orderId, event.status);
+    // A stop-out's closing deals join its notification (the batch holds both): one error per position closed, not two
+    // (found by the audit of alerts and notifications of 7 December).
+    const stopOuts = new Map<number, number>();
     for (const { sequence, event } of records) {
+      if (event.type === "DealExecuted" && event.deal.reason === "STOP_OUT") {
+        const index = stopOuts.get(event.deal.positionId);
+        const joined = index === undefined ? null : found[index]!;
+        const trade = joined ? this.dealText(event) : null;
+        if (joined && trade) {
+          found[index!] = { ...joined, body: `${joined.body} ${trade}.` };
+          continue;
+        }
+      }
       let notification: NewNotification | null = null;
-      if (event.type === "DealExecuted") notification = this.dealNotification(event);
+      if (event.type === "DealExecuted") notification = this.dealNotification(event, finalStatus);
       else if (event.type === "MarginCallEntered" || event.type === "MarginCallCleared")
         notification = this.marginCallNotification(event);
-      else if (event.type === "StopOut") notification = this.stopOutNotification(event);
+      else if (event.type === "StopOut") {
+        notification = this.stopOutNotification(event);
+        if (notification) stopOuts.set(event.positionId, found.length);
+      }
       if (notification) found.push({ ...notification, journalSequence: sequence });
     }
     return found;
@@ -454,28 +473,52 @@ export class NotificationService {
     return `${formatDecimal(amount, currencyDigits(account.currency))} ${account.currency}`;
   }
 
-  private dealNotification(event: DealExecutedEvent): NewNotification | null {
+  /**
+   * "Bought 0.1 lots EURUSD at 1.08440", and for a closing deal what it realised: its profit, and its swap and
+   * commission when not 0, each as the deal history shows it (the profit said was profit + swap, without the
+   * commission: found by the audit of 7 December).
+   */
+  private tradeText(event: DealExecutedEvent, account: Account, instrument: InstrumentSpec): string {
+    const { deal } = event;
+    const lots = String(toDecimalNumber(deal.volume, instrument.volumeDigits));
+    const verb = deal.side === "BUY" ? "Bought" : "Sold";
+    const trade = `${verb} ${lots} ${lots === "1" ? "lot" : "lots"} ${deal.symbol} at ${formatPrice(deal.price, instrument)}`;
+    if (deal.entry !== "OUT") return trade;
+    return (
+      `${trade}; profit ${this.money(deal.profit, account)}` +
+      (deal.swap === 0 ? "" : `, swap ${this.money(deal.swap, account)}`) +
+      (deal.commission === 0 ? "" : `, commission ${this.money(-deal.commission, account)}`)
+    );
+  }
+
+  /** A stop-out's closing deal as its notification adds it: "Sold 3 lots EURUSD at 1.07800; profit …". */
+  private dealText(event: DealExecutedEvent): string | null {
+    const account = this.account(event.deal.accountId);
+    const instrument = this.platform.instruments.get(event.deal.symbol);
+    return account && instrument ? this.tradeText(event, account, instrument) : null;
+  }
+
+  private dealNotification(event: DealExecutedEvent, finalStatus: ReadonlyMap<number, string>): NewNotification | null {
     const { deal } = event;
     const account = this.account(deal.accountId);
     const instrument = this.platform.instruments.get(deal.symbol);
     if (!account || !instrument) return null;
-    const lots = String(toDecimalNumber(deal.volume, instrument.volumeDigits));
-    const price = formatPrice(deal.price, instrument);
-    const verb = deal.side === "BUY" ? "Bought" : "Sold";
-    const trade = `${verb} ${lots} ${lots === "1" ? "lot" : "lots"} ${deal.symbol} at ${price}`;
-    const outcome = deal.entry === "OUT" ? `; profit ${this.money(deal.profit + deal.swap, account)}` : "";
+    const withOutcome = this.tradeText(event, account, instrument);
     const special = DEAL_TITLES[deal.reason];
+    // A decrease that leaves the position open closed part of it (the platform's engine is the durable state).
+    const partClose =
+      event.effect.kind === "DECREASE" && this.platform.engine.state.positions.has(deal.positionId) ? " partly" : "";
     let title: string;
     let body: string;
     if (special) {
-      title = `${special}: position #${deal.positionId} ${deal.symbol} closed`;
-      body = `Position #${deal.positionId} closed by ${special.toLowerCase()}: ${trade.charAt(0).toLowerCase()}${trade.slice(1)}${outcome}`;
+      title = `${special}: position #${deal.positionId} ${deal.symbol}${partClose} closed`;
+      body = `Position #${deal.positionId}${partClose} closed by ${special.toLowerCase()}: ${withOutcome.charAt(0).toLowerCase()}${withOutcome.slice(1)}`;
     } else if (deal.entry === "IN") {
-      title = `Order #${deal.orderId} filled`;
-      body = `${trade} (deal #${deal.id}, position #${deal.positionId})`;
+      title = `Order #${deal.orderId} ${finalStatus.get(deal.orderId) === "FILLED" ? "filled" : "partly filled"}`;
+      body = `${withOutcome} (deal #${deal.id}, position #${deal.positionId})`;
     } else {
-      title = `Position #${deal.positionId} closed`;
-      body = `${trade} (deal #${deal.id})${outcome}`;
+      title = `Position #${deal.positionId}${partClose} closed`;
+      body = `${withOutcome} (deal #${deal.id})`;
     }
     return {
       userId: account.userId,

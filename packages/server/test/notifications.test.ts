@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { NOTIFICATION_MARK_EVERY_EVENTS, NotificationService, WriteQueue } from "../src/notifications.ts";
 import {
+  admin,
   call,
   pushQuote,
   settle,
@@ -125,11 +126,67 @@ describe("notifications from the engine's events", () => {
     });
     await pushQuote(server, "EURUSD", "1.07800", "1.07810");
     rows = tableObjects((await notifications(user)).body);
-    expect(rows.some((row) => row.level === "error" && row.title === `Stop out on account ${user.login}`)).toBe(true);
-    expect(rows.some((row) => row.level === "error" && String(row.title).startsWith("Stop out: position #"))).toBe(
-      true,
-    );
+    // One error per position stopped out, naming the close (the audit of 7 December found two: the stop-out's and
+    // its closing deal's).
+    const [positionId] = (
+      await call(server, "GET", `/api/v1/accounts/${user.login}/history/positions`, {
+        token: user.token,
+      })
+    ).body.rows.map((row: unknown[]) => row[0]);
+    expect(rows.filter((row) => row.level === "error")).toEqual([
+      expect.objectContaining({
+        title: `Stop out on account ${user.login}`,
+        body: expect.stringMatching(
+          new RegExp(
+            `^The margin level fell to the stop-out level \\(equity .* USD, margin .* USD, margin level .*%\\): ` +
+              `position #${positionId} is closed\\. Sold 9 lots EURUSD at 1\\.07800; profit -5760\\.00 USD\\.$`,
+          ),
+        ),
+      }),
+    ]);
     expect((await notifications(bystander)).body.rows).toEqual([]);
+  });
+
+  // Found by the audit of 7 December: an IOC order that walked three levels and filled 0.3 of 0.5 lot said "filled"
+  // three times, a partial close said "closed", and a close's "profit" was profit + swap without the commission.
+  it("says partly filled and partly closed, and a close's profit, swap and commission apart", async () => {
+    const user = await signUp(server);
+    const thin = await admin(server, "POST", "/admin/v1/quotes", {
+      symbol: "EURUSD",
+      bid: "1.08430",
+      ask: "1.08440",
+      asks: [
+        { price: "1.08440", volume: "0.1" },
+        { price: "1.08450", volume: "0.1" },
+      ],
+    });
+    expect(thin.status, JSON.stringify(thin.body)).toBe(200);
+    const walked = await order(user, { side: "BUY", volume: 0.5, timeInForce: "IOC" });
+    expect(walked.deals).toHaveLength(2);
+    await pushQuote(server, "EURUSD", "1.08530", "1.08540");
+    const close = await call(server, "POST", `/api/v1/accounts/${user.login}/positions/${walked.positionId}/close`, {
+      token: user.token,
+      body: { volume: 0.05 },
+    });
+    expect(close.status).toBe(200);
+    const rows = tableObjects((await notifications(user)).body);
+    expect(rows.map((row) => row.title)).toEqual([
+      `Position #${walked.positionId} partly closed`,
+      `Order #${walked.order.id} partly filled`,
+      `Order #${walked.order.id} partly filled`,
+    ]);
+    // Opened at 1.08445 on average (0.1 lot at each level): (1.08530 - 1.08445) × 5,000 = 4.25.
+    expect(rows[0]!.body).toMatch(/^Sold 0\.05 lots EURUSD at 1\.08530; profit 4\.25 USD \(deal #\d+\)$/);
+    // BTCUSD charges 5.00 USD a lot a side: the close's 0.50 is said apart from the profit.
+    await pushQuote(server, "BTCUSD", "60000.00", "60010.00");
+    const bitcoin = await order(user, { symbol: "BTCUSD", side: "BUY", volume: 0.1 });
+    await pushQuote(server, "BTCUSD", "60110.00", "60120.00");
+    await call(server, "POST", `/api/v1/accounts/${user.login}/positions/${bitcoin.positionId}/close`, {
+      token: user.token,
+    });
+    const closed = tableObjects((await notifications(user)).body)[0]!;
+    expect(closed.title).toBe(`Position #${bitcoin.positionId} closed`);
+    expect(closed.body).toMatch(/^Sold 0\.1 lots BTCUSD at 60110\.00; profit 10\.00 USD, commission -0\.50 USD \(deal/);
   });
 });
 
