@@ -169,6 +169,12 @@ describe("alert routes", () => {
       [{ condition: "MOVING_DOWN", moveThreshold: 1.1, referencePrice: 1.1 }, 400, "INVALID_DATA"],
       // Its reference the current price (the review of the change above: the check ran before it was taken).
       [{ condition: "MOVING_DOWN", moveThreshold: 2 }, 400, "INVALID_DATA"],
+      // Levels past any quote EURUSD can have (1,125,899.90684): taken before (the audit of 7 December, third
+      // session), they could never fire and held a place of the user's 500.
+      [{ condition: "CROSSING_UP", targetPrice: 1125900 }, 400, "INVALID_DATA"],
+      [{ condition: "MOVING_UP", moveThreshold: 900000, referencePrice: 900000 }, 400, "INVALID_DATA"],
+      [{ condition: "MOVING_UP_PERCENT", moveThreshold: 1000, referencePrice: 200000 }, 400, "INVALID_DATA"],
+      [{ condition: "ENTERING_CHANNEL", channelLow: 1125900, channelHigh: 1125901 }, 400, "INVALID_DATA"],
       [{ condition: "INSIDE_CHANNEL", channelLow: 1, channelHigh: 2, targetPrice: 1.5 }, 400, "INVALID_DATA"],
       [{ condition: "GREATER_THAN", targetPrice: 1.5, referencePrice: 1.4 }, 400, "INVALID_DATA"],
       [{ condition: "GREATER_THAN", targetPrice: 1.000001 }, 400, "INVALID_PRICE"],

@@ -11,7 +11,7 @@
  * client sets active or disabled, and setting active re-arms the alert (a MOVING_* alert then measures
  * from the current price unless the update gives `referencePrice`). The evaluation is alert-engine.ts.
  */
-import { parseDecimal, type InstrumentSpec } from "@bourse/core";
+import { maxPricePoints, parseDecimal, type InstrumentSpec } from "@bourse/core";
 import {
   ALERT_CONDITIONS,
   PLATFORM_LIMITS,
@@ -33,8 +33,10 @@ import {
   TARGET_CONDITIONS,
   alertLogView,
   alertView,
+  canTrigger,
   isMovingCondition,
 } from "../alert-engine.ts";
+import { formatPrice } from "../notifications.ts";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import type { Platform } from "../platform.ts";
@@ -212,13 +214,19 @@ function checkParameters(condition: AlertCondition, parameters: Parameters): voi
 }
 
 /** Refuses a MOVING_DOWN the price cannot make from its reference (given, or the current price taken for it). */
-function checkReachable(condition: AlertCondition, parameters: Parameters): void {
+function checkReachable(condition: AlertCondition, parameters: Parameters, instrument: InstrumentSpec): void {
   if (
     condition === "MOVING_DOWN" &&
     parameters.referencePrice !== null &&
     parameters.moveThreshold! >= parameters.referencePrice
   )
     throw new ApiError("INVALID_DATA", "MOVING_DOWN needs moveThreshold below referencePrice: no price falls to 0");
+  const maxPrice = maxPricePoints(instrument);
+  if (!canTrigger({ condition, ...parameters }, maxPrice))
+    throw new ApiError(
+      "INVALID_DATA",
+      `No ${instrument.symbol} quote can reach this alert's level: quotes go up to ${formatPrice(maxPrice, instrument)}`,
+    );
 }
 
 function readExpiration(value: number | string | null | undefined, now: number): number | null | undefined {
@@ -289,7 +297,7 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
       const status = body.status ?? "active";
       if (isMovingCondition(condition) && parameters.referencePrice === null && status === "active")
         parameters.referencePrice = engine.currentPrice(instrument.symbol, side);
-      checkReachable(condition, parameters);
+      checkReachable(condition, parameters, instrument);
       if ((await platform.store.listAlerts(userId)).length >= PLATFORM_LIMITS.alertsPerUser)
         throw new ApiError("LIMIT_REACHED", `At most ${PLATFORM_LIMITS.alertsPerUser} alerts per user`);
       const alert = await platform.store.createAlert({
@@ -372,7 +380,7 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
         )
           parameters.referencePrice = engine.currentPrice(current.symbol, side);
       }
-      checkReachable(condition, parameters);
+      checkReachable(condition, parameters, instrument);
       const patch: PriceAlertPatch = {
         side,
         condition,
