@@ -108,6 +108,16 @@ describe("the pure generator", () => {
     }
   });
 
+  // Found by the audit of market data of 7 December: the book held 5-9 lots of BTCUSD (20 allowed) and 20-40 of
+  // EURUSD (100 allowed), so a market order the contract allows was refused NO_LIQUIDITY on the demo.
+  it("offers every instrument's largest order on each side: its deepest level holds at least volumeMax", () => {
+    const times = everyQuarterSecond(TUESDAY_NOON, 40);
+    for (const spec of DEFAULT_INSTRUMENTS)
+      for (const quote of simulateTicks(3, spec, times))
+        for (const side of [quote!.bids!, quote!.asks!])
+          expect(side.at(-1)!.volume, spec.symbol).toBeGreaterThanOrEqual(spec.volumeMax);
+  });
+
   it("moves forex a few points per tick, gold and indices more", () => {
     const times = everyQuarterSecond(TUESDAY_NOON, 2000);
     const meanStep = (symbol: string) => {

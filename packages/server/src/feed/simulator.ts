@@ -172,6 +172,8 @@ function bookSide(
   topUnits: number,
   step: number,
   uniforms: readonly number[],
+  /** The instrument's largest order: the deepest level offers it, so any order the contract allows can fill. */
+  volumeMax: number,
 ): BookLevel[] {
   const levels: BookLevel[] = [];
   let price = top;
@@ -180,7 +182,10 @@ function bookSide(
     const u = uniforms[level] ?? 0.5;
     if (level > 0) price += direction * Math.max(1, Math.round(spread * (0.3 + 0.5 * u)));
     const wanted = Math.round((topUnits * (level + 1) * (0.6 + 0.8 * u)) / step) * step;
-    const volume = Math.max(wanted, previousVolume + step, step);
+    // A large order walks the book and slips, as a dealer fills it; it was refused NO_LIQUIDITY past the book's
+    // 15 or so top sizes (found by the audit of market data of 7 December: 5-9 lots of BTCUSD, 20 allowed).
+    const deepest = level === SIMULATED_LEVELS - 1 ? volumeMax : 0;
+    const volume = Math.max(wanted, previousVolume + step, step, deepest);
     levels.push({ price, volume });
     previousVolume = volume;
   }
@@ -218,8 +223,8 @@ export function nextSimulatedTick(state: SimulatorState, instrument: InstrumentS
     symbol: instrument.symbol,
     bid,
     ask,
-    bids: bookSide(bid, -1, spread, topUnits, step, u.slice(6, 11)),
-    asks: bookSide(ask, 1, spread, topUnits, step, u.slice(11, 16)),
+    bids: bookSide(bid, -1, spread, topUnits, step, u.slice(6, 11), instrument.volumeMax),
+    asks: bookSide(ask, 1, spread, topUnits, step, u.slice(11, 16), instrument.volumeMax),
   };
   const meanDelay = 1000 / profile.ticksPerSecond;
   const delayMs = Math.max(1, Math.round(meanDelay * (0.25 + 1.5 * u[5]!)));
