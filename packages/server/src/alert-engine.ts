@@ -52,8 +52,11 @@ import { NotificationService, formatPrice } from "./notifications.ts";
 import type { AcceptedQuote, Platform } from "./platform.ts";
 import { optionalTimeToWire, timeToWire } from "./wire.ts";
 
-/** Writes of a user's update at most: the update, then the engine's changes made during the write before. */
-const MAX_USER_UPDATE_ROUNDS = 3;
+/**
+ * Writes of the engine's changes after a user's update at most. Each round needs the alert to fire again during the
+ * write before, so this is never reached in practice; past it, the last changes are queued as the engine's own.
+ */
+const MAX_USER_UPDATE_ROUNDS = 10;
 
 // ---- the conditions ----
 
@@ -438,29 +441,40 @@ export class AlertEngine {
    * own changes made while it was being written (the alert fired or expired, a MOVING_* alert took a new reference) are
    * applied after it, but for the fields the user set (`userSet`): the trigger came first, then the user's change.
    * Before, the update put a once alert that fired meanwhile back in the index as active, from the row read before the
-   * trigger, and it fired a second time (found by the audit of alerts of 7 December).
+   * trigger, and it fired a second time (found by the audit of alerts of 7 December). The alert is then indexed as it
+   * stands (`sync`); null when it was deleted meanwhile.
    */
   async writeUserUpdate(
     alert: Pick<PriceAlert, "id" | "userId">,
     patch: PriceAlertPatch,
     userSet: ReadonlySet<keyof PriceAlertPatch>,
     now: number,
+    /** The change sets the alert active (or changes its side): it starts afresh when indexed (see `sync`). */
+    rearm: boolean,
   ): Promise<PriceAlert | null> {
     const store = this.platform.store;
     let { result: updated, during } = await this.writeWatched(alert, () =>
       store.updateAlert(alert.userId, alert.id, patch, now),
     );
+    const engineChangesOf = (changes: PriceAlertPatch | null): PriceAlertPatch | null => {
+      const kept = Object.entries(changes ?? {}).filter(([field]) => !userSet.has(field as keyof PriceAlertPatch));
+      return kept.length === 0 ? null : (Object.fromEntries(kept) as PriceAlertPatch);
+    };
     // Each round writes what the engine changed during the one before; a repeating alert may fire again meanwhile.
-    for (let round = 0; updated && during && round < MAX_USER_UPDATE_ROUNDS; round += 1) {
-      const engineChanges = Object.fromEntries(
-        Object.entries(during).filter(([field]) => !userSet.has(field as keyof PriceAlertPatch)),
-      ) as PriceAlertPatch;
-      if (Object.keys(engineChanges).length === 0) break;
+    let engineChanges = engineChangesOf(during);
+    for (let round = 0; updated && engineChanges && round < MAX_USER_UPDATE_ROUNDS; round += 1) {
+      const changes: PriceAlertPatch = engineChanges;
       ({ result: updated, during } = await this.writeWatched(alert, () =>
-        store.updateAlert(alert.userId, alert.id, engineChanges, now),
+        store.updateAlert(alert.userId, alert.id, changes, now),
       ));
+      engineChanges = engineChangesOf(during);
     }
-    return updated;
+    if (!updated) return null;
+    // Indexed as it now stands; changes made during the last round (past the bound) are written as the engine's.
+    const result = engineChanges ? { ...updated, ...engineChanges } : updated;
+    this.sync(result, rearm);
+    if (engineChanges) this.persist(result, engineChanges);
+    return result;
   }
 
   /** Runs a user's write of the alert (see writeUserChange) and returns the engine's own changes made meanwhile. */

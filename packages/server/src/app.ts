@@ -108,6 +108,11 @@ const CORS_ALLOWED_HEADERS = "Authorization, Content-Type";
 /** How long a browser may keep a preflight's answer. */
 const CORS_PREFLIGHT_MAX_AGE_SECONDS = 600;
 
+/** A CORS preflight: OPTIONS naming the method the page means to send (no route has OPTIONS). */
+function isPreflight(request: FastifyRequest): boolean {
+  return request.method === "OPTIONS" && request.headers["access-control-request-method"] !== undefined;
+}
+
 /** The CORS headers of an answer to `request`, none when its origin is not allowed (or it sends none). */
 function corsHeaders(request: FastifyRequest, allowed: readonly string[]): Record<string, string> | null {
   const origin = request.headers.origin;
@@ -464,7 +469,12 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     // OWASP's REST headers: no sniffing a JSON answer into another type, no framing, no caching of account data.
     void reply.headers(SECURITY_HEADERS);
     const cors = corsHeaders(request, config.corsOrigins);
-    if (cors) void reply.headers(cors);
+    if (cors) {
+      void reply.headers(cors);
+      // A preflight is the browser's, before the request it asks for: it spends no budget (a 429 to one is a CORS
+      // failure the page cannot read; found by the review of 7 December). The not-found handler answers it.
+      if (isPreflight(request)) return;
+    }
     if (platform.stopping) {
       void reply.header("connection", "close");
       throw new ApiError("ENGINE_UNAVAILABLE", "The server is stopping: try again shortly");
@@ -532,7 +542,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   app.setNotFoundHandler((request, reply) => {
     // A CORS preflight (no route has OPTIONS): allowed origins are told what they may send; others get the 404.
     const cors = corsHeaders(request, config.corsOrigins);
-    if (cors && request.method === "OPTIONS" && request.headers["access-control-request-method"] !== undefined)
+    if (cors && isPreflight(request))
       return reply
         .status(204)
         .headers({

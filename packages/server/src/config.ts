@@ -427,7 +427,7 @@ function configPick(environment: NodeJS.ProcessEnv): Pick {
     const alias = NESTED_ALIASES[variable];
     let fromFile = file[fileKey(variable)];
     if (fromFile === undefined && alias) fromFile = (file[alias[0]] as Record<string, unknown> | undefined)?.[alias[1]];
-    if (variable === "BOURSE_TRUST_PROXY") fromFile = trustProxyFromFile(fromFile);
+    if (LIST_SETTINGS.has(variable)) fromFile = listFromFile(variable, fromFile);
     if (fromFile === undefined) return undefined;
     // A list or an object was read as its text: `"host": {}` listened on "[object Object]", `"dataDir": ["a"]` used ./a.
     if (typeof fromFile !== "string" && typeof fromFile !== "number" && typeof fromFile !== "boolean")
@@ -570,13 +570,14 @@ function trustedProxiesSetting(name: string, value: string | undefined): readonl
   }
 }
 
-/** The file's `trustProxy`: its text, a list joined as the environment writes it. */
-function trustProxyFromFile(value: unknown): unknown {
+/** Settings the file may give as a list of strings (the environment writes them comma-separated). */
+const LIST_SETTINGS: ReadonlySet<string> = new Set(["BOURSE_TRUST_PROXY", "BOURSE_CORS_ORIGINS"]);
+
+/** A list setting from the file: its text, a list joined as the environment writes it. */
+function listFromFile(variable: string, value: unknown): unknown {
   if (!Array.isArray(value)) return value;
   if (!value.every((entry) => typeof entry === "string"))
-    throw new ConfigError(
-      "the configuration file's setting for BOURSE_TRUST_PROXY must be a string or a list of strings",
-    );
+    throw new ConfigError(`the configuration file's setting for ${variable} must be a string or a list of strings`);
   return value.join(",");
 }
 

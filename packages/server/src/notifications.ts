@@ -475,8 +475,8 @@ export class NotificationService {
 
   /**
    * "Bought 0.1 lots EURUSD at 1.08440", and for a closing deal what it realised: its profit, and its swap and
-   * commission when not 0, each as the deal history shows it (the profit said was profit + swap, without the
-   * commission: found by the audit of 7 December).
+   * commission when not 0, each as the deal history shows it (a commission is a charge, shown positive). The profit
+   * said was profit + swap, without the commission (found by the audit of 7 December).
    */
   private tradeText(event: DealExecutedEvent, account: Account, instrument: InstrumentSpec): string {
     const { deal } = event;
@@ -487,7 +487,7 @@ export class NotificationService {
     return (
       `${trade}; profit ${this.money(deal.profit, account)}` +
       (deal.swap === 0 ? "" : `, swap ${this.money(deal.swap, account)}`) +
-      (deal.commission === 0 ? "" : `, commission ${this.money(-deal.commission, account)}`)
+      (deal.commission === 0 ? "" : `, commission ${this.money(deal.commission, account)}`)
     );
   }
 
@@ -505,19 +505,21 @@ export class NotificationService {
     if (!account || !instrument) return null;
     const withOutcome = this.tradeText(event, account, instrument);
     const special = DEAL_TITLES[deal.reason];
-    // A decrease that leaves the position open closed part of it (the platform's engine is the durable state).
-    const partClose =
-      event.effect.kind === "DECREASE" && this.platform.engine.state.positions.has(deal.positionId) ? " partly" : "";
     let title: string;
     let body: string;
     if (special) {
-      title = `${special}: position #${deal.positionId} ${deal.symbol}${partClose} closed`;
-      body = `Position #${deal.positionId}${partClose} closed by ${special.toLowerCase()}: ${withOutcome.charAt(0).toLowerCase()}${withOutcome.slice(1)}`;
+      // SL, TP and stop-out close whole positions.
+      title = `${special}: position #${deal.positionId} ${deal.symbol} closed`;
+      body = `Position #${deal.positionId} closed by ${special.toLowerCase()}: ${withOutcome.charAt(0).toLowerCase()}${withOutcome.slice(1)}`;
     } else if (deal.entry === "IN") {
       title = `Order #${deal.orderId} ${finalStatus.get(deal.orderId) === "FILLED" ? "filled" : "partly filled"}`;
       body = `${withOutcome} (deal #${deal.id}, position #${deal.positionId})`;
     } else {
-      title = `Position #${deal.positionId}${partClose} closed`;
+      // The lots the deal closed: the event says what it took from the position, not whether some is left (a
+      // partial close was said "closed"; the state after the batch is no answer either, as a later close of the
+      // same batch or a rebuild at start would show).
+      const lots = String(toDecimalNumber(deal.volume, instrument.volumeDigits));
+      title = `Position #${deal.positionId}: ${lots} ${lots === "1" ? "lot" : "lots"} closed`;
       body = `${withOutcome} (deal #${deal.id})`;
     }
     return {

@@ -57,14 +57,17 @@ export class FixedWindowLimiter {
   }
 
   /**
-   * Seconds until `key`'s window resets when it has already used its limit (the next hit would exceed it);
-   * null otherwise. Counts nothing.
+   * Seconds until `key`'s window resets when it has already used its limit, or would with `pending` more hits (the
+   * next hit would exceed it); null otherwise. Counts nothing.
    */
-  blocked(key: string): number | null {
+  blocked(key: string, pending = 0): number | null {
     const now = this.now();
     const window = this.windows.get(key);
-    if (!window || now - window.start >= this.windowMs || now < window.start || window.count < this.limit) return null;
-    return Math.max(1, Math.ceil((window.start + this.windowMs - now) / 1000));
+    const current = !window || now - window.start >= this.windowMs || now < window.start ? null : window;
+    if ((current?.count ?? 0) + pending < this.limit) return null;
+    // Only attempts under way fill it (no window yet): they are refused until one of them ends.
+    if (!current) return 1;
+    return Math.max(1, Math.ceil((current.start + this.windowMs - now) / 1000));
   }
 
   /** Windows are kept in the order they started (a new window is re-inserted): expired ones come first. */

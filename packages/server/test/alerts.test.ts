@@ -701,44 +701,58 @@ describe("a user's change while the trigger's write waits in the queue", () => {
     expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.105]);
   });
 
+  /**
+   * Sends `body` as a change of the alert and holds its store write (the commit before or after the hold) while
+   * `meanwhile` runs (a quote that fires the alert), then lets it go; answers the change's answer.
+   */
+  async function changeWhile(
+    owner: User,
+    alertId: string,
+    body: Record<string, unknown>,
+    commit: "before" | "after",
+    meanwhile: () => Promise<void>,
+  ) {
+    const store = server.platform.store;
+    const update = store.updateAlert.bind(store);
+    let writing!: () => void;
+    const underWay = new Promise<void>((resolve) => (writing = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let held = false;
+    const spy = vi.spyOn(store, "updateAlert").mockImplementation(async (...parameters) => {
+      if (held) return update(...parameters);
+      held = true;
+      writing();
+      if (commit === "after") await released;
+      const row = await update(...parameters);
+      if (commit === "before") await released;
+      return row;
+    });
+    try {
+      const change = call(server, "POST", `/api/v1/alerts/${alertId}`, { token: owner.token, body });
+      await underWay;
+      await meanwhile();
+      await NotificationService.for(server.platform).queue.drain();
+      release();
+      const changed = await change;
+      expect(changed.status, JSON.stringify(changed.body)).toBe(200);
+      return changed.body.data as Record<string, unknown>;
+    } finally {
+      release();
+      spy.mockRestore();
+    }
+  }
+
   // Found by the audit of alerts of 7 December (third session): the trigger landed while the change's own write was
   // under way (the row was read before it); the change answered the alert active, put it back in the index, and it
-  // fired a second time. Each of the two orders of the writes' commits.
-  for (const triggerWrite of ["before", "after"] as const)
-    it(`a once alert that fires while its change is written stays triggered (trigger's write ${triggerWrite} the change's)`, async () => {
+  // fired a second time. Each order of the two writes' commits.
+  for (const commit of ["before", "after"] as const)
+    it(`a once alert that fires while its change is written stays triggered (the change commits ${commit} the trigger)`, async () => {
       const owner = await signUp(server);
       await bid(1.09);
       const alert = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.1 }, owner);
-      const store = server.platform.store;
-      const update = store.updateAlert.bind(store);
-      let writing!: () => void;
-      const underWay = new Promise<void>((resolve) => (writing = resolve));
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      const spy = vi.spyOn(store, "updateAlert").mockImplementation(async (...parameters) => {
-        if (parameters[2].message !== "renamed") return update(...parameters);
-        writing();
-        if (triggerWrite === "before") await released;
-        const row = await update(...parameters);
-        if (triggerWrite === "after") await released;
-        return row;
-      });
-      try {
-        const change = call(server, "POST", `/api/v1/alerts/${alert.id}`, {
-          token: owner.token,
-          body: { message: "renamed" },
-        });
-        await underWay;
-        await bid(1.105);
-        await NotificationService.for(server.platform).queue.drain();
-        release();
-        const changed = await change;
-        expect(changed.status).toBe(200);
-        expect(changed.body.data).toMatchObject({ status: "triggered", message: "renamed" });
-      } finally {
-        release();
-        spy.mockRestore();
-      }
+      const changed = await changeWhile(owner, alert.id, { message: "renamed" }, commit, () => bid(1.105));
+      expect(changed).toMatchObject({ status: "triggered", message: "renamed" });
       await bid(1.09);
       await bid(1.106);
       expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.105]);
@@ -749,33 +763,27 @@ describe("a user's change while the trigger's write waits in the queue", () => {
     const owner = await signUp(server);
     await bid(1.09);
     const alert = await createAlert({ condition: "GREATER_THAN", targetPrice: 1.1 }, owner);
-    const store = server.platform.store;
-    const update = store.updateAlert.bind(store);
-    let writing!: () => void;
-    const underWay = new Promise<void>((resolve) => (writing = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const spy = vi.spyOn(store, "updateAlert").mockImplementation(async (...parameters) => {
-      if (parameters[2].message !== "again") return update(...parameters);
-      writing();
-      await released;
-      return update(...parameters);
-    });
-    try {
-      const change = call(server, "POST", `/api/v1/alerts/${alert.id}`, {
-        token: owner.token,
-        body: { message: "again", status: "active", targetPrice: 1.2 },
-      });
-      await underWay;
-      await bid(1.105);
-      release();
-      expect((await change).body.data).toMatchObject({ status: "active", message: "again" });
-    } finally {
-      release();
-      spy.mockRestore();
-    }
+    const body = { message: "again", status: "active", targetPrice: 1.2 };
+    const changed = await changeWhile(owner, alert.id, body, "after", () => bid(1.105));
+    expect(changed).toMatchObject({ status: "active", message: "again", targetPrice: 1.2 });
     await bid(1.21);
     expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.21, 1.105]); // newest first
+  });
+
+  // The review of 7 December: a side change sets a new reference (the other side's price), and the engine's new
+  // reference from a trigger of the old side during the write replaced it.
+  it("a side change keeps its own reference when the alert fires on the old side meanwhile", async () => {
+    const owner = await signUp(server);
+    await bid(1.09);
+    const alert = await createAlert(
+      { condition: "MOVING_UP", moveThreshold: 0.001, referencePrice: 1.09, repeating: true },
+      owner,
+    );
+    const changed = await changeWhile(owner, alert.id, { side: "ASK" }, "after", () => bid(1.0912));
+    // The ask when the change was made (1.09 + 0.0001), not the bid the BID alert fired at.
+    expect(changed).toMatchObject({ side: "ASK", referencePrice: 1.0901, status: "active" });
+    expect(await alertOf(alert.id, owner)).toMatchObject({ side: "ASK", referencePrice: 1.0901 });
+    expect((await logsOf(alert.id, owner)).map((log) => log.triggeredPrice)).toEqual([1.0912]);
   });
 
   // Left by the review of 7 December (second session): the change took the engine's unwritten change over and made the

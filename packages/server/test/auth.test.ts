@@ -263,9 +263,17 @@ describe("sign in and sessions", () => {
       expect(locked.headers["retry-after"]).toBe(String(limited.config.loginLockSeconds));
       // Another address, and the same users, are not locked (each user failed once).
       expect((await loginFrom("198.51.100.9", users[0]!.email, users[0]!.password)).statusCode).toBe(200);
-      // Successes do not reset the count; the period's end does.
+      // The period's end lifts it.
       limited.clock.advance(limited.config.loginLockSeconds * 1000);
       expect((await loginFrom("203.0.113.7", users[3]!.email, users[3]!.password)).statusCode).toBe(200);
+      // Sent at once, each attempt under way counts: no more passwords are checked than the bound (the review of
+      // 7 December: 12 parallel guesses naming 12 emails were 12 password checks against a bound of 3).
+      const parallel = await Promise.all(
+        Array.from({ length: 12 }, (_, index) => loginFrom("198.51.100.77", `nobody${index}@example.com`, "guess")),
+      );
+      const statuses = parallel.map((answer) => answer.statusCode);
+      expect(statuses.filter((status) => status === 401)).toHaveLength(3);
+      expect(statuses.filter((status) => status === 429)).toHaveLength(9);
     } finally {
       await limited.close();
     }

@@ -3,6 +3,9 @@
  * the Client API from a browser. Without CORS headers the browser refused every answer; BOURSE_CORS_ORIGINS names
  * the origins allowed (none by default).
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadServerConfig, ConfigError } from "../src/config.ts";
 import { signUp, startTestServer, type TestServer } from "./helpers.ts";
@@ -71,6 +74,28 @@ describe("CORS", () => {
     );
   });
 
+  // The review of 7 December: a preflight spent the address's request budget, and a 429 to it is a CORS failure the
+  // page cannot read (each URL such as /orders/{id} needs its own preflight).
+  it("answers preflights without spending the request budget", async () => {
+    const tight = await startTestServer({
+      environment: { BOURSE_CORS_ORIGINS: TERMINAL, BOURSE_RATE_LIMIT_PER_SECOND: "2" },
+    });
+    try {
+      const preflight = { origin: TERMINAL, "access-control-request-method": "GET" };
+      for (let index = 0; index < 5; index += 1)
+        expect((await inject(tight, "OPTIONS", `/api/v1/accounts/100001/orders/${index}`, preflight)).statusCode).toBe(
+          204,
+        );
+      // Other requests still spend it.
+      const statuses = [];
+      for (let index = 0; index < 3; index += 1)
+        statuses.push((await inject(tight, "GET", "/api/v1/nowhere", { origin: TERMINAL })).statusCode);
+      expect(statuses).toEqual([404, 404, 429]);
+    } finally {
+      await tight.close();
+    }
+  });
+
   it("takes origins as a browser sends them, or * alone, and refuses anything else at start", () => {
     const load = (value: string) =>
       loadServerConfig({
@@ -84,6 +109,22 @@ describe("CORS", () => {
       "https://a.example",
       "https://b.example:8443",
     ]);
+    // A configuration file may give them as a list, as it may BOURSE_TRUST_PROXY.
+    const directory = mkdtempSync(path.join(tmpdir(), "bourse-cors-file-"));
+    const file = path.join(directory, "bourse.config.json");
+    writeFileSync(file, JSON.stringify({ corsOrigins: ["https://a.example", "https://b.example"] }));
+    try {
+      expect(
+        loadServerConfig({
+          BOURSE_CONFIG: file,
+          BOURSE_DATA_DIR: path.join(directory, "data"),
+          BOURSE_JWT_SECRET: "x".repeat(32),
+          BOURSE_ADMIN_TOKEN: "a",
+        }).corsOrigins,
+      ).toEqual(["https://a.example", "https://b.example"]);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
     for (const bad of [
       "https://a.example/",
       "https://a.example/terminal",

@@ -82,7 +82,11 @@ describe("parsing", () => {
       "6 cells where the header names 4 (a decimal comma, or a stray comma?)",
     );
     expect(reason("2026-06-02T12:00:00Z,EURUSD,1.08500,1.08510,extra")).toMatch(/5 cells where the header names 4/);
-    expect(reason("2026-06-02T12:00:00Z,EURUSD,1.08500")).toMatch(/3 cells where the header names 4/);
+    expect(reason("2026-06-02T12:00:00Z,EURUSD,1.08500")).toMatch(/bad ask/);
+    // A trailing comma on the lines, or on the header, is no cell (the review of 7 December: such files replayed
+    // before the cell count).
+    expect(reason("2026-06-02T12:00:00Z,EURUSD,1.08500,1.08510,")).toBeNull();
+    expect(parseCsvHeader("time,symbol,bid,ask,").count).toBe(4);
     expect(reason("1717329600,EURUSD,1.08500,1.08510")).toMatch(/bad time "1717329600" \(ISO 8601 with a zone/);
     expect(reason("1717329600000,EURUSD,1.08500,1.08510")).toBeNull();
     // A header may name columns the replay does not read; its lines have as many cells.

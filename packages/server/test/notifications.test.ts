@@ -149,7 +149,7 @@ describe("notifications from the engine's events", () => {
 
   // Found by the audit of 7 December: an IOC order that walked three levels and filled 0.3 of 0.5 lot said "filled"
   // three times, a partial close said "closed", and a close's "profit" was profit + swap without the commission.
-  it("says partly filled and partly closed, and a close's profit, swap and commission apart", async () => {
+  it("says partly filled, the lots a close took, and a close's profit, swap and commission apart", async () => {
     const user = await signUp(server);
     const thin = await admin(server, "POST", "/admin/v1/quotes", {
       symbol: "EURUSD",
@@ -171,7 +171,7 @@ describe("notifications from the engine's events", () => {
     expect(close.status).toBe(200);
     const rows = tableObjects((await notifications(user)).body);
     expect(rows.map((row) => row.title)).toEqual([
-      `Position #${walked.positionId} partly closed`,
+      `Position #${walked.positionId}: 0.05 lots closed`,
       `Order #${walked.order.id} partly filled`,
       `Order #${walked.order.id} partly filled`,
     ]);
@@ -185,8 +185,8 @@ describe("notifications from the engine's events", () => {
       token: user.token,
     });
     const closed = tableObjects((await notifications(user)).body)[0]!;
-    expect(closed.title).toBe(`Position #${bitcoin.positionId} closed`);
-    expect(closed.body).toMatch(/^Sold 0\.1 lots BTCUSD at 60110\.00; profit 10\.00 USD, commission -0\.50 USD \(deal/);
+    expect(closed.title).toBe(`Position #${bitcoin.positionId}: 0.1 lots closed`);
+    expect(closed.body).toMatch(/^Sold 0\.1 lots BTCUSD at 60110\.00; profit 10\.00 USD, commission 0\.50 USD \(deal/);
   });
 });
 

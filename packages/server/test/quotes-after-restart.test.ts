@@ -238,6 +238,17 @@ describe("quotes across a restart", () => {
         close: 1.101,
         tickVolume: 2,
       });
+      // The latest bars, asked up to a time far ahead, include that bar past the clock (the review of 7 December:
+      // the look-back counted from the clock alone).
+      const latest = await call(
+        fourth,
+        "GET",
+        "/api/v1/market/EURUSD/candles?timeframe=M1&limit=1&to=2027-01-01T00:00:00Z",
+        {
+          token: trader.token,
+        },
+      );
+      expect(latest.body.rows).toEqual([["2026-06-03T12:05:00.000Z", 1.1, 1.101, 1.1, 1.101, 2]]);
     } finally {
       await fourth.close();
     }

@@ -2,7 +2,7 @@
  * CSV replay (`BOURSE_FEED=csv:PATH`): a tick file pushed through `platform.pushQuote` in file order.
  *
  * Format: a header naming the columns (any order) `time,symbol,bid,ask`, optionally `bids,asks`; then one
- * tick per line, as many cells as the header. `time` is ISO 8601 with a zone or epoch milliseconds (from 1973 on:
+ * tick per line, no more cells than the header names (empty ones past them aside). `time` is ISO 8601 with a zone or epoch milliseconds (from 1973 on:
  * seconds are refused); `bid`/`ask` decimals with at most
  * the instrument's digits; `bids`/`asks` book levels best first as `price:lots` separated by `;`
  * (e.g. `1.08500:1.5;1.08490:3`). Blank lines and lines starting with `#` are ignored.
@@ -52,6 +52,8 @@ export class CsvFormatError extends Error {
 /** Reads the header line: the column index of each field. */
 export function parseCsvHeader(line: string): CsvColumns {
   const names = line.split(",").map((name) => name.trim().toLowerCase());
+  // A trailing comma names no column.
+  while (names.length > 1 && names.at(-1) === "") names.pop();
   const index = (name: string, required: boolean): number | null => {
     const at = names.indexOf(name);
     if (at < 0 && required)
@@ -113,9 +115,12 @@ export function parseCsvLine(
   instruments: ReadonlyMap<string, InstrumentSpec>,
 ): CsvLineResult {
   const cells = line.split(",").map((cell) => cell.trim());
+  // Empty cells past the header's (a trailing comma) are nothing.
+  while (cells.length > columns.count && cells.at(-1) === "") cells.pop();
   // A decimal comma (1,08500) or a stray separator shifts every cell after it: the shifted ones would be read as
   // prices and traded (found by the audit of market data of 7 December: 1,08500,1,08510 became bid 1, ask 8500).
-  if (cells.length !== columns.count)
+  // Fewer cells leave columns empty: a missing time, symbol, bid or ask is refused below, missing levels are none.
+  if (cells.length > columns.count)
     return {
       ok: false,
       reason: `${cells.length} cells where the header names ${columns.count} (a decimal comma, or a stray comma?)`,

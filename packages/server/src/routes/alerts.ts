@@ -391,17 +391,18 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
         ...(body.message === undefined ? {} : { message: body.message }),
         ...(body.accountId === undefined ? {} : { accountId: body.accountId }),
       };
-      // What the user set outright wins over what the engine did to the alert while this was written.
-      const userSet = new Set<keyof PriceAlertPatch>();
+      // What the user's change sets wins over what the engine did to the alert while it was written: a field it
+      // changes, and the status when given (a re-arm). Only the fields it left as they were take the engine's change
+      // (the review of 7 December: a side or condition change kept a reference the engine took meanwhile).
+      const userSet = new Set<keyof PriceAlertPatch>(
+        (Object.keys(patch) as (keyof PriceAlertPatch)[]).filter((field) => patch[field] !== current[field]),
+      );
       if (body.status !== undefined) userSet.add("status");
-      if (given.referencePrice !== undefined || (status === "active" && body.status === "active"))
-        userSet.add("referencePrice");
-      const updated = await engine.writeUserUpdate(current, patch, userSet, now);
+      const updated = await engine.writeUserUpdate(current, patch, userSet, now, body.status === "active");
       if (!updated) {
         engine.forget(current.id);
         throw notFound();
       }
-      engine.sync(updated, body.status === "active");
       return { data: view(updated) };
     },
   );

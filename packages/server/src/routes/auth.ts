@@ -34,6 +34,8 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
   );
   // Failed sign-ins per client address in a lock period (BOURSE_LOGIN_ADDRESS_MAX_FAILURES): the lockout per user
   // alone let one address try a common password on every user in turn.
+  /** Sign-ins under way per address (bounded by the addresses sending requests at once). */
+  const loginsUnderWay = new Map<string, number>();
   const failedLoginsByAddress = new FixedWindowLimiter(
     platform.config.loginAddressMaxFailures,
     platform.config.loginLockSeconds * 1000,
@@ -114,20 +116,28 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
           ? { email: body.email, password: body.password }
           : { login: Number(body.login), password: body.password };
       const address = subscriberBlock(request.ip);
-      // Refused before any password work: a locked address costs no argon2 either.
-      const lockedSeconds = failedLoginsByAddress.blocked(address);
+      // Refused before any password work: a locked address costs no argon2 either. Attempts under way count as
+      // failures to come: sent in parallel, each passed the check before any failure was counted (the review of
+      // 7 December: 12 parallel guesses against a bound of 3 were 12 password checks).
+      const underWay = loginsUnderWay.get(address) ?? 0;
+      const lockedSeconds = failedLoginsByAddress.blocked(address, underWay);
       if (lockedSeconds !== null)
         throw new ApiError(
           "LOGIN_LOCKED",
           `Too many failed sign-ins from this address: try again in ${lockedSeconds} s`,
           { "retry-after": String(lockedSeconds) },
         );
+      loginsUnderWay.set(address, underWay + 1);
       let signedIn: Awaited<ReturnType<typeof auth.login>>;
       try {
         signedIn = await auth.login(credentials);
       } catch (error) {
         if (error instanceof ApiError && error.code === "INVALID_CREDENTIALS") failedLoginsByAddress.hit(address);
         throw error;
+      } finally {
+        const left = (loginsUnderWay.get(address) ?? 1) - 1;
+        if (left === 0) loginsUnderWay.delete(address);
+        else loginsUnderWay.set(address, left);
       }
       const { token, session, user } = signedIn;
       const account =

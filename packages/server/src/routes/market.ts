@@ -245,11 +245,13 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
       const to =
         request.query.to === undefined ? Math.max(now, from ?? now) : queryTimeFromWire(request.query.to, "to");
       if (from !== null && from > to) throw new ApiError("INVALID_DATA", "from must not be after to");
-      // No bar starts after the clock: the look-back counts from it, so a `to` far ahead ("up to now") still finds
-      // the latest bars (it looked back 5,000 bars from `to` and found none: the audit of market data, 7 December).
+      // No bar starts after the clock or the last quote (kept from before a clock set back): the look-back counts
+      // from there, so a `to` far ahead ("up to now") still finds the latest bars (it looked back 5,000 bars from
+      // `to` and found none: the audit of market data, 7 December).
+      const latest = Math.max(now, marketData.lastQuote(symbol)?.time ?? now);
       const selected =
         from === null
-          ? await marketData.latestCandles(symbol, timeframe, Math.min(to, now), limit)
+          ? await marketData.latestCandles(symbol, timeframe, Math.min(to, latest), limit)
           : await marketData.candles({ symbol, timeframe, from, to, limit });
       return toTable(
         CANDLE_COLUMNS,
