@@ -424,6 +424,11 @@ export interface PlatformStore {
   findUserById(id: string): Promise<User | null>;
   /** Case-insensitive. */
   findUserByEmail(email: string): Promise<User | null>;
+  /**
+   * Users in id order, those after `afterId` (from the first when null), `limit` (PLATFORM_LIMITS.pageLimit at most)
+   * of them: one page of the back office's list. Page on with the last id until a page is short.
+   */
+  listUsers(afterId: string | null, limit: number): Promise<User[]>;
   updatePasswordHash(userId: string, passwordHash: string): Promise<void>;
   /** Counts a failure; locks the user until now + lockMilliseconds when the count reaches maxFailures. */
   recordFailedLogin(userId: string, policy: FailedLoginPolicy): Promise<User>;

@@ -598,6 +598,14 @@ export abstract class SqlPlatformStore implements PlatformStore {
     return rows[0] ? toUser(rows[0]) : null;
   }
 
+  async listUsers(afterId: string | null, limit: number): Promise<User[]> {
+    const rows = await this.all(`SELECT ${USER_COLUMNS} FROM {s}users WHERE id > ? ORDER BY id LIMIT ?`, [
+      afterId === null ? "" : checkId("afterId", afterId),
+      checkLimit(limit, PLATFORM_LIMITS.pageLimit),
+    ]);
+    return rows.map(toUser);
+  }
+
   async findUserByEmail(email: string): Promise<User | null> {
     if (typeof email !== "string") throw new ValidationError("email: must be a string", "email");
     const rows = await this.all(`SELECT ${USER_COLUMNS} FROM {s}users WHERE email_key = ?`, [email.toLowerCase()]);

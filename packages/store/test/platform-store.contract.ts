@@ -96,6 +96,23 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(await store.findUserById("nobody")).toBeNull();
     });
 
+    it("lists users in id order by pages, and refuses a limit past the page bound", async () => {
+      const store = await withUsers();
+      await store.createUser({
+        id: "carol",
+        email: "carol@example.com",
+        name: "Carol",
+        passwordHash: "h3",
+        createdAt: T0,
+      });
+      const first = await store.listUsers(null, 2);
+      expect(first.map((user) => user.id)).toEqual(["alice", "bob"]);
+      expect(first[0]).toEqual(await store.findUserById("alice"));
+      expect((await store.listUsers("bob", 2)).map((user) => user.id)).toEqual(["carol"]);
+      expect(await store.listUsers("carol", 2)).toEqual([]);
+      await expect(store.listUsers(null, PLATFORM_LIMITS.pageLimit + 1)).rejects.toThrow(ValidationError);
+    });
+
     it("refuses a duplicate email (case-insensitive) or id with DuplicateError", async () => {
       const store = await withUsers();
       const email = await rejection(

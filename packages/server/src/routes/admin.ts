@@ -11,6 +11,7 @@ import {
   type BookLevel,
   type InstrumentSpec,
 } from "@bourse/core";
+import { PLATFORM_LIMITS, type User } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError, isMarketClosed } from "../errors.ts";
@@ -30,13 +31,45 @@ import {
 import { ACCOUNT_COLUMNS, AccountViewSchema, UserViewSchema, accountView, userView } from "../views.ts";
 
 const ADMIN_ACCOUNT_COLUMNS = [...ACCOUNT_COLUMNS, "userId"] as const;
-const ADMIN_USER_COLUMNS = ["id", "email", "name", "createdAt", "accounts"] as const;
+const ADMIN_USER_COLUMNS = ["id", "email", "name", "createdAt", "failedLoginCount", "lockedUntil", "accounts"] as const;
+
+/**
+ * A user as the back office sees them: the client's view and the sign-in lock (an operator could not tell whether
+ * a user was locked out: the audit of the back office of 7 December).
+ */
+const AdminUserView = Type.Object({
+  ...UserViewSchema.properties,
+  failedLoginCount: Type.Integer({ description: "Failed sign-ins in a row" }),
+  lockedUntil: Type.Union([Type.String({ format: "date-time" }), Type.Null()], {
+    description: "Signing in is refused (LOGIN_LOCKED) until then; null when not locked",
+  }),
+});
+
+function adminUserView(user: User, now: number): Static<typeof AdminUserView> {
+  return {
+    ...userView(user),
+    failedLoginCount: user.failedLoginCount,
+    lockedUntil: user.lockedUntil !== null && user.lockedUntil > now ? timeToWire(user.lockedUntil) : null,
+  };
+}
 import { lotsFromWire, moneyFromWire, priceFromWire, timeToWire } from "../wire.ts";
 
 /** Quotes one push may carry: a feed bridge batches, but a request stays bounded. */
 export const MAX_QUOTES_PER_PUSH = 1000;
 
 const BookLevelInput = Closed({ price: Decimal, volume: Decimal });
+
+/** A page of a back-office list: `limit` rows (1,000 at most, the default) after the previous page's `nextCursor`. */
+function adminPageQuery(cursor: string) {
+  return Closed({
+    limit: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: PLATFORM_LIMITS.pageLimit, default: PLATFORM_LIMITS.pageLimit }),
+    ),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: cursor })),
+  });
+}
+const AccountsPageQuery = adminPageQuery("The `nextCursor` of the previous page (the last login it held)");
+const UsersPageQuery = adminPageQuery("The `nextCursor` of the previous page (the last user id it held)");
 const QuoteInputSchema = Closed({
   symbol: Type.String({ minLength: 1, maxLength: 32 }),
   bid: Decimal,
@@ -182,14 +215,24 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       config,
       schema: {
         tags: ["Admin"],
-        summary: "Every trading account (table)",
+        summary: "Trading accounts by login, a page at a time (table with nextCursor)",
         description: columnsDescription(ADMIN_ACCOUNT_COLUMNS),
+        querystring: AccountsPageQuery,
         response: { 200: TableResponse, ...adminErrors },
       },
     },
-    async () => {
-      const rows = [...platform.engine.state.accounts.values()].map(adminAccount);
-      return toTable(ADMIN_ACCOUNT_COLUMNS, rows);
+    async (request) => {
+      const limit = request.query.limit ?? PLATFORM_LIMITS.pageLimit;
+      const after = request.query.cursor === undefined ? 0 : Number(request.query.cursor);
+      if (!Number.isSafeInteger(after) || after < 0)
+        throw new ApiError("INVALID_DATA", "cursor must be the nextCursor of the previous page");
+      // Unbounded before (found by the audit of the back office of 7 December): every account and its metrics.
+      const page = [...platform.engine.state.accounts.values()]
+        .filter((account) => account.id > after)
+        .sort((a, b) => a.id - b.id)
+        .slice(0, limit + 1);
+      const rows = page.slice(0, limit).map(adminAccount);
+      return toTable(ADMIN_ACCOUNT_COLUMNS, rows, page.length > limit ? String(rows.at(-1)!.login) : null);
     },
   );
 
@@ -242,18 +285,23 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       config,
       schema: {
         tags: ["Admin"],
-        summary: "Users with trading accounts (table)",
+        summary: "Users by id, a page at a time, with their trading accounts (table with nextCursor)",
         description: columnsDescription(ADMIN_USER_COLUMNS),
+        querystring: UsersPageQuery,
         response: { 200: TableResponse, ...adminErrors },
       },
     },
-    async () => {
-      const userIds = [...new Set([...platform.engine.state.accounts.values()].map((account) => account.userId))];
-      const users = await Promise.all(userIds.map((id) => platform.store.findUserById(id)));
-      const rows = users
-        .filter((user) => user !== null)
-        .map((user) => ({ ...userView(user), accounts: [...platform.accountIdsOf(user.id)] }));
-      return toTable(ADMIN_USER_COLUMNS, rows);
+    async (request) => {
+      const limit = request.query.limit ?? PLATFORM_LIMITS.pageLimit;
+      // One query a page: it was one query per user at once, which a PostgreSQL pool refused past 1,000 users (and
+      // every request meanwhile); found by the audit of the back office of 7 December.
+      const users = await platform.store.listUsers(request.query.cursor ?? null, limit);
+      const now = platform.clock.now();
+      const rows = users.map((user) => ({
+        ...adminUserView(user, now),
+        accounts: [...platform.accountIdsOf(user.id)],
+      }));
+      return toTable(ADMIN_USER_COLUMNS, rows, users.length === limit ? users.at(-1)!.id : null);
     },
   );
 
@@ -266,7 +314,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         summary: "One user and their accounts",
         params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
         response: {
-          200: DataResponse(Type.Object({ user: UserViewSchema, accounts: Type.Array(AdminAccount) })),
+          200: DataResponse(Type.Object({ user: AdminUserView, accounts: Type.Array(AdminAccount) })),
           ...adminErrors,
         },
       },
@@ -277,7 +325,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       const accounts = platform
         .accountIdsOf(user.id)
         .map((id) => adminAccount(platform.engine.state.accounts.get(id)!));
-      return { data: { user: userView(user), accounts } };
+      return { data: { user: adminUserView(user, platform.clock.now()), accounts } };
     },
   );
 
