@@ -110,7 +110,7 @@ export interface CommandSuccess {
   /** The order as it stands after the command (placeOrder), or as first placed (a duplicate client order id). */
   readonly order?: Readonly<Order>;
   readonly dealIds?: readonly number[];
-  /** True when a client order id repeated an earlier order: nothing was done again. */
+  /** True when a client order id (or a balance operation's reference) repeated an earlier one: nothing was done again. */
   readonly duplicate?: boolean;
 }
 
@@ -698,6 +698,21 @@ export class TradingEngine {
     const account = this.state.accounts.get(command.accountId);
     if (!account) return reject("ACCOUNT_NOT_FOUND");
     if (!Number.isSafeInteger(command.amount) || command.amount === 0) return reject("INVALID_AMOUNT");
+    const reference = command.reference ?? null;
+    if (reference !== null) {
+      if (!isPortableText(reference, 64) || reference.length === 0)
+        return reject("INVALID_DATA", "reference must be 1 to 64 characters, without NUL or unpaired surrogates");
+      // A payment bridge retries after a lost answer: the first operation's result, no money moved again (found by
+      // the audit of the back office of 7 December: a retried deposit was deposited twice).
+      const first = this.state.balanceReferences.get(account.id)?.get(reference);
+      if (first) {
+        const kind = command.kind === "deposit" ? "DEPOSIT" : command.kind === "withdraw" ? "WITHDRAWAL" : "CREDIT";
+        const amount = command.kind === "withdraw" ? -command.amount : command.amount;
+        if (first.kind !== kind || first.amount !== amount) return reject("DUPLICATE_REFERENCE");
+        return { ok: true, events: [], accountId: account.id, operationId: first.operationId, duplicate: true };
+      }
+    }
+    const referenced = reference === null ? {} : { reference };
     const comment = command.comment ?? "";
     if (!isPortableText(comment, MAX_BALANCE_COMMENT_LENGTH))
       return reject(
@@ -717,6 +732,7 @@ export class TradingEngine {
         kind: "DEPOSIT",
         amount: command.amount,
         comment,
+        ...referenced,
       });
     } else if (command.kind === "withdraw") {
       if (command.amount < 0) return reject("INVALID_AMOUNT");
@@ -735,6 +751,7 @@ export class TradingEngine {
         kind: "WITHDRAWAL",
         amount: -command.amount,
         comment,
+        ...referenced,
       });
     } else {
       if (account.credit + command.amount < 0) return reject("INVALID_AMOUNT", "Credit cannot become negative");
@@ -753,6 +770,7 @@ export class TradingEngine {
         kind: "CREDIT",
         amount: command.amount,
         comment,
+        ...referenced,
       });
     }
     return { ok: true, events: [], accountId: account.id, operationId };

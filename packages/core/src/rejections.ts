@@ -30,6 +30,7 @@ export const RejectionCodes = {
   ORDER_NOT_MODIFIABLE: "The order is no longer working and cannot be changed",
   POSITION_NOT_FOUND: "No such position",
   DUPLICATE_CLIENT_ORDER_ID: "The client order id was already used for a different order",
+  DUPLICATE_REFERENCE: "The reference was already used for a different balance operation of the account",
   NO_CHANGES: "The request changes nothing",
   TOO_MANY_ORDERS: "The limit of working orders for the account is reached",
   TOO_MANY_POSITIONS: "The limit of open positions and working orders for the account is reached",

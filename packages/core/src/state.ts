@@ -11,7 +11,30 @@ import { CurrencyConverter } from "./money.ts";
 import type { InstrumentSpec } from "./instruments.ts";
 import { assertOrderTransition, isWorkingStatus } from "./order-status.ts";
 import { PriceHeap } from "./price-heap.ts";
-import type { Account, EngineConfig, EngineEvent, LedgerTotals, Order, Position, Side } from "./types.ts";
+import type {
+  Account,
+  BalanceOperationKind,
+  EngineConfig,
+  EngineEvent,
+  LedgerTotals,
+  Order,
+  Position,
+  Side,
+} from "./types.ts";
+
+/** What the engine remembers of a balance operation made with a reference (`BalanceCommand.reference`). */
+export interface BalanceReferenceMemory {
+  readonly operationId: number;
+  readonly kind: BalanceOperationKind;
+  /** The signed amount, as the event has it. */
+  readonly amount: number;
+}
+
+/**
+ * References an account remembers at most, the oldest forgotten first. Money operations are few per account (a
+ * payment bridge's deposits and withdrawals), so this covers years of them; a retry comes within minutes.
+ */
+export const BALANCE_REFERENCES_PER_ACCOUNT = 1_000;
 
 /** What the engine remembers of an order placed with a client order id: its latest record and deals. */
 export interface ClientOrderMemory {
@@ -116,6 +139,8 @@ export class EngineState {
   readonly positions = new Map<number, Position>();
   /** Per account, client order id → memory, oldest first (bounded by config). */
   readonly clientOrders = new Map<number, Map<string, ClientOrderMemory>>();
+  /** Per account, the references of its balance operations, oldest first (bounded: BALANCE_REFERENCES_PER_ACCOUNT). */
+  readonly balanceReferences = new Map<number, Map<string, BalanceReferenceMemory>>();
   /** Position id → the days of swap rollovers could not charge yet (`SwapsDeferred`). */
   readonly deferredSwaps = new Map<number, DeferredSwap>();
 
@@ -327,6 +352,19 @@ function rememberClientOrder(state: EngineState, order: Order): void {
   }
 }
 
+function rememberBalanceReference(
+  state: EngineState,
+  accountId: number,
+  reference: string,
+  memory: BalanceReferenceMemory,
+): void {
+  let references = state.balanceReferences.get(accountId);
+  if (!references) state.balanceReferences.set(accountId, (references = new Map()));
+  references.set(reference, memory);
+  // Bounded: forget the oldest first (insertion order, identical on replay).
+  if (references.size > BALANCE_REFERENCES_PER_ACCOUNT) references.delete(references.keys().next().value as string);
+}
+
 function clientOrderMemory(state: EngineState, order: Order): ClientOrderMemory | undefined {
   if (order.clientOrderId === null) return undefined;
   const memory = state.clientOrders.get(order.accountId)?.get(order.clientOrderId);
@@ -384,6 +422,12 @@ export function applyEvent(state: EngineState, event: EngineEvent): void {
       }
       state.nextOperationId = Math.max(state.nextOperationId, event.operationId + 1);
       state.riskDirty.add(account.id);
+      if (event.reference !== undefined)
+        rememberBalanceReference(state, account.id, event.reference, {
+          operationId: event.operationId,
+          kind: event.kind,
+          amount: event.amount,
+        });
       return;
     }
     case "OrderAccepted": {
@@ -590,6 +634,20 @@ function stateRecords(state: EngineState): StateSnapshot {
         .sort(([a], [b]) => a - b)
         .map(([positionId, deferred]) => [positionId, deferred.accountId, deferred.days] as const),
     }),
+    // The same for balance references: per account, [reference, operation id, kind, amount], oldest first.
+    ...(state.balanceReferences.size > 0 && {
+      balanceReferences: [...state.balanceReferences.entries()]
+        .sort(([a], [b]) => a - b)
+        .map(
+          ([accountId, references]) =>
+            [
+              accountId,
+              [...references.entries()].map(
+                ([reference, memory]) => [reference, memory.operationId, memory.kind, memory.amount] as const,
+              ),
+            ] as const,
+        ),
+    }),
     accounts: sortedById(state.accounts.values()),
     orders: sortedById(state.orders.values()),
     positions: sortedById(state.positions.values()),
@@ -705,6 +763,7 @@ export function canonicalStateHead(snapshot: StateSnapshot): string {
     ],
     lastRolloverAt: snapshot.lastRolloverAt,
     ...(snapshot.deferredSwaps && { deferredSwaps: snapshot.deferredSwaps }),
+    ...(snapshot.balanceReferences && { balanceReferences: snapshot.balanceReferences }),
   });
   return `${head.slice(0, -1)},`;
 }
@@ -733,6 +792,11 @@ export interface StateSnapshot {
   readonly lastRolloverAt: number | null;
   /** [position id, account id, days] of each deferred swap, by position id; absent when there are none. */
   readonly deferredSwaps?: readonly (readonly [number, number, number])[];
+  /** Per account (by id), its balance references oldest first as [reference, operation id, kind, signed amount]; absent when none. */
+  readonly balanceReferences?: readonly (readonly [
+    number,
+    readonly (readonly [string, number, BalanceOperationKind, number])[],
+  ])[];
   readonly accounts: readonly Account[];
   readonly orders: readonly Order[];
   readonly positions: readonly Position[];
@@ -810,4 +874,7 @@ export function restoreState(state: EngineState, snapshot: StateSnapshot): void 
   }
   for (const [positionId, accountId, days] of snapshot.deferredSwaps ?? [])
     addDeferredSwap(state, positionId, accountId, days);
+  for (const [accountId, references] of snapshot.balanceReferences ?? [])
+    for (const [reference, operationId, kind, amount] of references)
+      rememberBalanceReference(state, accountId, reference, { operationId, kind, amount });
 }

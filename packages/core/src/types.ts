@@ -155,6 +155,11 @@ export interface BalanceCommand extends CommandBase {
   /** Minor units; positive for deposit and withdraw, signed for credit. */
   readonly amount: number;
   readonly comment?: string;
+  /**
+   * The back office's id of the operation (a payment's), unique per account: a retry with it answers the first
+   * operation and moves no money again.
+   */
+  readonly reference?: string | null;
 }
 
 export interface ChangeAccountCommand extends CommandBase {
@@ -305,6 +310,8 @@ export interface BalanceOperationEvent extends EventBase {
   /** Signed change of the balance (DEPOSIT, WITHDRAWAL, CORRECTION) or of the credit (CREDIT). */
   readonly amount: number;
   readonly comment: string;
+  /** The command's reference, when it had one (absent otherwise, as in every event before references). */
+  readonly reference?: string;
 }
 
 export interface OrderAcceptedEvent extends EventBase {

@@ -171,6 +171,8 @@ type Intent =
       readonly op: "deposit" | "withdraw" | "credit";
       readonly cents: number;
       readonly negative: boolean;
+      /** The back office's reference (a few, so they repeat: a retry, or another operation refused). */
+      readonly reference: number | null;
     }
   | {
       readonly k: "market";
@@ -373,6 +375,7 @@ const intentArb: fc.Arbitrary<Intent> = fc.oneof(
       op: fc.constantFrom("deposit" as const, "withdraw" as const, "credit" as const),
       cents: fc.oneof(fc.integer({ min: 0, max: 20_000 }), fc.integer({ min: 20_000, max: 2_000_000 })),
       negative: fc.boolean(),
+      reference: fc.option(fc.nat({ max: 5 }), { freq: 3 }),
     }),
   },
   {
@@ -905,9 +908,14 @@ class Harness {
 
   /** A close the engine remembers under this client order id, in the lowest account that has one. */
   private rememberedClose(clientOrderId: string): Order | undefined {
+    return this.remembered(clientOrderId, (order) => order.closePositionId !== null);
+  }
+
+  /** An order (or close) the engine remembers under this client order id that `which` accepts, lowest account first. */
+  private remembered(clientOrderId: string, which: (order: Order) => boolean): Order | undefined {
     for (const accountId of [...this.engine.state.clientOrders.keys()].sort((a, b) => a - b)) {
       const order = this.engine.state.clientOrders.get(accountId)?.get(clientOrderId)?.order;
-      if (order?.closePositionId != null) return order;
+      if (order && which(order)) return order;
     }
     return undefined;
   }
@@ -1099,10 +1107,32 @@ class Harness {
           time,
           accountId,
           amount: intent.negative && intent.op === "credit" ? -amount : amount,
+          ...(intent.reference === null ? {} : { reference: `p${intent.reference}` }),
         });
         return;
       }
       case "market": {
+        // Half of the intents with a remembered id are a client's retry of that market order, as it was sent.
+        const retried =
+          intent.clientOrderId !== null && intent.account % 2 === 0
+            ? this.remembered(
+                `c${intent.clientOrderId}`,
+                (order) => order.closePositionId === null && order.type === "MARKET",
+              )
+            : undefined;
+        if (retried) {
+          this.run({
+            kind: "placeOrder",
+            time,
+            accountId: retried.accountId,
+            symbol: retried.symbol,
+            side: retried.side,
+            type: "MARKET",
+            volume: retried.volume,
+            clientOrderId: retried.clientOrderId,
+          });
+          return;
+        }
         const market = this.tradedMarket(intent.market);
         const instrument = instrumentOf(market.symbol);
         const accountId = this.accountAt(intent.account);
@@ -2161,6 +2191,7 @@ describe("the sequence generator", () => {
       "retried placeOrder answered again",
       "retried closePosition answered again",
       "rejection DUPLICATE_CLIENT_ORDER_ID",
+      "rejection DUPLICATE_REFERENCE",
     ];
     const missing = required.filter((situation) => (seen.get(situation) ?? 0) === 0);
     expect(missing).toEqual([]);

@@ -3,7 +3,12 @@
  * Every amount in a comment is worked out by hand from the contract specification.
  */
 import { describe, expect, it } from "vitest";
-import { IllegalOrderTransitionError, assertOrderTransition, defaultEngineConfig } from "../src/index.ts";
+import {
+  BALANCE_REFERENCES_PER_ACCOUNT,
+  IllegalOrderTransitionError,
+  assertOrderTransition,
+  defaultEngineConfig,
+} from "../src/index.ts";
 import { Scenario, TUESDAY_NOON, lots, money, points } from "./helpers.ts";
 
 describe("profit and margin", () => {
@@ -930,6 +935,55 @@ describe("time: swaps, expirations, sessions", () => {
     // Crypto trades all week.
     s.quote("BTCUSD", "60000.00", "60010.00", s.time + 1000);
     s.buy(account, "BTCUSD", "0.01");
+  });
+});
+
+describe("balance operations with a reference", () => {
+  // Found by the audit of the back office of 7 December: a payment bridge retrying a deposit after a lost answer
+  // deposited it twice, and had no way to say it was the same payment.
+  it("a retry with the same reference answers the first operation and moves no money; another use is refused", () => {
+    const s = new Scenario();
+    const account = s.account();
+    const other = s.account();
+    const deposit = { kind: "deposit", accountId: account, amount: money("250"), reference: "wire-123" } as const;
+    const first = s.ok(deposit);
+    const balance = s.get(account).balance;
+    const again = s.ok(deposit);
+    expect(again).toMatchObject({ duplicate: true, operationId: first.operationId, events: [] });
+    expect(s.get(account).balance).toBe(balance);
+    expect(s.rejected({ ...deposit, amount: money("251") })).toBe("DUPLICATE_REFERENCE");
+    expect(s.rejected({ ...deposit, kind: "withdraw" })).toBe("DUPLICATE_REFERENCE");
+    // References are the account's: another account's "wire-123" is its own operation.
+    expect(s.ok({ ...deposit, accountId: other }).duplicate).toBeUndefined();
+    const withdrawal = { kind: "withdraw", accountId: account, amount: money("50"), reference: "out-1" } as const;
+    const out = s.ok(withdrawal);
+    // Kept across a restart (the snapshot) and a replay of the journal.
+    s.restart();
+    expect(s.ok(withdrawal)).toMatchObject({ duplicate: true, operationId: out.operationId });
+    expect(s.ok(deposit)).toMatchObject({ duplicate: true, operationId: first.operationId });
+    expect(s.get(account).balance).toBe(balance - money("50"));
+    expect(s.rejected({ ...deposit, reference: "" })).toBe("INVALID_DATA");
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+    const event = s.events.find(
+      (candidate) => candidate.type === "BalanceOperation" && candidate.operationId === first.operationId,
+    );
+    expect(event).toMatchObject({ reference: "wire-123", kind: "DEPOSIT", amount: money("250") });
+    // An operation without a reference has no such key: its event is what it always was.
+    const unreferenced = s.events.find(
+      (candidate) => candidate.type === "BalanceOperation" && candidate.comment === "",
+    );
+    expect(unreferenced && "reference" in unreferenced).toBe(false);
+  });
+
+  it("forgets the oldest references past the bound per account", () => {
+    const s = new Scenario();
+    const account = s.account();
+    for (let index = 0; index <= BALANCE_REFERENCES_PER_ACCOUNT; index += 1)
+      s.ok({ kind: "deposit", accountId: account, amount: 1, reference: `r${index}` });
+    expect(s.engine.state.balanceReferences.get(account)?.size).toBe(BALANCE_REFERENCES_PER_ACCOUNT);
+    expect(s.ok({ kind: "deposit", accountId: account, amount: 1, reference: "r0" }).duplicate).toBeUndefined();
+    expect(s.ok({ kind: "deposit", accountId: account, amount: 1, reference: "r2" }).duplicate).toBe(true);
   });
 });
 

@@ -53,8 +53,11 @@ commands:
                                           create a user with a funded demo account (server must be running);
                                           --password-stdin reads the password from the first line of standard
                                           input (a --password argument is visible to every user of the machine)
-  deposit <login> <amount> [--comment C]  deposit to an account, amount in its currency (server must be running)
-  withdraw <login> <amount> [--comment C] withdraw from an account (server must be running)
+  deposit <login> <amount> [--comment C] [--reference R]
+                                          deposit to an account, amount in its currency (server must be running);
+                                          a retry with the same reference moves no money again
+  withdraw <login> <amount> [--comment C] [--reference R]
+                                          withdraw from an account (server must be running)
 
 environment (or a JSON file named by BOURSE_CONFIG, default ./bourse.config.json):
   BOURSE_PORT (8080)  BOURSE_HOST (127.0.0.1)  BOURSE_DATA_DIR (./data)
@@ -283,10 +286,10 @@ export async function main(
       }
       case "deposit":
       case "withdraw": {
-        const { positional, options } = parseArguments(rest, ["comment"]);
+        const { positional, options } = parseArguments(rest, ["comment", "reference"]);
         const [login, amount] = positional;
         if (positional.length !== 2 || !/^[0-9]{1,15}$/.test(login!))
-          throw new UsageError(`usage: bourse ${command} <login> <amount>`);
+          throw new UsageError(`usage: bourse ${command} <login> <amount> [--comment C] [--reference R]`);
         const data = await adminCall(
           loadServerConfig(environment),
           environment,
@@ -295,9 +298,13 @@ export async function main(
           {
             amount: amount!,
             ...(options.has("comment") ? { comment: options.get("comment") } : {}),
+            ...(options.has("reference") ? { reference: options.get("reference") } : {}),
           },
         );
-        output.info(`account ${login}: balance ${String(data.balance)} ${String(data.currency)}`);
+        output.info(
+          `account ${login}: balance ${String(data.balance)} ${String(data.currency)} (operation ${String(data.operationId)}` +
+            `${data.duplicate === true ? ", done before: nothing moved again" : ""})`,
+        );
         return ExitCode.OK;
       }
       default:

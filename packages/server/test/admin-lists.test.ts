@@ -4,6 +4,9 @@
  * only users with an account, and showed no sign-in lock; GET /admin/v1/accounts took no page and answered every
  * account. Both page now (limit, cursor → nextCursor).
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { admin, call, signUp, startTestServer, tableObjects, type TestServer } from "./helpers.ts";
 
@@ -64,5 +67,69 @@ describe("back-office lists", () => {
     expect((await admin(server, "POST", `/admin/v1/users/${user.userId}/unlock`)).status).toBe(200);
     const lifted = await admin(server, "GET", `/admin/v1/users/${user.userId}`);
     expect(lifted.body.data.user).toMatchObject({ failedLoginCount: 0, lockedUntil: null });
+  });
+});
+
+// Found by the audit of the back office of 7 December: a payment bridge that retried a deposit after a lost answer
+// (a timeout, an OUTCOME_UNKNOWN) deposited it twice, and the answer did not even say which operation it made.
+describe("balance operations with a reference", () => {
+  it("answer a retry with the first operation and move no money again; another use is 409", async () => {
+    const user = await signUp(server);
+    const url = `/admin/v1/accounts/${user.login}`;
+    const first = await admin(server, "POST", `${url}/deposit`, { amount: "100.00", reference: "psp-42" });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    expect(first.body.data).toMatchObject({ balance: 10100, operationId: expect.any(Number), duplicate: false });
+    const again = await admin(server, "POST", `${url}/deposit`, { amount: "100.00", reference: "psp-42" });
+    expect(again.body.data).toMatchObject({
+      balance: 10100,
+      operationId: first.body.data.operationId,
+      duplicate: true,
+    });
+    const other = await admin(server, "POST", `${url}/deposit`, { amount: "100.01", reference: "psp-42" });
+    expect(other.status).toBe(409);
+    expect(other.body.error).toBe("DUPLICATE_REFERENCE");
+    const credit = await admin(server, "POST", `${url}/credit`, { amount: "20", reference: "bonus-1" });
+    const removed = await admin(server, "POST", `${url}/credit/remove`, { amount: "20", reference: "bonus-1" });
+    expect(removed.status).toBe(409);
+    expect(
+      (await admin(server, "POST", `${url}/credit`, { amount: "20", reference: "bonus-1" })).body.data,
+    ).toMatchObject({
+      credit: 20,
+      operationId: credit.body.data.operationId,
+      duplicate: true,
+    });
+    const ledger = await call(server, "GET", `/api/v1/accounts/${user.login}/ledger`, { token: user.token });
+    expect(tableObjects(ledger.body).filter((row) => row.kind === "DEPOSIT")).toHaveLength(2); // funding and psp-42
+    expect((await admin(server, "POST", `${url}/deposit`, { amount: "1", reference: "x".repeat(65) })).status).toBe(
+      400,
+    );
+  });
+});
+
+describe("a balance reference across a restart", () => {
+  it("is kept in the journal: the retry after a restart moves no money", async () => {
+    const directory = mkdtempSync(path.join(tmpdir(), "bourse-reference-"));
+    try {
+      const first = await startTestServer({ dataDirectory: directory });
+      const user = await signUp(first);
+      const deposit = { amount: "75.00", reference: "psp-restart" };
+      const url = `/admin/v1/accounts/${user.login}/deposit`;
+      const done = await admin(first, "POST", url, deposit);
+      expect(done.body.data).toMatchObject({ balance: 10075, duplicate: false });
+      await first.close();
+      const second = await startTestServer({ dataDirectory: directory });
+      try {
+        const retried = await admin(second, "POST", url, deposit);
+        expect(retried.body.data).toMatchObject({
+          balance: 10075,
+          duplicate: true,
+          operationId: done.body.data.operationId,
+        });
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });

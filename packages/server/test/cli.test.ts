@@ -335,10 +335,16 @@ describe("bourse start and the back-office commands", () => {
       );
       expect(again.code).toBe(ExitCode.FAILED);
       expect(again.err).toMatch(/^bourse user create failed: EMAIL_TAKEN/);
-      const deposited = await run(["deposit", String(login), "250.50", "--comment", "wire"], environment);
-      expect(deposited.out).toBe(`account ${login}: balance 10250.5 USD`);
+      const deposit = ["deposit", String(login), "250.50", "--comment", "wire", "--reference", "wire-77"];
+      const deposited = await run(deposit, environment);
+      expect(deposited.out).toMatch(new RegExp(`^account ${login}: balance 10250\\.5 USD \\(operation \\d+\\)$`));
+      const operation = /operation (\d+)/.exec(deposited.out)![1];
+      // A retry after a lost answer: the first deposit, nothing deposited again.
+      expect((await run(deposit, environment)).out).toBe(
+        `account ${login}: balance 10250.5 USD (operation ${operation}, done before: nothing moved again)`,
+      );
       const withdrawn = await run(["withdraw", String(login), "0.50"], environment);
-      expect(withdrawn.out).toBe(`account ${login}: balance 10250 USD`);
+      expect(withdrawn.out).toMatch(new RegExp(`^account ${login}: balance 10250 USD \\(operation \\d+\\)$`));
       const refused = await run(["withdraw", String(login), "1000000"], environment);
       expect(refused.code).toBe(ExitCode.FAILED);
       expect(refused.err).toContain("NO_MONEY");
@@ -390,7 +396,7 @@ describe("bourse start and the back-office commands", () => {
     const environment = { BOURSE_DATA_DIR: dataDirectory(), BOURSE_PORT: "1" };
     const typo = await run(["deposit", "100001", "10", "--coment", "x"], environment);
     expect(typo.code).toBe(ExitCode.USAGE);
-    expect(typo.err).toContain("unknown option --coment (this command takes --comment)");
+    expect(typo.err).toContain("unknown option --coment (this command takes --comment, --reference)");
     const twice = await run(["withdraw", "100001", "10", "--comment", "a", "--comment", "b"], environment);
     expect(twice.code).toBe(ExitCode.USAGE);
     expect(twice.err).toContain("--comment is given twice");

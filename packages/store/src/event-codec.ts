@@ -171,6 +171,12 @@ const SHAPES: readonly ShapeSpec[] = [
   { name: "deferral", keys: ["accountId", "positionId", "days"] },
   event("DeferredSwapsCharged", ["time", { key: "charges", listOf: "charge" }]),
   event("PositionMarginChanged", ["time", "accountId", "positionId", "margin"]),
+  // A balance operation with the back office's reference (the key is there only then): a second shape of the type.
+  {
+    name: "BalanceOperation referenced",
+    fixed: { key: "type", value: "BalanceOperation" },
+    keys: ["type", "time", "accountId", "operationId", "kind", "amount", "comment", "reference"],
+  },
 ];
 
 /** Strings events repeat (one byte each instead of their text). Append only. */
@@ -292,9 +298,13 @@ function resolveShapes(): Shape[] {
 }
 
 const RESOLVED: readonly Shape[] = resolveShapes();
-const EVENT_SHAPES = new Map<string, Shape>(
-  RESOLVED.filter((shape) => shape.fixedKey === "type").map((shape) => [shape.spec.fixed!.value, shape]),
-);
+/** Each event type's shapes, in the table's order: an event is written in the first that fits it. */
+const EVENT_SHAPES = new Map<string, Shape[]>();
+for (const shape of RESOLVED)
+  if (shape.fixedKey === "type") {
+    const type = shape.spec.fixed!.value;
+    EVENT_SHAPES.set(type, [...(EVENT_SHAPES.get(type) ?? []), shape]);
+  }
 
 /** Thrown inside the encoder when an event does not fit its shape: the event is written as JSON instead. */
 const DOES_NOT_FIT = new Error("the event does not fit its shape");
@@ -507,17 +517,19 @@ function writeList(shape: Shape, value: unknown): void {
 
 /** Writes `event` in its shape; false, with nothing written, when the shapes do not fit it. */
 function writeCompact(event: EngineEvent): boolean {
-  const shape = EVENT_SHAPES.get(event.type);
-  if (shape === undefined) return false;
+  const shapes = EVENT_SHAPES.get(event.type);
+  if (shapes === undefined) return false;
   const start = writer.position;
-  try {
-    writeRecord(shape, event);
-    return true;
-  } catch (error) {
-    if (error !== DOES_NOT_FIT) throw error;
-    writer.position = start;
-    return false;
+  for (const shape of shapes) {
+    try {
+      writeRecord(shape, event);
+      return true;
+    } catch (error) {
+      if (error !== DOES_NOT_FIT) throw error;
+      writer.position = start;
+    }
   }
+  return false;
 }
 
 /**

@@ -78,6 +78,8 @@ function everyKindOfEvent(): EngineEvent[] {
   run({ kind: "changeAccount", accountId: hedging, leverage: 200 });
   run({ kind: "withdraw", accountId: hedging, amount: 100_00 });
   run({ kind: "credit", accountId: hedging, amount: 50_00, comment: "bonus" });
+  // With the back office's reference: the second shape of BalanceOperation.
+  run({ kind: "deposit", accountId: hedging, amount: 25_00, comment: "wire", reference: "wire-2026-0001" });
   const market = (accountId: number, side: string, volume: number, extra: Record<string, unknown> = {}) =>
     run({ kind: "placeOrder", accountId, symbol: "EURUSD", side, type: "MARKET", volume, ...extra });
   const opened = market(hedging, "BUY", 100, { sl: 107000, tp: 110000, trailingDistance: 200, clientOrderId: "c-1" });
@@ -308,6 +310,7 @@ describe("format 1, pinned", () => {
     "events-format-1.json",
     "events-format-1-deferred-swaps.json",
     "events-format-1-position-margin.json",
+    "events-format-1-balance-reference.json",
   ];
   const fixtures = FIXTURES.map(
     (name) =>

@@ -90,6 +90,15 @@ const adminErrors = {
 } as const;
 const AdminAccount = Type.Intersect([AccountViewSchema, Type.Object({ userId: Type.String() })]);
 
+/** A balance operation's answer: the account after it, and the operation. */
+const AdminBalanceResult = Type.Intersect([
+  AdminAccount,
+  Type.Object({
+    operationId: Type.Integer({ description: "The operation's id in the account's ledger (`operationId`)" }),
+    duplicate: Type.Boolean({ description: "True when `reference` repeated an earlier operation: its result, again" }),
+  }),
+]);
+
 function bookFromWire(levels: QuoteBody["bids"], instrument: InstrumentSpec, field: string): BookLevel[] | undefined {
   return levels?.map((level, index) => ({
     price: priceFromWire(level.price, instrument, `${field}[${index}].price`),
@@ -170,7 +179,20 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
     },
   );
 
-  const BalanceBody = Closed({ amount: Decimal, comment: Type.Optional(Type.String({ maxLength: 200 })) });
+  const BalanceBody = Closed({
+    amount: Decimal,
+    comment: Type.Optional(Type.String({ maxLength: 200 })),
+    reference: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description:
+          "Your id of the operation (a payment's), unique per account (the last 1,000 are remembered): a retry with " +
+          "it and the same amount answers the first operation (`duplicate: true`) and moves no money again; another " +
+          "operation with it is DUPLICATE_REFERENCE (409)",
+      }),
+    ),
+  });
   // The engine's credit command is signed; the back office gives a positive amount to each route (found by an
   // audit: a credit could be granted but never taken back, every negative amount being refused).
   for (const [path, kind, sign, summary] of [
@@ -193,18 +215,21 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
           summary: `${summary} (amount in the account currency)`,
           params: AccountIdParams,
           body: BalanceBody,
-          response: { 200: DataResponse(AdminAccount), ...adminErrors },
+          response: { 200: DataResponse(AdminBalanceResult), ...adminErrors, 409: ErrorResponse },
         },
       },
       async (request) => {
         const account = accountOf(request.params.accountId);
-        await platform.execute({
+        const result = await platform.execute({
           kind,
           accountId: account.id,
           amount: sign * moneyFromWire(request.body.amount, account.currency),
           comment: request.body.comment,
+          reference: request.body.reference,
         });
-        return { data: adminAccount(account) };
+        return {
+          data: { ...adminAccount(account), operationId: result.operationId!, duplicate: result.duplicate === true },
+        };
       },
     );
   }
