@@ -259,7 +259,7 @@ describe("bourse command line", () => {
     // With nothing to generate, the data directory was first created by the platform: a plain ENOENT, exit 3.
     const result = await run(["start"], {
       BOURSE_DATA_DIR: "/proc/bourse-cli-test",
-      BOURSE_ADMIN_TOKEN: "admin-token",
+      BOURSE_ADMIN_TOKEN: "an-admin-token-of-enough-length",
       BOURSE_JWT_SECRET: "a-jwt-secret-of-enough-length-0000000000",
       BOURSE_PUSHER_APP_KEY: "app-key",
       BOURSE_PUSHER_APP_SECRET: "app-secret",

@@ -227,6 +227,10 @@ describe("the secrets", () => {
     expect(fromDirectory).toThrow(/admin-token is empty/);
     expect(() => load({ BOURSE_JWT_SECRET: "x".repeat(31) })).toThrow(/BOURSE_JWT_SECRET must be at least 32 bytes/);
     expect(load({ BOURSE_JWT_SECRET: "x".repeat(32) }).jwtSecret).toHaveLength(32);
+    // The audit of the back office of 7 December: an admin token of one character was taken, on the listener
+    // clients reach.
+    expect(() => load({ BOURSE_ADMIN_TOKEN: "a" })).toThrow(/BOURSE_ADMIN_TOKEN must be at least 16 characters/);
+    expect(load({ BOURSE_ADMIN_TOKEN: "x".repeat(16) }).adminToken).toBe("x".repeat(16));
   });
 
   it("generates each missing secret once, long enough and readable by the owner alone", () => {

@@ -101,7 +101,7 @@ describe("CORS", () => {
       loadServerConfig({
         BOURSE_DATA_DIR: "/tmp/bourse-cors-config",
         BOURSE_JWT_SECRET: "x".repeat(32),
-        BOURSE_ADMIN_TOKEN: "a",
+        BOURSE_ADMIN_TOKEN: "an-admin-token-long-enough",
         BOURSE_CORS_ORIGINS: value,
       });
     expect(load("*").corsOrigins).toEqual(["*"]);
@@ -119,7 +119,7 @@ describe("CORS", () => {
           BOURSE_CONFIG: file,
           BOURSE_DATA_DIR: path.join(directory, "data"),
           BOURSE_JWT_SECRET: "x".repeat(32),
-          BOURSE_ADMIN_TOKEN: "a",
+          BOURSE_ADMIN_TOKEN: "an-admin-token-long-enough",
         }).corsOrigins,
       ).toEqual(["https://a.example", "https://b.example"]);
     } finally {
