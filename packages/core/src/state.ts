@@ -422,7 +422,7 @@ export function applyEvent(state: EngineState, event: EngineEvent): void {
       }
       state.nextOperationId = Math.max(state.nextOperationId, event.operationId + 1);
       state.riskDirty.add(account.id);
-      if (event.reference !== undefined)
+      if (typeof event.reference === "string")
         rememberBalanceReference(state, account.id, event.reference, {
           operationId: event.operationId,
           kind: event.kind,
@@ -634,7 +634,14 @@ function stateRecords(state: EngineState): StateSnapshot {
         .sort(([a], [b]) => a - b)
         .map(([positionId, deferred]) => [positionId, deferred.accountId, deferred.days] as const),
     }),
-    // The same for balance references: per account, [reference, operation id, kind, amount], oldest first.
+    accounts: sortedById(state.accounts.values()),
+    orders: sortedById(state.orders.values()),
+    positions: sortedById(state.positions.values()),
+    clientOrders: [...state.clientOrders.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([accountId, memory]) => [accountId, [...memory.entries()]] as const),
+    // Balance references, per account [reference, operation id, kind, amount] oldest first: a record array after
+    // the others, only when there are any, so the text of every state without them (and its hash) is unchanged.
     ...(state.balanceReferences.size > 0 && {
       balanceReferences: [...state.balanceReferences.entries()]
         .sort(([a], [b]) => a - b)
@@ -648,12 +655,6 @@ function stateRecords(state: EngineState): StateSnapshot {
             ] as const,
         ),
     }),
-    accounts: sortedById(state.accounts.values()),
-    orders: sortedById(state.orders.values()),
-    positions: sortedById(state.positions.values()),
-    clientOrders: [...state.clientOrders.entries()]
-      .sort(([a], [b]) => a - b)
-      .map(([accountId, memory]) => [accountId, [...memory.entries()]] as const),
   };
 }
 
@@ -727,6 +728,12 @@ export function ledgerBalance(ledger: LedgerTotals): number {
 export const SNAPSHOT_RECORD_KEYS = ["accounts", "orders", "positions", "clientOrders"] as const;
 
 /**
+ * Record arrays a snapshot holds after those only when not empty (the text of a state without them is what it was
+ * before they existed): written a record at a time like the others, as they may be many.
+ */
+export const SNAPSHOT_OPTIONAL_RECORD_KEYS = ["balanceReferences"] as const;
+
+/**
  * The records of `snapshot` as JSON, a part per record: `"accounts":[…],"orders":[…],"positions":[…],
  * "clientOrders":[…]}`. Both texts made of a snapshot end with exactly these parts: its canonical text after
  * `canonicalStateHead` (joined, `canonicalState` of the state it was taken from, whose records it copies in
@@ -738,8 +745,12 @@ export function* snapshotRecordParts(
   snapshot: StateSnapshot,
   each?: (record: unknown, path: string) => void,
 ): Generator<string> {
-  for (const [keyIndex, key] of SNAPSHOT_RECORD_KEYS.entries()) {
-    const records: readonly unknown[] = snapshot[key];
+  const keys = [
+    ...SNAPSHOT_RECORD_KEYS,
+    ...SNAPSHOT_OPTIONAL_RECORD_KEYS.filter((key) => snapshot[key] !== undefined),
+  ] as const;
+  for (const [keyIndex, key] of keys.entries()) {
+    const records: readonly unknown[] = snapshot[key]!;
     yield `${keyIndex === 0 ? "" : ","}${JSON.stringify(key)}:[`;
     for (let index = 0; index < records.length; index++) {
       each?.(records[index], `${key}[${index}]`);
@@ -763,7 +774,6 @@ export function canonicalStateHead(snapshot: StateSnapshot): string {
     ],
     lastRolloverAt: snapshot.lastRolloverAt,
     ...(snapshot.deferredSwaps && { deferredSwaps: snapshot.deferredSwaps }),
-    ...(snapshot.balanceReferences && { balanceReferences: snapshot.balanceReferences }),
   });
   return `${head.slice(0, -1)},`;
 }
@@ -771,7 +781,7 @@ export function canonicalStateHead(snapshot: StateSnapshot): string {
 /** `JSON.stringify(snapshot)` up to its records (`snapshotRecordParts`): every other field, in its order. */
 export function snapshotJsonHead(snapshot: StateSnapshot): string {
   const rest: Record<string, unknown> = { ...snapshot };
-  for (const key of SNAPSHOT_RECORD_KEYS) delete rest[key];
+  for (const key of [...SNAPSHOT_RECORD_KEYS, ...SNAPSHOT_OPTIONAL_RECORD_KEYS]) delete rest[key];
   const head = JSON.stringify(rest);
   return head === "{}" ? "{" : `${head.slice(0, -1)},`;
 }

@@ -3,6 +3,7 @@
  * and judging a journal's tail when it opens. The drivers only move rows.
  */
 import {
+  SNAPSHOT_OPTIONAL_RECORD_KEYS,
   SNAPSHOT_RECORD_KEYS,
   TextHasher,
   canonicalStateHead,
@@ -466,7 +467,7 @@ export async function encodeSnapshotInSlices(
   };
 
   // Every field but the records (those are checked one by one below).
-  const recordKeys: readonly string[] = SNAPSHOT_RECORD_KEYS;
+  const recordKeys: readonly string[] = [...SNAPSHOT_RECORD_KEYS, ...SNAPSHOT_OPTIONAL_RECORD_KEYS];
   for (const [key, value] of Object.entries(state))
     if (!recordKeys.includes(key)) assertExactJson(value, sequence, `snapshot.state.${key}`);
   const jsonHead = snapshotJsonHead(state);

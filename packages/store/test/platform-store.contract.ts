@@ -98,18 +98,19 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
 
     it("lists users in id order by pages, and refuses a limit past the page bound", async () => {
       const store = await withUsers();
+      // Created after them, first in id order: the list is in id order, not creation order.
       await store.createUser({
-        id: "carol",
-        email: "carol@example.com",
-        name: "Carol",
+        id: "aaron",
+        email: "aaron@example.com",
+        name: "Aaron",
         passwordHash: "h3",
         createdAt: T0,
       });
       const first = await store.listUsers(null, 2);
-      expect(first.map((user) => user.id)).toEqual(["alice", "bob"]);
-      expect(first[0]).toEqual(await store.findUserById("alice"));
-      expect((await store.listUsers("bob", 2)).map((user) => user.id)).toEqual(["carol"]);
-      expect(await store.listUsers("carol", 2)).toEqual([]);
+      expect(first.map((user) => user.id)).toEqual(["aaron", "alice"]);
+      expect(first[1]).toEqual(await store.findUserById("alice"));
+      expect((await store.listUsers("alice", 2)).map((user) => user.id)).toEqual(["bob"]);
+      expect(await store.listUsers("bob", 2)).toEqual([]);
       await expect(store.listUsers(null, PLATFORM_LIMITS.pageLimit + 1)).rejects.toThrow(ValidationError);
     });
 

@@ -60,16 +60,26 @@ export const MAX_QUOTES_PER_PUSH = 1000;
 const BookLevelInput = Closed({ price: Decimal, volume: Decimal });
 
 /** A page of a back-office list: `limit` rows (1,000 at most, the default) after the previous page's `nextCursor`. */
-function adminPageQuery(cursor: string) {
+function adminPageQuery(cursor: ReturnType<typeof Type.String>) {
   return Closed({
     limit: Type.Optional(
       Type.Integer({ minimum: 1, maximum: PLATFORM_LIMITS.pageLimit, default: PLATFORM_LIMITS.pageLimit }),
     ),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: cursor })),
+    cursor: Type.Optional(cursor),
   });
 }
-const AccountsPageQuery = adminPageQuery("The `nextCursor` of the previous page (the last login it held)");
-const UsersPageQuery = adminPageQuery("The `nextCursor` of the previous page (the last user id it held)");
+const AccountsPageQuery = adminPageQuery(
+  Type.String({ pattern: "^[0-9]{1,15}$", description: "The `nextCursor` of the previous page (its last login)" }),
+);
+const UsersPageQuery = adminPageQuery(
+  Type.String({
+    minLength: 1,
+    maxLength: 128,
+    description:
+      "The `nextCursor` of the previous page (its last user id); a full page always gives one, so the last page " +
+      "may be empty",
+  }),
+);
 const QuoteInputSchema = Closed({
   symbol: Type.String({ minLength: 1, maxLength: 32 }),
   bid: Decimal,
