@@ -524,6 +524,17 @@ describe("kept quotes: nothing takes money or margin at them", () => {
   });
 });
 
+/** A EURUSD tick whose ask offers `askVolume` volume units only. */
+function thinAsk(s: Scenario, bid: string, ask: string, askVolume: number) {
+  return s.ok({
+    kind: "tick",
+    symbol: "EURUSD",
+    bid: points("EURUSD", bid),
+    ask: points("EURUSD", ask),
+    asks: [{ price: points("EURUSD", ask), volume: askVolume }],
+  });
+}
+
 /** The default configuration with one instrument's trade mode changed, as a broker's instruments file sets it. */
 function withTradeMode(symbol: string, tradeMode: "FULL" | "CLOSE_ONLY" | "DISABLED") {
   const config = defaultEngineConfig();
@@ -588,24 +599,9 @@ describe("found by the audit of the order lifecycle of 7 December", () => {
     const s = new Scenario();
     const account = s.account();
     s.quote("EURUSD", "1.08430", "1.08440");
-    const tick = (bid: string, ask: string, askVolume: number) =>
-      s.ok({
-        kind: "tick",
-        symbol: "EURUSD",
-        bid: points("EURUSD", bid),
-        ask: points("EURUSD", ask),
-        asks: [{ price: points("EURUSD", ask), volume: askVolume }],
-      });
-    const stop = s.ok({
-      kind: "placeOrder",
-      accountId: account,
-      symbol: "EURUSD",
-      side: "BUY",
-      type: "STOP",
-      volume: 100,
-      price: points("EURUSD", "1.08600"),
-      sl: points("EURUSD", "1.08400"),
-    }).orderId as number;
+    const tick = (bid: string, ask: string, askVolume: number) => thinAsk(s, bid, ask, askVolume);
+    const stop = s.pending(account, "EURUSD", "BUY", "STOP", "1", "1.08600", { sl: points("EURUSD", "1.08400") })
+      .orderId as number;
     tick("1.08600", "1.08610", 10);
     expect(s.engine.state.orders.get(stop)).toMatchObject({ status: "PARTIALLY_FILLED", filledVolume: 10 });
     // The market falls through the stop loss: the position closes, and the rest of the order stays out.
@@ -634,14 +630,7 @@ describe("found by the audit of the order lifecycle of 7 December", () => {
     const s = new Scenario();
     const account = s.account();
     s.quote("EURUSD", "1.08430", "1.08440");
-    const tick = (bid: string, ask: string, askVolume: number) =>
-      s.ok({
-        kind: "tick",
-        symbol: "EURUSD",
-        bid: points("EURUSD", bid),
-        ask: points("EURUSD", ask),
-        asks: [{ price: points("EURUSD", ask), volume: askVolume }],
-      });
+    const tick = (bid: string, ask: string, askVolume: number) => thinAsk(s, bid, ask, askVolume);
     const stop = s.pending(account, "EURUSD", "BUY", "STOP", "1", "1.08600", { sl: points("EURUSD", "1.08400") })
       .orderId as number;
     tick("1.08600", "1.08610", 10);
