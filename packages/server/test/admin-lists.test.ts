@@ -100,6 +100,14 @@ describe("balance operations with a reference", () => {
     });
     const ledger = await call(server, "GET", `/api/v1/accounts/${user.login}/ledger`, { token: user.token });
     expect(tableObjects(ledger.body).filter((row) => row.kind === "DEPOSIT")).toHaveLength(2); // funding and psp-42
+    // The back office reads the same ledger (it could read none: the audit of 7 December), a page at a time.
+    const backOffice = await admin(server, "GET", `${url}/ledger?limit=2`);
+    expect(backOffice.status).toBe(200);
+    expect(backOffice.body.structure).toEqual(ledger.body.structure);
+    expect(backOffice.body.rows).toEqual(ledger.body.rows.slice(0, 2));
+    expect(backOffice.body.nextCursor).toEqual(expect.any(String));
+    expect((await call(server, "GET", `${url}/ledger`, { token: user.token })).status).toBe(401);
+    expect((await admin(server, "GET", "/admin/v1/accounts/999999/ledger")).status).toBe(404);
     expect((await admin(server, "POST", `${url}/deposit`, { amount: "1", reference: "x".repeat(65) })).status).toBe(
       400,
     );

@@ -4,7 +4,7 @@
  * Every account-scoped route checks ownership first: another user's login is a 403, never data.
  */
 import { ACCOUNT_CURRENCIES, type Account } from "@bourse/core";
-import { Type } from "@sinclair/typebox";
+import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import type { Platform } from "../platform.ts";
@@ -17,6 +17,7 @@ import {
   columnsDescription,
   authenticatedErrors,
   toTable,
+  type Table,
 } from "../schemas.ts";
 import { LEDGER_COLUMNS, LedgerQuerySchema, NoQuery, ledgerView, readHistoryQuery } from "../trading-views.ts";
 import { ACCOUNT_COLUMNS, AccountViewSchema, accountView } from "../views.ts";
@@ -39,6 +40,28 @@ function accountDetail(platform: Platform, account: Account) {
     openPositions: state.accountPositions.get(account.id)?.size ?? 0,
     workingOrders: state.accountWorkingOrders.get(account.id)?.size ?? 0,
   };
+}
+
+export const LEDGER_SUMMARY =
+  "Balance operations (table, paged): deposits, withdrawals, credit, realised profit, commissions, swaps, corrections";
+export const LEDGER_DESCRIPTION = columnsDescription(
+  LEDGER_COLUMNS,
+  "Oldest first. `from` (inclusive) and `to` (exclusive) bound the time; `limit` rows per page; " +
+    "pass `nextCursor` back as `cursor` for the next page (null on the last one).",
+);
+
+/** One page of an account's balance ledger as a table: the client's route and the back office's. */
+export async function ledgerTable(
+  platform: Platform,
+  account: Account,
+  query: Static<typeof LedgerQuerySchema>,
+): Promise<Table> {
+  const page = await platform.readModels.ledger(readHistoryQuery(account.id, query));
+  return toTable(
+    LEDGER_COLUMNS,
+    page.rows.map((row) => ledgerView(account, row)),
+    page.nextCursor,
+  );
 }
 
 export const accountRoutes: RouteModule = (app, { platform, auth }) => {
@@ -171,26 +194,18 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
     {
       schema: {
         tags: ["Account"],
-        summary:
-          "Balance operations (table, paged): deposits, withdrawals, credit, realised profit, commissions, swaps, corrections",
-        description: columnsDescription(
-          LEDGER_COLUMNS,
-          "Oldest first. `from` (inclusive) and `to` (exclusive) bound the time; `limit` rows per page; " +
-            "pass `nextCursor` back as `cursor` for the next page (null on the last one).",
-        ),
+        summary: LEDGER_SUMMARY,
+        description: LEDGER_DESCRIPTION,
         params: AccountIdParams,
         querystring: LedgerQuerySchema,
         response: { 200: TableResponse, ...authenticatedErrors },
       },
     },
-    async (request) => {
-      const account = platform.ownedAccount(request.principal!.userId, Number(request.params.accountId));
-      const page = await platform.readModels.ledger(readHistoryQuery(account.id, request.query));
-      return toTable(
-        LEDGER_COLUMNS,
-        page.rows.map((row) => ledgerView(account, row)),
-        page.nextCursor,
-      );
-    },
+    async (request) =>
+      ledgerTable(
+        platform,
+        platform.ownedAccount(request.principal!.userId, Number(request.params.accountId)),
+        request.query,
+      ),
   );
 };

@@ -14,6 +14,8 @@ import {
 import { PLATFORM_LIMITS, type User } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
+import { LedgerQuerySchema } from "../trading-views.ts";
+import { LEDGER_DESCRIPTION, LEDGER_SUMMARY, ledgerTable } from "./accounts.ts";
 import { ApiError, isMarketClosed } from "../errors.ts";
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../auth.ts";
 import {
@@ -269,6 +271,24 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       const rows = page.slice(0, limit).map(adminAccount);
       return toTable(ADMIN_ACCOUNT_COLUMNS, rows, page.length > limit ? String(rows.at(-1)!.login) : null);
     },
+  );
+
+  app.get(
+    "/admin/v1/accounts/:accountId/ledger",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        summary: `${LEDGER_SUMMARY}: the client's ledger, for the back office`,
+        // The back office could not read an account's balance operations at all (the audit of 7 December): a
+        // payment bridge had nothing to look an operation up in after a lost answer.
+        description: LEDGER_DESCRIPTION,
+        params: AccountIdParams,
+        querystring: LedgerQuerySchema,
+        response: { 200: TableResponse, ...adminErrors },
+      },
+    },
+    async (request) => ledgerTable(platform, accountOf(request.params.accountId), request.query),
   );
 
   app.get(
