@@ -975,6 +975,20 @@ export class TradingEngine {
     return true;
   }
 
+  /** Whether the order is a netting account's market order against its position, for no more than the position. */
+  private onlyReducesNetting(account: Account, command: PlaceOrderCommand): boolean {
+    if (account.mode !== "NETTING" || command.type !== "MARKET") return false;
+    const positionId = this.state.nettingPositions.get(`${account.id}:${command.symbol}`);
+    const position = positionId === undefined ? undefined : this.state.positions.get(positionId);
+    return (
+      position !== undefined &&
+      position.side !== command.side &&
+      Number.isSafeInteger(command.volume) &&
+      command.volume > 0 &&
+      command.volume <= position.volume
+    );
+  }
+
   /** The end of the trading day that contains `time`: the next rollover instant. */
   private nextRolloverAfter(time: number): number {
     const offset = this.config.rolloverMinuteOfDay * 60_000;
@@ -992,9 +1006,13 @@ export class TradingEngine {
       if (!memory.ok) return memory;
       if (memory.memory) return this.duplicateResult(command, memory.memory);
     }
-    if (!account.tradingEnabled) return reject("ACCOUNT_DISABLED");
+    // Close-only (an account whose trading is disabled, a CLOSE_ONLY instrument) still takes a netting account's
+    // market order that only reduces its position: on netting that is how a position is closed in part, and it was
+    // refused (found by the audit of the back office of 7 December).
+    const reduces = this.onlyReducesNetting(account, command);
+    if (!account.tradingEnabled && !reduces) return reject("ACCOUNT_DISABLED");
     const instrument = this.state.instruments.get(command.symbol);
-    const closed = this.tradable(instrument, time, true);
+    const closed = this.tradable(instrument, time, !reduces);
     if (closed) return closed;
     if (!instrument) return reject("UNKNOWN_SYMBOL");
     if (command.side !== "BUY" && command.side !== "SELL") return reject("INVALID_DATA", "side must be BUY or SELL");

@@ -562,7 +562,9 @@ describe("found by the audit of the order lifecycle of 7 December", () => {
     const market = { kind: "placeOrder", symbol: "EURUSD", type: "MARKET", volume: 100 } as const;
     expect(s.rejected({ ...market, accountId: hedging, side: "BUY" })).toBe("TRADE_DISABLED");
     expect(s.rejected({ ...market, accountId: netting, side: "BUY" })).toBe("TRADE_DISABLED");
-    expect(s.rejected({ ...market, accountId: netting, side: "SELL" })).toBe("TRADE_DISABLED");
+    // A netting account's order that only reduces its position is a close (see the back office's audit below).
+    s.ok({ ...market, accountId: netting, side: "SELL" });
+    expect(s.positions(netting)).toEqual([]);
     expect(
       s.rejected({ ...market, accountId: hedging, side: "SELL", type: "LIMIT", price: points("EURUSD", "1.09") }),
     ).toBe("TRADE_DISABLED");
@@ -663,5 +665,40 @@ describe("found by the audit of the order lifecycle of 7 December", () => {
       ).toBe("INVALID_PRICE");
       expect(s.engine.state.orders.get(orderId)?.stopLimitPrice).toBeNull();
     }
+  });
+});
+
+describe("found by the audit of the back office of 7 December", () => {
+  // A netting account closes in part with an opposite market order; close-only refused it (ACCOUNT_DISABLED), and
+  // the client's loss grew until a close of the whole position.
+  it("a close-only netting account or instrument takes a market order that only reduces the position", () => {
+    const s = new Scenario();
+    const netting = s.account("USD", "10000", { mode: "NETTING" });
+    const hedging = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(netting, "EURUSD", "1");
+    s.buy(hedging, "EURUSD", "1");
+    s.ok({ kind: "changeAccount", accountId: netting, tradingEnabled: false });
+    const order = { kind: "placeOrder", accountId: netting, symbol: "EURUSD", type: "MARKET" } as const;
+    expect(s.rejected({ ...order, side: "BUY", volume: lots("EURUSD", "0.1") })).toBe("ACCOUNT_DISABLED");
+    // More than the position would reverse it: a new position, refused.
+    expect(s.rejected({ ...order, side: "SELL", volume: lots("EURUSD", "1.5") })).toBe("ACCOUNT_DISABLED");
+    expect(s.rejected({ ...order, side: "SELL", type: "LIMIT", price: points("EURUSD", "1.09"), volume: 50 })).toBe(
+      "ACCOUNT_DISABLED",
+    );
+    s.ok({ ...order, side: "SELL", volume: lots("EURUSD", "0.5") });
+    expect(s.positions(netting)).toMatchObject([{ side: "BUY", volume: lots("EURUSD", "0.5") }]);
+    // The same on a CLOSE_ONLY instrument, for an enabled netting account; a hedging account opens, so it is refused.
+    s.ok({ kind: "changeAccount", accountId: netting, tradingEnabled: true });
+    s.restart(withTradeMode("EURUSD", "CLOSE_ONLY"));
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.ok({ ...order, side: "SELL", volume: lots("EURUSD", "0.2") });
+    expect(s.positions(netting)).toMatchObject([{ volume: lots("EURUSD", "0.3") }]);
+    expect(s.rejected({ ...order, side: "BUY", volume: lots("EURUSD", "0.1") })).toBe("TRADE_DISABLED");
+    expect(s.rejected({ ...order, accountId: hedging, side: "SELL", volume: lots("EURUSD", "0.1") })).toBe(
+      "TRADE_DISABLED",
+    );
+    expect(s.ledgerHolds(netting)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
   });
 });
