@@ -18,6 +18,7 @@ import {
   DuplicateError,
   NotFoundError,
   StorageUnavailableError,
+  LimitReachedError,
   ValidationError,
   type ApiKeyScope,
 } from "@bourse/store";
@@ -182,6 +183,9 @@ export function toApiError(error: unknown): ApiError {
   if (error instanceof ValidationError) return new ApiError("INVALID_DATA", error.message);
   if (error instanceof NotFoundError) return new ApiError("NOT_FOUND", error.message);
   if (error instanceof DuplicateError) return new ApiError("CONFLICT", error.message);
+  // Two requests raced past the route's own count (PostgreSQL): the store's bound answers as the route does (the
+  // audit of 7 December found 400 INVALID_DATA).
+  if (error instanceof LimitReachedError) return new ApiError("LIMIT_REACHED", error.message);
   // The journal's reads (histories, replays) on a stalled or unreachable PostgreSQL; the platform store's are
   // turned into ApiErrors where they are called (Platform.store).
   if (error instanceof StorageUnavailableError) return storageApiError(error);

@@ -2,7 +2,8 @@
  * The user's own resources of the Client API: market watch, scripts, settings. Every route: success
  * with the exact body, validation, 401 without a token, and another user's resource (404, nothing changed).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LimitReachedError } from "@bourse/store";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { call, pushQuote, signUp, startTestServer, TUESDAY_NOON, type TestServer } from "./helpers.ts";
 
 type User = Awaited<ReturnType<typeof signUp>>;
@@ -285,5 +286,56 @@ describe("settings", () => {
       });
       expect(response.status, method).toBe(401);
     }
+  });
+});
+
+// Found by the audit of user data of 7 December: on PostgreSQL, requests sent at once passed the route's own count and
+// met the store's bound inside its transaction, which answered 400 INVALID_DATA ("userId: at most 100 scripts per
+// user"); the store's bound now answers as the route's does. The race is made here by the store refusing.
+describe("a user's list at its bound, met inside the store", () => {
+  it("answers 409 LIMIT_REACHED for scripts and watchlist symbols", async () => {
+    const user = await signUp(server);
+    const store = server.platform.store;
+    const spies = [
+      vi.spyOn(store, "createScript").mockRejectedValueOnce(new LimitReachedError("At most 100 scripts per user")),
+      vi
+        .spyOn(store, "addToWatchlist")
+        .mockRejectedValueOnce(new LimitReachedError("A watchlist holds at most 200 symbols")),
+    ];
+    try {
+      const script = await call(server, "PUT", "/api/v1/scripts", {
+        token: user.token,
+        body: { name: "r", language: "js", source: "" },
+      });
+      expect(script.status).toBe(409);
+      expect(script.body).toEqual({ error: "LIMIT_REACHED", message: "At most 100 scripts per user" });
+      const symbol = await call(server, "PUT", "/api/v1/watchlist", { token: user.token, body: { symbol: "GBPUSD" } });
+      expect(symbol.status).toBe(409);
+      expect(symbol.body.error).toBe("LIMIT_REACHED");
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+  });
+});
+
+// Found by the audit of user data of 7 December: a settings key of 300 characters, and "", were taken (the record's
+// key bounds were dropped), and opening an account with no body at all was refused though every field is optional.
+describe("settings keys and an account opened with no body", () => {
+  it("refuses a settings key longer than 200 characters or empty, and opens an account with the defaults", async () => {
+    const user = await signUp(server);
+    for (const key of ["k".repeat(201), ""]) {
+      const refused = await call(server, "PUT", "/api/v1/settings", { token: user.token, body: { [key]: 1 } });
+      expect(refused.status, key).toBe(400);
+      expect(refused.body.error).toBe("INVALID_DATA");
+    }
+    const taken = await call(server, "PUT", "/api/v1/settings", { token: user.token, body: { ["k".repeat(200)]: 1 } });
+    expect(taken.status).toBe(200);
+    const opened = await server.app.inject({
+      method: "PUT",
+      url: "/api/v1/accounts",
+      headers: { authorization: user.token },
+    });
+    expect(opened.statusCode, opened.body).toBe(200);
+    expect(opened.json().data).toMatchObject({ currency: "USD", leverage: 100, mode: "HEDGING", balance: 10000 });
   });
 });

@@ -28,6 +28,9 @@ export class NotFoundError extends PlatformStoreError {}
 /** A value that must be unique (an id, an email, an API key prefix, a watchlist symbol) is taken. */
 export class DuplicateError extends PlatformStoreError {}
 
+/** A user's list is at its bound (scripts, watchlist symbols, alerts): one more is refused. */
+export class LimitReachedError extends PlatformStoreError {}
+
 export const PLATFORM_LIMITS = {
   /** Symbols in one user's watchlist. */
   watchlistSymbols: 200,

@@ -13,6 +13,7 @@ import {
   CANDLE_TIMEFRAMES,
   DuplicateError,
   NOTIFICATION_LEVELS,
+  LimitReachedError,
   NotFoundError,
   PLATFORM_LIMITS,
   ValidationError,
@@ -884,7 +885,10 @@ export abstract class SqlPlatformStore implements PlatformStore {
         const current = await this.watchlist(userId, tx);
         if (current.includes(symbol)) throw new DuplicateError(`${symbol} is already in the watchlist`, "symbol");
         if (current.length >= PLATFORM_LIMITS.watchlistSymbols)
-          throw new ValidationError(`symbol: a watchlist holds at most ${PLATFORM_LIMITS.watchlistSymbols}`, "symbol");
+          throw new LimitReachedError(
+            `A watchlist holds at most ${PLATFORM_LIMITS.watchlistSymbols} symbols`,
+            "symbol",
+          );
         await this.run(
           `INSERT INTO {s}watchlist_items (user_id, symbol, position)
            VALUES (?, ?, (SELECT coalesce(max(position), 0) + 1 FROM {s}watchlist_items WHERE user_id = ?))`,
@@ -946,7 +950,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
         await this.lockUser(tx, userId);
         const count = await this.count(tx, "SELECT count(*) AS n FROM {s}scripts WHERE user_id = ?", [userId]);
         if (count >= PLATFORM_LIMITS.scriptsPerUser)
-          throw new ValidationError(`userId: at most ${PLATFORM_LIMITS.scriptsPerUser} scripts per user`, "userId");
+          throw new LimitReachedError(`At most ${PLATFORM_LIMITS.scriptsPerUser} scripts per user`, "userId");
         const rows = await this.all(
           `INSERT INTO {s}scripts (id, user_id, name, language, source, description, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${SCRIPT_COLUMNS}`,
@@ -1100,7 +1104,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
         await this.lockUser(tx, userId);
         const count = await this.count(tx, "SELECT count(*) AS n FROM {s}price_alerts WHERE user_id = ?", [userId]);
         if (count >= PLATFORM_LIMITS.alertsPerUser)
-          throw new ValidationError(`userId: at most ${PLATFORM_LIMITS.alertsPerUser} alerts per user`, "userId");
+          throw new LimitReachedError(`At most ${PLATFORM_LIMITS.alertsPerUser} alerts per user`, "userId");
         const rows = await this.all(
           `INSERT INTO {s}price_alerts (${ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)
            RETURNING ${ALERT_COLUMNS}`,

@@ -8,6 +8,7 @@ import { MAX_BOOK_LEVELS } from "@bourse/core";
 import {
   ALERT_CONDITIONS,
   DuplicateError,
+  LimitReachedError,
   NotFoundError,
   PLATFORM_LIMITS,
   ValidationError,
@@ -483,7 +484,8 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       const symbols = Array.from({ length: PLATFORM_LIMITS.watchlistSymbols + 10 }, (_, i) => `SYM${i}`);
       const results = await Promise.allSettled(symbols.map((symbol) => store.addToWatchlist("alice", symbol)));
       expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(PLATFORM_LIMITS.watchlistSymbols);
-      for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(ValidationError);
+      // A bound, not a malformed input: the faces answer LIMIT_REACHED (409), as they do for their own count.
+      for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(LimitReachedError);
       expect(await store.getWatchlist("alice")).toHaveLength(PLATFORM_LIMITS.watchlistSymbols);
     });
   });
@@ -541,7 +543,7 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(await rejection(store.createScript(script))).toBeInstanceOf(DuplicateError);
       for (let i = 1; i < PLATFORM_LIMITS.scriptsPerUser; i++)
         await store.createScript({ ...script, id: `sc${i + 1}` });
-      expect(await rejection(store.createScript({ ...script, id: "one-more" }))).toBeInstanceOf(ValidationError);
+      expect(await rejection(store.createScript({ ...script, id: "one-more" }))).toBeInstanceOf(LimitReachedError);
       expect(await store.listScripts("alice")).toHaveLength(PLATFORM_LIMITS.scriptsPerUser);
       await store.createScript({ ...script, id: "bobs", userId: "bob" });
     });
@@ -677,7 +679,7 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(await rejection(store.createAlert(alert))).toBeInstanceOf(DuplicateError);
       expect(await rejection(store.createAlert({ ...alert, id: "x", userId: "nobody" }))).toBeInstanceOf(NotFoundError);
       for (let i = 1; i < PLATFORM_LIMITS.alertsPerUser; i++) await store.createAlert({ ...alert, id: `a${i}` });
-      expect(await rejection(store.createAlert({ ...alert, id: "over" }))).toBeInstanceOf(ValidationError);
+      expect(await rejection(store.createAlert({ ...alert, id: "over" }))).toBeInstanceOf(LimitReachedError);
       expect(await store.listAlerts("alice")).toHaveLength(PLATFORM_LIMITS.alertsPerUser);
     });
 

@@ -16,6 +16,7 @@ import {
   TableResponse,
   columnsDescription,
   authenticatedErrors,
+  emptyBodyIsObject,
   toTable,
   type Table,
 } from "../schemas.ts";
@@ -131,6 +132,9 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
         }),
         response: { 200: DataResponse(AccountViewSchema), ...authenticatedErrors, 409: ErrorResponse },
       },
+      // Every field is optional: no body at all is the defaults (it was 400 "body must be object"; the audit of
+      // 7 December).
+      preValidation: emptyBodyIsObject,
     },
     async (request) => {
       const userId = request.principal!.userId;

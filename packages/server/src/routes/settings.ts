@@ -10,8 +10,11 @@ import { DataResponse, authenticatedErrors } from "../schemas.ts";
 
 const MAX_KEYS = PLATFORM_LIMITS.settingsKeys;
 
-const Document = Type.Record(Type.String({ maxLength: 200 }), Type.Unknown(), {
+// Key bounds as `propertyNames`: a string-keyed record drops its key schema's bounds (a 300-character key and "" were
+// taken; the audit of 7 December).
+const Document = Type.Record(Type.String(), Type.Unknown(), {
   maxProperties: MAX_KEYS,
+  propertyNames: { minLength: 1, maxLength: 200 },
   description: `A JSON object of at most ${MAX_KEYS} top-level keys and ${PLATFORM_LIMITS.settingsBytes} bytes as JSON`,
 });
 
