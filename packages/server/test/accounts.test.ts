@@ -75,8 +75,10 @@ describe("the user's accounts", () => {
   it("refuses a bad currency, leverage, mode or an unknown field", async () => {
     const user = await signUp(server);
     for (const [body, code] of [
-      [{ currency: "XYZ" }, "INVALID_DATA"],
-      [{ currency: "BTC" }, "INVALID_DATA"],
+      // A code no account is kept in: the engine's registry code (the audit of 7 December: INVALID_DATA before).
+      [{ currency: "XYZ" }, "INVALID_CURRENCY"],
+      [{ currency: "BTC" }, "INVALID_CURRENCY"],
+      [{ currency: "dollars" }, "INVALID_DATA"],
       [{ leverage: 0 }, "INVALID_DATA"],
       [{ leverage: 1.5 }, "INVALID_DATA"],
       // The engine's bound, which the schema (and so /docs) now says (found by the audit of accounts of 7 December).

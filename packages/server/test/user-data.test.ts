@@ -26,6 +26,22 @@ describe("watchlist", () => {
   const add = (user: User, symbol: unknown) =>
     call(server, "PUT", "/api/v1/watchlist", { token: user.token, body: { symbol } });
 
+  // Found by the audit of user data of 7 December: "eurusd" was refused here (404 UNKNOWN_SYMBOL, and NOT_FOUND on
+  // delete) while the market paths take it as EURUSD.
+  it("takes a symbol in any case, as the market paths do, and keeps the instrument's spelling", async () => {
+    const user = await signUp(server);
+    expect((await add(user, "eurusd")).status).toBe(200);
+    const reordered = await call(server, "POST", "/api/v1/watchlist", {
+      token: user.token,
+      body: { symbols: ["EurUsd"] },
+    });
+    expect(reordered.status).toBe(200);
+    expect((await get(user)).body.rows.map((row: unknown[]) => row[0])).toEqual(["EURUSD"]);
+    expect((await add(user, "EURUSD")).status).toBe(409);
+    expect((await call(server, "DELETE", "/api/v1/watchlist/eurusd", { token: user.token })).status).toBe(200);
+    expect((await get(user)).body.rows).toEqual([]);
+  });
+
   it("starts empty, adds symbols at the end with their last quote, reorders and removes", async () => {
     const user = await signUp(server);
     expect((await get(user)).body).toEqual({ structure: WATCH_STRUCTURE, rows: [] });
@@ -337,5 +353,13 @@ describe("settings keys and an account opened with no body", () => {
     });
     expect(opened.statusCode, opened.body).toBe(200);
     expect(opened.json().data).toMatchObject({ currency: "USD", leverage: 100, mode: "HEDGING", balance: 10000 });
+    // A currency the platform has no accounts in is INVALID_CURRENCY (it was INVALID_DATA, its clause seven times).
+    for (const currency of ["XXX", "CNY"]) {
+      const refused = await call(server, "PUT", "/api/v1/accounts", { token: user.token, body: { currency } });
+      expect(refused.status, currency).toBe(400);
+      expect(refused.body.error, currency).toBe("INVALID_CURRENCY");
+    }
+    const lower = await call(server, "PUT", "/api/v1/accounts", { token: user.token, body: { currency: "usd" } });
+    expect(lower.body.error).toBe("INVALID_DATA");
   });
 });

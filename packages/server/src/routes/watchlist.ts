@@ -23,6 +23,17 @@ interface WatchRow {
   time: string | null;
 }
 
+/**
+ * A symbol as the watchlist keeps it: a traded instrument's own spelling, whatever the case, as the market paths take
+ * it (eurusd was refused here while /market/eurusd answered EURUSD: the audit of 7 December); else as written (a
+ * symbol no longer traded can still be removed).
+ */
+function listedSymbol(platform: Platform, text: string): string {
+  if (platform.instruments.has(text)) return text;
+  const upper = text.toUpperCase();
+  return platform.instruments.has(upper) ? upper : text;
+}
+
 function watchRows(platform: Platform, symbols: readonly string[]): WatchRow[] {
   let engine: Platform["engine"] | null = null;
   try {
@@ -76,7 +87,7 @@ export const watchlistRoutes: RouteModule = (app, { platform }) => {
     },
     async (request) => {
       const userId = request.principal!.userId;
-      const symbol = platform.instrument(request.body.symbol).symbol;
+      const symbol = platform.instrument(listedSymbol(platform, request.body.symbol)).symbol;
       const current = await platform.store.getWatchlist(userId);
       if (current.includes(symbol)) throw new ApiError("CONFLICT", `${symbol} is already in the watchlist`);
       if (current.length >= PLATFORM_LIMITS.watchlistSymbols)
@@ -96,7 +107,13 @@ export const watchlistRoutes: RouteModule = (app, { platform }) => {
         response: { 200: TableResponse, ...authenticatedErrors },
       },
     },
-    async (request) => table(await platform.store.reorderWatchlist(request.principal!.userId, request.body.symbols)),
+    async (request) =>
+      table(
+        await platform.store.reorderWatchlist(
+          request.principal!.userId,
+          request.body.symbols.map((symbol) => listedSymbol(platform, symbol)),
+        ),
+      ),
   );
 
   app.delete(
@@ -110,7 +127,10 @@ export const watchlistRoutes: RouteModule = (app, { platform }) => {
       },
     },
     async (request) => {
-      const removed = await platform.store.removeFromWatchlist(request.principal!.userId, request.params.symbol);
+      const removed = await platform.store.removeFromWatchlist(
+        request.principal!.userId,
+        listedSymbol(platform, request.params.symbol),
+      );
       if (!removed) throw new ApiError("NOT_FOUND", `${request.params.symbol} is not in the watchlist`);
       return { data: "OK" as const };
     },
