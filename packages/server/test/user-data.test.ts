@@ -346,6 +346,19 @@ describe("settings keys and an account opened with no body", () => {
     }
     const taken = await call(server, "PUT", "/api/v1/settings", { token: user.token, body: { ["k".repeat(200)]: 1 } });
     expect(taken.status).toBe(200);
+    // 1e400 parses as Infinity, which JSON writes as null: it was stored as null without a word.
+    const infinite = await server.app.inject({
+      method: "POST",
+      url: "/api/v1/settings",
+      headers: { authorization: user.token, "content-type": "application/json" },
+      payload: '{"zoom":1e400}',
+    });
+    expect(infinite.statusCode).toBe(400);
+    expect(infinite.json()).toMatchObject({
+      error: "INVALID_DATA",
+      message: expect.stringContaining("finite numbers"),
+    });
+    expect((await call(server, "GET", "/api/v1/settings", { token: user.token })).body.data).not.toHaveProperty("zoom");
     const opened = await server.app.inject({
       method: "PUT",
       url: "/api/v1/accounts",

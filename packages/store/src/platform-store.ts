@@ -637,11 +637,17 @@ export function settingsJson(field: string, document: unknown, maxKeys: number =
   if (typeof document !== "object" || document === null || Array.isArray(document))
     fail(field, "must be a JSON object");
   let json: string;
+  let nonFinite = false;
   try {
-    json = JSON.stringify(document);
+    json = JSON.stringify(document, (_key, value: unknown) => {
+      if (typeof value === "number" && !Number.isFinite(value)) nonFinite = true;
+      return value;
+    });
   } catch {
     fail(field, "must be serialisable as JSON");
   }
+  // JSON writes Infinity as null: a number like 1e400 was kept as null without a word (the audit of 7 December).
+  if (nonFinite) fail(field, "must hold finite numbers only (a number like 1e400 has no JSON form)");
   if (utf8Length(json) > PLATFORM_LIMITS.settingsBytes)
     fail(field, `must be at most ${PLATFORM_LIMITS.settingsBytes} bytes as JSON`);
   // Checked on the document a merge makes too: five merges of 1,000 new keys each kept 5,000.

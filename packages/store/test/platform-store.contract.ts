@@ -572,6 +572,9 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
         expect(await rejection(store.replaceSettings("alice", bad as never, T0))).toBeInstanceOf(ValidationError);
       const big = { blob: "x".repeat(PLATFORM_LIMITS.settingsBytes) };
       expect(await rejection(store.replaceSettings("alice", big, T0))).toBeInstanceOf(ValidationError);
+      // A number JSON cannot write (it was kept as null): refused, at any depth.
+      for (const bad of [{ n: Infinity }, { chart: { zoom: [1, -Infinity] } }, { n: NaN }])
+        expect(await rejection(store.mergeSettings("alice", bad, T0))).toBeInstanceOf(ValidationError);
       // Each half fits; merged they do not.
       const half = "x".repeat(PLATFORM_LIMITS.settingsBytes / 2);
       await store.replaceSettings("alice", { a: half }, T0);
