@@ -356,6 +356,13 @@ function isPositiveInteger(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
 }
 
+/** The refusal of a client's id (a client order id, a balance reference) that is not 1 to 64 portable characters. */
+function idTextRefusal(field: string, text: string): Rejection | null {
+  return isPortableText(text, 64) && text.length > 0
+    ? null
+    : reject("INVALID_DATA", `${field} must be 1 to 64 characters, without NUL or unpaired surrogates`);
+}
+
 /** The answer to a retried client order id: the first order or close as remembered, nothing done again. */
 function duplicateAnswer(memory: ClientOrderMemory): CommandSuccess {
   return {
@@ -700,8 +707,8 @@ export class TradingEngine {
     if (!Number.isSafeInteger(command.amount) || command.amount === 0) return reject("INVALID_AMOUNT");
     const reference = command.reference ?? null;
     if (reference !== null) {
-      if (!isPortableText(reference, 64) || reference.length === 0)
-        return reject("INVALID_DATA", "reference must be 1 to 64 characters, without NUL or unpaired surrogates");
+      const malformed = idTextRefusal("reference", reference);
+      if (malformed) return malformed;
       // A payment bridge retries after a lost answer: the first operation's result, no money moved again (found by
       // the audit of the back office of 7 December: a retried deposit was deposited twice).
       const first = this.state.balanceReferences.get(account.id)?.get(reference);
@@ -975,11 +982,16 @@ export class TradingEngine {
     return true;
   }
 
+  /** A netting account's one position on the symbol, if it has one. */
+  private nettingPosition(accountId: number, symbol: string): Position | undefined {
+    const positionId = this.state.nettingPositions.get(`${accountId}:${symbol}`);
+    return positionId === undefined ? undefined : this.state.positions.get(positionId);
+  }
+
   /** Whether the order is a netting account's market order against its position, for no more than the position. */
   private onlyReducesNetting(account: Account, command: PlaceOrderCommand): boolean {
     if (account.mode !== "NETTING" || command.type !== "MARKET") return false;
-    const positionId = this.state.nettingPositions.get(`${account.id}:${command.symbol}`);
-    const position = positionId === undefined ? undefined : this.state.positions.get(positionId);
+    const position = this.nettingPosition(account.id, command.symbol);
     return (
       position !== undefined &&
       position.side !== command.side &&
@@ -1203,9 +1215,12 @@ export class TradingEngine {
     account: Account,
     clientOrderId: string,
   ): { ok: true; memory: ClientOrderMemory | undefined } | Rejection {
-    if (!isPortableText(clientOrderId, 64) || clientOrderId.length === 0)
-      return reject("INVALID_DATA", "clientOrderId must be 1 to 64 characters, without NUL or unpaired surrogates");
-    return { ok: true, memory: this.state.clientOrders.get(account.id)?.get(clientOrderId) };
+    return (
+      idTextRefusal("clientOrderId", clientOrderId) ?? {
+        ok: true,
+        memory: this.state.clientOrders.get(account.id)?.get(clientOrderId),
+      }
+    );
   }
 
   private duplicateResult(command: PlaceOrderCommand, memory: ClientOrderMemory): Decision {
@@ -1368,8 +1383,8 @@ export class TradingEngine {
       if (!simulated) return reject("POSITION_NOT_FOUND");
     } else if (account.mode === "NETTING") {
       // Netting: the symbol's one position.
-      const positionId = this.state.nettingPositions.get(`${account.id}:${instrument.symbol}`);
-      simulated = positionId === undefined ? null : simulate(this.state.positions.get(positionId));
+      const position = this.nettingPosition(account.id, instrument.symbol);
+      simulated = position === undefined ? null : simulate(position);
     } else if (request.continuesFill) {
       // Hedging: later fills of a partly filled order add to the position its first fill opened.
       const positionId = this.positionOpenedBy(account.id, request.orderId);
@@ -1986,8 +2001,7 @@ export class TradingEngine {
    */
   private fillTakesOrderStops(order: Order, account: Account): boolean {
     if (account.mode === "HEDGING") return this.positionFilledBy(order) === undefined;
-    const positionId = this.state.nettingPositions.get(`${account.id}:${order.symbol}`);
-    const position = positionId === undefined ? undefined : this.state.positions.get(positionId);
+    const position = this.nettingPosition(account.id, order.symbol);
     if (!position || position.side === order.side) return true;
     return order.volume - order.filledVolume > position.volume;
   }

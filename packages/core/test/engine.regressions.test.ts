@@ -535,6 +535,21 @@ function thinAsk(s: Scenario, bid: string, ask: string, askVolume: number) {
   });
 }
 
+/**
+ * A buy stop of 1 lot at 1.08600 with its stop loss at 1.08400, filled 0.1 lot by a thin book: the scenario, its
+ * account and order, and a tick whose ask offers only so much.
+ */
+function partlyFilledStop() {
+  const s = new Scenario();
+  const account = s.account();
+  s.quote("EURUSD", "1.08430", "1.08440");
+  const tick = (bid: string, ask: string, askVolume: number) => thinAsk(s, bid, ask, askVolume);
+  const stop = s.pending(account, "EURUSD", "BUY", "STOP", "1", "1.08600", { sl: points("EURUSD", "1.08400") })
+    .orderId as number;
+  tick("1.08600", "1.08610", 10);
+  return { s, account, stop, tick };
+}
+
 /** The default configuration with one instrument's trade mode changed, as a broker's instruments file sets it. */
 function withTradeMode(symbol: string, tradeMode: "FULL" | "CLOSE_ONLY" | "DISABLED") {
   const config = defaultEngineConfig();
@@ -598,13 +613,7 @@ describe("found by the audit of the order lifecycle of 7 December", () => {
   // After the position a partly filled stop had opened closed at the order's stop loss, every tick filled the rest
   // into a new position that its stop loss closed at once, at a loss, over and over.
   it("the rest of a partly filled order does not enter where its own stop loss would close it at once", () => {
-    const s = new Scenario();
-    const account = s.account();
-    s.quote("EURUSD", "1.08430", "1.08440");
-    const tick = (bid: string, ask: string, askVolume: number) => thinAsk(s, bid, ask, askVolume);
-    const stop = s.pending(account, "EURUSD", "BUY", "STOP", "1", "1.08600", { sl: points("EURUSD", "1.08400") })
-      .orderId as number;
-    tick("1.08600", "1.08610", 10);
+    const { s, account, stop, tick } = partlyFilledStop();
     expect(s.engine.state.orders.get(stop)).toMatchObject({ status: "PARTIALLY_FILLED", filledVolume: 10 });
     // The market falls through the stop loss: the position closes, and the rest of the order stays out.
     tick("1.08300", "1.08320", 10);
@@ -629,13 +638,7 @@ describe("found by the audit of the order lifecycle of 7 December", () => {
   // The review of 7 December: the first version read the order's stops even where the rest only adds to the position
   // the order opened, whose own stops rule (here removed by the client).
   it("the rest of a partly filled order fills into its open position whose stops were changed, past the order's", () => {
-    const s = new Scenario();
-    const account = s.account();
-    s.quote("EURUSD", "1.08430", "1.08440");
-    const tick = (bid: string, ask: string, askVolume: number) => thinAsk(s, bid, ask, askVolume);
-    const stop = s.pending(account, "EURUSD", "BUY", "STOP", "1", "1.08600", { sl: points("EURUSD", "1.08400") })
-      .orderId as number;
-    tick("1.08600", "1.08610", 10);
+    const { s, account, stop, tick } = partlyFilledStop();
     const positionId = s.positions(account)[0]!.id;
     s.ok({ kind: "modifyPosition", accountId: account, positionId, sl: null });
     tick("1.08390", "1.08400", 90);

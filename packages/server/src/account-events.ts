@@ -200,6 +200,7 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
       const account = platform.engine.state.accounts.get(deal.accountId);
       if (!account) return [];
       const dealInstrument = platform.instrument(deal.symbol);
+      const balanceChange = deal.profit - deal.commission + deal.swap;
       return [
         message("executionEvent", deal.accountId, seq, event.time, "DEAL", {
           orderId: deal.orderId,
@@ -214,21 +215,21 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
           effect: event.effect.kind,
           volume: lotsToWire(deal.volume, dealInstrument),
           price: priceToWire(deal.price, dealInstrument),
-          balanceChange: moneyToWire(deal.profit - deal.commission + deal.swap, account.currency),
+          balanceChange: moneyToWire(balanceChange, account.currency),
           ...stopsSetBy(event.effect, dealInstrument),
         }),
-        ...balanceChange(
-          deal.accountId,
-          seq,
-          event.time,
-          "DEAL",
-          deal.profit - deal.commission + deal.swap,
-          {
-            dealId: deal.id,
-            positionId: deal.positionId,
-          },
-          account.currency,
-        ),
+        // Seed 000's balance stream is every balance update: it told only balance operations, not a close's profit,
+        // a commission or a swap (found by the audit of the stream of 7 December). No symbol, so a symbol filter
+        // never hides one; none when the deal moves no money.
+        ...(balanceChange === 0
+          ? []
+          : [
+              message("balanceEvent", deal.accountId, seq, event.time, "DEAL", {
+                dealId: deal.id,
+                positionId: deal.positionId,
+                amount: moneyToWire(balanceChange, account.currency),
+              }),
+            ]),
       ];
     }
     case "PositionChanged":
@@ -322,24 +323,6 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
     case "AccountOpened":
       return [];
   }
-}
-
-/**
- * The `balanceEvent` of a deal's or a swap charge's change to the balance, none when it changes nothing. Seed 000's
- * balance stream is every balance update: it told only balance operations, not a close's profit, a commission or
- * a swap (found by the audit of the stream of 7 December). No symbol, so a symbol filter never hides one.
- */
-function balanceChange(
-  accountId: number,
-  seq: number,
-  time: number,
-  event: "DEAL",
-  amount: number,
-  fields: Record<string, unknown>,
-  currency: string,
-): Built[] {
-  if (amount === 0) return [];
-  return [message("balanceEvent", accountId, seq, time, event, { ...fields, amount: moneyToWire(amount, currency) })];
 }
 
 /** Terminal order statuses: the order leaves the engine's working set. */

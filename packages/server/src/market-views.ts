@@ -29,7 +29,17 @@ export function marketStatus(instrument: InstrumentSpec, now: number): MarketSta
 
 /** The instrument of a path symbol: as written, else upper-cased (eurusd); 404 UNKNOWN_SYMBOL otherwise. */
 export function instrumentOf(platform: Platform, symbol: string): InstrumentSpec {
-  return platform.instruments.get(symbol) ?? platform.instrument(symbol.toUpperCase());
+  return platform.instrument(tradedSymbol(platform, symbol));
+}
+
+/**
+ * A symbol as the platform trades it, whatever the case the client wrote it in ("eurusd" is EURUSD); one no instrument
+ * has, as written (the watchlist may still hold a symbol no longer traded, to remove it).
+ */
+export function tradedSymbol(platform: Platform, text: string): string {
+  if (platform.instruments.has(text)) return text;
+  const upper = text.toUpperCase();
+  return platform.instruments.has(upper) ? upper : text;
 }
 
 /**

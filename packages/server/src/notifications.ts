@@ -480,9 +480,8 @@ export class NotificationService {
    */
   private tradeText(event: DealExecutedEvent, account: Account, instrument: InstrumentSpec): string {
     const { deal } = event;
-    const lots = String(toDecimalNumber(deal.volume, instrument.volumeDigits));
     const verb = deal.side === "BUY" ? "Bought" : "Sold";
-    const trade = `${verb} ${lots} ${lots === "1" ? "lot" : "lots"} ${deal.symbol} at ${formatPrice(deal.price, instrument)}`;
+    const trade = `${verb} ${lotsText(deal.volume, instrument)} ${deal.symbol} at ${formatPrice(deal.price, instrument)}`;
     if (deal.entry !== "OUT") return trade;
     return (
       `${trade}; profit ${this.money(deal.profit, account)}` +
@@ -518,8 +517,7 @@ export class NotificationService {
       // The lots the deal closed: the event says what it took from the position, not whether some is left (a
       // partial close was said "closed"; the state after the batch is no answer either, as a later close of the
       // same batch or a rebuild at start would show).
-      const lots = String(toDecimalNumber(deal.volume, instrument.volumeDigits));
-      title = `Position #${deal.positionId}: ${lots} ${lots === "1" ? "lot" : "lots"} closed`;
+      title = `Position #${deal.positionId}: ${lotsText(deal.volume, instrument)} closed`;
       body = `${withOutcome} (deal #${deal.id})`;
     }
     return {
@@ -565,6 +563,12 @@ export class NotificationService {
       createdAt: event.time,
     };
   }
+}
+
+/** A volume as lots in words: "1 lot", "0.05 lots". */
+function lotsText(volume: number, instrument: InstrumentSpec): string {
+  const lots = String(toDecimalNumber(volume, instrument.volumeDigits));
+  return `${lots} ${lots === "1" ? "lot" : "lots"}`;
 }
 
 /** A price with exactly the instrument's digits ("1.08000"). */

@@ -214,18 +214,14 @@ function checkParameters(condition: AlertCondition, parameters: Parameters): voi
 }
 
 /** Refuses a MOVING_DOWN the price cannot make from its reference (given, or the current price taken for it). */
+/** One check for every condition: a level past either end of the quotes (a MOVING_DOWN to 0 or below among them). */
 function checkReachable(condition: AlertCondition, parameters: Parameters, instrument: InstrumentSpec): void {
-  if (
-    condition === "MOVING_DOWN" &&
-    parameters.referencePrice !== null &&
-    parameters.moveThreshold! >= parameters.referencePrice
-  )
-    throw new ApiError("INVALID_DATA", "MOVING_DOWN needs moveThreshold below referencePrice: no price falls to 0");
   const maxPrice = maxPricePoints(instrument);
   if (!canTrigger({ condition, ...parameters }, maxPrice))
     throw new ApiError(
       "INVALID_DATA",
-      `No ${instrument.symbol} quote can reach this alert's level: quotes go up to ${formatPrice(maxPrice, instrument)}`,
+      `No ${instrument.symbol} quote can reach this alert's level: quotes go from ${formatPrice(1, instrument)} ` +
+        `to ${formatPrice(maxPrice, instrument)}`,
     );
 }
 

@@ -8,6 +8,7 @@ import type { RouteModule } from "../app.ts";
 import type { Platform } from "../platform.ts";
 import { ApiError } from "../errors.ts";
 import { Closed, ErrorResponse, OkResponse, TableResponse, authenticatedErrors, toTable } from "../schemas.ts";
+import { instrumentOf, tradedSymbol } from "../market-views.ts";
 import { optionalPriceToWire, optionalTimeToWire } from "../wire.ts";
 
 const SymbolName = Type.String({ minLength: 1, maxLength: 32, pattern: "^[A-Za-z0-9._#+-]{1,32}$" });
@@ -21,17 +22,6 @@ interface WatchRow {
   bid: number | null;
   ask: number | null;
   time: string | null;
-}
-
-/**
- * A symbol as the watchlist keeps it: a traded instrument's own spelling, whatever the case, as the market paths take
- * it (eurusd was refused here while /market/eurusd answered EURUSD: the audit of 7 December); else as written (a
- * symbol no longer traded can still be removed).
- */
-function listedSymbol(platform: Platform, text: string): string {
-  if (platform.instruments.has(text)) return text;
-  const upper = text.toUpperCase();
-  return platform.instruments.has(upper) ? upper : text;
 }
 
 function watchRows(platform: Platform, symbols: readonly string[]): WatchRow[] {
@@ -87,7 +77,7 @@ export const watchlistRoutes: RouteModule = (app, { platform }) => {
     },
     async (request) => {
       const userId = request.principal!.userId;
-      const symbol = platform.instrument(listedSymbol(platform, request.body.symbol)).symbol;
+      const symbol = instrumentOf(platform, request.body.symbol).symbol;
       const current = await platform.store.getWatchlist(userId);
       if (current.includes(symbol)) throw new ApiError("CONFLICT", `${symbol} is already in the watchlist`);
       if (current.length >= PLATFORM_LIMITS.watchlistSymbols)
@@ -111,7 +101,7 @@ export const watchlistRoutes: RouteModule = (app, { platform }) => {
       table(
         await platform.store.reorderWatchlist(
           request.principal!.userId,
-          request.body.symbols.map((symbol) => listedSymbol(platform, symbol)),
+          request.body.symbols.map((symbol) => tradedSymbol(platform, symbol)),
         ),
       ),
   );
@@ -129,7 +119,7 @@ export const watchlistRoutes: RouteModule = (app, { platform }) => {
     async (request) => {
       const removed = await platform.store.removeFromWatchlist(
         request.principal!.userId,
-        listedSymbol(platform, request.params.symbol),
+        tradedSymbol(platform, request.params.symbol),
       );
       if (!removed) throw new ApiError("NOT_FOUND", `${request.params.symbol} is not in the watchlist`);
       return { data: "OK" as const };
