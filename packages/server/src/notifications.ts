@@ -283,12 +283,15 @@ export class NotificationService {
         this.platform.journalRecords(after, NOTIFICATION_RECOVERY_PAGE_EVENTS),
       );
       if (records.length === 0) break;
-      const page = records.filter((record) => record.sequence <= through);
+      const read = records.filter((record) => record.sequence <= through);
+      // A full page may end between a stop-out and its closing deal: those wait for the next page, so the two
+      // still make one notification (a page boundary there made the two of before the audit of 7 December).
+      const page = read.length === NOTIFICATION_RECOVERY_PAGE_EVENTS ? withoutUnfinishedStopOut(read) : read;
       const found = this.derive(page);
       after = page.at(-1)?.sequence ?? through;
       derived += found.length;
       await this.storeBatches(found, after);
-      if (page.length < records.length) break;
+      if (read.length < records.length) break;
     }
     if (derived > 0)
       this.platform.log.info(
@@ -563,6 +566,19 @@ export class NotificationService {
       createdAt: event.time,
     };
   }
+}
+
+/**
+ * `records` without their tail from a `StopOut` whose closing deal is not among them (it follows in the journal), so
+ * `derive` sees the two together; `records` whole when there is none, or when the stop-out is the first record.
+ */
+export function withoutUnfinishedStopOut(records: readonly JournalRecord[]): readonly JournalRecord[] {
+  for (let index = records.length - 1; index > 0; index--) {
+    const { event } = records[index]!;
+    if (event.type === "DealExecuted" && event.deal.reason === "STOP_OUT") return records;
+    if (event.type === "StopOut") return records.slice(0, index);
+  }
+  return records;
 }
 
 /** A volume as lots in words: "1 lot", "0.05 lots". */

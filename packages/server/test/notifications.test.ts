@@ -10,7 +10,12 @@ import Database from "better-sqlite3";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { NOTIFICATION_MARK_EVERY_EVENTS, NotificationService, WriteQueue } from "../src/notifications.ts";
+import {
+  NOTIFICATION_MARK_EVERY_EVENTS,
+  NotificationService,
+  WriteQueue,
+  NOTIFICATION_RECOVERY_PAGE_EVENTS,
+} from "../src/notifications.ts";
 import {
   admin,
   call,
@@ -492,5 +497,66 @@ describe("batched notification writes", () => {
     const ids = tableObjects(response.body).map((row) => row.id as number);
     expect(ids).toHaveLength(40);
     expect([...ids].sort((a, b) => b - a)).toEqual(ids);
+  });
+});
+
+describe("notifications derived again at start, read from the journal in pages", () => {
+  // Found by the audit of 7 December: a page that ended between a stop-out and its closing deal gave the stop-out's
+  // notification and the deal's apart, the two the live path joins into one.
+  it("join a stop-out and its closing deal across a page boundary", { timeout: 60_000 }, async () => {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-notification-pages-"));
+    try {
+      let own = await startTestServer({ dataDirectory });
+      const user = await signUp(own);
+      const engine = own.platform.durableEngine!;
+      const balance = engine.engine.state.accounts.get(user.login)!.balance;
+      await engine.submit({ kind: "withdraw", time: TUESDAY_NOON, accountId: user.login, amount: balance - 100_000 });
+      // Enough events before the stop-out for a whole page of them after the mark set below.
+      for (let chunk = 0; chunk < NOTIFICATION_RECOVERY_PAGE_EVENTS / 2_000; chunk++)
+        await Promise.all(
+          Array.from({ length: 2_000 }, () =>
+            engine.submit({ kind: "deposit", time: TUESDAY_NOON, accountId: user.login, amount: 1 }),
+          ),
+        );
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      const placed = await call(own, "POST", `/api/v1/accounts/${user.login}/orders`, {
+        token: user.token,
+        body: { symbol: "EURUSD", type: "MARKET", side: "BUY", volume: 0.5 },
+      });
+      expect(placed.status).toBe(200);
+      await pushQuote(own, "EURUSD", "1.06430", "1.06440");
+      await settle(own);
+      const stopOutText = async (on: TestServer) => {
+        await settle(on);
+        const rows = (await on.platform.store.listNotifications(user.userId, { limit: 100 })).rows;
+        return rows.filter((row) => row.title.startsWith("Stop out")).map((row) => row.body);
+      };
+      const live = await stopOutText(own);
+      expect(live).toHaveLength(1);
+      expect(live[0]).toMatch(/is closed\. Sold 0\.5 lots EURUSD at 1\.06430; profit -/);
+      const records = await own.platform.journalRecords(engine.lastSequence - 50, 100);
+      const stopOut = records.find((record) => record.event.type === "StopOut")!.sequence;
+      const platformDatabase = own.config.storage.platformDatabaseUrl;
+      await own.close();
+      // As if the last stop had stored nothing after a mark a whole page before the stop-out: the first page read at
+      // start ends with the stop-out, its closing deal opens the next.
+      const mark = stopOut - NOTIFICATION_RECOVERY_PAGE_EVENTS;
+      const database = new Database(platformDatabase);
+      database.prepare("UPDATE derived_through SET journal_sequence = ? WHERE kind = 'notifications'").run(mark);
+      database.prepare("DELETE FROM notifications WHERE journal_sequence > ?").run(mark);
+      database.close();
+      own = await startTestServer({ dataDirectory });
+      try {
+        expect(await stopOutText(own)).toEqual(live);
+        const titles = (await own.platform.store.listNotifications(user.userId, { limit: 100 })).rows.map(
+          (n) => n.title,
+        );
+        expect(titles.filter((title) => title.startsWith("Stop out: position"))).toEqual([]);
+      } finally {
+        await own.close();
+      }
+    } finally {
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
   });
 });
