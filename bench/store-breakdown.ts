@@ -8,7 +8,10 @@
  * - as the platform writes it: the journal's row and the read models in one transaction;
  * - with the read models' writes skipped, the journal's rows alone. A diagnostic, not a configuration the
  *   platform offers (issue 3 asks for the read models in the journal's transaction): its ratio to in-memory
- *   is the ceiling of the durable rate on this machine whatever the read models cost.
+ *   is the ceiling of the durable rate on this machine whatever the read models cost;
+ * - over a journal that encodes each batch as every journal does and stores nothing (answered at once): the
+ *   durable engine's own work (the executing engine, the follower folding every batch again, the answers'
+ *   promises, the encoding), the ceiling of the durable rate whatever the storage costs.
  *
  * The first row's note gives the time spent in each kind of SQLite statement per order (COMMIT, the account
  * index, each history table, the journal's row), timed around every `run` of the journal's prepared
@@ -17,9 +20,16 @@
  * thread runs them in another isolate).
  */
 import { defaultEngineConfig } from "@bourse/core";
-import { SqliteJournal, type DurableEngine } from "@bourse/store";
+import {
+  SqliteJournal,
+  type DurableEngine,
+  type EventJournal,
+  type JournalOpenReport,
+  type JournalRecord,
+} from "@bourse/store";
 import Database from "better-sqlite3";
 import { join } from "node:path";
+import { encodeBatch } from "../packages/store/src/records.ts";
 import { SqliteReadModelStatements } from "../packages/store/src/sqlite-read-models.ts";
 import { buildOrderFlow, tradeRoundTrips } from "./engine.ts";
 import {
@@ -86,6 +96,30 @@ function skipReadModels(isSkipping: () => boolean): () => void {
   };
 }
 
+/** A journal that encodes each append as the drivers do and keeps nothing: the durable engine's work alone. */
+class EncodingOnlyJournal implements EventJournal {
+  private last = 0;
+  async open(): Promise<JournalOpenReport> {
+    return { lastSequence: 0, droppedTornRecords: 0, damagedSnapshots: [] };
+  }
+  async append(records: readonly JournalRecord[]): Promise<void> {
+    encodeBatch(records);
+    this.last = records[records.length - 1]!.sequence;
+  }
+  async lastSequence(): Promise<number> {
+    return this.last;
+  }
+  async read(): Promise<JournalRecord[]> {
+    return [];
+  }
+  async saveSnapshot(): Promise<void> {}
+  async saveSnapshotRow(): Promise<void> {}
+  async latestSnapshot(): Promise<null> {
+    return null;
+  }
+  async close(): Promise<void> {}
+}
+
 async function breakdownBenchmarks(context: BenchContext, directory: string): Promise<Row[]> {
   const { clients, roundTripsPerClient, runs } = DURABLE_FLOW;
   const config = defaultEngineConfig();
@@ -111,9 +145,13 @@ async function breakdownBenchmarks(context: BenchContext, directory: string): Pr
     context.log(`store.breakdown: two SQLite journals (inline writer), ${clients} funded accounts each...`);
     const whole = await open("whole");
     const journalOnly = await open("journal-only");
+    const storingNothing = await openDurable(new EncodingOnlyJournal(), config);
+    engines.push(storingNothing);
+    const storingNothingAccounts = await prepareDurable(storingNothing, clients);
     const wholeName = "durable orders, SQLite inline, journal and read models (as the platform writes them)";
     const journalOnlyName =
       "durable orders, SQLite inline, journal rows only (read models skipped: a diagnostic, the ceiling)";
+    const storingNothingName = "durable engine over a journal that encodes and stores nothing (a diagnostic)";
     const measured = await measureTogetherAsync(
       [
         { name: "in-memory engine, same orders", fn: () => tradeRoundTrips(flow, orders / 2).operations },
@@ -143,10 +181,19 @@ async function breakdownBenchmarks(context: BenchContext, directory: string): Pr
             }
           },
         },
+        {
+          name: storingNothingName,
+          fn: () => durableRoundTrips(storingNothing, storingNothingAccounts, roundTripsPerClient),
+        },
       ],
       { warmupRuns: 1, runs },
     );
-    const [memory, wholeMeasurement, journalOnlyMeasurement] = measured as [Measurement, Measurement, Measurement];
+    const [memory, wholeMeasurement, journalOnlyMeasurement, storingNothingMeasurement] = measured as [
+      Measurement,
+      Measurement,
+      Measurement,
+      Measurement,
+    ];
     const microsecondsPerOrder = (nanoseconds: bigint) => Number(nanoseconds) / 1000 / timedOrders;
     const statementMicroseconds = [...times]
       .map(([kind, nanoseconds]) => ({ kind, microseconds: microsecondsPerOrder(nanoseconds) }))
@@ -168,6 +215,10 @@ async function breakdownBenchmarks(context: BenchContext, directory: string): Pr
       row("store.breakdown", "orders/s", journalOnlyMeasurement, memory, {
         goal,
         note: `per order ${(1e6 / journalOnlyMeasurement.perSecond).toFixed(1)} µs: the journal's row, its COMMIT and the durable engine's own work, nothing else; what no read-model work can beat on this machine`,
+      }),
+      row("store.breakdown", "orders/s", storingNothingMeasurement, memory, {
+        goal,
+        note: `per order ${(1e6 / storingNothingMeasurement.perSecond).toFixed(1)} µs against the in-memory engine's ${(1e6 / memory.perSecond).toFixed(1)} µs: the executing engine, the follower folding each batch again, the answers and the encoding; what no storage can beat on this machine`,
       }),
     ];
   } finally {
