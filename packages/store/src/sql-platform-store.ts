@@ -506,6 +506,9 @@ function checkCandle(candle: Candle): Candle {
   };
 }
 
+/** Notifications one insert statement carries at most: a power of two (`notificationInserts` halves it). */
+const NOTIFICATION_ROWS_PER_STATEMENT = 64;
+
 export abstract class SqlPlatformStore implements PlatformStore {
   private database: SqlDatabase | null = null;
   private readonly texts = new Map<string, string>();
@@ -1269,7 +1272,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
 
   async recordAlertTrigger(trigger: AlertTrigger): Promise<RecordedAlertTrigger> {
     const logInsert = this.alertLogInsert(trigger.log, trigger.key);
-    const notificationInsert = this.notificationInsert([trigger.notification]);
+    const [notificationInsert] = this.notificationInserts([trigger.notification]) as [SqlStatement];
     const at = checkTime("now", trigger.now);
     return this.guarded("alert trigger", () =>
       this.db.transaction(async (tx) => {
@@ -1329,7 +1332,8 @@ export abstract class SqlPlatformStore implements PlatformStore {
         `notifications: at most ${PLATFORM_LIMITS.notificationBatch} per batch, got ${notifications.length}`,
         "notifications",
       );
-    const statements: SqlStatement[] = notifications.length > 0 ? [this.notificationInsert(notifications)] : [];
+    const inserts = this.notificationInserts(notifications);
+    const statements: SqlStatement[] = [...inserts];
     if (journalSequence !== undefined)
       statements.push({
         sql: this.q(`INSERT INTO {s}derived_through (kind, journal_sequence) VALUES ('notifications', ?)
@@ -1337,8 +1341,12 @@ export abstract class SqlPlatformStore implements PlatformStore {
         params: [checkInteger("journalSequence", journalSequence, 0)],
       });
     if (statements.length === 0) return [];
-    const [rows] = await this.guarded("notifications", () => this.db.derivedWrite(statements));
-    return notifications.length === 0 ? [] : (rows ?? []).map(toNotification).sort((a, b) => a.id - b.id);
+    const results = await this.guarded("notifications", () => this.db.derivedWrite(statements));
+    return results
+      .slice(0, inserts.length)
+      .flat()
+      .map(toNotification)
+      .sort((a, b) => a.id - b.id);
   }
 
   async notificationJournalSequence(): Promise<number | null> {
@@ -1347,10 +1355,14 @@ export abstract class SqlPlatformStore implements PlatformStore {
   }
 
   /**
-   * The checked insert of notifications in one statement, returning their rows. Ids are handed out in VALUES order;
-   * RETURNING does not promise an order, so callers sort the rows by id.
+   * The checked inserts of notifications, returning their rows, in statements of NOTIFICATION_ROWS_PER_STATEMENT rows
+   * and then of halves of it (32, 16, … 1), so a batch of any size is written with seven statement texts at most. One
+   * statement a batch, with a text for each batch size up to 1,000, kept a prepared statement and its text for every
+   * size seen, never freed: 458 MB once every size had come (found by the audit of limits of 7 December). Ids are
+   * handed out in VALUES order, statement after statement; RETURNING does not promise an order, so callers sort the
+   * rows by id.
    */
-  private notificationInsert(notifications: readonly NewNotification[]): SqlStatement {
+  private notificationInserts(notifications: readonly NewNotification[]): SqlStatement[] {
     const checked = notifications.map((notification) => [
       checkId("userId", notification.userId),
       checkOptionalInteger("accountId", notification.accountId, 1),
@@ -1360,13 +1372,21 @@ export abstract class SqlPlatformStore implements PlatformStore {
       checkTime("createdAt", notification.createdAt),
       checkOptionalInteger("journalSequence", notification.journalSequence, 1),
     ]);
-    const placeholders = checked.map(() => "(?, ?, ?, 'unread', ?, ?, ?, ?)").join(", ");
-    return {
-      sql: this.q(`INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at,
+    const statements: SqlStatement[] = [];
+    for (let start = 0; start < checked.length;) {
+      let count = NOTIFICATION_ROWS_PER_STATEMENT;
+      while (count > checked.length - start) count /= 2;
+      const rows = checked.slice(start, start + count);
+      start += count;
+      statements.push({
+        sql: this.q(`INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at,
                journal_sequence)
-             VALUES ${placeholders} ON CONFLICT (journal_sequence) DO NOTHING RETURNING ${NOTIFICATION_COLUMNS}`),
-      params: checked.flat(),
-    };
+             VALUES ${rows.map(() => "(?, ?, ?, 'unread', ?, ?, ?, ?)").join(", ")}
+             ON CONFLICT (journal_sequence) DO NOTHING RETURNING ${NOTIFICATION_COLUMNS}`),
+        params: rows.flat(),
+      });
+    }
+    return statements;
   }
 
   async pruneUserHistories(keepPerUser: number): Promise<number> {

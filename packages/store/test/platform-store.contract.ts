@@ -974,6 +974,11 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       ).toBeInstanceOf(ValidationError);
       const titles = (await store.listNotifications("alice", { limit: 100 })).rows.map((n) => n.title);
       expect(titles).toEqual(["third", "first"]);
+      // A batch longer than one statement's rows (sql-platform-store.ts writes 64, 32, … at a time): still in order.
+      const long = Array.from({ length: 150 }, (_, index) => ({ ...batch[1]!, title: `long ${index}` }));
+      const storedLong = await store.addNotifications(long);
+      expect(storedLong.map((n) => n.title)).toEqual(long.map((n) => n.title));
+      expect(storedLong.every((n, index) => index === 0 || n.id > storedLong[index - 1]!.id)).toBe(true);
     });
 
     it("stores the notification of a journal event once, whatever adds it again; answers only the ones added", async () => {
