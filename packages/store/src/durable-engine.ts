@@ -43,7 +43,7 @@ import {
   type JournalRecord,
 } from "./journal.ts";
 import { DurationHistogram, type DurationHistogramSnapshot } from "./duration-histogram.ts";
-import { MAX_APPEND_RECORDS, encodeSnapshotInSlices } from "./records.ts";
+import { MAX_ROW_RECORDS, encodeSnapshotInSlices } from "./records.ts";
 import { DEFAULT_RECOVERY_BATCH_SIZE, openAndRecover, recoverEngine } from "./recovery.ts";
 
 export const DEFAULT_SNAPSHOT_EVERY_EVENTS = 100_000;
@@ -235,8 +235,8 @@ export class DurableEngine {
     this.maxBatchCommands = positiveInteger(options.maxBatchCommands, DEFAULT_MAX_BATCH_COMMANDS, "maxBatchCommands");
     this.maxBatchEvents = positiveInteger(options.maxBatchEvents, DEFAULT_MAX_BATCH_EVENTS, "maxBatchEvents");
     // Half the journal's limit: the command that crosses maxBatchEvents still joins the batch.
-    if (this.maxBatchEvents > MAX_APPEND_RECORDS / 2)
-      throw new RangeError(`maxBatchEvents must be at most ${MAX_APPEND_RECORDS / 2}, got ${this.maxBatchEvents}`);
+    if (this.maxBatchEvents > MAX_ROW_RECORDS / 2)
+      throw new RangeError(`maxBatchEvents must be at most ${MAX_ROW_RECORDS / 2}, got ${this.maxBatchEvents}`);
     this.maxAppendsInFlight = positiveInteger(
       options.maxAppendsInFlight,
       DEFAULT_MAX_APPENDS_IN_FLIGHT,

@@ -1,6 +1,12 @@
 export * from "./journal.ts";
 export * from "./checksum.ts";
-export { eventAccountId, encodeSnapshot, encodeSnapshotInSlices, type SnapshotRow } from "./records.ts";
+export {
+  MAX_ROW_RECORDS,
+  eventAccountId,
+  encodeSnapshot,
+  encodeSnapshotInSlices,
+  type SnapshotRow,
+} from "./records.ts";
 // Not the connection helpers it shares with its writer thread.
 export {
   SqliteJournal,

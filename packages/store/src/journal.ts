@@ -129,9 +129,9 @@ export interface EventJournal {
    */
   open(options?: JournalOpenOptions): Promise<JournalOpenReport>;
   /**
-   * Appends records in one transaction and makes them durable before resolving.
-   * Sequences must continue from the last one without gaps, or it rejects with
-   * `JournalRecordError` and writes nothing; so does a batch of more than `MAX_APPEND_RECORDS`.
+   * Appends records in one transaction and makes them durable before resolving (in rows of at most
+   * `MAX_ROW_RECORDS`, as many as the batch needs). Sequences must continue from the last one without gaps, or it
+   * rejects with `JournalRecordError` and writes nothing.
    * A storage failure rejects with `JournalWriteError`.
    * Calls made before an earlier one resolved are applied in call order, one at a time (each begins once the
    * one before it is durable or refused); one behind a refused call no longer follows the last record and is

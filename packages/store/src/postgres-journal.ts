@@ -33,7 +33,7 @@ import {
   DEFAULT_VERIFICATION_BATCH_SIZE,
   assertReadArguments,
   decodeSnapshot,
-  encodeBatch,
+  encodeBatchRows,
   encodeSnapshot,
   integerColumn,
   isSoundSnapshot,
@@ -495,23 +495,23 @@ export class PostgresJournal implements EventJournal, ReadModels {
   }
 
   append(records: readonly JournalRecord[]): Promise<void> {
-    let row: JournalBatchRow;
+    let rows: JournalBatchRow[];
     try {
       this.requirePool();
       if (records.length === 0) return Promise.resolve();
-      row = encodeBatch(records);
+      rows = encodeBatchRows(records);
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    const appended = this.appendQueue.then(() => this.appendNow(row, records));
+    const appended = this.appendQueue.then(() => this.appendNow(rows, records));
     this.appendQueue = appended.catch(() => undefined);
     return appended;
   }
 
-  /** `records` are what `row` encodes (encodeBatch checked that the row keeps them exactly): the read models project them. */
-  private async appendNow(row: JournalBatchRow, records: readonly JournalRecord[]): Promise<void> {
+  /** `records` are what `rows` encode (encodeBatch checked that the rows keep them exactly): the read models project them. */
+  private async appendNow(rows: readonly JournalBatchRow[], records: readonly JournalRecord[]): Promise<void> {
     const pool = this.requirePool();
-    const firstSequence = row.firstSequence;
+    const firstSequence = rows[0]!.firstSequence;
     if (this.writing && this.writerLock === null) {
       // Lost with its connection: nothing is written until this journal is the one writer again.
       try {
@@ -524,7 +524,14 @@ export class PostgresJournal implements EventJournal, ReadModels {
         );
       }
     }
-    const parameters = [row.firstSequence, row.lastSequence, row.payload, row.checksum, firstSequence - 1];
+    // Each row guarded by the one before it (the first by the journal's last sequence): one transaction for them all.
+    const parameters = rows.map((row) => [
+      row.firstSequence,
+      row.lastSequence,
+      row.payload,
+      row.checksum,
+      row.firstSequence - 1,
+    ]);
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient;
       try {
@@ -542,10 +549,12 @@ export class PostgresJournal implements EventJournal, ReadModels {
       try {
         // SET LOCAL: durable on commit whatever the server's or role's default says.
         await client.query("BEGIN; SET LOCAL synchronous_commit TO on");
-        const inserted = await client.query(this.statements.insert, parameters);
-        if (inserted.rowCount !== 1) {
-          const { rows: last } = await client.query(this.statements.lastSequence);
-          throw sequenceMismatch(firstSequence, sequenceColumn(last[0]?.sequence));
+        for (const rowParameters of parameters) {
+          const inserted = await client.query(this.statements.insert, rowParameters);
+          if (inserted.rowCount !== 1) {
+            const { rows: last } = await client.query(this.statements.lastSequence);
+            throw sequenceMismatch(firstSequence, sequenceColumn(last[0]?.sequence));
+          }
         }
         // The read models in the same transaction: they commit, or roll back, with the records.
         await applyReadModels(client, this.readModelTexts, records);

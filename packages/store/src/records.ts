@@ -70,10 +70,12 @@ export interface StoredSnapshot {
 export const DEFAULT_VERIFICATION_BATCH_SIZE = 10_000;
 
 /**
- * Records one append may hold. Its row is written and read whole, so this bounds a row (about 320 bytes an
- * event, so some 32 MB); the durable engine's batches stay below it (`DEFAULT_MAX_BATCH_EVENTS`).
+ * Records one journal row holds at most. A row is written and read whole, so this bounds a row (about 320 bytes an
+ * event, so some 32 MB); the durable engine's batches stay below it (`DEFAULT_MAX_BATCH_EVENTS`), but one command
+ * can make more (a rollover expiring the DAY orders of many accounts): an append of more records is written as
+ * several rows in one transaction (`encodeBatchRows`).
  */
-export const MAX_APPEND_RECORDS = 100_000;
+export const MAX_ROW_RECORDS = 100_000;
 
 /** Rows read per query at most, however small they are. */
 const MAX_ROWS_PER_READ = 10_000;
@@ -162,10 +164,10 @@ function assertSequence(sequence: unknown, what: string): asserts sequence is nu
  * first sequence continues the journal is for the driver to check inside its transaction.
  */
 export function encodeBatch(records: readonly JournalRecord[]): JournalBatchRow {
-  if (records.length > MAX_APPEND_RECORDS)
+  if (records.length > MAX_ROW_RECORDS)
     throw new JournalRecordError(
       records[0]!.sequence,
-      `an append holds at most ${MAX_APPEND_RECORDS} records, this one ${records.length}`,
+      `an append holds at most ${MAX_ROW_RECORDS} records, this one ${records.length}`,
     );
   const events: EngineEvent[] = [];
   let previous: number | null = null;
@@ -186,6 +188,30 @@ export function encodeBatch(records: readonly JournalRecord[]): JournalBatchRow 
   // JSON exactness check first.
   const payload = encodeEvents(events, (event, index) => assertExactJson(event, firstSequence + index, "event"));
   return { firstSequence, lastSequence, payload, checksum: batchChecksum(firstSequence, lastSequence, payload) };
+}
+
+/**
+ * `encodeBatch` of `records` in rows of at most `recordsPerRow`, which an append writes in one transaction. One
+ * command's events went in one row, refused past MAX_ROW_RECORDS: the rollover that made them was refused, and
+ * with it every later command, which runs the overdue rollover first, and every command after a restart (found
+ * by the audit of durability of 7 December).
+ */
+export function encodeBatchRows(
+  records: readonly JournalRecord[],
+  recordsPerRow: number = MAX_ROW_RECORDS,
+): JournalBatchRow[] {
+  const rows: JournalBatchRow[] = [];
+  for (let start = 0; start < records.length; start += recordsPerRow) {
+    const row = encodeBatch(records.slice(start, start + recordsPerRow));
+    const previous = rows.at(-1);
+    if (previous && row.firstSequence !== previous.lastSequence + 1)
+      throw new JournalRecordError(
+        row.firstSequence,
+        `the batch skips or repeats a sequence: ${row.firstSequence} after ${previous.lastSequence}`,
+      );
+    rows.push(row);
+  }
+  return rows;
 }
 
 /** The refusal for a batch whose first sequence does not follow the journal's last one. */
@@ -397,7 +423,7 @@ export async function verifyTail(
   return {
     lastSequence: torn.firstSequence - 1,
     firstTornSequence: torn.firstSequence,
-    tornRecords: Number.isSafeInteger(claimed) && claimed >= 1 && claimed <= MAX_APPEND_RECORDS ? claimed : 1,
+    tornRecords: Number.isSafeInteger(claimed) && claimed >= 1 && claimed <= MAX_ROW_RECORDS ? claimed : 1,
   };
 }
 

@@ -23,7 +23,7 @@ import {
   DEFAULT_VERIFICATION_BATCH_SIZE,
   assertReadArguments,
   decodeSnapshot,
-  encodeBatch,
+  encodeBatchRows,
   encodeSnapshot,
   isSoundSnapshot,
   readRecords,
@@ -316,10 +316,10 @@ export class SqliteJournal implements EventJournal, ReadModels {
     const connection = this.requireConnection();
     if (records.length === 0) return;
     // Encoded here either way: the checks refuse a bad batch before anything crosses to the writer thread, and
-    // the row's one string is all the thread needs (it parses the events back for the read models).
-    const row = encodeBatch(records);
-    if (this.writerThread) await this.writerThread.append(row);
-    else writeBatch(connection, row, records);
+    // the rows are all the thread needs (it decodes the events back for the read models).
+    const rows = encodeBatchRows(records);
+    if (this.writerThread) await this.writerThread.append(rows);
+    else writeBatch(connection, rows, records);
     this.checkpointer?.afterWrite();
   }
 
@@ -493,16 +493,17 @@ export function openConnection(options: SqliteJournalOptions): Database.Database
  */
 export function writeBatch(
   { database, statements, readModels }: SqliteWriteConnection,
-  row: JournalBatchRow,
+  rows: readonly JournalBatchRow[],
   records: readonly JournalRecord[],
 ): void {
+  const firstSequence = rows[0]!.firstSequence;
   let committing = false;
   try {
     // IMMEDIATE takes the write lock now, so the last-sequence check below cannot go stale before the insert.
     statements.begin.run();
     const lastSequence = statements.lastSequence.get()!.sequence;
-    if (row.firstSequence !== lastSequence + 1) throw sequenceMismatch(row.firstSequence, lastSequence);
-    statements.insert.run(row.firstSequence, row.lastSequence, row.payload, row.checksum);
+    if (firstSequence !== lastSequence + 1) throw sequenceMismatch(firstSequence, lastSequence);
+    for (const row of rows) statements.insert.run(row.firstSequence, row.lastSequence, row.payload, row.checksum);
     // The read models in the same transaction: they commit, or roll back, with the records.
     readModels.apply(records);
     committing = true;
@@ -511,7 +512,7 @@ export function writeBatch(
     rollbackQuietly(database, statements);
     // Whatever the read models remembered of their rows may no longer be what the tables hold.
     readModels.rolledBack();
-    throw appendFailure(error, row.firstSequence, committing);
+    throw appendFailure(error, firstSequence, committing);
   }
   readModels.committed();
 }

@@ -11,13 +11,13 @@ import { OrderedWorker } from "./worker-thread.ts";
 
 /**
  * Writes handed to the thread and not yet answered, at most. The durable engine has one append and one
- * snapshot in flight; the bound keeps a caller that does not wait from queueing batches (up to
- * `MAX_APPEND_RECORDS` records each) without limit.
+ * snapshot in flight; the bound keeps a caller that does not wait from queueing batches without limit.
  */
 export const MAX_WRITES_IN_FLIGHT = 16;
 
 export type WriterRequest =
-  | { readonly kind: "append"; readonly row: JournalBatchRow }
+  /** The rows of one append (`encodeBatchRows`), written in one transaction. */
+  | { readonly kind: "append"; readonly rows: readonly JournalBatchRow[] }
   | { readonly kind: "saveSnapshot"; readonly row: SnapshotRow }
   /** A PASSIVE checkpoint on the write connection, between two writes (sqlite-checkpointer.ts says when). */
   | { readonly kind: "checkpoint" }
@@ -101,8 +101,8 @@ export class SqliteWriterThread {
     return thread;
   }
 
-  append(row: JournalBatchRow): Promise<void> {
-    return this.write({ kind: "append", row });
+  append(rows: readonly JournalBatchRow[]): Promise<void> {
+    return this.write({ kind: "append", rows });
   }
 
   saveSnapshot(row: SnapshotRow): Promise<void> {

@@ -38,13 +38,14 @@ port.on("message", (request: WriterRequest) => {
     case "append": {
       try {
         // A Buffer arrives as a plain Uint8Array (structured clone), which SQLite would not bind: seen as a Buffer again.
-        const payload: Uint8Array | string = request.row.payload;
-        const row =
-          typeof payload === "string" || Buffer.isBuffer(payload)
-            ? request.row
-            : { ...request.row, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) };
-        // The row's payload is the batch's events as `encodeBatch` wrote them, decoded back for the read models.
-        writeBatch(connection, row, batchRowRecords(row));
+        const rows = request.rows.map((row) => {
+          const payload: Uint8Array | string = row.payload;
+          return typeof payload === "string" || Buffer.isBuffer(payload)
+            ? row
+            : { ...row, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) };
+        });
+        // The rows' payloads are the batch's events as `encodeBatch` wrote them, decoded back for the read models.
+        writeBatch(connection, rows, rows.flatMap(batchRowRecords));
         reply({ kind: "written" });
       } catch (error) {
         reply(describeFailure(error));

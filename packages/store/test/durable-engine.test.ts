@@ -15,6 +15,7 @@ import {
   EngineOverloadedError,
   EngineUnavailableError,
   JournalWriteError,
+  MAX_ROW_RECORDS,
   PostgresJournal,
   SnapshotMismatchError,
   SqliteJournal,
@@ -949,3 +950,86 @@ describe.each(["inline", "worker"] as const)("DurableEngine on SQLite only, writ
     expect(report.differences.some((difference) => difference.subject.startsWith("snapshot"))).toBe(true);
   });
 });
+
+describe("DurableEngine: one command with more events than a journal row holds", () => {
+  // Found by the audit of durability of 7 December: a rollover expiring the DAY orders of 202 accounts made more events
+  // than one append could hold; the journal refused it, and every later command ran the overdue rollover again and
+  // was refused the same way, after a restart too.
+  it(
+    "journals the rollover that expires them all, and trades on; a restart recovers it",
+    { timeout: 120_000 },
+    async () => {
+      const storage = sqliteStorage("worker");
+      try {
+        const accounts = Math.ceil(MAX_ROW_RECORDS / config.maxWorkingOrdersPerAccount) + 2;
+        const source = new TradingEngine(config);
+        const events: EngineEvent[] = [];
+        const run = (command: Command) => {
+          const result = source.execute(command);
+          if (!result.ok) throw new Error(`${command.kind}: ${result.code}`);
+          events.push(...result.events);
+          return result;
+        };
+        run({ kind: "tick", time: TUESDAY_NOON, symbol: "EURUSD", bid: 108_430, ask: 108_440 });
+        for (let index = 0; index < accounts; index++) {
+          const { accountId } = run({
+            kind: "openAccount",
+            time: TUESDAY_NOON,
+            userId: `u${index}`,
+            currency: "USD",
+            leverage: 100,
+            mode: "HEDGING",
+          });
+          run({ kind: "deposit", time: TUESDAY_NOON, accountId: accountId!, amount: 1_000_000_00 });
+          for (let order = 0; order < config.maxWorkingOrdersPerAccount; order++)
+            run({
+              kind: "placeOrder",
+              time: TUESDAY_NOON,
+              accountId: accountId!,
+              symbol: "EURUSD",
+              side: "BUY",
+              type: "LIMIT",
+              volume: 1,
+              price: 100_000 - order,
+              timeInForce: "DAY",
+            });
+        }
+        const seeded = storage.journal();
+        await seeded.open();
+        for (let start = 0; start < events.length; start += 50_000)
+          await seeded.append(toRecordsFrom(events.slice(start, start + 50_000), start + 1));
+        await seeded.close();
+
+        let engine = await DurableEngine.open({ journal: storage.journal(), config, log: () => {} });
+        try {
+          const before = engine.lastSequence;
+          const nextDay = TUESDAY_NOON + 86_400_000;
+          const rolled = await engine.submit({ kind: "advanceTime", time: nextDay });
+          expect(rolled.ok).toBe(true);
+          expect(engine.lastSequence - before).toBeGreaterThan(MAX_ROW_RECORDS);
+          expect(engine.engine.state.orders.size).toBe(0);
+          const ticked = await engine.submit({
+            kind: "tick",
+            time: nextDay + 1,
+            symbol: "EURUSD",
+            bid: 108_430,
+            ask: 108_440,
+          });
+          expect(ticked.ok).toBe(true);
+          const hash = engine.stateHash();
+          await engine.close();
+          engine = await DurableEngine.open({ journal: storage.journal(), config, log: () => {} });
+          expect(engine.stateHash()).toBe(hash);
+        } finally {
+          await engine.close();
+        }
+      } finally {
+        await storage.dispose();
+      }
+    },
+  );
+});
+
+function toRecordsFrom(events: readonly EngineEvent[], firstSequence: number): JournalRecord[] {
+  return events.map((event, index) => ({ sequence: firstSequence + index, event }));
+}

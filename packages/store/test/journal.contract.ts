@@ -8,6 +8,7 @@ import {
   JournalCorruptionError,
   JournalLockedError,
   JournalRecordError,
+  MAX_ROW_RECORDS,
   batchChecksum,
   type EventJournal,
   type JournalRecord,
@@ -208,6 +209,28 @@ export function journalContract(factory: JournalStorageFactory): void {
       const journal = await openJournal(await freshStorage());
       await journal.append([]);
       expect(await journal.lastSequence()).toBe(0);
+    });
+  });
+
+  describe("an append larger than a row", () => {
+    // Found by the audit of durability of 7 December: one command's events went in one row, refused past
+    // MAX_ROW_RECORDS; the rollover that made them was refused, and so was every command after it, restarts included.
+    it("is written as several rows in one transaction and reads back whole; a gap between its rows refuses it", async () => {
+      const records = toRecords(depositSession(MAX_ROW_RECORDS + 5).events);
+      const over = await freshStorage();
+      const journal = await openJournal(over);
+      const gapped = [...records.slice(0, MAX_ROW_RECORDS), ...records.slice(MAX_ROW_RECORDS + 1)];
+      const refused = await rejection(journal.append(gapped));
+      expect(refused).toBeInstanceOf(JournalRecordError);
+      expect((refused as JournalRecordError).sequence).toBe(MAX_ROW_RECORDS + 2);
+      expect(await journal.lastSequence()).toBe(0);
+      await journal.append(records.slice(0, 3));
+      await journal.append(records.slice(3));
+      expect(await journal.lastSequence()).toBe(records.length);
+      const [counted] = await over.query("SELECT count(*) AS count FROM journal");
+      expect(Number(counted!.count)).toBe(3);
+      const reopened = await reopen(over, journal);
+      expect(await reopened.read(MAX_ROW_RECORDS - 2, 10)).toEqual(records.slice(MAX_ROW_RECORDS - 2));
     });
   });
 
