@@ -121,6 +121,14 @@ export interface JournalOpenOptions {
   readonly keepTornTail?: boolean;
 }
 
+/**
+ * Snapshots a journal keeps: saving one deletes those older than the newest SNAPSHOTS_KEPT, so a damaged newest
+ * one still has an older one behind it (recovery takes the newest sound one), and the table does not grow with
+ * every snapshot for ever: one every five minutes kept 288 copies of the whole state a day (found by the audit of
+ * limits of 7 December). The events stay: a recovery without any snapshot replays them all.
+ */
+export const SNAPSHOTS_KEPT = 3;
+
 export interface EventJournal {
   /**
    * Creates or migrates the schema, checks the tail and reports it. Must be called first. The check
@@ -141,7 +149,10 @@ export interface EventJournal {
   lastSequence(): Promise<number>;
   /** Up to `limit` records with sequence > `afterSequence`, in order, checksums verified. */
   read(afterSequence: number, limit: number): Promise<JournalRecord[]>;
-  /** Stores a snapshot (replacing one at the same sequence); its sequence must be journaled already. */
+  /**
+   * Stores a snapshot (replacing one at the same sequence); its sequence must be journaled already. Then deletes the
+   * snapshots older than the newest SNAPSHOTS_KEPT (a deletion that fails is left to the next snapshot).
+   */
   saveSnapshot(snapshot: SnapshotRecord): Promise<void>;
   /** `saveSnapshot` of a snapshot already encoded (`encodeSnapshot`, or `encodeSnapshotInSlices` off the hot path). */
   saveSnapshotRow(row: SnapshotRow): Promise<void>;

@@ -23,6 +23,7 @@ import {
   JournalRecordError,
   JournalLockedError,
   JournalWriteError,
+  SNAPSHOTS_KEPT,
   type EventJournal,
   type JournalOpenOptions,
   type JournalOpenReport,
@@ -211,6 +212,7 @@ interface StatementTexts {
   readonly deleteFrom: string;
   readonly saveSnapshot: string;
   readonly latestSnapshotBefore: string;
+  readonly pruneSnapshots: string;
 }
 
 function statementTexts(schema: string): StatementTexts {
@@ -242,6 +244,8 @@ function statementTexts(schema: string): StatementTexts {
         payload = excluded.payload, checksum = excluded.checksum`,
     latestSnapshotBefore: `
       SELECT ${snapshotColumns} FROM ${snapshots} WHERE sequence < $1 ORDER BY sequence DESC LIMIT 1`,
+    pruneSnapshots: `
+      DELETE FROM ${snapshots} WHERE sequence < (SELECT sequence FROM ${snapshots} ORDER BY sequence DESC OFFSET $1 LIMIT 1)`,
   };
 }
 
@@ -658,6 +662,11 @@ export class PostgresJournal implements EventJournal, ReadModels {
       );
     }
     if (inserted === 0) throw new JournalRecordError(row.sequence, "a snapshot must be taken at a journaled sequence");
+    try {
+      await this.query(this.statements.pruneSnapshots, [SNAPSHOTS_KEPT - 1]);
+    } catch {
+      // The snapshot is saved; the next one deletes what this one could not.
+    }
   }
 
   async latestSnapshot(): Promise<SnapshotRecord | null> {

@@ -13,6 +13,7 @@ import { dirname } from "node:path";
 import {
   JournalRecordError,
   JournalWriteError,
+  SNAPSHOTS_KEPT,
   type EventJournal,
   type JournalOpenOptions,
   type JournalOpenReport,
@@ -183,6 +184,8 @@ export interface Statements {
   readonly deleteFrom: Database.Statement<[number]>;
   readonly saveSnapshot: Database.Statement<[SnapshotRow]>;
   readonly snapshotsNewestFirst: Database.Statement<[], StoredSnapshot>;
+  /** Deletes the snapshots older than the newest SNAPSHOTS_KEPT. */
+  readonly pruneSnapshots: Database.Statement<[number]>;
 }
 
 function sqliteCode(error: unknown): string {
@@ -542,6 +545,11 @@ export function writeSnapshot(statements: Statements, row: SnapshotRow): void {
     });
   }
   if (changes === 0) throw new JournalRecordError(row.sequence, "a snapshot must be taken at a journaled sequence");
+  try {
+    statements.pruneSnapshots.run(SNAPSHOTS_KEPT - 1);
+  } catch {
+    // The snapshot is saved; the next one deletes what this one could not (a full disk refuses even a deletion).
+  }
 }
 
 function rollbackQuietly(database: Database.Database, statements: Statements): void {
@@ -610,6 +618,9 @@ export function prepareStatements(database: Database.Database): Statements {
     `),
     snapshotsNewestFirst: database.prepare(
       "SELECT sequence, state_hash AS stateHash, created_at AS createdAt, payload, checksum FROM snapshots ORDER BY sequence DESC",
+    ),
+    pruneSnapshots: database.prepare(
+      "DELETE FROM snapshots WHERE sequence < (SELECT sequence FROM snapshots ORDER BY sequence DESC LIMIT 1 OFFSET ?)",
     ),
   };
 }

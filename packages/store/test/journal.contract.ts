@@ -9,6 +9,7 @@ import {
   JournalLockedError,
   JournalRecordError,
   MAX_ROW_RECORDS,
+  SNAPSHOTS_KEPT,
   batchChecksum,
   type EventJournal,
   type JournalRecord,
@@ -322,6 +323,19 @@ export function journalContract(factory: JournalStorageFactory): void {
       const replacement = { ...later, createdAt: later.createdAt + 1 };
       await journal.saveSnapshot(replacement);
       expect(await journal.latestSnapshot()).toEqual(replacement);
+    });
+
+    // Found by the audit of limits of 7 December: every snapshot was kept, one every five minutes, for ever.
+    it(`keeps the newest ${SNAPSHOTS_KEPT}: saving one deletes the older ones`, async () => {
+      const { events } = tradingSession();
+      const over = await freshStorage();
+      const journal = await openJournal(over);
+      await journal.append(toRecords(events));
+      const sequences = [2, 4, 6, 8, 10];
+      for (const sequence of sequences) await journal.saveSnapshot(snapshotAt(events, sequence));
+      const kept = await over.query("SELECT sequence FROM snapshots ORDER BY sequence");
+      expect(kept.map((row) => Number(row.sequence))).toEqual(sequences.slice(-SNAPSHOTS_KEPT));
+      expect(await journal.latestSnapshot()).toEqual(snapshotAt(events, 10));
     });
 
     it("refuses a snapshot past the last journaled record", async () => {
