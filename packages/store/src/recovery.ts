@@ -39,6 +39,12 @@ export interface RecoverOptions {
   readonly withoutSnapshot?: boolean;
 }
 
+/** Resumes a snapshot's engine at the time of the last event it folded, the journal's record at its sequence. */
+async function resumeClockAtSnapshot(journal: EventJournal, engine: TradingEngine, sequence: number): Promise<void> {
+  const [last] = await journal.read(sequence - 1, 1);
+  if (last) engine.resumeClock(last.event.time);
+}
+
 /** The engine a snapshot restores to, its stored state hash checked. */
 function engineFromSnapshot(config: EngineConfig, snapshot: SnapshotRecord): TradingEngine {
   const engine = TradingEngine.fromSnapshot(config, snapshot.state);
@@ -86,6 +92,7 @@ export async function openAndRecover(
       throw new Error(
         `the journal ended at sequence ${report.lastSequence} but recovery folded up to ${lastSequence}: a driver bug`,
       );
+    if (snapshotSequence !== null) await resumeClockAtSnapshot(journal, folded, snapshotSequence);
   } catch (error) {
     await journal.close();
     throw error;
@@ -108,6 +115,7 @@ export async function recoverEngine(
   if (snapshot) {
     engine = engineFromSnapshot(config, snapshot);
     lastSequence = snapshot.sequence;
+    await resumeClockAtSnapshot(journal, engine, snapshot.sequence);
   } else {
     engine = new TradingEngine(config);
   }
