@@ -16,7 +16,6 @@ import {
   type Command,
   type CommandSuccess,
   type EngineConfig,
-  type EngineEvent,
   type InstrumentSpec,
   type TickCommand,
   type TradingEngine,
@@ -231,6 +230,8 @@ export class Platform {
       throw error;
     }
     for (const account of this.durable.engine.state.accounts.values()) this.indexAccount(account.userId, account.id);
+    // A batch whose commands were answered OUTCOME_UNKNOWN and which did commit: published like any other.
+    this.durable.onUnansweredDurable((records) => this.publishRecords(records));
     this.currentState = "ready";
   }
 
@@ -293,7 +294,8 @@ export class Platform {
       if (error instanceof EngineOverloadedError) throw new ApiError("ENGINE_OVERLOADED");
       throw error;
     }
-    if (result.events.length > 0) this.publishEvents(result.events, result.sequences);
+    if (result.events.length > 0)
+      this.publishRecords(result.events.map((event, index) => ({ sequence: result.sequences[index]!, event })));
     if (!result.ok) throw new ApiError(result.code, result.message);
     return result;
   }
@@ -352,8 +354,7 @@ export class Platform {
     this.eventListeners.push(listener);
   }
 
-  private publishEvents(events: readonly EngineEvent[], sequences: readonly number[]): void {
-    const records: JournalRecord[] = events.map((event, index) => ({ sequence: sequences[index]!, event }));
+  private publishRecords(records: readonly JournalRecord[]): void {
     for (const { event } of records) {
       if (event.type === "AccountOpened") this.indexAccount(event.userId, event.accountId);
     }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { JournalWriteError, type EventJournal } from "@bourse/store";
 import { MAX_ACCOUNTS_PER_USER } from "../src/routes/accounts.ts";
 import { admin, call, pushQuote, signUp, startTestServer, tableObjects, type TestServer } from "./helpers.ts";
 
@@ -299,6 +300,38 @@ describe("every account route", () => {
       const response = await call(server, route.method, route.url, { token: owner.token, body: route.body });
       expect(response.status, route.url).toBe(400);
       expect(response.body.error, route.url).toBe("INVALID_DATA");
+    }
+  });
+});
+
+describe("an account opened by a write whose outcome was lost", () => {
+  // Found by the audit of durability of 7 December: the write committed and its acknowledgement was lost (503
+  // OUTCOME_UNKNOWN, "look before retrying"), but the server never published its events: the account was missing
+  // from the user's list until a restart, and the client's retry opened a second one.
+  it("is in the user's list once the engine has rebuilt", async () => {
+    const own = await startTestServer();
+    try {
+      const user = await signUp(own);
+      const journal = (own.platform as unknown as { journal: EventJournal }).journal;
+      const append = journal.append.bind(journal);
+      let loseNext = true;
+      journal.append = async (records) => {
+        await append(records);
+        if (loseNext) {
+          loseNext = false;
+          throw new JournalWriteError("the connection failed while committing (test)", true);
+        }
+      };
+      const opened = await call(own, "PUT", "/api/v1/accounts", { token: user.token, body: { currency: "EUR" } });
+      expect(opened.status).toBe(503);
+      expect(opened.body.error).toBe("OUTCOME_UNKNOWN");
+      await own.platform.durableEngine!.whenReady();
+      const listed = await call(own, "GET", "/api/v1/accounts", { token: user.token });
+      expect(listed.status).toBe(200);
+      const accounts = tableObjects(listed.body);
+      expect(accounts.map((account) => account.currency)).toEqual(["USD", "EUR"]);
+    } finally {
+      await own.close();
     }
   });
 });

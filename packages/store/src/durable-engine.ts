@@ -194,6 +194,12 @@ export class DurableEngine {
   private rebuildInFlight: Promise<void> | null = null;
   private rebuildTimer: NodeJS.Timeout | null = null;
   private readyWaiters: (() => void)[] = [];
+  /**
+   * The records of batches refused with an unknown outcome, in order, until it is known whether they committed: a
+   * later batch committing behind them (it could only follow them), or the rebuild finding them in the journal.
+   */
+  private unknownOutcomeBatches: JournalRecord[][] = [];
+  private readonly unansweredListeners: ((records: readonly JournalRecord[]) => void)[] = [];
   private idleWaiters: (() => void)[] = [];
   private readonly journal: EventJournal;
   private readonly config: EngineConfig;
@@ -347,6 +353,34 @@ export class DurableEngine {
   /** The state hash as of the last durable event. */
   stateHash(): string {
     return this.durableState.stateHash();
+  }
+
+  /**
+   * Called with the records of a batch that became durable although its commands were refused with an unknown
+   * outcome (the write committed, its acknowledgement was lost), in journal order, before any later batch is
+   * answered and before commands are taken again after the rebuild. Every other durable record reaches the caller
+   * through its command's answer; these reached nobody, so a server never published them: an account opened so was
+   * missing from its user's list until a restart, and the client's retry opened a second one (found by the audit of
+   * durability of 7 December).
+   */
+  onUnansweredDurable(listener: (records: readonly JournalRecord[]) => void): void {
+    this.unansweredListeners.push(listener);
+  }
+
+  /** Hands the unknown-outcome batches up to `lastSequence` (durable) to the listeners and forgets every one. */
+  private deliverUnanswered(lastSequence: number): void {
+    const batches = this.unknownOutcomeBatches;
+    this.unknownOutcomeBatches = [];
+    for (const records of batches) {
+      if (records[records.length - 1]!.sequence > lastSequence) break;
+      for (const listener of this.unansweredListeners) {
+        try {
+          listener(records);
+        } catch (error) {
+          this.log(`engine: a listener of unanswered durable records failed: ${errorMessage(error)}`);
+        }
+      }
+    }
   }
 
   /** Resolves when the engine takes commands again (at once if it does), or rejects once it is closed. */
@@ -510,6 +544,7 @@ export class DurableEngine {
       // its last record), unless the refused write did commit: then they are durable, and answered so below.
       if (!this.journalRefused)
         this.log(`engine: ${failure.message}; refusing commands while the state is rebuilt from the journal`);
+      if (outcomeUnknown) this.unknownOutcomeBatches.push(records);
       this.journalRefused = true;
       this.executionHalted = true;
       for (const { pending } of answers) pending.reject(failure);
@@ -519,6 +554,9 @@ export class DurableEngine {
     }
 
     this.sequence += records.length;
+    // This batch follows the unknown-outcome ones before it: they committed, and their records go out first.
+    if (records.length > 0 && this.unknownOutcomeBatches.length > 0)
+      this.deliverUnanswered(records[0]!.sequence - 1);
     if (!this.journalRefused) {
       this.eventsSinceSnapshot += records.length;
       // Before the answers: an answer, and any read after it, sees its own command's effects.
@@ -615,6 +653,7 @@ export class DurableEngine {
       this.journalRefused = false;
       this.eventsSinceSnapshot = 0;
       this.currentState = "ready";
+      this.deliverUnanswered(recovered.lastSequence);
       this.log(
         `engine: rebuilt from the journal at sequence ${this.sequence}${dropped ? " (unjournaled events dropped)" : ""}; taking commands again`,
       );

@@ -446,19 +446,51 @@ for (const [driverName, makeStorage, enabled] of drivers) {
 
     it("a write of unknown outcome that did commit: the batch behind it commits too, is answered as done, and the rebuild keeps both", async () => {
       const { journal, engine, at, accountId } = await slowJournalWithAlice({ maxBatchCommands: 1 });
+      // What the engine reports besides its answers: the unknown batch's records, before the answer behind it.
+      const told: string[] = [];
+      engine.onUnansweredDurable((records) =>
+        told.push(...records.map(({ event }) => `${event.type} ${"amount" in event ? event.amount : ""}`)),
+      );
       journal.failNextAfterCommit = true;
       const unknown = rejection(engine.submit(at({ kind: "deposit", accountId, amount: 700 })));
       await until(() => journal.inFlight === 1);
-      const behind = engine.submit(at({ kind: "deposit", accountId, amount: 300 }));
+      const behind = engine.submit(at({ kind: "deposit", accountId, amount: 300 })).then((result) => {
+        told.push("answered 300");
+        return result;
+      });
       await until(() => journal.inFlight === 2);
       const error = await unknown;
       expect(error).toBeInstanceOf(EngineUnavailableError);
       expect((error as EngineUnavailableError).outcomeUnknown).toBe(true);
       expectOk(await behind);
       await engine.whenReady();
+      expect(told).toEqual(["BalanceOperation 700", "answered 300"]);
       expect(engine.engine.state.accounts.get(accountId)!.balance).toBe(1000);
       expect(engine.stateHash()).toBe((await recoverEngine(journal, config)).engine.stateHash());
       expect((await verify(journal, config)).differences).toEqual([]);
+    });
+
+    // Found by the audit of durability of 7 December: such a batch reached nobody, so a server never published it (an
+    // account opened so was missing from its user's list until a restart, and the client's retry opened another).
+    it("a write of unknown outcome that did commit, alone: the rebuild finds it and reports its records", async () => {
+      const journal = new CountingJournal(freshStorage().journal());
+      const engine = await openEngine(journal);
+      const at = clock();
+      const accountId = await openAliceAccount(engine, at);
+      const told: JournalRecord[] = [];
+      engine.onUnansweredDurable((records) => told.push(...records));
+      journal.failNextAfterCommit = true;
+      const error = await rejection(engine.submit(at({ kind: "deposit", accountId, amount: 700 })));
+      expect((error as EngineUnavailableError).outcomeUnknown).toBe(true);
+      expect(told).toEqual([]);
+      await engine.whenReady();
+      expect(told.map(({ event }) => event)).toMatchObject([{ type: "BalanceOperation", amount: 700 }]);
+      expect(told.map(({ sequence }) => sequence)).toEqual([engine.lastSequence]);
+      // One that did not commit (refused outright) is reported to nobody.
+      journal.refuseNext = true;
+      await rejection(engine.submit(at({ kind: "deposit", accountId, amount: 5 })));
+      await engine.whenReady();
+      expect(told).toHaveLength(1);
     });
 
     it("reads show the state as of the last durable event: a batch being written is not in them, a refused one never", async () => {
