@@ -555,8 +555,7 @@ export class DurableEngine {
 
     this.sequence += records.length;
     // This batch follows the unknown-outcome ones before it: they committed, and their records go out first.
-    if (records.length > 0 && this.unknownOutcomeBatches.length > 0)
-      this.deliverUnanswered(records[0]!.sequence - 1);
+    if (records.length > 0 && this.unknownOutcomeBatches.length > 0) this.deliverUnanswered(records[0]!.sequence - 1);
     if (!this.journalRefused) {
       this.eventsSinceSnapshot += records.length;
       // Before the answers: an answer, and any read after it, sees its own command's effects.

@@ -351,7 +351,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
       // schema's name, which needs no table).
       this.writing = !options.keepTornTail;
       if (this.writing) await this.takeWriterLock();
-      await this.migrate();
+      await this.migrate(this.writing);
       const report = await this.verifyOnOpen(options);
       // An inspection leaves the read models as they are: a kept torn tail is not the journal's to project.
       if (!options.keepTornTail) await this.catchUpReadModels(report.lastSequence);
@@ -404,7 +404,8 @@ export class PostgresJournal implements EventJournal, ReadModels {
     await client?.end().catch(() => undefined);
   }
 
-  private async migrate(): Promise<void> {
+  /** `apply` false for an inspection: it checks the schema is this build's and changes nothing. */
+  private async migrate(apply: boolean): Promise<void> {
     await runPostgresMigrationsOnOwnConnection(
       {
         connectionString: this.options.connectionString,
@@ -417,7 +418,8 @@ export class PostgresJournal implements EventJournal, ReadModels {
         lockName: "bourse.migrations",
         migrations: MIGRATIONS,
         render: (sql) => sql.replaceAll("{schema}", this.quotedSchema),
-        what: "version",
+        what: "the journal",
+        apply,
       },
     );
   }

@@ -5,6 +5,7 @@
  * schema newer than this build knows.
  */
 import pg from "pg";
+import { schemaAhead, schemaBehind } from "./migrations.ts";
 import { KEEPALIVE_INITIAL_DELAY_MILLISECONDS } from "./postgres-timeouts.ts";
 
 export interface PostgresMigration {
@@ -21,8 +22,10 @@ export interface PostgresMigrationRun {
   readonly lockName: string;
   readonly migrations: readonly PostgresMigration[];
   readonly render: (sql: string) => string;
-  /** What the version numbers are of, for the error message ("version", "platform version"). */
+  /** What the migrations are of, for messages ("the journal", "the platform tables"). */
   readonly what: string;
+  /** False for an inspection: it changes nothing and refuses a schema that is not this build's (`schemaBehind`). */
+  readonly apply?: boolean;
 }
 
 /** Where the migrations' own connection goes. */
@@ -83,10 +86,14 @@ export async function runPostgresMigrations(client: pg.ClientBase, run: Postgres
   );
   const newest = Math.max(0, ...applied);
   const known = run.migrations[run.migrations.length - 1]!.version;
-  if (newest > known)
-    throw new Error(
-      `schema ${run.schema} has ${run.what} ${newest}, newer than this build knows (${known}): upgrade it`,
-    );
+  const subject = `${run.what} of schema ${run.schema}`;
+  if (newest > known) throw schemaAhead(subject, newest, known);
+  if (run.apply === false) {
+    if (newest < known) throw schemaBehind(subject, newest, known);
+    // Nothing was changed: the schema and the table were there (else newest would be 0).
+    await client.query("ROLLBACK");
+    return;
+  }
   for (const migration of run.migrations) {
     if (applied.has(migration.version)) continue;
     await client.query(run.render(migration.sql));

@@ -282,7 +282,7 @@ export class PostgresPlatformStore extends SqlPlatformStore {
         lockName: "bourse.platform-migrations",
         migrations: MIGRATIONS,
         render: (sql) => sql.replaceAll("{s}", `"${this.schema}".`),
-        what: "platform version",
+        what: "the platform tables",
       },
     );
   }

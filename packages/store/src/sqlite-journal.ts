@@ -238,7 +238,7 @@ export class SqliteJournal implements EventJournal, ReadModels {
     }
     this.writerLock = writerLock;
     try {
-      migrate(database);
+      migrate(database, !options.keepTornTail);
       this.database = database;
       this.statements = prepareStatements(database);
       this.readModels = new SqliteReadModelStatements(database);
@@ -580,8 +580,9 @@ function appendFailure(error: unknown, firstSequence: number, committing: boolea
   );
 }
 
-function migrate(database: Database.Database): void {
-  runSqliteMigrations(database, "schema_migrations", SQLITE_JOURNAL_MIGRATIONS, "the database");
+/** `apply` false for an inspection: it checks the schema is this build's and changes nothing. */
+function migrate(database: Database.Database, apply: boolean): void {
+  runSqliteMigrations(database, "schema_migrations", SQLITE_JOURNAL_MIGRATIONS, "the database", apply);
 }
 
 export function prepareStatements(database: Database.Database): Statements {

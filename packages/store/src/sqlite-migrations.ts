@@ -3,6 +3,7 @@
  * `table`, and refuses a database whose schema is newer than this build knows.
  */
 import type Database from "better-sqlite3";
+import { schemaAhead, schemaBehind } from "./migrations.ts";
 
 export interface SqliteMigration {
   readonly version: number;
@@ -10,12 +11,25 @@ export interface SqliteMigration {
   readonly sql: string;
 }
 
+/** `apply` false: an inspection, which changes no schema and refuses one that is not this build's (`schemaBehind`). */
 export function runSqliteMigrations(
   database: Database.Database,
   table: "schema_migrations" | "platform_migrations",
   migrations: readonly SqliteMigration[],
   what: string,
+  apply = true,
 ): void {
+  const known = migrations[migrations.length - 1]!.version;
+  if (!apply) {
+    const recorded =
+      database.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+    const newest = recorded
+      ? (database.prepare<[], { newest: number | null }>(`SELECT max(version) AS newest FROM ${table}`).get()?.newest ??
+        0)
+      : 0;
+    if (newest !== known) throw newest > known ? schemaAhead(what, newest, known) : schemaBehind(what, newest, known);
+    return;
+  }
   database.exec(`
     CREATE TABLE IF NOT EXISTS ${table} (
       version INTEGER PRIMARY KEY,
@@ -31,9 +45,7 @@ export function runSqliteMigrations(
         .map((row) => row.version),
     );
     const newest = Math.max(0, ...applied);
-    const known = migrations[migrations.length - 1]!.version;
-    if (newest > known)
-      throw new Error(`${what} has schema version ${newest}, newer than this build knows (${known}): upgrade it`);
+    if (newest > known) throw schemaAhead(what, newest, known);
     const record = database.prepare(`INSERT INTO ${table} (version, name, applied_at) VALUES (?, ?, ?)`);
     for (const migration of migrations) {
       if (applied.has(migration.version)) continue;

@@ -103,6 +103,26 @@ export function journalContract(factory: JournalStorageFactory): void {
       await expect(over.journal().open()).rejects.toThrow(/newer than this build/);
     });
 
+    // Found by the audit of durability of 7 December: `bourse verify` of a newer build migrated the database under the
+    // server that was running on it.
+    it("an inspection (keepTornTail) of a schema behind this build's migrates nothing and says to migrate first", async () => {
+      const over = await freshStorage();
+      await (await openJournal(over)).close();
+      const newest = async () =>
+        Number((await over.query("SELECT max(version) AS newest FROM schema_migrations"))[0]!.newest);
+      const known = await newest();
+      await over.query(`DELETE FROM schema_migrations WHERE version = ${known}`);
+      await expect(over.journal().open({ keepTornTail: true })).rejects.toThrow(
+        `is at schema version ${known - 1} and this build at ${known}: an inspection does not migrate it; stop the server and run \`bourse migrate\` first`,
+      );
+      expect(await newest()).toBe(known - 1);
+      // One that is up to date opens.
+      await over.query(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${known}, 'put back', 0)`);
+      const inspection = over.journal();
+      await inspection.open({ keepTornTail: true });
+      opened.push(inspection);
+    });
+
     it("a new journal is empty and opens clean", async () => {
       const over = await freshStorage();
       const journal = over.journal();

@@ -1,0 +1,20 @@
+/**
+ * What both drivers' migration runners (sqlite-migrations.ts, postgres-migrations.ts) answer when a schema is not
+ * this build's.
+ */
+
+/** A schema newer than this build: an older build must not run on it. `subject`: "the database", "schema bourse". */
+export function schemaAhead(subject: string, version: number, known: number): Error {
+  return new Error(`${subject} is at schema version ${version}, newer than this build knows (${known}): upgrade it`);
+}
+
+/**
+ * A schema this build would migrate, met by an inspection (`bourse verify`, `bourse journal`), which may run beside a
+ * server and so changes no schema: it migrated the database under the running server, whose statements may no longer
+ * fit it (found by the audit of durability of 7 December).
+ */
+export function schemaBehind(subject: string, version: number, known: number): Error {
+  return new Error(
+    `${subject} is at schema version ${version} and this build at ${known}: an inspection does not migrate it; stop the server and run \`bourse migrate\` first`,
+  );
+}
