@@ -17,7 +17,16 @@
  * order command has no journal event; `placeOrder` publishes a live-only `executionEvent` (status
  * REJECTED, `seq: null`) for it on the account's topic (account-events.ts).
  */
-import type { Account, CommandSuccess, Deal, EngineEvent, InstrumentSpec, Order, Position } from "@bourse/core";
+import type {
+  Account,
+  CommandSuccess,
+  Deal,
+  EngineEvent,
+  InstrumentSpec,
+  Order,
+  Position,
+  PositionChangedEvent,
+} from "@bourse/core";
 import { encodeCursor, type HistoryPage, type HistoryQuery } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
 import { publishRejectedOrder } from "./account-events.ts";
@@ -327,7 +336,7 @@ export async function changePosition(
   body: ModifyPositionInput,
 ): Promise<Position> {
   const instrument = platform.instrument(position.symbol);
-  await platform.execute({
+  const result = await platform.execute({
     kind: "modifyPosition",
     accountId: account.id,
     positionId: position.id,
@@ -336,8 +345,20 @@ export async function changePosition(
     trailingDistance: stopFromWire(body.trailingDistance, instrument, "trailingDistance"),
   });
   const current = platform.engine.state.positions.get(position.id);
-  if (!current) throw new ApiError("POSITION_NOT_FOUND", "The position was closed meanwhile");
-  return current;
+  if (current) return current;
+  // Closed by a command of the same batch, after this change was made (a race the audit of 7 December found answered
+  // POSITION_NOT_FOUND for a change the journal and the stream hold): the position as the change left it.
+  const changed = result.events.find(
+    (event): event is PositionChangedEvent => event.type === "PositionChanged" && event.positionId === position.id,
+  );
+  if (!changed) throw new ApiError("POSITION_NOT_FOUND", "The position was closed meanwhile");
+  return {
+    ...position,
+    sl: changed.sl,
+    tp: changed.tp,
+    trailingDistance: changed.trailingDistance,
+    updatedAt: changed.time,
+  };
 }
 
 /**

@@ -675,6 +675,25 @@ describe("positions", () => {
   });
 });
 
+describe("a position changed and closed in one batch", () => {
+  // Found by the audit of races of 7 December: a change made, journaled and streamed was answered 404
+  // POSITION_NOT_FOUND when a close of the same batch closed the position after it.
+  it("answers the change as made, and the close as made", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const opened = await marketBuy(user, 0.1);
+    const url = `${base(user)}/positions/${opened.positionId}`;
+    const [modified, closed] = await Promise.all([
+      call(server, "POST", url, { token: user.token, body: { sl: 1.07 } }),
+      call(server, "POST", `${url}/close`, { token: user.token, body: {} }),
+    ]);
+    expect(closed.status).toBe(200);
+    expect(modified.status).toBe(200);
+    expect(modified.body.data).toMatchObject({ id: opened.positionId, sl: 1.07, tp: null });
+    expect(await positions(user)).toEqual([]);
+  });
+});
+
 describe("history and ledger", () => {
   it("pages deals, orders and positions with a cursor and filters by time and symbol", async () => {
     const user = await signUp(server);
