@@ -363,6 +363,15 @@ function idTextRefusal(field: string, text: string): Rejection | null {
     : reject("INVALID_DATA", `${field} must be 1 to 64 characters, without NUL or unpaired surrogates`);
 }
 
+function balanceCommentRefusal(comment: string): Rejection | null {
+  return isPortableText(comment, MAX_BALANCE_COMMENT_LENGTH)
+    ? null
+    : reject(
+        "INVALID_DATA",
+        `comment is text of at most ${MAX_BALANCE_COMMENT_LENGTH} characters, without NUL or unpaired surrogates`,
+      );
+}
+
 /** The answer to a retried client order id: the first order or close as remembered, nothing done again. */
 function duplicateAnswer(memory: ClientOrderMemory): CommandSuccess {
   return {
@@ -669,6 +678,14 @@ export class TradingEngine {
     const accountId = command.accountId ?? this.state.nextAccountId;
     if (!isPositiveInteger(accountId)) return reject("INVALID_DATA", "accountId must be a positive integer");
     if (this.state.accounts.has(accountId)) return reject("ACCOUNT_EXISTS");
+    const deposit = command.deposit;
+    // Checked before the account is opened: the deposit below must not be refused once it is.
+    if (deposit !== undefined) {
+      if (!Number.isSafeInteger(deposit.amount) || deposit.amount <= 0 || deposit.amount > MAX_ACCOUNT_MONEY)
+        return reject("INVALID_AMOUNT");
+      const refused = balanceCommentRefusal(deposit.comment ?? "");
+      if (refused) return refused;
+    }
     this.emit({
       type: "AccountOpened",
       time,
@@ -679,6 +696,10 @@ export class TradingEngine {
       mode: command.mode,
       group,
     });
+    if (deposit !== undefined) {
+      const funded = this.balanceOperation({ kind: "deposit", time, accountId, ...deposit }, time);
+      if (!funded.ok) throw new Error(`engine bug: the checked first deposit was refused: ${funded.code}`);
+    }
     return { ok: true, events: [], accountId };
   }
 
@@ -732,11 +753,8 @@ export class TradingEngine {
     }
     const referenced = reference === null ? {} : { reference };
     const comment = command.comment ?? "";
-    if (!isPortableText(comment, MAX_BALANCE_COMMENT_LENGTH))
-      return reject(
-        "INVALID_DATA",
-        `comment is text of at most ${MAX_BALANCE_COMMENT_LENGTH} characters, without NUL or unpaired surrogates`,
-      );
+    const malformedComment = balanceCommentRefusal(comment);
+    if (malformedComment) return malformedComment;
     const operationId = this.state.nextOperationId;
     const overLimit = `The account would hold more than ${MAX_ACCOUNT_MONEY} minor units`;
     if (command.kind === "deposit") {

@@ -147,6 +147,12 @@ export interface OpenAccountCommand extends CommandBase {
   readonly leverage: number;
   readonly mode: PositionMode;
   readonly group?: string;
+  /**
+   * A first deposit, in the same command: the account is opened funded or not at all. A demo sign-up opened the
+   * account and funded it in two commands, and a failed second left it open and empty (found by the audit of races
+   * of 7 December).
+   */
+  readonly deposit?: { readonly amount: number; readonly comment?: string };
 }
 
 export interface BalanceCommand extends CommandBase {

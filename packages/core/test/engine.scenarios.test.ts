@@ -1292,3 +1292,29 @@ describe("an account whose trading is disabled", () => {
     expect(s.replayMatches()).toBe(true);
   });
 });
+
+describe("an account opened with a first deposit", () => {
+  // Found by the audit of races of 7 December: a demo sign-up opened and funded its account in two commands, and a
+  // refused second left the account open and empty.
+  it("opens funded in one command, or not at all", () => {
+    const s = new Scenario();
+    const opening = { kind: "openAccount", userId: "u", currency: "USD", leverage: 100, mode: "HEDGING" } as const;
+    const opened = s.ok({ ...opening, deposit: { amount: money("10000"), comment: "Demo account funding" } });
+    // The engine's first command brings the day's rollover first.
+    expect(opened.events.map((event) => event.type)).toEqual(["Rollover", "AccountOpened", "BalanceOperation"]);
+    expect(opened.events[2]).toMatchObject({
+      kind: "DEPOSIT",
+      amount: money("10000"),
+      comment: "Demo account funding",
+    });
+    expect(s.get(opened.accountId!)).toMatchObject({ balance: money("10000"), credit: 0 });
+    expect(s.ledgerHolds(opened.accountId!)).toBe(true);
+    const accounts = s.engine.state.accounts.size;
+    for (const deposit of [{ amount: 0 }, { amount: -5 }, { amount: 1.5 }, { amount: Number.MAX_SAFE_INTEGER }])
+      expect(s.rejected({ ...opening, deposit })).toBe("INVALID_AMOUNT");
+    expect(s.rejected({ ...opening, deposit: { amount: 100, comment: "\u0000" } })).toBe("INVALID_DATA");
+    expect(s.engine.state.accounts.size).toBe(accounts);
+    expect(s.ok(opening).accountId).toBe(opened.accountId! + 1);
+    expect(s.replayMatches()).toBe(true);
+  });
+});

@@ -189,25 +189,24 @@ export class AuthService {
       });
   }
 
-  /** Opens an account for the user and deposits the demo balance (both durable before this returns). */
+  /** Opens an account for the user with the demo balance deposited (one command, durable before this returns). */
   async openDemoAccount(
     userId: string,
     options: { currency?: string; leverage?: number; mode?: "HEDGING" | "NETTING" } = {},
   ): Promise<Account> {
     const currency = options.currency ?? this.config.demoCurrency;
+    // The configured amount has at most the demo currency's decimals; another currency with fewer takes it rounded down.
+    const amount = decimalToInteger(this.config.demoBalance, currencyDigits(currency), Rounding.DOWN);
+    // One command: the account opens funded or not at all (two left an empty account when the second failed).
     const opened = await this.platform.execute({
       kind: "openAccount",
       userId,
       currency,
       leverage: options.leverage ?? this.config.demoLeverage,
       mode: options.mode ?? "HEDGING",
+      ...(amount > 0 ? { deposit: { amount, comment: "Demo account funding" } } : {}),
     });
-    const accountId = opened.accountId!;
-    // The configured amount has at most the demo currency's decimals; another currency with fewer takes it rounded down.
-    const amount = decimalToInteger(this.config.demoBalance, currencyDigits(currency), Rounding.DOWN);
-    if (amount > 0)
-      await this.platform.execute({ kind: "deposit", accountId, amount, comment: "Demo account funding" });
-    return this.platform.engine.state.accounts.get(accountId)!;
+    return this.platform.engine.state.accounts.get(opened.accountId!)!;
   }
 
   /**

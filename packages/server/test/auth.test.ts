@@ -1,4 +1,4 @@
-import { PLATFORM_LIMITS } from "@bourse/store";
+import { JournalWriteError, PLATFORM_LIMITS, type EventJournal } from "@bourse/store";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ApiError } from "../src/errors.ts";
@@ -81,6 +81,36 @@ describe("sign up", () => {
       expect(accounts.body.rows).toHaveLength(1);
     } finally {
       platform.execute = execute;
+    }
+  });
+
+  // Found by the audit of races of 7 December: the account was opened and funded in two commands; the journal refused
+  // the second, the sign-up answered 503, and its retry answered EMAIL_TAKEN over an open, empty account.
+  it("opens the demo account funded or not at all: a refused write leaves nothing a retry cannot finish", async () => {
+    // A server of its own: the refused write shows in the shared one's metrics.
+    const own = await startTestServer();
+    const journal = (own.platform as unknown as { journal: EventJournal }).journal;
+    const append = journal.append.bind(journal);
+    let refuseNext = true;
+    journal.append = async (records) => {
+      if (refuseNext && records.some(({ event }) => event.type === "BalanceOperation")) {
+        refuseNext = false;
+        throw new JournalWriteError("the disk is full (test)", false);
+      }
+      return append(records);
+    };
+    try {
+      const body = { email: "unfunded@example.com", password: "difference engine", name: "Ada" };
+      const first = await call(own, "POST", "/api/v1/signup", { body });
+      expect(first.status).toBe(503);
+      await own.platform.durableEngine!.whenReady();
+      const retry = await call(own, "POST", "/api/v1/signup", { body });
+      expect(retry.status).toBe(200);
+      expect(retry.body.data.account).toMatchObject({ balance: 10000, currency: "USD" });
+      const accounts = await call(own, "GET", "/api/v1/accounts", { token: retry.body.data.token });
+      expect(accounts.body.rows).toHaveLength(1);
+    } finally {
+      await own.close();
     }
   });
 
