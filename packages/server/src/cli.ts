@@ -399,9 +399,14 @@ async function storageCommand(
     const config = defaultEngineConfig({ instruments: loadInstruments(environment) });
     const result = await verify(journal, config, { through: report.lastSequence, readModels: journal });
     output.info(`verified ${result.lastSequence} events, ${result.accounts} accounts, state hash ${result.stateHash}`);
+    // Damaged snapshots are known from the open alone: `latestSnapshot`, which verify reads, skips them.
     const differences = [
       ...result.differences,
       ...(tornTail === null ? [] : [{ subject: "journal", detail: `${tornTail}; \`bourse start\` drops them` }]),
+      ...report.damagedSnapshots.map((sequence) => ({
+        subject: `snapshot ${sequence}`,
+        detail: "its checksum fails: recovery skips it and replays the events from an older snapshot or the start",
+      })),
     ];
     if (differences.length === 0) {
       output.info("no differences");

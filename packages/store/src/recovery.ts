@@ -37,6 +37,8 @@ export interface RecoverOptions {
   readonly batchSize?: number;
   /** Ignore snapshots and replay the whole journal (to compare the two recoveries). */
   readonly withoutSnapshot?: boolean;
+  /** The last sequence to fold (default: the journal's last): verify's, beside a server that appends meanwhile. */
+  readonly through?: number;
 }
 
 /** Resumes a snapshot's engine at the time of the last event it folded, the journal's record at its sequence. */
@@ -119,13 +121,15 @@ export async function recoverEngine(
   } else {
     engine = new TradingEngine(config);
   }
+  const through = options.through ?? Number.MAX_SAFE_INTEGER;
   let replayedEvents = 0;
-  for (;;) {
-    const records = await journal.read(lastSequence, batchSize);
+  while (lastSequence < through) {
+    const wanted = Math.min(batchSize, through - lastSequence);
+    const records = await journal.read(lastSequence, wanted);
     for (const record of records) engine.applyRecovered(record.event);
     if (records.length > 0) lastSequence = records[records.length - 1]!.sequence;
     replayedEvents += records.length;
-    if (records.length < batchSize) break;
+    if (records.length < wanted) break;
   }
   return { engine, lastSequence, snapshotSequence: snapshot ? snapshot.sequence : null, replayedEvents };
 }

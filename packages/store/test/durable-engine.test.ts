@@ -29,7 +29,7 @@ import {
   type ReadModels,
   type SqliteWriter,
 } from "../src/index.ts";
-import { TUESDAY_NOON } from "./trading-session.ts";
+import { TUESDAY_NOON, runner, toRecords, tradingSession } from "./trading-session.ts";
 import { sqliteWriterOptions } from "./sqlite-writer-options.ts";
 
 const config = defaultEngineConfig();
@@ -42,6 +42,8 @@ if (!postgresUrl)
 interface Storage {
   /** A new, unopened journal over this storage: each call is a process starting again. */
   journal(): EventJournal;
+  /** Runs SQL on the storage's tables behind the journal's back (no journal of it open), as damage would. */
+  damage(sql: string): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -51,6 +53,14 @@ function sqliteStorage(writer: SqliteWriter): Storage & { path: string } {
   return {
     path,
     journal: () => new SqliteJournal({ path, ...sqliteWriterOptions(writer) }),
+    async damage(sql) {
+      const database = new Database(path);
+      try {
+        database.exec(sql);
+      } finally {
+        database.close();
+      }
+    },
     async dispose() {
       rmSync(directory, { recursive: true, force: true });
     },
@@ -63,6 +73,15 @@ function postgresStorage(): Storage {
   const schema = `bourse_durable_${process.pid}_${Date.now()}_${schemaCounter}`;
   return {
     journal: () => new PostgresJournal({ connectionString: postgresUrl!, schema, poolSize: 2 }),
+    async damage(sql) {
+      const client = new pg.Client({ connectionString: postgresUrl });
+      await client.connect();
+      try {
+        await client.query(`SET search_path TO "${schema}"; ${sql}`);
+      } finally {
+        await client.end();
+      }
+    },
     async dispose() {
       const client = new pg.Client({ connectionString: postgresUrl });
       await client.connect();
@@ -592,6 +611,95 @@ for (const [driverName, makeStorage, enabled] of drivers) {
     // Found by the audit of durability of 7 December: an engine restored from a snapshot started its clock from nothing,
     // so a command stamped before the last journaled event (a wall clock set back) was journaled earlier than it, and
     // the histories, which read in time order, lost its row.
+    /** A journal of the trading session with a snapshot at its last sequence, which verify passes; closed. */
+    async function journalTradingSession(storage: Storage): Promise<ReturnType<typeof tradingSession>> {
+      const session = tradingSession();
+      const journal = storage.journal();
+      await journal.open();
+      await journal.append(toRecords(session.events));
+      await journal.saveSnapshot({
+        sequence: session.events.length,
+        stateHash: session.engine.stateHash(),
+        state: session.engine.snapshot(),
+        createdAt: 1,
+      });
+      expect((await verify(journal, config, { readModels: journal as EventJournal & ReadModels })).differences).toEqual(
+        [],
+      );
+      await journal.close();
+      return session;
+    }
+
+    /** Verify as `bourse verify` runs it: the journal opened for inspection, the read models checked too. */
+    async function inspect(journal: EventJournal, through?: number) {
+      const report = await journal.open({ keepTornTail: true });
+      try {
+        return await verify(journal, config, {
+          through: through ?? report.lastSequence,
+          readModels: journal as EventJournal & ReadModels,
+        });
+      } finally {
+        await journal.close();
+      }
+    }
+
+    // Found by an audit of verify: a finished order's row was only checked not to be working, a closed position's only
+    // for its volume and close time, the ledger only for its sums and its last row; each change passed.
+    it.each([
+      [
+        "a finished order's status changed",
+        "UPDATE order_history SET status = 'FILLED' WHERE status = 'CANCELLED'",
+        /^order \d+: status "FILLED" in the order history, "CANCELLED" in the events/,
+      ],
+      [
+        "a closed position's realised profit changed",
+        "UPDATE position_history SET realised_profit = realised_profit + 123456 WHERE close_time IS NOT NULL",
+        /^position \d+: realisedProfit \d+ in the position history, \d+ in the events/,
+      ],
+      [
+        "a ledger row's kind changed",
+        "UPDATE balance_ledger SET kind = 'CORRECTION' WHERE kind = 'DEPOSIT'",
+        /^ledger row \d+: kind "CORRECTION" in the ledger, "DEPOSIT" in the events/,
+      ],
+    ])("verify reports %s in the read models", async (_, damage, detail) => {
+      const storage = freshStorage();
+      await journalTradingSession(storage);
+      await storage.damage(damage);
+      const report = await inspect(storage.journal());
+      expect(report.differences).toContainEqual({
+        subject: expect.stringMatching(/^account \d+ read models$/),
+        detail: expect.stringMatching(detail),
+      });
+    });
+
+    // Found by an audit of verify: beside a running server it replayed the journal to its last sequence but read the
+    // read models later, and took the rows of the events appended meanwhile for differences.
+    it("verify leaves out the read models' rows of events after the sequence it verifies through", async () => {
+      const storage = freshStorage();
+      const session = await journalTradingSession(storage);
+      const through = session.events.length;
+      const run = runner(session);
+      // New rows in an account verify reads (a deposit, an order, its deal, a position, their ledger rows) that change
+      // no row of the session's.
+      const accountId = [...session.engine.state.accounts.keys()][0]!;
+      run({ kind: "deposit", accountId, amount: 5_000 });
+      run({ kind: "placeOrder", accountId, symbol: "USDJPY", side: "BUY", type: "MARKET", volume: 10 });
+      const journal = storage.journal();
+      await journal.open();
+      await journal.append(toRecords(session.events.slice(through), through + 1));
+      await journal.close();
+      const report = await inspect(storage.journal(), through);
+      expect(report.lastSequence).toBe(through);
+      expect(report.differences).toEqual([]);
+      // And the rows of an append the journal lost are still differences, though past its last event.
+      await storage.damage(`DELETE FROM journal WHERE first_sequence > ${through}`);
+      const damaged = await inspect(storage.journal());
+      expect(damaged.differences).toContainEqual({
+        subject: "read models",
+        detail: expect.stringMatching(/^\d+ rows of the histories have ids past the last the events gave/),
+      });
+    });
+
     it("a restart from a snapshot keeps the clock of the last journaled event", async () => {
       const storage = freshStorage();
       let engine = await openEngine(storage.journal(), { snapshotEveryEvents: 1 });
