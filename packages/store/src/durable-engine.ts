@@ -198,7 +198,7 @@ export class DurableEngine {
    * The records of batches refused with an unknown outcome, in order, until it is known whether they committed: a
    * later batch committing behind them (it could only follow them), or the rebuild finding them in the journal.
    */
-  private unknownOutcomeBatches: JournalRecord[][] = [];
+  private unknownOutcomeBatches: BatchInFlight[] = [];
   private readonly unansweredListeners: ((records: readonly JournalRecord[]) => void)[] = [];
   private idleWaiters: (() => void)[] = [];
   private readonly journal: EventJournal;
@@ -367,12 +367,15 @@ export class DurableEngine {
     this.unansweredListeners.push(listener);
   }
 
-  /** Hands the unknown-outcome batches up to `lastSequence` (durable) to the listeners and forgets every one. */
-  private deliverUnanswered(lastSequence: number): void {
+  /** Forgets the unknown-outcome batches and returns those up to `lastSequence`: the ones that are durable. */
+  private takeDurableUnknownOutcomes(lastSequence: number): BatchInFlight[] {
     const batches = this.unknownOutcomeBatches;
     this.unknownOutcomeBatches = [];
-    for (const records of batches) {
-      if (records[records.length - 1]!.sequence > lastSequence) break;
+    return batches.filter(({ records }) => records[records.length - 1]!.sequence <= lastSequence);
+  }
+
+  private deliverUnanswered(batches: readonly BatchInFlight[]): void {
+    for (const { records } of batches)
       for (const listener of this.unansweredListeners) {
         try {
           listener(records);
@@ -380,7 +383,6 @@ export class DurableEngine {
           this.log(`engine: a listener of unanswered durable records failed: ${errorMessage(error)}`);
         }
       }
-    }
   }
 
   /** Resolves when the engine takes commands again (at once if it does), or rejects once it is closed. */
@@ -544,7 +546,7 @@ export class DurableEngine {
       // its last record), unless the refused write did commit: then they are durable, and answered so below.
       if (!this.journalRefused)
         this.log(`engine: ${failure.message}; refusing commands while the state is rebuilt from the journal`);
-      if (outcomeUnknown) this.unknownOutcomeBatches.push(records);
+      if (outcomeUnknown) this.unknownOutcomeBatches.push(batch);
       this.journalRefused = true;
       this.executionHalted = true;
       for (const { pending } of answers) pending.reject(failure);
@@ -553,9 +555,23 @@ export class DurableEngine {
       return;
     }
 
+    // This batch follows the unknown-outcome ones before it: they committed. Every batch from them on is durable, so
+    // the durable state takes them and this one before its answers go out, as if none had been refused (an audit of
+    // 7 December found this batch's answers going out while reads, and the quotes a rebuild starts from, lacked it).
+    if (records.length > 0 && this.unknownOutcomeBatches.length > 0) {
+      const committed = this.takeDurableUnknownOutcomes(records[0]!.sequence - 1);
+      for (const earlier of committed) {
+        this.sequence += earlier.records.length;
+        this.eventsSinceSnapshot += earlier.records.length;
+        this.durableState.followDurable(
+          earlier.records.map((record) => record.event),
+          earlier.marketData,
+        );
+      }
+      this.journalRefused = false;
+      this.deliverUnanswered(committed);
+    }
     this.sequence += records.length;
-    // This batch follows the unknown-outcome ones before it: they committed, and their records go out first.
-    if (records.length > 0 && this.unknownOutcomeBatches.length > 0) this.deliverUnanswered(records[0]!.sequence - 1);
     if (!this.journalRefused) {
       this.eventsSinceSnapshot += records.length;
       // Before the answers: an answer, and any read after it, sees its own command's effects.
@@ -582,7 +598,8 @@ export class DurableEngine {
       this.startRebuild();
       return;
     }
-    if (this.journalRefused) return this.startRebuild();
+    // Still rebuilding once a refusal proved to have committed: the rebuild starts when the last append settles.
+    if (this.journalRefused || this.currentState === "rebuilding") return this.startRebuild();
     if (this.waiting.length > 0) this.scheduleFlush();
     else this.notifyIdle();
   }
@@ -641,6 +658,9 @@ export class DurableEngine {
       const recovered = await recoverEngine(this.journal, this.config, { batchSize: this.recoveryBatchSize });
       if (this.currentState !== "rebuilding") return;
       const dropped = this.executing.stateHash() !== recovered.engine.stateHash();
+      // Unknown-outcome batches the journal holds: their quotes are the newest durable ones.
+      const committed = this.takeDurableUnknownOutcomes(recovered.lastSequence);
+      for (const { marketData } of committed) this.durableState.followDurable([], marketData);
       // The market goes on: without the last durable quotes every order would be refused NO_QUOTES until the
       // feed's next tick of its symbol.
       recovered.engine.adoptQuotes(this.durableState);
@@ -652,7 +672,7 @@ export class DurableEngine {
       this.journalRefused = false;
       this.eventsSinceSnapshot = 0;
       this.currentState = "ready";
-      this.deliverUnanswered(recovered.lastSequence);
+      this.deliverUnanswered(committed);
       this.log(
         `engine: rebuilt from the journal at sequence ${this.sequence}${dropped ? " (unjournaled events dropped)" : ""}; taking commands again`,
       );

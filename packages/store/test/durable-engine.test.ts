@@ -489,6 +489,37 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       expect((await verify(journal, config)).differences).toEqual([]);
     });
 
+    // Found by the audit of races of 7 December: the batch behind was answered while reads lacked it (and the one ahead)
+    // until the rebuild, which then took its quotes from that stale state: an acknowledged quote was lost, and the
+    // next order filled at the older price.
+    it("a write of unknown outcome that did commit: reads show the batch behind it once it is answered, and its quotes last", async () => {
+      const { journal, engine, at, accountId } = await slowJournalWithAlice({ maxBatchCommands: 2 });
+      expectOk(await engine.submit(at({ kind: "tick", symbol: "EURUSD", bid: 108_430, ask: 108_440 })));
+      journal.failNextAfterCommit = true;
+      const unknown = rejection(engine.submit(at({ kind: "deposit", accountId, amount: 700_000 })));
+      await until(() => journal.inFlight === 1);
+      const balanceAtAnswer: number[] = [];
+      const behind = [
+        engine.submit(at({ kind: "tick", symbol: "EURUSD", bid: 109_000, ask: 109_010 })),
+        engine.submit(at({ kind: "deposit", accountId, amount: 300_000 })).then((result) => {
+          balanceAtAnswer.push(engine.engine.state.accounts.get(accountId)!.balance);
+          return result;
+        }),
+      ];
+      await until(() => journal.inFlight === 2);
+      expect(((await unknown) as EngineUnavailableError).outcomeUnknown).toBe(true);
+      for (const result of await Promise.all(behind)) expectOk(result);
+      expect(balanceAtAnswer).toEqual([1_000_000]);
+      await engine.whenReady();
+      expect(engine.engine.quote("EURUSD")).toMatchObject({ bid: 109_000, ask: 109_010 });
+      const bought = expectOk(
+        await engine.submit(
+          at({ kind: "placeOrder", accountId, symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 1 }),
+        ),
+      );
+      expect(bought.events.find((event) => event.type === "DealExecuted")).toMatchObject({ deal: { price: 109_010 } });
+    });
+
     // Found by the audit of durability of 7 December: such a batch reached nobody, so a server never published it (an
     // account opened so was missing from its user's list until a restart, and the client's retry opened another).
     it("a write of unknown outcome that did commit, alone: the rebuild finds it and reports its records", async () => {
