@@ -57,6 +57,7 @@ export function revocationTopic(credential: Credential): string {
 
 /** Announces that `credential` was revoked (after the store committed it): its open streams end at once. */
 export function publishRevocation(bus: Bus, credential: Credential, reason: RevocationReason): void {
+  bus.revocations += 1;
   const message: RevokedMessage = {
     type: "revoked",
     payload: { kind: credential.kind, id: credential.id, reason },
@@ -68,6 +69,11 @@ export function publishRevocation(bus: Bus, credential: Credential, reason: Revo
 export type InterestListener = (topic: string, active: boolean) => void;
 
 export class Bus {
+  /**
+   * Revocations published so far (`publishRevocation`): a request authorised before one and handled after it asks
+   * again (app.ts), since its body may have arrived after the revocation was acknowledged.
+   */
+  revocations = 0;
   private readonly handlers = new Map<string, Set<BusHandler>>();
   private readonly interestListeners: InterestListener[] = [];
 

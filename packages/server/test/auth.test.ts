@@ -2,7 +2,17 @@ import { JournalWriteError, PLATFORM_LIMITS, type EventJournal } from "@bourse/s
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ApiError } from "../src/errors.ts";
-import { ADMIN_TOKEN, admin, call, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import http from "node:http";
+import {
+  ADMIN_TOKEN,
+  admin,
+  call,
+  createApiKey,
+  pushQuote,
+  signUp,
+  startTestServer,
+  type TestServer,
+} from "./helpers.ts";
 
 let server: TestServer;
 
@@ -598,5 +608,61 @@ describe("system routes", () => {
     const response = await call(server, "GET", "/api/v1/nothing-here");
     expect(response.status).toBe(404);
     expect(response.body.error).toBe("ROUTE_NOT_FOUND");
+  });
+});
+
+describe("a request whose body comes after its credential was revoked", () => {
+  // Found by the audit of races of 7 December: the credential was checked when the headers came; an order whose body
+  // came after the logout (or the API key's revocation) was acknowledged was placed all the same.
+  it("is refused: 401 after a logout, 403 after the API key's revocation, and nothing is placed", async () => {
+    const own = await startTestServer({ environment: { BOURSE_PORT: "0", BOURSE_HOST: "127.0.0.1" } });
+    try {
+      const address = new URL(await own.listen());
+      const user = await signUp(own);
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      const key = await createApiKey(own, user, "full");
+      /** Sends the headers and the first byte of the body, and the rest once `between` is done. */
+      const slowBody = async (path: string, authorization: string, body: object, between: () => Promise<void>) => {
+        const text = JSON.stringify(body);
+        const request = http.request({
+          host: address.hostname,
+          port: address.port,
+          method: "POST",
+          path,
+          headers: { authorization, "content-type": "application/json", "content-length": Buffer.byteLength(text) },
+        });
+        const answered = new Promise<number>((resolve, reject) => {
+          request.on("response", (response) => {
+            response.resume();
+            resolve(response.statusCode!);
+          });
+          request.on("error", reject);
+        });
+        request.flushHeaders();
+        request.write(text.slice(0, 1));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await between();
+        request.end(text.slice(1));
+        return answered;
+      };
+      const order = { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 };
+      const viaKey = await slowBody(
+        "/v1/api/trade",
+        `Bearer ${key.key}`,
+        { symbol: "EURUSD", action: "buy", volume: 0.01 },
+        async () => {
+          const revoked = await call(own, "DELETE", `/api/v1/api-keys/${key.id}`, { token: user.token });
+          expect(revoked.status).toBe(200);
+        },
+      );
+      expect(viaKey).toBe(403);
+      const viaToken = await slowBody(`/api/v1/accounts/${user.login}/orders`, user.token, order, async () => {
+        expect((await call(own, "POST", "/api/v1/logout", { token: user.token })).status).toBe(200);
+      });
+      expect(viaToken).toBe(401);
+      expect(own.platform.engine.state.accountPositions.get(user.login)?.size ?? 0).toBe(0);
+    } finally {
+      await own.close();
+    }
   });
 });
