@@ -333,7 +333,7 @@ const FINISHED = new Set(["FILLED", "CANCELLED", "EXPIRED", "REJECTED"]);
  * replays. One per platform (`accountEventsOf(platform)` below).
  */
 export class AccountEvents {
-  /** Orders and positions seen since start that may have left the engine's state: id → symbol. */
+  /** Orders and positions held at start or seen since, that may have left the engine's state: id → symbol. */
   private readonly orderSymbols = new Map<number, string>();
   private readonly positionSymbols = new Map<number, string>();
   private started = false;
@@ -350,6 +350,12 @@ export class AccountEvents {
   start(): void {
     if (this.started) return;
     this.started = true;
+    // What the recovered engine holds, too: a working order is gone from its state by the time its fill is published,
+    // and one placed before the restart was told without a symbol, its volume in raw steps (found by the audit of
+    // races of 7 December).
+    const state = this.platform.engine.state;
+    for (const order of state.orders.values()) this.orderSymbols.set(order.id, order.symbol);
+    for (const position of state.positions.values()) this.positionSymbols.set(position.id, position.symbol);
     this.platform.onEvents((records) => this.publish(records));
   }
 

@@ -3,6 +3,9 @@
  * and server message type, authorization (JWT, API key scopes, authorize message), trading and history
  * with REST's validation, partial fills on a thin book, and errors for bad messages.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { admin, call, pushQuote, settle, signUp, startTestServer, type TestServer } from "./helpers.ts";
 import { listenStream, StreamClient, type Message } from "./ws-helpers.ts";
@@ -786,5 +789,42 @@ describe("trading over the socket", () => {
     await pushQuote(server, "EURUSD", "1.08430", "1.08440");
     const expired = await client.next(execution("ORDER_STATUS", (message) => message.payload.status === "EXPIRED"));
     expect(expired.payload).toMatchObject({ orderId: placed.payload.data.order.id, symbol: "EURUSD" });
+  });
+});
+
+describe("a pending order placed before a restart and filled after it", () => {
+  // Found by the audit of races of 7 December: the stream resolved an order's symbol from the orders seen since start;
+  // one placed before the restart was gone from the engine's state by the time its fill was published, and its
+  // ORDER_STATUS went out without a symbol, its filled volume in raw steps.
+  it("is told with its symbol and its volume in lots", async () => {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-ws-restart-"));
+    try {
+      let own = await startTestServer({ dataDirectory });
+      const user = await signUp(own);
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      const placed = await call(own, "POST", `/api/v1/accounts/${user.login}/orders`, {
+        token: user.token,
+        body: { symbol: "EURUSD", side: "BUY", type: "LIMIT", volume: 0.1, price: 1.08 },
+      });
+      expect(placed.status).toBe(200);
+      await own.close();
+      own = await startTestServer({ dataDirectory });
+      try {
+        const client = await StreamClient.connect(await listenStream(own), user.token);
+        try {
+          client.send("subscribe", { events: ["executionEvent"] });
+          await client.nextOf("subscribed");
+          await pushQuote(own, "EURUSD", "1.07990", "1.08000");
+          const filled = await client.next(execution("ORDER_STATUS"));
+          expect(filled.payload).toMatchObject({ status: "FILLED", symbol: "EURUSD", filledVolume: 0.1 });
+        } finally {
+          await client.close();
+        }
+      } finally {
+        await own.close();
+      }
+    } finally {
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
   });
 });
