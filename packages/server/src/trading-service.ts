@@ -336,6 +336,8 @@ export async function changePosition(
   body: ModifyPositionInput,
 ): Promise<Position> {
   const instrument = platform.instrument(position.symbol);
+  // A copy: `position` is the durable state's own record, which a close folded meanwhile empties.
+  const before = { ...position };
   const result = await platform.execute({
     kind: "modifyPosition",
     accountId: account.id,
@@ -353,7 +355,7 @@ export async function changePosition(
   );
   if (!changed) throw new ApiError("POSITION_NOT_FOUND", "The position was closed meanwhile");
   return {
-    ...position,
+    ...before,
     sl: changed.sl,
     tp: changed.tp,
     trailingDistance: changed.trailingDistance,

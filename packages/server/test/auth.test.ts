@@ -611,6 +611,39 @@ describe("system routes", () => {
   });
 });
 
+describe("a request whose credential is revoked while it is checked", () => {
+  // Found by the review of 7 December: the check read the key's row, the revocation committed, and the request took
+  // the revocations counted after the check for its own, so nothing asked again.
+  it("is refused once its body has come", async () => {
+    const own = await startTestServer();
+    try {
+      const user = await signUp(own);
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      const key = await createApiKey(own, user, "full");
+      const store = own.platform.store;
+      const find = store.findActiveApiKeyByPrefix.bind(store);
+      let revokeDuringCheck = true;
+      store.findActiveApiKeyByPrefix = async (prefix) => {
+        const found = await find(prefix);
+        if (revokeDuringCheck) {
+          revokeDuringCheck = false;
+          const revoked = await call(own, "DELETE", `/api/v1/api-keys/${key.id}`, { token: user.token });
+          expect(revoked.status).toBe(200);
+        }
+        return found;
+      };
+      const traded = await call(own, "POST", "/v1/api/trade", {
+        headers: { authorization: `Bearer ${key.key}` },
+        body: { symbol: "EURUSD", action: "buy", volume: 0.01 },
+      });
+      expect(traded.status).toBe(403);
+      expect(own.platform.engine.state.accountPositions.get(user.login)?.size ?? 0).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe("a request whose body comes after its credential was revoked", () => {
   // Found by the audit of races of 7 December: the credential was checked when the headers came; an order whose body
   // came after the logout (or the API key's revocation) was acknowledged was placed all the same.

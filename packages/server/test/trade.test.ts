@@ -689,7 +689,14 @@ describe("a position changed and closed in one batch", () => {
     ]);
     expect(closed.status).toBe(200);
     expect(modified.status).toBe(200);
-    expect(modified.body.data).toMatchObject({ id: opened.positionId, sl: 1.07, tp: null });
+    // The position as the change left it, before the close took its volume.
+    expect(modified.body.data).toMatchObject({
+      id: opened.positionId,
+      volume: 0.1,
+      openPrice: 1.0844,
+      sl: 1.07,
+      tp: null,
+    });
     expect(await positions(user)).toEqual([]);
   });
 });
