@@ -29,7 +29,7 @@ import {
 } from "@bourse/store";
 import Database from "better-sqlite3";
 import { join } from "node:path";
-import { encodeBatch } from "../packages/store/src/records.ts";
+import { encodeBatchRows } from "../packages/store/src/records.ts";
 import { SqliteReadModelStatements } from "../packages/store/src/sqlite-read-models.ts";
 import { buildOrderFlow, tradeRoundTrips } from "./engine.ts";
 import {
@@ -103,7 +103,7 @@ class EncodingOnlyJournal implements EventJournal {
     return { lastSequence: 0, droppedTornRecords: 0, damagedSnapshots: [] };
   }
   async append(records: readonly JournalRecord[]): Promise<void> {
-    encodeBatch(records);
+    encodeBatchRows(records);
     this.last = records[records.length - 1]!.sequence;
   }
   async lastSequence(): Promise<number> {

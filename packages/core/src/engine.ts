@@ -697,7 +697,10 @@ export class TradingEngine {
       group,
     });
     if (deposit !== undefined) {
-      const funded = this.balanceOperation({ kind: "deposit", time, accountId, ...deposit }, time);
+      const funded = this.balanceOperation(
+        { kind: "deposit", time, accountId, amount: deposit.amount, comment: deposit.comment },
+        time,
+      );
       if (!funded.ok) throw new Error(`engine bug: the checked first deposit was refused: ${funded.code}`);
     }
     return { ok: true, events: [], accountId };

@@ -156,7 +156,10 @@ export interface EventJournal {
   saveSnapshot(snapshot: SnapshotRecord): Promise<void>;
   /** `saveSnapshot` of a snapshot already encoded (`encodeSnapshot`, or `encodeSnapshotInSlices` off the hot path). */
   saveSnapshotRow(row: SnapshotRow): Promise<void>;
-  /** The snapshot with the highest sequence whose checksum holds, or null. */
-  latestSnapshot(): Promise<SnapshotRecord | null>;
+  /**
+   * The snapshot with the highest sequence whose checksum holds, or null; with `atOrBefore`, the highest at or before
+   * it (verify and a recovery `through` a sequence, beside a server that saves newer ones meanwhile).
+   */
+  latestSnapshot(atOrBefore?: number): Promise<SnapshotRecord | null>;
   close(): Promise<void>;
 }

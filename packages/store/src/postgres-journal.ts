@@ -671,8 +671,8 @@ export class PostgresJournal implements EventJournal, ReadModels {
     }
   }
 
-  async latestSnapshot(): Promise<SnapshotRecord | null> {
-    for (let before = Number.MAX_SAFE_INTEGER; ;) {
+  async latestSnapshot(atOrBefore: number = Number.MAX_SAFE_INTEGER - 1): Promise<SnapshotRecord | null> {
+    for (let before = atOrBefore + 1; ;) {
       const { rows } = await this.query(this.statements.latestSnapshotBefore, [before]);
       if (rows.length === 0) return null;
       const stored = storedSnapshot(rows[0]!);

@@ -67,6 +67,7 @@ export async function runPostgresMigrationsOnOwnConnection(
 
 export async function runPostgresMigrations(client: pg.ClientBase, run: PostgresMigrationRun): Promise<void> {
   const quoted = `"${run.schema}"`;
+  if (run.apply === false) return checkPostgresSchema(client, run);
   await client.query("BEGIN");
   await client.query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", [run.lockName, run.schema]);
   // Created only when missing: CREATE SCHEMA IF NOT EXISTS would still demand the CREATE privilege on the
@@ -86,14 +87,7 @@ export async function runPostgresMigrations(client: pg.ClientBase, run: Postgres
   );
   const newest = Math.max(0, ...applied);
   const known = run.migrations[run.migrations.length - 1]!.version;
-  const subject = `${run.what} of schema ${run.schema}`;
-  if (newest > known) throw schemaAhead(subject, newest, known);
-  if (run.apply === false) {
-    if (newest < known) throw schemaBehind(subject, newest, known);
-    // Nothing was changed: the schema and the table were there (else newest would be 0).
-    await client.query("ROLLBACK");
-    return;
-  }
+  if (newest > known) throw schemaAhead(`${run.what} of schema ${run.schema}`, newest, known);
   for (const migration of run.migrations) {
     if (applied.has(migration.version)) continue;
     await client.query(run.render(migration.sql));
@@ -104,4 +98,24 @@ export async function runPostgresMigrations(client: pg.ClientBase, run: Postgres
     ]);
   }
   await client.query("COMMIT");
+}
+
+/**
+ * An inspection's check (`apply: false`): reads the recorded versions, runs no DDL (PostgreSQL checks the CREATE
+ * privilege even for CREATE TABLE IF NOT EXISTS, which a read-only role lacks: found by the review of 7 December), and
+ * refuses a schema that is missing or not this build's.
+ */
+async function checkPostgresSchema(client: pg.ClientBase, run: PostgresMigrationRun): Promise<void> {
+  const subject = `${run.what} of schema ${run.schema}`;
+  const table = `"${run.schema}".${run.table}`;
+  const { rows } = await client.query<{ found: string | null }>("SELECT to_regclass($1) AS found", [table]);
+  if (rows[0]?.found === null || rows[0]?.found === undefined)
+    throw new Error(`${subject}: no such tables in this database, nothing to inspect (is the schema's name right?)`);
+  const { rows: versions } = await client.query<{ newest: number | null }>(
+    `SELECT max(version) AS newest FROM ${table}`,
+  );
+  const newest = versions[0]?.newest ?? 0;
+  const known = run.migrations[run.migrations.length - 1]!.version;
+  if (newest > known) throw schemaAhead(subject, newest, known);
+  if (newest < known) throw schemaBehind(subject, newest, known);
 }

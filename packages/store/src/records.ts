@@ -167,7 +167,7 @@ export function encodeBatch(records: readonly JournalRecord[]): JournalBatchRow 
   if (records.length > MAX_ROW_RECORDS)
     throw new JournalRecordError(
       records[0]!.sequence,
-      `an append holds at most ${MAX_ROW_RECORDS} records, this one ${records.length}`,
+      `a journal row holds at most ${MAX_ROW_RECORDS} records, this one ${records.length}`,
     );
   const events: EngineEvent[] = [];
   let previous: number | null = null;
@@ -194,12 +194,16 @@ export function encodeBatch(records: readonly JournalRecord[]): JournalBatchRow 
  * `encodeBatch` of `records` in rows of at most `recordsPerRow`, which an append writes in one transaction. One
  * command's events went in one row, refused past MAX_ROW_RECORDS: the rollover that made them was refused, and
  * with it every later command, which runs the overdue rollover first, and every command after a restart (found
- * by the audit of durability of 7 December).
+ * by the audit of durability of 7 December). The torn-tail rule reads rows: a damaged last row of such an append would
+ * be dropped as torn and leave the rows before it, but a transaction cannot leave part of itself on disk, so that is
+ * damage to an acknowledged write, not a torn one.
  */
 export function encodeBatchRows(
   records: readonly JournalRecord[],
   recordsPerRow: number = MAX_ROW_RECORDS,
 ): JournalBatchRow[] {
+  if (!Number.isSafeInteger(recordsPerRow) || recordsPerRow < 1)
+    throw new RangeError(`recordsPerRow must be a positive integer, got ${recordsPerRow}`);
   const rows: JournalBatchRow[] = [];
   for (let start = 0; start < records.length; start += recordsPerRow) {
     const row = encodeBatch(records.slice(start, start + recordsPerRow));

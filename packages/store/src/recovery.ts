@@ -43,6 +43,8 @@ export interface RecoverOptions {
 
 /** Resumes a snapshot's engine at the time of the last event it folded, the journal's record at its sequence. */
 async function resumeClockAtSnapshot(journal: EventJournal, engine: TradingEngine, sequence: number): Promise<void> {
+  // A snapshot of the empty journal (sequence 0) folded no event.
+  if (sequence === 0) return;
   const [last] = await journal.read(sequence - 1, 1);
   if (last) engine.resumeClock(last.event.time);
 }
@@ -111,7 +113,8 @@ export async function recoverEngine(
   const batchSize = options.batchSize ?? DEFAULT_RECOVERY_BATCH_SIZE;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1)
     throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
-  const snapshot = options.withoutSnapshot ? null : await journal.latestSnapshot();
+  // Never one past `through`: a server beside verify saves newer ones meanwhile (found by the review of 7 December).
+  const snapshot = options.withoutSnapshot ? null : await journal.latestSnapshot(options.through);
   let engine: TradingEngine;
   let lastSequence = 0;
   if (snapshot) {

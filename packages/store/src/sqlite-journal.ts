@@ -347,8 +347,9 @@ export class SqliteJournal implements EventJournal, ReadModels {
     this.checkpointer?.afterWrite();
   }
 
-  async latestSnapshot(): Promise<SnapshotRecord | null> {
+  async latestSnapshot(atOrBefore: number = Number.MAX_SAFE_INTEGER): Promise<SnapshotRecord | null> {
     for (const stored of this.requireStatements().snapshotsNewestFirst.iterate()) {
+      if (stored.sequence > atOrBefore) continue;
       const snapshot = decodeSnapshot(stored);
       if (snapshot) return snapshot;
     }

@@ -269,7 +269,7 @@ export async function verify(
   const projection = options.readModels
     ? new EventProjection((name, row) => fingerprintsOf(row.accountId)[name].add(rowText(HISTORIES[name], row)))
     : null;
-  const snapshot = await journal.latestSnapshot();
+  const snapshot = await journal.latestSnapshot(options.through);
   const engine = new TradingEngine(config);
   let lastSequence = 0;
   const checkSnapshot = (): void => {

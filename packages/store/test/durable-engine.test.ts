@@ -145,8 +145,8 @@ class CountingJournal implements EventJournal {
   saveSnapshotRow(...args: Parameters<EventJournal["saveSnapshotRow"]>) {
     return this.inner.saveSnapshotRow(...args);
   }
-  latestSnapshot() {
-    return this.inner.latestSnapshot();
+  latestSnapshot(atOrBefore?: number) {
+    return this.inner.latestSnapshot(atOrBefore);
   }
   close() {
     return this.inner.close();

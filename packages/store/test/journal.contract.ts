@@ -11,6 +11,7 @@ import {
   MAX_ROW_RECORDS,
   SNAPSHOTS_KEPT,
   batchChecksum,
+  recoverEngine,
   type EventJournal,
   type JournalRecord,
   type SnapshotRecord,
@@ -365,6 +366,26 @@ export function journalContract(factory: JournalStorageFactory): void {
       const error = await rejection(journal.saveSnapshot(snapshotAt(events, 6)));
       expect(error).toBeInstanceOf(JournalRecordError);
       expect(await journal.latestSnapshot()).toBeNull();
+    });
+
+    // Found by the review of 7 December: verify and a recovery through a sequence took the newest snapshot, one a
+    // server beside them had saved past it, and reported it "past the journal's last sequence".
+    it("the latest at or before a sequence, and a recovery through a sequence that a newer snapshot follows", async () => {
+      const { config, events } = tradingSession();
+      const journal = await openJournal(await freshStorage());
+      await journal.append(toRecords(events));
+      for (const sequence of [0, 4, 8]) await journal.saveSnapshot(snapshotAt(events, sequence, config));
+      expect((await journal.latestSnapshot(7))?.sequence).toBe(4);
+      expect((await journal.latestSnapshot(8))?.sequence).toBe(8);
+      expect((await journal.latestSnapshot(3))?.sequence).toBe(0);
+      const recovered = await recoverEngine(journal, config, { through: 6 });
+      expect(recovered).toMatchObject({ lastSequence: 6, snapshotSequence: 4 });
+      expect(recovered.engine.stateHash()).toBe(TradingEngine.replay(config, events.slice(0, 6)).stateHash());
+      // A snapshot of the empty journal folded no event: recovery starts from it.
+      expect(await recoverEngine(journal, config, { through: 2 })).toMatchObject({
+        lastSequence: 2,
+        snapshotSequence: 0,
+      });
     });
 
     it("the latest snapshot plus the events after it recovers the live engine's state hash", async () => {

@@ -128,6 +128,24 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
     });
 
+    // Found by the review of 7 December: an inspection created the schema and its migrations table (DDL a read-only
+    // role may not run), then told a schema that was never there to be migrated.
+    it("an inspection of a schema that is not there says so and creates nothing", async () => {
+      const schema = freshSchemaName("bourse_test_absent");
+      const inspection = new PostgresJournal({ connectionString: connectionString!, schema });
+      await expect(inspection.open({ keepTornTail: true })).rejects.toThrow(
+        `the journal of schema ${schema}: no such tables in this database, nothing to inspect`,
+      );
+      const client = new pg.Client({ connectionString });
+      await client.connect();
+      try {
+        const found = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]);
+        expect(found.rowCount).toBe(0);
+      } finally {
+        await client.end();
+      }
+    });
+
     async function openJournal(options: { port?: number; applicationName?: string } = {}): Promise<PostgresJournal> {
       const schema = freshSchemaName("bourse_test");
       const url = new URL(connectionString!);
