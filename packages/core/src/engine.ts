@@ -343,10 +343,28 @@ const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBF
 export function isPortableText(value: unknown, maxLength: number): value is string {
   return (
     typeof value === "string" &&
-    value.length <= maxLength &&
+    textLength(value) <= maxLength &&
     !value.includes("\u0000") &&
     !UNPAIRED_SURROGATE.test(value)
   );
+}
+
+/**
+ * A text's length in characters (Unicode code points), as the faces' schemas count `maxLength` (JSON Schema, Ajv):
+ * counted in UTF-16 units, a name of 100 emoji that the schema took was then refused as 200 characters long (found by
+ * the audit of user data of 7 December).
+ */
+export function textLength(value: string): number {
+  let length = value.length;
+  for (let index = 0; index < value.length; index++) {
+    const unit = value.charCodeAt(index);
+    // The second half of a pair is not a character of its own.
+    if (unit >= 0xdc00 && unit <= 0xdfff && index > 0) {
+      const before = value.charCodeAt(index - 1);
+      if (before >= 0xd800 && before <= 0xdbff) length--;
+    }
+  }
+  return length;
 }
 
 /** The longest comment a balance operation takes (the admin API's bound). */

@@ -2,7 +2,7 @@
  * The user's own resources of the Client API: market watch, scripts, settings. Every route: success
  * with the exact body, validation, 401 without a token, and another user's resource (404, nothing changed).
  */
-import { LimitReachedError } from "@bourse/store";
+import { LimitReachedError, PLATFORM_LIMITS } from "@bourse/store";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { call, pushQuote, signUp, startTestServer, TUESDAY_NOON, type TestServer } from "./helpers.ts";
 
@@ -130,6 +130,19 @@ describe("watchlist", () => {
 describe("scripts", () => {
   const create = (user: User, body: Record<string, unknown>) =>
     call(server, "PUT", "/api/v1/scripts", { token: user.token, body });
+
+  // Found by the audit of user data of 7 December: the schema counts characters, the store counted UTF-16 units, so a
+  // name at the limit in emoji was taken by one and refused by the other.
+  it("counts a name's characters as the schema does: the limit in emoji is taken, one more is refused", async () => {
+    const user = await signUp(server);
+    const atLimit = "😀".repeat(PLATFORM_LIMITS.nameLength);
+    const taken = await create(user, { name: atLimit, language: "javascript", source: "buy();" });
+    expect(taken.status).toBe(200);
+    expect(taken.body.data.name).toBe(atLimit);
+    const over = await create(user, { name: `${atLimit}😀`, language: "javascript", source: "buy();" });
+    expect(over.status).toBe(400);
+    expect(over.body.error).toBe("INVALID_DATA");
+  });
 
   it("creates, lists without source, reads, updates and deletes a script", async () => {
     const user = await signUp(server);

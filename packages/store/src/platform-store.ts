@@ -6,7 +6,7 @@
  * Every read or write of a user's rows takes the user id, and a row of another user is treated as absent
  * (null, false or NotFoundError), never returned. Every list and every stored size has a bound.
  */
-import { isPortableText, type BookLevel } from "@bourse/core";
+import { isPortableText, textLength, type BookLevel } from "@bourse/core";
 
 /** The base of the typed errors below. `field` names the input at fault, where there is one. */
 export class PlatformStoreError extends Error {
@@ -583,7 +583,7 @@ export function checkEmail(value: unknown): string {
 export function checkText(field: string, value: unknown, maxLength: number, allowEmpty = false): string {
   if (typeof value !== "string") fail(field, "must be a string");
   if (!allowEmpty && value.trim().length === 0) fail(field, "must not be empty");
-  if (value.length > maxLength) fail(field, `must be at most ${maxLength} characters`);
+  if (textLength(value) > maxLength) fail(field, `must be at most ${maxLength} characters`);
   // PostgreSQL refused it (a 500) where SQLite kept it, or changed it (a lone surrogate): one rule for both.
   if (!isPortableText(value, maxLength)) fail(field, "must not hold a NUL character or an unpaired surrogate");
   return value;
