@@ -60,6 +60,11 @@ declare module "fastify" {
     apiKeyScope?: ApiKeyScope;
     /** false: outside the Client API's budget (the admin API, system routes, the Automation API's own limit). */
     rateLimit?: false;
+    /**
+     * true: the route checks the credential again itself, and acts on a refusal (the Pusher channel authorisation ends
+     * the channels the credential authorised on the socket), so the check after the body is not made for it.
+     */
+    checksCredentialAgain?: true;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -503,7 +508,11 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   // only when some credential was revoked meanwhile.
   // Not async: a promise on every request's path for a check that is almost never needed.
   app.addHook("preHandler", (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) => {
-    if (request.authorisedAtRevocation < 0 || request.authorisedAtRevocation === platform.bus.revocations)
+    if (
+      request.authorisedAtRevocation < 0 ||
+      request.authorisedAtRevocation === platform.bus.revocations ||
+      request.routeOptions.config.checksCredentialAgain
+    )
       return done();
     authenticateRequest(request).then(() => done(), done);
   });

@@ -409,7 +409,7 @@ export const pusherRoutes: RouteModule = async (app, context) => {
     scope.post(
       PUSHER_AUTH_PATH,
       {
-        config: { auth: "userOrApiKey" },
+        config: { auth: "userOrApiKey", checksCredentialAgain: true },
         schema: {
           tags: ["Pusher"],
           summary: "Authorise a private or presence channel for one socket (Pusher's channel auth)",
