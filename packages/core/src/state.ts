@@ -345,11 +345,21 @@ function rememberClientOrder(state: EngineState, order: Order): void {
   let memory = state.clientOrders.get(order.accountId);
   if (!memory) state.clientOrders.set(order.accountId, (memory = new Map()));
   memory.set(order.clientOrderId, { order: { ...order }, dealIds: [] });
-  // Bounded: forget the oldest ids first (Map iteration is insertion order, identical on replay).
-  while (memory.size > state.config.clientOrderIdMemoryPerAccount) {
-    const oldest = memory.keys().next().value as string;
-    memory.delete(oldest);
-  }
+  forgetOldestClientOrders(state, memory);
+}
+
+/** Bounded: forgets the oldest ids first (Map iteration is insertion order, identical on replay). */
+function forgetOldestClientOrders(state: EngineState, memory: Map<string, ClientOrderMemory>): void {
+  while (memory.size > state.config.clientOrderIdMemoryPerAccount) memory.delete(memory.keys().next().value as string);
+}
+
+/**
+ * Cuts what the state remembers to the configuration's bounds: a state restored from a snapshot taken under a larger
+ * bound holds what a replay under this one forgets. Keeping the newest is what that replay keeps: ids are remembered
+ * in the order their orders were accepted, under any bound, since an id remembered is never accepted again.
+ */
+export function boundMemories(state: EngineState): void {
+  for (const memory of state.clientOrders.values()) forgetOldestClientOrders(state, memory);
 }
 
 function rememberBalanceReference(

@@ -464,7 +464,10 @@ export interface EngineConfig {
    * every tick of a symbol values each of an account's positions, so one account's thousands slowed every tick.
    */
   readonly maxPositionsAndOrdersPerAccount: number;
-  /** Bound on remembered client order ids per account (oldest forgotten first). */
+  /**
+   * Bound on remembered client order ids per account (oldest forgotten first). A state restored from a snapshot taken
+   * under a larger bound is cut to it (`TradingEngine.boundMemories`), as a replay under this one would have kept it.
+   */
   readonly clientOrderIdMemoryPerAccount: number;
   /**
    * The oldest a quote may be, in milliseconds, for an order, a close or a stops change to be decided at it, and for

@@ -67,21 +67,21 @@ export const PositionParams = Closed({ accountId: AccountIdParams.properties.acc
 const Stop = (what: string) =>
   Type.Optional(Type.Union([Decimal, Type.Null()], { description: `${what}; null or 0 for none` }));
 
-/** A client's id of an order or a close, unique per account on every face (the engine remembers the last 10,000). */
+/** A client's id of an order or a close, unique per account on every face (the engine remembers the last 1,000). */
 function clientOrderIdSchema(description: string) {
   return Type.Optional(Type.String({ minLength: 1, maxLength: 64, description }));
 }
 
 /** A placed order's client id: a retry answers the first order and does nothing again. */
 export const ClientOrderId = clientOrderIdSchema(
-  "Unique per account among orders and closes (the last 10,000 are remembered): a retry with the same symbol, " +
+  "Unique per account among orders and closes (the last 1,000 are remembered): a retry with the same symbol, " +
     "side, type and volume answers the first order and nothing is done again, whatever its other fields; another " +
     "order with it is DUPLICATE_CLIENT_ORDER_ID. A rejected order is not remembered: its retry is decided anew",
 );
 
 /** A close's client id: a retry answers the first close and closes nothing again. */
 export const CloseClientOrderId = clientOrderIdSchema(
-  "Unique per account among orders and closes (the last 10,000 are remembered): a retry of the close of the same " +
+  "Unique per account among orders and closes (the last 1,000 are remembered): a retry of the close of the same " +
     "position with the same volume (or again without one, once the position is closed) answers the first close and " +
     "closes nothing again, also after the position is closed; any other use of it is DUPLICATE_CLIENT_ORDER_ID " +
     "(POSITION_NOT_FOUND first when the position named is not open). " +

@@ -55,6 +55,8 @@ function engineFromSnapshot(config: EngineConfig, snapshot: SnapshotRecord): Tra
   const restoredStateHash = engine.stateHash();
   if (restoredStateHash !== snapshot.stateHash)
     throw new SnapshotMismatchError(snapshot.sequence, snapshot.stateHash, restoredStateHash);
+  // Under this configuration's bounds, as a replay under it would hold it (a snapshot of a larger bound holds more).
+  engine.boundMemories();
   return engine;
 }
 

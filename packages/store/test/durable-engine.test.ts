@@ -1236,3 +1236,64 @@ describe("DurableEngine: one command with more events than a journal row holds",
 function toRecordsFrom(events: readonly EngineEvent[], firstSequence: number): JournalRecord[] {
   return events.map((event, index) => ({ sequence: firstSequence + index, event }));
 }
+
+describe("a snapshot taken under a larger bound of remembered client order ids", () => {
+  // The bound went from 10,000 to 1,000 (found by the audit of limits of 7 December: 11.5 MB an account). A snapshot of
+  // the larger bound holds memories a replay under the smaller one forgets: recovery cuts them, so the two agree.
+  it("recovers under a smaller bound as a replay under it would, and verify finds no difference", async () => {
+    const storage = sqliteStorage("inline");
+    try {
+      const larger = defaultEngineConfig({ clientOrderIdMemoryPerAccount: 30 });
+      const smaller = defaultEngineConfig({ clientOrderIdMemoryPerAccount: 10 });
+      const source = new TradingEngine(larger);
+      const events: EngineEvent[] = [];
+      let time = TUESDAY_NOON;
+      const run = (command: Record<string, unknown>) => {
+        const result = source.execute({ ...command, time: (time += 1000) } as unknown as Command);
+        if (!result.ok) throw new Error(`${String(command.kind)}: ${result.code}`);
+        events.push(...result.events);
+        return result;
+      };
+      const { accountId } = run({ kind: "openAccount", userId: "u", currency: "USD", leverage: 100, mode: "HEDGING" });
+      run({ kind: "deposit", accountId, amount: 100_000_000 });
+      run({ kind: "tick", symbol: "EURUSD", bid: 108_430, ask: 108_440 });
+      for (let index = 0; index < 25; index++) {
+        const { orderId } = run({
+          kind: "placeOrder",
+          accountId,
+          symbol: "EURUSD",
+          side: "BUY",
+          type: "LIMIT",
+          volume: 1,
+          price: 100_000 + index,
+          clientOrderId: `c${index}`,
+        });
+        if (index % 2 === 0) run({ kind: "cancelOrder", accountId, orderId });
+      }
+      expect(source.state.clientOrders.get(accountId!)!.size).toBe(25);
+      const journal = storage.journal();
+      await journal.open();
+      await journal.append(toRecordsFrom(events, 1));
+      await journal.saveSnapshot({
+        sequence: events.length,
+        stateHash: source.stateHash(),
+        state: source.snapshot(),
+        createdAt: TUESDAY_NOON,
+      });
+      await journal.close();
+
+      const engine = await DurableEngine.open({ journal: storage.journal(), config: smaller, log: () => {} });
+      try {
+        expect(engine.recoveryReport.snapshotSequence).toBe(events.length);
+        expect(engine.stateHash()).toBe(TradingEngine.replay(smaller, events).stateHash());
+        expect(engine.engine.state.clientOrders.get(accountId!)!.size).toBe(10);
+        const inspected = engine["journal"] as EventJournal & ReadModels;
+        expect((await verify(inspected, smaller, { readModels: inspected })).differences).toEqual([]);
+      } finally {
+        await engine.close();
+      }
+    } finally {
+      await storage.dispose();
+    }
+  });
+});
