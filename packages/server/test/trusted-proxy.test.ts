@@ -278,6 +278,37 @@ describe("the scheme the client used", () => {
   });
 });
 
+describe("the host the client used", () => {
+  // Found by the audit of the README of 7 December: the session named the Host the proxy sent upstream (nginx's
+  // default is the upstream's own), which no client can reach; a trusted proxy's X-Forwarded-Host is the client's.
+  it("is the trusted proxy's X-Forwarded-Host for the Pusher session's wsHost, and nobody else's", async () => {
+    const server = await startTestServer({ environment: { BOURSE_TRUST_PROXY: PROXY } });
+    try {
+      const user = await signUp(server);
+      const session = async (peer: string) => {
+        const response = await server.app.inject({
+          method: "POST",
+          url: "/api/v2/ws/session",
+          remoteAddress: peer,
+          headers: {
+            authorization: user.token,
+            host: "127.0.0.1:8080",
+            "x-forwarded-host": "trade.example.com",
+            "x-forwarded-proto": "https",
+          },
+          payload: { streams: [] },
+        });
+        expect(response.statusCode).toBe(200);
+        return (response.json() as { connection: { wsHost: string; wsPort: number } }).connection;
+      };
+      expect(await session(PROXY)).toMatchObject({ wsHost: "trade.example.com", wsPort: 443, forceTls: true });
+      expect(await session(ELSEWHERE)).toMatchObject({ wsHost: "127.0.0.1", wsPort: 8080, forceTls: false });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("the native stream", () => {
   /** Connects with a made-up API key as `?token=` and X-Forwarded-For `forwardedFor`; answers the error's code. */
   async function refusedCode(url: string, forwardedFor: string): Promise<string> {

@@ -318,7 +318,9 @@ function connectionOf(request: FastifyRequest, appKey: string, listenPort: numbe
   const forceTls = request.protocol === "https";
   let wsHost = "localhost";
   let wsPort = listenPort;
-  const header = request.headers.host;
+  // Fastify's `host`: a trusted proxy's X-Forwarded-Host, else the Host header (the audit of the README of 7 December
+  // found the proxy's upstream Host handed to clients, which they cannot reach).
+  const header = request.host;
   if (header !== undefined) {
     const parsed = HOST_HEADER.exec(header)?.groups;
     const port = parsed?.port === undefined ? (forceTls ? 443 : 80) : Number(parsed.port);
