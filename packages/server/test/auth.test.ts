@@ -11,6 +11,7 @@ import {
   pushQuote,
   signUp,
   startTestServer,
+  TUESDAY_NOON,
   type TestServer,
 } from "./helpers.ts";
 
@@ -694,6 +695,30 @@ describe("a request whose body comes after its credential was revoked", () => {
       });
       expect(viaToken).toBe(401);
       expect(own.platform.engine.state.accountPositions.get(user.login)?.size ?? 0).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+describe("a session's expiry", () => {
+  // Found by the audit of time of 7 December: the session announced its expiry to the millisecond, the token's `exp` is
+  // whole seconds, and the token was refused up to 999 ms before the announced time.
+  it("is a whole second, the one the token says: the token works until then, and not at it", async () => {
+    const own = await startTestServer();
+    try {
+      own.clock.set(TUESDAY_NOON + 700);
+      const user = await signUp(own);
+      const announced = Date.parse(
+        (await call(own, "GET", "/api/v1/session", { token: user.token })).body.data.expiresAt as string,
+      );
+      expect(announced % 1000).toBe(0);
+      own.clock.set(announced - 1);
+      expect((await call(own, "GET", "/api/v1/session", { token: user.token })).status).toBe(200);
+      own.clock.set(announced);
+      const expired = await call(own, "GET", "/api/v1/session", { token: user.token });
+      expect(expired.status).toBe(401);
+      expect(expired.body.error).toBe("TOKEN_EXPIRED");
     } finally {
       await own.close();
     }
