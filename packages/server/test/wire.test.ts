@@ -47,6 +47,10 @@ describe("parseIsoTime", () => {
     );
     expect(parseIsoTime("2026-06-01T12:00Z")).toBe(Date.UTC(2026, 5, 1, 12));
     expect(parseIsoTime("2026-06-01T12:00:00.5Z")).toBe(Date.UTC(2026, 5, 1, 12, 0, 0, 500));
+    // RFC 3339 writers' microseconds and nanoseconds (Python, Go, Java): the digits past the millisecond are dropped.
+    expect(parseIsoTime("2026-06-02T13:00:00.123456+00:00")).toBe(Date.UTC(2026, 5, 2, 13, 0, 0, 123));
+    expect(parseIsoTime("2026-06-02T13:00:00.999999999Z")).toBe(Date.UTC(2026, 5, 2, 13, 0, 0, 999));
+    expect(parseIsoTime("2026-06-02T13:00:00.1234567890Z")).toBeNull();
     expect(parseIsoTime("2024-02-29T00:00:00Z")).toBe(Date.UTC(2024, 1, 29));
   });
 
