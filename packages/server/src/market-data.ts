@@ -255,6 +255,15 @@ export class MarketDataService {
     return this.last.get(symbol);
   }
 
+  /**
+   * The latest time a bar of `symbol` may start at: the clock's, or its last quote's when that is later (quote times
+   * never go back, the clock may be set back). The candle routes read up to it by default.
+   */
+  latestTime(symbol: string): number {
+    const now = this.platform.clock.now();
+    return Math.max(now, this.last.get(symbol)?.time ?? now);
+  }
+
   /** The statistics of the day of the last quote; undefined before the first quote. */
   dailyStats(symbol: string): DailyStats | undefined {
     const quote = this.last.get(symbol);

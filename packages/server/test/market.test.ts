@@ -1,6 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../src/clock.ts";
-import { TUESDAY_NOON, admin, call, pushQuote, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import {
+  TUESDAY_NOON,
+  admin,
+  call,
+  createApiKey,
+  pushQuote,
+  signUp,
+  startTestServer,
+  type TestServer,
+} from "./helpers.ts";
 
 let server: TestServer;
 let user: Awaited<ReturnType<typeof signUp>>;
@@ -152,6 +161,32 @@ describe("GET /api/v1/market/shortlist when the clock steps back", () => {
         change: -25,
         time: "2026-06-03T00:00:01.000Z",
       });
+    } finally {
+      await stepped.close();
+    }
+  });
+});
+
+describe("candles when the clock steps back", () => {
+  // Found by the audit of time of 7 December: quote times never go back, but both candle routes read up to the clock
+  // by default, so a clock set back an hour hid the bars of the last hour.
+  it("still show the latest bars, on the Client API and the Automation API", async () => {
+    const clock = new ManualClock(Date.parse("2026-06-02T13:00:10.000Z"));
+    const stepped = await startTestServer({ clock });
+    try {
+      const trader = await signUp(stepped);
+      await pushQuote(stepped, "EURUSD", "1.08430", "1.08440");
+      clock.set(Date.parse("2026-06-02T12:00:00.000Z"));
+      await pushQuote(stepped, "EURUSD", "1.08450", "1.08460");
+      const bars = await call(stepped, "GET", "/api/v1/market/EURUSD/candles?timeframe=M1", { token: trader.token });
+      expect(bars.status).toBe(200);
+      expect(rowsOf(bars.body)).toMatchObject([{ time: "2026-06-02T13:00:00.000Z", open: 1.0843, close: 1.0845 }]);
+      const key = await createApiKey(stepped, trader, "read");
+      const automated = await call(stepped, "GET", "/v1/api/candles/EURUSD?timeframe=M1", {
+        headers: { authorization: `Bearer ${key.key}` },
+      });
+      expect(automated.status).toBe(200);
+      expect(automated.body.data).toHaveLength(1);
     } finally {
       await stepped.close();
     }

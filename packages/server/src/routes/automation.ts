@@ -749,7 +749,12 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const instrument = instrumentOf(platform, request.params.symbol);
       const timeframe: CandleTimeframe = request.query.timeframe ?? "H1";
       const count = request.query.count ?? DEFAULT_CANDLE_COUNT;
-      const candles = await marketData.latestCandles(instrument.symbol, timeframe, platform.clock.now(), count);
+      const candles = await marketData.latestCandles(
+        instrument.symbol,
+        timeframe,
+        marketData.latestTime(instrument.symbol),
+        count,
+      );
       return {
         success: true as const,
         data: candles.map((candle) => candleView(candle, instrument)),

@@ -238,17 +238,17 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
       const instrument = instrumentOf(platform, request.params.symbol);
       const timeframe: CandleTimeframe = request.query.timeframe ?? DEFAULT_TIMEFRAME;
       const limit = request.query.limit ?? DEFAULT_CANDLES;
-      const now = platform.clock.now();
       const symbol = instrument.symbol;
-      const from = request.query.from === undefined ? null : queryTimeFromWire(request.query.from, "from");
-      // Without `to`, a `from` past the clock (paging forward from the last bar) is an empty page, not a refusal.
-      const to =
-        request.query.to === undefined ? Math.max(now, from ?? now) : queryTimeFromWire(request.query.to, "to");
-      if (from !== null && from > to) throw new ApiError("INVALID_DATA", "from must not be after to");
       // No bar starts after the clock or the last quote (kept from before a clock set back): the look-back counts
       // from there, so a `to` far ahead ("up to now") still finds the latest bars (it looked back 5,000 bars from
-      // `to` and found none: the audit of market data, 7 December).
-      const latest = Math.max(now, marketData.lastQuote(symbol)?.time ?? now);
+      // `to` and found none: the audit of market data, 7 December). Without `to`, up to there too: up to the clock,
+      // a clock set back hid the bars since (the audit of time, 7 December).
+      const latest = marketData.latestTime(symbol);
+      const from = request.query.from === undefined ? null : queryTimeFromWire(request.query.from, "from");
+      // Without `to`, a `from` past the latest bar (paging forward from the last bar) is an empty page, not a refusal.
+      const to =
+        request.query.to === undefined ? Math.max(latest, from ?? latest) : queryTimeFromWire(request.query.to, "to");
+      if (from !== null && from > to) throw new ApiError("INVALID_DATA", "from must not be after to");
       const selected =
         from === null
           ? await marketData.latestCandles(symbol, timeframe, Math.min(to, latest), limit)
