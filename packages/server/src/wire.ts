@@ -169,12 +169,25 @@ export function parseIsoTime(text: string): number | null {
   return isEngineTime(time) ? time : null;
 }
 
+/**
+ * Epoch times from 1 to below this are refused: read as milliseconds they fall before 3 March 1973, and times in
+ * epoch seconds (a common export, a common client mistake) would otherwise be taken for 1970 without a word: a CSV
+ * file replayed a thousand times faster than recorded, a history `to` in seconds answered an empty page (found by the
+ * audits of market data and of time of 7 December). 0, the start of time, is taken.
+ */
+export const EARLIEST_EPOCH_MILLISECONDS = 100_000_000_000;
+
 export function timeFromWire(value: number | string, field: string): number {
   if (typeof value === "number") {
     if (!isEngineTime(value))
       throw new ApiError(
         "INVALID_DATA",
         `${field} must be epoch milliseconds from 1970 to the end of year 9999, or an ISO 8601 time`,
+      );
+    if (value > 0 && value < EARLIEST_EPOCH_MILLISECONDS)
+      throw new ApiError(
+        "INVALID_DATA",
+        `${field} looks like epoch seconds: times are epoch milliseconds (from 1973 on, or 0) or ISO 8601`,
       );
     return value;
   }

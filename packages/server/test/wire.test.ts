@@ -73,4 +73,14 @@ describe("parseIsoTime", () => {
       expect(parseIsoTime(text), text).toBeNull();
     expect(() => timeFromWire("2026-06-31T00:00:00Z", "expiration")).toThrow(/expiration must be a real ISO 8601/);
   });
+
+  // Found by the audit of time of 7 December: a `to` in epoch seconds was read as January 1970 and answered an empty
+  // page; 0 stays the start of time.
+  it("refuses epoch seconds, read as milliseconds of 1970, in bodies and query strings; takes 0", () => {
+    const seconds = Math.floor(Date.UTC(2026, 5, 3) / 1000);
+    expect(() => timeFromWire(seconds, "expiration")).toThrow(/expiration looks like epoch seconds/);
+    expect(() => queryTimeFromWire(String(seconds), "to")).toThrow(/to looks like epoch seconds/);
+    expect(queryTimeFromWire("0", "from")).toBe(0);
+    expect(queryTimeFromWire(String(seconds * 1000), "to")).toBe(Date.UTC(2026, 5, 3));
+  });
 });

@@ -17,7 +17,7 @@ import { isEngineTime, parseDecimal, type BookLevel, type InstrumentSpec } from 
 import { createReadStream } from "node:fs";
 import { isMarketClosed } from "../errors.ts";
 import type { Platform, QuoteInput } from "../platform.ts";
-import { parseIsoTime } from "../wire.ts";
+import { EARLIEST_EPOCH_MILLISECONDS, parseIsoTime } from "../wire.ts";
 import type { FeedHandle } from "./simulator.ts";
 
 export const MAX_CSV_LINE_LENGTH = 64 * 1024;
@@ -70,12 +70,6 @@ export function parseCsvHeader(line: string): CsvColumns {
     asks: index("asks", false),
   };
 }
-
-/**
- * Epoch times below this are refused: read as milliseconds they fall before 3 March 1973, and a file in epoch
- * seconds (a common export) would otherwise replay a thousand times faster than recorded, without a word.
- */
-const EARLIEST_EPOCH_MILLISECONDS = 100_000_000_000;
 
 function parseTime(text: string): number | null {
   if (/^\d{1,15}$/.test(text)) {
