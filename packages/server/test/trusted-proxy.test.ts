@@ -254,55 +254,43 @@ describe("with the proxy trusted", () => {
   });
 });
 
-describe("the scheme the client used", () => {
-  it("is the trusted proxy's X-Forwarded-Proto for the Pusher session's forceTls, and nobody else's", async () => {
-    const server = await startTestServer({ environment: { BOURSE_TRUST_PROXY: PROXY } });
-    try {
-      const user = await signUp(server);
-      const session = async (peer: string) => {
-        const response = await server.app.inject({
-          method: "POST",
-          url: "/api/v2/ws/session",
-          remoteAddress: peer,
-          headers: { authorization: user.token, "x-forwarded-proto": "https", host: "bourse.example" },
-          payload: { streams: [] },
-        });
-        expect(response.statusCode).toBe(200);
-        return (response.json() as { connection: { forceTls: boolean; wsPort: number } }).connection;
-      };
-      expect(await session(PROXY)).toMatchObject({ forceTls: true, wsPort: 443 });
-      expect(await session(ELSEWHERE)).toMatchObject({ forceTls: false, wsPort: 80 });
-    } finally {
-      await server.close();
-    }
-  });
-});
+describe("the scheme and the host the client used", () => {
+  /** The Pusher session's connection, as `peer` asks for it with `headers`. */
+  async function pusherConnection(server: TestServer, token: string, peer: string, headers: Record<string, string>) {
+    const response = await server.app.inject({
+      method: "POST",
+      url: "/api/v2/ws/session",
+      remoteAddress: peer,
+      headers: { authorization: token, ...headers },
+      payload: { streams: [] },
+    });
+    expect(response.statusCode).toBe(200);
+    return (response.json() as { connection: { wsHost: string; wsPort: number; forceTls: boolean } }).connection;
+  }
 
-describe("the host the client used", () => {
-  // Found by the audit of the README of 7 December: the session named the Host the proxy sent upstream (nginx's
-  // default is the upstream's own), which no client can reach; a trusted proxy's X-Forwarded-Host is the client's.
-  it("is the trusted proxy's X-Forwarded-Host for the Pusher session's wsHost, and nobody else's", async () => {
+  it("are the trusted proxy's X-Forwarded-Proto and X-Forwarded-Host in the Pusher session, and nobody else's", async () => {
     const server = await startTestServer({ environment: { BOURSE_TRUST_PROXY: PROXY } });
     try {
       const user = await signUp(server);
-      const session = async (peer: string) => {
-        const response = await server.app.inject({
-          method: "POST",
-          url: "/api/v2/ws/session",
-          remoteAddress: peer,
-          headers: {
-            authorization: user.token,
-            host: "127.0.0.1:8080",
-            "x-forwarded-host": "trade.example.com",
-            "x-forwarded-proto": "https",
-          },
-          payload: { streams: [] },
-        });
-        expect(response.statusCode).toBe(200);
-        return (response.json() as { connection: { wsHost: string; wsPort: number } }).connection;
-      };
-      expect(await session(PROXY)).toMatchObject({ wsHost: "trade.example.com", wsPort: 443, forceTls: true });
-      expect(await session(ELSEWHERE)).toMatchObject({ wsHost: "127.0.0.1", wsPort: 8080, forceTls: false });
+      const scheme = { "x-forwarded-proto": "https", host: "bourse.example" };
+      expect(await pusherConnection(server, user.token, PROXY, scheme)).toMatchObject({ forceTls: true, wsPort: 443 });
+      expect(await pusherConnection(server, user.token, ELSEWHERE, scheme)).toMatchObject({
+        forceTls: false,
+        wsPort: 80,
+      });
+      // Found by the audit of the README of 7 December: the session named the Host the proxy sent upstream (nginx's
+      // default is the upstream's own), which no client can reach; a trusted proxy's X-Forwarded-Host is the client's.
+      const host = { host: "127.0.0.1:8080", "x-forwarded-host": "trade.example.com", "x-forwarded-proto": "https" };
+      expect(await pusherConnection(server, user.token, PROXY, host)).toMatchObject({
+        wsHost: "trade.example.com",
+        wsPort: 443,
+        forceTls: true,
+      });
+      expect(await pusherConnection(server, user.token, ELSEWHERE, host)).toMatchObject({
+        wsHost: "127.0.0.1",
+        wsPort: 8080,
+        forceTls: false,
+      });
     } finally {
       await server.close();
     }
