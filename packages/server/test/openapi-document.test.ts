@@ -102,3 +102,21 @@ describe("a text/plain body", () => {
     expect((await call(server, "GET", "/api/v1/session", { token: user.token })).status).toBe(200);
   });
 });
+
+describe("the document of a server with its own demo settings", () => {
+  // Found by the audit of the README of 7 December: PUT /api/v1/accounts said its defaults were USD and 1:100 whatever
+  // BOURSE_DEMO_CURRENCY and BOURSE_DEMO_LEVERAGE said.
+  it("names them as the defaults of a new account", async () => {
+    const own = await startTestServer({ environment: { BOURSE_DEMO_CURRENCY: "EUR", BOURSE_DEMO_LEVERAGE: "50" } });
+    try {
+      const document = (await call(own, "GET", "/docs/json")).body as {
+        paths: Record<string, Record<string, { description?: string }>>;
+      };
+      expect(document.paths["/api/v1/accounts"]!.put!.description).toContain(
+        "default to the server's demo settings (EUR, 1:50, HEDGING)",
+      );
+    } finally {
+      await own.close();
+    }
+  });
+});

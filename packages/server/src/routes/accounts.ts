@@ -108,7 +108,8 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Account"],
         summary: `Open another demo account, funded like the sign-up one (at most ${MAX_ACCOUNTS_PER_USER} per user)`,
         description:
-          "currency, leverage and mode default to the server's demo settings (USD, 1:100, HEDGING). " +
+          `currency, leverage and mode default to the server's demo settings (${platform.config.demoCurrency}, ` +
+          `1:${platform.config.demoLeverage}, HEDGING). ` +
           "The demo balance is deposited in the account's currency. The session's current account does not change.",
         body: Closed({
           // Any three letters, refused below as INVALID_CURRENCY unless taken here: a union of the codes answered an
