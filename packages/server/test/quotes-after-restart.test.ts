@@ -254,3 +254,30 @@ describe("quotes across a restart", () => {
     }
   });
 });
+
+describe("a quote after a restart with the clock behind the kept quotes", () => {
+  // Found by the audit of time of 7 December: the quote was published at the kept quotes' time (quote times never go
+  // back) but given to the engine at the clock's, an hour older.
+  it("is the same quote, at the same time, in the engine and on the wire", async () => {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-quote-time-"));
+    const clock = new ManualClock(Date.parse("2026-06-02T12:00:00.000Z"));
+    try {
+      let own = await startTestServer({ dataDirectory, clock });
+      await signUp(own);
+      clock.set(Date.parse("2026-06-02T13:00:00.000Z"));
+      await own.platform.pushQuote({ symbol: "EURUSD", bid: 108_430, ask: 108_440 });
+      await own.close();
+      clock.set(Date.parse("2026-06-02T12:00:00.000Z"));
+      own = await startTestServer({ dataDirectory, clock });
+      try {
+        const accepted = await own.platform.pushQuote({ symbol: "EURUSD", bid: 108_450, ask: 108_460 });
+        expect(accepted.time).toBe(Date.parse("2026-06-02T13:00:00.000Z"));
+        expect(own.platform.engine.quote("EURUSD")).toMatchObject({ bid: 108_450, time: accepted.time });
+      } finally {
+        await own.close();
+      }
+    } finally {
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
+  });
+});
