@@ -279,6 +279,16 @@ export class Platform {
   // ---- commands ----
 
   /**
+   * The time the engine judges the market at: the clock's, or the engine's when later (it never goes back, and runs a
+   * command older than its clock at its clock's time). The market views show a session open or closed at it: at the
+   * clock's alone, a clock set back showed a market open that refused orders MARKET_CLOSED (found by the audit of
+   * time of 7 December).
+   */
+  marketTime(): number {
+    return Math.max(this.clock.now(), this.engine.time);
+  }
+
+  /**
    * Runs a command at the server's time and resolves once its events are durable. A rejection by the
    * trading rules throws `ApiError` with its code (its time-driven events are journaled and published
    * all the same); a storage failure throws ENGINE_UNAVAILABLE or OUTCOME_UNKNOWN (503).

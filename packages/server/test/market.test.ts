@@ -193,6 +193,37 @@ describe("candles when the clock steps back", () => {
   });
 });
 
+describe("market status when the clock steps back", () => {
+  // Found by the audit of time of 7 December: the list judged sessions at the wall clock, the engine at its own (which
+  // never goes back): set back 55 s from just past Friday's close, EURUSD showed OPEN and refused orders MARKET_CLOSED.
+  it("is judged at the engine's time, as orders are", async () => {
+    const clock = new ManualClock(Date.parse("2026-06-05T22:00:05.000Z"));
+    const stepped = await startTestServer({ clock });
+    try {
+      const trader = await signUp(stepped);
+      clock.set(Date.parse("2026-06-05T21:59:10.000Z"));
+      const rows = rowsOf((await call(stepped, "GET", "/api/v1/market", { token: trader.token })).body);
+      expect(rows.find((row) => row.symbol === "EURUSD")).toMatchObject({ status: "CLOSED" });
+      const key = await createApiKey(stepped, trader, "read");
+      const symbols = await call(stepped, "GET", "/v1/api/symbols", {
+        headers: { authorization: `Bearer ${key.key}` },
+      });
+      expect(
+        (symbols.body.data as { symbol: string; status: string }[]).find((row) => row.symbol === "EURUSD"),
+      ).toMatchObject({
+        status: "closed",
+      });
+      const order = await call(stepped, "POST", `/api/v1/accounts/${trader.login}/orders`, {
+        token: trader.token,
+        body: { symbol: "EURUSD", side: "BUY", type: "LIMIT", volume: 0.01, price: 1.05 },
+      });
+      expect(order.body.error).toBe("MARKET_CLOSED");
+    } finally {
+      await stepped.close();
+    }
+  });
+});
+
 describe("GET /api/v1/market/{symbol}", () => {
   it("answers the whole contract specification as decimals", async () => {
     const response = await get("/api/v1/market/EURUSD");

@@ -679,7 +679,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
     }),
     async (request) => {
       accountOf(request);
-      const now = platform.clock.now();
+      const now = platform.marketTime();
       return {
         success: true as const,
         data: [...platform.instruments.values()]
@@ -703,7 +703,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
         success: true as const,
         data: automationSpecificationView(
           instrumentOf(platform, request.params.symbol),
-          platform.clock.now(),
+          platform.marketTime(),
           platform.engineConfig.tripleSwapWeekday,
         ),
       };

@@ -152,7 +152,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
       },
     },
     async () => {
-      const now = platform.clock.now();
+      const now = platform.marketTime();
       const rows = [...platform.instruments.values()].map((instrument) => ({
         symbol: instrument.symbol,
         description: instrument.description,
@@ -212,7 +212,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
     async (request) => ({
       data: specificationView(
         instrumentOf(platform, request.params.symbol),
-        platform.clock.now(),
+        platform.marketTime(),
         platform.engineConfig.tripleSwapWeekday,
       ),
     }),
