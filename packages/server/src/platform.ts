@@ -285,7 +285,8 @@ export class Platform {
    * time of 7 December).
    */
   marketTime(): number {
-    return Math.max(this.clock.now(), this.engine.time);
+    // The durable engine's own, not `engine` (503 while recovering): the market list answers before the engine is ready.
+    return Math.max(this.clock.now(), this.durable?.engine.time ?? Number.NEGATIVE_INFINITY);
   }
 
   /**
