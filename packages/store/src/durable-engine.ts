@@ -560,26 +560,13 @@ export class DurableEngine {
     // 7 December found this batch's answers going out while reads, and the quotes a rebuild starts from, lacked it).
     if (records.length > 0 && this.unknownOutcomeBatches.length > 0) {
       const committed = this.takeDurableUnknownOutcomes(records[0]!.sequence - 1);
-      for (const earlier of committed) {
-        this.sequence += earlier.records.length;
-        this.eventsSinceSnapshot += earlier.records.length;
-        this.durableState.followDurable(
-          earlier.records.map((record) => record.event),
-          earlier.marketData,
-        );
-      }
+      for (const earlier of committed) this.foldDurable(earlier);
       this.journalRefused = false;
       this.deliverUnanswered(committed);
     }
-    this.sequence += records.length;
-    if (!this.journalRefused) {
-      this.eventsSinceSnapshot += records.length;
-      // Before the answers: an answer, and any read after it, sees its own command's effects.
-      this.durableState.followDurable(
-        records.map((record) => record.event),
-        batch.marketData,
-      );
-    }
+    // Before the answers: an answer, and any read after it, sees its own command's effects.
+    if (this.journalRefused) this.sequence += records.length;
+    else this.foldDurable(batch);
     for (const { pending, result } of answers) pending.resolve(result);
     if (
       !this.journalRefused &&
@@ -602,6 +589,16 @@ export class DurableEngine {
     if (this.journalRefused || this.currentState === "rebuilding") return this.startRebuild();
     if (this.waiting.length > 0) this.scheduleFlush();
     else this.notifyIdle();
+  }
+
+  /** A durable batch into the durable state: its sequences, its events and its market data. */
+  private foldDurable({ records, marketData }: BatchInFlight): void {
+    this.sequence += records.length;
+    this.eventsSinceSnapshot += records.length;
+    this.durableState.followDurable(
+      records.map((record) => record.event),
+      marketData,
+    );
   }
 
   private notifyIdle(): void {

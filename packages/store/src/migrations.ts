@@ -13,8 +13,14 @@ export function schemaAhead(subject: string, version: number, known: number): Er
  * server and so changes no schema: it migrated the database under the running server, whose statements may no longer
  * fit it (found by the audit of durability of 7 December).
  */
-export function schemaBehind(subject: string, version: number, known: number): Error {
+function schemaBehind(subject: string, version: number, known: number): Error {
   return new Error(
     `${subject} is at schema version ${version} and this build at ${known}: an inspection does not migrate it; stop the server and run \`bourse migrate\` first`,
   );
+}
+
+/** An inspection's rule, for both drivers: the schema must be exactly this build's, neither ahead nor behind. */
+export function assertInspectable(subject: string, version: number, known: number): void {
+  if (version > known) throw schemaAhead(subject, version, known);
+  if (version < known) throw schemaBehind(subject, version, known);
 }

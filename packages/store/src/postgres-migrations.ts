@@ -5,7 +5,7 @@
  * schema newer than this build knows.
  */
 import pg from "pg";
-import { schemaAhead, schemaBehind } from "./migrations.ts";
+import { assertInspectable, schemaAhead } from "./migrations.ts";
 import { KEEPALIVE_INITIAL_DELAY_MILLISECONDS } from "./postgres-timeouts.ts";
 
 export interface PostgresMigration {
@@ -24,7 +24,7 @@ export interface PostgresMigrationRun {
   readonly render: (sql: string) => string;
   /** What the migrations are of, for messages ("the journal", "the platform tables"). */
   readonly what: string;
-  /** False for an inspection: it changes nothing and refuses a schema that is not this build's (`schemaBehind`). */
+  /** False for an inspection: it changes nothing and refuses a schema that is not this build's (`assertInspectable`). */
   readonly apply?: boolean;
 }
 
@@ -115,7 +115,5 @@ async function checkPostgresSchema(client: pg.ClientBase, run: PostgresMigration
     `SELECT max(version) AS newest FROM ${table}`,
   );
   const newest = versions[0]?.newest ?? 0;
-  const known = run.migrations[run.migrations.length - 1]!.version;
-  if (newest > known) throw schemaAhead(subject, newest, known);
-  if (newest < known) throw schemaBehind(subject, newest, known);
+  assertInspectable(subject, newest, run.migrations[run.migrations.length - 1]!.version);
 }

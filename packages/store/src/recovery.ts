@@ -4,7 +4,7 @@
  * rebuild after a failed write, and `verify`.
  */
 import { TradingEngine, type EngineConfig } from "@bourse/core";
-import type { EventJournal, JournalFold, JournalOpenReport, SnapshotRecord } from "./journal.ts";
+import type { EventJournal, JournalFold, JournalOpenReport, JournalRecord, SnapshotRecord } from "./journal.ts";
 
 /** Records read per query while recovering: large enough to amortise a round trip, small enough to bound memory. */
 export const DEFAULT_RECOVERY_BATCH_SIZE = 10_000;
@@ -126,15 +126,32 @@ export async function recoverEngine(
   } else {
     engine = new TradingEngine(config);
   }
-  const through = options.through ?? Number.MAX_SAFE_INTEGER;
   let replayedEvents = 0;
-  while (lastSequence < through) {
-    const wanted = Math.min(batchSize, through - lastSequence);
-    const records = await journal.read(lastSequence, wanted);
+  for await (const records of journalBatches(
+    journal,
+    lastSequence,
+    options.through ?? Number.MAX_SAFE_INTEGER,
+    batchSize,
+  )) {
     for (const record of records) engine.applyRecovered(record.event);
-    if (records.length > 0) lastSequence = records[records.length - 1]!.sequence;
+    lastSequence = records[records.length - 1]!.sequence;
     replayedEvents += records.length;
-    if (records.length < wanted) break;
   }
   return { engine, lastSequence, snapshotSequence: snapshot ? snapshot.sequence : null, replayedEvents };
+}
+
+/** The journal's records after sequence `after`, through sequence `through`, `batchSize` at most per read. */
+export async function* journalBatches(
+  journal: EventJournal,
+  after: number,
+  through: number,
+  batchSize: number,
+): AsyncGenerator<readonly JournalRecord[]> {
+  while (after < through) {
+    const wanted = Math.min(batchSize, through - after);
+    const records = await journal.read(after, wanted);
+    if (records.length > 0) yield records;
+    if (records.length < wanted) return;
+    after = records[records.length - 1]!.sequence;
+  }
 }

@@ -3,7 +3,7 @@
  * `table`, and refuses a database whose schema is newer than this build knows.
  */
 import type Database from "better-sqlite3";
-import { schemaAhead, schemaBehind } from "./migrations.ts";
+import { assertInspectable, schemaAhead } from "./migrations.ts";
 
 export interface SqliteMigration {
   readonly version: number;
@@ -11,7 +11,7 @@ export interface SqliteMigration {
   readonly sql: string;
 }
 
-/** `apply` false: an inspection, which changes no schema and refuses one that is not this build's (`schemaBehind`). */
+/** `apply` false: an inspection, which changes no schema and refuses one that is not this build's (`assertInspectable`). */
 export function runSqliteMigrations(
   database: Database.Database,
   table: "schema_migrations" | "platform_migrations",
@@ -27,7 +27,7 @@ export function runSqliteMigrations(
       ? (database.prepare<[], { newest: number | null }>(`SELECT max(version) AS newest FROM ${table}`).get()?.newest ??
         0)
       : 0;
-    if (newest !== known) throw newest > known ? schemaAhead(what, newest, known) : schemaBehind(what, newest, known);
+    assertInspectable(what, newest, known);
     return;
   }
   database.exec(`

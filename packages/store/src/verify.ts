@@ -31,7 +31,7 @@ import {
   type ReadModels,
   type TABLES,
 } from "./read-models.ts";
-import { DEFAULT_RECOVERY_BATCH_SIZE, recoverEngine } from "./recovery.ts";
+import { DEFAULT_RECOVERY_BATCH_SIZE, journalBatches, recoverEngine } from "./recovery.ts";
 
 export interface VerifyDifference {
   /** What the difference is about: "account 100001", "snapshot 5000", "journal". */
@@ -285,7 +285,7 @@ export async function verify(
   };
   checkSnapshot();
   try {
-    for await (const records of journalBatches(journal, through, batchSize)) {
+    for await (const records of journalBatches(journal, 0, through, batchSize)) {
       for (const { sequence, event } of records) {
         engine.applyRecovered(event);
         lastSequence = sequence;
@@ -426,21 +426,6 @@ function boundedSnapshotHash(config: EngineConfig, snapshot: SnapshotRecord): st
   }
 }
 
-/** The journal's records from the start through sequence `through`, `batchSize` at most per read. */
-async function* journalBatches(
-  journal: EventJournal,
-  through: number,
-  batchSize: number,
-): AsyncGenerator<readonly JournalRecord[]> {
-  for (let after = 0; after < through;) {
-    const wanted = Math.min(batchSize, through - after);
-    const records = await journal.read(after, wanted);
-    if (records.length > 0) yield records;
-    if (records.length < wanted) return;
-    after = records[records.length - 1]!.sequence;
-  }
-}
-
 /**
  * One account's rows of a history, page after page, up to the last id the events gave (`lastId`): a later row, of an
  * event after the replay's last one, is counted in `later` and left out.
@@ -575,7 +560,7 @@ async function locateHistoryDifferences(
   const projection = new EventProjection((name, row) =>
     expected.get(name)?.get(row.accountId)?.set(row.id, rowText(HISTORIES[name], row)),
   );
-  for await (const records of journalBatches(journal, through, batchSize)) projection.apply(records);
+  for await (const records of journalBatches(journal, 0, through, batchSize)) projection.apply(records);
   projection.finish();
   for (const [name, accounts] of expected) {
     const history = HISTORIES[name];
