@@ -38,6 +38,7 @@ import { tokenFromAuthorization, type AuthService, type Principal } from "./auth
 import { proxyTrust } from "./client-address.ts";
 import { ApiError, ApiErrorCodes, HttpStatus, storageApiError, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
+import { literalUnionsAsEnums } from "./openapi-document.ts";
 import type { Platform } from "./platform.ts";
 import { compileResponseSerializer } from "./response-serializer.ts";
 import { clientRateLimiterOf, clientRequestKey, sendRateLimitHeaders } from "./rate-window.ts";
@@ -467,6 +468,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         },
       },
     },
+    transformObject: (document) =>
+      literalUnionsAsEnums("openapiObject" in document ? document.openapiObject : document.swaggerObject),
   });
   if (options.docs !== false) await app.register(swaggerUi, { routePrefix: "/docs" });
 

@@ -17,6 +17,12 @@ afterAll(async () => {
   await server.close();
 });
 
+interface Schema {
+  readonly anyOf?: Schema[];
+  readonly enum?: unknown[];
+  readonly [word: string]: unknown;
+}
+
 interface Operation {
   readonly operationId?: string;
   readonly security?: Record<string, string[]>[];
@@ -72,6 +78,45 @@ describe("the OpenAPI document", () => {
     expect(operations.get("POST /api/v1/accounts/{accountId}/orders")?.operationId).toBe(
       "postApiV1AccountsByAccountIdOrders",
     );
+  });
+
+  // A code generator (openapi-generator, openapi-typescript) makes an enum of `enum`, but a wrapper type of each
+  // `anyOf` member: TypeBox writes a choice of literals as `anyOf` of one-value enums, which made the order's side a
+  // class with two variants in a generated client.
+  it("writes a choice of literals as one enum, the schema's other words kept", async () => {
+    const document = (await call(server, "GET", "/docs/json")).body as {
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: Schema }> } }>>;
+    };
+    const order = document.paths["/api/v1/accounts/{accountId}/orders"]!.post!.requestBody!.content["application/json"]!
+      .schema as { properties: Record<string, Schema> };
+    expect(order.properties.side).toEqual({ type: "string", enum: ["BUY", "SELL"] });
+    expect(order.properties.type).toEqual({ type: "string", enum: ["MARKET", "LIMIT", "STOP", "STOP_LIMIT"] });
+    // A choice of names or codes: one enum of each type, the description kept.
+    const alert = document.paths["/api/v1/alerts"]!.put!.requestBody!.content["application/json"]!.schema as {
+      properties: Record<string, Schema>;
+    };
+    expect(alert.properties.side).toEqual({
+      description: expect.stringContaining("BID (0) or ASK (1)"),
+      anyOf: [
+        { type: "string", enum: ["BID", "ASK"] },
+        { type: "number", enum: [0, 1] },
+      ],
+    });
+    // Nowhere in the document is there still an anyOf with two one-value enums of one type.
+    const literalUnions: string[] = [];
+    const visit = (value: unknown, where: string): void => {
+      if (Array.isArray(value)) return value.forEach((item, index) => visit(item, `${where}/${index}`));
+      if (value === null || typeof value !== "object") return;
+      const anyOf = (value as Schema).anyOf;
+      const literalTypes = (anyOf ?? [])
+        .filter((member) => Array.isArray(member.enum) && member.enum.length === 1)
+        .map((member) => member.type);
+      if (new Set(literalTypes).size < literalTypes.length || (anyOf?.length === 1 && literalTypes.length === 1))
+        literalUnions.push(where);
+      for (const [key, item] of Object.entries(value)) visit(item, `${where}/${key}`);
+    };
+    visit(document, "");
+    expect(literalUnions).toEqual([]);
   });
 
   it("documents the form encoding of the Pusher channel auth and the 429 of the stream's plain GET", async () => {

@@ -1,0 +1,55 @@
+/**
+ * Rewrites of the OpenAPI document @fastify/swagger builds from the routes' schemas, for the code generators that read
+ * it. They change the document only, never the schemas that validate.
+ */
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** The one value of a schema that is exactly `{type, enum: [value]}` (TypeBox's Literal), else undefined. */
+function literalOf(schema: Json): { type: string; value: Json } | undefined {
+  if (schema === null || typeof schema !== "object" || Array.isArray(schema)) return undefined;
+  const keys = Object.keys(schema);
+  if (keys.length !== 2 || typeof schema.type !== "string" || !Array.isArray(schema.enum)) return undefined;
+  if (schema.enum.length !== 1) return undefined;
+  return { type: schema.type, value: schema.enum[0]! };
+}
+
+/**
+ * TypeBox writes a choice of literals (`Type.Union([Type.Literal("BUY"), Type.Literal("SELL")])`) as an `anyOf` of
+ * one-value enums. openapi-generator and its kind make a wrapper type with a variant per member of an `anyOf`, but an
+ * enum of `enum`: the literals of an `anyOf` are gathered into one enum per type, where the first of them stood, and
+ * an `anyOf` left with one member becomes that member, its other words (description, default) kept. Anything else is
+ * copied as it is.
+ */
+export function literalUnionsAsEnums<Document extends object>(document: Document): Document {
+  return rewrite(document as unknown as Json) as unknown as Document;
+}
+
+function rewrite(document: Json): Json {
+  if (Array.isArray(document)) return document.map(rewrite);
+  if (document === null || typeof document !== "object") return document;
+  const copy: { [key: string]: Json } = {};
+  for (const [key, value] of Object.entries(document)) copy[key] = rewrite(value);
+  if (!Array.isArray(copy.anyOf)) return copy;
+  const members: Json[] = [];
+  const enumOfType = new Map<string, Json[]>();
+  for (const member of copy.anyOf) {
+    const literal = literalOf(member);
+    if (literal === undefined) {
+      members.push(member);
+      continue;
+    }
+    const values = enumOfType.get(literal.type);
+    if (values !== undefined) values.push(literal.value);
+    else {
+      const gathered = [literal.value];
+      enumOfType.set(literal.type, gathered);
+      members.push({ type: literal.type, enum: gathered });
+    }
+  }
+  const { anyOf: _members, ...words } = copy;
+  const only = members.length === 1 ? members[0] : undefined;
+  if (only !== undefined && only !== null && typeof only === "object" && !Array.isArray(only))
+    return { ...only, ...words };
+  return { ...words, anyOf: members };
+}
