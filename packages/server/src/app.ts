@@ -38,6 +38,7 @@ import { tokenFromAuthorization, type AuthService, type Principal } from "./auth
 import { proxyTrust } from "./client-address.ts";
 import { ApiError, ApiErrorCodes, HttpStatus, storageApiError, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
+import { parseJsonBody } from "./json-body.ts";
 import { literalUnionsAsEnums } from "./openapi-document.ts";
 import type { Platform } from "./platform.ts";
 import { compileResponseSerializer } from "./response-serializer.ts";
@@ -404,6 +405,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   // Every body is JSON (the Pusher channel auth adds its form encoding itself): Fastify's own text/plain parser read
   // any text as a string, which a body-less route took and a body schema refused as 400 instead of 415.
   app.removeContentTypeParser("text/plain");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, parseJsonBody);
 
   app.setValidatorCompiler((route) => (route.httpPart === "body" ? bodyValidators : textValidators)(route));
   app.setSerializerCompiler(compileResponseSerializer);
