@@ -40,6 +40,7 @@ import { ApiError, ApiErrorCodes, HttpStatus, storageApiError, type ApiErrorCode
 import type { Metrics } from "./metrics.ts";
 import { parseJsonBody } from "./json-body.ts";
 import { literalUnionsAsEnums } from "./openapi-document.ts";
+import { ajvErrorsMessage, type AjvError, type RequestPart } from "./validation-messages.ts";
 import type { Platform } from "./platform.ts";
 import { compileResponseSerializer } from "./response-serializer.ts";
 import { clientRateLimiterOf, clientRequestKey, sendRateLimitHeaders } from "./rate-window.ts";
@@ -183,14 +184,12 @@ function errorBody(code: ApiErrorCode | string, message: string): { error: strin
 /** Maps anything thrown by a handler or hook to the registry's code and status. Never a 500 for bad input. */
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
-  const fastifyError = error as FastifyError & { validationContext?: string };
-  if (fastifyError?.validation) {
-    const context = fastifyError.validationContext ?? "request";
+  const fastifyError = error as FastifyError & { validationContext?: RequestPart };
+  if (fastifyError?.validation)
     return new ApiError(
       "INVALID_DATA",
-      `${context}${fastifyError.message.replace(/^(body|querystring|params|headers)/, "")}`,
+      ajvErrorsMessage(fastifyError.validationContext ?? "body", fastifyError.validation as readonly AjvError[]),
     );
-  }
   if (error instanceof ValidationError) return new ApiError("INVALID_DATA", error.message);
   if (error instanceof NotFoundError) return new ApiError("NOT_FOUND", error.message);
   if (error instanceof DuplicateError) return new ApiError("CONFLICT", error.message);
@@ -331,6 +330,8 @@ const VALIDATION_OPTIONS = {
   useDefaults: true,
   allErrors: false,
   allowUnionTypes: true,
+  // Errors carry the schema that failed, which validation-messages.ts puts into words (the values a field takes).
+  verbose: true,
 } as const;
 const validatorsFromPool = AjvCompiler();
 /**

@@ -60,7 +60,8 @@ export function Closed<Properties extends TProperties>(
 }
 
 /** A decimal as a JSON number or a string ("1.0844"); the handler reads it exactly (wire.ts). */
-export const Decimal = Type.Union([Type.Number(), Type.String({ pattern: "^-?[0-9]{1,17}(\\.[0-9]{1,17})?$" })]);
+export const DECIMAL_PATTERN = "^-?[0-9]{1,17}(\\.[0-9]{1,17})?$";
+export const Decimal = Type.Union([Type.Number(), Type.String({ pattern: DECIMAL_PATTERN })]);
 
 /** ISO 8601 with a zone, or epoch milliseconds. */
 export const TimeInput = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ maxLength: 40 })]);

@@ -88,6 +88,7 @@ import {
   type UpgradeAdapter,
 } from "./upgrade-router.ts";
 import { WsCloseCodes, type WsCloseName } from "./ws-codes.ts";
+import { typeboxErrorMessage } from "./validation-messages.ts";
 import { clientRateLimiterOf, clientRequestKey, type FixedWindowLimiter } from "./rate-window.ts";
 import { automationRateLimiterOf } from "./routes/automation.ts";
 
@@ -318,7 +319,7 @@ export const CLIENT_MESSAGE_TYPES: readonly string[] = ["authorize", ...Object.k
 
 function firstError(check: TypeCheck<TSchema>, value: unknown): string {
   const error = check.Errors(value).First();
-  return error ? `payload${error.path.replace(/\//g, ".")}: ${error.message}` : "payload is not valid";
+  return error ? typeboxErrorMessage(error) : "the payload is not valid";
 }
 
 // ---- topics ----
