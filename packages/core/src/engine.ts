@@ -2242,7 +2242,9 @@ export class TradingEngine {
       return;
     }
     if (this.state.usedMargin(accountId) === 0 && !account.marginCall) {
-      // Nothing held and no call to clear: nothing to watch until the account trades again.
+      // Nothing held and no call to clear: nothing to watch until the account trades again. A close that left
+      // nothing held may have left the balance below zero (a stop loss filled past a gap).
+      this.protectNegativeBalance(account, "close", time);
       this.newRiskVersion(accountId);
       return;
     }
@@ -2266,39 +2268,8 @@ export class TradingEngine {
       if (!result.ok) break;
       metrics = this.equityAndMargin(accountId);
     }
-    // Negative balance protection: once the stop-out has closed everything, the client owes nothing. The broker's
-    // credit covers the loss first: as much of it as the negative balance is taken back, then the balance is corrected
-    // to zero (the part the credit covered, and what neither covered). Found by an audit: the balance stayed negative
-    // beside a credit that covered it, and the client's next deposit silently repaid the broker's credit (nothing of
-    // it could be withdrawn). Only once everything is closed: a position still open after the level was restored
-    // means equity is positive, nothing is owed, and a correction then paid out what open profit already covered.
-    if (stoppedOut && account.balance < 0 && (this.state.accountPositions.get(accountId)?.size ?? 0) === 0) {
-      const owed = -account.balance;
-      const creditUsed = Math.min(account.credit, owed);
-      if (creditUsed > 0)
-        this.emit({
-          type: "BalanceOperation",
-          time,
-          accountId,
-          operationId: this.state.nextOperationId,
-          kind: "CREDIT",
-          amount: -creditUsed,
-          comment: "credit applied to the loss after stop-out",
-        });
-      this.emit({
-        type: "BalanceOperation",
-        time,
-        accountId,
-        operationId: this.state.nextOperationId,
-        kind: "CORRECTION",
-        amount: owed,
-        comment:
-          creditUsed === owed
-            ? "credit applied to the negative balance after stop-out"
-            : "negative balance correction after stop-out",
-      });
+    if (this.protectNegativeBalance(account, stoppedOut ? "stop-out" : "close", time))
       metrics = this.equityAndMargin(accountId);
-    }
     const inCall = metrics.margin > 0 && metrics.equity * 100 <= group.marginCallLevelPercent * metrics.margin;
     if (inCall && !account.marginCall)
       this.emit({ type: "MarginCallEntered", time, accountId, equity: metrics.equity, margin: metrics.margin });
@@ -2307,6 +2278,46 @@ export class TradingEngine {
     // Watched at the higher of the two levels: a group whose stop-out level is above its margin-call level (nothing
     // refuses one) was stopped out only once the margin-call level was crossed (found by an audit).
     this.registerRiskThresholds(account, metrics, Math.max(group.marginCallLevelPercent, group.stopOutLevelPercent));
+  }
+
+  /**
+   * Negative balance protection: once nothing is held, the client owes nothing. The broker's credit covers the loss
+   * first: as much of it as the negative balance is taken back, then the balance is corrected to zero (the part the
+   * credit covered, and what neither covered). Found by an audit: the balance stayed negative beside a credit that
+   * covered it, and the client's next deposit silently repaid the broker's credit (nothing of it could be withdrawn).
+   * Only once every position is closed: a position still open means equity covers the balance, nothing is owed, and a
+   * correction then paid out what open profit already covered. Whatever closed the last position: found by the audit
+   * of trading semantics of 7 December (sixth session), a stop loss filled past a gap left the balance at -1,440.00
+   * where the same gap without a stop loss was stopped out and corrected to zero. Answers whether it corrected.
+   */
+  private protectNegativeBalance(account: Account, after: "stop-out" | "close", time: number): boolean {
+    if (account.balance >= 0 || (this.state.accountPositions.get(account.id)?.size ?? 0) > 0) return false;
+    const owed = -account.balance;
+    const creditUsed = Math.min(account.credit, owed);
+    const cause = after === "stop-out" ? "after stop-out" : "after the last position closed";
+    if (creditUsed > 0)
+      this.emit({
+        type: "BalanceOperation",
+        time,
+        accountId: account.id,
+        operationId: this.state.nextOperationId,
+        kind: "CREDIT",
+        amount: -creditUsed,
+        comment: `credit applied to the loss ${cause}`,
+      });
+    this.emit({
+      type: "BalanceOperation",
+      time,
+      accountId: account.id,
+      operationId: this.state.nextOperationId,
+      kind: "CORRECTION",
+      amount: owed,
+      comment:
+        creditUsed === owed
+          ? `credit applied to the negative balance ${cause}`
+          : `negative balance correction ${cause}`,
+    });
+    return true;
   }
 
   /**

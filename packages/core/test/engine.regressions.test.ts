@@ -705,3 +705,61 @@ describe("found by the audit of the back office of 7 December", () => {
     expect(s.replayMatches()).toBe(true);
   });
 });
+
+describe("found by the audit of trading semantics of 7 December (sixth session)", () => {
+  // The negative balance was corrected only when a stop-out closed the last position: a stop loss filled past a gap
+  // left −1,440.00 where the same gap without a stop loss was stopped out and corrected to zero.
+  it("a stop loss filled past a gap that leaves the balance negative is corrected to zero, as a stop-out is", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "1000", { leverage: 200 });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1", { sl: points("EURUSD", "1.08000") });
+    s.quote("EURUSD", "1.06000", "1.06010");
+    // The stop loss fills at the gap's bid: (1.06000 − 1.08440) × 100,000 = −2,440.00, the balance −1,440.00.
+    expect(s.deals()[1]).toMatchObject({ reason: "STOP_LOSS", profit: money("-2440.00") });
+    expect(s.positions(account)).toHaveLength(0);
+    expect(s.get(account).balance).toBe(0);
+    const correction = s.events.find((event) => event.type === "BalanceOperation" && event.kind === "CORRECTION");
+    expect(correction).toMatchObject({
+      amount: money("1440.00"),
+      comment: "negative balance correction after the last position closed",
+    });
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("the credit covers such a loss first, and a deposit after it can be withdrawn whole", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "1000", { leverage: 200 });
+    s.ok({ kind: "credit", accountId: account, amount: money("2000") });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1", { sl: points("EURUSD", "1.08000") });
+    s.quote("EURUSD", "1.05500", "1.05510");
+    // (1.05500 − 1.08440) × 100,000 = −2,940.00: the balance −1,940.00, taken from the credit of 2,000.00.
+    expect(s.get(account)).toMatchObject({ balance: 0, credit: money("60.00") });
+    s.ok({ kind: "deposit", accountId: account, amount: money("1000") });
+    s.ok({ kind: "withdraw", accountId: account, amount: money("1000") });
+    expect(s.get(account).balance).toBe(0);
+    expect(s.ledgerHolds(account)).toBe(true);
+    expect(s.replayMatches()).toBe(true);
+  });
+
+  it("a balance below zero while a position is still open is left: the position's equity may cover it", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "1000", { leverage: 500 });
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("GBPUSD", "1.27000", "1.27010");
+    s.buy(account, "EURUSD", "1", { sl: points("EURUSD", "1.08000") });
+    s.buy(account, "GBPUSD", "0.1");
+    s.quote("GBPUSD", "1.60000", "1.60010"); // GBPUSD floats +3,299.00
+    s.quote("EURUSD", "1.06000", "1.06010"); // the stop loss fills at −2,440.00: the balance −1,440.00
+    expect(s.positions(account).map((position) => position.symbol)).toEqual(["GBPUSD"]);
+    expect(s.get(account).balance).toBe(money("-1440.00"));
+    expect(s.get(account).ledger.corrections).toBe(0);
+    // Closed at 1.60000: (1.60000 − 1.27010) × 10,000 = +3,299.00 covers the −1,440.00.
+    s.ok({ kind: "closePosition", accountId: account, positionId: s.positions(account)[0]!.id });
+    expect(s.get(account).balance).toBe(money("1859.00"));
+    expect(s.get(account).ledger.corrections).toBe(0);
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+});
