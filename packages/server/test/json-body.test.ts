@@ -55,6 +55,32 @@ describe("an empty JSON body", () => {
   });
 });
 
+describe("a body of JSON null", () => {
+  // Found by the audit of bad input of 7 December (sixth session): `null` was taken for no body, so close-all closed
+  // every position, a close the whole position, and PUT /api/v1/accounts opened a funded account.
+  it("is a body the schema refuses, not none: nothing is closed or opened", async () => {
+    const user = await signUp(server);
+    const { key } = await createApiKey(server, user, "full");
+    for (let index = 0; index < 2; index += 1)
+      await automation(server, "POST", "/v1/api/trade", key, { symbol: "EURUSD", action: "buy", volume: 0.1 });
+    const tickets = (await automation(server, "GET", "/v1/api/positions", key)).body.data.map(
+      (position: { ticket: number }) => position.ticket,
+    );
+    for (const [method, path, authorization] of [
+      ["POST", "/v1/api/close-all", `Bearer ${key}`],
+      ["POST", `/v1/api/positions/${tickets[0]}/close`, `Bearer ${key}`],
+      ["POST", `/api/v1/accounts/${user.login}/positions/${tickets[1]}/close`, user.token],
+      ["PUT", "/api/v1/accounts", user.token],
+    ] as const) {
+      const answer = await send(method, path, authorization, "null");
+      expect(answer.statusCode, path).toBe(400);
+      expect(answer.body, path).toMatch(/the body must be an object/);
+    }
+    expect((await automation(server, "GET", "/v1/api/positions", key)).body.data).toHaveLength(2);
+    expect((await call(server, "GET", "/api/v1/accounts", { token: user.token })).body.rows).toHaveLength(1);
+  });
+});
+
 describe("a body that is not JSON", () => {
   it("is refused with where the parser stopped, and places nothing", async () => {
     const user = await signUp(server);
