@@ -348,8 +348,13 @@ export function isPortableText(value: unknown, maxLength: number): value is stri
     typeof value === "string" &&
     textLength(value) <= maxLength &&
     !value.includes("\u0000") &&
-    !UNPAIRED_SURROGATE.test(value)
+    !hasUnpairedSurrogate(value)
   );
+}
+
+/** Whether `value` holds a UTF-16 surrogate without its pair, which UTF-8 writes as U+FFFD (so two such texts are one). */
+export function hasUnpairedSurrogate(value: string): boolean {
+  return UNPAIRED_SURROGATE.test(value);
 }
 
 /**

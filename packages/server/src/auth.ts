@@ -14,7 +14,7 @@
  *   `oneAttemptPerUser`), so attempts sent in parallel cannot pass the lock together.
  */
 import { hash, verify, type Algorithm } from "@node-rs/argon2";
-import { Rounding, decimalToInteger, currencyDigits, type Account } from "@bourse/core";
+import { Rounding, decimalToInteger, currencyDigits, hasUnpairedSurrogate, type Account } from "@bourse/core";
 import { DuplicateError, type Session, type User } from "@bourse/store";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { createSecretKey, randomUUID, type KeyObject } from "node:crypto";
@@ -128,7 +128,18 @@ export class AuthService {
     return this.platform.config;
   }
 
-  hashPassword(password: string): Promise<string> {
+  /**
+   * The hash of a new password (sign-up, a change, a user made by the back office). A lone UTF-16 surrogate is
+   * refused: argon2 hashes UTF-8, which writes every one of them as U+FFFD, so "abcdefgh\ud800" and
+   * "abcdefgh\udfff" were one password (found by the audit of bad input of 7 December, sixth session). Sign-in stays
+   * lenient: it only compares.
+   */
+  async hashPassword(password: string): Promise<string> {
+    if (hasUnpairedSurrogate(password))
+      throw new ApiError(
+        "INVALID_DATA",
+        "The password holds a lone UTF-16 surrogate (half of a character), which cannot be written as UTF-8",
+      );
     return hash(password, ARGON2_OPTIONS);
   }
 

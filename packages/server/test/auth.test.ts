@@ -175,6 +175,38 @@ describe("sign up", () => {
   });
 });
 
+// Found by the audit of bad input of 7 December (sixth session): argon2 hashes UTF-8, which writes every lone surrogate
+// as U+FFFD, so a password "abcdefgh\ud800" was signed in to with "abcdefgh\udfff".
+describe("a password with a lone surrogate", () => {
+  it("is refused at sign-up and on a change, and no user or password is changed", async () => {
+    const email = "lone-surrogate@example.com";
+    const signup = await call(server, "POST", "/api/v1/signup", {
+      body: { email, password: "abcdefgh\ud800", name: "S" },
+    });
+    expect(signup.status).toBe(400);
+    expect(signup.body).toEqual({ error: "INVALID_DATA", message: expect.stringContaining("lone UTF-16 surrogate") });
+    const other = await call(server, "POST", "/api/v1/login", { body: { email, password: "abcdefgh\udfff" } });
+    expect(other.body.error).toBe("INVALID_CREDENTIALS");
+
+    const user = await signUp(server);
+    const change = await call(server, "POST", "/api/v1/password", {
+      token: user.token,
+      body: { currentPassword: user.password, newPassword: "new password \udc00" },
+    });
+    expect(change.status).toBe(400);
+    expect(change.body.error).toBe("INVALID_DATA");
+    const signIn = await call(server, "POST", "/api/v1/login", {
+      body: { email: user.email, password: user.password },
+    });
+    expect(signIn.status).toBe(200);
+    // A pair is a character like any other.
+    const emoji = await call(server, "POST", "/api/v1/signup", {
+      body: { email: "emoji-password@example.com", password: "abcdefgh\ud83d\ude00", name: "E" },
+    });
+    expect(emoji.status).toBe(200);
+  });
+});
+
 describe("sign in and sessions", () => {
   it("signs in by email or by login, with the raw token and with Bearer", async () => {
     const user = await signUp(server);
