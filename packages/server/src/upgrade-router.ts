@@ -1,10 +1,12 @@
 /**
  * WebSocket upgrades by path: every stream adapter (the native stream at `/api/v1/ws`, the Pusher
  * endpoint at `/app/{appKey}`) registers the paths it serves; the router listens once to the HTTP
- * server's `upgrade` event and hands each request to the adapter of its path. An upgrade for a path no
- * adapter serves is answered 404 and its socket destroyed. Adapters close their sockets on `close`.
+ * server's `upgrade` event and hands each WebSocket upgrade to the adapter of its path. Any other request that offers
+ * an upgrade is answered by the HTTP app as if it offered none (a server may ignore an offer, RFC 9110 section 7.8).
+ * Adapters close their sockets on `close`.
  */
-import type { IncomingMessage, Server } from "node:http";
+import { ServerResponse, type IncomingMessage, type Server } from "node:http";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Platform } from "./platform.ts";
 
@@ -50,8 +52,12 @@ export class UpgradeRouter {
         return reject(socket, 400, "Bad Request");
       }
       if (this.stopping()) return reject(socket, 503, "Service Unavailable");
-      const route = this.routes.find((each) => matches(each.match, url.pathname));
-      if (!route) return reject(socket, 404, "Not Found");
+      const route = isWebSocketUpgrade(request)
+        ? this.routes.find((each) => matches(each.match, url.pathname))
+        : undefined;
+      // Node hands every request that offers an upgrade here once anything listens: `curl --http2 http://…` offers
+      // h2c on each. They were answered a bare 404 (found by the audit of bad input of 7 December, sixth session).
+      if (!route) return answerAsHttp(server, request, socket);
       try {
         route.adapter.handleUpgrade(request, socket, head, url);
       } catch {
@@ -65,8 +71,37 @@ export class UpgradeRouter {
   }
 }
 
-function reject(socket: Duplex, status: number, text: string): void {
-  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+/** Whether the request asks for a WebSocket (`Upgrade: websocket`, any case, among other protocols offered). */
+function isWebSocketUpgrade(request: IncomingMessage): boolean {
+  const upgrade = request.headers.upgrade;
+  return upgrade !== undefined && upgrade.split(",").some((protocol) => protocol.trim().toLowerCase() === "websocket");
+}
+
+/**
+ * Hands a request Node took for an upgrade to the HTTP app, on its socket, to be answered as any request and the
+ * connection closed. Node's parser has left the socket: a request with a body (whose bytes would now come unparsed) is
+ * refused 400 instead, with what to do.
+ */
+function answerAsHttp(server: Server, request: IncomingMessage, socket: Duplex): void {
+  const length = request.headers["content-length"];
+  if (request.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0"))
+    return reject(socket, 400, "Bad Request", "A request with a body cannot offer an upgrade other than to WebSocket");
+  const response = new ServerResponse(request);
+  response.shouldKeepAlive = false;
+  response.assignSocket(socket as Socket);
+  response.on("finish", () => {
+    response.detachSocket(socket as Socket);
+    socket.end();
+  });
+  server.emit("request", request, response);
+}
+
+function reject(socket: Duplex, status: number, text: string, body = ""): void {
+  if (socket.writable)
+    socket.end(
+      `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   socket.destroy();
 }
 
