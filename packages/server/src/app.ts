@@ -31,7 +31,8 @@ import Fastify, {
   type FastifySchema,
 } from "fastify";
 import { timingSafeEqual } from "node:crypto";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { ApiKeyService, apiKeyRefusal, isApiKeyFormat, type ApiKeyPrincipal } from "./api-keys.ts";
 import { AUTOMATION_STATUSES } from "./automation-views.ts";
 import { tokenFromAuthorization, type AuthService, type Principal } from "./auth.ts";
@@ -217,6 +218,53 @@ export function toApiError(error: unknown): ApiError {
 }
 
 /**
+ * Answers what Node's HTTP parser refuses before any route (a malformed request line or header, headers past 16 KiB,
+ * a request not all sent within 30 s, TLS spoken to the plain port) in the error shape of the faces, with the
+ * security headers, then closes the connection. Fastify's own answer was `{"error":"Bad Request","message":"Client
+ * Error","statusCode":400}`, with no code of the registry (found by the audit of bad input of 7 December, sixth
+ * session). The face is the listener's (a dedicated Automation port), else that of the path the request line names.
+ */
+function answerClientError(
+  error: Error & { code?: string; rawPacket?: unknown },
+  socket: Duplex,
+  listenerFace: Face | undefined,
+): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const apiError = new ApiError(
+    error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? "REQUEST_TIMEOUT"
+      : error.code === "HPE_HEADER_OVERFLOW"
+        ? "HEADERS_TOO_LARGE"
+        : "MALFORMED_REQUEST",
+  );
+  const packet = Buffer.isBuffer(error.rawPacket) ? error.rawPacket : Buffer.alloc(0);
+  const requestLine = packet.subarray(0, 2048).toString("latin1").split("\r\n", 1)[0] ?? "";
+  const target = requestLine.split(" ")[1] ?? "";
+  const automation = listenerFace === "automation" || isAutomationPath(target);
+  const status = automation ? automationStatus(apiError) : apiError.statusCode;
+  const body = JSON.stringify(
+    automation
+      ? { success: false, error: apiError.message, code: apiError.code }
+      : errorBody(apiError.code, apiError.message),
+  );
+  const headers = {
+    ...SECURITY_HEADERS,
+    "content-type": "application/json; charset=utf-8",
+    "content-length": String(Buffer.byteLength(body)),
+    connection: "close",
+  };
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n` +
+        Object.entries(headers)
+          .map(([name, value]) => `${name}: ${value}\r\n`)
+          .join("") +
+        `\r\n${body}`,
+    );
+  socket.destroy();
+}
+
+/**
  * Answers `apiError` in the shape of the request's face: the Automation API's `{success, error, code}`, else
  * `{error, message}`. A request no route took has the face of its path, or `unroutedFace` (a dedicated port's).
  */
@@ -373,6 +421,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     logger: options.logger ?? false,
     // A URL the router cannot read (a malformed percent-encoding, a path parameter past maxParamLength) is answered
     // in the face's own error shape, as every other refusal, not in Fastify's.
+    clientErrorHandler: (error, socket) => answerClientError(error, socket, options.notFoundFace),
     frameworkErrors: (error, request, reply) =>
       sendApiError(
         request,

@@ -16,10 +16,12 @@ const HttpStatus = {
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  REQUEST_TIMEOUT: 408,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   TOO_MANY_REQUESTS: 429,
+  REQUEST_HEADER_FIELDS_TOO_LARGE: 431,
   INTERNAL_SERVER_ERROR: 500,
   SERVICE_UNAVAILABLE: 503,
 } as const;
@@ -81,6 +83,16 @@ export const ApiErrorCodes = {
   UNSUPPORTED_MEDIA_TYPE: {
     status: HttpStatus.UNSUPPORTED_MEDIA_TYPE,
     message: "The request body must be application/json",
+  },
+  // What Node's HTTP parser refuses before any route (app.ts `answerClientError`).
+  MALFORMED_REQUEST: { status: HttpStatus.BAD_REQUEST, message: "The request is not valid HTTP/1.1" },
+  REQUEST_TIMEOUT: {
+    status: HttpStatus.REQUEST_TIMEOUT,
+    message: "The request's headers and body did not all arrive within 30 s",
+  },
+  HEADERS_TOO_LARGE: {
+    status: HttpStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+    message: "The request's headers are larger than 16 KiB",
   },
   CONFLICT: { status: HttpStatus.CONFLICT, message: "The resource already exists or changed meanwhile" },
   LIMIT_REACHED: { status: HttpStatus.CONFLICT, message: "The limit of this kind of resource is reached" },

@@ -83,6 +83,9 @@ describe("closing the server", () => {
         ]);
         for (const { answer, seconds } of [headers, body]) {
           expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+          // In the Client API's shape, with a code of the registry (the audit of bad input of 7 December, sixth
+          // session: Fastify's own {"error":"Request Timeout","message":"Client Timeout","statusCode":408}).
+          expect(answer).toContain('{"error":"REQUEST_TIMEOUT","message":');
           expect(seconds).toBeGreaterThanOrEqual(29);
           expect(seconds).toBeLessThan(33);
         }
