@@ -45,6 +45,7 @@ import { ajvErrorsMessage, type AjvError, type RequestPart } from "./validation-
 import type { Platform } from "./platform.ts";
 import { compileResponseSerializer } from "./response-serializer.ts";
 import { clientRateLimiterOf, clientRequestKey, sendRateLimitHeaders } from "./rate-window.ts";
+import { scopeRefusalSpendingBudget } from "./routes/automation.ts";
 import { ErrorResponse } from "./schemas.ts";
 
 /**
@@ -596,9 +597,13 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       if (!result.ok) throw apiKeyRefusal(result, new ApiError("INVALID_API_KEY"));
       const needed = request.routeOptions.config.apiKeyScope ?? "full";
       if (!scopeAllows(result.scope, needed))
-        throw new ApiError(
-          "INSUFFICIENT_SCOPE",
-          `This request needs an API key with scope ${needed} (this key: ${result.scope})`,
+        throw scopeRefusalSpendingBudget(
+          platform,
+          result.key.id,
+          new ApiError(
+            "INSUFFICIENT_SCOPE",
+            `This request needs an API key with scope ${needed} (this key: ${result.scope})`,
+          ),
         );
       request.apiKey = { key: result.key, userId: result.userId, accountId: result.accountId, scope: result.scope };
       return;

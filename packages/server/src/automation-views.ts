@@ -7,12 +7,12 @@
  * `error` is the message for people, as seed 003's example (`"Insufficient margin"`), and `code` the
  * stable code of the error registry (errors.ts) that programs switch on.
  */
-import type { Account, Deal, InstrumentSpec, Order, Position } from "@bourse/core";
-import type { LedgerRow } from "@bourse/store";
+import type { Account, Deal, InstrumentSpec, OrderType, Position } from "@bourse/core";
+import type { LedgerRow, OrderHistoryRow } from "@bourse/store";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { marketStatus, specificationFields, specificationProperties, type MarketStatus } from "./market-views.ts";
 import type { Platform } from "./platform.ts";
-import { dealView, orderCmd, orderView, positionView } from "./trading-views.ts";
+import { dealView, orderCmd, orderHistoryView, positionView } from "./trading-views.ts";
 import { accountMoneyView } from "./views.ts";
 import { moneyToWire, optionalPriceToWire, priceToWire, timeToWire } from "./wire.ts";
 
@@ -64,7 +64,7 @@ export const automationErrors = {
  * Client API's `cmd`, trading-views.ts), and MetaTrader 5's 6 Buy Stop Limit, 7 Sell Stop Limit for the
  * stop-limit orders placed through the Client API.
  */
-export function orderTypeCode(side: "BUY" | "SELL", type: Order["type"]): number {
+export function orderTypeCode(side: "BUY" | "SELL", type: OrderType): number {
   return orderCmd(side, type) ?? (side === "BUY" ? 6 : 7);
 }
 
@@ -176,8 +176,9 @@ export const AutomationOrderSchema = Type.Object({
 });
 export type AutomationOrder = Static<typeof AutomationOrderSchema>;
 
-export function automationOrderView(platform: Platform, order: Readonly<Order>): AutomationOrder {
-  const view = orderView(platform, order);
+/** An order as the Automation API shows it: a working one from the engine, a finished one from the order history. */
+export function automationOrderView(platform: Platform, order: OrderHistoryRow): AutomationOrder {
+  const view = orderHistoryView(platform, order);
   const quote = platform.engine.quote(order.symbol);
   const current = quote ? (order.side === "BUY" ? quote.ask : quote.bid) : null;
   return {

@@ -107,8 +107,15 @@ export function clientRequestKey(caller: { readonly userId: string } | { readonl
  * Automation API send the same headers.
  */
 export function sendRateLimitHeaders(reply: FastifyReply, state: RateLimitState): void {
-  void reply.header("ratelimit-limit", state.limit);
-  void reply.header("ratelimit-remaining", state.remaining);
-  void reply.header("ratelimit-reset", state.resetSeconds);
-  if (state.exceeded) void reply.header("retry-after", state.resetSeconds);
+  void reply.headers(rateLimitHeaders(state));
+}
+
+/** The RateLimit-* headers of `state` (and Retry-After past the limit), for an answer or an ApiError's headers. */
+export function rateLimitHeaders(state: RateLimitState): Record<string, string> {
+  return {
+    "ratelimit-limit": String(state.limit),
+    "ratelimit-remaining": String(state.remaining),
+    "ratelimit-reset": String(state.resetSeconds),
+    ...(state.exceeded ? { "retry-after": String(state.resetSeconds) } : {}),
+  };
 }

@@ -31,7 +31,7 @@ import { encodeCursor, type HistoryPage, type HistoryQuery } from "@bourse/store
 import { Type, type Static } from "@sinclair/typebox";
 import { publishRejectedOrder } from "./account-events.ts";
 import { ApiError } from "./errors.ts";
-import type { Platform } from "./platform.ts";
+import type { Platform, UntimedCommand } from "./platform.ts";
 import { AccountIdParams, Closed, Decimal, TimeInput, toTable, type Table } from "./schemas.ts";
 import {
   CMD_TO_ORDER,
@@ -479,10 +479,20 @@ export async function placeOrder(
   body: PlaceOrderInput,
 ): Promise<OrderAnswer> {
   const account = owned(platform, userId, accountId);
-  const command = placeCommand(platform, account, body);
-  let result: CommandSuccess;
+  return orderAnswer(platform, account, await executeOrder(platform, placeCommand(platform, account, body)));
+}
+
+/**
+ * Executes an order command of any face; a rejection by the trading rules throws its ApiError and publishes a
+ * REJECTED executionEvent. The Automation API's orders went to the engine directly, so their rejections never reached
+ * the stream (found by the audit of the Automation API of 7 December, sixth session).
+ */
+export async function executeOrder(
+  platform: Platform,
+  command: Extract<UntimedCommand, { kind: "placeOrder" }>,
+): Promise<CommandSuccess> {
   try {
-    result = await platform.execute(command);
+    return await platform.execute(command);
   } catch (error) {
     // A clientOrderId already taken: no order was attempted, and the one that has it is not rejected (found by the
     // audit of idempotency of 7 December: the stream said REJECTED for a filled order's id).
@@ -490,7 +500,6 @@ export async function placeOrder(
       publishRejectedOrder(platform, command, error);
     throw error;
   }
-  return orderAnswer(platform, account, result);
 }
 
 /** Working (pending) orders, oldest first (table). */
@@ -581,7 +590,7 @@ function historyTable<Row, View>(
 ) {
   return async (platform: Platform, userId: string, accountId: number, query: HistoryQueryInput): Promise<Table> => {
     const account = owned(platform, userId, accountId);
-    const page = await read(platform, readHistoryQuery(account.id, query));
+    const page = await read(platform, readHistoryQuery(platform, account.id, query));
     return toTable(
       columns,
       page.rows.map((row) => view(platform, account, row)),

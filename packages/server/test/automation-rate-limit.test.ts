@@ -128,6 +128,34 @@ describe("per-key rate limit", () => {
   });
 });
 
+// Found by the audit of the Automation API of 7 December (sixth session): a read key's trades were all answered 403,
+// none counted against its budget, so a loop of them cost a store lookup each without end.
+describe("requests refused for the key's scope", () => {
+  it("spend the key's budget: RateLimit headers on each, 429 past it, and nothing is traded", async () => {
+    const user = await signUp(server);
+    const { key } = await createApiKey(server, user, "read");
+    const trades = await Promise.all(
+      Array.from({ length: 110 }, () =>
+        automation(server, "POST", "/v1/api/trade", key, { symbol: "EURUSD", action: "buy", volume: 0.1 }),
+      ),
+    );
+    const refused = trades.filter((response) => response.status === 403);
+    expect(refused).toHaveLength(100);
+    for (const response of refused) {
+      expect(response.body.code).toBe("INSUFFICIENT_SCOPE");
+      expect(response.headers["ratelimit-limit"]).toBe("100");
+    }
+    const limited = trades.filter((response) => response.status === 429);
+    expect(limited).toHaveLength(10);
+    expect(limited[0]!.body.code).toBe("RATE_LIMITED");
+    expect(limited[0]!.headers["retry-after"]).toBeDefined();
+    // The budget they spent is the key's: a read in the same second is limited too.
+    expect((await automation(server, "GET", "/v1/api/account", key)).status).toBe(429);
+    const positions = await call(server, "GET", `/api/v1/accounts/${user.login}/positions`, { token: user.token });
+    expect(positions.body.rows).toEqual([]);
+  });
+});
+
 describe("FixedWindowLimiter", () => {
   it("counts per key in fixed one-second windows, and starts a new window after one", () => {
     let now = 1_000_000;

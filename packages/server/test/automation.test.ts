@@ -543,9 +543,12 @@ describe("orders", () => {
     expect(list.body).toEqual({ success: true, data: [one.body.data] });
     for (const foreign of foreignOrders())
       expectError(await automation(server, "GET", `/v1/api/orders/${foreign}`, key), 404, "ORDER_NOT_FOUND");
-    // A market order's ticket is not a pending order.
+    // A finished order, a filled market order too, is answered from the history with its final status (the audit of
+    // the Automation API of 7 December, sixth session: it was 404), but not among the pending ones.
     const filled = await buy(key, 0.01);
-    expectError(await automation(server, "GET", `/v1/api/orders/${filled.order}`, key), 404, "ORDER_NOT_FOUND");
+    const market = await automation(server, "GET", `/v1/api/orders/${filled.order}`, key);
+    expect(market.body.data).toMatchObject({ ticket: filled.order, type: 0, volume: 0.01, status: "filled" });
+    expect((await automation(server, "GET", "/v1/api/orders", key)).body.data).toHaveLength(1);
     expectError(await automation(server, "GET", "/v1/api/orders/-1", key), 400, "INVALID_DATA");
     expectError(await automation(server, "GET", "/v1/api/orders?x=1", key), 400, "INVALID_DATA");
     expectError(await automation(server, "GET", "/v1/api/orders", null), 401, "UNAUTHORIZED");
@@ -610,7 +613,7 @@ describe("orders", () => {
     expect((await automation(server, "GET", `/v1/api/orders/${ticket}`, key)).body.data.price).toBe(1.079);
   });
 
-  it("DELETE /v1/api/orders/{ticket} cancels; the order is gone after", async () => {
+  it("DELETE /v1/api/orders/{ticket} cancels; the order is no longer pending, and its ticket answers it cancelled", async () => {
     const { key } = await trader();
     const ticket = await buyLimit(key);
     for (const foreign of foreignOrders())
@@ -621,8 +624,50 @@ describe("orders", () => {
     const response = await automation(server, "DELETE", `/v1/api/orders/${ticket}`, key);
     expect(response.status).toBe(200);
     expect(response.body.data).toMatchObject({ ticket, type: 2, status: "cancelled" });
-    expectError(await automation(server, "GET", `/v1/api/orders/${ticket}`, key), 404, "ORDER_NOT_FOUND");
+    const after = await automation(server, "GET", `/v1/api/orders/${ticket}`, key);
+    expect(after.body.data).toEqual(response.body.data);
+    expect((await automation(server, "GET", "/v1/api/orders", key)).body.data).toEqual([]);
     expectError(await automation(server, "DELETE", `/v1/api/orders/${ticket}`, key), 404, "ORDER_NOT_FOUND");
+  });
+});
+
+// Found by the audit of the Automation API of 7 December (sixth session).
+describe("the Automation API beside the other faces", () => {
+  it("reads a list's symbol filter as every route reads a symbol: in any case; an unknown one is 404", async () => {
+    const { key } = await trader();
+    await buy(key, 0.1);
+    await buyLimit(key);
+    expect((await automation(server, "GET", "/v1/api/positions?symbol=eurusd", key)).body.data).toHaveLength(1);
+    expect((await automation(server, "GET", "/v1/api/orders?symbol=eurusd", key)).body.data).toHaveLength(1);
+    expect((await automation(server, "GET", "/v1/api/positions?symbol=GBPUSD", key)).body.data).toEqual([]);
+    expectError(await automation(server, "GET", "/v1/api/positions?symbol=EURUSDX", key), 404, "UNKNOWN_SYMBOL");
+    expectError(await automation(server, "GET", "/v1/api/orders?symbol=NOPE", key), 404, "UNKNOWN_SYMBOL");
+  });
+
+  it("publishes a rejected order on the stream, as the Client API does", async () => {
+    const { user, key } = await trader();
+    const events: { payload: { status?: string; reason?: string } }[] = [];
+    const stop = server.platform.bus.subscribe(`account.${user.login}`, (_topic, message) =>
+      events.push(message as (typeof events)[number]),
+    );
+    try {
+      const refused = await automation(server, "POST", "/v1/api/trade", key, {
+        symbol: "EURUSD",
+        action: "buy",
+        volume: 50,
+      });
+      expect(refused.body.code).toBe("NO_MONEY");
+      const pending = await automation(server, "POST", "/v1/api/order", key, {
+        symbol: "EURUSD",
+        type: 2,
+        volume: 50,
+        price: 1.2,
+      });
+      expect(pending.body.code).toBe("INVALID_PRICE");
+      expect(events).toHaveLength(2);
+    } finally {
+      stop();
+    }
   });
 });
 

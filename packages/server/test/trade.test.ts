@@ -729,6 +729,15 @@ describe("history and ledger", () => {
     expect(tableObjects(toMs.body).map((deal) => deal.orderId)).toEqual([first.order.id]);
     const gbp = await call(server, "GET", `${deals}?symbol=GBPUSD`, { token: user.token });
     expect(gbp.body.rows).toEqual([]);
+    // A symbol in any case, as every route reads one (the audit of the Automation API of 7 December, sixth session:
+    // "eurusd" found nothing); one no longer traded is taken as written.
+    const lower = await call(server, "GET", `${deals}?symbol=eurusd`, { token: user.token });
+    expect(tableObjects(lower.body).map((deal) => deal.orderId)).toEqual([
+      first.order.id,
+      second.order.id,
+      third.order.id,
+    ]);
+    expect((await call(server, "GET", `${deals}?symbol=DELISTED`, { token: user.token })).body.rows).toEqual([]);
 
     const orders = await call(server, "GET", `${base(user)}/history/orders?limit=1&symbol=EURUSD`, {
       token: user.token,

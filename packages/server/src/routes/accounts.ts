@@ -57,7 +57,7 @@ export async function ledgerTable(
   account: Account,
   query: Static<typeof LedgerQuerySchema>,
 ): Promise<Table> {
-  const page = await platform.readModels.ledger(readHistoryQuery(account.id, query));
+  const page = await platform.readModels.ledger(readHistoryQuery(platform, account.id, query));
   return toTable(
     LEDGER_COLUMNS,
     page.rows.map((row) => ledgerView(account, row)),

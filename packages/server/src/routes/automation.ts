@@ -49,7 +49,7 @@ import {
   automationSymbolView,
 } from "../automation-views.ts";
 import { ApiError } from "../errors.ts";
-import { FixedWindowLimiter, sendRateLimitHeaders } from "../rate-window.ts";
+import { FixedWindowLimiter, rateLimitHeaders, sendRateLimitHeaders, type RateLimitState } from "../rate-window.ts";
 import { CANDLE_TIMEFRAMES, MAX_CANDLES_PER_QUERY, marketDataOf, type CandleTimeframe } from "../market-data.ts";
 import { candleView, instrumentOf } from "../market-views.ts";
 import type { Platform } from "../platform.ts";
@@ -64,6 +64,7 @@ import {
   changePosition,
   closeOpenPosition,
   closingDeals,
+  executeOrder,
   placedOrderDeals,
   ownedPosition,
   workingOrder,
@@ -87,6 +88,26 @@ import {
 const limiters = new WeakMap<Platform, FixedWindowLimiter>();
 
 /** The platform's one limiter (both listeners share it). */
+/** The refusal of a request past its API key's budget, with the budget's headers. */
+function keyRateLimited(state: RateLimitState): ApiError {
+  return new ApiError(
+    "RATE_LIMITED",
+    `Rate limit of ${state.limit} requests per second per API key exceeded`,
+    rateLimitHeaders(state),
+  );
+}
+
+/**
+ * A request refused because its key's scope is too small still spends the key's budget (found by the audit of the
+ * Automation API of 7 December, sixth session: a read key's trades were all answered 403, none counted, a loop of store
+ * lookups without end). Answers the refusal to throw: RATE_LIMITED past the budget, else `refusal`, with the headers.
+ */
+export function scopeRefusalSpendingBudget(platform: Platform, keyId: string, refusal: ApiError): ApiError {
+  const state = automationRateLimiterOf(platform).hit(keyId);
+  if (state.exceeded) return keyRateLimited(state);
+  return new ApiError(refusal.code, refusal.message, { ...refusal.headers, ...rateLimitHeaders(state) });
+}
+
 export function automationRateLimiterOf(platform: Platform): FixedWindowLimiter {
   let limiter = limiters.get(platform);
   if (!limiter)
@@ -290,8 +311,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
   const rateLimit = async (request: FastifyRequest, reply: FastifyReply) => {
     const state = limiter.hit(request.apiKey!.key.id);
     sendRateLimitHeaders(reply, state);
-    if (state.exceeded)
-      throw new ApiError("RATE_LIMITED", `Rate limit of ${state.limit} requests per second per API key exceeded`);
+    if (state.exceeded) throw keyRateLimited(state);
   };
 
   const read = { auth: "apiKey", face: "automation", apiKeyScope: "read", rateLimit: false } as const;
@@ -314,6 +334,14 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
 
   const positionOf = (account: Account, ticket: string): Position =>
     ownedPosition(platform, account, Number(ticket), `No open position #${ticket} in this account`);
+
+  /**
+   * A list's symbol filter as every other route reads a symbol: "eurusd" is EURUSD, an unknown one is 404
+   * UNKNOWN_SYMBOL. Found by the audit of the Automation API of 7 December (sixth session): the filter was compared as
+   * written, so a bot filtering with the text it traded with ("eurusd") was answered an empty list, as if flat.
+   */
+  const symbolFilter = (symbol: string | undefined): string | undefined =>
+    symbol === undefined ? undefined : instrumentOf(platform, symbol).symbol;
 
   const workingOrderOf = (account: Account, ticket: string): Order =>
     workingOrder(platform, account, Number(ticket), `No pending order #${ticket} in this account`);
@@ -401,7 +429,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const account = accountOf(request);
       return {
         success: true as const,
-        data: accountPositions(platform, account, request.query.symbol).map((position) =>
+        data: accountPositions(platform, account, symbolFilter(request.query.symbol)).map((position) =>
           automationPositionView(platform, account, position),
         ),
       };
@@ -487,7 +515,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const account = accountOf(request);
       return {
         success: true as const,
-        data: accountWorkingOrders(platform, account, request.query.symbol).map((order) =>
+        data: accountWorkingOrders(platform, account, symbolFilter(request.query.symbol)).map((order) =>
           automationOrderView(platform, order),
         ),
       };
@@ -497,15 +525,32 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
   app.get(
     "/v1/api/orders/:ticket",
     options(read, {
-      summary: "One pending order",
+      summary: "One order: a pending one, or one that has finished (filled, cancelled, expired, rejected)",
+      description:
+        "A finished order is answered from the order history with its final status: a bot can tell a fill from an " +
+        "expiry by the ticket it placed.",
       params: TicketParams,
       querystring: NoQuery,
       response: { 200: Success(AutomationOrderSchema), ...automationErrors },
     }),
-    async (request) => ({
-      success: true as const,
-      data: automationOrderView(platform, workingOrderOf(accountOf(request), request.params.ticket)),
-    }),
+    async (request) => {
+      const account = accountOf(request);
+      const ticket = Number(request.params.ticket);
+      const working = platform.engine.state.orders.get(ticket);
+      if (working !== undefined && working.accountId === account.id)
+        return { success: true as const, data: automationOrderView(platform, working) };
+      // Found by the audit of the Automation API of 7 December (sixth session): once filled, cancelled or expired, the
+      // ticket was 404, though the order's statuses name those ends.
+      const page = await platform.readModels.orderHistory({
+        accountId: account.id,
+        cursor: encodeCursor(ticket - 1),
+        limit: 1,
+      });
+      const row = page.rows[0];
+      if (row === undefined || row.id !== ticket)
+        throw new ApiError("ORDER_NOT_FOUND", `No order #${ticket} in this account`);
+      return { success: true as const, data: automationOrderView(platform, row) };
+    },
   );
 
   app.post(
@@ -569,7 +614,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const instrument = instrumentOf(platform, body.symbol);
       const side = body.action === "buy" ? ("BUY" as const) : ("SELL" as const);
       const volume = lotsFromWire(body.volume, instrument, "volume");
-      const result: CommandSuccess = await platform.execute({
+      const result: CommandSuccess = await executeOrder(platform, {
         kind: "placeOrder",
         accountId: account.id,
         symbol: instrument.symbol,
@@ -617,7 +662,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       const instrument = instrumentOf(platform, body.symbol);
       const { side, type } = CMD_TO_ORDER[body.type]!;
       const expiration = optionalTimeFromWire(body.expiration, "expiration");
-      const result = await platform.execute({
+      const result = await executeOrder(platform, {
         kind: "placeOrder",
         accountId: account.id,
         symbol: instrument.symbol,
