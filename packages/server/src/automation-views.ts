@@ -68,6 +68,15 @@ export function orderTypeCode(side: "BUY" | "SELL", type: OrderType): number {
   return orderCmd(side, type) ?? (side === "BUY" ? 6 : 7);
 }
 
+/**
+ * A commission as the Automation API writes it: negative, as MetaTrader and cTrader write a charge, so a bot's
+ * `profit + swap + commission` is the net, as swap already reads. The Client API shows the charge as a positive amount
+ * (its ledger's `commissions`). Found by the audit of the Automation API of 7 December (sixth session).
+ */
+function asCharge(commission: number): number {
+  return commission === 0 ? 0 : -commission;
+}
+
 const sideName = (side: "BUY" | "SELL") => (side === "BUY" ? ("buy" as const) : ("sell" as const));
 const SideSchema = Type.Union([Type.Literal("buy"), Type.Literal("sell")]);
 
@@ -113,7 +122,11 @@ export const AutomationPositionSchema = Type.Object({
   tp: Nullable(Type.Number()),
   profit: Type.Number({ description: "Floating profit at currentPrice, account currency (swap apart)" }),
   swap: Type.Number({ description: "Swap accrued, account currency" }),
-  commission: Type.Number({ description: "Commission charged on opening, account currency" }),
+  commission: Type.Number({
+    description:
+      "Commission charged on opening, account currency, negative as MetaTrader writes a charge: profit + swap + " +
+      "commission is the position's net",
+  }),
   openTime: Time,
   comment: Type.String(),
   magic: Type.Integer(),
@@ -137,7 +150,7 @@ export function automationPositionView(
     tp: view.tp,
     profit: view.profit,
     swap: view.swap,
-    commission: view.commission,
+    commission: asCharge(view.commission),
     openTime: view.openTime,
     comment: view.comment,
     magic: view.magic,
@@ -215,7 +228,11 @@ export const AutomationDealSchema = Type.Object({
   volume: Type.Number({ description: "Lots" }),
   price: Type.Number(),
   profit: Type.Number({ description: "Realised profit (out deals), account currency" }),
-  commission: Type.Number({ description: "Commission charged, account currency" }),
+  commission: Type.Number({
+    description:
+      "Commission charged, account currency, negative as MetaTrader writes a charge: profit + swap + commission is " +
+      "what the deal moved the balance by",
+  }),
   swap: Type.Number({ description: "Swap realised, account currency" }),
   reason: Type.Union(
     ["client", "stop_loss", "take_profit", "stop_out"].map((value) => Type.Literal(value)),
@@ -237,7 +254,7 @@ export function automationDealView(platform: Platform, account: Account, deal: D
     volume: view.volume,
     price: view.price,
     profit: view.profit,
-    commission: view.commission,
+    commission: asCharge(view.commission),
     swap: view.swap,
     reason: view.reason.toLowerCase() as AutomationDeal["reason"],
     time: view.time,

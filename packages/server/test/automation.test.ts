@@ -644,6 +644,32 @@ describe("the Automation API beside the other faces", () => {
     expectError(await automation(server, "GET", "/v1/api/orders?symbol=NOPE", key), 404, "UNKNOWN_SYMBOL");
   });
 
+  it("writes a commission negative, as a charge: profit + swap + commission of the deals is what the balance moved", async () => {
+    await pushQuote(server, "BTCUSD", "67000.00", "67010.00");
+    const { key } = await trader();
+    const before = (await automation(server, "GET", "/v1/api/account", key)).body.data.balance as number;
+    const opened = await automation(server, "POST", "/v1/api/trade", key, {
+      symbol: "BTCUSD",
+      action: "buy",
+      volume: 0.1,
+    });
+    // BTCUSD charges 5.00 USD a lot a side: 0.50 on opening.
+    const position = (await automation(server, "GET", `/v1/api/positions/${opened.body.data.ticket}`, key)).body.data;
+    expect(position).toMatchObject({ commission: -0.5, swap: 0 });
+    await automation(server, "POST", `/v1/api/positions/${opened.body.data.ticket}/close`, key);
+    const after = (await automation(server, "GET", "/v1/api/account", key)).body.data.balance as number;
+    const deals = (await automation(server, "GET", "/v1/api/account/history", key)).body.data.deals as {
+      profit: number;
+      swap: number;
+      commission: number;
+    }[];
+    expect(deals.map((deal) => deal.commission)).toEqual([-0.5, -0.5]);
+    // Closed at the bid 67,000.00 after buying at the ask 67,010.00: −1.00 of profit, −1.00 of commission.
+    const net = deals.reduce((sum, deal) => sum + Math.round((deal.profit + deal.swap + deal.commission) * 100), 0);
+    expect(net).toBe(Math.round((after - before) * 100));
+    expect(net).toBe(-200);
+  });
+
   it("publishes a rejected order on the stream, as the Client API does", async () => {
     const { user, key } = await trader();
     const events: { payload: { status?: string; reason?: string } }[] = [];
