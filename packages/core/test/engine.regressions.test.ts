@@ -399,7 +399,12 @@ describe("restoreQuote: a kept quote is not a live price", () => {
     refused({ kind: "closePosition", accountId: account, positionId });
     refused({ kind: "closeAllPositions", accountId: account });
     refused({ kind: "modifyPosition", accountId: account, positionId, sl: points("EURUSD", "1.08000") });
-    expect(refusals).toEqual(Array(7).fill(["NO_QUOTES", "No live price of EURUSD since the restart yet"]));
+    const noLivePrice = ["NO_QUOTES", "No live price of EURUSD since the restart yet"];
+    expect(refusals).toEqual([
+      ...Array(5).fill(noLivePrice),
+      [noLivePrice[0], `${noLivePrice[1]}: position ${positionId} (EURUSD) cannot be closed now, so none was closed`],
+      noLivePrice,
+    ]);
     expect(s.positions(account)).toHaveLength(1);
     s.quote("EURUSD", "1.08530", "1.08540");
     expect(s.buy(account, "EURUSD", "1").dealIds).toHaveLength(1);
@@ -761,5 +766,27 @@ describe("found by the audit of trading semantics of 7 December (sixth session)"
     expect(s.get(account).balance).toBe(money("1859.00"));
     expect(s.get(account).ledger.corrections).toBe(0);
     expect(s.ledgerHolds(account)).toBe(true);
+  });
+});
+
+describe("found by the audit of the Automation API of 7 December (sixth session)", () => {
+  it("a close of all positions refused names the position that blocks the rest, and closes none", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("GBPUSD", "1.27000", "1.27010");
+    s.buy(account, "EURUSD", "0.1");
+    const blocked = s.buy(account, "GBPUSD", "0.1");
+    s.restart(withTradeMode("GBPUSD", "DISABLED"));
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.quote("GBPUSD", "1.27000", "1.27010");
+    s.time += 1000;
+    const refused = s.run({ kind: "closeAllPositions", accountId: account, time: s.time });
+    expect(refused).toMatchObject({
+      ok: false,
+      code: "TRADE_DISABLED",
+      message: `Trading is disabled for this instrument: position ${blocked.positionId} (GBPUSD) cannot be closed now, so none was closed`,
+    });
+    expect(s.positions(account)).toHaveLength(2);
   });
 });
