@@ -176,7 +176,16 @@ const ModifyOrderBody = Closed({
   price: Type.Optional(Decimal),
   sl: Stop("Stop loss price"),
   tp: Stop("Take profit price"),
-  expiration: Expiration,
+  // Not `Expiration`, whose "null: good till cancelled" a modify does not do (found by the audit of the Automation
+  // API of 7 December, sixth session: the field promised it, the engine refused it INVALID_EXPIRATION).
+  expiration: Type.Optional(
+    Type.Union([TimeInput, Type.Null()], {
+      description:
+        "A new expiration (ISO 8601 with a zone or epoch milliseconds) of an order placed with one; omitted: kept. " +
+        "A modify does not change the time in force: an order placed without an expiration takes none here, and " +
+        "one placed with an expiration keeps one (null is INVALID_EXPIRATION); cancel and place again for that",
+    }),
+  ),
 });
 
 const ModifyPositionBody = Closed({ sl: Stop("Stop loss price"), tp: Stop("Take profit price") });
