@@ -152,6 +152,36 @@ describe("notifications from the engine's events", () => {
     expect((await notifications(bystander)).body.rows).toEqual([]);
   });
 
+  // Found by the audit of trading semantics of 7 December (sixth session): a level hovering at the margin-call level
+  // entered and cleared the call on every tick that crossed it, each a notification.
+  it("a margin call that comes and goes is notified once, its clearing only 15 minutes after the call", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    await order(user, { side: "BUY", volume: 9 });
+    for (let flip = 0; flip < 5; flip += 1) {
+      await pushQuote(server, "EURUSD", "1.08140", "1.08150"); // in margin call
+      await pushQuote(server, "EURUSD", "1.08430", "1.08440"); // above the level again
+    }
+    await settle(server);
+    const marginCalls = async () =>
+      tableObjects((await notifications(user)).body)
+        .filter((row) => String(row.title).startsWith("Margin call"))
+        .map((row) => row.title);
+    expect(await marginCalls()).toEqual([`Margin call on account ${user.login}`]);
+    // 15 minutes on, the next clearing is notified, and the next call at once.
+    server.clock.set(server.clock.now() + 15 * 60_000);
+    await pushQuote(server, "EURUSD", "1.08140", "1.08150");
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    await pushQuote(server, "EURUSD", "1.08140", "1.08150");
+    await settle(server);
+    expect(await marginCalls()).toEqual([
+      `Margin call on account ${user.login}`,
+      `Margin call cleared on account ${user.login}`,
+      `Margin call on account ${user.login}`,
+    ]);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+  });
+
   // Found by the audit of 7 December: an IOC order that walked three levels and filled 0.3 of 0.5 lot said "filled"
   // three times, a partial close said "closed", and a close's "profit" was profit + swap without the commission.
   it("says partly filled, the lots a close took, and a close's profit, swap and commission apart", async () => {
