@@ -13,7 +13,7 @@
  * `BenchGroup` (see harness.ts) and list it in GROUPS below.
  */
 import { writeFileSync } from "node:fs";
-import { engineConversionGroup, engineOrdersGroup, engineTicksGroup } from "./engine.ts";
+import { engineConversionGroup, engineOrdersGroup, engineStopOutGroup, engineTicksGroup } from "./engine.ts";
 import { httpSerializerGroup } from "./http-serializer.ts";
 import { httpOrdersGroup } from "./http.ts";
 import { storeBreakdownGroup } from "./store-breakdown.ts";
@@ -35,6 +35,7 @@ const GROUPS: readonly BenchGroup[] = [
   engineTicksGroup,
   engineOrdersGroup,
   engineConversionGroup,
+  engineStopOutGroup,
   storeOrdersGroup,
   storeBreakdownGroup,
   storeRecoveryGroup,

@@ -946,7 +946,7 @@ export class TradingEngine {
 
   /**
    * Why the symbol's quote is no price to trade at `time`, or null when it is one: every order, close and stops change
-   * is decided against the current price, and a stop-out closes only a position it can price so (`mostLosingPosition`).
+   * is decided against the current price, and a stop-out closes only a position it can price so (`stopOutRanking`).
    */
   private quoteRefusal(instrument: InstrumentSpec, time: number): Rejection | null {
     const quote = this.quotes.get(instrument.symbol);
@@ -2262,11 +2262,20 @@ export class TradingEngine {
     }
     const group = this.group(account);
     let metrics = this.equityAndMargin(accountId);
-    // Stop-out: close the most losing position, again and again, until the level is restored.
+    // Stop-out: close the most losing position, again and again, until the level is restored. The ranking is taken
+    // once: within one evaluation no price, rate or time moves (a close only takes liquidity from the book's levels),
+    // so the positions left keep their profit, and equity follows from the balance and what they float. Found by the
+    // audit of complexity of 7 December (sixth session): each close ranked and summed every position again, 385 ms
+    // for an account of 1,000 positions, on the one engine thread, in a crash when many accounts stop out at once.
     let stoppedOut = false;
+    let ranking: readonly { readonly position: Position; readonly profit: number }[] | null = null;
+    let next = 0;
+    let floating = metrics.profit;
     while (metrics.margin > 0 && metrics.equity * 100 <= group.stopOutLevelPercent * metrics.margin) {
-      const victim = this.mostLosingPosition(accountId, time);
-      if (!victim) break;
+      ranking ??= this.stopOutRanking(accountId, time);
+      const ranked = ranking[next++];
+      if (!ranked) break;
+      const victim = ranked.position;
       stoppedOut = true;
       this.emit({
         type: "StopOut",
@@ -2278,7 +2287,13 @@ export class TradingEngine {
       });
       const result = this.closePosition(victim, victim.volume, "STOP_OUT", "so", time);
       if (!result.ok) break;
-      metrics = this.equityAndMargin(accountId);
+      floating -= ranked.profit;
+      metrics = {
+        account,
+        equity: account.balance + account.credit + floating,
+        margin: this.state.usedMargin(accountId),
+        profit: floating,
+      };
     }
     if (this.protectNegativeBalance(account, stoppedOut ? "stop-out" : "close", time))
       metrics = this.equityAndMargin(accountId);
@@ -2384,19 +2399,18 @@ export class TradingEngine {
    * opened, or has not ticked for longer than `maxQuoteAgeMs`, is skipped (`quoteRefusal`): closed on a Saturday at
    * Friday's last bid, a stop-out realised a price no market offered. It is judged again at its market's next tick.
    */
-  private mostLosingPosition(accountId: number, time: number): Position | null {
-    let victim: Position | null = null;
-    let worst = 0;
+  /**
+   * The positions a stop-out may close (their market quoted now), most losing first (profit with swap; then the older
+   * ticket), each with that profit.
+   */
+  private stopOutRanking(accountId: number, time: number): { position: Position; profit: number }[] {
+    const ranking: { position: Position; profit: number }[] = [];
     for (const positionId of this.state.accountPositions.get(accountId) ?? []) {
       const position = this.state.positions.get(positionId);
       if (!position || this.quoteRefusal(this.state.instrument(position.symbol), time) !== null) continue;
-      const profit = this.positionProfit(position) + position.swap;
-      if (victim === null || profit < worst || (profit === worst && position.id < victim.id)) {
-        victim = position;
-        worst = profit;
-      }
+      ranking.push({ position, profit: this.positionProfit(position) + position.swap });
     }
-    return victim;
+    return ranking.sort((a, b) => a.profit - b.profit || a.position.id - b.position.id);
   }
 
   private registerRiskThresholds(
