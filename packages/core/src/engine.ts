@@ -2395,13 +2395,10 @@ export class TradingEngine {
   }
 
   /**
-   * The most losing position the stop-out can close now. A position whose market is closed, has not ticked since it
-   * opened, or has not ticked for longer than `maxQuoteAgeMs`, is skipped (`quoteRefusal`): closed on a Saturday at
-   * Friday's last bid, a stop-out realised a price no market offered. It is judged again at its market's next tick.
-   */
-  /**
-   * The positions a stop-out may close (their market quoted now), most losing first (profit with swap; then the older
-   * ticket), each with that profit.
+   * The positions a stop-out may close now, most losing first (profit with swap; then the older ticket), each with that
+   * profit. A position whose market is closed, has not ticked since it opened, or has not ticked for longer than
+   * `maxQuoteAgeMs`, is left out (`quoteRefusal`): closed on a Saturday at Friday's last bid, a stop-out realised a
+   * price no market offered. It is judged again at its market's next tick.
    */
   private stopOutRanking(accountId: number, time: number): { position: Position; profit: number }[] {
     const ranking: { position: Position; profit: number }[] = [];
