@@ -4,9 +4,8 @@
  * `{"error":"Bad Request","message":"Client Error","statusCode":400}`, whose "error" is no code of the registry. The
  * 408 of a request not all sent within 30 s: shutdown.test.ts.
  */
-import net from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { startTestServer, type TestServer } from "./helpers.ts";
+import { rawExchange, startTestServer, type TestServer } from "./helpers.ts";
 import { listenHttp } from "./pusher-helpers.ts";
 
 let server: TestServer;
@@ -16,25 +15,6 @@ beforeAll(async () => {
   port = Number(new URL(await listenHttp(server)).port);
 });
 afterAll(async () => server.close());
-
-/** Sends `text` on a new connection; answers the status, the headers (lower case) and the parsed body. */
-function exchange(text: string): Promise<{ status: number; headers: string; body: unknown }> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, "127.0.0.1");
-    let received = "";
-    socket.on("data", (chunk) => (received += chunk.toString("latin1")));
-    socket.on("close", () => {
-      const split = received.indexOf("\r\n\r\n");
-      resolve({
-        status: Number(received.split(" ")[1]),
-        headers: received.slice(0, split).toLowerCase(),
-        body: JSON.parse(received.slice(split + 4)),
-      });
-    });
-    socket.on("error", reject);
-    socket.write(text);
-  });
-}
 
 it.each([
   [
@@ -57,19 +37,22 @@ it.each([
     "MALFORMED_REQUEST",
   ],
 ])("answers %s in the Client API's shape", async (_name, request, status, code) => {
-  const answer = await exchange(request);
+  const answer = await rawExchange(port, request);
   expect(answer.status).toBe(status);
-  expect(answer.body).toEqual({ error: code, message: expect.any(String) });
+  expect(JSON.parse(answer.body)).toEqual({ error: code, message: expect.any(String) });
   expect(answer.headers).toContain("x-content-type-options: nosniff");
   expect(answer.headers).toContain("connection: close");
 });
 
 it("answers a malformed request to the Automation API in its shape, with its statuses", async () => {
-  const malformed = await exchange("GET /v1/api/account HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n");
+  const malformed = await rawExchange(port, "GET /v1/api/account HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n");
   expect(malformed.status).toBe(400);
-  expect(malformed.body).toEqual({ success: false, error: expect.any(String), code: "MALFORMED_REQUEST" });
+  expect(JSON.parse(malformed.body)).toEqual({ success: false, error: expect.any(String), code: "MALFORMED_REQUEST" });
   // 431 is no status of seed 003: 400, with the code.
-  const large = await exchange(`GET /v1/api/account HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+  const large = await rawExchange(
+    port,
+    `GET /v1/api/account HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`,
+  );
   expect(large.status).toBe(400);
-  expect(large.body).toMatchObject({ success: false, code: "HEADERS_TOO_LARGE" });
+  expect(JSON.parse(large.body)).toMatchObject({ success: false, code: "HEADERS_TOO_LARGE" });
 });

@@ -3,6 +3,7 @@
  * pinned clock (Tuesday noon UTC: every market open), driven with `app.inject`.
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { EngineConfig } from "@bourse/core";
@@ -195,4 +196,28 @@ export function postgresTestServer(connectionString: string | undefined, databas
     await runSql(connectionString!, `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
   });
   return fixture;
+}
+
+/**
+ * Sends `text` as it is on a new connection to `port` and waits for the server to close it (within 5 s): answers the
+ * status, the headers (lower case, one a line) and the body as text. For what no HTTP client sends.
+ */
+export function rawExchange(port: number, text: string): Promise<{ status: number; headers: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1");
+    let received = "";
+    socket.setTimeout(5_000, () => reject(new Error(`no close; received ${JSON.stringify(received)}`)));
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString("utf8")));
+    socket.on("close", () => {
+      const split = received.indexOf("\r\n\r\n");
+      const [statusLine = "", ...headers] = received.slice(0, split).split("\r\n");
+      resolve({
+        status: Number(statusLine.split(" ")[1]),
+        headers: headers.join("\n").toLowerCase(),
+        body: received.slice(split + 4),
+      });
+    });
+    socket.on("error", reject);
+    socket.write(text);
+  });
 }
