@@ -115,7 +115,7 @@ const SECURITY_HEADERS = {
  * their token in a header, never a cookie, so no credentials mode is needed, and `*` is safe to offer. The answers say
  * which origin may read them, and let it read the rate-limit headers.
  */
-const CORS_EXPOSED_HEADERS = "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After";
+const CORS_EXPOSED_HEADERS = "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, Bourse-Seq";
 const CORS_ALLOWED_METHODS = "GET, POST, PUT, DELETE";
 const CORS_ALLOWED_HEADERS = "Authorization, Content-Type";
 /** How long a browser may keep a preflight's answer. */

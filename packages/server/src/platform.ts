@@ -265,6 +265,14 @@ export class Platform {
     return this.durable;
   }
 
+  /**
+   * The journal sequence of the last durable event, which `engine`'s state reflects: read in the same turn as that
+   * state, it is the `seq` through which an answer made of it is current (SNAPSHOT_SEQ_HEADER).
+   */
+  get durableSequence(): number {
+    return this.recovered().lastSequence;
+  }
+
   /** The durable engine (health and metrics), or null before recovery. */
   get durableEngine(): DurableEngine | null {
     return this.durable;

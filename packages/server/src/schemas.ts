@@ -4,7 +4,7 @@
  * Request objects are closed (`additionalProperties: false`): an unknown field is a 400.
  */
 import { Type, type TObject, type TProperties, type TSchema } from "@sinclair/typebox";
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 
 export const ErrorResponse = Type.Object(
   {
@@ -91,3 +91,21 @@ export const authenticatedErrors = {
 export async function emptyBodyIsObject(request: FastifyRequest): Promise<void> {
   if (request.body === undefined) request.body = {};
 }
+
+/**
+ * The header of a snapshot answer (an account, its positions, its working orders) naming the `seq` of the last account
+ * event it reflects: a terminal that subscribed to the stream first applies on it only the events of a higher `seq`,
+ * and may resume from it (`sinceSeq`). Found by the audit of a terminal's journey of 7 December (sixth session): no
+ * answer said where it stood, so joining a snapshot to the stream double-counted or missed the deals between.
+ */
+export const SNAPSHOT_SEQ_HEADER = "bourse-seq";
+
+/** Sets SNAPSHOT_SEQ_HEADER; called in the same turn as the state is read, before any await. */
+export function markSnapshotSequence(reply: FastifyReply, sequence: number): void {
+  void reply.header(SNAPSHOT_SEQ_HEADER, String(sequence));
+}
+
+/** What /docs says of the header on the routes that send it. */
+export const SNAPSHOT_SEQ_DESCRIPTION =
+  "The answer's `Bourse-Seq` header is the seq of the last account event it reflects: apply on it only stream " +
+  "events of a higher seq, or resume the stream from it (subscribe's `sinceSeq`).";

@@ -17,6 +17,8 @@ import {
   columnsDescription,
   authenticatedErrors,
   emptyBodyIsObject,
+  markSnapshotSequence,
+  SNAPSHOT_SEQ_DESCRIPTION,
   toTable,
   type Table,
 } from "../schemas.ts";
@@ -161,18 +163,20 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Account"],
         summary: "The session's current account: profile and balance snapshot",
-        description: "The account the session signed in to (by login), else the user's first account.",
+        description: `The account the session signed in to (by login), else the user's first account. ${SNAPSHOT_SEQ_DESCRIPTION}`,
         querystring: NoQuery,
         response: { 200: DataResponse(AccountDetailSchema), ...authenticatedErrors },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const principal = request.principal!;
       const session = await platform.store.findSession(principal.sessionId);
       if (!session) throw new ApiError("UNAUTHORIZED", "The token is not valid");
       const accountId = session.accountId ?? platform.accountIdsOf(principal.userId)[0];
       if (accountId === undefined) throw new ApiError("NOT_FOUND", "The user has no trading account");
-      return { data: accountDetail(platform, platform.ownedAccount(principal.userId, accountId)) };
+      const data = accountDetail(platform, platform.ownedAccount(principal.userId, accountId));
+      markSnapshotSequence(reply, platform.durableSequence);
+      return { data };
     },
   );
 
@@ -183,14 +187,17 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Account"],
         summary:
           "One account: login, currency, leverage, mode, balance, credit, equity, margin, free margin, margin level, profit",
+        description: SNAPSHOT_SEQ_DESCRIPTION,
         params: AccountIdParams,
         querystring: NoQuery,
         response: { 200: DataResponse(AccountDetailSchema), ...authenticatedErrors },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const account = platform.ownedAccount(request.principal!.userId, Number(request.params.accountId));
-      return { data: accountDetail(platform, account) };
+      const data = accountDetail(platform, account);
+      markSnapshotSequence(reply, platform.durableSequence);
+      return { data };
     },
   );
 

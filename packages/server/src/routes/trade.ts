@@ -14,6 +14,8 @@ import {
   authenticatedErrors,
   columnsDescription,
   emptyBodyIsObject,
+  markSnapshotSequence,
+  SNAPSHOT_SEQ_DESCRIPTION,
 } from "../schemas.ts";
 import {
   CloseResult,
@@ -77,13 +79,17 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Trade"],
         summary: "Working (pending) orders (table), oldest first",
-        description: columnsDescription(WORKING_ORDER_COLUMNS),
+        description: `${columnsDescription(WORKING_ORDER_COLUMNS)} ${SNAPSHOT_SEQ_DESCRIPTION}`,
         params: AccountIdParams,
         querystring: NoQuery,
         response: { 200: TableResponse, ...authenticatedErrors },
       },
     },
-    async (request) => workingOrders(platform, userOf(request), Number(request.params.accountId)),
+    async (request, reply) => {
+      const table = workingOrders(platform, userOf(request), Number(request.params.accountId));
+      markSnapshotSequence(reply, platform.durableSequence);
+      return table;
+    },
   );
 
   app.post(
@@ -130,13 +136,17 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Trade"],
         summary: "Open positions (table) with current price and floating profit",
-        description: columnsDescription(POSITION_COLUMNS),
+        description: `${columnsDescription(POSITION_COLUMNS)} ${SNAPSHOT_SEQ_DESCRIPTION}`,
         params: AccountIdParams,
         querystring: NoQuery,
         response: { 200: TableResponse, ...authenticatedErrors },
       },
     },
-    async (request) => openPositions(platform, userOf(request), Number(request.params.accountId)),
+    async (request, reply) => {
+      const table = openPositions(platform, userOf(request), Number(request.params.accountId));
+      markSnapshotSequence(reply, platform.durableSequence);
+      return table;
+    },
   );
 
   app.post(
