@@ -13,7 +13,7 @@
  *
  * Types and payloads (every one has `accountId`, `seq`, `time`, `event`):
  * - `executionEvent`: `ORDER_ACCEPTED` {orderId, symbol, status: "PLACED", order}, `ORDER_STATUS` {orderId,
- *   symbol, status (PARTIALLY_FILLED, FILLED, CANCELLED, EXPIRED, REJECTED), filledVolume, reason},
+ *   symbol, status (PARTIALLY_FILLED, FILLED, CANCELLED, EXPIRED, REJECTED), filledVolume, statusReason},
  *   `DEAL` {orderId, symbol, deal} (each fill; the order's PARTIALLY_FILLED / FILLED status follows),
  *   `ORDER_MODIFIED` {orderId, symbol, price, stopLimitPrice, sl, tp, trailingDistance, expiration,
  *   triggered}, and `ORDER_REJECTED` for a rejected order command (see below);
@@ -178,7 +178,10 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
           ...(symbol === undefined ? {} : { symbol }),
           status: event.status,
           filledVolume: instrument ? lotsToWire(event.filledVolume, instrument) : event.filledVolume,
-          reason: event.reason,
+          // The order's own `statusReason` in REST: its `reason` says who made the order (CLIENT, STOP_LOSS…). Sent as
+          // `reason` until the audit of a terminal's journey of 7 December (sixth session), which found a terminal
+          // merging the two records mis-rendering a cancelled order.
+          statusReason: event.reason,
         }),
       ];
     case "OrderChanged":
@@ -451,7 +454,7 @@ export function publishRejectedOrder(platform: Platform, command: UntimedCommand
     type: order.type,
     volume: instrument ? lotsToWire(order.volume, instrument) : order.volume,
     status: "REJECTED",
-    reason: error.code,
+    statusReason: error.code,
     message: error.message,
     clientOrderId: order.clientOrderId ?? null,
   });

@@ -656,7 +656,16 @@ describe("trading over the socket", () => {
     const cancelled = await client.request("cancelOrder", { orderId });
     expect(cancelled.payload.data).toMatchObject({ id: orderId, status: "CANCELLED" });
     const status = await client.next(execution("ORDER_STATUS"));
-    expect(status.payload).toMatchObject({ orderId, symbol: "EURUSD", status: "CANCELLED", reason: "CLIENT_CANCEL" });
+    // The cause in `statusReason`, as the order's REST view names it (the audit of a terminal's journey of 7 December,
+    // sixth session: it was `reason`, which REST uses for who made the order).
+    expect(status.payload).toMatchObject({
+      orderId,
+      symbol: "EURUSD",
+      status: "CANCELLED",
+      statusReason: cancelled.payload.data.statusReason,
+    });
+    expect(status.payload.statusReason).toBe("CLIENT_CANCEL");
+    expect(status.payload).not.toHaveProperty("reason");
     const missing = await client.request("cancelOrder", { orderId });
     expect(missing.payload.code).toBe("ORDER_NOT_FOUND");
     const orders = await client.request("orderHistory", { symbol: "EURUSD" });
@@ -719,7 +728,7 @@ describe("trading over the socket", () => {
       type: "MARKET",
       volume: 50,
       status: "REJECTED",
-      reason: "NO_MONEY",
+      statusReason: "NO_MONEY",
     });
   });
 
