@@ -43,6 +43,8 @@ describe("the user's accounts", () => {
     expect(euro.body.data).not.toHaveProperty("userId");
     const yen = await openAccount(user, { currency: "JPY" });
     expect(yen.body.data).toMatchObject({ currency: "JPY", leverage: 100, mode: "HEDGING", balance: 10000 });
+    const yenDetail = await call(server, "GET", `/api/v1/accounts/${yen.body.data.login}`, { token: user.token });
+    expect(yenDetail.body.data).toMatchObject({ currency: "JPY", currencyDigits: 0 });
     const defaults = await openAccount(user, {});
     expect(defaults.body.data).toMatchObject({ currency: "USD", leverage: 100, mode: "HEDGING" });
 
@@ -102,6 +104,14 @@ describe("one account", () => {
     const current = await call(server, "GET", "/api/v1/account", { token: user.token });
     expect(current.status).toBe(200);
     expect(current.body.data).toMatchObject({ login: user.login, balance: 10000, openPositions: 0, workingOrders: 0 });
+    // The group's levels and the money's decimals, which a terminal had to hard-code (the audit of a terminal's journey
+    // of 7 December, sixth session).
+    expect(current.body.data).toMatchObject({
+      group: "standard",
+      marginCallLevel: 100,
+      stopOutLevel: 50,
+      currencyDigits: 2,
+    });
     const second = await openAccount(user, { currency: "GBP" });
     const byLogin = await call(server, "POST", "/api/v1/login", {
       body: { login: second.body.data.login, password: user.password },
@@ -149,6 +159,9 @@ describe("one account", () => {
       createdAt: "2026-06-02T12:00:00.000Z",
       openPositions: 1,
       workingOrders: 1,
+      marginCallLevel: 100,
+      stopOutLevel: 50,
+      currencyDigits: 2,
     });
   });
 });

@@ -3,7 +3,7 @@
  * current account, one account's profile and balance snapshot, and its balance ledger.
  * Every account-scoped route checks ownership first: another user's login is a 403, never data.
  */
-import { ACCOUNT_CURRENCIES, type Account } from "@bourse/core";
+import { ACCOUNT_CURRENCIES, currencyDigits, type Account } from "@bourse/core";
 import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
@@ -28,20 +28,35 @@ import { ACCOUNT_COLUMNS, AccountViewSchema, accountView } from "../views.ts";
 /** Bound on the trading accounts one user may hold (the sign-up account included). */
 export const MAX_ACCOUNTS_PER_USER = 10;
 
+// The group's levels and the currency's digits: a terminal drew its margin bar and formatted money with values it had
+// to hard-code (found by the audit of a terminal's journey of 7 December, sixth session).
 const AccountDetailSchema = Type.Intersect([
   AccountViewSchema,
   Type.Object({
     openPositions: Type.Integer({ description: "Positions open now" }),
     workingOrders: Type.Integer({ description: "Pending orders working now" }),
+    marginCallLevel: Type.Integer({
+      description: "Percent: at this margin level or below, the account is in margin call",
+    }),
+    stopOutLevel: Type.Integer({
+      description:
+        "Percent: at this margin level or below, the most losing position is closed, again, until it is above",
+    }),
+    currencyDigits: Type.Integer({ description: "Decimals of the account currency's money (2 for USD, 0 for JPY)" }),
   }),
 ]);
 
 function accountDetail(platform: Platform, account: Account) {
   const state = platform.engine.state;
+  const group = platform.engine.config.groups.find((candidate) => candidate.name === account.group);
+  if (!group) throw new Error(`account ${account.id} has unknown group ${account.group}`);
   return {
     ...accountView(platform, account),
     openPositions: state.accountPositions.get(account.id)?.size ?? 0,
     workingOrders: state.accountWorkingOrders.get(account.id)?.size ?? 0,
+    marginCallLevel: group.marginCallLevelPercent,
+    stopOutLevel: group.stopOutLevelPercent,
+    currencyDigits: currencyDigits(account.currency),
   };
 }
 
