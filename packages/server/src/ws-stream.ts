@@ -89,6 +89,7 @@ import {
 } from "./upgrade-router.ts";
 import { WsCloseCodes, type WsCloseName } from "./ws-codes.ts";
 import { typeboxErrorMessage } from "./validation-messages.ts";
+import { timeToWire } from "./wire.ts";
 import { clientRateLimiterOf, clientRequestKey, type FixedWindowLimiter } from "./rate-window.ts";
 import { automationRateLimiterOf } from "./routes/automation.ts";
 
@@ -269,7 +270,11 @@ const HANDLERS: Readonly<Record<string, Handler<TSchema>>> = {
   depthUnsubscribe: handler(DepthUnsubscribePayload, (c, p, id) => c.depthUnsubscribe(p, id)),
   metricsSubscribe: handler(MetricsPayloadSchema, (c, p, id) => c.metricsSubscribe(p, id)),
   metricsUnsubscribe: handler(MetricsPayloadSchema, (c, p, id) => c.metricsUnsubscribe(p, id)),
-  ping: handler(PingPayload, async (c, _p, id) => c.reply("pong", {}, id)),
+  // The server's clock beside the answer: a client measures its offset by it (the audit of a terminal's journey of 7
+  // December, sixth session: nothing gave the server's time).
+  ping: handler(PingPayload, async (c, _p, id) =>
+    c.reply("pong", { serverTime: timeToWire(c.platform.clock.now()) }, id),
+  ),
   createOrder: handler(PlaceOrderBody, async (c, p) => placeOrder(c.platform, c.userId, c.accountFor(p.accountId), p), {
     trading: true,
     rateLimited: true,

@@ -224,6 +224,9 @@ describe("sign in and sessions", () => {
     expect(raw.body.data.accounts).toEqual([user.login]);
     const bearer = await call(server, "GET", "/api/v1/session", { token: `Bearer ${byLogin.body.data.token}` });
     expect(bearer.status).toBe(200);
+    // The server's clock, by which a client measures its offset (the audit of a terminal's journey of 7 December,
+    // sixth session).
+    expect(bearer.body.data.serverTime).toBe(new Date(server.clock.now()).toISOString());
     expect(bearer.body.data.account.login).toBe(user.login);
   });
 

@@ -112,7 +112,12 @@ describe("authorization", () => {
     const user = await signUp(server);
     const client = await connect(user);
     client.send("ping", {}, "p1");
-    expect(await client.nextOf("pong")).toEqual({ type: "pong", payload: {}, id: "p1" });
+    // With the server's clock, by which a client measures its offset.
+    expect(await client.nextOf("pong")).toEqual({
+      type: "pong",
+      payload: { serverTime: "2026-06-02T12:00:00.000Z" },
+      id: "p1",
+    });
   });
 
   it("closes a socket whose first message is not authorize with 4001", async () => {

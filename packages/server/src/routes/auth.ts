@@ -166,6 +166,10 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
               account: Type.Union([AccountViewSchema, Type.Null()]),
               accounts: Type.Array(Type.Integer(), { description: "Logins of every account of the user" }),
               expiresAt: Type.String({ format: "date-time" }),
+              serverTime: Type.String({
+                format: "date-time",
+                description: "The server's clock: a client measures its own offset by it (expiry, expirations)",
+              }),
             }),
           ),
           ...authenticatedErrors,
@@ -187,6 +191,7 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
           account: account ? accountView(platform, account) : null,
           accounts: [...platform.accountIdsOf(user.id)],
           expiresAt: timeToWire(principal.expiresAt),
+          serverTime: timeToWire(platform.clock.now()),
         },
       };
     },
