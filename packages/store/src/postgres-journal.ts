@@ -58,6 +58,7 @@ import type {
   ReadModels,
 } from "./read-models.ts";
 import {
+  POSTGRES_HISTORY_SYMBOL_INDEXES_MIGRATION,
   POSTGRES_READ_MODELS_MIGRATION,
   POSTGRES_READ_MODEL_TIME_INDEXES_MIGRATION,
   applyReadModels,
@@ -187,6 +188,7 @@ const MIGRATIONS: readonly Migration[] = [
       END $$;
     `,
   },
+  { version: 6, name: "history indexes by symbol", sql: POSTGRES_HISTORY_SYMBOL_INDEXES_MIGRATION },
 ];
 
 /** Journal records projected per transaction when open() catches the read models up. */

@@ -29,6 +29,7 @@ import {
   PLATFORM_NOTIFICATION_EVENTS_SQL,
   PLATFORM_ALERT_TRIGGER_KEYS_SQL,
   PLATFORM_INSTRUMENT_SCALES_SQL,
+  PLATFORM_CLEANUP_INDEXES_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -86,6 +87,7 @@ const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: "notification events", sql: postgresText(PLATFORM_NOTIFICATION_EVENTS_SQL) },
   { version: 6, name: "alert trigger keys", sql: postgresText(PLATFORM_ALERT_TRIGGER_KEYS_SQL) },
   { version: 7, name: "instrument scales", sql: postgresText(PLATFORM_INSTRUMENT_SCALES_SQL) },
+  { version: 8, name: "cleanup indexes and prune marks", sql: postgresText(PLATFORM_CLEANUP_INDEXES_SQL) },
 ];
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -238,7 +240,13 @@ export class PostgresPlatformStore extends SqlPlatformStore {
       throw new RangeError(
         `schema must be a plain identifier (letters, digits, _), got ${JSON.stringify(this.schema)}`,
       );
-    this.dialect = { schemaPrefix: `"${this.schema}".`, greatest: "GREATEST", least: "LEAST", lock: " FOR UPDATE" };
+    this.dialect = {
+      schemaPrefix: `"${this.schema}".`,
+      greatest: "GREATEST",
+      least: "LEAST",
+      lock: " FOR UPDATE",
+      settleInserts: "LOCK TABLE {table} IN SHARE MODE",
+    };
   }
 
   protected async connect(): Promise<SqlDatabase> {

@@ -19,6 +19,7 @@ import {
   PLATFORM_NOTIFICATION_EVENTS_SQL,
   PLATFORM_ALERT_TRIGGER_KEYS_SQL,
   PLATFORM_INSTRUMENT_SCALES_SQL,
+  PLATFORM_CLEANUP_INDEXES_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -63,6 +64,7 @@ const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: "notification events", sql: sqliteText(PLATFORM_NOTIFICATION_EVENTS_SQL) },
   { version: 6, name: "alert trigger keys", sql: sqliteText(PLATFORM_ALERT_TRIGGER_KEYS_SQL) },
   { version: 7, name: "instrument scales", sql: sqliteText(PLATFORM_INSTRUMENT_SCALES_SQL) },
+  { version: 8, name: "cleanup indexes and prune marks", sql: sqliteText(PLATFORM_CLEANUP_INDEXES_SQL) },
 ];
 
 /** The constraint a SQLite error reports as broken, or null for any other error. */
@@ -221,7 +223,13 @@ class SqliteDatabase implements SqlDatabase {
 }
 
 export class SqlitePlatformStore extends SqlPlatformStore {
-  protected readonly dialect: SqlDialect = { schemaPrefix: "", greatest: "max", least: "min", lock: "" };
+  protected readonly dialect: SqlDialect = {
+    schemaPrefix: "",
+    greatest: "max",
+    least: "min",
+    lock: "",
+    settleInserts: "",
+  };
 
   constructor(readonly options: SqlitePlatformStoreOptions) {
     super();

@@ -20,8 +20,51 @@ import {
 export interface PlatformStorage {
   /** A new, unopened store over this storage; each call is a process starting again. */
   store(): PlatformStore;
+  /**
+   * How the storage would read the tables for `sql` (a statement as the store runs it: its dialect, `?` placeholders)
+   * with `params`: a line per table read, in the words of SQLite's EXPLAIN QUERY PLAN, "SCAN t" for every row of t,
+   * "SEARCH t USING INDEX i (…)" for a range of index i, "SEARCH t USING INTEGER PRIMARY KEY (…)" for one of t's key.
+   */
+  plan(sql: string, params: readonly unknown[]): Promise<string[]>;
   dispose(): Promise<void>;
 }
+
+/** A statement a store ran, as its driver got it. */
+interface RanStatement {
+  readonly sql: string;
+  readonly params: readonly unknown[];
+}
+
+interface Executor {
+  all(sql: string, params?: readonly unknown[]): Promise<unknown>;
+  run(sql: string, params?: readonly unknown[]): Promise<number>;
+}
+
+/** Records every statement `store` runs from now on, in transactions too (through its driver's executor, private). */
+function recordStatements(store: PlatformStore): RanStatement[] {
+  const ran: RanStatement[] = [];
+  const recording = (executor: Executor): Executor => ({
+    all: (sql, params = []) => {
+      ran.push({ sql, params });
+      return executor.all(sql, params);
+    },
+    run: (sql, params = []) => {
+      ran.push({ sql, params });
+      return executor.run(sql, params);
+    },
+  });
+  const database = (store as unknown as { database: Executor & { transaction: Transaction } }).database;
+  const { all, run } = recording({ all: database.all.bind(database), run: database.run.bind(database) });
+  const transaction = database.transaction.bind(database);
+  Object.assign(database, {
+    all,
+    run,
+    transaction: ((work, options) => transaction((tx) => work(recording(tx)), options)) satisfies Transaction,
+  });
+  return ran;
+}
+
+type Transaction = (work: (tx: Executor) => Promise<unknown>, options?: object) => Promise<unknown>;
 
 export type PlatformStorageFactory = () => Promise<PlatformStorage>;
 
@@ -1058,6 +1101,39 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
         expect(await rejection(store.pruneUserHistories(bad))).toBeInstanceOf(ValidationError);
     });
 
+    // The prune reads only the users with rows after the last prune's mark (found by the audit of complexity of
+    // 7 December, sixth session): what it keeps must be what a prune of every user keeps.
+    it("keeps the newest rows of every user, prune after prune, whatever came between and whatever the bound", async () => {
+      const store = await withUsers();
+      const note = (userId: string, title: string) => ({ userId, level: "info" as const, title, createdAt: T0 });
+      const titles = async (userId: string) =>
+        (await store.listNotifications(userId, { limit: 100 })).rows.map((n) => n.title);
+      await store.addNotifications(["a1", "a2", "a3", "a4"].map((title) => note("alice", title)));
+      await store.addNotifications(["b1", "b2", "b3"].map((title) => note("bob", title)));
+      expect(await store.pruneUserHistories(3)).toBe(1);
+      expect(await store.pruneUserHistories(3)).toBe(0);
+      await store.addNotifications(["a5", "a6"].map((title) => note("alice", title)));
+      expect(await store.pruneUserHistories(3)).toBe(2);
+      expect(await titles("alice")).toEqual(["a6", "a5", "a4"]);
+      expect(await titles("bob")).toEqual(["b3", "b2", "b1"]);
+      // A smaller bound reaches the users with nothing new too; a larger one deletes nothing more.
+      expect(await store.pruneUserHistories(2)).toBe(2);
+      expect(await titles("bob")).toEqual(["b3", "b2"]);
+      expect(await store.pruneUserHistories(5)).toBe(0);
+      await store.addNotifications(["b4", "b5", "b6"].map((title) => note("bob", title)));
+      expect(await store.pruneUserHistories(2)).toBe(3);
+      expect(await titles("alice")).toEqual(["a6", "a5"]);
+      expect(await titles("bob")).toEqual(["b6", "b5"]);
+      // The mark is stored: a store opened again goes on from it.
+      await store.close();
+      opened.splice(opened.indexOf(store), 1);
+      const again = await openStore();
+      await again.addNotifications(["a7", "a8"].map((title) => note("alice", title)));
+      expect(await again.pruneUserHistories(2)).toBe(2);
+      expect((await again.listNotifications("alice", { limit: 100 })).rows.map((n) => n.title)).toEqual(["a8", "a7"]);
+      expect((await again.listNotifications("bob", { limit: 100 })).rows.map((n) => n.title)).toEqual(["b6", "b5"]);
+    });
+
     it("validates level, title and limit; refuses an unknown user", async () => {
       const store = await withUsers();
       const good = { userId: "alice", level: "info" as const, title: "t", createdAt: T0 };
@@ -1071,6 +1147,78 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(
         await rejection(store.listNotifications("alice", { limit: PLATFORM_LIMITS.pageLimit + 1 })),
       ).toBeInstanceOf(ValidationError);
+    });
+  });
+
+  // Found by the audit of complexity of 7 December, sixth session: the hourly purge of sessions scanned every session
+  // (its OR), the start-up load of a symbol's active alerts walked every alert by id, and the hourly prune counted
+  // every user's notifications and alert logs. Plans, not timings: each statement reads a range of an index.
+  describe("PlatformStore: what the hourly and start-up passes read", () => {
+    const BIG_TABLES = /^(SCAN|SEARCH) (sessions|price_alerts|notifications|alert_logs)\b/;
+
+    async function plansOf(ran: readonly RanStatement[]): Promise<string[][]> {
+      const plans: string[][] = [];
+      for (const { sql, params } of ran)
+        if (/^\s*(SELECT|DELETE|UPDATE)\b/i.test(sql))
+          plans.push((await storage!.plan(sql, params)).filter((line) => BIG_TABLES.test(line)));
+      return plans;
+    }
+
+    it("the purge of sessions reads the expired ones and the revoked ones each through an index", async () => {
+      const store = await withUsers();
+      await store.createSession({ id: "old", userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 10 });
+      await store.createSession({ id: "gone", userId: "bob", accountId: null, createdAt: T0, expiresAt: T0 + 99 });
+      await store.revokeSession("bob", "gone", T0 + 5);
+      const ran = recordStatements(store);
+      expect(await store.purgeExpiredSessions(T0 + 50)).toBe(2);
+      const lines = (await plansOf(ran)).flat();
+      expect(lines.filter((line) => line.startsWith("SCAN"))).toEqual([]);
+      expect(lines.some((line) => /^SEARCH sessions USING (COVERING )?INDEX sessions_expires\b/.test(line))).toBe(true);
+      expect(lines.some((line) => /^SEARCH sessions USING (COVERING )?INDEX sessions_revoked\b/.test(line))).toBe(true);
+    });
+
+    it("the active alerts of a symbol are read in id order from an index of (symbol, status, id)", async () => {
+      const store = await withUsers();
+      const alert: NewPriceAlert = {
+        id: "al1",
+        userId: "alice",
+        accountId: 1001,
+        symbol: "EURUSD",
+        side: "BID",
+        condition: "CROSSING_UP",
+        targetPrice: 108500,
+        message: "breakout",
+        createdAt: T0,
+      };
+      for (const id of ["al1", "al2", "al3"]) await store.createAlert({ ...alert, id });
+      await store.createAlert({ ...alert, id: "al4", symbol: "USDJPY" });
+      const ran = recordStatements(store);
+      expect((await store.listActiveAlertsBySymbol("EURUSD", "al1", 10)).map((found) => found.id)).toEqual([
+        "al2",
+        "al3",
+      ]);
+      const lines = (await plansOf(ran)).flat();
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^SEARCH price_alerts USING (COVERING )?INDEX price_alerts_symbol_status_id\b/);
+    });
+
+    it("a prune reads only the rows after the last prune's, and each user's through an index", async () => {
+      const store = await withUsers();
+      const note = (userId: string, title: string) => ({ userId, level: "info" as const, title, createdAt: T0 });
+      await store.addNotifications(["a1", "a2", "a3"].map((title) => note("alice", title)));
+      await store.addNotifications([note("bob", "b1")]);
+      const ran = recordStatements(store);
+      expect(await store.pruneUserHistories(2)).toBe(1);
+      await store.addNotifications([note("alice", "a4")]);
+      expect(await store.pruneUserHistories(2)).toBe(1);
+      const plans = await plansOf(ran);
+      expect(plans.flat().filter((line) => line.startsWith("SCAN"))).toEqual([]);
+      // The second prune asked for alice's rows only: the users with rows after the first prune's.
+      const users = ran.filter(({ sql }) => /SELECT DISTINCT user_id FROM \S*notifications\b/.test(sql));
+      expect(users).toHaveLength(2);
+      expect(await store.listNotifications("alice", { limit: 10 })).toMatchObject({
+        rows: [{ title: "a4" }, { title: "a3" }],
+      });
     });
   });
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { PostgresJournal, PostgresPlatformStore } from "../src/index.ts";
 import { platformStoreContract, type PlatformStorage } from "./platform-store.contract.ts";
-import { dropSchema, freshSchemaName } from "./postgres-test.ts";
+import { dropSchema, freshSchemaName, withClient } from "./postgres-test.ts";
 
 const connectionString = process.env.BOURSE_TEST_PG_URL;
 if (!connectionString)
@@ -13,10 +13,52 @@ if (!connectionString)
     "PostgresPlatformStore tests skipped: BOURSE_TEST_PG_URL is unset (e.g. postgres://postgres@127.0.0.1:5432/test)",
   );
 
+interface PlanNode {
+  readonly "Node Type": string;
+  readonly "Relation Name"?: string;
+  readonly "Index Name"?: string;
+  readonly "Index Cond"?: string;
+  readonly Plans?: readonly PlanNode[];
+}
+
+/** A plan's reads of tables, in the words of SQLite's EXPLAIN QUERY PLAN (PlatformStorage.plan). */
+function planLines(node: PlanNode, lines: string[] = []): string[] {
+  const table = node["Relation Name"];
+  const index =
+    node["Index Name"] ?? node.Plans?.find((child) => child["Node Type"] === "Bitmap Index Scan")?.["Index Name"];
+  if (node["Node Type"] === "Seq Scan") lines.push(`SCAN ${table}`);
+  else if (table !== undefined && index !== undefined) {
+    const cond = node["Index Cond"] ?? node.Plans?.find((child) => child["Index Name"] === index)?.["Index Cond"];
+    lines.push(
+      cond === undefined ? `SCAN ${table} USING INDEX ${index}` : `SEARCH ${table} USING INDEX ${index} ${cond}`,
+    );
+  }
+  for (const child of node.Plans ?? []) if (child["Node Type"] !== "Bitmap Index Scan") planLines(child, lines);
+  return lines;
+}
+
+/**
+ * The plan of `sql` with sequential scans disabled: a test's tables hold a few rows, where one is cheapest whatever
+ * the indexes, so a plan with one left means no index could serve.
+ */
+async function postgresPlan(sql: string, params: readonly unknown[]): Promise<string[]> {
+  let n = 0;
+  const text = sql.replace(/\?/g, () => `$${++n}`);
+  return withClient(connectionString, async (client) => {
+    await client.query("SET enable_seqscan = off");
+    const { rows } = await client.query<{ "QUERY PLAN": { Plan: PlanNode }[] }>(
+      `EXPLAIN (FORMAT JSON) ${text}`,
+      params as unknown[],
+    );
+    return planLines(rows[0]!["QUERY PLAN"][0]!.Plan);
+  });
+}
+
 async function postgresStorage(): Promise<PlatformStorage> {
   const schema = freshSchemaName("bourse_platform_test");
   return {
     store: () => new PostgresPlatformStore({ connectionString: connectionString!, schema, poolSize: 4 }),
+    plan: postgresPlan,
     dispose: () => dropSchema(connectionString, schema),
   };
 }

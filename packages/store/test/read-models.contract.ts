@@ -348,6 +348,44 @@ export function readModelsContract(factory: JournalStorageFactory): void {
       }
     });
 
+    // A symbol's pages read an index of their own (found by the audit of complexity of 7 December, sixth session): they
+    // must hold what the whole history holds of that symbol, paged, from and to any time. The ledger has no symbol.
+    it("a symbol's history, paged and bounded in time, is the whole history's rows of that symbol", async () => {
+      const { journal, scenario } = await journalWithScenario();
+      const histories = [
+        [(query: HistoryQuery) => journal.orderHistory(query), (row: { createdAt: number }) => row.createdAt],
+        [(query: HistoryQuery) => journal.dealHistory(query), (row: { time: number }) => row.time],
+        [(query: HistoryQuery) => journal.positionHistory(query), (row: { openTime: number }) => row.openTime],
+      ] as const;
+      let compared = 0;
+      for (const [fetch, timeOf] of histories)
+        for (const accountId of [scenario.hedging, scenario.netting]) {
+          const every = (await allPages(fetch as never, { accountId, limit: MAX_HISTORY_LIMIT })).rows as unknown as {
+            symbol: string;
+          }[];
+          const times = [...new Set(every.map((row) => timeOf(row as never)))].sort((left, right) => left - right);
+          for (const symbol of ["EURUSD", "USDJPY", "EURJPY", "XAUUSD"])
+            for (const from of [undefined, times[1] ?? 0])
+              for (const to of [undefined, (times.at(-2) ?? 0) + 1]) {
+                const inside = every.filter(
+                  (row) =>
+                    row.symbol === symbol &&
+                    timeOf(row as never) >= (from ?? 0) &&
+                    timeOf(row as never) < (to ?? Number.MAX_SAFE_INTEGER),
+                );
+                const paged = await allPages(fetch as never, { accountId, symbol, from, to, limit: 2 });
+                expect(paged.rows).toEqual(inside);
+                compared += inside.length;
+              }
+        }
+      expect(compared).toBeGreaterThan(20);
+      const ledger = await allPages((query) => journal.ledger(query), { accountId: scenario.hedging, limit: 3 });
+      expect(
+        (await allPages((query) => journal.ledger(query), { accountId: scenario.hedging, symbol: "USDJPY", limit: 3 }))
+          .rows,
+      ).toEqual(ledger.rows);
+    });
+
     it("refuses a limit out of bounds and a cursor it did not issue", async () => {
       const { journal, scenario } = await journalWithScenario();
       const accountId = scenario.hedging;

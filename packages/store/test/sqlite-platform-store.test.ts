@@ -27,10 +27,23 @@ function removeTemporaryDirectories(): void {
   for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
 }
 
+/** EXPLAIN QUERY PLAN of `sql` on a connection of its own to `path`. */
+async function sqlitePlan(path: string, sql: string, params: readonly unknown[]): Promise<string[]> {
+  const database = new Database(path);
+  try {
+    return (database.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map(
+      (row) => row.detail,
+    );
+  } finally {
+    database.close();
+  }
+}
+
 async function sqliteStorage(): Promise<PlatformStorage> {
   const path = temporaryPath();
   return {
     store: () => new SqlitePlatformStore({ path }),
+    plan: (sql, params) => sqlitePlan(path, sql, params),
     async dispose() {
       removeTemporaryDirectories();
     },
@@ -41,6 +54,7 @@ async function sqliteWorkerStorage(): Promise<PlatformStorage> {
   const path = temporaryPath();
   return {
     store: () => new SqlitePlatformStore({ path, derivedWrites: "worker" }),
+    plan: (sql, params) => sqlitePlan(path, sql, params),
     async dispose() {
       removeTemporaryDirectories();
     },
