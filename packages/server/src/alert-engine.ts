@@ -265,6 +265,7 @@ export const AlertLogViewSchema = Type.Object({
   target: Type.Union([Type.Number(), Type.Null()]),
   triggeredPrice: Type.Number(),
   triggeredAt: Type.String({ format: "date-time" }),
+  message: Type.String({ description: "The alert's message when it triggered, as its priceAlertEvent showed it" }),
 });
 export type AlertLogView = Static<typeof AlertLogViewSchema>;
 
@@ -313,6 +314,7 @@ export function alertLogView(log: AlertLog, instrument: InstrumentSpec | undefin
     target: priceView(log.target, instrument),
     triggeredPrice: priceView(log.triggeredPrice, instrument)!,
     triggeredAt: timeToWire(log.triggeredAt),
+    message: log.message,
   };
 }
 
@@ -768,6 +770,7 @@ export class AlertEngine {
       target: targetOf(alert, leg, price),
       triggeredPrice: price,
       triggeredAt: time,
+      message: alert.message,
     };
     let patch: PriceAlertPatch | null = null;
     let after: PriceAlert = alert;

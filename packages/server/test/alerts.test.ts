@@ -284,6 +284,7 @@ describe("alert routes", () => {
       "target",
       "triggeredPrice",
       "triggeredAt",
+      "message",
     ]);
     expect(first.body.rows.map((row: unknown[]) => row[7])).toEqual([1.0808, 1.0807]);
     expect(first.body.rows[0]).toEqual([
@@ -296,6 +297,7 @@ describe("alert routes", () => {
       1.0805,
       1.0808,
       iso(server.clock.now()),
+      "",
     ]);
     const second = await call(server, "GET", `/api/v1/alerts/logs?limit=2&cursor=${first.body.nextCursor}`, {
       token: owner.token,
@@ -318,6 +320,26 @@ describe("alert routes", () => {
       expect(response.body.error).toBe("INVALID_DATA");
     }
     expect((await call(server, "DELETE", "/api/v1/alerts/logs/abc", { token: owner.token })).status).toBe(400);
+  });
+
+  // Found by the audit of a terminal's journey of 7 December (sixth session): a log row lacked the message its live
+  // priceAlertEvent showed, and once the alert was deleted the history had lost it.
+  it("keeps the alert's message on each log entry, as it was when the alert triggered", async () => {
+    await bid(1.08);
+    const alert = await createAlert({
+      condition: "LESS_THAN",
+      targetPrice: 1.0795,
+      message: "buy the dip",
+      repeating: true,
+    });
+    await bid(1.079);
+    await call(server, "POST", `/api/v1/alerts/${alert.id}`, { token: user.token, body: { message: "dip again" } });
+    await bid(1.08);
+    await bid(1.079);
+    expect((await logsOf(alert.id)).map((log) => log.message)).toEqual(["dip again", "buy the dip"]);
+    expect((await call(server, "DELETE", `/api/v1/alerts/${alert.id}`, { token: user.token })).status).toBe(200);
+    expect((await logsOf(alert.id)).map((log) => log.message)).toEqual(["dip again", "buy the dip"]);
+    await bid(1.08);
   });
 
   it("never shows or changes another user's alert or log (404), nor their data in any answer", async () => {
@@ -498,6 +520,7 @@ describe("the 13 conditions, once", () => {
         target: 1.1,
         triggeredPrice: 1.1002,
         triggeredAt: iso(server.clock.now()),
+        message: "EUR breakout",
       },
     ]);
     expect(await alertOf(alert.id, owner)).toMatchObject({ status: "triggered" });

@@ -309,6 +309,12 @@ export interface AlertLog {
   readonly target: number | null;
   readonly triggeredPrice: number;
   readonly triggeredAt: number;
+  /**
+   * The alert's message when it triggered: the history shows what the live event showed, after the alert changed or
+   * was deleted. Empty for entries from before migration 9 (found by the audit of a terminal's journey of 7 December,
+   * sixth session).
+   */
+  readonly message: string;
 }
 
 export type NewAlertLog = Omit<AlertLog, "id">;

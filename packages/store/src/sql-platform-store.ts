@@ -296,6 +296,9 @@ export const PLATFORM_CLEANUP_INDEXES_SQL = `CREATE INDEX sessions_revoked ON {s
     pruned_through {int} NOT NULL
   )`;
 
+/** Migration 9 of the platform tables: the alert's message on each of its log entries (`AlertLog.message`). */
+export const PLATFORM_ALERT_LOG_MESSAGES_SQL = "ALTER TABLE {s}alert_logs ADD COLUMN message text NOT NULL DEFAULT ''";
+
 /** A book side as stored: `[[price, volume], …]`, or null for none. */
 function levelsToText(field: string, levels: readonly BookLevel[] | undefined): string | null {
   if (levels === undefined) return null;
@@ -314,7 +317,8 @@ function levelsFromText(text: unknown): BookLevel[] | undefined {
   return (JSON.parse(String(text)) as [number, number][]).map(([price, volume]) => ({ price, volume }));
 }
 
-const ALERT_LOG_COLUMNS = "id, alert_id, user_id, symbol, side, condition, target, triggered_price, triggered_at";
+const ALERT_LOG_COLUMNS =
+  "id, alert_id, user_id, symbol, side, condition, target, triggered_price, triggered_at, message";
 function toAlertLog(row: Row): AlertLog {
   return {
     id: num(row.id),
@@ -326,6 +330,7 @@ function toAlertLog(row: Row): AlertLog {
     target: optNum(row.target),
     triggeredPrice: num(row.triggered_price),
     triggeredAt: num(row.triggered_at),
+    message: str(row.message),
   };
 }
 
@@ -1278,8 +1283,8 @@ export abstract class SqlPlatformStore implements PlatformStore {
   private alertLogInsert(log: NewAlertLog, triggerKey: string | null = null): SqlStatement {
     return {
       sql: `INSERT INTO {s}alert_logs (alert_id, user_id, symbol, side, condition, target, triggered_price, triggered_at,
-           trigger_key)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trigger_key) DO NOTHING RETURNING ${ALERT_LOG_COLUMNS}`,
+           trigger_key, message)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trigger_key) DO NOTHING RETURNING ${ALERT_LOG_COLUMNS}`,
       params: [
         checkId("alertId", log.alertId),
         checkId("userId", log.userId),
@@ -1290,6 +1295,7 @@ export abstract class SqlPlatformStore implements PlatformStore {
         checkInteger("triggeredPrice", log.triggeredPrice, 0),
         checkTime("triggeredAt", log.triggeredAt),
         triggerKey === null ? null : checkText("key", triggerKey, PLATFORM_LIMITS.nameLength * 2),
+        checkText("message", log.message, PLATFORM_LIMITS.messageLength, true),
       ],
     };
   }

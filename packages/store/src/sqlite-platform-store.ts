@@ -20,6 +20,7 @@ import {
   PLATFORM_ALERT_TRIGGER_KEYS_SQL,
   PLATFORM_INSTRUMENT_SCALES_SQL,
   PLATFORM_CLEANUP_INDEXES_SQL,
+  PLATFORM_ALERT_LOG_MESSAGES_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -65,6 +66,7 @@ const MIGRATIONS: readonly Migration[] = [
   { version: 6, name: "alert trigger keys", sql: sqliteText(PLATFORM_ALERT_TRIGGER_KEYS_SQL) },
   { version: 7, name: "instrument scales", sql: sqliteText(PLATFORM_INSTRUMENT_SCALES_SQL) },
   { version: 8, name: "cleanup indexes and prune marks", sql: sqliteText(PLATFORM_CLEANUP_INDEXES_SQL) },
+  { version: 9, name: "alert log messages", sql: sqliteText(PLATFORM_ALERT_LOG_MESSAGES_SQL) },
 ];
 
 /** The constraint a SQLite error reports as broken, or null for any other error. */

@@ -803,6 +803,7 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       target: 108500,
       triggeredPrice: 108501,
       triggeredAt: T0,
+      message: "EURUSD above 1.085 \u{1F4C8}",
     };
 
     it("adds logs and pages through them newest first, every row exactly once", async () => {
@@ -1086,6 +1087,7 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
         symbol: "EURUSD",
         target: 1,
         triggeredPrice: 2,
+        message: "",
       };
       for (let index = 0; index < 4; index++)
         await store.addAlertLog({ ...log, userId: "alice", triggeredAt: T0 + index });
