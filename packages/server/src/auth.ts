@@ -37,6 +37,8 @@ export const PASSWORD_MAX_LENGTH = 128;
 const VERIFIED_TOKENS_REMEMBERED = 10_000;
 /** Session rows remembered at most. */
 const SESSIONS_REMEMBERED = 10_000;
+/** How long a session may be kept alive by refreshes, from its sign-in: then the user signs in again. */
+export const SESSION_MAX_LIFETIME_MS = 7 * 86_400_000;
 /** How often expired and long-revoked session rows are deleted (`startSessionPurge`). */
 export const SESSION_PURGE_INTERVAL_MS = 3_600_000;
 /** Sign-in identifiers with no user behind them whose failures are remembered, at most. */
@@ -337,16 +339,49 @@ export class AuthService {
     });
     // At the user's session bound the store revoked the oldest session(s) to make room.
     this.revoked(revokedSessionIds, "sessionLimit");
-    const token = await new SignJWT({})
+    return { token: await this.signToken(user.id, session, now), session, user };
+  }
+
+  /** The JWT of `session`, expiring with it. */
+  private signToken(userId: string, session: Session, now: number): Promise<string> {
+    return new SignJWT({})
       .setProtectedHeader({ alg: JWT_ALGORITHM, typ: "JWT" })
-      .setSubject(user.id)
+      .setSubject(userId)
       .setJti(session.id)
       .setIssuer(JWT_ISSUER)
       .setAudience(JWT_AUDIENCE)
       .setIssuedAt(Math.floor(now / 1000))
       .setExpirationTime(Math.floor(session.expiresAt / 1000))
       .sign(this.signingKey);
-    return { token, session, user };
+  }
+
+  /**
+   * A new token for the caller's session, whose expiry moves to a full lifetime from now (BOURSE_SESSION_TTL_SECONDS),
+   * but never past SESSION_MAX_LIFETIME_MS from the sign-in: past that, sign in again. The session keeps its id, so
+   * its revocation (logout, password change) still ends every token of it, and the streams it authorised go on (an
+   * `authorize` with the new token moves their expiry). The old token works until its own expiry. Found by the audit
+   * of a terminal's journey of 7 December (sixth session): a web terminal had to ask for the password every hour.
+   */
+  async refresh(principal: Principal): Promise<IssuedSession> {
+    const now = this.platform.clock.now();
+    const [user, current] = await Promise.all([
+      this.platform.store.findUserById(principal.userId),
+      this.session(principal.sessionId),
+    ]);
+    if (!user || !current) throw new ApiError("UNAUTHORIZED", "The token is not valid");
+    const wanted = Math.min(now + this.config.sessionTtlSeconds * 1000, current.createdAt + SESSION_MAX_LIFETIME_MS);
+    const revocations = this.revocations;
+    const session = await this.platform.store.extendSession(
+      user.id,
+      principal.sessionId,
+      Math.floor(wanted / 1000) * 1000,
+      now,
+    );
+    if (!session) throw new ApiError("SESSION_REVOKED");
+    // As `session` remembers rows: not one read while a revocation finished.
+    if (revocations === this.revocations) this.sessions.set(session.id, session);
+    else this.sessions.delete(session.id);
+    return { token: await this.signToken(user.id, session, now), session, user };
   }
 
   /** The principal of a token, or UNAUTHORIZED / TOKEN_EXPIRED / SESSION_REVOKED. */

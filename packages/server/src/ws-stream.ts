@@ -763,7 +763,7 @@ class Connection {
         "An envelope has type (string), payload (object) and an optional id (string of at most 64 characters or integer)",
         replyId,
       );
-    if (type === "authorize") return this.error("INVALID_DATA", "This socket is authorized already", replyId);
+    if (type === "authorize") return this.extendAuthorization(payload, replyId);
     // Own names only: "constructor" or "toString" found an object member, threw, and the socket got no answer.
     const handler = Object.hasOwn(HANDLERS, type) ? HANDLERS[type] : undefined;
     if (!handler) return this.error("INVALID_DATA", `Unknown message type: ${type.slice(0, 64)}`, replyId);
@@ -802,23 +802,56 @@ class Connection {
     if (refusal !== null) return this.closeWith("TOO_MANY_SOCKETS", "LIMIT_REACHED", refusal, id);
     this.principal = principal;
     if (this.authTimer) clearTimeout(this.authTimer);
-    if (principal.expiresAt !== null) {
-      this.expiryTimer = setTimeout(
-        () => this.closeWith("TOKEN_EXPIRED", "TOKEN_EXPIRED", "The session expired"),
-        delayUntil(principal.expiresAt, this.platform.clock.now()),
-      );
-      this.expiryTimer.unref();
+    this.scheduleExpiry(principal.expiresAt);
+    if (byMessage) this.reply("authorized", this.authorizedPayload(principal), id);
+  }
+
+  /**
+   * An `authorize` on an authorized socket: a token of the same session (`POST /api/v1/session/refresh`) moves the
+   * socket's expiry to the token's; any other credential is refused and changes nothing. A terminal that refreshed its
+   * session kept a stream that closed at the first token's expiry (found by the audit of a terminal's journey of 7
+   * December, sixth session).
+   */
+  private async extendAuthorization(payload: unknown, id: string | number | undefined): Promise<void> {
+    const current = this.principal!;
+    if (!AUTHORIZE.Check(payload)) return this.error("INVALID_DATA", "authorize needs {token}", id);
+    let principal: StreamPrincipal;
+    try {
+      principal = await this.authenticate(payload.token);
+    } catch (error) {
+      const apiError = toApiError(error);
+      return this.error(apiError.code === "INTERNAL_ERROR" ? "UNAUTHORIZED" : apiError.code, apiError.message, id);
     }
-    if (byMessage)
-      this.reply(
-        "authorized",
-        {
-          accountIds:
-            principal.accountId !== null ? [principal.accountId] : this.platform.accountIdsOf(principal.userId),
-          scope: principal.scope,
-        },
+    if (this.closing || this.principal !== current) return;
+    if (principal.credential.kind !== current.credential.kind || principal.credential.id !== current.credential.id)
+      return this.error(
+        "INVALID_DATA",
+        "This socket is authorized already: only a token of its own session (a refresh) may extend it",
         id,
       );
+    this.principal = { ...current, expiresAt: principal.expiresAt };
+    this.scheduleExpiry(principal.expiresAt);
+    this.reply("authorized", this.authorizedPayload(this.principal), id);
+  }
+
+  /** Closes the socket with TOKEN_EXPIRED at `expiresAt` (a JWT's; null: never), in place of any earlier timer. */
+  private scheduleExpiry(expiresAt: number | null): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    if (expiresAt === null) return;
+    this.expiryTimer = setTimeout(
+      () => this.closeWith("TOKEN_EXPIRED", "TOKEN_EXPIRED", "The session expired"),
+      delayUntil(expiresAt, this.platform.clock.now()),
+    );
+    this.expiryTimer.unref();
+  }
+
+  private authorizedPayload(principal: StreamPrincipal) {
+    return {
+      accountIds: principal.accountId !== null ? [principal.accountId] : this.platform.accountIdsOf(principal.userId),
+      scope: principal.scope,
+      expiresAt: principal.expiresAt === null ? null : timeToWire(principal.expiresAt),
+    };
   }
 
   /** Closes the socket with REVOKED (4004) when `credential` is revoked (the bus's revocation topic). */

@@ -78,6 +78,7 @@ function exampleBody(route: RegisteredRoute): unknown {
     "POST /api/v2/ws/auth": { socket_id: "1234.5678", channel_name: `presence-account.${victim.login}` },
     // Routes that take no body.
     "POST /api/v1/logout": NO_BODY,
+    "POST /api/v1/session/refresh": NO_BODY,
     "POST /api/v1/notifications/:id/read": NO_BODY,
     "POST /api/v1/api-keys/:id/rotate": NO_BODY,
   };

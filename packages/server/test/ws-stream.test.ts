@@ -105,7 +105,11 @@ describe("authorization", () => {
     const client = await connect(null);
     client.send("authorize", { token: user.token }, 1);
     const authorized = await client.nextOf("authorized");
-    expect(authorized).toEqual({ type: "authorized", payload: { accountIds: [user.login], scope: "full" }, id: 1 });
+    expect(authorized).toEqual({
+      type: "authorized",
+      payload: { accountIds: [user.login], scope: "full", expiresAt: "2026-06-02T13:00:00.000Z" },
+      id: 1,
+    });
   });
 
   it("answers ping with pong echoing the id", async () => {

@@ -453,6 +453,11 @@ export interface PlatformStore {
   /** The session as stored, revoked or expired ones included: the caller checks `revokedAt` and `expiresAt`. */
   findSession(id: string): Promise<Session | null>;
   setSessionAccount(userId: string, sessionId: string, accountId: number | null): Promise<Session>;
+  /**
+   * Moves an unrevoked session's expiry to `expiresAt` if that is later (never earlier); answers the session as it
+   * stands, or null when it is absent, another user's, revoked, or expired at `now`.
+   */
+  extendSession(userId: string, sessionId: string, expiresAt: number, now: number): Promise<Session | null>;
   /** False when the session is absent, another user's, or already revoked. */
   revokeSession(userId: string, sessionId: string, now: number): Promise<boolean>;
   /** Revokes every unrevoked session of the user but `exceptSessionId` (a password change); returns their ids. */

@@ -741,6 +741,20 @@ export abstract class SqlPlatformStore implements PlatformStore {
     return toSession(rows[0]);
   }
 
+  async extendSession(userId: string, sessionId: string, expiresAt: number, now: number): Promise<Session | null> {
+    const rows = await this.all(
+      `UPDATE {s}sessions SET expires_at = ${this.dialect.greatest}(expires_at, ?)
+       WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ? RETURNING ${SESSION_COLUMNS}`,
+      [
+        checkTime("expiresAt", expiresAt),
+        checkId("sessionId", sessionId),
+        checkId("userId", userId),
+        checkTime("now", now),
+      ],
+    );
+    return rows[0] ? toSession(rows[0]) : null;
+  }
+
   async revokeSession(userId: string, sessionId: string, now: number): Promise<boolean> {
     const changed = await this.run(
       "UPDATE {s}sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",

@@ -261,6 +261,26 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect((await store.findSession("s1"))?.revokedAt).toBe(T0 + 1);
     });
 
+    it("extends an unrevoked, unexpired session of its user, never backwards", async () => {
+      const store = await withUsers();
+      const base = { userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 3_600_000 };
+      await store.createSession({ ...base, id: "s1" });
+      const extended = await store.extendSession("alice", "s1", T0 + 7_200_000, T0 + 60_000);
+      expect(extended).toEqual({ ...base, id: "s1", expiresAt: T0 + 7_200_000, revokedAt: null });
+      expect(await store.findSession("s1")).toEqual(extended);
+      // Never earlier.
+      expect((await store.extendSession("alice", "s1", T0 + 1_000, T0 + 60_000))?.expiresAt).toBe(T0 + 7_200_000);
+      // Another user's, an unknown one, an expired one, a revoked one: null, and nothing changes.
+      expect(await store.extendSession("bob", "s1", T0 + 9_000_000, T0 + 60_000)).toBeNull();
+      expect(await store.extendSession("alice", "nope", T0 + 9_000_000, T0 + 60_000)).toBeNull();
+      expect(await store.extendSession("alice", "s1", T0 + 9_000_000, T0 + 7_200_000)).toBeNull();
+      await store.createSession({ ...base, id: "s2" });
+      await store.revokeSession("alice", "s2", T0 + 1);
+      expect(await store.extendSession("alice", "s2", T0 + 9_000_000, T0 + 60_000)).toBeNull();
+      expect((await store.findSession("s2"))?.expiresAt).toBe(T0 + 3_600_000);
+      expect((await store.findSession("s1"))?.expiresAt).toBe(T0 + 7_200_000);
+    });
+
     it("refuses a duplicate id, an unknown user and an expiry before creation", async () => {
       const store = await withUsers();
       const session = { id: "s1", userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 1000 };

@@ -11,7 +11,7 @@ import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import { subscriberBlock } from "../client-address.ts";
 import { FixedWindowLimiter } from "../rate-window.ts";
-import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../auth.ts";
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type IssuedSession } from "../auth.ts";
 import { Closed, DataResponse, Email, ErrorResponse, OkResponse, authenticatedErrors } from "../schemas.ts";
 import { AccountViewSchema, UserViewSchema, accountView, userView } from "../views.ts";
 import { timeToWire } from "../wire.ts";
@@ -41,6 +41,17 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
     platform.config.loginLockSeconds * 1000,
     () => platform.clock.now(),
   );
+
+  /** A sign-in's or a refresh's answer: the token, its expiry, the user and the session's account. */
+  const tokenData = ({ token, session, user }: IssuedSession) => {
+    const account = session.accountId === null ? null : (platform.engine.state.accounts.get(session.accountId) ?? null);
+    return {
+      token,
+      expiresAt: timeToWire(session.expiresAt),
+      user: userView(user),
+      account: account ? accountView(platform, account) : null,
+    };
+  };
 
   app.post(
     "/api/v1/signup",
@@ -139,17 +150,7 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
         if (left === 0) loginsUnderWay.delete(address);
         else loginsUnderWay.set(address, left);
       }
-      const { token, session, user } = signedIn;
-      const account =
-        session.accountId === null ? null : (platform.engine.state.accounts.get(session.accountId) ?? null);
-      return {
-        data: {
-          token,
-          expiresAt: timeToWire(session.expiresAt),
-          user: userView(user),
-          account: account ? accountView(platform, account) : null,
-        },
-      };
+      return { data: tokenData(signedIn) };
     },
   );
 
@@ -194,6 +195,25 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
           serverTime: timeToWire(platform.clock.now()),
         },
       };
+    },
+  );
+
+  app.post(
+    "/api/v1/session/refresh",
+    {
+      schema: {
+        tags: ["Auth"],
+        summary: "A new token for this session, expiring a full lifetime from now",
+        description:
+          "The session keeps its id: a logout or a password change still ends every token of it, and the streams it " +
+          "authorised go on (send `authorize` with the new token on an open stream to move its expiry). The old " +
+          "token works until its own expiry. A session lives at most 7 days from its sign-in, whatever the " +
+          "refreshes: then sign in again (the new token's expiresAt says when).",
+        response: { 200: DataResponse(TokenData), ...authenticatedErrors },
+      },
+    },
+    async (request) => {
+      return { data: tokenData(await auth.refresh(request.principal!)) };
     },
   );
 
