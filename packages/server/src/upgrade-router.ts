@@ -45,6 +45,10 @@ export class UpgradeRouter {
     if (this.attached === server) return;
     this.attached = server;
     server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // Node took its own error listener off the socket for the upgrade: a client's reset before an adapter, the HTTP
+      // app or a refusal answers was an uncaught exception, which ended the process (found by the review of 7 December,
+      // sixth session). The adapters (ws) add their own once they take it.
+      socket.on("error", () => socket.destroy());
       let url: URL;
       try {
         url = new URL(request.url ?? "/", "http://localhost");
@@ -71,6 +75,9 @@ export class UpgradeRouter {
   }
 }
 
+/** How long a request that offered an upgrade other than to WebSocket may take to be answered (as any request). */
+const UPGRADE_OFFER_TIMEOUT_MS = 30_000;
+
 /** Whether the request asks for a WebSocket (`Upgrade: websocket`, any case, among other protocols offered). */
 function isWebSocketUpgrade(request: IncomingMessage): boolean {
   const upgrade = request.headers.upgrade;
@@ -88,6 +95,8 @@ function answerAsHttp(server: Server, request: IncomingMessage, socket: Duplex):
     return reject(socket, 400, "Bad Request", "A request with a body cannot offer an upgrade other than to WebSocket");
   const response = new ServerResponse(request);
   response.shouldKeepAlive = false;
+  // Node's request and keep-alive timers no longer watch this socket: an answer not written by then ends it.
+  (socket as Socket).setTimeout(UPGRADE_OFFER_TIMEOUT_MS, () => socket.destroy());
   response.assignSocket(socket as Socket);
   response.on("finish", () => {
     response.detachSocket(socket as Socket);
