@@ -550,6 +550,8 @@ describe("orders", () => {
     expect(market.body.data).toMatchObject({ ticket: filled.order, type: 0, volume: 0.01, status: "filled" });
     expect((await automation(server, "GET", "/v1/api/orders", key)).body.data).toHaveLength(1);
     expectError(await automation(server, "GET", "/v1/api/orders/-1", key), 400, "INVALID_DATA");
+    // Tickets start at 1 (the review of 7 December, sixth session: 0 was a 500).
+    expectError(await automation(server, "GET", "/v1/api/orders/0", key), 404, "ORDER_NOT_FOUND");
     expectError(await automation(server, "GET", "/v1/api/orders?x=1", key), 400, "INVALID_DATA");
     expectError(await automation(server, "GET", "/v1/api/orders", null), 401, "UNAUTHORIZED");
     expectError(await automation(server, "GET", `/v1/api/orders/${ticket}`, null), 401, "UNAUTHORIZED");

@@ -550,11 +550,16 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
         return { success: true as const, data: automationOrderView(platform, working) };
       // Found by the audit of the Automation API of 7 December (sixth session): once filled, cancelled or expired, the
       // ticket was 404, though the order's statuses name those ends.
-      const page = await platform.readModels.orderHistory({
-        accountId: account.id,
-        cursor: encodeCursor(ticket - 1),
-        limit: 1,
-      });
+      // Tickets start at 1: "0" passes the path's pattern, and a cursor of -1 was a 500 (found by the review of 7
+      // December, sixth session).
+      const page =
+        ticket < 1
+          ? { rows: [] }
+          : await platform.readModels.orderHistory({
+              accountId: account.id,
+              cursor: encodeCursor(ticket - 1),
+              limit: 1,
+            });
       const row = page.rows[0];
       if (row === undefined || row.id !== ticket)
         throw new ApiError("ORDER_NOT_FOUND", `No order #${ticket} in this account`);
