@@ -101,6 +101,13 @@ export function isEngineTime(value: unknown): value is number {
 /** The margin level shown at most, in basis points of a percent (10^15: ten trillion percent). */
 export const MAX_MARGIN_LEVEL_BASIS_POINTS = 1_000_000_000_000_000;
 
+/**
+ * How far above the margin-call level (in percentage points of margin level) an account in margin call must come
+ * back before the call clears: entering is at the level or below, clearing above level + this (MARGIN CALL
+ * HYSTERESIS).
+ */
+export const MARGIN_CALL_CLEARED_ABOVE_PERCENT = 5;
+
 export interface CommandSuccess {
   readonly ok: true;
   readonly events: readonly EngineEvent[];
@@ -2298,9 +2305,16 @@ export class TradingEngine {
     if (this.protectNegativeBalance(account, stoppedOut ? "stop-out" : "close", time))
       metrics = this.equityAndMargin(accountId);
     const inCall = metrics.margin > 0 && metrics.equity * 100 <= group.marginCallLevelPercent * metrics.margin;
+    // The call clears only MARGIN_CALL_CLEARED_ABOVE_PERCENT points above its level (a Schmitt trigger): a level
+    // hovering at the margin-call level entered and cleared the call on every tick that crossed it by a point, each a
+    // journal event and a client notification, twice a second in a quiet market (found by the audit of trading
+    // semantics of 7 December, sixth session).
+    const clear =
+      metrics.margin === 0 ||
+      metrics.equity * 100 > (group.marginCallLevelPercent + MARGIN_CALL_CLEARED_ABOVE_PERCENT) * metrics.margin;
     if (inCall && !account.marginCall)
       this.emit({ type: "MarginCallEntered", time, accountId, equity: metrics.equity, margin: metrics.margin });
-    else if (!inCall && account.marginCall)
+    else if (clear && account.marginCall)
       this.emit({ type: "MarginCallCleared", time, accountId, equity: metrics.equity, margin: metrics.margin });
     // Watched at the higher of the two levels: a group whose stop-out level is above its margin-call level (nothing
     // refuses one) was stopped out only once the margin-call level was crossed (found by an audit).

@@ -40,6 +40,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  MARGIN_CALL_CLEARED_ABOVE_PERCENT,
   TextHasher,
   TradingEngine,
   canonicalStateHead,
@@ -1788,12 +1789,16 @@ const riskObserver: Observer = {
         () =>
           `account ${accountId}: equity ${metrics.equity} / margin ${metrics.margin} at or below the stop-out level ${group.stopOutLevelPercent} % with a position it could close`,
       );
+      // In margin call at the level or below; out of it above level + MARGIN_CALL_CLEARED_ABOVE_PERCENT; between, the
+      // flag keeps what it was (the hysteresis of 7 December, sixth session).
       const inCall = metrics.equity * 100 <= group.marginCallLevelPercent * metrics.margin;
+      const clear =
+        metrics.equity * 100 > (group.marginCallLevelPercent + MARGIN_CALL_CLEARED_ABOVE_PERCENT) * metrics.margin;
       must(
-        account.marginCall === inCall,
+        (!inCall || account.marginCall) && (!clear || !account.marginCall),
         h,
         () =>
-          `account ${accountId}: margin call flag ${account.marginCall}, level says ${inCall} (${JSON.stringify(metrics)})`,
+          `account ${accountId}: margin call flag ${account.marginCall}, level says in call ${inCall}, clear ${clear} (${JSON.stringify(metrics)})`,
       );
     }
   },

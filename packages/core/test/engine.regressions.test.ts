@@ -790,3 +790,32 @@ describe("found by the audit of the Automation API of 7 December (sixth session)
     expect(s.positions(account)).toHaveLength(2);
   });
 });
+
+describe("found by the audit of trading semantics of 7 December (sixth session), the margin call", () => {
+  // A level hovering at the margin-call level entered and cleared the call on every tick that crossed it by a point:
+  // ten calls and ten clearings in twenty ticks, each journaled and notified.
+  it("enters at the level once and clears only 5 points above it, however the quote hovers between", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "1500");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1");
+    // Margin 1,084.30. Equity at bid 1.08025: 1,500 − 415.00 = 1,085.00 (100.06 %); at 1.08024: 1,084.00 (99.97 %).
+    for (let flip = 0; flip < 10; flip++) {
+      s.quote("EURUSD", "1.08024", "1.08034");
+      s.quote("EURUSD", "1.08025", "1.08035");
+    }
+    const calls = () => s.events.filter((event) => event.type === "MarginCallEntered").length;
+    const clearings = () => s.events.filter((event) => event.type === "MarginCallCleared").length;
+    expect([calls(), clearings()]).toEqual([1, 0]);
+    // 105 % of 1,084.30 is 1,138.52: at bid 1.08078 equity is 1,138.00 (104.95 %), still in call; at 1.08079, 1,139.00.
+    s.quote("EURUSD", "1.08078", "1.08088");
+    expect(s.get(account).marginCall).toBe(true);
+    s.quote("EURUSD", "1.08079", "1.08089");
+    expect([calls(), clearings()]).toEqual([1, 1]);
+    expect(s.get(account).marginCall).toBe(false);
+    // Back at the level: a call again.
+    s.quote("EURUSD", "1.08024", "1.08034");
+    expect([calls(), clearings()]).toEqual([2, 1]);
+    expect(s.replayMatches()).toBe(true);
+  });
+});

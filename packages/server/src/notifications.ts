@@ -32,7 +32,6 @@ import {
   type NotificationLevel,
 } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
-import { BoundedMap } from "./bounded-map.ts";
 import { BusTopics } from "./bus.ts";
 import type { Platform, PlatformLog } from "./platform.ts";
 import { timeToWire } from "./wire.ts";
@@ -210,22 +209,9 @@ const DEAL_LEVELS: Record<DealExecutedEvent["deal"]["reason"], NotificationLevel
 /** The notification of a journal event: `journalSequence` is the event's. */
 type EventNotification = NewNotification & { readonly journalSequence: number };
 
-/**
- * A margin call that clears is notified only this long after the margin call notified (then the next one at once):
- * a level hovering at the margin-call level entered and cleared the call on every tick that crossed it by a point,
- * each a notification, two a second in a quiet market (found by the audit of trading semantics of 7 December, sixth
- * session). Between, the notifications go on saying the account is in margin call, the careful side; the stream and
- * the journal carry every change.
- */
-export const MARGIN_CALL_CLEARED_AFTER_MS = 15 * 60_000;
-/** Accounts whose last margin-call notification is remembered; the oldest is forgotten first (then notified again). */
-const MARGIN_CALL_MEMORY = 100_000;
-
 export class NotificationService {
   readonly queue: WriteQueue;
   private started = false;
-  /** Per account, the last margin-call notification: whether it said "in call", and the event's time. */
-  private readonly marginCallNotified = new BoundedMap<number, { inCall: boolean; time: number }>(MARGIN_CALL_MEMORY);
   /** The sequence of the last journal record `onEvents` has taken: its notifications are pending or stored. */
   private seenThrough = 0;
   /** The journal sequence of the last mark written or queued. */
@@ -556,11 +542,6 @@ export class NotificationService {
     const account = this.account(event.accountId);
     if (!account) return null;
     const entered = event.type === "MarginCallEntered";
-    const last = this.marginCallNotified.get(account.id);
-    // The same as the last notification said; or a clearing too soon after the call (MARGIN_CALL_CLEARED_AFTER_MS).
-    if (last !== undefined && last.inCall === entered) return null;
-    if (!entered && last !== undefined && event.time - last.time < MARGIN_CALL_CLEARED_AFTER_MS) return null;
-    this.marginCallNotified.set(account.id, { inCall: entered, time: event.time });
     return {
       userId: account.userId,
       accountId: account.id,
