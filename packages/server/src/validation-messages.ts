@@ -138,15 +138,22 @@ export function ajvErrorsMessage(part: RequestPart, errors: readonly AjvError[])
   const deepest = Math.max(...errors.map(depth));
   const error = errors.filter((candidate) => depth(candidate) === deepest).at(-1)!;
   const field = fieldName(part, error.instancePath);
+  // An object that fits no member of a union of objects (sign-in by email or by login): each member's own complaint,
+  // not "must be an object" (found by the review of 7 December, sixth session).
+  if (error.keyword === "anyOf" || error.keyword === "oneOf") {
+    const members = errors.filter((other) => other !== error && other.instancePath === error.instancePath);
+    if (members.length > 0 && members.every((member) => objectComplaint(member) !== null))
+      return `${field} ${[...new Set(members.map((member) => objectComplaint(member)))].join(", or ")}`;
+  }
   switch (error.keyword) {
     case "additionalProperties":
       return part === "querystring"
         ? `unknown query parameter "${String(error.params.additionalProperty)}"`
-        : `${field} has an unknown field "${String(error.params.additionalProperty)}"`;
+        : `${field} ${objectComplaint(error)}`;
     case "required":
       return part === "querystring"
         ? `the query parameter "${String(error.params.missingProperty)}" is required`
-        : `${field} lacks the required field "${String(error.params.missingProperty)}"`;
+        : `${field} ${objectComplaint(error)}`;
     case "anyOf":
     case "oneOf":
     case "type":
@@ -162,6 +169,14 @@ export function ajvErrorsMessage(part: RequestPart, errors: readonly AjvError[])
       if (error.parentSchema !== undefined) return `${field} must be ${describeSchema(error.parentSchema)}`;
   }
   return `${field} ${error.message ?? "is not valid"}`;
+}
+
+/** What an object lacks or has too many of, as a predicate ("lacks the required field …"); null for other errors. */
+function objectComplaint(error: AjvError): string | null {
+  if (error.keyword === "required") return `lacks the required field "${String(error.params.missingProperty)}"`;
+  if (error.keyword === "additionalProperties")
+    return `has an unknown field "${String(error.params.additionalProperty)}"`;
+  return null;
 }
 
 /** One sentence for TypeBox's first error of a stream message's payload. */

@@ -90,6 +90,14 @@ describe("the Client API's and the admin API's", () => {
       error: "INVALID_DATA",
       message: 'bid must be a number or a decimal string such as "0.10"',
     });
+    // An object that fits no member of a union of objects: each member's complaint (the review of 7 December, sixth
+    // session: "the body must be an object").
+    const noIdentifier = await call(server, "POST", "/api/v1/login", { body: { password: "x" } });
+    expect(noIdentifier.body.message).toBe(
+      'the body lacks the required field "email", or lacks the required field "login"',
+    );
+    const both = await call(server, "POST", "/api/v1/login", { body: { email: "a@b.cd", login: 1, password: "x" } });
+    expect(both.body.message).toBe('the body has an unknown field "login", or has an unknown field "email"');
     const signup = await call(server, "POST", "/api/v1/signup", { body: { email: "nope", password: "x", name: "y" } });
     expect(signup.body).toEqual({ error: "INVALID_DATA", message: "email must be an email address" });
   });
