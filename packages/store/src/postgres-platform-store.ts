@@ -247,7 +247,8 @@ export class PostgresPlatformStore extends SqlPlatformStore {
       greatest: "GREATEST",
       least: "LEAST",
       lock: " FOR UPDATE",
-      settleInserts: "LOCK TABLE {table} IN SHARE MODE",
+      // A bounded wait: inserts queue behind a lock that waits (a VACUUM holding the table), so it waits 2 s at most.
+      settleInserts: ["SET LOCAL lock_timeout = '2s'", "LOCK TABLE {table} IN SHARE MODE"],
     };
   }
 

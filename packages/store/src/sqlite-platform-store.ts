@@ -230,7 +230,7 @@ export class SqlitePlatformStore extends SqlPlatformStore {
     greatest: "max",
     least: "min",
     lock: "",
-    settleInserts: "",
+    settleInserts: [],
   };
 
   constructor(readonly options: SqlitePlatformStoreOptions) {

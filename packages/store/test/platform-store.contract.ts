@@ -1238,6 +1238,11 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       // The second prune asked for alice's rows only: the users with rows after the first prune's.
       const users = ran.filter(({ sql }) => /SELECT DISTINCT user_id FROM \S*notifications\b/.test(sql));
       expect(users).toHaveLength(2);
+      // From the start, then from where the first stopped (the review of 7 December, sixth session: a mark ignored, every
+      // prune from 0, kept the same rows and passed).
+      expect(users[0]!.params[0]).toBe(0);
+      expect(users[1]!.params[0]).toBe(users[0]!.params[1]);
+      expect(users[1]!.params[0]).toBeGreaterThan(0);
       expect(await store.listNotifications("alice", { limit: 10 })).toMatchObject({
         rows: [{ title: "a4" }, { title: "a3" }],
       });

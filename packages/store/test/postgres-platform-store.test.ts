@@ -95,6 +95,36 @@ describe.skipIf(!connectionString)("PostgresPlatformStore", () => {
       }
     });
 
+    // Found by the review of 7 December (sixth session): the prune's SHARE lock waited, unbounded, behind a lock it
+    // conflicts with (a VACUUM's), and every insert of a notification queued behind it.
+    it("a prune whose lock cannot be had within 2 s leaves that table for the next run", async () => {
+      const schema = freshSchemaName("bourse_platform_test");
+      const store = new PostgresPlatformStore({ connectionString: connectionString!, schema, poolSize: 4 });
+      try {
+        await store.open();
+        await store.createUser({ id: "u", email: "u@example.com", name: "U", passwordHash: "h", createdAt: 1 });
+        const note = (title: string) => ({ userId: "u", level: "info" as const, title, createdAt: 1 });
+        await store.addNotifications(["n1", "n2", "n3"].map(note));
+        await withClient(connectionString, async (holder) => {
+          await holder.query("BEGIN");
+          await holder.query(`LOCK TABLE "${schema}".notifications IN SHARE UPDATE EXCLUSIVE MODE`);
+          try {
+            const started = performance.now();
+            // The alert logs are pruned (none to delete); the notifications are left.
+            expect(await store.pruneUserHistories(1)).toBe(0);
+            expect(performance.now() - started).toBeLessThan(10_000);
+          } finally {
+            await holder.query("ROLLBACK");
+          }
+        });
+        expect((await store.listNotifications("u", { limit: 10 })).rows).toHaveLength(3);
+        expect(await store.pruneUserHistories(1)).toBe(2);
+      } finally {
+        await store.close();
+        await dropSchema(connectionString, schema);
+      }
+    });
+
     it("refuses a schema name that is not a plain identifier", () => {
       expect(
         () => new PostgresPlatformStore({ connectionString: connectionString!, schema: 'x"; DROP TABLE y; --' }),
