@@ -50,10 +50,21 @@ describe("GET /api/v1/market", () => {
       "status",
       "session",
       "nextChange",
+      "contractSize",
+      "volumeMin",
+      "volumeMax",
+      "volumeStep",
+      "stopsLevel",
+      "baseCurrency",
+      "profitCurrency",
+      "marginCurrency",
     ]);
     const rows = rowsOf(response.body);
     expect(rows).toHaveLength(16);
     const bySymbol = Object.fromEntries(rows.map((row) => [row.symbol, row]));
+    // The contract's terms as the specification route gives them (the audit of a terminal's journey of 7 December,
+    // sixth session: one request per symbol).
+    const specification = (await get("/api/v1/market/EURUSD")).body.data;
     expect(bySymbol.EURUSD).toEqual({
       symbol: "EURUSD",
       description: "Euro vs US Dollar",
@@ -63,7 +74,16 @@ describe("GET /api/v1/market", () => {
       status: "OPEN",
       session: ["00:00-24:00"],
       nextChange: "2026-06-05T22:00:00.000Z",
+      contractSize: 100000,
+      volumeMin: specification.volumeMin,
+      volumeMax: specification.volumeMax,
+      volumeStep: specification.volumeStep,
+      stopsLevel: specification.stopsLevel,
+      baseCurrency: "EUR",
+      profitCurrency: "USD",
+      marginCurrency: "EUR",
     });
+    expect(bySymbol.EURUSD).toMatchObject({ volumeMin: 0.01, volumeStep: 0.01 });
     expect(bySymbol.XAUUSD).toMatchObject({
       session: ["00:00-22:00", "23:00-24:00"],
       nextChange: "2026-06-02T22:00:00.000Z",
@@ -109,7 +129,7 @@ describe("GET /api/v1/market/shortlist", () => {
     await pushQuote(server, "EURUSD", "1.07900", "1.07911");
     const response = await get("/api/v1/market/shortlist");
     expect(response.status).toBe(200);
-    expect(response.body.structure).toEqual(["symbol", "bid", "ask", "change", "high", "low", "time"]);
+    expect(response.body.structure).toEqual(["symbol", "bid", "ask", "change", "high", "low", "time", "open"]);
     const rows = rowsOf(response.body);
     expect(rows).toHaveLength(16);
     // (107900 − 108000) / 108000 = −0.0926 % → −0.09
@@ -121,6 +141,7 @@ describe("GET /api/v1/market/shortlist", () => {
       high: 1.085,
       low: 1.079,
       time: "2026-06-02T12:00:03.000Z",
+      open: 1.08,
     });
     expect(rows.find((row) => row.symbol === "NAS100")).toEqual({
       symbol: "NAS100",
@@ -130,6 +151,7 @@ describe("GET /api/v1/market/shortlist", () => {
       high: null,
       low: null,
       time: null,
+      open: null,
     });
     expectNoUserData(response.body);
   });

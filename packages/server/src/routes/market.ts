@@ -43,7 +43,7 @@ import {
   specificationProperties,
 } from "../market-views.ts";
 import { Closed, DataResponse, TableResponse, authenticatedErrors, columnsDescription, toTable } from "../schemas.ts";
-import { optionalTimeToWire, priceToWire, queryTimeFromWire, timeToWire } from "../wire.ts";
+import { lotsToWire, optionalTimeToWire, priceToWire, queryTimeFromWire, timeToWire } from "../wire.ts";
 
 export const MAX_CANDLES = MAX_CANDLES_PER_QUERY;
 export const DEFAULT_CANDLES = 500;
@@ -116,6 +116,9 @@ const SpecificationView = Type.Object({
 });
 type SpecificationView = Static<typeof SpecificationView>;
 
+// The contract's terms an order ticket and a P&L column need, beside the status: a terminal made one request per
+// symbol for them (found by the audit of a terminal's journey of 7 December, sixth session). Appended, so a client
+// reading columns by position keeps its own.
 const MARKET_COLUMNS = [
   "symbol",
   "description",
@@ -125,8 +128,18 @@ const MARKET_COLUMNS = [
   "status",
   "session",
   "nextChange",
+  "contractSize",
+  "volumeMin",
+  "volumeMax",
+  "volumeStep",
+  "stopsLevel",
+  "baseCurrency",
+  "profitCurrency",
+  "marginCurrency",
 ] as const;
-const SHORTLIST_COLUMNS = ["symbol", "bid", "ask", "change", "high", "low", "time"] as const;
+// `open`: the day's open, from which `change` is measured, so a watchlist keeps the change live from quotes (the same
+// audit).
+const SHORTLIST_COLUMNS = ["symbol", "bid", "ask", "change", "high", "low", "time", "open"] as const;
 const CANDLE_COLUMNS = ["time", "open", "high", "low", "close", "tickVolume"] as const;
 
 function specificationView(instrument: InstrumentSpec, now: number, tripleSwapWeekday: number): SpecificationView {
@@ -146,7 +159,9 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         description:
           "Columns: symbol, description, assetClass, digits, tradeMode (FULL, CLOSE_ONLY, DISABLED), status (OPEN, " +
           "CLOSE_ONLY, CLOSED, DISABLED), session (today's UTC intervals HH:MM-HH:MM), nextChange (when the session " +
-          "next opens or closes; null if never).",
+          "next opens or closes; null if never), contractSize (units of a lot), volumeMin, volumeMax, volumeStep " +
+          "(lots), stopsLevel (points), baseCurrency, profitCurrency, marginCurrency. The whole specification: " +
+          "`GET /api/v1/market/{symbol}`.",
         querystring: Closed({}),
         response: { 200: TableResponse, ...authenticatedErrors },
       },
@@ -162,6 +177,14 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         status: marketStatus(instrument, now),
         session: daySessionsText(instrument.sessions, weekdayOf(now)),
         nextChange: optionalTimeToWire(nextSessionChange(instrument.sessions, now)),
+        contractSize: instrument.contractSize,
+        volumeMin: lotsToWire(instrument.volumeMin, instrument),
+        volumeMax: lotsToWire(instrument.volumeMax, instrument),
+        volumeStep: lotsToWire(instrument.volumeStep, instrument),
+        stopsLevel: instrument.stopsLevelPoints,
+        baseCurrency: instrument.baseCurrency,
+        profitCurrency: instrument.profitCurrency,
+        marginCurrency: instrument.marginCurrency,
       }));
       return toTable(MARKET_COLUMNS, rows);
     },
@@ -175,8 +198,8 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         summary: "Short list: bid, ask, daily change, high and low of every instrument (table)",
         description:
           "Columns: symbol, bid, ask, change (percent from the day's open, 2 decimals), high, low (the day's " +
-          "highest and lowest bid), time (of the last quote). The day is the UTC day of the last quote; a " +
-          "symbol without quotes yet has nulls.",
+          "highest and lowest bid), time (of the last quote), open (the day's first bid, which change is measured " +
+          "from). The day is the UTC day of the last quote; a symbol without quotes yet has nulls.",
         querystring: Closed({}),
         response: { 200: TableResponse, ...authenticatedErrors },
       },
@@ -193,6 +216,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
           high: stats ? priceToWire(stats.high, instrument) : null,
           low: stats ? priceToWire(stats.low, instrument) : null,
           time: quote ? timeToWire(quote.time) : null,
+          open: stats ? priceToWire(stats.open, instrument) : null,
         };
       });
       return toTable(SHORTLIST_COLUMNS, rows);
