@@ -8,7 +8,7 @@
  * Market data (quotes and the liquidity left at each book level) is input, not state: it is not
  * journaled or hashed; every event that depended on it carries the prices it used.
  */
-import { Rounding, multiplyDivide, multiplyDivideAtMost, powerOfTen } from "./fixed.ts";
+import { Rounding, formatDecimal, multiplyDivide, multiplyDivideAtMost, powerOfTen } from "./fixed.ts";
 import {
   currencyDigits,
   isAccountCurrency,
@@ -334,6 +334,14 @@ function capitalized(text: string): string {
 /** Refuses trading at a quote kept from before a restart (`MarketQuote.restored`) until the symbol ticks live. */
 function noLivePrice(symbol: string): Rejection {
   return reject("NO_QUOTES", `No live price of ${symbol} since the restart yet`);
+}
+
+/** INVALID_STOPS for a trailing distance: what it must be. */
+function trailingRefusal(instrument: InstrumentSpec): Rejection {
+  return reject(
+    "INVALID_STOPS",
+    `The trailing distance must be a price distance of at least ${Math.max(instrument.stopsLevelPoints, 1)} points`,
+  );
 }
 
 /** A quote and its levels, copied (a kept one stays `restored`): an engine takes liquidity from its levels in place. */
@@ -1034,25 +1042,41 @@ export class TradingEngine {
    * SL/TP rule (MetaTrader's): for a buy, SL below and TP above the reference price; for a sell the reverse;
    * each at least the instrument's stops level away (and at least one point).
    */
-  private stopsValid(
+  /**
+   * INVALID_STOPS naming the stop and the price it may take at most or at least, or null: a stop loss of a buy at
+   * least the stops level (at least a point) below `reference`, a take profit as far above; a sell's the reverse. The
+   * registry's message said only "invalid or too close to the market", and a client could not tell which stop, nor
+   * where it could go (found by the audit of a terminal's journey of 7 December, sixth session).
+   */
+  private stopsRefusal(
     instrument: InstrumentSpec,
     side: Side,
     reference: number,
     sl: number | null,
     tp: number | null,
-  ): boolean {
+  ): Rejection | null {
     const distance = Math.max(instrument.stopsLevelPoints, 1);
-    if (
-      sl !== null &&
-      (!this.isPrice(instrument, sl) || (side === "BUY" ? reference - sl < distance : sl - reference < distance))
-    )
-      return false;
-    if (
-      tp !== null &&
-      (!this.isPrice(instrument, tp) || (side === "BUY" ? tp - reference < distance : reference - tp < distance))
-    )
-      return false;
-    return true;
+    const price = (points: number) => formatDecimal(points, instrument.digits);
+    const limit = (name: string, below: boolean) =>
+      reject(
+        "INVALID_STOPS",
+        `The ${name} must be ${below ? "at most" : "at least"} ${price(below ? reference - distance : reference + distance)}: ` +
+          `${distance} point${distance === 1 ? "" : "s"} ${below ? "below" : "above"} ${price(reference)}, the price it ` +
+          "is measured from",
+      );
+    if (sl !== null) {
+      if (!this.isPrice(instrument, sl))
+        return reject("INVALID_STOPS", "The stop loss is not a price of this instrument");
+      if (side === "BUY" ? reference - sl < distance : sl - reference < distance)
+        return limit("stop loss", side === "BUY");
+    }
+    if (tp !== null) {
+      if (!this.isPrice(instrument, tp))
+        return reject("INVALID_STOPS", "The take profit is not a price of this instrument");
+      if (side === "BUY" ? tp - reference < distance : reference - tp < distance)
+        return limit("take profit", side === "SELL");
+    }
+    return null;
   }
 
   /** A netting account's one position on the symbol, if it has one. */
@@ -1121,7 +1145,7 @@ export class TradingEngine {
     if (stopLimitPrice !== null && !this.isPrice(instrument, stopLimitPrice)) return reject("INVALID_PRICE");
     if (deviation !== null && deviation !== 0 && !this.isPrice(instrument, deviation))
       return reject("INVALID_DATA", "deviation must be a non-negative number of points");
-    if (!this.trailingValid(instrument, trailingDistance)) return reject("INVALID_STOPS");
+    if (!this.trailingValid(instrument, trailingDistance)) return trailingRefusal(instrument);
 
     let timeInForce: TimeInForce;
     switch (type) {
@@ -1187,7 +1211,8 @@ export class TradingEngine {
               ? quote.bid
               : quote.ask
             : (price as number);
-    if (!this.stopsValid(instrument, side, stopsReference, sl, tp)) return reject("INVALID_STOPS");
+    const stopsRefused = this.stopsRefusal(instrument, side, stopsReference, sl, tp);
+    if (stopsRefused) return stopsRefused;
 
     const orderId = this.state.nextOrderId;
     const order: Order = {
@@ -1546,15 +1571,16 @@ export class TradingEngine {
   }
 
   /** A position's new SL and TP against the market (only those that change are checked: MetaTrader's rule). */
-  private positionStopsValid(
+  /** A position's stops as `stopsRefusal` judges them, from its closing price; a stop it keeps is not judged again. */
+  private positionStopsRefusal(
     instrument: InstrumentSpec,
     position: Position,
     quote: MarketQuote,
     sl: number | null,
     tp: number | null,
-  ): boolean {
+  ): Rejection | null {
     const reference = position.side === "BUY" ? quote.bid : quote.ask;
-    return this.stopsValid(
+    return this.stopsRefusal(
       instrument,
       position.side,
       reference,
@@ -1647,9 +1673,10 @@ export class TradingEngine {
       if (expiration === null || !isEngineTime(expiration) || expiration <= time) return reject("INVALID_EXPIRATION");
     } else if (command.expiration !== undefined && command.expiration !== order.expiration)
       return reject("INVALID_EXPIRATION", "expiration applies to GTD orders only");
-    if (!this.trailingValid(instrument, trailingDistance)) return reject("INVALID_STOPS");
+    if (!this.trailingValid(instrument, trailingDistance)) return trailingRefusal(instrument);
     const reference = order.type === "STOP_LIMIT" ? (stopLimitPrice as number) : (price as number);
-    if (!this.stopsValid(instrument, order.side, reference, sl, tp)) return reject("INVALID_STOPS");
+    const stopsRefused = this.stopsRefusal(instrument, order.side, reference, sl, tp);
+    if (stopsRefused) return stopsRefused;
     if (
       price === order.price &&
       stopLimitPrice === order.stopLimitPrice &&
@@ -1676,7 +1703,7 @@ export class TradingEngine {
         next.tp !== filledInto.tp ||
         next.trailingDistance !== filledInto.trailingDistance
       ) {
-        if (!this.positionStopsValid(instrument, filledInto, quote, next.sl, next.tp))
+        if (this.positionStopsRefusal(instrument, filledInto, quote, next.sl, next.tp))
           return reject("INVALID_STOPS", "The new stops are invalid for the position the order has filled into");
         positionStops = next;
       }
@@ -1727,8 +1754,9 @@ export class TradingEngine {
     const tp = command.tp === undefined ? position.tp : command.tp;
     const trailingDistance =
       command.trailingDistance === undefined ? position.trailingDistance : command.trailingDistance;
-    if (!this.trailingValid(instrument, trailingDistance)) return reject("INVALID_STOPS");
-    if (!this.positionStopsValid(instrument, position, quote, sl, tp)) return reject("INVALID_STOPS");
+    if (!this.trailingValid(instrument, trailingDistance)) return trailingRefusal(instrument);
+    const stopsRefused = this.positionStopsRefusal(instrument, position, quote, sl, tp);
+    if (stopsRefused) return stopsRefused;
     if (sl === position.sl && tp === position.tp && trailingDistance === position.trailingDistance)
       return reject("NO_CHANGES");
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");

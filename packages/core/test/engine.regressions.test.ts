@@ -819,3 +819,44 @@ describe("found by the audit of trading semantics of 7 December (sixth session),
     expect(s.replayMatches()).toBe(true);
   });
 });
+
+describe("found by the audit of a terminal's journey of 7 December (sixth session)", () => {
+  // INVALID_STOPS said only "invalid or too close to the market": a client could not tell which stop, nor where it
+  // could go.
+  it("a refused stop names itself and the price it may take at most or at least", () => {
+    const s = new Scenario();
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const level = Math.max(s.engine.state.instrument("EURUSD").stopsLevelPoints, 1);
+    const refusal = (extra: Record<string, unknown>, side: "BUY" | "SELL" = "BUY") => {
+      s.time += 1000;
+      const result = s.run({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side,
+        type: "MARKET",
+        volume: lots("EURUSD", "0.1"),
+        time: s.time,
+        ...extra,
+      } as never);
+      return result.ok ? "filled" : [result.code, result.message];
+    };
+    const below = (108_430 - level) / 100_000;
+    const above = (108_430 + level) / 100_000;
+    // A buy's stops are measured from the bid it would close at.
+    expect(refusal({ sl: points("EURUSD", "1.08430") })).toEqual([
+      "INVALID_STOPS",
+      `The stop loss must be at most ${below.toFixed(5)}: ${level} point${level === 1 ? "" : "s"} below 1.08430, the price it is measured from`,
+    ]);
+    expect(refusal({ tp: points("EURUSD", "1.08430") })).toEqual([
+      "INVALID_STOPS",
+      `The take profit must be at least ${above.toFixed(5)}: ${level} point${level === 1 ? "" : "s"} above 1.08430, the price it is measured from`,
+    ]);
+    expect(refusal({ trailingDistance: 0 })).toEqual([
+      "INVALID_STOPS",
+      `The trailing distance must be a price distance of at least ${level} points`,
+    ]);
+    expect(s.positions(account)).toEqual([]);
+  });
+});

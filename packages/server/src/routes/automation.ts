@@ -617,8 +617,8 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
         "it, and the ticket is that position's: closed (404 on /v1/api/positions/{ticket}) when the trade closed " +
         "it whole, the new one's when it reversed it. Retrying with the same clientOrderId answers the first " +
         "trade again and trades nothing. Rejections answer the reason, e.g. `Insufficient margin` " +
-        "(code NO_MONEY), `The market is closed` (MARKET_CLOSED), `Stop loss or take profit is invalid or too " +
-        "close to the market` (INVALID_STOPS).",
+        "(code NO_MONEY), `The market is closed` (MARKET_CLOSED), `The stop loss must be at most 1.08420: 10 " +
+        "points below 1.08430, the price it is measured from` (INVALID_STOPS).",
       body: TradeBody,
       response: { 200: Success(TradeResult), ...automationErrors },
     }),
