@@ -1698,6 +1698,20 @@ const riskObserver: Observer = {
       }
       if (event.type === "BalanceOperation" && event.kind === "CORRECTION")
         must(event.amount > 0, h, () => `correction of nothing owed: ${JSON.stringify(event)}`);
+      // A call enters at its level or below and clears only MARGIN_CALL_CLEARED_ABOVE_PERCENT above it (or with no
+      // margin left): the hysteresis of 7 December (sixth session), which the end-of-step check alone would not see go.
+      if (event.type === "MarginCallEntered" || event.type === "MarginCallCleared") {
+        const level =
+          GROUPS.get(h.engine.state.accounts.get(event.accountId)?.group ?? "")?.marginCallLevelPercent ?? 0;
+        const entered = event.type === "MarginCallEntered";
+        must(
+          entered
+            ? event.margin > 0 && event.equity * 100 <= level * event.margin
+            : event.margin === 0 || event.equity * 100 > (level + MARGIN_CALL_CLEARED_ABOVE_PERCENT) * event.margin,
+          h,
+          () => `${event.type} off its line: ${JSON.stringify(event)}`,
+        );
+      }
     }
     // Each deal that opens or adds holds the margin its rate requires (MARGIN rounding: up).
     for (const event of step.events) {

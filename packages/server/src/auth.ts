@@ -91,7 +91,11 @@ export class AuthService {
   private readonly verifiedTokens = new BoundedMap<string, VerifiedClaims>(VERIFIED_TOKENS_REMEMBERED);
   /** Session id → the session row (see `session`). */
   private readonly sessions = new BoundedMap<string, Session>(SESSIONS_REMEMBERED);
-  /** Counts revocations: a session row read before one finished is not remembered (it may be stale). */
+  /**
+   * Counts the changes of session rows (revocations, refreshes): a row read before one finished is not remembered (it
+   * may be stale). A refresh counted as none, so a read racing it cached the row as it was before, and the refreshed
+   * token was refused at the old expiry (found by the review of 7 December, sixth session).
+   */
   private revocations = 0;
   /** Identifiers no user has → their failures, so they lock like a user's (see `login`). */
   private readonly unknownIdentifiers = new BoundedMap<string, UnknownIdentifierFailures>(
@@ -370,7 +374,6 @@ export class AuthService {
     ]);
     if (!user || !current) throw new ApiError("UNAUTHORIZED", "The token is not valid");
     const wanted = Math.min(now + this.config.sessionTtlSeconds * 1000, current.createdAt + SESSION_MAX_LIFETIME_MS);
-    const revocations = this.revocations;
     const session = await this.platform.store.extendSession(
       user.id,
       principal.sessionId,
@@ -378,9 +381,10 @@ export class AuthService {
       now,
     );
     if (!session) throw new ApiError("SESSION_REVOKED");
-    // As `session` remembers rows: not one read while a revocation finished.
-    if (revocations === this.revocations) this.sessions.set(session.id, session);
-    else this.sessions.delete(session.id);
+    // A change like a revocation: the row is read afresh, and a read under way meanwhile is not remembered (two
+    // refreshes at once included: the store keeps the later expiry).
+    this.revocations += 1;
+    this.sessions.delete(session.id);
     return { token: await this.signToken(user.id, session, now), session, user };
   }
 
@@ -397,7 +401,9 @@ export class AuthService {
     return {
       userId: session.userId,
       sessionId: session.id,
-      expiresAt: session.expiresAt,
+      // The token's own expiry when a refresh moved the session's later (the review of 7 December, sixth session: an
+      // old token was said to last, and kept a stream open, as long as the refreshed one).
+      expiresAt: Math.min(claims.expiresAt, session.expiresAt),
       accountId: session.accountId,
     };
   }

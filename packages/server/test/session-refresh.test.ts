@@ -96,3 +96,62 @@ describe("an authorize on an open stream", () => {
     }
   });
 });
+
+describe("a refresh beside other requests", () => {
+  // Found by the review of 7 December (sixth session): a session read under way across a refresh put the row as it was
+  // back in the cache, and the refreshed token was refused at the old expiry.
+  it("a refreshed token keeps working past the first token's expiry though a read raced the refresh", async () => {
+    server.clock.set(TUESDAY_NOON);
+    const user = await signUp(server);
+    const auth = server.context.auth as unknown as { sessions: { deleteWhere(p: () => boolean): number } };
+    // As after a restart (or an eviction): the row is not remembered.
+    auth.sessions.deleteWhere(() => true);
+    const store = server.platform.store;
+    const original = store.findSession.bind(store);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let first = true;
+    store.findSession = async (id: string) => {
+      const row = await original(id);
+      if (first) {
+        first = false;
+        await gate; // read before the refresh, answered after it
+      }
+      return row;
+    };
+    server.clock.set(TUESDAY_NOON + 30 * 60_000);
+    const slowRead = call(server, "GET", "/api/v1/session", { token: user.token });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const refreshed = await call(server, "POST", "/api/v1/session/refresh", { token: user.token });
+    expect(refreshed.status).toBe(200);
+    release();
+    expect((await slowRead).status).toBe(200);
+    store.findSession = original;
+    server.clock.set(TUESDAY_NOON + 3_600_000 + 1_000);
+    const after = await call(server, "GET", "/api/v1/session", { token: refreshed.body.data.token });
+    expect(after.body.error ?? "ok").toBe("ok");
+  });
+
+  // Found by the same review: the first token was said to last, and kept a stream open, as long as the refreshed one.
+  it("the old token's own expiry is what it is told and what its stream keeps", async () => {
+    server.clock.set(TUESDAY_NOON);
+    const user = await signUp(server);
+    const firstExpiry = new Date(TUESDAY_NOON + 3_600_000).toISOString();
+    server.clock.set(TUESDAY_NOON + 30 * 60_000);
+    const refreshed = await call(server, "POST", "/api/v1/session/refresh", { token: user.token });
+    expect(refreshed.status).toBe(200);
+    const checked = await call(server, "GET", "/api/v1/session", { token: user.token });
+    const client = await StreamClient.connect(url, null as unknown as string);
+    try {
+      client.send("authorize", { token: user.token }, 1);
+      const authorized = await client.nextOf("authorized");
+      expect({ session: checked.body.data.expiresAt, stream: authorized.payload.expiresAt }).toEqual({
+        session: firstExpiry,
+        stream: firstExpiry,
+      });
+    } finally {
+      await client.close();
+      server.clock.set(TUESDAY_NOON);
+    }
+  });
+});

@@ -205,10 +205,11 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Auth"],
         summary: "A new token for this session, expiring a full lifetime from now",
         description:
-          "The session keeps its id: a logout or a password change still ends every token of it, and the streams it " +
-          "authorised go on (send `authorize` with the new token on an open stream to move its expiry). The old " +
-          "token works until its own expiry. A session lives at most 7 days from its sign-in, whatever the " +
-          "refreshes: then sign in again (the new token's expiresAt says when).",
+          "The session keeps its id: a logout or a password change still ends every token of it, and the native " +
+          "streams it authorised go on (send `authorize` with the new token on an open stream to move its expiry; " +
+          "a Pusher channel ends at the expiry it was granted with: ask /api/v2/ws/auth again). The old token works " +
+          "until its own expiry. A session lives at most 7 days from its sign-in, whatever the refreshes: then " +
+          "sign in again (the new token's expiresAt says when).",
         response: { 200: DataResponse(TokenData), ...authenticatedErrors },
       },
     },

@@ -9,7 +9,9 @@ import { wsCloseCodesDescription } from "../ws-codes.ts";
 
 export const STREAM_DESCRIPTION = [
   "WebSocket: `wss://<host>/api/v1/ws?token=<JWT or API key>`, or connect and send",
-  '`{"type":"authorize","payload":{"token":"..."}}` within 5 s (answered `authorized` {accountIds, scope}).',
+  '`{"type":"authorize","payload":{"token":"..."}}` within 5 s (answered `authorized` {accountIds, scope, expiresAt}).',
+  "On an open socket, an `authorize` with a token of its own session (POST /api/v1/session/refresh) moves the",
+  "socket's expiry to the token's; any other credential is refused and changes nothing.",
   "An invalid token closes the socket at once (an `error` message, then close code 4001).",
   'Envelope both ways: `{"type","payload","id"?}`; replies echo `id`. API keys stream their one account;',
   "scope `read` gets market data, account events and history, `trade`/`full` may also trade.",
