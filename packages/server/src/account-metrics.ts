@@ -1,12 +1,17 @@
 /**
  * Account metrics on the bus: `metricsEvent` {accountId, balance, credit, equity, margin, freeMargin,
- * marginLevel, profit, ts} on `metrics.{login}`, computed only for accounts someone subscribes to (bus
+ * marginLevel, profit, positions, ts} on `metrics.{login}`, computed only for accounts someone subscribes to (bus
  * interest), at most once per interval (250 ms by default) and only when a value changed. Money in the
- * account currency's digits, marginLevel in percent (null without margin), ts ISO 8601.
+ * account currency's digits, marginLevel in percent (null without margin), ts ISO 8601. `positions`: each open
+ * position's {positionId, currentPrice, profit, swap}, oldest first (at most the engine's bound of positions an
+ * account holds): a terminal shows each position's profit live without the conversion rates the engine values it at
+ * (found by the audit of a terminal's journey of 7 December, sixth session: only the account's total came).
  * Protocol-neutral: the native stream and the Pusher adapter forward it as it is.
  */
 import { BusTopics } from "./bus.ts";
 import type { Platform } from "./platform.ts";
+import { accountPositions } from "./trading-service.ts";
+import { positionView } from "./trading-views.ts";
 import { accountMoneyView } from "./views.ts";
 import { timeToWire } from "./wire.ts";
 
@@ -21,7 +26,16 @@ export interface MetricsPayload {
   readonly freeMargin: number;
   readonly marginLevel: number | null;
   readonly profit: number;
+  readonly positions: readonly PositionMetrics[];
   readonly ts: string;
+}
+
+/** One open position's live figures: the price it would close at, its floating profit and its swap. */
+export interface PositionMetrics {
+  readonly positionId: number;
+  readonly currentPrice: number | null;
+  readonly profit: number;
+  readonly swap: number;
 }
 
 /** The account's metrics now, or null when the account does not exist (or the engine is not ready). */
@@ -32,6 +46,10 @@ export function metricsPayload(platform: Platform, accountId: number): MetricsPa
   return {
     accountId,
     ...accountMoneyView(platform, account),
+    positions: accountPositions(platform, account).map((position) => {
+      const { id, currentPrice, profit, swap } = positionView(platform, account, position);
+      return { positionId: id, currentPrice, profit, swap };
+    }),
     ts: timeToWire(platform.clock.now()),
   };
 }

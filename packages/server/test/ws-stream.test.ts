@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { admin, call, pushQuote, settle, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { admin, call, pushQuote, settle, signUp, startTestServer, tableObjects, type TestServer } from "./helpers.ts";
 import { listenStream, StreamClient, type Message } from "./ws-helpers.ts";
 
 type User = Awaited<ReturnType<typeof signUp>>;
@@ -475,6 +475,7 @@ describe("account streams", () => {
       freeMargin: 10000,
       marginLevel: null,
       profit: 0,
+      positions: [],
     });
     const { MetricsPublisher } = await import("../src/account-metrics.ts");
     await pushQuote(server, "EURUSD", "1.08430", "1.08440");
@@ -489,6 +490,12 @@ describe("account streams", () => {
     const after = await client.nextOf("metricsEvent", (message) => message.payload.profit > 0);
     // 1 lot bought at 1.08440, bid now 1.08530: +90 points × 100,000 units = 90.00 USD.
     expect(after.payload).toMatchObject({ accountId: user.login, profit: 90, equity: 10090, balance: 10000 });
+    // Each position's own figures, as the positions table gives them (the audit of a terminal's journey of 7 December,
+    // sixth session: only the account's total came).
+    const positions = await call(server, "GET", `/api/v1/accounts/${user.login}/positions`, { token: user.token });
+    const [position] = tableObjects(positions.body);
+    expect(after.payload.positions).toEqual([{ positionId: position!.id, currentPrice: 1.0853, profit: 90, swap: 0 }]);
+    expect(position).toMatchObject({ currentPrice: 1.0853, profit: 90 });
     client.send("metricsUnsubscribe", { accountId: user.login });
     await client.nextOf("unsubscribed");
     await pushQuote(server, "EURUSD", "1.08430", "1.08440");

@@ -146,7 +146,8 @@ export const STREAM_CATALOG: readonly StreamDefinition[] = [
   accountStream(
     "metrics",
     ["metricsEvent"],
-    "metricsEvent {balance, credit, equity, margin, freeMargin, marginLevel, profit}: on change, at most 4 a second.",
+    "metricsEvent {balance, credit, equity, margin, freeMargin, marginLevel, profit, positions: [{positionId, " +
+      "currentPrice, profit, swap}]}: on change, at most 4 a second.",
   ),
   accountStream(
     "notifications",

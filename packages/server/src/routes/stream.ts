@@ -33,7 +33,8 @@ export const STREAM_DESCRIPTION = [
   "",
   "Server → client: `quoteEvent` {symbol, bid, ask, ts} (conflated per socket: the latest per symbol), " +
     "`depthEvent` {symbol, bids, asks, ts} ([{price, volume}], volume null for unlimited), `metricsEvent` " +
-    "{accountId, balance, credit, equity, margin, freeMargin, marginLevel, profit, ts}, `executionEvent`, " +
+    "{accountId, balance, credit, equity, margin, freeMargin, marginLevel, profit, positions: [{positionId, " +
+    "currentPrice, profit, swap}], ts}, `executionEvent`, " +
     "`portfolioEvent`, `balanceEvent` (each with accountId, seq, event, time; see account-events.ts), " +
     "`notificationEvent`, `priceAlertEvent` (seq = notification id / alert log id), `result`, `error`.",
   "Every account event carries `seq` (the journal sequence, increasing per account; a deal gives an " +
