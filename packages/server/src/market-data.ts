@@ -477,21 +477,23 @@ export class MarketDataService {
   private publishCandle(instrument: InstrumentSpec, bar: Bar, closed: boolean): void {
     const topic = BusTopics.candles(bar.symbol, bar.timeframe);
     if (!this.platform.bus.hasSubscribers(topic)) return;
-    this.platform.bus.publish(topic, {
-      type: "candleEvent",
-      payload: {
-        symbol: bar.symbol,
-        timeframe: bar.timeframe,
-        time: timeToWire(bar.openTime),
-        open: priceToWire(bar.open, instrument),
-        high: priceToWire(bar.high, instrument),
-        low: priceToWire(bar.low, instrument),
-        close: priceToWire(bar.close, instrument),
-        tickVolume: bar.tickVolume,
-        closed,
-      },
-    });
+    this.platform.bus.publish(topic, { type: "candleEvent", payload: candleEventPayload(instrument, bar, closed) });
   }
+}
+
+/** A `candleEvent`'s payload: one update of a bar (`closed`: its last, once the next bar began). */
+export function candleEventPayload(instrument: InstrumentSpec, bar: Candle, closed: boolean) {
+  return {
+    symbol: bar.symbol,
+    timeframe: bar.timeframe,
+    time: timeToWire(bar.openTime),
+    open: priceToWire(bar.open, instrument),
+    high: priceToWire(bar.high, instrument),
+    low: priceToWire(bar.low, instrument),
+    close: priceToWire(bar.close, instrument),
+    tickVolume: bar.tickVolume,
+    closed,
+  };
 }
 
 const services = new WeakMap<Platform, MarketDataService>();

@@ -52,7 +52,15 @@ import type { AuthService } from "./auth.ts";
 import { BusTopics, revocationTopic, type BusMessage, type Credential, type RevokedMessage } from "./bus.ts";
 import { clientAddress, proxyTrust, type ProxyTrust } from "./client-address.ts";
 import { ApiError, type ApiErrorCode } from "./errors.ts";
-import { depthPayload, marketDataOf, quotePayload, truncateDepth, type DepthPayload } from "./market-data.ts";
+import {
+  CANDLE_TIMEFRAMES,
+  candleEventPayload,
+  depthPayload,
+  marketDataOf,
+  quotePayload,
+  truncateDepth,
+  type DepthPayload,
+} from "./market-data.ts";
 import type { Platform } from "./platform.ts";
 import { Closed } from "./schemas.ts";
 import {
@@ -89,6 +97,7 @@ import {
 } from "./upgrade-router.ts";
 import { WsCloseCodes, type WsCloseName } from "./ws-codes.ts";
 import { typeboxErrorMessage } from "./validation-messages.ts";
+import { instrumentOf } from "./market-views.ts";
 import { timeToWire } from "./wire.ts";
 import { clientRateLimiterOf, clientRequestKey, type FixedWindowLimiter } from "./rate-window.ts";
 import { automationRateLimiterOf } from "./routes/automation.ts";
@@ -219,6 +228,10 @@ const UnsubscribePayload = Closed({
 });
 const DepthSubscribePayload = Closed({ symbol: SymbolName, depth: Type.Optional(Type.Integer({ minimum: 1 })) });
 const DepthUnsubscribePayload = Closed({ symbol: SymbolName });
+const CandlePayloadSchema = Closed({
+  symbol: SymbolName,
+  timeframe: Type.Union(CANDLE_TIMEFRAMES.map((timeframe) => Type.Literal(timeframe))),
+});
 const MetricsPayloadSchema = Closed({ accountId: AccountIdWire });
 const AUTHORIZE = TypeCompiler.Compile(Closed({ token: Type.String({ minLength: 1, maxLength: 4096 }) }));
 const PingPayload = Closed({});
@@ -268,6 +281,8 @@ const HANDLERS: Readonly<Record<string, Handler<TSchema>>> = {
   unsubscribe: handler(UnsubscribePayload, (c, p, id) => c.unsubscribe(p, id)),
   depthSubscribe: handler(DepthSubscribePayload, (c, p, id) => c.depthSubscribe(p, id)),
   depthUnsubscribe: handler(DepthUnsubscribePayload, (c, p, id) => c.depthUnsubscribe(p, id)),
+  candleSubscribe: handler(CandlePayloadSchema, (c, p, id) => c.candleSubscribe(p, id)),
+  candleUnsubscribe: handler(CandlePayloadSchema, (c, p, id) => c.candleUnsubscribe(p, id)),
   metricsSubscribe: handler(MetricsPayloadSchema, (c, p, id) => c.metricsSubscribe(p, id)),
   metricsUnsubscribe: handler(MetricsPayloadSchema, (c, p, id) => c.metricsUnsubscribe(p, id)),
   // The server's clock beside the answer: a client measures its offset by it (the audit of a terminal's journey of 7
@@ -329,7 +344,7 @@ function firstError(check: TypeCheck<TSchema>, value: unknown): string {
 
 // ---- topics ----
 
-type TopicKind = "quotes" | "depth" | "account" | "user" | "metrics";
+type TopicKind = "quotes" | "depth" | "candles" | "account" | "user" | "metrics";
 
 interface AccountSubscription {
   /** Event type → the symbols it is limited to, or null for all. */
@@ -421,6 +436,7 @@ export class NativeStream implements UpgradeAdapter {
     this.fanouts = {
       quotes: fanout("quotes"),
       depth: fanout("depth"),
+      candles: fanout("candles"),
       account: fanout("account"),
       user: fanout("user"),
       metrics: fanout("metrics"),
@@ -517,6 +533,14 @@ export class NativeStream implements UpgradeAdapter {
             );
           connection.outbound.conflate(name, frame);
         }
+        return;
+      }
+      case "candles": {
+        // The latest update of each bar, as the Pusher face sends them: a closed bar's final values are never
+        // replaced by the next bar's.
+        const frame = textFrame(envelope(message.type, message.payload));
+        const key = `${name}@${String((message.payload as { time?: unknown }).time)}`;
+        for (const connection of subscribers) connection.outbound.conflate(key, frame);
         return;
       }
       case "account": {
@@ -1138,6 +1162,38 @@ class Connection {
     const name = BusTopics.depth(payload.symbol);
     this.leave(name);
     this.depth.delete(name);
+    this.reply("unsubscribed", payload, id);
+    return undefined;
+  }
+
+  /**
+   * The bars of a symbol and timeframe as they form (`candleEvent`, the live bar at once): a chart on the native stream
+   * took them only through the Pusher face, or built them from conflated quotes that miss highs and lows (found by the
+   * audit of a terminal's journey of 7 December, sixth session).
+   */
+  async candleSubscribe(
+    payload: Static<typeof CandlePayloadSchema>,
+    id: string | number | undefined,
+  ): Promise<undefined> {
+    const instrument = instrumentOf(this.platform, payload.symbol);
+    const name = BusTopics.candles(instrument.symbol, payload.timeframe);
+    this.reserve([name]);
+    this.join(name, "candles");
+    this.reply("subscribed", payload, id);
+    const live = marketDataOf(this.platform).liveBar(instrument.symbol, payload.timeframe);
+    if (live)
+      this.outbound.conflate(
+        `${name}@${timeToWire(live.openTime)}`,
+        textFrame(envelope("candleEvent", candleEventPayload(instrument, live, false))),
+      );
+    return undefined;
+  }
+
+  async candleUnsubscribe(
+    payload: Static<typeof CandlePayloadSchema>,
+    id: string | number | undefined,
+  ): Promise<undefined> {
+    this.leave(BusTopics.candles(instrumentOf(this.platform, payload.symbol).symbol, payload.timeframe));
     this.reply("unsubscribed", payload, id);
     return undefined;
   }

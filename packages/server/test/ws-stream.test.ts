@@ -308,6 +308,47 @@ describe("bad messages and limits", () => {
 });
 
 describe("market data", () => {
+  // Found by the audit of a terminal's journey of 7 December (sixth session): a chart on the native stream had only
+  // conflated quotes, which miss highs and lows; the bars came only through the Pusher face.
+  it("streams the bars of a symbol and timeframe as they form, the live bar at once, until candleUnsubscribe", async () => {
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const client = await connect(await signUp(server));
+    client.send("candleSubscribe", { symbol: "eurusd", timeframe: "M1" }, "c");
+    expect(await client.nextOf("subscribed")).toEqual({
+      type: "subscribed",
+      payload: { symbol: "eurusd", timeframe: "M1" },
+      id: "c",
+    });
+    const live = await client.nextOf("candleEvent");
+    expect(live.payload).toMatchObject({ symbol: "EURUSD", timeframe: "M1", close: 1.0843, closed: false });
+    await pushQuote(server, "EURUSD", "1.08470", "1.08480");
+    await pushQuote(server, "EURUSD", "1.08410", "1.08420");
+    const updated = await client.nextOf("candleEvent", (message) => message.payload.close === 1.0841);
+    expect(updated.payload).toMatchObject({
+      symbol: "EURUSD",
+      timeframe: "M1",
+      time: live.payload.time,
+      high: expect.any(Number),
+      low: expect.any(Number),
+    });
+    expect(updated.payload.high).toBeGreaterThanOrEqual(1.0847);
+    expect(updated.payload.low).toBeLessThanOrEqual(1.0841);
+    const unknown = await client.request("candleSubscribe", { symbol: "NOPE", timeframe: "M1" });
+    expect(unknown.payload.code).toBe("UNKNOWN_SYMBOL");
+    const badTimeframe = await client.request("candleSubscribe", { symbol: "EURUSD", timeframe: "1h" });
+    expect(badTimeframe.payload).toEqual({
+      code: "INVALID_DATA",
+      message: "timeframe must be one of: M1, M5, M15, M30, H1, H4, D1, W1, MN1",
+    });
+    client.send("candleUnsubscribe", { symbol: "EURUSD", timeframe: "M1" }, "u");
+    await client.nextOf("unsubscribed");
+    const seen = client.all("candleEvent").length;
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    client.send("ping", {}, "after");
+    await client.next((message) => message.id === "after");
+    expect(client.all("candleEvent")).toHaveLength(seen);
+  });
+
   it("streams depth with the requested levels, conflated, and stops after depthUnsubscribe", async () => {
     const client = await connect(await signUp(server));
     client.send("depthSubscribe", { symbol: "EURUSD", depth: 2 }, "d");

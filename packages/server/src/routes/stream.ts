@@ -24,6 +24,8 @@ export const STREAM_DESCRIPTION = [
     "account events after `sinceSeq`, or `resyncRequired` {accountId, sinceSeq, lastSeq, windowEvents} |",
   "| `unsubscribe` | `{symbols?, events, accountId?}` | `unsubscribed` echoing the payload |",
   "| `depthSubscribe` / `depthUnsubscribe` | `{symbol, depth?}` (1-50 levels, default 10) | `subscribed` / `unsubscribed` |",
+  "| `candleSubscribe` / `candleUnsubscribe` | `{symbol, timeframe}` (M1 … MN1) | `subscribed` (then the live bar) " +
+    "/ `unsubscribed` |",
   "| `metricsSubscribe` / `metricsUnsubscribe` | `{accountId}` | `subscribed` / `unsubscribed` |",
   "| `createOrder`, `cancelOrder`, `amendOrder`, `closePosition`, `amendPosition` | the REST body plus " +
     "`accountId` (optional) and `orderId` / `positionId` | `result` with the REST answer when the request has " +
@@ -32,7 +34,9 @@ export const STREAM_DESCRIPTION = [
   "| `ping` | `{}` | `pong` |",
   "",
   "Server → client: `quoteEvent` {symbol, bid, ask, ts} (conflated per socket: the latest per symbol), " +
-    "`depthEvent` {symbol, bids, asks, ts} ([{price, volume}], volume null for unlimited), `metricsEvent` " +
+    "`depthEvent` {symbol, bids, asks, ts} ([{price, volume}], volume null for unlimited), `candleEvent` {symbol, " +
+    "timeframe, time, open, high, low, close, tickVolume, closed} (each update of a bar; the latest per bar when a " +
+    "socket is slow), `metricsEvent` " +
     "{accountId, balance, credit, equity, margin, freeMargin, marginLevel, profit, positions: [{positionId, " +
     "currentPrice, profit, swap}], ts}, `executionEvent`, " +
     "`portfolioEvent`, `balanceEvent` (each with accountId, seq, event, time; see account-events.ts), " +
