@@ -513,6 +513,50 @@ describe("pending orders", () => {
     expect(candles.body.message).toMatch(/^to must be/);
   });
 
+  // Found by the audit of a terminal's journey of 7 December (sixth session): the Client API had no route for one order
+  // or one position (the Automation API had), so a terminal read a whole table, or the history, for one row.
+  it("answers one order, working or finished, and one open position; another account's ids are 404 there", async () => {
+    const user = await signUp(server);
+    const other = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const placed = await placeOrder(user, {
+      symbol: "EURUSD",
+      cmd: 2,
+      volume: 0.1,
+      price: 1.083,
+      trailingDistance: 0.002,
+    });
+    const orderId = placed.body.data.order.id as number;
+    const working = await call(server, "GET", `${base(user)}/orders/${orderId}`, { token: user.token });
+    expect(working.status).toBe(200);
+    expect(working.body.data).toEqual(placed.body.data.order);
+    const bought = await marketBuy(user, 0.2);
+    const filled = await call(server, "GET", `${base(user)}/orders/${bought.order.id}`, { token: user.token });
+    expect(filled.body.data).toMatchObject({ id: bought.order.id, type: "MARKET", status: "FILLED", volume: 0.2 });
+    expect(filled.body.data).toMatchObject({ trailingDistance: null, deviation: null, triggered: false });
+    await call(server, "DELETE", `${base(user)}/orders/${orderId}`, { token: user.token });
+    const cancelled = await call(server, "GET", `${base(user)}/orders/${orderId}`, { token: user.token });
+    expect(cancelled.body.data).toMatchObject({ id: orderId, status: "CANCELLED", statusReason: "CLIENT_CANCEL" });
+
+    const position = await call(server, "GET", `${base(user)}/positions/${bought.positionId}`, { token: user.token });
+    expect(position.status).toBe(200);
+    expect(position.body.data).toEqual((await positions(user)).find((row) => row.id === bought.positionId));
+
+    for (const path of [`orders/${orderId}`, `positions/${bought.positionId}`]) {
+      const elsewhere = await call(server, "GET", `${base(other)}/${path}`, { token: other.token });
+      expect(elsewhere.status, path).toBe(404);
+      const foreign = await call(server, "GET", `${base(user)}/${path}`, { token: other.token });
+      expect(foreign.status, path).toBe(403);
+    }
+    for (const id of ["0", "999999"])
+      expect((await call(server, "GET", `${base(user)}/orders/${id}`, { token: user.token })).body.error).toBe(
+        "ORDER_NOT_FOUND",
+      );
+    await call(server, "POST", `${base(user)}/positions/${bought.positionId}/close`, { token: user.token });
+    const closed = await call(server, "GET", `${base(user)}/positions/${bought.positionId}`, { token: user.token });
+    expect(closed.body).toEqual({ error: "POSITION_NOT_FOUND", message: expect.stringContaining("history") });
+  });
+
   it("modifies price, SL and TP, clears SL with null, and cancels", async () => {
     const user = await signUp(server);
     const other = await signUp(server);

@@ -57,6 +57,7 @@ import { Closed, Decimal, TimeInput, emptyBodyIsObject } from "../schemas.ts";
 import {
   ClientOrderId,
   CloseClientOrderId,
+  accountOrder,
   accountPositions,
   accountWorkingOrders,
   cancelWorkingOrder,
@@ -543,27 +544,14 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       response: { 200: Success(AutomationOrderSchema), ...automationErrors },
     }),
     async (request) => {
-      const account = accountOf(request);
-      const ticket = Number(request.params.ticket);
-      const working = platform.engine.state.orders.get(ticket);
-      if (working !== undefined && working.accountId === account.id)
-        return { success: true as const, data: automationOrderView(platform, working) };
-      // Found by the audit of the Automation API of 7 December (sixth session): once filled, cancelled or expired, the
-      // ticket was 404, though the order's statuses name those ends.
-      // Tickets start at 1: "0" passes the path's pattern, and a cursor of -1 was a 500 (found by the review of 7
-      // December, sixth session).
-      const page =
-        ticket < 1
-          ? { rows: [] }
-          : await platform.readModels.orderHistory({
-              accountId: account.id,
-              cursor: encodeCursor(ticket - 1),
-              limit: 1,
-            });
-      const row = page.rows[0];
-      if (row === undefined || row.id !== ticket)
-        throw new ApiError("ORDER_NOT_FOUND", `No order #${ticket} in this account`);
-      return { success: true as const, data: automationOrderView(platform, row) };
+      const ticket = request.params.ticket;
+      const order = await accountOrder(
+        platform,
+        accountOf(request),
+        Number(ticket),
+        `No order #${ticket} in this account`,
+      );
+      return { success: true as const, data: automationOrderView(platform, order) };
     },
   );
 

@@ -32,6 +32,8 @@ import {
   dealHistory,
   modifyOrder,
   modifyPosition,
+  oneOrder,
+  onePosition,
   openPositions,
   orderHistory,
   placeOrder,
@@ -92,6 +94,24 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
     },
   );
 
+  app.get(
+    "/api/v1/accounts/:accountId/orders/:orderId",
+    {
+      schema: {
+        tags: ["Trade"],
+        summary: "One order: a working one, or one that has finished (filled, cancelled, expired, rejected)",
+        description:
+          "A finished order is answered from the order history with its final status and statusReason; the " +
+          "history keeps no trailingDistance, deviation nor trigger (null, null, false).",
+        params: OrderParams,
+        querystring: NoQuery,
+        response: { 200: DataResponse(OrderViewSchema), ...authenticatedErrors },
+      },
+    },
+    async (request) =>
+      oneOrder(platform, userOf(request), Number(request.params.accountId), Number(request.params.orderId)),
+  );
+
   app.post(
     "/api/v1/accounts/:accountId/orders/:orderId",
     {
@@ -147,6 +167,21 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
       markSnapshotSequence(reply, platform.durableSequence);
       return table;
     },
+  );
+
+  app.get(
+    "/api/v1/accounts/:accountId/positions/:positionId",
+    {
+      schema: {
+        tags: ["Trade"],
+        summary: "One open position with its current price and floating profit (a closed one: history/positions)",
+        params: PositionParams,
+        querystring: NoQuery,
+        response: { 200: DataResponse(PositionViewSchema), ...authenticatedErrors },
+      },
+    },
+    async (request) =>
+      onePosition(platform, userOf(request), Number(request.params.accountId), Number(request.params.positionId)),
   );
 
   app.post(
