@@ -11,7 +11,7 @@
 import { BusTopics } from "./bus.ts";
 import type { Platform } from "./platform.ts";
 import { accountPositions } from "./trading-service.ts";
-import { positionView } from "./trading-views.ts";
+import { livePositionFigures } from "./trading-views.ts";
 import { accountMoneyView } from "./views.ts";
 import { timeToWire } from "./wire.ts";
 
@@ -46,10 +46,12 @@ export function metricsPayload(platform: Platform, accountId: number): MetricsPa
   return {
     accountId,
     ...accountMoneyView(platform, account),
-    positions: accountPositions(platform, account).map((position) => {
-      const { id, currentPrice, profit, swap } = positionView(platform, account, position);
-      return { positionId: id, currentPrice, profit, swap };
-    }),
+    // Only the figures that move, not each position's whole view (the review of 7 December, sixth session: the views
+    // of 1,000 positions cost 2.2 ms a publish).
+    positions: accountPositions(platform, account).map((position) => ({
+      positionId: position.id,
+      ...livePositionFigures(platform, account, position),
+    })),
     ts: timeToWire(platform.clock.now()),
   };
 }

@@ -304,23 +304,37 @@ export const POSITION_COLUMNS = [
   "updatedAt",
 ] as const satisfies readonly (keyof PositionView)[];
 
-export function positionView(platform: Platform, account: Account, position: Readonly<Position>): PositionView {
+/** What moves with the market in a position: the price it would close at, its floating profit and its swap. */
+export function livePositionFigures(
+  platform: Platform,
+  account: Account,
+  position: Readonly<Position>,
+): { currentPrice: number | null; profit: number; swap: number } {
   const engine = platform.engine;
-  const instrument = platform.instrument(position.symbol);
   const quote = engine.quote(position.symbol);
   const currentPrice = quote ? (position.side === "BUY" ? quote.bid : quote.ask) : null;
+  return {
+    currentPrice: optionalPriceToWire(currentPrice, platform.instrument(position.symbol)),
+    profit: moneyToWire(engine.positionProfit(position as Position), account.currency),
+    swap: moneyToWire(position.swap, account.currency),
+  };
+}
+
+export function positionView(platform: Platform, account: Account, position: Readonly<Position>): PositionView {
+  const instrument = platform.instrument(position.symbol);
+  const { currentPrice, profit, swap } = livePositionFigures(platform, account, position);
   return {
     id: position.id,
     symbol: position.symbol,
     side: position.side,
     volume: lotsToWire(position.volume, instrument),
     openPrice: priceToWire(averagePrice(position.openCost, position.volume) ?? 0, instrument),
-    currentPrice: optionalPriceToWire(currentPrice, instrument),
+    currentPrice,
     sl: optionalPriceToWire(position.sl, instrument),
     tp: optionalPriceToWire(position.tp, instrument),
     trailingDistance: optionalPriceToWire(position.trailingDistance, instrument),
-    profit: moneyToWire(engine.positionProfit(position as Position), account.currency),
-    swap: moneyToWire(position.swap, account.currency),
+    profit,
+    swap,
     commission: moneyToWire(position.commission, account.currency),
     margin: moneyToWire(position.margin, account.currency),
     comment: position.comment,

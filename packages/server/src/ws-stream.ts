@@ -54,6 +54,7 @@ import { clientAddress, proxyTrust, type ProxyTrust } from "./client-address.ts"
 import { ApiError, type ApiErrorCode } from "./errors.ts";
 import {
   CANDLE_TIMEFRAMES,
+  bucketStart,
   candleEventPayload,
   depthPayload,
   marketDataOf,
@@ -967,6 +968,9 @@ class Connection {
     this.topics.delete(name);
     this.stream.leave(this, name, kind);
     this.outbound.drop(name);
+    // Bars are held per bar (`{topic}@{time}`): a live bar or a slow socket's update went out after `unsubscribed`
+    // (found by the review of 7 December, sixth session). The `@` keeps M1's from taking M15's.
+    if (kind === "candles") this.outbound.dropPrefix(`${name}@`);
   }
 
   async subscribe(payload: Static<typeof SubscribePayload>, id: string | number | undefined): Promise<undefined> {
@@ -1181,10 +1185,12 @@ class Connection {
     this.join(name, "candles");
     this.reply("subscribed", payload, id);
     const live = marketDataOf(this.platform).liveBar(instrument.symbol, payload.timeframe);
+    // A bar whose period is over (no quote since: a weekend) is sent as closed, not as live (the same review).
+    const over = live !== undefined && bucketStart(payload.timeframe, this.platform.clock.now()) > live.openTime;
     if (live)
       this.outbound.conflate(
         `${name}@${timeToWire(live.openTime)}`,
-        textFrame(envelope("candleEvent", candleEventPayload(instrument, live, false))),
+        textFrame(envelope("candleEvent", candleEventPayload(instrument, live, over))),
       );
     return undefined;
   }
@@ -1208,9 +1214,13 @@ class Connection {
   ): Promise<undefined> {
     const accountId = this.accountFor(payload.accountId);
     const name = BusTopics.metrics(accountId);
+    const already = this.topics.has(name);
     this.reserve([name]);
     this.join(name, "metrics");
     this.reply("subscribed", payload, id);
+    // The snapshot once: a subscribe repeated on a subscribed socket computed every position's figures again, a
+    // cheap request for a costly answer (found by the review of 7 December, sixth session).
+    if (already) return undefined;
     const snapshot = metricsPayload(this.platform, accountId);
     if (snapshot) this.outbound.conflate(name, textFrame(envelope("metricsEvent", snapshot)));
     return undefined;

@@ -342,11 +342,42 @@ describe("market data", () => {
     });
     client.send("candleUnsubscribe", { symbol: "EURUSD", timeframe: "M1" }, "u");
     await client.nextOf("unsubscribed");
-    const seen = client.all("candleEvent").length;
     await pushQuote(server, "EURUSD", "1.08430", "1.08440");
     client.send("ping", {}, "after");
     await client.next((message) => message.id === "after");
-    expect(client.all("candleEvent")).toHaveLength(seen);
+    const types = client.raw.map((text) => (JSON.parse(text) as { type: string }).type);
+    expect(types.slice(types.indexOf("unsubscribed") + 1)).not.toContain("candleEvent");
+  });
+
+  // Found by the review of 7 December (sixth session): the live bar was held under the bar's key, which the
+  // unsubscribe did not drop, and went out after `unsubscribed`.
+  it("sends a bar whose period is over, with no quote since, as closed, not as the live bar", async () => {
+    // A server of its own: its clock moves on, which no other test here expects.
+    const own = await startTestServer();
+    try {
+      const ownUrl = await listenStream(own);
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      own.clock.set(own.clock.now() + 120_000);
+      const user = await signUp(own);
+      const client = await StreamClient.connect(ownUrl, user.token);
+      clients.push(client);
+      client.send("candleSubscribe", { symbol: "EURUSD", timeframe: "M1" }, "s");
+      expect((await client.nextOf("candleEvent")).payload).toMatchObject({ timeframe: "M1", closed: true });
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("sends no candleEvent after the unsubscribed of a subscribe and unsubscribe sent back to back", async () => {
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const client = await connect(await signUp(server));
+    client.send("candleSubscribe", { symbol: "EURUSD", timeframe: "M1" }, "s");
+    client.send("candleUnsubscribe", { symbol: "EURUSD", timeframe: "M1" }, "u");
+    await client.nextOf("unsubscribed");
+    client.send("ping", {}, "after");
+    await client.next((message) => message.id === "after");
+    const types = client.raw.map((text) => (JSON.parse(text) as { type: string }).type);
+    expect(types.slice(types.indexOf("unsubscribed") + 1)).not.toContain("candleEvent");
   });
 
   it("streams depth with the requested levels, conflated, and stops after depthUnsubscribe", async () => {
