@@ -25,7 +25,7 @@
  * Fan-out, with the mechanics of stream-outbound.ts (shared with the Pusher endpoint): one bus
  * subscription per topic for all sockets; a bus message is serialised once, into a ready WebSocket frame,
  * for all its subscribers (depth: once per requested depth). Each socket has a queue (replies and account
- * events: never dropped) and a conflation map (quotes, depth and metrics: the latest per topic); sockets
+ * events: never dropped) and a conflation map (quotes, depth and metrics: the latest per topic; candles: per bar); sockets
  * with something to send are flushed once per event-loop turn, every frame of a flush written at once
  * (one write). When a socket's send buffer passes `highWaterBytes`, conflated data waits for it to drain
  * (a slow reader gets the latest quote, not a backlog); when its buffer plus queue passes
