@@ -80,6 +80,7 @@ function exampleBody(route: RegisteredRoute): unknown {
     "POST /api/v1/logout": NO_BODY,
     "POST /api/v1/session/refresh": NO_BODY,
     "POST /api/v1/notifications/:id/read": NO_BODY,
+    "POST /api/v1/notifications/read": NO_BODY,
     "POST /api/v1/api-keys/:id/rotate": NO_BODY,
   };
   return bodies[key];

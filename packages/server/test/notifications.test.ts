@@ -245,6 +245,17 @@ describe("notification routes", () => {
     });
     const statuses = tableObjects((await notifications(user)).body).map((row) => row.status);
     expect(statuses).toEqual(["unread", "read", "unread"]);
+    // All at once (the audit of a terminal's journey of 7 December, sixth session: one request each), and no other
+    // user's.
+    const other = await signUp(server);
+    await order(other, { side: "BUY", volume: 0.01 });
+    await settle(server);
+    expect((await call(server, "POST", "/api/v1/notifications/read", { token: user.token })).body).toEqual({
+      data: "OK",
+    });
+    expect(tableObjects((await notifications(user)).body).map((row) => row.status)).toEqual(["read", "read", "read"]);
+    expect(tableObjects((await notifications(other)).body).map((row) => row.status)).toEqual(["unread"]);
+    expect((await call(server, "POST", "/api/v1/notifications/read", { token: null })).status).toBe(401);
   });
 
   it("refuses bad ids and queries, and another user's notification (404, nothing changed)", async () => {

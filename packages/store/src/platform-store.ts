@@ -541,6 +541,8 @@ export interface PlatformStore {
    */
   pruneUserHistories(keepPerUser: number): Promise<number>;
   markNotificationRead(userId: string, notificationId: number): Promise<boolean>;
+  /** Marks every unread notification of the user read; answers how many changed. */
+  markAllNotificationsRead(userId: string): Promise<number>;
 
   /**
    * Inserts each bar, or merges it into the stored bar of the same symbol, timeframe and open time as the

@@ -1503,6 +1503,13 @@ export abstract class SqlPlatformStore implements PlatformStore {
     return changed > 0;
   }
 
+  async markAllNotificationsRead(userId: string): Promise<number> {
+    // Through the (user_id, id) index: at most the user's kept notifications (PLATFORM_LIMITS.historyRowsKeptPerUser).
+    return this.run("UPDATE {s}notifications SET status = 'read' WHERE user_id = ? AND status = 'unread'", [
+      checkId("userId", userId),
+    ]);
+  }
+
   // ---- candles ----
 
   async upsertCandles(candles: readonly Candle[]): Promise<void> {

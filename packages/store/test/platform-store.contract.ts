@@ -1007,6 +1007,15 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       const all = (await store.listNotifications("alice", { limit: 100 })).rows;
       expect(all.find((n) => n.id === first)?.status).toBe("read");
       expect(all.filter((n) => n.status === "read")).toHaveLength(1);
+      // All of a user's at once, no other user's (the audit of a terminal's journey of 7 December, sixth session).
+      await store.addNotifications([{ userId: "bob", level: "info", title: "bob's", createdAt: T0 }]);
+      expect(await store.markAllNotificationsRead("alice")).toBe(all.length - 1);
+      expect(await store.markAllNotificationsRead("alice")).toBe(0);
+      const after = (await store.listNotifications("alice", { limit: 100 })).rows;
+      expect(after.every((n) => n.status === "read")).toBe(true);
+      const bobs = (await store.listNotifications("bob", { limit: 100 })).rows;
+      expect(bobs.length).toBeGreaterThan(0);
+      expect(bobs.every((n) => n.status === "unread")).toBe(true);
     });
 
     it("adds a batch in one transaction, in order; a bad or unknown-user row refuses the whole batch", async () => {

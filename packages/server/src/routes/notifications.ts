@@ -44,6 +44,23 @@ export const notificationRoutes: RouteModule = (app, { platform }) => {
     },
   );
 
+  // Found by the audit of a terminal's journey of 7 December (sixth session): a terminal cleared its badge with one
+  // request per notification.
+  app.post(
+    "/api/v1/notifications/read",
+    {
+      schema: {
+        tags: ["Notifications"],
+        summary: "Mark every notification of the user read",
+        response: { 200: OkResponse, ...authenticatedErrors },
+      },
+    },
+    async (request) => {
+      await platform.store.markAllNotificationsRead(request.principal!.userId);
+      return { data: "OK" as const };
+    },
+  );
+
   app.post(
     "/api/v1/notifications/:id/read",
     {
