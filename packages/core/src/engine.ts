@@ -918,10 +918,18 @@ export class TradingEngine {
         if (position) profit += this.positionProfit(position) + position.swap;
       }
     }
+    return this.metricsWithProfit(account, profit);
+  }
+
+  /** An account's risk figures, given what its positions float (profit with swap): equity = balance + credit + that. */
+  private metricsWithProfit(
+    account: Account,
+    profit: number,
+  ): { account: Account; equity: number; margin: number; profit: number } {
     return {
       account,
       equity: account.balance + account.credit + profit,
-      margin: this.state.usedMargin(accountId),
+      margin: this.state.usedMargin(account.id),
       profit,
     };
   }
@@ -2323,12 +2331,7 @@ export class TradingEngine {
       const result = this.closePosition(victim, victim.volume, "STOP_OUT", "so", time);
       if (!result.ok) break;
       floating -= ranked.profit;
-      metrics = {
-        account,
-        equity: account.balance + account.credit + floating,
-        margin: this.state.usedMargin(accountId),
-        profit: floating,
-      };
+      metrics = this.metricsWithProfit(account, floating);
     }
     if (this.protectNegativeBalance(account, stoppedOut ? "stop-out" : "close", time))
       metrics = this.equityAndMargin(accountId);

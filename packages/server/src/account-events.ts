@@ -44,7 +44,7 @@ import { encodeCursor, eventAccountId, type JournalRecord } from "@bourse/store"
 import { BusTopics, type BusMessage } from "./bus.ts";
 import type { ApiError } from "./errors.ts";
 import type { Platform, UntimedCommand } from "./platform.ts";
-import { dealView, orderView } from "./trading-views.ts";
+import { dealView, orderHistoryRow, orderView } from "./trading-views.ts";
 import { lotsToWire, moneyToWire, optionalPriceToWire, optionalTimeToWire, priceToWire, timeToWire } from "./wire.ts";
 
 export type AccountEventType = "executionEvent" | "portfolioEvent" | "balanceEvent";
@@ -413,9 +413,7 @@ export class AccountEvents {
       order: async (accountId, orderId) => {
         const known = platform.engine.state.orders.get(orderId)?.symbol ?? orders.get(orderId);
         if (known !== undefined) return known;
-        const page = await platform.readModels.orderHistory({ accountId, cursor: encodeCursor(orderId - 1), limit: 1 });
-        const row = page.rows[0];
-        return row && row.id === orderId ? row.symbol : undefined;
+        return (await orderHistoryRow(platform, accountId, orderId))?.symbol;
       },
       position: async (accountId, positionId) => {
         const known = platform.engine.state.positions.get(positionId)?.symbol ?? positions.get(positionId);

@@ -77,6 +77,8 @@ import {
   MessageRate,
   Outbound,
   TopicFanout,
+  barKey,
+  barKeyPrefix,
   textFrame,
 } from "./stream-outbound.ts";
 import {
@@ -301,7 +303,7 @@ export class PusherStream implements UpgradeAdapter {
       case "candles": {
         // The latest update of each bar: a closed bar's final values are never replaced by the next bar's.
         const frame = textFrame(pusherFrame(message.type, message.payload, topic));
-        const key = `${topic}@${String((message.payload as { time?: unknown }).time)}`;
+        const key = barKey(topic, (message.payload as { time?: unknown }).time);
         for (const connection of subscribers) connection.outbound.conflate(key, frame);
         return;
       }
@@ -633,7 +635,7 @@ class PusherConnection {
         this.topics.delete(topic);
         this.stream.fanout.leave(this, topic);
         this.outbound.drop(topic);
-        this.outbound.dropPrefix(`${topic}@`);
+        this.outbound.dropPrefix(barKeyPrefix(topic));
       }
     }
     this.outbound.drop(`${channel}:metrics`);

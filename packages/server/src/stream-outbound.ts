@@ -73,6 +73,19 @@ export function textFrame(text: string): Buffer {
   return frame;
 }
 
+/**
+ * The conflation key of one bar of a candle topic: the latest update of each bar is kept, so a closed bar's final
+ * values are never replaced by the next bar's. `time`: the bar's open time as the candleEvent writes it.
+ */
+export function barKey(topic: string, time: unknown): string {
+  return `${barKeyPrefix(topic)}${String(time)}`;
+}
+
+/** What every bar key of `topic` starts with (to drop them all; the `@` keeps M1's from taking M15's). */
+export function barKeyPrefix(topic: string): string {
+  return `${topic}@`;
+}
+
 /** One socket's sending side: a queue, a conflation map, flushes once per turn, slow-consumer detection. */
 export class Outbound implements Flushable {
   private queue: Buffer[] = [];

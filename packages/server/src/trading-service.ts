@@ -45,6 +45,7 @@ import {
   PositionViewSchema,
   WORKING_ORDER_COLUMNS,
   dealView,
+  orderHistoryRow,
   orderHistoryView,
   orderView,
   positionHistoryView,
@@ -265,14 +266,8 @@ export async function accountOrder(
 ): Promise<Order | OrderHistoryRow> {
   const working = platform.engine.state.orders.get(orderId);
   if (working !== undefined && working.accountId === account.id) return working;
-  // Ids start at 1: "0" passes a path's pattern, and a cursor of -1 was a 500 (found by the review of 7 December, sixth
-  // session).
-  const page =
-    orderId < 1
-      ? { rows: [] }
-      : await platform.readModels.orderHistory({ accountId: account.id, cursor: encodeCursor(orderId - 1), limit: 1 });
-  const row = page.rows[0];
-  if (row === undefined || row.id !== orderId) throw new ApiError("ORDER_NOT_FOUND", notFound);
+  const row = await orderHistoryRow(platform, account.id, orderId);
+  if (row === undefined) throw new ApiError("ORDER_NOT_FOUND", notFound);
   return row;
 }
 

@@ -9,6 +9,7 @@ import {
   DEFAULT_HISTORY_LIMIT,
   MAX_HISTORY_LIMIT,
   decodeCursor,
+  encodeCursor,
   type HistoryQuery,
   type LedgerRow,
   type OrderHistoryRow,
@@ -503,6 +504,22 @@ export const HistoryQuerySchema = Closed({
   symbol: Type.Optional(Type.String({ minLength: 1, maxLength: 32, pattern: "^[A-Za-z0-9._-]+$" })),
 });
 export type HistoryQueryInput = Static<typeof HistoryQuerySchema>;
+
+/**
+ * An order of the account as the order history keeps it, by id (a finished one: the engine keeps only working
+ * orders), or undefined. Ids start at 1: "0" passes a path's pattern, and a cursor of -1 was a 500 (found by the
+ * review of 7 December, sixth session).
+ */
+export async function orderHistoryRow(
+  platform: Platform,
+  accountId: number,
+  orderId: number,
+): Promise<OrderHistoryRow | undefined> {
+  if (orderId < 1) return undefined;
+  const page = await platform.readModels.orderHistory({ accountId, cursor: encodeCursor(orderId - 1), limit: 1 });
+  const row = page.rows[0];
+  return row !== undefined && row.id === orderId ? row : undefined;
+}
 
 /** Refuses (400) a history cursor this server did not issue, before it reaches the read models (never a 500). */
 export function checkCursor(cursor: string): void {

@@ -171,11 +171,14 @@ export function ajvErrorsMessage(part: RequestPart, errors: readonly AjvError[])
   return `${field} ${error.message ?? "is not valid"}`;
 }
 
+/** The predicates of an object's two complaints, on both faces. */
+const lacksField = (name: string) => `lacks the required field "${name}"`;
+const hasUnknownField = (name: string) => `has an unknown field "${name}"`;
+
 /** What an object lacks or has too many of, as a predicate ("lacks the required field …"); null for other errors. */
 function objectComplaint(error: AjvError): string | null {
-  if (error.keyword === "required") return `lacks the required field "${String(error.params.missingProperty)}"`;
-  if (error.keyword === "additionalProperties")
-    return `has an unknown field "${String(error.params.additionalProperty)}"`;
+  if (error.keyword === "required") return lacksField(String(error.params.missingProperty));
+  if (error.keyword === "additionalProperties") return hasUnknownField(String(error.params.additionalProperty));
   return null;
 }
 
@@ -186,11 +189,11 @@ export function typeboxErrorMessage(error: ValueError): string {
   switch (error.type) {
     case ValueErrorType.ObjectAdditionalProperties: {
       const slash = error.path.lastIndexOf("/");
-      return `${fieldName("payload", error.path.slice(0, slash))} has an unknown field "${error.path.slice(slash + 1)}"`;
+      return `${fieldName("payload", error.path.slice(0, slash))} ${hasUnknownField(error.path.slice(slash + 1))}`;
     }
     case ValueErrorType.ObjectRequiredProperty: {
       const slash = error.path.lastIndexOf("/");
-      return `${fieldName("payload", error.path.slice(0, slash))} lacks the required field "${error.path.slice(slash + 1)}"`;
+      return `${fieldName("payload", error.path.slice(0, slash))} ${lacksField(error.path.slice(slash + 1))}`;
     }
     case ValueErrorType.Union:
     case ValueErrorType.Literal:

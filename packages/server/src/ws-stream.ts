@@ -71,6 +71,8 @@ import {
   MessageRate,
   Outbound,
   TopicFanout,
+  barKey,
+  barKeyPrefix,
   textFrame,
 } from "./stream-outbound.ts";
 import {
@@ -540,7 +542,7 @@ export class NativeStream implements UpgradeAdapter {
         // The latest update of each bar, as the Pusher face sends them: a closed bar's final values are never
         // replaced by the next bar's.
         const frame = textFrame(envelope(message.type, message.payload));
-        const key = `${name}@${String((message.payload as { time?: unknown }).time)}`;
+        const key = barKey(name, (message.payload as { time?: unknown }).time);
         for (const connection of subscribers) connection.outbound.conflate(key, frame);
         return;
       }
@@ -970,7 +972,7 @@ class Connection {
     this.outbound.drop(name);
     // Bars are held per bar (`{topic}@{time}`): a live bar or a slow socket's update went out after `unsubscribed`
     // (found by the review of 7 December, sixth session). The `@` keeps M1's from taking M15's.
-    if (kind === "candles") this.outbound.dropPrefix(`${name}@`);
+    if (kind === "candles") this.outbound.dropPrefix(barKeyPrefix(name));
   }
 
   async subscribe(payload: Static<typeof SubscribePayload>, id: string | number | undefined): Promise<undefined> {
@@ -1189,7 +1191,7 @@ class Connection {
     const over = live !== undefined && bucketStart(payload.timeframe, this.platform.clock.now()) > live.openTime;
     if (live)
       this.outbound.conflate(
-        `${name}@${timeToWire(live.openTime)}`,
+        barKey(name, timeToWire(live.openTime)),
         textFrame(envelope("candleEvent", candleEventPayload(instrument, live, over))),
       );
     return undefined;
