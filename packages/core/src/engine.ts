@@ -108,6 +108,13 @@ export const MAX_MARGIN_LEVEL_BASIS_POINTS = 1_000_000_000_000_000;
  */
 export const MARGIN_CALL_CLEARED_ABOVE_PERCENT = 5;
 
+/**
+ * The widest band a conversion rate may move within before an account whose profit converts through it is evaluated
+ * again, as a fraction of the rate per conversion step (RISK RATE BAND; `registerRiskThresholds`): 1/20. Wider bands
+ * mean fewer evaluations on the rate's ticks and nearer thresholds on the traded prices, drawn at the band's top.
+ */
+export const RISK_RATE_BAND = { numerator: 1, denominator: 20 } as const;
+
 export interface CommandSuccess {
   readonly ok: true;
   readonly events: readonly EngineEvent[];
@@ -2248,8 +2255,15 @@ export class TradingEngine {
   // leg the account holds, the price at which that leg alone would have lost its share of the
   // account's slack (equity above the margin-call level, less a rounding allowance). No combination
   // of moves short of those thresholds can reach the level, so an account is re-evaluated only when
-  // a threshold is crossed, when an event touches it, or on every tick of a symbol its profit
-  // conversion reads. Accounts in margin call are evaluated on every tick of their symbols.
+  // a threshold is crossed or an event touches it. Accounts in margin call are evaluated on every
+  // tick of their symbols.
+  //
+  // An account whose profit converts through other quotes (a USD account holding EURJPY reads USDJPY; one holding
+  // USDJPY divides by USDJPY's own ask) also gets a band on each conversion symbol's price, and its slack is split:
+  // the rate part bounds what a rate moving within its band does to the profit floating now, and the price legs'
+  // thresholds are drawn at the band's highest rate (see `registerRiskThresholds`). Until the audit of complexity of
+  // 7 December (sixth session) such accounts were evaluated on every tick of the conversion symbol: 136 ms of the
+  // engine's one thread a USDJPY tick at 20,000 USD accounts holding USDJPY.
 
   private evaluateRiskForSymbol(symbol: string, time: number): void {
     const index = this.state.symbolIndex(symbol);
@@ -2258,13 +2272,14 @@ export class TradingEngine {
     crossed.length = 0;
     index.riskBidFloors.popReached(quote.bid, crossed);
     index.riskAskCeilings.popReached(quote.ask, crossed);
+    index.riskBidCeilings.popReached(quote.bid, crossed);
+    index.riskAskFloors.popReached(quote.ask, crossed);
     const dirty = this.state.riskDirty;
-    // The common tick: no threshold crossed, nobody converts through this symbol, nothing changed.
-    if (crossed.length === 0 && index.conversionDependents.size === 0 && dirty.size === 0) return;
-    for (const accountId of index.conversionDependents.keys()) crossed.push(accountId);
+    // The common tick: no threshold crossed, nothing changed.
+    if (crossed.length === 0 && dirty.size === 0) return;
     for (const accountId of dirty) crossed.push(accountId);
     dirty.clear();
-    const due = [...new Set(crossed)].sort((a, b) => a - b);
+    const due = crossed.length === 1 ? [crossed[0] as number] : [...new Set(crossed)].sort((a, b) => a - b);
     for (const accountId of due) this.evaluateAccount(accountId, time);
     // An evaluation's own events (stop-out deals) mark its account again; it has just been settled.
     if (dirty.size > 0) dirty.clear();
@@ -2291,9 +2306,7 @@ export class TradingEngine {
     if (!this.accountPriced(account)) {
       // After a restart the feed re-quotes symbols one by one: an account is judged only once every
       // position it holds can be priced (an unpriced position would count as zero profit).
-      const version = this.newRiskVersion(account.id);
-      for (const symbol of this.accountSymbols(account.id))
-        this.pushRiskEntry(account.id, this.state.symbolIndex(symbol).riskAskCeilings, 0, version);
+      this.watchEveryTick(account, this.newRiskVersion(account.id));
       return;
     }
     if (this.state.usedMargin(accountId) === 0 && !account.marginCall) {
@@ -2455,6 +2468,21 @@ export class TradingEngine {
     return ranking.sort((a, b) => a.profit - b.profit || a.position.id - b.position.id);
   }
 
+  /**
+   * Registers the prices at which the account is evaluated again. Slack S (minor units) is what equity may lose before
+   * the level; it is split between the price legs (S_price) and the conversion rates (S_rate).
+   *
+   * Leg j floats V_j in its profit currency, converted at rate r_j: the loss is Σ (V_j − V_j') r_j' + V_j (r_j − r_j').
+   * Each conversion symbol's price (the bid a direct step reads, the ask an inverse step divides by) is held within a
+   * band of δ = ⌊p × num / (den + num)⌋ points, so each step's rate moves by a factor within [1/(1+ε), 1+ε], ε =
+   * num/den, and a path of k steps by at most (1+ε)^k − 1 ≤ (2^k − 1) ε of the rate (ε ≤ 1). So the second sum is
+   * at most Σ |V_j r_j| (2^k − 1) ε, with |V_j r_j| at most each position's rounded profit + 1: that is S_rate. The
+   * first sum is what the price thresholds bound, drawn at the band's highest rate r_j (1+ε)^k. Without conversion
+   * (k = 0) S_rate is 0 and the thresholds are those drawn at the rate itself.
+   *
+   * ε is `RISK_RATE_BAND` (a move beyond it is rare enough to evaluate then) when its S_rate leaves at least half the
+   * slack to the prices; otherwise S_rate is half the slack and ε what that half allows.
+   */
   private registerRiskThresholds(
     account: Account,
     metrics: { equity: number; margin: number },
@@ -2462,9 +2490,7 @@ export class TradingEngine {
   ): void {
     const version = this.newRiskVersion(account.id);
     if (metrics.margin === 0 || account.marginCall) {
-      if (account.marginCall)
-        for (const symbol of this.accountSymbols(account.id))
-          this.pushRiskEntry(account.id, this.state.symbolIndex(symbol).riskAskCeilings, 0, version);
+      if (account.marginCall) this.watchEveryTick(account, version);
       return;
     }
     const positions = this.state.accountPositions.get(account.id) ?? new Set<number>();
@@ -2473,40 +2499,110 @@ export class TradingEngine {
       multiplyDivide([metrics.equity * 100 - marginCallLevelPercent * metrics.margin], [100], Rounding.FLOOR) -
       positions.size -
       1;
-    const legs = new Map<string, { buy: number; sell: number }>();
+    if (slack <= 0) {
+      // Without slack: look again on the next tick of any symbol it reads.
+      this.watchEveryTick(account, version);
+      return;
+    }
+    const converter = this.state.converter;
+    const legs = new Map<string, { buy: number; sell: number; steps: number }>();
+    // Σ over positions whose profit converts of |rounded profit| + 1: at least Σ |V_j r_j| (HALF_UP is within ½).
+    let convertedProfit = 0;
+    let mostSteps = 0;
     for (const positionId of positions) {
       const position = this.state.positions.get(positionId) as Position;
       let leg = legs.get(position.symbol);
-      if (!leg) legs.set(position.symbol, (leg = { buy: 0, sell: 0 }));
+      if (!leg) {
+        const steps = converter.symbolsFor(this.state.instrument(position.symbol).profitCurrency, account.currency);
+        legs.set(position.symbol, (leg = { buy: 0, sell: 0, steps: steps.length }));
+        mostSteps = Math.max(mostSteps, steps.length);
+      }
       if (position.side === "BUY") leg.buy += position.volume;
       else leg.sell += position.volume;
+      if (leg.steps > 0) convertedProfit += Math.abs(this.positionProfit(position)) + 1;
     }
+    // ε = bandNumerator / bandDenominator, and S_rate ≥ convertedProfit × (2^k − 1) × ε.
+    const growth = 2 ** mostSteps - 1;
+    let bandNumerator: number = RISK_RATE_BAND.numerator;
+    let bandDenominator: number = RISK_RATE_BAND.denominator;
+    let rateSlack = multiplyDivide([convertedProfit, growth, bandNumerator], [bandDenominator], Rounding.CEILING);
+    if (rateSlack * 2 > slack) {
+      rateSlack = Math.floor(slack / 2);
+      bandNumerator = rateSlack;
+      bandDenominator = convertedProfit * growth;
+    }
+    const priceSlack = slack - rateSlack;
     let legCount = 0;
     for (const leg of legs.values()) legCount += (leg.buy > 0 ? 1 : 0) + (leg.sell > 0 ? 1 : 0);
     const digits = currencyDigits(account.currency);
+    const bands = new Map<string, MarketQuote>();
     for (const [symbol, leg] of legs) {
       const index = this.state.symbolIndex(symbol);
       const quote = this.quotes.get(symbol);
       const instrument = this.state.instrument(symbol);
-      const rate = this.state.converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
-      if (!quote || !rate || slack <= 0) {
-        // Unpriced or without slack: look again on the next tick of the symbol.
-        this.pushRiskEntry(account.id, index.riskAskCeilings, 0, version);
+      const rate = converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
+      if (!quote || !rate) {
+        // Unpriced (evaluateAccount checks first, so this is a safeguard): look again on the next tick it reads.
+        this.watchEveryTick(account, version);
         continue;
+      }
+      // The band's highest rate: r × ((den + num) / den)^k.
+      const bandFactors: number[] = [];
+      const bandDivisors: number[] = [];
+      for (let step = 0; step < leg.steps; step++) {
+        bandFactors.push(bandDenominator + bandNumerator);
+        bandDivisors.push(bandDenominator);
       }
       for (const side of ["BUY", "SELL"] as const) {
         const units = side === "BUY" ? leg.buy : leg.sell;
         if (units === 0) continue;
-        // Points this leg may move against the account before losing slack / legCount.
+        // Points this leg may move against the account before losing S_price / legCount at the band's highest rate.
         const allowedPoints = multiplyDivide(
-          [slack, powerOfTen(instrument.digits), powerOfTen(instrument.volumeDigits), ...rate.divisors],
-          [legCount, units, instrument.contractSize, powerOfTen(digits), ...rate.factors],
+          [
+            priceSlack,
+            powerOfTen(instrument.digits),
+            powerOfTen(instrument.volumeDigits),
+            ...rate.divisors,
+            ...bandDivisors,
+          ],
+          [legCount, units, instrument.contractSize, powerOfTen(digits), ...rate.factors, ...bandFactors],
           Rounding.FLOOR,
         );
         if (side === "BUY") this.pushRiskEntry(account.id, index.riskBidFloors, quote.bid - allowedPoints, version);
         else this.pushRiskEntry(account.id, index.riskAskCeilings, quote.ask + allowedPoints, version);
       }
+      for (const conversionSymbol of converter.symbolsFor(instrument.profitCurrency, account.currency)) {
+        const conversionQuote = this.quotes.get(conversionSymbol);
+        if (conversionQuote) bands.set(conversionSymbol, conversionQuote);
+      }
     }
+    for (const [symbol, quote] of bands) {
+      // Both sides of the quote, whichever the path reads: a few more evaluations, one rule.
+      const index = this.state.symbolIndex(symbol);
+      const bidBand = multiplyDivide([quote.bid, bandNumerator], [bandDenominator + bandNumerator], Rounding.FLOOR);
+      const askBand = multiplyDivide([quote.ask, bandNumerator], [bandDenominator + bandNumerator], Rounding.FLOOR);
+      this.pushRiskEntry(account.id, index.riskBidFloors, quote.bid - bidBand, version);
+      this.pushRiskEntry(account.id, index.riskBidCeilings, quote.bid + bidBand, version);
+      this.pushRiskEntry(account.id, index.riskAskFloors, quote.ask - askBand, version);
+      this.pushRiskEntry(account.id, index.riskAskCeilings, quote.ask + askBand, version);
+    }
+  }
+
+  /**
+   * Evaluates the account again on the next tick of every symbol it reads: those it holds, and those their profit,
+   * margin and commission convert through (`accountPriced` needs them all).
+   */
+  private watchEveryTick(account: Account, version: number): void {
+    const converter = this.state.converter;
+    const symbols = new Set<string>();
+    for (const symbol of this.accountSymbols(account.id)) {
+      symbols.add(symbol);
+      const instrument = this.state.instrument(symbol);
+      for (const currency of [instrument.profitCurrency, instrument.marginCurrency, instrument.commissionCurrency])
+        for (const conversionSymbol of converter.symbolsFor(currency, account.currency)) symbols.add(conversionSymbol);
+    }
+    for (const symbol of symbols)
+      this.pushRiskEntry(account.id, this.state.symbolIndex(symbol).riskAskCeilings, 0, version);
   }
 
   /** Retires the account's registered thresholds (their heaps learn they are stale) and returns the new version. */

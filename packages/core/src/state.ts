@@ -56,15 +56,14 @@ export class SymbolIndex {
   readonly triggeredStops = new Set<number>();
   /** Positions with a trailing stop. */
   readonly trailingPositions = new Set<number>();
-  /**
-   * Accounts whose profit conversion reads this symbol's quote, with a count of the positions that make it so.
-   * They are evaluated on every tick of the symbol (a moving rate rescales all their floating profit).
-   */
-  readonly conversionDependents = new Map<number, number>();
   /** Risk thresholds (see engine.ts): re-evaluate an account when the bid falls to its floor... */
   readonly riskBidFloors: PriceHeap;
-  /** ...or the ask rises to its ceiling. */
+  /** ...or the ask rises to its ceiling... */
   readonly riskAskCeilings: PriceHeap;
+  /** ...or, for a conversion rate's band (a rate read at the bid or divided by the ask), the bid rises to its ceiling... */
+  readonly riskBidCeilings: PriceHeap;
+  /** ...or the ask falls to its floor. */
+  readonly riskAskFloors: PriceHeap;
 
   constructor(
     orderLive: (id: number, version: number) => boolean,
@@ -73,6 +72,8 @@ export class SymbolIndex {
   ) {
     this.riskBidFloors = new PriceHeap("MAX", riskLive);
     this.riskAskCeilings = new PriceHeap("MIN", riskLive);
+    this.riskBidCeilings = new PriceHeap("MIN", riskLive);
+    this.riskAskFloors = new PriceHeap("MAX", riskLive);
     // Buy limit: ask ≤ price, the highest price first. Sell limit: bid ≥ price, the lowest first.
     this.buyLimits = new PriceHeap("MAX", orderLive);
     this.sellLimits = new PriceHeap("MIN", orderLive);
@@ -324,22 +325,6 @@ function changeSymbolMargin(state: EngineState, accountId: number, symbol: strin
   state.usedMargins.set(accountId, (state.usedMargins.get(accountId) ?? 0) + after - before);
 }
 
-/** The symbols a position's profit conversion reads (none when it is priced in the account currency). */
-export function conversionDependencies(state: EngineState, position: Position, account: Account): readonly string[] {
-  const instrument = state.instrument(position.symbol);
-  return state.converter.symbolsFor(instrument.profitCurrency, account.currency);
-}
-
-function trackDependencies(state: EngineState, position: Position, delta: 1 | -1): void {
-  const account = requireAccount(state, position.accountId);
-  for (const symbol of conversionDependencies(state, position, account)) {
-    const dependents = state.symbolIndex(symbol).conversionDependents;
-    const count = (dependents.get(account.id) ?? 0) + delta;
-    if (count <= 0) dependents.delete(account.id);
-    else dependents.set(account.id, count);
-  }
-}
-
 function rememberClientOrder(state: EngineState, order: Order): void {
   if (order.clientOrderId === null) return;
   let memory = state.clientOrders.get(order.accountId);
@@ -523,7 +508,6 @@ export function applyEvent(state: EngineState, event: EngineEvent): void {
         addToSetMap(state.accountPositions, account.id, position.id);
         if (account.mode === "NETTING") state.nettingPositions.set(`${account.id}:${position.symbol}`, position.id);
         changeSymbolMargin(state, account.id, position.symbol, position.side, effect.margin);
-        trackDependencies(state, position, 1);
         indexPositionStops(state, position);
         return;
       }
@@ -560,7 +544,6 @@ export function applyEvent(state: EngineState, event: EngineEvent): void {
         const index = state.symbolIndex(position.symbol);
         index.trailingPositions.delete(position.id);
         noteStopsStale(index);
-        trackDependencies(state, position, -1);
       }
       return;
     }
@@ -886,7 +869,6 @@ export function restoreState(state: EngineState, snapshot: StateSnapshot): void 
     addToSetMap(state.accountPositions, account.id, position.id);
     if (account.mode === "NETTING") state.nettingPositions.set(`${account.id}:${position.symbol}`, position.id);
     changeSymbolMargin(state, account.id, position.symbol, position.side, position.margin);
-    trackDependencies(state, position, 1);
     indexPositionStops(state, position);
   }
   for (const [accountId, entries] of snapshot.clientOrders) {
