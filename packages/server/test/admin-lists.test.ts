@@ -54,6 +54,17 @@ describe("back-office lists", () => {
     expect((await admin(server, "GET", "/admin/v1/users?size=2")).status).toBe(400);
   });
 
+  it("pages the accounts opened between two pages too (the logins in order are kept, and sorted again on an opening)", async () => {
+    const first = await signUp(server);
+    const page = await admin(server, "GET", `/admin/v1/accounts?limit=1&cursor=${first.login - 1}`);
+    expect(tableObjects(page.body).map((row) => row.login)).toEqual([first.login]);
+    expect(page.body.nextCursor).toBeNull();
+    const second = await signUp(server);
+    const next = await admin(server, "GET", `/admin/v1/accounts?limit=5&cursor=${first.login}`);
+    expect(tableObjects(next.body).map((row) => row.login)).toEqual([second.login]);
+    expect(next.body.nextCursor).toBeNull();
+  });
+
   it("shows a user's sign-in lock, and its lifting", async () => {
     const user = await signUp(server);
     for (let attempt = 0; attempt < 2; attempt += 1)
