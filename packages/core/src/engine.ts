@@ -181,6 +181,31 @@ export interface AccountMetrics {
   readonly profit: number;
 }
 
+/**
+ * What placing an order would do now (`checkOrder`), as MetaTrader 5's OrderCheck answers: the order decided as
+ * `execute` decides it, nothing emitted. Money in the account's minor units.
+ */
+export interface OrderCheck {
+  readonly ok: true;
+  /** The order placed before with this clientOrderId: placing again answers that one and changes nothing. */
+  readonly duplicateOfOrderId: number | null;
+  /** Whether it executes now (MARKET, IOC, FOK), or rests as a pending order (then the figures: filled at its price). */
+  readonly executesNow: boolean;
+  /** The volume the figures are for: what the book fills now, or the pending order's whole volume. */
+  readonly volume: number;
+  /** Used margin it adds at current rates (negative: a netting reduction releases it). */
+  readonly marginChange: number;
+  readonly commission: number;
+  /** Profit with swap it would realise (a netting account's opposite order), at its fill prices. */
+  readonly realisedProfit: number;
+  /**
+   * The account after it. An order executing now: its deals applied, what it opens and what stays open valued at the
+   * current quote (PROFIT rounding per deal, so a position's own figure may differ by a minor unit). A pending order:
+   * the current figures less its commission, with its margin.
+   */
+  readonly after: AccountMetrics;
+}
+
 interface Fill {
   readonly price: number;
   readonly volume: number;
@@ -190,6 +215,29 @@ interface PlannedDeal {
   readonly deal: Deal;
   readonly effect: PositionEffect;
 }
+
+/** An order command decided (`planOrder`): what `placeOrder` emits and `checkOrder` reports. */
+type OrderPlan =
+  | { readonly ok: true; readonly kind: "DUPLICATE"; readonly result: Decision }
+  | {
+      readonly ok: true;
+      readonly kind: "PENDING";
+      readonly account: Account;
+      readonly instrument: InstrumentSpec;
+      readonly order: Order;
+    }
+  | {
+      readonly ok: true;
+      readonly kind: "IMMEDIATE";
+      readonly account: Account;
+      readonly instrument: InstrumentSpec;
+      readonly order: Order;
+      readonly quote: MarketQuote;
+      readonly levels: LiveLevel[];
+      readonly fills: Fill[];
+      readonly filled: number;
+      readonly deals: PlannedDeal[];
+    };
 
 /** A position as a plan sees it while it walks the fills of one order. */
 interface SimulatedPosition {
@@ -330,6 +378,32 @@ function bookSide(levels: readonly BookLevel[] | undefined, top: number, side: S
 }
 
 /** A command's or a kept quote's time outside the engine's (`isEngineTime`). */
+/** An account's figures from its balance, equity, used margin and floating profit with swap. */
+function metricsView(
+  account: Account,
+  balance: number,
+  equity: number,
+  margin: number,
+  profit: number,
+): AccountMetrics {
+  return {
+    accountId: account.id,
+    currency: account.currency,
+    balance,
+    credit: account.credit,
+    equity,
+    margin,
+    freeMargin: equity - margin,
+    // Margin level is informational: rounded down so a displayed level never overstates safety.
+    // Saturating: a large equity over a margin of a few minor units is far past any safe integer, and means no risk.
+    marginLevelBasisPoints:
+      margin === 0
+        ? null
+        : multiplyDivideAtMost([equity, 10_000], [margin], Rounding.FLOOR, MAX_MARGIN_LEVEL_BASIS_POINTS),
+    profit,
+  };
+}
+
 function invalidTime(): Rejection {
   return reject("INVALID_DATA", "time must be whole epoch milliseconds up to the end of year 9999");
 }
@@ -895,22 +969,103 @@ export class TradingEngine {
 
   accountMetrics(accountId: number): AccountMetrics {
     const { account, equity, margin, profit } = this.equityAndMargin(accountId);
+    return metricsView(account, account.balance, equity, margin, profit);
+  }
+
+  /**
+   * What placing the order would do now (OrderCheck): a read, the state untouched. Refused as `execute` would refuse
+   * it; time does not pass (expirations and rollovers due by the command's time are the next command's).
+   */
+  checkOrder(command: PlaceOrderCommand): OrderCheck | Rejection {
+    if (!isEngineTime(command.time)) return invalidTime();
+    const emitted = this.events.length;
+    const planned = this.planOrder(command, Math.max(command.time, this.clock));
+    if (this.events.length !== emitted) throw new Error("engine bug: checking an order emitted events");
+    if (!planned.ok) return planned;
+    const { account, equity, margin, profit } = this.equityAndMargin(command.accountId);
+    if (planned.kind === "DUPLICATE") {
+      if (!planned.result.ok) return planned.result;
+      return {
+        ok: true,
+        duplicateOfOrderId: planned.result.orderId ?? null,
+        executesNow: false,
+        volume: 0,
+        marginChange: 0,
+        commission: 0,
+        realisedProfit: 0,
+        after: metricsView(account, account.balance, equity, margin, profit),
+      };
+    }
+    const { instrument, order } = planned;
+    let deals: readonly PlannedDeal[];
+    if (planned.kind === "IMMEDIATE") deals = planned.deals;
+    else {
+      // As if filled now at its price (a stop-limit's at its limit), at current rates.
+      const price = order.type === "STOP_LIMIT" ? (order.stopLimitPrice as number) : (order.price as number);
+      const plan = this.planDeals(this.fillRequest(account, instrument, order, order.createdAt), [
+        { price, volume: order.volume },
+      ]);
+      if (!plan.ok) return plan;
+      deals = plan.deals;
+    }
+    const { used, usedAfter, commissions } = this.usedMarginAfter(account, instrument, deals);
+    let realised = 0;
+    for (const { deal } of deals) realised += deal.profit + deal.swap;
+    let floatingAfter = profit;
+    if (planned.kind === "IMMEDIATE") floatingAfter += this.floatingChange(account, instrument, planned.quote, deals);
+    const balanceAfter = account.balance + (planned.kind === "IMMEDIATE" ? realised : 0) - commissions;
     return {
-      accountId,
-      currency: account.currency,
-      balance: account.balance,
-      credit: account.credit,
-      equity,
-      margin,
-      freeMargin: equity - margin,
-      // Margin level is informational: rounded down so a displayed level never overstates safety.
-      // Saturating: a large equity over a margin of a few minor units is far past any safe integer, and means no risk.
-      marginLevelBasisPoints:
-        margin === 0
-          ? null
-          : multiplyDivideAtMost([equity, 10_000], [margin], Rounding.FLOOR, MAX_MARGIN_LEVEL_BASIS_POINTS),
-      profit,
+      ok: true,
+      duplicateOfOrderId: null,
+      executesNow: planned.kind === "IMMEDIATE",
+      volume: planned.kind === "IMMEDIATE" ? planned.filled : order.volume,
+      marginChange: usedAfter - used,
+      commission: commissions,
+      realisedProfit: realised,
+      after: metricsView(
+        account,
+        balanceAfter,
+        balanceAfter + account.credit + floatingAfter,
+        usedAfter,
+        floatingAfter,
+      ),
     };
+  }
+
+  /**
+   * How the deals change the account's floating profit with swap, valued at `quote`: what they open floats from its
+   * fill price; what they close stops floating (its profit and swap move to the balance).
+   */
+  private floatingChange(
+    account: Account,
+    instrument: InstrumentSpec,
+    quote: MarketQuote,
+    deals: readonly PlannedDeal[],
+  ): number {
+    const rate = this.state.converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
+    if (!rate) return 0;
+    const digits = currencyDigits(account.currency);
+    const closePrice = (side: Side) => (side === "BUY" ? quote.bid : quote.ask);
+    let change = 0;
+    for (const { deal, effect } of deals) {
+      if (effect.kind === "DECREASE") {
+        const side = opposite(deal.side);
+        const closed = effect.closedCost;
+        change -= profitInAccountCurrency(instrument, side, closed, closePrice(side) * deal.volume, rate, digits);
+        change -= deal.swap;
+      } else {
+        const cost = deal.price * deal.volume;
+        change += profitInAccountCurrency(
+          instrument,
+          deal.side,
+          cost,
+          closePrice(deal.side) * deal.volume,
+          rate,
+          digits,
+        );
+      }
+    }
+    return change;
   }
 
   /** What the risk rules need, without the display-only margin level. */
@@ -1121,6 +1276,47 @@ export class TradingEngine {
   }
 
   private placeOrder(command: PlaceOrderCommand, time: number): Decision {
+    const planned = this.planOrder(command, time);
+    if (!planned.ok) return planned;
+    if (planned.kind === "DUPLICATE") return planned.result;
+    const { order } = planned;
+    const orderId = order.id;
+    if (planned.kind === "PENDING") {
+      this.emit({ type: "OrderAccepted", time, order });
+      return { ok: true, events: [], orderId, order: { ...(this.state.orders.get(orderId) ?? order) } };
+    }
+    const { quote, levels, fills, filled, deals } = planned;
+    this.emit({ type: "OrderAccepted", time, order });
+    this.commitFills(quote.symbol, levels, fills);
+    const dealIds = this.emitDeals(deals, time);
+    if (filled === command.volume) this.setStatus(this.requireOrder(orderId), "FILLED", null, time, filled);
+    else {
+      this.setStatus(this.requireOrder(orderId), "PARTIALLY_FILLED", null, time, filled);
+      this.setStatus(this.requireOrder(orderId), "CANCELLED", "IOC_REMAINDER", time, filled);
+    }
+    const finalOrder = {
+      ...order,
+      filledVolume: filled,
+      status: (filled === command.volume ? "FILLED" : "CANCELLED") as OrderStatus,
+      statusReason: filled === command.volume ? null : ("IOC_REMAINDER" as const),
+      updatedAt: time,
+    };
+    const positionId = deals[deals.length - 1]?.deal.positionId;
+    return {
+      ok: true,
+      events: [],
+      orderId,
+      order: finalOrder,
+      dealIds,
+      ...(positionId === undefined ? {} : { positionId }),
+    };
+  }
+
+  /**
+   * What an order command would do, decided and emitting nothing: every refusal `placeOrder` makes, and for an order
+   * that executes now its fills and deals, margin checked. `placeOrder` emits it; `checkOrder` reports it.
+   */
+  private planOrder(command: PlaceOrderCommand, time: number): OrderPlan | Rejection {
     const owned = this.ownedAccount(command.accountId);
     if (!owned.ok) return owned;
     const account = owned.account;
@@ -1128,7 +1324,7 @@ export class TradingEngine {
     if (clientOrderId !== null) {
       const memory = this.clientOrderMemory(account, clientOrderId);
       if (!memory.ok) return memory;
-      if (memory.memory) return this.duplicateResult(command, memory.memory);
+      if (memory.memory) return { ok: true, kind: "DUPLICATE", result: this.duplicateResult(command, memory.memory) };
     }
     // Close-only (an account whose trading is disabled, a CLOSE_ONLY instrument) still takes a netting account's
     // market order that only reduces its position: on netting that is how a position is closed in part, and it was
@@ -1258,10 +1454,7 @@ export class TradingEngine {
       statusReason: null,
     };
 
-    if (!immediate) {
-      this.emit({ type: "OrderAccepted", time, order });
-      return { ok: true, events: [], orderId, order: { ...(this.state.orders.get(orderId) ?? order) } };
-    }
+    if (!immediate) return { ok: true, kind: "PENDING", account, instrument, order };
 
     // Immediate execution: a marketable IOC/FOK limit, or a market order bounded by price ± deviation when either is
     // given. A deviation without a price is MetaTrader's: points from the price quoted when the order arrives (it
@@ -1297,30 +1490,7 @@ export class TradingEngine {
     }
     const marginProblem = this.checkMargin(account, instrument, plan.deals, true);
     if (marginProblem) return marginProblem;
-    this.emit({ type: "OrderAccepted", time, order });
-    this.commitFills(quote.symbol, levels, fills);
-    const dealIds = this.emitDeals(plan.deals, time);
-    if (filled === command.volume) this.setStatus(this.requireOrder(orderId), "FILLED", null, time, filled);
-    else {
-      this.setStatus(this.requireOrder(orderId), "PARTIALLY_FILLED", null, time, filled);
-      this.setStatus(this.requireOrder(orderId), "CANCELLED", "IOC_REMAINDER", time, filled);
-    }
-    const finalOrder = {
-      ...order,
-      filledVolume: filled,
-      status: (filled === command.volume ? "FILLED" : "CANCELLED") as OrderStatus,
-      statusReason: filled === command.volume ? null : ("IOC_REMAINDER" as const),
-      updatedAt: time,
-    };
-    const positionId = plan.deals[plan.deals.length - 1]?.deal.positionId;
-    return {
-      ok: true,
-      events: [],
-      orderId,
-      order: finalOrder,
-      dealIds,
-      ...(positionId === undefined ? {} : { positionId }),
-    };
+    return { ok: true, kind: "IMMEDIATE", account, instrument, order, quote, levels, fills, filled, deals: plan.deals };
   }
 
   /** What the account remembers of a client order id (a valid one), or its refusal. */
@@ -1621,6 +1791,20 @@ export class TradingEngine {
     deals: readonly PlannedDeal[],
     clientRequest: boolean,
   ): Rejection | null {
+    const { used, usedAfter, commissions } = this.usedMarginAfter(account, instrument, deals);
+    if (usedAfter <= used) return null;
+    const unpriced = this.unpricedMoney(account, clientRequest);
+    if (unpriced) return unpriced;
+    if (this.equityAndMargin(account.id).equity - commissions - usedAfter < 0) return reject("NO_MONEY");
+    return null;
+  }
+
+  /** The account's used margin now and after the deals (the larger leg per symbol), and their commissions. */
+  private usedMarginAfter(
+    account: Account,
+    instrument: InstrumentSpec,
+    deals: readonly PlannedDeal[],
+  ): { used: number; usedAfter: number; commissions: number } {
     const current = this.state.symbolMargin(account.id, instrument.symbol);
     let buy = current.buy;
     let sell = current.sell;
@@ -1636,12 +1820,7 @@ export class TradingEngine {
       else sell += effect.margin;
     }
     const used = this.state.usedMargin(account.id);
-    const usedAfter = used - Math.max(current.buy, current.sell) + Math.max(buy, sell);
-    if (usedAfter <= used) return null;
-    const unpriced = this.unpricedMoney(account, clientRequest);
-    if (unpriced) return unpriced;
-    if (this.equityAndMargin(account.id).equity - commissions - usedAfter < 0) return reject("NO_MONEY");
-    return null;
+    return { used, usedAfter: used - Math.max(current.buy, current.sell) + Math.max(buy, sell), commissions };
   }
 
   private emitDeals(deals: readonly PlannedDeal[], time: number): number[] {

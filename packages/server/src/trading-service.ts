@@ -56,7 +56,16 @@ import {
   type PositionView,
   type DealView,
 } from "./trading-views.ts";
-import { lotsFromWire, optionalPriceFromWire, optionalTimeFromWire, quantityFromWire, stopFromWire } from "./wire.ts";
+import { AccountMoneyViewSchema, metricsMoneyView } from "./views.ts";
+import {
+  lotsFromWire,
+  lotsToWire,
+  moneyToWire,
+  optionalPriceFromWire,
+  optionalTimeFromWire,
+  quantityFromWire,
+  stopFromWire,
+} from "./wire.ts";
 
 export { HistoryQuerySchema, type HistoryQueryInput };
 
@@ -184,6 +193,83 @@ export const CloseResult = Type.Object({
   }),
   duplicate: Type.Boolean({ description: "True when clientOrderId repeated an earlier close: its result, again" }),
 });
+
+/**
+ * An order check's answer (MetaTrader 5's OrderCheck; cTrader and MT5 terminals show it in the order ticket). A
+ * refusal by the trading rules is the check's answer, not an HTTP error: `accepted: false` with the code and message
+ * placing it would get. A request placing could not even read (validation, another user's account, an unknown symbol)
+ * is an error, as on the order route.
+ */
+export const OrderCheckResult = Type.Object({
+  accepted: Type.Boolean({ description: "Whether placing the order now would be accepted" }),
+  error: Type.Union([Type.String(), Type.Null()], { description: "The refusal's code (the error registry), or null" }),
+  message: Type.Union([Type.String(), Type.Null()]),
+  duplicateOfOrderId: Type.Union([Type.Integer(), Type.Null()], {
+    description:
+      "The order an earlier request with this clientOrderId placed: placing again answers it, changing nothing",
+  }),
+  executesNow: Type.Union([Type.Boolean(), Type.Null()], {
+    description:
+      "True: it executes now (MARKET, IOC, FOK). False: it would rest, and the figures are of its fill at its price",
+  }),
+  volume: Type.Union([Type.Number(), Type.Null()], {
+    description: "Lots the figures are for: what the book fills now, or the pending order's volume",
+  }),
+  marginChange: Type.Union([Type.Number(), Type.Null()], {
+    description: "Used margin it adds at current rates; negative when a netting reduction releases margin",
+  }),
+  commission: Type.Union([Type.Number(), Type.Null()]),
+  realisedProfit: Type.Union([Type.Number(), Type.Null()], {
+    description: "Profit with swap a netting account's opposite order realises at its fill prices",
+  }),
+  after: Type.Union([AccountMoneyViewSchema, Type.Null()], {
+    description:
+      "The account after it. An order executing now: its deals applied, positions valued at the current quote. A " +
+      "pending order: the figures now less its commission, with its margin. Null when refused",
+  }),
+});
+
+/** What placing the order would do now, from the durable state: nothing is placed, nothing journaled. */
+export function checkOrder(
+  platform: Platform,
+  userId: string,
+  accountId: number,
+  body: PlaceOrderInput,
+): { data: Static<typeof OrderCheckResult> } {
+  const account = owned(platform, userId, accountId);
+  const command = placeCommand(platform, account, body);
+  const checked = platform.engine.checkOrder({ ...command, time: platform.marketTime() });
+  if (!checked.ok)
+    return {
+      data: {
+        accepted: false,
+        error: checked.code,
+        message: checked.message,
+        duplicateOfOrderId: null,
+        executesNow: null,
+        volume: null,
+        marginChange: null,
+        commission: null,
+        realisedProfit: null,
+        after: null,
+      },
+    };
+  const instrument = platform.instrument(command.symbol);
+  return {
+    data: {
+      accepted: true,
+      error: null,
+      message: null,
+      duplicateOfOrderId: checked.duplicateOfOrderId,
+      executesNow: checked.executesNow,
+      volume: lotsToWire(checked.volume, instrument),
+      marginChange: moneyToWire(checked.marginChange, account.currency),
+      commission: moneyToWire(checked.commission, account.currency),
+      realisedProfit: moneyToWire(checked.realisedProfit, account.currency),
+      after: metricsMoneyView(checked.after),
+    },
+  };
+}
 
 function dealsOf(events: readonly EngineEvent[], predicate: (deal: Deal) => boolean): Deal[] {
   const deals: Deal[] = [];

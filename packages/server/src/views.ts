@@ -2,7 +2,7 @@
  * What the faces show of engine records: integers turned into decimals with the right digits
  * (wire.ts), times into ISO strings. One view per record, shared by every face that shows it.
  */
-import type { Account } from "@bourse/core";
+import type { Account, AccountMetrics } from "@bourse/core";
 import type { User } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
 import type { Platform } from "./platform.ts";
@@ -28,12 +28,8 @@ export const AccountViewSchema = Type.Object({
 
 export type AccountView = Static<typeof AccountViewSchema>;
 
-export const ACCOUNT_COLUMNS = [
-  "login",
-  "currency",
-  "leverage",
-  "mode",
-  "group",
+/** An account's money fields: its table columns, and an order check's account after the order. */
+const ACCOUNT_MONEY_FIELDS = [
   "balance",
   "credit",
   "equity",
@@ -41,6 +37,15 @@ export const ACCOUNT_COLUMNS = [
   "freeMargin",
   "marginLevel",
   "profit",
+] as const satisfies readonly (keyof AccountView)[];
+
+export const ACCOUNT_COLUMNS = [
+  "login",
+  "currency",
+  "leverage",
+  "mode",
+  "group",
+  ...ACCOUNT_MONEY_FIELDS,
   "tradingEnabled",
   "marginCall",
   "createdAt",
@@ -48,15 +53,22 @@ export const ACCOUNT_COLUMNS = [
 
 /** The account's money now (balance, credit, equity, margin, free margin, margin level, floating profit). */
 export function accountMoneyView(platform: Platform, account: Account) {
-  const metrics = platform.engine.accountMetrics(account.id);
+  return metricsMoneyView(platform.engine.accountMetrics(account.id));
+}
+
+export const AccountMoneyViewSchema = Type.Pick(AccountViewSchema, ACCOUNT_MONEY_FIELDS);
+
+/** An account's figures (now, or as an order check says they would be) in the account currency's digits. */
+export function metricsMoneyView(metrics: AccountMetrics): Static<typeof AccountMoneyViewSchema> {
+  const currency = metrics.currency;
   return {
-    balance: moneyToWire(metrics.balance, account.currency),
-    credit: moneyToWire(metrics.credit, account.currency),
-    equity: moneyToWire(metrics.equity, account.currency),
-    margin: moneyToWire(metrics.margin, account.currency),
-    freeMargin: moneyToWire(metrics.freeMargin, account.currency),
+    balance: moneyToWire(metrics.balance, currency),
+    credit: moneyToWire(metrics.credit, currency),
+    equity: moneyToWire(metrics.equity, currency),
+    margin: moneyToWire(metrics.margin, currency),
+    freeMargin: moneyToWire(metrics.freeMargin, currency),
     marginLevel: marginLevelToWire(metrics.marginLevelBasisPoints),
-    profit: moneyToWire(metrics.profit, account.currency),
+    profit: moneyToWire(metrics.profit, currency),
   };
 }
 

@@ -82,6 +82,7 @@ import {
   ModifyPositionBody,
   PlaceOrderBody,
   cancelOrder,
+  checkOrder,
   closePosition,
   dealHistory,
   modifyOrder,
@@ -295,6 +296,11 @@ const HANDLERS: Readonly<Record<string, Handler<TSchema>>> = {
   ),
   createOrder: handler(PlaceOrderBody, async (c, p) => placeOrder(c.platform, c.userId, c.accountFor(p.accountId), p), {
     trading: true,
+    rateLimited: true,
+  }),
+  // The REST check's answer (`POST …/orders/check`): a read, so it is no trading request and any scope may ask.
+  checkOrder: handler(PlaceOrderBody, async (c, p) => checkOrder(c.platform, c.userId, c.accountFor(p.accountId), p), {
+    alwaysAnswer: true,
     rateLimited: true,
   }),
   cancelOrder: handler(

@@ -57,6 +57,7 @@ function exampleBody(route: RegisteredRoute): unknown {
     "POST /api/v1/password": { currentPassword: "victim password 123", newPassword: "attacker chose this" },
     "PUT /api/v1/accounts": { currency: "USD", leverage: 100, mode: "HEDGING" },
     "POST /api/v1/accounts/:accountId/orders": { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 },
+    "POST /api/v1/accounts/:accountId/orders/check": { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.01 },
     "POST /api/v1/accounts/:accountId/orders/:orderId": { sl: 1.05 },
     "POST /api/v1/accounts/:accountId/positions/:positionId": { sl: 1.05 },
     "POST /api/v1/accounts/:accountId/positions/:positionId/close": {},

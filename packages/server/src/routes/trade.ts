@@ -23,11 +23,13 @@ import {
   HistoryQuerySchema,
   ModifyOrderBody,
   ModifyPositionBody,
+  OrderCheckResult,
   OrderParams,
   OrderResult,
   PlaceOrderBody,
   PositionParams,
   cancelOrder,
+  checkOrder,
   closePosition,
   dealHistory,
   modifyOrder,
@@ -73,6 +75,28 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
       },
     },
     async (request) => placeOrder(platform, userOf(request), Number(request.params.accountId), request.body),
+  );
+
+  // An order ticket shows the margin and commission before the client sends (the audit of a terminal's journey of 7
+  // December, sixth session: the only way to learn them was to place the order).
+  app.post(
+    "/api/v1/accounts/:accountId/orders/check",
+    {
+      schema: {
+        tags: ["Trade"],
+        summary: "Check an order without placing it: would it be accepted, its margin, commission, the account after",
+        description:
+          "The body of `POST …/orders`, decided as placing it now would decide it (MetaTrader 5's OrderCheck), from " +
+          "the acknowledged state; nothing is placed or journaled. A refusal by the trading rules is the answer " +
+          "(`accepted: false` with the code and message placing would get, 200); a body placing could not read is " +
+          "an error as on the order route. A pending order's figures are those of its fill at its price at current " +
+          "rates.",
+        params: AccountIdParams,
+        body: PlaceOrderBody,
+        response: { 200: DataResponse(OrderCheckResult), ...authenticatedErrors },
+      },
+    },
+    async (request) => checkOrder(platform, userOf(request), Number(request.params.accountId), request.body),
   );
 
   app.get(
