@@ -1695,7 +1695,9 @@ export class TradingEngine {
         const commission = commissionInAccountCurrency(instrument, closeVolume, rates.commission, digits);
         deals.push({
           deal: newDeal(request, nextDealId++, simulated.id, "OUT", closeVolume, fill.price, profit, commission, swap),
-          effect: { kind: "DECREASE", closedCost, marginReleased },
+          // The position's volume after the deal rides on the event, so a stream can say "closed" (the audit of a
+          // terminal's journey of 7 December, sixth session: a DEAL portfolioEvent did not tell).
+          effect: { kind: "DECREASE", closedCost, marginReleased, positionVolume: simulated.volume - closeVolume },
         });
         simulated.volume -= closeVolume;
         simulated.openCost -= closedCost;
@@ -1718,7 +1720,13 @@ export class TradingEngine {
         const setStops = !openedByThisOrder && !request.continuesFill;
         deals.push({
           deal: newDeal(request, nextDealId++, simulated.id, "IN", volume, fill.price, 0, commission, 0),
-          effect: { kind: "INCREASE", margin, sl: setStops ? request.sl : null, tp: setStops ? request.tp : null },
+          effect: {
+            kind: "INCREASE",
+            margin,
+            sl: setStops ? request.sl : null,
+            tp: setStops ? request.tp : null,
+            positionVolume: simulated.volume + volume,
+          },
         });
         simulated.volume += volume;
         simulated.openCost += cost;

@@ -358,8 +358,21 @@ export type PositionEffect =
       readonly comment: string;
       readonly magic: number;
     }
-  | { readonly kind: "INCREASE"; readonly margin: number; readonly sl: number | null; readonly tp: number | null }
-  | { readonly kind: "DECREASE"; readonly closedCost: number; readonly marginReleased: number };
+  | {
+      readonly kind: "INCREASE";
+      readonly margin: number;
+      readonly sl: number | null;
+      readonly tp: number | null;
+      /** The position's volume after the deal. Absent in events journaled before 7 December 2026. */
+      readonly positionVolume?: number;
+    }
+  | {
+      readonly kind: "DECREASE";
+      readonly closedCost: number;
+      readonly marginReleased: number;
+      /** The position's volume after the deal, 0 once it is closed. Absent in events journaled before 7 December 2026. */
+      readonly positionVolume?: number;
+    };
 
 export interface DealExecutedEvent extends EventBase {
   readonly type: "DealExecuted";

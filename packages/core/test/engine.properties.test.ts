@@ -1560,12 +1560,31 @@ const replayObserver: Observer = {
   },
 };
 
-/** Property 4: every deal price is a level of the latest tick on the side traded, within the order's own bound. */
+/** Per scenario, each position's volume as its deals tell it (property 4's tally of `positionVolume`). */
+const dealtVolumes = new WeakMap<object, Map<number, number>>();
+
+/**
+ * Property 4: every deal price is a level of the latest tick on the side traded, within the order's own bound; and an
+ * INCREASE's or DECREASE's `positionVolume` is the position's volume after it, as the deals before it tally it.
+ */
 const fillPriceObserver: Observer = {
   afterStep(h, step) {
+    let volumes = dealtVolumes.get(h);
+    if (!volumes) dealtVolumes.set(h, (volumes = new Map()));
     for (const event of step.events) {
       if (event.type !== "DealExecuted") continue;
       const { deal } = event;
+      const effect = event.effect;
+      const before = volumes.get(deal.positionId) ?? 0;
+      const after =
+        effect.kind === "OPEN" ? deal.volume : effect.kind === "INCREASE" ? before + deal.volume : before - deal.volume;
+      if (effect.kind !== "OPEN")
+        must(
+          effect.positionVolume === after,
+          h,
+          () => `deal ${deal.id} (${effect.kind}): positionVolume ${effect.positionVolume}, the deals tally ${after}`,
+        );
+      volumes.set(deal.positionId, after);
       const tick = h.ticks.get(deal.symbol);
       must(tick !== undefined, h, () => `deal ${deal.id} on ${deal.symbol} without any tick`);
       if (!tick) continue;

@@ -18,6 +18,7 @@
  *   `ORDER_MODIFIED` {orderId, symbol, price, stopLimitPrice, sl, tp, trailingDistance, expiration,
  *   triggered}, and `ORDER_REJECTED` for a rejected order command (see below);
  * - `portfolioEvent`: `DEAL` {positionId, symbol, side, entry, effect (OPEN, INCREASE, DECREASE), volume,
+ *   positionVolume (the position's lots after the deal, 0 once closed; null for events journaled before it was kept),
  *   price, balanceChange, and the stops the deal set on the position, when it set some: sl, tp (OPEN and a netting
  *   INCREASE), trailingDistance (OPEN)}, `POSITION_MODIFIED` {positionId, symbol, sl, tp, trailingDistance, reason},
  *   `BALANCE` {operationId, kind, amount, balanceChange, creditChange}, `SWAP` {positionId, amount} (a rollover's charge, or a deferred one's),
@@ -39,7 +40,7 @@
  * return it. Orders the engine rejects later (a triggered stop without margin) are journaled
  * `OrderStatusChanged` REJECTED events and carry their seq like any other.
  */
-import type { EngineEvent, InstrumentSpec, PlaceOrderCommand, PositionEffect } from "@bourse/core";
+import type { DealExecutedEvent, EngineEvent, InstrumentSpec, PlaceOrderCommand, PositionEffect } from "@bourse/core";
 import { encodeCursor, eventAccountId, type JournalRecord } from "@bourse/store";
 import { BusTopics, type BusMessage } from "./bus.ts";
 import type { ApiError } from "./errors.ts";
@@ -157,6 +158,17 @@ function priceOrPoints(points: number | null, instrument: InstrumentSpec | undef
   return instrument ? optionalPriceToWire(points, instrument) : points;
 }
 
+/**
+ * The position's lots after a deal, 0 once it closed it: an opening deal's own volume, else what the effect carries.
+ * Null for an event journaled before 7 December 2026, whose effect did not carry it (a terminal could not tell from
+ * the stream that a position closed: the audit of a terminal's journey of 7 December, sixth session).
+ */
+function positionVolumeAfter(event: DealExecutedEvent, instrument: InstrumentSpec): number | null {
+  const effect = event.effect;
+  const volume = effect.kind === "OPEN" ? event.deal.volume : effect.positionVolume;
+  return volume === undefined ? null : lotsToWire(volume, instrument);
+}
+
 function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, symbol: string | undefined): Built[] {
   const instrument: InstrumentSpec | undefined = symbol === undefined ? undefined : platform.instruments.get(symbol);
   switch (event.type) {
@@ -217,6 +229,7 @@ function buildWithSymbol(platform: Platform, event: EngineEvent, seq: number, sy
           entry: deal.entry,
           effect: event.effect.kind,
           volume: lotsToWire(deal.volume, dealInstrument),
+          positionVolume: positionVolumeAfter(event, dealInstrument),
           price: priceToWire(deal.price, dealInstrument),
           balanceChange: moneyToWire(balanceChange, account.currency),
           ...stopsSetBy(event.effect, dealInstrument),

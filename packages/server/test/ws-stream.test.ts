@@ -609,6 +609,30 @@ describe("account streams", () => {
     expect(typeof notification.payload.title).toBe("string");
   });
 
+  // Found by the audit of a terminal's journey of 7 December (sixth session): a DEAL portfolioEvent did not say what was
+  // left of its position, so a terminal could not tell a partial close from a close without asking REST.
+  it("says in each DEAL portfolioEvent the position's volume after the deal, 0 once closed", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    client.send("subscribe", { events: ["portfolioEvent"] });
+    await client.nextOf("subscribed");
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const deal = () => client.nextOf("portfolioEvent", (message) => message.payload.event === "DEAL");
+    await client.request("createOrder", { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1 }, "open");
+    const opened = await deal();
+    expect(opened.payload).toMatchObject({ effect: "OPEN", volume: 0.1, positionVolume: 0.1 });
+    const positionId = opened.payload.positionId;
+    await client.request("closePosition", { accountId: user.login, positionId, volume: 0.04 }, "part");
+    expect((await deal()).payload).toMatchObject({
+      positionId,
+      effect: "DECREASE",
+      volume: 0.04,
+      positionVolume: 0.06,
+    });
+    await client.request("closePosition", { accountId: user.login, positionId }, "rest");
+    expect((await deal()).payload).toMatchObject({ positionId, effect: "DECREASE", volume: 0.06, positionVolume: 0 });
+  });
+
   it("streams price alerts (seed 000)", async () => {
     const user = await signUp(server);
     const client = await connect(user);

@@ -311,6 +311,7 @@ describe("format 1, pinned", () => {
     "events-format-1-deferred-swaps.json",
     "events-format-1-position-margin.json",
     "events-format-1-balance-reference.json",
+    "events-format-1-position-volume.json",
   ];
   const fixtures = FIXTURES.map(
     (name) =>
