@@ -73,9 +73,15 @@ export interface PlatformOptions {
 export type PlatformState = "starting" | "recovering" | "ready" | "failed" | "closed";
 
 /** Both journal drivers serve the read models from the tables they write in the same transaction. */
-function openJournal(url: string): EventJournal & ReadModels {
+function openJournal(url: string, log: PlatformLog): EventJournal & ReadModels {
   return isPostgresUrl(url)
-    ? new PostgresJournal({ connectionString: url })
+    ? new PostgresJournal({
+        connectionString: url,
+        onWriterLockChange: (problem) =>
+          problem === null
+            ? log.info("journal: this server is the journal's writer again: ready")
+            : log.error(`journal: this server is not the journal's writer, so not ready: ${problem}`),
+      })
     : new SqliteJournal({ path: url, writer: "worker", checkpoints: "thread" });
 }
 
@@ -157,7 +163,7 @@ export class Platform {
     const storage = config.storage;
     if (!isPostgresUrl(storage.databaseUrl) || !isPostgresUrl(storage.platformDatabaseUrl))
       makeDataDirectory(storage.dataDirectory);
-    this.journal = openJournal(storage.databaseUrl);
+    this.journal = openJournal(storage.databaseUrl, this.log);
     // Notifications and candles are written by a thread of their own: their bursts never stop this one.
     this.platformStore = createPlatformStore(storage.platformDatabaseUrl, { sqliteDerivedWrites: "worker" });
     this.answeringStore = answeringStorageFailures(this.platformStore);
@@ -206,8 +212,18 @@ export class Platform {
     this.stoppingNow = true;
   }
 
+  /**
+   * Whether the engine takes commands: recovered, and its journal's one writer (a PostgreSQL journal whose writer lock
+   * was lost is not, until it takes the lock again: the audit of an operator's journey of 7 December, sixth session,
+   * found two servers answering ready on one database).
+   */
   get ready(): boolean {
-    return this.currentState === "ready" && this.durable !== null && this.durable.ready;
+    return (
+      this.currentState === "ready" &&
+      this.durable !== null &&
+      this.durable.ready &&
+      this.durable.writerLockProblem() === null
+    );
   }
 
   /** Opens the stores and recovers the engine from the journal. */

@@ -6,6 +6,7 @@
  * (found by the audit of 6 December). A NUL in a script, an alert message, an API key's name or a user's name
  * answered 500. Each is now 400 INVALID_DATA for its sender only, on both drivers.
  */
+import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { call, postgresTestServer, pushQuote, signUp } from "./helpers.ts";
 
@@ -38,6 +39,38 @@ describe.skipIf(!connectionString)("the server on PostgreSQL", () => {
     });
     expect(badClientId.status).toBe(400);
     expect(postgres.server.platform.ready).toBe(true);
+  });
+
+  // Found by the audit of an operator's journey of 7 December (sixth session): after PostgreSQL dropped the connection
+  // holding the journal's writer lock, a second server took the lock and both answered ready.
+  it("is not ready while another session holds its journal's writer lock, and ready again once it has it back", async () => {
+    const readiness = async () => (await call(postgres.server, "GET", "/readyz")).body;
+    expect(await readiness()).toMatchObject({ status: "ready" });
+    const other = new pg.Client({ connectionString: postgres.databaseUrl });
+    await other.connect();
+    try {
+      await other.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'bourse-journal writer lock'`,
+      );
+      await other.query("SELECT pg_advisory_lock($1, hashtext('bourse'))", [0x426f7572]);
+      const eventually = async (status: string, reason?: RegExp) => {
+        const reached = (body: { status: string; reason?: string }) =>
+          body.status === status && (reason === undefined || reason.test(body.reason ?? ""));
+        for (let attempt = 0; attempt < 200 && !reached(await readiness()); attempt++)
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        return readiness();
+      };
+      // First the lock's connection lost, then, once this server tried to take the lock again, held by another.
+      const notWriter = await eventually("not-writer", /another server/);
+      expect(notWriter).toMatchObject({ status: "not-writer", reason: expect.stringMatching(/another server/) });
+      expect((await call(postgres.server, "GET", "/readyz")).status).toBe(503);
+      await other.query("SELECT pg_advisory_unlock($1, hashtext('bourse'))", [0x426f7572]);
+      expect(await eventually("ready")).toMatchObject({ status: "ready" });
+      await pushQuote(postgres.server, "EURUSD", "1.08430", "1.08440");
+    } finally {
+      await other.end();
+    }
   });
 
   it("platform text PostgreSQL cannot hold is refused 400, not 500", async () => {

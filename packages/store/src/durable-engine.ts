@@ -315,6 +315,11 @@ export class DurableEngine {
     return this.currentState === "ready";
   }
 
+  /** Why the journal is not its one writer now (its lock lost, or held by another server), or null. */
+  writerLockProblem(): string | null {
+    return this.journal.writerLockProblem?.() ?? null;
+  }
+
   /** The sequence of the last durable event. */
   get lastSequence(): number {
     return this.sequence;

@@ -161,5 +161,10 @@ export interface EventJournal {
    * it (verify and a recovery `through` a sequence, beside a server that saves newer ones meanwhile).
    */
   latestSnapshot(atOrBefore?: number): Promise<SnapshotRecord | null>;
+  /**
+   * Why this journal is not its one writer now, or null: a journal whose writer lock can be lost while it is open
+   * (PostgreSQL's advisory lock goes with its connection) says so, and the server is not ready meanwhile.
+   */
+  writerLockProblem?(): string | null;
   close(): Promise<void>;
 }

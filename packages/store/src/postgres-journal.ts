@@ -100,7 +100,16 @@ export interface PostgresJournalOptions {
    * The pool has already discarded the connection; nothing needs doing, but an operator may want the log line.
    */
   readonly onIdleConnectionError?: (error: Error) => void;
+  /**
+   * Told when this journal stops being the one writer (the writer lock's connection was lost, or another server holds
+   * the lock: `problem`) and when it is the writer again (null), for the operator's log.
+   */
+  readonly onWriterLockChange?: (problem: string | null) => void;
 }
+
+/** The first wait before taking a lost writer lock again, doubled after each miss up to the most. */
+export const WRITER_LOCK_RETAKE_FIRST_DELAY_MS = 250;
+export const WRITER_LOCK_RETAKE_MOST_DELAY_MS = 5_000;
 
 /** A migration whose SQL has `{schema}` standing for the quoted schema name. */
 type Migration = PostgresMigration;
@@ -292,6 +301,13 @@ export class PostgresJournal implements EventJournal, ReadModels {
    * the next append takes it again, or fails to.
    */
   private writerLock: pg.Client | null = null;
+  /** Why this journal is not the one writer now (`writerLockProblem`), or null. */
+  private lockProblem: string | null = null;
+  /** The lost lock taken again at once and then with backoff, not only by the next append (`retakeWriterLockSoon`). */
+  private lockRetakeTimer: NodeJS.Timeout | null = null;
+  private lockRetakeDelayMs = WRITER_LOCK_RETAKE_FIRST_DELAY_MS;
+  /** The one attempt at taking the lock running, which the retake timer and an append share. */
+  private lockTaking: Promise<void> | null = null;
   private writing = false;
   private readonly poolSize: number;
   private readonly maxWaitingCalls: number;
@@ -376,9 +392,14 @@ export class PostgresJournal implements EventJournal, ReadModels {
       // Taking the lock never waits (pg_try_advisory_lock), so a server that does not answer is stalled.
       ...this.connectionSettings,
     });
-    // The connection dying (a server restart) releases the lock: the next append takes it again.
+    // The connection dying (a server restart) releases the lock. It is taken again at once and then with backoff, not
+    // only by the next append: found by the audit of an operator's journey of 7 December (sixth session), a second
+    // server started on the database meanwhile, took the lock, and both answered ready.
     const lost = (): void => {
-      if (this.writerLock === client) this.writerLock = null;
+      if (this.writerLock !== client) return;
+      this.writerLock = null;
+      this.noteLockProblem("its writer lock's connection to PostgreSQL was lost: taking the lock again");
+      this.retakeWriterLockSoon();
     };
     client.on("error", lost);
     client.on("end", lost);
@@ -397,6 +418,51 @@ export class PostgresJournal implements EventJournal, ReadModels {
       throw error;
     }
     this.writerLock = client;
+  }
+
+  /**
+   * Why this journal is not the one writer now: its writer lock's connection was lost and the lock is not taken again
+   * yet, or another server holds it. Null while it holds the lock, and for an inspection. A server is not ready then
+   * (its appends would be refused), so a load balancer sends its clients to the writer.
+   */
+  writerLockProblem(): string | null {
+    return this.writing && this.pool !== null ? this.lockProblem : null;
+  }
+
+  private noteLockProblem(problem: string | null): void {
+    if (problem === this.lockProblem) return;
+    this.lockProblem = problem;
+    this.options.onWriterLockChange?.(problem);
+  }
+
+  /** Takes the lost writer lock again (one attempt at a time, shared with an append's), or throws why not. */
+  private async retakeWriterLock(): Promise<void> {
+    this.lockTaking ??= this.takeWriterLock().finally(() => (this.lockTaking = null));
+    try {
+      await this.lockTaking;
+    } catch (error) {
+      this.noteLockProblem(
+        error instanceof JournalLockedError
+          ? `another server took the writer lock: ${error.message}`
+          : `its writer lock cannot be taken again: ${String(error)}`,
+      );
+      throw error;
+    }
+    this.lockRetakeDelayMs = WRITER_LOCK_RETAKE_FIRST_DELAY_MS;
+    this.noteLockProblem(null);
+  }
+
+  private retakeWriterLockSoon(): void {
+    if (this.lockRetakeTimer !== null || this.pool === null || !this.writing) return;
+    this.lockRetakeTimer = setTimeout(() => {
+      this.lockRetakeTimer = null;
+      if (this.pool === null || this.writerLock !== null) return;
+      this.retakeWriterLock().catch(() => {
+        this.lockRetakeDelayMs = Math.min(this.lockRetakeDelayMs * 2, WRITER_LOCK_RETAKE_MOST_DELAY_MS);
+        this.retakeWriterLockSoon();
+      });
+    }, this.lockRetakeDelayMs);
+    this.lockRetakeTimer.unref();
   }
 
   private async dropWriterLock(): Promise<void> {
@@ -523,7 +589,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
     if (this.writing && this.writerLock === null) {
       // Lost with its connection: nothing is written until this journal is the one writer again.
       try {
-        await this.takeWriterLock();
+        await this.retakeWriterLock();
       } catch (error) {
         throw new JournalWriteError(
           `the batch from ${firstSequence} is not written: the journal's writer lock could not be taken again (${String(error)})`,
@@ -686,6 +752,8 @@ export class PostgresJournal implements EventJournal, ReadModels {
 
   async close(): Promise<void> {
     if (!this.pool) return;
+    if (this.lockRetakeTimer !== null) clearTimeout(this.lockRetakeTimer);
+    this.lockRetakeTimer = null;
     // Lets the queued appends finish first: closing must not cut a commit in half.
     await this.appendQueue;
     const pool = this.pool;

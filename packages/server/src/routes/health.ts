@@ -86,17 +86,27 @@ export const healthRoutes: RouteModule = (app, { platform, metrics }) => {
       config: systemConfig,
       schema: {
         tags: ["System"],
-        summary: "Readiness: 200 once the engine has recovered and takes commands, 503 before",
+        summary:
+          "Readiness: 200 once the engine has recovered and takes commands, 503 before, while it rebuilds, and while " +
+          "it is not its journal's one writer (`not-writer`: a PostgreSQL journal's writer lock lost, or held by " +
+          "another server; `reason` says which)",
         response: {
           200: Type.Object({ status: Type.String(), lastSequence: Type.Integer() }),
-          503: Type.Object({ status: Type.String(), lastSequence: Type.Integer() }),
+          503: Type.Object({
+            status: Type.String(),
+            lastSequence: Type.Integer(),
+            reason: Type.Optional(Type.String()),
+          }),
         },
       },
     },
     async (_request, reply) => {
-      const lastSequence = platform.durableEngine?.lastSequence ?? 0;
+      const durable = platform.durableEngine;
+      const lastSequence = durable?.lastSequence ?? 0;
       if (platform.ready) return { status: "ready", lastSequence };
-      const status = platform.durableEngine?.state === "rebuilding" ? "rebuilding" : platform.state;
+      const notWriter = durable?.ready ? durable.writerLockProblem() : null;
+      if (notWriter !== null) return reply.status(503).send({ status: "not-writer", lastSequence, reason: notWriter });
+      const status = durable?.state === "rebuilding" ? "rebuilding" : platform.state;
       return reply.status(503).send({ status, lastSequence });
     },
   );
