@@ -433,7 +433,7 @@ export class AccountEvents {
         if (known !== undefined) return known;
         const page = await platform.readModels.positionHistory({
           accountId,
-          cursor: encodeCursor(positionId - 1),
+          cursor: encodeCursor(positionId - 1, "asc"),
           limit: 1,
         });
         const row = page.rows[0];

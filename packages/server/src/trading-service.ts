@@ -300,7 +300,7 @@ async function dealsById(platform: Platform, accountId: number, ids: readonly nu
   for (const id of [...wanted].sort((a, b) => a - b)) {
     if (found.has(id)) continue;
     // The page that starts at this id holds the fills that follow it closely too: one query for those.
-    const page = await platform.readModels.dealHistory({ accountId, cursor: encodeCursor(id - 1), limit: 1000 });
+    const page = await platform.readModels.dealHistory({ accountId, cursor: encodeCursor(id - 1, "asc"), limit: 1000 });
     for (const deal of page.rows) if (wanted.has(deal.id)) found.set(deal.id, deal);
   }
   return ids.flatMap((id) => {

@@ -7,9 +7,13 @@
 import { Rounding, divideRounded, type Account, type Deal, type Order, type Position } from "@bourse/core";
 import {
   DEFAULT_HISTORY_LIMIT,
+  HISTORY_DIRECTIONS,
   MAX_HISTORY_LIMIT,
+  cursorMismatch,
   decodeCursor,
   encodeCursor,
+  type HistoryCursor,
+  type HistoryDirection,
   type HistoryQuery,
   type LedgerRow,
   type OrderHistoryRow,
@@ -470,6 +474,23 @@ export function ledgerView(account: Account, row: LedgerRow): LedgerView {
 // ---------------------------------------------------------------------------------------------
 // History queries (ledger and the three histories)
 
+/**
+ * The sort direction of a history, every face's. Named `direction`, asc or desc, as Alpaca's trading API names it on
+ * its orders and account activities: `order` would read as a trading order in this API (orders, orderId,
+ * orderHistory), and where `sort` is a parameter of the public APIs it mostly names the field sorted by (GitHub's
+ * `sort` with `direction`, Polygon's `sort` with `order`). Ascending by default, so a client that never sends it
+ * reads what it always read.
+ */
+export const HistoryDirectionSchema = Type.Union(
+  HISTORY_DIRECTIONS.map((direction) => Type.Literal(direction)),
+  {
+    default: "asc",
+    description:
+      "asc: oldest first (the default); desc: newest first. Rows with the same time come in id order, reversed " +
+      "for desc. A `cursor` pages on only in the direction of the page that gave it",
+  },
+);
+
 const historyQueryProperties = {
   from: Type.Optional(
     Type.Union([TimeInput, Type.String({ pattern: "^[0-9]{1,15}$" })], {
@@ -493,9 +514,10 @@ const historyQueryProperties = {
       minLength: 1,
       maxLength: 64,
       pattern: "^[A-Za-z0-9_-]+$",
-      description: "The `nextCursor` of the previous page",
+      description: "The `nextCursor` of the previous page, sent with the same `direction`",
     }),
   ),
+  direction: Type.Optional(HistoryDirectionSchema),
 };
 
 export const LedgerQuerySchema = Closed(historyQueryProperties);
@@ -516,33 +538,46 @@ export async function orderHistoryRow(
   orderId: number,
 ): Promise<OrderHistoryRow | undefined> {
   if (orderId < 1) return undefined;
-  const page = await platform.readModels.orderHistory({ accountId, cursor: encodeCursor(orderId - 1), limit: 1 });
+  const page = await platform.readModels.orderHistory({
+    accountId,
+    cursor: encodeCursor(orderId - 1, "asc"),
+    limit: 1,
+  });
   const row = page.rows[0];
   return row !== undefined && row.id === orderId ? row : undefined;
 }
 
-/** Refuses (400) a history cursor this server did not issue, before it reaches the read models (never a 500). */
-export function checkCursor(cursor: string): void {
+/**
+ * Refuses (400) a history cursor this server did not issue, or one from a page of the other direction (it would skip
+ * every row on the wrong side of it), before it reaches the read models (never a 500).
+ */
+export function checkCursor(cursor: string, direction: HistoryDirection): void {
+  let decoded: HistoryCursor;
   try {
-    decodeCursor(cursor);
+    decoded = decodeCursor(cursor);
   } catch {
     throw new ApiError("INVALID_DATA", "cursor is not one this server issued");
   }
+  const mismatch = cursorMismatch(decoded, direction);
+  if (mismatch !== null) throw new ApiError("INVALID_DATA", mismatch);
 }
 
 /**
- * Reads a history query: times to ms, the cursor checked (a forged one is a 400, never a 500), the symbol as the
- * platform trades it ("eurusd" is EURUSD; found by the audit of the Automation API of 7 December, sixth session: a
- * filter in lower case found nothing). A symbol no longer traded is taken as written: its history stays readable.
+ * Reads a history query: times to ms, the cursor checked against the direction (a forged or mismatched one is a 400,
+ * never a 500), the symbol as the platform trades it ("eurusd" is EURUSD; found by the audit of the Automation API of
+ * 7 December, sixth session: a filter in lower case found nothing). A symbol no longer traded is taken as written:
+ * its history stays readable.
  */
 export function readHistoryQuery(platform: Platform, accountId: number, input: HistoryQueryInput): HistoryQuery {
   const from = input.from === undefined ? undefined : queryTimeFromWire(input.from, "from");
   const to = input.to === undefined ? undefined : queryTimeFromWire(input.to, "to");
   if (from !== undefined && to !== undefined && from > to)
     throw new ApiError("INVALID_DATA", "from must not be later than to");
-  if (input.cursor !== undefined) checkCursor(input.cursor);
+  const direction = input.direction ?? "asc";
+  if (input.cursor !== undefined) checkCursor(input.cursor, direction);
   return {
     accountId,
+    direction,
     ...(from === undefined ? {} : { from }),
     ...(to === undefined ? {} : { to }),
     ...(input.symbol === undefined ? {} : { symbol: tradedSymbol(platform, input.symbol) }),

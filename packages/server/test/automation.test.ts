@@ -242,6 +242,54 @@ describe("GET /v1/api/account/history", () => {
     expect(operations).toHaveLength(1);
   });
 
+  // A bot, like a terminal, wants the latest deals of a long history first.
+  it("pages both lists newest first with direction=desc: every row once, the oldest-first lists reversed", async () => {
+    const { user, key } = await trader();
+    for (let order = 0; order < 7; order += 1) {
+      await buy(key, 0.01);
+      if (order % 2 === 0)
+        await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount: `${order + 1}.00` });
+    }
+    const everything = async (direction: "asc" | "desc") => {
+      const deals: number[] = [];
+      const operations: number[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const query: string = `limit=3&direction=${direction}${cursor === null ? "" : `&cursor=${cursor}`}`;
+        const page = await automation(server, "GET", `/v1/api/account/history?${query}`, key);
+        expect(page.status, JSON.stringify(page.body)).toBe(200);
+        deals.push(...page.body.data.deals.map((deal: { ticket: number }) => deal.ticket));
+        operations.push(...page.body.data.operations.map((operation: { ticket: number }) => operation.ticket));
+        cursor = page.body.data.nextCursor;
+        pages += 1;
+      } while (cursor !== null && pages < 10);
+      return { deals, operations, pages };
+    };
+    const oldestFirst = await everything("asc");
+    const newestFirst = await everything("desc");
+    expect(oldestFirst.deals).toHaveLength(7);
+    expect(oldestFirst.operations).toHaveLength(5);
+    expect(newestFirst).toEqual({
+      deals: [...oldestFirst.deals].reverse(),
+      operations: [...oldestFirst.operations].reverse(),
+      pages: 3,
+    });
+    // Without `direction`, the answer is what it always was.
+    const plain = await automation(server, "GET", "/v1/api/account/history?limit=3", key);
+    expect(plain.body.data.deals.map((deal: { ticket: number }) => deal.ticket)).toEqual(oldestFirst.deals.slice(0, 3));
+    expect(Object.keys(plain.body.data)).toEqual(["deals", "operations", "more", "nextCursor"]);
+    // A cursor goes on only in its own direction.
+    const newest = await automation(server, "GET", "/v1/api/account/history?limit=1&direction=desc", key);
+    expectError(
+      await automation(server, "GET", `/v1/api/account/history?cursor=${newest.body.data.nextCursor}`, key),
+      400,
+      "INVALID_DATA",
+      expect.stringContaining("direction=desc"),
+    );
+    expectError(await automation(server, "GET", "/v1/api/account/history?direction=down", key), 400, "INVALID_DATA");
+  });
+
   it("refuses bad times, bounds, limits and cursors (400), and answers 401 without a key", async () => {
     const { key } = await trader();
     for (const query of [

@@ -119,6 +119,31 @@ describe("the OpenAPI document", () => {
     expect(literalUnions).toEqual([]);
   });
 
+  // Found by the audit of a terminal's journey: the histories paged oldest first only. Every history route takes the
+  // same `direction`, documented as the enum a generated client makes a type of.
+  it("offers direction, asc or desc, on every history route and ledger", async () => {
+    const document = (await call(server, "GET", "/docs/json")).body as {
+      paths: Record<string, { get?: { parameters?: { name: string; in: string; schema: Schema }[] } }>;
+    };
+    const histories = Object.keys(document.paths).filter((path) => /\/(history|ledger)\b/.test(path));
+    expect(histories.sort()).toEqual([
+      "/admin/v1/accounts/{accountId}/ledger",
+      "/api/v1/accounts/{accountId}/history/deals",
+      "/api/v1/accounts/{accountId}/history/orders",
+      "/api/v1/accounts/{accountId}/history/positions",
+      "/api/v1/accounts/{accountId}/ledger",
+      "/v1/api/account/history",
+    ]);
+    for (const path of histories)
+      expect(document.paths[path]!.get!.parameters, path).toContainEqual({
+        name: "direction",
+        in: "query",
+        required: false,
+        description: expect.stringContaining("newest first"),
+        schema: { type: "string", enum: ["asc", "desc"], default: "asc" },
+      });
+  });
+
   it("documents the form encoding of the Pusher channel auth and the 429 of the stream's plain GET", async () => {
     const operations = await documentOperations();
     expect(Object.keys(operations.get("POST /api/v2/ws/auth")?.requestBody?.content ?? {}).sort()).toEqual([

@@ -806,6 +806,89 @@ describe("history and ledger", () => {
     }
   });
 
+  // A terminal shows the newest rows first: to show the latest deals of a long history it paged through all of them
+  // (found by the audit of a terminal's journey).
+  it("pages every history and the ledger newest first with direction=desc, ties on time in id order reversed", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    // Three orders in one millisecond, then three a minute later.
+    const volumes = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06];
+    const placed = [];
+    for (const [index, volume] of volumes.entries()) {
+      if (index === 3) server.clock.advance(60_000);
+      placed.push(await marketBuy(user, volume));
+    }
+    const later = Date.parse(placed[3].deals[0].time as string);
+    expect(Date.parse(placed[0].deals[0].time as string)).toBe(Date.parse(placed[2].deals[0].time as string));
+    const token = { token: user.token };
+
+    for (const kind of ["orders", "deals", "positions"]) {
+      const url = `${base(user)}/history/${kind}`;
+      const oldestFirst = tableObjects((await call(server, "GET", url, token)).body);
+      expect(oldestFirst).toHaveLength(6);
+      const first = await call(server, "GET", `${url}?direction=desc&limit=4`, token);
+      expect(first.status).toBe(200);
+      const second = await call(server, "GET", `${url}?direction=desc&limit=4&cursor=${first.body.nextCursor}`, token);
+      expect(second.status).toBe(200);
+      expect(second.body.nextCursor).toBeNull();
+      expect([...tableObjects(first.body), ...tableObjects(second.body)], kind).toEqual([...oldestFirst].reverse());
+      // Filtered by symbol and time: the same rows of the filtered history, newest first.
+      const filtered = await call(server, "GET", `${url}?direction=desc&symbol=eurusd&from=${later}&limit=2`, token);
+      expect(tableObjects(filtered.body).map((row) => row.volume)).toEqual([0.06, 0.05]);
+      const rest = await call(
+        server,
+        "GET",
+        `${url}?direction=desc&symbol=eurusd&from=${later}&limit=2&cursor=${filtered.body.nextCursor}`,
+        token,
+      );
+      expect(tableObjects(rest.body).map((row) => row.volume)).toEqual([0.04]);
+      expect(rest.body.nextCursor).toBeNull();
+      // direction=asc is the default, spelled out.
+      expect(tableObjects((await call(server, "GET", `${url}?direction=asc`, token)).body)).toEqual(oldestFirst);
+    }
+    const deals = tableObjects((await call(server, "GET", `${base(user)}/history/deals?direction=desc`, token)).body);
+    expect(deals.map((deal) => deal.id)).toEqual(placed.map((data) => data.deals[0].id).reverse());
+
+    const ledger = tableObjects((await call(server, "GET", `${base(user)}/ledger`, token)).body);
+    await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount: "1.00", comment: "latest" });
+    const newest = await call(server, "GET", `${base(user)}/ledger?direction=desc&limit=1`, token);
+    expect(tableObjects(newest.body)).toEqual([expect.objectContaining({ kind: "DEPOSIT", comment: "latest" })]);
+    const older = await call(
+      server,
+      "GET",
+      `${base(user)}/ledger?direction=desc&cursor=${newest.body.nextCursor}`,
+      token,
+    );
+    expect(tableObjects(older.body)).toEqual([...ledger].reverse());
+  });
+
+  it("refuses a bad direction, and a cursor with a direction other than its page's, with the registry's 400", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    for (const volume of [0.01, 0.02, 0.03]) await marketBuy(user, volume);
+    const deals = `${base(user)}/history/deals`;
+    const token = { token: user.token };
+    const ascending = (await call(server, "GET", `${deals}?limit=1`, token)).body.nextCursor as string;
+    const descending = (await call(server, "GET", `${deals}?limit=1&direction=desc`, token)).body.nextCursor as string;
+    for (const [query, message] of [
+      ["direction=DESC", /direction/],
+      ["direction=newest", /direction/],
+      ["direction=", /direction/],
+      [`cursor=${descending}`, /direction=desc/],
+      [`cursor=${descending}&direction=asc`, /direction=desc/],
+      [`cursor=${ascending}&direction=desc`, /direction=asc/],
+    ] as const) {
+      for (const url of [deals, `${base(user)}/history/orders`, `${base(user)}/ledger`]) {
+        const response = await call(server, "GET", `${url}?${query}`, token);
+        expect(response.status, `${url}?${query}`).toBe(400);
+        expect(response.body, `${url}?${query}`).toEqual({
+          error: "INVALID_DATA",
+          message: expect.stringMatching(message),
+        });
+      }
+    }
+  });
+
   it("lists the ledger: deposits, realised profit, with balances after each row, paged", async () => {
     const user = await signUp(server);
     await admin(server, "POST", `/admin/v1/accounts/${user.login}/deposit`, { amount: "500.25", comment: "wire" });

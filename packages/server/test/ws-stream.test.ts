@@ -949,3 +949,30 @@ describe("a pending order placed before a restart and filled after it", () => {
     }
   });
 });
+
+describe("history requests newest first", () => {
+  it("orderHistory, dealHistory and positionHistory take REST's direction: newest first, paged in it, refused when mismatched", async () => {
+    const user = await signUp(server);
+    const client = await connect(user);
+    for (const volume of [0.01, 0.02, 0.03]) {
+      const placed = await client.request("createOrder", { symbol: "EURUSD", side: "BUY", type: "MARKET", volume });
+      expect(placed.type, JSON.stringify(placed.payload)).toBe("result");
+    }
+    for (const type of ["orderHistory", "dealHistory", "positionHistory"]) {
+      const oldestFirst = await client.request(type, { accountId: user.login });
+      const first = await client.request(type, { accountId: user.login, direction: "desc", limit: 2 });
+      expect(first.type, JSON.stringify(first.payload)).toBe("result");
+      const second = await client.request(type, { direction: "desc", limit: 2, cursor: first.payload.nextCursor });
+      expect(second.payload.nextCursor).toBeNull();
+      expect([...tableObjects(first.payload), ...tableObjects(second.payload)], type).toEqual(
+        [...tableObjects(oldestFirst.payload)].reverse(),
+      );
+      expect(tableObjects(first.payload).map((row) => row.volume)).toEqual([0.03, 0.02]);
+      const mismatched = await client.request(type, { cursor: first.payload.nextCursor });
+      expect(mismatched.type).toBe("error");
+      expect(mismatched.payload).toEqual({ code: "INVALID_DATA", message: expect.stringContaining("direction=desc") });
+      const bad = await client.request(type, { direction: "newest" });
+      expect(bad.payload.code).toBe("INVALID_DATA");
+    }
+  });
+});

@@ -14,6 +14,7 @@ import {
   LEDGER_COLUMNS,
   ORDER_COLUMNS,
   POSITION_COLUMNS,
+  SQL_SORT_ORDER,
   TABLES,
   fromSqlRow,
   historyCondition,
@@ -23,6 +24,7 @@ import {
   snakeCase,
   toPage,
   toSqlRow,
+  type HistoryDirection,
   type HistoryPage,
   type HistoryQuery,
   type LedgerBalanceRow,
@@ -199,18 +201,25 @@ export interface PostgresReadModelTexts {
   readonly write: string;
   readonly progress: string;
   readonly clear: string;
-  readonly history: Record<keyof typeof TABLES, string>;
+  /** A page's statement by table and direction. */
+  readonly history: Record<keyof typeof TABLES, Record<HistoryDirection, string>>;
 }
 
 export function postgresReadModelTexts(schema: string): PostgresReadModelTexts {
   const table = (name: string) => `${schema}.${name}`;
-  const history = (spec: (typeof TABLES)[keyof typeof TABLES]) => `
-    SELECT coalesce(json_agg(t ORDER BY t.id), '[]'::json) AS rows FROM (
+  const placeholders = { accountId: "$1", afterId: "$2", beforeId: "$3", from: "$4", to: "$5" };
+  // A descending page reads the same (account, id) or (account, symbol, id) index backwards.
+  const history = (spec: (typeof TABLES)[keyof typeof TABLES], direction: HistoryDirection) => `
+    SELECT coalesce(json_agg(t ORDER BY t.id ${SQL_SORT_ORDER[direction]}), '[]'::json) AS rows FROM (
       SELECT * FROM ${table(spec.name)}
-      WHERE ${historyCondition(spec, table(spec.name), { accountId: "$1", afterId: "$2", from: "$3", to: "$4" })}
-        ${spec.hasSymbol ? "AND ($6::text IS NULL OR symbol = $6::text)" : ""}
-      ORDER BY id LIMIT $5
+      WHERE ${historyCondition(spec, table(spec.name), placeholders)}
+        ${spec.hasSymbol ? "AND ($7::text IS NULL OR symbol = $7::text)" : ""}
+      ORDER BY id ${SQL_SORT_ORDER[direction]} LIMIT $6
     ) t`;
+  const bothDirections = (spec: (typeof TABLES)[keyof typeof TABLES]) => ({
+    asc: history(spec, "asc"),
+    desc: history(spec, "desc"),
+  });
   return {
     // json_agg: bigints come back as JSON numbers, which JSON.parse keeps exactly (they are safe integers).
     load: `SELECT
@@ -231,10 +240,10 @@ export function postgresReadModelTexts(schema: string): PostgresReadModelTexts {
         ${table("balance_ledger")}, ${table("ledger_balances")};
       UPDATE ${table("read_model_progress")} SET sequence = 0 WHERE singleton = 1`,
     history: {
-      orders: history(TABLES.orders),
-      deals: history(TABLES.deals),
-      positions: history(TABLES.positions),
-      ledger: history(TABLES.ledger),
+      orders: bothDirections(TABLES.orders),
+      deals: bothDirections(TABLES.deals),
+      positions: bothDirections(TABLES.positions),
+      ledger: bothDirections(TABLES.ledger),
     },
   };
 }
@@ -280,12 +289,20 @@ export async function postgresHistoryPage<Row extends { readonly id: number }>(
   query: HistoryQuery,
 ): Promise<HistoryPage<Row>> {
   const resolved = resolveHistoryQuery(query);
-  const values: unknown[] = [resolved.accountId, resolved.afterId, resolved.from, resolved.to, resolved.limit + 1];
+  const values: unknown[] = [
+    resolved.accountId,
+    resolved.afterId,
+    resolved.beforeId,
+    resolved.from,
+    resolved.to,
+    resolved.limit + 1,
+  ];
   if (TABLES[table].hasSymbol) values.push(resolved.symbol);
-  const { rows } = await run(texts.history[table], values);
+  const { rows } = await run(texts.history[table][resolved.direction], values);
   const found = (rows[0]?.rows ?? []) as Record<string, unknown>[];
   return toPage(
     found.map((row) => fromSqlRow<Row>(TABLES[table].columns, row)),
     resolved.limit,
+    resolved.direction,
   );
 }

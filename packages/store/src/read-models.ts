@@ -114,6 +114,17 @@ export const DEFAULT_HISTORY_LIMIT = 100;
 /** Bounds one page: a client cannot make the server read a whole history at once. */
 export const MAX_HISTORY_LIMIT = 1000;
 
+/**
+ * The order a history is paged in: "asc" oldest first (the default), "desc" newest first, so a terminal reads an
+ * account's latest rows without paging through all the others. Rows are ordered by id: ids are handed out in order
+ * and engine time never goes backwards, so id order is time order with ties on time broken by id.
+ */
+export const HISTORY_DIRECTIONS = ["asc", "desc"] as const;
+export type HistoryDirection = (typeof HISTORY_DIRECTIONS)[number];
+
+/** The ORDER BY word of each direction, for both drivers' statements. */
+export const SQL_SORT_ORDER = { asc: "ASC", desc: "DESC" } as const satisfies Record<HistoryDirection, string>;
+
 export interface HistoryQuery {
   readonly accountId: number;
   /** Inclusive lower bound on the row's time (orders: created, positions: opened), ms. */
@@ -124,12 +135,14 @@ export interface HistoryQuery {
   readonly symbol?: string;
   /** Rows per page, 1 to MAX_HISTORY_LIMIT; default DEFAULT_HISTORY_LIMIT. */
   readonly limit?: number;
-  /** `nextCursor` of the previous page; absent for the first. */
+  /** `nextCursor` of the previous page, read in the same direction; absent for the first. */
   readonly cursor?: string | null;
+  /** Default "asc". */
+  readonly direction?: HistoryDirection;
 }
 
 export interface HistoryPage<Row> {
-  /** In ascending id order. */
+  /** In the query's direction: ascending id order, or descending. */
   readonly rows: Row[];
   /** Null on the last page. */
   readonly nextCursor: string | null;
@@ -149,23 +162,49 @@ export interface ResolvedHistoryQuery {
   readonly to: number;
   readonly symbol: string | null;
   readonly limit: number;
-  /** Rows with an id above this one. */
+  readonly direction: HistoryDirection;
+  /** Rows with an id above this one (an ascending read's cursor; else 0). */
   readonly afterId: number;
+  /** Rows with an id below this one (a descending read's cursor; else NO_ID_ABOVE). */
+  readonly beforeId: number;
 }
 
-const CURSOR_PREFIX = "id:";
+/** The `beforeId` of a read that no cursor bounds from above: above every id. */
+export const NO_ID_ABOVE = Number.MAX_SAFE_INTEGER;
+
+/**
+ * A cursor says which direction it pages in, so one from a descending page is refused by an ascending read (it would
+ * skip every row before it) rather than misread. An ascending cursor keeps the words of the cursors issued before
+ * descending reads existed, so those stay valid.
+ */
+const CURSOR_PREFIXES = { asc: "id:", desc: "before-id:" } as const satisfies Record<HistoryDirection, string>;
+
+export interface HistoryCursor {
+  readonly direction: HistoryDirection;
+  /** The last id of the page that issued it: the next page holds the rows past it in `direction`. */
+  readonly id: number;
+}
 
 /** Opaque to clients; base64url so it travels in a query string untouched. */
-export function encodeCursor(lastId: number): string {
-  return Buffer.from(`${CURSOR_PREFIX}${lastId}`, "utf8").toString("base64url");
+export function encodeCursor(lastId: number, direction: HistoryDirection): string {
+  return Buffer.from(`${CURSOR_PREFIXES[direction]}${lastId}`, "utf8").toString("base64url");
 }
 
-export function decodeCursor(cursor: string): number {
+export function decodeCursor(cursor: string): HistoryCursor {
   const text = Buffer.from(cursor, "base64url").toString("utf8");
-  const digits = text.startsWith(CURSOR_PREFIX) ? text.slice(CURSOR_PREFIX.length) : "";
+  const direction = HISTORY_DIRECTIONS.find((candidate) => text.startsWith(CURSOR_PREFIXES[candidate]));
+  const digits = direction === undefined ? "" : text.slice(CURSOR_PREFIXES[direction].length);
   const id = /^(0|[1-9][0-9]{0,15})$/.test(digits) ? Number(digits) : NaN;
-  if (!Number.isSafeInteger(id)) throw new RangeError("cursor is not one this server issued");
-  return id;
+  if (direction === undefined || !Number.isSafeInteger(id))
+    throw new RangeError("cursor is not one this server issued");
+  return { direction, id };
+}
+
+/** Why a cursor cannot go with a read in `direction`, or null when it can: every face says it in these words. */
+export function cursorMismatch(cursor: HistoryCursor, direction: HistoryDirection): string | null {
+  return cursor.direction === direction
+    ? null
+    : `cursor is from a page read with direction=${cursor.direction}: send direction=${cursor.direction} with it`;
 }
 
 function assertSafeInteger(name: string, value: number): void {
@@ -183,21 +222,32 @@ export function resolveHistoryQuery(query: HistoryQuery): ResolvedHistoryQuery {
     throw new RangeError(`limit must be an integer from 1 to ${MAX_HISTORY_LIMIT}, got ${limit}`);
   if (query.symbol !== undefined && (query.symbol.length === 0 || query.symbol.length > 64))
     throw new RangeError("symbol must be 1 to 64 characters");
+  const direction = query.direction ?? "asc";
+  if (!HISTORY_DIRECTIONS.includes(direction)) throw new RangeError(`direction must be asc or desc, got ${direction}`);
+  const cursor = query.cursor ? decodeCursor(query.cursor) : null;
+  const mismatch = cursor && cursorMismatch(cursor, direction);
+  if (mismatch) throw new RangeError(mismatch);
   return {
     accountId: query.accountId,
     from,
     to,
     symbol: query.symbol ?? null,
     limit,
-    afterId: query.cursor ? decodeCursor(query.cursor) : 0,
+    direction,
+    afterId: cursor && direction === "asc" ? cursor.id : 0,
+    beforeId: cursor && direction === "desc" ? cursor.id : NO_ID_ABOVE,
   };
 }
 
 /** Drivers fetch `limit + 1` rows: the extra one only tells whether another page exists. */
-export function toPage<Row extends { readonly id: number }>(rows: Row[], limit: number): HistoryPage<Row> {
+export function toPage<Row extends { readonly id: number }>(
+  rows: Row[],
+  limit: number,
+  direction: HistoryDirection,
+): HistoryPage<Row> {
   if (rows.length <= limit) return { rows, nextCursor: null };
   const page = rows.slice(0, limit);
-  return { rows: page, nextCursor: encodeCursor(page[page.length - 1]!.id) };
+  return { rows: page, nextCursor: encodeCursor(page[page.length - 1]!.id, direction) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,17 +410,24 @@ const NO_ID_BOUND = "9223372036854775807";
  * and every table's ids are handed out in order, so a row's time never decreases with its id: the rows from
  * `from` to `to` are the rows between the first id at or after `from` and the first id at or after `to`, which the
  * (time, id) index finds in one step each. The time condition is kept too, so no row outside the range is ever
- * returned whatever the ids say.
+ * returned whatever the ids say. The same condition serves both directions: the cursor bounds ids from below
+ * (`afterId`) or from above (`beforeId`), and only the ORDER BY differs, which the indexes serve read backwards.
  */
 export function historyCondition(
   table: TableSpec,
   qualifiedName: string,
-  placeholders: { readonly accountId: string; readonly afterId: string; readonly from: string; readonly to: string },
+  placeholders: {
+    readonly accountId: string;
+    readonly afterId: string;
+    readonly beforeId: string;
+    readonly from: string;
+    readonly to: string;
+  },
 ): string {
   const time = table.timeColumn;
   const firstIdAt = (bound: string) =>
     `coalesce((SELECT id FROM ${qualifiedName} WHERE ${time} >= ${bound} ORDER BY ${time}, id LIMIT 1), ${NO_ID_BOUND})`;
-  return `account_id = ${placeholders.accountId} AND id > ${placeholders.afterId}
+  return `account_id = ${placeholders.accountId} AND id > ${placeholders.afterId} AND id < ${placeholders.beforeId}
     AND id >= ${firstIdAt(placeholders.from)} AND id < ${firstIdAt(placeholders.to)}
     AND ${time} >= ${placeholders.from} AND ${time} < ${placeholders.to}`;
 }

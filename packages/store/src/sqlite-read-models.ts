@@ -14,6 +14,7 @@ import {
   ORDER_COLUMNS,
   POSITION_COLUMNS,
   HISTORY_KINDS,
+  SQL_SORT_ORDER,
   TABLES,
   fromSqlRow,
   projectBatch,
@@ -21,6 +22,7 @@ import {
   resolveHistoryQuery,
   snakeCase,
   toPage,
+  type HistoryDirection,
   type HistoryPage,
   type CreatedRow,
   type HistoryQuery,
@@ -267,23 +269,49 @@ class BulkInsert {
 }
 
 /**
- * A history page through `account_rows`: from the bound `page` computes (the first row the page may hold), in key
- * order, up to `to`. The conditions on the table's own columns repeat what the key already says, so no row outside
- * the query is ever returned whatever the index holds.
+ * A history page through `account_rows`: the rows between two keys of its index, `lower` and `upper` (inclusive),
+ * which `page` computes from the cursor and the time bounds, read in key order (ascending) or backwards (descending):
+ * key order is id order. The conditions on the table's own columns repeat what the key already says, so no row
+ * outside the query is ever returned whatever the index holds.
  */
-function historySql(table: TableSpec): string {
+export function historySql(table: TableSpec, direction: HistoryDirection): string {
+  const order = SQL_SORT_ORDER[direction];
   return `SELECT t.* FROM account_rows a JOIN ${table.name} t ON t.id = a.id
     WHERE a.account_id = @accountId
-      AND (a.time, a.sequence, a.id, a.kind) >= (@time, @sequence, @id, @kind) AND a.time < @to
-      AND a.kind = ${HISTORY_KINDS[tableKey(table)]} AND a.id > @afterId
+      AND (a.time, a.sequence, a.id, a.kind) >= (@lowerTime, @lowerSequence, @lowerId, @lowerKind)
+      AND (a.time, a.sequence, a.id, a.kind) <= (@upperTime, @upperSequence, @upperId, @upperKind)
+      AND a.time >= @from AND a.time < @to
+      AND a.kind = ${HISTORY_KINDS[tableKey(table)]} AND a.id > @afterId AND a.id < @beforeId
       AND t.account_id = @accountId AND t.${table.timeColumn} >= @from AND t.${table.timeColumn} < @to
       ${table.hasSymbol ? "AND (@symbol IS NULL OR t.symbol = @symbol)" : ""}
-    ORDER BY a.time, a.sequence, a.id LIMIT @fetch`;
+    ORDER BY a.time ${order}, a.sequence ${order}, a.id ${order} LIMIT @fetch`;
 }
 
 /** The first row of a table after an id (of any account), as [time, sequence, id]: where a page starts at the earliest. */
 function nextRowSql(table: TableSpec): string {
   return `SELECT ${table.timeColumn}, sequence, id FROM ${table.name} WHERE id > ? ORDER BY id LIMIT 1`;
+}
+
+/** The last row of a table before an id (of any account), as [time, sequence, id]: where a descending page may start. */
+function previousRowSql(table: TableSpec): string {
+  return `SELECT ${table.timeColumn}, sequence, id FROM ${table.name} WHERE id < ? ORDER BY id DESC LIMIT 1`;
+}
+
+/** A key of `account_rows` within one account: (time, sequence, id, kind), a bound of historySql. */
+interface AccountRowKey {
+  readonly time: number;
+  readonly sequence: number;
+  readonly id: number;
+  readonly kind: number;
+}
+
+function boundParameters(name: "lower" | "upper", key: AccountRowKey): Record<string, number> {
+  return {
+    [`${name}Time`]: key.time,
+    [`${name}Sequence`]: key.sequence,
+    [`${name}Id`]: key.id,
+    [`${name}Kind`]: key.kind,
+  };
 }
 
 function tableKey(table: TableSpec): keyof typeof TABLES {
@@ -348,8 +376,9 @@ export class SqliteReadModelStatements {
   private readonly setProgress: Database.Statement<[number]>;
   private readonly getProgress: Database.Statement<[], { sequence: number }>;
   private readonly insertAccountRows: BulkInsert;
-  private readonly history: Record<keyof typeof TABLES, Database.Statement<[object], Row>>;
+  private readonly history: Record<keyof typeof TABLES, Record<HistoryDirection, Database.Statement<[object], Row>>>;
   private readonly nextRow: Record<keyof typeof TABLES, Database.Statement<[number], [number, number, number]>>;
+  private readonly previousRow: Record<keyof typeof TABLES, Database.Statement<[number], [number, number, number]>>;
   /**
    * The rows this connection committed last, so an append does not read back what it wrote: the balance of every
    * account, the working orders, the open positions. They are the tables' rows only while nothing else writes
@@ -402,18 +431,28 @@ export class SqliteReadModelStatements {
     this.insertAccountRows = new BulkInsert(database, "account_rows", ACCOUNT_ROW_COLUMNS, "ignore");
     this.setProgress = database.prepare("UPDATE read_model_progress SET sequence = ? WHERE singleton = 1");
     this.getProgress = database.prepare("SELECT sequence FROM read_model_progress WHERE singleton = 1");
+    const history = (table: TableSpec) => ({
+      asc: database.prepare<[object], Row>(historySql(table, "asc")),
+      desc: database.prepare<[object], Row>(historySql(table, "desc")),
+    });
     this.history = {
-      orders: database.prepare(historySql(TABLES.orders)),
-      deals: database.prepare(historySql(TABLES.deals)),
-      positions: database.prepare(historySql(TABLES.positions)),
-      ledger: database.prepare(historySql(TABLES.ledger)),
+      orders: history(TABLES.orders),
+      deals: history(TABLES.deals),
+      positions: history(TABLES.positions),
+      ledger: history(TABLES.ledger),
     };
-    const nextRow = (table: TableSpec) => database.prepare<[number], [number, number, number]>(nextRowSql(table)).raw();
+    const rowKey = (sql: string) => database.prepare<[number], [number, number, number]>(sql).raw();
     this.nextRow = {
-      orders: nextRow(TABLES.orders),
-      deals: nextRow(TABLES.deals),
-      positions: nextRow(TABLES.positions),
-      ledger: nextRow(TABLES.ledger),
+      orders: rowKey(nextRowSql(TABLES.orders)),
+      deals: rowKey(nextRowSql(TABLES.deals)),
+      positions: rowKey(nextRowSql(TABLES.positions)),
+      ledger: rowKey(nextRowSql(TABLES.ledger)),
+    };
+    this.previousRow = {
+      orders: rowKey(previousRowSql(TABLES.orders)),
+      deals: rowKey(previousRowSql(TABLES.deals)),
+      positions: rowKey(previousRowSql(TABLES.positions)),
+      ledger: rowKey(previousRowSql(TABLES.ledger)),
     };
   }
 
@@ -515,24 +554,42 @@ export class SqliteReadModelStatements {
 
   page<Row extends { readonly id: number }>(table: keyof typeof TABLES, query: HistoryQuery): HistoryPage<Row> {
     const resolved = resolveHistoryQuery(query);
-    // The page starts at the first row after the cursor, or at `from` if that is later.
-    const next = this.nextRow[table].get(resolved.afterId);
-    if (next === undefined) return { rows: [], nextCursor: null };
-    const [time, sequence, id] = next;
-    const start =
-      time >= resolved.from
-        ? { time, sequence, id, kind: HISTORY_KINDS[table] }
-        : { time: resolved.from, sequence: 0, id: 0, kind: 0 };
+    const kind = HISTORY_KINDS[table];
+    // Every key of a row from `from` up to `to` (exclusive) lies between these two.
+    let lower: AccountRowKey = { time: resolved.from, sequence: 0, id: 0, kind: 0 };
+    let upper: AccountRowKey = {
+      time: resolved.to - 1,
+      sequence: Number.MAX_SAFE_INTEGER,
+      id: Number.MAX_SAFE_INTEGER,
+      kind: Number.MAX_SAFE_INTEGER,
+    };
+    if (resolved.direction === "asc") {
+      // The page starts at the first row after the cursor, or at `from` if that is later.
+      const next = this.nextRow[table].get(resolved.afterId);
+      if (next === undefined) return { rows: [], nextCursor: null };
+      const [time, sequence, id] = next;
+      if (time >= resolved.from) lower = { time, sequence, id, kind };
+    } else {
+      // The page starts at the last row before the cursor, or before `to` if that is earlier.
+      const previous = this.previousRow[table].get(resolved.beforeId);
+      if (previous === undefined) return { rows: [], nextCursor: null };
+      const [time, sequence, id] = previous;
+      if (time < resolved.to) upper = { time, sequence, id, kind };
+    }
     const parameters: Record<string, unknown> = {
       accountId: resolved.accountId,
       afterId: resolved.afterId,
+      beforeId: resolved.beforeId,
       from: resolved.from,
       to: resolved.to,
       fetch: resolved.limit + 1,
-      ...start,
+      ...boundParameters("lower", lower),
+      ...boundParameters("upper", upper),
     };
     if (TABLES[table].hasSymbol) parameters.symbol = resolved.symbol;
-    const rows = this.history[table].all(parameters).map((row) => fromSqlRow<Row>(TABLES[table].columns, row));
-    return toPage(rows, resolved.limit);
+    const rows = this.history[table][resolved.direction]
+      .all(parameters)
+      .map((row) => fromSqlRow<Row>(TABLES[table].columns, row));
+    return toPage(rows, resolved.limit, resolved.direction);
   }
 }

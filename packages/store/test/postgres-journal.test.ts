@@ -7,8 +7,15 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { JournalLockedError, JournalWriteError, PostgresJournal, isConnectionFailure } from "../src/index.ts";
+import {
+  JournalLockedError,
+  JournalWriteError,
+  PostgresJournal,
+  isConnectionFailure,
+  type HistoryQuery,
+} from "../src/index.ts";
 import { TEST_VERIFICATION_BATCH_SIZE, journalContract, type JournalStorage } from "./journal.contract.ts";
+import { HISTORY_DIRECTIONS, NO_ID_ABOVE } from "../src/read-models.ts";
 import { postgresReadModelTexts } from "../src/postgres-read-models.ts";
 import { readModelsContract, tradingScenario } from "./read-models.contract.ts";
 import { depositSession, toRecords } from "./trading-session.ts";
@@ -42,6 +49,20 @@ async function postgresStorage(): Promise<JournalStorage> {
     },
     dispose: () => dropSchema(connectionString, schema),
   };
+}
+
+/** A node of a plan as EXPLAIN (FORMAT JSON) gives it. */
+interface PlanNode {
+  readonly "Node Type": string;
+  readonly "Relation Name"?: string;
+  readonly "Index Name"?: string;
+  readonly "Scan Direction"?: string;
+  readonly Plans?: PlanNode[];
+}
+
+/** A plan's nodes, the node itself first, then its children's, depth first. */
+function planNodes(node: PlanNode): PlanNode[] {
+  return [node, ...(node.Plans ?? []).flatMap(planNodes)];
 }
 
 /** Where a proxy cuts a connection that carries a COMMIT: before it reaches the server, or after. */
@@ -402,15 +423,17 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
             jsonb_populate_record(NULL::${table}, to_jsonb(last) || jsonb_build_object(
               'id', last.id + g, 'symbol', CASE WHEN g % 5000 = 0 THEN 'XAUUSD' ELSE 'EURUSD' END)) row;
           ANALYZE ${table}`);
-        const plan = await withClient(connectionString, async (client) => {
-          const { rows } = await client.query<{ "QUERY PLAN": unknown }>(
-            `EXPLAIN (FORMAT JSON) ${texts.history[kind]}`,
-            [scenario.hedging, 0, 0, Number.MAX_SAFE_INTEGER, 101, "XAUUSD"],
-          );
-          return JSON.stringify(rows[0]!["QUERY PLAN"]);
-        });
-        expect(plan, kind).not.toContain('"Seq Scan"');
-        expect(plan, kind).toContain(`"Index Name":"${table}_account_symbol"`);
+        for (const direction of HISTORY_DIRECTIONS) {
+          const plan = await withClient(connectionString, async (client) => {
+            const { rows } = await client.query<{ "QUERY PLAN": unknown }>(
+              `EXPLAIN (FORMAT JSON) ${texts.history[kind][direction]}`,
+              [scenario.hedging, 0, NO_ID_ABOVE, 0, Number.MAX_SAFE_INTEGER, 101, "XAUUSD"],
+            );
+            return JSON.stringify(rows[0]!["QUERY PLAN"]);
+          });
+          expect(plan, kind).not.toContain('"Seq Scan"');
+          expect(plan, kind).toContain(`"Index Name":"${table}_account_symbol"`);
+        }
         expect(
           (
             await journal[`${kind === "orders" ? "order" : kind === "deals" ? "deal" : "position"}History`]({
@@ -420,6 +443,76 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
             })
           ).rows,
         ).toHaveLength(8);
+      }
+    });
+
+    // A terminal shows the newest rows first: their pages must read the indexes backwards, never sort the account's
+    // history. A plan, not a timing: the top of the page is an index scan in the page's direction, with no Sort.
+    it("a page newest first reads the (account, id) or (account, symbol, id) index backwards, with no sort", async () => {
+      const storage = await postgresStorage();
+      cleanups.push(() => storage.dispose());
+      const journal = storage.journal() as PostgresJournal;
+      await journal.open();
+      cleanups.push(() => journal.close());
+      const scenario = tradingScenario();
+      await journal.append(toRecords(scenario.events));
+      const texts = postgresReadModelTexts(`"${journal.schema}"`);
+      const readPage = {
+        orders: (query: HistoryQuery) => journal.orderHistory(query),
+        deals: (query: HistoryQuery) => journal.dealHistory(query),
+        positions: (query: HistoryQuery) => journal.positionHistory(query),
+        ledger: (query: HistoryQuery) => journal.ledger(query),
+      };
+      for (const [kind, table] of [
+        ["orders", "order_history"],
+        ["deals", "deal_history"],
+        ["positions", "position_history"],
+        ["ledger", "balance_ledger"],
+      ] as const) {
+        const [last] = await storage.query(`SELECT max(id) AS id FROM ${table}`);
+        const lastId = Number(last!.id);
+        // 40,000 more rows after the last one (same time: times never decrease with ids), one in 100 of the hedging
+        // account, the others of the netting account, one in 5,000 of a symbol rarely traded.
+        await storage.query(`
+          INSERT INTO ${table} SELECT row.* FROM
+            (SELECT * FROM ${table} ORDER BY id DESC LIMIT 1) last,
+            generate_series(1, 40000) g,
+            jsonb_populate_record(NULL::${table}, to_jsonb(last) || jsonb_build_object(
+              'id', last.id + g,
+              'account_id', CASE WHEN g % 100 = 0 THEN ${scenario.hedging} ELSE ${scenario.netting} END,
+              'symbol', CASE WHEN g % 5000 = 0 THEN 'XAUUSD' ELSE 'EURUSD' END)) row;
+          ANALYZE ${table}`);
+        const symbols = kind === "ledger" ? [null] : [null, "XAUUSD"];
+        for (const direction of HISTORY_DIRECTIONS)
+          for (const symbol of symbols) {
+            const values: unknown[] = [scenario.hedging, 0, NO_ID_ABOVE, 0, Number.MAX_SAFE_INTEGER, 101];
+            if (kind !== "ledger") values.push(symbol);
+            const plan = await withClient(connectionString, async (client) => {
+              const { rows } = await client.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(
+                `EXPLAIN (FORMAT JSON) ${texts.history[kind][direction]}`,
+                values,
+              );
+              return rows[0]!["QUERY PLAN"][0].Plan;
+            });
+            const nodes = planNodes(plan);
+            const where = `${kind} ${direction} ${symbol ?? "every symbol"}`;
+            expect(
+              nodes.filter((node) => node["Node Type"] === "Seq Scan" || node["Node Type"] === "Sort"),
+              where,
+            ).toEqual([]);
+            // The page itself: the scan under the Limit (the other scans find the first ids at from and to).
+            const page = planNodes(nodes.find((node) => node["Node Type"] === "Limit")!).find(
+              (node) => node["Relation Name"] === table && node["Index Name"] !== `${table}_time`,
+            )!;
+            expect(page, where).toMatchObject({
+              "Node Type": "Index Scan",
+              "Index Name": symbol === null ? `${table}_account_id` : `${table}_account_symbol`,
+              "Scan Direction": direction === "desc" ? "Backward" : "Forward",
+            });
+          }
+        // And the page is the account's newest rows, newest first.
+        const newest = await readPage[kind]({ accountId: scenario.hedging, limit: 3, direction: "desc" });
+        expect(newest.rows.map((row) => row.id)).toEqual([40_000, 39_900, 39_800].map((g) => lastId + g));
       }
     });
 

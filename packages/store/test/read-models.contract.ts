@@ -21,7 +21,7 @@ import {
   type ReadModels,
 } from "../src/index.ts";
 import type { JournalStorage, JournalStorageFactory } from "./journal.contract.ts";
-import { TUESDAY_NOON, toRecords } from "./trading-session.ts";
+import { TUESDAY_NOON, runner, toRecords, type TradingSession } from "./trading-session.ts";
 
 type ReadModelJournal = EventJournal & ReadModels;
 
@@ -112,6 +112,38 @@ export function tradingScenario(): Scenario {
   run({ kind: "credit", accountId: hedging, amount: 5_000 });
   market(hedging, "EURUSD", "SELL", 10);
   return { engine, events, hedging, netting };
+}
+
+/** The three instants of the equal-times history: every row of a group has its group's time. */
+export const EQUAL_TIME_GROUPS = [TUESDAY_NOON + 60_000, TUESDAY_NOON + 120_000, TUESDAY_NOON + 180_000] as const;
+const ORDERS_PER_GROUP = 80;
+
+/**
+ * Hundreds of rows of every history in three instants (a close-all, a stop-out or an order walking the book makes
+ * many rows in one millisecond), another account's rows between them: only ids can order them, in both directions.
+ * Each order of `accountId` makes an order, a deal and a position; each deposit a ledger row; one order in four is
+ * USDJPY, the others EURUSD.
+ */
+export function equalTimesScenario(): { events: EngineEvent[]; accountId: number; other: number } {
+  const config = defaultEngineConfig();
+  const session: TradingSession = { config, engine: new TradingEngine(config), events: [] };
+  const run = runner(session);
+  const openAccount = (userId: string) =>
+    run({ kind: "openAccount", userId, currency: "USD", leverage: 100, mode: "HEDGING" }).accountId!;
+  const accountId = openAccount("carol");
+  const other = openAccount("dave");
+  for (const account of [accountId, other]) run({ kind: "deposit", accountId: account, amount: 10_000_000 });
+  run({ kind: "tick", symbol: "EURUSD", bid: 108430, ask: 108440 });
+  run({ kind: "tick", symbol: "USDJPY", bid: 150230, ask: 150250 });
+  for (const time of EQUAL_TIME_GROUPS)
+    for (let index = 0; index < ORDERS_PER_GROUP; index++) {
+      const symbol = index % 4 === 0 ? "USDJPY" : "EURUSD";
+      run({ kind: "placeOrder", accountId, symbol, side: "BUY", type: "MARKET", volume: 1 }, time);
+      run({ kind: "deposit", accountId, amount: 100 + index }, time);
+      if (index % 3 === 0)
+        run({ kind: "placeOrder", accountId: other, symbol, side: "SELL", type: "MARKET", volume: 1 }, time);
+    }
+  return { events: session.events, accountId, other };
 }
 
 /** Every page of a history, following cursors. */
@@ -343,6 +375,8 @@ export function readModelsContract(factory: JournalStorageFactory): void {
               const inside = every.filter((row) => timeOf(row as never) >= from && timeOf(row as never) < to);
               const paged = await allPages(fetch as never, { accountId, from, to, limit: 2 });
               expect(paged.rows).toEqual(inside);
+              const newestFirst = await allPages(fetch as never, { accountId, from, to, limit: 2, direction: "desc" });
+              expect(newestFirst.rows).toEqual([...inside].reverse());
             }
         }
       }
@@ -375,6 +409,15 @@ export function readModelsContract(factory: JournalStorageFactory): void {
                 );
                 const paged = await allPages(fetch as never, { accountId, symbol, from, to, limit: 2 });
                 expect(paged.rows).toEqual(inside);
+                const newestFirst = await allPages(fetch as never, {
+                  accountId,
+                  symbol,
+                  from,
+                  to,
+                  limit: 2,
+                  direction: "desc",
+                });
+                expect(newestFirst.rows).toEqual([...inside].reverse());
                 compared += inside.length;
               }
         }
@@ -384,6 +427,81 @@ export function readModelsContract(factory: JournalStorageFactory): void {
         (await allPages((query) => journal.ledger(query), { accountId: scenario.hedging, symbol: "USDJPY", limit: 3 }))
           .rows,
       ).toEqual(ledger.rows);
+    });
+
+    it("pages hundreds of rows of equal times both ways, with and without filters: each row once, newest first the oldest-first rows reversed", async () => {
+      storage = await factory();
+      const journal = await openJournal(storage);
+      const scenario = equalTimesScenario();
+      const records = toRecords(scenario.events);
+      for (let start = 0, size = 1; start < records.length; start += size, size = (size % 97) + 1)
+        await journal.append(records.slice(start, start + size));
+      const [first, second, third] = EQUAL_TIME_GROUPS;
+      const ranges = [
+        {},
+        { from: second },
+        { to: third },
+        { from: second, to: third },
+        { from: first + 1, to: third + 1 },
+      ];
+      const histories = [
+        [(query: HistoryQuery) => journal.orderHistory(query), (row: { createdAt: number }) => row.createdAt, true],
+        [(query: HistoryQuery) => journal.dealHistory(query), (row: { time: number }) => row.time, true],
+        [(query: HistoryQuery) => journal.positionHistory(query), (row: { openTime: number }) => row.openTime, true],
+        [(query: HistoryQuery) => journal.ledger(query), (row: { time: number }) => row.time, false],
+      ] as const;
+      for (const [fetch, timeOf, hasSymbol] of histories) {
+        const fetchRows = fetch as (query: HistoryQuery) => Promise<HistoryPage<{ id: number; symbol?: string }>>;
+        const whole = (await fetchRows({ accountId: scenario.accountId, limit: MAX_HISTORY_LIMIT })).rows;
+        expect(whole.length).toBeGreaterThanOrEqual(EQUAL_TIME_GROUPS.length * ORDERS_PER_GROUP);
+        const ids = whole.map((row) => row.id);
+        expect(ids).toEqual([...ids].sort((left, right) => left - right));
+        for (const range of ranges)
+          for (const symbol of hasSymbol ? [undefined, "USDJPY"] : [undefined]) {
+            const query = { accountId: scenario.accountId, ...range, ...(symbol === undefined ? {} : { symbol }) };
+            const expected = whole.filter(
+              (row) =>
+                timeOf(row as never) >= (query.from ?? 0) &&
+                timeOf(row as never) < (query.to ?? Number.MAX_SAFE_INTEGER) &&
+                (symbol === undefined || row.symbol === symbol),
+            );
+            expect(expected.length, JSON.stringify(query)).toBeGreaterThan(ORDERS_PER_GROUP / 8);
+            for (const limit of [5, 64]) {
+              const oldestFirst = await allPages(fetchRows, { ...query, limit });
+              expect(oldestFirst.rows, JSON.stringify(query)).toEqual(expected);
+              const newestFirst = await allPages(fetchRows, { ...query, limit, direction: "desc" });
+              expect(newestFirst.rows, JSON.stringify(query)).toEqual([...expected].reverse());
+              expect(newestFirst.pages).toBe(Math.max(1, Math.ceil(expected.length / limit)));
+            }
+          }
+      }
+      // The other account's rows, between this one's, are its own.
+      const others = await allPages((query) => journal.dealHistory(query), {
+        accountId: scenario.other,
+        limit: 7,
+        direction: "desc",
+      });
+      expect(others.rows.length).toBe(EQUAL_TIME_GROUPS.length * Math.ceil(ORDERS_PER_GROUP / 3));
+      expect(others.rows.every((row) => row.accountId === scenario.other)).toBe(true);
+    });
+
+    it("a cursor pages on only in the direction of the page that gave it", async () => {
+      const { journal, scenario } = await journalWithScenario();
+      const accountId = scenario.hedging;
+      const oldestFirst = await journal.dealHistory({ accountId, limit: 2 });
+      const newestFirst = await journal.dealHistory({ accountId, limit: 2, direction: "desc" });
+      await expect(journal.dealHistory({ accountId, cursor: newestFirst.nextCursor })).rejects.toThrow(
+        /direction=desc/,
+      );
+      await expect(
+        journal.dealHistory({ accountId, cursor: oldestFirst.nextCursor, direction: "desc" }),
+      ).rejects.toThrow(/direction=asc/);
+      await expect(journal.dealHistory({ accountId, direction: "sideways" as never })).rejects.toThrow(RangeError);
+      // A cursor issued before descending reads existed ("id:" and the page's last id) still pages oldest first.
+      const issuedBefore = Buffer.from(`id:${oldestFirst.rows[1]!.id}`, "utf8").toString("base64url");
+      expect(await journal.dealHistory({ accountId, limit: 2, cursor: issuedBefore })).toEqual(
+        await journal.dealHistory({ accountId, limit: 2, cursor: oldestFirst.nextCursor }),
+      );
     });
 
     it("refuses a limit out of bounds and a cursor it did not issue", async () => {

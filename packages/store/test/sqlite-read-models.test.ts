@@ -4,14 +4,15 @@
  */
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import type { JournalRecord } from "../src/index.ts";
+import { HISTORY_DIRECTIONS, TABLES as HISTORY_TABLES, type JournalRecord } from "../src/index.ts";
 import {
   SQLITE_ACCOUNT_ROWS_MIGRATION,
   SQLITE_READ_MODELS_MIGRATION,
   SQLITE_READ_MODEL_TIME_INDEXES_MIGRATION,
   SqliteReadModelStatements,
+  historySql,
 } from "../src/sqlite-read-models.ts";
-import { tradingScenario } from "./read-models.contract.ts";
+import { equalTimesScenario, tradingScenario } from "./read-models.contract.ts";
 import { toRecords } from "./trading-session.ts";
 
 const TABLES = [
@@ -119,5 +120,43 @@ describe("SqliteReadModelStatements: the writer's memory of its rows", () => {
     const withoutMemory = new SqliteReadModelStatements(forgetting.database);
     applyCommitted({ database: forgetting.database, statements: withoutMemory }, [records.slice(half + 1)]);
     expect(tables(remembering.database)).toEqual(tables(forgetting.database));
+  });
+});
+
+// A terminal shows the newest rows first: a page of either direction must seek `account_rows` to its bounds and walk
+// it (backwards for desc), never read the account's whole history to sort it. SQLite's history tables take no index
+// for it: an index more on them halved the durable write rate (BENCHMARKS.md, 7 December, sixth session).
+describe("SqliteReadModelStatements: the query plan of a history page", () => {
+  it("seeks the account's rows by key and reads them in the page's direction, backwards for desc, with no sort", () => {
+    const models = readModels();
+    applyCommitted(models, batchesOf(toRecords(equalTimesScenario().events), 64));
+    models.database.exec("ANALYZE");
+    const parameters = {
+      accountId: 1,
+      ...{ lowerTime: 0, lowerSequence: 0, lowerId: 0, lowerKind: 0 },
+      ...{ upperTime: 9, upperSequence: 9, upperId: 9, upperKind: 9 },
+      ...{ from: 0, to: 9, afterId: 0, beforeId: 9, fetch: 9 },
+    };
+    for (const table of Object.values(HISTORY_TABLES))
+      for (const direction of HISTORY_DIRECTIONS) {
+        const sql = historySql(table, direction);
+        const values = table.hasSymbol ? { ...parameters, symbol: null } : parameters;
+        const plan = (models.database.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(values) as { detail: string }[]).map(
+          (line) => line.detail,
+        );
+        expect(plan, `${table.name} ${direction}`).toEqual([
+          "SEARCH a USING PRIMARY KEY (account_id=? AND (time,sequence,id,kind)>(?,?,?,?) AND (time,sequence,id,kind)<(?,?,?,?))",
+          "SEARCH t USING INTEGER PRIMARY KEY (rowid=?)",
+        ]);
+        // The plan does not say which way the index is read; the program does: SeekLE then Prev for desc.
+        const program = (models.database.prepare(`EXPLAIN ${sql}`).all(values) as { opcode: string }[]).map(
+          (instruction) => instruction.opcode,
+        );
+        const [seek, step, otherStep] = direction === "desc" ? ["SeekLE", "Prev", "Next"] : ["SeekGE", "Next", "Prev"];
+        expect(program, `${table.name} ${direction}`).toEqual(expect.arrayContaining([seek, step]));
+        expect(program, `${table.name} ${direction}`).not.toContain(otherStep);
+        expect(program, `${table.name} ${direction}`).not.toContain("SorterOpen");
+        expect(program, `${table.name} ${direction}`).not.toContain("OpenEphemeral");
+      }
   });
 });

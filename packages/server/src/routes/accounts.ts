@@ -64,8 +64,9 @@ export const LEDGER_SUMMARY =
   "Balance operations (table, paged): deposits, withdrawals, credit, realised profit, commissions, swaps, corrections";
 export const LEDGER_DESCRIPTION = columnsDescription(
   LEDGER_COLUMNS,
-  "Oldest first. `from` (inclusive) and `to` (exclusive) bound the time; `limit` rows per page; " +
-    "pass `nextCursor` back as `cursor` for the next page (null on the last one).",
+  "Oldest first, or newest first with `direction=desc`. `from` (inclusive) and `to` (exclusive) bound the time; " +
+    "`limit` rows per page; pass `nextCursor` back as `cursor`, with the same `direction`, for the next page (null " +
+    "on the last one).",
 );
 
 /** One page of an account's balance ledger as a table: the client's route and the back office's. */

@@ -23,7 +23,7 @@
  * bounded to `deviation` points from the price quoted when it arrives. `sl`/`tp` 0 or null mean none.
  */
 import { type Account, type CommandSuccess, type Deal, type Order, type Position } from "@bourse/core";
-import { MAX_HISTORY_LIMIT, encodeCursor, type LedgerRow } from "@bourse/store";
+import { MAX_HISTORY_LIMIT, encodeCursor, type HistoryDirection, type LedgerRow } from "@bourse/store";
 import { Type } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest, FastifySchema } from "fastify";
 import type { RouteModule } from "../app.ts";
@@ -70,7 +70,7 @@ import {
   ownedPosition,
   workingOrder,
 } from "../trading-service.ts";
-import { CMD_TO_ORDER, averagePrice, checkCursor } from "../trading-views.ts";
+import { CMD_TO_ORDER, HistoryDirectionSchema, averagePrice, checkCursor } from "../trading-views.ts";
 import {
   lotsFromWire,
   lotsToWire,
@@ -212,9 +212,11 @@ const HistoryQuery = Closed({
       minLength: 3,
       maxLength: 130,
       pattern: "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$",
-      description: "The `nextCursor` of the previous answer, with the same from and to: the next rows of both lists",
+      description:
+        "The `nextCursor` of the previous answer, with the same from, to and direction: the next rows of both lists",
     }),
   ),
+  direction: Type.Optional(HistoryDirectionSchema),
 });
 
 /** A list of the history that has no rows left, in the automation history's cursor. */
@@ -226,10 +228,13 @@ const LIST_DONE = "-";
  * close-all, a stop-out, an order walking the book), and "ask again from the last time shown" returned the same rows
  * forever (found by the audit of 7 December, second session).
  */
-function readHistoryCursor(cursor: string | undefined): { deals?: string; operations?: string } {
+function readHistoryCursor(
+  cursor: string | undefined,
+  direction: HistoryDirection,
+): { deals?: string; operations?: string } {
   if (cursor === undefined) return {};
   const [deals, operations] = cursor.split(".") as [string, string];
-  for (const part of [deals, operations]) if (part !== LIST_DONE) checkCursor(part);
+  for (const part of [deals, operations]) if (part !== LIST_DONE) checkCursor(part, direction);
   return { deals, operations };
 }
 
@@ -280,9 +285,12 @@ const CloseAllResult = Type.Object({
 });
 
 const HistoryResult = Type.Object({
-  deals: Type.Array(AutomationDealSchema, { description: "Executed deals, oldest first (in and out)" }),
+  deals: Type.Array(AutomationDealSchema, {
+    description: "Executed deals (in and out), oldest first; newest first with direction=desc",
+  }),
   operations: Type.Array(AutomationOperationSchema, {
-    description: "Balance operations (deposits, withdrawals, credit, corrections), oldest first",
+    description:
+      "Balance operations (deposits, withdrawals, credit, corrections), oldest first; newest first with direction=desc",
   }),
   more: Type.Boolean({ description: "True when `limit` cut a list: ask again with `cursor` set to `nextCursor`" }),
   nextCursor: Type.Union([Type.String(), Type.Null()], {
@@ -371,11 +379,11 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
   app.get(
     "/v1/api/account/history",
     options(read, {
-      summary: "Executed deals and balance operations between from (inclusive) and to (exclusive), oldest first",
+      summary: "Executed deals and balance operations between from (inclusive) and to (exclusive)",
       description:
         "Each list holds at most `limit` rows (default 100, at most 1,000); `more` is true when either was cut: " +
-        "ask again with the same from and to and `cursor` set to `nextCursor` for the next rows of both (a list " +
-        "already complete comes back empty).",
+        "ask again with the same from, to and direction and `cursor` set to `nextCursor` for the next rows of both " +
+        "(a list already complete comes back empty). Oldest first, or newest first with `direction=desc`.",
       querystring: HistoryQuery,
       response: { 200: Success(HistoryResult), ...automationErrors },
     }),
@@ -386,9 +394,11 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       if (from !== undefined && to !== undefined && from > to)
         throw new ApiError("INVALID_DATA", "from must not be later than to");
       const limit = request.query.limit ?? 100;
-      const after = readHistoryCursor(request.query.cursor);
+      const direction = request.query.direction ?? "asc";
+      const after = readHistoryCursor(request.query.cursor, direction);
       const range = {
         accountId: account.id,
+        direction,
         ...(from === undefined ? {} : { from }),
         ...(to === undefined ? {} : { to }),
       };
@@ -408,7 +418,8 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
           cursor = rows.nextCursor;
           if (operations.length > limit) break;
         }
-        operationsNext = operations.length > limit ? encodeCursor(operations[limit - 1]!.id) : (cursor ?? null);
+        operationsNext =
+          operations.length > limit ? encodeCursor(operations[limit - 1]!.id, direction) : (cursor ?? null);
       }
       const nextCursor =
         deals.nextCursor === null && operationsNext === null

@@ -261,9 +261,10 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
   // ---- history ----
 
   const historyDescription =
-    "Oldest first. `from` (inclusive) and `to` (exclusive) bound the time (orders: placed, deals: executed, " +
-    "positions: opened); `symbol` filters; `limit` rows per page (1 to 1000, default 100); pass `nextCursor` " +
-    "back as `cursor` for the next page (null on the last one).";
+    "Oldest first, or newest first with `direction=desc`. `from` (inclusive) and `to` (exclusive) bound the time " +
+    "(orders: placed, deals: executed, positions: opened); `symbol` filters; `limit` rows per page (1 to 1000, " +
+    "default 100); pass `nextCursor` back as `cursor`, with the same `direction`, for the next page (null on the " +
+    "last one).";
 
   const histories = [
     ["orders", "Order history (table, paged): every order, working or not", ORDER_HISTORY_COLUMNS, orderHistory],
