@@ -789,6 +789,8 @@ export class AlertEngine {
     const notification: NewNotification = {
       userId: alert.userId,
       accountId: alert.accountId,
+      kind: "PRICE_ALERT",
+      alertId: alert.id,
       level: "info",
       title: `Price alert: ${alert.symbol} ${alert.side.toLowerCase()} ${describe(alert, instrument)}`,
       body:
@@ -819,7 +821,7 @@ export class AlertEngine {
       }
       const stored = recorded.log;
       const view = alertLogView(stored, instrument);
-      if (recorded.notification) this.notifications.publish(recorded.notification);
+      if (recorded.notification) await this.notifications.publish([recorded.notification]);
       this.platform.bus.publish(BusTopics.user(alert.userId), {
         type: "priceAlertEvent",
         payload: {

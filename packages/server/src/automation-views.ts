@@ -12,12 +12,11 @@ import type { LedgerRow, OrderHistoryRow } from "@bourse/store";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { marketStatus, specificationFields, specificationProperties, type MarketStatus } from "./market-views.ts";
 import type { Platform } from "./platform.ts";
+import { Nullable } from "./schemas.ts";
 import { dealView, orderCmd, orderHistoryView, positionView } from "./trading-views.ts";
 import { accountMoneyView } from "./views.ts";
 import { moneyToWire, optionalPriceToWire, priceToWire, timeToWire } from "./wire.ts";
 
-const Nullable = <Schema extends TSchema>(schema: Schema, description?: string) =>
-  Type.Union([schema, Type.Null()], description === undefined ? {} : { description });
 const Time = Type.String({ format: "date-time" });
 
 // ---------------------------------------------------------------------------------------------

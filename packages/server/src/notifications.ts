@@ -24,16 +24,19 @@ import {
   toDecimalNumber,
 } from "@bourse/core";
 import {
+  NOTIFICATION_KINDS,
   PLATFORM_LIMITS,
   PlatformStoreError,
   type JournalRecord,
   type NewNotification,
   type Notification,
+  type NotificationKind,
   type NotificationLevel,
 } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
 import { BusTopics } from "./bus.ts";
 import type { Platform, PlatformLog } from "./platform.ts";
+import { Nullable } from "./schemas.ts";
 import { timeToWire } from "./wire.ts";
 
 /**
@@ -157,6 +160,26 @@ export class WriteQueue {
   }
 }
 
+/** What each kind is about and the ids its notifications carry (a kind added to the registry must say it here). */
+const NOTIFICATION_KIND_MEANINGS: Readonly<Record<NotificationKind, string>> = {
+  ORDER_FILLED: "a fill that leaves its order filled; orderId, positionId, dealId",
+  ORDER_PARTIALLY_FILLED: "a fill that leaves some of its order unfilled; orderId, positionId, dealId",
+  POSITION_CLOSED: "a client's close of a position, whole or part; positionId, orderId, dealId",
+  STOP_LOSS: "a position closed by its stop loss; positionId, orderId, dealId",
+  TAKE_PROFIT: "a position closed by its take profit; positionId, orderId, dealId",
+  MARGIN_CALL: "the account's margin level reached the margin-call level",
+  MARGIN_CALL_CLEARED: "the account's margin level is back above the margin-call level",
+  STOP_OUT: "a stop-out closed a position; positionId, and its closing deal's orderId and dealId",
+  PRICE_ALERT: "a price alert triggered; alertId",
+};
+
+/** The kinds as the OpenAPI document says them. */
+export const NOTIFICATION_KINDS_DESCRIPTION =
+  "`kind` says what a notification is about, for an icon or a click (the title is for people and may change): " +
+  NOTIFICATION_KINDS.map((kind) => `${kind} (${NOTIFICATION_KIND_MEANINGS[kind]})`).join(", ") +
+  ". New kinds may be added: treat an unknown one as a plain notification. Notifications stored before kinds were " +
+  "have the kind their title says (null if it says none) and null ids.";
+
 export const NotificationViewSchema = Type.Object({
   id: Type.Integer(),
   accountId: Type.Union([Type.Integer(), Type.Null()], { description: "The account it is about, if any" }),
@@ -165,9 +188,15 @@ export const NotificationViewSchema = Type.Object({
   title: Type.String(),
   body: Type.String(),
   createdAt: Type.String({ format: "date-time" }),
+  kind: Nullable(Type.Union(NOTIFICATION_KINDS.map((kind) => Type.Literal(kind))), NOTIFICATION_KINDS_DESCRIPTION),
+  orderId: Nullable(Type.Integer({ minimum: 1 }), "The order it is about, if it is about one"),
+  positionId: Nullable(Type.Integer({ minimum: 1 }), "The position it is about, if it is about one"),
+  dealId: Nullable(Type.Integer({ minimum: 1 }), "The deal it is about, if it is about one"),
+  alertId: Nullable(Type.String(), "The price alert it is about, if it is about one"),
 });
 export type NotificationView = Static<typeof NotificationViewSchema>;
 
+/** The REST table's columns: those added since the first come last, so a client reading rows by position still can. */
 export const NOTIFICATION_COLUMNS = [
   "id",
   "accountId",
@@ -176,6 +205,11 @@ export const NOTIFICATION_COLUMNS = [
   "title",
   "body",
   "createdAt",
+  "kind",
+  "orderId",
+  "positionId",
+  "dealId",
+  "alertId",
 ] as const satisfies readonly (keyof NotificationView)[];
 
 export function notificationView(notification: Notification): NotificationView {
@@ -187,17 +221,23 @@ export function notificationView(notification: Notification): NotificationView {
     title: notification.title,
     body: notification.body,
     createdAt: timeToWire(notification.createdAt),
+    kind: notification.kind,
+    orderId: notification.orderId,
+    positionId: notification.positionId,
+    dealId: notification.dealId,
+    alertId: notification.alertId,
   };
 }
 
 const services = new WeakMap<Platform, NotificationService>();
 
-const DEAL_TITLES = {
+/** The closes made by a stop of the platform's rather than the client's (whole positions): their title and kind. */
+const STOP_CLOSES = {
   CLIENT: null,
-  STOP_LOSS: "Stop loss",
-  TAKE_PROFIT: "Take profit",
-  STOP_OUT: "Stop out",
-} as const;
+  STOP_LOSS: { words: "Stop loss", kind: "STOP_LOSS" },
+  TAKE_PROFIT: { words: "Take profit", kind: "TAKE_PROFIT" },
+  STOP_OUT: { words: "Stop out", kind: "STOP_OUT" },
+} as const satisfies Record<DealExecutedEvent["deal"]["reason"], { words: string; kind: NotificationKind } | null>;
 
 const DEAL_LEVELS: Record<DealExecutedEvent["deal"]["reason"], NotificationLevel> = {
   CLIENT: "info",
@@ -310,7 +350,7 @@ export class NotificationService {
       const mark = this.marksHeld ? undefined : Math.min(reached, this.markCeiling);
       const stored = await this.untilStored(() => this.platform.store.addNotifications(batch, mark));
       this.markedThrough = Math.max(this.markedThrough, reached);
-      for (const notification of stored) this.publish(notification);
+      await this.publish(stored);
     } while (notifications.length > 0);
   }
 
@@ -408,14 +448,28 @@ export class NotificationService {
     }
   }
 
-  /** Publishes a stored notification on its user's topic (`notificationEvent`). */
-  publish(stored: Notification): void {
-    this.platform.bus.publish(BusTopics.user(stored.userId), {
-      type: "notificationEvent",
-      // API.md: seed 000's streams carry `seq`; here the notification's id.
-      payload: { ...notificationView(stored), seq: stored.id },
-      seq: stored.id,
-    });
+  /**
+   * Publishes stored notifications, in order, on their users' topics (`notificationEvent`), each with its user's unread
+   * count once they are stored (`unread`): a terminal's badge follows the stream, and is set right again by each event
+   * after a mark read elsewhere (another tab, another device). One count per user of the batch, one at a time: a burst
+   * for many users must not take every pooled connection at once. Tried again while the store is out, as writes are.
+   */
+  async publish(stored: readonly Notification[]): Promise<void> {
+    const unreadByUser = new Map<string, number>();
+    for (const { userId } of stored)
+      if (!unreadByUser.has(userId))
+        unreadByUser.set(userId, await this.untilStored(() => this.platform.store.countUnreadNotifications(userId)));
+    for (const notification of stored)
+      this.platform.bus.publish(BusTopics.user(notification.userId), {
+        type: "notificationEvent",
+        // API.md: seed 000's streams carry `seq`; here the notification's id.
+        payload: {
+          ...notificationView(notification),
+          seq: notification.id,
+          unread: unreadByUser.get(notification.userId)!,
+        },
+        seq: notification.id,
+      });
   }
 
   /** Every notification the events of one command call for, in journal order. */
@@ -447,7 +501,13 @@ export class NotificationService {
         const joined = index === undefined ? null : found[index]!;
         const trade = joined ? this.dealText(event) : null;
         if (joined && trade) {
-          found[index!] = { ...joined, body: `${joined.body} ${trade}.` };
+          // The ids of its (first) closing deal, for a terminal's click.
+          found[index!] = {
+            ...joined,
+            body: `${joined.body} ${trade}.`,
+            orderId: joined.orderId ?? event.deal.orderId,
+            dealId: joined.dealId ?? event.deal.id,
+          };
           continue;
         }
       }
@@ -506,17 +566,21 @@ export class NotificationService {
     const instrument = this.platform.instruments.get(deal.symbol);
     if (!account || !instrument) return null;
     const withOutcome = this.tradeText(event, account, instrument);
-    const special = DEAL_TITLES[deal.reason];
+    const stopClose = STOP_CLOSES[deal.reason];
+    let kind: NotificationKind;
     let title: string;
     let body: string;
-    if (special) {
-      // SL, TP and stop-out close whole positions.
-      title = `${special}: position #${deal.positionId} ${deal.symbol} closed`;
-      body = `Position #${deal.positionId} closed by ${special.toLowerCase()}: ${withOutcome.charAt(0).toLowerCase()}${withOutcome.slice(1)}`;
+    if (stopClose) {
+      kind = stopClose.kind;
+      title = `${stopClose.words}: position #${deal.positionId} ${deal.symbol} closed`;
+      body = `Position #${deal.positionId} closed by ${stopClose.words.toLowerCase()}: ${withOutcome.charAt(0).toLowerCase()}${withOutcome.slice(1)}`;
     } else if (deal.entry === "IN") {
-      title = `Order #${deal.orderId} ${finalStatus.get(deal.orderId) === "FILLED" ? "filled" : "partly filled"}`;
+      const filled = finalStatus.get(deal.orderId) === "FILLED";
+      kind = filled ? "ORDER_FILLED" : "ORDER_PARTIALLY_FILLED";
+      title = `Order #${deal.orderId} ${filled ? "filled" : "partly filled"}`;
       body = `${withOutcome} (deal #${deal.id}, position #${deal.positionId})`;
     } else {
+      kind = "POSITION_CLOSED";
       // The lots the deal closed: the event says what it took from the position, not whether some is left (a
       // partial close was said "closed"; the state after the batch is no answer either, as a later close of the
       // same batch or a rebuild at start would show).
@@ -526,6 +590,10 @@ export class NotificationService {
     return {
       userId: account.userId,
       accountId: account.id,
+      kind,
+      orderId: deal.orderId,
+      positionId: deal.positionId,
+      dealId: deal.id,
       level: DEAL_LEVELS[deal.reason],
       title,
       body,
@@ -545,6 +613,7 @@ export class NotificationService {
     return {
       userId: account.userId,
       accountId: account.id,
+      kind: entered ? "MARGIN_CALL" : "MARGIN_CALL_CLEARED",
       level: entered ? "warning" : "info",
       title: entered ? `Margin call on account ${account.id}` : `Margin call cleared on account ${account.id}`,
       body: entered
@@ -560,6 +629,8 @@ export class NotificationService {
     return {
       userId: account.userId,
       accountId: account.id,
+      kind: "STOP_OUT",
+      positionId: event.positionId,
       level: "error",
       title: `Stop out on account ${account.id}`,
       body: `The margin level fell to the stop-out level (${this.levelText(event.equity, event.margin, account)}): position #${event.positionId} is closed.`,

@@ -20,6 +20,10 @@ export function DataResponse<Schema extends TSchema>(schema: Schema) {
   return Type.Object({ data: schema });
 }
 
+/** `schema` or null (a field with nothing to say, e.g. no price yet). */
+export const Nullable = <Schema extends TSchema>(schema: Schema, description?: string) =>
+  Type.Union([schema, Type.Null()], description === undefined ? {} : { description });
+
 export const TableResponse = Type.Object(
   {
     structure: Type.Array(Type.String(), { description: "Column names, in row order" }),

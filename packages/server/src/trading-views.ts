@@ -19,11 +19,11 @@ import {
   type OrderHistoryRow,
   type PositionHistoryRow,
 } from "@bourse/store";
-import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { Type, type Static } from "@sinclair/typebox";
 import { ApiError } from "./errors.ts";
 import { tradedSymbol } from "./market-views.ts";
 import type { Platform } from "./platform.ts";
-import { Closed, TimeInput } from "./schemas.ts";
+import { Closed, Nullable, TimeInput } from "./schemas.ts";
 import {
   lotsToWire,
   moneyToWire,
@@ -35,8 +35,6 @@ import {
   timeToWire,
 } from "./wire.ts";
 
-const Nullable = <Schema extends TSchema>(schema: Schema, description?: string) =>
-  Type.Union([schema, Type.Null()], description === undefined ? {} : { description });
 const Time = Type.String({ format: "date-time" });
 const SideSchema = Type.Union([Type.Literal("BUY"), Type.Literal("SELL")]);
 const OrderTypeSchema = Type.Union([

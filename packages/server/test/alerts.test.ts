@@ -537,9 +537,15 @@ describe("the 13 conditions, once", () => {
         title: "Price alert: EURUSD bid crossing up 1.10000",
         body: "EURUSD bid at 1.10020: EUR breakout",
         createdAt: iso(server.clock.now()),
+        kind: "PRICE_ALERT",
+        orderId: null,
+        positionId: null,
+        dealId: null,
+        alertId: alert.id,
       },
     ]);
     expect(events.map((event) => event.type)).toEqual(["notificationEvent", "priceAlertEvent"]);
+    expect(events[0]!.payload).toEqual({ ...alertNotifications[0], seq: alertNotifications[0]!.id, unread: 1 });
     expect(events[1]).toEqual({
       type: "priceAlertEvent",
       seq: logs[0]!.id,

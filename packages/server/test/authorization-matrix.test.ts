@@ -149,6 +149,8 @@ async function victimState(): Promise<unknown> {
     "/api/v1/alerts",
     "/api/v1/alerts/logs",
     "/api/v1/api-keys",
+    "/api/v1/notifications",
+    "/api/v1/notifications/unread-count",
   ];
   const answers = await Promise.all(paths.map((path) => call(server, "GET", path, { token: victim.token })));
   return answers.map((answer, index) => ({ path: paths[index], status: answer.status, body: answer.body }));

@@ -1,7 +1,8 @@
 /**
  * Notifications: fills, SL/TP closes, margin calls and stop-outs become notifications of the account's
- * user with the right level and text, stored in order and published on the user's topic; the routes
- * list them by pages and mark them read; the write queue is ordered and bounded.
+ * user with the right kind, ids, level and text, stored in order and published on the user's topic with the
+ * user's unread count; the routes list them by pages, count the unread ones and mark them read; the write queue
+ * is ordered and bounded.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BusTopics, type BusMessage } from "../src/bus.ts";
@@ -27,6 +28,7 @@ import {
   TUESDAY_NOON,
   type TestServer,
 } from "./helpers.ts";
+import { StreamClient, listenStream, type Message } from "./ws-helpers.ts";
 
 type User = Awaited<ReturnType<typeof signUp>>;
 
@@ -71,7 +73,21 @@ describe("notifications from the engine's events", () => {
     const [positionId] = await positionIds(user);
     const response = await notifications(user);
     unsubscribe();
-    expect(response.body.structure).toEqual(["id", "accountId", "level", "status", "title", "body", "createdAt"]);
+    // The columns added since the first come last: a client reading rows by position still reads the first seven.
+    expect(response.body.structure).toEqual([
+      "id",
+      "accountId",
+      "level",
+      "status",
+      "title",
+      "body",
+      "createdAt",
+      "kind",
+      "orderId",
+      "positionId",
+      "dealId",
+      "alertId",
+    ]);
     const rows = tableObjects(response.body);
     expect(rows).toEqual([
       {
@@ -80,14 +96,17 @@ describe("notifications from the engine's events", () => {
         level: "info",
         status: "unread",
         title: `Order #${placed.order.id} filled`,
-        body: expect.stringMatching(
-          new RegExp(`^Bought 0\\.1 lots EURUSD at 1\\.08440 \\(deal #\\d+, position #${positionId}\\)$`),
-        ),
+        body: `Bought 0.1 lots EURUSD at 1.08440 (deal #${placed.deals[0].id}, position #${positionId})`,
         createdAt: new Date(TUESDAY_NOON).toISOString(),
+        kind: "ORDER_FILLED",
+        orderId: placed.order.id,
+        positionId,
+        dealId: placed.deals[0].id,
+        alertId: null,
       },
     ]);
     expect(events).toEqual([
-      { type: "notificationEvent", seq: rows[0]!.id, payload: { ...rows[0], seq: rows[0]!.id } },
+      { type: "notificationEvent", seq: rows[0]!.id, payload: { ...rows[0], seq: rows[0]!.id, unread: 1 } },
     ]);
   });
 
@@ -102,11 +121,19 @@ describe("notifications from the engine's events", () => {
     const closes = rows.filter((row) => String(row.title).includes("closed"));
     expect(closes).toEqual([
       expect.objectContaining({
+        kind: "TAKE_PROFIT",
+        positionId: second,
+        orderId: expect.any(Number),
+        dealId: expect.any(Number),
         level: "info",
         title: `Take profit: position #${second} EURUSD closed`,
         body: `Position #${second} closed by take profit: bought 0.2 lots EURUSD at 1.07995; profit 87.00 USD`,
       }),
       expect.objectContaining({
+        kind: "STOP_LOSS",
+        positionId: first,
+        orderId: expect.any(Number),
+        dealId: expect.any(Number),
         level: "warning",
         title: `Stop loss: position #${first} EURUSD closed`,
         body: `Position #${first} closed by stop loss: sold 0.1 lots EURUSD at 1.07990; profit -45.00 USD`,
@@ -122,6 +149,10 @@ describe("notifications from the engine's events", () => {
     await pushQuote(server, "EURUSD", "1.08140", "1.08150");
     let rows = tableObjects((await notifications(user)).body);
     expect(rows[0]).toMatchObject({
+      kind: "MARGIN_CALL",
+      orderId: null,
+      positionId: null,
+      dealId: null,
       level: "warning",
       accountId: user.login,
       title: `Margin call on account ${user.login}`,
@@ -138,8 +169,15 @@ describe("notifications from the engine's events", () => {
         token: user.token,
       })
     ).body.rows.map((row: unknown[]) => row[0]);
+    const closingDeal = tableObjects(
+      (await call(server, "GET", `/api/v1/accounts/${user.login}/history/deals`, { token: user.token })).body,
+    ).find((deal) => deal.positionId === positionId && deal.entry === "OUT")!;
     expect(rows.filter((row) => row.level === "error")).toEqual([
       expect.objectContaining({
+        kind: "STOP_OUT",
+        positionId,
+        dealId: closingDeal.id,
+        orderId: closingDeal.orderId,
         title: `Stop out on account ${user.login}`,
         body: expect.stringMatching(
           new RegExp(
@@ -208,6 +246,15 @@ describe("notifications from the engine's events", () => {
       `Order #${walked.order.id} partly filled`,
       `Order #${walked.order.id} partly filled`,
     ]);
+    expect(rows.map((row) => row.kind)).toEqual([
+      "POSITION_CLOSED",
+      "ORDER_PARTIALLY_FILLED",
+      "ORDER_PARTIALLY_FILLED",
+    ]);
+    expect(rows.map((row) => row.positionId)).toEqual([walked.positionId, walked.positionId, walked.positionId]);
+    expect(rows.slice(1).map((row) => row.dealId)).toEqual(
+      walked.deals.map((deal: { id: number }) => deal.id).reverse(),
+    );
     // Opened at 1.08445 on average (0.1 lot at each level): (1.08530 - 1.08445) × 5,000 = 4.25.
     expect(rows[0]!.body).toMatch(/^Sold 0\.05 lots EURUSD at 1\.08530; profit 4\.25 USD \(deal #\d+\)$/);
     // BTCUSD charges 5.00 USD a lot a side: the close's 0.50 is said apart from the profit.
@@ -288,6 +335,147 @@ describe("notification routes", () => {
   it("answers 401 without a token", async () => {
     expect((await call(server, "GET", "/api/v1/notifications")).status).toBe(401);
     expect((await call(server, "POST", "/api/v1/notifications/1/read")).status).toBe(401);
+    const count = await call(server, "GET", "/api/v1/notifications/unread-count");
+    expect(count.status).toBe(401);
+    expect(count.body.error).toBe("UNAUTHORIZED");
+    expect((await call(server, "GET", "/api/v1/notifications/unread-count", { token: "not a token" })).status).toBe(
+      401,
+    );
+  });
+});
+
+// Found by the audit of a web terminal: a badge had no count to show but that of every page of notifications.
+describe("the unread count", () => {
+  async function unreadCount(user: User) {
+    await settle(server);
+    const response = await call(server, "GET", "/api/v1/notifications/unread-count", { token: user.token });
+    expect(response.status).toBe(200);
+    return response.body;
+  }
+
+  it("counts the user's unread notifications before and after marking one and all read, never another user's", async () => {
+    const user = await signUp(server);
+    const other = await signUp(server);
+    expect(await unreadCount(user)).toEqual({ data: { unread: 0 } });
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    for (let index = 0; index < 3; index++) await order(user, { side: "BUY", volume: 0.01 });
+    for (let index = 0; index < 2; index++) await order(other, { side: "BUY", volume: 0.01 });
+    expect(await unreadCount(user)).toEqual({ data: { unread: 3 } });
+    expect(await unreadCount(other)).toEqual({ data: { unread: 2 } });
+    const [newest] = tableObjects((await notifications(user)).body);
+    expect((await call(server, "POST", `/api/v1/notifications/${newest!.id}/read`, { token: user.token })).status).toBe(
+      200,
+    );
+    expect(await unreadCount(user)).toEqual({ data: { unread: 2 } });
+    // Read again, or by another user (refused): the count stays.
+    await call(server, "POST", `/api/v1/notifications/${newest!.id}/read`, { token: user.token });
+    const [othersNewest] = tableObjects((await notifications(user)).body).filter((row) => row.status === "unread");
+    expect(
+      (await call(server, "POST", `/api/v1/notifications/${othersNewest!.id}/read`, { token: other.token })).status,
+    ).toBe(404);
+    expect(await unreadCount(user)).toEqual({ data: { unread: 2 } });
+    expect((await call(server, "POST", "/api/v1/notifications/read", { token: user.token })).status).toBe(200);
+    expect(await unreadCount(user)).toEqual({ data: { unread: 0 } });
+    expect(await unreadCount(other)).toEqual({ data: { unread: 2 } });
+  });
+
+  it("is documented in /docs with the notification kinds", async () => {
+    const document = (await call(server, "GET", "/docs/json")).body;
+    const operation = document.paths["/api/v1/notifications/unread-count"].get;
+    expect(operation.summary).toMatch(/unread/);
+    expect(operation.responses["200"].content["application/json"].schema.properties.data.properties.unread).toEqual(
+      expect.objectContaining({ type: "integer", minimum: 0 }),
+    );
+    expect(document.paths["/api/v1/notifications"].get.description).toMatch(/ORDER_FILLED.*STOP_OUT.*PRICE_ALERT/);
+  });
+});
+
+describe("kinds and the ids a click needs, on the REST table and the native stream", () => {
+  it("a fill, a stop loss close, a margin call, a stop-out and a price alert, each with the unread count", async () => {
+    const user = await signUp(server);
+    const client = await StreamClient.connect(await listenStream(server), user.token);
+    try {
+      client.send("subscribe", { events: ["notificationEvent"] });
+      await client.nextOf("subscribed");
+      const event = (kind: string) => client.nextOf("notificationEvent", (message) => message.payload.kind === kind);
+      await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+      const protectedBuy = await order(user, { side: "BUY", volume: 0.1, sl: 1.08 });
+      const fill = await event("ORDER_FILLED");
+      expect(fill.payload).toMatchObject({
+        kind: "ORDER_FILLED",
+        accountId: user.login,
+        orderId: protectedBuy.order.id,
+        positionId: protectedBuy.positionId,
+        dealId: protectedBuy.deals[0].id,
+        alertId: null,
+        unread: 1,
+      });
+      await pushQuote(server, "EURUSD", "1.07990", "1.07995");
+      const stopLoss = await event("STOP_LOSS");
+      expect(stopLoss.payload).toMatchObject({ positionId: protectedBuy.positionId, level: "warning", unread: 2 });
+      expect(stopLoss.payload.dealId).toBeGreaterThan(protectedBuy.deals[0].id);
+
+      // A mark read elsewhere (another tab): the next event's count says it.
+      expect((await call(server, "POST", "/api/v1/notifications/read", { token: user.token })).status).toBe(200);
+      await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+      const large = await order(user, { side: "BUY", volume: 9 });
+      expect((await event("ORDER_FILLED")).payload).toMatchObject({ orderId: large.order.id, unread: 1 });
+      await pushQuote(server, "EURUSD", "1.08140", "1.08150");
+      expect((await event("MARGIN_CALL")).payload).toMatchObject({
+        accountId: user.login,
+        orderId: null,
+        positionId: null,
+        dealId: null,
+        unread: 2,
+      });
+      await pushQuote(server, "EURUSD", "1.07800", "1.07810");
+      // The stop-out ends the margin call: both are stored together, and each carries the count after the two.
+      const stopOut = await event("STOP_OUT");
+      expect(stopOut.payload).toMatchObject({ positionId: large.positionId, level: "error", unread: 4 });
+      expect(stopOut.payload.dealId).toEqual(expect.any(Number));
+      expect((await event("MARGIN_CALL_CLEARED")).payload).toMatchObject({ positionId: null, unread: 4 });
+
+      const alert = await call(server, "PUT", "/api/v1/alerts", {
+        token: user.token,
+        body: { symbol: "EURUSD", side: "BID", condition: "GREATER_THAN", targetPrice: 1.079 },
+      });
+      expect(alert.status).toBe(200);
+      await pushQuote(server, "EURUSD", "1.07950", "1.07960");
+      const priceAlert = await event("PRICE_ALERT");
+      expect(priceAlert.payload).toMatchObject({
+        alertId: alert.body.data.id,
+        accountId: null,
+        orderId: null,
+        positionId: null,
+        dealId: null,
+        unread: 5,
+      });
+
+      // The stream's payloads are the REST rows, with seq and the unread count.
+      const rows = tableObjects((await notifications(user)).body);
+      const streamed = client.all("notificationEvent").map(({ payload }: Message) => payload);
+      expect(rows).toHaveLength(streamed.length);
+      for (const { seq, unread, ...payload } of streamed) {
+        expect(seq).toBe(payload.id);
+        expect(typeof unread).toBe("number");
+        expect(rows.find((row) => row.id === payload.id)).toEqual({
+          ...payload,
+          status: rows.find((row) => row.id === payload.id)!.status,
+        });
+      }
+      expect(rows.map((row) => row.kind)).toEqual([
+        "PRICE_ALERT",
+        "MARGIN_CALL_CLEARED",
+        "STOP_OUT",
+        "MARGIN_CALL",
+        "ORDER_FILLED",
+        "STOP_LOSS",
+        "ORDER_FILLED",
+      ]);
+    } finally {
+      await client.close();
+      await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    }
   });
 });
 

@@ -280,7 +280,14 @@ describe("private and presence channels", () => {
     });
     expect(order.status).toBe(200);
     const notification = await client.event("notificationEvent", channel);
-    expect(notification.data).toMatchObject({ accountId: other.login, level: "info" });
+    expect(notification.data).toMatchObject({
+      accountId: other.login,
+      level: "info",
+      kind: "ORDER_FILLED",
+      orderId: order.body.data.order.id,
+      positionId: order.body.data.positionId,
+      unread: expect.any(Number),
+    });
   });
 });
 

@@ -105,6 +105,24 @@ export type AlertStatus = (typeof ALERT_STATUSES)[number];
 export const NOTIFICATION_LEVELS = ["info", "warning", "error"] as const;
 export type NotificationLevel = (typeof NOTIFICATION_LEVELS)[number];
 
+/**
+ * What a notification is about (`Notification.kind`), the one registry of kinds: a terminal picks an icon and routes a
+ * click by it, not by the title, which is written for people and may change (found by the audit of a web terminal).
+ * What each means: the server's notifications.ts. New kinds are added; none is renamed or reused.
+ */
+export const NOTIFICATION_KINDS = [
+  "ORDER_FILLED",
+  "ORDER_PARTIALLY_FILLED",
+  "POSITION_CLOSED",
+  "STOP_LOSS",
+  "TAKE_PROFIT",
+  "MARGIN_CALL",
+  "MARGIN_CALL_CLEARED",
+  "STOP_OUT",
+  "PRICE_ALERT",
+] as const;
+export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
+
 export const NOTIFICATION_STATUSES = ["unread", "read"] as const;
 export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 
@@ -345,6 +363,16 @@ export interface Notification {
   readonly id: number;
   readonly userId: string;
   readonly accountId: number | null;
+  /**
+   * What it is about. Rows from before migration 10 have the kind their title says (the titles have kept their forms);
+   * null only for one whose title matches none.
+   */
+  readonly kind: NotificationKind | null;
+  /** The order, position, deal and price alert it is about, where it is about one (null for rows from before). */
+  readonly orderId: number | null;
+  readonly positionId: number | null;
+  readonly dealId: number | null;
+  readonly alertId: string | null;
   readonly level: NotificationLevel;
   readonly status: NotificationStatus;
   readonly title: string;
@@ -355,6 +383,11 @@ export interface Notification {
 export interface NewNotification {
   readonly userId: string;
   readonly accountId?: number | null;
+  readonly kind: NotificationKind;
+  readonly orderId?: number | null;
+  readonly positionId?: number | null;
+  readonly dealId?: number | null;
+  readonly alertId?: string | null;
   readonly level: NotificationLevel;
   readonly title: string;
   readonly body?: string;
@@ -543,6 +576,11 @@ export interface PlatformStore {
   markNotificationRead(userId: string, notificationId: number): Promise<boolean>;
   /** Marks every unread notification of the user read; answers how many changed. */
   markAllNotificationsRead(userId: string): Promise<number>;
+  /**
+   * How many of the user's notifications are unread, counted up to PLATFORM_LIMITS.historyRowsKeptPerUser (what a user
+   * keeps, `pruneUserHistories`): more than that is a passing state until the next prune, and the read stays bounded.
+   */
+  countUnreadNotifications(userId: string): Promise<number>;
 
   /**
    * Inserts each bar, or merges it into the stored bar of the same symbol, timeframe and open time as the

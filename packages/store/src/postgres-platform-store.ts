@@ -31,6 +31,7 @@ import {
   PLATFORM_INSTRUMENT_SCALES_SQL,
   PLATFORM_CLEANUP_INDEXES_SQL,
   PLATFORM_ALERT_LOG_MESSAGES_SQL,
+  PLATFORM_NOTIFICATION_KINDS_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -90,6 +91,7 @@ const MIGRATIONS: readonly Migration[] = [
   { version: 7, name: "instrument scales", sql: postgresText(PLATFORM_INSTRUMENT_SCALES_SQL) },
   { version: 8, name: "cleanup indexes and prune marks", sql: postgresText(PLATFORM_CLEANUP_INDEXES_SQL) },
   { version: 9, name: "alert log messages", sql: postgresText(PLATFORM_ALERT_LOG_MESSAGES_SQL) },
+  { version: 10, name: "notification kinds and unread index", sql: postgresText(PLATFORM_NOTIFICATION_KINDS_SQL) },
 ];
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;

@@ -12,6 +12,7 @@ import {
   API_KEY_SCOPES,
   CANDLE_TIMEFRAMES,
   DuplicateError,
+  NOTIFICATION_KINDS,
   NOTIFICATION_LEVELS,
   LimitReachedError,
   NotFoundError,
@@ -299,6 +300,31 @@ export const PLATFORM_CLEANUP_INDEXES_SQL = `CREATE INDEX sessions_revoked ON {s
 /** Migration 9 of the platform tables: the alert's message on each of its log entries (`AlertLog.message`). */
 export const PLATFORM_ALERT_LOG_MESSAGES_SQL = "ALTER TABLE {s}alert_logs ADD COLUMN message text NOT NULL DEFAULT ''";
 
+/**
+ * Migration 10 of the platform tables (found by the audit of a web terminal, which could tell notifications apart only
+ * by parsing their English titles): each notification's kind (NOTIFICATION_KINDS) and the order, position, deal and
+ * price alert it is about. The rows from before get the kind their title says: every form a title has had since the
+ * first release is matched here (a row that matches none keeps a null kind); their ids stay null. And the user's unread
+ * notifications by an index of their own, for the unread count and marking all read (`countUnreadNotifications`).
+ */
+export const PLATFORM_NOTIFICATION_KINDS_SQL = `ALTER TABLE {s}notifications ADD COLUMN kind text;
+  ALTER TABLE {s}notifications ADD COLUMN order_id {int};
+  ALTER TABLE {s}notifications ADD COLUMN position_id {int};
+  ALTER TABLE {s}notifications ADD COLUMN deal_id {int};
+  ALTER TABLE {s}notifications ADD COLUMN alert_id text;
+  UPDATE {s}notifications SET kind = CASE
+      WHEN title LIKE 'Order #% partly filled' THEN 'ORDER_PARTIALLY_FILLED'
+      WHEN title LIKE 'Order #% filled' THEN 'ORDER_FILLED'
+      WHEN title LIKE 'Position #% closed' THEN 'POSITION_CLOSED'
+      WHEN title LIKE 'Stop loss: %' THEN 'STOP_LOSS'
+      WHEN title LIKE 'Take profit: %' THEN 'TAKE_PROFIT'
+      WHEN title LIKE 'Stop out%' THEN 'STOP_OUT'
+      WHEN title LIKE 'Margin call cleared on account %' THEN 'MARGIN_CALL_CLEARED'
+      WHEN title LIKE 'Margin call on account %' THEN 'MARGIN_CALL'
+      WHEN title LIKE 'Price alert: %' THEN 'PRICE_ALERT'
+    END;
+  CREATE INDEX notifications_unread ON {s}notifications (user_id) WHERE status = 'unread'`;
+
 /** Whether `error` (or its cause) is PostgreSQL's lock_not_available (55P03): a `lock_timeout` ran out. */
 function isLockTimeout(error: unknown): boolean {
   for (let current = error; current instanceof Error; current = current.cause)
@@ -341,12 +367,18 @@ function toAlertLog(row: Row): AlertLog {
   };
 }
 
-const NOTIFICATION_COLUMNS = "id, user_id, account_id, level, status, title, body, created_at";
+const NOTIFICATION_COLUMNS =
+  "id, user_id, account_id, kind, order_id, position_id, deal_id, alert_id, level, status, title, body, created_at";
 function toNotification(row: Row): Notification {
   return {
     id: num(row.id),
     userId: str(row.user_id),
     accountId: optNum(row.account_id),
+    kind: optStr(row.kind) as Notification["kind"],
+    orderId: optNum(row.order_id),
+    positionId: optNum(row.position_id),
+    dealId: optNum(row.deal_id),
+    alertId: optStr(row.alert_id),
     level: str(row.level) as Notification["level"],
     status: str(row.status) as Notification["status"],
     title: str(row.title),
@@ -1417,6 +1449,13 @@ export abstract class SqlPlatformStore implements PlatformStore {
     const checked = notifications.map((notification) => [
       checkId("userId", notification.userId),
       checkOptionalInteger("accountId", notification.accountId, 1),
+      checkOneOf("kind", notification.kind, NOTIFICATION_KINDS),
+      checkOptionalInteger("orderId", notification.orderId, 1),
+      checkOptionalInteger("positionId", notification.positionId, 1),
+      checkOptionalInteger("dealId", notification.dealId, 1),
+      notification.alertId === null || notification.alertId === undefined
+        ? null
+        : checkId("alertId", notification.alertId),
       checkOneOf("level", notification.level, NOTIFICATION_LEVELS),
       checkText("title", notification.title, PLATFORM_LIMITS.nameLength * 2),
       checkText("body", notification.body ?? "", PLATFORM_LIMITS.notificationBodyLength, true),
@@ -1430,9 +1469,9 @@ export abstract class SqlPlatformStore implements PlatformStore {
       const rows = checked.slice(start, start + count);
       start += count;
       statements.push({
-        sql: this.q(`INSERT INTO {s}notifications (user_id, account_id, level, status, title, body, created_at,
-               journal_sequence)
-             VALUES ${rows.map(() => "(?, ?, ?, 'unread', ?, ?, ?, ?)").join(", ")}
+        sql: this.q(`INSERT INTO {s}notifications (user_id, account_id, kind, order_id, position_id, deal_id, alert_id,
+               level, status, title, body, created_at, journal_sequence)
+             VALUES ${rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, 'unread', ?, ?, ?, ?)").join(", ")}
              ON CONFLICT (journal_sequence) DO NOTHING RETURNING ${NOTIFICATION_COLUMNS}`),
         params: rows.flat(),
       });
@@ -1504,10 +1543,20 @@ export abstract class SqlPlatformStore implements PlatformStore {
   }
 
   async markAllNotificationsRead(userId: string): Promise<number> {
-    // Through the (user_id, id) index: at most the user's kept notifications (PLATFORM_LIMITS.historyRowsKeptPerUser).
+    // Through the index of unread notifications (migration 10): only the rows it changes.
     return this.run("UPDATE {s}notifications SET status = 'read' WHERE user_id = ? AND status = 'unread'", [
       checkId("userId", userId),
     ]);
+  }
+
+  async countUnreadNotifications(userId: string): Promise<number> {
+    // The status is written out, not a parameter: only then may either planner use the partial index (migration 10).
+    return this.count(
+      this.db,
+      `SELECT count(*) AS n FROM (
+         SELECT 1 FROM {s}notifications WHERE user_id = ? AND status = 'unread' LIMIT ?) AS unread`,
+      [checkId("userId", userId), PLATFORM_LIMITS.historyRowsKeptPerUser],
+    );
   }
 
   // ---- candles ----

@@ -21,6 +21,7 @@ import {
   PLATFORM_INSTRUMENT_SCALES_SQL,
   PLATFORM_CLEANUP_INDEXES_SQL,
   PLATFORM_ALERT_LOG_MESSAGES_SQL,
+  PLATFORM_NOTIFICATION_KINDS_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -67,6 +68,7 @@ const MIGRATIONS: readonly Migration[] = [
   { version: 7, name: "instrument scales", sql: sqliteText(PLATFORM_INSTRUMENT_SCALES_SQL) },
   { version: 8, name: "cleanup indexes and prune marks", sql: sqliteText(PLATFORM_CLEANUP_INDEXES_SQL) },
   { version: 9, name: "alert log messages", sql: sqliteText(PLATFORM_ALERT_LOG_MESSAGES_SQL) },
+  { version: 10, name: "notification kinds and unread index", sql: sqliteText(PLATFORM_NOTIFICATION_KINDS_SQL) },
 ];
 
 /** The constraint a SQLite error reports as broken, or null for any other error. */

@@ -26,6 +26,8 @@ export interface PlatformStorage {
    * "SEARCH t USING INDEX i (…)" for a range of index i, "SEARCH t USING INTEGER PRIMARY KEY (…)" for one of t's key.
    */
   plan(sql: string, params: readonly unknown[]): Promise<string[]>;
+  /** Runs `sql` on a connection of its own, `{s}` standing for the tables' schema prefix: to make an older build's tables. */
+  execute(sql: string): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -119,6 +121,51 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       opened.splice(opened.indexOf(store), 1);
       const again = await openStore();
       expect((await again.findUserById("alice"))?.name).toBe("Alice");
+    });
+
+    // Migration 10 (the audit of a web terminal: a notification's kind could be had only from its English title).
+    it("gives the notifications from before kinds the kind their title says, and ids of none", async () => {
+      const store = await withUsers();
+      const titles = {
+        "Order #12 filled": "ORDER_FILLED",
+        "Order #13 partly filled": "ORDER_PARTIALLY_FILLED",
+        "Position #5 closed": "POSITION_CLOSED",
+        "Position #5 partly closed": "POSITION_CLOSED",
+        "Position #5: 0.05 lots closed": "POSITION_CLOSED",
+        "Stop loss: position #6 EURUSD closed": "STOP_LOSS",
+        "Take profit: position #7 EURUSD closed": "TAKE_PROFIT",
+        "Stop out: position #8 EURUSD closed": "STOP_OUT",
+        "Stop out on account 1001": "STOP_OUT",
+        "Margin call on account 1001": "MARGIN_CALL",
+        "Margin call cleared on account 1001": "MARGIN_CALL_CLEARED",
+        "Price alert: EURUSD bid crossing up 1.10000": "PRICE_ALERT",
+        "Welcome to Bourse": null,
+      };
+      await store.addNotifications(
+        Object.keys(titles).map((title) => ({
+          userId: "alice",
+          kind: "ORDER_FILLED",
+          orderId: 1,
+          level: "info",
+          title,
+          createdAt: T0,
+        })),
+      );
+      await store.close();
+      opened.splice(opened.indexOf(store), 1);
+      // The tables as the build before migration 10 left them.
+      await storage!.execute(`DROP INDEX {s}notifications_unread;
+        ALTER TABLE {s}notifications DROP COLUMN kind;
+        ALTER TABLE {s}notifications DROP COLUMN order_id;
+        ALTER TABLE {s}notifications DROP COLUMN position_id;
+        ALTER TABLE {s}notifications DROP COLUMN deal_id;
+        ALTER TABLE {s}notifications DROP COLUMN alert_id;
+        DELETE FROM {s}platform_migrations WHERE version = 10`);
+      const upgraded = await openStore();
+      const rows = (await upgraded.listNotifications("alice", { limit: 100 })).rows.reverse();
+      expect(Object.fromEntries(rows.map((row) => [row.title, row.kind]))).toEqual(titles);
+      expect(rows.every((row) => row.orderId === null && row.positionId === null && row.dealId === null)).toBe(true);
+      expect(await upgraded.countUnreadNotifications("alice")).toBe(rows.length);
     });
   });
 
@@ -870,6 +917,8 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       const notification = {
         userId: "alice",
         accountId: 1001,
+        kind: "PRICE_ALERT" as const,
+        alertId: "al1",
         level: "info" as const,
         title: "Price alert",
         createdAt: T0 + 5,
@@ -969,6 +1018,10 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
           {
             userId: "alice",
             accountId: i % 2 ? 1001 : null,
+            kind: i % 2 ? "POSITION_CLOSED" : "ORDER_FILLED",
+            orderId: 100 + i,
+            positionId: 200 + i,
+            dealId: i % 2 ? 300 + i : null,
             level: i % 3 === 0 ? "warning" : "info",
             title: `n${i}`,
             body: "body",
@@ -976,12 +1029,19 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
           },
         ]);
         added.push(stored!);
-        await store.addNotifications([{ userId: "bob", level: "error", title: "b", createdAt: T0 }]);
+        await store.addNotifications([
+          { userId: "bob", kind: "ORDER_FILLED", level: "error", title: "b", createdAt: T0 },
+        ]);
       }
       expect(added[1]).toEqual({
         id: added[1]!.id,
         userId: "alice",
         accountId: 1001,
+        kind: "POSITION_CLOSED",
+        orderId: 101,
+        positionId: 201,
+        dealId: 301,
+        alertId: null,
         level: "info",
         status: "unread",
         title: "n1",
@@ -1008,7 +1068,9 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(all.find((n) => n.id === first)?.status).toBe("read");
       expect(all.filter((n) => n.status === "read")).toHaveLength(1);
       // All of a user's at once, no other user's (the audit of a terminal's journey of 7 December, sixth session).
-      await store.addNotifications([{ userId: "bob", level: "info", title: "bob's", createdAt: T0 }]);
+      await store.addNotifications([
+        { userId: "bob", kind: "ORDER_FILLED", level: "info", title: "bob's", createdAt: T0 },
+      ]);
       expect(await store.markAllNotificationsRead("alice")).toBe(all.length - 1);
       expect(await store.markAllNotificationsRead("alice")).toBe(0);
       const after = (await store.listNotifications("alice", { limit: 100 })).rows;
@@ -1021,9 +1083,17 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
     it("adds a batch in one transaction, in order; a bad or unknown-user row refuses the whole batch", async () => {
       const store = await withUsers();
       const batch = [
-        { userId: "alice", level: "info" as const, title: "first", createdAt: T0 },
-        { userId: "bob", accountId: 7, level: "warning" as const, title: "second", body: "b", createdAt: T0 + 1 },
-        { userId: "alice", level: "error" as const, title: "third", createdAt: T0 + 2 },
+        { userId: "alice", kind: "ORDER_FILLED" as const, level: "info" as const, title: "first", createdAt: T0 },
+        {
+          userId: "bob",
+          accountId: 7,
+          kind: "ORDER_FILLED" as const,
+          level: "warning" as const,
+          title: "second",
+          body: "b",
+          createdAt: T0 + 1,
+        },
+        { userId: "alice", kind: "ORDER_FILLED" as const, level: "error" as const, title: "third", createdAt: T0 + 2 },
       ];
       const stored = await store.addNotifications(batch);
       expect(stored.map((n) => [n.userId, n.title, n.status])).toEqual([
@@ -1058,6 +1128,7 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       const store = await withUsers();
       const note = (title: string, journalSequence?: number) => ({
         userId: "alice",
+        kind: "ORDER_FILLED" as const,
         level: "info" as const,
         title,
         createdAt: T0,
@@ -1082,7 +1153,13 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
 
     it("records the journal sequence a batch derives through in the batch's own transaction", async () => {
       const store = await withUsers();
-      const note = { userId: "alice", level: "info" as const, title: "fill", createdAt: T0 };
+      const note = {
+        userId: "alice",
+        kind: "ORDER_FILLED" as const,
+        level: "info" as const,
+        title: "fill",
+        createdAt: T0,
+      };
       expect(await store.notificationJournalSequence()).toBeNull();
       await store.addNotifications([note], 7);
       expect(await store.notificationJournalSequence()).toBe(7);
@@ -1106,7 +1183,13 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
     // Found by an audit: notifications and alert logs grew with every fill and trigger, with no way to delete them.
     it("prunes each user's notifications and alert logs to their newest rows", async () => {
       const store = await withUsers();
-      const note = (userId: string, title: string) => ({ userId, level: "info" as const, title, createdAt: T0 });
+      const note = (userId: string, title: string) => ({
+        userId,
+        kind: "ORDER_FILLED" as const,
+        level: "info" as const,
+        title,
+        createdAt: T0,
+      });
       await store.addNotifications(["a1", "a2", "a3", "a4"].map((title) => note("alice", title)));
       await store.addNotifications(["b1", "b2"].map((title) => note("bob", title)));
       const log = {
@@ -1136,7 +1219,13 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
     // 7 December, sixth session): what it keeps must be what a prune of every user keeps.
     it("keeps the newest rows of every user, prune after prune, whatever came between and whatever the bound", async () => {
       const store = await withUsers();
-      const note = (userId: string, title: string) => ({ userId, level: "info" as const, title, createdAt: T0 });
+      const note = (userId: string, title: string) => ({
+        userId,
+        kind: "ORDER_FILLED" as const,
+        level: "info" as const,
+        title,
+        createdAt: T0,
+      });
       const titles = async (userId: string) =>
         (await store.listNotifications(userId, { limit: 100 })).rows.map((n) => n.title);
       await store.addNotifications(["a1", "a2", "a3", "a4"].map((title) => note("alice", title)));
@@ -1165,11 +1254,23 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect((await again.listNotifications("bob", { limit: 100 })).rows.map((n) => n.title)).toEqual(["b6", "b5"]);
     });
 
-    it("validates level, title and limit; refuses an unknown user", async () => {
+    it("validates kind, ids, level, title and limit; refuses an unknown user", async () => {
       const store = await withUsers();
-      const good = { userId: "alice", level: "info" as const, title: "t", createdAt: T0 };
+      const good = {
+        userId: "alice",
+        kind: "ORDER_FILLED" as const,
+        level: "info" as const,
+        title: "t",
+        createdAt: T0,
+      };
       for (const bad of [
         { ...good, level: "debug" as "info" },
+        { ...good, kind: "FILLED" as "ORDER_FILLED" },
+        { ...good, kind: undefined as unknown as "ORDER_FILLED" },
+        { ...good, orderId: 0 },
+        { ...good, positionId: 1.5 },
+        { ...good, dealId: -3 },
+        { ...good, alertId: "" },
         { ...good, title: "" },
         { ...good, body: "x".repeat(PLATFORM_LIMITS.notificationBodyLength + 1) },
       ])
@@ -1178,6 +1279,59 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(
         await rejection(store.listNotifications("alice", { limit: PLATFORM_LIMITS.pageLimit + 1 })),
       ).toBeInstanceOf(ValidationError);
+      expect(await rejection(store.countUnreadNotifications(""))).toBeInstanceOf(ValidationError);
+    });
+
+    // Found by the audit of a web terminal: its badge had no count but a page of every notification, counted.
+    it("counts a user's unread notifications, never another user's, as marks read change them", async () => {
+      const store = await withUsers();
+      const note = (userId: string) => ({ userId, kind: "ORDER_FILLED" as const, level: "info" as const, title: "t" });
+      expect(await store.countUnreadNotifications("alice")).toBe(0);
+      const stored = await store.addNotifications(
+        [note("alice"), note("bob"), note("alice"), note("alice")].map((notification, index) => ({
+          ...notification,
+          createdAt: T0 + index,
+        })),
+      );
+      expect(await store.countUnreadNotifications("alice")).toBe(3);
+      expect(await store.countUnreadNotifications("bob")).toBe(1);
+      expect(await store.countUnreadNotifications("nobody")).toBe(0);
+      expect(await store.markNotificationRead("alice", stored[0]!.id)).toBe(true);
+      expect(await store.countUnreadNotifications("alice")).toBe(2);
+      // Another user's mark changes nothing of alice's.
+      expect(await store.markNotificationRead("bob", stored[2]!.id)).toBe(false);
+      expect(await store.markAllNotificationsRead("bob")).toBe(1);
+      expect(await store.countUnreadNotifications("alice")).toBe(2);
+      expect(await store.countUnreadNotifications("bob")).toBe(0);
+      expect(await store.markAllNotificationsRead("alice")).toBe(2);
+      expect(await store.countUnreadNotifications("alice")).toBe(0);
+      await store.addNotifications([{ ...note("alice"), createdAt: T0 + 9 }]);
+      expect(await store.countUnreadNotifications("alice")).toBe(1);
+    });
+
+    it("counts up to what a user keeps (historyRowsKeptPerUser), through the index of unread notifications", async () => {
+      const store = await withUsers();
+      const kept = PLATFORM_LIMITS.historyRowsKeptPerUser;
+      const note = {
+        userId: "alice",
+        kind: "ORDER_FILLED" as const,
+        level: "info" as const,
+        title: "t",
+        createdAt: T0,
+      };
+      await store.addNotifications(Array.from({ length: kept }, () => note));
+      await store.addNotifications(Array.from({ length: 5 }, () => note));
+      expect(await store.countUnreadNotifications("alice")).toBe(kept);
+      const ran = recordStatements(store);
+      await store.countUnreadNotifications("bob");
+      await store.markAllNotificationsRead("bob");
+      expect(ran).toHaveLength(2);
+      for (const { sql, params } of ran) {
+        const reads = (await storage!.plan(sql, params)).filter((line) => /^(SCAN|SEARCH) notifications\b/.test(line));
+        expect(reads, sql).toEqual([
+          expect.stringMatching(/^SEARCH notifications USING (COVERING )?INDEX notifications_unread\b/),
+        ]);
+      }
     });
   });
 
@@ -1235,7 +1389,13 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
 
     it("a prune reads only the rows after the last prune's, and each user's through an index", async () => {
       const store = await withUsers();
-      const note = (userId: string, title: string) => ({ userId, level: "info" as const, title, createdAt: T0 });
+      const note = (userId: string, title: string) => ({
+        userId,
+        kind: "ORDER_FILLED" as const,
+        level: "info" as const,
+        title,
+        createdAt: T0,
+      });
       await store.addNotifications(["a1", "a2", "a3"].map((title) => note("alice", title)));
       await store.addNotifications([note("bob", "b1")]);
       const ran = recordStatements(store);

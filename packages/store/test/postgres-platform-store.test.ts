@@ -59,6 +59,9 @@ async function postgresStorage(): Promise<PlatformStorage> {
   return {
     store: () => new PostgresPlatformStore({ connectionString: connectionString!, schema, poolSize: 4 }),
     plan: postgresPlan,
+    execute: async (sql) => {
+      await withClient(connectionString, (client) => client.query(sql.replaceAll("{s}", `"${schema}".`)));
+    },
     dispose: () => dropSchema(connectionString, schema),
   };
 }
@@ -103,7 +106,13 @@ describe.skipIf(!connectionString)("PostgresPlatformStore", () => {
       try {
         await store.open();
         await store.createUser({ id: "u", email: "u@example.com", name: "U", passwordHash: "h", createdAt: 1 });
-        const note = (title: string) => ({ userId: "u", level: "info" as const, title, createdAt: 1 });
+        const note = (title: string) => ({
+          userId: "u",
+          kind: "ORDER_FILLED" as const,
+          level: "info" as const,
+          title,
+          createdAt: 1,
+        });
         await store.addNotifications(["n1", "n2", "n3"].map(note));
         await withClient(connectionString, async (holder) => {
           await holder.query("BEGIN");

@@ -39,11 +39,22 @@ async function sqlitePlan(path: string, sql: string, params: readonly unknown[])
   }
 }
 
+/** Runs `sql` (`{s}`: no prefix) on a connection of its own to `path`. */
+async function sqliteExecute(path: string, sql: string): Promise<void> {
+  const database = new Database(path);
+  try {
+    database.exec(sql.replaceAll("{s}", ""));
+  } finally {
+    database.close();
+  }
+}
+
 async function sqliteStorage(): Promise<PlatformStorage> {
   const path = temporaryPath();
   return {
     store: () => new SqlitePlatformStore({ path }),
     plan: (sql, params) => sqlitePlan(path, sql, params),
+    execute: (sql) => sqliteExecute(path, sql),
     async dispose() {
       removeTemporaryDirectories();
     },
@@ -55,6 +66,7 @@ async function sqliteWorkerStorage(): Promise<PlatformStorage> {
   return {
     store: () => new SqlitePlatformStore({ path, derivedWrites: "worker" }),
     plan: (sql, params) => sqlitePlan(path, sql, params),
+    execute: (sql) => sqliteExecute(path, sql),
     async dispose() {
       removeTemporaryDirectories();
     },
@@ -89,7 +101,13 @@ describe("SqlitePlatformStore", () => {
         for (let size = 1; size <= 130; size++) {
           const titles = Array.from({ length: size }, (_, index) => `${size}-${index}`);
           const stored = await store.addNotifications(
-            titles.map((title) => ({ userId: "u", level: "info" as const, title, createdAt: 1 })),
+            titles.map((title) => ({
+              userId: "u",
+              kind: "ORDER_FILLED" as const,
+              level: "info" as const,
+              title,
+              createdAt: 1,
+            })),
           );
           expect(stored.map((notification) => notification.title)).toEqual(titles);
         }
@@ -109,14 +127,16 @@ describe("SqlitePlatformStore", () => {
       const FULL = 2;
       expect(database.pragma("synchronous", { simple: true })).toBe(FULL);
       await store.createUser({ id: "u1", email: "u1@example.com", name: "U", passwordHash: "h", createdAt: 1 });
-      await store.addNotifications([{ userId: "u1", level: "info", title: "filled", createdAt: 2 }]);
+      await store.addNotifications([
+        { userId: "u1", kind: "ORDER_FILLED", level: "info", title: "filled", createdAt: 2 },
+      ]);
       expect(database.pragma("synchronous", { simple: true })).toBe(FULL);
       await store.upsertCandles([
         { symbol: "EURUSD", timeframe: "M1", openTime: 0, open: 1, high: 2, low: 1, close: 2, tickVolume: 1 },
       ]);
       expect(database.pragma("synchronous", { simple: true })).toBe(FULL);
       await expect(
-        store.addNotifications([{ userId: "nobody", level: "info", title: "x", createdAt: 3 }]),
+        store.addNotifications([{ userId: "nobody", kind: "ORDER_FILLED", level: "info", title: "x", createdAt: 3 }]),
       ).rejects.toThrow();
       expect(database.pragma("synchronous", { simple: true })).toBe(FULL);
       await store.close();
@@ -163,7 +183,7 @@ describe("SqlitePlatformStore", () => {
       const store = new SqlitePlatformStore({ path });
       await store.open();
       await store.createUser({ id: "u", email: "u@example.com", name: "U", passwordHash: "h", createdAt: 1 });
-      await store.addNotifications([{ userId: "u", level: "info", title: "old", createdAt: 2 }]);
+      await store.addNotifications([{ userId: "u", kind: "ORDER_FILLED", level: "info", title: "old", createdAt: 2 }]);
       await store.close();
       // What the build before this migration left: no table, no row for version 3.
       const database = new Database(path);
@@ -173,7 +193,10 @@ describe("SqlitePlatformStore", () => {
       await upgraded.open();
       expect(await upgraded.notificationJournalSequence()).toBeNull();
       expect((await upgraded.listNotifications("u", { limit: 10 })).rows.map((n) => n.title)).toEqual(["old"]);
-      await upgraded.addNotifications([{ userId: "u", level: "info", title: "new", createdAt: 3 }], 5);
+      await upgraded.addNotifications(
+        [{ userId: "u", kind: "ORDER_FILLED", level: "info", title: "new", createdAt: 3 }],
+        5,
+      );
       expect(await upgraded.notificationJournalSequence()).toBe(5);
       await upgraded.close();
     });
@@ -196,7 +219,13 @@ describe("SqlitePlatformStore, notifications and candles written by a thread of 
     afterEach(removeTemporaryDirectories);
 
     const user = { id: "u1", email: "u1@example.com", name: "U", passwordHash: "h", createdAt: 1 };
-    const note = (title: string) => ({ userId: "u1", level: "info" as const, title, createdAt: 2 });
+    const note = (title: string) => ({
+      userId: "u1",
+      kind: "ORDER_FILLED" as const,
+      level: "info" as const,
+      title,
+      createdAt: 2,
+    });
 
     it("writes with its own connection: what it wrote is read at once on the caller's, which stays FULL", async () => {
       const store = new SqlitePlatformStore({ path: temporaryPath(), derivedWrites: "worker" });

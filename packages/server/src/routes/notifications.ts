@@ -1,14 +1,23 @@
 /**
  * Platform notifications (seed 000 "Notifications", API.md): margin calls, stop-outs, fills, SL/TP and
- * price alerts, each with a level (info, warning, error) and a status (unread, read). Newest first, by
- * pages; the same rows stream live as `notificationEvent` (notifications.ts).
+ * price alerts, each with a kind (what it is about), a level (info, warning, error) and a status (unread, read).
+ * Newest first, by pages; the same rows stream live as `notificationEvent` (notifications.ts), with the unread count
+ * the count route answers.
  */
 import { PLATFORM_LIMITS } from "@bourse/store";
 import { Type } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
-import { NOTIFICATION_COLUMNS, notificationView } from "../notifications.ts";
-import { Closed, OkResponse, TableResponse, authenticatedErrors, columnsDescription, toTable } from "../schemas.ts";
+import { NOTIFICATION_COLUMNS, NOTIFICATION_KINDS_DESCRIPTION, notificationView } from "../notifications.ts";
+import {
+  Closed,
+  DataResponse,
+  OkResponse,
+  TableResponse,
+  authenticatedErrors,
+  columnsDescription,
+  toTable,
+} from "../schemas.ts";
 
 const DEFAULT_PAGE = 100;
 
@@ -21,7 +30,8 @@ export const notificationRoutes: RouteModule = (app, { platform }) => {
         summary: "The user's notifications, newest first, by pages (table with nextCursor)",
         description: columnsDescription(
           NOTIFICATION_COLUMNS,
-          "Pass `nextCursor` as `cursor` for the next page; null on the last.",
+          "Pass `nextCursor` as `cursor` for the next page; null on the last. orderId, positionId, dealId and alertId " +
+            `name what the notification is about, null where it is about none. ${NOTIFICATION_KINDS_DESCRIPTION}`,
         ),
         querystring: Closed({
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PLATFORM_LIMITS.pageLimit, default: DEFAULT_PAGE })),
@@ -42,6 +52,32 @@ export const notificationRoutes: RouteModule = (app, { platform }) => {
         page.nextCursor === null ? null : String(page.nextCursor),
       );
     },
+  );
+
+  // Found by the audit of a web terminal: a badge's number was a count of every page of notifications.
+  app.get(
+    "/api/v1/notifications/unread-count",
+    {
+      schema: {
+        tags: ["Notifications"],
+        summary: "How many of the user's notifications are unread: a badge's number",
+        description:
+          `Counts up to ${PLATFORM_LIMITS.historyRowsKeptPerUser}, the notifications a user keeps (more unread is a ` +
+          "passing state until the hourly prune). Every `notificationEvent` carries the same count as `unread`, " +
+          "so a terminal on the stream asks at start and after a reconnect.",
+        response: {
+          200: DataResponse(
+            Type.Object({
+              unread: Type.Integer({ minimum: 0, maximum: PLATFORM_LIMITS.historyRowsKeptPerUser }),
+            }),
+          ),
+          ...authenticatedErrors,
+        },
+      },
+    },
+    async (request) => ({
+      data: { unread: await platform.store.countUnreadNotifications(request.principal!.userId) },
+    }),
   );
 
   // Found by the audit of a terminal's journey of 7 December (sixth session): a terminal cleared its badge with one

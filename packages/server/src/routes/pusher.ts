@@ -152,7 +152,8 @@ export const STREAM_CATALOG: readonly StreamDefinition[] = [
   accountStream(
     "notifications",
     ["notificationEvent"],
-    "notificationEvent: the account's notifications and the user's that name no account.",
+    "notificationEvent: the account's notifications and the user's that name no account, as the native stream sends " +
+      "them (kind, ids, and `unread`: the user's unread count, every account's).",
   ),
   accountStream("priceAlerts", ["priceAlertEvent"], "priceAlertEvent: the user's price alerts as they trigger."),
 ];

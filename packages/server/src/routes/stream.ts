@@ -40,7 +40,9 @@ export const STREAM_DESCRIPTION = [
     "{accountId, balance, credit, equity, margin, freeMargin, marginLevel, profit, positions: [{positionId, " +
     "currentPrice, profit, swap}], ts}, `executionEvent`, " +
     "`portfolioEvent`, `balanceEvent` (each with accountId, seq, event, time; see account-events.ts), " +
-    "`notificationEvent`, `priceAlertEvent` (seq = notification id / alert log id), `result`, `error`.",
+    "`notificationEvent` (a row of GET /api/v1/notifications as an object, with `kind`, plus `unread`: the user's " +
+    "unread count once it was stored, the count GET /api/v1/notifications/unread-count answers), " +
+    "`priceAlertEvent` (seq = notification id / alert log id), `result`, `error`.",
   "Every account event carries `seq` (the journal sequence, increasing per account; a deal gives an " +
     "executionEvent, a portfolioEvent and, when it moves money, a balanceEvent with the same seq). Reconnect " +
     "with `sinceSeq` = the last seq seen on an account event to get what was missed, once and in order, across " +
