@@ -193,17 +193,21 @@ export interface OrderCheck {
   readonly executesNow: boolean;
   /** The volume the figures are for: what the book fills now, or the pending order's whole volume. */
   readonly volume: number;
-  /** Used margin it adds at current rates (negative: a netting reduction releases it). */
-  readonly marginChange: number;
-  readonly commission: number;
-  /** Profit with swap it would realise (a netting account's opposite order), at its fill prices. */
-  readonly realisedProfit: number;
   /**
-   * The account after it. An order executing now: its deals applied, what it opens and what stays open valued at the
-   * current quote (PROFIT rounding per deal, so a position's own figure may differ by a minor unit). A pending order:
-   * the current figures less its commission, with its margin.
+   * Used margin it adds at current rates (negative: a netting reduction releases it). Null, with the figures below, for
+   * a pending order whose money has no live conversion rate yet: placing it needs none, its fill will.
    */
-  readonly after: AccountMetrics;
+  readonly marginChange: number | null;
+  readonly commission: number | null;
+  /** Profit with swap it would realise (a netting account's opposite order), at its fill prices. */
+  readonly realisedProfit: number | null;
+  /**
+   * The account after it: its deals applied (commission and realised profit to the balance, the margin), what stays
+   * open valued at the current quote, and what it opens at its fill price (PROFIT rounding per deal, so a position's
+   * own figure may differ by a minor unit). For an order executing now its fill price is the book's now, so what it
+   * opens floats its spread; a pending order's is its own price.
+   */
+  readonly after: AccountMetrics | null;
 }
 
 interface Fill {
@@ -377,7 +381,6 @@ function bookSide(levels: readonly BookLevel[] | undefined, top: number, side: S
   return result;
 }
 
-/** A command's or a kept quote's time outside the engine's (`isEngineTime`). */
 /** An account's figures from its balance, equity, used margin and floating profit with swap. */
 function metricsView(
   account: Account,
@@ -404,6 +407,7 @@ function metricsView(
   };
 }
 
+/** A command's or a kept quote's time outside the engine's (`isEngineTime`). */
 function invalidTime(): Rejection {
   return reject("INVALID_DATA", "time must be whole epoch milliseconds up to the end of year 9999");
 }
@@ -997,27 +1001,40 @@ export class TradingEngine {
       };
     }
     const { instrument, order } = planned;
+    const executesNow = planned.kind === "IMMEDIATE";
     let deals: readonly PlannedDeal[];
     if (planned.kind === "IMMEDIATE") deals = planned.deals;
     else {
-      // As if filled now at its price (a stop-limit's at its limit), at current rates.
+      // As if filled now at its price (a stop-limit's at its limit), at current rates. Placing a pending order reads no
+      // rate, so a missing one is no refusal of the check (found by the review of 7 December, sixth session): only
+      // its figures are unknown.
       const price = order.type === "STOP_LIMIT" ? (order.stopLimitPrice as number) : (order.price as number);
       const plan = this.planDeals(this.fillRequest(account, instrument, order, order.createdAt), [
         { price, volume: order.volume },
       ]);
-      if (!plan.ok) return plan;
+      if (!plan.ok)
+        return {
+          ok: true,
+          duplicateOfOrderId: null,
+          executesNow,
+          volume: order.volume,
+          marginChange: null,
+          commission: null,
+          realisedProfit: null,
+          after: null,
+        };
       deals = plan.deals;
     }
     const { used, usedAfter, commissions } = this.usedMarginAfter(account, instrument, deals);
     let realised = 0;
     for (const { deal } of deals) realised += deal.profit + deal.swap;
-    let floatingAfter = profit;
-    if (planned.kind === "IMMEDIATE") floatingAfter += this.floatingChange(account, instrument, planned.quote, deals);
-    const balanceAfter = account.balance + (planned.kind === "IMMEDIATE" ? realised : 0) - commissions;
+    const quote = this.quotes.get(instrument.symbol) as MarketQuote;
+    const floatingAfter = profit + this.floatingChange(account, instrument, quote, deals, executesNow);
+    const balanceAfter = account.balance + realised - commissions;
     return {
       ok: true,
       duplicateOfOrderId: null,
-      executesNow: planned.kind === "IMMEDIATE",
+      executesNow,
       volume: planned.kind === "IMMEDIATE" ? planned.filled : order.volume,
       marginChange: usedAfter - used,
       commission: commissions,
@@ -1033,14 +1050,16 @@ export class TradingEngine {
   }
 
   /**
-   * How the deals change the account's floating profit with swap, valued at `quote`: what they open floats from its
-   * fill price; what they close stops floating (its profit and swap move to the balance).
+   * How the deals change the account's floating profit with swap: what they close stops floating (valued at `quote`; its
+   * profit and swap move to the balance); what they open floats from its fill price to `quote` when `openedAtQuote`,
+   * else nothing (valued at its own fill price: a pending order's).
    */
   private floatingChange(
     account: Account,
     instrument: InstrumentSpec,
     quote: MarketQuote,
     deals: readonly PlannedDeal[],
+    openedAtQuote: boolean,
   ): number {
     const rate = this.state.converter.rate(instrument.profitCurrency, account.currency, this.quoteLookup);
     if (!rate) return 0;
@@ -1053,7 +1072,7 @@ export class TradingEngine {
         const closed = effect.closedCost;
         change -= profitInAccountCurrency(instrument, side, closed, closePrice(side) * deal.volume, rate, digits);
         change -= deal.swap;
-      } else {
+      } else if (openedAtQuote) {
         const cost = deal.price * deal.volume;
         change += profitInAccountCurrency(
           instrument,
@@ -2743,8 +2762,10 @@ export class TradingEngine {
       for (const side of ["BUY", "SELL"] as const) {
         const units = side === "BUY" ? leg.buy : leg.sell;
         if (units === 0) continue;
-        // Points this leg may move against the account before losing S_price / legCount at the band's highest rate.
-        const allowedPoints = multiplyDivide(
+        // Points this leg may move against the account before losing S_price / legCount at the band's highest rate. At
+        // most the highest price the instrument takes, where no price reaches: found by the review of 7 December (sixth
+        // session), an instrument of 8 digits and 8 volume digits made the quotient pass 2^53, and every command threw.
+        const allowedPoints = multiplyDivideAtMost(
           [
             priceSlack,
             powerOfTen(instrument.digits),
@@ -2754,6 +2775,7 @@ export class TradingEngine {
           ],
           [legCount, units, instrument.contractSize, powerOfTen(digits), ...rate.factors, ...bandFactors],
           Rounding.FLOOR,
+          maxPricePoints(instrument),
         );
         if (side === "BUY") this.pushRiskEntry(account.id, index.riskBidFloors, quote.bid - allowedPoints, version);
         else this.pushRiskEntry(account.id, index.riskAskCeilings, quote.ask + allowedPoints, version);

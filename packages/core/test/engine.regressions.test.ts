@@ -10,7 +10,14 @@
  * already passed was left for the next tick.
  */
 import { describe, expect, it } from "vitest";
-import { TradingEngine, defaultEngineConfig, type StateSnapshot } from "../src/index.ts";
+import {
+  ALWAYS_OPEN,
+  DEFAULT_INSTRUMENTS,
+  TradingEngine,
+  defaultEngineConfig,
+  defineInstrument,
+  type StateSnapshot,
+} from "../src/index.ts";
 import { Scenario, TUESDAY_NOON, lots, money, points } from "./helpers.ts";
 
 const TUESDAY_23H = Date.UTC(2026, 5, 2, 23, 0);
@@ -858,5 +865,48 @@ describe("found by the audit of a terminal's journey of 7 December (sixth sessio
       `The trailing distance must be a price distance of at least ${level} points`,
     ]);
     expect(s.positions(account)).toEqual([]);
+  });
+});
+
+describe("regressions found by the review of 7 December (sixth session)", () => {
+  // An instrument of 8 digits and 8 volume digits (what an instrument file may hold): the points a leg may move before
+  // the account's line passed 2^53, registering the account's thresholds threw, and so did every command after it.
+  it("an instrument of 8 digits and 8 volume digits: an order fills and the account is watched, nothing throws", () => {
+    const config = defaultEngineConfig({
+      instruments: [
+        ...DEFAULT_INSTRUMENTS,
+        defineInstrument({
+          symbol: "ALTUSD",
+          description: "A coin quoted in hundred-millionths",
+          assetClass: "crypto",
+          digits: 8,
+          contractSize: 1,
+          lots: { min: "0.00000001", max: "1", step: "0.00000001" },
+          base: "BTC" as never,
+          quote: "USD",
+          marginMode: "CFD",
+          marginRatePercent: "100",
+          sessions: ALWAYS_OPEN,
+          stopsLevelPoints: 0,
+          swapLong: "0",
+          swapShort: "0",
+          commission: "0",
+        }),
+      ],
+    });
+    const s = new Scenario(config);
+    const account = s.account("USD", "10000");
+    s.ok({ kind: "tick", symbol: "ALTUSD", bid: 1_000_000, ask: 1_000_010 });
+    const bought = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "ALTUSD",
+      side: "BUY",
+      type: "MARKET",
+      volume: 1,
+    });
+    expect(bought.dealIds).toHaveLength(1);
+    s.ok({ kind: "tick", symbol: "ALTUSD", bid: 900_000, ask: 900_010 });
+    expect(s.positions(account)).toHaveLength(1);
   });
 });

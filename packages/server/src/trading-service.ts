@@ -224,8 +224,10 @@ export const OrderCheckResult = Type.Object({
   }),
   after: Type.Union([AccountMoneyViewSchema, Type.Null()], {
     description:
-      "The account after it. An order executing now: its deals applied, positions valued at the current quote. A " +
-      "pending order: the figures now less its commission, with its margin. Null when refused",
+      "The account after it: its deals applied (commission and realised profit in the balance, the margin), open " +
+      "positions valued at the current quote, what it opens at its fill price (an order executing now: the book's " +
+      "now, so it floats its spread; a pending order: its own price). Null when refused, and for a pending order " +
+      "whose money has no live conversion rate yet (then marginChange, commission and realisedProfit are null too)",
   }),
 });
 
@@ -255,6 +257,8 @@ export function checkOrder(
       },
     };
   const instrument = platform.instrument(command.symbol);
+  // Null for a pending order whose money has no live conversion rate yet (its figures are unknown, not refused).
+  const money = (amount: number | null) => (amount === null ? null : moneyToWire(amount, account.currency));
   return {
     data: {
       accepted: true,
@@ -263,10 +267,10 @@ export function checkOrder(
       duplicateOfOrderId: checked.duplicateOfOrderId,
       executesNow: checked.executesNow,
       volume: lotsToWire(checked.volume, instrument),
-      marginChange: moneyToWire(checked.marginChange, account.currency),
-      commission: moneyToWire(checked.commission, account.currency),
-      realisedProfit: moneyToWire(checked.realisedProfit, account.currency),
-      after: metricsMoneyView(checked.after),
+      marginChange: money(checked.marginChange),
+      commission: money(checked.commission),
+      realisedProfit: money(checked.realisedProfit),
+      after: checked.after === null ? null : metricsMoneyView(checked.after),
     },
   };
 }

@@ -43,9 +43,10 @@ describe("checking an order", () => {
       commission: 0,
       realisedProfit: 0,
     });
-    // Nothing journaled, nothing placed.
+    // Nothing journaled, nothing placed; the answer names the seq of the state it read, as the account's does.
     const unchanged = await accountNow(user);
     expect(unchanged.seq).toBe(before.seq);
+    expect(Number(checked.headers[SNAPSHOT_SEQ_HEADER])).toBe(before.seq);
     expect(unchanged.account).toEqual(before.account);
     const positions = await call(fixture.server, "GET", `${base(user)}/positions`, { token: user.token });
     expect(tableObjects(positions.body)).toEqual([]);

@@ -56,7 +56,6 @@ function adminUserView(user: User, now: number): Static<typeof AdminUserView> {
 }
 import { lotsFromWire, moneyFromWire, priceFromWire, timeToWire } from "../wire.ts";
 
-/** Quotes one push may carry: a feed bridge batches, but a request stays bounded. */
 /**
  * Logins in order, per accounts map, sorted again only when an account has been opened since (accounts are never
  * removed, so the count tells). A page copied and sorted every account before (the audit of complexity of 7 December,
@@ -85,6 +84,7 @@ function firstAbove(values: readonly number[], bound: number): number {
   return low;
 }
 
+/** Quotes one push may carry: a feed bridge batches, but a request stays bounded. */
 export const MAX_QUOTES_PER_PUSH = 1000;
 
 const BookLevelInput = Closed({ price: Decimal, volume: Decimal });

@@ -90,13 +90,18 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
           "the acknowledged state; nothing is placed or journaled. A refusal by the trading rules is the answer " +
           "(`accepted: false` with the code and message placing would get, 200); a body placing could not read is " +
           "an error as on the order route. A pending order's figures are those of its fill at its price at current " +
-          "rates.",
+          `rates. ${SNAPSHOT_SEQ_DESCRIPTION}`,
         params: AccountIdParams,
         body: PlaceOrderBody,
         response: { 200: DataResponse(OrderCheckResult), ...authenticatedErrors },
       },
     },
-    async (request) => checkOrder(platform, userOf(request), Number(request.params.accountId), request.body),
+    async (request, reply) => {
+      const answer = checkOrder(platform, userOf(request), Number(request.params.accountId), request.body);
+      // Read from the acknowledged state, as the account's snapshot is (found by the review of 7 December).
+      markSnapshotSequence(reply, platform.durableSequence);
+      return answer;
+    },
   );
 
   app.get(
