@@ -308,11 +308,20 @@ export class NotificationService {
   private async recover(through: number): Promise<void> {
     const store = this.platform.store;
     const marked = await this.untilStored(() => store.notificationJournalSequence());
-    if (marked === null || marked > through) {
-      if (marked !== null)
-        this.platform.log.warn(
-          `notifications: the stored mark (journal sequence ${marked}) is past the journal's end (${through}); starting from the end`,
-        );
+    if (marked !== null && marked > through) {
+      // The platform store is newer than the journal: a backup pair restored with the platform store taken last, or a
+      // journal restored alone. Its notifications of events past the journal's end told of trades the books do not
+      // hold (found by the audit of an operator's journey of 7 December, sixth session: users saw fills that were not
+      // there, and the next real fill got none). The journal is the truth.
+      const forgotten = await this.untilStored(() => store.forgetNotificationsAfter(through));
+      this.platform.log.error(
+        `notifications: the platform store is newer than the journal (its notifications reach journal sequence ` +
+          `${marked}, the journal ends at ${through}): ${forgotten} notification(s) of events the journal does not ` +
+          `hold deleted. Restore the journal and the platform store as one pair, the journal copied first.`,
+      );
+      return;
+    }
+    if (marked === null) {
       await this.untilStored(() => store.addNotifications([], through));
       return;
     }

@@ -567,6 +567,12 @@ export interface PlatformStore {
   addNotifications(notifications: readonly NewNotification[], journalSequence?: number): Promise<Notification[]>;
   /** The journal sequence recorded by the last `addNotifications` that gave one, or null when none did. */
   notificationJournalSequence(): Promise<number | null>;
+  /**
+   * Deletes the notifications derived from journal events after `journalSequence` and moves the mark back to it, in one
+   * transaction; answers how many went. For a platform store newer than its journal (a backup pair restored with the
+   * platform store taken last, or a journal restored alone): those notifications told of trades the books do not hold.
+   */
+  forgetNotificationsAfter(journalSequence: number): Promise<number>;
   listNotifications(userId: string, query: PageQuery): Promise<Page<Notification>>;
   /**
    * Deletes each user's notifications and alert log entries past their newest `keepPerUser` (at least 1); answers

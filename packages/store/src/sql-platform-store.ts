@@ -1432,6 +1432,22 @@ export abstract class SqlPlatformStore implements PlatformStore {
       .sort((a, b) => a.id - b.id);
   }
 
+  async forgetNotificationsAfter(journalSequence: number): Promise<number> {
+    const through = checkInteger("journalSequence", journalSequence, 0);
+    // Through the unique index on journal_sequence: only the rows past the mark.
+    const [deleted] = await this.guarded("notifications", () =>
+      this.db.derivedWrite([
+        { sql: this.q("DELETE FROM {s}notifications WHERE journal_sequence > ? RETURNING id"), params: [through] },
+        {
+          sql: this.q(`INSERT INTO {s}derived_through (kind, journal_sequence) VALUES ('notifications', ?)
+               ON CONFLICT (kind) DO UPDATE SET journal_sequence = excluded.journal_sequence`),
+          params: [through],
+        },
+      ]),
+    );
+    return deleted?.length ?? 0;
+  }
+
   async notificationJournalSequence(): Promise<number | null> {
     const [row] = await this.all("SELECT journal_sequence FROM {s}derived_through WHERE kind = 'notifications'");
     return row ? num(row.journal_sequence) : null;

@@ -1180,6 +1180,28 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(titles).toEqual(["alert", "fill"]);
     });
 
+    // Found by the audit of an operator's journey of 7 December (sixth session): a platform store newer than its
+    // journal kept notifications of trades the books did not hold.
+    it("forgets the notifications of journal events after a sequence, and moves the mark back to it", async () => {
+      const store = await withUsers();
+      const note = (title: string, journalSequence: number | null) => ({
+        userId: "alice",
+        kind: "ORDER_FILLED" as const,
+        level: "info" as const,
+        title,
+        createdAt: T0,
+        journalSequence,
+      });
+      await store.addNotifications([note("at 8", 8), note("at 10", 10), note("alert", null)], 10);
+      await store.addNotifications([note("at 11", 11), note("at 12", 12)], 12);
+      expect(await store.forgetNotificationsAfter(10)).toBe(2);
+      expect(await store.notificationJournalSequence()).toBe(10);
+      const titles = (await store.listNotifications("alice", { limit: 100 })).rows.map((n) => n.title);
+      expect(titles).toEqual(["alert", "at 10", "at 8"]);
+      expect(await store.forgetNotificationsAfter(10)).toBe(0);
+      expect(await rejection(store.forgetNotificationsAfter(-1))).toBeInstanceOf(ValidationError);
+    });
+
     // Found by an audit: notifications and alert logs grew with every fill and trigger, with no way to delete them.
     it("prunes each user's notifications and alert logs to their newest rows", async () => {
       const store = await withUsers();
