@@ -4,7 +4,7 @@
  * `/proc`): BOURSE_DATA_DIR=/proc/x hung the start. This creates each missing folder in turn, so such a path fails
  * at once with the system's error.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import path from "node:path";
 
 /** `mode`: the directory's own, when this makes it (the folders above it get the default). */
@@ -23,4 +23,15 @@ export function makeDirectories(directory: string, mode?: number): void {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
   }
+}
+
+/**
+ * A SQLite database file's folder (private, 0700, when this makes it) and the file itself, private (0600) when it is
+ * new: it holds emails, password hashes, sessions and balances, and SQLite gives its -wal and -shm files the database
+ * file's permissions. Found by the audit of an operator's journey of 7 December (sixth session): a database named by
+ * BOURSE_DATABASE_URL outside the data directory was created 0644, in folders of 0755, readable by every local user.
+ */
+export function makeDatabaseFile(file: string): void {
+  makeDirectories(path.dirname(file), 0o700);
+  if (!existsSync(file)) closeSync(openSync(file, "a", 0o600));
 }

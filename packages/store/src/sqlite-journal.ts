@@ -8,8 +8,7 @@
  */
 import { runSqliteMigrations, type SqliteMigration } from "./sqlite-migrations.ts";
 import Database from "better-sqlite3";
-import { makeDirectories } from "./directories.ts";
-import { dirname } from "node:path";
+import { makeDatabaseFile } from "./directories.ts";
 import {
   JournalRecordError,
   JournalWriteError,
@@ -227,7 +226,7 @@ export class SqliteJournal implements EventJournal, ReadModels {
     if (this.database) throw new Error("the journal is already open");
     const inMemory = this.options.path === ":memory:" || this.options.path === "";
     // The data directory of a first start may not exist yet.
-    if (!inMemory) makeDirectories(dirname(this.options.path));
+    if (!inMemory) makeDatabaseFile(this.options.path);
     const writerLock = inMemory || options.keepTornTail ? null : SqliteWriterLock.acquire(this.options.path);
     let database: Database.Database;
     try {

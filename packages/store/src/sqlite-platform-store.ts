@@ -9,8 +9,7 @@
  */
 import { runSqliteMigrations, type SqliteMigration } from "./sqlite-migrations.ts";
 import Database from "better-sqlite3";
-import { makeDirectories } from "./directories.ts";
-import { dirname } from "node:path";
+import { makeDatabaseFile } from "./directories.ts";
 import {
   ConstraintViolation,
   PLATFORM_ALERT_ARMING_SQL,
@@ -241,7 +240,7 @@ export class SqlitePlatformStore extends SqlPlatformStore {
 
   protected async connect(): Promise<SqlDatabase> {
     const inMemory = this.options.path === ":memory:" || this.options.path === "";
-    if (!inMemory) makeDirectories(dirname(this.options.path));
+    if (!inMemory) makeDatabaseFile(this.options.path);
     const busyTimeout = this.options.busyTimeoutMilliseconds ?? 5000;
     const database = new Database(this.options.path, { timeout: busyTimeout });
     try {

@@ -2,7 +2,9 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { makeDirectories } from "../src/directories.ts";
+import { makeDatabaseFile, makeDirectories } from "../src/directories.ts";
+import { SqliteJournal } from "../src/sqlite-journal.ts";
+import { SqlitePlatformStore } from "../src/sqlite-platform-store.ts";
 
 let scratch: string | null = null;
 afterEach(() => {
@@ -36,5 +38,34 @@ describe("makeDirectories", () => {
     expect(() => makeDirectories(path.join(file, "data"))).toThrow(
       expect.objectContaining({ code: "ENOTDIR" }) as Error,
     );
+  });
+});
+
+// Found by the audit of an operator's journey of 7 December (sixth session): a database named by BOURSE_DATABASE_URL
+// outside the data directory was created 0644 in folders of 0755, its users' password hashes readable by anyone.
+describe("a SQLite database's file", () => {
+  it("is made private, in a private folder, with its write-ahead log, by both stores", async () => {
+    scratch = mkdtempSync(path.join(tmpdir(), "bourse-database-file-"));
+    const journalPath = path.join(scratch, "journal", "j.sqlite");
+    const platformPath = path.join(scratch, "platform", "p.sqlite");
+    const journal = new SqliteJournal({ path: journalPath });
+    await journal.open();
+    await journal.close();
+    const store = new SqlitePlatformStore({ path: platformPath });
+    await store.open();
+    for (const file of [journalPath, platformPath, `${platformPath}-wal`]) {
+      if (existsSync(file)) expect(statSync(file).mode & 0o777, file).toBe(0o600);
+    }
+    expect(statSync(path.dirname(journalPath)).mode & 0o777).toBe(0o700);
+    expect(statSync(path.dirname(platformPath)).mode & 0o777).toBe(0o700);
+    await store.close();
+  });
+
+  it("an existing file keeps the permissions its operator gave it", () => {
+    scratch = mkdtempSync(path.join(tmpdir(), "bourse-database-file-"));
+    const file = path.join(scratch, "shared.sqlite");
+    writeFileSync(file, "", { mode: 0o640 });
+    makeDatabaseFile(file);
+    expect(statSync(file).mode & 0o777).toBe(0o640);
   });
 });
