@@ -28,6 +28,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  type FastifyServerOptions,
   type FastifySchema,
 } from "fastify";
 import { timingSafeEqual } from "node:crypto";
@@ -145,7 +146,8 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 const CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
 
 export interface BuildAppOptions {
-  readonly logger?: boolean | { level: string };
+  /** Fastify's request log (pino): false, or its options (server-log.ts `requests`). */
+  readonly logger?: FastifyServerOptions["logger"];
   /** Route modules to register (server.ts passes the full set). */
   readonly routes: readonly RouteModule[];
   readonly context: ServerContext;

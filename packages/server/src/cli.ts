@@ -8,6 +8,7 @@
  * - `user create`, `deposit`, `withdraw`: back-office actions, sent to the running server's admin API
  *   (the engine is the one writer of the journal: a second process must not write it).
  */
+import { createServerLog } from "./server-log.ts";
 import { defaultEngineConfig } from "@bourse/core";
 import {
   createJournal,
@@ -186,17 +187,15 @@ async function adminCall(
 }
 
 async function startServer(config: ServerConfig, output: Output): Promise<number> {
-  const server = await createServer({
-    config,
-    log: { info: output.info, warn: output.error, error: output.error },
-  });
+  const log = createServerLog(config.logFormat, config.logRequests, { out: output.info, error: output.error });
+  const server = await createServer({ config, log, httpLog: log.requests });
   let stopped = (): void => undefined;
   const stop = new Promise<void>((resolve) => (stopped = resolve));
   process.once("SIGINT", stopped);
   process.once("SIGTERM", stopped);
-  output.info(`Bourse: ${describeDatabase(config.storage.databaseUrl)}, feed ${config.feed.kind}`);
+  log.info(`Bourse: ${describeDatabase(config.storage.databaseUrl)}, feed ${config.feed.kind}`);
   const exposed = dataDirectoryWarning(config.storage.dataDirectory);
-  if (exposed) output.error(`bourse start: warning: ${exposed}`);
+  if (exposed) log.warn(`bourse start: warning: ${exposed}`);
   let address: string;
   try {
     address = await server.listen();
@@ -207,22 +206,28 @@ async function startServer(config: ServerConfig, output: Output): Promise<number
     throw error;
   }
   const base = address.replace("://0.0.0.0", "://127.0.0.1").replace("://[::]", "://127.0.0.1");
-  output.info(
-    [
-      "",
-      `Bourse is running at ${base}`,
-      `  browser:     ${base}/docs            (the API reference, try it out)`,
-      `  client API:  ${base}/api/v1          (POST /api/v1/signup to get a token and a funded demo account)`,
-      `  stream:      ${base.replace(/^http/, "ws")}/api/v1/ws?token=<token>   (quotes, depth, account events; seed 002)`,
-      `  automation:  ${base}/v1/api          (Authorization: Bearer tk_live_…, keys from PUT /api/v1/api-keys)`,
-      `  pusher:      POST ${base}/api/v2/ws/session   (then pusher-js at the wsHost/wsPort/appKey it answers)`,
-      `  admin API:   ${base}/admin/v1        (Authorization: Bearer <token in ${config.storage.dataDirectory}/admin-token or BOURSE_ADMIN_TOKEN>)`,
-      `  health:      ${base}/healthz  ${base}/readyz  ${base}/metrics`,
-      "Stop with Ctrl+C.",
-    ].join("\n"),
-  );
+  // The banner is for a person at a terminal; a JSON log gets one line a collector can read.
+  if (config.logFormat === "json")
+    log.info(
+      `Bourse is running at ${base}: /docs, /api/v1, /api/v1/ws, /v1/api, /admin/v1, /healthz, /readyz, /metrics`,
+    );
+  else
+    output.info(
+      [
+        "",
+        `Bourse is running at ${base}`,
+        `  browser:     ${base}/docs            (the API reference, try it out)`,
+        `  client API:  ${base}/api/v1          (POST /api/v1/signup to get a token and a funded demo account)`,
+        `  stream:      ${base.replace(/^http/, "ws")}/api/v1/ws?token=<token>   (quotes, depth, account events; seed 002)`,
+        `  automation:  ${base}/v1/api          (Authorization: Bearer tk_live_…, keys from PUT /api/v1/api-keys)`,
+        `  pusher:      POST ${base}/api/v2/ws/session   (then pusher-js at the wsHost/wsPort/appKey it answers)`,
+        `  admin API:   ${base}/admin/v1        (Authorization: Bearer <token in ${config.storage.dataDirectory}/admin-token or BOURSE_ADMIN_TOKEN>)`,
+        `  health:      ${base}/healthz  ${base}/readyz  ${base}/metrics`,
+        "Stop with Ctrl+C.",
+      ].join("\n"),
+    );
   await stop;
-  output.info("Bourse: stopping (answering the commands in flight, closing the journal)");
+  log.info("Bourse: stopping (answering the commands in flight, closing the journal)");
   await server.close();
   return ExitCode.OK;
 }

@@ -3,6 +3,7 @@
  * (the environment wins, so a container can override a shipped file). Secrets left unset are generated
  * once and kept in the data directory, so a restart keeps sessions and the admin token valid.
  */
+import { LOG_FORMATS, type LogFormat } from "./server-log.ts";
 import {
   ACCOUNT_CURRENCIES,
   DEFAULT_INSTRUMENTS,
@@ -82,6 +83,10 @@ export interface ServerConfig {
    * domain; ["*"] for any; empty (the default): none, same origin only.
    */
   readonly corsOrigins: readonly string[];
+  /** The running server's log lines: text with time and level, or JSON (server-log.ts). */
+  readonly logFormat: LogFormat;
+  /** Whether each HTTP request is logged (method, path with credentials redacted, address, status, time). */
+  readonly logRequests: boolean;
   /** The largest request body any route takes. */
   readonly bodyLimitBytes: number;
   /** The dedicated Automation API listener (seed 003's custom port); null: main listener only. */
@@ -373,6 +378,8 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_PUSHER_APP_SECRET",
   "BOURSE_TRUST_PROXY",
   "BOURSE_CORS_ORIGINS",
+  "BOURSE_LOG_FORMAT",
+  "BOURSE_LOG_REQUESTS",
   "BOURSE_URL",
 ]);
 
@@ -543,7 +550,17 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     pusherAppSecret: keptSecret(storage.dataDirectory, "pusher-app-secret", pick("BOURSE_PUSHER_APP_SECRET")),
     trustedProxies: trustedProxiesSetting("BOURSE_TRUST_PROXY", pick("BOURSE_TRUST_PROXY")),
     corsOrigins: corsOriginsSetting("BOURSE_CORS_ORIGINS", pick("BOURSE_CORS_ORIGINS")),
+    logFormat: choiceSetting("BOURSE_LOG_FORMAT", pick("BOURSE_LOG_FORMAT") ?? "text", LOG_FORMATS),
+    logRequests:
+      choiceSetting("BOURSE_LOG_REQUESTS", pick("BOURSE_LOG_REQUESTS") ?? "false", ["true", "false"]) === "true",
   };
+}
+
+/** A setting that is one of a few words. */
+function choiceSetting<Choice extends string>(name: string, value: string, choices: readonly Choice[]): Choice {
+  if (!(choices as readonly string[]).includes(value))
+    throw new ConfigError(`${name} must be one of ${choices.join(", ")}, got ${JSON.stringify(value)}`);
+  return value as Choice;
 }
 
 /** Origins a browser sends (scheme, host and port, nothing after), comma-separated, or `*` alone. */

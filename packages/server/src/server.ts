@@ -5,6 +5,7 @@
  * Start order: the listener comes up first (`/healthz` answers, `/readyz` says 503), then the engine
  * recovers from the journal, then the feed starts.
  */
+import type { FastifyServerOptions } from "fastify";
 import type { EngineConfig } from "@bourse/core";
 import { buildApp, type App, type RouteModule, type ServerContext } from "./app.ts";
 import { AuthService } from "./auth.ts";
@@ -62,8 +63,8 @@ export interface CreateServerOptions {
   readonly engineConfig?: EngineConfig;
   readonly clock?: Clock;
   readonly log?: PlatformLog;
-  /** Fastify's request log (pino); off by default, `{ level }` turns it on. */
-  readonly httpLog?: boolean | { level: string };
+  /** Fastify's request log (pino); off by default, its options (server-log.ts `requests`) turn it on. */
+  readonly httpLog?: FastifyServerOptions["logger"];
   /** The native stream's limits (tests, benchmarks); the defaults otherwise. */
   readonly stream?: Partial<NativeStreamLimits>;
   /** The Pusher endpoint's limits and timings (tests); the defaults otherwise. */
