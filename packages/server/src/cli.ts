@@ -39,7 +39,20 @@ export const ExitCode = {
   DIFFERENCES_FOUND: 1,
   USAGE: 2,
   FAILED: 3,
+  /** The server answered no (NO_MONEY, EMAIL_TAKEN, DUPLICATE_REFERENCE…): nothing was done; the same request fails again. */
+  REFUSED: 4,
+  /**
+   * No answer, or one the server could not confirm (unreachable, 503 ENGINE_UNAVAILABLE or OUTCOME_UNKNOWN, 429): the
+   * outcome is unknown; send the same request again, with the same --reference for money. Found by the audit of an
+   * operator's journey of 7 December (sixth session): both were exit 3, and a payment script could not tell them apart.
+   */
+  UNAVAILABLE: 5,
 } as const;
+
+/** The admin API answered a definite refusal (a 4xx other than 429). */
+class AdminRefusal extends Error {}
+/** The admin API did not answer, or answered that it could not act or confirm (5xx, 429). */
+class AdminUnavailable extends Error {}
 
 const USAGE = `usage: bourse <command>
 
@@ -59,6 +72,10 @@ commands:
                                           a retry with the same reference moves no money again
   withdraw <login> <amount> [--comment C] [--reference R]
                                           withdraw from an account (server must be running)
+
+exit codes: 0 done; 1 verify found differences; 2 usage or configuration error; 3 failed; 4 refused by the
+  server (nothing done: the same request fails again); 5 no answer or an outcome the server could not confirm
+  (send it again, with the same --reference for money)
 
 environment (or a JSON file named by BOURSE_CONFIG, default ./bourse.config.json):
   BOURSE_PORT (8080)  BOURSE_HOST (127.0.0.1)  BOURSE_DATA_DIR (./data)
@@ -175,14 +192,19 @@ async function adminCall(
       body: JSON.stringify(body),
     });
   } catch (error) {
-    throw new Error(`cannot reach the server at ${base} (is \`bourse start\` running?): ${(error as Error).message}`);
+    throw new AdminUnavailable(
+      `cannot reach the server at ${base} (is \`bourse start\` running?): ${(error as Error).message}`,
+    );
   }
   const answer = (await response.json().catch(() => null)) as {
     data?: unknown;
     error?: string;
     message?: string;
   } | null;
-  if (!response.ok) throw new Error(`${answer?.error ?? response.status}: ${answer?.message ?? response.statusText}`);
+  if (!response.ok) {
+    const message = `${answer?.error ?? response.status}: ${answer?.message ?? response.statusText}`;
+    throw response.status >= 500 || response.status === 429 ? new AdminUnavailable(message) : new AdminRefusal(message);
+  }
   return answer?.data as Record<string, unknown>;
 }
 
@@ -327,6 +349,8 @@ export async function main(
     // `user create`, not `user`: the command as the usage names it.
     const named = command === "user" ? "user create" : command;
     output.error(`bourse ${named} failed: ${error instanceof Error ? error.message : String(error)}`);
+    if (error instanceof AdminRefusal) return ExitCode.REFUSED;
+    if (error instanceof AdminUnavailable) return ExitCode.UNAVAILABLE;
     return ExitCode.FAILED;
   }
 }
