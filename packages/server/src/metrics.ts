@@ -12,6 +12,10 @@ export class Metrics {
     string,
     { help: string; labelName: string; read: () => Readonly<Record<string, number>> }
   >();
+  private readonly observedGauges = new Map<
+    string,
+    { help: string; labelName: string; read: () => Readonly<Record<string, number>> }
+  >();
   private readonly histograms = new Map<
     string,
     { help: string; read: () => Iterable<[string, DurationHistogramSnapshot]> }
@@ -39,6 +43,11 @@ export class Metrics {
     this.observedCounters.set(name, { help, labelName, read });
   }
 
+  /** Gauges read when scraped, one line per key of what `read` returns, that key the value of the label `labelName`. */
+  observedGauge(name: string, help: string, labelName: string, read: () => Readonly<Record<string, number>>): void {
+    this.observedGauges.set(name, { help, labelName, read });
+  }
+
   /** A histogram of durations another component keeps, read when scraped. */
   observedHistogram(name: string, help: string, read: () => DurationHistogramSnapshot): void {
     this.histograms.set(name, { help, read: () => [["", read()]] });
@@ -64,6 +73,11 @@ export class Metrics {
     }
     for (const [name, gauge] of this.gauges) {
       lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} gauge`, `${name} ${gauge.read()}`);
+    }
+    for (const [name, { help, labelName, read }] of this.observedGauges) {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+      for (const [labelValue, value] of Object.entries(read()))
+        lines.push(`${name}{${labelName}="${escapeLabelValue(labelValue)}"} ${value}`);
     }
     for (const [name, { help, read }] of this.histograms) {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);

@@ -169,6 +169,11 @@ export class PusherStream implements UpgradeAdapter {
   readonly limits: PusherStreamLimits;
   private readonly server: WebSocketServer;
   private readonly connections = new Set<PusherConnection>();
+
+  /** Open sockets (the `bourse_stream_connections` metric). */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
   private readonly bySocketId = new Map<string, PusherConnection>();
   readonly scheduler = new FlushScheduler();
   readonly fanout: TopicFanout<PusherConnection>;

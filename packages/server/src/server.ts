@@ -131,6 +131,10 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
   );
   upgrades.register(PusherStream.matches, pusherStream);
   upgrades.attach(app.server);
+  context.metrics.observedGauge("bourse_stream_connections", "Open stream sockets, by face", "face", () => ({
+    native: nativeStream.connectionCount,
+    pusher: pusherStream.connectionCount,
+  }));
   let started = false;
   const start = async (): Promise<void> => {
     if (started) return;

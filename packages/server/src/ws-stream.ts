@@ -400,6 +400,11 @@ export class NativeStream implements UpgradeAdapter {
   /** One fan-out per topic kind (a topic's kind says how its messages are delivered). */
   private readonly fanouts: Readonly<Record<TopicKind, TopicFanout<Connection>>>;
   private readonly connections = new Set<Connection>();
+
+  /** Open sockets (the `bourse_stream_connections` metric). */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
   /** BOURSE_TRUST_PROXY, as the HTTP app applies it: a socket's client address. */
   private readonly proxyTrust: ProxyTrust | null;
   readonly scheduler = new FlushScheduler();

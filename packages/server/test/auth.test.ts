@@ -634,6 +634,16 @@ describe("system routes", () => {
     expect(metrics.body).toContain('bourse_journal_appends_total{result="refused"} 0');
     expect(metrics.body).toMatch(/bourse_journal_append_duration_seconds_count [1-9]/);
     expect(metrics.body).toContain("bourse_engine_commands_waiting 0");
+    // What an operator watches beside the engine (the audit of an operator's journey of 7 December, sixth session).
+    expect(metrics.body).toContain("bourse_journal_writer 1");
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    server.clock.advance(1_500);
+    expect((await call(server, "GET", "/metrics")).body).toContain('bourse_quote_age_seconds{symbol="EURUSD"} 1.5');
+    expect(metrics.body).toContain('bourse_stream_connections{face="native"} 0');
+    expect(metrics.body).toContain('bourse_stream_connections{face="pusher"} 0');
+    expect(metrics.body).toMatch(/process_resident_memory_bytes [1-9]\d+/);
+    expect(metrics.body).toMatch(/nodejs_heap_used_bytes [1-9]\d+/);
+    expect(metrics.body).toMatch(/nodejs_eventloop_delay_p99_seconds \d/);
     const document = await call(server, "GET", "/docs/json");
     expect(document.body.openapi).toBe("3.1.0");
     expect(Object.keys(document.body.paths)).toContain("/api/v1/signup");

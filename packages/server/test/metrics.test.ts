@@ -39,6 +39,17 @@ describe("metrics", () => {
     expect(metrics.render()).toContain('copies_total{by="thread"} 5\n');
   });
 
+  it("renders gauges another component keeps, read when scraped, one line per label value", () => {
+    const metrics = new Metrics();
+    let ages: Record<string, number> = { EURUSD: 0.5, 'a"b': 2 };
+    metrics.observedGauge("quote_age_seconds", "Age", "symbol", () => ages);
+    expect(metrics.render()).toContain(
+      '# TYPE quote_age_seconds gauge\nquote_age_seconds{symbol="EURUSD"} 0.5\nquote_age_seconds{symbol="a_b"} 2\n',
+    );
+    ages = {};
+    expect(metrics.render()).not.toContain("quote_age_seconds{");
+  });
+
   it("renders a histogram of durations in seconds: cumulative buckets up to +Inf, the sum and the count", () => {
     const metrics = new Metrics();
     const appends = new DurationHistogram([1, 10]);

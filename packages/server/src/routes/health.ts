@@ -3,9 +3,13 @@
  * process runs, `/readyz` only once the engine has recovered and takes commands, `/metrics` in
  * Prometheus text format.
  */
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { DurationHistogram } from "@bourse/store";
 import { Type } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
+
+/** How finely the event loop's delay is sampled (perf_hooks' histogram). */
+const EVENT_LOOP_DELAY_RESOLUTION_MS = 20;
 
 export const healthRoutes: RouteModule = (app, { platform, metrics }) => {
   const systemConfig = { auth: "public", face: "system", rateLimit: false } as const;
@@ -68,6 +72,45 @@ export const healthRoutes: RouteModule = (app, { platform, metrics }) => {
     },
   );
   metrics.gauge("bourse_bus_topics", "Bus topics with at least one subscriber", () => platform.bus.topicCount);
+  // What an operator watches beside the engine (the audit of an operator's journey of 7 December, sixth session,
+  // found none of it): whether this server writes the journal, how old each quote is (a silent feed), the process's
+  // memory and how late its event loop runs.
+  metrics.gauge("bourse_journal_writer", "1 while this server holds its journal's writer lock and can append", () =>
+    platform.durableEngine !== null && platform.durableEngine.writerLockProblem() === null ? 1 : 0,
+  );
+  metrics.observedGauge(
+    "bourse_quote_age_seconds",
+    "Seconds since each symbol's last quote the engine took, by symbol (a silent feed grows it)",
+    "symbol",
+    (): Record<string, number> => {
+      if (!platform.ready) return {};
+      const now = platform.clock.now();
+      const ages: Record<string, number> = {};
+      for (const symbol of platform.instruments.keys()) {
+        const quote = platform.engine.quote(symbol);
+        if (quote) ages[symbol] = Math.max(0, now - quote.time) / 1000;
+      }
+      return ages;
+    },
+  );
+  metrics.gauge("process_resident_memory_bytes", "Resident memory of the server process", () =>
+    process.memoryUsage.rss(),
+  );
+  metrics.gauge("nodejs_heap_used_bytes", "JavaScript heap in use", () => process.memoryUsage().heapUsed);
+  const loopDelay = monitorEventLoopDelay({ resolution: EVENT_LOOP_DELAY_RESOLUTION_MS });
+  loopDelay.enable();
+  platform.onClose(() => {
+    loopDelay.disable();
+  });
+  metrics.gauge(
+    "nodejs_eventloop_delay_p99_seconds",
+    "The 99th percentile of the event loop's delay since the previous scrape (every request and tick waits it)",
+    () => {
+      const p99 = loopDelay.count === 0 ? 0 : loopDelay.percentile(99) / 1e9;
+      loopDelay.reset();
+      return p99;
+    },
+  );
   metrics.gauge("bourse_accounts", "Trading accounts", () =>
     platform.ready ? platform.engine.state.accounts.size : 0,
   );
