@@ -77,10 +77,12 @@ function openJournal(url: string, log: PlatformLog): EventJournal & ReadModels {
   return isPostgresUrl(url)
     ? new PostgresJournal({
         connectionString: url,
-        onWriterLockChange: (problem) =>
+        onWriterLockChange: (problem, detail) =>
           problem === null
             ? log.info("journal: this server is the journal's writer again: ready")
-            : log.error(`journal: this server is not the journal's writer, so not ready: ${problem}`),
+            : log.error(
+                `journal: this server is not the journal's writer, so not ready: ${problem}${detail ? ` (${detail})` : ""}`,
+              ),
       })
     : new SqliteJournal({ path: url, writer: "worker", checkpoints: "thread" });
 }

@@ -104,8 +104,12 @@ export interface PostgresJournalOptions {
    * Told when this journal stops being the one writer (the writer lock's connection was lost, or another server holds
    * the lock: `problem`) and when it is the writer again (null), for the operator's log.
    */
-  readonly onWriterLockChange?: (problem: string | null) => void;
+  readonly onWriterLockChange?: (problem: string | null, detail?: string) => void;
 }
+
+/** How often, and how long apart, a lock still held by this journal's own dead session is ended and asked for again. */
+const OWN_LOCK_RELEASE_ATTEMPTS = 20;
+const OWN_LOCK_RELEASE_WAIT_MS = 50;
 
 /** The first wait before taking a lost writer lock again, doubled after each miss up to the most. */
 export const WRITER_LOCK_RETAKE_FIRST_DELAY_MS = 250;
@@ -308,6 +312,13 @@ export class PostgresJournal implements EventJournal, ReadModels {
   private lockRetakeDelayMs = WRITER_LOCK_RETAKE_FIRST_DELAY_MS;
   /** The one attempt at taking the lock running, which the retake timer and an append share. */
   private lockTaking: Promise<void> | null = null;
+  /** The session holding the lock (`pg_backend_pid`): a lock still held by it after its connection died is ours. */
+  private lockBackendPid: number | null = null;
+  /** The journal's last sequence as this journal last knew it (opened, or appended): what its engine's state reflects. */
+  private knownLastSequence: number | null = null;
+  /** Another server appended while this one was not the writer: not the writer until an append of its own succeeds. */
+  private journalMovedOn = false;
+  private closing = false;
   private writing = false;
   private readonly poolSize: number;
   private readonly maxWaitingCalls: number;
@@ -371,6 +382,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
       if (this.writing) await this.takeWriterLock();
       await this.migrate(this.writing);
       const report = await this.verifyOnOpen(options);
+      this.knownLastSequence = report.lastSequence;
       // An inspection leaves the read models as they are: a kept torn tail is not the journal's to project.
       if (!options.keepTornTail) await this.catchUpReadModels(report.lastSequence);
       return report;
@@ -405,19 +417,51 @@ export class PostgresJournal implements EventJournal, ReadModels {
     client.on("end", lost);
     try {
       await client.connect();
-      const { rows } = await client.query<{ locked: boolean }>(
-        "SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked",
-        [WRITER_LOCK_KEY, this.schema],
-      );
-      if (rows[0]?.locked !== true)
+      let locked = await this.tryAdvisoryLock(client);
+      // Still held by this journal's own earlier session, which the server has not seen die (a network broken one way
+      // keeps it until the server's keepalive gives up, hours): ended, and taken again (found by the review of 7
+      // December, sixth session).
+      for (
+        let attempt = 0;
+        !locked && attempt < OWN_LOCK_RELEASE_ATTEMPTS && (await this.heldByOwnSession(client));
+        attempt++
+      ) {
+        await client.query("SELECT pg_terminate_backend($1)", [this.lockBackendPid]);
+        await new Promise((resolve) => setTimeout(resolve, OWN_LOCK_RELEASE_WAIT_MS));
+        locked = await this.tryAdvisoryLock(client);
+      }
+      if (!locked)
         throw new JournalLockedError(
           `in schema ${this.schema} of this PostgreSQL database (it holds the advisory lock ${WRITER_LOCK_KEY}, hashtext('${this.schema}'))`,
         );
+      // Closed meanwhile (a retake under way when the server stopped): the lock is not kept past the journal.
+      if (this.closing) throw new Error("the journal closed while its writer lock was being taken");
+      this.lockBackendPid = ((await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid ??
+        null) as number | null;
     } catch (error) {
       await client.end().catch(() => undefined);
       throw error;
     }
     this.writerLock = client;
+  }
+
+  private async tryAdvisoryLock(client: pg.Client): Promise<boolean> {
+    const { rows } = await client.query<{ locked: boolean }>(
+      "SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked",
+      [WRITER_LOCK_KEY, this.schema],
+    );
+    return rows[0]?.locked === true;
+  }
+
+  /** Whether the writer lock is held by this journal's earlier session (`lockBackendPid`). */
+  private async heldByOwnSession(client: pg.Client): Promise<boolean> {
+    if (this.lockBackendPid === null) return false;
+    const { rows } = await client.query<{ pid: number }>(
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
+         AND classid = $1::bigint::oid AND objid = (hashtext($2)::bigint & 4294967295)::oid`,
+      [WRITER_LOCK_KEY, this.schema],
+    );
+    return rows.some((row) => row.pid === this.lockBackendPid);
   }
 
   /**
@@ -429,10 +473,11 @@ export class PostgresJournal implements EventJournal, ReadModels {
     return this.writing && this.pool !== null ? this.lockProblem : null;
   }
 
-  private noteLockProblem(problem: string | null): void {
+  /** `problem` is public (`/readyz`); `detail` (an error's text: hosts, users) goes to the log only. */
+  private noteLockProblem(problem: string | null, detail?: string): void {
     if (problem === this.lockProblem) return;
     this.lockProblem = problem;
-    this.options.onWriterLockChange?.(problem);
+    this.options.onWriterLockChange?.(problem, detail);
   }
 
   /** Takes the lost writer lock again (one attempt at a time, shared with an append's), or throws why not. */
@@ -441,19 +486,29 @@ export class PostgresJournal implements EventJournal, ReadModels {
     try {
       await this.lockTaking;
     } catch (error) {
-      this.noteLockProblem(
-        error instanceof JournalLockedError
-          ? `another server took the writer lock: ${error.message}`
-          : `its writer lock cannot be taken again: ${String(error)}`,
-      );
+      if (error instanceof JournalLockedError) this.noteLockProblem("another server holds the journal's writer lock");
+      else this.noteLockProblem("its writer lock cannot be taken again: PostgreSQL does not answer", String(error));
       throw error;
     }
     this.lockRetakeDelayMs = WRITER_LOCK_RETAKE_FIRST_DELAY_MS;
+    // Another server may have written meanwhile: this one's state is then behind the journal, and must not be served as
+    // current (found by the review of 7 December, sixth session). Its next append fails the sequence guard, and the
+    // durable engine rebuilds from the journal; an append of its own that succeeds clears this.
+    const known = this.knownLastSequence;
+    const last = known === null ? null : await this.lastSequence().catch(() => null);
+    if (known !== null && last !== known) {
+      this.journalMovedOn = true;
+      this.noteLockProblem(
+        "another server wrote the journal while this one was not its writer: its next command rebuilds the state",
+        `the journal ends at ${String(last)}, this server's state at ${known}`,
+      );
+      return;
+    }
     this.noteLockProblem(null);
   }
 
   private retakeWriterLockSoon(): void {
-    if (this.lockRetakeTimer !== null || this.pool === null || !this.writing) return;
+    if (this.lockRetakeTimer !== null || this.pool === null || !this.writing || this.closing) return;
     this.lockRetakeTimer = setTimeout(() => {
       this.lockRetakeTimer = null;
       if (this.pool === null || this.writerLock !== null) return;
@@ -636,6 +691,11 @@ export class PostgresJournal implements EventJournal, ReadModels {
         await client.query("COMMIT");
         this.provenClients.add(client);
         client.release();
+        this.knownLastSequence = rows[rows.length - 1]!.lastSequence;
+        if (this.journalMovedOn) {
+          this.journalMovedOn = false;
+          this.noteLockProblem(null);
+        }
         return;
       } catch (error) {
         // Destroyed rather than returned: it may sit in an aborted transaction or on a dead socket.
@@ -752,10 +812,14 @@ export class PostgresJournal implements EventJournal, ReadModels {
 
   async close(): Promise<void> {
     if (!this.pool) return;
+    this.closing = true;
     if (this.lockRetakeTimer !== null) clearTimeout(this.lockRetakeTimer);
     this.lockRetakeTimer = null;
     // Lets the queued appends finish first: closing must not cut a commit in half.
     await this.appendQueue;
+    // A retake under way ends its connection when it sees the journal closing (found by the review of 7 December,
+    // sixth session: it kept the lock past close, and the process alive).
+    await this.lockTaking?.catch(() => undefined);
     const pool = this.pool;
     this.pool = null;
     await pool?.end();

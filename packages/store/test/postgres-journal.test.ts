@@ -9,6 +9,7 @@ import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   JournalLockedError,
+  JournalRecordError,
   JournalWriteError,
   PostgresJournal,
   isConnectionFailure,
@@ -226,7 +227,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
     // Found by the audit of an operator's journey of 7 December (sixth session): the lock lost with its connection was
     // taken again only by the next append, so a second server started meanwhile took it and both answered ready.
     it("the writer lock lost with its connection is taken again at once, without waiting for an append; held by another meanwhile, appends are refused and the journal says why until it has the lock again", async () => {
-      const records = toRecords(depositSession(30).events);
+      const records = toRecords(depositSession(40).events).slice(0, 40);
       const applicationName = `bourse-lock-${process.pid}-${Date.now()}`;
       const changes: (string | null)[] = [];
       const journal = await openJournal({ applicationName, onWriterLockChange: (problem) => changes.push(problem) });
@@ -274,8 +275,8 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       cleanups.push(() => other.end());
       await terminateLock();
       await other.query("SELECT pg_advisory_lock($1, hashtext($2))", [0x426f7572, journal.schema]);
-      await eventually(() => /another server took the writer lock/.test(journal.writerLockProblem() ?? ""), "refused");
-      const refused = await journal.append(records.slice(20)).then(
+      await eventually(() => /another server holds/.test(journal.writerLockProblem() ?? ""), "refused");
+      const refused = await journal.append(records.slice(20, 30)).then(
         () => null,
         (error: unknown) => error,
       );
@@ -287,8 +288,55 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       await other.query("SELECT pg_advisory_unlock($1, hashtext($2))", [0x426f7572, journal.schema]);
       await eventually(() => journal.writerLockProblem() === null, "the lock taken back");
       expect(await lockHolders()).toBe(1);
-      await journal.append(records.slice(20));
+      await journal.append(records.slice(20, 30));
+      // Lost again, and another server takes the lock and writes before this one has it back (found by the review of
+      // 7 December, sixth session: this one then answered ready on a state behind the journal). It says so until an
+      // append of its own, which follows the journal, succeeds.
+      await terminateLock();
+      const second = new PostgresJournal({ connectionString: connectionString!, schema: journal.schema });
+      await second.open();
+      await second.append(records.slice(30, 35));
+      await second.close();
+      await eventually(() => /another server wrote the journal/.test(journal.writerLockProblem() ?? ""), "moved on");
+      const behind = await journal.append(records.slice(30)).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(behind).toBeInstanceOf(JournalRecordError);
+      expect(journal.writerLockProblem()).toMatch(/another server wrote/);
+      await journal.append(records.slice(35));
+      expect(journal.writerLockProblem()).toBeNull();
       expect(await journal.read(0, 100)).toEqual(records);
+    });
+
+    // Found by the review of 7 December (sixth session): a retake under way when the journal closed took the lock
+    // after the close, and kept it (and the process alive).
+    it("a close while the lost writer lock is being taken again leaves no lock behind", async () => {
+      for (const delayMs of [200, 240, 260, 280, 320]) {
+        const applicationName = `bourse-close-${process.pid}-${Date.now()}-${delayMs}`;
+        const journal = await openJournal({ applicationName });
+        await withClient(connectionString, (client) =>
+          client.query(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = $1`,
+            [`${applicationName} writer lock`],
+          ),
+        );
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        await journal.close();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const holders = await withClient(
+          connectionString,
+          async (client) =>
+            (
+              await client.query(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1`,
+                [`${applicationName} writer lock`],
+              )
+            ).rows[0].n as number,
+        );
+        expect(holders, `closed ${delayMs} ms after the lock was lost`).toBe(0);
+      }
     });
 
     // Found by review: the second writer ran the schema migrations before it found the lock taken, so a newer
