@@ -8,6 +8,7 @@
  * - `user create`, `deposit`, `withdraw`: back-office actions, sent to the running server's admin API
  *   (the engine is the one writer of the journal: a second process must not write it).
  */
+import { randomUUID } from "node:crypto";
 import { createServerLog } from "./server-log.ts";
 import { defaultEngineConfig } from "@bourse/core";
 import {
@@ -317,17 +318,26 @@ export async function main(
         const [login, amount] = positional;
         if (positional.length !== 2 || !/^[0-9]{1,15}$/.test(login!))
           throw new UsageError(`usage: bourse ${command} <login> <amount> [--comment C] [--reference R]`);
-        const data = await adminCall(
-          loadServerConfig(environment),
-          environment,
-          "POST",
-          `/admin/v1/accounts/${login}/${command}`,
-          {
-            amount: amount!,
-            ...(options.has("comment") ? { comment: options.get("comment") } : {}),
-            ...(options.has("reference") ? { reference: options.get("reference") } : {}),
-          },
-        );
+        // Always with a reference: one the operator gave, or one made here and told when the outcome is unknown, so
+        // that the retry exit code 5 calls for cannot move the money twice (found by the review of 7 December, sixth
+        // session: without --reference a retry after OUTCOME_UNKNOWN deposited again).
+        const reference = options.get("reference") ?? `cli-${randomUUID()}`;
+        let data: Record<string, unknown>;
+        try {
+          data = await adminCall(
+            loadServerConfig(environment),
+            environment,
+            "POST",
+            `/admin/v1/accounts/${login}/${command}`,
+            { amount: amount!, ...(options.has("comment") ? { comment: options.get("comment") } : {}), reference },
+          );
+        } catch (error) {
+          if (error instanceof AdminUnavailable && !options.has("reference"))
+            throw new AdminUnavailable(
+              `${error.message}; send it again with --reference ${reference}, which moves the money once whatever happened`,
+            );
+          throw error;
+        }
         output.info(
           `account ${login}: balance ${String(data.balance)} ${String(data.currency)} (operation ${String(data.operationId)}` +
             `${data.duplicate === true ? ", done before: nothing moved again" : ""})`,

@@ -464,21 +464,28 @@ export class NotificationService {
    * for many users must not take every pooled connection at once. Tried again while the store is out, as writes are.
    */
   async publish(stored: readonly Notification[]): Promise<void> {
+    const bus = this.platform.bus;
     const unreadByUser = new Map<string, number>();
+    // Only for users someone listens to: a wave of stop-outs notifies a thousand users at once, and counting each one's
+    // unread rows is SQLite reads on this thread (found by the review of 7 December, sixth session: 102 ms for 1,000
+    // users of 1,000 unread, the engine's ticks waiting). A user with no socket gets no event to carry the count.
     for (const { userId } of stored)
-      if (!unreadByUser.has(userId))
+      if (!unreadByUser.has(userId) && bus.hasSubscribers(BusTopics.user(userId)))
         unreadByUser.set(userId, await this.untilStored(() => this.platform.store.countUnreadNotifications(userId)));
-    for (const notification of stored)
-      this.platform.bus.publish(BusTopics.user(notification.userId), {
+    for (const notification of stored) {
+      const unread = unreadByUser.get(notification.userId);
+      if (unread === undefined) continue;
+      bus.publish(BusTopics.user(notification.userId), {
         type: "notificationEvent",
         // API.md: seed 000's streams carry `seq`; here the notification's id.
         payload: {
           ...notificationView(notification),
           seq: notification.id,
-          unread: unreadByUser.get(notification.userId)!,
+          unread,
         },
         seq: notification.id,
       });
+    }
   }
 
   /** Every notification the events of one command call for, in journal order. */

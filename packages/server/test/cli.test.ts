@@ -430,6 +430,8 @@ describe("bourse start and the back-office commands", () => {
     // Found by the audit of an operator's journey of 7 December (sixth session): a payment script could not tell this
     // (the outcome unknown: send again with the same reference) from a refusal (exit 3 both).
     expect(result.code).toBe(ExitCode.UNAVAILABLE);
+    // Without --reference one was made for it, and told, so that the retry cannot move the money twice.
+    expect(result.err).toMatch(/send it again with --reference cli-[0-9a-f-]{36}, which moves the money once/);
     expect(result.err).toContain("cannot reach the server");
   });
 

@@ -50,6 +50,22 @@ describe("metrics", () => {
     expect(metrics.render()).not.toContain("quote_age_seconds{");
   });
 
+  // Found by the review of 7 December (sixth session): with no file descriptor left, reading the process's memory threw
+  // and the whole scrape answered 500.
+  it("leaves out of the scrape a gauge that cannot be read, and renders the others", () => {
+    const metrics = new Metrics();
+    metrics.gauge("broken", "Throws", () => {
+      throw new Error("EMFILE");
+    });
+    metrics.observedGauge("broken_by_label", "Throws", "x", () => {
+      throw new Error("EMFILE");
+    });
+    metrics.gauge("fine", "Reads", () => 3);
+    const text = metrics.render();
+    expect(text).toContain("fine 3");
+    expect(text).not.toContain("broken");
+  });
+
   it("renders a histogram of durations in seconds: cumulative buckets up to +Inf, the sum and the count", () => {
     const metrics = new Metrics();
     const appends = new DurationHistogram([1, 10]);

@@ -4,6 +4,7 @@
  * Prometheus text format.
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { getHeapStatistics } from "node:v8";
 import { DurationHistogram } from "@bourse/store";
 import { Type } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
@@ -96,7 +97,7 @@ export const healthRoutes: RouteModule = (app, { platform, metrics }) => {
   metrics.gauge("process_resident_memory_bytes", "Resident memory of the server process", () =>
     process.memoryUsage.rss(),
   );
-  metrics.gauge("nodejs_heap_used_bytes", "JavaScript heap in use", () => process.memoryUsage().heapUsed);
+  metrics.gauge("nodejs_heap_used_bytes", "JavaScript heap in use", () => getHeapStatistics().used_heap_size);
   const loopDelay = monitorEventLoopDelay({ resolution: EVENT_LOOP_DELAY_RESOLUTION_MS });
   loopDelay.enable();
   platform.onClose(() => {
