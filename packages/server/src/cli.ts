@@ -250,6 +250,23 @@ async function startServer(config: ServerConfig, output: Output): Promise<number
       ].join("\n"),
     );
   await stop;
+  if (config.shutdownDrainSeconds > 0) {
+    // Serving on while /readyz says 503, so a load balancer takes the server out before its connections end; a second
+    // signal cuts it short.
+    log.info(`Bourse: draining for ${config.shutdownDrainSeconds} s (/readyz answers 503; requests are still served)`);
+    server.platform.beginDraining();
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        process.off("SIGINT", done);
+        process.off("SIGTERM", done);
+        resolve();
+      };
+      const timer = setTimeout(done, config.shutdownDrainSeconds * 1000);
+      process.once("SIGINT", done);
+      process.once("SIGTERM", done);
+    });
+  }
   log.info("Bourse: stopping (answering the commands in flight, closing the journal)");
   await server.close();
   return ExitCode.OK;

@@ -83,6 +83,11 @@ export interface ServerConfig {
    * domain; ["*"] for any; empty (the default): none, same origin only.
    */
   readonly corsOrigins: readonly string[];
+  /**
+   * How long a stop signal leaves the server serving with `/readyz` at 503 `draining` before it closes (a load balancer
+   * sees it leave before its connections end); 0: it closes at once.
+   */
+  readonly shutdownDrainSeconds: number;
   /** The running server's log lines: text with time and level, or JSON (server-log.ts). */
   readonly logFormat: LogFormat;
   /** Whether each HTTP request is logged (method, path with credentials redacted, address, status, time). */
@@ -380,6 +385,7 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_CORS_ORIGINS",
   "BOURSE_LOG_FORMAT",
   "BOURSE_LOG_REQUESTS",
+  "BOURSE_SHUTDOWN_DRAIN_SECONDS",
   "BOURSE_URL",
 ]);
 
@@ -550,6 +556,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     pusherAppSecret: keptSecret(storage.dataDirectory, "pusher-app-secret", pick("BOURSE_PUSHER_APP_SECRET")),
     trustedProxies: trustedProxiesSetting("BOURSE_TRUST_PROXY", pick("BOURSE_TRUST_PROXY")),
     corsOrigins: corsOriginsSetting("BOURSE_CORS_ORIGINS", pick("BOURSE_CORS_ORIGINS")),
+    shutdownDrainSeconds: integer("BOURSE_SHUTDOWN_DRAIN_SECONDS", "0", 0, 300),
     logFormat: choiceSetting("BOURSE_LOG_FORMAT", pick("BOURSE_LOG_FORMAT") ?? "text", LOG_FORMATS),
     logRequests:
       choiceSetting("BOURSE_LOG_REQUESTS", pick("BOURSE_LOG_REQUESTS") ?? "false", ["true", "false"]) === "true",

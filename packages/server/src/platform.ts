@@ -138,6 +138,7 @@ export class Platform {
   private durable: DurableEngine | null = null;
   private currentState: PlatformState = "starting";
   private stoppingNow = false;
+  private drainingNow = false;
   private readonly quoteListeners: QuoteListener[] = [];
   /** The time of the last quote pushed: quote times never go back (pushQuote). */
   private lastQuoteTime = 0;
@@ -201,7 +202,18 @@ export class Platform {
     return this.journal instanceof SqliteJournal ? this.journal.checkpointReport() : null;
   }
 
-  /** True when the engine takes commands. */
+  /**
+   * The server is draining before it stops (`beginDraining`, BOURSE_SHUTDOWN_DRAIN_SECONDS): `/readyz` answers 503 so
+   * a load balancer stops sending clients, while every request is still served.
+   */
+  get draining(): boolean {
+    return this.drainingNow;
+  }
+
+  beginDraining(): void {
+    this.drainingNow = true;
+  }
+
   /**
    * The server is stopping (`beginStopping`, by its close): new requests are refused 503 in their face's envelope
    * while those under way are answered.

@@ -116,3 +116,50 @@ describe("the server's log lines", () => {
     expect(`${out}${error}`).not.toContain("secret-token-of-the-log-test");
   });
 });
+
+// Found by the audit of an operator's journey of 7 December (sixth session): a SIGTERM closed the listener at once,
+// with no moment where /readyz said 503, and a load balancer still sending clients had them reset.
+describe("a stop with BOURSE_SHUTDOWN_DRAIN_SECONDS", () => {
+  it("answers /readyz 503 draining and still serves requests for the drain, then exits 0", async () => {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const child = spawn(process.execPath, [path.join(import.meta.dirname, "../bin/bourse.mjs"), "start"], {
+      env: {
+        ...process.env,
+        BOURSE_DATA_DIR: dataDirectory(),
+        BOURSE_PORT: String(port),
+        BOURSE_FEED: "push",
+        BOURSE_SHUTDOWN_DRAIN_SECONDS: "2",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let printed = "";
+    child.stdout.on("data", (chunk: Buffer) => (printed += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (printed += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      for (let waited = 0; !printed.includes("Bourse is running at") && waited < 30_000; waited += 50)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      const base = `http://127.0.0.1:${port}`;
+      expect((await fetch(`${base}/readyz`)).status).toBe(200);
+      child.kill("SIGTERM");
+      for (let waited = 0; !printed.includes("draining for 2 s") && waited < 5_000; waited += 20)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      const readiness = await fetch(`${base}/readyz`);
+      expect(readiness.status).toBe(503);
+      expect(await readiness.json()).toMatchObject({ status: "draining" });
+      const signUp = await fetch(`${base}/api/v1/signup`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          email: `drain-${Date.now()}@example.com`,
+          password: "correct horse battery",
+          name: "D",
+        }),
+      });
+      expect(signUp.status).toBe(200);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+  });
+});
