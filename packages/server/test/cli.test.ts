@@ -8,6 +8,7 @@ import { createJournal } from "@bourse/store";
 import { tradingSession, toRecords } from "../../store/test/trading-session.ts";
 import { readStandardInput } from "../src/cli.ts";
 import { ExitCode, runCommandLine } from "../src/index.ts";
+import { spawnBourse } from "./helpers.ts";
 
 const directories: string[] = [];
 afterEach(() => {
@@ -335,19 +336,11 @@ describe("bourse start and the back-office commands", () => {
       BOURSE_PORT: String(port),
       BOURSE_FEED: "push",
     };
-    const child = spawn(process.execPath, [path.join(import.meta.dirname, "../bin/bourse.mjs"), "start"], {
-      env: environment,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let printed = "";
-    child.stdout.on("data", (chunk: Buffer) => (printed += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (printed += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const bourse = spawnBourse(environment);
     try {
-      for (let waited = 0; !printed.includes("Bourse is running at") && waited < 30_000; waited += 50)
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(printed).toContain(`Bourse is running at http://127.0.0.1:${port}`);
-      expect(printed).toContain("/docs");
+      await bourse.waitFor("Bourse is running at");
+      expect(bourse.printed()).toContain(`Bourse is running at http://127.0.0.1:${port}`);
+      expect(bourse.printed()).toContain("/docs");
 
       const created = await run(
         ["user", "create", "--email", "desk@example.com", "--password", "back office pass"],
@@ -395,9 +388,9 @@ describe("bourse start and the back-office commands", () => {
       expect(refused.code).toBe(ExitCode.REFUSED);
       expect(refused.err).toContain("NO_MONEY");
     } finally {
-      child.kill("SIGTERM");
+      bourse.child.kill("SIGTERM");
     }
-    expect(await exited).toBe(0);
+    expect(await bourse.exited).toBe(0);
   });
 
   // On be20657 a start that failed printed its error and stayed up: the listener answered /healthz "ok", the

@@ -2,6 +2,7 @@
  * Test helpers for the server: a server on a fresh SQLite data directory with the push feed and a
  * pinned clock (Tuesday noon UTC: every market open), driven with `app.inject`.
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -220,4 +221,41 @@ export function rawExchange(port: number, text: string): Promise<{ status: numbe
     socket.on("error", reject);
     socket.write(text);
   });
+}
+
+/** `bourse start` in a child process, its standard output and error as they come, and its exit code. */
+export interface BourseProcess {
+  readonly child: ChildProcess;
+  /** Standard output so far; with standard error too when `separate` is not asked for. */
+  printed(): string;
+  /** Standard error so far (when started with `separate`). */
+  errors(): string;
+  readonly exited: Promise<number | null>;
+  /** Resolves once the output holds `text` (within `timeoutMs`), or once it is clear it never will. */
+  waitFor(text: string, timeoutMs?: number): Promise<void>;
+}
+
+export function spawnBourse(environment: NodeJS.ProcessEnv, options: { separate?: boolean } = {}): BourseProcess {
+  const child = spawn(process.execPath, [path.join(import.meta.dirname, "../bin/bourse.mjs"), "start"], {
+    env: { ...process.env, ...environment },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let error = "";
+  child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => {
+    if (options.separate) error += chunk.toString();
+    else out += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return {
+    child,
+    printed: () => out,
+    errors: () => error,
+    exited,
+    async waitFor(text, timeoutMs = 30_000) {
+      for (let waited = 0; !out.includes(text) && waited < timeoutMs && child.exitCode === null; waited += 20)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+    },
+  };
 }

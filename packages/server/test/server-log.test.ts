@@ -3,13 +3,13 @@
  * lines had no time and no level, and no setting logged the HTTP requests, so nothing recorded who called the back
  * office or from where.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadServerConfig } from "../src/config.ts";
 import { createServerLog, redactedUrl } from "../src/server-log.ts";
+import { spawnBourse } from "./helpers.ts";
 
 const directories: string[] = [];
 const dataDirectory = () => {
@@ -73,33 +73,27 @@ describe("the server's log lines", () => {
 
   it("bourse start with BOURSE_LOG_FORMAT=json and BOURSE_LOG_REQUESTS=true writes JSON lines only, requests with their status and no token", async () => {
     const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const child = spawn(process.execPath, [path.join(import.meta.dirname, "../bin/bourse.mjs"), "start"], {
-      env: {
-        ...process.env,
+    const bourse = spawnBourse(
+      {
         BOURSE_DATA_DIR: dataDirectory(),
         BOURSE_PORT: String(port),
         BOURSE_FEED: "push",
         BOURSE_LOG_FORMAT: "json",
         BOURSE_LOG_REQUESTS: "true",
       },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let error = "";
-    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (error += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      { separate: true },
+    );
     try {
-      for (let waited = 0; !out.includes("Bourse is running at") && waited < 30_000; waited += 50)
-        await new Promise((resolve) => setTimeout(resolve, 50));
+      await bourse.waitFor("Bourse is running at");
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
       await fetch(`http://127.0.0.1:${port}/api/v1/ws?token=secret-token-of-the-log-test`);
-      for (let waited = 0; !out.includes("/api/v1/ws?token=") && waited < 5_000; waited += 50)
-        await new Promise((resolve) => setTimeout(resolve, 50));
+      await bourse.waitFor("/api/v1/ws?token=", 5_000);
     } finally {
-      child.kill("SIGTERM");
+      bourse.child.kill("SIGTERM");
     }
-    expect(await exited).toBe(0);
+    expect(await bourse.exited).toBe(0);
+    const out = bourse.printed();
+    const error = bourse.errors();
     const lines = `${out}${error}`.split("\n").filter((line) => line !== "");
     const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(records.every((record) => typeof record.time === "string" && typeof record.level === "number")).toBe(true);
@@ -122,28 +116,18 @@ describe("the server's log lines", () => {
 describe("a stop with BOURSE_SHUTDOWN_DRAIN_SECONDS", () => {
   it("answers /readyz 503 draining and still serves requests for the drain, then exits 0", async () => {
     const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const child = spawn(process.execPath, [path.join(import.meta.dirname, "../bin/bourse.mjs"), "start"], {
-      env: {
-        ...process.env,
-        BOURSE_DATA_DIR: dataDirectory(),
-        BOURSE_PORT: String(port),
-        BOURSE_FEED: "push",
-        BOURSE_SHUTDOWN_DRAIN_SECONDS: "2",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    const bourse = spawnBourse({
+      BOURSE_DATA_DIR: dataDirectory(),
+      BOURSE_PORT: String(port),
+      BOURSE_FEED: "push",
+      BOURSE_SHUTDOWN_DRAIN_SECONDS: "2",
     });
-    let printed = "";
-    child.stdout.on("data", (chunk: Buffer) => (printed += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (printed += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     try {
-      for (let waited = 0; !printed.includes("Bourse is running at") && waited < 30_000; waited += 50)
-        await new Promise((resolve) => setTimeout(resolve, 50));
+      await bourse.waitFor("Bourse is running at");
       const base = `http://127.0.0.1:${port}`;
       expect((await fetch(`${base}/readyz`)).status).toBe(200);
-      child.kill("SIGTERM");
-      for (let waited = 0; !printed.includes("draining for 2 s") && waited < 5_000; waited += 20)
-        await new Promise((resolve) => setTimeout(resolve, 20));
+      bourse.child.kill("SIGTERM");
+      await bourse.waitFor("draining for 2 s", 5_000);
       const readiness = await fetch(`${base}/readyz`);
       expect(readiness.status).toBe(503);
       expect(await readiness.json()).toMatchObject({ status: "draining" });
@@ -158,8 +142,8 @@ describe("a stop with BOURSE_SHUTDOWN_DRAIN_SECONDS", () => {
       });
       expect(signUp.status).toBe(200);
     } finally {
-      child.kill("SIGTERM");
+      bourse.child.kill("SIGTERM");
     }
-    expect(await exited).toBe(0);
+    expect(await bourse.exited).toBe(0);
   });
 });
