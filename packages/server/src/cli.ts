@@ -8,6 +8,7 @@
  * - `user create`, `deposit`, `withdraw`: back-office actions, sent to the running server's admin API
  *   (the engine is the one writer of the journal: a second process must not write it).
  */
+import { createRequire } from "node:module";
 import { randomUUID } from "node:crypto";
 import { createServerLog } from "./server-log.ts";
 import { defaultEngineConfig } from "@bourse/core";
@@ -55,6 +56,9 @@ class AdminRefusal extends Error {}
 /** The admin API did not answer, or answered that it could not act or confirm (5xx, 429). */
 class AdminUnavailable extends Error {}
 
+/** This build's version, as its package says (`bourse --version`). */
+const PACKAGE_VERSION = (createRequire(import.meta.url)("../package.json") as { version: string }).version;
+
 const USAGE = `usage: bourse <command>
 
 commands:
@@ -64,6 +68,7 @@ commands:
   journal [--after S] [--limit N]         print the journal's events after sequence S (0), N at most (all), as
                                           JSON lines: {"sequence","type","time","accountId","event"}
   instruments                             print the default instruments as a file for BOURSE_INSTRUMENTS_FILE
+  --version                               print this build's version
   user create --email E (--password-stdin | --password P) [--name N]
                                           create a user with a funded demo account (server must be running);
                                           --password-stdin reads the password from the first line of standard
@@ -226,6 +231,13 @@ async function startServer(config: ServerConfig, output: Output): Promise<number
     // Not started: the signals end the process again, and nothing is left open to keep it alive.
     process.off("SIGINT", stopped);
     process.off("SIGTERM", stopped);
+    // An address this machine does not have is a setting's fault, exit 2 as every other (found by the audit of an
+    // operator's journey of 7 December, sixth session: "getaddrinfo ENOTFOUND", exit 3).
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOTFOUND" || code === "EADDRNOTAVAIL" || code === "EAI_AGAIN")
+      throw new ConfigError(
+        `BOURSE_HOST ${JSON.stringify(config.host)} is no address of this machine to listen on (${code})`,
+      );
     throw error;
   }
   const base = address.replace("://0.0.0.0", "://127.0.0.1").replace("://[::]", "://127.0.0.1");
@@ -282,6 +294,10 @@ export async function main(
   if (command === undefined || command === "help" || command === "--help") {
     output.info(USAGE);
     return command === undefined ? ExitCode.USAGE : ExitCode.OK;
+  }
+  if (command === "--version" || command === "version") {
+    output.info(`bourse ${PACKAGE_VERSION}`);
+    return ExitCode.OK;
   }
   try {
     switch (command) {

@@ -319,6 +319,19 @@ describe("bourse command line", () => {
     );
   });
 
+  it("prints this build's version", async () => {
+    const result = await run(["--version"], { BOURSE_DATA_DIR: dataDirectory() });
+    expect(result.code).toBe(ExitCode.OK);
+    expect(result.out).toMatch(/^bourse \d+\.\d+\.\d+$/);
+  });
+
+  // Found by the audit of an operator's journey of 7 December (sixth session): "getaddrinfo ENOTFOUND", exit 3.
+  it("refuses a BOURSE_HOST that is no address of the machine as a configuration error, exit 2", async () => {
+    const bourse = spawnBourse({ BOURSE_DATA_DIR: dataDirectory(), BOURSE_HOST: "999.1.1.1", BOURSE_FEED: "push" });
+    expect(await bourse.exited).toBe(ExitCode.USAGE);
+    expect(bourse.printed()).toContain('bourse start: configuration error: BOURSE_HOST "999.1.1.1" is no address');
+  });
+
   it("answers an unknown command with the usage and exit code 2", async () => {
     const result = await run(["frobnicate"], { BOURSE_DATA_DIR: dataDirectory() });
     expect(result.code).toBe(ExitCode.USAGE);
