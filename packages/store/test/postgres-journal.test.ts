@@ -191,6 +191,33 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       return journal;
     }
 
+    /** Ends the sessions named `applicationName` (a pooled connection, or the writer lock's) and answers how many. */
+    async function terminateSessions(applicationName: string): Promise<number> {
+      return withClient(
+        connectionString,
+        async (client) =>
+          (
+            await client.query(
+              `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+               WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = $1`,
+              [applicationName],
+            )
+          ).rowCount ?? 0,
+      );
+    }
+
+    /** A journal holding the trading scenario's events (both closed after the test), and its read-model statements. */
+    async function scenarioJournal() {
+      const storage = await postgresStorage();
+      cleanups.push(() => storage.dispose());
+      const journal = storage.journal() as PostgresJournal;
+      await journal.open();
+      cleanups.push(() => journal.close());
+      const scenario = tradingScenario();
+      await journal.append(toRecords(scenario.events));
+      return { storage, journal, scenario, texts: postgresReadModelTexts(`"${journal.schema}"`) };
+    }
+
     async function startProxy(): Promise<FaultyProxy> {
       const target = new URL(connectionString!);
       const proxy = new FaultyProxy(target.hostname, Number(target.port || 5432));
@@ -206,18 +233,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       const journal = await openJournal({ applicationName });
       await journal.append(records.slice(0, 10));
       await Promise.all([journal.read(0, 5), journal.read(5, 5), journal.lastSequence()]);
-      const terminated = await withClient(
-        connectionString,
-        async (client) =>
-          (
-            await client.query(
-              `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-               WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = $1`,
-              [applicationName],
-            )
-          ).rowCount,
-      );
-      expect(terminated).toBeGreaterThan(0);
+      expect(await terminateSessions(applicationName)).toBeGreaterThan(0);
       await journal.append(records.slice(10, 20));
       expect(await journal.lastSequence()).toBe(20);
       await journal.append(records.slice(20));
@@ -232,14 +248,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       const changes: (string | null)[] = [];
       const journal = await openJournal({ applicationName, onWriterLockChange: (problem) => changes.push(problem) });
       await journal.append(records.slice(0, 10));
-      const terminateLock = () =>
-        withClient(connectionString, async (client) => {
-          await client.query(
-            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND application_name = $1`,
-            [`${applicationName} writer lock`],
-          );
-        });
+      const terminateLock = () => terminateSessions(`${applicationName} writer lock`);
       const lockHolders = () =>
         withClient(
           connectionString,
@@ -315,13 +324,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       for (const delayMs of [200, 240, 260, 280, 320]) {
         const applicationName = `bourse-close-${process.pid}-${Date.now()}-${delayMs}`;
         const journal = await openJournal({ applicationName });
-        await withClient(connectionString, (client) =>
-          client.query(
-            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND application_name = $1`,
-            [`${applicationName} writer lock`],
-          ),
-        );
+        await terminateSessions(`${applicationName} writer lock`);
         await new Promise((resolve) => setTimeout(resolve, delayMs));
         await journal.close();
         await new Promise((resolve) => setTimeout(resolve, 100));
@@ -449,14 +452,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
     // walked the primary key in id order, filtering account and symbol: every row of the table for a symbol the account
     // rarely trades (Rows Removed by Filter: 2000001, 577 ms at 2M rows). A plan, not a timing.
     it("a page of one symbol reads that symbol's rows of the account through an index, whatever else the table holds", async () => {
-      const storage = await postgresStorage();
-      cleanups.push(() => storage.dispose());
-      const journal = storage.journal() as PostgresJournal;
-      await journal.open();
-      cleanups.push(() => journal.close());
-      const scenario = tradingScenario();
-      await journal.append(toRecords(scenario.events));
-      const texts = postgresReadModelTexts(`"${journal.schema}"`);
+      const { storage, journal, scenario, texts } = await scenarioJournal();
       for (const [kind, table] of [
         ["orders", "order_history"],
         ["deals", "deal_history"],
@@ -497,14 +493,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
     // A terminal shows the newest rows first: their pages must read the indexes backwards, never sort the account's
     // history. A plan, not a timing: the top of the page is an index scan in the page's direction, with no Sort.
     it("a page newest first reads the (account, id) or (account, symbol, id) index backwards, with no sort", async () => {
-      const storage = await postgresStorage();
-      cleanups.push(() => storage.dispose());
-      const journal = storage.journal() as PostgresJournal;
-      await journal.open();
-      cleanups.push(() => journal.close());
-      const scenario = tradingScenario();
-      await journal.append(toRecords(scenario.events));
-      const texts = postgresReadModelTexts(`"${journal.schema}"`);
+      const { storage, journal, scenario, texts } = await scenarioJournal();
       const readPage = {
         orders: (query: HistoryQuery) => journal.orderHistory(query),
         deals: (query: HistoryQuery) => journal.dealHistory(query),
