@@ -2711,7 +2711,8 @@ export class TradingEngine {
       return;
     }
     const converter = this.state.converter;
-    const legs = new Map<string, { buy: number; sell: number; steps: number }>();
+    // Per symbol held: its volume each side and the symbols its profit converts through (one a step of the path).
+    const legs = new Map<string, { buy: number; sell: number; conversion: readonly string[] }>();
     // Σ over positions whose profit converts of |rounded profit| + 1: at least Σ |V_j r_j| (HALF_UP is within ½).
     let convertedProfit = 0;
     let mostSteps = 0;
@@ -2719,13 +2720,16 @@ export class TradingEngine {
       const position = this.state.positions.get(positionId) as Position;
       let leg = legs.get(position.symbol);
       if (!leg) {
-        const steps = converter.symbolsFor(this.state.instrument(position.symbol).profitCurrency, account.currency);
-        legs.set(position.symbol, (leg = { buy: 0, sell: 0, steps: steps.length }));
-        mostSteps = Math.max(mostSteps, steps.length);
+        const conversion = converter.symbolsFor(
+          this.state.instrument(position.symbol).profitCurrency,
+          account.currency,
+        );
+        legs.set(position.symbol, (leg = { buy: 0, sell: 0, conversion }));
+        mostSteps = Math.max(mostSteps, conversion.length);
       }
       if (position.side === "BUY") leg.buy += position.volume;
       else leg.sell += position.volume;
-      if (leg.steps > 0) convertedProfit += Math.abs(this.positionProfit(position)) + 1;
+      if (leg.conversion.length > 0) convertedProfit += Math.abs(this.positionProfit(position)) + 1;
     }
     // ε = bandNumerator / bandDenominator, and S_rate ≥ convertedProfit × (2^k − 1) × ε.
     const growth = 2 ** mostSteps - 1;
@@ -2755,7 +2759,7 @@ export class TradingEngine {
       // The band's highest rate: r × ((den + num) / den)^k.
       const bandFactors: number[] = [];
       const bandDivisors: number[] = [];
-      for (let step = 0; step < leg.steps; step++) {
+      for (let step = 0; step < leg.conversion.length; step++) {
         bandFactors.push(bandDenominator + bandNumerator);
         bandDivisors.push(bandDenominator);
       }
@@ -2780,7 +2784,7 @@ export class TradingEngine {
         if (side === "BUY") this.pushRiskEntry(account.id, index.riskBidFloors, quote.bid - allowedPoints, version);
         else this.pushRiskEntry(account.id, index.riskAskCeilings, quote.ask + allowedPoints, version);
       }
-      for (const conversionSymbol of converter.symbolsFor(instrument.profitCurrency, account.currency)) {
+      for (const conversionSymbol of leg.conversion) {
         const conversionQuote = this.quotes.get(conversionSymbol);
         if (conversionQuote) bands.set(conversionSymbol, conversionQuote);
       }
