@@ -17,7 +17,6 @@ import {
   nextSessionChange,
   maxPricePoints,
   swapDaysAt,
-  weekdayOf,
   type InstrumentSpec,
   type WeekSessions,
 } from "./instruments.ts";
@@ -32,6 +31,12 @@ import {
   type ConversionRate,
 } from "./money.ts";
 import { isWorkingStatus } from "./order-status.ts";
+import {
+  lastRolloverAtOrBefore,
+  nextRolloverAfter,
+  rolloverFollowing,
+  tradingDayWeekday,
+} from "./rollover-calendar.ts";
 import type { PriceHeap } from "./price-heap.ts";
 import { reject, type Rejection, type RejectionCode } from "./rejections.ts";
 import {
@@ -75,7 +80,6 @@ import type {
   TimeInForce,
 } from "./types.ts";
 
-const DAY_MS = 86_400_000;
 const TIMES_IN_FORCE: ReadonlySet<string> = new Set<TimeInForce>(["GTC", "DAY", "GTD", "IOC", "FOK"]);
 const UNLIMITED = Number.POSITIVE_INFINITY;
 /** Bound on book levels per side a tick may carry. */
@@ -272,7 +276,7 @@ interface FillRequest {
 
 export const DEFAULT_ENGINE_CONFIG_VALUES = {
   defaultGroup: "standard",
-  rolloverMinuteOfDay: 22 * 60,
+  rollover: { minuteOfDay: 22 * 60, timeZone: "UTC" },
   tripleSwapWeekday: 3,
   leverageMin: 1,
   leverageMax: 1000,
@@ -708,7 +712,7 @@ export class TradingEngine {
   nextDueTime(): number | null {
     const state = this.state;
     if (state.lastRolloverAt === null) return null;
-    const nextRollover = state.lastRolloverAt + DAY_MS;
+    const nextRollover = rolloverFollowing(this.config.rollover, state.lastRolloverAt);
     const nextExpiration = state.expirations.peekPrice();
     return nextExpiration === null ? nextRollover : Math.min(nextRollover, nextExpiration);
   }
@@ -844,7 +848,12 @@ export class TradingEngine {
     const account = this.state.accounts.get(command.accountId);
     if (!account) return reject("ACCOUNT_NOT_FOUND");
     const leverage = command.leverage ?? account.leverage;
-    if (!Number.isSafeInteger(leverage) || leverage < this.config.leverageMin || leverage > this.config.leverageMax)
+    // Only a new leverage is held to the bounds: an account opened under a higher maximum than the one configured now
+    // keeps its leverage, and its group or trading permission can still be changed.
+    if (
+      command.leverage !== undefined &&
+      (!Number.isSafeInteger(leverage) || leverage < this.config.leverageMin || leverage > this.config.leverageMax)
+    )
       return reject("INVALID_LEVERAGE");
     const group = command.group ?? account.group;
     if (!this.config.groups.some((candidate) => candidate.name === group)) return reject("INVALID_GROUP");
@@ -1289,9 +1298,7 @@ export class TradingEngine {
 
   /** The end of the trading day that contains `time`: the next rollover instant. */
   private nextRolloverAfter(time: number): number {
-    const offset = this.config.rolloverMinuteOfDay * 60_000;
-    const dayStart = Math.floor((time - offset) / DAY_MS) * DAY_MS + offset;
-    return dayStart + DAY_MS;
+    return nextRolloverAfter(this.config.rollover, time);
   }
 
   private placeOrder(command: PlaceOrderCommand, time: number): Decision {
@@ -2352,13 +2359,13 @@ export class TradingEngine {
       this.emit({
         type: "Rollover",
         time,
-        rolloverTime: this.nextRolloverAfter(time) - DAY_MS,
+        rolloverTime: lastRolloverAtOrBefore(this.config.rollover, time),
         multiplier: 0,
         charges: [],
       });
     }
     for (;;) {
-      const nextRollover = (state.lastRolloverAt as number) + DAY_MS;
+      const nextRollover = rolloverFollowing(this.config.rollover, state.lastRolloverAt as number);
       const nextExpiration = state.expirations.peekPrice();
       const rolloverDue = nextRollover <= time;
       const expirationDue = nextExpiration !== null && nextExpiration <= time;
@@ -2381,7 +2388,7 @@ export class TradingEngine {
     // The trading day that ends at this rollover decides the days charged: the instrument's own calendar (swapDays),
     // else the engine's, none for Saturday and Sunday and triple on the configured day. The event's `multiplier` is
     // the engine's calendar; each charge holds its own days.
-    const weekday = weekdayOf(rolloverTime - 1);
+    const weekday = tradingDayWeekday(this.config.rollover, rolloverTime);
     const multiplier = swapDaysAt(null, weekday, this.config.tripleSwapWeekday);
     const charges: SwapCharge[] = [];
     const deferrals: { accountId: number; positionId: number; days: number }[] = [];

@@ -8,3 +8,4 @@ export * from "./price-heap.ts";
 export * from "./state.ts";
 export * from "./engine.ts";
 export * from "./config.ts";
+export * from "./rollover-calendar.ts";

@@ -3,6 +3,7 @@
  * prices in points, volumes in volume units, money in minor units of the account currency,
  * times in milliseconds since the epoch (UTC), supplied by the caller.
  */
+import type { RolloverTime } from "./rollover-calendar.ts";
 import type { AccountCurrency, InstrumentSpec } from "./instruments.ts";
 import type { RejectionCode } from "./rejections.ts";
 
@@ -464,8 +465,8 @@ export interface EngineConfig {
   readonly instruments: readonly InstrumentSpec[];
   readonly groups: readonly AccountGroup[];
   readonly defaultGroup: string;
-  /** Daily rollover (swap) time, minutes after 00:00 UTC. DAY orders expire at it too. */
-  readonly rolloverMinuteOfDay: number;
+  /** The daily rollover (swap) time, a clock time in a zone (rollover-calendar.ts). DAY orders expire at it too. */
+  readonly rollover: RolloverTime;
   /** Weekday (0 = Sunday) whose rollover charges three days of swap. */
   readonly tripleSwapWeekday: number;
   readonly leverageMin: number;

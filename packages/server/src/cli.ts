@@ -5,6 +5,7 @@
  * - `verify`: recompute every account's ledger from the journal and report any difference.
  * - `journal`: print the journal's events, one JSON line each (the rows hold them in a binary form).
  * - `instruments`: print the default instrument set as an instruments file (BOURSE_INSTRUMENTS_FILE) to start from.
+ * - `groups`: print the default account groups as a groups file (BOURSE_GROUPS_FILE) to start from.
  * - `user create`, `deposit`, `withdraw`: back-office actions, sent to the running server's admin API
  *   (the engine is the one writer of the journal: a second process must not write it).
  */
@@ -30,6 +31,7 @@ import {
   unknownSettings,
   type ServerConfig,
 } from "./config.ts";
+import { defaultGroupsFileText } from "./groups-file.ts";
 import { defaultInstrumentsFile } from "./instruments-file.ts";
 import { createServer } from "./server.ts";
 import { existsSync } from "node:fs";
@@ -68,6 +70,7 @@ commands:
   journal [--after S] [--limit N]         print the journal's events after sequence S (0), N at most (all), as
                                           JSON lines: {"sequence","type","time","accountId","event"}
   instruments                             print the default instruments as a file for BOURSE_INSTRUMENTS_FILE
+  groups                                  print the default account groups as a file for BOURSE_GROUPS_FILE
   --version                               print this build's version
   user create --email E (--password-stdin | --password P) [--name N]
                                           create a user with a funded demo account (server must be running);
@@ -88,6 +91,8 @@ environment (or a JSON file named by BOURSE_CONFIG, default ./bourse.config.json
   BOURSE_DATABASE_URL   postgres://… for PostgreSQL; unset: SQLite in BOURSE_DATA_DIR
   BOURSE_FEED           simulator (default) | push | csv:PATH
   BOURSE_INSTRUMENTS_FILE  the instruments traded, a JSON list (unset: the default set; see \`bourse instruments\`)
+  BOURSE_GROUPS_FILE    the account groups, a JSON list (unset: standard and pro; see \`bourse groups\`)
+  BOURSE_ROLLOVER_TIME  the daily rollover, HH:MM UTC or "17:00 America/New_York" (22:00)
   BOURSE_ADMIN_TOKEN    the admin API's bearer token (unset: generated and kept in the data directory)
   BOURSE_JWT_SECRET     the token signing secret (unset: generated and kept in the data directory)
   BOURSE_DEMO_BALANCE   a new demo account's first deposit (10000)
@@ -315,6 +320,10 @@ export async function main(
       case "instruments":
         if (rest.length > 0) throw new UsageError("instruments takes no arguments");
         output.info(defaultInstrumentsFile().trimEnd());
+        return ExitCode.OK;
+      case "groups":
+        if (rest.length > 0) throw new UsageError("groups takes no arguments");
+        output.info(defaultGroupsFileText().trimEnd());
         return ExitCode.OK;
       case "start": {
         if (rest.length > 0) throw new UsageError("start takes no arguments: configure it with the environment");

@@ -13,7 +13,10 @@ import {
   formatDecimal,
   isAccountCurrency,
   parseDecimal,
+  ROLLOVER_TIME_ZONES,
+  type EngineConfig,
   type InstrumentSpec,
+  type RolloverTimeZone,
 } from "@bourse/core";
 import { isPostgresUrl, makeDirectories } from "@bourse/store";
 import { randomBytes } from "node:crypto";
@@ -31,6 +34,7 @@ import {
 import path from "node:path";
 import { parseTrustedProxies } from "./client-address.ts";
 import { feedTuning, type FeedTuning } from "./feed/index.ts";
+import { GroupsFileError, defaultGroupOf, readGroupsFile } from "./groups-file.ts";
 import { InstrumentsFileError, checkConversions, readInstrumentsFile } from "./instruments-file.ts";
 import { storageSettings, type StorageSettings } from "./settings.ts";
 
@@ -39,12 +43,23 @@ export type FeedSettings =
   | { readonly kind: "push" }
   | { readonly kind: "csv"; readonly path: string };
 
+/** The engine configuration's broker-set part (the rest is the instruments and the engine's own bounds). */
+export interface TradingSettings {
+  readonly groups: EngineConfig["groups"];
+  readonly defaultGroup: EngineConfig["defaultGroup"];
+  readonly leverageMax: EngineConfig["leverageMax"];
+  readonly rollover: EngineConfig["rollover"];
+  readonly tripleSwapWeekday: EngineConfig["tripleSwapWeekday"];
+}
+
 export interface ServerConfig {
   readonly port: number;
   readonly host: string;
   readonly storage: StorageSettings;
   /** The instruments traded: BOURSE_INSTRUMENTS_FILE's, else the default set. */
   readonly instruments: readonly InstrumentSpec[];
+  /** The engine's trading terms the broker sets: groups, leverage, rollover (`TradingSettings`). */
+  readonly trading: TradingSettings;
   readonly feed: FeedSettings;
   /** The simulator's rate and the CSV replay's speed (BOURSE_FEED_RATE, BOURSE_FEED_REPLAY_SPEED). */
   readonly feedTuning: FeedTuning;
@@ -363,6 +378,11 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_FEED_RATE",
   "BOURSE_FEED_REPLAY_SPEED",
   "BOURSE_INSTRUMENTS_FILE",
+  "BOURSE_GROUPS_FILE",
+  "BOURSE_DEFAULT_GROUP",
+  "BOURSE_LEVERAGE_MAX",
+  "BOURSE_ROLLOVER_TIME",
+  "BOURSE_TRIPLE_SWAP_DAY",
   "BOURSE_ADMIN_TOKEN",
   "BOURSE_JWT_SECRET",
   "BOURSE_SESSION_TTL_SECONDS",
@@ -501,6 +521,65 @@ function instrumentsSetting(pick: Pick): readonly InstrumentSpec[] {
   return asInstrumentsSetting(() => readInstrumentsFile(path.resolve(file)));
 }
 
+/** The weekdays BOURSE_TRIPLE_SWAP_DAY names, Sunday (0) first as the engine counts them. */
+const WEEKDAY_NAMES = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"] as const;
+
+/** BOURSE_ROLLOVER_TIME: `HH:MM` in UTC, or `HH:MM America/New_York` (FX's day ends at 17:00 New York). */
+const ROLLOVER_TIME_PATTERN = /^([01][0-9]|2[0-3]):([0-5][0-9])(?: +(\S+))?$/;
+
+/**
+ * The broker's trading terms: the groups (BOURSE_GROUPS_FILE, groups-file.ts) and the group new accounts join, the
+ * highest leverage an account may be given, the daily rollover and the day it charges three days of swap.
+ */
+function tradingSettings(pick: Pick): TradingSettings {
+  const engineDefaults = defaultEngineConfig();
+  const groupsFile = pick("BOURSE_GROUPS_FILE");
+  const groups = asGroupsSetting("BOURSE_GROUPS_FILE", () =>
+    groupsFile === undefined ? engineDefaults.groups : readGroupsFile(path.resolve(groupsFile)),
+  );
+  const defaultGroup = asGroupsSetting("BOURSE_DEFAULT_GROUP", () =>
+    defaultGroupOf(groups, pick("BOURSE_DEFAULT_GROUP")),
+  );
+  const rolloverText = pick("BOURSE_ROLLOVER_TIME") ?? "22:00";
+  const rolloverMatch = ROLLOVER_TIME_PATTERN.exec(rolloverText);
+  const timeZone = rolloverMatch?.[3] ?? "UTC";
+  if (!rolloverMatch || !(ROLLOVER_TIME_ZONES as readonly string[]).includes(timeZone))
+    throw new ConfigError(
+      `BOURSE_ROLLOVER_TIME must be HH:MM (UTC) or HH:MM followed by one of ${ROLLOVER_TIME_ZONES.join(", ")}, e.g. ` +
+        `"17:00 America/New_York"; got ${JSON.stringify(rolloverText)}`,
+    );
+  const tripleSwapDay = choiceSetting(
+    "BOURSE_TRIPLE_SWAP_DAY",
+    (pick("BOURSE_TRIPLE_SWAP_DAY") ?? WEEKDAY_NAMES[engineDefaults.tripleSwapWeekday]!).toLowerCase(),
+    WEEKDAY_NAMES,
+  );
+  return {
+    groups,
+    defaultGroup,
+    leverageMax: integerSetting(
+      "BOURSE_LEVERAGE_MAX",
+      pick("BOURSE_LEVERAGE_MAX") ?? String(engineDefaults.leverageMax),
+      engineDefaults.leverageMin,
+      engineDefaults.leverageMax,
+    ),
+    rollover: {
+      minuteOfDay: Number(rolloverMatch[1]) * 60 + Number(rolloverMatch[2]),
+      timeZone: timeZone as RolloverTimeZone,
+    },
+    tripleSwapWeekday: WEEKDAY_NAMES.indexOf(tripleSwapDay),
+  };
+}
+
+/** `work`, its GroupsFileError a ConfigError naming `variable`. */
+function asGroupsSetting<T>(variable: string, work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (error instanceof GroupsFileError) throw new ConfigError(`${variable}: ${error.message}`);
+    throw error;
+  }
+}
+
 /** `work`, its InstrumentsFileError a ConfigError naming BOURSE_INSTRUMENTS_FILE. */
 function asInstrumentsSetting<T>(work: () => T): T {
   try {
@@ -524,8 +603,10 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
   const seed = integer("BOURSE_FEED_SEED", "1", 0, 2 ** 31 - 1);
   const automationPortText = pick("BOURSE_AUTOMATION_PORT");
   const demoCurrency = currencySetting("BOURSE_DEMO_CURRENCY", pick("BOURSE_DEMO_CURRENCY") ?? "USD");
-  // The engine's own bounds: a demo leverage outside them would make every sign-up fail.
-  const { leverageMin, leverageMax } = defaultEngineConfig();
+  const trading = tradingSettings(pick);
+  // The engine's bounds: a demo leverage outside them would make every sign-up fail.
+  const { leverageMin } = defaultEngineConfig();
+  const { leverageMax } = trading;
   const instruments = instrumentsSetting(pick);
   asInstrumentsSetting(() => checkConversions(instruments, demoCurrency));
   return {
@@ -533,6 +614,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     host: pick("BOURSE_HOST") ?? "127.0.0.1",
     storage,
     instruments,
+    trading,
     feed: parseFeed(pick("BOURSE_FEED") ?? "simulator", seed),
     feedTuning: feedTuningSetting(pick),
     adminToken: adminTokenSetting(keptSecret(storage.dataDirectory, "admin-token", pick("BOURSE_ADMIN_TOKEN"))),

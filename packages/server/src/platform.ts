@@ -39,6 +39,7 @@ import { Bus } from "./bus.ts";
 import { systemClock, type Clock } from "./clock.ts";
 import { makeDataDirectory, type ServerConfig } from "./config.ts";
 import { ApiError, storageApiError } from "./errors.ts";
+import { checkAccountGroups } from "./groups-file.ts";
 import { checkInstrumentScales, convertibleAccountCurrencies, keepInstrumentScales } from "./instruments-file.ts";
 
 /** Every command but its time: the platform stamps it with its clock. */
@@ -157,7 +158,8 @@ export class Platform {
     // The quote age limit is the server's setting (BOURSE_MAX_QUOTE_AGE_SECONDS), whatever engine configuration a
     // caller passes.
     this.engineConfig = {
-      ...(options.engineConfig ?? defaultEngineConfig({ instruments: options.config.instruments })),
+      ...(options.engineConfig ??
+        defaultEngineConfig({ instruments: options.config.instruments, ...options.config.trading })),
       maxQuoteAgeMs: maxQuoteAgeSeconds === 0 ? null : maxQuoteAgeSeconds * 1000,
     };
     this.instruments = new Map(this.engineConfig.instruments.map((instrument) => [instrument.symbol, instrument]));
@@ -255,8 +257,13 @@ export class Platform {
         snapshotEveryEvents: this.options.snapshotEveryEvents,
       });
       await keepInstrumentScales(this.platformStore, this.engineConfig.instruments);
+      // Before the engine serves: it judges every account at its group's levels, and a group gone would stop it.
+      checkAccountGroups(this.durable.engine.state.accounts.values(), this.engineConfig.groups);
     } catch (error) {
       this.currentState = "failed";
+      // A check after recovery refused the start: the journal (and its writer lock) is let go, so the same process,
+      // or another, can start again once the configuration is put right.
+      await this.durable?.close().catch(() => undefined);
       throw error;
     }
     for (const account of this.durable.engine.state.accounts.values()) this.indexAccount(account.userId, account.id);
