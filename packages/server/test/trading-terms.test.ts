@@ -14,7 +14,7 @@ import { ConfigError, loadServerConfig } from "../src/config.ts";
 import { EngineClock } from "../src/engine-clock.ts";
 import { checkAccountGroups, parseGroups } from "../src/groups-file.ts";
 import { runCommandLine } from "../src/index.ts";
-import { TUESDAY_NOON, admin, call, pushQuote, signUp, startTestServer } from "./helpers.ts";
+import { TUESDAY_NOON, admin, call, pushQuote, signUp, startTestServer, tableObjects } from "./helpers.ts";
 
 const HOUR_MS = 3_600_000;
 const directories: string[] = [];
@@ -152,6 +152,13 @@ describe("a server with the broker's groups", () => {
       expect(moved.status, JSON.stringify(moved.body)).toBe(200);
       const after = await call(server, "GET", `/api/v1/accounts/${login}`, { token: user.token });
       expect(after.body.data).toMatchObject({ marginCallLevel: 50, stopOutLevel: 20 });
+      const groups = await admin(server, "GET", "/admin/v1/groups");
+      expect(groups.status).toBe(200);
+      expect(tableObjects(groups.body)).toEqual([
+        { name: "retail", marginCallLevel: 120, stopOutLevel: 60, default: true, accounts: 0 },
+        { name: "vip", marginCallLevel: 50, stopOutLevel: 20, default: false, accounts: 1 },
+      ]);
+      expect((await call(server, "GET", "/admin/v1/groups", { token: user.token })).status).toBe(401);
     } finally {
       await server.close();
     }

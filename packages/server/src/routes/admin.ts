@@ -33,6 +33,7 @@ import {
 import { ACCOUNT_COLUMNS, AccountViewSchema, UserViewSchema, accountView, userView } from "../views.ts";
 
 const ADMIN_ACCOUNT_COLUMNS = [...ACCOUNT_COLUMNS, "userId"] as const;
+const ADMIN_GROUP_COLUMNS = ["name", "marginCallLevel", "stopOutLevel", "default", "accounts"] as const;
 const ADMIN_USER_COLUMNS = ["id", "email", "name", "createdAt", "failedLoginCount", "lockedUntil", "accounts"] as const;
 
 /**
@@ -298,6 +299,39 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       const page = logins.slice(start, start + limit + 1).map((login) => accounts.get(login)!);
       const rows = page.slice(0, limit).map(adminAccount);
       return toTable(ADMIN_ACCOUNT_COLUMNS, rows, page.length > limit ? String(rows.at(-1)!.login) : null);
+    },
+  );
+
+  app.get(
+    "/admin/v1/groups",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        summary: "Account groups: their margin-call and stop-out levels, and how many accounts each holds (table)",
+        description: columnsDescription(
+          ADMIN_GROUP_COLUMNS,
+          "The groups are the server's configuration (BOURSE_GROUPS_FILE); `default` marks the one new accounts join. " +
+            "Levels are percent of margin level (equity / margin × 100).",
+        ),
+        response: { 200: TableResponse, ...adminErrors },
+      },
+    },
+    async () => {
+      const counts = new Map<string, number>();
+      for (const account of platform.engine.state.accounts.values())
+        counts.set(account.group, (counts.get(account.group) ?? 0) + 1);
+      const { groups, defaultGroup } = platform.engineConfig;
+      return toTable(
+        ADMIN_GROUP_COLUMNS,
+        groups.map((group) => ({
+          name: group.name,
+          marginCallLevel: group.marginCallLevelPercent,
+          stopOutLevel: group.stopOutLevelPercent,
+          default: group.name === defaultGroup,
+          accounts: counts.get(group.name) ?? 0,
+        })),
+      );
     },
   );
 
