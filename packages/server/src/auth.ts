@@ -503,6 +503,35 @@ export class AuthService {
     this.sessions.deleteWhere((session) => session.userId === user.id && session.id !== principal.sessionId);
     this.revoked(revoked, "passwordChange");
   }
+
+  /**
+   * The back office sets a user's password (a client who forgot theirs calls the broker's support: there is no
+   * e-mail reset) and ends every session of the user, as a lost password may be a stolen one. The sign-in lock is
+   * lifted with it. API keys stay: they are the user's own, revoked one by one.
+   */
+  resetPassword(userId: string, newPassword: string): Promise<{ sessionsEnded: number }> {
+    return this.oneAttemptPerUser({ userId }, async ({ user }) => {
+      if (!user) throw new ApiError("NOT_FOUND", "No such user");
+      await this.platform.store.updatePasswordHash(user.id, await this.hashPassword(newPassword));
+      if (user.failedLoginCount > 0 || user.lockedUntil !== null)
+        await this.platform.store.recordSuccessfulLogin(user.id);
+      return { sessionsEnded: await this.endAllSessions(user.id, "passwordReset") };
+    });
+  }
+
+  /** Ends every session of a user (signed out everywhere: a lost phone); their streams close at once. */
+  async endSessions(userId: string): Promise<{ sessionsEnded: number }> {
+    const user = await this.platform.store.findUserById(userId);
+    if (!user) throw new ApiError("NOT_FOUND", "No such user");
+    return { sessionsEnded: await this.endAllSessions(user.id, "sessionsEnded") };
+  }
+
+  private async endAllSessions(userId: string, reason: RevocationReason): Promise<number> {
+    const revoked = await this.platform.store.revokeOtherSessions(userId, null, this.platform.clock.now());
+    this.sessions.deleteWhere((session) => session.userId === userId);
+    this.revoked(revoked, reason);
+    return revoked.length;
+  }
 }
 
 /** Seed 000 sends `Authorization: <JWT>`; `Bearer <JWT>` is accepted too. Null when the header is absent. */

@@ -42,7 +42,8 @@ export interface Credential {
   readonly id: string;
 }
 
-export type RevocationReason = "logout" | "passwordChange" | "sessionLimit" | "apiKeyRevoked" | "apiKeyRotated";
+export type RevocationReason =
+  "logout" | "passwordChange" | "passwordReset" | "sessionsEnded" | "sessionLimit" | "apiKeyRevoked" | "apiKeyRotated";
 
 /** The `revoked` message of `session.{id}` and `apiKey.{id}`. */
 export interface RevokedMessage extends BusMessage {

@@ -651,7 +651,11 @@ export async function executeOrder(
 
 /** Working (pending) orders, oldest first (table). */
 export function workingOrders(platform: Platform, userId: string, accountId: number): Table {
-  const account = owned(platform, userId, accountId);
+  return workingOrdersOf(platform, owned(platform, userId, accountId));
+}
+
+/** The account's working orders as a table (the back office's read, and the client's once ownership is checked). */
+export function workingOrdersOf(platform: Platform, account: Account): Table {
   return toTable(
     WORKING_ORDER_COLUMNS,
     accountWorkingOrders(platform, account).map((order) => orderView(platform, order)),
@@ -685,7 +689,11 @@ export async function cancelOrder(
 
 /** Open positions with current price and floating profit (table). */
 export function openPositions(platform: Platform, userId: string, accountId: number): Table {
-  const account = owned(platform, userId, accountId);
+  return openPositionsOf(platform, owned(platform, userId, accountId));
+}
+
+/** The account's open positions as a table (the back office's read, and the client's once ownership is checked). */
+export function openPositionsOf(platform: Platform, account: Account): Table {
   return toTable(
     POSITION_COLUMNS,
     accountPositions(platform, account).map((position) => positionView(platform, account, position)),
@@ -728,15 +736,15 @@ export async function closePosition(
 
 /**
  * A history reader of the faces: (platform, userId, accountId, query) → one page of the account's history
- * as a table, read with `read` and each row shown with `view`.
+ * as a table, read with `read` and each row shown with `view`; its `ofAccount` reads an account the caller has
+ * already checked (the back office's).
  */
 function historyTable<Row, View>(
   read: (platform: Platform, query: HistoryQuery) => Promise<HistoryPage<Row>>,
   columns: readonly (keyof View & string)[],
   view: (platform: Platform, account: Account, row: Row) => View,
 ) {
-  return async (platform: Platform, userId: string, accountId: number, query: HistoryQueryInput): Promise<Table> => {
-    const account = owned(platform, userId, accountId);
+  const ofAccount = async (platform: Platform, account: Account, query: HistoryQueryInput): Promise<Table> => {
     const page = await read(platform, readHistoryQuery(platform, account.id, query));
     return toTable(
       columns,
@@ -744,6 +752,9 @@ function historyTable<Row, View>(
       page.nextCursor,
     );
   };
+  const ofOwnedAccount = (platform: Platform, userId: string, accountId: number, query: HistoryQueryInput) =>
+    ofAccount(platform, owned(platform, userId, accountId), query);
+  return Object.assign(ofOwnedAccount, { ofAccount });
 }
 
 export const orderHistory = historyTable(

@@ -172,6 +172,8 @@ const REPLAY_PAGE = 1000;
 const SESSION_REVOKED_MESSAGES: Partial<Record<RevokedMessage["payload"]["reason"], string>> = {
   logout: "The session was ended by a logout: sign in again",
   passwordChange: "The password was changed, which ended this session: sign in again",
+  passwordReset: "The broker set a new password, which ended this session: sign in with it",
+  sessionsEnded: "The broker ended this user's sessions: sign in again",
   sessionLimit: `A newer sign-in ended this session (at most ${PLATFORM_LIMITS.activeSessionsPerUser} active sessions per user): sign in again`,
 };
 const MAX_PENDING_MESSAGES = 100;

@@ -127,6 +127,9 @@ describe("the OpenAPI document", () => {
     };
     const histories = Object.keys(document.paths).filter((path) => /\/(history|ledger)\b/.test(path));
     expect(histories.sort()).toEqual([
+      "/admin/v1/accounts/{accountId}/history/deals",
+      "/admin/v1/accounts/{accountId}/history/orders",
+      "/admin/v1/accounts/{accountId}/history/positions",
       "/admin/v1/accounts/{accountId}/ledger",
       "/api/v1/accounts/{accountId}/history/deals",
       "/api/v1/accounts/{accountId}/history/orders",

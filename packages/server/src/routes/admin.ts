@@ -14,8 +14,10 @@ import {
 import { PLATFORM_LIMITS, type User } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
-import { LedgerQuerySchema } from "../trading-views.ts";
 import { LEDGER_DESCRIPTION, LEDGER_SUMMARY, ledgerTable } from "./accounts.ts";
+import { HISTORIES, HISTORY_DESCRIPTION } from "./trade.ts";
+import { HistoryQuerySchema, openPositionsOf, workingOrdersOf } from "../trading-service.ts";
+import { LedgerQuerySchema, NoQuery, POSITION_COLUMNS, WORKING_ORDER_COLUMNS } from "../trading-views.ts";
 import { ApiError, isMarketClosed } from "../errors.ts";
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../auth.ts";
 import {
@@ -353,6 +355,57 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
     async (request) => ledgerTable(platform, accountOf(request.params.accountId), request.query),
   );
 
+  // The client's trading as the back office sees it: the same tables the Client API answers its owner (support could
+  // read an account's balance and ledger, never its positions, orders or histories).
+  app.get(
+    "/admin/v1/accounts/:accountId/positions",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        summary: "An account's open positions (table) with current price and floating profit, as its client sees them",
+        description: columnsDescription(POSITION_COLUMNS),
+        params: AccountIdParams,
+        querystring: NoQuery,
+        response: { 200: TableResponse, ...adminErrors },
+      },
+    },
+    async (request) => openPositionsOf(platform, accountOf(request.params.accountId)),
+  );
+
+  app.get(
+    "/admin/v1/accounts/:accountId/orders",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        summary: "An account's working (pending) orders (table), as its client sees them",
+        description: columnsDescription(WORKING_ORDER_COLUMNS),
+        params: AccountIdParams,
+        querystring: NoQuery,
+        response: { 200: TableResponse, ...adminErrors },
+      },
+    },
+    async (request) => workingOrdersOf(platform, accountOf(request.params.accountId)),
+  );
+
+  for (const [kind, summary, columns, history] of HISTORIES)
+    app.get(
+      `/admin/v1/accounts/:accountId/history/${kind}`,
+      {
+        config,
+        schema: {
+          tags: ["Admin"],
+          summary: `${summary}, as its client sees it`,
+          description: columnsDescription(columns, HISTORY_DESCRIPTION),
+          params: AccountIdParams,
+          querystring: HistoryQuerySchema,
+          response: { 200: TableResponse, ...adminErrors },
+        },
+      },
+      async (request) => history.ofAccount(platform, accountOf(request.params.accountId), request.query),
+    );
+
   app.get(
     "/admin/v1/accounts/:accountId",
     {
@@ -463,6 +516,42 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       await platform.store.recordSuccessfulLogin(user.id);
       return { data: "OK" as const };
     },
+  );
+
+  const SessionsEnded = DataResponse(
+    Type.Object({ sessionsEnded: Type.Integer({ description: "Sessions of the user that were still active" }) }),
+  );
+
+  app.post(
+    "/admin/v1/users/:userId/password",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        summary: "Set a user's password (support for a client who forgot theirs); every session of the user ends",
+        description:
+          "The user's sessions end at once (their streams close with REVOKED), as a lost password may be a stolen " +
+          "one, and the sign-in lock is lifted. The user's API keys stay valid: revoke them one by one if needed.",
+        params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
+        body: Closed({ password: Type.String({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH }) }),
+        response: { 200: SessionsEnded, ...adminErrors },
+      },
+    },
+    async (request) => ({ data: await auth.resetPassword(request.params.userId, request.body.password) }),
+  );
+
+  app.delete(
+    "/admin/v1/users/:userId/sessions",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        summary: "End every session of a user: signed out everywhere (a lost phone), their streams closed at once",
+        params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
+        response: { 200: SessionsEnded, ...adminErrors },
+      },
+    },
+    async (request) => ({ data: await auth.endSessions(request.params.userId) }),
   );
 
   app.put(

@@ -53,6 +53,30 @@ import {
   WORKING_ORDER_COLUMNS,
 } from "../trading-views.ts";
 
+/** The history routes' query, as the Client API and the back office take it. */
+export const HISTORY_DESCRIPTION =
+  "Oldest first, or newest first with `direction=desc`. `from` (inclusive) and `to` (exclusive) bound the time " +
+  "(orders: placed, deals: executed, positions: opened); `symbol` filters; `limit` rows per page (1 to 1000, " +
+  "default 100); pass `nextCursor` back as `cursor`, with the same `direction`, for the next page (null on the " +
+  "last one).";
+
+/** The three histories: path, summary, columns and reader (`ofAccount` for the back office). */
+export const HISTORIES = [
+  ["orders", "Order history (table, paged): every order, working or not", ORDER_HISTORY_COLUMNS, orderHistory],
+  [
+    "deals",
+    "Deal history (table, paged): every fill with its price, profit, commission and swap",
+    DEAL_COLUMNS,
+    dealHistory,
+  ],
+  [
+    "positions",
+    "Position history (table, paged): open and closed positions with average prices and realised profit",
+    POSITION_HISTORY_COLUMNS,
+    positionHistory,
+  ],
+] as const;
+
 export const tradeRoutes: RouteModule = (app, { platform }) => {
   const userOf = (request: { principal: { userId: string } | null }) => request.principal!.userId;
 
@@ -265,35 +289,14 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
 
   // ---- history ----
 
-  const historyDescription =
-    "Oldest first, or newest first with `direction=desc`. `from` (inclusive) and `to` (exclusive) bound the time " +
-    "(orders: placed, deals: executed, positions: opened); `symbol` filters; `limit` rows per page (1 to 1000, " +
-    "default 100); pass `nextCursor` back as `cursor`, with the same `direction`, for the next page (null on the " +
-    "last one).";
-
-  const histories = [
-    ["orders", "Order history (table, paged): every order, working or not", ORDER_HISTORY_COLUMNS, orderHistory],
-    [
-      "deals",
-      "Deal history (table, paged): every fill with its price, profit, commission and swap",
-      DEAL_COLUMNS,
-      dealHistory,
-    ],
-    [
-      "positions",
-      "Position history (table, paged): open and closed positions with average prices and realised profit",
-      POSITION_HISTORY_COLUMNS,
-      positionHistory,
-    ],
-  ] as const;
-  for (const [kind, summary, columns, history] of histories)
+  for (const [kind, summary, columns, history] of HISTORIES)
     app.get(
       `/api/v1/accounts/:accountId/history/${kind}`,
       {
         schema: {
           tags: ["Trade"],
           summary,
-          description: columnsDescription(columns, historyDescription),
+          description: columnsDescription(columns, HISTORY_DESCRIPTION),
           params: AccountIdParams,
           querystring: HistoryQuerySchema,
           response: { 200: TableResponse, ...authenticatedErrors },

@@ -1,0 +1,134 @@
+/**
+ * The back office as a broker's support desk uses it: a client who forgot their password (there is no e-mail reset)
+ * gets a new one set, a client who lost their phone is signed out everywhere, and an account's positions, orders and
+ * histories are read as its client sees them. Before, support could read an account's balance and ledger, nothing of
+ * its trading, and had no way at all to let a client back in who had forgotten a password.
+ */
+import { describe, expect, it } from "vitest";
+import { admin, call, pushQuote, signUp, tableObjects } from "./helpers.ts";
+import { WsCloseCodes } from "../src/ws-codes.ts";
+import { streamServer } from "./ws-helpers.ts";
+
+const fixture = streamServer();
+
+describe("a password set by the back office", () => {
+  it("lets the client sign in with it, ends every session of theirs, closes their streams, and lifts the lock", async () => {
+    const { server } = fixture;
+    const user = await signUp(server);
+    const stream = await fixture.connect(user.token);
+    // Locked out by five wrong passwords.
+    for (let attempt = 0; attempt < server.config.loginMaxFailures; attempt++)
+      await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: "wrong password!" } });
+    expect(
+      (await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } })).status,
+    ).toBe(429);
+
+    const reset = await admin(server, "POST", `/admin/v1/users/${user.userId}/password`, {
+      password: "a new password for you",
+    });
+    expect(reset.status, JSON.stringify(reset.body)).toBe(200);
+    expect(reset.body).toEqual({ data: { sessionsEnded: 1 } });
+    expect((await call(server, "GET", "/api/v1/session", { token: user.token })).status).toBe(401);
+    const closing = await stream.nextOf("error");
+    expect(closing.payload).toEqual({
+      code: "SESSION_REVOKED",
+      message: "The broker set a new password, which ended this session: sign in with it",
+    });
+    expect((await stream.closed).code).toBe(WsCloseCodes.REVOKED.code);
+
+    expect(
+      (await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } })).status,
+    ).toBe(401);
+    const signedIn = await call(server, "POST", "/api/v1/login", {
+      body: { email: user.email, password: "a new password for you" },
+    });
+    expect(signedIn.status).toBe(200);
+  });
+
+  it("is refused when too short, for an unknown user, or without the admin token, and changes nothing", async () => {
+    const { server } = fixture;
+    const user = await signUp(server);
+    const short = await admin(server, "POST", `/admin/v1/users/${user.userId}/password`, { password: "short" });
+    expect(short.status).toBe(400);
+    expect(short.body.error).toBe("INVALID_DATA");
+    const unknown = await admin(server, "POST", "/admin/v1/users/no-such-user/password", {
+      password: "a new password for you",
+    });
+    expect(unknown.status).toBe(404);
+    const asClient = await call(server, "POST", `/admin/v1/users/${user.userId}/password`, {
+      token: user.token,
+      body: { password: "a new password for you" },
+    });
+    expect(asClient.status).toBe(401);
+    expect((await call(server, "GET", "/api/v1/session", { token: user.token })).status).toBe(200);
+    expect(
+      (await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } })).status,
+    ).toBe(200);
+  });
+});
+
+describe("a user's sessions ended by the back office", () => {
+  it("signs them out everywhere and closes their streams; their password and API keys still work", async () => {
+    const { server } = fixture;
+    const user = await signUp(server);
+    const second = await call(server, "POST", "/api/v1/login", {
+      body: { email: user.email, password: user.password },
+    });
+    const key = await call(server, "PUT", "/api/v1/api-keys", {
+      token: user.token,
+      body: { name: "bot", accountId: user.login, scope: "read" },
+    });
+    expect(key.status).toBe(200);
+    const stream = await fixture.connect(user.token);
+    const ended = await admin(server, "DELETE", `/admin/v1/users/${user.userId}/sessions`);
+    expect(ended.body).toEqual({ data: { sessionsEnded: 2 } });
+    expect((await stream.nextOf("error")).payload.message).toBe("The broker ended this user's sessions: sign in again");
+    expect((await stream.closed).code).toBe(WsCloseCodes.REVOKED.code);
+    for (const token of [user.token, second.body.data.token as string])
+      expect((await call(server, "GET", "/api/v1/session", { token })).status).toBe(401);
+    const automation = await call(server, "GET", "/v1/api/account", { token: `Bearer ${key.body.data.key}` });
+    expect(automation.status).toBe(200);
+    expect(
+      (await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } })).status,
+    ).toBe(200);
+    expect((await admin(server, "DELETE", "/admin/v1/users/no-such-user/sessions")).status).toBe(404);
+  });
+});
+
+describe("an account's trading as the back office reads it", () => {
+  it("answers the positions, orders and histories the client sees, and 404 for an account that does not exist", async () => {
+    const { server } = fixture;
+    const user = await signUp(server);
+    const account = `/api/v1/accounts/${user.login}`;
+    await pushQuote(server, "EURUSD", "1.08000", "1.08010");
+    const bought = await call(server, "POST", `${account}/orders`, {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1 },
+    });
+    expect(bought.status).toBe(200);
+    const pending = await call(server, "POST", `${account}/orders`, {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "LIMIT", volume: 0.1, price: 1.07 },
+    });
+    expect(pending.status).toBe(200);
+
+    for (const [clientPath, adminPath] of [
+      [`${account}/positions`, `/admin/v1/accounts/${user.login}/positions`],
+      [`${account}/orders`, `/admin/v1/accounts/${user.login}/orders`],
+      [`${account}/history/orders?direction=desc`, `/admin/v1/accounts/${user.login}/history/orders?direction=desc`],
+      [`${account}/history/deals`, `/admin/v1/accounts/${user.login}/history/deals`],
+      [`${account}/history/positions?limit=1`, `/admin/v1/accounts/${user.login}/history/positions?limit=1`],
+    ]) {
+      const asClient = await call(server, "GET", clientPath!, { token: user.token });
+      const asOffice = await admin(server, "GET", adminPath!);
+      expect(asOffice.status, adminPath).toBe(200);
+      expect(asOffice.body, adminPath).toEqual(asClient.body);
+      expect(tableObjects(asOffice.body).length, adminPath).toBeGreaterThan(0);
+    }
+    expect((await admin(server, "GET", "/admin/v1/accounts/999999999/positions")).status).toBe(404);
+    expect((await admin(server, "GET", `/admin/v1/accounts/${user.login}/history/deals?limit=0`)).status).toBe(400);
+    expect(
+      (await call(server, "GET", `/admin/v1/accounts/${user.login}/positions`, { token: user.token })).status,
+    ).toBe(401);
+  });
+});
