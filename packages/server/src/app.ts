@@ -550,7 +550,10 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       // failure the page cannot read; found by the review of 7 December). The not-found handler answers it.
       if (isPreflight(request)) return;
     }
-    if (platform.stopping) {
+    // The system routes answer on: `/readyz` says `stopping` to the load balancer polling it through the close's grace
+    // period (refused here it was a 500, its 503 schema unable to carry the faces' error: the audit of an integrator's
+    // journey of 7 December, seventh session), `/healthz`, `/metrics` and `/docs` as ever.
+    if (platform.stopping && request.routeOptions.config?.face !== "system") {
       void reply.header("connection", "close");
       throw new ApiError("ENGINE_UNAVAILABLE", "The server is stopping: try again shortly");
     }

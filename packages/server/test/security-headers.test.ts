@@ -52,4 +52,16 @@ describe("a request while the server stops", () => {
       code: "ENGINE_UNAVAILABLE",
     });
   });
+
+  // Found by the audit of an integrator's journey of 7 December (seventh session): /readyz answered 500 in Fastify's
+  // shape ("Failed to serialize an error"), just as a load balancer polls it through the close's grace period.
+  it("leaves the system routes answering: /readyz says stopping, /healthz, /metrics and /docs answer", async () => {
+    server.platform.beginStopping();
+    const ready = await call(server, "GET", "/readyz");
+    expect(ready.status).toBe(503);
+    expect(ready.body).toEqual({ status: "stopping", lastSequence: expect.any(Number) });
+    expect((await call(server, "GET", "/healthz")).body).toEqual({ status: "ok" });
+    expect((await call(server, "GET", "/metrics")).status).toBe(200);
+    expect((await call(server, "GET", "/docs/json")).status).toBe(200);
+  });
 });

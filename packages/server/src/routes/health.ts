@@ -134,7 +134,7 @@ export const healthRoutes: RouteModule = (app, { platform, metrics }) => {
           "Readiness: 200 once the engine has recovered and takes commands, 503 before, while it rebuilds, and while " +
           "it is not its journal's one writer (`not-writer`: a PostgreSQL journal's writer lock lost, or held by " +
           "another server; `reason` says which), and while it drains before a stop (`draining`: requests are still " +
-          "served, BOURSE_SHUTDOWN_DRAIN_SECONDS)",
+          "served, BOURSE_SHUTDOWN_DRAIN_SECONDS), and once it is stopping (`stopping`: new requests are refused)",
         response: {
           200: Type.Object({ status: Type.String(), lastSequence: Type.Integer() }),
           503: Type.Object({
@@ -150,6 +150,7 @@ export const healthRoutes: RouteModule = (app, { platform, metrics }) => {
       const lastSequence = durable?.lastSequence ?? 0;
       // Draining before a stop (found by the audit of an operator's journey of 7 December, sixth session: a SIGTERM
       // closed the listener at once, and a load balancer still sending clients had them reset).
+      if (platform.stopping) return reply.status(503).send({ status: "stopping", lastSequence });
       if (platform.draining) return reply.status(503).send({ status: "draining", lastSequence });
       if (platform.ready) return { status: "ready", lastSequence };
       const notWriter = durable?.ready ? durable.writerLockProblem() : null;
