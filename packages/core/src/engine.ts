@@ -2002,6 +2002,9 @@ export class TradingEngine {
   }
 
   private closePositionByClient(command: ClosePositionCommand, time: number): Decision {
+    const initiator = command.initiator ?? "CLIENT";
+    if (initiator !== "CLIENT" && initiator !== "DEALER")
+      return reject("INVALID_DATA", "initiator must be CLIENT or DEALER");
     const clientOrderId = command.clientOrderId ?? null;
     if (clientOrderId !== null) {
       // Before the position is looked up: a retry of a close that closed it whole finds no position any more.
@@ -2034,7 +2037,7 @@ export class TradingEngine {
     const account = this.state.accounts.get(position.accountId) as Account;
     if (!this.rates(account, instrument)) return this.missingRates(account, instrument);
     if (!this.state.positions.has(position.id)) return reject("POSITION_NOT_FOUND");
-    return this.closePosition(position, volume, "CLIENT", comment, time, clientOrderId);
+    return this.closePosition(position, volume, initiator, comment, time, clientOrderId);
   }
 
   /**

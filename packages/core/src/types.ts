@@ -13,7 +13,12 @@ export type OrderType = "MARKET" | "LIMIT" | "STOP" | "STOP_LIMIT";
 export type TimeInForce = "GTC" | "DAY" | "GTD" | "IOC" | "FOK";
 export type OrderStatus = "PLACED" | "PARTIALLY_FILLED" | "FILLED" | "CANCELLED" | "EXPIRED" | "REJECTED";
 /** Why an order or deal exists: the client, or the server acting for the account. */
-export type OrderReason = "CLIENT" | "STOP_LOSS" | "TAKE_PROFIT" | "STOP_OUT";
+/**
+ * Who made an order (and its deals): the client; the broker's dealing desk (`DEALER`, MetaTrader 5's
+ * ORDER_REASON_DEALER: a close the back office made for the client); or the server, for a stop loss, take profit or
+ * stop-out.
+ */
+export type OrderReason = "CLIENT" | "DEALER" | "STOP_LOSS" | "TAKE_PROFIT" | "STOP_OUT";
 export type DealEntry = "IN" | "OUT";
 export type BalanceOperationKind = "DEPOSIT" | "WITHDRAWAL" | "CREDIT" | "CORRECTION";
 
@@ -236,6 +241,11 @@ export interface ClosePositionCommand extends CommandBase {
    * close and closes nothing again.
    */
   readonly clientOrderId?: string | null;
+  /**
+   * Who closes: the client (the default), or the broker's dealing desk (`DEALER`), whose close is recorded so on its
+   * order and deal. The same rules hold for both.
+   */
+  readonly initiator?: "CLIENT" | "DEALER";
 }
 
 export interface CloseAllPositionsCommand extends CommandBase {

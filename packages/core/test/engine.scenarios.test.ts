@@ -1318,3 +1318,29 @@ describe("an account opened with a first deposit", () => {
     expect(s.replayMatches()).toBe(true);
   });
 });
+
+describe("a close by the dealing desk", () => {
+  it("closes as the client's close would, its order and deal recorded as the DEALER's; any other initiator is refused", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const opened = s.buy(account, "EURUSD", "0.3");
+    const positionId = opened.positionId as number;
+    expect(s.rejected({ kind: "closePosition", accountId: account, positionId, initiator: "BROKER" as "DEALER" })).toBe(
+      "INVALID_DATA",
+    );
+    const closed = s.ok({ kind: "closePosition", accountId: account, positionId, volume: 10, initiator: "DEALER" });
+    const accepted = closed.events.find((event) => event.type === "OrderAccepted");
+    const deal = closed.events.find((event) => event.type === "DealExecuted");
+    expect(accepted?.type === "OrderAccepted" && accepted.order.reason).toBe("DEALER");
+    expect(deal?.type === "DealExecuted" && [deal.deal.reason, deal.deal.entry, deal.deal.price]).toEqual([
+      "DEALER",
+      "OUT",
+      points("EURUSD", "1.08430"),
+    ]);
+    // Without an initiator, the client's.
+    const rest = s.ok({ kind: "closePosition", accountId: account, positionId });
+    const clientDeal = rest.events.find((event) => event.type === "DealExecuted");
+    expect(clientDeal?.type === "DealExecuted" && clientDeal.deal.reason).toBe("CLIENT");
+  });
+});

@@ -234,8 +234,12 @@ export const AutomationDealSchema = Type.Object({
   }),
   swap: Type.Number({ description: "Swap realised, account currency" }),
   reason: Type.Union(
-    ["client", "stop_loss", "take_profit", "stop_out"].map((value) => Type.Literal(value)),
-    { description: "client, or the server for a stop loss, take profit or stop-out" },
+    ["client", "dealer", "stop_loss", "take_profit", "stop_out"].map((value) => Type.Literal(value)),
+    {
+      description:
+        "client, the broker's dealing desk (dealer: a close made for the client), or the server for a stop loss, " +
+        "take profit or stop-out",
+    },
   ),
   time: Time,
 });

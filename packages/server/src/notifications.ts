@@ -171,6 +171,8 @@ const NOTIFICATION_KIND_MEANINGS: Readonly<Record<NotificationKind, string>> = {
   MARGIN_CALL_CLEARED: "the account's margin level is back above the margin-call level",
   STOP_OUT: "a stop-out closed a position; positionId, and its closing deal's orderId and dealId",
   PRICE_ALERT: "a price alert triggered; alertId",
+  DEALER_CLOSE:
+    "the broker's dealing desk closed a position for the client, whole or part; positionId, orderId, dealId",
 };
 
 /** The kinds as the OpenAPI document says them. */
@@ -234,6 +236,7 @@ const services = new WeakMap<Platform, NotificationService>();
 /** The closes made by a stop of the platform's rather than the client's (whole positions): their title and kind. */
 const STOP_CLOSES = {
   CLIENT: null,
+  DEALER: null,
   STOP_LOSS: { words: "Stop loss", kind: "STOP_LOSS" },
   TAKE_PROFIT: { words: "Take profit", kind: "TAKE_PROFIT" },
   STOP_OUT: { words: "Stop out", kind: "STOP_OUT" },
@@ -241,6 +244,7 @@ const STOP_CLOSES = {
 
 const DEAL_LEVELS: Record<DealExecutedEvent["deal"]["reason"], NotificationLevel> = {
   CLIENT: "info",
+  DEALER: "warning",
   TAKE_PROFIT: "info",
   STOP_LOSS: "warning",
   STOP_OUT: "error",
@@ -590,6 +594,10 @@ export class NotificationService {
       kind = stopClose.kind;
       title = `${stopClose.words}: position #${deal.positionId} ${deal.symbol} closed`;
       body = `Position #${deal.positionId} closed by ${stopClose.words.toLowerCase()}: ${withOutcome.charAt(0).toLowerCase()}${withOutcome.slice(1)}`;
+    } else if (deal.reason === "DEALER") {
+      kind = "DEALER_CLOSE";
+      title = `Position #${deal.positionId}: ${lotsText(deal.volume, instrument)} closed by your broker`;
+      body = `${withOutcome} (deal #${deal.id})`;
     } else if (deal.entry === "IN") {
       const filled = finalStatus.get(deal.orderId) === "FILLED";
       kind = filled ? "ORDER_FILLED" : "ORDER_PARTIALLY_FILLED";

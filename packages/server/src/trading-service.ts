@@ -520,6 +520,7 @@ export async function closeOpenPosition(
   positionId: number,
   body: ClosePositionInput,
   notFound?: string,
+  initiator: "CLIENT" | "DEALER" = "CLIENT",
 ): Promise<{ result: CommandSuccess; deals: Deal[]; remaining: Position | undefined; instrument: InstrumentSpec }> {
   const symbol =
     retriedClose(platform, account, positionId, body.clientOrderId)?.symbol ??
@@ -532,6 +533,7 @@ export async function closeOpenPosition(
     volume: body.volume === undefined ? undefined : lotsFromWire(body.volume, instrument, "volume"),
     comment: body.comment,
     clientOrderId: body.clientOrderId,
+    initiator,
   });
   const deals = result.duplicate ? await dealsById(platform, account.id, result.dealIds ?? []) : closingDeals(result);
   return { result, deals, remaining: platform.engine.state.positions.get(positionId), instrument };
@@ -719,8 +721,25 @@ export async function closePosition(
   positionId: number,
   body: ClosePositionInput,
 ): Promise<CloseAnswer> {
-  const account = owned(platform, userId, accountId);
-  const { result, deals, remaining } = await closeOpenPosition(platform, account, positionId, body);
+  return closePositionOf(platform, owned(platform, userId, accountId), positionId, body, "CLIENT");
+}
+
+/** Closes a position of `account` for its client or, `DEALER`, by the back office for them; answers as the Client API. */
+export async function closePositionOf(
+  platform: Platform,
+  account: Account,
+  positionId: number,
+  body: ClosePositionInput,
+  initiator: "CLIENT" | "DEALER",
+): Promise<CloseAnswer> {
+  const { result, deals, remaining } = await closeOpenPosition(
+    platform,
+    account,
+    positionId,
+    body,
+    undefined,
+    initiator,
+  );
   return {
     data: {
       positionId,

@@ -48,8 +48,12 @@ const OrderStatusSchema = Type.Union(
   ["PLACED", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "EXPIRED", "REJECTED"].map((value) => Type.Literal(value)),
 );
 const ReasonSchema = Type.Union(
-  ["CLIENT", "STOP_LOSS", "TAKE_PROFIT", "STOP_OUT"].map((value) => Type.Literal(value)),
-  { description: "Who made the record: the client, or the server for a stop loss, take profit or stop-out" },
+  ["CLIENT", "DEALER", "STOP_LOSS", "TAKE_PROFIT", "STOP_OUT"].map((value) => Type.Literal(value)),
+  {
+    description:
+      "Who made the record: the client, the broker's dealing desk (DEALER: a close made for the client), or the " +
+      "server for a stop loss, take profit or stop-out",
+  },
 );
 
 /** Seed 003's order types: 0 Buy, 1 Sell (market), 2 Buy Limit, 3 Sell Limit, 4 Buy Stop, 5 Sell Stop. */

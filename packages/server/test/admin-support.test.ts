@@ -132,3 +132,88 @@ describe("an account's trading as the back office reads it", () => {
     ).toBe(401);
   });
 });
+
+describe("a position closed by the dealing desk", () => {
+  it("closes it for the client as their own close would, records DEALER on its order and deal, and tells the client", async () => {
+    const { server } = fixture;
+    const user = await signUp(server);
+    const account = `/api/v1/accounts/${user.login}`;
+    await pushQuote(server, "EURUSD", "1.08000", "1.08010");
+    const bought = await call(server, "POST", `${account}/orders`, {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.3 },
+    });
+    const positionId = bought.body.data.positionId as number;
+    const stream = await fixture.connect(user.token);
+    stream.send("subscribe", { events: ["executionEvent", "notificationEvent"], accountId: user.login });
+    await stream.nextOf("subscribed");
+    await pushQuote(server, "EURUSD", "1.08100", "1.08110");
+
+    const path = `/admin/v1/accounts/${user.login}/positions/${positionId}/close`;
+    const part = await admin(server, "POST", path, { volume: 0.1, clientOrderId: "desk-1" });
+    expect(part.status, JSON.stringify(part.body)).toBe(200);
+    expect(part.body.data).toMatchObject({ positionId, duplicate: false, position: { volume: 0.2 } });
+    expect(part.body.data.deals).toMatchObject([{ entry: "OUT", volume: 0.1, price: 1.081, reason: "DEALER" }]);
+    // A retry of the desk's close closes nothing again.
+    const retried = await admin(server, "POST", path, { volume: 0.1, clientOrderId: "desk-1" });
+    expect(retried.body.data).toMatchObject({ orderId: part.body.data.orderId, duplicate: true });
+    // No body: the rest.
+    const rest = await admin(server, "POST", path);
+    expect(rest.status).toBe(200);
+    expect(rest.body.data.position).toBeNull();
+
+    const deals = tableObjects((await call(server, "GET", `${account}/history/deals`, { token: user.token })).body);
+    expect(deals.map((deal) => [deal.entry, deal.volume, deal.reason])).toEqual([
+      ["IN", 0.3, "CLIENT"],
+      ["OUT", 0.1, "DEALER"],
+      ["OUT", 0.2, "DEALER"],
+    ]);
+    const orders = tableObjects((await call(server, "GET", `${account}/history/orders`, { token: user.token })).body);
+    expect(orders.map((order) => order.reason)).toEqual(["CLIENT", "DEALER", "DEALER"]);
+    const notification = await stream.nextOf("notificationEvent", (message) => message.payload.kind === "DEALER_CLOSE");
+    expect(notification.payload).toMatchObject({
+      kind: "DEALER_CLOSE",
+      level: "warning",
+      title: `Position #${positionId}: 0.1 lots closed by your broker`,
+      positionId,
+    });
+    // The client's stream shows the desk's order as it shows theirs: placed by the DEALER, then filled.
+    const ofRest = (status: string) =>
+      stream.nextOf(
+        "executionEvent",
+        (message) => message.payload.orderId === rest.body.data.orderId && message.payload.status === status,
+      );
+    expect((await ofRest("PLACED")).payload.order.reason).toBe("DEALER");
+    await ofRest("FILLED");
+
+    // The same rules: a closed position is not found, a bad volume refused, another account's position not found.
+    expect((await admin(server, "POST", path)).status).toBe(404);
+    const other = await signUp(server);
+    const theirs = await call(server, "POST", `/api/v1/accounts/${other.login}/orders`, {
+      token: other.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1 },
+    });
+    const theirPosition = theirs.body.data.positionId as number;
+    expect(
+      (await admin(server, "POST", `/admin/v1/accounts/${user.login}/positions/${theirPosition}/close`)).status,
+    ).toBe(404);
+    const badVolume = await admin(
+      server,
+      "POST",
+      `/admin/v1/accounts/${other.login}/positions/${theirPosition}/close`,
+      {
+        volume: 0.5,
+      },
+    );
+    expect(badVolume.status).toBe(400);
+    expect(badVolume.body.error).toBe("INVALID_VOLUME");
+    expect(
+      (
+        await call(server, "POST", `/admin/v1/accounts/${other.login}/positions/${theirPosition}/close`, {
+          token: other.token,
+          body: {},
+        })
+      ).status,
+    ).toBe(401);
+  });
+});

@@ -120,6 +120,7 @@ export const NOTIFICATION_KINDS = [
   "MARGIN_CALL_CLEARED",
   "STOP_OUT",
   "PRICE_ALERT",
+  "DEALER_CLOSE",
 ] as const;
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 

@@ -158,6 +158,34 @@ describe("the binary event form", () => {
       expectExactly(roundTrip(session.events), session.events);
   });
 
+  it("keeps a close by the dealing desk (reason DEALER, a name outside its table) exactly, in the compact shapes", () => {
+    const session = tradingSession();
+    const run = runner(session);
+    const account = run({
+      kind: "openAccount",
+      userId: "carol",
+      currency: "USD",
+      leverage: 100,
+      mode: "HEDGING",
+    }).accountId!;
+    run({ kind: "deposit", accountId: account, amount: 1_000_000 });
+    const opened = run({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "SELL",
+      type: "MARKET",
+      volume: 10,
+    });
+    const before = session.events.length;
+    run({ kind: "closePosition", accountId: account, positionId: opened.positionId!, initiator: "DEALER" });
+    const closing = session.events.slice(before);
+    const deal = closing.find((event) => event.type === "DealExecuted");
+    expect(deal?.type === "DealExecuted" && deal.deal.reason).toBe("DEALER");
+    expect(eventsFittingShapes(closing)).toBe(closing.length);
+    expectExactly(roundTrip(closing), closing);
+  });
+
   it("encodes batches larger than its buffer, and the batches after them, exactly", () => {
     const { events } = depositSession(60);
     const huge = events.map((event) =>

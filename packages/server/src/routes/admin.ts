@@ -16,7 +16,15 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { LEDGER_DESCRIPTION, LEDGER_SUMMARY, ledgerTable } from "./accounts.ts";
 import { HISTORIES, HISTORY_DESCRIPTION } from "./trade.ts";
-import { HistoryQuerySchema, openPositionsOf, workingOrdersOf } from "../trading-service.ts";
+import {
+  ClosePositionBody,
+  CloseResult,
+  HistoryQuerySchema,
+  PositionParams,
+  closePositionOf,
+  openPositionsOf,
+  workingOrdersOf,
+} from "../trading-service.ts";
 import { LedgerQuerySchema, NoQuery, POSITION_COLUMNS, WORKING_ORDER_COLUMNS } from "../trading-views.ts";
 import { ApiError, isMarketClosed } from "../errors.ts";
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../auth.ts";
@@ -30,6 +38,7 @@ import {
   OkResponse,
   TableResponse,
   columnsDescription,
+  emptyBodyIsObject,
   toTable,
 } from "../schemas.ts";
 import { ACCOUNT_COLUMNS, AccountViewSchema, UserViewSchema, accountView, userView } from "../views.ts";
@@ -371,6 +380,35 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       },
     },
     async (request) => openPositionsOf(platform, accountOf(request.params.accountId)),
+  );
+
+  app.post(
+    "/admin/v1/accounts/:accountId/positions/:positionId/close",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        summary: "Close a client's position, whole or partly, for them (the dealing desk)",
+        description:
+          "The close a client asks the broker for (their app does not work) or the dealing desk makes: the same rules " +
+          "and answer as the client's own close (POST /api/v1/accounts/{accountId}/positions/{positionId}/close, " +
+          "clientOrderId included), but its order and deal say `reason: DEALER`, and the client is notified " +
+          "(DEALER_CLOSE) and sees it on their stream.",
+        params: PositionParams,
+        body: ClosePositionBody,
+        response: { 200: DataResponse(CloseResult), ...adminErrors, 409: ErrorResponse },
+      },
+      // No body at all closes the whole position.
+      preValidation: emptyBodyIsObject,
+    },
+    async (request) =>
+      closePositionOf(
+        platform,
+        accountOf(request.params.accountId),
+        Number(request.params.positionId),
+        request.body ?? {},
+        "DEALER",
+      ),
   );
 
   app.get(
