@@ -20,7 +20,7 @@
 import type { ApiKey, ApiKeyScope } from "@bourse/store";
 import { DuplicateError } from "@bourse/store";
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
-import { publishRevocation } from "./bus.ts";
+import { publishRevocation, type RevocationReason } from "./bus.ts";
 import { BoundedMap } from "./bounded-map.ts";
 import { ApiError } from "./errors.ts";
 import type { Platform } from "./platform.ts";
@@ -162,6 +162,19 @@ export class ApiKeyService {
     if (!revoked) throw new ApiError("NOT_FOUND", "No active API key with this id");
     this.lastTouch.delete(keyId);
     publishRevocation(this.platform.bus, { kind: "apiKey", id: keyId }, "apiKeyRevoked");
+  }
+
+  /** Revokes every active key of the user (the back office disabled them); answers how many. */
+  async revokeAll(userId: string, reason: RevocationReason): Promise<number> {
+    const now = this.platform.clock.now();
+    let revoked = 0;
+    for (const key of await this.list(userId)) {
+      if (key.revokedAt !== null || !(await this.platform.store.revokeApiKey(userId, key.id, now))) continue;
+      revoked += 1;
+      this.lastTouch.delete(key.id);
+      publishRevocation(this.platform.bus, { kind: "apiKey", id: key.id }, reason);
+    }
+    return revoked;
   }
 
   /**

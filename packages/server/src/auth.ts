@@ -18,6 +18,7 @@ import { Rounding, decimalToInteger, currencyDigits, hasUnpairedSurrogate, type 
 import { DuplicateError, type Session, type User } from "@bourse/store";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { createSecretKey, randomUUID, type KeyObject } from "node:crypto";
+import { ApiKeyService } from "./api-keys.ts";
 import { BoundedMap } from "./bounded-map.ts";
 import { publishRevocation, type RevocationReason } from "./bus.ts";
 import { ApiError } from "./errors.ts";
@@ -316,6 +317,8 @@ export class AuthService {
       await this.recordFailure(user.id, now);
       throw new ApiError("INVALID_CREDENTIALS");
     }
+    // After the password: a guesser learns nothing of the user from it.
+    if (user.disabledAt !== null) throw new ApiError("USER_DISABLED");
     if (user.failedLoginCount > 0 || user.lockedUntil !== null)
       user = await this.platform.store.recordSuccessfulLogin(user.id);
     return this.issueSession(user, accountId ?? this.platform.accountIdsOf(user.id)[0] ?? null);
@@ -516,6 +519,33 @@ export class AuthService {
       if (user.failedLoginCount > 0 || user.lockedUntil !== null)
         await this.platform.store.recordSuccessfulLogin(user.id);
       return { sessionsEnded: await this.endAllSessions(user.id, "passwordReset") };
+    });
+  }
+
+  /**
+   * Disables a user (compliance, fraud) or enables them again. Disabled, they cannot sign in (USER_DISABLED, told
+   * only after the right password), every session of theirs ends and every API key is revoked, their streams closed
+   * at once; their accounts, positions and working orders stay, and the server's stops and stop-outs go on. In turn
+   * with their sign-ins, so none opens a session past it. Enabled again, they sign in and make new keys.
+   */
+  setDisabled(
+    userId: string,
+    disabled: boolean,
+  ): Promise<{ user: User; sessionsEnded: number; apiKeysRevoked: number }> {
+    return this.oneAttemptPerUser({ userId }, async ({ user: found }) => {
+      if (!found) throw new ApiError("NOT_FOUND", "No such user");
+      if (!disabled) {
+        const user = await this.platform.store.setUserDisabled(found.id, null);
+        return { user, sessionsEnded: 0, apiKeysRevoked: 0 };
+      }
+      const user =
+        found.disabledAt === null
+          ? await this.platform.store.setUserDisabled(found.id, this.platform.clock.now())
+          : found;
+      // Again when already disabled: a failure halfway through the first time left something to end.
+      const sessionsEnded = await this.endAllSessions(found.id, "userDisabled");
+      const apiKeysRevoked = await ApiKeyService.for(this.platform).revokeAll(found.id, "userDisabled");
+      return { user, sessionsEnded, apiKeysRevoked };
     });
   }
 

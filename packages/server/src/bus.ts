@@ -43,7 +43,14 @@ export interface Credential {
 }
 
 export type RevocationReason =
-  "logout" | "passwordChange" | "passwordReset" | "sessionsEnded" | "sessionLimit" | "apiKeyRevoked" | "apiKeyRotated";
+  | "logout"
+  | "passwordChange"
+  | "passwordReset"
+  | "sessionsEnded"
+  | "userDisabled"
+  | "sessionLimit"
+  | "apiKeyRevoked"
+  | "apiKeyRotated";
 
 /** The `revoked` message of `session.{id}` and `apiKey.{id}`. */
 export interface RevokedMessage extends BusMessage {

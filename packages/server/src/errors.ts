@@ -106,6 +106,11 @@ export const ApiErrorCodes = {
     status: HttpStatus.TOO_MANY_REQUESTS,
     message: "Too many failed sign-ins: try again later",
   },
+  // Told only to whoever knows the password: to anyone else a disabled user's sign-in is INVALID_CREDENTIALS.
+  USER_DISABLED: {
+    status: HttpStatus.FORBIDDEN,
+    message: "This user has been disabled by the broker: contact them",
+  },
   // 403, not 401: the session is sound (a client that signs out on 401 must not lose it over a typo).
   WRONG_PASSWORD: { status: HttpStatus.FORBIDDEN, message: "The current password is wrong" },
   EMAIL_TAKEN: { status: HttpStatus.CONFLICT, message: "A user with this email already exists" },

@@ -174,6 +174,7 @@ const SESSION_REVOKED_MESSAGES: Partial<Record<RevokedMessage["payload"]["reason
   passwordChange: "The password was changed, which ended this session: sign in again",
   passwordReset: "The broker set a new password, which ended this session: sign in with it",
   sessionsEnded: "The broker ended this user's sessions: sign in again",
+  userDisabled: "The broker disabled this user, which ended this session",
   sessionLimit: `A newer sign-in ended this session (at most ${PLATFORM_LIMITS.activeSessionsPerUser} active sessions per user): sign in again`,
 };
 const MAX_PENDING_MESSAGES = 100;
@@ -903,7 +904,11 @@ class Connection {
         this.closeWith(
           "REVOKED",
           "INVALID_API_KEY",
-          reason === "apiKeyRotated" ? "The API key was rotated: use the new key" : "The API key was revoked",
+          reason === "apiKeyRotated"
+            ? "The API key was rotated: use the new key"
+            : reason === "userDisabled"
+              ? "The broker disabled this key's user, which revoked the key"
+              : "The API key was revoked",
         );
       else this.closeWith("REVOKED", "SESSION_REVOKED", SESSION_REVOKED_MESSAGES[reason] ?? "The session was revoked");
     });

@@ -217,3 +217,73 @@ describe("a position closed by the dealing desk", () => {
     ).toBe(401);
   });
 });
+
+describe("a user disabled by the back office", () => {
+  it("cannot sign in, loses every session and API key at once, keeps their accounts, and signs in again once enabled", async () => {
+    const { server } = fixture;
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08000", "1.08010");
+    const bought = await call(server, "POST", `/api/v1/accounts/${user.login}/orders`, {
+      token: user.token,
+      body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1 },
+    });
+    expect(bought.status).toBe(200);
+    const key = await call(server, "PUT", "/api/v1/api-keys", {
+      token: user.token,
+      body: { name: "bot", accountId: user.login, scope: "trade" },
+    });
+    const bot = `Bearer ${key.body.data.key as string}`;
+    const stream = await fixture.connect(user.token);
+    const botStream = await fixture.connect(key.body.data.key as string);
+
+    const disabled = await admin(server, "POST", `/admin/v1/users/${user.userId}`, { disabled: true });
+    expect(disabled.status, JSON.stringify(disabled.body)).toBe(200);
+    expect(disabled.body.data).toMatchObject({
+      user: { id: user.userId, disabledAt: "2026-06-02T12:00:00.000Z" },
+      sessionsEnded: 1,
+      apiKeysRevoked: 1,
+    });
+    expect((await stream.nextOf("error")).payload.message).toBe(
+      "The broker disabled this user, which ended this session",
+    );
+    expect((await botStream.nextOf("error")).payload).toEqual({
+      code: "INVALID_API_KEY",
+      message: "The broker disabled this key's user, which revoked the key",
+    });
+    expect((await call(server, "GET", "/api/v1/session", { token: user.token })).status).toBe(401);
+    expect((await call(server, "GET", "/v1/api/account", { token: bot })).status).toBe(403);
+    // The right password learns it is disabled; a wrong one learns nothing more than for anyone.
+    const signIn = await call(server, "POST", "/api/v1/login", {
+      body: { email: user.email, password: user.password },
+    });
+    expect(signIn.status).toBe(403);
+    expect(signIn.body).toEqual({
+      error: "USER_DISABLED",
+      message: "This user has been disabled by the broker: contact them",
+    });
+    const guess = await call(server, "POST", "/api/v1/login", {
+      body: { email: user.email, password: "not the one!" },
+    });
+    expect(guess.status).toBe(401);
+    expect(guess.body.error).toBe("INVALID_CREDENTIALS");
+    // The account and its position stay; the back office still reads and closes them.
+    const positions = await admin(server, "GET", `/admin/v1/accounts/${user.login}/positions`);
+    expect(tableObjects(positions.body)).toHaveLength(1);
+    const listed = tableObjects((await admin(server, "GET", "/admin/v1/users?limit=1000")).body).find(
+      (row) => row.id === user.userId,
+    );
+    expect(listed?.disabledAt).toBe("2026-06-02T12:00:00.000Z");
+    // Disabling again ends what a half-done first time left, and changes nothing else.
+    const again = await admin(server, "POST", `/admin/v1/users/${user.userId}`, { disabled: true });
+    expect(again.body.data).toMatchObject({ sessionsEnded: 0, apiKeysRevoked: 0 });
+
+    const enabled = await admin(server, "POST", `/admin/v1/users/${user.userId}`, { disabled: false });
+    expect(enabled.body.data.user.disabledAt).toBeNull();
+    const back = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+    expect(back.status).toBe(200);
+    // The revoked key stays revoked: the user makes a new one.
+    expect((await call(server, "GET", "/v1/api/account", { token: bot })).status).toBe(403);
+    expect((await admin(server, "POST", "/admin/v1/users/no-such-user", { disabled: true })).status).toBe(404);
+    expect((await admin(server, "POST", `/admin/v1/users/${user.userId}`, { disabled: "yes" })).status).toBe(400);
+  });
+});

@@ -140,6 +140,8 @@ export interface User {
   readonly createdAt: number;
   readonly failedLoginCount: number;
   readonly lockedUntil: number | null;
+  /** When the back office disabled the user (no sign-in, no session, no API key); null while enabled. */
+  readonly disabledAt: number | null;
 }
 
 export interface NewUser {
@@ -477,6 +479,8 @@ export interface PlatformStore {
   recordFailedLogin(userId: string, policy: FailedLoginPolicy): Promise<User>;
   /** Resets the failure count and the lock. */
   recordSuccessfulLogin(userId: string): Promise<User>;
+  /** Disables the user as of `disabledAt`, or enables them (null); answers the user as it stands. */
+  setUserDisabled(userId: string, disabledAt: number | null): Promise<User>;
 
   /**
    * Opens a session. A user at PLATFORM_LIMITS.activeSessionsPerUser active (unrevoked, unexpired) sessions

@@ -32,6 +32,7 @@ import {
   PLATFORM_CLEANUP_INDEXES_SQL,
   PLATFORM_ALERT_LOG_MESSAGES_SQL,
   PLATFORM_NOTIFICATION_KINDS_SQL,
+  PLATFORM_USER_DISABLED_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -92,6 +93,7 @@ const MIGRATIONS: readonly Migration[] = [
   { version: 8, name: "cleanup indexes and prune marks", sql: postgresText(PLATFORM_CLEANUP_INDEXES_SQL) },
   { version: 9, name: "alert log messages", sql: postgresText(PLATFORM_ALERT_LOG_MESSAGES_SQL) },
   { version: 10, name: "notification kinds and unread index", sql: postgresText(PLATFORM_NOTIFICATION_KINDS_SQL) },
+  { version: 11, name: "disabled users", sql: postgresText(PLATFORM_USER_DISABLED_SQL) },
 ];
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;

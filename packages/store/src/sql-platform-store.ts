@@ -126,7 +126,7 @@ function optStr(value: unknown): string | null {
   return value === null || value === undefined ? null : String(value);
 }
 
-const USER_COLUMNS = "id, email, name, password_hash, created_at, failed_login_count, locked_until";
+const USER_COLUMNS = "id, email, name, password_hash, created_at, failed_login_count, locked_until, disabled_at";
 function toUser(row: Row): User {
   return {
     id: str(row.id),
@@ -136,6 +136,7 @@ function toUser(row: Row): User {
     createdAt: num(row.created_at),
     failedLoginCount: num(row.failed_login_count),
     lockedUntil: optNum(row.locked_until),
+    disabledAt: optNum(row.disabled_at),
   };
 }
 
@@ -315,6 +316,12 @@ export const PLATFORM_NOTIFICATION_KINDS_SQL = `ALTER TABLE {s}notifications ADD
   ALTER TABLE {s}notifications ADD COLUMN deal_id {int};
   ALTER TABLE {s}notifications ADD COLUMN alert_id text;
   CREATE INDEX notifications_unread ON {s}notifications (user_id) WHERE status = 'unread'`;
+
+/**
+ * Platform migration 11: a user the back office disabled (compliance, fraud) keeps their row, accounts and history,
+ * with the time it was disabled.
+ */
+export const PLATFORM_USER_DISABLED_SQL = "ALTER TABLE {s}users ADD COLUMN disabled_at {int}";
 
 /** Every form a notification's title has had since the first release, in the order they are told apart, and its kind. */
 const KINDS_BY_TITLE: readonly (readonly [RegExp, NotificationKind])[] = [
@@ -725,6 +732,15 @@ export abstract class SqlPlatformStore implements PlatformStore {
       `UPDATE {s}users SET failed_login_count = 0, locked_until = NULL WHERE id = ? RETURNING ${USER_COLUMNS}`,
       [checkId("userId", userId)],
     );
+    if (!rows[0]) throw new NotFoundError(`user ${userId} does not exist`, "userId");
+    return toUser(rows[0]);
+  }
+
+  async setUserDisabled(userId: string, disabledAt: number | null): Promise<User> {
+    const rows = await this.all(`UPDATE {s}users SET disabled_at = ? WHERE id = ? RETURNING ${USER_COLUMNS}`, [
+      disabledAt === null ? null : checkTime("disabledAt", disabledAt),
+      checkId("userId", userId),
+    ]);
     if (!rows[0]) throw new NotFoundError(`user ${userId} does not exist`, "userId");
     return toUser(rows[0]);
   }

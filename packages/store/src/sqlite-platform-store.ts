@@ -21,6 +21,7 @@ import {
   PLATFORM_CLEANUP_INDEXES_SQL,
   PLATFORM_ALERT_LOG_MESSAGES_SQL,
   PLATFORM_NOTIFICATION_KINDS_SQL,
+  PLATFORM_USER_DISABLED_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -68,6 +69,7 @@ const MIGRATIONS: readonly Migration[] = [
   { version: 8, name: "cleanup indexes and prune marks", sql: sqliteText(PLATFORM_CLEANUP_INDEXES_SQL) },
   { version: 9, name: "alert log messages", sql: sqliteText(PLATFORM_ALERT_LOG_MESSAGES_SQL) },
   { version: 10, name: "notification kinds and unread index", sql: sqliteText(PLATFORM_NOTIFICATION_KINDS_SQL) },
+  { version: 11, name: "disabled users", sql: sqliteText(PLATFORM_USER_DISABLED_SQL) },
 ];
 
 /** The constraint a SQLite error reports as broken, or null for any other error. */

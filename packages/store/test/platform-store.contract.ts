@@ -181,6 +181,7 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
         createdAt: T0,
         failedLoginCount: 0,
         lockedUntil: null,
+        disabledAt: null,
       });
       expect(await store.findUserByEmail("alice@example.COM")).toEqual(alice);
       expect(await store.findUserByEmail("nobody@example.com")).toBeNull();
@@ -268,6 +269,21 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
         failedLoginCount: 3,
         lockedUntil: T0 + 120_000,
       });
+    });
+
+    // Migration 11: a user the back office disabled (compliance, fraud) keeps their row, with the time.
+    it("disables a user and enables them again, the others untouched", async () => {
+      const store = await withUsers();
+      expect(await store.setUserDisabled("alice", T0 + 5)).toMatchObject({ id: "alice", disabledAt: T0 + 5 });
+      expect((await store.findUserByEmail("alice@example.com"))?.disabledAt).toBe(T0 + 5);
+      expect((await store.listUsers(null, 10)).map((user) => [user.id, user.disabledAt])).toEqual([
+        ["alice", T0 + 5],
+        ["bob", null],
+      ]);
+      expect(await store.setUserDisabled("alice", null)).toMatchObject({ disabledAt: null });
+      expect(await rejection(store.setUserDisabled("nobody", T0))).toBeInstanceOf(NotFoundError);
+      expect(await rejection(store.setUserDisabled("bob", -1))).toBeInstanceOf(ValidationError);
+      expect((await store.findUserById("bob"))?.disabledAt).toBeNull();
     });
 
     it("counts concurrent failures exactly", async () => {

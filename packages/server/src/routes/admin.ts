@@ -45,7 +45,16 @@ import { ACCOUNT_COLUMNS, AccountViewSchema, UserViewSchema, accountView, userVi
 
 const ADMIN_ACCOUNT_COLUMNS = [...ACCOUNT_COLUMNS, "userId"] as const;
 const ADMIN_GROUP_COLUMNS = ["name", "marginCallLevel", "stopOutLevel", "default", "accounts"] as const;
-const ADMIN_USER_COLUMNS = ["id", "email", "name", "createdAt", "failedLoginCount", "lockedUntil", "accounts"] as const;
+const ADMIN_USER_COLUMNS = [
+  "id",
+  "email",
+  "name",
+  "createdAt",
+  "failedLoginCount",
+  "lockedUntil",
+  "accounts",
+  "disabledAt",
+] as const;
 
 /**
  * A user as the back office sees them: the client's view and the sign-in lock (an operator could not tell whether
@@ -57,6 +66,9 @@ const AdminUserView = Type.Object({
   lockedUntil: Type.Union([Type.String({ format: "date-time" }), Type.Null()], {
     description: "Signing in is refused (LOGIN_LOCKED) until then; null when not locked",
   }),
+  disabledAt: Type.Union([Type.String({ format: "date-time" }), Type.Null()], {
+    description: "When the back office disabled the user (no sign-in, sessions ended, API keys revoked); null if not",
+  }),
 });
 
 function adminUserView(user: User, now: number): Static<typeof AdminUserView> {
@@ -64,6 +76,7 @@ function adminUserView(user: User, now: number): Static<typeof AdminUserView> {
     ...userView(user),
     failedLoginCount: user.failedLoginCount,
     lockedUntil: user.lockedUntil !== null && user.lockedUntil > now ? timeToWire(user.lockedUntil) : null,
+    disabledAt: user.disabledAt === null ? null : timeToWire(user.disabledAt),
   };
 }
 import { lotsFromWire, moneyFromWire, priceFromWire, timeToWire } from "../wire.ts";
@@ -558,6 +571,42 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
 
   const SessionsEnded = DataResponse(
     Type.Object({ sessionsEnded: Type.Integer({ description: "Sessions of the user that were still active" }) }),
+  );
+
+  app.post(
+    "/admin/v1/users/:userId",
+    {
+      config,
+      schema: {
+        tags: ["Admin"],
+        summary: "Disable a user (compliance, fraud) or enable them again",
+        description:
+          "Disabled, the user cannot sign in (USER_DISABLED, told only to whoever gives the right password; anyone " +
+          "else gets INVALID_CREDENTIALS), every session of theirs ends and every API key is revoked, their streams " +
+          "closed at once (REVOKED). Their accounts, positions and working orders stay: stops, take profits and " +
+          "stop-outs go on, and the back office may still close positions (the dealing desk). Enabled again, they " +
+          "sign in and make new API keys.",
+        params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
+        body: Closed({ disabled: Type.Boolean() }),
+        response: {
+          200: DataResponse(
+            Type.Object({
+              user: AdminUserView,
+              sessionsEnded: Type.Integer({ description: "Sessions this change ended" }),
+              apiKeysRevoked: Type.Integer({ description: "API keys this change revoked" }),
+            }),
+          ),
+          ...adminErrors,
+        },
+      },
+    },
+    async (request) => {
+      const { user, sessionsEnded, apiKeysRevoked } = await auth.setDisabled(
+        request.params.userId,
+        request.body.disabled,
+      );
+      return { data: { user: adminUserView(user, platform.clock.now()), sessionsEnded, apiKeysRevoked } };
+    },
   );
 
   app.post(
