@@ -100,7 +100,7 @@ function skipReadModels(isSkipping: () => boolean): () => void {
 class EncodingOnlyJournal implements EventJournal {
   private last = 0;
   async open(): Promise<JournalOpenReport> {
-    return { lastSequence: 0, droppedTornRecords: 0, damagedSnapshots: [] };
+    return { lastSequence: 0, droppedTornRecords: 0, damagedSnapshots: [], appliedMigrations: [] };
   }
   async append(records: readonly JournalRecord[]): Promise<void> {
     encodeBatchRows(records);

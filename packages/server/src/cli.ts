@@ -1,7 +1,7 @@
 /**
  * The `bourse` command line.
  * - `start`: the server (engine, storage, feed, APIs) in this process, until SIGINT or SIGTERM.
- * - `migrate`: create or upgrade the database schema (also done at every start).
+ * - `migrate`: create or upgrade the database schema (also done at every start), naming the migrations it applied.
  * - `verify`: recompute every account's ledger from the journal and report any difference.
  * - `journal`: print the journal's events, one JSON line each (the rows hold them in a binary form).
  * - `instruments`: print the default instrument set as an instruments file (BOURSE_INSTRUMENTS_FILE) to start from.
@@ -35,7 +35,7 @@ import { defaultGroupsFileText } from "./groups-file.ts";
 import { defaultInstrumentsFile } from "./instruments-file.ts";
 import { createServer } from "./server.ts";
 import { existsSync } from "node:fs";
-import { describeDatabase } from "./settings.ts";
+import { describeDatabase, describeMigrations } from "./settings.ts";
 
 /** Process exit codes of the command line, by meaning. */
 export const ExitCode = {
@@ -65,7 +65,8 @@ const USAGE = `usage: bourse <command>
 
 commands:
   start                                   run the server (Client API, admin API, engine, quote feed)
-  migrate                                 create or upgrade the database schema (also done at every start)
+  migrate                                 create or upgrade the database schema (also done at every start),
+                                          naming each migration it applies, or saying the schema is up to date
   verify                                  recompute every account's ledger from the journal, report differences
   journal [--after S] [--limit N]         print the journal's events after sequence S (0), N at most (all), as
                                           JSON lines: {"sequence","type","time","accountId","event"}
@@ -454,7 +455,9 @@ async function storageCommand(
     // `journal` prints the events alone on standard output, so that it pipes into other programs: what it opened
     // goes to standard error.
     const tell = typeof command === "object" ? output.error : output.info;
-    tell(`${describeDatabase(settings.databaseUrl)}: schema up to date, journal at sequence ${report.lastSequence}`);
+    // An inspection migrates nothing: it opened a schema that is this build's, or refused it.
+    const schema = inspecting ? "schema up to date" : describeMigrations("journal schema", report.appliedMigrations);
+    tell(`${describeDatabase(settings.databaseUrl)}: ${schema}, journal at sequence ${report.lastSequence}`);
     const tornTail =
       report.droppedTornRecords === 0
         ? null
@@ -470,8 +473,10 @@ async function storageCommand(
     if (command === "migrate") {
       const platform = createPlatformStore(settings.platformDatabaseUrl);
       try {
-        await platform.open();
-        output.info(`${describeDatabase(settings.platformDatabaseUrl)}: platform schema up to date`);
+        const { appliedMigrations } = await platform.open();
+        output.info(
+          `${describeDatabase(settings.platformDatabaseUrl)}: ${describeMigrations("platform schema", appliedMigrations)}`,
+        );
       } finally {
         await platform.close();
       }

@@ -29,6 +29,7 @@ import {
   SqliteJournal,
   createPlatformStore,
   isPostgresUrl,
+  type AppliedMigration,
   type CheckpointReport,
   type EventJournal,
   type JournalRecord,
@@ -40,6 +41,7 @@ import { systemClock, type Clock } from "./clock.ts";
 import { makeDataDirectory, type ServerConfig } from "./config.ts";
 import { ApiError, storageApiError } from "./errors.ts";
 import { checkAccountGroups } from "./groups-file.ts";
+import { describeMigrations } from "./settings.ts";
 import { checkInstrumentScales, convertibleAccountCurrencies, keepInstrumentScales } from "./instruments-file.ts";
 
 /** Every command but its time: the platform stamps it with its clock. */
@@ -246,8 +248,9 @@ export class Platform {
   async start(): Promise<void> {
     this.currentState = "recovering";
     try {
-      await this.platformStore.open();
+      const platformOpened = await this.platformStore.open();
       this.storeOpen = true;
+      this.logMigrations("platform schema", platformOpened.appliedMigrations);
       // Before recovery: the journal's integers are of the scales this database ran with.
       await checkInstrumentScales(this.platformStore, this.engineConfig.instruments);
       this.durable = await DurableEngine.open({
@@ -256,6 +259,7 @@ export class Platform {
         log: (line) => this.log.info(line),
         snapshotEveryEvents: this.options.snapshotEveryEvents,
       });
+      this.logMigrations("journal schema", this.durable.recoveryReport.journal.appliedMigrations);
       await keepInstrumentScales(this.platformStore, this.engineConfig.instruments);
       // Before the engine serves: it judges every account at its group's levels, and a group gone would stop it.
       checkAccountGroups(this.durable.engine.state.accounts.values(), this.engineConfig.groups);
@@ -270,6 +274,11 @@ export class Platform {
     // A batch whose commands were answered OUTCOME_UNKNOWN and which did commit: published like any other.
     this.durable.onUnansweredDurable((records) => this.publishRecords(records));
     this.currentState = "ready";
+  }
+
+  /** A start that migrated a schema says so (an upgrade's first start), as `bourse migrate` does. */
+  private logMigrations(schema: string, applied: readonly AppliedMigration[]): void {
+    if (applied.length > 0) this.log.info(`Bourse: ${describeMigrations(schema, applied)}`);
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@
  * Server settings from the environment (a configuration file joins them with the server, issue 4).
  * Unset BOURSE_DATABASE_URL means the embedded SQLite database in the data directory.
  */
-import { isPostgresUrl } from "@bourse/store";
+import { isPostgresUrl, type AppliedMigration } from "@bourse/store";
 import path from "node:path";
 
 export interface StorageSettings {
@@ -31,4 +31,14 @@ export function describeDatabase(databaseUrl: string): string {
   // pg also takes a password (and a TLS key's) from the query string, by its decoded name, the last one given.
   for (const name of ["password", "sslpassword"]) if (url.searchParams.has(name)) url.searchParams.set(name, "***");
   return `PostgreSQL ${url.toString()}`;
+}
+
+/**
+ * What opening a schema did, for `bourse migrate` and the start's log: the migrations applied, by number and name, or
+ * that there was nothing to apply. `schema`: "journal schema", "platform schema".
+ */
+export function describeMigrations(schema: string, applied: readonly AppliedMigration[]): string {
+  if (applied.length === 0) return `${schema} up to date (nothing to apply)`;
+  const list = applied.map(({ version, name }) => `${version} "${name}"`).join(", ");
+  return `${schema} migrated: applied ${applied.length === 1 ? "migration" : "migrations"} ${list}`;
 }

@@ -3,7 +3,8 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createJournal } from "@bourse/store";
 import { tradingSession, toRecords } from "../../store/test/trading-session.ts";
 import { readStandardInput } from "../src/cli.ts";
@@ -77,13 +78,51 @@ function damageJournalRow(directory: string, firstSequence: number | "last"): nu
   }
 }
 
+/**
+ * `bourse migrate` twice on a new database: the first names every migration it applies to the journal and to the
+ * platform store, the second says both are up to date. `journal` and `platform` are the databases as it describes them.
+ * Found by the audit of an operator's journey: it said "schema up to date" whether it had applied anything or not.
+ */
+async function expectMigrateReports(
+  environment: NodeJS.ProcessEnv,
+  journal: string,
+  platform: string,
+  newestJournalMigration: string,
+): Promise<void> {
+  const first = await run(["migrate"], environment);
+  expect(first).toMatchObject({ code: ExitCode.OK, err: "" });
+  const [journalLine, platformLine, ...more] = first.out.split("\n");
+  expect(more).toEqual([]);
+  expect(journalLine).toMatch(
+    new RegExp(
+      `^${escapeRegExp(`${journal}: journal schema migrated: applied migrations 1 "journal and snapshots", 2 "read models", 3 "one journal row per append", `)}.*${escapeRegExp(`, ${newestJournalMigration}, journal at sequence 0`)}$`,
+    ),
+  );
+  expect(platformLine).toMatch(
+    new RegExp(
+      `^${escapeRegExp(`${platform}: platform schema migrated: applied migrations 1 "platform data", 2 "alert arming", `)}.*${escapeRegExp(', 10 "notification kinds and unread index"')}$`,
+    ),
+  );
+  const second = await run(["migrate"], environment);
+  expect(second).toMatchObject({ code: ExitCode.OK, err: "" });
+  expect(second.out.split("\n")).toEqual([
+    `${journal}: journal schema up to date (nothing to apply), journal at sequence 0`,
+    `${platform}: platform schema up to date (nothing to apply)`,
+  ]);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
 describe("bourse command line", () => {
-  it("migrate creates the schema in the data directory", async () => {
+  it("migrate creates the schema in the data directory, naming the migrations it applies; again, it says it is up to date", async () => {
     const directory = path.join(dataDirectory(), "nested");
-    const result = await run(["migrate"], { BOURSE_DATA_DIR: directory });
-    expect(result).toMatchObject({ code: ExitCode.OK, err: "" });
-    expect(result.out).toContain(
-      `SQLite ${path.join(directory, "bourse.sqlite")}: schema up to date, journal at sequence 0`,
+    await expectMigrateReports(
+      { BOURSE_DATA_DIR: directory },
+      `SQLite ${path.join(directory, "bourse.sqlite")}`,
+      `SQLite ${path.join(directory, "platform.sqlite")}`,
+      '6 "events in the binary form"',
     );
   });
 
@@ -354,6 +393,11 @@ describe("bourse start and the back-office commands", () => {
       await bourse.waitFor("Bourse is running at");
       expect(bourse.printed()).toContain(`Bourse is running at http://127.0.0.1:${port}`);
       expect(bourse.printed()).toContain("/docs");
+      // A first start migrates, and says what it applied, as `bourse migrate` does.
+      expect(bourse.printed()).toContain('Bourse: platform schema migrated: applied migrations 1 "platform data"');
+      expect(bourse.printed()).toContain(
+        'Bourse: journal schema migrated: applied migrations 1 "journal and snapshots"',
+      );
 
       const created = await run(
         ["user", "create", "--email", "desk@example.com", "--password", "back office pass"],
@@ -490,5 +534,42 @@ describe("bourse start and the back-office commands", () => {
     const read = await run([...create, "--password-stdin"], environment, "secret\r\n");
     expect(read.code).toBe(ExitCode.UNAVAILABLE);
     expect(read.err).toContain("cannot reach the server");
+  });
+});
+
+const postgresUrl = process.env.BOURSE_TEST_PG_URL;
+if (!postgresUrl) console.warn("cli.test.ts: the PostgreSQL cases are skipped, BOURSE_TEST_PG_URL is not set");
+
+/** Runs one statement on the test server's PostgreSQL, on a connection of its own. */
+async function runPostgres(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: postgresUrl });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+describe.skipIf(!postgresUrl)("the storage commands on PostgreSQL", () => {
+  const database = `bourse_cli_test_${process.pid}_${Date.now()}`;
+  let databaseUrl = "";
+  beforeAll(async () => {
+    const url = new URL(postgresUrl!);
+    url.pathname = `/${database}`;
+    databaseUrl = url.toString();
+    await runPostgres(`CREATE DATABASE "${database}"`);
+  });
+  afterAll(async () => {
+    await runPostgres(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+  });
+
+  it("migrate names the migrations it applies to the journal and the platform tables; again, it says both are up to date", async () => {
+    await expectMigrateReports(
+      { BOURSE_DATA_DIR: dataDirectory(), BOURSE_DATABASE_URL: databaseUrl },
+      `PostgreSQL ${databaseUrl}`,
+      `PostgreSQL ${databaseUrl}`,
+      '6 "history indexes by symbol"',
+    );
   });
 });

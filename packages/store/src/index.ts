@@ -27,3 +27,4 @@ export * from "./sqlite-platform-store.ts";
 export * from "./postgres-platform-store.ts";
 export * from "./create-platform-store.ts";
 export * from "./directories.ts";
+export type { AppliedMigration } from "./migrations.ts";

@@ -8,6 +8,7 @@
  * against every driver.
  */
 import type { EngineEvent, StateSnapshot } from "@bourse/core";
+import type { AppliedMigration } from "./migrations.ts";
 import type { SnapshotRow } from "./records.ts";
 
 export interface JournalRecord {
@@ -37,6 +38,8 @@ export interface JournalOpenReport {
    * returns the newest sound one, recovery replays more events): the events are the truth.
    */
   readonly damagedSnapshots: readonly number[];
+  /** The schema's migrations this open applied, in order; empty when it was this build's already, and for an inspection. */
+  readonly appliedMigrations: readonly AppliedMigration[];
 }
 
 /** A record before the last append is damaged or missing: the journal refuses to open. */

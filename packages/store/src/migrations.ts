@@ -3,6 +3,15 @@
  * this build's.
  */
 
+/**
+ * A migration a runner applied in this open: its number and name, so `bourse migrate` can say what it did (it said
+ * "schema up to date" whether it had applied ten migrations or none: found by the audit of an operator's journey).
+ */
+export interface AppliedMigration {
+  readonly version: number;
+  readonly name: string;
+}
+
 /** A schema newer than this build: an older build must not run on it. `subject`: "the database", "schema bourse". */
 export function schemaAhead(subject: string, version: number, known: number): Error {
   return new Error(`${subject} is at schema version ${version}, newer than this build knows (${known}): upgrade it`);

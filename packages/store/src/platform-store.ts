@@ -7,6 +7,7 @@
  * (null, false or NotFoundError), never returned. Every list and every stored size has a bound.
  */
 import { isPortableText, textLength, type BookLevel } from "@bourse/core";
+import type { AppliedMigration } from "./migrations.ts";
 
 /** The base of the typed errors below. `field` names the input at fault, where there is one. */
 export class PlatformStoreError extends Error {
@@ -460,9 +461,15 @@ export interface CandleQuery {
   readonly limit: number;
 }
 
+/** What a platform store did when it opened. */
+export interface PlatformStoreOpenReport {
+  /** The schema's migrations this open applied, in order; empty when it was this build's already. */
+  readonly appliedMigrations: readonly AppliedMigration[];
+}
+
 export interface PlatformStore {
   /** Connects and runs the store's migrations. */
-  open(): Promise<void>;
+  open(): Promise<PlatformStoreOpenReport>;
   close(): Promise<void>;
 
   createUser(user: NewUser): Promise<User>;

@@ -5,6 +5,7 @@
  * new ones.
  */
 import { runPostgresMigrationsOnOwnConnection, type PostgresMigration } from "./postgres-migrations.ts";
+import type { AppliedMigration } from "./migrations.ts";
 import {
   DEFAULT_STATEMENT_TIMEOUT_MILLISECONDS,
   boundedConnectionSettings,
@@ -380,8 +381,8 @@ export class PostgresJournal implements EventJournal, ReadModels {
       // schema's name, which needs no table).
       this.writing = !options.keepTornTail;
       if (this.writing) await this.takeWriterLock();
-      await this.migrate(this.writing);
-      const report = await this.verifyOnOpen(options);
+      const appliedMigrations = await this.migrate(this.writing);
+      const report: JournalOpenReport = { ...(await this.verifyOnOpen(options)), appliedMigrations };
       this.knownLastSequence = report.lastSequence;
       // An inspection leaves the read models as they are: a kept torn tail is not the journal's to project.
       if (!options.keepTornTail) await this.catchUpReadModels(report.lastSequence);
@@ -528,8 +529,8 @@ export class PostgresJournal implements EventJournal, ReadModels {
   }
 
   /** `apply` false for an inspection: it checks the schema is this build's and changes nothing. */
-  private async migrate(apply: boolean): Promise<void> {
-    await runPostgresMigrationsOnOwnConnection(
+  private async migrate(apply: boolean): Promise<readonly AppliedMigration[]> {
+    return runPostgresMigrationsOnOwnConnection(
       {
         connectionString: this.options.connectionString,
         connectTimeoutMilliseconds: this.options.connectTimeoutMilliseconds ?? 5000,
@@ -547,7 +548,11 @@ export class PostgresJournal implements EventJournal, ReadModels {
     );
   }
 
-  private async verifyOnOpen({ fold, keepTornTail }: JournalOpenOptions): Promise<JournalOpenReport> {
+  /** The tail's report; the open adds the migrations it applied. */
+  private async verifyOnOpen({
+    fold,
+    keepTornTail,
+  }: JournalOpenOptions): Promise<Omit<JournalOpenReport, "appliedMigrations">> {
     const damagedSnapshots: number[] = [];
     let snapshotSequence = 0;
     let snapshot: SnapshotRecord | null = null;

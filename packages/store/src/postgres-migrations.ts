@@ -2,10 +2,11 @@
  * The one PostgreSQL migration runner: in one transaction on `client`, takes an advisory lock (servers
  * starting at once on the same schema: one migrates, the others then find it done), creates the schema
  * when missing, and applies each numbered migration once, in order, recording it in `table`. Refuses a
- * schema newer than this build knows.
+ * schema newer than this build knows. Answers the migrations it applied, in order (none for an inspection, or when the
+ * schema was this build's already).
  */
 import pg from "pg";
-import { assertInspectable, schemaAhead } from "./migrations.ts";
+import { assertInspectable, schemaAhead, type AppliedMigration } from "./migrations.ts";
 import { KEEPALIVE_INITIAL_DELAY_MILLISECONDS } from "./postgres-timeouts.ts";
 
 export interface PostgresMigration {
@@ -47,7 +48,7 @@ function ignoreClientError(): void {
 export async function runPostgresMigrationsOnOwnConnection(
   connection: PostgresMigrationConnection,
   run: PostgresMigrationRun,
-): Promise<void> {
+): Promise<readonly AppliedMigration[]> {
   const client = new pg.Client({
     connectionString: connection.connectionString,
     connectionTimeoutMillis: connection.connectTimeoutMilliseconds,
@@ -59,15 +60,21 @@ export async function runPostgresMigrationsOnOwnConnection(
   client.on("error", ignoreClientError);
   try {
     await client.connect();
-    await runPostgresMigrations(client, run);
+    return await runPostgresMigrations(client, run);
   } finally {
     await client.end().catch(() => undefined);
   }
 }
 
-export async function runPostgresMigrations(client: pg.ClientBase, run: PostgresMigrationRun): Promise<void> {
+export async function runPostgresMigrations(
+  client: pg.ClientBase,
+  run: PostgresMigrationRun,
+): Promise<readonly AppliedMigration[]> {
   const quoted = `"${run.schema}"`;
-  if (run.apply === false) return checkPostgresSchema(client, run);
+  if (run.apply === false) {
+    await checkPostgresSchema(client, run);
+    return [];
+  }
   await client.query("BEGIN");
   await client.query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", [run.lockName, run.schema]);
   // Created only when missing: CREATE SCHEMA IF NOT EXISTS would still demand the CREATE privilege on the
@@ -88,6 +95,7 @@ export async function runPostgresMigrations(client: pg.ClientBase, run: Postgres
   const newest = Math.max(0, ...applied);
   const known = run.migrations[run.migrations.length - 1]!.version;
   if (newest > known) throw schemaAhead(`${run.what} of schema ${run.schema}`, newest, known);
+  const appliedNow: AppliedMigration[] = [];
   for (const migration of run.migrations) {
     if (applied.has(migration.version)) continue;
     await client.query(run.render(migration.sql));
@@ -96,8 +104,10 @@ export async function runPostgresMigrations(client: pg.ClientBase, run: Postgres
       migration.name,
       Date.now(),
     ]);
+    appliedNow.push({ version: migration.version, name: migration.name });
   }
   await client.query("COMMIT");
+  return appliedNow;
 }
 
 /**

@@ -5,6 +5,7 @@
  * so that concurrent writers cannot take a list past its bound.
  */
 import { runPostgresMigrationsOnOwnConnection, type PostgresMigration } from "./postgres-migrations.ts";
+import type { AppliedMigration } from "./migrations.ts";
 import pg from "pg";
 import {
   DEFAULT_STATEMENT_TIMEOUT_MILLISECONDS,
@@ -256,7 +257,7 @@ export class PostgresPlatformStore extends SqlPlatformStore {
     };
   }
 
-  protected async connect(): Promise<SqlDatabase> {
+  protected async connect(): Promise<{ database: SqlDatabase; appliedMigrations: readonly AppliedMigration[] }> {
     // Validated before anything opens.
     const maxWaitingCalls = checkedMaxWaitingCalls(this.options.maxWaitingCalls);
     const connectionSettings = boundedConnectionSettings(
@@ -276,16 +277,16 @@ export class PostgresPlatformStore extends SqlPlatformStore {
     pool.on("error", (error) => this.options.onIdleConnectionError?.(error));
     pool.on("connect", (client) => client.on("error", ignoreClientError));
     try {
-      await this.migrate();
-      return new PostgresDatabase({ pool, maxWaitingCalls });
+      const appliedMigrations = await this.migrate();
+      return { database: new PostgresDatabase({ pool, maxWaitingCalls }), appliedMigrations };
     } catch (error) {
       await pool.end();
       throw error;
     }
   }
 
-  private async migrate(): Promise<void> {
-    await runPostgresMigrationsOnOwnConnection(
+  private async migrate(): Promise<readonly AppliedMigration[]> {
+    return runPostgresMigrationsOnOwnConnection(
       {
         connectionString: this.options.connectionString,
         connectTimeoutMilliseconds: this.options.connectTimeoutMilliseconds ?? 5000,

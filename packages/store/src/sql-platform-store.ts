@@ -5,6 +5,7 @@
  */
 import { DEFAULT_INSTRUMENTS } from "@bourse/core";
 import { MAX_BOOK_LEVELS, type BookLevel } from "@bourse/core";
+import type { AppliedMigration } from "./migrations.ts";
 import {
   ALERT_CONDITIONS,
   ALERT_SIDES,
@@ -54,6 +55,7 @@ import {
   type Page,
   type PageQuery,
   type PlatformStore,
+  type PlatformStoreOpenReport,
   type PriceAlert,
   type PriceAlertPatch,
   type RecordedAlertTrigger,
@@ -596,12 +598,17 @@ export abstract class SqlPlatformStore implements PlatformStore {
   private readonly texts = new Map<string, string>();
 
   protected abstract readonly dialect: SqlDialect;
-  /** Connects and migrates. */
-  protected abstract connect(): Promise<SqlDatabase>;
+  /** Connects and migrates; answers the database and the migrations it applied. */
+  protected abstract connect(): Promise<{
+    readonly database: SqlDatabase;
+    readonly appliedMigrations: readonly AppliedMigration[];
+  }>;
 
-  async open(): Promise<void> {
+  async open(): Promise<PlatformStoreOpenReport> {
     if (this.database) throw new Error("the platform store is already open");
-    this.database = await this.connect();
+    const { database, appliedMigrations } = await this.connect();
+    this.database = database;
+    return { appliedMigrations };
   }
 
   async close(): Promise<void> {

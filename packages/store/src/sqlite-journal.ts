@@ -7,6 +7,7 @@
  * models' queries, which WAL lets run beside the writer's transactions.
  */
 import { runSqliteMigrations, type SqliteMigration } from "./sqlite-migrations.ts";
+import type { AppliedMigration } from "./migrations.ts";
 import Database from "better-sqlite3";
 import { makeDatabaseFile } from "./directories.ts";
 import {
@@ -237,11 +238,11 @@ export class SqliteJournal implements EventJournal, ReadModels {
     }
     this.writerLock = writerLock;
     try {
-      migrate(database, !options.keepTornTail);
+      const appliedMigrations = migrate(database, !options.keepTornTail);
       this.database = database;
       this.statements = prepareStatements(database);
       this.readModels = new SqliteReadModelStatements(database);
-      const report = await this.verifyOnOpen(options);
+      const report: JournalOpenReport = { ...(await this.verifyOnOpen(options)), appliedMigrations };
       // An inspection leaves the read models as they are: a kept torn tail is not the journal's to project.
       if (!options.keepTornTail) await this.catchUpReadModels();
       if (this.options.writer === "worker" && !inMemory) {
@@ -272,7 +273,11 @@ export class SqliteJournal implements EventJournal, ReadModels {
     }
   }
 
-  private async verifyOnOpen({ fold, keepTornTail }: JournalOpenOptions): Promise<JournalOpenReport> {
+  /** The tail's report; the open adds the migrations it applied. */
+  private async verifyOnOpen({
+    fold,
+    keepTornTail,
+  }: JournalOpenOptions): Promise<Omit<JournalOpenReport, "appliedMigrations">> {
     const statements = this.requireStatements();
     const damagedSnapshots: number[] = [];
     let snapshotSequence = 0;
@@ -581,8 +586,8 @@ function appendFailure(error: unknown, firstSequence: number, committing: boolea
 }
 
 /** `apply` false for an inspection: it checks the schema is this build's and changes nothing. */
-function migrate(database: Database.Database, apply: boolean): void {
-  runSqliteMigrations(database, "schema_migrations", SQLITE_JOURNAL_MIGRATIONS, "the database", apply);
+function migrate(database: Database.Database, apply: boolean): readonly AppliedMigration[] {
+  return runSqliteMigrations(database, "schema_migrations", SQLITE_JOURNAL_MIGRATIONS, "the database", apply);
 }
 
 export function prepareStatements(database: Database.Database): Statements {

@@ -3,7 +3,7 @@
  * `table`, and refuses a database whose schema is newer than this build knows.
  */
 import type Database from "better-sqlite3";
-import { assertInspectable, schemaAhead } from "./migrations.ts";
+import { assertInspectable, schemaAhead, type AppliedMigration } from "./migrations.ts";
 
 export interface SqliteMigration {
   readonly version: number;
@@ -11,14 +11,17 @@ export interface SqliteMigration {
   readonly sql: string;
 }
 
-/** `apply` false: an inspection, which changes no schema and refuses one that is not this build's (`assertInspectable`). */
+/**
+ * Answers the migrations it applied, in order (none when the schema was this build's already).
+ * `apply` false: an inspection, which changes no schema and refuses one that is not this build's (`assertInspectable`).
+ */
 export function runSqliteMigrations(
   database: Database.Database,
   table: "schema_migrations" | "platform_migrations",
   migrations: readonly SqliteMigration[],
   what: string,
   apply = true,
-): void {
+): readonly AppliedMigration[] {
   const known = migrations[migrations.length - 1]!.version;
   if (!apply) {
     const recorded =
@@ -28,7 +31,7 @@ export function runSqliteMigrations(
         0)
       : 0;
     assertInspectable(what, newest, known);
-    return;
+    return [];
   }
   database.exec(`
     CREATE TABLE IF NOT EXISTS ${table} (
@@ -37,7 +40,7 @@ export function runSqliteMigrations(
       applied_at INTEGER NOT NULL
     )
   `);
-  const run = database.transaction(() => {
+  const run = database.transaction((): AppliedMigration[] => {
     const applied = new Set(
       database
         .prepare<[], { version: number }>(`SELECT version FROM ${table}`)
@@ -47,12 +50,15 @@ export function runSqliteMigrations(
     const newest = Math.max(0, ...applied);
     if (newest > known) throw schemaAhead(what, newest, known);
     const record = database.prepare(`INSERT INTO ${table} (version, name, applied_at) VALUES (?, ?, ?)`);
+    const appliedNow: AppliedMigration[] = [];
     for (const migration of migrations) {
       if (applied.has(migration.version)) continue;
       database.exec(migration.sql);
       record.run(migration.version, migration.name, Date.now());
+      appliedNow.push({ version: migration.version, name: migration.name });
     }
+    return appliedNow;
   });
   // IMMEDIATE: two processes opening the same new file must not both try to create the tables.
-  run.immediate();
+  return run.immediate();
 }

@@ -8,6 +8,7 @@
  * a queue, so the awaits inside a transaction never let another call's statements into it.
  */
 import { runSqliteMigrations, type SqliteMigration } from "./sqlite-migrations.ts";
+import type { AppliedMigration } from "./migrations.ts";
 import Database from "better-sqlite3";
 import { makeDatabaseFile } from "./directories.ts";
 import {
@@ -240,7 +241,7 @@ export class SqlitePlatformStore extends SqlPlatformStore {
     super();
   }
 
-  protected async connect(): Promise<SqlDatabase> {
+  protected async connect(): Promise<{ database: SqlDatabase; appliedMigrations: readonly AppliedMigration[] }> {
     const inMemory = this.options.path === ":memory:" || this.options.path === "";
     if (!inMemory) makeDatabaseFile(this.options.path);
     const busyTimeout = this.options.busyTimeoutMilliseconds ?? 5000;
@@ -249,12 +250,12 @@ export class SqlitePlatformStore extends SqlPlatformStore {
       database.pragma("journal_mode = WAL");
       database.pragma("synchronous = FULL");
       database.pragma("foreign_keys = ON");
-      migrate(database);
+      const appliedMigrations = migrate(database);
       const derivedWriter =
         this.options.derivedWrites === "worker" && !inMemory
           ? await SqliteDerivedWriter.start({ path: this.options.path, busyTimeoutMilliseconds: busyTimeout })
           : null;
-      return new SqliteDatabase(database, derivedWriter);
+      return { database: new SqliteDatabase(database, derivedWriter), appliedMigrations };
     } catch (error) {
       database.close();
       throw error;
@@ -262,6 +263,6 @@ export class SqlitePlatformStore extends SqlPlatformStore {
   }
 }
 
-function migrate(database: Database.Database): void {
-  runSqliteMigrations(database, "platform_migrations", MIGRATIONS, "the platform tables");
+function migrate(database: Database.Database): readonly AppliedMigration[] {
+  return runSqliteMigrations(database, "platform_migrations", MIGRATIONS, "the platform tables");
 }

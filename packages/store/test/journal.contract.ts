@@ -97,6 +97,23 @@ export function journalContract(factory: JournalStorageFactory): void {
       expect(numbers.length).toBeGreaterThanOrEqual(4);
     });
 
+    // `bourse migrate` said "schema up to date" whether it had applied every migration or none (found by the audit
+    // of an operator's journey): the open reports what it applied.
+    it("open() reports the migrations it applied, by number and name, and none once the schema is this build's", async () => {
+      const over = await freshStorage();
+      const first = over.journal();
+      const { appliedMigrations } = await first.open();
+      opened.push(first);
+      const recorded = await over.query("SELECT version, name FROM schema_migrations ORDER BY version");
+      expect(appliedMigrations).toEqual(recorded.map((row) => ({ version: Number(row.version), name: row.name })));
+      expect(appliedMigrations[0]).toEqual({ version: 1, name: "journal and snapshots" });
+      await first.close();
+      opened.splice(opened.indexOf(first), 1);
+      const again = over.journal();
+      expect((await again.open()).appliedMigrations).toEqual([]);
+      opened.push(again);
+    });
+
     it("refuses storage whose schema is newer than this build knows", async () => {
       const over = await freshStorage();
       await (await openJournal(over)).close();
@@ -127,7 +144,7 @@ export function journalContract(factory: JournalStorageFactory): void {
     it("a new journal is empty and opens clean", async () => {
       const over = await freshStorage();
       const journal = over.journal();
-      expect(await journal.open()).toEqual({ lastSequence: 0, droppedTornRecords: 0, damagedSnapshots: [] });
+      expect(await journal.open()).toMatchObject({ lastSequence: 0, droppedTornRecords: 0, damagedSnapshots: [] });
       opened.push(journal);
       expect(await journal.lastSequence()).toBe(0);
       expect(await journal.read(0, 100)).toEqual([]);
@@ -414,7 +431,12 @@ export function journalContract(factory: JournalStorageFactory): void {
       await first.saveSnapshot(snapshot);
       await first.close();
       const second = over.journal();
-      expect(await second.open()).toEqual({ lastSequence: 10, droppedTornRecords: 0, damagedSnapshots: [] });
+      expect(await second.open()).toEqual({
+        lastSequence: 10,
+        droppedTornRecords: 0,
+        damagedSnapshots: [],
+        appliedMigrations: [],
+      });
       opened.push(second);
       expect(await second.read(0, 100)).toEqual(records.slice(0, 10));
       expect(await second.latestSnapshot()).toEqual(snapshot);
@@ -472,7 +494,12 @@ export function journalContract(factory: JournalStorageFactory): void {
       const over = await closedJournalOfTen();
       await over.query(truncate(10));
       const journal = over.journal();
-      expect(await journal.open()).toEqual({ lastSequence: 9, droppedTornRecords: 1, damagedSnapshots: [] });
+      expect(await journal.open()).toEqual({
+        lastSequence: 9,
+        droppedTornRecords: 1,
+        damagedSnapshots: [],
+        appliedMigrations: [],
+      });
       opened.push(journal);
       expect(await journal.lastSequence()).toBe(9);
       expect(await journal.read(0, 100)).toEqual(records.slice(0, 9));
@@ -585,7 +612,12 @@ export function journalContract(factory: JournalStorageFactory): void {
       await journal.close();
       await over.query("UPDATE snapshots SET state_hash = 'damaged' WHERE sequence = 6");
       const reopened = over.journal();
-      expect(await reopened.open()).toEqual({ lastSequence: 10, droppedTornRecords: 0, damagedSnapshots: [6] });
+      expect(await reopened.open()).toEqual({
+        lastSequence: 10,
+        droppedTornRecords: 0,
+        damagedSnapshots: [6],
+        appliedMigrations: [],
+      });
       opened.push(reopened);
       expect(await reopened.latestSnapshot()).toEqual(snapshotAt(events, 3));
     });

@@ -115,6 +115,25 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
   }
 
   describe("PlatformStore: migrations", () => {
+    // `bourse migrate` said "platform schema up to date" whether it had applied every migration or none (found by the
+    // audit of an operator's journey): the open reports what it applied.
+    it("open() reports the migrations it applied, by number and name, and none once the schema is this build's", async () => {
+      storage = await factory();
+      const first = storage.store();
+      const { appliedMigrations } = await first.open();
+      opened.push(first);
+      expect(appliedMigrations.map((migration) => migration.version)).toEqual(
+        appliedMigrations.map((_, index) => index + 1),
+      );
+      expect(appliedMigrations[0]).toEqual({ version: 1, name: "platform data" });
+      expect(appliedMigrations.length).toBeGreaterThanOrEqual(10);
+      await first.close();
+      opened.splice(opened.indexOf(first), 1);
+      const again = storage.store();
+      expect(await again.open()).toEqual({ appliedMigrations: [] });
+      opened.push(again);
+    });
+
     it("opens an existing store again and keeps its data", async () => {
       const store = await withUsers();
       await store.close();
@@ -161,7 +180,11 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
         ALTER TABLE {s}notifications DROP COLUMN deal_id;
         ALTER TABLE {s}notifications DROP COLUMN alert_id;
         DELETE FROM {s}platform_migrations WHERE version = 10`);
-      const upgraded = await openStore();
+      const upgraded = storage!.store();
+      expect(await upgraded.open()).toEqual({
+        appliedMigrations: [{ version: 10, name: "notification kinds and unread index" }],
+      });
+      opened.push(upgraded);
       const rows = (await upgraded.listNotifications("alice", { limit: 100 })).rows.reverse();
       expect(Object.fromEntries(rows.map((row) => [row.title, row.kind]))).toEqual(titles);
       expect(rows.every((row) => row.orderId === null && row.positionId === null && row.dealId === null)).toBe(true);

@@ -112,7 +112,12 @@ describe.each(["inline", "worker"] as const)("SqliteJournal, writer %s", (writer
       expect(await journal.read(0, 1000)).toEqual(records);
       await journal.close();
       const reopened = new SqliteJournal({ path, ...sqliteWriterOptions(writer) });
-      expect(await reopened.open()).toEqual({ lastSequence: 600, droppedTornRecords: 0, damagedSnapshots: [] });
+      expect(await reopened.open()).toEqual({
+        lastSequence: 600,
+        droppedTornRecords: 0,
+        damagedSnapshots: [],
+        appliedMigrations: [],
+      });
       opened.push(reopened);
       expect(await reopened.read(0, 1000)).toEqual(records);
     });
@@ -328,7 +333,13 @@ describe("SqliteJournal migration 3", () => {
     }
     database.close();
     const journal = new SqliteJournal({ path });
-    expect(await journal.open()).toEqual({ lastSequence: 4, droppedTornRecords: 0, damagedSnapshots: [] });
+    // An upgrade from schema 2: every later migration applied, and reported.
+    expect(await journal.open()).toEqual({
+      lastSequence: 4,
+      droppedTornRecords: 0,
+      damagedSnapshots: [],
+      appliedMigrations: SQLITE_JOURNAL_MIGRATIONS.slice(2).map(({ version, name }) => ({ version, name })),
+    });
     try {
       expect(await journal.read(0, 100)).toEqual(records.slice(0, 4));
       await journal.append(records.slice(4));
@@ -383,7 +394,7 @@ describe("SqliteJournal migration 5", () => {
 
     const journal = new SqliteJournal({ path });
     try {
-      expect(await journal.open()).toEqual({ lastSequence: half, droppedTornRecords: 0, damagedSnapshots: [] });
+      expect(await journal.open()).toMatchObject({ lastSequence: half, droppedTornRecords: 0, damagedSnapshots: [] });
       const histories = (source: SqliteJournal) =>
         [
           (query: HistoryQuery) => source.orderHistory(query),
