@@ -16,6 +16,8 @@ import { defaultEngineConfig } from "@bourse/core";
 import {
   createJournal,
   createPlatformStore,
+  PostgresRefusedError,
+  PostgresUnreachableError,
   eventAccountId,
   isPostgresUrl,
   verify,
@@ -35,7 +37,7 @@ import { defaultGroupsFileText } from "./groups-file.ts";
 import { defaultInstrumentsFile } from "./instruments-file.ts";
 import { createServer } from "./server.ts";
 import { existsSync } from "node:fs";
-import { describeDatabase, describeMigrations } from "./settings.ts";
+import { describeDatabase, describeMigrations, waitForDatabases } from "./settings.ts";
 
 /** Process exit codes of the command line, by meaning. */
 export const ExitCode = {
@@ -49,6 +51,8 @@ export const ExitCode = {
    * No answer, or one the server could not confirm (unreachable, 503 ENGINE_UNAVAILABLE or OUTCOME_UNKNOWN, 429): the
    * outcome is unknown; send the same request again, with the same --reference for money. Found by the audit of an
    * operator's journey of 7 December (sixth session): both were exit 3, and a payment script could not tell them apart.
+   * Also `start` and the storage commands when PostgreSQL stayed unreachable for BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS:
+   * run them again once it is up.
    */
   UNAVAILABLE: 5,
 } as const;
@@ -85,11 +89,12 @@ commands:
 
 exit codes: 0 done; 1 verify found differences; 2 usage or configuration error; 3 failed; 4 refused by the
   server (nothing done: the same request fails again); 5 no answer or an outcome the server could not confirm
-  (send it again, with the same --reference for money)
+  (send it again, with the same --reference for money), or PostgreSQL not reachable in time (run it again)
 
 environment (or a JSON file named by BOURSE_CONFIG, default ./bourse.config.json):
   BOURSE_PORT (8080)  BOURSE_HOST (127.0.0.1)  BOURSE_DATA_DIR (./data)
   BOURSE_DATABASE_URL   postgres://… for PostgreSQL; unset: SQLite in BOURSE_DATA_DIR
+  BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS  how long to go on trying to reach PostgreSQL at start (30)
   BOURSE_FEED           simulator (default) | push | csv:PATH
   BOURSE_INSTRUMENTS_FILE  the instruments traded, a JSON list (unset: the default set; see \`bourse instruments\`)
   BOURSE_GROUPS_FILE    the account groups, a JSON list (unset: standard and pro; see \`bourse groups\`)
@@ -223,8 +228,13 @@ async function adminCall(
 async function startServer(config: ServerConfig, output: Output): Promise<number> {
   const log = createServerLog(config.logFormat, config.logRequests, { out: output.info, error: output.error });
   const server = await createServer({ config, log, httpLog: log.requests });
-  let stopped = (): void => undefined;
-  const stop = new Promise<void>((resolve) => (stopped = resolve));
+  let stopSignalled = (): void => undefined;
+  const stop = new Promise<void>((resolve) => (stopSignalled = resolve));
+  // A signal while the start waits for PostgreSQL ends the wait at once, not when its time is out.
+  const stopped = (): void => {
+    stopSignalled();
+    server.platform.abandonStart();
+  };
   process.once("SIGINT", stopped);
   process.once("SIGTERM", stopped);
   log.info(`Bourse: ${describeDatabase(config.storage.databaseUrl)}, feed ${config.feed.kind}`);
@@ -238,9 +248,14 @@ async function startServer(config: ServerConfig, output: Output): Promise<number
     process.off("SIGINT", stopped);
     process.off("SIGTERM", stopped);
     // An address this machine does not have is a setting's fault, exit 2 as every other (found by the audit of an
-    // operator's journey of 7 December, sixth session: "getaddrinfo ENOTFOUND", exit 3).
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOTFOUND" || code === "EADDRNOTAVAIL" || code === "EAI_AGAIN")
+    // operator's journey of 7 December, sixth session: "getaddrinfo ENOTFOUND", exit 3). The listener's own lookup
+    // only: a PostgreSQL host that did not resolve was blamed on BOURSE_HOST.
+    const { code, syscall, hostname } = error as NodeJS.ErrnoException & { hostname?: string };
+    const lookupOfHost = syscall === "getaddrinfo" && hostname === config.host;
+    if (
+      ((code === "ENOTFOUND" || code === "EAI_AGAIN") && lookupOfHost) ||
+      (code === "EADDRNOTAVAIL" && syscall === "listen")
+    )
       throw new ConfigError(
         `BOURSE_HOST ${JSON.stringify(config.host)} is no address of this machine to listen on (${code})`,
       );
@@ -399,6 +414,17 @@ export async function main(
       output.error(`bourse ${command}: configuration error: ${error.message}`);
       return ExitCode.USAGE;
     }
+    // PostgreSQL answered and refused the sign-in or the database: waiting would not change its answer.
+    if (error instanceof PostgresRefusedError) {
+      output.error(`bourse ${command}: configuration error: BOURSE_DATABASE_URL: ${error.message}`);
+      return ExitCode.USAGE;
+    }
+    if (error instanceof PostgresUnreachableError) {
+      output.error(
+        `bourse ${command} failed: BOURSE_DATABASE_URL: ${error.message} (BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS says how long to wait)`,
+      );
+      return ExitCode.UNAVAILABLE;
+    }
     // `user create`, not `user`: the command as the usage names it.
     const named = command === "user" ? "user create" : command;
     output.error(`bourse ${named} failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -446,6 +472,8 @@ async function storageCommand(
   if (command !== "migrate" && !isPostgresUrl(settings.databaseUrl) && !existsSync(settings.databaseUrl))
     throw new Error(`no journal at ${settings.databaseUrl}: check BOURSE_DATA_DIR or BOURSE_DATABASE_URL`);
   if (!isPostgresUrl(settings.databaseUrl)) makeDataDirectory(settings.dataDirectory);
+  // As the start does: a `bourse migrate` run beside a database that is still starting waits for it.
+  await waitForDatabases(settings, output.error);
   const journal = createJournal(settings.databaseUrl);
   try {
     // `verify` and `journal` inspect: a torn tail is reported, never dropped (they deleted an acknowledged record

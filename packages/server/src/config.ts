@@ -36,7 +36,7 @@ import { parseTrustedProxies } from "./client-address.ts";
 import { feedTuning, type FeedTuning } from "./feed/index.ts";
 import { GroupsFileError, defaultGroupOf, readGroupsFile } from "./groups-file.ts";
 import { InstrumentsFileError, checkConversions, readInstrumentsFile } from "./instruments-file.ts";
-import { storageSettings, type StorageSettings } from "./settings.ts";
+import { DEFAULT_DATABASE_CONNECT_TIMEOUT_SECONDS, storageSettings, type StorageSettings } from "./settings.ts";
 
 export type FeedSettings =
   | { readonly kind: "simulator"; readonly seed: number }
@@ -373,6 +373,7 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_HOST",
   "BOURSE_DATA_DIR",
   "BOURSE_DATABASE_URL",
+  "BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS",
   "BOURSE_FEED",
   "BOURSE_FEED_SEED",
   "BOURSE_FEED_RATE",
@@ -492,11 +493,16 @@ function storageFrom(environment: NodeJS.ProcessEnv, pick: Pick): StorageSetting
     throw new ConfigError(
       `BOURSE_DATABASE_URL must be a postgres:// (or postgresql://) URL, or the path of a SQLite file, got ${JSON.stringify(databaseUrl.replace(/\/\/[^@/]*@/, "//***@"))}`,
     );
-  return storageSettings({
-    ...environment,
-    BOURSE_DATA_DIR: pick("BOURSE_DATA_DIR"),
-    BOURSE_DATABASE_URL: databaseUrl,
-  });
+  const connectTimeoutSeconds = integerSetting(
+    "BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS",
+    pick("BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS") ?? String(DEFAULT_DATABASE_CONNECT_TIMEOUT_SECONDS),
+    0,
+    3_600,
+  );
+  return storageSettings(
+    { ...environment, BOURSE_DATA_DIR: pick("BOURSE_DATA_DIR"), BOURSE_DATABASE_URL: databaseUrl },
+    connectTimeoutSeconds,
+  );
 }
 
 /**

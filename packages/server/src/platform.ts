@@ -41,7 +41,7 @@ import { systemClock, type Clock } from "./clock.ts";
 import { makeDataDirectory, type ServerConfig } from "./config.ts";
 import { ApiError, storageApiError } from "./errors.ts";
 import { checkAccountGroups } from "./groups-file.ts";
-import { describeMigrations } from "./settings.ts";
+import { describeMigrations, waitForDatabases } from "./settings.ts";
 import { checkInstrumentScales, convertibleAccountCurrencies, keepInstrumentScales } from "./instruments-file.ts";
 
 /** Every command but its time: the platform stamps it with its clock. */
@@ -142,6 +142,8 @@ export class Platform {
   private currentState: PlatformState = "starting";
   private stoppingNow = false;
   private drainingNow = false;
+  /** Aborted by `abandonStart`. */
+  private readonly startAbandoned = new AbortController();
   private readonly quoteListeners: QuoteListener[] = [];
   /** The time of the last quote pushed: quote times never go back (pushQuote). */
   private lastQuoteTime = 0;
@@ -226,6 +228,11 @@ export class Platform {
     return this.stoppingNow;
   }
 
+  /** A stop signal while the start waits for PostgreSQL: the wait ends at once, and the start fails. */
+  abandonStart(): void {
+    this.startAbandoned.abort();
+  }
+
   beginStopping(): void {
     this.stoppingNow = true;
   }
@@ -248,6 +255,8 @@ export class Platform {
   async start(): Promise<void> {
     this.currentState = "recovering";
     try {
+      // PostgreSQL started beside the server may come up after it: waited for, with a line for each failed attempt.
+      await waitForDatabases(this.config.storage, (line) => this.log.warn(line), this.startAbandoned.signal);
       const platformOpened = await this.platformStore.open();
       this.storeOpen = true;
       this.logMigrations("platform schema", platformOpened.appliedMigrations);

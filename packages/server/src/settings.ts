@@ -2,7 +2,7 @@
  * Server settings from the environment (a configuration file joins them with the server, issue 4).
  * Unset BOURSE_DATABASE_URL means the embedded SQLite database in the data directory.
  */
-import { isPostgresUrl, type AppliedMigration } from "@bourse/store";
+import { isPostgresUrl, waitForPostgres, type AppliedMigration } from "@bourse/store";
 import path from "node:path";
 
 export interface StorageSettings {
@@ -14,13 +14,27 @@ export interface StorageSettings {
    * its own beside the journal so their writes never wait on the journal's write lock.
    */
   readonly platformDatabaseUrl: string;
+  /**
+   * How long a start (and the storage commands) go on trying to reach PostgreSQL while it cannot be reached
+   * (BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS); 0: one attempt. Unused with SQLite.
+   */
+  readonly databaseConnectTimeoutSeconds: number;
 }
 
-export function storageSettings(environment: NodeJS.ProcessEnv = process.env): StorageSettings {
+/**
+ * BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS's default: long enough for a database started beside the server (a
+ * container, a machine booting) to come up, short enough that a wrong host does not keep a supervisor waiting long.
+ */
+export const DEFAULT_DATABASE_CONNECT_TIMEOUT_SECONDS = 30;
+
+export function storageSettings(
+  environment: NodeJS.ProcessEnv = process.env,
+  databaseConnectTimeoutSeconds = DEFAULT_DATABASE_CONNECT_TIMEOUT_SECONDS,
+): StorageSettings {
   const dataDirectory = path.resolve(environment.BOURSE_DATA_DIR ?? "data");
   const databaseUrl = environment.BOURSE_DATABASE_URL ?? path.join(dataDirectory, "bourse.sqlite");
   const platformDatabaseUrl = environment.BOURSE_DATABASE_URL ?? path.join(dataDirectory, "platform.sqlite");
-  return { dataDirectory, databaseUrl, platformDatabaseUrl };
+  return { dataDirectory, databaseUrl, platformDatabaseUrl, databaseConnectTimeoutSeconds };
 }
 
 /** A database URL fit for a log line: a PostgreSQL password is never printed. */
@@ -41,4 +55,19 @@ export function describeMigrations(schema: string, applied: readonly AppliedMigr
   if (applied.length === 0) return `${schema} up to date (nothing to apply)`;
   const list = applied.map(({ version, name }) => `${version} "${name}"`).join(", ");
   return `${schema} migrated: applied ${applied.length === 1 ? "migration" : "migrations"} ${list}`;
+}
+
+/**
+ * Waits for the PostgreSQL the storage settings name, if any, while it cannot be reached (`waitForPostgres`), for
+ * BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS, telling `onRetry` of each failed attempt, until `signal` ends it. SQLite
+ * needs no wait.
+ */
+export async function waitForDatabases(
+  storage: StorageSettings,
+  onRetry: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  for (const url of new Set([storage.databaseUrl, storage.platformDatabaseUrl]))
+    if (isPostgresUrl(url))
+      await waitForPostgres(url, { timeoutMs: storage.databaseConnectTimeoutSeconds * 1000, onRetry, signal });
 }

@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -76,6 +77,15 @@ function damageJournalRow(directory: string, firstSequence: number | "last"): nu
   } finally {
     database.close();
   }
+}
+
+/** A TCP port of this machine that nothing listens on (one the system gave, let go at once). */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 /**
@@ -371,6 +381,44 @@ describe("bourse command line", () => {
     expect(bourse.printed()).toContain('bourse start: configuration error: BOURSE_HOST "999.1.1.1" is no address');
   });
 
+  // Found by the audit of an operator's journey: PostgreSQL not up yet made the start exit at once with a raw
+  // "connect ECONNREFUSED 127.0.0.1:5432", exit 3, naming no database and trying nothing again.
+  it("waits for an unreachable PostgreSQL, saying so at each attempt, then exits 5 naming it, never printing the password", async () => {
+    const port = await closedPort();
+    const bourse = spawnBourse({
+      BOURSE_DATA_DIR: dataDirectory(),
+      BOURSE_FEED: "push",
+      BOURSE_PORT: "0",
+      BOURSE_DATABASE_URL: `postgres://bourse:the-db-password-0123@127.0.0.1:${port}/bourse`,
+      BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS: "2",
+    });
+    expect(await bourse.exited).toBe(ExitCode.UNAVAILABLE);
+    const printed = bourse.printed();
+    expect(printed).toContain(`PostgreSQL at 127.0.0.1:${port} is not reachable (ECONNREFUSED), retrying in 1 s`);
+    expect(printed.match(/is not reachable \(ECONNREFUSED\), retrying in/g)!.length).toBeGreaterThanOrEqual(2);
+    expect(printed).toContain(
+      `bourse start failed: BOURSE_DATABASE_URL: PostgreSQL at 127.0.0.1:${port} was not reachable within 2 s (ECONNREFUSED; `,
+    );
+    expect(printed).not.toContain("the-db-password-0123");
+  });
+
+  // A PostgreSQL host that did not resolve was blamed on BOURSE_HOST ("is no address of this machine"), exit 2.
+  it("says a PostgreSQL host that does not resolve is not reachable, with one attempt at a timeout of 0, exit 5", async () => {
+    const bourse = spawnBourse({
+      BOURSE_DATA_DIR: dataDirectory(),
+      BOURSE_FEED: "push",
+      BOURSE_PORT: "0",
+      BOURSE_DATABASE_URL: "postgres://bourse@no-such-host.invalid/bourse",
+      BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS: "0",
+    });
+    expect(await bourse.exited).toBe(ExitCode.UNAVAILABLE);
+    expect(bourse.printed()).toMatch(
+      /bourse start failed: BOURSE_DATABASE_URL: PostgreSQL at no-such-host\.invalid:5432 was not reachable within 0 s \((ENOTFOUND|EAI_AGAIN); 1 attempt\)/,
+    );
+    expect(bourse.printed()).not.toContain("retrying");
+    expect(bourse.printed()).not.toContain("BOURSE_HOST");
+  });
+
   it("answers an unknown command with the usage and exit code 2", async () => {
     const result = await run(["frobnicate"], { BOURSE_DATA_DIR: dataDirectory() });
     expect(result.code).toBe(ExitCode.USAGE);
@@ -571,5 +619,34 @@ describe.skipIf(!postgresUrl)("the storage commands on PostgreSQL", () => {
       `PostgreSQL ${databaseUrl}`,
       '6 "history indexes by symbol"',
     );
+  });
+
+  // Waiting would not change these answers: the URL must.
+  it("start refuses at once a database that does not exist and a user PostgreSQL does not know, exit 2", async () => {
+    const url = new URL(postgresUrl!);
+    url.pathname = `/${database}_missing`;
+    const missing = spawnBourse({
+      BOURSE_DATA_DIR: dataDirectory(),
+      BOURSE_FEED: "push",
+      BOURSE_PORT: "0",
+      BOURSE_DATABASE_URL: url.toString(),
+    });
+    expect(await missing.exited).toBe(ExitCode.USAGE);
+    expect(missing.printed()).toContain(
+      `bourse start: configuration error: BOURSE_DATABASE_URL: PostgreSQL at ${url.host} refused the connection: database "${database}_missing" does not exist (3D000); not retried`,
+    );
+    expect(missing.printed()).not.toContain("retrying");
+    url.pathname = `/${database}`;
+    url.username = "no_such_bourse_user";
+    url.password = "the-db-password-0123";
+    const unknownUser = await run(["migrate"], {
+      BOURSE_DATA_DIR: dataDirectory(),
+      BOURSE_DATABASE_URL: url.toString(),
+    });
+    expect(unknownUser.code).toBe(ExitCode.USAGE);
+    expect(unknownUser.err).toContain(
+      `bourse migrate: configuration error: BOURSE_DATABASE_URL: PostgreSQL at ${url.host} refused the connection: role "no_such_bourse_user" does not exist (28000); not retried`,
+    );
+    expect(unknownUser.err).not.toContain("the-db-password-0123");
   });
 });

@@ -106,6 +106,7 @@ describe("the configuration file's keys", () => {
 
   it("takes every setting by its name in camelCase, and the first nested names", () => {
     const config = loadFile({
+      databaseConnectTimeoutSeconds: 5,
       automationPort: 18086,
       automationRateLimitPerSecond: 7,
       apiKeyRefusalsPerSecond: 9,
@@ -115,6 +116,7 @@ describe("the configuration file's keys", () => {
       trustProxy: ["127.0.0.1"],
     });
     expect(config).toMatchObject({
+      storage: { databaseConnectTimeoutSeconds: 5 },
       automationPort: 18086,
       automationRateLimitPerSecond: 7,
       apiKeyRefusalsPerSecond: 9,
@@ -191,6 +193,15 @@ describe("settings checked at start", () => {
     expect(() => load({ BOURSE_DATA_DIR: "/proc/bourse-data" })).toThrow(
       /^BOURSE_DATA_DIR: the data directory \/proc\/bourse-data cannot be created: ENOENT/,
     );
+  });
+
+  it("waits 30 s for PostgreSQL at start by default (BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS), 0 for one attempt", () => {
+    expect(load({}).storage.databaseConnectTimeoutSeconds).toBe(30);
+    expect(load({ BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS: "0" }).storage.databaseConnectTimeoutSeconds).toBe(0);
+    for (const bad of ["-1", "1.5", "soon", "3601"])
+      expect(() => load({ BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS: bad })).toThrow(
+        /^BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS must be an integer from 0 to 3600/,
+      );
   });
 
   it("refuses a CSV feed whose file is missing, and bad feed tuning, as configuration errors", () => {

@@ -28,3 +28,4 @@ export * from "./postgres-platform-store.ts";
 export * from "./create-platform-store.ts";
 export * from "./directories.ts";
 export type { AppliedMigration } from "./migrations.ts";
+export * from "./postgres-reachable.ts";
