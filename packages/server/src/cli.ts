@@ -30,6 +30,7 @@ import {
   loadServerConfig,
   loadStorageSettings,
   makeDataDirectory,
+  makeSqliteFiles,
   unknownSettings,
   type ServerConfig,
 } from "./config.ts";
@@ -471,7 +472,9 @@ async function storageCommand(
   // one and answered "no differences".
   if (command !== "migrate" && !isPostgresUrl(settings.databaseUrl) && !existsSync(settings.databaseUrl))
     throw new Error(`no journal at ${settings.databaseUrl}: check BOURSE_DATA_DIR or BOURSE_DATABASE_URL`);
-  if (!isPostgresUrl(settings.databaseUrl)) makeDataDirectory(settings.dataDirectory);
+  // An inspection writes nothing, so needs no writable directory (a backup on a read-only disk is verified).
+  if (command === "migrate") makeSqliteFiles(settings, [settings.databaseUrl, settings.platformDatabaseUrl]);
+  else if (!isPostgresUrl(settings.databaseUrl)) makeDataDirectory(settings.dataDirectory);
   // As the start does: a `bourse migrate` run beside a database that is still starting waits for it.
   await waitForDatabases(settings, output.error);
   const journal = createJournal(settings.databaseUrl);

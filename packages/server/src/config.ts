@@ -18,10 +18,12 @@ import {
   type InstrumentSpec,
   type RolloverTimeZone,
 } from "@bourse/core";
-import { isPostgresUrl, makeDirectories } from "@bourse/store";
+import { isPostgresUrl, makeDatabaseFile, makeDirectories } from "@bourse/store";
 import { randomBytes } from "node:crypto";
 import {
+  accessSync,
   closeSync,
+  constants as accessModes,
   existsSync,
   fsyncSync,
   linkSync,
@@ -31,6 +33,7 @@ import {
   statSync,
   writeSync,
 } from "node:fs";
+import { userInfo } from "node:os";
 import path from "node:path";
 import { parseTrustedProxies } from "./client-address.ts";
 import { feedTuning, type FeedTuning } from "./feed/index.ts";
@@ -209,29 +212,44 @@ function keptSecret(directory: string, fileName: string, given: string | undefin
   const file = path.join(directory, fileName);
   if (!existsSync(file)) {
     makeDataDirectory(directory);
-    // Random, not the process id: a crash before the removal below, then a restart under the same id (PID 1 in a
-    // container), would find it there.
-    const temporary = `${file}.${randomBytes(6).toString("hex")}.tmp`;
-    const descriptor = openSync(temporary, "wx", SECRET_FILE_MODE);
     try {
-      writeSync(descriptor, randomBytes(32).toString("base64url") + "\n");
-      fsyncSync(descriptor);
-    } finally {
-      closeSync(descriptor);
-    }
-    try {
-      // A hard link fails if the file exists: a second process starting at once keeps the first one's secret.
-      linkSync(temporary, file);
+      writeNewSecret(file);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    } finally {
-      rmSync(temporary, { force: true });
+      throw (
+        notWritableError(
+          "BOURSE_DATA_DIR",
+          `the data directory ${directory} (to keep the generated ${fileName})`,
+          error,
+        ) ?? error
+      );
     }
   }
   const secret = readFileSync(file, "utf8").trim();
   if (secret === "")
     throw new ConfigError(`${file} is empty: delete it to have a new secret generated, or set the secret`);
   return secret;
+}
+
+/** Writes a new random secret to `file`, whole or not at all, unless another process wrote one meanwhile. */
+function writeNewSecret(file: string): void {
+  // Random, not the process id: a crash before the removal below, then a restart under the same id (PID 1 in a
+  // container), would find it there.
+  const temporary = `${file}.${randomBytes(6).toString("hex")}.tmp`;
+  const descriptor = openSync(temporary, "wx", SECRET_FILE_MODE);
+  try {
+    writeSync(descriptor, randomBytes(32).toString("base64url") + "\n");
+    fsyncSync(descriptor);
+  } finally {
+    closeSync(descriptor);
+  }
+  try {
+    // A hard link fails if the file exists: a second process starting at once keeps the first one's secret.
+    linkSync(temporary, file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  } finally {
+    rmSync(temporary, { force: true });
+  }
 }
 
 /** HS256 takes a key of at least the hash's size (RFC 7518, section 3.2): 32 bytes. */
@@ -281,15 +299,79 @@ export function dataDirectoryWarning(directory: string): string | null {
   );
 }
 
+/**
+ * The file system's answers that say this process cannot create or write a path: a permission (EACCES, EPERM), a
+ * read-only file system (EROFS), a file where a directory should be (ENOTDIR). A setting to correct, not a failure of
+ * the server: they gave a bare "EACCES", exit 3 (found by the audit of an operator's journey).
+ */
+const NOT_WRITABLE_CODES: ReadonlySet<string> = new Set(["EACCES", "EPERM", "EROFS", "ENOTDIR"]);
+
+/** Who the server runs as, for a message about permissions. */
+function processUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    // A container's user may have no entry in /etc/passwd.
+    return `uid ${process.getuid?.() ?? "unknown"}`;
+  }
+}
+
+/**
+ * `error` as a configuration error of `setting` when it says `subject` (the directory or file, named) cannot be
+ * created or written by this process (NOT_WRITABLE_CODES), saying what is needed; null for any other error.
+ */
+export function notWritableError(setting: string, subject: string, error: unknown): ConfigError | null {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === undefined || !NOT_WRITABLE_CODES.has(code)) return null;
+  return new ConfigError(
+    `${setting}: ${subject} cannot be created or written by this server (${(error as Error).message}): ` +
+      `it needs a directory that the user it runs as (${processUser()}) can create and write files in; ` +
+      `change the directory's owner or permissions, or point ${setting} at another`,
+  );
+}
+
 /** Creates the data directory (BOURSE_DATA_DIR) if it is missing; one that cannot be is a configuration error. */
 export function makeDataDirectory(directory: string): void {
   try {
     // The owner's alone: the databases in it hold emails, password hashes, sessions and balances.
     makeDirectories(directory, DATA_DIRECTORY_MODE);
   } catch (error) {
-    throw new ConfigError(
-      `BOURSE_DATA_DIR: the data directory ${directory} cannot be created: ${(error as Error).message}`,
+    throw (
+      notWritableError("BOURSE_DATA_DIR", `the data directory ${directory}`, error) ??
+      new ConfigError(`BOURSE_DATA_DIR: the data directory ${directory} cannot be created: ${(error as Error).message}`)
     );
+  }
+}
+
+/**
+ * Makes the SQLite databases' folders and files (`makeDatabaseFile`, as the stores do) among `files`, and checks this
+ * process can write them and their folders (SQLite writes its -wal and -shm files beside a database): one that cannot
+ * be is a configuration error naming the file and the setting, before any store opens it. PostgreSQL URLs are skipped.
+ */
+export function makeSqliteFiles(storage: StorageSettings, files: readonly string[]): void {
+  const sqliteFiles = files.filter((file) => !isPostgresUrl(file) && file !== ":memory:" && file !== "");
+  if (sqliteFiles.length === 0) return;
+  makeDataDirectory(storage.dataDirectory);
+  for (const file of sqliteFiles) {
+    // The files BOURSE_DATA_DIR places, or one BOURSE_DATABASE_URL names.
+    const inDataDirectory = [
+      path.join(storage.dataDirectory, "bourse.sqlite"),
+      path.join(storage.dataDirectory, "platform.sqlite"),
+    ].includes(file);
+    try {
+      makeDatabaseFile(file);
+      // As root, or with the file already there, the calls above may pass where SQLite's writes would not.
+      accessSync(path.dirname(file), accessModes.W_OK | accessModes.X_OK);
+      accessSync(file, accessModes.R_OK | accessModes.W_OK);
+    } catch (error) {
+      throw (
+        notWritableError(
+          inDataDirectory ? "BOURSE_DATA_DIR" : "BOURSE_DATABASE_URL",
+          `the database file ${file}`,
+          error,
+        ) ?? error
+      );
+    }
   }
 }
 

@@ -38,7 +38,7 @@ import {
 } from "@bourse/store";
 import { Bus } from "./bus.ts";
 import { systemClock, type Clock } from "./clock.ts";
-import { makeDataDirectory, type ServerConfig } from "./config.ts";
+import { makeSqliteFiles, type ServerConfig } from "./config.ts";
 import { ApiError, storageApiError } from "./errors.ts";
 import { checkAccountGroups } from "./groups-file.ts";
 import { describeMigrations, waitForDatabases } from "./settings.ts";
@@ -170,8 +170,7 @@ export class Platform {
     this.accountCurrencies = convertibleAccountCurrencies(this.engineConfig.instruments);
     this.bus = new Bus((error, topic) => this.log.error(`bus: a subscriber of ${topic} failed: ${String(error)}`));
     const storage = config.storage;
-    if (!isPostgresUrl(storage.databaseUrl) || !isPostgresUrl(storage.platformDatabaseUrl))
-      makeDataDirectory(storage.dataDirectory);
+    makeSqliteFiles(storage, [storage.databaseUrl, storage.platformDatabaseUrl]);
     this.journal = openJournal(storage.databaseUrl, this.log);
     // Notifications and candles are written by a thread of their own: their bursts never stop this one.
     this.platformStore = createPlatformStore(storage.platformDatabaseUrl, { sqliteDerivedWrites: "worker" });

@@ -368,6 +368,42 @@ describe("bourse command line", () => {
     );
   });
 
+  // Found by the audit of an operator's journey: a bare "ENOTDIR" or "EACCES", exit 3. A path under a regular file
+  // cannot be made by any user, root included (whom no mode stops).
+  it("refuses a database file or folder it cannot write as a configuration error naming it and the setting, exit 2", async () => {
+    const file = path.join(dataDirectory(), "a-file");
+    writeFileSync(file, "not a directory\n");
+    const secrets = {
+      BOURSE_ADMIN_TOKEN: "an-admin-token-of-enough-length",
+      BOURSE_JWT_SECRET: "a-jwt-secret-of-enough-length-0000000000",
+      BOURSE_PUSHER_APP_KEY: "app-key",
+      BOURSE_PUSHER_APP_SECRET: "an-app-secret-of-enough-length",
+      BOURSE_FEED: "push",
+      BOURSE_PORT: "0",
+    };
+    const needs = "it needs a directory that the user it runs as";
+    // With every secret given, the data directory (a file here) is first written by the stores.
+    const dataDirectoryAFile = await run(["start"], { ...secrets, BOURSE_DATA_DIR: file });
+    expect(dataDirectoryAFile.code).toBe(ExitCode.USAGE);
+    expect(dataDirectoryAFile.err).toContain(
+      `bourse start: configuration error: BOURSE_DATA_DIR: the database file ${path.join(file, "bourse.sqlite")} cannot be created or written by this server (ENOTDIR: `,
+    );
+    expect(dataDirectoryAFile.err).toContain(needs);
+    const database = path.join(file, "db", "bourse.sqlite");
+    for (const command of ["start", "migrate"]) {
+      const result = await run([command], {
+        ...secrets,
+        BOURSE_DATA_DIR: dataDirectory(),
+        BOURSE_DATABASE_URL: database,
+      });
+      expect(result.code).toBe(ExitCode.USAGE);
+      expect(result.err).toContain(
+        `bourse ${command}: configuration error: BOURSE_DATABASE_URL: the database file ${database} cannot be created or written by this server (ENOTDIR: `,
+      );
+      expect(result.err).toContain(needs);
+    }
+  });
+
   it("prints this build's version", async () => {
     const result = await run(["--version"], { BOURSE_DATA_DIR: dataDirectory() });
     expect(result.code).toBe(ExitCode.OK);

@@ -12,6 +12,7 @@ import {
   ENVIRONMENT_SETTINGS,
   dataDirectoryWarning,
   loadServerConfig,
+  notWritableError,
   unknownSettings,
 } from "../src/config.ts";
 import { describeDatabase } from "../src/settings.ts";
@@ -202,6 +203,42 @@ describe("settings checked at start", () => {
       expect(() => load({ BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS: bad })).toThrow(
         /^BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS must be an integer from 0 to 3600/,
       );
+  });
+
+  // Found by the audit of an operator's journey: a data directory the server cannot write gave a bare "EACCES", exit
+  // 3. Tests may run as root, whom no mode stops: a path under a regular file (ENOTDIR) cannot be made by anyone.
+  it("refuses a data directory it cannot write as a configuration error naming it and what it needs", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "bourse-config-unwritable-")), "a-file");
+    writeFileSync(file, "not a directory\n");
+    // The data directory is a file: the generated secrets cannot be kept in it.
+    expect(() => load({ BOURSE_DATA_DIR: file })).toThrow(ConfigError);
+    expect(() => load({ BOURSE_DATA_DIR: file })).toThrow(
+      new RegExp(
+        `^BOURSE_DATA_DIR: the data directory ${file} \\(to keep the generated admin-token\\) cannot be created or written by this server \\(ENOTDIR: .*\\): it needs a directory that the user it runs as \\(.+\\) can create and write files in; change the directory's owner or permissions, or point BOURSE_DATA_DIR at another$`,
+      ),
+    );
+    // Under a file: the data directory cannot be made.
+    expect(() => load({ BOURSE_DATA_DIR: join(file, "data") })).toThrow(
+      new RegExp(
+        `^BOURSE_DATA_DIR: the data directory ${join(file, "data")} cannot be created or written by this server \\(ENOTDIR: `,
+      ),
+    );
+  });
+
+  it("says the same of a permission, a read-only file system and a file where a directory should be", () => {
+    for (const code of ["EACCES", "EPERM", "EROFS", "ENOTDIR"]) {
+      const error = Object.assign(new Error(`${code}: refused, open '/srv/bourse/admin-token'`), { code });
+      const refused = notWritableError("BOURSE_DATA_DIR", "the data directory /srv/bourse", error);
+      expect(refused).toBeInstanceOf(ConfigError);
+      expect(refused?.message).toMatch(
+        new RegExp(
+          `^BOURSE_DATA_DIR: the data directory /srv/bourse cannot be created or written by this server \\(${code}: refused, open '/srv/bourse/admin-token'\\): it needs a directory that the user it runs as \\(.+\\) can create and write files in; change the directory's owner or permissions, or point BOURSE_DATA_DIR at another$`,
+        ),
+      );
+    }
+    // Anything else is not the directory's permissions: left as it is.
+    const missing = Object.assign(new Error("ENOENT: no such file or directory"), { code: "ENOENT" });
+    expect(notWritableError("BOURSE_DATA_DIR", "the data directory /x", missing)).toBeNull();
   });
 
   it("refuses a CSV feed whose file is missing, and bad feed tuning, as configuration errors", () => {
