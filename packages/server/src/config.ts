@@ -270,6 +270,21 @@ function adminTokenSetting(token: string): string {
   return token;
 }
 
+/**
+ * The Pusher app secret signs channel auth (HMAC-SHA256): a short one set by an operator could be guessed, and with it
+ * any socket's subscription to any account's private channel forged. Pusher's own app secrets are 20 hex characters
+ * (found by the audit of an operator's journey: any length was taken). A generated one is 43 characters.
+ */
+const MIN_PUSHER_APP_SECRET_LENGTH = 20;
+
+function pusherAppSecretSetting(secret: string): string {
+  if (secret.length < MIN_PUSHER_APP_SECRET_LENGTH)
+    throw new ConfigError(
+      `BOURSE_PUSHER_APP_SECRET must be at least ${MIN_PUSHER_APP_SECRET_LENGTH} characters (Pusher's own are 20 hex characters; unset, one is generated), got ${secret.length}`,
+    );
+  return secret;
+}
+
 function jwtSecretSetting(secret: string): Uint8Array {
   const bytes = new TextEncoder().encode(secret);
   if (bytes.length < MIN_JWT_SECRET_BYTES)
@@ -723,7 +738,9 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     automationRateLimitPerSecond: integer("BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND", "100", 1, 1_000_000),
     apiKeyRefusalsPerSecond: integer("BOURSE_API_KEY_REFUSALS_PER_SECOND", "20", 1, 1_000_000),
     pusherAppKey: pusherAppKey(keptSecret(storage.dataDirectory, "pusher-app-key", pick("BOURSE_PUSHER_APP_KEY"))),
-    pusherAppSecret: keptSecret(storage.dataDirectory, "pusher-app-secret", pick("BOURSE_PUSHER_APP_SECRET")),
+    pusherAppSecret: pusherAppSecretSetting(
+      keptSecret(storage.dataDirectory, "pusher-app-secret", pick("BOURSE_PUSHER_APP_SECRET")),
+    ),
     trustedProxies: trustedProxiesSetting("BOURSE_TRUST_PROXY", pick("BOURSE_TRUST_PROXY")),
     corsOrigins: corsOriginsSetting("BOURSE_CORS_ORIGINS", pick("BOURSE_CORS_ORIGINS")),
     shutdownDrainSeconds: integer("BOURSE_SHUTDOWN_DRAIN_SECONDS", "0", 0, 300),

@@ -358,7 +358,7 @@ describe("bourse command line", () => {
       BOURSE_ADMIN_TOKEN: "an-admin-token-of-enough-length",
       BOURSE_JWT_SECRET: "a-jwt-secret-of-enough-length-0000000000",
       BOURSE_PUSHER_APP_KEY: "app-key",
-      BOURSE_PUSHER_APP_SECRET: "app-secret",
+      BOURSE_PUSHER_APP_SECRET: "an-app-secret-of-enough-length",
       BOURSE_FEED: "push",
       BOURSE_PORT: "0",
     });
@@ -402,6 +402,19 @@ describe("bourse command line", () => {
       );
       expect(result.err).toContain(needs);
     }
+  });
+
+  it("refuses a Pusher app secret shorter than 20 characters as a configuration error, exit 2", async () => {
+    const result = await run(["start"], {
+      BOURSE_DATA_DIR: dataDirectory(),
+      BOURSE_PUSHER_APP_SECRET: "app-secret",
+      BOURSE_FEED: "push",
+      BOURSE_PORT: "0",
+    });
+    expect(result.code).toBe(ExitCode.USAGE);
+    expect(result.err).toContain(
+      "bourse start: configuration error: BOURSE_PUSHER_APP_SECRET must be at least 20 characters",
+    );
   });
 
   it("prints this build's version", async () => {

@@ -281,6 +281,24 @@ describe("the secrets", () => {
     expect(load({ BOURSE_ADMIN_TOKEN: "x".repeat(16) }).adminToken).toBe("x".repeat(16));
   });
 
+  // Found by the audit of an operator's journey: any Pusher app secret was taken, one character too; it signs the
+  // channel auth that lets a socket hear an account's private channel.
+  it("refuses a Pusher app secret shorter than 20 characters (Pusher's own length), set or kept, naming the setting", () => {
+    const tooShort =
+      /^BOURSE_PUSHER_APP_SECRET must be at least 20 characters \(Pusher's own are 20 hex characters; unset, one is generated\), got 19$/;
+    expect(() => load({ BOURSE_PUSHER_APP_SECRET: "x".repeat(19) })).toThrow(ConfigError);
+    expect(() => load({ BOURSE_PUSHER_APP_SECRET: "x".repeat(19) })).toThrow(tooShort);
+    expect(load({ BOURSE_PUSHER_APP_SECRET: "x".repeat(20) }).pusherAppSecret).toBe("x".repeat(20));
+    const file = join(dataDirectory, "pusher.config.json");
+    for (const content of [{ pusherAppSecret: "x".repeat(19) }, { pusher: { appSecret: "x".repeat(19) } }]) {
+      writeFileSync(file, JSON.stringify(content));
+      expect(() => load({ BOURSE_CONFIG: file })).toThrow(tooShort);
+    }
+    const directory = mkdtempSync(join(tmpdir(), "bourse-config-secrets-"));
+    writeFileSync(join(directory, "pusher-app-secret"), "x".repeat(19) + "\n");
+    expect(() => loadServerConfig({ BOURSE_DATA_DIR: directory, BOURSE_CONFIG: "" })).toThrow(tooShort);
+  });
+
   it("generates each missing secret once, long enough and readable by the owner alone", () => {
     const directory = mkdtempSync(join(tmpdir(), "bourse-config-secrets-"));
     const first = loadServerConfig({ BOURSE_DATA_DIR: directory, BOURSE_CONFIG: "" });
@@ -288,6 +306,8 @@ describe("the secrets", () => {
     const again = loadServerConfig({ BOURSE_DATA_DIR: directory, BOURSE_CONFIG: "" });
     expect(again.jwtSecret).toEqual(first.jwtSecret);
     expect(again.adminToken).toBe(first.adminToken);
+    expect(first.pusherAppSecret.length).toBeGreaterThanOrEqual(20);
+    expect(again.pusherAppSecret).toBe(first.pusherAppSecret);
     expect(statSync(join(directory, "jwt-secret")).mode & 0o777).toBe(0o600);
     // Written whole or not at all: no temporary file is left beside it.
     expect(readdirSync(directory).sort()).toEqual(["admin-token", "jwt-secret", "pusher-app-key", "pusher-app-secret"]);
