@@ -103,6 +103,7 @@ environment (or a JSON file named by BOURSE_CONFIG, default ./bourse.config.json
   BOURSE_ADMIN_TOKEN    the admin API's bearer token (unset: generated and kept in the data directory)
   BOURSE_JWT_SECRET     the token signing secret (unset: generated and kept in the data directory)
   BOURSE_DEMO_BALANCE   a new demo account's first deposit (10000)
+  BOURSE_SIGNUP         open (default): anyone signs up | closed: users only from \`bourse user create\` (admin API)
   BOURSE_TRUST_PROXY    reverse proxies whose X-Forwarded-For names the client, e.g. 127.0.0.1 (unset: none)
   BOURSE_URL            where the back-office commands find the server (http://127.0.0.1:BOURSE_PORT)
 `;

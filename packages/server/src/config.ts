@@ -55,6 +55,10 @@ export interface TradingSettings {
   readonly tripleSwapWeekday: EngineConfig["tripleSwapWeekday"];
 }
 
+/** BOURSE_SIGNUP's choices. */
+export const SIGNUP_POLICIES = ["open", "closed"] as const;
+export type SignupPolicy = (typeof SIGNUP_POLICIES)[number];
+
 export interface ServerConfig {
   readonly port: number;
   readonly host: string;
@@ -87,6 +91,11 @@ export interface ServerConfig {
    * a user, a funded demo account and an argon2 hash. The address is the client's by BOURSE_TRUST_PROXY.
    */
   readonly signupsPerAddressPerHour: number;
+  /**
+   * Whether anyone may sign up (`POST /api/v1/signup`): `open`, a demo server's way, or `closed`, a live broker's,
+   * whose users are created by the back office (`PUT /admin/v1/users`, `bourse user create`) after its checks.
+   */
+  readonly signup: SignupPolicy;
   /** Failed logins in a row that lock a user out, and for how long. */
   readonly loginMaxFailures: number;
   readonly loginLockSeconds: number;
@@ -489,6 +498,7 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_DEMO_LEVERAGE",
   "BOURSE_MAX_QUOTE_AGE_SECONDS",
   "BOURSE_RATE_LIMIT_PER_SECOND",
+  "BOURSE_SIGNUP",
   "BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR",
   "BOURSE_LOGIN_MAX_FAILURES",
   "BOURSE_LOGIN_LOCK_SECONDS",
@@ -729,6 +739,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     maxQuoteAgeSeconds: integer("BOURSE_MAX_QUOTE_AGE_SECONDS", String(DEFAULT_MAX_QUOTE_AGE_SECONDS), 0, 7 * 86_400),
     rateLimitPerSecond: integer("BOURSE_RATE_LIMIT_PER_SECOND", "100", 1, 1_000_000),
     signupsPerAddressPerHour: integer("BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR", "30", 1, 1_000_000),
+    signup: choiceSetting("BOURSE_SIGNUP", pick("BOURSE_SIGNUP") ?? "open", SIGNUP_POLICIES),
     loginMaxFailures: integer("BOURSE_LOGIN_MAX_FAILURES", "5", 1, 1000),
     loginLockSeconds: integer("BOURSE_LOGIN_LOCK_SECONDS", "900", 1, 86_400),
     loginAddressMaxFailures: integer("BOURSE_LOGIN_ADDRESS_MAX_FAILURES", "100", 1, 1_000_000),

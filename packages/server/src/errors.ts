@@ -114,6 +114,11 @@ export const ApiErrorCodes = {
   // 403, not 401: the session is sound (a client that signs out on 401 must not lose it over a typo).
   WRONG_PASSWORD: { status: HttpStatus.FORBIDDEN, message: "The current password is wrong" },
   EMAIL_TAKEN: { status: HttpStatus.CONFLICT, message: "A user with this email already exists" },
+  // BOURSE_SIGNUP=closed: users are created by the back office (a live broker's checks come first).
+  SIGNUP_CLOSED: {
+    status: HttpStatus.FORBIDDEN,
+    message: "Sign-up is closed on this server: the broker opens accounts",
+  },
   FORBIDDEN: { status: HttpStatus.FORBIDDEN, message: "Not allowed to access this resource" },
   INVALID_API_KEY: { status: HttpStatus.FORBIDDEN, message: "Invalid API key" },
   INSUFFICIENT_SCOPE: { status: HttpStatus.FORBIDDEN, message: "The API key's scope does not allow this request" },

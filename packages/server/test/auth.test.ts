@@ -162,6 +162,56 @@ describe("sign up", () => {
     }
   });
 
+  // Found by the audit of an operator's journey: sign-up could not be turned off, so a live broker's server let anyone
+  // make a user and a funded account.
+  it("with BOURSE_SIGNUP=closed refuses every sign-up 403 SIGNUP_CLOSED, creating nothing; the back office still creates users", async () => {
+    const closed = await startTestServer({ environment: { BOURSE_SIGNUP: "closed" } });
+    try {
+      const refused = await call(closed, "POST", "/api/v1/signup", {
+        body: { email: "walk-in@example.com", password: "correct horse battery", name: "Walk In" },
+      });
+      expect(refused.status).toBe(403);
+      expect(refused.body).toEqual({
+        error: "SIGNUP_CLOSED",
+        message: "Sign-up is closed on this server: the broker opens accounts",
+      });
+      const users = await admin(closed, "GET", "/admin/v1/users");
+      expect(users.status).toBe(200);
+      expect(users.body.rows).toEqual([]);
+      expect(closed.platform.engine.state.accounts.size).toBe(0);
+      // `bourse user create` is this call.
+      const created = await admin(closed, "PUT", "/admin/v1/users", {
+        email: "client@example.com",
+        password: "correct horse battery",
+        name: "Client",
+      });
+      expect(created.status).toBe(200);
+      const signedIn = await call(closed, "POST", "/api/v1/login", {
+        body: { email: "client@example.com", password: "correct horse battery" },
+      });
+      expect(signedIn.status).toBe(200);
+      expect(signedIn.body.data.account.login).toBe(created.body.data.account.login);
+      // The document says so.
+      const document = await call(closed, "GET", "/docs/json");
+      expect(Object.keys(document.body.paths["/api/v1/signup"].post.responses)).toContain("403");
+      expect(document.body.paths["/api/v1/signup"].post.description).toContain("403 SIGNUP_CLOSED");
+      expect(JSON.stringify(document.body)).toContain("`SIGNUP_CLOSED` | 403 |");
+    } finally {
+      await closed.close();
+    }
+  });
+
+  it("signs up as before with BOURSE_SIGNUP=open, the default", async () => {
+    const open = await startTestServer({ environment: { BOURSE_SIGNUP: "open" } });
+    try {
+      expect(open.config.signup).toBe("open");
+      expect((await signUp(open)).login).toEqual(expect.any(Number));
+    } finally {
+      await open.close();
+    }
+    expect(server.config.signup).toBe("open");
+  });
+
   it("refuses unknown fields, a short password and a bad email with INVALID_DATA", async () => {
     for (const body of [
       { email: "x@example.com", password: "long enough pass", name: "X", balance: 1_000_000 },

@@ -484,6 +484,8 @@ describe("bourse start and the back-office commands", () => {
       BOURSE_DATA_DIR: directory,
       BOURSE_PORT: String(port),
       BOURSE_FEED: "push",
+      // Closed to the public, open to the back office: `user create` still creates users.
+      BOURSE_SIGNUP: "closed",
     };
     const bourse = spawnBourse(environment);
     try {
@@ -519,6 +521,13 @@ describe("bourse start and the back-office commands", () => {
           body: JSON.stringify({ email: "piped@example.com", password }),
         });
       expect((await signIn("piped pass phrase")).status).toBe(200);
+      const walkIn = await fetch(`http://127.0.0.1:${port}/api/v1/signup`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ email: "walk-in@example.com", password: "a long password", name: "Walk In" }),
+      });
+      expect(walkIn.status).toBe(403);
+      expect(((await walkIn.json()) as { error: string }).error).toBe("SIGNUP_CLOSED");
       expect((await signIn("piped pass phrase\nsecond line")).status).toBe(401);
       expect(pipedLogin).toBeGreaterThan(login);
       // The failure names the command as its usage does ("user create", not "user").

@@ -108,6 +108,7 @@ describe("the configuration file's keys", () => {
   it("takes every setting by its name in camelCase, and the first nested names", () => {
     const config = loadFile({
       databaseConnectTimeoutSeconds: 5,
+      signup: "closed",
       automationPort: 18086,
       automationRateLimitPerSecond: 7,
       apiKeyRefusalsPerSecond: 9,
@@ -118,6 +119,7 @@ describe("the configuration file's keys", () => {
     });
     expect(config).toMatchObject({
       storage: { databaseConnectTimeoutSeconds: 5 },
+      signup: "closed",
       automationPort: 18086,
       automationRateLimitPerSecond: 7,
       apiKeyRefusalsPerSecond: 9,
@@ -239,6 +241,13 @@ describe("settings checked at start", () => {
     // Anything else is not the directory's permissions: left as it is.
     const missing = Object.assign(new Error("ENOENT: no such file or directory"), { code: "ENOENT" });
     expect(notWritableError("BOURSE_DATA_DIR", "the data directory /x", missing)).toBeNull();
+  });
+
+  it("opens sign-up by default; BOURSE_SIGNUP closes it, and any other value is refused", () => {
+    expect(load({}).signup).toBe("open");
+    expect(load({ BOURSE_SIGNUP: "closed" }).signup).toBe("closed");
+    expect(() => load({ BOURSE_SIGNUP: "invite" })).toThrow(ConfigError);
+    expect(() => load({ BOURSE_SIGNUP: "invite" })).toThrow('BOURSE_SIGNUP must be one of open, closed, got "invite"');
   });
 
   it("refuses a CSV feed whose file is missing, and bad feed tuning, as configuration errors", () => {

@@ -4,7 +4,8 @@
  * (BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR): each makes a user and a funded demo account, which the request rate alone
  * allowed by the hundred thousand an hour. Attempts count, refused ones too: each costs an argon2 hash. An IPv6
  * address counts with its /64 (`subscriberBlock`: one subscriber's line picks any address in it). The back office's
- * sign-ups (`/admin/v1`) are not counted.
+ * sign-ups (`/admin/v1`) are not counted. BOURSE_SIGNUP=closed refuses every sign-up here (403 SIGNUP_CLOSED): a live
+ * broker's users are created by its back office, which that setting does not close.
  */
 import { Type } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
@@ -61,11 +62,13 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Auth"],
         summary: "Sign up: creates the user and a funded demo account, and signs in",
         description:
-          "One client address may attempt BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR sign-ups (default 30) in an hour counted from its first, refused ones included; the next answer 429 RATE_LIMITED with Retry-After.",
+          "One client address may attempt BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR sign-ups (default 30) in an hour counted from its first, refused ones included; the next answer 429 RATE_LIMITED with Retry-After. " +
+          "With BOURSE_SIGNUP=closed every sign-up answers 403 SIGNUP_CLOSED, and users are created by the back office (PUT /admin/v1/users).",
         body: Closed({ email: Email, password: Password, name: Type.String({ minLength: 1, maxLength: 100 }) }),
         response: {
           200: DataResponse(TokenData),
           400: ErrorResponse,
+          403: ErrorResponse,
           409: ErrorResponse,
           429: ErrorResponse,
           503: ErrorResponse,
@@ -73,6 +76,8 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
       },
     },
     async (request) => {
+      // Before the count: a refusal that costs nothing spends none of the address's sign-ups.
+      if (platform.config.signup === "closed") throw new ApiError("SIGNUP_CLOSED");
       const attempts = signupsByAddress.hit(subscriberBlock(request.ip));
       if (attempts.exceeded)
         throw new ApiError(
