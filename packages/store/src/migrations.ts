@@ -1,6 +1,6 @@
 /**
- * What both drivers' migration runners (sqlite-migrations.ts, postgres-migrations.ts) answer when a schema is not
- * this build's.
+ * What both drivers' migration runners (sqlite-migrations.ts, postgres-migrations.ts) share: what they report having
+ * applied, and what they answer when a schema is not this build's.
  */
 
 /**
