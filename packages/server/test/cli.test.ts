@@ -110,7 +110,7 @@ async function expectMigrateReports(
   );
   expect(platformLine).toMatch(
     new RegExp(
-      `^${escapeRegExp(`${platform}: platform schema migrated: applied migrations 1 "platform data", 2 "alert arming", `)}.*${escapeRegExp(', 10 "notification kinds and unread index"')}$`,
+      `^${escapeRegExp(`${platform}: platform schema migrated: applied migrations 1 "platform data", 2 "alert arming", `)}.*${escapeRegExp(', 11 "disabled users"')}$`,
     ),
   );
   const second = await run(["migrate"], environment);
