@@ -127,6 +127,13 @@ export interface ServerConfig {
   readonly automationRateLimitPerSecond: number;
   /** Refused API keys one client address may present per second, on any face; then 429 for the rest of it. */
   readonly apiKeyRefusalsPerSecond: number;
+  /**
+   * Stream sockets (native and Pusher together) one client address may hold open, and of them those waiting for
+   * `authorize`. A carrier's NAT puts thousands of phones behind one address: at 100 (the first bound) the 101st
+   * phone of a carrier was refused (found by the audit of a mobile client's journey of 7 December, seventh session).
+   */
+  readonly streamSocketsPerAddress: number;
+  readonly streamUnauthorizedSocketsPerAddress: number;
   /** The Pusher endpoint's app key (public: clients connect to `/app/{appKey}`) and secret (signs channel auth). */
   readonly pusherAppKey: string;
   readonly pusherAppSecret: string;
@@ -473,6 +480,13 @@ const NESTED_FILE_KEYS: Readonly<Record<string, readonly string[]>> = Object.val
  */
 export const DEFAULT_MAX_QUOTE_AGE_SECONDS = 300;
 
+/**
+ * The stream sockets one client address may hold, and of them waiting for `authorize` (a legitimate client authorises
+ * within a round trip): room for a carrier's NAT, a bound on one address all the same.
+ */
+export const DEFAULT_STREAM_SOCKETS_PER_ADDRESS = 1_000;
+export const DEFAULT_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS = 100;
+
 export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_CONFIG",
   "BOURSE_PORT",
@@ -507,6 +521,8 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_AUTOMATION_PORT",
   "BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND",
   "BOURSE_API_KEY_REFUSALS_PER_SECOND",
+  "BOURSE_STREAM_SOCKETS_PER_ADDRESS",
+  "BOURSE_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS",
   "BOURSE_PUSHER_APP_KEY",
   "BOURSE_PUSHER_APP_SECRET",
   "BOURSE_TRUST_PROXY",
@@ -748,6 +764,18 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
       automationPortText === undefined ? null : integerSetting("BOURSE_AUTOMATION_PORT", automationPortText, 0, 65_535),
     automationRateLimitPerSecond: integer("BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND", "100", 1, 1_000_000),
     apiKeyRefusalsPerSecond: integer("BOURSE_API_KEY_REFUSALS_PER_SECOND", "20", 1, 1_000_000),
+    streamSocketsPerAddress: integer(
+      "BOURSE_STREAM_SOCKETS_PER_ADDRESS",
+      String(DEFAULT_STREAM_SOCKETS_PER_ADDRESS),
+      1,
+      1_000_000,
+    ),
+    streamUnauthorizedSocketsPerAddress: integer(
+      "BOURSE_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS",
+      String(DEFAULT_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS),
+      1,
+      1_000_000,
+    ),
     pusherAppKey: pusherAppKey(keptSecret(storage.dataDirectory, "pusher-app-key", pick("BOURSE_PUSHER_APP_KEY"))),
     pusherAppSecret: pusherAppSecretSetting(
       keptSecret(storage.dataDirectory, "pusher-app-secret", pick("BOURSE_PUSHER_APP_SECRET")),

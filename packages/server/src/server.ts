@@ -121,13 +121,20 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
           notFoundFace: "automation",
         });
   // The stream adapters, on the main listener's upgrades by path.
-  const upgrades = new UpgradeRouter(() => platform.stopping);
-  const nativeStream = new NativeStream(platform, context.auth, options.stream);
+  // Refused 503 until the engine is ready too: a phone reconnecting during a deploy's recovery was authorised with no
+  // accounts, and told to sign in again when its token could not be checked (the audit of a mobile client's journey of
+  // 7 December, seventh session). Clients reconnect after a backoff.
+  const upgrades = new UpgradeRouter(() => platform.stopping || !platform.ready);
+  const nativeStream = new NativeStream(platform, context.auth, {
+    maxSocketsPerAddress: options.config.streamSocketsPerAddress,
+    maxUnauthorizedSocketsPerAddress: options.config.streamUnauthorizedSocketsPerAddress,
+    ...options.stream,
+  });
   upgrades.register(NATIVE_STREAM_PATH, nativeStream);
   const pusherStream = new PusherStream(
     platform,
     { appKey: options.config.pusherAppKey, appSecret: options.config.pusherAppSecret },
-    options.pusher,
+    { maxSocketsPerAddress: options.config.streamSocketsPerAddress, ...options.pusher },
   );
   upgrades.register(PusherStream.matches, pusherStream);
   upgrades.attach(app.server);

@@ -30,10 +30,11 @@ export class UpgradeRouter {
   private attached: Server | null = null;
 
   /**
-   * `stopping`: whether the server is stopping; a new upgrade is then answered 503, as a new request is (found by the
-   * review of 7 December).
+   * `unavailable`: whether the server takes no new stream now (it is stopping, found by the review of 7 December; or
+   * not ready yet, found by the audit of a mobile client's journey of 7 December, seventh session); a new upgrade is
+   * then answered 503, and a client reconnects after a backoff.
    */
-  constructor(private readonly stopping: () => boolean = () => false) {}
+  constructor(private readonly unavailable: () => boolean = () => false) {}
 
   /** Registers `adapter` for the paths `match` accepts (exact string, pattern or predicate); first match wins. */
   register(match: PathMatch, adapter: UpgradeAdapter): void {
@@ -55,7 +56,7 @@ export class UpgradeRouter {
       } catch {
         return reject(socket, 400, "Bad Request");
       }
-      if (this.stopping()) return reject(socket, 503, "Service Unavailable");
+      if (this.unavailable()) return reject(socket, 503, "Service Unavailable");
       const route = isWebSocketUpgrade(request)
         ? this.routes.find((each) => matches(each.match, url.pathname))
         : undefined;

@@ -21,6 +21,14 @@ interface CloseDefinition {
 export const WsCloseCodes = {
   NORMAL: { code: 1000, reason: "Closed", action: "Nothing: the client or the server ended the session" },
   GOING_AWAY: { code: 1001, reason: "Server shutting down", action: "Reconnect with backoff and resume (sinceSeq)" },
+  TRY_AGAIN_LATER: {
+    code: 1013,
+    reason: "Try again later",
+    action:
+      "The server could not check the credential just now (its database or engine unavailable; the `error` before " +
+      "it says which, e.g. ENGINE_UNAVAILABLE): the token is not at fault, keep it; reconnect after a backoff and " +
+      "resume (sinceSeq)",
+  },
   MESSAGE_TOO_BIG: {
     code: 1009,
     reason: "Message too big",
@@ -30,7 +38,10 @@ export const WsCloseCodes = {
     code: 4001,
     reason: "Unauthorized",
     error: "UNAUTHORIZED",
-    action: "Missing, invalid, revoked or expired token, or a message before `authorize`: sign in again",
+    action:
+      "Missing, invalid, revoked or expired token, or a message before `authorize` (the `error` before it says which: " +
+      "UNAUTHORIZED, TOKEN_EXPIRED, SESSION_REVOKED, INVALID_API_KEY): refresh the token if its session allows " +
+      "(POST /api/v1/session/refresh), else sign in again",
   },
   AUTH_TIMEOUT: {
     code: 4002,
@@ -42,7 +53,10 @@ export const WsCloseCodes = {
     code: 4003,
     reason: "Session expired",
     error: "TOKEN_EXPIRED",
-    action: "The JWT's session expired while connected: sign in again and reconnect",
+    action:
+      "The token the socket was authorised with expired while connected: reconnect with a refreshed token (POST " +
+      "/api/v1/session/refresh before expiry, then `authorize` on the open socket moves its expiry), or sign in " +
+      "again if the session cannot be refreshed",
   },
   REVOKED: {
     code: 4004,
@@ -63,7 +77,9 @@ export const WsCloseCodes = {
   PING_TIMEOUT: {
     code: 4009,
     reason: "Ping timeout",
-    action: "The client did not answer the server's ping with a pong: answer pings (browsers do)",
+    action:
+      "The client did not answer the server's ping with a pong (browsers do): reconnect after a backoff and resume " +
+      "(sinceSeq)",
   },
   RATE_LIMITED: {
     code: 4029,
@@ -76,9 +92,11 @@ export const WsCloseCodes = {
     reason: "Too many sockets",
     error: "LIMIT_REACHED",
     action:
-      "The user (20 sockets by default), the API key (10) or the client address (100 open, Pusher sockets " +
-      "included; 20 waiting for `authorize`) holds as many as it may: refused right after the handshake or at " +
-      "authorization. Close one, or reconnect after a backoff; one socket carries every subscription",
+      "The user (20 sockets), the API key (10) or the client address (1,000 open, Pusher sockets included, and " +
+      "100 waiting for `authorize`, by default: BOURSE_STREAM_SOCKETS_PER_ADDRESS, " +
+      "BOURSE_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS) holds as many as it may; the `error` before it says which: " +
+      "refused right after the handshake or at authorization. Close one, or reconnect after a backoff; one socket " +
+      "carries every subscription",
   },
 } as const satisfies Record<string, CloseDefinition>;
 

@@ -51,6 +51,7 @@ import { toApiError } from "./app.ts";
 import type { AuthService } from "./auth.ts";
 import { BusTopics, revocationTopic, type BusMessage, type Credential, type RevokedMessage } from "./bus.ts";
 import { clientAddress, proxyTrust, type ProxyTrust } from "./client-address.ts";
+import { DEFAULT_STREAM_SOCKETS_PER_ADDRESS, DEFAULT_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS } from "./config.ts";
 import { ApiError, type ApiErrorCode } from "./errors.ts";
 import {
   CANDLE_TIMEFRAMES,
@@ -161,9 +162,10 @@ export const DEFAULT_STREAM_LIMITS: Readonly<NativeStreamLimits> = {
   // A terminal, a phone, a web page and a few bots, each with a socket or two; one socket carries every subscription.
   maxSocketsPerUser: 20,
   maxSocketsPerApiKey: 10,
-  // An office or a carrier's NAT shares one address; a legitimate client authorises within milliseconds.
-  maxSocketsPerAddress: 100,
-  maxUnauthorizedSocketsPerAddress: 20,
+  // An office or a carrier's NAT shares one address (BOURSE_STREAM_SOCKETS_PER_ADDRESS and
+  // BOURSE_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS set them on a server).
+  maxSocketsPerAddress: DEFAULT_STREAM_SOCKETS_PER_ADDRESS,
+  maxUnauthorizedSocketsPerAddress: DEFAULT_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS,
 };
 
 const REPLAY_PAGE = 1000;
@@ -835,6 +837,10 @@ class Connection {
       await this.authenticate(token);
     } catch (error) {
       const apiError = toApiError(error);
+      // The server could not check the token (its store or engine unavailable, 503): nothing is wrong with it, so the
+      // client is told to come back, not to sign in again (found by the audit of a mobile client's journey of 7
+      // December, seventh session: a database hiccup closed every reconnecting phone with 4001).
+      if (apiError.statusCode === 503) return this.closeWith("TRY_AGAIN_LATER", apiError.code, apiError.message, id);
       const code = apiError.code === "INTERNAL_ERROR" ? "UNAUTHORIZED" : apiError.code;
       return this.closeWith("UNAUTHORIZED", code, apiError.message, id);
     }

@@ -21,7 +21,14 @@ let server: TestServer;
 let url: string;
 let base: string;
 beforeAll(async () => {
-  server = await startTestServer({ environment: { BOURSE_TRUST_PROXY: "loopback" } });
+  // The per-address bounds of the first release (100 open, 20 waiting), set low so a test reaches them quickly.
+  server = await startTestServer({
+    environment: {
+      BOURSE_TRUST_PROXY: "loopback",
+      BOURSE_STREAM_SOCKETS_PER_ADDRESS: "100",
+      BOURSE_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS: "20",
+    },
+  });
   url = await listenStream(server);
   base = await listenHttp(server);
 });
@@ -142,7 +149,7 @@ describe("native sockets per user and per API key", () => {
 describe("sockets per client address", () => {
   it("past 20 sockets from one address waiting for authorize the next is refused with 4030; authorising one makes room", async () => {
     const address = newAddress();
-    const limit = DEFAULT_STREAM_LIMITS.maxUnauthorizedSocketsPerAddress;
+    const limit = stream().limits.maxUnauthorizedSocketsPerAddress;
     expect(limit).toBe(20);
     const waiting: StreamClient[] = [];
     for (let index = 0; index < limit; index += 1) waiting.push(await native(address, null));
@@ -162,7 +169,7 @@ describe("sockets per client address", () => {
 
   it("one address holds at most 100 sockets, Pusher and native together: the next Pusher socket gets pusher:error and 4100, the next native one 4030", async () => {
     const address = newAddress();
-    const limit = DEFAULT_STREAM_LIMITS.maxSocketsPerAddress;
+    const limit = stream().limits.maxSocketsPerAddress;
     expect(limit).toBe(100);
     const user = await signUp(server);
     const open: RawPusherClient[] = [];

@@ -1,0 +1,119 @@
+/**
+ * What a phone reconnecting to the native stream is told when the server, not its token, is the trouble (found by the
+ * audit of a mobile client's journey of 7 December, seventh session): a database stall while the stream checked a
+ * token closed with 4001 "sign in again", and a phone reconnecting while a deploy recovered was authorised with no
+ * accounts. Now the first closes with 1013 (try again later) and the token is kept; the second is refused 503 at the
+ * upgrade, as while the server stops. And the per-address bounds, which a carrier's NAT shares among its phones, are
+ * settings with room for one.
+ */
+import { StorageUnavailableError } from "@bourse/store";
+import { mkdtempSync, rmSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { ManualClock } from "../src/clock.ts";
+import { loadServerConfig } from "../src/config.ts";
+import { createServer } from "../src/server.ts";
+import { WsCloseCodes } from "../src/ws-codes.ts";
+import { DEFAULT_STREAM_LIMITS } from "../src/ws-stream.ts";
+import { TUESDAY_NOON, call, signUp } from "./helpers.ts";
+import { StreamClient, streamServer } from "./ws-helpers.ts";
+
+const fixture = streamServer();
+
+describe("a stream whose token cannot be checked just now", () => {
+  it("closes with 1013 (try again later) after the 503's error, and the same token works once the store is back", async () => {
+    const { server } = fixture;
+    const user = await signUp(server);
+    // A sign-in whose session the server has not cached yet: a phone back after a deploy.
+    const signedIn = await call(server, "POST", "/api/v1/login", {
+      body: { email: user.email, password: user.password },
+    });
+    const token = signedIn.body.data.token as string;
+    const store = (server.platform as unknown as { platformStore: { findSession: (id: string) => Promise<unknown> } })
+      .platformStore;
+    const findSession = store.findSession;
+    store.findSession = () => Promise.reject(new StorageUnavailableError("statement timeout", false));
+    try {
+      const phone = await StreamClient.connect(fixture.url, token);
+      const error = await phone.nextOf("error");
+      expect(error.payload).toEqual({
+        code: "ENGINE_UNAVAILABLE",
+        message: "The database is unavailable: nothing was changed; try again shortly",
+      });
+      expect(await phone.closed).toMatchObject({ code: WsCloseCodes.TRY_AGAIN_LATER.code });
+    } finally {
+      store.findSession = findSession;
+    }
+    const again = await StreamClient.connect(fixture.url, token);
+    await again.expectOpen();
+    await again.close();
+  });
+});
+
+describe("a stream upgrade before the engine is ready", () => {
+  it("is refused 503, as while the server stops; once started, the same request is taken", async () => {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-starting-"));
+    const config = loadServerConfig({
+      BOURSE_DATA_DIR: dataDirectory,
+      BOURSE_FEED: "push",
+      BOURSE_ADMIN_TOKEN: "test-admin-token-0000",
+      BOURSE_JWT_SECRET: "test-jwt-secret-of-enough-length-000000",
+    });
+    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const starting = await createServer({ config, clock: new ManualClock(TUESDAY_NOON), log: quiet });
+    try {
+      // As `listen` does: the listener first, then the recovery.
+      await starting.app.listen({ port: 0, host: "127.0.0.1" });
+      const { port } = starting.app.server.address() as AddressInfo;
+      const url = `ws://127.0.0.1:${port}/api/v1/ws`;
+      const status = await new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(url);
+        ws.on("unexpected-response", (_request, response) => resolve(response.statusCode ?? 0));
+        ws.on("open", () => reject(new Error("the upgrade was taken before the engine was ready")));
+        ws.on("error", () => undefined);
+      });
+      expect(status).toBe(503);
+      await starting.start();
+      // Opened: the upgrade is taken.
+      const client = await StreamClient.connect(url, null);
+      await client.close();
+    } finally {
+      await starting.close();
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the stream's bounds per client address", () => {
+  it("leave room for a carrier's NAT by default (1,000 open, 100 waiting for authorize), and are settings", () => {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-limits-"));
+    try {
+      const defaults = loadServerConfig({ BOURSE_DATA_DIR: dataDirectory });
+      expect([defaults.streamSocketsPerAddress, defaults.streamUnauthorizedSocketsPerAddress]).toEqual([1000, 100]);
+      expect([
+        DEFAULT_STREAM_LIMITS.maxSocketsPerAddress,
+        DEFAULT_STREAM_LIMITS.maxUnauthorizedSocketsPerAddress,
+      ]).toEqual([1000, 100]);
+      const set = loadServerConfig({
+        BOURSE_DATA_DIR: dataDirectory,
+        BOURSE_STREAM_SOCKETS_PER_ADDRESS: "5000",
+        BOURSE_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS: "300",
+      });
+      expect([set.streamSocketsPerAddress, set.streamUnauthorizedSocketsPerAddress]).toEqual([5000, 300]);
+      expect(() =>
+        loadServerConfig({ BOURSE_DATA_DIR: dataDirectory, BOURSE_STREAM_SOCKETS_PER_ADDRESS: "0" }),
+      ).toThrow(/BOURSE_STREAM_SOCKETS_PER_ADDRESS/);
+    } finally {
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
+  });
+
+  it("are what the server's native and Pusher streams hold to", () => {
+    const { server } = fixture;
+    expect(server.nativeStream.limits.maxSocketsPerAddress).toBe(1000);
+    expect(server.pusherStream.limits.maxSocketsPerAddress).toBe(1000);
+  });
+});
