@@ -288,6 +288,21 @@ export const DEFAULT_ENGINE_CONFIG_VALUES = {
   maxQuoteAgeMs: null,
 } as const;
 
+/**
+ * DUPLICATE_CLIENT_ORDER_ID naming the order that has the id: a client that lost the first answer (a phone's dropped
+ * connection) looks it up instead of guessing (found by the audit of a mobile client's journey of 7 December).
+ */
+function duplicateClientOrderIdRefusal(first: Order): Rejection {
+  const holder =
+    first.closePositionId === null
+      ? `order #${first.id}`
+      : `order #${first.id}, the close of position #${first.closePositionId},`;
+  return reject(
+    "DUPLICATE_CLIENT_ORDER_ID",
+    `The client order id was already used for a different request: ${holder} has it`,
+  );
+}
+
 /** A deal record of one fill; module-level so the hot path allocates only the record itself. */
 function newDeal(
   request: FillRequest,
@@ -1540,7 +1555,7 @@ export class TradingEngine {
       first.side === command.side &&
       first.type === command.type &&
       first.volume === command.volume;
-    if (!same) return reject("DUPLICATE_CLIENT_ORDER_ID");
+    if (!same) return duplicateClientOrderIdRefusal(first);
     return duplicateAnswer(memory);
   }
 
@@ -2051,7 +2066,7 @@ export class TradingEngine {
     const same =
       first.closePositionId === command.positionId &&
       (command.volume === undefined ? !this.state.positions.has(command.positionId) : first.volume === command.volume);
-    if (!same) return reject("DUPLICATE_CLIENT_ORDER_ID");
+    if (!same) return duplicateClientOrderIdRefusal(first);
     return { ...duplicateAnswer(memory), positionId: command.positionId };
   }
 

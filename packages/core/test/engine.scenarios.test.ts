@@ -1054,6 +1054,25 @@ describe("orders", () => {
         clientOrderId: "open-2",
       }),
     ).toBe("DUPLICATE_CLIENT_ORDER_ID");
+    // The refusal names the order that has the id, so a client that lost the first answer can look it up.
+    const refusal = s.engine.execute({
+      kind: "placeOrder",
+      time: s.time,
+      accountId: account,
+      symbol: "EURUSD",
+      side: "SELL",
+      type: "MARKET",
+      volume: lots("EURUSD", "0.3"),
+      clientOrderId: "open-2",
+    });
+    expect(refusal.ok ? null : refusal.message).toBe(
+      `The client order id was already used for a different request: order #${other.orderId} has it`,
+    );
+    const closeRefusal = s.engine.execute({ ...close, time: s.time, clientOrderId: "close-1" });
+    expect(closeRefusal.ok ? null : closeRefusal.message).toBe(
+      `The client order id was already used for a different request: order #${part.orderId}, the close of ` +
+        `position #${positionId}, has it`,
+    );
     expect(s.ledgerHolds(account)).toBe(true);
     expect(s.replayMatches()).toBe(true);
   });
