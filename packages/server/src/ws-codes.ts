@@ -98,6 +98,15 @@ export const WsCloseCodes = {
       "refused right after the handshake or at authorization. Close one, or reconnect after a backoff; one socket " +
       "carries every subscription",
   },
+  REPLACED: {
+    code: 4031,
+    reason: "Replaced by a newer socket",
+    error: "LIMIT_REACHED",
+    action:
+      "A newer socket of the same session or API key took this one's place, its credential being at its socket " +
+      "limit (a reconnect while this socket's network was dead): nothing to do; an app that sees this on a live " +
+      "socket opens too many, one carries every subscription",
+  },
 } as const satisfies Record<string, CloseDefinition>;
 
 export type WsCloseName = keyof typeof WsCloseCodes;

@@ -579,6 +579,13 @@ export class NativeStream implements UpgradeAdapter {
     this.connections.delete(connection);
   }
 
+  /** The longest-open authorised socket of `credential` other than `except`, if it has one. */
+  oldestSocketOf(credential: Credential, except: Connection): Connection | null {
+    for (const connection of this.connections)
+      if (connection !== except && connection.holdsCredential(credential)) return connection;
+    return null;
+  }
+
   noteClose(name: WsCloseName): void {
     this.closes[name] = (this.closes[name] ?? 0) + 1;
   }
@@ -690,12 +697,24 @@ class Connection {
    */
   private admitPrincipal(principal: StreamPrincipal): string | null {
     const limits = this.stream.limits;
-    const slots = takeUserAndApiKeySlots(
-      this.platform,
-      principal.userId,
-      principal.credential.kind === "apiKey" ? principal.credential.id : null,
-      limits,
-    );
+    const take = () =>
+      takeUserAndApiKeySlots(
+        this.platform,
+        principal.userId,
+        principal.credential.kind === "apiKey" ? principal.credential.id : null,
+        limits,
+      );
+    let slots = take();
+    // At the bound, a new socket of a credential takes the place of that credential's oldest: a phone whose network
+    // died silently held its dead sockets until the server's pings missed (25 to 45 s), and its reconnects were all
+    // refused meanwhile (found by the audit of a mobile client's journey of 7 December, seventh session).
+    if ("full" in slots) {
+      const oldest = this.stream.oldestSocketOf(principal.credential, this);
+      if (oldest) {
+        oldest.replaced();
+        slots = take();
+      }
+    }
     if ("full" in slots)
       return slots.full === "user"
         ? `At most ${limits.maxSocketsPerUser} sockets per user (JWT and API-key sockets, native and Pusher, together)`
@@ -1348,6 +1367,22 @@ class Connection {
     }
     this.closeTimer = setTimeout(() => this.ws.terminate(), this.stream.limits.closeGraceMs);
     this.closeTimer.unref();
+  }
+
+  /** Whether the socket is authorised, still open, by `credential`. */
+  holdsCredential(credential: Credential): boolean {
+    const held = this.principal?.credential;
+    return !this.closing && held !== undefined && held.kind === credential.kind && held.id === credential.id;
+  }
+
+  /** Gives its slots to a newer socket of its credential at once, and closes (`admitPrincipal`). */
+  replaced(): void {
+    for (const release of this.slots.splice(0)) release();
+    this.closeWith(
+      "REPLACED",
+      "LIMIT_REACHED",
+      "A newer socket of this session or API key took this one's place: it was at its socket limit",
+    );
   }
 
   async shutdown(): Promise<void> {

@@ -62,6 +62,20 @@ async function authorised(address: string, token: string): Promise<StreamClient>
   return client;
 }
 
+/** A token of a new session of the user: a socket of it replaces none of another session's. */
+async function anotherSession(user: { email: string; password: string }): Promise<string> {
+  const signedIn = await call(server, "POST", "/api/v1/login", {
+    body: { email: user.email, password: user.password },
+  });
+  return signedIn.body.data.token as string;
+}
+
+/** The socket was closed for a newer one of its credential, after LIMIT_REACHED. */
+async function expectReplaced(client: StreamClient): Promise<void> {
+  expect((await client.closed).code).toBe(WsCloseCodes.REPLACED.code);
+  expect(client.all("error").map((message) => message.payload.code)).toEqual(["LIMIT_REACHED"]);
+}
+
 async function expectRefused(client: StreamClient): Promise<void> {
   const closed = await client.closed;
   expect(closed.code).toBe(WsCloseCodes.TOO_MANY_SOCKETS.code);
@@ -115,9 +129,11 @@ describe("native sockets per user and per API key", () => {
     for (let index = 0; index < limit; index += 1) open.push(await authorised(address, user.token));
     expect(stream().openSockets("user", user.userId)).toBe(limit);
 
-    await expectRefused(await native(address, user.token));
+    // Another session of the user's (another device): refused.
+    const tablet = await anotherSession(user);
+    await expectRefused(await native(address, tablet));
     const byMessage = await native(address, null);
-    byMessage.send("authorize", { token: user.token }, "a1");
+    byMessage.send("authorize", { token: tablet }, "a1");
     await expectRefused(byMessage);
     expect(byMessage.all("error")[0]!.id).toBe("a1");
     // Another user from the same address is not affected.
@@ -126,8 +142,31 @@ describe("native sockets per user and per API key", () => {
 
     await open[0]!.close();
     await until(() => stream().openSockets("user", user.userId) === limit - 1, 3000, "the closed socket released");
-    await authorised(address, user.token);
+    await authorised(address, tablet);
     expect(stream().openSockets("user", user.userId)).toBe(limit);
+  });
+
+  // Found by the audit of a mobile client's journey of 7 December (seventh session): a phone whose network died
+  // silently held its dead sockets until the server's pings missed, 25 to 45 s, and every reconnect meanwhile was
+  // refused. A socket of the same session now takes the place of its oldest.
+  it("at the user's bound, a new socket of a session that holds one takes the place of its oldest, which closes with 4031", async () => {
+    const user = await signUp(server);
+    const address = newAddress();
+    const limit = DEFAULT_STREAM_LIMITS.maxSocketsPerUser;
+    const tablet = await anotherSession(user);
+    const tabletSocket = await authorised(address, tablet);
+    const open: StreamClient[] = [];
+    for (let index = 0; index < limit - 1; index += 1) open.push(await authorised(address, user.token));
+    expect(stream().openSockets("user", user.userId)).toBe(limit);
+    // The phone reconnects twice: each time its oldest socket gives way, never the tablet's.
+    const first = await authorised(address, user.token);
+    await expectReplaced(open[0]!);
+    const second = await authorised(address, user.token);
+    await expectReplaced(open[1]!);
+    expect(stream().openSockets("user", user.userId)).toBe(limit);
+    await tabletSocket.expectOpen();
+    await first.expectOpen();
+    await second.expectOpen();
   });
 
   it("an API key's socket past 10 is refused with 4030, and its sockets count toward its user's 20", async () => {
@@ -136,13 +175,16 @@ describe("native sockets per user and per API key", () => {
     const key = await createApiKey(server, user, "trade");
     const secondKey = await createApiKey(server, user, "read");
     expect(DEFAULT_STREAM_LIMITS.maxSocketsPerApiKey).toBe(10);
-    for (let index = 0; index < 10; index += 1) await authorised(address, key.key);
-    await expectRefused(await native(address, key.key));
+    const keySockets: StreamClient[] = [];
+    for (let index = 0; index < 10; index += 1) keySockets.push(await authorised(address, key.key));
+    // The key's 11th takes the place of its oldest (a bot reconnecting while its old socket's network is dead).
+    await authorised(address, key.key);
+    await expectReplaced(keySockets[0]!);
     expect(stream().openSockets("apiKey", key.id)).toBe(10);
-    // The key's 10 and 10 sessions' sockets fill the user's 20: the second key gets none.
+    // The key's 10 and 10 sessions' sockets fill the user's 20: the second key gets none, nor another session.
     for (let index = 0; index < 10; index += 1) await authorised(address, user.token);
     await expectRefused(await native(address, secondKey.key));
-    await expectRefused(await native(address, user.token));
+    await expectRefused(await native(address, await anotherSession(user)));
   });
 });
 
@@ -230,7 +272,7 @@ describe("sockets per user and per API key, native and Pusher together", () => {
     expect(stream().openSockets("user", user.userId)).toBe(limit);
     third.client.send("pusher:ping", {});
     await third.client.event("pusher:pong");
-    await expectRefused(await native(address, user.token));
+    await expectRefused(await native(address, await anotherSession(user)));
 
     // The second Pusher socket lets go of its only channel of the user: a native socket fits again.
     second.client.send("pusher:unsubscribe", { channel: privateChannel });
@@ -274,7 +316,10 @@ describe("sockets per user and per API key, native and Pusher together", () => {
     expectLimitReached(await subscribeChannel(second, key.key, channel), /10 sockets per API key/);
     expect(stream().openSockets("apiKey", key.id)).toBe(limit);
     expect(stream().openSockets("user", user.userId)).toBe(limit);
-    await expectRefused(await native(address, key.key));
+    // A native socket of the key takes the place of its oldest native one; its Pusher socket has none to give.
+    const keySocketsBefore = stream().openSockets("apiKey", key.id);
+    await authorised(address, key.key);
+    expect(stream().openSockets("apiKey", key.id)).toBe(keySocketsBefore);
     // The user's session is not the key: it authorises the same channel on that socket.
     expect((await subscribeChannel(second, user.token, channel)).event).toBe("pusher_internal:subscription_succeeded");
     expect(stream().openSockets("user", user.userId)).toBe(limit + 1);
