@@ -1313,7 +1313,14 @@ export class TradingEngine {
 
   /** The end of the trading day that contains `time`: the next rollover instant. */
   private nextRolloverAfter(time: number): number {
-    return nextRolloverAfter(this.config.rollover, time);
+    const last = this.state.lastRolloverAt;
+    // The calendar's own next rollover, which follows the last one made: after a rollover time changed between
+    // starts the rule's next instant may come sooner, and a DAY order expired there, at no rollover (found by the
+    // review of 7 December, seventh session).
+    if (last === null) return nextRolloverAfter(this.config.rollover, time);
+    let next = rolloverFollowing(this.config.rollover, last);
+    while (next <= time) next = rolloverFollowing(this.config.rollover, next);
+    return next;
   }
 
   private placeOrder(command: PlaceOrderCommand, time: number): Decision {
@@ -2063,8 +2070,11 @@ export class TradingEngine {
    */
   private duplicateCloseResult(command: ClosePositionCommand, memory: ClientOrderMemory): Decision {
     const first = memory.order;
+    // The dealing desk's close is not the client's retry, nor the other way round (found by the review of 7 December,
+    // seventh session: a desk close with the client's id answered the client's close and closed nothing).
     const same =
       first.closePositionId === command.positionId &&
+      first.reason === (command.initiator ?? "CLIENT") &&
       (command.volume === undefined ? !this.state.positions.has(command.positionId) : first.volume === command.volume);
     if (!same) return duplicateClientOrderIdRefusal(first);
     return { ...duplicateAnswer(memory), positionId: command.positionId };

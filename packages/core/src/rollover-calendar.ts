@@ -124,8 +124,12 @@ export function rolloverFollowing(rollover: RolloverTime, lastRollover: number):
   return nextRolloverAfter(rollover, lastRollover + MIN_ROLLOVER_GAP_MS - 1);
 }
 
-/** The weekday (0 = Sunday) of the local trading day that ends at the rollover instant `rolloverTime`. */
+/**
+ * The weekday (0 = Sunday) of the local trading day that ends at the rollover instant `rolloverTime`: the date most of
+ * it falls on, that of the local clock 12 hours before the rollover. A rollover at 17:00 or 22:00 ends that day's
+ * trading day, one at 00:00 or 00:01 the day before's (taken just before the rollover, 00:01 named the day it had
+ * barely begun: found by the review of 7 December, seventh session).
+ */
 export function tradingDayWeekday(rollover: RolloverTime, rolloverTime: number): number {
-  const justBefore = rolloverTime - 1;
-  return weekdayOf(justBefore + zoneOffsetMs(rollover.timeZone, justBefore));
+  return weekdayOf(rolloverTime + zoneOffsetMs(rollover.timeZone, rolloverTime) - 12 * HOUR_MS);
 }

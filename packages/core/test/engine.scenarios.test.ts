@@ -1357,6 +1357,19 @@ describe("a close by the dealing desk", () => {
       "OUT",
       points("EURUSD", "1.08430"),
     ]);
+    // The desk's close with an id the client used for the same close is no retry of it (found by the review of 7
+    // December, seventh session: it answered the client's close and closed nothing).
+    s.ok({ kind: "closePosition", accountId: account, positionId, volume: 10, clientOrderId: "mine" });
+    expect(
+      s.rejected({
+        kind: "closePosition",
+        accountId: account,
+        positionId,
+        volume: 10,
+        clientOrderId: "mine",
+        initiator: "DEALER",
+      }),
+    ).toBe("DUPLICATE_CLIENT_ORDER_ID");
     // Without an initiator, the client's.
     const rest = s.ok({ kind: "closePosition", accountId: account, positionId });
     const clientDeal = rest.events.find((event) => event.type === "DealExecuted");

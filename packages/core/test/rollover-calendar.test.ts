@@ -178,3 +178,61 @@ describe("a rollover time changed between starts", () => {
     expect(engine.nextDueTime()! - (TUESDAY_NOON + 10 * HOUR_MS)).toBeGreaterThanOrEqual(MIN_ROLLOVER_GAP_MS);
   });
 });
+
+describe("found by the review of 7 December (seventh session)", () => {
+  it("a DAY order placed after a rollover time moved later expires at the calendar's next rollover, not the rule's sooner instant", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    // Tuesday 22:00 UTC's rollover under the default, then a restart at 23:00 UTC: the next rollover is Wednesday's.
+    expect(rollovers(s.ok({ kind: "advanceTime" }, TUESDAY_NOON + 10 * HOUR_MS).events)).toHaveLength(1);
+    const engine = TradingEngine.fromSnapshot(
+      defaultEngineConfig({ rollover: { minuteOfDay: 23 * 60, timeZone: "UTC" } }),
+      s.engine.snapshot(),
+    );
+    // Quotes are no state: the restarted engine has the feed's next tick.
+    expect(
+      engine.execute({
+        kind: "tick",
+        time: TUESDAY_NOON + 10.5 * HOUR_MS,
+        symbol: "EURUSD",
+        bid: 108_430,
+        ask: 108_440,
+      }).ok,
+    ).toBe(true);
+    const placed = engine.execute({
+      kind: "placeOrder",
+      time: TUESDAY_NOON + 10.5 * HOUR_MS,
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: 100,
+      price: 100_000,
+      timeInForce: "DAY",
+    });
+    expect(placed.ok).toBe(true);
+    const order = placed.ok ? placed.order : null;
+    expect(order?.expiration).toBe(TUESDAY_NOON + 35 * HOUR_MS);
+    expect(engine.nextDueTime()).toBe(TUESDAY_NOON + 35 * HOUR_MS);
+    const tuesday23 = engine.execute({ kind: "advanceTime", time: TUESDAY_NOON + 11 * HOUR_MS });
+    expect(tuesday23.ok && tuesday23.events).toEqual([]);
+  });
+
+  it("a rollover just after midnight ends the trading day before it: the triple swap stays on the rollover that ends Wednesday", () => {
+    const justAfterMidnight: RolloverTime = { minuteOfDay: 1, timeZone: "UTC" };
+    // Thursday 4 June 2026 00:01 UTC ends Wednesday's trading day.
+    expect(tradingDayWeekday(justAfterMidnight, Date.UTC(2026, 5, 4, 0, 1))).toBe(3);
+    expect(tradingDayWeekday(justAfterMidnight, Date.UTC(2026, 5, 3, 0, 1))).toBe(2);
+    for (const minuteOfDay of [0, 1, 11 * 60 + 59]) {
+      const rollover: RolloverTime = { minuteOfDay, timeZone: "America/New_York" };
+      const thursday = nextRolloverAfter(rollover, Date.UTC(2026, 5, 4, 0));
+      expect(tradingDayWeekday(rollover, thursday), `${minuteOfDay}`).toBe(3);
+    }
+    for (const minuteOfDay of [12 * 60, 17 * 60, 23 * 60 + 59]) {
+      const rollover: RolloverTime = { minuteOfDay, timeZone: "America/New_York" };
+      const wednesday = nextRolloverAfter(rollover, Date.UTC(2026, 5, 3, 10));
+      expect(tradingDayWeekday(rollover, wednesday), `${minuteOfDay}`).toBe(3);
+    }
+  });
+});
