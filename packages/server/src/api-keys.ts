@@ -122,7 +122,7 @@ export class ApiKeyService {
     const active = (await this.list(userId)).filter((key) => key.revokedAt === null).length;
     if (active >= ACTIVE_API_KEYS_PER_USER)
       throw new ApiError("LIMIT_REACHED", `At most ${ACTIVE_API_KEYS_PER_USER} active API keys per user`);
-    return this.withFreshPrefix(async ({ prefix, secret, hash }) => {
+    const issued = await this.withFreshPrefix(async ({ prefix, secret, hash }) => {
       const key = await this.platform.store.createApiKey({
         id: randomUUID(),
         userId,
@@ -135,6 +135,21 @@ export class ApiKeyService {
       });
       return { key, secret };
     });
+    await this.refuseIfDisabled(userId, issued.key.id);
+    return issued;
+  }
+
+  /**
+   * Revokes a key just made and refuses when its user was disabled meanwhile: a request that passed its session's
+   * check before the disable ended it made its key after the disable had revoked the user's keys (found by the review
+   * of 7 December, seventh session). Checked after the insert, so one of the two always sees the other.
+   */
+  private async refuseIfDisabled(userId: string, keyId: string): Promise<void> {
+    const user = await this.platform.store.findUserById(userId);
+    if (user?.disabledAt === null) return;
+    await this.platform.store.revokeApiKey(userId, keyId, this.platform.clock.now());
+    publishRevocation(this.platform.bus, { kind: "apiKey", id: keyId }, "userDisabled");
+    throw new ApiError("USER_DISABLED");
   }
 
   /**
@@ -153,6 +168,7 @@ export class ApiKeyService {
     });
     this.lastTouch.delete(keyId);
     publishRevocation(this.platform.bus, { kind: "apiKey", id: keyId }, "apiKeyRotated");
+    await this.refuseIfDisabled(userId, issued.key.id);
     return issued;
   }
 

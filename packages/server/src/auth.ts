@@ -188,6 +188,8 @@ export class AuthService {
   private async unfinishedSignup(user: User, password: string): Promise<User> {
     if (this.platform.accountIdsOf(user.id).length > 0 || !(await this.verifyPassword(user.passwordHash, password)))
       throw new ApiError("EMAIL_TAKEN");
+    // A sign-in by another door (found by the review of 7 December, seventh session).
+    if (user.disabledAt !== null) throw new ApiError("USER_DISABLED");
     return user;
   }
 
@@ -550,10 +552,13 @@ export class AuthService {
   }
 
   /** Ends every session of a user (signed out everywhere: a lost phone); their streams close at once. */
-  async endSessions(userId: string): Promise<{ sessionsEnded: number }> {
-    const user = await this.platform.store.findUserById(userId);
-    if (!user) throw new ApiError("NOT_FOUND", "No such user");
-    return { sessionsEnded: await this.endAllSessions(user.id, "sessionsEnded") };
+  endSessions(userId: string): Promise<{ sessionsEnded: number }> {
+    // In turn with the user's sign-ins, as a reset or a disable: a sign-in under way opened its session after the end
+    // (found by the review of 7 December, seventh session).
+    return this.oneAttemptPerUser({ userId }, async ({ user }) => {
+      if (!user) throw new ApiError("NOT_FOUND", "No such user");
+      return { sessionsEnded: await this.endAllSessions(user.id, "sessionsEnded") };
+    });
   }
 
   private async endAllSessions(userId: string, reason: RevocationReason): Promise<number> {

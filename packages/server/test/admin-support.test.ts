@@ -4,6 +4,7 @@
  * histories are read as its client sees them. Before, support could read an account's balance and ledger, nothing of
  * its trading, and had no way at all to let a client back in who had forgotten a password.
  */
+import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { admin, call, pushQuote, signUp, tableObjects } from "./helpers.ts";
 import { WsCloseCodes } from "../src/ws-codes.ts";
@@ -285,5 +286,105 @@ describe("a user disabled by the back office", () => {
     expect((await call(server, "GET", "/v1/api/account", { token: bot })).status).toBe(403);
     expect((await admin(server, "POST", "/admin/v1/users/no-such-user", { disabled: true })).status).toBe(404);
     expect((await admin(server, "POST", `/admin/v1/users/${user.userId}`, { disabled: "yes" })).status).toBe(400);
+  });
+});
+
+/** Holds `store[method]` at a gate: answers when a call reached it, and the function that lets it (and later ones) on. */
+function holdAt<Name extends "createApiKey" | "createSession">(
+  store: Record<Name, (...args: never[]) => Promise<unknown>>,
+  method: Name,
+): { reached: Promise<void>; release: () => void } {
+  const original = store[method];
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let reached!: () => void;
+  const atGate = new Promise<void>((resolve) => (reached = resolve));
+  store[method] = (async (...args: never[]) => {
+    store[method] = original;
+    reached();
+    await gate;
+    return (original as (...inner: never[]) => Promise<unknown>).apply(store, args);
+  }) as never;
+  return { reached: atGate, release };
+}
+
+describe("found by the review of 7 December (seventh session)", () => {
+  it("an API key a request was making as its user was disabled is revoked, and the request refused", async () => {
+    const { server } = fixture;
+    const user = await signUp(server);
+    const held = holdAt(server.platform.store as never, "createApiKey");
+    const creating = call(server, "PUT", "/api/v1/api-keys", {
+      token: user.token,
+      body: { name: "bot", accountId: user.login, scope: "full" },
+    });
+    await held.reached;
+    const disabled = await admin(server, "POST", `/admin/v1/users/${user.userId}`, { disabled: true });
+    expect(disabled.body.data).toMatchObject({ sessionsEnded: 1, apiKeysRevoked: 0 });
+    held.release();
+    const created = await creating;
+    expect(created.status).toBe(403);
+    expect(created.body.error).toBe("USER_DISABLED");
+    const keys = tableObjects((await admin(server, "GET", `/admin/v1/users/${user.userId}/api-keys`)).body);
+    expect(keys.map((key) => key.status)).toEqual(["revoked"]);
+  });
+
+  it("a disabled user without an account cannot sign in through sign-up's unfinished path", async () => {
+    const { server } = fixture;
+    // A sign-up whose account was never opened leaves a user without one: made in the store alone here.
+    const email = `unfinished-${randomUUID()}@example.com`;
+    const password = "correct horse battery";
+    const user = await server.platform.store.createUser({
+      id: randomUUID(),
+      email,
+      name: "Unfinished",
+      passwordHash: await server.context.auth.hashPassword(password),
+      createdAt: server.clock.now(),
+    });
+    expect((await admin(server, "POST", `/admin/v1/users/${user.id}`, { disabled: true })).status).toBe(200);
+    const signup = await call(server, "POST", "/api/v1/signup", { body: { email, password, name: "Unfinished" } });
+    expect(signup.status).toBe(403);
+    expect(signup.body.error).toBe("USER_DISABLED");
+    expect(server.platform.accountIdsOf(user.id)).toEqual([]);
+  });
+
+  it("signing a user out everywhere waits for a sign-in under way, and ends its session too", async () => {
+    const { server } = fixture;
+    const user = await signUp(server);
+    const held = holdAt(server.platform.store as never, "createSession");
+    const signingIn = call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+    await held.reached;
+    const ending = admin(server, "DELETE", `/admin/v1/users/${user.userId}/sessions`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    held.release();
+    const signedIn = await signingIn;
+    expect((await ending).body.data.sessionsEnded).toBe(2);
+    expect((await call(server, "GET", "/api/v1/session", { token: signedIn.body.data.token })).status).toBe(401);
+  });
+
+  it("the back office lists a user's API keys and revokes one, whose sockets close", async () => {
+    const { server } = fixture;
+    const user = await signUp(server);
+    const made = await call(server, "PUT", "/api/v1/api-keys", {
+      token: user.token,
+      body: { name: "bot", accountId: user.login, scope: "read" },
+    });
+    const keyId = made.body.data.id as string;
+    const bot = await fixture.connect(made.body.data.key as string);
+    const listed = await admin(server, "GET", `/admin/v1/users/${user.userId}/api-keys`);
+    expect(tableObjects(listed.body)).toMatchObject([{ id: keyId, name: "bot", status: "active" }]);
+    expect(JSON.stringify(listed.body)).not.toContain(made.body.data.key as string);
+    const revoked = await admin(server, "DELETE", `/admin/v1/users/${user.userId}/api-keys/${keyId}`);
+    expect(revoked.body).toEqual({ data: "OK" });
+    expect((await bot.closed).code).toBe(WsCloseCodes.REVOKED.code);
+    expect((await call(server, "GET", "/v1/api/account", { token: `Bearer ${made.body.data.key}` })).status).toBe(403);
+    expect((await admin(server, "DELETE", `/admin/v1/users/${user.userId}/api-keys/${keyId}`)).status).toBe(404);
+    const other = await signUp(server);
+    expect((await admin(server, "DELETE", `/admin/v1/users/${other.userId}/api-keys/${keyId}`)).status).toBe(404);
+    expect((await admin(server, "GET", "/admin/v1/users/no-such-user/api-keys")).status).toBe(404);
+  });
+
+  it("the OpenAPI document lists sign-in's 403 (USER_DISABLED)", async () => {
+    const document = await call(fixture.server, "GET", "/docs/json");
+    expect(Object.keys(document.body.paths["/api/v1/login"].post.responses)).toContain("403");
   });
 });

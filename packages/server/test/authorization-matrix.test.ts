@@ -102,6 +102,8 @@ function victimParameter(route: RegisteredRoute, name: string): string {
       return "EURUSD";
     case "userId":
       return victim.userId;
+    case "keyId":
+      return victim.apiKeyId;
     case "id":
       if (route.url.startsWith("/api/v1/scripts")) return victim.scriptId;
       if (route.url.startsWith("/api/v1/alerts")) return victim.alertId;

@@ -74,14 +74,43 @@ function failureReason(error: unknown): string {
   return failure instanceof Error && failure.message !== "" ? failure.message : String(failure);
 }
 
+/**
+ * The system's codes of a server not there (yet): refused, reset, unreachable, timed out, a name or a Unix socket not
+ * found. Other failures without a server's answer (TLS: "The server does not support SSL connections", a certificate
+ * refused) are the URL's settings, which waiting does not mend (found by the review of 7 December, seventh session: an
+ * sslmode the server does not speak was retried for the whole wait, then blamed on the host and port).
+ */
+const NOT_THERE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+  "ENOENT",
+]);
+
 /** Whether a failed attempt is the server not being there (yet), rather than its answer to this connection. */
 function worthRetrying(error: unknown): boolean {
-  if (error instanceof DatabaseError && error.code === TOO_MANY_CONNECTIONS) return true;
-  return isConnectionFailure(error);
+  if (error instanceof DatabaseError) return error.code === TOO_MANY_CONNECTIONS || isConnectionFailure(error);
+  const failure = error instanceof AggregateError && error.errors.length > 0 ? (error.errors[0] as unknown) : error;
+  const code = (failure as NodeJS.ErrnoException | null)?.code;
+  if (typeof code === "string") return NOT_THERE_CODES.has(code);
+  // pg's own: its connect timeout, or the server closing the connection while it starts.
+  return failure instanceof Error && /^Connection terminated/.test(failure.message);
 }
 
-/** The error for a server that answered and refused, saying what to change. */
-function refusal(server: string, error: InstanceType<typeof DatabaseError>): PostgresRefusedError {
+/** The error for a server that answered and refused, or a connection the URL's settings cannot make: what to change. */
+function refusal(server: string, error: unknown): PostgresRefusedError {
+  if (!(error instanceof DatabaseError))
+    return new PostgresRefusedError(
+      `PostgreSQL at ${server} could not be connected to: ${failureReason(error)}; not retried: correct the URL's ` +
+        "connection settings (sslmode and the certificates, for one)",
+      { cause: error },
+    );
   const state = error.code ?? "";
   const remedy =
     state === NO_SUCH_DATABASE
@@ -140,7 +169,7 @@ export async function waitForPostgres(connectionString: string, options: Postgre
       return;
     } catch (error) {
       await client.end().catch(() => undefined);
-      if (error instanceof DatabaseError && !worthRetrying(error)) throw refusal(server, error);
+      if (!worthRetrying(error)) throw refusal(server, error);
       const reason = failureReason(error);
       const leftMs = deadline - Date.now();
       if (leftMs <= 0)

@@ -46,9 +46,9 @@ const IssuedSchema = Type.Intersect([
   Type.Object({ key: Type.String({ description: "The whole key, shown this once: `tk_live_...`" }) }),
 ]);
 
-const API_KEY_COLUMNS = Object.keys(ApiKeyViewSchema.properties) as (keyof ApiKeyView)[];
+export const API_KEY_COLUMNS = Object.keys(ApiKeyViewSchema.properties) as (keyof ApiKeyView)[];
 
-function apiKeyView(key: ApiKey): ApiKeyView {
+export function apiKeyView(key: ApiKey): ApiKeyView {
   return {
     id: key.id,
     name: key.name,
@@ -67,7 +67,8 @@ function issuedView(issued: IssuedApiKey): Static<typeof IssuedSchema> {
   return { ...apiKeyView(issued.key), key: issued.secret };
 }
 
-const KeyParams = Closed({ id: Type.String({ pattern: "^[A-Za-z0-9_.:-]{1,128}$" }) });
+export const KEY_ID_PATTERN = "^[A-Za-z0-9_.:-]{1,128}$";
+const KeyParams = Closed({ id: Type.String({ pattern: KEY_ID_PATTERN }) });
 
 export const apiKeyRoutes: RouteModule = (app, { platform }) => {
   const keys = ApiKeyService.for(platform);

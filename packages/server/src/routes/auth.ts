@@ -108,7 +108,7 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
           "BOURSE_LOGIN_MAX_FAILURES wrong passwords in a row lock the user (or an identifier no user has) for " +
           "BOURSE_LOGIN_LOCK_SECONDS; BOURSE_LOGIN_ADDRESS_MAX_FAILURES failed sign-ins from one client address in such " +
           "a period, whichever users they name, lock the address until it ends. Both answer 429 LOGIN_LOCKED with " +
-          "Retry-After.",
+          "Retry-After. A user the broker disabled answers 403 USER_DISABLED, told only after the right password.",
         body: Type.Union([
           Closed({ email: Email, password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }) }),
           Closed({
@@ -120,6 +120,7 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
           200: DataResponse(TokenData),
           400: ErrorResponse,
           401: ErrorResponse,
+          403: ErrorResponse,
           429: ErrorResponse,
           503: ErrorResponse,
         },
