@@ -50,6 +50,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { BusTopics } from "./bus.ts";
 import { NotificationService, formatPrice } from "./notifications.ts";
 import type { AcceptedQuote, Platform } from "./platform.ts";
+import { TableOf } from "./schemas.ts";
 import { optionalTimeToWire, timeToWire } from "./wire.ts";
 
 /**
@@ -253,7 +254,7 @@ export const AlertViewSchema = Type.Object({
 });
 export type AlertView = Static<typeof AlertViewSchema>;
 
-export const ALERT_COLUMNS = Object.keys(AlertViewSchema.properties) as (keyof AlertView)[];
+export const AlertTable = TableOf(Object.keys(AlertViewSchema.properties) as (keyof AlertView)[], AlertViewSchema);
 
 export const AlertLogViewSchema = Type.Object({
   id: Type.Integer(),
@@ -269,7 +270,10 @@ export const AlertLogViewSchema = Type.Object({
 });
 export type AlertLogView = Static<typeof AlertLogViewSchema>;
 
-export const ALERT_LOG_COLUMNS = Object.keys(AlertLogViewSchema.properties) as (keyof AlertLogView)[];
+export const AlertLogTable = TableOf(
+  Object.keys(AlertLogViewSchema.properties) as (keyof AlertLogView)[],
+  AlertLogViewSchema,
+);
 
 function priceView(points: number | null, instrument: InstrumentSpec | undefined): number | null {
   if (points === null) return null;

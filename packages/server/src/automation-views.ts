@@ -349,12 +349,3 @@ export const AutomationQuoteSchema = Type.Object({
   spread: Type.Integer({ description: "ask − bid in points (MetaTrader's spread)" }),
   time: Time,
 });
-
-export const AutomationCandleSchema = Type.Object({
-  time: Type.String({ format: "date-time", description: "The bar's open time (UTC)" }),
-  open: Type.Number(),
-  high: Type.Number(),
-  low: Type.Number(),
-  close: Type.Number(),
-  tickVolume: Type.Integer({ description: "Ticks in the bar" }),
-});

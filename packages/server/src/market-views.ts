@@ -13,7 +13,7 @@ import {
   type InstrumentSpec,
 } from "@bourse/core";
 import type { Candle } from "@bourse/store";
-import { Type, type TSchema } from "@sinclair/typebox";
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { weekSessionsView } from "./market-data.ts";
 import type { Platform } from "./platform.ts";
 import { lotsToWire, optionalTimeToWire, priceToWire, timeToWire } from "./wire.ts";
@@ -121,8 +121,17 @@ export function specificationFields(instrument: InstrumentSpec, now: number, tri
 
 const WEEKDAYS = [0, 1, 2, 3, 4, 5, 6] as const;
 
-/** A bar on the wire: open time, OHLC by bid in the instrument's digits, ticks. */
-export function candleView(candle: Candle, instrument: InstrumentSpec) {
+/** A bar on the wire (both faces): open time, OHLC by bid in the instrument's digits, ticks. */
+export const CandleViewSchema = Type.Object({
+  time: Type.String({ format: "date-time", description: "The bar's open time (UTC)" }),
+  open: Type.Number(),
+  high: Type.Number(),
+  low: Type.Number(),
+  close: Type.Number(),
+  tickVolume: Type.Integer({ description: "Ticks in the bar" }),
+});
+
+export function candleView(candle: Candle, instrument: InstrumentSpec): Static<typeof CandleViewSchema> {
   return {
     time: timeToWire(candle.openTime),
     open: priceToWire(candle.open, instrument),

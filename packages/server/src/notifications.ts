@@ -36,7 +36,7 @@ import {
 import { Type, type Static } from "@sinclair/typebox";
 import { BusTopics } from "./bus.ts";
 import type { Platform, PlatformLog } from "./platform.ts";
-import { Nullable } from "./schemas.ts";
+import { Nullable, TableOf } from "./schemas.ts";
 import { timeToWire } from "./wire.ts";
 
 /**
@@ -198,21 +198,24 @@ export const NotificationViewSchema = Type.Object({
 });
 export type NotificationView = Static<typeof NotificationViewSchema>;
 
-/** The REST table's columns: those added since the first come last, so a client reading rows by position still can. */
-export const NOTIFICATION_COLUMNS = [
-  "id",
-  "accountId",
-  "level",
-  "status",
-  "title",
-  "body",
-  "createdAt",
-  "kind",
-  "orderId",
-  "positionId",
-  "dealId",
-  "alertId",
-] as const satisfies readonly (keyof NotificationView)[];
+/** The REST table: columns added since the first come last, so a client reading rows by position still can. */
+export const NotificationTable = TableOf(
+  [
+    "id",
+    "accountId",
+    "level",
+    "status",
+    "title",
+    "body",
+    "createdAt",
+    "kind",
+    "orderId",
+    "positionId",
+    "dealId",
+    "alertId",
+  ],
+  NotificationViewSchema,
+);
 
 export function notificationView(notification: Notification): NotificationView {
   return {

@@ -3,7 +3,7 @@
  * objects as `data`, acknowledgements as `{"data":"OK"}`, errors as `{"error","message"}`.
  * Request objects are closed (`additionalProperties: false`): an unknown field is a 400.
  */
-import { Type, type TObject, type TProperties, type TSchema } from "@sinclair/typebox";
+import { Type, type Static, type TObject, type TProperties, type TSchema, type TUnsafe } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
 
 export const ErrorResponse = Type.Object(
@@ -24,35 +24,79 @@ export function DataResponse<Schema extends TSchema>(schema: Schema) {
 export const Nullable = <Schema extends TSchema>(schema: Schema, description?: string) =>
   Type.Union([schema, Type.Null()], description === undefined ? {} : { description });
 
-export const TableResponse = Type.Object(
-  {
-    structure: Type.Array(Type.String(), { description: "Column names, in row order" }),
-    rows: Type.Array(Type.Array(Type.Unknown())),
-    nextCursor: Type.Optional(Type.Union([Type.String(), Type.Null()])),
-  },
-  { description: "A table (seed 001): column names and rows of values in that order" },
-);
-
-/** A table route's description: its columns, in row order (the OpenAPI document names what `rows` hold). */
-export function columnsDescription(columns: readonly string[], more = ""): string {
-  return `Columns: ${columns.join(", ")}.${more ? ` ${more}` : ""}`;
-}
-
 export interface Table {
   structure: string[];
   rows: unknown[][];
   nextCursor?: string | null;
 }
 
-/** Builds a table from objects: the columns in the given order. */
-export function toTable<Row>(
-  columns: readonly (keyof Row & string)[],
-  rows: readonly Row[],
+/** Where a table's schema keeps its columns and row schema for toTable: a symbol, which neither /docs nor the serializer reads. */
+const TABLE_OF = Symbol("TableOf");
+
+/** A table route's response schema (TableOf), which also builds the route's answers (toTable). */
+export type TableSchema<RowSchema extends TObject, Column extends string> = TUnsafe<Table> & {
+  readonly [TABLE_OF]: { readonly columns: readonly Column[]; readonly row: RowSchema };
+};
+
+/**
+ * The response schema of a table (seed 001) whose rows are `row`'s `columns`, in that order: `structure` is exactly
+ * that list, and each row a tuple (`prefixItems`) of the columns' own schemas, so a generated client knows what each
+ * cell holds (it had `unknown[][]`). The same value builds the answers (toTable), so the columns a route sends and
+ * the ones it documents are one list.
+ *
+ * It serializes to the bytes the untyped table did: fast-json-stringify knows tuples only as draft-07 `items` arrays,
+ * so it reads `items: false` as no item schema and writes each cell with JSON.stringify, as it wrote the `unknown`
+ * cells (response-serializer.test.ts compares the two on every table route).
+ */
+export function TableOf<RowSchema extends TObject, Column extends keyof RowSchema["properties"] & string>(
+  columns: readonly Column[],
+  row: RowSchema,
+): TableSchema<RowSchema, Column> {
+  const width = columns.length;
+  const schema = Type.Object(
+    {
+      structure: Type.Unsafe<string[]>({
+        type: "array",
+        description: "Column names, in row order",
+        prefixItems: columns.map((column) => ({ type: "string", const: column })),
+        items: false,
+        minItems: width,
+      }),
+      rows: Type.Array(
+        Type.Unsafe<unknown[]>({
+          type: "array",
+          description: "One row: a value per column of `structure`, in its order",
+          // Each cell's schema, titled with its column: the document says which cell is which.
+          prefixItems: columns.map((column) => ({ ...row.properties[column], title: column })),
+          items: false,
+          minItems: width,
+        }),
+      ),
+      nextCursor: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    },
+    { description: "A table (seed 001): column names and rows of values in that order" },
+  );
+  return Object.assign(schema as unknown as TUnsafe<Table>, { [TABLE_OF]: { columns, row } });
+}
+
+/** A table route's description: its columns, in row order, then `more`. */
+export function columnsDescription(table: TableSchema<TObject, string>, more = ""): string {
+  return `Columns: ${table[TABLE_OF].columns.join(", ")}.${more ? ` ${more}` : ""}`;
+}
+
+/** A table's answer from objects: each row's values in the order of the table's columns. */
+export function toTable<RowSchema extends TObject, Column extends string>(
+  table: TableSchema<RowSchema, Column>,
+  rows: readonly Pick<Static<RowSchema>, Column & keyof Static<RowSchema>>[],
   nextCursor?: string | null,
 ): Table {
-  const table: Table = { structure: [...columns], rows: rows.map((row) => columns.map((column) => row[column])) };
-  if (nextCursor !== undefined) table.nextCursor = nextCursor;
-  return table;
+  const { columns } = table[TABLE_OF];
+  const answer: Table = {
+    structure: [...columns],
+    rows: rows.map((row) => columns.map((column) => row[column as Column & keyof Static<RowSchema>])),
+  };
+  if (nextCursor !== undefined) answer.nextCursor = nextCursor;
+  return answer;
 }
 
 /** A closed request object: unknown properties are refused. */

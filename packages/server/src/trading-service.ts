@@ -28,22 +28,22 @@ import type {
   PositionChangedEvent,
 } from "@bourse/core";
 import { encodeCursor, type HistoryPage, type HistoryQuery, type OrderHistoryRow } from "@bourse/store";
-import { Type, type Static } from "@sinclair/typebox";
+import { Type, type Static, type TObject } from "@sinclair/typebox";
 import { publishRejectedOrder } from "./account-events.ts";
 import { ApiError } from "./errors.ts";
 import type { Platform, UntimedCommand } from "./platform.ts";
-import { AccountIdParams, Closed, Decimal, TimeInput, toTable, type Table } from "./schemas.ts";
+import { AccountIdParams, Closed, Decimal, TimeInput, toTable, type Table, type TableSchema } from "./schemas.ts";
 import {
   CMD_TO_ORDER,
-  DEAL_COLUMNS,
+  DealTable,
   DealViewSchema,
   HistoryQuerySchema,
-  ORDER_HISTORY_COLUMNS,
+  OrderHistoryTable,
   OrderViewSchema,
-  POSITION_COLUMNS,
-  POSITION_HISTORY_COLUMNS,
+  PositionHistoryTable,
+  PositionTable,
   PositionViewSchema,
-  WORKING_ORDER_COLUMNS,
+  WorkingOrderTable,
   dealView,
   orderHistoryRow,
   orderHistoryView,
@@ -659,7 +659,7 @@ export function workingOrders(platform: Platform, userId: string, accountId: num
 /** The account's working orders as a table (the back office's read, and the client's once ownership is checked). */
 export function workingOrdersOf(platform: Platform, account: Account): Table {
   return toTable(
-    WORKING_ORDER_COLUMNS,
+    WorkingOrderTable,
     accountWorkingOrders(platform, account).map((order) => orderView(platform, order)),
   );
 }
@@ -697,7 +697,7 @@ export function openPositions(platform: Platform, userId: string, accountId: num
 /** The account's open positions as a table (the back office's read, and the client's once ownership is checked). */
 export function openPositionsOf(platform: Platform, account: Account): Table {
   return toTable(
-    POSITION_COLUMNS,
+    PositionTable,
     accountPositions(platform, account).map((position) => positionView(platform, account, position)),
   );
 }
@@ -755,41 +755,41 @@ export async function closePositionOf(
 
 /**
  * A history reader of the faces: (platform, userId, accountId, query) → one page of the account's history
- * as a table, read with `read` and each row shown with `view`; its `ofAccount` reads an account the caller has
- * already checked (the back office's).
+ * as `table`, read with `read` and each row shown with `view`; its `ofAccount` reads an account the caller has
+ * already checked (the back office's), and its `table` is the routes' response schema.
  */
-function historyTable<Row, View>(
+function historyTable<Row, RowSchema extends TObject, Column extends string>(
   read: (platform: Platform, query: HistoryQuery) => Promise<HistoryPage<Row>>,
-  columns: readonly (keyof View & string)[],
-  view: (platform: Platform, account: Account, row: Row) => View,
+  table: TableSchema<RowSchema, Column>,
+  view: (platform: Platform, account: Account, row: Row) => Pick<Static<RowSchema>, Column & keyof Static<RowSchema>>,
 ) {
   const ofAccount = async (platform: Platform, account: Account, query: HistoryQueryInput): Promise<Table> => {
     const page = await read(platform, readHistoryQuery(platform, account.id, query));
     return toTable(
-      columns,
+      table,
       page.rows.map((row) => view(platform, account, row)),
       page.nextCursor,
     );
   };
   const ofOwnedAccount = (platform: Platform, userId: string, accountId: number, query: HistoryQueryInput) =>
     ofAccount(platform, owned(platform, userId, accountId), query);
-  return Object.assign(ofOwnedAccount, { ofAccount });
+  return Object.assign(ofOwnedAccount, { ofAccount, table });
 }
 
 export const orderHistory = historyTable(
   (platform, query) => platform.readModels.orderHistory(query),
-  ORDER_HISTORY_COLUMNS,
+  OrderHistoryTable,
   (platform, _account, row) => orderHistoryView(platform, row),
 );
 
 export const dealHistory = historyTable(
   (platform, query) => platform.readModels.dealHistory(query),
-  DEAL_COLUMNS,
+  DealTable,
   dealView,
 );
 
 export const positionHistory = historyTable(
   (platform, query) => platform.readModels.positionHistory(query),
-  POSITION_HISTORY_COLUMNS,
+  PositionHistoryTable,
   positionHistoryView,
 );

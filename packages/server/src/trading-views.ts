@@ -23,7 +23,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { ApiError } from "./errors.ts";
 import { tradedSymbol } from "./market-views.ts";
 import type { Platform } from "./platform.ts";
-import { Closed, Nullable, TimeInput } from "./schemas.ts";
+import { Closed, Nullable, TableOf, TimeInput } from "./schemas.ts";
 import {
   lotsToWire,
   moneyToWire,
@@ -139,6 +139,9 @@ export const WORKING_ORDER_COLUMNS = [
   "updatedAt",
 ] as const satisfies readonly (keyof OrderView)[];
 
+/** An account's working orders as a table. */
+export const WorkingOrderTable = TableOf(WORKING_ORDER_COLUMNS, OrderViewSchema);
+
 /** A live order: its history view's fields, then the ones only a working order has. */
 export function orderView(platform: Platform, order: Readonly<Order>): OrderView {
   const instrument = platform.instrument(order.symbol);
@@ -177,6 +180,9 @@ export const ORDER_HISTORY_COLUMNS = [
   "createdAt",
   "updatedAt",
 ] as const satisfies readonly (keyof OrderHistoryView)[];
+
+/** A page of the order history as a table. */
+export const OrderHistoryTable = TableOf(ORDER_HISTORY_COLUMNS, OrderHistoryViewSchema);
 
 export function orderHistoryView(platform: Platform, row: OrderHistoryRow): OrderHistoryView {
   const instrument = platform.instrument(row.symbol);
@@ -246,6 +252,9 @@ export const DEAL_COLUMNS = [
   "time",
 ] as const satisfies readonly (keyof DealView)[];
 
+/** A page of the deal history as a table. */
+export const DealTable = TableOf(DEAL_COLUMNS, DealViewSchema);
+
 export function dealView(platform: Platform, account: Account, deal: Deal): DealView {
   const instrument = platform.instrument(deal.symbol);
   return {
@@ -310,6 +319,9 @@ export const POSITION_COLUMNS = [
   "openTime",
   "updatedAt",
 ] as const satisfies readonly (keyof PositionView)[];
+
+/** An account's open positions as a table. */
+export const PositionTable = TableOf(POSITION_COLUMNS, PositionViewSchema);
 
 /** What moves with the market in a position: the price it would close at, its floating profit and its swap. */
 export function livePositionFigures(
@@ -397,6 +409,9 @@ export const POSITION_HISTORY_COLUMNS = [
   "updatedAt",
 ] as const satisfies readonly (keyof PositionHistoryView)[];
 
+/** A page of the position history as a table. */
+export const PositionHistoryTable = TableOf(POSITION_HISTORY_COLUMNS, PositionHistoryViewSchema);
+
 export function positionHistoryView(
   platform: Platform,
   account: Account,
@@ -458,6 +473,9 @@ export const LEDGER_COLUMNS = [
   "comment",
   "time",
 ] as const satisfies readonly (keyof LedgerView)[];
+
+/** A page of an account's balance ledger as a table. */
+export const LedgerTable = TableOf(LEDGER_COLUMNS, LedgerViewSchema);
 
 export function ledgerView(account: Account, row: LedgerRow): LedgerView {
   return {

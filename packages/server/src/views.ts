@@ -6,6 +6,7 @@ import type { Account, AccountMetrics } from "@bourse/core";
 import type { User } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
 import type { Platform } from "./platform.ts";
+import { TableOf } from "./schemas.ts";
 import { marginLevelToWire, moneyToWire, timeToWire } from "./wire.ts";
 
 export const AccountViewSchema = Type.Object({
@@ -50,6 +51,9 @@ export const ACCOUNT_COLUMNS = [
   "marginCall",
   "createdAt",
 ] as const satisfies readonly (keyof AccountView)[];
+
+/** The user's accounts as a table (GET /api/v1/accounts). */
+export const AccountTable = TableOf(ACCOUNT_COLUMNS, AccountViewSchema);
 
 /** The account's money now (balance, credit, equity, margin, free margin, margin level, floating profit). */
 export function accountMoneyView(platform: Platform, account: Account) {

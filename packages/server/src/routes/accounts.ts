@@ -13,7 +13,6 @@ import {
   Closed,
   DataResponse,
   ErrorResponse,
-  TableResponse,
   columnsDescription,
   authenticatedErrors,
   emptyBodyIsObject,
@@ -22,8 +21,8 @@ import {
   toTable,
   type Table,
 } from "../schemas.ts";
-import { LEDGER_COLUMNS, LedgerQuerySchema, NoQuery, ledgerView, readHistoryQuery } from "../trading-views.ts";
-import { ACCOUNT_COLUMNS, AccountViewSchema, accountView } from "../views.ts";
+import { LedgerQuerySchema, LedgerTable, NoQuery, ledgerView, readHistoryQuery } from "../trading-views.ts";
+import { AccountTable, AccountViewSchema, accountView } from "../views.ts";
 
 /** Bound on the trading accounts one user may hold (the sign-up account included). */
 export const MAX_ACCOUNTS_PER_USER = 10;
@@ -63,7 +62,7 @@ function accountDetail(platform: Platform, account: Account) {
 export const LEDGER_SUMMARY =
   "Balance operations (table, paged): deposits, withdrawals, credit, realised profit, commissions, swaps, corrections";
 export const LEDGER_DESCRIPTION = columnsDescription(
-  LEDGER_COLUMNS,
+  LedgerTable,
   "Oldest first, or newest first with `direction=desc`. `from` (inclusive) and `to` (exclusive) bound the time; " +
     "`limit` rows per page; pass `nextCursor` back as `cursor`, with the same `direction`, for the next page (null " +
     "on the last one).",
@@ -77,7 +76,7 @@ export async function ledgerTable(
 ): Promise<Table> {
   const page = await platform.readModels.ledger(readHistoryQuery(platform, account.id, query));
   return toTable(
-    LEDGER_COLUMNS,
+    LedgerTable,
     page.rows.map((row) => ledgerView(account, row)),
     page.nextCursor,
   );
@@ -103,9 +102,9 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Account"],
         summary: "The user's trading accounts (table), oldest first",
-        description: columnsDescription(ACCOUNT_COLUMNS),
+        description: columnsDescription(AccountTable),
         querystring: NoQuery,
-        response: { 200: TableResponse, ...authenticatedErrors },
+        response: { 200: AccountTable, ...authenticatedErrors },
       },
     },
     async (request) => {
@@ -115,7 +114,7 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
         .map((id) => accounts.get(id))
         .filter((account): account is Account => account !== undefined)
         .map((account) => accountView(platform, account));
-      return toTable(ACCOUNT_COLUMNS, rows);
+      return toTable(AccountTable, rows);
     },
   );
 
@@ -226,7 +225,7 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
         description: LEDGER_DESCRIPTION,
         params: AccountIdParams,
         querystring: LedgerQuerySchema,
-        response: { 200: TableResponse, ...authenticatedErrors },
+        response: { 200: LedgerTable, ...authenticatedErrors },
       },
     },
     async (request) =>

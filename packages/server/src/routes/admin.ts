@@ -16,7 +16,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { LEDGER_DESCRIPTION, LEDGER_SUMMARY, ledgerTable } from "./accounts.ts";
 import { HISTORIES, HISTORY_DESCRIPTION } from "./trade.ts";
-import { API_KEY_COLUMNS, KEY_ID_PATTERN, apiKeyView } from "./api-keys.ts";
+import { ApiKeyTable, KEY_ID_PATTERN, apiKeyView } from "./api-keys.ts";
 import { ApiKeyService } from "../api-keys.ts";
 import {
   ClosePositionBody,
@@ -27,7 +27,7 @@ import {
   openPositionsOf,
   workingOrdersOf,
 } from "../trading-service.ts";
-import { LedgerQuerySchema, NoQuery, POSITION_COLUMNS, WORKING_ORDER_COLUMNS } from "../trading-views.ts";
+import { LedgerQuerySchema, LedgerTable, NoQuery, PositionTable, WorkingOrderTable } from "../trading-views.ts";
 import { ApiError, isMarketClosed } from "../errors.ts";
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../auth.ts";
 import {
@@ -38,25 +38,12 @@ import {
   Email,
   ErrorResponse,
   OkResponse,
-  TableResponse,
+  TableOf,
   columnsDescription,
   emptyBodyIsObject,
   toTable,
 } from "../schemas.ts";
 import { ACCOUNT_COLUMNS, AccountViewSchema, UserViewSchema, accountView, userView } from "../views.ts";
-
-const ADMIN_ACCOUNT_COLUMNS = [...ACCOUNT_COLUMNS, "userId"] as const;
-const ADMIN_GROUP_COLUMNS = ["name", "marginCallLevel", "stopOutLevel", "default", "accounts"] as const;
-const ADMIN_USER_COLUMNS = [
-  "id",
-  "email",
-  "name",
-  "createdAt",
-  "failedLoginCount",
-  "lockedUntil",
-  "accounts",
-  "disabledAt",
-] as const;
 
 /**
  * A user as the back office sees them: the client's view and the sign-in lock (an operator could not tell whether
@@ -72,6 +59,15 @@ const AdminUserView = Type.Object({
     description: "When the back office disabled the user (no sign-in, sessions ended, API keys revoked); null if not",
   }),
 });
+
+/** The back office's list of users: each with the logins of their trading accounts. */
+const AdminUserTable = TableOf(
+  ["id", "email", "name", "createdAt", "failedLoginCount", "lockedUntil", "accounts", "disabledAt"],
+  Type.Object({
+    ...AdminUserView.properties,
+    accounts: Type.Array(Type.Integer(), { description: "The logins of the user's trading accounts" }),
+  }),
+);
 
 function adminUserView(user: User, now: number): Static<typeof AdminUserView> {
   return {
@@ -155,7 +151,26 @@ const adminErrors = {
   404: ErrorResponse,
   503: ErrorResponse,
 } as const;
-const AdminAccount = Type.Intersect([AccountViewSchema, Type.Object({ userId: Type.String() })]);
+/** An account as the back office sees it: the client's view and the user who holds it. */
+const AdminAccount = Type.Object({ ...AccountViewSchema.properties, userId: Type.String() });
+
+const AdminAccountTable = TableOf([...ACCOUNT_COLUMNS, "userId"], AdminAccount);
+
+/** The account groups: their levels, whether new accounts join it, and how many accounts it holds. */
+const AdminGroupTable = TableOf(
+  ["name", "marginCallLevel", "stopOutLevel", "default", "accounts"],
+  Type.Object({
+    name: Type.String(),
+    marginCallLevel: Type.Integer({
+      description: "Percent: at this margin level or below, an account is in margin call",
+    }),
+    stopOutLevel: Type.Integer({
+      description: "Percent: at this margin level or below, an account's most losing position is closed",
+    }),
+    default: Type.Boolean({ description: "New accounts join this group" }),
+    accounts: Type.Integer({ description: "Accounts in the group" }),
+  }),
+);
 
 /** A balance operation's answer: the account after it, and the operation. */
 const AdminBalanceResult = Type.Intersect([
@@ -308,9 +323,9 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Admin"],
         summary: "Trading accounts by login, a page at a time (table with nextCursor)",
-        description: columnsDescription(ADMIN_ACCOUNT_COLUMNS),
+        description: columnsDescription(AdminAccountTable),
         querystring: AccountsPageQuery,
-        response: { 200: TableResponse, ...adminErrors },
+        response: { 200: AdminAccountTable, ...adminErrors },
       },
     },
     async (request) => {
@@ -324,7 +339,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       const start = firstAbove(logins, after);
       const page = logins.slice(start, start + limit + 1).map((login) => accounts.get(login)!);
       const rows = page.slice(0, limit).map(adminAccount);
-      return toTable(ADMIN_ACCOUNT_COLUMNS, rows, page.length > limit ? String(rows.at(-1)!.login) : null);
+      return toTable(AdminAccountTable, rows, page.length > limit ? String(rows.at(-1)!.login) : null);
     },
   );
 
@@ -336,11 +351,11 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Admin"],
         summary: "Account groups: their margin-call and stop-out levels, and how many accounts each holds (table)",
         description: columnsDescription(
-          ADMIN_GROUP_COLUMNS,
+          AdminGroupTable,
           "The groups are the server's configuration (BOURSE_GROUPS_FILE); `default` marks the one new accounts join. " +
             "Levels are percent of margin level (equity / margin × 100).",
         ),
-        response: { 200: TableResponse, ...adminErrors },
+        response: { 200: AdminGroupTable, ...adminErrors },
       },
     },
     async () => {
@@ -349,7 +364,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         counts.set(account.group, (counts.get(account.group) ?? 0) + 1);
       const { groups, defaultGroup } = platform.engineConfig;
       return toTable(
-        ADMIN_GROUP_COLUMNS,
+        AdminGroupTable,
         groups.map((group) => ({
           name: group.name,
           marginCallLevel: group.marginCallLevelPercent,
@@ -373,7 +388,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         description: LEDGER_DESCRIPTION,
         params: AccountIdParams,
         querystring: LedgerQuerySchema,
-        response: { 200: TableResponse, ...adminErrors },
+        response: { 200: LedgerTable, ...adminErrors },
       },
     },
     async (request) => ledgerTable(platform, accountOf(request.params.accountId), request.query),
@@ -388,10 +403,10 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Admin"],
         summary: "An account's open positions (table) with current price and floating profit, as its client sees them",
-        description: columnsDescription(POSITION_COLUMNS),
+        description: columnsDescription(PositionTable),
         params: AccountIdParams,
         querystring: NoQuery,
-        response: { 200: TableResponse, ...adminErrors },
+        response: { 200: PositionTable, ...adminErrors },
       },
     },
     async (request) => openPositionsOf(platform, accountOf(request.params.accountId)),
@@ -433,16 +448,16 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Admin"],
         summary: "An account's working (pending) orders (table), as its client sees them",
-        description: columnsDescription(WORKING_ORDER_COLUMNS),
+        description: columnsDescription(WorkingOrderTable),
         params: AccountIdParams,
         querystring: NoQuery,
-        response: { 200: TableResponse, ...adminErrors },
+        response: { 200: WorkingOrderTable, ...adminErrors },
       },
     },
     async (request) => workingOrdersOf(platform, accountOf(request.params.accountId)),
   );
 
-  for (const [kind, summary, columns, history] of HISTORIES)
+  for (const [kind, summary, history] of HISTORIES)
     app.get(
       `/admin/v1/accounts/:accountId/history/${kind}`,
       {
@@ -450,10 +465,10 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         schema: {
           tags: ["Admin"],
           summary: `${summary}, as its client sees it`,
-          description: columnsDescription(columns, HISTORY_DESCRIPTION),
+          description: columnsDescription(history.table, HISTORY_DESCRIPTION),
           params: AccountIdParams,
           querystring: HistoryQuerySchema,
-          response: { 200: TableResponse, ...adminErrors },
+          response: { 200: history.table, ...adminErrors },
         },
       },
       async (request) => history.ofAccount(platform, accountOf(request.params.accountId), request.query),
@@ -509,9 +524,9 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Admin"],
         summary: "Users by id, a page at a time, with their trading accounts (table with nextCursor)",
-        description: columnsDescription(ADMIN_USER_COLUMNS),
+        description: columnsDescription(AdminUserTable),
         querystring: UsersPageQuery,
-        response: { 200: TableResponse, ...adminErrors },
+        response: { 200: AdminUserTable, ...adminErrors },
       },
     },
     async (request) => {
@@ -524,7 +539,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         ...adminUserView(user, now),
         accounts: [...platform.accountIdsOf(user.id)],
       }));
-      return toTable(ADMIN_USER_COLUMNS, rows, users.length === limit ? users.at(-1)!.id : null);
+      return toTable(AdminUserTable, rows, users.length === limit ? users.at(-1)!.id : null);
     },
   );
 
@@ -640,15 +655,15 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Admin"],
         summary: "A user's API keys, newest first, revoked ones included (table); never their secrets",
-        description: columnsDescription(API_KEY_COLUMNS),
+        description: columnsDescription(ApiKeyTable),
         params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
-        response: { 200: TableResponse, ...adminErrors },
+        response: { 200: ApiKeyTable, ...adminErrors },
       },
     },
     async (request) => {
       const user = await platform.store.findUserById(request.params.userId);
       if (!user) throw new ApiError("NOT_FOUND", "No such user");
-      return toTable(API_KEY_COLUMNS, (await ApiKeyService.for(platform).list(user.id)).map(apiKeyView));
+      return toTable(ApiKeyTable, (await ApiKeyService.for(platform).list(user.id)).map(apiKeyView));
     },
   );
 

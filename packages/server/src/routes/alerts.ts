@@ -23,9 +23,9 @@ import {
 import { Type, type Static } from "@sinclair/typebox";
 import { randomUUID } from "node:crypto";
 import {
-  ALERT_COLUMNS,
-  ALERT_LOG_COLUMNS,
   AlertEngine,
+  AlertLogTable,
+  AlertTable,
   AlertViewSchema,
   CHANNEL_CONDITIONS,
   MOVE_CONDITIONS,
@@ -45,7 +45,6 @@ import {
   DataResponse,
   ErrorResponse,
   OkResponse,
-  TableResponse,
   authenticatedErrors,
   columnsDescription,
   toTable,
@@ -248,14 +247,14 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Alerts"],
         summary: `The user's price alerts, oldest first (table, at most ${PLATFORM_LIMITS.alertsPerUser})`,
-        description: columnsDescription(ALERT_COLUMNS),
-        response: { 200: TableResponse, ...authenticatedErrors },
+        description: columnsDescription(AlertTable),
+        response: { 200: AlertTable, ...authenticatedErrors },
       },
     },
     async (request) => {
       const alerts = await platform.store.listAlerts(request.principal!.userId);
       return toTable(
-        ALERT_COLUMNS,
+        AlertTable,
         alerts.map((alert) => view(engine.withUnwrittenChanges(alert, null))),
       );
     },
@@ -431,11 +430,11 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
         tags: ["Alerts"],
         summary: "Trigger history, newest first, by pages (table with nextCursor)",
         description: columnsDescription(
-          ALERT_LOG_COLUMNS,
+          AlertLogTable,
           "`target` is the level that was reached: the target price, the channel edge, or the reference price plus or minus the move.",
         ),
         querystring: PageQuery,
-        response: { 200: TableResponse, ...authenticatedErrors },
+        response: { 200: AlertLogTable, ...authenticatedErrors },
       },
     },
     async (request) => {
@@ -445,7 +444,7 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
         cursor: cursor === undefined ? null : Number(cursor),
       });
       const rows = page.rows.map((log) => alertLogView(log, platform.instruments.get(log.symbol)));
-      return toTable(ALERT_LOG_COLUMNS, rows, page.nextCursor === null ? null : String(page.nextCursor));
+      return toTable(AlertLogTable, rows, page.nextCursor === null ? null : String(page.nextCursor));
     },
   );
 

@@ -13,7 +13,7 @@ import {
   DataResponse,
   ErrorResponse,
   OkResponse,
-  TableResponse,
+  TableOf,
   authenticatedErrors,
   columnsDescription,
   toTable,
@@ -46,7 +46,7 @@ const IssuedSchema = Type.Intersect([
   Type.Object({ key: Type.String({ description: "The whole key, shown this once: `tk_live_...`" }) }),
 ]);
 
-export const API_KEY_COLUMNS = Object.keys(ApiKeyViewSchema.properties) as (keyof ApiKeyView)[];
+export const ApiKeyTable = TableOf(Object.keys(ApiKeyViewSchema.properties) as (keyof ApiKeyView)[], ApiKeyViewSchema);
 
 export function apiKeyView(key: ApiKey): ApiKeyView {
   return {
@@ -79,11 +79,11 @@ export const apiKeyRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["API keys"],
         summary: `The user's API keys, newest first, revoked ones included (table, at most ${PLATFORM_LIMITS.apiKeysListed}); never their secrets`,
-        description: columnsDescription(API_KEY_COLUMNS),
-        response: { 200: TableResponse, ...authenticatedErrors },
+        description: columnsDescription(ApiKeyTable),
+        response: { 200: ApiKeyTable, ...authenticatedErrors },
       },
     },
-    async (request) => toTable(API_KEY_COLUMNS, (await keys.list(request.principal!.userId)).map(apiKeyView)),
+    async (request) => toTable(ApiKeyTable, (await keys.list(request.principal!.userId)).map(apiKeyView)),
   );
 
   app.put(

@@ -29,7 +29,6 @@ import type { FastifyReply, FastifyRequest, FastifySchema } from "fastify";
 import type { RouteModule } from "../app.ts";
 import {
   AutomationAccountSchema,
-  AutomationCandleSchema,
   AutomationDealSchema,
   AutomationOperationSchema,
   AutomationOrderSchema,
@@ -51,7 +50,7 @@ import {
 import { ApiError } from "../errors.ts";
 import { FixedWindowLimiter, rateLimitHeaders, sendRateLimitHeaders, type RateLimitState } from "../rate-window.ts";
 import { CANDLE_TIMEFRAMES, MAX_CANDLES_PER_QUERY, marketDataOf, type CandleTimeframe } from "../market-data.ts";
-import { candleView, instrumentOf } from "../market-views.ts";
+import { CandleViewSchema, candleView, instrumentOf } from "../market-views.ts";
 import type { Platform } from "../platform.ts";
 import { Closed, Decimal, TimeInput, emptyBodyIsObject } from "../schemas.ts";
 import {
@@ -800,7 +799,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
       summary: "The latest `count` OHLC bars (by bid) of a timeframe, oldest first; the live bar last",
       params: SymbolParams,
       querystring: CandlesQuery,
-      response: { 200: Success(Type.Array(AutomationCandleSchema)), ...automationErrors },
+      response: { 200: Success(Type.Array(CandleViewSchema)), ...automationErrors },
     }),
     async (request) => {
       accountOf(request);

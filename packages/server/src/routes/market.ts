@@ -36,13 +36,22 @@ import {
   type CandleTimeframe,
 } from "../market-data.ts";
 import {
+  CandleViewSchema,
   candleView,
   instrumentOf,
   marketStatus,
   specificationFields,
   specificationProperties,
 } from "../market-views.ts";
-import { Closed, DataResponse, TableResponse, authenticatedErrors, columnsDescription, toTable } from "../schemas.ts";
+import {
+  Closed,
+  DataResponse,
+  Nullable,
+  TableOf,
+  authenticatedErrors,
+  columnsDescription,
+  toTable,
+} from "../schemas.ts";
 import { lotsToWire, optionalTimeToWire, priceToWire, queryTimeFromWire, timeToWire } from "../wire.ts";
 
 export const MAX_CANDLES = MAX_CANDLES_PER_QUERY;
@@ -119,28 +128,49 @@ type SpecificationView = Static<typeof SpecificationView>;
 // The contract's terms an order ticket and a P&L column need, beside the status: a terminal made one request per
 // symbol for them (found by the audit of a terminal's journey of 7 December, sixth session). Appended, so a client
 // reading columns by position keeps its own.
-const MARKET_COLUMNS = [
-  "symbol",
-  "description",
-  "assetClass",
-  "digits",
-  "tradeMode",
-  "status",
-  "session",
-  "nextChange",
-  "contractSize",
-  "volumeMin",
-  "volumeMax",
-  "volumeStep",
-  "stopsLevel",
-  "baseCurrency",
-  "profitCurrency",
-  "marginCurrency",
-] as const;
+const MarketTable = TableOf(
+  [
+    "symbol",
+    "description",
+    "assetClass",
+    "digits",
+    "tradeMode",
+    "status",
+    "session",
+    "nextChange",
+    "contractSize",
+    "volumeMin",
+    "volumeMax",
+    "volumeStep",
+    "stopsLevel",
+    "baseCurrency",
+    "profitCurrency",
+    "marginCurrency",
+  ],
+  Type.Object({
+    ...specificationProperties(Status),
+    session: Type.Array(Type.String(), { description: "Today's sessions: UTC intervals HH:MM-HH:MM" }),
+  }),
+);
+
+const Price = Nullable(Type.Number(), "Null before the symbol's first quote");
 // `open`: the day's open, from which `change` is measured, so a watchlist keeps the change live from quotes (the same
 // audit).
-const SHORTLIST_COLUMNS = ["symbol", "bid", "ask", "change", "high", "low", "time", "open"] as const;
-const CANDLE_COLUMNS = ["time", "open", "high", "low", "close", "tickVolume"] as const;
+const ShortlistTable = TableOf(
+  ["symbol", "bid", "ask", "change", "high", "low", "time", "open"],
+  Type.Object({
+    symbol: Type.String(),
+    bid: Price,
+    ask: Price,
+    change: Nullable(Type.Number(), "Percent from the day's open, 2 decimals"),
+    high: Nullable(Type.Number(), "The day's highest bid"),
+    low: Nullable(Type.Number(), "The day's lowest bid"),
+    time: Nullable(Type.String({ format: "date-time" }), "The last quote's time"),
+    open: Nullable(Type.Number(), "The day's first bid, which change is measured from"),
+  }),
+);
+
+const CandleTable = TableOf(["time", "open", "high", "low", "close", "tickVolume"], CandleViewSchema);
 
 function specificationView(instrument: InstrumentSpec, now: number, tripleSwapWeekday: number): SpecificationView {
   return { ...specificationFields(instrument, now, tripleSwapWeekday), timezone: "UTC", swapMode: "POINTS" };
@@ -163,7 +193,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
           "(lots), stopsLevel (points), baseCurrency, profitCurrency, marginCurrency. The whole specification: " +
           "`GET /api/v1/market/{symbol}`.",
         querystring: Closed({}),
-        response: { 200: TableResponse, ...authenticatedErrors },
+        response: { 200: MarketTable, ...authenticatedErrors },
       },
     },
     async () => {
@@ -186,7 +216,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         profitCurrency: instrument.profitCurrency,
         marginCurrency: instrument.marginCurrency,
       }));
-      return toTable(MARKET_COLUMNS, rows);
+      return toTable(MarketTable, rows);
     },
   );
 
@@ -201,7 +231,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
           "highest and lowest bid), time (of the last quote), open (the day's first bid, which change is measured " +
           "from). The day is the UTC day of the last quote; a symbol without quotes yet has nulls.",
         querystring: Closed({}),
-        response: { 200: TableResponse, ...authenticatedErrors },
+        response: { 200: ShortlistTable, ...authenticatedErrors },
       },
     },
     async () => {
@@ -219,7 +249,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
           open: stats ? priceToWire(stats.open, instrument) : null,
         };
       });
-      return toTable(SHORTLIST_COLUMNS, rows);
+      return toTable(ShortlistTable, rows);
     },
   );
 
@@ -249,13 +279,13 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         tags,
         summary: "OHLC candles by bid, oldest first (table: time, open, high, low, close, tickVolume)",
         description:
-          `${columnsDescription(CANDLE_COLUMNS)} ` +
+          `${columnsDescription(CandleTable)} ` +
           "Bars start in UTC (W1 on Monday 00:00, MN1 on the 1st). Without `from`: the latest `limit` bars up to " +
           "`to` (default now; a later one counts as now), looking back at most 5,000 bars. With `from`: the first `limit` bars from `from` " +
           "(page forward from the last bar's time + 1 ms). The live bar is included as it stands.",
         params: SymbolParams,
         querystring: CandlesQuery,
-        response: { 200: TableResponse, ...authenticatedErrors },
+        response: { 200: CandleTable, ...authenticatedErrors },
       },
     },
     async (request) => {
@@ -278,7 +308,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
           ? await marketData.latestCandles(symbol, timeframe, Math.min(to, latest), limit)
           : await marketData.candles({ symbol, timeframe, from, to, limit });
       return toTable(
-        CANDLE_COLUMNS,
+        CandleTable,
         selected.map((candle) => candleView(candle, instrument)),
       );
     },

@@ -8,16 +8,8 @@ import { PLATFORM_LIMITS } from "@bourse/store";
 import { Type } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
-import { NOTIFICATION_COLUMNS, NOTIFICATION_KINDS_DESCRIPTION, notificationView } from "../notifications.ts";
-import {
-  Closed,
-  DataResponse,
-  OkResponse,
-  TableResponse,
-  authenticatedErrors,
-  columnsDescription,
-  toTable,
-} from "../schemas.ts";
+import { NOTIFICATION_KINDS_DESCRIPTION, NotificationTable, notificationView } from "../notifications.ts";
+import { Closed, DataResponse, OkResponse, authenticatedErrors, columnsDescription, toTable } from "../schemas.ts";
 
 const DEFAULT_PAGE = 100;
 
@@ -29,7 +21,7 @@ export const notificationRoutes: RouteModule = (app, { platform }) => {
         tags: ["Notifications"],
         summary: "The user's notifications, newest first, by pages (table with nextCursor)",
         description: columnsDescription(
-          NOTIFICATION_COLUMNS,
+          NotificationTable,
           "Pass `nextCursor` as `cursor` for the next page; null on the last. orderId, positionId, dealId and alertId " +
             `name what the notification is about, null where it is about none. ${NOTIFICATION_KINDS_DESCRIPTION}`,
         ),
@@ -37,7 +29,7 @@ export const notificationRoutes: RouteModule = (app, { platform }) => {
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PLATFORM_LIMITS.pageLimit, default: DEFAULT_PAGE })),
           cursor: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),
         }),
-        response: { 200: TableResponse, ...authenticatedErrors },
+        response: { 200: NotificationTable, ...authenticatedErrors },
       },
     },
     async (request) => {
@@ -47,7 +39,7 @@ export const notificationRoutes: RouteModule = (app, { platform }) => {
         cursor: cursor === undefined ? null : Number(cursor),
       });
       return toTable(
-        NOTIFICATION_COLUMNS,
+        NotificationTable,
         page.rows.map(notificationView),
         page.nextCursor === null ? null : String(page.nextCursor),
       );

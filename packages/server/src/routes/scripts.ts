@@ -12,7 +12,7 @@ import {
   DataResponse,
   ErrorResponse,
   OkResponse,
-  TableResponse,
+  TableOf,
   columnsDescription,
   authenticatedErrors,
   toTable,
@@ -42,14 +42,7 @@ const ScriptSummarySchema = Type.Object({
 const ScriptSchema = Type.Intersect([ScriptSummarySchema, Type.Object({ source: Type.String() })]);
 type ScriptSummaryView = Static<typeof ScriptSummarySchema>;
 
-const SCRIPT_COLUMNS = [
-  "id",
-  "name",
-  "language",
-  "description",
-  "createdAt",
-  "updatedAt",
-] as const satisfies readonly (keyof ScriptSummaryView)[];
+const ScriptTable = TableOf(["id", "name", "language", "description", "createdAt", "updatedAt"], ScriptSummarySchema);
 
 function summaryView(script: ScriptSummary): ScriptSummaryView {
   return {
@@ -75,12 +68,12 @@ export const scriptRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Scripts"],
         summary: "The user's scripts, oldest first, without their source (table)",
-        description: columnsDescription(SCRIPT_COLUMNS),
-        response: { 200: TableResponse, ...authenticatedErrors },
+        description: columnsDescription(ScriptTable),
+        response: { 200: ScriptTable, ...authenticatedErrors },
       },
     },
     async (request) =>
-      toTable(SCRIPT_COLUMNS, (await platform.store.listScripts(request.principal!.userId)).map(summaryView)),
+      toTable(ScriptTable, (await platform.store.listScripts(request.principal!.userId)).map(summaryView)),
   );
 
   app.get(

@@ -10,7 +10,6 @@ import {
   AccountIdParams,
   DataResponse,
   ErrorResponse,
-  TableResponse,
   authenticatedErrors,
   columnsDescription,
   emptyBodyIsObject,
@@ -42,16 +41,7 @@ import {
   positionHistory,
   workingOrders,
 } from "../trading-service.ts";
-import {
-  DEAL_COLUMNS,
-  NoQuery,
-  ORDER_HISTORY_COLUMNS,
-  OrderViewSchema,
-  POSITION_COLUMNS,
-  POSITION_HISTORY_COLUMNS,
-  PositionViewSchema,
-  WORKING_ORDER_COLUMNS,
-} from "../trading-views.ts";
+import { NoQuery, OrderViewSchema, PositionTable, PositionViewSchema, WorkingOrderTable } from "../trading-views.ts";
 
 /** The history routes' query, as the Client API and the back office take it. */
 export const HISTORY_DESCRIPTION =
@@ -60,19 +50,13 @@ export const HISTORY_DESCRIPTION =
   "default 100); pass `nextCursor` back as `cursor`, with the same `direction`, for the next page (null on the " +
   "last one).";
 
-/** The three histories: path, summary, columns and reader (`ofAccount` for the back office). */
+/** The three histories: path, summary and reader (its `table`, and `ofAccount` for the back office). */
 export const HISTORIES = [
-  ["orders", "Order history (table, paged): every order, working or not", ORDER_HISTORY_COLUMNS, orderHistory],
-  [
-    "deals",
-    "Deal history (table, paged): every fill with its price, profit, commission and swap",
-    DEAL_COLUMNS,
-    dealHistory,
-  ],
+  ["orders", "Order history (table, paged): every order, working or not", orderHistory],
+  ["deals", "Deal history (table, paged): every fill with its price, profit, commission and swap", dealHistory],
   [
     "positions",
     "Position history (table, paged): open and closed positions with average prices and realised profit",
-    POSITION_HISTORY_COLUMNS,
     positionHistory,
   ],
 ] as const;
@@ -134,10 +118,10 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Trade"],
         summary: "Working (pending) orders (table), oldest first",
-        description: `${columnsDescription(WORKING_ORDER_COLUMNS)} ${SNAPSHOT_SEQ_DESCRIPTION}`,
+        description: `${columnsDescription(WorkingOrderTable)} ${SNAPSHOT_SEQ_DESCRIPTION}`,
         params: AccountIdParams,
         querystring: NoQuery,
-        response: { 200: TableResponse, ...authenticatedErrors },
+        response: { 200: WorkingOrderTable, ...authenticatedErrors },
       },
     },
     async (request, reply) => {
@@ -209,10 +193,10 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Trade"],
         summary: "Open positions (table) with current price and floating profit",
-        description: `${columnsDescription(POSITION_COLUMNS)} ${SNAPSHOT_SEQ_DESCRIPTION}`,
+        description: `${columnsDescription(PositionTable)} ${SNAPSHOT_SEQ_DESCRIPTION}`,
         params: AccountIdParams,
         querystring: NoQuery,
-        response: { 200: TableResponse, ...authenticatedErrors },
+        response: { 200: PositionTable, ...authenticatedErrors },
       },
     },
     async (request, reply) => {
@@ -289,17 +273,17 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
 
   // ---- history ----
 
-  for (const [kind, summary, columns, history] of HISTORIES)
+  for (const [kind, summary, history] of HISTORIES)
     app.get(
       `/api/v1/accounts/:accountId/history/${kind}`,
       {
         schema: {
           tags: ["Trade"],
           summary,
-          description: columnsDescription(columns, HISTORY_DESCRIPTION),
+          description: columnsDescription(history.table, HISTORY_DESCRIPTION),
           params: AccountIdParams,
           querystring: HistoryQuerySchema,
-          response: { 200: TableResponse, ...authenticatedErrors },
+          response: { 200: history.table, ...authenticatedErrors },
         },
       },
       async (request) => history(platform, userOf(request), Number(request.params.accountId), request.query),

@@ -3,26 +3,37 @@
  * GET lists (with the live quote), PUT adds a symbol at the end, POST reorders, DELETE removes.
  */
 import { PLATFORM_LIMITS } from "@bourse/store";
-import { Type } from "@sinclair/typebox";
+import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import type { Platform } from "../platform.ts";
 import { ApiError } from "../errors.ts";
-import { Closed, ErrorResponse, OkResponse, TableResponse, authenticatedErrors, toTable } from "../schemas.ts";
+import {
+  Closed,
+  ErrorResponse,
+  Nullable,
+  OkResponse,
+  TableOf,
+  authenticatedErrors,
+  columnsDescription,
+  toTable,
+} from "../schemas.ts";
 import { instrumentOf, tradedSymbol } from "../market-views.ts";
 import { optionalPriceToWire, optionalTimeToWire } from "../wire.ts";
 
 const SymbolName = Type.String({ minLength: 1, maxLength: 32, pattern: "^[A-Za-z0-9._#+-]{1,32}$" });
 
-const WATCHLIST_COLUMNS = ["symbol", "description", "digits", "bid", "ask", "time"] as const;
+/** A symbol of the watchlist; the instrument's fields are null for a symbol no longer traded. */
+const WatchRowSchema = Type.Object({
+  symbol: Type.String(),
+  description: Nullable(Type.String()),
+  digits: Nullable(Type.Integer()),
+  bid: Nullable(Type.Number(), "The last quote; null before the first one"),
+  ask: Nullable(Type.Number(), "The last quote; null before the first one"),
+  time: Nullable(Type.String({ format: "date-time" }), "The last quote's time; null before the first one"),
+});
+type WatchRow = Static<typeof WatchRowSchema>;
 
-interface WatchRow {
-  symbol: string;
-  description: string | null;
-  digits: number | null;
-  bid: number | null;
-  ask: number | null;
-  time: string | null;
-}
+const WatchlistTable = TableOf(["symbol", "description", "digits", "bid", "ask", "time"], WatchRowSchema);
 
 function watchRows(platform: Platform, symbols: readonly string[]): WatchRow[] {
   let engine: Platform["engine"] | null = null;
@@ -45,11 +56,13 @@ function watchRows(platform: Platform, symbols: readonly string[]): WatchRow[] {
   });
 }
 
-const tableDescription =
-  "Columns: symbol, description, digits, bid, ask, time (the last quote; null before the first one)";
+const tableDescription = columnsDescription(
+  WatchlistTable,
+  "bid, ask and time are the last quote's, null before the first one.",
+);
 
 export const watchlistRoutes: RouteModule = (app, { platform }) => {
-  const table = (symbols: readonly string[]) => toTable(WATCHLIST_COLUMNS, watchRows(platform, symbols));
+  const table = (symbols: readonly string[]) => toTable(WatchlistTable, watchRows(platform, symbols));
 
   app.get(
     "/api/v1/watchlist",
@@ -58,7 +71,7 @@ export const watchlistRoutes: RouteModule = (app, { platform }) => {
         tags: ["Market"],
         summary: "The market watch: the user's symbols in their order, with the last quote (table)",
         description: tableDescription,
-        response: { 200: TableResponse, ...authenticatedErrors },
+        response: { 200: WatchlistTable, ...authenticatedErrors },
       },
     },
     async (request) => table(await platform.store.getWatchlist(request.principal!.userId)),
@@ -70,9 +83,9 @@ export const watchlistRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Market"],
         summary: "Add a symbol at the end of the market watch; answers the whole list",
-        description: `${tableDescription}. UNKNOWN_SYMBOL for a symbol the server does not trade, CONFLICT when it is already listed, LIMIT_REACHED past ${PLATFORM_LIMITS.watchlistSymbols} symbols.`,
+        description: `${tableDescription} UNKNOWN_SYMBOL for a symbol the server does not trade, CONFLICT when it is already listed, LIMIT_REACHED past ${PLATFORM_LIMITS.watchlistSymbols} symbols.`,
         body: Closed({ symbol: SymbolName }),
-        response: { 200: TableResponse, ...authenticatedErrors, 409: ErrorResponse },
+        response: { 200: WatchlistTable, ...authenticatedErrors, 409: ErrorResponse },
       },
     },
     async (request) => {
@@ -94,7 +107,7 @@ export const watchlistRoutes: RouteModule = (app, { platform }) => {
         summary: "Reorder the market watch: `symbols` must list exactly the current symbols, in the new order",
         description: tableDescription,
         body: Closed({ symbols: Type.Array(SymbolName, { maxItems: PLATFORM_LIMITS.watchlistSymbols }) }),
-        response: { 200: TableResponse, ...authenticatedErrors },
+        response: { 200: WatchlistTable, ...authenticatedErrors },
       },
     },
     async (request) =>
