@@ -24,6 +24,7 @@ import {
 } from "@bourse/store";
 import Fastify, {
   type FastifyBaseLogger,
+  type FastifyContextConfig,
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
@@ -41,13 +42,13 @@ import { proxyTrust } from "./client-address.ts";
 import { ApiError, ApiErrorCodes, HttpStatus, storageApiError, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import { parseJsonBody } from "./json-body.ts";
-import { literalUnionsAsEnums } from "./openapi-document.ts";
+import { literalUnionsAsEnums, sharedResponseHeaders } from "./openapi-document.ts";
 import { ajvErrorsMessage, type AjvError, type RequestPart } from "./validation-messages.ts";
 import type { Platform } from "./platform.ts";
 import { compileResponseSerializer } from "./response-serializer.ts";
 import { clientRateLimiterOf, clientRequestKey, sendRateLimitHeaders } from "./rate-window.ts";
 import { scopeRefusalSpendingBudget } from "./routes/automation.ts";
-import { ErrorResponse } from "./schemas.ts";
+import { ErrorResponse, SNAPSHOT_SEQ_DESCRIPTION } from "./schemas.ts";
 
 /**
  * `userOrApiKey`: a Client API JWT or an API key (any scope) in `Authorization` (the Pusher endpoint's
@@ -71,6 +72,8 @@ declare module "fastify" {
      * the channels the credential authorised on the socket), so the check after the body is not made for it.
      */
     checksCredentialAgain?: true;
+    /** true: the route's 200 carries `Bourse-Seq` (markSnapshotSequence), which the document then names. */
+    snapshotSequence?: true;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -112,11 +115,28 @@ const SECURITY_HEADERS = {
 } as const;
 
 /**
+ * The headers of the answers beyond the body's, as the OpenAPI document names them (documentResponseHeaders); answers
+ * send them in lower case. Values are whole numbers.
+ */
+const RESPONSE_HEADERS = {
+  "RateLimit-Limit": {
+    type: "integer",
+    description:
+      "Requests a second of the budget this request spent: the Client API's, per user (per client address before " +
+      "sign-in), or the Automation API's, per API key",
+  },
+  "RateLimit-Remaining": { type: "integer", description: "Requests left in the budget's current one-second window" },
+  "RateLimit-Reset": { type: "integer", description: "Seconds until the budget's window starts again" },
+  "Retry-After": { type: "integer", description: "Seconds to wait before sending the request again" },
+  "Bourse-Seq": { type: "integer", description: SNAPSHOT_SEQ_DESCRIPTION },
+} as const;
+
+/**
  * CORS (the Fetch standard): a page of an origin in BOURSE_CORS_ORIGINS may call the API from a browser. Requests carry
  * their token in a header, never a cookie, so no credentials mode is needed, and `*` is safe to offer. The answers say
- * which origin may read them, and let it read the rate-limit headers.
+ * which origin may read them, and let it read every header the document names.
  */
-const CORS_EXPOSED_HEADERS = "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, Bourse-Seq";
+const CORS_EXPOSED_HEADERS = Object.keys(RESPONSE_HEADERS).join(", ");
 const CORS_ALLOWED_METHODS = "GET, POST, PUT, DELETE";
 const CORS_ALLOWED_HEADERS = "Authorization, Content-Type";
 /** How long a browser may keep a preflight's answer. */
@@ -328,7 +348,12 @@ const SECURITY_OF_AUTH: Readonly<Record<AuthMode, readonly Record<string, string
  * (`POST /api/v1/accounts/:accountId/orders` is `postApiV1AccountsByAccountIdOrders`), unique as the route is.
  */
 function documentOperation(
-  route: { method: string | string[]; url: string; schema?: FastifySchema & { security?: unknown } },
+  route: {
+    method: string | string[];
+    url: string;
+    schema?: FastifySchema & { security?: unknown; description?: string };
+    config?: FastifyContextConfig;
+  },
   auth: AuthMode,
 ): void {
   const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -339,11 +364,39 @@ function documentOperation(
     .split("/")
     .filter((segment) => segment !== "")
     .map((segment) => (segment.startsWith(":") ? `By${camelWords(segment.slice(1))}` : camelWords(segment)));
+  const description = route.schema?.description;
   route.schema = {
     ...route.schema,
     security: route.schema?.security ?? SECURITY_OF_AUTH[auth],
     operationId: `${method.toLowerCase()}${words.join("")}`,
+    ...(route.config?.snapshotSequence
+      ? { description: description ? `${description} ${SNAPSHOT_SEQ_DESCRIPTION}` : SNAPSHOT_SEQ_DESCRIPTION }
+      : {}),
   };
+}
+
+/**
+ * The headers of a route's answers, in the document only (the swagger `transform`: the route's own schemas, which
+ * serialize its answers, are left as they are). Every answer that spends a budget says where the caller stands
+ * (RateLimit-*): the Client API's routes, and the Automation API's once the key is known (its refusals of the key
+ * itself, 401 and 403 INVALID_API_KEY, and its 503 before the engine is ready spend none). Every 429 says when to
+ * try again (Retry-After): a budget spent, a key's or an address's refused keys, sign-ups, LOGIN_LOCKED. A snapshot
+ * route's 200 names the seq it reflects (Bourse-Seq).
+ */
+function documentResponseHeaders(schema: FastifySchema, config: FastifyContextConfig | undefined): FastifySchema {
+  const responses = schema?.response as Record<string, object> | undefined;
+  if (responses === undefined) return schema;
+  const spendsBudget = config?.rateLimit !== false || config?.face === "automation";
+  const { "Retry-After": retryAfter, "Bourse-Seq": sequence, ...rateLimit } = RESPONSE_HEADERS;
+  const documented = Object.entries(responses).map(([status, response]) => {
+    const headers = {
+      ...(spendsBudget ? rateLimit : {}),
+      ...(status === "429" ? { "Retry-After": retryAfter } : {}),
+      ...(status === "200" && config?.snapshotSequence ? { "Bourse-Seq": sequence } : {}),
+    };
+    return [status, Object.keys(headers).length === 0 ? response : { ...response, headers }];
+  });
+  return { ...schema, response: Object.fromEntries(documented) };
 }
 
 /** `close-all` → `CloseAll`, `accountId` → `AccountId`. */
@@ -522,8 +575,11 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         },
       },
     },
+    transform: ({ schema, url, route }) => ({ schema: documentResponseHeaders(schema, route.config), url }),
     transformObject: (document) =>
-      literalUnionsAsEnums("openapiObject" in document ? document.openapiObject : document.swaggerObject),
+      sharedResponseHeaders(
+        literalUnionsAsEnums("openapiObject" in document ? document.openapiObject : document.swaggerObject),
+      ),
   });
   if (options.docs !== false) await app.register(swaggerUi, { routePrefix: "/docs" });
 

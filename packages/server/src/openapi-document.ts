@@ -53,3 +53,40 @@ function rewrite(document: Json): Json {
     return { ...only, ...words };
   return { ...words, anyOf: members };
 }
+
+type JsonObject = { [key: string]: Json };
+
+function isJsonObject(value: Json | undefined): value is JsonObject {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/**
+ * The response headers written out on every response that sends them (RateLimit-*, Retry-After, Bourse-Seq: some
+ * hundreds of responses) defined once, in `components.headers`, and referred to from each response. Two definitions
+ * under one name are an error: a name means one header.
+ */
+export function sharedResponseHeaders<Document extends object>(document: Document): Document {
+  const copy = structuredClone(document) as unknown as JsonObject;
+  const shared: JsonObject = {};
+  for (const operations of Object.values(isJsonObject(copy.paths) ? copy.paths : {}))
+    for (const operation of Object.values(isJsonObject(operations) ? operations : {})) {
+      const responses = isJsonObject(operation) ? operation.responses : undefined;
+      for (const response of Object.values(isJsonObject(responses) ? responses : {})) {
+        const headers = isJsonObject(response) ? response.headers : undefined;
+        if (!isJsonObject(headers)) continue;
+        for (const [name, header] of Object.entries(headers)) {
+          const known = shared[name];
+          if (known !== undefined && JSON.stringify(known) !== JSON.stringify(header))
+            throw new Error(`The response header ${name} is defined two ways in the OpenAPI document`);
+          shared[name] = header;
+          headers[name] = { $ref: `#/components/headers/${name}` };
+        }
+      }
+    }
+  const components = isJsonObject(copy.components) ? copy.components : {};
+  copy.components = {
+    ...components,
+    headers: { ...(isJsonObject(components.headers) ? components.headers : {}), ...shared },
+  };
+  return copy as unknown as Document;
+}

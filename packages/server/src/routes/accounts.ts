@@ -17,7 +17,6 @@ import {
   authenticatedErrors,
   emptyBodyIsObject,
   markSnapshotSequence,
-  SNAPSHOT_SEQ_DESCRIPTION,
   toTable,
   type Table,
 } from "../schemas.ts";
@@ -175,10 +174,11 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
   app.get(
     "/api/v1/account",
     {
+      config: { snapshotSequence: true },
       schema: {
         tags: ["Account"],
         summary: "The session's current account: profile and balance snapshot",
-        description: `The account the session signed in to (by login), else the user's first account. ${SNAPSHOT_SEQ_DESCRIPTION}`,
+        description: "The account the session signed in to (by login), else the user's first account.",
         querystring: NoQuery,
         response: { 200: DataResponse(AccountDetailSchema), ...authenticatedErrors },
       },
@@ -198,11 +198,11 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
   app.get(
     "/api/v1/accounts/:accountId",
     {
+      config: { snapshotSequence: true },
       schema: {
         tags: ["Account"],
         summary:
           "One account: login, currency, leverage, mode, balance, credit, equity, margin, free margin, margin level, profit",
-        description: SNAPSHOT_SEQ_DESCRIPTION,
         params: AccountIdParams,
         querystring: NoQuery,
         response: { 200: DataResponse(AccountDetailSchema), ...authenticatedErrors },

@@ -14,7 +14,6 @@ import {
   columnsDescription,
   emptyBodyIsObject,
   markSnapshotSequence,
-  SNAPSHOT_SEQ_DESCRIPTION,
 } from "../schemas.ts";
 import {
   CloseResult,
@@ -90,6 +89,7 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
   app.post(
     "/api/v1/accounts/:accountId/orders/check",
     {
+      config: { snapshotSequence: true },
       schema: {
         tags: ["Trade"],
         summary: "Check an order without placing it: would it be accepted, its margin, commission, the account after",
@@ -98,7 +98,7 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
           "the acknowledged state; nothing is placed or journaled. A refusal by the trading rules is the answer " +
           "(`accepted: false` with the code and message placing would get, 200); a body placing could not read is " +
           "an error as on the order route. A pending order's figures are those of its fill at its price at current " +
-          `rates. ${SNAPSHOT_SEQ_DESCRIPTION}`,
+          "rates.",
         params: AccountIdParams,
         body: PlaceOrderBody,
         response: { 200: DataResponse(OrderCheckResult), ...authenticatedErrors },
@@ -115,10 +115,11 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
   app.get(
     "/api/v1/accounts/:accountId/orders",
     {
+      config: { snapshotSequence: true },
       schema: {
         tags: ["Trade"],
         summary: "Working (pending) orders (table), oldest first",
-        description: `${columnsDescription(WorkingOrderTable)} ${SNAPSHOT_SEQ_DESCRIPTION}`,
+        description: columnsDescription(WorkingOrderTable),
         params: AccountIdParams,
         querystring: NoQuery,
         response: { 200: WorkingOrderTable, ...authenticatedErrors },
@@ -190,10 +191,11 @@ export const tradeRoutes: RouteModule = (app, { platform }) => {
   app.get(
     "/api/v1/accounts/:accountId/positions",
     {
+      config: { snapshotSequence: true },
       schema: {
         tags: ["Trade"],
         summary: "Open positions (table) with current price and floating profit",
-        description: `${columnsDescription(PositionTable)} ${SNAPSHOT_SEQ_DESCRIPTION}`,
+        description: columnsDescription(PositionTable),
         params: AccountIdParams,
         querystring: NoQuery,
         response: { 200: PositionTable, ...authenticatedErrors },
