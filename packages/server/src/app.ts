@@ -14,6 +14,7 @@ import AjvCompiler from "@fastify/ajv-compiler";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { Static } from "@sinclair/typebox";
 import {
   DuplicateError,
   NotFoundError,
@@ -36,19 +37,19 @@ import { timingSafeEqual } from "node:crypto";
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { ApiKeyService, apiKeyRefusal, isApiKeyFormat, type ApiKeyPrincipal } from "./api-keys.ts";
-import { AUTOMATION_STATUSES } from "./automation-views.ts";
+import { AUTOMATION_STATUSES, AutomationErrorSchema } from "./automation-views.ts";
 import { tokenFromAuthorization, type AuthService, type Principal } from "./auth.ts";
 import { proxyTrust } from "./client-address.ts";
 import { ApiError, ApiErrorCodes, HttpStatus, storageApiError, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import { parseJsonBody } from "./json-body.ts";
-import { literalUnionsAsEnums, sharedResponseHeaders } from "./openapi-document.ts";
+import { literalUnionsAsEnums, sharedResponseHeaders, sharedSchemas } from "./openapi-document.ts";
 import { ajvErrorsMessage, type AjvError, type RequestPart } from "./validation-messages.ts";
 import type { Platform } from "./platform.ts";
 import { compileResponseSerializer } from "./response-serializer.ts";
 import { clientRateLimiterOf, clientRequestKey, sendRateLimitHeaders } from "./rate-window.ts";
 import { scopeRefusalSpendingBudget } from "./routes/automation.ts";
-import { ErrorResponse, SNAPSHOT_SEQ_DESCRIPTION } from "./schemas.ts";
+import { ErrorCode, ErrorResponse, SNAPSHOT_SEQ_DESCRIPTION } from "./schemas.ts";
 
 /**
  * `userOrApiKey`: a Client API JWT or an API key (any scope) in `Authorization` (the Pusher endpoint's
@@ -201,7 +202,7 @@ function isAutomationPath(url: string): boolean {
   return url === "/v1/api" || url.startsWith("/v1/api/") || url.startsWith("/v1/api?");
 }
 
-function errorBody(code: ApiErrorCode | string, message: string): { error: string; message: string } {
+function errorBody(code: ApiErrorCode, message: string): Static<typeof ErrorResponse> {
   return { error: code, message };
 }
 
@@ -332,6 +333,9 @@ function documentBodyRefusals(route: {
     responses[String(status)] ??= ErrorResponse;
   schema.response = responses;
 }
+
+/** The schemas the document defines once and refers to (by their titles): the error bodies and their code. */
+const SHARED_SCHEMAS = [ErrorCode, ErrorResponse, AutomationErrorSchema].map((schema) => schema.title!);
 
 /** The OpenAPI security requirement of each auth mode (the schemes of the document's `components.securitySchemes`). */
 const SECURITY_OF_AUTH: Readonly<Record<AuthMode, readonly Record<string, string[]>[]>> = {
@@ -577,8 +581,11 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     },
     transform: ({ schema, url, route }) => ({ schema: documentResponseHeaders(schema, route.config), url }),
     transformObject: (document) =>
-      sharedResponseHeaders(
-        literalUnionsAsEnums("openapiObject" in document ? document.openapiObject : document.swaggerObject),
+      sharedSchemas(
+        sharedResponseHeaders(
+          literalUnionsAsEnums("openapiObject" in document ? document.openapiObject : document.swaggerObject),
+        ),
+        SHARED_SCHEMAS,
       ),
   });
   if (options.docs !== false) await app.register(swaggerUi, { routePrefix: "/docs" });

@@ -12,7 +12,7 @@ import type { LedgerRow, OrderHistoryRow } from "@bourse/store";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { marketStatus, specificationFields, specificationProperties, type MarketStatus } from "./market-views.ts";
 import type { Platform } from "./platform.ts";
-import { Nullable } from "./schemas.ts";
+import { ErrorCode, Nullable } from "./schemas.ts";
 import { dealView, orderCmd, orderHistoryView, positionView } from "./trading-views.ts";
 import { accountMoneyView } from "./views.ts";
 import { moneyToWire, optionalPriceToWire, priceToWire, timeToWire } from "./wire.ts";
@@ -33,9 +33,10 @@ export const AutomationErrorSchema = Type.Object(
   {
     success: Type.Literal(false),
     error: Type.String({ description: "What went wrong, for people (seed 003: e.g. `Insufficient margin`)" }),
-    code: Type.String({ description: "The stable code of the error registry (e.g. `NO_MONEY`), for programs" }),
+    code: ErrorCode,
   },
   {
+    title: "AutomationError",
     description:
       `An Automation API error. Its statuses are seed 003's and 429 (${[...AUTOMATION_STATUSES].join(", ")}): ` +
       "an error the Client API answers with another status (409 DUPLICATE_CLIENT_ORDER_ID, 413 PAYLOAD_TOO_LARGE, " +

@@ -61,9 +61,26 @@ function isJsonObject(value: Json | undefined): value is JsonObject {
 }
 
 /**
+ * Records `definition` as the component `name` of `shared` and answers a reference to it. A second definition under
+ * one name must be the first: a name means one thing.
+ */
+function share(shared: JsonObject, kind: "schemas" | "headers", name: string, definition: Json): Json {
+  const known = shared[name];
+  if (known !== undefined && JSON.stringify(known) !== JSON.stringify(definition))
+    throw new Error(`The OpenAPI document defines ${kind} ${name} two ways`);
+  shared[name] = definition;
+  return { $ref: `#/components/${kind}/${name}` };
+}
+
+function withComponents(document: JsonObject, kind: "schemas" | "headers", shared: JsonObject): JsonObject {
+  const components = isJsonObject(document.components) ? document.components : {};
+  const existing = isJsonObject(components[kind]) ? components[kind] : {};
+  return { ...document, components: { ...components, [kind]: { ...existing, ...shared } } };
+}
+
+/**
  * The response headers written out on every response that sends them (RateLimit-*, Retry-After, Bourse-Seq: some
- * hundreds of responses) defined once, in `components.headers`, and referred to from each response. Two definitions
- * under one name are an error: a name means one header.
+ * hundreds of responses) defined once, in `components.headers`, and referred to from each response.
  */
 export function sharedResponseHeaders<Document extends object>(document: Document): Document {
   const copy = structuredClone(document) as unknown as JsonObject;
@@ -74,19 +91,27 @@ export function sharedResponseHeaders<Document extends object>(document: Documen
       for (const response of Object.values(isJsonObject(responses) ? responses : {})) {
         const headers = isJsonObject(response) ? response.headers : undefined;
         if (!isJsonObject(headers)) continue;
-        for (const [name, header] of Object.entries(headers)) {
-          const known = shared[name];
-          if (known !== undefined && JSON.stringify(known) !== JSON.stringify(header))
-            throw new Error(`The response header ${name} is defined two ways in the OpenAPI document`);
-          shared[name] = header;
-          headers[name] = { $ref: `#/components/headers/${name}` };
-        }
+        for (const [name, header] of Object.entries(headers)) headers[name] = share(shared, "headers", name, header);
       }
     }
-  const components = isJsonObject(copy.components) ? copy.components : {};
-  copy.components = {
-    ...components,
-    headers: { ...(isJsonObject(components.headers) ? components.headers : {}), ...shared },
+  return withComponents(copy, "headers", shared) as unknown as Document;
+}
+
+/**
+ * The schemas titled one of `titles` (the error bodies and the error code, written out on most of the document's
+ * hundreds of responses) defined once, in `components.schemas` under their title, and referred to wherever they
+ * stood; one inside another is referred to from it.
+ */
+export function sharedSchemas<Document extends object>(document: Document, titles: readonly string[]): Document {
+  const shared: JsonObject = {};
+  const refer = (node: Json): Json => {
+    if (Array.isArray(node)) return node.map(refer);
+    if (!isJsonObject(node)) return node;
+    const copy: JsonObject = {};
+    for (const [key, value] of Object.entries(node)) copy[key] = refer(value);
+    return typeof copy.title === "string" && titles.includes(copy.title)
+      ? share(shared, "schemas", copy.title, copy)
+      : copy;
   };
-  return copy as unknown as Document;
+  return withComponents(refer(document as unknown as Json) as JsonObject, "schemas", shared) as unknown as Document;
 }

@@ -5,13 +5,29 @@
  */
 import { Type, type Static, type TObject, type TProperties, type TSchema, type TUnsafe } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { ApiErrorCodes, type ApiErrorCode } from "./errors.ts";
+
+/**
+ * A code of the error registry (errors.ts, the one list), as the enum a generated client can switch on. Titled: the
+ * document defines it once (openapi-document.ts `sharedSchemas`).
+ */
+export const ErrorCode = Type.Union(
+  (Object.keys(ApiErrorCodes) as ApiErrorCode[]).map((code) => Type.Literal(code)),
+  {
+    title: "ErrorCode",
+    description:
+      "A stable code of the error registry, for programs (the table in the API description gives each one's status " +
+      "and meaning); codes are never renamed or reused, and new ones may be added",
+  },
+);
 
 export const ErrorResponse = Type.Object(
+  { error: ErrorCode, message: Type.String({ description: "What went wrong, for people" }) },
   {
-    error: Type.String({ description: "A code of the error registry (see the API description)" }),
-    message: Type.String(),
+    $id: "ErrorResponse",
+    title: "ErrorResponse",
+    description: "An error: a stable machine-readable code and a message for people",
   },
-  { $id: "ErrorResponse", description: "An error: a stable machine-readable code and a message for people" },
 );
 
 export const OkResponse = Type.Object({ data: Type.Literal("OK") }, { description: "Acknowledgement" });

@@ -32,7 +32,17 @@ import { Type, type Static, type TObject } from "@sinclair/typebox";
 import { publishRejectedOrder } from "./account-events.ts";
 import { ApiError } from "./errors.ts";
 import type { Platform, UntimedCommand } from "./platform.ts";
-import { AccountIdParams, Closed, Decimal, TimeInput, toTable, type Table, type TableSchema } from "./schemas.ts";
+import {
+  AccountIdParams,
+  Closed,
+  Decimal,
+  ErrorCode,
+  Nullable,
+  TimeInput,
+  toTable,
+  type Table,
+  type TableSchema,
+} from "./schemas.ts";
 import {
   CMD_TO_ORDER,
   DealTable,
@@ -202,7 +212,7 @@ export const CloseResult = Type.Object({
  */
 export const OrderCheckResult = Type.Object({
   accepted: Type.Boolean({ description: "Whether placing the order now would be accepted" }),
-  error: Type.Union([Type.String(), Type.Null()], { description: "The refusal's code (the error registry), or null" }),
+  error: Nullable(ErrorCode, "The refusal's code, or null"),
   message: Type.Union([Type.String(), Type.Null()]),
   duplicateOfOrderId: Type.Union([Type.Integer(), Type.Null()], {
     description:

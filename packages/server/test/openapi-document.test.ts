@@ -7,7 +7,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuthMode } from "../src/app.ts";
-import { call, signUp, startTestServer, type TestServer } from "./helpers.ts";
+import { ApiErrorCodes } from "../src/errors.ts";
+import { sharedSchemas } from "../src/openapi-document.ts";
+import { automation, call, signUp, startTestServer, type TestServer } from "./helpers.ts";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -147,6 +149,33 @@ describe("the OpenAPI document", () => {
       });
   });
 
+  // Found by the audit of the OpenAPI document of 7 December: `error` (and the Automation API's `code`) were plain
+  // strings, so a generated client could not switch on them.
+  it("gives every error's code as the enum of the error registry, every code of it, defined once", async () => {
+    const document = (await call(server, "GET", "/docs/json")).body as {
+      paths: Record<string, Record<string, Operation>>;
+      components: { schemas: Record<string, Schema & { properties: Record<string, Schema> }> };
+    };
+    const { ErrorCode, ErrorResponse, AutomationError } = document.components.schemas;
+    expect(ErrorCode).toMatchObject({ type: "string", title: "ErrorCode" });
+    expect([...(ErrorCode!.enum as string[])].sort()).toEqual(Object.keys(ApiErrorCodes).sort());
+    const code = { $ref: "#/components/schemas/ErrorCode" };
+    expect(ErrorResponse!.properties.error).toEqual(code);
+    expect(AutomationError!.properties.code).toEqual(code);
+    // One enum in the document: every error response refers to its face's error body.
+    expect(JSON.stringify(document).split('"ROUTE_NOT_FOUND"')).toHaveLength(2);
+    const operations = await documentOperations();
+    const body = (path: string, method: string, status: string) =>
+      (operations.get(`${method} ${path}`)?.responses[status] as { content: Record<string, { schema: unknown }> })
+        .content["application/json"]!.schema;
+    expect(body("/api/v1/accounts", "GET", "401")).toEqual({ $ref: "#/components/schemas/ErrorResponse" });
+    expect(body("/v1/api/account", "GET", "401")).toEqual({ $ref: "#/components/schemas/AutomationError" });
+    // What the server answers is in it.
+    const codes = ErrorCode!.enum as string[];
+    expect(codes).toContain((await call(server, "GET", "/api/v1/accounts")).body.error);
+    expect(codes).toContain((await automation(server, "GET", "/v1/api/account", "tk_live_nope")).body.code);
+  });
+
   it("documents the form encoding of the Pusher channel auth and the 429 of the stream's plain GET", async () => {
     const operations = await documentOperations();
     expect(Object.keys(operations.get("POST /api/v2/ws/auth")?.requestBody?.content ?? {}).sort()).toEqual([
@@ -154,6 +183,28 @@ describe("the OpenAPI document", () => {
       "application/x-www-form-urlencoded",
     ]);
     expect(Object.keys(operations.get("GET /api/v1/ws")?.responses ?? {})).toContain("429");
+  });
+});
+
+describe("sharedSchemas", () => {
+  it("defines a titled schema once and refers to it, inner ones from the outer, and refuses two under one title", () => {
+    const code = { title: "Code", type: "string", enum: ["A"] };
+    const body = { title: "Body", type: "object", properties: { code } };
+    const document = { paths: { "/a": { get: { responses: { 400: body, 401: body } } } } };
+    expect(sharedSchemas(document, ["Code", "Body"])).toEqual({
+      paths: {
+        "/a": {
+          get: {
+            responses: { 400: { $ref: "#/components/schemas/Body" }, 401: { $ref: "#/components/schemas/Body" } },
+          },
+        },
+      },
+      components: {
+        schemas: { Code: code, Body: { ...body, properties: { code: { $ref: "#/components/schemas/Code" } } } },
+      },
+    });
+    const other = { ...document, other: { ...code, enum: ["B"] } };
+    expect(() => sharedSchemas(other, ["Code"])).toThrow("defines schemas Code two ways");
   });
 });
 
