@@ -43,13 +43,18 @@ import { proxyTrust } from "./client-address.ts";
 import { ApiError, ApiErrorCodes, HttpStatus, storageApiError, type ApiErrorCode } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import { parseJsonBody } from "./json-body.ts";
-import { literalUnionsAsEnums, sharedResponseHeaders, sharedSchemas } from "./openapi-document.ts";
+import {
+  literalUnionsAsEnums,
+  optionalRequestBodies,
+  sharedResponseHeaders,
+  sharedSchemas,
+} from "./openapi-document.ts";
 import { ajvErrorsMessage, type AjvError, type RequestPart } from "./validation-messages.ts";
 import type { Platform } from "./platform.ts";
 import { compileResponseSerializer } from "./response-serializer.ts";
 import { clientRateLimiterOf, clientRequestKey, sendRateLimitHeaders } from "./rate-window.ts";
 import { scopeRefusalSpendingBudget } from "./routes/automation.ts";
-import { ErrorCode, ErrorResponse, SNAPSHOT_SEQ_DESCRIPTION } from "./schemas.ts";
+import { ErrorCode, ErrorResponse, SNAPSHOT_SEQ_DESCRIPTION, emptyBodyIsObject } from "./schemas.ts";
 
 /**
  * `userOrApiKey`: a Client API JWT or an API key (any scope) in `Authorization` (the Pusher endpoint's
@@ -95,6 +100,8 @@ export interface RegisteredRoute {
   readonly face: Face;
   /** The route's response schemas by status, as written (what the serializer and the OpenAPI document start from). */
   readonly responses: Readonly<Record<string, unknown>>;
+  /** The route has a body schema and takes no body at all as `{}` (its preValidation is emptyBodyIsObject). */
+  readonly optionalBody: boolean;
 }
 
 export type App = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -541,6 +548,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         auth,
         face: route.config?.face ?? "client",
         responses: (route.schema?.response as Record<string, unknown> | undefined) ?? {},
+        optionalBody: route.schema?.body !== undefined && [route.preValidation].flat().includes(emptyBodyIsObject),
       });
     }
   });
@@ -583,7 +591,10 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     transformObject: (document) =>
       sharedSchemas(
         sharedResponseHeaders(
-          literalUnionsAsEnums("openapiObject" in document ? document.openapiObject : document.swaggerObject),
+          optionalRequestBodies(
+            literalUnionsAsEnums("openapiObject" in document ? document.openapiObject : document.swaggerObject),
+            app.routeRegistry.filter((route) => route.optionalBody),
+          ),
         ),
         SHARED_SCHEMAS,
       ),

@@ -115,3 +115,23 @@ export function sharedSchemas<Document extends object>(document: Document, title
   };
   return withComponents(refer(document as unknown as Json) as JsonObject, "schemas", shared) as unknown as Document;
 }
+
+/**
+ * The request bodies of `routes` (Fastify's method and URL, `:name` for a path parameter) marked optional: @fastify/swagger
+ * writes every body `required: true`, and these routes take no body at all (closing a whole position, say).
+ */
+export function optionalRequestBodies<Document extends object>(
+  document: Document,
+  routes: readonly { readonly method: string; readonly url: string }[],
+): Document {
+  const copy = structuredClone(document) as unknown as JsonObject;
+  const paths = isJsonObject(copy.paths) ? copy.paths : {};
+  for (const { method, url } of routes) {
+    const operations = paths[url.replace(/:([A-Za-z0-9_]+)/g, "{$1}")];
+    const operation = isJsonObject(operations) ? operations[method.toLowerCase()] : undefined;
+    const requestBody = isJsonObject(operation) ? operation.requestBody : undefined;
+    if (!isJsonObject(requestBody)) throw new Error(`${method} ${url} has no request body in the OpenAPI document`);
+    requestBody.required = false;
+  }
+  return copy as unknown as Document;
+}
