@@ -341,6 +341,27 @@ function documentBodyRefusals(route: {
   schema.response = responses;
 }
 
+/** The document's sections (each route's `tags`), in the order /docs lists them, with what each holds. */
+const DOCUMENT_TAGS = [
+  { name: "Auth", description: "Sign up, sign in (a JWT), the session, the password and signing out" },
+  {
+    name: "Account",
+    description: "The user's trading accounts: list, open, one account's profile and balance, its balance ledger",
+  },
+  { name: "Trade", description: "Orders, positions and their histories on one of the user's accounts" },
+  { name: "Market", description: "Instruments, quotes, candles and depth, and the user's market watch" },
+  { name: "Scripts", description: "The user's private scripts" },
+  { name: "Settings", description: "The user's terminal preferences" },
+  { name: "Alerts", description: "Price alerts and the log of their triggers" },
+  { name: "Notifications", description: "Platform notifications: fills, SL/TP, margin calls, stop-outs, alerts" },
+  { name: "API keys", description: "Keys for the Automation API and the streams; a key is shown once" },
+  { name: "Stream", description: "The native WebSocket stream at `/api/v1/ws`" },
+  { name: "Pusher", description: "The Pusher-compatible streams: session, stream catalog, channel authorisation" },
+  { name: "Automation API", description: "Seed 003's REST API for bots and scripts, with an API key (`/v1/api`)" },
+  { name: "Admin", description: "The broker's back office and feed bridge (`/admin/v1`, BOURSE_ADMIN_TOKEN)" },
+  { name: "System", description: "Liveness, readiness and metrics" },
+];
+
 /** The schemas the document defines once and refers to (by their titles): the error bodies and their code. */
 const SHARED_SCHEMAS = [ErrorCode, ErrorResponse, AutomationErrorSchema].map((schema) => schema.title!);
 
@@ -570,6 +591,9 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
           errorCodesDescription(),
         ].join("\n"),
       },
+      // Relative: the origin the document was read from (behind a proxy, a listener's own address is not the client's).
+      servers: [{ url: "/", description: "This server: the origin this document was read from" }],
+      tags: DOCUMENT_TAGS,
       components: {
         securitySchemes: {
           jwt: {

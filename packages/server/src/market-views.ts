@@ -14,7 +14,7 @@ import {
 } from "@bourse/core";
 import type { Candle } from "@bourse/store";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
-import { weekSessionsView } from "./market-data.ts";
+import { CANDLE_TIMEFRAMES, weekSessionsView, type CandleTimeframe } from "./market-data.ts";
 import type { Platform } from "./platform.ts";
 import { lotsToWire, optionalTimeToWire, priceToWire, timeToWire } from "./wire.ts";
 
@@ -120,6 +120,18 @@ export function specificationFields(instrument: InstrumentSpec, now: number, tri
 }
 
 const WEEKDAYS = [0, 1, 2, 3, 4, 5, 6] as const;
+
+/** The bar size of a candle query that names none (both faces). */
+export const DEFAULT_CANDLE_TIMEFRAME: CandleTimeframe = "H1";
+
+/** A candle query's bar size (both faces). */
+export const CandleTimeframeSchema = Type.Union(
+  CANDLE_TIMEFRAMES.map((timeframe) => Type.Literal(timeframe)),
+  {
+    default: DEFAULT_CANDLE_TIMEFRAME,
+    description: `${CANDLE_TIMEFRAMES.join(" ")} (default ${DEFAULT_CANDLE_TIMEFRAME})`,
+  },
+);
 
 /** A bar on the wire (both faces): open time, OHLC by bid in the instrument's digits, ticks. */
 export const CandleViewSchema = Type.Object({

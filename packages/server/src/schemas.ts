@@ -5,6 +5,7 @@
  */
 import { Type, type Static, type TObject, type TProperties, type TSchema, type TUnsafe } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { PLATFORM_LIMITS } from "@bourse/store";
 import { ApiErrorCodes, type ApiErrorCode } from "./errors.ts";
 
 /**
@@ -129,6 +130,24 @@ export const Decimal = Type.Union([Type.Number(), Type.String({ pattern: DECIMAL
 
 /** ISO 8601 with a zone, or epoch milliseconds. */
 export const TimeInput = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ maxLength: 40 })]);
+
+/** Rows of a page of a user's list (notifications, alert logs) when the query names no `limit`. */
+export const DEFAULT_PAGE_ROWS = 100;
+
+/** A page of a user's list, newest first: `limit` rows after the previous page's `nextCursor`. */
+export const PageQuery = Closed({
+  limit: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: PLATFORM_LIMITS.pageLimit,
+      default: DEFAULT_PAGE_ROWS,
+      description: `Rows per page, 1 to ${PLATFORM_LIMITS.pageLimit}; ${DEFAULT_PAGE_ROWS} when omitted`,
+    }),
+  ),
+  cursor: Type.Optional(
+    Type.String({ pattern: "^[0-9]{1,15}$", description: "The `nextCursor` of the previous page" }),
+  ),
+});
 
 /** A trading account's login in a path. */
 export const AccountIdParams = Closed({

@@ -80,9 +80,16 @@ import {
 export { HistoryQuerySchema, type HistoryQueryInput };
 
 /** Ids in paths: a ticket number. */
-export const Ticket = Type.String({ pattern: "^[0-9]{1,15}$" });
-export const OrderParams = Closed({ accountId: AccountIdParams.properties.accountId, orderId: Ticket });
-export const PositionParams = Closed({ accountId: AccountIdParams.properties.accountId, positionId: Ticket });
+/** An order's or a position's ticket (its `id`) in a path. */
+const Ticket = (description: string) => Type.String({ pattern: "^[0-9]{1,15}$", description });
+export const OrderParams = Closed({
+  accountId: AccountIdParams.properties.accountId,
+  orderId: Ticket("The order's ticket: its `id`"),
+});
+export const PositionParams = Closed({
+  accountId: AccountIdParams.properties.accountId,
+  positionId: Ticket("The position's ticket: its `id`"),
+});
 
 const Stop = (what: string) =>
   Type.Optional(Type.Union([Decimal, Type.Null()], { description: `${what}; null or 0 for none` }));

@@ -526,6 +526,7 @@ const historyQueryProperties = {
     Type.Integer({
       minimum: 1,
       maximum: MAX_HISTORY_LIMIT,
+      default: DEFAULT_HISTORY_LIMIT,
       description: `Rows per page, 1 to ${MAX_HISTORY_LIMIT}; ${DEFAULT_HISTORY_LIMIT} when omitted`,
     }),
   ),
@@ -543,7 +544,14 @@ const historyQueryProperties = {
 export const LedgerQuerySchema = Closed(historyQueryProperties);
 export const HistoryQuerySchema = Closed({
   ...historyQueryProperties,
-  symbol: Type.Optional(Type.String({ minLength: 1, maxLength: 32, pattern: "^[A-Za-z0-9._-]+$" })),
+  symbol: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 32,
+      pattern: "^[A-Za-z0-9._-]+$",
+      description: "Only this symbol's rows (any case: eurusd is EURUSD)",
+    }),
+  ),
 });
 export type HistoryQueryInput = Static<typeof HistoryQuerySchema>;
 

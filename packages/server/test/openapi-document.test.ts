@@ -205,6 +205,43 @@ describe("the OpenAPI document", () => {
     ]);
   });
 
+  // Found by the audit of the OpenAPI document of 7 December: no `servers`, parameters without a word, defaults only
+  // in prose, and sections (tags) without a description.
+  it("names its server, describes every parameter, gives the stated defaults, and describes every section", async () => {
+    const document = (await call(server, "GET", "/docs/json")).body as {
+      servers: { url: string }[];
+      tags: { name: string; description: string }[];
+      paths: Record<
+        string,
+        Record<
+          string,
+          { tags?: string[]; parameters?: { name: string; in: string; description?: string; schema: Schema }[] }
+        >
+      >;
+    };
+    expect(document.servers).toEqual([{ url: "/", description: expect.any(String) }]);
+    expect(Object.keys(document.paths)).toContain("/api/v1/accounts");
+    const used = new Set<string>();
+    const undescribed: string[] = [];
+    for (const [path, operations] of Object.entries(document.paths))
+      for (const [method, operation] of Object.entries(operations)) {
+        for (const tag of operation.tags ?? []) used.add(tag);
+        for (const parameter of operation.parameters ?? [])
+          if (!parameter.description) undescribed.push(`${method.toUpperCase()} ${path} ${parameter.name}`);
+      }
+    expect(undescribed).toEqual([]);
+    expect(document.tags.map((tag) => tag.name).sort()).toEqual([...used].sort());
+    for (const tag of document.tags) expect(tag.description, tag.name).not.toBe("");
+    const parameter = (path: string, name: string) =>
+      document.paths[path]!.get!.parameters!.find((candidate) => candidate.name === name)!.schema;
+    for (const path of Object.keys(document.paths).filter((path) =>
+      /\/v1\/accounts\/\{accountId\}\/(history|ledger)/.test(path),
+    ))
+      expect(parameter(path, "limit").default, path).toBe(100);
+    for (const path of ["/api/v1/market/{symbol}/candles", "/v1/api/candles/{symbol}"])
+      expect(parameter(path, "timeframe").default, path).toBe("H1");
+  });
+
   it("documents the form encoding of the Pusher channel auth and the 429 of the stream's plain GET", async () => {
     const operations = await documentOperations();
     expect(Object.keys(operations.get("POST /api/v2/ws/auth")?.requestBody?.content ?? {}).sort()).toEqual([

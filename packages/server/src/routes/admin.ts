@@ -16,7 +16,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { LEDGER_DESCRIPTION, LEDGER_SUMMARY, ledgerTable } from "./accounts.ts";
 import { HISTORIES, HISTORY_DESCRIPTION } from "./trade.ts";
-import { ApiKeyTable, KEY_ID_PATTERN, apiKeyView } from "./api-keys.ts";
+import { ApiKeyTable, KeyIdParameter, apiKeyView } from "./api-keys.ts";
 import { ApiKeyService } from "../api-keys.ts";
 import {
   ClosePositionBody,
@@ -116,11 +116,17 @@ const BookLevelInput = Closed({ price: Decimal, volume: Decimal });
 function adminPageQuery(cursor: ReturnType<typeof Type.String>) {
   return Closed({
     limit: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: PLATFORM_LIMITS.pageLimit, default: PLATFORM_LIMITS.pageLimit }),
+      Type.Integer({
+        minimum: 1,
+        maximum: PLATFORM_LIMITS.pageLimit,
+        default: PLATFORM_LIMITS.pageLimit,
+        description: `Rows per page, 1 to ${PLATFORM_LIMITS.pageLimit} (the default)`,
+      }),
     ),
     cursor: Type.Optional(cursor),
   });
 }
+const UserParams = Closed({ userId: Type.String({ minLength: 1, maxLength: 128, description: "The user's id" }) });
 const AccountsPageQuery = adminPageQuery(
   Type.String({ pattern: "^[0-9]{1,15}$", description: "The `nextCursor` of the previous page (its last login)" }),
 );
@@ -550,7 +556,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Admin"],
         summary: "One user and their accounts",
-        params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
+        params: UserParams,
         response: {
           200: DataResponse(Type.Object({ user: AdminUserView, accounts: Type.Array(AdminAccount) })),
           ...adminErrors,
@@ -574,7 +580,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Admin"],
         summary: "Lift a user's sign-in lock and clear their count of failed sign-ins",
-        params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
+        params: UserParams,
         response: { 200: OkResponse, ...adminErrors },
       },
     },
@@ -603,7 +609,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
           "closed at once (REVOKED). Their accounts, positions and working orders stay: stops, take profits and " +
           "stop-outs go on, and the back office may still close positions (the dealing desk). Enabled again, they " +
           "sign in and make new API keys.",
-        params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
+        params: UserParams,
         body: Closed({ disabled: Type.Boolean() }),
         response: {
           200: DataResponse(
@@ -638,7 +644,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
           "one, and the sign-in lock is lifted. The user's API keys stay valid: list them (GET " +
           "/admin/v1/users/{userId}/api-keys) and revoke those in doubt (DELETE …/api-keys/{keyId}), or disable " +
           "the user.",
-        params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
+        params: UserParams,
         body: Closed({ password: Type.String({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH }) }),
         response: { 200: SessionsEnded, ...adminErrors },
       },
@@ -656,7 +662,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Admin"],
         summary: "A user's API keys, newest first, revoked ones included (table); never their secrets",
         description: columnsDescription(ApiKeyTable),
-        params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
+        params: UserParams,
         response: { 200: ApiKeyTable, ...adminErrors },
       },
     },
@@ -674,10 +680,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Admin"],
         summary: "Revoke one of a user's API keys at once; its sockets close (4004, INVALID_API_KEY)",
-        params: Closed({
-          userId: Type.String({ minLength: 1, maxLength: 128 }),
-          keyId: Type.String({ pattern: KEY_ID_PATTERN }),
-        }),
+        params: Closed({ ...UserParams.properties, keyId: KeyIdParameter }),
         response: { 200: OkResponse, ...adminErrors },
       },
     },
@@ -694,7 +697,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Admin"],
         summary: "End every session of a user: signed out everywhere (a lost phone), their streams closed at once",
-        params: Closed({ userId: Type.String({ minLength: 1, maxLength: 128 }) }),
+        params: UserParams,
         response: { 200: SessionsEnded, ...adminErrors },
       },
     },

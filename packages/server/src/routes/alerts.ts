@@ -42,9 +42,11 @@ import { ApiError } from "../errors.ts";
 import type { Platform } from "../platform.ts";
 import {
   Closed,
+  DEFAULT_PAGE_ROWS,
   DataResponse,
   ErrorResponse,
   OkResponse,
+  PageQuery,
   authenticatedErrors,
   columnsDescription,
   toTable,
@@ -54,7 +56,6 @@ import { priceFromWire, timeFromWire } from "../wire.ts";
 /** A percent move may be at most 1,000 % (in basis points). */
 const MAX_PERCENT_BASIS_POINTS = 100_000;
 const ONE_HUNDRED_PERCENT_BASIS_POINTS = 10_000;
-const DEFAULT_PAGE = 100;
 
 const SideInput = Type.Union([Type.Literal("BID"), Type.Literal("ASK"), Type.Literal(0), Type.Literal(1)], {
   description: "BID (0) or ASK (1): the price the alert watches",
@@ -118,14 +119,10 @@ const UpdateBody = Type.Object(
 );
 type ParameterBody = Partial<Static<typeof UpdateBody>>;
 
-const AlertParams = Closed({ id: Type.String({ pattern: "^[A-Za-z0-9_.:-]{1,128}$" }) });
-const LogParams = Closed({ logId: Type.String({ pattern: "^[0-9]{1,15}$" }) });
-const PageQuery = Closed({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PLATFORM_LIMITS.pageLimit, default: DEFAULT_PAGE })),
-  cursor: Type.Optional(
-    Type.String({ pattern: "^[0-9]{1,15}$", description: "The `nextCursor` of the previous page" }),
-  ),
+const AlertParams = Closed({
+  id: Type.String({ pattern: "^[A-Za-z0-9_.:-]{1,128}$", description: "The price alert's id" }),
 });
+const LogParams = Closed({ logId: Type.String({ pattern: "^[0-9]{1,15}$", description: "The trigger log row's id" }) });
 
 function sideOf(input: "BID" | "ASK" | 0 | 1): AlertSide {
   return input === 0 || input === "BID" ? "BID" : "ASK";
@@ -438,7 +435,7 @@ export const alertRoutes: RouteModule = (app, { platform }) => {
       },
     },
     async (request) => {
-      const { limit = DEFAULT_PAGE, cursor } = request.query;
+      const { limit = DEFAULT_PAGE_ROWS, cursor } = request.query;
       const page = await platform.store.listAlertLogs(request.principal!.userId, {
         limit,
         cursor: cursor === undefined ? null : Number(cursor),

@@ -67,8 +67,12 @@ function issuedView(issued: IssuedApiKey): Static<typeof IssuedSchema> {
   return { ...apiKeyView(issued.key), key: issued.secret };
 }
 
-export const KEY_ID_PATTERN = "^[A-Za-z0-9_.:-]{1,128}$";
-const KeyParams = Closed({ id: Type.String({ pattern: KEY_ID_PATTERN }) });
+/** An API key's `id` as a path takes it (the Client API's and the back office's routes). */
+export const KeyIdParameter = Type.String({
+  pattern: "^[A-Za-z0-9_.:-]{1,128}$",
+  description: "The key's `id` (not the key itself)",
+});
+const KeyParams = Closed({ id: KeyIdParameter });
 
 export const apiKeyRoutes: RouteModule = (app, { platform }) => {
   const keys = ApiKeyService.for(platform);

@@ -49,8 +49,14 @@ import {
 } from "../automation-views.ts";
 import { ApiError } from "../errors.ts";
 import { FixedWindowLimiter, rateLimitHeaders, sendRateLimitHeaders, type RateLimitState } from "../rate-window.ts";
-import { CANDLE_TIMEFRAMES, MAX_CANDLES_PER_QUERY, marketDataOf, type CandleTimeframe } from "../market-data.ts";
-import { CandleViewSchema, candleView, instrumentOf } from "../market-views.ts";
+import { MAX_CANDLES_PER_QUERY, marketDataOf, type CandleTimeframe } from "../market-data.ts";
+import {
+  CandleTimeframeSchema,
+  CandleViewSchema,
+  DEFAULT_CANDLE_TIMEFRAME,
+  candleView,
+  instrumentOf,
+} from "../market-views.ts";
 import type { Platform } from "../platform.ts";
 import { Closed, Decimal, TimeInput, emptyBodyIsObject } from "../schemas.ts";
 import {
@@ -239,12 +245,7 @@ function readHistoryCursor(
 
 const DEFAULT_CANDLE_COUNT = 100;
 const CandlesQuery = Closed({
-  timeframe: Type.Optional(
-    Type.Union(
-      CANDLE_TIMEFRAMES.map((timeframe) => Type.Literal(timeframe)),
-      { description: "M1 M5 M15 M30 H1 H4 D1 W1 MN1 (default H1)" },
-    ),
-  ),
+  timeframe: Type.Optional(CandleTimeframeSchema),
   count: Type.Optional(
     Type.Integer({
       minimum: 1,
@@ -804,7 +805,7 @@ export const automationRoutes: RouteModule = (app, { platform }) => {
     async (request) => {
       accountOf(request);
       const instrument = instrumentOf(platform, request.params.symbol);
-      const timeframe: CandleTimeframe = request.query.timeframe ?? "H1";
+      const timeframe: CandleTimeframe = request.query.timeframe ?? DEFAULT_CANDLE_TIMEFRAME;
       const count = request.query.count ?? DEFAULT_CANDLE_COUNT;
       const candles = await marketData.latestCandles(
         instrument.symbol,

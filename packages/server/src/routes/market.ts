@@ -28,7 +28,6 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import {
-  CANDLE_TIMEFRAMES,
   MAX_CANDLES_PER_QUERY,
   daySessionsText,
   levelsToWire,
@@ -36,7 +35,9 @@ import {
   type CandleTimeframe,
 } from "../market-data.ts";
 import {
+  CandleTimeframeSchema,
   CandleViewSchema,
+  DEFAULT_CANDLE_TIMEFRAME,
   candleView,
   instrumentOf,
   marketStatus,
@@ -56,7 +57,6 @@ import { lotsToWire, optionalTimeToWire, priceToWire, queryTimeFromWire, timeToW
 
 export const MAX_CANDLES = MAX_CANDLES_PER_QUERY;
 export const DEFAULT_CANDLES = 500;
-export const DEFAULT_TIMEFRAME: CandleTimeframe = "H1";
 
 const SymbolParams = Closed({
   symbol: Type.String({ minLength: 1, maxLength: 32, pattern: "^[A-Za-z0-9._#-]+$", description: "e.g. EURUSD" }),
@@ -69,12 +69,7 @@ const TimeQuery = Type.String({
 });
 
 const CandlesQuery = Closed({
-  timeframe: Type.Optional(
-    Type.Union(
-      CANDLE_TIMEFRAMES.map((timeframe) => Type.Literal(timeframe)),
-      { description: "M1 M5 M15 M30 H1 H4 D1 W1 MN1 (default H1)" },
-    ),
-  ),
+  timeframe: Type.Optional(CandleTimeframeSchema),
   from: Type.Optional(TimeQuery),
   to: Type.Optional(TimeQuery),
   limit: Type.Optional(
@@ -290,7 +285,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
     },
     async (request) => {
       const instrument = instrumentOf(platform, request.params.symbol);
-      const timeframe: CandleTimeframe = request.query.timeframe ?? DEFAULT_TIMEFRAME;
+      const timeframe: CandleTimeframe = request.query.timeframe ?? DEFAULT_CANDLE_TIMEFRAME;
       const limit = request.query.limit ?? DEFAULT_CANDLES;
       const symbol = instrument.symbol;
       // No bar starts after the clock or the last quote (kept from before a clock set back): the look-back counts

@@ -9,9 +9,16 @@ import { Type } from "@sinclair/typebox";
 import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import { NOTIFICATION_KINDS_DESCRIPTION, NotificationTable, notificationView } from "../notifications.ts";
-import { Closed, DataResponse, OkResponse, authenticatedErrors, columnsDescription, toTable } from "../schemas.ts";
-
-const DEFAULT_PAGE = 100;
+import {
+  Closed,
+  DEFAULT_PAGE_ROWS,
+  DataResponse,
+  OkResponse,
+  PageQuery,
+  authenticatedErrors,
+  columnsDescription,
+  toTable,
+} from "../schemas.ts";
 
 export const notificationRoutes: RouteModule = (app, { platform }) => {
   app.get(
@@ -25,15 +32,12 @@ export const notificationRoutes: RouteModule = (app, { platform }) => {
           "Pass `nextCursor` as `cursor` for the next page; null on the last. orderId, positionId, dealId and alertId " +
             `name what the notification is about, null where it is about none. ${NOTIFICATION_KINDS_DESCRIPTION}`,
         ),
-        querystring: Closed({
-          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PLATFORM_LIMITS.pageLimit, default: DEFAULT_PAGE })),
-          cursor: Type.Optional(Type.String({ pattern: "^[0-9]{1,15}$" })),
-        }),
+        querystring: PageQuery,
         response: { 200: NotificationTable, ...authenticatedErrors },
       },
     },
     async (request) => {
-      const { limit = DEFAULT_PAGE, cursor } = request.query;
+      const { limit = DEFAULT_PAGE_ROWS, cursor } = request.query;
       const page = await platform.store.listNotifications(request.principal!.userId, {
         limit,
         cursor: cursor === undefined ? null : Number(cursor),
@@ -95,7 +99,7 @@ export const notificationRoutes: RouteModule = (app, { platform }) => {
       schema: {
         tags: ["Notifications"],
         summary: "Mark a notification read (again is fine)",
-        params: Closed({ id: Type.String({ pattern: "^[0-9]{1,15}$" }) }),
+        params: Closed({ id: Type.String({ pattern: "^[0-9]{1,15}$", description: "The notification's id" }) }),
         response: { 200: OkResponse, ...authenticatedErrors },
       },
     },

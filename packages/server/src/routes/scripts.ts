@@ -29,7 +29,9 @@ const Source = Type.String({
   description: `At most ${PLATFORM_LIMITS.scriptSourceBytes} bytes as UTF-8`,
 });
 const Description = Type.String({ maxLength: PLATFORM_LIMITS.descriptionLength });
-const ScriptParams = Closed({ id: Type.String({ pattern: "^[A-Za-z0-9_.:-]{1,128}$" }) });
+const ScriptParams = Closed({
+  id: Type.String({ pattern: "^[A-Za-z0-9_.:-]{1,128}$", description: "The script's id" }),
+});
 
 const ScriptSummarySchema = Type.Object({
   id: Type.String(),

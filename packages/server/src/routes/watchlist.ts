@@ -20,7 +20,12 @@ import {
 import { instrumentOf, tradedSymbol } from "../market-views.ts";
 import { optionalPriceToWire, optionalTimeToWire } from "../wire.ts";
 
-const SymbolName = Type.String({ minLength: 1, maxLength: 32, pattern: "^[A-Za-z0-9._#+-]{1,32}$" });
+const SymbolName = Type.String({
+  minLength: 1,
+  maxLength: 32,
+  pattern: "^[A-Za-z0-9._#+-]{1,32}$",
+  description: "A symbol, e.g. EURUSD (any case: eurusd is EURUSD)",
+});
 
 /** A symbol of the watchlist; the instrument's fields are null for a symbol no longer traded. */
 const WatchRowSchema = Type.Object({
