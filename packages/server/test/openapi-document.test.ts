@@ -198,6 +198,7 @@ describe("the OpenAPI document", () => {
       expect(refused, `${name} answered ${answer.status} ${JSON.stringify(answer.body)}`).toBe(requestBody.required);
     }
     expect(optional.sort()).toEqual([
+      "POST /admin/v1/accounts/{accountId}/positions/{positionId}/close",
       "POST /api/v1/accounts/{accountId}/positions/{positionId}/close",
       "POST /v1/api/close-all",
       "POST /v1/api/positions/{ticket}/close",

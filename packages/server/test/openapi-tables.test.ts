@@ -107,8 +107,10 @@ describe("the OpenAPI document's tables", () => {
         tables.push(name);
         expect(operation.description ?? "", name).toMatch(/^Columns: /);
         const url =
-          route.replace("{accountId}", String(user.login)).replace("{symbol}", "EURUSD") +
-          (route.endsWith("/candles") ? "?timeframe=M1" : "");
+          route
+            .replace("{accountId}", String(user.login))
+            .replace("{symbol}", "EURUSD")
+            .replace("{userId}", user.userId) + (route.endsWith("/candles") ? "?timeframe=M1" : "");
         const body = method === "get" ? undefined : TABLE_CHANGES[name];
         expect(method === "get" || body !== undefined, `${name}: a table route that changes, with no body here`).toBe(
           true,
@@ -143,6 +145,7 @@ describe("the OpenAPI document's tables", () => {
         "GET /admin/v1/accounts/{accountId}/positions",
         "GET /admin/v1/groups",
         "GET /admin/v1/users",
+        "GET /admin/v1/users/{userId}/api-keys",
         "GET /api/v1/accounts",
         "GET /api/v1/accounts/{accountId}/history/deals",
         "GET /api/v1/accounts/{accountId}/history/orders",
