@@ -8,8 +8,8 @@
  */
 import { DEFAULT_GROUPS, type AccountGroup } from "@bourse/core";
 import { Type, type Static } from "@sinclair/typebox";
-import { Value } from "@sinclair/typebox/value";
 import { readFileSync } from "node:fs";
+import { readJsonList } from "./list-file.ts";
 
 /** Groups a file may define: each is looked up per risk check, and a broker has a handful. */
 export const MAX_GROUPS = 100;
@@ -36,21 +36,14 @@ export class GroupsFileError extends Error {
 
 /** The groups a file's text defines, checked: unique names, and each stop-out level below its margin-call level. */
 export function parseGroups(text: string): AccountGroup[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new GroupsFileError(`not JSON: ${(error as Error).message}`);
-  }
-  const [first] = Value.Errors(GroupsFile, parsed);
-  if (first) {
-    const field = first.path === "" ? "the file" : first.path.replace(/^\/(\d+)/, "entry $1").replaceAll("/", ".");
-    throw new GroupsFileError(
-      `${field}: ${first.message} (a list of 1 to ${MAX_GROUPS} groups: name, marginCallLevelPercent, stopOutLevelPercent)`,
-    );
-  }
+  const read = readJsonList(
+    text,
+    GroupsFile,
+    `a list of 1 to ${MAX_GROUPS} groups: name, marginCallLevelPercent, stopOutLevelPercent`,
+  );
+  if ("problem" in read) throw new GroupsFileError(read.problem);
   const seen = new Set<string>();
-  return (parsed as GroupFileEntry[]).map((entry, index) => {
+  return (read.list as GroupFileEntry[]).map((entry, index) => {
     const where = `entry ${index} (${entry.name})`;
     if (seen.has(entry.name)) throw new GroupsFileError(`${where}: the group is defined twice`);
     seen.add(entry.name);

@@ -29,8 +29,8 @@ import {
 } from "@bourse/core";
 import { PLATFORM_LIMITS, type InstrumentScale, type PlatformStore } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
-import { Value } from "@sinclair/typebox/value";
 import { readFileSync } from "node:fs";
+import { readJsonList } from "./list-file.ts";
 import { daySessionsText } from "./market-data.ts";
 
 const ASSET_CLASSES: readonly AssetClass[] = ["forex", "metal", "index", "crypto", "stock", "energy"];
@@ -153,20 +153,13 @@ function instrumentOf(entry: InstrumentFileEntry, where: string): InstrumentSpec
 
 /** The instruments of a file's JSON text, every entry checked; InstrumentsFileError names the first bad one. */
 export function parseInstruments(text: string): InstrumentSpec[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new InstrumentsFileError(`not JSON: ${(error as Error).message}`);
-  }
-  const [first] = Value.Errors(InstrumentFile, parsed);
-  if (first) {
-    const field = first.path === "" ? "the file" : first.path.replace(/^\/(\d+)/, "entry $1").replaceAll("/", ".");
-    throw new InstrumentsFileError(
-      `${field}: ${first.message} (a list of 1 to ${PLATFORM_LIMITS.instruments} instrument definitions)`,
-    );
-  }
-  const entries = parsed as InstrumentFileEntry[];
+  const read = readJsonList(
+    text,
+    InstrumentFile,
+    `a list of 1 to ${PLATFORM_LIMITS.instruments} instrument definitions`,
+  );
+  if ("problem" in read) throw new InstrumentsFileError(read.problem);
+  const entries = read.list as InstrumentFileEntry[];
   const seen = new Set<string>();
   return entries.map((entry, index) => {
     const where = `entry ${index} (${entry.symbol})`;
