@@ -134,6 +134,12 @@ export interface ServerConfig {
    */
   readonly streamSocketsPerAddress: number;
   readonly streamUnauthorizedSocketsPerAddress: number;
+  /**
+   * The journal events a stream's `sinceSeq` replay reaches back, every account's together: on a busy server the
+   * default covered seconds of a phone's background, after which every resume was a `resyncRequired` (found by the
+   * audit of a mobile client's journey of 7 December, seventh session).
+   */
+  readonly streamReplayWindowEvents: number;
   /** The Pusher endpoint's app key (public: clients connect to `/app/{appKey}`) and secret (signs channel auth). */
   readonly pusherAppKey: string;
   readonly pusherAppSecret: string;
@@ -487,6 +493,9 @@ export const DEFAULT_MAX_QUOTE_AGE_SECONDS = 300;
 export const DEFAULT_STREAM_SOCKETS_PER_ADDRESS = 1_000;
 export const DEFAULT_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS = 100;
 
+/** The journal events a `sinceSeq` replay reaches back (every account's): `BOURSE_STREAM_REPLAY_WINDOW_EVENTS`. */
+export const DEFAULT_STREAM_REPLAY_WINDOW_EVENTS = 10_000;
+
 export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_CONFIG",
   "BOURSE_PORT",
@@ -523,6 +532,7 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_API_KEY_REFUSALS_PER_SECOND",
   "BOURSE_STREAM_SOCKETS_PER_ADDRESS",
   "BOURSE_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS",
+  "BOURSE_STREAM_REPLAY_WINDOW_EVENTS",
   "BOURSE_PUSHER_APP_KEY",
   "BOURSE_PUSHER_APP_SECRET",
   "BOURSE_TRUST_PROXY",
@@ -775,6 +785,12 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
       String(DEFAULT_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS),
       1,
       1_000_000,
+    ),
+    streamReplayWindowEvents: integer(
+      "BOURSE_STREAM_REPLAY_WINDOW_EVENTS",
+      String(DEFAULT_STREAM_REPLAY_WINDOW_EVENTS),
+      1_000,
+      10_000_000,
     ),
     pusherAppKey: pusherAppKey(keptSecret(storage.dataDirectory, "pusher-app-key", pick("BOURSE_PUSHER_APP_KEY"))),
     pusherAppSecret: pusherAppSecretSetting(

@@ -128,6 +128,7 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
   const nativeStream = new NativeStream(platform, context.auth, {
     maxSocketsPerAddress: options.config.streamSocketsPerAddress,
     maxUnauthorizedSocketsPerAddress: options.config.streamUnauthorizedSocketsPerAddress,
+    replayWindowEvents: options.config.streamReplayWindowEvents,
     ...options.stream,
   });
   upgrades.register(NATIVE_STREAM_PATH, nativeStream);

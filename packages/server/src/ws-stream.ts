@@ -51,7 +51,11 @@ import { toApiError } from "./app.ts";
 import type { AuthService } from "./auth.ts";
 import { BusTopics, revocationTopic, type BusMessage, type Credential, type RevokedMessage } from "./bus.ts";
 import { clientAddress, proxyTrust, type ProxyTrust } from "./client-address.ts";
-import { DEFAULT_STREAM_SOCKETS_PER_ADDRESS, DEFAULT_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS } from "./config.ts";
+import {
+  DEFAULT_STREAM_REPLAY_WINDOW_EVENTS,
+  DEFAULT_STREAM_SOCKETS_PER_ADDRESS,
+  DEFAULT_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS,
+} from "./config.ts";
 import { ApiError, type ApiErrorCode } from "./errors.ts";
 import {
   CANDLE_TIMEFRAMES,
@@ -156,7 +160,7 @@ export const DEFAULT_STREAM_LIMITS: Readonly<NativeStreamLimits> = {
   highWaterBytes: 256 * 1024,
   maxBufferedBytes: 4 * 1024 * 1024,
   slowConsumerMs: 30_000,
-  replayWindowEvents: 10_000,
+  replayWindowEvents: DEFAULT_STREAM_REPLAY_WINDOW_EVENTS,
   defaultDepthLevels: 10,
   maxDepthLevels: 50,
   // A terminal, a phone, a web page and a few bots, each with a socket or two; one socket carries every subscription.

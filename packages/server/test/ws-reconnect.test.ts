@@ -18,7 +18,7 @@ import { loadServerConfig } from "../src/config.ts";
 import { createServer } from "../src/server.ts";
 import { WsCloseCodes } from "../src/ws-codes.ts";
 import { DEFAULT_STREAM_LIMITS } from "../src/ws-stream.ts";
-import { TUESDAY_NOON, call, signUp } from "./helpers.ts";
+import { TUESDAY_NOON, call, signUp, startTestServer } from "./helpers.ts";
 import { StreamClient, streamServer } from "./ws-helpers.ts";
 
 const fixture = streamServer();
@@ -115,5 +115,28 @@ describe("the stream's bounds per client address", () => {
     const { server } = fixture;
     expect(server.nativeStream.limits.maxSocketsPerAddress).toBe(1000);
     expect(server.pusherStream.limits.maxSocketsPerAddress).toBe(1000);
+  });
+});
+
+describe("the stream's replay window", () => {
+  it("is a setting, 10,000 journal events by default, and the native stream holds to it", async () => {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-window-"));
+    try {
+      expect(loadServerConfig({ BOURSE_DATA_DIR: dataDirectory }).streamReplayWindowEvents).toBe(10_000);
+      const set = loadServerConfig({ BOURSE_DATA_DIR: dataDirectory, BOURSE_STREAM_REPLAY_WINDOW_EVENTS: "100000" });
+      expect(set.streamReplayWindowEvents).toBe(100_000);
+      expect(() =>
+        loadServerConfig({ BOURSE_DATA_DIR: dataDirectory, BOURSE_STREAM_REPLAY_WINDOW_EVENTS: "10" }),
+      ).toThrow(/BOURSE_STREAM_REPLAY_WINDOW_EVENTS/);
+    } finally {
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
+    expect(fixture.server.nativeStream.limits.replayWindowEvents).toBe(10_000);
+    const wide = await startTestServer({ environment: { BOURSE_STREAM_REPLAY_WINDOW_EVENTS: "50000" } });
+    try {
+      expect(wide.nativeStream.limits.replayWindowEvents).toBe(50_000);
+    } finally {
+      await wide.close();
+    }
   });
 });
