@@ -535,6 +535,8 @@ export class TradingEngine {
   /** Symbols whose quote or book liquidity changed since a follower last took them (bounded by the instruments). */
   private readonly changedMarketData = new Set<string>();
   private clock = Number.NEGATIVE_INFINITY;
+  /** `rolloverAfter`'s last answer. */
+  private rolloverMemo = { after: Number.NaN, next: 0 };
   private events: EngineEvent[] = [];
   /** A reused id buffer for the per-tick risk scan (no allocation on the common path). */
   private readonly scratchIds: number[] = [];
@@ -727,7 +729,7 @@ export class TradingEngine {
   nextDueTime(): number | null {
     const state = this.state;
     if (state.lastRolloverAt === null) return null;
-    const nextRollover = rolloverFollowing(this.config.rollover, state.lastRolloverAt);
+    const nextRollover = this.rolloverAfter(state.lastRolloverAt);
     const nextExpiration = state.expirations.peekPrice();
     return nextExpiration === null ? nextRollover : Math.min(nextRollover, nextExpiration);
   }
@@ -1311,6 +1313,17 @@ export class TradingEngine {
     );
   }
 
+  /**
+   * The rollover that follows one made at `lastRollover` (`rolloverFollowing`), kept for the last one asked: every
+   * command and tick asks it (`advanceClock`), and a New York calendar's answer takes civil-date arithmetic. A pure
+   * function of its argument and the configuration, so the memo changes no result.
+   */
+  private rolloverAfter(lastRollover: number): number {
+    if (this.rolloverMemo.after !== lastRollover)
+      this.rolloverMemo = { after: lastRollover, next: rolloverFollowing(this.config.rollover, lastRollover) };
+    return this.rolloverMemo.next;
+  }
+
   /** The end of the trading day that contains `time`: the next rollover instant. */
   private nextRolloverAfter(time: number): number {
     const last = this.state.lastRolloverAt;
@@ -1318,7 +1331,7 @@ export class TradingEngine {
     // starts the rule's next instant may come sooner, and a DAY order expired there, at no rollover (found by the
     // review of 7 December, seventh session).
     if (last === null) return nextRolloverAfter(this.config.rollover, time);
-    let next = rolloverFollowing(this.config.rollover, last);
+    let next = this.rolloverAfter(last);
     while (next <= time) next = rolloverFollowing(this.config.rollover, next);
     return next;
   }
@@ -2393,7 +2406,7 @@ export class TradingEngine {
       });
     }
     for (;;) {
-      const nextRollover = rolloverFollowing(this.config.rollover, state.lastRolloverAt as number);
+      const nextRollover = this.rolloverAfter(state.lastRolloverAt as number);
       const nextExpiration = state.expirations.peekPrice();
       const rolloverDue = nextRollover <= time;
       const expirationDue = nextExpiration !== null && nextExpiration <= time;
