@@ -420,9 +420,12 @@ function documentResponseHeaders(schema: FastifySchema, config: FastifyContextCo
   if (responses === undefined) return schema;
   const spendsBudget = config?.rateLimit !== false || config?.face === "automation";
   const { "Retry-After": retryAfter, "Bourse-Seq": sequence, ...rateLimit } = RESPONSE_HEADERS;
+  // The Automation API's 401 (no key) and 503 (the engine not ready) come before any budget is spent; its 403 may
+  // (INSUFFICIENT_SCOPE spends the key's) or may not (INVALID_API_KEY): the headers are documented as optional.
+  const beforeBudget = config?.face === "automation" ? ["401", "503"] : [];
   const documented = Object.entries(responses).map(([status, response]) => {
     const headers = {
-      ...(spendsBudget ? rateLimit : {}),
+      ...(spendsBudget && !beforeBudget.includes(status) ? rateLimit : {}),
       ...(status === "429" ? { "Retry-After": retryAfter } : {}),
       ...(status === "200" && config?.snapshotSequence ? { "Bourse-Seq": sequence } : {}),
     };

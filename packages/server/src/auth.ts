@@ -249,9 +249,10 @@ export class AuthService {
   private async oneAttemptPerUser<T>(
     reference: UserReference,
     attempt: (found: FoundUser, key: string) => Promise<T>,
+    byBackOffice = false,
   ): Promise<T> {
     const key = queueKey(reference, (await this.findUser(reference)).user);
-    return this.oneAttemptAtATime(key, () => this.attemptInTurn(reference, key, attempt));
+    return this.oneAttemptAtATime(key, () => this.attemptInTurn(reference, key, attempt), byBackOffice);
   }
 
   private async attemptInTurn<T>(
@@ -276,9 +277,19 @@ export class AuthService {
     return { user: await store.findUserById(account.userId), accountId: account.id };
   }
 
-  private async oneAttemptAtATime<T>(key: string, attempt: () => Promise<T>): Promise<T> {
+  /** A back-office change to a user, in turn with their sign-ins (`oneAttemptPerUser`), never refused for the queue. */
+  private backOfficeTurn<T>(reference: { userId: string }, attempt: (found: FoundUser) => Promise<T>): Promise<T> {
+    return this.oneAttemptPerUser(reference, (found) => attempt(found), true);
+  }
+
+  /**
+   * `byBackOffice`: the back office's change (a reset, a disable, a sign-out everywhere) waits its turn past the bound
+   * on waiting attempts, which anyone knowing the e-mail can fill with sign-ins (found by the review of 7 December,
+   * seventh session: "signed out everywhere" answered 429).
+   */
+  private async oneAttemptAtATime<T>(key: string, attempt: () => Promise<T>, byBackOffice = false): Promise<T> {
     let queue = this.attemptQueues.get(key);
-    if (queue && queue.waiting >= SIGN_IN_ATTEMPTS_WAITING)
+    if (!byBackOffice && queue && queue.waiting >= SIGN_IN_ATTEMPTS_WAITING)
       throw new ApiError("LOGIN_LOCKED", "Too many sign-in attempts at once", { "retry-after": "1" });
     if (!queue) this.attemptQueues.set(key, (queue = { tail: Promise.resolve(), waiting: 0 }));
     queue.waiting += 1;
@@ -515,7 +526,7 @@ export class AuthService {
    * lifted with it. API keys stay: they are the user's own, revoked one by one.
    */
   resetPassword(userId: string, newPassword: string): Promise<{ sessionsEnded: number }> {
-    return this.oneAttemptPerUser({ userId }, async ({ user }) => {
+    return this.backOfficeTurn({ userId }, async ({ user }) => {
       if (!user) throw new ApiError("NOT_FOUND", "No such user");
       await this.platform.store.updatePasswordHash(user.id, await this.hashPassword(newPassword));
       if (user.failedLoginCount > 0 || user.lockedUntil !== null)
@@ -534,7 +545,7 @@ export class AuthService {
     userId: string,
     disabled: boolean,
   ): Promise<{ user: User; sessionsEnded: number; apiKeysRevoked: number }> {
-    return this.oneAttemptPerUser({ userId }, async ({ user: found }) => {
+    return this.backOfficeTurn({ userId }, async ({ user: found }) => {
       if (!found) throw new ApiError("NOT_FOUND", "No such user");
       if (!disabled) {
         const user = await this.platform.store.setUserDisabled(found.id, null);
@@ -555,7 +566,7 @@ export class AuthService {
   endSessions(userId: string): Promise<{ sessionsEnded: number }> {
     // In turn with the user's sign-ins, as a reset or a disable: a sign-in under way opened its session after the end
     // (found by the review of 7 December, seventh session).
-    return this.oneAttemptPerUser({ userId }, async ({ user }) => {
+    return this.backOfficeTurn({ userId }, async ({ user }) => {
       if (!user) throw new ApiError("NOT_FOUND", "No such user");
       return { sessionsEnded: await this.endAllSessions(user.id, "sessionsEnded") };
     });

@@ -583,11 +583,18 @@ export class NativeStream implements UpgradeAdapter {
     this.connections.delete(connection);
   }
 
-  /** The longest-open authorised socket of `credential` other than `except`, if it has one. */
+  /**
+   * The socket of `credential` (other than `except`) a newer one takes the place of: one already closing or silent
+   * since the last ping first (a dead network's), else the longest-open.
+   */
   oldestSocketOf(credential: Credential, except: Connection): Connection | null {
-    for (const connection of this.connections)
-      if (connection !== except && connection.holdsCredential(credential)) return connection;
-    return null;
+    let oldest: Connection | null = null;
+    for (const connection of this.connections) {
+      if (connection === except || !connection.holdsCredential(credential)) continue;
+      if (connection.seemsDead()) return connection;
+      oldest ??= connection;
+    }
+    return oldest;
   }
 
   noteClose(name: WsCloseName): void {
@@ -628,6 +635,8 @@ class Connection {
   private readonly closedPromise: Promise<void>;
   /** The socket counts it holds a slot in (address, unauthorised, user, API key): released when it closes. */
   private readonly slots: (() => void)[] = [];
+  /** The user's and the API key's slots this socket holds once authorised: what a newer socket of its credential takes. */
+  private readonly principalSlots: (() => void)[] = [];
   private releaseUnauthorized: (() => void) | null = null;
 
   constructor(
@@ -723,7 +732,7 @@ class Connection {
       return slots.full === "user"
         ? `At most ${limits.maxSocketsPerUser} sockets per user (JWT and API-key sockets, native and Pusher, together)`
         : `At most ${limits.maxSocketsPerApiKey} sockets per API key (native and Pusher together)`;
-    for (const release of [slots.apiKey, slots.user]) if (release) this.slots.push(release);
+    for (const release of [slots.apiKey, slots.user]) if (release) this.principalSlots.push(release);
     this.releaseUnauthorized?.();
     this.releaseUnauthorized = null;
     return null;
@@ -1373,15 +1382,31 @@ class Connection {
     this.closeTimer.unref();
   }
 
-  /** Whether the socket is authorised, still open, by `credential`. */
+  /**
+   * Whether the socket holds a user or key slot of `credential`: authorised by it, open or closing (a socket closing
+   * after a missed ping keeps its slots through the close's grace, and a reconnect meanwhile takes them; found by the
+   * review of 7 December, seventh session).
+   */
   holdsCredential(credential: Credential): boolean {
     const held = this.principal?.credential;
-    return !this.closing && held !== undefined && held.kind === credential.kind && held.id === credential.id;
+    return (
+      this.principalSlots.length > 0 && held !== undefined && held.kind === credential.kind && held.id === credential.id
+    );
   }
 
-  /** Gives its slots to a newer socket of its credential at once, and closes (`admitPrincipal`). */
+  /** Closing, or silent since the server's last ping. */
+  seemsDead(): boolean {
+    return this.closing || !this.alive;
+  }
+
+  /**
+   * Gives its user and key slots to a newer socket of its credential at once, and closes (`admitPrincipal`). Its
+   * address slot it keeps until it is gone: the newer socket took its own, and a peer that never answers the close
+   * holds the connection through the grace (found by the review of 7 December, seventh session: sockets past the
+   * address bound, opened and replaced in a loop).
+   */
   replaced(): void {
-    for (const release of this.slots.splice(0)) release();
+    for (const release of this.principalSlots.splice(0)) release();
     this.closeWith(
       "REPLACED",
       "LIMIT_REACHED",
@@ -1405,7 +1430,7 @@ class Connection {
     this.topics.clear();
     this.accounts.clear();
     this.outbound.stop();
-    for (const release of this.slots.splice(0)) release();
+    for (const release of [...this.slots.splice(0), ...this.principalSlots.splice(0)]) release();
     this.stream.forget(this);
   }
 }

@@ -290,7 +290,7 @@ describe("a user disabled by the back office", () => {
 });
 
 /** Holds `store[method]` at a gate: answers when a call reached it, and the function that lets it (and later ones) on. */
-function holdAt<Name extends "createApiKey" | "createSession">(
+function holdAt<Name extends "createApiKey" | "createSession" | "recordFailedLogin">(
   store: Record<Name, (...args: never[]) => Promise<unknown>>,
   method: Name,
 ): { reached: Promise<void>; release: () => void } {
@@ -373,14 +373,36 @@ describe("found by the review of 7 December (seventh session)", () => {
     const listed = await admin(server, "GET", `/admin/v1/users/${user.userId}/api-keys`);
     expect(tableObjects(listed.body)).toMatchObject([{ id: keyId, name: "bot", status: "active" }]);
     expect(JSON.stringify(listed.body)).not.toContain(made.body.data.key as string);
+    // Another user's id with the key's: not found, and the key stays.
+    const other = await signUp(server);
+    expect((await admin(server, "DELETE", `/admin/v1/users/${other.userId}/api-keys/${keyId}`)).status).toBe(404);
+    expect((await call(server, "GET", "/v1/api/account", { token: `Bearer ${made.body.data.key}` })).status).toBe(200);
     const revoked = await admin(server, "DELETE", `/admin/v1/users/${user.userId}/api-keys/${keyId}`);
     expect(revoked.body).toEqual({ data: "OK" });
     expect((await bot.closed).code).toBe(WsCloseCodes.REVOKED.code);
     expect((await call(server, "GET", "/v1/api/account", { token: `Bearer ${made.body.data.key}` })).status).toBe(403);
     expect((await admin(server, "DELETE", `/admin/v1/users/${user.userId}/api-keys/${keyId}`)).status).toBe(404);
-    const other = await signUp(server);
-    expect((await admin(server, "DELETE", `/admin/v1/users/${other.userId}/api-keys/${keyId}`)).status).toBe(404);
     expect((await admin(server, "GET", "/admin/v1/users/no-such-user/api-keys")).status).toBe(404);
+  });
+
+  it("signing a user out everywhere is not refused while someone fills the user's queue with sign-in guesses", async () => {
+    const { server } = fixture;
+    const user = await signUp(server);
+    // The first guess holds the user's turn (its failure being counted), and the others queue behind it.
+    const held = holdAt(server.platform.store as never, "recordFailedLogin");
+    const guesses = Array.from({ length: 30 }, () =>
+      call(server, "POST", "/api/v1/login", { body: { email: user.email, password: "guess guess guess" } }),
+    );
+    await held.reached;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const ending = admin(server, "DELETE", `/admin/v1/users/${user.userId}/sessions`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    held.release();
+    const [ended, ...answers] = await Promise.all([ending, ...guesses]);
+    // Some guesses were refused for the queue: it was full when the back office came.
+    expect(answers.some((answer) => answer.body.message === "Too many sign-in attempts at once")).toBe(true);
+    expect(ended.status, JSON.stringify(ended.body)).toBe(200);
+    expect((await admin(server, "POST", `/admin/v1/users/${user.userId}/unlock`)).status).toBe(200);
   });
 
   it("the OpenAPI document lists sign-in's 403 (USER_DISABLED)", async () => {

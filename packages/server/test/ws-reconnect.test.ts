@@ -19,7 +19,8 @@ import { createServer } from "../src/server.ts";
 import { WsCloseCodes } from "../src/ws-codes.ts";
 import { DEFAULT_STREAM_LIMITS } from "../src/ws-stream.ts";
 import { TUESDAY_NOON, call, signUp, startTestServer } from "./helpers.ts";
-import { StreamClient, streamServer } from "./ws-helpers.ts";
+import { until } from "./pusher-helpers.ts";
+import { StreamClient, listenStream, streamServer } from "./ws-helpers.ts";
 
 const fixture = streamServer();
 
@@ -137,6 +138,82 @@ describe("the stream's replay window", () => {
       expect(wide.nativeStream.limits.replayWindowEvents).toBe(50_000);
     } finally {
       await wide.close();
+    }
+  });
+});
+
+describe("a socket replaced by a newer one of its credential (found by the review of 7 December, seventh session)", () => {
+  /** The client's network "dies": it reads nothing more, so it never answers a ping or the server's close frame. */
+  function goDead(client: StreamClient): void {
+    (client.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+  }
+
+  async function authorisedFrom(url: string, address: string, token: string) {
+    const client = await StreamClient.connect(url, token, { headers: { "x-forwarded-for": address } });
+    client.send("ping", {}, "alive");
+    await client.nextOf("pong");
+    return client;
+  }
+
+  it("keeps its address slot until it is gone, so one address never holds more sockets than its bound", async () => {
+    const server = await startTestServer({ environment: { BOURSE_TRUST_PROXY: "loopback" } });
+    try {
+      const url = await listenStream(server);
+      const stream = server.nativeStream;
+      stream.limits.maxSocketsPerUser = 2;
+      const user = await signUp(server);
+      const address = "198.51.100.7";
+      for (let index = 0; index < 2; index += 1) goDead(await authorisedFrom(url, address, user.token));
+      await authorisedFrom(url, address, user.token);
+      // The replaced socket's peer never answers the close: it is still open, and still counted for its address.
+      expect(stream.closes.REPLACED).toBe(1);
+      expect(stream.openSockets("user", user.userId)).toBe(2);
+      expect(stream.openSockets("address", address)).toBe(3);
+      expect(stream.connectionCount).toBe(3);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("a reconnect takes the place of a socket the server's ping already gave up on, still closing", async () => {
+    const server = await startTestServer();
+    try {
+      const url = await listenStream(server);
+      const stream = server.nativeStream;
+      stream.limits.maxSocketsPerUser = 2;
+      const user = await signUp(server);
+      for (let index = 0; index < 2; index += 1) goDead(await authorisedFrom(url, "127.0.0.1", user.token));
+      stream.setPingInterval(100);
+      await until(() => (stream.closes.PING_TIMEOUT ?? 0) >= 2, 3000, "the server's pings gave up on both");
+      stream.setPingInterval(20_000);
+      const phone = await authorisedFrom(url, "127.0.0.1", user.token);
+      await phone.expectOpen();
+      // The phone, and the other dead socket until its close's grace ends.
+      expect(stream.openSockets("user", user.userId)).toBe(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("prefers a socket silent since the last ping to a live one", async () => {
+    const server = await startTestServer();
+    try {
+      const url = await listenStream(server);
+      const stream = server.nativeStream;
+      stream.limits.maxSocketsPerUser = 2;
+      const user = await signUp(server);
+      const live = await authorisedFrom(url, "127.0.0.1", user.token);
+      const dead = await authorisedFrom(url, "127.0.0.1", user.token);
+      goDead(dead);
+      // One ping round: the live socket answers, the dead one does not.
+      stream.setPingInterval(150);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      stream.setPingInterval(20_000);
+      await authorisedFrom(url, "127.0.0.1", user.token);
+      await live.expectOpen();
+      expect(stream.closes.REPLACED ?? 0).toBe(1);
+    } finally {
+      await server.close();
     }
   });
 });

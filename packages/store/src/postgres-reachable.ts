@@ -99,8 +99,9 @@ function worthRetrying(error: unknown): boolean {
   const failure = error instanceof AggregateError && error.errors.length > 0 ? (error.errors[0] as unknown) : error;
   const code = (failure as NodeJS.ErrnoException | null)?.code;
   if (typeof code === "string") return NOT_THERE_CODES.has(code);
-  // pg's own: its connect timeout, or the server closing the connection while it starts.
-  return failure instanceof Error && /^Connection terminated/.test(failure.message);
+  // pg's own: its connect timeout ("timeout expired", pg 8's Client), or the server closing the connection while it
+  // starts (the review of 7 December, seventh session, found the timeout taken for the URL's settings).
+  return failure instanceof Error && /^(Connection terminated|timeout expired)/.test(failure.message);
 }
 
 /** The error for a server that answered and refused, or a connection the URL's settings cannot make: what to change. */

@@ -4,6 +4,7 @@
  * not waited for (found by the review of 7 December, seventh session: `sslmode=require` against a server without TLS
  * was retried for the whole wait, then blamed on the host and port); a port nothing listens on is waited for.
  */
+import { createServer, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { PostgresRefusedError, PostgresUnreachableError, waitForPostgres } from "../src/index.ts";
 
@@ -46,5 +47,26 @@ describe.skipIf(!connectionString)("waitForPostgres", () => {
     expect(retries.length).toBeGreaterThan(0);
     expect(retries[0]).toMatch(/^PostgreSQL at 127\.0\.0\.1:1 is not reachable \(ECONNREFUSED\), retrying in /);
     expect(JSON.stringify([retries, (failure as Error).message])).not.toContain("secret");
+  });
+});
+
+describe("waitForPostgres against a server that accepts and never answers", () => {
+  it("takes a connect timeout for a server not there yet and waits, as for a refused connection", async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const retries: string[] = [];
+      const failure = await waitForPostgres(`postgres://postgres@127.0.0.1:${port}/test`, {
+        timeoutMs: 2_500,
+        onRetry: (line) => retries.push(line),
+      }).catch((error: unknown) => error);
+      // Unreachable (exit 5, start it), not refused (exit 2, the URL's settings): the attempt took all the time there was.
+      expect(failure).toBeInstanceOf(PostgresUnreachableError);
+      expect((failure as Error).message).toMatch(/was not reachable within 2\.5 s \(timeout expired; 1 attempt\)/);
+      expect(retries).toEqual([]);
+    } finally {
+      silent.close();
+    }
   });
 });

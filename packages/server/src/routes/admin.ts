@@ -180,7 +180,9 @@ const AdminGroupTable = TableOf(
 
 /** A balance operation's answer: the account after it, and the operation. */
 const AdminBalanceResult = Type.Intersect([
-  AdminAccount,
+  // Nested as it was first written: the serializer lays the operation's fields out first then, and the answer's bytes
+  // stay as they were (found by the review of 7 December, seventh session, when the account became one object).
+  Type.Intersect([AccountViewSchema, Type.Object({ userId: Type.String() })]),
   Type.Object({
     operationId: Type.Integer({ description: "The operation's id in the account's ledger (`operationId`)" }),
     duplicate: Type.Boolean({ description: "True when `reference` repeated an earlier operation: its result, again" }),
@@ -660,7 +662,8 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       config,
       schema: {
         tags: ["Admin"],
-        summary: "A user's API keys, newest first, revoked ones included (table); never their secrets",
+        summary:
+          "A user's API keys, the active ones first, each newest first, revoked ones included (table); never their secrets",
         description: columnsDescription(ApiKeyTable),
         params: UserParams,
         response: { 200: ApiKeyTable, ...adminErrors },

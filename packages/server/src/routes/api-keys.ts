@@ -82,7 +82,7 @@ export const apiKeyRoutes: RouteModule = (app, { platform }) => {
     {
       schema: {
         tags: ["API keys"],
-        summary: `The user's API keys, newest first, revoked ones included (table, at most ${PLATFORM_LIMITS.apiKeysListed}); never their secrets`,
+        summary: `The user's API keys, the active ones first, each newest first, revoked ones included (table, at most ${PLATFORM_LIMITS.apiKeysListed}); never their secrets`,
         description: columnsDescription(ApiKeyTable),
         response: { 200: ApiKeyTable, ...authenticatedErrors },
       },
