@@ -99,6 +99,7 @@ describe("the headers of the answers, in the OpenAPI document", () => {
       "GET /api/v1/accounts/{accountId} 200",
       "GET /api/v1/accounts/{accountId}/orders 200",
       "GET /api/v1/accounts/{accountId}/positions 200",
+      "GET /api/v1/accounts/{accountId}/snapshot 200",
       "POST /api/v1/accounts/{accountId}/orders/check 200",
     ]);
   });

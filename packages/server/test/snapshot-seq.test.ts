@@ -62,3 +62,39 @@ it("names the seq through which the snapshot is current: the stream's events aft
   expect(Number(after.headers[SNAPSHOT_SEQ_HEADER])).toBeGreaterThan(seq);
   expect(after.body.rows).toHaveLength(2);
 });
+
+// Found by the audit of a mobile client's journey of 7 December (seventh session): the three snapshots, loaded apart,
+// could each stand at another seq.
+it("answers the account, its positions and its orders together at one seq, as the three snapshots answer them", async () => {
+  const user = await signUp(server);
+  const base = `/api/v1/accounts/${user.login}`;
+  expect(
+    (
+      await call(server, "POST", `${base}/orders`, {
+        token: user.token,
+        body: { symbol: "EURUSD", side: "BUY", type: "MARKET", volume: 0.1 },
+      })
+    ).status,
+  ).toBe(200);
+  expect(
+    (
+      await call(server, "POST", `${base}/orders`, {
+        token: user.token,
+        body: { symbol: "EURUSD", side: "BUY", type: "LIMIT", volume: 0.1, price: 1.07 },
+      })
+    ).status,
+  ).toBe(200);
+  const snapshot = await call(server, "GET", `${base}/snapshot`, { token: user.token });
+  expect(snapshot.status).toBe(200);
+  const seq = Number(snapshot.headers[SNAPSHOT_SEQ_HEADER]);
+  expect(seq).toBeGreaterThan(0);
+  const [account, positions, orders] = await Promise.all(
+    [base, `${base}/positions`, `${base}/orders`].map((path) => call(server, "GET", path, { token: user.token })),
+  );
+  for (const answer of [account, positions, orders]) expect(Number(answer.headers[SNAPSHOT_SEQ_HEADER])).toBe(seq);
+  expect(snapshot.body.data).toEqual({ account: account!.body.data, positions: positions!.body, orders: orders!.body });
+  expect(snapshot.body.data.positions.rows).toHaveLength(1);
+  expect(snapshot.body.data.orders.rows).toHaveLength(1);
+  const other = await signUp(server);
+  expect((await call(server, "GET", `${base}/snapshot`, { token: other.token })).status).toBe(403);
+});

@@ -20,7 +20,16 @@ import {
   toTable,
   type Table,
 } from "../schemas.ts";
-import { LedgerQuerySchema, LedgerTable, NoQuery, ledgerView, readHistoryQuery } from "../trading-views.ts";
+import {
+  LedgerQuerySchema,
+  LedgerTable,
+  NoQuery,
+  PositionTable,
+  WorkingOrderTable,
+  ledgerView,
+  readHistoryQuery,
+} from "../trading-views.ts";
+import { openPositionsOf, workingOrdersOf } from "../trading-service.ts";
 import { AccountTable, AccountViewSchema, accountView } from "../views.ts";
 
 /** Bound on the trading accounts one user may hold (the sign-up account included). */
@@ -211,6 +220,41 @@ export const accountRoutes: RouteModule = (app, { platform, auth }) => {
     async (request, reply) => {
       const account = platform.ownedAccount(request.principal!.userId, Number(request.params.accountId));
       const data = accountDetail(platform, account);
+      markSnapshotSequence(reply, platform.durableSequence);
+      return { data };
+    },
+  );
+
+  // One answer at one seq: the account, its open positions and its working orders, read in one turn. A terminal or an
+  // app loading the three snapshots apart could see an event between them, each with its own Bourse-Seq (found by the
+  // audit of a mobile client's journey of 7 December, seventh session).
+  app.get(
+    "/api/v1/accounts/:accountId/snapshot",
+    {
+      config: { snapshotSequence: true },
+      schema: {
+        tags: ["Account"],
+        summary: "The account, its open positions and its working orders in one answer, as of one seq (Bourse-Seq)",
+        description:
+          "The three snapshots of GET /api/v1/accounts/{accountId}, …/positions and …/orders, taken together: " +
+          "subscribe to the stream, load this, and apply only the events of a higher seq.",
+        params: AccountIdParams,
+        querystring: NoQuery,
+        response: {
+          200: DataResponse(
+            Type.Object({ account: AccountDetailSchema, positions: PositionTable, orders: WorkingOrderTable }),
+          ),
+          ...authenticatedErrors,
+        },
+      },
+    },
+    async (request, reply) => {
+      const account = platform.ownedAccount(request.principal!.userId, Number(request.params.accountId));
+      const data = {
+        account: accountDetail(platform, account),
+        positions: openPositionsOf(platform, account),
+        orders: workingOrdersOf(platform, account),
+      };
       markSnapshotSequence(reply, platform.durableSequence);
       return { data };
     },
