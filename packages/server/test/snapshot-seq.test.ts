@@ -88,11 +88,10 @@ it("answers the account, its positions and its orders together at one seq, as th
   expect(snapshot.status).toBe(200);
   const seq = Number(snapshot.headers[SNAPSHOT_SEQ_HEADER]);
   expect(seq).toBeGreaterThan(0);
-  const [account, positions, orders] = await Promise.all(
-    [base, `${base}/positions`, `${base}/orders`].map((path) => call(server, "GET", path, { token: user.token })),
-  );
+  const get = (path: string) => call(server, "GET", path, { token: user.token });
+  const [account, positions, orders] = [await get(base), await get(`${base}/positions`), await get(`${base}/orders`)];
   for (const answer of [account, positions, orders]) expect(Number(answer.headers[SNAPSHOT_SEQ_HEADER])).toBe(seq);
-  expect(snapshot.body.data).toEqual({ account: account!.body.data, positions: positions!.body, orders: orders!.body });
+  expect(snapshot.body.data).toEqual({ account: account.body.data, positions: positions.body, orders: orders.body });
   expect(snapshot.body.data.positions.rows).toHaveLength(1);
   expect(snapshot.body.data.orders.rows).toHaveLength(1);
   const other = await signUp(server);
