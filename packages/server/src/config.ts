@@ -657,7 +657,7 @@ export function loadInstruments(environment: NodeJS.ProcessEnv = process.env): r
 function instrumentsSetting(pick: Pick): readonly InstrumentSpec[] {
   const file = pick("BOURSE_INSTRUMENTS_FILE");
   if (file === undefined) return DEFAULT_INSTRUMENTS;
-  return asInstrumentsSetting(() => readInstrumentsFile(path.resolve(file)));
+  return asFileSetting("BOURSE_INSTRUMENTS_FILE", () => readInstrumentsFile(path.resolve(file)));
 }
 
 /** The weekdays BOURSE_TRIPLE_SWAP_DAY names, Sunday (0) first as the engine counts them. */
@@ -673,10 +673,10 @@ const ROLLOVER_TIME_PATTERN = /^([01][0-9]|2[0-3]):([0-5][0-9])(?: +(\S+))?$/;
 function tradingSettings(pick: Pick): TradingSettings {
   const engineDefaults = defaultEngineConfig();
   const groupsFile = pick("BOURSE_GROUPS_FILE");
-  const groups = asGroupsSetting("BOURSE_GROUPS_FILE", () =>
+  const groups = asFileSetting("BOURSE_GROUPS_FILE", () =>
     groupsFile === undefined ? engineDefaults.groups : readGroupsFile(path.resolve(groupsFile)),
   );
-  const defaultGroup = asGroupsSetting("BOURSE_DEFAULT_GROUP", () =>
+  const defaultGroup = asFileSetting("BOURSE_DEFAULT_GROUP", () =>
     defaultGroupOf(groups, pick("BOURSE_DEFAULT_GROUP")),
   );
   const rolloverText = pick("BOURSE_ROLLOVER_TIME") ?? "22:00";
@@ -709,22 +709,13 @@ function tradingSettings(pick: Pick): TradingSettings {
   };
 }
 
-/** `work`, its GroupsFileError a ConfigError naming `variable`. */
-function asGroupsSetting<T>(variable: string, work: () => T): T {
+/** `work`, its InstrumentsFileError or GroupsFileError (a broker's file refused) a ConfigError naming `variable`. */
+function asFileSetting<T>(variable: string, work: () => T): T {
   try {
     return work();
   } catch (error) {
-    if (error instanceof GroupsFileError) throw new ConfigError(`${variable}: ${error.message}`);
-    throw error;
-  }
-}
-
-/** `work`, its InstrumentsFileError a ConfigError naming BOURSE_INSTRUMENTS_FILE. */
-function asInstrumentsSetting<T>(work: () => T): T {
-  try {
-    return work();
-  } catch (error) {
-    if (error instanceof InstrumentsFileError) throw new ConfigError(`BOURSE_INSTRUMENTS_FILE: ${error.message}`);
+    if (error instanceof InstrumentsFileError || error instanceof GroupsFileError)
+      throw new ConfigError(`${variable}: ${error.message}`);
     throw error;
   }
 }
@@ -747,7 +738,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
   const { leverageMin } = defaultEngineConfig();
   const { leverageMax } = trading;
   const instruments = instrumentsSetting(pick);
-  asInstrumentsSetting(() => checkConversions(instruments, demoCurrency));
+  asFileSetting("BOURSE_INSTRUMENTS_FILE", () => checkConversions(instruments, demoCurrency));
   return {
     port: integer("BOURSE_PORT", "8080", 0, 65_535),
     host: pick("BOURSE_HOST") ?? "127.0.0.1",
