@@ -147,8 +147,7 @@ export class ApiKeyService {
   private async refuseIfDisabled(userId: string, keyId: string): Promise<void> {
     const user = await this.platform.store.findUserById(userId);
     if (user?.disabledAt === null) return;
-    await this.platform.store.revokeApiKey(userId, keyId, this.platform.clock.now());
-    publishRevocation(this.platform.bus, { kind: "apiKey", id: keyId }, "userDisabled");
+    await this.revokeKey(userId, keyId, "userDisabled");
     throw new ApiError("USER_DISABLED");
   }
 
@@ -174,23 +173,27 @@ export class ApiKeyService {
 
   /** Revokes the key at once; NOT_FOUND for a key of another user, a revoked one, or none. */
   async revoke(userId: string, keyId: string): Promise<void> {
-    const revoked = await this.platform.store.revokeApiKey(userId, keyId, this.platform.clock.now());
-    if (!revoked) throw new ApiError("NOT_FOUND", "No active API key with this id");
-    this.lastTouch.delete(keyId);
-    publishRevocation(this.platform.bus, { kind: "apiKey", id: keyId }, "apiKeyRevoked");
+    if (!(await this.revokeKey(userId, keyId, "apiKeyRevoked")))
+      throw new ApiError("NOT_FOUND", "No active API key with this id");
   }
 
   /** Revokes every active key of the user (the back office disabled them); answers how many. */
   async revokeAll(userId: string, reason: RevocationReason): Promise<number> {
-    const now = this.platform.clock.now();
     let revoked = 0;
-    for (const key of await this.list(userId)) {
-      if (key.revokedAt !== null || !(await this.platform.store.revokeApiKey(userId, key.id, now))) continue;
-      revoked += 1;
-      this.lastTouch.delete(key.id);
-      publishRevocation(this.platform.bus, { kind: "apiKey", id: key.id }, reason);
-    }
+    for (const key of await this.list(userId))
+      if (key.revokedAt === null && (await this.revokeKey(userId, key.id, reason))) revoked += 1;
     return revoked;
+  }
+
+  /**
+   * Revokes one key of the user and tells its sockets (the bus's `apiKey.{id}`, with `reason`); false when it was not
+   * the user's active key.
+   */
+  private async revokeKey(userId: string, keyId: string, reason: RevocationReason): Promise<boolean> {
+    if (!(await this.platform.store.revokeApiKey(userId, keyId, this.platform.clock.now()))) return false;
+    this.lastTouch.delete(keyId);
+    publishRevocation(this.platform.bus, { kind: "apiKey", id: keyId }, reason);
+    return true;
   }
 
   /**
