@@ -279,7 +279,7 @@ export class AuthService {
 
   /** A back-office change to a user, in turn with their sign-ins (`oneAttemptPerUser`), never refused for the queue. */
   private backOfficeTurn<T>(reference: { userId: string }, attempt: (found: FoundUser) => Promise<T>): Promise<T> {
-    return this.oneAttemptPerUser(reference, (found) => attempt(found), true);
+    return this.oneAttemptPerUser(reference, attempt, true);
   }
 
   /**
@@ -508,16 +508,15 @@ export class AuthService {
       await this.recordFailure(user.id, now);
       throw new ApiError("WRONG_PASSWORD");
     }
+    await this.setPassword(user, newPassword);
+    await this.endSessionsOf(user.id, "passwordChange", principal.sessionId);
+  }
+
+  /** Stores a new password's hash and lifts the user's sign-in lock, if one runs (a change, a reset). */
+  private async setPassword(user: User, newPassword: string): Promise<void> {
     await this.platform.store.updatePasswordHash(user.id, await this.hashPassword(newPassword));
     if (user.failedLoginCount > 0 || user.lockedUntil !== null)
       await this.platform.store.recordSuccessfulLogin(user.id);
-    const revoked = await this.platform.store.revokeOtherSessions(
-      user.id,
-      principal.sessionId,
-      this.platform.clock.now(),
-    );
-    this.sessions.deleteWhere((session) => session.userId === user.id && session.id !== principal.sessionId);
-    this.revoked(revoked, "passwordChange");
   }
 
   /**
@@ -528,10 +527,8 @@ export class AuthService {
   resetPassword(userId: string, newPassword: string): Promise<{ sessionsEnded: number }> {
     return this.backOfficeTurn({ userId }, async ({ user }) => {
       if (!user) throw new ApiError("NOT_FOUND", "No such user");
-      await this.platform.store.updatePasswordHash(user.id, await this.hashPassword(newPassword));
-      if (user.failedLoginCount > 0 || user.lockedUntil !== null)
-        await this.platform.store.recordSuccessfulLogin(user.id);
-      return { sessionsEnded: await this.endAllSessions(user.id, "passwordReset") };
+      await this.setPassword(user, newPassword);
+      return { sessionsEnded: await this.endSessionsOf(user.id, "passwordReset") };
     });
   }
 
@@ -556,7 +553,7 @@ export class AuthService {
           ? await this.platform.store.setUserDisabled(found.id, this.platform.clock.now())
           : found;
       // Again when already disabled: a failure halfway through the first time left something to end.
-      const sessionsEnded = await this.endAllSessions(found.id, "userDisabled");
+      const sessionsEnded = await this.endSessionsOf(found.id, "userDisabled");
       const apiKeysRevoked = await ApiKeyService.for(this.platform).revokeAll(found.id, "userDisabled");
       return { user, sessionsEnded, apiKeysRevoked };
     });
@@ -568,13 +565,21 @@ export class AuthService {
     // (found by the review of 7 December, seventh session).
     return this.backOfficeTurn({ userId }, async ({ user }) => {
       if (!user) throw new ApiError("NOT_FOUND", "No such user");
-      return { sessionsEnded: await this.endAllSessions(user.id, "sessionsEnded") };
+      return { sessionsEnded: await this.endSessionsOf(user.id, "sessionsEnded") };
     });
   }
 
-  private async endAllSessions(userId: string, reason: RevocationReason): Promise<number> {
-    const revoked = await this.platform.store.revokeOtherSessions(userId, null, this.platform.clock.now());
-    this.sessions.deleteWhere((session) => session.userId === userId);
+  /**
+   * Ends every session of the user but `exceptSessionId` (a password change keeps its own): the store revokes them, this
+   * forgets them, and their streams close at once. Answers how many ended.
+   */
+  private async endSessionsOf(
+    userId: string,
+    reason: RevocationReason,
+    exceptSessionId: string | null = null,
+  ): Promise<number> {
+    const revoked = await this.platform.store.revokeOtherSessions(userId, exceptSessionId, this.platform.clock.now());
+    this.sessions.deleteWhere((session) => session.userId === userId && session.id !== exceptSessionId);
     this.revoked(revoked, reason);
     return revoked.length;
   }
