@@ -804,7 +804,7 @@ export class TradingEngine {
       case "modifyPosition":
         return this.modifyPosition(command, time);
       case "closePosition":
-        return this.closePositionByClient(command, time);
+        return this.closePositionOnRequest(command, time);
       case "closeAllPositions":
         return this.closeAllPositions(command, time);
       default:
@@ -1325,7 +1325,7 @@ export class TradingEngine {
   }
 
   /** The end of the trading day that contains `time`: the next rollover instant. */
-  private nextRolloverAfter(time: number): number {
+  private tradingDayEnd(time: number): number {
     const last = this.state.lastRolloverAt;
     // The calendar's own next rollover, which follows the last one made: after a rollover time changed between
     // starts the rule's next instant may come sooner, and a DAY order expired there, at no rollover (found by the
@@ -1454,7 +1454,7 @@ export class TradingEngine {
       if (expiration === null || !isEngineTime(expiration) || expiration <= time) return reject("INVALID_EXPIRATION");
     } else {
       if (expiration !== null) return reject("INVALID_EXPIRATION", "expiration applies to GTD orders only");
-      if (timeInForce === "DAY") expiration = this.nextRolloverAfter(time);
+      if (timeInForce === "DAY") expiration = this.tradingDayEnd(time);
     }
 
     const immediate = type === "MARKET" || timeInForce === "IOC" || timeInForce === "FOK";
@@ -2036,7 +2036,7 @@ export class TradingEngine {
     return { ok: true, events: [], positionId: position.id };
   }
 
-  private closePositionByClient(command: ClosePositionCommand, time: number): Decision {
+  private closePositionOnRequest(command: ClosePositionCommand, time: number): Decision {
     const initiator = command.initiator ?? "CLIENT";
     if (initiator !== "CLIENT" && initiator !== "DEALER")
       return reject("INVALID_DATA", "initiator must be CLIENT or DEALER");

@@ -183,6 +183,11 @@ const SESSION_REVOKED_MESSAGES: Partial<Record<RevokedMessage["payload"]["reason
   userDisabled: "The broker disabled this user, which ended this session",
   sessionLimit: `A newer sign-in ended this session (at most ${PLATFORM_LIMITS.activeSessionsPerUser} active sessions per user): sign in again`,
 };
+/** The `error` message before REVOKED (4004) of an API key's socket, by why the key was revoked. */
+const API_KEY_REVOKED_MESSAGES: Partial<Record<RevokedMessage["payload"]["reason"], string>> = {
+  apiKeyRotated: "The API key was rotated: use the new key",
+  userDisabled: "The broker disabled this key's user, which revoked the key",
+};
 const MAX_PENDING_MESSAGES = 100;
 
 /** Who a socket acts for: a JWT session (all the user's accounts, trading) or an API key (one account, its scope). */
@@ -587,7 +592,7 @@ export class NativeStream implements UpgradeAdapter {
    * The socket of `credential` (other than `except`) a newer one takes the place of: one already closing or silent
    * since the last ping first (a dead network's), else the longest-open.
    */
-  oldestSocketOf(credential: Credential, except: Connection): Connection | null {
+  socketToReplaceFor(credential: Credential, except: Connection): Connection | null {
     let oldest: Connection | null = null;
     for (const connection of this.connections) {
       if (connection === except || !connection.holdsCredential(credential)) continue;
@@ -722,7 +727,7 @@ class Connection {
     // died silently held its dead sockets until the server's pings missed (25 to 45 s), and its reconnects were all
     // refused meanwhile (found by the audit of a mobile client's journey of 7 December, seventh session).
     if ("full" in slots) {
-      const oldest = this.stream.oldestSocketOf(principal.credential, this);
+      const oldest = this.stream.socketToReplaceFor(principal.credential, this);
       if (oldest) {
         oldest.replaced();
         slots = take();
@@ -939,15 +944,7 @@ class Connection {
     this.unwatch = this.platform.bus.subscribe(revocationTopic(credential), (_topic, message) => {
       const { kind, reason } = (message as RevokedMessage).payload;
       if (kind === "apiKey")
-        this.closeWith(
-          "REVOKED",
-          "INVALID_API_KEY",
-          reason === "apiKeyRotated"
-            ? "The API key was rotated: use the new key"
-            : reason === "userDisabled"
-              ? "The broker disabled this key's user, which revoked the key"
-              : "The API key was revoked",
-        );
+        this.closeWith("REVOKED", "INVALID_API_KEY", API_KEY_REVOKED_MESSAGES[reason] ?? "The API key was revoked");
       else this.closeWith("REVOKED", "SESSION_REVOKED", SESSION_REVOKED_MESSAGES[reason] ?? "The session was revoked");
     });
   }
