@@ -204,6 +204,11 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
     if (!account) throw new ApiError("ACCOUNT_NOT_FOUND");
     return account;
   };
+  const userOf = async (userId: string): Promise<User> => {
+    const user = await platform.store.findUserById(userId);
+    if (!user) throw new ApiError("NOT_FOUND", "No such user");
+    return user;
+  };
 
   app.post(
     "/admin/v1/quotes",
@@ -566,8 +571,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       },
     },
     async (request) => {
-      const user = await platform.store.findUserById(request.params.userId);
-      if (!user) throw new ApiError("NOT_FOUND", "No such user");
+      const user = await userOf(request.params.userId);
       const accounts = platform
         .accountIdsOf(user.id)
         .map((id) => adminAccount(platform.engine.state.accounts.get(id)!));
@@ -587,8 +591,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       },
     },
     async (request) => {
-      const user = await platform.store.findUserById(request.params.userId);
-      if (!user) throw new ApiError("NOT_FOUND", "No such user");
+      const user = await userOf(request.params.userId);
       await platform.store.recordSuccessfulLogin(user.id);
       return { data: "OK" as const };
     },
@@ -670,8 +673,7 @@ export const adminRoutes: RouteModule = (app, { platform, auth }) => {
       },
     },
     async (request) => {
-      const user = await platform.store.findUserById(request.params.userId);
-      if (!user) throw new ApiError("NOT_FOUND", "No such user");
+      const user = await userOf(request.params.userId);
       return toTable(ApiKeyTable, (await ApiKeyService.for(platform).list(user.id)).map(apiKeyView));
     },
   );
