@@ -8,8 +8,7 @@
  */
 import { DEFAULT_GROUPS, type AccountGroup } from "@bourse/core";
 import { Type, type Static } from "@sinclair/typebox";
-import { readFileSync } from "node:fs";
-import { readJsonList } from "./list-file.ts";
+import { readJsonList, readListFile } from "./list-file.ts";
 
 /** Groups a file may define: each is looked up per risk check, and a broker has a handful. */
 export const MAX_GROUPS = 100;
@@ -57,17 +56,7 @@ export function parseGroups(text: string): AccountGroup[] {
 }
 
 export function readGroupsFile(file: string): AccountGroup[] {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw new GroupsFileError(`cannot read ${file}: ${(error as Error).message}`);
-  }
-  try {
-    return parseGroups(text);
-  } catch (error) {
-    throw new GroupsFileError(`${file}: ${(error as Error).message}`);
-  }
+  return readListFile(file, parseGroups, (message) => new GroupsFileError(message));
 }
 
 /** The group new accounts join: the one named, else `standard` when defined, else the first. */

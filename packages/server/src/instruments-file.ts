@@ -29,8 +29,7 @@ import {
 } from "@bourse/core";
 import { PLATFORM_LIMITS, type InstrumentScale, type PlatformStore } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
-import { readFileSync } from "node:fs";
-import { readJsonList } from "./list-file.ts";
+import { readJsonList, readListFile } from "./list-file.ts";
 import { daySessionsText } from "./market-data.ts";
 
 const ASSET_CLASSES: readonly AssetClass[] = ["forex", "metal", "index", "crypto", "stock", "energy"];
@@ -170,17 +169,7 @@ export function parseInstruments(text: string): InstrumentSpec[] {
 }
 
 export function readInstrumentsFile(file: string): InstrumentSpec[] {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw new InstrumentsFileError(`cannot read ${file}: ${(error as Error).message}`);
-  }
-  try {
-    return parseInstruments(text);
-  } catch (error) {
-    throw new InstrumentsFileError(`${file}: ${(error as Error).message}`);
-  }
+  return readListFile(file, parseInstruments, (message) => new InstrumentsFileError(message));
 }
 
 /**

@@ -4,6 +4,7 @@
  * the start saying where it is.
  */
 import type { TSchema } from "@sinclair/typebox";
+import { readFileSync } from "node:fs";
 import { Value } from "@sinclair/typebox/value";
 
 /**
@@ -25,4 +26,22 @@ export function readJsonList(
   if (!first) return { list: parsed as unknown[] };
   const field = first.path === "" ? "the file" : first.path.replace(/^\/(\d+)/, "entry $1").replaceAll("/", ".");
   return { problem: `${field}: ${first.message} (${expected})` };
+}
+
+/**
+ * The file's entries as `parse` reads its text; a file that cannot be read, or that `parse` refuses, is `failure` with
+ * the file named in its message.
+ */
+export function readListFile<T>(file: string, parse: (text: string) => T, failure: (message: string) => Error): T {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw failure(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  try {
+    return parse(text);
+  } catch (error) {
+    throw failure(`${file}: ${(error as Error).message}`);
+  }
 }
