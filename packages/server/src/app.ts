@@ -59,8 +59,11 @@ import { ErrorCode, ErrorResponse, SNAPSHOT_SEQ_DESCRIPTION, emptyBodyIsObject }
 /**
  * `userOrApiKey`: a Client API JWT or an API key (any scope) in `Authorization` (the Pusher endpoint's
  * REST routes): `request.principal` or `request.apiKey` is set; a bad token or key is 401.
+ * `userOrRefreshToken`: a JWT in `Authorization`, or none and a refresh token in the body (the session refresh): a
+ * JWT refused is not answered before the body is read (`request.credentialRefusal`), since the body's refresh token is
+ * the way back from an expired one; the route answers it when the body has none.
  */
-export type AuthMode = "public" | "user" | "admin" | "apiKey" | "userOrApiKey";
+export type AuthMode = "public" | "user" | "admin" | "apiKey" | "userOrApiKey" | "userOrRefreshToken";
 
 /** The API a route belongs to: decides the error envelope (seed 001 vs seed 003). */
 export type Face = "client" | "automation" | "admin" | "system";
@@ -87,6 +90,8 @@ declare module "fastify" {
     apiKey: ApiKeyPrincipal | null;
     /** `platform.bus.revocations` when the credential was checked; -1 for a request that presented none. */
     authorisedAtRevocation: number;
+    /** `userOrRefreshToken` routes: why the JWT in `Authorization` was refused, for the route to answer (else null). */
+    credentialRefusal: ApiError | null;
   }
   interface FastifyInstance {
     routeRegistry: RegisteredRoute[];
@@ -370,6 +375,8 @@ const SECURITY_OF_AUTH: Readonly<Record<AuthMode, readonly Record<string, string
   public: [],
   user: [{ jwt: [] }],
   userOrApiKey: [{ jwt: [] }, { apiKey: [] }],
+  // The empty requirement: no credential at all (a refresh token in the body instead).
+  userOrRefreshToken: [{ jwt: [] }, {}],
   admin: [{ admin: [] }],
   apiKey: [{ apiKey: [] }],
 };
@@ -553,6 +560,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   app.decorateRequest("principal", null);
   app.decorateRequest("apiKey", null);
   app.decorateRequest("authorisedAtRevocation", -1);
+  app.decorateRequest("credentialRefusal", null);
   app.addHook("onRoute", (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     if (route.url.startsWith("/docs")) {
@@ -710,6 +718,18 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
           ),
         );
       request.apiKey = { key: result.key, userId: result.userId, accountId: result.accountId, scope: result.scope };
+      return;
+    }
+    if (mode === "userOrRefreshToken") {
+      const token = tokenFromAuthorization(request.headers.authorization);
+      if (token === null) return;
+      try {
+        request.principal = await options.context.auth.authenticate(token);
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        request.principal = null;
+        request.credentialRefusal = error;
+      }
       return;
     }
     if (mode === "admin") {

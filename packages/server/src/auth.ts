@@ -17,7 +17,7 @@ import { hash, verify, type Algorithm } from "@node-rs/argon2";
 import { Rounding, decimalToInteger, currencyDigits, hasUnpairedSurrogate, type Account } from "@bourse/core";
 import { DuplicateError, type Session, type User } from "@bourse/store";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
-import { createSecretKey, randomUUID, type KeyObject } from "node:crypto";
+import { createHash, createSecretKey, randomBytes, randomUUID, type KeyObject } from "node:crypto";
 import { ApiKeyService } from "./api-keys.ts";
 import { BoundedMap } from "./bounded-map.ts";
 import { publishRevocation, type RevocationReason } from "./bus.ts";
@@ -40,6 +40,14 @@ const VERIFIED_TOKENS_REMEMBERED = 10_000;
 const SESSIONS_REMEMBERED = 10_000;
 /** How long a session may be kept alive by refreshes, from its sign-in: then the user signs in again. */
 export const SESSION_MAX_LIFETIME_MS = 7 * 86_400_000;
+/**
+ * How long after a refresh token was replaced it is still taken, and replaced again: the answer that replaced it may
+ * have been lost (a phone's network dropped mid-answer). Presented after that, it is a stolen token's use and ends the
+ * session (OAuth 2.0 Security Best Current Practice, refresh token rotation; 30 s is Okta's default grace).
+ */
+export const REFRESH_TOKEN_REUSE_GRACE_MS = 30_000;
+/** A refresh token: `rt_`, its session's id, a dot, and 32 random bytes in base64url (43 characters). */
+const REFRESH_TOKEN = /^rt_([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/;
 /** How often expired and long-revoked session rows are deleted (`startSessionPurge`). */
 export const SESSION_PURGE_INTERVAL_MS = 3_600_000;
 /** Sign-in identifiers with no user behind them whose failures are remembered, at most. */
@@ -82,6 +90,8 @@ export interface IssuedSession {
   readonly token: string;
   readonly session: Session;
   readonly user: User;
+  /** The session's new refresh token, shown this once (a sign-in, a refresh with the one before); else absent. */
+  readonly refreshToken?: string;
 }
 
 export class AuthService {
@@ -113,7 +123,8 @@ export class AuthService {
    * Deletes the session rows no token can use any more, now and every SESSION_PURGE_INTERVAL_MS until the platform
    * closes: each login adds a row, and nothing deleted them (251 logins, 251 rows, found by an audit). A row goes
    * once it expired, or was revoked, a whole session lifetime ago: every token of it has expired by then, so a
-   * client still holding one is told TOKEN_EXPIRED as before, never something else.
+   * client still holding one is told TOKEN_EXPIRED as before, never something else. A session whose refresh token can
+   * still renew it is kept (the store's rule).
    */
   startSessionPurge(): void {
     const purge = () =>
@@ -348,18 +359,22 @@ export class AuthService {
 
   async issueSession(user: User, accountId: number | null): Promise<IssuedSession> {
     const now = this.platform.clock.now();
+    const id = randomUUID();
+    const refreshToken = newRefreshToken(id);
     const { session, revokedSessionIds } = await this.platform.store.createSession({
-      id: randomUUID(),
+      id,
       userId: user.id,
       accountId,
       createdAt: now,
       // A whole second, as the token's `exp` says it (RFC 7519 NumericDate): the session announced the millisecond
       // and the token was refused up to 999 ms before it (found by the audit of time of 7 December).
-      expiresAt: Math.floor((now + this.config.sessionTtlSeconds * 1000) / 1000) * 1000,
+      expiresAt: wholeSecond(now + this.config.sessionTtlSeconds * 1000),
+      refreshTokenHash: refreshTokenHash(refreshToken),
+      refreshExpiresAt: now + SESSION_MAX_LIFETIME_MS,
     });
     // At the user's session bound the store revoked the oldest session(s) to make room.
     this.revoked(revokedSessionIds, "sessionLimit");
-    return { token: await this.signToken(user.id, session, now), session, user };
+    return { token: await this.signToken(user.id, session, now), session, user, refreshToken };
   }
 
   /** The JWT of `session`, expiring with it. */
@@ -390,18 +405,67 @@ export class AuthService {
     ]);
     if (!user || !current) throw new ApiError("UNAUTHORIZED", "The token is not valid");
     const wanted = Math.min(now + this.config.sessionTtlSeconds * 1000, current.createdAt + SESSION_MAX_LIFETIME_MS);
-    const session = await this.platform.store.extendSession(
-      user.id,
-      principal.sessionId,
-      Math.floor(wanted / 1000) * 1000,
-      now,
-    );
+    const session = await this.platform.store.extendSession(user.id, principal.sessionId, wholeSecond(wanted), now);
     if (!session) throw new ApiError("SESSION_REVOKED");
     // A change like a revocation: the row is read afresh, and a read under way meanwhile is not remembered (two
     // refreshes at once included: the store keeps the later expiry).
     this.revocations += 1;
     this.sessions.delete(session.id);
     return { token: await this.signToken(user.id, session, now), session, user };
+  }
+
+  /**
+   * A new token for the session of `refreshToken`, and a new refresh token in its place: the way back for a client
+   * whose token expired (a phone in the background past the token's hour), without the password. The session's expiry
+   * moves as `refresh`'s does, never past 7 days from the sign-in. The refresh token is single-use: the one it replaces
+   * is taken again only within REFRESH_TOKEN_REUSE_GRACE_MS (its answer may have been lost); presented after, it ends
+   * the session, since one of two holders of it is not its owner. Found by the audit of a mobile app's reconnects of
+   * 7 December (seventh session).
+   */
+  async refreshWithToken(refreshToken: string): Promise<IssuedSession> {
+    const now = this.platform.clock.now();
+    const parsed = REFRESH_TOKEN.exec(refreshToken);
+    const notValid = new ApiError("UNAUTHORIZED", "The refresh token is not valid");
+    if (!parsed) throw notValid;
+    const sessionId = parsed[1]!;
+    const known = await this.platform.store.findSession(sessionId);
+    if (!known || known.refreshExpiresAt === null) throw notValid;
+    const expiresAt = wholeSecond(Math.min(now + this.config.sessionTtlSeconds * 1000, known.refreshExpiresAt));
+    if (expiresAt <= now) throw sessionLifetimeOver();
+    const next = newRefreshToken(sessionId);
+    const outcome = await this.platform.store.rotateRefreshToken({
+      sessionId,
+      presentedHash: refreshTokenHash(refreshToken),
+      nextHash: refreshTokenHash(next),
+      now,
+      expiresAt,
+      reuseGraceMs: REFRESH_TOKEN_REUSE_GRACE_MS,
+    });
+    switch (outcome.kind) {
+      case "unknown":
+        throw notValid;
+      case "revoked":
+        throw new ApiError("SESSION_REVOKED");
+      case "expired":
+        throw sessionLifetimeOver();
+      case "reused":
+        this.revoked([sessionId], "refreshTokenReused");
+        throw new ApiError(
+          "SESSION_REVOKED",
+          "This refresh token was replaced and was used again, as a copied one would be: the session has ended, sign in again",
+        );
+    }
+    const user = await this.platform.store.findUserById(outcome.session.userId);
+    if (!user) throw notValid;
+    // A change like a revocation: the row is read afresh (see `refresh`).
+    this.revocations += 1;
+    this.sessions.delete(sessionId);
+    return {
+      token: await this.signToken(user.id, outcome.session, now),
+      session: outcome.session,
+      user,
+      refreshToken: next,
+    };
   }
 
   /** The principal of a token, or UNAUTHORIZED / TOKEN_EXPIRED / SESSION_REVOKED. */
@@ -600,6 +664,28 @@ function queueKey(reference: UserReference, user: User | null): string {
   if ("email" in reference) return `email:${reference.email.toLowerCase()}`;
   if ("login" in reference) return `login:${reference.login}`;
   return `user:${reference.userId}`;
+}
+
+/** A new refresh token of the session: its id, so the store finds the row, and 256 random bits. */
+function newRefreshToken(sessionId: string): string {
+  return `rt_${sessionId}.${randomBytes(32).toString("base64url")}`;
+}
+
+/** What the store keeps of a refresh token: its SHA-256 (a random 256-bit secret needs no slow hash). */
+function refreshTokenHash(refreshToken: string): string {
+  return createHash("sha256").update(refreshToken).digest("hex");
+}
+
+/** `time` down to a whole second, as a token's `exp` says it (RFC 7519 NumericDate). */
+function wholeSecond(time: number): number {
+  return Math.floor(time / 1000) * 1000;
+}
+
+function sessionLifetimeOver(): ApiError {
+  return new ApiError(
+    "TOKEN_EXPIRED",
+    `The session is ${SESSION_MAX_LIFETIME_MS / 86_400_000} days old, as long as a session lives: sign in again`,
+  );
 }
 
 /** LOGIN_LOCKED (429) with Retry-After while a lock runs: a user's and an unknown identifier's alike. */

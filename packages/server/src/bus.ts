@@ -49,6 +49,7 @@ export type RevocationReason =
   | "sessionsEnded"
   | "userDisabled"
   | "sessionLimit"
+  | "refreshTokenReused"
   | "apiKeyRevoked"
   | "apiKeyRotated";
 

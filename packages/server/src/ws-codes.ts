@@ -63,8 +63,9 @@ export const WsCloseCodes = {
     reason: "Session revoked",
     error: "SESSION_REVOKED",
     action:
-      "The session that authorised the socket was revoked while connected (logout, a password change, or a " +
-      "sign-in past the user's 100 active sessions), or its API key was revoked or rotated (the error is then " +
+      "The session that authorised the socket was revoked while connected (logout, a password change, the broker " +
+      "ending it, its refresh token used again after it was replaced, or a sign-in past the user's 100 active " +
+      "sessions; its refresh token is then no use either), or its API key was revoked or rotated (the error is then " +
       "INVALID_API_KEY): do not reconnect with the same token; sign in again, or use the new key",
   },
   SLOW_CONSUMER: {

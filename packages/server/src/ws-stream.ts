@@ -181,6 +181,8 @@ const SESSION_REVOKED_MESSAGES: Partial<Record<RevokedMessage["payload"]["reason
   passwordReset: "The broker set a new password, which ended this session: sign in with it",
   sessionsEnded: "The broker ended this user's sessions: sign in again",
   userDisabled: "The broker disabled this user, which ended this session",
+  refreshTokenReused:
+    "A refresh token of this session was used again after it was replaced, as a copied one would be: sign in again",
   sessionLimit: `A newer sign-in ended this session (at most ${PLATFORM_LIMITS.activeSessionsPerUser} active sessions per user): sign in again`,
 };
 /** The `error` message before REVOKED (4004) of an API key's socket, by why the key was revoked. */

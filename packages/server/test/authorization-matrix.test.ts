@@ -124,9 +124,12 @@ function concreteUrl(route: RegisteredRoute): string {
 /** Routes whose example body names the victim's account. */
 const BODY_TARGETS_VICTIM = new Set(["PUT /api/v1/api-keys", "POST /api/v2/ws/session", "POST /api/v2/ws/auth"]);
 
-/** Routes a user's JWT opens (`userOrApiKey` also takes an API key: the attacker's own key is tried too). */
+/**
+ * Routes a user's JWT opens (`userOrApiKey` also takes an API key: the attacker's own key is tried too;
+ * `userOrRefreshToken` a refresh token in the body: a forged one for the victim's session is tried too).
+ */
 function takesUserToken(route: RegisteredRoute): boolean {
-  return route.auth === "user" || route.auth === "userOrApiKey";
+  return route.auth === "user" || route.auth === "userOrApiKey" || route.auth === "userOrRefreshToken";
 }
 
 /** True when the route's parameters (or its example body) point at the victim's data (not a public symbol). */
@@ -326,6 +329,21 @@ describe("authorization matrix", () => {
           if (text.includes(marker)) failures.push(`${label} (leaks ${marker})`);
         if (new RegExp(`\\b${victim.login}\\b`).test(text.replace(url, "")) && token !== null)
           failures.push(`${label} (leaks the victim's login)`);
+      }
+      if (route.auth === "userOrRefreshToken") {
+        // A refresh token forged for the victim's session (its id is the JWT's readable `jti`), alone and beside the
+        // attacker's own token: refused, the victim's session untouched (victimState below).
+        const victimSessionId = JSON.parse(Buffer.from(victim.token.split(".")[1]!, "base64url").toString()).jti;
+        const forged = { refreshToken: `rt_${victimSessionId}.${"A".repeat(43)}` };
+        for (const token of [null, attackerToken]) {
+          const answer = await call(server, route.method, url, { token, body: forged });
+          const text = JSON.stringify(answer.body);
+          if (answer.status !== 401)
+            failures.push(`${route.method} ${url} with a forged refresh token: ${answer.status} ${text}`);
+          for (const marker of [...VICTIM_MARKERS, victim.email, victim.userId])
+            if (text.includes(marker))
+              failures.push(`${route.method} ${url} with a forged refresh token (leaks ${marker})`);
+        }
       }
     }
     expect(failures).toEqual([]);

@@ -110,7 +110,7 @@ async function expectMigrateReports(
   );
   expect(platformLine).toMatch(
     new RegExp(
-      `^${escapeRegExp(`${platform}: platform schema migrated: applied migrations 1 "platform data", 2 "alert arming", `)}.*${escapeRegExp(', 11 "disabled users"')}$`,
+      `^${escapeRegExp(`${platform}: platform schema migrated: applied migrations 1 "platform data", 2 "alert arming", `)}.*${escapeRegExp(', 12 "refresh tokens"')}$`,
     ),
   );
   const second = await run(["migrate"], environment);

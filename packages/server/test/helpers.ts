@@ -115,6 +115,7 @@ export async function signUp(server: BourseServer, overrides: { email?: string; 
     email,
     password,
     token: response.body.data.token as string,
+    refreshToken: response.body.data.refreshToken as string,
     login: response.body.data.account.login as number,
     userId: response.body.data.user.id as string,
   };

@@ -52,6 +52,7 @@ const SECURITY_OF: Record<AuthMode, Record<string, string[]>[]> = {
   public: [],
   user: [{ jwt: [] }],
   userOrApiKey: [{ jwt: [] }, { apiKey: [] }],
+  userOrRefreshToken: [{ jwt: [] }, {}],
   admin: [{ admin: [] }],
   apiKey: [{ apiKey: [] }],
 };
@@ -200,6 +201,7 @@ describe("the OpenAPI document", () => {
     expect(optional.sort()).toEqual([
       "POST /admin/v1/accounts/{accountId}/positions/{positionId}/close",
       "POST /api/v1/accounts/{accountId}/positions/{positionId}/close",
+      "POST /api/v1/session/refresh",
       "POST /v1/api/close-all",
       "POST /v1/api/positions/{ticket}/close",
       "PUT /api/v1/accounts",

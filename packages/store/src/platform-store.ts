@@ -165,8 +165,11 @@ export interface Session {
   readonly userId: string;
   readonly accountId: number | null;
   readonly createdAt: number;
+  /** When its token expires (a refresh moves it). */
   readonly expiresAt: number;
   readonly revokedAt: number | null;
+  /** Until when its refresh token renews it; null: it has none (opened before refresh tokens). */
+  readonly refreshExpiresAt: number | null;
 }
 
 export interface NewSession {
@@ -175,7 +178,34 @@ export interface NewSession {
   readonly accountId: number | null;
   readonly createdAt: number;
   readonly expiresAt: number;
+  /** The hash of its refresh token (never the token), and until when that renews it; both absent: none. */
+  readonly refreshTokenHash?: string | null;
+  readonly refreshExpiresAt?: number | null;
 }
+
+/** A refresh token presented for a session (`rotateRefreshToken`). */
+export interface RefreshTokenRotation {
+  readonly sessionId: string;
+  /** The hash of the token presented. */
+  readonly presentedHash: string;
+  /** The hash of the token that replaces it. */
+  readonly nextHash: string;
+  readonly now: number;
+  /** The session's token expiry wanted: moved there if later (never earlier). */
+  readonly expiresAt: number;
+  /** How long after a rotation the token it replaced is still taken (its answer may have been lost). */
+  readonly reuseGraceMs: number;
+}
+
+/**
+ * What a refresh token presented did: `rotated` (the session renewed, the token replaced), `reused` (a replaced token
+ * presented again past the grace: the session is revoked now, as a stolen token's), `revoked` or `expired` (the
+ * session ended before), `unknown` (no such session, none with a refresh token, or a token it never had).
+ */
+export type RefreshTokenOutcome =
+  | { readonly kind: "rotated"; readonly session: Session }
+  | { readonly kind: "reused"; readonly session: Session }
+  | { readonly kind: "revoked" | "expired" | "unknown" };
 
 /** What createSession did: the new session, and the user's sessions it revoked to stay within the bound. */
 export interface OpenedSession {
@@ -503,11 +533,20 @@ export interface PlatformStore {
    * stands, or null when it is absent, another user's, revoked, or expired at `now`.
    */
   extendSession(userId: string, sessionId: string, expiresAt: number, now: number): Promise<Session | null>;
+  /**
+   * Presents a refresh token (by hash) for a session, atomically: the session's current token is replaced by `nextHash`
+   * and its expiry moved; the token it replaced is taken again within `reuseGraceMs` of that rotation (and replaced
+   * again); presented after, it revokes the session (`reused`). See RefreshTokenOutcome.
+   */
+  rotateRefreshToken(rotation: RefreshTokenRotation): Promise<RefreshTokenOutcome>;
   /** False when the session is absent, another user's, or already revoked. */
   revokeSession(userId: string, sessionId: string, now: number): Promise<boolean>;
   /** Revokes every unrevoked session of the user but `exceptSessionId` (a password change); returns their ids. */
   revokeOtherSessions(userId: string, exceptSessionId: string | null, now: number): Promise<string[]>;
-  /** Deletes sessions that expired, or were revoked, before `now`; returns how many. */
+  /**
+   * Deletes sessions that expired (their token, and their refresh token if any), or were revoked, before `now`; returns
+   * how many.
+   */
   purgeExpiredSessions(now: number): Promise<number>;
 
   createApiKey(key: NewApiKey): Promise<ApiKey>;

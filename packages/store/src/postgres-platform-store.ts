@@ -34,6 +34,7 @@ import {
   PLATFORM_ALERT_LOG_MESSAGES_SQL,
   PLATFORM_NOTIFICATION_KINDS_SQL,
   PLATFORM_USER_DISABLED_SQL,
+  PLATFORM_REFRESH_TOKENS_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -95,6 +96,7 @@ const MIGRATIONS: readonly Migration[] = [
   { version: 9, name: "alert log messages", sql: postgresText(PLATFORM_ALERT_LOG_MESSAGES_SQL) },
   { version: 10, name: "notification kinds and unread index", sql: postgresText(PLATFORM_NOTIFICATION_KINDS_SQL) },
   { version: 11, name: "disabled users", sql: postgresText(PLATFORM_USER_DISABLED_SQL) },
+  { version: 12, name: "refresh tokens", sql: postgresText(PLATFORM_REFRESH_TOKENS_SQL) },
 ];
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;

@@ -3,6 +3,7 @@
  * Statements use `?` placeholders and `{s}` before table names (the schema prefix, empty for SQLite),
  * `{greatest}` / `{least}` for the two-argument max/min and `{lock}` for a row lock (FOR UPDATE).
  */
+import { timingSafeEqual } from "node:crypto";
 import { DEFAULT_INSTRUMENTS } from "@bourse/core";
 import { MAX_BOOK_LEVELS, type BookLevel } from "@bourse/core";
 import type { AppliedMigration } from "./migrations.ts";
@@ -49,6 +50,8 @@ import {
   type NewScript,
   type NewSession,
   type OpenedSession,
+  type RefreshTokenOutcome,
+  type RefreshTokenRotation,
   type NewUser,
   type Notification,
   type NotificationKind,
@@ -142,7 +145,7 @@ function toUser(row: Row): User {
   };
 }
 
-const SESSION_COLUMNS = "id, user_id, account_id, created_at, expires_at, revoked_at";
+const SESSION_COLUMNS = "id, user_id, account_id, created_at, expires_at, revoked_at, refresh_expires_at";
 function toSession(row: Row): Session {
   return {
     id: str(row.id),
@@ -151,8 +154,15 @@ function toSession(row: Row): Session {
     createdAt: num(row.created_at),
     expiresAt: num(row.expires_at),
     revokedAt: optNum(row.revoked_at),
+    refreshExpiresAt: optNum(row.refresh_expires_at),
   };
 }
+
+/**
+ * A session counts toward the user's bound (and is kept by the purge) while a token of it works or its refresh token
+ * can renew it: a phone in the background past its token's hour still holds the session. Parameters: now, now.
+ */
+const SESSION_USABLE = "revoked_at IS NULL AND (expires_at > ? OR refresh_expires_at > ?)";
 
 const API_KEY_COLUMNS =
   "id, user_id, account_id, name, scope, prefix, secret_hash, created_at, last_used_at, revoked_at, rotated_from";
@@ -324,6 +334,17 @@ export const PLATFORM_NOTIFICATION_KINDS_SQL = `ALTER TABLE {s}notifications ADD
  * with the time it was disabled.
  */
 export const PLATFORM_USER_DISABLED_SQL = "ALTER TABLE {s}users ADD COLUMN disabled_at {int}";
+
+/**
+ * Platform migration 12: each session's refresh token, as a hash (the token is shown once, at sign-in), the hash of the
+ * one it replaced and when (a rotation's answer may be lost: the replaced token is taken again for a short grace, and
+ * after it, presented again, ends the session), and until when a refresh token renews the session (its 7 days from
+ * the sign-in). Sessions from before have none: their tokens renew them while they work, as before.
+ */
+export const PLATFORM_REFRESH_TOKENS_SQL = `ALTER TABLE {s}sessions ADD COLUMN refresh_token_hash text;
+  ALTER TABLE {s}sessions ADD COLUMN replaced_refresh_token_hash text;
+  ALTER TABLE {s}sessions ADD COLUMN refresh_rotated_at {int};
+  ALTER TABLE {s}sessions ADD COLUMN refresh_expires_at {int}`;
 
 /** Every form a notification's title has had since the first release, in the order they are told apart, and its kind. */
 const KINDS_BY_TITLE: readonly (readonly [RegExp, NotificationKind])[] = [
@@ -567,6 +588,13 @@ function checkSource(source: unknown): string {
   return text;
 }
 
+/** Two hex hashes compared in time that does not depend on where they differ. */
+function sameHash(presented: string, stored: string): boolean {
+  const a = Buffer.from(presented);
+  const b = Buffer.from(stored);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 function checkHash(field: string, value: unknown): string {
   return checkText(field, value, PLATFORM_LIMITS.hashLength);
 }
@@ -761,6 +789,13 @@ export abstract class SqlPlatformStore implements PlatformStore {
     const createdAt = checkTime("createdAt", session.createdAt);
     const expiresAt = checkTime("expiresAt", session.expiresAt);
     if (expiresAt <= createdAt) throw new ValidationError("expiresAt: must be after createdAt", "expiresAt");
+    const refreshTokenHash =
+      session.refreshTokenHash === null || session.refreshTokenHash === undefined
+        ? null
+        : checkHash("refreshTokenHash", session.refreshTokenHash);
+    const refreshExpiresAt = checkOptionalInteger("refreshExpiresAt", session.refreshExpiresAt, 0);
+    if ((refreshTokenHash === null) !== (refreshExpiresAt === null))
+      throw new ValidationError("refreshExpiresAt: given with a refresh token, and only then", "refreshExpiresAt");
     return this.guarded(`session ${id}`, () =>
       this.db.transaction(async (tx) => {
         // The user's row lock serialises their sign-ins: the count and the revocation below see every
@@ -768,8 +803,8 @@ export abstract class SqlPlatformStore implements PlatformStore {
         await this.lockUser(tx, userId);
         const active = await this.count(
           tx,
-          "SELECT count(*) AS n FROM {s}sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?",
-          [userId, createdAt],
+          `SELECT count(*) AS n FROM {s}sessions WHERE user_id = ? AND ${SESSION_USABLE}`,
+          [userId, createdAt, createdAt],
         );
         // At the bound, the oldest active sessions make room (the common behaviour of session stores): the
         // user can always sign in, and the sessions they forgot on other devices end first.
@@ -777,9 +812,8 @@ export abstract class SqlPlatformStore implements PlatformStore {
         const revokedSessionIds: string[] = [];
         if (excess > 0) {
           const oldest = await this.all(
-            `SELECT id FROM {s}sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?
-             ORDER BY created_at, id LIMIT ?`,
-            [userId, createdAt, excess],
+            `SELECT id FROM {s}sessions WHERE user_id = ? AND ${SESSION_USABLE} ORDER BY created_at, id LIMIT ?`,
+            [userId, createdAt, createdAt, excess],
             tx,
           );
           for (const row of oldest) {
@@ -789,9 +823,9 @@ export abstract class SqlPlatformStore implements PlatformStore {
           }
         }
         const rows = await this.all(
-          `INSERT INTO {s}sessions (id, user_id, account_id, created_at, expires_at)
-           VALUES (?, ?, ?, ?, ?) RETURNING ${SESSION_COLUMNS}`,
-          [id, userId, accountId, createdAt, expiresAt],
+          `INSERT INTO {s}sessions (id, user_id, account_id, created_at, expires_at, refresh_token_hash, refresh_expires_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING ${SESSION_COLUMNS}`,
+          [id, userId, accountId, createdAt, expiresAt, refreshTokenHash, refreshExpiresAt],
           tx,
         );
         return { session: toSession(rows[0]!), revokedSessionIds };
@@ -827,6 +861,57 @@ export abstract class SqlPlatformStore implements PlatformStore {
     return rows[0] ? toSession(rows[0]) : null;
   }
 
+  async rotateRefreshToken(rotation: RefreshTokenRotation): Promise<RefreshTokenOutcome> {
+    const sessionId = checkId("sessionId", rotation.sessionId);
+    const presented = checkHash("presentedHash", rotation.presentedHash);
+    const next = checkHash("nextHash", rotation.nextHash);
+    const now = checkTime("now", rotation.now);
+    const expiresAt = checkTime("expiresAt", rotation.expiresAt);
+    const graceMs = checkInteger("reuseGraceMs", rotation.reuseGraceMs, 0);
+    return this.db.transaction(async (tx): Promise<RefreshTokenOutcome> => {
+      // Locked: two refreshes with one token at once are one rotation, then the grace's, never two rotations of one.
+      const rows = await this.all(
+        `SELECT refresh_token_hash, replaced_refresh_token_hash, refresh_rotated_at, revoked_at, refresh_expires_at
+         FROM {s}sessions WHERE id = ?{lock}`,
+        [sessionId],
+        tx,
+      );
+      const row = rows[0];
+      if (!row || row.refresh_token_hash === null || row.refresh_token_hash === undefined) return { kind: "unknown" };
+      const current = str(row.refresh_token_hash);
+      const replaced = optStr(row.replaced_refresh_token_hash);
+      const isCurrent = sameHash(presented, current);
+      const isReplaced = replaced !== null && sameHash(presented, replaced);
+      if (!isCurrent && !isReplaced) return { kind: "unknown" };
+      if (row.revoked_at !== null && row.revoked_at !== undefined) return { kind: "revoked" };
+      if (num(row.refresh_expires_at) <= now) return { kind: "expired" };
+      if (isReplaced && num(row.refresh_rotated_at) + graceMs < now) {
+        const revoked = await this.all(
+          `UPDATE {s}sessions SET revoked_at = ? WHERE id = ? RETURNING ${SESSION_COLUMNS}`,
+          [now, sessionId],
+          tx,
+        );
+        return { kind: "reused", session: toSession(revoked[0]!) };
+      }
+      // The current token: it becomes the replaced one. The replaced one within the grace (the answer that replaced it
+      // was lost): replaced again, the grace still counted from the first rotation.
+      const updated = isCurrent
+        ? await this.all(
+            `UPDATE {s}sessions SET refresh_token_hash = ?, replaced_refresh_token_hash = refresh_token_hash,
+               refresh_rotated_at = ?, expires_at = {greatest}(expires_at, ?) WHERE id = ? RETURNING ${SESSION_COLUMNS}`,
+            [next, now, expiresAt, sessionId],
+            tx,
+          )
+        : await this.all(
+            `UPDATE {s}sessions SET refresh_token_hash = ?, expires_at = {greatest}(expires_at, ?)
+             WHERE id = ? RETURNING ${SESSION_COLUMNS}`,
+            [next, expiresAt, sessionId],
+            tx,
+          );
+      return { kind: "rotated", session: toSession(updated[0]!) };
+    });
+  }
+
   async revokeSession(userId: string, sessionId: string, now: number): Promise<boolean> {
     const changed = await this.run(
       "UPDATE {s}sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
@@ -848,7 +933,11 @@ export abstract class SqlPlatformStore implements PlatformStore {
     const at = checkTime("now", now);
     // Two statements, each through its index (migration 8): with OR, SQLite scanned every session (found by the audit
     // of complexity of 7 December, sixth session).
-    const expired = await this.run("DELETE FROM {s}sessions WHERE expires_at <= ?", [at]);
+    // A session whose refresh token still renews it stays (its token's expiry alone is not its end).
+    const expired = await this.run(
+      "DELETE FROM {s}sessions WHERE expires_at <= ? AND (refresh_expires_at IS NULL OR refresh_expires_at <= ?)",
+      [at, at],
+    );
     return expired + (await this.run("DELETE FROM {s}sessions WHERE revoked_at <= ?", [at]));
   }
 

@@ -23,6 +23,7 @@ import {
   PLATFORM_ALERT_LOG_MESSAGES_SQL,
   PLATFORM_NOTIFICATION_KINDS_SQL,
   PLATFORM_USER_DISABLED_SQL,
+  PLATFORM_REFRESH_TOKENS_SQL,
   PLATFORM_SCHEMA_SQL,
   SqlPlatformStore,
   type Row,
@@ -71,6 +72,7 @@ const MIGRATIONS: readonly Migration[] = [
   { version: 9, name: "alert log messages", sql: sqliteText(PLATFORM_ALERT_LOG_MESSAGES_SQL) },
   { version: 10, name: "notification kinds and unread index", sql: sqliteText(PLATFORM_NOTIFICATION_KINDS_SQL) },
   { version: 11, name: "disabled users", sql: sqliteText(PLATFORM_USER_DISABLED_SQL) },
+  { version: 12, name: "refresh tokens", sql: sqliteText(PLATFORM_REFRESH_TOKENS_SQL) },
 ];
 
 /** The constraint a SQLite error reports as broken, or null for any other error. */

@@ -142,6 +142,28 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect((await again.findUserById("alice"))?.name).toBe("Alice");
     });
 
+    // Migration 12 (the audit of a mobile app's reconnects: an expired token could not be renewed).
+    it("keeps the sessions from before refresh tokens, which have none and renew only by their token", async () => {
+      const store = await withUsers();
+      await store.createSession({ id: "old", userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 1_000 });
+      await store.close();
+      opened.splice(opened.indexOf(store), 1);
+      // The table as the build before migration 12 left it.
+      await storage!.execute(`ALTER TABLE {s}sessions DROP COLUMN refresh_token_hash;
+        ALTER TABLE {s}sessions DROP COLUMN replaced_refresh_token_hash;
+        ALTER TABLE {s}sessions DROP COLUMN refresh_rotated_at;
+        ALTER TABLE {s}sessions DROP COLUMN refresh_expires_at;
+        DELETE FROM {s}platform_migrations WHERE version = 12`);
+      const upgraded = storage!.store();
+      expect(await upgraded.open()).toEqual({ appliedMigrations: [{ version: 12, name: "refresh tokens" }] });
+      opened.push(upgraded);
+      expect(await upgraded.findSession("old")).toMatchObject({ expiresAt: T0 + 1_000, refreshExpiresAt: null });
+      const presented = { sessionId: "old", presentedHash: "h", nextHash: "h2", now: T0 + 5, expiresAt: T0 + 99 };
+      expect((await upgraded.rotateRefreshToken({ ...presented, reuseGraceMs: 0 })).kind).toBe("unknown");
+      expect((await upgraded.extendSession("alice", "old", T0 + 2_000, T0 + 5))?.expiresAt).toBe(T0 + 2_000);
+      expect(await upgraded.purgeExpiredSessions(T0 + 2_000)).toBe(1);
+    });
+
     // Migration 10 (the audit of a web terminal: a notification's kind could be had only from its English title).
     it("gives the notifications from before kinds the kind their title says, and ids of none", async () => {
       const store = await withUsers();
@@ -335,6 +357,7 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
         createdAt: T0,
         expiresAt: T0 + 3_600_000,
         revokedAt: null,
+        refreshExpiresAt: null,
       });
       expect(await store.findSession("s1")).toEqual(session);
       expect(await store.findSession("s2")).toBeNull();
@@ -352,7 +375,13 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       const base = { userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 3_600_000 };
       await store.createSession({ ...base, id: "s1" });
       const extended = await store.extendSession("alice", "s1", T0 + 7_200_000, T0 + 60_000);
-      expect(extended).toEqual({ ...base, id: "s1", expiresAt: T0 + 7_200_000, revokedAt: null });
+      expect(extended).toEqual({
+        ...base,
+        id: "s1",
+        expiresAt: T0 + 7_200_000,
+        revokedAt: null,
+        refreshExpiresAt: null,
+      });
       expect(await store.findSession("s1")).toEqual(extended);
       // Never earlier.
       expect((await store.extendSession("alice", "s1", T0 + 1_000, T0 + 60_000))?.expiresAt).toBe(T0 + 7_200_000);
@@ -403,6 +432,169 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
       expect(await store.findSession("old")).toBeNull();
       expect(await store.findSession("gone")).toBeNull();
       expect(await store.findSession("live")).not.toBeNull();
+    });
+
+    it("keeps a session its refresh token still renews, past its token's expiry, and purges it after", async () => {
+      const store = await withUsers();
+      const session = { userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 10 };
+      await store.createSession({ ...session, id: "renewable", refreshTokenHash: "h1", refreshExpiresAt: T0 + 1_000 });
+      await store.createSession({ ...session, id: "plain" });
+      expect(await store.purgeExpiredSessions(T0 + 50)).toBe(1);
+      expect(await store.findSession("plain")).toBeNull();
+      expect((await store.findSession("renewable"))?.refreshExpiresAt).toBe(T0 + 1_000);
+      expect(await store.purgeExpiredSessions(T0 + 1_000)).toBe(1);
+      expect(await store.findSession("renewable")).toBeNull();
+    });
+
+    it("refuses a refresh token without its expiry, and an expiry without a token", async () => {
+      const store = await withUsers();
+      const session = { userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 10 };
+      expect(await rejection(store.createSession({ ...session, id: "a", refreshTokenHash: "h1" }))).toBeInstanceOf(
+        ValidationError,
+      );
+      expect(await rejection(store.createSession({ ...session, id: "b", refreshExpiresAt: T0 + 99 }))).toBeInstanceOf(
+        ValidationError,
+      );
+      expect(await store.findSession("a")).toBeNull();
+    });
+
+    describe("rotating a refresh token", () => {
+      const GRACE_MS = 30_000;
+      const renewable = async () => {
+        const store = await withUsers();
+        await store.createSession({
+          id: "s1",
+          userId: "alice",
+          accountId: null,
+          createdAt: T0,
+          expiresAt: T0 + 3_600_000,
+          refreshTokenHash: "h1",
+          refreshExpiresAt: T0 + 86_400_000,
+        });
+        return store;
+      };
+      const rotate = (store: PlatformStore, presentedHash: string, nextHash: string, now: number) =>
+        store.rotateRefreshToken({
+          sessionId: "s1",
+          presentedHash,
+          nextHash,
+          now,
+          expiresAt: now + 3_600_000,
+          reuseGraceMs: GRACE_MS,
+        });
+
+      it("replaces the current token and moves the session's expiry, never backwards", async () => {
+        const store = await renewable();
+        const rotated = await rotate(store, "h1", "h2", T0 + 7_200_000);
+        expect(rotated).toEqual({
+          kind: "rotated",
+          session: expect.objectContaining({ id: "s1", expiresAt: T0 + 10_800_000, revokedAt: null }),
+        });
+        // The new token rotates on; the expiry never moves back.
+        const again = await store.rotateRefreshToken({
+          sessionId: "s1",
+          presentedHash: "h2",
+          nextHash: "h3",
+          now: T0 + 7_300_000,
+          expiresAt: T0 + 1,
+          reuseGraceMs: GRACE_MS,
+        });
+        expect(again.kind === "rotated" && again.session.expiresAt).toBe(T0 + 10_800_000);
+      });
+
+      it("takes the replaced token again within the grace (a lost answer), and replaces the token given then", async () => {
+        const store = await renewable();
+        await rotate(store, "h1", "h2", T0 + 1_000);
+        expect((await rotate(store, "h1", "h3", T0 + 1_000 + GRACE_MS)).kind).toBe("rotated");
+        // h2 was replaced by h3: it is a token the session no longer knows, and h3 works.
+        expect((await rotate(store, "h2", "h4", T0 + 2_000 + GRACE_MS)).kind).toBe("unknown");
+        expect((await rotate(store, "h3", "h4", T0 + 2_000 + GRACE_MS)).kind).toBe("rotated");
+        expect((await store.findSession("s1"))?.revokedAt).toBeNull();
+      });
+
+      it("revokes the session when the replaced token comes back after the grace (a stolen token's use)", async () => {
+        const store = await renewable();
+        await rotate(store, "h1", "h2", T0 + 1_000);
+        const reused = await rotate(store, "h1", "h3", T0 + 1_001 + GRACE_MS);
+        expect(reused).toEqual({
+          kind: "reused",
+          session: expect.objectContaining({ id: "s1", revokedAt: T0 + 1_001 + GRACE_MS }),
+        });
+        // Every token of it is done: the current one too.
+        expect((await rotate(store, "h2", "h3", T0 + 1_002 + GRACE_MS)).kind).toBe("revoked");
+      });
+
+      it("answers unknown for a token the session never had, a session without one and no session, changing nothing", async () => {
+        const store = await renewable();
+        expect((await rotate(store, "other", "h2", T0 + 1_000)).kind).toBe("unknown");
+        await store.createSession({ id: "s2", userId: "alice", accountId: null, createdAt: T0, expiresAt: T0 + 10 });
+        const noToken = await store.rotateRefreshToken({
+          sessionId: "s2",
+          presentedHash: "h1",
+          nextHash: "h2",
+          now: T0 + 5,
+          expiresAt: T0 + 99,
+          reuseGraceMs: GRACE_MS,
+        });
+        expect(noToken.kind).toBe("unknown");
+        const none = await store.rotateRefreshToken({
+          sessionId: "nope",
+          presentedHash: "h1",
+          nextHash: "h2",
+          now: T0 + 5,
+          expiresAt: T0 + 99,
+          reuseGraceMs: GRACE_MS,
+        });
+        expect(none.kind).toBe("unknown");
+        expect((await rotate(store, "h1", "h2", T0 + 2_000)).kind).toBe("rotated");
+      });
+
+      it("answers revoked for a revoked session and expired past the refresh token's end", async () => {
+        const store = await renewable();
+        expect((await rotate(store, "h1", "h2", T0 + 86_400_000)).kind).toBe("expired");
+        await store.revokeSession("alice", "s1", T0 + 5);
+        expect((await rotate(store, "h1", "h2", T0 + 10)).kind).toBe("revoked");
+        expect((await store.findSession("s1"))?.expiresAt).toBe(T0 + 3_600_000);
+      });
+
+      it("rotates once for two presentations of one token at once", async () => {
+        const store = await renewable();
+        const [first, second] = await Promise.all([
+          rotate(store, "h1", "h2", T0 + 1_000),
+          rotate(store, "h1", "h3", T0 + 1_000),
+        ]);
+        expect([first.kind, second.kind]).toEqual(["rotated", "rotated"]);
+        // One was the rotation, the other the grace's (whichever the store took second): only its token stands.
+        const kinds = [
+          (await rotate(store, "h2", "h9", T0 + 2_000)).kind,
+          (await rotate(store, "h3", "h9", T0 + 2_000)).kind,
+        ];
+        expect(kinds.sort()).toEqual(["rotated", "unknown"]);
+      });
+    });
+
+    it("counts a session its refresh token renews toward the user's bound", async () => {
+      const store = await withUsers();
+      const limit = PLATFORM_LIMITS.activeSessionsPerUser;
+      for (let i = 0; i < limit; i++)
+        await store.createSession({
+          id: `r${i}`,
+          userId: "alice",
+          accountId: null,
+          createdAt: T0 + i,
+          expiresAt: T0 + 1_000,
+          refreshTokenHash: `h${i}`,
+          refreshExpiresAt: T0 + 86_400_000,
+        });
+      // Every token expired, every session still renewable: the next sign-in revokes the oldest.
+      const opened = await store.createSession({
+        id: "next",
+        userId: "alice",
+        accountId: null,
+        createdAt: T0 + 10_000,
+        expiresAt: T0 + 20_000,
+      });
+      expect(opened.revokedSessionIds).toEqual(["r0"]);
     });
 
     it("bounds a user's active sessions: the next one revokes the oldest, in the same transaction", async () => {

@@ -12,8 +12,16 @@ import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import { subscriberBlock } from "../client-address.ts";
 import { FixedWindowLimiter } from "../rate-window.ts";
-import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, type IssuedSession } from "../auth.ts";
-import { Closed, DataResponse, Email, ErrorResponse, OkResponse, authenticatedErrors } from "../schemas.ts";
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, REFRESH_TOKEN_REUSE_GRACE_MS, type IssuedSession } from "../auth.ts";
+import {
+  Closed,
+  DataResponse,
+  Email,
+  ErrorResponse,
+  OkResponse,
+  authenticatedErrors,
+  emptyBodyIsObject,
+} from "../schemas.ts";
 import { AccountViewSchema, UserViewSchema, accountView, userView } from "../views.ts";
 import { timeToWire } from "../wire.ts";
 
@@ -22,9 +30,26 @@ const Password = Type.String({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWO
 const TokenData = Type.Object({
   token: Type.String({ description: "Send as `Authorization: <token>` or `Authorization: Bearer <token>`" }),
   expiresAt: Type.String({ format: "date-time" }),
+  refreshToken: Type.Optional(
+    Type.String({
+      description:
+        "Shown this once, by a sign-in, a sign-up and a refresh that presented the one before: keep it as a password " +
+        "(a phone's keychain), and send it to POST /api/v1/session/refresh for a new token when this one expired. " +
+        "Each use replaces it with the one answered.",
+    }),
+  ),
+  refreshExpiresAt: Type.Optional(
+    Type.String({
+      format: "date-time",
+      description: "Until when the refresh token renews the session: 7 days from the sign-in",
+    }),
+  ),
   user: UserViewSchema,
   account: Type.Union([AccountViewSchema, Type.Null()], { description: "The session's current account" }),
 });
+
+/** A refresh token: `rt_`, the session's id, a dot and 43 characters (the pattern is checked again by the service). */
+const RefreshToken = Type.String({ minLength: 1, maxLength: 200 });
 
 /** The window of BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR: an hour from an address's first sign-up. */
 const SIGNUP_WINDOW_MS = 3_600_000;
@@ -44,11 +69,14 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
   );
 
   /** A sign-in's or a refresh's answer: the token, its expiry, the user and the session's account. */
-  const tokenData = ({ token, session, user }: IssuedSession) => {
+  const tokenData = ({ token, session, user, refreshToken }: IssuedSession) => {
     const account = session.accountId === null ? null : (platform.engine.state.accounts.get(session.accountId) ?? null);
     return {
       token,
       expiresAt: timeToWire(session.expiresAt),
+      ...(refreshToken === undefined || session.refreshExpiresAt === null
+        ? {}
+        : { refreshToken, refreshExpiresAt: timeToWire(session.refreshExpiresAt) }),
       user: userView(user),
       account: account ? accountView(platform, account) : null,
     };
@@ -85,15 +113,8 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
           `At most ${attempts.limit} sign-ups per hour from one address: try again in ${Math.ceil(attempts.resetSeconds / 60)} minutes`,
           { "retry-after": String(attempts.resetSeconds) },
         );
-      const { token, session, user, account } = await auth.signup(request.body);
-      return {
-        data: {
-          token,
-          expiresAt: timeToWire(session.expiresAt),
-          user: userView(user),
-          account: accountView(platform, account),
-        },
-      };
+      const { account, ...issued } = await auth.signup(request.body);
+      return { data: { ...tokenData(issued), account: accountView(platform, account) } };
     },
   );
 
@@ -207,20 +228,39 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
   app.post(
     "/api/v1/session/refresh",
     {
+      config: { auth: "userOrRefreshToken" },
       schema: {
         tags: ["Auth"],
         summary: "A new token for this session, expiring a full lifetime from now",
         description:
+          "Two ways: with the session's token in Authorization while it works, or with no token (or an expired one) " +
+          'and the session\'s refresh token in the body, `{"refreshToken": ...}` (a phone back from the background ' +
+          "past its token's hour). A refresh token is single-use: the answer carries the next one, and the one sent is " +
+          "taken again only for " +
+          `${REFRESH_TOKEN_REUSE_GRACE_MS / 1000} s (its answer may have been lost); sent after that, it ends the ` +
+          "session (401 SESSION_REVOKED: one of its two holders is not its owner). A refresh with the Authorization " +
+          "token answers no refresh token: the one held stays. " +
           "The session keeps its id: a logout or a password change still ends every token of it, and the native " +
           "streams it authorised go on (send `authorize` with the new token on an open stream to move its expiry; " +
           "a Pusher channel ends at the expiry it was granted with: ask /api/v2/ws/auth again). The old token works " +
           "until its own expiry. A session lives at most 7 days from its sign-in, whatever the refreshes: then " +
-          "sign in again (the new token's expiresAt says when).",
+          "sign in again (401 TOKEN_EXPIRED; the new token's expiresAt says when).",
+        body: Closed({ refreshToken: Type.Optional(RefreshToken) }),
         response: { 200: DataResponse(TokenData), ...authenticatedErrors },
       },
+      // No body at all: the refresh with the Authorization token, as before the refresh token.
+      preValidation: emptyBodyIsObject,
     },
     async (request) => {
-      return { data: tokenData(await auth.refresh(request.principal!)) };
+      const refreshToken = request.body.refreshToken;
+      if (refreshToken !== undefined) return { data: tokenData(await auth.refreshWithToken(refreshToken)) };
+      const principal = request.principal;
+      if (!principal)
+        throw (
+          request.credentialRefusal ??
+          new ApiError("UNAUTHORIZED", "Missing Authorization header, or a refreshToken in the body")
+        );
+      return { data: tokenData(await auth.refresh(principal)) };
     },
   );
 

@@ -1,0 +1,202 @@
+/**
+ * The session's refresh token: a phone back from the background past its token's hour renews the session with it, no
+ * password asked (POST /api/v1/session/refresh with `{refreshToken}`). Found by the audit of a mobile app's reconnects
+ * of 7 December (seventh session): an expired token could not be refreshed, so every phone left in a pocket for an
+ * hour had to sign in again. Single use, rotated on each refresh; the one replaced is taken again only within a grace,
+ * then ends the session (a copied token's use); never past the session's 7 days.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REFRESH_TOKEN_REUSE_GRACE_MS, SESSION_MAX_LIFETIME_MS } from "../src/auth.ts";
+import { WsCloseCodes } from "../src/ws-codes.ts";
+import { admin, call, signUp, startTestServer, TUESDAY_NOON, type TestServer } from "./helpers.ts";
+import { listenStream, StreamClient } from "./ws-helpers.ts";
+
+const HOUR_MS = 3_600_000;
+
+let server: TestServer;
+let url: string;
+beforeAll(async () => {
+  server = await startTestServer();
+  url = await listenStream(server);
+});
+afterAll(async () => server.close());
+
+/** A refresh with the refresh token in the body, and whatever `Authorization` is given (none by default). */
+const refreshWith = (refreshToken: unknown, token: string | null = null) =>
+  call(server, "POST", "/api/v1/session/refresh", { token, body: { refreshToken } });
+const sessionOf = (token: string) => call(server, "GET", "/api/v1/session", { token });
+
+/** A user signed up at TUESDAY_NOON. */
+async function signedUpAtNoon() {
+  server.clock.set(TUESDAY_NOON);
+  return signUp(server);
+}
+
+describe("a sign-in's refresh token", () => {
+  it("is answered by sign-up and sign-in with when it ends (7 days), and not by a refresh with the token", async () => {
+    const user = await signedUpAtNoon();
+    expect(user.refreshToken).toMatch(/^rt_[0-9a-f-]{36}\.[A-Za-z0-9_-]{43}$/);
+    const login = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+    expect(login.body.data).toMatchObject({
+      refreshToken: expect.stringMatching(/^rt_/),
+      refreshExpiresAt: new Date(TUESDAY_NOON + SESSION_MAX_LIFETIME_MS).toISOString(),
+    });
+    expect(login.body.data.refreshToken).not.toBe(user.refreshToken);
+    const byToken = await call(server, "POST", "/api/v1/session/refresh", { token: user.token });
+    expect(byToken.status).toBe(200);
+    expect(byToken.body.data).not.toHaveProperty("refreshToken");
+    expect(byToken.body.data).not.toHaveProperty("refreshExpiresAt");
+    // The refresh token held still works after it.
+    expect((await refreshWith(user.refreshToken)).status).toBe(200);
+  });
+});
+
+describe("a refresh with the refresh token", () => {
+  it("renews a session whose token expired, with no password, and answers the next refresh token", async () => {
+    const user = await signedUpAtNoon();
+    server.clock.set(TUESDAY_NOON + 3 * HOUR_MS);
+    expect((await sessionOf(user.token)).body.error).toBe("TOKEN_EXPIRED");
+    const renewed = await refreshWith(user.refreshToken);
+    expect(renewed.status, JSON.stringify(renewed.body)).toBe(200);
+    expect(renewed.body.data).toMatchObject({
+      expiresAt: new Date(TUESDAY_NOON + 4 * HOUR_MS).toISOString(),
+      refreshExpiresAt: new Date(TUESDAY_NOON + SESSION_MAX_LIFETIME_MS).toISOString(),
+      user: { email: user.email },
+      account: { login: user.login },
+    });
+    expect(renewed.body.data.refreshToken).toMatch(/^rt_/);
+    expect(renewed.body.data.refreshToken).not.toBe(user.refreshToken);
+    const session = await sessionOf(renewed.body.data.token);
+    expect(session.status).toBe(200);
+    expect(session.body.data.expiresAt).toBe(renewed.body.data.expiresAt);
+    // The same session: its logout ends the refresh token answered too.
+    expect((await call(server, "POST", "/api/v1/logout", { token: renewed.body.data.token })).status).toBe(200);
+    expect((await refreshWith(renewed.body.data.refreshToken)).body.error).toBe("SESSION_REVOKED");
+  });
+
+  it("is taken beside an expired token in Authorization (a client sends its token with every request)", async () => {
+    const user = await signedUpAtNoon();
+    server.clock.set(TUESDAY_NOON + 2 * HOUR_MS);
+    const renewed = await refreshWith(user.refreshToken, user.token);
+    expect(renewed.status, JSON.stringify(renewed.body)).toBe(200);
+    // Without a refresh token, the expired token is answered as ever.
+    const plain = await call(server, "POST", "/api/v1/session/refresh", { token: user.token });
+    expect(plain).toMatchObject({ status: 401, body: { error: "TOKEN_EXPIRED" } });
+  });
+
+  it("takes the replaced token again within the grace (the answer was lost), and the session goes on", async () => {
+    const user = await signedUpAtNoon();
+    server.clock.set(TUESDAY_NOON + 2 * HOUR_MS);
+    const lost = await refreshWith(user.refreshToken);
+    expect(lost.status).toBe(200);
+    server.clock.set(TUESDAY_NOON + 2 * HOUR_MS + REFRESH_TOKEN_REUSE_GRACE_MS);
+    const retried = await refreshWith(user.refreshToken);
+    expect(retried.status, JSON.stringify(retried.body)).toBe(200);
+    // The lost answer's refresh token was replaced in turn: it is no longer one of the session's.
+    expect(await refreshWith(lost.body.data.refreshToken)).toMatchObject({
+      status: 401,
+      body: { error: "UNAUTHORIZED", message: "The refresh token is not valid" },
+    });
+    expect((await refreshWith(retried.body.data.refreshToken)).status).toBe(200);
+  });
+
+  it("ends the session when a replaced token comes back after the grace, and closes its streams", async () => {
+    const user = await signedUpAtNoon();
+    const client = await StreamClient.connect(url, user.token);
+    try {
+      server.clock.set(TUESDAY_NOON + 10 * 60_000);
+      const rotated = await refreshWith(user.refreshToken);
+      expect(rotated.status).toBe(200);
+      server.clock.set(TUESDAY_NOON + 10 * 60_000 + REFRESH_TOKEN_REUSE_GRACE_MS + 1);
+      const reused = await refreshWith(user.refreshToken);
+      expect(reused.status).toBe(401);
+      expect(reused.body.error).toBe("SESSION_REVOKED");
+      expect(reused.body.message).toMatch(/used again/);
+      // Every token of the session is done: the current refresh token, the access tokens, the stream.
+      expect((await refreshWith(rotated.body.data.refreshToken)).body.error).toBe("SESSION_REVOKED");
+      expect((await sessionOf(rotated.body.data.token)).body.error).toBe("SESSION_REVOKED");
+      const { code } = await client.closed;
+      expect(code).toBe(WsCloseCodes.REVOKED.code);
+      expect(client.messages.at(-1)).toMatchObject({
+        type: "error",
+        payload: { message: expect.stringMatching(/used again/) },
+      });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("never renews a session past 7 days from its sign-in", async () => {
+    const user = await signedUpAtNoon();
+    const end = TUESDAY_NOON + SESSION_MAX_LIFETIME_MS;
+    server.clock.set(end - 10 * 60_000);
+    const last = await refreshWith(user.refreshToken);
+    expect(last.status).toBe(200);
+    expect(last.body.data.expiresAt).toBe(new Date(end).toISOString());
+    server.clock.set(end);
+    const over = await refreshWith(last.body.data.refreshToken);
+    expect(over.status).toBe(401);
+    expect(over.body.error).toBe("TOKEN_EXPIRED");
+    expect(over.body.message).toMatch(/7 days/);
+  });
+
+  it("is refused for a session a password change ended, and kept for the session that changed it", async () => {
+    const user = await signedUpAtNoon();
+    const phone = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+    const changed = await call(server, "POST", "/api/v1/password", {
+      token: user.token,
+      body: { currentPassword: user.password, newPassword: "a new long password" },
+    });
+    expect(changed.status).toBe(200);
+    expect((await refreshWith(phone.body.data.refreshToken)).body.error).toBe("SESSION_REVOKED");
+    expect((await refreshWith(user.refreshToken)).status).toBe(200);
+  });
+
+  it("is refused once the broker disabled the user", async () => {
+    const user = await signedUpAtNoon();
+    expect((await admin(server, "POST", `/admin/v1/users/${user.userId}`, { disabled: true })).status).toBe(200);
+    expect((await refreshWith(user.refreshToken)).body.error).toBe("SESSION_REVOKED");
+  });
+
+  it("outlives the hourly purge of sessions while it can renew the session", async () => {
+    const user = await signedUpAtNoon();
+    server.clock.set(TUESDAY_NOON + 3 * 86_400_000);
+    await server.context.auth.purgeSessions();
+    expect((await refreshWith(user.refreshToken)).status).toBe(200);
+  });
+});
+
+describe("a refresh refused", () => {
+  it("answers 401 for no credential at all, and for a malformed or forged refresh token, ending nothing", async () => {
+    const user = await signedUpAtNoon();
+    const none = await call(server, "POST", "/api/v1/session/refresh", {});
+    expect(none).toMatchObject({ status: 401, body: { error: "UNAUTHORIZED" } });
+    // Empty and past 200 characters (a JWT sent as one) are refused by the schema; the others by the service.
+    for (const [bad, status] of [
+      ["", 400],
+      [user.token, 400],
+      ["rt_nope", 401],
+      [`${user.refreshToken}x`, 401],
+      [user.refreshToken.replace("rt_", "rt-"), 401],
+    ] as const)
+      expect((await refreshWith(bad)).status, bad).toBe(status);
+    // A forged secret for a real session (its id is in the token anyone holding it can read): refused, nothing ends.
+    const forged = `${user.refreshToken.slice(0, user.refreshToken.indexOf(".") + 1)}${"A".repeat(43)}`;
+    expect(await refreshWith(forged)).toMatchObject({ status: 401, body: { error: "UNAUTHORIZED" } });
+    expect((await sessionOf(user.token)).status).toBe(200);
+    expect((await refreshWith(user.refreshToken)).status).toBe(200);
+  });
+
+  it("refuses a body with another field, and a refresh token that is not a string, changing nothing", async () => {
+    const user = await signedUpAtNoon();
+    expect(
+      (
+        await call(server, "POST", "/api/v1/session/refresh", {
+          body: { refreshToken: user.refreshToken, userId: "x" },
+        })
+      ).status,
+    ).toBe(400);
+    expect((await refreshWith(42)).status).toBe(400);
+    expect((await refreshWith(user.refreshToken)).status).toBe(200);
+  });
+});
