@@ -17,7 +17,7 @@ import { hash, verify, type Algorithm } from "@node-rs/argon2";
 import { Rounding, decimalToInteger, currencyDigits, hasUnpairedSurrogate, type Account } from "@bourse/core";
 import { DuplicateError, type Session, type User } from "@bourse/store";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
-import { createHash, createSecretKey, randomBytes, randomUUID, type KeyObject } from "node:crypto";
+import { createHmac, createSecretKey, randomBytes, randomUUID, timingSafeEqual, type KeyObject } from "node:crypto";
 import { ApiKeyService } from "./api-keys.ts";
 import { BoundedMap } from "./bounded-map.ts";
 import { publishRevocation, type RevocationReason } from "./bus.ts";
@@ -46,8 +46,14 @@ export const SESSION_MAX_LIFETIME_MS = 7 * 86_400_000;
  * session (OAuth 2.0 Security Best Current Practice, refresh token rotation; 30 s is Okta's default grace).
  */
 export const REFRESH_TOKEN_REUSE_GRACE_MS = 30_000;
-/** A refresh token: `rt_`, its session's id, a dot, and 32 random bytes in base64url (43 characters). */
-const REFRESH_TOKEN = /^rt_([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/;
+/**
+ * A refresh token: `rt_`, its session's id, its generation (0 at sign-in, each refresh the next), and the HMAC-SHA256
+ * of those and the session's nonce under the server's refresh key, in base64url (43 characters). Derived, not stored:
+ * the store keeps the nonce and which generation is current, so every token the session ever issued is told apart from
+ * a forged one, and an old one presented again ends the session however many refreshes came since (a row remembering
+ * one replaced token let a thief who refreshed twice go unnoticed: the review of 7 December, ninth session).
+ */
+const REFRESH_TOKEN = /^rt_([0-9a-f-]{36})\.(0|[1-9][0-9]{0,8})\.([A-Za-z0-9_-]{43})$/;
 /** How often expired and long-revoked session rows are deleted (`startSessionPurge`). */
 export const SESSION_PURGE_INTERVAL_MS = 3_600_000;
 /** Sign-in identifiers with no user behind them whose failures are remembered, at most. */
@@ -86,6 +92,11 @@ export interface Principal {
   readonly accountId: number | null;
 }
 
+/** A sign-in's or sign-up's choice: `keepSignedIn` asks for a refresh token (a phone's "keep me signed in"). */
+export interface SessionRequest {
+  readonly keepSignedIn?: boolean;
+}
+
 export interface IssuedSession {
   readonly token: string;
   readonly session: Session;
@@ -98,6 +109,8 @@ export class AuthService {
   private dummyHash: Promise<string> | null = null;
   /** The signing key, imported once (jose would import a raw secret again on every sign and verify). */
   private readonly signingKey: KeyObject;
+  /** The key refresh tokens are derived with: from the JWT secret, for this use alone. */
+  private readonly refreshKey: Buffer;
   /** Token → its verified claims (see `verifiedClaims`). */
   private readonly verifiedTokens = new BoundedMap<string, VerifiedClaims>(VERIFIED_TOKENS_REMEMBERED);
   /** Session id → the session row (see `session`). */
@@ -117,6 +130,7 @@ export class AuthService {
 
   constructor(private readonly platform: Platform) {
     this.signingKey = createSecretKey(platform.config.jwtSecret);
+    this.refreshKey = createHmac("sha256", platform.config.jwtSecret).update("bourse refresh tokens").digest();
   }
 
   /**
@@ -181,17 +195,19 @@ export class AuthService {
    * unavailable, 503) left a user without an account whose every retry answered EMAIL_TAKEN. A retry with the same
    * password now finishes it; attempts for one email run one at a time, so two retries open one account.
    */
-  signup(input: { email: string; password: string; name: string }): Promise<IssuedSession & { account: Account }> {
+  signup(
+    input: { email: string; password: string; name: string } & SessionRequest,
+  ): Promise<IssuedSession & { account: Account }> {
     return this.oneAttemptPerUser({ email: input.email }, ({ user }) => this.attemptSignup(user, input));
   }
 
   private async attemptSignup(
     existing: User | null,
-    input: { email: string; password: string; name: string },
+    input: { email: string; password: string; name: string } & SessionRequest,
   ): Promise<IssuedSession & { account: Account }> {
     const user = existing ? await this.unfinishedSignup(existing, input.password) : await this.createUser(input);
     const account = await this.openDemoAccount(user.id);
-    const issued = await this.issueSession(user, account.id);
+    const issued = await this.issueSession(user, account.id, input);
     return { ...issued, account };
   }
 
@@ -244,9 +260,11 @@ export class AuthService {
    * Signs in by email or by account login. Unknown user and wrong password are the same 401 after the
    * same argon2 work; a locked user gets LOGIN_LOCKED (429) with Retry-After, without a password check.
    */
-  login(input: ({ email: string } | { login: number }) & { password: string }): Promise<IssuedSession> {
+  login(
+    input: ({ email: string } | { login: number }) & { password: string } & SessionRequest,
+  ): Promise<IssuedSession> {
     const reference = "email" in input ? { email: input.email } : { login: input.login };
-    return this.oneAttemptPerUser(reference, (found, key) => this.attemptLogin(found, key, input.password));
+    return this.oneAttemptPerUser(reference, (found, key) => this.attemptLogin(found, key, input.password, input));
   }
 
   /**
@@ -318,6 +336,7 @@ export class AuthService {
     { user: found, accountId }: FoundUser,
     identifier: string,
     password: string,
+    request: SessionRequest,
   ): Promise<IssuedSession> {
     const now = this.platform.clock.now();
     let user = found;
@@ -345,7 +364,7 @@ export class AuthService {
     if (user.disabledAt !== null) throw new ApiError("USER_DISABLED");
     if (user.failedLoginCount > 0 || user.lockedUntil !== null)
       user = await this.platform.store.recordSuccessfulLogin(user.id);
-    return this.issueSession(user, accountId ?? this.platform.accountIdsOf(user.id)[0] ?? null);
+    return this.issueSession(user, accountId ?? this.platform.accountIdsOf(user.id)[0] ?? null, request);
   }
 
   /** A failed password check of a user: counted by the store, which locks at `loginMaxFailures` in a row. */
@@ -357,10 +376,16 @@ export class AuthService {
     });
   }
 
-  async issueSession(user: User, accountId: number | null): Promise<IssuedSession> {
+  /**
+   * Opens a session. With `keepSignedIn` it gets refresh tokens for its 7 days (`refreshWithToken`); without, it ends
+   * with its token unless refreshed while that works. Opt-in, as OAuth's offline access is: a session that refresh
+   * tokens renew counts toward the user's bound for its 7 days, and a script signing in with a password every hour
+   * would otherwise crowd out the user's phone (the review of 7 December, ninth session).
+   */
+  async issueSession(user: User, accountId: number | null, request: SessionRequest = {}): Promise<IssuedSession> {
     const now = this.platform.clock.now();
     const id = randomUUID();
-    const refreshToken = newRefreshToken(id);
+    const nonce = request.keepSignedIn ? randomBytes(32).toString("hex") : null;
     const { session, revokedSessionIds } = await this.platform.store.createSession({
       id,
       userId: user.id,
@@ -369,12 +394,25 @@ export class AuthService {
       // A whole second, as the token's `exp` says it (RFC 7519 NumericDate): the session announced the millisecond
       // and the token was refused up to 999 ms before it (found by the audit of time of 7 December).
       expiresAt: wholeSecond(now + this.config.sessionTtlSeconds * 1000),
-      refreshTokenHash: refreshTokenHash(refreshToken),
-      refreshExpiresAt: now + SESSION_MAX_LIFETIME_MS,
+      refresh: nonce === null ? null : { nonce, expiresAt: wholeSecond(now + SESSION_MAX_LIFETIME_MS) },
     });
     // At the user's session bound the store revoked the oldest session(s) to make room.
     this.revoked(revokedSessionIds, "sessionLimit");
-    return { token: await this.signToken(user.id, session, now), session, user, refreshToken };
+    return {
+      token: await this.signToken(user.id, session, now),
+      session,
+      user,
+      ...(nonce === null ? {} : { refreshToken: this.refreshToken(id, 0, nonce) }),
+    };
+  }
+
+  /** The refresh token of `sessionId` at `generation` (REFRESH_TOKEN). */
+  private refreshToken(sessionId: string, generation: number, nonce: string): string {
+    return `rt_${sessionId}.${generation}.${this.refreshTokenSecret(sessionId, generation, nonce)}`;
+  }
+
+  private refreshTokenSecret(sessionId: string, generation: number, nonce: string): string {
+    return createHmac("sha256", this.refreshKey).update(`${sessionId}.${generation}.${nonce}`).digest("base64url");
   }
 
   /** The JWT of `session`, expiring with it. */
@@ -404,6 +442,8 @@ export class AuthService {
       this.session(principal.sessionId),
     ]);
     if (!user || !current) throw new ApiError("UNAUTHORIZED", "The token is not valid");
+    // Not for a disabled user (a disable that failed halfway left the session: the review of 7 December, ninth session).
+    if (user.disabledAt !== null) return this.disabledUsersSession(principal.sessionId);
     const wanted = Math.min(now + this.config.sessionTtlSeconds * 1000, current.createdAt + SESSION_MAX_LIFETIME_MS);
     const session = await this.platform.store.extendSession(user.id, principal.sessionId, wholeSecond(wanted), now);
     if (!session) throw new ApiError("SESSION_REVOKED");
@@ -415,56 +455,51 @@ export class AuthService {
   }
 
   /**
-   * A new token for the session of `refreshToken`, and a new refresh token in its place: the way back for a client
-   * whose token expired (a phone in the background past the token's hour), without the password. The session's expiry
-   * moves as `refresh`'s does, never past 7 days from the sign-in. The refresh token is single-use: the one it replaces
-   * is taken again only within REFRESH_TOKEN_REUSE_GRACE_MS (its answer may have been lost); presented after, it ends
-   * the session, since one of two holders of it is not its owner. Found by the audit of a mobile app's reconnects of
+   * A new token for the session of `refreshToken`, and the next refresh token: the way back for a client whose token
+   * expired (a phone in the background past the token's hour), without the password. The session's expiry moves as
+   * `refresh`'s does, never past 7 days from the sign-in. Each refresh token renews once: the one it replaced is taken
+   * again only within REFRESH_TOKEN_REUSE_GRACE_MS (its answer may have been lost), and answered the same token as
+   * then; any older one of the session presented ends it, since one of two holders of it is not its owner (OAuth 2.0
+   * Security Best Current Practice, refresh token rotation). Found by the audit of a mobile app's reconnects of
    * 7 December (seventh session).
    */
   async refreshWithToken(refreshToken: string): Promise<IssuedSession> {
     const now = this.platform.clock.now();
-    const parsed = REFRESH_TOKEN.exec(refreshToken);
-    const notValid = new ApiError("UNAUTHORIZED", "The refresh token is not valid");
-    if (!parsed) throw notValid;
-    const sessionId = parsed[1]!;
-    const known = await this.platform.store.findSession(sessionId);
-    if (!known || known.refreshExpiresAt === null) throw notValid;
-    const expiresAt = wholeSecond(Math.min(now + this.config.sessionTtlSeconds * 1000, known.refreshExpiresAt));
-    if (expiresAt <= now) throw sessionLifetimeOver();
-    const next = newRefreshToken(sessionId);
-    const outcome = await this.platform.store.rotateRefreshToken({
-      sessionId,
-      presentedHash: refreshTokenHash(refreshToken),
-      nextHash: refreshTokenHash(next),
+    const presented = this.parseRefreshToken(refreshToken);
+    // Where the session stands decides the expiry wanted; the store decides, under its lock, whether the token renews.
+    const known = await this.platform.store.findSession(presented.sessionId);
+    if (!known || known.refreshExpiresAt === null) throw refreshTokenNotValid();
+    const outcome = await this.platform.store.presentRefreshToken({
+      ...presented,
+      purpose: "refresh",
       now,
-      expiresAt,
+      expiresAt: Math.min(wholeSecond(now + this.config.sessionTtlSeconds * 1000), known.refreshExpiresAt),
       reuseGraceMs: REFRESH_TOKEN_REUSE_GRACE_MS,
     });
     switch (outcome.kind) {
       case "unknown":
-        throw notValid;
+        throw refreshTokenNotValid();
       case "revoked":
+      case "ended":
         throw new ApiError("SESSION_REVOKED");
       case "expired":
-        throw sessionLifetimeOver();
+        throw new ApiError("SESSION_EXPIRED");
       case "reused":
-        this.revoked([sessionId], "refreshTokenReused");
-        throw new ApiError(
-          "SESSION_REVOKED",
-          "This refresh token was replaced and was used again, as a copied one would be: the session has ended, sign in again",
-        );
+        this.revoked([presented.sessionId], "refreshTokenReused");
+        throw new ApiError("REFRESH_TOKEN_REUSED");
     }
-    const user = await this.platform.store.findUserById(outcome.session.userId);
-    if (!user) throw notValid;
+    const { session, generation, nonce } = outcome;
     // A change like a revocation: the row is read afresh (see `refresh`).
     this.revocations += 1;
-    this.sessions.delete(sessionId);
+    this.sessions.delete(session.id);
+    const user = await this.platform.store.findUserById(session.userId);
+    if (!user) throw refreshTokenNotValid();
+    if (user.disabledAt !== null) return this.disabledUsersSession(session.id);
     return {
-      token: await this.signToken(user.id, outcome.session, now),
-      session: outcome.session,
+      token: await this.signToken(user.id, session, now),
+      session,
       user,
-      refreshToken: next,
+      refreshToken: this.refreshToken(session.id, generation, nonce),
     };
   }
 
@@ -541,6 +576,51 @@ export class AuthService {
     this.revocations += 1;
     for (const id of sessionIds) this.sessions.delete(id);
     for (const id of sessionIds) publishRevocation(this.platform.bus, { kind: "session", id }, reason);
+  }
+
+  /**
+   * Ends the session of `refreshToken` (a sign-out from a phone whose token expired: it need not renew the session to
+   * end it), with any token the session issued; SESSION_REVOKED when it had ended.
+   */
+  async logoutWithToken(refreshToken: string): Promise<void> {
+    const presented = this.parseRefreshToken(refreshToken);
+    const now = this.platform.clock.now();
+    const outcome = await this.platform.store.presentRefreshToken({
+      ...presented,
+      purpose: "end",
+      now,
+      expiresAt: now,
+      reuseGraceMs: REFRESH_TOKEN_REUSE_GRACE_MS,
+    });
+    if (outcome.kind === "unknown") throw refreshTokenNotValid();
+    if (outcome.kind !== "ended") throw new ApiError("SESSION_REVOKED");
+    this.revoked([presented.sessionId], "logout");
+  }
+
+  /** The parts of a refresh token, with the check of its secret the store runs against the session's nonce. */
+  private parseRefreshToken(refreshToken: string): {
+    sessionId: string;
+    generation: number;
+    isGenuine: (nonce: string) => boolean;
+  } {
+    const parsed = REFRESH_TOKEN.exec(refreshToken);
+    if (!parsed) throw refreshTokenNotValid();
+    const sessionId = parsed[1]!;
+    const generation = Number(parsed[2]);
+    const secret = Buffer.from(parsed[3]!);
+    return {
+      sessionId,
+      generation,
+      isGenuine: (nonce) => timingSafeEqual(secret, Buffer.from(this.refreshTokenSecret(sessionId, generation, nonce))),
+    };
+  }
+
+  /** A session of a user the broker disabled, met on a refresh (a disable that failed halfway): ended now. */
+  private async disabledUsersSession(sessionId: string): Promise<never> {
+    const session = await this.platform.store.findSession(sessionId);
+    if (session) await this.platform.store.revokeSession(session.userId, sessionId, this.platform.clock.now());
+    this.revoked([sessionId], "userDisabled");
+    throw new ApiError("USER_DISABLED");
   }
 
   async logout(principal: Principal): Promise<void> {
@@ -666,26 +746,13 @@ function queueKey(reference: UserReference, user: User | null): string {
   return `user:${reference.userId}`;
 }
 
-/** A new refresh token of the session: its id, so the store finds the row, and 256 random bits. */
-function newRefreshToken(sessionId: string): string {
-  return `rt_${sessionId}.${randomBytes(32).toString("base64url")}`;
-}
-
-/** What the store keeps of a refresh token: its SHA-256 (a random 256-bit secret needs no slow hash). */
-function refreshTokenHash(refreshToken: string): string {
-  return createHash("sha256").update(refreshToken).digest("hex");
+function refreshTokenNotValid(): ApiError {
+  return new ApiError("UNAUTHORIZED", "The refresh token is not valid");
 }
 
 /** `time` down to a whole second, as a token's `exp` says it (RFC 7519 NumericDate). */
 function wholeSecond(time: number): number {
   return Math.floor(time / 1000) * 1000;
-}
-
-function sessionLifetimeOver(): ApiError {
-  return new ApiError(
-    "TOKEN_EXPIRED",
-    `The session is ${SESSION_MAX_LIFETIME_MS / 86_400_000} days old, as long as a session lives: sign in again`,
-  );
 }
 
 /** LOGIN_LOCKED (429) with Retry-After while a lock runs: a user's and an unknown identifier's alike. */

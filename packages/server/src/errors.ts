@@ -99,8 +99,23 @@ export const ApiErrorCodes = {
   RATE_LIMITED: { status: HttpStatus.TOO_MANY_REQUESTS, message: "Too many requests: slow down" },
   // Auth
   UNAUTHORIZED: { status: HttpStatus.UNAUTHORIZED, message: "Missing or invalid authorization" },
-  TOKEN_EXPIRED: { status: HttpStatus.UNAUTHORIZED, message: "The token has expired: sign in again" },
+  TOKEN_EXPIRED: {
+    status: HttpStatus.UNAUTHORIZED,
+    message: "The token has expired: renew it with the session's refresh token, or sign in again",
+  },
   SESSION_REVOKED: { status: HttpStatus.UNAUTHORIZED, message: "The session has ended: sign in again" },
+  // A refresh with the refresh token, past the session's 7 days: TOKEN_EXPIRED would tell a client to refresh again.
+  SESSION_EXPIRED: {
+    status: HttpStatus.UNAUTHORIZED,
+    message: "The session is 7 days old, as long as a session lives: sign in again",
+  },
+  // Told apart from SESSION_REVOKED so an app can warn that the session was used elsewhere.
+  REFRESH_TOKEN_REUSED: {
+    status: HttpStatus.UNAUTHORIZED,
+    message:
+      "A refresh token of this session was presented again after it was replaced, as a copied one would be: the " +
+      "session has ended, sign in again",
+  },
   INVALID_CREDENTIALS: { status: HttpStatus.UNAUTHORIZED, message: "Wrong email, login or password" },
   LOGIN_LOCKED: {
     status: HttpStatus.TOO_MANY_REQUESTS,

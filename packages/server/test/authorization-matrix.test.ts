@@ -11,6 +11,8 @@ import type { RegisteredRoute } from "../src/app.ts";
 import { admin, call, createApiKey, pushQuote, settle, signUp, startTestServer, type TestServer } from "./helpers.ts";
 
 interface Victim {
+  /** Kept signed in: the forged refresh tokens below must leave it working. */
+  refreshToken: string;
   email: string;
   userId: string;
   login: number;
@@ -164,7 +166,7 @@ async function victimState(): Promise<unknown> {
 beforeAll(async () => {
   server = await startTestServer();
   await pushQuote(server, "EURUSD", "1.08430", "1.08440");
-  const victimUser = await signUp(server, { password: "victim password 123" });
+  const victimUser = await signUp(server, { password: "victim password 123", keepSignedIn: true });
   const attacker = await signUp(server, { password: ATTACKER_PASSWORD });
   attackerEmail = attacker.email;
   attackerToken = attacker.token;
@@ -249,6 +251,7 @@ beforeAll(async () => {
     rows: unknown[][];
   };
   victim = {
+    refreshToken: victimUser.refreshToken,
     email: victimUser.email,
     userId: victimUser.userId,
     login,
@@ -334,7 +337,7 @@ describe("authorization matrix", () => {
         // A refresh token forged for the victim's session (its id is the JWT's readable `jti`), alone and beside the
         // attacker's own token: refused, the victim's session untouched (victimState below).
         const victimSessionId = JSON.parse(Buffer.from(victim.token.split(".")[1]!, "base64url").toString()).jti;
-        const forged = { refreshToken: `rt_${victimSessionId}.${"A".repeat(43)}` };
+        const forged = { refreshToken: `rt_${victimSessionId}.0.${"A".repeat(43)}` };
         for (const token of [null, attackerToken]) {
           const answer = await call(server, route.method, url, { token, body: forged });
           const text = JSON.stringify(answer.body);
@@ -349,6 +352,11 @@ describe("authorization matrix", () => {
     expect(failures).toEqual([]);
     expect(await victimState()).toEqual(before);
     expect(attackerLogin).not.toBe(victim.login);
+    // The forged refresh tokens ended nothing: the victim's own still renews the session.
+    const renewed = await call(server, "POST", "/api/v1/session/refresh", {
+      body: { refreshToken: victim.refreshToken },
+    });
+    expect(renewed.status, JSON.stringify(renewed.body)).toBe(200);
   });
 
   it("refuses the admin API with any user token", async () => {

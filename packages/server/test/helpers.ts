@@ -103,18 +103,27 @@ export function admin(server: BourseServer, method: string, url: string, body?: 
 let userCounter = 0;
 
 /** Signs up a new user; returns the token and the login of their demo account. */
-export async function signUp(server: BourseServer, overrides: { email?: string; password?: string } = {}) {
+export async function signUp(
+  server: BourseServer,
+  overrides: { email?: string; password?: string; keepSignedIn?: boolean } = {},
+) {
   userCounter += 1;
   const email = overrides.email ?? `trader${userCounter}-${Math.floor(performance.now())}@example.com`;
   const password = overrides.password ?? "correct horse battery";
   const response = await call(server, "POST", "/api/v1/signup", {
-    body: { email, password, name: `Trader ${userCounter}` },
+    body: {
+      email,
+      password,
+      name: `Trader ${userCounter}`,
+      ...(overrides.keepSignedIn === undefined ? {} : { keepSignedIn: overrides.keepSignedIn }),
+    },
   });
   if (response.status !== 200) throw new Error(`signup failed: ${response.status} ${JSON.stringify(response.body)}`);
   return {
     email,
     password,
     token: response.body.data.token as string,
+    /** With `keepSignedIn` only. */
     refreshToken: response.body.data.refreshToken as string,
     login: response.body.data.account.login as number,
     userId: response.body.data.user.id as string,

@@ -193,7 +193,13 @@ describe("the OpenAPI document", () => {
       if (!requestBody.required) optional.push(name);
       // No body at all: a body the document requires is refused, an optional one is taken as `{}`.
       const url = route.url.replace(":accountId", String(user.login)).replace(/:[A-Za-z]+/g, "1");
-      const token = route.auth in credential ? credential[route.auth as keyof typeof credential] : user.token;
+      // A sign-out ends the session it is sent with: its own.
+      const token =
+        route.auth in credential
+          ? credential[route.auth as keyof typeof credential]
+          : route.url === "/api/v1/logout"
+            ? (await signUp(server)).token
+            : user.token;
       const answer = await call(server, route.method, url, { token });
       const refused = answer.status === 400 && JSON.stringify(answer.body).includes("the body must be an object");
       expect(refused, `${name} answered ${answer.status} ${JSON.stringify(answer.body)}`).toBe(requestBody.required);
@@ -201,6 +207,7 @@ describe("the OpenAPI document", () => {
     expect(optional.sort()).toEqual([
       "POST /admin/v1/accounts/{accountId}/positions/{positionId}/close",
       "POST /api/v1/accounts/{accountId}/positions/{positionId}/close",
+      "POST /api/v1/logout",
       "POST /api/v1/session/refresh",
       "POST /v1/api/close-all",
       "POST /v1/api/positions/{ticket}/close",

@@ -26,17 +26,21 @@ const refreshWith = (refreshToken: unknown, token: string | null = null) =>
   call(server, "POST", "/api/v1/session/refresh", { token, body: { refreshToken } });
 const sessionOf = (token: string) => call(server, "GET", "/api/v1/session", { token });
 
-/** A user signed up at TUESDAY_NOON. */
+/** A user signed up at TUESDAY_NOON, kept signed in (a refresh token). */
 async function signedUpAtNoon() {
   server.clock.set(TUESDAY_NOON);
-  return signUp(server);
+  return signUp(server, { keepSignedIn: true });
 }
+const signIn = (user: { email: string; password: string }, keepSignedIn?: boolean) =>
+  call(server, "POST", "/api/v1/login", {
+    body: { email: user.email, password: user.password, ...(keepSignedIn === undefined ? {} : { keepSignedIn }) },
+  });
 
 describe("a sign-in's refresh token", () => {
-  it("is answered by sign-up and sign-in with when it ends (7 days), and not by a refresh with the token", async () => {
+  it("is answered by sign-up and sign-in kept signed in, with when it ends (7 days), and not by a refresh with the token", async () => {
     const user = await signedUpAtNoon();
-    expect(user.refreshToken).toMatch(/^rt_[0-9a-f-]{36}\.[A-Za-z0-9_-]{43}$/);
-    const login = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+    expect(user.refreshToken).toMatch(/^rt_[0-9a-f-]{36}\.0\.[A-Za-z0-9_-]{43}$/);
+    const login = await signIn(user, true);
     expect(login.body.data).toMatchObject({
       refreshToken: expect.stringMatching(/^rt_/),
       refreshExpiresAt: new Date(TUESDAY_NOON + SESSION_MAX_LIFETIME_MS).toISOString(),
@@ -48,6 +52,15 @@ describe("a sign-in's refresh token", () => {
     expect(byToken.body.data).not.toHaveProperty("refreshExpiresAt");
     // The refresh token held still works after it.
     expect((await refreshWith(user.refreshToken)).status).toBe(200);
+  });
+
+  it("is not answered unless asked for: such a session ends with its token, as before", async () => {
+    const user = await signedUpAtNoon();
+    for (const answer of [await signIn(user), await signIn(user, false), await signUp(server)]) {
+      const data = "body" in answer ? answer.body.data : answer;
+      expect(data).not.toHaveProperty("refreshExpiresAt");
+      expect(data.refreshToken).toBeUndefined();
+    }
   });
 });
 
@@ -64,7 +77,7 @@ describe("a refresh with the refresh token", () => {
       user: { email: user.email },
       account: { login: user.login },
     });
-    expect(renewed.body.data.refreshToken).toMatch(/^rt_/);
+    expect(renewed.body.data.refreshToken).toMatch(/^rt_[0-9a-f-]{36}\.1\./);
     expect(renewed.body.data.refreshToken).not.toBe(user.refreshToken);
     const session = await sessionOf(renewed.body.data.token);
     expect(session.status).toBe(200);
@@ -84,7 +97,7 @@ describe("a refresh with the refresh token", () => {
     expect(plain).toMatchObject({ status: 401, body: { error: "TOKEN_EXPIRED" } });
   });
 
-  it("takes the replaced token again within the grace (the answer was lost), and the session goes on", async () => {
+  it("takes the replaced token again within the grace (the answer was lost) and answers the same next token", async () => {
     const user = await signedUpAtNoon();
     server.clock.set(TUESDAY_NOON + 2 * HOUR_MS);
     const lost = await refreshWith(user.refreshToken);
@@ -92,12 +105,30 @@ describe("a refresh with the refresh token", () => {
     server.clock.set(TUESDAY_NOON + 2 * HOUR_MS + REFRESH_TOKEN_REUSE_GRACE_MS);
     const retried = await refreshWith(user.refreshToken);
     expect(retried.status, JSON.stringify(retried.body)).toBe(200);
-    // The lost answer's refresh token was replaced in turn: it is no longer one of the session's.
-    expect(await refreshWith(lost.body.data.refreshToken)).toMatchObject({
-      status: 401,
-      body: { error: "UNAUTHORIZED", message: "The refresh token is not valid" },
-    });
+    expect(retried.body.data.refreshToken).toBe(lost.body.data.refreshToken);
     expect((await refreshWith(retried.body.data.refreshToken)).status).toBe(200);
+  });
+
+  // Found by the review of 7 December (ninth session): the session remembered one replaced token, so a thief who
+  // renewed twice made the owner's token merely unknown, and kept the session.
+  it("ends the session when the owner's token comes back after a thief renewed with a copy of it twice", async () => {
+    const user = await signedUpAtNoon();
+    server.clock.set(TUESDAY_NOON + HOUR_MS);
+    const first = await refreshWith(user.refreshToken);
+    const second = await refreshWith(first.body.data.refreshToken);
+    expect(second.status).toBe(200);
+    server.clock.set(TUESDAY_NOON + 3 * HOUR_MS);
+    expect((await refreshWith(user.refreshToken)).body.error).toBe("REFRESH_TOKEN_REUSED");
+    expect((await refreshWith(second.body.data.refreshToken)).body.error).toBe("SESSION_REVOKED");
+  });
+
+  it("answers two refreshes with one token at once the same next token (two tabs)", async () => {
+    const user = await signedUpAtNoon();
+    server.clock.set(TUESDAY_NOON + 2 * HOUR_MS);
+    const [first, second] = await Promise.all([refreshWith(user.refreshToken), refreshWith(user.refreshToken)]);
+    expect([first.status, second.status]).toEqual([200, 200]);
+    expect(first.body.data.refreshToken).toBe(second.body.data.refreshToken);
+    expect((await refreshWith(first.body.data.refreshToken)).status).toBe(200);
   });
 
   it("ends the session when a replaced token comes back after the grace, and closes its streams", async () => {
@@ -110,8 +141,7 @@ describe("a refresh with the refresh token", () => {
       server.clock.set(TUESDAY_NOON + 10 * 60_000 + REFRESH_TOKEN_REUSE_GRACE_MS + 1);
       const reused = await refreshWith(user.refreshToken);
       expect(reused.status).toBe(401);
-      expect(reused.body.error).toBe("SESSION_REVOKED");
-      expect(reused.body.message).toMatch(/used again/);
+      expect(reused.body.error).toBe("REFRESH_TOKEN_REUSED");
       // Every token of the session is done: the current refresh token, the access tokens, the stream.
       expect((await refreshWith(rotated.body.data.refreshToken)).body.error).toBe("SESSION_REVOKED");
       expect((await sessionOf(rotated.body.data.token)).body.error).toBe("SESSION_REVOKED");
@@ -136,13 +166,16 @@ describe("a refresh with the refresh token", () => {
     server.clock.set(end);
     const over = await refreshWith(last.body.data.refreshToken);
     expect(over.status).toBe(401);
-    expect(over.body.error).toBe("TOKEN_EXPIRED");
+    expect(over.body.error).toBe("SESSION_EXPIRED");
     expect(over.body.message).toMatch(/7 days/);
+    // A forged token for it learns nothing: not that the session is over.
+    const forged = last.body.data.refreshToken.replace(/\.[A-Za-z0-9_-]{43}$/, `.${"A".repeat(43)}`);
+    expect((await refreshWith(forged)).body.error).toBe("UNAUTHORIZED");
   });
 
   it("is refused for a session a password change ended, and kept for the session that changed it", async () => {
     const user = await signedUpAtNoon();
-    const phone = await call(server, "POST", "/api/v1/login", { body: { email: user.email, password: user.password } });
+    const phone = await signIn(user, true);
     const changed = await call(server, "POST", "/api/v1/password", {
       token: user.token,
       body: { currentPassword: user.password, newPassword: "a new long password" },
@@ -152,10 +185,36 @@ describe("a refresh with the refresh token", () => {
     expect((await refreshWith(user.refreshToken)).status).toBe(200);
   });
 
-  it("is refused once the broker disabled the user", async () => {
+  it("is refused once the broker disabled the user, reset the password or ended the user's sessions", async () => {
+    for (const change of [
+      (userId: string) => admin(server, "POST", `/admin/v1/users/${userId}`, { disabled: true }),
+      (userId: string) => admin(server, "POST", `/admin/v1/users/${userId}/password`, { password: "another long one" }),
+      (userId: string) => admin(server, "DELETE", `/admin/v1/users/${userId}/sessions`),
+    ]) {
+      const user = await signedUpAtNoon();
+      const answer = await change(user.userId);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      expect((await refreshWith(user.refreshToken)).body.error).toBe("SESSION_REVOKED");
+    }
+  });
+
+  // Found by the review of 7 December (ninth session): a disable that failed halfway (its sessions not ended) left
+  // the refresh token renewing the session for 7 days.
+  it("ends a disabled user's session it meets, and answers USER_DISABLED", async () => {
     const user = await signedUpAtNoon();
-    expect((await admin(server, "POST", `/admin/v1/users/${user.userId}`, { disabled: true })).status).toBe(200);
+    const store = server.platform.store;
+    const original = store.revokeOtherSessions.bind(store);
+    store.revokeOtherSessions = async () => {
+      throw new Error("the database went away");
+    };
+    try {
+      expect((await admin(server, "POST", `/admin/v1/users/${user.userId}`, { disabled: true })).status).toBe(500);
+    } finally {
+      store.revokeOtherSessions = original;
+    }
+    expect((await refreshWith(user.refreshToken)).body.error).toBe("USER_DISABLED");
     expect((await refreshWith(user.refreshToken)).body.error).toBe("SESSION_REVOKED");
+    await admin(server, "POST", `/admin/v1/users/${user.userId}`, { disabled: false });
   });
 
   it("outlives the hourly purge of sessions while it can renew the session", async () => {
@@ -163,6 +222,21 @@ describe("a refresh with the refresh token", () => {
     server.clock.set(TUESDAY_NOON + 3 * 86_400_000);
     await server.context.auth.purgeSessions();
     expect((await refreshWith(user.refreshToken)).status).toBe(200);
+  });
+});
+
+describe("a sign-out with the refresh token", () => {
+  // Found by the review of 7 December (ninth session): a phone whose token expired had to renew the session to end it.
+  it("ends the session whose token expired, without renewing it; a forged token ends nothing", async () => {
+    const user = await signedUpAtNoon();
+    server.clock.set(TUESDAY_NOON + 3 * HOUR_MS);
+    const forged = user.refreshToken.replace(/\.[A-Za-z0-9_-]{43}$/, `.${"A".repeat(43)}`);
+    const logout = (refreshToken: string) =>
+      call(server, "POST", "/api/v1/logout", { token: user.token, body: { refreshToken } });
+    expect(await logout(forged)).toMatchObject({ status: 401, body: { error: "UNAUTHORIZED" } });
+    expect(await logout(user.refreshToken)).toMatchObject({ status: 200, body: { data: "OK" } });
+    expect((await refreshWith(user.refreshToken)).body.error).toBe("SESSION_REVOKED");
+    expect((await logout(user.refreshToken)).body.error).toBe("SESSION_REVOKED");
   });
 });
 

@@ -168,7 +168,7 @@ export interface Session {
   /** When its token expires (a refresh moves it). */
   readonly expiresAt: number;
   readonly revokedAt: number | null;
-  /** Until when its refresh token renews it; null: it has none (opened before refresh tokens). */
+  /** Until when its refresh token renews it; null: it has none (not asked for, or opened before refresh tokens). */
   readonly refreshExpiresAt: number | null;
 }
 
@@ -178,33 +178,51 @@ export interface NewSession {
   readonly accountId: number | null;
   readonly createdAt: number;
   readonly expiresAt: number;
-  /** The hash of its refresh token (never the token), and until when that renews it; both absent: none. */
-  readonly refreshTokenHash?: string | null;
-  readonly refreshExpiresAt?: number | null;
+  /**
+   * Its refresh tokens' secret part (the server's key turns it into each token; the store holds no token), and until
+   * when they renew the session; absent: none.
+   */
+  readonly refresh?: { readonly nonce: string; readonly expiresAt: number } | null;
 }
 
-/** A refresh token presented for a session (`rotateRefreshToken`). */
-export interface RefreshTokenRotation {
+/**
+ * A refresh token presented for a session (`presentRefreshToken`). Its tokens are numbered from 0 (generation); each
+ * refresh answers the next. The store never sees a token: `isGenuine` checks the one presented against the session's
+ * nonce, so a forged one changes nothing, and an old one of the session's own is told apart from a forged one.
+ */
+export interface PresentedRefreshToken {
   readonly sessionId: string;
-  /** The hash of the token presented. */
-  readonly presentedHash: string;
-  /** The hash of the token that replaces it. */
-  readonly nextHash: string;
+  readonly generation: number;
+  /** Whether the token presented is the one the session issued at `generation`, given the session's nonce. */
+  readonly isGenuine: (nonce: string) => boolean;
+  /** `refresh`: renew the session; `end`: end it (a sign-out with the refresh token). */
+  readonly purpose: "refresh" | "end";
   readonly now: number;
-  /** The session's token expiry wanted: moved there if later (never earlier). */
+  /** `refresh`: the session's token expiry wanted, moved there if later (never earlier). */
   readonly expiresAt: number;
-  /** How long after a rotation the token it replaced is still taken (its answer may have been lost). */
+  /** How long after a refresh the token it replaced is still taken (the answer may have been lost). */
   readonly reuseGraceMs: number;
 }
 
 /**
- * What a refresh token presented did: `rotated` (the session renewed, the token replaced), `reused` (a replaced token
- * presented again past the grace: the session is revoked now, as a stolen token's), `revoked` or `expired` (the
- * session ended before), `unknown` (no such session, none with a refresh token, or a token it never had).
+ * What a refresh token presented did:
+ * - `renewed`: the session's token expiry moved; `generation` is the token to answer (the next one; the current one
+ *   when the token presented was replaced within the grace, the answer that replaced it lost);
+ * - `ended`: `end` revoked the session;
+ * - `reused`: a token the session replaced, presented past the grace, as a copied token is: the session is revoked now;
+ * - `revoked`, `expired`: the session ended before, or its refresh tokens' time is over;
+ * - `unknown`: no such session, none with refresh tokens, or a token it never issued (checked before anything else is
+ *   told).
  */
 export type RefreshTokenOutcome =
-  | { readonly kind: "rotated"; readonly session: Session }
-  | { readonly kind: "reused"; readonly session: Session }
+  | {
+      readonly kind: "renewed";
+      readonly session: Session;
+      readonly generation: number;
+      /** The session's nonce, for the caller to derive the token of `generation` (as User answers its password hash). */
+      readonly nonce: string;
+    }
+  | { readonly kind: "ended" | "reused"; readonly session: Session }
   | { readonly kind: "revoked" | "expired" | "unknown" };
 
 /** What createSession did: the new session, and the user's sessions it revoked to stay within the bound. */
@@ -534,11 +552,10 @@ export interface PlatformStore {
    */
   extendSession(userId: string, sessionId: string, expiresAt: number, now: number): Promise<Session | null>;
   /**
-   * Presents a refresh token (by hash) for a session, atomically: the session's current token is replaced by `nextHash`
-   * and its expiry moved; the token it replaced is taken again within `reuseGraceMs` of that rotation (and replaced
-   * again); presented after, it revokes the session (`reused`). See RefreshTokenOutcome.
+   * Presents a refresh token for a session, atomically with every other presentation and revocation of it: see
+   * PresentedRefreshToken and RefreshTokenOutcome.
    */
-  rotateRefreshToken(rotation: RefreshTokenRotation): Promise<RefreshTokenOutcome>;
+  presentRefreshToken(presented: PresentedRefreshToken): Promise<RefreshTokenOutcome>;
   /** False when the session is absent, another user's, or already revoked. */
   revokeSession(userId: string, sessionId: string, now: number): Promise<boolean>;
   /** Revokes every unrevoked session of the user but `exceptSessionId` (a password change); returns their ids. */

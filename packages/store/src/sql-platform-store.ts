@@ -3,7 +3,6 @@
  * Statements use `?` placeholders and `{s}` before table names (the schema prefix, empty for SQLite),
  * `{greatest}` / `{least}` for the two-argument max/min and `{lock}` for a row lock (FOR UPDATE).
  */
-import { timingSafeEqual } from "node:crypto";
 import { DEFAULT_INSTRUMENTS } from "@bourse/core";
 import { MAX_BOOK_LEVELS, type BookLevel } from "@bourse/core";
 import type { AppliedMigration } from "./migrations.ts";
@@ -50,8 +49,8 @@ import {
   type NewScript,
   type NewSession,
   type OpenedSession,
+  type PresentedRefreshToken,
   type RefreshTokenOutcome,
-  type RefreshTokenRotation,
   type NewUser,
   type Notification,
   type NotificationKind,
@@ -336,15 +335,21 @@ export const PLATFORM_NOTIFICATION_KINDS_SQL = `ALTER TABLE {s}notifications ADD
 export const PLATFORM_USER_DISABLED_SQL = "ALTER TABLE {s}users ADD COLUMN disabled_at {int}";
 
 /**
- * Platform migration 12: each session's refresh token, as a hash (the token is shown once, at sign-in), the hash of the
- * one it replaced and when (a rotation's answer may be lost: the replaced token is taken again for a short grace, and
- * after it, presented again, ends the session), and until when a refresh token renews the session (its 7 days from
- * the sign-in). Sessions from before have none: their tokens renew them while they work, as before.
+ * Platform migration 12: each session's refresh tokens (a session asks for them at sign-in, "keep me signed in"):
+ * their secret part (a nonce the server's key turns into each token: the row holds no token), which one is current
+ * (a generation, each refresh the next), when it last changed (the token replaced is taken again for a short grace,
+ * its answer may have been lost; after, presented again, it ends the session), and until when they renew the session
+ * (7 days from the sign-in). Sessions from before have none. The purge reads each kind through an index of its own:
+ * those without refresh tokens by their token's expiry, the others by their refresh tokens' end (`sessions_expires`
+ * would walk a week of renewable sessions every hour).
  */
-export const PLATFORM_REFRESH_TOKENS_SQL = `ALTER TABLE {s}sessions ADD COLUMN refresh_token_hash text;
-  ALTER TABLE {s}sessions ADD COLUMN replaced_refresh_token_hash text;
-  ALTER TABLE {s}sessions ADD COLUMN refresh_rotated_at {int};
-  ALTER TABLE {s}sessions ADD COLUMN refresh_expires_at {int}`;
+export const PLATFORM_REFRESH_TOKENS_SQL = `ALTER TABLE {s}sessions ADD COLUMN refresh_nonce text;
+  ALTER TABLE {s}sessions ADD COLUMN refresh_generation {int};
+  ALTER TABLE {s}sessions ADD COLUMN refresh_renewed_at {int};
+  ALTER TABLE {s}sessions ADD COLUMN refresh_expires_at {int};
+  DROP INDEX {s}sessions_expires;
+  CREATE INDEX sessions_expires_plain ON {s}sessions (expires_at) WHERE refresh_expires_at IS NULL;
+  CREATE INDEX sessions_refresh_expires ON {s}sessions (refresh_expires_at) WHERE refresh_expires_at IS NOT NULL`;
 
 /** Every form a notification's title has had since the first release, in the order they are told apart, and its kind. */
 const KINDS_BY_TITLE: readonly (readonly [RegExp, NotificationKind])[] = [
@@ -588,13 +593,6 @@ function checkSource(source: unknown): string {
   return text;
 }
 
-/** Two hex hashes compared in time that does not depend on where they differ. */
-function sameHash(presented: string, stored: string): boolean {
-  const a = Buffer.from(presented);
-  const b = Buffer.from(stored);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 function checkHash(field: string, value: unknown): string {
   return checkText(field, value, PLATFORM_LIMITS.hashLength);
 }
@@ -789,13 +787,10 @@ export abstract class SqlPlatformStore implements PlatformStore {
     const createdAt = checkTime("createdAt", session.createdAt);
     const expiresAt = checkTime("expiresAt", session.expiresAt);
     if (expiresAt <= createdAt) throw new ValidationError("expiresAt: must be after createdAt", "expiresAt");
-    const refreshTokenHash =
-      session.refreshTokenHash === null || session.refreshTokenHash === undefined
-        ? null
-        : checkHash("refreshTokenHash", session.refreshTokenHash);
-    const refreshExpiresAt = checkOptionalInteger("refreshExpiresAt", session.refreshExpiresAt, 0);
-    if ((refreshTokenHash === null) !== (refreshExpiresAt === null))
-      throw new ValidationError("refreshExpiresAt: given with a refresh token, and only then", "refreshExpiresAt");
+    const refreshNonce = session.refresh ? checkHash("refresh.nonce", session.refresh.nonce) : null;
+    const refreshExpiresAt = session.refresh ? checkTime("refresh.expiresAt", session.refresh.expiresAt) : null;
+    if (refreshExpiresAt !== null && refreshExpiresAt < expiresAt)
+      throw new ValidationError("refresh.expiresAt: must not be before expiresAt", "refresh.expiresAt");
     return this.guarded(`session ${id}`, () =>
       this.db.transaction(async (tx) => {
         // The user's row lock serialises their sign-ins: the count and the revocation below see every
@@ -823,9 +818,20 @@ export abstract class SqlPlatformStore implements PlatformStore {
           }
         }
         const rows = await this.all(
-          `INSERT INTO {s}sessions (id, user_id, account_id, created_at, expires_at, refresh_token_hash, refresh_expires_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING ${SESSION_COLUMNS}`,
-          [id, userId, accountId, createdAt, expiresAt, refreshTokenHash, refreshExpiresAt],
+          `INSERT INTO {s}sessions (id, user_id, account_id, created_at, expires_at, refresh_nonce, refresh_generation,
+             refresh_renewed_at, refresh_expires_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${SESSION_COLUMNS}`,
+          [
+            id,
+            userId,
+            accountId,
+            createdAt,
+            expiresAt,
+            refreshNonce,
+            refreshNonce === null ? null : 0,
+            refreshNonce === null ? null : createdAt,
+            refreshExpiresAt,
+          ],
           tx,
         );
         return { session: toSession(rows[0]!), revokedSessionIds };
@@ -861,54 +867,59 @@ export abstract class SqlPlatformStore implements PlatformStore {
     return rows[0] ? toSession(rows[0]) : null;
   }
 
-  async rotateRefreshToken(rotation: RefreshTokenRotation): Promise<RefreshTokenOutcome> {
-    const sessionId = checkId("sessionId", rotation.sessionId);
-    const presented = checkHash("presentedHash", rotation.presentedHash);
-    const next = checkHash("nextHash", rotation.nextHash);
-    const now = checkTime("now", rotation.now);
-    const expiresAt = checkTime("expiresAt", rotation.expiresAt);
-    const graceMs = checkInteger("reuseGraceMs", rotation.reuseGraceMs, 0);
+  async presentRefreshToken(presented: PresentedRefreshToken): Promise<RefreshTokenOutcome> {
+    const sessionId = checkId("sessionId", presented.sessionId);
+    const generation = checkInteger("generation", presented.generation, 0);
+    const now = checkTime("now", presented.now);
+    const expiresAt = checkTime("expiresAt", presented.expiresAt);
+    const graceMs = checkInteger("reuseGraceMs", presented.reuseGraceMs, 0);
+    const purpose = checkOneOf("purpose", presented.purpose, ["refresh", "end"] as const);
     return this.db.transaction(async (tx): Promise<RefreshTokenOutcome> => {
-      // Locked: two refreshes with one token at once are one rotation, then the grace's, never two rotations of one.
+      // Locked: presentations of one session's tokens, and its revocations, one at a time.
       const rows = await this.all(
-        `SELECT refresh_token_hash, replaced_refresh_token_hash, refresh_rotated_at, revoked_at, refresh_expires_at
+        `SELECT refresh_nonce, refresh_generation, refresh_renewed_at, refresh_expires_at, revoked_at
          FROM {s}sessions WHERE id = ?{lock}`,
         [sessionId],
         tx,
       );
       const row = rows[0];
-      if (!row || row.refresh_token_hash === null || row.refresh_token_hash === undefined) return { kind: "unknown" };
-      const current = str(row.refresh_token_hash);
-      const replaced = optStr(row.replaced_refresh_token_hash);
-      const isCurrent = sameHash(presented, current);
-      const isReplaced = replaced !== null && sameHash(presented, replaced);
-      if (!isCurrent && !isReplaced) return { kind: "unknown" };
+      const nonce = row ? optStr(row.refresh_nonce) : null;
+      // Genuineness first: a forged token learns nothing of the session (ended, expired) and changes nothing.
+      if (!row || nonce === null || generation > num(row.refresh_generation) || !presented.isGenuine(nonce))
+        return { kind: "unknown" };
       if (row.revoked_at !== null && row.revoked_at !== undefined) return { kind: "revoked" };
-      if (num(row.refresh_expires_at) <= now) return { kind: "expired" };
-      if (isReplaced && num(row.refresh_rotated_at) + graceMs < now) {
-        const revoked = await this.all(
-          `UPDATE {s}sessions SET revoked_at = ? WHERE id = ? RETURNING ${SESSION_COLUMNS}`,
-          [now, sessionId],
-          tx,
+      const revoke = async () =>
+        toSession(
+          (
+            await this.all(
+              `UPDATE {s}sessions SET revoked_at = ? WHERE id = ? RETURNING ${SESSION_COLUMNS}`,
+              [now, sessionId],
+              tx,
+            )
+          )[0]!,
         );
-        return { kind: "reused", session: toSession(revoked[0]!) };
-      }
-      // The current token: it becomes the replaced one. The replaced one within the grace (the answer that replaced it
-      // was lost): replaced again, the grace still counted from the first rotation.
-      const updated = isCurrent
-        ? await this.all(
-            `UPDATE {s}sessions SET refresh_token_hash = ?, replaced_refresh_token_hash = refresh_token_hash,
-               refresh_rotated_at = ?, expires_at = {greatest}(expires_at, ?) WHERE id = ? RETURNING ${SESSION_COLUMNS}`,
-            [next, now, expiresAt, sessionId],
-            tx,
-          )
-        : await this.all(
-            `UPDATE {s}sessions SET refresh_token_hash = ?, expires_at = {greatest}(expires_at, ?)
-             WHERE id = ? RETURNING ${SESSION_COLUMNS}`,
-            [next, expiresAt, sessionId],
-            tx,
-          );
-      return { kind: "rotated", session: toSession(updated[0]!) };
+      // Any of its tokens ends it, an old one too (its holder had it from the session).
+      if (purpose === "end") return { kind: "ended", session: await revoke() };
+      if (num(row.refresh_expires_at) <= now) return { kind: "expired" };
+      const current = num(row.refresh_generation);
+      const withinGrace = generation === current - 1 && num(row.refresh_renewed_at) + graceMs >= now;
+      if (generation < current && !withinGrace) return { kind: "reused", session: await revoke() };
+      // The current token: the next one is answered and becomes current. The one before within the grace (the answer
+      // was lost): the current one is answered again, the grace still counted from that refresh.
+      const renewed = await this.all(
+        `UPDATE {s}sessions SET refresh_generation = ?, refresh_renewed_at = ?, expires_at = {greatest}(expires_at, ?)
+         WHERE id = ? RETURNING ${SESSION_COLUMNS}`,
+        withinGrace
+          ? [current, num(row.refresh_renewed_at), expiresAt, sessionId]
+          : [current + 1, now, expiresAt, sessionId],
+        tx,
+      );
+      return {
+        kind: "renewed",
+        session: toSession(renewed[0]!),
+        generation: withinGrace ? current : current + 1,
+        nonce,
+      };
     });
   }
 
@@ -933,11 +944,13 @@ export abstract class SqlPlatformStore implements PlatformStore {
     const at = checkTime("now", now);
     // Two statements, each through its index (migration 8): with OR, SQLite scanned every session (found by the audit
     // of complexity of 7 December, sixth session).
-    // A session whose refresh token still renews it stays (its token's expiry alone is not its end).
-    const expired = await this.run(
-      "DELETE FROM {s}sessions WHERE expires_at <= ? AND (refresh_expires_at IS NULL OR refresh_expires_at <= ?)",
-      [at, at],
-    );
+    // A session whose refresh tokens still renew it stays (its token's expiry alone is not its end); each kind through
+    // its own partial index (migration 12).
+    const expired =
+      (await this.run("DELETE FROM {s}sessions WHERE refresh_expires_at IS NULL AND expires_at <= ?", [at])) +
+      (await this.run("DELETE FROM {s}sessions WHERE refresh_expires_at IS NOT NULL AND refresh_expires_at <= ?", [
+        at,
+      ]));
     return expired + (await this.run("DELETE FROM {s}sessions WHERE revoked_at <= ?", [at]));
   }
 

@@ -12,7 +12,14 @@ import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import { subscriberBlock } from "../client-address.ts";
 import { FixedWindowLimiter } from "../rate-window.ts";
-import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, REFRESH_TOKEN_REUSE_GRACE_MS, type IssuedSession } from "../auth.ts";
+import type { FastifyRequest } from "fastify";
+import {
+  PASSWORD_MAX_LENGTH,
+  PASSWORD_MIN_LENGTH,
+  REFRESH_TOKEN_REUSE_GRACE_MS,
+  type IssuedSession,
+  type Principal,
+} from "../auth.ts";
 import {
   Closed,
   DataResponse,
@@ -33,9 +40,9 @@ const TokenData = Type.Object({
   refreshToken: Type.Optional(
     Type.String({
       description:
-        "Shown this once, by a sign-in, a sign-up and a refresh that presented the one before: keep it as a password " +
-        "(a phone's keychain), and send it to POST /api/v1/session/refresh for a new token when this one expired. " +
-        "Each use replaces it with the one answered.",
+        "With `keepSignedIn: true` at sign-in or sign-up, and on each refresh that presented one: keep it as a " +
+        "password (a phone's keychain), and send it to POST /api/v1/session/refresh for a new token when this one " +
+        "expired. Each use answers the next; store it before using it.",
     }),
   ),
   refreshExpiresAt: Type.Optional(
@@ -48,8 +55,16 @@ const TokenData = Type.Object({
   account: Type.Union([AccountViewSchema, Type.Null()], { description: "The session's current account" }),
 });
 
-/** A refresh token: `rt_`, the session's id, a dot and 43 characters (the pattern is checked again by the service). */
+/** A refresh token: `rt_`, the session's id, its generation and 43 characters (the service checks the pattern). */
 const RefreshToken = Type.String({ minLength: 1, maxLength: 200 });
+
+const KeepSignedIn = Type.Optional(
+  Type.Boolean({
+    description:
+      "Default false. true: the answer carries a refresh token, which renews the session without the password for 7 days " +
+      "(a phone's \"keep me signed in\"); such a session counts toward the user's 100 for its 7 days, unless signed out",
+  }),
+);
 
 /** The window of BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR: an hour from an address's first sign-up. */
 const SIGNUP_WINDOW_MS = 3_600_000;
@@ -92,7 +107,12 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
         description:
           "One client address may attempt BOURSE_SIGNUPS_PER_ADDRESS_PER_HOUR sign-ups (default 30) in an hour counted from its first, refused ones included; the next answer 429 RATE_LIMITED with Retry-After. " +
           "With BOURSE_SIGNUP=closed every sign-up answers 403 SIGNUP_CLOSED, and users are created by the back office (PUT /admin/v1/users).",
-        body: Closed({ email: Email, password: Password, name: Type.String({ minLength: 1, maxLength: 100 }) }),
+        body: Closed({
+          email: Email,
+          password: Password,
+          name: Type.String({ minLength: 1, maxLength: 100 }),
+          keepSignedIn: KeepSignedIn,
+        }),
         response: {
           200: DataResponse(TokenData),
           400: ErrorResponse,
@@ -131,10 +151,15 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
           "a period, whichever users they name, lock the address until it ends. Both answer 429 LOGIN_LOCKED with " +
           "Retry-After. A user the broker disabled answers 403 USER_DISABLED, told only after the right password.",
         body: Type.Union([
-          Closed({ email: Email, password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }) }),
+          Closed({
+            email: Email,
+            password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }),
+            keepSignedIn: KeepSignedIn,
+          }),
           Closed({
             login: Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: "^[0-9]{1,15}$" })]),
             password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }),
+            keepSignedIn: KeepSignedIn,
           }),
         ]),
         response: {
@@ -149,10 +174,11 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
     },
     async (request) => {
       const body = request.body;
+      const keepSignedIn = body.keepSignedIn ?? false;
       const credentials =
         "email" in body
-          ? { email: body.email, password: body.password }
-          : { login: Number(body.login), password: body.password };
+          ? { email: body.email, password: body.password, keepSignedIn }
+          : { login: Number(body.login), password: body.password, keepSignedIn };
       const address = subscriberBlock(request.ip);
       // Refused before any password work: a locked address costs no argon2 either. Attempts under way count as
       // failures to come: sent in parallel, each passed the check before any failure was counted (the review of
@@ -244,7 +270,8 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
           "streams it authorised go on (send `authorize` with the new token on an open stream to move its expiry; " +
           "a Pusher channel ends at the expiry it was granted with: ask /api/v2/ws/auth again). The old token works " +
           "until its own expiry. A session lives at most 7 days from its sign-in, whatever the refreshes: then " +
-          "sign in again (401 TOKEN_EXPIRED; the new token's expiresAt says when).",
+          "sign in again (401 SESSION_EXPIRED with a refresh token, TOKEN_EXPIRED with a token; the new token's " +
+          "expiresAt says when).",
         body: Closed({ refreshToken: Type.Optional(RefreshToken) }),
         response: { 200: DataResponse(TokenData), ...authenticatedErrors },
       },
@@ -254,13 +281,7 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
     async (request) => {
       const refreshToken = request.body.refreshToken;
       if (refreshToken !== undefined) return { data: tokenData(await auth.refreshWithToken(refreshToken)) };
-      const principal = request.principal;
-      if (!principal)
-        throw (
-          request.credentialRefusal ??
-          new ApiError("UNAUTHORIZED", "Missing Authorization header, or a refreshToken in the body")
-        );
-      return { data: tokenData(await auth.refresh(principal)) };
+      return { data: tokenData(await auth.refresh(principalOrRefusal(request))) };
     },
   );
 
@@ -286,15 +307,32 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
   app.post(
     "/api/v1/logout",
     {
+      config: { auth: "userOrRefreshToken" },
       schema: {
         tags: ["Auth"],
-        summary: "End this session: its token stops working at once",
+        summary: "End this session: its token and refresh token stop working at once",
+        description:
+          "With the session's token in Authorization, or with its refresh token in the body, " +
+          '`{"refreshToken": ...}` (a phone whose token expired signs out without renewing the session first).',
+        body: Closed({ refreshToken: Type.Optional(RefreshToken) }),
         response: { 200: OkResponse, ...authenticatedErrors },
       },
+      preValidation: emptyBodyIsObject,
     },
     async (request) => {
-      await auth.logout(request.principal!);
+      const refreshToken = request.body.refreshToken;
+      if (refreshToken !== undefined) await auth.logoutWithToken(refreshToken);
+      else await auth.logout(principalOrRefusal(request));
       return { data: "OK" as const };
     },
   );
 };
+
+/** The `userOrRefreshToken` route's principal when no refresh token came: the refusal of its token, if one came. */
+function principalOrRefusal(request: FastifyRequest): Principal {
+  if (request.principal) return request.principal;
+  throw (
+    request.credentialRefusal ??
+    new ApiError("UNAUTHORIZED", "Missing Authorization header, or a refreshToken in the body")
+  );
+}
