@@ -18,7 +18,7 @@ import {
   maxPricePoints,
   swapDaysAt,
   type InstrumentSpec,
-  type WeekSessions,
+  type TradingHours,
 } from "./instruments.ts";
 import {
   commissionInAccountCurrency,
@@ -562,9 +562,9 @@ export class TradingEngine {
   private lastOfClosedSession(quote: MarketQuote): boolean {
     let bounds = this.restoredSessionBounds.get(quote);
     if (bounds === undefined) {
-      const sessions = this.state.instrument(quote.symbol).sessions;
-      const closedAt = isSessionOpen(sessions, quote.time) ? nextSessionChange(sessions, quote.time) : null;
-      bounds = { closedAt, reopensAt: closedAt === null ? null : nextSessionChange(sessions, closedAt) };
+      const hours = this.state.instrument(quote.symbol);
+      const closedAt = isSessionOpen(hours, quote.time) ? nextSessionChange(hours, quote.time) : null;
+      bounds = { closedAt, reopensAt: closedAt === null ? null : nextSessionChange(hours, closedAt) };
       this.restoredSessionBounds.set(quote, bounds);
     }
     const { closedAt, reopensAt } = bounds;
@@ -1170,7 +1170,7 @@ export class TradingEngine {
         "TRADE_DISABLED",
         `${instrument.symbol} is close-only: positions may be closed and their stops changed, no order placed`,
       );
-    if (!isSessionOpen(instrument.sessions, time)) return reject("MARKET_CLOSED");
+    if (!isSessionOpen(instrument, time)) return reject("MARKET_CLOSED");
     return this.quoteRefusal(instrument, time);
   }
 
@@ -1183,7 +1183,7 @@ export class TradingEngine {
     if (!quote) return reject("NO_QUOTES");
     // A quote kept from before a restart is not yet a live one.
     if (quote.restored) return noLivePrice(instrument.symbol);
-    switch (this.staleness(quote, instrument.sessions, time)) {
+    switch (this.staleness(quote, instrument, time)) {
       case "BEFORE_OPEN":
         return reject("NO_QUOTES", `No price of ${instrument.symbol} since the market opened yet`);
       case "TOO_OLD":
@@ -1199,8 +1199,8 @@ export class TradingEngine {
    * tick), or older than `maxQuoteAgeMs` in an open market (its feed has gone silent). The one rule for a symbol's own
    * price (`quoteRefusal`) and for a conversion rate (`staleConversion`).
    */
-  private staleness(quote: MarketQuote, sessions: WeekSessions, time: number): "BEFORE_OPEN" | "TOO_OLD" | null {
-    if (!isSessionOpenThroughout(sessions, quote.time, time)) return "BEFORE_OPEN";
+  private staleness(quote: MarketQuote, hours: TradingHours, time: number): "BEFORE_OPEN" | "TOO_OLD" | null {
+    if (!isSessionOpenThroughout(hours, quote.time, time)) return "BEFORE_OPEN";
     const limit = this.config.maxQuoteAgeMs;
     return limit !== null && time - quote.time > limit ? "TOO_OLD" : null;
   }
@@ -1690,10 +1690,10 @@ export class TradingEngine {
       for (const symbol of this.state.converter.symbolsFor(currency, account.currency)) {
         const quote = this.quotes.get(symbol);
         if (symbol === instrument.symbol || quote === undefined || quote.restored) continue;
-        const sessions = this.state.instrument(symbol).sessions;
-        if (!isSessionOpen(sessions, time)) continue;
+        const hours = this.state.instrument(symbol);
+        if (!isSessionOpen(hours, time)) continue;
         const converts = `the ${symbol} rate that converts ${instrument.symbol}'s money into ${account.currency}`;
-        switch (this.staleness(quote, sessions, time)) {
+        switch (this.staleness(quote, hours, time)) {
           case "BEFORE_OPEN":
             return reject("NO_QUOTES", `No ${converts} since its market opened yet`);
           case "TOO_OLD":
@@ -2191,7 +2191,7 @@ export class TradingEngine {
     // A quote while the market is closed (a feed stamping ticks with the server's clock on a weekend) is not taken,
     // as MetaTrader 5 takes no quote outside a symbol's quote sessions: it would be shown, and would value positions,
     // at a price nobody can trade at, and its valuation could stop out positions of markets that are open.
-    if (!isSessionOpen(instrument.sessions, time))
+    if (!isSessionOpen(instrument, time))
       return reject("MARKET_CLOSED", `${instrument.symbol} is closed: a quote outside its sessions is not taken`);
     const { bid, ask } = command;
     const { bids, asks } = book;
@@ -2687,7 +2687,7 @@ export class TradingEngine {
       if (!position) continue;
       const instrument = this.state.instrument(position.symbol);
       const refusal =
-        (isSessionOpen(instrument.sessions, this.clock) ? this.quoteRefusal(instrument, this.clock) : null) ??
+        (isSessionOpen(instrument, this.clock) ? this.quoteRefusal(instrument, this.clock) : null) ??
         this.staleConversion(account, instrument, this.clock);
       if (refusal) return refusal;
     }

@@ -9,3 +9,4 @@ export * from "./state.ts";
 export * from "./engine.ts";
 export * from "./config.ts";
 export * from "./rollover-calendar.ts";
+export * from "./time-zones.ts";

@@ -1,4 +1,13 @@
 import { Rounding, decimalToInteger, divideRounded } from "./fixed.ts";
+import {
+  TIME_ZONES,
+  isTimeZone,
+  localTimeOf,
+  nextZoneChangeAfter,
+  weekdayOf,
+  zoneOffsetMs,
+  type TimeZoneName,
+} from "./time-zones.ts";
 
 /** Currencies an account may be kept in, and every currency an instrument may price or margin in. */
 export const Currencies = {
@@ -54,9 +63,12 @@ export type AssetClass = "forex" | "metal" | "index" | "crypto" | "stock" | "ene
 export type MarginMode = "FOREX" | "CFD" | "CFD_LEVERAGE";
 export type TradeMode = "FULL" | "CLOSE_ONLY" | "DISABLED";
 
-/** One weekday's open intervals as [fromMinute, toMinute) in UTC minutes of the day (0..1440). */
+/**
+ * One weekday's open intervals as [fromMinute, toMinute) in minutes of the day (0..1440) on the clock of the
+ * instrument's session time zone.
+ */
 export type DaySessions = readonly (readonly [number, number])[];
-/** Index 0 is Sunday, as `Date.getUTCDay` counts. */
+/** Index 0 is Sunday, as `Date.getUTCDay` counts; the days are those of the session time zone's calendar. */
 export type WeekSessions = readonly [
   DaySessions,
   DaySessions,
@@ -102,6 +114,8 @@ export interface InstrumentSpec {
   readonly marginRatePpm: number;
   readonly tradeMode: TradeMode;
   readonly sessions: WeekSessions;
+  /** The zone whose clock `sessions` are read on, daylight saving time included (`isSessionOpen`). */
+  readonly sessionTimeZone: TimeZoneName;
   /** Minimal distance in points between the market and a pending price, SL or TP. */
   readonly stopsLevelPoints: number;
   /** Daily swap per lot in thousandths of a point (MetaTrader's "swap in points", to three decimals). */
@@ -125,7 +139,7 @@ export function hoursToMinutes(text: string): number {
 }
 
 /**
- * A week that opens on Sunday at `open` and closes on Friday at `close` (UTC), with an optional daily
+ * A week that opens on Sunday at `open` and closes on Friday at `close` (local times), with an optional daily
  * break [breakFrom, breakTo) on the days in between, as forex, metals and index futures trade.
  */
 function sundayToFriday(open: string, close: string, dailyBreak?: readonly [string, string]): WeekSessions {
@@ -170,6 +184,8 @@ export interface InstrumentDefinition {
   /** Margin rate as a percentage string, e.g. "100" or "5". */
   marginRatePercent: string;
   sessions: WeekSessions;
+  /** The zone whose clock `sessions` are read on; UTC when absent. */
+  sessionTimeZone?: TimeZoneName;
   stopsLevelPoints: number;
   /** Swaps in points per lot per day, as decimals. */
   swapLong: string;
@@ -199,6 +215,9 @@ export function volumeDigitsOf(lots: InstrumentDefinition["lots"]): number {
 
 /** Turns a dealer-facing definition into the integer specification the engine uses. */
 export function defineInstrument(definition: InstrumentDefinition): InstrumentSpec {
+  const sessionTimeZone = definition.sessionTimeZone ?? "UTC";
+  if (!isTimeZone(sessionTimeZone))
+    throw new Error(`${definition.symbol}: unknown sessionTimeZone ${sessionTimeZone} (${TIME_ZONES.join(", ")})`);
   const volumeDigits = volumeDigitsOf(definition.lots);
   const commissionCurrency = commissionCurrencyOf(definition);
   const marginCurrency = definition.marginMode === "FOREX" ? definition.base : definition.quote;
@@ -220,6 +239,7 @@ export function defineInstrument(definition: InstrumentDefinition): InstrumentSp
     marginRatePpm: decimalToInteger(definition.marginRatePercent, 4),
     tradeMode: definition.tradeMode ?? "FULL",
     sessions: definition.sessions,
+    sessionTimeZone,
     stopsLevelPoints: definition.stopsLevelPoints,
     swapLongMilliPoints: decimalToInteger(definition.swapLong, 3),
     swapShortMilliPoints: decimalToInteger(definition.swapShort, 3),
@@ -416,13 +436,27 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
 
 export const DEFAULT_INSTRUMENTS: readonly InstrumentSpec[] = DEFAULT_INSTRUMENT_DEFINITIONS.map(defineInstrument);
 
-/** Whether `time` (ms since the epoch, UTC) falls inside one of the instrument's sessions. Pure calendar arithmetic. */
-export function isSessionOpen(sessions: WeekSessions, timeMs: number): boolean {
-  const dayNumber = Math.floor(timeMs / 86_400_000);
-  // 1970-01-01 was a Thursday (weekday 4 when Sunday is 0).
-  const weekday = (((dayNumber + 4) % 7) + 7) % 7;
-  const minute = Math.floor((timeMs - dayNumber * 86_400_000) / 60_000);
-  const day = sessions[weekday as 0] ?? CLOSED;
+/** An instrument's trading hours: its week of sessions and the zone whose clock they are read on. */
+export type TradingHours = Pick<InstrumentSpec, "sessions" | "sessionTimeZone">;
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+
+/**
+ * Whether the instrument's session is open at `timeMs` (ms since the epoch, UTC): whether its zone's clock at that
+ * instant (UTC plus the offset in force then) reads a time inside one of that local day's intervals. So a session
+ * boundary that the spring change skips takes effect at the change (the clock jumps past it), and one inside the hour
+ * the autumn change repeats is crossed twice (the clock reads it twice). Pure calendar arithmetic.
+ */
+export function isSessionOpen(hours: TradingHours, timeMs: number): boolean {
+  return isOpenOnClock(hours.sessions, localTimeOf(hours.sessionTimeZone, timeMs));
+}
+
+/** Whether the local time `clockMs` (ms on the UTC scale) falls inside one of the week's intervals. */
+function isOpenOnClock(sessions: WeekSessions, clockMs: number): boolean {
+  const dayNumber = Math.floor(clockMs / DAY_MS);
+  const minute = Math.floor((clockMs - dayNumber * DAY_MS) / MINUTE_MS);
+  const day = sessions[weekdayOf(clockMs) as 0] ?? CLOSED;
   for (const [from, to] of day) if (minute >= from && minute < to) return true;
   return false;
 }
@@ -430,19 +464,32 @@ export function isSessionOpen(sessions: WeekSessions, timeMs: number): boolean {
 /**
  * Whether the instrument's session is open at every minute from `fromMs` to `toMs` (both included), i.e. it has not
  * closed in between: a price that came at `fromMs` is still one of the session trading at `toMs`. Pure calendar
- * arithmetic, at most eight days of intervals walked (a week repeats).
+ * arithmetic: the span is read on the zone's clock, one stretch between two of its daylight saving changes at a time.
  */
-export function isSessionOpenThroughout(sessions: WeekSessions, fromMs: number, toMs: number): boolean {
-  if (toMs < fromMs) return isSessionOpen(sessions, toMs);
-  const firstDay = Math.floor(fromMs / 86_400_000);
-  const lastDay = Math.floor(toMs / 86_400_000);
+export function isSessionOpenThroughout(hours: TradingHours, fromMs: number, toMs: number): boolean {
+  if (toMs < fromMs) return isSessionOpen(hours, toMs);
+  const { sessions, sessionTimeZone } = hours;
+  let from = fromMs;
+  for (;;) {
+    const offset = zoneOffsetMs(sessionTimeZone, from);
+    const change = nextZoneChangeAfter(sessionTimeZone, from);
+    if (change > toMs) return isOpenThroughoutOnClock(sessions, from + offset, toMs + offset);
+    if (!isOpenThroughoutOnClock(sessions, from + offset, change - 1 + offset)) return false;
+    from = change;
+  }
+}
+
+/** `isSessionOpenThroughout` for a span of local time the clock runs through without a jump. */
+function isOpenThroughoutOnClock(sessions: WeekSessions, fromMs: number, toMs: number): boolean {
+  const firstDay = Math.floor(fromMs / DAY_MS);
+  const lastDay = Math.floor(toMs / DAY_MS);
   // Past eight days every weekday is crossed whole at least once: open throughout only if every day is open all day.
   const days = Math.min(lastDay - firstDay, 8);
   for (let offset = 0; offset <= days; offset++) {
     const day = firstDay + offset;
-    const from = offset === 0 ? Math.floor((fromMs - day * 86_400_000) / 60_000) : 0;
-    const to = day === lastDay ? Math.floor((toMs - day * 86_400_000) / 60_000) : MINUTES_PER_DAY - 1;
-    const intervals = sessions[weekdayOf(day * 86_400_000) as 0] ?? CLOSED;
+    const from = offset === 0 ? Math.floor((fromMs - day * DAY_MS) / MINUTE_MS) : 0;
+    const to = day === lastDay ? Math.floor((toMs - day * DAY_MS) / MINUTE_MS) : MINUTES_PER_DAY - 1;
+    const intervals = sessions[weekdayOf(day * DAY_MS) as 0] ?? CLOSED;
     // Each minute from `from` to `to` must fall inside an interval: step from interval to interval.
     let minute = from;
     while (minute <= to) {
@@ -454,22 +501,41 @@ export function isSessionOpenThroughout(sessions: WeekSessions, fromMs: number, 
   return true;
 }
 
-/** The next time after `time` when the session opens or closes; null when it never changes (always open or never). */
-export function nextSessionChange(sessions: WeekSessions, time: number): number | null {
-  const openNow = isSessionOpen(sessions, time);
-  const today = Math.floor(time / 86_400_000);
-  const candidates: number[] = [];
-  for (let offset = 0; offset <= 7; offset++) {
-    const dayStart = (today + offset) * 86_400_000;
-    for (const [from, to] of sessions[weekdayOf(dayStart) as 0] ?? CLOSED) {
-      for (const minute of [from, to]) {
-        const candidate = dayStart + minute * 60_000;
-        if (candidate > time) candidates.push(candidate);
+/**
+ * How far ahead a session change is looked for: two weeks, since the week repeats on the zone's clock but a spring
+ * change may skip the one closed hour of a week.
+ */
+const SESSION_CHANGE_HORIZON_MS = 15 * DAY_MS;
+
+/**
+ * The next time after `time` when the session opens or closes, exactly: a local boundary on the zone's clock, or a
+ * daylight saving change when the clock jumps past or back over one; null when it never changes (always open or
+ * never).
+ */
+export function nextSessionChange(hours: TradingHours, time: number): number | null {
+  const { sessions, sessionTimeZone } = hours;
+  const openNow = isSessionOpen(hours, time);
+  const horizon = time + SESSION_CHANGE_HORIZON_MS;
+  // One stretch between two of the zone's changes at a time, where the clock keeps one offset: its boundaries on that
+  // clock, in order, then the change that ends it.
+  for (let from = time; from < horizon;) {
+    const offset = zoneOffsetMs(sessionTimeZone, from);
+    const until = Math.min(nextZoneChangeAfter(sessionTimeZone, from), horizon);
+    const candidates: number[] = [];
+    const lastDay = Math.floor((until + offset) / DAY_MS);
+    for (let day = Math.floor((from + offset) / DAY_MS); day <= lastDay; day++) {
+      for (const [start, end] of sessions[weekdayOf(day * DAY_MS) as 0] ?? CLOSED) {
+        for (const minute of [start, end]) {
+          const candidate = day * DAY_MS + minute * MINUTE_MS - offset;
+          if (candidate > from && candidate < until) candidates.push(candidate);
+        }
       }
     }
+    if (until < horizon) candidates.push(until);
+    candidates.sort((a, b) => a - b);
+    for (const candidate of candidates) if (isSessionOpen(hours, candidate) !== openNow) return candidate;
+    from = until;
   }
-  candidates.sort((a, b) => a - b);
-  for (const candidate of candidates) if (isSessionOpen(sessions, candidate) !== openNow) return candidate;
   return null;
 }
 
@@ -482,8 +548,4 @@ export function swapDaysAt(instrument: InstrumentSpec | null, weekday: number, t
   const own = instrument?.swapDays?.[weekday];
   if (own !== undefined) return own;
   return weekday === 0 || weekday === 6 ? 0 : weekday === tripleSwapWeekday ? 3 : 1;
-}
-
-export function weekdayOf(timeMs: number): number {
-  return (((Math.floor(timeMs / 86_400_000) + 4) % 7) + 7) % 7;
 }

@@ -1812,7 +1812,7 @@ const riskObserver: Observer = {
         const quote = h.engine.quote(position.symbol);
         return (
           quote !== undefined &&
-          isSessionOpenThroughout(instrumentOf(position.symbol).sessions, quote.time, h.engine.time) &&
+          isSessionOpenThroughout(instrumentOf(position.symbol), quote.time, h.engine.time) &&
           h.engine.time - quote.time <= MAX_QUOTE_AGE_MS
         );
       });
@@ -1848,7 +1848,7 @@ const triggerObserver: Observer = {
     const command = step.command;
     if (command.kind !== "tick" || !step.result?.ok) return;
     // A tick while the symbol's market is closed triggers nothing (engine.ts `tick`): its session's first tick does.
-    if (!isSessionOpen(instrumentOf(command.symbol).sessions, h.engine.time)) return;
+    if (!isSessionOpen(instrumentOf(command.symbol), h.engine.time)) return;
     const { bid, ask } = command;
     for (const position of h.engine.state.positions.values()) {
       if (position.symbol !== command.symbol) continue;
@@ -1916,8 +1916,7 @@ const triggerObserver: Observer = {
  */
 function forkDue(h: Harness, index: number): boolean {
   return (
-    index >= h.scenario.forkAt &&
-    MARKETS.every((market) => isSessionOpen(instrumentOf(market.symbol).sessions, h.engine.time))
+    index >= h.scenario.forkAt && MARKETS.every((market) => isSessionOpen(instrumentOf(market.symbol), h.engine.time))
   );
 }
 

@@ -269,7 +269,7 @@ describe("the first minutes after a market opens", () => {
 });
 
 describe("isSessionOpenThroughout", () => {
-  const forex = instrumentOf("EURUSD").sessions;
+  const forex = instrumentOf("EURUSD");
   it("is true only when no minute between the two times (both included) is closed", () => {
     expect(isSessionOpenThroughout(forex, FRIDAY_2130, Date.UTC(2026, 5, 5, 21, 59, 59, 999))).toBe(true);
     expect(isSessionOpenThroughout(forex, FRIDAY_2130, Date.UTC(2026, 5, 5, 22, 0))).toBe(false);
@@ -277,7 +277,13 @@ describe("isSessionOpenThroughout", () => {
     // Sunday's session runs on into Monday's across midnight.
     expect(isSessionOpenThroughout(forex, SUNDAY_2200, Date.UTC(2026, 5, 9, 12, 0))).toBe(true);
     expect(isSessionOpenThroughout(forex, SATURDAY_NOON, SATURDAY_NOON)).toBe(false);
-    expect(isSessionOpenThroughout(ALWAYS_OPEN, FRIDAY_2130, FRIDAY_2130 + 30 * 86_400_000)).toBe(true);
+    expect(
+      isSessionOpenThroughout(
+        { sessions: ALWAYS_OPEN, sessionTimeZone: "UTC" },
+        FRIDAY_2130,
+        FRIDAY_2130 + 30 * 86_400_000,
+      ),
+    ).toBe(true);
     expect(isSessionOpenThroughout(forex, SUNDAY_2200, SUNDAY_2200 + 30 * 86_400_000)).toBe(false);
   });
 });

@@ -191,7 +191,7 @@ describe("swaps a rollover could not convert, as a property", () => {
           for (const s of engines) s.ok({ kind: "advanceTime" }, until);
           // The ticks come at the first minute every symbol's market is open (a quote outside a session is not taken).
           let tickTime = until + 60_000;
-          while (!SYMBOLS.every((symbol) => isSessionOpen(instrumentOf(symbol).sessions, tickTime))) tickTime += 60_000;
+          while (!SYMBOLS.every((symbol) => isSessionOpen(instrumentOf(symbol), tickTime))) tickTime += 60_000;
           for (const symbol of tickOrder)
             for (const s of engines)
               s.ok(

@@ -82,17 +82,17 @@ describe("sessions", () => {
   });
 
   it("forex trades from Sunday 22:00 to Friday 22:00 UTC", () => {
-    expect(isSessionOpen(eurusd.sessions, Date.UTC(2026, 5, 7, 21, 59))).toBe(false); // Sunday
-    expect(isSessionOpen(eurusd.sessions, Date.UTC(2026, 5, 7, 22, 0))).toBe(true);
-    expect(isSessionOpen(eurusd.sessions, Date.UTC(2026, 5, 5, 21, 59))).toBe(true); // Friday
-    expect(isSessionOpen(eurusd.sessions, Date.UTC(2026, 5, 5, 22, 0))).toBe(false);
-    expect(isSessionOpen(eurusd.sessions, Date.UTC(2026, 5, 6, 12, 0))).toBe(false); // Saturday
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 7, 21, 59))).toBe(false); // Sunday
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 7, 22, 0))).toBe(true);
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 5, 21, 59))).toBe(true); // Friday
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 5, 22, 0))).toBe(false);
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 6, 12, 0))).toBe(false); // Saturday
   });
 
   it("an index has its own hours and crypto never closes", () => {
-    expect(isSessionOpen(ger40.sessions, Date.UTC(2026, 5, 2, 5, 59))).toBe(false);
-    expect(isSessionOpen(ger40.sessions, Date.UTC(2026, 5, 2, 6, 0))).toBe(true);
-    expect(isSessionOpen(btcusd.sessions, Date.UTC(2026, 5, 6, 3, 0))).toBe(true);
+    expect(isSessionOpen(ger40, Date.UTC(2026, 5, 2, 5, 59))).toBe(false);
+    expect(isSessionOpen(ger40, Date.UTC(2026, 5, 2, 6, 0))).toBe(true);
+    expect(isSessionOpen(btcusd, Date.UTC(2026, 5, 6, 3, 0))).toBe(true);
   });
 });
 

@@ -23,7 +23,7 @@ export type MarketStatus = "OPEN" | "CLOSE_ONLY" | "CLOSED" | "DISABLED";
 
 export function marketStatus(instrument: InstrumentSpec, now: number): MarketStatus {
   if (instrument.tradeMode === "DISABLED") return "DISABLED";
-  if (!isSessionOpen(instrument.sessions, now)) return "CLOSED";
+  if (!isSessionOpen(instrument, now)) return "CLOSED";
   return instrument.tradeMode === "CLOSE_ONLY" ? "CLOSE_ONLY" : "OPEN";
 }
 
@@ -108,7 +108,7 @@ export function specificationFields(instrument: InstrumentSpec, now: number, tri
     marginRate: toDecimalNumber(instrument.marginRatePpm, 4),
     tradeMode: instrument.tradeMode,
     status: marketStatus(instrument, now),
-    nextChange: optionalTimeToWire(nextSessionChange(instrument.sessions, now)),
+    nextChange: optionalTimeToWire(nextSessionChange(instrument, now)),
     sessions: weekSessionsView(instrument.sessions),
     stopsLevel: instrument.stopsLevelPoints,
     swapLong: toDecimalNumber(instrument.swapLongMilliPoints, 3),

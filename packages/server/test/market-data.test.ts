@@ -46,10 +46,10 @@ describe("bar arithmetic", () => {
 
   it("finds the next session change and writes sessions as UTC intervals", () => {
     const eurusd = DEFAULT_INSTRUMENTS.find((each) => each.symbol === "EURUSD")!;
-    expect(nextSessionChange(eurusd.sessions, TUESDAY_NOON)).toBe(at("2026-06-05T22:00:00Z"));
-    expect(nextSessionChange(eurusd.sessions, at("2026-06-06T12:00:00Z"))).toBe(at("2026-06-07T22:00:00Z"));
+    expect(nextSessionChange(eurusd, TUESDAY_NOON)).toBe(at("2026-06-05T22:00:00Z"));
+    expect(nextSessionChange(eurusd, at("2026-06-06T12:00:00Z"))).toBe(at("2026-06-07T22:00:00Z"));
     const btc = DEFAULT_INSTRUMENTS.find((each) => each.symbol === "BTCUSD")!;
-    expect(nextSessionChange(btc.sessions, TUESDAY_NOON)).toBeNull();
+    expect(nextSessionChange(btc, TUESDAY_NOON)).toBeNull();
     expect(weekSessionsView(eurusd.sessions)).toEqual([
       { day: "Sunday", intervals: ["22:00-24:00"] },
       { day: "Monday", intervals: ["00:00-24:00"] },

@@ -199,8 +199,8 @@ function bookSide(
  */
 export function nextSimulatedTick(state: SimulatorState, instrument: InstrumentSpec, time: number): SimulatedTick {
   const profile = simulationProfile(instrument);
-  if (!isSessionOpen(instrument.sessions, time)) {
-    const opens = nextSessionChange(instrument.sessions, time);
+  if (!isSessionOpen(instrument, time)) {
+    const opens = nextSessionChange(instrument, time);
     const delayMs = opens === null ? 60_000 : Math.min(60_000, Math.max(1, opens - time));
     return { quote: null, state, delayMs };
   }

@@ -201,7 +201,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         tradeMode: instrument.tradeMode,
         status: marketStatus(instrument, now),
         session: daySessionsText(instrument.sessions, weekdayOf(now)),
-        nextChange: optionalTimeToWire(nextSessionChange(instrument.sessions, now)),
+        nextChange: optionalTimeToWire(nextSessionChange(instrument, now)),
         contractSize: instrument.contractSize,
         volumeMin: lotsToWire(instrument.volumeMin, instrument),
         volumeMax: lotsToWire(instrument.volumeMax, instrument),
