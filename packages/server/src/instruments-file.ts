@@ -1,7 +1,7 @@
 /**
  * The broker's instruments (DESIGN.md section 3: "from a config file; a default set ships"): a JSON list of
- * definitions named by BOURSE_INSTRUMENTS_FILE, in the dealer's terms (decimals as strings, sessions as UTC
- * intervals), checked at start so that a bad entry stops it with the entry and field named instead of failing
+ * definitions named by BOURSE_INSTRUMENTS_FILE, in the dealer's terms (decimals as strings, sessions as local
+ * intervals in the instrument's time zone), checked at start so that a bad entry stops it with the entry and field named instead of failing
  * orders later. `bourse instruments` prints the default set in this form, for a broker's file to start from.
  *
  * Once a database has run with an instrument, its scale (digits, volume digits, contract size, currencies) is fixed:
@@ -13,8 +13,10 @@ import {
   CurrencyConverter,
   commissionCurrencyOf,
   DEFAULT_INSTRUMENT_DEFINITIONS,
+  TIME_ZONES,
   defineInstrument,
   hoursToMinutes,
+  isTimeZone,
   parseDecimal,
   type AssetClass,
   type CurrencyCode,
@@ -72,8 +74,16 @@ export const InstrumentFileEntry = Type.Object(
     sessions: Type.Array(Type.Array(Type.String({ pattern: INTERVAL.source }), { maxItems: 24 }), {
       minItems: 7,
       maxItems: 7,
-      description: "Sunday first: each day's open intervals in UTC, HH:MM-HH:MM (24:00 ends a day)",
+      description:
+        "Sunday first: each day's open intervals on the clock of sessionTimeZone, HH:MM-HH:MM (24:00 ends a day)",
     }),
+    // A string, checked by name (instrumentOf): a refused union would say only "Expected union value".
+    sessionTimeZone: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        description: `The time zone whose local clock the sessions are in (${TIME_ZONES.join(", ")}); UTC when absent`,
+      }),
+    ),
     stopsLevelPoints: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
     swapLong: Type.String({ pattern: SIGNED_DECIMAL, description: "Points per lot per day" }),
     swapShort: Type.String({ pattern: SIGNED_DECIMAL, description: "Points per lot per day" }),
@@ -140,10 +150,16 @@ function instrumentOf(entry: InstrumentFileEntry, where: string): InstrumentSpec
   const sessions = entry.sessions.map((intervals, weekday) =>
     daySessions(intervals, `${where}: sessions[${weekday}]`),
   ) as unknown as WeekSessions;
-  const { swapDays, ...fields } = entry;
+  const { swapDays, sessionTimeZone, ...fields } = entry;
+  if (sessionTimeZone !== undefined && !isTimeZone(sessionTimeZone))
+    throw new InstrumentsFileError(
+      `${where}: sessionTimeZone ${JSON.stringify(sessionTimeZone)} is not one Bourse knows: one of ` +
+        `${TIME_ZONES.join(", ")} (IANA names: Frankfurt's is Europe/Berlin)`,
+    );
   const definition: InstrumentDefinition = {
     ...fields,
     sessions,
+    ...(sessionTimeZone === undefined ? {} : { sessionTimeZone }),
     commissionCurrency,
     ...(swapDays === undefined ? {} : { swapDays: swapDays as unknown as SwapDays }),
   };
@@ -222,6 +238,7 @@ export function instrumentFileEntry(definition: InstrumentDefinition): Instrumen
     marginMode: definition.marginMode,
     marginRatePercent: definition.marginRatePercent,
     sessions: definition.sessions.map((_, weekday) => daySessionsText(definition.sessions, weekday)),
+    ...(definition.sessionTimeZone === undefined ? {} : { sessionTimeZone: definition.sessionTimeZone }),
     stopsLevelPoints: definition.stopsLevelPoints,
     swapLong: definition.swapLong,
     swapShort: definition.swapShort,

@@ -86,12 +86,12 @@ function minuteText(minute: number): string {
   return `${String(Math.floor(minute / 60)).padStart(2, "0")}:${String(minute % 60).padStart(2, "0")}`;
 }
 
-/** One day's sessions as "22:00-24:00" strings (UTC). */
+/** One day's sessions as "22:00-24:00" strings (on the clock of the instrument's session time zone). */
 export function daySessionsText(sessions: WeekSessions, weekday: number): string[] {
   return (sessions[weekday as 0] ?? []).map(([from, to]) => `${minuteText(from)}-${minuteText(to)}`);
 }
 
-/** The week's sessions, day by day, as readable UTC intervals. */
+/** The week's sessions, day by day, as readable intervals (on the clock of the instrument's session time zone). */
 export function weekSessionsView(sessions: WeekSessions): { day: string; intervals: string[] }[] {
   return WEEKDAY_NAMES.map((day, weekday) => ({ day, intervals: daySessionsText(sessions, weekday) }));
 }

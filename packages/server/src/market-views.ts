@@ -5,6 +5,7 @@
  * Client API's `timezone` and `swapMode`), composed around the fields computed here once.
  */
 import {
+  TIME_ZONES,
   currencyDigits,
   isSessionOpen,
   nextSessionChange,
@@ -42,6 +43,16 @@ export function tradedSymbol(platform: Platform, text: string): string {
   return platform.instruments.has(upper) ? upper : text;
 }
 
+/** The zone whose clock an instrument's sessions are read on (both faces, and the market table's column). */
+export const SessionTimeZoneSchema = Type.Union(
+  TIME_ZONES.map((zone) => Type.Literal(zone)),
+  {
+    description:
+      "The time zone (IANA name) whose local clock the sessions are in, daylight saving time included: UTC, or a " +
+      "market's own (forex America/New_York, CME America/Chicago, Xetra Europe/Berlin)",
+  },
+);
+
 /**
  * The contract specification's fields both faces show, in their order; `status` is the face's own
  * spelling of the status.
@@ -69,8 +80,9 @@ export function specificationProperties<Status extends TSchema>(status: Status) 
       description: "When the session next opens or closes; null: never",
     }),
     sessions: Type.Array(Type.Object({ day: Type.String(), intervals: Type.Array(Type.String()) }), {
-      description: "Sunday first; UTC intervals HH:MM-HH:MM",
+      description: "Sunday first; intervals HH:MM-HH:MM on the clock of sessionTimeZone (24:00 ends a day)",
     }),
+    sessionTimeZone: SessionTimeZoneSchema,
     stopsLevel: Type.Integer({
       description: "Points: the minimal distance of pending prices, SL and TP from the market",
     }),
@@ -110,6 +122,7 @@ export function specificationFields(instrument: InstrumentSpec, now: number, tri
     status: marketStatus(instrument, now),
     nextChange: optionalTimeToWire(nextSessionChange(instrument, now)),
     sessions: weekSessionsView(instrument.sessions),
+    sessionTimeZone: instrument.sessionTimeZone,
     stopsLevel: instrument.stopsLevelPoints,
     swapLong: toDecimalNumber(instrument.swapLongMilliPoints, 3),
     swapShort: toDecimalNumber(instrument.swapShortMilliPoints, 3),

@@ -968,6 +968,7 @@ describe("market data", () => {
       commissionCurrency: "USD",
     });
     expect(response.body.data.sessions).toHaveLength(7);
+    expect(response.body.data.sessionTimeZone).toBe("UTC");
     expectError(await automation(server, "GET", "/v1/api/symbols/NOPE", key), 404, "UNKNOWN_SYMBOL");
     expectError(await automation(server, "GET", "/v1/api/symbols/EUR%20USD", key), 400, "INVALID_DATA");
     expectError(await automation(server, "GET", "/v1/api/symbols/EURUSD", null), 401, "UNAUTHORIZED");

@@ -102,6 +102,24 @@ describe("the instruments file", () => {
     expect(refusal([{ ...EURUSD, sessions }])).toBe("entry 0 (EURUSD): sessions[2]: 12:00-08:00 ends before it starts");
   });
 
+  it("takes the sessions' time zone by its IANA name, UTC when absent, and refuses one it does not know by name", () => {
+    const [chicago] = parseInstruments(JSON.stringify([{ ...EURUSD, sessionTimeZone: "America/Chicago" }]));
+    expect(chicago?.sessionTimeZone).toBe("America/Chicago");
+    const { sessionTimeZone: _, ...withoutZone } = EURUSD;
+    expect(parseInstruments(JSON.stringify([withoutZone]))[0]?.sessionTimeZone).toBe("UTC");
+    for (const name of ["Europe/Frankfurt", "utc", "EST"])
+      expect(() => parseInstruments(JSON.stringify([{ ...EURUSD, sessionTimeZone: name }]))).toThrow(
+        new InstrumentsFileError(
+          `entry 0 (EURUSD): sessionTimeZone "${name}" is not one Bourse knows: one of UTC, America/New_York, ` +
+            "America/Chicago, Europe/London, Europe/Berlin, Asia/Tokyo, Australia/Sydney (IANA names: Frankfurt's is " +
+            "Europe/Berlin)",
+        ),
+      );
+    expect(() => parseInstruments(JSON.stringify([{ ...EURUSD, sessionTimeZone: 1 }]))).toThrow(
+      /^entry 0\.sessionTimeZone: Expected string/,
+    );
+  });
+
   it("is read by the configuration; a bad one stops the start with a ConfigError naming the setting", () => {
     const directory = temporaryDirectory();
     const file = writeFile(directory, brokerEntries());

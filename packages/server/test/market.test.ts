@@ -58,6 +58,7 @@ describe("GET /api/v1/market", () => {
       "baseCurrency",
       "profitCurrency",
       "marginCurrency",
+      "sessionTimeZone",
     ]);
     const rows = rowsOf(response.body);
     expect(rows).toHaveLength(16);
@@ -82,6 +83,7 @@ describe("GET /api/v1/market", () => {
       baseCurrency: "EUR",
       profitCurrency: "USD",
       marginCurrency: "EUR",
+      sessionTimeZone: "UTC",
     });
     expect(bySymbol.EURUSD).toMatchObject({ volumeMin: 0.01, volumeStep: 0.01 });
     expect(bySymbol.XAUUSD).toMatchObject({
@@ -279,6 +281,7 @@ describe("GET /api/v1/market/{symbol}", () => {
         { day: "Friday", intervals: ["00:00-22:00"] },
         { day: "Saturday", intervals: [] },
       ],
+      sessionTimeZone: "UTC",
       stopsLevel: 0,
       swapMode: "POINTS",
       swapLong: -7.2,

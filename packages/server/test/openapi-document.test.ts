@@ -5,6 +5,7 @@
  * clients called them without one), no operation had an id, the Pusher channel auth route hid the form encoding
  * pusher-js uses, and a `text/plain` body was parsed as a string where the registry promises 415.
  */
+import { TIME_ZONES } from "@bourse/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuthMode } from "../src/app.ts";
 import { ApiErrorCodes } from "../src/errors.ts";
@@ -259,6 +260,23 @@ describe("the OpenAPI document", () => {
       "application/x-www-form-urlencoded",
     ]);
     expect(Object.keys(operations.get("GET /api/v1/ws")?.responses ?? {})).toContain("429");
+  });
+
+  it("publishes the time zone of a contract's sessions beside them on both faces, and as the market table's last column", async () => {
+    const document = (await call(server, "GET", "/docs/json")).body as {
+      paths: Record<string, { get: { responses: Record<string, { content: Record<string, { schema: Schema }> }> } }>;
+    };
+    const answer = (path: string) => document.paths[path]!.get.responses["200"]!.content["application/json"]!.schema;
+    const zone = { type: "string", enum: [...TIME_ZONES], description: expect.stringContaining("daylight saving") };
+    for (const path of ["/api/v1/market/{symbol}", "/v1/api/symbols/{symbol}"]) {
+      const data = (answer(path).properties as Record<string, Schema>).data as { properties: Record<string, Schema> };
+      expect(data.properties.sessionTimeZone, path).toEqual(zone);
+      expect(data.properties.sessions?.description, path).toMatch(/on the clock of sessionTimeZone/);
+    }
+    const table = answer("/api/v1/market").properties as Record<string, Schema>;
+    const columns = (table.structure as { prefixItems: Schema[] }).prefixItems.map((column) => column.enum?.[0]);
+    expect(columns.at(-1)).toBe("sessionTimeZone");
+    expect((table.rows as { items: { prefixItems: Schema[] } }).items.prefixItems.at(-1)).toMatchObject(zone);
   });
 });
 

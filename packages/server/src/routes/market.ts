@@ -5,7 +5,8 @@
  * (The watchlist routes live in their own module.)
  *
  * Choices where the seeds are silent:
- * - Times are ISO 8601 UTC; sessions are UTC intervals "HH:MM-HH:MM" (24:00 = end of day).
+ * - Times are ISO 8601 UTC; sessions are intervals "HH:MM-HH:MM" (24:00 = end of day) on the clock of the
+ *   instrument's `sessionTimeZone` (UTC, or a market's own zone, daylight saving time included).
  * - `status`: OPEN (session open, trading allowed), CLOSE_ONLY (session open, closing only), CLOSED
  *   (outside the session), DISABLED (trading disabled); `nextChange` is when the session next opens or
  *   closes (null: it never closes).
@@ -18,6 +19,7 @@
  */
 import {
   MAX_BOOK_LEVELS,
+  localTimeOf,
   nextSessionChange,
   toDecimalNumber,
   weekdayOf,
@@ -105,12 +107,23 @@ const Status = Type.Union([
 ]);
 
 // The shared fields, with this face's `timezone` and `swapMode` in their places.
-const { sessions, stopsLevel, swapLong, swapShort, commission, commissionCurrency, ...specificationHead } =
-  specificationProperties(Status);
+const {
+  sessions,
+  sessionTimeZone,
+  stopsLevel,
+  swapLong,
+  swapShort,
+  commission,
+  commissionCurrency,
+  ...specificationHead
+} = specificationProperties(Status);
 const SpecificationView = Type.Object({
   ...specificationHead,
-  timezone: Type.Literal("UTC"),
+  timezone: Type.Literal("UTC", {
+    description: "The zone of this answer's times; the sessions are in sessionTimeZone",
+  }),
   sessions,
+  sessionTimeZone,
   stopsLevel,
   swapMode: Type.Literal("POINTS"),
   swapLong,
@@ -141,10 +154,13 @@ const MarketTable = TableOf(
     "baseCurrency",
     "profitCurrency",
     "marginCurrency",
+    "sessionTimeZone",
   ],
   Type.Object({
     ...specificationProperties(Status),
-    session: Type.Array(Type.String(), { description: "Today's sessions: UTC intervals HH:MM-HH:MM" }),
+    session: Type.Array(Type.String(), {
+      description: "Today's sessions (today on the clock of sessionTimeZone): intervals HH:MM-HH:MM on that clock",
+    }),
   }),
 );
 
@@ -183,10 +199,11 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         summary: "Market info: every instrument with its trading status now and today's session (table)",
         description:
           "Columns: symbol, description, assetClass, digits, tradeMode (FULL, CLOSE_ONLY, DISABLED), status (OPEN, " +
-          "CLOSE_ONLY, CLOSED, DISABLED), session (today's UTC intervals HH:MM-HH:MM), nextChange (when the session " +
-          "next opens or closes; null if never), contractSize (units of a lot), volumeMin, volumeMax, volumeStep " +
-          "(lots), stopsLevel (points), baseCurrency, profitCurrency, marginCurrency. The whole specification: " +
-          "`GET /api/v1/market/{symbol}`.",
+          "CLOSE_ONLY, CLOSED, DISABLED), session (today's intervals HH:MM-HH:MM on the clock of sessionTimeZone), " +
+          "nextChange (when the session next opens or closes; null if never), contractSize (units of a lot), " +
+          "volumeMin, volumeMax, volumeStep (lots), stopsLevel (points), baseCurrency, profitCurrency, " +
+          "marginCurrency, sessionTimeZone (the time zone of the session's hours: UTC, or the market's own). The " +
+          "whole specification: `GET /api/v1/market/{symbol}`.",
         querystring: Closed({}),
         response: { 200: MarketTable, ...authenticatedErrors },
       },
@@ -200,7 +217,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         digits: instrument.digits,
         tradeMode: instrument.tradeMode,
         status: marketStatus(instrument, now),
-        session: daySessionsText(instrument.sessions, weekdayOf(now)),
+        session: daySessionsText(instrument.sessions, weekdayOf(localTimeOf(instrument.sessionTimeZone, now))),
         nextChange: optionalTimeToWire(nextSessionChange(instrument, now)),
         contractSize: instrument.contractSize,
         volumeMin: lotsToWire(instrument.volumeMin, instrument),
@@ -210,6 +227,7 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         baseCurrency: instrument.baseCurrency,
         profitCurrency: instrument.profitCurrency,
         marginCurrency: instrument.marginCurrency,
+        sessionTimeZone: instrument.sessionTimeZone,
       }));
       return toTable(MarketTable, rows);
     },
