@@ -167,8 +167,20 @@ function weekdaysOnly(from: string, to: string): WeekSessions {
 }
 
 export const ALWAYS_OPEN: WeekSessions = [FULL_DAY, FULL_DAY, FULL_DAY, FULL_DAY, FULL_DAY, FULL_DAY, FULL_DAY];
-const FOREX_WEEK = sundayToFriday("22:00", "22:00");
-const CME_WEEK = sundayToFriday("23:00", "22:00", ["22:00", "23:00"]);
+// The default set's hours are its markets' local hours, daylight saving time included.
+/** Forex: the interbank week, from Sunday 17:00 to Friday 17:00 New York. */
+const FOREX_HOURS: TradingHours = { sessions: sundayToFriday("17:00", "17:00"), sessionTimeZone: "America/New_York" };
+/** CME Globex (metals, US index futures, oil): Sunday 17:00 to Friday 16:00 Chicago, a daily break 16:00-17:00. */
+const CME_HOURS: TradingHours = {
+  sessions: sundayToFriday("17:00", "16:00", ["16:00", "17:00"]),
+  sessionTimeZone: "America/Chicago",
+};
+/**
+ * GER40: 08:00-22:00 Frankfurt (Berlin time), as brokers commonly quote the CFD: the Eurex DAX future's day around
+ * Xetra's 09:00-17:30, the future's early-morning hours left out. The UTC 06:00-21:00 it had was 08:00-23:00 Frankfurt
+ * in summer and 07:00-22:00 in winter.
+ */
+const XETRA_CFD_HOURS: TradingHours = { sessions: weekdaysOnly("08:00", "22:00"), sessionTimeZone: "Europe/Berlin" };
 
 export interface InstrumentDefinition {
   symbol: string;
@@ -266,7 +278,7 @@ const forex = (
   quote: symbol.slice(3, 6) as CurrencyCode,
   marginMode: "FOREX",
   marginRatePercent: "100",
-  sessions: FOREX_WEEK,
+  ...FOREX_HOURS,
   stopsLevelPoints: 0,
   swapLong,
   swapShort,
@@ -299,7 +311,7 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
     quote: "USD",
     marginMode: "FOREX",
     marginRatePercent: "100",
-    sessions: CME_WEEK,
+    ...CME_HOURS,
     stopsLevelPoints: 10,
     swapLong: "-45.3",
     swapShort: "22.6",
@@ -316,7 +328,7 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
     quote: "USD",
     marginMode: "FOREX",
     marginRatePercent: "100",
-    sessions: CME_WEEK,
+    ...CME_HOURS,
     stopsLevelPoints: 10,
     swapLong: "-5.1",
     swapShort: "1.4",
@@ -333,7 +345,7 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
     quote: "USD",
     marginMode: "CFD",
     marginRatePercent: "5",
-    sessions: CME_WEEK,
+    ...CME_HOURS,
     stopsLevelPoints: 50,
     swapLong: "-92.5",
     swapShort: "31.2",
@@ -351,7 +363,7 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
     quote: "USD",
     marginMode: "CFD",
     marginRatePercent: "5",
-    sessions: CME_WEEK,
+    ...CME_HOURS,
     stopsLevelPoints: 100,
     swapLong: "-310.4",
     swapShort: "105.7",
@@ -369,7 +381,7 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
     quote: "EUR",
     marginMode: "CFD",
     marginRatePercent: "5",
-    sessions: weekdaysOnly("06:00", "21:00"),
+    ...XETRA_CFD_HOURS,
     stopsLevelPoints: 100,
     swapLong: "-280.0",
     swapShort: "60.0",
@@ -387,7 +399,7 @@ export const DEFAULT_INSTRUMENT_DEFINITIONS: readonly InstrumentDefinition[] = [
     quote: "USD",
     marginMode: "CFD",
     marginRatePercent: "10",
-    sessions: CME_WEEK,
+    ...CME_HOURS,
     stopsLevelPoints: 10,
     swapLong: "-3.5",
     swapShort: "1.0",

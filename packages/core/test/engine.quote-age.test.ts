@@ -110,7 +110,7 @@ describe("a quote older than maxQuoteAgeMs", () => {
   });
 
   it("does not hold a closed market's last quote against money leaving: it is that market's price until it opens", () => {
-    const s = new Scenario(config, Date.UTC(2026, 5, 5, 21, 58)); // Friday, forex closes at 22:00
+    const s = new Scenario(config, Date.UTC(2026, 5, 5, 20, 58)); // Friday, forex closes at 21:00 (17:00 New York)
     const account = s.account("USD", "1000");
     s.quote("EURUSD", "1.08430", "1.08440");
     s.buy(account, "EURUSD", "0.01");

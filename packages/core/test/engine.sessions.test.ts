@@ -17,21 +17,21 @@
  */
 import { describe, expect, it } from "vitest";
 import { ALWAYS_OPEN, isSessionOpenThroughout } from "../src/index.ts";
-import { Scenario, instrumentOf, money, points } from "./helpers.ts";
+import { Scenario, instrumentOf, lots, money, points } from "./helpers.ts";
 
-/** Friday 5 June 2026, 21:30 UTC: forex trades until 22:00, crypto all week. */
-const FRIDAY_2130 = Date.UTC(2026, 5, 5, 21, 30);
-const FRIDAY_2150 = Date.UTC(2026, 5, 5, 21, 50);
+/** Friday 5 June 2026, 20:30 UTC: forex trades until 17:00 New York (21:00 UTC in summer), crypto all week. */
+const FRIDAY_2030 = Date.UTC(2026, 5, 5, 20, 30);
+const FRIDAY_2050 = Date.UTC(2026, 5, 5, 20, 50);
 const SATURDAY_NOON = Date.UTC(2026, 5, 6, 12, 0);
-/** Forex reopens on Sunday at 22:00 UTC. */
-const SUNDAY_2200 = Date.UTC(2026, 5, 7, 22, 0);
+/** Forex reopens on Sunday at 17:00 New York, 21:00 UTC. */
+const SUNDAY_2100 = Date.UTC(2026, 5, 7, 21, 0);
 
 /**
- * Friday 21:30, half an hour before forex closes: a 1,500 USD account buys 0.5 lot of EURUSD at 1.08440 and 0.02 lot
+ * Friday 20:30 UTC, half an hour before forex closes: a 1,500 USD account buys 0.5 lot of EURUSD at 1.08440 and 0.02 lot
  * of BTCUSD (always open) at 60,010.00.
  */
 function fridayBook(): { s: Scenario; account: number; eur: number; btc: number } {
-  const s = new Scenario(undefined, FRIDAY_2130);
+  const s = new Scenario(undefined, FRIDAY_2030);
   const account = s.account("USD", "1500");
   s.quote("EURUSD", "1.08430", "1.08440");
   s.quote("BTCUSD", "60000.00", "60010.00");
@@ -45,7 +45,7 @@ describe("stop-out while a market is closed", () => {
     const { s, account, eur, btc } = fridayBook();
     // Margin: EURUSD 50,000 EUR / 100 × 1.08430 = 542.15; BTCUSD 0.02 × 60,010.00 × 50 % = 600.10. Commission 0.10.
     expect(s.engine.accountMetrics(account)).toMatchObject({ balance: money("1499.90"), margin: money("1142.25") });
-    s.quote("EURUSD", "1.07440", "1.07450", FRIDAY_2150);
+    s.quote("EURUSD", "1.07440", "1.07450", FRIDAY_2050);
     // Saturday: BTCUSD falls. Friday's 22:00 rollover charged EURUSD −3.60 (−7.2 points × 0.5 lot) and BTCUSD −0.40.
     // Equity 1,499.90 − 500.00 − 440.20 − 3.60 − 0.40 = 555.70 ≤ 50 % of 1,142.25: stop-out. EURUSD loses most
     // (−503.60) but its market is closed: the stop-out closes BTCUSD at the bid 38,000.00 (−440.20, swap −0.40,
@@ -68,7 +68,7 @@ describe("stop-out while a market is closed", () => {
     expect(s.positions(account).map((position) => position.id)).toEqual([eur]);
     expect(s.get(account).balance).toBe(money("1059.20"));
     // Sunday's first EURUSD tick gaps down: equity 1,059.20 − 1,020.00 − 3.60 = 35.60, closed at that tick's bid.
-    s.quote("EURUSD", "1.06400", "1.06410", SUNDAY_2200 + 1000);
+    s.quote("EURUSD", "1.06400", "1.06410", SUNDAY_2100 + 1000);
     expect(s.deals().slice(3)).toEqual([
       expect.objectContaining({
         positionId: eur,
@@ -76,7 +76,7 @@ describe("stop-out while a market is closed", () => {
         price: points("EURUSD", "1.06400"),
         profit: money("-1020.00"),
         swap: money("-3.60"),
-        time: SUNDAY_2200 + 1000,
+        time: SUNDAY_2100 + 1000,
       }),
     ]);
     expect(s.get(account).balance).toBe(money("35.60"));
@@ -87,7 +87,7 @@ describe("stop-out while a market is closed", () => {
 
 describe("ticks while a market is closed", () => {
   it("a tick while the market is closed is refused (MARKET_CLOSED) and changes nothing: no quote, no fill, no SL; the first tick of the session runs them, at its own prices", () => {
-    const s = new Scenario(undefined, FRIDAY_2130);
+    const s = new Scenario(undefined, FRIDAY_2030);
     const account = s.account();
     s.quote("EURUSD", "1.08430", "1.08440");
     const position = s.buy(account, "EURUSD", "1", { sl: points("EURUSD", "1.08300") }).positionId as number;
@@ -97,7 +97,7 @@ describe("ticks while a market is closed", () => {
     s.time = SATURDAY_NOON;
     expect(s.refusedQuote("EURUSD", "1.08000", "1.08010")).toBe("MARKET_CLOSED");
     expect(s.engine.quote("EURUSD")).toMatchObject({ bid: points("EURUSD", "1.08430") });
-    expect(s.engine.quote("EURUSD")!.time).toBeLessThan(FRIDAY_2150);
+    expect(s.engine.quote("EURUSD")!.time).toBeLessThan(FRIDAY_2050);
     // Friday's 22:00 rollover (the clock passed it) is the only change: its swap event.
     expect(s.events.slice(eventsBefore).map((event) => event.type)).not.toContain("DealExecuted");
     expect(s.deals()).toHaveLength(1);
@@ -105,7 +105,7 @@ describe("ticks while a market is closed", () => {
     expect(s.engine.state.orders.get(limit)).toMatchObject({ status: "PLACED", triggered: false });
     // Sunday's first tick: the SL is reached (bid 1.08250 ≤ 1.08300) and closes at that bid; the limit is not
     // (ask 1.08260 > 1.08200). (1.08250 − 1.08440) × 100,000 = −190.00, swap −7.20 from Friday's rollover.
-    s.quote("EURUSD", "1.08250", "1.08260", SUNDAY_2200 + 5000);
+    s.quote("EURUSD", "1.08250", "1.08260", SUNDAY_2100 + 5000);
     expect(s.deals().slice(1)).toEqual([
       expect.objectContaining({
         positionId: position,
@@ -155,7 +155,7 @@ describe("a restart while a market is closed", () => {
   // refused now), so BTCUSD fell to a negative equity with no stop-out and no margin call all weekend.
   it("an account holding a closed market is still judged: its kept last quote of the session values it, and a stop-out closes what is open", () => {
     const { s, account, btc } = fridayBook();
-    s.quote("EURUSD", "1.07440", "1.07450", FRIDAY_2150);
+    s.quote("EURUSD", "1.07440", "1.07450", FRIDAY_2050);
     s.time = SATURDAY_NOON - 60_000;
     restartKeepingQuotes(s, ["EURUSD", "BTCUSD"]);
     s.quote("BTCUSD", "60000.00", "60010.00", SATURDAY_NOON);
@@ -182,11 +182,11 @@ describe("a restart while a market is closed", () => {
   });
 
   it("a kept quote is not its market's last price when a session began after it: the account waits for a live one", () => {
-    // Gold breaks daily (22:00–23:00): Wednesday's quote is followed by Thursday's and Friday's sessions, missed.
+    // Gold breaks daily (16:00–17:00 Chicago): Wednesday's quote is followed by Thursday's and Friday's sessions, missed.
     // EURUSD's quote of the Friday before: the whole week's session came after it.
     for (const [symbol, bid, ask, start] of [
       ["XAUUSD", "2350.00", "2350.30", Date.UTC(2026, 5, 3, 12, 0)],
-      ["EURUSD", "1.08430", "1.08440", Date.UTC(2026, 4, 29, 21, 30)],
+      ["EURUSD", "1.08430", "1.08440", Date.UTC(2026, 4, 29, 20, 30)],
     ] as const) {
       const s = new Scenario(undefined, start);
       const account = s.account("USD", "5000");
@@ -205,11 +205,11 @@ describe("a restart while a market is closed", () => {
 
 describe("the first minutes after a market opens", () => {
   it("at the weekend open nothing trades at Friday's quote (NO_QUOTES) until the session's first tick, which it then fills at", () => {
-    const s = new Scenario(undefined, FRIDAY_2130);
+    const s = new Scenario(undefined, FRIDAY_2030);
     const account = s.account();
     s.quote("EURUSD", "1.08430", "1.08440");
     const position = s.buy(account, "EURUSD", "1").positionId as number;
-    s.time = SUNDAY_2200 + 500;
+    s.time = SUNDAY_2100 + 500;
     const sell = {
       kind: "placeOrder",
       accountId: account,
@@ -233,12 +233,12 @@ describe("the first minutes after a market opens", () => {
   });
 
   it("a quote from before the close is no price to trade at after the open, and one sent while closed is not taken", () => {
-    const s = new Scenario(undefined, FRIDAY_2130);
+    const s = new Scenario(undefined, FRIDAY_2030);
     const account = s.account();
     s.quote("EURUSD", "1.08430", "1.08440");
     s.time = SATURDAY_NOON;
     expect(s.refusedQuote("EURUSD", "1.08000", "1.08010")).toBe("MARKET_CLOSED");
-    s.time = SUNDAY_2200 + 500;
+    s.time = SUNDAY_2100 + 500;
     expect(
       s.rejected({
         kind: "placeOrder",
@@ -254,11 +254,11 @@ describe("the first minutes after a market opens", () => {
     expect(s.deals()[0]?.price).toBe(points("EURUSD", "1.08110"));
   });
 
-  it("after gold's daily break (22:00–23:00 UTC) an order waits for the first tick after 23:00", () => {
-    const s = new Scenario(undefined, Date.UTC(2026, 5, 2, 21, 58));
+  it("after gold's daily break (16:00–17:00 Chicago, 21:00–22:00 UTC in June) an order waits for the first tick after it", () => {
+    const s = new Scenario(undefined, Date.UTC(2026, 5, 2, 20, 58));
     const account = s.account();
     s.quote("XAUUSD", "2350.00", "2350.30");
-    s.time = Date.UTC(2026, 5, 2, 23, 0, 30);
+    s.time = Date.UTC(2026, 5, 2, 22, 0, 30);
     expect(
       s.rejected({ kind: "placeOrder", accountId: account, symbol: "XAUUSD", side: "BUY", type: "MARKET", volume: 1 }),
     ).toBe("NO_QUOTES");
@@ -271,19 +271,44 @@ describe("the first minutes after a market opens", () => {
 describe("isSessionOpenThroughout", () => {
   const forex = instrumentOf("EURUSD");
   it("is true only when no minute between the two times (both included) is closed", () => {
-    expect(isSessionOpenThroughout(forex, FRIDAY_2130, Date.UTC(2026, 5, 5, 21, 59, 59, 999))).toBe(true);
-    expect(isSessionOpenThroughout(forex, FRIDAY_2130, Date.UTC(2026, 5, 5, 22, 0))).toBe(false);
-    expect(isSessionOpenThroughout(forex, FRIDAY_2130, SUNDAY_2200 + 1)).toBe(false);
+    expect(isSessionOpenThroughout(forex, FRIDAY_2030, Date.UTC(2026, 5, 5, 20, 59, 59, 999))).toBe(true);
+    expect(isSessionOpenThroughout(forex, FRIDAY_2030, Date.UTC(2026, 5, 5, 21, 0))).toBe(false);
+    expect(isSessionOpenThroughout(forex, FRIDAY_2030, SUNDAY_2100 + 1)).toBe(false);
     // Sunday's session runs on into Monday's across midnight.
-    expect(isSessionOpenThroughout(forex, SUNDAY_2200, Date.UTC(2026, 5, 9, 12, 0))).toBe(true);
+    expect(isSessionOpenThroughout(forex, SUNDAY_2100, Date.UTC(2026, 5, 9, 12, 0))).toBe(true);
     expect(isSessionOpenThroughout(forex, SATURDAY_NOON, SATURDAY_NOON)).toBe(false);
     expect(
       isSessionOpenThroughout(
         { sessions: ALWAYS_OPEN, sessionTimeZone: "UTC" },
-        FRIDAY_2130,
-        FRIDAY_2130 + 30 * 86_400_000,
+        FRIDAY_2030,
+        FRIDAY_2030 + 30 * 86_400_000,
       ),
     ).toBe(true);
-    expect(isSessionOpenThroughout(forex, SUNDAY_2200, SUNDAY_2200 + 30 * 86_400_000)).toBe(false);
+    expect(isSessionOpenThroughout(forex, SUNDAY_2100, SUNDAY_2100 + 30 * 86_400_000)).toBe(false);
+  });
+});
+
+describe("forex's close at 17:00 New York, summer and winter", () => {
+  // 10 July 2026 17:00 EDT is 21:00 UTC; 15 January 2027 17:00 EST is 22:00 UTC.
+  it.each([
+    ["July", Date.UTC(2026, 6, 10, 21, 0)],
+    ["January", Date.UTC(2027, 0, 15, 22, 0)],
+  ])("in %s an order is taken at 16:59 and refused MARKET_CLOSED at 17:00:00", (_, close) => {
+    const s = new Scenario(undefined, close - 5 * 60_000);
+    const account = s.account();
+    s.quote("EURUSD", "1.08430", "1.08440", close - 2 * 60_000);
+    const buy = (time: number) =>
+      s.run({
+        kind: "placeOrder",
+        accountId: account,
+        symbol: "EURUSD",
+        side: "BUY",
+        type: "MARKET",
+        volume: lots("EURUSD", "0.01"),
+        time,
+      });
+    expect(buy(close - 60_000)).toMatchObject({ ok: true });
+    expect(buy(close)).toMatchObject({ ok: false, code: "MARKET_CLOSED" });
+    expect(s.deals()).toHaveLength(1);
   });
 });

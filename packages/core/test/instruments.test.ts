@@ -81,17 +81,40 @@ describe("sessions", () => {
     expect(weekdayOf(Date.UTC(1969, 11, 31, 23))).toBe(3);
   });
 
-  it("forex trades from Sunday 22:00 to Friday 22:00 UTC", () => {
-    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 7, 21, 59))).toBe(false); // Sunday
-    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 7, 22, 0))).toBe(true);
-    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 5, 21, 59))).toBe(true); // Friday
-    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 5, 22, 0))).toBe(false);
+  it("forex trades from Sunday 17:00 to Friday 17:00 New York: 21:00 UTC in June, 22:00 UTC in December", () => {
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 7, 20, 59))).toBe(false); // Sunday
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 7, 21, 0))).toBe(true);
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 5, 20, 59))).toBe(true); // Friday
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 5, 21, 0))).toBe(false);
     expect(isSessionOpen(eurusd, Date.UTC(2026, 5, 6, 12, 0))).toBe(false); // Saturday
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 11, 6, 21, 59))).toBe(false); // Sunday
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 11, 6, 22, 0))).toBe(true);
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 11, 4, 21, 59))).toBe(true); // Friday
+    expect(isSessionOpen(eurusd, Date.UTC(2026, 11, 4, 22, 0))).toBe(false);
   });
 
-  it("an index has its own hours and crypto never closes", () => {
+  it("metals, US indices and oil keep CME's hours in Chicago, GER40 08:00-22:00 Berlin, and crypto never closes", () => {
+    for (const symbol of ["XAUUSD", "XAGUSD", "US500", "NAS100", "USOIL"])
+      expect(DEFAULT_INSTRUMENTS.find((instrument) => instrument.symbol === symbol)).toMatchObject({
+        sessionTimeZone: "America/Chicago",
+      });
+    const gold = DEFAULT_INSTRUMENTS.find((instrument) => instrument.symbol === "XAUUSD")!;
+    // The daily break, 16:00-17:00 Chicago: 21:00-22:00 UTC in June, 22:00-23:00 UTC in December.
+    expect(isSessionOpen(gold, Date.UTC(2026, 5, 2, 20, 59))).toBe(true);
+    expect(isSessionOpen(gold, Date.UTC(2026, 5, 2, 21, 0))).toBe(false);
+    expect(isSessionOpen(gold, Date.UTC(2026, 5, 2, 22, 0))).toBe(true);
+    expect(isSessionOpen(gold, Date.UTC(2026, 11, 1, 21, 59))).toBe(true);
+    expect(isSessionOpen(gold, Date.UTC(2026, 11, 1, 22, 0))).toBe(false);
+    expect(isSessionOpen(gold, Date.UTC(2026, 11, 1, 23, 0))).toBe(true);
+    // GER40: 06:00-20:00 UTC in June, 07:00-21:00 UTC in December.
     expect(isSessionOpen(ger40, Date.UTC(2026, 5, 2, 5, 59))).toBe(false);
     expect(isSessionOpen(ger40, Date.UTC(2026, 5, 2, 6, 0))).toBe(true);
+    expect(isSessionOpen(ger40, Date.UTC(2026, 5, 2, 19, 59))).toBe(true);
+    expect(isSessionOpen(ger40, Date.UTC(2026, 5, 2, 20, 0))).toBe(false);
+    expect(isSessionOpen(ger40, Date.UTC(2026, 11, 1, 6, 59))).toBe(false);
+    expect(isSessionOpen(ger40, Date.UTC(2026, 11, 1, 7, 0))).toBe(true);
+    expect(isSessionOpen(ger40, Date.UTC(2026, 11, 1, 20, 59))).toBe(true);
+    expect(isSessionOpen(ger40, Date.UTC(2026, 11, 1, 21, 0))).toBe(false);
     expect(isSessionOpen(btcusd, Date.UTC(2026, 5, 6, 3, 0))).toBe(true);
   });
 });

@@ -960,7 +960,7 @@ describe("market data", () => {
       marginRate: 100,
       tradeMode: "FULL",
       status: "open",
-      nextChange: "2026-06-05T22:00:00.000Z",
+      nextChange: "2026-06-05T21:00:00.000Z",
       stopsLevel: 0,
       swapLong: -7.2,
       swapShort: 2.1,
@@ -968,7 +968,7 @@ describe("market data", () => {
       commissionCurrency: "USD",
     });
     expect(response.body.data.sessions).toHaveLength(7);
-    expect(response.body.data.sessionTimeZone).toBe("UTC");
+    expect(response.body.data.sessionTimeZone).toBe("America/New_York");
     expectError(await automation(server, "GET", "/v1/api/symbols/NOPE", key), 404, "UNKNOWN_SYMBOL");
     expectError(await automation(server, "GET", "/v1/api/symbols/EUR%20USD", key), 400, "INVALID_DATA");
     expectError(await automation(server, "GET", "/v1/api/symbols/EURUSD", null), 401, "UNAUTHORIZED");

@@ -44,19 +44,20 @@ describe("bar arithmetic", () => {
     expect(barsBefore("H1", at("2026-03-01T00:00:00Z"), 2)).toBe(at("2026-02-28T22:00:00Z"));
   });
 
-  it("finds the next session change and writes sessions as UTC intervals", () => {
+  it("finds the next session change and writes sessions as intervals on the clock of their zone", () => {
     const eurusd = DEFAULT_INSTRUMENTS.find((each) => each.symbol === "EURUSD")!;
-    expect(nextSessionChange(eurusd, TUESDAY_NOON)).toBe(at("2026-06-05T22:00:00Z"));
-    expect(nextSessionChange(eurusd, at("2026-06-06T12:00:00Z"))).toBe(at("2026-06-07T22:00:00Z"));
+    // 17:00 New York: 21:00 UTC in June.
+    expect(nextSessionChange(eurusd, TUESDAY_NOON)).toBe(at("2026-06-05T21:00:00Z"));
+    expect(nextSessionChange(eurusd, at("2026-06-06T12:00:00Z"))).toBe(at("2026-06-07T21:00:00Z"));
     const btc = DEFAULT_INSTRUMENTS.find((each) => each.symbol === "BTCUSD")!;
     expect(nextSessionChange(btc, TUESDAY_NOON)).toBeNull();
     expect(weekSessionsView(eurusd.sessions)).toEqual([
-      { day: "Sunday", intervals: ["22:00-24:00"] },
+      { day: "Sunday", intervals: ["17:00-24:00"] },
       { day: "Monday", intervals: ["00:00-24:00"] },
       { day: "Tuesday", intervals: ["00:00-24:00"] },
       { day: "Wednesday", intervals: ["00:00-24:00"] },
       { day: "Thursday", intervals: ["00:00-24:00"] },
-      { day: "Friday", intervals: ["00:00-22:00"] },
+      { day: "Friday", intervals: ["00:00-17:00"] },
       { day: "Saturday", intervals: [] },
     ]);
   });

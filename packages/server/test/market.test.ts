@@ -74,7 +74,7 @@ describe("GET /api/v1/market", () => {
       tradeMode: "FULL",
       status: "OPEN",
       session: ["00:00-24:00"],
-      nextChange: "2026-06-05T22:00:00.000Z",
+      nextChange: "2026-06-05T21:00:00.000Z",
       contractSize: 100000,
       volumeMin: specification.volumeMin,
       volumeMax: specification.volumeMax,
@@ -83,29 +83,53 @@ describe("GET /api/v1/market", () => {
       baseCurrency: "EUR",
       profitCurrency: "USD",
       marginCurrency: "EUR",
-      sessionTimeZone: "UTC",
+      sessionTimeZone: "America/New_York",
     });
     expect(bySymbol.EURUSD).toMatchObject({ volumeMin: 0.01, volumeStep: 0.01 });
+    // Gold's daily break, 16:00-17:00 Chicago, is 21:00-22:00 UTC in June; GER40 closes at 22:00 Berlin, 20:00 UTC.
     expect(bySymbol.XAUUSD).toMatchObject({
-      session: ["00:00-22:00", "23:00-24:00"],
-      nextChange: "2026-06-02T22:00:00.000Z",
+      session: ["00:00-16:00", "17:00-24:00"],
+      nextChange: "2026-06-02T21:00:00.000Z",
       status: "OPEN",
+      sessionTimeZone: "America/Chicago",
     });
-    expect(bySymbol.GER40).toMatchObject({ session: ["06:00-21:00"], nextChange: "2026-06-02T21:00:00.000Z" });
+    expect(bySymbol.GER40).toMatchObject({
+      session: ["08:00-22:00"],
+      nextChange: "2026-06-02T20:00:00.000Z",
+      sessionTimeZone: "Europe/Berlin",
+    });
+    expect(bySymbol.BTCUSD).toMatchObject({ sessionTimeZone: "UTC" });
     expect(bySymbol.BTCUSD).toMatchObject({ digits: 2, assetClass: "crypto", nextChange: null, status: "OPEN" });
     expectNoUserData(response.body);
   });
 
-  it("says CLOSED outside the session (Tuesday 22:30: gold's daily break, GER40 after hours)", async () => {
-    server.clock.set(Date.UTC(2026, 5, 2, 22, 30));
+  it("says CLOSED outside the session (Tuesday 21:30 UTC: gold's daily break, GER40 after hours)", async () => {
+    server.clock.set(Date.UTC(2026, 5, 2, 21, 30));
     try {
       const rows = rowsOf((await get("/api/v1/market")).body);
       const status = Object.fromEntries(rows.map((row) => [row.symbol, [row.status, row.nextChange]]));
-      expect(status.XAUUSD).toEqual(["CLOSED", "2026-06-02T23:00:00.000Z"]);
+      expect(status.XAUUSD).toEqual(["CLOSED", "2026-06-02T22:00:00.000Z"]);
       expect(status.GER40).toEqual(["CLOSED", "2026-06-03T06:00:00.000Z"]);
       expect(status.EURUSD![0]).toBe("OPEN");
     } finally {
       server.clock.set(TUESDAY_NOON);
+    }
+  });
+
+  it("gives today's session of the zone's local day: on Monday 01:00 UTC it is still Sunday in New York and Chicago", async () => {
+    // A server of its own: the platform's time never goes back.
+    const monday = await startTestServer({ clock: new ManualClock(Date.UTC(2026, 5, 8, 1, 0)) });
+    try {
+      const trader = await signUp(monday);
+      const rows = rowsOf((await call(monday, "GET", "/api/v1/market", { token: trader.token })).body);
+      const session = Object.fromEntries(rows.map((row) => [row.symbol, row.session]));
+      expect(session.EURUSD).toEqual(["17:00-24:00"]);
+      expect(session.XAUUSD).toEqual(["17:00-24:00"]);
+      // Berlin is already on Monday at 03:00; BTCUSD's UTC Monday.
+      expect(session.GER40).toEqual(["08:00-22:00"]);
+      expect(session.BTCUSD).toEqual(["00:00-24:00"]);
+    } finally {
+      await monday.close();
     }
   });
 
@@ -221,11 +245,12 @@ describe("market status when the clock steps back", () => {
   // Found by the audit of time of 7 December: the list judged sessions at the wall clock, the engine at its own (which
   // never goes back): set back 55 s from just past Friday's close, EURUSD showed OPEN and refused orders MARKET_CLOSED.
   it("is judged at the engine's time, as orders are", async () => {
-    const clock = new ManualClock(Date.parse("2026-06-05T22:00:05.000Z"));
+    // Friday's close: 17:00 New York, 21:00 UTC in June.
+    const clock = new ManualClock(Date.parse("2026-06-05T21:00:05.000Z"));
     const stepped = await startTestServer({ clock });
     try {
       const trader = await signUp(stepped);
-      clock.set(Date.parse("2026-06-05T21:59:10.000Z"));
+      clock.set(Date.parse("2026-06-05T20:59:10.000Z"));
       const rows = rowsOf((await call(stepped, "GET", "/api/v1/market", { token: trader.token })).body);
       expect(rows.find((row) => row.symbol === "EURUSD")).toMatchObject({ status: "CLOSED" });
       const key = await createApiKey(stepped, trader, "read");
@@ -270,18 +295,19 @@ describe("GET /api/v1/market/{symbol}", () => {
       marginRate: 100,
       tradeMode: "FULL",
       status: "OPEN",
-      nextChange: "2026-06-05T22:00:00.000Z",
+      nextChange: "2026-06-05T21:00:00.000Z",
       timezone: "UTC",
+      // Sunday 17:00 to Friday 17:00 New York.
       sessions: [
-        { day: "Sunday", intervals: ["22:00-24:00"] },
+        { day: "Sunday", intervals: ["17:00-24:00"] },
         { day: "Monday", intervals: ["00:00-24:00"] },
         { day: "Tuesday", intervals: ["00:00-24:00"] },
         { day: "Wednesday", intervals: ["00:00-24:00"] },
         { day: "Thursday", intervals: ["00:00-24:00"] },
-        { day: "Friday", intervals: ["00:00-22:00"] },
+        { day: "Friday", intervals: ["00:00-17:00"] },
         { day: "Saturday", intervals: [] },
       ],
-      sessionTimeZone: "UTC",
+      sessionTimeZone: "America/New_York",
       stopsLevel: 0,
       swapMode: "POINTS",
       swapLong: -7.2,

@@ -137,7 +137,8 @@ describe("quotes across a restart", () => {
   // BTCUSD fall took its equity below zero with no stop-out and no margin call.
   it("on a weekend restart a closed market's kept last quote still values its account: a stop-out closes what is open", async () => {
     const directory = dataDirectory();
-    const friday = new ManualClock(Date.UTC(2026, 5, 5, 21, 30));
+    // Friday 20:30 UTC: half an hour before forex closes at 17:00 New York.
+    const friday = new ManualClock(Date.UTC(2026, 5, 5, 20, 30));
     const first = await startTestServer({
       dataDirectory: directory,
       clock: friday,

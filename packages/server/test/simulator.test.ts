@@ -143,6 +143,7 @@ describe("the pure generator", () => {
       expect(simulateTicks(3, instrument(symbol), [SATURDAY_NOON])[0]).not.toBeNull();
     }
     const ger40 = instrument("GER40");
+    // GER40 opens at 08:00 Berlin, 06:00 UTC in June.
     const beforeOpen = Date.UTC(2026, 5, 2, 5, 59, 30);
     const night = nextSimulatedTick(initialSimulatorState(3, ger40), ger40, beforeOpen);
     expect(night.quote).toBeNull();
