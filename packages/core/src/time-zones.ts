@@ -143,19 +143,27 @@ class ZoneClock {
   }
 
   offsetAt(time: number): number {
-    if (time < this.from || time >= this.until) this.findSpan(time);
+    // Negated, so that a span a NaN left behind is never taken for the one asked.
+    if (!(time >= this.from && time < this.until)) this.findSpan(time);
     return this.offset;
   }
 
   /** The first change strictly after `time`; Infinity for a zone that keeps no daylight saving time. */
   nextChangeAfter(time: number): number {
-    if (time < this.from || time >= this.until) this.findSpan(time);
+    if (!(time >= this.from && time < this.until)) this.findSpan(time);
     return this.until;
   }
 
   private findSpan(time: number): void {
     const { standardOffsetMs, daylight } = this.rule;
     if (daylight === null) return;
+    if (!Number.isFinite(time)) {
+      // No instant (the engine takes none such): standard time, and no span remembered.
+      this.from = NaN;
+      this.until = NaN;
+      this.offset = standardOffsetMs;
+      return;
+    }
     const daylightOffsetMs = standardOffsetMs + HOUR_MS;
     const { start, end } = daylight;
     // The changes of the year before, the year and the year after, in order: `time` falls between two of them.

@@ -111,6 +111,16 @@ describe("time zones", () => {
         expect(zoneOffsetMs(timeZone, time), `${timeZone} ${iso(time)}`).toBe(intlOffsetMs(timeZone, time));
   });
 
+  it("is not led astray by an instant it cannot read: the next answers are right", () => {
+    for (const timeZone of TIME_ZONES)
+      for (const unreadable of [NaN, Infinity, -Infinity]) {
+        zoneOffsetMs(timeZone, unreadable);
+        nextZoneChangeAfter(timeZone, unreadable);
+        for (const time of [Date.UTC(2026, 0, 15), Date.UTC(2026, 6, 15)])
+          expect(zoneOffsetMs(timeZone, time), `${timeZone} after ${unreadable}`).toBe(intlOffsetMs(timeZone, time));
+      }
+  });
+
   it("reads the local clock at an instant; a local time the spring change skips is an hour later, a repeated one the first", () => {
     expect(iso(localTimeOf("Europe/Berlin", Date.UTC(2026, 6, 1, 12)))).toBe("2026-07-01T14:00:00.000Z");
     expect(iso(localTimeOf("Australia/Sydney", Date.UTC(2026, 6, 1, 12)))).toBe("2026-07-01T22:00:00.000Z");
