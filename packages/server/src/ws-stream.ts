@@ -174,6 +174,14 @@ export const DEFAULT_STREAM_LIMITS: Readonly<NativeStreamLimits> = {
 
 const REPLAY_PAGE = 1000;
 
+/**
+ * How long a ping may wait for its pong before the socket counts as silent (`seemsDead`): every socket is unanswered
+ * for a round trip after each ping round, and a phone's round trip on a congested mobile link, behind the frames
+ * queued before the ping, takes seconds. A quarter of the default ping interval (20 s), so a socket that missed a ping
+ * is told silent for most of the round before the next ping closes it.
+ */
+export const PONG_MARGIN_MS = 5_000;
+
 /** The `error` message before REVOKED (4004), by why the session was revoked. */
 const SESSION_REVOKED_MESSAGES: Partial<Record<RevokedMessage["payload"]["reason"], string>> = {
   logout: "The session was ended by a logout: sign in again",
@@ -592,7 +600,7 @@ export class NativeStream implements UpgradeAdapter {
 
   /**
    * The socket of `credential` (other than `except`) a newer one takes the place of: one already closing or silent
-   * since the last ping first (a dead network's), else the longest-open.
+   * (its ping unanswered past PONG_MARGIN_MS: a dead network's) first, else the longest-open.
    */
   socketToReplaceFor(credential: Credential, except: Connection): Connection | null {
     let oldest: Connection | null = null;
@@ -632,7 +640,8 @@ class Connection {
   private closeTimer: NodeJS.Timeout | null = null;
   /** Stops listening to the credential's revocation. */
   private unwatch: (() => void) | null = null;
-  private alive = true;
+  /** When the server's last ping went out unanswered (platform clock), null once its pong came. */
+  private pingSentAt: number | null = null;
   private closing = false;
   private chain: Promise<void> = Promise.resolve();
   private pending = 0;
@@ -666,7 +675,7 @@ class Connection {
     const ws = this.ws;
     ws.on("message", (data, isBinary) => this.onMessage(data, isBinary));
     ws.on("pong", () => {
-      this.alive = true;
+      this.pingSentAt = null;
     });
     ws.on("error", () => undefined);
     ws.once("close", () => this.cleanup());
@@ -1348,11 +1357,11 @@ class Connection {
 
   heartbeat(): void {
     if (this.closing) return;
-    if (!this.alive) {
+    if (this.pingSentAt !== null) {
       this.closeWith("PING_TIMEOUT");
       return;
     }
-    this.alive = false;
+    this.pingSentAt = this.platform.clock.now();
     try {
       this.ws.ping();
     } catch {
@@ -1393,9 +1402,13 @@ class Connection {
     );
   }
 
-  /** Closing, or silent since the server's last ping. */
+  /**
+   * Closing, or silent: its ping unanswered for longer than PONG_MARGIN_MS. A ping just sent is no silence: for a round
+   * trip after each ping round every socket awaited its pong, and a live one was replaced before one the round had
+   * closed for silence.
+   */
   seemsDead(): boolean {
-    return this.closing || !this.alive;
+    return this.closing || (this.pingSentAt !== null && this.platform.clock.now() - this.pingSentAt > PONG_MARGIN_MS);
   }
 
   /**

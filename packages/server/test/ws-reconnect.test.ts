@@ -17,7 +17,7 @@ import { ManualClock } from "../src/clock.ts";
 import { loadServerConfig } from "../src/config.ts";
 import { createServer } from "../src/server.ts";
 import { WsCloseCodes } from "../src/ws-codes.ts";
-import { DEFAULT_STREAM_LIMITS } from "../src/ws-stream.ts";
+import { DEFAULT_STREAM_LIMITS, PONG_MARGIN_MS } from "../src/ws-stream.ts";
 import { TUESDAY_NOON, call, signUp, startTestServer } from "./helpers.ts";
 import { until } from "./pusher-helpers.ts";
 import { StreamClient, listenStream, streamServer } from "./ws-helpers.ts";
@@ -205,13 +205,47 @@ describe("a socket replaced by a newer one of its credential (found by the revie
       const live = await authorisedFrom(url, "127.0.0.1", user.token);
       const dead = await authorisedFrom(url, "127.0.0.1", user.token);
       goDead(dead);
-      // One ping round: the live socket answers, the dead one does not.
+      // One ping round: the live socket answers, the dead one does not, and its ping ages past the pong's margin.
       stream.setPingInterval(150);
       await new Promise((resolve) => setTimeout(resolve, 200));
       stream.setPingInterval(20_000);
+      server.clock.advance(PONG_MARGIN_MS + 1);
       await authorisedFrom(url, "127.0.0.1", user.token);
       await live.expectOpen();
       expect(stream.closes.REPLACED ?? 0).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  // For a round trip after each ping round every socket awaited its pong and looked silent: a reconnect then took the
+  // place of the oldest socket, a live one, before the one the round had just closed for silence.
+  it("right after a ping round, takes the place of the socket that stopped answering, not of a live one awaiting its pong", async () => {
+    const server = await startTestServer();
+    try {
+      const url = await listenStream(server);
+      const stream = server.nativeStream;
+      stream.limits.maxSocketsPerUser = 2;
+      const user = await signUp(server);
+      const live = await authorisedFrom(url, "127.0.0.1", user.token);
+      const dead = await authorisedFrom(url, "127.0.0.1", user.token);
+      goDead(dead);
+      const liveSocket = (live.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      // The first round: the live socket answers, then its network slows (its next pong is a long round trip away).
+      const firstPing = new Promise((resolve) => live.ws.once("ping", resolve));
+      stream.setPingInterval(300);
+      await firstPing;
+      liveSocket.pause();
+      // The second round closes the dead socket for silence (it stays in its close's grace, holding its slot) and pings
+      // the live one, whose pong is still on its way when the phone reconnects.
+      await until(() => (stream.closes.PING_TIMEOUT ?? 0) >= 1, 3000, "the second ping round");
+      stream.setPingInterval(20_000);
+      const phone = await authorisedFrom(url, "127.0.0.1", user.token);
+      liveSocket.resume();
+      await live.expectOpen();
+      await phone.expectOpen();
+      expect(stream.closes.REPLACED ?? 0).toBe(0);
+      expect(stream.openSockets("user", user.userId)).toBe(2);
     } finally {
       await server.close();
     }
