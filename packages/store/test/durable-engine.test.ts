@@ -102,6 +102,19 @@ class CountingJournal implements EventJournal {
   maxInFlight = 0;
   /** Set to make appends slow, so that commands arrive while one is being written. */
   appendDelayMilliseconds = 0;
+  /** While set (`hold`), appends wait for `release`: a test observes what is in flight whatever the machine's load. */
+  private held: { promise: Promise<void>; release: () => void } | null = null;
+
+  hold(): void {
+    let release!: () => void;
+    const promise = new Promise<void>((resolve) => (release = resolve));
+    this.held = { promise, release };
+  }
+
+  release(): void {
+    this.held?.release();
+    this.held = null;
+  }
   /** Set to make the next append commit and then report an unknown outcome (a connection cut after COMMIT). */
   failNextAfterCommit = false;
   /** Set to make the next append write nothing and fail (a full disk). */
@@ -116,6 +129,7 @@ class CountingJournal implements EventJournal {
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
+      if (this.held) await this.held.promise;
       if (this.appendDelayMilliseconds > 0)
         await new Promise((resolve) => setTimeout(resolve, this.appendDelayMilliseconds));
       if (this.refuseNext) {
@@ -302,6 +316,9 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       const appendsBefore = journal.appendSizes.length;
       const answered: number[] = [];
       const deposit = (amount: number) => at({ kind: "deposit", accountId, amount });
+      // Held, not only slow: under a loaded machine's pauses the first append finished before it was seen in flight (a
+      // failure of the full suite of 7 December, ninth session).
+      journal.hold();
       const first = submitRecording(engine, [deposit(1)], answered);
       await until(() => journal.inFlight === 1);
       const second = submitRecording(engine, [deposit(2), deposit(3)], answered, 1);
@@ -311,6 +328,7 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       await new Promise((resolve) => setTimeout(resolve, 5));
       expect(journal.inFlight).toBe(2);
       expect(engine.engine.state.accounts.get(accountId)!.balance).toBe(0);
+      journal.release();
       const results = await Promise.all([...first, ...second, ...third]);
       expect(journal.maxInFlight).toBe(2);
       expect(journal.appendSizes.slice(appendsBefore)).toEqual([1, 2, 2, 1]);

@@ -6,6 +6,8 @@ import type { RouteModule } from "../app.ts";
 import { ApiError } from "../errors.ts";
 import { ErrorResponse } from "../schemas.ts";
 import { wsCloseCodesDescription } from "../ws-codes.ts";
+import { DEFAULT_STREAM_LIMITS } from "../ws-stream.ts";
+import { DEFAULT_STREAM_SOCKETS_PER_ADDRESS, DEFAULT_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS } from "../config.ts";
 
 export const STREAM_DESCRIPTION = [
   "WebSocket: `wss://<host>/api/v1/ws?token=<JWT or API key>`, or connect and send",
@@ -56,7 +58,10 @@ export const STREAM_DESCRIPTION = [
   "Trading and history requests spend a budget per second shared by every socket of the credential: the " +
     "user's BOURSE_RATE_LIMIT_PER_SECOND (JWT) or the API key's Automation budget " +
     "(BOURSE_AUTOMATION_RATE_LIMIT_PER_SECOND, with its REST calls); past it `error` RATE_LIMITED, the socket " +
-    "stays open. Sockets: 20 per user, 10 per API key, 100 open per client address (Pusher's included), 20 per " +
+    `stays open. Sockets: ${DEFAULT_STREAM_LIMITS.maxSocketsPerUser} per user, ` +
+    `${DEFAULT_STREAM_LIMITS.maxSocketsPerApiKey} per API key, BOURSE_STREAM_SOCKETS_PER_ADDRESS (default ` +
+    `${DEFAULT_STREAM_SOCKETS_PER_ADDRESS}) open per client address (Pusher's included), ` +
+    `BOURSE_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS (default ${DEFAULT_STREAM_UNAUTHORIZED_SOCKETS_PER_ADDRESS}) per ` +
     "address waiting for `authorize`; the next is closed with 4030 after `error` LIMIT_REACHED.",
   "",
   wsCloseCodesDescription(),
