@@ -479,6 +479,9 @@ function isOpenOnClock(sessions: WeekSessions, clockMs: number): boolean {
  * arithmetic: the span is read on the zone's clock, one stretch between two of its daylight saving changes at a time.
  */
 export function isSessionOpenThroughout(hours: TradingHours, fromMs: number, toMs: number): boolean {
+  // A span that is no span of instants is not one the session is open through: with NaN or an infinity the walk from
+  // zone change to zone change below never ended (the review of 7 December, ninth session).
+  if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) return false;
   if (toMs < fromMs) return isSessionOpen(hours, toMs);
   const { sessions, sessionTimeZone } = hours;
   let from = fromMs;

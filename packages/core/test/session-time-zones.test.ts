@@ -179,6 +179,21 @@ describe("sessions on a zone's clock", () => {
   });
 });
 
+// Found by the review of 7 December (ninth session): in a zone with summer time the walk never ended.
+describe("a span that is no span of instants", () => {
+  it("is not one a session is open throughout, and the answer comes at once", () => {
+    const always: WeekSessions = [ALL_DAY, ALL_DAY, ALL_DAY, ALL_DAY, ALL_DAY, ALL_DAY, ALL_DAY];
+    for (const sessionTimeZone of ["UTC", "America/New_York"] as const)
+      for (const [from, to] of [
+        [Number.NaN, 0],
+        [0, Number.NaN],
+        [0, Number.POSITIVE_INFINITY],
+        [Number.NEGATIVE_INFINITY, 0],
+      ])
+        expect(isSessionOpenThroughout({ sessions: always, sessionTimeZone }, from!, to!)).toBe(false);
+  });
+});
+
 describe("as properties, any week of sessions in any zone", () => {
   const intlFormats = new Map<string, Intl.DateTimeFormat>();
   /** The zone's clock at `time` by node's time-zone database (Intl: the test may use it, the core may not). */
