@@ -19,7 +19,8 @@
  */
 import type { ApiKey, ApiKeyScope } from "@bourse/store";
 import { DuplicateError } from "@bourse/store";
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { sameSecret } from "./same-secret.ts";
 import { publishRevocation, type RevocationReason } from "./bus.ts";
 import { BoundedMap } from "./bounded-map.ts";
 import { ApiError } from "./errors.ts";
@@ -73,12 +74,6 @@ export function isApiKeyFormat(value: string): boolean {
 
 export function hashApiKey(presented: string): string {
   return HASH_PREFIX + createHash("sha256").update(presented, "utf8").digest("hex");
-}
-
-function sameHash(a: string, b: string): boolean {
-  const left = Buffer.from(a, "utf8");
-  const right = Buffer.from(b, "utf8");
-  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 function newSecret(): { prefix: string; secret: string; hash: string } {
@@ -213,7 +208,7 @@ export class ApiKeyService {
     const key = await this.platform.store.findActiveApiKeyByPrefix(prefix);
     // Hash even when the prefix is unknown, so both refusals cost the same.
     const presentedHash = hashApiKey(presented);
-    if (!key || !sameHash(presentedHash, key.secretHash) || key.revokedAt !== null) {
+    if (!key || !sameSecret(presentedHash, key.secretHash) || key.revokedAt !== null) {
       this.refusedByAddress.hit(address);
       return { ok: false, reason: "INVALID" };
     }

@@ -33,7 +33,7 @@ import Fastify, {
   type FastifyServerOptions,
   type FastifySchema,
 } from "fastify";
-import { timingSafeEqual } from "node:crypto";
+import { sameSecret } from "./same-secret.ts";
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { ApiKeyService, apiKeyRefusal, isApiKeyFormat, type ApiKeyPrincipal } from "./api-keys.ts";
@@ -447,12 +447,6 @@ function camelWords(text: string): string {
     .split(/[^A-Za-z0-9]+/)
     .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
     .join("");
-}
-
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function errorCodesDescription(): string {

@@ -17,7 +17,8 @@ import { hash, verify, type Algorithm } from "@node-rs/argon2";
 import { Rounding, decimalToInteger, currencyDigits, hasUnpairedSurrogate, type Account } from "@bourse/core";
 import { DuplicateError, type Session, type User } from "@bourse/store";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
-import { createHmac, createSecretKey, randomBytes, randomUUID, timingSafeEqual, type KeyObject } from "node:crypto";
+import { createHmac, createSecretKey, randomBytes, randomUUID, type KeyObject } from "node:crypto";
+import { sameSecret } from "./same-secret.ts";
 import { ApiKeyService } from "./api-keys.ts";
 import { BoundedMap } from "./bounded-map.ts";
 import { publishRevocation, type RevocationReason } from "./bus.ts";
@@ -607,11 +608,11 @@ export class AuthService {
     if (!parsed) throw refreshTokenNotValid();
     const sessionId = parsed[1]!;
     const generation = Number(parsed[2]);
-    const secret = Buffer.from(parsed[3]!);
+    const secret = parsed[3]!;
     return {
       sessionId,
       generation,
-      isGenuine: (nonce) => timingSafeEqual(secret, Buffer.from(this.refreshTokenSecret(sessionId, generation, nonce))),
+      isGenuine: (nonce) => sameSecret(secret, this.refreshTokenSecret(sessionId, generation, nonce)),
     };
   }
 

@@ -7,7 +7,8 @@
  * Frames are `{"event", "channel"?, "data"}` with `data` always a JSON-encoded string (as Pusher's own
  * servers send it; pusher-js decodes it).
  */
-import { createHmac, randomInt, timingSafeEqual } from "node:crypto";
+import { createHmac, randomInt } from "node:crypto";
+import { sameSecret } from "./same-secret.ts";
 import { CANDLE_TIMEFRAMES } from "./market-data.ts";
 
 export const PUSHER_PROTOCOL_VERSION = 7;
@@ -178,9 +179,7 @@ export function verifyChannelAuth(
   auth: string,
   channelData?: string,
 ): boolean {
-  const expected = Buffer.from(signChannel(appKey, appSecret, socketId, channelName, channelData));
-  const given = Buffer.from(auth);
-  return expected.length === given.length && timingSafeEqual(expected, given);
+  return sameSecret(auth, signChannel(appKey, appSecret, socketId, channelName, channelData));
 }
 
 /** A presence member: `user_id` (a string) and `user_info`, as channel_data carries it. */
