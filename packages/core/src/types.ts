@@ -125,7 +125,10 @@ export interface Position {
   margin: number;
   /** Swap accrued and not yet realised, account minor units. */
   swap: number;
-  /** Commission charged on the entry deals, account minor units (informational: already in the balance). */
+  /**
+   * Commission charged so far on its deals, the entry deals and the partial closes', account minor units (informational:
+   * already in the balance).
+   */
   commission: number;
   sl: number | null;
   tp: number | null;

@@ -124,8 +124,8 @@ export const AutomationPositionSchema = Type.Object({
   swap: Type.Number({ description: "Swap accrued, account currency" }),
   commission: Type.Number({
     description:
-      "Commission charged on opening, account currency, negative as MetaTrader writes a charge: profit + swap + " +
-      "commission is the position's net",
+      "Commission charged so far (on opening and on each partial close), account currency, negative as MetaTrader " +
+      "writes a charge: profit + swap + commission is the position's net",
   }),
   openTime: Time,
   comment: Type.String(),

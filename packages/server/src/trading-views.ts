@@ -289,7 +289,9 @@ export const PositionViewSchema = Type.Object({
   trailingDistance: Nullable(Type.Number(), "Price distance the stop loss trails at"),
   profit: Type.Number({ description: "Floating profit at the current price, account currency (swap apart)" }),
   swap: Type.Number({ description: "Swap accrued, account currency" }),
-  commission: Type.Number({ description: "Commission charged on opening, account currency" }),
+  commission: Type.Number({
+    description: "Commission charged so far, account currency: on opening and on each partial close",
+  }),
   margin: Type.Number({ description: "Margin held, account currency" }),
   comment: Type.String(),
   magic: Type.Integer(),

@@ -21,7 +21,11 @@ export const AccountViewSchema = Type.Object({
   margin: Type.Number(),
   freeMargin: Type.Number(),
   marginLevel: Type.Union([Type.Number(), Type.Null()], { description: "Percent; null without margin" }),
-  profit: Type.Number(),
+  profit: Type.Number({
+    description:
+      "Floating profit of the open positions with their swaps, account currency: equity − balance − credit (a " +
+      "position's own profit leaves its swap apart)",
+  }),
   tradingEnabled: Type.Boolean(),
   marginCall: Type.Boolean(),
   createdAt: Type.String({ format: "date-time" }),
