@@ -467,14 +467,12 @@ export class AuthService {
   async refreshWithToken(refreshToken: string): Promise<IssuedSession> {
     const now = this.platform.clock.now();
     const presented = this.parseRefreshToken(refreshToken);
-    // Where the session stands decides the expiry wanted; the store decides, under its lock, whether the token renews.
-    const known = await this.platform.store.findSession(presented.sessionId);
-    if (!known || known.refreshExpiresAt === null) throw refreshTokenNotValid();
+    // The store decides, under its lock, whether the token renews, and holds the expiry within the refresh tokens' end.
     const outcome = await this.platform.store.presentRefreshToken({
       ...presented,
       purpose: "refresh",
       now,
-      expiresAt: Math.min(wholeSecond(now + this.config.sessionTtlSeconds * 1000), known.refreshExpiresAt),
+      expiresAt: wholeSecond(now + this.config.sessionTtlSeconds * 1000),
       reuseGraceMs: REFRESH_TOKEN_REUSE_GRACE_MS,
     });
     switch (outcome.kind) {

@@ -198,7 +198,10 @@ export interface PresentedRefreshToken {
   /** `refresh`: renew the session; `end`: end it (a sign-out with the refresh token). */
   readonly purpose: "refresh" | "end";
   readonly now: number;
-  /** `refresh`: the session's token expiry wanted, moved there if later (never earlier). */
+  /**
+   * `refresh`: the session's token expiry wanted, moved there if later (never earlier), and never past the refresh
+   * tokens' end.
+   */
   readonly expiresAt: number;
   /** How long after a refresh the token it replaced is still taken (the answer may have been lost). */
   readonly reuseGraceMs: number;

@@ -907,7 +907,8 @@ export abstract class SqlPlatformStore implements PlatformStore {
       // The current token: the next one is answered and becomes current. The one before within the grace (the answer
       // was lost): the current one is answered again, the grace still counted from that refresh.
       const renewed = await this.all(
-        `UPDATE {s}sessions SET refresh_generation = ?, refresh_renewed_at = ?, expires_at = {greatest}(expires_at, ?)
+        `UPDATE {s}sessions SET refresh_generation = ?, refresh_renewed_at = ?,
+           expires_at = {greatest}(expires_at, {least}(?, refresh_expires_at))
          WHERE id = ? RETURNING ${SESSION_COLUMNS}`,
         withinGrace
           ? [current, num(row.refresh_renewed_at), expiresAt, sessionId]

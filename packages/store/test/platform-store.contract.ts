@@ -555,6 +555,12 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
         expect((await present(store, 0, T0 + 20)).kind).toBe("revoked");
       });
 
+      it("never moves the token's expiry past the refresh tokens' end", async () => {
+        const store = await renewable();
+        const late = await present(store, 0, T0 + 86_000_000);
+        expect(late.kind === "renewed" && late.session.expiresAt).toBe(T0 + 86_400_000);
+      });
+
       it("answers expired past the refresh tokens' end, and changes nothing", async () => {
         const store = await renewable();
         expect((await present(store, 0, T0 + 86_400_000)).kind).toBe("expired");
