@@ -179,6 +179,8 @@ const NOTIFICATION_KIND_MEANINGS: Readonly<Record<NotificationKind, string>> = {
 export const NOTIFICATION_KINDS_DESCRIPTION =
   "`kind` says what a notification is about, for an icon or a click (the title is for people and may change): " +
   NOTIFICATION_KINDS.map((kind) => `${kind} (${NOTIFICATION_KIND_MEANINGS[kind]})`).join(", ") +
+  ". One execution is one notification: the deals of an order or a close that walked the book, and a stop-out's " +
+  "closing deals, are named one by one in its body with their sums, and its dealId is the first deal's" +
   ". New kinds may be added: treat an unknown one as a plain notification. Notifications stored before kinds were " +
   "have the kind their title says (null if it says none) and null ids.";
 
@@ -340,11 +342,18 @@ export class NotificationService {
       );
       if (records.length === 0) break;
       const read = records.filter((record) => record.sequence <= through);
-      // A full page may end between a stop-out and its closing deal: those wait for the next page, so the two
-      // still make one notification (a page boundary there made the two of before the audit of 7 December).
-      const page = read.length === NOTIFICATION_RECOVERY_PAGE_EVENTS ? withoutUnfinishedStopOut(read) : read;
-      const found = this.derive(page);
-      after = page.at(-1)?.sequence ?? through;
+      const derivedPage = this.derive(read);
+      // A full page may end inside one execution: between a stop-out and its closing deal, between the deals of an
+      // order that walked the book, or before the status that says whether the order filled. Its last notification
+      // waits for the next page, which starts with that notification's first event, so a start joins what the live
+      // path joins (a page boundary there made two notifications of one before the audit of 7 December).
+      const last = derivedPage.at(-1);
+      const cut =
+        read.length === NOTIFICATION_RECOVERY_PAGE_EVENTS && last && last.firstSequence > read[0]!.sequence
+          ? last.firstSequence - 1
+          : null;
+      const found = (cut === null ? derivedPage : derivedPage.slice(0, -1)).map(({ notification }) => notification);
+      after = cut ?? read.at(-1)?.sequence ?? through;
       derived += found.length;
       await this.storeBatches(found, after);
       if (read.length < records.length) break;
@@ -497,7 +506,7 @@ export class NotificationService {
 
   /** Every notification the events of one command call for, in journal order. */
   onEvents(records: readonly JournalRecord[]): void {
-    for (const pending of this.derive(records)) this.notify(pending);
+    for (const { notification } of this.derive(records)) this.notify(notification);
     const last = records.at(-1);
     if (last) this.seenThrough = Math.max(this.seenThrough, last.sequence);
     // Events that call for no notification move the mark too, now and then, so a start never reads far back.
@@ -508,43 +517,69 @@ export class NotificationService {
     }
   }
 
-  /** The notifications `records` call for, in journal order. */
-  private derive(records: readonly JournalRecord[]): EventNotification[] {
-    const found: EventNotification[] = [];
+  /**
+   * The notifications `records` call for, in journal order, each with the sequence of its first event. One execution
+   * is one notification: the deals of one order that walked the book (same order, position, entry, reason and time,
+   * with no other notification between them) are joined, and so are a stop-out and its closing deals (found by the
+   * soak audit of 7 December: each deal was a notification of its own, and the unread count counted each). A joined
+   * notification carries its first deal's ids and the journal sequence of its last event, so a start that derives
+   * again from a mark never makes half of it twice.
+   */
+  private derive(records: readonly JournalRecord[]): { notification: EventNotification; firstSequence: number }[] {
+    const found: {
+      notification: EventNotification;
+      firstSequence: number;
+      deals: DealExecutedEvent[];
+      stopOut?: StopOutEvent;
+    }[] = [];
     // How each order the batch changed ends in it: an order whose fill leaves it FILLED is "filled", else "partly".
     const finalStatus = new Map<number, string>();
     for (const { event } of records)
       if (event.type === "OrderStatusChanged") finalStatus.set(event.orderId, event.status);
-    // A stop-out's closing deals join its notification (the batch holds both): one error per position closed, not two
-    // (found by the audit of alerts and notifications of 7 December).
-    const stopOuts = new Map<number, number>();
+    // What the last notification so far may still take in: the deals of its execution, or a stop-out's closing deals.
+    let openGroup: string | null = null;
     for (const { sequence, event } of records) {
-      if (event.type === "DealExecuted" && event.deal.reason === "STOP_OUT") {
-        const index = stopOuts.get(event.deal.positionId);
-        const joined = index === undefined ? null : found[index]!;
-        const trade = joined ? this.dealText(event) : null;
-        if (joined && trade) {
-          // The ids of its (first) closing deal, for a terminal's click.
-          found[index!] = {
-            ...joined,
-            body: `${joined.body} ${trade}.`,
-            orderId: joined.orderId ?? event.deal.orderId,
-            dealId: joined.dealId ?? event.deal.id,
-          };
-          continue;
+      if (event.type === "DealExecuted") {
+        const last = found.at(-1);
+        const { deal } = event;
+        const key = `${deal.accountId}/${deal.orderId}/${deal.positionId}/${deal.entry}/${deal.reason}/${deal.time}`;
+        const stopOutKey = `stop-out/${deal.accountId}/${deal.positionId}`;
+        if (last && (openGroup === key || (deal.reason === "STOP_OUT" && openGroup === stopOutKey))) {
+          const deals = [...last.deals, event];
+          const joined =
+            openGroup === key
+              ? this.dealNotification(deals, finalStatus)
+              : this.stopOutNotification(last.stopOut!, deals);
+          if (joined) {
+            last.notification = { ...joined, journalSequence: sequence };
+            last.deals = deals;
+            continue;
+          }
         }
+        const notification = this.dealNotification([event], finalStatus);
+        openGroup = notification ? key : null;
+        if (notification)
+          found.push({
+            notification: { ...notification, journalSequence: sequence },
+            firstSequence: sequence,
+            deals: [event],
+          });
+        continue;
       }
       let notification: NewNotification | null = null;
-      if (event.type === "DealExecuted") notification = this.dealNotification(event, finalStatus);
-      else if (event.type === "MarginCallEntered" || event.type === "MarginCallCleared")
+      if (event.type === "MarginCallEntered" || event.type === "MarginCallCleared")
         notification = this.marginCallNotification(event);
-      else if (event.type === "StopOut") {
-        notification = this.stopOutNotification(event);
-        if (notification) stopOuts.set(event.positionId, found.length);
-      }
-      if (notification) found.push({ ...notification, journalSequence: sequence });
+      else if (event.type === "StopOut") notification = this.stopOutNotification(event, []);
+      if (!notification) continue;
+      openGroup = event.type === "StopOut" ? `stop-out/${event.accountId}/${event.positionId}` : null;
+      found.push({
+        notification: { ...notification, journalSequence: sequence },
+        firstSequence: sequence,
+        deals: [],
+        ...(event.type === "StopOut" ? { stopOut: event } : {}),
+      });
     }
-    return found;
+    return found.map(({ notification, firstSequence }) => ({ notification, firstSequence }));
   }
 
   private account(accountId: number): Account | undefined {
@@ -560,35 +595,57 @@ export class NotificationService {
   }
 
   /**
-   * "Bought 0.1 lots EURUSD at 1.08440", and for a closing deal what it realised: its profit, and its swap and
-   * commission when not 0, each as the deal history shows it (a commission is a charge, shown positive). The profit
-   * said was profit + swap, without the commission (found by the audit of 7 December).
+   * What the deals of one execution did, "Bought 0.1 lots EURUSD at 1.08440", and for closing deals what they realised:
+   * the profit, and the swap and commission when not 0, each as the deal history shows it (a commission is a charge,
+   * shown positive; the profit said was profit + swap without the commission before the audit of 7 December). Several
+   * deals are named one by one with their ids, "Bought 0.2 lots EURUSD in 2 deals: 0.1 lots at 1.08440 (deal #5), 0.1
+   * lots at 1.08450 (deal #6)", and what they realised is their sum (the same account's minor units: no rounding).
    */
-  private tradeText(event: DealExecutedEvent, account: Account, instrument: InstrumentSpec): string {
-    const { deal } = event;
-    const verb = deal.side === "BUY" ? "Bought" : "Sold";
-    const trade = `${verb} ${lotsText(deal.volume, instrument)} ${deal.symbol} at ${formatPrice(deal.price, instrument)}`;
-    if (deal.entry !== "OUT") return trade;
+  private tradeText(events: readonly DealExecutedEvent[], account: Account, instrument: InstrumentSpec): string {
+    const first = events[0]!.deal;
+    const verb = first.side === "BUY" ? "Bought" : "Sold";
+    const total = (field: "volume" | "profit" | "swap" | "commission") =>
+      events.reduce((sum, { deal }) => sum + deal[field], 0);
+    const trade =
+      events.length === 1
+        ? `${verb} ${lotsText(first.volume, instrument)} ${first.symbol} at ${formatPrice(first.price, instrument)}`
+        : `${verb} ${lotsText(total("volume"), instrument)} ${first.symbol} in ${events.length} deals: ` +
+          events
+            .map(
+              ({ deal }) =>
+                `${lotsText(deal.volume, instrument)} at ${formatPrice(deal.price, instrument)} (deal #${deal.id})`,
+            )
+            .join(", ");
+    if (first.entry !== "OUT") return trade;
+    const swap = total("swap");
+    const commission = total("commission");
     return (
-      `${trade}; profit ${this.money(deal.profit, account)}` +
-      (deal.swap === 0 ? "" : `, swap ${this.money(deal.swap, account)}`) +
-      (deal.commission === 0 ? "" : `, commission ${this.money(deal.commission, account)}`)
+      `${trade}; profit ${this.money(total("profit"), account)}` +
+      (swap === 0 ? "" : `, swap ${this.money(swap, account)}`) +
+      (commission === 0 ? "" : `, commission ${this.money(commission, account)}`)
     );
   }
 
-  /** A stop-out's closing deal as its notification adds it: "Sold 3 lots EURUSD at 1.07800; profit …". */
-  private dealText(event: DealExecutedEvent): string | null {
-    const account = this.account(event.deal.accountId);
-    const instrument = this.platform.instruments.get(event.deal.symbol);
-    return account && instrument ? this.tradeText(event, account, instrument) : null;
-  }
-
-  private dealNotification(event: DealExecutedEvent, finalStatus: ReadonlyMap<number, string>): NewNotification | null {
-    const { deal } = event;
+  /**
+   * The notification of the deals of one execution (one deal, or the deals of an order that walked the book): its ids
+   * are the first deal's; titles that name lots name them all.
+   */
+  private dealNotification(
+    events: readonly DealExecutedEvent[],
+    finalStatus: ReadonlyMap<number, string>,
+  ): NewNotification | null {
+    const { deal } = events[0]!;
     const account = this.account(deal.accountId);
     const instrument = this.platform.instruments.get(deal.symbol);
     if (!account || !instrument) return null;
-    const withOutcome = this.tradeText(event, account, instrument);
+    const withOutcome = this.tradeText(events, account, instrument);
+    // A single deal's id is said after the trade; several deals are each named in it.
+    const dealReference = (position: string) =>
+      events.length === 1 ? ` (deal #${deal.id}${position ? `, ${position}` : ""})` : position ? `; ${position}` : "";
+    const lots = lotsText(
+      events.reduce((sum, event) => sum + event.deal.volume, 0),
+      instrument,
+    );
     const stopClose = STOP_CLOSES[deal.reason];
     let kind: NotificationKind;
     let title: string;
@@ -599,20 +656,20 @@ export class NotificationService {
       body = `Position #${deal.positionId} closed by ${stopClose.words.toLowerCase()}: ${withOutcome.charAt(0).toLowerCase()}${withOutcome.slice(1)}`;
     } else if (deal.reason === "DEALER") {
       kind = "DEALER_CLOSE";
-      title = `Position #${deal.positionId}: ${lotsText(deal.volume, instrument)} closed by your broker`;
-      body = `${withOutcome} (deal #${deal.id})`;
+      title = `Position #${deal.positionId}: ${lots} closed by your broker`;
+      body = `${withOutcome}${dealReference("")}`;
     } else if (deal.entry === "IN") {
       const filled = finalStatus.get(deal.orderId) === "FILLED";
       kind = filled ? "ORDER_FILLED" : "ORDER_PARTIALLY_FILLED";
       title = `Order #${deal.orderId} ${filled ? "filled" : "partly filled"}`;
-      body = `${withOutcome} (deal #${deal.id}, position #${deal.positionId})`;
+      body = `${withOutcome}${dealReference(`position #${deal.positionId}`)}`;
     } else {
       kind = "POSITION_CLOSED";
-      // The lots the deal closed: the event says what it took from the position, not whether some is left (a
+      // The lots the deals closed: the events say what they took from the position, not whether some is left (a
       // partial close was said "closed"; the state after the batch is no answer either, as a later close of the
       // same batch or a rebuild at start would show).
-      title = `Position #${deal.positionId}: ${lotsText(deal.volume, instrument)} closed`;
-      body = `${withOutcome} (deal #${deal.id})`;
+      title = `Position #${deal.positionId}: ${lots} closed`;
+      body = `${withOutcome}${dealReference("")}`;
     }
     return {
       userId: account.userId,
@@ -624,7 +681,7 @@ export class NotificationService {
       level: DEAL_LEVELS[deal.reason],
       title,
       body,
-      createdAt: event.time,
+      createdAt: events[0]!.time,
     };
   }
 
@@ -650,33 +707,29 @@ export class NotificationService {
     };
   }
 
-  private stopOutNotification(event: StopOutEvent): NewNotification | null {
+  /**
+   * A stop-out's notification, with its closing deals when the batch holds them (one error per position closed, not two:
+   * found by the audit of alerts and notifications of 7 December), carrying the first closing deal's ids for a click.
+   */
+  private stopOutNotification(event: StopOutEvent, closingDeals: readonly DealExecutedEvent[]): NewNotification | null {
     const account = this.account(event.accountId);
     if (!account) return null;
+    const first = closingDeals[0]?.deal;
+    const instrument = first ? this.platform.instruments.get(first.symbol) : undefined;
+    if (first && !instrument) return null;
+    const trade = instrument ? ` ${this.tradeText(closingDeals, account, instrument)}.` : "";
     return {
       userId: account.userId,
       accountId: account.id,
       kind: "STOP_OUT",
       positionId: event.positionId,
+      ...(first ? { orderId: first.orderId, dealId: first.id } : {}),
       level: "error",
       title: `Stop out on account ${account.id}`,
-      body: `The margin level fell to the stop-out level (${this.levelText(event.equity, event.margin, account)}): position #${event.positionId} is closed.`,
+      body: `The margin level fell to the stop-out level (${this.levelText(event.equity, event.margin, account)}): position #${event.positionId} is closed.${trade}`,
       createdAt: event.time,
     };
   }
-}
-
-/**
- * `records` without their tail from a `StopOut` whose closing deal is not among them (it follows in the journal), so
- * `derive` sees the two together; `records` whole when there is none, or when the stop-out is the first record.
- */
-export function withoutUnfinishedStopOut(records: readonly JournalRecord[]): readonly JournalRecord[] {
-  for (let index = records.length - 1; index > 0; index--) {
-    const { event } = records[index]!;
-    if (event.type === "DealExecuted" && event.deal.reason === "STOP_OUT") return records;
-    if (event.type === "StopOut") return records.slice(0, index);
-  }
-  return records;
 }
 
 /** A volume as lots in words: "1 lot", "0.05 lots". */

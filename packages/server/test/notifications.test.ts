@@ -241,19 +241,18 @@ describe("notifications from the engine's events", () => {
     });
     expect(close.status).toBe(200);
     const rows = tableObjects((await notifications(user)).body);
+    // The two deals of the walk are one notification (the soak audit of 7 December: one each, and each counted unread).
     expect(rows.map((row) => row.title)).toEqual([
       `Position #${walked.positionId}: 0.05 lots closed`,
       `Order #${walked.order.id} partly filled`,
-      `Order #${walked.order.id} partly filled`,
     ]);
-    expect(rows.map((row) => row.kind)).toEqual([
-      "POSITION_CLOSED",
-      "ORDER_PARTIALLY_FILLED",
-      "ORDER_PARTIALLY_FILLED",
-    ]);
-    expect(rows.map((row) => row.positionId)).toEqual([walked.positionId, walked.positionId, walked.positionId]);
-    expect(rows.slice(1).map((row) => row.dealId)).toEqual(
-      walked.deals.map((deal: { id: number }) => deal.id).reverse(),
+    expect(rows.map((row) => row.kind)).toEqual(["POSITION_CLOSED", "ORDER_PARTIALLY_FILLED"]);
+    expect(rows.map((row) => row.positionId)).toEqual([walked.positionId, walked.positionId]);
+    const [firstDeal, secondDeal] = walked.deals as { id: number }[];
+    expect(rows[1]!.dealId).toBe(firstDeal!.id);
+    expect(rows[1]!.body).toBe(
+      `Bought 0.2 lots EURUSD in 2 deals: 0.1 lots at 1.08440 (deal #${firstDeal!.id}), ` +
+        `0.1 lots at 1.08450 (deal #${secondDeal!.id}); position #${walked.positionId}`,
     );
     // Opened at 1.08445 on average (0.1 lot at each level): (1.08530 - 1.08445) × 5,000 = 4.25.
     expect(rows[0]!.body).toMatch(/^Sold 0\.05 lots EURUSD at 1\.08530; profit 4\.25 USD \(deal #\d+\)$/);
@@ -267,6 +266,77 @@ describe("notifications from the engine's events", () => {
     const closed = tableObjects((await notifications(user)).body)[0]!;
     expect(closed.title).toBe(`Position #${bitcoin.positionId}: 0.1 lots closed`);
     expect(closed.body).toMatch(/^Sold 0\.1 lots BTCUSD at 60110\.00; profit 10\.00 USD, commission 0\.50 USD \(deal/);
+  });
+});
+
+describe("one execution that walks the book", () => {
+  /** Quotes EURUSD with two thin levels a side: 0.1 lot at the best price, 0.1 lot 10 points (0.00010) worse. */
+  async function thinBook(bid: string, ask: string) {
+    const point = (price: string, by: number) => (Number(price) + by / 100_000).toFixed(5);
+    const thin = await admin(server, "POST", "/admin/v1/quotes", {
+      symbol: "EURUSD",
+      bid,
+      ask,
+      bids: [
+        { price: bid, volume: "0.1" },
+        { price: point(bid, -10), volume: "0.1" },
+      ],
+      asks: [
+        { price: ask, volume: "0.1" },
+        { price: point(ask, 10), volume: "0.1" },
+      ],
+    });
+    expect(thin.status, JSON.stringify(thin.body)).toBe(200);
+  }
+
+  it("is one notification: an order filled, a close and a stop loss in two deals each, with their sums", async () => {
+    const user = await signUp(server);
+    const unreadCount = async () => {
+      await settle(server);
+      return (await call(server, "GET", "/api/v1/notifications/unread-count", { token: user.token })).body;
+    };
+    await thinBook("1.08430", "1.08440");
+    const filled = await order(user, { side: "BUY", volume: 0.2 });
+    expect(filled.deals).toHaveLength(2);
+    await thinBook("1.08530", "1.08540");
+    const close = await call(server, "POST", `/api/v1/accounts/${user.login}/positions/${filled.positionId}/close`, {
+      token: user.token,
+    });
+    expect(close.status, JSON.stringify(close.body)).toBe(200);
+    expect(close.body.data.deals).toHaveLength(2);
+    await thinBook("1.08430", "1.08440");
+    const stopped = await order(user, { side: "BUY", volume: 0.2, sl: 1.0835 });
+    await thinBook("1.08340", "1.08350");
+    const rows = tableObjects((await notifications(user)).body);
+    const closeDeals = close.body.data.deals as { id: number }[];
+    expect(rows.map((row) => [row.kind, row.title, row.body])).toEqual([
+      [
+        "STOP_LOSS",
+        `Stop loss: position #${stopped.positionId} EURUSD closed`,
+        // Bought at 1.08445 on average, sold at 1.08340 and 1.08330: -10.50 and -11.50 USD.
+        expect.stringMatching(
+          new RegExp(
+            `^Position #${stopped.positionId} closed by stop loss: sold 0\\.2 lots EURUSD in 2 deals: ` +
+              `0\\.1 lots at 1\\.08340 \\(deal #\\d+\\), 0\\.1 lots at 1\\.08330 \\(deal #\\d+\\); profit -22\\.00 USD$`,
+          ),
+        ),
+      ],
+      [
+        "ORDER_FILLED",
+        `Order #${stopped.order.id} filled`,
+        expect.stringContaining("Bought 0.2 lots EURUSD in 2 deals"),
+      ],
+      [
+        "POSITION_CLOSED",
+        `Position #${filled.positionId}: 0.2 lots closed`,
+        // Bought at 1.08445 on average; sold 0.1 at 1.08530 (+8.50) and 0.1 at 1.08520 (+7.50).
+        `Sold 0.2 lots EURUSD in 2 deals: 0.1 lots at 1.08530 (deal #${closeDeals[0]!.id}), ` +
+          `0.1 lots at 1.08520 (deal #${closeDeals[1]!.id}); profit 16.00 USD`,
+      ],
+      ["ORDER_FILLED", `Order #${filled.order.id} filled`, expect.stringContaining("; position #")],
+    ]);
+    expect(rows.find((row) => row.kind === "POSITION_CLOSED")!.dealId).toBe(closeDeals[0]!.id);
+    expect(await unreadCount()).toEqual({ data: { unread: 4 } });
   });
 });
 
@@ -728,9 +798,16 @@ describe("batched notification writes", () => {
 });
 
 describe("notifications derived again at start, read from the journal in pages", () => {
-  // Found by the audit of 7 December: a page that ended between a stop-out and its closing deal gave the stop-out's
-  // notification and the deal's apart, the two the live path joins into one.
-  it("join a stop-out and its closing deal across a page boundary", { timeout: 60_000 }, async () => {
+  /**
+   * Runs `execute` on a server of its own after a whole page of other events, then starts it again as if the last stop
+   * had stored nothing after a mark a whole page before the event `splitAt` picks: the first page read at start ends with
+   * that event, the rest of its execution opens the next. Answers the user's notifications (newest first) as the live
+   * path stored them and as the start derived them again.
+   */
+  async function derivedAcrossPages(
+    execute: (own: TestServer, user: User) => Promise<void>,
+    splitAt: (records: readonly JournalRecord[]) => number,
+  ): Promise<{ live: string[]; again: string[] }> {
     const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-notification-pages-"));
     try {
       let own = await startTestServer({ dataDirectory });
@@ -738,52 +815,84 @@ describe("notifications derived again at start, read from the journal in pages",
       const engine = own.platform.durableEngine!;
       const balance = engine.engine.state.accounts.get(user.login)!.balance;
       await engine.submit({ kind: "withdraw", time: TUESDAY_NOON, accountId: user.login, amount: balance - 100_000 });
-      // Enough events before the stop-out for a whole page of them after the mark set below.
+      // Enough events before the execution for a whole page of them after the mark set below.
       for (let chunk = 0; chunk < NOTIFICATION_RECOVERY_PAGE_EVENTS / 2_000; chunk++)
         await Promise.all(
           Array.from({ length: 2_000 }, () =>
             engine.submit({ kind: "deposit", time: TUESDAY_NOON, accountId: user.login, amount: 1 }),
           ),
         );
-      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
-      const placed = await call(own, "POST", `/api/v1/accounts/${user.login}/orders`, {
-        token: user.token,
-        body: { symbol: "EURUSD", type: "MARKET", side: "BUY", volume: 0.5 },
-      });
-      expect(placed.status).toBe(200);
-      await pushQuote(own, "EURUSD", "1.06430", "1.06440");
-      await settle(own);
-      const stopOutText = async (on: TestServer) => {
+      await execute(own, user);
+      const texts = async (on: TestServer) => {
         await settle(on);
         const rows = (await on.platform.store.listNotifications(user.userId, { limit: 100 })).rows;
-        return rows.filter((row) => row.title.startsWith("Stop out")).map((row) => row.body);
+        return rows.map((row) => `${row.title}: ${row.body}`);
       };
-      const live = await stopOutText(own);
-      expect(live).toHaveLength(1);
-      expect(live[0]).toMatch(/is closed\. Sold 0\.5 lots EURUSD at 1\.06430; profit -/);
-      const records = await own.platform.journalRecords(engine.lastSequence - 50, 100);
-      const stopOut = records.find((record) => record.event.type === "StopOut")!.sequence;
+      const live = await texts(own);
+      const split = splitAt(await own.platform.journalRecords(engine.lastSequence - 50, 100));
       const platformDatabase = own.config.storage.platformDatabaseUrl;
       await own.close();
-      // As if the last stop had stored nothing after a mark a whole page before the stop-out: the first page read at
-      // start ends with the stop-out, its closing deal opens the next.
-      const mark = stopOut - NOTIFICATION_RECOVERY_PAGE_EVENTS;
+      const mark = split - NOTIFICATION_RECOVERY_PAGE_EVENTS;
       const database = new Database(platformDatabase);
       database.prepare("UPDATE derived_through SET journal_sequence = ? WHERE kind = 'notifications'").run(mark);
       database.prepare("DELETE FROM notifications WHERE journal_sequence > ?").run(mark);
       database.close();
       own = await startTestServer({ dataDirectory });
       try {
-        expect(await stopOutText(own)).toEqual(live);
-        const titles = (await own.platform.store.listNotifications(user.userId, { limit: 100 })).rows.map(
-          (n) => n.title,
-        );
-        expect(titles.filter((title) => title.startsWith("Stop out: position"))).toEqual([]);
+        return { live, again: await texts(own) };
       } finally {
         await own.close();
       }
     } finally {
       rmSync(dataDirectory, { recursive: true, force: true });
     }
+  }
+
+  // Found by the audit of 7 December: a page that ended between a stop-out and its closing deal gave the stop-out's
+  // notification and the deal's apart, the two the live path joins into one.
+  it("join a stop-out and its closing deal across a page boundary", { timeout: 60_000 }, async () => {
+    const { live, again } = await derivedAcrossPages(
+      async (own, user) => {
+        await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+        const placed = await call(own, "POST", `/api/v1/accounts/${user.login}/orders`, {
+          token: user.token,
+          body: { symbol: "EURUSD", type: "MARKET", side: "BUY", volume: 0.5 },
+        });
+        expect(placed.status).toBe(200);
+        await pushQuote(own, "EURUSD", "1.06430", "1.06440");
+      },
+      (records) => records.find((record) => record.event.type === "StopOut")!.sequence,
+    );
+    const stopOuts = live.filter((text) => text.startsWith("Stop out"));
+    expect(stopOuts).toHaveLength(1);
+    expect(stopOuts[0]).toMatch(/is closed\. Sold 0\.5 lots EURUSD at 1\.06430; profit -/);
+    expect(again).toEqual(live);
+  });
+
+  // The page boundary between the deals of one walk made two notifications of the one the live path makes, the first
+  // "partly filled" (its status was on the next page).
+  it("join the deals of an order that walked the book across a page boundary", { timeout: 60_000 }, async () => {
+    const { live, again } = await derivedAcrossPages(
+      async (own, user) => {
+        const thin = await admin(own, "POST", "/admin/v1/quotes", {
+          symbol: "EURUSD",
+          bid: "1.08430",
+          ask: "1.08440",
+          asks: [
+            { price: "1.08440", volume: "0.1" },
+            { price: "1.08450", volume: "0.1" },
+          ],
+        });
+        expect(thin.status).toBe(200);
+        const placed = await call(own, "POST", `/api/v1/accounts/${user.login}/orders`, {
+          token: user.token,
+          body: { symbol: "EURUSD", type: "MARKET", side: "BUY", volume: 0.2 },
+        });
+        expect(placed.status).toBe(200);
+      },
+      (records) => records.find((record) => record.event.type === "DealExecuted")!.sequence,
+    );
+    expect(live).toEqual([expect.stringMatching(/^Order #\d+ filled: Bought 0\.2 lots EURUSD in 2 deals: /)]);
+    expect(again).toEqual(live);
   });
 });
