@@ -1703,14 +1703,27 @@ export class TradingEngine {
     return null;
   }
 
-  /** Why `rates` has none: a conversion quote kept from before a restart and not yet live, or one missing. */
+  /**
+   * Why `rates` has none: a conversion quote kept from before a restart and not yet live, or quotes never received,
+   * named (the soak audit of 7 December: an EUR account's GBPUSD order was refused for "a quote" it could not find
+   * out, EURGBP never having ticked), else `message`.
+   */
   private missingRates(account: Account, instrument: InstrumentSpec, message?: string): Rejection {
+    const currencies = [instrument.profitCurrency, instrument.marginCurrency, instrument.commissionCurrency];
     if (this.rates(account, instrument, this.quoteLookup)) {
-      for (const currency of [instrument.profitCurrency, instrument.marginCurrency, instrument.commissionCurrency])
+      for (const currency of currencies)
         for (const symbol of this.state.converter.symbolsFor(currency, account.currency))
           if (this.keptNotLive(symbol)) return noLivePrice(symbol);
     }
-    return reject("NO_QUOTES", message);
+    const unquoted = new Set<string>();
+    for (const currency of currencies)
+      for (const symbol of this.state.converter.symbolsFor(currency, account.currency))
+        if (!this.liveQuoteLookup(symbol)) unquoted.add(symbol);
+    if (unquoted.size === 0) return reject("NO_QUOTES", message);
+    return reject(
+      "NO_QUOTES",
+      `No price of ${[...unquoted].join(" or ")} yet, which converts ${instrument.symbol}'s money into ${account.currency}`,
+    );
   }
 
   /** Turns fills into deals: which position each opens, increases or decreases, with its money. Changes nothing. */

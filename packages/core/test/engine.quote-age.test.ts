@@ -189,3 +189,26 @@ describe("a quote older than maxQuoteAgeMs", () => {
     expect(s.deals()[0]).toMatchObject({ price: points("BTCUSD", "60010.00") });
   });
 });
+
+// Found by the soak audit of 7 December: an EUR account's GBPUSD order was refused for "a quote needed to convert into
+// the account currency" without saying which, EURGBP (GBP margin into EUR) never having ticked.
+describe("a conversion quote never received", () => {
+  it("is named in the refusal, and the order goes through once it ticks", () => {
+    const s = new Scenario(defaultEngineConfig());
+    const account = s.account("EUR");
+    s.quote("GBPUSD", "1.26500", "1.26512");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const buy = { kind: "placeOrder", accountId: account, symbol: "GBPUSD", side: "BUY", type: "MARKET", volume: 10 };
+    const answer = s.run({ ...buy, time: s.time } as never);
+    expect(answer).toMatchObject({
+      ok: false,
+      code: "NO_QUOTES",
+      message: "No price of EURGBP yet, which converts GBPUSD's money into EUR",
+    });
+    expect(s.deals()).toHaveLength(0);
+    s.quote("EURGBP", "0.85700", "0.85710");
+    s.buy(account, "GBPUSD", "0.1");
+    expect(s.deals()).toHaveLength(1);
+    expect(s.ledgerHolds(account)).toBe(true);
+  });
+});
