@@ -7,14 +7,11 @@
  */
 import { instantOfLocalTime, localTimeOf, weekdayOf, type TimeZoneName } from "./time-zones.ts";
 
-/** The zones a rollover time may be given in. */
-export const ROLLOVER_TIME_ZONES = ["UTC", "America/New_York"] as const satisfies readonly TimeZoneName[];
-export type RolloverTimeZone = (typeof ROLLOVER_TIME_ZONES)[number];
-
 /** The daily rollover: a clock time (minutes after midnight) in a zone. */
 export interface RolloverTime {
   readonly minuteOfDay: number;
-  readonly timeZone: RolloverTimeZone;
+  /** Any zone trading sessions may be given in (time-zones.ts). */
+  readonly timeZone: TimeZoneName;
 }
 
 const MINUTE_MS = 60_000;

@@ -12,11 +12,11 @@ import {
   defaultEngineConfig,
   formatDecimal,
   isAccountCurrency,
+  isTimeZone,
   parseDecimal,
-  ROLLOVER_TIME_ZONES,
+  TIME_ZONES,
   type EngineConfig,
   type InstrumentSpec,
-  type RolloverTimeZone,
 } from "@bourse/core";
 import { isPostgresUrl, makeDatabaseFile, makeDirectories } from "@bourse/store";
 import { randomBytes } from "node:crypto";
@@ -663,7 +663,7 @@ function instrumentsSetting(pick: Pick): readonly InstrumentSpec[] {
 /** The weekdays BOURSE_TRIPLE_SWAP_DAY names, Sunday (0) first as the engine counts them. */
 const WEEKDAY_NAMES = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"] as const;
 
-/** BOURSE_ROLLOVER_TIME: `HH:MM` in UTC, or `HH:MM America/New_York` (FX's day ends at 17:00 New York). */
+/** BOURSE_ROLLOVER_TIME: `HH:MM` in UTC, or `HH:MM <zone>` such as `17:00 America/New_York` (FX's day's end). */
 const ROLLOVER_TIME_PATTERN = /^([01][0-9]|2[0-3]):([0-5][0-9])(?: +(\S+))?$/;
 
 /**
@@ -682,9 +682,9 @@ function tradingSettings(pick: Pick): TradingSettings {
   const rolloverText = pick("BOURSE_ROLLOVER_TIME") ?? "22:00";
   const rolloverMatch = ROLLOVER_TIME_PATTERN.exec(rolloverText);
   const timeZone = rolloverMatch?.[3] ?? "UTC";
-  if (!rolloverMatch || !(ROLLOVER_TIME_ZONES as readonly string[]).includes(timeZone))
+  if (!rolloverMatch || !isTimeZone(timeZone))
     throw new ConfigError(
-      `BOURSE_ROLLOVER_TIME must be HH:MM (UTC) or HH:MM followed by one of ${ROLLOVER_TIME_ZONES.join(", ")}, e.g. ` +
+      `BOURSE_ROLLOVER_TIME must be HH:MM (UTC) or HH:MM followed by one of ${TIME_ZONES.join(", ")}, e.g. ` +
         `"17:00 America/New_York"; got ${JSON.stringify(rolloverText)}`,
     );
   const tripleSwapDay = choiceSetting(
@@ -703,7 +703,7 @@ function tradingSettings(pick: Pick): TradingSettings {
     ),
     rollover: {
       minuteOfDay: Number(rolloverMatch[1]) * 60 + Number(rolloverMatch[2]),
-      timeZone: timeZone as RolloverTimeZone,
+      timeZone,
     },
     tripleSwapWeekday: WEEKDAY_NAMES.indexOf(tripleSwapDay),
   };

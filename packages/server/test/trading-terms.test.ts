@@ -1,6 +1,6 @@
 /**
  * The broker's trading terms: account groups (BOURSE_GROUPS_FILE, BOURSE_DEFAULT_GROUP), the highest leverage
- * (BOURSE_LEVERAGE_MAX), the daily rollover (BOURSE_ROLLOVER_TIME, in UTC or New York) and the triple-swap day
+ * (BOURSE_LEVERAGE_MAX), the daily rollover (BOURSE_ROLLOVER_TIME, in UTC or a market's zone) and the triple-swap day
  * (BOURSE_TRIPLE_SWAP_DAY). They were built into the engine's configuration: a broker could not set its own stop-out
  * level, nor roll over at 17:00 New York, FX's end of day, which is 21:00 UTC in the US summer.
  */
@@ -126,7 +126,14 @@ describe("the trading terms in the configuration", () => {
       /^BOURSE_GROUPS_FILE: .*groups\.json: entry 0\.marginCallLevelPercent: Expected required property/,
     );
     expect(refusal({ BOURSE_ROLLOVER_TIME: "24:00" })).toMatch(/^BOURSE_ROLLOVER_TIME must be HH:MM/);
-    expect(refusal({ BOURSE_ROLLOVER_TIME: "17:00 Europe/London" })).toMatch(/one of UTC, America\/New_York/);
+    // Any zone trading sessions take (it took UTC and New York only before 7 December, ninth session).
+    expect(load({ BOURSE_ROLLOVER_TIME: "07:00 Asia/Tokyo" }).rollover).toEqual({
+      minuteOfDay: 7 * 60,
+      timeZone: "Asia/Tokyo",
+    });
+    expect(refusal({ BOURSE_ROLLOVER_TIME: "17:00 Europe/Paris" })).toMatch(
+      /one of UTC, America\/New_York, America\/Chicago, Europe\/London, .*got "17:00 Europe\/Paris"$/,
+    );
     expect(refusal({ BOURSE_TRIPLE_SWAP_DAY: "wed" })).toMatch(/^BOURSE_TRIPLE_SWAP_DAY must be one of sunday/);
     expect(refusal({ BOURSE_LEVERAGE_MAX: "2000" })).toMatch(/^BOURSE_LEVERAGE_MAX/);
     // A demo leverage above the maximum would make every sign-up fail.
@@ -249,10 +256,13 @@ describe("a rollover at 17:00 New York", () => {
   it("charges a position's swap at 21:00 UTC in June, where 22:00 UTC charges it an hour later", async () => {
     const times = [TUESDAY_NOON + 9 * HOUR_MS - 1000, TUESDAY_NOON + 9 * HOUR_MS, TUESDAY_NOON + 10 * HOUR_MS];
     const newYork = await swapsAt({ BOURSE_ROLLOVER_TIME: "17:00 America/New_York" }, times);
+    // 22:00 in London is 21:00 UTC in British summer time too.
+    const london = await swapsAt({ BOURSE_ROLLOVER_TIME: "22:00 Europe/London" }, times);
     const utc = await swapsAt({}, times);
     const oneDay = utc[2]!;
     expect(oneDay).not.toBe(0);
     expect(newYork).toEqual([0, oneDay, oneDay]);
+    expect(london).toEqual([0, oneDay, oneDay]);
     expect(utc).toEqual([0, 0, oneDay]);
   });
 });
