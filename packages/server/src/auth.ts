@@ -632,9 +632,20 @@ export class AuthService {
    * password counts as a failed sign-in and the lock applies, one attempt at a time: a stolen token must not
    * become a way to guess the password without the lockout.
    */
-  changePassword(principal: Principal, currentPassword: string, newPassword: string): Promise<void> {
+  /**
+   * Changes the password and ends every other session of the user. The caller's session goes on, but its refresh tokens
+   * end too: a thief's copy of the caller's own would otherwise outlive the change (the review of 7 December, ninth
+   * session). With `keepSignedIn` the session gets new ones, answered here (the password was just proven, as at a
+   * sign-in); without, a phone signs in again when its token expires.
+   */
+  changePassword(
+    principal: Principal,
+    currentPassword: string,
+    newPassword: string,
+    request: SessionRequest = {},
+  ): Promise<{ refreshToken: string; refreshExpiresAt: number } | null> {
     return this.oneAttemptPerUser({ userId: principal.userId }, ({ user }) =>
-      this.attemptPasswordChange(user, principal, currentPassword, newPassword),
+      this.attemptPasswordChange(user, principal, currentPassword, newPassword, request),
     );
   }
 
@@ -643,7 +654,8 @@ export class AuthService {
     principal: Principal,
     currentPassword: string,
     newPassword: string,
-  ) {
+    request: SessionRequest,
+  ): Promise<{ refreshToken: string; refreshExpiresAt: number } | null> {
     const now = this.platform.clock.now();
     if (!user) throw new ApiError("UNAUTHORIZED", "The token is not valid");
     throwIfLocked(user.lockedUntil, now);
@@ -653,6 +665,20 @@ export class AuthService {
     }
     await this.setPassword(user, newPassword);
     await this.endSessionsOf(user.id, "passwordChange", principal.sessionId);
+    const nonce = request.keepSignedIn ? randomBytes(32).toString("hex") : null;
+    const session = await this.platform.store.replaceRefreshTokens(
+      user.id,
+      principal.sessionId,
+      nonce === null ? null : { nonce, expiresAt: wholeSecond(now + SESSION_MAX_LIFETIME_MS) },
+      now,
+    );
+    // A change like a revocation: the row is read afresh (see `refresh`).
+    this.revocations += 1;
+    this.sessions.delete(principal.sessionId);
+    // The password changed whatever came of the session meanwhile (a sign-out elsewhere): "OK", and its next request
+    // is told SESSION_REVOKED.
+    if (!session || nonce === null || session.refreshExpiresAt === null) return null;
+    return { refreshToken: this.refreshToken(session.id, 0, nonce), refreshExpiresAt: session.refreshExpiresAt };
   }
 
   /** Stores a new password's hash and lifts the user's sign-in lock, if one runs (a change, a reset). */

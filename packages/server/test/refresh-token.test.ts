@@ -173,7 +173,9 @@ describe("a refresh with the refresh token", () => {
     expect((await refreshWith(forged)).body.error).toBe("UNAUTHORIZED");
   });
 
-  it("is refused for a session a password change ended, and kept for the session that changed it", async () => {
+  // The review of 7 December (ninth session): the session that changed the password kept its refresh tokens, so a
+  // thief's copy of the caller's own outlived the change.
+  it("ends with a password change, the changing session's too, which keeps its token and asks for new ones if it wants", async () => {
     const user = await signedUpAtNoon();
     const phone = await signIn(user, true);
     const changed = await call(server, "POST", "/api/v1/password", {
@@ -181,8 +183,30 @@ describe("a refresh with the refresh token", () => {
       body: { currentPassword: user.password, newPassword: "a new long password" },
     });
     expect(changed.status).toBe(200);
+    expect(changed.body).toEqual({ data: "OK" });
     expect((await refreshWith(phone.body.data.refreshToken)).body.error).toBe("SESSION_REVOKED");
-    expect((await refreshWith(user.refreshToken)).status).toBe(200);
+    // The caller's refresh token (and a thief's copy of it) is done; its token still works.
+    expect((await refreshWith(user.refreshToken)).body.error).toBe("UNAUTHORIZED");
+    expect((await sessionOf(user.token)).status).toBe(200);
+
+    // Kept signed in: new refresh tokens for 7 days from the change, answered once; the old ones still end.
+    const tablet = await signIn({ email: user.email, password: "a new long password" }, true);
+    server.clock.set(TUESDAY_NOON + HOUR_MS / 2);
+    const kept = await call(server, "POST", "/api/v1/password", {
+      token: tablet.body.data.token,
+      body: { currentPassword: "a new long password", newPassword: "a third long password", keepSignedIn: true },
+    });
+    expect(kept.status, JSON.stringify(kept.body)).toBe(200);
+    expect(kept.body).toEqual({
+      data: {
+        refreshToken: expect.stringMatching(/^rt_[0-9a-f-]{36}\.0\.[A-Za-z0-9_-]{43}$/),
+        refreshExpiresAt: new Date(TUESDAY_NOON + HOUR_MS / 2 + SESSION_MAX_LIFETIME_MS).toISOString(),
+      },
+    });
+    expect((await refreshWith(tablet.body.data.refreshToken)).body.error).toBe("UNAUTHORIZED");
+    const renewed = await refreshWith(kept.body.data.refreshToken);
+    expect(renewed.status).toBe(200);
+    expect(renewed.body.data.refreshToken).toMatch(/\.1\./);
   });
 
   it("is refused once the broker disabled the user, reset the password or ended the user's sessions", async () => {

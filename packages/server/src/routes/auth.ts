@@ -291,16 +291,39 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
       schema: {
         tags: ["Auth"],
         summary: "Change the password; every other session of the user ends",
+        description:
+          "This session goes on with its token, and its refresh tokens end (a stolen copy must not outlive the " +
+          "change): a client that kept the user signed in sends `keepSignedIn: true` and gets the session's new " +
+          '`refreshToken` and `refreshExpiresAt` (7 days on) instead of `"OK"`.',
         body: Closed({
           currentPassword: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }),
           newPassword: Password,
+          keepSignedIn: KeepSignedIn,
         }),
-        response: { 200: OkResponse, ...authenticatedErrors },
+        response: {
+          200: Type.Union([
+            OkResponse,
+            Type.Object({
+              data: Type.Object({
+                refreshToken: Type.String({ description: "The session's new refresh token: keep it as a password" }),
+                refreshExpiresAt: Type.String({
+                  format: "date-time",
+                  description: "Until when it renews the session: 7 days from the change",
+                }),
+              }),
+            }),
+          ]),
+          ...authenticatedErrors,
+        },
       },
     },
     async (request) => {
-      await auth.changePassword(request.principal!, request.body.currentPassword, request.body.newPassword);
-      return { data: "OK" as const };
+      const { currentPassword, newPassword, keepSignedIn } = request.body;
+      const renewed = await auth.changePassword(request.principal!, currentPassword, newPassword, { keepSignedIn });
+      if (!renewed) return { data: "OK" as const };
+      return {
+        data: { refreshToken: renewed.refreshToken, refreshExpiresAt: timeToWire(renewed.refreshExpiresAt) },
+      };
     },
   );
 
