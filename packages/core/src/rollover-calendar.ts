@@ -7,12 +7,15 @@
  */
 import { instantOfLocalTime, localTimeOf, weekdayOf, type TimeZoneName } from "./time-zones.ts";
 
-/** The daily rollover: a clock time (minutes after midnight) in a zone. */
-export interface RolloverTime {
+/** A clock time (minutes after midnight) in a zone: the daily rollover's, the candles' day start. */
+export interface TimeOfDayInZone {
   readonly minuteOfDay: number;
   /** Any zone trading sessions may be given in (time-zones.ts). */
   readonly timeZone: TimeZoneName;
 }
+
+/** The daily rollover: a clock time in a zone. */
+export type RolloverTime = TimeOfDayInZone;
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
@@ -30,7 +33,7 @@ export const MIN_ROLLOVER_GAP_MS = 12 * HOUR_MS;
  * one). A local time skipped by the spring change is taken an hour later; one repeated in autumn, the first time
  * (`instantOfLocalTime`).
  */
-function rolloverOfLocalDay(rollover: RolloverTime, localDayStart: number): number {
+export function rolloverOfLocalDay(rollover: RolloverTime, localDayStart: number): number {
   return instantOfLocalTime(rollover.timeZone, localDayStart + rollover.minuteOfDay * MINUTE_MS);
 }
 
@@ -47,12 +50,17 @@ export function nextRolloverAfter(rollover: RolloverTime, time: number): number 
 
 /** The last rollover instant at or before `time`. */
 export function lastRolloverAtOrBefore(rollover: RolloverTime, time: number): number {
+  return rolloverOfLocalDay(rollover, localDayOfLastRollover(rollover, time));
+}
+
+/**
+ * The local calendar day (a UTC midnight standing for the local one) whose rollover is the last at or before `time`:
+ * the day a chart whose days start at that clock time is on.
+ */
+export function localDayOfLastRollover(rollover: RolloverTime, time: number): number {
   let day = Math.floor(localTimeOf(rollover.timeZone, time) / DAY_MS) * DAY_MS + DAY_MS;
-  for (;;) {
-    const instant = rolloverOfLocalDay(rollover, day);
-    if (instant <= time) return instant;
-    day -= DAY_MS;
-  }
+  while (rolloverOfLocalDay(rollover, day) > time) day -= DAY_MS;
+  return day;
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   TIME_ZONES,
   type EngineConfig,
   type InstrumentSpec,
+  type TimeOfDayInZone,
 } from "@bourse/core";
 import { isPostgresUrl, makeDatabaseFile, makeDirectories } from "@bourse/store";
 import { randomBytes } from "node:crypto";
@@ -67,6 +68,11 @@ export interface ServerConfig {
   readonly instruments: readonly InstrumentSpec[];
   /** The engine's trading terms the broker sets: groups, leverage, rollover (`TradingSettings`). */
   readonly trading: TradingSettings;
+  /**
+   * When the chart day starts (BOURSE_CANDLE_DAY_START): candles D1 and the daily statistics are that day, and every
+   * other timeframe's bars are placed on its clock (candle-clock.ts). 00:00 UTC by default.
+   */
+  readonly candleDayStart: TimeOfDayInZone;
   readonly feed: FeedSettings;
   /** The simulator's rate and the CSV replay's speed (BOURSE_FEED_RATE, BOURSE_FEED_REPLAY_SPEED). */
   readonly feedTuning: FeedTuning;
@@ -512,6 +518,7 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_DEFAULT_GROUP",
   "BOURSE_LEVERAGE_MAX",
   "BOURSE_ROLLOVER_TIME",
+  "BOURSE_CANDLE_DAY_START",
   "BOURSE_TRIPLE_SWAP_DAY",
   "BOURSE_ADMIN_TOKEN",
   "BOURSE_JWT_SECRET",
@@ -663,8 +670,20 @@ function instrumentsSetting(pick: Pick): readonly InstrumentSpec[] {
 /** The weekdays BOURSE_TRIPLE_SWAP_DAY names, Sunday (0) first as the engine counts them. */
 const WEEKDAY_NAMES = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"] as const;
 
-/** BOURSE_ROLLOVER_TIME: `HH:MM` in UTC, or `HH:MM <zone>` such as `17:00 America/New_York` (FX's day's end). */
-const ROLLOVER_TIME_PATTERN = /^([01][0-9]|2[0-3]):([0-5][0-9])(?: +(\S+))?$/;
+/** A clock time setting: `HH:MM` in UTC, or `HH:MM <zone>` such as `17:00 America/New_York` (FX's day's end). */
+const TIME_OF_DAY_PATTERN = /^([01][0-9]|2[0-3]):([0-5][0-9])(?: +(\S+))?$/;
+
+/** A daily clock time in a zone (BOURSE_ROLLOVER_TIME, BOURSE_CANDLE_DAY_START): `HH:MM` (UTC) or `HH:MM <zone>`. */
+function timeOfDaySetting(variable: string, text: string): TimeOfDayInZone {
+  const match = TIME_OF_DAY_PATTERN.exec(text);
+  const timeZone = match?.[3] ?? "UTC";
+  if (!match || !isTimeZone(timeZone))
+    throw new ConfigError(
+      `${variable} must be HH:MM (UTC) or HH:MM followed by one of ${TIME_ZONES.join(", ")}, e.g. ` +
+        `"17:00 America/New_York"; got ${JSON.stringify(text)}`,
+    );
+  return { minuteOfDay: Number(match[1]) * 60 + Number(match[2]), timeZone };
+}
 
 /**
  * The broker's trading terms: the groups (BOURSE_GROUPS_FILE, groups-file.ts) and the group new accounts join, the
@@ -679,14 +698,7 @@ function tradingSettings(pick: Pick): TradingSettings {
   const defaultGroup = asFileSetting("BOURSE_DEFAULT_GROUP", () =>
     defaultGroupOf(groups, pick("BOURSE_DEFAULT_GROUP")),
   );
-  const rolloverText = pick("BOURSE_ROLLOVER_TIME") ?? "22:00";
-  const rolloverMatch = ROLLOVER_TIME_PATTERN.exec(rolloverText);
-  const timeZone = rolloverMatch?.[3] ?? "UTC";
-  if (!rolloverMatch || !isTimeZone(timeZone))
-    throw new ConfigError(
-      `BOURSE_ROLLOVER_TIME must be HH:MM (UTC) or HH:MM followed by one of ${TIME_ZONES.join(", ")}, e.g. ` +
-        `"17:00 America/New_York"; got ${JSON.stringify(rolloverText)}`,
-    );
+  const rollover = timeOfDaySetting("BOURSE_ROLLOVER_TIME", pick("BOURSE_ROLLOVER_TIME") ?? "22:00");
   const tripleSwapDay = choiceSetting(
     "BOURSE_TRIPLE_SWAP_DAY",
     (pick("BOURSE_TRIPLE_SWAP_DAY") ?? WEEKDAY_NAMES[engineDefaults.tripleSwapWeekday]!).toLowerCase(),
@@ -701,10 +713,7 @@ function tradingSettings(pick: Pick): TradingSettings {
       engineDefaults.leverageMin,
       engineDefaults.leverageMax,
     ),
-    rollover: {
-      minuteOfDay: Number(rolloverMatch[1]) * 60 + Number(rolloverMatch[2]),
-      timeZone,
-    },
+    rollover,
     tripleSwapWeekday: WEEKDAY_NAMES.indexOf(tripleSwapDay),
   };
 }
@@ -745,6 +754,7 @@ export function loadServerConfig(environment: NodeJS.ProcessEnv = process.env): 
     storage,
     instruments,
     trading,
+    candleDayStart: timeOfDaySetting("BOURSE_CANDLE_DAY_START", pick("BOURSE_CANDLE_DAY_START") ?? "00:00"),
     feed: parseFeed(pick("BOURSE_FEED") ?? "simulator", seed),
     feedTuning: feedTuningSetting(pick),
     adminToken: adminTokenSetting(keptSecret(storage.dataDirectory, "admin-token", pick("BOURSE_ADMIN_TOKEN"))),

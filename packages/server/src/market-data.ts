@@ -3,15 +3,17 @@
  *
  * The service listens to every accepted quote (`platform.onQuote`) and keeps:
  * - the last quote per symbol;
- * - candles M1 … MN1 aggregated from the bid (OHLC and tick volume), bucket starts in UTC (H4 at 00, 04,
- *   …; W1 on Monday 00:00; MN1 on the 1st). The live bar of each symbol and timeframe is in memory; what
+ * - candles M1 … MN1 aggregated from the bid (OHLC and tick volume), bars starting on the chart clock of
+ *   BOURSE_CANDLE_DAY_START (candle-clock.ts): UTC days by default (H4 at 00, 04, …; W1 on Monday 00:00; MN1 on
+ *   the 1st), or days starting at 17:00 New York as forex brokers chart (D1 at 21:00 or 22:00 UTC, W1 at Sunday's
+ *   17:00, MN1 at 17:00 the day before the 1st, H4 every 4 hours from the day's start). The live bar of each symbol and timeframe is in memory; what
  *   changed since the last flush is a per-bar *delta* (first, high, low and last price of the ticks since,
  *   and their count) that `flush` hands to `platform.store.upsertCandles`, which merges it into the stored
  *   bar (open kept, high max, low min, close replaced, volumes added). Flushes run every second, when
  *   many bars wait, and on close. A candle query reads the store and merges the deltas not yet flushed,
  *   so a read right after a tick sees it. Store writes and the reads that merge deltas are serialized, so
  *   a bar is never counted twice or missed;
- * - daily statistics: the live D1 bar (open of the UTC day, high, low, by bid) and the change of the last
+ * - daily statistics: the live D1 bar (open of the chart day, high, low, by bid) and the change of the last
  *   bid from the day's open in percent, computed from integers.
  *
  * It publishes to the bus, as decimals with the instrument's digits and ISO times:
@@ -20,16 +22,10 @@
  * on `candles.{SYMBOL}.{TF}`: the updated live bar on every tick, and the finished bar (`closed: true`)
  * when the first tick of the next bar arrives.
  */
-import {
-  Rounding,
-  divideRounded,
-  weekdayOf,
-  type BookLevel,
-  type InstrumentSpec,
-  type WeekSessions,
-} from "@bourse/core";
+import { Rounding, divideRounded, type BookLevel, type InstrumentSpec, type WeekSessions } from "@bourse/core";
 import { CANDLE_TIMEFRAMES, PLATFORM_LIMITS, type Candle, type CandleTimeframe } from "@bourse/store";
 import { BusTopics } from "./bus.ts";
+import { CandleClock, TIMEFRAME_MS } from "./candle-clock.ts";
 import type { AcceptedQuote, Platform } from "./platform.ts";
 import { lotsToWire, priceToWire, timeToWire } from "./wire.ts";
 
@@ -38,45 +34,7 @@ export { CANDLE_TIMEFRAMES, type CandleTimeframe };
 /** Candles one query answers at most (the store's bound). */
 export const MAX_CANDLES_PER_QUERY = PLATFORM_LIMITS.candleLimit;
 
-const MINUTE_MS = 60_000;
-const DAY_MS = 86_400_000;
-
-/** Fixed bar lengths; W1 and MN1 by the calendar (W1 is 7 days; months vary). */
-export const TIMEFRAME_MS: Readonly<Record<CandleTimeframe, number>> = {
-  M1: MINUTE_MS,
-  M5: 5 * MINUTE_MS,
-  M15: 15 * MINUTE_MS,
-  M30: 30 * MINUTE_MS,
-  H1: 60 * MINUTE_MS,
-  H4: 240 * MINUTE_MS,
-  D1: DAY_MS,
-  W1: 7 * DAY_MS,
-  MN1: 31 * DAY_MS,
-};
-
-/** The start (UTC) of the bar of `timeframe` that holds `time`. */
-export function bucketStart(timeframe: CandleTimeframe, time: number): number {
-  if (timeframe === "MN1") {
-    const date = new Date(time);
-    return Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1);
-  }
-  if (timeframe === "W1") {
-    const day = Math.floor(time / DAY_MS);
-    const sinceMonday = (weekdayOf(time) + 6) % 7;
-    return (day - sinceMonday) * DAY_MS;
-  }
-  const length = TIMEFRAME_MS[timeframe];
-  return Math.floor(time / length) * length;
-}
-
-/** The start of the bar `count` bars before the one starting at `start` (never before the epoch). */
-export function barsBefore(timeframe: CandleTimeframe, start: number, count: number): number {
-  if (timeframe === "MN1") {
-    const date = new Date(start);
-    return Math.max(0, Date.UTC(date.getUTCFullYear(), date.getUTCMonth() - count, 1));
-  }
-  return Math.max(0, start - count * TIMEFRAME_MS[timeframe]);
-}
+export { TIMEFRAME_MS };
 
 // ---- sessions ----
 
@@ -116,7 +74,7 @@ export interface DailyStats {
   readonly low: number;
   /** (last bid − open) / open in hundredths of a percent, rounded half away from zero. */
   readonly changeHundredths: number;
-  /** Start of the UTC day. */
+  /** Start of the chart day (BOURSE_CANDLE_DAY_START). */
   readonly day: number;
 }
 
@@ -238,11 +196,14 @@ export class MarketDataService {
   private flushRequested = false;
   private closed = false;
   private droppedDeltas = 0;
+  /** Where bars start (BOURSE_CANDLE_DAY_START). */
+  readonly candleClock: CandleClock;
 
   constructor(
     private readonly platform: Platform,
     options: MarketDataOptions = {},
   ) {
+    this.candleClock = new CandleClock(platform.config.candleDayStart);
     this.flushThreshold = options.flushThreshold ?? 1000;
     platform.onQuote((quote) => this.ingest(quote));
     this.timer = setInterval(() => void this.flush(), options.flushIntervalMs ?? 1000);
@@ -278,6 +239,11 @@ export class MarketDataService {
     };
   }
 
+  /** The start of the bar of `timeframe` that holds `time` (on the chart clock, BOURSE_CANDLE_DAY_START). */
+  barStart(timeframe: CandleTimeframe, time: number): number {
+    return this.candleClock.barStart(timeframe, time);
+  }
+
   /** The live (latest) bar of a symbol and timeframe. */
   liveBar(symbol: string, timeframe: CandleTimeframe): Candle | undefined {
     const bar = this.bars.get(barKey(symbol, timeframe));
@@ -292,7 +258,7 @@ export class MarketDataService {
     this.changedQuotes.add(quote.symbol);
     const price = quote.bid;
     for (const timeframe of CANDLE_TIMEFRAMES) {
-      const openTime = bucketStart(timeframe, quote.time);
+      const openTime = this.candleClock.barStart(timeframe, quote.time);
       const key = deltaKey(quote.symbol, timeframe, openTime);
       const delta = this.pending.get(key);
       if (delta) addPrice(delta, price);
@@ -340,17 +306,25 @@ export class MarketDataService {
 
   /**
    * The latest `limit` bars with open times up to `to`, oldest first, looking back at most 5,000 bars.
-   * A window of exactly `limit` bars cannot hold more than `limit` rows, so when it is full it is the
-   * answer; across gaps (weekends, closed sessions) one read of the 5,000-bar window, then its last `limit`.
+   * A window of `limit` bars counted back on the chart clock holds about `limit` rows (a daylight saving change may add
+   * one: it is read with room to spare), so when it holds `limit` its last `limit` are the answer; across gaps
+   * (weekends, closed sessions) one read of the 5,000-bar window, then its last `limit`.
    */
   async latestCandles(symbol: string, timeframe: CandleTimeframe, to: number, limit: number): Promise<Candle[]> {
-    const last = bucketStart(timeframe, to);
-    const window = await this.candles({ symbol, timeframe, from: barsBefore(timeframe, last, limit - 1), to, limit });
-    if (window.length === limit || limit >= MAX_CANDLES_PER_QUERY) return window;
+    const clock = this.candleClock;
+    const last = clock.barStart(timeframe, to);
+    const window = await this.candles({
+      symbol,
+      timeframe,
+      from: clock.barsBefore(timeframe, last, limit - 1),
+      to,
+      limit: Math.min(2 * limit, MAX_CANDLES_PER_QUERY),
+    });
+    if (window.length >= limit || limit >= MAX_CANDLES_PER_QUERY) return window.slice(-limit);
     const wide = await this.candles({
       symbol,
       timeframe,
-      from: barsBefore(timeframe, last, MAX_CANDLES_PER_QUERY - 1),
+      from: clock.barsBefore(timeframe, last, MAX_CANDLES_PER_QUERY - 1),
       to,
       limit: MAX_CANDLES_PER_QUERY,
     });
@@ -374,7 +348,7 @@ export class MarketDataService {
         // back (a clock set back across a restart rebuilt the live bars from the next tick alone, on the streams).
         const at = this.last.get(symbol)?.time ?? now;
         for (const timeframe of CANDLE_TIMEFRAMES) {
-          const openTime = bucketStart(timeframe, at);
+          const openTime = this.candleClock.barStart(timeframe, at);
           const [stored] = await this.platform.store.candles({
             symbol,
             timeframe,

@@ -59,7 +59,6 @@ import {
 import { ApiError, type ApiErrorCode } from "./errors.ts";
 import {
   CANDLE_TIMEFRAMES,
-  bucketStart,
   candleEventPayload,
   depthPayload,
   marketDataOf,
@@ -1250,9 +1249,11 @@ class Connection {
     this.reserve([name]);
     this.join(name, "candles");
     this.reply("subscribed", payload, id);
-    const live = marketDataOf(this.platform).liveBar(instrument.symbol, payload.timeframe);
+    const marketData = marketDataOf(this.platform);
+    const live = marketData.liveBar(instrument.symbol, payload.timeframe);
     // A bar whose period is over (no quote since: a weekend) is sent as closed, not as live (the same review).
-    const over = live !== undefined && bucketStart(payload.timeframe, this.platform.clock.now()) > live.openTime;
+    const over =
+      live !== undefined && marketData.barStart(payload.timeframe, this.platform.clock.now()) > live.openTime;
     if (live)
       this.outbound.conflate(
         barKey(name, timeToWire(live.openTime)),

@@ -4,7 +4,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BusMessage } from "../src/bus.ts";
 import { ManualClock } from "../src/clock.ts";
-import { barsBefore, bucketStart, marketDataOf, weekSessionsView, type CandleTimeframe } from "../src/market-data.ts";
+import { CandleClock, UTC_CANDLE_DAY_START } from "../src/candle-clock.ts";
+import { marketDataOf, weekSessionsView, type CandleTimeframe } from "../src/market-data.ts";
 import { DEFAULT_INSTRUMENTS, nextSessionChange } from "@bourse/core";
 import { TUESDAY_NOON, startTestServer, type TestServer } from "./helpers.ts";
 
@@ -26,7 +27,11 @@ const bar = (time: string, open: number, high: number, low: number, close: numbe
 const ALL = { from: 0, to: at("2030-01-01T00:00:00Z"), limit: 5000 };
 
 describe("bar arithmetic", () => {
-  it("starts bars in UTC: H4 at 00/04/…, W1 on Monday 00:00, MN1 on the 1st", () => {
+  it("starts bars in UTC by default: H4 at 00/04/…, W1 on Monday 00:00, MN1 on the 1st", () => {
+    const clock = new CandleClock(UTC_CANDLE_DAY_START);
+    const bucketStart = (timeframe: CandleTimeframe, time: number) => clock.barStart(timeframe, time);
+    const barsBefore = (timeframe: CandleTimeframe, start: number, count: number) =>
+      clock.barsBefore(timeframe, start, count);
     const time = at("2026-07-01T13:47:12.345Z"); // a Wednesday
     expect(bucketStart("M1", time)).toBe(at("2026-07-01T13:47:00Z"));
     expect(bucketStart("M5", time)).toBe(at("2026-07-01T13:45:00Z"));
