@@ -148,7 +148,10 @@ export const CandleTimeframeSchema = Type.Union(
 
 /** A bar on the wire (both faces): open time, OHLC by bid in the instrument's digits, ticks. */
 export const CandleViewSchema = Type.Object({
-  time: Type.String({ format: "date-time", description: "The bar's open time (UTC)" }),
+  time: Type.String({
+    format: "date-time",
+    description: "The bar's open time (an instant, written in UTC; bars start on the server's chart clock)",
+  }),
   open: Type.Number(),
   high: Type.Number(),
   low: Type.Number(),

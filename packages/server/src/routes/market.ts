@@ -10,7 +10,8 @@
  * - `status`: OPEN (session open, trading allowed), CLOSE_ONLY (session open, closing only), CLOSED
  *   (outside the session), DISABLED (trading disabled); `nextChange` is when the session next opens or
  *   closes (null: it never closes).
- * - Daily statistics are by bid over the UTC day of the last quote: `change` = (bid − open) / open in
+ * - Daily statistics are by bid over the chart day of the last quote (BOURSE_CANDLE_DAY_START, 00:00 UTC by
+ *   default): `change` = (bid − open) / open in
  *   percent with 2 decimals. Symbols without a quote yet answer nulls.
  * - Candles are by bid. Without `from`, the latest `limit` bars up to `to` (default now), looking back at
  *   most 5,000 bars; with `from`, the first `limit` bars from `from` (page forward with the last time + 1).
@@ -242,7 +243,8 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         description:
           "Columns: symbol, bid, ask, change (percent from the day's open, 2 decimals), high, low (the day's " +
           "highest and lowest bid), time (of the last quote), open (the day's first bid, which change is measured " +
-          "from). The day is the UTC day of the last quote; a symbol without quotes yet has nulls.",
+          "from). The day is the chart day of the last quote, the D1 candle's (the server's day start: 00:00 UTC by " +
+          "default, 17:00 New York on a forex broker's); a symbol without quotes yet has nulls.",
         querystring: Closed({}),
         response: { 200: ShortlistTable, ...authenticatedErrors },
       },
@@ -293,7 +295,9 @@ export const marketRoutes: RouteModule = (app, { platform }) => {
         summary: "OHLC candles by bid, oldest first (table: time, open, high, low, close, tickVolume)",
         description:
           `${columnsDescription(CandleTable)} ` +
-          "Bars start in UTC (W1 on Monday 00:00, MN1 on the 1st). Without `from`: the latest `limit` bars up to " +
+          "Bars start on the server's chart clock: by default UTC days (H4 at 00:00, 04:00, …; W1 on Monday 00:00; MN1 " +
+          "on the 1st); a forex broker's days start at 17:00 New York (21:00 or 22:00 UTC), its H4 bars count from " +
+          "there, W1 at the Sunday open and MN1 at 17:00 the day before the 1st. Without `from`: the latest `limit` bars up to " +
           "`to` (default now; a later one counts as now), looking back at most 5,000 bars. With `from`: the first `limit` bars from `from` " +
           "(page forward from the last bar's time + 1 ms). The live bar is included as it stands.",
         params: SymbolParams,

@@ -1,0 +1,81 @@
+/**
+ * BOURSE_CANDLE_DAY_START: with `17:00 America/New_York` the D1 bar and the shortlist's day start at 17:00 New York
+ * (21:00 UTC in June, 22:00 UTC in January), as forex brokers chart; the setting is read as BOURSE_ROLLOVER_TIME is.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ManualClock } from "../src/clock.ts";
+import { ConfigError, loadServerConfig } from "../src/config.ts";
+import { call, pushQuote, signUp, startTestServer, tableObjects } from "./helpers.ts";
+
+const NEW_YORK_DAY = { BOURSE_CANDLE_DAY_START: "17:00 America/New_York" };
+
+describe("BOURSE_CANDLE_DAY_START", () => {
+  const dataDirectory = mkdtempSync(join(tmpdir(), "bourse-candle-day-start-"));
+  const load = (settings: Record<string, string>) =>
+    loadServerConfig({ BOURSE_DATA_DIR: dataDirectory, BOURSE_CONFIG: "", ...settings });
+
+  it("is midnight UTC by default, takes a time in a zone, and refuses anything else naming the setting", () => {
+    expect(load({}).candleDayStart).toEqual({ minuteOfDay: 0, timeZone: "UTC" });
+    expect(load(NEW_YORK_DAY).candleDayStart).toEqual({ minuteOfDay: 17 * 60, timeZone: "America/New_York" });
+    expect(load({ BOURSE_CANDLE_DAY_START: "22:00" }).candleDayStart).toEqual({
+      minuteOfDay: 22 * 60,
+      timeZone: "UTC",
+    });
+    expect(() => load({ BOURSE_CANDLE_DAY_START: "17:00 Europe/Paris" })).toThrow(ConfigError);
+    expect(() => load({ BOURSE_CANDLE_DAY_START: "5pm" })).toThrow(
+      /^BOURSE_CANDLE_DAY_START must be HH:MM \(UTC\) or HH:MM followed by one of UTC, America\/New_York, .*got "5pm"$/,
+    );
+    // The rollover's own setting is untouched by it.
+    expect(load(NEW_YORK_DAY).trading.rollover).toEqual({ minuteOfDay: 22 * 60, timeZone: "UTC" });
+  });
+
+  it.each([
+    ["June (New York on daylight time)", "2026-06-02", "20:59", "21:00"],
+    ["January (standard time)", "2026-01-13", "21:59", "22:00"],
+  ])("starts D1 bars and the daily statistics at 17:00 New York in %s", async (_, date, before, start) => {
+    const clock = new ManualClock(Date.parse(`${date}T${before}:00.000Z`));
+    const server = await startTestServer({ clock, environment: NEW_YORK_DAY });
+    try {
+      const trader = await signUp(server);
+      await pushQuote(server, "EURUSD", "1.08000", "1.08010");
+      clock.set(Date.parse(`${date}T${before}:59.000Z`));
+      await pushQuote(server, "EURUSD", "1.09000", "1.09010");
+      clock.set(Date.parse(`${date}T${start}:00.000Z`));
+      await pushQuote(server, "EURUSD", "1.08500", "1.08510");
+      clock.set(Date.parse(`${date}T${start}:30.000Z`));
+      await pushQuote(server, "EURUSD", "1.08200", "1.08210");
+      const get = (url: string) => call(server, "GET", url, { token: trader.token });
+
+      const daily = await get("/api/v1/market/EURUSD/candles?timeframe=D1");
+      expect(daily.status).toBe(200);
+      const bars = tableObjects(daily.body);
+      expect(bars).toHaveLength(2);
+      expect(bars[0]).toMatchObject({ open: 1.08, high: 1.09, low: 1.08, close: 1.09, tickVolume: 2 });
+      expect(bars[1]).toMatchObject({
+        time: `${date}T${start}:00.000Z`,
+        open: 1.085,
+        high: 1.085,
+        low: 1.082,
+        close: 1.082,
+        tickVolume: 2,
+      });
+      // The previous bar started at 17:00 New York the day before.
+      const dayBefore = new Date(Date.parse(`${date}T${start}:00.000Z`) - 86_400_000).toISOString();
+      expect(bars[0]!.time).toBe(dayBefore);
+
+      // The shortlist's day is the chart day: its open is the first bid after 17:00 New York.
+      const shortlist = tableObjects((await get("/api/v1/market/shortlist")).body);
+      expect(shortlist.find((row) => row.symbol === "EURUSD")).toMatchObject({
+        open: 1.085,
+        high: 1.085,
+        low: 1.082,
+        change: -0.28, // (1.08200 − 1.08500) / 1.08500 = −0.2765 %
+      });
+    } finally {
+      await server.close();
+    }
+  });
+});
