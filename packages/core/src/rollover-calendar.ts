@@ -22,13 +22,6 @@ const HOUR_MS = 60 * MINUTE_MS;
 const DAY_MS = 24 * HOUR_MS;
 
 /**
- * The shortest time between two rollovers. Only a new rollover time between two starts brings two closer than a day
- * (a daylight saving change moves one by an hour): a move of up to 12 hours either way then neither charges a day
- * twice nor skips one.
- */
-export const MIN_ROLLOVER_GAP_MS = 12 * HOUR_MS;
-
-/**
  * The rollover instant of the local calendar day that starts `localDayStart` (a UTC midnight standing for the local
  * one). A local time skipped by the spring change is taken an hour later; one repeated in autumn, the first time
  * (`instantOfLocalTime`).
@@ -64,19 +57,31 @@ export function localDayOfLastRollover(rollover: RolloverTime, time: number): nu
 }
 
 /**
- * The rollover that follows one made at `lastRollover`: the rule's next instant at least `MIN_ROLLOVER_GAP_MS` later
- * (a day, or 23 or 25 hours across a daylight saving change, under an unchanged rule).
+ * The rollover that follows one made at `lastRollover`: the rule's first instant after it that ends a later trading day
+ * (`tradingDayOf`), the next day's under an unchanged rule (a day on, or 23 or 25 hours across a daylight saving
+ * change). After the rollover time changed between starts, a time moved earlier may come again within hours naming the
+ * day just ended, and is passed over (charged twice before); a time moved later comes within hours and ends the next
+ * day (skipped before, when the rule asked for 12 hours between rollovers: the audit of time of 7 December, ninth
+ * session).
  */
 export function rolloverFollowing(rollover: RolloverTime, lastRollover: number): number {
-  return nextRolloverAfter(rollover, lastRollover + MIN_ROLLOVER_GAP_MS - 1);
+  const lastDay = tradingDayOf(rollover, lastRollover);
+  let next = nextRolloverAfter(rollover, lastRollover);
+  while (tradingDayOf(rollover, next) <= lastDay) next = nextRolloverAfter(rollover, next);
+  return next;
 }
 
 /**
- * The weekday (0 = Sunday) of the local trading day that ends at the rollover instant `rolloverTime`: the date most of
- * it falls on, that of the local clock 12 hours before the rollover. A rollover at 17:00 or 22:00 ends that day's
- * trading day, one at 00:00 or 00:01 the day before's (taken just before the rollover, 00:01 named the day it had
- * barely begun: found by the review of 7 December, seventh session).
+ * The local trading day (a UTC midnight standing for the local date) that ends at the rollover instant `rolloverTime`:
+ * the date most of it falls on, that of the local clock 12 hours before the rollover. A rollover at 17:00 or 22:00 ends
+ * that day's trading day, one at 00:00 or 00:01 the day before's (taken just before the rollover, 00:01 named the day it
+ * had barely begun: found by the review of 7 December, seventh session).
  */
+export function tradingDayOf(rollover: RolloverTime, rolloverTime: number): number {
+  return Math.floor((localTimeOf(rollover.timeZone, rolloverTime) - 12 * HOUR_MS) / DAY_MS) * DAY_MS;
+}
+
+/** The weekday (0 = Sunday) of the trading day that ends at the rollover instant `rolloverTime` (`tradingDayOf`). */
 export function tradingDayWeekday(rollover: RolloverTime, rolloverTime: number): number {
-  return weekdayOf(localTimeOf(rollover.timeZone, rolloverTime) - 12 * HOUR_MS);
+  return weekdayOf(tradingDayOf(rollover, rolloverTime));
 }

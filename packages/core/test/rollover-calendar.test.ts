@@ -5,13 +5,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  MIN_ROLLOVER_GAP_MS,
   TIME_ZONES,
   TradingEngine,
   defaultEngineConfig,
   lastRolloverAtOrBefore,
   nextRolloverAfter,
   rolloverFollowing,
+  tradingDayOf,
   tradingDayWeekday,
   zoneOffsetMs,
   type EngineEvent,
@@ -111,6 +111,8 @@ describe("the rollover calendar", () => {
           expect(nextRolloverAfter(rollover, last)).toBe(next);
           expect(lastRolloverAtOrBefore(rollover, next - 1)).toBe(last);
           expect(rolloverFollowing(rollover, last)).toBe(next);
+          // Each ends the trading day after the one before.
+          expect(tradingDayOf(rollover, next) - tradingDayOf(rollover, last)).toBe(DAY_MS);
           expect(next - last).toBeGreaterThanOrEqual(23 * HOUR_MS);
           expect(next - last).toBeLessThanOrEqual(25 * HOUR_MS);
           // The local clock reads the minute at both.
@@ -177,7 +179,51 @@ describe("a rollover time changed between starts", () => {
   it("moved to 17:00 New York (21:00 UTC in June), the next rollover is Wednesday's at 21:00: no day is skipped", () => {
     const engine = restartedUnder(NEW_YORK_FIVE_PM);
     expect(engine.nextDueTime()).toBe(TUESDAY_NOON + 33 * HOUR_MS);
-    expect(engine.nextDueTime()! - (TUESDAY_NOON + 10 * HOUR_MS)).toBeGreaterThanOrEqual(MIN_ROLLOVER_GAP_MS);
+  });
+
+  // The audit of time of 7 December (ninth session): the next rollover was the new rule's first instant at least 12 hours
+  // after the last, while the day it charged was named by the local date 12 hours before it. Moved to near midday, the
+  // two disagreed.
+  it("moved from 22:00 to 11:00 UTC after Wednesday's rollover, Wednesday's triple swap is not charged a second time", () => {
+    const s = new Scenario(defaultEngineConfig(), TUESDAY_NOON + 24 * HOUR_MS);
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const opened = s.buy(account, "EURUSD", "1");
+    const wednesday = rollovers(s.ok({ kind: "advanceTime" }, TUESDAY_NOON + 34 * HOUR_MS).events);
+    expect(wednesday.map((rollover) => rollover.multiplier)).toEqual([3]);
+    const engine = TradingEngine.fromSnapshot(
+      defaultEngineConfig({ rollover: { minuteOfDay: 11 * 60, timeZone: "UTC" } }),
+      s.engine.snapshot(),
+    );
+    // Thursday 11:00 UTC would end Wednesday's trading day again (23:00 Wednesday, 12 hours before it): Friday's
+    // 11:00 ends Thursday's.
+    expect(engine.nextDueTime()).toBe(TUESDAY_NOON + 71 * HOUR_MS);
+    const result = engine.execute({ kind: "advanceTime", time: TUESDAY_NOON + 72 * HOUR_MS });
+    const charged = result.ok ? rollovers(result.events) : [];
+    expect(charged.map((rollover) => rollover.multiplier)).toEqual([1]);
+    expect(charged.flatMap((rollover) => rollover.charges).map((charge) => charge.positionId)).toEqual([
+      opened.positionId,
+    ]);
+  });
+
+  it("moved from 11:00 to 22:00 UTC, no trading day goes uncharged", () => {
+    const s = new Scenario(
+      defaultEngineConfig({ rollover: { minuteOfDay: 11 * 60, timeZone: "UTC" } }),
+      TUESDAY_NOON - 24 * HOUR_MS,
+    );
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    s.buy(account, "EURUSD", "1");
+    // Tuesday 11:00 UTC ends Monday's trading day.
+    expect(rollovers(s.ok({ kind: "advanceTime" }, TUESDAY_NOON - HOUR_MS).events).map((r) => r.multiplier)).toEqual([
+      1,
+    ]);
+    const engine = TradingEngine.fromSnapshot(defaultEngineConfig(), s.engine.snapshot());
+    // Tuesday 22:00 ends Tuesday's, 11 hours after the last rollover.
+    expect(engine.nextDueTime()).toBe(TUESDAY_NOON + 10 * HOUR_MS);
+    const result = engine.execute({ kind: "advanceTime", time: TUESDAY_NOON + 59 * HOUR_MS });
+    // Tuesday (1), Wednesday (3), Thursday (1).
+    expect((result.ok ? rollovers(result.events) : []).map((rollover) => rollover.multiplier)).toEqual([1, 3, 1]);
   });
 });
 
