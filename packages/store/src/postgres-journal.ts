@@ -11,6 +11,7 @@ import {
   boundedConnectionSettings,
   isAnswerTimeout,
   isCheckoutTimeout,
+  connectOrUnavailable,
   isConnectionFailure,
   admit,
   isStorageFailure,
@@ -591,7 +592,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
   }
 
   private async inTransaction(work: (client: pg.PoolClient) => Promise<unknown>): Promise<void> {
-    const client = await this.requirePool().connect();
+    const client = await connectOrUnavailable(this.requirePool());
     try {
       await client.query("BEGIN");
       await work(client);
@@ -839,7 +840,7 @@ export class PostgresJournal implements EventJournal, ReadModels {
   private async query(text: string, values: readonly unknown[]): Promise<pg.QueryResult<Record<string, unknown>>> {
     const pool = this.requirePool();
     for (let attempt = 1; ; attempt++) {
-      const client = await pool.connect();
+      const client = await connectOrUnavailable(pool);
       try {
         const result = await client.query<Record<string, unknown>>(text, values as unknown[]);
         this.provenClients.add(client);

@@ -15,6 +15,8 @@ import {
   checkedMaxWaitingCalls,
   isCheckoutTimeout,
   isStatementTimeout,
+  connectOrUnavailable,
+  isConnectionFailure,
   isStorageFailure,
   storageUnavailable,
   type BoundedPool,
@@ -135,12 +137,23 @@ class PostgresExecutor implements SqlExecutor {
     this.inTransaction = !("maxWaitingCalls" in target);
   }
 
-  private query<R extends pg.QueryResultRow>(sql: string, params: readonly unknown[]): Promise<pg.QueryResult<R>> {
-    if ("maxWaitingCalls" in this.target) {
-      admit(this.target);
-      return this.target.pool.query<R>(this.text(sql), params as unknown[]);
+  private async query<R extends pg.QueryResultRow>(
+    sql: string,
+    params: readonly unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    if (!("maxWaitingCalls" in this.target)) return this.target.query<R>(this.text(sql), params as unknown[]);
+    admit(this.target);
+    // As `pool.query` does, with the connection taken apart: a session refused is no answer to the statement.
+    const client = await connectOrUnavailable(this.target.pool);
+    try {
+      const result = await client.query<R>(this.text(sql), params as unknown[]);
+      client.release();
+      return result;
+    } catch (error) {
+      // A refusal of the statement leaves the session fine; a failed or stuck one is not taken again.
+      client.release(isConnectionFailure(error));
+      throw error;
     }
-    return this.target.query<R>(this.text(sql), params as unknown[]);
   }
 
   /**
@@ -148,6 +161,7 @@ class PostgresExecutor implements SqlExecutor {
    * unanswered (not cancelled by the server, which rolls it back) may have been applied, unless it only reads.
    */
   private failure(sql: string, error: unknown): unknown {
+    if (error instanceof StorageUnavailableError) return error;
     if (!isStorageFailure(error)) return translate(error);
     const sent = !isCheckoutTimeout(error) && !isStatementTimeout(error);
     return storageUnavailable(error, sent && !this.inTransaction && !READ_ONLY_STATEMENT.test(sql));
@@ -186,12 +200,7 @@ class PostgresDatabase extends PostgresExecutor implements SqlDatabase {
 
   async transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     admit(this.bounded);
-    let client: pg.PoolClient;
-    try {
-      client = await this.bounded.pool.connect();
-    } catch (error) {
-      throw isStorageFailure(error) ? storageUnavailable(error, false) : error;
-    }
+    const client = await connectOrUnavailable(this.bounded.pool);
     let committing = false;
     try {
       await client.query(options.relaxedDurability ? "BEGIN; SET LOCAL synchronous_commit TO off" : "BEGIN");

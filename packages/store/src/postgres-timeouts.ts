@@ -147,6 +147,21 @@ export function storageUnavailable(error: unknown, outcomeUnknown: boolean): Sto
   );
 }
 
+/**
+ * A pooled connection, or StorageUnavailableError ("nothing was changed"): whatever fails before a statement is sent
+ * leaves nothing in doubt, a refused session included. PostgreSQL refuses a session with an answer of its own, not a
+ * socket error: too many connections (53300, the server's or a role's limit), a database not accepting connections
+ * (55000) or gone (3D000), a role refused (28xxx); those answered 500 where an outage answers 503 (found by the
+ * PostgreSQL soak audit of 7 December, ninth session).
+ */
+export async function connectOrUnavailable(pool: pg.Pool): Promise<pg.PoolClient> {
+  try {
+    return await pool.connect();
+  } catch (error) {
+    throw storageUnavailable(error, false);
+  }
+}
+
 export const DEFAULT_MAX_WAITING_CALLS = 1000;
 
 /** A pool whose queue of calls waiting for a connection is bounded (see maxWaitingCalls). */
