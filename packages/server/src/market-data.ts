@@ -384,7 +384,7 @@ export class MarketDataService {
         } catch (error) {
           // Not written: back in front of whatever came meanwhile, for the next flush.
           this.restore(batch.slice(index));
-          this.platform.log.error(`market data: candles not saved, kept for the next flush: ${String(error)}`);
+          this.platform.log.warn(`market data: candles not saved, kept for the next flush: ${String(error)}`);
           return;
         }
       }
@@ -403,7 +403,7 @@ export class MarketDataService {
         await this.platform.store.saveLastQuotes(quotes.slice(index, index + PLATFORM_LIMITS.lastQuotesBatch));
     } catch (error) {
       for (const symbol of symbols) this.changedQuotes.add(symbol);
-      this.platform.log.error(`market data: last quotes not saved, kept for the next flush: ${String(error)}`);
+      this.platform.log.warn(`market data: last quotes not saved, kept for the next flush: ${String(error)}`);
     }
   }
 

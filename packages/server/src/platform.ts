@@ -264,7 +264,7 @@ export class Platform {
       this.durable = await DurableEngine.open({
         journal: this.journal,
         config: this.engineConfig,
-        log: (line) => this.log.info(line),
+        log: (line, level) => this.log[level](line),
         snapshotEveryEvents: this.options.snapshotEveryEvents,
       });
       this.logMigrations("journal schema", this.durable.recoveryReport.journal.appliedMigrations);

@@ -93,6 +93,9 @@ export class EngineOverloadedError extends Error {
 
 export type DurableEngineState = "ready" | "rebuilding" | "closing" | "closed";
 
+/** How much an operator needs to see a line of the durable engine (`DurableEngineOptions.log`). */
+export type DurableLogLevel = "info" | "warn" | "error";
+
 export interface DurableEngineOptions {
   /** An unopened journal: `open` opens it and recovers from it. */
   readonly journal: EventJournal;
@@ -101,7 +104,12 @@ export interface DurableEngineOptions {
   readonly snapshotEveryEvents?: number;
   /** ...or once this long has passed since the last one and events have been journaled since. */
   readonly snapshotEveryMilliseconds?: number;
-  readonly log?: (line: string) => void;
+  /**
+   * Where the engine's lines go, each with its level: `error` when commands are refused or a rebuild failed, `warn` for
+   * what recovery skipped or dropped and a snapshot not saved, `info` otherwise (an operator watching errors saw the
+   * refusals of an outage as info: the PostgreSQL soak audit of 7 December, ninth session).
+   */
+  readonly log?: (line: string, level: DurableLogLevel) => void;
   readonly maxWaitingCommands?: number;
   readonly maxBatchCommands?: number;
   readonly maxBatchEvents?: number;
@@ -203,7 +211,7 @@ export class DurableEngine {
   private idleWaiters: (() => void)[] = [];
   private readonly journal: EventJournal;
   private readonly config: EngineConfig;
-  private readonly log: (line: string) => void;
+  private readonly log: (line: string, level: DurableLogLevel) => void;
   private readonly snapshotEveryEvents: number;
   private readonly snapshotEveryMilliseconds: number;
   private lastSnapshotAt: number;
@@ -290,9 +298,10 @@ export class DurableEngine {
     if (journalReport.droppedTornRecords > 0)
       log(
         `journal: dropped ${journalReport.droppedTornRecords} torn record(s) after sequence ${journalReport.lastSequence} (a write that was never acknowledged)`,
+        "warn",
       );
     if (journalReport.damagedSnapshots.length > 0)
-      log(`journal: skipped damaged snapshot(s) at sequence ${journalReport.damagedSnapshots.join(", ")}`);
+      log(`journal: skipped damaged snapshot(s) at sequence ${journalReport.damagedSnapshots.join(", ")}`, "warn");
     const report: RecoveryReport = {
       journal: journalReport,
       snapshotSequence: recovered.snapshotSequence,
@@ -302,6 +311,7 @@ export class DurableEngine {
     };
     log(
       `engine recovered to sequence ${report.lastSequence} (${report.snapshotSequence === null ? "no snapshot" : `snapshot ${report.snapshotSequence}`}, ${report.replayedEvents} events replayed), state hash ${report.stateHash}`,
+      "info",
     );
     return new DurableEngine({ ...options, log }, recovered, report);
   }
@@ -385,7 +395,7 @@ export class DurableEngine {
         try {
           listener(records);
         } catch (error) {
-          this.log(`engine: a listener of unanswered durable records failed: ${errorMessage(error)}`);
+          this.log(`engine: a listener of unanswered durable records failed: ${errorMessage(error)}`, "error");
         }
       }
   }
@@ -550,7 +560,7 @@ export class DurableEngine {
       // The batches behind the first refused one are refused by the journal as well (they no longer follow
       // its last record), unless the refused write did commit: then they are durable, and answered so below.
       if (!this.journalRefused)
-        this.log(`engine: ${failure.message}; refusing commands while the state is rebuilt from the journal`);
+        this.log(`engine: ${failure.message}; refusing commands while the state is rebuilt from the journal`, "error");
       if (outcomeUnknown) this.unknownOutcomeBatches.push(batch);
       this.journalRefused = true;
       this.executionHalted = true;
@@ -581,7 +591,7 @@ export class DurableEngine {
       this.takeSnapshot();
     if (batch.engineFailure) {
       const { pending, error } = batch.engineFailure;
-      this.log(`engine: a command threw (${errorMessage(error)}); rebuilding the state from the journal`);
+      this.log(`engine: a command threw (${errorMessage(error)}); rebuilding the state from the journal`, "error");
       pending.reject(
         new EngineUnavailableError(`the engine failed on the command: ${errorMessage(error)}`, false, {
           cause: error,
@@ -631,7 +641,7 @@ export class DurableEngine {
       .then((row) => this.journal.saveSnapshotRow(row))
       .catch((error: unknown) => {
         // Commands do not depend on snapshots: recovery only replays more events without this one.
-        this.log(`engine: the snapshot at sequence ${sequence} was not saved: ${errorMessage(error)}`);
+        this.log(`engine: the snapshot at sequence ${sequence} was not saved: ${errorMessage(error)}`, "warn");
       })
       .finally(() => {
         this.snapshotInFlight = null;
@@ -677,12 +687,14 @@ export class DurableEngine {
       this.deliverUnanswered(committed);
       this.log(
         `engine: rebuilt from the journal at sequence ${this.sequence}${dropped ? " (unjournaled events dropped)" : ""}; taking commands again`,
+        "warn",
       );
       for (const waiter of this.readyWaiters.splice(0)) waiter();
     } catch (error) {
       if (this.currentState !== "rebuilding") return;
       this.log(
         `engine: rebuilding from the journal failed (${errorMessage(error)}); trying again in ${this.rebuildRetryMilliseconds} ms`,
+        "error",
       );
       this.rebuildTimer = setTimeout(() => {
         this.rebuildTimer = null;

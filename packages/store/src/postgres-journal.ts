@@ -501,7 +501,8 @@ export class PostgresJournal implements EventJournal, ReadModels {
     if (known !== null && last !== known) {
       this.journalMovedOn = true;
       this.noteLockProblem(
-        "another server wrote the journal while this one was not its writer: its next command rebuilds the state",
+        "the journal holds events this server's state does not (another server wrote it while this one was not its " +
+          "writer, or a write whose answer was lost landed): its next command rebuilds the state",
         `the journal ends at ${String(last)}, this server's state at ${known}`,
       );
       return;
@@ -514,7 +515,14 @@ export class PostgresJournal implements EventJournal, ReadModels {
     this.lockRetakeTimer = setTimeout(() => {
       this.lockRetakeTimer = null;
       if (this.pool === null || this.writerLock !== null) return;
-      this.retakeWriterLock().catch(() => {
+      // Behind the appends queued, as an append's own retake is: an append of this server's committing while the retake
+      // read the journal's end looked like another server's write (the PostgreSQL soak audit of 7 December, ninth
+      // session: "another server wrote the journal" with one server running, and /readyz refusing for a moment).
+      const retaking = this.appendQueue.then(() =>
+        this.pool === null || this.writerLock !== null ? undefined : this.retakeWriterLock(),
+      );
+      this.appendQueue = retaking.catch(() => undefined);
+      retaking.catch(() => {
         this.lockRetakeDelayMs = Math.min(this.lockRetakeDelayMs * 2, WRITER_LOCK_RETAKE_MOST_DELAY_MS);
         this.retakeWriterLockSoon();
       });

@@ -377,7 +377,7 @@ for (const [driverName, makeStorage, enabled] of drivers) {
     it("a command that throws: what ran before it is journaled and answered, it and the commands behind it are refused, the state rebuilt", async () => {
       const journal = new CountingJournal(freshStorage().journal());
       const lines: string[] = [];
-      const engine = await openEngine(journal, { log: (line) => lines.push(line) });
+      const engine = await openEngine(journal, { log: (line, level) => lines.push(`${level}: ${line}`) });
       const at = clock();
       const accountId = await openAliceAccount(engine, at);
       // A fault in the engine (a bug), injected: the executing engine throws on a deposit of 13.
@@ -400,7 +400,13 @@ for (const [driverName, makeStorage, enabled] of drivers) {
         expect((error as EngineUnavailableError).outcomeUnknown).toBe(false);
       }
       await engine.whenReady();
-      expect(lines.some((line) => line.includes("a command threw (engine fault (test))"))).toBe(true);
+      // At the level an operator watches (each of the engine's lines was info: the PostgreSQL soak audit of 7 December).
+      expect(lines.filter((line) => line.includes("a command threw (engine fault (test))"))).toEqual([
+        expect.stringMatching(/^error: engine: a command threw/),
+      ]);
+      expect(lines.filter((line) => line.includes("rebuilt from the journal"))).toEqual([
+        expect.stringMatching(/^warn: engine: rebuilt from the journal at sequence \d+; taking commands again$/),
+      ]);
       expect(engine.engine.state.accounts.get(accountId)!.balance).toBe(3);
       expect(engine.stateHash()).toBe((await recoverEngine(journal, config)).engine.stateHash());
       expectOk(await engine.submit(at({ kind: "deposit", accountId, amount: 13 })));

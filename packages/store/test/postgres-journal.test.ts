@@ -306,7 +306,7 @@ describe.skipIf(!connectionString)("PostgresJournal", () => {
       await second.open();
       await second.append(records.slice(30, 35));
       await second.close();
-      await eventually(() => /another server wrote the journal/.test(journal.writerLockProblem() ?? ""), "moved on");
+      await eventually(() => /another server wrote it/.test(journal.writerLockProblem() ?? ""), "moved on");
       const behind = await journal.append(records.slice(30)).then(
         () => null,
         (error: unknown) => error,
