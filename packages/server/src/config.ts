@@ -667,8 +667,15 @@ function instrumentsSetting(pick: Pick): readonly InstrumentSpec[] {
   return asFileSetting("BOURSE_INSTRUMENTS_FILE", () => readInstrumentsFile(path.resolve(file)));
 }
 
-/** The weekdays BOURSE_TRIPLE_SWAP_DAY names, Sunday (0) first as the engine counts them. */
+/** The weekdays, Sunday (0) first as the engine counts them. */
 const WEEKDAY_NAMES = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"] as const;
+
+/**
+ * The days BOURSE_TRIPLE_SWAP_DAY may name: Monday to Friday. The engine's calendar charges nothing for a Saturday or
+ * Sunday trading day, so a triple day there never came, and every week charged 5 days instead of 7 (found by the audit
+ * of time of 7 December, ninth session).
+ */
+const TRIPLE_SWAP_DAYS = WEEKDAY_NAMES.slice(1, 6);
 
 /** A clock time setting: `HH:MM` in UTC, or `HH:MM <zone>` such as `17:00 America/New_York` (FX's day's end). */
 const TIME_OF_DAY_PATTERN = /^([01][0-9]|2[0-3]):([0-5][0-9])(?: +(\S+))?$/;
@@ -702,7 +709,7 @@ function tradingSettings(pick: Pick): TradingSettings {
   const tripleSwapDay = choiceSetting(
     "BOURSE_TRIPLE_SWAP_DAY",
     (pick("BOURSE_TRIPLE_SWAP_DAY") ?? WEEKDAY_NAMES[engineDefaults.tripleSwapWeekday]!).toLowerCase(),
-    WEEKDAY_NAMES,
+    TRIPLE_SWAP_DAYS,
   );
   return {
     groups,

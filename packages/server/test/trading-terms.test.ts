@@ -134,7 +134,12 @@ describe("the trading terms in the configuration", () => {
     expect(refusal({ BOURSE_ROLLOVER_TIME: "17:00 Europe/Paris" })).toMatch(
       /one of UTC, America\/New_York, America\/Chicago, Europe\/London, .*got "17:00 Europe\/Paris"$/,
     );
-    expect(refusal({ BOURSE_TRIPLE_SWAP_DAY: "wed" })).toMatch(/^BOURSE_TRIPLE_SWAP_DAY must be one of sunday/);
+    expect(refusal({ BOURSE_TRIPLE_SWAP_DAY: "wed" })).toMatch(/^BOURSE_TRIPLE_SWAP_DAY must be one of monday/);
+    // A weekend day never charged its triple: the calendar charges nothing for Saturday's and Sunday's trading days.
+    for (const weekend of ["saturday", "Sunday"])
+      expect(refusal({ BOURSE_TRIPLE_SWAP_DAY: weekend })).toBe(
+        `BOURSE_TRIPLE_SWAP_DAY must be one of monday, tuesday, wednesday, thursday, friday, got "${weekend.toLowerCase()}"`,
+      );
     expect(refusal({ BOURSE_LEVERAGE_MAX: "2000" })).toMatch(/^BOURSE_LEVERAGE_MAX/);
     // A demo leverage above the maximum would make every sign-up fail.
     expect(refusal({ BOURSE_LEVERAGE_MAX: "50" })).toMatch(/^BOURSE_DEMO_LEVERAGE/);
