@@ -99,7 +99,7 @@ environment (or a JSON file named by BOURSE_CONFIG, default ./bourse.config.json
   BOURSE_FEED           simulator (default) | push | csv:PATH
   BOURSE_INSTRUMENTS_FILE  the instruments traded, a JSON list (unset: the default set; see \`bourse instruments\`)
   BOURSE_GROUPS_FILE    the account groups, a JSON list (unset: standard and pro; see \`bourse groups\`)
-  BOURSE_ROLLOVER_TIME  the daily rollover, HH:MM UTC or "17:00 America/New_York" (22:00)
+  BOURSE_ROLLOVER_TIME  the daily rollover, HH:MM UTC or HH:MM and a zone ("17:00 America/New_York")
   BOURSE_CANDLE_DAY_START  when candles' day starts, as BOURSE_ROLLOVER_TIME (00:00)
   BOURSE_ADMIN_TOKEN    the admin API's bearer token (unset: generated and kept in the data directory)
   BOURSE_JWT_SECRET     the token signing secret (unset: generated and kept in the data directory)

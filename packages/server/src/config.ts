@@ -667,6 +667,9 @@ function instrumentsSetting(pick: Pick): readonly InstrumentSpec[] {
   return asFileSetting("BOURSE_INSTRUMENTS_FILE", () => readInstrumentsFile(path.resolve(file)));
 }
 
+/** BOURSE_ROLLOVER_TIME's default: 17:00 New York, FX's end of day (21:00 UTC in the US summer, 22:00 in winter). */
+export const DEFAULT_ROLLOVER_TIME = "17:00 America/New_York";
+
 /** The weekdays, Sunday (0) first as the engine counts them. */
 const WEEKDAY_NAMES = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"] as const;
 
@@ -705,7 +708,10 @@ function tradingSettings(pick: Pick): TradingSettings {
   const defaultGroup = asFileSetting("BOURSE_DEFAULT_GROUP", () =>
     defaultGroupOf(groups, pick("BOURSE_DEFAULT_GROUP")),
   );
-  const rollover = timeOfDaySetting("BOURSE_ROLLOVER_TIME", pick("BOURSE_ROLLOVER_TIME") ?? "22:00");
+  // FX's end of day by default, as the default forex hours are New York's; the engine's own default stays 22:00 UTC,
+  // which its tests are written to. At 22:00 UTC the trading day ended an hour after the forex close in the US summer
+  // (the audit of time of 7 December, ninth session).
+  const rollover = timeOfDaySetting("BOURSE_ROLLOVER_TIME", pick("BOURSE_ROLLOVER_TIME") ?? DEFAULT_ROLLOVER_TIME);
   const tripleSwapDay = choiceSetting(
     "BOURSE_TRIPLE_SWAP_DAY",
     (pick("BOURSE_TRIPLE_SWAP_DAY") ?? WEEKDAY_NAMES[engineDefaults.tripleSwapWeekday]!).toLowerCase(),

@@ -91,12 +91,15 @@ describe("the trading terms in the configuration", () => {
     return "accepted";
   };
 
-  it("defaults to the engine's: standard and pro, 1:1000 at most, 22:00 UTC, triple swap on Wednesday", () => {
+  // The rollover's default is FX's end of day, as the default forex hours are New York's (the audit of time of
+  // 7 December, ninth session: at 22:00 UTC a DAY order placed at Sunday's open expired half an hour later in summer,
+  // and a position opened after the real rollover paid Wednesday's triple swap an hour later).
+  it("defaults to the engine's groups and terms (standard and pro, 1:1000 at most, triple swap on Wednesday), the rollover at 17:00 New York", () => {
     expect(load({})).toEqual({
       groups: DEFAULT_GROUPS,
       defaultGroup: "standard",
       leverageMax: 1000,
-      rollover: { minuteOfDay: 22 * 60, timeZone: "UTC" },
+      rollover: { minuteOfDay: 17 * 60, timeZone: "America/New_York" },
       tripleSwapWeekday: 3,
     });
   });
@@ -260,10 +263,11 @@ describe("a rollover at 17:00 New York", () => {
 
   it("charges a position's swap at 21:00 UTC in June, where 22:00 UTC charges it an hour later", async () => {
     const times = [TUESDAY_NOON + 9 * HOUR_MS - 1000, TUESDAY_NOON + 9 * HOUR_MS, TUESDAY_NOON + 10 * HOUR_MS];
-    const newYork = await swapsAt({ BOURSE_ROLLOVER_TIME: "17:00 America/New_York" }, times);
+    // The default.
+    const newYork = await swapsAt({}, times);
     // 22:00 in London is 21:00 UTC in British summer time too.
     const london = await swapsAt({ BOURSE_ROLLOVER_TIME: "22:00 Europe/London" }, times);
-    const utc = await swapsAt({}, times);
+    const utc = await swapsAt({ BOURSE_ROLLOVER_TIME: "22:00" }, times);
     const oneDay = utc[2]!;
     expect(oneDay).not.toBe(0);
     expect(newYork).toEqual([0, oneDay, oneDay]);
