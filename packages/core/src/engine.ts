@@ -2439,6 +2439,14 @@ export class TradingEngine {
   }
 
   private rollover(rolloverTime: number): void {
+    // A DAY order ends with its trading day, whatever expiry it was given: one placed under another rollover time (a
+    // change between starts) kept the old rule's, an hour into the next trading day (found by the audit of time of
+    // 7 December, ninth session). Under an unchanged rule none is left here: each expired at this instant already.
+    const dayOrders = [...this.state.orders.values()].filter(
+      (order) => order.timeInForce === "DAY" && order.createdAt < rolloverTime && isWorkingStatus(order.status),
+    );
+    for (const order of dayOrders.sort((a, b) => a.id - b.id))
+      this.setStatus(order, "EXPIRED", "EXPIRED", rolloverTime);
     // The trading day that ends at this rollover decides the days charged: the instrument's own calendar (swapDays),
     // else the engine's, none for Saturday and Sunday and triple on the configured day. The event's `multiplier` is
     // the engine's calendar; each charge holds its own days.

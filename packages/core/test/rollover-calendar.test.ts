@@ -17,7 +17,7 @@ import {
   type EngineEvent,
   type RolloverTime,
 } from "../src/index.ts";
-import { Scenario, TUESDAY_NOON } from "./helpers.ts";
+import { Scenario, TUESDAY_NOON, lots, points } from "./helpers.ts";
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -179,6 +179,39 @@ describe("a rollover time changed between starts", () => {
   it("moved to 17:00 New York (21:00 UTC in June), the next rollover is Wednesday's at 21:00: no day is skipped", () => {
     const engine = restartedUnder(NEW_YORK_FIVE_PM);
     expect(engine.nextDueTime()).toBe(TUESDAY_NOON + 33 * HOUR_MS);
+  });
+
+  // The audit of time of 7 December (ninth session): a DAY order kept the expiry the old rule gave it.
+  it("a DAY order placed under 22:00 UTC expires at the next rollover after a restart at 17:00 New York", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const placed = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: lots("EURUSD", "1"),
+      price: points("EURUSD", "1.08000"),
+      timeInForce: "DAY",
+    });
+    expect(s.engine.state.orders.get(placed.orderId as number)?.expiration).toBe(TUESDAY_NOON + 10 * HOUR_MS);
+    const engine = TradingEngine.fromSnapshot(defaultEngineConfig({ rollover: NEW_YORK_FIVE_PM }), s.engine.snapshot());
+    expect(engine.nextDueTime()).toBe(TUESDAY_NOON + 9 * HOUR_MS);
+    const result = engine.execute({ kind: "advanceTime", time: TUESDAY_NOON + 9 * HOUR_MS });
+    expect(result.ok && result.events.map((event) => [event.type, event.time])).toEqual([
+      ["OrderStatusChanged", TUESDAY_NOON + 9 * HOUR_MS],
+      ["Rollover", TUESDAY_NOON + 9 * HOUR_MS],
+    ]);
+    expect(engine.state.orders.has(placed.orderId as number)).toBe(false);
+    // Replayed, the same state.
+    expect(engine.stateHash()).toBe(
+      TradingEngine.replay(defaultEngineConfig({ rollover: NEW_YORK_FIVE_PM }), [
+        ...s.events,
+        ...(result.ok ? result.events : []),
+      ]).stateHash(),
+    );
   });
 
   // The audit of time of 7 December (ninth session): the next rollover was the new rule's first instant at least 12 hours
