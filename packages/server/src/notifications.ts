@@ -255,8 +255,14 @@ const DEAL_LEVELS: Record<DealExecutedEvent["deal"]["reason"], NotificationLevel
   STOP_OUT: "error",
 };
 
-/** The notification of a journal event: `journalSequence` is the event's. */
-type EventNotification = NewNotification & { readonly journalSequence: number };
+/**
+ * The notification of journal events: `journalSequence` is its first event's (its key in the store: one execution's
+ * notification keeps the key it had before the deals were joined, a stop-out's), `throughSequence` its last event's
+ * (how far a mark stored with it may reach). A mark never falls inside an execution, so a start that derives again
+ * from one always sees a whole execution and makes the same notification, under the same key (found by the review of
+ * 7 December, ninth session: keyed by their last event, a dropped joined notification came back as its last part).
+ */
+type EventNotification = NewNotification & { readonly journalSequence: number; readonly throughSequence: number };
 
 export class NotificationService {
   readonly queue: WriteQueue;
@@ -349,10 +355,10 @@ export class NotificationService {
       // path joins (a page boundary there made two notifications of one before the audit of 7 December).
       const last = derivedPage.at(-1);
       const cut =
-        read.length === NOTIFICATION_RECOVERY_PAGE_EVENTS && last && last.firstSequence > read[0]!.sequence
-          ? last.firstSequence - 1
+        read.length === NOTIFICATION_RECOVERY_PAGE_EVENTS && last && last.journalSequence > read[0]!.sequence
+          ? last.journalSequence - 1
           : null;
-      const found = (cut === null ? derivedPage : derivedPage.slice(0, -1)).map(({ notification }) => notification);
+      const found = cut === null ? derivedPage : derivedPage.slice(0, -1);
       after = cut ?? read.at(-1)?.sequence ?? through;
       derived += found.length;
       await this.storeBatches(found, after);
@@ -371,7 +377,7 @@ export class NotificationService {
   private async storeBatches(notifications: EventNotification[], through: number): Promise<void> {
     do {
       const batch = notifications.splice(0, PLATFORM_LIMITS.notificationBatch);
-      const reached = notifications.length === 0 ? through : batch.at(-1)!.journalSequence;
+      const reached = notifications.length === 0 ? through : batch.at(-1)!.throughSequence;
       const mark = this.marksHeld ? undefined : Math.min(reached, this.markCeiling);
       const stored = await this.untilStored(() => this.platform.store.addNotifications(batch, mark));
       this.markedThrough = Math.max(this.markedThrough, reached);
@@ -506,7 +512,7 @@ export class NotificationService {
 
   /** Every notification the events of one command call for, in journal order. */
   onEvents(records: readonly JournalRecord[]): void {
-    for (const { notification } of this.derive(records)) this.notify(notification);
+    for (const notification of this.derive(records)) this.notify(notification);
     const last = records.at(-1);
     if (last) this.seenThrough = Math.max(this.seenThrough, last.sequence);
     // Events that call for no notification move the mark too, now and then, so a start never reads far back.
@@ -518,26 +524,20 @@ export class NotificationService {
   }
 
   /**
-   * The notifications `records` call for, in journal order, each with the sequence of its first event. One execution
-   * is one notification: the deals of one order that walked the book (same order, position, entry, reason and time,
-   * with no other notification between them) are joined, and so are a stop-out and its closing deals (found by the
-   * soak audit of 7 December: each deal was a notification of its own, and the unread count counted each). A joined
-   * notification carries its first deal's ids and the journal sequence of its last event, so a start that derives
-   * again from a mark never makes half of it twice.
+   * The notifications `records` call for, in journal order. One execution is one notification: the deals of one order
+   * that walked the book (same order, position, entry, reason and time, with no other notification between them) are
+   * joined, and so are a stop-out and its closing deals (found by the soak audit of 7 December: each deal was a
+   * notification of its own, and the unread count counted each). A joined notification carries its first deal's ids.
    */
-  private derive(records: readonly JournalRecord[]): { notification: EventNotification; firstSequence: number }[] {
-    const found: {
-      notification: EventNotification;
-      firstSequence: number;
-      deals: DealExecutedEvent[];
-      stopOut?: StopOutEvent;
-    }[] = [];
+  private derive(records: readonly JournalRecord[]): EventNotification[] {
+    const found: { notification: EventNotification; deals: DealExecutedEvent[]; stopOut?: StopOutEvent }[] = [];
     // How each order the batch changed ends in it: an order whose fill leaves it FILLED is "filled", else "partly".
     const finalStatus = new Map<number, string>();
     for (const { event } of records)
       if (event.type === "OrderStatusChanged") finalStatus.set(event.orderId, event.status);
     // What the last notification so far may still take in: the deals of its execution, or a stop-out's closing deals.
     let openGroup: string | null = null;
+    const events = (sequence: number) => ({ journalSequence: sequence, throughSequence: sequence });
     for (const { sequence, event } of records) {
       if (event.type === "DealExecuted") {
         const last = found.at(-1);
@@ -551,19 +551,18 @@ export class NotificationService {
               ? this.dealNotification(deals, finalStatus)
               : this.stopOutNotification(last.stopOut!, deals);
           if (joined) {
-            last.notification = { ...joined, journalSequence: sequence };
+            last.notification = {
+              ...joined,
+              journalSequence: last.notification.journalSequence,
+              throughSequence: sequence,
+            };
             last.deals = deals;
             continue;
           }
         }
         const notification = this.dealNotification([event], finalStatus);
         openGroup = notification ? key : null;
-        if (notification)
-          found.push({
-            notification: { ...notification, journalSequence: sequence },
-            firstSequence: sequence,
-            deals: [event],
-          });
+        if (notification) found.push({ notification: { ...notification, ...events(sequence) }, deals: [event] });
         continue;
       }
       let notification: NewNotification | null = null;
@@ -573,13 +572,12 @@ export class NotificationService {
       if (!notification) continue;
       openGroup = event.type === "StopOut" ? `stop-out/${event.accountId}/${event.positionId}` : null;
       found.push({
-        notification: { ...notification, journalSequence: sequence },
-        firstSequence: sequence,
+        notification: { ...notification, ...events(sequence) },
         deals: [],
         ...(event.type === "StopOut" ? { stopOut: event } : {}),
       });
     }
-    return found.map(({ notification, firstSequence }) => ({ notification, firstSequence }));
+    return found.map(({ notification }) => notification);
   }
 
   private account(accountId: number): Account | undefined {

@@ -138,6 +138,29 @@ export async function pushQuote(server: BourseServer, symbol: string, bid: numbe
     throw new Error(`quote push failed: ${response.status} ${JSON.stringify(response.body)}`);
 }
 
+/**
+ * Quotes EURUSD with two thin levels a side: 0.1 lot at the best price, 0.1 lot 10 points (0.00010) worse, so an order
+ * or a close of 0.2 lot walks the book in two deals.
+ */
+export async function pushThinEurusdBook(server: BourseServer, bid: string, ask: string): Promise<void> {
+  const point = (price: string, by: number) => (Number(price) + by / 100_000).toFixed(5);
+  const response = await admin(server, "POST", "/admin/v1/quotes", {
+    symbol: "EURUSD",
+    bid,
+    ask,
+    bids: [
+      { price: bid, volume: "0.1" },
+      { price: point(bid, -10), volume: "0.1" },
+    ],
+    asks: [
+      { price: ask, volume: "0.1" },
+      { price: point(ask, 10), volume: "0.1" },
+    ],
+  });
+  if (response.status !== 200 || response.body.data.accepted !== 1)
+    throw new Error(`quote push failed: ${response.status} ${JSON.stringify(response.body)}`);
+}
+
 /** Waits until the queued store writes of notifications and price alerts have run (they never block a request). */
 export async function settle(server: BourseServer): Promise<void> {
   await NotificationService.for(server.platform).queue.drain();

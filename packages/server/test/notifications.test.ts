@@ -18,9 +18,9 @@ import {
   NOTIFICATION_RECOVERY_PAGE_EVENTS,
 } from "../src/notifications.ts";
 import {
-  admin,
   call,
   pushQuote,
+  pushThinEurusdBook,
   settle,
   signUp,
   startTestServer,
@@ -47,25 +47,6 @@ async function order(user: User, body: Record<string, unknown>) {
   });
   expect(response.status, JSON.stringify(response.body)).toBe(200);
   return response.body.data;
-}
-
-/** Quotes EURUSD on `on` with two thin levels a side: 0.1 lot at the best price, 0.1 lot 10 points (0.00010) worse. */
-async function thinBook(on: TestServer, bid: string, ask: string) {
-  const point = (price: string, by: number) => (Number(price) + by / 100_000).toFixed(5);
-  const thin = await admin(on, "POST", "/admin/v1/quotes", {
-    symbol: "EURUSD",
-    bid,
-    ask,
-    bids: [
-      { price: bid, volume: "0.1" },
-      { price: point(bid, -10), volume: "0.1" },
-    ],
-    asks: [
-      { price: ask, volume: "0.1" },
-      { price: point(ask, 10), volume: "0.1" },
-    ],
-  });
-  expect(thin.status, JSON.stringify(thin.body)).toBe(200);
 }
 
 async function positionIds(user: User): Promise<number[]> {
@@ -241,7 +222,7 @@ describe("notifications from the engine's events", () => {
   // three times, a partial close said "closed", and a close's "profit" was profit + swap without the commission.
   it("says partly filled, the lots a close took, and a close's profit, swap and commission apart", async () => {
     const user = await signUp(server);
-    await thinBook(server, "1.08430", "1.08440");
+    await pushThinEurusdBook(server, "1.08430", "1.08440");
     const walked = await order(user, { side: "BUY", volume: 0.5, timeInForce: "IOC" });
     expect(walked.deals).toHaveLength(2);
     await pushQuote(server, "EURUSD", "1.08530", "1.08540");
@@ -286,18 +267,18 @@ describe("one execution that walks the book", () => {
       await settle(server);
       return (await call(server, "GET", "/api/v1/notifications/unread-count", { token: user.token })).body;
     };
-    await thinBook(server, "1.08430", "1.08440");
+    await pushThinEurusdBook(server, "1.08430", "1.08440");
     const filled = await order(user, { side: "BUY", volume: 0.2 });
     expect(filled.deals).toHaveLength(2);
-    await thinBook(server, "1.08530", "1.08540");
+    await pushThinEurusdBook(server, "1.08530", "1.08540");
     const close = await call(server, "POST", `/api/v1/accounts/${user.login}/positions/${filled.positionId}/close`, {
       token: user.token,
     });
     expect(close.status, JSON.stringify(close.body)).toBe(200);
     expect(close.body.data.deals).toHaveLength(2);
-    await thinBook(server, "1.08430", "1.08440");
+    await pushThinEurusdBook(server, "1.08430", "1.08440");
     const stopped = await order(user, { side: "BUY", volume: 0.2, sl: 1.0835 });
-    await thinBook(server, "1.08340", "1.08350");
+    await pushThinEurusdBook(server, "1.08340", "1.08350");
     const rows = tableObjects((await notifications(user)).body);
     const closeDeals = close.body.data.deals as { id: number }[];
     expect(rows.map((row) => [row.kind, row.title, row.body])).toEqual([
@@ -865,7 +846,7 @@ describe("notifications derived again at start, read from the journal in pages",
   it("join the deals of an order that walked the book across a page boundary", { timeout: 60_000 }, async () => {
     const { live, again } = await derivedAcrossPages(
       async (own, user) => {
-        await thinBook(own, "1.08430", "1.08440");
+        await pushThinEurusdBook(own, "1.08430", "1.08440");
         const placed = await call(own, "POST", `/api/v1/accounts/${user.login}/orders`, {
           token: user.token,
           body: { symbol: "EURUSD", type: "MARKET", side: "BUY", volume: 0.2 },

@@ -1,0 +1,164 @@
+/**
+ * A joined notification (one execution, one notification: the deals of a walk of the book, a stop-out and its closing
+ * deals) derived again at start. Found by the review of 7 December (ninth session): keyed by its last event, a dropped
+ * one came back as its last part only, and a stop-out stored by an earlier release (keyed by its StopOut event) was
+ * derived a second time. Keyed by its first event, a start sees it whole and under the key it always had.
+ */
+import { describe, expect, it } from "vitest";
+import Database from "better-sqlite3";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { NotificationService } from "../src/notifications.ts";
+import {
+  call,
+  pushQuote,
+  pushThinEurusdBook,
+  settle,
+  signUp,
+  startTestServer,
+  TUESDAY_NOON,
+  type TestServer,
+} from "./helpers.ts";
+
+type User = Awaited<ReturnType<typeof signUp>>;
+
+async function texts(on: TestServer, user: User): Promise<string[]> {
+  await settle(on);
+  const rows = (await on.platform.store.listNotifications(user.userId, { limit: 100 })).rows;
+  return rows.map((row) => `${row.title}: ${row.body}`);
+}
+
+/** Fills the notification write queue while `during` runs, so its notifications are dropped. */
+async function withFullQueue(on: TestServer, during: () => Promise<void>): Promise<void> {
+  await settle(on);
+  const queue = NotificationService.for(on.platform).queue;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  queue.push(() => gate);
+  while (!queue.full) queue.push(async () => undefined);
+  await during();
+  release();
+  await settle(on);
+}
+
+async function place(on: TestServer, user: User, body: Record<string, unknown>) {
+  const placed = await call(on, "POST", `/api/v1/accounts/${user.login}/orders`, {
+    token: user.token,
+    body: { symbol: "EURUSD", type: "MARKET", ...body },
+  });
+  expect(placed.status, JSON.stringify(placed.body)).toBe(200);
+  return placed.body.data;
+}
+
+describe("a dropped joined notification (the write queue was full)", () => {
+  it("is derived again whole at the next start: a walk of the book's two deals", { timeout: 60_000 }, async () => {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "review-dropped-walk-"));
+    try {
+      let own = await startTestServer({ dataDirectory });
+      const user = await signUp(own);
+      await pushThinEurusdBook(own, "1.08430", "1.08440");
+      let dropped: { order: { id: number } } | undefined;
+      await withFullQueue(own, async () => {
+        dropped = await place(own, user, { side: "BUY", volume: 0.2 });
+      });
+      // A later notification stores the held mark (the ceiling the drop set).
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      await place(own, user, { side: "BUY", volume: 0.01 });
+      expect((await texts(own, user)).some((text) => text.startsWith(`Order #${dropped!.order.id} `))).toBe(false);
+      await own.close();
+      own = await startTestServer({ dataDirectory });
+      try {
+        const again = (await texts(own, user)).filter((text) => text.startsWith(`Order #${dropped!.order.id} `));
+        // As the live path says it (keyed by the last event, the mark held at its sequence - 1 passed the first deal,
+        // and the start derived the second alone).
+        expect(again).toEqual([expect.stringMatching(/filled: Bought 0\.2 lots EURUSD in 2 deals: /)]);
+      } finally {
+        await own.close();
+      }
+    } finally {
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
+  });
+
+  it("is derived again whole at the next start: a stop-out and its closing deal", { timeout: 60_000 }, async () => {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "review-dropped-stopout-"));
+    try {
+      let own = await startTestServer({ dataDirectory });
+      const user = await signUp(own);
+      const engine = own.platform.durableEngine!;
+      const balance = engine.engine.state.accounts.get(user.login)!.balance;
+      await engine.submit({ kind: "withdraw", time: TUESDAY_NOON, accountId: user.login, amount: balance - 100_000 });
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      await place(own, user, { side: "BUY", volume: 0.5 });
+      await withFullQueue(own, async () => {
+        await pushQuote(own, "EURUSD", "1.06430", "1.06440");
+      });
+      // A later notification (a deposit is none; a fill of a second user's order does not reach this user's rows, but
+      // stores the mark).
+      const other = await signUp(own);
+      await place(own, other, { side: "BUY", volume: 0.01 });
+      await settle(own);
+      expect((await texts(own, user)).filter((text) => text.startsWith("Stop out"))).toEqual([]);
+      await own.close();
+      own = await startTestServer({ dataDirectory });
+      try {
+        const stopOuts = (await texts(own, user)).filter((text) => text.startsWith("Stop out"));
+        // One stop-out notification with its closing deal, as the live path makes it ("Stop out on account N: The
+        // margin level fell ... is closed. Sold 0.5 lots ..."), not the closing deal's alone ("Stop out: position #P
+        // EURUSD closed: Position #P closed by stop out: ...").
+        expect(stopOuts).toEqual([
+          expect.stringMatching(
+            /^Stop out on account \d+: The margin level fell to the stop-out level .* is closed\. Sold 0\.5 lots/,
+          ),
+        ]);
+      } finally {
+        await own.close();
+      }
+    } finally {
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a stop-out notification stored by an earlier release (journal_sequence = the StopOut event's)", () => {
+  it("is not derived a second time by a start whose mark is below it", { timeout: 60_000 }, async () => {
+    const dataDirectory = mkdtempSync(path.join(tmpdir(), "review-upgrade-stopout-"));
+    try {
+      let own = await startTestServer({ dataDirectory });
+      const user = await signUp(own);
+      const engine = own.platform.durableEngine!;
+      const balance = engine.engine.state.accounts.get(user.login)!.balance;
+      await engine.submit({ kind: "withdraw", time: TUESDAY_NOON, accountId: user.login, amount: balance - 100_000 });
+      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+      await place(own, user, { side: "BUY", volume: 0.5 });
+      await settle(own);
+      const before = engine.lastSequence;
+      await pushQuote(own, "EURUSD", "1.06430", "1.06440");
+      await settle(own);
+      const records = await own.platform.journalRecords(before, 100);
+      const stopOut = records.find((record) => record.event.type === "StopOut")!.sequence;
+      const live = await texts(own, user);
+      expect(live.filter((text) => text.startsWith("Stop out"))).toHaveLength(1);
+      const platformDatabase = own.config.storage.platformDatabaseUrl;
+      await own.close();
+      // As an earlier release stored it: the stop-out's row keyed by its StopOut event; and a mark below it (held by a
+      // dropped notification, or by a start whose derivation failed).
+      const database = new Database(platformDatabase);
+      database
+        .prepare("UPDATE notifications SET journal_sequence = ? WHERE kind = 'STOP_OUT' AND user_id = ?")
+        .run(stopOut, user.userId);
+      database.prepare("UPDATE derived_through SET journal_sequence = ? WHERE kind = 'notifications'").run(before);
+      database.close();
+      own = await startTestServer({ dataDirectory });
+      try {
+        const again = await texts(own, user);
+        expect(again.filter((text) => text.startsWith("Stop out"))).toHaveLength(1);
+      } finally {
+        await own.close();
+      }
+    } finally {
+      rmSync(dataDirectory, { recursive: true, force: true });
+    }
+  });
+});
