@@ -633,17 +633,18 @@ export class AuthService {
    * become a way to guess the password without the lockout.
    */
   /**
-   * Changes the password and ends every other session of the user. The caller's session goes on, but its refresh tokens
-   * end too: a thief's copy of the caller's own would otherwise outlive the change (the review of 7 December, ninth
-   * session). With `keepSignedIn` the session gets new ones, answered here (the password was just proven, as at a
-   * sign-in); without, a phone signs in again when its token expires.
+   * Changes the password and ends every other session of the user. The caller's session goes on with its token, and
+   * its refresh tokens end: a thief's copy of them must not outlive the change (the review of 7 December, ninth
+   * session). With `keepSignedIn` the caller moves to a new session instead, answered here as a sign-in is (the password
+   * was just proven), and its old one ends with the others: a thief who had already renewed the session with a copied
+   * refresh token holds a token of the old session, which then stops at once (found by the review of the first fix).
    */
   changePassword(
     principal: Principal,
     currentPassword: string,
     newPassword: string,
     request: SessionRequest = {},
-  ): Promise<{ refreshToken: string; refreshExpiresAt: number } | null> {
+  ): Promise<IssuedSession | null> {
     return this.oneAttemptPerUser({ userId: principal.userId }, ({ user }) =>
       this.attemptPasswordChange(user, principal, currentPassword, newPassword, request),
     );
@@ -655,7 +656,7 @@ export class AuthService {
     currentPassword: string,
     newPassword: string,
     request: SessionRequest,
-  ): Promise<{ refreshToken: string; refreshExpiresAt: number } | null> {
+  ): Promise<IssuedSession | null> {
     const now = this.platform.clock.now();
     if (!user) throw new ApiError("UNAUTHORIZED", "The token is not valid");
     throwIfLocked(user.lockedUntil, now);
@@ -664,21 +665,17 @@ export class AuthService {
       throw new ApiError("WRONG_PASSWORD");
     }
     await this.setPassword(user, newPassword);
+    if (request.keepSignedIn) {
+      const issued = await this.issueSession(user, principal.accountId, { keepSignedIn: true });
+      await this.endSessionsOf(user.id, "passwordChange", issued.session.id);
+      return issued;
+    }
     await this.endSessionsOf(user.id, "passwordChange", principal.sessionId);
-    const nonce = request.keepSignedIn ? randomBytes(32).toString("hex") : null;
-    const session = await this.platform.store.replaceRefreshTokens(
-      user.id,
-      principal.sessionId,
-      nonce === null ? null : { nonce, expiresAt: wholeSecond(now + SESSION_MAX_LIFETIME_MS) },
-      now,
-    );
+    await this.platform.store.endRefreshTokens(user.id, principal.sessionId);
     // A change like a revocation: the row is read afresh (see `refresh`).
     this.revocations += 1;
     this.sessions.delete(principal.sessionId);
-    // The password changed whatever came of the session meanwhile (a sign-out elsewhere): "OK", and its next request
-    // is told SESSION_REVOKED.
-    if (!session || nonce === null || session.refreshExpiresAt === null) return null;
-    return { refreshToken: this.refreshToken(session.id, 0, nonce), refreshExpiresAt: session.refreshExpiresAt };
+    return null;
   }
 
   /** Stores a new password's hash and lifts the user's sign-in lock, if one runs (a change, a reset). */

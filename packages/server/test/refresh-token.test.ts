@@ -189,7 +189,7 @@ describe("a refresh with the refresh token", () => {
     expect((await refreshWith(user.refreshToken)).body.error).toBe("UNAUTHORIZED");
     expect((await sessionOf(user.token)).status).toBe(200);
 
-    // Kept signed in: new refresh tokens for 7 days from the change, answered once; the old ones still end.
+    // Kept signed in: a new session, answered as a sign-in's (7 days from the change); the old one ends with its tokens.
     const tablet = await signIn({ email: user.email, password: "a new long password" }, true);
     server.clock.set(TUESDAY_NOON + HOUR_MS / 2);
     const kept = await call(server, "POST", "/api/v1/password", {
@@ -197,16 +197,38 @@ describe("a refresh with the refresh token", () => {
       body: { currentPassword: "a new long password", newPassword: "a third long password", keepSignedIn: true },
     });
     expect(kept.status, JSON.stringify(kept.body)).toBe(200);
-    expect(kept.body).toEqual({
-      data: {
-        refreshToken: expect.stringMatching(/^rt_[0-9a-f-]{36}\.0\.[A-Za-z0-9_-]{43}$/),
-        refreshExpiresAt: new Date(TUESDAY_NOON + HOUR_MS / 2 + SESSION_MAX_LIFETIME_MS).toISOString(),
-      },
+    expect(kept.body.data).toMatchObject({
+      token: expect.any(String),
+      refreshToken: expect.stringMatching(/^rt_[0-9a-f-]{36}\.0\.[A-Za-z0-9_-]{43}$/),
+      refreshExpiresAt: new Date(TUESDAY_NOON + HOUR_MS / 2 + SESSION_MAX_LIFETIME_MS).toISOString(),
+      user: expect.objectContaining({ email: user.email }),
     });
-    expect((await refreshWith(tablet.body.data.refreshToken)).body.error).toBe("UNAUTHORIZED");
+    expect((await sessionOf(tablet.body.data.token)).body.error).toBe("SESSION_REVOKED");
+    expect((await refreshWith(tablet.body.data.refreshToken)).body.error).toBe("SESSION_REVOKED");
+    expect((await sessionOf(kept.body.data.token)).status).toBe(200);
     const renewed = await refreshWith(kept.body.data.refreshToken);
     expect(renewed.status).toBe(200);
     expect(renewed.body.data.refreshToken).toMatch(/\.1\./);
+  });
+
+  // The review of 7 December (ninth session): a thief who had renewed the session with a copied refresh token before
+  // the change held a token of the session the change kept, and renewed it by token for its 7 days.
+  it("signs out a thief who renewed the session with a copy before a password change kept signed in", async () => {
+    const user = await signedUpAtNoon();
+    server.clock.set(TUESDAY_NOON + HOUR_MS / 6);
+    const stolen = await refreshWith(user.refreshToken);
+    expect(stolen.status).toBe(200);
+    server.clock.set(TUESDAY_NOON + HOUR_MS / 3);
+    const changed = await call(server, "POST", "/api/v1/password", {
+      token: user.token,
+      body: { currentPassword: user.password, newPassword: "a brand new long password", keepSignedIn: true },
+    });
+    expect(changed.status, JSON.stringify(changed.body)).toBe(200);
+    expect((await refreshWith(stolen.body.data.refreshToken)).body.error).toBe("SESSION_REVOKED");
+    server.clock.set(TUESDAY_NOON + HOUR_MS / 2);
+    const byToken = await call(server, "POST", "/api/v1/session/refresh", { token: stolen.body.data.token });
+    expect(byToken.body.error).toBe("SESSION_REVOKED");
+    expect((await sessionOf(changed.body.data.token)).status).toBe(200);
   });
 
   it("is refused once the broker disabled the user, reset the password or ended the user's sessions", async () => {

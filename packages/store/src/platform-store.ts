@@ -560,17 +560,10 @@ export interface PlatformStore {
    */
   presentRefreshToken(presented: PresentedRefreshToken): Promise<RefreshTokenOutcome>;
   /**
-   * Gives an unrevoked session of the user new refresh tokens (a new nonce, so every token it issued before stops
-   * working; generation 0 as of `now`, renewing it until `refresh.expiresAt`), or none (`refresh` null): a password
-   * change ends the copies a thief may hold of the caller's own. Answers the session as it stands, or null when it is
-   * absent, another user's or revoked.
+   * Ends an unrevoked session's refresh tokens (every token it issued stops working; its own token goes on): a password
+   * change ends the copies a thief may hold of the caller's. False when the session is absent, another user's or revoked.
    */
-  replaceRefreshTokens(
-    userId: string,
-    sessionId: string,
-    refresh: { readonly nonce: string; readonly expiresAt: number } | null,
-    now: number,
-  ): Promise<Session | null>;
+  endRefreshTokens(userId: string, sessionId: string): Promise<boolean>;
   /** False when the session is absent, another user's, or already revoked. */
   revokeSession(userId: string, sessionId: string, now: number): Promise<boolean>;
   /** Revokes every unrevoked session of the user but `exceptSessionId` (a password change); returns their ids. */

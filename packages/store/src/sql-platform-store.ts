@@ -924,33 +924,13 @@ export abstract class SqlPlatformStore implements PlatformStore {
     });
   }
 
-  async replaceRefreshTokens(
-    userId: string,
-    sessionId: string,
-    refresh: { readonly nonce: string; readonly expiresAt: number } | null,
-    now: number,
-  ): Promise<Session | null> {
-    const at = checkTime("now", now);
-    const session = [checkId("sessionId", sessionId), checkId("userId", userId)];
-    const where = `WHERE id = ? AND user_id = ? AND revoked_at IS NULL RETURNING ${SESSION_COLUMNS}`;
-    const rows = refresh
-      ? await this.all(
-          // Never ending before the session's token, as at its creation (`createSession`).
-          `UPDATE {s}sessions SET refresh_nonce = ?, refresh_generation = 0, refresh_renewed_at = ?,
-             refresh_expires_at = {greatest}(?, expires_at) ${where}`,
-          [
-            checkHash("refresh.nonce", refresh.nonce),
-            at,
-            checkTime("refresh.expiresAt", refresh.expiresAt),
-            ...session,
-          ],
-        )
-      : await this.all(
-          `UPDATE {s}sessions SET refresh_nonce = NULL, refresh_generation = NULL, refresh_renewed_at = NULL,
-             refresh_expires_at = NULL ${where}`,
-          session,
-        );
-    return rows[0] ? toSession(rows[0]) : null;
+  async endRefreshTokens(userId: string, sessionId: string): Promise<boolean> {
+    const changed = await this.run(
+      `UPDATE {s}sessions SET refresh_nonce = NULL, refresh_generation = NULL, refresh_renewed_at = NULL,
+         refresh_expires_at = NULL WHERE id = ? AND user_id = ? AND revoked_at IS NULL`,
+      [checkId("sessionId", sessionId), checkId("userId", userId)],
+    );
+    return changed > 0;
   }
 
   async revokeSession(userId: string, sessionId: string, now: number): Promise<boolean> {

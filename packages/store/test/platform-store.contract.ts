@@ -577,42 +577,20 @@ export function platformStoreContract(factory: PlatformStorageFactory): void {
         expect((await present(store, 1, T0 + 3_000, { purpose: "end" })).kind).toBe("revoked");
       });
 
-      it("replaces a session's refresh tokens with new ones, or none: every token of the old nonce stops working", async () => {
+      it("ends a session's refresh tokens: every token of it stops working, its own token goes on", async () => {
         const store = await renewable();
         await present(store, 0, T0 + 1_000);
-        const replaced = await store.replaceRefreshTokens(
-          "alice",
-          "s1",
-          { nonce: "n2", expiresAt: T0 + 2 * 86_400_000 },
-          T0 + 2_000,
-        );
-        expect(replaced).toMatchObject({ id: "s1", refreshExpiresAt: T0 + 2 * 86_400_000, revokedAt: null });
-        // The old nonce's current token is no longer genuine; the new nonce's generation 0 renews.
-        expect((await present(store, 1, T0 + 3_000)).kind).toBe("unknown");
-        const renewed = await store.presentRefreshToken({
-          sessionId: "s1",
-          generation: 0,
-          isGenuine: (nonce) => nonce === "n2",
-          purpose: "refresh",
-          now: T0 + 3_000,
-          expiresAt: T0 + 3_603_000,
-          reuseGraceMs: GRACE_MS,
+        expect(await store.endRefreshTokens("bob", "s1")).toBe(false);
+        expect(await store.endRefreshTokens("alice", "s1")).toBe(true);
+        expect(await store.findSession("s1")).toMatchObject({
+          expiresAt: T0 + 3_601_000,
+          refreshExpiresAt: null,
+          revokedAt: null,
         });
-        expect(renewed.kind === "renewed" && [renewed.generation, renewed.nonce]).toEqual([1, "n2"]);
-        // None: the session keeps its token, and no refresh token renews it.
-        const none = await store.replaceRefreshTokens("alice", "s1", null, T0 + 4_000);
-        expect(none).toMatchObject({ id: "s1", expiresAt: T0 + 3_603_000, refreshExpiresAt: null, revokedAt: null });
-        expect((await present(store, 0, T0 + 5_000)).kind).toBe("unknown");
-        // Never another user's session, nor a revoked one; new tokens never end before the session's token.
-        expect(
-          await store.replaceRefreshTokens("bob", "s1", { nonce: "n3", expiresAt: T0 + 1 }, T0 + 6_000),
-        ).toBeNull();
-        expect(
-          (await store.replaceRefreshTokens("alice", "s1", { nonce: "n3", expiresAt: T0 + 1 }, T0 + 6_000))
-            ?.refreshExpiresAt,
-        ).toBe(T0 + 3_603_000);
-        await store.revokeSession("alice", "s1", T0 + 7_000);
-        expect(await store.replaceRefreshTokens("alice", "s1", null, T0 + 8_000)).toBeNull();
+        expect((await present(store, 1, T0 + 2_000)).kind).toBe("unknown");
+        expect((await present(store, 0, T0 + 2_000)).kind).toBe("unknown");
+        await store.revokeSession("alice", "s1", T0 + 3_000);
+        expect(await store.endRefreshTokens("alice", "s1")).toBe(false);
       });
 
       it("answers two presentations of one token at once the same next token", async () => {

@@ -293,37 +293,22 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
         summary: "Change the password; every other session of the user ends",
         description:
           "This session goes on with its token, and its refresh tokens end (a stolen copy must not outlive the " +
-          "change): a client that kept the user signed in sends `keepSignedIn: true` and gets the session's new " +
-          '`refreshToken` and `refreshExpiresAt` (7 days on) instead of `"OK"`.',
+          'change): the answer is `"OK"`. With `keepSignedIn: true` this session ends too, and the answer is a new ' +
+          "session's, as a sign-in's (a token, a refresh token for 7 days, the user and the account): a thief who had " +
+          "renewed the session with a copied refresh token is signed out with it. Its streams close with 4004: " +
+          "reconnect them with the new token.",
         body: Closed({
           currentPassword: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }),
           newPassword: Password,
           keepSignedIn: KeepSignedIn,
         }),
-        response: {
-          200: Type.Union([
-            OkResponse,
-            Type.Object({
-              data: Type.Object({
-                refreshToken: Type.String({ description: "The session's new refresh token: keep it as a password" }),
-                refreshExpiresAt: Type.String({
-                  format: "date-time",
-                  description: "Until when it renews the session: 7 days from the change",
-                }),
-              }),
-            }),
-          ]),
-          ...authenticatedErrors,
-        },
+        response: { 200: Type.Union([OkResponse, DataResponse(TokenData)]), ...authenticatedErrors },
       },
     },
     async (request) => {
       const { currentPassword, newPassword, keepSignedIn } = request.body;
-      const renewed = await auth.changePassword(request.principal!, currentPassword, newPassword, { keepSignedIn });
-      if (!renewed) return { data: "OK" as const };
-      return {
-        data: { refreshToken: renewed.refreshToken, refreshExpiresAt: timeToWire(renewed.refreshExpiresAt) },
-      };
+      const issued = await auth.changePassword(request.principal!, currentPassword, newPassword, { keepSignedIn });
+      return issued ? { data: tokenData(issued) } : { data: "OK" as const };
     },
   );
 
