@@ -93,6 +93,13 @@ export class CandleClock {
         DAY_MS / length - 1,
       );
       back = instantOfLocalTime(this.start.timeZone, origin + (slot - count) * length);
+      // A zone change between the two: local slots are not bars there (the hour the spring change skips has none, and
+      // mapped an hour later it answered a time at or after the bar itself: found by the review of 7 December, ninth
+      // session). The bars themselves are counted back, one at a time.
+      if (nextZoneChangeAfter(this.start.timeZone, Math.min(back, start) - 1) <= start) {
+        back = start;
+        for (let counted = 0; counted < count && back > 0; counted++) back = this.barStart(timeframe, back - 1);
+      }
     }
     return Math.max(0, back);
   }

@@ -306,9 +306,9 @@ export class MarketDataService {
 
   /**
    * The latest `limit` bars with open times up to `to`, oldest first, looking back at most 5,000 bars.
-   * A window of `limit` bars counted back on the chart clock holds about `limit` rows (a daylight saving change may add
-   * one: it is read with room to spare), so when it holds `limit` its last `limit` are the answer; across gaps
-   * (weekends, closed sessions) one read of the 5,000-bar window, then its last `limit`.
+   * A window of `limit` bars counted back on the chart clock (`barsBefore`, bar by bar across a daylight saving change)
+   * holds at most `limit` rows, so when it holds `limit` they are the answer; across gaps (weekends, closed sessions)
+   * one read of the 5,000-bar window, then its last `limit`.
    */
   async latestCandles(symbol: string, timeframe: CandleTimeframe, to: number, limit: number): Promise<Candle[]> {
     const clock = this.candleClock;
@@ -318,7 +318,7 @@ export class MarketDataService {
       timeframe,
       from: clock.barsBefore(timeframe, last, limit - 1),
       to,
-      limit: Math.min(2 * limit, MAX_CANDLES_PER_QUERY),
+      limit,
     });
     if (window.length >= limit || limit >= MAX_CANDLES_PER_QUERY) return window.slice(-limit);
     const wide = await this.candles({

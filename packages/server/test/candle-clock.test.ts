@@ -138,4 +138,36 @@ describe("the chart clock", () => {
       { numRuns: 3000 },
     );
   });
+
+  // The review of 7 December (ninth session): counted back in local slots, the bar before the first one after New
+  // York's spring change was answered as that bar itself (H1) or a time after it (M1).
+  it("counts bars back across the spring change: the bar before 03:00 EDT is the one of 01:00 EST", () => {
+    const clock = new CandleClock({ minuteOfDay: 0, timeZone: "America/New_York" });
+    const first = at("2026-03-08T07:00:00Z"); // 03:00 EDT, the first bar after the change
+    expect(clock.barStart("H1", first)).toBe(first);
+    expect(clock.barsBefore("H1", first, 1)).toBe(at("2026-03-08T06:00:00Z"));
+    expect(clock.barsBefore("M1", first, 1)).toBe(at("2026-03-08T06:59:00Z"));
+    expect(clock.barsBefore("H4", at("2026-03-08T08:00:00Z"), 1)).toBe(at("2026-03-08T05:00:00Z"));
+  });
+
+  it("counts back as many bars as it is asked, over every zone, several day starts and every timeframe", () => {
+    fc.assert(
+      fc.property(
+        dayStarts,
+        fc.constantFrom(...CANDLE_TIMEFRAMES),
+        times,
+        fc.integer({ min: 0, max: 60 }),
+        (start, timeframe, time, count) => {
+          const clock = new CandleClock(start);
+          const bar = clock.barStart(timeframe, time);
+          // The slow reference: the bar before, `count` times.
+          let expected = bar;
+          for (let counted = 0; counted < count && expected > 0; counted++)
+            expected = clock.barStart(timeframe, expected - 1);
+          expect(new CandleClock(start).barsBefore(timeframe, bar, count)).toBe(expected);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
 });

@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "../src/clock.ts";
 import { ConfigError, loadServerConfig } from "../src/config.ts";
+import { marketDataOf } from "../src/market-data.ts";
+import type { Candle } from "@bourse/store";
 import { call, pushQuote, signUp, startTestServer, tableObjects } from "./helpers.ts";
 
 const NEW_YORK_DAY = { BOURSE_CANDLE_DAY_START: "17:00 America/New_York" };
@@ -29,7 +31,10 @@ describe("BOURSE_CANDLE_DAY_START", () => {
       /^BOURSE_CANDLE_DAY_START must be HH:MM \(UTC\) or HH:MM followed by one of UTC, America\/New_York, .*got "5pm"$/,
     );
     // The rollover's own setting is untouched by it.
-    expect(load(NEW_YORK_DAY).trading.rollover).toEqual({ minuteOfDay: 22 * 60, timeZone: "UTC" });
+    expect(load({ ...NEW_YORK_DAY, BOURSE_ROLLOVER_TIME: "22:00" }).trading.rollover).toEqual({
+      minuteOfDay: 22 * 60,
+      timeZone: "UTC",
+    });
   });
 
   it.each([
@@ -74,6 +79,44 @@ describe("BOURSE_CANDLE_DAY_START", () => {
         low: 1.082,
         change: -0.28, // (1.08200 − 1.08500) / 1.08500 = −0.2765 %
       });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+// The review of 7 December (ninth session): the window of the latest bars, counted back in local slots, took the hour
+// New York's spring change skips for a bar, and the latest 5,000 came back as 4,999.
+describe("the latest candles on a New York chart clock", () => {
+  it("are the 5,000 latest bars the store holds, across the spring change", { timeout: 60_000 }, async () => {
+    const to = Date.parse("2026-04-01T12:00:00Z");
+    const server = await startTestServer({
+      clock: new ManualClock(to),
+      environment: { BOURSE_CANDLE_DAY_START: "00:00 America/New_York" },
+    });
+    try {
+      const marketData = marketDataOf(server.platform);
+      const clock = marketData.candleClock;
+      // Every H1 bar from August 2025 on (about 5,800), as the clock places them.
+      const bars: Candle[] = [];
+      for (let time = Date.parse("2025-08-01T00:00:00Z"); time <= to; time += 3_600_000) {
+        const openTime = clock.barStart("H1", time);
+        if (bars.at(-1)?.openTime !== openTime)
+          bars.push({
+            symbol: "EURUSD",
+            timeframe: "H1",
+            openTime,
+            open: 108_000,
+            high: 108_000,
+            low: 108_000,
+            close: 108_000,
+            tickVolume: 1,
+          });
+      }
+      for (let index = 0; index < bars.length; index += 5_000)
+        await server.platform.store.upsertCandles(bars.slice(index, index + 5_000));
+      const latest = await marketData.latestCandles("EURUSD", "H1", to, 5_000);
+      expect(latest.map((bar) => bar.openTime)).toEqual(bars.slice(-5_000).map((bar) => bar.openTime));
     } finally {
       await server.close();
     }
