@@ -96,6 +96,7 @@ environment (or a JSON file named by BOURSE_CONFIG, default ./bourse.config.json
   BOURSE_PORT (8080)  BOURSE_HOST (127.0.0.1)  BOURSE_DATA_DIR (./data)
   BOURSE_DATABASE_URL   postgres://… for PostgreSQL; unset: SQLite in BOURSE_DATA_DIR
   BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS  how long to go on trying to reach PostgreSQL at start (30)
+  BOURSE_DATABASE_POOL_SIZE  PostgreSQL connections of each pool, the journal's and the platform data's (4)
   BOURSE_FEED           simulator (default) | push | csv:PATH
   BOURSE_INSTRUMENTS_FILE  the instruments traded, a JSON list (unset: the default set; see \`bourse instruments\`)
   BOURSE_GROUPS_FILE    the account groups, a JSON list (unset: standard and pro; see \`bourse groups\`)

@@ -40,7 +40,15 @@ import { parseTrustedProxies } from "./client-address.ts";
 import { feedTuning, type FeedTuning } from "./feed/index.ts";
 import { GroupsFileError, defaultGroupOf, readGroupsFile } from "./groups-file.ts";
 import { InstrumentsFileError, checkConversions, readInstrumentsFile } from "./instruments-file.ts";
-import { DEFAULT_DATABASE_CONNECT_TIMEOUT_SECONDS, storageSettings, type StorageSettings } from "./settings.ts";
+import {
+  DEFAULT_DATABASE_CONNECT_TIMEOUT_SECONDS,
+  DEFAULT_DATABASE_POOL_SIZE,
+  storageSettings,
+  type StorageSettings,
+} from "./settings.ts";
+
+/** BOURSE_DATABASE_POOL_SIZE at most: each pool's connections, well within a PostgreSQL server's 100 by default. */
+const MAX_DATABASE_POOL_SIZE = 40;
 
 export type FeedSettings =
   | { readonly kind: "simulator"; readonly seed: number }
@@ -509,6 +517,7 @@ export const ENVIRONMENT_SETTINGS: ReadonlySet<string> = new Set([
   "BOURSE_DATA_DIR",
   "BOURSE_DATABASE_URL",
   "BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS",
+  "BOURSE_DATABASE_POOL_SIZE",
   "BOURSE_FEED",
   "BOURSE_FEED_SEED",
   "BOURSE_FEED_RATE",
@@ -639,9 +648,16 @@ function storageFrom(environment: NodeJS.ProcessEnv, pick: Pick): StorageSetting
     0,
     3_600,
   );
+  const poolSize = integerSetting(
+    "BOURSE_DATABASE_POOL_SIZE",
+    pick("BOURSE_DATABASE_POOL_SIZE") ?? String(DEFAULT_DATABASE_POOL_SIZE),
+    1,
+    MAX_DATABASE_POOL_SIZE,
+  );
   return storageSettings(
     { ...environment, BOURSE_DATA_DIR: pick("BOURSE_DATA_DIR"), BOURSE_DATABASE_URL: databaseUrl },
     connectTimeoutSeconds,
+    poolSize,
   );
 }
 

@@ -25,6 +25,7 @@ import {
   EngineOverloadedError,
   EngineUnavailableError,
   PostgresJournal,
+  PostgresPlatformStore,
   StorageUnavailableError,
   SqliteJournal,
   createPlatformStore,
@@ -34,6 +35,7 @@ import {
   type EventJournal,
   type JournalRecord,
   type PlatformStore,
+  type PoolStatistics,
   type ReadModels,
 } from "@bourse/store";
 import { Bus } from "./bus.ts";
@@ -76,10 +78,11 @@ export interface PlatformOptions {
 export type PlatformState = "starting" | "recovering" | "ready" | "failed" | "closed";
 
 /** Both journal drivers serve the read models from the tables they write in the same transaction. */
-function openJournal(url: string, log: PlatformLog): EventJournal & ReadModels {
+function openJournal(url: string, poolSize: number, log: PlatformLog): EventJournal & ReadModels {
   return isPostgresUrl(url)
     ? new PostgresJournal({
         connectionString: url,
+        poolSize,
         onWriterLockChange: (problem, detail) =>
           problem === null
             ? log.info("journal: this server is the journal's writer again: ready")
@@ -171,10 +174,32 @@ export class Platform {
     this.bus = new Bus((error, topic) => this.log.error(`bus: a subscriber of ${topic} failed: ${String(error)}`));
     const storage = config.storage;
     makeSqliteFiles(storage, [storage.databaseUrl, storage.platformDatabaseUrl]);
-    this.journal = openJournal(storage.databaseUrl, this.log);
+    this.journal = openJournal(storage.databaseUrl, storage.databasePoolSize, this.log);
     // Notifications and candles are written by a thread of their own: their bursts never stop this one.
-    this.platformStore = createPlatformStore(storage.platformDatabaseUrl, { sqliteDerivedWrites: "worker" });
+    this.platformStore = createPlatformStore(storage.platformDatabaseUrl, {
+      sqliteDerivedWrites: "worker",
+      postgresPoolSize: storage.databasePoolSize,
+    });
     this.answeringStore = answeringStorageFailures(this.platformStore);
+  }
+
+  /**
+   * PostgreSQL's pools, by name (`journal`, `platform`): their connections and the calls waiting for one, for
+   * `/metrics`. Null on SQLite.
+   */
+  databasePools(): Record<string, PoolStatistics> | null {
+    const pools: Record<string, PoolStatistics> = {};
+    if (this.journal instanceof PostgresJournal) {
+      const journal = this.journal.poolStatistics();
+      if (journal) pools.journal = journal;
+    }
+    if (this.platformStore instanceof PostgresPlatformStore) {
+      const platform = this.platformStore.poolStatistics();
+      if (platform) pools.platform = platform;
+    }
+    return this.journal instanceof PostgresJournal || this.platformStore instanceof PostgresPlatformStore
+      ? pools
+      : null;
   }
 
   /** Users, sessions, keys and the rest. Throws ENGINE_UNAVAILABLE (503) until `start` has opened it. */

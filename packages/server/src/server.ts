@@ -7,6 +7,7 @@
  */
 import type { FastifyServerOptions } from "fastify";
 import type { EngineConfig } from "@bourse/core";
+import type { PoolStatistics } from "@bourse/store";
 import { buildApp, type App, type RouteModule, type ServerContext } from "./app.ts";
 import { AuthService } from "./auth.ts";
 import type { Clock } from "./clock.ts";
@@ -139,6 +140,30 @@ export async function createServer(options: CreateServerOptions): Promise<Bourse
   );
   upgrades.register(PusherStream.matches, pusherStream);
   upgrades.attach(app.server);
+  // PostgreSQL's pools (BOURSE_DATABASE_POOL_SIZE each): calls waiting for a connection mean the pool is too small or
+  // the database too slow (the PostgreSQL soak audit of 7 December, ninth session: nothing showed it).
+  if (platform.databasePools() !== null) {
+    const pools = (stat: keyof PoolStatistics) => () =>
+      Object.fromEntries(Object.entries(platform.databasePools() ?? {}).map(([name, pool]) => [name, pool[stat]]));
+    context.metrics.observedGauge(
+      "bourse_postgres_pool_connections",
+      "PostgreSQL connections open, by pool (the journal's writer lock holds one more)",
+      "pool",
+      pools("connections"),
+    );
+    context.metrics.observedGauge(
+      "bourse_postgres_pool_idle_connections",
+      "PostgreSQL connections open and idle, by pool",
+      "pool",
+      pools("idle"),
+    );
+    context.metrics.observedGauge(
+      "bourse_postgres_pool_waiting_calls",
+      "Calls waiting for a PostgreSQL connection, by pool",
+      "pool",
+      pools("waiting"),
+    );
+  }
   context.metrics.observedGauge("bourse_stream_connections", "Open stream sockets, by face", "face", () => ({
     native: nativeStream.connectionCount,
     pusher: pusherStream.connectionCount,

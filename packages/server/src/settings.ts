@@ -19,7 +19,15 @@ export interface StorageSettings {
    * (BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS); 0: one attempt. Unused with SQLite.
    */
   readonly databaseConnectTimeoutSeconds: number;
+  /**
+   * PostgreSQL: the connections of each pool, the journal's (appends, reads, history pages) and the platform data's
+   * (BOURSE_DATABASE_POOL_SIZE); the server holds twice this and one for the journal's writer lock. Unused with SQLite.
+   */
+  readonly databasePoolSize: number;
 }
+
+/** BOURSE_DATABASE_POOL_SIZE's default. */
+export const DEFAULT_DATABASE_POOL_SIZE = 4;
 
 /**
  * BOURSE_DATABASE_CONNECT_TIMEOUT_SECONDS's default: long enough for a database started beside the server (a
@@ -30,11 +38,12 @@ export const DEFAULT_DATABASE_CONNECT_TIMEOUT_SECONDS = 30;
 export function storageSettings(
   environment: NodeJS.ProcessEnv = process.env,
   databaseConnectTimeoutSeconds = DEFAULT_DATABASE_CONNECT_TIMEOUT_SECONDS,
+  databasePoolSize = DEFAULT_DATABASE_POOL_SIZE,
 ): StorageSettings {
   const dataDirectory = path.resolve(environment.BOURSE_DATA_DIR ?? "data");
   const databaseUrl = environment.BOURSE_DATABASE_URL ?? path.join(dataDirectory, "bourse.sqlite");
   const platformDatabaseUrl = environment.BOURSE_DATABASE_URL ?? path.join(dataDirectory, "platform.sqlite");
-  return { dataDirectory, databaseUrl, platformDatabaseUrl, databaseConnectTimeoutSeconds };
+  return { dataDirectory, databaseUrl, platformDatabaseUrl, databaseConnectTimeoutSeconds, databasePoolSize };
 }
 
 /** A database URL fit for a log line: a PostgreSQL password is never printed. */

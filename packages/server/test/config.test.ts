@@ -207,6 +207,15 @@ describe("settings checked at start", () => {
       );
   });
 
+  it("gives each PostgreSQL pool 4 connections by default (BOURSE_DATABASE_POOL_SIZE), 1 to 40", () => {
+    expect(load({}).storage.databasePoolSize).toBe(4);
+    expect(load({ BOURSE_DATABASE_POOL_SIZE: "16" }).storage.databasePoolSize).toBe(16);
+    for (const bad of ["0", "41", "2.5", "many"])
+      expect(() => load({ BOURSE_DATABASE_POOL_SIZE: bad })).toThrow(
+        /^BOURSE_DATABASE_POOL_SIZE must be an integer from 1 to 40/,
+      );
+  });
+
   // Found by the audit of an operator's journey: a data directory the server cannot write gave a bare "EACCES", exit
   // 3. Tests may run as root, whom no mode stops: a path under a regular file (ENOTDIR) cannot be made by anyone.
   it("refuses a data directory it cannot write as a configuration error naming it and what it needs", () => {

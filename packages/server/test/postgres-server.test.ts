@@ -93,4 +93,18 @@ describe.skipIf(!connectionString)("the server on PostgreSQL", () => {
     });
     expect(signup.status).toBe(400);
   });
+
+  // The PostgreSQL soak audit of 7 December (ninth session): nothing showed how busy the pools were.
+  it("publishes its pools' connections and waiting calls in /metrics, of the size BOURSE_DATABASE_POOL_SIZE sets", async () => {
+    await signUp(postgres.server);
+    const metrics = (await call(postgres.server, "GET", "/metrics")).body as string;
+    for (const pool of ["journal", "platform"]) {
+      const open = Number(new RegExp(`bourse_postgres_pool_connections\\{pool="${pool}"\\} (\\d+)`).exec(metrics)?.[1]);
+      expect(open, pool).toBeGreaterThanOrEqual(1);
+      expect(open, pool).toBeLessThanOrEqual(4);
+      expect(metrics).toMatch(new RegExp(`bourse_postgres_pool_idle_connections\\{pool="${pool}"\\} \\d+`));
+      expect(metrics).toContain(`bourse_postgres_pool_waiting_calls{pool="${pool}"} 0`);
+    }
+    expect(postgres.server.config.storage.databasePoolSize).toBe(4);
+  });
 });

@@ -15,8 +15,10 @@ import {
   isConnectionFailure,
   admit,
   isStorageFailure,
+  poolStatistics,
   storageUnavailable,
   checkedMaxWaitingCalls,
+  type PoolStatistics,
 } from "./postgres-timeouts.ts";
 
 export { isConnectionFailure } from "./postgres-timeouts.ts";
@@ -859,6 +861,11 @@ export class PostgresJournal implements EventJournal, ReadModels {
         if (!this.worthRetrying(client, error, attempt)) throw error;
       }
     }
+  }
+
+  /** The pool's connections and the calls waiting for one (`/metrics`; the writer lock's connection is apart); null until opened. */
+  poolStatistics(): PoolStatistics | null {
+    return this.pool ? poolStatistics(this.pool) : null;
   }
 
   private requirePool(): pg.Pool {

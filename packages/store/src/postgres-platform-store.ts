@@ -18,11 +18,13 @@ import {
   connectOrUnavailable,
   isConnectionFailure,
   isStorageFailure,
+  poolStatistics,
   storageUnavailable,
   type BoundedPool,
+  type PoolStatistics,
 } from "./postgres-timeouts.ts";
 
-export { DEFAULT_MAX_WAITING_CALLS, StorageUnavailableError } from "./postgres-timeouts.ts";
+export { DEFAULT_MAX_WAITING_CALLS, StorageUnavailableError, type PoolStatistics } from "./postgres-timeouts.ts";
 import { ValidationError } from "./platform-store.ts";
 import {
   ConstraintViolation,
@@ -289,12 +291,20 @@ export class PostgresPlatformStore extends SqlPlatformStore {
     pool.on("connect", (client) => client.on("error", ignoreClientError));
     try {
       const appliedMigrations = await this.migrate();
+      this.pool = pool;
       return { database: new PostgresDatabase({ pool, maxWaitingCalls }), appliedMigrations };
     } catch (error) {
       await pool.end();
       throw error;
     }
   }
+
+  /** The pool's connections and the calls waiting for one (`/metrics`); null until opened. */
+  poolStatistics(): PoolStatistics | null {
+    return this.pool ? poolStatistics(this.pool) : null;
+  }
+
+  private pool: pg.Pool | null = null;
 
   private async migrate(): Promise<readonly AppliedMigration[]> {
     return runPostgresMigrationsOnOwnConnection(

@@ -162,6 +162,17 @@ export async function connectOrUnavailable(pool: pg.Pool): Promise<pg.PoolClient
   }
 }
 
+/** How busy a pool is, for `/metrics`: its open connections, those idle, and the calls waiting for one. */
+export interface PoolStatistics {
+  readonly connections: number;
+  readonly idle: number;
+  readonly waiting: number;
+}
+
+export function poolStatistics(pool: pg.Pool): PoolStatistics {
+  return { connections: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
+}
+
 export const DEFAULT_MAX_WAITING_CALLS = 1000;
 
 /** A pool whose queue of calls waiting for a connection is bounded (see maxWaitingCalls). */
