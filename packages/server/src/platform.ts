@@ -290,6 +290,7 @@ export class Platform {
         journal: this.journal,
         config: this.engineConfig,
         log: (line, level) => this.log[level](line),
+        snapshotOnClose: true,
         snapshotEveryEvents: this.options.snapshotEveryEvents,
       });
       this.logMigrations("journal schema", this.durable.recoveryReport.journal.appliedMigrations);

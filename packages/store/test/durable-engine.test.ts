@@ -248,6 +248,35 @@ for (const [driverName, makeStorage, enabled] of drivers) {
       await engine.close();
     }
 
+    // The PostgreSQL soak audit of 7 December (ninth session): a restart for a deploy replayed every event since the
+    // last timed snapshot (up to 5 minutes of them).
+    it("snapshotOnClose: a close saves a snapshot of the events since the last, and the next start replays none", async () => {
+      const storage = freshStorage();
+      const engine = await openEngine(storage.journal(), { snapshotOnClose: true });
+      const at = clock();
+      const accountId = await openAliceAccount(engine, at);
+      for (let deposit = 1; deposit <= 5; deposit++)
+        await engine.submit(at({ kind: "deposit", accountId, amount: deposit }));
+      const [lastSequence, hash] = [engine.lastSequence, engine.stateHash()];
+      await closeEngine(engine);
+      const reopened = await openEngine(storage.journal(), { snapshotOnClose: true });
+      expect(reopened.recoveryReport).toMatchObject({
+        snapshotSequence: lastSequence,
+        replayedEvents: 0,
+        lastSequence,
+      });
+      expect(reopened.stateHash()).toBe(hash);
+      // Nothing journaled since: the next close saves none.
+      await closeEngine(reopened);
+      const again = await openEngine(storage.journal());
+      expect(again.recoveryReport).toMatchObject({ snapshotSequence: lastSequence, replayedEvents: 0 });
+      // Without the option, a close saves none.
+      await again.submit(at({ kind: "deposit", accountId, amount: 6 }));
+      await closeEngine(again);
+      const last = await openEngine(storage.journal());
+      expect(last.recoveryReport).toMatchObject({ snapshotSequence: lastSequence, replayedEvents: 1 });
+    });
+
     it("group commit: 100 commands of one turn make one append, all acknowledged with consecutive sequences", async () => {
       const journal = new CountingJournal(freshStorage().journal());
       const engine = await openEngine(journal);
