@@ -2439,14 +2439,18 @@ export class TradingEngine {
   }
 
   private rollover(rolloverTime: number): void {
+    // Stamped no earlier than the last event: a rollover time moved earlier between starts may bring a rollover whose
+    // instant the journal has passed (the old rule's day was still running), and its events were stamped before ones
+    // already journaled, time going back in the histories (found by the review of 7 December, ninth session). The
+    // calendar's instant stays the event's `rolloverTime`.
+    const time = Math.max(rolloverTime, this.clock);
     // A DAY order ends with its trading day, whatever expiry it was given: one placed under another rollover time (a
     // change between starts) kept the old rule's, an hour into the next trading day (found by the audit of time of
     // 7 December, ninth session). Under an unchanged rule none is left here: each expired at this instant already.
     const dayOrders = [...this.state.orders.values()].filter(
       (order) => order.timeInForce === "DAY" && order.createdAt < rolloverTime && isWorkingStatus(order.status),
     );
-    for (const order of dayOrders.sort((a, b) => a.id - b.id))
-      this.setStatus(order, "EXPIRED", "EXPIRED", rolloverTime);
+    for (const order of dayOrders.sort((a, b) => a.id - b.id)) this.setStatus(order, "EXPIRED", "EXPIRED", time);
     // The trading day that ends at this rollover decides the days charged: the instrument's own calendar (swapDays),
     // else the engine's, none for Saturday and Sunday and triple on the configured day. The event's `multiplier` is
     // the engine's calendar; each charge holds its own days.
@@ -2468,8 +2472,8 @@ export class TradingEngine {
       const amount = this.swapOf(position, days, rate);
       if (amount !== 0) charges.push({ accountId: position.accountId, positionId: position.id, amount });
     }
-    this.emit({ type: "Rollover", time: rolloverTime, rolloverTime, multiplier, charges });
-    if (deferrals.length > 0) this.emit({ type: "SwapsDeferred", time: rolloverTime, rolloverTime, deferrals });
+    this.emit({ type: "Rollover", time, rolloverTime, multiplier, charges });
+    if (deferrals.length > 0) this.emit({ type: "SwapsDeferred", time, rolloverTime, deferrals });
   }
 
   /** The rate from the position's profit currency to its account's, or null while a quote it needs is missing. */

@@ -214,6 +214,45 @@ describe("a rollover time changed between starts", () => {
     );
   });
 
+  // The review of 7 December (ninth session): a server upgraded to the 17:00 New York default between 21:00 and 22:00
+  // UTC in June met a rollover (21:00) before events the old rule (22:00) had journaled, and stamped it, and the DAY
+  // orders it expired, at that past instant.
+  it("moved earlier past events already journaled, its events are stamped no earlier than them", () => {
+    const s = new Scenario();
+    const account = s.account("USD", "10000");
+    s.quote("EURUSD", "1.08430", "1.08440");
+    const placed = s.ok({
+      kind: "placeOrder",
+      accountId: account,
+      symbol: "EURUSD",
+      side: "BUY",
+      type: "LIMIT",
+      volume: lots("EURUSD", "1"),
+      price: points("EURUSD", "1.08000"),
+      timeInForce: "DAY",
+    });
+    const modifiedAt = TUESDAY_NOON + 9.5 * HOUR_MS;
+    s.ok(
+      {
+        kind: "modifyOrder",
+        accountId: account,
+        orderId: placed.orderId as number,
+        price: points("EURUSD", "1.07990"),
+      },
+      modifiedAt,
+    );
+    const engine = TradingEngine.fromSnapshot(defaultEngineConfig({ rollover: NEW_YORK_FIVE_PM }), s.engine.snapshot());
+    engine.resumeClock(modifiedAt);
+    const result = engine.execute({ kind: "advanceTime", time: TUESDAY_NOON + 9.75 * HOUR_MS });
+    expect(result.ok && result.events.map((event) => [event.type, event.time])).toEqual([
+      ["OrderStatusChanged", modifiedAt],
+      ["Rollover", modifiedAt],
+    ]);
+    // The calendar's instant is kept: the next rollover is Wednesday's 17:00 New York.
+    expect(result.ok && result.events[1]).toMatchObject({ rolloverTime: TUESDAY_NOON + 9 * HOUR_MS });
+    expect(engine.nextDueTime()).toBe(TUESDAY_NOON + 33 * HOUR_MS);
+  });
+
   // The audit of time of 7 December (ninth session): the next rollover was the new rule's first instant at least 12 hours
   // after the last, while the day it charged was named by the local date 12 hours before it. Moved to near midday, the
   // two disagreed.
