@@ -307,8 +307,10 @@ export class MarketDataService {
   /**
    * The latest `limit` bars with open times up to `to`, oldest first, looking back at most 5,000 bars.
    * A window of `limit` bars counted back on the chart clock (`barsBefore`, bar by bar across a daylight saving change)
-   * holds at most `limit` rows, so when it holds `limit` they are the answer; across gaps (weekends, closed sessions)
-   * one read of the 5,000-bar window, then its last `limit`.
+   * holds `limit` rows or fewer, unless bars stored before BOURSE_CANDLE_DAY_START changed sit at other boundaries in
+   * it: it is read whole (up to 5,000 rows, oldest first), and its last `limit` are the answer when there are as many
+   * (read with `limit` rows it lost its newest bars then: found by the second review of 7 December, ninth session);
+   * across gaps (weekends, closed sessions) one read of the 5,000-bar window, then its last `limit`.
    */
   async latestCandles(symbol: string, timeframe: CandleTimeframe, to: number, limit: number): Promise<Candle[]> {
     const clock = this.candleClock;
@@ -318,7 +320,7 @@ export class MarketDataService {
       timeframe,
       from: clock.barsBefore(timeframe, last, limit - 1),
       to,
-      limit,
+      limit: MAX_CANDLES_PER_QUERY,
     });
     if (window.length >= limit || limit >= MAX_CANDLES_PER_QUERY) return window.slice(-limit);
     const wide = await this.candles({

@@ -122,3 +122,41 @@ describe("the latest candles on a New York chart clock", () => {
     }
   });
 });
+
+const h4Bar = (iso: string): Candle => ({
+  symbol: "EURUSD",
+  timeframe: "H4",
+  openTime: Date.parse(iso),
+  open: 108_000,
+  high: 108_000,
+  low: 108_000,
+  close: 108_000,
+  tickVolume: 1,
+});
+
+// The second review of 7 December (ninth session): read with `limit` rows, a window holding bars stored at the old
+// boundaries lost its newest bars, the one in progress first.
+describe("the latest candles after BOURSE_CANDLE_DAY_START changed", () => {
+  it("include the newest bar", async () => {
+    const to = Date.parse("2026-06-03T02:00:00Z");
+    const server = await startTestServer({
+      clock: new ManualClock(to),
+      environment: { BOURSE_CANDLE_DAY_START: "17:00 America/New_York" },
+    });
+    try {
+      // Stored under 00:00 UTC until 08:30 UTC on 2 June, then under 17:00 New York (H4 at 21, 01, 05, 09, 13, 17 UTC).
+      const old = ["2026-06-01T20:00:00Z", "2026-06-02T00:00:00Z", "2026-06-02T04:00:00Z", "2026-06-02T08:00:00Z"];
+      const fresh = ["05", "09", "13", "17", "21"].map((hour) => `2026-06-02T${hour}:00:00Z`);
+      fresh.push("2026-06-03T01:00:00Z");
+      await server.platform.store.upsertCandles([...old, ...fresh].map(h4Bar));
+      const marketData = marketDataOf(server.platform);
+      const latest = await marketData.latestCandles("EURUSD", "H4", to, 7);
+      const times = latest.map((candle) => new Date(candle.openTime).toISOString());
+      // The window [01:00 2 June, 02:00 3 June] holds 8 rows: the 7 newest are the answer.
+      expect(times.at(-1)).toBe("2026-06-03T01:00:00.000Z");
+      expect(times).toHaveLength(7);
+    } finally {
+      await server.close();
+    }
+  });
+});

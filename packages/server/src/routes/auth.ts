@@ -292,8 +292,8 @@ export const authRoutes: RouteModule = (app, { platform, auth }) => {
         tags: ["Auth"],
         summary: "Change the password; every other session of the user ends",
         description:
-          "This session goes on with its token, and its refresh tokens end (a stolen copy must not outlive the " +
-          'change): the answer is `"OK"`. With `keepSignedIn: true` this session ends too, and the answer is a new ' +
+          "This session goes on with its token (and so does any copy of it), and its refresh tokens end (a copy not " +
+          'yet used no longer works): the answer is `"OK"`. With `keepSignedIn: true` this session ends too, and the answer is a new ' +
           "session's, as a sign-in's (a token, a refresh token for 7 days, the user and the account): a thief who had " +
           "renewed the session with a copied refresh token is signed out with it. Its streams close with 4004: " +
           "reconnect them with the new token.",
