@@ -23,7 +23,7 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { sameSecret } from "./same-secret.ts";
 import { publishRevocation, type RevocationReason } from "./bus.ts";
 import { BoundedMap } from "./bounded-map.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, errorText } from "./errors.ts";
 import type { Platform } from "./platform.ts";
 import { FixedWindowLimiter } from "./rate-window.ts";
 
@@ -225,7 +225,9 @@ export class ApiKeyService {
     this.lastTouch.set(keyId, now);
     this.platform.store
       .touchApiKey(keyId, now)
-      .catch((error: unknown) => this.platform.log.warn(`api keys: recording the last use failed: ${String(error)}`));
+      .catch((error: unknown) =>
+        this.platform.log.warn(`api keys: recording the last use failed: ${errorText(error)}`),
+      );
   }
 
   /** Runs `insert` with a new secret; a prefix already taken (2^-64 odds) is retried with another. */

@@ -22,7 +22,7 @@ import { sameSecret } from "./same-secret.ts";
 import { ApiKeyService } from "./api-keys.ts";
 import { BoundedMap } from "./bounded-map.ts";
 import { publishRevocation, type RevocationReason } from "./bus.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, errorText } from "./errors.ts";
 import type { Platform } from "./platform.ts";
 
 /** OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1. */
@@ -144,7 +144,7 @@ export class AuthService {
   startSessionPurge(): void {
     const purge = () =>
       this.purgeSessions().catch((error: unknown) =>
-        this.platform.log.warn(`sessions: purge failed: ${String(error)}`),
+        this.platform.log.warn(`sessions: purge failed: ${errorText(error)}`),
       );
     void purge();
     const timer = setInterval(() => void purge(), SESSION_PURGE_INTERVAL_MS);

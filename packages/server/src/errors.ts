@@ -164,8 +164,10 @@ export class ApiError extends Error {
     message?: string,
     /** Extra response headers (Retry-After). */
     readonly headers: Readonly<Record<string, string>> = {},
+    /** What caused it, for the log (`errorText`); never answered to the client. */
+    options?: ErrorOptions,
   ) {
-    super(message ?? ApiErrorCodes[code].message);
+    super(message ?? ApiErrorCodes[code].message, options);
     this.statusCode = ApiErrorCodes[code].status;
   }
 }
@@ -185,14 +187,37 @@ export function isMarketClosed(error: unknown): boolean {
  * no client's business.
  */
 export function storageApiError(error: StorageUnavailableError): ApiError {
+  const cause = { cause: error };
   if (error.diskFull)
-    return new ApiError("ENGINE_UNAVAILABLE", "The database's disk is full: nothing was changed; try again later");
+    return new ApiError(
+      "ENGINE_UNAVAILABLE",
+      "The database's disk is full: nothing was changed; try again later",
+      {},
+      cause,
+    );
   return error.outcomeUnknown
     ? new ApiError(
         "OUTCOME_UNKNOWN",
         "The database did not confirm the change: it may or may not have been saved; look before retrying",
+        {},
+        cause,
       )
-    : new ApiError("ENGINE_UNAVAILABLE", "The database is unavailable: nothing was changed; try again shortly");
+    : new ApiError(
+        "ENGINE_UNAVAILABLE",
+        "The database is unavailable: nothing was changed; try again shortly",
+        {},
+        cause,
+      );
+}
+
+/**
+ * An error as a log line says it: its text, and its cause's when it has one. A store call of a background task (a
+ * notification's write, a candle flush) fails with the client's words ("The database is unavailable"), and the log
+ * said only those, not PostgreSQL's own (found by the PostgreSQL soak audit of 7 December, ninth session).
+ */
+export function errorText(error: unknown): string {
+  const cause = error instanceof Error ? error.cause : undefined;
+  return cause === undefined ? String(error) : `${String(error)} (${String(cause)})`;
 }
 
 export function isApiErrorCode(value: string): value is ApiErrorCode {

@@ -25,6 +25,7 @@
 import { Rounding, divideRounded, type BookLevel, type InstrumentSpec, type WeekSessions } from "@bourse/core";
 import { CANDLE_TIMEFRAMES, PLATFORM_LIMITS, type Candle, type CandleTimeframe } from "@bourse/store";
 import { BusTopics } from "./bus.ts";
+import { errorText } from "./errors.ts";
 import { CandleClock, TIMEFRAME_MS } from "./candle-clock.ts";
 import type { AcceptedQuote, Platform } from "./platform.ts";
 import { lotsToWire, priceToWire, timeToWire } from "./wire.ts";
@@ -386,7 +387,7 @@ export class MarketDataService {
         } catch (error) {
           // Not written: back in front of whatever came meanwhile, for the next flush.
           this.restore(batch.slice(index));
-          this.platform.log.warn(`market data: candles not saved, kept for the next flush: ${String(error)}`);
+          this.platform.log.warn(`market data: candles not saved, kept for the next flush: ${errorText(error)}`);
           return;
         }
       }
@@ -405,7 +406,7 @@ export class MarketDataService {
         await this.platform.store.saveLastQuotes(quotes.slice(index, index + PLATFORM_LIMITS.lastQuotesBatch));
     } catch (error) {
       for (const symbol of symbols) this.changedQuotes.add(symbol);
-      this.platform.log.warn(`market data: last quotes not saved, kept for the next flush: ${String(error)}`);
+      this.platform.log.warn(`market data: last quotes not saved, kept for the next flush: ${errorText(error)}`);
     }
   }
 
@@ -414,7 +415,7 @@ export class MarketDataService {
     this.closed = true;
     clearInterval(this.timer);
     await this.flush().catch((error: unknown) =>
-      this.platform.log.error(`market data: last flush failed: ${String(error)}`),
+      this.platform.log.error(`market data: last flush failed: ${errorText(error)}`),
     );
   }
 

@@ -35,6 +35,7 @@ import {
 } from "@bourse/store";
 import { Type, type Static } from "@sinclair/typebox";
 import { BusTopics } from "./bus.ts";
+import { errorText } from "./errors.ts";
 import type { Platform, PlatformLog } from "./platform.ts";
 import { Nullable, TableOf } from "./schemas.ts";
 import { timeToWire } from "./wire.ts";
@@ -150,7 +151,7 @@ export class WriteQueue {
         await task();
       } catch (error) {
         this.failed += 1;
-        this.log.error(`${this.name}: a write failed: ${String(error)}`);
+        this.log.error(`${this.name}: a write failed: ${errorText(error)}`);
       }
     }
     this.tasks = [];
@@ -402,7 +403,7 @@ export class NotificationService {
         if (waitMs === NOTIFICATION_RETRY_FIRST_MS || now - this.lastRetryLogMs >= NOTIFICATION_RETRY_LOG_EVERY_MS) {
           this.lastRetryLogMs = now;
           this.platform.log.warn(
-            `notifications: the store failed a write (${String(error)}); trying again until it takes it`,
+            `notifications: the store failed a write (${errorText(error)}); trying again until it takes it`,
           );
         }
         await new Promise<void>((resolve) => {
@@ -475,7 +476,7 @@ export class NotificationService {
       const deleted = await this.platform.store.pruneUserHistories(PLATFORM_LIMITS.historyRowsKeptPerUser);
       if (deleted > 0) this.platform.log.info(`notifications: pruned ${deleted} notification(s) and alert log entries`);
     } catch (error) {
-      this.platform.log.warn(`notifications: pruning failed: ${String(error)}`);
+      this.platform.log.warn(`notifications: pruning failed: ${errorText(error)}`);
     }
   }
 

@@ -6,7 +6,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BusTopics, type BusMessage } from "../src/bus.ts";
-import { PLATFORM_LIMITS, SqlitePlatformStore, type JournalRecord } from "@bourse/store";
+import {
+  PLATFORM_LIMITS,
+  SqlitePlatformStore,
+  StorageUnavailableError,
+  type JournalRecord,
+  type PlatformStore,
+} from "@bourse/store";
 import Database from "better-sqlite3";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -522,6 +528,37 @@ describe("kinds and the ids a click needs, on the REST table and the native stre
 });
 
 describe("a store that fails a notification write", () => {
+  // The PostgreSQL soak audit of 7 December (ninth session): the retry's log line said the client's words ("The
+  // database is unavailable"), not why.
+  it("logs why the store failed, beneath the client's words, and tries again", async () => {
+    const user = await signUp(server);
+    await pushQuote(server, "EURUSD", "1.08430", "1.08440");
+    const underlying = (server.platform as unknown as { platformStore: PlatformStore }).platformStore;
+    const add = underlying.addNotifications.bind(underlying);
+    let failures = 1;
+    const spy = vi.spyOn(underlying, "addNotifications").mockImplementation(async (...parameters) => {
+      if (failures > 0) {
+        failures -= 1;
+        throw new StorageUnavailableError("too many connections for role: nothing was changed", false);
+      }
+      return add(...parameters);
+    });
+    const warn = vi.spyOn(server.platform.log, "warn");
+    try {
+      const filled = await order(user, { side: "BUY", volume: 0.01 });
+      const titles = tableObjects((await notifications(user)).body).map((row) => row.title);
+      expect(titles).toEqual([`Order #${filled.order.id} filled`]);
+      expect(warn.mock.calls.map(([line]) => line)).toContainEqual(
+        "notifications: the store failed a write (ApiError: The database is unavailable: nothing was changed; try " +
+          "again shortly (StorageUnavailableError: too many connections for role: nothing was changed)); trying " +
+          "again until it takes it",
+      );
+    } finally {
+      spy.mockRestore();
+      warn.mockRestore();
+    }
+  });
+
   it("is tried again until it takes it: nothing lost, nothing twice, the order kept", async () => {
     const user = await signUp(server);
     await pushQuote(server, "EURUSD", "1.08430", "1.08440");
