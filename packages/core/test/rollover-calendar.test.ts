@@ -181,8 +181,8 @@ describe("a rollover time changed between starts", () => {
     expect(engine.nextDueTime()).toBe(TUESDAY_NOON + 33 * HOUR_MS);
   });
 
-  // The audit of time of 7 December (ninth session): a DAY order kept the expiry the old rule gave it.
-  it("a DAY order placed under 22:00 UTC expires at the next rollover after a restart at 17:00 New York", () => {
+  /** Tuesday noon under 22:00 UTC: an account and a DAY buy limit of EURUSD working. */
+  function withDayOrder() {
     const s = new Scenario();
     const account = s.account("USD", "10000");
     s.quote("EURUSD", "1.08430", "1.08440");
@@ -196,6 +196,12 @@ describe("a rollover time changed between starts", () => {
       price: points("EURUSD", "1.08000"),
       timeInForce: "DAY",
     });
+    return { s, account, placed };
+  }
+
+  // The audit of time of 7 December (ninth session): a DAY order kept the expiry the old rule gave it.
+  it("a DAY order placed under 22:00 UTC expires at the next rollover after a restart at 17:00 New York", () => {
+    const { s, placed } = withDayOrder();
     expect(s.engine.state.orders.get(placed.orderId as number)?.expiration).toBe(TUESDAY_NOON + 10 * HOUR_MS);
     const engine = TradingEngine.fromSnapshot(defaultEngineConfig({ rollover: NEW_YORK_FIVE_PM }), s.engine.snapshot());
     expect(engine.nextDueTime()).toBe(TUESDAY_NOON + 9 * HOUR_MS);
@@ -218,19 +224,7 @@ describe("a rollover time changed between starts", () => {
   // UTC in June met a rollover (21:00) before events the old rule (22:00) had journaled, and stamped it, and the DAY
   // orders it expired, at that past instant.
   it("moved earlier past events already journaled, its events are stamped no earlier than them", () => {
-    const s = new Scenario();
-    const account = s.account("USD", "10000");
-    s.quote("EURUSD", "1.08430", "1.08440");
-    const placed = s.ok({
-      kind: "placeOrder",
-      accountId: account,
-      symbol: "EURUSD",
-      side: "BUY",
-      type: "LIMIT",
-      volume: lots("EURUSD", "1"),
-      price: points("EURUSD", "1.08000"),
-      timeInForce: "DAY",
-    });
+    const { s, account, placed } = withDayOrder();
     const modifiedAt = TUESDAY_NOON + 9.5 * HOUR_MS;
     s.ok(
       {

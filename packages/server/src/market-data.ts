@@ -316,22 +316,18 @@ export class MarketDataService {
   async latestCandles(symbol: string, timeframe: CandleTimeframe, to: number, limit: number): Promise<Candle[]> {
     const clock = this.candleClock;
     const last = clock.barStart(timeframe, to);
-    const window = await this.candles({
-      symbol,
-      timeframe,
-      from: clock.barsBefore(timeframe, last, limit - 1),
-      to,
-      limit: MAX_CANDLES_PER_QUERY,
-    });
+    /** The stored bars of the window `bars` bars long that ends with `last`, oldest first. */
+    const windowOf = (bars: number) =>
+      this.candles({
+        symbol,
+        timeframe,
+        from: clock.barsBefore(timeframe, last, bars - 1),
+        to,
+        limit: MAX_CANDLES_PER_QUERY,
+      });
+    const window = await windowOf(limit);
     if (window.length >= limit || limit >= MAX_CANDLES_PER_QUERY) return window.slice(-limit);
-    const wide = await this.candles({
-      symbol,
-      timeframe,
-      from: clock.barsBefore(timeframe, last, MAX_CANDLES_PER_QUERY - 1),
-      to,
-      limit: MAX_CANDLES_PER_QUERY,
-    });
-    return wide.slice(-limit);
+    return (await windowOf(MAX_CANDLES_PER_QUERY)).slice(-limit);
   }
 
   /**

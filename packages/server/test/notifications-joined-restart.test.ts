@@ -51,6 +51,17 @@ async function place(on: TestServer, user: User, body: Record<string, unknown>) 
   return placed.body.data;
 }
 
+/** A user whose account holds 1,000.00 USD and 0.5 lot of EURUSD bought at 1.08440: a fall of 2 figures stops it out. */
+async function nearStopOut(on: TestServer): Promise<User> {
+  const user = await signUp(on);
+  const engine = on.platform.durableEngine!;
+  const balance = engine.engine.state.accounts.get(user.login)!.balance;
+  await engine.submit({ kind: "withdraw", time: TUESDAY_NOON, accountId: user.login, amount: balance - 100_000 });
+  await pushQuote(on, "EURUSD", "1.08430", "1.08440");
+  await place(on, user, { side: "BUY", volume: 0.5 });
+  return user;
+}
+
 describe("a dropped joined notification (the write queue was full)", () => {
   it("is derived again whole at the next start: a walk of the book's two deals", { timeout: 60_000 }, async () => {
     const dataDirectory = mkdtempSync(path.join(tmpdir(), "review-dropped-walk-"));
@@ -85,12 +96,7 @@ describe("a dropped joined notification (the write queue was full)", () => {
     const dataDirectory = mkdtempSync(path.join(tmpdir(), "review-dropped-stopout-"));
     try {
       let own = await startTestServer({ dataDirectory });
-      const user = await signUp(own);
-      const engine = own.platform.durableEngine!;
-      const balance = engine.engine.state.accounts.get(user.login)!.balance;
-      await engine.submit({ kind: "withdraw", time: TUESDAY_NOON, accountId: user.login, amount: balance - 100_000 });
-      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
-      await place(own, user, { side: "BUY", volume: 0.5 });
+      const user = await nearStopOut(own);
       await withFullQueue(own, async () => {
         await pushQuote(own, "EURUSD", "1.06430", "1.06440");
       });
@@ -126,14 +132,9 @@ describe("a stop-out notification stored by an earlier release (journal_sequence
     const dataDirectory = mkdtempSync(path.join(tmpdir(), "review-upgrade-stopout-"));
     try {
       let own = await startTestServer({ dataDirectory });
-      const user = await signUp(own);
-      const engine = own.platform.durableEngine!;
-      const balance = engine.engine.state.accounts.get(user.login)!.balance;
-      await engine.submit({ kind: "withdraw", time: TUESDAY_NOON, accountId: user.login, amount: balance - 100_000 });
-      await pushQuote(own, "EURUSD", "1.08430", "1.08440");
-      await place(own, user, { side: "BUY", volume: 0.5 });
+      const user = await nearStopOut(own);
       await settle(own);
-      const before = engine.lastSequence;
+      const before = own.platform.durableEngine!.lastSequence;
       await pushQuote(own, "EURUSD", "1.06430", "1.06440");
       await settle(own);
       const records = await own.platform.journalRecords(before, 100);
