@@ -93,10 +93,11 @@ export class CandleClock {
         DAY_MS / length - 1,
       );
       back = instantOfLocalTime(this.start.timeZone, origin + (slot - count) * length);
-      // A zone change between the two: local slots are not bars there (the hour the spring change skips has none, and
-      // mapped an hour later it answered a time at or after the bar itself: found by the review of 7 December, ninth
-      // session). The bars themselves are counted back, one at a time.
-      if (nextZoneChangeAfter(this.start.timeZone, Math.min(back, start) - 1) <= start) {
+      // A zone change within the bars counted: local slots are not bars there (the hour the spring change skips has
+      // none, and mapped an hour later it answered a time at or after the bar itself: found by the review of
+      // 7 December, ninth session). The bars themselves are counted back, one at a time. They span at most `count`
+      // lengths and the hour an autumn change repeats, so no change before that can matter.
+      if (nextZoneChangeAfter(this.start.timeZone, start - count * length - HOUR_MS - 1) <= start) {
         back = start;
         for (let counted = 0; counted < count && back > 0; counted++) back = this.barStart(timeframe, back - 1);
       }
