@@ -36,6 +36,7 @@ import {
 } from "./config.ts";
 import { defaultGroupsFileText } from "./groups-file.ts";
 import { defaultInstrumentsFile } from "./instruments-file.ts";
+import { minuteText } from "./market-data.ts";
 import { createServer } from "./server.ts";
 import { existsSync } from "node:fs";
 import { describeDatabase, describeMigrations, waitForDatabases } from "./settings.ts";
@@ -241,7 +242,12 @@ async function startServer(config: ServerConfig, output: Output): Promise<number
   };
   process.once("SIGINT", stopped);
   process.once("SIGTERM", stopped);
-  log.info(`Bourse: ${describeDatabase(config.storage.databaseUrl)}, feed ${config.feed.kind}`);
+  // The trading day's end, said at every start: its default moved from 22:00 UTC to 17:00 New York, an hour earlier in
+  // the US summer, and an operator upgrading should see it (the audit of an upgrade of 7 December, ninth session).
+  const rollover = `${minuteText(config.trading.rollover.minuteOfDay)} ${config.trading.rollover.timeZone}`;
+  log.info(
+    `Bourse: ${describeDatabase(config.storage.databaseUrl)}, feed ${config.feed.kind}, daily rollover ${rollover} (BOURSE_ROLLOVER_TIME)`,
+  );
   const exposed = dataDirectoryWarning(config.storage.dataDirectory);
   if (exposed) log.warn(`bourse start: warning: ${exposed}`);
   let address: string;

@@ -41,7 +41,8 @@ export { TIMEFRAME_MS };
 
 const WEEKDAY_NAMES = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"] as const;
 
-function minuteText(minute: number): string {
+/** A minute of the day as a clock reads it: 1020 → "17:00". */
+export function minuteText(minute: number): string {
   return `${String(Math.floor(minute / 60)).padStart(2, "0")}:${String(minute % 60).padStart(2, "0")}`;
 }
 

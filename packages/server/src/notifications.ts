@@ -342,7 +342,7 @@ export class NotificationService {
       return;
     }
     let after = marked;
-    let derived = 0;
+    let storedAgain = 0;
     while (after < through) {
       const records = await this.untilStored(() =>
         this.platform.journalRecords(after, NOTIFICATION_RECOVERY_PAGE_EVENTS),
@@ -361,29 +361,33 @@ export class NotificationService {
           : null;
       const found = cut === null ? derivedPage : derivedPage.slice(0, -1);
       after = cut ?? read.at(-1)?.sequence ?? through;
-      derived += found.length;
-      await this.storeBatches(found, after);
+      // Those stored already (a mark held below them) are not stored again, nor counted: the line said derived ones.
+      storedAgain += await this.storeBatches(found, after);
       if (read.length < records.length) break;
     }
-    if (derived > 0)
+    if (storedAgain > 0)
       this.platform.log.info(
-        `notifications: stored ${derived} notification(s) of journal events ${marked + 1}-${through} that the last stop had not stored`,
+        `notifications: stored ${storedAgain} notification(s) of journal events ${marked + 1}-${through} that the last stop had not stored`,
       );
   }
 
   /**
    * Stores `notifications` in batches, in order, each with the journal sequence its events reach: the last
-   * batch's is `through` (every event up to it has been derived), an earlier one's its last notification's.
+   * batch's is `through` (every event up to it has been derived), an earlier one's its last notification's. Answers
+   * how many were new (one stored already, under its journal sequence, is not stored again).
    */
-  private async storeBatches(notifications: EventNotification[], through: number): Promise<void> {
+  private async storeBatches(notifications: EventNotification[], through: number): Promise<number> {
+    let added = 0;
     do {
       const batch = notifications.splice(0, PLATFORM_LIMITS.notificationBatch);
       const reached = notifications.length === 0 ? through : batch.at(-1)!.throughSequence;
       const mark = this.marksHeld ? undefined : Math.min(reached, this.markCeiling);
       const stored = await this.untilStored(() => this.platform.store.addNotifications(batch, mark));
       this.markedThrough = Math.max(this.markedThrough, reached);
+      added += stored.length;
       await this.publish(stored);
     } while (notifications.length > 0);
+    return added;
   }
 
   /**
@@ -520,7 +524,7 @@ export class NotificationService {
     if (this.pending.length === 0 && this.seenThrough - this.markedThrough >= NOTIFICATION_MARK_EVERY_EVENTS) {
       const through = this.seenThrough;
       this.markedThrough = through;
-      this.queue.push(() => this.storeBatches([], through));
+      this.queue.push(async () => void (await this.storeBatches([], through)));
     }
   }
 

@@ -497,6 +497,8 @@ describe("bourse start and the back-office commands", () => {
       expect(bourse.printed()).toContain(
         'Bourse: journal schema migrated: applied migrations 1 "journal and snapshots"',
       );
+      // The trading day's end, whose default moved (the audit of an upgrade of 7 December, ninth session).
+      expect(bourse.printed()).toContain(", feed push, daily rollover 17:00 America/New_York (BOURSE_ROLLOVER_TIME)");
 
       const created = await run(
         ["user", "create", "--email", "desk@example.com", "--password", "back office pass"],
