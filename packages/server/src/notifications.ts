@@ -536,14 +536,31 @@ export class NotificationService {
    */
   private derive(records: readonly JournalRecord[]): EventNotification[] {
     const found: { notification: EventNotification; deals: DealExecutedEvent[]; stopOut?: StopOutEvent }[] = [];
-    // How each order the batch changed ends in it: an order whose fill leaves it FILLED is "filled", else "partly".
-    const finalStatus = new Map<number, string>();
-    for (const { event } of records)
-      if (event.type === "OrderStatusChanged") finalStatus.set(event.orderId, event.status);
-    // What the last notification so far may still take in: the deals of its execution, or a stop-out's closing deals.
+    // The status each deal's execution left its order in: the order's next OrderStatusChanged (the engine emits it right
+    // after an execution's deals). An order whose execution leaves it FILLED is "filled", else "partly". Taken from the
+    // end of the records instead, a start reading a page that held a later fill of the order said "filled" where the
+    // live path had said "partly" (the first review of 7 December, ninth session).
+    const statusAfterDeal = new Map<number, string>();
+    const nextStatus = new Map<number, string>();
+    for (let index = records.length - 1; index >= 0; index--) {
+      const { sequence, event } = records[index]!;
+      if (event.type === "OrderStatusChanged") nextStatus.set(event.orderId, event.status);
+      else if (event.type === "DealExecuted") {
+        const status = nextStatus.get(event.deal.orderId);
+        if (status !== undefined) statusAfterDeal.set(sequence, status);
+      }
+    }
+    const filled = (sequence: number) => statusAfterDeal.get(sequence) === "FILLED";
+    // What the last notification so far may still take in: the deals of its execution, or a stop-out's closing deals;
+    // the order's status ends an execution (two executions of one order, in one millisecond, joined).
     let openGroup: string | null = null;
+    let openGroupOrderId: number | null = null;
     const events = (sequence: number) => ({ journalSequence: sequence, throughSequence: sequence });
     for (const { sequence, event } of records) {
+      if (event.type === "OrderStatusChanged") {
+        if (event.orderId === openGroupOrderId) [openGroup, openGroupOrderId] = [null, null];
+        continue;
+      }
       if (event.type === "DealExecuted") {
         const last = found.at(-1);
         const { deal } = event;
@@ -553,7 +570,7 @@ export class NotificationService {
           const deals = [...last.deals, event];
           const joined =
             openGroup === key
-              ? this.dealNotification(deals, finalStatus)
+              ? this.dealNotification(deals, filled(sequence))
               : this.stopOutNotification(last.stopOut!, deals);
           if (joined) {
             last.notification = {
@@ -562,11 +579,13 @@ export class NotificationService {
               throughSequence: sequence,
             };
             last.deals = deals;
+            openGroupOrderId = deal.orderId;
             continue;
           }
         }
-        const notification = this.dealNotification([event], finalStatus);
+        const notification = this.dealNotification([event], filled(sequence));
         openGroup = notification ? key : null;
+        openGroupOrderId = notification ? deal.orderId : null;
         if (notification) found.push({ notification: { ...notification, ...events(sequence) }, deals: [event] });
         continue;
       }
@@ -576,6 +595,7 @@ export class NotificationService {
       else if (event.type === "StopOut") notification = this.stopOutNotification(event, []);
       if (!notification) continue;
       openGroup = event.type === "StopOut" ? `stop-out/${event.accountId}/${event.positionId}` : null;
+      openGroupOrderId = null;
       found.push({
         notification: { ...notification, ...events(sequence) },
         deals: [],
@@ -633,10 +653,7 @@ export class NotificationService {
    * The notification of the deals of one execution (one deal, or the deals of an order that walked the book): its ids
    * are the first deal's; titles that name lots name them all.
    */
-  private dealNotification(
-    events: readonly DealExecutedEvent[],
-    finalStatus: ReadonlyMap<number, string>,
-  ): NewNotification | null {
+  private dealNotification(events: readonly DealExecutedEvent[], filled: boolean): NewNotification | null {
     const { deal } = events[0]!;
     const account = this.account(deal.accountId);
     const instrument = this.platform.instruments.get(deal.symbol);
@@ -662,7 +679,6 @@ export class NotificationService {
       title = `Position #${deal.positionId}: ${lots} closed by your broker`;
       body = `${withOutcome}${dealReference("")}`;
     } else if (deal.entry === "IN") {
-      const filled = finalStatus.get(deal.orderId) === "FILLED";
       kind = filled ? "ORDER_FILLED" : "ORDER_PARTIALLY_FILLED";
       title = `Order #${deal.orderId} ${filled ? "filled" : "partly filled"}`;
       body = `${withOutcome}${dealReference(`position #${deal.positionId}`)}`;

@@ -163,3 +163,48 @@ describe("a stop-out notification stored by an earlier release (journal_sequence
     }
   });
 });
+
+// The first review of 7 December (ninth session): a start derived a page of records at once, and took an order's status
+// from the page's end: a pending order partly filled by one tick and filled by the next was "filled" twice where the
+// live path had said "partly filled" first. And two executions of one order in one millisecond were joined as one.
+describe("a pending order filled in two executions", () => {
+  it(
+    "is notified partly filled, then filled, live and when a start derives them again",
+    { timeout: 60_000 },
+    async () => {
+      const dataDirectory = mkdtempSync(path.join(tmpdir(), "bourse-two-executions-"));
+      try {
+        let own = await startTestServer({ dataDirectory });
+        const user = await signUp(own);
+        await pushQuote(own, "EURUSD", "1.08530", "1.08540");
+        const before = own.platform.durableEngine!.lastSequence;
+        const limit = await place(own, user, { type: "LIMIT", side: "BUY", volume: 0.2, price: 1.0844 });
+        // 0.1 lot offered at the limit, then plenty: two ticks of the same millisecond (the test clock stands still).
+        await pushThinEurusdBook(own, "1.08430", "1.08440");
+        await pushQuote(own, "EURUSD", "1.08430", "1.08440");
+        const live = await texts(own, user);
+        expect(live).toEqual([
+          expect.stringMatching(new RegExp(`^Order #${limit.order.id} filled: Bought 0\\.1 lots EURUSD at 1\\.08440`)),
+          expect.stringMatching(
+            new RegExp(`^Order #${limit.order.id} partly filled: Bought 0\\.1 lots EURUSD at 1\\.08440`),
+          ),
+        ]);
+        const platformDatabase = own.config.storage.platformDatabaseUrl;
+        await own.close();
+        // As if the last stop had stored nothing after the order was placed: a start derives both from one page.
+        const database = new Database(platformDatabase);
+        database.prepare("UPDATE derived_through SET journal_sequence = ? WHERE kind = 'notifications'").run(before);
+        database.prepare("DELETE FROM notifications WHERE journal_sequence > ?").run(before);
+        database.close();
+        own = await startTestServer({ dataDirectory });
+        try {
+          expect(await texts(own, user)).toEqual(live);
+        } finally {
+          await own.close();
+        }
+      } finally {
+        rmSync(dataDirectory, { recursive: true, force: true });
+      }
+    },
+  );
+});
