@@ -80,10 +80,8 @@ export class CandleClock {
     if (!(start >= this.dayStart && start < this.nextDayStart)) this.findDay(start);
     const day = this.localDay;
     let back: number;
-    if (timeframe === "MN1") {
-      const month = new Date(day + this.dateShiftMs);
-      back = this.dayInstant(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() - count, 1) - this.dateShiftMs);
-    } else if (timeframe === "W1") back = this.dayInstant(this.mondayOf(day) - count * 7 * DAY_MS);
+    if (timeframe === "MN1") back = this.dayInstant(this.firstOfMonth(day, count));
+    else if (timeframe === "W1") back = this.dayInstant(this.mondayOf(day) - count * 7 * DAY_MS);
     else if (timeframe === "D1") back = this.dayInstant(day - count * DAY_MS);
     else {
       const length = TIMEFRAME_MS[timeframe];
@@ -120,8 +118,13 @@ export class CandleClock {
     this.dayStart = this.dayInstant(day);
     this.nextDayStart = this.dayInstant(day + DAY_MS);
     this.weekStart = this.dayInstant(this.mondayOf(day));
-    const month = new Date(day + this.dateShiftMs);
-    this.monthStart = this.dayInstant(Date.UTC(month.getUTCFullYear(), month.getUTCMonth(), 1) - this.dateShiftMs);
+    this.monthStart = this.dayInstant(this.firstOfMonth(day, 0));
+  }
+
+  /** The local date of the day start of the 1st of the chart month `monthsBack` before the one holding `localDay`'s. */
+  private firstOfMonth(localDay: number, monthsBack: number): number {
+    const month = new Date(localDay + this.dateShiftMs);
+    return Date.UTC(month.getUTCFullYear(), month.getUTCMonth() - monthsBack, 1) - this.dateShiftMs;
   }
 
   /** The bar of `length` (dividing a day) holding `time`, in the remembered day. */

@@ -187,27 +187,15 @@ export function isMarketClosed(error: unknown): boolean {
  * no client's business.
  */
 export function storageApiError(error: StorageUnavailableError): ApiError {
-  const cause = { cause: error };
-  if (error.diskFull)
-    return new ApiError(
-      "ENGINE_UNAVAILABLE",
-      "The database's disk is full: nothing was changed; try again later",
-      {},
-      cause,
-    );
-  return error.outcomeUnknown
-    ? new ApiError(
-        "OUTCOME_UNKNOWN",
-        "The database did not confirm the change: it may or may not have been saved; look before retrying",
-        {},
-        cause,
-      )
-    : new ApiError(
-        "ENGINE_UNAVAILABLE",
-        "The database is unavailable: nothing was changed; try again shortly",
-        {},
-        cause,
-      );
+  const [code, message]: [ApiErrorCode, string] = error.diskFull
+    ? ["ENGINE_UNAVAILABLE", "The database's disk is full: nothing was changed; try again later"]
+    : error.outcomeUnknown
+      ? [
+          "OUTCOME_UNKNOWN",
+          "The database did not confirm the change: it may or may not have been saved; look before retrying",
+        ]
+      : ["ENGINE_UNAVAILABLE", "The database is unavailable: nothing was changed; try again shortly"];
+  return new ApiError(code, message, {}, { cause: error });
 }
 
 /**

@@ -627,8 +627,7 @@ export class NotificationService {
   private tradeText(events: readonly DealExecutedEvent[], account: Account, instrument: InstrumentSpec): string {
     const first = events[0]!.deal;
     const verb = first.side === "BUY" ? "Bought" : "Sold";
-    const total = (field: "volume" | "profit" | "swap" | "commission") =>
-      events.reduce((sum, { deal }) => sum + deal[field], 0);
+    const total = (field: DealTotal) => dealsTotal(events, field);
     const trade =
       events.length === 1
         ? `${verb} ${lotsText(first.volume, instrument)} ${first.symbol} at ${formatPrice(first.price, instrument)}`
@@ -662,10 +661,7 @@ export class NotificationService {
     // A single deal's id is said after the trade; several deals are each named in it.
     const dealReference = (position: string) =>
       events.length === 1 ? ` (deal #${deal.id}${position ? `, ${position}` : ""})` : position ? `; ${position}` : "";
-    const lots = lotsText(
-      events.reduce((sum, event) => sum + event.deal.volume, 0),
-      instrument,
-    );
+    const lots = lotsText(dealsTotal(events, "volume"), instrument);
     const stopClose = STOP_CLOSES[deal.reason];
     let kind: NotificationKind;
     let title: string;
@@ -749,6 +745,14 @@ export class NotificationService {
       createdAt: event.time,
     };
   }
+}
+
+/** The integer fields of a deal the deals of one execution are summed by. */
+type DealTotal = "volume" | "profit" | "swap" | "commission";
+
+/** The sum of `field` over the deals of one execution (volume steps or the account's minor units: no rounding). */
+function dealsTotal(events: readonly DealExecutedEvent[], field: DealTotal): number {
+  return events.reduce((sum, { deal }) => sum + deal[field], 0);
 }
 
 /** A volume as lots in words: "1 lot", "0.05 lots". */

@@ -18,7 +18,7 @@ import { loadServerConfig } from "../src/config.ts";
 import { createServer } from "../src/server.ts";
 import { WsCloseCodes } from "../src/ws-codes.ts";
 import { DEFAULT_STREAM_LIMITS, PONG_MARGIN_MS } from "../src/ws-stream.ts";
-import { TUESDAY_NOON, call, signUp, startTestServer } from "./helpers.ts";
+import { TUESDAY_NOON, call, signUp, startTestServer, type TestServer } from "./helpers.ts";
 import { until } from "./pusher-helpers.ts";
 import { StreamClient, listenStream, streamServer } from "./ws-helpers.ts";
 
@@ -155,6 +155,31 @@ describe("a socket replaced by a newer one of its credential (found by the revie
     return client;
   }
 
+  /**
+   * Runs `test` on a server of its own whose user may hold 2 sockets, both open: one live, one whose network died; the
+   * server closes after.
+   */
+  async function withLiveAndDead(
+    test: (context: {
+      server: TestServer;
+      url: string;
+      user: Awaited<ReturnType<typeof signUp>>;
+      live: StreamClient;
+    }) => Promise<void>,
+  ): Promise<void> {
+    const server = await startTestServer();
+    try {
+      const url = await listenStream(server);
+      server.nativeStream.limits.maxSocketsPerUser = 2;
+      const user = await signUp(server);
+      const live = await authorisedFrom(url, "127.0.0.1", user.token);
+      goDead(await authorisedFrom(url, "127.0.0.1", user.token));
+      await test({ server, url, user, live });
+    } finally {
+      await server.close();
+    }
+  }
+
   it("keeps its address slot until it is gone, so one address never holds more sockets than its bound", async () => {
     const server = await startTestServer({ environment: { BOURSE_TRUST_PROXY: "loopback" } });
     try {
@@ -196,15 +221,8 @@ describe("a socket replaced by a newer one of its credential (found by the revie
   });
 
   it("prefers a socket silent since the last ping to a live one", async () => {
-    const server = await startTestServer();
-    try {
-      const url = await listenStream(server);
+    await withLiveAndDead(async ({ server, url, user, live }) => {
       const stream = server.nativeStream;
-      stream.limits.maxSocketsPerUser = 2;
-      const user = await signUp(server);
-      const live = await authorisedFrom(url, "127.0.0.1", user.token);
-      const dead = await authorisedFrom(url, "127.0.0.1", user.token);
-      goDead(dead);
       // One ping round: the live socket answers, the dead one does not, and its ping ages past the pong's margin.
       stream.setPingInterval(150);
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -213,23 +231,14 @@ describe("a socket replaced by a newer one of its credential (found by the revie
       await authorisedFrom(url, "127.0.0.1", user.token);
       await live.expectOpen();
       expect(stream.closes.REPLACED ?? 0).toBe(1);
-    } finally {
-      await server.close();
-    }
+    });
   });
 
   // For a round trip after each ping round every socket awaited its pong and looked silent: a reconnect then took the
   // place of the oldest socket, a live one, before the one the round had just closed for silence.
   it("right after a ping round, takes the place of the socket that stopped answering, not of a live one awaiting its pong", async () => {
-    const server = await startTestServer();
-    try {
-      const url = await listenStream(server);
+    await withLiveAndDead(async ({ server, url, user, live }) => {
       const stream = server.nativeStream;
-      stream.limits.maxSocketsPerUser = 2;
-      const user = await signUp(server);
-      const live = await authorisedFrom(url, "127.0.0.1", user.token);
-      const dead = await authorisedFrom(url, "127.0.0.1", user.token);
-      goDead(dead);
       const liveSocket = (live.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
       // The first round: the live socket answers, then its network slows (its next pong is a long round trip away).
       const firstPing = new Promise((resolve) => live.ws.once("ping", resolve));
@@ -246,8 +255,6 @@ describe("a socket replaced by a newer one of its credential (found by the revie
       await phone.expectOpen();
       expect(stream.closes.REPLACED ?? 0).toBe(0);
       expect(stream.openSockets("user", user.userId)).toBe(2);
-    } finally {
-      await server.close();
-    }
+    });
   });
 });
